@@ -1,0 +1,254 @@
+/**
+ * The frame codec shared by the server, the client and peer sessions.
+ *
+ * ## Wire layout
+ *
+ * ```text
+ * frame   = length:u32be payload            ; length = byte length of payload
+ * payload = hlen:u32be header[hlen] body    ; body = the remaining length - 4 - hlen bytes
+ * header  = UTF-8 JSON object               ; always has a string "type"
+ * body    = raw bytes (file chunks), possibly empty; never base64
+ * ```
+ *
+ * The maximum frame size bounds `length` (the payload); it is checked from the four
+ * length bytes alone, before anything is buffered or allocated. The decoder is
+ * resumable: any split of the byte stream (one byte at a time, many frames in one
+ * chunk) decodes to the same frames.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "./errors.ts";
+
+/** Bytes of the length prefix in front of every frame. */
+export const LENGTH_PREFIX_BYTES = 4;
+/** Bytes of the header-length field at the start of every payload. */
+export const HEADER_LENGTH_BYTES = 4;
+/** Default maximum payload size of a frame: 1 MiB. */
+export const DEFAULT_MAX_FRAME_SIZE: number = 1024 * 1024;
+/** Largest maximum that can be configured (the u32 length field's range). */
+export const MAX_FRAME_SIZE_LIMIT = 0xffff_ffff;
+
+/** A decoded frame: its JSON header and its binary body (empty when absent). */
+export interface Frame {
+  /** The parsed JSON header; validate it with the message schemas before use. */
+  readonly header: Record<string, unknown>;
+  /** The raw body bytes; zero-length when the frame carries none. */
+  readonly body: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Encodes one frame from a header object (serialised as JSON) and an optional body.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from "./frame.ts";
+ * const bytes = encodeFrame({ type: "ping", id: "1" });
+ * ```
+ */
+export function encodeFrame(header: object, body: Uint8Array = EMPTY): Uint8Array {
+  const json = encoder.encode(JSON.stringify(header));
+  const payloadLength = HEADER_LENGTH_BYTES + json.length + body.length;
+  if (payloadLength > MAX_FRAME_SIZE_LIMIT) {
+    throw new ProtocolError("frame_too_large", `frame of ${payloadLength} bytes cannot be encoded`);
+  }
+  const out = new Uint8Array(LENGTH_PREFIX_BYTES + payloadLength);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, payloadLength);
+  view.setUint32(LENGTH_PREFIX_BYTES, json.length);
+  out.set(json, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
+  if (body.length > 0) out.set(body, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + json.length);
+  return out;
+}
+
+/**
+ * Splits a payload (the bytes after the length prefix) into its header and body.
+ *
+ * @throws {ProtocolError} `bad_frame`, `bad_utf8` or `bad_json`.
+ */
+export function decodePayload(payload: Uint8Array): Frame {
+  if (payload.length < HEADER_LENGTH_BYTES) {
+    throw new ProtocolError("bad_frame", `payload of ${payload.length} bytes has no header length`);
+  }
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const headerLength = view.getUint32(0);
+  if (headerLength > payload.length - HEADER_LENGTH_BYTES) {
+    throw new ProtocolError(
+      "bad_frame",
+      `header length ${headerLength} exceeds the ${payload.length}-byte payload`,
+    );
+  }
+  const headerBytes = payload.subarray(HEADER_LENGTH_BYTES, HEADER_LENGTH_BYTES + headerLength);
+  let text: string;
+  try {
+    text = strictDecoder.decode(headerBytes);
+  } catch (cause) {
+    throw new ProtocolError("bad_utf8", "frame header is not valid UTF-8", { cause });
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (cause) {
+    throw new ProtocolError("bad_json", "frame header is not valid JSON", { cause });
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw new ProtocolError("bad_json", "frame header must be a JSON object");
+  }
+  const body = payload.subarray(HEADER_LENGTH_BYTES + headerLength);
+  return { header: header as Record<string, unknown>, body };
+}
+
+/**
+ * Decodes a complete frame (length prefix included) in one call.
+ *
+ * @throws {ProtocolError} when the bytes are not exactly one valid frame.
+ */
+export function decodeFrame(bytes: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): Frame {
+  const decoder = new FrameDecoder({ maxFrameSize });
+  const payloads = decoder.push(bytes);
+  decoder.end();
+  if (payloads.length !== 1) {
+    throw new ProtocolError("bad_frame", `expected one frame, found ${payloads.length}`);
+  }
+  return decodePayload(payloads[0]);
+}
+
+/** Options of {@linkcode FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /** Largest payload accepted, in bytes. Default {@linkcode DEFAULT_MAX_FRAME_SIZE}. */
+  maxFrameSize?: number;
+}
+
+/**
+ * A resumable decoder from a byte stream to frame payloads.
+ *
+ * Feed it chunks as they arrive; it returns every payload completed by the chunk.
+ * The length is checked against {@linkcode FrameDecoder.maxFrameSize} as soon as its
+ * four bytes are known, before any payload byte is buffered. After an error the
+ * decoder stays failed: the stream is out of sync and must be closed.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame, FrameDecoder, decodePayload } from "./frame.ts";
+ * const decoder = new FrameDecoder();
+ * const bytes = encodeFrame({ type: "ping", id: "1" });
+ * const first = decoder.push(bytes.subarray(0, 3)); // []
+ * const rest = decoder.push(bytes.subarray(3)); // [payload]
+ * decodePayload(rest[0]).header.type; // "ping"
+ * ```
+ */
+export class FrameDecoder {
+  #maxFrameSize: number;
+  #lengthBytes = new Uint8Array(LENGTH_PREFIX_BYTES);
+  #lengthFill = 0;
+  #payload: Uint8Array | null = null;
+  #payloadFill = 0;
+  #failed: ProtocolError | null = null;
+
+  /** Creates a decoder with the given maximum frame size. */
+  constructor(options: FrameDecoderOptions = {}) {
+    this.#maxFrameSize = checkMaxFrameSize(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
+  }
+
+  /** The largest payload accepted; may be changed between chunks. */
+  get maxFrameSize(): number {
+    return this.#maxFrameSize;
+  }
+
+  set maxFrameSize(value: number) {
+    this.#maxFrameSize = checkMaxFrameSize(value);
+  }
+
+  /** Bytes received that belong to a frame not yet complete. */
+  get pendingBytes(): number {
+    return this.#lengthFill + this.#payloadFill;
+  }
+
+  /**
+   * Consumes one chunk and returns the payloads it completes, in order.
+   * Returned payloads are fresh copies: the caller may reuse `chunk`.
+   *
+   * @throws {ProtocolError} `frame_too_large` when a length prefix exceeds the maximum.
+   */
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (this.#failed) throw this.#failed;
+    const out: Uint8Array[] = [];
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.#payload === null) {
+        // Fast path: a whole length prefix available in this chunk.
+        if (this.#lengthFill === 0 && chunk.length - offset >= LENGTH_PREFIX_BYTES) {
+          const length = ((chunk[offset] << 24) | (chunk[offset + 1] << 16) |
+            (chunk[offset + 2] << 8) | chunk[offset + 3]) >>> 0;
+          offset += LENGTH_PREFIX_BYTES;
+          this.#startPayload(length);
+        } else {
+          this.#lengthBytes[this.#lengthFill++] = chunk[offset++];
+          if (this.#lengthFill < LENGTH_PREFIX_BYTES) continue;
+          const b = this.#lengthBytes;
+          const length = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+          this.#lengthFill = 0;
+          this.#startPayload(length);
+        }
+        continue;
+      }
+      const payload = this.#payload;
+      const take = Math.min(payload.length - this.#payloadFill, chunk.length - offset);
+      payload.set(chunk.subarray(offset, offset + take), this.#payloadFill);
+      this.#payloadFill += take;
+      offset += take;
+      if (this.#payloadFill === payload.length) {
+        out.push(payload);
+        this.#payload = null;
+        this.#payloadFill = 0;
+      }
+    }
+    // A zero-length frame completes with no payload bytes following it.
+    if (this.#payload !== null && this.#payload.length === 0) {
+      out.push(this.#payload);
+      this.#payload = null;
+    }
+    return out;
+  }
+
+  /**
+   * Declares the end of the stream.
+   *
+   * @throws {ProtocolError} `truncated_frame` when the stream ended inside a frame.
+   */
+  end(): void {
+    if (this.#failed) throw this.#failed;
+    if (this.#lengthFill > 0 || this.#payload !== null) {
+      this.#failed = new ProtocolError(
+        "truncated_frame",
+        `stream ended inside a frame (${this.pendingBytes} bytes pending)`,
+      );
+      throw this.#failed;
+    }
+  }
+
+  #startPayload(length: number): void {
+    if (length > this.#maxFrameSize) {
+      this.#failed = new ProtocolError(
+        "frame_too_large",
+        `frame of ${length} bytes exceeds the maximum of ${this.#maxFrameSize}`,
+      );
+      throw this.#failed;
+    }
+    this.#payload = new Uint8Array(length);
+    this.#payloadFill = 0;
+  }
+}
+
+function checkMaxFrameSize(value: number): number {
+  if (!Number.isInteger(value) || value < HEADER_LENGTH_BYTES || value > MAX_FRAME_SIZE_LIMIT) {
+    throw new RangeError(
+      `maximum frame size must be an integer from ${HEADER_LENGTH_BYTES} to ${MAX_FRAME_SIZE_LIMIT}`,
+    );
+  }
+  return value;
+}

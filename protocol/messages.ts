@@ -1,0 +1,211 @@
+/**
+ * Message types of the chat protocol and their runtime validation.
+ *
+ * Every frame header is a JSON object with a string `type`. Client requests carry
+ * an `id` chosen by the client (unique per account; it doubles as the client message
+ * id that makes resends idempotent) and get exactly one reply: `ok` or `error`,
+ * both naming the request in `re`. Everything else the server sends is an event.
+ *
+ * Validation here is structural only (types, shapes, sizes). Semantic rules (nick
+ * syntax, text length, permissions) belong to whoever handles the message, so that
+ * they are refused with a reason while the connection stays open.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { ProtocolError } from "./errors.ts";
+
+/** The protocol version this code speaks. */
+export const PROTOCOL_VERSION = 1;
+
+const requestId = z.string().min(1).max(64);
+const shortText = z.string().max(256);
+const anyText = z.string();
+const messageId = z.number().int().nonnegative();
+const seconds = z.number().nonnegative().max(1e9);
+
+function request<T extends string, S extends z.ZodRawShape>(type: T, shape: S) {
+  return z.object({ type: z.literal(type), id: requestId, ...shape });
+}
+
+/** Schemas of every message a client sends, keyed by `type`. */
+export const clientSchemas = {
+  hello: z.object({
+    type: z.literal("hello"),
+    v: z.number().int(),
+    features: z.array(shortText).max(64),
+    agent: shortText.optional(),
+  }),
+  login: request("login", { nick: shortText, password: z.string().max(1024).optional() }),
+  logout: request("logout", {}),
+  ping: request("ping", {}),
+  join: request("join", { room: shortText }),
+  leave: request("leave", { room: shortText }),
+  rooms: request("rooms", {}),
+  members: request("members", { room: shortText }),
+  topic: request("topic", { room: shortText, topic: z.string().max(1024).optional() }),
+  say: request("say", { room: shortText, text: anyText }),
+  dm: request("dm", { to: shortText, text: anyText }),
+  broadcast: request("broadcast", { text: anyText }),
+  who: request("who", {}),
+  whoelse: request("whoelse", { since: seconds.optional() }),
+  hide: request("hide", {}),
+  reveal: request("reveal", {}),
+  block: request("block", { nick: shortText }),
+  unblock: request("unblock", { nick: shortText }),
+  blocks: request("blocks", {}),
+  contact_add: request("contact_add", { nick: shortText }),
+  contact_remove: request("contact_remove", { nick: shortText }),
+  contacts: request("contacts", {}),
+  history: request("history", {
+    room: shortText.optional(),
+    with: shortText.optional(),
+    before: messageId.optional(),
+    limit: z.number().int().min(1).max(500).optional(),
+  }),
+  sync: request("sync", { after: messageId, limit: z.number().int().min(1).max(500).optional() }),
+  read: request("read", { ids: z.array(messageId).min(1).max(1000) }),
+} as const;
+
+const storedMessage = {
+  id: messageId,
+  ts: z.number(),
+  from: shortText,
+  text: anyText,
+};
+
+/** Schemas of every message a server sends, keyed by `type`. */
+export const serverSchemas = {
+  hello: z.object({
+    type: z.literal("hello"),
+    v: z.number().int(),
+    features: z.array(shortText),
+    server: shortText,
+    maxFrame: z.number().int().positive(),
+  }),
+  ok: z.looseObject({ type: z.literal("ok"), re: requestId }),
+  error: z.object({
+    type: z.literal("error"),
+    re: requestId.optional(),
+    code: shortText,
+    message: anyText,
+    retryAfter: z.number().nonnegative().optional(),
+  }),
+  msg: z.object({ type: z.literal("msg"), room: shortText, ...storedMessage }),
+  dm: z.object({ type: z.literal("dm"), to: shortText, ...storedMessage }),
+  broadcast: z.object({
+    type: z.literal("broadcast"),
+    ts: z.number(),
+    from: shortText,
+    text: anyText,
+  }),
+  presence: z.object({
+    type: z.literal("presence"),
+    nick: shortText,
+    online: z.boolean(),
+    ts: z.number(),
+  }),
+  member: z.object({
+    type: z.literal("member"),
+    room: shortText,
+    nick: shortText,
+    joined: z.boolean(),
+  }),
+  topic: z.object({
+    type: z.literal("topic"),
+    room: shortText,
+    topic: anyText,
+    by: shortText,
+    ts: z.number(),
+  }),
+  receipt: z.object({
+    type: z.literal("receipt"),
+    id: messageId,
+    status: z.enum(["delivered", "read"]),
+    by: shortText,
+    ts: z.number(),
+  }),
+  contact: z.object({ type: z.literal("contact"), nick: shortText, online: z.boolean() }),
+  notice: z.object({ type: z.literal("notice"), code: shortText, text: anyText }),
+} as const;
+
+type Schemas<T> = { [K in keyof T]: T[K] extends z.ZodType ? z.infer<T[K]> : never };
+
+/** Every client message, keyed by type. */
+export type ClientMessageMap = Schemas<typeof clientSchemas>;
+/** Every server message, keyed by type. */
+export type ServerMessageMap = Schemas<typeof serverSchemas>;
+/** A message a client sends. */
+export type ClientMessage = ClientMessageMap[keyof ClientMessageMap];
+/** A message a server sends. */
+export type ServerMessage = ServerMessageMap[keyof ServerMessageMap];
+/** A client message type name. */
+export type ClientMessageType = keyof ClientMessageMap;
+/** A client request: every client message but `hello` (which carries no id). */
+export type ClientRequest = Exclude<ClientMessage, { type: "hello" }>;
+/** A request type name. */
+export type ClientRequestType = ClientRequest["type"];
+/** A room message as stored and delivered. */
+export type RoomMessage = ServerMessageMap["msg"];
+/** A direct message as stored and delivered. */
+export type DirectMessage = ServerMessageMap["dm"];
+/** A stored message of either kind. */
+export type ChatMessage = RoomMessage | DirectMessage;
+/** An error reply or error event. */
+export type ErrorMessage = ServerMessageMap["error"];
+
+function makeParser<M>(schemas: Record<string, z.ZodType>, side: string) {
+  return (header: Record<string, unknown>): M => {
+    const type = header.type;
+    if (typeof type !== "string") {
+      throw new ProtocolError("bad_message", `${side} message has no string "type"`);
+    }
+    const schema = Object.hasOwn(schemas, type) ? schemas[type] : undefined;
+    if (schema === undefined) {
+      throw new ProtocolError("unknown_type", `unknown ${side} message type "${clip(type)}"`);
+    }
+    const result = schema.safeParse(header);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      const where = issue.path.length > 0 ? issue.path.join(".") : "message";
+      throw new ProtocolError("bad_message", `bad "${clip(type)}": ${where}: ${issue.message}`, {
+        cause: result.error,
+      });
+    }
+    return result.data as M;
+  };
+}
+
+/**
+ * Validates a decoded frame header as a client message.
+ *
+ * @throws {ProtocolError} `unknown_type` or `bad_message`.
+ * @example
+ * ```ts
+ * import { parseClientMessage } from "./messages.ts";
+ * const msg = parseClientMessage({ type: "say", id: "1", room: "lobby", text: "hi" });
+ * ```
+ */
+export const parseClientMessage: (header: Record<string, unknown>) => ClientMessage = makeParser<
+  ClientMessage
+>(clientSchemas, "client");
+
+/**
+ * Validates a decoded frame header as a server message.
+ *
+ * @throws {ProtocolError} `unknown_type` or `bad_message`.
+ */
+export const parseServerMessage: (header: Record<string, unknown>) => ServerMessage = makeParser<
+  ServerMessage
+>(serverSchemas, "server");
+
+/** The request id of a header, if it carries a plausible one (for error replies). */
+export function requestIdOf(header: Record<string, unknown>): string | undefined {
+  const id = header.id;
+  return typeof id === "string" && id.length > 0 && id.length <= 64 ? id : undefined;
+}
+
+function clip(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}

@@ -1,0 +1,13 @@
+/**
+ * The pure protocol layer: frame codec, message types, validation, names.
+ * Nothing here performs I/O.
+ *
+ * @module
+ */
+
+export * from "./errors.ts";
+export * from "./frame.ts";
+export * from "./frame_stream.ts";
+export * from "./hello.ts";
+export * from "./messages.ts";
+export * from "./names.ts";

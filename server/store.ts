@@ -1,0 +1,170 @@
+/**
+ * The storage interface of the chat server.
+ *
+ * Chat logic talks to storage only through {@linkcode Store}: every method returns a
+ * Promise, so that an implementation may live in another process (PostgreSQL, say)
+ * without touching chat logic. The embedded implementation is SQLite
+ * (`sqlite_store.ts`), which batches message appends into group commits; tests may use
+ * the in-memory one (`memory_store.ts`). Both pass the same conformance suite.
+ *
+ * Keys: accounts and rooms are addressed by their case-insensitive key
+ * (`nameKey(name)`), and keep their display name alongside.
+ *
+ * @module
+ */
+
+import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
+
+/** A stored account. */
+export interface AccountRecord {
+  /** Case-insensitive key (lower-cased nick). */
+  key: string;
+  /** Display nick, as registered. */
+  nick: string;
+  /** Encoded password hash (see `password.ts`), or `null` for nick-only accounts. */
+  passwordHash: string | null;
+  /** Registration time, ms since the epoch. */
+  createdAt: number;
+}
+
+/** A stored room. */
+export interface RoomRecord {
+  /** Case-insensitive key (lower-cased name). */
+  key: string;
+  /** Display name, as created. */
+  name: string;
+  /** Current topic; empty when none. */
+  topic: string;
+  /** Display nick of who set the topic; empty when none. */
+  topicBy: string;
+  /** Creation time, ms since the epoch. */
+  createdAt: number;
+}
+
+/** A room with its member count, for listings. */
+export interface RoomSummary extends RoomRecord {
+  /** Number of member accounts. */
+  members: number;
+}
+
+/** A message to append. Exactly one of `room` / `to` is set. */
+export interface NewMessage {
+  /** Sender's account key. */
+  fromKey: string;
+  /** Sender's display nick. */
+  from: string;
+  /** Room key, for a room message. */
+  room?: string;
+  /** Recipient's account key, for a direct message. */
+  toKey?: string;
+  /** Recipient's display nick, for a direct message. */
+  to?: string;
+  /** The text. */
+  text: string;
+  /** Server time, ms since the epoch. */
+  ts: number;
+  /** The client's request id: (fromKey, clientId) is unique, making resends idempotent. */
+  clientId: string;
+}
+
+/** The outcome of {@linkcode Store.appendMessage}. */
+export interface AppendResult {
+  /** The stored message with its server id (the earlier one, for a duplicate). */
+  message: ChatMessage;
+  /** True when (fromKey, clientId) was stored before: nothing new was written. */
+  duplicate: boolean;
+}
+
+/** What {@linkcode Store.history} reads. Exactly one of `room` / `between` is set. */
+export interface HistoryQuery {
+  /** Room key. */
+  room?: string;
+  /** The two account keys of a direct conversation. */
+  between?: [string, string];
+  /** Only messages with an id below this. */
+  before?: number;
+  /** At most this many: the newest ones before `before`. */
+  limit: number;
+}
+
+/** Storage of accounts, rooms, messages, blocks, contacts and login history. */
+export interface Store {
+  // ---- accounts
+  /** The account with this key, or null. */
+  getAccount(key: string): Promise<AccountRecord | null>;
+  /** Creates the account; false (and nothing written) when the key exists. */
+  createAccount(account: AccountRecord): Promise<boolean>;
+  /** Replaces an account's password hash (credentials import). */
+  setPasswordHash(key: string, passwordHash: string): Promise<void>;
+
+  // ---- rooms and memberships
+  /** The room with this key, or null. */
+  getRoom(key: string): Promise<RoomRecord | null>;
+  /** Creates the room; false when the key exists. */
+  createRoom(room: RoomRecord): Promise<boolean>;
+  /** Every room with its member count, by name. */
+  listRooms(): Promise<RoomSummary[]>;
+  /** Sets a room's topic. */
+  setTopic(roomKey: string, topic: string, by: string): Promise<void>;
+  /** Adds a member; false when already a member. */
+  addMember(roomKey: string, accountKey: string): Promise<boolean>;
+  /** Removes a member; false when not a member. */
+  removeMember(roomKey: string, accountKey: string): Promise<boolean>;
+  /** Account keys of a room's members. */
+  roomMembers(roomKey: string): Promise<string[]>;
+  /** Room keys an account is a member of. */
+  accountRooms(accountKey: string): Promise<string[]>;
+
+  // ---- messages
+  /**
+   * Appends a message durably and gives it the next server id (ids increase in
+   * commit order across all rooms and conversations). Resolves only after the
+   * commit; implementations batch concurrent appends into one transaction.
+   */
+  appendMessage(message: NewMessage): Promise<AppendResult>;
+  /** The newest `limit` messages matching `query`, oldest first. */
+  history(query: HistoryQuery): Promise<ChatMessage[]>;
+  /**
+   * Messages with an id above `afterId` that `accountKey` may see (its rooms' messages
+   * and its direct messages, sent or received), oldest first, at most `limit`.
+   */
+  messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]>;
+  /** Direct messages to `accountKey` not yet delivered to any of its sessions, oldest first. */
+  undelivered(accountKey: string): Promise<DirectMessage[]>;
+  /** Marks direct messages delivered. */
+  markDelivered(ids: number[]): Promise<void>;
+  /**
+   * Marks direct messages to `accountKey` read; returns those that were not read before
+   * (so their senders can be told), ignoring ids that are not its direct messages.
+   */
+  markRead(accountKey: string, ids: number[]): Promise<DirectMessage[]>;
+
+  // ---- blocks and contacts
+  /** Records that `accountKey` blocks `targetKey`; false when already blocked. */
+  addBlock(accountKey: string, targetKey: string): Promise<boolean>;
+  /** Removes a block; false when there was none. */
+  removeBlock(accountKey: string, targetKey: string): Promise<boolean>;
+  /** Account keys that `accountKey` blocks. */
+  blocksOf(accountKey: string): Promise<string[]>;
+  /** Adds a contact; false when already one. */
+  addContact(accountKey: string, targetKey: string): Promise<boolean>;
+  /** Removes a contact; false when there was none. */
+  removeContact(accountKey: string, targetKey: string): Promise<boolean>;
+  /** Account keys in `accountKey`'s contact list. */
+  contactsOf(accountKey: string): Promise<string[]>;
+  /** Account keys that have `targetKey` as a contact. */
+  watchersOf(targetKey: string): Promise<string[]>;
+
+  // ---- login history (for `whoelse --since`)
+  /** Records a session start; returns its id for {@linkcode Store.recordLogout}. */
+  recordLogin(accountKey: string, ts: number): Promise<number>;
+  /** Records a session end. */
+  recordLogout(sessionId: number, ts: number): Promise<void>;
+  /** Ends every session left open (by a crash) at `ts`; called at start. */
+  closeOpenSessions(ts: number): Promise<void>;
+  /** Account keys with a session that overlapped [since, now]. */
+  onlineSince(since: number): Promise<string[]>;
+
+  /** Commits what is pending and releases the storage. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,287 @@
+/**
+ * A framed connection: a byte channel (TCP, TLS, or an encrypted peer channel)
+ * turned into an async iterable of decoded frames plus a `send`.
+ *
+ * Exactly one writer runs per connection. Frames are queued (bounded in bytes) and
+ * every frame pending when the writer wakes is coalesced into a single write, so a
+ * fan-out that queues one frame for each of many receivers costs one write per
+ * receiver per wake-up, not one per message.
+ *
+ * @module
+ */
+
+import {
+  decodePayload,
+  DEFAULT_MAX_FRAME_SIZE,
+  encodeFrame,
+  type Frame,
+  FrameDecoder,
+} from "../protocol/frame.ts";
+import { ConnectionClosedError, QueueOverflowError } from "./errors.ts";
+
+/** The least a byte stream must offer to carry frames. `Deno.Conn` is one. */
+export interface ByteChannel {
+  /** Reads into `p`; resolves to the byte count, or `null` at the end of the stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; resolves to the byte count written (possibly fewer than all). */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes both directions and releases the resource. */
+  close(): void;
+}
+
+/** Options of {@linkcode FramedConnection}. */
+export interface FramedConnectionOptions {
+  /** Largest incoming payload accepted. Default 1 MiB. */
+  maxFrameSize?: number;
+  /** Bound of the outbound queue in bytes. Default 4 MiB. */
+  maxQueueBytes?: number;
+  /** Size of the read buffer. Default 64 KiB. */
+  readBufferSize?: number;
+}
+
+/** Default bound of the outbound queue: 4 MiB. */
+export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
+
+const BENIGN_READ_ERRORS = ["BadResource", "Interrupted", "ConnectionReset", "BrokenPipe"];
+
+/**
+ * A framed connection over a {@linkcode ByteChannel}.
+ *
+ * @example
+ * ```ts ignore
+ * import { FramedConnection } from "./framed_connection.ts";
+ * const conn = new FramedConnection(await Deno.connect({ port: 44444 }));
+ * conn.send({ type: "ping", id: "1" });
+ * for await (const frame of conn) console.log(frame.header);
+ * ```
+ */
+export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
+  readonly #channel: ByteChannel;
+  readonly #decoder: FrameDecoder;
+  readonly #maxQueueBytes: number;
+  readonly #readBufferSize: number;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #writing = false;
+  #writeStartedAt = 0;
+  #closed = false;
+  #closing = false;
+  #idleWaiters: (() => void)[] = [];
+  #error: unknown = undefined;
+  readonly #closedPromise: Promise<void>;
+  #resolveClosed!: () => void;
+  #framesIn = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+
+  /** Wraps `channel`; the connection owns it from now on. */
+  constructor(channel: ByteChannel, options: FramedConnectionOptions = {}) {
+    this.#channel = channel;
+    this.#decoder = new FrameDecoder({
+      maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+    });
+    this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
+    this.#closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
+  }
+
+  /** The underlying channel (for its addresses). */
+  get channel(): ByteChannel {
+    return this.#channel;
+  }
+
+  /** The largest incoming payload accepted; may be changed at any time. */
+  get maxFrameSize(): number {
+    return this.#decoder.maxFrameSize;
+  }
+
+  set maxFrameSize(value: number) {
+    this.#decoder.maxFrameSize = value;
+  }
+
+  /** Bytes queued and not yet written. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Milliseconds the current write has been waiting on the peer; 0 when not writing. */
+  get writeStalledMs(): number {
+    return this.#writeStartedAt === 0 ? 0 : performance.now() - this.#writeStartedAt;
+  }
+
+  /** Whether the connection is closed or closing. */
+  get closed(): boolean {
+    return this.#closed || this.#closing;
+  }
+
+  /** Resolves once the connection is fully closed, whichever way. */
+  get done(): Promise<void> {
+    return this.#closedPromise;
+  }
+
+  /** Why the connection ended abnormally, if it did. */
+  get error(): unknown {
+    return this.#error;
+  }
+
+  /** Counters: frames and bytes received, bytes written. */
+  get stats(): { framesIn: number; bytesIn: number; bytesOut: number } {
+    return { framesIn: this.#framesIn, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
+  }
+
+  /**
+   * Queues one frame.
+   *
+   * @throws {QueueOverflowError} when the queue would pass its bound (nothing queued).
+   * @throws {ConnectionClosedError} when the connection is closed or closing.
+   */
+  send(header: object, body?: Uint8Array): void {
+    this.sendEncoded(encodeFrame(header, body));
+  }
+
+  /**
+   * Queues already-encoded frame bytes (one or more whole frames). A fan-out encodes
+   * once and queues the same bytes on every receiver.
+   *
+   * @throws {QueueOverflowError} when the queue would pass its bound (nothing queued).
+   * @throws {ConnectionClosedError} when the connection is closed or closing.
+   */
+  sendEncoded(bytes: Uint8Array): void {
+    if (this.#closed || this.#closing) throw new ConnectionClosedError();
+    if (this.#queuedBytes + bytes.length > this.#maxQueueBytes) {
+      throw new QueueOverflowError(this.#queuedBytes, bytes.length, this.#maxQueueBytes);
+    }
+    this.#queue.push(bytes);
+    this.#queuedBytes += bytes.length;
+    if (!this.#writing) {
+      this.#writing = true;
+      // Start after the current job, so every frame it queues joins the first write.
+      queueMicrotask(() => this.#writeLoop());
+    }
+  }
+
+  /** Resolves once everything queued so far has been written (or the connection ended). */
+  flush(): Promise<void> {
+    if (!this.#writing || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Closes gracefully: stops accepting frames, writes what is queued (waiting at
+   * most `timeoutMs`), then closes the channel.
+   */
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.#closed) return;
+    this.#closing = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.flush(),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+    this.abort();
+  }
+
+  /** Closes at once, discarding what is queued. `reason` is kept as {@linkcode error}. */
+  abort(reason?: unknown): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (reason !== undefined && this.#error === undefined) this.#error = reason;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    try {
+      this.#channel.close();
+    } catch {
+      // already closed by the other side or by the runtime
+    }
+    this.#wakeIdle();
+    this.#resolveClosed();
+  }
+
+  /** Closes gracefully; for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Reads and decodes frames until the stream ends. Ends quietly when the
+   * connection is closed locally or reset by the peer.
+   *
+   * @throws {ProtocolError} on a malformed or oversized frame, or a stream ending inside one.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<Frame> {
+    const buffer = new Uint8Array(this.#readBufferSize);
+    try {
+      while (!this.#closed) {
+        let n: number | null;
+        try {
+          n = await this.#channel.read(buffer);
+        } catch (err) {
+          if (this.#closed || isBenign(err)) return;
+          throw err;
+        }
+        if (n === null) {
+          this.#decoder.end();
+          return;
+        }
+        this.#bytesIn += n;
+        const payloads = this.#decoder.push(buffer.subarray(0, n));
+        for (const payload of payloads) {
+          this.#framesIn++;
+          yield decodePayload(payload);
+          if (this.#closed) return;
+        }
+      }
+    } catch (err) {
+      if (this.#error === undefined) this.#error = err;
+      throw err;
+    }
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && !this.#closed) {
+        const batch = this.#queue.length === 1 ? this.#queue[0] : concat(this.#queue);
+        this.#queue = [];
+        this.#writeStartedAt = performance.now() || 1;
+        let offset = 0;
+        while (offset < batch.length) {
+          offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+        }
+        this.#bytesOut += batch.length;
+        this.#queuedBytes -= batch.length;
+        this.#writeStartedAt = 0;
+      }
+    } catch (err) {
+      this.abort(
+        this.#closed ? undefined : new ConnectionClosedError("write failed", { cause: err }),
+      );
+    } finally {
+      this.#writing = false;
+      this.#writeStartedAt = 0;
+      this.#wakeIdle();
+    }
+  }
+
+  #wakeIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const chunk of chunks) total += chunk.length;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+function isBenign(err: unknown): boolean {
+  return err instanceof Error && BENIGN_READ_ERRORS.includes(err.name);
+}

@@ -1,0 +1,9 @@
+/**
+ * The framed connection layer shared by the server, the client and peer sessions.
+ *
+ * @module
+ */
+
+export * from "./errors.ts";
+export * from "./framed_connection.ts";
+export * from "./net.ts";
