@@ -11,3 +11,4 @@ export * from "./frame_stream.ts";
 export * from "./hello.ts";
 export * from "./messages.ts";
 export * from "./names.ts";
+export * from "./replies.ts";
