@@ -165,7 +165,7 @@ export class FrameDecoder {
 
   /** Bytes received that belong to a frame not yet complete. */
   get pendingBytes(): number {
-    return this.#lengthFill + this.#payloadFill;
+    return this.#payload === null ? this.#lengthFill : LENGTH_PREFIX_BYTES + this.#payloadFill;
   }
 
   /**

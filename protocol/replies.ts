@@ -33,8 +33,6 @@ export interface ReplyMap {
   login: {
     nick: string;
     rooms: string[];
-    /** Highest message id stored when the session started. */
-    lastId: number;
     /** Direct messages held while offline; they follow as `dm` events. */
     pending: number;
   };

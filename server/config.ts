@@ -33,6 +33,8 @@ export interface ServerConfig {
   maxQueueBytes: number;
   /** A write stalled this long cuts the consumer off, in ms. */
   writeTimeoutMs: number;
+  /** Milliseconds a new connection has to complete hello and login. */
+  loginTimeoutMs: number;
   /** Messages delivered when joining a room. */
   historyOnJoin: number;
   /** Milliseconds to finish writes at shutdown before closing anyway. */
@@ -53,6 +55,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
   maxQueueBytes: 4 * 1024 * 1024,
   writeTimeoutMs: 10_000,
+  loginTimeoutMs: 10_000,
   historyOnJoin: 50,
   shutdownGraceMs: 3000,
   passwordCost: 1 << 15,

@@ -168,3 +168,80 @@ export interface Store {
   /** Commits what is pending and releases the storage. */
   close(): Promise<void>;
 }
+
+/**
+ * Stable codes of {@linkcode StoreError}.
+ *
+ * - `closed`: the store was closed; nothing more can be read or written.
+ * - `open_failed`: the storage could not be opened (unwritable folder, newer schema…).
+ * - `not_found`: the room, account or session named does not exist.
+ * - `invalid`: the arguments are malformed (both or neither of `room`/`toKey`, a bad limit…).
+ * - `failed`: the storage failed while reading or writing (disk full, I/O error…).
+ */
+export type StoreErrorCode = "closed" | "open_failed" | "not_found" | "invalid" | "failed";
+
+/**
+ * A failure of a {@linkcode Store}, with a stable {@linkcode StoreErrorCode}.
+ *
+ * @example
+ * ```ts
+ * import { StoreError } from "./store.ts";
+ * const err = new StoreError("closed", "store is closed");
+ * err.code; // "closed"
+ * ```
+ */
+export class StoreError extends Error {
+  /** The stable, machine-readable reason. */
+  readonly code: StoreErrorCode;
+
+  /** Creates an error with a stable code and a human-readable message. */
+  constructor(code: StoreErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StoreError";
+    this.code = code;
+  }
+}
+
+/**
+ * Checks the shape of a {@linkcode NewMessage} the way every store does.
+ *
+ * @throws {StoreError} `invalid` when both or neither of `room` / `toKey` are set, a
+ * direct message lacks the recipient's display nick, or `clientId` is empty.
+ */
+export function checkNewMessage(message: NewMessage): void {
+  const isRoom = message.room !== undefined;
+  const isDirect = message.toKey !== undefined;
+  if (isRoom === isDirect) {
+    throw new StoreError("invalid", "a message needs exactly one of room or toKey");
+  }
+  if (isDirect && !message.to) {
+    throw new StoreError("invalid", "a direct message needs the recipient's display nick (to)");
+  }
+  if (!message.clientId) throw new StoreError("invalid", "a message needs a clientId");
+  if (!Number.isFinite(message.ts)) throw new StoreError("invalid", "a message needs a finite ts");
+}
+
+/**
+ * Checks a {@linkcode HistoryQuery} the way every store does.
+ *
+ * @throws {StoreError} `invalid` when both or neither of `room` / `between` are set, or
+ * `limit` / `before` are not non-negative integers.
+ */
+export function checkHistoryQuery(query: HistoryQuery): void {
+  if ((query.room === undefined) === (query.between === undefined)) {
+    throw new StoreError("invalid", "a history query needs exactly one of room or between");
+  }
+  checkCount("limit", query.limit);
+  if (query.before !== undefined) checkCount("before", query.before);
+}
+
+/**
+ * Checks that `value` is a non-negative safe integer (a limit, an id).
+ *
+ * @throws {StoreError} `invalid` otherwise.
+ */
+export function checkCount(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new StoreError("invalid", `${name} must be a non-negative integer, got ${value}`);
+  }
+}

@@ -182,6 +182,24 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.abort();
   }
 
+  /**
+   * Closes with a last word: drops every frame not yet handed to the channel, queues
+   * `header` as the final frame (past the bound), and closes once it is written or
+   * `timeoutMs` has passed. For cutting off a slow consumer with a reason.
+   */
+  closeWith(header: object, timeoutMs = 1000): Promise<void> {
+    if (this.#closed || this.#closing) return this.close(timeoutMs);
+    const frame = encodeFrame(header);
+    for (const dropped of this.#queue) this.#queuedBytes -= dropped.length;
+    this.#queue = [frame];
+    this.#queuedBytes += frame.length;
+    if (!this.#writing) {
+      this.#writing = true;
+      queueMicrotask(() => this.#writeLoop());
+    }
+    return this.close(timeoutMs);
+  }
+
   /** Closes at once, discarding what is queued. `reason` is kept as {@linkcode error}. */
   abort(reason?: unknown): void {
     if (this.#closed) return;

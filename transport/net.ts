@@ -41,11 +41,23 @@ export async function dial(options: DialOptions): Promise<Deno.TcpConn | Deno.Tl
   const tls = options.tls === true ? {} : options.tls;
   const tcp = await Deno.connect({ hostname, port: options.port });
   tcp.setNoDelay(true);
-  const conn = await Deno.startTls(tcp, {
-    hostname: tls.serverName ?? hostname,
-    ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
-  });
-  await conn.handshake();
+  let conn: Deno.TlsConn;
+  try {
+    conn = await Deno.startTls(tcp, {
+      hostname: tls.serverName ?? hostname,
+      ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
+    });
+  } catch (err) {
+    closeQuietly(tcp);
+    throw err;
+  }
+  try {
+    await conn.handshake();
+  } catch (err) {
+    // A failed handshake (e.g. an untrusted certificate) must not leak the socket.
+    closeQuietly(conn);
+    throw err;
+  }
   return conn;
 }
 
@@ -80,5 +92,13 @@ export function listen(options: ListenOptions): Deno.Listener {
 export function tuneAccepted(conn: Deno.Conn): void {
   if ("setNoDelay" in conn && typeof conn.setNoDelay === "function") {
     (conn as Deno.TcpConn).setNoDelay(true);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed, or its resource was taken over by startTls
   }
 }

@@ -1,0 +1,326 @@
+import assert from "node:assert/strict";
+import { ProtocolError, type ProtocolErrorCode } from "./errors.ts";
+import { decodeFrame, encodeFrame } from "./frame.ts";
+import {
+  type ClientMessageMap,
+  clientSchemas,
+  parseClientMessage,
+  parseServerMessage,
+  PROTOCOL_VERSION,
+  requestIdOf,
+  type ServerMessageMap,
+  serverSchemas,
+} from "./messages.ts";
+
+type Header = Record<string, unknown>;
+
+/** One valid sample of every client message; the type forces one per schema key. */
+const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
+  hello: { type: "hello", v: PROTOCOL_VERSION, features: ["rooms", "dm"], agent: "chat/test" },
+  login: { type: "login", id: "c1", nick: "alice", password: "correct horse" },
+  logout: { type: "logout", id: "c2" },
+  ping: { type: "ping", id: "c3" },
+  join: { type: "join", id: "c4", room: "lobby" },
+  leave: { type: "leave", id: "c5", room: "lobby" },
+  rooms: { type: "rooms", id: "c6" },
+  members: { type: "members", id: "c7", room: "lobby" },
+  topic: { type: "topic", id: "c8", room: "lobby", topic: "welcome" },
+  say: { type: "say", id: "c9", room: "lobby", text: "hello ü😀" },
+  dm: { type: "dm", id: "c10", to: "bob", text: "psst" },
+  broadcast: { type: "broadcast", id: "c11", text: "all hands" },
+  who: { type: "who", id: "c12" },
+  whoelse: { type: "whoelse", id: "c13", since: 3600 },
+  hide: { type: "hide", id: "c14" },
+  reveal: { type: "reveal", id: "c15" },
+  block: { type: "block", id: "c16", nick: "mallory" },
+  unblock: { type: "unblock", id: "c17", nick: "mallory" },
+  blocks: { type: "blocks", id: "c18" },
+  contact_add: { type: "contact_add", id: "c19", nick: "bob" },
+  contact_remove: { type: "contact_remove", id: "c20", nick: "bob" },
+  contacts: { type: "contacts", id: "c21" },
+  history: { type: "history", id: "c22", room: "lobby", before: 100, limit: 50 },
+  sync: { type: "sync", id: "c23", after: 0, limit: 500 },
+  read: { type: "read", id: "c24", ids: [1, 2, 3] },
+};
+
+/** One valid sample of every server message; the type forces one per schema key. */
+const SERVER_SAMPLES: { [K in keyof ServerMessageMap]: ServerMessageMap[K] } = {
+  hello: {
+    type: "hello",
+    v: PROTOCOL_VERSION,
+    features: ["rooms"],
+    server: "chat/test",
+    maxFrame: 1 << 20,
+  },
+  ok: { type: "ok", re: "c1" },
+  error: { type: "error", re: "c2", code: "rate_limited", message: "slow down", retryAfter: 1.5 },
+  msg: { type: "msg", room: "lobby", id: 7, ts: 1700000000000, from: "alice", text: "hi" },
+  dm: { type: "dm", to: "bob", id: 8, ts: 1700000000001, from: "alice", text: "psst" },
+  broadcast: { type: "broadcast", ts: 1700000000002, from: "admin", text: "all hands" },
+  presence: { type: "presence", nick: "bob", online: true, ts: 1700000000003 },
+  member: { type: "member", room: "lobby", nick: "bob", joined: false },
+  topic: { type: "topic", room: "lobby", topic: "welcome", by: "alice", ts: 1700000000004 },
+  receipt: { type: "receipt", id: 8, status: "read", by: "bob", ts: 1700000000005 },
+  contact: { type: "contact", nick: "bob", online: false },
+  notice: { type: "notice", code: "idle_timeout", text: "bye" },
+};
+
+const SIDES = [
+  { name: "client", parse: parseClientMessage, schemas: clientSchemas, samples: CLIENT_SAMPLES },
+  { name: "server", parse: parseServerMessage, schemas: serverSchemas, samples: SERVER_SAMPLES },
+] as const;
+
+function isProtocolError(code: ProtocolErrorCode, what = ""): (err: unknown) => boolean {
+  return (err: unknown) => {
+    assert.ok(err instanceof ProtocolError, `${what}: expected ProtocolError ${code}, got ${err}`);
+    assert.equal(err.code, code, `${what}: expected ${code}, got ${err.code}: ${err.message}`);
+    return true;
+  };
+}
+
+/** Through the wire and back, so that the samples are what a peer would really send. */
+function viaWire(message: object): Header {
+  return decodeFrame(encodeFrame(message)).header;
+}
+
+/** Whether a schema field accepts `undefined` (is optional). */
+function isOptional(schemas: object, type: string, field: string): boolean {
+  const schema = (schemas as Record<
+    string,
+    { shape: Record<string, { safeParse(v: unknown): { success: boolean } }> }
+  >)[type];
+  return schema.shape[field].safeParse(undefined).success;
+}
+
+for (const side of SIDES) {
+  Deno.test(`${side.name}: every message type has a sample, and every sample parses`, () => {
+    const types = Object.keys(side.schemas);
+    assert.ok(types.length > 5);
+    for (const type of types) {
+      const sample = (side.samples as Record<string, Header>)[type];
+      assert.ok(sample, `no ${side.name} sample for "${type}": add one to this test`);
+      assert.equal(sample.type, type);
+      assert.deepEqual(side.parse(viaWire(sample)), sample, `${side.name} "${type}"`);
+    }
+    assert.deepEqual(Object.keys(side.samples).sort(), [...types].sort(), "no stray samples");
+  });
+
+  Deno.test(`${side.name}: an unknown type is unknown_type, not fatal`, () => {
+    const names = ["nope", "", "HELLO", "__proto__", "constructor", "toString", "hasOwnProperty"];
+    for (const type of names) {
+      assert.throws(
+        () => side.parse({ type, id: "1" }),
+        isProtocolError("unknown_type", `type ${JSON.stringify(type)}`),
+      );
+    }
+    // Via the wire, where JSON.parse makes "__proto__" an own key.
+    assert.throws(
+      () => side.parse(viaWire(JSON.parse('{"type":"__proto__","__proto__":{"type":"ping"}}'))),
+      isProtocolError("unknown_type"),
+    );
+    assert.throws(
+      () => side.parse({ type: "nope" }),
+      (err: unknown) => err instanceof ProtocolError && err.fatal === false,
+    );
+  });
+
+  Deno.test(`${side.name}: a missing or non-string type is bad_message`, () => {
+    const headers: Header[] = [
+      {},
+      { type: 1 },
+      { type: null },
+      { type: true },
+      { type: ["ping"] },
+      { type: { toString: "ping" } },
+      { id: "1", room: "lobby", text: "typeless" },
+    ];
+    for (const header of headers) {
+      assert.throws(
+        () => side.parse(header),
+        isProtocolError("bad_message", JSON.stringify(header)),
+      );
+    }
+  });
+
+  Deno.test(`${side.name}: every field of every type refuses an ill-typed value`, () => {
+    let checked = 0;
+    for (const [type, sample] of Object.entries(side.samples as Record<string, Header>)) {
+      for (const field of Object.keys(sample)) {
+        if (field === "type") continue;
+        for (const wrong of [{ nested: true }, null]) {
+          const header = { ...sample, [field]: wrong };
+          assert.throws(
+            () => side.parse(header),
+            isProtocolError("bad_message", `${type}.${field} = ${JSON.stringify(wrong)}`),
+          );
+        }
+        checked++;
+      }
+    }
+    assert.ok(checked > 20);
+  });
+
+  Deno.test(`${side.name}: every required field of every type is required`, () => {
+    let required = 0;
+    for (const [type, sample] of Object.entries(side.samples as Record<string, Header>)) {
+      for (const field of Object.keys(sample)) {
+        if (field === "type") continue;
+        const header = { ...sample };
+        delete header[field];
+        if (isOptional(side.schemas, type, field)) {
+          assert.doesNotThrow(() => side.parse(header), `${type} without optional ${field}`);
+        } else {
+          assert.throws(
+            () => side.parse(header),
+            isProtocolError("bad_message", `${type} without ${field}`),
+          );
+          required++;
+        }
+      }
+    }
+    assert.ok(required > 20);
+  });
+}
+
+Deno.test("client requests all need an id of 1 to 64 characters", () => {
+  for (const [type, sample] of Object.entries(CLIENT_SAMPLES as Record<string, Header>)) {
+    if (type === "hello") continue;
+    for (const id of ["", "x".repeat(65), 1]) {
+      assert.throws(
+        () => parseClientMessage({ ...sample, id }),
+        isProtocolError("bad_message", `${type} id ${JSON.stringify(id)}`),
+      );
+    }
+    assert.equal(parseClientMessage({ ...sample, id: "x".repeat(64) }).type, type);
+  }
+});
+
+Deno.test("field constraints beyond the type are enforced", () => {
+  const bad: Header[] = [
+    { type: "hello", v: 1.5, features: [] },
+    { type: "hello", v: 1, features: Array.from({ length: 65 }, (_, i) => `f${i}`) },
+    { type: "hello", v: 1, features: ["x".repeat(257)] },
+    { type: "login", id: "1", nick: "x".repeat(257) },
+    { type: "login", id: "1", nick: "a", password: "x".repeat(1025) },
+    { type: "whoelse", id: "1", since: -1 },
+    { type: "whoelse", id: "1", since: 2e9 },
+    { type: "history", id: "1", limit: 0 },
+    { type: "history", id: "1", limit: 501 },
+    { type: "history", id: "1", limit: 5.5 },
+    { type: "history", id: "1", before: -1 },
+    { type: "sync", id: "1", after: 1.5 },
+    { type: "read", id: "1", ids: [] },
+    { type: "read", id: "1", ids: Array.from({ length: 1001 }, (_, i) => i) },
+    { type: "read", id: "1", ids: [1, -2] },
+    { type: "topic", id: "1", room: "r", topic: "x".repeat(1025) },
+    { type: "say", id: "1", room: "lobby", text: 5 },
+  ];
+  for (const header of bad) {
+    assert.throws(
+      () => parseClientMessage(header),
+      isProtocolError("bad_message", JSON.stringify(header).slice(0, 80)),
+    );
+  }
+  const badServer: Header[] = [
+    { ...SERVER_SAMPLES.receipt, status: "seen" },
+    { ...SERVER_SAMPLES.presence, online: "yes" },
+    { ...SERVER_SAMPLES.hello, maxFrame: 0 },
+    { ...SERVER_SAMPLES.error, retryAfter: -1 },
+    { ...SERVER_SAMPLES.msg, id: 1.5 },
+  ];
+  for (const header of badServer) {
+    assert.throws(
+      () => parseServerMessage(header),
+      isProtocolError("bad_message", JSON.stringify(header).slice(0, 80)),
+    );
+  }
+});
+
+Deno.test("optional fields may be left out", () => {
+  const minimal: Header[] = [
+    { type: "hello", v: 1, features: [] },
+    { type: "login", id: "1", nick: "alice" },
+    { type: "topic", id: "1", room: "lobby" },
+    { type: "whoelse", id: "1" },
+    { type: "history", id: "1" },
+    { type: "sync", id: "1", after: 5 },
+  ];
+  for (const header of minimal) assert.deepEqual(parseClientMessage(header), header);
+  const error = { type: "error", code: "internal", message: "oops" };
+  assert.deepEqual(parseServerMessage(error), error);
+});
+
+Deno.test("a bad_message names the type and the field", () => {
+  try {
+    parseClientMessage({ type: "say", id: "1", text: "no room" });
+    assert.fail("accepted a say without room");
+  } catch (err) {
+    assert.ok(err instanceof ProtocolError);
+    assert.equal(err.code, "bad_message");
+    assert.match(err.message, /say/);
+    assert.match(err.message, /room/);
+  }
+});
+
+Deno.test("a huge unknown type name is clipped in the error message", () => {
+  try {
+    parseClientMessage({ type: "x".repeat(100_000) });
+    assert.fail("accepted an unknown type");
+  } catch (err) {
+    assert.ok(err instanceof ProtocolError);
+    assert.equal(err.code, "unknown_type");
+    assert.ok(err.message.length < 200, `message of ${err.message.length} characters`);
+  }
+});
+
+Deno.test("the sides do not accept each other's types", () => {
+  assert.throws(
+    () => parseClientMessage({ ...SERVER_SAMPLES.msg }),
+    isProtocolError("unknown_type"),
+  );
+  assert.throws(
+    () => parseServerMessage({ ...CLIENT_SAMPLES.say }),
+    isProtocolError("unknown_type"),
+  );
+  // A type both sides know is checked against the right side's schema.
+  assert.throws(() => parseServerMessage({ ...CLIENT_SAMPLES.dm }), isProtocolError("bad_message"));
+});
+
+Deno.test("unknown fields are dropped, except in ok replies which carry their data", () => {
+  const say = parseClientMessage({ ...CLIENT_SAMPLES.say, extra: 1 });
+  assert.equal("extra" in say, false);
+  const ok = parseServerMessage({ type: "ok", re: "1", nick: "alice", rooms: ["lobby"] });
+  assert.deepEqual(ok, { type: "ok", re: "1", nick: "alice", rooms: ["lobby"] });
+});
+
+Deno.test("requestIdOf returns only plausible request ids", () => {
+  assert.equal(requestIdOf({ id: "abc" }), "abc");
+  assert.equal(requestIdOf({ id: "x".repeat(64) }), "x".repeat(64));
+  assert.equal(requestIdOf({ id: "x".repeat(65) }), undefined);
+  assert.equal(requestIdOf({ id: "" }), undefined);
+  assert.equal(requestIdOf({ id: 5 }), undefined);
+  assert.equal(requestIdOf({}), undefined);
+});
+
+Deno.test("ProtocolError: code, name, cause, and fatal only for stream-level failures", () => {
+  const fatal: Record<ProtocolErrorCode, boolean> = {
+    frame_too_large: true,
+    bad_frame: true,
+    truncated_frame: true,
+    bad_utf8: true,
+    bad_json: true,
+    unsupported_version: true,
+    unknown_type: false,
+    bad_message: false,
+  };
+  for (const [code, expected] of Object.entries(fatal) as [ProtocolErrorCode, boolean][]) {
+    const cause = new Error("root");
+    const err = new ProtocolError(code, `m ${code}`, { cause });
+    assert.ok(err instanceof Error);
+    assert.equal(err.name, "ProtocolError");
+    assert.equal(err.code, code);
+    assert.equal(err.message, `m ${code}`);
+    assert.equal(err.cause, cause);
+    assert.equal(err.fatal, expected, code);
+  }
+});

@@ -1,0 +1,455 @@
+/**
+ * The server's command table: one entry per request type, each a handler that
+ * returns the data of its `ok` reply (or throws a {@linkcode CommandError}).
+ * Handlers never touch sockets: they read and change chat state through the
+ * {@linkcode ChatHub} and publish events through its broker.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frame.ts";
+import type { ChatMessage, ClientRequest, ClientRequestType } from "../protocol/messages.ts";
+import { MAX_TOPIC_LENGTH, nameKey, textProblem } from "../protocol/names.ts";
+import type { NickState, ReplyMap } from "../protocol/replies.ts";
+import { ALL_SUBJECT, roomSubject, userSubject } from "./broker.ts";
+import { CommandError } from "./errors.ts";
+import { type ChatHub, roomKeyOf, type Session } from "./hub.ts";
+
+const log = getLogger(["chat", "server", "commands"]);
+
+/** What a handler gets besides its request. */
+export interface CommandContext {
+  /** The chat state. */
+  readonly hub: ChatHub;
+  /** The requesting session. */
+  readonly session: Session;
+}
+
+/** The request of a given type. */
+export type RequestOf<T extends ClientRequestType> = Extract<ClientRequest, { type: T }>;
+
+/** A command's handler and how the connection treats it. */
+export interface CommandSpec<T extends ClientRequestType> {
+  /**
+   * Handles the request. Everything before its first `await` runs in the order the
+   * requests arrived, so handlers that validate from cached state synchronously and
+   * then append (say) keep their order while the connection pipelines them.
+   */
+  run(ctx: CommandContext, request: RequestOf<T>): Promise<ReplyMap[T]>;
+  /** Whether later requests may start before this one's reply (no ordering hazard). */
+  pipelined?: boolean;
+  /** Whether this command counts as activity for the idle timeout. Default true. */
+  activity?: boolean;
+  /** Whether the session ends after the reply. */
+  endsSession?: boolean;
+}
+
+/** The table type: every request type but `login`, which the connection handles. */
+export type CommandTable = { [T in Exclude<ClientRequestType, "login">]: CommandSpec<T> };
+
+const DEFAULT_HISTORY = 50;
+
+/** The command table of the chat server. */
+export const commands: CommandTable = {
+  ping: { run: ({ hub }) => Promise.resolve({ ts: hub.now() }), activity: false, pipelined: true },
+
+  logout: { run: () => Promise.resolve({}), endsSession: true },
+
+  join: {
+    async run({ hub, session }, { room: name }) {
+      const room = await hub.ensureRoom(name);
+      const account = session.account;
+      if (await hub.addMember(room, account.key)) {
+        await hub.broker.publish(roomSubject(room.key), {
+          event: { type: "member", room: room.name, nick: account.nick, joined: true },
+          from: account.key,
+          exceptSession: session.id,
+        });
+      }
+      const history = await hub.store.history({ room: room.key, limit: hub.config.historyOnJoin });
+      const members: string[] = [];
+      for (const key of room.members) members.push(await hub.displayNick(key));
+      members.sort(byName);
+      return {
+        room: room.name,
+        topic: room.topic,
+        members,
+        history: fitNewest(history, replyBudget(hub)).messages,
+      };
+    },
+  },
+
+  leave: {
+    async run({ hub, session }, { room: name }) {
+      const room = await hub.requireRoom(name);
+      const account = session.account;
+      if (!room.members.has(account.key)) {
+        throw new CommandError("not_member", `you are not in ${room.name}`);
+      }
+      await hub.removeMember(room, account.key);
+      const event = { type: "member", room: room.name, nick: account.nick, joined: false } as const;
+      await hub.broker.publish(roomSubject(room.key), { event, from: account.key });
+      await hub.broker.publish(userSubject(account.key), { event, exceptSession: session.id });
+      return { room: room.name };
+    },
+  },
+
+  rooms: {
+    async run({ hub }) {
+      const rooms = await hub.store.listRooms();
+      return {
+        rooms: rooms.map((r) => ({ name: r.name, members: r.members, topic: r.topic })),
+      };
+    },
+  },
+
+  members: {
+    async run({ hub }, { room: name }) {
+      const room = await hub.requireRoom(name);
+      const members: NickState[] = [];
+      for (const key of room.members) {
+        members.push({ nick: await hub.displayNick(key), online: hub.isVisible(key) });
+      }
+      members.sort((a, b) => byName(a.nick, b.nick));
+      return { room: room.name, members };
+    },
+  },
+
+  topic: {
+    async run({ hub, session }, { room: name, topic }) {
+      const room = await hub.requireRoom(name);
+      if (topic === undefined) return { room: room.name, topic: room.topic, by: room.topicBy };
+      const account = session.account;
+      if (!room.members.has(account.key)) {
+        throw new CommandError("not_member", `only members of ${room.name} can set its topic`);
+      }
+      if (topic.length > MAX_TOPIC_LENGTH) {
+        throw new CommandError("bad_text", `a topic is at most ${MAX_TOPIC_LENGTH} characters`);
+      }
+      await hub.store.setTopic(room.key, topic, account.nick);
+      room.topic = topic;
+      room.topicBy = account.nick;
+      await hub.broker.publish(roomSubject(room.key), {
+        event: { type: "topic", room: room.name, topic, by: account.nick, ts: hub.now() },
+        exceptSession: session.id,
+      });
+      return { room: room.name, topic, by: account.nick };
+    },
+  },
+
+  say: {
+    pipelined: true,
+    // Synchronous up to the append, so pipelined says keep their order.
+    async run({ hub, session }, { id, room: name, text }) {
+      const key = roomKeyOf(name);
+      const account = session.account;
+      const room = hub.cachedRoom(key);
+      if (room === undefined || !room.members.has(account.key)) {
+        throw new CommandError("not_member", `you are not in ${name}: /join it first`);
+      }
+      const problem = textProblem(text);
+      if (problem !== null) throw new CommandError("bad_text", problem);
+      const { message, duplicate } = await hub.store.appendMessage({
+        fromKey: account.key,
+        from: account.nick,
+        room: key,
+        text,
+        ts: hub.now(),
+        clientId: id,
+      });
+      if (message.type !== "msg") throw new Error("store returned a direct message for a room");
+      if (!duplicate) {
+        await hub.broker.publish(roomSubject(key), {
+          event: message,
+          from: account.key,
+          exceptSession: session.id,
+        });
+      }
+      return { msg: message, duplicate };
+    },
+  },
+
+  dm: {
+    pipelined: true,
+    async run({ hub, session }, { id, to, text }) {
+      const account = session.account;
+      const problem = textProblem(text);
+      if (problem !== null) throw new CommandError("bad_text", problem);
+      const target = await hub.requireAccount(to);
+      if (target.key === account.key) {
+        throw new CommandError("self", "you cannot send a direct message to yourself");
+      }
+      if ((await hub.blocksOf(target.key)).has(account.key)) {
+        throw new CommandError(
+          "blocked",
+          "your message could not be delivered as the recipient has blocked you",
+        );
+      }
+      const { message, duplicate } = await hub.store.appendMessage({
+        fromKey: account.key,
+        from: account.nick,
+        toKey: target.key,
+        to: target.nick,
+        text,
+        ts: hub.now(),
+        clientId: id,
+      });
+      if (message.type !== "dm") throw new Error("store returned a room message for a direct one");
+      if (duplicate) return { msg: message, duplicate, delivered: false };
+      const reached = await hub.broker.publish(userSubject(target.key), { event: message });
+      await hub.broker.publish(userSubject(account.key), {
+        event: message,
+        exceptSession: session.id,
+      });
+      if (reached > 0) {
+        hub.store.markDelivered([message.id]).catch((err) =>
+          log.error("marking message {id} delivered failed: {err}", { id: message.id, err })
+        );
+      }
+      return { msg: message, duplicate, delivered: reached > 0 };
+    },
+  },
+
+  broadcast: {
+    pipelined: true,
+    async run({ hub, session }, { text }) {
+      const problem = textProblem(text);
+      if (problem !== null) throw new CommandError("bad_text", problem);
+      const account = session.account;
+      let reached = 0;
+      let blocked = 0;
+      for (const other of hub.onlineAccounts) {
+        if (other.key === account.key) continue;
+        if (other.blocks.has(account.key)) blocked++;
+        else reached++;
+      }
+      await hub.broker.publish(ALL_SUBJECT, {
+        event: { type: "broadcast", ts: hub.now(), from: account.nick, text },
+        from: account.key,
+        except: new Set([account.key]),
+      });
+      return { reached, blocked };
+    },
+  },
+
+  who: {
+    run({ hub }) {
+      const users: string[] = [];
+      for (const account of hub.onlineAccounts) if (!account.hidden) users.push(account.nick);
+      return Promise.resolve({ users: users.sort(byName) });
+    },
+  },
+
+  whoelse: {
+    async run({ hub, session }, { since }) {
+      const self = session.account.key;
+      const keys = new Set<string>();
+      for (const account of hub.onlineAccounts) if (!account.hidden) keys.add(account.key);
+      if (since !== undefined) {
+        for (const key of await hub.store.onlineSince(hub.now() - since * 1000)) {
+          if (!hub.online(key)?.hidden) keys.add(key);
+        }
+      }
+      keys.delete(self);
+      const users: string[] = [];
+      for (const key of keys) users.push(await hub.displayNick(key));
+      return { users: users.sort(byName) };
+    },
+  },
+
+  hide: {
+    async run({ hub, session }) {
+      const account = session.account;
+      if (!account.hidden) {
+        account.hidden = true;
+        await hub.announcePresence(account, false);
+      }
+      return { hidden: true };
+    },
+  },
+
+  reveal: {
+    async run({ hub, session }) {
+      const account = session.account;
+      if (account.hidden) {
+        account.hidden = false;
+        await hub.announcePresence(account, true);
+      }
+      return { hidden: false };
+    },
+  },
+
+  block: {
+    async run({ hub, session }, { nick }) {
+      const target = await requireOther(hub, session, nick, "block");
+      if (!await hub.store.addBlock(session.account.key, target.key)) {
+        throw new CommandError("already_blocked", `${target.nick} is already blocked`);
+      }
+      session.account.blocks.add(target.key);
+      return { nick: target.nick };
+    },
+  },
+
+  unblock: {
+    async run({ hub, session }, { nick }) {
+      const target = await requireOther(hub, session, nick, "unblock");
+      if (!await hub.store.removeBlock(session.account.key, target.key)) {
+        throw new CommandError("not_blocked", `${target.nick} is not blocked`);
+      }
+      session.account.blocks.delete(target.key);
+      return { nick: target.nick };
+    },
+  },
+
+  blocks: {
+    async run({ hub, session }) {
+      const nicks: string[] = [];
+      for (const key of session.account.blocks) nicks.push(await hub.displayNick(key));
+      return { nicks: nicks.sort(byName) };
+    },
+  },
+
+  contact_add: {
+    async run({ hub, session }, { nick }) {
+      const target = await requireOther(hub, session, nick, "add as a contact");
+      if (!await hub.store.addContact(session.account.key, target.key)) {
+        throw new CommandError("already_contact", `${target.nick} is already a contact`);
+      }
+      return { nick: target.nick };
+    },
+  },
+
+  contact_remove: {
+    async run({ hub, session }, { nick }) {
+      const target = await requireOther(hub, session, nick, "remove as a contact");
+      if (!await hub.store.removeContact(session.account.key, target.key)) {
+        throw new CommandError("not_contact", `${target.nick} is not a contact`);
+      }
+      return { nick: target.nick };
+    },
+  },
+
+  contacts: {
+    async run({ hub, session }) {
+      const self = session.account.key;
+      const contacts: NickState[] = [];
+      for (const key of await hub.store.contactsOf(self)) {
+        const online = hub.online(key);
+        contacts.push({
+          nick: await hub.displayNick(key),
+          online: online !== undefined && !online.hidden && !online.blocks.has(self),
+        });
+      }
+      contacts.sort((a, b) => byName(a.nick, b.nick));
+      return { contacts };
+    },
+  },
+
+  history: {
+    async run({ hub, session }, { room: name, with: nick, before, limit }) {
+      if ((name === undefined) === (nick === undefined)) {
+        throw new CommandError("bad_message", 'history needs exactly one of "room" or "with"');
+      }
+      const want = limit ?? DEFAULT_HISTORY;
+      const self = session.account.key;
+      let messages: ChatMessage[];
+      if (name !== undefined) {
+        const room = await hub.requireRoom(name);
+        if (!room.members.has(self)) {
+          throw new CommandError("not_member", `join ${room.name} to read its history`);
+        }
+        messages = await hub.store.history({ room: room.key, before, limit: want + 1 });
+      } else {
+        const other = await hub.requireAccount(nick!);
+        messages = await hub.store.history({ between: [self, other.key], before, limit: want + 1 });
+      }
+      const more = messages.length > want;
+      if (more) messages = messages.slice(1);
+      const fitted = fitNewest(messages, replyBudget(hub));
+      return { messages: fitted.messages, more: more || fitted.trimmed };
+    },
+  },
+
+  sync: {
+    async run({ hub, session }, { after, limit }) {
+      const want = limit ?? 500;
+      let messages = await hub.store.messagesAfter(session.account.key, after, want + 1);
+      const more = messages.length > want;
+      if (more) messages = messages.slice(0, want);
+      const fitted = fitOldest(messages, replyBudget(hub));
+      return { messages: fitted.messages, more: more || fitted.trimmed };
+    },
+  },
+
+  read: {
+    pipelined: true,
+    async run({ hub, session }, { ids }) {
+      const account = session.account;
+      const newlyRead = await hub.store.markRead(account.key, ids);
+      const ts = hub.now();
+      for (const message of newlyRead) {
+        await hub.broker.publish(userSubject(nameKey(message.from)), {
+          event: { type: "receipt", id: message.id, status: "read", by: account.nick, ts },
+        });
+      }
+      return { count: newlyRead.length };
+    },
+  },
+};
+
+async function requireOther(
+  hub: ChatHub,
+  session: Session,
+  nick: string,
+  verb: string,
+): Promise<{ key: string; nick: string }> {
+  const target = await hub.requireAccount(nick);
+  if (target.key === session.account.key) {
+    throw new CommandError("self", `you cannot ${verb} yourself`);
+  }
+  return target;
+}
+
+function byName(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Bytes a list of messages may take in one reply: half a frame leaves room for the rest. */
+function replyBudget(hub: ChatHub): number {
+  return Math.floor(Math.min(hub.config.maxFrameSize, DEFAULT_MAX_FRAME_SIZE) / 2);
+}
+
+function approxSize(message: ChatMessage): number {
+  // JSON of a message: UTF-8 text at most 3 bytes per UTF-16 unit, plus fields.
+  return 96 + message.from.length + message.text.length * 3 +
+    (message.type === "msg" ? message.room.length : message.to.length);
+}
+
+/** Keeps the newest messages that fit in `budget` bytes (oldest first). */
+function fitNewest(
+  messages: ChatMessage[],
+  budget: number,
+): { messages: ChatMessage[]; trimmed: boolean } {
+  let used = 0;
+  let start = messages.length;
+  while (start > 0 && used + approxSize(messages[start - 1]) <= budget) {
+    used += approxSize(messages[--start]);
+  }
+  return { messages: messages.slice(start), trimmed: start > 0 };
+}
+
+/** Keeps the oldest messages that fit in `budget` bytes. */
+function fitOldest(
+  messages: ChatMessage[],
+  budget: number,
+): { messages: ChatMessage[]; trimmed: boolean } {
+  let used = 0;
+  let end = 0;
+  while (end < messages.length && used + approxSize(messages[end]) <= budget) {
+    used += approxSize(messages[end++]);
+  }
+  return { messages: messages.slice(0, end), trimmed: end < messages.length };
+}

@@ -1,0 +1,294 @@
+/**
+ * Connection handling: one client socket, from `hello` through login to the end.
+ *
+ * This layer owns the socket (through a {@linkcode FramedConnection}), validates what
+ * arrives, dispatches requests to the command table, turns results into `ok` /
+ * `error` replies, and enforces deadlines (login, idle, stalled writes). Chat state
+ * lives in the hub; this file holds no chat logic.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { ProtocolError } from "../protocol/errors.ts";
+import type { Frame } from "../protocol/frame.ts";
+import { answerHello, SERVER_FEATURES } from "../protocol/hello.ts";
+import { type ClientMessage, parseClientMessage, requestIdOf } from "../protocol/messages.ts";
+import type { NoticeCode } from "../protocol/replies.ts";
+import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
+import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
+import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
+import { CommandError } from "./errors.ts";
+import type { ChatHub, Session, SessionPort } from "./hub.ts";
+
+const log = getLogger(["chat", "server", "connection"]);
+
+/** Largest frame accepted before login: enough for hello and login, no more. */
+export const PRE_LOGIN_MAX_FRAME = 64 * 1024;
+/** Pipelined requests in flight per connection before reading pauses. */
+export const MAX_IN_FLIGHT = 512;
+/** The server's name in its `hello`. */
+export const SERVER_AGENT = "chat-server/1";
+
+type Phase = "hello" | "login" | "session" | "closing";
+
+/** Options of {@linkcode ClientConnection}. */
+export interface ClientConnectionOptions {
+  /** The client's address, for logs and the session. */
+  remote: string;
+  /** Milliseconds a connection may take to complete hello and login. */
+  loginTimeoutMs: number;
+}
+
+/**
+ * One client connection. `run()` serves it until it ends; `sweep()` is called
+ * periodically by the server to enforce deadlines.
+ */
+export class ClientConnection implements SessionPort {
+  /** The client's address. */
+  readonly remote: string;
+  readonly #hub: ChatHub;
+  readonly #framed: FramedConnection;
+  readonly #openedAt = performance.now();
+  readonly #loginTimeoutMs: number;
+  readonly #inFlight = new Set<Promise<void>>();
+  #phase: Phase = "hello";
+  #session: Session | null = null;
+
+  /** Wraps an accepted channel. */
+  constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
+    this.remote = options.remote;
+    this.#hub = hub;
+    this.#loginTimeoutMs = options.loginTimeoutMs;
+    this.#framed = new FramedConnection(channel, {
+      maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
+      maxQueueBytes: hub.config.maxQueueBytes,
+    });
+  }
+
+  /** The logged-in session, if any. */
+  get session(): Session | null {
+    return this.#session;
+  }
+
+  /** Serves the connection until it ends; never throws. */
+  async run(): Promise<void> {
+    log.debug("connection from {remote}", { remote: this.remote });
+    try {
+      for await (const frame of this.#framed) {
+        await this.#onFrame(frame);
+        if (this.#phase === "closing") break;
+      }
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        log.info("closing {remote}: {code}: {message}", {
+          remote: this.remote,
+          code: err.code,
+          message: err.message,
+        });
+        this.#trySend({ type: "error", code: err.code, message: err.message });
+        await this.#framed.close(1000);
+      } else {
+        log.warn("connection {remote} failed: {err}", { remote: this.remote, err });
+      }
+    } finally {
+      await Promise.allSettled(this.#inFlight);
+      if (this.#session !== null) {
+        const session = this.#session;
+        log.info("{nick} disconnected ({remote})", {
+          nick: session.account.nick,
+          remote: this.remote,
+        });
+        await this.#hub.endSession(session).catch((err) =>
+          log.error("ending session failed: {err}", { err })
+        );
+      }
+      await this.#framed.close(this.#hub.config.shutdownGraceMs);
+    }
+  }
+
+  /** Queues an encoded frame; on overflow the client is cut off as a slow consumer. */
+  send(frame: Uint8Array): boolean {
+    try {
+      this.#framed.sendEncoded(frame);
+      return true;
+    } catch (err) {
+      if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
+      else if (!(err instanceof ConnectionClosedError)) throw err;
+      return false;
+    }
+  }
+
+  /** Ends the connection gracefully after an optional notice. */
+  end(notice?: { code: NoticeCode; text: string }): void {
+    if (this.#phase === "closing") return;
+    if (notice !== undefined) this.#trySend({ type: "notice", ...notice });
+    this.#phase = "closing";
+    this.#framed.close(this.#hub.config.shutdownGraceMs);
+  }
+
+  /** Enforces the login deadline, the idle timeout and the write deadline. */
+  sweep(now: number): void {
+    if (this.#phase === "closing") return;
+    const config = this.#hub.config;
+    if (this.#framed.writeStalledMs > config.writeTimeoutMs) {
+      this.#cutOff(`a write stalled for over ${config.writeTimeoutMs} ms`);
+      return;
+    }
+    if (this.#session === null) {
+      if (now - this.#openedAt > this.#loginTimeoutMs) {
+        this.#trySend({
+          type: "error",
+          code: "not_logged_in",
+          message: `hello and login must complete within ${this.#loginTimeoutMs / 1000} s`,
+        });
+        this.end();
+      }
+      return;
+    }
+    const idleSec = config.idleTimeoutSec;
+    if (idleSec > 0 && now - this.#session.lastCommandAt > idleSec * 1000) {
+      log.info("{nick} idle for {idleSec} s: logging out", {
+        nick: this.#session.account.nick,
+        idleSec,
+      });
+      this.end({
+        code: "idle_timeout",
+        text: `logged out after ${idleSec} s without a command`,
+      });
+    }
+  }
+
+  async #onFrame(frame: Frame): Promise<void> {
+    let message: ClientMessage;
+    try {
+      message = parseClientMessage(frame.header);
+    } catch (err) {
+      if (!(err instanceof ProtocolError) || err.fatal) throw err;
+      if (this.#phase === "hello") throw this.#expectedHello();
+      const code = err.code === "unknown_type" ? "unknown_command" : "bad_message";
+      this.#trySend({ type: "error", re: requestIdOf(frame.header), code, message: err.message });
+      return;
+    }
+    if (this.#phase === "hello") {
+      if (message.type !== "hello") throw this.#expectedHello();
+      this.#trySend(answerHello(message, {
+        features: SERVER_FEATURES,
+        server: SERVER_AGENT,
+        maxFrame: this.#hub.config.maxFrameSize,
+      }));
+      this.#phase = "login";
+      return;
+    }
+    if (message.type === "hello") {
+      this.#trySend({ type: "error", code: "bad_message", message: "hello was already exchanged" });
+      return;
+    }
+    if (message.type === "login") {
+      await this.#login(message.id, message.nick, message.password);
+      return;
+    }
+    if (this.#session === null) {
+      this.#trySend({
+        type: "error",
+        re: message.id,
+        code: "not_logged_in",
+        message: "log in first",
+      });
+      return;
+    }
+    const spec = commands[message.type] as CommandSpec<typeof message.type>;
+    if (spec.activity !== false) this.#session.lastCommandAt = performance.now();
+    const ctx: CommandContext = { hub: this.#hub, session: this.#session };
+    const done = this.#reply(message.id, spec.run(ctx, message as never));
+    if (spec.endsSession) {
+      await Promise.allSettled(this.#inFlight);
+      await done;
+      this.end();
+      return;
+    }
+    if (!spec.pipelined) {
+      await done;
+      return;
+    }
+    this.#inFlight.add(done);
+    done.finally(() => this.#inFlight.delete(done));
+    if (this.#inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.#inFlight);
+  }
+
+  async #login(id: string, nick: string, password: string | undefined): Promise<void> {
+    if (this.#session !== null) {
+      this.#trySend({
+        type: "error",
+        re: id,
+        code: "already_logged_in",
+        message: `already logged in as ${this.#session.account.nick}`,
+      });
+      return;
+    }
+    try {
+      const { session, reply, pending } = await this.#hub.login(this, nick, password);
+      this.#session = session;
+      this.#phase = "session";
+      this.#framed.maxFrameSize = this.#hub.config.maxFrameSize;
+      this.#trySend({ type: "ok", re: id, ...reply });
+      await this.#hub.deliverPending(session, pending);
+    } catch (err) {
+      this.#sendError(id, err);
+    }
+  }
+
+  async #reply(id: string, result: Promise<object>): Promise<void> {
+    try {
+      const data = await result;
+      this.#trySend({ type: "ok", re: id, ...data });
+    } catch (err) {
+      this.#sendError(id, err);
+    }
+  }
+
+  #sendError(id: string, err: unknown): void {
+    if (err instanceof CommandError) {
+      this.#trySend({
+        type: "error",
+        re: id,
+        code: err.code,
+        message: err.message,
+        ...(err.retryAfter !== undefined ? { retryAfter: err.retryAfter } : {}),
+      });
+      return;
+    }
+    log.error("request {id} from {remote} failed: {err}", { id, remote: this.remote, err });
+    this.#trySend({ type: "error", re: id, code: "internal", message: "internal server error" });
+  }
+
+  #expectedHello(): ProtocolError {
+    return new ProtocolError("bad_message", 'the first frame must be a "hello"');
+  }
+
+  #trySend(event: object): void {
+    try {
+      this.#framed.send(event);
+    } catch (err) {
+      if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
+      else if (!(err instanceof ConnectionClosedError)) throw err;
+    }
+  }
+
+  #cutOff(reason: string): void {
+    if (this.#framed.closed) return;
+    log.warn("cutting off slow consumer {remote}: {reason}", { remote: this.remote, reason });
+    this.#phase = "closing";
+    // Logged out at once: no more deliveries queue up behind the stalled write.
+    if (this.#session !== null) {
+      this.#hub.endSession(this.#session).catch((err) =>
+        log.error("ending session failed: {err}", { err })
+      );
+    }
+    this.#framed.closeWith({
+      type: "notice",
+      code: "slow_consumer",
+      text: `disconnected for reading too slowly: ${reason}`,
+    });
+  }
+}

@@ -1,0 +1,540 @@
+/**
+ * The chat state: who is online, their sessions, rooms and their members, blocks,
+ * and the login and logout of sessions. It knows nothing about sockets: a session
+ * reaches its client through a {@linkcode SessionPort}, and storage and fan-out sit
+ * behind the {@linkcode Store} and {@linkcode Broker} interfaces.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { encodeFrame } from "../protocol/frame.ts";
+import type { DirectMessage, ServerMessage } from "../protocol/messages.ts";
+import { MIN_PASSWORD_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
+import type { NoticeCode, ReplyMap } from "../protocol/replies.ts";
+import {
+  ALL_SUBJECT,
+  type Broker,
+  type Delivery,
+  roomSubject,
+  type Subscriber,
+  userSubject,
+} from "./broker.ts";
+import type { ServerConfig } from "./config.ts";
+import { CommandError } from "./errors.ts";
+import { Lockout } from "./lockout.ts";
+import { hashPassword, verifyPassword } from "./password.ts";
+import type { RoomRecord, Store } from "./store.ts";
+
+const log = getLogger(["chat", "server", "hub"]);
+
+/** The room every account joins at its first login. */
+export const DEFAULT_ROOM = "lobby";
+
+/** How a session reaches its client; implemented by the connection layer. */
+export interface SessionPort {
+  /** The client's address, for logs. */
+  readonly remote: string;
+  /** Queues an encoded frame; false when refused (the port then cuts the client off). */
+  send(frame: Uint8Array): boolean;
+  /** Ends the connection, after an optional notice. */
+  end(notice?: { code: NoticeCode; text: string }): void;
+}
+
+/** An account with at least one session. */
+export interface OnlineAccount {
+  /** Account key. */
+  readonly key: string;
+  /** Display nick. */
+  readonly nick: string;
+  /** Its sessions. */
+  readonly sessions: Set<Session>;
+  /** Keys of the accounts it blocks. */
+  readonly blocks: Set<string>;
+  /** Keys of the rooms it is a member of. */
+  readonly rooms: Set<string>;
+  /** Hidden from presence lists and notices. */
+  hidden: boolean;
+}
+
+/** A room's cached state. */
+export interface RoomState {
+  /** Room key. */
+  readonly key: string;
+  /** Display name. */
+  readonly name: string;
+  /** Topic; empty when none. */
+  topic: string;
+  /** Who set the topic. */
+  topicBy: string;
+  /** Keys of member accounts. */
+  readonly members: Set<string>;
+}
+
+let sessionCounter = 0;
+
+/**
+ * One logged-in client session: a subscriber that filters what its account blocks.
+ */
+export class Session implements Subscriber {
+  /** Unique id within this server. */
+  readonly id: string;
+  /** The account it belongs to. */
+  readonly account: OnlineAccount;
+  /** The way to its client. */
+  readonly port: SessionPort;
+  /** Login-history record id. */
+  loginId = 0;
+  /** When it last sent a command (ms, performance clock). */
+  lastCommandAt: number = performance.now();
+  /** Whether it has ended. */
+  ended = false;
+
+  /** Creates a session. */
+  constructor(account: OnlineAccount, port: SessionPort) {
+    this.id = `s${++sessionCounter}`;
+    this.account = account;
+    this.port = port;
+  }
+
+  /** Accepts a delivery unless it is filtered for this session. */
+  deliver(delivery: Delivery): boolean {
+    if (this.ended || delivery.exceptSession === this.id) return false;
+    if (delivery.except !== undefined && delivery.except.has(this.account.key)) return false;
+    if (delivery.from !== undefined && this.account.blocks.has(delivery.from)) return false;
+    return this.port.send(delivery.frame());
+  }
+
+  /** Sends one event to this session only. */
+  send(event: ServerMessage): boolean {
+    if (this.ended) return false;
+    return this.port.send(encodeFrame(event));
+  }
+}
+
+/** What a successful login returns to the connection layer. */
+export interface LoginResult {
+  /** The new session. */
+  session: Session;
+  /** The data of the `ok` reply. */
+  reply: ReplyMap["login"];
+  /** Direct messages held while offline, to send after the reply. */
+  pending: DirectMessage[];
+}
+
+/**
+ * The chat state shared by every connection of one server.
+ */
+export class ChatHub {
+  /** Storage. */
+  readonly store: Store;
+  /** Fan-out. */
+  readonly broker: Broker;
+  /** Settings. */
+  readonly config: ServerConfig;
+  /** Wall clock (ms since the epoch); replaceable in tests. */
+  now: () => number = Date.now;
+  readonly #online = new Map<string, OnlineAccount>();
+  readonly #rooms = new Map<string, RoomState>();
+  readonly #nicks = new Map<string, string>();
+  readonly #lockout: Lockout;
+  readonly #accountLocks = new Map<string, Promise<unknown>>();
+
+  /** Creates the hub. */
+  constructor(store: Store, broker: Broker, config: ServerConfig) {
+    this.store = store;
+    this.broker = broker;
+    this.config = config;
+    this.#lockout = new Lockout(config.blockDurationSec * 1000);
+  }
+
+  /** Every online account. */
+  get onlineAccounts(): IterableIterator<OnlineAccount> {
+    return this.#online.values();
+  }
+
+  /** Number of live sessions. */
+  get sessionCount(): number {
+    let n = 0;
+    for (const account of this.#online.values()) n += account.sessions.size;
+    return n;
+  }
+
+  /** The online account with this key, if any. */
+  online(key: string): OnlineAccount | undefined {
+    return this.#online.get(key);
+  }
+
+  /** Whether the account is online and not hidden. */
+  isVisible(key: string): boolean {
+    const account = this.#online.get(key);
+    return account !== undefined && !account.hidden;
+  }
+
+  /** Imports `nick password` credentials: creates or updates the accounts, hashed. */
+  async importCredentials(credentials: { nick: string; password: string }[]): Promise<number> {
+    let count = 0;
+    for (const { nick, password } of credentials) {
+      const problem = nameProblem(nick);
+      if (problem !== null) throw new Error(`credentials: bad nick "${nick}": ${problem}`);
+      const key = nameKey(nick);
+      const hash = await hashPassword(password, { cost: this.config.passwordCost });
+      const existing = await this.store.getAccount(key);
+      if (existing === null) {
+        await this.#createAccount(key, nick, hash);
+      } else {
+        await this.store.setPasswordHash(key, hash);
+      }
+      count++;
+    }
+    return count;
+  }
+
+  /** The display nick of an account key (from cache or store); the key itself if unknown. */
+  async displayNick(key: string): Promise<string> {
+    const cached = this.#online.get(key)?.nick ?? this.#nicks.get(key);
+    if (cached !== undefined) return cached;
+    const account = await this.store.getAccount(key);
+    const nick = account?.nick ?? key;
+    this.#nicks.set(key, nick);
+    return nick;
+  }
+
+  /**
+   * Resolves a nick named in a request to an existing account.
+   *
+   * @throws {CommandError} `bad_name` or `unknown_user`.
+   */
+  async requireAccount(nick: string): Promise<{ key: string; nick: string }> {
+    const problem = nameProblem(nick);
+    if (problem !== null) throw new CommandError("bad_name", `bad nick "${nick}": ${problem}`);
+    const key = nameKey(nick);
+    const online = this.#online.get(key);
+    if (online !== undefined) return { key, nick: online.nick };
+    const account = await this.store.getAccount(key);
+    if (account === null) throw new CommandError("unknown_user", `no user named "${nick}"`);
+    this.#nicks.set(key, account.nick);
+    return { key, nick: account.nick };
+  }
+
+  /** Keys the account blocks (cached while it is online). */
+  async blocksOf(key: string): Promise<ReadonlySet<string>> {
+    const online = this.#online.get(key);
+    if (online !== undefined) return online.blocks;
+    return new Set(await this.store.blocksOf(key));
+  }
+
+  /** The room's state, loading it from the store; undefined when it does not exist. */
+  async room(key: string): Promise<RoomState | undefined> {
+    const cached = this.#rooms.get(key);
+    if (cached !== undefined) return cached;
+    const record = await this.store.getRoom(key);
+    if (record === null) return undefined;
+    return this.#cacheRoom(record, await this.store.roomMembers(key));
+  }
+
+  /** The cached room state, if loaded. */
+  cachedRoom(key: string): RoomState | undefined {
+    return this.#rooms.get(key);
+  }
+
+  /**
+   * Resolves a room named in a request.
+   *
+   * @throws {CommandError} `bad_name` or `unknown_room`.
+   */
+  async requireRoom(name: string): Promise<RoomState> {
+    const key = roomKeyOf(name);
+    const room = await this.room(key);
+    if (room === undefined) throw new CommandError("unknown_room", `no room named "${name}"`);
+    return room;
+  }
+
+  /** Creates the room if it does not exist; returns its state. */
+  async ensureRoom(name: string): Promise<RoomState> {
+    const key = roomKeyOf(name);
+    const existing = await this.room(key);
+    if (existing !== undefined) return existing;
+    const record: RoomRecord = {
+      key,
+      name: name.replace(/^#/, ""),
+      topic: "",
+      topicBy: "",
+      createdAt: this.now(),
+    };
+    await this.store.createRoom(record);
+    return (await this.room(key))!;
+  }
+
+  /** Adds an account to a room, subscribing its sessions. False when already a member. */
+  async addMember(room: RoomState, accountKey: string): Promise<boolean> {
+    const added = await this.store.addMember(room.key, accountKey);
+    room.members.add(accountKey);
+    const online = this.#online.get(accountKey);
+    if (online !== undefined) {
+      online.rooms.add(room.key);
+      for (const session of online.sessions) {
+        this.broker.subscribe(roomSubject(room.key), session);
+      }
+    }
+    return added;
+  }
+
+  /** Removes an account from a room, unsubscribing its sessions. False when not a member. */
+  async removeMember(room: RoomState, accountKey: string): Promise<boolean> {
+    const removed = await this.store.removeMember(room.key, accountKey);
+    room.members.delete(accountKey);
+    const online = this.#online.get(accountKey);
+    if (online !== undefined) {
+      online.rooms.delete(room.key);
+      for (const session of online.sessions) {
+        this.broker.unsubscribe(roomSubject(room.key), session);
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Logs a client in (registering an unknown nick in password mode).
+   *
+   * @throws {CommandError} `bad_name`, `bad_password`, `wrong_password`, `locked`, `nick_in_use`.
+   */
+  login(port: SessionPort, nick: string, password: string | undefined): Promise<LoginResult> {
+    const problem = nameProblem(nick);
+    if (problem !== null) {
+      return Promise.reject(new CommandError("bad_name", `bad nick "${nick}": ${problem}`));
+    }
+    const key = nameKey(nick);
+    return this.#withAccountLock(key, () => this.#login(port, key, nick, password));
+  }
+
+  /** Ends a session (logout, drop, timeout): presence and contact notices when it was the last. */
+  endSession(session: Session): Promise<void> {
+    if (session.ended) return Promise.resolve();
+    session.ended = true;
+    const account = session.account;
+    return this.#withAccountLock(account.key, async () => {
+      account.sessions.delete(session);
+      this.#unsubscribeAll(session);
+      const ts = this.now();
+      try {
+        await this.store.recordLogout(session.loginId, ts);
+      } catch (err) {
+        log.error("recording logout of {nick} failed: {err}", { nick: account.nick, err });
+      }
+      if (account.sessions.size > 0) return;
+      this.#online.delete(account.key);
+      if (!account.hidden) await this.announcePresence(account, false);
+    });
+  }
+
+  /** Tells others that an account went online or offline (not those it blocks). */
+  async announcePresence(account: OnlineAccount, online: boolean): Promise<void> {
+    const ts = this.now();
+    await this.broker.publish(ALL_SUBJECT, {
+      event: { type: "presence", nick: account.nick, online, ts },
+      except: new Set([account.key, ...account.blocks]),
+    });
+    const watchers = await this.store.watchersOf(account.key);
+    for (const watcher of watchers) {
+      if (account.blocks.has(watcher) || !this.#online.has(watcher)) continue;
+      await this.broker.publish(userSubject(watcher), {
+        event: { type: "contact", nick: account.nick, online },
+      });
+    }
+  }
+
+  /** Sends held direct messages to a new session, marks them delivered, tells their senders. */
+  async deliverPending(session: Session, pending: DirectMessage[]): Promise<void> {
+    if (pending.length === 0) return;
+    const delivered: DirectMessage[] = [];
+    for (const message of pending) {
+      if (!session.send(message)) break;
+      delivered.push(message);
+    }
+    if (delivered.length === 0) return;
+    await this.store.markDelivered(delivered.map((m) => m.id));
+    const ts = this.now();
+    for (const message of delivered) {
+      await this.broker.publish(userSubject(nameKey(message.from)), {
+        event: {
+          type: "receipt",
+          id: message.id,
+          status: "delivered",
+          by: session.account.nick,
+          ts,
+        },
+      });
+    }
+  }
+
+  /** Ends every session with a notice (shutdown). */
+  endAll(notice: { code: NoticeCode; text: string }): void {
+    for (const account of [...this.#online.values()]) {
+      for (const session of [...account.sessions]) session.port.end(notice);
+    }
+  }
+
+  async #login(
+    port: SessionPort,
+    key: string,
+    nick: string,
+    password: string | undefined,
+  ): Promise<LoginResult> {
+    let registered = false;
+    if (this.config.auth === "password") {
+      registered = await this.#checkPassword(key, nick, password);
+    } else {
+      if (this.#online.has(key)) {
+        throw new CommandError("nick_in_use", `the nick "${nick}" is in use`);
+      }
+      if (await this.store.getAccount(key) === null) {
+        await this.#createAccount(key, nick, null);
+        registered = true;
+      }
+    }
+    let account = this.#online.get(key);
+    const first = account === undefined;
+    if (account === undefined) {
+      const record = await this.store.getAccount(key);
+      account = {
+        key,
+        nick: record?.nick ?? nick,
+        sessions: new Set(),
+        blocks: new Set(await this.store.blocksOf(key)),
+        rooms: new Set(await this.store.accountRooms(key)),
+        hidden: false,
+      };
+      for (const roomKey of account.rooms) await this.room(roomKey);
+      this.#online.set(key, account);
+    }
+    const session = new Session(account, port);
+    account.sessions.add(session);
+    this.broker.subscribe(userSubject(key), session);
+    this.broker.subscribe(ALL_SUBJECT, session);
+    for (const roomKey of account.rooms) this.broker.subscribe(roomSubject(roomKey), session);
+    session.loginId = await this.store.recordLogin(key, this.now());
+    log.info("{nick} logged in from {remote}{registered}", {
+      nick: account.nick,
+      remote: port.remote,
+      registered: registered ? " (registered)" : "",
+    });
+    if (first) await this.announcePresence(account, true);
+    const pending = await this.store.undelivered(key);
+    const rooms: string[] = [];
+    for (const roomKey of account.rooms) rooms.push(this.#rooms.get(roomKey)?.name ?? roomKey);
+    return { session, reply: { nick: account.nick, rooms, pending: pending.length }, pending };
+  }
+
+  /** Verifies or registers; returns true when the account was just registered. */
+  async #checkPassword(key: string, nick: string, password: string | undefined): Promise<boolean> {
+    const now = this.now();
+    const lockedMs = this.#lockout.remainingMs(key, now);
+    if (lockedMs > 0) {
+      const seconds = Math.ceil(lockedMs / 1000);
+      throw new CommandError(
+        "locked",
+        `${nick} is blocked after too many failed logins; try again in ${seconds} s`,
+        seconds,
+      );
+    }
+    if (password === undefined || password.length === 0) {
+      throw new CommandError("bad_password", "a password is required");
+    }
+    const account = await this.store.getAccount(key);
+    if (account === null || account.passwordHash === null) {
+      if (password.length < MIN_PASSWORD_LENGTH) {
+        throw new CommandError(
+          "bad_password",
+          `a new account needs a password of at least ${MIN_PASSWORD_LENGTH} characters`,
+        );
+      }
+      const hash = await hashPassword(password, { cost: this.config.passwordCost });
+      if (account === null) {
+        await this.#createAccount(key, nick, hash);
+      } else {
+        await this.store.setPasswordHash(key, hash);
+      }
+      this.#lockout.succeed(key);
+      return true;
+    }
+    if (await verifyPassword(password, account.passwordHash)) {
+      this.#lockout.succeed(key);
+      return false;
+    }
+    const locked = this.#lockout.fail(key, this.now());
+    log.warn("wrong password for {nick}{locked}", {
+      nick: account.nick,
+      locked: locked ? ": locked" : "",
+    });
+    if (locked) {
+      const seconds = this.config.blockDurationSec;
+      throw new CommandError(
+        "locked",
+        `wrong password; ${account.nick} is now blocked for ${seconds} s`,
+        seconds,
+      );
+    }
+    throw new CommandError("wrong_password", "wrong password");
+  }
+
+  async #createAccount(key: string, nick: string, passwordHash: string | null): Promise<void> {
+    const created = await this.store.createAccount({
+      key,
+      nick,
+      passwordHash,
+      createdAt: this.now(),
+    });
+    if (!created) return;
+    this.#nicks.set(key, nick);
+    const lobby = await this.ensureRoom(DEFAULT_ROOM);
+    await this.store.addMember(lobby.key, key);
+    lobby.members.add(key);
+  }
+
+  #cacheRoom(record: RoomRecord, members: string[]): RoomState {
+    const existing = this.#rooms.get(record.key);
+    if (existing !== undefined) return existing;
+    const state: RoomState = {
+      key: record.key,
+      name: record.name,
+      topic: record.topic,
+      topicBy: record.topicBy,
+      members: new Set(members),
+    };
+    this.#rooms.set(record.key, state);
+    return state;
+  }
+
+  #unsubscribeAll(session: Session): void {
+    this.broker.unsubscribe(userSubject(session.account.key), session);
+    this.broker.unsubscribe(ALL_SUBJECT, session);
+    for (const roomKey of session.account.rooms) {
+      this.broker.unsubscribe(roomSubject(roomKey), session);
+    }
+  }
+
+  /** Runs `fn` after every earlier login/logout of the same account has finished. */
+  #withAccountLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#accountLocks.get(key) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    const settled = next.then(() => {}, () => {});
+    this.#accountLocks.set(key, settled);
+    settled.then(() => {
+      if (this.#accountLocks.get(key) === settled) this.#accountLocks.delete(key);
+    });
+    return next;
+  }
+}
+
+/**
+ * The key of a room name (a leading `#` is allowed and ignored).
+ *
+ * @throws {CommandError} `bad_name`.
+ */
+export function roomKeyOf(name: string): string {
+  const bare = name.startsWith("#") ? name.slice(1) : name;
+  const problem = nameProblem(bare);
+  if (problem !== null) throw new CommandError("bad_name", `bad room name "${name}": ${problem}`);
+  return nameKey(bare);
+}

@@ -1,0 +1,419 @@
+/**
+ * An in-memory {@linkcode Store}, for tests and for servers run without a data folder.
+ *
+ * It follows the same contract as the SQLite store (both pass `store_conformance.ts`):
+ * message ids increase from 1, `(fromKey, clientId)` is unique, records handed out are
+ * copies. Nothing survives the process.
+ *
+ * @module
+ */
+
+import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
+import {
+  type AccountRecord,
+  type AppendResult,
+  checkCount,
+  checkHistoryQuery,
+  checkNewMessage,
+  type HistoryQuery,
+  type NewMessage,
+  type RoomRecord,
+  type RoomSummary,
+  type Store,
+  StoreError,
+} from "./store.ts";
+
+interface StoredMessage {
+  id: number;
+  ts: number;
+  fromKey: string;
+  from: string;
+  roomKey: string | null;
+  toKey: string | null;
+  to: string | null;
+  text: string;
+  delivered: boolean;
+  read: boolean;
+}
+
+interface Session {
+  accountKey: string;
+  loginTs: number;
+  logoutTs: number | null;
+}
+
+/**
+ * A {@linkcode Store} kept in memory.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStore } from "./memory_store.ts";
+ * const store = new MemoryStore();
+ * await store.createRoom({ key: "lobby", name: "Lobby", topic: "", topicBy: "", createdAt: 0 });
+ * const { message } = await store.appendMessage({
+ *   fromKey: "alice", from: "Alice", room: "lobby", text: "hi", ts: Date.now(), clientId: "1",
+ * });
+ * message.id; // 1
+ * ```
+ */
+export class MemoryStore implements Store {
+  #closed = false;
+  #accounts = new Map<string, AccountRecord>();
+  #rooms = new Map<string, RoomRecord>();
+  /** room key → member account keys */
+  #members = new Map<string, Set<string>>();
+  /** account key → room keys */
+  #memberOf = new Map<string, Set<string>>();
+  /** Every message; the one with id n is at index n - 1. */
+  #messages: StoredMessage[] = [];
+  /** room key or DM pair key → its messages, by id */
+  #threads = new Map<string, StoredMessage[]>();
+  /** `fromKey\nclientId` → message */
+  #byClientId = new Map<string, StoredMessage>();
+  #blocks = new Map<string, Set<string>>();
+  #contacts = new Map<string, Set<string>>();
+  #sessions: Session[] = [];
+
+  // ---- accounts
+
+  /** The account with this key, or null. */
+  getAccount(key: string): Promise<AccountRecord | null> {
+    return this.#run(() => {
+      const account = this.#accounts.get(key);
+      return account === undefined ? null : { ...account };
+    });
+  }
+
+  /** Creates the account; false (and nothing written) when the key exists. */
+  createAccount(account: AccountRecord): Promise<boolean> {
+    return this.#run(() => {
+      if (this.#accounts.has(account.key)) return false;
+      this.#accounts.set(account.key, { ...account });
+      return true;
+    });
+  }
+
+  /** Replaces an account's password hash; `not_found` when there is no such account. */
+  setPasswordHash(key: string, passwordHash: string): Promise<void> {
+    return this.#run(() => {
+      const account = this.#accounts.get(key);
+      if (account === undefined) throw new StoreError("not_found", `no account "${key}"`);
+      account.passwordHash = passwordHash;
+    });
+  }
+
+  // ---- rooms and memberships
+
+  /** The room with this key, or null. */
+  getRoom(key: string): Promise<RoomRecord | null> {
+    return this.#run(() => {
+      const room = this.#rooms.get(key);
+      return room === undefined ? null : { ...room };
+    });
+  }
+
+  /** Creates the room; false when the key exists. */
+  createRoom(room: RoomRecord): Promise<boolean> {
+    return this.#run(() => {
+      if (this.#rooms.has(room.key)) return false;
+      this.#rooms.set(room.key, { ...room });
+      return true;
+    });
+  }
+
+  /** Every room with its member count, ordered by key. */
+  listRooms(): Promise<RoomSummary[]> {
+    return this.#run(() =>
+      [...this.#rooms.values()]
+        .map((room) => ({ ...room, members: this.#members.get(room.key)?.size ?? 0 }))
+        .sort((a, b) => compare(a.key, b.key))
+    );
+  }
+
+  /** Sets a room's topic; `not_found` when there is no such room. */
+  setTopic(roomKey: string, topic: string, by: string): Promise<void> {
+    return this.#run(() => {
+      const room = this.#rooms.get(roomKey);
+      if (room === undefined) throw new StoreError("not_found", `no room "${roomKey}"`);
+      room.topic = topic;
+      room.topicBy = by;
+    });
+  }
+
+  /** Adds a member; false when already a member, `not_found` when there is no such room. */
+  addMember(roomKey: string, accountKey: string): Promise<boolean> {
+    return this.#run(() => {
+      if (!this.#rooms.has(roomKey)) throw new StoreError("not_found", `no room "${roomKey}"`);
+      const members = setOf(this.#members, roomKey);
+      if (members.has(accountKey)) return false;
+      members.add(accountKey);
+      setOf(this.#memberOf, accountKey).add(roomKey);
+      return true;
+    });
+  }
+
+  /** Removes a member; false when not a member. */
+  removeMember(roomKey: string, accountKey: string): Promise<boolean> {
+    return this.#run(() => {
+      if (!(this.#members.get(roomKey)?.delete(accountKey) ?? false)) return false;
+      this.#memberOf.get(accountKey)?.delete(roomKey);
+      return true;
+    });
+  }
+
+  /** Account keys of a room's members, sorted. */
+  roomMembers(roomKey: string): Promise<string[]> {
+    return this.#run(() => sorted(this.#members.get(roomKey)));
+  }
+
+  /** Room keys an account is a member of, sorted. */
+  accountRooms(accountKey: string): Promise<string[]> {
+    return this.#run(() => sorted(this.#memberOf.get(accountKey)));
+  }
+
+  // ---- messages
+
+  /** Appends a message with the next id, or returns the earlier one for a resend. */
+  appendMessage(message: NewMessage): Promise<AppendResult> {
+    return this.#run(() => {
+      checkNewMessage(message);
+      const dedupKey = `${message.fromKey}\n${message.clientId}`;
+      const earlier = this.#byClientId.get(dedupKey);
+      if (earlier !== undefined) return { message: this.#toChat(earlier), duplicate: true };
+      if (message.room !== undefined && !this.#rooms.has(message.room)) {
+        throw new StoreError("not_found", `no room "${message.room}"`);
+      }
+      const stored: StoredMessage = {
+        id: this.#messages.length + 1,
+        ts: message.ts,
+        fromKey: message.fromKey,
+        from: message.from,
+        roomKey: message.room ?? null,
+        toKey: message.toKey ?? null,
+        to: message.to ?? null,
+        text: message.text,
+        delivered: false,
+        read: false,
+      };
+      this.#messages.push(stored);
+      const thread = stored.roomKey !== null
+        ? roomThread(stored.roomKey)
+        : pairThread(stored.fromKey, stored.toKey!);
+      let list = this.#threads.get(thread);
+      if (list === undefined) this.#threads.set(thread, list = []);
+      list.push(stored);
+      this.#byClientId.set(dedupKey, stored);
+      return { message: this.#toChat(stored), duplicate: false };
+    });
+  }
+
+  /** The newest `limit` messages matching `query`, oldest first. */
+  history(query: HistoryQuery): Promise<ChatMessage[]> {
+    return this.#run(() => {
+      checkHistoryQuery(query);
+      const thread = query.room !== undefined
+        ? roomThread(query.room)
+        : pairThread(query.between![0], query.between![1]);
+      const list = this.#threads.get(thread) ?? [];
+      const end = query.before === undefined ? list.length : firstAtLeast(list, query.before);
+      return list.slice(Math.max(0, end - query.limit), end).map((m) => this.#toChat(m));
+    });
+  }
+
+  /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */
+  messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]> {
+    return this.#run(() => {
+      checkCount("afterId", afterId);
+      checkCount("limit", limit);
+      const rooms = this.#memberOf.get(accountKey);
+      const out: ChatMessage[] = [];
+      for (let i = afterId; i < this.#messages.length && out.length < limit; i++) {
+        const m = this.#messages[i];
+        const visible = m.roomKey !== null
+          ? rooms?.has(m.roomKey) ?? false
+          : m.fromKey === accountKey || m.toKey === accountKey;
+        if (visible) out.push(this.#toChat(m));
+      }
+      return out;
+    });
+  }
+
+  /** Direct messages to `accountKey` not delivered yet, oldest first. */
+  undelivered(accountKey: string): Promise<DirectMessage[]> {
+    return this.#run(() =>
+      this.#messages
+        .filter((m) => m.toKey === accountKey && !m.delivered)
+        .map((m) => this.#toChat(m) as DirectMessage)
+    );
+  }
+
+  /** Marks direct messages delivered; unknown ids and room messages are ignored. */
+  markDelivered(ids: number[]): Promise<void> {
+    return this.#run(() => {
+      for (const id of ids) checkCount("id", id);
+      for (const id of ids) {
+        const m = this.#messages[id - 1];
+        if (m !== undefined && m.toKey !== null) m.delivered = true;
+      }
+    });
+  }
+
+  /**
+   * Marks direct messages to `accountKey` read (and delivered); returns those newly
+   * read, by id.
+   */
+  markRead(accountKey: string, ids: number[]): Promise<DirectMessage[]> {
+    return this.#run(() => {
+      for (const id of ids) checkCount("id", id);
+      const out: DirectMessage[] = [];
+      for (const id of [...new Set(ids)].sort((a, b) => a - b)) {
+        const m = this.#messages[id - 1];
+        if (m === undefined || m.toKey !== accountKey || m.read) continue;
+        m.read = true;
+        m.delivered = true;
+        out.push(this.#toChat(m) as DirectMessage);
+      }
+      return out;
+    });
+  }
+
+  // ---- blocks and contacts
+
+  /** Records that `accountKey` blocks `targetKey`; false when already blocked. */
+  addBlock(accountKey: string, targetKey: string): Promise<boolean> {
+    return this.#run(() => addTo(this.#blocks, accountKey, targetKey));
+  }
+
+  /** Removes a block; false when there was none. */
+  removeBlock(accountKey: string, targetKey: string): Promise<boolean> {
+    return this.#run(() => this.#blocks.get(accountKey)?.delete(targetKey) ?? false);
+  }
+
+  /** Account keys that `accountKey` blocks, sorted. */
+  blocksOf(accountKey: string): Promise<string[]> {
+    return this.#run(() => sorted(this.#blocks.get(accountKey)));
+  }
+
+  /** Adds a contact; false when already one. */
+  addContact(accountKey: string, targetKey: string): Promise<boolean> {
+    return this.#run(() => addTo(this.#contacts, accountKey, targetKey));
+  }
+
+  /** Removes a contact; false when there was none. */
+  removeContact(accountKey: string, targetKey: string): Promise<boolean> {
+    return this.#run(() => this.#contacts.get(accountKey)?.delete(targetKey) ?? false);
+  }
+
+  /** Account keys in `accountKey`'s contact list, sorted. */
+  contactsOf(accountKey: string): Promise<string[]> {
+    return this.#run(() => sorted(this.#contacts.get(accountKey)));
+  }
+
+  /** Account keys that have `targetKey` as a contact, sorted. */
+  watchersOf(targetKey: string): Promise<string[]> {
+    return this.#run(() => {
+      const out: string[] = [];
+      for (const [key, set] of this.#contacts) if (set.has(targetKey)) out.push(key);
+      return out.sort(compare);
+    });
+  }
+
+  // ---- login history
+
+  /** Records a session start; returns its id (from 1). */
+  recordLogin(accountKey: string, ts: number): Promise<number> {
+    return this.#run(() => this.#sessions.push({ accountKey, loginTs: ts, logoutTs: null }));
+  }
+
+  /** Records a session end; an unknown or already ended session is left alone. */
+  recordLogout(sessionId: number, ts: number): Promise<void> {
+    return this.#run(() => {
+      const session = this.#sessions[sessionId - 1];
+      if (session !== undefined && session.logoutTs === null) session.logoutTs = ts;
+    });
+  }
+
+  /** Ends every open session at `ts`. */
+  closeOpenSessions(ts: number): Promise<void> {
+    return this.#run(() => {
+      for (const session of this.#sessions) session.logoutTs ??= ts;
+    });
+  }
+
+  /** Account keys with a session open now or ended at or after `since`, sorted. */
+  onlineSince(since: number): Promise<string[]> {
+    return this.#run(() => {
+      const keys = new Set<string>();
+      for (const s of this.#sessions) {
+        if (s.logoutTs === null || s.logoutTs >= since) keys.add(s.accountKey);
+      }
+      return sorted(keys);
+    });
+  }
+
+  /** Marks the store closed: every later call rejects with a `closed` {@linkcode StoreError}. */
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  // ---- internals
+
+  #run<T>(fn: () => T): Promise<T> {
+    try {
+      if (this.#closed) throw new StoreError("closed", "the store is closed");
+      return Promise.resolve(fn());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #toChat(m: StoredMessage): ChatMessage {
+    if (m.roomKey !== null) {
+      const room = this.#rooms.get(m.roomKey)?.name ?? m.roomKey;
+      return { type: "msg", id: m.id, ts: m.ts, room, from: m.from, text: m.text };
+    }
+    return { type: "dm", id: m.id, ts: m.ts, from: m.from, to: m.to!, text: m.text };
+  }
+}
+
+function roomThread(roomKey: string): string {
+  return `#${roomKey}`;
+}
+
+function pairThread(a: string, b: string): string {
+  return a < b ? `@${a}\n${b}` : `@${b}\n${a}`;
+}
+
+/** Index of the first message with an id ≥ `id` in a list ordered by id. */
+function firstAtLeast(list: StoredMessage[], id: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid].id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function setOf(map: Map<string, Set<string>>, key: string): Set<string> {
+  let set = map.get(key);
+  if (set === undefined) map.set(key, set = new Set());
+  return set;
+}
+
+function addTo(map: Map<string, Set<string>>, key: string, value: string): boolean {
+  const set = setOf(map, key);
+  if (set.has(value)) return false;
+  set.add(value);
+  return true;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function sorted(set: Set<string> | undefined): string[] {
+  return set === undefined ? [] : [...set].sort(compare);
+}

@@ -1,0 +1,195 @@
+/**
+ * The chat server: listener, accept loop, deadlines sweep and graceful shutdown,
+ * wiring connections to the chat hub, the store and the broker.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { listen, tuneAccepted } from "../transport/net.ts";
+import { type Broker, LocalBroker } from "./broker.ts";
+import type { ServerConfig } from "./config.ts";
+import { ClientConnection } from "./connection.ts";
+import { ChatHub } from "./hub.ts";
+import { MemoryStore } from "./memory_store.ts";
+import { SqliteStore } from "./sqlite_store.ts";
+import type { Store } from "./store.ts";
+
+const log = getLogger(["chat", "server"]);
+
+/** Milliseconds between sweeps for deadlines (login, idle, stalled writes). */
+const SWEEP_INTERVAL_MS = 250;
+
+/** A running server. */
+export interface ChatServer {
+  /** The address it listens on (the actual port when 0 was asked). */
+  readonly addr: Deno.NetAddr;
+  /** Whether it serves TLS. */
+  readonly tls: boolean;
+  /** The chat state (for tests and metrics). */
+  readonly hub: ChatHub;
+  /**
+   * Stops accepting, tells every session, finishes writes (bounded by the grace
+   * period), closes the store. Safe to call more than once.
+   */
+  shutdown(reason?: string): Promise<void>;
+  /** Resolves when the server has shut down. */
+  readonly finished: Promise<void>;
+}
+
+/** Replaceable parts of a server (tests inject an in-memory store). */
+export interface ServerDeps {
+  /** Storage; default SQLite in `config.dataDir`, or memory when it is null. */
+  store?: Store;
+  /** Fan-out; default in-process. */
+  broker?: Broker;
+}
+
+/**
+ * Starts a chat server.
+ *
+ * @throws {Error} with a clear message when the port is in use, the data folder is
+ * not writable, or the TLS material is unusable.
+ * @example
+ * ```ts ignore
+ * import { startServer } from "./server.ts";
+ * import { resolveServerConfig } from "./config.ts";
+ * const server = await startServer(resolveServerConfig({ port: 0, dataDir: null }));
+ * console.log(server.addr.port);
+ * await server.shutdown();
+ * ```
+ */
+export async function startServer(
+  config: ServerConfig,
+  deps: ServerDeps = {},
+): Promise<ChatServer> {
+  const store = deps.store ??
+    (config.dataDir === null ? new MemoryStore() : await SqliteStore.open(config.dataDir));
+  const broker = deps.broker ?? new LocalBroker();
+  let listener: Deno.Listener;
+  try {
+    await store.closeOpenSessions(Date.now());
+    listener = listen({ host: config.host, port: config.port, tls: config.tls });
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw describeListenError(err, config);
+  }
+  const hub = new ChatHub(store, broker, config);
+  try {
+    const imported = await hub.importCredentials(config.credentials);
+    if (imported > 0) log.info("imported {imported} accounts", { imported });
+  } catch (err) {
+    listener.close();
+    await store.close().catch(() => {});
+    throw err;
+  }
+  return new RunningServer(listener, hub, config);
+}
+
+class RunningServer implements ChatServer {
+  readonly addr: Deno.NetAddr;
+  readonly tls: boolean;
+  readonly hub: ChatHub;
+  readonly finished: Promise<void>;
+  readonly #listener: Deno.Listener;
+  readonly #config: ServerConfig;
+  readonly #connections = new Set<ClientConnection>();
+  readonly #running = new Set<Promise<void>>();
+  readonly #sweeper: ReturnType<typeof setInterval>;
+  #shutdown: Promise<void> | null = null;
+  #resolveFinished!: () => void;
+
+  constructor(listener: Deno.Listener, hub: ChatHub, config: ServerConfig) {
+    this.#listener = listener;
+    this.hub = hub;
+    this.#config = config;
+    this.addr = listener.addr as Deno.NetAddr;
+    this.tls = config.tls !== undefined;
+    this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
+    log.info("listening on {host}:{port}{tls}", {
+      host: this.addr.hostname,
+      port: this.addr.port,
+      tls: this.tls ? " (TLS)" : "",
+    });
+    this.#acceptLoop();
+  }
+
+  shutdown(reason = "server shutting down"): Promise<void> {
+    this.#shutdown ??= this.#doShutdown(reason);
+    return this.#shutdown;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    try {
+      for await (const conn of this.#listener) {
+        tuneAccepted(conn);
+        const addr = conn.remoteAddr as Deno.NetAddr;
+        const connection = new ClientConnection(conn, this.hub, {
+          remote: `${addr.hostname}:${addr.port}`,
+          loginTimeoutMs: this.#config.loginTimeoutMs,
+        });
+        this.#connections.add(connection);
+        const running = connection.run().finally(() => {
+          this.#connections.delete(connection);
+          this.#running.delete(running);
+        });
+        this.#running.add(running);
+      }
+    } catch (err) {
+      if (this.#shutdown === null) {
+        log.error("accept loop failed: {err}", { err });
+        this.shutdown("accept loop failed");
+      }
+    }
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const connection of this.#connections) connection.sweep(now);
+  }
+
+  async #doShutdown(reason: string): Promise<void> {
+    log.info("shutting down: {reason}", { reason });
+    clearInterval(this.#sweeper);
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
+    this.hub.endAll({ code: "shutdown", text: reason });
+    for (const connection of this.#connections) connection.end();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#running]),
+      new Promise((resolve) => timer = setTimeout(resolve, this.#config.shutdownGraceMs + 1000)),
+    ]);
+    clearTimeout(timer);
+    await this.hub.broker.close();
+    await this.hub.store.close().catch((err) =>
+      log.error("closing the store failed: {err}", { err })
+    );
+    log.info("shut down");
+    this.#resolveFinished();
+  }
+}
+
+function describeListenError(err: unknown, config: ServerConfig): Error {
+  const where = `${config.host}:${config.port}`;
+  if (err instanceof Deno.errors.AddrInUse) {
+    return new Error(`cannot listen on ${where}: the port is already in use`, { cause: err });
+  }
+  if (err instanceof Deno.errors.PermissionDenied) {
+    return new Error(`cannot listen on ${where}: permission denied`, { cause: err });
+  }
+  if (err instanceof Deno.errors.AddrNotAvailable) {
+    return new Error(`cannot listen on ${where}: address not available on this machine`, {
+      cause: err,
+    });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  if (config.tls !== undefined && /cert|key|pem|tls/i.test(message)) {
+    return new Error(`cannot use the TLS certificate or key: ${message}`, { cause: err });
+  }
+  return new Error(`cannot listen on ${where}: ${message}`, { cause: err });
+}

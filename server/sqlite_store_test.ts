@@ -1,0 +1,298 @@
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { DATABASE_FILE, SqliteStore } from "./sqlite_store.ts";
+import { type NewMessage, type Store, StoreError } from "./store.ts";
+import { storeConformance } from "./store_conformance.ts";
+
+async function removeStoreDir(store: Store): Promise<void> {
+  await store.close();
+  await Deno.remove(dirname((store as SqliteStore).path), { recursive: true });
+}
+
+storeConformance("SqliteStore", async () => SqliteStore.open(await Deno.makeTempDir()), {
+  dispose: removeStoreDir,
+});
+
+const lobby = { key: "lobby", name: "Lobby", topic: "", topicBy: "", createdAt: 1 };
+
+function say(i: number, clientId = `c${i}`): NewMessage {
+  return { fromKey: "alice", from: "Alice", room: "lobby", text: `m${i}`, ts: i, clientId };
+}
+
+/** Runs `fn` on a store in a fresh temp folder, then removes the folder. */
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("SqliteStore: data survives close and reopen; ids keep increasing", async () => {
+  await withDir(async (dir) => {
+    const data = join(dir, "nested", "data");
+    const first = await SqliteStore.open(data);
+    await first.createAccount({ key: "alice", nick: "Alice", passwordHash: "h", createdAt: 5 });
+    await first.createRoom(lobby);
+    await first.addMember("lobby", "alice");
+    await first.setTopic("lobby", "welcome", "Alice");
+    await first.addBlock("alice", "eve");
+    await first.addContact("alice", "bob");
+    const session = await first.recordLogin("alice", 10);
+    const appended = await Promise.all([1, 2, 3].map((i) => first.appendMessage(say(i))));
+    const direct = await first.appendMessage({
+      fromKey: "alice",
+      from: "Alice",
+      toKey: "bob",
+      to: "Bob",
+      text: "psst",
+      ts: 9,
+      clientId: "d",
+    });
+    await first.close();
+
+    const second = await SqliteStore.open(data);
+    try {
+      assert.deepEqual(await second.getAccount("alice"), {
+        key: "alice",
+        nick: "Alice",
+        passwordHash: "h",
+        createdAt: 5,
+      });
+      assert.deepEqual(await second.listRooms(), [
+        { ...lobby, topic: "welcome", topicBy: "Alice", members: 1 },
+      ]);
+      assert.deepEqual(await second.blocksOf("alice"), ["eve"]);
+      assert.deepEqual(await second.watchersOf("bob"), ["alice"]);
+      assert.deepEqual(await second.onlineSince(1000), ["alice"]);
+      await second.recordLogout(session, 20);
+      assert.deepEqual(await second.onlineSince(1000), []);
+      assert.deepEqual(
+        await second.history({ room: "lobby", limit: 10 }),
+        appended.map((r) => r.message),
+      );
+      assert.deepEqual(await second.undelivered("bob"), [direct.message]);
+      const again = await second.appendMessage(say(1));
+      assert.deepEqual(again, { message: appended[0].message, duplicate: true });
+      const next = await second.appendMessage(say(4));
+      assert.equal(next.message.id, direct.message.id + 1);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: uses WAL and a schema version", async () => {
+  await withDir(async (dir) => {
+    const store = await SqliteStore.open(dir);
+    assert.equal(store.path, join(dir, DATABASE_FILE));
+    const peek = new DatabaseSync(store.path);
+    try {
+      assert.deepEqual({ ...peek.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
+      assert.deepEqual({ ...peek.prepare("PRAGMA user_version").get() }, { user_version: 1 });
+      const tables = peek.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' " +
+          "ORDER BY name",
+      ).all().map((row) => row.name);
+      assert.deepEqual(tables, [
+        "accounts",
+        "blocks",
+        "contacts",
+        "login_sessions",
+        "memberships",
+        "messages",
+        "rooms",
+      ]);
+    } finally {
+      peek.close();
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: a database of a newer schema is refused", async () => {
+  await withDir(async (dir) => {
+    await (await SqliteStore.open(dir)).close();
+    const db = new DatabaseSync(join(dir, DATABASE_FILE));
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+    await assert.rejects(
+      SqliteStore.open(dir),
+      (err: unknown) =>
+        err instanceof StoreError && err.code === "open_failed" &&
+        err.message.includes("schema version 99"),
+    );
+  });
+});
+
+Deno.test("SqliteStore: an unusable data folder gives a clear error naming it", async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, "a-file");
+    await Deno.writeTextFile(file, "not a folder");
+    const blocked = join(dir, "blocked");
+    await Deno.mkdir(join(blocked, DATABASE_FILE), { recursive: true });
+    for (const target of [join(file, "data"), file, blocked]) {
+      await assert.rejects(
+        SqliteStore.open(target),
+        (err: unknown) => {
+          assert.ok(err instanceof StoreError, String(err));
+          assert.equal(err.code, "open_failed");
+          assert.ok(err.message.includes(`data folder "${target}"`), err.message);
+          return true;
+        },
+        target,
+      );
+    }
+  });
+});
+
+Deno.test("SqliteStore: concurrent appends share commits (group commit)", async () => {
+  await withDir(async (dir) => {
+    const store = await SqliteStore.open(dir);
+    try {
+      await store.createRoom(lobby);
+      assert.deepEqual(store.stats, { appends: 0, commits: 0, largestBatch: 0 });
+      const results = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => store.appendMessage(say(i))),
+      );
+      assert.equal(new Set(results.map((r) => r.message.id)).size, 1000);
+      assert.equal(store.stats.appends, 1000);
+      assert.ok(store.stats.commits <= 2, `1000 appends took ${store.stats.commits} commits`);
+      // Sequential appends each get their own commit.
+      for (let i = 1000; i < 1003; i++) await store.appendMessage(say(i));
+      assert.equal(store.stats.appends, 1003);
+      assert.ok(store.stats.commits <= 5);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
+  await withDir(async (dir) => {
+    const store = await SqliteStore.open(dir, { maxBatch: 100 });
+    try {
+      await store.createRoom(lobby);
+      const results = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => store.appendMessage(say(i))),
+      );
+      const ids = results.map((r) => r.message.id);
+      for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1]);
+      assert.deepEqual(store.stats, { appends: 1000, commits: 10, largestBatch: 100 });
+    } finally {
+      await store.close();
+    }
+  });
+  await assert.rejects(
+    SqliteStore.open("unused", { maxBatch: 0 }),
+    (err: unknown) => err instanceof StoreError && err.code === "invalid",
+  );
+});
+
+Deno.test("SqliteStore: a failed batch rejects every append and keeps none", async () => {
+  await withDir(async (dir) => {
+    const store = await SqliteStore.open(dir);
+    try {
+      await store.createRoom(lobby);
+      const before = await store.appendMessage(say(0));
+      // Another connection installs a trigger that makes one insert fail.
+      const other = new DatabaseSync(store.path);
+      other.exec(
+        "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.text = 'm2' " +
+          "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+      );
+      const outcomes = await Promise.allSettled([1, 2, 3].map((i) => store.appendMessage(say(i))));
+      for (const outcome of outcomes) {
+        assert.equal(outcome.status, "rejected");
+        const reason = (outcome as PromiseRejectedResult).reason;
+        assert.ok(reason instanceof StoreError && reason.code === "failed", String(reason));
+        assert.match(reason.message, /could not store 3 message\(s\): injected failure/);
+      }
+      assert.deepEqual(await store.history({ room: "lobby", limit: 10 }), [before.message]);
+      other.exec("DROP TRIGGER boom");
+      other.close();
+      // The same client ids go through once the failure is gone.
+      const retried = await Promise.all([1, 2, 3].map((i) => store.appendMessage(say(i))));
+      assert.ok(retried.every((r) => !r.duplicate));
+      assert.deepEqual(
+        (await store.history({ room: "lobby", limit: 10 })).map((m) => m.text),
+        ["m0", "m1", "m2", "m3"],
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+const CHILD_SCRIPT = `
+import { SqliteStore } from ${JSON.stringify(new URL("./sqlite_store.ts", import.meta.url).href)};
+const store = await SqliteStore.open(Deno.args[0]);
+await store.createRoom({ key: "lobby", name: "Lobby", topic: "", topicBy: "", createdAt: 1 });
+const out = new TextEncoder();
+let next = 0;
+async function writer() {
+  for (;;) {
+    const n = next++;
+    const { message } = await store.appendMessage({
+      fromKey: "alice", from: "Alice", room: "lobby", text: "m" + n, ts: n, clientId: "c" + n,
+    });
+    Deno.stdout.writeSync(out.encode("acked " + message.id + " " + n + "\\n"));
+  }
+}
+await Promise.all(Array.from({ length: 16 }, writer));
+`;
+
+Deno.test("SqliteStore: acknowledged appends survive SIGKILL of the process", async () => {
+  await withDir(async (dir) => {
+    const script = join(dir, "child.ts");
+    await Deno.writeTextFile(script, CHILD_SCRIPT);
+    const config = new URL("../deno.json", import.meta.url).pathname;
+    const data = join(dir, "data");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--quiet", "--config", config, script, data],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const acked = new Map<number, string>();
+    const decoder = new TextDecoder();
+    let buffered = "";
+    let killed = false;
+    // A child that never acknowledges must not hang the test: the assertion below fails.
+    const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    for await (const chunk of child.stdout) {
+      buffered += decoder.decode(chunk, { stream: true });
+      const lines = buffered.split("\n");
+      buffered = lines.pop()!; // an unfinished line is not an acknowledgement
+      for (const line of lines) {
+        const match = /^acked (\d+) (\d+)$/.exec(line);
+        assert.ok(match, `unexpected output: ${line}`);
+        acked.set(Number(match[1]), `m${match[2]}`);
+      }
+      if (!killed && acked.size >= 300) {
+        child.kill("SIGKILL");
+        killed = true;
+      }
+    }
+    clearTimeout(guard);
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(
+      await new Response(child.stderr).arrayBuffer(),
+    );
+    assert.ok(killed, `child ended by itself (code ${status.code}): ${stderr}`);
+    assert.equal(status.signal, "SIGKILL");
+
+    const store = await SqliteStore.open(data);
+    try {
+      const history = await store.history({ room: "lobby", limit: 1_000_000 });
+      const byId = new Map(history.map((m) => [m.id, m.text]));
+      for (const [id, text] of acked) {
+        assert.equal(byId.get(id), text, `acknowledged message ${id} is missing`);
+      }
+      assert.ok(byId.size >= acked.size);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -1,0 +1,22 @@
+/**
+ * Runs a server in its own process for tests that kill or restart it:
+ * `deno run -A tests/helpers/server_process.ts DATA_DIR [PORT]` prints one JSON line
+ * `{"port": N}` once listening, and shuts down on SIGTERM.
+ *
+ * @module
+ */
+
+import { resolveServerConfig } from "../../server/config.ts";
+import { startServer } from "../../server/server.ts";
+
+const [dataDir, port = "0"] = Deno.args;
+const server = await startServer(resolveServerConfig({
+  host: "127.0.0.1",
+  port: Number(port),
+  dataDir,
+  passwordCost: 1024,
+  shutdownGraceMs: 500,
+}));
+console.log(JSON.stringify({ port: server.addr.port }));
+Deno.addSignalListener("SIGTERM", () => server.shutdown());
+await server.finished;

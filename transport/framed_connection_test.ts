@@ -1,0 +1,503 @@
+import assert from "node:assert/strict";
+import { ProtocolError, type ProtocolErrorCode } from "../protocol/errors.ts";
+import { decodePayload, encodeFrame, type Frame, FrameDecoder } from "../protocol/frame.ts";
+import { ca, cert, key } from "../tests/helpers/tls.ts";
+import { ConnectionClosedError, QueueOverflowError, TransportError } from "./errors.ts";
+import { type ByteChannel, FramedConnection } from "./framed_connection.ts";
+import { dial, listen } from "./net.ts";
+
+// ------------------------------------------------------------------ helpers
+
+/** A connected pair over loopback TCP or TLS: [dialling side, accepted side]. */
+async function socketPair(tls = false): Promise<[Deno.Conn, Deno.Conn]> {
+  const listener = listen({ host: "127.0.0.1", port: 0, ...(tls ? { tls: { cert, key } } : {}) });
+  try {
+    const port = (listener.addr as Deno.NetAddr).port;
+    const accepted = listener.accept();
+    const client = await dial({ port, ...(tls ? { tls: { caCerts: [ca] } } : {}) });
+    return [client, await accepted];
+  } finally {
+    listener.close();
+  }
+}
+
+async function framedPair(
+  tls = false,
+  options: ConstructorParameters<typeof FramedConnection>[1] = {},
+): Promise<[FramedConnection, FramedConnection]> {
+  const [a, b] = await socketPair(tls);
+  return [new FramedConnection(a, options), new FramedConnection(b, options)];
+}
+
+/** Reads exactly `n` frames (or fewer if the stream ends first). */
+async function take(conn: FramedConnection, n: number): Promise<Frame[]> {
+  const frames: Frame[] = [];
+  if (n === 0) return frames;
+  for await (const frame of conn) {
+    frames.push(frame);
+    if (frames.length === n) break;
+  }
+  return frames;
+}
+
+/** Reads every frame until the stream ends. */
+function readAll(conn: FramedConnection): Promise<Frame[]> {
+  return Array.fromAsync(conn);
+}
+
+function body(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 131 + seed * 17 + (i >> 8)) & 0xff;
+  return out;
+}
+
+function u32(n: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, n);
+  return out;
+}
+
+function isProtocolError(code: ProtocolErrorCode): (err: unknown) => boolean {
+  return (err: unknown) => {
+    assert.ok(err instanceof ProtocolError, `expected ProtocolError ${code}, got ${err}`);
+    assert.equal(err.code, code);
+    return true;
+  };
+}
+
+function isClosedError(err: unknown): boolean {
+  assert.ok(err instanceof ConnectionClosedError, `expected ConnectionClosedError, got ${err}`);
+  assert.ok(err instanceof TransportError);
+  assert.equal(err.code, "closed");
+  return true;
+}
+
+const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Wraps a channel, recording the size of every write call. */
+function countingChannel(inner: ByteChannel): ByteChannel & { writes: number[] } {
+  const writes: number[] = [];
+  return {
+    writes,
+    read: (p) => inner.read(p),
+    write: (p) => {
+      writes.push(p.length);
+      return inner.write(p);
+    },
+    close: () => inner.close(),
+  };
+}
+
+/**
+ * An in-memory channel whose writes wait for `release()`; reads never complete.
+ * Records every byte written and whether it was closed.
+ */
+function gatedChannel(): ByteChannel & {
+  written: Uint8Array[];
+  pending: number;
+  release(): void;
+  closes: number;
+} {
+  let waiting: (() => void)[] = [];
+  const channel = {
+    written: [] as Uint8Array[],
+    closes: 0,
+    get pending() {
+      return waiting.length;
+    },
+    release() {
+      const wake = waiting;
+      waiting = [];
+      for (const w of wake) w();
+    },
+    read: (_p: Uint8Array) => new Promise<number | null>(() => {}),
+    write: (p: Uint8Array) =>
+      new Promise<number>((resolve) => {
+        waiting.push(() => {
+          channel.written.push(p.slice());
+          resolve(p.length);
+        });
+      }),
+    close: () => {
+      channel.closes++;
+    },
+  };
+  return channel;
+}
+
+// --------------------------------------------------------------- round trips
+
+for (const tls of [false, true]) {
+  const via = tls ? "TLS" : "TCP";
+
+  Deno.test(`FramedConnection over ${via}: frames with bodies both ways`, async () => {
+    const [a, b] = await framedPair(tls);
+    const sent = [
+      { header: { type: "ping", id: "1" }, body: new Uint8Array(0) },
+      { header: { type: "file", name: "x", n: 1 }, body: body(1000, 1) },
+      { header: { type: "say", text: "héllo 😀" }, body: new Uint8Array([0, 255]) },
+      // Larger than the 64 KiB read buffer, so it spans several reads.
+      { header: { type: "file", n: 2 }, body: body(200_000, 2) },
+      { header: {}, body: new Uint8Array(0) },
+    ];
+    for (const f of sent) a.send(f.header, f.body);
+    const got = await take(b, sent.length);
+    assert.equal(got.length, sent.length);
+    got.forEach((frame, i) => {
+      assert.deepEqual(frame.header, sent[i].header);
+      assert.deepEqual(frame.body, sent[i].body);
+    });
+
+    b.send({ type: "ok", re: "1" }, body(10, 3));
+    const [reply] = await take(a, 1);
+    assert.deepEqual(reply.header, { type: "ok", re: "1" });
+    assert.deepEqual(reply.body, body(10, 3));
+
+    assert.equal(b.stats.framesIn, sent.length);
+    assert.equal(
+      a.stats.bytesOut,
+      sent.reduce((n, f) => n + encodeFrame(f.header, f.body).length, 0),
+    );
+    await a.close();
+    assert.deepEqual(await readAll(b), []);
+    await b.close();
+  });
+
+  Deno.test(`FramedConnection over ${via}: many frames arrive in order`, async () => {
+    const [a, b] = await framedPair(tls);
+    const count = 3000;
+    for (let i = 0; i < count; i++) a.send({ type: "n", i }, body(i % 50, i));
+    const closing = a.close();
+    const got = await readAll(b);
+    await closing;
+    assert.equal(got.length, count);
+    got.forEach((frame, i) => {
+      assert.deepEqual(frame.header, { type: "n", i });
+      assert.deepEqual(frame.body, body(i % 50, i));
+    });
+    await b.close();
+  });
+}
+
+// ---------------------------------------------------------------- coalescing
+
+Deno.test("frames queued in one job are coalesced into one write, delivered in order", async () => {
+  const [rawA, rawB] = await socketPair();
+  const counting = countingChannel(rawA);
+  const a = new FramedConnection(counting);
+  const b = new FramedConnection(rawB);
+
+  const frames = Array.from({ length: 100 }, (_, i) => encodeFrame({ type: "n", i }));
+  const total = frames.reduce((n, f) => n + f.length, 0);
+  for (const f of frames) a.sendEncoded(f);
+  assert.equal(counting.writes.length, 0, "the writer starts after the current job");
+  assert.equal(a.queuedBytes, total);
+  await a.flush();
+  assert.deepEqual(counting.writes, [total], "one write of everything queued");
+  assert.equal(a.queuedBytes, 0);
+  assert.equal(a.stats.bytesOut, total);
+
+  for (let i = 100; i < 150; i++) a.send({ type: "n", i });
+  await a.flush();
+  assert.equal(counting.writes.length, 2, "a second job, a second write");
+
+  const got = await take(b, 150);
+  assert.deepEqual(got.map((f) => f.header.i), Array.from({ length: 150 }, (_, i) => i));
+  await a.close();
+  await b.close();
+});
+
+Deno.test("frames queued during a write are coalesced into the next write", async () => {
+  const channel = gatedChannel();
+  const conn = new FramedConnection(channel);
+  const first = encodeFrame({ type: "first" });
+  conn.sendEncoded(first);
+  await tick();
+  assert.equal(channel.pending, 1, "the first write is in flight");
+  const later = [
+    encodeFrame({ type: "b" }),
+    encodeFrame({ type: "c" }),
+    encodeFrame({ type: "d" }),
+  ];
+  for (const f of later) conn.sendEncoded(f);
+  channel.release(); // the first write completes
+  await tick();
+  assert.equal(channel.pending, 1, "the three queued frames went out as one write");
+  channel.release();
+  await conn.flush();
+  assert.equal(channel.written.length, 2);
+  assert.deepEqual(channel.written[0], first);
+  const decoder = new FrameDecoder();
+  const types = decoder.push(channel.written[1]).map((p) => decodePayload(p).header.type);
+  assert.deepEqual(types, ["b", "c", "d"]);
+  conn.abort();
+});
+
+Deno.test("partial writes are continued until every byte is out", async () => {
+  const written: Uint8Array[] = [];
+  const channel: ByteChannel = {
+    read: () => new Promise(() => {}),
+    write: (p) => {
+      const n = Math.min(3, p.length);
+      written.push(p.slice(0, n));
+      return Promise.resolve(n);
+    },
+    close: () => {},
+  };
+  const conn = new FramedConnection(channel);
+  conn.send({ type: "a", text: "partial" }, body(50, 1));
+  conn.send({ type: "b" });
+  await conn.flush();
+  const decoder = new FrameDecoder();
+  const frames = written.flatMap((chunk) => decoder.push(chunk)).map(decodePayload);
+  decoder.end();
+  assert.deepEqual(frames.map((f) => f.header.type), ["a", "b"]);
+  assert.deepEqual(frames[0].body, body(50, 1));
+  assert.equal(conn.queuedBytes, 0);
+  conn.abort();
+});
+
+// ------------------------------------------------------------ bounded queue
+
+Deno.test("a stalled peer: the queue is bounded, overflow queues nothing, stall time grows", async () => {
+  const stalled: ByteChannel & { closes: number } = {
+    closes: 0,
+    read: () => new Promise(() => {}),
+    write: () => new Promise(() => {}), // never resolves
+    close() {
+      this.closes++;
+    },
+  };
+  const conn = new FramedConnection(stalled, { maxQueueBytes: 100 });
+  const forty = new Uint8Array(40);
+  assert.equal(conn.writeStalledMs, 0);
+  conn.sendEncoded(forty);
+  conn.sendEncoded(forty);
+  assert.equal(conn.queuedBytes, 80);
+  assert.throws(() => conn.sendEncoded(forty), (err: unknown) => {
+    assert.ok(err instanceof QueueOverflowError);
+    assert.ok(err instanceof TransportError);
+    assert.equal(err.code, "queue_overflow");
+    assert.equal(err.queuedBytes, 80);
+    return true;
+  });
+  assert.equal(conn.queuedBytes, 80, "the refused frame was not queued");
+  conn.sendEncoded(new Uint8Array(20)); // exactly at the bound is fine
+  assert.equal(conn.queuedBytes, 100);
+  assert.throws(() => conn.sendEncoded(new Uint8Array(1)), QueueOverflowError);
+  assert.throws(() => conn.send({ type: "ping", id: "1" }), QueueOverflowError);
+  assert.equal(conn.queuedBytes, 100);
+
+  // The writer is now blocked on the peer: the stall time is measured and grows.
+  await sleep(5);
+  const first = conn.writeStalledMs;
+  assert.ok(first > 0, `stalled ${first} ms`);
+  await sleep(25);
+  const second = conn.writeStalledMs;
+  assert.ok(second > first, `${second} > ${first}`);
+  assert.ok(second >= 10, `stalled ${second} ms after sleeping 25 ms`);
+  assert.equal(conn.queuedBytes, 100, "nothing was written");
+
+  conn.abort();
+  assert.equal(conn.queuedBytes, 0, "abort discards the queue");
+  assert.equal(stalled.closes, 1);
+  assert.equal(conn.closed, true);
+  await conn.done;
+});
+
+Deno.test("a single frame larger than the queue bound is refused", () => {
+  const conn = new FramedConnection(gatedChannel(), { maxQueueBytes: 64 });
+  assert.throws(() => conn.send({ type: "big" }, new Uint8Array(100)), QueueOverflowError);
+  assert.equal(conn.queuedBytes, 0);
+  conn.abort();
+});
+
+// -------------------------------------------------------- closing, aborting
+
+Deno.test("send after close, during close and after abort is ConnectionClosedError", async () => {
+  const [a, b] = await framedPair();
+  a.send({ type: "last" });
+  const closing = a.close();
+  assert.equal(a.closed, true, "closing counts as closed");
+  assert.throws(() => a.send({ type: "during" }), isClosedError);
+  await closing;
+  assert.throws(() => a.send({ type: "after" }), isClosedError);
+  assert.throws(() => a.sendEncoded(encodeFrame({ type: "after" })), isClosedError);
+  await a.close(); // idempotent
+  const got = await readAll(b);
+  assert.deepEqual(got.map((f) => f.header.type), ["last"]);
+  b.abort();
+  assert.throws(() => b.send({ type: "x" }), isClosedError);
+  b.abort(); // idempotent
+});
+
+Deno.test("close() writes everything queued before closing", async () => {
+  const [a, b] = await framedPair();
+  const count = 500;
+  for (let i = 0; i < count; i++) a.send({ type: "n", i }, body(100, i));
+  const reading = readAll(b);
+  await a.close();
+  assert.equal(a.queuedBytes, 0);
+  await a.done;
+  const got = await reading;
+  assert.equal(got.length, count, "the peer received every queued frame");
+  assert.deepEqual(got.map((f) => f.header.i), Array.from({ length: count }, (_, i) => i));
+  assert.deepEqual(got[count - 1].body, body(100, count - 1));
+  await b.close();
+});
+
+Deno.test("close() gives up on a stalled peer after its timeout", async () => {
+  const channel = gatedChannel();
+  const conn = new FramedConnection(channel);
+  conn.send({ type: "stuck" });
+  await conn.close(20);
+  assert.equal(conn.closed, true);
+  assert.equal(channel.closes, 1);
+  assert.equal(conn.queuedBytes, 0);
+});
+
+Deno.test("abort() discards what is queued and closes the channel at once", async () => {
+  const channel = gatedChannel();
+  const conn = new FramedConnection(channel);
+  conn.send({ type: "a" });
+  await tick(); // the writer is blocked on "a"
+  conn.send({ type: "b" });
+  conn.send({ type: "c" });
+  const reason = new Error("going away");
+  conn.abort(reason);
+  assert.equal(conn.error, reason);
+  assert.equal(conn.queuedBytes, 0);
+  assert.equal(channel.closes, 1);
+  channel.release(); // the in-flight write of "a" completes
+  await tick();
+  await conn.done;
+  assert.equal(channel.written.length, 1, "b and c were never written");
+  assert.equal(decodePayload(channel.written[0].subarray(4)).header.type, "a");
+  assert.equal(channel.pending, 0);
+});
+
+Deno.test("a failing write aborts the connection with ConnectionClosedError", async () => {
+  let closes = 0;
+  const conn = new FramedConnection({
+    read: () => new Promise(() => {}),
+    write: () => Promise.reject(new Error("EPIPE")),
+    close: () => closes++,
+  });
+  conn.send({ type: "x" });
+  await conn.done;
+  assert.equal(conn.closed, true);
+  assert.equal(closes, 1);
+  assert.ok(isClosedError(conn.error));
+  assert.equal(((conn.error as Error).cause as Error).message, "EPIPE");
+  assert.throws(() => conn.send({ type: "y" }), isClosedError);
+});
+
+Deno.test("await using closes gracefully at the end of the scope", async () => {
+  const [rawA, rawB] = await socketPair();
+  const b = new FramedConnection(rawB);
+  let escaped: FramedConnection;
+  {
+    await using a = new FramedConnection(rawA);
+    escaped = a;
+    a.send({ type: "scoped" }, body(5000, 9));
+    assert.equal(a.closed, false);
+  }
+  assert.equal(escaped.closed, true);
+  const got = await readAll(b);
+  assert.deepEqual(got.map((f) => f.header.type), ["scoped"]);
+  assert.deepEqual(got[0].body, body(5000, 9));
+  await b.close();
+});
+
+// ------------------------------------------------------------------ reading
+
+Deno.test("the iterator ends quietly on peer EOF", async () => {
+  const [a, b] = await framedPair();
+  a.send({ type: "only" });
+  await a.close();
+  const got = await readAll(b);
+  assert.deepEqual(got.map((f) => f.header.type), ["only"]);
+  assert.equal(b.error, undefined);
+  await b.close();
+});
+
+Deno.test("the iterator ends quietly when the connection is closed locally", async () => {
+  const [a, b] = await framedPair();
+  const reading = readAll(b); // blocked in read
+  await tick();
+  await b.close();
+  assert.deepEqual(await reading, []);
+  assert.equal(b.error, undefined);
+  await a.close();
+});
+
+Deno.test("a stream ending inside a frame throws truncated_frame", async () => {
+  const cuts = [
+    new Uint8Array([0, 0]), // inside the length prefix
+    encodeFrame({ type: "cut" }, body(30, 1)).subarray(0, 20), // inside the payload
+  ];
+  for (const cut of cuts) {
+    const [rawA, rawB] = await socketPair();
+    const b = new FramedConnection(rawB);
+    await rawA.write(concat(encodeFrame({ type: "whole" }), cut));
+    rawA.close();
+    const seen: string[] = [];
+    await assert.rejects(async () => {
+      for await (const frame of b) seen.push(frame.header.type as string);
+    }, isProtocolError("truncated_frame"));
+    assert.deepEqual(seen, ["whole"], "the whole frame before the cut was delivered");
+    assert.ok(b.error instanceof ProtocolError);
+    assert.equal((b.error as ProtocolError).code, "truncated_frame");
+    b.abort();
+  }
+});
+
+Deno.test("an oversized length prefix throws frame_too_large while the peer is still connected", async () => {
+  const [rawA, rawB] = await socketPair();
+  const b = new FramedConnection(rawB, { maxFrameSize: 64 });
+  await rawA.write(encodeFrame({ type: "fine" }));
+  const [first] = await take(b, 1);
+  assert.deepEqual(first.header, { type: "fine" });
+  // Only the four prefix bytes are sent: no payload, no EOF.
+  await rawA.write(u32(65));
+  await assert.rejects(readAll(b), isProtocolError("frame_too_large"));
+  assert.equal((b.error as ProtocolError).code, "frame_too_large");
+  b.abort();
+  rawA.close();
+});
+
+Deno.test("a malformed payload throws its ProtocolError from the iterator", async () => {
+  const [rawA, rawB] = await socketPair();
+  const b = new FramedConnection(rawB);
+  const notJson = new TextEncoder().encode("nope");
+  await rawA.write(concat(u32(4 + notJson.length), u32(notJson.length), notJson));
+  await assert.rejects(readAll(b), isProtocolError("bad_json"));
+  b.abort();
+  rawA.close();
+});
+
+Deno.test("maxFrameSize can be read and changed on a live connection", async () => {
+  const [a, b] = await framedPair(false, { maxFrameSize: 1000 });
+  assert.equal(b.maxFrameSize, 1000);
+  a.send({ type: "x" }, new Uint8Array(500));
+  assert.equal((await take(b, 1))[0].body.length, 500);
+  b.maxFrameSize = 100;
+  assert.equal(b.maxFrameSize, 100);
+  assert.throws(() => b.maxFrameSize = 2, RangeError);
+  assert.equal(b.maxFrameSize, 100);
+  a.send({ type: "x" }, new Uint8Array(500));
+  await assert.rejects(readAll(b), isProtocolError("frame_too_large"));
+  b.abort();
+  await a.close();
+});
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
