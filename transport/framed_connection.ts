@@ -35,9 +35,16 @@ export interface FramedConnectionOptions {
   maxFrameSize?: number;
   /** Bound of the outbound queue in bytes. Default 4 MiB. */
   maxQueueBytes?: number;
-  /** Size of the read buffer. Default 64 KiB. */
+  /**
+   * Largest read buffer. Default 64 KiB. The buffer starts at
+   * {@linkcode MIN_READ_BUFFER} and doubles while reads fill it, so an idle
+   * connection holds only a small one.
+   */
   readBufferSize?: number;
 }
+
+/** The read buffer an idle or quiet connection holds. */
+export const MIN_READ_BUFFER = 2048;
 
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
@@ -228,7 +235,8 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
    * @throws {ProtocolError} on a malformed or oversized frame, or a stream ending inside one.
    */
   async *[Symbol.asyncIterator](): AsyncIterator<Frame> {
-    const buffer = new Uint8Array(this.#readBufferSize);
+    let buffer = new Uint8Array(Math.min(MIN_READ_BUFFER, this.#readBufferSize));
+    let quietReads = 0;
     try {
       while (!this.#closed) {
         let n: number | null;
@@ -244,6 +252,14 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         }
         this.#bytesIn += n;
         const payloads = this.#decoder.push(buffer.subarray(0, n));
+        // Grow while reads fill the buffer; shrink back after many small reads.
+        if (n === buffer.length && buffer.length < this.#readBufferSize) {
+          buffer = new Uint8Array(Math.min(buffer.length * 2, this.#readBufferSize));
+          quietReads = 0;
+        } else if (n <= MIN_READ_BUFFER && buffer.length > MIN_READ_BUFFER && ++quietReads > 64) {
+          buffer = new Uint8Array(MIN_READ_BUFFER);
+          quietReads = 0;
+        }
         for (const payload of payloads) {
           this.#framesIn++;
           yield decodePayload(payload);
