@@ -8,57 +8,92 @@
  * @module
  */
 
-import type { ChatMessage, DirectMessage, RoomMessage } from "./messages.ts";
+import { z } from "zod";
+import { serverSchemas } from "./messages.ts";
 
-/** A room in a listing. */
-export interface RoomListing {
-  /** Display name. */
-  name: string;
-  /** Member accounts. */
-  members: number;
-  /** Topic; empty when none. */
-  topic: string;
-}
+const roomMessage = serverSchemas.msg;
+const directMessage = serverSchemas.dm;
+const chatMessage = z.discriminatedUnion("type", [roomMessage, directMessage]);
+const text = z.string();
+const count = z.number().int().nonnegative();
+const nickState = z.looseObject({ nick: text, online: z.boolean() });
+const roomListing = z.looseObject({ name: text, members: count, topic: text });
 
-/** A nick with its online state (members, contacts). */
-export interface NickState {
-  /** Display nick. */
-  nick: string;
-  /** Whether it has a visible session now. */
-  online: boolean;
-}
+/**
+ * The schema of the data of each request type's `ok` reply. Unknown extra fields
+ * pass through, so a newer server may add fields without breaking older clients.
+ */
+export const replySchemas = {
+  login: z.looseObject({
+    nick: text,
+    rooms: z.array(text),
+    /**
+     * The highest message id stored when the session started: messages above it
+     * arrive as events; after a reconnect, `sync` from the last id seen.
+     */
+    lastId: count,
+    /** Direct messages held while offline; they follow as `dm` events. */
+    pending: count,
+  }),
+  logout: z.looseObject({}),
+  ping: z.looseObject({ ts: z.number() }),
+  join: z.looseObject({
+    room: text,
+    topic: text,
+    members: z.array(text),
+    history: z.array(chatMessage),
+  }),
+  leave: z.looseObject({ room: text }),
+  rooms: z.looseObject({ rooms: z.array(roomListing) }),
+  members: z.looseObject({ room: text, members: z.array(nickState) }),
+  topic: z.looseObject({ room: text, topic: text, by: text }),
+  say: z.looseObject({ msg: roomMessage, duplicate: z.boolean() }),
+  dm: z.looseObject({ msg: directMessage, duplicate: z.boolean(), delivered: z.boolean() }),
+  broadcast: z.looseObject({ reached: count, blocked: count }),
+  who: z.looseObject({ users: z.array(text) }),
+  whoelse: z.looseObject({ users: z.array(text) }),
+  hide: z.looseObject({ hidden: z.boolean() }),
+  reveal: z.looseObject({ hidden: z.boolean() }),
+  block: z.looseObject({ nick: text }),
+  unblock: z.looseObject({ nick: text }),
+  blocks: z.looseObject({ nicks: z.array(text) }),
+  contact_add: z.looseObject({ nick: text }),
+  contact_remove: z.looseObject({ nick: text }),
+  contacts: z.looseObject({ contacts: z.array(nickState) }),
+  history: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
+  sync: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
+  read: z.looseObject({ count }),
+} as const;
 
 /** The data of the `ok` reply to each request type. */
-export interface ReplyMap {
-  login: {
-    nick: string;
-    rooms: string[];
-    /** Direct messages held while offline; they follow as `dm` events. */
-    pending: number;
-  };
-  logout: Record<never, never>;
-  ping: { ts: number };
-  join: { room: string; topic: string; members: string[]; history: ChatMessage[] };
-  leave: { room: string };
-  rooms: { rooms: RoomListing[] };
-  members: { room: string; members: NickState[] };
-  topic: { room: string; topic: string; by: string };
-  say: { msg: RoomMessage; duplicate: boolean };
-  dm: { msg: DirectMessage; duplicate: boolean; delivered: boolean };
-  broadcast: { reached: number; blocked: number };
-  who: { users: string[] };
-  whoelse: { users: string[] };
-  hide: { hidden: boolean };
-  reveal: { hidden: boolean };
-  block: { nick: string };
-  unblock: { nick: string };
-  blocks: { nicks: string[] };
-  contact_add: { nick: string };
-  contact_remove: { nick: string };
-  contacts: { contacts: NickState[] };
-  history: { messages: ChatMessage[]; more: boolean };
-  sync: { messages: ChatMessage[]; more: boolean };
-  read: { count: number };
+export type ReplyMap = { [K in keyof typeof replySchemas]: z.infer<(typeof replySchemas)[K]> };
+
+/** A room in a listing. */
+export type RoomListing = z.infer<typeof roomListing>;
+
+/** A nick with its online state (members, contacts). */
+export type NickState = z.infer<typeof nickState>;
+
+/**
+ * Validates the data of an `ok` reply to a request of type `type`: the data, or a
+ * description of the first problem.
+ *
+ * @example
+ * ```ts
+ * import { parseReply } from "./replies.ts";
+ * parseReply("ping", { ts: 1 }); // { ok: true, data: { ts: 1 } }
+ * ```
+ */
+export function parseReply<T extends keyof ReplyMap>(
+  type: T,
+  data: Record<string, unknown>,
+): { ok: true; data: ReplyMap[T] } | { ok: false; problem: string } {
+  const schema: z.ZodType = replySchemas[type];
+  const result = schema.safeParse(data);
+  if (result.success) return { ok: true, data: result.data as ReplyMap[T] };
+  const issue = result.error.issues[0];
+  const where = issue.path.length > 0 ? issue.path.join(".") : "reply";
+  return { ok: false, problem: `bad reply to "${type}": ${where}: ${issue.message}` };
 }
 
 /**

@@ -413,6 +413,8 @@ export class ChatHub {
     this.broker.subscribe(userSubject(key), session);
     this.broker.subscribe(ALL_SUBJECT, session);
     for (const roomKey of account.rooms) this.broker.subscribe(roomSubject(roomKey), session);
+    // Subscribed first: anything stored after `lastId` reaches this session live.
+    const lastId = await this.store.lastMessageId();
     session.loginId = await this.store.recordLogin(key, this.now());
     log.info("{nick} logged in from {remote}{registered}", {
       nick: account.nick,
@@ -423,7 +425,11 @@ export class ChatHub {
     const pending = await this.store.undelivered(key);
     const rooms: string[] = [];
     for (const roomKey of account.rooms) rooms.push(this.#rooms.get(roomKey)?.name ?? roomKey);
-    return { session, reply: { nick: account.nick, rooms, pending: pending.length }, pending };
+    return {
+      session,
+      reply: { nick: account.nick, rooms, lastId, pending: pending.length },
+      pending,
+    };
   }
 
   /** Verifies or registers; returns true when the account was just registered. */

@@ -220,6 +220,11 @@ export class MemoryStore implements Store {
     });
   }
 
+  /** The highest message id stored so far; 0 when none. */
+  lastMessageId(): Promise<number> {
+    return this.#run(() => this.#messages.length);
+  }
+
   /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]> {
     return this.#run(() => {

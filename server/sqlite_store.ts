@@ -222,6 +222,7 @@ function prepareAll(db: DatabaseSync) {
       `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
         "WHERE m.dm_pair = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
     ),
+    lastMessageId: p("SELECT COALESCE(MAX(id), 0) AS id FROM messages"),
     // ?1 account key, ?2 after id, ?3 limit. Each branch walks one index from ?2 on.
     messagesAfter: p(
       `SELECT ${MESSAGE_COLUMNS} FROM (
@@ -521,6 +522,11 @@ export class SqliteStore implements Store {
         );
       return (rows as unknown as MessageRow[]).map(toChat).reverse();
     });
+  }
+
+  /** The highest message id stored so far (after committing pending appends); 0 when none. */
+  lastMessageId(): Promise<number> {
+    return this.#write(() => Number((this.#st.lastMessageId.get() as { id: number }).id));
   }
 
   /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */

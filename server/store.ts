@@ -129,6 +129,8 @@ export interface Store {
    * and its direct messages, sent or received), oldest first, at most `limit`.
    */
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]>;
+  /** The highest message id stored so far (committing pending appends first); 0 when none. */
+  lastMessageId(): Promise<number>;
   /** Direct messages to `accountKey` not yet delivered to any of its sessions, oldest first. */
   undelivered(accountKey: string): Promise<DirectMessage[]>;
   /** Marks direct messages delivered. */

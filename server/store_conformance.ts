@@ -121,6 +121,17 @@ export function storeConformance(
     await assertStoreError(store.addMember("nowhere", "alice"), "not_found");
   });
 
+  test("lastMessageId: 0 when empty, then the highest id, pending appends included", async (store) => {
+    assert.equal(await store.lastMessageId(), 0);
+    await store.createRoom(room("lobby", "Lobby"));
+    const pending = [1, 2, 3].map((i) =>
+      store.appendMessage(say("alice", "lobby", `m${i}`, `c${i}`, 100 + i))
+    );
+    const last = await store.lastMessageId();
+    const ids = (await Promise.all(pending)).map((r) => r.message.id);
+    assert.equal(last, Math.max(...ids));
+  });
+
   test("appendMessage: room and direct shapes with display names, ids from 1", async (store) => {
     await store.createRoom(room("lobby", "Lobby"));
     const first = await store.appendMessage(say("alice", "lobby", "hello", "c1", 100));

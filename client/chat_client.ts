@@ -1,0 +1,1140 @@
+/**
+ * The chat client library: one logged-in session to a chat server, with typed
+ * requests, a typed event stream, and transparent reconnection.
+ *
+ * ## Reconnection
+ *
+ * When the connection drops (and the client was not closed, did not log out, and the
+ * server did not end the session on purpose), the client dials again with exponential
+ * backoff and jitter, repeats the hello and the login, then:
+ *
+ * 1. asks the server for every message after the highest message id it has seen
+ *    (`sync`, page by page) and emits those it has not emitted yet, in id order
+ *    (events arriving meanwhile are held back and follow them; no message id is
+ *    ever emitted twice);
+ * 2. resends, in their original order and with their original ids, every request
+ *    that had no reply, then the requests issued while disconnected. `say` and `dm`
+ *    are idempotent on the server by request id, so a message whose ack was lost is
+ *    stored once and its promise resolves with the original message.
+ *
+ * A `broadcast` that was in flight when the connection dropped is not resent (the
+ * server does not deduplicate broadcasts): its promise rejects with
+ * `connection_lost`. Resent `block`, `unblock`, `contact_add`, `contact_remove` and
+ * `leave` requests whose first attempt had already been applied resolve normally
+ * instead of failing with `already_blocked` and the like.
+ *
+ * Login failures that retrying cannot fix (`wrong_password`, `locked`, `bad_*`,
+ * `unsupported_version`, see {@linkcode FATAL_LOGIN_CODES}) end the client: they
+ * reject `connect()`, or end the event stream with a `closed` event carrying the
+ * reason.
+ *
+ * @example
+ * ```ts ignore
+ * import { ChatClient } from "./chat_client.ts";
+ * await using client = await ChatClient.connect({ port: 44444, nick: "alice", password: "s3cret-pw" });
+ * await client.join("rust");
+ * const { msg } = await client.say("rust", "hello");
+ * for await (const event of client.events) {
+ *   if (event.type === "msg") console.log(`<${event.from}> ${event.text}`);
+ * }
+ * ```
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { encodeFrame, type Frame } from "../protocol/frame.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { checkServerHello, clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
+import {
+  type ChatMessage,
+  type ClientMessageMap,
+  type ClientRequestType,
+  parseClientMessage,
+  parseServerMessage,
+  type ServerMessage,
+  type ServerMessageMap,
+} from "../protocol/messages.ts";
+import { nameKey } from "../protocol/names.ts";
+import type { ReplyMap } from "../protocol/replies.ts";
+import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
+import { dial, type DialTlsOptions } from "../transport/net.ts";
+import { QueueOverflowError } from "../transport/errors.ts";
+import {
+  backoffDelay,
+  type BackoffPolicy,
+  resolveBackoff,
+  type ResolvedBackoffPolicy,
+} from "./backoff.ts";
+import { ChatError, type ChatErrorCode, FATAL_LOGIN_CODES } from "./chat_error.ts";
+import { EventQueue } from "./event_queue.ts";
+import { parseReply } from "../protocol/replies.ts";
+import { dialPinned, PinnedTlsError } from "./pinned_tls.ts";
+
+const log = getLogger(["chat", "client"]);
+
+/** Default time allowed to dial, exchange hellos and log in: 10 s. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** The agent string sent in `hello` unless another is given. */
+export const DEFAULT_AGENT = "chat-client/0.1.0";
+/** Messages asked for per `sync` page while catching up after a reconnect. */
+export const SYNC_PAGE_SIZE = 500;
+
+const SEEN_LIMIT = 50_000;
+
+/** TLS options of the client. */
+export interface ClientTlsOptions extends DialTlsOptions {
+  /**
+   * Trust the server's certificate when, and only when, its SHA-256 fingerprint is
+   * this one (hex, colons optional), whoever signed it: for self-signed servers.
+   */
+  fingerprint?: string;
+}
+
+/** Options of {@linkcode ChatClient.connect}. */
+export interface ChatClientOptions {
+  /** Server host name or address. Default `127.0.0.1`. */
+  host?: string;
+  /** Server TCP port. */
+  port: number;
+  /**
+   * Use TLS: `true` trusts the system's roots; an object adds CA certificates, or
+   * trusts exactly the certificate with a given SHA-256 fingerprint.
+   */
+  tls?: boolean | ClientTlsOptions;
+  /** The nick to log in as. */
+  nick: string;
+  /** The account's password; omit for servers in nick-only mode. */
+  password?: string;
+  /** Client name and version sent in `hello`. Default {@linkcode DEFAULT_AGENT}. */
+  agent?: string;
+  /** Features asked for in `hello`. Default: every version-1 feature. */
+  features?: readonly string[];
+  /** Reconnect after the connection drops (default), with this backoff; `false` to never. */
+  reconnect?: false | BackoffPolicy;
+  /** Time allowed to dial, exchange hellos and log in, in ms. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Largest frame accepted from the server, in bytes. Default 1 MiB. */
+  maxFrameSize?: number;
+  /** Unread events kept before the oldest are dropped. Default 100 000. */
+  maxBufferedEvents?: number;
+}
+
+/** A request type the application may send (`login` is the client's own business). */
+export type RequestType = Exclude<ClientRequestType, "login">;
+
+/** The fields of a request of type `T`, besides `type` and `id`. */
+export type RequestFields<T extends ClientRequestType> = Omit<ClientMessageMap[T], "type" | "id">;
+
+/** Options of {@linkcode ChatClient.request}. */
+export interface RequestOptions {
+  /**
+   * The request id, unique per account; default a random UUID. Sending a `say` or
+   * `dm` again with the same id (from any session) is stored only once.
+   */
+  id?: string;
+}
+
+/** Every event the server sends (everything but `hello` and replies). */
+export type ServerEvent = Exclude<ServerMessage, { type: "hello" } | { type: "ok" }>;
+
+/** The connection dropped; the client is about to reconnect (or close). */
+export interface DisconnectedEvent {
+  /** Event type. */
+  type: "disconnected";
+  /** Why, in words. */
+  reason: string;
+}
+
+/** The client waits `delayMs`, then makes reconnection attempt number `attempt`. */
+export interface ReconnectingEvent {
+  /** Event type. */
+  type: "reconnecting";
+  /** 1 for the first attempt after a drop. */
+  attempt: number;
+  /** Milliseconds until the attempt. */
+  delayMs: number;
+}
+
+/** Logged in again after a drop; missed messages follow, then pending requests are resent. */
+export interface ReconnectedEvent {
+  /** Event type. */
+  type: "reconnected";
+}
+
+/** The client is closed for good; the last event of the stream. */
+export interface ClosedEvent {
+  /** Event type. */
+  type: "closed";
+  /** Why, when the client did not close on request. */
+  reason?: string;
+  /** The error code when it ended on an error (`wrong_password`, `disconnected`, ...). */
+  code?: ChatErrorCode;
+}
+
+/** An event about the connection itself, produced by the client. */
+export type StatusEvent = DisconnectedEvent | ReconnectingEvent | ReconnectedEvent | ClosedEvent;
+
+/** Everything that comes out of {@linkcode ChatClient.events}. */
+export type ChatEvent = ServerEvent | StatusEvent;
+
+/** Where the client stands. */
+export type ChatClientState = "connecting" | "ready" | "reconnecting" | "resuming" | "closed";
+
+/** Arguments of {@linkcode ChatClient.history}: one conversation, optionally paged. */
+export type HistoryQuery =
+  & ({ room: string; with?: undefined } | { with: string; room?: undefined })
+  & {
+    /** Only messages with an id below this one. */
+    before?: number;
+    /** At most this many (1..500). */
+    limit?: number;
+  };
+
+interface Link {
+  readonly conn: FramedConnection;
+  readonly frames: AsyncIterator<Frame>;
+  lost: boolean;
+  /** Set when the server ended the session on purpose: do not reconnect. */
+  endReason: { text: string; code: string } | null;
+}
+
+interface Pending {
+  readonly id: string;
+  readonly type: RequestType;
+  readonly header: Readonly<Record<string, unknown>>;
+  readonly bytes: Uint8Array;
+  readonly resolve: (data: unknown) => void;
+  readonly reject: (err: ChatError) => void;
+  /** The link it was last written to; null while never sent. */
+  sentOn: Link | null;
+  attempts: number;
+  /** Sent by the client itself while resuming: bound to its link, never resent. */
+  readonly internal: boolean;
+  /** A message already received through `sync` was matched to this request. */
+  claimed: boolean;
+}
+
+/**
+ * Errors a resent request may get when its first attempt had been applied before
+ * the connection dropped; they mean success, with this reply data.
+ */
+const ALREADY_DONE: Partial<
+  Record<RequestType, { code: string; data: (header: Record<string, unknown>) => unknown }>
+> = {
+  block: { code: "already_blocked", data: (h) => ({ nick: h.nick }) },
+  unblock: { code: "not_blocked", data: (h) => ({ nick: h.nick }) },
+  contact_add: { code: "already_contact", data: (h) => ({ nick: h.nick }) },
+  contact_remove: { code: "not_contact", data: (h) => ({ nick: h.nick }) },
+  leave: { code: "not_member", data: (h) => ({ room: h.room }) },
+};
+
+/** Notices after which the server ends the session on purpose: no reconnecting. */
+const FINAL_NOTICES = new Set(["idle_timeout", "logged_out"]);
+
+/**
+ * A logged-in chat session. Create one with {@linkcode ChatClient.connect}.
+ *
+ * Every request method resolves with the data of the server's `ok` reply, or
+ * rejects with a {@linkcode ChatError} whose `code` is the server's error code (or
+ * a client-side one, see `ClientErrorCode`).
+ */
+export class ChatClient implements AsyncDisposable {
+  readonly #options: ChatClientOptions;
+  readonly #policy: ResolvedBackoffPolicy | null;
+  readonly #connectTimeoutMs: number;
+  readonly #events: EventQueue<ChatEvent>;
+  readonly #pending = new Map<string, Pending>();
+  readonly #seen = new Set<number>();
+  readonly #rooms = new Map<string, string>();
+  #state: ChatClientState = "connecting";
+  #link: Link | null = null;
+  #nick: string;
+  #server: ServerMessageMap["hello"] | null = null;
+  #lastSeen = 0;
+  #held: ServerEvent[] | null = null;
+  #loggingOut = false;
+  #wake: (() => void) | null = null;
+  #warnedDrop = false;
+  readonly #done: Promise<void>;
+  #resolveDone!: () => void;
+
+  private constructor(options: ChatClientOptions) {
+    if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
+      throw new ChatError(
+        "bad_request",
+        `port must be an integer from 0 to 65535, got ${options.port}`,
+      );
+    }
+    if (typeof options.nick !== "string" || options.nick.length === 0) {
+      throw new ChatError("bad_request", "a nick is required");
+    }
+    this.#options = options;
+    this.#policy = options.reconnect === false ? null : resolveBackoff(options.reconnect ?? {});
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.#events = new EventQueue<ChatEvent>(options.maxBufferedEvents);
+    this.#nick = options.nick;
+    this.#done = new Promise((resolve) => this.#resolveDone = resolve);
+  }
+
+  /**
+   * Dials the server, exchanges hellos and logs in.
+   *
+   * @throws {ChatError} `connect_failed`, `tls_failed`, `timeout`, `connection_lost`,
+   * `protocol_error`, or the server's login refusal (`wrong_password`, `locked` with
+   * `retryAfter`, `bad_password`, `bad_name`, `unsupported_version`, ...).
+   */
+  static async connect(options: ChatClientOptions): Promise<ChatClient> {
+    const client = new ChatClient(options);
+    const { link, login } = await client.#handshake();
+    client.#adopt(link, login);
+    client.#state = "ready";
+    client.#startReading(link);
+    try {
+      client.#establishMark(login);
+    } catch (err) {
+      await client.close();
+      throw err instanceof ChatError ? err : new ChatError("connection_lost", describe(err));
+    }
+    log.info("logged in as {nick}", { nick: login.nick });
+    return client;
+  }
+
+  /** The display nick the server logged us in as. */
+  get nick(): string {
+    return this.#nick;
+  }
+
+  /** The rooms this account is a member of, as known from replies and events. */
+  get joinedRooms(): string[] {
+    return [...this.#rooms.values()];
+  }
+
+  /** The server's `hello` of the current (or last) connection. */
+  get server(): ServerMessageMap["hello"] | null {
+    return this.#server;
+  }
+
+  /** Where the client stands. */
+  get state(): ChatClientState {
+    return this.#state;
+  }
+
+  /** Whether the client is closed for good. */
+  get closed(): boolean {
+    return this.#state === "closed";
+  }
+
+  /** Resolves once the client is closed, whichever way. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** The highest message id seen (events, acks, catch-up); catch-up starts after it. */
+  get lastMessageId(): number {
+    return this.#lastSeen;
+  }
+
+  /** Requests sent or queued that have no reply yet. */
+  get pendingRequests(): number {
+    let n = 0;
+    for (const p of this.#pending.values()) if (!p.internal) n++;
+    return n;
+  }
+
+  /**
+   * The event stream: server events and the client's status events, ending after
+   * the `closed` event. It has a single reader.
+   */
+  get events(): AsyncIterable<ChatEvent> {
+    return this.#events;
+  }
+
+  /**
+   * Sends a request and resolves with the data of its `ok` reply. The request is
+   * validated before it is sent; while disconnected it is queued and sent after the
+   * session resumes.
+   *
+   * @throws {ChatError} the server's error code, or `bad_request`, `closed`,
+   * `disconnected`, `connection_lost`, `frame_too_large`, `queue_full`, `duplicate_id`.
+   * @example
+   * ```ts ignore
+   * const { users } = await client.request("whoelse", { since: 60 });
+   * ```
+   */
+  request<T extends RequestType>(
+    type: T,
+    fields: RequestFields<T>,
+    options: RequestOptions = {},
+  ): Promise<ReplyMap[T]> {
+    if (this.#state === "closed") {
+      return Promise.reject(new ChatError("closed", "the client is closed"));
+    }
+    if ((type as string) === "login" || (type as string) === "hello") {
+      return Promise.reject(
+        new ChatError("bad_request", `"${type}" is sent by the client itself`),
+      );
+    }
+    const id = options.id ?? crypto.randomUUID();
+    const header: Record<string, unknown> = { ...fields, type, id };
+    try {
+      parseClientMessage(header);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      return Promise.reject(new ChatError("bad_request", `invalid request: ${detail}`));
+    }
+    if (this.#pending.has(id)) {
+      return Promise.reject(
+        new ChatError("duplicate_id", `a request with id "${id}" is already waiting for its reply`),
+      );
+    }
+    const bytes = encodeFrame(header);
+    const maxFrame = this.#server?.maxFrame;
+    if (maxFrame !== undefined && bytes.length - 4 > maxFrame) {
+      return Promise.reject(
+        new ChatError(
+          "frame_too_large",
+          `the ${type} request is ${
+            bytes.length - 4
+          } bytes; the server accepts at most ${maxFrame}`,
+        ),
+      );
+    }
+    return new Promise<ReplyMap[T]>((resolve, reject) => {
+      const pending: Pending = {
+        id,
+        type,
+        header,
+        bytes,
+        resolve: resolve as (data: unknown) => void,
+        reject,
+        sentOn: null,
+        attempts: 0,
+        internal: false,
+        claimed: false,
+      };
+      this.#pending.set(id, pending);
+      if (this.#state === "ready" && this.#link !== null) this.#transmit(pending, this.#link);
+    });
+  }
+
+  /** Joins (or creates) a room; resolves with its topic, members and recent history. */
+  join(room: string): Promise<ReplyMap["join"]> {
+    return this.request("join", { room });
+  }
+
+  /** Leaves a room. */
+  leave(room: string): Promise<ReplyMap["leave"]> {
+    return this.request("leave", { room });
+  }
+
+  /** Lists the rooms on the server. */
+  rooms(): Promise<ReplyMap["rooms"]> {
+    return this.request("rooms", {});
+  }
+
+  /** Lists a room's members with their online state. */
+  members(room: string): Promise<ReplyMap["members"]> {
+    return this.request("members", { room });
+  }
+
+  /** Reads a room's topic, or sets it when `topic` is given. */
+  topic(room: string, topic?: string): Promise<ReplyMap["topic"]> {
+    return this.request("topic", topic === undefined ? { room } : { room, topic });
+  }
+
+  /** Sends a message to a room; resolves with the stored message. */
+  say(room: string, text: string, options?: RequestOptions): Promise<ReplyMap["say"]> {
+    return this.request("say", { room, text }, options);
+  }
+
+  /** Sends a direct message; resolves with the stored message. */
+  dm(to: string, text: string, options?: RequestOptions): Promise<ReplyMap["dm"]> {
+    return this.request("dm", { to, text }, options);
+  }
+
+  /** Sends a message to every online user (not stored, never resent after a drop). */
+  broadcast(text: string): Promise<ReplyMap["broadcast"]> {
+    return this.request("broadcast", { text });
+  }
+
+  /** Lists the users online. */
+  who(): Promise<ReplyMap["who"]> {
+    return this.request("who", {});
+  }
+
+  /** Lists the other users online, or active within the last `since` seconds. */
+  whoelse(since?: number): Promise<ReplyMap["whoelse"]> {
+    return this.request("whoelse", since === undefined ? {} : { since });
+  }
+
+  /** Hides this account's presence from others. */
+  hide(): Promise<ReplyMap["hide"]> {
+    return this.request("hide", {});
+  }
+
+  /** Shows this account's presence again. */
+  reveal(): Promise<ReplyMap["reveal"]> {
+    return this.request("reveal", {});
+  }
+
+  /** Blocks a user: nothing they send reaches this account. */
+  block(nick: string): Promise<ReplyMap["block"]> {
+    return this.request("block", { nick });
+  }
+
+  /** Unblocks a user. */
+  unblock(nick: string): Promise<ReplyMap["unblock"]> {
+    return this.request("unblock", { nick });
+  }
+
+  /** Lists the blocked users. */
+  blocks(): Promise<ReplyMap["blocks"]> {
+    return this.request("blocks", {});
+  }
+
+  /** Adds a contact (whose online state is then reported). */
+  contactAdd(nick: string): Promise<ReplyMap["contact_add"]> {
+    return this.request("contact_add", { nick });
+  }
+
+  /** Removes a contact. */
+  contactRemove(nick: string): Promise<ReplyMap["contact_remove"]> {
+    return this.request("contact_remove", { nick });
+  }
+
+  /** Lists contacts with their online state. */
+  contacts(): Promise<ReplyMap["contacts"]> {
+    return this.request("contacts", {});
+  }
+
+  /** Reads the history of a room or of a direct conversation, newest page first. */
+  history(query: HistoryQuery): Promise<ReplyMap["history"]> {
+    const fields: RequestFields<"history"> = {};
+    if (query.room !== undefined) fields.room = query.room;
+    if (query.with !== undefined) fields.with = query.with;
+    if (query.before !== undefined) fields.before = query.before;
+    if (query.limit !== undefined) fields.limit = query.limit;
+    return this.request("history", fields);
+  }
+
+  /** Fetches room messages and direct messages after message id `after`. */
+  sync(after: number, limit?: number): Promise<ReplyMap["sync"]> {
+    return this.request("sync", limit === undefined ? { after } : { after, limit });
+  }
+
+  /** Marks received direct messages as read (their senders get a `read` receipt). */
+  read(ids: number[]): Promise<ReplyMap["read"]> {
+    return this.request("read", { ids });
+  }
+
+  /** Asks the server for its time; a round trip. */
+  ping(): Promise<ReplyMap["ping"]> {
+    return this.request("ping", {});
+  }
+
+  /**
+   * Logs out and closes the client. Never reconnects afterwards. When the
+   * connection is down, it just closes.
+   */
+  async logout(): Promise<ReplyMap["logout"]> {
+    if (this.#state === "closed") return {};
+    if (this.#state !== "ready") {
+      this.#finish("logged out");
+      return {};
+    }
+    this.#loggingOut = true;
+    try {
+      return await this.request("logout", {});
+    } finally {
+      this.#finish("logged out");
+      await this.#closeQuietly();
+    }
+  }
+
+  /**
+   * Closes the client: pending requests reject with `closed`, the event stream ends
+   * with a `closed` event, and what is queued is flushed before the socket closes.
+   */
+  async close(): Promise<void> {
+    this.#finish(undefined);
+    await this.#closeQuietly();
+  }
+
+  /** Closes the client; for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------- connection
+
+  async #handshake(): Promise<{ link: Link; login: ReplyMap["login"] }> {
+    const host = this.#options.host ?? "127.0.0.1";
+    const where = `${host}:${this.#options.port}`;
+    const timeoutMs = this.#connectTimeoutMs;
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let conn: FramedConnection | null = null;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        conn?.abort();
+        reject(new ChatError("timeout", `no answer from ${where} within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    timeout.catch(() => {});
+    try {
+      const tls = this.#options.tls;
+      const dialing: Promise<ByteChannel> = typeof tls === "object" && tls.fingerprint
+        ? dialPinned({
+          host,
+          port: this.#options.port,
+          fingerprint: tls.fingerprint,
+          ...(tls.serverName ? { serverName: tls.serverName } : {}),
+        })
+        : dial({ host, port: this.#options.port, ...(tls ? { tls } : {}) });
+      let raw: ByteChannel;
+      try {
+        raw = await Promise.race([dialing, timeout]);
+      } catch (err) {
+        if (timedOut) dialing.then((late) => late.close(), () => {});
+        throw this.#dialError(err, where);
+      }
+      conn = new FramedConnection(raw, { maxFrameSize: this.#options.maxFrameSize });
+      if (timedOut) conn.abort();
+      const frames = conn[Symbol.asyncIterator]();
+      const next = async (during: string): Promise<ServerMessage> => {
+        const result = await Promise.race([frames.next(), timeout]);
+        if (result.done) {
+          throw new ChatError("connection_lost", `${where} closed the connection during ${during}`);
+        }
+        return parseServerMessage(result.value.header);
+      };
+      conn.send(
+        clientHello(
+          this.#options.features ?? SERVER_FEATURES,
+          this.#options.agent ?? DEFAULT_AGENT,
+        ),
+      );
+      const hello = await next("the hello exchange");
+      if (hello.type === "error") {
+        throw new ChatError(hello.code, hello.message, { retryAfter: hello.retryAfter });
+      }
+      if (hello.type !== "hello") {
+        throw new ChatError("protocol_error", `${where} answered hello with "${hello.type}"`);
+      }
+      checkServerHello(hello);
+      const loginId = crypto.randomUUID();
+      conn.send({
+        type: "login",
+        id: loginId,
+        nick: this.#options.nick,
+        ...(this.#options.password !== undefined ? { password: this.#options.password } : {}),
+      });
+      while (true) {
+        const reply = await next("the login");
+        if (reply.type === "ok" && reply.re === loginId) {
+          const { type: _type, re: _re, ...data } = reply;
+          const parsed = parseReply("login", data);
+          if (!parsed.ok) throw new ChatError("protocol_error", parsed.problem);
+          this.#server = hello;
+          return {
+            link: { conn, frames, lost: false, endReason: null },
+            login: parsed.data,
+          };
+        }
+        if (reply.type === "error" && (reply.re === loginId || reply.re === undefined)) {
+          throw new ChatError(reply.code, reply.message, { retryAfter: reply.retryAfter });
+        }
+        log.debug("ignoring {type} before the login reply", { type: reply.type });
+      }
+    } catch (err) {
+      conn?.abort();
+      if (err instanceof ChatError) throw err;
+      if (timedOut) {
+        throw new ChatError("timeout", `no answer from ${where} within ${timeoutMs} ms`);
+      }
+      if (err instanceof ProtocolError) {
+        if (err.code === "unsupported_version") {
+          throw new ChatError("unsupported_version", err.message, { cause: err });
+        }
+        throw new ChatError(
+          "protocol_error",
+          `${where} does not speak this chat protocol: ${err.message}`,
+          { cause: err },
+        );
+      }
+      throw new ChatError("connection_lost", `connection to ${where} failed: ${describe(err)}`, {
+        cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #dialError(err: unknown, where: string): ChatError {
+    if (err instanceof ChatError) return err;
+    const detail = describe(err);
+    if (err instanceof PinnedTlsError) {
+      return new ChatError("tls_failed", `TLS with ${where} failed: ${detail}`, { cause: err });
+    }
+    if (
+      this.#options.tls &&
+      err instanceof Error &&
+      (err.name === "InvalidData" || /certificate|tls|handshake/i.test(err.message))
+    ) {
+      return new ChatError("tls_failed", `TLS with ${where} failed: ${detail}`, { cause: err });
+    }
+    return new ChatError("connect_failed", `cannot connect to ${where}: ${detail}`, { cause: err });
+  }
+
+  /**
+   * Sets the catch-up mark (the id after which a reconnect asks for missed
+   * messages) at login: the highest id the server had stored when the session began.
+   */
+  #establishMark(login: ReplyMap["login"]): void {
+    this.#lastSeen = Math.max(this.#lastSeen, login.lastId);
+  }
+
+  #adopt(link: Link, login: ReplyMap["login"]): void {
+    this.#link = link;
+    this.#nick = login.nick;
+    this.#rooms.clear();
+    for (const room of login.rooms) this.#rooms.set(nameKey(room), room);
+  }
+
+  #startReading(link: Link): void {
+    this.#readLoop(link).catch((err) => {
+      log.error("client read loop failed: {error}", { error: describe(err) });
+    });
+  }
+
+  async #readLoop(link: Link): Promise<void> {
+    let reason = "the server closed the connection";
+    let fatal: ChatError | null = null;
+    try {
+      while (!link.lost) {
+        const result = await link.frames.next();
+        if (result.done) break;
+        let message: ServerMessage;
+        try {
+          message = parseServerMessage(result.value.header);
+        } catch (err) {
+          fatal = new ChatError(
+            "protocol_error",
+            `the server sent a malformed message: ${describe(err)}`,
+            { cause: err },
+          );
+          break;
+        }
+        try {
+          this.#dispatch(link, message);
+        } catch (err) {
+          if (err instanceof ChatError && err.code === "protocol_error") {
+            fatal = err;
+            break;
+          }
+          log.error("handling a {type} from the server failed: {error}", {
+            type: message.type,
+            error: describe(err),
+          });
+        }
+      }
+      if (link.conn.error !== undefined) reason = `connection failed: ${describe(link.conn.error)}`;
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        fatal = new ChatError(
+          "protocol_error",
+          `the server sent a malformed frame: ${err.message}`,
+          { cause: err },
+        );
+      } else {
+        reason = `connection failed: ${describe(err)}`;
+      }
+    }
+    this.#linkLost(link, reason, fatal);
+  }
+
+  #dispatch(link: Link, message: ServerMessage): void {
+    switch (message.type) {
+      case "ok":
+        this.#onOk(message);
+        return;
+      case "error":
+        if (message.re !== undefined && this.#pending.has(message.re)) {
+          this.#onError(message);
+        } else {
+          this.#emitServerEvent(message);
+        }
+        return;
+      case "hello":
+        throw new ChatError("protocol_error", "the server sent a second hello");
+      case "member":
+        if (nameKey(message.nick) === nameKey(this.#nick)) {
+          if (message.joined) this.#rooms.set(nameKey(message.room), message.room);
+          else this.#rooms.delete(nameKey(message.room));
+        }
+        this.#emitServerEvent(message);
+        return;
+      case "notice":
+        if (FINAL_NOTICES.has(message.code)) {
+          link.endReason = { text: message.text, code: message.code };
+        }
+        this.#emitServerEvent(message);
+        return;
+      default:
+        this.#emitServerEvent(message);
+    }
+  }
+
+  #onOk(message: ServerMessageMap["ok"]): void {
+    const pending = this.#pending.get(message.re);
+    if (pending === undefined) {
+      log.debug("reply to unknown request {id}", { id: message.re });
+      return;
+    }
+    const { type: _type, re: _re, ...data } = message;
+    const parsed = parseReply(pending.type, data);
+    if (!parsed.ok) throw new ChatError("protocol_error", `the server sent a ${parsed.problem}`);
+    this.#pending.delete(pending.id);
+    const reply = parsed.data as Record<string, unknown>;
+    switch (pending.type) {
+      case "say":
+      case "dm":
+        this.#markSeen((reply as ReplyMap["say"]).msg.id);
+        break;
+      case "join": {
+        const { room, history } = reply as ReplyMap["join"];
+        this.#rooms.set(nameKey(room), room);
+        // Shown with the join already: a catch-up must not emit them again.
+        for (const message of history) this.#markSeen(message.id, false);
+        break;
+      }
+      case "leave":
+        this.#rooms.delete(nameKey((reply as ReplyMap["leave"]).room));
+        break;
+    }
+    pending.resolve(reply);
+  }
+
+  #onError(message: ServerMessageMap["error"]): void {
+    const pending = this.#pending.get(message.re!)!;
+    this.#pending.delete(pending.id);
+    const done = ALREADY_DONE[pending.type];
+    if (pending.attempts > 1 && done !== undefined && done.code === message.code) {
+      log.debug("resent {type} had already been applied", { type: pending.type });
+      if (pending.type === "leave") this.#rooms.delete(nameKey(String(pending.header.room)));
+      pending.resolve(done.data(pending.header));
+      return;
+    }
+    pending.reject(
+      new ChatError(message.code, message.message, { retryAfter: message.retryAfter }),
+    );
+  }
+
+  #transmit(pending: Pending, link: Link): void {
+    try {
+      link.conn.sendEncoded(pending.bytes);
+      pending.sentOn = link;
+      pending.attempts++;
+    } catch (err) {
+      if (err instanceof QueueOverflowError) {
+        this.#pending.delete(pending.id);
+        pending.reject(
+          new ChatError("queue_full", `not sent: ${err.message}`, { cause: err }),
+        );
+      }
+      // Otherwise the link is closing: the request stays pending for the next one.
+    }
+  }
+
+  #linkLost(link: Link, reason: string, fatal: ChatError | null): void {
+    if (link.lost) return;
+    link.lost = true;
+    link.conn.abort();
+    if (this.#link === link) this.#link = null;
+    for (const pending of [...this.#pending.values()]) {
+      if (pending.internal && pending.sentOn === link) {
+        this.#pending.delete(pending.id);
+        pending.reject(new ChatError("connection_lost", reason));
+      }
+    }
+    if (this.#state === "closed") return;
+    if (fatal !== null) {
+      log.info("closing: {reason}", { reason: fatal.message });
+      this.#finish(fatal.message, fatal);
+      return;
+    }
+    if (this.#loggingOut) {
+      this.#finish("logged out");
+      return;
+    }
+    if (link.endReason !== null) {
+      this.#finish(
+        link.endReason.text,
+        new ChatError(link.endReason.code, `the server ended the session: ${link.endReason.text}`),
+      );
+      return;
+    }
+    if (this.#state === "resuming") return; // the reconnect loop notices and goes on
+    log.info("disconnected: {reason}", { reason });
+    this.#emit({ type: "disconnected", reason });
+    if (this.#policy === null) {
+      this.#finish(reason, new ChatError("disconnected", reason));
+      return;
+    }
+    for (const pending of [...this.#pending.values()]) {
+      if (pending.type === "broadcast" && pending.sentOn === link) {
+        this.#pending.delete(pending.id);
+        pending.reject(
+          new ChatError(
+            "connection_lost",
+            "the connection dropped before the server confirmed the broadcast; it may or may not have been delivered",
+          ),
+        );
+      }
+    }
+    this.#state = "reconnecting";
+    this.#reconnectLoop(this.#policy, reason).catch((err) => {
+      this.#finish(
+        `reconnecting failed: ${describe(err)}`,
+        new ChatError("disconnected", describe(err)),
+      );
+    });
+  }
+
+  async #reconnectLoop(policy: ResolvedBackoffPolicy, firstReason: string): Promise<void> {
+    let lastError = firstReason;
+    let attempt = 0;
+    while (true) {
+      attempt++;
+      if (attempt > policy.maxAttempts) {
+        const reason = `gave up reconnecting after ${policy.maxAttempts} attempt${
+          policy.maxAttempts === 1 ? "" : "s"
+        }: ${lastError}`;
+        this.#finish(reason, new ChatError("disconnected", reason));
+        return;
+      }
+      const delayMs = backoffDelay(attempt, policy);
+      this.#emit({ type: "reconnecting", attempt, delayMs });
+      await this.#sleep(delayMs);
+      if (this.#isClosed()) return;
+      let result: { link: Link; login: ReplyMap["login"] };
+      try {
+        result = await this.#handshake();
+      } catch (err) {
+        if (this.#isClosed()) return;
+        const error = err instanceof ChatError
+          ? err
+          : new ChatError("connect_failed", describe(err));
+        if (FATAL_LOGIN_CODES.has(error.code)) {
+          this.#finish(error.message, error);
+          return;
+        }
+        lastError = error.message;
+        log.info("reconnection attempt {attempt} failed: {error}", { attempt, error: lastError });
+        continue;
+      }
+      const { link, login } = result;
+      if (this.#isClosed()) {
+        link.conn.abort();
+        return;
+      }
+      this.#adopt(link, login);
+      this.#state = "resuming";
+      this.#held = [];
+      this.#startReading(link);
+      this.#emit({ type: "reconnected" });
+      log.info("reconnected as {nick}", { nick: login.nick });
+      try {
+        await this.#resume(link);
+        return;
+      } catch (err) {
+        this.#held = null;
+        if (this.#isClosed()) return;
+        lastError = describe(err);
+        this.#state = "reconnecting";
+        this.#emit({ type: "disconnected", reason: lastError });
+        attempt = 0;
+      }
+    }
+  }
+
+  async #resume(link: Link): Promise<void> {
+    const missed: ChatMessage[] = [];
+    let after = this.#lastSeen;
+    while (true) {
+      const page = await this.#internalRequest(link, "sync", { after, limit: SYNC_PAGE_SIZE });
+      missed.push(...page.messages);
+      if (!page.more || page.messages.length === 0) break;
+      after = Math.max(after, ...page.messages.map((m) => m.id));
+    }
+    if (link.lost || this.#state !== "resuming") {
+      throw new ChatError("connection_lost", "the connection dropped while catching up");
+    }
+    missed.sort((a, b) => a.id - b.id);
+    for (const message of missed) {
+      if (this.#seen.has(message.id)) continue;
+      if (this.#claimOwn(message)) continue;
+      this.#markSeen(message.id);
+      this.#emit(message);
+    }
+    const held = this.#held ?? [];
+    this.#held = null;
+    this.#state = "ready";
+    for (const event of held) this.#emitServerEvent(event);
+    for (const pending of [...this.#pending.values()]) {
+      if (!pending.internal && this.#link === link && !link.lost) this.#transmit(pending, link);
+    }
+  }
+
+  /**
+   * Whether a missed message is the stored form of one of our own `say`/`dm`
+   * requests whose ack was lost: it is left to the resent request's reply, so that
+   * it is not shown once as an event and once more as an acknowledged send.
+   */
+  #claimOwn(message: ChatMessage): boolean {
+    if (nameKey(message.from) !== nameKey(this.#nick)) return false;
+    for (const pending of this.#pending.values()) {
+      if (pending.claimed || pending.sentOn === null || pending.internal) continue;
+      const h = pending.header;
+      const same = message.type === "msg"
+        ? pending.type === "say" && nameKey(String(h.room)) === nameKey(message.room)
+        : pending.type === "dm" && nameKey(String(h.to)) === nameKey(message.to);
+      if (same && h.text === message.text) {
+        pending.claimed = true;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #internalRequest<T extends "sync" | "history">(
+    link: Link,
+    type: T,
+    fields: RequestFields<T>,
+  ): Promise<ReplyMap[T]> {
+    const id = crypto.randomUUID();
+    const header: Record<string, unknown> = { ...fields, type, id };
+    return new Promise<ReplyMap[T]>((resolve, reject) => {
+      const pending: Pending = {
+        id,
+        type,
+        header,
+        bytes: encodeFrame(header),
+        resolve: resolve as (data: unknown) => void,
+        reject,
+        sentOn: null,
+        attempts: 0,
+        internal: true,
+        claimed: false,
+      };
+      this.#pending.set(id, pending);
+      this.#transmit(pending, link);
+      if (pending.sentOn === null) {
+        this.#pending.delete(id);
+        reject(new ChatError("connection_lost", "the connection dropped while catching up"));
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------- events
+
+  #emitServerEvent(event: ServerEvent): void {
+    if (this.#held !== null) {
+      this.#held.push(event);
+      return;
+    }
+    if (event.type === "msg" || event.type === "dm") {
+      if (this.#seen.has(event.id)) return;
+      this.#markSeen(event.id);
+    }
+    this.#emit(event);
+  }
+
+  #emit(event: ChatEvent): void {
+    if (!this.#events.push(event) && !this.#warnedDrop) {
+      this.#warnedDrop = true;
+      log.warn("events are not being read; dropping the oldest");
+    }
+  }
+
+  #markSeen(id: number, advance = true): void {
+    this.#seen.add(id);
+    if (advance && id > this.#lastSeen) this.#lastSeen = id;
+    if (this.#seen.size > SEEN_LIMIT) {
+      let drop = this.#seen.size - SEEN_LIMIT / 2;
+      for (const old of this.#seen) {
+        if (drop-- <= 0) break;
+        this.#seen.delete(old);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------- closing
+
+  #finish(reason: string | undefined, error?: ChatError): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    this.#held = null;
+    this.#wake?.();
+    const link = this.#link;
+    if (link !== null && !link.lost) {
+      link.lost = true;
+      void link.conn.close(1000);
+    }
+    for (const pending of this.#pending.values()) {
+      if (pending.type === "logout" && this.#loggingOut) {
+        pending.resolve({});
+      } else if (error !== undefined) {
+        pending.reject(
+          new ChatError(
+            error.code === "closed" ? "closed" : "disconnected",
+            `not done: ${error.message}`,
+            {
+              cause: error,
+            },
+          ),
+        );
+      } else {
+        pending.reject(new ChatError("closed", reason ?? "the client was closed"));
+      }
+    }
+    this.#pending.clear();
+    const closed: ClosedEvent = { type: "closed" };
+    if (reason !== undefined) closed.reason = reason;
+    if (error !== undefined) closed.code = error.code;
+    this.#events.push(closed);
+    this.#events.end();
+    this.#resolveDone();
+  }
+
+  async #closeQuietly(): Promise<void> {
+    const link = this.#link;
+    this.#link = null;
+    if (link !== null) await link.conn.done;
+  }
+
+  #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = null;
+        resolve();
+      };
+    });
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}

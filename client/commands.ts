@@ -1,0 +1,636 @@
+/**
+ * The slash commands of the terminal client: one table, shared by the interactive
+ * and the scripted mode, from which `/help` and tab completion are generated.
+ *
+ * A line starting with `/` is a command (`//text` sends the text `/text`); any other
+ * non-empty line is sent to the current room or conversation (`/query`). A handler
+ * sends its request at once (before its first `await`) and changes the local state
+ * (current room, conversation) at once, so that the next line, typed or scripted,
+ * already goes where the user expects while replies are still on their way; the
+ * reply is shown when it arrives.
+ *
+ * @module
+ */
+
+import { nameKey } from "../protocol/names.ts";
+import type { ChatClient } from "./chat_client.ts";
+import { ChatError } from "./chat_error.ts";
+import type { DisplayItem } from "./render.ts";
+import type { SessionState } from "./session_state.ts";
+
+/** The part of {@linkcode ChatClient} the commands use (tests pass a fake). */
+export type CommandClient = Pick<
+  ChatClient,
+  | "join"
+  | "leave"
+  | "rooms"
+  | "members"
+  | "topic"
+  | "say"
+  | "dm"
+  | "broadcast"
+  | "who"
+  | "whoelse"
+  | "hide"
+  | "reveal"
+  | "block"
+  | "unblock"
+  | "blocks"
+  | "contactAdd"
+  | "contactRemove"
+  | "contacts"
+  | "history"
+>;
+
+/** What a command handler works with. */
+export interface CommandContext {
+  /** The connection. */
+  readonly client: CommandClient;
+  /** The current room, conversation and what is known of nicks and rooms. */
+  readonly state: SessionState;
+  /** Shows a reply, an error or a note to the user (a line, or a JSON line). */
+  show(item: DisplayItem): void;
+  /** Ends the session (`/quit`): stop reading input, finish, log out. */
+  quit(): void;
+}
+
+/** The arguments of a command line. */
+export interface CommandArgs {
+  /** The command line as typed. */
+  readonly line: string;
+  /** The whitespace-separated words after the command name. */
+  readonly words: readonly string[];
+  /** The text after the first `n` words, spacing kept, outer whitespace trimmed. */
+  rest(n: number): string;
+}
+
+/** Another name of a command, optionally with leading arguments (`/add_contact` = `/contact add`). */
+export type CommandAlias = string | { name: string; prefix: readonly string[]; args?: string };
+
+/** One slash command. */
+export interface CommandSpec {
+  /** The name, without the slash. */
+  readonly name: string;
+  /** Other names (other chat programs' spellings). */
+  readonly aliases: readonly CommandAlias[];
+  /** The arguments for the usage line, e.g. `NICK TEXT`; empty when none. */
+  readonly args: string;
+  /** One line saying what it does. */
+  readonly summary: string;
+  /** Runs the command; throws {@linkcode ChatError} (`usage`, server codes) on failure. */
+  handler(ctx: CommandContext, args: CommandArgs): void | Promise<void>;
+}
+
+const DEFAULT_HISTORY = 20;
+
+function usage(spec: { name: string; args: string }): ChatError {
+  return new ChatError("usage", `usage: /${spec.name}${spec.args ? ` ${spec.args}` : ""}`);
+}
+
+/** The room a command acts on: the given one, or the current room. */
+function roomOrCurrent(ctx: CommandContext, given: string | undefined, spec: CommandSpec): string {
+  const room = given ?? ctx.state.room;
+  if (room === undefined || room === null) {
+    throw new ChatError("usage", `not in a room: name one (${usage(spec).message})`);
+  }
+  return room;
+}
+
+function requireText(args: CommandArgs, after: number, spec: CommandSpec): string {
+  const text = args.rest(after);
+  if (text === "") throw usage(spec);
+  return text;
+}
+
+async function sendToRoom(ctx: CommandContext, room: string, text: string): Promise<void> {
+  ctx.show({ type: "reply", request: "say", data: await ctx.client.say(room, text) });
+}
+
+async function sendToNick(ctx: CommandContext, nick: string, text: string): Promise<void> {
+  ctx.show({ type: "reply", request: "dm", data: await ctx.client.dm(nick, text) });
+}
+
+/**
+ * Every slash command, in the order `/help` lists them.
+ */
+export const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: "help",
+    aliases: [],
+    args: "[COMMAND]",
+    summary: "list the commands, or explain one",
+    handler(ctx, args) {
+      const name = args.words[0]?.replace(/^\//, "");
+      if (name === undefined) {
+        ctx.show({ type: "info", text: helpText() });
+        return;
+      }
+      const found = findCommand(name);
+      if (found === undefined) {
+        throw new ChatError("unknown_command", `no command /${name}: /help lists them`);
+      }
+      ctx.show({ type: "info", text: describeCommand(found.spec) });
+    },
+  },
+  {
+    name: "join",
+    aliases: ["create_room"],
+    args: "ROOM",
+    summary: "join (or create) a room and make it the current one",
+    async handler(ctx, args) {
+      const room = args.words[0];
+      if (room === undefined || args.words.length > 1) throw usage(this);
+      const previous = { room: ctx.state.room, query: ctx.state.query };
+      ctx.state.room = room;
+      ctx.state.query = null;
+      try {
+        ctx.show({ type: "reply", request: "join", data: await ctx.client.join(room) });
+      } catch (err) {
+        if (ctx.state.room === room) Object.assign(ctx.state, previous);
+        throw err;
+      }
+    },
+  },
+  {
+    name: "leave",
+    aliases: ["part"],
+    args: "[ROOM]",
+    summary: "leave a room (default: the current one)",
+    async handler(ctx, args) {
+      if (args.words.length > 1) throw usage(this);
+      const room = roomOrCurrent(ctx, args.words[0], this);
+      ctx.state.removeJoined(room);
+      ctx.show({ type: "reply", request: "leave", data: await ctx.client.leave(room) });
+    },
+  },
+  {
+    name: "rooms",
+    aliases: ["get_rooms"],
+    args: "",
+    summary: "list the rooms on the server",
+    async handler(ctx) {
+      ctx.show({ type: "reply", request: "rooms", data: await ctx.client.rooms() });
+    },
+  },
+  {
+    name: "members",
+    aliases: ["names"],
+    args: "[ROOM]",
+    summary: "list a room's members (default: the current room)",
+    async handler(ctx, args) {
+      if (args.words.length > 1) throw usage(this);
+      const room = roomOrCurrent(ctx, args.words[0], this);
+      ctx.show({ type: "reply", request: "members", data: await ctx.client.members(room) });
+    },
+  },
+  {
+    name: "topic",
+    aliases: [],
+    args: "[ROOM] [TEXT]",
+    summary: "show a room's topic, or set it (ROOM: a room you are in; default: the current one)",
+    async handler(ctx, args) {
+      const first = args.words[0];
+      let room: string;
+      let text: string;
+      if (first !== undefined && (first.startsWith("#") || ctx.state.isJoined(first))) {
+        room = first.replace(/^#/, "");
+        text = args.rest(1);
+      } else {
+        room = roomOrCurrent(ctx, undefined, this);
+        text = args.rest(0);
+      }
+      const data = await (text === "" ? ctx.client.topic(room) : ctx.client.topic(room, text));
+      ctx.show({ type: "reply", request: "topic", data });
+    },
+  },
+  {
+    name: "msg",
+    aliases: ["message", "dm", "tell"],
+    args: "NICK TEXT",
+    summary: "send a direct message",
+    async handler(ctx, args) {
+      const nick = args.words[0];
+      if (nick === undefined) throw usage(this);
+      await sendToNick(ctx, nick, requireText(args, 1, this));
+    },
+  },
+  {
+    name: "r",
+    aliases: ["reply"],
+    args: "TEXT",
+    summary: "reply to the last direct message you received",
+    async handler(ctx, args) {
+      const text = requireText(args, 0, this);
+      const nick = ctx.state.lastDmFrom;
+      if (nick === null) {
+        throw new ChatError("usage", "no direct message to reply to yet: use /msg NICK TEXT");
+      }
+      await sendToNick(ctx, nick, text);
+    },
+  },
+  {
+    name: "query",
+    aliases: [],
+    args: "[NICK]",
+    summary: "send plain lines to NICK as direct messages; without NICK, back to the room",
+    handler(ctx, args) {
+      if (args.words.length > 1) throw usage(this);
+      const nick = args.words[0];
+      if (nick === undefined) {
+        ctx.state.query = null;
+        const room = ctx.state.room;
+        ctx.show({
+          type: "info",
+          text: room === null ? "* no conversation; /join a room" : `* back in ${room}`,
+        });
+        return;
+      }
+      if (nameKey(nick) === nameKey(ctx.state.self)) {
+        throw new ChatError("self", "you cannot send direct messages to yourself");
+      }
+      ctx.state.query = nick;
+      ctx.state.addNick(nick);
+      ctx.show({ type: "info", text: `* talking to ${nick} (/query alone to go back)` });
+    },
+  },
+  {
+    name: "say",
+    aliases: ["room"],
+    args: "ROOM TEXT",
+    summary: "send a message to a room you are in without switching to it",
+    async handler(ctx, args) {
+      const room = args.words[0];
+      if (room === undefined) throw usage(this);
+      await sendToRoom(ctx, room.replace(/^#/, ""), requireText(args, 1, this));
+    },
+  },
+  {
+    name: "broadcast",
+    aliases: [],
+    args: "TEXT",
+    summary: "send a message to everyone online",
+    async handler(ctx, args) {
+      const text = requireText(args, 0, this);
+      ctx.show({ type: "reply", request: "broadcast", data: await ctx.client.broadcast(text) });
+    },
+  },
+  {
+    name: "who",
+    aliases: ["list_users", "users"],
+    args: "",
+    summary: "list the users online",
+    async handler(ctx) {
+      ctx.show({ type: "reply", request: "who", data: await ctx.client.who() });
+    },
+  },
+  {
+    name: "whoelse",
+    aliases: ["whoelsesince"],
+    args: "[SECONDS]",
+    summary: "list the other users online, or online within the last SECONDS",
+    async handler(ctx, args) {
+      if (args.words.length > 1) throw usage(this);
+      const given = args.words[0];
+      let since: number | undefined;
+      if (given !== undefined) {
+        since = /^\d+(\.\d+)?$/.test(given) ? Number(given) : NaN;
+        if (!Number.isFinite(since) || since > 1e9) {
+          throw new ChatError("usage", `SECONDS must be a number of seconds, not "${given}"`);
+        }
+      }
+      ctx.show({ type: "reply", request: "whoelse", data: await ctx.client.whoelse(since) });
+    },
+  },
+  {
+    name: "hide",
+    aliases: ["invisible"],
+    args: "",
+    summary: "appear offline to others",
+    async handler(ctx) {
+      ctx.show({ type: "reply", request: "hide", data: await ctx.client.hide() });
+    },
+  },
+  {
+    name: "reveal",
+    aliases: ["visible"],
+    args: "",
+    summary: "appear online again",
+    async handler(ctx) {
+      ctx.show({ type: "reply", request: "reveal", data: await ctx.client.reveal() });
+    },
+  },
+  {
+    name: "block",
+    aliases: [],
+    args: "NICK",
+    summary: "stop receiving anything from NICK",
+    async handler(ctx, args) {
+      const nick = args.words[0];
+      if (nick === undefined || args.words.length > 1) throw usage(this);
+      ctx.show({ type: "reply", request: "block", data: await ctx.client.block(nick) });
+    },
+  },
+  {
+    name: "unblock",
+    aliases: [],
+    args: "NICK",
+    summary: "receive from NICK again",
+    async handler(ctx, args) {
+      const nick = args.words[0];
+      if (nick === undefined || args.words.length > 1) throw usage(this);
+      ctx.show({ type: "reply", request: "unblock", data: await ctx.client.unblock(nick) });
+    },
+  },
+  {
+    name: "blocks",
+    aliases: ["list_blocks"],
+    args: "",
+    summary: "list the users you block",
+    async handler(ctx) {
+      ctx.show({ type: "reply", request: "blocks", data: await ctx.client.blocks() });
+    },
+  },
+  {
+    name: "contacts",
+    aliases: ["list_contacts"],
+    args: "",
+    summary: "list your contacts and who of them is online",
+    async handler(ctx) {
+      ctx.show({ type: "reply", request: "contacts", data: await ctx.client.contacts() });
+    },
+  },
+  {
+    name: "contact",
+    aliases: [
+      { name: "add_contact", prefix: ["add"], args: "NICK" },
+      { name: "remove_contact", prefix: ["remove"], args: "NICK" },
+    ],
+    args: "add|remove NICK",
+    summary: "add or remove a contact (you see when contacts come and go)",
+    async handler(ctx, args) {
+      const [action, nick] = args.words;
+      if (nick === undefined || args.words.length > 2) throw usage(this);
+      if (action === "add") {
+        ctx.show({
+          type: "reply",
+          request: "contact_add",
+          data: await ctx.client.contactAdd(nick),
+        });
+      } else if (action === "remove") {
+        ctx.show({
+          type: "reply",
+          request: "contact_remove",
+          data: await ctx.client.contactRemove(nick),
+        });
+      } else {
+        throw usage(this);
+      }
+    },
+  },
+  {
+    name: "history",
+    aliases: [],
+    args: "[N]",
+    summary:
+      `show the last N messages (default ${DEFAULT_HISTORY}) of the current room or conversation`,
+    async handler(ctx, args) {
+      if (args.words.length > 1) throw usage(this);
+      const given = args.words[0];
+      const limit = given === undefined ? DEFAULT_HISTORY : /^\d+$/.test(given) ? Number(given) : 0;
+      if (limit < 1 || limit > 500) {
+        throw new ChatError("usage", `N must be a whole number from 1 to 500, not "${given}"`);
+      }
+      const target = ctx.state.target;
+      if (target === null) {
+        throw new ChatError("usage", "not in a room or conversation: /join ROOM or /query NICK");
+      }
+      const data = await ctx.client.history(
+        target.kind === "room" ? { room: target.room, limit } : { with: target.nick, limit },
+      );
+      ctx.show({ type: "reply", request: "history", data });
+    },
+  },
+  {
+    name: "quit",
+    aliases: ["logout", "exit", "bye"],
+    args: "",
+    summary: "log out and leave",
+    handler(ctx) {
+      ctx.quit();
+    },
+  },
+];
+
+const BY_NAME: ReadonlyMap<string, { spec: CommandSpec; prefix: readonly string[] }> = (() => {
+  const map = new Map<string, { spec: CommandSpec; prefix: readonly string[] }>();
+  for (const spec of COMMANDS) {
+    map.set(spec.name, { spec, prefix: [] });
+    for (const alias of spec.aliases) {
+      if (typeof alias === "string") map.set(alias, { spec, prefix: [] });
+      else map.set(alias.name, { spec, prefix: alias.prefix });
+    }
+  }
+  return map;
+})();
+
+/**
+ * Finds a command by name or alias (case-insensitive, without the slash), with the
+ * arguments an alias puts in front of the typed ones.
+ */
+export function findCommand(
+  name: string,
+): { spec: CommandSpec; prefix: readonly string[] } | undefined {
+  return BY_NAME.get(name.toLowerCase());
+}
+
+/** Every command name and alias, with the slash, sorted. */
+export function commandNames(): string[] {
+  return [...BY_NAME.keys()].map((name) => `/${name}`).sort();
+}
+
+function aliasName(alias: CommandAlias): string {
+  return typeof alias === "string" ? alias : alias.name;
+}
+
+/** The usage and summary of one command, with its aliases. */
+export function describeCommand(spec: CommandSpec): string {
+  const lines = [`/${spec.name}${spec.args ? ` ${spec.args}` : ""}  ${spec.summary}`];
+  for (const alias of spec.aliases) {
+    if (typeof alias === "string") {
+      lines.push(`  also /${alias}`);
+    } else {
+      lines.push(
+        `  also /${alias.name}${alias.args ? ` ${alias.args}` : ""} = /${spec.name} ${
+          alias.prefix.join(" ")
+        }${alias.args ? ` ${alias.args}` : ""}`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+/** The text of `/help`: every command with its arguments, summary and aliases. */
+export function helpText(): string {
+  const rows = COMMANDS.map((spec) => ({
+    usage: `/${spec.name}${spec.args ? ` ${spec.args}` : ""}`,
+    summary: spec.summary +
+      (spec.aliases.length > 0
+        ? ` (also ${spec.aliases.map((a) => `/${aliasName(a)}`).join(", ")})`
+        : ""),
+  }));
+  const width = Math.max(...rows.map((r) => r.usage.length));
+  return [
+    "Commands:",
+    ...rows.map((r) => `  ${r.usage.padEnd(width)}  ${r.summary}`),
+    "Any other line goes to the current room or conversation; start it with // to send a line",
+    "beginning with /.",
+  ].join("\n");
+}
+
+/** A parsed input line. */
+export type ParsedLine =
+  | { kind: "empty" }
+  | { kind: "text"; text: string }
+  | { kind: "command"; name: string; args: CommandArgs };
+
+/**
+ * Splits an input line into a command and its arguments, or plain text.
+ *
+ * @example
+ * ```ts
+ * import { parseLine } from "./commands.ts";
+ * parseLine("/msg bob  hi  there"); // command "msg", words ["bob", "hi", "there"], rest(1) "hi  there"
+ * parseLine("//shrug"); // text "/shrug"
+ * ```
+ */
+export function parseLine(line: string): ParsedLine {
+  const input = line.replace(/[\r\n]+$/, "");
+  if (input.trim() === "") return { kind: "empty" };
+  if (input.startsWith("//")) return { kind: "text", text: input.slice(1) };
+  if (!input.startsWith("/")) return { kind: "text", text: input };
+  const body = input.slice(1);
+  const match = /^(\S*)\s*([\s\S]*)$/.exec(body)!;
+  const name = match[1];
+  const tail = match[2].trimEnd();
+  return { kind: "command", name, args: makeArgs(input, tail) };
+}
+
+function makeArgs(line: string, tail: string): CommandArgs {
+  const words = tail === "" ? [] : tail.split(/\s+/);
+  return {
+    line,
+    words,
+    rest(n: number): string {
+      let text = tail;
+      for (let i = 0; i < n; i++) text = text.replace(/^\S+\s*/, "");
+      return text.trim();
+    },
+  };
+}
+
+function withPrefix(args: CommandArgs, prefix: readonly string[]): CommandArgs {
+  if (prefix.length === 0) return args;
+  return {
+    line: args.line,
+    words: [...prefix, ...args.words],
+    rest: (n: number) => n <= prefix.length ? "" : args.rest(n - prefix.length),
+  };
+}
+
+/**
+ * Runs one input line: a command, or text for the current room or conversation.
+ * Failures are shown through `ctx.show` as `error` items; the promise never
+ * rejects and resolves to whether the line succeeded (true for an empty line).
+ */
+export async function executeLine(ctx: CommandContext, line: string): Promise<boolean> {
+  const parsed = parseLine(line);
+  const fail = (err: unknown) => {
+    const error = err instanceof ChatError
+      ? err
+      : new ChatError("internal", err instanceof Error ? err.message : String(err));
+    ctx.show({
+      type: "error",
+      code: error.code,
+      message: error.message,
+      command: line.replace(/[\r\n]+$/, ""),
+      ...(error.retryAfter !== undefined ? { retryAfter: error.retryAfter } : {}),
+    });
+    return false;
+  };
+  try {
+    switch (parsed.kind) {
+      case "empty":
+        return true;
+      case "text": {
+        const target = ctx.state.target;
+        if (target === null) {
+          throw new ChatError("usage", "not in a room or conversation: /join ROOM or /query NICK");
+        }
+        await (target.kind === "room"
+          ? sendToRoom(ctx, target.room, parsed.text)
+          : sendToNick(ctx, target.nick, parsed.text));
+        return true;
+      }
+      case "command": {
+        const found = findCommand(parsed.name);
+        if (found === undefined) {
+          throw new ChatError(
+            "unknown_command",
+            `unknown command /${parsed.name}: /help lists the commands`,
+          );
+        }
+        await found.spec.handler(ctx, withPrefix(parsed.args, found.prefix));
+        return true;
+      }
+    }
+  } catch (err) {
+    return fail(err);
+  }
+}
+
+/** Which argument of which commands names a room, or a nick, for completion. */
+const ROOM_ARGS = new Set(["join", "leave", "members", "topic", "say"]);
+const NICK_ARGS = new Set(["msg", "query", "block", "unblock"]);
+
+/**
+ * Tab completion for `node:readline`: completes command names at the start of a
+ * line, room names where a command takes a room, and nicks elsewhere. Returns the
+ * candidates and the word they complete.
+ *
+ * @example
+ * ```ts
+ * import { completeLine } from "./commands.ts";
+ * import { SessionState } from "./session_state.ts";
+ * completeLine("/jo", new SessionState("alice")); // [["/join"], "/jo"]
+ * ```
+ */
+export function completeLine(line: string, state: SessionState): [string[], string] {
+  if (/^\/\S*$/.test(line)) {
+    const hits = commandNames().filter((name) => name.startsWith(line.toLowerCase()));
+    return [hits, line];
+  }
+  const word = /(\S*)$/.exec(line)![1];
+  const before = line.slice(0, line.length - word.length);
+  let pool: string[] = state.knownNicks;
+  const parsed = parseLine(before);
+  if (parsed.kind === "command") {
+    const found = findCommand(parsed.name);
+    const index = found === undefined ? -1 : found.prefix.length + parsed.args.words.length;
+    const name = found?.spec.name;
+    if (name !== undefined && ROOM_ARGS.has(name) && index === 0) {
+      pool = [...new Set([...state.joinedRooms, ...state.knownRooms])];
+    } else if (name === "contact" && index === 0) {
+      pool = ["add", "remove"];
+    } else if (
+      name !== undefined && (NICK_ARGS.has(name) || name === "contact") &&
+      index === (name === "contact" ? 1 : 0)
+    ) {
+      pool = state.knownNicks;
+    }
+  }
+  const key = word.toLowerCase().replace(/^[@#]/, "");
+  const sigil = /^[@#]/.test(word) ? word[0] : "";
+  const hits = pool.filter((name) => name.toLowerCase().startsWith(key)).map((n) => sigil + n)
+    .sort();
+  return [hits, word];
+}

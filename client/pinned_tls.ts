@@ -1,0 +1,179 @@
+/**
+ * TLS to a server whose certificate is trusted by its SHA-256 fingerprint (a
+ * self-signed certificate, as `chat serve` prints it) instead of by a CA.
+ *
+ * Deno's own TLS API can neither skip CA verification for one connection nor show
+ * the peer's certificate, so this dials with `node:tls`, checks the fingerprint of
+ * the certificate the server presents before anything is sent, and adapts the
+ * socket to the {@linkcode ByteChannel} a `FramedConnection` reads and writes.
+ *
+ * @module
+ */
+
+import * as tls from "node:tls";
+import type { ByteChannel } from "../transport/framed_connection.ts";
+
+/** The reason a pinned connection was refused or failed. */
+export class PinnedTlsError extends Error {
+  /** Stable code: `fingerprint_mismatch` or `tls_failed`. */
+  readonly code: "fingerprint_mismatch" | "tls_failed";
+
+  /** Creates the error. */
+  constructor(
+    code: "fingerprint_mismatch" | "tls_failed",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "PinnedTlsError";
+    this.code = code;
+  }
+}
+
+/**
+ * Normalizes a SHA-256 fingerprint to uppercase hex pairs joined by colons; accepts
+ * any case, with or without colons (or spaces).
+ *
+ * @throws {PinnedTlsError} `tls_failed` when it is not 32 bytes of hex.
+ * @example
+ * ```ts
+ * import { normalizeFingerprint } from "./pinned_tls.ts";
+ * normalizeFingerprint("ab".repeat(32)); // "AB:AB:...:AB"
+ * ```
+ */
+export function normalizeFingerprint(text: string): string {
+  const hex = text.replace(/[:\s]/g, "").toUpperCase();
+  if (!/^[0-9A-F]{64}$/.test(hex)) {
+    throw new PinnedTlsError(
+      "tls_failed",
+      `"${text}" is not a SHA-256 fingerprint (64 hex digits, colons optional)`,
+    );
+  }
+  return hex.match(/../g)!.join(":");
+}
+
+/**
+ * Opens TLS to `host:port`, accepting exactly the certificate with SHA-256
+ * fingerprint `fingerprint` (and no other, whoever signed it).
+ *
+ * @throws {PinnedTlsError} `fingerprint_mismatch`, or `tls_failed` when the
+ * handshake fails.
+ */
+export function dialPinned(
+  options: { host: string; port: number; fingerprint: string; serverName?: string },
+): Promise<ByteChannel> {
+  const expected = normalizeFingerprint(options.fingerprint);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: options.host,
+      port: options.port,
+      servername: options.serverName ?? (isIp(options.host) ? undefined : options.host),
+      rejectUnauthorized: false, // the fingerprint check below replaces CA verification
+    });
+    const fail = (err: Error) => {
+      socket.destroy();
+      reject(
+        err instanceof PinnedTlsError
+          ? err
+          : new PinnedTlsError("tls_failed", err.message, { cause: err }),
+      );
+    };
+    socket.once("error", fail);
+    socket.once("secureConnect", () => {
+      const presented = socket.getPeerCertificate()?.fingerprint256?.toUpperCase() ?? "";
+      if (presented !== expected) {
+        fail(
+          new PinnedTlsError(
+            "fingerprint_mismatch",
+            `the server's certificate has SHA-256 fingerprint ${presented || "(none)"}, ` +
+              `not the trusted ${expected}`,
+          ),
+        );
+        return;
+      }
+      socket.off("error", fail);
+      socket.setNoDelay(true);
+      resolve(new SocketChannel(socket));
+    });
+  });
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(":");
+}
+
+/** A {@linkcode ByteChannel} over a `node:tls` socket. */
+class SocketChannel implements ByteChannel {
+  readonly #socket: tls.TLSSocket;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended = false;
+  #error: Error | null = null;
+  #wake: (() => void) | null = null;
+
+  constructor(socket: tls.TLSSocket) {
+    this.#socket = socket;
+    socket.on("data", (chunk: Uint8Array) => {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered > 1 << 20) socket.pause();
+      this.#notify();
+    });
+    socket.on("end", () => {
+      this.#ended = true;
+      this.#notify();
+    });
+    socket.on("close", () => {
+      this.#ended = true;
+      this.#notify();
+    });
+    socket.on("error", (err: Error) => {
+      this.#error = err;
+      this.#notify();
+    });
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#error !== null) {
+        const err = new Error(this.#error.message, { cause: this.#error });
+        err.name = "ConnectionReset";
+        throw err;
+      }
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    const chunk = this.#chunks[0];
+    const n = Math.min(p.length, chunk.length);
+    p.set(chunk.subarray(0, n));
+    if (n === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(n);
+    this.#buffered -= n;
+    if (this.#buffered < 1 << 19 && this.#socket.isPaused()) this.#socket.resume();
+    return n;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.#socket.destroyed) {
+        const err = new Error("socket is closed");
+        err.name = "BrokenPipe";
+        reject(err);
+        return;
+      }
+      this.#socket.write(p, (err?: Error | null) => err ? reject(err) : resolve(p.length));
+    });
+  }
+
+  close(): void {
+    this.#ended = true;
+    this.#socket.destroy();
+    this.#notify();
+  }
+}

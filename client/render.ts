@@ -1,0 +1,382 @@
+/**
+ * Turning client events and command outcomes into text for people (one or more
+ * lines, `HH:MM [room] <nick> text`) or into JSON objects for `--json` output, and
+ * making untrusted text safe to print on a terminal.
+ *
+ * Everything that comes from other users (nicks, room names, topics, messages) or
+ * from the server (notices, error messages) goes through {@linkcode sanitize} before
+ * it reaches a terminal, so that nobody can move the cursor, change colours, set the
+ * window title, fake lines or hide text by sending escape sequences.
+ *
+ * @module
+ */
+
+import type { ReplyMap } from "../protocol/replies.ts";
+import type { ChatMessage } from "../protocol/messages.ts";
+import type { ChatEvent, RequestType } from "./chat_client.ts";
+
+/** The reply to a request, as shown to the user. */
+export type ReplyItem = {
+  [K in RequestType]: {
+    /** Item type. */
+    type: "reply";
+    /** The request type the reply answers. */
+    request: K;
+    /** The reply data. */
+    data: ReplyMap[K];
+  };
+}[RequestType];
+
+/** A failed command (refused by the server, or by the client before sending). */
+export interface CommandErrorItem {
+  /** Item type. */
+  type: "error";
+  /** The stable error code (`unknown_user`, `usage`, `unknown_command`, ...). */
+  code: string;
+  /** What went wrong, in words. */
+  message: string;
+  /** The command line that failed, when there is one. */
+  command?: string;
+  /** Seconds to wait before trying again, when the server said so. */
+  retryAfter?: number;
+}
+
+/** A local message for the user (help text, "now talking in #rust", ...). */
+export interface InfoItem {
+  /** Item type. */
+  type: "info";
+  /** The text; may span several lines. */
+  text: string;
+}
+
+/** Everything the terminal client shows. */
+export type DisplayItem = ChatEvent | ReplyItem | CommandErrorItem | InfoItem;
+
+/** How {@linkcode formatItem} renders. */
+export interface RenderOptions {
+  /** Colour nicks (ANSI); off for `--no-color`, `NO_COLOR` or a non-terminal. */
+  color?: boolean;
+  /** Our own nick: our direct messages read `-> *bob*` instead of `*alice*`. */
+  self?: string;
+  /** Show times in UTC instead of the local time zone (tests). */
+  utc?: boolean;
+  /** The clock for events that carry no time. Default `Date.now`. */
+  now?: () => number;
+}
+
+// ---------------------------------------------------------------------- sanitize
+
+// OSC, DCS, SOS, PM and APC strings (7-bit or 8-bit introducer) up to their
+// terminator (BEL or ST), or to the end of the text when unterminated.
+// deno-lint-ignore no-control-regex
+const STRING_SEQUENCE = /(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[\s\S]*?(?:\x07|\x1b\\|\x9c|$)/g;
+// CSI: parameters, intermediates, final byte (possibly cut off).
+// deno-lint-ignore no-control-regex
+const CSI_SEQUENCE = /(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?/g;
+// Any other escape: intermediates and a final byte (possibly cut off).
+// deno-lint-ignore no-control-regex
+const OTHER_ESCAPE = /\x1b[\x20-\x2f]*[\x30-\x7e]?/g;
+// C1 controls left over, and DEL.
+const C1_AND_DEL = /[\x7f-\x9f]/g;
+// Bidirectional marks, overrides and isolates, which reorder how the rest of a line reads.
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+// Unicode line and paragraph separators: a new line to some terminals.
+const LINE_SEPARATORS = /[\u2028\u2029]/g;
+// C0 controls: shown as the Unicode control pictures (U+2400 + code).
+// deno-lint-ignore no-control-regex
+const C0_CONTROLS = /[\x00-\x1f]/g;
+
+/**
+ * Makes untrusted text safe to print on a terminal: removes escape sequences (CSI,
+ * OSC, DCS and the other string sequences, 7-bit and 8-bit), C1 controls, DEL and
+ * bidirectional marks and overrides; turns a tab into a space and every other C0 control
+ * (newline, carriage return, bell, backspace, ...) into its visible control picture
+ * (`␊`, `␍`, `␇`, ...), as are Unicode line separators, so that one message is
+ * always one line.
+ *
+ * @example
+ * ```ts
+ * import { sanitize } from "./render.ts";
+ * sanitize("\x1b[31mred\x1b[0m"); // "red"
+ * sanitize("\x1b]0;pwned\x07title"); // "title"
+ * sanitize("two\nlines"); // "two␊lines"
+ * ```
+ */
+export function sanitize(text: string): string {
+  return text
+    .replace(STRING_SEQUENCE, "")
+    .replace(CSI_SEQUENCE, "")
+    .replace(OTHER_ESCAPE, "")
+    .replace(C1_AND_DEL, "")
+    .replace(BIDI_CONTROLS, "")
+    .replace(LINE_SEPARATORS, "\u240a")
+    .replace(/\t/g, " ")
+    .replace(C0_CONTROLS, (c) => String.fromCharCode(0x2400 + c.charCodeAt(0)));
+}
+
+// ------------------------------------------------------------------------ colour
+
+const NICK_COLORS = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
+
+/**
+ * The nick, sanitized, in a colour that depends only on the nick (case-insensitive),
+ * so each person keeps their colour across lines and sessions.
+ */
+export function colorNick(nick: string, color: boolean): string {
+  const safe = sanitize(nick);
+  if (!color) return safe;
+  let hash = 0;
+  for (const ch of nick.toLowerCase()) hash = (hash * 31 + ch.codePointAt(0)!) >>> 0;
+  return `\x1b[${NICK_COLORS[hash % NICK_COLORS.length]}m${safe}\x1b[39m`;
+}
+
+function dim(text: string, color: boolean): string {
+  return color ? `\x1b[2m${text}\x1b[22m` : text;
+}
+
+/** `HH:MM` of a time in ms since the epoch, local (or UTC). */
+export function formatTime(ts: number, utc = false): string {
+  const date = new Date(ts);
+  if (Number.isNaN(date.getTime())) return "--:--";
+  const h = utc ? date.getUTCHours() : date.getHours();
+  const m = utc ? date.getUTCMinutes() : date.getMinutes();
+  return `${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}`;
+}
+
+/**
+ * Whether `text` mentions `nick` as a word (case-insensitive), e.g. `hi @alice` or
+ * `alice: lunch?`, for ringing the bell.
+ */
+export function isMention(text: string, nick: string): boolean {
+  if (nick === "") return false;
+  const escaped = nick.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
+  return new RegExp(`(^|[^A-Za-z0-9_.-])@?${escaped}($|[^A-Za-z0-9_-])`, "i").test(text);
+}
+
+// ------------------------------------------------------------------------ humans
+
+/**
+ * Formats an item as lines for people; empty when there is nothing worth showing.
+ * Every untrusted string is sanitized.
+ *
+ * @example
+ * ```ts
+ * import { formatItem } from "./render.ts";
+ * formatItem(
+ *   { type: "msg", room: "lobby", id: 1, ts: Date.UTC(2024, 0, 1, 9, 5), from: "bob", text: "hi" },
+ *   { utc: true },
+ * ); // ["09:05 [lobby] <bob> hi"]
+ * ```
+ */
+export function formatItem(item: DisplayItem, options: RenderOptions = {}): string[] {
+  const color = options.color ?? false;
+  const utc = options.utc ?? false;
+  const now = options.now ?? Date.now;
+  const time = (ts: number) => dim(formatTime(ts, utc), color);
+  const nick = (n: string) => colorNick(n, color);
+  const s = sanitize;
+  const stamp = () => time(now());
+  switch (item.type) {
+    case "msg":
+    case "dm":
+      return [formatMessage(item, options)];
+    case "broadcast":
+      return [`${time(item.ts)} [broadcast] <${nick(item.from)}> ${s(item.text)}`];
+    case "presence":
+      return [`${time(item.ts)} * ${nick(item.nick)} is ${item.online ? "online" : "offline"}`];
+    case "member":
+      return [
+        `${stamp()} [${s(item.room)}] * ${nick(item.nick)} ${item.joined ? "joined" : "left"}`,
+      ];
+    case "topic":
+      return [
+        `${time(item.ts)} [${s(item.room)}] * ${nick(item.by)} set the topic: ${s(item.topic)}`,
+      ];
+    case "receipt":
+      return [
+        `${time(item.ts)} * message ${item.id} ${
+          item.status === "read" ? "read by" : "delivered to"
+        } ${nick(item.by)}`,
+      ];
+    case "contact":
+      return [`${stamp()} * contact ${nick(item.nick)} is ${item.online ? "online" : "offline"}`];
+    case "notice":
+      return [`${stamp()} ! server: ${s(item.text)}`];
+    case "error":
+      return [
+        `${stamp()} ! ${"command" in item && item.command ? `${s(item.command)}: ` : ""}${
+          s(item.message)
+        }${item.retryAfter !== undefined ? ` (try again in ${item.retryAfter} s)` : ""}`,
+      ];
+    case "disconnected":
+      return [`${stamp()} ! disconnected: ${s(item.reason)}`];
+    case "reconnecting":
+      return [
+        `${stamp()} ! reconnecting in ${
+          (item.delayMs / 1000).toFixed(1)
+        } s (attempt ${item.attempt})`,
+      ];
+    case "reconnected":
+      return [`${stamp()} ! reconnected`];
+    case "closed":
+      return [`${stamp()} ! connection closed${item.reason ? `: ${s(item.reason)}` : ""}`];
+    case "info":
+      return item.text.split("\n");
+    case "reply":
+      return formatReply(item, options);
+  }
+}
+
+/** Formats a stored message: `HH:MM [room] <nick> text`, `HH:MM *bob* text`, `HH:MM -> *bob* text`. */
+export function formatMessage(message: ChatMessage, options: RenderOptions = {}): string {
+  const color = options.color ?? false;
+  const time = dim(formatTime(message.ts, options.utc ?? false), color);
+  const text = sanitize(message.text);
+  if (message.type === "msg") {
+    return `${time} [${sanitize(message.room)}] <${colorNick(message.from, color)}> ${text}`;
+  }
+  const self = options.self;
+  if (self !== undefined && message.from.toLowerCase() === self.toLowerCase()) {
+    return `${time} -> *${colorNick(message.to, color)}* ${text}`;
+  }
+  return `${time} *${colorNick(message.from, color)}* ${text}`;
+}
+
+function formatReply(item: ReplyItem, options: RenderOptions): string[] {
+  const color = options.color ?? false;
+  const s = sanitize;
+  const nick = (n: string) => colorNick(n, color);
+  const list = (names: string[], none: string) =>
+    names.length === 0 ? none : names.map(nick).join(", ");
+  const states = (entries: { nick: string; online: boolean }[], none: string) =>
+    entries.length === 0
+      ? none
+      : entries.map((e) => `${nick(e.nick)}${e.online ? " (online)" : ""}`).join(", ");
+  const messages = (ms: ChatMessage[]) => ms.map((m) => formatMessage(m, options));
+  switch (item.request) {
+    case "say":
+      return [formatMessage(item.data.msg, options)];
+    case "dm":
+      return [
+        formatMessage(item.data.msg, options) +
+        (item.data.delivered || item.data.duplicate
+          ? ""
+          : dim(" (offline: delivered later)", color)),
+      ];
+    case "join": {
+      const d = item.data;
+      return [
+        ...messages(d.history),
+        `* joined ${s(d.room)}${d.topic ? ` — topic: ${s(d.topic)}` : ""} — members: ${
+          list(d.members, "none")
+        }`,
+      ];
+    }
+    case "leave":
+      return [`* left ${s(item.data.room)}`];
+    case "rooms":
+      return item.data.rooms.length === 0 ? ["* no rooms"] : [
+        "* rooms:",
+        ...item.data.rooms.map((r) =>
+          `  ${s(r.name)} (${r.members} member${r.members === 1 ? "" : "s"})${
+            r.topic ? ` — ${s(r.topic)}` : ""
+          }`
+        ),
+      ];
+    case "members":
+      return [`* members of ${s(item.data.room)}: ${states(item.data.members, "none")}`];
+    case "topic":
+      return [
+        item.data.topic
+          ? `* topic of ${s(item.data.room)}: ${s(item.data.topic)}${
+            item.data.by ? ` (set by ${nick(item.data.by)})` : ""
+          }`
+          : `* ${s(item.data.room)} has no topic`,
+      ];
+    case "broadcast":
+      return [
+        `* broadcast reached ${item.data.reached} user${item.data.reached === 1 ? "" : "s"}${
+          item.data.blocked > 0 ? ` (${item.data.blocked} blocked you)` : ""
+        }`,
+      ];
+    case "who":
+      return [`* online: ${list(item.data.users, "nobody")}`];
+    case "whoelse":
+      return [`* others: ${list(item.data.users, "nobody else")}`];
+    case "hide":
+    case "reveal":
+      return [item.data.hidden ? "* you are hidden" : "* you are visible"];
+    case "block":
+      return [`* blocked ${nick(item.data.nick)}`];
+    case "unblock":
+      return [`* unblocked ${nick(item.data.nick)}`];
+    case "blocks":
+      return [`* blocked: ${list(item.data.nicks, "nobody")}`];
+    case "contact_add":
+      return [`* added contact ${nick(item.data.nick)}`];
+    case "contact_remove":
+      return [`* removed contact ${nick(item.data.nick)}`];
+    case "contacts":
+      return [`* contacts: ${states(item.data.contacts, "none")}`];
+    case "history":
+    case "sync":
+      return item.data.messages.length === 0 ? ["* no messages"] : [
+        ...messages(item.data.messages),
+        ...(item.data.more ? ["* (older messages exist)"] : []),
+      ];
+    case "read":
+      return [];
+    case "ping":
+      return [`* pong`];
+    case "logout":
+      return ["* logged out"];
+  }
+}
+
+// -------------------------------------------------------------------------- JSON
+
+/**
+ * The JSON object printed for an item in `--json` mode: always a `type`, and where
+ * they apply `id`, `ts`, `from`, `room`, `to`, `text`. The reply to `say` and `dm`
+ * is flattened to the stored message's fields plus `request`, `duplicate` (and
+ * `delivered`); other replies are `{type: "reply", request, ...data}`. Text is not
+ * sanitized: JSON escapes control characters itself.
+ *
+ * @example
+ * ```ts
+ * import { toJsonEvent } from "./render.ts";
+ * toJsonEvent({ type: "dm", to: "bob", id: 7, ts: 1, from: "alice", text: "hi" });
+ * // { type: "dm", id: 7, ts: 1, from: "alice", to: "bob", text: "hi" }
+ * ```
+ */
+export function toJsonEvent(item: DisplayItem): Record<string, unknown> {
+  switch (item.type) {
+    case "msg":
+      return {
+        type: item.type,
+        id: item.id,
+        ts: item.ts,
+        from: item.from,
+        room: item.room,
+        text: item.text,
+      };
+    case "dm":
+      return {
+        type: item.type,
+        id: item.id,
+        ts: item.ts,
+        from: item.from,
+        to: item.to,
+        text: item.text,
+      };
+    case "reply": {
+      if (item.request === "say" || item.request === "dm") {
+        const { msg, ...rest } = item.data;
+        return { ...toJsonEvent(msg), type: "reply", request: item.request, ...rest };
+      }
+      return { type: "reply", request: item.request, ...item.data };
+    }
+    default:
+      return { ...item };
+  }
+}

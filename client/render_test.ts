@@ -1,0 +1,222 @@
+// deno-lint-ignore-file no-control-regex -- these tests are about control characters
+import assert from "node:assert/strict";
+import { colorNick, formatItem, formatTime, isMention, sanitize, toJsonEvent } from "./render.ts";
+
+const TS = Date.UTC(2024, 0, 2, 9, 5, 30);
+const msg = { type: "msg" as const, room: "lobby", id: 7, ts: TS, from: "bob", text: "hi all" };
+const dm = { type: "dm" as const, to: "alice", id: 8, ts: TS, from: "bob", text: "psst" };
+
+Deno.test("sanitize removes CSI, OSC, DCS and other escape sequences", () => {
+  assert.equal(sanitize("\x1b[31mred\x1b[0m plain"), "red plain");
+  assert.equal(sanitize("a\x1b[2J\x1b[Hb"), "ab");
+  assert.equal(sanitize("\x1b[?1049h\x1b[1;31;42mX"), "X");
+  assert.equal(sanitize("\x1b]0;pwned title\x07after"), "after");
+  assert.equal(sanitize("\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\"), "link");
+  assert.equal(sanitize("\x1bPq#0;2;0;0;0\x1b\\x"), "x");
+  assert.equal(sanitize("\x1b_apc\x1b\\y"), "y");
+  assert.equal(sanitize("\x1bc reset"), " reset");
+  assert.equal(sanitize("\x1b(0box"), "box");
+  assert.equal(sanitize("cut \x1b]0;unterminated"), "cut ");
+  assert.equal(sanitize("lone \x1b"), "lone ");
+  assert.equal(sanitize("\x1b[31"), "");
+});
+
+Deno.test("sanitize removes C1 controls, including 8-bit CSI and OSC", () => {
+  assert.equal(sanitize("\x9b31mred"), "red");
+  assert.equal(sanitize("\x9d0;title\x9cafter"), "after");
+  assert.equal(sanitize("a\x85b\x8dc\x9ad"), "abcd");
+  assert.equal(sanitize("del\x7f"), "del");
+  assert.doesNotMatch(sanitize("x\x80\x81\x90\x9e"), /[\x80-\x9f]/);
+});
+
+Deno.test("sanitize shows other C0 controls visibly, so a message stays one line", () => {
+  assert.equal(sanitize("two\nlines"), "two\u240alines");
+  assert.equal(sanitize("fake\r12:00 <admin> hi"), "fake\u240d12:00 <admin> hi");
+  assert.equal(sanitize("bell\x07 bs\b nul\x00"), "bell\u2407 bs\u2408 nul\u2400");
+  assert.equal(sanitize("tab\there"), "tab here");
+  assert.equal(sanitize("line\u2028sep"), "line\u240asep");
+  assert.doesNotMatch(sanitize("\x01\x02\x1f\x0b\x0c"), /[\x00-\x1f]/);
+});
+
+Deno.test("sanitize removes bidirectional overrides and keeps ordinary text intact", () => {
+  assert.equal(sanitize("abc\u202edcba\u202c"), "abcdcba");
+  assert.equal(sanitize("\u2066x\u2069"), "x");
+  const ordinary = 'héllo wörld — 日本語 😀 <tags> & "quotes" [brackets] ~!@#$%^&*()';
+  assert.equal(sanitize(ordinary), ordinary);
+});
+
+Deno.test("formatItem: messages, DMs and presence as HH:MM lines", () => {
+  const o = { utc: true, self: "alice" };
+  assert.deepEqual(formatItem(msg, o), ["09:05 [lobby] <bob> hi all"]);
+  assert.deepEqual(formatItem(dm, o), ["09:05 *bob* psst"]);
+  assert.deepEqual(formatItem({ ...dm, from: "alice", to: "bob" }, o), ["09:05 -> *bob* psst"]);
+  assert.deepEqual(
+    formatItem({ type: "presence", nick: "carol", online: true, ts: TS }, o),
+    ["09:05 * carol is online"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "broadcast", ts: TS, from: "bob", text: "all hands" }, o),
+    ["09:05 [broadcast] <bob> all hands"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "receipt", id: 8, status: "read", by: "bob", ts: TS }, o),
+    ["09:05 * message 8 read by bob"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "topic", room: "lobby", topic: "news", by: "bob", ts: TS }, o),
+    ["09:05 [lobby] * bob set the topic: news"],
+  );
+  const now = () => TS;
+  assert.deepEqual(
+    formatItem({ type: "member", room: "rust", nick: "bob", joined: false }, { ...o, now }),
+    ["09:05 [rust] * bob left"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "reconnecting", attempt: 2, delayMs: 1500 }, { ...o, now }),
+    ["09:05 ! reconnecting in 1.5 s (attempt 2)"],
+  );
+  assert.deepEqual(
+    formatItem(
+      { type: "error", code: "usage", message: "usage: /msg NICK TEXT", command: "/msg" },
+      {
+        ...o,
+        now,
+      },
+    ),
+    ["09:05 ! /msg: usage: /msg NICK TEXT"],
+  );
+});
+
+Deno.test("formatItem sanitizes nicks, rooms, topics and text", () => {
+  const evil = "\x1b]0;owned\x07\x1b[2Jhi\nthere";
+  const lines = [
+    ...formatItem({ ...msg, from: "bo\x1b[31mb", room: "lo\x85bby", text: evil }, { utc: true }),
+    ...formatItem({ type: "topic", room: "r", topic: evil, by: "x", ts: TS }, { utc: true }),
+    ...formatItem({ type: "notice", code: "info", text: evil }, { utc: true }),
+    ...formatItem({ type: "closed", reason: evil }, { utc: true }),
+  ];
+  for (const line of lines) {
+    assert.doesNotMatch(line, /[\x00-\x1f\x7f-\x9f]/, JSON.stringify(line));
+  }
+  assert.equal(lines[0], "09:05 [lobby] <bob> hi\u240athere");
+});
+
+Deno.test("formatItem: replies to commands", () => {
+  const o = { utc: true, self: "alice" };
+  assert.deepEqual(
+    formatItem({ type: "reply", request: "who", data: { users: ["alice", "bob"] } }, o),
+    ["* online: alice, bob"],
+  );
+  assert.deepEqual(
+    formatItem({
+      type: "reply",
+      request: "dm",
+      data: { msg: { ...dm, from: "alice", to: "bob" }, duplicate: false, delivered: false },
+    }, o),
+    ["09:05 -> *bob* psst (offline: delivered later)"],
+  );
+  assert.deepEqual(
+    formatItem({
+      type: "reply",
+      request: "join",
+      data: { room: "rust", topic: "crabs", members: ["alice", "bob"], history: [msg] },
+    }, o),
+    ["09:05 [lobby] <bob> hi all", "* joined rust — topic: crabs — members: alice, bob"],
+  );
+  assert.deepEqual(formatItem({ type: "reply", request: "read", data: { count: 1 } }, o), []);
+});
+
+Deno.test("colours: stable per nick, none when off", () => {
+  assert.equal(colorNick("bob", false), "bob");
+  assert.match(colorNick("bob", true), /^\x1b\[\d+mbob\x1b\[39m$/);
+  const code = (s: string) => s.slice(0, s.indexOf("m"));
+  assert.equal(code(colorNick("Bob", true)), code(colorNick("bob", true)));
+  assert.equal(formatItem(msg, { utc: true, color: false })[0], "09:05 [lobby] <bob> hi all");
+  assert.match(formatItem(msg, { utc: true, color: true })[0], /\x1b\[/);
+});
+
+Deno.test("toJsonEvent: type and, where they apply, id, ts, from, room, to, text", () => {
+  assert.deepEqual(toJsonEvent(msg), {
+    type: "msg",
+    id: 7,
+    ts: TS,
+    from: "bob",
+    room: "lobby",
+    text: "hi all",
+  });
+  assert.deepEqual(toJsonEvent(dm), {
+    type: "dm",
+    id: 8,
+    ts: TS,
+    from: "bob",
+    to: "alice",
+    text: "psst",
+  });
+  assert.deepEqual(
+    toJsonEvent({
+      type: "reply",
+      request: "say",
+      data: { msg: { ...msg, from: "alice" }, duplicate: false },
+    }),
+    {
+      type: "reply",
+      request: "say",
+      id: 7,
+      ts: TS,
+      from: "alice",
+      room: "lobby",
+      text: "hi all",
+      duplicate: false,
+    },
+  );
+  assert.deepEqual(
+    toJsonEvent({
+      type: "reply",
+      request: "dm",
+      data: { msg: dm, duplicate: true, delivered: false },
+    }),
+    {
+      type: "reply",
+      request: "dm",
+      id: 8,
+      ts: TS,
+      from: "bob",
+      to: "alice",
+      text: "psst",
+      duplicate: true,
+      delivered: false,
+    },
+  );
+  assert.deepEqual(toJsonEvent({ type: "reply", request: "who", data: { users: ["a"] } }), {
+    type: "reply",
+    request: "who",
+    users: ["a"],
+  });
+  assert.deepEqual(toJsonEvent({ type: "presence", nick: "bob", online: false, ts: 1 }), {
+    type: "presence",
+    nick: "bob",
+    online: false,
+    ts: 1,
+  });
+  assert.deepEqual(toJsonEvent({ type: "closed", reason: "bye", code: "idle_timeout" }), {
+    type: "closed",
+    reason: "bye",
+    code: "idle_timeout",
+  });
+  // Text is kept exactly; JSON escapes control characters itself.
+  const line = JSON.stringify(toJsonEvent({ ...msg, text: "a\x1b[2Jb\nc" }));
+  assert.doesNotMatch(line, /[\x00-\x1f]/);
+  assert.equal((JSON.parse(line) as { text: string }).text, "a\x1b[2Jb\nc");
+});
+
+Deno.test("formatTime and isMention", () => {
+  assert.equal(formatTime(TS, true), "09:05");
+  assert.equal(formatTime(NaN, true), "--:--");
+  assert.ok(isMention("hey alice, lunch?", "alice"));
+  assert.ok(isMention("@Alice hi", "alice"));
+  assert.ok(isMention("alice", "alice"));
+  assert.ok(!isMention("malice aforethought", "alice"));
+  assert.ok(!isMention("alice_b is here", "alice"));
+  assert.ok(isMention("ping a.b", "a.b"));
+  assert.ok(!isMention("ping axb", "a.b"));
+});

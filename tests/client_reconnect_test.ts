@@ -1,0 +1,176 @@
+/**
+ * The client library against the real server, through a TCP proxy the test can cut:
+ * a client that loses its connection catches up on what it missed, once, and sends
+ * what was queued meanwhile.
+ */
+
+import assert from "node:assert/strict";
+import { ChatClient, type ChatEvent } from "../client/chat_client.ts";
+import { testServer } from "./helpers/harness.ts";
+
+const STEP_MS = 10_000;
+
+/** A TCP proxy on 127.0.0.1 that can drop every connection and refuse new ones. */
+class CuttableProxy {
+  readonly port: number;
+  readonly #target: number;
+  #listener: Deno.Listener | null = null;
+  #conns = new Set<Deno.Conn>();
+  #tasks = new Set<Promise<void>>();
+
+  constructor(target: number) {
+    this.#target = target;
+    this.#listen(0);
+    this.port = (this.#listener!.addr as Deno.NetAddr).port;
+  }
+
+  #listen(port: number): void {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port });
+    this.#listener = listener;
+    this.#track((async () => {
+      try {
+        for await (const inbound of listener) this.#track(this.#forward(inbound));
+      } catch {
+        // closed by cut()
+      }
+    })());
+  }
+
+  #track(task: Promise<void>): void {
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+
+  async #forward(inbound: Deno.Conn): Promise<void> {
+    let outbound: Deno.Conn;
+    try {
+      outbound = await Deno.connect({ hostname: "127.0.0.1", port: this.#target });
+    } catch {
+      inbound.close();
+      return;
+    }
+    this.#conns.add(inbound).add(outbound);
+    const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+      try {
+        await from.readable.pipeTo(to.writable, { preventClose: true });
+      } catch {
+        // cut
+      }
+      for (const conn of [from, to]) {
+        try {
+          conn.close();
+        } catch {
+          // already closed
+        }
+        this.#conns.delete(conn);
+      }
+    };
+    await Promise.all([pipe(inbound, outbound), pipe(outbound, inbound)]);
+  }
+
+  /** Drops every proxied connection and stops accepting. */
+  cut(): void {
+    this.#listener?.close();
+    this.#listener = null;
+    for (const conn of this.#conns) {
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.#conns.clear();
+  }
+
+  /** Accepts again, on the same port. */
+  resume(): void {
+    this.#listen(this.port);
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await Promise.all([...this.#tasks]);
+  }
+}
+
+async function nextEvent(events: AsyncIterator<ChatEvent>): Promise<ChatEvent> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const next = await Promise.race([
+    events.next(),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("timed out waiting for an event")), STEP_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  assert.ok(!next.done, "events ended");
+  return next.value;
+}
+
+async function eventsUntil(
+  events: AsyncIterator<ChatEvent>,
+  until: (event: ChatEvent) => boolean,
+): Promise<ChatEvent[]> {
+  const out: ChatEvent[] = [];
+  while (true) {
+    const event = await nextEvent(events);
+    out.push(event);
+    if (until(event)) return out;
+  }
+}
+
+Deno.test("a dropped client catches up on missed messages once and sends what was queued", async () => {
+  const server = await testServer();
+  const proxy = new CuttableProxy(server.addr.port);
+  const alice = await ChatClient.connect({
+    port: proxy.port,
+    nick: "alice",
+    password: "password123",
+    reconnect: { initialDelayMs: 20, maxDelayMs: 50, jitter: 0 },
+  });
+  const bob = await ChatClient.connect({
+    port: server.addr.port,
+    nick: "bob",
+    password: "password123",
+    reconnect: false,
+  });
+  try {
+    const events = alice.events[Symbol.asyncIterator]();
+    const one = await bob.say("lobby", "one");
+    const seen = await eventsUntil(events, (e) => e.type === "msg");
+    assert.equal((seen.at(-1) as { id: number }).id, one.msg.id);
+
+    proxy.cut();
+    await eventsUntil(events, (e) => e.type === "reconnecting");
+    const queued = alice.say("lobby", "written while cut off");
+    const two = await bob.say("lobby", "two");
+    const psst = await bob.dm("alice", "psst");
+    assert.equal(psst.delivered, false, "alice is offline");
+
+    proxy.resume();
+    const caughtUp = await eventsUntil(events, (e) => e.type === "dm");
+    const messages = caughtUp.filter((e) => e.type === "msg" || e.type === "dm");
+    assert.ok(caughtUp.some((e) => e.type === "reconnected"));
+    assert.deepEqual(
+      messages.map((m) => [m.type, (m as { id: number }).id, (m as { text: string }).text]),
+      [["msg", two.msg.id, "two"], ["dm", psst.msg.id, "psst"]],
+      "missed messages in order, 'one' not again",
+    );
+    const sent = await queued;
+    assert.equal(sent.msg.text, "written while cut off");
+    assert.ok(sent.msg.id > psst.msg.id);
+
+    // Bob sees alice's queued message; alice does not get it back as an event.
+    const bobEvents = bob.events[Symbol.asyncIterator]();
+    const atBob = await eventsUntil(bobEvents, (e) => e.type === "msg");
+    assert.equal((atBob.at(-1) as { text: string }).text, "written while cut off");
+    const ping = await bob.say("lobby", "after");
+    const rest = await eventsUntil(events, (e) => e.type === "msg");
+    assert.deepEqual(rest.filter((e) => e.type === "msg").map((e) => (e as { id: number }).id), [
+      ping.msg.id,
+    ]);
+  } finally {
+    await alice.close();
+    await bob.close();
+    await proxy.close();
+    await server.shutdown();
+  }
+});
