@@ -12,3 +12,4 @@ export * from "./hello.ts";
 export * from "./messages.ts";
 export * from "./names.ts";
 export * from "./replies.ts";
+export * from "./bytes.ts";

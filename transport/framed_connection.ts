@@ -18,6 +18,7 @@ import {
   FrameDecoder,
 } from "../protocol/frame.ts";
 import { ConnectionClosedError, QueueOverflowError } from "./errors.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 
 /** The least a byte stream must offer to carry frames. `Deno.Conn` is one. */
 export interface ByteChannel {
@@ -275,7 +276,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   async #writeLoop(): Promise<void> {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
-        const batch = this.#queue.length === 1 ? this.#queue[0] : concat(this.#queue);
+        const batch = this.#queue.length === 1 ? this.#queue[0] : concatBytes(this.#queue);
         this.#queue = [];
         this.#writeStartedAt = performance.now() || 1;
         let offset = 0;
@@ -302,18 +303,6 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const chunk of chunks) total += chunk.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
 }
 
 function isBenign(err: unknown): boolean {

@@ -81,14 +81,17 @@ Deno.test({
     const listener = listen({ host: "127.0.0.1", port: 0, tls: { cert, key } });
     const port = (listener.addr as Deno.NetAddr).port;
     const before = openFds();
-    for (let i = 0; i < 5; i++) {
+    // 20 refused dials: a leak would keep 20 sockets open. Other activity in this
+    // process (the runtime, the test runner) may move the count by a few.
+    for (let i = 0; i < 20; i++) {
       const accepted = listener.accept();
       await assert.rejects(dial({ port, tls: true }));
       const server = await accepted;
       await assert.rejects(server.read(new Uint8Array(1)));
       server.close();
     }
-    assert.equal(openFds(), before);
+    const grown = openFds() - before;
+    assert.ok(grown < 10, `${grown} descriptors more after 20 refused dials`);
     listener.close();
   },
 });

@@ -1,0 +1,80 @@
+/**
+ * Exact-length reads from a byte channel, for the length-prefixed records of a peer
+ * connection (the plaintext handshake frames and the encrypted records after them).
+ *
+ * @module
+ */
+
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { PeerError } from "./errors.ts";
+
+/** Default size of the read buffer: enough for a whole maximal record and its prefix. */
+export const DEFAULT_READ_BUFFER_SIZE: number = 64 * 1024 + 64;
+
+/**
+ * Reads exactly the requested number of bytes from a {@linkcode ByteChannel}, keeping any
+ * bytes read ahead for the next call, so the handshake and the record layer can share one
+ * stream without losing what the other side sent early.
+ *
+ * @example
+ * ```ts ignore
+ * import { ByteReader } from "./byte_reader.ts";
+ * const reader = new ByteReader(conn);
+ * const prefix = await reader.readExact(4); // null at a clean end of stream
+ * ```
+ */
+export class ByteReader {
+  readonly #channel: ByteChannel;
+  readonly #buffer: Uint8Array;
+  #start = 0;
+  #end = 0;
+
+  /** Wraps `channel`; reads go through this reader from now on. */
+  constructor(channel: ByteChannel, bufferSize: number = DEFAULT_READ_BUFFER_SIZE) {
+    this.#channel = channel;
+    this.#buffer = new Uint8Array(bufferSize);
+  }
+
+  /** Bytes read from the channel and not yet returned. */
+  get bufferedBytes(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Reads exactly `n` bytes. The caller checks `n` against its bounds first: this
+   * allocates `n` bytes.
+   *
+   * @returns the bytes, or `null` when the stream ended before the first of them.
+   * @throws {PeerError} `connection_lost` when the stream ended after some of them.
+   */
+  async readExact(n: number): Promise<Uint8Array | null> {
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      if (this.#start === this.#end) {
+        const wanted = n - filled;
+        // A large remainder goes straight into `out`; it can never read past it.
+        const target = wanted >= this.#buffer.length ? out.subarray(filled) : this.#buffer;
+        const count = await this.#channel.read(target);
+        if (count === null) {
+          if (filled === 0) return null;
+          throw new PeerError(
+            "connection_lost",
+            `the stream ended inside a record (${filled} of ${n} bytes received)`,
+          );
+        }
+        if (target !== this.#buffer) {
+          filled += count;
+          continue;
+        }
+        this.#start = 0;
+        this.#end = count;
+      }
+      const take = Math.min(n - filled, this.#end - this.#start);
+      out.set(this.#buffer.subarray(this.#start, this.#start + take), filled);
+      this.#start += take;
+      filled += take;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { ByteReader } from "./byte_reader.ts";
+import { PeerError } from "./errors.ts";
+
+/** A channel that returns the given chunks one read at a time, then ends. */
+function chunked(chunks: number[][]): ByteChannel & { reads: number } {
+  const queue = chunks.map((c) => new Uint8Array(c));
+  return {
+    reads: 0,
+    read(p: Uint8Array): Promise<number | null> {
+      this.reads++;
+      const chunk = queue[0];
+      if (chunk === undefined) return Promise.resolve(null);
+      const n = Math.min(p.length, chunk.length);
+      p.set(chunk.subarray(0, n));
+      if (n === chunk.length) queue.shift();
+      else queue[0] = chunk.subarray(n);
+      return Promise.resolve(n);
+    },
+    write: (p) => Promise.resolve(p.length),
+    close: () => {},
+  };
+}
+
+Deno.test("ByteReader reads exact lengths across chunk boundaries and keeps read-ahead", async () => {
+  const reader = new ByteReader(chunked([[1], [2, 3, 4, 5, 6], [7, 8]]));
+  assert.deepEqual(await reader.readExact(2), new Uint8Array([1, 2]));
+  assert.equal(reader.bufferedBytes, 4);
+  assert.deepEqual(await reader.readExact(5), new Uint8Array([3, 4, 5, 6, 7]));
+  assert.deepEqual(await reader.readExact(1), new Uint8Array([8]));
+  assert.equal(await reader.readExact(1), null);
+});
+
+Deno.test("ByteReader reads a length larger than its buffer straight into the result", async () => {
+  const data = Array.from({ length: 100 }, (_, i) => i);
+  const reader = new ByteReader(chunked([data.slice(0, 3), data.slice(3)]), 16);
+  assert.deepEqual(await reader.readExact(2), new Uint8Array([0, 1]));
+  assert.deepEqual(await reader.readExact(98), new Uint8Array(data.slice(2)));
+  assert.equal(await reader.readExact(4), null);
+});
+
+Deno.test("ByteReader reports a stream ending inside a read as connection_lost", async () => {
+  const reader = new ByteReader(chunked([[1, 2, 3]]));
+  await assert.rejects(
+    reader.readExact(4),
+    (err) => err instanceof PeerError && err.code === "connection_lost",
+  );
+});

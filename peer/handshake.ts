@@ -1,0 +1,412 @@
+/**
+ * The handshake of a direct peer session: an ephemeral X25519 key agreement over the raw
+ * TCP connection, turned into a {@linkcode SecureChannel} and a short authentication
+ * string.
+ *
+ * ## Design (peer protocol version 1)
+ *
+ * The dialling side is the *initiator*, the listening side the *responder*. Everything on
+ * the wire is a sequence of u32be-length-prefixed units: first plaintext frames of the
+ * shared frame codec (`protocol/frame.ts`), then encrypted records (`secure_channel.ts`).
+ *
+ * ```text
+ * initiator                                      responder
+ *   peer_hello {v, role:"initiator", nick, key, nonce, suite}  ->   (plaintext frame)
+ *                                                  checks v, suite, role, nick; on failure
+ *                                   <-  peer_error {code, message[, v]} and closes
+ *   <-  peer_hello {v, role:"responder", nick, key, nonce, suite}   (plaintext frame)
+ *   both: dh = X25519(own private key, other's key)
+ *   record 0 in each direction (encrypted):  peer_confirm {mac}   (sent at once by both)
+ *   both: check the other's mac; then session frames follow as records 1, 2, ...
+ * ```
+ *
+ * `key` is the 32-byte X25519 public key and `nonce` 32 fresh random bytes (both unpadded
+ * base64url), `suite` is `x25519-hkdf-sha256-aes256gcm`. A plaintext handshake frame is at
+ * most {@linkcode MAX_HELLO_BYTES}; a larger length prefix (an HTTP request, say) fails at
+ * once, and the whole handshake is bounded in time.
+ *
+ * **Transcript.** `th = SHA-256("chat-peer/1 transcript" || u32be(len(Hi)) || Hi ||
+ * u32be(len(Hr)) || Hr)`, where `Hi`, `Hr` are the initiator's and the responder's
+ * `peer_hello` frame payloads exactly as they travelled (the receiver hashes the bytes it
+ * received, never a re-encoding). The hellos carry both public keys, both nonces, both
+ * roles, both nicks, the version and the suite, so changing any of them on the way
+ * changes `th`.
+ *
+ * **Key schedule** (`key_schedule.ts`), all HKDF-SHA256 with `ikm = dh || psk` (`psk` is
+ * empty today; the PAKE secret of a later version goes there) and `salt = th`:
+ *
+ * | label (HKDF info)                 | use                                          |
+ * | --------------------------------- | -------------------------------------------- |
+ * | `chat-peer/1 key i2r`             | AES-256-GCM key, initiator → responder       |
+ * | `chat-peer/1 key r2i`             | AES-256-GCM key, responder → initiator       |
+ * | `chat-peer/1 confirm initiator`   | HMAC key: initiator's `mac = HMAC(key, th)`  |
+ * | `chat-peer/1 confirm responder`   | HMAC key: responder's `mac = HMAC(key, th)`  |
+ * | `chat-peer/1 sas` (ikm = th, no salt) | 16 bytes → 25-digit SAS (`sas.ts`)       |
+ *
+ * A later authentication mode (CPace) must announce itself in the hellos, so that it is
+ * part of the transcript, and feed its output as `psk`.
+ *
+ * **Nonces.** Record n of a direction uses nonce `0x00000000 || u64be(n)` under that
+ * direction's key; n starts at 0 (the `peer_confirm`) and never repeats; the counter
+ * reaching its limit ends the session. The record's 4 length bytes are the AEAD's
+ * additional data; its sequence number is authenticated implicitly through the nonce.
+ *
+ * **Key confirmation.** The first encrypted record each way is `peer_confirm`. If the
+ * hellos were tampered with, or the sides derived different keys, it fails to decrypt or
+ * its MAC does not verify, and the handshake fails with `handshake_failed` before any
+ * session message is read.
+ *
+ * **Man in the middle.** X25519 without authentication cannot stop an active attacker
+ * who runs two handshakes; it ends up with two different transcripts, so the two users
+ * see different SAS strings. Comparing the SAS is what authenticates the session.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { decodeFrame, decodePayload, encodeFrame, type Frame } from "../protocol/frame.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { nameProblem } from "../protocol/names.ts";
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { ByteReader } from "./byte_reader.ts";
+import { findPeerError, PeerError } from "./errors.ts";
+import {
+  confirmationMac,
+  deriveSessionSecrets,
+  transcriptHash,
+  verifyConfirmation,
+} from "./key_schedule.ts";
+import {
+  clip,
+  parseHandshakeMessage,
+  PEER_PROTOCOL_VERSION,
+  PEER_SUITE,
+  type PeerHello,
+} from "./messages.ts";
+import { deriveSas } from "./sas.ts";
+import { SecureChannel } from "./secure_channel.ts";
+
+const log = getLogger(["chat", "peer"]);
+
+/** Largest plaintext handshake frame (payload bytes). */
+export const MAX_HELLO_BYTES = 4096;
+/** Default bound on the whole handshake, in milliseconds. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Which end of the connection this side is: the dialler initiates. */
+export type PeerRole = "initiator" | "responder";
+
+/** Options of {@linkcode performHandshake}. */
+export interface HandshakeOptions {
+  /** This side's role. */
+  role: PeerRole;
+  /** This side's nick (shown to the other side). */
+  nick: string;
+  /** Bound on the whole handshake. Default {@linkcode DEFAULT_HANDSHAKE_TIMEOUT_MS}. */
+  timeoutMs?: number;
+  /** A secret both sides already share, mixed into the key schedule. Default none. */
+  psk?: Uint8Array;
+  /** Records allowed per direction (see {@linkcode SecureChannel}); for tests. */
+  maxRecords?: bigint;
+}
+
+/** What a successful handshake yields. */
+export interface HandshakeResult {
+  /** The encrypted channel; its next records are session frames. */
+  channel: SecureChannel;
+  /** The other side's nick (valid by the naming rules). */
+  remoteNick: string;
+  /** The short authentication string both sides show. */
+  sas: string;
+  /** The transcript hash (for binding later protocol steps to this session). */
+  transcriptHash: Uint8Array;
+}
+
+/**
+ * Runs the handshake on a fresh connection. On failure the connection is closed and a
+ * {@linkcode PeerError} is thrown; the responder first tells the other side why (in a
+ * plaintext `peer_error`) when the failure is in the other side's hello.
+ *
+ * @throws {PeerError} `handshake_failed`, `version` or `timeout`.
+ * @example
+ * ```ts ignore
+ * import { performHandshake } from "./handshake.ts";
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 40123 });
+ * const { channel, sas, remoteNick } = await performHandshake(conn, {
+ *   role: "initiator",
+ *   nick: "alice",
+ * });
+ * ```
+ */
+export async function performHandshake(
+  transport: ByteChannel,
+  options: HandshakeOptions,
+): Promise<HandshakeResult> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    closeQuietly(transport);
+  }, timeoutMs);
+  try {
+    return await run(transport, options);
+  } catch (err) {
+    closeQuietly(transport);
+    if (timedOut) {
+      throw new PeerError("timeout", `the handshake did not finish within ${timeoutMs} ms`, {
+        cause: err,
+      });
+    }
+    const peerError = findPeerError(err);
+    if (peerError && peerError.code !== "connection_lost") throw peerError;
+    throw new PeerError(
+      "handshake_failed",
+      `the handshake failed: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function run(transport: ByteChannel, options: HandshakeOptions): Promise<HandshakeResult> {
+  const { role } = options;
+  const nickProblem = nameProblem(options.nick);
+  if (nickProblem !== null) throw new PeerError("invalid_nick", `nick ${nickProblem}`);
+  const reader = new ByteReader(transport);
+  const keyPair = await crypto.subtle.generateKey({ name: "X25519" }, false, [
+    "deriveBits",
+  ]) as CryptoKeyPair;
+  const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey));
+  const hello: PeerHello = {
+    type: "peer_hello",
+    v: PEER_PROTOCOL_VERSION,
+    role,
+    nick: options.nick,
+    key: toBase64Url(publicKey),
+    nonce: toBase64Url(crypto.getRandomValues(new Uint8Array(32))),
+    suite: PEER_SUITE,
+  };
+  const ownFrame = encodeFrame(hello);
+  const ownPayload = ownFrame.subarray(4);
+
+  let remotePayload: Uint8Array;
+  let remote: PeerHello;
+  let sharedSecret: Uint8Array;
+  if (role === "initiator") {
+    await writeAll(transport, ownFrame);
+    remotePayload = await readHandshakeFrame(reader, "the responder's hello");
+    remote = checkHello(decodeHandshakePayload(remotePayload), "responder");
+    sharedSecret = await agree(keyPair.privateKey, remote.key);
+  } else {
+    try {
+      remotePayload = await readHandshakeFrame(reader, "the initiator's hello");
+      remote = checkHello(decodeHandshakePayload(remotePayload), "initiator");
+      sharedSecret = await agree(keyPair.privateKey, remote.key);
+    } catch (err) {
+      await refuse(transport, err);
+      throw err;
+    }
+    await writeAll(transport, ownFrame);
+  }
+
+  const th = await transcriptHash(
+    role === "initiator" ? ownPayload : remotePayload,
+    role === "initiator" ? remotePayload : ownPayload,
+  );
+  const secrets = await deriveSessionSecrets({
+    sharedSecret,
+    transcriptHash: th,
+    ...(options.psk ? { psk: options.psk } : {}),
+  });
+  sharedSecret.fill(0);
+  const initiator = role === "initiator";
+  const channel = await SecureChannel.create(
+    transport,
+    initiator ? secrets.initiatorToResponder : secrets.responderToInitiator,
+    initiator ? secrets.responderToInitiator : secrets.initiatorToResponder,
+    { reader, ...(options.maxRecords ? { maxRecords: options.maxRecords } : {}) },
+  );
+  const ownConfirmKey = initiator ? secrets.confirmInitiator : secrets.confirmResponder;
+  const remoteConfirmKey = initiator ? secrets.confirmResponder : secrets.confirmInitiator;
+  const mac = await confirmationMac(ownConfirmKey, th);
+  await channel.writeRecord(encodeFrame({ type: "peer_confirm", mac: toBase64Url(mac) }));
+
+  let record: Uint8Array | null;
+  try {
+    record = await channel.readRecord();
+  } catch (err) {
+    const peerError = findPeerError(err);
+    if (peerError?.code === "decrypt_failed" || peerError?.code === "bad_record") {
+      throw new PeerError(
+        "handshake_failed",
+        "key confirmation failed: the connection was tampered with, " +
+          "or the two sides derived different keys",
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  if (record === null) {
+    throw new PeerError("handshake_failed", "the other side closed during key confirmation");
+  }
+  let confirmFrame: Frame;
+  try {
+    confirmFrame = decodeFrame(record, MAX_HELLO_BYTES);
+  } catch (cause) {
+    throw new PeerError("handshake_failed", "the key confirmation record is malformed", {
+      cause,
+    });
+  }
+  const confirm = parseHandshakeMessage(confirmFrame.header);
+  if (confirm.type !== "peer_confirm") {
+    throw new PeerError("handshake_failed", `expected peer_confirm, got ${confirm.type}`);
+  }
+  if (!await verifyConfirmation(remoteConfirmKey, th, fromBase64Url(confirm.mac))) {
+    throw new PeerError(
+      "handshake_failed",
+      "key confirmation failed: the other side's MAC does not match the transcript",
+    );
+  }
+  for (const key of [ownConfirmKey, remoteConfirmKey]) key.fill(0);
+  const sas = await deriveSas(th);
+  log.debug("handshake done as {role} with {nick}", { role, nick: remote.nick });
+  return { channel, remoteNick: remote.nick, sas, transcriptHash: th };
+}
+
+/** X25519 with the other side's public key; refuses low-order points (an all-zero result). */
+async function agree(privateKey: CryptoKey, remoteKey: string): Promise<Uint8Array> {
+  try {
+    const publicKey = await crypto.subtle.importKey(
+      "raw",
+      fromBase64Url(remoteKey),
+      { name: "X25519" },
+      true,
+      [],
+    );
+    const shared = new Uint8Array(
+      await crypto.subtle.deriveBits({ name: "X25519", public: publicKey }, privateKey, 256),
+    );
+    if (shared.every((byte) => byte === 0)) throw new Error("all-zero shared secret");
+    return shared;
+  } catch (cause) {
+    throw new PeerError("handshake_failed", "the other side's public key is not usable", {
+      cause,
+    });
+  }
+}
+
+/** Reads one plaintext handshake frame's payload, bounded by {@linkcode MAX_HELLO_BYTES}. */
+async function readHandshakeFrame(reader: ByteReader, what: string): Promise<Uint8Array> {
+  const prefix = await reader.readExact(4);
+  if (prefix === null) {
+    throw new PeerError("handshake_failed", `the other side closed before sending ${what}`);
+  }
+  const length = new DataView(prefix.buffer).getUint32(0);
+  if (length > MAX_HELLO_BYTES) {
+    throw new PeerError(
+      "handshake_failed",
+      `the other side does not speak the chat peer protocol ` +
+        `(its first frame announces ${length} bytes; a hello is at most ${MAX_HELLO_BYTES})`,
+    );
+  }
+  const payload = await reader.readExact(length);
+  if (payload === null) {
+    throw new PeerError("handshake_failed", `the other side closed inside ${what}`);
+  }
+  return payload;
+}
+
+function decodeHandshakePayload(payload: Uint8Array): Record<string, unknown> {
+  try {
+    return decodePayload(payload).header;
+  } catch (cause) {
+    const reason = cause instanceof ProtocolError ? cause.message : "malformed frame";
+    throw new PeerError(
+      "handshake_failed",
+      `the other side does not speak the chat peer protocol (${reason})`,
+      { cause },
+    );
+  }
+}
+
+/** Validates the other side's hello (version first, so a newer hello is refused clearly). */
+function checkHello(header: Record<string, unknown>, expectedRole: PeerRole): PeerHello {
+  if (
+    header.type === "peer_hello" && typeof header.v === "number" &&
+    header.v !== PEER_PROTOCOL_VERSION
+  ) {
+    throw new PeerError(
+      "version",
+      `the other side speaks peer protocol version ${clip(String(header.v))}; ` +
+        `this side speaks ${PEER_PROTOCOL_VERSION}`,
+    );
+  }
+  const message = parseHandshakeMessage(header);
+  if (message.type === "peer_error") {
+    throw new PeerError(
+      message.code === "version" ? "version" : "handshake_failed",
+      `the other side refused the handshake (${clip(message.code, 32)}): ${clip(message.message)}`,
+    );
+  }
+  if (message.type !== "peer_hello") {
+    throw new PeerError("handshake_failed", `expected peer_hello, got ${message.type}`);
+  }
+  if (message.role !== expectedRole) {
+    throw new PeerError(
+      "handshake_failed",
+      `the other side claims the role ${message.role}; expected ${expectedRole}`,
+    );
+  }
+  if (message.suite !== PEER_SUITE) {
+    throw new PeerError(
+      "handshake_failed",
+      `the other side offers the cipher suite "${
+        clip(message.suite)
+      }"; this side speaks ${PEER_SUITE}`,
+    );
+  }
+  const problem = nameProblem(message.nick);
+  if (problem !== null) {
+    throw new PeerError("handshake_failed", `the other side's nick ${problem}`);
+  }
+  return message;
+}
+
+/** Tells the initiator why its hello was refused, best effort, in plaintext. */
+async function refuse(transport: ByteChannel, err: unknown): Promise<void> {
+  const peerError = findPeerError(err);
+  const code = peerError?.code ?? "handshake_failed";
+  const frame = encodeFrame({
+    type: "peer_error",
+    code,
+    message: (err instanceof Error ? err.message : String(err)).slice(0, 500),
+    ...(code === "version" ? { v: PEER_PROTOCOL_VERSION } : {}),
+  });
+  try {
+    await writeAll(transport, frame);
+  } catch {
+    // the other side is gone already
+  }
+}
+
+async function writeAll(channel: ByteChannel, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) offset += await channel.write(bytes.subarray(offset));
+}
+
+function closeQuietly(channel: ByteChannel): void {
+  try {
+    channel.close();
+  } catch {
+    // already closed
+  }
+}
+
+function toBase64Url(bytes: Uint8Array): string {
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
+}
+
+function fromBase64Url(text: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.fromBase64(text, { alphabet: "base64url" }) as Uint8Array<ArrayBuffer>;
+}

@@ -1,0 +1,136 @@
+/**
+ * Message types of direct peer sessions and their runtime validation.
+ *
+ * Two families travel as frame headers (the same frame codec as everything else):
+ *
+ * - handshake messages, sent before any key exists: `peer_hello` and `peer_error` in
+ *   plaintext, then `peer_confirm` as the first encrypted record in each direction;
+ * - session messages, sent only inside the encrypted channel: `peer_text` and `peer_bye`.
+ *   File transfer will add `peer_file_*` types to {@linkcode peerSchemas}.
+ *
+ * Every header is validated on arrival; a failure is a `PeerError` with code
+ * `handshake_failed` (handshake) or `bad_message` (session).
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
+import { PeerError } from "./errors.ts";
+
+/** The peer protocol version this code speaks. */
+export const PEER_PROTOCOL_VERSION = 1;
+
+/** The only cipher suite of version 1: X25519, HKDF-SHA256, AES-256-GCM. */
+export const PEER_SUITE = "x25519-hkdf-sha256-aes256gcm";
+
+/** A 32-byte value in unpadded base64url (43 characters). */
+const bytes32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "expected 32 bytes in base64url");
+
+/** Schemas of the handshake messages, keyed by `type`. */
+export const handshakeSchemas = {
+  peer_hello: z.object({
+    type: z.literal("peer_hello"),
+    v: z.number().int(),
+    role: z.enum(["initiator", "responder"]),
+    nick: z.string().max(64),
+    key: bytes32,
+    nonce: bytes32,
+    suite: z.string().max(64),
+  }),
+  peer_error: z.object({
+    type: z.literal("peer_error"),
+    code: z.string().max(64),
+    message: z.string().max(500),
+    v: z.number().int().optional(),
+  }),
+  peer_confirm: z.object({ type: z.literal("peer_confirm"), mac: bytes32 }),
+} as const;
+
+/** Schemas of the messages of an established session, keyed by `type`. */
+export const peerSchemas = {
+  peer_text: z.object({
+    type: z.literal("peer_text"),
+    id: z.string().min(1).max(64),
+    ts: z.number().nonnegative(),
+    text: z.string().max(MAX_TEXT_LENGTH),
+  }),
+  peer_bye: z.object({ type: z.literal("peer_bye") }),
+} as const;
+
+type Schemas<T> = { [K in keyof T]: T[K] extends z.ZodType ? z.infer<T[K]> : never };
+
+/** Every handshake message, keyed by type. */
+export type HandshakeMessageMap = Schemas<typeof handshakeSchemas>;
+/** A handshake message. */
+export type HandshakeMessage = HandshakeMessageMap[keyof HandshakeMessageMap];
+/** The opening message of each side. */
+export type PeerHello = HandshakeMessageMap["peer_hello"];
+/** Every session message, keyed by type. */
+export type PeerMessageMap = Schemas<typeof peerSchemas>;
+/** A message of an established session. */
+export type PeerMessage = PeerMessageMap[keyof PeerMessageMap];
+/** A text message. */
+export type PeerText = PeerMessageMap["peer_text"];
+
+function parseWith<M>(
+  schemas: Record<string, z.ZodType>,
+  header: Record<string, unknown>,
+  code: "handshake_failed" | "bad_message",
+): M {
+  const type = header.type;
+  if (typeof type !== "string") {
+    throw new PeerError(code, `peer message has no string "type"`);
+  }
+  const schema = Object.hasOwn(schemas, type) ? schemas[type] : undefined;
+  if (schema === undefined) {
+    throw new PeerError(code, `unexpected peer message type "${clip(type)}"`);
+  }
+  const result = schema.safeParse(header);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue.path.length > 0 ? issue.path.join(".") : "message";
+    throw new PeerError(code, `bad "${clip(type)}": ${where}: ${issue.message}`, {
+      cause: result.error,
+    });
+  }
+  return result.data as M;
+}
+
+/**
+ * Validates a frame header received during the handshake.
+ *
+ * @throws {PeerError} `handshake_failed` when it is not a valid handshake message.
+ * @example
+ * ```ts
+ * import { parseHandshakeMessage } from "./messages.ts";
+ * const msg = parseHandshakeMessage({ type: "peer_error", code: "version", message: "v2 only" });
+ * ```
+ */
+export function parseHandshakeMessage(header: Record<string, unknown>): HandshakeMessage {
+  return parseWith<HandshakeMessage>(handshakeSchemas, header, "handshake_failed");
+}
+
+/**
+ * Validates a frame header received inside an established session.
+ *
+ * @throws {PeerError} `bad_message` when it is not a valid session message.
+ * @example
+ * ```ts
+ * import { parsePeerMessage } from "./messages.ts";
+ * const msg = parsePeerMessage({ type: "peer_text", id: "1", ts: 0, text: "hi" });
+ * ```
+ */
+export function parsePeerMessage(header: Record<string, unknown>): PeerMessage {
+  return parseWith<PeerMessage>(peerSchemas, header, "bad_message");
+}
+
+/** Clips and neutralises text from the other side for use inside an error message. */
+export function clip(s: string, max = 60): string {
+  let out = "";
+  for (const ch of s.length > max ? s.slice(0, max) : s) {
+    const c = ch.codePointAt(0)!;
+    out += c < 0x20 || (c >= 0x7f && c <= 0x9f) ? "?" : ch;
+  }
+  return s.length > max ? `${out}…` : out;
+}

@@ -1,0 +1,28 @@
+/**
+ * Direct, end-to-end encrypted peer-to-peer sessions: an X25519 handshake with a short
+ * authentication string, AES-256-GCM records, and the shared frame codec inside them.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectPeer, listenPeer } from "./mod.ts";
+ * const waiting = listenPeer({ host: "127.0.0.1", port: 40123, nick: "alice" });
+ * const bob = await connectPeer({ host: "127.0.0.1", port: 40123, nick: "bob" });
+ * const alice = await waiting;
+ * alice.sas === bob.sas; // true
+ * ```
+ *
+ * @module
+ */
+
+export * from "./byte_reader.ts";
+export * from "./connect.ts";
+export * from "./errors.ts";
+export * from "./handshake.ts";
+export * from "./key_schedule.ts";
+export * from "./listen.ts";
+export * from "./memory_channel.ts";
+export * from "./messages.ts";
+export * from "./sanitize.ts";
+export * from "./sas.ts";
+export * from "./secure_channel.ts";
+export * from "./session.ts";

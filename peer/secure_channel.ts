@@ -1,0 +1,298 @@
+/**
+ * The encrypted record layer of a peer session: a {@linkcode ByteChannel} whose bytes
+ * travel as AES-256-GCM records over another byte channel (the TCP connection).
+ *
+ * ```text
+ * record = length:u32be ciphertext[length]    ; 16 <= length <= 65536 + 16
+ * nonce  = 0x00000000 || counter:u64be        ; 12 bytes; counter = record number, from 0
+ * aad    = the record's 4 length bytes
+ * ```
+ *
+ * Each direction has its own key and its own counter, so a nonce is never used twice
+ * under one key. The receiver decrypts record number n with nonce n: a modified,
+ * replayed, dropped or reordered record fails authentication and the channel fails for
+ * good with `decrypt_failed`. Nothing is returned from a record before it authenticates.
+ * A counter reaching its limit ends the channel with `limit` rather than wrap.
+ *
+ * @module
+ */
+
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { ByteReader } from "./byte_reader.ts";
+import { PeerError } from "./errors.ts";
+
+/** Largest plaintext carried by one record: 64 KiB. */
+export const MAX_RECORD_PLAINTEXT: number = 64 * 1024;
+/** Bytes of the AES-GCM authentication tag at the end of every ciphertext. */
+export const TAG_BYTES = 16;
+/** Largest ciphertext (the length field's bound), checked before anything is allocated. */
+export const MAX_RECORD_CIPHERTEXT: number = MAX_RECORD_PLAINTEXT + TAG_BYTES;
+/** Bytes of an AES-GCM nonce. */
+export const NONCE_BYTES = 12;
+/** Default number of records per direction: the whole 64-bit counter space. */
+export const DEFAULT_MAX_RECORDS: bigint = 2n ** 64n - 1n;
+
+/**
+ * The nonce of record number `counter`: four zero bytes and the counter as u64be.
+ *
+ * @example
+ * ```ts
+ * import { recordNonce } from "./secure_channel.ts";
+ * recordNonce(1n); // Uint8Array [0,0,0,0, 0,0,0,0, 0,0,0,1]
+ * ```
+ */
+export function recordNonce(counter: bigint): Uint8Array<ArrayBuffer> {
+  const nonce = new Uint8Array(NONCE_BYTES);
+  new DataView(nonce.buffer).setBigUint64(4, counter);
+  return nonce;
+}
+
+/** Options of {@linkcode SecureChannel}. */
+export interface SecureChannelOptions {
+  /**
+   * Records allowed per direction; the counter reaching it ends the channel with `limit`.
+   * Default {@linkcode DEFAULT_MAX_RECORDS}; lower it only to test the limit.
+   */
+  maxRecords?: bigint;
+  /**
+   * The reader already used on `transport` (by the handshake), so bytes it read ahead
+   * are not lost. Default: a new reader.
+   */
+  reader?: ByteReader;
+}
+
+/**
+ * An AES-256-GCM record channel over a byte channel.
+ *
+ * @example
+ * ```ts ignore
+ * import { SecureChannel } from "./secure_channel.ts";
+ * const channel = await SecureChannel.create(conn, sendKey, receiveKey);
+ * await channel.writeRecord(new TextEncoder().encode("hi"));
+ * const record = await channel.readRecord(); // null at a clean end of stream
+ * ```
+ */
+export class SecureChannel implements ByteChannel {
+  readonly #transport: ByteChannel;
+  readonly #reader: ByteReader;
+  readonly #sendKey: CryptoKey;
+  readonly #receiveKey: CryptoKey;
+  readonly #maxRecords: bigint;
+  #sendCounter = 0n;
+  #receiveCounter = 0n;
+  #readFailure: PeerError | null = null;
+  #current: Uint8Array = new Uint8Array(0);
+  #writeChain: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    transport: ByteChannel,
+    reader: ByteReader,
+    sendKey: CryptoKey,
+    receiveKey: CryptoKey,
+    maxRecords: bigint,
+  ) {
+    this.#transport = transport;
+    this.#reader = reader;
+    this.#sendKey = sendKey;
+    this.#receiveKey = receiveKey;
+    this.#maxRecords = maxRecords;
+  }
+
+  /**
+   * Creates a channel over `transport` with raw 32-byte AES keys for each direction.
+   * The keys are imported as non-extractable and the given bytes are zeroed.
+   */
+  static async create(
+    transport: ByteChannel,
+    sendKey: Uint8Array,
+    receiveKey: Uint8Array,
+    options: SecureChannelOptions = {},
+  ): Promise<SecureChannel> {
+    const maxRecords = options.maxRecords ?? DEFAULT_MAX_RECORDS;
+    if (maxRecords < 1n || maxRecords > DEFAULT_MAX_RECORDS) {
+      throw new RangeError(`maxRecords must be from 1 to ${DEFAULT_MAX_RECORDS}`);
+    }
+    const [send, receive] = await Promise.all([importAesKey(sendKey), importAesKey(receiveKey)]);
+    sendKey.fill(0);
+    receiveKey.fill(0);
+    return new SecureChannel(
+      transport,
+      options.reader ?? new ByteReader(transport),
+      send,
+      receive,
+      maxRecords,
+    );
+  }
+
+  /** Records sent so far (the next send counter). */
+  get recordsSent(): bigint {
+    return this.#sendCounter;
+  }
+
+  /** Records received and authenticated so far (the next receive counter). */
+  get recordsReceived(): bigint {
+    return this.#receiveCounter;
+  }
+
+  /**
+   * Encrypts and writes one record of at most {@linkcode MAX_RECORD_PLAINTEXT} bytes.
+   *
+   * @throws {PeerError} `limit` when the send counter is exhausted.
+   */
+  writeRecord(plaintext: Uint8Array): Promise<void> {
+    if (plaintext.length > MAX_RECORD_PLAINTEXT) {
+      throw new RangeError(`a record carries at most ${MAX_RECORD_PLAINTEXT} bytes`);
+    }
+    return this.#serialised(async () => await this.#writeAll(await this.#seal([plaintext])));
+  }
+
+  /**
+   * Reads, authenticates and decrypts the next record.
+   *
+   * @returns the plaintext, or `null` when the stream ended cleanly between records.
+   * @throws {PeerError} `decrypt_failed`, `bad_record`, `limit` or `connection_lost`.
+   */
+  async readRecord(): Promise<Uint8Array | null> {
+    if (this.#readFailure) throw this.#readFailure;
+    try {
+      return await this.#readRecord();
+    } catch (err) {
+      if (err instanceof PeerError) this.#readFailure = err;
+      throw err;
+    }
+  }
+
+  async #readRecord(): Promise<Uint8Array | null> {
+    const prefix = await this.#reader.readExact(4);
+    if (prefix === null) return null;
+    const length = new DataView(prefix.buffer).getUint32(0);
+    if (length < TAG_BYTES || length > MAX_RECORD_CIPHERTEXT) {
+      throw new PeerError(
+        "bad_record",
+        `encrypted record ${this.#receiveCounter} announces ${length} bytes; ` +
+          `records are ${TAG_BYTES} to ${MAX_RECORD_CIPHERTEXT} bytes`,
+      );
+    }
+    if (this.#receiveCounter >= this.#maxRecords) {
+      throw new PeerError("limit", "the receive counter is exhausted; the session must end");
+    }
+    const ciphertext = await this.#reader.readExact(length);
+    if (ciphertext === null) {
+      throw new PeerError("connection_lost", "the stream ended after a record's length");
+    }
+    let plaintext: ArrayBuffer;
+    try {
+      plaintext = await crypto.subtle.decrypt(
+        {
+          name: "AES-GCM",
+          iv: recordNonce(this.#receiveCounter),
+          additionalData: prefix as Uint8Array<ArrayBuffer>,
+        },
+        this.#receiveKey,
+        ciphertext as Uint8Array<ArrayBuffer>,
+      );
+    } catch (cause) {
+      throw new PeerError(
+        "decrypt_failed",
+        `encrypted record ${this.#receiveCounter} failed authentication ` +
+          `(modified, replayed, dropped or reordered on the way)`,
+        { cause },
+      );
+    }
+    this.#receiveCounter++;
+    return new Uint8Array(plaintext);
+  }
+
+  /** Reads decrypted bytes into `p` ({@linkcode ByteChannel} contract). */
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#current.length === 0) {
+      const record = await this.readRecord();
+      if (record === null) return null;
+      this.#current = record;
+    }
+    const n = Math.min(p.length, this.#current.length);
+    p.set(this.#current.subarray(0, n));
+    this.#current = this.#current.subarray(n);
+    return n;
+  }
+
+  /**
+   * Encrypts all of `p` (split into records of at most {@linkcode MAX_RECORD_PLAINTEXT})
+   * and writes it; resolves to `p.length` ({@linkcode ByteChannel} contract).
+   *
+   * @throws {PeerError} `limit` when the send counter is exhausted.
+   */
+  write(p: Uint8Array): Promise<number> {
+    const pieces: Uint8Array[] = [];
+    for (let offset = 0; offset < p.length; offset += MAX_RECORD_PLAINTEXT) {
+      pieces.push(p.subarray(offset, offset + MAX_RECORD_PLAINTEXT));
+    }
+    return this.#serialised(async () => {
+      if (pieces.length > 0) await this.#writeAll(await this.#seal(pieces));
+      return p.length;
+    });
+  }
+
+  /** Closes the underlying transport. */
+  close(): void {
+    try {
+      this.#transport.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  /** Runs writes one after another, so records reach the wire in counter order. */
+  #serialised<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#writeChain.then(task, task);
+    this.#writeChain = run.catch(() => {});
+    return run;
+  }
+
+  async #seal(pieces: Uint8Array[]): Promise<Uint8Array> {
+    const records: Uint8Array[] = [];
+    let total = 0;
+    for (const piece of pieces) {
+      if (this.#sendCounter >= this.#maxRecords) {
+        throw new PeerError("limit", "the send counter is exhausted; the session must end");
+      }
+      const counter = this.#sendCounter++;
+      const prefix = new Uint8Array(4);
+      new DataView(prefix.buffer).setUint32(0, piece.length + TAG_BYTES);
+      const ciphertext = new Uint8Array(
+        await crypto.subtle.encrypt(
+          { name: "AES-GCM", iv: recordNonce(counter), additionalData: prefix },
+          this.#sendKey,
+          piece as Uint8Array<ArrayBuffer>,
+        ),
+      );
+      records.push(prefix, ciphertext);
+      total += prefix.length + ciphertext.length;
+    }
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (const part of records) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.length) {
+      offset += await this.#transport.write(bytes.subarray(offset));
+    }
+  }
+}
+
+async function importAesKey(raw: Uint8Array): Promise<CryptoKey> {
+  if (raw.length !== 32) throw new RangeError("AES-256-GCM keys are 32 bytes");
+  return await crypto.subtle.importKey(
+    "raw",
+    new Uint8Array(raw),
+    { name: "AES-GCM" },
+    false,
+    ["encrypt", "decrypt"],
+  );
+}

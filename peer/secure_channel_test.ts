@@ -1,0 +1,239 @@
+import assert from "node:assert/strict";
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { PeerError } from "./errors.ts";
+import { memoryChannelPair } from "./memory_channel.ts";
+import {
+  MAX_RECORD_CIPHERTEXT,
+  MAX_RECORD_PLAINTEXT,
+  recordNonce,
+  SecureChannel,
+  TAG_BYTES,
+} from "./secure_channel.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+
+function keys(): [Uint8Array, Uint8Array] {
+  return [crypto.getRandomValues(new Uint8Array(32)), crypto.getRandomValues(new Uint8Array(32))];
+}
+
+/** A channel that keeps each write as one captured unit. */
+function capture(): ByteChannel & { writes: Uint8Array[] } {
+  const writes: Uint8Array[] = [];
+  return {
+    writes,
+    read: () => Promise.resolve(null),
+    write: (p) => {
+      writes.push(p.slice());
+      return Promise.resolve(p.length);
+    },
+    close: () => {},
+  };
+}
+
+/** Seals `texts` as one record each under a fresh key; returns the records and a receiver. */
+async function sealed(texts: string[]): Promise<{
+  records: Uint8Array[];
+  receive: (units: Uint8Array[], end?: boolean) => Promise<SecureChannel>;
+}> {
+  const [k1, k2] = keys();
+  const sendKey = new Uint8Array(k1);
+  const out = capture();
+  const sender = await SecureChannel.create(out, k1, k2);
+  for (const text of texts) await sender.writeRecord(enc(text));
+  return {
+    records: out.writes,
+    receive: async (units, end = true) => {
+      const [a, b] = memoryChannelPair();
+      for (const unit of units) await a.write(unit);
+      if (end) a.close();
+      return await SecureChannel.create(
+        b,
+        crypto.getRandomValues(new Uint8Array(32)),
+        new Uint8Array(sendKey),
+      );
+    },
+  };
+}
+
+async function readAll(channel: SecureChannel): Promise<{ texts: string[]; error?: PeerError }> {
+  const texts: string[] = [];
+  try {
+    for (;;) {
+      const record = await channel.readRecord();
+      if (record === null) return { texts };
+      texts.push(dec(record));
+    }
+  } catch (err) {
+    assert.ok(err instanceof PeerError, String(err));
+    return { texts, error: err };
+  }
+}
+
+Deno.test("recordNonce is four zero bytes and a big-endian 64-bit counter", () => {
+  assert.deepEqual(recordNonce(0n), new Uint8Array(12));
+  assert.deepEqual(
+    recordNonce(0x0102030405060708n),
+    new Uint8Array([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
+  );
+});
+
+Deno.test("records carry bytes both ways", async () => {
+  const [a, b] = memoryChannelPair();
+  const [k1, k2] = keys();
+  const left = await SecureChannel.create(a, new Uint8Array(k1), new Uint8Array(k2));
+  const right = await SecureChannel.create(b, k2, k1);
+  assert.ok(k1.every((x) => x === 0), "raw key bytes are wiped after import");
+  await left.write(enc("hello right"));
+  await right.write(enc("hello left"));
+  const buffer = new Uint8Array(64);
+  const n = await right.read(buffer);
+  assert.equal(dec(buffer.subarray(0, n!)), "hello right");
+  const m = await left.read(buffer);
+  assert.equal(dec(buffer.subarray(0, m!)), "hello left");
+  assert.equal(left.recordsSent, 1n);
+  assert.equal(left.recordsReceived, 1n);
+  left.close();
+  assert.equal(await right.read(buffer), null);
+});
+
+Deno.test("the wire shows the record length but never the plaintext", async () => {
+  const out = capture();
+  const [k1, k2] = keys();
+  const sender = await SecureChannel.create(out, k1, k2);
+  await sender.writeRecord(enc("attack at dawn"));
+  const wire = out.writes[0];
+  assert.equal(wire.length, 4 + 14 + TAG_BYTES);
+  assert.equal(new DataView(wire.buffer).getUint32(0), 14 + TAG_BYTES);
+  assert.ok(!dec(wire).includes("attack"));
+});
+
+Deno.test("a large write is split into bounded records and reassembled", async () => {
+  const out = capture();
+  const [k1, k2] = keys();
+  const key = new Uint8Array(k1);
+  const sender = await SecureChannel.create(out, k1, k2);
+  const data = new Uint8Array(MAX_RECORD_PLAINTEXT * 2 + 100).map((_, i) => (i * 7919) % 251);
+  assert.equal(await sender.write(data), data.length);
+  assert.equal(sender.recordsSent, 3n);
+  const wire = out.writes[0];
+  const view = new DataView(wire.buffer);
+  assert.equal(view.getUint32(0), MAX_RECORD_PLAINTEXT + TAG_BYTES);
+  const [a, b] = memoryChannelPair();
+  await a.write(wire);
+  a.close();
+  const receiver = await SecureChannel.create(b, crypto.getRandomValues(new Uint8Array(32)), key);
+  const got: number[] = [];
+  const buffer = new Uint8Array(1000);
+  for (let n = await receiver.read(buffer); n !== null; n = await receiver.read(buffer)) {
+    got.push(...buffer.subarray(0, n));
+  }
+  assert.deepEqual(new Uint8Array(got), data);
+});
+
+Deno.test("a flipped ciphertext byte fails with decrypt_failed and yields nothing", async () => {
+  const { records, receive } = await sealed(["one", "two"]);
+  for (const index of [4, 6, records[0].length - 1]) {
+    const tampered = records[0].slice();
+    tampered[index] ^= 0x01;
+    const result = await readAll(await receive([tampered, records[1]]));
+    assert.deepEqual(result.texts, []);
+    assert.equal(result.error?.code, "decrypt_failed");
+  }
+});
+
+Deno.test("a replayed, dropped or reordered record fails with decrypt_failed", async () => {
+  const { records, receive } = await sealed(["one", "two", "three"]);
+  const [r0, r1, r2] = records;
+  const replayed = await readAll(await receive([r0, r0, r1]));
+  assert.deepEqual(replayed.texts, ["one"]);
+  assert.equal(replayed.error?.code, "decrypt_failed");
+  const dropped = await readAll(await receive([r0, r2]));
+  assert.deepEqual(dropped.texts, ["one"]);
+  assert.equal(dropped.error?.code, "decrypt_failed");
+  const reordered = await readAll(await receive([r1, r0, r2]));
+  assert.deepEqual(reordered.texts, []);
+  assert.equal(reordered.error?.code, "decrypt_failed");
+  const intact = await readAll(await receive([r0, r1, r2]));
+  assert.deepEqual(intact, { texts: ["one", "two", "three"] });
+});
+
+Deno.test("the failure sticks: later reads fail the same way", async () => {
+  const { records, receive } = await sealed(["one", "two"]);
+  const channel = await receive([records[1], records[0]]);
+  const first = await readAll(channel);
+  assert.equal(first.error?.code, "decrypt_failed");
+  await assert.rejects(channel.readRecord(), (err) => err === first.error);
+});
+
+Deno.test("a record from the other direction's key does not authenticate", async () => {
+  const [a, b] = memoryChannelPair();
+  const k = crypto.getRandomValues(new Uint8Array(32));
+  const left = await SecureChannel.create(
+    a,
+    new Uint8Array(k),
+    crypto.getRandomValues(new Uint8Array(32)),
+  );
+  // The receiver uses the same key as the sender but in its own (wrong) direction.
+  const right = await SecureChannel.create(
+    b,
+    new Uint8Array(k),
+    crypto.getRandomValues(new Uint8Array(32)),
+  );
+  await left.writeRecord(enc("hi"));
+  await assert.rejects(
+    right.readRecord(),
+    (e) => e instanceof PeerError && e.code === "decrypt_failed",
+  );
+});
+
+Deno.test("an out-of-bounds length fails with bad_record before anything is read", async () => {
+  for (const length of [0, TAG_BYTES - 1, MAX_RECORD_CIPHERTEXT + 1, 0xffff_ffff]) {
+    const prefix = new Uint8Array(4);
+    new DataView(prefix.buffer).setUint32(0, length);
+    const { receive } = await sealed([]);
+    const channel = await receive([prefix], false);
+    await assert.rejects(
+      channel.readRecord(),
+      (err) => err instanceof PeerError && err.code === "bad_record",
+      `length ${length}`,
+    );
+  }
+});
+
+Deno.test("a stream ending inside a record is connection_lost; between records it is the end", async () => {
+  const { records, receive } = await sealed(["one"]);
+  const truncated = await readAll(await receive([records[0].subarray(0, 10)]));
+  assert.equal(truncated.error?.code, "connection_lost");
+  const prefixOnly = await readAll(await receive([records[0].subarray(0, 4)]));
+  assert.equal(prefixOnly.error?.code, "connection_lost");
+  assert.deepEqual(await readAll(await receive([records[0]])), { texts: ["one"] });
+});
+
+Deno.test("a counter at its limit ends the channel instead of reusing a nonce", async () => {
+  const [a, b] = memoryChannelPair();
+  const [k1, k2] = keys();
+  const left = await SecureChannel.create(a, new Uint8Array(k1), new Uint8Array(k2), {
+    maxRecords: 2n,
+  });
+  const right = await SecureChannel.create(b, k2, k1, { maxRecords: 1n });
+  await left.writeRecord(enc("0"));
+  await left.writeRecord(enc("1"));
+  await assert.rejects(
+    left.writeRecord(enc("2")),
+    (e) => e instanceof PeerError && e.code === "limit",
+  );
+  await assert.rejects(left.write(enc("3")), (e) => e instanceof PeerError && e.code === "limit");
+  assert.equal(left.recordsSent, 2n);
+  assert.equal(dec((await right.readRecord())!), "0");
+  await assert.rejects(right.readRecord(), (e) => e instanceof PeerError && e.code === "limit");
+});
+
+Deno.test("writes issued together reach the wire in counter order", async () => {
+  const [a, b] = memoryChannelPair();
+  const [k1, k2] = keys();
+  const left = await SecureChannel.create(a, new Uint8Array(k1), new Uint8Array(k2));
+  const right = await SecureChannel.create(b, k2, k1);
+  await Promise.all(Array.from({ length: 20 }, (_, i) => left.writeRecord(enc(String(i)))));
+  for (let i = 0; i < 20; i++) assert.equal(dec((await right.readRecord())!), String(i));
+});

@@ -1,0 +1,273 @@
+/**
+ * An established, end-to-end encrypted peer session: the shared frame codec carried
+ * inside a {@linkcode SecureChannel}, with text messages and a goodbye.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { ProtocolError } from "../protocol/errors.ts";
+import { textProblem } from "../protocol/names.ts";
+import { FramedConnection } from "../transport/framed_connection.ts";
+import { ConnectionClosedError } from "../transport/errors.ts";
+import { findPeerError, PeerError } from "./errors.ts";
+import type { PeerRole } from "./handshake.ts";
+import { parsePeerMessage, type PeerText } from "./messages.ts";
+import type { SecureChannel } from "./secure_channel.ts";
+
+const log = getLogger(["chat", "peer"]);
+
+/** Largest frame accepted inside a session (room for file chunks later). */
+export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
+
+/** A text message from the other side. */
+export interface PeerTextEvent {
+  /** Discriminant. */
+  type: "text";
+  /** The sender's message id. */
+  id: string;
+  /** The sender's clock when it sent the message, in ms since the epoch. */
+  ts: number;
+  /** The text, exactly as sent; neutralise control characters before printing it. */
+  text: string;
+  /** The sender's nick. */
+  from: string;
+}
+
+/** The other side said goodbye; the session is over. */
+export interface PeerLeftEvent {
+  /** Discriminant. */
+  type: "left";
+  /** The nick of the side that left. */
+  from: string;
+}
+
+/** What a {@linkcode PeerSession} yields. */
+export type PeerEvent = PeerTextEvent | PeerLeftEvent;
+
+/** What {@linkcode PeerSession} is made from (the outcome of a handshake). */
+export interface PeerSessionInit {
+  /** The encrypted channel after key confirmation. */
+  channel: SecureChannel;
+  /** This side's role in the handshake. */
+  role: PeerRole;
+  /** This side's nick. */
+  localNick: string;
+  /** The other side's nick. */
+  remoteNick: string;
+  /** The short authentication string. */
+  sas: string;
+  /** The other side's address, when known. */
+  remoteAddr?: Deno.Addr;
+}
+
+/**
+ * A peer session. Iterate it (once) for the other side's messages: it yields `text`
+ * events, then a `left` event when the other side says goodbye, and ends. It throws a
+ * {@linkcode PeerError} when the session fails: `connection_lost` when the other side
+ * vanished without a goodbye, `decrypt_failed` or `bad_record` when a record did not
+ * authenticate, `bad_message` for an invalid message. Nothing is yielded from a record
+ * that did not authenticate.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectPeer } from "./connect.ts";
+ * const session = await connectPeer({ host: "192.168.1.5", port: 40123, nick: "bob" });
+ * console.log("Compare with your peer:", session.sas);
+ * await session.sendText("hello");
+ * for await (const event of session) {
+ *   if (event.type === "text") console.log(event.from, event.text);
+ * }
+ * await session.close();
+ * ```
+ */
+export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
+  readonly #conn: FramedConnection;
+  readonly #role: PeerRole;
+  readonly #localNick: string;
+  readonly #remoteNick: string;
+  readonly #sas: string;
+  readonly #remoteAddr: Deno.Addr | undefined;
+  #iterated = false;
+  #closedLocally = false;
+  #ended = false;
+
+  /** Wraps an established channel; the session owns it from now on. */
+  constructor(init: PeerSessionInit) {
+    this.#conn = new FramedConnection(init.channel, { maxFrameSize: PEER_MAX_FRAME_SIZE });
+    this.#role = init.role;
+    this.#localNick = init.localNick;
+    this.#remoteNick = init.remoteNick;
+    this.#sas = init.sas;
+    this.#remoteAddr = init.remoteAddr;
+  }
+
+  /** The short authentication string; both sides must show the same one. */
+  get sas(): string {
+    return this.#sas;
+  }
+
+  /** The other side's nick. */
+  get remoteNick(): string {
+    return this.#remoteNick;
+  }
+
+  /** This side's nick. */
+  get localNick(): string {
+    return this.#localNick;
+  }
+
+  /** This side's role: `initiator` when it dialled, `responder` when it listened. */
+  get role(): PeerRole {
+    return this.#role;
+  }
+
+  /** The other side's address, when known. */
+  get remoteAddr(): Deno.Addr | undefined {
+    return this.#remoteAddr;
+  }
+
+  /** Whether the session is over (closed here, left, lost or failed). */
+  get closed(): boolean {
+    return this.#ended || this.#closedLocally || this.#conn.closed;
+  }
+
+  /**
+   * Sends a text message; resolves once it is handed to the network.
+   *
+   * @returns the message as sent (its id and timestamp).
+   * @throws {PeerError} `invalid_text` (nothing sent) or `closed`.
+   */
+  async sendText(text: string): Promise<PeerText> {
+    const problem = textProblem(text);
+    if (problem !== null) throw new PeerError("invalid_text", problem);
+    const message: PeerText = {
+      type: "peer_text",
+      id: crypto.randomUUID(),
+      ts: Date.now(),
+      text,
+    };
+    this.#send(message);
+    await this.#conn.flush();
+    const failure = this.#conn.error;
+    if (failure !== undefined && !this.#closedLocally) {
+      throw findPeerError(failure) ??
+        new PeerError("closed", "the message could not be sent: the connection failed", {
+          cause: failure,
+        });
+    }
+    return message;
+  }
+
+  /**
+   * Says goodbye (the other side reports that this side left) and closes. Waits at most
+   * `timeoutMs` for queued messages to be written.
+   */
+  async close(timeoutMs = 2000): Promise<void> {
+    if (this.#closedLocally) return;
+    this.#closedLocally = true;
+    if (!this.#ended && !this.#conn.closed) {
+      try {
+        this.#conn.send({ type: "peer_bye" });
+      } catch {
+        // the connection ended meanwhile
+      }
+    }
+    await this.#conn.close(timeoutMs);
+  }
+
+  /** Closes at once without a goodbye (the other side reports a lost connection). */
+  abort(): void {
+    this.#closedLocally = true;
+    this.#conn.abort();
+  }
+
+  /** Closes with a goodbye; for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * Yields the other side's messages until it leaves; see {@linkcode PeerSession}.
+   * Ends quietly after a local {@linkcode close}.
+   *
+   * @throws {PeerError} when the session fails.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<PeerEvent> {
+    if (this.#iterated) throw new TypeError("a PeerSession can be iterated only once");
+    this.#iterated = true;
+    try {
+      for await (const frame of this.#conn) {
+        const message = parsePeerMessage(frame.header);
+        if (message.type === "peer_text") {
+          yield {
+            type: "text",
+            id: message.id,
+            ts: message.ts,
+            text: message.text,
+            from: this.#remoteNick,
+          };
+        } else {
+          this.#ended = true;
+          this.#conn.abort();
+          log.debug("{nick} left", { nick: this.#remoteNick });
+          yield { type: "left", from: this.#remoteNick };
+          return;
+        }
+      }
+    } catch (err) {
+      if (this.#closedLocally) return;
+      throw this.#fail(this.#toPeerError(err));
+    }
+    if (this.#closedLocally) return;
+    const cause = this.#conn.error;
+    throw this.#fail(
+      findPeerError(cause) ??
+        new PeerError(
+          "connection_lost",
+          `connection to ${this.#remoteNick} lost (closed without saying goodbye)`,
+          cause === undefined ? undefined : { cause },
+        ),
+    );
+  }
+
+  #send(message: object): void {
+    try {
+      this.#conn.send(message);
+    } catch (err) {
+      if (err instanceof ConnectionClosedError) {
+        throw new PeerError("closed", "the session is closed", { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  #fail(error: PeerError): PeerError {
+    this.#ended = true;
+    log.debug("session with {nick} failed: {error}", { nick: this.#remoteNick, error });
+    this.#conn.abort(error);
+    return error;
+  }
+
+  #toPeerError(err: unknown): PeerError {
+    const found = findPeerError(err);
+    if (found) return found;
+    if (err instanceof ProtocolError) {
+      if (err.code === "truncated_frame") {
+        return new PeerError(
+          "connection_lost",
+          `connection to ${this.#remoteNick} lost in the middle of a message`,
+          { cause: err },
+        );
+      }
+      return new PeerError("bad_message", `invalid data from ${this.#remoteNick}: ${err.message}`, {
+        cause: err,
+      });
+    }
+    return new PeerError(
+      "connection_lost",
+      `connection to ${this.#remoteNick} lost: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+}

@@ -1,0 +1,137 @@
+import assert from "node:assert/strict";
+import { encodeFrame } from "../protocol/frame.ts";
+import { PeerError } from "./errors.ts";
+import { performHandshake } from "./handshake.ts";
+import { memoryChannelPair } from "./memory_channel.ts";
+import { type PeerEvent, PeerSession } from "./session.ts";
+
+async function pair(): Promise<[PeerSession, PeerSession]> {
+  const [a, b] = memoryChannelPair();
+  const [x, y] = await Promise.all([
+    performHandshake(a, { role: "initiator", nick: "alice" }),
+    performHandshake(b, { role: "responder", nick: "bob" }),
+  ]);
+  return [
+    new PeerSession({ ...x, role: "initiator", localNick: "alice" }),
+    new PeerSession({ ...y, role: "responder", localNick: "bob" }),
+  ];
+}
+
+async function collect(session: PeerSession): Promise<{ events: PeerEvent[]; error?: PeerError }> {
+  const events: PeerEvent[] = [];
+  try {
+    for await (const event of session) events.push(event);
+    return { events };
+  } catch (err) {
+    assert.ok(err instanceof PeerError, String(err));
+    return { events, error: err };
+  }
+}
+
+const texts = (events: PeerEvent[]) =>
+  events.map((e) => e.type === "text" ? e.text : `<${e.type}>`);
+
+Deno.test("texts travel both ways and a goodbye ends the other side cleanly", async () => {
+  const [alice, bob] = await pair();
+  assert.equal(alice.sas, bob.sas);
+  assert.equal(alice.remoteNick, "bob");
+  assert.equal(bob.role, "responder");
+  const bobEvents = collect(bob);
+  const sent = await alice.sendText("hello bob");
+  assert.equal(sent.text, "hello bob");
+  await alice.sendText("line two");
+  const atAlice = alice[Symbol.asyncIterator]();
+  await bob.sendText("hi alice");
+  const fromBob = await atAlice.next();
+  assert.deepEqual(texts([fromBob.value as PeerEvent]), ["hi alice"]);
+  await alice.close();
+  assert.equal((await atAlice.next()).done, true, "a local close ends the iteration quietly");
+  const fromAlice = await bobEvents;
+  assert.equal(fromAlice.error, undefined);
+  assert.deepEqual(texts(fromAlice.events), ["hello bob", "line two", "<left>"]);
+  const first = fromAlice.events[0];
+  assert.ok(first.type === "text" && first.from === "alice" && first.id === sent.id);
+  assert.equal(first.ts, sent.ts);
+  assert.ok(alice.closed && bob.closed);
+  await assert.rejects(
+    alice.sendText("late"),
+    (e) => e instanceof PeerError && e.code === "closed",
+  );
+});
+
+Deno.test("a vanished peer (no goodbye) is reported as connection_lost", async () => {
+  const [alice, bob] = await pair();
+  const bobEvents = collect(bob);
+  await alice.sendText("about to vanish");
+  alice.abort();
+  const result = await bobEvents;
+  assert.deepEqual(texts(result.events), ["about to vanish"]);
+  assert.equal(result.error?.code, "connection_lost");
+});
+
+Deno.test("empty or too long texts are refused locally and nothing is sent", async () => {
+  const [alice, bob] = await pair();
+  await assert.rejects(
+    alice.sendText("   "),
+    (e) => e instanceof PeerError && e.code === "invalid_text",
+  );
+  await assert.rejects(
+    alice.sendText("x".repeat(4001)),
+    (e) => e instanceof PeerError && e.code === "invalid_text",
+  );
+  const bobEvents = collect(bob);
+  await alice.close();
+  assert.deepEqual(texts((await bobEvents).events), ["<left>"]);
+});
+
+Deno.test("an authenticated but invalid message ends the session with bad_message", async () => {
+  const [a, b] = memoryChannelPair();
+  const [x, y] = await Promise.all([
+    performHandshake(a, { role: "initiator", nick: "alice" }),
+    performHandshake(b, { role: "responder", nick: "bob" }),
+  ]);
+  const bob = new PeerSession({ ...y, role: "responder", localNick: "bob" });
+  const bobEvents = collect(bob);
+  const frames = [
+    encodeFrame({ type: "peer_text", id: "1", ts: 1, text: "ok" }),
+    encodeFrame({ type: "peer_text", id: "2", ts: 1 }),
+    encodeFrame({ type: "peer_text", id: "3", ts: 1, text: "never" }),
+  ];
+  await x.channel.write(new Uint8Array(frames.flatMap((f) => [...f])));
+  const result = await bobEvents;
+  assert.deepEqual(texts(result.events), ["ok"]);
+  assert.equal(result.error?.code, "bad_message");
+  assert.ok(bob.closed);
+});
+
+Deno.test("garbage inside the encrypted stream is bad_message; a cut frame is connection_lost", async () => {
+  for (
+    const [bytes, code] of [[new Uint8Array([0, 0, 0, 5, 0, 0, 0, 9, 1]), "bad_message"], [
+      encodeFrame({ type: "peer_bye" }).subarray(0, 6),
+      "connection_lost",
+    ]] as const
+  ) {
+    const [a, b] = memoryChannelPair();
+    const [x, y] = await Promise.all([
+      performHandshake(a, { role: "initiator", nick: "alice" }),
+      performHandshake(b, { role: "responder", nick: "bob" }),
+    ]);
+    const bob = new PeerSession({ ...y, role: "responder", localNick: "bob" });
+    const bobEvents = collect(bob);
+    await x.channel.write(bytes);
+    x.channel.close();
+    const result = await bobEvents;
+    assert.deepEqual(result.events, []);
+    assert.equal(result.error?.code, code);
+  }
+});
+
+Deno.test("a session can be iterated only once", async () => {
+  const [alice, bob] = await pair();
+  const it = alice[Symbol.asyncIterator]();
+  const pending = it.next();
+  await assert.rejects(alice[Symbol.asyncIterator]().next(), TypeError);
+  await bob.close();
+  assert.deepEqual(await pending, { done: false, value: { type: "left", from: "bob" } });
+  assert.equal((await it.next()).done, true);
+});
