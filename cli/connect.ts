@@ -1,0 +1,628 @@
+/**
+ * The `chat connect` mode: the terminal client.
+ *
+ * - Interactive (stdin is a terminal, no `--json`): a `node:readline` prompt showing
+ *   the current room or conversation; incoming lines are printed above the prompt
+ *   without disturbing the input being typed; HH:MM timestamps, a colour per nick,
+ *   the bell on a direct message or a mention, tab completion of commands, rooms and
+ *   nicks. Direct messages shown are marked read (their senders get a receipt).
+ * - Scripted (stdin is not a terminal, or `--json`): every input line is processed
+ *   in order exactly as if typed. At the end of input it waits until every request
+ *   is answered, logs out and exits 0 — or 1, naming the reason, when any was
+ *   refused or the server went away for good. With `--follow` it keeps printing
+ *   what arrives after the end of input until the server closes the session, or
+ *   SIGINT / SIGTERM.
+ *
+ * Output goes to stdout: lines for people, or with `--json` one JSON object per event
+ * (messages, direct messages, presence, receipts, replies to commands, errors).
+ * Diagnostics (connection trouble) go to stderr. The password comes from
+ * `--password-file`, `CHAT_PASSWORD`, or a prompt without echo in a terminal; never
+ * from an argument.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import * as readline from "node:readline";
+import { Command, Option } from "commander";
+import { nameProblem } from "../protocol/names.ts";
+import { backoffDelay, resolveBackoff } from "../client/backoff.ts";
+import { ChatClient, type ChatClientOptions, type ChatEvent } from "../client/chat_client.ts";
+import { ChatError, isRetryable } from "../client/chat_error.ts";
+import { normalizeFingerprint } from "../client/pinned_tls.ts";
+import { type CommandContext, completeLine, executeLine } from "../client/commands.ts";
+import {
+  type DisplayItem,
+  formatItem,
+  isMention,
+  type RenderOptions,
+  sanitize,
+  toJsonEvent,
+} from "../client/render.ts";
+import { SessionState } from "../client/session_state.ts";
+import { displayPosition, printAbove } from "../client/terminal_ui.ts";
+import { UsageError } from "./errors.ts";
+import { integerIn, parsePort } from "./options.ts";
+import { VERSION } from "./version.ts";
+
+/** Requests a script may have in flight before reading further input waits. */
+const SCRIPT_WINDOW = 256;
+/** Failed connection attempts before a script gives up, unless `--retries` says otherwise. */
+const SCRIPT_RETRIES = 10;
+/** Longest wait for the server's answer to `logout` when leaving. */
+const LOGOUT_TIMEOUT_MS = 3000;
+
+/** The options of `chat connect` as commander parses them. */
+export interface ConnectOptions {
+  /** `--host`. */
+  host: string;
+  /** `--port`. */
+  port: number;
+  /** `--nick`. */
+  nick?: string;
+  /** `--password-file`. */
+  passwordFile?: string;
+  /** `--room`. */
+  room: string;
+  /** `--tls`. */
+  tls?: boolean;
+  /** `--ca`. */
+  ca?: string;
+  /** `--trust-fingerprint`. */
+  trustFingerprint?: string;
+  /** `--json`. */
+  json?: boolean;
+  /** `--follow`. */
+  follow?: boolean;
+  /** `--no-color` makes this false. */
+  color: boolean;
+  /** `--retries`. */
+  retries?: number;
+}
+
+/**
+ * Builds the `connect` subcommand with its options and action.
+ *
+ * @example
+ * ```ts ignore
+ * import { buildProgram } from "./program.ts";
+ * import { connectCommand } from "./connect.ts";
+ * buildProgram([connectCommand()]);
+ * ```
+ */
+export function connectCommand(): Command {
+  return new Command("connect")
+    .description(
+      "connect to a chat server: interactive in a terminal, scripted when stdin is not one " +
+        "(each line as if typed; /help lists the commands)",
+    )
+    .addOption(new Option("--host <host>", "server address").default("127.0.0.1").env("CHAT_HOST"))
+    .addOption(
+      new Option("--port <port>", "server port").argParser(parsePort).default(44444).env(
+        "CHAT_PORT",
+      ),
+    )
+    .addOption(new Option("--nick <name>", "your nick").env("CHAT_NICK"))
+    .option(
+      "--password-file <file>",
+      "read the password from FILE (else CHAT_PASSWORD, else a prompt in a terminal)",
+    )
+    .option("--room <room>", "room to start in (joined if needed)", "lobby")
+    .option("--tls", "use TLS (verified against the system's CAs, or --ca)")
+    .option("--ca <file>", "trust this CA certificate (PEM) for TLS; implies --tls")
+    .option(
+      "--trust-fingerprint <sha256>",
+      "trust exactly the server certificate with this SHA-256 fingerprint (as chat serve prints it); implies --tls",
+    )
+    .option("--json", "one JSON object per line on stdout for every event and reply")
+    .option("--follow", "scripted: after the end of input, keep printing until the server closes")
+    .option("--no-color", "no colours (also NO_COLOR)")
+    .option(
+      "--retries <n>",
+      `failed connection attempts before giving up (default: unlimited in a terminal, ${SCRIPT_RETRIES} otherwise)`,
+      integerIn(0, 1_000_000),
+    )
+    .action(async (options: ConnectOptions) => {
+      await runConnect(options);
+    });
+}
+
+/**
+ * Runs the client with parsed options until the user quits or the input ends.
+ * Throws {@linkcode UsageError} for bad flags, and an `Error` with a one-line
+ * message when it cannot log in or a scripted run fails.
+ */
+export async function runConnect(options: ConnectOptions): Promise<void> {
+  const interactive = Deno.stdin.isTerminal() && !options.json;
+  const nick = options.nick ?? (interactive ? await promptLine("nick: ") : undefined);
+  if (nick === undefined || nick === "") {
+    throw new UsageError("--nick NAME (or CHAT_NICK) is required");
+  }
+  const problem = nameProblem(nick);
+  if (problem !== null) throw new UsageError(`--nick "${nick}": a nick ${problem}`);
+  const roomProblem = nameProblem(options.room);
+  if (roomProblem !== null) {
+    throw new UsageError(`--room "${options.room}": a room name ${roomProblem}`);
+  }
+  const password = await resolvePassword(options, nick, interactive);
+  let tls: ChatClientOptions["tls"] = options.tls === true ? true : undefined;
+  if (options.ca !== undefined) {
+    tls = { caCerts: [await readFileText(options.ca, "CA certificate")] };
+  }
+  if (options.trustFingerprint !== undefined) {
+    try {
+      tls = { fingerprint: normalizeFingerprint(options.trustFingerprint) };
+    } catch (err) {
+      throw new UsageError(`--trust-fingerprint: ${errorText(err)}`);
+    }
+  }
+  const retries = options.retries ?? (interactive ? Infinity : SCRIPT_RETRIES);
+  const render: RenderOptions = {
+    color: options.color && !Deno.noColor && Deno.stdout.isTerminal() && !options.json,
+  };
+  const clientOptions: ChatClientOptions = {
+    host: options.host,
+    port: options.port,
+    nick,
+    agent: `chat/${VERSION}`,
+    reconnect: { maxAttempts: Math.max(retries, 1) },
+    ...(password !== undefined ? { password } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+  };
+  const client = await connectWithRetry(clientOptions, retries);
+  render.self = client.nick;
+  const state = new SessionState(client.nick, null, client.joinedRooms);
+  state.room = options.room; // joined first if need be (see below)
+  if (interactive) {
+    await runInteractive(client, state, options, render);
+  } else {
+    await runScripted(client, state, options, render);
+  }
+}
+
+// ---------------------------------------------------------------- connecting
+
+async function connectWithRetry(options: ChatClientOptions, retries: number): Promise<ChatClient> {
+  const policy = resolveBackoff({});
+  const where = `${options.host}:${options.port}`;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await ChatClient.connect(options);
+    } catch (err) {
+      if (!isRetryable(err) || attempt > retries) {
+        throw new Error(loginFailure(err, options.nick, where));
+      }
+      const delay = backoffDelay(attempt, policy);
+      writeErr(
+        `chat connect: ${sanitize(errorText(err))}; retrying in ${(delay / 1000).toFixed(1)} s\n`,
+      );
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/** One clear line for a failed login or connection. */
+function loginFailure(err: unknown, nick: string, where: string): string {
+  if (!(err instanceof ChatError)) return errorText(err);
+  const wait = err.retryAfter !== undefined ? ` (try again in ${Math.ceil(err.retryAfter)} s)` : "";
+  switch (err.code) {
+    case "wrong_password":
+      return `wrong password for ${nick} at ${where}`;
+    case "locked":
+      return `${nick} is locked after too many wrong passwords${wait}`;
+    case "bad_password":
+      return `password refused: ${sanitize(err.message)}`;
+    case "bad_name":
+      return `nick refused: ${sanitize(err.message)}`;
+    default:
+      return `${sanitize(err.message)}${wait}`;
+  }
+}
+
+async function resolvePassword(
+  options: ConnectOptions,
+  nick: string,
+  interactive: boolean,
+): Promise<string | undefined> {
+  if (options.passwordFile !== undefined) {
+    const text = await readFileText(options.passwordFile, "password file");
+    const password = text.replace(/\r?\n$/, "");
+    if (password === "") throw new Error(`password file ${options.passwordFile} is empty`);
+    return password;
+  }
+  const fromEnv = envVar("CHAT_PASSWORD");
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  if (interactive) return await promptSecret(`password for ${nick}: `);
+  return undefined;
+}
+
+async function readFileText(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    const reason = err instanceof Deno.errors.NotFound
+      ? "no such file"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : errorText(err);
+    throw new Error(`cannot read ${what} ${path}: ${reason}`);
+  }
+}
+
+function envVar(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no permission to read it
+  }
+}
+
+/** Reads a line from the terminal; without echo for secrets. */
+async function readTerminalLine(prompt: string, echo: boolean): Promise<string> {
+  writeErr(prompt);
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(256);
+  let text = "";
+  Deno.stdin.setRaw(true);
+  try {
+    while (true) {
+      const n = await Deno.stdin.read(buffer);
+      if (n === null) throw new Error("input ended before a line was entered");
+      for (const ch of decoder.decode(buffer.subarray(0, n), { stream: true })) {
+        if (ch === "\r" || ch === "\n") return text;
+        if (ch === "\x03") throw new Error("interrupted");
+        if (ch === "\x04") {
+          if (text === "") throw new Error("input ended before a line was entered");
+          continue;
+        }
+        if (ch === "\x7f" || ch === "\b") {
+          if (text.length > 0) {
+            text = [...text].slice(0, -1).join("");
+            if (echo) writeErr("\b \b");
+          }
+          continue;
+        }
+        if (ch === "\x15") {
+          if (echo) writeErr("\r\x1b[K" + prompt);
+          text = "";
+          continue;
+        }
+        if (ch < " ") continue;
+        text += ch;
+        if (echo) writeErr(ch);
+      }
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    writeErr("\n");
+  }
+}
+
+function promptSecret(prompt: string): Promise<string> {
+  return readTerminalLine(prompt, false);
+}
+
+function promptLine(prompt: string): Promise<string> {
+  return readTerminalLine(prompt, true).then((line) => line.trim());
+}
+
+// -------------------------------------------------------------------- output
+
+const encoder = new TextEncoder();
+
+function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  let bytes = encoder.encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+  } catch (err) {
+    // Nobody reads any more (`chat connect ... | head`): drop the output.
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+}
+
+function writeOut(text: string): void {
+  writeAll(Deno.stdout, text);
+}
+
+function writeErr(text: string): void {
+  writeAll(Deno.stderr, text);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Whether an event is about the connection (a diagnostic for people). */
+function isStatus(item: DisplayItem): boolean {
+  return item.type === "disconnected" || item.type === "reconnecting" ||
+    item.type === "reconnected" || item.type === "closed";
+}
+
+// ------------------------------------------------------------------ scripted
+
+async function runScripted(
+  client: ChatClient,
+  state: SessionState,
+  options: ConnectOptions,
+  render: RenderOptions,
+): Promise<void> {
+  let failures = 0;
+  let total = 0;
+  let quitting = false;
+  let closed: { code?: string; reason?: string } | null = null;
+  let serverShutdown = false;
+  let following = false;
+  let stopFollowing = () => {};
+
+  const show = (item: DisplayItem): void => {
+    state.observe(item);
+    if (options.json) {
+      writeOut(JSON.stringify(toJsonEvent(item)) + "\n");
+      return;
+    }
+    // Leaving is what a script does at its end: not worth a line.
+    if (item.type === "closed" && item.code === undefined) return;
+    const lines = formatItem(item, render);
+    if (lines.length === 0) return;
+    const text = lines.join("\n") + "\n";
+    if (isStatus(item) || item.type === "error") writeErr(text);
+    else writeOut(text);
+  };
+
+  const pump = (async () => {
+    for await (const event of client.events) {
+      if (event.type === "closed") closed = event;
+      if (event.type === "notice" && event.code === "shutdown") serverShutdown = true;
+      show(event);
+      // Following, a server that shuts down ends the run: no point in waiting for it.
+      if (event.type === "disconnected" && serverShutdown && following) stopFollowing();
+    }
+  })();
+
+  const ctx: CommandContext = {
+    client,
+    state,
+    show,
+    quit: () => {
+      quitting = true;
+    },
+  };
+
+  // What each line shows is printed in input order, whatever order replies come in;
+  // events from others are printed as they arrive.
+  const lineOutputs = new Map<number, { items: DisplayItem[]; done: boolean }>();
+  let head = 0;
+  const flush = (): void => {
+    while (true) {
+      const slot = lineOutputs.get(head);
+      if (slot === undefined) return;
+      for (const item of slot.items) show(item);
+      slot.items = [];
+      if (!slot.done) return;
+      lineOutputs.delete(head);
+      head++;
+    }
+  };
+  const inFlight: Promise<void>[] = [];
+  const run = (line: string) => {
+    const index = total++;
+    const slot = { items: [] as DisplayItem[], done: false };
+    lineOutputs.set(index, slot);
+    const lineCtx: CommandContext = {
+      ...ctx,
+      show: (item) => {
+        if (index === head) show(item);
+        else slot.items.push(item);
+      },
+    };
+    inFlight.push(
+      executeLine(lineCtx, line).then((ok) => {
+        if (!ok) failures++;
+        slot.done = true;
+        flush();
+      }),
+    );
+  };
+
+  if (!state.isJoined(options.room)) run(`/join ${options.room}`);
+  for await (const line of readLines(Deno.stdin.readable)) {
+    run(line);
+    if (quitting || client.closed) break;
+    if (inFlight.length >= SCRIPT_WINDOW) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+
+  if (options.follow && !quitting && !client.closed) {
+    following = true;
+    const onSignal = () => stopFollowing();
+    await new Promise<void>((resolve) => {
+      stopFollowing = resolve;
+      Deno.addSignalListener("SIGINT", onSignal);
+      Deno.addSignalListener("SIGTERM", onSignal);
+      client.done.then(() => resolve());
+      if (serverShutdown && client.state !== "ready") resolve();
+    });
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  if (!client.closed) {
+    if (serverShutdown && client.state !== "ready") await client.close();
+    else await leave(client);
+  }
+  await pump;
+  const end = closed as { code?: string; reason?: string } | null;
+  if (failures > 0) {
+    const why = end?.code !== undefined ? ` (${sanitize(end.reason ?? end.code)})` : "";
+    throw new Error(`${failures} of ${total} command${total === 1 ? "" : "s"} failed${why}`);
+  }
+  if (end?.code !== undefined && !ENDED_ON_PURPOSE.has(end.code)) {
+    throw new Error(`the connection ended: ${sanitize(end.reason ?? end.code)}`);
+  }
+}
+
+/** Codes with which the server ends a session on purpose: not a failure of the run. */
+const ENDED_ON_PURPOSE = new Set(["idle_timeout", "logged_out"]);
+
+/** Logs out, waiting a bounded time for the server's answer, and closes. */
+async function leave(client: ChatClient): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    client.logout().catch(() => {}),
+    new Promise((resolve) => timer = setTimeout(resolve, LOGOUT_TIMEOUT_MS)),
+  ]);
+  clearTimeout(timer);
+  await client.close();
+}
+
+/** Splits a byte stream into lines (without their `\n` / `\r\n`). */
+async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffer = "";
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let at: number;
+      while ((at = buffer.indexOf("\n")) >= 0) {
+        yield buffer.slice(0, at).replace(/\r$/, "");
+        buffer = buffer.slice(at + 1);
+      }
+    }
+    if (buffer !== "") yield buffer.replace(/\r$/, "");
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+// --------------------------------------------------------------- interactive
+
+async function runInteractive(
+  client: ChatClient,
+  state: SessionState,
+  options: ConnectOptions,
+  render: RenderOptions,
+): Promise<void> {
+  const color = render.color ?? false;
+  const promptText = () => {
+    const label = state.label || "(no room)";
+    return color ? `\x1b[1m${label}\x1b[22m> ` : `${label}> `;
+  };
+  const rl = readline.createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    terminal: true,
+    historySize: 500,
+    prompt: promptText(),
+    completer: (line: string) => completeLine(line, state),
+  });
+  // node:readline keeps these on the interface; they are what is being typed.
+  const editing = rl as unknown as { line: string; cursor: number };
+  let closing = false;
+  let failedReason: string | null = null;
+
+  const columns = () => process.stdout.columns || 80;
+  const print = (text: string): void => {
+    if (closing) {
+      writeOut(text.split("\n").join("\r\n") + "\r\n");
+      return;
+    }
+    writeOut(printAbove(text, {
+      prompt: rl.getPrompt(),
+      line: editing.line,
+      cursor: editing.cursor,
+      columns: columns(),
+    }));
+  };
+  const refreshPrompt = (): void => {
+    const next = promptText();
+    if (next !== rl.getPrompt() && !closing) {
+      rl.setPrompt(next);
+      rl.prompt(true);
+    }
+  };
+
+  let unread: number[] = [];
+  let readTimer: ReturnType<typeof setTimeout> | undefined;
+  const markRead = (id: number): void => {
+    unread.push(id);
+    readTimer ??= setTimeout(() => {
+      const ids = unread;
+      unread = [];
+      readTimer = undefined;
+      client.read(ids).catch(() => {});
+    }, 250);
+  };
+
+  const show = (item: DisplayItem): void => {
+    state.observe(item);
+    const lines = formatItem(item, render);
+    if (lines.length > 0) print(lines.join("\n"));
+    refreshPrompt();
+  };
+
+  const ctx: CommandContext = {
+    client,
+    state,
+    show,
+    quit: () => void finish(),
+  };
+
+  const onEvent = (event: ChatEvent): void => {
+    const mine = (from: string) => from.toLowerCase() === client.nick.toLowerCase();
+    if (event.type === "dm" && !mine(event.from)) {
+      writeOut("\x07");
+      markRead(event.id);
+    } else if (event.type === "msg" && !mine(event.from) && isMention(event.text, client.nick)) {
+      writeOut("\x07");
+    }
+    if (event.type === "closed" && event.code !== undefined) {
+      failedReason = event.reason ?? event.code;
+    }
+    show(event);
+    if (event.type === "closed" && !closing) void finish();
+  };
+  const pump = (async () => {
+    for await (const event of client.events) onEvent(event);
+  })();
+
+  let finished: Promise<void> | null = null;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => resolveDone = resolve);
+  const finish = (): Promise<void> => {
+    finished ??= (async () => {
+      closing = true;
+      clearTimeout(readTimer);
+      rl.close();
+      writeOut("\r\x1b[K"); // the prompt goes; what follows starts on a clean line
+      if (!client.closed) await leave(client);
+      await pump;
+      resolveDone();
+    })();
+    return finished;
+  };
+
+  rl.on("line", (line: string) => {
+    if (closing) return;
+    // Plain text is echoed from the server's ack (with its time): drop the typed copy.
+    if (line.trim() !== "" && (!line.startsWith("/") || line.startsWith("//"))) {
+      const rows = displayPosition(rl.getPrompt() + line, columns()).rows + 1;
+      writeOut(`\x1b[${rows}A\r\x1b[J`);
+    }
+    void executeLine(ctx, line);
+    if (closing) return; // /quit
+    rl.setPrompt(promptText());
+    rl.prompt();
+  });
+  rl.on("SIGINT", () => void finish());
+  rl.on("close", () => void finish());
+
+  print(
+    `* connected to ${options.host}:${options.port} as ${sanitize(client.nick)}` +
+      ` — /help lists the commands, /quit leaves`,
+  );
+  if (!state.isJoined(options.room)) void executeLine(ctx, `/join ${options.room}`);
+  rl.prompt();
+  await done;
+  if (failedReason !== null) throw new Error(`the connection ended: ${sanitize(failedReason)}`);
+}

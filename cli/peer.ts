@@ -1,0 +1,361 @@
+/**
+ * The `chat peer` mode: a direct, end-to-end encrypted chat between two machines, no
+ * server. One side runs `chat peer --listen`, which prints the command the other side
+ * runs (`chat peer --connect HOST:PORT`). Both then show the same short authentication
+ * string (SAS); the users compare it to rule out a man in the middle.
+ *
+ * The session is line-oriented: each line on stdin is sent as one message, `/quit` (or
+ * the end of stdin, or Ctrl-C) says goodbye and exits 0. Incoming messages print as
+ * `HH:MM <nick> text` with control characters neutralised; with `--json`, stdout carries
+ * one JSON object per line instead:
+ *
+ * ```text
+ * {"type":"listening","port":40123,"addresses":["192.168.1.5:40123", ...],"command":"..."}
+ * {"type":"sas","sas":"12345 67890 ...","peer":"bob","role":"responder"}
+ * {"type":"text","from":"bob","ts":1700000000000,"text":"hi"}
+ * {"type":"left","from":"bob"}
+ * {"type":"error","code":"connection_lost","message":"..."}
+ * ```
+ *
+ * Exit codes: 0 when either side said goodbye, 1 when the session failed (the reason on
+ * stderr, and as an `error` object with `--json`), 2 on a usage error, 130 when Ctrl-C
+ * stops the wait for a peer.
+ *
+ * @module
+ */
+
+import { Command } from "commander";
+import { createInterface } from "node:readline";
+import process from "node:process";
+import { MAX_TEXT_LENGTH, nameProblem } from "../protocol/names.ts";
+import { connectPeer } from "../peer/connect.ts";
+import { findPeerError, PeerError } from "../peer/errors.ts";
+import { listenPeer } from "../peer/listen.ts";
+import { neutralizeControls } from "../peer/sanitize.ts";
+import type { PeerSession, PeerTextEvent } from "../peer/session.ts";
+import { oneLine, UsageError } from "./errors.ts";
+import { parseHostPort, parsePort } from "./options.ts";
+
+/** The options of `chat peer` as commander parses them. */
+export interface PeerOptions {
+  /** `--listen`. */
+  listen?: boolean;
+  /** `--connect HOST:PORT`. */
+  connect?: { host: string; port: number };
+  /** `--host` (with `--listen`). */
+  host: string;
+  /** `--port` (with `--listen`). */
+  port: number;
+  /** `--nick`. */
+  nick?: string;
+  /** `--json`. */
+  json?: boolean;
+}
+
+/** Exit code when Ctrl-C stops the wait for a peer. */
+const EXIT_INTERRUPTED = 130;
+
+/**
+ * Builds the `peer` subcommand with its options and action.
+ *
+ * @example
+ * ```ts ignore
+ * import { buildProgram } from "./program.ts";
+ * import { peerCommand } from "./peer.ts";
+ * await buildProgram([peerCommand()]).parseAsync(["peer", "--listen"], { from: "user" });
+ * ```
+ */
+export function peerCommand(): Command {
+  return new Command("peer")
+    .description("chat directly with one other machine, end-to-end encrypted (no server)")
+    .option("--listen", "wait for the other side to connect (prints the command it runs)")
+    .option("--connect <host:port>", "connect to a side that listens", parseHostPort)
+    .option("--host <host>", "address to listen on (with --listen)", "0.0.0.0")
+    .option("--port <port>", "port to listen on; 0 picks a free one (with --listen)", parsePort, 0)
+    .option("--nick <name>", "your nick, shown to the other side (default: your user name)")
+    .option("--json", "write one JSON object per line on stdout")
+    .addHelpText(
+      "after",
+      "\nType a line to send it; /quit (or end of input, or Ctrl-C) leaves.\n" +
+        "Compare the numbers shown after connecting with your peer (in person, by phone):\n" +
+        "if they differ, someone is intercepting the connection.\n\n" +
+        "Examples:\n" +
+        "  chat peer --listen --nick alice\n" +
+        "  chat peer --connect 192.168.1.5:40123 --nick bob",
+    )
+    .action(async (options: PeerOptions) => {
+      await runPeer(options);
+    });
+}
+
+/** Runs a peer session with `options`; see the module documentation. */
+export async function runPeer(options: PeerOptions): Promise<void> {
+  if (options.listen === true && options.connect !== undefined) {
+    throw new UsageError("give either --listen or --connect HOST:PORT, not both");
+  }
+  if (options.listen !== true && options.connect === undefined) {
+    throw new UsageError("give --listen to wait for a peer, or --connect HOST:PORT to reach one");
+  }
+  const nick = options.nick ?? defaultNick();
+  const problem = nameProblem(nick);
+  if (problem !== null) {
+    throw new UsageError(
+      options.nick === undefined
+        ? `your user name is not a valid nick (${problem}); give one with --nick NAME`
+        : `--nick ${problem}`,
+    );
+  }
+  const out = options.json ? jsonOutput() : humanOutput();
+  try {
+    const session = await open(options, nick, out);
+    if (session === null) return;
+    out.connected(session);
+    const error = await converse(session, out);
+    if (error !== undefined) throw error;
+  } catch (err) {
+    if (err instanceof PeerError) out.error(err);
+    throw err;
+  }
+}
+
+/** Connects or listens; `null` when Ctrl-C stopped the wait for a peer. */
+async function open(options: PeerOptions, nick: string, out: Output): Promise<PeerSession | null> {
+  if (options.connect !== undefined) return await connectPeer({ ...options.connect, nick });
+  const interrupt = new AbortController();
+  const stop = onInterrupt(() => interrupt.abort());
+  try {
+    return await listenPeer({
+      host: options.host,
+      port: options.port,
+      nick,
+      signal: interrupt.signal,
+      onListening: (addr) => out.listening(options.host, addr.port),
+      onRejected: (error, remote) => {
+        warn(`rejected a connection from ${describeAddr(remote)}: ${error.message}`);
+      },
+    });
+  } catch (err) {
+    if (err instanceof PeerError && err.code === "aborted" && interrupt.signal.aborted) {
+      warn("stopped waiting for a peer");
+      Deno.exitCode = EXIT_INTERRUPTED;
+      return null;
+    }
+    throw err;
+  } finally {
+    stop();
+  }
+}
+
+/** How the session is shown: human text or JSON lines. */
+interface Output {
+  listening(host: string, port: number): void;
+  connected(session: PeerSession): void;
+  text(event: PeerTextEvent): void;
+  left(nick: string): void;
+  error(error: PeerError): void;
+}
+
+function humanOutput(): Output {
+  return {
+    listening(host, port) {
+      const addresses = reachableAddresses(host, port);
+      print("Listening on:");
+      for (const address of addresses) print(`  ${address}`);
+      print("On the other machine, run:");
+      print(`  chat peer --connect ${addresses[0]} --nick NAME`);
+      print("Waiting for one peer… (Ctrl-C to stop)");
+    },
+    connected(session) {
+      const from = session.remoteAddr ? ` (${describeAddr(session.remoteAddr)})` : "";
+      print(`Connected to ${session.remoteNick}${from}, end-to-end encrypted.`);
+      print(`Compare with your peer: ${session.sas}`);
+      print("If the numbers differ, type /quit: someone may be intercepting the connection.");
+      print("Type a line to send it; /quit leaves.");
+    },
+    text(event) {
+      print(`${clock(new Date())} <${event.from}> ${neutralizeControls(event.text)}`);
+    },
+    left(nick) {
+      print(`${nick} left.`);
+    },
+    error() {
+      // runCli prints the reason on stderr
+    },
+  };
+}
+
+function jsonOutput(): Output {
+  const emit = (value: object): void => print(JSON.stringify(value));
+  return {
+    listening(host, port) {
+      const addresses = reachableAddresses(host, port);
+      emit({
+        type: "listening",
+        port,
+        addresses,
+        command: `chat peer --connect ${addresses[0]} --nick NAME`,
+      });
+    },
+    connected(session) {
+      emit({ type: "sas", sas: session.sas, peer: session.remoteNick, role: session.role });
+    },
+    text(event) {
+      emit({ type: "text", from: event.from, ts: event.ts, text: event.text });
+    },
+    left(nick) {
+      emit({ type: "left", from: nick });
+    },
+    error(error) {
+      emit({ type: "error", code: error.code, message: error.message });
+    },
+  };
+}
+
+/**
+ * Runs the session until it ends: stdin lines go out, incoming messages are shown.
+ * Returns the error that ended it, or `undefined` when either side said goodbye.
+ */
+async function converse(session: PeerSession, out: Output): Promise<PeerError | undefined> {
+  const input = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
+  // Lines are sent one after another, in order; the end of input waits for them.
+  let sending: Promise<void> = Promise.resolve();
+  const leave = (): void => {
+    sending = sending.then(() => session.close());
+  };
+  input.on("line", (line: string) => {
+    sending = sending.then(() => sendLine(session, line, leave));
+  });
+  input.on("close", leave);
+  const stop = onInterrupt(leave);
+
+  let failure: PeerError | undefined;
+  try {
+    for await (const event of session) {
+      if (event.type === "text") out.text(event);
+      else out.left(event.from);
+    }
+  } catch (err) {
+    failure = findPeerError(err) ??
+      new PeerError("connection_lost", oneLine(err), { cause: err });
+  } finally {
+    stop();
+    input.removeAllListeners("line");
+    input.removeListener("close", leave);
+    input.close();
+    process.stdin.destroy();
+  }
+  await sending;
+  return failure;
+}
+
+async function sendLine(session: PeerSession, line: string, leave: () => void): Promise<void> {
+  const text = line.replace(/\r$/, "");
+  if (text.trim() === "/quit") {
+    leave();
+    return;
+  }
+  if (text.trim() === "" || session.closed) return;
+  if (text.length > MAX_TEXT_LENGTH) {
+    warn(`not sent: a message is at most ${MAX_TEXT_LENGTH} characters (${text.length} given)`);
+    return;
+  }
+  try {
+    await session.sendText(text);
+  } catch (err) {
+    // The session's iterator reports why it ended; only local refusals are worth a note.
+    if (err instanceof PeerError && err.code === "invalid_text") warn(`not sent: ${err.message}`);
+  }
+}
+
+/** Calls `handler` on Ctrl-C (and SIGTERM); returns the function that stops listening. */
+function onInterrupt(handler: () => void): () => void {
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, handler);
+  return () => {
+    for (const signal of signals) Deno.removeSignalListener(signal, handler);
+  };
+}
+
+/**
+ * The `HOST:PORT` strings the other side can use to reach a listener bound to `host`:
+ * for a wildcard address, this machine's non-loopback addresses first, then loopback;
+ * otherwise just `host`.
+ *
+ * @example
+ * ```ts
+ * import { reachableAddresses } from "./peer.ts";
+ * reachableAddresses("10.0.0.7", 40123); // ["10.0.0.7:40123"]
+ * reachableAddresses("0.0.0.0", 40123, []); // ["127.0.0.1:40123"]
+ * ```
+ */
+export function reachableAddresses(
+  host: string,
+  port: number,
+  interfaces: Deno.NetworkInterfaceInfo[] = networkInterfaces(),
+): string[] {
+  const wantV4 = host === "0.0.0.0" || host === "::";
+  const wantV6 = host === "::";
+  if (!wantV4) return [hostPort(host, port)];
+  const hosts: string[] = [];
+  for (const info of interfaces) {
+    const address = info.address;
+    const usable = info.family === "IPv4"
+      ? !address.startsWith("127.") && !address.startsWith("169.254.")
+      : wantV6 && address !== "::1" && !/^fe[89ab]/i.test(address) && !address.includes("%");
+    if (usable && !hosts.includes(address)) hosts.push(address);
+  }
+  hosts.push("127.0.0.1");
+  return hosts.map((h) => hostPort(h, port));
+}
+
+function networkInterfaces(): Deno.NetworkInterfaceInfo[] {
+  try {
+    return Deno.networkInterfaces();
+  } catch {
+    return []; // no --allow-sys: loopback only
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function describeAddr(addr: Deno.Addr): string {
+  return "hostname" in addr ? hostPort(addr.hostname, addr.port) : addr.transport;
+}
+
+function defaultNick(): string {
+  try {
+    return Deno.env.get("USER") ?? Deno.env.get("USERNAME") ?? "peer";
+  } catch {
+    return "peer"; // no --allow-env
+  }
+}
+
+/** `HH:MM` in local time. */
+function clock(date: Date): string {
+  return `${String(date.getHours()).padStart(2, "0")}:${
+    String(date.getMinutes()).padStart(2, "0")
+  }`;
+}
+
+const encoder = new TextEncoder();
+
+function print(line: string): void {
+  writeAll(Deno.stdout, `${line}\n`);
+}
+
+function warn(line: string): void {
+  writeAll(Deno.stderr, `chat peer: ${line}\n`);
+}
+
+function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  let bytes = encoder.encode(text);
+  try {
+    while (bytes.length > 0) bytes = bytes.subarray(stream.writeSync(bytes));
+  } catch (err) {
+    if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+  }
+}
