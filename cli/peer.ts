@@ -31,7 +31,7 @@ import { MAX_TEXT_LENGTH, nameProblem } from "../protocol/names.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { findPeerError, PeerError } from "../peer/errors.ts";
 import { listenPeer } from "../peer/listen.ts";
-import { neutralizeControls } from "../peer/sanitize.ts";
+import { sanitize } from "../client/render.ts";
 import type { PeerSession, PeerTextEvent } from "../peer/session.ts";
 import { oneLine, UsageError } from "./errors.ts";
 import { parseHostPort, parsePort } from "./options.ts";
@@ -173,7 +173,7 @@ function humanOutput(): Output {
       print("Type a line to send it; /quit leaves.");
     },
     text(event) {
-      print(`${clock(new Date())} <${event.from}> ${neutralizeControls(event.text)}`);
+      print(`${clock(new Date())} <${event.from}> ${sanitize(event.text)}`);
     },
     left(nick) {
       print(`${nick} left.`);

@@ -22,7 +22,6 @@ export * from "./key_schedule.ts";
 export * from "./listen.ts";
 export * from "./memory_channel.ts";
 export * from "./messages.ts";
-export * from "./sanitize.ts";
 export * from "./sas.ts";
 export * from "./secure_channel.ts";
 export * from "./session.ts";
