@@ -35,6 +35,7 @@ import { sanitize } from "../client/render.ts";
 import type { PeerSession, PeerTextEvent } from "../peer/session.ts";
 import { oneLine, UsageError } from "./errors.ts";
 import { parseHostPort, parsePort } from "./options.ts";
+import { formatHostPort, listInterfaces, reachableHosts } from "./addresses.ts";
 
 /** The options of `chat peer` as commander parses them. */
 export interface PeerOptions {
@@ -293,37 +294,15 @@ function onInterrupt(handler: () => void): () => void {
 export function reachableAddresses(
   host: string,
   port: number,
-  interfaces: Deno.NetworkInterfaceInfo[] = networkInterfaces(),
+  interfaces: Deno.NetworkInterfaceInfo[] = listInterfaces(),
 ): string[] {
-  const wantV4 = host === "0.0.0.0" || host === "::";
-  const wantV6 = host === "::";
-  if (!wantV4) return [hostPort(host, port)];
-  const hosts: string[] = [];
-  for (const info of interfaces) {
-    const address = info.address;
-    const usable = info.family === "IPv4"
-      ? !address.startsWith("127.") && !address.startsWith("169.254.")
-      : wantV6 && address !== "::1" && !/^fe[89ab]/i.test(address) && !address.includes("%");
-    if (usable && !hosts.includes(address)) hosts.push(address);
-  }
-  hosts.push("127.0.0.1");
-  return hosts.map((h) => hostPort(h, port));
-}
-
-function networkInterfaces(): Deno.NetworkInterfaceInfo[] {
-  try {
-    return Deno.networkInterfaces();
-  } catch {
-    return []; // no --allow-sys: loopback only
-  }
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  const hosts = reachableHosts(host, interfaces);
+  if (host === "0.0.0.0" || host === "::") hosts.push("127.0.0.1");
+  return hosts.map((h) => formatHostPort(h, port));
 }
 
 function describeAddr(addr: Deno.Addr): string {
-  return "hostname" in addr ? hostPort(addr.hostname, addr.port) : addr.transport;
+  return "hostname" in addr ? formatHostPort(addr.hostname, addr.port) : addr.transport;
 }
 
 function defaultNick(): string {

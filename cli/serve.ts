@@ -4,6 +4,8 @@
  * @module
  */
 
+import { formatHostPort, listInterfaces, loopbackFor, reachableHosts } from "./addresses.ts";
+
 import { Command, Option } from "commander";
 import { getLogger } from "@logtape/logtape";
 import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from "../protocol/frame.ts";
@@ -138,7 +140,7 @@ export async function runServe(options: ServeOptions): Promise<void> {
     throw new Error(describeStartError(err, config.host, config.port), { cause: err });
   }
   const fingerprint = config.tls ? await certificateFingerprint(config.tls.cert) : null;
-  for (const line of listeningLines(server, fingerprint, interfacesIfAllowed())) {
+  for (const line of listeningLines(server, fingerprint, listInterfaces())) {
     console.log(line);
   }
   log.info("serving with data folder {data}, auth {auth}", {
@@ -200,46 +202,10 @@ export function listeningLines(
   return lines;
 }
 
-/**
- * The addresses other machines can use to reach a server bound to `boundHost`: for a
- * wildcard address, the machine's non-loopback, non-link-local addresses (loopback when it
- * has none); otherwise just `boundHost`.
- *
- * @example
- * ```ts
- * import { connectHosts } from "./serve.ts";
- * connectHosts("10.0.0.7", []); // ["10.0.0.7"]
- * connectHosts("0.0.0.0", []); // ["127.0.0.1"]
- * ```
- */
-export function connectHosts(
-  boundHost: string,
-  interfaces: Deno.NetworkInterfaceInfo[],
-): string[] {
-  const wantV4 = boundHost === "0.0.0.0" || boundHost === "::";
-  const wantV6 = boundHost === "::";
-  if (!wantV4 && !wantV6) return [boundHost];
-  const v4: string[] = [];
-  const v6: string[] = [];
-  for (const info of interfaces) {
-    const address = info.address;
-    if (info.family === "IPv4") {
-      if (address.startsWith("127.") || address.startsWith("169.254.")) continue;
-      if (!v4.includes(address)) v4.push(address);
-    } else {
-      const lower = address.toLowerCase();
-      if (lower === "::1" || /^fe[89ab]/.test(lower) || lower.includes("%")) continue;
-      if (!v6.includes(address)) v6.push(address);
-    }
-  }
-  const hosts = [...(wantV6 ? v6 : []), ...(wantV4 ? v4 : [])];
-  if (hosts.length > 0) return hosts;
-  return [wantV6 ? "::1" : "127.0.0.1"];
-}
-
-/** `host:port`, with IPv6 addresses in brackets. */
-export function formatHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+/** Hosts others can use to reach a server bound to `boundHost`; loopback when none. */
+export function connectHosts(boundHost: string, interfaces: Deno.NetworkInterfaceInfo[]): string[] {
+  const hosts = reachableHosts(boundHost, interfaces);
+  return hosts.length > 0 ? hosts : [loopbackFor(boundHost)];
 }
 
 /**
@@ -259,18 +225,6 @@ export async function certificateFingerprint(pem: string): Promise<string | null
   }
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0").toUpperCase()).join(":");
-}
-
-/** The machine's network interfaces, or none when `--allow-sys=networkInterfaces` is absent. */
-function interfacesIfAllowed(): Deno.NetworkInterfaceInfo[] {
-  try {
-    const status = Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" });
-    if (status.state !== "granted") return [];
-    return Deno.networkInterfaces();
-  } catch (err) {
-    log.debug("cannot list network interfaces: {error}", { error: err });
-    return [];
-  }
 }
 
 async function readText(path: string, what: string): Promise<string> {

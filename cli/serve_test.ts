@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import {
   certificateFingerprint,
   connectHosts,
-  formatHostPort,
   listeningLines,
   serveConfig,
   type ServeOptions,
 } from "./serve.ts";
 import { UsageError } from "./errors.ts";
+import { formatHostPort } from "./addresses.ts";
 
 function iface(family: "IPv4" | "IPv6", address: string): Deno.NetworkInterfaceInfo {
   return { family, name: "eth0", address, netmask: "", scopeid: null, cidr: "", mac: "" };

@@ -388,8 +388,8 @@ Deno.test("chat peer --listen advertises non-loopback addresses first, then loop
     "127.0.0.1:40123",
   ]);
   assert.deepEqual(reachableAddresses("::", 1, interfaces), [
-    "192.168.1.5:1",
     "[2001:db8::5]:1",
+    "192.168.1.5:1",
     "10.0.0.7:1",
     "127.0.0.1:1",
   ]);
