@@ -1,19 +1,5 @@
 import assert from "node:assert/strict";
-import { delay, Probe, testServer } from "./helpers/harness.ts";
-
-type Server = Awaited<ReturnType<typeof testServer>>;
-
-async function withServer(
-  fn: (server: Server) => Promise<void>,
-  overrides: Parameters<typeof testServer>[0] = {},
-): Promise<void> {
-  const server = await testServer(overrides);
-  try {
-    await fn(server);
-  } finally {
-    await server.shutdown();
-  }
-}
+import { delay, Probe, withServer } from "./helpers/harness.ts";
 
 Deno.test("rooms: join creates, members hear joins and messages, only members post", async () => {
   await withServer(async (server) => {

@@ -1,21 +1,7 @@
 import assert from "node:assert/strict";
 import { ca, cert, key } from "./helpers/tls.ts";
-import { delay, Probe, testServer } from "./helpers/harness.ts";
+import { delay, Probe, withServer } from "./helpers/harness.ts";
 import { FramedConnection } from "../transport/framed_connection.ts";
-
-type Server = Awaited<ReturnType<typeof testServer>>;
-
-async function withServer(
-  fn: (server: Server) => Promise<void>,
-  overrides: Parameters<typeof testServer>[0] = {},
-): Promise<void> {
-  const server = await testServer(overrides);
-  try {
-    await fn(server);
-  } finally {
-    await server.shutdown();
-  }
-}
 
 function rawFrame(payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + payload.length);

@@ -28,6 +28,19 @@ export function testServer(overrides: Partial<ServerConfig> = {}): Promise<ChatS
   }));
 }
 
+/** Runs `fn` against a fresh {@linkcode testServer}, shutting it down afterwards. */
+export async function withServer(
+  fn: (server: ChatServer) => Promise<void>,
+  overrides: Partial<ServerConfig> = {},
+): Promise<void> {
+  const server = await testServer(overrides);
+  try {
+    await fn(server);
+  } finally {
+    await server.shutdown();
+  }
+}
+
 /** Default time a test waits for one expected frame. */
 export const EXPECT_TIMEOUT_MS = 3000;
 
