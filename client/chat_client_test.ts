@@ -26,6 +26,7 @@ class FakeConn {
         // a test that drops the connection ends here
       } finally {
         this.#frames.end();
+        framed.abort(); // the client has ended its side: so do we, like a real server
       }
     })();
   }
@@ -389,9 +390,10 @@ Deno.test("close() rejects pending requests with closed and ends the events", as
     for await (const event of client.events) seen.push(event);
   })();
   const pending = client.who();
+  const rejected = assert.rejects(pending, { code: "closed" });
   await conn.expect("who");
   await client.close();
-  await assert.rejects(pending, { code: "closed" });
+  await rejected;
   await reading;
   assert.deepEqual(seen, [{ type: "closed" }]);
   await assert.rejects(client.ping(), { code: "closed" });

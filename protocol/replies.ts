@@ -63,6 +63,18 @@ export const replySchemas = {
   history: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
   sync: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
   read: z.looseObject({ count }),
+  private_start: z.looseObject({ nick: text, sid: text }),
+  private_accept: z.looseObject({
+    nick: text,
+    sid: text,
+    /** The requester's address as the server sees it, and its peer listener's port. */
+    host: text,
+    port: z.number().int().min(1).max(65535),
+  }),
+  private_decline: z.looseObject({ nick: text }),
+  private_stop: z.looseObject({ nick: text }),
+  private_relay: z.looseObject({ sid: text }),
+  relay: z.looseObject({}),
 } as const;
 
 /** The data of the `ok` reply to each request type. */
@@ -121,8 +133,20 @@ export type ServerErrorCode =
   | "already_contact"
   | "not_contact"
   | "rate_limited"
+  | "too_many_connections"
+  | "too_many_sessions"
   | "shutting_down"
-  | "internal";
+  | "internal"
+  | "offline"
+  | "no_private_request"
+  | "no_private"
+  | "already_private";
 
 /** Codes of `notice` events that end or change a session. */
-export type NoticeCode = "idle_timeout" | "shutdown" | "slow_consumer" | "logged_out" | "info";
+export type NoticeCode =
+  | "idle_timeout"
+  | "shutdown"
+  | "slow_consumer"
+  | "flood"
+  | "logged_out"
+  | "info";

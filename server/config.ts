@@ -35,6 +35,28 @@ export interface ServerConfig {
   writeTimeoutMs: number;
   /** Milliseconds a new connection has to complete hello and login. */
   loginTimeoutMs: number;
+  /** Messages (say, dm, broadcast) a session may send per second; 0: unlimited. */
+  rateMessagesPerSec: number;
+  /** Messages a session may send in a burst before the rate applies. */
+  rateMessagesBurst: number;
+  /** Requests of any kind a session may send per second; 0: unlimited. */
+  rateRequestsPerSec: number;
+  /** Requests a session may send in a burst. */
+  rateRequestsBurst: number;
+  /** Bytes a session may send per second; 0: unlimited. */
+  rateBytesPerSec: number;
+  /** Bytes a session may send in a burst (at least one frame's worth). */
+  rateBytesBurst: number;
+  /** Rate-limited requests in a row after which the session is disconnected. */
+  floodStrikes: number;
+  /** Connections open at once, in all; 0: unlimited. */
+  maxConnections: number;
+  /** Connections open at once from one IP address; 0: unlimited. */
+  maxConnectionsPerIp: number;
+  /** Sessions one account may have at once; 0: unlimited. */
+  maxSessionsPerAccount: number;
+  /** Failed logins allowed per IP address per minute (burst and rate); 0: unlimited. */
+  loginFailuresPerMinutePerIp: number;
   /** Messages delivered when joining a room. */
   historyOnJoin: number;
   /** Milliseconds to finish writes at shutdown before closing anyway. */
@@ -56,9 +78,31 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxQueueBytes: 4 * 1024 * 1024,
   writeTimeoutMs: 10_000,
   loginTimeoutMs: 10_000,
+  rateMessagesPerSec: 5,
+  rateMessagesBurst: 10,
+  rateRequestsPerSec: 50,
+  rateRequestsBurst: 100,
+  rateBytesPerSec: 256 * 1024,
+  rateBytesBurst: 2 * 1024 * 1024,
+  floodStrikes: 50,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 64,
+  maxSessionsPerAccount: 8,
+  loginFailuresPerMinutePerIp: 30,
   historyOnJoin: 50,
   shutdownGraceMs: 3000,
   passwordCost: 1 << 15,
+});
+
+/** The settings that turn every flood and connection limit off (benchmarks, tests). */
+export const NO_LIMITS: Readonly<Partial<ServerConfig>> = Object.freeze({
+  rateMessagesPerSec: 0,
+  rateRequestsPerSec: 0,
+  rateBytesPerSec: 0,
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
+  maxSessionsPerAccount: 0,
+  loginFailuresPerMinutePerIp: 0,
 });
 
 /** Fills in defaults for every setting not given. */

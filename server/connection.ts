@@ -19,6 +19,7 @@ import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.t
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
+import { FloodControl } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 
 const log = getLogger(["chat", "server", "connection"]);
@@ -34,8 +35,10 @@ type Phase = "hello" | "login" | "session" | "closing";
 
 /** Options of {@linkcode ClientConnection}. */
 export interface ClientConnectionOptions {
-  /** The client's address, for logs and the session. */
+  /** The client's address and port, for logs and the session. */
   remote: string;
+  /** The client's IP address, for per-address limits. */
+  ip: string;
   /** Milliseconds a connection may take to complete hello and login. */
   loginTimeoutMs: number;
 }
@@ -45,19 +48,25 @@ export interface ClientConnectionOptions {
  * periodically by the server to enforce deadlines.
  */
 export class ClientConnection implements SessionPort {
-  /** The client's address. */
+  /** The client's address and port. */
   readonly remote: string;
+  /** The client's IP address. */
+  readonly ip: string;
   readonly #hub: ChatHub;
   readonly #framed: FramedConnection;
   readonly #openedAt = performance.now();
   readonly #loginTimeoutMs: number;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #flood: FloodControl;
+  #bytesSeen = 0;
   #phase: Phase = "hello";
   #session: Session | null = null;
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
     this.remote = options.remote;
+    this.ip = options.ip;
+    this.#flood = new FloodControl(hub.config, performance.now());
     this.#hub = hub;
     this.#loginTimeoutMs = options.loginTimeoutMs;
     this.#framed = new FramedConnection(channel, {
@@ -93,16 +102,7 @@ export class ClientConnection implements SessionPort {
       }
     } finally {
       await Promise.allSettled(this.#inFlight);
-      if (this.#session !== null) {
-        const session = this.#session;
-        log.info("{nick} disconnected ({remote})", {
-          nick: session.account.nick,
-          remote: this.remote,
-        });
-        await this.#hub.endSession(session).catch((err) =>
-          log.error("ending session failed: {err}", { err })
-        );
-      }
+      await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
     }
   }
@@ -119,11 +119,15 @@ export class ClientConnection implements SessionPort {
     }
   }
 
-  /** Ends the connection gracefully after an optional notice. */
+  /**
+   * Ends the connection gracefully after an optional notice. The session ends at once
+   * (presence goes out now); the socket closes once the client has read everything.
+   */
   end(notice?: { code: NoticeCode; text: string }): void {
     if (this.#phase === "closing") return;
     if (notice !== undefined) this.#trySend({ type: "notice", ...notice });
     this.#phase = "closing";
+    this.#endSession();
     this.#framed.close(this.#hub.config.shutdownGraceMs);
   }
 
@@ -197,8 +201,29 @@ export class ClientConnection implements SessionPort {
       });
       return;
     }
+    const now = performance.now();
+    const bytes = this.#framed.bytesIn - this.#bytesSeen;
+    this.#bytesSeen = this.#framed.bytesIn;
+    const admission = this.#flood.admit(message.type, bytes, now);
+    if (!admission.admitted) {
+      this.#trySend({
+        type: "error",
+        re: message.id,
+        code: "rate_limited",
+        message: `slow down: too many ${admission.what}; retry in ${admission.retryAfter} s`,
+        retryAfter: admission.retryAfter,
+      });
+      if (admission.persistent) {
+        log.warn("disconnecting {nick} ({remote}) for flooding", {
+          nick: this.#session.account.nick,
+          remote: this.remote,
+        });
+        this.end({ code: "flood", text: "disconnected for sending too much, too fast" });
+      }
+      return;
+    }
     const spec = commands[message.type] as CommandSpec<typeof message.type>;
-    if (spec.activity !== false) this.#session.lastCommandAt = performance.now();
+    if (spec.activity !== false) this.#session.lastCommandAt = now;
     const ctx: CommandContext = { hub: this.#hub, session: this.#session };
     const done = this.#reply(message.id, spec.run(ctx, message as never));
     if (spec.endsSession) {
@@ -275,16 +300,22 @@ export class ClientConnection implements SessionPort {
     }
   }
 
+  /** Ends the hub session, once, whatever ends the connection. */
+  #endSession(): Promise<void> {
+    const session = this.#session;
+    if (session === null || session.ended) return Promise.resolve();
+    log.info("{nick} disconnected ({remote})", { nick: session.account.nick, remote: this.remote });
+    return this.#hub.endSession(session).catch((err) =>
+      log.error("ending session failed: {err}", { err })
+    );
+  }
+
   #cutOff(reason: string): void {
     if (this.#framed.closed) return;
     log.warn("cutting off slow consumer {remote}: {reason}", { remote: this.remote, reason });
     this.#phase = "closing";
     // Logged out at once: no more deliveries queue up behind the stalled write.
-    if (this.#session !== null) {
-      this.#hub.endSession(this.#session).catch((err) =>
-        log.error("ending session failed: {err}", { err })
-      );
-    }
+    this.#endSession();
     this.#framed.closeWith({
       type: "notice",
       code: "slow_consumer",

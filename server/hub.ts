@@ -23,6 +23,7 @@ import {
 import type { ServerConfig } from "./config.ts";
 import { CommandError } from "./errors.ts";
 import { Lockout } from "./lockout.ts";
+import { KeyedBuckets } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
@@ -33,8 +34,10 @@ export const DEFAULT_ROOM = "lobby";
 
 /** How a session reaches its client; implemented by the connection layer. */
 export interface SessionPort {
-  /** The client's address, for logs. */
+  /** The client's address and port, for logs. */
   readonly remote: string;
+  /** The client's IP address, for per-address limits. */
+  readonly ip: string;
   /** Queues an encoded frame; false when refused (the port then cuts the client off). */
   send(frame: Uint8Array): boolean;
   /** Ends the connection, after an optional notice. */
@@ -138,6 +141,7 @@ export class ChatHub {
   readonly #rooms = new Map<string, RoomState>();
   readonly #nicks = new Map<string, string>();
   readonly #lockout: Lockout;
+  readonly #loginFailures: KeyedBuckets;
   readonly #accountLocks = new Map<string, Promise<unknown>>();
 
   /** Creates the hub. */
@@ -146,6 +150,8 @@ export class ChatHub {
     this.broker = broker;
     this.config = config;
     this.#lockout = new Lockout(config.blockDurationSec * 1000);
+    const perMinute = config.loginFailuresPerMinutePerIp;
+    this.#loginFailures = new KeyedBuckets(perMinute / 60, perMinute);
   }
 
   /** Every online account. */
@@ -382,8 +388,16 @@ export class ChatHub {
     password: string | undefined,
   ): Promise<LoginResult> {
     let registered = false;
+    const max = this.config.maxSessionsPerAccount;
+    const sessions = this.#online.get(key)?.sessions.size ?? 0;
+    if (max > 0 && sessions >= max) {
+      throw new CommandError(
+        "too_many_sessions",
+        `${nick} already has ${sessions} sessions, the most allowed`,
+      );
+    }
     if (this.config.auth === "password") {
-      registered = await this.#checkPassword(key, nick, password);
+      registered = await this.#checkPassword(port.ip, key, nick, password);
     } else {
       if (this.#online.has(key)) {
         throw new CommandError("nick_in_use", `the nick "${nick}" is in use`);
@@ -433,8 +447,22 @@ export class ChatHub {
   }
 
   /** Verifies or registers; returns true when the account was just registered. */
-  async #checkPassword(key: string, nick: string, password: string | undefined): Promise<boolean> {
+  async #checkPassword(
+    ip: string,
+    key: string,
+    nick: string,
+    password: string | undefined,
+  ): Promise<boolean> {
     const now = this.now();
+    const throttled = this.#loginFailures.waitSeconds(ip, now);
+    if (throttled > 0) {
+      const seconds = Math.ceil(throttled);
+      throw new CommandError(
+        "rate_limited",
+        `too many failed logins from ${ip}; try again in ${seconds} s`,
+        seconds,
+      );
+    }
     const lockedMs = this.#lockout.remainingMs(key, now);
     if (lockedMs > 0) {
       const seconds = Math.ceil(lockedMs / 1000);
@@ -468,6 +496,7 @@ export class ChatHub {
       this.#lockout.succeed(key);
       return false;
     }
+    this.#loginFailures.take(ip, now);
     const locked = this.#lockout.fail(key, this.now());
     log.warn("wrong password for {nick}{locked}", {
       nick: account.nick,

@@ -6,6 +6,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { FramedConnection } from "../transport/framed_connection.ts";
 import { listen, tuneAccepted } from "../transport/net.ts";
 import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
@@ -94,6 +95,7 @@ class RunningServer implements ChatServer {
   readonly #listener: Deno.Listener;
   readonly #config: ServerConfig;
   readonly #connections = new Set<ClientConnection>();
+  readonly #perIp = new Map<string, number>();
   readonly #running = new Set<Promise<void>>();
   readonly #sweeper: ReturnType<typeof setInterval>;
   #shutdown: Promise<void> | null = null;
@@ -125,14 +127,26 @@ class RunningServer implements ChatServer {
       for await (const conn of this.#listener) {
         tuneAccepted(conn);
         const addr = conn.remoteAddr as Deno.NetAddr;
+        const ip = addr.hostname;
+        const refusal = this.#refusal(ip);
+        if (refusal !== null) {
+          log.warn("refusing a connection from {ip}: {refusal}", { ip, refusal });
+          refuse(conn, refusal);
+          continue;
+        }
         const connection = new ClientConnection(conn, this.hub, {
-          remote: `${addr.hostname}:${addr.port}`,
+          remote: `${ip}:${addr.port}`,
+          ip,
           loginTimeoutMs: this.#config.loginTimeoutMs,
         });
         this.#connections.add(connection);
+        this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
         const running = connection.run().finally(() => {
           this.#connections.delete(connection);
           this.#running.delete(running);
+          const left = (this.#perIp.get(ip) ?? 1) - 1;
+          if (left > 0) this.#perIp.set(ip, left);
+          else this.#perIp.delete(ip);
         });
         this.#running.add(running);
       }
@@ -142,6 +156,19 @@ class RunningServer implements ChatServer {
         this.shutdown("accept loop failed");
       }
     }
+  }
+
+  /** Why a new connection from `ip` must be refused, or null. */
+  #refusal(ip: string): string | null {
+    const { maxConnections, maxConnectionsPerIp } = this.#config;
+    if (maxConnections > 0 && this.#connections.size >= maxConnections) {
+      return `the server is full (${maxConnections} connections)`;
+    }
+    const fromIp = this.#perIp.get(ip) ?? 0;
+    if (maxConnectionsPerIp > 0 && fromIp >= maxConnectionsPerIp) {
+      return `too many connections from ${ip} (${maxConnectionsPerIp} at most)`;
+    }
+    return null;
   }
 
   #sweep(): void {
@@ -172,6 +199,13 @@ class RunningServer implements ChatServer {
     log.info("shut down");
     this.#resolveFinished();
   }
+}
+
+/** Tells a refused connection why, in one error frame, and closes it. */
+function refuse(conn: Deno.Conn, reason: string): void {
+  const framed = new FramedConnection(conn);
+  framed.send({ type: "error", code: "too_many_connections", message: reason });
+  framed.close(1000);
 }
 
 function describeListenError(err: unknown, config: ServerConfig): Error {

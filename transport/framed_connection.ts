@@ -28,6 +28,8 @@ export interface ByteChannel {
   write(p: Uint8Array): Promise<number>;
   /** Closes both directions and releases the resource. */
   close(): void;
+  /** Closes the write direction only (TCP FIN), if the channel can. */
+  closeWrite?(): Promise<void>;
 }
 
 /** Options of {@linkcode FramedConnection}. */
@@ -44,11 +46,20 @@ export interface FramedConnectionOptions {
   readBufferSize?: number;
 }
 
+/**
+ * Longest a graceful close waits, after its half-close, for the peer to finish: closing
+ * a socket with unread input makes the kernel reset it, and a reset can destroy what the
+ * peer has not read yet (our last frames). Reading until the peer's end avoids that.
+ */
+export const LINGER_MS = 2000;
+
 /** The read buffer an idle or quiet connection holds. */
 export const MIN_READ_BUFFER = 2048;
 
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
+
+const CLOSING = Symbol("closing");
 
 const BENIGN_READ_ERRORS = ["BadResource", "Interrupted", "ConnectionReset", "BrokenPipe"];
 
@@ -76,6 +87,10 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #closing = false;
   #idleWaiters: (() => void)[] = [];
   #error: unknown = undefined;
+  #closePromise: Promise<void> | null = null;
+  #readInFlight: Promise<number | null> | null = null;
+  readonly #closingSignal: Promise<typeof CLOSING>;
+  #signalClosing!: () => void;
   readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
   #framesIn = 0;
@@ -91,6 +106,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
     this.#closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#closingSignal = new Promise((resolve) => this.#signalClosing = () => resolve(CLOSING));
   }
 
   /** The underlying channel (for its addresses). */
@@ -105,6 +121,11 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
 
   set maxFrameSize(value: number) {
     this.#decoder.maxFrameSize = value;
+  }
+
+  /** Bytes received so far. */
+  get bytesIn(): number {
+    return this.#bytesIn;
   }
 
   /** Bytes queued and not yet written. */
@@ -178,16 +199,50 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
    * Closes gracefully: stops accepting frames, writes what is queued (waiting at
    * most `timeoutMs`), then closes the channel.
    */
-  async close(timeoutMs = 5000): Promise<void> {
-    if (this.#closed) return;
+  close(timeoutMs = 5000): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#closing = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      this.flush(),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
-    ]);
-    clearTimeout(timer);
-    this.abort();
+    this.#signalClosing();
+    this.#closePromise ??= this.#closeGracefully(timeoutMs);
+    return this.#closePromise;
+  }
+
+  /**
+   * Flushes, half-closes, and resolves; the channel itself is closed in the background
+   * once the peer has ended its side or {@linkcode LINGER_MS} have passed
+   * ({@linkcode done} resolves then).
+   */
+  async #closeGracefully(timeoutMs: number): Promise<void> {
+    await withTimeout(this.flush(), timeoutMs);
+    const closeWrite = this.#channel.closeWrite;
+    if (this.#closed || this.#queuedBytes > 0 || closeWrite === undefined) {
+      this.abort();
+      return;
+    }
+    try {
+      await closeWrite.call(this.#channel);
+    } catch {
+      this.abort(); // the peer is gone already
+      return;
+    }
+    withTimeout(this.#readToEnd(), LINGER_MS).then(() => this.abort());
+  }
+
+  /**
+   * Reads and discards until the peer's end of stream. A read the iterator has in
+   * flight is awaited, not doubled; the iterator stops reading once closing.
+   */
+  async #readToEnd(): Promise<void> {
+    const scratch = new Uint8Array(MIN_READ_BUFFER);
+    try {
+      while (!this.#closed) {
+        const inFlight = this.#readInFlight;
+        const n = inFlight !== null ? await inFlight : await this.#channel.read(scratch);
+        if (n === null) return;
+      }
+    } catch {
+      // reset or closed: the end either way
+    }
   }
 
   /**
@@ -239,14 +294,20 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     let buffer = new Uint8Array(Math.min(MIN_READ_BUFFER, this.#readBufferSize));
     let quietReads = 0;
     try {
-      while (!this.#closed) {
-        let n: number | null;
+      // Once closing, the graceful close reads to the end itself; frames are no longer delivered.
+      while (!this.#closed && !this.#closing) {
+        let n: number | null | typeof CLOSING;
         try {
-          n = await this.#channel.read(buffer);
+          const read = this.#channel.read(buffer);
+          this.#readInFlight = read;
+          read.then(() => this.#readInFlight = null, () => this.#readInFlight = null);
+          // A local close ends the iteration at once; the close reads on to the end.
+          n = await Promise.race([read, this.#closingSignal]);
         } catch (err) {
-          if (this.#closed || isBenign(err)) return;
+          if (this.#closed || this.#closing || isBenign(err)) return;
           throw err;
         }
+        if (n === CLOSING) return;
         if (n === null) {
           this.#decoder.end();
           return;
@@ -264,7 +325,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         for (const payload of payloads) {
           this.#framesIn++;
           yield decodePayload(payload);
-          if (this.#closed) return;
+          if (this.#closed || this.#closing) return;
         }
       }
     } catch (err) {
@@ -307,4 +368,17 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
 
 function isBenign(err: unknown): boolean {
   return err instanceof Error && BENIGN_READ_ERRORS.includes(err.name);
+}
+
+/** Resolves when `promise` settles or `ms` have passed, whichever comes first. */
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      promise.then(() => {}, () => {}),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -13,10 +13,13 @@ import { clientHello, SERVER_FEATURES } from "../../protocol/hello.ts";
 import { parseServerMessage, type ServerMessage } from "../../protocol/messages.ts";
 import { FramedConnection } from "../../transport/framed_connection.ts";
 import { dial } from "../../transport/net.ts";
-import { resolveServerConfig, type ServerConfig } from "../../server/config.ts";
+import { NO_LIMITS, resolveServerConfig, type ServerConfig } from "../../server/config.ts";
 import { type ChatServer, startServer } from "../../server/server.ts";
 
-/** Starts a server on 127.0.0.1 with a random port, in-memory storage and cheap hashing. */
+/**
+ * Starts a server on 127.0.0.1 with a random port, in-memory storage, cheap hashing and
+ * no flood or connection limits (the limits' own tests turn them on).
+ */
 export function testServer(overrides: Partial<ServerConfig> = {}): Promise<ChatServer> {
   return startServer(resolveServerConfig({
     host: "127.0.0.1",
@@ -24,6 +27,7 @@ export function testServer(overrides: Partial<ServerConfig> = {}): Promise<ChatS
     dataDir: null,
     passwordCost: 1024,
     shutdownGraceMs: 500,
+    ...NO_LIMITS,
     ...overrides,
   }));
 }
@@ -204,6 +208,7 @@ export class Probe implements AsyncDisposable {
       // the tests look at `ended` and at what was received
     } finally {
       this.#ended = true;
+      this.conn.abort();
       for (const wake of this.#endWaiters) wake();
     }
   }

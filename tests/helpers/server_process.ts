@@ -6,7 +6,7 @@
  * @module
  */
 
-import { resolveServerConfig } from "../../server/config.ts";
+import { NO_LIMITS, resolveServerConfig } from "../../server/config.ts";
 import { startServer } from "../../server/server.ts";
 
 const [dataDir, port = "0"] = Deno.args;
@@ -16,6 +16,7 @@ const server = await startServer(resolveServerConfig({
   dataDir,
   passwordCost: 1024,
   shutdownGraceMs: 500,
+  ...NO_LIMITS,
 }));
 console.log(JSON.stringify({ port: server.addr.port }));
 Deno.addSignalListener("SIGTERM", () => server.shutdown());

@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
+import { delay, Probe, withServer } from "./helpers/harness.ts";
+
+const FLOOD = {
+  rateMessagesPerSec: DEFAULT_SERVER_CONFIG.rateMessagesPerSec,
+  rateMessagesBurst: DEFAULT_SERVER_CONFIG.rateMessagesBurst,
+  rateRequestsPerSec: DEFAULT_SERVER_CONFIG.rateRequestsPerSec,
+  rateRequestsBurst: DEFAULT_SERVER_CONFIG.rateRequestsBurst,
+  rateBytesPerSec: DEFAULT_SERVER_CONFIG.rateBytesPerSec,
+};
+
+Deno.test("flood: a pasted burst goes through, a steady excess gets rate_limited", async () => {
+  await withServer(async (server) => {
+    await using alice = await Probe.login(server, "alice");
+    await using bob = await Probe.login(server, "bob");
+    // Ten lines pasted at once: all accepted.
+    for (let i = 0; i < 10; i++) {
+      alice.send({ type: "say", id: `p${i}`, room: "lobby", text: `line ${i}` });
+    }
+    for (let i = 0; i < 10; i++) assert.equal((await alice.expect({ re: `p${i}` })).type, "ok");
+    // The eleventh, right away, is refused with the time to wait.
+    const refused = await alice.fails("say", { room: "lobby", text: "too fast" }, "rate_limited");
+    assert.ok(Number(refused.retryAfter) > 0 && Number(refused.retryAfter) <= 1);
+    await bob.expectNone({ type: "msg", text: "too fast" });
+    // Other requests and pings are not messages: still fine.
+    await alice.ok("who");
+    await alice.ok("ping");
+    // After the wait, messages go through again.
+    await delay(Number(refused.retryAfter) * 1000 + 50);
+    await alice.ok("say", { room: "lobby", text: "patient" });
+    assert.equal(alice.ended, false);
+  }, FLOOD);
+});
+
+Deno.test("flood: persistent excess disconnects with a notice; others keep chatting", async () => {
+  await withServer(async (server) => {
+    await using flooder = await Probe.login(server, "flooder");
+    await using calm = await Probe.login(server, "calm");
+    for (let i = 0; i < 40; i++) {
+      flooder.send({ type: "dm", id: `f${i}`, to: "calm", text: `spam ${i}` });
+    }
+    const notice = await flooder.expect({ type: "notice", code: "flood" });
+    assert.match(String(notice.text), /too much/);
+    await flooder.closed();
+    await calm.ok("say", { room: "lobby", text: "peace" });
+  }, { ...FLOOD, floodStrikes: 10 });
+});
+
+Deno.test("flood: the bytes a session sends are bounded too", async () => {
+  await withServer(async (server) => {
+    await using alice = await Probe.login(server, "alice");
+    const big = "b".repeat(3900);
+    let accepted = 0;
+    let refused: Record<string, unknown> | undefined;
+    while (refused === undefined && accepted < 20) {
+      const reply = await alice.request("say", { room: "lobby", text: big });
+      if (reply.type === "ok") accepted++;
+      else refused = reply;
+    }
+    // A 20,000-byte burst holds five of these 3,900-byte messages, not six.
+    assert.equal(accepted, 5);
+    assert.equal(refused?.code, "rate_limited");
+    assert.match(String(refused?.message), /bytes/);
+  }, { rateBytesPerSec: 1000, rateBytesBurst: 20_000 });
+});
+
+Deno.test("connections: a cap per IP address and a global cap, with a clear error", async () => {
+  await withServer(async (server) => {
+    await using a = await Probe.dial(server);
+    await using b = await Probe.dial(server);
+    await using c = await Probe.dial(server);
+    const error = await c.expect({ type: "error" });
+    assert.equal(error.code, "too_many_connections");
+    assert.match(String(error.message), /127\.0\.0\.1/);
+    await c.closed();
+    a.close();
+    await delay(100);
+    await using d = await Probe.dial(server);
+    await d.hello();
+    assert.equal(b.ended, false);
+  }, { maxConnectionsPerIp: 2 });
+  await withServer(async (server) => {
+    await using a = await Probe.dial(server);
+    await using b = await Probe.dial(server);
+    const error = await b.expect({ type: "error" });
+    assert.equal(error.code, "too_many_connections");
+    assert.match(String(error.message), /full/);
+    await a.hello();
+  }, { maxConnections: 1 });
+});
+
+Deno.test("sessions: at most --max-sessions per account", async () => {
+  await withServer(async (server) => {
+    await using one = await Probe.login(server, "alice");
+    await using two = await Probe.login(server, "alice");
+    await using three = await Probe.dial(server);
+    await three.hello();
+    const error = await three.fails(
+      "login",
+      { nick: "alice", password: "password123" },
+      "too_many_sessions",
+    );
+    assert.match(String(error.message), /2 sessions/);
+    one.close();
+    await delay(100);
+    await three.ok("login", { nick: "alice", password: "password123" });
+    assert.equal(two.ended, false);
+  }, { maxSessionsPerAccount: 2 });
+});
+
+Deno.test("logins: failed logins are throttled per IP address across nicks", async () => {
+  await withServer(async (server) => {
+    for (const nick of ["u1", "u2", "u3", "u4"]) (await Probe.login(server, nick)).close();
+    await using probe = await Probe.dial(server);
+    await probe.hello();
+    // Four failures on four different nicks: no nick is locked, but the address is throttled.
+    for (const nick of ["u1", "u2", "u3", "u4"]) {
+      await probe.fails("login", { nick, password: "wrong-one" }, "wrong_password");
+    }
+    const throttled = await probe.fails(
+      "login",
+      { nick: "u1", password: "password123" },
+      "rate_limited",
+    );
+    assert.ok(Number(throttled.retryAfter) >= 1);
+  }, { loginFailuresPerMinutePerIp: 4 });
+});
