@@ -59,6 +59,15 @@ export interface ServerConfig {
   loginFailuresPerMinutePerIp: number;
   /** Messages delivered when joining a room. */
   historyOnJoin: number;
+  /**
+   * Milliseconds over which a shutdown closes sessions, a few at a time, after telling
+   * every client to reconnect (so they do not all come back at once); 0 closes all at once.
+   */
+  drainWindowMs: number;
+  /** Port of the metrics endpoint (`/metrics`, `/healthz`); null turns it off. */
+  metricsPort: number | null;
+  /** Address the metrics endpoint binds. */
+  metricsHost: string;
   /** Milliseconds to finish writes at shutdown before closing anyway. */
   shutdownGraceMs: number;
   /** scrypt cost parameter N for password hashes (a power of two). */
@@ -90,7 +99,10 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxSessionsPerAccount: 8,
   loginFailuresPerMinutePerIp: 30,
   historyOnJoin: 50,
-  shutdownGraceMs: 3000,
+  shutdownGraceMs: 1000,
+  drainWindowMs: 2000,
+  metricsPort: null,
+  metricsHost: "127.0.0.1",
   passwordCost: 1 << 15,
 });
 

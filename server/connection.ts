@@ -19,7 +19,7 @@ import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.t
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
-import { FloodControl } from "./flood_control.ts";
+import { FloodControl, MESSAGE_TYPES } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 
 const log = getLogger(["chat", "server", "connection"]);
@@ -90,6 +90,7 @@ export class ClientConnection implements SessionPort {
       }
     } catch (err) {
       if (err instanceof ProtocolError) {
+        this.#hub.metrics.counters.protocolErrors++;
         log.info("closing {remote}: {code}: {message}", {
           remote: this.remote,
           code: err.code,
@@ -111,6 +112,7 @@ export class ClientConnection implements SessionPort {
   send(frame: Uint8Array): boolean {
     try {
       this.#framed.sendEncoded(frame);
+      this.#hub.metrics.counters.deliveries++;
       return true;
     } catch (err) {
       if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
@@ -129,6 +131,17 @@ export class ClientConnection implements SessionPort {
     this.#phase = "closing";
     this.#endSession();
     this.#framed.close(this.#hub.config.shutdownGraceMs);
+  }
+
+  /** Bytes received and written so far. */
+  get traffic(): { bytesIn: number; bytesOut: number } {
+    const { bytesIn, bytesOut } = this.#framed.stats;
+    return { bytesIn, bytesOut };
+  }
+
+  /** Sends a notice without ending anything (shutdown warnings). */
+  notify(notice: { code: NoticeCode; text: string }): void {
+    if (this.#phase !== "closing") this.#trySend({ type: "notice", ...notice });
   }
 
   /** Enforces the login deadline, the idle timeout and the write deadline. */
@@ -152,6 +165,7 @@ export class ClientConnection implements SessionPort {
     }
     const idleSec = config.idleTimeoutSec;
     if (idleSec > 0 && now - this.#session.lastCommandAt > idleSec * 1000) {
+      this.#hub.metrics.counters.idleTimeouts++;
       log.info("{nick} idle for {idleSec} s: logging out", {
         nick: this.#session.account.nick,
         idleSec,
@@ -204,8 +218,11 @@ export class ClientConnection implements SessionPort {
     const now = performance.now();
     const bytes = this.#framed.bytesIn - this.#bytesSeen;
     this.#bytesSeen = this.#framed.bytesIn;
+    const counters = this.#hub.metrics.counters;
+    counters.requests++;
     const admission = this.#flood.admit(message.type, bytes, now);
     if (!admission.admitted) {
+      counters.rateLimited++;
       this.#trySend({
         type: "error",
         re: message.id,
@@ -214,6 +231,7 @@ export class ClientConnection implements SessionPort {
         retryAfter: admission.retryAfter,
       });
       if (admission.persistent) {
+        counters.floodDisconnects++;
         log.warn("disconnecting {nick} ({remote}) for flooding", {
           nick: this.#session.account.nick,
           remote: this.remote,
@@ -222,6 +240,7 @@ export class ClientConnection implements SessionPort {
       }
       return;
     }
+    if (MESSAGE_TYPES.has(message.type)) counters.messagesIn++;
     const spec = commands[message.type] as CommandSpec<typeof message.type>;
     if (spec.activity !== false) this.#session.lastCommandAt = now;
     const ctx: CommandContext = { hub: this.#hub, session: this.#session };
@@ -313,6 +332,7 @@ export class ClientConnection implements SessionPort {
   #cutOff(reason: string): void {
     if (this.#framed.closed) return;
     log.warn("cutting off slow consumer {remote}: {reason}", { remote: this.remote, reason });
+    this.#hub.metrics.counters.slowConsumerCutoffs++;
     this.#phase = "closing";
     // Logged out at once: no more deliveries queue up behind the stalled write.
     this.#endSession();

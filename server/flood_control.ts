@@ -9,7 +9,7 @@ import type { ServerConfig } from "./config.ts";
 import { TokenBucket } from "./rate_limit.ts";
 
 /** Request types that send a message to others. */
-const MESSAGE_TYPES: ReadonlySet<string> = new Set(["say", "dm", "broadcast"]);
+export const MESSAGE_TYPES: ReadonlySet<string> = new Set(["say", "dm", "broadcast"]);
 /** Request types never limited (keepalives). */
 const FREE_TYPES: ReadonlySet<string> = new Set(["ping"]);
 

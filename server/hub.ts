@@ -23,11 +23,15 @@ import {
 import type { ServerConfig } from "./config.ts";
 import { CommandError } from "./errors.ts";
 import { Lockout } from "./lockout.ts";
+import { ServerMetrics } from "./metrics.ts";
 import { KeyedBuckets } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
+
+/** Login refusals counted as authentication failures. */
+const AUTH_FAILURES: ReadonlySet<string> = new Set(["wrong_password", "locked", "rate_limited"]);
 
 /** The room every account joins at its first login. */
 export const DEFAULT_ROOM = "lobby";
@@ -135,6 +139,8 @@ export class ChatHub {
   readonly broker: Broker;
   /** Settings. */
   readonly config: ServerConfig;
+  /** Counters and latencies, for `/metrics`. */
+  readonly metrics: ServerMetrics;
   /** Wall clock (ms since the epoch); replaceable in tests. */
   now: () => number = Date.now;
   readonly #online = new Map<string, OnlineAccount>();
@@ -145,7 +151,8 @@ export class ChatHub {
   readonly #accountLocks = new Map<string, Promise<unknown>>();
 
   /** Creates the hub. */
-  constructor(store: Store, broker: Broker, config: ServerConfig) {
+  constructor(store: Store, broker: Broker, config: ServerConfig, metrics = new ServerMetrics()) {
+    this.metrics = metrics;
     this.store = store;
     this.broker = broker;
     this.config = config;
@@ -311,7 +318,18 @@ export class ChatHub {
       return Promise.reject(new CommandError("bad_name", `bad nick "${nick}": ${problem}`));
     }
     const key = nameKey(nick);
-    return this.#withAccountLock(key, () => this.#login(port, key, nick, password));
+    return this.#withAccountLock(key, () => this.#login(port, key, nick, password)).then(
+      (result) => {
+        this.metrics.counters.logins++;
+        return result;
+      },
+      (err) => {
+        if (err instanceof CommandError && AUTH_FAILURES.has(err.code)) {
+          this.metrics.counters.authFailures++;
+        }
+        throw err;
+      },
+    );
   }
 
   /** Ends a session (logout, drop, timeout): presence and contact notices when it was the last. */
@@ -371,13 +389,6 @@ export class ChatHub {
           ts,
         },
       });
-    }
-  }
-
-  /** Ends every session with a notice (shutdown). */
-  endAll(notice: { code: NoticeCode; text: string }): void {
-    for (const account of [...this.#online.values()]) {
-      for (const session of [...account.sessions]) session.port.end(notice);
     }
   }
 

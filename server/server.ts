@@ -12,6 +12,8 @@ import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
 import { ChatHub } from "./hub.ts";
+import { instrumentStore } from "./instrumented_store.ts";
+import { ServerMetrics } from "./metrics.ts";
 import { MemoryStore } from "./memory_store.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
@@ -27,11 +29,14 @@ export interface ChatServer {
   readonly addr: Deno.NetAddr;
   /** Whether it serves TLS. */
   readonly tls: boolean;
+  /** The metrics endpoint's address, when it is on. */
+  readonly metricsAddr: Deno.NetAddr | null;
   /** The chat state (for tests and metrics). */
   readonly hub: ChatHub;
   /**
-   * Stops accepting, tells every session, finishes writes (bounded by the grace
-   * period), closes the store. Safe to call more than once.
+   * Drains and stops: stops accepting, tells every client to reconnect elsewhere,
+   * closes sessions a few at a time over the drain window, finishes writes, closes the
+   * store. Safe to call more than once.
    */
   shutdown(reason?: string): Promise<void>;
   /** Resolves when the server has shut down. */
@@ -64,8 +69,12 @@ export async function startServer(
   config: ServerConfig,
   deps: ServerDeps = {},
 ): Promise<ChatServer> {
-  const store = deps.store ??
-    (config.dataDir === null ? new MemoryStore() : await SqliteStore.open(config.dataDir));
+  const metrics = new ServerMetrics();
+  const store = instrumentStore(
+    deps.store ??
+      (config.dataDir === null ? new MemoryStore() : await SqliteStore.open(config.dataDir)),
+    metrics,
+  );
   const broker = deps.broker ?? new LocalBroker();
   let listener: Deno.Listener;
   try {
@@ -75,7 +84,7 @@ export async function startServer(
     await store.close().catch(() => {});
     throw describeListenError(err, config);
   }
-  const hub = new ChatHub(store, broker, config);
+  const hub = new ChatHub(store, broker, config, metrics);
   try {
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
@@ -84,7 +93,17 @@ export async function startServer(
     await store.close().catch(() => {});
     throw err;
   }
-  return new RunningServer(listener, hub, config);
+  const server = new RunningServer(listener, hub, config);
+  if (config.metricsPort !== null) {
+    try {
+      await server.serveMetrics(config.metricsHost, config.metricsPort);
+    } catch (err) {
+      await server.shutdown("the metrics endpoint could not start");
+      const where = `${config.metricsHost}:${config.metricsPort} (metrics endpoint)`;
+      throw describeListenError(err, config, where);
+    }
+  }
+  return server;
 }
 
 class RunningServer implements ChatServer {
@@ -92,14 +111,17 @@ class RunningServer implements ChatServer {
   readonly tls: boolean;
   readonly hub: ChatHub;
   readonly finished: Promise<void>;
+  metricsAddr: Deno.NetAddr | null = null;
   readonly #listener: Deno.Listener;
   readonly #config: ServerConfig;
   readonly #connections = new Set<ClientConnection>();
   readonly #perIp = new Map<string, number>();
   readonly #running = new Set<Promise<void>>();
   readonly #sweeper: ReturnType<typeof setInterval>;
+  #metricsServer: Deno.HttpServer | null = null;
   #shutdown: Promise<void> | null = null;
   #resolveFinished!: () => void;
+  #closedTraffic = { bytesIn: 0, bytesOut: 0 };
 
   constructor(listener: Deno.Listener, hub: ChatHub, config: ServerConfig) {
     this.#listener = listener;
@@ -122,6 +144,67 @@ class RunningServer implements ChatServer {
     return this.#shutdown;
   }
 
+  /** Serves `/metrics` (Prometheus text) and `/healthz` over HTTP. */
+  serveMetrics(hostname: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.#metricsServer = Deno.serve({
+          hostname,
+          port,
+          onListen: (addr) => {
+            this.metricsAddr = addr as Deno.NetAddr;
+            log.info("metrics on http://{host}:{port}/metrics", {
+              host: addr.hostname,
+              port: (addr as Deno.NetAddr).port,
+            });
+            resolve();
+          },
+          onError: (err) => {
+            log.error("metrics request failed: {err}", { err });
+            return new Response("internal error\n", { status: 500 });
+          },
+        }, (request) => this.#metricsResponse(request));
+      } catch (err) {
+        reject(err);
+      }
+    });
+  }
+
+  #metricsResponse(request: Request): Response {
+    const path = new URL(request.url).pathname;
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+    }
+    if (path === "/metrics") {
+      return new Response(this.#renderMetrics(), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    }
+    if (path === "/healthz") {
+      return this.#shutdown === null
+        ? new Response("ok\n")
+        : new Response("draining\n", { status: 503 });
+    }
+    return new Response("not found: try /metrics or /healthz\n", { status: 404 });
+  }
+
+  #renderMetrics(): string {
+    const traffic = { ...this.#closedTraffic };
+    for (const connection of this.#connections) {
+      const stats = connection.traffic;
+      traffic.bytesIn += stats.bytesIn;
+      traffic.bytesOut += stats.bytesOut;
+    }
+    let onlineAccounts = 0;
+    for (const _ of this.hub.onlineAccounts) onlineAccounts++;
+    return this.hub.metrics.render({
+      connections: this.#connections.size,
+      sessions: this.hub.sessionCount,
+      onlineAccounts,
+      draining: this.#shutdown !== null,
+    }, traffic);
+  }
+
   async #acceptLoop(): Promise<void> {
     try {
       for await (const conn of this.#listener) {
@@ -130,10 +213,12 @@ class RunningServer implements ChatServer {
         const ip = addr.hostname;
         const refusal = this.#refusal(ip);
         if (refusal !== null) {
+          this.hub.metrics.counters.connectionsRefused++;
           log.warn("refusing a connection from {ip}: {refusal}", { ip, refusal });
           refuse(conn, refusal);
           continue;
         }
+        this.hub.metrics.counters.connectionsAccepted++;
         const connection = new ClientConnection(conn, this.hub, {
           remote: `${ip}:${addr.port}`,
           ip,
@@ -144,6 +229,9 @@ class RunningServer implements ChatServer {
         const running = connection.run().finally(() => {
           this.#connections.delete(connection);
           this.#running.delete(running);
+          const traffic = connection.traffic;
+          this.#closedTraffic.bytesIn += traffic.bytesIn;
+          this.#closedTraffic.bytesOut += traffic.bytesOut;
           const left = (this.#perIp.get(ip) ?? 1) - 1;
           if (left > 0) this.#perIp.set(ip, left);
           else this.#perIp.delete(ip);
@@ -177,21 +265,26 @@ class RunningServer implements ChatServer {
   }
 
   async #doShutdown(reason: string): Promise<void> {
-    log.info("shutting down: {reason}", { reason });
-    clearInterval(this.#sweeper);
+    const drainMs = this.#config.drainWindowMs;
+    log.info("draining over {drainMs} ms: {reason}", { drainMs, reason });
     try {
       this.#listener.close();
     } catch {
       // already closed
     }
-    this.hub.endAll({ code: "shutdown", text: reason });
-    for (const connection of this.#connections) connection.end();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.allSettled([...this.#running]),
-      new Promise((resolve) => timer = setTimeout(resolve, this.#config.shutdownGraceMs + 1000)),
-    ]);
-    clearTimeout(timer);
+    // Everyone hears it first; then sessions close a few at a time across the window.
+    const notice = { code: "shutdown" as const, text: `${reason}; reconnect in a moment` };
+    const connections = [...this.#connections];
+    for (const connection of connections) connection.notify(notice);
+    const ticks = Math.max(1, Math.floor(drainMs / DRAIN_TICK_MS));
+    const perTick = Math.ceil(connections.length / ticks);
+    for (let i = 0; i < connections.length; i += perTick) {
+      for (const connection of connections.slice(i, i + perTick)) connection.end();
+      if (i + perTick < connections.length) await delay(DRAIN_TICK_MS);
+    }
+    await withTimeout(Promise.allSettled([...this.#running]), this.#config.shutdownGraceMs + 1000);
+    clearInterval(this.#sweeper);
+    await this.#metricsServer?.shutdown().catch(() => {});
     await this.hub.broker.close();
     await this.hub.store.close().catch((err) =>
       log.error("closing the store failed: {err}", { err })
@@ -201,6 +294,19 @@ class RunningServer implements ChatServer {
   }
 }
 
+/** Milliseconds between two batches of closes while draining. */
+const DRAIN_TICK_MS = 100;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
+}
+
 /** Tells a refused connection why, in one error frame, and closes it. */
 function refuse(conn: Deno.Conn, reason: string): void {
   const framed = new FramedConnection(conn);
@@ -208,8 +314,12 @@ function refuse(conn: Deno.Conn, reason: string): void {
   framed.close(1000);
 }
 
-function describeListenError(err: unknown, config: ServerConfig): Error {
-  const where = `${config.host}:${config.port}`;
+function describeListenError(
+  err: unknown,
+  config: Pick<ServerConfig, "host" | "port" | "tls">,
+  what?: string,
+): Error {
+  const where = what ?? `${config.host}:${config.port}`;
   if (err instanceof Deno.errors.AddrInUse) {
     return new Error(`cannot listen on ${where}: the port is already in use`, { cause: err });
   }

@@ -27,6 +27,7 @@ export function testServer(overrides: Partial<ServerConfig> = {}): Promise<ChatS
     dataDir: null,
     passwordCost: 1024,
     shutdownGraceMs: 500,
+    drainWindowMs: 0,
     ...NO_LIMITS,
     ...overrides,
   }));

@@ -16,6 +16,7 @@ const server = await startServer(resolveServerConfig({
   dataDir,
   passwordCost: 1024,
   shutdownGraceMs: 500,
+  drainWindowMs: 0,
   ...NO_LIMITS,
 }));
 console.log(JSON.stringify({ port: server.addr.port }));
