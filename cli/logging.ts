@@ -48,6 +48,7 @@ export class LogFileError extends Error {
 }
 
 let openFile: Deno.FsFile | null = null;
+let current: LoggingOptions | null = null;
 
 /**
  * Configures LogTape for the whole process. Calling it again replaces the earlier setup.
@@ -60,6 +61,7 @@ let openFile: Deno.FsFile | null = null;
  */
 export async function setupLogging(options: LoggingOptions): Promise<void> {
   await resetLogging();
+  current = options;
   let target: { writeSync(p: Uint8Array): number };
   let colors = false;
   if (options.file !== undefined) {
@@ -87,6 +89,14 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },
     ],
   });
+}
+
+/**
+ * Sets logging up again as it was, reopening the log file: after a log rotation moved
+ * the file away (SIGHUP), new records go to a new file at the same path.
+ */
+export async function reopenLogging(): Promise<void> {
+  if (current !== null) await setupLogging(current);
 }
 
 /** Undoes {@linkcode setupLogging}: drops the configuration and closes the log file. */

@@ -6,24 +6,19 @@
 
 import { formatHostPort, listInterfaces, loopbackFor, reachableHosts } from "./addresses.ts";
 
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { getLogger } from "@logtape/logtape";
-import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from "../protocol/frame.ts";
-import { type AuthMode, DEFAULT_SERVER_CONFIG, resolveServerConfig } from "../server/config.ts";
+import { type AuthMode, resolveServerConfig } from "../server/config.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { type ChatServer, startServer } from "../server/server.ts";
 import { parseCredentials } from "./credentials.ts";
 import { oneLine, UsageError } from "./errors.ts";
-import { integerIn, parsePort } from "./options.ts";
+import { reopenLogging } from "./logging.ts";
+import { addServeOptions, applySettings, parseConfigFile } from "./serve_settings.ts";
 
 const log = getLogger(["chat", "cli", "serve"]);
 
-/** Longest `--block-duration` and `--idle-timeout`: one year, in seconds. */
-const MAX_SECONDS = 365 * 24 * 60 * 60;
-/** Smallest `--max-frame`: enough for any control message. */
-const MIN_MAX_FRAME = 1024;
-
-/** The options of `chat serve` as commander parses them. */
+/** The options of `chat serve` as commander parses them (one per setting, by attribute). */
 export interface ServeOptions {
   /** `--host`. */
   host: string;
@@ -45,6 +40,10 @@ export interface ServeOptions {
   idleTimeout: number;
   /** `--max-frame`. */
   maxFrame: number;
+  /** `--config`. */
+  config?: string;
+  /** Every other setting of {@linkcode SERVE_SETTINGS}, by attribute. */
+  [attribute: string]: unknown;
 }
 
 /**
@@ -58,40 +57,33 @@ export interface ServeOptions {
  * ```
  */
 export function serveCommand(): Command {
-  return new Command("serve")
-    .description("run a chat server (stops cleanly on Ctrl-C / SIGTERM)")
-    .option("--host <host>", "address to listen on", DEFAULT_SERVER_CONFIG.host)
-    .option("--port <port>", "TCP port to listen on; 0 picks a free one", parsePort, 44444)
-    .option("--data <dir>", "folder of the SQLite database", "./chat-data")
-    .option("--tls-cert <file>", "TLS certificate chain (PEM); needs --tls-key")
-    .option("--tls-key <file>", "TLS private key (PEM); needs --tls-cert")
-    .addOption(
-      new Option("--auth <mode>", "password: register on first login; none: nick only")
-        .choices(["password", "none"])
-        .default(DEFAULT_SERVER_CONFIG.auth),
-    )
-    .option("--credentials <file>", 'accounts to import, one "username password" per line')
-    .option(
-      "--block-duration <seconds>",
-      "seconds a nick stays locked after 3 wrong passwords",
-      integerIn(0, MAX_SECONDS),
-      DEFAULT_SERVER_CONFIG.blockDurationSec,
-    )
-    .option(
-      "--idle-timeout <seconds>",
-      "log out sessions idle this long; 0 never",
-      integerIn(0, MAX_SECONDS),
-      DEFAULT_SERVER_CONFIG.idleTimeoutSec,
-    )
-    .option(
-      "--max-frame <bytes>",
-      "largest frame accepted from a client",
-      integerIn(MIN_MAX_FRAME, MAX_FRAME_SIZE_LIMIT),
-      DEFAULT_MAX_FRAME_SIZE,
-    )
-    .action(async (options: ServeOptions) => {
-      await runServe(options);
-    });
+  const command = new Command("serve")
+    .description("run a chat server (drains and stops on Ctrl-C / SIGTERM; SIGHUP reloads)")
+    .option("--config <file>", "settings as JSON, keyed by flag name; flags win over the file");
+  addServeOptions(command);
+  return command.action(async (options: ServeOptions, cmd: Command) => {
+    const fromCli = new Set(
+      Object.keys(options).filter((key) => cmd.getOptionValueSource(key) === "cli"),
+    );
+    await runServe(await withConfigFile(options, fromCli), fromCli);
+  });
+}
+
+/**
+ * Merges the `--config` file under the flags: a file value replaces a default, never a
+ * flag given on the command line.
+ */
+export async function withConfigFile(
+  options: ServeOptions,
+  fromCli: ReadonlySet<string>,
+): Promise<ServeOptions> {
+  if (options.config === undefined) return options;
+  const values = parseConfigFile(await readText(options.config, "config file"), options.config);
+  const merged: ServeOptions = { ...options };
+  for (const [key, value] of Object.entries(values)) {
+    if (!fromCli.has(key)) merged[key] = value;
+  }
+  return merged;
 }
 
 /**
@@ -103,15 +95,8 @@ export async function serveConfig(options: ServeOptions): Promise<ServerConfig> 
   if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
     throw new UsageError("--tls-cert and --tls-key must be given together");
   }
-  const partial: Partial<ServerConfig> = {
-    host: options.host,
-    port: options.port,
-    dataDir: options.data,
-    auth: options.auth,
-    blockDurationSec: options.blockDuration,
-    idleTimeoutSec: options.idleTimeout,
-    maxFrameSize: options.maxFrame,
-  };
+  const partial: Partial<ServerConfig> = {};
+  applySettings(partial, options);
   if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
     const cert = await readText(options.tlsCert, "TLS certificate");
     const key = await readText(options.tlsKey, "TLS key");
@@ -130,8 +115,15 @@ export async function serveConfig(options: ServeOptions): Promise<ServerConfig> 
   return resolveServerConfig(partial);
 }
 
-/** Runs the server with `options` until a signal stops it. */
-export async function runServe(options: ServeOptions): Promise<void> {
+/**
+ * Runs the server with `options` until a signal stops it. SIGHUP reopens the log file
+ * and re-reads `--config`, applying what a running server can change (`fromCli`: the
+ * settings given as flags, which the file never overrides).
+ */
+export async function runServe(
+  options: ServeOptions,
+  fromCli: ReadonlySet<string> = new Set(),
+): Promise<void> {
   const config = await serveConfig(options);
   let server: ChatServer;
   try {
@@ -143,14 +135,20 @@ export async function runServe(options: ServeOptions): Promise<void> {
   for (const line of listeningLines(server, fingerprint, listInterfaces())) {
     console.log(line);
   }
+  if (server.metricsAddr !== null) {
+    console.log(
+      `  metrics at: http://${
+        formatHostPort(server.metricsAddr.hostname, server.metricsAddr.port)
+      }/metrics`,
+    );
+  }
   log.info("serving with data folder {data}, auth {auth}", {
     data: config.dataDir,
     auth: config.auth,
   });
 
-  const signals: Deno.Signal[] = Deno.build.os === "windows"
-    ? ["SIGINT", "SIGBREAK"]
-    : ["SIGINT", "SIGTERM"];
+  const windows = Deno.build.os === "windows";
+  const signals: Deno.Signal[] = windows ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
   let stopping = false;
   const onSignal = (): void => {
     if (stopping) {
@@ -163,13 +161,57 @@ export async function runServe(options: ServeOptions): Promise<void> {
       log.error("shutdown failed: {error}", { error: err });
     });
   };
+  const onHangup = (): void => {
+    reload(options, fromCli, config).catch((err) =>
+      log.error("reload failed: {error}; keeping the running settings", { error: err })
+    );
+  };
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  if (!windows) Deno.addSignalListener("SIGHUP", onHangup);
   try {
     await server.finished;
   } finally {
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+    if (!windows) Deno.removeSignalListener("SIGHUP", onHangup);
   }
   log.info("stopped");
+}
+
+/** SIGHUP: reopens the log file, then re-reads `--config` into the live configuration. */
+async function reload(
+  options: ServeOptions,
+  fromCli: ReadonlySet<string>,
+  live: ServerConfig,
+): Promise<void> {
+  await reopenLogging();
+  if (options.config === undefined) {
+    log.info("SIGHUP: log file reopened; no --config to re-read");
+    return;
+  }
+  const values = parseConfigFile(await readText(options.config, "config file"), options.config);
+  for (const key of fromCli) delete values[key];
+  const next: Partial<ServerConfig> = {};
+  applySettings(next, values, (setting) => setting.reloadable === true);
+  const changes: string[] = [];
+  for (const [key, value] of Object.entries(next) as [keyof ServerConfig, unknown][]) {
+    if (live[key] !== value) changes.push(`${key} ${String(live[key])} -> ${String(value)}`);
+  }
+  Object.assign(live, next);
+  const fixed: Partial<ServerConfig> = {};
+  applySettings(fixed, values, (setting) => setting.reloadable !== true);
+  const needRestart = (Object.entries(fixed) as [keyof ServerConfig, unknown][])
+    .filter(([key, value]) => live[key] !== value)
+    .map(([key]) => key);
+  if (needRestart.length > 0) {
+    log.warn("SIGHUP: {settings} changed in {path}; they take effect after a restart", {
+      settings: needRestart.join(", "),
+      path: options.config,
+    });
+  }
+  log.info("SIGHUP: reloaded {path}: {changes}", {
+    path: options.config,
+    changes: changes.length > 0 ? changes.join(", ") : "no changes",
+  });
 }
 
 /**

@@ -399,14 +399,6 @@ export class ChatHub {
     password: string | undefined,
   ): Promise<LoginResult> {
     let registered = false;
-    const max = this.config.maxSessionsPerAccount;
-    const sessions = this.#online.get(key)?.sessions.size ?? 0;
-    if (max > 0 && sessions >= max) {
-      throw new CommandError(
-        "too_many_sessions",
-        `${nick} already has ${sessions} sessions, the most allowed`,
-      );
-    }
     if (this.config.auth === "password") {
       registered = await this.#checkPassword(port.ip, key, nick, password);
     } else {
@@ -417,6 +409,15 @@ export class ChatHub {
         await this.#createAccount(key, nick, null);
         registered = true;
       }
+    }
+    // Checked once authenticated: a stranger learns nothing about the account's sessions.
+    const max = this.config.maxSessionsPerAccount;
+    const sessions = this.#online.get(key)?.sessions.size ?? 0;
+    if (max > 0 && sessions >= max) {
+      throw new CommandError(
+        "too_many_sessions",
+        `${nick} already has ${sessions} sessions, the most allowed`,
+      );
     }
     let account = this.#online.get(key);
     const first = account === undefined;

@@ -1,0 +1,319 @@
+/**
+ * Every setting of `chat serve` in one table: its flag, its parser, where it lands in
+ * the server configuration, and whether a running server can take a new value on
+ * SIGHUP. The command-line options, the `--config` file and reloads all come from it.
+ *
+ * The config file is a JSON object keyed by flag names without the dashes, e.g.
+ * `{"port": 44444, "idle-timeout": 300, "metrics-port": 9464}`. Flags win over the
+ * file, the file over the defaults.
+ *
+ * @module
+ */
+
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from "../protocol/frame.ts";
+import { DEFAULT_SERVER_CONFIG, type ServerConfig } from "../server/config.ts";
+import { integerIn, parsePort } from "./options.ts";
+
+/** Longest durations in seconds: one year. */
+const MAX_SECONDS = 365 * 24 * 60 * 60;
+/** Smallest `--max-frame`: enough for any control message. */
+const MIN_MAX_FRAME = 1024;
+const BIG = 1_000_000_000;
+
+/** One setting of `chat serve`. */
+export interface Setting {
+  /** The flag without its dashes, also the config file's key. */
+  readonly flag: string;
+  /** The argument's name in the help. */
+  readonly arg: string;
+  /** What it does, for the help. */
+  readonly description: string;
+  /** Parses the flag's text (commander parser); absent for plain strings. */
+  readonly parse?: (text: string) => unknown;
+  /** Allowed values, when it is a choice. */
+  readonly choices?: readonly string[];
+  /** The default value, as the flag's value (before {@linkcode Setting.apply}). */
+  readonly default?: unknown;
+  /** Sets the value onto a configuration (file paths are handled by the caller). */
+  readonly apply?: (config: Partial<ServerConfig>, value: never) => void;
+  /** Whether a running server takes a new value on SIGHUP. */
+  readonly reloadable?: boolean;
+}
+
+const seconds = integerIn(0, MAX_SECONDS);
+const count = integerIn(0, BIG);
+
+function number<K extends keyof ServerConfig>(key: K, scale = 1) {
+  return (config: Partial<ServerConfig>, value: number): void => {
+    (config as Record<string, unknown>)[key] = value * scale;
+  };
+}
+
+/** The settings of `chat serve`, in the order of the help. */
+export const SERVE_SETTINGS: readonly Setting[] = [
+  {
+    flag: "host",
+    arg: "<host>",
+    description: "address to listen on",
+    default: DEFAULT_SERVER_CONFIG.host,
+    apply: (c, v: string) => c.host = v,
+  },
+  {
+    flag: "port",
+    arg: "<port>",
+    description: "TCP port to listen on; 0 picks a free one",
+    parse: parsePort,
+    default: DEFAULT_SERVER_CONFIG.port,
+    apply: number("port"),
+  },
+  {
+    flag: "data",
+    arg: "<dir>",
+    description: "folder of the SQLite database",
+    default: DEFAULT_SERVER_CONFIG.dataDir,
+    apply: (c, v: string) => c.dataDir = v,
+  },
+  { flag: "tls-cert", arg: "<file>", description: "TLS certificate chain (PEM); needs --tls-key" },
+  { flag: "tls-key", arg: "<file>", description: "TLS private key (PEM); needs --tls-cert" },
+  {
+    flag: "auth",
+    arg: "<mode>",
+    description: "password: register on first login; none: nick only",
+    choices: ["password", "none"],
+    default: DEFAULT_SERVER_CONFIG.auth,
+    apply: (c, v: "password" | "none") => c.auth = v,
+  },
+  {
+    flag: "credentials",
+    arg: "<file>",
+    description: 'accounts to import, one "username password" per line',
+  },
+  {
+    flag: "block-duration",
+    arg: "<seconds>",
+    description: "seconds a nick stays locked after 3 wrong passwords",
+    parse: seconds,
+    default: DEFAULT_SERVER_CONFIG.blockDurationSec,
+    apply: number("blockDurationSec"),
+  },
+  {
+    flag: "idle-timeout",
+    arg: "<seconds>",
+    description: "log out sessions idle this long; 0 never",
+    parse: seconds,
+    default: DEFAULT_SERVER_CONFIG.idleTimeoutSec,
+    apply: number("idleTimeoutSec"),
+    reloadable: true,
+  },
+  {
+    flag: "max-frame",
+    arg: "<bytes>",
+    description: "largest frame accepted from a client",
+    parse: integerIn(MIN_MAX_FRAME, MAX_FRAME_SIZE_LIMIT),
+    default: DEFAULT_MAX_FRAME_SIZE,
+    apply: number("maxFrameSize"),
+  },
+  {
+    flag: "rate-messages",
+    arg: "<n>",
+    description: "messages a session may send per second; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.rateMessagesPerSec,
+    apply: number("rateMessagesPerSec"),
+    reloadable: true,
+  },
+  {
+    flag: "rate-burst",
+    arg: "<n>",
+    description: "messages a session may send at once before the rate applies",
+    parse: integerIn(1, BIG),
+    default: DEFAULT_SERVER_CONFIG.rateMessagesBurst,
+    apply: number("rateMessagesBurst"),
+    reloadable: true,
+  },
+  {
+    flag: "rate-requests",
+    arg: "<n>",
+    description: "requests of any kind a session may send per second; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.rateRequestsPerSec,
+    apply: number("rateRequestsPerSec"),
+    reloadable: true,
+  },
+  {
+    flag: "rate-bytes",
+    arg: "<bytes>",
+    description: "bytes a session may send per second; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.rateBytesPerSec,
+    apply: number("rateBytesPerSec"),
+    reloadable: true,
+  },
+  {
+    flag: "flood-strikes",
+    arg: "<n>",
+    description: "rate-limited requests in a row that disconnect a session; 0 never",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.floodStrikes,
+    apply: number("floodStrikes"),
+    reloadable: true,
+  },
+  {
+    flag: "max-connections",
+    arg: "<n>",
+    description: "connections open at once; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.maxConnections,
+    apply: number("maxConnections"),
+    reloadable: true,
+  },
+  {
+    flag: "max-connections-per-ip",
+    arg: "<n>",
+    description: "connections open at once from one address; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.maxConnectionsPerIp,
+    apply: number("maxConnectionsPerIp"),
+    reloadable: true,
+  },
+  {
+    flag: "max-sessions",
+    arg: "<n>",
+    description: "sessions one account may have at once; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.maxSessionsPerAccount,
+    apply: number("maxSessionsPerAccount"),
+    reloadable: true,
+  },
+  {
+    flag: "login-failures",
+    arg: "<n>",
+    description: "failed logins allowed per address per minute; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.loginFailuresPerMinutePerIp,
+    apply: number("loginFailuresPerMinutePerIp"),
+  },
+  {
+    flag: "login-timeout",
+    arg: "<seconds>",
+    description: "seconds a new connection has to log in",
+    parse: integerIn(1, MAX_SECONDS),
+    default: DEFAULT_SERVER_CONFIG.loginTimeoutMs / 1000,
+    apply: number("loginTimeoutMs", 1000),
+    reloadable: true,
+  },
+  {
+    flag: "max-queue",
+    arg: "<bytes>",
+    description: "bytes queued for a slow reader before it is cut off",
+    parse: integerIn(64 * 1024, BIG),
+    default: DEFAULT_SERVER_CONFIG.maxQueueBytes,
+    apply: number("maxQueueBytes"),
+    reloadable: true,
+  },
+  {
+    flag: "write-timeout",
+    arg: "<seconds>",
+    description: "seconds a write may stall before the reader is cut off",
+    parse: integerIn(1, MAX_SECONDS),
+    default: DEFAULT_SERVER_CONFIG.writeTimeoutMs / 1000,
+    apply: number("writeTimeoutMs", 1000),
+    reloadable: true,
+  },
+  {
+    flag: "drain-window",
+    arg: "<seconds>",
+    description: "seconds over which a shutdown closes sessions, a few at a time",
+    parse: integerIn(0, 3600),
+    default: DEFAULT_SERVER_CONFIG.drainWindowMs / 1000,
+    apply: number("drainWindowMs", 1000),
+    reloadable: true,
+  },
+  {
+    flag: "metrics-port",
+    arg: "<port>",
+    description: "serve /metrics (Prometheus) and /healthz on this port; off when absent",
+    parse: parsePort,
+    apply: number("metricsPort"),
+  },
+  {
+    flag: "metrics-host",
+    arg: "<host>",
+    description: "address of the metrics endpoint",
+    default: DEFAULT_SERVER_CONFIG.metricsHost,
+    apply: (c, v: string) => c.metricsHost = v,
+  },
+];
+
+/** The attribute commander gives a flag's value (`rate-messages` → `rateMessages`). */
+export function attributeOf(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Adds every setting to `command` as an option. */
+export function addServeOptions(command: Command): Command {
+  for (const setting of SERVE_SETTINGS) {
+    const option = new Option(`--${setting.flag} ${setting.arg}`, setting.description);
+    if (setting.choices) option.choices(setting.choices);
+    if (setting.parse) option.argParser(setting.parse as (value: string) => unknown);
+    if (setting.default !== undefined) option.default(setting.default);
+    command.addOption(option);
+  }
+  return command;
+}
+
+/**
+ * Parses a config file's text into values keyed by commander attribute.
+ *
+ * @throws {Error} naming the file and the setting when the JSON is bad, a key is
+ * unknown, or a value does not parse.
+ */
+export function parseConfigFile(text: string, path: string): Record<string, unknown> {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`config ${path}: not valid JSON: ${(err as Error).message}`);
+  }
+  if (data === null || typeof data !== "object" || Array.isArray(data)) {
+    throw new Error(`config ${path}: expected a JSON object of settings`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(data)) {
+    const setting = SERVE_SETTINGS.find((s) => s.flag === key);
+    if (setting === undefined) {
+      throw new Error(
+        `config ${path}: unknown setting "${key}" (settings are the flags of chat serve)`,
+      );
+    }
+    if (typeof raw !== "string" && typeof raw !== "number") {
+      throw new Error(`config ${path}: "${key}" must be a string or a number`);
+    }
+    const text = String(raw);
+    if (setting.choices && !setting.choices.includes(text)) {
+      throw new Error(`config ${path}: "${key}" must be one of ${setting.choices.join(", ")}`);
+    }
+    try {
+      out[attributeOf(key)] = setting.parse ? setting.parse(text) : text;
+    } catch (err) {
+      const why = err instanceof InvalidArgumentError ? err.message : String(err);
+      throw new Error(`config ${path}: "${key}": ${why}`);
+    }
+  }
+  return out;
+}
+
+/** Sets every setting present in `values` (by attribute) onto a configuration. */
+export function applySettings(
+  config: Partial<ServerConfig>,
+  values: Record<string, unknown>,
+  only?: (setting: Setting) => boolean,
+): void {
+  for (const setting of SERVE_SETTINGS) {
+    const value = values[attributeOf(setting.flag)];
+    if (value === undefined || setting.apply === undefined) continue;
+    if (only !== undefined && !only(setting)) continue;
+    (setting.apply as (c: Partial<ServerConfig>, v: unknown) => void)(config, value);
+  }
+}

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import type { ServerConfig } from "../server/config.ts";
+import { applySettings, attributeOf, parseConfigFile, SERVE_SETTINGS } from "./serve_settings.ts";
+
+Deno.test("every setting has a unique flag and lands somewhere in the configuration", () => {
+  const flags = SERVE_SETTINGS.map((s) => s.flag);
+  assert.equal(new Set(flags).size, flags.length);
+  const fileOnly = new Set(["tls-cert", "tls-key", "credentials"]); // read by serve.ts
+  for (const setting of SERVE_SETTINGS) {
+    if (fileOnly.has(setting.flag)) continue;
+    assert.ok(setting.apply, `${setting.flag} has no place in the configuration`);
+  }
+});
+
+Deno.test("parseConfigFile parses values with the flags' own parsers", () => {
+  const values = parseConfigFile(
+    JSON.stringify({ "port": 4000, "idle-timeout": "30", "auth": "none", "drain-window": 5 }),
+    "chat.json",
+  );
+  assert.deepEqual(values, { port: 4000, idleTimeout: 30, auth: "none", drainWindow: 5 });
+  const config: Partial<ServerConfig> = {};
+  applySettings(config, values);
+  assert.deepEqual(config, { port: 4000, idleTimeoutSec: 30, auth: "none", drainWindowMs: 5000 });
+});
+
+Deno.test("parseConfigFile names the file and the setting in every error", () => {
+  const cases: [string, RegExp][] = [
+    ["[]", /chat\.json: expected a JSON object/],
+    ['{"port": 70000}', /chat\.json: "port": Expected a whole number from 0 to 65535/],
+    ['{"port": true}', /"port" must be a string or a number/],
+    ['{"bogus": 1}', /unknown setting "bogus"/],
+  ];
+  for (const [text, expected] of cases) {
+    assert.throws(() => parseConfigFile(text, "chat.json"), expected);
+  }
+});
+
+Deno.test("applySettings can keep to the settings a running server may change", () => {
+  const config: Partial<ServerConfig> = {};
+  applySettings(config, { port: 1, idleTimeout: 5, rateMessages: 2 }, (s) => s.reloadable === true);
+  assert.deepEqual(config, { idleTimeoutSec: 5, rateMessagesPerSec: 2 });
+  assert.equal(attributeOf("max-connections-per-ip"), "maxConnectionsPerIp");
+});
