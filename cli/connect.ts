@@ -25,7 +25,7 @@
 import process from "node:process";
 import * as readline from "node:readline";
 import { Command, Option } from "commander";
-import { nameProblem } from "../protocol/names.ts";
+import { nameKey, nameProblem } from "../protocol/names.ts";
 import { backoffDelay, resolveBackoff } from "../client/backoff.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "../client/chat_client.ts";
 import { ChatError, isRetryable } from "../client/chat_error.ts";
@@ -40,6 +40,7 @@ import {
   toJsonEvent,
 } from "../client/render.ts";
 import { SessionState } from "../client/session_state.ts";
+import { type PrivateEvent, PrivateSessions } from "../client/private_sessions.ts";
 import { displayPosition, printAbove } from "../client/terminal_ui.ts";
 import { UsageError } from "./errors.ts";
 import { integerIn, parsePort } from "./options.ts";
@@ -369,6 +370,8 @@ async function runScripted(
     else writeOut(text);
   };
 
+  const privates = new PrivateSessions(client, { onEvent: (event) => show(event) });
+
   const pump = (async () => {
     for await (const event of client.events) {
       if (event.type === "closed") closed = event;
@@ -382,6 +385,7 @@ async function runScripted(
   const ctx: CommandContext = {
     client,
     state,
+    privates,
     show,
     quit: () => {
       quitting = true;
@@ -445,6 +449,7 @@ async function runScripted(
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+  await privates.close();
   if (!client.closed) {
     if (serverShutdown && client.state !== "ready") await client.close();
     else await leave(client);
@@ -561,9 +566,19 @@ async function runInteractive(
     refreshPrompt();
   };
 
+  const privates = new PrivateSessions(client, {
+    onEvent: (event: PrivateEvent) => {
+      if (event.type === "private_text" && nameKey(event.from) !== nameKey(client.nick)) {
+        writeOut("\x07");
+      }
+      show(event);
+    },
+  });
+
   const ctx: CommandContext = {
     client,
     state,
+    privates,
     show,
     quit: () => void finish(),
   };
@@ -595,6 +610,7 @@ async function runInteractive(
       clearTimeout(readTimer);
       rl.close();
       writeOut("\r\x1b[K"); // the prompt goes; what follows starts on a clean line
+      await privates.close();
       if (!client.closed) await leave(client);
       await pump;
       resolveDone();

@@ -17,6 +17,14 @@
  * {"type":"error","code":"connection_lost","message":"..."}
  * ```
  *
+ * With a session code, the session keys are also bound to the code through a PAKE
+ * (CPace): a man in the middle without it fails the handshake (`pake_failed`) and learns
+ * nothing he could test offline. The code comes from `--code-file FILE`, or from the
+ * environment variable `CHAT_PEER_CODE`, never from the command line (other users can
+ * read it in the process list); `--listen --generate-code` makes one up and prints it
+ * (`{"type":"code","code":"7-maple-otter"}` with `--json`). Both sides must use the
+ * same code, or neither.
+ *
  * Exit codes: 0 when either side said goodbye, 1 when the session failed (the reason on
  * stderr, and as an `error` object with `--json`), 2 on a usage error, 130 when Ctrl-C
  * stops the wait for a peer.
@@ -24,10 +32,11 @@
  * @module
  */
 
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { createInterface } from "node:readline";
 import process from "node:process";
 import { MAX_TEXT_LENGTH, nameProblem } from "../protocol/names.ts";
+import { generateCode, normalizeCode } from "../peer/code.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { findPeerError, PeerError } from "../peer/errors.ts";
 import { listenPeer } from "../peer/listen.ts";
@@ -51,7 +60,16 @@ export interface PeerOptions {
   nick?: string;
   /** `--json`. */
   json?: boolean;
+  /** `--code-file FILE`. */
+  codeFile?: string;
+  /** `--generate-code` (with `--listen`). */
+  generateCode?: boolean;
+  /** `--code`: refused (secrets never come from argv). */
+  code?: string;
 }
+
+/** The environment variable a session code may come from. */
+export const CODE_ENV = "CHAT_PEER_CODE";
 
 /** Exit code when Ctrl-C stops the wait for a peer. */
 const EXIT_INTERRUPTED = 130;
@@ -75,14 +93,24 @@ export function peerCommand(): Command {
     .option("--port <port>", "port to listen on; 0 picks a free one (with --listen)", parsePort, 0)
     .option("--nick <name>", "your nick, shown to the other side (default: your user name)")
     .option("--json", "write one JSON object per line on stdout")
+    .option(
+      "--code-file <file>",
+      `read a session code from FILE (else ${CODE_ENV}); both sides must use the same code`,
+    )
+    .option("--generate-code", "with --listen: make up a session code and print it")
+    .addOption(new Option("--code <words>").hideHelp())
     .addHelpText(
       "after",
       "\nType a line to send it; /quit (or end of input, or Ctrl-C) leaves.\n" +
         "Compare the numbers shown after connecting with your peer (in person, by phone):\n" +
         "if they differ, someone is intercepting the connection.\n\n" +
+        "With a session code (told to each other in person or by phone), a man in the\n" +
+        "middle cannot even complete the connection.\n\n" +
         "Examples:\n" +
         "  chat peer --listen --nick alice\n" +
-        "  chat peer --connect 192.168.1.5:40123 --nick bob",
+        "  chat peer --connect 192.168.1.5:40123 --nick bob\n" +
+        "  chat peer --listen --generate-code --nick alice\n" +
+        `  ${CODE_ENV}=7-maple-otter chat peer --connect 192.168.1.5:40123 --nick bob`,
     )
     .action(async (options: PeerOptions) => {
       await runPeer(options);
@@ -106,9 +134,11 @@ export async function runPeer(options: PeerOptions): Promise<void> {
         : `--nick ${problem}`,
     );
   }
+  const code = await resolveCode(options);
   const out = options.json ? jsonOutput() : humanOutput();
+  if (code !== undefined && options.generateCode === true) out.code(code);
   try {
-    const session = await open(options, nick, out);
+    const session = await open(options, nick, out, code);
     if (session === null) return;
     out.connected(session);
     const error = await converse(session, out);
@@ -119,9 +149,83 @@ export async function runPeer(options: PeerOptions): Promise<void> {
   }
 }
 
+/**
+ * The session code: `--code-file`, else `CHAT_PEER_CODE`, else a new one with
+ * `--generate-code`; `undefined` for none.
+ *
+ * @throws {UsageError} for `--code`, conflicting sources, or an unusable code.
+ */
+export async function resolveCode(options: PeerOptions): Promise<string | undefined> {
+  if (options.code !== undefined) {
+    throw new UsageError(
+      `the code is never taken from the command line (other users can see it): ` +
+        `use --code-file FILE or ${CODE_ENV}`,
+    );
+  }
+  const fromEnv = envVar(CODE_ENV);
+  const given = [
+    options.codeFile !== undefined ? "--code-file" : null,
+    fromEnv !== undefined && fromEnv !== "" ? CODE_ENV : null,
+    options.generateCode === true ? "--generate-code" : null,
+  ].filter((source) => source !== null);
+  if (given.length > 1) {
+    throw new UsageError(`give the session code one way, not with ${given.join(" and ")}`);
+  }
+  if (options.generateCode === true) {
+    if (options.listen !== true) {
+      throw new UsageError(
+        `--generate-code goes with --listen; the connecting side reads the code with ` +
+          `--code-file FILE or ${CODE_ENV}`,
+      );
+    }
+    return generateCode();
+  }
+  let raw: string;
+  let source: string;
+  if (options.codeFile !== undefined) {
+    source = `--code-file ${options.codeFile}`;
+    try {
+      raw = await Deno.readTextFile(options.codeFile);
+    } catch (err) {
+      const reason = err instanceof Deno.errors.NotFound
+        ? "no such file"
+        : err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable
+        ? "permission denied"
+        : oneLine(err);
+      throw new UsageError(`cannot read the code file ${options.codeFile}: ${reason}`);
+    }
+  } else if (fromEnv !== undefined && fromEnv !== "") {
+    source = CODE_ENV;
+    raw = fromEnv;
+  } else {
+    return undefined;
+  }
+  try {
+    return normalizeCode(raw);
+  } catch (err) {
+    throw new UsageError(`${source}: ${oneLine(err)}`);
+  }
+}
+
+function envVar(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no permission to read it
+  }
+}
+
 /** Connects or listens; `null` when Ctrl-C stopped the wait for a peer. */
-async function open(options: PeerOptions, nick: string, out: Output): Promise<PeerSession | null> {
-  if (options.connect !== undefined) return await connectPeer({ ...options.connect, nick });
+async function open(
+  options: PeerOptions,
+  nick: string,
+  out: Output,
+  code: string | undefined,
+): Promise<PeerSession | null> {
+  const withCode = code !== undefined ? { code } : {};
+  if (options.connect !== undefined) {
+    return await connectPeer({ ...options.connect, nick, ...withCode });
+  }
   const interrupt = new AbortController();
   const stop = onInterrupt(() => interrupt.abort());
   try {
@@ -129,8 +233,9 @@ async function open(options: PeerOptions, nick: string, out: Output): Promise<Pe
       host: options.host,
       port: options.port,
       nick,
+      ...withCode,
       signal: interrupt.signal,
-      onListening: (addr) => out.listening(options.host, addr.port),
+      onListening: (addr) => out.listening(options.host, addr.port, code !== undefined),
       onRejected: (error, remote) => {
         warn(`rejected a connection from ${describeAddr(remote)}: ${error.message}`);
       },
@@ -149,7 +254,8 @@ async function open(options: PeerOptions, nick: string, out: Output): Promise<Pe
 
 /** How the session is shown: human text or JSON lines. */
 interface Output {
-  listening(host: string, port: number): void;
+  code(code: string): void;
+  listening(host: string, port: number, withCode: boolean): void;
   connected(session: PeerSession): void;
   text(event: PeerTextEvent): void;
   left(nick: string): void;
@@ -158,12 +264,17 @@ interface Output {
 
 function humanOutput(): Output {
   return {
-    listening(host, port) {
+    code(code) {
+      print(`Session code: ${code}`);
+      print("Tell it to your peer (in person or by phone); it works for this session only.");
+    },
+    listening(host, port, withCode) {
       const addresses = reachableAddresses(host, port);
       print("Listening on:");
       for (const address of addresses) print(`  ${address}`);
       print("On the other machine, run:");
-      print(`  chat peer --connect ${addresses[0]} --nick NAME`);
+      print(`  ${connectCommand(addresses[0], withCode)}`);
+      if (withCode) print(`  (FILE holds the session code; or set ${CODE_ENV} instead)`);
       print("Waiting for one peer… (Ctrl-C to stop)");
     },
     connected(session) {
@@ -188,13 +299,16 @@ function humanOutput(): Output {
 function jsonOutput(): Output {
   const emit = (value: object): void => print(JSON.stringify(value));
   return {
-    listening(host, port) {
+    code(code) {
+      emit({ type: "code", code });
+    },
+    listening(host, port, withCode) {
       const addresses = reachableAddresses(host, port);
       emit({
         type: "listening",
         port,
         addresses,
-        command: `chat peer --connect ${addresses[0]} --nick NAME`,
+        command: connectCommand(addresses[0], withCode),
       });
     },
     connected(session) {
@@ -210,6 +324,11 @@ function jsonOutput(): Output {
       emit({ type: "error", code: error.code, message: error.message });
     },
   };
+}
+
+/** The command the other side runs to reach `address`. */
+function connectCommand(address: string, withCode: boolean): string {
+  return `chat peer --connect ${address} --nick NAME${withCode ? " --code-file FILE" : ""}`;
 }
 
 /**

@@ -133,10 +133,21 @@ export interface RequestOptions {
    * `dm` again with the same id (from any session) is stored only once.
    */
   id?: string;
+  /** Binary data for the frame body (`relay` carries encrypted records so). */
+  body?: Uint8Array;
 }
 
-/** Every event the server sends (everything but `hello` and replies). */
-export type ServerEvent = Exclude<ServerMessage, { type: "hello" } | { type: "ok" }>;
+/** Request types never resent after a reconnect: in flight, they fail with `connection_lost`. */
+const NOT_RESENT: ReadonlySet<string> = new Set(["broadcast", "relay"]);
+
+/**
+ * Every event the server sends (everything but `hello` and replies). `relay` frames are
+ * not events: they go to {@linkcode ChatClient.onRelay} listeners.
+ */
+export type ServerEvent = Exclude<
+  ServerMessage,
+  { type: "hello" } | { type: "ok" } | { type: "relay" }
+>;
 
 /** The connection dropped; the client is about to reconnect (or close). */
 export interface DisconnectedEvent {
@@ -258,6 +269,8 @@ export class ChatClient implements AsyncDisposable {
   #warnedDrop = false;
   readonly #done: Promise<void>;
   #resolveDone!: () => void;
+  readonly #eventListeners = new Set<(event: ChatEvent) => void>();
+  readonly #relayListeners = new Set<(sid: string, body: Uint8Array) => void>();
 
   private constructor(options: ChatClientOptions) {
     if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
@@ -351,6 +364,25 @@ export class ChatClient implements AsyncDisposable {
   }
 
   /**
+   * Calls `listener` with every event as it is emitted (before the reader of
+   * {@linkcode events} gets it), for parts of an application that follow the session
+   * alongside its main reader. Returns the function that removes the listener.
+   */
+  onEvent(listener: (event: ChatEvent) => void): () => void {
+    this.#eventListeners.add(listener);
+    return () => this.#eventListeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` with the session id and the body of every `relay` frame (bytes of
+   * a private session relayed by the server). Returns the function that removes it.
+   */
+  onRelay(listener: (sid: string, body: Uint8Array) => void): () => void {
+    this.#relayListeners.add(listener);
+    return () => this.#relayListeners.delete(listener);
+  }
+
+  /**
    * Sends a request and resolves with the data of its `ok` reply. The request is
    * validated before it is sent; while disconnected it is queued and sent after the
    * session resumes.
@@ -388,7 +420,7 @@ export class ChatClient implements AsyncDisposable {
         new ChatError("duplicate_id", `a request with id "${id}" is already waiting for its reply`),
       );
     }
-    const bytes = encodeFrame(header);
+    const bytes = encodeFrame(header, options.body);
     const maxFrame = this.#server?.maxFrame;
     if (maxFrame !== undefined && bytes.length - 4 > maxFrame) {
       return Promise.reject(
@@ -728,7 +760,7 @@ export class ChatClient implements AsyncDisposable {
           break;
         }
         try {
-          this.#dispatch(link, message);
+          this.#dispatch(link, message, result.value.body);
         } catch (err) {
           if (err instanceof ChatError && err.code === "protocol_error") {
             fatal = err;
@@ -755,8 +787,17 @@ export class ChatClient implements AsyncDisposable {
     this.#linkLost(link, reason, fatal);
   }
 
-  #dispatch(link: Link, message: ServerMessage): void {
+  #dispatch(link: Link, message: ServerMessage, body: Uint8Array): void {
     switch (message.type) {
+      case "relay":
+        for (const listener of [...this.#relayListeners]) {
+          try {
+            listener(message.sid, body);
+          } catch (err) {
+            log.error("a relay listener threw: {error}", { error: describe(err) });
+          }
+        }
+        return;
       case "ok":
         this.#onOk(message);
         return;
@@ -884,12 +925,14 @@ export class ChatClient implements AsyncDisposable {
       return;
     }
     for (const pending of [...this.#pending.values()]) {
-      if (pending.type === "broadcast" && pending.sentOn === link) {
+      if (NOT_RESENT.has(pending.type) && pending.sentOn === link) {
         this.#pending.delete(pending.id);
         pending.reject(
           new ChatError(
             "connection_lost",
-            "the connection dropped before the server confirmed the broadcast; it may or may not have been delivered",
+            pending.type === "broadcast"
+              ? "the connection dropped before the server confirmed the broadcast; it may or may not have been delivered"
+              : `the connection dropped before the server confirmed the ${pending.type}`,
           ),
         );
       }
@@ -1053,9 +1096,20 @@ export class ChatClient implements AsyncDisposable {
   }
 
   #emit(event: ChatEvent): void {
+    this.#notify(event);
     if (!this.#events.push(event) && !this.#warnedDrop) {
       this.#warnedDrop = true;
       log.warn("events are not being read; dropping the oldest");
+    }
+  }
+
+  #notify(event: ChatEvent): void {
+    for (const listener of [...this.#eventListeners]) {
+      try {
+        listener(event);
+      } catch (err) {
+        log.error("an event listener threw: {error}", { error: describe(err) });
+      }
     }
   }
 
@@ -1104,6 +1158,7 @@ export class ChatClient implements AsyncDisposable {
     const closed: ClosedEvent = { type: "closed" };
     if (reason !== undefined) closed.reason = reason;
     if (error !== undefined) closed.code = error.code;
+    this.#notify(closed);
     this.#events.push(closed);
     this.#events.end();
     this.#resolveDone();

@@ -15,6 +15,7 @@
 import { nameKey } from "../protocol/names.ts";
 import type { ChatClient } from "./chat_client.ts";
 import { ChatError } from "./chat_error.ts";
+import type { PrivateSessions } from "./private_sessions.ts";
 import type { DisplayItem } from "./render.ts";
 import type { SessionState } from "./session_state.ts";
 
@@ -42,10 +43,18 @@ export type CommandClient = Pick<
   | "history"
 >;
 
+/** The part of {@linkcode PrivateSessions} the commands use. */
+export type PrivateControl = Pick<
+  PrivateSessions,
+  "start" | "accept" | "decline" | "send" | "stop"
+>;
+
 /** What a command handler works with. */
 export interface CommandContext {
   /** The connection. */
   readonly client: CommandClient;
+  /** Private (direct, end-to-end encrypted) sessions; absent where not offered. */
+  readonly privates?: PrivateControl;
   /** The current room, conversation and what is known of nicks and rooms. */
   readonly state: SessionState;
   /** Shows a reply, an error or a note to the user (a line, or a JSON line). */
@@ -82,6 +91,19 @@ export interface CommandSpec {
 }
 
 const DEFAULT_HISTORY = 20;
+
+function privatesOf(ctx: CommandContext): PrivateControl {
+  if (ctx.privates === undefined) {
+    throw new ChatError("unsupported", "private sessions are not available here");
+  }
+  return ctx.privates;
+}
+
+function oneNick(args: CommandArgs, spec: CommandSpec): string {
+  const nick = args.words[0];
+  if (nick === undefined || args.words.length > 1) throw usage(spec);
+  return nick;
+}
 
 function usage(spec: { name: string; args: string }): ChatError {
   return new ChatError("usage", `usage: /${spec.name}${spec.args ? ` ${spec.args}` : ""}`);
@@ -411,6 +433,58 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
   },
   {
+    name: "private",
+    aliases: ["startprivate"],
+    args: "NICK [TEXT]",
+    summary: "start a direct, end-to-end encrypted session with NICK that the server cannot " +
+      "read; with TEXT, send TEXT over it",
+    async handler(ctx, args) {
+      const nick = args.words[0];
+      if (nick === undefined) throw usage(this);
+      const text = args.rest(1);
+      if (text === "") await privatesOf(ctx).start(nick);
+      else await privatesOf(ctx).send(nick, text);
+    },
+  },
+  {
+    name: "p",
+    aliases: [],
+    args: "NICK TEXT",
+    summary: "send TEXT over the private session with NICK",
+    async handler(ctx, args) {
+      const nick = args.words[0];
+      if (nick === undefined) throw usage(this);
+      await privatesOf(ctx).send(nick, requireText(args, 1, this));
+    },
+  },
+  {
+    name: "accept",
+    aliases: [],
+    args: "NICK",
+    summary: "accept NICK's request for a private session",
+    async handler(ctx, args) {
+      await privatesOf(ctx).accept(oneNick(args, this));
+    },
+  },
+  {
+    name: "decline",
+    aliases: [],
+    args: "NICK",
+    summary: "decline NICK's request for a private session",
+    async handler(ctx, args) {
+      await privatesOf(ctx).decline(oneNick(args, this));
+    },
+  },
+  {
+    name: "stopprivate",
+    aliases: ["endprivate"],
+    args: "NICK",
+    summary: "close the private session with NICK (NICK is told)",
+    async handler(ctx, args) {
+      await privatesOf(ctx).stop(oneNick(args, this));
+    },
+  },
+  {
     name: "quit",
     aliases: ["logout", "exit", "bye"],
     args: "",
@@ -590,7 +664,17 @@ export async function executeLine(ctx: CommandContext, line: string): Promise<bo
 
 /** Which argument of which commands names a room, or a nick, for completion. */
 const ROOM_ARGS = new Set(["join", "leave", "members", "topic", "say"]);
-const NICK_ARGS = new Set(["msg", "query", "block", "unblock"]);
+const NICK_ARGS = new Set([
+  "msg",
+  "query",
+  "block",
+  "unblock",
+  "private",
+  "p",
+  "accept",
+  "decline",
+  "stopprivate",
+]);
 
 /**
  * Tab completion for `node:readline`: completes command names at the start of a

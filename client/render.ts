@@ -14,6 +14,7 @@
 import type { ReplyMap } from "../protocol/replies.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
 import type { ChatEvent, RequestType } from "./chat_client.ts";
+import type { PrivateEvent } from "./private_sessions.ts";
 
 /** The reply to a request, as shown to the user. */
 export type ReplyItem = {
@@ -50,7 +51,7 @@ export interface InfoItem {
 }
 
 /** Everything the terminal client shows. */
-export type DisplayItem = ChatEvent | ReplyItem | CommandErrorItem | InfoItem;
+export type DisplayItem = ChatEvent | ReplyItem | CommandErrorItem | InfoItem | PrivateEvent;
 
 /** How {@linkcode formatItem} renders. */
 export interface RenderOptions {
@@ -222,6 +223,37 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
       return [`${stamp()} ! connection closed${item.reason ? `: ${s(item.reason)}` : ""}`];
     case "info":
       return item.text.split("\n");
+    case "private_request":
+      return [
+        `${stamp()} * ${nick(item.from)} asks for a private session: /accept ${
+          s(item.from)
+        } or /decline ${s(item.from)}`,
+      ];
+    case "private_ready":
+    case "private_relay":
+    case "private_ended":
+      return []; // the private sessions report what follows (private_open, private_closed)
+    case "private_open":
+      return [
+        `${stamp()} * private session with ${nick(item.nick)} open: end-to-end encrypted, ${
+          item.via === "direct" ? "direct" : "relayed through the server"
+        }`,
+        `  compare with ${nick(item.nick)}: ${item.sas}` +
+        ` (if it differs, someone is listening in: /stopprivate ${s(item.nick)})`,
+      ];
+    case "private_text": {
+      const own = options.self !== undefined &&
+        item.from.toLowerCase() === options.self.toLowerCase();
+      return [
+        own
+          ? `${time(item.ts)} [private] -> ${nick(item.to)}: ${s(item.text)}`
+          : `${time(item.ts)} [private] <${nick(item.from)}> ${s(item.text)}`,
+      ];
+    }
+    case "private_closed":
+      return [`${stamp()} * private session with ${nick(item.nick)} closed: ${s(item.reason)}`];
+    case "private_info":
+      return [`${stamp()} * ${s(item.text)}`];
     case "reply":
       return formatReply(item, options);
   }
@@ -325,7 +357,13 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
         ...(item.data.more ? ["* (older messages exist)"] : []),
       ];
     case "read":
-      return [];
+    case "private_start":
+    case "private_accept":
+    case "private_decline":
+    case "private_stop":
+    case "private_relay":
+    case "relay":
+      return []; // the private sessions report progress themselves
     case "ping":
       return [`* pong`];
     case "logout":

@@ -23,6 +23,9 @@
  * - `invalid_nick`: the local nick breaks the naming rules.
  * - `connect_failed`: the other side could not be reached.
  * - `aborted`: waiting for a peer was cancelled.
+ * - `pake_failed`: the session code did not match on both sides (or only one side used
+ *   one, or the code exchange was tampered with); nothing was revealed about the code.
+ * - `invalid_code`: the local session code is empty or too long.
  */
 export type PeerErrorCode =
   | "handshake_failed"
@@ -37,7 +40,9 @@ export type PeerErrorCode =
   | "invalid_text"
   | "invalid_nick"
   | "connect_failed"
-  | "aborted";
+  | "aborted"
+  | "pake_failed"
+  | "invalid_code";
 
 /**
  * A failure of a peer session, with a stable {@linkcode PeerErrorCode}.

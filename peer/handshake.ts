@@ -43,8 +43,19 @@
  * | `chat-peer/1 confirm responder`   | HMAC key: responder's `mac = HMAC(key, th)`  |
  * | `chat-peer/1 sas` (ikm = th, no salt) | 16 bytes → 25-digit SAS (`sas.ts`)       |
  *
- * A later authentication mode (CPace) must announce itself in the hellos, so that it is
- * part of the transcript, and feed its output as `psk`.
+ * **Session codes (CPace).** When the users share a code (`chat peer --code-file`), both
+ * hellos also carry `pake: "cpace-ristretto255-sha512"` and `share`, a CPace share
+ * (`cpace.ts`): the initiator's is `Ya = g^ya` with `g` derived from the code, the
+ * channel identifier `chat-peer/1 cpace` and `sid` = the initiator's nonce (fresh, and
+ * sent before anything else, as the draft allows); the responder answers with `Yb`.
+ * Associated data: `initiator` / `responder`. Both compute the CPace ISK and use it as
+ * `psk` above, so the session keys depend on the X25519 secret *and* on the code: a man
+ * in the middle who runs two handshakes without the code derives keys that fail key
+ * confirmation on both sides (`pake_failed`), and what he saw (shares, hellos, MACs)
+ * lets him test no code guess offline; each live attempt tests one guess. When one side
+ * has a code and the other none, the responder refuses with `peer_error` code
+ * `pake_failed` (the initiator checks the responder's hello the same way). The shares
+ * are in the hellos, hence in the transcript and the SAS.
  *
  * **Nonces.** Record n of a direction uses nonce `0x00000000 || u64be(n)` under that
  * direction's key; n starts at 0 (the `peer_confirm`) and never repeats; the counter
@@ -79,11 +90,15 @@ import {
 import {
   clip,
   parseHandshakeMessage,
+  PEER_PAKE,
   PEER_PROTOCOL_VERSION,
   PEER_SUITE,
   type PeerHello,
 } from "./messages.ts";
 import { deriveSas } from "./sas.ts";
+import { normalizeCode } from "./code.ts";
+import { type CpaceState, finishCpace, startCpace } from "./cpace.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 import { SecureChannel } from "./secure_channel.ts";
 
 const log = getLogger(["chat", "peer"]);
@@ -106,6 +121,11 @@ export interface HandshakeOptions {
   timeoutMs?: number;
   /** A secret both sides already share, mixed into the key schedule. Default none. */
   psk?: Uint8Array;
+  /**
+   * A session code both users know (normalised with `normalizeCode`): runs CPace and
+   * binds the session keys to it. Both sides must give the same code, or neither.
+   */
+  code?: string;
   /** Records allowed per direction (see {@linkcode SecureChannel}); for tests. */
   maxRecords?: bigint;
 }
@@ -127,7 +147,8 @@ export interface HandshakeResult {
  * {@linkcode PeerError} is thrown; the responder first tells the other side why (in a
  * plaintext `peer_error`) when the failure is in the other side's hello.
  *
- * @throws {PeerError} `handshake_failed`, `version` or `timeout`.
+ * @throws {PeerError} `handshake_failed`, `version`, `timeout`, `pake_failed` (codes differ,
+ * or only one side has one) or `invalid_code`.
  * @example
  * ```ts ignore
  * import { performHandshake } from "./handshake.ts";
@@ -173,41 +194,65 @@ async function run(transport: ByteChannel, options: HandshakeOptions): Promise<H
   const { role } = options;
   const nickProblem = nameProblem(options.nick);
   if (nickProblem !== null) throw new PeerError("invalid_nick", `nick ${nickProblem}`);
+  const code = options.code === undefined ? undefined : normalizeCode(options.code);
   const reader = new ByteReader(transport);
   const keyPair = await crypto.subtle.generateKey({ name: "X25519" }, false, [
     "deriveBits",
   ]) as CryptoKeyPair;
   const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey));
-  const hello: PeerHello = {
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  const makeHello = (cpace: CpaceState | null): PeerHello => ({
     type: "peer_hello",
     v: PEER_PROTOCOL_VERSION,
     role,
     nick: options.nick,
     key: toBase64Url(publicKey),
-    nonce: toBase64Url(crypto.getRandomValues(new Uint8Array(32))),
+    nonce: toBase64Url(nonce),
     suite: PEER_SUITE,
-  };
-  const ownFrame = encodeFrame(hello);
-  const ownPayload = ownFrame.subarray(4);
+    ...(cpace ? { pake: PEER_PAKE, share: toBase64Url(cpace.share) } : {}),
+  });
 
+  let ownFrame: Uint8Array;
   let remotePayload: Uint8Array;
   let remote: PeerHello;
   let sharedSecret: Uint8Array;
+  let cpace: CpaceState | null = null;
   if (role === "initiator") {
+    // The initiator's nonce is the CPace session id: fresh, and sent first.
+    if (code !== undefined) cpace = await startCpace(cpaceInput(code, nonce, "initiator"));
+    ownFrame = encodeFrame(makeHello(cpace));
     await writeAll(transport, ownFrame);
     remotePayload = await readHandshakeFrame(reader, "the responder's hello");
     remote = checkHello(decodeHandshakePayload(remotePayload), "responder");
+    checkPake(remote, code, "initiator");
     sharedSecret = await agree(keyPair.privateKey, remote.key);
   } else {
     try {
       remotePayload = await readHandshakeFrame(reader, "the initiator's hello");
       remote = checkHello(decodeHandshakePayload(remotePayload), "initiator");
+      checkPake(remote, code, "responder");
       sharedSecret = await agree(keyPair.privateKey, remote.key);
+      if (code !== undefined) {
+        cpace = await startCpace(cpaceInput(code, fromBase64Url(remote.nonce), "responder"));
+      }
     } catch (err) {
       await refuse(transport, err);
       throw err;
     }
+    ownFrame = encodeFrame(makeHello(cpace));
     await writeAll(transport, ownFrame);
+  }
+  const ownPayload = ownFrame.subarray(4);
+  let psk = options.psk;
+  if (cpace !== null) {
+    const isk = await finishCpace(
+      cpace,
+      role,
+      fromBase64Url(remote.share!),
+      role === "initiator" ? "responder" : "initiator",
+    );
+    psk = concatBytes([isk, options.psk ?? new Uint8Array(0)]);
+    isk.fill(0);
   }
 
   const th = await transcriptHash(
@@ -217,9 +262,10 @@ async function run(transport: ByteChannel, options: HandshakeOptions): Promise<H
   const secrets = await deriveSessionSecrets({
     sharedSecret,
     transcriptHash: th,
-    ...(options.psk ? { psk: options.psk } : {}),
+    ...(psk ? { psk } : {}),
   });
   sharedSecret.fill(0);
+  if (cpace !== null) psk!.fill(0);
   const initiator = role === "initiator";
   const channel = await SecureChannel.create(
     transport,
@@ -238,6 +284,14 @@ async function run(transport: ByteChannel, options: HandshakeOptions): Promise<H
   } catch (err) {
     const peerError = findPeerError(err);
     if (peerError?.code === "decrypt_failed" || peerError?.code === "bad_record") {
+      if (cpace !== null) {
+        throw new PeerError(
+          "pake_failed",
+          "key confirmation failed: the two sides do not have the same code " +
+            "(or someone without the code is in the middle)",
+          { cause: err },
+        );
+      }
       throw new PeerError(
         "handshake_failed",
         "key confirmation failed: the connection was tampered with, " +
@@ -264,7 +318,7 @@ async function run(transport: ByteChannel, options: HandshakeOptions): Promise<H
   }
   if (!await verifyConfirmation(remoteConfirmKey, th, fromBase64Url(confirm.mac))) {
     throw new PeerError(
-      "handshake_failed",
+      cpace !== null ? "pake_failed" : "handshake_failed",
       "key confirmation failed: the other side's MAC does not match the transcript",
     );
   }
@@ -272,6 +326,42 @@ async function run(transport: ByteChannel, options: HandshakeOptions): Promise<H
   const sas = await deriveSas(th);
   log.debug("handshake done as {role} with {nick}", { role, nick: remote.nick });
   return { channel, remoteNick: remote.nick, sas, transcriptHash: th };
+}
+
+/** The channel identifier of the CPace runs of peer sessions. */
+const CPACE_CI = "chat-peer/1 cpace";
+
+function cpaceInput(code: string, sid: Uint8Array, ad: PeerRole) {
+  return { prs: code, ci: CPACE_CI, sid, ad };
+}
+
+/** Both sides use a code, or neither; the PAKE must be the one this side runs. */
+function checkPake(remote: PeerHello, code: string | undefined, self: PeerRole): void {
+  if (remote.pake === undefined) {
+    if (code === undefined) return;
+    throw new PeerError(
+      "pake_failed",
+      self === "responder"
+        ? "this side requires a session code and the other side gave none: " +
+          "both sides must use the same code"
+        : "the other side did not use the session code: both sides must use the same code",
+    );
+  }
+  if (code === undefined) {
+    throw new PeerError(
+      "pake_failed",
+      "the other side uses a session code and this side has none: " +
+        "both sides must use the same code",
+    );
+  }
+  if (remote.pake !== PEER_PAKE || remote.share === undefined) {
+    throw new PeerError(
+      "pake_failed",
+      `the other side runs the PAKE "${clip(remote.pake)}"${
+        remote.share === undefined ? " without a share" : ""
+      }; this side runs ${PEER_PAKE}`,
+    );
+  }
 }
 
 /** X25519 with the other side's public key; refuses low-order points (an all-zero result). */
@@ -345,8 +435,14 @@ function checkHello(header: Record<string, unknown>, expectedRole: PeerRole): Pe
   const message = parseHandshakeMessage(header);
   if (message.type === "peer_error") {
     throw new PeerError(
-      message.code === "version" ? "version" : "handshake_failed",
-      `the other side refused the handshake (${clip(message.code, 32)}): ${clip(message.message)}`,
+      message.code === "version"
+        ? "version"
+        : message.code === "pake_failed"
+        ? "pake_failed"
+        : "handshake_failed",
+      `the other side refused the handshake (${clip(message.code, 32)}): ${
+        clip(message.message, 200)
+      }`,
     );
   }
   if (message.type !== "peer_hello") {

@@ -9,6 +9,7 @@ import { nameProblem } from "../protocol/names.ts";
 import { listen, tuneAccepted } from "../transport/net.ts";
 import { PeerError } from "./errors.ts";
 import { performHandshake } from "./handshake.ts";
+import { normalizeCode } from "./code.ts";
 import { PeerSession } from "./session.ts";
 
 const log = getLogger(["chat", "peer"]);
@@ -38,6 +39,10 @@ export interface ListenPeerOptions {
   onRejected?: (error: PeerError, remoteAddr: Deno.Addr) => void;
   /** Stops waiting: the listener closes and the promise rejects with `aborted`. */
   signal?: AbortSignal;
+  /** A session code the dialling side must also give (CPace); see `performHandshake`. */
+  code?: string;
+  /** A secret the dialling side must also have, mixed into the key schedule. */
+  psk?: Uint8Array;
 }
 
 /**
@@ -47,7 +52,8 @@ export interface ListenPeerOptions {
  * (bounded), so a silent connection cannot block the real peer; the first to complete
  * wins and the rest are closed.
  *
- * @throws {PeerError} `invalid_nick` or `aborted`; errors of binding the address as is.
+ * @throws {PeerError} `invalid_nick`, `invalid_code` or `aborted`; errors of binding the
+ * address as is.
  * @example
  * ```ts ignore
  * import { listenPeer } from "./listen.ts";
@@ -62,6 +68,7 @@ export interface ListenPeerOptions {
 export async function listenPeer(options: ListenPeerOptions): Promise<PeerSession> {
   const problem = nameProblem(options.nick);
   if (problem !== null) throw new PeerError("invalid_nick", `nick ${problem}`);
+  if (options.code !== undefined) normalizeCode(options.code); // fails before listening
   if (options.signal?.aborted) throw abortedError(options.signal);
   const maxPending = options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES;
   const listener = listen({ host: options.host ?? "0.0.0.0", port: options.port });
@@ -92,6 +99,8 @@ export async function listenPeer(options: ListenPeerOptions): Promise<PeerSessio
           role: "responder",
           nick: options.nick,
           ...(options.handshakeTimeoutMs ? { timeoutMs: options.handshakeTimeoutMs } : {}),
+          ...(options.code !== undefined ? { code: options.code } : {}),
+          ...(options.psk !== undefined ? { psk: options.psk } : {}),
         });
         pending.delete(conn);
         const session = new PeerSession({

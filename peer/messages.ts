@@ -24,6 +24,9 @@ export const PEER_PROTOCOL_VERSION = 1;
 /** The only cipher suite of version 1: X25519, HKDF-SHA256, AES-256-GCM. */
 export const PEER_SUITE = "x25519-hkdf-sha256-aes256gcm";
 
+/** The PAKE of version 1 sessions with a code: CPace over ristretto255 with SHA-512. */
+export const PEER_PAKE = "cpace-ristretto255-sha512";
+
 /** A 32-byte value in unpadded base64url (43 characters). */
 const bytes32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "expected 32 bytes in base64url");
 
@@ -37,6 +40,10 @@ export const handshakeSchemas = {
     key: bytes32,
     nonce: bytes32,
     suite: z.string().max(64),
+    /** Present when this side uses a session code: the PAKE it runs. */
+    pake: z.string().max(64).optional(),
+    /** This side's CPace share (with `pake`). */
+    share: bytes32.optional(),
   }),
   peer_error: z.object({
     type: z.literal("peer_error"),

@@ -15,7 +15,9 @@
  */
 
 export * from "./byte_reader.ts";
+export * from "./code.ts";
 export * from "./connect.ts";
+export * from "./cpace.ts";
 export * from "./errors.ts";
 export * from "./handshake.ts";
 export * from "./key_schedule.ts";

@@ -25,6 +25,9 @@ const anyText = z.string();
 const messageId = z.number().int().nonnegative();
 const seconds = z.number().nonnegative().max(1e9);
 
+/** A private session's id: 16 to 64 base64url characters, chosen by the requester. */
+const privateSid = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, "expected a base64url session id");
+
 function request<T extends string, S extends z.ZodRawShape>(type: T, shape: S) {
   return z.object({ type: z.literal(type), id: requestId, ...shape });
 }
@@ -66,6 +69,19 @@ export const clientSchemas = {
   }),
   sync: request("sync", { after: messageId, limit: z.number().int().min(1).max(500).optional() }),
   read: request("read", { ids: z.array(messageId).min(1).max(1000) }),
+  // Private sessions (server/private.ts): the server introduces two clients, who then
+  // talk directly (or relay records it cannot read through it).
+  private_start: request("private_start", {
+    nick: shortText,
+    sid: privateSid,
+    port: z.number().int().min(1).max(65535),
+  }),
+  private_accept: request("private_accept", { nick: shortText }),
+  private_decline: request("private_decline", { nick: shortText }),
+  private_stop: request("private_stop", { nick: shortText }),
+  private_relay: request("private_relay", { sid: privateSid }),
+  /** Carries opaque bytes (encrypted records) in the frame body to the other side. */
+  relay: request("relay", { sid: privateSid }),
 } as const;
 
 const storedMessage = {
@@ -128,6 +144,30 @@ export const serverSchemas = {
   }),
   contact: z.object({ type: z.literal("contact"), nick: shortText, online: z.boolean() }),
   notice: z.object({ type: z.literal("notice"), code: shortText, text: anyText }),
+  /** `from` asks for a private session; answer with `private_accept` or `private_decline`. */
+  private_request: z.object({
+    type: z.literal("private_request"),
+    sid: privateSid,
+    from: shortText,
+  }),
+  /** `nick` accepted: it dials this side's peer listener from `host`. */
+  private_ready: z.object({
+    type: z.literal("private_ready"),
+    sid: privateSid,
+    nick: shortText,
+    host: shortText,
+  }),
+  /** `nick` could not connect directly: the session's records go through `relay`. */
+  private_relay: z.object({ type: z.literal("private_relay"), sid: privateSid, nick: shortText }),
+  /** The private session with `nick` ended or was refused (`declined`, `stopped`, `offline`). */
+  private_ended: z.object({
+    type: z.literal("private_ended"),
+    sid: privateSid,
+    nick: shortText,
+    reason: shortText,
+  }),
+  /** Relayed bytes of a private session, in the frame body. */
+  relay: z.object({ type: z.literal("relay"), sid: privateSid }),
 } as const;
 
 type Schemas<T> = { [K in keyof T]: T[K] extends z.ZodType ? z.infer<T[K]> : never };

@@ -14,6 +14,8 @@ import {
 
 type Header = Record<string, unknown>;
 
+const SID = "c2lkLW9mLWEtcHJpdmF0ZS1zZXNzaW9u";
+
 /** One valid sample of every client message; the type forces one per schema key. */
 const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
   hello: { type: "hello", v: PROTOCOL_VERSION, features: ["rooms", "dm"], agent: "chat/test" },
@@ -41,6 +43,12 @@ const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
   history: { type: "history", id: "c22", room: "lobby", before: 100, limit: 50 },
   sync: { type: "sync", id: "c23", after: 0, limit: 500 },
   read: { type: "read", id: "c24", ids: [1, 2, 3] },
+  private_start: { type: "private_start", id: "c25", nick: "bob", sid: SID, port: 40123 },
+  private_accept: { type: "private_accept", id: "c26", nick: "alice" },
+  private_decline: { type: "private_decline", id: "c27", nick: "alice" },
+  private_stop: { type: "private_stop", id: "c28", nick: "bob" },
+  private_relay: { type: "private_relay", id: "c29", sid: SID },
+  relay: { type: "relay", id: "c30", sid: SID },
 };
 
 /** One valid sample of every server message; the type forces one per schema key. */
@@ -63,6 +71,11 @@ const SERVER_SAMPLES: { [K in keyof ServerMessageMap]: ServerMessageMap[K] } = {
   receipt: { type: "receipt", id: 8, status: "read", by: "bob", ts: 1700000000005 },
   contact: { type: "contact", nick: "bob", online: false },
   notice: { type: "notice", code: "idle_timeout", text: "bye" },
+  private_request: { type: "private_request", sid: SID, from: "alice" },
+  private_ready: { type: "private_ready", sid: SID, nick: "bob", host: "192.0.2.7" },
+  private_relay: { type: "private_relay", sid: SID, nick: "bob" },
+  private_ended: { type: "private_ended", sid: SID, nick: "bob", reason: "declined" },
+  relay: { type: "relay", sid: SID },
 };
 
 const SIDES = [

@@ -15,6 +15,7 @@ import type { NickState, ReplyMap } from "../protocol/replies.ts";
 import { ALL_SUBJECT, roomSubject, userSubject } from "./broker.ts";
 import { CommandError } from "./errors.ts";
 import { type ChatHub, roomKeyOf, type Session } from "./hub.ts";
+import { privateCommands } from "./private.ts";
 
 const log = getLogger(["chat", "server", "commands"]);
 
@@ -24,6 +25,8 @@ export interface CommandContext {
   readonly hub: ChatHub;
   /** The requesting session. */
   readonly session: Session;
+  /** The request frame's binary body, when the connection passes it (`relay`). */
+  readonly body?: Uint8Array;
 }
 
 /** The request of a given type. */
@@ -396,6 +399,14 @@ export const commands: CommandTable = {
       return { count: newlyRead.length };
     },
   },
+
+  // Private sessions: see server/private.ts.
+  private_start: privateCommands.private_start,
+  private_accept: privateCommands.private_accept,
+  private_decline: privateCommands.private_decline,
+  private_stop: privateCommands.private_stop,
+  private_relay: privateCommands.private_relay,
+  relay: privateCommands.relay,
 };
 
 async function requireOther(

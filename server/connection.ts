@@ -243,7 +243,7 @@ export class ClientConnection implements SessionPort {
     if (MESSAGE_TYPES.has(message.type)) counters.messagesIn++;
     const spec = commands[message.type] as CommandSpec<typeof message.type>;
     if (spec.activity !== false) this.#session.lastCommandAt = now;
-    const ctx: CommandContext = { hub: this.#hub, session: this.#session };
+    const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };
     const done = this.#reply(message.id, spec.run(ctx, message as never));
     if (spec.endsSession) {
       await Promise.allSettled(this.#inFlight);

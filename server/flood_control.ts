@@ -10,8 +10,11 @@ import { TokenBucket } from "./rate_limit.ts";
 
 /** Request types that send a message to others. */
 export const MESSAGE_TYPES: ReadonlySet<string> = new Set(["say", "dm", "broadcast"]);
-/** Request types never limited (keepalives). */
-const FREE_TYPES: ReadonlySet<string> = new Set(["ping"]);
+/**
+ * Request types never limited: keepalives, and relayed peer records, which only reach
+ * the one peer of an accepted private session and are paced by its reading.
+ */
+const FREE_TYPES: ReadonlySet<string> = new Set(["ping", "relay"]);
 
 /** The outcome of {@linkcode FloodControl.admit}. */
 export type Admission =

@@ -210,7 +210,7 @@ class RunningServer implements ChatServer {
       for await (const conn of this.#listener) {
         tuneAccepted(conn);
         const addr = conn.remoteAddr as Deno.NetAddr;
-        const ip = addr.hostname;
+        const ip = plainIp(addr.hostname);
         const refusal = this.#refusal(ip);
         if (refusal !== null) {
           this.hub.metrics.counters.connectionsRefused++;
@@ -292,6 +292,23 @@ class RunningServer implements ChatServer {
     log.info("shut down");
     this.#resolveFinished();
   }
+}
+
+/**
+ * A client's IP address as people write it: IPv4-mapped IPv6 addresses (a dual-stack
+ * listener's view of an IPv4 client) unwrapped, so per-address limits and the addresses
+ * handed to peers see one form.
+ *
+ * @example
+ * ```ts
+ * import { plainIp } from "./server.ts";
+ * plainIp("::ffff:192.0.2.7"); // "192.0.2.7"
+ * plainIp("2001:db8::1"); // "2001:db8::1"
+ * ```
+ */
+export function plainIp(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped ? mapped[1] : address;
 }
 
 /** Milliseconds between two batches of closes while draining. */

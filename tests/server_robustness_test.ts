@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ca, cert, key } from "./helpers/tls.ts";
 import { delay, Probe, withServer } from "./helpers/harness.ts";
 import { FramedConnection } from "../transport/framed_connection.ts";
+import { plainIp } from "../server/server.ts";
 
 function rawFrame(payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + payload.length);
@@ -158,4 +159,11 @@ Deno.test("TLS: the server serves TLS and clients verify it against the CA", asy
     await assert.rejects(Probe.dial(server, { caCerts: [] }));
     await alice.ok("ping");
   }, { tls: { cert, key } });
+});
+
+Deno.test("addresses: IPv4-mapped IPv6 client addresses are written as plain IPv4", () => {
+  assert.equal(plainIp("::ffff:192.0.2.7"), "192.0.2.7");
+  assert.equal(plainIp("::FFFF:10.0.0.1"), "10.0.0.1");
+  assert.equal(plainIp("2001:db8::1"), "2001:db8::1");
+  assert.equal(plainIp("127.0.0.1"), "127.0.0.1");
 });
