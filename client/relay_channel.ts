@@ -8,6 +8,7 @@
  * @module
  */
 
+import { ByteQueue } from "../transport/byte_queue.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
 import type { ChatClient } from "./chat_client.ts";
 import { ChatError } from "./chat_error.ts";
@@ -34,10 +35,7 @@ export class RelayChannel implements ByteChannel {
   readonly #client: RelayClient;
   readonly #sid: string;
   readonly #unsubscribe: () => void;
-  #chunks: Uint8Array[] = [];
-  #waiter: (() => void) | null = null;
-  #ended = false;
-  #closed = false;
+  readonly #incoming = new ByteQueue();
   #failure: Error | null = null;
 
   /** Starts collecting the `relay` frames of session `sid` at once. */
@@ -56,42 +54,30 @@ export class RelayChannel implements ByteChannel {
 
   /** Delivers bytes that arrived from the other side. */
   push(bytes: Uint8Array): void {
-    if (this.#closed || this.#ended || bytes.length === 0) return;
-    this.#chunks.push(bytes);
-    this.#wake();
+    this.#incoming.push(bytes);
   }
 
   /** The other side's stream ended: reads return `null` once the buffered bytes are read. */
   end(): void {
-    this.#ended = true;
-    this.#wake();
+    this.#incoming.end();
   }
 
   /** The relay broke (the connection to the server was lost): reads and writes fail. */
   fail(error: Error): void {
     if (this.#failure === null) this.#failure = error;
-    this.#wake();
+    this.#incoming.fail(error);
   }
 
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#closed) throw new Deno.errors.BadResource("the relay channel is closed");
-      if (this.#failure !== null) throw this.#failure;
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#waiter = resolve);
-    }
-    const chunk = this.#chunks[0];
-    const n = Math.min(p.length, chunk.length);
-    p.set(chunk.subarray(0, n));
-    if (n === chunk.length) this.#chunks.shift();
-    else this.#chunks[0] = chunk.subarray(n);
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#incoming.read(p);
   }
 
   /** Sends all of `p` in `relay` frames, each acknowledged by the server before the next. */
   async write(p: Uint8Array): Promise<number> {
     for (let offset = 0; offset < p.length; offset += RELAY_CHUNK_BYTES) {
-      if (this.#closed) throw new Deno.errors.BadResource("the relay channel is closed");
+      if (this.#incoming.closed) {
+        throw new Deno.errors.BadResource("the relay channel is closed");
+      }
       if (this.#failure !== null) throw this.#failure;
       try {
         await this.#client.request("relay", { sid: this.#sid }, {
@@ -111,16 +97,8 @@ export class RelayChannel implements ByteChannel {
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#chunks = [];
+    if (this.#incoming.closed) return;
+    this.#incoming.close();
     this.#unsubscribe();
-    this.#wake();
-  }
-
-  #wake(): void {
-    const waiter = this.#waiter;
-    this.#waiter = null;
-    waiter?.();
   }
 }

@@ -5,63 +5,32 @@
  * @module
  */
 
+import { ByteQueue } from "../transport/byte_queue.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
 
 class MemoryEnd implements ByteChannel {
-  #chunks: Uint8Array[] = [];
-  #waiter: (() => void) | null = null;
-  #ended = false;
-  #closed = false;
+  readonly #incoming = new ByteQueue();
   peer!: MemoryEnd;
 
-  /** Delivers bytes written by the other end. */
-  deliver(bytes: Uint8Array): void {
-    if (this.#closed) return;
-    this.#chunks.push(bytes.slice());
-    this.#wake();
-  }
-
-  /** The other end closed: reads end once the delivered bytes are consumed. */
-  end(): void {
-    this.#ended = true;
-    this.#wake();
-  }
-
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#closed) throw new Deno.errors.BadResource("the channel is closed");
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#waiter = resolve);
-    }
-    const chunk = this.#chunks[0];
-    const n = Math.min(p.length, chunk.length);
-    p.set(chunk.subarray(0, n));
-    if (n === chunk.length) this.#chunks.shift();
-    else this.#chunks[0] = chunk.subarray(n);
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#incoming.read(p);
   }
 
   write(p: Uint8Array): Promise<number> {
-    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("the channel is closed"));
-    if (this.peer.#closed) {
+    if (this.#incoming.closed) {
+      return Promise.reject(new Deno.errors.BadResource("the channel is closed"));
+    }
+    if (this.peer.#incoming.closed) {
       return Promise.reject(new Deno.errors.BrokenPipe("the other end is closed"));
     }
-    this.peer.deliver(p);
+    this.peer.#incoming.push(p.slice());
     return Promise.resolve(p.length);
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#chunks = [];
-    this.#wake();
-    this.peer.end();
-  }
-
-  #wake(): void {
-    const waiter = this.#waiter;
-    this.#waiter = null;
-    waiter?.();
+    if (this.#incoming.closed) return;
+    this.#incoming.close();
+    this.peer.#incoming.end();
   }
 }
 

@@ -7,3 +7,4 @@
 export * from "./errors.ts";
 export * from "./framed_connection.ts";
 export * from "./net.ts";
+export * from "./byte_queue.ts";
