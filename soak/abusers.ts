@@ -1,0 +1,189 @@
+/**
+ * The soak's abusive clients, in their own process: `budget` connections opened at an
+ * even pace over a window, at most `concurrency` at once, each one kind of abuse
+ * (see abuse.ts) in turn.
+ *
+ * ```sh
+ * deno run --allow-net=127.0.0.1 soak/abusers.ts '<AbusersArgs as JSON>'
+ * ```
+ *
+ * Prints `{"ready": true}`, then answers on stdin (see side_channel.ts): `go` starts
+ * the paced connections (every kind but slowloris, in turn), `wave` with a `count`
+ * opens that many slowloris connections at once (they need the server's whole login
+ * deadline, so the coordinator sends them when they can finish before the server is
+ * killed or the window ends), `restarting` marks the connections open so far as
+ * spanning a server restart (odd endings are then not the server's answer), `stats` reports the counts so far, `stop` stops opening
+ * new ones, closes those still open and reports the final counts, `exit` ends the
+ * process.
+ *
+ * @module
+ */
+
+import {
+  ABUSE_KINDS,
+  type AbuseContext,
+  type AbuseStats,
+  emptyAbuseStats,
+  runAbuse,
+} from "./abuse.ts";
+import type { RawConn } from "./raw_conn.ts";
+import { cpuSeconds } from "./loop_lag.ts";
+import { Rng } from "./rng.ts";
+
+/** The kinds opened at a steady pace: all but slowloris, which comes in waves. */
+const PACED_KINDS = ABUSE_KINDS.filter((kind) => kind !== "slowloris");
+import { emit, serveCommands } from "./side_channel.ts";
+
+/** What the process is told on its command line. */
+export interface AbusersArgs {
+  /** The server's port on 127.0.0.1. */
+  port: number;
+  /** This process's number (nicks and seeds differ per process). */
+  proc: number;
+  /** Connections to open at a steady pace (slowloris waves come on top). */
+  budget: number;
+  /** Connections open at once, at most. */
+  concurrency: number;
+  /** Milliseconds over which the connections are spread. */
+  windowMs: number;
+  /** Seed of the random choices. */
+  seed: number;
+  /** The server's login deadline, in ms. */
+  loginTimeoutMs: number;
+  /** How long a connection that never reads waits before looking, in ms. */
+  neverReadHoldMs: number;
+  /** Most frames a flooder sends (in batches, until it is disconnected). */
+  floodFrames: number;
+  /** Rooms of the well-behaved clients. */
+  goodRooms: number;
+  /** Well-behaved clients. */
+  goodClients: number;
+}
+
+class Abusers {
+  readonly stats: AbuseStats = emptyAbuseStats();
+  readonly #args: AbusersArgs;
+  readonly #open = new Set<RawConn>();
+  readonly #abort = new AbortController();
+  #workers: Promise<void>[] = [];
+  readonly #rng: Rng;
+  #next = 0;
+  #nicks = 0;
+  #waveRuns = 0;
+  #epoch = 0;
+
+  constructor(args: AbusersArgs) {
+    this.#args = args;
+    this.#rng = new Rng(args.seed);
+  }
+
+  go(): void {
+    const args = this.#args;
+    const started = performance.now();
+    // Spread over 90% of the window, so the last ones finish inside it.
+    const spacingMs = (args.windowMs * 0.9) / Math.max(1, args.budget);
+    const worker = async (w: number): Promise<void> => {
+      const ctx = this.#context(w);
+      while (!this.#abort.signal.aborted) {
+        const ticket = this.#next++;
+        if (ticket >= args.budget) return;
+        const wait = started + ticket * spacingMs - performance.now();
+        if (wait > 0) await sleep(wait, this.#abort.signal);
+        if (this.#abort.signal.aborted) return;
+        const kind = PACED_KINDS[(ticket + args.proc) % PACED_KINDS.length]!;
+        const before = this.stats.connectFailed;
+        await runAbuse(kind, ctx, this.stats);
+        // The server is down (restarting): do not spin.
+        if (this.stats.connectFailed > before) await sleep(200, this.#abort.signal);
+      }
+    };
+    for (let w = 0; w < args.concurrency; w++) this.#workers.push(worker(w));
+  }
+
+  /** Opens `count` slowloris connections at once. */
+  wave(count: number): void {
+    for (let i = 0; i < count && !this.#abort.signal.aborted; i++) {
+      const ctx = this.#context(this.#args.concurrency + this.#waveRuns++);
+      this.#workers.push(runAbuse("slowloris", ctx, this.stats));
+    }
+  }
+
+  #context(w: number): AbuseContext {
+    const args = this.#args;
+    return {
+      port: args.port,
+      rng: this.#rng.fork(w),
+      nextNick: () => `ab${args.proc}x${this.#nicks++}`,
+      loginTimeoutMs: args.loginTimeoutMs,
+      neverReadHoldMs: args.neverReadHoldMs,
+      floodFrames: args.floodFrames,
+      goodRooms: args.goodRooms,
+      goodClients: args.goodClients,
+      track: (conn) => {
+        this.#open.add(conn);
+        return () => this.#open.delete(conn);
+      },
+      signal: this.#abort.signal,
+      epoch: () => this.#epoch,
+    };
+  }
+
+  /** Notes that the server is about to be killed (and again once it is back). */
+  restarting(): void {
+    this.#epoch++;
+  }
+
+  async stop(): Promise<AbuseStats> {
+    this.#abort.abort();
+    for (const conn of [...this.#open]) conn.close();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(this.#workers),
+      new Promise((resolve) => timer = setTimeout(resolve, 5000)),
+    ]);
+    clearTimeout(timer);
+    return this.stats;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
+
+if (import.meta.main) {
+  let abusers: Abusers;
+  try {
+    abusers = new Abusers(JSON.parse(Deno.args[0] ?? "") as AbusersArgs);
+  } catch (err) {
+    emit({ error: err instanceof Error ? err.message : String(err) });
+    Deno.exit(1);
+  }
+  emit({ ready: true, pid: Deno.pid });
+  await serveCommands({
+    go: () => {
+      abusers.go();
+      return {};
+    },
+    wave: (request) => {
+      abusers.wave(Math.max(0, Math.min(10_000, Number(request.count) || 0)));
+      return {};
+    },
+    restarting: () => {
+      abusers.restarting();
+      return {};
+    },
+    stats: () => ({ stats: abusers.stats }),
+    stop: async () => ({ stats: await abusers.stop(), cpuSeconds: cpuSeconds() }),
+    exit: () => abusers.stop(),
+  });
+  Deno.exit(0);
+}

@@ -1,0 +1,589 @@
+/**
+ * The soak coordinator: starts the server and the client processes, lets the
+ * well-behaved clients chat while the abusers misbehave, kills the server with SIGKILL
+ * midway and starts it again on the same data folder and port, then checks that every
+ * acknowledged message is in history and was delivered exactly once to each of its
+ * recipients. Every child process is ended on the way out, whatever happens.
+ *
+ * @example
+ * ```ts ignore
+ * import { runSoak } from "./soak.ts";
+ * import { QUICK_SOAK } from "./options.ts";
+ * import { formatReport, soakFailures } from "./report.ts";
+ * const report = await runSoak({ ...QUICK_SOAK, seed: 1 }, console.error);
+ * console.log(formatReport(report).join("\n"));
+ * Deno.exit(soakFailures(report).length === 0 ? 0 : 1);
+ * ```
+ *
+ * @module
+ */
+
+import { ChatClient } from "../client/chat_client.ts";
+import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
+import { ABUSE_KINDS, type AbuseStats, emptyAbuseStats, mergeAbuseStats } from "./abuse.ts";
+import type { AbusersArgs } from "./abusers.ts";
+import { type ChildSpec, describeStatus, SoakChild } from "./child.ts";
+import type { GoodClientsArgs, StopAnswer, VerifyAnswer } from "./good_clients.ts";
+import type { SoakOptions } from "./options.ts";
+import { GOOD_PASSWORD, planProblem, type SoakPlan } from "./plan.ts";
+import { soakFailures, type SoakReport } from "./report.ts";
+import { ackCollisions, type AckedMessage } from "./verify.ts";
+
+/** Receives progress lines while the soak runs. */
+export type SoakLog = (line: string) => void;
+
+/** Connections kept free on the per-IP cap besides clients and abusers. */
+const CAP_MARGIN = 100;
+
+/**
+ * The traffic window of a run of `durationSec`: the rest of the time is for starting,
+ * checking and stopping.
+ */
+export function trafficWindowMs(durationSec: number): number {
+  const reserveSec = Math.min(20, Math.max(4, durationSec * 0.25));
+  return Math.max(2000, Math.round((durationSec - reserveSec) * 1000));
+}
+
+/**
+ * When the server is killed, in ms from the start of the traffic window: at
+ * `killAt` of the window, but late enough that the first slowloris wave (opened at
+ * the start) meets the server's login deadline first, and early enough to leave
+ * 3 s of traffic after the restart.
+ */
+export function killTimeMs(windowMs: number, killAt: number, loginTimeoutMs: number): number {
+  const wanted = Math.max(windowMs * killAt, loginTimeoutMs + 1500);
+  return Math.round(Math.max(1000, Math.min(wanted, windowMs - 3000)));
+}
+
+/** Slowloris connections of a run: one abusive connection in ten. */
+export function slowlorisCount(abusiveConnections: number): number {
+  return Math.round(abusiveConnections / ABUSE_KINDS.length);
+}
+
+/**
+ * The server settings of a run: the options' overrides, with the per-IP connection
+ * cap raised to fit every client and abuser at once when needed (all come from
+ * 127.0.0.1). Everything else stays at its default.
+ */
+export function soakOverrides(options: SoakOptions): Record<string, number> {
+  const overrides = { ...options.serverOverrides };
+  const needed = options.goodClients + options.abuserConcurrency +
+    slowlorisCount(options.abusiveConnections) + CAP_MARGIN;
+  const cap = overrides.maxConnectionsPerIp ?? DEFAULT_SERVER_CONFIG.maxConnectionsPerIp;
+  if (cap !== 0 && cap < needed) overrides.maxConnectionsPerIp = needed;
+  return overrides;
+}
+
+/**
+ * Runs one soak and returns its figures; see `soakFailures` in report.ts for the
+ * verdict. Never leaves a child process behind.
+ */
+export async function runSoak(options: SoakOptions, log: SoakLog = () => {}): Promise<SoakReport> {
+  const plan: SoakPlan = {
+    clients: options.goodClients,
+    rooms: options.rooms,
+    roomsPerClient: options.roomsPerClient,
+  };
+  const problem = planProblem(plan);
+  if (problem !== null) throw new RangeError(problem);
+  const started = performance.now();
+  const windowMs = trafficWindowMs(options.durationSec);
+  const overrides = soakOverrides(options);
+  const loginTimeoutMs = overrides.loginTimeoutMs ?? DEFAULT_SERVER_CONFIG.loginTimeoutMs;
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-soak-" });
+  const run = new SoakRun(options, plan, dataDir, overrides, log);
+  const report = run.report;
+  report.windowMs = windowMs;
+  const hardLimitMs = options.durationSec * 1000 + 90_000;
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      run.execute(windowMs, loginTimeoutMs),
+      new Promise<never>((_, reject) =>
+        watchdog = setTimeout(
+          () => reject(new Error(`the soak overran its ${hardLimitMs / 1000} s limit`)),
+          hardLimitMs,
+        )
+      ),
+    ]);
+  } catch (err) {
+    report.errors.push(describe(err));
+  } finally {
+    clearTimeout(watchdog);
+    await run.stopAll();
+    report.durationMs = Math.round(performance.now() - started);
+  }
+  if (soakFailures(report).length === 0 && !options.keepData) {
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+  return report;
+}
+
+class SoakRun {
+  readonly report: SoakReport;
+  readonly #options: SoakOptions;
+  readonly #plan: SoakPlan;
+  readonly #dataDir: string;
+  readonly #overrides: Record<string, number>;
+  readonly #log: SoakLog;
+  readonly #t0 = performance.now();
+  #server: SoakChild | null = null;
+  #serverExpectedToExit = false;
+  #good: SoakChild[] = [];
+  #abusers: SoakChild[] = [];
+  #port = 0;
+  /** CPU seconds each process reported last, by pid. */
+  readonly #cpu = new Map<number, { role: "server" | "good" | "abusers"; seconds: number }>();
+  #monitoring = true;
+  #stopped = false;
+
+  constructor(
+    options: SoakOptions,
+    plan: SoakPlan,
+    dataDir: string,
+    overrides: Record<string, number>,
+    log: SoakLog,
+  ) {
+    this.#options = options;
+    this.#plan = plan;
+    this.#dataDir = dataDir;
+    this.#overrides = overrides;
+    this.#log = log;
+    this.report = {
+      seed: options.seed,
+      durationMs: 0,
+      windowMs: 0,
+      serverOverrides: overrides,
+      dataDir,
+      server: {
+        port: 0,
+        restarts: 0,
+        downMs: null,
+        recoveredMs: null,
+        unexpectedExits: [],
+        servingAtEnd: false,
+        servingProblem: "not checked",
+      },
+      good: {
+        clients: options.goodClients,
+        acked: 0,
+        ackedRoom: 0,
+        ackedDm: 0,
+        failures: {},
+        unanswered: 0,
+        resentDuplicates: 0,
+        ackMismatches: 0,
+        ackCollisions: 0,
+        disconnects: 0,
+        reconnects: 0,
+        closed: [],
+        notices: {},
+        noticeTexts: [],
+        serverErrors: {},
+        otherReceived: 0,
+      },
+      delivery: {
+        expected: 0,
+        delivered: 0,
+        missing: 0,
+        duplicates: 0,
+        echoes: 0,
+        mismatched: 0,
+        waitedMs: 0,
+      },
+      history: { expected: 0, missing: 0, mismatched: 0, duplicates: 0 },
+      lost: 0,
+      duplicates: 0,
+      lostSample: [],
+      abuse: emptyAbuseStats(),
+      load: {
+        cores: navigator.hardwareConcurrency,
+        serverLagMaxMs: 0,
+        serverStallsOver1s: 0,
+        serverStatsSlowestMs: 0,
+        goodLagMaxMs: 0,
+        goodStallsOver1s: 0,
+        cpuSeconds: { server: 0, good: 0, abusers: 0 },
+      },
+      errors: [],
+    };
+  }
+
+  async execute(windowMs: number, loginTimeoutMs: number): Promise<void> {
+    const options = this.#options;
+    await this.#startServer(0);
+    this.#say(
+      `server on 127.0.0.1:${this.#port}, data ${this.#dataDir}, default limits except ${
+        JSON.stringify(this.#overrides)
+      }`,
+    );
+
+    const perGood = Math.ceil(options.goodClients / options.goodProcesses);
+    const goodArgs: GoodClientsArgs[] = [];
+    for (let first = 0, p = 0; first < options.goodClients; first += perGood, p++) {
+      goodArgs.push({
+        port: this.#port,
+        first,
+        count: Math.min(perGood, options.goodClients - first),
+        plan: this.#plan,
+        intervalMs: options.sendIntervalMs,
+        dmShare: options.dmShare,
+        maxOutstanding: 5,
+        seed: (options.seed + 7919 * (p + 1)) >>> 0,
+      });
+    }
+    this.#good = await this.#spawnAll(goodArgs.map((args, p) => ({
+      name: `good clients ${p + 1}`,
+      script: new URL("./good_clients.ts", import.meta.url),
+      args: [JSON.stringify(args)],
+      permissions: ["--allow-net=127.0.0.1"],
+      startTimeoutMs: 60_000,
+    })));
+    this.#say(`${options.goodClients} well-behaved clients logged in and in their rooms`);
+
+    const processes = options.abusiveConnections > 0 ? options.abuserProcesses : 0;
+    const slowloris = slowlorisCount(options.abusiveConnections);
+    const paced = options.abusiveConnections - slowloris;
+    const abuserArgs: AbusersArgs[] = [];
+    for (let p = 0; p < processes; p++) {
+      const budget = share(paced, processes, p);
+      abuserArgs.push({
+        port: this.#port,
+        proc: p,
+        budget,
+        concurrency: Math.max(1, Math.floor(options.abuserConcurrency / processes)),
+        windowMs,
+        seed: (options.seed ^ Math.imul(p + 1, 0x9e3779b1)) >>> 0,
+        loginTimeoutMs,
+        neverReadHoldMs: options.neverReadHoldMs,
+        floodFrames: options.floodFrames,
+        goodRooms: options.rooms,
+        goodClients: options.goodClients,
+      });
+    }
+    this.#abusers = await this.#spawnAll(abuserArgs.map((args, p) => ({
+      name: `abusers ${p + 1}`,
+      script: new URL("./abusers.ts", import.meta.url),
+      args: [JSON.stringify(args)],
+      permissions: ["--allow-net=127.0.0.1"],
+    })));
+
+    // Slowloris connections come in waves that can meet the login deadline before the
+    // server is killed or the window ends: one at the start, one after the restart
+    // when there is time for it.
+    const killMs = killTimeMs(windowMs, options.killAt, loginTimeoutMs);
+    const secondWave = windowMs - killMs - 2000 >= loginTimeoutMs + 2000;
+    const firstWave = secondWave ? Math.ceil(slowloris / 2) : slowloris;
+    const windowStart = performance.now();
+    await Promise.all(this.#good.map((c) => c.request("go")));
+    await Promise.all(
+      this.#abusers.map((c, p) =>
+        c.request("go").then(() => c.request("wave", { count: share(firstWave, processes, p) }))
+      ),
+    );
+    this.#say(
+      `traffic for ${(windowMs / 1000).toFixed(1)} s: ${options.abusiveConnections} abusive ` +
+        `connections from ${plural(processes, "process", "processes")} (${slowloris} slowloris, ` +
+        `in ${plural(secondWave ? 2 : 1, "wave", "waves")}); server kill at ${
+          (killMs / 1000).toFixed(1)
+        } s`,
+    );
+
+    const restart = this.#killAndRestart(
+      windowStart + killMs,
+      secondWave ? slowloris - firstWave : 0,
+    );
+    restart.catch(() => {}); // awaited below; this only keeps an early failure handled
+    const monitor = this.#monitor();
+    await sleep(windowStart + windowMs - performance.now());
+    await restart;
+    this.#monitoring = false;
+    await monitor;
+
+    this.#say("traffic window over: stopping the abusers and the well-behaved senders");
+    const abuse = await Promise.all(
+      this.#abusers.map((c) =>
+        c.request("stop", {}, 20_000).then((a) => {
+          this.#cpu.set(c.pid, { role: "abusers", seconds: Number(a.cpuSeconds) });
+          return a.stats as AbuseStats;
+        })
+      ),
+    );
+    for (const stats of abuse) mergeAbuseStats(this.report.abuse, stats);
+    const stops = await Promise.all(
+      this.#good.map((c) =>
+        c.request("stop", { timeoutMs: 20_000 }, 40_000) as Promise<unknown> as Promise<StopAnswer>
+      ),
+    );
+    stops.forEach((stop, p) =>
+      this.#cpu.set(this.#good[p]!.pid, { role: "good", seconds: stop.cpuSeconds })
+    );
+    const acked = this.#collectStops(stops);
+    this.#say(`${acked.length} messages acknowledged; checking deliveries and histories`);
+
+    const verifies = await Promise.all(
+      this.#good.map((c) =>
+        c.request("verify", { acked, timeoutMs: 15_000 }, 120_000) as Promise<unknown> as Promise<
+          VerifyAnswer
+        >
+      ),
+    );
+    this.#collectVerifies(verifies);
+    await this.#checkServing();
+  }
+
+  /** Ends every child: clients first, then the server (gracefully, then killed). */
+  async stopAll(): Promise<void> {
+    this.#stopped = true;
+    this.#monitoring = false;
+    this.#sumCpu();
+    this.#serverExpectedToExit = true;
+    await Promise.allSettled([...this.#abusers, ...this.#good].map((c) => c?.stop(5000)));
+    await this.#server?.stop(10_000);
+  }
+
+  async #startServer(port: number): Promise<void> {
+    const server = await SoakChild.spawn({
+      name: "server",
+      script: new URL("./server_process.ts", import.meta.url),
+      args: [JSON.stringify({ dataDir: this.#dataDir, port, overrides: this.#overrides })],
+      permissions: [
+        "--allow-net=127.0.0.1",
+        `--allow-read=${this.#dataDir}`,
+        `--allow-write=${this.#dataDir}`,
+      ],
+    });
+    if (this.#stopped) {
+      // The run was given up meanwhile (watchdog): leave nothing behind.
+      await server.stop(2000);
+      throw new Error("the soak was stopped");
+    }
+    this.#server = server;
+    this.#serverExpectedToExit = false;
+    this.#port = Number(server.info.port);
+    this.report.server.port = this.#port;
+    server.status.then((status) => {
+      if (this.#server === server && !this.#serverExpectedToExit) {
+        const line = `${describeStatus(status)}${
+          server.stderrTail ? `: ${server.stderrTail.trim().slice(-400)}` : ""
+        }`;
+        this.report.server.unexpectedExits.push(line);
+        this.#say(`the server exited unasked (${line})`);
+      }
+    });
+  }
+
+  async #killAndRestart(at: number, wave: number): Promise<void> {
+    await sleep(at - performance.now());
+    const server = this.#server!;
+    this.#serverExpectedToExit = true;
+    await Promise.allSettled(this.#abusers.map((c) => c.request("restarting", {}, 2000)));
+    this.#say(`SIGKILL to the server (pid ${server.pid})`);
+    const killedAt = performance.now();
+    server.kill("SIGKILL");
+    await server.status;
+    let lastError: unknown = new Error("the soak was stopped");
+    for (let attempt = 0; attempt < 40 && !this.#stopped; attempt++) {
+      try {
+        await this.#startServer(this.#port);
+        lastError = undefined;
+        break;
+      } catch (err) {
+        lastError = err;
+        await sleep(250);
+      }
+    }
+    if (lastError !== undefined) {
+      throw new Error(
+        `the server could not be started again on port ${this.#port}: ${describe(lastError)}`,
+      );
+    }
+    this.report.server.restarts++;
+    await Promise.allSettled(this.#abusers.map((c) => c.request("restarting", {}, 2000)));
+    this.report.server.downMs = Math.round(performance.now() - killedAt);
+    this.#say(`server back on port ${this.#port} after ${this.report.server.downMs} ms`);
+    if (wave > 0) {
+      await sleep(2000 - (performance.now() - killedAt));
+      await Promise.all(
+        this.#abusers.map((c, p) =>
+          c.request("wave", { count: share(wave, this.#abusers.length, p) })
+        ),
+      );
+    }
+    const deadline = performance.now() + 30_000;
+    while (performance.now() < deadline) {
+      const statuses = await Promise.all(this.#good.map((c) => c.request("status", {}, 5000)));
+      const ready = statuses.reduce(
+        (n, s) => n + Number((s.states as Record<string, number>).ready ?? 0),
+        0,
+      );
+      if (ready === this.#options.goodClients) {
+        this.report.server.recoveredMs = Math.round(performance.now() - killedAt);
+        this.#say(`all ${ready} well-behaved clients ready again`);
+        return;
+      }
+      await sleep(100);
+    }
+    this.#say("not every well-behaved client was back within 30 s of the restart");
+  }
+
+  #collectStops(stops: StopAnswer[]): AckedMessage[] {
+    const g = this.report.good;
+    const acked: AckedMessage[] = [];
+    for (const stop of stops) {
+      acked.push(...stop.acked);
+      for (const [code, n] of Object.entries(stop.failures)) {
+        g.failures[code] = (g.failures[code] ?? 0) + n;
+      }
+      for (const [code, n] of Object.entries(stop.notices)) {
+        g.notices[code] = (g.notices[code] ?? 0) + n;
+      }
+      for (const [code, n] of Object.entries(stop.serverErrors)) {
+        g.serverErrors[code] = (g.serverErrors[code] ?? 0) + n;
+      }
+      g.unanswered += stop.unanswered;
+      g.resentDuplicates += stop.resentDuplicates;
+      g.ackMismatches += stop.ackMismatches;
+      g.disconnects += stop.disconnects;
+      g.reconnects += stop.reconnects;
+      g.closed.push(...stop.closed);
+      g.otherReceived += stop.otherReceived;
+      for (const text of stop.noticeTexts) if (g.noticeTexts.length < 5) g.noticeTexts.push(text);
+      this.report.load.goodLagMaxMs = Math.max(this.report.load.goodLagMaxMs, stop.lag.maxMs);
+      this.report.load.goodStallsOver1s += stop.lag.stallsOver1s;
+    }
+    g.acked = acked.length;
+    g.ackedRoom = acked.filter((m) => m.room !== undefined).length;
+    g.ackedDm = g.acked - g.ackedRoom;
+    g.ackCollisions = ackCollisions(acked).length;
+    return acked;
+  }
+
+  #collectVerifies(verifies: VerifyAnswer[]): void {
+    const d = this.report.delivery;
+    const h = this.report.history;
+    const lost = new Set<number>();
+    let duplicates = 0;
+    for (const v of verifies) {
+      d.expected += v.expected;
+      d.delivered += v.delivered;
+      d.missing += v.missingCount;
+      d.duplicates += v.duplicateCount;
+      d.echoes += v.echoes;
+      d.mismatched += v.mismatched;
+      d.waitedMs = Math.max(d.waitedMs, v.waitedMs);
+      h.expected += v.history.expected;
+      h.missing += v.history.missingCount;
+      h.mismatched += v.history.mismatched;
+      h.duplicates += v.history.duplicates;
+      for (const id of [...v.missing, ...v.history.missing]) lost.add(id);
+      duplicates += v.duplicateCount + v.echoes + v.history.duplicates;
+    }
+    this.report.lost = lost.size;
+    this.report.lostSample = [...lost].sort((a, b) => a - b).slice(0, 20);
+    this.report.duplicates = duplicates;
+  }
+
+  async #checkServing(): Promise<void> {
+    const s = this.report.server;
+    if (this.#server === null || this.#server.exited) {
+      s.servingProblem = "the server process is gone";
+      return;
+    }
+    try {
+      const stats = await this.#server.request("stats", {}, 5000);
+      this.#cpu.set(this.#server.pid, { role: "server", seconds: Number(stats.cpuSeconds) });
+      const client = await ChatClient.connect({
+        port: this.#port,
+        nick: "soakprobe",
+        password: GOOD_PASSWORD,
+        reconnect: false,
+        connectTimeoutMs: 5000,
+      });
+      try {
+        await client.ping();
+      } finally {
+        await client.close();
+      }
+      s.servingAtEnd = true;
+      delete s.servingProblem;
+      this.#say(
+        `server still serving: ${stats.sessions} sessions, a fresh login and ping answered`,
+      );
+    } catch (err) {
+      s.servingProblem = describe(err);
+    }
+  }
+
+  /** Every second of the window: the server's answer time and event-loop lag, and CPU. */
+  async #monitor(): Promise<void> {
+    const load = this.report.load;
+    while (this.#monitoring) {
+      const server = this.#server;
+      if (server !== null && !server.exited) {
+        const asked = performance.now();
+        try {
+          const stats = await server.request("stats", {}, 15_000);
+          const lag = stats.lag as { maxMs: number; stallsOver1s: number };
+          load.serverStatsSlowestMs = Math.max(
+            load.serverStatsSlowestMs,
+            Math.round(performance.now() - asked),
+          );
+          load.serverLagMaxMs = Math.max(load.serverLagMaxMs, lag.maxMs);
+          load.serverStallsOver1s += lag.stallsOver1s;
+          this.#cpu.set(server.pid, { role: "server", seconds: Number(stats.cpuSeconds) });
+        } catch {
+          // killed meanwhile, or too slow: the lag figures tell
+        }
+      }
+      await sleep(1000);
+    }
+  }
+
+  #sumCpu(): void {
+    const cpu = { server: 0, good: 0, abusers: 0 };
+    for (const { role, seconds } of this.#cpu.values()) cpu[role] += seconds;
+    this.report.load.cpuSeconds = {
+      server: Math.round(cpu.server * 10) / 10,
+      good: Math.round(cpu.good * 10) / 10,
+      abusers: Math.round(cpu.abusers * 10) / 10,
+    };
+  }
+
+  /**
+   * Spawns every child; when one fails, or the run was given up meanwhile, stops
+   * the others and throws.
+   */
+  async #spawnAll(specs: ChildSpec[]): Promise<SoakChild[]> {
+    const results = await Promise.allSettled(specs.map((spec) => SoakChild.spawn(spec)));
+    const failed = results.find((r) => r.status === "rejected");
+    const children = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+    if (failed !== undefined || this.#stopped) {
+      await Promise.allSettled(children.map((c) => c.stop(2000)));
+      throw failed?.reason ?? new Error("the soak was stopped");
+    }
+    return children;
+  }
+
+  #say(line: string): void {
+    this.#log(`[${((performance.now() - this.#t0) / 1000).toFixed(1).padStart(5)} s] ${line}`);
+  }
+}
+
+/** Part `p` of `total` split over `parts` as evenly as whole numbers allow. */
+function share(total: number, parts: number, p: number): number {
+  return Math.floor(total / parts) + (p < total % parts ? 1 : 0);
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
