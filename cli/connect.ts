@@ -10,8 +10,10 @@
  *   in order exactly as if typed. At the end of input it waits until every request
  *   is answered, logs out and exits 0 — or 1, naming the reason, when any was
  *   refused or the server went away for good. With `--follow` it keeps printing
- *   what arrives after the end of input until the server closes the session, or
- *   SIGINT / SIGTERM.
+ *   what arrives after the end of input, through server restarts (it reconnects and
+ *   catches up as always), until the session ends for good (the server ends it, or
+ *   reconnecting gives up after `--retries` attempts: exit 1), or SIGINT / SIGTERM
+ *   (exit 0).
  *
  * Output goes to stdout: lines for people, or with `--json` one JSON object per event
  * (messages, direct messages, presence, receipts, replies to commands, errors).
@@ -19,30 +21,48 @@
  * `--password-file`, `CHAT_PASSWORD`, or a prompt without echo in a terminal; never
  * from an argument.
  *
+ * Defaults come from the environment and a config file in the user's config folder
+ * (see `connect_config.ts`); `--tls` trusts self-signed servers on first use, like SSH
+ * (see `connect_trust.ts`).
+ *
+ * Files (see `client/file_transfer.ts`): `/send NICK PATH` sends through the server,
+ * `/accept #ID` saves an offered file into `--download-dir` (default `~/Downloads`),
+ * `--accept-files DIR` accepts every offer into DIR (a script waits for those under way
+ * before leaving; one that fails makes it exit 1). Progress shows in the prompt, or as
+ * a bar on stderr when it is a terminal; with `--json`, as `file_progress` objects.
+ *
  * @module
  */
 
 import process from "node:process";
+import { join } from "node:path";
 import * as readline from "node:readline";
 import { Command, Option } from "commander";
 import { nameKey, nameProblem } from "../protocol/names.ts";
 import { backoffDelay, resolveBackoff } from "../client/backoff.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "../client/chat_client.ts";
 import { ChatError, isRetryable } from "../client/chat_error.ts";
+import { KNOWN_SERVERS_FILE_NAME, KnownServers } from "../client/known_servers.ts";
 import { normalizeFingerprint } from "../client/pinned_tls.ts";
+import { BELL, ringsBell } from "../client/bell.ts";
 import { type CommandContext, completeLine, executeLine } from "../client/commands.ts";
 import {
   type DisplayItem,
   formatItem,
-  isMention,
   type RenderOptions,
   sanitize,
   toJsonEvent,
 } from "../client/render.ts";
 import { SessionState } from "../client/session_state.ts";
+import { FileTransfers } from "../client/file_transfer.ts";
+import { formatProgressShort, ProgressLine } from "../client/progress_bar.ts";
+import type { FileProgressEvent } from "../transport/file_transfer_events.ts";
 import { type PrivateEvent, PrivateSessions } from "../client/private_sessions.ts";
 import { displayPosition, printAbove } from "../client/terminal_ui.ts";
 import { UsageError } from "./errors.ts";
+import { processEnv, userConfigDir } from "./config_dir.ts";
+import { applyConnectConfig, CONFIG_FILE_NAME, loadConnectConfig } from "./connect_config.ts";
+import { connectTrusting, type TlsChoice } from "./connect_trust.ts";
 import { integerIn, parsePort } from "./options.ts";
 import { VERSION } from "./version.ts";
 
@@ -79,6 +99,10 @@ export interface ConnectOptions {
   color: boolean;
   /** `--retries`. */
   retries?: number;
+  /** `--accept-files DIR`: accept every file offered, into DIR. */
+  acceptFiles?: string;
+  /** `--download-dir DIR`: where `/accept #FILE` saves files. */
+  downloadDir?: string;
 }
 
 /**
@@ -117,23 +141,52 @@ export function connectCommand(): Command {
     )
     .option("--json", "one JSON object per line on stdout for every event and reply")
     .option("--follow", "scripted: after the end of input, keep printing until the server closes")
+    .option(
+      "--accept-files <dir>",
+      "accept every file offered to you, saving it into DIR (scripts, bots)",
+    )
+    .option("--download-dir <dir>", "where /accept #FILE saves files (default: ~/Downloads)")
     .option("--no-color", "no colours (also NO_COLOR)")
     .option(
       "--retries <n>",
       `failed connection attempts before giving up (default: unlimited in a terminal, ${SCRIPT_RETRIES} otherwise)`,
       integerIn(0, 1_000_000),
     )
-    .action(async (options: ConnectOptions) => {
-      await runConnect(options);
+    .addHelpText(
+      "after",
+      "\nDefaults for these options also come from CHAT_HOST, CHAT_PORT, CHAT_NICK and the\n" +
+        `config file ${CONFIG_FILE_NAME} in the user's config folder ($XDG_CONFIG_HOME/chat,\n` +
+        "else ~/.config/chat; ~/Library/Application Support/chat on macOS, %APPDATA%\\chat on\n" +
+        'Windows), keyed by flag names: {"host": "example.org", "nick": "ada", "tls": true}.\n' +
+        "Flags win over the environment, the environment over the file. Certificates trusted\n" +
+        `on first use (--tls with a self-signed server) are kept in ${KNOWN_SERVERS_FILE_NAME} there.\n` +
+        "Exit codes: 0 done, 1 refused or failed (one line on stderr), 2 bad usage.",
+    )
+    .action(async (_options: ConnectOptions, command: Command) => {
+      const dir = userConfigDir();
+      if (dir !== null) {
+        applyConnectConfig(command, await loadConnectConfig(join(dir, CONFIG_FILE_NAME)));
+      }
+      const options = command.opts<ConnectOptions>();
+      // CHAT_PASSWORD is the environment: it wins over a password-file from the file.
+      if (command.getOptionValueSource("passwordFile") === "config" && envVar("CHAT_PASSWORD")) {
+        delete options.passwordFile;
+      }
+      await runConnect(options, { configDir: dir });
     });
 }
 
 /**
  * Runs the client with parsed options until the user quits or the input ends.
+ * `context.configDir` is the user's config folder (default: {@linkcode userConfigDir}),
+ * where the known-servers file is kept.
  * Throws {@linkcode UsageError} for bad flags, and an `Error` with a one-line
  * message when it cannot log in or a scripted run fails.
  */
-export async function runConnect(options: ConnectOptions): Promise<void> {
+export async function runConnect(
+  options: ConnectOptions,
+  context: { configDir?: string | null } = {},
+): Promise<void> {
   const interactive = Deno.stdin.isTerminal() && !options.json;
   const nick = options.nick ?? (interactive ? await promptLine("nick: ") : undefined);
   if (nick === undefined || nick === "") {
@@ -145,18 +198,18 @@ export async function runConnect(options: ConnectOptions): Promise<void> {
   if (roomProblem !== null) {
     throw new UsageError(`--room "${options.room}": a room name ${roomProblem}`);
   }
-  const password = await resolvePassword(options, nick, interactive);
-  let tls: ChatClientOptions["tls"] = options.tls === true ? true : undefined;
-  if (options.ca !== undefined) {
-    tls = { caCerts: [await readFileText(options.ca, "CA certificate")] };
-  }
+  let fingerprint: string | undefined;
   if (options.trustFingerprint !== undefined) {
     try {
-      tls = { fingerprint: normalizeFingerprint(options.trustFingerprint) };
+      fingerprint = normalizeFingerprint(options.trustFingerprint);
     } catch (err) {
       throw new UsageError(`--trust-fingerprint: ${errorText(err)}`);
     }
   }
+  const caCerts = options.ca !== undefined && fingerprint === undefined
+    ? [await readFileText(options.ca, "CA certificate")]
+    : undefined;
+  const useTls = options.tls === true || caCerts !== undefined || fingerprint !== undefined;
   const retries = options.retries ?? (interactive ? Infinity : SCRIPT_RETRIES);
   const render: RenderOptions = {
     color: options.color && !Deno.noColor && Deno.stdout.isTerminal() && !options.json,
@@ -167,10 +220,29 @@ export async function runConnect(options: ConnectOptions): Promise<void> {
     nick,
     agent: `chat/${VERSION}`,
     reconnect: { maxAttempts: Math.max(retries, 1) },
-    ...(password !== undefined ? { password } : {}),
-    ...(tls !== undefined ? { tls } : {}),
   };
-  const client = await connectWithRetry(clientOptions, retries);
+  // The password is asked for only once the server is trusted.
+  let passwordOnce: Promise<string | undefined> | null = null;
+  const connect = async (tls?: TlsChoice): Promise<ChatClient> => {
+    passwordOnce ??= resolvePassword(options, nick, interactive);
+    const password = await passwordOnce;
+    return await connectWithRetry({
+      ...clientOptions,
+      ...(password !== undefined ? { password } : {}),
+      ...(tls !== undefined ? { tls } : {}),
+    }, retries);
+  };
+  const configDir = context.configDir === undefined ? userConfigDir() : context.configDir;
+  const client = !useTls ? await connect() : await connectTrusting({
+    host: options.host,
+    port: options.port,
+    ...(caCerts !== undefined ? { caCerts } : {}),
+    ...(fingerprint !== undefined ? { fingerprint } : {}),
+    known: configDir === null ? null : new KnownServers(join(configDir, KNOWN_SERVERS_FILE_NAME)),
+    interactive,
+    ask: (question) => promptLine(question),
+    warn: (text) => writeErr(text + "\n"),
+  }, connect);
   render.self = client.nick;
   const state = new SessionState(client.nick, null, client.joinedRooms);
   state.room = options.room; // joined first if need be (see below)
@@ -191,7 +263,7 @@ async function connectWithRetry(options: ChatClientOptions, retries: number): Pr
       return await ChatClient.connect(options);
     } catch (err) {
       if (!isRetryable(err) || attempt > retries) {
-        throw new Error(loginFailure(err, options.nick, where));
+        throw new Error(loginFailure(err, options.nick, where), { cause: err });
       }
       const delay = backoffDelay(attempt, policy);
       writeErr(
@@ -251,11 +323,7 @@ async function readFileText(path: string, what: string): Promise<string> {
 }
 
 function envVar(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no permission to read it
-  }
+  return processEnv(name);
 }
 
 /** Reads a line from the terminal; without echo for secrets. */
@@ -351,8 +419,6 @@ async function runScripted(
   let total = 0;
   let quitting = false;
   let closed: { code?: string; reason?: string } | null = null;
-  let serverShutdown = false;
-  let following = false;
   let stopFollowing = () => {};
 
   const show = (item: DisplayItem): void => {
@@ -371,14 +437,27 @@ async function runScripted(
   };
 
   const privates = new PrivateSessions(client, { onEvent: (event) => show(event) });
+  // Files: a progress bar on stderr when it is a terminal (never with --json, whose
+  // progress events come a few per second); failed automatic downloads fail the run.
+  const bar = new ProgressLine(
+    (text) => writeErr(text),
+    !options.json && Deno.stderr.isTerminal(),
+    () => terminalColumns(),
+  );
+  let fileFailures = 0;
+  const files = new FileTransfers(client, {
+    ...fileOptions(options),
+    onEvent: (event) => {
+      if (event.type === "file_failed" && event.direction === "receive") fileFailures++;
+      if (event.type === "file_progress" && !options.json) bar.update(event);
+      else bar.around(() => show(event));
+    },
+  });
 
   const pump = (async () => {
     for await (const event of client.events) {
       if (event.type === "closed") closed = event;
-      if (event.type === "notice" && event.code === "shutdown") serverShutdown = true;
       show(event);
-      // Following, a server that shuts down ends the run: no point in waiting for it.
-      if (event.type === "disconnected" && serverShutdown && following) stopFollowing();
     }
   })();
 
@@ -386,6 +465,7 @@ async function runScripted(
     client,
     state,
     privates,
+    files,
     show,
     quit: () => {
       quitting = true;
@@ -436,22 +516,27 @@ async function runScripted(
   }
   await Promise.all(inFlight);
 
+  // Following rides out server restarts like any dropped connection (the client
+  // reconnects and catches up); it ends when the session ends for good or on a signal.
   if (options.follow && !quitting && !client.closed) {
-    following = true;
     const onSignal = () => stopFollowing();
     await new Promise<void>((resolve) => {
       stopFollowing = resolve;
       Deno.addSignalListener("SIGINT", onSignal);
       Deno.addSignalListener("SIGTERM", onSignal);
       client.done.then(() => resolve());
-      if (serverShutdown && client.state !== "ready") resolve();
     });
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+  // Files being received (automatically) are finished before leaving.
+  if (!client.closed) await files.idle();
+  await files.close();
+  bar.clear();
   await privates.close();
   if (!client.closed) {
-    if (serverShutdown && client.state !== "ready") await client.close();
+    // Between connections there is nobody to say goodbye to.
+    if (client.state !== "ready") await client.close();
     else await leave(client);
   }
   await pump;
@@ -462,6 +547,25 @@ async function runScripted(
   }
   if (end?.code !== undefined && !ENDED_ON_PURPOSE.has(end.code)) {
     throw new Error(`the connection ended: ${sanitize(end.reason ?? end.code)}`);
+  }
+  if (fileFailures > 0) {
+    throw new Error(`${fileFailures} file${fileFailures === 1 ? "" : "s"} could not be received`);
+  }
+}
+
+/** The file transfer options of `chat connect`'s flags. */
+function fileOptions(options: ConnectOptions): { downloadDir?: string; acceptDir?: string } {
+  return {
+    ...(options.downloadDir !== undefined ? { downloadDir: options.downloadDir } : {}),
+    ...(options.acceptFiles !== undefined ? { acceptDir: options.acceptFiles } : {}),
+  };
+}
+
+function terminalColumns(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 80;
   }
 }
 
@@ -509,9 +613,13 @@ async function runInteractive(
   render: RenderOptions,
 ): Promise<void> {
   const color = render.color ?? false;
+  // Transfers under way show in the prompt: [report.pdf 45% 8.1 MiB/s 0:03] lobby>
+  const transfers = new Map<number, FileProgressEvent>();
   const promptText = () => {
     const label = state.label || "(no room)";
-    return color ? `\x1b[1m${label}\x1b[22m> ` : `${label}> `;
+    const progress = [...transfers.values()].map(formatProgressShort).join(" ");
+    return (progress ? `${progress} ` : "") +
+      (color ? `\x1b[1m${label}\x1b[22m> ` : `${label}> `);
   };
   const rl = readline.createInterface({
     input: process.stdin,
@@ -568,8 +676,24 @@ async function runInteractive(
 
   const privates = new PrivateSessions(client, {
     onEvent: (event: PrivateEvent) => {
-      if (event.type === "private_text" && nameKey(event.from) !== nameKey(client.nick)) {
-        writeOut("\x07");
+      if (ringsBell(event, client.nick)) writeOut(BELL);
+      show(event);
+    },
+  });
+
+  const files = new FileTransfers(client, {
+    ...fileOptions(options),
+    onEvent: (event) => {
+      if (event.type === "file_progress") {
+        if (event.bytes < event.size) transfers.set(event.file, event);
+        else transfers.delete(event.file);
+        refreshPrompt();
+        return;
+      }
+      if (
+        event.type === "file_saved" || event.type === "file_failed" || event.type === "file_sent"
+      ) {
+        transfers.delete(event.file);
       }
       show(event);
     },
@@ -579,18 +703,14 @@ async function runInteractive(
     client,
     state,
     privates,
+    files,
     show,
     quit: () => void finish(),
   };
 
   const onEvent = (event: ChatEvent): void => {
-    const mine = (from: string) => from.toLowerCase() === client.nick.toLowerCase();
-    if (event.type === "dm" && !mine(event.from)) {
-      writeOut("\x07");
-      markRead(event.id);
-    } else if (event.type === "msg" && !mine(event.from) && isMention(event.text, client.nick)) {
-      writeOut("\x07");
-    }
+    if (ringsBell(event, client.nick)) writeOut(BELL);
+    if (event.type === "dm" && nameKey(event.from) !== nameKey(client.nick)) markRead(event.id);
     if (event.type === "closed" && event.code !== undefined) {
       failedReason = event.reason ?? event.code;
     }
@@ -610,6 +730,7 @@ async function runInteractive(
       clearTimeout(readTimer);
       rl.close();
       writeOut("\r\x1b[K"); // the prompt goes; what follows starts on a clean line
+      await files.close();
       await privates.close();
       if (!client.closed) await leave(client);
       await pump;

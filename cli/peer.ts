@@ -25,6 +25,16 @@
  * (`{"type":"code","code":"7-maple-otter"}` with `--json`). Both sides must use the
  * same code, or neither.
  *
+ * Files: `--send PATH` (repeatable) offers files once connected, `/send PATH` offers one
+ * during the session; the other side sees the offer (name, size, SHA-256) and answers
+ * `/accept N` (into `--download-dir`, default `~/Downloads`) or `/decline N`, or accepts
+ * every offer into a folder with `--accept-files DIR`. Files travel inside the
+ * encrypted session, are checked against their SHA-256, saved under a safe name and
+ * never overwrite anything (see `peer/file_transfer.ts`); an interrupted transfer
+ * resumes when the same file is offered again. On a terminal a progress bar shows on
+ * stderr; with `--json` transfers report `file_*` objects (progress a few per second).
+ * The end of input waits for transfers under way before leaving.
+ *
  * Exit codes: 0 when either side said goodbye, 1 when the session failed (the reason on
  * stderr, and as an `error` object with `--json`), 2 on a usage error, 130 when Ctrl-C
  * stops the wait for a peer.
@@ -40,8 +50,11 @@ import { generateCode, normalizeCode } from "../peer/code.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { findPeerError, PeerError } from "../peer/errors.ts";
 import { listenPeer } from "../peer/listen.ts";
-import { sanitize } from "../client/render.ts";
+import { formatItem, sanitize } from "../client/render.ts";
+import { ProgressLine } from "../client/progress_bar.ts";
+import { PeerFileError, PeerFileTransfers } from "../peer/file_transfer.ts";
 import type { PeerSession, PeerTextEvent } from "../peer/session.ts";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { oneLine, UsageError } from "./errors.ts";
 import { parseHostPort, parsePort } from "./options.ts";
 import { formatHostPort, listInterfaces, reachableHosts } from "./addresses.ts";
@@ -66,6 +79,12 @@ export interface PeerOptions {
   generateCode?: boolean;
   /** `--code`: refused (secrets never come from argv). */
   code?: string;
+  /** `--send PATH`, repeatable: files to offer once connected. */
+  send?: string[];
+  /** `--accept-files DIR`: accept every file offered, into DIR. */
+  acceptFiles?: string;
+  /** `--download-dir DIR`: where `/accept` saves files. */
+  downloadDir?: string;
 }
 
 /** The environment variable a session code may come from. */
@@ -98,10 +117,18 @@ export function peerCommand(): Command {
       `read a session code from FILE (else ${CODE_ENV}); both sides must use the same code`,
     )
     .option("--generate-code", "with --listen: make up a session code and print it")
+    .option(
+      "--send <path>",
+      "offer this file once connected (repeatable)",
+      (path: string, previous: string[] = []) => [...previous, path],
+    )
+    .option("--accept-files <dir>", "accept every file offered, saving it into DIR")
+    .option("--download-dir <dir>", "where /accept saves files (default: ~/Downloads)")
     .addOption(new Option("--code <words>").hideHelp())
     .addHelpText(
       "after",
       "\nType a line to send it; /quit (or end of input, or Ctrl-C) leaves.\n" +
+        "/send PATH offers a file; /accept N or /decline N answers an offer.\n" +
         "Compare the numbers shown after connecting with your peer (in person, by phone):\n" +
         "if they differ, someone is intercepting the connection.\n\n" +
         "With a session code (told to each other in person or by phone), a man in the\n" +
@@ -109,6 +136,7 @@ export function peerCommand(): Command {
         "Examples:\n" +
         "  chat peer --listen --nick alice\n" +
         "  chat peer --connect 192.168.1.5:40123 --nick bob\n" +
+        "  chat peer --connect 192.168.1.5:40123 --nick bob --send photo.jpg\n" +
         "  chat peer --listen --generate-code --nick alice\n" +
         `  ${CODE_ENV}=7-maple-otter chat peer --connect 192.168.1.5:40123 --nick bob`,
     )
@@ -141,7 +169,7 @@ export async function runPeer(options: PeerOptions): Promise<void> {
     const session = await open(options, nick, out, code);
     if (session === null) return;
     out.connected(session);
-    const error = await converse(session, out);
+    const error = await converse(session, out, options);
     if (error !== undefined) throw error;
   } catch (err) {
     if (err instanceof PeerError) out.error(err);
@@ -254,6 +282,7 @@ async function open(
 
 /** How the session is shown: human text or JSON lines. */
 interface Output {
+  file(event: FileTransferEvent): void;
   code(code: string): void;
   listening(host: string, port: number, withCode: boolean): void;
   connected(session: PeerSession): void;
@@ -263,7 +292,20 @@ interface Output {
 }
 
 function humanOutput(): Output {
+  const bar = new ProgressLine(
+    (text) => writeAll(Deno.stderr, text),
+    Deno.stderr.isTerminal(),
+    () => terminalColumns(),
+  );
   return {
+    file(event) {
+      if (event.type === "file_progress") {
+        bar.update(event);
+        return;
+      }
+      bar.clear();
+      for (const line of formatItem(event)) print(line);
+    },
     code(code) {
       print(`Session code: ${code}`);
       print("Tell it to your peer (in person or by phone); it works for this session only.");
@@ -285,9 +327,11 @@ function humanOutput(): Output {
       print("Type a line to send it; /quit leaves.");
     },
     text(event) {
+      bar.clear();
       print(`${clock(new Date())} <${event.from}> ${sanitize(event.text)}`);
     },
     left(nick) {
+      bar.clear();
       print(`${nick} left.`);
     },
     error() {
@@ -299,6 +343,9 @@ function humanOutput(): Output {
 function jsonOutput(): Output {
   const emit = (value: object): void => print(JSON.stringify(value));
   return {
+    file(event) {
+      emit(event);
+    },
     code(code) {
       emit({ type: "code", code });
     },
@@ -335,15 +382,41 @@ function connectCommand(address: string, withCode: boolean): string {
  * Runs the session until it ends: stdin lines go out, incoming messages are shown.
  * Returns the error that ended it, or `undefined` when either side said goodbye.
  */
-async function converse(session: PeerSession, out: Output): Promise<PeerError | undefined> {
+async function converse(
+  session: PeerSession,
+  out: Output,
+  options: PeerOptions,
+): Promise<PeerError | undefined> {
+  const files = new PeerFileTransfers(session, {
+    onEvent: (event) => out.file(event),
+    ...(options.downloadDir !== undefined ? { downloadDir: options.downloadDir } : {}),
+    ...(options.acceptFiles !== undefined ? { acceptDir: options.acceptFiles } : {}),
+  });
+  // Files being sent; the end of input waits for them (and for files being received).
+  const transfers = new Set<Promise<void>>();
+  const sendFile = (path: string): void => {
+    const transfer = files.send(path).catch((err) => {
+      if (err instanceof Error && "code" in err && err.code === "not_a_file") {
+        warn(`not sent: ${err.message}`);
+      }
+    }).finally(() => transfers.delete(transfer));
+    transfers.add(transfer);
+  };
+  for (const path of options.send ?? []) sendFile(path);
   const input = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
   // Lines are sent one after another, in order; the end of input waits for them.
   let sending: Promise<void> = Promise.resolve();
   const leave = (): void => {
-    sending = sending.then(() => session.close());
+    sending = sending.then(async () => {
+      while (transfers.size > 0) await Promise.allSettled([...transfers]);
+      await files.idle();
+      await session.close();
+    });
   };
   input.on("line", (line: string) => {
-    sending = sending.then(() => sendLine(session, line, leave));
+    sending = sending.then(() =>
+      fileCommand(files, line, sendFile) ? undefined : sendLine(session, line, leave)
+    );
   });
   input.on("close", leave);
   const stop = onInterrupt(leave);
@@ -351,7 +424,8 @@ async function converse(session: PeerSession, out: Output): Promise<PeerError | 
   let failure: PeerError | undefined;
   try {
     for await (const event of session) {
-      if (event.type === "text") out.text(event);
+      if (event.type === "file") await files.handle(event);
+      else if (event.type === "text") out.text(event);
       else out.left(event.from);
     }
   } catch (err) {
@@ -359,6 +433,7 @@ async function converse(session: PeerSession, out: Output): Promise<PeerError | 
       new PeerError("connection_lost", oneLine(err), { cause: err });
   } finally {
     stop();
+    await files.close(failure?.message ?? "the session ended");
     input.removeAllListeners("line");
     input.removeListener("close", leave);
     input.close();
@@ -366,6 +441,41 @@ async function converse(session: PeerSession, out: Output): Promise<PeerError | 
   }
   await sending;
   return failure;
+}
+
+/**
+ * Runs `/send PATH`, `/accept N` and `/decline N`; false when `line` is none of them.
+ * Mistakes are reported on stderr; the session goes on.
+ */
+function fileCommand(
+  files: PeerFileTransfers,
+  line: string,
+  sendFile: (path: string) => void,
+): boolean {
+  const match = /^\/(send|accept|decline)(?:\s+(.*))?$/.exec(line.replace(/\r$/, "").trim());
+  if (match === null) return false;
+  const [, command, rest = ""] = match;
+  const arg = rest.trim();
+  if (command === "send") {
+    if (arg === "") warn("usage: /send PATH");
+    else sendFile(arg);
+    return true;
+  }
+  const fid = /^#?(\d+)$/.exec(arg);
+  if (fid === null) {
+    warn(`usage: /${command} N (the number shown with the offer)`);
+    return true;
+  }
+  try {
+    if (command === "accept") {
+      files.accept(Number(fid[1])).catch((err) => {
+        if (err instanceof PeerFileError && err.code === "no_file") warn(err.message);
+      });
+    } else files.decline(Number(fid[1]));
+  } catch (err) {
+    warn(err instanceof Error ? err.message : String(err));
+  }
+  return true;
 }
 
 async function sendLine(session: PeerSession, line: string, leave: () => void): Promise<void> {
@@ -440,6 +550,14 @@ function clock(date: Date): string {
 }
 
 const encoder = new TextEncoder();
+
+function terminalColumns(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 80;
+  }
+}
 
 function print(line: string): void {
   writeAll(Deno.stdout, `${line}\n`);

@@ -153,7 +153,7 @@ export const SERVE_SETTINGS: readonly Setting[] = [
   {
     flag: "flood-strikes",
     arg: "<n>",
-    description: "rate-limited requests in a row that disconnect a session; 0 never",
+    description: "rate-limited requests within 10 s that disconnect a session; 0 never",
     parse: count,
     default: DEFAULT_SERVER_CONFIG.floodStrikes,
     apply: number("floodStrikes"),
@@ -244,7 +244,64 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     default: DEFAULT_SERVER_CONFIG.metricsHost,
     apply: (c, v: string) => c.metricsHost = v,
   },
+  {
+    flag: "max-file-size",
+    arg: "<bytes>",
+    description: "largest file sent through the server (suffixes K, M, G: 64M)",
+    parse: parseByteSize,
+    default: DEFAULT_SERVER_CONFIG.maxFileSize,
+    apply: number("maxFileSize"),
+    reloadable: true,
+  },
+  {
+    flag: "file-quota",
+    arg: "<bytes>",
+    description: "bytes of files the server holds for one sender's recipients at once",
+    parse: parseByteSize,
+    default: DEFAULT_SERVER_CONFIG.fileQuotaBytes,
+    apply: number("fileQuotaBytes"),
+    reloadable: true,
+  },
+  {
+    flag: "file-ttl",
+    arg: "<seconds>",
+    description: "seconds a file is held for its recipient before it is deleted",
+    parse: integerIn(1, MAX_SECONDS),
+    default: DEFAULT_SERVER_CONFIG.fileTtlSec,
+    apply: number("fileTtlSec"),
+  },
 ];
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
+};
+
+/**
+ * Parses a byte count: digits, optionally followed by a binary unit `K`, `M`, `G` or `T`
+ * (also written `KB`, `KiB`...): `65536`, `64K`, `256M`, `1GiB`.
+ *
+ * @throws {InvalidArgumentError} for anything else, or a size past 2^53 bytes.
+ * @example
+ * ```ts
+ * import { parseByteSize } from "./serve_settings.ts";
+ * parseByteSize("64M"); // 67108864
+ * ```
+ */
+export function parseByteSize(text: string): number {
+  const match = /^\s*(\d+)\s*(?:([kmgt])(?:i?b)?|b)?\s*$/i.exec(text);
+  if (match === null) {
+    throw new InvalidArgumentError(
+      `Expected a byte count such as 1048576, 64K, 256M or 1G, not "${text}".`,
+    );
+  }
+  const value = Number(match[1]) * SIZE_UNITS[(match[2] ?? "").toLowerCase()];
+  if (!Number.isSafeInteger(value)) throw new InvalidArgumentError(`"${text}" is too large.`);
+  return value;
+}
 
 /** The attribute commander gives a flag's value (`rate-messages` → `rateMessages`). */
 export function attributeOf(flag: string): string {

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import type { ServerConfig } from "../server/config.ts";
-import { applySettings, attributeOf, parseConfigFile, SERVE_SETTINGS } from "./serve_settings.ts";
+import {
+  applySettings,
+  attributeOf,
+  parseByteSize,
+  parseConfigFile,
+  SERVE_SETTINGS,
+} from "./serve_settings.ts";
 
 Deno.test("every setting has a unique flag and lands somewhere in the configuration", () => {
   const flags = SERVE_SETTINGS.map((s) => s.flag);
@@ -40,4 +46,26 @@ Deno.test("applySettings can keep to the settings a running server may change", 
   applySettings(config, { port: 1, idleTimeout: 5, rateMessages: 2 }, (s) => s.reloadable === true);
   assert.deepEqual(config, { idleTimeoutSec: 5, rateMessagesPerSec: 2 });
   assert.equal(attributeOf("max-connections-per-ip"), "maxConnectionsPerIp");
+});
+
+Deno.test("file limits: byte sizes with binary units, in flags and the config file", () => {
+  assert.equal(parseByteSize("65536"), 65536);
+  assert.equal(parseByteSize("64K"), 64 * 1024);
+  assert.equal(parseByteSize("256m"), 256 * 1024 * 1024);
+  assert.equal(parseByteSize("1GiB"), 1024 ** 3);
+  assert.equal(parseByteSize("2 GB"), 2 * 1024 ** 3);
+  for (const bad of ["", "-1", "1.5M", "12X", "M", "99999999999T"]) {
+    assert.throws(() => parseByteSize(bad), /byte count|too large/, bad);
+  }
+  const values = parseConfigFile(
+    JSON.stringify({ "max-file-size": "64M", "file-quota": "1G", "file-ttl": 3600 }),
+    "chat.json",
+  );
+  const config: Partial<ServerConfig> = {};
+  applySettings(config, values);
+  assert.deepEqual(config, {
+    maxFileSize: 64 * 1024 * 1024,
+    fileQuotaBytes: 1024 ** 3,
+    fileTtlSec: 3600,
+  });
 });

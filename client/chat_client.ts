@@ -141,12 +141,13 @@ export interface RequestOptions {
 const NOT_RESENT: ReadonlySet<string> = new Set(["broadcast", "relay"]);
 
 /**
- * Every event the server sends (everything but `hello` and replies). `relay` frames are
- * not events: they go to {@linkcode ChatClient.onRelay} listeners.
+ * Every event the server sends (everything but `hello` and replies). `relay` and
+ * `file_data` frames are not events: they go to {@linkcode ChatClient.onRelay} and
+ * {@linkcode ChatClient.onFileData} listeners.
  */
 export type ServerEvent = Exclude<
   ServerMessage,
-  { type: "hello" } | { type: "ok" } | { type: "relay" }
+  { type: "hello" } | { type: "ok" } | { type: "relay" } | { type: "file_data" }
 >;
 
 /** The connection dropped; the client is about to reconnect (or close). */
@@ -271,6 +272,9 @@ export class ChatClient implements AsyncDisposable {
   #resolveDone!: () => void;
   readonly #eventListeners = new Set<(event: ChatEvent) => void>();
   readonly #relayListeners = new Set<(sid: string, body: Uint8Array) => void>();
+  readonly #fileDataListeners = new Set<
+    (data: ServerMessageMap["file_data"], body: Uint8Array) => void
+  >();
 
   private constructor(options: ChatClientOptions) {
     if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
@@ -380,6 +384,17 @@ export class ChatClient implements AsyncDisposable {
   onRelay(listener: (sid: string, body: Uint8Array) => void): () => void {
     this.#relayListeners.add(listener);
     return () => this.#relayListeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` with every `file_data` frame (bytes of a file being received, at
+   * `offset`) and its body. Returns the function that removes it.
+   */
+  onFileData(
+    listener: (data: ServerMessageMap["file_data"], body: Uint8Array) => void,
+  ): () => void {
+    this.#fileDataListeners.add(listener);
+    return () => this.#fileDataListeners.delete(listener);
   }
 
   /**
@@ -795,6 +810,15 @@ export class ChatClient implements AsyncDisposable {
             listener(message.sid, body);
           } catch (err) {
             log.error("a relay listener threw: {error}", { error: describe(err) });
+          }
+        }
+        return;
+      case "file_data":
+        for (const listener of [...this.#fileDataListeners]) {
+          try {
+            listener(message, body);
+          } catch (err) {
+            log.error("a file data listener threw: {error}", { error: describe(err) });
           }
         }
         return;

@@ -15,6 +15,7 @@
 import { nameKey } from "../protocol/names.ts";
 import type { ChatClient } from "./chat_client.ts";
 import { ChatError } from "./chat_error.ts";
+import type { FileTransfers } from "./file_transfer.ts";
 import type { PrivateSessions } from "./private_sessions.ts";
 import type { DisplayItem } from "./render.ts";
 import type { SessionState } from "./session_state.ts";
@@ -49,12 +50,17 @@ export type PrivateControl = Pick<
   "start" | "accept" | "decline" | "send" | "stop"
 >;
 
+/** The part of {@linkcode FileTransfers} the commands use. */
+export type FileControl = Pick<FileTransfers, "send" | "accept" | "decline" | "cancel" | "list">;
+
 /** What a command handler works with. */
 export interface CommandContext {
   /** The connection. */
   readonly client: CommandClient;
   /** Private (direct, end-to-end encrypted) sessions; absent where not offered. */
   readonly privates?: PrivateControl;
+  /** File transfers through the server; absent where not offered. */
+  readonly files?: FileControl;
   /** The current room, conversation and what is known of nicks and rooms. */
   readonly state: SessionState;
   /** Shows a reply, an error or a note to the user (a line, or a JSON line). */
@@ -97,6 +103,25 @@ function privatesOf(ctx: CommandContext): PrivateControl {
     throw new ChatError("unsupported", "private sessions are not available here");
   }
   return ctx.privates;
+}
+
+function filesOf(ctx: CommandContext): FileControl {
+  if (ctx.files === undefined) {
+    throw new ChatError("unsupported", "file transfers are not available here");
+  }
+  return ctx.files;
+}
+
+/**
+ * The file id of an argument written `#12` (nicks never start with `#`), or null when
+ * the argument is something else (a nick).
+ */
+function fileIdOf(word: string | undefined): number | null {
+  if (word === undefined || !word.startsWith("#")) return null;
+  if (!/^#[1-9][0-9]{0,15}$/.test(word)) {
+    throw new ChatError("usage", `"${word}" is not a file number: they look like #12`);
+  }
+  return Number(word.slice(1));
 }
 
 function oneNick(args: CommandArgs, spec: CommandSpec): string {
@@ -460,19 +485,33 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "accept",
     aliases: [],
-    args: "NICK",
-    summary: "accept NICK's request for a private session",
+    args: "NICK|#FILE",
+    summary: "accept NICK's request for a private session, or the file offered as #FILE " +
+      "(saved in the download folder)",
     async handler(ctx, args) {
-      await privatesOf(ctx).accept(oneNick(args, this));
+      const file = fileIdOf(args.words[0]);
+      if (file === null) {
+        await privatesOf(ctx).accept(oneNick(args, this));
+        return;
+      }
+      if (args.words.length > 1) throw usage(this);
+      await filesOf(ctx).accept(file);
     },
   },
   {
     name: "decline",
     aliases: [],
-    args: "NICK",
-    summary: "decline NICK's request for a private session",
+    args: "NICK|#FILE",
+    summary: "decline NICK's request for a private session, or the file offered as #FILE",
     async handler(ctx, args) {
-      await privatesOf(ctx).decline(oneNick(args, this));
+      const file = fileIdOf(args.words[0]);
+      if (file === null) {
+        await privatesOf(ctx).decline(oneNick(args, this));
+        return;
+      }
+      if (args.words.length > 1) throw usage(this);
+      await filesOf(ctx).decline(file);
+      ctx.show({ type: "info", text: `* declined file #${file}` });
     },
   },
   {
@@ -482,6 +521,40 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: "close the private session with NICK (NICK is told)",
     async handler(ctx, args) {
       await privatesOf(ctx).stop(oneNick(args, this));
+    },
+  },
+  {
+    name: "send",
+    aliases: ["sendfile"],
+    args: "NICK PATH",
+    summary:
+      "send the file at PATH to NICK through the server, which holds it until NICK is online",
+    async handler(ctx, args) {
+      const nick = args.words[0];
+      const path = args.rest(1);
+      if (nick === undefined || path === "") throw usage(this);
+      await filesOf(ctx).send(nick, path);
+    },
+  },
+  {
+    name: "files",
+    aliases: [],
+    args: "",
+    summary: "list the files offered to you and not yet received",
+    async handler(ctx) {
+      ctx.show({ type: "reply", request: "file_list", data: await filesOf(ctx).list() });
+    },
+  },
+  {
+    name: "cancel",
+    aliases: [],
+    args: "#FILE",
+    summary: "stop sending or receiving #FILE; the server drops it",
+    async handler(ctx, args) {
+      const file = fileIdOf(args.words[0]);
+      if (file === null || args.words.length > 1) throw usage(this);
+      await filesOf(ctx).cancel(file);
+      ctx.show({ type: "info", text: `* cancelled file #${file}` });
     },
   },
   {
@@ -674,6 +747,7 @@ const NICK_ARGS = new Set([
   "accept",
   "decline",
   "stopprivate",
+  "send",
 ]);
 
 /**

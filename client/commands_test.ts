@@ -136,6 +136,12 @@ Deno.test("the table: unique names and aliases, every entry documented", () => {
     "history",
     "quit",
     "help",
+    // private (end-to-end encrypted) sessions
+    "private",
+    "p",
+    "accept",
+    "decline",
+    "stopprivate",
     // other chat programs' spellings
     "message",
     "whoelsesince",
@@ -173,7 +179,21 @@ Deno.test("/help is generated from the table", async () => {
 });
 
 Deno.test("unknown commands and missing arguments fail with one clear error", async () => {
-  const { ctx, shown, calls } = setup();
+  const { ctx: plain, shown, calls } = setup();
+  const record = (name: string) => (...args: unknown[]) => {
+    calls.push([name, ...args]);
+    return Promise.resolve();
+  };
+  const ctx: CommandContext = {
+    ...plain,
+    privates: {
+      start: record("start"),
+      accept: record("accept"),
+      decline: record("decline"),
+      send: record("send"),
+      stop: record("stop"),
+    },
+  };
   assert.equal(await executeLine(ctx, "/frobnicate now"), false);
   assert.deepEqual(shown.pop(), {
     type: "error",
@@ -193,6 +213,11 @@ Deno.test("unknown commands and missing arguments fail with one clear error", as
       ["/add_contact", "usage: /contact add|remove NICK"],
       ["/broadcast   ", "usage: /broadcast TEXT"],
       ["/room lobby", "usage: /say ROOM TEXT"],
+      ["/private", "usage: /private NICK [TEXT]"],
+      ["/p bob", "usage: /p NICK TEXT"],
+      ["/accept", "usage: /accept NICK|#FILE"],
+      ["/decline bob carol", "usage: /decline NICK|#FILE"],
+      ["/stopprivate", "usage: /stopprivate NICK"],
     ]
   ) {
     assert.equal(await executeLine(ctx, line), false, line);
@@ -386,4 +411,71 @@ Deno.test("tab completion: commands, rooms, nicks", async () => {
   assert.deepEqual(completeLine("hi ", state), [["bob", "carol"], ""]);
   assert.deepEqual(completeLine("/nothing x", state), [[], "x"]);
   assert.ok(!completeLine("a", state)[0].includes("alice"), "our own nick is not offered");
+});
+
+Deno.test("file commands: /send, and /accept and /decline by #FILE or by NICK", async () => {
+  const { ctx: plain, shown, calls } = setup();
+  const record = (name: string) => (...args: unknown[]) => {
+    calls.push([name, ...args]);
+    return Promise.resolve();
+  };
+  const ctx: CommandContext = {
+    ...plain,
+    privates: {
+      start: record("private.start"),
+      accept: record("private.accept"),
+      decline: record("private.decline"),
+      send: record("private.send"),
+      stop: record("private.stop"),
+    },
+    files: {
+      send: (...args: unknown[]) => {
+        calls.push(["files.send", ...args]);
+        return Promise.resolve({
+          file: 7,
+          to: "bob",
+          size: 1,
+          offset: 0,
+          online: true,
+          expires: 0,
+        });
+      },
+      accept: (...args: unknown[]) => {
+        calls.push(["files.accept", ...args]);
+        return Promise.resolve("/tmp/x");
+      },
+      decline: record("files.decline"),
+      cancel: record("files.cancel"),
+      list: () => Promise.resolve({ files: [] }),
+    },
+  };
+  calls.length = 0;
+  assert.equal(await executeLine(ctx, "/send bob ./my file (1).pdf"), true);
+  assert.equal(await executeLine(ctx, "/accept #12"), true);
+  assert.equal(await executeLine(ctx, "/decline #3"), true);
+  assert.equal(await executeLine(ctx, "/accept carol"), true);
+  assert.equal(await executeLine(ctx, "/decline 12"), true, "a nick of digits is a nick");
+  assert.equal(await executeLine(ctx, "/cancel #5"), true);
+  assert.deepEqual(calls, [
+    ["files.send", "bob", "./my file (1).pdf"],
+    ["files.accept", 12],
+    ["files.decline", 3],
+    ["private.accept", "carol"],
+    ["private.decline", "12"],
+    ["files.cancel", 5],
+  ]);
+  for (
+    const [line, message] of [
+      ["/send bob", "usage: /send NICK PATH"],
+      ["/accept #x", '"#x" is not a file number: they look like #12'],
+      ["/accept #0", '"#0" is not a file number: they look like #12'],
+      ["/accept #1 #2", "usage: /accept NICK|#FILE"],
+      ["/cancel bob", "usage: /cancel #FILE"],
+    ]
+  ) {
+    assert.equal(await executeLine(ctx, line), false, line);
+    assert.equal((shown.pop() as { message: string }).message, message, line);
+  }
+  assert.equal(await executeLine(plain, "/send bob x"), false);
+  assert.equal((shown.pop() as { code: string }).code, "unsupported");
 });

@@ -17,16 +17,19 @@ import type { ByteChannel } from "../transport/framed_connection.ts";
 export class PinnedTlsError extends Error {
   /** Stable code: `fingerprint_mismatch` or `tls_failed`. */
   readonly code: "fingerprint_mismatch" | "tls_failed";
+  /** With `fingerprint_mismatch`: the fingerprint of the certificate the server presented. */
+  readonly presented?: string;
 
   /** Creates the error. */
   constructor(
     code: "fingerprint_mismatch" | "tls_failed",
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { presented?: string },
   ) {
     super(message, options);
     this.name = "PinnedTlsError";
     this.code = code;
+    if (options?.presented !== undefined) this.presented = options.presented;
   }
 }
 
@@ -87,6 +90,7 @@ export function dialPinned(
             "fingerprint_mismatch",
             `the server's certificate has SHA-256 fingerprint ${presented || "(none)"}, ` +
               `not the trusted ${expected}`,
+            { presented },
           ),
         );
         return;
@@ -94,6 +98,77 @@ export function dialPinned(
       socket.off("error", fail);
       socket.setNoDelay(true);
       resolve(new SocketChannel(socket));
+    });
+  });
+}
+
+/** The certificate a server presents, as {@linkcode probeCertificate} saw it. */
+export interface PresentedCertificate {
+  /** SHA-256 fingerprint, uppercase hex pairs joined by colons. */
+  fingerprint: string;
+  /** The subject's common name, when it has one. */
+  subject?: string;
+  /** The issuer's common name, when it has one. */
+  issuer?: string;
+  /** Why the certificate is not trusted by the CAs `node:tls` knows (e.g. `DEPTH_ZERO_SELF_SIGNED_CERT`). */
+  untrustedBecause?: string;
+}
+
+/**
+ * Opens TLS to `host:port` only to look at the server's certificate, and hangs up
+ * before sending anything: for trust on first use, where the user decides whether a
+ * certificate no CA vouches for is the server's.
+ *
+ * @throws {PinnedTlsError} `tls_failed` when there is no TLS handshake (refused,
+ * not TLS, timeout).
+ * @example
+ * ```ts ignore
+ * import { probeCertificate } from "./pinned_tls.ts";
+ * const { fingerprint } = await probeCertificate({ host: "127.0.0.1", port: 44444 });
+ * ```
+ */
+export function probeCertificate(
+  options: { host: string; port: number; serverName?: string; timeoutMs?: number },
+): Promise<PresentedCertificate> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: options.host,
+      port: options.port,
+      servername: options.serverName ?? (isIp(options.host) ? undefined : options.host),
+      rejectUnauthorized: false, // looking, not trusting: nothing is sent
+    });
+    const timer = setTimeout(
+      () => finish(new Error(`no TLS handshake within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const finish = (err: Error | null, cert?: PresentedCertificate) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (cert !== undefined) resolve(cert);
+      else {reject(
+          new PinnedTlsError("tls_failed", err?.message ?? "no certificate", { cause: err }),
+        );}
+    };
+    socket.once("error", (err: Error) => finish(err));
+    socket.once("secureConnect", () => {
+      const peer = socket.getPeerCertificate();
+      const fingerprint = peer?.fingerprint256?.toUpperCase();
+      if (!fingerprint) {
+        finish(new Error("the server presented no certificate"));
+        return;
+      }
+      const name = (field: unknown): string | undefined => {
+        const cn = (field as { CN?: unknown } | undefined)?.CN;
+        return typeof cn === "string" ? cn : Array.isArray(cn) ? String(cn[0]) : undefined;
+      };
+      const why = socket.authorizationError;
+      finish(null, {
+        fingerprint,
+        ...(name(peer.subject) !== undefined ? { subject: name(peer.subject) } : {}),
+        ...(name(peer.issuer) !== undefined ? { issuer: name(peer.issuer) } : {}),
+        ...(why ? { untrustedBecause: String(why) } : {}),
+      });
     });
   });
 }

@@ -1,11 +1,18 @@
 import assert from "node:assert/strict";
-import { ca, cert, key } from "../tests/helpers/tls.ts";
+import { ca, cert, key, selfSignedCert, selfSignedKey } from "../tests/helpers/tls.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
 import { FramedConnection } from "../transport/framed_connection.ts";
-import { dialPinned, normalizeFingerprint, PinnedTlsError } from "./pinned_tls.ts";
+import {
+  dialPinned,
+  normalizeFingerprint,
+  PinnedTlsError,
+  probeCertificate,
+} from "./pinned_tls.ts";
 
-function tlsEchoServer(): { port: number; done: Promise<void>; close(): void } {
-  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
+function tlsEchoServer(
+  tls: { cert: string; key: string } = { cert, key },
+): { port: number; done: Promise<void>; close(): void } {
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...tls });
   const done = (async () => {
     for await (const conn of listener) {
       const framed = new FramedConnection(conn);
@@ -61,11 +68,52 @@ Deno.test("dialPinned refuses any other certificate, even a CA-valid one", async
         assert.ok(err instanceof PinnedTlsError);
         assert.equal(err.code, "fingerprint_mismatch");
         assert.match(err.message, /not the trusted/);
+        assert.equal(err.presented, normalizeFingerprint(err.presented ?? ""));
+        assert.notEqual(err.presented, other);
         return true;
       },
     );
   } finally {
     server.close();
     await server.done;
+  }
+});
+
+Deno.test("probeCertificate shows the certificate a server presents, trusted or not", async () => {
+  const server = tlsEchoServer({ cert: selfSignedCert, key: selfSignedKey });
+  try {
+    const seen = await probeCertificate({ host: "127.0.0.1", port: server.port });
+    assert.equal(seen.fingerprint, await certificateFingerprint(selfSignedCert));
+    assert.equal(seen.subject, "localhost");
+    assert.equal(seen.issuer, "localhost");
+    assert.match(seen.untrustedBecause ?? "", /SELF_SIGNED/);
+    // The fingerprint it shows is the one a pinned dial then accepts.
+    const channel = await dialPinned({
+      host: "127.0.0.1",
+      port: server.port,
+      fingerprint: seen.fingerprint,
+    });
+    channel.close();
+  } finally {
+    server.close();
+    await server.done;
+  }
+});
+
+Deno.test("probeCertificate of a port without TLS fails with tls_failed", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const accepting = (async () => {
+    for await (const conn of listener) conn.close(); // not TLS: hangs up at once
+  })().catch(() => {});
+  try {
+    await assert.rejects(probeCertificate({ host: "127.0.0.1", port }), (err: unknown) => {
+      assert.ok(err instanceof PinnedTlsError);
+      assert.equal(err.code, "tls_failed");
+      return true;
+    });
+  } finally {
+    listener.close();
+    await accepting;
   }
 });

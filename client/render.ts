@@ -15,6 +15,7 @@ import type { ReplyMap } from "../protocol/replies.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
 import type { ChatEvent, RequestType } from "./chat_client.ts";
 import type { PrivateEvent } from "./private_sessions.ts";
+import { type FileTransferEvent, formatBytes } from "../transport/file_transfer_events.ts";
 
 /** The reply to a request, as shown to the user. */
 export type ReplyItem = {
@@ -51,7 +52,13 @@ export interface InfoItem {
 }
 
 /** Everything the terminal client shows. */
-export type DisplayItem = ChatEvent | ReplyItem | CommandErrorItem | InfoItem | PrivateEvent;
+export type DisplayItem =
+  | ChatEvent
+  | ReplyItem
+  | CommandErrorItem
+  | InfoItem
+  | PrivateEvent
+  | FileTransferEvent;
 
 /** How {@linkcode formatItem} renders. */
 export interface RenderOptions {
@@ -254,8 +261,87 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
       return [`${stamp()} * private session with ${nick(item.nick)} closed: ${s(item.reason)}`];
     case "private_info":
       return [`${stamp()} * ${s(item.text)}`];
+    case "file_offer":
+      return []; // the file transfers report it (file_offered), with what to do
+    case "file_accepted":
+    case "file_declined":
+    case "file_completed":
+    case "file_cancelled":
+    case "file_progress":
+    case "file_offered":
+    case "file_sending":
+    case "file_sent":
+    case "file_receiving":
+    case "file_saved":
+    case "file_answer":
+    case "file_failed": {
+      const line = formatFileItem(item, nick);
+      return line === null ? [] : [`${stamp()} ${line}`];
+    }
     case "reply":
       return formatReply(item, options);
+  }
+}
+
+/** The line (after the time) of a file transfer event; null for progress (drawn as a bar). */
+function formatFileItem(
+  item:
+    | FileTransferEvent
+    | Extract<
+      DisplayItem,
+      { type: "file_accepted" | "file_declined" | "file_completed" | "file_cancelled" }
+    >,
+  nick: (n: string) => string,
+): string | null {
+  const s = sanitize;
+  const what = (file: number, name: string) => `${s(name)} (#${file})`;
+  switch (item.type) {
+    case "file_progress":
+      return null;
+    case "file_accepted":
+      return `* ${nick(item.by)} accepted ${what(item.file, item.name)}`;
+    case "file_declined":
+      return `* ${nick(item.by)} declined ${what(item.file, item.name)}`;
+    case "file_completed":
+      return `* ${nick(item.by)} received ${what(item.file, item.name)}, SHA-256 verified`;
+    case "file_cancelled":
+      return item.reason === "expired"
+        ? `* ${what(item.file, item.name)} expired on the server`
+        : item.reason === "corrupt"
+        ? `* ${what(item.file, item.name)} was dropped: its bytes did not match its SHA-256`
+        : `* ${nick(item.by)} cancelled ${what(item.file, item.name)}`;
+    case "file_offered":
+      return `* ${nick(item.from)} offers ${what(item.file, item.name)}, ${
+        formatBytes(item.size)
+      }, ` +
+        `SHA-256 ${item.sha256.slice(0, 16)}…: ` +
+        (item.auto ? "accepting it" : `/accept #${item.file} or /decline #${item.file}`);
+    case "file_sending":
+      return `* sending ${what(item.file, item.name)}, ${formatBytes(item.size)}, to ${
+        nick(item.to)
+      }` +
+        (item.offset > 0 ? `, resuming after ${formatBytes(item.offset)}` : "");
+    case "file_sent":
+      return `* ${what(item.file, item.name)} is sent; ` +
+        (item.online
+          ? `waiting for ${nick(item.to)}`
+          : `it waits for ${nick(item.to)} to come online`);
+    case "file_receiving":
+      return `* receiving ${what(item.file, item.name)}, ${formatBytes(item.size)}, from ` +
+        `${nick(item.from)}${
+          item.offset > 0 ? `, resuming after ${formatBytes(item.offset)}` : ""
+        }`;
+    case "file_saved":
+      return `* saved ${what(item.file, item.name)} from ${nick(item.from)} as ${s(item.path)} ` +
+        `(${formatBytes(item.size)}, SHA-256 verified)`;
+    case "file_answer":
+      return item.answer === "completed"
+        ? `* ${nick(item.by)} received ${what(item.file, item.name)}, SHA-256 verified`
+        : `* ${nick(item.by)} ${item.answer} ${what(item.file, item.name)}`;
+    case "file_failed":
+      return `! ${item.direction === "send" ? "sending" : "receiving"} ` +
+        `${what(item.file, item.name)} ${item.direction === "send" ? "to" : "from"} ` +
+        `${nick(item.nick)} failed: ${s(item.reason)}`;
   }
 }
 
@@ -363,7 +449,21 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
     case "private_stop":
     case "private_relay":
     case "relay":
-      return []; // the private sessions report progress themselves
+    case "file_offer":
+    case "file_chunk":
+    case "file_accept":
+    case "file_decline":
+    case "file_read":
+    case "file_done":
+    case "file_cancel":
+      return []; // the private sessions and file transfers report progress themselves
+    case "file_list":
+      return item.data.files.length === 0 ? ["* no files offered to you"] : [
+        "* files offered to you:",
+        ...item.data.files.map((f) =>
+          `  #${f.file} ${s(f.name)} (${formatBytes(f.size)}) from ${nick(f.from)}`
+        ),
+      ];
     case "ping":
       return [`* pong`];
     case "logout":

@@ -220,3 +220,65 @@ Deno.test("formatTime and isMention", () => {
   assert.ok(isMention("ping a.b", "a.b"));
   assert.ok(!isMention("ping axb", "a.b"));
 });
+
+Deno.test("file transfer events: one line each, names sanitized, progress drawn elsewhere", () => {
+  const at = { utc: true, now: () => Date.UTC(2024, 0, 1, 9, 5) };
+  const sha = "ab".repeat(32);
+  assert.deepEqual(
+    formatItem({
+      type: "file_offered",
+      file: 12,
+      from: "bob",
+      name: "\x1b]0;owned\x07../report.pdf",
+      size: 1536,
+      sha256: sha,
+      auto: false,
+    }, at),
+    [
+      "09:05 * bob offers ../report.pdf (#12), 1.5 KiB, SHA-256 abababababababab…: " +
+      "/accept #12 or /decline #12",
+    ],
+  );
+  assert.deepEqual(
+    formatItem({
+      type: "file_saved",
+      file: 12,
+      from: "bob",
+      name: "r.pdf",
+      size: 10,
+      sha256: sha,
+      path: "/home/a/Downloads/r (1).pdf",
+    }, at),
+    ["09:05 * saved r.pdf (#12) from bob as /home/a/Downloads/r (1).pdf (10 B, SHA-256 verified)"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "file_cancelled", file: 3, by: "server", name: "x", reason: "expired" }, at),
+    ["09:05 * x (#3) expired on the server"],
+  );
+  assert.deepEqual(
+    formatItem({
+      type: "file_progress",
+      file: 3,
+      direction: "send",
+      nick: "bob",
+      name: "x",
+      bytes: 1,
+      size: 2,
+      rate: 1,
+      eta: 1,
+    }, at),
+    [],
+  );
+  assert.deepEqual(
+    formatItem({
+      type: "file_failed",
+      file: 3,
+      direction: "receive",
+      nick: "bob",
+      name: "x\ny",
+      code: "corrupt",
+      reason: "SHA-256 mismatch",
+    }, at),
+    ["09:05 ! receiving x␊y (#3) from bob failed: SHA-256 mismatch"],
+  );
+});

@@ -5,8 +5,9 @@
  *
  * - handshake messages, sent before any key exists: `peer_hello` and `peer_error` in
  *   plaintext, then `peer_confirm` as the first encrypted record in each direction;
- * - session messages, sent only inside the encrypted channel: `peer_text` and `peer_bye`.
- *   File transfer will add `peer_file_*` types to {@linkcode peerSchemas}.
+ * - session messages, sent only inside the encrypted channel: `peer_text`, `peer_bye`,
+ *   and the file transfer messages `peer_file_*` (see `file_transfer.ts`), whose data
+ *   travels in frame bodies.
  *
  * Every header is validated on arrival; a failure is a `PeerError` with code
  * `handshake_failed` (handshake) or `bad_message` (session).
@@ -15,6 +16,7 @@
  */
 
 import { z } from "zod";
+import { MAX_OFFERED_NAME_LENGTH } from "../protocol/file_names.ts";
 import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
 
@@ -26,6 +28,13 @@ export const PEER_SUITE = "x25519-hkdf-sha256-aes256gcm";
 
 /** The PAKE of version 1 sessions with a code: CPace over ristretto255 with SHA-512. */
 export const PEER_PAKE = "cpace-ristretto255-sha512";
+
+/** A file's number in a session, chosen by its sender. */
+const fileNumber = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** A byte count or offset in a file. */
+const fileBytes = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** A SHA-256 digest in lowercase hex. */
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest in lowercase hex");
 
 /** A 32-byte value in unpadded base64url (43 characters). */
 const bytes32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "expected 32 bytes in base64url");
@@ -63,6 +72,42 @@ export const peerSchemas = {
     text: z.string().max(MAX_TEXT_LENGTH),
   }),
   peer_bye: z.object({ type: z.literal("peer_bye") }),
+  /** The sender offers a file (`fid`: the sender's number for it in this session). */
+  peer_file_offer: z.object({
+    type: z.literal("peer_file_offer"),
+    fid: fileNumber,
+    name: z.string().min(1).max(MAX_OFFERED_NAME_LENGTH),
+    size: fileBytes,
+    sha256: sha256Hex,
+  }),
+  /** The receiver accepts: send from `offset` (what a `.part` file already holds). */
+  peer_file_accept: z.object({
+    type: z.literal("peer_file_accept"),
+    fid: fileNumber,
+    offset: fileBytes,
+  }),
+  /** The receiver declines the offer, or gives up the transfer. */
+  peer_file_decline: z.object({
+    type: z.literal("peer_file_decline"),
+    fid: fileNumber,
+    reason: z.string().max(500),
+  }),
+  /** Bytes of the file at `offset`, in the frame body. */
+  peer_file_data: z.object({
+    type: z.literal("peer_file_data"),
+    fid: fileNumber,
+    offset: fileBytes,
+  }),
+  /** The receiver has written the file up to `offset` (the sender's window moves on). */
+  peer_file_ack: z.object({ type: z.literal("peer_file_ack"), fid: fileNumber, offset: fileBytes }),
+  /** The receiver checked the SHA-256: `ok`, or not (it then accepts again from 0, once). */
+  peer_file_done: z.object({ type: z.literal("peer_file_done"), fid: fileNumber, ok: z.boolean() }),
+  /** The sender gives up sending the file. */
+  peer_file_abort: z.object({
+    type: z.literal("peer_file_abort"),
+    fid: fileNumber,
+    reason: z.string().max(500),
+  }),
 } as const;
 
 type Schemas<T> = { [K in keyof T]: T[K] extends z.ZodType ? z.infer<T[K]> : never };
@@ -79,6 +124,8 @@ export type PeerMessageMap = Schemas<typeof peerSchemas>;
 export type PeerMessage = PeerMessageMap[keyof PeerMessageMap];
 /** A text message. */
 export type PeerText = PeerMessageMap["peer_text"];
+/** A file transfer message (`peer_file_*`). */
+export type PeerFileMessage = Extract<PeerMessage, { type: `peer_file_${string}` }>;
 
 function parseWith<M>(
   schemas: Record<string, z.ZodType>,

@@ -19,6 +19,7 @@ export * from "./code.ts";
 export * from "./connect.ts";
 export * from "./cpace.ts";
 export * from "./errors.ts";
+export * from "./file_transfer.ts";
 export * from "./handshake.ts";
 export * from "./key_schedule.ts";
 export * from "./listen.ts";

@@ -12,12 +12,12 @@ import { FramedConnection } from "../transport/framed_connection.ts";
 import { ConnectionClosedError } from "../transport/errors.ts";
 import { findPeerError, PeerError } from "./errors.ts";
 import type { PeerRole } from "./handshake.ts";
-import { parsePeerMessage, type PeerText } from "./messages.ts";
+import { parsePeerMessage, type PeerFileMessage, type PeerText } from "./messages.ts";
 import type { SecureChannel } from "./secure_channel.ts";
 
 const log = getLogger(["chat", "peer"]);
 
-/** Largest frame accepted inside a session (room for file chunks later). */
+/** Largest frame accepted inside a session (room for file chunks). */
 export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
 
 /** A text message from the other side. */
@@ -42,8 +42,18 @@ export interface PeerLeftEvent {
   from: string;
 }
 
+/** A file transfer message from the other side (see `file_transfer.ts`). */
+export interface PeerFileEvent {
+  /** Discriminant. */
+  type: "file";
+  /** The validated message. */
+  message: PeerFileMessage;
+  /** The frame body: file bytes for `peer_file_data`, empty otherwise. */
+  body: Uint8Array;
+}
+
 /** What a {@linkcode PeerSession} yields. */
-export type PeerEvent = PeerTextEvent | PeerLeftEvent;
+export type PeerEvent = PeerTextEvent | PeerLeftEvent | PeerFileEvent;
 
 /** What {@linkcode PeerSession} is made from (the outcome of a handshake). */
 export interface PeerSessionInit {
@@ -160,6 +170,28 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   }
 
   /**
+   * Queues a file transfer message, with file bytes in `body` for `peer_file_data`
+   * (see `file_transfer.ts`, which keeps the bytes in flight bounded).
+   *
+   * @throws {PeerError} `closed`.
+   */
+  sendFileMessage(message: PeerFileMessage, body?: Uint8Array): void {
+    try {
+      this.#conn.send(message, body);
+    } catch (err) {
+      if (err instanceof ConnectionClosedError) {
+        throw new PeerError("closed", "the session is closed", { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /** Bytes queued for the other side and not yet written. */
+  get queuedBytes(): number {
+    return this.#conn.queuedBytes;
+  }
+
+  /**
    * Says goodbye (the other side reports that this side left) and closes. Waits at most
    * `timeoutMs` for queued messages to be written.
    */
@@ -199,7 +231,9 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
     try {
       for await (const frame of this.#conn) {
         const message = parsePeerMessage(frame.header);
-        if (message.type === "peer_text") {
+        if (message.type.startsWith("peer_file_")) {
+          yield { type: "file", message: message as PeerFileMessage, body: frame.body };
+        } else if (message.type === "peer_text") {
           yield {
             type: "text",
             id: message.id,
@@ -207,7 +241,7 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
             text: message.text,
             from: this.#remoteNick,
           };
-        } else {
+        } else if (message.type === "peer_bye") {
           this.#ended = true;
           this.#conn.abort();
           log.debug("{nick} left", { nick: this.#remoteNick });

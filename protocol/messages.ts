@@ -15,6 +15,7 @@
 
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
+import { MAX_OFFERED_NAME_LENGTH } from "./file_names.ts";
 
 /** The protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -27,6 +28,17 @@ const seconds = z.number().nonnegative().max(1e9);
 
 /** A private session's id: 16 to 64 base64url characters, chosen by the requester. */
 const privateSid = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, "expected a base64url session id");
+
+/** A file transfer's id, given by the server (shown to people as `#12`). */
+const fileId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** A byte count or offset in a file. */
+const fileBytes = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** A SHA-256 digest in lowercase hex. */
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest in lowercase hex");
+/** A file name as offered (unsafe: receivers make it safe with `safeFileName`). */
+const offeredName = z.string().min(1).max(MAX_OFFERED_NAME_LENGTH);
+/** Most bytes one `file_read` may ask for. */
+export const MAX_FILE_READ_BYTES: number = 4 * 1024 * 1024;
 
 function request<T extends string, S extends z.ZodRawShape>(type: T, shape: S) {
   return z.object({ type: z.literal(type), id: requestId, ...shape });
@@ -82,6 +94,31 @@ export const clientSchemas = {
   private_relay: request("private_relay", { sid: privateSid }),
   /** Carries opaque bytes (encrypted records) in the frame body to the other side. */
   relay: request("relay", { sid: privateSid }),
+  // File transfers through the server (server/files.ts): offered, uploaded in chunks
+  // carried in frame bodies, held, then read by the recipient once accepted.
+  /** Offers a file to `to`; offering the same file again resumes its upload. */
+  file_offer: request("file_offer", {
+    to: shortText,
+    name: offeredName,
+    size: fileBytes,
+    sha256: sha256Hex,
+  }),
+  /** Bytes of an offered file at `offset`, in the frame body. */
+  file_chunk: request("file_chunk", { file: fileId, offset: fileBytes }),
+  /** The files offered to this account and not yet received. */
+  file_list: request("file_list", {}),
+  file_accept: request("file_accept", { file: fileId }),
+  file_decline: request("file_decline", { file: fileId }),
+  /** Asks for up to `length` bytes from `offset`: `file_data` frames, then the reply. */
+  file_read: request("file_read", {
+    file: fileId,
+    offset: fileBytes,
+    length: z.number().int().min(1).max(MAX_FILE_READ_BYTES),
+  }),
+  /** The recipient has the whole file, its SHA-256 checked: the server lets it go. */
+  file_done: request("file_done", { file: fileId }),
+  /** Withdraws an offer (sender) or gives up a transfer (recipient). */
+  file_cancel: request("file_cancel", { file: fileId }),
 } as const;
 
 const storedMessage = {
@@ -168,6 +205,48 @@ export const serverSchemas = {
   }),
   /** Relayed bytes of a private session, in the frame body. */
   relay: z.object({ type: z.literal("relay"), sid: privateSid }),
+  /** `from` offers a file; answer with `file_accept` or `file_decline`. */
+  file_offer: z.object({
+    type: z.literal("file_offer"),
+    file: fileId,
+    from: shortText,
+    to: shortText,
+    name: offeredName,
+    size: fileBytes,
+    sha256: sha256Hex,
+    ts: z.number(),
+  }),
+  /** To the sender: `by` accepted the file and is receiving it. */
+  file_accepted: z.object({
+    type: z.literal("file_accepted"),
+    file: fileId,
+    by: shortText,
+    name: offeredName,
+  }),
+  /** To the sender: `by` declined the file; the server dropped it. */
+  file_declined: z.object({
+    type: z.literal("file_declined"),
+    file: fileId,
+    by: shortText,
+    name: offeredName,
+  }),
+  /** To the sender: `by` received the whole file and checked its SHA-256. */
+  file_completed: z.object({
+    type: z.literal("file_completed"),
+    file: fileId,
+    by: shortText,
+    name: offeredName,
+  }),
+  /** The transfer ended without completing (`cancelled`, `expired`, `corrupt`). */
+  file_cancelled: z.object({
+    type: z.literal("file_cancelled"),
+    file: fileId,
+    by: shortText,
+    name: offeredName,
+    reason: shortText,
+  }),
+  /** Bytes of a file at `offset`, in the frame body (answering a `file_read`). */
+  file_data: z.object({ type: z.literal("file_data"), file: fileId, offset: fileBytes }),
 } as const;
 
 type Schemas<T> = { [K in keyof T]: T[K] extends z.ZodType ? z.infer<T[K]> : never };

@@ -15,6 +15,7 @@ import {
 type Header = Record<string, unknown>;
 
 const SID = "c2lkLW9mLWEtcHJpdmF0ZS1zZXNzaW9u";
+const SHA = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
 /** One valid sample of every client message; the type forces one per schema key. */
 const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
@@ -49,6 +50,14 @@ const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
   private_stop: { type: "private_stop", id: "c28", nick: "bob" },
   private_relay: { type: "private_relay", id: "c29", sid: SID },
   relay: { type: "relay", id: "c30", sid: SID },
+  file_offer: { type: "file_offer", id: "c31", to: "bob", name: "a.txt", size: 3, sha256: SHA },
+  file_chunk: { type: "file_chunk", id: "c32", file: 1, offset: 0 },
+  file_list: { type: "file_list", id: "c33" },
+  file_accept: { type: "file_accept", id: "c34", file: 1 },
+  file_decline: { type: "file_decline", id: "c35", file: 1 },
+  file_read: { type: "file_read", id: "c36", file: 1, offset: 0, length: 65536 },
+  file_done: { type: "file_done", id: "c37", file: 1 },
+  file_cancel: { type: "file_cancel", id: "c38", file: 1 },
 };
 
 /** One valid sample of every server message; the type forces one per schema key. */
@@ -76,6 +85,21 @@ const SERVER_SAMPLES: { [K in keyof ServerMessageMap]: ServerMessageMap[K] } = {
   private_relay: { type: "private_relay", sid: SID, nick: "bob" },
   private_ended: { type: "private_ended", sid: SID, nick: "bob", reason: "declined" },
   relay: { type: "relay", sid: SID },
+  file_offer: {
+    type: "file_offer",
+    file: 1,
+    from: "alice",
+    to: "bob",
+    name: "a.txt",
+    size: 3,
+    sha256: SHA,
+    ts: 1700000000006,
+  },
+  file_accepted: { type: "file_accepted", file: 1, by: "bob", name: "a.txt" },
+  file_declined: { type: "file_declined", file: 1, by: "bob", name: "a.txt" },
+  file_completed: { type: "file_completed", file: 1, by: "bob", name: "a.txt" },
+  file_cancelled: { type: "file_cancelled", file: 1, by: "bob", name: "a.txt", reason: "expired" },
+  file_data: { type: "file_data", file: 1, offset: 65536 },
 };
 
 const SIDES = [

@@ -18,6 +18,8 @@ const text = z.string();
 const count = z.number().int().nonnegative();
 const nickState = z.looseObject({ nick: text, online: z.boolean() });
 const roomListing = z.looseObject({ name: text, members: count, topic: text });
+const fileId = z.number().int().positive();
+const fileOffer = serverSchemas.file_offer.omit({ type: true });
 
 /**
  * The schema of the data of each request type's `ok` reply. Unknown extra fields
@@ -75,6 +77,29 @@ export const replySchemas = {
   private_stop: z.looseObject({ nick: text }),
   private_relay: z.looseObject({ sid: text }),
   relay: z.looseObject({}),
+  file_offer: z.looseObject({
+    file: fileId,
+    to: text,
+    size: count,
+    /** Bytes the server holds already: the upload (re)starts there. */
+    offset: count,
+    /** Whether the recipient is online now (else the file waits for its next login). */
+    online: z.boolean(),
+    /** When the server drops the file if nobody took it, ms since the epoch. */
+    expires: z.number(),
+  }),
+  /** `offset`: bytes the server holds now; `complete` once all are in and verified. */
+  file_chunk: z.looseObject({ file: fileId, offset: count, complete: z.boolean() }),
+  file_list: z.looseObject({ files: z.array(fileOffer) }),
+  file_accept: fileOffer.extend({}).loose(),
+  file_decline: z.looseObject({ file: fileId }),
+  /**
+   * `length` bytes from `offset` came before this reply as `file_data` frames (0 when
+   * none were uploaded yet: ask again); `available`: bytes the server holds.
+   */
+  file_read: z.looseObject({ file: fileId, offset: count, length: count, available: count }),
+  file_done: z.looseObject({ file: fileId }),
+  file_cancel: z.looseObject({ file: fileId }),
 } as const;
 
 /** The data of the `ok` reply to each request type. */
@@ -82,6 +107,9 @@ export type ReplyMap = { [K in keyof typeof replySchemas]: z.infer<(typeof reply
 
 /** A room in a listing. */
 export type RoomListing = z.infer<typeof roomListing>;
+
+/** A file offered to this account, as `file_list` and `file_accept` describe it. */
+export type FileOffer = z.infer<typeof fileOffer>;
 
 /** A nick with its online state (members, contacts). */
 export type NickState = z.infer<typeof nickState>;
@@ -140,7 +168,12 @@ export type ServerErrorCode =
   | "offline"
   | "no_private_request"
   | "no_private"
-  | "already_private";
+  | "already_private"
+  | "file_too_large"
+  | "quota_exceeded"
+  | "no_file"
+  | "bad_offset"
+  | "file_corrupt";
 
 /** Codes of `notice` events that end or change a session. */
 export type NoticeCode =

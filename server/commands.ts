@@ -16,6 +16,7 @@ import { ALL_SUBJECT, roomSubject, userSubject } from "./broker.ts";
 import { CommandError } from "./errors.ts";
 import { type ChatHub, roomKeyOf, type Session } from "./hub.ts";
 import { privateCommands } from "./private.ts";
+import { fileCommands } from "./files.ts";
 
 const log = getLogger(["chat", "server", "commands"]);
 
@@ -407,6 +408,16 @@ export const commands: CommandTable = {
   private_stop: privateCommands.private_stop,
   private_relay: privateCommands.private_relay,
   relay: privateCommands.relay,
+
+  // File transfers: see server/files.ts.
+  file_offer: fileCommands.file_offer,
+  file_chunk: fileCommands.file_chunk,
+  file_list: fileCommands.file_list,
+  file_accept: fileCommands.file_accept,
+  file_decline: fileCommands.file_decline,
+  file_read: fileCommands.file_read,
+  file_done: fileCommands.file_done,
+  file_cancel: fileCommands.file_cancel,
 };
 
 async function requireOther(

@@ -47,7 +47,7 @@ export interface ServerConfig {
   rateBytesPerSec: number;
   /** Bytes a session may send in a burst (at least one frame's worth). */
   rateBytesBurst: number;
-  /** Rate-limited requests in a row after which the session is disconnected. */
+  /** Rate-limited requests within 10 seconds after which the session is disconnected. */
   floodStrikes: number;
   /** Connections open at once, in all; 0: unlimited. */
   maxConnections: number;
@@ -72,6 +72,17 @@ export interface ServerConfig {
   shutdownGraceMs: number;
   /** scrypt cost parameter N for password hashes (a power of two). */
   passwordCost: number;
+  /** Largest file accepted for transfer through the server, in bytes. */
+  maxFileSize: number;
+  /** Bytes of files one account may have held by the server for their recipients at once. */
+  fileQuotaBytes: number;
+  /** Seconds a file is held for its recipient before it is deleted. */
+  fileTtlSec: number;
+  /**
+   * Folder of the files held for their recipients; `null`: `files/` in the data folder
+   * (a temporary folder when `dataDir` is null).
+   */
+  fileDir: string | null;
 }
 
 /** The defaults of every setting. */
@@ -104,6 +115,10 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   metricsPort: null,
   metricsHost: "127.0.0.1",
   passwordCost: 1 << 15,
+  maxFileSize: 256 * 1024 * 1024,
+  fileQuotaBytes: 1024 * 1024 * 1024,
+  fileTtlSec: 7 * 24 * 60 * 60,
+  fileDir: null,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

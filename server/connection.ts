@@ -19,7 +19,7 @@ import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.t
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
-import { FloodControl, MESSAGE_TYPES } from "./flood_control.ts";
+import { FloodControl, MESSAGE_TYPES, requestCost } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 
 const log = getLogger(["chat", "server", "connection"]);
@@ -59,6 +59,8 @@ export class ClientConnection implements SessionPort {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #flood: FloodControl;
   #bytesSeen = 0;
+  #bytesOutAtSweep = 0;
+  #stalledSweeps = 0;
   #phase: Phase = "hello";
   #session: Session | null = null;
 
@@ -144,11 +146,23 @@ export class ClientConnection implements SessionPort {
     if (this.#phase !== "closing") this.#trySend({ type: "notice", ...notice });
   }
 
-  /** Enforces the login deadline, the idle timeout and the write deadline. */
-  sweep(now: number): void {
+  /**
+   * Enforces the login deadline, the idle timeout and the write deadline; called every
+   * `intervalMs`. A write counts as stalled only over sweeps in which it made no progress,
+   * and each such sweep counts for `intervalMs` however late it ran: when the server's own
+   * event loop is what stalls, clients are not blamed for it.
+   */
+  sweep(now: number, intervalMs: number): void {
     if (this.#phase === "closing") return;
     const config = this.#hub.config;
-    if (this.#framed.writeStalledMs > config.writeTimeoutMs) {
+    const bytesOut = this.#framed.stats.bytesOut;
+    if (this.#framed.writeStalledMs > 0 && bytesOut === this.#bytesOutAtSweep) {
+      this.#stalledSweeps++;
+    } else {
+      this.#stalledSweeps = 0;
+    }
+    this.#bytesOutAtSweep = bytesOut;
+    if (this.#stalledSweeps * intervalMs > config.writeTimeoutMs) {
       this.#cutOff(`a write stalled for over ${config.writeTimeoutMs} ms`);
       return;
     }
@@ -220,7 +234,12 @@ export class ClientConnection implements SessionPort {
     this.#bytesSeen = this.#framed.bytesIn;
     const counters = this.#hub.metrics.counters;
     counters.requests++;
-    const admission = this.#flood.admit(message.type, bytes, now);
+    const admission = this.#flood.admit(
+      message.type,
+      bytes,
+      now,
+      requestCost(message as { type: string; limit?: number }),
+    );
     if (!admission.admitted) {
       counters.rateLimited++;
       this.#trySend({

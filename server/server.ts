@@ -11,6 +11,7 @@ import { listen, tuneAccepted } from "../transport/net.ts";
 import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
+import { FileService } from "./files.ts";
 import { ChatHub } from "./hub.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
@@ -85,15 +86,17 @@ export async function startServer(
     throw describeListenError(err, config);
   }
   const hub = new ChatHub(store, broker, config, metrics);
+  let files: FileService;
   try {
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
+    files = await FileService.open(hub);
   } catch (err) {
     listener.close();
     await store.close().catch(() => {});
     throw err;
   }
-  const server = new RunningServer(listener, hub, config);
+  const server = new RunningServer(listener, hub, config, files);
   if (config.metricsPort !== null) {
     try {
       await server.serveMetrics(config.metricsHost, config.metricsPort);
@@ -118,13 +121,15 @@ class RunningServer implements ChatServer {
   readonly #perIp = new Map<string, number>();
   readonly #running = new Set<Promise<void>>();
   readonly #sweeper: ReturnType<typeof setInterval>;
+  readonly #files: FileService;
   #metricsServer: Deno.HttpServer | null = null;
   #shutdown: Promise<void> | null = null;
   #resolveFinished!: () => void;
   #closedTraffic = { bytesIn: 0, bytesOut: 0 };
 
-  constructor(listener: Deno.Listener, hub: ChatHub, config: ServerConfig) {
+  constructor(listener: Deno.Listener, hub: ChatHub, config: ServerConfig, files: FileService) {
     this.#listener = listener;
+    this.#files = files;
     this.hub = hub;
     this.#config = config;
     this.addr = listener.addr as Deno.NetAddr;
@@ -261,7 +266,7 @@ class RunningServer implements ChatServer {
 
   #sweep(): void {
     const now = performance.now();
-    for (const connection of this.#connections) connection.sweep(now);
+    for (const connection of this.#connections) connection.sweep(now, SWEEP_INTERVAL_MS);
   }
 
   async #doShutdown(reason: string): Promise<void> {
@@ -286,6 +291,9 @@ class RunningServer implements ChatServer {
     clearInterval(this.#sweeper);
     await this.#metricsServer?.shutdown().catch(() => {});
     await this.hub.broker.close();
+    await this.#files.close().catch((err) =>
+      log.error("closing the file service failed: {err}", { err })
+    );
     await this.hub.store.close().catch((err) =>
       log.error("closing the store failed: {err}", { err })
     );

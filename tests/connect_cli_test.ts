@@ -1,7 +1,7 @@
 /**
  * End-to-end tests of `chat connect` as a real process against an in-process server:
- * scripted `--json` clients exchanging room messages and direct messages, `--follow`,
- * human output, and the exit codes.
+ * scripted `--json` clients exchanging room messages and direct messages, offline
+ * delivery and receipts, `--follow`, human output, the config file, TLS, and the exit codes.
  */
 
 import assert from "node:assert/strict";
@@ -9,81 +9,21 @@ import type { ChatServer } from "../server/server.ts";
 import { testServer } from "./helpers/harness.ts";
 import { cert, key } from "./helpers/tls.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
+import {
+  ConnectProcess as Connect,
+  type ConnectProcessOptions,
+  PASSWORD,
+} from "./helpers/connect_process.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const ROOT = new URL("../", import.meta.url);
-const WAIT_MS = 20_000;
-const PASSWORD = "password123";
-
-type Json = Record<string, unknown>;
-
-/** A running `chat connect` with its stdin script written and closed. */
-class ConnectProcess {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly #reading: Promise<void>;
-
-  constructor(server: ChatServer, args: string[], script: string, password = PASSWORD) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "connect", "--port", String(server.addr.port), ...args],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", CHAT_PASSWORD: password },
-    }).spawn();
-    const writer = this.child.stdin.getWriter();
-    writer.write(new TextEncoder().encode(script)).then(() => writer.close()).catch(() => {});
-    const collect = async (stream: ReadableStream<Uint8Array>, add: (s: string) => void) => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) add(chunk);
-    };
-    this.#reading = Promise.all([
-      collect(this.child.stdout, (s) => this.stdout += s),
-      collect(this.child.stderr, (s) => this.stderr += s),
-    ]).then(() => {});
-  }
-
-  /** The complete JSON lines printed so far. */
-  get json(): Json[] {
-    return this.stdout.split("\n").filter((line) => line.trim() !== "").map((line) => {
-      try {
-        return JSON.parse(line) as Json;
-      } catch {
-        throw new Error(`stdout line is not JSON: ${line}`);
-      }
-    });
-  }
-
-  /** Waits until a JSON line matches `predicate`. */
-  async waitFor(predicate: (line: Json) => boolean, what: string): Promise<Json> {
-    const deadline = Date.now() + WAIT_MS;
-    while (Date.now() < deadline) {
-      const complete = this.stdout.slice(0, this.stdout.lastIndexOf("\n") + 1);
-      const found = complete.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Json)
-        .find(predicate);
-      if (found !== undefined) return found;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    throw new Error(
-      `timed out waiting for ${what}; stdout: ${this.stdout}; stderr: ${this.stderr}`,
-    );
-  }
-
-  /** Waits for the exit; returns the code. */
-  async finish(): Promise<number> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const status = await Promise.race([
-      this.child.status,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          this.child.kill("SIGKILL");
-          reject(new Error(`process did not exit; stdout: ${this.stdout}; stderr: ${this.stderr}`));
-        }, WAIT_MS);
-      }),
-    ]).finally(() => clearTimeout(timer));
-    await this.#reading;
-    return status.code;
+/** `chat connect` against `server`, with `script` as its stdin. */
+class ConnectProcess extends Connect {
+  constructor(
+    server: ChatServer,
+    args: string[],
+    script: string,
+    options: ConnectProcessOptions = {},
+  ) {
+    super(server.addr.port, args, script, options);
   }
 }
 
@@ -180,7 +120,9 @@ Deno.test("a wrong password is one line on stderr and exit 1; no retries", async
   await withServer(async (server) => {
     const first = new ConnectProcess(server, ["--nick", "dave"], "");
     assert.equal(await first.finish(), 0, first.stderr);
-    const wrong = new ConnectProcess(server, ["--nick", "dave"], "hello\n", "not-the-password");
+    const wrong = new ConnectProcess(server, ["--nick", "dave"], "hello\n", {
+      password: "not-the-password",
+    });
     assert.equal(await wrong.finish(), 1);
     assert.equal(wrong.stdout, "");
     assert.equal(
@@ -188,6 +130,24 @@ Deno.test("a wrong password is one line on stderr and exit 1; no retries", async
       `chat connect: wrong password for dave at 127.0.0.1:${server.addr.port}\n`,
     );
   });
+});
+
+Deno.test("an unreachable server: the reason, retries with backoff, then exit 1", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // nobody listens there now
+  const lone = new Connect(port, ["--nick", "lone", "--retries", "1"], "hi\n");
+  assert.equal(await lone.finish(), 1);
+  assert.equal(lone.stdout, "");
+  const lines = lone.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 2, lone.stderr);
+  assert.match(
+    lines[0]!,
+    new RegExp(
+      `^chat connect: cannot connect to 127\\.0\\.0\\.1:${port}: .+; retrying in \\d\\.\\d s$`,
+    ),
+  );
+  assert.match(lines[1]!, new RegExp(`^chat connect: cannot connect to 127\\.0\\.0\\.1:${port}: `));
 });
 
 Deno.test("the password can come from --password-file; human output is HH:MM lines", async () => {
@@ -200,7 +160,7 @@ Deno.test("the password can come from --password-file; human output is HH:MM lin
         server,
         ["--nick", "erin", "--password-file", file, "--room", "books"],
         "hello \x1b[31mbooks\n/who\n",
-        "ignored-because-the-file-wins",
+        { password: "ignored-because-the-file-wins" },
       );
       assert.equal(await erin.finish(), 0, erin.stderr);
       const lines = erin.stdout.trimEnd().split("\n");
@@ -214,17 +174,117 @@ Deno.test("the password can come from --password-file; human output is HH:MM lin
   });
 });
 
-Deno.test("--follow ends with exit 0 when the server shuts down", async () => {
+Deno.test("--follow waits out a server shutdown, then gives up after --retries: exit 1", async () => {
   const server = await testServer();
   try {
-    const frank = new ConnectProcess(server, ["--nick", "frank", "--json", "--follow"], "/who\n");
+    const frank = new ConnectProcess(
+      server,
+      ["--nick", "frank", "--json", "--follow", "--retries", "1"],
+      "/who\n",
+    );
     await frank.waitFor((l) => l.type === "reply", "frank's /who reply");
     await server.shutdown();
-    assert.equal(await frank.finish(), 0, frank.stderr);
+    assert.equal(await frank.finish(), 1, frank.stderr);
+    const types = frank.json.map((l) => l.type);
     assert.ok(frank.json.some((l) => l.type === "notice" && l.code === "shutdown"), frank.stdout);
+    assert.deepEqual(types.slice(-3), ["disconnected", "reconnecting", "closed"]);
+    assert.equal(frank.json.at(-1)!.code, "disconnected");
+    assert.match(
+      frank.stderr,
+      /^chat connect: the connection ended: gave up reconnecting after 1 attempt: .+\n$/,
+    );
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("a direct message to someone offline is delivered at their login, with receipts", async () => {
+  await withServer(async (server) => {
+    const ivy = new ConnectProcess(server, ["--nick", "ivy", "--json"], "");
+    assert.equal(await ivy.finish(), 0, ivy.stderr); // ivy has an account, and is gone
+    const jack = new ConnectProcess(
+      server,
+      ["--nick", "jack", "--json", "--follow"],
+      "/msg ivy while you were out\n",
+    );
+    const sent = await jack.waitFor((l) => l.type === "reply" && l.request === "dm", "the dm");
+    assert.equal(sent.delivered, false);
+
+    const back = new ConnectProcess(server, ["--nick", "ivy", "--json"], "");
+    assert.equal(await back.finish(), 0, back.stderr);
+    const got = back.json.filter((l) => l.type === "dm");
+    assert.deepEqual(got, [{
+      type: "dm",
+      id: sent.id,
+      ts: sent.ts,
+      from: "jack",
+      to: "ivy",
+      text: "while you were out",
+    }]);
+    const receipt = await jack.waitFor((l) => l.type === "receipt", "the delivery receipt");
+    assert.deepEqual(Object.keys(receipt).sort(), ["by", "id", "status", "ts", "type"]);
+    assert.equal(receipt.id, sent.id);
+    assert.equal(receipt.status, "delivered");
+    assert.equal(receipt.by, "ivy");
+    jack.child.kill("SIGTERM");
+    assert.equal(await jack.finish(), 0, jack.stderr);
+  });
+});
+
+Deno.test("defaults come from the config file; CHAT_* variables and flags win over it", async () => {
+  await withServer(async (server) => {
+    const home = await Deno.makeTempDir();
+    try {
+      await Deno.mkdir(`${home}/chat`);
+      await Deno.writeTextFile(
+        `${home}/chat/config.json`,
+        JSON.stringify({
+          host: "127.0.0.1",
+          port: server.addr.port,
+          nick: "kim",
+          room: "garden",
+          "password-file": "secret", // relative to the config folder
+        }),
+      );
+      await Deno.writeTextFile(`${home}/chat/secret`, "kims-password\n");
+      // No --port flag: the port comes from the file too. No CHAT_PASSWORD: the file's
+      // password-file gives it. The task's own permissions are enough to read it all.
+      const run = (args: string[], env: Record<string, string> = {}) =>
+        new Connect(null, ["--json", ...args], "/who\n", {
+          configHome: home,
+          password: "",
+          env,
+          taskPermissions: true,
+        });
+      const fromFile = run([]);
+      assert.equal(await fromFile.finish(), 0, fromFile.stderr);
+      assert.equal(fromFile.json[0]!.request, "join");
+      assert.equal(fromFile.json[0]!.room, "garden");
+      assert.deepEqual(fromFile.json[1]!.users, ["kim"]);
+      const fromEnv = run([], { CHAT_NICK: "lee" });
+      assert.equal(await fromEnv.finish(), 0, fromEnv.stderr);
+      assert.deepEqual(fromEnv.json[1]!.users, ["lee"], "CHAT_NICK wins over the file");
+      const fromFlag = run(["--nick", "max", "--room", "pond"], { CHAT_NICK: "lee" });
+      assert.equal(await fromFlag.finish(), 0, fromFlag.stderr);
+      assert.equal(fromFlag.json[0]!.room, "pond");
+      assert.deepEqual(fromFlag.json[1]!.users, ["max"], "--nick wins over CHAT_NICK");
+      // CHAT_PASSWORD wins over the file's password-file: kim's password is the file's.
+      const envPassword = run([], { CHAT_PASSWORD: "not-kims-password" });
+      assert.equal(await envPassword.finish(), 1);
+      assert.match(envPassword.stderr, /^chat connect: wrong password for kim at 127\.0\.0\.1:/);
+
+      await Deno.writeTextFile(`${home}/chat/config.json`, '{"nick": "kim", "colour": false}');
+      const broken = new Connect(server.addr.port, [], "", { configHome: home });
+      assert.equal(await broken.finish(), 1);
+      assert.equal(
+        broken.stderr,
+        `chat connect: config ${home}/chat/config.json: unknown setting "colour" (settings: ` +
+          "host, port, nick, room, tls, ca, password-file, no-color, retries)\n",
+      );
+    } finally {
+      await Deno.remove(home, { recursive: true });
+    }
+  });
 });
 
 Deno.test("--ca connects over TLS; an untrusted certificate fails at once with exit 1", async () => {

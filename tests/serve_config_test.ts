@@ -142,7 +142,12 @@ Deno.test({
         logFile,
       ]);
       try {
-        const metricsLine = server.lines.find((l) => l.includes("metrics at:"));
+        // Printed after the listening line, possibly in a later read of the pipe.
+        let metricsLine: string | undefined;
+        for (let i = 0; i < 100 && metricsLine === undefined; i++) {
+          metricsLine = server.lines.find((l) => l.includes("metrics at:"));
+          if (metricsLine === undefined) await delay(20);
+        }
         assert.ok(metricsLine, server.lines.join("\n"));
         const url = /http:\/\/\S+/.exec(metricsLine)![0];
         const metrics = await (await fetch(url)).text();

@@ -126,3 +126,27 @@ Deno.test("logins: failed logins are throttled per IP address across nicks", asy
     assert.ok(Number(throttled.retryAfter) >= 1);
   }, { loginFailuresPerMinutePerIp: 4 });
 });
+
+Deno.test("flood: a steady excess that some requests slip through is still cut off", async () => {
+  await withServer(async (server) => {
+    await using flooder = await Probe.login(server, "steady");
+    // Ten times the allowed rate, spaced out: each refill lets one through, the rest pile up.
+    for (let i = 0; i < 200 && !flooder.ended; i++) {
+      flooder.send({ type: "who", id: `w${i}` });
+      await delay(5);
+    }
+    await flooder.expect({ type: "notice", code: "flood" });
+    await flooder.closed();
+  }, { rateRequestsPerSec: 20, rateRequestsBurst: 5, floodStrikes: 20 });
+});
+
+Deno.test("flood: long history pages cost more than one request", async () => {
+  await withServer(async (server) => {
+    await using reader = await Probe.login(server, "reader");
+    await reader.ok("history", { room: "lobby", limit: 500 }); // 10 tokens
+    await reader.ok("history", { room: "lobby", limit: 500 }); // 20
+    const refused = await reader.fails("history", { room: "lobby", limit: 500 }, "rate_limited");
+    assert.match(String(refused.message), /requests/);
+    await reader.ok("history", { room: "lobby", limit: 10 }); // the last token: a short page
+  }, { rateRequestsPerSec: 1, rateRequestsBurst: 21 });
+});

@@ -8,3 +8,5 @@ export * from "./errors.ts";
 export * from "./framed_connection.ts";
 export * from "./net.ts";
 export * from "./byte_queue.ts";
+export * from "./file_io.ts";
+export * from "./file_transfer_events.ts";

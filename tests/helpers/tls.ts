@@ -1,7 +1,8 @@
 /**
  * TLS material for tests: a test CA and a server certificate for `127.0.0.1` and
- * `localhost` signed by it, read from `tests/fixtures/` (see its README for how they
- * were made). Reading them needs `--allow-read`.
+ * `localhost` signed by it, and a second, self-signed server certificate for the same
+ * names, read from `tests/fixtures/` (see its README for how they were made). Reading
+ * them needs `--allow-read`.
  *
  * @example
  * ```ts ignore
@@ -24,3 +25,10 @@ export const cert: string = fixture("server.pem");
 export const key: string = fixture("server-key.pem");
 /** The test CA certificate (PEM) that signed {@linkcode cert}; give it to `caCerts`. */
 export const ca: string = fixture("ca.pem");
+/**
+ * A self-signed server certificate (PEM) for `IP:127.0.0.1` and `DNS:localhost`, no CA's:
+ * another certificate than {@linkcode cert} for the same server, as after a change.
+ */
+export const selfSignedCert: string = fixture("self-signed.pem");
+/** The private key of {@linkcode selfSignedCert} (PEM, PKCS#8, P-256). */
+export const selfSignedKey: string = fixture("self-signed-key.pem");

@@ -1,0 +1,589 @@
+/**
+ * File transfers through the chat server (`/send NICK PATH`, `/accept #ID`): the client
+ * half of `server/files.ts`.
+ *
+ * - Sending: the file is hashed (one pass, bounded buffer), offered (`file_offer`), then
+ *   uploaded in chunks of {@linkcode CHUNK_BYTES} carried as frame bodies, with at most
+ *   {@linkcode WINDOW_CHUNKS} chunks waiting for the server's acknowledgement: memory
+ *   stays bounded whatever the file's size. Across a reconnect, chunks in flight are
+ *   resent by the client (the server acknowledges again what it has); on a refusal the
+ *   upload offers the file again, and carries on from the offset the server reports.
+ * - Receiving: offers arrive live (`file_offer`) or, when they were held while we were
+ *   away, from `file_list` at login and after each reconnect. Accepting (by hand, or
+ *   every offer with `acceptDir`) writes into the download folder through
+ *   {@linkcode IncomingFile}: a safe name, a `.part` file resumed from its size, the
+ *   SHA-256 checked before the rename, never an overwrite. Reads are one at a time of
+ *   {@linkcode READ_BYTES}; a SHA-256 mismatch starts over once.
+ *
+ * Everything that happens is reported through `onEvent` as {@linkcode FileTransferEvent}s
+ * (the server's own `file_accepted`, `file_declined`, `file_completed` and
+ * `file_cancelled` events reach the sender through the client's event stream).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { ServerMessageMap } from "../protocol/messages.ts";
+import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
+import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
+import {
+  type FileOfferedEvent,
+  type FileTransferEvent,
+  ProgressMeter,
+  type TransferDirection,
+} from "../transport/file_transfer_events.ts";
+import type { ChatClient, ChatEvent } from "./chat_client.ts";
+import { ChatError } from "./chat_error.ts";
+
+const log = getLogger(["chat", "client", "files"]);
+
+/** Bytes of file data per `file_chunk`. */
+export const CHUNK_BYTES: number = 256 * 1024;
+/** Chunks in flight (sent, not yet acknowledged) per upload: 1 MiB. */
+export const WINDOW_CHUNKS = 8;
+/** Bytes asked for per `file_read` (the server may send fewer). */
+export const READ_BYTES: number = 1024 * 1024;
+/** A download without a new byte this long gives up (its `.part` file stays for later). */
+export const STALL_TIMEOUT_MS: number = 5 * 60 * 1000;
+/** Times an upload offers its file again after a refusal before it gives up. */
+const MAX_RESYNCS = 20;
+
+/** Server error codes after which an upload offers its file again and carries on. */
+const RESYNC_CODES: ReadonlySet<string> = new Set([
+  "bad_offset",
+  "no_file",
+  "file_corrupt",
+  "queue_full",
+  "rate_limited",
+  "shutting_down",
+  "connection_lost",
+]);
+
+/** What file transfers need of the chat client. */
+export type FileClient = Pick<ChatClient, "request" | "onEvent" | "onFileData" | "nick">;
+
+/** Options of {@linkcode FileTransfers}. */
+export interface FileTransfersOptions {
+  /** Receives every {@linkcode FileTransferEvent} (to show it). */
+  onEvent: (event: FileTransferEvent) => void;
+  /** Where accepted files are saved. Default: `Downloads` in the home folder. */
+  downloadDir?: string;
+  /** Accept every offer into this folder (`--accept-files DIR`). */
+  acceptDir?: string;
+  /** Milliseconds between two progress events of a transfer. Default 250. */
+  progressIntervalMs?: number;
+}
+
+/** A running transfer, to stop it. */
+interface Running {
+  readonly direction: TransferDirection;
+  readonly done: Promise<unknown>;
+  stop(reason: ChatError): void;
+}
+
+/**
+ * The file transfers of one chat client; see the module documentation.
+ *
+ * @example
+ * ```ts ignore
+ * import { FileTransfers } from "./file_transfer.ts";
+ * const files = new FileTransfers(client, { onEvent: (e) => console.log(e) });
+ * await files.send("bob", "./report.pdf"); // resolves once the server has it all
+ * // on bob's side: await files.accept(7) resolves with the saved path
+ * ```
+ */
+export class FileTransfers implements AsyncDisposable {
+  readonly #client: FileClient;
+  readonly #options: FileTransfersOptions;
+  readonly #offers = new Map<number, FileOfferedEvent>();
+  readonly #running = new Map<number, Running>();
+  /** Files received in this session: a listing after a reconnect must not offer them again. */
+  readonly #received = new Set<number>();
+  readonly #background = new Set<Promise<unknown>>();
+  readonly #unsubscribe: (() => void)[] = [];
+  #closed = false;
+
+  /** Follows `client`'s events and asks for the files held for us. */
+  constructor(client: FileClient, options: FileTransfersOptions) {
+    this.#client = client;
+    this.#options = options;
+    this.#unsubscribe.push(client.onEvent((event) => this.#onChatEvent(event)));
+    this.#track(this.refresh());
+  }
+
+  /** The download folder of `/accept`. */
+  get downloadDir(): string {
+    return this.#options.downloadDir ?? defaultDownloadDir();
+  }
+
+  /** Offers waiting for an answer. */
+  get offers(): FileOfferedEvent[] {
+    return [...this.#offers.values()];
+  }
+
+  /** Asks the server for the files held for us and reports those not known yet. */
+  async refresh(): Promise<void> {
+    try {
+      await this.list();
+    } catch (err) {
+      if (!this.#closed) log.warn("listing held files failed: {err}", { err: describe(err) });
+    }
+  }
+
+  /**
+   * The files offered to us and not yet received, from the server; those not known
+   * yet are reported (and accepted with `acceptDir`).
+   *
+   * @throws {ChatError} when the server cannot be asked.
+   */
+  async list(): Promise<ReplyMap["file_list"]> {
+    const listed = await this.#client.request("file_list", {});
+    for (const offer of listed.files) this.#offered(offer);
+    return listed;
+  }
+
+  /**
+   * Sends the file at `path` to `nick` through the server; resolves once the server
+   * holds all of it (the recipient may not have accepted yet).
+   *
+   * @throws {ChatError} the server's refusal (`file_too_large`, `quota_exceeded`,
+   * `unknown_user`, `blocked`, `self`, ...), `not_a_file`, `unreadable`, `closed`.
+   */
+  async send(nick: string, path: string): Promise<ReplyMap["file_offer"]> {
+    this.#checkOpen();
+    let source: FileSource;
+    try {
+      source = await FileSource.open(path);
+    } catch (err) {
+      throw toChatError(err);
+    }
+    try {
+      const fields = { to: nick, name: source.name, size: source.size, sha256: source.sha256 };
+      let offer = await this.#client.request("file_offer", fields);
+      this.#emit({
+        type: "file_sending",
+        file: offer.file,
+        to: offer.to,
+        name: source.name,
+        size: source.size,
+        sha256: source.sha256,
+        offset: offer.offset,
+      });
+      let stopped: ChatError | null = null;
+      let stopWaiting: () => void = () => {};
+      const stopSignal = new Promise<void>((resolve) => stopWaiting = resolve);
+      const running: Running = {
+        direction: "send",
+        done: Promise.resolve(),
+        stop: (reason) => {
+          stopped = reason;
+          stopWaiting();
+        },
+      };
+      this.#running.set(offer.file, running);
+      const meter = this.#meter(source.size, offer.offset);
+      try {
+        let offset = offer.offset;
+        let resyncs = 0;
+        while (offset < source.size || source.size === 0) {
+          try {
+            offset = await this.#upload(
+              source,
+              offer.file,
+              offset,
+              meter,
+              offer.to,
+              stopSignal,
+              () => stopped,
+            );
+            break;
+          } catch (err) {
+            const error = toChatError(err);
+            if (stopped !== null) throw stopped;
+            if (!RESYNC_CODES.has(error.code) || ++resyncs > MAX_RESYNCS) throw error;
+            log.info("upload of file #{id} resyncs after {code}", {
+              id: offer.file,
+              code: error.code,
+            });
+            if (error.retryAfter !== undefined) await sleep(error.retryAfter * 1000);
+            const previous = offer.file;
+            offer = await this.#client.request("file_offer", fields);
+            if (offer.file !== previous) {
+              this.#running.delete(previous);
+              this.#running.set(offer.file, running);
+            }
+            offset = offer.offset;
+          }
+        }
+        if (stopped !== null) throw stopped;
+        this.#emit({
+          type: "file_sent",
+          file: offer.file,
+          to: offer.to,
+          name: source.name,
+          size: source.size,
+          online: offer.online,
+        });
+        return offer;
+      } catch (err) {
+        const error = toChatError(err);
+        this.#emit({
+          type: "file_failed",
+          file: offer.file,
+          direction: "send",
+          nick: offer.to,
+          name: source.name,
+          code: error.code,
+          reason: error.message,
+        });
+        throw error;
+      } finally {
+        if (this.#running.get(offer.file) === running) this.#running.delete(offer.file);
+      }
+    } finally {
+      source.close();
+    }
+  }
+
+  /**
+   * Accepts file `id` and receives it into `dir` (default: the download folder);
+   * resolves with the path it is saved under once its SHA-256 matched.
+   *
+   * @throws {ChatError} `no_file`, `corrupt` (twice), `unwritable`, `stalled`, `closed`...
+   */
+  accept(id: number, dir: string = this.downloadDir): Promise<string> {
+    this.#checkOpen();
+    const existing = this.#running.get(id);
+    if (existing !== undefined && existing.direction === "receive") {
+      return existing.done as Promise<string>;
+    }
+    let stop!: (reason: ChatError) => void;
+    const stopped = new Promise<never>((_, reject) => stop = reject);
+    stopped.catch(() => {});
+    const done = this.#download(id, dir, stopped);
+    const running: Running = { direction: "receive", done, stop };
+    this.#running.set(id, running);
+    done.then(
+      () => {},
+      () => {},
+    ).finally(() => {
+      if (this.#running.get(id) === running) this.#running.delete(id);
+    });
+    return done;
+  }
+
+  /** Declines file `id`: the server drops it and tells the sender. */
+  async decline(id: number): Promise<void> {
+    this.#checkOpen();
+    await this.#client.request("file_decline", { file: id });
+    this.#offers.delete(id);
+  }
+
+  /** Stops transfer `id` (either way) and tells the server to drop the file. */
+  async cancel(id: number): Promise<void> {
+    this.#checkOpen();
+    this.#running.get(id)?.stop(new ChatError("cancelled", "cancelled here"));
+    this.#offers.delete(id);
+    await this.#client.request("file_cancel", { file: id });
+  }
+
+  /** Resolves when no transfer runs and the held files are listed (scripts wait for it). */
+  async idle(): Promise<void> {
+    while (this.#background.size > 0 || this.#running.size > 0) {
+      await Promise.allSettled([
+        ...this.#background,
+        ...[...this.#running.values()].map((r) => r.done),
+      ]);
+    }
+  }
+
+  /** Stops every transfer (`.part` files stay for a resume) and stops following the client. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const dispose of this.#unsubscribe) dispose();
+    const running = [...this.#running.values()];
+    for (const r of running) r.stop(new ChatError("closed", "the client is closing"));
+    await Promise.allSettled(running.map((r) => r.done));
+  }
+
+  /** Closes; for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /** Uploads from `offset` to the end with a window of chunks in flight; returns the end. */
+  async #upload(
+    source: FileSource,
+    file: number,
+    offset: number,
+    meter: ProgressMeter,
+    to: string,
+    stopSignal: Promise<void>,
+    stopped: () => ChatError | null,
+  ): Promise<number> {
+    const inflight: Promise<ReplyMap["file_chunk"]>[] = [];
+    // One buffer for every chunk: a request is encoded (copied) as soon as it is made.
+    const buffer = new Uint8Array(CHUNK_BYTES);
+    let next = offset;
+    let acked = offset;
+    try {
+      while (acked < source.size) {
+        while (next < source.size && inflight.length < WINDOW_CHUNKS) {
+          const bytes = await source.read(next, CHUNK_BYTES, buffer);
+          const reply = this.#client.request("file_chunk", { file, offset: next }, { body: bytes });
+          reply.catch(() => {});
+          inflight.push(reply);
+          next += bytes.length;
+        }
+        const reply = await Promise.race([inflight.shift()!, stopSignal.then(() => null)]);
+        const halt = stopped();
+        if (halt !== null || reply === null) throw halt ?? new ChatError("cancelled", "stopped");
+        acked = Math.max(acked, reply.offset);
+        this.#progress(meter, file, "send", to, source.name, acked);
+        if (reply.complete) return source.size;
+      }
+      if (source.size === 0) return 0;
+      return acked;
+    } finally {
+      // Whatever is still in flight settles on its own (the server acknowledges resent
+      // chunks again); wait for it so that a resync starts from a quiet connection.
+      if (stopped() === null) await Promise.allSettled(inflight);
+    }
+  }
+
+  // -------------------------------------------------------------- receiving
+
+  async #download(id: number, dir: string, stopped: Promise<never>): Promise<string> {
+    const offered = this.#offers.get(id);
+    let info: { from: string; name: string } | null = offered ?? null;
+    const target: { file: IncomingFile | null } = { file: null };
+    let writeError: unknown = null;
+    let lastWrite: Promise<void> = Promise.resolve();
+    // Where the next data frame must start; a frame past it (after a short read, with a
+    // second read in flight) is dropped, and reading starts again from what is written.
+    let expected = 0;
+    const stopListening = this.#client.onFileData((data, body) => {
+      const file = target.file;
+      if (data.file !== id || file === null || writeError !== null) return;
+      if (data.offset > expected) return;
+      expected = Math.max(expected, data.offset + body.length);
+      lastWrite = file.write(data.offset, body).catch((err) => {
+        writeError ??= err;
+      });
+    });
+    try {
+      const accepted = await Promise.race([
+        this.#client.request("file_accept", { file: id }),
+        stopped,
+      ]);
+      info = accepted;
+      this.#offers.delete(id);
+      const incoming = await Promise.race([
+        IncomingFile.open({
+          dir,
+          offeredName: accepted.name,
+          size: accepted.size,
+          sha256: accepted.sha256,
+        }),
+        stopped,
+      ]);
+      target.file = incoming;
+      this.#emit({
+        type: "file_receiving",
+        file: id,
+        from: accepted.from,
+        name: accepted.name,
+        size: accepted.size,
+        path: incoming.partPath,
+        offset: incoming.offset,
+      });
+      const meter = this.#meter(accepted.size, incoming.offset);
+      let restarted = false;
+      let lastProgress = performance.now();
+      let available = 0;
+      while (true) {
+        expected = incoming.offset;
+        // Up to two reads in flight; the second only for bytes the server already has.
+        const reads: { reply: Promise<ReplyMap["file_read"]>; end: number }[] = [];
+        let next = incoming.offset;
+        const ask = () => {
+          const length = Math.min(READ_BYTES, accepted.size - next);
+          const reply = this.#client.request("file_read", { file: id, offset: next, length });
+          reply.catch(() => {});
+          reads.push({ reply, end: next + length });
+          next += length;
+        };
+        while (!incoming.complete) {
+          if (reads.length === 0) {
+            next = incoming.offset;
+            ask();
+          }
+          if (reads.length === 1 && next < accepted.size && next + READ_BYTES <= available) ask();
+          const before = incoming.offset;
+          const read = reads.shift()!;
+          const reply = await Promise.race([read.reply, stopped]);
+          available = Math.max(available, reply.available);
+          await lastWrite;
+          if (writeError !== null) throw writeError;
+          if (reply.offset + reply.length < read.end) {
+            // A short read: what follows in flight does not join up; start again from here.
+            await Promise.allSettled(reads.map((r) => r.reply));
+            reads.length = 0;
+            await lastWrite;
+            if (writeError !== null) throw writeError;
+            next = incoming.offset;
+            expected = incoming.offset;
+          }
+          if (incoming.offset > before) {
+            lastProgress = performance.now();
+            this.#progress(meter, id, "receive", accepted.from, accepted.name, incoming.offset);
+          } else if (performance.now() - lastProgress > STALL_TIMEOUT_MS) {
+            throw new ChatError(
+              "stalled",
+              `no bytes for ${STALL_TIMEOUT_MS / 60_000} minutes; /accept #${id} again to resume`,
+            );
+          }
+        }
+        try {
+          const path = await incoming.finish();
+          target.file = null;
+          this.#received.add(id);
+          this.#client.request("file_done", { file: id }).catch((err) =>
+            log.warn("telling the server file #{id} arrived failed: {err}", {
+              id,
+              err: describe(err),
+            })
+          );
+          this.#emit({
+            type: "file_saved",
+            file: id,
+            from: accepted.from,
+            name: accepted.name,
+            size: accepted.size,
+            sha256: accepted.sha256,
+            path,
+          });
+          return path;
+        } catch (err) {
+          if (!(err instanceof FileIoError) || err.code !== "corrupt" || restarted) throw err;
+          restarted = true;
+          log.warn("file #{id} did not match its SHA-256: receiving it again", { id });
+        }
+      }
+    } catch (err) {
+      const error = toChatError(err);
+      await lastWrite;
+      await target.file?.close().catch(() => {});
+      this.#emit({
+        type: "file_failed",
+        file: id,
+        direction: "receive",
+        nick: info?.from ?? "?",
+        name: info?.name ?? `#${id}`,
+        code: error.code,
+        reason: error.message,
+      });
+      throw error;
+    } finally {
+      stopListening();
+    }
+  }
+
+  // ----------------------------------------------------------------- events
+
+  #onChatEvent(event: ChatEvent): void {
+    if (this.#closed) return;
+    switch (event.type) {
+      case "file_offer":
+        this.#offered(event);
+        return;
+      case "reconnected":
+        this.#track(this.refresh());
+        return;
+      case "file_cancelled":
+      case "file_declined":
+        this.#offers.delete(event.file);
+        this.#running.get(event.file)?.stop(
+          new ChatError(
+            event.type === "file_declined" ? "declined" : event.reason,
+            event.type === "file_declined"
+              ? `${event.by} declined it`
+              : event.reason === "expired"
+              ? "it expired on the server"
+              : `${event.by} cancelled it`,
+          ),
+        );
+        return;
+    }
+  }
+
+  #offered(offer: FileOffer | ServerMessageMap["file_offer"]): void {
+    const known = this.#offers.has(offer.file) || this.#running.has(offer.file) ||
+      this.#received.has(offer.file);
+    if (known) return;
+    const auto = this.#options.acceptDir !== undefined;
+    const event: FileOfferedEvent = {
+      type: "file_offered",
+      file: offer.file,
+      from: offer.from,
+      name: offer.name,
+      size: offer.size,
+      sha256: offer.sha256,
+      auto,
+    };
+    this.#offers.set(offer.file, event);
+    this.#emit(event);
+    if (auto) this.#track(this.accept(offer.file, this.#options.acceptDir!).catch(() => {}));
+  }
+
+  #meter(size: number, start: number): ProgressMeter {
+    return new ProgressMeter(size, start, this.#options.progressIntervalMs);
+  }
+
+  #progress(
+    meter: ProgressMeter,
+    file: number,
+    direction: TransferDirection,
+    nick: string,
+    name: string,
+    bytes: number,
+  ): void {
+    const progress = meter.update(bytes);
+    if (progress === null) return;
+    this.#emit({ type: "file_progress", file, direction, nick, name, ...progress });
+  }
+
+  #emit(event: FileTransferEvent): void {
+    try {
+      this.#options.onEvent(event);
+    } catch (err) {
+      log.error("a file event listener threw: {err}", { err: describe(err) });
+    }
+  }
+
+  #track(promise: Promise<unknown>): void {
+    const tracked = promise.catch(() => {}).finally(() => this.#background.delete(tracked));
+    this.#background.add(tracked);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ChatError("closed", "file transfers are closed");
+  }
+}
+
+function toChatError(err: unknown): ChatError {
+  if (err instanceof ChatError) return err;
+  if (err instanceof FileIoError) return new ChatError(err.code, err.message, { cause: err });
+  return new ChatError("internal", describe(err), { cause: err });
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,654 @@
+/**
+ * File transfers inside a peer session (`chat peer --send PATH`, `/send PATH`): end to
+ * end encrypted like everything else in the session, with the same offer / accept /
+ * verify / resume behaviour as transfers through the server.
+ *
+ * ```text
+ * sender                                       receiver
+ * peer_file_offer {fid, name, size, sha256} ->
+ *                                           <- peer_file_accept {fid, offset}   (or decline)
+ * peer_file_data {fid, offset} + body ...   ->  written to NAME.<hash>.part
+ *                                           <- peer_file_ack {fid, offset}      (every 256 KiB)
+ *                                           <- peer_file_done {fid, ok}         (SHA-256 checked)
+ * ```
+ *
+ * - The sender keeps at most {@linkcode WINDOW_BYTES} sent and not acknowledged, and
+ *   reads the file chunk by chunk ({@linkcode CHUNK_BYTES}, under the 64 KiB record size):
+ *   memory stays bounded whatever the file's size; so does the receiver's, which writes
+ *   each chunk before it reads the next frame.
+ * - The receiver saves through {@linkcode IncomingFile}: a safe name inside the download
+ *   folder, a `.part` file renamed once the SHA-256 matches, never an overwrite.
+ * - Resuming: a transfer cut off (either side gone) leaves the `.part` file; offering
+ *   the same file in a later session finds it, and the receiver accepts from its size
+ *   (its bytes are hashed again). A SHA-256 mismatch at the end starts over from 0, once.
+ * - Messages from the other side are checked: data for an unknown file, past the
+ *   announced size or out of order cancels that transfer; nothing it sends can crash
+ *   the session.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
+import {
+  type FileOfferedEvent,
+  type FileTransferEvent,
+  ProgressMeter,
+  type TransferDirection,
+} from "../transport/file_transfer_events.ts";
+import { PeerError } from "./errors.ts";
+import type { PeerFileMessage, PeerMessageMap } from "./messages.ts";
+import type { PeerSession } from "./session.ts";
+
+const log = getLogger(["chat", "peer", "files"]);
+
+/** Bytes of file data per `peer_file_data` frame: under one 64 KiB record with its header. */
+export const CHUNK_BYTES: number = 64 * 1024 - 512;
+/** Bytes the sender may have sent and not had acknowledged. */
+export const WINDOW_BYTES: number = 2 * 1024 * 1024;
+/** Bytes a receiver lets wait for the disk before it stops reading the session. */
+export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
+/** The receiver acknowledges at least this often, in bytes. */
+export const ACK_BYTES: number = 512 * 1024;
+
+/** What file transfers need of a peer session. */
+export type PeerFileSession = Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed">;
+
+/** Options of {@linkcode PeerFileTransfers}. */
+export interface PeerFileTransfersOptions {
+  /** Receives every {@linkcode FileTransferEvent} (to show it). */
+  onEvent: (event: FileTransferEvent) => void;
+  /** Where accepted files are saved. Default: `Downloads` in the home folder. */
+  downloadDir?: string;
+  /** Accept every offer into this folder (`--accept-files DIR`). */
+  acceptDir?: string;
+  /** Milliseconds between two progress events of a transfer. Default 250. */
+  progressIntervalMs?: number;
+}
+
+/**
+ * The failure of a peer file transfer, with a stable code: `declined`, `cancelled`,
+ * `closed`, `corrupt`, `no_file`, or a {@linkcode FileIoError} code.
+ */
+export class PeerFileError extends Error {
+  /** The stable reason. */
+  readonly code: string;
+
+  /** Creates the error. */
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PeerFileError";
+    this.code = code;
+  }
+}
+
+interface Outgoing {
+  readonly fid: number;
+  readonly source: FileSource;
+  /** Bumped at each accept: an older pump stops. */
+  generation: number;
+  acked: number;
+  sent: number;
+  meter: ProgressMeter;
+  wake: (() => void) | null;
+  resolve: () => void;
+  reject: (err: PeerFileError) => void;
+  finished: boolean;
+}
+
+interface Incoming {
+  readonly fid: number;
+  readonly offer: FileOfferedEvent;
+  file: IncomingFile;
+  lastAck: number;
+  restarted: boolean;
+  /** Bytes received and not yet written. */
+  pendingBytes: number;
+  /** Checking the SHA-256 and renaming. */
+  finishing: boolean;
+  /** Given up: later chunks are dropped. */
+  failed: boolean;
+  meter: ProgressMeter;
+  resolve: (path: string) => void;
+  reject: (err: PeerFileError) => void;
+}
+
+/**
+ * The file transfers of one peer session. Feed it every `file` event of the session
+ * ({@linkcode PeerFileTransfers.handle}); call {@linkcode PeerFileTransfers.send},
+ * {@linkcode PeerFileTransfers.accept} and {@linkcode PeerFileTransfers.decline}.
+ *
+ * @example
+ * ```ts ignore
+ * import { PeerFileTransfers } from "./file_transfer.ts";
+ * const files = new PeerFileTransfers(session, { onEvent: (e) => console.log(e) });
+ * const sending = files.send("./photo.jpg"); // resolves once the peer has checked it
+ * for await (const event of session) if (event.type === "file") await files.handle(event);
+ * ```
+ */
+export class PeerFileTransfers {
+  readonly #session: PeerFileSession;
+  readonly #options: PeerFileTransfersOptions;
+  readonly #outgoing = new Map<number, Outgoing>();
+  readonly #offers = new Map<number, FileOfferedEvent>();
+  readonly #incoming = new Map<number, Incoming>();
+  readonly #pending = new Set<Promise<unknown>>();
+  #nextFid = 1;
+  #closed = false;
+
+  /** Transfers over `session`. */
+  constructor(session: PeerFileSession, options: PeerFileTransfersOptions) {
+    this.#session = session;
+    this.#options = options;
+  }
+
+  /** The download folder of {@linkcode accept}. */
+  get downloadDir(): string {
+    return this.#options.downloadDir ?? defaultDownloadDir();
+  }
+
+  /** Offers waiting for an answer. */
+  get offers(): FileOfferedEvent[] {
+    return [...this.#offers.values()];
+  }
+
+  /** Whether any transfer is running or waiting for an answer. */
+  get busy(): boolean {
+    return this.#outgoing.size > 0 || this.#incoming.size > 0;
+  }
+
+  /**
+   * Offers the file at `path` and sends it once accepted; resolves when the other side
+   * has checked its SHA-256.
+   *
+   * @throws {PeerFileError} `declined`, `cancelled`, `closed`, `not_a_file`, `unreadable`...
+   */
+  async send(path: string): Promise<void> {
+    this.#checkOpen();
+    let source: FileSource;
+    try {
+      source = await FileSource.open(path);
+    } catch (err) {
+      throw toFileError(err);
+    }
+    const fid = this.#nextFid++;
+    let resolve!: () => void;
+    let reject!: (err: PeerFileError) => void;
+    const done = new Promise<void>((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    const outgoing: Outgoing = {
+      fid,
+      source,
+      generation: 0,
+      acked: 0,
+      sent: 0,
+      meter: this.#meter(source.size, 0),
+      wake: null,
+      resolve,
+      reject,
+      finished: false,
+    };
+    this.#outgoing.set(fid, outgoing);
+    const tracked = done.finally(() => {
+      outgoing.finished = true;
+      this.#outgoing.delete(fid);
+      source.close();
+    });
+    this.#track(tracked);
+    try {
+      this.#send({
+        type: "peer_file_offer",
+        fid,
+        name: source.name,
+        size: source.size,
+        sha256: source.sha256,
+      });
+    } catch (err) {
+      reject(toFileError(err));
+    }
+    this.#emit({
+      type: "file_sending",
+      file: fid,
+      to: this.#session.remoteNick,
+      name: source.name,
+      size: source.size,
+      sha256: source.sha256,
+      offset: 0,
+    });
+    try {
+      await tracked;
+      this.#emit({
+        type: "file_answer",
+        file: fid,
+        by: this.#session.remoteNick,
+        name: source.name,
+        answer: "completed",
+      });
+    } catch (err) {
+      const error = toFileError(err);
+      if (error.code === "declined") {
+        this.#emit({
+          type: "file_answer",
+          file: fid,
+          by: this.#session.remoteNick,
+          name: source.name,
+          answer: "declined",
+        });
+      } else {
+        this.#failed(fid, "send", source.name, error);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Accepts offer `fid` into `dir` (default: the download folder); resolves with the
+   * path the file is saved under once its SHA-256 matched.
+   *
+   * @throws {PeerFileError} `no_file`, `corrupt` (twice), `unwritable`, `closed`...
+   */
+  accept(fid: number, dir: string = this.downloadDir): Promise<string> {
+    this.#checkOpen();
+    const offer = this.#offers.get(fid);
+    if (offer === undefined) {
+      return Promise.reject(
+        new PeerFileError(
+          "no_file",
+          this.#incoming.has(fid) ? `file ${fid} is already being received` : `no offer ${fid}`,
+        ),
+      );
+    }
+    this.#offers.delete(fid);
+    let resolve!: (path: string) => void;
+    let reject!: (err: PeerFileError) => void;
+    const done = new Promise<string>((ok, fail) => {
+      resolve = ok;
+      reject = fail;
+    });
+    const start = (async () => {
+      const file = await IncomingFile.open({
+        dir,
+        offeredName: offer.name,
+        size: offer.size,
+        sha256: offer.sha256,
+      });
+      const incoming: Incoming = {
+        fid,
+        offer,
+        file,
+        lastAck: file.offset,
+        restarted: false,
+        pendingBytes: 0,
+        finishing: false,
+        failed: false,
+        meter: this.#meter(offer.size, file.offset),
+        resolve,
+        reject: (err) => {
+          incoming.failed = true;
+          reject(err);
+        },
+      };
+      this.#incoming.set(fid, incoming);
+      this.#emit({
+        type: "file_receiving",
+        file: fid,
+        from: offer.from,
+        name: offer.name,
+        size: offer.size,
+        path: file.partPath,
+        offset: file.offset,
+      });
+      this.#send({ type: "peer_file_accept", fid, offset: file.offset });
+      if (file.complete) await this.#finishIncoming(incoming);
+    })();
+    start.catch((err) => reject(toFileError(err)));
+    const tracked = done.catch(async (err) => {
+      const incoming = this.#incoming.get(fid);
+      this.#incoming.delete(fid);
+      this.#trySend({ type: "peer_file_decline", fid, reason: toFileError(err).message });
+      await incoming?.file.close().catch(() => {});
+      this.#failed(fid, "receive", offer.name, toFileError(err), offer.from);
+      throw err;
+    }).finally(() => this.#incoming.delete(fid));
+    this.#track(tracked);
+    return tracked;
+  }
+
+  /** Declines offer `fid`, or gives up receiving it. */
+  decline(fid: number, reason = "declined"): void {
+    this.#checkOpen();
+    const offered = this.#offers.delete(fid);
+    const incoming = this.#incoming.get(fid);
+    if (!offered && incoming === undefined) {
+      throw new PeerFileError("no_file", `no offer ${fid}`);
+    }
+    this.#trySend({ type: "peer_file_decline", fid, reason });
+    incoming?.reject(new PeerFileError("cancelled", "given up here"));
+  }
+
+  /** Resolves when no transfer runs (the end of a script waits for it). */
+  async idle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
+  /**
+   * Stops every transfer: `.part` files stay for a resume in a later session. Call it
+   * when the session ends.
+   */
+  async close(reason = "the session ended"): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const error = new PeerFileError("closed", reason);
+    for (const outgoing of this.#outgoing.values()) outgoing.reject(error);
+    for (const incoming of this.#incoming.values()) incoming.reject(error);
+    this.#offers.clear();
+    await this.idle();
+  }
+
+  /**
+   * Handles a file message from the other side; resolves once it is dealt with (a data
+   * chunk written), so that the session's reader paces the sender.
+   */
+  async handle(event: { message: PeerFileMessage; body: Uint8Array }): Promise<void> {
+    if (this.#closed) return;
+    const message = event.message;
+    try {
+      switch (message.type) {
+        case "peer_file_offer":
+          this.#onOffer(message);
+          return;
+        case "peer_file_data":
+          await this.#onData(message, event.body);
+          return;
+        case "peer_file_abort": {
+          this.#offers.delete(message.fid);
+          const incoming = this.#incoming.get(message.fid);
+          incoming?.reject(
+            new PeerFileError(
+              "cancelled",
+              `${this.#session.remoteNick} stopped: ${message.reason}`,
+            ),
+          );
+          return;
+        }
+        case "peer_file_accept":
+          this.#onAccept(message);
+          return;
+        case "peer_file_ack": {
+          const outgoing = this.#outgoing.get(message.fid);
+          if (outgoing === undefined) return;
+          outgoing.acked = Math.max(outgoing.acked, Math.min(message.offset, outgoing.sent));
+          this.#progress(
+            outgoing.meter,
+            outgoing.fid,
+            "send",
+            outgoing.source.name,
+            outgoing.acked,
+          );
+          outgoing.wake?.();
+          return;
+        }
+        case "peer_file_done": {
+          const outgoing = this.#outgoing.get(message.fid);
+          if (outgoing === undefined) return;
+          if (message.ok) outgoing.resolve();
+          // Not ok: the receiver accepts again from 0 (once), which restarts the pump.
+          return;
+        }
+        case "peer_file_decline": {
+          const outgoing = this.#outgoing.get(message.fid);
+          if (outgoing === undefined) return;
+          const declined = outgoing.sent === 0 && outgoing.generation === 0;
+          outgoing.reject(
+            new PeerFileError(
+              declined ? "declined" : "cancelled",
+              declined
+                ? `${this.#session.remoteNick} declined it`
+                : `${this.#session.remoteNick} stopped receiving it: ${message.reason}`,
+            ),
+          );
+          return;
+        }
+      }
+    } catch (err) {
+      log.warn("file message {type} from {nick} failed: {err}", {
+        type: message.type,
+        nick: this.#session.remoteNick,
+        err: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  // ----------------------------------------------------------------- sending
+
+  #onAccept(message: PeerMessageMap["peer_file_accept"]): void {
+    const outgoing = this.#outgoing.get(message.fid);
+    if (outgoing === undefined || outgoing.finished) return;
+    if (message.offset > outgoing.source.size) {
+      this.#trySend({ type: "peer_file_abort", fid: message.fid, reason: "bad offset" });
+      outgoing.reject(new PeerFileError("bad_offset", "the receiver asked past the end"));
+      return;
+    }
+    const generation = ++outgoing.generation;
+    outgoing.sent = message.offset;
+    outgoing.acked = message.offset;
+    outgoing.meter = this.#meter(outgoing.source.size, message.offset);
+    outgoing.wake?.();
+    if (generation === 1) {
+      this.#emit({
+        type: "file_answer",
+        file: outgoing.fid,
+        by: this.#session.remoteNick,
+        name: outgoing.source.name,
+        answer: "accepted",
+      });
+    }
+    this.#pump(outgoing, generation).catch((err) => outgoing.reject(toFileError(err)));
+  }
+
+  async #pump(outgoing: Outgoing, generation: number): Promise<void> {
+    const size = outgoing.source.size;
+    // One buffer for every chunk: a message is encoded (copied) as soon as it is sent.
+    const buffer = new Uint8Array(CHUNK_BYTES);
+    while (outgoing.sent < size) {
+      if (outgoing.generation !== generation || outgoing.finished) return;
+      if (outgoing.sent - outgoing.acked >= WINDOW_BYTES) {
+        await new Promise<void>((resolve) => outgoing.wake = resolve);
+        outgoing.wake = null;
+        continue;
+      }
+      const offset = outgoing.sent;
+      const bytes = await outgoing.source.read(offset, CHUNK_BYTES, buffer);
+      if (outgoing.generation !== generation || outgoing.finished) return;
+      this.#send({ type: "peer_file_data", fid: outgoing.fid, offset }, bytes);
+      outgoing.sent = offset + bytes.length;
+    }
+    this.#emit({
+      type: "file_sent",
+      file: outgoing.fid,
+      to: this.#session.remoteNick,
+      name: outgoing.source.name,
+      size,
+      online: true,
+    });
+  }
+
+  // --------------------------------------------------------------- receiving
+
+  #onOffer(message: PeerMessageMap["peer_file_offer"]): void {
+    if (this.#offers.has(message.fid) || this.#incoming.has(message.fid)) {
+      log.warn("{nick} offered file {fid} twice", {
+        nick: this.#session.remoteNick,
+        fid: message.fid,
+      });
+      return;
+    }
+    const auto = this.#options.acceptDir !== undefined;
+    const offer: FileOfferedEvent = {
+      type: "file_offered",
+      file: message.fid,
+      from: this.#session.remoteNick,
+      name: message.name,
+      size: message.size,
+      sha256: message.sha256,
+      auto,
+    };
+    this.#offers.set(message.fid, offer);
+    this.#emit(offer);
+    if (auto) this.accept(message.fid, this.#options.acceptDir!).catch(() => {});
+  }
+
+  /**
+   * Queues a chunk's write (writes run in order) and resolves at once, unless more than
+   * {@linkcode MAX_PENDING_WRITE_BYTES} wait to be written: then once they are down to
+   * this chunk, so that the session's reader (which awaits this) paces the sender. The
+   * ack goes out once the bytes are written.
+   */
+  async #onData(message: PeerMessageMap["peer_file_data"], body: Uint8Array): Promise<void> {
+    const incoming = this.#incoming.get(message.fid);
+    if (incoming === undefined || incoming.failed) return; // declined or done: late chunks
+    incoming.pendingBytes += body.length;
+    const written = incoming.file.write(message.offset, body).then(
+      () => this.#written(incoming),
+      (err) => {
+        if (incoming.failed) return;
+        incoming.failed = true;
+        const error = toFileError(err);
+        this.#trySend({ type: "peer_file_decline", fid: message.fid, reason: error.message });
+        incoming.reject(error);
+      },
+    ).finally(() => incoming.pendingBytes -= body.length);
+    if (incoming.pendingBytes > MAX_PENDING_WRITE_BYTES) await written;
+  }
+
+  async #written(incoming: Incoming): Promise<void> {
+    if (incoming.failed) return;
+    const offset = incoming.file.offset;
+    this.#progress(incoming.meter, incoming.fid, "receive", incoming.offer.name, offset);
+    if (offset - incoming.lastAck >= ACK_BYTES || incoming.file.complete) {
+      incoming.lastAck = offset;
+      this.#trySend({ type: "peer_file_ack", fid: incoming.fid, offset });
+    }
+    if (incoming.file.complete && !incoming.finishing) {
+      incoming.finishing = true;
+      await this.#finishIncoming(incoming);
+      incoming.finishing = false;
+    }
+  }
+
+  async #finishIncoming(incoming: Incoming): Promise<void> {
+    try {
+      const path = await incoming.file.finish();
+      this.#trySend({ type: "peer_file_done", fid: incoming.fid, ok: true });
+      this.#incoming.delete(incoming.fid);
+      this.#emit({
+        type: "file_saved",
+        file: incoming.fid,
+        from: incoming.offer.from,
+        name: incoming.offer.name,
+        size: incoming.offer.size,
+        sha256: incoming.offer.sha256,
+        path,
+      });
+      incoming.resolve(path);
+    } catch (err) {
+      const error = toFileError(err);
+      if (error.code !== "corrupt" || incoming.restarted) {
+        this.#trySend({ type: "peer_file_decline", fid: incoming.fid, reason: error.message });
+        incoming.reject(error);
+        return;
+      }
+      // The .part file is emptied by finish(): ask for everything again, once.
+      log.warn("file {fid} did not match its SHA-256: receiving it again", { fid: incoming.fid });
+      incoming.restarted = true;
+      incoming.lastAck = 0;
+      incoming.meter = this.#meter(incoming.offer.size, 0);
+      this.#trySend({ type: "peer_file_done", fid: incoming.fid, ok: false });
+      this.#trySend({ type: "peer_file_accept", fid: incoming.fid, offset: 0 });
+    }
+  }
+
+  // --------------------------------------------------------------- internals
+
+  #send(message: PeerFileMessage, body?: Uint8Array): void {
+    if (this.#session.closed) throw new PeerFileError("closed", "the session is closed");
+    this.#session.sendFileMessage(message, body);
+  }
+
+  #trySend(message: PeerFileMessage): void {
+    try {
+      this.#send(message);
+    } catch {
+      // the session is over; its end stops the transfers
+    }
+  }
+
+  #meter(size: number, start: number): ProgressMeter {
+    return new ProgressMeter(size, start, this.#options.progressIntervalMs);
+  }
+
+  #progress(
+    meter: ProgressMeter,
+    fid: number,
+    direction: TransferDirection,
+    name: string,
+    bytes: number,
+  ): void {
+    const progress = meter.update(bytes);
+    if (progress === null) return;
+    this.#emit({
+      type: "file_progress",
+      file: fid,
+      direction,
+      nick: this.#session.remoteNick,
+      name,
+      ...progress,
+    });
+  }
+
+  #failed(
+    fid: number,
+    direction: TransferDirection,
+    name: string,
+    error: PeerFileError,
+    nick = this.#session.remoteNick,
+  ): void {
+    this.#emit({
+      type: "file_failed",
+      file: fid,
+      direction,
+      nick,
+      name,
+      code: error.code,
+      reason: error.message,
+    });
+  }
+
+  #emit(event: FileTransferEvent): void {
+    try {
+      this.#options.onEvent(event);
+    } catch (err) {
+      log.error("a file event listener threw: {err}", { err });
+    }
+  }
+
+  #track(promise: Promise<unknown>): void {
+    const tracked = promise.catch(() => {}).finally(() => this.#pending.delete(tracked));
+    this.#pending.add(tracked);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new PeerFileError("closed", "the session is over");
+  }
+}
+
+function toFileError(err: unknown): PeerFileError {
+  if (err instanceof PeerFileError) return err;
+  if (err instanceof FileIoError) return new PeerFileError(err.code, err.message, { cause: err });
+  if (err instanceof PeerError) return new PeerFileError(err.code, err.message, { cause: err });
+  return new PeerFileError("failed", err instanceof Error ? err.message : String(err), {
+    cause: err,
+  });
+}

@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import { PeerFileError, type PeerFileSession, PeerFileTransfers } from "./file_transfer.ts";
+import type { PeerFileMessage } from "./messages.ts";
+
+const encoder = new TextEncoder();
+
+function sha(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** A session whose messages land in `sent` (bodies copied). */
+class FakeSession implements PeerFileSession {
+  readonly sent: { message: PeerFileMessage; body: Uint8Array }[] = [];
+  closed = false;
+  onSend: ((message: PeerFileMessage, body: Uint8Array) => void) | null = null;
+
+  constructor(readonly remoteNick: string) {}
+
+  sendFileMessage(message: PeerFileMessage, body: Uint8Array = new Uint8Array(0)): void {
+    const copy = body.slice();
+    this.sent.push({ message, body: copy });
+    this.onSend?.(message, copy);
+  }
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Two sides wired to each other in memory, messages delivered in order. */
+function wired(dir: string) {
+  const aliceSession = new FakeSession("bob");
+  const bobSession = new FakeSession("alice");
+  const aliceEvents: FileTransferEvent[] = [];
+  const bobEvents: FileTransferEvent[] = [];
+  const alice = new PeerFileTransfers(aliceSession, { onEvent: (e) => aliceEvents.push(e) });
+  const bob = new PeerFileTransfers(bobSession, {
+    downloadDir: join(dir, "dl"),
+    onEvent: (e) => bobEvents.push(e),
+  });
+  let chain = Promise.resolve();
+  aliceSession.onSend = (message, body) => {
+    chain = chain.then(() => bob.handle({ message, body }));
+  };
+  bobSession.onSend = (message, body) => {
+    chain = chain.then(() => alice.handle({ message, body }));
+  };
+  return { alice, bob, aliceSession, bobSession, aliceEvents, bobEvents };
+}
+
+async function until<T>(find: () => T | undefined, what: string): Promise<T> {
+  const deadline = Date.now() + 5000;
+  while (true) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+Deno.test("peer files: offer, accept, data in a window, verified, completed", async () => {
+  await withDir(async (dir) => {
+    const { alice, bob, aliceEvents, bobEvents, aliceSession } = wired(dir);
+    const bytes = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7) & 0xff);
+    const path = join(dir, "pattern.bin");
+    await Deno.writeFile(path, bytes);
+    const sending = alice.send(path);
+    const offered = await until(() => bob.offers[0], "the offer");
+    assert.equal(offered.name, "pattern.bin");
+    assert.equal(offered.sha256, sha(bytes));
+    const saved = await bob.accept(offered.file);
+    await sending;
+    assert.equal(saved, join(dir, "dl", "pattern.bin"));
+    assert.deepEqual(await Deno.readFile(saved), bytes);
+    const answers = aliceEvents.filter((e) => e.type === "file_answer").map((e) =>
+      e.type === "file_answer" ? e.answer : ""
+    );
+    assert.deepEqual(answers, ["accepted", "completed"]);
+    assert.ok(bobEvents.some((e) => e.type === "file_saved"));
+    const chunks = aliceSession.sent.filter((s) => s.message.type === "peer_file_data");
+    assert.ok(chunks.every((c) => c.body.length < 64 * 1024), "chunks fit in one record");
+    await alice.close();
+    await bob.close();
+  });
+});
+
+Deno.test("peer files: a decline reaches the sender; unknown files are ignored", async () => {
+  await withDir(async (dir) => {
+    const { alice, bob, aliceEvents } = wired(dir);
+    const path = join(dir, "x.txt");
+    await Deno.writeTextFile(path, "x");
+    const sending = alice.send(path);
+    const offered = await until(() => bob.offers[0], "the offer");
+    bob.decline(offered.file);
+    await assert.rejects(sending, (err: unknown) => {
+      assert.ok(err instanceof PeerFileError);
+      assert.equal(err.code, "declined");
+      return true;
+    });
+    assert.ok(aliceEvents.some((e) => e.type === "file_answer" && e.answer === "declined"));
+    assert.throws(() => bob.decline(99), PeerFileError);
+    await assert.rejects(bob.accept(99), PeerFileError);
+    // Messages about files nobody knows change nothing.
+    await bob.handle({
+      message: { type: "peer_file_data", fid: 42, offset: 0 },
+      body: encoder.encode("stray"),
+    });
+    await alice.handle({
+      message: { type: "peer_file_ack", fid: 42, offset: 10 },
+      body: new Uint8Array(),
+    });
+    await alice.handle({
+      message: { type: "peer_file_done", fid: 42, ok: true },
+      body: new Uint8Array(),
+    });
+    await alice.close();
+    await bob.close();
+  });
+});
+
+Deno.test("peer files: a hostile sender cannot write past the size, out of order, or outside", async () => {
+  await withDir(async (dir) => {
+    const session = new FakeSession("mallory");
+    const events: FileTransferEvent[] = [];
+    const dl = join(dir, "dl");
+    const bob = new PeerFileTransfers(session, { acceptDir: dl, onEvent: (e) => events.push(e) });
+    const content = encoder.encode("0123456789");
+    const offer = (fid: number, name: string) =>
+      bob.handle({
+        message: { type: "peer_file_offer", fid, name, size: 10, sha256: sha(content) },
+        body: new Uint8Array(),
+      });
+    const data = (fid: number, offset: number, body: Uint8Array) =>
+      bob.handle({ message: { type: "peer_file_data", fid, offset }, body });
+
+    await offer(1, "../../../etc/cron.d/evil");
+    await until(() => events.find((e) => e.type === "file_receiving"), "receiving 1");
+    await data(1, 0, encoder.encode("0123456789+overflow"));
+    const failed = await until(() => events.find((e) => e.type === "file_failed"), "failure");
+    assert.equal(failed.type === "file_failed" && failed.code, "too_long");
+    assert.ok(
+      session.sent.some((s) => s.message.type === "peer_file_decline" && s.message.fid === 1),
+    );
+
+    await offer(2, "\x1b]0;pwn\x07/..\\C:\\gap.txt");
+    await until(
+      () => events.filter((e) => e.type === "file_receiving").length === 2 || undefined,
+      "2",
+    );
+    await data(2, 5, content.subarray(5));
+    await until(
+      () => events.find((e) => e.type === "file_failed" && e.file === 2 && e.code === "bad_offset"),
+      "gap refused",
+    );
+
+    await offer(3, "C:\\Users\\bob\\good.txt");
+    await until(
+      () => events.filter((e) => e.type === "file_receiving").length === 3 || undefined,
+      "3",
+    );
+    await data(3, 0, content);
+    const saved = await until(() => events.find((e) => e.type === "file_saved"), "saved");
+    assert.equal(saved.type === "file_saved" && saved.path, join(dl, "good.txt"));
+    // Everything stayed inside the download folder; no partial file of a failure is renamed.
+    for await (const entry of Deno.readDir(dir)) assert.equal(entry.name, "dl");
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(dl)) names.push(entry.name);
+    assert.ok(names.includes("good.txt"));
+    assert.ok(names.every((n) => !n.includes("/") && !n.includes("\x1b")));
+    await bob.close();
+  });
+});
+
+Deno.test("peer files: a receiver asking past the end gets an abort", async () => {
+  await withDir(async (dir) => {
+    const session = new FakeSession("mallory");
+    const alice = new PeerFileTransfers(session, { onEvent: () => {} });
+    const path = join(dir, "x.txt");
+    await Deno.writeTextFile(path, "0123456789");
+    const sending = alice.send(path);
+    await until(() => session.sent.find((s) => s.message.type === "peer_file_offer"), "offer");
+    await alice.handle({
+      message: { type: "peer_file_accept", fid: 1, offset: 11 },
+      body: new Uint8Array(),
+    });
+    await assert.rejects(sending, PeerFileError);
+    assert.ok(session.sent.some((s) => s.message.type === "peer_file_abort"));
+    await alice.close();
+  });
+});

@@ -1,0 +1,226 @@
+/**
+ * Storage of the metadata of files held by the server for their recipients, behind a
+ * Promise-returning interface like {@linkcode Store}'s (the bytes themselves live in
+ * files in the server's file folder, see `files.ts`). The embedded implementation is
+ * SQLite (`sqlite_file_store.ts`, `files.db` in the file folder); tests and servers
+ * without a data folder use {@linkcode MemoryFileStore}. Both pass the same conformance
+ * suite (`file_store_test.ts`).
+ *
+ * @module
+ */
+
+import { StoreError } from "./store.ts";
+
+/**
+ * Whether the recipient has answered: `offered` (not yet) or `accepted` (it may read).
+ * Whether the bytes are all in is {@linkcode FileRecord.uploaded}, apart: a file can be
+ * accepted and read while it is still being uploaded.
+ */
+export type FileState = "offered" | "accepted";
+
+/** A file held for its recipient. */
+export interface FileRecord {
+  /** Server-wide id, from 1. */
+  id: number;
+  /** Sender's account key. */
+  fromKey: string;
+  /** Sender's display nick. */
+  from: string;
+  /** Recipient's account key. */
+  toKey: string;
+  /** Recipient's display nick. */
+  to: string;
+  /** The name as offered (unsafe: receivers make it safe). */
+  name: string;
+  /** Bytes announced. */
+  size: number;
+  /** SHA-256 announced, lowercase hex. */
+  sha256: string;
+  /** Where it stands. */
+  state: FileState;
+  /** Whether every byte is in and their SHA-256 checked. */
+  uploaded: boolean;
+  /** When it was offered, ms since the epoch. */
+  createdAt: number;
+  /** When it is dropped if still held, ms since the epoch. */
+  expiresAt: number;
+}
+
+/** A file to record: everything but the id. */
+export type NewFileRecord = Omit<FileRecord, "id">;
+
+/** Storage of held files' metadata. */
+export interface FileStore {
+  /** Records a new file and gives it the next id. */
+  create(record: NewFileRecord): Promise<FileRecord>;
+  /** The file with this id, or null. */
+  get(id: number): Promise<FileRecord | null>;
+  /**
+   * The held file from `fromKey` to `toKey` with this content and name, if any: offering
+   * the same file again resumes it instead of starting over.
+   */
+  find(
+    fromKey: string,
+    toKey: string,
+    sha256: string,
+    size: number,
+    name: string,
+  ): Promise<FileRecord | null>;
+  /** Changes a file's state, upload flag and expiry; false when there is no such file. */
+  update(
+    id: number,
+    changes: Partial<Pick<FileRecord, "state" | "uploaded" | "expiresAt">>,
+  ): Promise<boolean>;
+  /** Forgets a file; false when there was none. */
+  remove(id: number): Promise<boolean>;
+  /** Files held for `toKey`, oldest first. */
+  incoming(toKey: string): Promise<FileRecord[]>;
+  /** Total announced bytes of the files held from `fromKey` (its quota use). */
+  heldBytes(fromKey: string): Promise<number>;
+  /** Files whose expiry is at or before `now`. */
+  expired(now: number): Promise<FileRecord[]>;
+  /** Ids of every file held. */
+  ids(): Promise<number[]>;
+  /** Releases the storage. */
+  close(): Promise<void>;
+}
+
+/**
+ * Checks a {@linkcode NewFileRecord} the way every file store does.
+ *
+ * @throws {StoreError} `invalid` for a negative or fractional size, a bad digest or an
+ * empty key.
+ */
+export function checkNewFileRecord(record: NewFileRecord): void {
+  if (!Number.isSafeInteger(record.size) || record.size < 0) {
+    throw new StoreError("invalid", `a file size must be a non-negative integer`);
+  }
+  if (!/^[0-9a-f]{64}$/.test(record.sha256)) {
+    throw new StoreError("invalid", "a file needs a SHA-256 in lowercase hex");
+  }
+  if (!record.fromKey || !record.toKey) {
+    throw new StoreError("invalid", "a file needs a sender and a recipient");
+  }
+}
+
+/**
+ * A {@linkcode FileStore} in memory (nothing survives a restart).
+ *
+ * @example
+ * ```ts
+ * import { MemoryFileStore } from "./file_store.ts";
+ * const store = new MemoryFileStore();
+ * const record = await store.create({
+ *   fromKey: "alice", from: "alice", toKey: "bob", to: "bob", name: "a.txt", size: 1,
+ *   sha256: "0".repeat(64), state: "offered", uploaded: false, createdAt: 0, expiresAt: 1,
+ * });
+ * record.id; // 1
+ * ```
+ */
+export class MemoryFileStore implements FileStore {
+  readonly #files = new Map<number, FileRecord>();
+  #nextId = 1;
+  #closed = false;
+
+  /** Records a new file. */
+  create(record: NewFileRecord): Promise<FileRecord> {
+    return this.#run(() => {
+      checkNewFileRecord(record);
+      const stored = { ...record, id: this.#nextId++ };
+      this.#files.set(stored.id, stored);
+      return { ...stored };
+    });
+  }
+
+  /** The file with this id, or null. */
+  get(id: number): Promise<FileRecord | null> {
+    return this.#run(() => {
+      const found = this.#files.get(id);
+      return found === undefined ? null : { ...found };
+    });
+  }
+
+  /** The held file with this sender, recipient, content and name. */
+  find(
+    fromKey: string,
+    toKey: string,
+    sha256: string,
+    size: number,
+    name: string,
+  ): Promise<FileRecord | null> {
+    return this.#run(() => {
+      for (const record of this.#files.values()) {
+        if (
+          record.fromKey === fromKey && record.toKey === toKey && record.sha256 === sha256 &&
+          record.size === size && record.name === name
+        ) return { ...record };
+      }
+      return null;
+    });
+  }
+
+  /** Changes a file's state, upload flag or expiry. */
+  update(
+    id: number,
+    changes: Partial<Pick<FileRecord, "state" | "uploaded" | "expiresAt">>,
+  ): Promise<boolean> {
+    return this.#run(() => {
+      const record = this.#files.get(id);
+      if (record === undefined) return false;
+      if (changes.state !== undefined) record.state = changes.state;
+      if (changes.uploaded !== undefined) record.uploaded = changes.uploaded;
+      if (changes.expiresAt !== undefined) record.expiresAt = changes.expiresAt;
+      return true;
+    });
+  }
+
+  /** Forgets a file. */
+  remove(id: number): Promise<boolean> {
+    return this.#run(() => this.#files.delete(id));
+  }
+
+  /** Files held for `toKey`, oldest first. */
+  incoming(toKey: string): Promise<FileRecord[]> {
+    return this.#run(() =>
+      [...this.#files.values()].filter((r) => r.toKey === toKey).map((r) => ({ ...r }))
+    );
+  }
+
+  /** Total announced bytes held from `fromKey`. */
+  heldBytes(fromKey: string): Promise<number> {
+    return this.#run(() => {
+      let total = 0;
+      for (const record of this.#files.values()) {
+        if (record.fromKey === fromKey) total += record.size;
+      }
+      return total;
+    });
+  }
+
+  /** Files expired at `now`. */
+  expired(now: number): Promise<FileRecord[]> {
+    return this.#run(() =>
+      [...this.#files.values()].filter((r) => r.expiresAt <= now).map((r) => ({ ...r }))
+    );
+  }
+
+  /** Ids of every file held. */
+  ids(): Promise<number[]> {
+    return this.#run(() => [...this.#files.keys()]);
+  }
+
+  /** Closes the store. */
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  #run<T>(fn: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new StoreError("closed", "file store is closed"));
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+}

@@ -1,0 +1,750 @@
+/**
+ * Files sent through the server: store and forward, streamed from disk to disk.
+ *
+ * ```text
+ * sender (alice)                          server                          recipient (bob)
+ * file_offer {to:bob, name, size, sha256} -> checks size, quota, blocks; records it
+ *   <- ok {file:7, offset:0}                 -> file_offer {file:7, from:alice, ...}
+ * file_chunk {file:7, offset} + body ->      appends to files/7.part, hashes
+ *   <- ok {offset, complete}                 (the sender keeps a window of chunks in flight)
+ *                                                        <- file_accept {file:7}
+ *   <- file_accepted {file:7, by:bob}
+ *                                            <- file_read {file:7, offset, length}
+ *                                            -> file_data {file:7, offset} + body, ...
+ *                                            -> ok {offset, length, available}
+ *                                                        <- file_done {file:7}
+ *   <- file_completed {file:7, by:bob}       deletes the file
+ * ```
+ *
+ * - Memory stays bounded: a chunk is written (and hashed) before the connection reads
+ *   the next frame, and a `file_read` sends at most a quarter of the outbound queue's
+ *   bound (reads of one file by one session run one after another, so a reader may keep
+ *   two in flight); nothing holds a whole file.
+ * - The last chunk completes the upload only when the SHA-256 of all bytes matches the
+ *   offer (`file_corrupt` otherwise, and the file is dropped); `7.part` then becomes
+ *   `7.file`.
+ * - The recipient may accept and read while the upload is still going: a `file_read`
+ *   past the bytes received waits a while for more.
+ * - Offering the same file (sender, recipient, name, size, SHA-256) again resumes it:
+ *   the reply's `offset` is the size of the `.part` file on disk (after a restart, its
+ *   bytes are hashed again to carry on). Chunks already received are acknowledged
+ *   again, so a client may resend what it had in flight.
+ * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
+ *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
+ *   from the offer on); `blocked`; `self`; `unknown_user`.
+ * - A file is held for its recipient until `fileTtlSec` after it was offered (counted
+ *   again from the end of the upload and from the accept), then deleted, and both sides
+ *   hear `file_cancelled` (`expired`). An offline recipient sees held files at its next
+ *   login (`file_list`). A sweep runs at start and periodically; files on disk that no
+ *   record names are deleted at start.
+ * - Chunks and reads are not counted by flood control (see `flood_control.ts`): they are
+ *   paced by the server's own writes and the reader's window, and bounded by the limits
+ *   above.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Hash } from "node:crypto";
+import { getLogger } from "@logtape/logtape";
+import { encodeFrame } from "../protocol/frame.ts";
+import type { ServerMessage, ServerMessageMap } from "../protocol/messages.ts";
+import type { FileOffer } from "../protocol/replies.ts";
+import { hashPrefix, newSha256, readFull, writeFull } from "../transport/file_io.ts";
+import { formatBytes } from "../transport/file_transfer_events.ts";
+import { userSubject } from "./broker.ts";
+import type { CommandContext, CommandSpec } from "./commands.ts";
+import { CommandError } from "./errors.ts";
+import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
+import type { ChatHub } from "./hub.ts";
+import { SqliteFileStore } from "./sqlite_file_store.ts";
+
+const log = getLogger(["chat", "server", "files"]);
+
+/** Largest `file_chunk` body accepted, in bytes. */
+export const MAX_CHUNK_BYTES: number = 256 * 1024;
+/** Bytes of file data per `file_data` frame (at most a quarter of the outbound queue). */
+export const DATA_FRAME_BYTES: number = 256 * 1024;
+/** Most bytes one `file_read` sends (also at most a quarter of the outbound queue). */
+export const MAX_READ_BYTES: number = 1024 * 1024;
+/** How long a `file_read` past the bytes received waits for more, in ms. */
+export const READ_WAIT_MS = 10_000;
+/** An upload without a chunk this long lets go of its open file (it resumes from disk). */
+const UPLOAD_IDLE_MS = 60_000;
+/** Longest and shortest time between two sweeps for expired files, in ms. */
+const MAX_SWEEP_MS = 60_000;
+const MIN_SWEEP_MS = 200;
+/** Name of the files folder inside the data folder. */
+export const FILES_FOLDER = "files";
+
+/** An upload in progress: its open `.part` file and the SHA-256 of what it holds. */
+interface Upload {
+  readonly id: number;
+  readonly fromKey: string;
+  /** The record as the upload began (its size and SHA-256 do not change). */
+  readonly record: FileRecord;
+  readonly file: Deno.FsFile;
+  readonly hash: Hash;
+  offset: number;
+  lastActive: number;
+  chain: Promise<unknown>;
+  closed: boolean;
+}
+
+const services = new WeakMap<ChatHub, FileService>();
+
+/**
+ * The file service of a hub (opened by the server at start).
+ *
+ * @throws {CommandError} `internal` when the server runs without one.
+ */
+export function fileServiceOf(hub: ChatHub): FileService {
+  const service = services.get(hub);
+  if (service === undefined) {
+    throw new CommandError("internal", "file transfers are not available on this server");
+  }
+  return service;
+}
+
+/**
+ * The files a server holds: their folder, their metadata, the uploads in progress and
+ * the expiry sweep. One per server; see the module documentation.
+ */
+export class FileService {
+  /** The folder holding the files' bytes (`<id>.part`, `<id>.file`) and `files.db`. */
+  readonly dir: string;
+  /** The files' metadata. */
+  readonly store: FileStore;
+  readonly #hub: ChatHub;
+  readonly #temporary: boolean;
+  readonly #uploads = new Map<number, Upload>();
+  readonly #opening = new Map<number, Promise<Upload>>();
+  readonly #waiters = new Map<number, Set<() => void>>();
+  /** Reads of one session and file run one after another: their frames never interleave. */
+  readonly #reads = new Map<string, Promise<unknown>>();
+  #offers: Promise<unknown> = Promise.resolve();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #sweeping: Promise<void> | null = null;
+  #closed = false;
+
+  private constructor(hub: ChatHub, dir: string, store: FileStore, temporary: boolean) {
+    this.#hub = hub;
+    this.dir = dir;
+    this.store = store;
+    this.#temporary = temporary;
+  }
+
+  /**
+   * Opens the file service of `hub`: the folder `config.fileDir`, else `files/` in the
+   * data folder, else a temporary folder (deleted at close) for a server without one.
+   * Deletes expired and orphaned files, and starts the periodic sweep.
+   *
+   * @throws {Error} naming the folder when it cannot be created or used.
+   */
+  static async open(hub: ChatHub): Promise<FileService> {
+    const config = hub.config;
+    const configured = config.fileDir ??
+      (config.dataDir !== null ? join(config.dataDir, FILES_FOLDER) : null);
+    let dir: string;
+    let store: FileStore;
+    try {
+      if (configured === null) {
+        dir = await Deno.makeTempDir({ prefix: "chat-files-" });
+      } else {
+        dir = configured;
+        await Deno.mkdir(dir, { recursive: true });
+      }
+      store = config.dataDir === null ? new MemoryFileStore() : SqliteFileStore.open(dir);
+    } catch (err) {
+      throw new Error(
+        `cannot use the file folder ${configured ?? "(temporary)"}: ${
+          err instanceof Error ? err.message : String(err)
+        }`,
+        { cause: err },
+      );
+    }
+    const service = new FileService(hub, dir, store, configured === null);
+    await service.sweep({ orphans: true });
+    const ttlMs = config.fileTtlSec * 1000;
+    const every = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(ttlMs / 4)));
+    service.#timer = setInterval(() => void service.sweep(), every);
+    services.set(hub, service);
+    log.debug("files in {dir}", { dir });
+    return service;
+  }
+
+  /** Stops the sweep, lets go of open files and closes the metadata store. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await this.#sweeping?.catch(() => {});
+    for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
+    this.#waiters.clear();
+    await Promise.allSettled([...this.#opening.values()]);
+    for (const upload of [...this.#uploads.values()]) await this.#release(upload);
+    await this.store.close();
+    if (this.#temporary) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    if (services.get(this.#hub) === this) services.delete(this.#hub);
+  }
+
+  /**
+   * Deletes expired files (telling both sides), lets go of idle uploads, and with
+   * `orphans` deletes files on disk that no record names.
+   */
+  sweep(options: { orphans?: boolean } = {}): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#sweeping ??= this.#sweep(options.orphans ?? false).catch((err) =>
+      log.error("sweeping held files failed: {err}", { err })
+    ).finally(() => this.#sweeping = null);
+    return this.#sweeping;
+  }
+
+  async #sweep(orphans: boolean): Promise<void> {
+    const now = this.#hub.now();
+    for (const record of await this.store.expired(now)) {
+      log.info("file #{id} from {from} to {to} expired", {
+        id: record.id,
+        from: record.from,
+        to: record.to,
+      });
+      await this.#drop(record);
+      const event = { ...cancelledEvent(record, "server", "expired") };
+      await this.#tell(record.fromKey, event);
+      await this.#tell(record.toKey, event);
+    }
+    const idleBefore = performance.now() - UPLOAD_IDLE_MS;
+    for (const upload of [...this.#uploads.values()]) {
+      if (upload.lastActive < idleBefore) await this.#release(upload);
+    }
+    if (!orphans) return;
+    const known = new Set(await this.store.ids());
+    for await (const entry of Deno.readDir(this.dir)) {
+      const match = /^(\d+)\.(part|file)$/.exec(entry.name);
+      if (match === null || known.has(Number(match[1]))) continue;
+      log.info("deleting {name}: no record names it", { name: entry.name });
+      await Deno.remove(join(this.dir, entry.name)).catch(() => {});
+    }
+  }
+
+  // ------------------------------------------------------------------ commands
+
+  async offer(
+    ctx: CommandContext,
+    to: string,
+    name: string,
+    size: number,
+    sha256: string,
+  ): Promise<
+    { file: number; offset: number; to: string; size: number; online: boolean; expires: number }
+  > {
+    const { hub, session } = ctx;
+    const self = session.account;
+    const target = await hub.requireAccount(to);
+    if (target.key === self.key) {
+      throw new CommandError("self", "you cannot send a file to yourself");
+    }
+    if ((await hub.blocksOf(target.key)).has(self.key)) {
+      throw new CommandError("blocked", `${target.nick} has blocked you: the file cannot be sent`);
+    }
+    const max = hub.config.maxFileSize;
+    if (size > max) {
+      throw new CommandError(
+        "file_too_large",
+        `the file is ${formatBytes(size)}; this server takes files up to ${formatBytes(max)}`,
+      );
+    }
+    // One offer at a time, so that two cannot both fit the quota's last bytes.
+    const result = this.#offers.then(async () => {
+      const now = hub.now();
+      let record = await this.store.find(self.key, target.key, sha256, size, name);
+      if (record !== null && record.expiresAt <= now) {
+        await this.#drop(record);
+        record = null;
+      }
+      if (record === null) {
+        const quota = hub.config.fileQuotaBytes;
+        const held = await this.store.heldBytes(self.key);
+        if (held + size > quota) {
+          throw new CommandError(
+            "quota_exceeded",
+            `the server holds ${formatBytes(held)} of your files for their recipients; ` +
+              `this one (${formatBytes(size)}) would pass your quota of ${formatBytes(quota)}`,
+          );
+        }
+        record = await this.store.create({
+          fromKey: self.key,
+          from: self.nick,
+          toKey: target.key,
+          to: target.nick,
+          name,
+          size,
+          sha256,
+          state: "offered",
+          uploaded: false,
+          createdAt: now,
+          expiresAt: now + hub.config.fileTtlSec * 1000,
+        });
+        log.info("{from} offers file #{id} ({size} bytes) to {to}", {
+          from: self.nick,
+          id: record.id,
+          size,
+          to: target.nick,
+        });
+        if (size === 0) {
+          await this.#finishUpload(record, null);
+          record = (await this.store.get(record.id)) ?? record;
+        }
+        await this.#tell(
+          target.key,
+          offerEvent((await this.store.get(record.id)) ?? record),
+          self.key,
+        );
+      }
+      const offset = record.uploaded ? record.size : (await this.#upload(record)).offset;
+      return {
+        file: record.id,
+        to: record.to,
+        size: record.size,
+        offset,
+        online: hub.isVisible(target.key),
+        expires: record.expiresAt,
+      };
+    });
+    this.#offers = result.catch(() => {});
+    return await result;
+  }
+
+  async chunk(
+    ctx: CommandContext,
+    id: number,
+    offset: number,
+  ): Promise<{ file: number; offset: number; complete: boolean }> {
+    const body = ctx.body;
+    if (body === undefined || body.length === 0) {
+      throw new CommandError("bad_message", "a file_chunk carries the bytes in its body");
+    }
+    if (body.length > MAX_CHUNK_BYTES) {
+      throw new CommandError("bad_message", `a file chunk is at most ${MAX_CHUNK_BYTES} bytes`);
+    }
+    const self = ctx.session.account.key;
+    let upload = this.#uploads.get(id);
+    if (upload === undefined || upload.fromKey !== self) {
+      const record = await this.#record(id);
+      if (record === null || record.fromKey !== self) {
+        throw new CommandError("no_file", `you are not sending a file #${id}`);
+      }
+      if (record.uploaded) {
+        if (offset + body.length <= record.size) {
+          return { file: id, offset: record.size, complete: true }; // a resent chunk
+        }
+        throw new CommandError("bad_offset", `file #${id} is complete (${record.size} bytes)`);
+      }
+      upload = await this.#upload(record);
+    }
+    const current = upload;
+    return await this.#serial(current, async () => {
+      if (current.closed) {
+        throw new CommandError("no_file", `file #${id} is no longer being uploaded`);
+      }
+      if (offset + body.length <= current.offset) {
+        return { file: id, offset: current.offset, complete: false }; // a resent chunk
+      }
+      if (offset !== current.offset) {
+        throw new CommandError(
+          "bad_offset",
+          `file #${id}: expected the chunk at offset ${current.offset}, not ${offset}`,
+        );
+      }
+      const record = current.record;
+      if (current.offset + body.length > record.size) {
+        throw new CommandError(
+          "bad_message",
+          `file #${id}: more bytes than the ${record.size} announced`,
+        );
+      }
+      if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
+      await writeFull(current.file, body);
+      current.hash.update(body);
+      current.offset += body.length;
+      current.lastActive = performance.now();
+      if (current.offset < record.size) {
+        this.#wake(id);
+        return { file: id, offset: current.offset, complete: false };
+      }
+      await this.#finishUpload(record, current);
+      return { file: id, offset: current.offset, complete: true };
+    });
+  }
+
+  async list(ctx: CommandContext): Promise<{ files: FileOffer[] }> {
+    const now = this.#hub.now();
+    const records = await this.store.incoming(ctx.session.account.key);
+    return { files: records.filter((r) => r.expiresAt > now).map(offerInfo) };
+  }
+
+  async accept(ctx: CommandContext, id: number): Promise<FileOffer> {
+    const record = await this.#incoming(ctx, id);
+    const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
+    await this.store.update(id, { state: "accepted", expiresAt });
+    if (record.state !== "accepted") {
+      await this.#tell(record.fromKey, {
+        type: "file_accepted",
+        file: id,
+        by: ctx.session.account.nick,
+        name: record.name,
+      });
+    }
+    return offerInfo(record);
+  }
+
+  async decline(ctx: CommandContext, id: number): Promise<{ file: number }> {
+    const record = await this.#incoming(ctx, id);
+    await this.#drop(record);
+    log.info("{by} declined file #{id}", { by: ctx.session.account.nick, id });
+    await this.#tell(record.fromKey, {
+      type: "file_declined",
+      file: id,
+      by: ctx.session.account.nick,
+      name: record.name,
+    });
+    return { file: id };
+  }
+
+  read(
+    ctx: CommandContext,
+    id: number,
+    offset: number,
+    length: number,
+  ): Promise<{ file: number; offset: number; length: number; available: number }> {
+    const key = `${ctx.session.id}/${id}`;
+    const previous = this.#reads.get(key) ?? Promise.resolve();
+    const run = previous.then(() => this.#read(ctx, id, offset, length));
+    const settled = run.then(() => {}, () => {});
+    this.#reads.set(key, settled);
+    settled.then(() => {
+      if (this.#reads.get(key) === settled) this.#reads.delete(key);
+    });
+    return run;
+  }
+
+  async #read(
+    ctx: CommandContext,
+    id: number,
+    offset: number,
+    length: number,
+  ): Promise<{ file: number; offset: number; length: number; available: number }> {
+    const session = ctx.session;
+    let record = await this.#incoming(ctx, id);
+    if (record.state !== "accepted") {
+      throw new CommandError("no_file", `accept file #${id} first`);
+    }
+    if (offset > record.size) {
+      throw new CommandError("bad_offset", `file #${id} has only ${record.size} bytes`);
+    }
+    let available = await this.#available(record);
+    if (offset >= available && offset < record.size) {
+      await this.#waitForBytes(id, READ_WAIT_MS, () => session.ended);
+      record = await this.#incoming(ctx, id);
+      available = await this.#available(record);
+    }
+    // A reader keeps at most two reads in flight: together at most half the queue.
+    const quarter = Math.max(1024, Math.floor(this.#hub.config.maxQueueBytes / 4));
+    const frameBytes = Math.min(DATA_FRAME_BYTES, quarter);
+    const limit = Math.min(MAX_READ_BYTES, quarter);
+    const want = Math.max(0, Math.min(length, limit, available - offset));
+    let sent = 0;
+    if (want > 0) {
+      const file = await this.#openToRead(record);
+      try {
+        await file.seek(offset, Deno.SeekMode.Start);
+        const buffer = new Uint8Array(Math.min(frameBytes, want));
+        while (sent < want && !session.ended) {
+          const n = await readFull(file, buffer.subarray(0, Math.min(buffer.length, want - sent)));
+          if (n === 0) break;
+          const header = { type: "file_data", file: id, offset: offset + sent } as const;
+          if (!session.port.send(encodeFrame(header, buffer.subarray(0, n)))) break;
+          sent += n;
+        }
+      } finally {
+        file.close();
+      }
+    }
+    return { file: id, offset, length: sent, available };
+  }
+
+  async done(ctx: CommandContext, id: number): Promise<{ file: number }> {
+    const record = await this.#incoming(ctx, id);
+    if (!record.uploaded) {
+      throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
+    }
+    await this.#drop(record);
+    log.info("{by} received file #{id}", { by: ctx.session.account.nick, id });
+    await this.#tell(record.fromKey, {
+      type: "file_completed",
+      file: id,
+      by: ctx.session.account.nick,
+      name: record.name,
+    });
+    return { file: id };
+  }
+
+  async cancel(ctx: CommandContext, id: number): Promise<{ file: number }> {
+    const self = ctx.session.account;
+    const record = await this.#record(id);
+    if (record === null || (record.fromKey !== self.key && record.toKey !== self.key)) {
+      throw new CommandError("no_file", `no file #${id} from or to you`);
+    }
+    await this.#drop(record);
+    const other = record.fromKey === self.key ? record.toKey : record.fromKey;
+    await this.#tell(other, cancelledEvent(record, self.nick, "cancelled"));
+    return { file: id };
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  /** The record, or null when unknown or expired. */
+  async #record(id: number): Promise<FileRecord | null> {
+    const record = await this.store.get(id);
+    if (record === null || record.expiresAt <= this.#hub.now()) return null;
+    return record;
+  }
+
+  /** The record of a file offered to the caller. */
+  async #incoming(ctx: CommandContext, id: number): Promise<FileRecord> {
+    const record = await this.#record(id);
+    if (record === null || record.toKey !== ctx.session.account.key) {
+      throw new CommandError("no_file", `no file #${id} is offered to you`);
+    }
+    return record;
+  }
+
+  #path(id: number, uploaded: boolean): string {
+    return join(this.dir, `${id}.${uploaded ? "file" : "part"}`);
+  }
+
+  /** The upload of a record, from memory or resumed from its `.part` file on disk. */
+  #upload(record: FileRecord): Promise<Upload> {
+    const existing = this.#uploads.get(record.id);
+    if (existing !== undefined) return Promise.resolve(existing);
+    let opening = this.#opening.get(record.id);
+    if (opening === undefined) {
+      opening = this.#openUpload(record).finally(() => this.#opening.delete(record.id));
+      this.#opening.set(record.id, opening);
+    }
+    return opening;
+  }
+
+  async #openUpload(record: FileRecord): Promise<Upload> {
+    if (this.#closed) throw new CommandError("shutting_down", "the server is shutting down");
+    const path = this.#path(record.id, false);
+    const file = await Deno.open(path, { read: true, write: true, create: true });
+    try {
+      const hash = newSha256();
+      let size = (await file.stat()).size;
+      if (size > record.size) {
+        await file.truncate(0);
+        size = 0;
+      }
+      const offset = size > 0 ? await hashPrefix(file, hash, size) : 0;
+      await file.seek(offset, Deno.SeekMode.Start);
+      if (offset > 0) log.info("resuming file #{id} at {offset}", { id: record.id, offset });
+      const upload: Upload = {
+        id: record.id,
+        fromKey: record.fromKey,
+        record,
+        file,
+        hash,
+        offset,
+        lastActive: performance.now(),
+        chain: Promise.resolve(),
+        closed: false,
+      };
+      this.#uploads.set(record.id, upload);
+      return upload;
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  /** Checks the SHA-256 of a complete upload and makes the file available. */
+  async #finishUpload(record: FileRecord, upload: Upload | null): Promise<void> {
+    const hash = upload?.hash ?? newSha256();
+    const digest = hash.digest("hex");
+    if (digest !== record.sha256) {
+      log.warn("file #{id} from {from} does not match its SHA-256: dropped", {
+        id: record.id,
+        from: record.from,
+      });
+      await this.#drop(record);
+      await this.#tell(record.toKey, cancelledEvent(record, record.from, "corrupt"));
+      throw new CommandError(
+        "file_corrupt",
+        `the bytes received do not match the announced SHA-256 (got ${digest}); file #${record.id} was dropped: send it again`,
+      );
+    }
+    const part = this.#path(record.id, false);
+    if (upload !== null) {
+      try {
+        await upload.file.sync();
+      } catch {
+        // not every file system syncs
+      }
+      await this.#release(upload);
+    } else {
+      await Deno.writeFile(part, new Uint8Array(0));
+    }
+    await Deno.rename(part, this.#path(record.id, true));
+    const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
+    await this.store.update(record.id, { uploaded: true, expiresAt });
+    this.#wake(record.id);
+    log.info("file #{id} uploaded and verified", { id: record.id });
+  }
+
+  /** Bytes of a file the server holds now. */
+  async #available(record: FileRecord): Promise<number> {
+    if (record.uploaded) return record.size;
+    const upload = this.#uploads.get(record.id);
+    if (upload !== undefined) return upload.offset;
+    try {
+      return Math.min(record.size, (await Deno.stat(this.#path(record.id, false))).size);
+    } catch {
+      return 0;
+    }
+  }
+
+  async #openToRead(record: FileRecord): Promise<Deno.FsFile> {
+    try {
+      return await Deno.open(this.#path(record.id, record.uploaded), { read: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      // Completed meanwhile (renamed), or dropped.
+      const now = await this.#record(record.id);
+      if (now === null || !now.uploaded) {
+        throw new CommandError("no_file", `file #${record.id} was dropped`);
+      }
+      return await Deno.open(this.#path(record.id, true), { read: true });
+    }
+  }
+
+  #waitForBytes(id: number, ms: number, gone: () => boolean): Promise<void> {
+    if (gone() || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waiters = this.#waiters.get(id);
+      if (waiters === undefined) {
+        waiters = new Set();
+        this.#waiters.set(id, waiters);
+      }
+      const set = waiters;
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      set.add(wake);
+    });
+  }
+
+  #wake(id: number): void {
+    const waiters = this.#waiters.get(id);
+    if (waiters === undefined) return;
+    for (const wake of [...waiters]) wake();
+  }
+
+  /** Forgets a file: its upload, its bytes on disk, its record; wakes its readers. */
+  async #drop(record: FileRecord): Promise<void> {
+    const upload = this.#uploads.get(record.id);
+    if (upload !== undefined) await this.#release(upload);
+    await this.store.remove(record.id);
+    await Deno.remove(this.#path(record.id, false)).catch(() => {});
+    await Deno.remove(this.#path(record.id, true)).catch(() => {});
+    this.#wake(record.id);
+  }
+
+  /**
+   * Lets go of an upload's open file. Not waiting for its queued chunks: it may be
+   * called from one of them; a chunk still queued finds the upload closed.
+   */
+  #release(upload: Upload): Promise<void> {
+    upload.closed = true;
+    if (this.#uploads.get(upload.id) === upload) this.#uploads.delete(upload.id);
+    try {
+      upload.file.close();
+    } catch {
+      // already closed
+    }
+    return Promise.resolve();
+  }
+
+  #serial<T>(upload: Upload, task: () => Promise<T>): Promise<T> {
+    const run = upload.chain.then(task, task);
+    upload.chain = run.catch(() => {});
+    return run;
+  }
+
+  async #tell(accountKey: string, event: ServerMessage, from?: string): Promise<void> {
+    await this.#hub.broker.publish(userSubject(accountKey), {
+      event,
+      ...(from !== undefined ? { from } : {}),
+    });
+  }
+}
+
+function offerInfo(record: FileRecord): FileOffer {
+  return {
+    file: record.id,
+    from: record.from,
+    to: record.to,
+    name: record.name,
+    size: record.size,
+    sha256: record.sha256,
+    ts: record.createdAt,
+  };
+}
+
+function offerEvent(record: FileRecord): ServerMessageMap["file_offer"] {
+  return { type: "file_offer", ...offerInfo(record) };
+}
+
+function cancelledEvent(
+  record: FileRecord,
+  by: string,
+  reason: string,
+): ServerMessageMap["file_cancelled"] {
+  return { type: "file_cancelled", file: record.id, by, name: record.name, reason };
+}
+
+/** The command table's entries for file transfers (see the module documentation). */
+export const fileCommands: {
+  file_offer: CommandSpec<"file_offer">;
+  file_chunk: CommandSpec<"file_chunk">;
+  file_list: CommandSpec<"file_list">;
+  file_accept: CommandSpec<"file_accept">;
+  file_decline: CommandSpec<"file_decline">;
+  file_read: CommandSpec<"file_read">;
+  file_done: CommandSpec<"file_done">;
+  file_cancel: CommandSpec<"file_cancel">;
+} = {
+  file_offer: {
+    run: async (ctx, { to, name, size, sha256 }) =>
+      await fileServiceOf(ctx.hub).offer(ctx, to, name, size, sha256),
+  },
+  // Not pipelined: each chunk is on disk before the connection reads the next frame.
+  file_chunk: {
+    run: async (ctx, { file, offset }) => await fileServiceOf(ctx.hub).chunk(ctx, file, offset),
+  },
+  file_list: { run: async (ctx) => await fileServiceOf(ctx.hub).list(ctx) },
+  file_accept: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).accept(ctx, file) },
+  file_decline: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).decline(ctx, file) },
+  // Pipelined: a read waiting for bytes not yet uploaded holds up nothing else.
+  file_read: {
+    pipelined: true,
+    run: async (ctx, { file, offset, length }) =>
+      await fileServiceOf(ctx.hub).read(ctx, file, offset, length),
+  },
+  file_done: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).done(ctx, file) },
+  file_cancel: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).cancel(ctx, file) },
+};

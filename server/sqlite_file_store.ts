@@ -1,0 +1,296 @@
+/**
+ * The embedded {@linkcode FileStore}: `files.db` (SQLite, through `node:sqlite`) in the
+ * server's file folder, next to the files' bytes. WAL journal with `synchronous=FULL`:
+ * a file whose offer has been answered is still known after a crash.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import {
+  checkNewFileRecord,
+  type FileRecord,
+  type FileState,
+  type FileStore,
+  type NewFileRecord,
+} from "./file_store.ts";
+import { StoreError } from "./store.ts";
+
+/** Name of the database file inside the file folder. */
+export const FILE_DATABASE = "files.db";
+
+/** Schema migrations: entry `i` brings `PRAGMA user_version` from `i` to `i + 1`. */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_key TEXT NOT NULL,
+    from_nick TEXT NOT NULL,
+    to_key TEXT NOT NULL,
+    to_nick TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    state TEXT NOT NULL,
+    uploaded INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX files_to ON files (to_key, id);
+  CREATE INDEX files_from ON files (from_key);
+  CREATE INDEX files_expiry ON files (expires_at);
+  `,
+];
+
+interface FileRow {
+  id: number;
+  from_key: string;
+  from_nick: string;
+  to_key: string;
+  to_nick: string;
+  name: string;
+  size: number;
+  sha256: string;
+  state: string;
+  uploaded: number;
+  created_at: number;
+  expires_at: number;
+}
+
+function toRecord(row: FileRow): FileRecord {
+  return {
+    id: row.id,
+    fromKey: row.from_key,
+    from: row.from_nick,
+    toKey: row.to_key,
+    to: row.to_nick,
+    name: row.name,
+    size: row.size,
+    sha256: row.sha256,
+    state: row.state as FileState,
+    uploaded: row.uploaded !== 0,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+  };
+}
+
+/**
+ * File metadata in SQLite.
+ *
+ * @example
+ * ```ts ignore
+ * import { SqliteFileStore } from "./sqlite_file_store.ts";
+ * const store = SqliteFileStore.open("./chat-data/files");
+ * console.log(await store.ids());
+ * await store.close();
+ * ```
+ */
+export class SqliteFileStore implements FileStore {
+  /** The database file's path. */
+  readonly path: string;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+  #closed = false;
+
+  private constructor(db: DatabaseSync, path: string) {
+    this.#db = db;
+    this.path = path;
+  }
+
+  /** The prepared statement of `sql`, prepared once. */
+  #sql(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /**
+   * Opens (creating if needed) `files.db` in `dir`, which must exist.
+   *
+   * @throws {StoreError} `open_failed` naming the file.
+   */
+  static open(dir: string): SqliteFileStore {
+    const path = join(dir, FILE_DATABASE);
+    let db: DatabaseSync | undefined;
+    try {
+      db = new DatabaseSync(path);
+      db.exec("PRAGMA busy_timeout = 5000");
+      db.prepare("PRAGMA journal_mode = WAL").get();
+      db.exec("PRAGMA synchronous = FULL");
+      const row = db.prepare("PRAGMA user_version").get() as { user_version: number };
+      if (row.user_version > MIGRATIONS.length) {
+        throw new StoreError(
+          "open_failed",
+          `${path} has schema version ${row.user_version}, newer than this program's ${MIGRATIONS.length}`,
+        );
+      }
+      for (let version = row.user_version; version < MIGRATIONS.length; version++) {
+        db.exec("BEGIN IMMEDIATE");
+        try {
+          db.exec(MIGRATIONS[version]);
+          db.exec(`PRAGMA user_version = ${version + 1}`);
+          db.exec("COMMIT");
+        } catch (error) {
+          db.exec("ROLLBACK");
+          throw error;
+        }
+      }
+      return new SqliteFileStore(db, path);
+    } catch (error) {
+      try {
+        db?.close();
+      } catch {
+        // the first error is the one to report
+      }
+      if (error instanceof StoreError) throw error;
+      throw new StoreError("open_failed", `cannot open ${path}: ${messageOf(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Records a new file. */
+  create(record: NewFileRecord): Promise<FileRecord> {
+    return this.#run(() => {
+      checkNewFileRecord(record);
+      const result = this.#sql(
+        `INSERT INTO files (from_key, from_nick, to_key, to_nick, name, size, sha256, state,
+           uploaded, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        record.fromKey,
+        record.from,
+        record.toKey,
+        record.to,
+        record.name,
+        record.size,
+        record.sha256,
+        record.state,
+        record.uploaded ? 1 : 0,
+        record.createdAt,
+        record.expiresAt,
+      );
+      return { ...record, id: Number(result.lastInsertRowid) };
+    });
+  }
+
+  /** The file with this id, or null. */
+  get(id: number): Promise<FileRecord | null> {
+    return this.#run(() => {
+      const row = this.#sql("SELECT * FROM files WHERE id = ?").get(id) as
+        | FileRow
+        | undefined;
+      return row === undefined ? null : toRecord(row);
+    });
+  }
+
+  /** The held file with this sender, recipient, content and name. */
+  find(
+    fromKey: string,
+    toKey: string,
+    sha256: string,
+    size: number,
+    name: string,
+  ): Promise<FileRecord | null> {
+    return this.#run(() => {
+      const row = this.#sql(
+        `SELECT * FROM files WHERE from_key = ? AND to_key = ? AND sha256 = ? AND size = ?
+           AND name = ? ORDER BY id LIMIT 1`,
+      ).get(fromKey, toKey, sha256, size, name) as FileRow | undefined;
+      return row === undefined ? null : toRecord(row);
+    });
+  }
+
+  /** Changes a file's state, upload flag or expiry. */
+  update(
+    id: number,
+    changes: Partial<Pick<FileRecord, "state" | "uploaded" | "expiresAt">>,
+  ): Promise<boolean> {
+    return this.#run(() => {
+      const result = this.#sql(
+        `UPDATE files SET state = coalesce(?, state), uploaded = coalesce(?, uploaded),
+           expires_at = coalesce(?, expires_at) WHERE id = ?`,
+      ).run(
+        changes.state ?? null,
+        changes.uploaded === undefined ? null : changes.uploaded ? 1 : 0,
+        changes.expiresAt ?? null,
+        id,
+      );
+      return Number(result.changes) > 0;
+    });
+  }
+
+  /** Forgets a file. */
+  remove(id: number): Promise<boolean> {
+    return this.#run(() => Number(this.#sql("DELETE FROM files WHERE id = ?").run(id).changes) > 0);
+  }
+
+  /** Files held for `toKey`, oldest first. */
+  incoming(toKey: string): Promise<FileRecord[]> {
+    return this.#run(() =>
+      (this.#sql("SELECT * FROM files WHERE to_key = ? ORDER BY id").all(
+        toKey,
+      ) as unknown as FileRow[]).map(toRecord)
+    );
+  }
+
+  /** Total announced bytes held from `fromKey`. */
+  heldBytes(fromKey: string): Promise<number> {
+    return this.#run(() => {
+      const row = this.#sql(
+        "SELECT coalesce(sum(size), 0) AS total FROM files WHERE from_key = ?",
+      ).get(fromKey) as { total: number };
+      return Number(row.total);
+    });
+  }
+
+  /** Files expired at `now`. */
+  expired(now: number): Promise<FileRecord[]> {
+    return this.#run(() =>
+      (this.#sql("SELECT * FROM files WHERE expires_at <= ? ORDER BY id").all(
+        now,
+      ) as unknown as FileRow[]).map(toRecord)
+    );
+  }
+
+  /** Ids of every file held. */
+  ids(): Promise<number[]> {
+    return this.#run(() =>
+      (this.#sql("SELECT id FROM files").all() as unknown as { id: number }[]).map((r) => r.id)
+    );
+  }
+
+  /** Closes the database; later calls reject with `closed`. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    try {
+      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch {
+      // closing anyway
+    }
+    this.#db.close();
+    return Promise.resolve();
+  }
+
+  #run<T>(fn: () => T): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new StoreError("closed", `the file store ${this.path} is closed`));
+    }
+    try {
+      return Promise.resolve(fn());
+    } catch (error) {
+      if (error instanceof StoreError) return Promise.reject(error);
+      return Promise.reject(
+        new StoreError("failed", `file store failure: ${messageOf(error)}`, { cause: error }),
+      );
+    }
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

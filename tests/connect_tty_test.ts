@@ -1,0 +1,414 @@
+/**
+ * `chat connect` in a real pseudo-terminal: tmux runs the client, the test types with
+ * `send-keys` and reads the screen with `capture-pane` (and every byte the client wrote
+ * with `pipe-pane`).
+ *
+ * Alice trusts the self-signed server on first use at the prompt, types her password
+ * without echo, completes a command and a nick with Tab, then types a line long enough to
+ * wrap over three rows and moves the cursor into it. Messages arrive meanwhile, one of them
+ * full of escape sequences: they print above her input, neutralised, and her line stays
+ * intact on screen and in the editor (what she types next lands where the cursor was, and
+ * what is sent is exactly what she typed). The bell rings for the mention and the direct
+ * message only; the prompt follows `/query`; Up and Down recall her input. Two more clients
+ * run with `--no-color` and `NO_COLOR`: no colour reaches their terminals.
+ *
+ * Skipped, with a message, when tmux is not installed.
+ */
+
+import assert from "node:assert/strict";
+import { ChatClient, type ChatEvent } from "../client/chat_client.ts";
+import { certificateFingerprint } from "../cli/serve.ts";
+import type { ChatServer } from "../server/server.ts";
+import { testServer } from "./helpers/harness.ts";
+import { PASSWORD } from "./helpers/connect_process.ts";
+import { selfSignedCert, selfSignedKey } from "./helpers/tls.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
+const COLUMNS = 60;
+const ROWS = 50;
+const WAIT_MS = 10_000;
+
+function hasTmux(): boolean {
+  try {
+    return new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+const TMUX = Deno.build.os !== "windows" && hasTmux();
+if (!TMUX) {
+  console.warn(
+    "connect_tty_test: tmux is not installed, so the pseudo-terminal test is skipped " +
+      "(install it, e.g. `apt-get install -y tmux`, to run it)",
+  );
+}
+
+/** Quotes a word for `sh`. */
+function q(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** One tmux server of our own (its own socket), driven from the test. */
+class Tmux {
+  readonly socket = `chat-tty-${crypto.randomUUID().slice(0, 8)}`;
+
+  async run(...args: string[]): Promise<string> {
+    const out = await new Deno.Command("tmux", {
+      args: ["-L", this.socket, "-f", "/dev/null", ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    if (!out.success) {
+      throw new Error(`tmux ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+    }
+    return text;
+  }
+
+  /** The visible screen of a window, one string per row (wrapped rows joined with `join`). */
+  async screen(window: string, join = false): Promise<string[]> {
+    const text = await this.run("capture-pane", "-p", ...(join ? ["-J"] : []), "-t", `t:${window}`);
+    const rows = text.replace(/\n$/, "").split("\n").map((row) => row.trimEnd());
+    while (rows.length > 0 && rows.at(-1) === "") rows.pop();
+    return rows;
+  }
+
+  /** Waits until the screen satisfies `test`; returns it. */
+  async waitScreen(
+    window: string,
+    test: (rows: string[]) => boolean,
+    what: string,
+    join = true,
+  ): Promise<string[]> {
+    const deadline = Date.now() + WAIT_MS;
+    let rows: string[] = [];
+    while (Date.now() < deadline) {
+      rows = await this.screen(window, join);
+      if (test(rows)) return rows;
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    throw new Error(`timed out waiting for ${what} in ${window}'s window:\n${rows.join("\n")}`);
+  }
+
+  /** Types `text` literally. */
+  async type(window: string, text: string): Promise<void> {
+    await this.run("send-keys", "-t", `t:${window}`, "-l", text);
+  }
+
+  /** Presses keys by name (`Enter`, `Tab`, `Up`, `C-u`, ...). */
+  async press(window: string, ...keys: string[]): Promise<void> {
+    await this.run("send-keys", "-t", `t:${window}`, ...keys);
+  }
+
+  async kill(): Promise<void> {
+    await this.run("kill-server").catch(() => {});
+  }
+}
+
+/** Waits until `file` (the bytes a pane printed) satisfies `test`. */
+async function waitFile(file: string, test: (text: string) => boolean, what: string) {
+  const deadline = Date.now() + WAIT_MS;
+  let text = "";
+  while (Date.now() < deadline) {
+    text = await Deno.readTextFile(file).catch(() => "");
+    if (test(text)) return text;
+    await new Promise((resolve) => setTimeout(resolve, 40));
+  }
+  throw new Error(`timed out waiting for ${what}; output: ${JSON.stringify(text)}`);
+}
+
+/** Collects a client's events, and waits for one. */
+function recorder(client: ChatClient) {
+  const events: ChatEvent[] = [];
+  const done = (async () => {
+    for await (const event of client.events) events.push(event);
+  })();
+  return {
+    done,
+    async waitFor(test: (event: ChatEvent) => boolean, what: string): Promise<ChatEvent> {
+      const deadline = Date.now() + WAIT_MS;
+      while (Date.now() < deadline) {
+        const found = events.find(test);
+        if (found !== undefined) return found;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(events)}`);
+    },
+  };
+}
+
+/**
+ * The rows `text` takes from column 0 of a terminal `COLUMNS` wide (ASCII only), without
+ * trailing spaces, as `capture-pane` shows them.
+ */
+function rowsOf(text: string): string[] {
+  const rows: string[] = [];
+  for (let at = 0; at < text.length; at += COLUMNS) {
+    rows.push(text.slice(at, at + COLUMNS).trimEnd());
+  }
+  return rows;
+}
+
+// deno-lint-ignore no-control-regex
+const SGR = /\x1b\[[0-9;]*m/;
+
+Deno.test({
+  name: "interactive: messages arrive above a wrapped line being typed, which stays intact",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    let server: ChatServer | null = null;
+    let bob: ChatClient | null = null;
+    let bobEvents: ReturnType<typeof recorder> | null = null;
+    try {
+      server = await testServer({ tls: { cert: selfSignedCert, key: selfSignedKey } });
+      const port = server.addr.port;
+      const fingerprint = (await certificateFingerprint(selfSignedCert))!;
+      const deno = Deno.execPath();
+
+      // Each pane waits for its go-file, so that pipe-pane records from the first byte, and
+      // prints the exit status at the end (tmux's own #{pane_dead_status} is racy).
+      const pane = (name: string, env: string, args: string) =>
+        `while [ ! -e ${q(`${dir}/go-${name}`)} ]; do sleep 0.02; done; ` +
+        `cd ${q(ROOT)} && env ${env} ${q(deno)} run -A ${q(MAIN)} connect ` +
+        `--port ${port} ${args}; echo "[exit $?]"`;
+      const home = (name: string) => `XDG_CONFIG_HOME=${q(`${dir}/${name}`)}`;
+      const pinned = `--trust-fingerprint ${fingerprint}`;
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        pane("alice", `-u NO_COLOR -u CHAT_PASSWORD ${home("alice")}`, "--nick alice --tls"),
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+      );
+      await tmux.run(
+        "new-window",
+        "-d",
+        "-t",
+        "t",
+        "-n",
+        "carol",
+        pane(
+          "carol",
+          `-u NO_COLOR ${home("carol")} CHAT_PASSWORD=${PASSWORD}`,
+          `--nick carol ${pinned} --no-color`,
+        ),
+      );
+      await tmux.run(
+        "new-window",
+        "-d",
+        "-t",
+        "t",
+        "-n",
+        "dave",
+        pane(
+          "dave",
+          `NO_COLOR=1 ${home("dave")} CHAT_PASSWORD=${PASSWORD}`,
+          `--nick dave ${pinned}`,
+        ),
+      );
+      for (const name of ["alice", "carol", "dave"]) {
+        await tmux.run("pipe-pane", "-t", `t:${name}`, "-o", `cat >> ${q(`${dir}/${name}.raw`)}`);
+        await Deno.writeTextFile(`${dir}/go-${name}`, "");
+      }
+      const raw = (name: string) => Deno.readTextFile(`${dir}/${name}.raw`);
+
+      // Trust on first use: the fingerprint is shown and a "yes" remembers it.
+      const knownFile = `${dir}/alice/chat/known_servers`;
+      const trust = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.includes("(yes/no)")),
+        "the trust question",
+      );
+      assert.ok(trust.includes(`  SHA-256 fingerprint: ${fingerprint}`), trust.join("\n"));
+      assert.ok(
+        trust.at(-1)!.startsWith(`Trust this certificate and remember it in ${knownFile}?`),
+        trust.join("\n"),
+      );
+      await tmux.type("alice", "yes");
+      await tmux.press("alice", "Enter");
+
+      // The password prompt echoes nothing.
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "password for alice:", "password");
+      await tmux.type("alice", PASSWORD);
+      await tmux.press("alice", "Enter");
+      const ready = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "#lobby>",
+        "alice's prompt",
+      );
+      assert.ok(!ready.join("\n").includes(PASSWORD), "the password is never shown");
+      assert.match(await Deno.readTextFile(knownFile), new RegExp(`:${port} ${fingerprint}$`, "m"));
+      for (const name of ["carol", "dave"]) {
+        await tmux.waitScreen(name, (rows) => rows.at(-1) === "#lobby>", `${name}'s prompt`);
+      }
+
+      bob = await ChatClient.connect({
+        port,
+        nick: "bob",
+        password: PASSWORD,
+        tls: { fingerprint },
+        reconnect: false,
+      });
+      bobEvents = recorder(bob);
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => / \* bob is online$/.test(row)),
+        "bob's arrival",
+      );
+
+      // Tab completes a command, then a nick.
+      await tmux.type("alice", "/jo");
+      await tmux.press("alice", "Tab");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby> /join", "/join completed");
+      await tmux.press("alice", "C-u");
+      await tmux.type("alice", "/msg b");
+      await tmux.press("alice", "Tab");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby> /msg bob", "bob completed");
+      await tmux.press("alice", "C-u");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "an empty line");
+
+      // A line wrapping over three rows, the cursor moved back into its second row.
+      const line = "The quick brown fox jumps over the lazy dog, twice: " +
+        "the quick brown fox jumps over the lazy dog. And then it rests";
+      const back = 40;
+      await tmux.type("alice", line);
+      await tmux.press("alice", ...Array(back).fill("Left"));
+      const typing = rowsOf(`#lobby> ${line}`);
+      assert.equal(typing.length, 3);
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.slice(-3).join("\n") === typing.join("\n"),
+        "the typed line",
+        false,
+      );
+
+      // Messages arrive: a plain one, one full of escape sequences, a mention, a DM.
+      const evil = "evil \x1b]0;pwned\x07\x1b]8;;http://x.test\x07link\x1b]8;;\x07 " +
+        "\x1b[2J\x1b[H\x1b[41mRED\x1b[0m \x1b[1A\r\x1b[Kfake\nline \u202eabc\b\x07end";
+      await bob.say("lobby", "hello room");
+      await bob.say("lobby", evil);
+      await bob.say("lobby", "alice: lunch?");
+      const dm = await bob.dm("alice", "psst");
+      const everything = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.endsWith(" *bob* psst")),
+        "the direct message",
+        false,
+      );
+      // The input is still there, whole, on the bottom three rows, and only there.
+      assert.deepEqual(everything.slice(-3), typing, everything.join("\n"));
+      assert.ok(
+        !everything.slice(0, -3).some((row) => row.includes("quick")),
+        everything.join("\n"),
+      );
+      const shown = everything.filter((row) => /^\d\d:\d\d \[lobby\] <bob> /.test(row));
+      assert.deepEqual(shown.map((row) => row.slice(6)), [
+        "[lobby] <bob> hello room",
+        "[lobby] <bob> evil link RED ␍fake␊line abc␈␇end",
+        "[lobby] <bob> alice: lunch?",
+      ]);
+      assert.ok(!everything.join("\n").includes("pwned"));
+      assert.notEqual(
+        (await tmux.run("display", "-p", "-t", "t:alice", "#{pane_title}")).trim(),
+        "pwned",
+      );
+
+      // Typing goes on where the cursor was; what is sent is exactly what was typed.
+      await tmux.type("alice", "[quick!] ");
+      const edited = line.slice(0, line.length - back) + "[quick!] " + line.slice(-back);
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.slice(-3).join("\n") === rowsOf(`#lobby> ${edited}`).join("\n"),
+        "the edited line",
+        false,
+      );
+      await tmux.press("alice", "Enter");
+      const mine = await bobEvents.waitFor(
+        (e) => e.type === "msg" && e.from === "alice",
+        "alice's long line at bob",
+      );
+      assert.equal((mine as { text: string }).text, edited);
+      // Alice saw the direct message: bob gets a read receipt.
+      const receipt = await bobEvents.waitFor((e) => e.type === "receipt", "the read receipt");
+      assert.deepEqual(
+        { id: (receipt as { id: number }).id, status: (receipt as { status: string }).status },
+        { id: dm.msg.id, status: "read" },
+      );
+
+      // The bell rang for the mention and the direct message, nothing else; no escape
+      // sequence of bob's reached the terminal; nicks are coloured.
+      const aliceRaw = await raw("alice");
+      assert.equal(aliceRaw.split("\x07").length - 1, 2, JSON.stringify(aliceRaw));
+      for (
+        const sequence of [
+          "\x1b]0;",
+          "\x1b]8;",
+          "\x1b[2J",
+          "\x1b[H",
+          "\x1b[41m",
+          "\x1b[Kfake",
+          "\u202e",
+          "\b",
+        ]
+      ) {
+        assert.ok(!aliceRaw.includes(sequence), `${JSON.stringify(sequence)} got through`);
+      }
+      // deno-lint-ignore no-control-regex
+      assert.match(aliceRaw, /<\x1b\[(3[1-6]|9[1-6])mbob\x1b\[39m> hello room/);
+
+      // The prompt shows the conversation; Up and Down walk the input history.
+      await tmux.type("alice", "/query bob");
+      await tmux.press("alice", "Enter");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "@bob>", "the @bob prompt");
+      await tmux.press("alice", "Up");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "@bob> /query bob", "history 1");
+      await tmux.press("alice", "Up");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === `@bob> ${edited}`, "history 2");
+      await tmux.press("alice", "Down");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "@bob> /query bob", "history 3");
+      await tmux.press("alice", "C-u");
+      await tmux.type("alice", "/quit");
+      await tmux.press("alice", "Enter");
+      const end = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.startsWith("[exit ")),
+        "alice's exit",
+      );
+      assert.ok(end.includes("[exit 0]"), end.join("\n"));
+
+      // --no-color and NO_COLOR: not one colour sequence, the same lines.
+      for (const name of ["carol", "dave"]) {
+        const text = await waitFile(
+          `${dir}/${name}.raw`,
+          (t) => t.includes("<bob> alice: lunch?"),
+          `bob's messages at ${name}`,
+        );
+        assert.ok(!SGR.test(text), `${name}: ${JSON.stringify(text)}`);
+        assert.ok(text.includes("<bob> evil link RED ␍fake␊line abc␈␇end"), name);
+      }
+    } finally {
+      await bob?.close();
+      await bobEvents?.done;
+      await tmux.kill();
+      await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

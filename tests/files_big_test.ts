@@ -1,0 +1,146 @@
+/**
+ * A 64 MiB pseudo-random file through the server and peer to peer, each end in its own
+ * process: the hashes are equal, and each process's resident memory grows far less than
+ * the file's size while it streams from disk to disk. Memory is sampled every 50 ms
+ * right after a forced garbage collection (see `helpers/file_endpoint.ts`: V8 collects
+ * dead buffers only once about 64 MiB of them have piled up), so the figure is what the
+ * transfer holds; the bound asserted is 48 MiB of growth.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { testServer } from "./helpers/harness.ts";
+import { sha256Of, writeRandomFile } from "./helpers/files.ts";
+
+const ENDPOINT = new URL("./helpers/file_endpoint.ts", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+const SIZE = 64 * 1024 * 1024;
+const MAX_GROWTH = 48 * 1024 * 1024;
+const TIMEOUT_MS = 30_000;
+
+type Line = Record<string, unknown>;
+
+/** A file endpoint process and its JSON lines. */
+class Endpoint {
+  readonly child: Deno.ChildProcess;
+  readonly lines: Line[] = [];
+  readonly #waiters: { match: (l: Line) => boolean; resolve: (l: Line) => void }[] = [];
+  readonly reading: Promise<void>;
+
+  constructor(args: string[]) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--v8-flags=--expose-gc", ENDPOINT, ...args],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.child = child;
+    this.reading = (async () => {
+      let buffer = "";
+      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+        buffer += chunk;
+        let at: number;
+        while ((at = buffer.indexOf("\n")) >= 0) {
+          const line = JSON.parse(buffer.slice(0, at)) as Line;
+          buffer = buffer.slice(at + 1);
+          this.lines.push(line);
+          for (const w of [...this.#waiters]) {
+            if (w.match(line)) {
+              this.#waiters.splice(this.#waiters.indexOf(w), 1);
+              w.resolve(line);
+            }
+          }
+        }
+      }
+    })();
+  }
+
+  /** The first line with `key` (an `error` line fails the test). */
+  wait(key: string): Promise<Line> {
+    const match = (l: Line) => key in l || "error" in l;
+    const found = this.lines.find(match);
+    const line = found !== undefined
+      ? Promise.resolve(found)
+      : new Promise<Line>((resolve) => this.#waiters.push({ match, resolve }));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) =>
+      timer = setTimeout(
+        () => reject(new Error(`no "${key}" line within ${TIMEOUT_MS} ms`)),
+        TIMEOUT_MS,
+      )
+    );
+    return Promise.race([line, timeout]).then((l) => {
+      clearTimeout(timer);
+      if ("error" in l) throw new Error(`endpoint failed: ${l.error}`);
+      return l;
+    });
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await this.child.status;
+    await this.reading.catch(() => {});
+  }
+}
+
+function assertBounded(line: Line, who: string): void {
+  const growth = (line.peak as number) - (line.baseline as number);
+  if (Deno.env.get("CHAT_TEST_VERBOSE")) console.log(who, (growth / 1048576).toFixed(1), "MiB");
+  assert.ok(
+    growth < MAX_GROWTH,
+    `${who} grew by ${(growth / 1048576).toFixed(1)} MiB for a ${SIZE / 1048576} MiB file`,
+  );
+}
+
+Deno.test("64 MiB through the server: equal hashes, bounded memory at both ends", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  const ends: Endpoint[] = [];
+  try {
+    const path = join(tmp, "random.bin");
+    const sha = await writeRandomFile(path, SIZE, 64);
+    const receiver = new Endpoint(["relay-receive", String(server.addr.port), join(tmp, "dl")]);
+    ends.push(receiver);
+    await receiver.wait("ready");
+    const sender = new Endpoint(["relay-send", String(server.addr.port), path, "bob"]);
+    ends.push(sender);
+    const sent = await sender.wait("done");
+    const saved = await receiver.wait("done");
+    assert.equal(saved.path, join(tmp, "dl", "random.bin"));
+    assert.equal(await sha256Of(saved.path as string), sha);
+    assertBounded(sent, "the sending process");
+    assertBounded(saved, "the receiving process");
+  } finally {
+    for (const end of ends) await end.close();
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("64 MiB peer to peer: equal hashes, bounded memory at both ends", async () => {
+  const tmp = await Deno.makeTempDir();
+  const ends: Endpoint[] = [];
+  try {
+    const path = join(tmp, "random.bin");
+    const sha = await writeRandomFile(path, SIZE, 65);
+    const receiver = new Endpoint(["peer-receive", join(tmp, "dl")]);
+    ends.push(receiver);
+    const ready = await receiver.wait("ready");
+    const sender = new Endpoint(["peer-send", String(ready.port), path]);
+    ends.push(sender);
+    const sent = await sender.wait("done");
+    const saved = await receiver.wait("done");
+    assert.equal(saved.path, join(tmp, "dl", "random.bin"));
+    assert.equal(await sha256Of(saved.path as string), sha);
+    assertBounded(sent, "the sending process");
+    assertBounded(saved, "the receiving process");
+  } finally {
+    for (const end of ends) await end.close();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -1,0 +1,246 @@
+/**
+ * File transfers between two `ChatClient`s with `FileTransfers` through a real server:
+ * accept by hand and automatically, decline, an offline recipient served at its next
+ * login, a refusal over the size limit (nothing written), hostile names saved safely
+ * inside the download folder, and no overwrite.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ChatClient } from "../client/chat_client.ts";
+import { ChatError } from "../client/chat_error.ts";
+import { FileTransfers } from "../client/file_transfer.ts";
+import type { ChatServer } from "../server/server.ts";
+import { fileServiceOf } from "../server/files.ts";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import { testServer } from "./helpers/harness.ts";
+import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
+
+interface Side {
+  client: ChatClient;
+  files: FileTransfers;
+  events: FileTransferEvent[];
+  chat: string[];
+}
+
+async function side(
+  server: ChatServer,
+  nick: string,
+  options: { downloadDir?: string; acceptDir?: string } = {},
+): Promise<Side> {
+  const client = await ChatClient.connect({
+    port: server.addr.port,
+    nick,
+    password: "password123",
+    reconnect: false,
+  });
+  const events: FileTransferEvent[] = [];
+  const chat: string[] = [];
+  client.onEvent((event) => chat.push(event.type));
+  const files = new FileTransfers(client, { onEvent: (e) => events.push(e), ...options });
+  return { client, files, events, chat };
+}
+
+async function close(...sides: Side[]): Promise<void> {
+  for (const s of sides) {
+    await s.files.close();
+    await s.client.close();
+  }
+}
+
+async function until<T>(find: () => T | undefined, what: string, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (true) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function find<T extends FileTransferEvent["type"]>(
+  s: Side,
+  type: T,
+): Extract<FileTransferEvent, { type: T }> | undefined {
+  return s.events.find((e) => e.type === type) as Extract<FileTransferEvent, { type: T }>;
+}
+
+Deno.test("a file offered, accepted by hand, received and verified", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    const alice = await side(server, "alice");
+    const bob = await side(server, "bob", { downloadDir: join(tmp, "dl") });
+    const path = join(tmp, "photo.jpg");
+    const sha = await writeRandomFile(path, 3 * 1024 * 1024 + 17, 7);
+    const sent = await alice.files.send("bob", path);
+    assert.equal(sent.online, true);
+    const offered = await until(() => find(bob, "file_offered"), "the offer");
+    assert.equal(offered.name, "photo.jpg");
+    assert.equal(offered.sha256, sha);
+    assert.equal(offered.auto, false);
+    assert.deepEqual(bob.files.offers.map((o) => o.file), [offered.file]);
+    const saved = await bob.files.accept(offered.file);
+    assert.equal(saved, join(tmp, "dl", "photo.jpg"));
+    assert.equal(await sha256Of(saved), sha);
+    assert.deepEqual(await listDir(join(tmp, "dl")), ["photo.jpg"]);
+    await until(() => alice.chat.includes("file_completed") ? true : undefined, "completed");
+    assert.ok(alice.chat.includes("file_accepted"));
+    assert.ok(find(alice, "file_sent"));
+    const progress = alice.events.filter((e) => e.type === "file_progress");
+    assert.ok(progress.length >= 1);
+    assert.equal(
+      progress.at(-1)!.type === "file_progress" && progress.at(-1)!.bytes,
+      3 * 1024 * 1024 + 17,
+    );
+    // The server let go of it.
+    assert.deepEqual(
+      (await listDir(fileServiceOf(server.hub).dir)).filter((n) => /^\d/.test(n)),
+      [],
+    );
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("declining drops the file; the sender hears it", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    const alice = await side(server, "alice");
+    const bob = await side(server, "bob", { downloadDir: join(tmp, "dl") });
+    const path = join(tmp, "x.txt");
+    await Deno.writeTextFile(path, "hello");
+    await alice.files.send("bob", path);
+    const offered = await until(() => find(bob, "file_offered"), "the offer");
+    await bob.files.decline(offered.file);
+    await until(() => alice.chat.includes("file_declined") ? true : undefined, "declined");
+    await assert.rejects(bob.files.accept(offered.file), (err: unknown) => {
+      assert.ok(err instanceof ChatError);
+      assert.equal(err.code, "no_file");
+      return true;
+    });
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("over the size limit: refused with a clear error, nothing written", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer({ maxFileSize: 1024 * 1024 });
+  try {
+    const alice = await side(server, "alice");
+    const bob = await side(server, "bob", { acceptDir: join(tmp, "dl") });
+    const path = join(tmp, "big.bin");
+    await writeRandomFile(path, 1024 * 1024 + 1);
+    await assert.rejects(alice.files.send("bob", path), (err: unknown) => {
+      assert.ok(err instanceof ChatError);
+      assert.equal(err.code, "file_too_large");
+      assert.match(err.message, /1\.0 MiB/);
+      return true;
+    });
+    assert.deepEqual(await listDir(fileServiceOf(server.hub).dir), []);
+    assert.equal(find(bob, "file_offered"), undefined);
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("an offline recipient gets the file at its next login, automatically accepted", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    const first = await side(server, "bob");
+    await close(first);
+    const alice = await side(server, "alice");
+    const path = join(tmp, "held.bin");
+    const sha = await writeRandomFile(path, 200_000, 3);
+    const sent = await alice.files.send("bob", path);
+    assert.equal(sent.online, false);
+    await close(alice);
+    const dl = join(tmp, "auto");
+    const bob = await side(server, "bob", { acceptDir: dl });
+    const saved = await until(() => find(bob, "file_saved"), "the file saved");
+    assert.equal(saved.from, "alice");
+    assert.equal(await sha256Of(saved.path), sha);
+    assert.equal(find(bob, "file_offered")?.auto, true);
+    await bob.files.idle();
+    await close(bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("hostile names are saved safely inside the download folder, never overwriting", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    const dl = join(tmp, "dl");
+    await Deno.mkdir(dl);
+    await Deno.writeTextFile(join(dl, "x"), "mine");
+    const alice = await side(server, "alice");
+    const bob = await side(server, "bob", { acceptDir: dl });
+    const names = [
+      "../../x",
+      "/etc/passwd",
+      "C:\\x",
+      "\x1b[31mred\x1b[0m\x1b]0;owned\x07.txt",
+      "nul\x00byte",
+      "l".repeat(10_000),
+    ];
+    // Offered through the raw protocol: a sender's client would offer its own names.
+    for (const [i, name] of names.entries()) {
+      const bytes = new TextEncoder().encode(`content ${i}`);
+      const sha = await crypto.subtle.digest("SHA-256", bytes);
+      const hex = [...new Uint8Array(sha)].map((b) => b.toString(16).padStart(2, "0")).join("");
+      const offer = await alice.client.request("file_offer", {
+        to: "bob",
+        name,
+        size: bytes.length,
+        sha256: hex,
+      });
+      await alice.client.request("file_chunk", { file: offer.file, offset: 0 }, { body: bytes });
+    }
+    await until(
+      () =>
+        bob.events.filter((e) => e.type === "file_saved").length === names.length
+          ? true
+          : undefined,
+      `every file saved: ${JSON.stringify(bob.events.filter((e) => e.type !== "file_progress"))}`,
+    );
+    const saved = bob.events.filter((e) => e.type === "file_saved").map((e) =>
+      e.type === "file_saved" ? e.path : ""
+    );
+    for (const path of saved) {
+      assert.equal(join(dl, path.slice(dl.length + 1)), path);
+      assert.ok(path.startsWith(dl + "/"), path);
+      // deno-lint-ignore no-control-regex
+      assert.doesNotMatch(path.slice(dl.length + 1), /[/\\\x00-\x1f]/);
+    }
+    const listing = await listDir(dl);
+    assert.deepEqual(listing.filter((n) => n.endsWith(".part")), []);
+    assert.ok(listing.includes("x (1)"), listing.join(","));
+    assert.ok(listing.includes("x (2)"), listing.join(","));
+    assert.ok(listing.includes("passwd"));
+    assert.ok(listing.includes("red.txt"));
+    assert.ok(listing.includes("nulbyte"));
+    assert.equal(await Deno.readTextFile(join(dl, "x")), "mine", "never overwritten");
+    assert.ok(
+      listing.some((n) => n.startsWith("llll") && new TextEncoder().encode(n).length <= 200),
+    );
+    // Nothing was written outside the folder.
+    assert.deepEqual((await listDir(tmp)).sort(), ["dl"]);
+    await bob.files.idle();
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -1,0 +1,333 @@
+/**
+ * File transfers through a real server, spoken frame by frame with the raw probe:
+ * offer, upload in chunks, accept, read, done; the refusals (size limit, quota, blocked,
+ * someone else's file, bad offsets, missing body); resuming an upload by offering again;
+ * reading while the upload goes on; offline hold and `file_list`; expiry.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import type { ChatServer } from "../server/server.ts";
+import { fileServiceOf } from "../server/files.ts";
+import { delay, Probe, type Received, withServer } from "./helpers/harness.ts";
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function bytesOf(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+async function chunkOk(
+  probe: Probe,
+  file: number,
+  offset: number,
+  body: Uint8Array,
+): Promise<Received> {
+  const id = crypto.randomUUID();
+  probe.send({ type: "file_chunk", id, file, offset }, body);
+  const reply = await probe.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
+  assert.equal(reply.type, "ok", JSON.stringify(reply));
+  return reply;
+}
+
+async function chunkFails(
+  probe: Probe,
+  file: number,
+  offset: number,
+  body: Uint8Array | undefined,
+  code: string,
+): Promise<void> {
+  const id = crypto.randomUUID();
+  probe.send({ type: "file_chunk", id, file, offset }, body);
+  const reply = await probe.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
+  assert.equal(reply.type, "error", JSON.stringify(reply));
+  assert.equal(reply.code, code, JSON.stringify(reply));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function login(server: ChatServer, nick: string): Promise<Probe> {
+  return await Probe.login(server, nick);
+}
+
+Deno.test("a file goes through the server: offer, upload, accept, read, done", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    const content = bytesOf(200_000);
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "data.bin",
+      size: content.length,
+      sha256: sha256(content),
+    });
+    assert.equal(offer.offset, 0);
+    assert.equal(offer.online, true);
+    const file = offer.file as number;
+    const seen = await bob.expect({ type: "file_offer", file });
+    assert.equal(seen.from, "alice");
+    assert.equal(seen.name, "data.bin");
+    assert.equal(seen.size, content.length);
+    assert.equal(seen.sha256, sha256(content));
+
+    // Someone else may not upload into it, nor skip ahead.
+    await chunkFails(bob, file, 0, content.subarray(0, 10), "no_file");
+    await chunkFails(alice, file, 10, content.subarray(10, 20), "bad_offset");
+    await chunkFails(alice, file, 0, undefined, "bad_message");
+
+    let offset = 0;
+    for (; offset < 120_000; offset += 60_000) {
+      const reply = await chunkOk(alice, file, offset, content.subarray(offset, offset + 60_000));
+      assert.equal(reply.offset, offset + 60_000);
+      assert.equal(reply.complete, false);
+    }
+    // A resent chunk is acknowledged again, not appended twice.
+    const again = await chunkOk(alice, file, 0, content.subarray(0, 60_000));
+    assert.equal(again.offset, 120_000);
+    // Offering again resumes: the server says where it stands.
+    const resumed = await alice.ok("file_offer", {
+      to: "bob",
+      name: "data.bin",
+      size: content.length,
+      sha256: sha256(content),
+    });
+    assert.equal(resumed.file, file);
+    assert.equal(resumed.offset, 120_000);
+
+    await bob.fails("file_read", { file, offset: 0, length: 1000 }, "no_file"); // not accepted
+    await bob.ok("file_accept", { file });
+    await alice.expect({ type: "file_accepted", file, by: "bob" });
+
+    const last = await chunkOk(alice, file, offset, content.subarray(offset));
+    assert.equal(last.complete, true);
+    assert.equal(last.offset, content.length);
+
+    const read = await bob.ok("file_read", { file, offset: 150_000, length: 100_000 });
+    assert.equal(read.length, 50_000);
+    assert.equal(read.available, content.length);
+    const data = bob.received.filter((m) => m.type === "file_data" && m.file === file);
+    assert.deepEqual(data.map((m) => m.offset), [150_000]);
+    await bob.fails("file_read", { file, offset: content.length + 1, length: 1 }, "bad_offset");
+    await bob.fails("file_done", { file: file + 1000 }, "no_file");
+    await alice.fails("file_accept", { file }, "no_file"); // not offered to alice
+    await bob.ok("file_done", { file });
+    await alice.expect({ type: "file_completed", file, by: "bob" });
+    await bob.fails("file_accept", { file }, "no_file"); // gone
+  });
+});
+
+Deno.test("the server refuses files over the size limit and past the quota", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using _bob = await login(server, "bob");
+    const big = await alice.fails("file_offer", {
+      to: "bob",
+      name: "big.iso",
+      size: 1_000_001,
+      sha256: "0".repeat(64),
+    }, "file_too_large");
+    assert.match(String(big.message), /up to 976\.6 KiB/);
+    const first = await alice.ok("file_offer", {
+      to: "bob",
+      name: "a",
+      size: 900_000,
+      sha256: "1".repeat(64),
+    });
+    await alice.fails("file_offer", {
+      to: "bob",
+      name: "b",
+      size: 200_000,
+      sha256: "2".repeat(64),
+    }, "quota_exceeded");
+    await alice.fails(
+      "file_offer",
+      { to: "alice", name: "c", size: 1, sha256: "3".repeat(64) },
+      "self",
+    );
+    await alice.fails("file_offer", {
+      to: "nobody",
+      name: "c",
+      size: 1,
+      sha256: "3".repeat(64),
+    }, "unknown_user");
+    // Withdrawing the first frees the quota.
+    await alice.ok("file_cancel", { file: first.file });
+    const second = await alice.ok("file_offer", {
+      to: "bob",
+      name: "b",
+      size: 200_000,
+      sha256: "2".repeat(64),
+    });
+    // Nothing of the refused offers is on disk: only the part file of the one held.
+    assert.deepEqual(
+      [...Deno.readDirSync(fileServiceOf(server.hub).dir)].map((e) => e.name),
+      [`${second.file}.part`],
+    );
+  }, { maxFileSize: 1_000_000, fileQuotaBytes: 1_000_000 });
+});
+
+Deno.test("a blocked sender cannot offer; a declined file is dropped", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    await using carol = await login(server, "carol");
+    await bob.ok("block", { nick: "carol" });
+    await carol.fails("file_offer", {
+      to: "bob",
+      name: "x",
+      size: 1,
+      sha256: "4".repeat(64),
+    }, "blocked");
+    const content = bytesOf(1000);
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "x",
+      size: 1000,
+      sha256: sha256(content),
+    });
+    await bob.expect({ type: "file_offer", file: offer.file });
+    await bob.ok("file_decline", { file: offer.file });
+    await alice.expect({ type: "file_declined", file: offer.file, by: "bob" });
+    await chunkFails(alice, offer.file as number, 0, content, "no_file");
+  });
+});
+
+Deno.test("a bad upload is refused at its end: file_corrupt, and the file is dropped", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    const content = bytesOf(5000);
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "x",
+      size: 5000,
+      sha256: sha256(bytesOf(5000, 2)),
+    });
+    await chunkFails(alice, offer.file as number, 0, content, "file_corrupt");
+    await bob.expect({ type: "file_cancelled", file: offer.file, reason: "corrupt" });
+    await bob.fails("file_accept", { file: offer.file }, "no_file");
+  });
+});
+
+Deno.test("an offline recipient finds the file at its next login; it expires after the TTL", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    {
+      await using bob = await login(server, "bob");
+      await bob.ok("logout");
+    }
+    const content = bytesOf(3000);
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "held.txt",
+      size: 3000,
+      sha256: sha256(content),
+    });
+    assert.equal(offer.online, false);
+    await chunkOk(alice, offer.file as number, 0, content);
+    await using bob = await login(server, "bob");
+    const list = await bob.ok("file_list");
+    const files = list.files as Record<string, unknown>[];
+    assert.equal(files.length, 1);
+    assert.equal(files[0].file, offer.file);
+    assert.equal(files[0].name, "held.txt");
+    assert.equal(files[0].from, "alice");
+    // The hub's clock moves past the TTL: the sweep deletes it and tells both sides.
+    server.hub.now = () => Date.now() + 3_600_000;
+    await fileServiceOf(server.hub).sweep();
+    await bob.expect({ type: "file_cancelled", file: offer.file, reason: "expired" }, 3000);
+    await alice.expect({ type: "file_cancelled", file: offer.file, reason: "expired" }, 3000);
+    assert.deepEqual((await bob.ok("file_list")).files, []);
+  }, { fileTtlSec: 60 });
+});
+
+Deno.test("the periodic sweep deletes an expired file from disk", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    (await login(server, "bob")).close();
+    const content = bytesOf(10);
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "x",
+      size: 10,
+      sha256: sha256(content),
+    });
+    await chunkOk(alice, offer.file as number, 0, content);
+    const dir = fileServiceOf(server.hub).dir;
+    assert.ok(await exists(`${dir}/${offer.file}.file`));
+    await alice.expect({ type: "file_cancelled", file: offer.file, reason: "expired" }, 5000);
+    assert.equal(await exists(`${dir}/${offer.file}.file`), false);
+  }, { fileTtlSec: 1 });
+});
+
+Deno.test("a read past the bytes uploaded waits for them", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    const content = bytesOf(100_000);
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "x",
+      size: content.length,
+      sha256: sha256(content),
+    });
+    const file = offer.file as number;
+    await bob.ok("file_accept", { file });
+    const id = "read-1";
+    bob.send({ type: "file_read", id, file, offset: 0, length: 100_000 });
+    await delay(100);
+    assert.equal(bob.received.find((m) => m.type === "ok" && m.re === id), undefined);
+    await chunkOk(alice, file, 0, content.subarray(0, 40_000));
+    const reply = await bob.expect({ type: "ok", re: id });
+    assert.equal(reply.length, 40_000);
+    assert.equal(reply.available, 40_000);
+  });
+});
+
+Deno.test("an empty file: complete at its offer, read as nothing, done", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    const empty = sha256(new Uint8Array(0));
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "empty",
+      size: 0,
+      sha256: empty,
+    });
+    assert.equal(offer.offset, 0);
+    const file = offer.file as number;
+    await bob.ok("file_accept", { file });
+    const read = await bob.ok("file_read", { file, offset: 0, length: 10 });
+    assert.equal(read.length, 0);
+    assert.equal(read.available, 0);
+    await bob.ok("file_done", { file });
+    await alice.expect({ type: "file_completed", file });
+    assert.deepEqual(
+      [...Deno.readDirSync(fileServiceOf(server.hub).dir)].map((e) => e.name),
+      [],
+    );
+    // An empty file whose announced SHA-256 is not the empty one is refused at once.
+    await alice.fails("file_offer", {
+      to: "bob",
+      name: "liar",
+      size: 0,
+      sha256: "0".repeat(64),
+    }, "file_corrupt");
+  });
+});

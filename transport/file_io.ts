@@ -1,0 +1,538 @@
+/**
+ * Disk side of file transfers, shared by the server, the client and peer sessions:
+ * streaming SHA-256 of files, reading a file to send in chunks, and receiving one into
+ * a `.part` file that is renamed once its hash matches.
+ *
+ * Memory stays bounded whatever the size of the file: files are read and hashed
+ * through one buffer at a time, never whole. SHA-256 is computed incrementally with
+ * `node:crypto` (WebCrypto has no incremental digest).
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { basename, join, resolve } from "node:path";
+import {
+  MAX_SAFE_NAME_BYTES,
+  numberedFileName,
+  partFileName,
+  safeFileName,
+} from "../protocol/file_names.ts";
+
+/** Bytes read from disk at a time while hashing. */
+const HASH_BUFFER_BYTES = 256 * 1024;
+/** Most alternatives (`name (n).ext`) tried before giving up on a free name. */
+const MAX_NAME_ATTEMPTS = 10_000;
+
+/**
+ * Stable codes of {@linkcode FileIoError}.
+ *
+ * - `not_a_file`: the path to send is missing, a folder or a device.
+ * - `unreadable` / `unwritable`: the system refused access, or the disk failed.
+ * - `bad_offset`: data arrived for a place in the file that does not follow what is written.
+ * - `too_long`: data would make the file longer than announced.
+ * - `corrupt`: the received bytes do not have the announced SHA-256.
+ * - `no_free_name`: every alternative name in the download folder is taken.
+ */
+export type FileIoErrorCode =
+  | "not_a_file"
+  | "unreadable"
+  | "unwritable"
+  | "bad_offset"
+  | "too_long"
+  | "corrupt"
+  | "no_free_name";
+
+/**
+ * A failure reading, writing or checking a transferred file.
+ *
+ * @example
+ * ```ts
+ * import { FileIoError } from "./file_io.ts";
+ * new FileIoError("corrupt", "SHA-256 mismatch").code; // "corrupt"
+ * ```
+ */
+export class FileIoError extends Error {
+  /** The stable, machine-readable reason. */
+  readonly code: FileIoErrorCode;
+
+  /** Creates the error. */
+  constructor(code: FileIoErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "FileIoError";
+    this.code = code;
+  }
+}
+
+/** A new incremental SHA-256. */
+export function newSha256(): Hash {
+  return createHash("sha256");
+}
+
+/**
+ * Reads from `file`'s current position until `buffer` is full or the file ends;
+ * returns the bytes read.
+ */
+export async function readFull(file: Deno.FsFile, buffer: Uint8Array): Promise<number> {
+  let filled = 0;
+  while (filled < buffer.length) {
+    const n = await file.read(buffer.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  return filled;
+}
+
+/** Writes all of `bytes` at `file`'s current position. */
+export async function writeFull(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await file.write(bytes.subarray(written));
+}
+
+/**
+ * Feeds the first `limit` bytes of an open file (from its start) into `hash`, through
+ * one bounded buffer; returns the bytes hashed (fewer when the file is shorter). Leaves
+ * the file positioned after them.
+ */
+export async function hashPrefix(file: Deno.FsFile, hash: Hash, limit: number): Promise<number> {
+  await file.seek(0, Deno.SeekMode.Start);
+  const buffer = new Uint8Array(HASH_BUFFER_BYTES);
+  let done = 0;
+  while (done < limit) {
+    const want = Math.min(buffer.length, limit - done);
+    const n = await readFull(file, buffer.subarray(0, want));
+    if (n === 0) break;
+    hash.update(buffer.subarray(0, n));
+    done += n;
+    if (n < want) break;
+  }
+  return done;
+}
+
+/**
+ * The SHA-256 (lowercase hex) and size of a file, read through one bounded buffer.
+ *
+ * @throws {FileIoError} `not_a_file` or `unreadable`.
+ * @example
+ * ```ts ignore
+ * import { sha256File } from "./file_io.ts";
+ * const { sha256, size } = await sha256File("report.pdf");
+ * ```
+ */
+export async function sha256File(path: string): Promise<{ sha256: string; size: number }> {
+  const file = await openToSend(path);
+  try {
+    const hash = newSha256();
+    const size = await hashPrefix(file, hash, Number.MAX_SAFE_INTEGER);
+    return { sha256: hash.digest("hex"), size };
+  } finally {
+    file.close();
+  }
+}
+
+async function openToSend(path: string): Promise<Deno.FsFile> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (err) {
+    throw describeReadError(err, path);
+  }
+  if (!info.isFile) throw new FileIoError("not_a_file", `${path} is not a file`);
+  try {
+    return await Deno.open(path, { read: true });
+  } catch (err) {
+    throw describeReadError(err, path);
+  }
+}
+
+function describeReadError(err: unknown, path: string): FileIoError {
+  if (err instanceof Deno.errors.NotFound) {
+    return new FileIoError("not_a_file", `no such file: ${path}`, { cause: err });
+  }
+  if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
+    return new FileIoError("unreadable", `cannot read ${path}: permission denied`, {
+      cause: err,
+    });
+  }
+  return new FileIoError("unreadable", `cannot read ${path}: ${errorText(err)}`, { cause: err });
+}
+
+function describeWriteError(err: unknown, path: string): FileIoError {
+  if (err instanceof FileIoError) return err;
+  if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
+    return new FileIoError("unwritable", `cannot write ${path}: permission denied`, {
+      cause: err,
+    });
+  }
+  return new FileIoError("unwritable", `cannot write ${path}: ${errorText(err)}`, { cause: err });
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A file to send: its name (the last component of its path), size and SHA-256,
+ * computed when it is opened, and chunks read on demand.
+ *
+ * @example
+ * ```ts ignore
+ * import { FileSource } from "./file_io.ts";
+ * await using source = await FileSource.open("report.pdf");
+ * const first = await source.read(0, 64 * 1024);
+ * ```
+ */
+export class FileSource implements AsyncDisposable {
+  /** The path as given. */
+  readonly path: string;
+  /** The name offered to the other side: the path's last component. */
+  readonly name: string;
+  /** Bytes in the file when it was opened. */
+  readonly size: number;
+  /** SHA-256 of the content when it was opened, lowercase hex. */
+  readonly sha256: string;
+  readonly #file: Deno.FsFile;
+  #position = 0;
+  #closed = false;
+
+  private constructor(path: string, file: Deno.FsFile, size: number, sha256: string) {
+    this.path = path;
+    this.name = basename(path);
+    this.#file = file;
+    this.size = size;
+    this.sha256 = sha256;
+  }
+
+  /**
+   * Opens a file and hashes it (one pass through a bounded buffer).
+   *
+   * @throws {FileIoError} `not_a_file` or `unreadable`.
+   */
+  static async open(path: string): Promise<FileSource> {
+    const file = await openToSend(path);
+    try {
+      const hash = newSha256();
+      const size = await hashPrefix(file, hash, Number.MAX_SAFE_INTEGER);
+      const source = new FileSource(path, file, size, hash.digest("hex"));
+      source.#position = size;
+      return source;
+    } catch (err) {
+      file.close();
+      throw err instanceof FileIoError ? err : describeReadError(err, path);
+    }
+  }
+
+  /**
+   * Reads up to `length` bytes at `offset` (fewer at the end) into `into` when given
+   * (returning the filled part of it: reuse one buffer for a whole file), else into a
+   * new array.
+   *
+   * @throws {FileIoError} `unreadable`, or `corrupt` when the file shrank since it was
+   * opened (it changed while being sent).
+   */
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const want = Math.max(0, Math.min(length, this.size - offset, into?.length ?? Infinity));
+    const buffer = into === undefined ? new Uint8Array(want) : into.subarray(0, want);
+    try {
+      if (this.#position !== offset) {
+        await this.#file.seek(offset, Deno.SeekMode.Start);
+        this.#position = offset;
+      }
+      const n = await readFull(this.#file, buffer);
+      this.#position += n;
+      if (n < want) {
+        throw new FileIoError("corrupt", `${this.path} changed while it was being sent`);
+      }
+      return buffer;
+    } catch (err) {
+      throw err instanceof FileIoError ? err : describeReadError(err, this.path);
+    }
+  }
+
+  /** Closes the file. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#file.close();
+  }
+
+  /** Closes the file; for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
+}
+
+/** What {@linkcode IncomingFile.open} needs: the offer as the sender described it. */
+export interface IncomingFileInit {
+  /** The download folder (created when missing). */
+  dir: string;
+  /** The name the sender offered (made safe here). */
+  offeredName: string;
+  /** Bytes announced. */
+  size: number;
+  /** SHA-256 announced, lowercase hex. */
+  sha256: string;
+}
+
+/**
+ * A file being received into a download folder, safely:
+ *
+ * - its local name is {@linkcode safeFileName} of the offered one, joined to the
+ *   folder: nothing is ever written outside it;
+ * - bytes go to `NAME.<hash prefix>.part`; a `.part` file left by an interrupted
+ *   transfer of the same content is picked up where it ended (its bytes are hashed
+ *   again to carry on the incremental SHA-256);
+ * - {@linkcode IncomingFile.finish} checks the SHA-256 and only then renames the
+ *   `.part` file to the first free name of `NAME`, `NAME (1).ext`, `NAME (2).ext`...:
+ *   an existing file is never overwritten (the name is claimed with an exclusive
+ *   create first).
+ *
+ * Nothing received is ever opened, other than for writing, or executed.
+ */
+export class IncomingFile {
+  /** The download folder, absolute. */
+  readonly dir: string;
+  /** The safe local name (the final file may get a ` (n)` suffix). */
+  readonly safeName: string;
+  /** The `.part` file's path. */
+  readonly partPath: string;
+  /** Bytes announced. */
+  readonly size: number;
+  /** SHA-256 announced. */
+  readonly sha256: string;
+  #file: Deno.FsFile | null;
+  #hash: Hash;
+  #offset: number;
+  #chain: Promise<unknown> = Promise.resolve();
+
+  private constructor(init: IncomingFileInit, dir: string, safeName: string, file: Deno.FsFile) {
+    this.dir = dir;
+    this.safeName = safeName;
+    this.partPath = join(dir, partFileName(safeName, init.sha256));
+    this.size = init.size;
+    this.sha256 = init.sha256;
+    this.#file = file;
+    this.#hash = newSha256();
+    this.#offset = 0;
+  }
+
+  /**
+   * Opens (or resumes) the `.part` file of an offered file in `init.dir`.
+   *
+   * @throws {FileIoError} `unwritable` when the folder or the file cannot be written.
+   */
+  static async open(init: IncomingFileInit): Promise<IncomingFile> {
+    const dir = resolve(init.dir);
+    const safeName = safeFileName(init.offeredName, MAX_SAFE_NAME_BYTES);
+    const partPath = join(dir, partFileName(safeName, init.sha256));
+    let file: Deno.FsFile;
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+      const existing = await lstatOrNull(partPath);
+      if (existing !== null && !existing.isFile) {
+        throw new FileIoError("unwritable", `${partPath} exists and is not a regular file`);
+      }
+      file = await Deno.open(partPath, { read: true, write: true, create: true });
+    } catch (err) {
+      throw describeWriteError(err, partPath);
+    }
+    const incoming = new IncomingFile(init, dir, safeName, file);
+    try {
+      const have = (await file.stat()).size;
+      if (have > init.size) {
+        await file.truncate(0);
+      } else if (have > 0) {
+        incoming.#offset = await hashPrefix(file, incoming.#hash, have);
+      }
+      await file.seek(incoming.#offset, Deno.SeekMode.Start);
+    } catch (err) {
+      file.close();
+      throw describeWriteError(err, partPath);
+    }
+    return incoming;
+  }
+
+  /** Bytes received and written so far: the offset to ask the sender for. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  /** Whether every announced byte is written. */
+  get complete(): boolean {
+    return this.#offset === this.size;
+  }
+
+  /**
+   * Writes bytes received for position `offset`. Bytes already written (a resent
+   * chunk) are skipped; a gap is refused.
+   *
+   * @throws {FileIoError} `bad_offset` (a gap), `too_long`, `unwritable`.
+   */
+  write(offset: number, bytes: Uint8Array): Promise<void> {
+    return this.#serial(async () => {
+      const file = this.#open();
+      if (offset > this.#offset) {
+        throw new FileIoError(
+          "bad_offset",
+          `data for offset ${offset} arrived while ${this.#offset} bytes are written`,
+        );
+      }
+      const fresh = bytes.subarray(Math.min(bytes.length, this.#offset - offset));
+      if (fresh.length === 0) return;
+      if (this.#offset + fresh.length > this.size) {
+        throw new FileIoError(
+          "too_long",
+          `more data than the ${this.size} bytes announced`,
+        );
+      }
+      try {
+        await writeFull(file, fresh);
+      } catch (err) {
+        throw describeWriteError(err, this.partPath);
+      }
+      this.#hash.update(fresh);
+      this.#offset += fresh.length;
+    });
+  }
+
+  /** Starts over from byte 0 (after a SHA-256 mismatch). */
+  restart(): Promise<void> {
+    return this.#serial(async () => {
+      const file = this.#open();
+      try {
+        await file.truncate(0);
+        await file.seek(0, Deno.SeekMode.Start);
+      } catch (err) {
+        throw describeWriteError(err, this.partPath);
+      }
+      this.#hash = newSha256();
+      this.#offset = 0;
+    });
+  }
+
+  /**
+   * Checks the SHA-256 of the complete file and moves it to its final name; returns
+   * the final path. On a mismatch the `.part` file is emptied (ready for
+   * {@linkcode IncomingFile.restart}) and `corrupt` is thrown.
+   *
+   * @throws {FileIoError} `corrupt`, `bad_offset` (not complete), `no_free_name`, `unwritable`.
+   */
+  finish(): Promise<string> {
+    return this.#serial(async () => {
+      const file = this.#open();
+      if (this.#offset !== this.size) {
+        throw new FileIoError(
+          "bad_offset",
+          `only ${this.#offset} of ${this.size} bytes are received`,
+        );
+      }
+      const digest = this.#hash.copy().digest("hex");
+      if (digest !== this.sha256) {
+        await file.truncate(0);
+        await file.seek(0, Deno.SeekMode.Start);
+        this.#hash = newSha256();
+        this.#offset = 0;
+        throw new FileIoError(
+          "corrupt",
+          `SHA-256 mismatch: received ${digest}, announced ${this.sha256}`,
+        );
+      }
+      try {
+        await file.sync();
+      } catch {
+        // not every file system syncs; the rename below still orders the write
+      }
+      file.close();
+      this.#file = null;
+      let target: string | null = null;
+      try {
+        target = await claimFreeName(this.dir, this.safeName);
+        await Deno.rename(this.partPath, target);
+        return target;
+      } catch (err) {
+        if (target !== null) await Deno.remove(target).catch(() => {});
+        throw describeWriteError(err, this.partPath);
+      }
+    });
+  }
+
+  /** Closes the `.part` file, keeping it for a later resume. */
+  close(): Promise<void> {
+    return this.#serial(() => {
+      this.#file?.close();
+      this.#file = null;
+      return Promise.resolve();
+    });
+  }
+
+  /** Closes and deletes the `.part` file (a declined or abandoned transfer). */
+  discard(): Promise<void> {
+    return this.#serial(async () => {
+      this.#file?.close();
+      this.#file = null;
+      await Deno.remove(this.partPath).catch(() => {});
+    });
+  }
+
+  #open(): Deno.FsFile {
+    if (this.#file === null) {
+      throw new FileIoError("unwritable", `${this.partPath} is closed`);
+    }
+    return this.#file;
+  }
+
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(task, task);
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+}
+
+/**
+ * Creates an empty file at the first free name among `name`, `name (1).ext`, ... in
+ * `dir` (exclusive create: an existing file, or a link, is never touched) and returns
+ * its path.
+ *
+ * @throws {FileIoError} `no_free_name`, or the system's error.
+ */
+export async function claimFreeName(dir: string, name: string): Promise<string> {
+  for (let n = 0; n < MAX_NAME_ATTEMPTS; n++) {
+    const path = join(dir, numberedFileName(name, n));
+    try {
+      const file = await Deno.open(path, { write: true, createNew: true });
+      file.close();
+      return path;
+    } catch (err) {
+      if (err instanceof Deno.errors.AlreadyExists) continue;
+      throw err;
+    }
+  }
+  throw new FileIoError("no_free_name", `no free name for ${name} in ${dir}`);
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+/**
+ * The default download folder: `Downloads` in the user's home folder (`HOME`, or
+ * `USERPROFILE` on Windows); the current folder's `Downloads` when neither is known.
+ */
+export function defaultDownloadDir(): string {
+  const home = envVar("HOME") ?? envVar("USERPROFILE");
+  return home !== undefined && home !== "" ? join(home, "Downloads") : resolve("Downloads");
+}
+
+function envVar(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no permission to read it
+  }
+}

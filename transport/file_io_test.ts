@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { claimFreeName, FileIoError, FileSource, IncomingFile, sha256File } from "./file_io.ts";
+
+const encoder = new TextEncoder();
+
+function sha(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function isCode(code: string): (err: unknown) => boolean {
+  return (err) => {
+    assert.ok(err instanceof FileIoError, String(err));
+    assert.equal(err.code, code, err.message);
+    return true;
+  };
+}
+
+Deno.test("FileSource hashes once and reads chunks, into a reused buffer too", async () => {
+  await withDir(async (dir) => {
+    const bytes = encoder.encode("0123456789".repeat(100_000));
+    const path = join(dir, "a.txt");
+    await Deno.writeFile(path, bytes);
+    await using source = await FileSource.open(path);
+    assert.equal(source.name, "a.txt");
+    assert.equal(source.size, bytes.length);
+    assert.equal(source.sha256, sha(bytes));
+    assert.deepEqual(await sha256File(path), { sha256: sha(bytes), size: bytes.length });
+    assert.deepEqual(await source.read(5, 10), bytes.subarray(5, 15));
+    const buffer = new Uint8Array(4);
+    const into = await source.read(999_998, 10, buffer);
+    assert.deepEqual(into, bytes.subarray(999_998));
+    assert.equal(into.buffer, buffer.buffer);
+    assert.equal((await source.read(bytes.length, 10)).length, 0);
+  });
+});
+
+Deno.test("FileSource refuses what is not a readable file", async () => {
+  await withDir(async (dir) => {
+    await assert.rejects(FileSource.open(join(dir, "missing")), isCode("not_a_file"));
+    await assert.rejects(FileSource.open(dir), isCode("not_a_file"));
+  });
+});
+
+Deno.test("IncomingFile writes to a .part file and renames it once the SHA-256 matches", async () => {
+  await withDir(async (dir) => {
+    const bytes = encoder.encode("hello, file");
+    const incoming = await IncomingFile.open({
+      dir: join(dir, "dl"),
+      offeredName: "../../greeting.txt",
+      size: bytes.length,
+      sha256: sha(bytes),
+    });
+    assert.equal(
+      incoming.partPath,
+      join(dir, "dl", `greeting.txt.${sha(bytes).slice(0, 16)}.part`),
+    );
+    await incoming.write(0, bytes.subarray(0, 5));
+    await incoming.write(0, bytes.subarray(0, 5)); // resent: skipped
+    await assert.rejects(incoming.write(9, bytes.subarray(9)), isCode("bad_offset"));
+    await incoming.write(3, bytes.subarray(3)); // overlaps: only the new part is written
+    await assert.rejects(incoming.write(11, encoder.encode("!")), isCode("too_long"));
+    assert.equal(incoming.complete, true);
+    const path = await incoming.finish();
+    assert.equal(path, join(dir, "dl", "greeting.txt"));
+    assert.equal(await Deno.readTextFile(path), "hello, file");
+    assert.deepEqual([...Deno.readDirSync(join(dir, "dl"))].map((e) => e.name), ["greeting.txt"]);
+  });
+});
+
+Deno.test("IncomingFile resumes from its .part file and never overwrites", async () => {
+  await withDir(async (dir) => {
+    const bytes = encoder.encode("abcdefghijklmnopqrstuvwxyz");
+    const init = { dir, offeredName: "abc.txt", size: bytes.length, sha256: sha(bytes) };
+    await Deno.writeTextFile(join(dir, "abc.txt"), "already here");
+    const first = await IncomingFile.open(init);
+    await first.write(0, bytes.subarray(0, 10));
+    await first.close();
+    const second = await IncomingFile.open(init);
+    assert.equal(second.offset, 10);
+    await second.write(10, bytes.subarray(10));
+    const path = await second.finish();
+    assert.equal(path, join(dir, "abc (1).txt"));
+    assert.equal(await Deno.readTextFile(join(dir, "abc.txt")), "already here");
+    assert.equal(await Deno.readTextFile(path), "abcdefghijklmnopqrstuvwxyz");
+  });
+});
+
+Deno.test("IncomingFile: a SHA-256 mismatch empties the .part file for a new start", async () => {
+  await withDir(async (dir) => {
+    const bytes = encoder.encode("right bytes");
+    const incoming = await IncomingFile.open({
+      dir,
+      offeredName: "x",
+      size: bytes.length,
+      sha256: sha(bytes),
+    });
+    await incoming.write(0, encoder.encode("wrong bytes"));
+    await assert.rejects(incoming.finish(), isCode("corrupt"));
+    assert.equal(incoming.offset, 0);
+    assert.equal((await Deno.stat(incoming.partPath)).size, 0);
+    await incoming.write(0, bytes);
+    assert.equal(await Deno.readTextFile(await incoming.finish()), "right bytes");
+  });
+});
+
+Deno.test("IncomingFile: a .part file longer than announced starts over; a link is refused", async () => {
+  await withDir(async (dir) => {
+    const bytes = encoder.encode("tiny");
+    const init = { dir, offeredName: "t", size: bytes.length, sha256: sha(bytes) };
+    const partPath = join(dir, `t.${sha(bytes).slice(0, 16)}.part`);
+    await Deno.writeTextFile(partPath, "much longer than four bytes");
+    const incoming = await IncomingFile.open(init);
+    assert.equal(incoming.offset, 0);
+    await incoming.discard();
+    if (Deno.build.os !== "windows") {
+      await Deno.symlink(join(dir, "elsewhere"), partPath);
+      await assert.rejects(IncomingFile.open(init), isCode("unwritable"));
+      await assert.rejects(Deno.stat(join(dir, "elsewhere")), Deno.errors.NotFound);
+    }
+  });
+});
+
+Deno.test("claimFreeName takes the first free name and leaves existing files alone", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "r.pdf"), "1");
+    await Deno.writeTextFile(join(dir, "r (1).pdf"), "2");
+    if (Deno.build.os !== "windows") await Deno.symlink("/etc/passwd", join(dir, "r (2).pdf"));
+    const path = await claimFreeName(dir, "r.pdf");
+    assert.equal(path, join(dir, Deno.build.os !== "windows" ? "r (3).pdf" : "r (2).pdf"));
+    assert.equal(await Deno.readTextFile(join(dir, "r.pdf")), "1");
+  });
+});

@@ -1,0 +1,242 @@
+/**
+ * What file transfers report, through the server (`client/file_transfer.ts`) or peer to
+ * peer (`peer/file_transfer.ts`), and the progress meter behind `file_progress`.
+ *
+ * Names (`name`) are as the sender offered them: sanitize before printing. Local paths
+ * (`path`) are where this side reads or writes.
+ *
+ * @module
+ */
+
+/** A transfer's id: the server's number (`#12`), or the peer session's. */
+export type TransferId = number;
+
+/** Which way the bytes go, from this side's point of view. */
+export type TransferDirection = "send" | "receive";
+
+/** How far a transfer is: at most a few per second per transfer. */
+export interface FileProgressEvent {
+  /** Event type. */
+  type: "file_progress";
+  /** The transfer. */
+  file: TransferId;
+  /** Sending or receiving. */
+  direction: TransferDirection;
+  /** The other side. */
+  nick: string;
+  /** The offered name. */
+  name: string;
+  /** Bytes done. */
+  bytes: number;
+  /** Bytes in all. */
+  size: number;
+  /** Recent rate, bytes per second. */
+  rate: number;
+  /** Seconds left at that rate; null while unknown. */
+  eta: number | null;
+}
+
+/** A file was offered to us (live, or held by the server since we were away). */
+export interface FileOfferedEvent {
+  /** Event type. */
+  type: "file_offered";
+  /** The transfer: `/accept #file` or `/decline #file`. */
+  file: TransferId;
+  /** Who offers it. */
+  from: string;
+  /** The offered name (unsafe: shown sanitized, saved under a safe name). */
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** SHA-256, lowercase hex. */
+  sha256: string;
+  /** Whether it is being accepted automatically (`--accept-files`). */
+  auto: boolean;
+}
+
+/** We offered a file (sending starts, or resumes at `offset`). */
+export interface FileSendingEvent {
+  /** Event type. */
+  type: "file_sending";
+  /** The transfer. */
+  file: TransferId;
+  /** The recipient. */
+  to: string;
+  /** The name offered (the last part of the path). */
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** SHA-256, lowercase hex. */
+  sha256: string;
+  /** Bytes the other end had already (resuming). */
+  offset: number;
+}
+
+/** All bytes of a file we send are with the server (or the peer). */
+export interface FileSentEvent {
+  /** Event type. */
+  type: "file_sent";
+  /** The transfer. */
+  file: TransferId;
+  /** The recipient. */
+  to: string;
+  /** The name offered. */
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** Whether the recipient was online (through the server: else it waits for them). */
+  online: boolean;
+}
+
+/** We accepted a file and are receiving it (possibly resuming at `offset`). */
+export interface FileReceivingEvent {
+  /** Event type. */
+  type: "file_receiving";
+  /** The transfer. */
+  file: TransferId;
+  /** The sender. */
+  from: string;
+  /** The offered name. */
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** The `.part` file written until the SHA-256 is checked. */
+  path: string;
+  /** Bytes already there from an interrupted transfer. */
+  offset: number;
+}
+
+/** A received file's SHA-256 matched; it is saved under `path`. */
+export interface FileSavedEvent {
+  /** Event type. */
+  type: "file_saved";
+  /** The transfer. */
+  file: TransferId;
+  /** The sender. */
+  from: string;
+  /** The offered name. */
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** SHA-256, checked. */
+  sha256: string;
+  /** Where it is saved (inside the download folder). */
+  path: string;
+}
+
+/** The other side accepted, declined or completed (peer sessions; the server says so itself). */
+export interface FilePeerAnswerEvent {
+  /** Event type. */
+  type: "file_answer";
+  /** The transfer. */
+  file: TransferId;
+  /** The other side. */
+  by: string;
+  /** The offered name. */
+  name: string;
+  /** What happened: `accepted`, `declined` or `completed` (SHA-256 checked by the receiver). */
+  answer: "accepted" | "declined" | "completed";
+}
+
+/** A transfer failed or was given up; a `.part` file may remain to resume later. */
+export interface FileFailedEvent {
+  /** Event type. */
+  type: "file_failed";
+  /** The transfer. */
+  file: TransferId;
+  /** Sending or receiving. */
+  direction: TransferDirection;
+  /** The other side. */
+  nick: string;
+  /** The offered name. */
+  name: string;
+  /** A stable code (`corrupt`, `file_too_large`, `connection_lost`, `cancelled`...). */
+  code: string;
+  /** Why, in words. */
+  reason: string;
+}
+
+/** Everything file transfers report. */
+export type FileTransferEvent =
+  | FileProgressEvent
+  | FileOfferedEvent
+  | FileSendingEvent
+  | FileSentEvent
+  | FileReceivingEvent
+  | FileSavedEvent
+  | FilePeerAnswerEvent
+  | FileFailedEvent;
+
+/**
+ * A byte count for people, in binary units: `512 B`, `1.5 KiB`, `64.0 MiB`.
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./file_transfer_events.ts";
+ * formatBytes(1536); // "1.5 KiB"
+ * ```
+ */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Default time between two progress events of one transfer: 4 per second at most. */
+export const PROGRESS_INTERVAL_MS = 250;
+
+/**
+ * Measures a transfer's rate (over a sliding few seconds) and decides when a progress
+ * event is due: at most one per `intervalMs`, plus the last one.
+ *
+ * @example
+ * ```ts
+ * import { ProgressMeter } from "./file_transfer_events.ts";
+ * const meter = new ProgressMeter(1000, 0, 250, 0);
+ * meter.update(500, 1000); // { bytes: 500, size: 1000, rate: 500, eta: 1 }
+ * meter.update(600, 1100); // null: too soon
+ * ```
+ */
+export class ProgressMeter {
+  readonly #size: number;
+  readonly #intervalMs: number;
+  readonly #samples: { t: number; bytes: number }[] = [];
+  #lastEmit = -Infinity;
+  #lastBytes = -1;
+
+  /** Starts measuring a transfer of `size` bytes with `start` bytes already done at `now` (ms). */
+  constructor(size: number, start: number, intervalMs = PROGRESS_INTERVAL_MS, now = Date.now()) {
+    this.#size = size;
+    this.#intervalMs = intervalMs;
+    this.#samples.push({ t: now, bytes: start });
+  }
+
+  /**
+   * Records `bytes` done at `now` (ms); returns the progress to report, or null when the
+   * last report is too recent (the final byte is always reported).
+   */
+  update(
+    bytes: number,
+    now = Date.now(),
+  ): { bytes: number; size: number; rate: number; eta: number | null } | null {
+    const samples = this.#samples;
+    samples.push({ t: now, bytes });
+    while (samples.length > 2 && now - samples[1].t > 5000) samples.shift();
+    const done = bytes >= this.#size;
+    if (!done && now - this.#lastEmit < this.#intervalMs) return null;
+    if (bytes === this.#lastBytes) return null;
+    this.#lastEmit = now;
+    this.#lastBytes = bytes;
+    const first = samples[0];
+    const seconds = (now - first.t) / 1000;
+    const rate = seconds > 0 ? Math.max(0, (bytes - first.bytes) / seconds) : 0;
+    const eta = done ? 0 : rate > 0 ? (this.#size - bytes) / rate : null;
+    return { bytes, size: this.#size, rate, eta };
+  }
+}
