@@ -89,8 +89,8 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #error: unknown = undefined;
   #closePromise: Promise<void> | null = null;
   #readInFlight: Promise<number | null> | null = null;
-  readonly #closingSignal: Promise<typeof CLOSING>;
-  #signalClosing!: () => void;
+  /** Ends the iterator's current wait for a read (set only while it waits). */
+  #interruptRead: (() => void) | null = null;
   readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
   #framesIn = 0;
@@ -106,7 +106,6 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
     this.#closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
-    this.#closingSignal = new Promise((resolve) => this.#signalClosing = () => resolve(CLOSING));
   }
 
   /** The underlying channel (for its addresses). */
@@ -202,7 +201,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   close(timeoutMs = 5000): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closing = true;
-    this.#signalClosing();
+    this.#interruptRead?.();
     this.#closePromise ??= this.#closeGracefully(timeoutMs);
     return this.#closePromise;
   }
@@ -301,8 +300,12 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
           const read = this.#channel.read(buffer);
           this.#readInFlight = read;
           read.then(() => this.#readInFlight = null, () => this.#readInFlight = null);
-          // A local close ends the iteration at once; the close reads on to the end.
-          n = await Promise.race([read, this.#closingSignal]);
+          // A local close ends the iteration at once; the close reads on to the end. (A
+          // fresh promise per read: racing one long-lived promise would pile up reactions.)
+          n = await new Promise<number | null | typeof CLOSING>((resolve, reject) => {
+            this.#interruptRead = () => resolve(CLOSING);
+            read.then(resolve, reject);
+          }).finally(() => this.#interruptRead = null);
         } catch (err) {
           if (this.#closed || this.#closing || isBenign(err)) return;
           throw err;
