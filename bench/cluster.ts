@@ -1,0 +1,121 @@
+/**
+ * A benchmark cluster: the target (chat server or ceiling relay) in its own process
+ * and one or more load-client processes, all on 127.0.0.1, always stopped at the end.
+ *
+ * @module
+ */
+
+import { Child, cpuSecondsOf } from "./child.ts";
+import { machineBusySeconds } from "./machine.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+
+/** What to start. */
+export interface ClusterOptions {
+  /** `server`: bench/server_process.ts; `relay`: bench/ceiling_relay.ts. */
+  target: "server" | "relay";
+  /** Flags for the server process (see `server_process.ts`). */
+  serverArgs?: string[];
+  /** Flags for the relay process (see `ceiling_relay.ts`). */
+  relayArgs?: string[];
+  /** Number of load-client processes. */
+  loads: number;
+  /** V8 flags for the target, e.g. `--expose-gc`. */
+  v8Flags?: string[];
+  /** Write a CPU profile of the target into this folder. */
+  cpuProfDir?: string;
+  /** CPUs for the target and for the load processes (`taskset -c`); unpinned when absent. */
+  pin?: { target: string; loads: string };
+}
+
+/** A running cluster. */
+export interface Cluster {
+  /** The target process. */
+  target: Child;
+  /** Its port. */
+  port: number;
+  /** `chat` for the server, `relay` for the relay. */
+  mode: "chat" | "relay";
+  /** The load processes (tags 0, 1, …). */
+  loads: Child[];
+}
+
+/** CPU use of each process over an interval, in % of one core. */
+export interface CpuUse {
+  /** The target's share. */
+  target: number;
+  /** Each load process's share. */
+  loads: number[];
+  /** Everything else on the machine (other programs, the coordinator), % of one core. */
+  other: number;
+}
+
+/** Starts a cluster, runs `fn`, and stops every process whatever happens. */
+export async function withCluster<T>(
+  options: ClusterOptions,
+  fn: (cluster: Cluster) => Promise<T>,
+): Promise<T> {
+  const started: Child[] = [];
+  try {
+    const script = options.target === "server" ? "server_process.ts" : "ceiling_relay.ts";
+    const target = await Child.spawn(
+      HERE + script,
+      options.target === "server" ? options.serverArgs ?? [] : options.relayArgs ?? [],
+      {
+        name: options.target,
+        v8Flags: options.v8Flags,
+        cpuProfDir: options.cpuProfDir,
+        cpus: options.pin?.target,
+      },
+    );
+    started.push(target);
+    const loads = await Promise.all(
+      Array.from(
+        { length: options.loads },
+        (_, i) =>
+          Child.spawn(HERE + "load_client.ts", ["--tag", String(i)], {
+            name: `load ${i}`,
+            cpus: options.pin?.loads,
+          }),
+      ),
+    );
+    started.push(...loads);
+    const port = Number(target.info.port);
+    const mode = options.target === "server" ? "chat" : "relay";
+    await Promise.all(loads.map((l) => l.request("target", { host: "127.0.0.1", port, mode })));
+    return await fn({ target, port, mode, loads });
+  } finally {
+    // The target last, so that a CPU profile covers the whole run and exits cleanly.
+    const [target, ...rest] = started;
+    await Promise.allSettled(rest.map((c) => c.stop(5000)));
+    if (target !== undefined) await target.stop(30_000);
+  }
+}
+
+/** Starts measuring CPU time of the cluster's processes; call the result to read it. */
+export function cpuMeter(cluster: Cluster): () => CpuUse {
+  const t0 = performance.now();
+  const before = [cluster.target, ...cluster.loads].map((c) => cpuSecondsOf(c.pid) ?? 0);
+  const machineBefore = machineBusySeconds();
+  return () => {
+    const seconds = Math.max((performance.now() - t0) / 1000, 0.001);
+    const after = [cluster.target, ...cluster.loads].map((c) => cpuSecondsOf(c.pid) ?? 0);
+    const used = after.map((a, i) => a - before[i]);
+    const ours = used.reduce((a, b) => a + b, 0);
+    const other = Math.max(0, machineBusySeconds() - machineBefore - ours);
+    const pct = used.map((u) => round((100 * u) / seconds, 0));
+    return { target: pct[0], loads: pct.slice(1), other: round((100 * other) / seconds, 0) };
+  };
+}
+
+/** Rounds to `digits` decimals. */
+export function round(value: number, digits = 1): number {
+  if (!Number.isFinite(value)) return value;
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** Waits `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

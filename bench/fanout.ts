@@ -1,0 +1,241 @@
+/**
+ * Fan-out: one room of N members, several senders, open-loop load at rising rates
+ * until saturation, then a run at half of the maximum. Used for the chat server and
+ * for the ceiling relay with the same load clients, and (server, 100 members) for the
+ * slow-consumer comparison.
+ *
+ * @module
+ */
+
+import { type Cluster, cpuMeter, type CpuUse, round, sleep } from "./cluster.ts";
+import { Histogram, type HistogramJson } from "./histogram.ts";
+
+/** How hard and how long to push. */
+export interface FanoutPlan {
+  /** Room size, senders included. */
+  members: number;
+  /** Senders per load process. */
+  sendersPerLoad: number;
+  /** Latency probes per load process. */
+  probesPerLoad: number;
+  /** First offered load, in deliveries/s. */
+  startDeliveries: number;
+  /** Factor between levels. */
+  step: number;
+  /** Most levels before the half-max run. */
+  maxLevels: number;
+  /** Milliseconds each level sends for. */
+  levelMs: number;
+}
+
+/** One open-loop level. */
+export interface LevelResult {
+  /** `ramp`, `ramp-repeat` (a saturated level run again), `half`, `slow-baseline`, `slow`. */
+  kind: string;
+  /** Offered messages/s (all senders). */
+  offeredMsgs: number;
+  /** Offered deliveries/s: messages × (members - 1). */
+  offeredDeliveries: number;
+  /** Deliveries/s counted at the receivers while sending. */
+  deliveredPerSec: number;
+  /** Messages actually handed to the sockets. */
+  sent: number;
+  /** Messages the senders dropped because their socket backlog was full. */
+  dropped: number;
+  /** Error replies received. */
+  errors: number;
+  /** The first error, if any. */
+  firstError: string;
+  /** Latency percentiles in ms (receivers, same-process senders). */
+  p50: number;
+  /** 99th percentile, ms. */
+  p99: number;
+  /** 99.9th percentile, ms. */
+  p999: number;
+  /** Latency samples. */
+  samples: number;
+  /** Whether this level is past saturation. */
+  saturated: boolean;
+  /** CPU use while sending. */
+  cpu: CpuUse;
+}
+
+/** A whole fan-out measurement. */
+export interface FanoutResult {
+  /** `server` or `relay`. */
+  target: string;
+  /** Room size. */
+  members: number;
+  /** Senders. */
+  senders: number;
+  /** Milliseconds to connect (and log in and join) every member. */
+  setupMs: number;
+  /** Every level, in order. */
+  levels: LevelResult[];
+  /** Highest deliveries/s measured. */
+  maxDeliveries: number;
+  /** The run at half of the maximum. */
+  half: LevelResult | null;
+}
+
+/** Connects the room's members across the load processes (senders first in each). */
+export async function openRoom(cluster: Cluster, plan: FanoutPlan, room: string): Promise<number> {
+  const t0 = performance.now();
+  const loads = cluster.loads;
+  const receivers = plan.members - plan.sendersPerLoad * loads.length;
+  if (receivers < 1) throw new Error(`a room of ${plan.members} is too small for its senders`);
+  await Promise.all(loads.map(async (load, i) => {
+    const mine = Math.floor(receivers / loads.length) + (i < receivers % loads.length ? 1 : 0);
+    const sent = await load.request("open", {
+      group: "senders",
+      prefix: `s${i}_`,
+      count: plan.sendersPerLoad,
+      rooms: [room],
+      concurrency: 8,
+    }, 60_000);
+    checkOpened(sent, plan.sendersPerLoad);
+    const recv = await load.request("open", {
+      group: "receivers",
+      prefix: `r${i}_`,
+      count: mine,
+      rooms: [room],
+      probes: plan.probesPerLoad,
+      concurrency: 32,
+    }, 120_000);
+    checkOpened(recv, mine);
+  }));
+  // Let join and presence events settle before measuring.
+  await Promise.all(
+    loads.map((l) => l.request("quiet", { quietMs: 200, timeoutMs: 20_000 }, 30_000)),
+  );
+  return performance.now() - t0;
+}
+
+/** Throws when a load process could not open all it was asked to. */
+export function checkOpened(answer: Record<string, unknown>, wanted: number): void {
+  if (Number(answer.opened) !== wanted) {
+    throw new Error(`opened ${answer.opened} of ${wanted} connections: ${answer.firstFailure}`);
+  }
+}
+
+/** Runs one open-loop level and waits for the deliveries to drain. */
+export async function runLevel(
+  cluster: Cluster,
+  room: string,
+  members: number,
+  offeredMsgs: number,
+  durationMs: number,
+  kind: string,
+): Promise<LevelResult> {
+  const loads = cluster.loads;
+  await Promise.all(loads.map((l) => l.request("stats", { reset: true })));
+  const cpu = cpuMeter(cluster);
+  const t0 = performance.now();
+  const runs = await Promise.all(loads.map((l) =>
+    l.request("run", {
+      group: "senders",
+      rate: offeredMsgs / loads.length,
+      durationMs,
+      room,
+    }, durationMs + 30_000)
+  ));
+  const during = await Promise.all(loads.map((l) => l.request("stats")));
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpuUse = cpu();
+  await Promise.all(
+    loads.map((l) => l.request("quiet", { quietMs: 300, timeoutMs: 20_000 }, 30_000)),
+  );
+  const after = await Promise.all(loads.map((l) => l.request("stats", { reset: true })));
+  const delivered = sum(during.map((s) => (s.counters as Record<string, number>).messages));
+  const histogram = new Histogram();
+  for (const s of after) histogram.merge(s.latency as HistogramJson);
+  const counters = after.map((s) => s.counters as Record<string, number | string>);
+  const sent = sum(runs.map((r) => Number(r.sent)));
+  const dropped = sum(runs.map((r) => Number(r.dropped)));
+  const errors = sum(counters.map((c) => Number(c.errors)));
+  const offeredDeliveries = offeredMsgs * (members - 1);
+  const deliveredPerSec = delivered / elapsed;
+  const p99 = histogram.percentile(0.99);
+  return {
+    kind,
+    offeredMsgs: round(offeredMsgs, 0),
+    offeredDeliveries: round(offeredDeliveries, 0),
+    deliveredPerSec: round(deliveredPerSec, 0),
+    sent,
+    dropped,
+    errors,
+    firstError: String(counters.find((c) => c.firstError)?.firstError ?? ""),
+    p50: round(histogram.percentile(0.5), 3),
+    p99: round(p99, 3),
+    p999: round(histogram.percentile(0.999), 3),
+    samples: histogram.count,
+    saturated: deliveredPerSec < 0.9 * offeredDeliveries || dropped > 0 || errors > 0 ||
+      !(p99 < 1000),
+    cpu: cpuUse,
+  };
+}
+
+/**
+ * Ramps the offered load until saturation (or `maxLevels`), then runs at half of
+ * the highest delivered rate. `after` runs on the same room before the cluster stops.
+ */
+export async function measureFanout(
+  cluster: Cluster,
+  plan: FanoutPlan,
+  after?: (room: string, result: FanoutResult) => Promise<void>,
+): Promise<FanoutResult> {
+  const room = `room${plan.members}`;
+  const setupMs = await openRoom(cluster, plan, room);
+  const result: FanoutResult = {
+    target: cluster.mode === "chat" ? "server" : "relay",
+    members: plan.members,
+    senders: plan.sendersPerLoad * cluster.loads.length,
+    setupMs: round(setupMs, 0),
+    levels: [],
+    maxDeliveries: 0,
+    half: null,
+  };
+  let deliveries = plan.startDeliveries;
+  // A saturated level is run once more before the ramp stops, so that one disturbance
+  // (another program taking the CPU for a moment) does not end it early.
+  let repeated = false;
+  for (let i = 0; i < plan.maxLevels + 1; i++) {
+    const level = await runLevel(
+      cluster,
+      room,
+      plan.members,
+      deliveries / (plan.members - 1),
+      plan.levelMs,
+      repeated ? "ramp-repeat" : "ramp",
+    );
+    result.levels.push(level);
+    result.maxDeliveries = Math.max(result.maxDeliveries, level.deliveredPerSec);
+    if (level.saturated) {
+      if (repeated || i >= plan.maxLevels - 1) break;
+      repeated = true;
+    } else {
+      if (i >= plan.maxLevels - 1) break;
+      repeated = false;
+      deliveries *= plan.step;
+    }
+    await sleep(50);
+  }
+  const halfMsgs = result.maxDeliveries / 2 / (plan.members - 1);
+  result.half = await runLevel(
+    cluster,
+    room,
+    plan.members,
+    halfMsgs,
+    plan.levelMs * 2,
+    "half",
+  );
+  result.levels.push(result.half);
+  if (after) await after(room, result);
+  return result;
+}
+
+function sum(values: number[]): number {
+  let total = 0;
+  for (const v of values) total += Number.isFinite(v) ? v : 0;
+  return total;
+}

@@ -1,0 +1,152 @@
+/**
+ * Idle connections: many logged-in clients that say nothing; the target's memory
+ * per connection from VmRSS (/proc/<pid>/status) and `Deno.memoryUsage()` (asked over
+ * its side channel) before and after, each after a full GC. The same count of bare
+ * connections held by the ceiling relay is the baseline: what the runtime itself
+ * needs per socket.
+ *
+ * @module
+ */
+
+import { type Cluster, cpuMeter, type CpuUse, round, sleep } from "./cluster.ts";
+
+/** Sizes of an idle run. */
+export interface IdlePlan {
+  /** Connections in all. */
+  connections: number;
+  /** Logins in flight per load process. */
+  concurrency: number;
+  /** Milliseconds to wait for the connections to fall quiet. */
+  settleTimeoutMs: number;
+  /** No new connection is started after this many milliseconds. */
+  deadlineMs: number;
+}
+
+/** Result of an idle run. */
+export interface IdleResult {
+  /** `server` or `relay`. */
+  target: string;
+  /** Connections asked for. */
+  wanted: number;
+  /** Connections logged in (or joined, for the relay) and still open at the end. */
+  connections: number;
+  /** Why some failed, if some did. */
+  firstFailure: string;
+  /** Milliseconds to connect and log in all of them. */
+  openMs: number;
+  /** Logins per second while opening. */
+  loginsPerSec: number;
+  /** Logins per second over the first tenth of the logins. */
+  loginsPerSecFirst: number;
+  /** Logins per second over the last tenth (with the most clients already online). */
+  loginsPerSecLast: number;
+  /** Connections not attempted because the deadline passed. */
+  skipped: number;
+  /** Bytes each client received while the others logged in (presence notices). */
+  bytesPerClient: number;
+  /** Whether the connections fell quiet before measuring. */
+  settled: boolean;
+  /** VmRSS before and after, KiB. */
+  rssBeforeKiB: number;
+  /** VmRSS after, KiB. */
+  rssAfterKiB: number;
+  /** RSS growth per connection, bytes. */
+  rssPerConn: number;
+  /** JS heap growth per connection (used), bytes. */
+  heapPerConn: number;
+  /** JS heap growth per connection (committed by V8, used or not), bytes. */
+  heapTotalPerConn: number;
+  /** Growth of external (ArrayBuffer) memory per connection, bytes. */
+  externalPerConn: number;
+  /** Whether a full GC ran before each reading. */
+  gc: boolean;
+  /** Milliseconds the target took to shut down gracefully with every client connected. */
+  shutdownMs: number;
+  /** CPU use while the clients connected. */
+  cpu: CpuUse;
+}
+
+async function memory(
+  cluster: Cluster,
+): Promise<{ rss: number; heap: number; heapTotal: number; external: number; gc: boolean }> {
+  const gc = await cluster.target.request("gc");
+  await sleep(300);
+  await cluster.target.request("gc");
+  const mem = await cluster.target.request("mem");
+  const usage = mem.memory as { heapUsed: number; heapTotal: number; external: number };
+  return {
+    rss: Number(mem.rssKiB ?? cluster.target.rssKiB()),
+    heap: usage.heapUsed,
+    heapTotal: usage.heapTotal,
+    external: usage.external,
+    gc: Boolean(gc.collected),
+  };
+}
+
+/** Opens `plan.connections` idle clients spread over the load processes and measures. */
+export async function measureIdle(cluster: Cluster, plan: IdlePlan): Promise<IdleResult> {
+  const loads = cluster.loads;
+  const before = await memory(cluster);
+  const per = Math.ceil(plan.connections / loads.length);
+  const t0 = performance.now();
+  const cpu = cpuMeter(cluster);
+  const answers = await Promise.all(loads.map((load, i) => {
+    const count = Math.min(per, plan.connections - i * per);
+    return load.request("open", {
+      group: "idle",
+      prefix: `i${i}_`,
+      count,
+      rooms: [],
+      concurrency: plan.concurrency,
+      discard: true,
+      bufferSize: 16 * 1024,
+      timeoutMs: 60_000,
+      deadlineMs: plan.deadlineMs,
+    }, plan.deadlineMs + 120_000);
+  }));
+  const openMs = performance.now() - t0;
+  const cpuUse = cpu();
+  const opened = answers.reduce((n, a) => n + Number(a.opened), 0);
+  const quiet = await Promise.all(
+    loads.map((l) =>
+      l.request(
+        "quiet",
+        { quietMs: 1000, timeoutMs: plan.settleTimeoutMs },
+        plan.settleTimeoutMs + 10_000,
+      )
+    ),
+  );
+  const stats = await Promise.all(loads.map((l) => l.request("stats", { reset: true })));
+  const after = await memory(cluster);
+  const open = stats.reduce((n, s) => n + Number(s.open), 0);
+  const bytes = stats.reduce(
+    (n, s) => n + Number((s.counters as Record<string, number>).bytesIn),
+    0,
+  );
+  const n = Math.max(open, 1);
+  const shutdownStart = performance.now();
+  await cluster.target.request("exit", {}, 120_000);
+  const shutdownMs = performance.now() - shutdownStart;
+  return {
+    target: cluster.mode === "chat" ? "server" : "relay",
+    wanted: plan.connections,
+    connections: open,
+    firstFailure: String(answers.find((a) => a.firstFailure)?.firstFailure ?? ""),
+    openMs: round(openMs, 0),
+    loginsPerSec: round(opened / (openMs / 1000), 0),
+    loginsPerSecFirst: round(answers.reduce((n, a) => n + Number(a.rateFirst), 0), 0),
+    loginsPerSecLast: round(answers.reduce((n, a) => n + Number(a.rateLast), 0), 0),
+    skipped: answers.reduce((n, a) => n + Number(a.skipped), 0),
+    bytesPerClient: round(bytes / n, 0),
+    settled: quiet.every((q) => q.quiet === true),
+    rssBeforeKiB: before.rss,
+    rssAfterKiB: after.rss,
+    rssPerConn: round(((after.rss - before.rss) * 1024) / n, 0),
+    heapPerConn: round((after.heap - before.heap) / n, 0),
+    heapTotalPerConn: round((after.heapTotal - before.heapTotal) / n, 0),
+    externalPerConn: round((after.external - before.external) / n, 0),
+    gc: before.gc && after.gc,
+    shutdownMs: round(shutdownMs, 0),
+    cpu: cpuUse,
+  };
+}

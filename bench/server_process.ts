@@ -1,0 +1,108 @@
+/**
+ * The chat server in its own process, for the benchmarks.
+ *
+ * ```sh
+ * deno run -A bench/server_process.ts --auth none --data-dir /tmp/x --queue-bytes 67108864
+ * deno run -A bench/server_process.ts --memory            # in-memory store
+ * ```
+ *
+ * Prints one JSON line `{"port": N, "pid": P, "store": "sqlite"|"memory"}` once it
+ * listens, then answers JSON-line commands on stdin (the side channel), one JSON
+ * line on stdout each:
+ *
+ * - `{"id":1,"cmd":"mem"}` → `Deno.memoryUsage()` and VmRSS in KiB
+ * - `{"id":2,"cmd":"gc"}` → a full garbage collection (needs `--v8-flags=--expose-gc`)
+ * - `{"id":3,"cmd":"stats"}` → live sessions and, for SQLite, the group-commit counters
+ * - `{"id":4,"cmd":"exit"}` → graceful shutdown, then the process ends (a CPU
+ *   profile asked for with `--cpu-prof` is written then)
+ *
+ * Flood and connection limits are off (`NO_LIMITS`); logging is left unconfigured, so
+ * the server's LogTape calls print nothing.
+ *
+ * @module
+ */
+
+import { NO_LIMITS, resolveServerConfig, type ServerConfig } from "../server/config.ts";
+import { startServer } from "../server/server.ts";
+import { SqliteStore } from "../server/sqlite_store.ts";
+import { serveSideChannel } from "./side_channel.ts";
+
+/** Parses the bench server's flags into a server configuration. */
+export function benchServerConfig(args: readonly string[]): Partial<ServerConfig> {
+  const config: Partial<ServerConfig> = {
+    // Flood and connection limits off: every load client comes from 127.0.0.1.
+    ...NO_LIMITS,
+    host: "127.0.0.1",
+    port: 0,
+    dataDir: null,
+    auth: "none",
+    passwordCost: 1024,
+    shutdownGraceMs: 500,
+    historyOnJoin: 0,
+  };
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i];
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    const number = (): number => {
+      const v = Number(value());
+      if (!Number.isFinite(v) || v < 0) throw new Error(`${flag} needs a non-negative number`);
+      return v;
+    };
+    switch (flag) {
+      case "--auth": {
+        const auth = value();
+        if (auth !== "none" && auth !== "password") {
+          throw new Error(`--auth must be "none" or "password", not "${auth}"`);
+        }
+        config.auth = auth;
+        break;
+      }
+      case "--data-dir":
+        config.dataDir = value();
+        break;
+      case "--memory":
+        config.dataDir = null;
+        break;
+      case "--port":
+        config.port = number();
+        break;
+      case "--queue-bytes":
+        config.maxQueueBytes = number();
+        break;
+      case "--write-timeout-ms":
+        config.writeTimeoutMs = number();
+        break;
+      case "--login-timeout-ms":
+        config.loginTimeoutMs = number();
+        break;
+      case "--history-on-join":
+        config.historyOnJoin = number();
+        break;
+      default:
+        throw new Error(`unknown flag ${flag}`);
+    }
+  }
+  return config;
+}
+
+if (import.meta.main) {
+  const server = await startServer(resolveServerConfig(benchServerConfig(Deno.args)));
+  const store = server.hub.store;
+  console.log(JSON.stringify({
+    port: server.addr.port,
+    pid: Deno.pid,
+    store: store instanceof SqliteStore ? "sqlite" : "memory",
+  }));
+  await serveSideChannel({
+    stats: () => ({
+      sessions: server.hub.sessionCount,
+      ...(store instanceof SqliteStore ? { store: store.stats } : {}),
+    }),
+    exit: () => server.shutdown("benchmark over"),
+  });
+  Deno.exit(0);
+}

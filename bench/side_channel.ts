@@ -1,0 +1,106 @@
+/**
+ * The stdin/stdout JSON-line side channel of benchmark child processes.
+ *
+ * Every request is one JSON line `{"id": n, "cmd": "...", ...}` on stdin; every
+ * answer is one JSON line `{"id": n, "ok": true, ...}` or `{"id": n, "error": "..."}`
+ * on stdout. `mem`, `gc` and `exit` are built in; a process adds its own commands.
+ * When stdin ends (the coordinator is gone) the process exits too, so no child
+ * outlives a crashed benchmark.
+ *
+ * @module
+ */
+
+/** A command handler: gets the request, returns the answer's fields. */
+export type CommandHandler = (request: Record<string, unknown>) => unknown;
+
+/** VmRSS of a process in KiB, from /proc; null when unavailable. */
+export function rssKiB(pid: number | "self" = "self"): number | null {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return match === null ? null : Number(match[1]);
+  } catch {
+    return null;
+  }
+}
+
+/** Runs a full garbage collection when the process was started with `--expose-gc`. */
+export function collectGarbage(): boolean {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc !== "function") return false;
+  gc();
+  gc();
+  return true;
+}
+
+/** Writes one JSON line to stdout. */
+export function emit(line: object): void {
+  const bytes = new TextEncoder().encode(JSON.stringify(line) + "\n");
+  let offset = 0;
+  while (offset < bytes.length) offset += Deno.stdout.writeSync(bytes.subarray(offset));
+}
+
+/**
+ * Serves commands on stdin until `exit` or the end of stdin. Handlers may be async;
+ * requests are answered in the order their work completes.
+ */
+export async function serveSideChannel(
+  handlers: Record<string, CommandHandler> & { exit?: () => unknown },
+): Promise<void> {
+  const builtIn: Record<string, CommandHandler> = {
+    mem: () => ({ memory: Deno.memoryUsage(), rssKiB: rssKiB() }),
+    gc: () => ({ collected: collectGarbage() }),
+  };
+  let exiting = false;
+  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
+  let buffered = "";
+  const pending = new Set<Promise<void>>();
+  try {
+    for await (const chunk of lines) {
+      buffered += chunk;
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line.length === 0) continue;
+        let request: Record<string, unknown>;
+        try {
+          request = JSON.parse(line);
+        } catch {
+          emit({ id: null, error: `not JSON: ${line.slice(0, 80)}` });
+          continue;
+        }
+        const id = request.id ?? null;
+        const cmd = String(request.cmd);
+        if (cmd === "exit") {
+          exiting = true;
+          await Promise.allSettled(pending);
+          try {
+            await handlers.exit?.();
+            emit({ id, ok: true });
+          } catch (err) {
+            emit({ id, error: String(err) });
+          }
+          return;
+        }
+        const handler = Object.hasOwn(handlers, cmd) ? handlers[cmd] : builtIn[cmd];
+        if (handler === undefined) {
+          emit({ id, error: `unknown command ${cmd}` });
+          continue;
+        }
+        const work = (async () => {
+          try {
+            const result = await handler(request);
+            emit({ id, ok: true, ...(result as object ?? {}) });
+          } catch (err) {
+            emit({ id, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+          }
+        })();
+        pending.add(work);
+        work.finally(() => pending.delete(work));
+      }
+    }
+  } finally {
+    if (!exiting) await handlers.exit?.();
+  }
+}
