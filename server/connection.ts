@@ -112,6 +112,7 @@ export class ClientConnection implements SessionPort {
 
   /** Queues an encoded frame; on overflow the client is cut off as a slow consumer. */
   send(frame: Uint8Array): boolean {
+    if (this.#framed.closed) return false;
     try {
       this.#framed.sendEncoded(frame);
       this.#hub.metrics.counters.deliveries++;

@@ -141,6 +141,8 @@ export class ChatHub {
   readonly config: ServerConfig;
   /** Counters and latencies, for `/metrics`. */
   readonly metrics: ServerMetrics;
+  /** Set when the server drains: logouts are no longer announced. */
+  draining = false;
   /** Wall clock (ms since the epoch); replaceable in tests. */
   now: () => number = Date.now;
   readonly #online = new Map<string, OnlineAccount>();
@@ -348,7 +350,8 @@ export class ChatHub {
       }
       if (account.sessions.size > 0) return;
       this.#online.delete(account.key);
-      if (!account.hidden) await this.announcePresence(account, false);
+      // While draining everyone is leaving: n sessions telling n others is n² for nothing.
+      if (!account.hidden && !this.draining) await this.announcePresence(account, false);
     });
   }
 

@@ -271,6 +271,7 @@ class RunningServer implements ChatServer {
 
   async #doShutdown(reason: string): Promise<void> {
     const drainMs = this.#config.drainWindowMs;
+    this.hub.draining = true;
     log.info("draining over {drainMs} ms: {reason}", { drainMs, reason });
     try {
       this.#listener.close();

@@ -102,3 +102,21 @@ Deno.test("metrics: slow consumer cut-offs, floods and protocol errors are count
     await server.shutdown();
   }
 });
+
+Deno.test("drain: sessions closed by a shutdown are not announced to the others", async () => {
+  const server = await testServer({ drainWindowMs: 300 });
+  const probes: Probe[] = [];
+  for (let i = 0; i < 4; i++) probes.push(await Probe.login(server, `quiet${i}`));
+  await delay(100);
+  for (const probe of probes) probe.received.length = 0;
+  await server.shutdown("maintenance");
+  for (const probe of probes) {
+    await probe.closed();
+    assert.deepEqual(
+      probe.received.filter((m) => m.type === "presence"),
+      [],
+      "no logout notices while draining",
+    );
+    probe.close();
+  }
+});
