@@ -212,7 +212,7 @@ function prepareAll(db: DatabaseSync) {
     insertMessage: p(
       "INSERT INTO messages " +
         "(ts, from_key, from_nick, room_key, to_key, to_nick, dm_pair, text, client_id) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (from_key, client_id) DO NOTHING",
     ),
     roomHistory: p(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN rooms r ON r.key = m.room_key ` +
@@ -300,6 +300,7 @@ export class SqliteStore implements Store {
   readonly path: string;
   #db: DatabaseSync;
   #st: Statements;
+  readonly #roomNames = new Map<string, string>();
   #maxBatch: number;
   #queue: Pending[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -727,20 +728,32 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** The stored copy of a resent message (its insert hit the unique client id). */
+  #earlier(message: NewMessage): AppendResult {
+    const row = this.#st.byClientId.get(message.fromKey, message.clientId) as unknown as MessageRow;
+    return { message: toChat(row), duplicate: true };
+  }
+
+  /** A room's display name, cached: rooms are never renamed or removed. */
+  #roomName(key: string): string | undefined {
+    let name = this.#roomNames.get(key);
+    if (name === undefined) {
+      name = (this.#st.roomName.get(key) as { name: string } | undefined)?.name;
+      if (name !== undefined) this.#roomNames.set(key, name);
+    }
+    return name;
+  }
+
   /** Inserts one message inside the batch transaction, or finds its earlier copy. */
   #insert(message: NewMessage, seen: Map<string, AppendResult>): AppendResult | StoreError {
     const dedupKey = `${message.fromKey}\n${message.clientId}`;
     const inBatch = seen.get(dedupKey);
     if (inBatch !== undefined) return { message: inBatch.message, duplicate: true };
-    const earlier = this.#st.byClientId.get(message.fromKey, message.clientId) as
-      | MessageRow
-      | undefined;
-    if (earlier !== undefined) return { message: toChat(earlier), duplicate: true };
     let chat: ChatMessage;
     if (message.room !== undefined) {
-      const room = this.#st.roomName.get(message.room) as { name: string } | undefined;
-      if (room === undefined) return new StoreError("not_found", `no room "${message.room}"`);
-      const { lastInsertRowid } = this.#st.insertMessage.run(
+      const roomName = this.#roomName(message.room);
+      if (roomName === undefined) return new StoreError("not_found", `no room "${message.room}"`);
+      const { lastInsertRowid, changes } = this.#st.insertMessage.run(
         message.ts,
         message.fromKey,
         message.from,
@@ -751,16 +764,17 @@ export class SqliteStore implements Store {
         message.text,
         message.clientId,
       );
+      if (changes === 0) return this.#earlier(message);
       chat = {
         type: "msg",
         id: Number(lastInsertRowid),
         ts: message.ts,
-        room: room.name,
+        room: roomName,
         from: message.from,
         text: message.text,
       };
     } else {
-      const { lastInsertRowid } = this.#st.insertMessage.run(
+      const { lastInsertRowid, changes } = this.#st.insertMessage.run(
         message.ts,
         message.fromKey,
         message.from,
@@ -771,6 +785,7 @@ export class SqliteStore implements Store {
         message.text,
         message.clientId,
       );
+      if (changes === 0) return this.#earlier(message);
       chat = {
         type: "dm",
         id: Number(lastInsertRowid),

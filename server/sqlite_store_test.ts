@@ -77,7 +77,8 @@ Deno.test("SqliteStore: data survives close and reopen; ids keep increasing", as
       const again = await second.appendMessage(say(1));
       assert.deepEqual(again, { message: appended[0].message, duplicate: true });
       const next = await second.appendMessage(say(4));
-      assert.equal(next.message.id, direct.message.id + 1);
+      // Increasing, not necessarily contiguous: a resend's ignored insert may use up an id.
+      assert.ok(next.message.id > direct.message.id);
     } finally {
       await second.close();
     }

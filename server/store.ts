@@ -117,7 +117,7 @@ export interface Store {
 
   // ---- messages
   /**
-   * Appends a message durably and gives it the next server id (ids increase in
+   * Appends a message durably and gives it a new server id (ids increase, with gaps allowed, in
    * commit order across all rooms and conversations). Resolves only after the
    * commit; implementations batch concurrent appends into one transaction.
    */
