@@ -3,13 +3,14 @@
  * `deno task bench --quick` (smaller sizes and durations, under 1 minute).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow] [--profile] [--pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
  * one to four load-client processes; everything talks over 127.0.0.1. Prints a table,
  * writes `bench/results/<date>.json` and `.svg` (a `-quick` suffix in quick mode) and
- * copies them to `latest.json` / `latest.svg` (`latest-quick.*`).
+ * copies them to `latest.json` / `latest.svg` (`latest-quick.*`). File transfer
+ * (`files.ts`) runs each end of a transfer in its own process instead.
  *
  * - `--only` runs some of the benchmarks (the goals of the others show ERROR "not run").
  * - `--profile` writes a CPU profile of every server process under
@@ -24,6 +25,7 @@ import { childrenCpuSeconds, cpuSecondsOf, stopAllChildren } from "./child.ts";
 import { type ClusterOptions, type CpuUse, round, withCluster } from "./cluster.ts";
 import { type DurablePlan, type DurableResult, measureDurable } from "./durable.ts";
 import { type FanoutPlan, type FanoutResult, measureFanout } from "./fanout.ts";
+import { type FilesPlan, type FilesResult, measureFiles } from "./files.ts";
 import { type IdlePlan, type IdleResult, measureIdle } from "./idle.ts";
 import { codeVersion, machineBusySeconds, machineInfo } from "./machine.ts";
 import { formatProfile, type ProfileSummary, summariseProfileDir } from "./profile_summary.ts";
@@ -43,7 +45,7 @@ const HERE = new URL(".", import.meta.url).pathname;
 /** Other programs' CPU share (% of one core) above which a figure is marked disturbed. */
 const DISTURBED_PCT = 25;
 const RESULTS = `${HERE}results`;
-const BENCHMARKS = ["fanout", "durable", "idle", "storm", "slow"] as const;
+const BENCHMARKS = ["fanout", "durable", "idle", "storm", "slow", "files"] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 /** Sizes and durations of one suite mode. */
@@ -54,6 +56,7 @@ interface SuitePlan {
   idle: IdlePlan & { loads: number };
   storm: StormPlan;
   slow: Omit<SlowPlan, "rate"> & { fallbackRate: number };
+  files: FilesPlan;
 }
 
 const FULL: SuitePlan = {
@@ -76,6 +79,7 @@ const FULL: SuitePlan = {
   },
   storm: { clients: 1000, senderRate: 100, leadMs: 1000, tailMs: 3000 },
   slow: { members: 100, durationMs: 3000, queueFillBytes: 3 * 1024 * 1024, fallbackRate: 2000 },
+  files: { sizeBytes: 128 * 1024 * 1024 },
 };
 
 const QUICK: SuitePlan = {
@@ -98,6 +102,7 @@ const QUICK: SuitePlan = {
   },
   storm: { clients: 200, senderRate: 100, leadMs: 500, tailMs: 1000 },
   slow: { members: 100, durationMs: 1000, queueFillBytes: 3 * 1024 * 1024, fallbackRate: 2000 },
+  files: { sizeBytes: 32 * 1024 * 1024 },
 };
 
 /** The outcome of one measurement: its result, or why it failed. */
@@ -131,7 +136,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow] [--profile] [--pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--pin]",
       );
       Deno.exit(0);
     } else {
@@ -189,6 +194,20 @@ async function attempt<T>(
   }
 }
 
+/** Runs a measurement that starts its own processes; failures become an error outcome. */
+async function attemptAlone<T>(name: string, fn: () => Promise<T>): Promise<Outcome<T>> {
+  const started = performance.now();
+  log(`${name} …`);
+  try {
+    const value = await fn();
+    log(`${name} done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return { ok: true, value };
+  } catch (err) {
+    log(`${name} FAILED: ${errorText(err)}`);
+    return { ok: false, error: errorText(err) };
+  }
+}
+
 const FANOUT_SERVER_ARGS = [
   "--memory",
   // A large queue and write timeout so that overload shows as latency, not cut-offs.
@@ -237,6 +256,7 @@ async function main(): Promise<void> {
   let idle: { server: Outcome<IdleResult>; relay: Outcome<IdleResult> } | null = null;
   let storm: Outcome<StormResult> | null = null;
   let slow: Outcome<SlowResult> | null = null;
+  let files: Outcome<FilesResult> | null = null;
 
   try {
     if (options.only.has("fanout")) {
@@ -335,6 +355,12 @@ async function main(): Promise<void> {
         "idle-server",
       );
       idle = { server, relay };
+    }
+    if (options.only.has("files")) {
+      files = await attemptAlone(
+        `file transfer, ${fmtMiB(plan.files.sizeBytes)}: raw, relay, peer-to-peer`,
+        () => measureFiles(plan.files),
+      );
     }
   } finally {
     await stopAllChildren();
@@ -565,6 +591,35 @@ async function main(): Promise<void> {
     });
   }
 
+  if (files !== null) {
+    const v = files.ok ? files.value : null;
+    const raw = v ? `${fmtMBs(v.raw.mbPerSec)} (raw loopback)` : "";
+    const fileRows: [string, "relay" | "peer", number, string][] = [
+      ["through the server (relay)", "relay", 0.5, "relay"],
+      ["encrypted peer-to-peer", "peer", 0.4, "encrypted p2p"],
+    ];
+    for (const [label, key, share, goalName] of fileRows) {
+      const f = v ? v[key] : null;
+      const ratio = v ? (key === "relay" ? v.relayRatio : v.peerRatio) : null;
+      const pct = Math.round(share * 100);
+      rows.push({
+        measure: `File ${fmtMiB(plan.files.sizeBytes)} ${label}: MB/s`,
+        result: f ? `${fmtMBs(f.mbPerSec)} (${fmtMs(f.ms)})` : fail(files),
+        baseline: raw,
+        ratio: fmtRatio(f?.mbPerSec, v?.raw.mbPerSec),
+        goal: `≥ ${pct}% of raw`,
+        status: verdict(
+          `file transfer, ${goalName}: ≥ ${pct}% of a raw loopback copy's MB/s`,
+          f?.mbPerSec ?? null,
+          "MB/s",
+          v?.raw.mbPerSec ?? null,
+          ratio === null ? null : ratio >= share,
+          v ? `${Math.round((ratio ?? 0) * 100)}% of raw` : fail(files),
+        ),
+      });
+    }
+  }
+
   const results = {
     date,
     mode: options.quick ? "quick" : "full",
@@ -586,6 +641,8 @@ async function main(): Promise<void> {
       stormStore: "SQLite in a temp dir",
       idleStore: "memory; login and write timeouts raised to 120 s",
       slowConsumerConfig: "server defaults: 4 MiB queue bound, 10 s write timeout",
+      filesSetup:
+        "each end in its own process; relay: server with SQLite and its data folder in a temp dir, file stored on its disk then downloaded; peer: encrypted direct session; raw: disk → one TCP socket on 127.0.0.1 → disk (bench/raw_copy.ts); timed from the sender's ready line to the receiver's done line; SHA-256 of every received file checked; MB = 10^6 bytes",
       latency:
         "send time stamped in the message text when handed to the socket; measured by probe receivers in the same process as the sender (same clock)",
       plan,
@@ -608,9 +665,7 @@ async function main(): Promise<void> {
     },
     reconnectStorm: storm,
     idle,
-    notes: [
-      "File transfer (relay and peer-to-peer MB/s) is not built yet and is not measured.",
-    ],
+    files,
   };
 
   // ---- output
@@ -652,7 +707,7 @@ async function main(): Promise<void> {
       otherCpu > 20 ? "WARNING, figures disturbed: " : ""
     }CPU used by other programs on the machine during the suite: ${
       round(otherCpu, 0)
-    }% of one core (${busyBeforePct}% just before). File transfer: not built, not measured.`,
+    }% of one core (${busyBeforePct}% just before).`,
   );
   if (options.profile) {
     const profiled: [string, Outcome<unknown> | null | undefined][] = [
@@ -691,6 +746,14 @@ async function main(): Promise<void> {
       elapsedSec.toFixed(0)
     } s.`,
   );
+}
+
+function fmtMiB(bytes: number): string {
+  return `${Math.round(bytes / (1024 * 1024))} MiB`;
+}
+
+function fmtMBs(mbPerSec: number): string {
+  return `${mbPerSec >= 100 ? Math.round(mbPerSec) : Number(mbPerSec.toPrecision(3))} MB/s`;
 }
 
 const COLORS: Record<number, string> = { 10: "#1f77b4", 100: "#d62728", 1000: "#2ca02c" };

@@ -1,0 +1,260 @@
+/**
+ * File transfer throughput: one file of pseudo-random bytes sent through the chat server
+ * (store-and-forward: uploaded to the server's data folder, then downloaded by the
+ * recipient) and directly between two peers over the encrypted peer-to-peer session,
+ * each against a raw loopback copy of the same bytes measured in the same run
+ * (`raw_copy.ts`: disk → one TCP socket on 127.0.0.1 → disk, no protocol).
+ *
+ * Every end runs in its own process (`tests/helpers/file_endpoint.ts`, `raw_copy.ts`,
+ * the server in `server_process.ts`). A run is timed from the sender's ready line (it
+ * is connected, logged in or through the handshake, and starts sending right after) to
+ * the receiver's done line (the file written and closed); the received file's SHA-256
+ * is then checked against the sent one's, so a figure never counts corrupted bytes.
+ *
+ * @module
+ */
+
+import { sha256Of, writeRandomFile } from "../tests/helpers/files.ts";
+import { Child } from "./child.ts";
+import { round } from "./cluster.ts";
+
+const HERE = new URL(".", import.meta.url).pathname;
+const ENDPOINT = new URL("../tests/helpers/file_endpoint.ts", import.meta.url).pathname;
+
+/** Sizes of a file-transfer run. */
+export interface FilesPlan {
+  /** Bytes of the file sent (at most the server's 256 MiB file size limit). */
+  sizeBytes: number;
+  /** Milliseconds one transfer may take before it counts as failed. Default 120 s. */
+  timeoutMs?: number;
+}
+
+/** One timed transfer. */
+export interface TransferFigure {
+  /** Milliseconds from the sender's start to the receiver's done. */
+  ms: number;
+  /** Throughput in MB/s (10^6 bytes per second). */
+  mbPerSec: number;
+}
+
+/** Result of a file-transfer run. */
+export interface FilesResult {
+  /** Bytes of the file. */
+  sizeBytes: number;
+  /** The raw loopback copy (the baseline). */
+  raw: TransferFigure;
+  /** Through the chat server (upload to its disk, then download). */
+  relay: TransferFigure;
+  /** Encrypted peer-to-peer. */
+  peer: TransferFigure;
+  /** relay ÷ raw throughput. */
+  relayRatio: number;
+  /** peer ÷ raw throughput. */
+  peerRatio: number;
+}
+
+/** A transfer end in its own process: JSON lines `ready`, then `done` or `error`. */
+class Endpoint {
+  readonly process: Deno.ChildProcess;
+  readonly name: string;
+  readonly ready: Promise<Record<string, unknown>>;
+  readonly done: Promise<Record<string, unknown>>;
+  #stderr = "";
+
+  constructor(name: string, script: string, args: string[]) {
+    this.name = name;
+    this.process = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--no-prompt", script, ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const lines = this.#lines();
+    this.ready = lines.next().then((r) => this.#expect(r, "ready"));
+    this.done = this.ready.then(() => lines.next()).then((r) => this.#expect(r, "done"));
+    this.ready.catch(() => {});
+    this.done.catch(() => {});
+    this.#readStderr();
+  }
+
+  #expect(
+    r: IteratorResult<Record<string, unknown>>,
+    key: "ready" | "done",
+  ): Record<string, unknown> {
+    if (r.done) {
+      throw new Error(
+        `${this.name} exited before "${key}"${
+          this.#stderr ? `: ${this.#stderr.trim().slice(-600)}` : ""
+        }`,
+      );
+    }
+    if (typeof r.value.error === "string") throw new Error(`${this.name}: ${r.value.error}`);
+    if (r.value[key] !== true) {
+      throw new Error(`${this.name}: expected "${key}", got ${JSON.stringify(r.value)}`);
+    }
+    return r.value;
+  }
+
+  async *#lines(): AsyncGenerator<Record<string, unknown>> {
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of this.process.stdout) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        try {
+          yield JSON.parse(line);
+        } catch {
+          // a stray print; not ours
+        }
+      }
+    }
+  }
+
+  async #readStderr(): Promise<void> {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of this.process.stderr) {
+        this.#stderr = (this.#stderr + decoder.decode(chunk, { stream: true })).slice(-4000);
+      }
+    } catch {
+      // the process ended
+    }
+  }
+
+  /** Ends the process (if still running) and waits for it. Never throws. */
+  async kill(): Promise<void> {
+    try {
+      this.process.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    await this.process.status.catch(() => {});
+    await this.process.stdout.cancel().catch(() => {});
+  }
+}
+
+/** Waits for `promise`, failing after `ms` with a message naming `what`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Times one transfer: starts the receiver, then the sender (given the receiver's ready
+ * line), from the sender's ready to the receiver's done; checks the received file.
+ */
+async function timeTransfer(
+  what: string,
+  receiver: () => Endpoint,
+  sender: (ready: Record<string, unknown>) => Endpoint,
+  receivedPath: (done: Record<string, unknown>) => string,
+  plan: FilesPlan,
+  hash: string,
+): Promise<TransferFigure> {
+  const timeoutMs = plan.timeoutMs ?? 120_000;
+  const ends: Endpoint[] = [];
+  try {
+    const rx = receiver();
+    ends.push(rx);
+    const rxReady = await within(rx.ready, 30_000, `${what} receiver`);
+    const tx = sender(rxReady);
+    ends.push(tx);
+    await within(tx.ready, 30_000, `${what} sender`);
+    const start = performance.now();
+    // A sender that fails ends the wait early with its error.
+    const done = await within(
+      Promise.race([rx.done, tx.done.then(() => new Promise<never>(() => {}))]),
+      timeoutMs,
+      `${what} transfer`,
+    );
+    const ms = performance.now() - start;
+    const path = receivedPath(done);
+    const received = await sha256Of(path);
+    if (received !== hash) throw new Error(`${what}: received file ${path} differs from the sent`);
+    await Deno.remove(path).catch(() => {});
+    return { ms: round(ms, 1), mbPerSec: round(plan.sizeBytes / 1e6 / (ms / 1000), 1) };
+  } finally {
+    await Promise.all(ends.map((e) => e.kill()));
+  }
+}
+
+/**
+ * Measures raw, relay and peer-to-peer transfers of one file of `plan.sizeBytes`.
+ * `serverDataDir` is the chat server's data folder (files are held there in transit).
+ */
+export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
+  const work = await Deno.makeTempDir({ prefix: "chat-bench-files-" });
+  let server: Child | undefined;
+  try {
+    const source = `${work}/source.bin`;
+    const hash = await writeRandomFile(source, plan.sizeBytes, 7);
+    // Warm the page cache: every run then reads the source from memory.
+    await sha256Of(source);
+
+    const rawOut = `${work}/raw.bin`;
+    const raw = await timeTransfer(
+      "raw copy",
+      () => new Endpoint("raw receiver", HERE + "raw_copy.ts", ["receive", rawOut]),
+      (ready) =>
+        new Endpoint("raw sender", HERE + "raw_copy.ts", ["send", String(ready.port), source]),
+      () => rawOut,
+      plan,
+      hash,
+    );
+
+    const dataDir = `${work}/server`;
+    const relayDir = `${work}/relay-in`;
+    await Deno.mkdir(dataDir);
+    await Deno.mkdir(relayDir);
+    server = await Child.spawn(HERE + "server_process.ts", ["--data-dir", dataDir], {
+      name: "server",
+    });
+    const port = String(server.info.port);
+    const relay = await timeTransfer(
+      "relay",
+      () => new Endpoint("relay receiver", ENDPOINT, ["relay-receive", port, relayDir]),
+      () => new Endpoint("relay sender", ENDPOINT, ["relay-send", port, source, "bob"]),
+      (done) => String(done.path),
+      plan,
+      hash,
+    );
+    await server.stop();
+    server = undefined;
+
+    const peerDir = `${work}/peer-in`;
+    await Deno.mkdir(peerDir);
+    const peer = await timeTransfer(
+      "peer-to-peer",
+      () => new Endpoint("peer receiver", ENDPOINT, ["peer-receive", peerDir]),
+      (ready) => new Endpoint("peer sender", ENDPOINT, ["peer-send", String(ready.port), source]),
+      (done) => String(done.path),
+      plan,
+      hash,
+    );
+
+    return {
+      sizeBytes: plan.sizeBytes,
+      raw,
+      relay,
+      peer,
+      relayRatio: round(relay.mbPerSec / raw.mbPerSec, 3),
+      peerRatio: round(peer.mbPerSec / raw.mbPerSec, 3),
+    };
+  } finally {
+    await server?.stop();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
