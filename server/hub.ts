@@ -151,6 +151,7 @@ export class ChatHub {
   readonly #lockout: Lockout;
   readonly #loginFailures: KeyedBuckets;
   readonly #accountLocks = new Map<string, Promise<unknown>>();
+  readonly #sessionEndListeners: ((session: Session) => void)[] = [];
 
   /** Creates the hub. */
   constructor(store: Store, broker: Broker, config: ServerConfig, metrics = new ServerMetrics()) {
@@ -334,6 +335,11 @@ export class ChatHub {
     );
   }
 
+  /** Calls `listener` whenever a session ends, once it is out of its account. */
+  onSessionEnded(listener: (session: Session) => void): void {
+    this.#sessionEndListeners.push(listener);
+  }
+
   /** Ends a session (logout, drop, timeout): presence and contact notices when it was the last. */
   endSession(session: Session): Promise<void> {
     if (session.ended) return Promise.resolve();
@@ -341,6 +347,13 @@ export class ChatHub {
     const account = session.account;
     return this.#withAccountLock(account.key, async () => {
       account.sessions.delete(session);
+      for (const listener of this.#sessionEndListeners) {
+        try {
+          listener(session);
+        } catch (err) {
+          log.error("a session-end listener failed: {err}", { err });
+        }
+      }
       this.#unsubscribeAll(session);
       const ts = this.now();
       try {

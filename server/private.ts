@@ -30,8 +30,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { encodeFrame } from "../protocol/frame.ts";
-import { nameKey } from "../protocol/names.ts";
-import { ALL_SUBJECT, type Delivery, type Subscriber, userSubject } from "./broker.ts";
+import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
 import type { ChatHub, Session } from "./hub.ts";
@@ -58,22 +57,15 @@ function pairKey(a: string, b: string): string {
   return a < b ? `${a}\n${b}` : `${b}\n${a}`;
 }
 
-/** The private sessions of one hub; it also hears presence to clean up after leavers. */
-class PrivateRegistry implements Subscriber {
+/** The private sessions of one hub; it hears of ended sessions to clean up after leavers. */
+class PrivateRegistry {
   readonly #hub: ChatHub;
   readonly #bySid = new Map<string, PrivatePair>();
   readonly #byPair = new Map<string, PrivatePair>();
 
   constructor(hub: ChatHub) {
     this.#hub = hub;
-    hub.broker.subscribe(ALL_SUBJECT, this);
-  }
-
-  /** Cleans up when an account goes offline (presence), never counted as a delivery. */
-  deliver(delivery: Delivery): boolean {
-    const event = delivery.event;
-    if (event.type === "presence" && !event.online) this.#sweep(nameKey(event.nick));
-    return false;
+    hub.onSessionEnded((session) => this.#sweep(session.account.key));
   }
 
   get(sid: string): PrivatePair | undefined {

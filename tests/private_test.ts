@@ -17,7 +17,7 @@ import {
 import type { DisplayItem } from "../client/render.ts";
 import { SessionState } from "../client/session_state.ts";
 import type { ChatServer } from "../server/server.ts";
-import { testServer } from "./helpers/harness.ts";
+import { Probe, testServer, withServer } from "./helpers/harness.ts";
 
 interface Side {
   client: ChatClient;
@@ -290,4 +290,19 @@ Deno.test("private: a direct session keeps working when the server goes away", a
   } finally {
     await shutdown(server, alice, bob);
   }
+});
+
+Deno.test("private: the device that asked goes away while the account stays online: the offer ends", async () => {
+  await withServer(async (server) => {
+    await using phone = await Probe.login(server, "alice");
+    await using laptop = await Probe.login(server, "alice");
+    await using bob = await Probe.login(server, "bob");
+    const sid = "0123456789abcdefABCDEF";
+    await phone.ok("private_start", { nick: "bob", sid, port: 4000 });
+    await bob.expect({ type: "private_request", sid, from: "alice" });
+    phone.close(); // alice is still online on her laptop: no presence change
+    const ended = await bob.expect({ type: "private_ended", sid });
+    assert.equal(ended.reason, "offline");
+    assert.equal(laptop.ended, false);
+  });
 });
