@@ -17,7 +17,7 @@
  * @module
  */
 
-import { serveSideChannel } from "./side_channel.ts";
+import { serveSideChannel } from "../tools/side_channel.ts";
 
 /** Read buffer per connection: `--read-buffer N`, default 64 KiB. */
 const READ_BUFFER = readBufferFlag(Deno.args);

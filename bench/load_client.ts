@@ -22,7 +22,7 @@
 
 import { Histogram } from "./histogram.ts";
 import { FrameKind, frameKind, replyTo, type Stamp, trailingStamp, u32 } from "./frame_scan.ts";
-import { emit, serveSideChannel } from "./side_channel.ts";
+import { emit, serveSideChannel } from "../tools/side_channel.ts";
 
 /** Where the connections go and what they speak. */
 interface Target {

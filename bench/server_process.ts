@@ -25,7 +25,7 @@
 import { NO_LIMITS, resolveServerConfig, type ServerConfig } from "../server/config.ts";
 import { startServer } from "../server/server.ts";
 import { SqliteStore } from "../server/sqlite_store.ts";
-import { serveSideChannel } from "./side_channel.ts";
+import { serveSideChannel } from "../tools/side_channel.ts";
 
 /** Parses the bench server's flags into a server configuration. */
 export function benchServerConfig(args: readonly string[]): Partial<ServerConfig> {

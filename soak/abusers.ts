@@ -32,7 +32,7 @@ import { Rng } from "./rng.ts";
 
 /** The kinds opened at a steady pace: all but slowloris, which comes in waves. */
 const PACED_KINDS = ABUSE_KINDS.filter((kind) => kind !== "slowloris");
-import { emit, serveCommands } from "./side_channel.ts";
+import { emit, serveSideChannel } from "../tools/side_channel.ts";
 
 /** What the process is told on its command line. */
 export interface AbusersArgs {
@@ -168,7 +168,7 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   emit({ ready: true, pid: Deno.pid });
-  await serveCommands({
+  await serveSideChannel({
     go: () => {
       abusers.go();
       return {};

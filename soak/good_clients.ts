@@ -29,7 +29,7 @@ import type { ChatMessage } from "../protocol/messages.ts";
 import { GOOD_PASSWORD, goodIndex, goodNick, roomMembers, roomsOf, type SoakPlan } from "./plan.ts";
 import { Rng } from "./rng.ts";
 import { cpuSeconds, LoopLag } from "./loop_lag.ts";
-import { emit, serveCommands } from "./side_channel.ts";
+import { emit, serveSideChannel } from "../tools/side_channel.ts";
 import {
   type AckedMessage,
   checkDeliveries,
@@ -486,7 +486,7 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   emit({ ready: true, pid: Deno.pid });
-  await serveCommands({
+  await serveSideChannel({
     go: () => {
       clients.go();
       return {};

@@ -20,7 +20,7 @@
 import { resolveServerConfig, type ServerConfig } from "../server/config.ts";
 import { type ChatServer, startServer } from "../server/server.ts";
 import { cpuSeconds, LoopLag } from "./loop_lag.ts";
-import { emit, serveCommands } from "./side_channel.ts";
+import { emit, serveSideChannel } from "../tools/side_channel.ts";
 
 /** What the launcher is told on its command line. */
 export interface SoakServerArgs {
@@ -57,7 +57,7 @@ if (import.meta.main) {
   }
   const lag = new LoopLag();
   emit({ port: server.addr.port, pid: Deno.pid });
-  await serveCommands({
+  await serveSideChannel({
     stats: () => ({ sessions: server.hub.sessionCount, lag: lag.take(), cpuSeconds: cpuSeconds() }),
     exit: () => {
       lag.stop();

@@ -1,11 +1,12 @@
 /**
- * The stdin/stdout JSON-line side channel of benchmark child processes.
+ * The stdin/stdout JSON-line side channel of the child processes of `deno task bench`
+ * and `deno task soak`.
  *
  * Every request is one JSON line `{"id": n, "cmd": "...", ...}` on stdin; every
  * answer is one JSON line `{"id": n, "ok": true, ...}` or `{"id": n, "error": "..."}`
  * on stdout. `mem`, `gc` and `exit` are built in; a process adds its own commands.
- * When stdin ends (the coordinator is gone) the process exits too, so no child
- * outlives a crashed benchmark.
+ * When stdin ends (the coordinator is gone) the `exit` handler runs and the process
+ * ends, so no child outlives a crashed benchmark or soak.
  *
  * @module
  */
