@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Child, cpuSecondsOf } from "./child.ts";
+import { type Child, cpuSecondsOf, spawnChild } from "./child.ts";
 import { machineBusySeconds } from "./machine.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -58,7 +58,7 @@ export async function withCluster<T>(
   const started: Child[] = [];
   try {
     const script = options.target === "server" ? "server_process.ts" : "ceiling_relay.ts";
-    const target = await Child.spawn(
+    const target = await spawnChild(
       HERE + script,
       options.target === "server" ? options.serverArgs ?? [] : options.relayArgs ?? [],
       {
@@ -73,7 +73,7 @@ export async function withCluster<T>(
       Array.from(
         { length: options.loads },
         (_, i) =>
-          Child.spawn(HERE + "load_client.ts", ["--tag", String(i)], {
+          spawnChild(HERE + "load_client.ts", ["--tag", String(i)], {
             name: `load ${i}`,
             cpus: options.pin?.loads,
           }),

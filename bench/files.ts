@@ -15,7 +15,7 @@
  */
 
 import { sha256Of, writeRandomFile } from "../tests/helpers/files.ts";
-import { Child } from "./child.ts";
+import { type Child, spawnChild } from "./child.ts";
 import { round } from "./cluster.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -219,7 +219,7 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     const relayDir = `${work}/relay-in`;
     await Deno.mkdir(dataDir);
     await Deno.mkdir(relayDir);
-    server = await Child.spawn(HERE + "server_process.ts", ["--data-dir", dataDir], {
+    server = await spawnChild(HERE + "server_process.ts", ["--data-dir", dataDir], {
       name: "server",
     });
     const port = String(server.info.port);

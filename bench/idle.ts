@@ -9,6 +9,7 @@
  */
 
 import { type Cluster, cpuMeter, type CpuUse, round, sleep } from "./cluster.ts";
+import { rssKiB } from "../tools/side_channel.ts";
 
 /** Sizes of an idle run. */
 export interface IdlePlan {
@@ -75,7 +76,7 @@ async function memory(
   const mem = await cluster.target.request("mem");
   const usage = mem.memory as { heapUsed: number; heapTotal: number; external: number };
   return {
-    rss: Number(mem.rssKiB ?? cluster.target.rssKiB()),
+    rss: Number(mem.rssKiB ?? rssKiB(cluster.target.pid)),
     heap: usage.heapUsed,
     heapTotal: usage.heapTotal,
     external: usage.external,

@@ -1,24 +1,15 @@
 /**
- * Soak child processes as the coordinator sees them: `deno run` with only the
- * permissions the child needs, its first JSON line, JSON-line requests with
- * timeouts, signals, and a stop that always ends the process.
+ * The soak's child processes: `deno run` on a soak script with only the permissions
+ * that child needs, through the shared JSON-line coordinator (`tools/child.ts`).
  *
  * @module
  */
 
-/** Error of a child: its answer's error, a timeout, or its exit. */
-export class ChildError extends Error {
-  /** Stable code: `failed`, `timeout` or `exited`. */
-  readonly code: "failed" | "timeout" | "exited";
-  /** Creates the error. */
-  constructor(code: "failed" | "timeout" | "exited", message: string) {
-    super(message);
-    this.name = "ChildError";
-    this.code = code;
-  }
-}
+import { JsonLineChild } from "../tools/child.ts";
 
-/** How to start a child. */
+export { describeStatus } from "../tools/child.ts";
+
+/** How to start a soak child. */
 export interface ChildSpec {
   /** A name for messages. */
   name: string;
@@ -41,257 +32,31 @@ export function pathOf(url: URL): string {
 }
 
 /**
- * One child process speaking JSON lines.
+ * Spawns a soak child with exactly its permissions and waits for its first line.
  *
  * @example
  * ```ts ignore
- * import { SoakChild } from "./child.ts";
- * const child = await SoakChild.spawn({
+ * import { spawnSoakChild } from "./child.ts";
+ * const child = await spawnSoakChild({
  *   name: "clients",
  *   script: new URL("./good_clients.ts", import.meta.url),
  *   args: ["{}"],
  *   permissions: ["--allow-net=127.0.0.1"],
  * });
- * await child.request("stop");
- * await child.stop();
  * ```
  */
-export class SoakChild {
-  /** The process. */
-  readonly process: Deno.ChildProcess;
-  /** Its name in messages. */
-  readonly name: string;
-  /** The first line it printed, parsed. */
-  info: Record<string, unknown> = {};
-  /** Resolves with the exit status once the process has ended. */
-  readonly status: Promise<Deno.CommandStatus>;
-  #nextId = 1;
-  #waiters = new Map<
-    number,
-    { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }
-  >();
-  #stderrTail = "";
-  #exited = false;
-  #firstLine: Promise<Record<string, unknown>>;
-  #resolveFirst!: (v: Record<string, unknown>) => void;
-  #rejectFirst!: (e: Error) => void;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-
-  private constructor(process: Deno.ChildProcess, name: string) {
-    this.process = process;
-    this.name = name;
-    this.#firstLine = new Promise((resolve, reject) => {
-      this.#resolveFirst = resolve;
-      this.#rejectFirst = reject;
-    });
-    this.#firstLine.catch(() => {});
-    this.#writer = process.stdin.getWriter();
-    const stdout = this.#readStdout();
-    const stderr = this.#readStderr();
-    this.status = process.status.then(async (status) => {
-      // Let the pipes drain, so the error below can quote the last words.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        Promise.allSettled([stdout, stderr]),
-        new Promise((resolve) => timer = setTimeout(resolve, 500)),
-      ]);
-      clearTimeout(timer);
-      this.#exited = true;
-      const error = new ChildError(
-        "exited",
-        `${name} exited (${describeStatus(status)})${
-          this.#stderrTail ? `: ${this.#stderrTail.trim().slice(-800)}` : ""
-        }`,
-      );
-      this.#rejectFirst(error);
-      for (const waiter of this.#waiters.values()) waiter.reject(error);
-      this.#waiters.clear();
-      return status;
-    });
-  }
-
-  /**
-   * Spawns `deno run` on the script with the given permissions and waits for its
-   * first JSON line; a first line with an `error` field is a failed start.
-   *
-   * @throws {ChildError} when it does not start in time, exits, or reports an error.
-   */
-  static async spawn(spec: ChildSpec): Promise<SoakChild> {
-    const process = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        `--config=${pathOf(CONFIG)}`,
-        ...spec.permissions,
-        spec.script.href,
-        ...spec.args,
-      ],
-      cwd: pathOf(REPO_ROOT),
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const child = new SoakChild(process, spec.name);
-    const timeoutMs = spec.startTimeoutMs ?? 30_000;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      child.info = await Promise.race([
-        child.#firstLine,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () =>
-              reject(new ChildError("timeout", `${spec.name} did not start in ${timeoutMs} ms`)),
-            timeoutMs,
-          )
-        ),
-      ]);
-      if (typeof child.info.error === "string") {
-        throw new ChildError("failed", `${spec.name} failed to start: ${child.info.error}`);
-      }
-    } catch (err) {
-      await child.stop(200);
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
-    return child;
-  }
-
-  /** The process id. */
-  get pid(): number {
-    return this.process.pid;
-  }
-
-  /** Whether the process has ended. */
-  get exited(): boolean {
-    return this.#exited;
-  }
-
-  /** The last few kilobytes it wrote to stderr. */
-  get stderrTail(): string {
-    return this.#stderrTail;
-  }
-
-  /** Sends a command and awaits its answer, failing after `timeoutMs`. */
-  request(
-    cmd: string,
-    params: Record<string, unknown> = {},
-    timeoutMs = 30_000,
-  ): Promise<Record<string, unknown>> {
-    if (this.#exited) return Promise.reject(new ChildError("exited", `${this.name} has exited`));
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(id);
-        reject(
-          new ChildError("timeout", `${this.name}: "${cmd}" got no answer in ${timeoutMs} ms`),
-        );
-      }, timeoutMs);
-      this.#waiters.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      const line = new TextEncoder().encode(JSON.stringify({ ...params, id, cmd }) + "\n");
-      this.#writer.write(line).catch((err) => {
-        this.#waiters.get(id)?.reject(new ChildError("exited", `${this.name}: ${err}`));
-        this.#waiters.delete(id);
-      });
-    });
-  }
-
-  /** Sends a signal; false when the process has already ended. */
-  kill(signal: Deno.Signal): boolean {
-    if (this.#exited) return false;
-    try {
-      this.process.kill(signal);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * Asks the child to exit, waits up to `graceMs`, then kills it with SIGKILL. Never
-   * throws; resolves once the process has ended.
-   */
-  async stop(graceMs = 3000): Promise<void> {
-    if (!this.#exited) {
-      this.request("exit", {}, graceMs).catch(() => {});
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const ended = await Promise.race([
-        this.status.then(() => true, () => true),
-        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), graceMs)),
-      ]);
-      clearTimeout(timer);
-      if (!ended) this.kill("SIGKILL");
-    }
-    await this.status.catch(() => {});
-    try {
-      await this.#writer.close();
-    } catch {
-      // the pipe is already closed
-    }
-  }
-
-  async #readStdout(): Promise<void> {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    let first = true;
-    try {
-      for await (const chunk of this.process.stdout) {
-        buffered += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
-          let message: Record<string, unknown>;
-          try {
-            message = JSON.parse(line);
-          } catch {
-            continue; // a stray print; not ours
-          }
-          if (first) {
-            first = false;
-            this.#resolveFirst(message);
-            continue;
-          }
-          const waiter = this.#waiters.get(message.id as number);
-          if (waiter === undefined) continue;
-          this.#waiters.delete(message.id as number);
-          if (typeof message.error === "string") {
-            waiter.reject(new ChildError("failed", `${this.name}: ${message.error}`));
-          } else {
-            waiter.resolve(message);
-          }
-        }
-      }
-    } catch {
-      // the process ended
-    }
-  }
-
-  async #readStderr(): Promise<void> {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of this.process.stderr) {
-        this.#stderrTail = (this.#stderrTail + decoder.decode(chunk, { stream: true })).slice(
-          -4000,
-        );
-      }
-    } catch {
-      // the process ended
-    }
-  }
-}
-
-/** Describes an exit status in words: `code 1`, `SIGKILL`. */
-export function describeStatus(status: Deno.CommandStatus): string {
-  return status.signal !== null ? `signal ${status.signal}` : `code ${status.code}`;
+export function spawnSoakChild(spec: ChildSpec): Promise<JsonLineChild> {
+  return JsonLineChild.spawn({
+    name: spec.name,
+    args: [
+      "run",
+      "--no-prompt",
+      `--config=${pathOf(CONFIG)}`,
+      ...spec.permissions,
+      spec.script.href,
+      ...spec.args,
+    ],
+    cwd: pathOf(REPO_ROOT),
+    ...(spec.startTimeoutMs !== undefined ? { startTimeoutMs: spec.startTimeoutMs } : {}),
+  });
 }

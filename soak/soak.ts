@@ -22,7 +22,8 @@ import { ChatClient } from "../client/chat_client.ts";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
 import { ABUSE_KINDS, type AbuseStats, emptyAbuseStats, mergeAbuseStats } from "./abuse.ts";
 import type { AbusersArgs } from "./abusers.ts";
-import { type ChildSpec, describeStatus, SoakChild } from "./child.ts";
+import type { JsonLineChild } from "../tools/child.ts";
+import { type ChildSpec, describeStatus, spawnSoakChild } from "./child.ts";
 import type { GoodClientsArgs, StopAnswer, VerifyAnswer } from "./good_clients.ts";
 import type { SoakOptions } from "./options.ts";
 import { GOOD_PASSWORD, planProblem, type SoakPlan } from "./plan.ts";
@@ -127,10 +128,10 @@ class SoakRun {
   readonly #overrides: Record<string, number>;
   readonly #log: SoakLog;
   readonly #t0 = performance.now();
-  #server: SoakChild | null = null;
+  #server: JsonLineChild | null = null;
   #serverExpectedToExit = false;
-  #good: SoakChild[] = [];
-  #abusers: SoakChild[] = [];
+  #good: JsonLineChild[] = [];
+  #abusers: JsonLineChild[] = [];
   #port = 0;
   /** CPU seconds each process reported last, by pid. */
   readonly #cpu = new Map<number, { role: "server" | "good" | "abusers"; seconds: number }>();
@@ -343,7 +344,7 @@ class SoakRun {
   }
 
   async #startServer(port: number): Promise<void> {
-    const server = await SoakChild.spawn({
+    const server = await spawnSoakChild({
       name: "server",
       script: new URL("./server_process.ts", import.meta.url),
       args: [JSON.stringify({ dataDir: this.#dataDir, port, overrides: this.#overrides })],
@@ -554,8 +555,8 @@ class SoakRun {
    * Spawns every child; when one fails, or the run was given up meanwhile, stops
    * the others and throws.
    */
-  async #spawnAll(specs: ChildSpec[]): Promise<SoakChild[]> {
-    const results = await Promise.allSettled(specs.map((spec) => SoakChild.spawn(spec)));
+  async #spawnAll(specs: ChildSpec[]): Promise<JsonLineChild[]> {
+    const results = await Promise.allSettled(specs.map((spec) => spawnSoakChild(spec)));
     const failed = results.find((r) => r.status === "rejected");
     const children = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
     if (failed !== undefined || this.#stopped) {
