@@ -17,6 +17,7 @@
  * @module
  */
 
+import { concatBytes } from "../protocol/bytes.ts";
 import { serveSideChannel } from "../tools/side_channel.ts";
 
 /** Read buffer per connection: `--read-buffer N`, default 64 KiB. */
@@ -48,7 +49,7 @@ class RelayConn {
   async #writeLoop(): Promise<void> {
     try {
       while (this.#queue.length > 0 && !this.closed) {
-        const batch = this.#queue.length === 1 ? this.#queue[0] : concat(this.#queue);
+        const batch = this.#queue.length === 1 ? this.#queue[0] : concatBytes(this.#queue);
         this.#queue = [];
         let offset = 0;
         while (offset < batch.length) offset += await this.conn.write(batch.subarray(offset));
@@ -71,18 +72,6 @@ class RelayConn {
       // already closed
     }
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 function readBufferFlag(args: string[]): number {

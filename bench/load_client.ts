@@ -20,6 +20,7 @@
  * @module
  */
 
+import { concatBytes } from "../protocol/bytes.ts";
 import { Histogram } from "./histogram.ts";
 import { FrameKind, frameKind, replyTo, type Stamp, trailingStamp, u32 } from "./frame_scan.ts";
 import { emit, serveSideChannel } from "../tools/side_channel.ts";
@@ -109,18 +110,6 @@ function frames(headers: object[]): Uint8Array {
   const out = new Uint8Array(total);
   let offset = 0;
   for (const j of jsons) offset = putFrame(out, offset, j);
-  return out;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
   return out;
 }
 
@@ -245,7 +234,7 @@ class LoadConn {
   async #writeLoop(conn: Deno.TcpConn): Promise<void> {
     try {
       while (this.#pending.length > 0 && !this.closed && this.conn === conn) {
-        const batch = this.#pending.length === 1 ? this.#pending[0] : concat(this.#pending);
+        const batch = this.#pending.length === 1 ? this.#pending[0] : concatBytes(this.#pending);
         this.#pending = [];
         let offset = 0;
         while (offset < batch.length) offset += await conn.write(batch.subarray(offset));
@@ -298,7 +287,7 @@ class LoadConn {
         if (this.discarding) continue;
         let data: Uint8Array = buffer.subarray(0, n);
         if (this.#carry !== null) {
-          data = concat([this.#carry, data]);
+          data = concatBytes([this.#carry, data]);
           this.#carry = null;
         }
         const now = nowMs();

@@ -13,7 +13,7 @@ import { FileTransfers } from "../client/file_transfer.ts";
 import type { ChatServer } from "../server/server.ts";
 import { fileServiceOf } from "../server/files.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { testServer } from "./helpers/harness.ts";
+import { testServer, until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 
 interface Side {
@@ -45,16 +45,6 @@ async function close(...sides: Side[]): Promise<void> {
   for (const s of sides) {
     await s.files.close();
     await s.client.close();
-  }
-}
-
-async function until<T>(find: () => T | undefined, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 

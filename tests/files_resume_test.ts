@@ -15,22 +15,12 @@ import { PeerFileTransfers } from "../peer/file_transfer.ts";
 import { listenPeer } from "../peer/listen.ts";
 import type { PeerSession } from "../peer/session.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { testServer } from "./helpers/harness.ts";
+import { testServer, until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { spawnScript } from "./helpers/process.ts";
 
 const serverScript = new URL("./helpers/server_process.ts", import.meta.url);
 const MiB = 1024 * 1024;
-
-async function until<T>(find: () => T | undefined, what: string, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** Bytes in the `.part` file in `dir` (0 when there is none yet). */
 async function partBytes(dir: string): Promise<number> {

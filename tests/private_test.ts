@@ -17,7 +17,7 @@ import {
 import type { DisplayItem } from "../client/render.ts";
 import { SessionState } from "../client/session_state.ts";
 import type { ChatServer } from "../server/server.ts";
-import { Probe, testServer, withServer } from "./helpers/harness.ts";
+import { Probe, testServer, until, withServer } from "./helpers/harness.ts";
 
 interface Side {
   client: ChatClient;
@@ -46,16 +46,6 @@ async function side(
     ...options,
   });
   return { client, privates, events, relayed };
-}
-
-async function until<T>(find: () => T | undefined, what: string, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (true) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 function event<T extends PrivateEvent["type"]>(

@@ -231,6 +231,21 @@ export function frameOf(header: Record<string, unknown>): Uint8Array {
   return encodeFrame(header);
 }
 
+/** Polls `find` every 10 ms until it returns a value, failing after `ms`. */
+export async function until<T>(
+  find: () => T | undefined,
+  what: string,
+  ms = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (true) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /** Waits `ms` milliseconds. */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
