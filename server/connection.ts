@@ -86,9 +86,14 @@ export class ClientConnection implements SessionPort {
   async run(): Promise<void> {
     log.debug("connection from {remote}", { remote: this.remote });
     try {
-      for await (const frame of this.#framed) {
-        await this.#onFrame(frame);
-        if (this.#phase === "closing") break;
+      // A read's frames are dispatched together: pipelined requests do not wait for one
+      // another, so their deliveries share one write per receiver.
+      reading: for await (const frames of this.#framed.batches()) {
+        for (const frame of frames) {
+          const pending = this.#onFrame(frame);
+          if (pending !== undefined) await pending;
+          if (this.#phase === "closing") break reading;
+        }
       }
     } catch (err) {
       if (err instanceof ProtocolError) {
@@ -192,7 +197,11 @@ export class ClientConnection implements SessionPort {
     }
   }
 
-  async #onFrame(frame: Frame): Promise<void> {
+  /**
+   * Handles one frame. Returns a promise when the next frame must wait for it: a
+   * request that is not pipelined, or too many in flight.
+   */
+  #onFrame(frame: Frame): Promise<void> | undefined {
     let message: ClientMessage;
     try {
       message = parseClientMessage(frame.header);
@@ -217,10 +226,7 @@ export class ClientConnection implements SessionPort {
       this.#trySend({ type: "error", code: "bad_message", message: "hello was already exchanged" });
       return;
     }
-    if (message.type === "login") {
-      await this.#login(message.id, message.nick, message.password);
-      return;
-    }
+    if (message.type === "login") return this.#login(message.id, message.nick, message.password);
     if (this.#session === null) {
       this.#trySend({
         type: "error",
@@ -266,18 +272,13 @@ export class ClientConnection implements SessionPort {
     const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };
     const done = this.#reply(message.id, spec.run(ctx, message as never));
     if (spec.endsSession) {
-      await Promise.allSettled(this.#inFlight);
-      await done;
-      this.end();
-      return;
+      return Promise.allSettled(this.#inFlight).then(() => done).then(() => this.end());
     }
-    if (!spec.pipelined) {
-      await done;
-      return;
-    }
+    if (!spec.pipelined) return done;
     this.#inFlight.add(done);
     done.finally(() => this.#inFlight.delete(done));
-    if (this.#inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.#inFlight);
+    if (this.#inFlight.size >= MAX_IN_FLIGHT) return Promise.race(this.#inFlight);
+    return undefined;
   }
 
   async #login(id: string, nick: string, password: string | undefined): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { DATABASE_FILE, SqliteStore } from "./sqlite_store.ts";
+import { DATABASE_FILE, MIGRATIONS, SqliteStore } from "./sqlite_store.ts";
 import { type NewMessage, type Store, StoreError } from "./store.ts";
 import { storeConformance } from "./store_conformance.ts";
 
@@ -92,7 +92,7 @@ Deno.test("SqliteStore: uses WAL and a schema version", async () => {
     const peek = new DatabaseSync(store.path);
     try {
       assert.deepEqual({ ...peek.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
-      assert.deepEqual({ ...peek.prepare("PRAGMA user_version").get() }, { user_version: 1 });
+      assert.deepEqual({ ...peek.prepare("PRAGMA user_version").get() }, { user_version: 2 });
       const tables = peek.prepare(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' " +
           "ORDER BY name",
@@ -108,6 +108,48 @@ Deno.test("SqliteStore: uses WAL and a schema version", async () => {
       ]);
     } finally {
       peek.close();
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: schema 1 databases keep their messages and ids", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, DATABASE_FILE);
+    // Build a schema-1 database (the first migration alone) holding two messages.
+    const old = new DatabaseSync(path);
+    old.exec("PRAGMA journal_mode = WAL");
+    old.exec(MIGRATIONS[0]);
+    old.exec("PRAGMA user_version = 1");
+    old.exec(
+      "INSERT INTO rooms (key, name, created_at) VALUES ('lobby', 'Lobby', 1);" +
+        "INSERT INTO messages (ts, from_key, from_nick, room_key, text, client_id) VALUES " +
+        "(1, 'ann', 'Ann', 'lobby', 'one', 'c1'), (2, 'ann', 'Ann', 'lobby', 'two', 'c2');",
+    );
+    old.close();
+    const store = await SqliteStore.open(dir);
+    try {
+      const kept = await store.history({ room: "lobby", limit: 10 });
+      assert.deepEqual(kept.map((m) => [m.id, m.text]), [[1, "one"], [2, "two"]]);
+      const resent = await store.appendMessage({
+        fromKey: "ann",
+        from: "Ann",
+        room: "lobby",
+        text: "two",
+        ts: 3,
+        clientId: "c2",
+      });
+      assert.deepEqual([resent.message.id, resent.duplicate], [2, true]);
+      const next = await store.appendMessage({
+        fromKey: "ann",
+        from: "Ann",
+        room: "lobby",
+        text: "three",
+        ts: 4,
+        clientId: "c3",
+      });
+      assert.ok(next.message.id > 2);
+    } finally {
       await store.close();
     }
   });

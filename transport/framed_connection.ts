@@ -290,6 +290,24 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
    * @throws {ProtocolError} on a malformed or oversized frame, or a stream ending inside one.
    */
   async *[Symbol.asyncIterator](): AsyncIterator<Frame> {
+    for await (const frames of this.batches()) {
+      for (const frame of frames) {
+        yield frame;
+        if (this.#closed || this.#closing) return;
+      }
+    }
+  }
+
+  /**
+   * Reads and decodes frames until the stream ends, yielding every frame completed by
+   * one read together. A server that dispatches a whole batch before it awaits lets the
+   * deliveries of all its frames join one write per receiver (the writers start on a
+   * microtask, after the batch's work). Ends quietly when the connection is closed
+   * locally or reset by the peer; frames before a malformed one are yielded first.
+   *
+   * @throws {ProtocolError} on a malformed or oversized frame, or a stream ending inside one.
+   */
+  async *batches(): AsyncGenerator<Frame[]> {
     let buffer = new Uint8Array(Math.min(MIN_READ_BUFFER, this.#readBufferSize));
     let quietReads = 0;
     try {
@@ -325,11 +343,20 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
           buffer = new Uint8Array(MIN_READ_BUFFER);
           quietReads = 0;
         }
+        if (payloads.length === 0) continue;
+        const frames: Frame[] = [];
+        let malformed: unknown = undefined;
         for (const payload of payloads) {
-          this.#framesIn++;
-          yield decodePayload(payload);
-          if (this.#closed || this.#closing) return;
+          try {
+            frames.push(decodePayload(payload));
+          } catch (err) {
+            malformed = err;
+            break;
+          }
         }
+        this.#framesIn += frames.length;
+        if (frames.length > 0) yield frames;
+        if (malformed !== undefined) throw malformed;
       }
     } catch (err) {
       if (this.#error === undefined) this.#error = err;

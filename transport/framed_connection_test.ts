@@ -477,6 +477,32 @@ Deno.test("a malformed payload throws its ProtocolError from the iterator", asyn
   rawA.close();
 });
 
+Deno.test("batches() yields the frames of one read together", async () => {
+  const [rawA, rawB] = await socketPair();
+  const b = new FramedConnection(rawB);
+  await rawA.write(concat(encodeFrame({ n: 1 }), encodeFrame({ n: 2 }), encodeFrame({ n: 3 })));
+  const batches = b.batches();
+  const first = await batches.next();
+  assert.deepEqual(first.value?.map((f: Frame) => f.header.n), [1, 2, 3]);
+  b.abort();
+  rawA.close();
+});
+
+Deno.test("batches(): the frames before a malformed one are yielded, then its error", async () => {
+  const [rawA, rawB] = await socketPair();
+  const b = new FramedConnection(rawB);
+  const notJson = new TextEncoder().encode("nope");
+  await rawA.write(
+    concat(encodeFrame({ n: 1 }), u32(4 + notJson.length), u32(notJson.length), notJson),
+  );
+  const batches = b.batches();
+  assert.deepEqual((await batches.next()).value?.map((f: Frame) => f.header.n), [1]);
+  await assert.rejects(batches.next(), isProtocolError("bad_json"));
+  assert.equal((b.error as ProtocolError).code, "bad_json");
+  b.abort();
+  rawA.close();
+});
+
 Deno.test("maxFrameSize can be read and changed on a live connection", async () => {
   const [a, b] = await framedPair(false, { maxFrameSize: 1000 });
   assert.equal(b.maxFrameSize, 1000);
