@@ -10,6 +10,7 @@
  */
 
 import { encodeFrame } from "../protocol/frame.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 
 /** What a publisher hands to {@linkcode Broker.publish}. */
@@ -24,16 +25,17 @@ export interface Publication {
   readonly exceptSession?: string;
 }
 
-/** A publication on its way to subscribers, with its frame encoded once for all of them. */
-export interface Delivery extends Publication {
-  /** The encoded frame; computed on first use and shared by every receiver. */
-  frame(): Uint8Array;
-}
-
-/** A receiver of deliveries (a session). */
+/** A receiver of publications (a session). */
 export interface Subscriber {
-  /** Takes a delivery; returns whether it was accepted (not filtered or refused). */
-  deliver(delivery: Delivery): boolean;
+  /** Its account's key, which `except` names. */
+  readonly accountKey: string;
+  /** Whether `publication` reaches this subscriber (not filtered for it). */
+  accepts(publication: Publication): boolean;
+  /**
+   * Takes one or more whole encoded frames of publications it accepts; returns whether
+   * they were queued (false when it is gone or was cut off).
+   */
+  sendEncoded(frames: Uint8Array): boolean;
 }
 
 /** Subject-based fan-out. */
@@ -44,6 +46,11 @@ export interface Broker {
   unsubscribe(subject: string, subscriber: Subscriber): void;
   /** Delivers to every subscriber of `subject`; resolves to how many accepted it. */
   publish(subject: string, publication: Publication): Promise<number>;
+  /**
+   * Delivers several publications in order as one unit: each subscriber gets those it
+   * accepts, together. Resolves to how many subscribers accepted at least one.
+   */
+  publishBatch(subject: string, publications: readonly Publication[]): Promise<number>;
   /** Stops fan-out and releases resources. */
   close(): Promise<void>;
 }
@@ -68,7 +75,11 @@ export const ALL_SUBJECT = "all";
  * ```ts
  * import { LocalBroker } from "./broker.ts";
  * const broker = new LocalBroker();
- * broker.subscribe("room.lobby", { deliver: (d) => d.frame().length > 0 });
+ * broker.subscribe("room.lobby", {
+ *   accountKey: "ann",
+ *   accepts: () => true,
+ *   sendEncoded: (frames) => frames.length > 0,
+ * });
  * await broker.publish("room.lobby", { event: { type: "notice", code: "info", text: "hi" } });
  * ```
  */
@@ -103,14 +114,59 @@ export class LocalBroker implements Broker {
     const set = this.#subjects.get(subject);
     if (set === undefined || set.size === 0) return 0;
     let frame: Uint8Array | undefined;
-    const delivery: Delivery = {
-      ...publication,
-      frame: () => frame ??= encodeFrame(publication.event),
-    };
     let accepted = 0;
     // Copy: a delivery may cut a slow consumer off, which unsubscribes it.
     for (const subscriber of [...set]) {
-      if (subscriber.deliver(delivery)) accepted++;
+      if (!subscriber.accepts(publication)) continue;
+      if (subscriber.sendEncoded(frame ??= encodeFrame(publication.event))) accepted++;
+    }
+    return accepted;
+  }
+
+  /** Delivers a batch synchronously; resolves to how many accepted some of it. */
+  publishBatch(subject: string, publications: readonly Publication[]): Promise<number> {
+    return Promise.resolve(this.publishBatchNow(subject, publications));
+  }
+
+  /**
+   * The synchronous core of {@linkcode publishBatch}. The batch is encoded once into one
+   * buffer; a subscriber that accepts all of it gets that buffer, the others get views
+   * of the runs of frames they accept. Only subscribers named in some `except`, or every
+   * one when a publication filters by `from` or `exceptSession`, are checked one by one.
+   */
+  publishBatchNow(subject: string, publications: readonly Publication[]): number {
+    const set = this.#subjects.get(subject);
+    if (set === undefined || set.size === 0 || publications.length === 0) return 0;
+    const frames = publications.map((p) => encodeFrame(p.event));
+    const bytes = concatBytes(frames);
+    const offsets = [0];
+    for (const frame of frames) offsets.push(offsets[offsets.length - 1] + frame.length);
+    const named = new Set<string>();
+    let checkEach = false;
+    for (const p of publications) {
+      if (p.from !== undefined || p.exceptSession !== undefined) checkEach = true;
+      if (p.except !== undefined) { for (const key of p.except) named.add(key); }
+    }
+    let accepted = 0;
+    for (const subscriber of [...set]) {
+      if (!checkEach && !named.has(subscriber.accountKey)) {
+        if (subscriber.sendEncoded(bytes)) accepted++;
+        continue;
+      }
+      let queued = false;
+      let runStart = -1;
+      for (let i = 0; i <= publications.length; i++) {
+        const takes = i < publications.length && subscriber.accepts(publications[i]);
+        if (takes && runStart < 0) runStart = i;
+        if (!takes && runStart >= 0) {
+          const run = runStart === 0 && i === publications.length
+            ? bytes
+            : bytes.subarray(offsets[runStart], offsets[i]);
+          if (subscriber.sendEncoded(run)) queued = true;
+          runStart = -1;
+        }
+      }
+      if (queued) accepted++;
     }
     return accepted;
   }

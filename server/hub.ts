@@ -15,7 +15,7 @@ import type { NoticeCode, ReplyMap } from "../protocol/replies.ts";
 import {
   ALL_SUBJECT,
   type Broker,
-  type Delivery,
+  type Publication,
   roomSubject,
   type Subscriber,
   userSubject,
@@ -26,6 +26,7 @@ import { Lockout } from "./lockout.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { KeyedBuckets } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
+import { PresenceBatcher } from "./presence.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
@@ -104,12 +105,21 @@ export class Session implements Subscriber {
     this.port = port;
   }
 
-  /** Accepts a delivery unless it is filtered for this session. */
-  deliver(delivery: Delivery): boolean {
-    if (this.ended || delivery.exceptSession === this.id) return false;
-    if (delivery.except !== undefined && delivery.except.has(this.account.key)) return false;
-    if (delivery.from !== undefined && this.account.blocks.has(delivery.from)) return false;
-    return this.port.send(delivery.frame());
+  /** Its account's key. */
+  get accountKey(): string {
+    return this.account.key;
+  }
+
+  /** Whether a publication reaches this session (not ended, not filtered, not blocked). */
+  accepts(publication: Publication): boolean {
+    if (this.ended || publication.exceptSession === this.id) return false;
+    if (publication.except !== undefined && publication.except.has(this.account.key)) return false;
+    return publication.from === undefined || !this.account.blocks.has(publication.from);
+  }
+
+  /** Queues encoded frames unless the session has ended. */
+  sendEncoded(frames: Uint8Array): boolean {
+    return !this.ended && this.port.send(frames);
   }
 
   /** Sends one event to this session only. */
@@ -152,6 +162,7 @@ export class ChatHub {
   readonly #loginFailures: KeyedBuckets;
   readonly #accountLocks = new Map<string, Promise<unknown>>();
   readonly #sessionEndListeners: ((session: Session) => void)[] = [];
+  readonly #presence: PresenceBatcher;
 
   /** Creates the hub. */
   constructor(store: Store, broker: Broker, config: ServerConfig, metrics = new ServerMetrics()) {
@@ -159,9 +170,15 @@ export class ChatHub {
     this.store = store;
     this.broker = broker;
     this.config = config;
+    this.#presence = new PresenceBatcher(broker, ALL_SUBJECT);
     this.#lockout = new Lockout(config.blockDurationSec * 1000);
     const perMinute = config.loginFailuresPerMinutePerIp;
     this.#loginFailures = new KeyedBuckets(perMinute / 60, perMinute);
+  }
+
+  /** Stops the hub's own timers (pending presence changes are dropped); the server is stopping. */
+  close(): void {
+    this.#presence.close();
   }
 
   /** Every online account. */
@@ -368,13 +385,13 @@ export class ChatHub {
     });
   }
 
-  /** Tells others that an account went online or offline (not those it blocks). */
+  /**
+   * Tells others that an account went online or offline (not those it blocks): every
+   * session at the end of the turn, with the other changes of that turn
+   * ({@linkcode PresenceBatcher}); its contacts' watchers at once.
+   */
   async announcePresence(account: OnlineAccount, online: boolean): Promise<void> {
-    const ts = this.now();
-    await this.broker.publish(ALL_SUBJECT, {
-      event: { type: "presence", nick: account.nick, online, ts },
-      except: new Set([account.key, ...account.blocks]),
-    });
+    this.#presence.announce(account, online, this.now());
     const watchers = await this.store.watchersOf(account.key);
     for (const watcher of watchers) {
       if (account.blocks.has(watcher) || !this.#online.has(watcher)) continue;

@@ -291,6 +291,7 @@ class RunningServer implements ChatServer {
     await withTimeout(Promise.allSettled([...this.#running]), this.#config.shutdownGraceMs + 1000);
     clearInterval(this.#sweeper);
     await this.#metricsServer?.shutdown().catch(() => {});
+    this.hub.close();
     await this.hub.broker.close();
     await this.#files.close().catch((err) =>
       log.error("closing the file service failed: {err}", { err })

@@ -331,3 +331,38 @@ Deno.test("logout: replies, closes, and the others are told", async () => {
     await alice.expect({ type: "presence", nick: "bob", online: false });
   });
 });
+
+Deno.test("presence: a burst of logins reaches everyone once each, blocks respected", async () => {
+  await withServer(async (server) => {
+    await using watcher = await Probe.login(server, "watcher");
+    // zed blocks the watcher: the watcher must not hear of zed, whatever batch zed is in.
+    const zed = await Probe.login(server, "zed");
+    await watcher.expect({ type: "presence", nick: "zed", online: true });
+    await zed.ok("block", { nick: "watcher" });
+    await zed.ok("logout");
+    await zed.closed();
+    const nicks = Array.from({ length: 30 }, (_, i) => `burst${i}`);
+    const burst = await Promise.all([...nicks, "zed"].map((nick) => Probe.login(server, nick)));
+    try {
+      for (const nick of nicks) {
+        await watcher.expect({ type: "presence", nick, online: true });
+      }
+      // Each of the burst hears of those logged in after it, never of itself.
+      const last = burst[nicks.length - 1];
+      await last.ok("ping");
+      assert.equal(last.received.filter((m) => m.nick === `burst${nicks.length - 1}`).length, 0);
+      await Promise.all(burst.map(async (probe) => {
+        await probe.ok("logout");
+        await probe.closed();
+      }));
+      for (const nick of nicks) {
+        await watcher.expect({ type: "presence", nick, online: false });
+      }
+      await watcher.ok("ping");
+      const heard = watcher.received.filter((m) => m.type === "presence");
+      assert.deepEqual(heard, [], "nothing twice, nothing of zed (who blocks the watcher)");
+    } finally {
+      await Promise.all(burst.map((probe) => probe[Symbol.asyncDispose]()));
+    }
+  });
+});

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { decodePayload, FrameDecoder } from "../protocol/frame.ts";
+import type { ServerMessage } from "../protocol/messages.ts";
+import { LocalBroker, type Publication, type Subscriber } from "./broker.ts";
+import { PresenceBatcher } from "./presence.ts";
+
+/** A subscriber that records every buffer it is handed. */
+function recorder(accountKey: string, blocks: string[] = []): Subscriber & {
+  buffers: Uint8Array[];
+  events(): Record<string, unknown>[];
+} {
+  const buffers: Uint8Array[] = [];
+  return {
+    accountKey,
+    buffers,
+    accepts: (p: Publication) =>
+      !(p.except?.has(accountKey) ?? false) &&
+      (p.from === undefined || !blocks.includes(p.from)),
+    sendEncoded(frames: Uint8Array): boolean {
+      buffers.push(frames);
+      return true;
+    },
+    events(): Record<string, unknown>[] {
+      const decoder = new FrameDecoder();
+      return buffers.flatMap((b) => decoder.push(b)).map((p) => decodePayload(p).header);
+    },
+  };
+}
+
+function notice(text: string): ServerMessage {
+  return { type: "notice", code: "info", text };
+}
+
+Deno.test("publishBatch: a subscriber the whole batch reaches gets one shared buffer", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann");
+  const bob = recorder("bob");
+  broker.subscribe("all", ann);
+  broker.subscribe("all", bob);
+  const accepted = await broker.publishBatch("all", [
+    { event: notice("one") },
+    { event: notice("two") },
+    { event: notice("three") },
+  ]);
+  assert.equal(accepted, 2);
+  assert.equal(ann.buffers.length, 1);
+  assert.equal(ann.buffers[0], bob.buffers[0], "the same buffer, encoded once");
+  assert.deepEqual(ann.events().map((e) => e.text), ["one", "two", "three"]);
+});
+
+Deno.test("publishBatch: a subscriber named in an except gets the runs around it, in order", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann");
+  const bob = recorder("bob");
+  const cat = recorder("cat");
+  for (const s of [ann, bob, cat]) broker.subscribe("all", s);
+  await broker.publishBatch("all", [
+    { event: notice("1") },
+    { event: notice("2"), except: new Set(["bob"]) },
+    { event: notice("3") },
+    { event: notice("4"), except: new Set(["bob", "cat"]) },
+  ]);
+  assert.deepEqual(ann.events().map((e) => e.text), ["1", "2", "3", "4"]);
+  assert.deepEqual(bob.events().map((e) => e.text), ["1", "3"]);
+  assert.equal(bob.buffers.length, 2, "two runs: before and after the excluded frame");
+  assert.deepEqual(cat.events().map((e) => e.text), ["1", "2", "3"]);
+  assert.equal(cat.buffers.length, 1, "one run");
+});
+
+Deno.test("publishBatch: `from` is checked for every subscriber (blocks)", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann", ["eve"]);
+  const bob = recorder("bob");
+  broker.subscribe("all", ann);
+  broker.subscribe("all", bob);
+  const accepted = await broker.publishBatch("all", [
+    { event: notice("from eve"), from: "eve" },
+    { event: notice("from zed"), from: "zed" },
+  ]);
+  assert.equal(accepted, 2);
+  assert.deepEqual(ann.events().map((e) => e.text), ["from zed"]);
+  assert.deepEqual(bob.events().map((e) => e.text), ["from eve", "from zed"]);
+  assert.equal(await broker.publishBatch("nobody", [{ event: notice("x") }]), 0);
+  assert.equal(await broker.publishBatch("all", []), 0);
+});
+
+Deno.test("PresenceBatcher: the changes of one turn go out together, each kept, in order", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann");
+  const bob = recorder("bob");
+  broker.subscribe("all", ann);
+  broker.subscribe("all", bob);
+  const presence = new PresenceBatcher(broker);
+  presence.announce({ key: "bob", nick: "Bob", blocks: new Set() }, true, 1);
+  presence.announce({ key: "cat", nick: "Cat", blocks: new Set(["ann"]) }, true, 2);
+  presence.announce({ key: "bob", nick: "Bob", blocks: new Set() }, false, 3);
+  assert.equal(presence.pending, 3);
+  assert.equal(ann.buffers.length, 0, "nothing before the end of the turn");
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(presence.pending, 0);
+  assert.equal(presence.batches, 1);
+  const seen = (s: ReturnType<typeof recorder>) =>
+    s.events().map((e) => `${e.nick}:${e.online ? "on" : "off"}`);
+  assert.deepEqual(seen(ann), ["Bob:on", "Bob:off"], "cat blocks ann");
+  assert.deepEqual(seen(bob), ["Cat:on"], "not told of itself");
+  presence.announce({ key: "dan", nick: "Dan", blocks: new Set() }, true, 4);
+  presence.close();
+  assert.equal(presence.pending, 0);
+});
