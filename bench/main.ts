@@ -40,6 +40,7 @@ import {
 } from "./report.ts";
 import { measureSlowConsumer, type SlowPlan, type SlowResult } from "./slow_consumer.ts";
 import { measureStorm, type StormPlan, type StormResult } from "./storm.ts";
+import { MIN_READ_BUFFER } from "../transport/framed_connection.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 /** Other programs' CPU share (% of one core) above which a figure is marked disturbed. */
@@ -336,8 +337,8 @@ async function main(): Promise<void> {
           target: "relay",
           loads: plan.idle.loads,
           v8Flags: ["--expose-gc"],
-          // The 2 KiB read buffer the server's transport starts each connection with.
-          relayArgs: ["--read-buffer", "2048"],
+          // The read buffer the server's transport starts each connection with.
+          relayArgs: ["--read-buffer", String(MIN_READ_BUFFER)],
         },
         (c) => measureIdle(c, plan.idle),
         "idle-relay",

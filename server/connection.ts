@@ -19,6 +19,7 @@ import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.t
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
+import { InFlight } from "./in_flight.ts";
 import { FloodControl, MESSAGE_TYPES, requestCost } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 
@@ -56,7 +57,7 @@ export class ClientConnection implements SessionPort {
   readonly #framed: FramedConnection;
   readonly #openedAt = performance.now();
   readonly #loginTimeoutMs: number;
-  readonly #inFlight = new Set<Promise<void>>();
+  readonly #inFlight = new InFlight();
   readonly #flood: FloodControl;
   #bytesSeen = 0;
   #bytesOutAtSweep = 0;
@@ -109,7 +110,7 @@ export class ClientConnection implements SessionPort {
         log.warn("connection {remote} failed: {err}", { remote: this.remote, err });
       }
     } finally {
-      await Promise.allSettled(this.#inFlight);
+      await this.#inFlight.atMost(0);
       await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
     }
@@ -272,12 +273,11 @@ export class ClientConnection implements SessionPort {
     const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };
     const done = this.#reply(message.id, spec.run(ctx, message as never));
     if (spec.endsSession) {
-      return Promise.allSettled(this.#inFlight).then(() => done).then(() => this.end());
+      return this.#inFlight.atMost(0).then(() => done).then(() => this.end());
     }
     if (!spec.pipelined) return done;
-    this.#inFlight.add(done);
-    done.finally(() => this.#inFlight.delete(done));
-    if (this.#inFlight.size >= MAX_IN_FLIGHT) return Promise.race(this.#inFlight);
+    this.#inFlight.track(done);
+    if (this.#inFlight.size >= MAX_IN_FLIGHT) return this.#inFlight.atMost(MAX_IN_FLIGHT - 1);
     return undefined;
   }
 

@@ -53,8 +53,11 @@ export interface FramedConnectionOptions {
  */
 export const LINGER_MS = 2000;
 
-/** The read buffer an idle or quiet connection holds. */
-export const MIN_READ_BUFFER = 2048;
+/**
+ * The read buffer an idle or quiet connection holds: enough for the requests of a chat
+ * (a login, a line of text); a burst doubles it read by read.
+ */
+export const MIN_READ_BUFFER = 512;
 
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
@@ -89,8 +92,8 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #error: unknown = undefined;
   #closePromise: Promise<void> | null = null;
   #readInFlight: Promise<number | null> | null = null;
-  /** Ends the iterator's current wait for a read (set only while it waits). */
-  #interruptRead: (() => void) | null = null;
+  /** Ends the iterator's current wait for a read with CLOSING (set only while it waits). */
+  #interruptRead: ((closing: typeof CLOSING) => void) | null = null;
   readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
   #framesIn = 0;
@@ -201,7 +204,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   close(timeoutMs = 5000): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closing = true;
-    this.#interruptRead?.();
+    this.#interruptRead?.(CLOSING);
     this.#closePromise ??= this.#closeGracefully(timeoutMs);
     return this.#closePromise;
   }
@@ -236,6 +239,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     try {
       while (!this.#closed) {
         const inFlight = this.#readInFlight;
+        this.#readInFlight = null;
         const n = inFlight !== null ? await inFlight : await this.#channel.read(scratch);
         if (n === null) return;
       }
@@ -317,18 +321,22 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         try {
           const read = this.#channel.read(buffer);
           this.#readInFlight = read;
-          read.then(() => this.#readInFlight = null, () => this.#readInFlight = null);
           // A local close ends the iteration at once; the close reads on to the end. (A
           // fresh promise per read: racing one long-lived promise would pile up reactions.)
           n = await new Promise<number | null | typeof CLOSING>((resolve, reject) => {
-            this.#interruptRead = () => resolve(CLOSING);
+            this.#interruptRead = resolve;
             read.then(resolve, reject);
-          }).finally(() => this.#interruptRead = null);
+          });
         } catch (err) {
+          this.#readInFlight = null;
           if (this.#closed || this.#closing || isBenign(err)) return;
           throw err;
+        } finally {
+          this.#interruptRead = null;
         }
+        // An interrupted read is still in flight: the graceful close awaits it.
         if (n === CLOSING) return;
+        this.#readInFlight = null;
         if (n === null) {
           this.#decoder.end();
           return;
