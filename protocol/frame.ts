@@ -40,6 +40,14 @@ export interface Frame {
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const EMPTY = new Uint8Array(0);
+/** Where headers are encoded before being copied into their frame: one allocation, not two. */
+const scratch = new Uint8Array(16 * 1024);
+
+/** UTF-8 of `text`; a view of {@linkcode scratch} (valid until the next call) when it fits. */
+function encodeText(text: string): Uint8Array {
+  if (text.length * 3 > scratch.length) return encoder.encode(text);
+  return scratch.subarray(0, encoder.encodeInto(text, scratch).written);
+}
 
 /**
  * Encodes one frame from a header object (serialised as JSON) and an optional body.
@@ -51,7 +59,7 @@ const EMPTY = new Uint8Array(0);
  * ```
  */
 export function encodeFrame(header: object, body: Uint8Array = EMPTY): Uint8Array {
-  const json = encoder.encode(JSON.stringify(header));
+  const json = encodeText(JSON.stringify(header));
   const payloadLength = HEADER_LENGTH_BYTES + json.length + body.length;
   if (payloadLength > MAX_FRAME_SIZE_LIMIT) {
     throw new ProtocolError("frame_too_large", `frame of ${payloadLength} bytes cannot be encoded`);
