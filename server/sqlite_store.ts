@@ -240,10 +240,15 @@ function prepareAll(db: DatabaseSync) {
       `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
         "WHERE m.from_key = ? AND m.client_id = ?",
     ),
-    insertMessage: p(
-      "INSERT INTO messages " +
-        "(ts, from_key, from_nick, room_key, to_key, to_nick, dm_pair, text, client_id) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (from_key, client_id) DO NOTHING",
+    // Two statements: a room message binds only its own columns (fewer bindings: about
+    // 15% of an append's SQLite time).
+    insertRoomMessage: p(
+      "INSERT INTO messages (ts, from_key, from_nick, room_key, text, client_id) " +
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (from_key, client_id) DO NOTHING",
+    ),
+    insertDirectMessage: p(
+      "INSERT INTO messages (ts, from_key, from_nick, to_key, to_nick, dm_pair, text, client_id) " +
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (from_key, client_id) DO NOTHING",
     ),
     roomHistory: p(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN rooms r ON r.key = m.room_key ` +
@@ -784,14 +789,11 @@ export class SqliteStore implements Store {
     if (message.room !== undefined) {
       const roomName = this.#roomName(message.room);
       if (roomName === undefined) return new StoreError("not_found", `no room "${message.room}"`);
-      const { lastInsertRowid, changes } = this.#st.insertMessage.run(
+      const { lastInsertRowid, changes } = this.#st.insertRoomMessage.run(
         message.ts,
         message.fromKey,
         message.from,
         message.room,
-        null,
-        null,
-        null,
         message.text,
         message.clientId,
       );
@@ -805,11 +807,10 @@ export class SqliteStore implements Store {
         text: message.text,
       };
     } else {
-      const { lastInsertRowid, changes } = this.#st.insertMessage.run(
+      const { lastInsertRowid, changes } = this.#st.insertDirectMessage.run(
         message.ts,
         message.fromKey,
         message.from,
-        null,
         message.toKey!,
         message.to!,
         pairKey(message.fromKey, message.toKey!),
