@@ -43,7 +43,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { encodeFrame, type Frame } from "../protocol/frame.ts";
+import { decodePayload, encodeFrame, type Frame, LENGTH_PREFIX_BYTES } from "../protocol/frame.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { checkServerHello, clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
 import {
@@ -135,6 +135,13 @@ export interface RequestOptions {
   id?: string;
   /** Binary data for the frame body (`relay` carries encrypted records so). */
   body?: Uint8Array;
+  /**
+   * The request already encoded, in place of `body`: `encodeFrameWithBody` of
+   * `{ ...fields, type, id }` (with `id` given above), its body filled in afterwards. A
+   * large body (a file chunk) is so read straight into the frame, never copied. Its
+   * header must be exactly the request's.
+   */
+  frame?: Uint8Array;
 }
 
 /** Request types never resent after a reconnect: in flight, they fail with `connection_lost`. */
@@ -435,7 +442,17 @@ export class ChatClient implements AsyncDisposable {
         new ChatError("duplicate_id", `a request with id "${id}" is already waiting for its reply`),
       );
     }
-    const bytes = encodeFrame(header, options.body);
+    let bytes: Uint8Array;
+    if (options.frame !== undefined) {
+      if (options.id === undefined || !frameHasHeader(options.frame, header)) {
+        return Promise.reject(
+          new ChatError("bad_request", "an encoded request must carry its own id and fields"),
+        );
+      }
+      bytes = options.frame;
+    } else {
+      bytes = encodeFrame(header, options.body);
+    }
     const maxFrame = this.#server?.maxFrame;
     if (maxFrame !== undefined && bytes.length - 4 > maxFrame) {
       return Promise.reject(
@@ -1216,4 +1233,17 @@ export class ChatClient implements AsyncDisposable {
 function describe(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;
   return String(err);
+}
+
+/** Whether an encoded frame's header has exactly the fields of `header`. */
+function frameHasHeader(frame: Uint8Array, header: Record<string, unknown>): boolean {
+  let decoded: Record<string, unknown>;
+  try {
+    decoded = decodePayload(frame.subarray(LENGTH_PREFIX_BYTES)).header;
+  } catch {
+    return false;
+  }
+  const keys = Object.keys(header);
+  if (keys.length !== Object.keys(decoded).length) return false;
+  return keys.every((key) => decoded[key] === header[key]);
 }

@@ -23,6 +23,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { encodeFrameWithBody } from "../protocol/frame.ts";
 import type { ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
@@ -325,15 +326,21 @@ export class FileTransfers implements AsyncDisposable {
     stopped: () => ChatError | null,
   ): Promise<number> {
     const inflight: Promise<ReplyMap["file_chunk"]>[] = [];
-    // One buffer for every chunk: a request is encoded (copied) as soon as it is made.
-    const buffer = new Uint8Array(CHUNK_BYTES);
     let next = offset;
     let acked = offset;
     try {
       while (acked < source.size) {
         while (next < source.size && inflight.length < WINDOW_CHUNKS) {
-          const bytes = await source.read(next, CHUNK_BYTES, buffer);
-          const reply = this.#client.request("file_chunk", { file, offset: next }, { body: bytes });
+          // Each chunk is read straight into its encoded request: never copied again.
+          const fields = { file, offset: next };
+          const id = crypto.randomUUID();
+          const length = Math.min(CHUNK_BYTES, source.size - next);
+          const { frame, body } = encodeFrameWithBody(
+            { ...fields, type: "file_chunk", id },
+            length,
+          );
+          const bytes = await source.read(next, length, body);
+          const reply = this.#client.request("file_chunk", fields, { id, frame });
           reply.catch(() => {});
           inflight.push(reply);
           next += bytes.length;

@@ -51,18 +51,40 @@ const EMPTY = new Uint8Array(0);
  * ```
  */
 export function encodeFrame(header: object, body: Uint8Array = EMPTY): Uint8Array {
+  const encoded = encodeFrameWithBody(header, body.length);
+  if (body.length > 0) encoded.body.set(body);
+  return encoded.frame;
+}
+
+/**
+ * Encodes one frame whose body is filled in afterwards: returns the whole frame, and
+ * its body (`bodyLength` zero bytes, a view into the frame) to write into. Large bodies
+ * (file data read from disk) are so read straight into place instead of being copied by
+ * {@linkcode encodeFrame}.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrameWithBody } from "./frame.ts";
+ * const { frame, body } = encodeFrameWithBody({ type: "file_data", file: 1, offset: 0 }, 3);
+ * body.set([1, 2, 3]); // frame now ends with the bytes 1, 2, 3
+ * ```
+ */
+export function encodeFrameWithBody(
+  header: object,
+  bodyLength: number,
+): { frame: Uint8Array<ArrayBuffer>; body: Uint8Array<ArrayBuffer> } {
   const json = encoder.encode(JSON.stringify(header));
-  const payloadLength = HEADER_LENGTH_BYTES + json.length + body.length;
+  const payloadLength = HEADER_LENGTH_BYTES + json.length + bodyLength;
   if (payloadLength > MAX_FRAME_SIZE_LIMIT) {
     throw new ProtocolError("frame_too_large", `frame of ${payloadLength} bytes cannot be encoded`);
   }
-  const out = new Uint8Array(LENGTH_PREFIX_BYTES + payloadLength);
-  const view = new DataView(out.buffer);
+  const frame = new Uint8Array(LENGTH_PREFIX_BYTES + payloadLength);
+  const view = new DataView(frame.buffer);
   view.setUint32(0, payloadLength);
   view.setUint32(LENGTH_PREFIX_BYTES, json.length);
-  out.set(json, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
-  if (body.length > 0) out.set(body, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + json.length);
-  return out;
+  const bodyStart = LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + json.length;
+  frame.set(json, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
+  return { frame, body: frame.subarray(bodyStart) };
 }
 
 /**

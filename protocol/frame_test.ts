@@ -5,6 +5,7 @@ import {
   decodePayload,
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
+  encodeFrameWithBody,
   type Frame,
   FrameDecoder,
   HEADER_LENGTH_BYTES,
@@ -91,6 +92,17 @@ Deno.test("encodeFrame lays out u32be length, u32be header length, JSON header, 
   assert.equal(view.getUint32(LENGTH_PREFIX_BYTES), json.length);
   assert.deepEqual(frame.subarray(8, 8 + json.length), json);
   assert.deepEqual(frame.subarray(8 + json.length), body);
+});
+
+Deno.test("encodeFrameWithBody: the body filled in place gives the same bytes as encodeFrame", () => {
+  const header = { type: "file_data", file: 3, offset: 0 };
+  const { frame, body } = encodeFrameWithBody(header, 4);
+  assert.equal(body.length, 4);
+  assert.equal(body.buffer, frame.buffer);
+  assert.deepEqual(body, new Uint8Array(4));
+  body.set([1, 2, 3, 4]);
+  assert.deepEqual(frame, encodeFrame(header, new Uint8Array([1, 2, 3, 4])));
+  assert.deepEqual(decodeFrame(frame).body, new Uint8Array([1, 2, 3, 4]));
 });
 
 Deno.test("round trip: header only", () => {

@@ -47,7 +47,7 @@
 import { join } from "node:path";
 import type { Hash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import { encodeFrame } from "../protocol/frame.ts";
+import { encodeFrame, encodeFrameWithBody } from "../protocol/frame.ts";
 import type { ServerMessage, ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer } from "../protocol/replies.ts";
 import { hashPrefix, newSha256, readFull, writeFull } from "../transport/file_io.ts";
@@ -458,12 +458,16 @@ export class FileService {
       const file = await this.#openToRead(record);
       try {
         await file.seek(offset, Deno.SeekMode.Start);
-        const buffer = new Uint8Array(Math.min(frameBytes, want));
         while (sent < want && !session.ended) {
-          const n = await readFull(file, buffer.subarray(0, Math.min(buffer.length, want - sent)));
-          if (n === 0) break;
+          // Read straight into the frame: the bytes are never copied on their way out.
           const header = { type: "file_data", file: id, offset: offset + sent } as const;
-          if (!session.port.send(encodeFrame(header, buffer.subarray(0, n)))) break;
+          const data = encodeFrameWithBody(header, Math.min(frameBytes, want - sent));
+          const n = await readFull(file, data.body);
+          if (n === 0) break;
+          const frame = n === data.body.length
+            ? data.frame
+            : encodeFrame(header, data.body.subarray(0, n));
+          if (!session.port.send(frame)) break;
           sent += n;
         }
       } finally {
