@@ -238,6 +238,39 @@ export class FrameDecoder {
   }
 
   /**
+   * The unfilled rest of the payload being received, when one is under way and at
+   * least `min` of its bytes are still missing; null otherwise. A reader may read
+   * straight into it (never past the frame's end) and then call
+   * {@linkcode FrameDecoder.filled}: large bodies are so not copied from a read buffer.
+   */
+  payloadSpace(min: number): Uint8Array | null {
+    const payload = this.#payload;
+    if (this.#failed || payload === null || payload.length - this.#payloadFill < min) return null;
+    return payload.subarray(this.#payloadFill);
+  }
+
+  /**
+   * Counts `n` bytes read into {@linkcode FrameDecoder.payloadSpace}; returns the
+   * payload when they complete it (an empty list otherwise).
+   *
+   * @throws {RangeError} when no payload is under way or `n` passes its end.
+   */
+  filled(n: number): Uint8Array[] {
+    if (this.#failed) throw this.#failed;
+    const payload = this.#payload;
+    if (
+      payload === null || !Number.isInteger(n) || n < 0 || this.#payloadFill + n > payload.length
+    ) {
+      throw new RangeError(`${n} bytes do not fit the payload under way`);
+    }
+    this.#payloadFill += n;
+    if (this.#payloadFill < payload.length) return [];
+    this.#payload = null;
+    this.#payloadFill = 0;
+    return [payload];
+  }
+
+  /**
    * Declares the end of the stream.
    *
    * @throws {ProtocolError} `truncated_frame` when the stream ended inside a frame.

@@ -617,3 +617,24 @@ Deno.test("fuzz: random and mutated bytes only ever raise ProtocolError (random 
     fuzz(seed, 1000);
   }
 });
+
+Deno.test("FrameDecoder: the rest of a large payload can be read straight into it", () => {
+  const body = new Uint8Array(1000).map((_, i) => i % 251);
+  const bytes = encodeFrame({ type: "file_data", file: 1, offset: 0 }, body);
+  const decoder = new FrameDecoder();
+  assert.equal(decoder.payloadSpace(1), null); // no frame under way
+  assert.deepEqual(decoder.push(bytes.subarray(0, 100)), []);
+  const missing = bytes.length - 100;
+  assert.equal(decoder.payloadSpace(missing + 1), null); // fewer missing than asked
+  const space = decoder.payloadSpace(missing)!;
+  assert.equal(space.length, missing);
+  space.set(bytes.subarray(100, 600));
+  assert.deepEqual(decoder.filled(500), []);
+  assert.throws(() => decoder.filled(missing), RangeError); // past the frame's end
+  decoder.payloadSpace(1)!.set(bytes.subarray(600));
+  const [payload] = decoder.filled(bytes.length - 600);
+  assert.deepEqual(decodePayload(payload).body, body);
+  assert.equal(decoder.payloadSpace(1), null);
+  assert.deepEqual(decoder.push(bytes), [payload]); // and on with the next frame
+  decoder.end();
+});

@@ -314,8 +314,10 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       // Once closing, the graceful close reads to the end itself; frames are no longer delivered.
       while (!this.#closed && !this.#closing) {
         let n: number | null | typeof CLOSING;
+        // The rest of a large frame is read straight into its payload, not copied.
+        const direct = this.#decoder.payloadSpace(buffer.length);
         try {
-          const read = this.#channel.read(buffer);
+          const read = this.#channel.read(direct ?? buffer);
           this.#readInFlight = read;
           read.then(() => this.#readInFlight = null, () => this.#readInFlight = null);
           // A local close ends the iteration at once; the close reads on to the end. (A
@@ -334,12 +336,17 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
           return;
         }
         this.#bytesIn += n;
-        const payloads = this.#decoder.push(buffer.subarray(0, n));
+        const payloads = direct !== null
+          ? this.#decoder.filled(n)
+          : this.#decoder.push(buffer.subarray(0, n));
         // Grow while reads fill the buffer; shrink back after many small reads.
-        if (n === buffer.length && buffer.length < this.#readBufferSize) {
+        if (direct === null && n === buffer.length && buffer.length < this.#readBufferSize) {
           buffer = new Uint8Array(Math.min(buffer.length * 2, this.#readBufferSize));
           quietReads = 0;
-        } else if (n <= MIN_READ_BUFFER && buffer.length > MIN_READ_BUFFER && ++quietReads > 64) {
+        } else if (
+          direct === null && n <= MIN_READ_BUFFER && buffer.length > MIN_READ_BUFFER &&
+          ++quietReads > 64
+        ) {
           buffer = new Uint8Array(MIN_READ_BUFFER);
           quietReads = 0;
         }
