@@ -44,6 +44,8 @@ const log = getLogger(["chat", "peer", "files"]);
 
 /** Bytes of file data per `peer_file_data` frame: under one 64 KiB record with its header. */
 export const CHUNK_BYTES: number = 64 * 1024 - 512;
+/** Chunks the sender reads from disk at once, at most. */
+const READ_CHUNKS = 4;
 /** Bytes the sender may have sent and not had acknowledged. */
 export const WINDOW_BYTES: number = 2 * 1024 * 1024;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */
@@ -450,19 +452,25 @@ export class PeerFileTransfers {
 
   async #pump(outgoing: Outgoing, generation: number): Promise<void> {
     const size = outgoing.source.size;
-    // One buffer for every chunk: a message is encoded (copied) as soon as it is sent.
-    const buffer = new Uint8Array(CHUNK_BYTES);
+    // One buffer for every read: a message is encoded (copied) as soon as it is sent.
+    // A read takes several chunks at once (fewer, larger disk reads).
+    const buffer = new Uint8Array(CHUNK_BYTES * READ_CHUNKS);
     while (outgoing.sent < size) {
       if (outgoing.generation !== generation || outgoing.finished) return;
-      if (outgoing.sent - outgoing.acked >= WINDOW_BYTES) {
+      const room = WINDOW_BYTES - (outgoing.sent - outgoing.acked);
+      if (room <= 0) {
         await new Promise<void>((resolve) => outgoing.wake = resolve);
         outgoing.wake = null;
         continue;
       }
       const offset = outgoing.sent;
-      const bytes = await outgoing.source.read(offset, CHUNK_BYTES, buffer);
+      const chunks = Math.max(1, Math.min(READ_CHUNKS, Math.floor(room / CHUNK_BYTES)));
+      const bytes = await outgoing.source.read(offset, CHUNK_BYTES * chunks, buffer);
       if (outgoing.generation !== generation || outgoing.finished) return;
-      this.#send({ type: "peer_file_data", fid: outgoing.fid, offset }, bytes);
+      for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
+        const chunk = bytes.subarray(at, at + CHUNK_BYTES);
+        this.#send({ type: "peer_file_data", fid: outgoing.fid, offset: offset + at }, chunk);
+      }
       outgoing.sent = offset + bytes.length;
     }
     this.#emit({
