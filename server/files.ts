@@ -77,6 +77,16 @@ const MIN_SWEEP_MS = 200;
 /** Name of the files folder inside the data folder. */
 export const FILES_FOLDER = "files";
 
+/** The reads of one session and file: they run one after another, on one open file. */
+interface ReadState {
+  /** Settles once the last read queued is done. */
+  chain: Promise<void>;
+  /** The file, open while reads are queued. */
+  file: Deno.FsFile | null;
+  /** Where the next read of `file` starts (-1: unknown). */
+  position: number;
+}
+
 /** An upload in progress: its open `.part` file and the SHA-256 of what it holds. */
 interface Upload {
   readonly id: number;
@@ -121,7 +131,7 @@ export class FileService {
   readonly #opening = new Map<number, Promise<Upload>>();
   readonly #waiters = new Map<number, Set<() => void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
-  readonly #reads = new Map<string, Promise<unknown>>();
+  readonly #reads = new Map<string, ReadState>();
   #offers: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
@@ -418,12 +428,20 @@ export class FileService {
     length: number,
   ): Promise<{ file: number; offset: number; length: number; available: number }> {
     const key = `${ctx.session.id}/${id}`;
-    const previous = this.#reads.get(key) ?? Promise.resolve();
-    const run = previous.then(() => this.#read(ctx, id, offset, length));
+    let state = this.#reads.get(key);
+    if (state === undefined) {
+      state = { chain: Promise.resolve(), file: null, position: -1 };
+      this.#reads.set(key, state);
+    }
+    const own = state;
+    const run = own.chain.then(() => this.#read(ctx, id, offset, length, own));
     const settled = run.then(() => {}, () => {});
-    this.#reads.set(key, settled);
+    own.chain = settled;
     settled.then(() => {
-      if (this.#reads.get(key) === settled) this.#reads.delete(key);
+      if (own.chain !== settled) return; // more reads queued: they use the open file
+      if (this.#reads.get(key) === own) this.#reads.delete(key);
+      own.file?.close();
+      own.file = null;
     });
     return run;
   }
@@ -433,6 +451,7 @@ export class FileService {
     id: number,
     offset: number,
     length: number,
+    state: ReadState,
   ): Promise<{ file: number; offset: number; length: number; available: number }> {
     const session = ctx.session;
     let record = await this.#incoming(ctx, id);
@@ -455,14 +474,17 @@ export class FileService {
     const want = Math.max(0, Math.min(length, limit, available - offset));
     let sent = 0;
     if (want > 0) {
-      const file = await this.#openToRead(record);
+      // The file stays open for the reads queued behind (a reader keeps two in flight).
+      const file = state.file ??= await this.#openToRead(record);
       try {
-        await file.seek(offset, Deno.SeekMode.Start);
+        if (state.position !== offset) await file.seek(offset, Deno.SeekMode.Start);
+        state.position = offset;
         while (sent < want && !session.ended) {
           // Read straight into the frame: the bytes are never copied on their way out.
           const header = { type: "file_data", file: id, offset: offset + sent } as const;
           const data = encodeFrameWithBody(header, Math.min(frameBytes, want - sent));
           const n = await readFull(file, data.body);
+          state.position += n;
           if (n === 0) break;
           const frame = n === data.body.length
             ? data.frame
@@ -470,8 +492,10 @@ export class FileService {
           if (!session.port.send(frame)) break;
           sent += n;
         }
-      } finally {
+      } catch (err) {
+        state.file = null;
         file.close();
+        throw err;
       }
     }
     return { file: id, offset, length: sent, available };
@@ -614,22 +638,30 @@ export class FileService {
     try {
       return Math.min(record.size, (await Deno.stat(this.#path(record.id, false))).size);
     } catch {
+      // Completed meanwhile: the `.part` file is renamed once verified, before the
+      // record says so.
+    }
+    try {
+      await Deno.stat(this.#path(record.id, true));
+      return record.size;
+    } catch {
       return 0;
     }
   }
 
   async #openToRead(record: FileRecord): Promise<Deno.FsFile> {
-    try {
-      return await Deno.open(this.#path(record.id, record.uploaded), { read: true });
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      // Completed meanwhile (renamed), or dropped.
-      const now = await this.#record(record.id);
-      if (now === null || !now.uploaded) {
-        throw new CommandError("no_file", `file #${record.id} was dropped`);
+    const paths = [this.#path(record.id, record.uploaded)];
+    // Completed meanwhile (renamed once verified, maybe before the record says so), or
+    // dropped.
+    if (!record.uploaded) paths.push(this.#path(record.id, true));
+    for (const path of paths) {
+      try {
+        return await Deno.open(path, { read: true });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
       }
-      return await Deno.open(this.#path(record.id, true), { read: true });
     }
+    throw new CommandError("no_file", `file #${record.id} was dropped`);
   }
 
   #waitForBytes(id: number, ms: number, gone: () => boolean): Promise<void> {
