@@ -85,6 +85,8 @@ export class SecureChannel implements ByteChannel {
   #readFailure: PeerError | null = null;
   #current: Uint8Array = new Uint8Array(0);
   #writeChain: Promise<unknown> = Promise.resolve();
+  /** Where each record's ciphertext is read before it is decrypted. */
+  readonly #ciphertext: Uint8Array = new Uint8Array(MAX_RECORD_CIPHERTEXT);
   /** Where records are laid out for a write (at most {@linkcode RECORDS_PER_WRITE}). */
   #scratch: Uint8Array = new Uint8Array(0);
 
@@ -180,7 +182,8 @@ export class SecureChannel implements ByteChannel {
     if (this.#receiveCounter >= this.#maxRecords) {
       throw new PeerError("limit", "the receive counter is exhausted; the session must end");
     }
-    const ciphertext = await this.#reader.readExact(length);
+    // WebCrypto copies its input at the call: one buffer serves every record.
+    const ciphertext = await this.#reader.readExact(length, this.#ciphertext);
     if (ciphertext === null) {
       throw new PeerError("connection_lost", "the stream ended after a record's length");
     }
