@@ -13,7 +13,8 @@
  * ```
  *
  * - The sender keeps at most {@linkcode WINDOW_BYTES} sent and not acknowledged, and
- *   reads the file chunk by chunk ({@linkcode CHUNK_BYTES}, under the 64 KiB record size):
+ *   reads the file a few chunks at a time (each {@linkcode CHUNK_BYTES}, under the 64 KiB
+ *   record size):
  *   memory stays bounded whatever the file's size; so does the receiver's, which writes
  *   each chunk before it reads the next frame.
  * - The receiver saves through {@linkcode IncomingFile}: a safe name inside the download
