@@ -40,7 +40,9 @@ const log = getLogger(["chat", "client", "files"]);
 
 /** Bytes of file data per `file_chunk`. */
 export const CHUNK_BYTES: number = 256 * 1024;
-/** Chunks in flight (sent, not yet acknowledged) per upload: 1 MiB. */
+/** Room for a chunk's frame header in the buffers an upload reuses. */
+const FRAME_ROOM = 1024;
+/** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB. */
 export const WINDOW_CHUNKS = 8;
 /** Bytes asked for per `file_read` (the server may send fewer). */
 export const READ_BYTES: number = 1024 * 1024;
@@ -326,6 +328,9 @@ export class FileTransfers implements AsyncDisposable {
     stopped: () => ChatError | null,
   ): Promise<number> {
     const inflight: Promise<ReplyMap["file_chunk"]>[] = [];
+    // Buffers of chunks the server acknowledged: it has read them, so they are free for
+    // the next chunks (a failed request's buffer is never reused: it may still be queued).
+    const free: Uint8Array<ArrayBuffer>[] = [];
     let next = offset;
     let acked = offset;
     try {
@@ -335,13 +340,17 @@ export class FileTransfers implements AsyncDisposable {
           const fields = { file, offset: next };
           const id = crypto.randomUUID();
           const length = Math.min(CHUNK_BYTES, source.size - next);
+          const buffer = free.pop() ?? new Uint8Array(CHUNK_BYTES + FRAME_ROOM);
           const { frame, body } = encodeFrameWithBody(
             { ...fields, type: "file_chunk", id },
             length,
+            buffer,
           );
           const bytes = await source.read(next, length, body);
           const reply = this.#client.request("file_chunk", fields, { id, frame });
-          reply.catch(() => {});
+          reply.then(() => {
+            if (frame.buffer === buffer.buffer) free.push(buffer);
+          }, () => {});
           inflight.push(reply);
           next += bytes.length;
         }

@@ -58,9 +58,11 @@ export function encodeFrame(header: object, body: Uint8Array = EMPTY): Uint8Arra
 
 /**
  * Encodes one frame whose body is filled in afterwards: returns the whole frame, and
- * its body (`bodyLength` zero bytes, a view into the frame) to write into. Large bodies
+ * its body (`bodyLength` bytes, a view into the frame) to write into. Large bodies
  * (file data read from disk) are so read straight into place instead of being copied by
- * {@linkcode encodeFrame}.
+ * {@linkcode encodeFrame}. The frame is laid out at the start of `into` when it is
+ * large enough (a buffer reused for frame after frame: its body bytes are left as they
+ * were), else in a new array (its body zeroed).
  *
  * @example
  * ```ts
@@ -72,14 +74,18 @@ export function encodeFrame(header: object, body: Uint8Array = EMPTY): Uint8Arra
 export function encodeFrameWithBody(
   header: object,
   bodyLength: number,
+  into?: Uint8Array<ArrayBuffer>,
 ): { frame: Uint8Array<ArrayBuffer>; body: Uint8Array<ArrayBuffer> } {
   const json = encoder.encode(JSON.stringify(header));
   const payloadLength = HEADER_LENGTH_BYTES + json.length + bodyLength;
   if (payloadLength > MAX_FRAME_SIZE_LIMIT) {
     throw new ProtocolError("frame_too_large", `frame of ${payloadLength} bytes cannot be encoded`);
   }
-  const frame = new Uint8Array(LENGTH_PREFIX_BYTES + payloadLength);
-  const view = new DataView(frame.buffer);
+  const total = LENGTH_PREFIX_BYTES + payloadLength;
+  const frame = into !== undefined && into.length >= total
+    ? into.subarray(0, total)
+    : new Uint8Array(total);
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   view.setUint32(0, payloadLength);
   view.setUint32(LENGTH_PREFIX_BYTES, json.length);
   const bodyStart = LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + json.length;

@@ -105,6 +105,19 @@ Deno.test("encodeFrameWithBody: the body filled in place gives the same bytes as
   assert.deepEqual(decodeFrame(frame).body, new Uint8Array([1, 2, 3, 4]));
 });
 
+Deno.test("encodeFrameWithBody lays the frame out in a given buffer when it fits", () => {
+  const header = { type: "file_data", file: 3, offset: 0 };
+  const into = new Uint8Array(200).fill(0xee);
+  const { frame, body } = encodeFrameWithBody(header, 4, into);
+  assert.equal(frame.buffer, into.buffer);
+  assert.equal(frame.byteOffset, 0);
+  body.set([1, 2, 3, 4]);
+  assert.deepEqual(frame, encodeFrame(header, new Uint8Array([1, 2, 3, 4])));
+  const big = encodeFrameWithBody(header, 500, into); // does not fit: a new array
+  assert.notEqual(big.frame.buffer, into.buffer);
+  assert.equal(decodeFrame(big.frame).body.length, 500);
+});
+
 Deno.test("round trip: header only", () => {
   const frame = decodeFrame(encodeFrame({ type: "ping", id: "1" }));
   assert.deepEqual(frame.header, { type: "ping", id: "1" });
