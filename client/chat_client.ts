@@ -57,6 +57,7 @@ import {
 } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { ReplyMap } from "../protocol/replies.ts";
+import { BufferPool } from "../transport/buffer_pool.ts";
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { dial, type DialTlsOptions } from "../transport/net.ts";
 import { QueueOverflowError } from "../transport/errors.ts";
@@ -143,6 +144,9 @@ export interface RequestOptions {
    */
   frame?: Uint8Array;
 }
+
+/** Pooled payload size: a 256 KiB `file_data` body and its header. */
+const FILE_DATA_PAYLOAD_BYTES = 256 * 1024 + 1024;
 
 /** Request types never resent after a reconnect: in flight, they fail with `connection_lost`. */
 const NOT_RESENT: ReadonlySet<string> = new Set(["broadcast", "relay"]);
@@ -279,6 +283,8 @@ export class ChatClient implements AsyncDisposable {
   #resolveDone!: () => void;
   readonly #eventListeners = new Set<(event: ChatEvent) => void>();
   readonly #relayListeners = new Set<(sid: string, body: Uint8Array) => void>();
+  /** Buffers for large incoming frames (file data), handed back by their listener. */
+  readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 8);
   readonly #fileDataListeners = new Set<
     (data: ServerMessageMap["file_data"], body: Uint8Array) => void
   >();
@@ -395,13 +401,23 @@ export class ChatClient implements AsyncDisposable {
 
   /**
    * Calls `listener` with every `file_data` frame (bytes of a file being received, at
-   * `offset`) and its body. Returns the function that removes it.
+   * `offset`) and its body. Returns the function that removes it. The listener that
+   * uses a body may hand it back with {@linkcode ChatClient.recycleFileData} once done.
    */
   onFileData(
     listener: (data: ServerMessageMap["file_data"], body: Uint8Array) => void,
   ): () => void {
     this.#fileDataListeners.add(listener);
     return () => this.#fileDataListeners.delete(listener);
+  }
+
+  /**
+   * Hands back the body of a `file_data` frame that nothing uses any more (it is written
+   * to disk): its memory receives a later frame instead of a new buffer being allocated.
+   * Only the one listener that used the body may hand it back, once.
+   */
+  recycleFileData(body: Uint8Array): void {
+    this.#payloads.give(body);
   }
 
   /**
@@ -664,7 +680,10 @@ export class ChatClient implements AsyncDisposable {
         if (timedOut) dialing.then((late) => late.close(), () => {});
         throw this.#dialError(err, where);
       }
-      conn = new FramedConnection(raw, { maxFrameSize: this.#options.maxFrameSize });
+      conn = new FramedConnection(raw, {
+        maxFrameSize: this.#options.maxFrameSize,
+        allocatePayload: (length) => this.#payloads.take(length),
+      });
       if (timedOut) conn.abort();
       const frames = conn[Symbol.asyncIterator]();
       const next = async (during: string): Promise<ServerMessage> => {

@@ -62,8 +62,10 @@ const RESYNC_CODES: ReadonlySet<string> = new Set([
   "connection_lost",
 ]);
 
-/** What file transfers need of the chat client. */
-export type FileClient = Pick<ChatClient, "request" | "onEvent" | "onFileData" | "nick">;
+/** What file transfers need of the chat client (`recycleFileData` is optional). */
+export type FileClient =
+  & Pick<ChatClient, "request" | "onEvent" | "onFileData" | "nick">
+  & Partial<Pick<ChatClient, "recycleFileData">>;
 
 /** Options of {@linkcode FileTransfers}. */
 export interface FileTransfersOptions {
@@ -386,9 +388,13 @@ export class FileTransfers implements AsyncDisposable {
       if (data.file !== id || file === null || writeError !== null) return;
       if (data.offset > expected) return;
       expected = Math.max(expected, data.offset + body.length);
-      lastWrite = file.write(data.offset, body).catch((err) => {
-        writeError ??= err;
-      });
+      // Once written, the body's memory receives a later frame.
+      lastWrite = file.write(data.offset, body).then(
+        () => this.#client.recycleFileData?.(body),
+        (err) => {
+          writeError ??= err;
+        },
+      );
     });
     try {
       const accepted = await Promise.race([

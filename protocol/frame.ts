@@ -149,6 +149,12 @@ export function decodeFrame(bytes: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_
 export interface FrameDecoderOptions {
   /** Largest payload accepted, in bytes. Default {@linkcode DEFAULT_MAX_FRAME_SIZE}. */
   maxFrameSize?: number;
+  /**
+   * Gives the array a payload of `length` bytes is received into (checked against the
+   * maximum first; the decoder fills all of it). Default: a new array. A pool of buffers
+   * reused for large payloads (`transport/buffer_pool.ts`) goes here.
+   */
+  allocate?: (length: number) => Uint8Array;
 }
 
 /**
@@ -176,10 +182,12 @@ export class FrameDecoder {
   #payload: Uint8Array | null = null;
   #payloadFill = 0;
   #failed: ProtocolError | null = null;
+  readonly #allocate: (length: number) => Uint8Array;
 
   /** Creates a decoder with the given maximum frame size. */
   constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrameSize = checkMaxFrameSize(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
+    this.#allocate = options.allocate ?? ((length) => new Uint8Array(length));
   }
 
   /** The largest payload accepted; may be changed between chunks. */
@@ -300,7 +308,11 @@ export class FrameDecoder {
       );
       throw this.#failed;
     }
-    this.#payload = new Uint8Array(length);
+    const payload = this.#allocate(length);
+    if (payload.length !== length) {
+      throw new RangeError(`allocate(${length}) gave ${payload.length} bytes`);
+    }
+    this.#payload = payload;
     this.#payloadFill = 0;
   }
 }

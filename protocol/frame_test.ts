@@ -651,3 +651,20 @@ Deno.test("FrameDecoder: the rest of a large payload can be read straight into i
   assert.deepEqual(decoder.push(bytes), [payload]); // and on with the next frame
   decoder.end();
 });
+
+Deno.test("FrameDecoder receives payloads into the arrays its allocate option gives", () => {
+  const given: Uint8Array[] = [];
+  const decoder = new FrameDecoder({
+    allocate: (length) => {
+      const bytes = new Uint8Array(new ArrayBuffer(length + 10), 5, length);
+      given.push(bytes);
+      return bytes;
+    },
+  });
+  const bytes = encodeFrame({ type: "ping", id: "1" }, new Uint8Array([7, 8]));
+  const [payload] = decoder.push(bytes);
+  assert.equal(payload, given[0]);
+  assert.deepEqual(decodePayload(payload).body, new Uint8Array([7, 8]));
+  const wrong = new FrameDecoder({ allocate: (length) => new Uint8Array(length + 1) });
+  assert.throws(() => wrong.push(bytes), RangeError);
+});

@@ -19,6 +19,7 @@ import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.t
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
+import { CHUNK_PAYLOADS } from "./files.ts";
 import { FloodControl, MESSAGE_TYPES, requestCost } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 
@@ -74,6 +75,8 @@ export class ClientConnection implements SessionPort {
     this.#framed = new FramedConnection(channel, {
       maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
       maxQueueBytes: hub.config.maxQueueBytes,
+      // File chunks arrive in buffers that are reused once their bytes are on disk.
+      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
     });
   }
 

@@ -51,6 +51,7 @@ import { encodeFrame, encodeFrameWithBody } from "../protocol/frame.ts";
 import type { ServerMessage, ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer } from "../protocol/replies.ts";
 import { hashPrefix, newSha256, readFull, writeFull } from "../transport/file_io.ts";
+import { BufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
@@ -63,6 +64,12 @@ const log = getLogger(["chat", "server", "files"]);
 
 /** Largest `file_chunk` body accepted, in bytes. */
 export const MAX_CHUNK_BYTES: number = 256 * 1024;
+/**
+ * Buffers for the payloads of incoming `file_chunk` frames (a chunk and its header),
+ * shared by the server's connections: a chunk's buffer is handed back once its bytes
+ * are written, and receives a later chunk.
+ */
+export const CHUNK_PAYLOADS: BufferPool = new BufferPool(MAX_CHUNK_BYTES + 1024, 16);
 /** Bytes of file data per `file_data` frame (at most a quarter of the outbound queue). */
 export const DATA_FRAME_BYTES: number = 256 * 1024;
 /** Most bytes one `file_read` sends (also at most a quarter of the outbound queue). */
@@ -376,6 +383,7 @@ export class FileService {
       if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
       await writeFull(current.file, body);
       current.hash.update(body);
+      CHUNK_PAYLOADS.give(body); // written and hashed: nothing uses it any more
       current.offset += body.length;
       current.lastActive = performance.now();
       if (current.offset < record.size) {

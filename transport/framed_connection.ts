@@ -44,6 +44,11 @@ export interface FramedConnectionOptions {
    * connection holds only a small one.
    */
   readBufferSize?: number;
+  /**
+   * Gives the array each incoming payload is received into (the `allocate` option of
+   * `FrameDecoder`). Default: a new array per frame.
+   */
+  allocatePayload?: (length: number) => Uint8Array;
 }
 
 /**
@@ -102,6 +107,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#channel = channel;
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+      ...(options.allocatePayload ? { allocate: options.allocatePayload } : {}),
     });
     this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
