@@ -54,8 +54,10 @@ export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
 /** The receiver acknowledges at least this often, in bytes. */
 export const ACK_BYTES: number = 512 * 1024;
 
-/** What file transfers need of a peer session. */
-export type PeerFileSession = Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed">;
+/** What file transfers need of a peer session (`recycleFileData` is optional). */
+export type PeerFileSession =
+  & Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed">
+  & Partial<Pick<PeerSession, "recycleFileData">>;
 
 /** Options of {@linkcode PeerFileTransfers}. */
 export interface PeerFileTransfersOptions {
@@ -520,7 +522,10 @@ export class PeerFileTransfers {
     if (incoming === undefined || incoming.failed) return; // declined or done: late chunks
     incoming.pendingBytes += body.length;
     const written = incoming.file.write(message.offset, body).then(
-      () => this.#written(incoming),
+      () => {
+        this.#session.recycleFileData?.(body); // written: its memory takes a later chunk
+        return this.#written(incoming);
+      },
       (err) => {
         if (incoming.failed) return;
         incoming.failed = true;
