@@ -15,7 +15,7 @@
  */
 
 import { sha256Of, writeRandomFile } from "../tests/helpers/files.ts";
-import { type Child, spawnChild } from "./child.ts";
+import { type Child, spawnChild, trackCpu } from "./child.ts";
 import { round } from "./cluster.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -81,6 +81,7 @@ class Endpoint {
       stderr: "piped",
       env: { NO_COLOR: "1" },
     }).spawn();
+    trackCpu(this.process.pid, this.process.status);
     const lines = this.#lines();
     this.ready = lines.next().then((r) => this.#expect(r, "ready"));
     this.done = this.ready.then(() => lines.next()).then((r) => this.#expect(r, "done"));
