@@ -15,6 +15,7 @@ import type { Frame } from "../protocol/frame.ts";
 import { answerHello, SERVER_FEATURES } from "../protocol/hello.ts";
 import { type ClientMessage, parseClientMessage, requestIdOf } from "../protocol/messages.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
+import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
@@ -116,6 +117,11 @@ export class ClientConnection implements SessionPort {
       await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
     }
+  }
+
+  /** Bytes written to the client so far, and queued behind them. */
+  outbound(): OutboundProgress {
+    return { written: this.#framed.stats.bytesOut, queued: this.#framed.queuedBytes };
   }
 
   /** Queues an encoded frame; on overflow the client is cut off as a slow consumer. */

@@ -51,13 +51,13 @@ import { encodeFrame, encodeFrameWithBody } from "../protocol/frame.ts";
 import type { ServerMessage, ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer } from "../protocol/replies.ts";
 import { hashPrefix, newSha256, readFull, writeFull } from "../transport/file_io.ts";
-import { BufferPool } from "../transport/buffer_pool.ts";
+import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
 import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
-import type { ChatHub } from "./hub.ts";
+import type { ChatHub, SessionPort } from "./hub.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
@@ -70,6 +70,10 @@ export const MAX_CHUNK_BYTES: number = 256 * 1024;
  * are written, and receives a later chunk.
  */
 export const CHUNK_PAYLOADS: BufferPool = new BufferPool(MAX_CHUNK_BYTES + 1024, 16);
+/** Room for a `file_data` header in the frame buffers reused per connection. */
+const FRAME_ROOM = 1024;
+/** Frame buffers kept per connection: two reads of four frames in flight, and spares. */
+const FRAME_BUFFERS = 12;
 /** Bytes of file data per `file_data` frame (at most a quarter of the outbound queue). */
 export const DATA_FRAME_BYTES: number = 256 * 1024;
 /** Most bytes one `file_read` sends (also at most a quarter of the outbound queue). */
@@ -139,6 +143,8 @@ export class FileService {
   readonly #waiters = new Map<number, Set<() => void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
+  /** Per client connection, the buffers of its `file_data` frames. */
+  readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   #offers: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
@@ -487,17 +493,24 @@ export class FileService {
       try {
         if (state.position !== offset) await file.seek(offset, Deno.SeekMode.Start);
         state.position = offset;
+        const pool = this.#framePool(session.port, frameBytes);
         while (sent < want && !session.ended) {
-          // Read straight into the frame: the bytes are never copied on their way out.
+          // Read straight into the frame, laid out in a buffer whose previous frame was
+          // written: the bytes are never copied on their way out.
           const header = { type: "file_data", file: id, offset: offset + sent } as const;
-          const data = encodeFrameWithBody(header, Math.min(frameBytes, want - sent));
+          const buffer = pool?.take();
+          const data = encodeFrameWithBody(header, Math.min(frameBytes, want - sent), buffer);
           const n = await readFull(file, data.body);
           state.position += n;
-          if (n === 0) break;
           const frame = n === data.body.length
             ? data.frame
             : encodeFrame(header, data.body.subarray(0, n));
-          if (!session.port.send(frame)) break;
+          const queued = n > 0 && session.port.send(frame);
+          if (buffer !== undefined) {
+            if (queued && frame.buffer === buffer.buffer) pool!.queued(buffer);
+            else pool!.unused(buffer);
+          }
+          if (!queued) break;
           sent += n;
         }
       } catch (err) {
@@ -721,6 +734,18 @@ export class FileService {
       // already closed
     }
     return Promise.resolve();
+  }
+
+  /** The frame buffers of file data sent through `port`, when it tells its progress. */
+  #framePool(port: SessionPort, frameBytes: number): SentBufferPool | null {
+    const outbound = port.outbound?.bind(port);
+    if (outbound === undefined) return null;
+    let pool = this.#framePools.get(port);
+    if (pool === undefined || pool.bufferSize < frameBytes + FRAME_ROOM) {
+      pool = new SentBufferPool(frameBytes + FRAME_ROOM, FRAME_BUFFERS, outbound);
+      this.#framePools.set(port, pool);
+    }
+    return pool;
   }
 
   #serial<T>(upload: Upload, task: () => Promise<T>): Promise<T> {

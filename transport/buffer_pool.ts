@@ -67,3 +67,71 @@ export class BufferPool {
     if (this.#free.length < this.maxFree) this.#free.push(buffer as ArrayBuffer);
   }
 }
+
+/** Where a connection's outbound stream stands, in bytes since it opened. */
+export interface OutboundProgress {
+  /** Bytes written to the channel. */
+  written: number;
+  /** Bytes queued behind them, not yet written. */
+  queued: number;
+}
+
+/**
+ * Buffers for frames queued on a connection that writes its queue in order
+ * (a `FramedConnection`): a buffer is taken, a frame laid out in it and queued,
+ * and the buffer is taken again only once the connection has written past that frame.
+ * Frames dropped unwritten (a connection cut off) never make it back, which is safe.
+ *
+ * @example
+ * ```ts ignore
+ * import { SentBufferPool } from "./buffer_pool.ts";
+ * const pool = new SentBufferPool(256 * 1024 + 1024, 8, () => ({
+ *   written: conn.stats.bytesOut,
+ *   queued: conn.queuedBytes,
+ * }));
+ * const buffer = pool.take();
+ * // lay a frame out in buffer, conn.sendEncoded(frame), then:
+ * pool.queued(buffer);
+ * ```
+ */
+export class SentBufferPool {
+  /** Bytes of every buffer. */
+  readonly bufferSize: number;
+  /** Most buffers kept, written or not. */
+  readonly maxBuffers: number;
+  readonly #progress: () => OutboundProgress;
+  readonly #free: Uint8Array<ArrayBuffer>[] = [];
+  /** Buffers whose frame was queued, with where the stream is once it is written. */
+  readonly #queued: { buffer: Uint8Array<ArrayBuffer>; end: number }[] = [];
+
+  /** A pool of `bufferSize`-byte buffers over a connection's `progress`. */
+  constructor(bufferSize: number, maxBuffers: number, progress: () => OutboundProgress) {
+    this.bufferSize = bufferSize;
+    this.maxBuffers = maxBuffers;
+    this.#progress = progress;
+  }
+
+  /** A buffer no queued frame uses: a written one, else a new one. */
+  take(): Uint8Array<ArrayBuffer> {
+    const { written } = this.#progress();
+    while (this.#queued.length > 0 && this.#queued[0].end <= written) {
+      this.#free.push(this.#queued.shift()!.buffer);
+    }
+    return this.#free.pop() ?? new Uint8Array(this.bufferSize);
+  }
+
+  /**
+   * Records that the frame laid out in `buffer` was just queued (it is the last in the
+   * queue); `buffer` is not taken again before the connection has written it.
+   */
+  queued(buffer: Uint8Array<ArrayBuffer>): void {
+    if (this.#queued.length + this.#free.length >= this.maxBuffers) return; // let it go
+    const { written, queued } = this.#progress();
+    this.#queued.push({ buffer, end: written + queued });
+  }
+
+  /** Hands back a buffer that was taken but not queued. */
+  unused(buffer: Uint8Array<ArrayBuffer>): void {
+    if (this.#queued.length + this.#free.length < this.maxBuffers) this.#free.push(buffer);
+  }
+}
