@@ -61,6 +61,12 @@ export const LINGER_MS = 2000;
 /** The read buffer an idle or quiet connection holds. */
 export const MIN_READ_BUFFER = 2048;
 
+/**
+ * The rest of an incoming frame is read straight into its payload when at least this
+ * much of it (and at least the read buffer's size) is still missing.
+ */
+export const DIRECT_READ_BYTES: number = 16 * 1024;
+
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
 
@@ -320,8 +326,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       // Once closing, the graceful close reads to the end itself; frames are no longer delivered.
       while (!this.#closed && !this.#closing) {
         let n: number | null | typeof CLOSING;
-        // The rest of a large frame is read straight into its payload, not copied.
-        const direct = this.#decoder.payloadSpace(buffer.length);
+        // The rest of a large frame (file data) is read straight into its payload, not
+        // copied; smaller frames go through the buffer, many at a time.
+        const direct = this.#decoder.payloadSpace(Math.max(buffer.length, DIRECT_READ_BYTES));
         try {
           const read = this.#channel.read(direct ?? buffer);
           this.#readInFlight = read;
