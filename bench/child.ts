@@ -81,7 +81,29 @@ export async function spawnChild(
 export function childrenCpuSeconds(): number {
   let total = stoppedCpuSeconds;
   for (const [child, last] of live) total += cpuSecondsOf(child.pid) ?? last;
+  for (const [pid, last] of tracked) total += cpuSecondsOf(pid) ?? last;
   return total;
+}
+
+/** Processes spawned otherwise whose CPU time counts too: pid → last reading. */
+const tracked = new Map<number, number>();
+
+/**
+ * Counts the CPU time of a process the suite spawned without {@linkcode spawnChild}
+ * (the file-transfer ends) in {@linkcode childrenCpuSeconds}, until `status` settles:
+ * it is the suite's, not other programs'.
+ */
+export function trackCpu(pid: number, status: Promise<unknown>): void {
+  tracked.set(pid, 0);
+  const sampler = setInterval(() => {
+    const seconds = cpuSecondsOf(pid);
+    if (seconds !== null) tracked.set(pid, seconds);
+  }, CPU_SAMPLE_MS);
+  status.finally(() => {
+    clearInterval(sampler);
+    stoppedCpuSeconds += tracked.get(pid) ?? 0;
+    tracked.delete(pid);
+  });
 }
 
 /** Stops every child still running (for the coordinator's `finally` and signals). */

@@ -15,7 +15,7 @@
  */
 
 import { sha256Of, writeRandomFile } from "../tests/helpers/files.ts";
-import { type Child, spawnChild } from "./child.ts";
+import { type Child, spawnChild, trackCpu } from "./child.ts";
 import { round } from "./cluster.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -27,6 +27,11 @@ export interface FilesPlan {
   sizeBytes: number;
   /** Milliseconds one transfer may take before it counts as failed. Default 120 s. */
   timeoutMs?: number;
+  /**
+   * Write a V8 CPU profile of every process (each end, the server) into a subfolder of
+   * this folder named after it (`relay-sender`, `relay-server`, `peer-receiver`...).
+   */
+  cpuProfDir?: string;
 }
 
 /** One timed transfer. */
@@ -61,15 +66,22 @@ class Endpoint {
   readonly done: Promise<Record<string, unknown>>;
   #stderr = "";
 
-  constructor(name: string, script: string, args: string[]) {
+  readonly #profiled: boolean;
+
+  constructor(name: string, script: string, args: string[], cpuProfDir?: string) {
     this.name = name;
+    this.#profiled = cpuProfDir !== undefined;
+    const profile = cpuProfDir === undefined
+      ? []
+      : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}/${name.replaceAll(" ", "-")}`];
     this.process = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-prompt", script, ...args],
+      args: ["run", "-A", "--no-prompt", ...profile, script, ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
       env: { NO_COLOR: "1" },
     }).spawn();
+    trackCpu(this.process.pid, this.process.status);
     const lines = this.#lines();
     this.ready = lines.next().then((r) => this.#expect(r, "ready"));
     this.done = this.ready.then(() => lines.next()).then((r) => this.#expect(r, "done"));
@@ -125,8 +137,14 @@ class Endpoint {
     }
   }
 
-  /** Ends the process (if still running) and waits for it. Never throws. */
+  /**
+   * Ends the process (if still running) and waits for it. Never throws. A profiled
+   * process gets a few seconds to end on its own first (its profile is written then).
+   */
   async kill(): Promise<void> {
+    if (this.#profiled) {
+      await within(this.process.status, 5000, this.name).catch(() => {});
+    }
     try {
       this.process.kill("SIGKILL");
     } catch {
@@ -198,6 +216,7 @@ async function timeTransfer(
 export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
   const work = await Deno.makeTempDir({ prefix: "chat-bench-files-" });
   let server: Child | undefined;
+  const prof = plan.cpuProfDir;
   try {
     const source = `${work}/source.bin`;
     const hash = await writeRandomFile(source, plan.sizeBytes, 7);
@@ -207,9 +226,14 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     const rawOut = `${work}/raw.bin`;
     const raw = await timeTransfer(
       "raw copy",
-      () => new Endpoint("raw receiver", HERE + "raw_copy.ts", ["receive", rawOut]),
+      () => new Endpoint("raw receiver", HERE + "raw_copy.ts", ["receive", rawOut], prof),
       (ready) =>
-        new Endpoint("raw sender", HERE + "raw_copy.ts", ["send", String(ready.port), source]),
+        new Endpoint(
+          "raw sender",
+          HERE + "raw_copy.ts",
+          ["send", String(ready.port), source],
+          prof,
+        ),
       () => rawOut,
       plan,
       hash,
@@ -221,12 +245,13 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     await Deno.mkdir(relayDir);
     server = await spawnChild(HERE + "server_process.ts", ["--data-dir", dataDir], {
       name: "server",
+      ...(prof !== undefined ? { cpuProfDir: `${prof}/relay-server` } : {}),
     });
     const port = String(server.info.port);
     const relay = await timeTransfer(
       "relay",
-      () => new Endpoint("relay receiver", ENDPOINT, ["relay-receive", port, relayDir]),
-      () => new Endpoint("relay sender", ENDPOINT, ["relay-send", port, source, "bob"]),
+      () => new Endpoint("relay receiver", ENDPOINT, ["relay-receive", port, relayDir], prof),
+      () => new Endpoint("relay sender", ENDPOINT, ["relay-send", port, source, "bob"], prof),
       (done) => String(done.path),
       plan,
       hash,
@@ -238,8 +263,9 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     await Deno.mkdir(peerDir);
     const peer = await timeTransfer(
       "peer-to-peer",
-      () => new Endpoint("peer receiver", ENDPOINT, ["peer-receive", peerDir]),
-      (ready) => new Endpoint("peer sender", ENDPOINT, ["peer-send", String(ready.port), source]),
+      () => new Endpoint("peer receiver", ENDPOINT, ["peer-receive", peerDir], prof),
+      (ready) =>
+        new Endpoint("peer sender", ENDPOINT, ["peer-send", String(ready.port), source], prof),
       (done) => String(done.path),
       plan,
       hash,

@@ -13,8 +13,8 @@
  * (`files.ts`) runs each end of a transfer in its own process instead.
  *
  * - `--only` runs some of the benchmarks (the goals of the others show ERROR "not run").
- * - `--profile` writes a CPU profile of every server process under
- *   `bench/results/profiles/` and prints its busiest functions.
+ * - `--profile` writes a CPU profile of every server process (and of every process of
+ *   the file transfers) under `bench/results/profiles/` and prints its busiest functions.
  * - `--pin` pins the target to CPU 1 and the load processes to CPU 0 (`taskset`).
  *
  * @module
@@ -195,6 +195,22 @@ async function attempt<T>(
   }
 }
 
+/** The profile of every process of the file-transfer run (one subfolder each), by name. */
+async function summariseFilesProfiles(dir: string): Promise<[string, ProfileSummary][]> {
+  const out: [string, ProfileSummary][] = [];
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) if (entry.isDirectory) names.push(entry.name);
+  for (const name of names.sort()) {
+    try {
+      const [profile] = await summariseProfileDir(`${dir}/${name}`, 12);
+      if (profile) out.push([name, profile]);
+    } catch (err) {
+      log(`profile of ${name} unreadable: ${errorText(err)}`);
+    }
+  }
+  return out;
+}
+
 /** Runs a measurement that starts its own processes; failures become an error outcome. */
 async function attemptAlone<T>(name: string, fn: () => Promise<T>): Promise<Outcome<T>> {
   const started = performance.now();
@@ -258,6 +274,7 @@ async function main(): Promise<void> {
   let storm: Outcome<StormResult> | null = null;
   let slow: Outcome<SlowResult> | null = null;
   let files: Outcome<FilesResult> | null = null;
+  let filesProfiles: [string, ProfileSummary][] = [];
 
   try {
     if (options.only.has("fanout")) {
@@ -358,10 +375,17 @@ async function main(): Promise<void> {
       idle = { server, relay };
     }
     if (options.only.has("files")) {
+      let cpuProfDir: string | undefined;
+      if (options.profile) {
+        cpuProfDir = `${RESULTS}/profiles/files`;
+        await Deno.remove(cpuProfDir, { recursive: true }).catch(() => {});
+        await Deno.mkdir(cpuProfDir, { recursive: true });
+      }
       files = await attemptAlone(
         `file transfer, ${fmtMiB(plan.files.sizeBytes)}: raw, relay, peer-to-peer`,
-        () => measureFiles(plan.files),
+        () => measureFiles({ ...plan.files, ...(cpuProfDir ? { cpuProfDir } : {}) }),
       );
+      if (cpuProfDir && files.ok) filesProfiles = await summariseFilesProfiles(cpuProfDir);
     }
   } finally {
     await stopAllChildren();
@@ -722,6 +746,9 @@ async function main(): Promise<void> {
       if (o?.ok && o.profile) {
         console.log(`\nServer profile, ${name}:\n${formatProfile(o.profile)}`);
       }
+    }
+    for (const [name, profile] of filesProfiles) {
+      console.log(`\nFile transfer profile, ${name}:\n${formatProfile(profile)}`);
     }
   }
 

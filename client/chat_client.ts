@@ -43,7 +43,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { encodeFrame, type Frame } from "../protocol/frame.ts";
+import { decodePayload, encodeFrame, type Frame, LENGTH_PREFIX_BYTES } from "../protocol/frame.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { checkServerHello, clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
 import {
@@ -57,6 +57,7 @@ import {
 } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { ReplyMap } from "../protocol/replies.ts";
+import { BufferPool } from "../transport/buffer_pool.ts";
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { dial, type DialTlsOptions } from "../transport/net.ts";
 import { QueueOverflowError } from "../transport/errors.ts";
@@ -135,7 +136,17 @@ export interface RequestOptions {
   id?: string;
   /** Binary data for the frame body (`relay` carries encrypted records so). */
   body?: Uint8Array;
+  /**
+   * The request already encoded, in place of `body`: `encodeFrameWithBody` of
+   * `{ ...fields, type, id }` (with `id` given above), its body filled in afterwards. A
+   * large body (a file chunk) is so read straight into the frame, never copied. Its
+   * header must be exactly the request's.
+   */
+  frame?: Uint8Array;
 }
+
+/** Pooled payload size: a 256 KiB `file_data` body and its header. */
+const FILE_DATA_PAYLOAD_BYTES = 256 * 1024 + 1024;
 
 /** Request types never resent after a reconnect: in flight, they fail with `connection_lost`. */
 const NOT_RESENT: ReadonlySet<string> = new Set(["broadcast", "relay"]);
@@ -272,6 +283,8 @@ export class ChatClient implements AsyncDisposable {
   #resolveDone!: () => void;
   readonly #eventListeners = new Set<(event: ChatEvent) => void>();
   readonly #relayListeners = new Set<(sid: string, body: Uint8Array) => void>();
+  /** Buffers for large incoming frames (file data), handed back by their listener. */
+  readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 8);
   readonly #fileDataListeners = new Set<
     (data: ServerMessageMap["file_data"], body: Uint8Array) => void
   >();
@@ -388,13 +401,23 @@ export class ChatClient implements AsyncDisposable {
 
   /**
    * Calls `listener` with every `file_data` frame (bytes of a file being received, at
-   * `offset`) and its body. Returns the function that removes it.
+   * `offset`) and its body. Returns the function that removes it. The listener that
+   * uses a body may hand it back with {@linkcode ChatClient.recycleFileData} once done.
    */
   onFileData(
     listener: (data: ServerMessageMap["file_data"], body: Uint8Array) => void,
   ): () => void {
     this.#fileDataListeners.add(listener);
     return () => this.#fileDataListeners.delete(listener);
+  }
+
+  /**
+   * Hands back the body of a `file_data` frame that nothing uses any more (it is written
+   * to disk): its memory receives a later frame instead of a new buffer being allocated.
+   * Only the one listener that used the body may hand it back, once.
+   */
+  recycleFileData(body: Uint8Array): void {
+    this.#payloads.give(body);
   }
 
   /**
@@ -435,7 +458,17 @@ export class ChatClient implements AsyncDisposable {
         new ChatError("duplicate_id", `a request with id "${id}" is already waiting for its reply`),
       );
     }
-    const bytes = encodeFrame(header, options.body);
+    let bytes: Uint8Array;
+    if (options.frame !== undefined) {
+      if (options.id === undefined || !frameHasHeader(options.frame, header)) {
+        return Promise.reject(
+          new ChatError("bad_request", "an encoded request must carry its own id and fields"),
+        );
+      }
+      bytes = options.frame;
+    } else {
+      bytes = encodeFrame(header, options.body);
+    }
     const maxFrame = this.#server?.maxFrame;
     if (maxFrame !== undefined && bytes.length - 4 > maxFrame) {
       return Promise.reject(
@@ -647,7 +680,10 @@ export class ChatClient implements AsyncDisposable {
         if (timedOut) dialing.then((late) => late.close(), () => {});
         throw this.#dialError(err, where);
       }
-      conn = new FramedConnection(raw, { maxFrameSize: this.#options.maxFrameSize });
+      conn = new FramedConnection(raw, {
+        maxFrameSize: this.#options.maxFrameSize,
+        allocatePayload: (length) => this.#payloads.take(length),
+      });
       if (timedOut) conn.abort();
       const frames = conn[Symbol.asyncIterator]();
       const next = async (during: string): Promise<ServerMessage> => {
@@ -1216,4 +1252,17 @@ export class ChatClient implements AsyncDisposable {
 function describe(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;
   return String(err);
+}
+
+/** Whether an encoded frame's header has exactly the fields of `header`. */
+function frameHasHeader(frame: Uint8Array, header: Record<string, unknown>): boolean {
+  let decoded: Record<string, unknown>;
+  try {
+    decoded = decodePayload(frame.subarray(LENGTH_PREFIX_BYTES)).header;
+  } catch {
+    return false;
+  }
+  const keys = Object.keys(header);
+  if (keys.length !== Object.keys(decoded).length) return false;
+  return keys.every((key) => decoded[key] === header[key]);
 }

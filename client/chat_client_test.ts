@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { FramedConnection } from "../transport/framed_connection.ts";
 import { EventQueue } from "./event_queue.ts";
 import { ChatClient, type ChatClientOptions, type ChatEvent } from "./chat_client.ts";
@@ -275,6 +276,17 @@ Deno.test("requests are validated before sending; login cannot be sent by hand",
   await assert.rejects(client.history({ room: "lobby", limit: 0 }), { code: "bad_request" });
   await assert.rejects(
     client.request("login" as "ping", {}),
+    { code: "bad_request" },
+  );
+  // An encoded request must be the request it claims to be, with its own id.
+  const chunk = { type: "file_chunk", id: "c1", file: 1, offset: 0 };
+  const { frame } = encodeFrameWithBody(chunk, 4);
+  await assert.rejects(
+    client.request("file_chunk", { file: 1, offset: 4 }, { id: "c1", frame }),
+    { code: "bad_request" },
+  );
+  await assert.rejects(
+    client.request("file_chunk", { file: 1, offset: 0 }, { frame }),
     { code: "bad_request" },
   );
   // Nothing of that reached the server: the next frame is the ping.

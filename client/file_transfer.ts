@@ -23,6 +23,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { encodeFrameWithBody } from "../protocol/frame.ts";
 import type { ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
@@ -39,7 +40,9 @@ const log = getLogger(["chat", "client", "files"]);
 
 /** Bytes of file data per `file_chunk`. */
 export const CHUNK_BYTES: number = 256 * 1024;
-/** Chunks in flight (sent, not yet acknowledged) per upload: 1 MiB. */
+/** Room for a chunk's frame header in the buffers an upload reuses. */
+const FRAME_ROOM = 1024;
+/** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB. */
 export const WINDOW_CHUNKS = 8;
 /** Bytes asked for per `file_read` (the server may send fewer). */
 export const READ_BYTES: number = 1024 * 1024;
@@ -59,8 +62,10 @@ const RESYNC_CODES: ReadonlySet<string> = new Set([
   "connection_lost",
 ]);
 
-/** What file transfers need of the chat client. */
-export type FileClient = Pick<ChatClient, "request" | "onEvent" | "onFileData" | "nick">;
+/** What file transfers need of the chat client (`recycleFileData` is optional). */
+export type FileClient =
+  & Pick<ChatClient, "request" | "onEvent" | "onFileData" | "nick">
+  & Partial<Pick<ChatClient, "recycleFileData">>;
 
 /** Options of {@linkcode FileTransfers}. */
 export interface FileTransfersOptions {
@@ -325,16 +330,29 @@ export class FileTransfers implements AsyncDisposable {
     stopped: () => ChatError | null,
   ): Promise<number> {
     const inflight: Promise<ReplyMap["file_chunk"]>[] = [];
-    // One buffer for every chunk: a request is encoded (copied) as soon as it is made.
-    const buffer = new Uint8Array(CHUNK_BYTES);
+    // Buffers of chunks the server acknowledged: it has read them, so they are free for
+    // the next chunks (a failed request's buffer is never reused: it may still be queued).
+    const free: Uint8Array<ArrayBuffer>[] = [];
     let next = offset;
     let acked = offset;
     try {
       while (acked < source.size) {
         while (next < source.size && inflight.length < WINDOW_CHUNKS) {
-          const bytes = await source.read(next, CHUNK_BYTES, buffer);
-          const reply = this.#client.request("file_chunk", { file, offset: next }, { body: bytes });
-          reply.catch(() => {});
+          // Each chunk is read straight into its encoded request: never copied again.
+          const fields = { file, offset: next };
+          const id = crypto.randomUUID();
+          const length = Math.min(CHUNK_BYTES, source.size - next);
+          const buffer = free.pop() ?? new Uint8Array(CHUNK_BYTES + FRAME_ROOM);
+          const { frame, body } = encodeFrameWithBody(
+            { ...fields, type: "file_chunk", id },
+            length,
+            buffer,
+          );
+          const bytes = await source.read(next, length, body);
+          const reply = this.#client.request("file_chunk", fields, { id, frame });
+          reply.then(() => {
+            if (frame.buffer === buffer.buffer) free.push(buffer);
+          }, () => {});
           inflight.push(reply);
           next += bytes.length;
         }
@@ -370,9 +388,13 @@ export class FileTransfers implements AsyncDisposable {
       if (data.file !== id || file === null || writeError !== null) return;
       if (data.offset > expected) return;
       expected = Math.max(expected, data.offset + body.length);
-      lastWrite = file.write(data.offset, body).catch((err) => {
-        writeError ??= err;
-      });
+      // Once written, the body's memory receives a later frame.
+      lastWrite = file.write(data.offset, body).then(
+        () => this.#client.recycleFileData?.(body),
+        (err) => {
+          writeError ??= err;
+        },
+      );
     });
     try {
       const accepted = await Promise.race([

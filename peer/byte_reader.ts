@@ -41,14 +41,19 @@ export class ByteReader {
   }
 
   /**
-   * Reads exactly `n` bytes. The caller checks `n` against its bounds first: this
-   * allocates `n` bytes.
+   * Reads exactly `n` bytes, into the start of `into` when given (reuse one buffer for
+   * bytes used at once), else into a new array. The caller checks `n` against its
+   * bounds first: this allocates `n` bytes.
    *
    * @returns the bytes, or `null` when the stream ended before the first of them.
    * @throws {PeerError} `connection_lost` when the stream ended after some of them.
+   * @throws {RangeError} when `into` is shorter than `n`.
    */
-  async readExact(n: number): Promise<Uint8Array | null> {
-    const out = new Uint8Array(n);
+  async readExact(n: number, into?: Uint8Array): Promise<Uint8Array | null> {
+    if (into !== undefined && into.length < n) {
+      throw new RangeError(`a ${into.length}-byte buffer cannot take ${n} bytes`);
+    }
+    const out = into === undefined ? new Uint8Array(n) : into.subarray(0, n);
     let filled = 0;
     while (filled < n) {
       if (this.#start === this.#end) {

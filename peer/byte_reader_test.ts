@@ -47,3 +47,13 @@ Deno.test("ByteReader reports a stream ending inside a read as connection_lost",
     (err) => err instanceof PeerError && err.code === "connection_lost",
   );
 });
+
+Deno.test("ByteReader reads into a given buffer, and refuses one too short", async () => {
+  const reader = new ByteReader(chunked([[1, 2, 3], [4, 5]]));
+  const into = new Uint8Array(4);
+  const got = await reader.readExact(3, into);
+  assert.deepEqual(got, new Uint8Array([1, 2, 3]));
+  assert.equal(got!.buffer, into.buffer);
+  await assert.rejects(reader.readExact(5, into), RangeError);
+  assert.deepEqual(await reader.readExact(2, into), new Uint8Array([4, 5]));
+});

@@ -13,7 +13,8 @@
  * ```
  *
  * - The sender keeps at most {@linkcode WINDOW_BYTES} sent and not acknowledged, and
- *   reads the file chunk by chunk ({@linkcode CHUNK_BYTES}, under the 64 KiB record size):
+ *   reads the file a few chunks at a time (each {@linkcode CHUNK_BYTES}, under the 64 KiB
+ *   record size):
  *   memory stays bounded whatever the file's size; so does the receiver's, which writes
  *   each chunk before it reads the next frame.
  * - The receiver saves through {@linkcode IncomingFile}: a safe name inside the download
@@ -44,6 +45,8 @@ const log = getLogger(["chat", "peer", "files"]);
 
 /** Bytes of file data per `peer_file_data` frame: under one 64 KiB record with its header. */
 export const CHUNK_BYTES: number = 64 * 1024 - 512;
+/** Chunks the sender reads from disk at once, at most. */
+const READ_CHUNKS = 4;
 /** Bytes the sender may have sent and not had acknowledged. */
 export const WINDOW_BYTES: number = 2 * 1024 * 1024;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */
@@ -51,8 +54,10 @@ export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
 /** The receiver acknowledges at least this often, in bytes. */
 export const ACK_BYTES: number = 512 * 1024;
 
-/** What file transfers need of a peer session. */
-export type PeerFileSession = Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed">;
+/** What file transfers need of a peer session (`recycleFileData` is optional). */
+export type PeerFileSession =
+  & Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed">
+  & Partial<Pick<PeerSession, "recycleFileData">>;
 
 /** Options of {@linkcode PeerFileTransfers}. */
 export interface PeerFileTransfersOptions {
@@ -450,19 +455,25 @@ export class PeerFileTransfers {
 
   async #pump(outgoing: Outgoing, generation: number): Promise<void> {
     const size = outgoing.source.size;
-    // One buffer for every chunk: a message is encoded (copied) as soon as it is sent.
-    const buffer = new Uint8Array(CHUNK_BYTES);
+    // One buffer for every read: a message is encoded (copied) as soon as it is sent.
+    // A read takes several chunks at once (fewer, larger disk reads).
+    const buffer = new Uint8Array(CHUNK_BYTES * READ_CHUNKS);
     while (outgoing.sent < size) {
       if (outgoing.generation !== generation || outgoing.finished) return;
-      if (outgoing.sent - outgoing.acked >= WINDOW_BYTES) {
+      const room = WINDOW_BYTES - (outgoing.sent - outgoing.acked);
+      if (room <= 0) {
         await new Promise<void>((resolve) => outgoing.wake = resolve);
         outgoing.wake = null;
         continue;
       }
       const offset = outgoing.sent;
-      const bytes = await outgoing.source.read(offset, CHUNK_BYTES, buffer);
+      const chunks = Math.max(1, Math.min(READ_CHUNKS, Math.floor(room / CHUNK_BYTES)));
+      const bytes = await outgoing.source.read(offset, CHUNK_BYTES * chunks, buffer);
       if (outgoing.generation !== generation || outgoing.finished) return;
-      this.#send({ type: "peer_file_data", fid: outgoing.fid, offset }, bytes);
+      for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
+        const chunk = bytes.subarray(at, at + CHUNK_BYTES);
+        this.#send({ type: "peer_file_data", fid: outgoing.fid, offset: offset + at }, chunk);
+      }
       outgoing.sent = offset + bytes.length;
     }
     this.#emit({
@@ -511,7 +522,10 @@ export class PeerFileTransfers {
     if (incoming === undefined || incoming.failed) return; // declined or done: late chunks
     incoming.pendingBytes += body.length;
     const written = incoming.file.write(message.offset, body).then(
-      () => this.#written(incoming),
+      () => {
+        this.#session.recycleFileData?.(body); // written: its memory takes a later chunk
+        return this.#written(incoming);
+      },
       (err) => {
         if (incoming.failed) return;
         incoming.failed = true;

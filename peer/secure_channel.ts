@@ -29,6 +29,8 @@ export const TAG_BYTES = 16;
 export const MAX_RECORD_CIPHERTEXT: number = MAX_RECORD_PLAINTEXT + TAG_BYTES;
 /** Bytes of an AES-GCM nonce. */
 export const NONCE_BYTES = 12;
+/** Records sealed and written together by one transport write, at most. */
+const RECORDS_PER_WRITE = 4;
 /** Default number of records per direction: the whole 64-bit counter space. */
 export const DEFAULT_MAX_RECORDS: bigint = 2n ** 64n - 1n;
 
@@ -83,6 +85,10 @@ export class SecureChannel implements ByteChannel {
   #readFailure: PeerError | null = null;
   #current: Uint8Array = new Uint8Array(0);
   #writeChain: Promise<unknown> = Promise.resolve();
+  /** Where each record's ciphertext is read before it is decrypted. */
+  readonly #ciphertext: Uint8Array = new Uint8Array(MAX_RECORD_CIPHERTEXT);
+  /** Where records are laid out for a write (at most {@linkcode RECORDS_PER_WRITE}). */
+  #scratch: Uint8Array = new Uint8Array(0);
 
   private constructor(
     transport: ByteChannel,
@@ -143,7 +149,7 @@ export class SecureChannel implements ByteChannel {
     if (plaintext.length > MAX_RECORD_PLAINTEXT) {
       throw new RangeError(`a record carries at most ${MAX_RECORD_PLAINTEXT} bytes`);
     }
-    return this.#serialised(async () => await this.#writeAll(await this.#seal([plaintext])));
+    return this.#serialised(async () => await this.#sealAndWrite([plaintext]));
   }
 
   /**
@@ -176,7 +182,8 @@ export class SecureChannel implements ByteChannel {
     if (this.#receiveCounter >= this.#maxRecords) {
       throw new PeerError("limit", "the receive counter is exhausted; the session must end");
     }
-    const ciphertext = await this.#reader.readExact(length);
+    // WebCrypto copies its input at the call: one buffer serves every record.
+    const ciphertext = await this.#reader.readExact(length, this.#ciphertext);
     if (ciphertext === null) {
       throw new PeerError("connection_lost", "the stream ended after a record's length");
     }
@@ -228,7 +235,9 @@ export class SecureChannel implements ByteChannel {
       pieces.push(p.subarray(offset, offset + MAX_RECORD_PLAINTEXT));
     }
     return this.#serialised(async () => {
-      if (pieces.length > 0) await this.#writeAll(await this.#seal(pieces));
+      for (let i = 0; i < pieces.length; i += RECORDS_PER_WRITE) {
+        await this.#sealAndWrite(pieces.slice(i, i + RECORDS_PER_WRITE));
+      }
       return p.length;
     });
   }
@@ -249,7 +258,13 @@ export class SecureChannel implements ByteChannel {
     return run;
   }
 
-  async #seal(pieces: Uint8Array[]): Promise<Uint8Array> {
+  /**
+   * Encrypts `pieces` (one record each) and writes the records with one write, through
+   * a scratch buffer kept from one write to the next: the transport has taken the bytes
+   * once its write resolves, and a new buffer for every write would cost the memory
+   * system more than the copy.
+   */
+  async #sealAndWrite(pieces: Uint8Array[]): Promise<void> {
     const records: Uint8Array[] = [];
     let total = 0;
     for (const piece of pieces) {
@@ -269,13 +284,14 @@ export class SecureChannel implements ByteChannel {
       records.push(prefix, ciphertext);
       total += prefix.length + ciphertext.length;
     }
-    const out = new Uint8Array(total);
+    if (this.#scratch.length < total) this.#scratch = new Uint8Array(total);
+    const out = this.#scratch.subarray(0, total);
     let offset = 0;
     for (const part of records) {
       out.set(part, offset);
       offset += part.length;
     }
-    return out;
+    await this.#writeAll(out);
   }
 
   async #writeAll(bytes: Uint8Array): Promise<void> {

@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { ProtocolError } from "../protocol/errors.ts";
 import { textProblem } from "../protocol/names.ts";
+import { BufferPool } from "../transport/buffer_pool.ts";
 import { FramedConnection } from "../transport/framed_connection.ts";
 import { ConnectionClosedError } from "../transport/errors.ts";
 import { findPeerError, PeerError } from "./errors.ts";
@@ -16,6 +17,9 @@ import { parsePeerMessage, type PeerFileMessage, type PeerText } from "./message
 import type { SecureChannel } from "./secure_channel.ts";
 
 const log = getLogger(["chat", "peer"]);
+
+/** Pooled payload size: a file data chunk (under 64 KiB) and its header. */
+const FILE_DATA_PAYLOAD_BYTES = 64 * 1024;
 
 /** Largest frame accepted inside a session (room for file chunks). */
 export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
@@ -98,13 +102,18 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   readonly #remoteNick: string;
   readonly #sas: string;
   readonly #remoteAddr: Deno.Addr | undefined;
+  /** Buffers for file data frames, handed back once their bytes are written. */
+  readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 32);
   #iterated = false;
   #closedLocally = false;
   #ended = false;
 
   /** Wraps an established channel; the session owns it from now on. */
   constructor(init: PeerSessionInit) {
-    this.#conn = new FramedConnection(init.channel, { maxFrameSize: PEER_MAX_FRAME_SIZE });
+    this.#conn = new FramedConnection(init.channel, {
+      maxFrameSize: PEER_MAX_FRAME_SIZE,
+      allocatePayload: (length) => this.#payloads.take(length),
+    });
     this.#role = init.role;
     this.#localNick = init.localNick;
     this.#remoteNick = init.remoteNick;
@@ -184,6 +193,15 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
       }
       throw err;
     }
+  }
+
+  /**
+   * Hands back the body of a `peer_file_data` message once nothing uses it any more (it
+   * is written to disk): its memory receives a later message. Only the one user of the
+   * body may hand it back, once.
+   */
+  recycleFileData(body: Uint8Array): void {
+    this.#payloads.give(body);
   }
 
   /** Bytes queued for the other side and not yet written. */

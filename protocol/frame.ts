@@ -59,18 +59,46 @@ function encodeText(text: string): Uint8Array {
  * ```
  */
 export function encodeFrame(header: object, body: Uint8Array = EMPTY): Uint8Array {
+  const encoded = encodeFrameWithBody(header, body.length);
+  if (body.length > 0) encoded.body.set(body);
+  return encoded.frame;
+}
+
+/**
+ * Encodes one frame whose body is filled in afterwards: returns the whole frame, and
+ * its body (`bodyLength` bytes, a view into the frame) to write into. Large bodies
+ * (file data read from disk) are so read straight into place instead of being copied by
+ * {@linkcode encodeFrame}. The frame is laid out at the start of `into` when it is
+ * large enough (a buffer reused for frame after frame: its body bytes are left as they
+ * were), else in a new array (its body zeroed).
+ *
+ * @example
+ * ```ts
+ * import { encodeFrameWithBody } from "./frame.ts";
+ * const { frame, body } = encodeFrameWithBody({ type: "file_data", file: 1, offset: 0 }, 3);
+ * body.set([1, 2, 3]); // frame now ends with the bytes 1, 2, 3
+ * ```
+ */
+export function encodeFrameWithBody(
+  header: object,
+  bodyLength: number,
+  into?: Uint8Array<ArrayBuffer>,
+): { frame: Uint8Array<ArrayBuffer>; body: Uint8Array<ArrayBuffer> } {
   const json = encodeText(JSON.stringify(header));
-  const payloadLength = HEADER_LENGTH_BYTES + json.length + body.length;
+  const payloadLength = HEADER_LENGTH_BYTES + json.length + bodyLength;
   if (payloadLength > MAX_FRAME_SIZE_LIMIT) {
     throw new ProtocolError("frame_too_large", `frame of ${payloadLength} bytes cannot be encoded`);
   }
-  const out = new Uint8Array(LENGTH_PREFIX_BYTES + payloadLength);
-  const view = new DataView(out.buffer);
+  const total = LENGTH_PREFIX_BYTES + payloadLength;
+  const frame = into !== undefined && into.length >= total
+    ? into.subarray(0, total)
+    : new Uint8Array(total);
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   view.setUint32(0, payloadLength);
   view.setUint32(LENGTH_PREFIX_BYTES, json.length);
-  out.set(json, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
-  if (body.length > 0) out.set(body, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + json.length);
-  return out;
+  const bodyStart = LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + json.length;
+  frame.set(json, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
+  return { frame, body: frame.subarray(bodyStart) };
 }
 
 /**
@@ -129,6 +157,12 @@ export function decodeFrame(bytes: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_
 export interface FrameDecoderOptions {
   /** Largest payload accepted, in bytes. Default {@linkcode DEFAULT_MAX_FRAME_SIZE}. */
   maxFrameSize?: number;
+  /**
+   * Gives the array a payload of `length` bytes is received into (checked against the
+   * maximum first; the decoder fills all of it). Default: a new array. A pool of buffers
+   * reused for large payloads (`transport/buffer_pool.ts`) goes here.
+   */
+  allocate?: (length: number) => Uint8Array;
 }
 
 /**
@@ -156,10 +190,12 @@ export class FrameDecoder {
   #payload: Uint8Array | null = null;
   #payloadFill = 0;
   #failed: ProtocolError | null = null;
+  readonly #allocate: (length: number) => Uint8Array;
 
   /** Creates a decoder with the given maximum frame size. */
   constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrameSize = checkMaxFrameSize(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
+    this.#allocate = options.allocate ?? ((length) => new Uint8Array(length));
   }
 
   /** The largest payload accepted; may be changed between chunks. */
@@ -224,6 +260,39 @@ export class FrameDecoder {
   }
 
   /**
+   * The unfilled rest of the payload being received, when one is under way and at
+   * least `min` of its bytes are still missing; null otherwise. A reader may read
+   * straight into it (never past the frame's end) and then call
+   * {@linkcode FrameDecoder.filled}: large bodies are so not copied from a read buffer.
+   */
+  payloadSpace(min: number): Uint8Array | null {
+    const payload = this.#payload;
+    if (this.#failed || payload === null || payload.length - this.#payloadFill < min) return null;
+    return payload.subarray(this.#payloadFill);
+  }
+
+  /**
+   * Counts `n` bytes read into {@linkcode FrameDecoder.payloadSpace}; returns the
+   * payload when they complete it (an empty list otherwise).
+   *
+   * @throws {RangeError} when no payload is under way or `n` passes its end.
+   */
+  filled(n: number): Uint8Array[] {
+    if (this.#failed) throw this.#failed;
+    const payload = this.#payload;
+    if (
+      payload === null || !Number.isInteger(n) || n < 0 || this.#payloadFill + n > payload.length
+    ) {
+      throw new RangeError(`${n} bytes do not fit the payload under way`);
+    }
+    this.#payloadFill += n;
+    if (this.#payloadFill < payload.length) return [];
+    this.#payload = null;
+    this.#payloadFill = 0;
+    return [payload];
+  }
+
+  /**
    * Declares the end of the stream.
    *
    * @throws {ProtocolError} `truncated_frame` when the stream ended inside a frame.
@@ -247,7 +316,11 @@ export class FrameDecoder {
       );
       throw this.#failed;
     }
-    this.#payload = new Uint8Array(length);
+    const payload = this.#allocate(length);
+    if (payload.length !== length) {
+      throw new RangeError(`allocate(${length}) gave ${payload.length} bytes`);
+    }
+    this.#payload = payload;
     this.#payloadFill = 0;
   }
 }

@@ -5,6 +5,7 @@ import {
   decodePayload,
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
+  encodeFrameWithBody,
   type Frame,
   FrameDecoder,
   HEADER_LENGTH_BYTES,
@@ -91,6 +92,30 @@ Deno.test("encodeFrame lays out u32be length, u32be header length, JSON header, 
   assert.equal(view.getUint32(LENGTH_PREFIX_BYTES), json.length);
   assert.deepEqual(frame.subarray(8, 8 + json.length), json);
   assert.deepEqual(frame.subarray(8 + json.length), body);
+});
+
+Deno.test("encodeFrameWithBody: the body filled in place gives the same bytes as encodeFrame", () => {
+  const header = { type: "file_data", file: 3, offset: 0 };
+  const { frame, body } = encodeFrameWithBody(header, 4);
+  assert.equal(body.length, 4);
+  assert.equal(body.buffer, frame.buffer);
+  assert.deepEqual(body, new Uint8Array(4));
+  body.set([1, 2, 3, 4]);
+  assert.deepEqual(frame, encodeFrame(header, new Uint8Array([1, 2, 3, 4])));
+  assert.deepEqual(decodeFrame(frame).body, new Uint8Array([1, 2, 3, 4]));
+});
+
+Deno.test("encodeFrameWithBody lays the frame out in a given buffer when it fits", () => {
+  const header = { type: "file_data", file: 3, offset: 0 };
+  const into = new Uint8Array(200).fill(0xee);
+  const { frame, body } = encodeFrameWithBody(header, 4, into);
+  assert.equal(frame.buffer, into.buffer);
+  assert.equal(frame.byteOffset, 0);
+  body.set([1, 2, 3, 4]);
+  assert.deepEqual(frame, encodeFrame(header, new Uint8Array([1, 2, 3, 4])));
+  const big = encodeFrameWithBody(header, 500, into); // does not fit: a new array
+  assert.notEqual(big.frame.buffer, into.buffer);
+  assert.equal(decodeFrame(big.frame).body.length, 500);
 });
 
 Deno.test("round trip: header only", () => {
@@ -604,4 +629,42 @@ Deno.test("fuzz: random and mutated bytes only ever raise ProtocolError (random 
     console.log(`fuzz seed ${seed}`);
     fuzz(seed, 1000);
   }
+});
+
+Deno.test("FrameDecoder: the rest of a large payload can be read straight into it", () => {
+  const body = new Uint8Array(1000).map((_, i) => i % 251);
+  const bytes = encodeFrame({ type: "file_data", file: 1, offset: 0 }, body);
+  const decoder = new FrameDecoder();
+  assert.equal(decoder.payloadSpace(1), null); // no frame under way
+  assert.deepEqual(decoder.push(bytes.subarray(0, 100)), []);
+  const missing = bytes.length - 100;
+  assert.equal(decoder.payloadSpace(missing + 1), null); // fewer missing than asked
+  const space = decoder.payloadSpace(missing)!;
+  assert.equal(space.length, missing);
+  space.set(bytes.subarray(100, 600));
+  assert.deepEqual(decoder.filled(500), []);
+  assert.throws(() => decoder.filled(missing), RangeError); // past the frame's end
+  decoder.payloadSpace(1)!.set(bytes.subarray(600));
+  const [payload] = decoder.filled(bytes.length - 600);
+  assert.deepEqual(decodePayload(payload).body, body);
+  assert.equal(decoder.payloadSpace(1), null);
+  assert.deepEqual(decoder.push(bytes), [payload]); // and on with the next frame
+  decoder.end();
+});
+
+Deno.test("FrameDecoder receives payloads into the arrays its allocate option gives", () => {
+  const given: Uint8Array[] = [];
+  const decoder = new FrameDecoder({
+    allocate: (length) => {
+      const bytes = new Uint8Array(new ArrayBuffer(length + 10), 5, length);
+      given.push(bytes);
+      return bytes;
+    },
+  });
+  const bytes = encodeFrame({ type: "ping", id: "1" }, new Uint8Array([7, 8]));
+  const [payload] = decoder.push(bytes);
+  assert.equal(payload, given[0]);
+  assert.deepEqual(decodePayload(payload).body, new Uint8Array([7, 8]));
+  const wrong = new FrameDecoder({ allocate: (length) => new Uint8Array(length + 1) });
+  assert.throws(() => wrong.push(bytes), RangeError);
 });

@@ -15,10 +15,12 @@ import type { Frame } from "../protocol/frame.ts";
 import { answerHello, SERVER_FEATURES } from "../protocol/hello.ts";
 import { type ClientMessage, parseClientMessage, requestIdOf } from "../protocol/messages.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
+import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
+import { CHUNK_PAYLOADS } from "./files.ts";
 import { InFlight } from "./in_flight.ts";
 import { FloodControl, MESSAGE_TYPES, requestCost } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
@@ -75,6 +77,8 @@ export class ClientConnection implements SessionPort {
     this.#framed = new FramedConnection(channel, {
       maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
       maxQueueBytes: hub.config.maxQueueBytes,
+      // File chunks arrive in buffers that are reused once their bytes are on disk.
+      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
     });
   }
 
@@ -114,6 +118,11 @@ export class ClientConnection implements SessionPort {
       await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
     }
+  }
+
+  /** Bytes written to the client so far, and queued behind them. */
+  outbound(): OutboundProgress {
+    return { written: this.#framed.stats.bytesOut, queued: this.#framed.queuedBytes };
   }
 
   /** Queues an encoded frame; on overflow the client is cut off as a slow consumer. */

@@ -47,22 +47,33 @@
 import { join } from "node:path";
 import type { Hash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import { encodeFrame } from "../protocol/frame.ts";
+import { encodeFrame, encodeFrameWithBody } from "../protocol/frame.ts";
 import type { ServerMessage, ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer } from "../protocol/replies.ts";
 import { hashPrefix, newSha256, readFull, writeFull } from "../transport/file_io.ts";
+import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
 import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
-import type { ChatHub } from "./hub.ts";
+import type { ChatHub, SessionPort } from "./hub.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
 
 /** Largest `file_chunk` body accepted, in bytes. */
 export const MAX_CHUNK_BYTES: number = 256 * 1024;
+/**
+ * Buffers for the payloads of incoming `file_chunk` frames (a chunk and its header),
+ * shared by the server's connections: a chunk's buffer is handed back once its bytes
+ * are written, and receives a later chunk.
+ */
+export const CHUNK_PAYLOADS: BufferPool = new BufferPool(MAX_CHUNK_BYTES + 1024, 16);
+/** Room for a `file_data` header in the frame buffers reused per connection. */
+const FRAME_ROOM = 1024;
+/** Frame buffers kept per connection: two reads of four frames in flight, and spares. */
+const FRAME_BUFFERS = 12;
 /** Bytes of file data per `file_data` frame (at most a quarter of the outbound queue). */
 export const DATA_FRAME_BYTES: number = 256 * 1024;
 /** Most bytes one `file_read` sends (also at most a quarter of the outbound queue). */
@@ -76,6 +87,16 @@ const MAX_SWEEP_MS = 60_000;
 const MIN_SWEEP_MS = 200;
 /** Name of the files folder inside the data folder. */
 export const FILES_FOLDER = "files";
+
+/** The reads of one session and file: they run one after another, on one open file. */
+interface ReadState {
+  /** Settles once the last read queued is done. */
+  chain: Promise<void>;
+  /** The file, open while reads are queued. */
+  file: Deno.FsFile | null;
+  /** Where the next read of `file` starts (-1: unknown). */
+  position: number;
+}
 
 /** An upload in progress: its open `.part` file and the SHA-256 of what it holds. */
 interface Upload {
@@ -121,7 +142,9 @@ export class FileService {
   readonly #opening = new Map<number, Promise<Upload>>();
   readonly #waiters = new Map<number, Set<() => void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
-  readonly #reads = new Map<string, Promise<unknown>>();
+  readonly #reads = new Map<string, ReadState>();
+  /** Per client connection, the buffers of its `file_data` frames. */
+  readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   #offers: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
@@ -366,6 +389,7 @@ export class FileService {
       if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
       await writeFull(current.file, body);
       current.hash.update(body);
+      CHUNK_PAYLOADS.give(body); // written and hashed: nothing uses it any more
       current.offset += body.length;
       current.lastActive = performance.now();
       if (current.offset < record.size) {
@@ -418,12 +442,20 @@ export class FileService {
     length: number,
   ): Promise<{ file: number; offset: number; length: number; available: number }> {
     const key = `${ctx.session.id}/${id}`;
-    const previous = this.#reads.get(key) ?? Promise.resolve();
-    const run = previous.then(() => this.#read(ctx, id, offset, length));
+    let state = this.#reads.get(key);
+    if (state === undefined) {
+      state = { chain: Promise.resolve(), file: null, position: -1 };
+      this.#reads.set(key, state);
+    }
+    const own = state;
+    const run = own.chain.then(() => this.#read(ctx, id, offset, length, own));
     const settled = run.then(() => {}, () => {});
-    this.#reads.set(key, settled);
+    own.chain = settled;
     settled.then(() => {
-      if (this.#reads.get(key) === settled) this.#reads.delete(key);
+      if (own.chain !== settled) return; // more reads queued: they use the open file
+      if (this.#reads.get(key) === own) this.#reads.delete(key);
+      own.file?.close();
+      own.file = null;
     });
     return run;
   }
@@ -433,6 +465,7 @@ export class FileService {
     id: number,
     offset: number,
     length: number,
+    state: ReadState,
   ): Promise<{ file: number; offset: number; length: number; available: number }> {
     const session = ctx.session;
     let record = await this.#incoming(ctx, id);
@@ -455,19 +488,35 @@ export class FileService {
     const want = Math.max(0, Math.min(length, limit, available - offset));
     let sent = 0;
     if (want > 0) {
-      const file = await this.#openToRead(record);
+      // The file stays open for the reads queued behind (a reader keeps two in flight).
+      const file = state.file ??= await this.#openToRead(record);
       try {
-        await file.seek(offset, Deno.SeekMode.Start);
-        const buffer = new Uint8Array(Math.min(frameBytes, want));
+        if (state.position !== offset) await file.seek(offset, Deno.SeekMode.Start);
+        state.position = offset;
+        const pool = this.#framePool(session.port, frameBytes);
         while (sent < want && !session.ended) {
-          const n = await readFull(file, buffer.subarray(0, Math.min(buffer.length, want - sent)));
-          if (n === 0) break;
+          // Read straight into the frame, laid out in a buffer whose previous frame was
+          // written: the bytes are never copied on their way out.
           const header = { type: "file_data", file: id, offset: offset + sent } as const;
-          if (!session.port.send(encodeFrame(header, buffer.subarray(0, n)))) break;
+          const buffer = pool?.take();
+          const data = encodeFrameWithBody(header, Math.min(frameBytes, want - sent), buffer);
+          const n = await readFull(file, data.body);
+          state.position += n;
+          const frame = n === data.body.length
+            ? data.frame
+            : encodeFrame(header, data.body.subarray(0, n));
+          const queued = n > 0 && session.port.send(frame);
+          if (buffer !== undefined) {
+            if (queued && frame.buffer === buffer.buffer) pool!.queued(buffer);
+            else pool!.unused(buffer);
+          }
+          if (!queued) break;
           sent += n;
         }
-      } finally {
+      } catch (err) {
+        state.file = null;
         file.close();
+        throw err;
       }
     }
     return { file: id, offset, length: sent, available };
@@ -610,22 +659,30 @@ export class FileService {
     try {
       return Math.min(record.size, (await Deno.stat(this.#path(record.id, false))).size);
     } catch {
+      // Completed meanwhile: the `.part` file is renamed once verified, before the
+      // record says so.
+    }
+    try {
+      await Deno.stat(this.#path(record.id, true));
+      return record.size;
+    } catch {
       return 0;
     }
   }
 
   async #openToRead(record: FileRecord): Promise<Deno.FsFile> {
-    try {
-      return await Deno.open(this.#path(record.id, record.uploaded), { read: true });
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-      // Completed meanwhile (renamed), or dropped.
-      const now = await this.#record(record.id);
-      if (now === null || !now.uploaded) {
-        throw new CommandError("no_file", `file #${record.id} was dropped`);
+    const paths = [this.#path(record.id, record.uploaded)];
+    // Completed meanwhile (renamed once verified, maybe before the record says so), or
+    // dropped.
+    if (!record.uploaded) paths.push(this.#path(record.id, true));
+    for (const path of paths) {
+      try {
+        return await Deno.open(path, { read: true });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
       }
-      return await Deno.open(this.#path(record.id, true), { read: true });
     }
+    throw new CommandError("no_file", `file #${record.id} was dropped`);
   }
 
   #waitForBytes(id: number, ms: number, gone: () => boolean): Promise<void> {
@@ -677,6 +734,18 @@ export class FileService {
       // already closed
     }
     return Promise.resolve();
+  }
+
+  /** The frame buffers of file data sent through `port`, when it tells its progress. */
+  #framePool(port: SessionPort, frameBytes: number): SentBufferPool | null {
+    const outbound = port.outbound?.bind(port);
+    if (outbound === undefined) return null;
+    let pool = this.#framePools.get(port);
+    if (pool === undefined || pool.bufferSize < frameBytes + FRAME_ROOM) {
+      pool = new SentBufferPool(frameBytes + FRAME_ROOM, FRAME_BUFFERS, outbound);
+      this.#framePools.set(port, pool);
+    }
+    return pool;
   }
 
   #serial<T>(upload: Upload, task: () => Promise<T>): Promise<T> {

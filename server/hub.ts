@@ -12,6 +12,7 @@ import { encodeFrame } from "../protocol/frame.ts";
 import type { DirectMessage, ServerMessage } from "../protocol/messages.ts";
 import { MIN_PASSWORD_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import type { NoticeCode, ReplyMap } from "../protocol/replies.ts";
+import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import {
   ALL_SUBJECT,
   type Broker,
@@ -45,6 +46,11 @@ export interface SessionPort {
   readonly ip: string;
   /** Queues an encoded frame; false when refused (the port then cuts the client off). */
   send(frame: Uint8Array): boolean;
+  /**
+   * Where the outbound stream stands (frames leave in the order queued), when the port
+   * knows: file reads then reuse a frame's buffer once it is written.
+   */
+  outbound?(): OutboundProgress;
   /** Ends the connection, after an optional notice. */
   end(notice?: { code: NoticeCode; text: string }): void;
 }

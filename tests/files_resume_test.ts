@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { ChatClient } from "../client/chat_client.ts";
 import { type FileClient, FileTransfers } from "../client/file_transfer.ts";
 import { connectPeer } from "../peer/connect.ts";
+import { decodeFrame } from "../protocol/frame.ts";
 import { PeerFileTransfers } from "../peer/file_transfer.ts";
 import { listenPeer } from "../peer/listen.ts";
 import type { PeerSession } from "../peer/session.ts";
@@ -72,19 +73,20 @@ class GatedClient {
   }
 
   readonly request: FileClient["request"] = ((type, fields, options) => {
-    const body = options?.body;
-    if (type !== "file_chunk" || body === undefined) {
+    // A chunk comes encoded, its file bytes read straight into the frame.
+    const frame = options?.frame;
+    if (type !== "file_chunk" || frame === undefined) {
       return this.client.request(type, fields, options);
     }
+    const length = decodeFrame(frame).body.length;
     if (this.sentBytes >= this.holdAfter) {
       this.#gate ??= new Promise((resolve) => this.#release = resolve);
-      const copy = body.slice();
       return this.#gate.then(() => {
-        this.sentBytes += copy.length;
-        return this.client.request(type, fields, { ...options, body: copy });
+        this.sentBytes += length;
+        return this.client.request(type, fields, options);
       });
     }
-    this.sentBytes += body.length;
+    this.sentBytes += length;
     return this.client.request(type, fields, options);
   }) as FileClient["request"];
 

@@ -91,20 +91,31 @@ export async function writeFull(file: Deno.FsFile, bytes: Uint8Array): Promise<v
 
 /**
  * Feeds the first `limit` bytes of an open file (from its start) into `hash`, through
- * one bounded buffer; returns the bytes hashed (fewer when the file is shorter). Leaves
- * the file positioned after them.
+ * two bounded buffers: the next block is read while the current one is hashed. Returns
+ * the bytes hashed (fewer when the file is shorter) and leaves the file positioned
+ * after them.
  */
 export async function hashPrefix(file: Deno.FsFile, hash: Hash, limit: number): Promise<number> {
   await file.seek(0, Deno.SeekMode.Start);
-  const buffer = new Uint8Array(HASH_BUFFER_BYTES);
+  const buffers = [new Uint8Array(HASH_BUFFER_BYTES), new Uint8Array(HASH_BUFFER_BYTES)];
+  const readBlock = async (buffer: Uint8Array, from: number): Promise<number> => {
+    const want = Math.min(buffer.length, limit - from);
+    return want <= 0 ? 0 : await readFull(file, buffer.subarray(0, want));
+  };
   let done = 0;
-  while (done < limit) {
-    const want = Math.min(buffer.length, limit - done);
-    const n = await readFull(file, buffer.subarray(0, want));
+  let current = 0;
+  let reading = readBlock(buffers[0], 0);
+  while (true) {
+    const n = await reading;
     if (n === 0) break;
-    hash.update(buffer.subarray(0, n));
-    done += n;
-    if (n < want) break;
+    const block = buffers[current];
+    const end = done + n;
+    const full = n === Math.min(block.length, limit - done);
+    current ^= 1;
+    // Only one read runs at a time; it goes on while this block is hashed.
+    reading = full ? readBlock(buffers[current], end) : Promise.resolve(0);
+    hash.update(block.subarray(0, n));
+    done = end;
   }
   return done;
 }

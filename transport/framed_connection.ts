@@ -44,6 +44,11 @@ export interface FramedConnectionOptions {
    * connection holds only a small one.
    */
   readBufferSize?: number;
+  /**
+   * Gives the array each incoming payload is received into (the `allocate` option of
+   * `FrameDecoder`). Default: a new array per frame.
+   */
+  allocatePayload?: (length: number) => Uint8Array;
 }
 
 /**
@@ -58,6 +63,12 @@ export const LINGER_MS = 2000;
  * (a login, a line of text); a burst doubles it read by read.
  */
 export const MIN_READ_BUFFER = 512;
+
+/**
+ * The rest of an incoming frame is read straight into its payload when at least this
+ * much of it (and at least the read buffer's size) is still missing.
+ */
+export const DIRECT_READ_BYTES: number = 16 * 1024;
 
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
@@ -105,6 +116,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#channel = channel;
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+      ...(options.allocatePayload ? { allocate: options.allocatePayload } : {}),
     });
     this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
@@ -318,8 +330,11 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       // Once closing, the graceful close reads to the end itself; frames are no longer delivered.
       while (!this.#closed && !this.#closing) {
         let n: number | null | typeof CLOSING;
+        // The rest of a large frame (file data) is read straight into its payload, not
+        // copied; smaller frames go through the buffer, many at a time.
+        const direct = this.#decoder.payloadSpace(Math.max(buffer.length, DIRECT_READ_BYTES));
         try {
-          const read = this.#channel.read(buffer);
+          const read = this.#channel.read(direct ?? buffer);
           this.#readInFlight = read;
           // A local close ends the iteration at once; the close reads on to the end. (A
           // fresh promise per read: racing one long-lived promise would pile up reactions.)
@@ -342,12 +357,17 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
           return;
         }
         this.#bytesIn += n;
-        const payloads = this.#decoder.push(buffer.subarray(0, n));
+        const payloads = direct !== null
+          ? this.#decoder.filled(n)
+          : this.#decoder.push(buffer.subarray(0, n));
         // Grow while reads fill the buffer; shrink back after many small reads.
-        if (n === buffer.length && buffer.length < this.#readBufferSize) {
+        if (direct === null && n === buffer.length && buffer.length < this.#readBufferSize) {
           buffer = new Uint8Array(Math.min(buffer.length * 2, this.#readBufferSize));
           quietReads = 0;
-        } else if (n <= MIN_READ_BUFFER && buffer.length > MIN_READ_BUFFER && ++quietReads > 64) {
+        } else if (
+          direct === null && n <= MIN_READ_BUFFER && buffer.length > MIN_READ_BUFFER &&
+          ++quietReads > 64
+        ) {
           buffer = new Uint8Array(MIN_READ_BUFFER);
           quietReads = 0;
         }

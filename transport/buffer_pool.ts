@@ -1,0 +1,137 @@
+/**
+ * A bounded pool of equal-sized byte buffers, for the payloads of large incoming frames
+ * (file chunks and file data): a buffer handed back once its bytes are written to disk
+ * carries a later frame, instead of a new one being allocated (and its memory faulted
+ * in and zeroed) for every frame.
+ *
+ * @module
+ */
+
+/**
+ * A pool of buffers of {@linkcode BufferPool.bufferSize} bytes. {@linkcode take} serves
+ * lengths from half the size to the size from the pool (others get a new array);
+ * {@linkcode give} takes back what `take` handed out, once nothing uses it any more.
+ * At most {@linkcode BufferPool.maxFree} buffers wait in the pool.
+ *
+ * @example
+ * ```ts
+ * import { BufferPool } from "./buffer_pool.ts";
+ * const pool = new BufferPool(256 * 1024, 8);
+ * const payload = pool.take(200_000); // filled, used, then:
+ * pool.give(payload);
+ * pool.take(250_000).buffer === payload.buffer; // true
+ * ```
+ */
+export class BufferPool {
+  /** Bytes of every pooled buffer. */
+  readonly bufferSize: number;
+  /** Most buffers kept waiting in the pool. */
+  readonly maxFree: number;
+  readonly #free: ArrayBuffer[] = [];
+  /** Pooled buffers handed out and not given back. */
+  readonly #out = new WeakSet<ArrayBufferLike>();
+
+  /** A pool of buffers of `bufferSize` bytes, keeping at most `maxFree` of them. */
+  constructor(bufferSize: number, maxFree: number) {
+    if (!Number.isInteger(bufferSize) || bufferSize <= 0) {
+      throw new RangeError("bufferSize must be a positive integer");
+    }
+    this.bufferSize = bufferSize;
+    this.maxFree = maxFree;
+  }
+
+  /** Buffers waiting in the pool. */
+  get freeCount(): number {
+    return this.#free.length;
+  }
+
+  /**
+   * `length` bytes: the start of a pooled buffer when `length` is from half the buffer
+   * size to the size (its bytes are whatever was there: the caller fills them all), else
+   * a new, zeroed array.
+   */
+  take(length: number): Uint8Array<ArrayBuffer> {
+    if (length > this.bufferSize || length < this.bufferSize / 2) return new Uint8Array(length);
+    const buffer = this.#free.pop() ?? new ArrayBuffer(this.bufferSize);
+    this.#out.add(buffer);
+    return new Uint8Array(buffer, 0, length);
+  }
+
+  /**
+   * Hands back bytes from {@linkcode take} (or any view into them) that nothing uses any
+   * more; anything else is ignored, and so is a second give of the same buffer.
+   */
+  give(bytes: Uint8Array): void {
+    const buffer = bytes.buffer;
+    if (!this.#out.delete(buffer)) return;
+    if (this.#free.length < this.maxFree) this.#free.push(buffer as ArrayBuffer);
+  }
+}
+
+/** Where a connection's outbound stream stands, in bytes since it opened. */
+export interface OutboundProgress {
+  /** Bytes written to the channel. */
+  written: number;
+  /** Bytes queued behind them, not yet written. */
+  queued: number;
+}
+
+/**
+ * Buffers for frames queued on a connection that writes its queue in order
+ * (a `FramedConnection`): a buffer is taken, a frame laid out in it and queued,
+ * and the buffer is taken again only once the connection has written past that frame.
+ * Frames dropped unwritten (a connection cut off) never make it back, which is safe.
+ *
+ * @example
+ * ```ts ignore
+ * import { SentBufferPool } from "./buffer_pool.ts";
+ * const pool = new SentBufferPool(256 * 1024 + 1024, 8, () => ({
+ *   written: conn.stats.bytesOut,
+ *   queued: conn.queuedBytes,
+ * }));
+ * const buffer = pool.take();
+ * // lay a frame out in buffer, conn.sendEncoded(frame), then:
+ * pool.queued(buffer);
+ * ```
+ */
+export class SentBufferPool {
+  /** Bytes of every buffer. */
+  readonly bufferSize: number;
+  /** Most buffers kept, written or not. */
+  readonly maxBuffers: number;
+  readonly #progress: () => OutboundProgress;
+  readonly #free: Uint8Array<ArrayBuffer>[] = [];
+  /** Buffers whose frame was queued, with where the stream is once it is written. */
+  readonly #queued: { buffer: Uint8Array<ArrayBuffer>; end: number }[] = [];
+
+  /** A pool of `bufferSize`-byte buffers over a connection's `progress`. */
+  constructor(bufferSize: number, maxBuffers: number, progress: () => OutboundProgress) {
+    this.bufferSize = bufferSize;
+    this.maxBuffers = maxBuffers;
+    this.#progress = progress;
+  }
+
+  /** A buffer no queued frame uses: a written one, else a new one. */
+  take(): Uint8Array<ArrayBuffer> {
+    const { written } = this.#progress();
+    while (this.#queued.length > 0 && this.#queued[0].end <= written) {
+      this.#free.push(this.#queued.shift()!.buffer);
+    }
+    return this.#free.pop() ?? new Uint8Array(this.bufferSize);
+  }
+
+  /**
+   * Records that the frame laid out in `buffer` was just queued (it is the last in the
+   * queue); `buffer` is not taken again before the connection has written it.
+   */
+  queued(buffer: Uint8Array<ArrayBuffer>): void {
+    if (this.#queued.length + this.#free.length >= this.maxBuffers) return; // let it go
+    const { written, queued } = this.#progress();
+    this.#queued.push({ buffer, end: written + queued });
+  }
+
+  /** Hands back a buffer that was taken but not queued. */
+  unused(buffer: Uint8Array<ArrayBuffer>): void {
+    if (this.#queued.length + this.#free.length < this.maxBuffers) this.#free.push(buffer);
+  }
+}
