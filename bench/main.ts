@@ -3,7 +3,7 @@
  * `deno task bench --quick` (smaller sizes and durations, under 1 minute).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--no-pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
@@ -15,7 +15,10 @@
  * - `--only` runs some of the benchmarks (the goals of the others show ERROR "not run").
  * - `--profile` writes a CPU profile of every server process (and of every process of
  *   the file transfers) under `bench/results/profiles/` and prints its busiest functions.
- * - `--pin` pins the target to CPU 1 and the load processes to CPU 0 (`taskset`).
+ * - The target (server or relay) runs pinned to CPU 1 and the load processes to CPU 0
+ *   (`taskset`), where `taskset` exists and the machine has two CPUs or more: on two
+ *   cores, a server that shares its core with its own load measures the scheduler, not
+ *   itself. `--no-pin` lets the kernel place them.
  *
  * @module
  */
@@ -119,13 +122,33 @@ interface Options {
   pin: boolean;
 }
 
+/** Whether processes can be pinned to CPUs here: `taskset` runs and there are two CPUs. */
+function canPin(): boolean {
+  if (navigator.hardwareConcurrency < 2) return false;
+  try {
+    return new Deno.Command("taskset", {
+      args: ["-p", String(Deno.pid)],
+      stdout: "null",
+      stderr: "null",
+    })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
 function parseOptions(args: string[]): Options {
-  const options: Options = { quick: false, only: new Set(BENCHMARKS), profile: false, pin: false };
+  const options: Options = {
+    quick: false,
+    only: new Set(BENCHMARKS),
+    profile: false,
+    pin: !args.includes("--no-pin") && canPin(),
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--quick") options.quick = true;
     else if (arg === "--profile") options.profile = true;
-    else if (arg === "--pin") options.pin = true;
+    else if (arg === "--no-pin") options.pin = false;
     else if (arg === "--only" || arg.startsWith("--only=")) {
       const list = arg.includes("=") ? arg.slice(7) : args[++i] ?? "";
       const names = list.split(",").map((s) => s.trim()).filter(Boolean);
@@ -137,7 +160,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--no-pin]",
       );
       Deno.exit(0);
     } else {
@@ -698,7 +721,7 @@ async function main(): Promise<void> {
   console.log(
     `chat benchmarks, ${results.mode}, ${date}: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Deno ${machine.deno}, code ${code.commit}${
       code.uncommitted.length > 0 ? ` + ${code.uncommitted.length} uncommitted files` : ""
-    }`,
+    }${options.pin ? "; target on CPU 1, load on CPU 0" : ""}`,
   );
   console.log(renderTable(rows));
   if (disturbed) {
