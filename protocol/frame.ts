@@ -163,6 +163,12 @@ export interface FrameDecoderOptions {
    * reused for large payloads (`transport/buffer_pool.ts`) goes here.
    */
   allocate?: (length: number) => Uint8Array;
+  /**
+   * When true, a payload that lies whole inside one chunk is returned as a view of that
+   * chunk instead of a copy: valid only until the caller reuses the chunk. For a reader
+   * that decodes each payload before its next read. Default false.
+   */
+  views?: boolean;
 }
 
 /**
@@ -185,17 +191,20 @@ export interface FrameDecoderOptions {
  */
 export class FrameDecoder {
   #maxFrameSize: number;
-  #lengthBytes = new Uint8Array(LENGTH_PREFIX_BYTES);
+  /** The length prefix read so far (big-endian), and how many of its bytes. */
+  #length = 0;
   #lengthFill = 0;
   #payload: Uint8Array | null = null;
   #payloadFill = 0;
   #failed: ProtocolError | null = null;
   readonly #allocate: (length: number) => Uint8Array;
+  readonly #views: boolean;
 
   /** Creates a decoder with the given maximum frame size. */
   constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrameSize = checkMaxFrameSize(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
     this.#allocate = options.allocate ?? ((length) => new Uint8Array(length));
+    this.#views = options.views ?? false;
   }
 
   /** The largest payload accepted; may be changed between chunks. */
@@ -214,7 +223,8 @@ export class FrameDecoder {
 
   /**
    * Consumes one chunk and returns the payloads it completes, in order.
-   * Returned payloads are fresh copies: the caller may reuse `chunk`.
+   * Returned payloads are fresh copies (the caller may reuse `chunk`), except with the
+   * `views` option, where those whole inside `chunk` are views of it.
    *
    * @throws {ProtocolError} `frame_too_large` when a length prefix exceeds the maximum.
    */
@@ -229,12 +239,18 @@ export class FrameDecoder {
           const length = ((chunk[offset] << 24) | (chunk[offset + 1] << 16) |
             (chunk[offset + 2] << 8) | chunk[offset + 3]) >>> 0;
           offset += LENGTH_PREFIX_BYTES;
+          if (this.#views && chunk.length - offset >= length && length <= this.#maxFrameSize) {
+            // Whole inside this chunk: a view, not a copy.
+            out.push(chunk.subarray(offset, offset + length));
+            offset += length;
+            continue;
+          }
           this.#startPayload(length);
         } else {
-          this.#lengthBytes[this.#lengthFill++] = chunk[offset++];
-          if (this.#lengthFill < LENGTH_PREFIX_BYTES) continue;
-          const b = this.#lengthBytes;
-          const length = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+          this.#length = this.#length * 256 + chunk[offset++];
+          if (++this.#lengthFill < LENGTH_PREFIX_BYTES) continue;
+          const length = this.#length;
+          this.#length = 0;
           this.#lengthFill = 0;
           this.#startPayload(length);
         }

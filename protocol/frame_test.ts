@@ -47,16 +47,6 @@ function rawFrame(payload: Uint8Array): Uint8Array {
 }
 
 /** Feeds `chunks` to a fresh decoder, ends it, and decodes every payload. */
-function decodeChunks(chunks: Iterable<Uint8Array>, maxFrameSize?: number): Frame[] {
-  const decoder = new FrameDecoder(maxFrameSize === undefined ? {} : { maxFrameSize });
-  const frames: Frame[] = [];
-  for (const chunk of chunks) {
-    for (const payload of decoder.push(chunk)) frames.push(decodePayload(payload));
-  }
-  decoder.end();
-  return frames;
-}
-
 function assertFrames(actual: Frame[], expected: { header: object; body?: Uint8Array }[]): void {
   assert.equal(actual.length, expected.length, "frame count");
   for (let i = 0; i < expected.length; i++) {
@@ -189,31 +179,61 @@ const SAMPLE_FRAMES: { header: object; body?: Uint8Array }[] = [
 ];
 const SAMPLE_BYTES = concat(...SAMPLE_FRAMES.map((f) => encodeFrame(f.header, f.body)));
 
-Deno.test("every pair of split points of a multi-frame buffer decodes to the same frames", () => {
-  const n = SAMPLE_BYTES.length;
-  assert.ok(n > 100, "the sample should span many split points");
-  let cases = 0;
-  for (let i = 0; i <= n; i++) {
-    for (let j = i; j <= n; j++) {
-      const chunks = [
-        SAMPLE_BYTES.subarray(0, i),
-        SAMPLE_BYTES.subarray(i, j),
-        SAMPLE_BYTES.subarray(j),
-      ];
-      let frames: Frame[];
-      try {
-        frames = decodeChunks(chunks);
-      } catch (err) {
-        throw new Error(`split at ${i}, ${j}: ${err}`);
+for (const views of [false, true]) {
+  Deno.test(`every pair of split points decodes to the same frames${views ? " (views)" : ""}`, () => {
+    const n = SAMPLE_BYTES.length;
+    assert.ok(n > 100, "the sample should span many split points");
+    let cases = 0;
+    for (let i = 0; i <= n; i++) {
+      for (let j = i; j <= n; j++) {
+        // Chunks are copies, scribbled over once decoded: a view kept too long would show it.
+        const chunks = [[0, i], [i, j], [j, n]].map(([a, b]) => SAMPLE_BYTES.slice(a, b));
+        let frames: Frame[];
+        try {
+          frames = decodeChunksScribbling(chunks, views);
+        } catch (err) {
+          throw new Error(`split at ${i}, ${j}: ${err}`);
+        }
+        if (frames.length !== SAMPLE_FRAMES.length) {
+          assert.fail(`split at ${i}, ${j}: ${frames.length} frames`);
+        }
+        assertFrames(frames, SAMPLE_FRAMES);
+        cases++;
       }
-      if (frames.length !== SAMPLE_FRAMES.length) {
-        assert.fail(`split at ${i}, ${j}: ${frames.length} frames`);
-      }
-      assertFrames(frames, SAMPLE_FRAMES);
-      cases++;
     }
+    assert.equal(cases, ((n + 1) * (n + 2)) / 2);
+  });
+}
+
+/** Decodes like a reader reusing its buffer: each chunk is zeroed once its payloads are decoded. */
+function decodeChunksScribbling(chunks: Uint8Array[], views: boolean): Frame[] {
+  const decoder = new FrameDecoder({ views });
+  const frames: Frame[] = [];
+  for (const chunk of chunks) {
+    for (const payload of decoder.push(chunk)) {
+      const frame = decodePayload(payload);
+      frames.push({ header: frame.header, body: views ? frame.body.slice() : frame.body });
+    }
+    chunk.fill(0);
   }
-  assert.equal(cases, ((n + 1) * (n + 2)) / 2);
+  decoder.end();
+  return frames;
+}
+
+Deno.test("views: a payload whole inside a chunk is a view of it, a split one a copy", () => {
+  const a = encodeFrame({ type: "a" });
+  const b = encodeFrame({ type: "b" });
+  const chunk = concat(a, b.subarray(0, 5));
+  const decoder = new FrameDecoder({ views: true });
+  const [first] = decoder.push(chunk);
+  assert.equal(first.buffer, chunk.buffer, "a view");
+  const [second] = decoder.push(b.slice(5));
+  assert.notEqual(second.buffer, chunk.buffer);
+  assert.deepEqual(decodePayload(second).header, { type: "b" });
+  assert.throws(
+    () => new FrameDecoder({ views: true, maxFrameSize: 4 }).push(a),
+    isProtocolError("frame_too_large"),
+  );
 });
 
 Deno.test("one byte at a time decodes to the same frames; pendingBytes tracks the partial frame", () => {

@@ -117,6 +117,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
       ...(options.allocatePayload ? { allocate: options.allocatePayload } : {}),
+      // Frames whole inside a read are decoded from the read buffer itself (no copy);
+      // only a body, which outlives the next read, is copied out of it.
+      views: true,
     });
     this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
@@ -376,7 +379,12 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         let malformed: unknown = undefined;
         for (const payload of payloads) {
           try {
-            frames.push(decodePayload(payload));
+            const frame = decodePayload(payload);
+            frames.push(
+              frame.body.length > 0 && frame.body.buffer === buffer.buffer
+                ? { header: frame.header, body: frame.body.slice() }
+                : frame,
+            );
           } catch (err) {
             malformed = err;
             break;
