@@ -685,7 +685,7 @@ async function main(): Promise<void> {
       fanoutServerConfig:
         "auth none, queue bound 256 MiB and write timeout 120 s so that overload shows as latency rather than cut-offs",
       durableStore:
-        "SQLite in a temp dir (WAL, synchronous=FULL, group commit); baseline: memory store",
+        "SQLite in a temp dir (WAL, group commit, acknowledged after the WAL is synced to disk); baseline: memory store",
       stormStore: "SQLite in a temp dir",
       idleStore: "memory; login and write timeouts raised to 120 s",
       slowConsumerConfig: "server defaults: 4 MiB queue bound, 10 s write timeout",

@@ -2,16 +2,23 @@
  * The embedded {@linkcode Store}: one SQLite file (`chat.db`) in the data folder, through
  * Deno's built-in `node:sqlite`.
  *
- * Durability: WAL journal with `synchronous=FULL`, so a message whose append has resolved
- * survives a kill of the process and a power loss. The fsync that makes this so is
- * shared: {@linkcode SqliteStore.appendMessage} queues the message and the queue is
- * written in one transaction (a group commit) once the current macrotask is done
- * (`setTimeout(0)`), or at once when it holds {@linkcode SqliteStoreOptions.maxBatch}
- * messages. Every other write, and every read that could see messages, first commits the
- * queue, so operations take effect in call order. (A timer rather than `queueMicrotask`:
- * appends reached through different numbers of `await`s still land in one batch; with a
- * microtask, 100 closed-loop writers with 0–10 awaits each averaged 18 appends per commit
- * instead of 100.)
+ * Durability: a message whose append has resolved survives a kill of the process and a
+ * power loss. The WAL journal is committed without an fsync (`synchronous=NORMAL`) and the
+ * WAL file is then synced off the event loop ({@linkcode DurabilityBarrier}): every write
+ * resolves only after a sync that began after its commit, the guarantee of
+ * `synchronous=FULL` without stopping every connection for each fsync (a slow disk delays
+ * acknowledgements, not the server). Without WAL, where the file system refuses it,
+ * `synchronous=FULL` syncs inside each commit.
+ *
+ * Appends share the commit and the sync: {@linkcode SqliteStore.appendMessage} queues the
+ * message and the queue is written in one transaction (a group commit) once the current
+ * macrotask is done (`setTimeout(0)`), or at once when it holds
+ * {@linkcode SqliteStoreOptions.maxBatch} messages. Every other write, and every read that
+ * could see messages, first commits the queue, so operations take effect in call order;
+ * such a read also waits for the sync, so no one is shown a message that could still be
+ * lost. (A timer rather than `queueMicrotask`: appends reached through different numbers
+ * of `await`s still land in one batch; with a microtask, 100 closed-loop writers with 0–10
+ * awaits each averaged 18 appends per commit instead of 100.)
  *
  * `DatabaseSync` is synchronous: every statement, and every commit, runs on the calling
  * thread; transactions are kept short.
@@ -22,6 +29,7 @@
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { getLogger } from "@logtape/logtape";
+import { DurabilityBarrier } from "./durability.ts";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
 import {
   type AccountRecord,
@@ -58,6 +66,8 @@ export interface SqliteStoreStats {
   readonly commits: number;
   /** Most appends committed in one transaction. */
   readonly largestBatch: number;
+  /** Syncs of the WAL file (each covers every commit before it). */
+  readonly walSyncs: number;
 }
 
 /**
@@ -341,15 +351,27 @@ export class SqliteStore implements Store {
   #queue: Pending[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  readonly #wal: Deno.FsFile | null;
+  readonly #barrier: DurabilityBarrier;
   #appends = 0;
   #commits = 0;
   #largestBatch = 0;
 
-  private constructor(db: DatabaseSync, path: string, maxBatch: number) {
+  private constructor(
+    db: DatabaseSync,
+    path: string,
+    maxBatch: number,
+    wal: Deno.FsFile | null,
+  ) {
     this.#db = db;
     this.path = path;
     this.#st = prepareAll(db);
     this.#maxBatch = maxBatch;
+    this.#wal = wal;
+    // Without a WAL file to sync, SQLite synced each commit itself (FULL).
+    this.#barrier = new DurabilityBarrier(
+      wal === null ? () => Promise.resolve() : () => wal.syncData(),
+    );
   }
 
   /**
@@ -379,6 +401,7 @@ export class SqliteStore implements Store {
     }
     const path = join(dataDir, DATABASE_FILE);
     let db: DatabaseSync | undefined;
+    let wal: Deno.FsFile | null = null;
     try {
       db = new DatabaseSync(path);
       db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
@@ -389,14 +412,20 @@ export class SqliteStore implements Store {
           mode: mode.journal_mode,
         });
       }
+      // FULL while opening: the WAL's creation and the migrations are synced by SQLite.
       db.exec("PRAGMA synchronous = FULL");
       db.exec("PRAGMA foreign_keys = ON");
       const version = migrate(db);
       checkWritable(db, version);
+      if (mode.journal_mode.toLowerCase() === "wal") {
+        wal = await Deno.open(`${path}-wal`, { read: true, write: true });
+        db.exec("PRAGMA synchronous = NORMAL");
+      }
       log.debug("opened {path} (schema version {version})", { path, version });
-      return new SqliteStore(db, path, maxBatch);
+      return new SqliteStore(db, path, maxBatch, wal);
     } catch (error) {
       try {
+        wal?.close();
         db?.close();
       } catch {
         // already failing: the first error is the one to report
@@ -416,6 +445,7 @@ export class SqliteStore implements Store {
       appends: this.#appends,
       commits: this.#commits,
       largestBatch: this.#largestBatch,
+      walSyncs: this.#barrier.syncs,
     };
   }
 
@@ -547,7 +577,7 @@ export class SqliteStore implements Store {
 
   /** The newest `limit` messages matching `query`, oldest first. */
   history(query: HistoryQuery): Promise<ChatMessage[]> {
-    return this.#write(() => {
+    return this.#readCommitted(() => {
       checkHistoryQuery(query);
       const before = query.before ?? Number.MAX_SAFE_INTEGER;
       const rows = query.room !== undefined
@@ -563,12 +593,12 @@ export class SqliteStore implements Store {
 
   /** The highest message id stored so far (after committing pending appends); 0 when none. */
   lastMessageId(): Promise<number> {
-    return this.#write(() => Number((this.#st.lastMessageId.get() as { id: number }).id));
+    return this.#readCommitted(() => Number((this.#st.lastMessageId.get() as { id: number }).id));
   }
 
   /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]> {
-    return this.#write(() => {
+    return this.#readCommitted(() => {
       checkCount("afterId", afterId);
       checkCount("limit", limit);
       if (limit === 0) return [];
@@ -579,7 +609,7 @@ export class SqliteStore implements Store {
 
   /** Direct messages to `accountKey` not delivered yet, oldest first. */
   undelivered(accountKey: string): Promise<DirectMessage[]> {
-    return this.#write(() =>
+    return this.#readCommitted(() =>
       (this.#st.undelivered.all(accountKey) as unknown as MessageRow[]).map(
         (row) => toChat(row) as DirectMessage,
       )
@@ -674,24 +704,28 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Commits queued appends, checkpoints the WAL into the database file and closes it.
-   * Later calls reject with a `closed` {@linkcode StoreError}; closing again does nothing.
+   * Commits queued appends, waits for them to be durable, checkpoints the WAL into the
+   * database file and closes it. Later calls reject with a `closed`
+   * {@linkcode StoreError}; closing again does nothing.
    */
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.#closed) return;
     try {
       this.#flush();
     } finally {
       this.#closed = true;
-      try {
-        this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-      } catch (error) {
-        log.warn("WAL checkpoint at close failed: {error}", { error: messageOf(error) });
-      }
-      this.#db.close();
     }
+    await this.#barrier.durable().catch((error) =>
+      log.error("syncing the WAL at close failed: {error}", { error: messageOf(error) })
+    );
+    this.#wal?.close();
+    try {
+      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    } catch (error) {
+      log.warn("WAL checkpoint at close failed: {error}", { error: messageOf(error) });
+    }
+    this.#db.close();
     log.debug("closed {path}", { path: this.path });
-    return Promise.resolve();
   }
 
   // ---- internals
@@ -710,15 +744,34 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Commits queued appends first, then runs a write, or a read that could observe them. */
+  /** Commits queued appends first, then runs a write; resolves once it is durable. */
   #write<T>(fn: () => T): Promise<T> {
+    let result: T;
     try {
       this.#checkOpen();
       this.#flush();
-      return Promise.resolve(fn());
+      result = fn();
+      this.#barrier.committed();
     } catch (error) {
       return Promise.reject(wrap(error));
     }
+    return this.#barrier.durable().then(() => result, (error) => Promise.reject(syncFailed(error)));
+  }
+
+  /**
+   * Commits queued appends first, then runs a read that could observe them; resolves once
+   * what it saw is durable.
+   */
+  #readCommitted<T>(fn: () => T): Promise<T> {
+    let result: T;
+    try {
+      this.#checkOpen();
+      this.#flush();
+      result = fn();
+    } catch (error) {
+      return Promise.reject(wrap(error));
+    }
+    return this.#barrier.durable().then(() => result, (error) => Promise.reject(syncFailed(error)));
   }
 
   /** Writes the queued appends in one transaction, then settles their promises. */
@@ -754,14 +807,25 @@ export class SqliteStore implements Store {
       for (const item of batch) item.reject(failure);
       return;
     }
+    this.#barrier.committed();
     this.#commits++;
     this.#appends += batch.length;
     this.#largestBatch = Math.max(this.#largestBatch, batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const outcome = outcomes[i];
-      if (outcome instanceof StoreError) batch[i].reject(outcome);
-      else batch[i].resolve(outcome);
-    }
+    const settle = (failure?: StoreError) => {
+      for (let i = 0; i < batch.length; i++) {
+        const outcome = outcomes[i];
+        if (outcome instanceof StoreError) batch[i].reject(outcome);
+        else if (failure !== undefined) batch[i].reject(failure);
+        else batch[i].resolve(outcome);
+      }
+    };
+    this.#barrier.durable().then(() => settle(), (error) => {
+      log.error("syncing {count} message(s) failed: {error}", {
+        count: batch.length,
+        error: messageOf(error),
+      });
+      settle(syncFailed(error));
+    });
   }
 
   /** The stored copy of a resent message (its insert hit the unique client id). */
@@ -873,6 +937,13 @@ function checkWritable(db: DatabaseSync, version: number): void {
     if (db.isTransaction) db.exec("ROLLBACK");
     throw error;
   }
+}
+
+/** The error of a write whose commit could not be made durable. */
+function syncFailed(error: unknown): StoreError {
+  return new StoreError("failed", `could not sync the database to disk: ${messageOf(error)}`, {
+    cause: error,
+  });
 }
 
 /** The normalized key of a direct conversation. */

@@ -92,6 +92,10 @@ Deno.test("SqliteStore: uses WAL and a schema version", async () => {
     const peek = new DatabaseSync(store.path);
     try {
       assert.deepEqual({ ...peek.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
+      // The store syncs the WAL itself, off the event loop, before a write resolves.
+      assert.equal(store.stats.walSyncs, 0);
+      await store.createRoom({ key: "r", name: "R", topic: "", topicBy: "", createdAt: 0 });
+      assert.equal(store.stats.walSyncs, 1);
       assert.deepEqual({ ...peek.prepare("PRAGMA user_version").get() }, { user_version: 2 });
       const tables = peek.prepare(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' " +
@@ -196,13 +200,17 @@ Deno.test("SqliteStore: concurrent appends share commits (group commit)", async 
     const store = await SqliteStore.open(dir);
     try {
       await store.createRoom(lobby);
-      assert.deepEqual(store.stats, { appends: 0, commits: 0, largestBatch: 0 });
+      const before = store.stats;
+      assert.deepEqual([before.appends, before.commits, before.largestBatch], [0, 0, 0]);
+      assert.equal(before.walSyncs, 1, "the room was synced before createRoom resolved");
       const results = await Promise.all(
         Array.from({ length: 1000 }, (_, i) => store.appendMessage(say(i))),
       );
       assert.equal(new Set(results.map((r) => r.message.id)).size, 1000);
       assert.equal(store.stats.appends, 1000);
       assert.ok(store.stats.commits <= 2, `1000 appends took ${store.stats.commits} commits`);
+      const syncs = store.stats.walSyncs - before.walSyncs;
+      assert.ok(syncs >= 1 && syncs <= 2, `1000 appends took ${syncs} syncs`);
       // Sequential appends each get their own commit.
       for (let i = 1000; i < 1003; i++) await store.appendMessage(say(i));
       assert.equal(store.stats.appends, 1003);
@@ -223,7 +231,14 @@ Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
       );
       const ids = results.map((r) => r.message.id);
       for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1]);
-      assert.deepEqual(store.stats, { appends: 1000, commits: 10, largestBatch: 100 });
+      const { appends, commits, largestBatch, walSyncs } = store.stats;
+      assert.deepEqual({ appends, commits, largestBatch }, {
+        appends: 1000,
+        commits: 10,
+        largestBatch: 100,
+      });
+      // Commits made while a sync runs share the next one.
+      assert.ok(walSyncs >= 2 && walSyncs < 11, `${walSyncs} syncs for 10 commits and a room`);
     } finally {
       await store.close();
     }

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { DurabilityBarrier } from "./durability.ts";
+
+/** A sync the test completes by hand. */
+function manualSync() {
+  const calls: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  const sync = () => {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    calls.push({ resolve, reject });
+    return promise;
+  };
+  return { sync, calls };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("DurabilityBarrier: a commit is durable only after a sync that began after it", async () => {
+  const { sync, calls } = manualSync();
+  const barrier = new DurabilityBarrier(sync);
+  await barrier.durable(); // nothing committed: at once
+  assert.equal(calls.length, 0);
+  const order: string[] = [];
+  barrier.committed();
+  const first = barrier.durable().then(() => order.push("first"));
+  assert.equal(calls.length, 1);
+  // Committed while the first sync runs: that sync does not cover it.
+  barrier.committed();
+  const second = barrier.durable().then(() => order.push("second"));
+  barrier.committed();
+  const third = barrier.durable().then(() => order.push("third"));
+  assert.equal(calls.length, 1, "one sync at a time");
+  calls[0].resolve();
+  await first;
+  await tick();
+  assert.deepEqual(order, ["first"]);
+  assert.equal(calls.length, 2, "the next sync covers both later commits");
+  calls[1].resolve();
+  await Promise.all([second, third]);
+  assert.deepEqual(order, ["first", "second", "third"]);
+  assert.equal(barrier.syncs, 2);
+  await barrier.durable();
+  assert.equal(calls.length, 2);
+});
+
+Deno.test("DurabilityBarrier: a failed sync rejects the commits it was to cover; the next retries", async () => {
+  const { sync, calls } = manualSync();
+  const barrier = new DurabilityBarrier(sync);
+  barrier.committed();
+  const failed = barrier.durable();
+  calls[0].reject(new Error("EIO"));
+  await assert.rejects(failed, /EIO/);
+  assert.equal(barrier.syncs, 0);
+  const retried = barrier.durable();
+  assert.equal(calls.length, 2, "still not durable: synced again");
+  calls[1].resolve();
+  await retried;
+  assert.equal(barrier.syncs, 1);
+});
