@@ -746,16 +746,7 @@ export class SqliteStore implements Store {
 
   /** Commits queued appends first, then runs a write; resolves once it is durable. */
   #write<T>(fn: () => T): Promise<T> {
-    let result: T;
-    try {
-      this.#checkOpen();
-      this.#flush();
-      result = fn();
-      this.#barrier.committed();
-    } catch (error) {
-      return Promise.reject(wrap(error));
-    }
-    return this.#barrier.durable().then(() => result, (error) => Promise.reject(syncFailed(error)));
+    return this.#durably(fn, true);
   }
 
   /**
@@ -763,11 +754,16 @@ export class SqliteStore implements Store {
    * what it saw is durable.
    */
   #readCommitted<T>(fn: () => T): Promise<T> {
+    return this.#durably(fn, false);
+  }
+
+  #durably<T>(fn: () => T, writes: boolean): Promise<T> {
     let result: T;
     try {
       this.#checkOpen();
       this.#flush();
       result = fn();
+      if (writes) this.#barrier.committed();
     } catch (error) {
       return Promise.reject(wrap(error));
     }
