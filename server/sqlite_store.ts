@@ -783,8 +783,7 @@ export class SqliteStore implements Store {
     try {
       this.#st.begin.run();
       try {
-        const seen = new Map<string, AppendResult>();
-        for (const item of batch) outcomes.push(this.#insert(item.message, seen));
+        for (const item of batch) outcomes.push(this.#insert(item.message));
         this.#st.commit.run();
       } catch (error) {
         if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
@@ -840,11 +839,11 @@ export class SqliteStore implements Store {
     return name;
   }
 
-  /** Inserts one message inside the batch transaction, or finds its earlier copy. */
-  #insert(message: NewMessage, seen: Map<string, AppendResult>): AppendResult | StoreError {
-    const dedupKey = `${message.fromKey}\n${message.clientId}`;
-    const inBatch = seen.get(dedupKey);
-    if (inBatch !== undefined) return { message: inBatch.message, duplicate: true };
+  /**
+   * Inserts one message inside the batch transaction, or finds its earlier copy (also one
+   * earlier in the same batch: the transaction sees its own rows).
+   */
+  #insert(message: NewMessage): AppendResult | StoreError {
     let chat: ChatMessage;
     if (message.room !== undefined) {
       const roomName = this.#roomName(message.room);
@@ -887,9 +886,7 @@ export class SqliteStore implements Store {
         text: message.text,
       };
     }
-    const result = { message: chat, duplicate: false };
-    seen.set(dedupKey, result);
-    return result;
+    return { message: chat, duplicate: false };
   }
 }
 
