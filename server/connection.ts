@@ -20,7 +20,6 @@ import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.t
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
-import { CHUNK_PAYLOADS } from "./files.ts";
 import { InFlight } from "./in_flight.ts";
 import { FloodControl, MESSAGE_TYPES, requestCost } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
@@ -44,6 +43,11 @@ export interface ClientConnectionOptions {
   ip: string;
   /** Milliseconds a connection may take to complete hello and login. */
   loginTimeoutMs: number;
+  /**
+   * Gives the array an incoming payload is received into (file chunks: a pool of buffers
+   * reused once their bytes are on disk). Default: a new array.
+   */
+  allocatePayload?: (length: number) => Uint8Array;
 }
 
 /**
@@ -77,8 +81,7 @@ export class ClientConnection implements SessionPort {
     this.#framed = new FramedConnection(channel, {
       maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
       maxQueueBytes: hub.config.maxQueueBytes,
-      // File chunks arrive in buffers that are reused once their bytes are on disk.
-      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+      ...(options.allocatePayload ? { allocatePayload: options.allocatePayload } : {}),
     });
   }
 

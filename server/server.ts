@@ -11,7 +11,7 @@ import { listen, tuneAccepted } from "../transport/net.ts";
 import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
-import { FileService } from "./files.ts";
+import { CHUNK_PAYLOADS, FileService } from "./files.ts";
 import { ChatHub } from "./hub.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
@@ -228,6 +228,8 @@ class RunningServer implements ChatServer {
           remote: `${ip}:${addr.port}`,
           ip,
           loginTimeoutMs: this.#config.loginTimeoutMs,
+          // File chunks arrive in buffers that are reused once their bytes are on disk.
+          allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
         });
         this.#connections.add(connection);
         this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
