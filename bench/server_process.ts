@@ -4,6 +4,7 @@
  * ```sh
  * deno run -A bench/server_process.ts --auth none --data-dir /tmp/x --queue-bytes 67108864
  * deno run -A bench/server_process.ts --memory            # in-memory store
+ * deno run -A bench/server_process.ts --memory --room-history 10000
  * ```
  *
  * Prints one JSON line `{"port": N, "pid": P, "store": "sqlite"|"memory"}` once it
@@ -23,12 +24,22 @@
  */
 
 import { NO_LIMITS, resolveServerConfig, type ServerConfig } from "../server/config.ts";
+import { MemoryStore } from "../server/memory_store.ts";
 import { startServer } from "../server/server.ts";
 import { SqliteStore } from "../server/sqlite_store.ts";
 import { serveSideChannel } from "../tools/side_channel.ts";
 
-/** Parses the bench server's flags into a server configuration. */
-export function benchServerConfig(args: readonly string[]): Partial<ServerConfig> {
+/** What the bench server's flags ask for. */
+export interface BenchServerSetup {
+  /** The server configuration. */
+  config: Partial<ServerConfig>;
+  /** With the memory store: room messages kept per room (`--room-history`); default all. */
+  roomHistory?: number;
+}
+
+/** Parses the bench server's flags. */
+export function benchServerSetup(args: readonly string[]): BenchServerSetup {
+  let roomHistory: number | undefined;
   const config: Partial<ServerConfig> = {
     // Flood and connection limits off: every load client comes from 127.0.0.1.
     ...NO_LIMITS,
@@ -67,6 +78,9 @@ export function benchServerConfig(args: readonly string[]): Partial<ServerConfig
       case "--memory":
         config.dataDir = null;
         break;
+      case "--room-history":
+        roomHistory = number();
+        break;
       case "--port":
         config.port = number();
         break;
@@ -86,11 +100,18 @@ export function benchServerConfig(args: readonly string[]): Partial<ServerConfig
         throw new Error(`unknown flag ${flag}`);
     }
   }
-  return config;
+  return roomHistory === undefined ? { config } : { config, roomHistory };
 }
 
 if (import.meta.main) {
-  const server = await startServer(resolveServerConfig(benchServerConfig(Deno.args)));
+  const setup = benchServerSetup(Deno.args);
+  const config = resolveServerConfig(setup.config);
+  const server = await startServer(
+    config,
+    config.dataDir === null && setup.roomHistory !== undefined
+      ? { store: new MemoryStore({ roomHistory: setup.roomHistory }) }
+      : {},
+  );
   const store = server.hub.store;
   console.log(JSON.stringify({
     port: server.addr.port,

@@ -26,6 +26,7 @@ import {
 interface StoredMessage {
   id: number;
   ts: number;
+  clientId: string;
   fromKey: string;
   from: string;
   roomKey: string | null;
@@ -40,6 +41,18 @@ interface Session {
   accountKey: string;
   loginTs: number;
   logoutTs: number | null;
+}
+
+/** Options of {@linkcode MemoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * Most room messages kept per room; the oldest are forgotten (a sixteenth of them at a
+   * time), after which history and `sync` reach no further back and a resend of one is
+   * stored again. Direct messages are all kept.
+   * Default: every message. (A long benchmark on the memory store otherwise measures its
+   * garbage collector walking an ever larger heap, which a SQLite server does not hold.)
+   */
+  roomHistory?: number;
 }
 
 /**
@@ -64,8 +77,9 @@ export class MemoryStore implements Store {
   #members = new Map<string, Set<string>>();
   /** account key → room keys */
   #memberOf = new Map<string, Set<string>>();
-  /** Every message; the one with id n is at index n - 1. */
-  #messages: StoredMessage[] = [];
+  /** Every message; the one with id n is at index n - 1 (undefined once forgotten). */
+  #messages: (StoredMessage | undefined)[] = [];
+  readonly #roomHistory: number;
   /** room key or DM pair key → its messages, by id */
   #threads = new Map<string, StoredMessage[]>();
   /** `fromKey\nclientId` → message */
@@ -73,6 +87,13 @@ export class MemoryStore implements Store {
   #blocks = new Map<string, Set<string>>();
   #contacts = new Map<string, Set<string>>();
   #sessions: Session[] = [];
+
+  /** An empty store. */
+  constructor(options: MemoryStoreOptions = {}) {
+    const roomHistory = options.roomHistory ?? Infinity;
+    if (!(roomHistory >= 1)) throw new RangeError("roomHistory must be at least 1");
+    this.#roomHistory = roomHistory;
+  }
 
   // ---- accounts
 
@@ -186,6 +207,7 @@ export class MemoryStore implements Store {
       const stored: StoredMessage = {
         id: this.#messages.length + 1,
         ts: message.ts,
+        clientId: message.clientId,
         fromKey: message.fromKey,
         from: message.from,
         roomKey: message.room ?? null,
@@ -203,6 +225,17 @@ export class MemoryStore implements Store {
       if (list === undefined) this.#threads.set(thread, list = []);
       list.push(stored);
       this.#byClientId.set(dedupKey, stored);
+      if (stored.roomKey !== null && list.length > this.#roomHistory) {
+        // Forget the room's oldest (a batch at a time: shifting one by one is quadratic).
+        const forgotten = list.splice(
+          0,
+          list.length - this.#roomHistory + (this.#roomHistory >> 4),
+        );
+        for (const m of forgotten) {
+          this.#messages[m.id - 1] = undefined;
+          this.#byClientId.delete(`${m.fromKey}\n${m.clientId}`);
+        }
+      }
       return { message: this.#toChat(stored), duplicate: false };
     });
   }
@@ -234,6 +267,7 @@ export class MemoryStore implements Store {
       const out: ChatMessage[] = [];
       for (let i = afterId; i < this.#messages.length && out.length < limit; i++) {
         const m = this.#messages[i];
+        if (m === undefined) continue;
         const visible = m.roomKey !== null
           ? rooms?.has(m.roomKey) ?? false
           : m.fromKey === accountKey || m.toKey === accountKey;
@@ -247,8 +281,8 @@ export class MemoryStore implements Store {
   undelivered(accountKey: string): Promise<DirectMessage[]> {
     return this.#run(() =>
       this.#messages
-        .filter((m) => m.toKey === accountKey && !m.delivered)
-        .map((m) => this.#toChat(m) as DirectMessage)
+        .filter((m) => m !== undefined && m.toKey === accountKey && !m.delivered)
+        .map((m) => this.#toChat(m!) as DirectMessage)
     );
   }
 
