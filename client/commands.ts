@@ -124,10 +124,11 @@ function fileIdOf(word: string | undefined): number | null {
   return Number(word.slice(1));
 }
 
-function oneNick(args: CommandArgs, spec: CommandSpec): string {
-  const nick = args.words[0];
-  if (nick === undefined || args.words.length > 1) throw usage(spec);
-  return nick;
+/** The command's one word (a nick, a room); a usage error for none or more. */
+function oneWord(args: CommandArgs, spec: CommandSpec): string {
+  const word = args.words[0];
+  if (word === undefined || args.words.length > 1) throw usage(spec);
+  return word;
 }
 
 function usage(spec: { name: string; args: string }): ChatError {
@@ -185,8 +186,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: "ROOM",
     summary: "join (or create) a room and make it the current one",
     async handler(ctx, args) {
-      const room = args.words[0];
-      if (room === undefined || args.words.length > 1) throw usage(this);
+      const room = oneWord(args, this);
       const previous = { room: ctx.state.room, query: ctx.state.query };
       ctx.state.room = room;
       ctx.state.query = null;
@@ -372,9 +372,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: "NICK",
     summary: "stop receiving anything from NICK",
     async handler(ctx, args) {
-      const nick = args.words[0];
-      if (nick === undefined || args.words.length > 1) throw usage(this);
-      ctx.show({ type: "reply", request: "block", data: await ctx.client.block(nick) });
+      ctx.show({
+        type: "reply",
+        request: "block",
+        data: await ctx.client.block(oneWord(args, this)),
+      });
     },
   },
   {
@@ -383,9 +385,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: "NICK",
     summary: "receive from NICK again",
     async handler(ctx, args) {
-      const nick = args.words[0];
-      if (nick === undefined || args.words.length > 1) throw usage(this);
-      ctx.show({ type: "reply", request: "unblock", data: await ctx.client.unblock(nick) });
+      const data = await ctx.client.unblock(oneWord(args, this));
+      ctx.show({ type: "reply", request: "unblock", data });
     },
   },
   {
@@ -491,7 +492,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     async handler(ctx, args) {
       const file = fileIdOf(args.words[0]);
       if (file === null) {
-        await privatesOf(ctx).accept(oneNick(args, this));
+        await privatesOf(ctx).accept(oneWord(args, this));
         return;
       }
       if (args.words.length > 1) throw usage(this);
@@ -506,7 +507,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     async handler(ctx, args) {
       const file = fileIdOf(args.words[0]);
       if (file === null) {
-        await privatesOf(ctx).decline(oneNick(args, this));
+        await privatesOf(ctx).decline(oneWord(args, this));
         return;
       }
       if (args.words.length > 1) throw usage(this);
@@ -520,7 +521,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: "NICK",
     summary: "close the private session with NICK (NICK is told)",
     async handler(ctx, args) {
-      await privatesOf(ctx).stop(oneNick(args, this));
+      await privatesOf(ctx).stop(oneWord(args, this));
     },
   },
   {
