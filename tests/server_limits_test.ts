@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
-import { delay, Probe, withServer } from "./helpers/harness.ts";
+import { concatBytes } from "../protocol/bytes.ts";
+import { encodeFrame } from "../protocol/frame.ts";
+import { MAX_IN_FLIGHT } from "../server/connection.ts";
+import { MemoryStore } from "../server/memory_store.ts";
+import type { NewMessage } from "../server/store.ts";
+import { delay, Probe, testServer, until, withServer } from "./helpers/harness.ts";
 
 const FLOOD = {
   rateMessagesPerSec: DEFAULT_SERVER_CONFIG.rateMessagesPerSec,
@@ -149,4 +154,50 @@ Deno.test("flood: long history pages cost more than one request", async () => {
     assert.match(String(refused.message), /requests/);
     await reader.ok("history", { room: "lobby", limit: 10 }); // the last token: a short page
   }, { rateRequestsPerSec: 1, rateRequestsBurst: 21 });
+});
+
+Deno.test("pipelining: at most MAX_IN_FLIGHT requests run at once; reading resumes as they finish", async () => {
+  // A store whose appends wait for the test: requests pile up in flight.
+  const memory = new MemoryStore();
+  let started = 0;
+  const gate = Promise.withResolvers<void>();
+  const store = new Proxy(memory, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== "appendMessage") return typeof value === "function" ? value.bind(target) : value;
+      return async (message: NewMessage) => {
+        started++;
+        await gate.promise;
+        return await target.appendMessage(message);
+      };
+    },
+  });
+  const server = await testServer({}, { store });
+  try {
+    await using alice = await Probe.login(server, "alice");
+    await alice.ok("join", { room: "pipe" });
+    const count = MAX_IN_FLIGHT + 88;
+    alice.sendRaw(concatBytes(
+      Array.from(
+        { length: count },
+        (_, i) => encodeFrame({ type: "say", id: `p${i}`, room: "pipe", text: `m${i}` }),
+      ),
+    ));
+    await until(() => started === MAX_IN_FLIGHT || undefined, `${MAX_IN_FLIGHT} appends started`);
+    alice.send({ type: "ping", id: "behind" });
+    await delay(100);
+    assert.equal(started, MAX_IN_FLIGHT, "reading paused at the bound");
+    assert.equal(alice.received.some((m) => m.re === "behind"), false, "not read yet");
+    gate.resolve();
+    const ids: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const reply = await alice.expect({ type: "ok", re: `p${i}` });
+      ids.push((reply.msg as { id: number }).id);
+    }
+    assert.equal(started, count);
+    await alice.expect({ type: "ok", re: "behind" });
+    for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1], "stored in order");
+  } finally {
+    await server.shutdown("test over");
+  }
 });

@@ -14,23 +14,29 @@ import { parseServerMessage, type ServerMessage } from "../../protocol/messages.
 import { FramedConnection } from "../../transport/framed_connection.ts";
 import { dial } from "../../transport/net.ts";
 import { NO_LIMITS, resolveServerConfig, type ServerConfig } from "../../server/config.ts";
-import { type ChatServer, startServer } from "../../server/server.ts";
+import { type ChatServer, type ServerDeps, startServer } from "../../server/server.ts";
 
 /**
  * Starts a server on 127.0.0.1 with a random port, in-memory storage, cheap hashing and
  * no flood or connection limits (the limits' own tests turn them on).
  */
-export function testServer(overrides: Partial<ServerConfig> = {}): Promise<ChatServer> {
-  return startServer(resolveServerConfig({
-    host: "127.0.0.1",
-    port: 0,
-    dataDir: null,
-    passwordCost: 1024,
-    shutdownGraceMs: 500,
-    drainWindowMs: 0,
-    ...NO_LIMITS,
-    ...overrides,
-  }));
+export function testServer(
+  overrides: Partial<ServerConfig> = {},
+  deps: ServerDeps = {},
+): Promise<ChatServer> {
+  return startServer(
+    resolveServerConfig({
+      host: "127.0.0.1",
+      port: 0,
+      dataDir: null,
+      passwordCost: 1024,
+      shutdownGraceMs: 500,
+      drainWindowMs: 0,
+      ...NO_LIMITS,
+      ...overrides,
+    }),
+    deps,
+  );
 }
 
 /** Runs `fn` against a fresh {@linkcode testServer}, shutting it down afterwards. */
