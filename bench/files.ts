@@ -15,7 +15,7 @@
  */
 
 import { sha256Of, writeRandomFile } from "../tests/helpers/files.ts";
-import { type Child, spawnChild, trackCpu } from "./child.ts";
+import { type Child, cpuSecondsOf, spawnChild, trackCpu } from "./child.ts";
 import { round } from "./cluster.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -40,6 +40,12 @@ export interface TransferFigure {
   ms: number;
   /** Throughput in MB/s (10^6 bytes per second). */
   mbPerSec: number;
+  /**
+   * CPU milliseconds (user + system, every thread) each process used during the timed
+   * transfer, by name (`sender`, `receiver`, `server`), from /proc (10 ms ticks); empty
+   * where /proc cannot be read.
+   */
+  cpuMs: Record<string, number>;
 }
 
 /** Result of a file-transfer run. */
@@ -82,6 +88,8 @@ class Endpoint {
       env: { NO_COLOR: "1" },
     }).spawn();
     trackCpu(this.process.pid, this.process.status);
+    const sampler = setInterval(() => this.cpuSeconds(), 20);
+    this.process.status.finally(() => clearInterval(sampler));
     const lines = this.#lines();
     this.ready = lines.next().then((r) => this.#expect(r, "ready"));
     this.done = this.ready.then(() => lines.next()).then((r) => this.#expect(r, "done"));
@@ -89,6 +97,18 @@ class Endpoint {
     this.done.catch(() => {});
     this.#readStderr();
   }
+
+  /**
+   * CPU seconds (user + system) the process used so far; once it has exited, its last
+   * reading (taken every 20 ms), or null when /proc cannot be read.
+   */
+  cpuSeconds(): number | null {
+    const now = cpuSecondsOf(this.process.pid);
+    if (now !== null) this.#lastCpuSeconds = now;
+    return this.#lastCpuSeconds;
+  }
+
+  #lastCpuSeconds: number | null = null;
 
   #expect(
     r: IteratorResult<Record<string, unknown>>,
@@ -181,6 +201,7 @@ async function timeTransfer(
   receivedPath: (done: Record<string, unknown>) => string,
   plan: FilesPlan,
   hash: string,
+  server?: Child,
 ): Promise<TransferFigure> {
   const timeoutMs = plan.timeoutMs ?? 120_000;
   const ends: Endpoint[] = [];
@@ -191,6 +212,12 @@ async function timeTransfer(
     const tx = sender(rxReady);
     ends.push(tx);
     await within(tx.ready, 30_000, `${what} sender`);
+    const cpu: [string, () => number | null][] = [
+      ["sender", () => tx.cpuSeconds()],
+      ["receiver", () => rx.cpuSeconds()],
+    ];
+    if (server !== undefined) cpu.push(["server", () => cpuSecondsOf(server.pid)]);
+    const cpuBefore = cpu.map(([, read]) => read());
     const start = performance.now();
     // A sender that fails ends the wait early with its error.
     const done = await within(
@@ -199,11 +226,17 @@ async function timeTransfer(
       `${what} transfer`,
     );
     const ms = performance.now() - start;
+    const cpuMs: Record<string, number> = {};
+    cpu.forEach(([name, read], i) => {
+      const before = cpuBefore[i];
+      const after = read();
+      if (before !== null && after !== null) cpuMs[name] = Math.round((after - before) * 1000);
+    });
     const path = receivedPath(done);
     const received = await sha256Of(path);
     if (received !== hash) throw new Error(`${what}: received file ${path} differs from the sent`);
     await Deno.remove(path).catch(() => {});
-    return { ms: round(ms, 1), mbPerSec: round(plan.sizeBytes / 1e6 / (ms / 1000), 1) };
+    return { ms: round(ms, 1), mbPerSec: round(plan.sizeBytes / 1e6 / (ms / 1000), 1), cpuMs };
   } finally {
     await Promise.all(ends.map((e) => e.kill()));
   }
@@ -255,6 +288,7 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
       (done) => String(done.path),
       plan,
       hash,
+      server,
     );
     await server.stop();
     server = undefined;

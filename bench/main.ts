@@ -755,6 +755,15 @@ async function main(): Promise<void> {
     console.log("CPU at the highest delivered rate (% of one core):");
     console.log(cpuLines.join("\n"));
   }
+  if (files?.ok) {
+    const v = files.value;
+    console.log("CPU during each file transfer (ms, every thread of each process):");
+    for (const [name, f] of [["raw", v.raw], ["relay", v.relay], ["peer", v.peer]] as const) {
+      const parts = Object.entries(f.cpuMs).map(([who, ms]) => `${who} ${ms}`);
+      const total = Object.values(f.cpuMs).reduce((a, b) => a + b, 0);
+      console.log(`  ${name}: ${parts.join(", ")}; ${total} of ${Math.round(f.ms)} ms wall`);
+    }
+  }
   console.log(
     `${
       otherCpu > 20 ? "WARNING, figures disturbed: " : ""

@@ -425,10 +425,9 @@ export class FileTransfers implements AsyncDisposable {
       const meter = this.#meter(accepted.size, incoming.offset);
       let restarted = false;
       let lastProgress = performance.now();
-      let available = 0;
       while (true) {
         expected = incoming.offset;
-        // Up to two reads in flight; the second only for bytes the server already has.
+        // Two reads in flight: the server sends bytes still being uploaded as they arrive.
         const reads: { reply: Promise<ReplyMap["file_read"]>; end: number }[] = [];
         let next = incoming.offset;
         const ask = () => {
@@ -443,11 +442,10 @@ export class FileTransfers implements AsyncDisposable {
             next = incoming.offset;
             ask();
           }
-          if (reads.length === 1 && next < accepted.size && next + READ_BYTES <= available) ask();
+          if (reads.length === 1 && next < accepted.size) ask();
           const before = incoming.offset;
           const read = reads.shift()!;
           const reply = await Promise.race([read.reply, stopped]);
-          available = Math.max(available, reply.available);
           await lastWrite;
           if (writeError !== null) throw writeError;
           if (reply.offset + reply.length < read.end) {

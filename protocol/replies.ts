@@ -94,8 +94,9 @@ export const replySchemas = {
   file_accept: fileOffer.extend({}).loose(),
   file_decline: z.looseObject({ file: fileId }),
   /**
-   * `length` bytes from `offset` came before this reply as `file_data` frames (0 when
-   * none were uploaded yet: ask again); `available`: bytes the server holds.
+   * `length` bytes from `offset` came before this reply as `file_data` frames: all that
+   * was asked for (bytes still being uploaded are sent as they arrive), or fewer when
+   * none arrived for a while (0: ask again); `available`: bytes the server holds.
    */
   file_read: z.looseObject({ file: fileId, offset: count, length: count, available: count }),
   file_done: z.looseObject({ file: fileId }),

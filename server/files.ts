@@ -24,7 +24,8 @@
  *   offer (`file_corrupt` otherwise, and the file is dropped); `7.part` then becomes
  *   `7.file`.
  * - The recipient may accept and read while the upload is still going: a `file_read`
- *   past the bytes received waits a while for more.
+ *   sends the bytes it asks for as they arrive, and ends short only when none came for
+ *   {@linkcode READ_WAIT_MS}.
  * - Offering the same file (sender, recipient, name, size, SHA-256) again resumes it:
  *   the reply's `offset` is the size of the `.part` file on disk (after a restart, its
  *   bytes are hashed again to carry on). Chunks already received are acknowledged
@@ -475,31 +476,39 @@ export class FileService {
     if (offset > record.size) {
       throw new CommandError("bad_offset", `file #${id} has only ${record.size} bytes`);
     }
-    let available = await this.#available(record);
-    if (offset >= available && offset < record.size) {
-      await this.#waitForBytes(id, READ_WAIT_MS, () => session.ended);
-      record = await this.#incoming(ctx, id);
-      available = await this.#available(record);
-    }
     // A reader keeps at most two reads in flight: together at most half the queue.
     const quarter = Math.max(1024, Math.floor(this.#hub.config.maxQueueBytes / 4));
     const frameBytes = Math.min(DATA_FRAME_BYTES, quarter);
     const limit = Math.min(MAX_READ_BYTES, quarter);
-    const want = Math.max(0, Math.min(length, limit, available - offset));
+    const want = Math.max(0, Math.min(length, limit, record.size - offset));
+    let available = await this.#available(record);
     let sent = 0;
-    if (want > 0) {
+    while (sent < want && !session.ended) {
+      // Bytes still being uploaded are sent as they arrive: the read ends early only when
+      // none came for READ_WAIT_MS (or the file was dropped).
+      if (offset + sent >= available) {
+        await this.#waitForBytes(id, READ_WAIT_MS, () => session.ended);
+        record = await this.#incoming(ctx, id);
+        const now = await this.#available(record);
+        if (now <= available) break;
+        available = now;
+      }
       // The file stays open for the reads queued behind (a reader keeps two in flight).
       const file = state.file ??= await this.#openToRead(record);
       try {
-        if (state.position !== offset) await file.seek(offset, Deno.SeekMode.Start);
-        state.position = offset;
+        if (state.position !== offset + sent) {
+          await file.seek(offset + sent, Deno.SeekMode.Start);
+        }
+        state.position = offset + sent;
         const pool = this.#framePool(session.port, frameBytes);
-        while (sent < want && !session.ended) {
+        const end = Math.min(want, available - offset);
+        let stop = false;
+        while (sent < end && !session.ended) {
           // Read straight into the frame, laid out in a buffer whose previous frame was
           // written: the bytes are never copied on their way out.
           const header = { type: "file_data", file: id, offset: offset + sent } as const;
           const buffer = pool?.take();
-          const data = encodeFrameWithBody(header, Math.min(frameBytes, want - sent), buffer);
+          const data = encodeFrameWithBody(header, Math.min(frameBytes, end - sent), buffer);
           const n = await readFull(file, data.body);
           state.position += n;
           const frame = n === data.body.length
@@ -510,9 +519,13 @@ export class FileService {
             if (queued && frame.buffer === buffer.buffer) pool!.queued(buffer);
             else pool!.unused(buffer);
           }
-          if (!queued) break;
+          if (!queued) {
+            stop = true;
+            break;
+          }
           sent += n;
         }
+        if (stop) break;
       } catch (err) {
         state.file = null;
         file.close();

@@ -275,7 +275,7 @@ Deno.test("the periodic sweep deletes an expired file from disk", async () => {
   }, { fileTtlSec: 1 });
 });
 
-Deno.test("a read past the bytes uploaded waits for them", async () => {
+Deno.test("a read past the bytes uploaded sends them as they arrive", async () => {
   await withServer(async (server) => {
     await using alice = await login(server, "alice");
     await using bob = await login(server, "bob");
@@ -293,9 +293,16 @@ Deno.test("a read past the bytes uploaded waits for them", async () => {
     await delay(100);
     assert.equal(bob.received.find((m) => m.type === "ok" && m.re === id), undefined);
     await chunkOk(alice, file, 0, content.subarray(0, 40_000));
+    const first = await bob.expect({ type: "file_data", file, offset: 0 });
+    assert.deepEqual(first.frameBody, content.subarray(0, 40_000));
+    await delay(100);
+    assert.equal(bob.received.find((m) => m.type === "ok" && m.re === id), undefined);
+    await chunkOk(alice, file, 40_000, content.subarray(40_000));
+    const second = await bob.expect({ type: "file_data", file, offset: 40_000 });
+    assert.deepEqual(second.frameBody, content.subarray(40_000));
     const reply = await bob.expect({ type: "ok", re: id });
-    assert.equal(reply.length, 40_000);
-    assert.equal(reply.available, 40_000);
+    assert.equal(reply.length, 100_000);
+    assert.equal(reply.available, 100_000);
   });
 });
 

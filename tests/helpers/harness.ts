@@ -203,6 +203,8 @@ export class Probe implements AsyncDisposable {
     try {
       for await (const frame of this.conn) {
         const message = parseServerMessage(frame.header) as Received;
+        // A frame's body (file data) rides along, under a name no header uses.
+        if (frame.body.length > 0) message.frameBody = frame.body;
         const waiter = this.#waiters.find((w) => w.match(message));
         if (waiter !== undefined) {
           this.#waiters = this.#waiters.filter((w) => w !== waiter);
