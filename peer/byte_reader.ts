@@ -8,8 +8,11 @@
 import type { ByteChannel } from "../transport/framed_connection.ts";
 import { PeerError } from "./errors.ts";
 
-/** Default size of the read buffer: enough for a whole maximal record and its prefix. */
-export const DEFAULT_READ_BUFFER_SIZE: number = 64 * 1024 + 64;
+/**
+ * Default size of the read buffer: several whole maximal records with their prefixes,
+ * so that the record layer can start decrypting the ones after the first at once.
+ */
+export const DEFAULT_READ_BUFFER_SIZE: number = 2 * 1024 * 1024 + 256;
 
 /**
  * Reads exactly the requested number of bytes from a {@linkcode ByteChannel}, keeping any
@@ -38,6 +41,29 @@ export class ByteReader {
   /** Bytes read from the channel and not yet returned. */
   get bufferedBytes(): number {
     return this.#end - this.#start;
+  }
+
+  /**
+   * The next `n` bytes if they are already buffered (taken, without reading the
+   * channel), else null (nothing taken). For reading ahead without waiting.
+   */
+  takeBuffered(n: number, into?: Uint8Array): Uint8Array | null {
+    if (this.#end - this.#start < n) return null;
+    if (into !== undefined && into.length < n) {
+      throw new RangeError(`a ${into.length}-byte buffer cannot take ${n} bytes`);
+    }
+    const out = into === undefined ? new Uint8Array(n) : into.subarray(0, n);
+    out.set(this.#buffer.subarray(this.#start, this.#start + n));
+    this.#start += n;
+    return out;
+  }
+
+  /** The big-endian u32 at the start of the buffered bytes, or null with fewer than 4. */
+  peekUint32(): number | null {
+    if (this.#end - this.#start < 4) return null;
+    const b = this.#buffer;
+    const i = this.#start;
+    return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
   }
 
   /**

@@ -8,13 +8,12 @@
  * peer_file_offer {fid, name, size, sha256} ->
  *                                           <- peer_file_accept {fid, offset}   (or decline)
  * peer_file_data {fid, offset} + body ...   ->  written to NAME.<hash>.part
- *                                           <- peer_file_ack {fid, offset}      (every 256 KiB)
+ *                                           <- peer_file_ack {fid, offset}      (every 1 MiB)
  *                                           <- peer_file_done {fid, ok}         (SHA-256 checked)
  * ```
  *
  * - The sender keeps at most {@linkcode WINDOW_BYTES} sent and not acknowledged, and
- *   reads the file a few chunks at a time (each {@linkcode CHUNK_BYTES}, under the 64 KiB
- *   record size):
+ *   reads the file a few chunks at a time (each {@linkcode CHUNK_BYTES}):
  *   memory stays bounded whatever the file's size; so does the receiver's, which writes
  *   each chunk before it reads the next frame.
  * - The receiver saves through {@linkcode IncomingFile}: a safe name inside the download
@@ -43,16 +42,16 @@ import type { PeerSession } from "./session.ts";
 
 const log = getLogger(["chat", "peer", "files"]);
 
-/** Bytes of file data per `peer_file_data` frame: under one 64 KiB record with its header. */
-export const CHUNK_BYTES: number = 64 * 1024 - 512;
+/** Bytes of file data per `peer_file_data` frame: 256 KiB with its header. */
+export const CHUNK_BYTES: number = 256 * 1024 - 512;
 /** Chunks the sender reads from disk at once, at most. */
 const READ_CHUNKS = 4;
 /** Bytes the sender may have sent and not had acknowledged. */
 export const WINDOW_BYTES: number = 2 * 1024 * 1024;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */
 export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
-/** The receiver acknowledges at least this often, in bytes. */
-export const ACK_BYTES: number = 512 * 1024;
+/** The receiver acknowledges at least this often, in bytes (half the window). */
+export const ACK_BYTES: number = 1024 * 1024;
 
 /** What file transfers need of a peer session (`recycleFileData` is optional). */
 export type PeerFileSession =

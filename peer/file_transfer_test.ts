@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { PeerFileError, type PeerFileSession, PeerFileTransfers } from "./file_transfer.ts";
+import {
+  CHUNK_BYTES,
+  PeerFileError,
+  type PeerFileSession,
+  PeerFileTransfers,
+} from "./file_transfer.ts";
+import { MAX_RECORD_PLAINTEXT } from "./secure_channel.ts";
 import type { PeerFileMessage } from "./messages.ts";
 
 const encoder = new TextEncoder();
@@ -86,7 +92,8 @@ Deno.test("peer files: offer, accept, data in a window, verified, completed", as
     assert.deepEqual(answers, ["accepted", "completed"]);
     assert.ok(bobEvents.some((e) => e.type === "file_saved"));
     const chunks = aliceSession.sent.filter((s) => s.message.type === "peer_file_data");
-    assert.ok(chunks.every((c) => c.body.length < 64 * 1024), "chunks fit in one record");
+    assert.ok(chunks.every((c) => c.body.length <= CHUNK_BYTES), "chunks of at most CHUNK_BYTES");
+    assert.ok(CHUNK_BYTES + 512 <= MAX_RECORD_PLAINTEXT, "a chunk and its header fit in a record");
     await alice.close();
     await bob.close();
   });

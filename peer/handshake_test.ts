@@ -4,7 +4,7 @@ import type { ByteChannel } from "../transport/framed_connection.ts";
 import { PeerError } from "./errors.ts";
 import { type HandshakeResult, MAX_HELLO_BYTES, performHandshake } from "./handshake.ts";
 import { memoryChannelPair } from "./memory_channel.ts";
-import { PEER_SUITE } from "./messages.ts";
+import { PEER_PROTOCOL_VERSION, PEER_SUITE } from "./messages.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -57,7 +57,7 @@ function fakeHello(overrides: Record<string, unknown> = {}): Uint8Array {
   });
   return encodeFrame({
     type: "peer_hello",
-    v: 1,
+    v: PEER_PROTOCOL_VERSION,
     role: "initiator",
     nick: "mallory",
     key,
@@ -121,11 +121,11 @@ Deno.test("the same pre-shared secret on both sides works", async () => {
 Deno.test("a responder refuses another version with a peer_error the initiator can read", async () => {
   const [a, b] = memoryChannelPair();
   const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
-  await a.write(fakeHello({ v: 2, extra: "future field" }));
+  await a.write(fakeHello({ v: PEER_PROTOCOL_VERSION + 1, extra: "future field" }));
   const reply = await readFrame(a);
   assert.equal(reply?.type, "peer_error");
   assert.equal(reply?.code, "version");
-  assert.equal(reply?.v, 1);
+  assert.equal(reply?.v, PEER_PROTOCOL_VERSION);
   assert.equal(await readFrame(a), null, "the responder closed");
   const error = await responder;
   assert.ok(error instanceof PeerError && error.code === "version", String(error));

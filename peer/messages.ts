@@ -20,10 +20,14 @@ import { MAX_OFFERED_NAME_LENGTH } from "../protocol/file_names.ts";
 import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
 
-/** The peer protocol version this code speaks. */
-export const PEER_PROTOCOL_VERSION = 1;
+/**
+ * The peer protocol version this code speaks. Version 2 carries up to 1 MiB per
+ * encrypted record (64 KiB in version 1); the handshake and key schedule are unchanged
+ * (their labels still say `chat-peer/1`).
+ */
+export const PEER_PROTOCOL_VERSION = 2;
 
-/** The only cipher suite of version 1: X25519, HKDF-SHA256, AES-256-GCM. */
+/** The only cipher suite: X25519, HKDF-SHA256, AES-256-GCM. */
 export const PEER_SUITE = "x25519-hkdf-sha256-aes256gcm";
 
 /** The PAKE of version 1 sessions with a code: CPace over ristretto255 with SHA-512. */

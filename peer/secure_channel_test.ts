@@ -237,3 +237,28 @@ Deno.test("writes issued together reach the wire in counter order", async () => 
   await Promise.all(Array.from({ length: 20 }, (_, i) => left.writeRecord(enc(String(i)))));
   for (let i = 0; i < 20; i++) assert.equal(dec((await right.readRecord())!), String(i));
 });
+
+Deno.test("records read together decrypt together, come back in order, and stop at the first bad one", async () => {
+  const texts = Array.from({ length: 8 }, (_, i) => `record ${i}`);
+  const { records, receive } = await sealed(texts);
+  // All in one unit: the reader has them all at once and decrypts ahead.
+  const whole = await receive([records.reduce((a, b) => new Uint8Array([...a, ...b]))]);
+  assert.deepEqual(await readAll(whole), { texts });
+  assert.equal(whole.recordsReceived, 8n);
+
+  const tampered = records.map((r) => r.slice());
+  tampered[5][10] ^= 1;
+  const channel = await receive([tampered.reduce((a, b) => new Uint8Array([...a, ...b]))]);
+  const read = await readAll(channel);
+  assert.deepEqual(read.texts, texts.slice(0, 5));
+  assert.equal(read.error?.code, "decrypt_failed");
+  assert.ok(read.error?.message.includes("record 5"), read.error?.message);
+  assert.equal(channel.recordsReceived, 5n);
+
+  const badLength = new Uint8Array(4);
+  new DataView(badLength.buffer).setUint32(0, MAX_RECORD_CIPHERTEXT + 1);
+  const cut = await receive([new Uint8Array([...records[0], ...records[1], ...badLength])]);
+  const bounded = await readAll(cut);
+  assert.deepEqual(bounded.texts, texts.slice(0, 2));
+  assert.equal(bounded.error?.code, "bad_record");
+});

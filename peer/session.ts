@@ -18,8 +18,8 @@ import type { SecureChannel } from "./secure_channel.ts";
 
 const log = getLogger(["chat", "peer"]);
 
-/** Pooled payload size: a file data chunk (under 64 KiB) and its header. */
-const FILE_DATA_PAYLOAD_BYTES = 64 * 1024;
+/** Pooled payload size: a file data chunk and its header. */
+const FILE_DATA_PAYLOAD_BYTES = 256 * 1024;
 
 /** Largest frame accepted inside a session (room for file chunks). */
 export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
@@ -103,7 +103,7 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   readonly #sas: string;
   readonly #remoteAddr: Deno.Addr | undefined;
   /** Buffers for file data frames, handed back once their bytes are written. */
-  readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 32);
+  readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 16);
   #iterated = false;
   #closedLocally = false;
   #ended = false;
