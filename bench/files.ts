@@ -25,6 +25,8 @@ const ENDPOINT = new URL("../tests/helpers/file_endpoint.ts", import.meta.url).p
 export interface FilesPlan {
   /** Bytes of the file sent (at most the server's 256 MiB file size limit). */
   sizeBytes: number;
+  /** Runs of each kind (raw, relay, peer, in turn). Default 3; 1 when profiling. */
+  rounds?: number;
   /** Milliseconds one transfer may take before it counts as failed. Default 120 s. */
   timeoutMs?: number;
   /**
@@ -52,6 +54,10 @@ export interface TransferFigure {
 export interface FilesResult {
   /** Bytes of the file. */
   sizeBytes: number;
+  /** Runs of each kind; each figure below is the median one. */
+  rounds: number;
+  /** Every run's MB/s, in order. */
+  runsMbPerSec: { raw: number[]; relay: number[]; peer: number[] };
   /** The raw loopback copy (the baseline). */
   raw: TransferFigure;
   /** Through the chat server (upload to its disk, then download). */
@@ -243,13 +249,15 @@ async function timeTransfer(
 }
 
 /**
- * Measures raw, relay and peer-to-peer transfers of one file of `plan.sizeBytes`.
- * `serverDataDir` is the chat server's data folder (files are held there in transit).
+ * Measures raw, relay and peer-to-peer transfers of one file of `plan.sizeBytes`,
+ * `plan.rounds` times each, in turn (raw, relay, peer, raw, ...: a disturbance of the
+ * machine falls on all three alike); each figure is the median run.
  */
 export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
   const work = await Deno.makeTempDir({ prefix: "chat-bench-files-" });
   let server: Child | undefined;
   const prof = plan.cpuProfDir;
+  const rounds = prof !== undefined ? 1 : Math.max(1, plan.rounds ?? 3);
   try {
     const source = `${work}/source.bin`;
     const hash = await writeRandomFile(source, plan.sizeBytes, 7);
@@ -257,56 +265,77 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     await sha256Of(source);
 
     const rawOut = `${work}/raw.bin`;
-    const raw = await timeTransfer(
-      "raw copy",
-      () => new Endpoint("raw receiver", HERE + "raw_copy.ts", ["receive", rawOut], prof),
-      (ready) =>
-        new Endpoint(
-          "raw sender",
-          HERE + "raw_copy.ts",
-          ["send", String(ready.port), source],
-          prof,
-        ),
-      () => rawOut,
-      plan,
-      hash,
-    );
-
     const dataDir = `${work}/server`;
     const relayDir = `${work}/relay-in`;
+    const peerDir = `${work}/peer-in`;
     await Deno.mkdir(dataDir);
     await Deno.mkdir(relayDir);
+    await Deno.mkdir(peerDir);
     server = await spawnChild(HERE + "server_process.ts", ["--data-dir", dataDir], {
       name: "server",
       ...(prof !== undefined ? { cpuProfDir: `${prof}/relay-server` } : {}),
     });
+    const relayServer = server;
     const port = String(server.info.port);
-    const relay = await timeTransfer(
-      "relay",
-      () => new Endpoint("relay receiver", ENDPOINT, ["relay-receive", port, relayDir], prof),
-      () => new Endpoint("relay sender", ENDPOINT, ["relay-send", port, source, "bob"], prof),
-      (done) => String(done.path),
-      plan,
-      hash,
-      server,
-    );
+    const runs: Record<"raw" | "relay" | "peer", TransferFigure[]> = {
+      raw: [],
+      relay: [],
+      peer: [],
+    };
+    for (let round = 0; round < rounds; round++) {
+      runs.raw.push(
+        await timeTransfer(
+          "raw copy",
+          () => new Endpoint("raw receiver", HERE + "raw_copy.ts", ["receive", rawOut], prof),
+          (ready) =>
+            new Endpoint(
+              "raw sender",
+              HERE + "raw_copy.ts",
+              ["send", String(ready.port), source],
+              prof,
+            ),
+          () => rawOut,
+          plan,
+          hash,
+        ),
+      );
+      runs.relay.push(
+        await timeTransfer(
+          "relay",
+          () => new Endpoint("relay receiver", ENDPOINT, ["relay-receive", port, relayDir], prof),
+          () => new Endpoint("relay sender", ENDPOINT, ["relay-send", port, source, "bob"], prof),
+          (done) => String(done.path),
+          plan,
+          hash,
+          relayServer,
+        ),
+      );
+      runs.peer.push(
+        await timeTransfer(
+          "peer-to-peer",
+          () => new Endpoint("peer receiver", ENDPOINT, ["peer-receive", peerDir], prof),
+          (ready) =>
+            new Endpoint("peer sender", ENDPOINT, ["peer-send", String(ready.port), source], prof),
+          (done) => String(done.path),
+          plan,
+          hash,
+        ),
+      );
+    }
     await server.stop();
     server = undefined;
-
-    const peerDir = `${work}/peer-in`;
-    await Deno.mkdir(peerDir);
-    const peer = await timeTransfer(
-      "peer-to-peer",
-      () => new Endpoint("peer receiver", ENDPOINT, ["peer-receive", peerDir], prof),
-      (ready) =>
-        new Endpoint("peer sender", ENDPOINT, ["peer-send", String(ready.port), source], prof),
-      (done) => String(done.path),
-      plan,
-      hash,
-    );
+    const raw = median(runs.raw);
+    const relay = median(runs.relay);
+    const peer = median(runs.peer);
 
     return {
       sizeBytes: plan.sizeBytes,
+      rounds,
+      runsMbPerSec: {
+        raw: runs.raw.map((r) => r.mbPerSec),
+        relay: runs.relay.map((r) => r.mbPerSec),
+        peer: runs.peer.map((r) => r.mbPerSec),
+      },
       raw,
       relay,
       peer,
@@ -317,4 +346,10 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     await server?.stop();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
+}
+
+/** The run of median throughput (the lower middle one of an even count). */
+function median(runs: TransferFigure[]): TransferFigure {
+  const sorted = [...runs].sort((a, b) => a.mbPerSec - b.mbPerSec);
+  return sorted[Math.floor((sorted.length - 1) / 2)];
 }

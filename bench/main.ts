@@ -757,7 +757,13 @@ async function main(): Promise<void> {
   }
   if (files?.ok) {
     const v = files.value;
-    console.log("CPU during each file transfer (ms, every thread of each process):");
+    console.log(
+      `File transfers, MB/s of each of ${v.rounds} runs (the median one is reported): ${
+        (["raw", "relay", "peer"] as const).map((k) => `${k} ${v.runsMbPerSec[k].join(", ")}`)
+          .join("; ")
+      }`,
+    );
+    console.log("CPU during each median file transfer (ms, every thread of each process):");
     for (const [name, f] of [["raw", v.raw], ["relay", v.relay], ["peer", v.peer]] as const) {
       const parts = Object.entries(f.cpuMs).map(([who, ms]) => `${who} ${ms}`);
       const total = Object.values(f.cpuMs).reduce((a, b) => a + b, 0);

@@ -471,7 +471,9 @@ export class FileTransfers implements AsyncDisposable {
           const path = await incoming.finish();
           target.file = null;
           this.#received.add(id);
-          this.#client.request("file_done", { file: id }).catch((err) =>
+          // Told before the file is reported saved: a script that exits then must not
+          // leave the file held, to be offered again at its next login.
+          await this.#client.request("file_done", { file: id }).catch((err) =>
             log.warn("telling the server file #{id} arrived failed: {err}", {
               id,
               err: describe(err),

@@ -43,9 +43,9 @@ import type { PeerSession } from "./session.ts";
 const log = getLogger(["chat", "peer", "files"]);
 
 /** Bytes of file data per `peer_file_data` frame: 256 KiB with its header. */
-export const CHUNK_BYTES: number = 256 * 1024 - 512;
+export const CHUNK_BYTES: number = 1024 * 1024 - 512;
 /** Chunks the sender reads from disk at once, at most. */
-const READ_CHUNKS = 4;
+const READ_CHUNKS = 2;
 /** Bytes the sender may have sent and not had acknowledged. */
 export const WINDOW_BYTES: number = 2 * 1024 * 1024;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */

@@ -19,7 +19,7 @@ import type { SecureChannel } from "./secure_channel.ts";
 const log = getLogger(["chat", "peer"]);
 
 /** Pooled payload size: a file data chunk and its header. */
-const FILE_DATA_PAYLOAD_BYTES = 256 * 1024;
+const FILE_DATA_PAYLOAD_BYTES = 1024 * 1024;
 
 /** Largest frame accepted inside a session (room for file chunks). */
 export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
@@ -103,7 +103,7 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   readonly #sas: string;
   readonly #remoteAddr: Deno.Addr | undefined;
   /** Buffers for file data frames, handed back once their bytes are written. */
-  readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 16);
+  readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 4);
   #iterated = false;
   #closedLocally = false;
   #ended = false;
