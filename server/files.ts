@@ -388,8 +388,17 @@ export class FileService {
         );
       }
       if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
-      await writeFull(current.file, body);
+      // Hashed while the write runs (Deno writes files on another thread). A write that
+      // fails leaves the hash ahead of the file: the upload is let go, and resumes from
+      // the `.part` file's bytes, hashed again.
+      const written = writeFull(current.file, body);
       current.hash.update(body);
+      try {
+        await written;
+      } catch (err) {
+        await this.#release(current);
+        throw err;
+      }
       CHUNK_PAYLOADS.give(body); // written and hashed: nothing uses it any more
       current.offset += body.length;
       current.lastActive = performance.now();

@@ -315,6 +315,8 @@ export class IncomingFile {
   #file: Deno.FsFile | null;
   #hash: Hash;
   #offset: number;
+  /** A write failed: the hash is ahead of the file, nothing more can be written. */
+  #failure: FileIoError | null = null;
   #chain: Promise<unknown> = Promise.resolve();
 
   private constructor(init: IncomingFileInit, dir: string, safeName: string, file: Deno.FsFile) {
@@ -397,12 +399,17 @@ export class IncomingFile {
           `more data than the ${this.size} bytes announced`,
         );
       }
-      try {
-        await writeFull(file, fresh);
-      } catch (err) {
-        throw describeWriteError(err, this.partPath);
-      }
+      // Hashed while the write runs (Deno writes files on another thread). A write that
+      // fails leaves the hash ahead of the file, so this file fails for good; opening
+      // it again resumes from the bytes on disk, hashed again.
+      const written = writeFull(file, fresh);
       this.#hash.update(fresh);
+      try {
+        await written;
+      } catch (err) {
+        this.#failure = describeWriteError(err, this.partPath);
+        throw this.#failure;
+      }
       this.#offset += fresh.length;
     });
   }
@@ -487,6 +494,7 @@ export class IncomingFile {
   }
 
   #open(): Deno.FsFile {
+    if (this.#failure !== null) throw this.#failure;
     if (this.#file === null) {
       throw new FileIoError("unwritable", `${this.partPath} is closed`);
     }
