@@ -44,18 +44,16 @@ export class ByteReader {
   }
 
   /**
-   * The next `n` bytes if they are already buffered (taken, without reading the
-   * channel), else null (nothing taken). For reading ahead without waiting.
+   * The next `n` bytes if they are already buffered, taken without reading the channel
+   * (else null, and nothing taken). They are a view of the read buffer, valid until
+   * the reader next reads from its channel: use them at once (WebCrypto, for one,
+   * copies its input at the call), or copy them.
    */
-  takeBuffered(n: number, into?: Uint8Array): Uint8Array | null {
+  takeBuffered(n: number): Uint8Array | null {
     if (this.#end - this.#start < n) return null;
-    if (into !== undefined && into.length < n) {
-      throw new RangeError(`a ${into.length}-byte buffer cannot take ${n} bytes`);
-    }
-    const out = into === undefined ? new Uint8Array(n) : into.subarray(0, n);
-    out.set(this.#buffer.subarray(this.#start, this.#start + n));
+    const view = this.#buffer.subarray(this.#start, this.#start + n);
     this.#start += n;
-    return out;
+    return view;
   }
 
   /** The big-endian u32 at the start of the buffered bytes, or null with fewer than 4. */

@@ -57,3 +57,19 @@ Deno.test("ByteReader reads into a given buffer, and refuses one too short", asy
   await assert.rejects(reader.readExact(5, into), RangeError);
   assert.deepEqual(await reader.readExact(2, into), new Uint8Array([4, 5]));
 });
+
+Deno.test("ByteReader peeks and takes only what is already buffered, without reading", async () => {
+  const channel = chunked([[0, 0, 1, 2, 9, 8], [7, 6]]);
+  const reader = new ByteReader(channel);
+  assert.equal(reader.peekUint32(), null, "nothing buffered yet");
+  assert.equal(reader.takeBuffered(1), null);
+  assert.equal(channel.reads, 0);
+  assert.deepEqual(await reader.readExact(1), new Uint8Array([0]));
+  assert.equal(reader.peekUint32(), 0x00_01_02_09);
+  assert.equal(reader.bufferedBytes, 5, "peeking takes nothing");
+  assert.equal(reader.takeBuffered(6), null, "only 5 are buffered: nothing taken");
+  assert.deepEqual(reader.takeBuffered(4), new Uint8Array([0, 1, 2, 9]));
+  assert.equal(reader.peekUint32(), null, "one byte left");
+  assert.deepEqual(await reader.readExact(3), new Uint8Array([8, 7, 6]));
+  assert.equal(channel.reads, 2);
+});

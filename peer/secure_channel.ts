@@ -201,7 +201,9 @@ export class SecureChannel implements ByteChannel {
       if (this.#openCounter >= this.#maxRecords) {
         throw new PeerError("limit", "the receive counter is exhausted; the session must end");
       }
-      const ciphertext = await this.#reader.readExact(length, this.#ciphertext);
+      // A record already whole in the read buffer is decrypted from there.
+      const ciphertext = this.#reader.takeBuffered(length) ??
+        await this.#reader.readExact(length, this.#ciphertext);
       if (ciphertext === null) {
         throw new PeerError("connection_lost", "the stream ended after a record's length");
       }
@@ -214,7 +216,7 @@ export class SecureChannel implements ByteChannel {
       if (length === null || length < TAG_BYTES || length > MAX_RECORD_CIPHERTEXT) break;
       if (this.#reader.bufferedBytes < 4 + length) break;
       const prefix = this.#reader.takeBuffered(4)!;
-      this.#open(prefix, this.#reader.takeBuffered(length, this.#ciphertext)!);
+      this.#open(prefix, this.#reader.takeBuffered(length)!);
     }
     const plaintext = await this.#ahead.shift()!;
     this.#receiveCounter++;
