@@ -492,7 +492,7 @@ export class FileService {
     const want = Math.max(0, Math.min(length, limit, record.size - offset));
     let available = await this.#available(record);
     let sent = 0;
-    while (sent < want && !session.ended) {
+    reading: while (sent < want && !session.ended) {
       // Bytes still being uploaded are sent as they arrive: the read ends early only when
       // none came for READ_WAIT_MS (or the file was dropped).
       if (offset + sent >= available) {
@@ -511,7 +511,6 @@ export class FileService {
         state.position = offset + sent;
         const pool = this.#framePool(session.port, frameBytes);
         const end = Math.min(want, available - offset);
-        let stop = false;
         while (sent < end && !session.ended) {
           // Read straight into the frame, laid out in a buffer whose previous frame was
           // written: the bytes are never copied on their way out.
@@ -528,13 +527,9 @@ export class FileService {
             if (queued && frame.buffer === buffer.buffer) pool!.queued(buffer);
             else pool!.unused(buffer);
           }
-          if (!queued) {
-            stop = true;
-            break;
-          }
+          if (!queued) break reading;
           sent += n;
         }
-        if (stop) break;
       } catch (err) {
         state.file = null;
         file.close();
