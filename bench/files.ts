@@ -3,7 +3,9 @@
  * (store-and-forward: uploaded to the server's data folder, then downloaded by the
  * recipient) and directly between two peers over the encrypted peer-to-peer session,
  * each against a raw loopback copy of the same bytes measured in the same run
- * (`raw_copy.ts`: disk → one TCP socket on 127.0.0.1 → disk, no protocol).
+ * (`raw_copy.ts`: disk → one TCP socket on 127.0.0.1 → disk, no protocol), and against
+ * their ceilings (`file_ceiling.ts`: the work every byte needs, hashing, storing,
+ * encrypting, done by bare programs without a protocol).
  *
  * Every end runs in its own process (`tests/helpers/file_endpoint.ts`, `raw_copy.ts`,
  * the server in `server_process.ts`). A run is timed from the sender's ready line (it
@@ -56,18 +58,26 @@ export interface FilesResult {
   sizeBytes: number;
   /** Runs of each kind; each figure below is the median one. */
   rounds: number;
-  /** Every run's MB/s, in order. */
-  runsMbPerSec: { raw: number[]; relay: number[]; peer: number[] };
+  /** Every run's MB/s, in order, by kind. */
+  runsMbPerSec: Record<"raw" | "relay" | "peer" | "relayCeiling" | "peerCeiling", number[]>;
   /** The raw loopback copy (the baseline). */
   raw: TransferFigure;
   /** Through the chat server (upload to its disk, then download). */
   relay: TransferFigure;
   /** Encrypted peer-to-peer. */
   peer: TransferFigure;
+  /** The bare store-and-forward pipeline (`file_ceiling.ts`): the relay's ceiling. */
+  relayCeiling: TransferFigure;
+  /** The bare encrypted stream (`file_ceiling.ts`): the peer-to-peer ceiling. */
+  peerCeiling: TransferFigure;
   /** relay ÷ raw throughput. */
   relayRatio: number;
   /** peer ÷ raw throughput. */
   peerRatio: number;
+  /** Store-and-forward ceiling ÷ raw throughput. */
+  relayCeilingRatio: number;
+  /** Encrypted ceiling ÷ raw throughput. */
+  peerCeilingRatio: number;
 }
 
 /** A transfer end in its own process: JSON lines `ready`, then `done` or `error`. */
@@ -196,41 +206,55 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
+/** The processes of one timed transfer. */
+interface TransferSetup {
+  /** What it is, for errors. */
+  what: string;
+  /** Starts the receiving end. */
+  receiver: () => Endpoint;
+  /** Starts a process between the ends (the ceiling's hop), given the receiver's ready line. */
+  middle?: (ready: Record<string, unknown>) => Endpoint;
+  /** Starts the sending end, given the ready line of the process it sends to. */
+  sender: (ready: Record<string, unknown>) => Endpoint;
+  /** Where the receiver saved the file, from its done line. */
+  receivedPath: (done: Record<string, unknown>) => string;
+  /** The chat server in between, whose CPU time counts too. */
+  server?: Child;
+}
+
 /**
- * Times one transfer: starts the receiver, then the sender (given the receiver's ready
- * line), from the sender's ready to the receiver's done; checks the received file.
+ * Times one transfer: starts the receiver, then the middle process if any, then the
+ * sender, from the sender's ready to the receiver's done; checks the received file.
  */
 async function timeTransfer(
-  what: string,
-  receiver: () => Endpoint,
-  sender: (ready: Record<string, unknown>) => Endpoint,
-  receivedPath: (done: Record<string, unknown>) => string,
+  setup: TransferSetup,
   plan: FilesPlan,
   hash: string,
-  server?: Child,
 ): Promise<TransferFigure> {
+  const { what, server } = setup;
   const timeoutMs = plan.timeoutMs ?? 120_000;
   const ends: Endpoint[] = [];
   try {
-    const rx = receiver();
+    const rx = setup.receiver();
     ends.push(rx);
-    const rxReady = await within(rx.ready, 30_000, `${what} receiver`);
-    const tx = sender(rxReady);
+    let ready = await within(rx.ready, 30_000, `${what} receiver`);
+    const cpu: [string, () => number | null][] = [["receiver", () => rx.cpuSeconds()]];
+    if (setup.middle !== undefined) {
+      const middle = setup.middle(ready);
+      ends.push(middle);
+      ready = await within(middle.ready, 30_000, `${what} ${middle.name}`);
+      cpu.push(["hop", () => middle.cpuSeconds()]);
+    }
+    const tx = setup.sender(ready);
     ends.push(tx);
     await within(tx.ready, 30_000, `${what} sender`);
-    const cpu: [string, () => number | null][] = [
-      ["sender", () => tx.cpuSeconds()],
-      ["receiver", () => rx.cpuSeconds()],
-    ];
+    cpu.unshift(["sender", () => tx.cpuSeconds()]);
     if (server !== undefined) cpu.push(["server", () => cpuSecondsOf(server.pid)]);
     const cpuBefore = cpu.map(([, read]) => read());
     const start = performance.now();
-    // A sender that fails ends the wait early with its error.
-    const done = await within(
-      Promise.race([rx.done, tx.done.then(() => new Promise<never>(() => {}))]),
-      timeoutMs,
-      `${what} transfer`,
-    );
+    // Another end that fails ends the wait early with its error.
+    const failed = ends.slice(1).map((e) => e.done.then(() => new Promise<never>(() => {})));
+    const done = await within(Promise.race([rx.done, ...failed]), timeoutMs, `${what} transfer`);
     const ms = performance.now() - start;
     const cpuMs: Record<string, number> = {};
     cpu.forEach(([name, read], i) => {
@@ -238,7 +262,7 @@ async function timeTransfer(
       const after = read();
       if (before !== null && after !== null) cpuMs[name] = Math.round((after - before) * 1000);
     });
-    const path = receivedPath(done);
+    const path = setup.receivedPath(done);
     const received = await sha256Of(path);
     if (received !== hash) throw new Error(`${what}: received file ${path} differs from the sent`);
     await Deno.remove(path).catch(() => {});
@@ -248,10 +272,16 @@ async function timeTransfer(
   }
 }
 
+/** The kinds of transfer measured. */
+const KINDS = ["raw", "relay", "peer", "relayCeiling", "peerCeiling"] as const;
+/** A kind of transfer measured. */
+type Kind = typeof KINDS[number];
+
 /**
- * Measures raw, relay and peer-to-peer transfers of one file of `plan.sizeBytes`,
- * `plan.rounds` times each, in turn (raw, relay, peer, raw, ...: a disturbance of the
- * machine falls on all three alike); each figure is the median run.
+ * Measures raw, relay and peer-to-peer transfers of one file of `plan.sizeBytes`, and
+ * their ceilings (`file_ceiling.ts`), `plan.rounds` times each, in turn (raw, relay,
+ * peer, ceilings, raw, ...: a disturbance of the machine falls on all alike); each
+ * figure is the median run.
  */
 export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
   const work = await Deno.makeTempDir({ prefix: "chat-bench-files-" });
@@ -264,7 +294,8 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     // Warm the page cache: every run then reads the source from memory.
     await sha256Of(source);
 
-    const rawOut = `${work}/raw.bin`;
+    const out = `${work}/out.bin`;
+    const hopOut = `${work}/hop.bin`;
     const dataDir = `${work}/server`;
     const relayDir = `${work}/relay-in`;
     const peerDir = `${work}/peer-in`;
@@ -275,72 +306,75 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
       name: "server",
       ...(prof !== undefined ? { cpuProfDir: `${prof}/relay-server` } : {}),
     });
-    const relayServer = server;
     const port = String(server.info.port);
-    const runs: Record<"raw" | "relay" | "peer", TransferFigure[]> = {
-      raw: [],
-      relay: [],
-      peer: [],
+    const portOf = (ready: Record<string, unknown>) => String(ready.port);
+    const ceiling = HERE + "file_ceiling.ts";
+    const setups: Record<Kind, TransferSetup> = {
+      raw: {
+        what: "raw copy",
+        receiver: () => new Endpoint("raw receiver", HERE + "raw_copy.ts", ["receive", out], prof),
+        sender: (ready) =>
+          new Endpoint("raw sender", HERE + "raw_copy.ts", ["send", portOf(ready), source], prof),
+        receivedPath: () => out,
+      },
+      relay: {
+        what: "relay",
+        receiver: () =>
+          new Endpoint("relay receiver", ENDPOINT, ["relay-receive", port, relayDir], prof),
+        sender: () =>
+          new Endpoint("relay sender", ENDPOINT, ["relay-send", port, source, "bob"], prof),
+        receivedPath: (done) => String(done.path),
+        server,
+      },
+      peer: {
+        what: "peer-to-peer",
+        receiver: () => new Endpoint("peer receiver", ENDPOINT, ["peer-receive", peerDir], prof),
+        sender: (ready) =>
+          new Endpoint("peer sender", ENDPOINT, ["peer-send", portOf(ready), source], prof),
+        receivedPath: (done) => String(done.path),
+      },
+      relayCeiling: {
+        what: "store-and-forward ceiling",
+        receiver: () => new Endpoint("ceiling receiver", ceiling, ["relay-receive", out]),
+        middle: (ready) =>
+          new Endpoint("ceiling hop", ceiling, ["relay-hop", hopOut, portOf(ready)]),
+        sender: (ready) =>
+          new Endpoint("ceiling sender", ceiling, ["relay-send", portOf(ready), source]),
+        receivedPath: () => out,
+      },
+      peerCeiling: {
+        what: "encrypted ceiling",
+        receiver: () => new Endpoint("ceiling receiver", ceiling, ["peer-receive", out]),
+        sender: (ready) =>
+          new Endpoint("ceiling sender", ceiling, ["peer-send", portOf(ready), source]),
+        receivedPath: () => out,
+      },
     };
+    const runs = Object.fromEntries(KINDS.map((k) => [k, [] as TransferFigure[]])) as Record<
+      Kind,
+      TransferFigure[]
+    >;
     for (let round = 0; round < rounds; round++) {
-      runs.raw.push(
-        await timeTransfer(
-          "raw copy",
-          () => new Endpoint("raw receiver", HERE + "raw_copy.ts", ["receive", rawOut], prof),
-          (ready) =>
-            new Endpoint(
-              "raw sender",
-              HERE + "raw_copy.ts",
-              ["send", String(ready.port), source],
-              prof,
-            ),
-          () => rawOut,
-          plan,
-          hash,
-        ),
-      );
-      runs.relay.push(
-        await timeTransfer(
-          "relay",
-          () => new Endpoint("relay receiver", ENDPOINT, ["relay-receive", port, relayDir], prof),
-          () => new Endpoint("relay sender", ENDPOINT, ["relay-send", port, source, "bob"], prof),
-          (done) => String(done.path),
-          plan,
-          hash,
-          relayServer,
-        ),
-      );
-      runs.peer.push(
-        await timeTransfer(
-          "peer-to-peer",
-          () => new Endpoint("peer receiver", ENDPOINT, ["peer-receive", peerDir], prof),
-          (ready) =>
-            new Endpoint("peer sender", ENDPOINT, ["peer-send", String(ready.port), source], prof),
-          (done) => String(done.path),
-          plan,
-          hash,
-        ),
-      );
+      for (const kind of KINDS) runs[kind].push(await timeTransfer(setups[kind], plan, hash));
     }
     await server.stop();
     server = undefined;
-    const raw = median(runs.raw);
-    const relay = median(runs.relay);
-    const peer = median(runs.peer);
-
+    const [raw, relay, peer, relayCeiling, peerCeiling] = KINDS.map((k) => median(runs[k]));
     return {
       sizeBytes: plan.sizeBytes,
       rounds,
-      runsMbPerSec: {
-        raw: runs.raw.map((r) => r.mbPerSec),
-        relay: runs.relay.map((r) => r.mbPerSec),
-        peer: runs.peer.map((r) => r.mbPerSec),
-      },
+      runsMbPerSec: Object.fromEntries(
+        KINDS.map((k) => [k, runs[k].map((r) => r.mbPerSec)]),
+      ) as Record<Kind, number[]>,
       raw,
       relay,
       peer,
+      relayCeiling,
+      peerCeiling,
       relayRatio: round(relay.mbPerSec / raw.mbPerSec, 3),
       peerRatio: round(peer.mbPerSec / raw.mbPerSec, 3),
+      relayCeilingRatio: round(relayCeiling.mbPerSec / raw.mbPerSec, 3),
+      peerCeilingRatio: round(peerCeiling.mbPerSec / raw.mbPerSec, 3),
     };
   } finally {
     await server?.stop();

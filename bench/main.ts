@@ -646,11 +646,11 @@ async function main(): Promise<void> {
   if (files !== null) {
     const v = files.ok ? files.value : null;
     const raw = v ? `${fmtMBs(v.raw.mbPerSec)} (raw loopback)` : "";
-    const fileRows: [string, "relay" | "peer", number, string][] = [
-      ["through the server (relay)", "relay", 0.5, "relay"],
-      ["encrypted peer-to-peer", "peer", 0.4, "encrypted p2p"],
+    const fileRows: [string, "relay" | "peer", number, string, string][] = [
+      ["through the server (relay)", "relay", 0.5, "relay", "store-and-forward"],
+      ["encrypted peer-to-peer", "peer", 0.4, "encrypted p2p", "encrypted stream"],
     ];
-    for (const [label, key, share, goalName] of fileRows) {
+    for (const [label, key, share, goalName, ceilingName] of fileRows) {
       const f = v ? v[key] : null;
       const ratio = v ? (key === "relay" ? v.relayRatio : v.peerRatio) : null;
       const pct = Math.round(share * 100);
@@ -668,6 +668,15 @@ async function main(): Promise<void> {
           ratio === null ? null : ratio >= share,
           v ? `${Math.round((ratio ?? 0) * 100)}% of raw` : fail(files),
         ),
+      });
+      const c = v ? v[key === "relay" ? "relayCeiling" : "peerCeiling"] : null;
+      rows.push({
+        measure: `  ceiling: bare ${ceilingName} (bench/file_ceiling.ts)`,
+        result: c ? `${fmtMBs(c.mbPerSec)} (${fmtMs(c.ms)})` : fail(files),
+        baseline: raw,
+        ratio: fmtRatio(c?.mbPerSec, v?.raw.mbPerSec),
+        goal: "",
+        status: "",
       });
     }
   }
@@ -759,12 +768,20 @@ async function main(): Promise<void> {
     const v = files.value;
     console.log(
       `File transfers, MB/s of each of ${v.rounds} runs (the median one is reported): ${
-        (["raw", "relay", "peer"] as const).map((k) => `${k} ${v.runsMbPerSec[k].join(", ")}`)
-          .join("; ")
+        (["raw", "relay", "peer", "relayCeiling", "peerCeiling"] as const).map((k) =>
+          `${k} ${v.runsMbPerSec[k].join(", ")}`
+        ).join("; ")
       }`,
     );
     console.log("CPU during each median file transfer (ms, every thread of each process):");
-    for (const [name, f] of [["raw", v.raw], ["relay", v.relay], ["peer", v.peer]] as const) {
+    const figures = [
+      ["raw", v.raw],
+      ["relay", v.relay],
+      ["peer", v.peer],
+      ["relay ceiling", v.relayCeiling],
+      ["peer ceiling", v.peerCeiling],
+    ] as const;
+    for (const [name, f] of figures) {
       const parts = Object.entries(f.cpuMs).map(([who, ms]) => `${who} ${ms}`);
       const total = Object.values(f.cpuMs).reduce((a, b) => a + b, 0);
       console.log(`  ${name}: ${parts.join(", ")}; ${total} of ${Math.round(f.ms)} ms wall`);

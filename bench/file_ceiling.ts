@@ -1,0 +1,263 @@
+/**
+ * The ceilings of the file-transfer benchmark: the work every byte of a chat transfer
+ * needs, done by bare programs with no protocol, so that the suite shows how much of
+ * what this machine allows the chat transfers reach.
+ *
+ * - Store and forward (three processes): the sender hashes its file, then streams it;
+ *   the hop writes every piece to disk while hashing it, and forwards it from memory;
+ *   the receiver writes and hashes. What the relay adds to this is the protocol: frames,
+ *   requests and acknowledgements, reading back from disk, flow control.
+ * - Encrypted peer to peer (two processes): the sender hashes its file, then streams it
+ *   as AES-256-GCM records of 1 MiB (WebCrypto, four in flight); the receiver decrypts
+ *   four ahead, writes and hashes. No handshake: a fixed key.
+ *
+ * ```text
+ * deno run -A bench/file_ceiling.ts relay-receive PATH       listen; write and hash into PATH
+ * deno run -A bench/file_ceiling.ts relay-hop PATH PORT      listen; store into PATH, forward to PORT
+ * deno run -A bench/file_ceiling.ts relay-send PORT PATH     hash PATH, then send it to PORT
+ * deno run -A bench/file_ceiling.ts peer-receive PATH        listen; decrypt, write and hash into PATH
+ * deno run -A bench/file_ceiling.ts peer-send PORT PATH      hash PATH, then send it encrypted
+ * ```
+ *
+ * Like `raw_copy.ts`, each prints `{"ready": true, "port": N}` when ready (a sender once
+ * connected, before it hashes: the chat senders also hash after their ready line) and
+ * `{"done": true, "sha256": HEX}` when its part is over (a receiver: the file written,
+ * hashed and closed); `{"error": ...}` and exit 1 on failure.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+
+/** Bytes per piece of the store-and-forward pipeline (the relay's chunk size). */
+const PIECE = 256 * 1024;
+/** Plaintext bytes per encrypted record (the peer session's record size). */
+const RECORD = 1024 * 1024;
+/** Records encrypted or decrypted at once. */
+const AHEAD = 4;
+
+interface Reader {
+  read(p: Uint8Array): Promise<number | null>;
+}
+interface Writer {
+  write(p: Uint8Array): Promise<number>;
+}
+
+async function writeAll(writer: Writer, data: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < data.length) done += await writer.write(data.subarray(done));
+}
+
+/** Fills `buffer` unless the stream ends first; returns the bytes read. */
+async function readFull(reader: Reader, buffer: Uint8Array): Promise<number> {
+  let filled = 0;
+  while (filled < buffer.length) {
+    const n = await reader.read(buffer.subarray(filled));
+    if (n === null) break;
+    filled += n;
+  }
+  return filled;
+}
+
+/** Listens on 127.0.0.1, says ready with the port, and takes one connection. */
+async function acceptOne(): Promise<Deno.TcpConn> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  console.log(JSON.stringify({ ready: true, port: (listener.addr as Deno.NetAddr).port }));
+  const conn = await listener.accept();
+  listener.close();
+  return conn;
+}
+
+/** The SHA-256 of the file at `path`, read in pieces. */
+async function hashFile(path: string): Promise<string> {
+  using file = await Deno.open(path, { read: true });
+  const hash = createHash("sha256");
+  const buffer = new Uint8Array(RECORD);
+  while (true) {
+    const n = await readFull(file, buffer);
+    if (n === 0) return hash.digest("hex");
+    hash.update(buffer.subarray(0, n));
+  }
+}
+
+/** Writes `data` to `file` while hashing it (Deno writes files on another thread). */
+async function store(file: Deno.FsFile, hash: ReturnType<typeof createHash>, data: Uint8Array) {
+  const written = writeAll(file, data);
+  hash.update(data);
+  await written;
+}
+
+async function relayReceive(path: string): Promise<string> {
+  const conn = await acceptOne();
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const hash = createHash("sha256");
+  const buffer = new Uint8Array(PIECE);
+  while (true) {
+    const n = await readFull(conn, buffer);
+    if (n === 0) break;
+    await store(file, hash, buffer.subarray(0, n));
+  }
+  conn.close();
+  return hash.digest("hex");
+}
+
+async function relayHop(path: string, port: number): Promise<string> {
+  const down = await Deno.connect({ hostname: "127.0.0.1", port });
+  const up = await acceptOne();
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const hash = createHash("sha256");
+  // Two buffers: one being forwarded while the next is read and stored.
+  const buffers = [new Uint8Array(PIECE), new Uint8Array(PIECE)];
+  let forwarding: Promise<void> = Promise.resolve();
+  for (let i = 0;; i ^= 1) {
+    const n = await readFull(up, buffers[i]);
+    if (n === 0) break;
+    const piece = buffers[i].subarray(0, n);
+    await store(file, hash, piece);
+    await forwarding;
+    forwarding = writeAll(down, piece);
+  }
+  await forwarding;
+  up.close();
+  down.close();
+  return hash.digest("hex");
+}
+
+async function relaySend(port: number, path: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  console.log(JSON.stringify({ ready: true, port }));
+  const sha256 = await hashFile(path);
+  using file = await Deno.open(path, { read: true });
+  const buffer = new Uint8Array(PIECE);
+  while (true) {
+    const n = await readFull(file, buffer);
+    if (n === 0) break;
+    await writeAll(conn, buffer.subarray(0, n));
+  }
+  await conn.closeWrite();
+  conn.close();
+  return sha256;
+}
+
+async function recordKey(): Promise<CryptoKey> {
+  return await crypto.subtle.importKey("raw", new Uint8Array(32), "AES-GCM", false, [
+    "encrypt",
+    "decrypt",
+  ]);
+}
+
+function nonce(counter: number): Uint8Array<ArrayBuffer> {
+  const iv = new Uint8Array(12);
+  new DataView(iv.buffer).setUint32(8, counter);
+  return iv;
+}
+
+async function peerReceive(path: string): Promise<string> {
+  const key = await recordKey();
+  const conn = await acceptOne();
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const hash = createHash("sha256");
+  const prefix = new Uint8Array(4);
+  const ciphertext = new Uint8Array(RECORD + 16);
+  const ahead: Promise<ArrayBuffer>[] = [];
+  let counter = 0;
+  let ended = false;
+  while (true) {
+    // Read and start decrypting up to AHEAD records (WebCrypto copies its input).
+    while (!ended && ahead.length < AHEAD) {
+      if (await readFull(conn, prefix) < 4) {
+        ended = true;
+        break;
+      }
+      const length = new DataView(prefix.buffer).getUint32(0);
+      if (
+        length > ciphertext.length || await readFull(conn, ciphertext.subarray(0, length)) < length
+      ) {
+        throw new Error("a record was cut short");
+      }
+      ahead.push(
+        crypto.subtle.decrypt(
+          { name: "AES-GCM", iv: nonce(counter++) },
+          key,
+          ciphertext.subarray(0, length),
+        ),
+      );
+      if (ahead.length >= 2) break; // keep writing while later records decrypt
+    }
+    const next = ahead.shift();
+    if (next === undefined) break;
+    await store(file, hash, new Uint8Array(await next));
+  }
+  conn.close();
+  return hash.digest("hex");
+}
+
+async function peerSend(port: number, path: string): Promise<string> {
+  const key = await recordKey();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  console.log(JSON.stringify({ ready: true, port }));
+  const sha256 = await hashFile(path);
+  using file = await Deno.open(path, { read: true });
+  const buffer = new Uint8Array(RECORD);
+  const sealing: Promise<ArrayBuffer>[] = [];
+  let writing: Promise<void> = Promise.resolve();
+  let counter = 0;
+  let eof = false;
+  while (true) {
+    while (!eof && sealing.length < AHEAD) {
+      const n = await readFull(file, buffer);
+      if (n === 0) {
+        eof = true;
+        break;
+      }
+      sealing.push(
+        crypto.subtle.encrypt(
+          { name: "AES-GCM", iv: nonce(counter++) },
+          key,
+          buffer.subarray(0, n),
+        ),
+      );
+    }
+    const next = sealing.shift();
+    if (next === undefined) break;
+    const sealed = new Uint8Array(await next);
+    const record = new Uint8Array(4 + sealed.length);
+    new DataView(record.buffer).setUint32(0, sealed.length);
+    record.set(sealed, 4);
+    await writing;
+    writing = writeAll(conn, record);
+  }
+  await writing;
+  await conn.closeWrite();
+  conn.close();
+  return sha256;
+}
+
+function port(value: string | undefined): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new Error(`bad port "${value}"`);
+  return n;
+}
+
+if (import.meta.main) {
+  const [mode, a, b] = Deno.args;
+  try {
+    let sha256: string;
+    if (mode === "relay-receive" && a) sha256 = await relayReceive(a);
+    else if (mode === "relay-hop" && a && b) sha256 = await relayHop(a, port(b));
+    else if (mode === "relay-send" && a && b) sha256 = await relaySend(port(a), b);
+    else if (mode === "peer-receive" && a) sha256 = await peerReceive(a);
+    else if (mode === "peer-send" && a && b) sha256 = await peerSend(port(a), b);
+    else {
+      throw new Error(
+        "usage: file_ceiling.ts relay-receive PATH | relay-hop PATH PORT | relay-send PORT PATH" +
+          " | peer-receive PATH | peer-send PORT PATH",
+      );
+    }
+    console.log(JSON.stringify({ done: true, sha256 }));
+    Deno.exit(0);
+  } catch (err) {
+    console.log(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
+    Deno.exit(1);
+  }
+}
