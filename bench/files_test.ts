@@ -5,12 +5,23 @@
 import assert from "node:assert/strict";
 import { measureFiles } from "./files.ts";
 
-Deno.test("files: raw, relay and peer-to-peer transfers arrive intact and are timed", async () => {
-  const result = await measureFiles({ sizeBytes: 2 * 1024 * 1024, timeoutMs: 20_000 });
+Deno.test("files: raw, relay, peer-to-peer and ceiling transfers arrive intact and are timed", async () => {
+  const result = await measureFiles({ sizeBytes: 2 * 1024 * 1024, timeoutMs: 20_000, rounds: 2 });
   assert.equal(result.sizeBytes, 2 * 1024 * 1024);
-  for (const figure of [result.raw, result.relay, result.peer]) {
+  assert.equal(result.rounds, 2);
+  const figures = [result.raw, result.relay, result.peer, result.relayCeiling, result.peerCeiling];
+  for (const figure of figures) {
     assert.ok(figure.ms > 0);
     assert.ok(figure.mbPerSec > 0);
   }
+  for (const runs of Object.values(result.runsMbPerSec)) {
+    assert.equal(runs.length, 2);
+  }
+  // The median of two runs is the slower one.
+  assert.equal(result.relay.mbPerSec, Math.min(...result.runsMbPerSec.relay));
   assert.ok(result.relayRatio > 0 && result.peerRatio > 0);
+  assert.ok(result.relayCeilingRatio > 0 && result.peerCeilingRatio > 0);
+  assert.ok(
+    "hop" in result.relayCeiling.cpuMs || Object.keys(result.relayCeiling.cpuMs).length === 0,
+  );
 });
