@@ -79,6 +79,12 @@ const FRAME_BUFFERS = 12;
 export const DATA_FRAME_BYTES: number = 256 * 1024;
 /** Most bytes one `file_read` sends (also at most a quarter of the outbound queue). */
 export const MAX_READ_BYTES: number = 1024 * 1024;
+/**
+ * Chunks an upload keeps in memory after writing them while someone reads the file (1
+ * MiB with chunks of 256 KiB): a reader keeping up with the upload is sent them from
+ * memory instead of reading them back from disk.
+ */
+const RECENT_CHUNKS = 4;
 /** How long a `file_read` past the bytes received waits for more, in ms. */
 export const READ_WAIT_MS = 10_000;
 /** An upload without a chunk this long lets go of its open file (it resumes from disk). */
@@ -144,6 +150,14 @@ export class FileService {
   readonly #waiters = new Map<number, Set<() => void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
+  /** Per file, the sessions reading it now (their read states). */
+  readonly #readers = new Map<number, number>();
+  /**
+   * Per file with readers, the last chunks written, in order (at most
+   * {@linkcode RECENT_CHUNKS}); their buffers go back to {@linkcode CHUNK_PAYLOADS} when
+   * they leave, when the last reader goes, or when the file is dropped.
+   */
+  readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   #offers: Promise<unknown> = Promise.resolve();
@@ -399,7 +413,16 @@ export class FileService {
         await this.#release(current);
         throw err;
       }
-      CHUNK_PAYLOADS.give(body); // written and hashed: nothing uses it any more
+      this.#hub.metrics.counters.fileBytesStored += body.length;
+      // Written and hashed: kept a while for readers keeping up, else given back.
+      if (this.#readers.has(id)) {
+        let recent = this.#recent.get(id);
+        if (recent === undefined) this.#recent.set(id, recent = []);
+        recent.push({ offset: current.offset, bytes: body });
+        if (recent.length > RECENT_CHUNKS) CHUNK_PAYLOADS.give(recent.shift()!.bytes);
+      } else {
+        CHUNK_PAYLOADS.give(body);
+      }
       current.offset += body.length;
       current.lastActive = performance.now();
       if (current.offset < record.size) {
@@ -456,6 +479,7 @@ export class FileService {
     if (state === undefined) {
       state = { chain: Promise.resolve(), file: null, position: -1 };
       this.#reads.set(key, state);
+      this.#readers.set(id, (this.#readers.get(id) ?? 0) + 1);
     }
     const own = state;
     const run = own.chain.then(() => this.#read(ctx, id, offset, length, own));
@@ -463,7 +487,16 @@ export class FileService {
     own.chain = settled;
     settled.then(() => {
       if (own.chain !== settled) return; // more reads queued: they use the open file
-      if (this.#reads.get(key) === own) this.#reads.delete(key);
+      if (this.#reads.get(key) === own) {
+        this.#reads.delete(key);
+        const readers = (this.#readers.get(id) ?? 1) - 1;
+        if (readers > 0) {
+          this.#readers.set(id, readers);
+        } else {
+          this.#readers.delete(id);
+          this.#dropRecent(id);
+        }
+      }
       own.file?.close();
       own.file = null;
     });
@@ -505,20 +538,30 @@ export class FileService {
       // The file stays open for the reads queued behind (a reader keeps two in flight).
       const file = state.file ??= await this.#openToRead(record);
       try {
-        if (state.position !== offset + sent) {
-          await file.seek(offset + sent, Deno.SeekMode.Start);
-        }
-        state.position = offset + sent;
         const pool = this.#framePool(session.port, frameBytes);
         const end = Math.min(want, available - offset);
         while (sent < end && !session.ended) {
-          // Read straight into the frame, laid out in a buffer whose previous frame was
-          // written: the bytes are never copied on their way out.
-          const header = { type: "file_data", file: id, offset: offset + sent } as const;
+          // Each frame is laid out in a buffer whose previous frame was written. Bytes
+          // the upload still holds are copied in from memory; others are read from
+          // disk straight into it.
+          const at = offset + sent;
+          const header = { type: "file_data", file: id, offset: at } as const;
           const buffer = pool?.take();
-          const data = encodeFrameWithBody(header, Math.min(frameBytes, end - sent), buffer);
-          const n = await readFull(file, data.body);
-          state.position += n;
+          const length = Math.min(frameBytes, end - sent);
+          const held = this.#held(id, at, length);
+          let data: { frame: Uint8Array; body: Uint8Array };
+          let n: number;
+          if (held !== null) {
+            data = encodeFrameWithBody(header, held.length, buffer);
+            data.body.set(held);
+            n = held.length;
+          } else {
+            if (state.position !== at) await file.seek(at, Deno.SeekMode.Start);
+            state.position = at;
+            data = encodeFrameWithBody(header, length, buffer);
+            n = await readFull(file, data.body);
+            state.position += n;
+          }
           const frame = n === data.body.length
             ? data.frame
             : encodeFrame(header, data.body.subarray(0, n));
@@ -529,6 +572,8 @@ export class FileService {
           }
           if (!queued) break reading;
           sent += n;
+          if (held !== null) this.#hub.metrics.counters.fileBytesSentFromMemory += n;
+          else this.#hub.metrics.counters.fileBytesSentFromDisk += n;
         }
       } catch (err) {
         state.file = null;
@@ -728,14 +773,33 @@ export class FileService {
     for (const wake of [...waiters]) wake();
   }
 
-  /** Forgets a file: its upload, its bytes on disk, its record; wakes its readers. */
+  /** Forgets a file: its upload, its bytes on disk and in memory, its record; wakes its readers. */
   async #drop(record: FileRecord): Promise<void> {
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
+    this.#dropRecent(record.id);
     await this.store.remove(record.id);
     await Deno.remove(this.#path(record.id, false)).catch(() => {});
     await Deno.remove(this.#path(record.id, true)).catch(() => {});
     this.#wake(record.id);
+  }
+
+  /**
+   * Up to `max` bytes from `at` that the upload of file `id` still holds in memory (a
+   * view: copy it before anything is awaited), or null.
+   */
+  #held(id: number, at: number, max: number): Uint8Array | null {
+    for (const chunk of this.#recent.get(id) ?? []) {
+      const from = at - chunk.offset;
+      if (from >= 0 && from < chunk.bytes.length) return chunk.bytes.subarray(from, from + max);
+    }
+    return null;
+  }
+
+  /** Gives back the buffers of the chunks of file `id` held for its readers. */
+  #dropRecent(id: number): void {
+    for (const chunk of this.#recent.get(id) ?? []) CHUNK_PAYLOADS.give(chunk.bytes);
+    this.#recent.delete(id);
   }
 
   /**

@@ -75,6 +75,12 @@ export interface Counters {
   protocolErrors: number;
   /** Sessions logged out for idling. */
   idleTimeouts: number;
+  /** File bytes received from senders and stored. */
+  fileBytesStored: number;
+  /** File bytes sent to recipients from memory (readers keeping up with an upload). */
+  fileBytesSentFromMemory: number;
+  /** File bytes sent to recipients read back from disk. */
+  fileBytesSentFromDisk: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -104,6 +110,15 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
   floodDisconnects: ["chat_flood_disconnects_total", "Sessions disconnected for flooding."],
   protocolErrors: ["chat_protocol_errors_total", "Connections closed for a malformed frame."],
   idleTimeouts: ["chat_idle_timeouts_total", "Sessions logged out for idling."],
+  fileBytesStored: ["chat_file_bytes_stored_total", "File bytes received and stored."],
+  fileBytesSentFromMemory: [
+    "chat_file_bytes_sent_from_memory_total",
+    "File bytes sent from memory to readers keeping up with the upload.",
+  ],
+  fileBytesSentFromDisk: [
+    "chat_file_bytes_sent_from_disk_total",
+    "File bytes sent to recipients, read back from disk.",
+  ],
 };
 
 /**
@@ -134,6 +149,9 @@ export class ServerMetrics {
     floodDisconnects: 0,
     protocolErrors: 0,
     idleTimeouts: 0,
+    fileBytesStored: 0,
+    fileBytesSentFromMemory: 0,
+    fileBytesSentFromDisk: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();

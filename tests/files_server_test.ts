@@ -306,6 +306,57 @@ Deno.test("a read past the bytes uploaded sends them as they arrive", async () =
   });
 });
 
+Deno.test("a reader keeping up is sent the upload's chunks from memory, a late one from disk", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    await using carol = await login(server, "carol");
+    const counters = server.hub.metrics.counters;
+    const content = bytesOf(300_000, 7);
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "live",
+      size: content.length,
+      sha256: sha256(content),
+    });
+    const file = offer.file as number;
+    await bob.ok("file_accept", { file });
+    bob.send({ type: "file_read", id: "live-read", file, offset: 0, length: content.length });
+    await delay(50); // the read waits: bob is reading file #file
+    for (let at = 0; at < content.length; at += 100_000) {
+      await chunkOk(alice, file, at, content.subarray(at, at + 100_000));
+    }
+    const reply = await bob.expect({ type: "ok", re: "live-read" });
+    assert.equal(reply.length, content.length);
+    const data = [];
+    for (let at = 0; at < content.length; at += 100_000) {
+      data.push(
+        (await bob.expect({ type: "file_data", file, offset: at })).frameBody as Uint8Array,
+      );
+    }
+    assert.deepEqual(concat(data), content);
+    assert.equal(counters.fileBytesStored, content.length);
+    assert.equal(counters.fileBytesSentFromMemory, content.length);
+    assert.equal(counters.fileBytesSentFromDisk, 0);
+
+    // The same file read again once complete comes from disk, and is the same.
+    const again = await bob.ok("file_read", { file, offset: 0, length: content.length });
+    assert.equal(again.length, content.length);
+    assert.equal(counters.fileBytesSentFromDisk, content.length);
+    await carol.fails("file_read", { file, offset: 0, length: 1 }, "no_file");
+  });
+});
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
 Deno.test("an empty file: complete at its offer, read as nothing, done", async () => {
   await withServer(async (server) => {
     await using alice = await login(server, "alice");
