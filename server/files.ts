@@ -20,6 +20,9 @@
  *   the next frame, and a `file_read` sends at most a quarter of the outbound queue's
  *   bound (reads of one file by one session run one after another, so a reader may keep
  *   two in flight); nothing holds a whole file.
+ * - While a file is being read, its last {@linkcode RECENT_CHUNKS} chunks stay in memory
+ *   once written: a reader keeping up with the upload is sent them from there instead of
+ *   reading them back from disk (`chat_file_bytes_sent_from_memory_total`).
  * - The last chunk completes the upload only when the SHA-256 of all bytes matches the
  *   offer (`file_corrupt` otherwise, and the file is dropped); `7.part` then becomes
  *   `7.file`.
