@@ -50,6 +50,7 @@ import {
   type ChatMessage,
   type ClientMessageMap,
   type ClientRequestType,
+  MAX_FILE_FRAME_BYTES,
   parseClientMessage,
   parseServerMessage,
   type ServerMessage,
@@ -145,8 +146,8 @@ export interface RequestOptions {
   frame?: Uint8Array;
 }
 
-/** Pooled payload size: a 256 KiB `file_data` body and its header. */
-const FILE_DATA_PAYLOAD_BYTES = 256 * 1024 + 1024;
+/** Pooled payload size: a `file_data` body and its header. */
+const FILE_DATA_PAYLOAD_BYTES = MAX_FILE_FRAME_BYTES + 1024;
 
 /** Request types never resent after a reconnect: in flight, they fail with `connection_lost`. */
 const NOT_RESENT: ReadonlySet<string> = new Set(["broadcast", "relay"]);

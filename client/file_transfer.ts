@@ -3,7 +3,8 @@
  * half of `server/files.ts`.
  *
  * - Sending: the file is hashed (one pass, bounded buffer), offered (`file_offer`), then
- *   uploaded in chunks of {@linkcode CHUNK_BYTES} carried as frame bodies, with at most
+ *   uploaded in chunks of {@linkcode CHUNK_BYTES} (less when the server's largest frame
+ *   is smaller) carried as frame bodies, with at most
  *   {@linkcode WINDOW_CHUNKS} chunks waiting for the server's acknowledgement: memory
  *   stays bounded whatever the file's size. Across a reconnect, chunks in flight are
  *   resent by the client (the server acknowledges again what it has); on a refusal the
@@ -24,7 +25,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
-import type { ServerMessageMap } from "../protocol/messages.ts";
+import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
 import {
@@ -39,11 +40,11 @@ import { ChatError } from "./chat_error.ts";
 const log = getLogger(["chat", "client", "files"]);
 
 /** Bytes of file data per `file_chunk`. */
-export const CHUNK_BYTES: number = 256 * 1024;
+export const CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
 /** Room for a chunk's frame header in the buffers an upload reuses. */
 const FRAME_ROOM = 1024;
 /** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB. */
-export const WINDOW_CHUNKS = 8;
+export const WINDOW_CHUNKS = 4;
 /** Bytes asked for per `file_read` (the server may send fewer). */
 export const READ_BYTES: number = 1024 * 1024;
 /** A download without a new byte this long gives up (its `.part` file stays for later). */
@@ -62,10 +63,10 @@ const RESYNC_CODES: ReadonlySet<string> = new Set([
   "connection_lost",
 ]);
 
-/** What file transfers need of the chat client (`recycleFileData` is optional). */
+/** What file transfers need of the chat client (`recycleFileData` and `server` are optional). */
 export type FileClient =
   & Pick<ChatClient, "request" | "onEvent" | "onFileData" | "nick">
-  & Partial<Pick<ChatClient, "recycleFileData">>;
+  & Partial<Pick<ChatClient, "recycleFileData" | "server">>;
 
 /** Options of {@linkcode FileTransfers}. */
 export interface FileTransfersOptions {
@@ -335,14 +336,17 @@ export class FileTransfers implements AsyncDisposable {
     const free: Uint8Array<ArrayBuffer>[] = [];
     let next = offset;
     let acked = offset;
+    // A chunk's frame fits the server's largest frame (its hello says which).
+    const maxFrame = this.#client.server?.maxFrame ?? Infinity;
+    const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, maxFrame - FRAME_ROOM));
     try {
       while (acked < source.size) {
         while (next < source.size && inflight.length < WINDOW_CHUNKS) {
           // Each chunk is read straight into its encoded request: never copied again.
           const fields = { file, offset: next };
           const id = crypto.randomUUID();
-          const length = Math.min(CHUNK_BYTES, source.size - next);
-          const buffer = free.pop() ?? new Uint8Array(CHUNK_BYTES + FRAME_ROOM);
+          const length = Math.min(chunkBytes, source.size - next);
+          const buffer = free.pop() ?? new Uint8Array(chunkBytes + FRAME_ROOM);
           const { frame, body } = encodeFrameWithBody(
             { ...fields, type: "file_chunk", id },
             length,

@@ -39,6 +39,11 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest 
 const offeredName = z.string().min(1).max(MAX_OFFERED_NAME_LENGTH);
 /** Most bytes one `file_read` may ask for. */
 export const MAX_FILE_READ_BYTES: number = 4 * 1024 * 1024;
+/**
+ * Most file bytes one frame carries: the body of a `file_chunk` or a `file_data`
+ * (under the default frame size limit of 1 MiB with its header).
+ */
+export const MAX_FILE_FRAME_BYTES: number = 512 * 1024;
 
 function request<T extends string, S extends z.ZodRawShape>(type: T, shape: S) {
   return z.object({ type: z.literal(type), id: requestId, ...shape });

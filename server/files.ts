@@ -52,7 +52,11 @@ import { join } from "node:path";
 import type { Hash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrame, encodeFrameWithBody } from "../protocol/frame.ts";
-import type { ServerMessage, ServerMessageMap } from "../protocol/messages.ts";
+import {
+  MAX_FILE_FRAME_BYTES,
+  type ServerMessage,
+  type ServerMessageMap,
+} from "../protocol/messages.ts";
 import type { FileOffer } from "../protocol/replies.ts";
 import { hashPrefix, newSha256, readFull, writeFull } from "../transport/file_io.ts";
 import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
@@ -67,7 +71,7 @@ import { SqliteFileStore } from "./sqlite_file_store.ts";
 const log = getLogger(["chat", "server", "files"]);
 
 /** Largest `file_chunk` body accepted, in bytes. */
-export const MAX_CHUNK_BYTES: number = 256 * 1024;
+export const MAX_CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
 /**
  * Buffers for the payloads of incoming `file_chunk` frames (a chunk and its header),
  * shared by the server's connections: a chunk's buffer is handed back once its bytes
@@ -79,12 +83,12 @@ const FRAME_ROOM = 1024;
 /** Frame buffers kept per connection: two reads of four frames in flight, and spares. */
 const FRAME_BUFFERS = 12;
 /** Bytes of file data per `file_data` frame (at most a quarter of the outbound queue). */
-export const DATA_FRAME_BYTES: number = 256 * 1024;
+export const DATA_FRAME_BYTES: number = MAX_FILE_FRAME_BYTES;
 /** Most bytes one `file_read` sends (also at most a quarter of the outbound queue). */
 export const MAX_READ_BYTES: number = 1024 * 1024;
 /**
- * Chunks an upload keeps in memory after writing them while someone reads the file (1
- * MiB with chunks of 256 KiB): a reader keeping up with the upload is sent them from
+ * Chunks an upload keeps in memory after writing them while someone reads the file (2
+ * MiB with chunks of 512 KiB): a reader keeping up with the upload is sent them from
  * memory instead of reading them back from disk.
  */
 const RECENT_CHUNKS = 4;

@@ -234,3 +234,22 @@ Deno.test("hostile names are saved safely inside the download folder, never over
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("uploads fit a server's smaller largest frame: chunks shrink to it", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer({ maxFrameSize: 64 * 1024 });
+  try {
+    const alice = await side(server, "alice");
+    const bob = await side(server, "bob", { acceptDir: join(tmp, "in") });
+    const path = join(tmp, "notes.bin");
+    const sha = await writeRandomFile(path, 300_000, 3);
+    await alice.files.send("bob", path);
+    const saved = await until(() => find(bob, "file_saved"), "the file saved");
+    assert.equal(await sha256Of(saved.path), sha);
+    assert.equal(alice.client.server?.maxFrame, 64 * 1024);
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
