@@ -96,6 +96,8 @@ export class SecureChannel implements ByteChannel {
   #openCounter = 0n;
   /** Records being decrypted, in counter order, not yet returned. */
   #ahead: Promise<ArrayBuffer>[] = [];
+  /** The next record being read from the transport (read ahead), or null. */
+  #next: Promise<boolean> | null = null;
   #readFailure: PeerError | null = null;
   #current: Uint8Array = new Uint8Array(0);
   #writeChain: Promise<unknown> = Promise.resolve();
@@ -188,39 +190,73 @@ export class SecureChannel implements ByteChannel {
 
   async #readRecord(): Promise<Uint8Array | null> {
     if (this.#ahead.length === 0) {
-      const prefix = await this.#reader.readExact(4);
-      if (prefix === null) return null;
-      const length = new DataView(prefix.buffer).getUint32(0);
-      if (length < TAG_BYTES || length > MAX_RECORD_CIPHERTEXT) {
-        throw new PeerError(
-          "bad_record",
-          `encrypted record ${this.#openCounter} announces ${length} bytes; ` +
-            `records are ${TAG_BYTES} to ${MAX_RECORD_CIPHERTEXT} bytes`,
-        );
-      }
-      if (this.#openCounter >= this.#maxRecords) {
-        throw new PeerError("limit", "the receive counter is exhausted; the session must end");
-      }
-      // A record already whole in the read buffer is decrypted from there.
-      const ciphertext = this.#reader.takeBuffered(length) ??
-        await this.#reader.readExact(length, this.#ciphertext);
-      if (ciphertext === null) {
-        throw new PeerError("connection_lost", "the stream ended after a record's length");
-      }
-      this.#open(prefix, ciphertext);
+      // The next record may already be on its way in (read ahead by the last call).
+      const next = this.#next ?? this.#readNext();
+      this.#next = null;
+      if (!await next) return null;
     }
-    // Whole records already read start decrypting too, alongside this one. A record
-    // that is not whole yet, or is bad, is left for the next call to read and report.
-    while (this.#ahead.length < MAX_RECORDS_AHEAD && this.#openCounter < this.#maxRecords) {
-      const length = this.#reader.peekUint32();
-      if (length === null || length < TAG_BYTES || length > MAX_RECORD_CIPHERTEXT) break;
-      if (this.#reader.bufferedBytes < 4 + length) break;
-      const prefix = this.#reader.takeBuffered(4)!;
-      this.#open(prefix, this.#reader.takeBuffered(length)!);
+    // While this record is decrypted and used, the next ones are read and decrypted:
+    // those whole in the read buffer at once, the one after from the transport. (Only
+    // one reads at a time: a read ahead still going, or one that ended the stream or
+    // failed, is waited for, or reported, once the records before it are returned.)
+    if (this.#next === null) {
+      this.#openBuffered();
+      if (this.#ahead.length < MAX_RECORDS_AHEAD && this.#openCounter < this.#maxRecords) {
+        const next = this.#readNext();
+        this.#next = next;
+        next.then((more) => {
+          if (more && this.#next === next) this.#next = null;
+        }, () => {});
+      }
     }
     const plaintext = await this.#ahead.shift()!;
     this.#receiveCounter++;
     return new Uint8Array(plaintext);
+  }
+
+  /**
+   * Reads the next record from the transport and starts decrypting it; false at a clean
+   * end of stream. Only one runs at a time, and nothing else reads meanwhile.
+   *
+   * @throws {PeerError} `bad_record`, `limit` or `connection_lost`.
+   */
+  async #readNext(): Promise<boolean> {
+    const prefix = await this.#reader.readExact(4);
+    if (prefix === null) return false;
+    const length = new DataView(prefix.buffer).getUint32(0);
+    if (length < TAG_BYTES || length > MAX_RECORD_CIPHERTEXT) {
+      throw new PeerError(
+        "bad_record",
+        `encrypted record ${this.#openCounter} announces ${length} bytes; ` +
+          `records are ${TAG_BYTES} to ${MAX_RECORD_CIPHERTEXT} bytes`,
+      );
+    }
+    if (this.#openCounter >= this.#maxRecords) {
+      throw new PeerError("limit", "the receive counter is exhausted; the session must end");
+    }
+    // A record already whole in the read buffer is decrypted from there.
+    const ciphertext = this.#reader.takeBuffered(length) ??
+      await this.#reader.readExact(length, this.#ciphertext);
+    if (ciphertext === null) {
+      throw new PeerError("connection_lost", "the stream ended after a record's length");
+    }
+    this.#open(prefix, ciphertext);
+    return true;
+  }
+
+  /**
+   * Starts decrypting the records already whole in the read buffer (up to
+   * {@linkcode MAX_RECORDS_AHEAD} in all). A record not whole yet, or a bad one, is left
+   * for {@linkcode SecureChannel.#readNext} to read or report.
+   */
+  #openBuffered(): void {
+    while (this.#ahead.length < MAX_RECORDS_AHEAD && this.#openCounter < this.#maxRecords) {
+      const length = this.#reader.peekUint32();
+      if (length === null || length < TAG_BYTES || length > MAX_RECORD_CIPHERTEXT) return;
+      if (this.#reader.bufferedBytes < 4 + length) return;
+      const prefix = this.#reader.takeBuffered(4)!;
+      this.#open(prefix, this.#reader.takeBuffered(length)!);
+    }
   }
 
   /**

@@ -262,3 +262,17 @@ Deno.test("records read together decrypt together, come back in order, and stop 
   assert.deepEqual(bounded.texts, texts.slice(0, 2));
   assert.equal(bounded.error?.code, "bad_record");
 });
+
+Deno.test("records read ahead from the transport come back in order, and an end inside one after them", async () => {
+  const texts = ["zero", "one", "two"];
+  const { records, receive } = await sealed(texts);
+  // Each record in its own unit: the next one is read from the transport while the
+  // last is returned.
+  const whole = await receive(records);
+  assert.deepEqual(await readAll(whole), { texts });
+  const cut = await receive([records[0], records[1], records[2].subarray(0, 9)]);
+  const read = await readAll(cut);
+  assert.deepEqual(read.texts, ["zero", "one"]);
+  assert.equal(read.error?.code, "connection_lost");
+  assert.equal(cut.recordsReceived, 2n);
+});
