@@ -71,6 +71,9 @@ Deno.test("a file offered, accepted by hand, received and verified", async () =>
     assert.equal(offered.auto, false);
     assert.deepEqual(bob.files.offers.map((o) => o.file), [offered.file]);
     const saved = await bob.files.accept(offered.file);
+    // Told before it was reported saved: the server holds nothing for bob any more.
+    assert.equal(await fileServiceOf(server.hub).store.get(offered.file), null);
+    assert.deepEqual((await bob.files.list()).files, []);
     assert.equal(saved, join(tmp, "dl", "photo.jpg"));
     assert.equal(await sha256Of(saved), sha);
     assert.deepEqual(await listDir(join(tmp, "dl")), ["photo.jpg"]);
