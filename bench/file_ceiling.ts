@@ -28,6 +28,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { readFull, writeFull } from "../transport/file_io.ts";
 
 /** Bytes per piece of the store-and-forward pipeline (the relay's chunk size). */
 const PIECE = 256 * 1024;
@@ -35,29 +36,6 @@ const PIECE = 256 * 1024;
 const RECORD = 1024 * 1024;
 /** Records encrypted or decrypted at once. */
 const AHEAD = 4;
-
-interface Reader {
-  read(p: Uint8Array): Promise<number | null>;
-}
-interface Writer {
-  write(p: Uint8Array): Promise<number>;
-}
-
-async function writeAll(writer: Writer, data: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < data.length) done += await writer.write(data.subarray(done));
-}
-
-/** Fills `buffer` unless the stream ends first; returns the bytes read. */
-async function readFull(reader: Reader, buffer: Uint8Array): Promise<number> {
-  let filled = 0;
-  while (filled < buffer.length) {
-    const n = await reader.read(buffer.subarray(filled));
-    if (n === null) break;
-    filled += n;
-  }
-  return filled;
-}
 
 /** Listens on 127.0.0.1, says ready with the port, and takes one connection. */
 async function acceptOne(): Promise<Deno.TcpConn> {
@@ -82,7 +60,7 @@ async function hashFile(path: string): Promise<string> {
 
 /** Writes `data` to `file` while hashing it (Deno writes files on another thread). */
 async function store(file: Deno.FsFile, hash: ReturnType<typeof createHash>, data: Uint8Array) {
-  const written = writeAll(file, data);
+  const written = writeFull(file, data);
   hash.update(data);
   await written;
 }
@@ -115,7 +93,7 @@ async function relayHop(path: string, port: number): Promise<string> {
     const piece = buffers[i].subarray(0, n);
     await store(file, hash, piece);
     await forwarding;
-    forwarding = writeAll(down, piece);
+    forwarding = writeFull(down, piece);
   }
   await forwarding;
   up.close();
@@ -132,7 +110,7 @@ async function relaySend(port: number, path: string): Promise<string> {
   while (true) {
     const n = await readFull(file, buffer);
     if (n === 0) break;
-    await writeAll(conn, buffer.subarray(0, n));
+    await writeFull(conn, buffer.subarray(0, n));
   }
   await conn.closeWrite();
   conn.close();
@@ -225,7 +203,7 @@ async function peerSend(port: number, path: string): Promise<string> {
     new DataView(record.buffer).setUint32(0, sealed.length);
     record.set(sealed, 4);
     await writing;
-    writing = writeAll(conn, record);
+    writing = writeFull(conn, record);
   }
   await writing;
   await conn.closeWrite();

@@ -15,29 +15,18 @@
  * @module
  */
 
+import { type ByteSink, type ByteSource, writeFull } from "../transport/file_io.ts";
+
 const PIECE = 256 * 1024;
 
-interface Reader {
-  read(p: Uint8Array): Promise<number | null>;
-}
-interface Writer {
-  write(p: Uint8Array): Promise<number>;
-}
-
-/** Writes all of `data` to `writer`. */
-async function writeAll(writer: Writer, data: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < data.length) done += await writer.write(data.subarray(done));
-}
-
 /** Copies `from` to `to` until `from` ends; returns the bytes copied. */
-async function copy(from: Reader, to: Writer): Promise<number> {
+async function copy(from: ByteSource, to: ByteSink): Promise<number> {
   const buffer = new Uint8Array(PIECE);
   let total = 0;
   while (true) {
     const n = await from.read(buffer);
     if (n === null) return total;
-    await writeAll(to, buffer.subarray(0, n));
+    await writeFull(to, buffer.subarray(0, n));
     total += n;
   }
 }

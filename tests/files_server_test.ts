@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { concatBytes } from "../protocol/bytes.ts";
 import type { ChatServer } from "../server/server.ts";
 import { fileServiceOf } from "../server/files.ts";
 import { delay, Probe, type Received, withServer } from "./helpers/harness.ts";
@@ -36,6 +37,25 @@ async function chunkOk(
   const reply = await probe.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
   assert.equal(reply.type, "ok", JSON.stringify(reply));
   return reply;
+}
+
+/** `from` offers `content` as `name` to `nick`, logged in as `to`, who accepts it. */
+async function offeredAndAccepted(
+  from: Probe,
+  to: Probe,
+  nick: string,
+  name: string,
+  content: Uint8Array,
+): Promise<number> {
+  const offer = await from.ok("file_offer", {
+    to: nick,
+    name,
+    size: content.length,
+    sha256: sha256(content),
+  });
+  const file = offer.file as number;
+  await to.ok("file_accept", { file });
+  return file;
 }
 
 async function chunkFails(
@@ -280,14 +300,7 @@ Deno.test("a read past the bytes uploaded sends them as they arrive", async () =
     await using alice = await login(server, "alice");
     await using bob = await login(server, "bob");
     const content = bytesOf(100_000);
-    const offer = await alice.ok("file_offer", {
-      to: "bob",
-      name: "x",
-      size: content.length,
-      sha256: sha256(content),
-    });
-    const file = offer.file as number;
-    await bob.ok("file_accept", { file });
+    const file = await offeredAndAccepted(alice, bob, "bob", "x", content);
     const id = "read-1";
     bob.send({ type: "file_read", id, file, offset: 0, length: 100_000 });
     await delay(100);
@@ -313,14 +326,7 @@ Deno.test("a reader keeping up is sent the upload's chunks from memory, a late o
     await using carol = await login(server, "carol");
     const counters = server.hub.metrics.counters;
     const content = bytesOf(300_000, 7);
-    const offer = await alice.ok("file_offer", {
-      to: "bob",
-      name: "live",
-      size: content.length,
-      sha256: sha256(content),
-    });
-    const file = offer.file as number;
-    await bob.ok("file_accept", { file });
+    const file = await offeredAndAccepted(alice, bob, "bob", "live", content);
     bob.send({ type: "file_read", id: "live-read", file, offset: 0, length: content.length });
     await delay(50); // the read waits: bob is reading file #file
     for (let at = 0; at < content.length; at += 100_000) {
@@ -334,7 +340,7 @@ Deno.test("a reader keeping up is sent the upload's chunks from memory, a late o
         (await bob.expect({ type: "file_data", file, offset: at })).frameBody as Uint8Array,
       );
     }
-    assert.deepEqual(concat(data), content);
+    assert.deepEqual(concatBytes(data), content);
     assert.equal(counters.fileBytesStored, content.length);
     assert.equal(counters.fileBytesSentFromMemory, content.length);
     assert.equal(counters.fileBytesSentFromDisk, 0);
@@ -346,16 +352,6 @@ Deno.test("a reader keeping up is sent the upload's chunks from memory, a late o
     await carol.fails("file_read", { file, offset: 0, length: 1 }, "no_file");
   });
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 Deno.test("an empty file: complete at its offer, read as nothing, done", async () => {
   await withServer(async (server) => {

@@ -69,11 +69,23 @@ export function newSha256(): Hash {
   return createHash("sha256");
 }
 
+/** Something to read bytes from: a `Deno.FsFile`, a `Deno.Conn`. */
+export interface ByteSource {
+  /** Reads into `p`; resolves to the byte count, or `null` at the end. */
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+/** Something to write bytes to: a `Deno.FsFile`, a `Deno.Conn`. */
+export interface ByteSink {
+  /** Writes from `p`; resolves to the byte count written (possibly fewer than all). */
+  write(p: Uint8Array): Promise<number>;
+}
+
 /**
- * Reads from `file`'s current position until `buffer` is full or the file ends;
- * returns the bytes read.
+ * Reads from `file`'s current position until `buffer` is full or the file (or stream)
+ * ends; returns the bytes read.
  */
-export async function readFull(file: Deno.FsFile, buffer: Uint8Array): Promise<number> {
+export async function readFull(file: ByteSource, buffer: Uint8Array): Promise<number> {
   let filled = 0;
   while (filled < buffer.length) {
     const n = await file.read(buffer.subarray(filled));
@@ -83,8 +95,8 @@ export async function readFull(file: Deno.FsFile, buffer: Uint8Array): Promise<n
   return filled;
 }
 
-/** Writes all of `bytes` at `file`'s current position. */
-export async function writeFull(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes` at `file`'s current position (or to the stream). */
+export async function writeFull(file: ByteSink, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await file.write(bytes.subarray(written));
 }
