@@ -29,7 +29,8 @@
  * `/accept #ID` saves an offered file into `--download-dir` (default `~/Downloads`),
  * `--accept-files DIR` accepts every offer into DIR (a script waits for those under way
  * before leaving; one that fails makes it exit 1). Progress shows in the prompt, or as
- * a bar on stderr when it is a terminal; with `--json`, as `file_progress` objects.
+ * a bar on stderr when it is a terminal; with `--json`, as `file_progress` objects
+ * (and `file_hashing` ones while a large file is hashed before its offer).
  *
  * @module
  */
@@ -56,7 +57,7 @@ import {
 import { SessionState } from "../client/session_state.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
 import { formatProgressShort, ProgressLine } from "../client/progress_bar.ts";
-import type { FileProgressEvent } from "../transport/file_transfer_events.ts";
+import type { FileHashingEvent, FileProgressEvent } from "../transport/file_transfer_events.ts";
 import { type PrivateEvent, PrivateSessions } from "../client/private_sessions.ts";
 import { displayPosition, printAbove } from "../client/terminal_ui.ts";
 import { UsageError } from "./errors.ts";
@@ -449,8 +450,11 @@ async function runScripted(
     ...fileOptions(options),
     onEvent: (event) => {
       if (event.type === "file_failed" && event.direction === "receive") fileFailures++;
-      if (event.type === "file_progress" && !options.json) bar.update(event);
-      else bar.around(() => show(event));
+      if ((event.type === "file_progress" || event.type === "file_hashing") && !options.json) {
+        bar.update(event);
+      } else {
+        bar.around(() => show(event));
+      }
     },
   });
 
@@ -614,7 +618,8 @@ async function runInteractive(
 ): Promise<void> {
   const color = render.color ?? false;
   // Transfers under way show in the prompt: [report.pdf 45% 8.1 MiB/s 0:03] lobby>
-  const transfers = new Map<number, FileProgressEvent>();
+  // (files being hashed before their offer, which have no number yet, by name).
+  const transfers = new Map<number | string, FileProgressEvent | FileHashingEvent>();
   const promptText = () => {
     const label = state.label || "(no room)";
     const progress = [...transfers.values()].map(formatProgressShort).join(" ");
@@ -684,9 +689,11 @@ async function runInteractive(
   const files = new FileTransfers(client, {
     ...fileOptions(options),
     onEvent: (event) => {
-      if (event.type === "file_progress") {
-        if (event.bytes < event.size) transfers.set(event.file, event);
-        else transfers.delete(event.file);
+      if (event.type === "file_progress" || event.type === "file_hashing") {
+        const key = event.type === "file_hashing" ? `hashing ${event.name}` : event.file;
+        const over = event.type === "file_hashing" ? event.done : event.bytes >= event.size;
+        if (over) transfers.delete(key);
+        else transfers.set(key, event);
         refreshPrompt();
         return;
       }

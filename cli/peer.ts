@@ -299,7 +299,7 @@ function humanOutput(): Output {
   );
   return {
     file(event) {
-      if (event.type === "file_progress") {
+      if (event.type === "file_progress" || event.type === "file_hashing") {
         bar.update(event);
         return;
       }

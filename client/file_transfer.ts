@@ -23,6 +23,7 @@
  * @module
  */
 
+import { basename } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
@@ -31,6 +32,7 @@ import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../tr
 import {
   type FileOfferedEvent,
   type FileTransferEvent,
+  HashingReporter,
   ProgressMeter,
   type TransferDirection,
 } from "../transport/file_transfer_events.ts";
@@ -158,10 +160,18 @@ export class FileTransfers implements AsyncDisposable {
   async send(nick: string, path: string): Promise<ReplyMap["file_offer"]> {
     this.#checkOpen();
     let source: FileSource;
+    const hashing = new HashingReporter(
+      nick,
+      basename(path),
+      (event) => this.#emit(event),
+      this.#options.progressIntervalMs,
+    );
     try {
-      source = await FileSource.open(path);
+      source = await FileSource.open(path, hashing.progress);
     } catch (err) {
       throw toChatError(err);
+    } finally {
+      hashing.end();
     }
     try {
       const fields = { to: nick, name: source.name, size: source.size, sha256: source.sha256 };

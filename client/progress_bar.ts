@@ -11,7 +11,11 @@
  * @module
  */
 
-import { type FileProgressEvent, formatBytes } from "../transport/file_transfer_events.ts";
+import {
+  type FileHashingEvent,
+  type FileProgressEvent,
+  formatBytes,
+} from "../transport/file_transfer_events.ts";
 import { sanitize } from "./render.ts";
 import { displayWidth } from "./terminal_ui.ts";
 
@@ -46,13 +50,20 @@ export function formatDuration(seconds: number | null): string {
  * }, 80);
  * // "a.bin -> bob [██████████░░░░░░░░░░]  50%  512 B/1.0 KiB  256 B/s  0:02 left"
  * ```
+ *
+ * A file being hashed before its offer shows `hashing` in place of the arrow.
  */
-export function formatProgressBar(event: FileProgressEvent, columns: number): string {
+export function formatProgressBar(
+  event: FileProgressEvent | FileHashingEvent,
+  columns: number,
+): string {
   const fraction = event.size === 0 ? 1 : Math.min(1, event.bytes / event.size);
   const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
   const numbers = `${formatBytes(event.bytes)}/${formatBytes(event.size)}  ` +
     `${formatBytes(Math.round(event.rate))}/s  ${formatDuration(event.eta)} left`;
-  const arrow = event.direction === "send"
+  const arrow = event.type === "file_hashing"
+    ? `hashing for ${sanitize(event.to)}`
+    : event.direction === "send"
     ? `-> ${sanitize(event.nick)}`
     : `<- ${sanitize(event.nick)}`;
   const cells = 20;
@@ -90,7 +101,7 @@ export class ProgressLine {
   readonly #write: (text: string) => void;
   readonly #enabled: boolean;
   readonly #columns: () => number;
-  #shown: FileProgressEvent | null = null;
+  #shown: FileProgressEvent | FileHashingEvent | null = null;
 
   /** Draws through `write` when `enabled`, fitting `columns()` (default 80). */
   constructor(write: (text: string) => void, enabled: boolean, columns: () => number = () => 80) {
@@ -100,11 +111,11 @@ export class ProgressLine {
   }
 
   /** Draws the bar of `event` in place of the one shown. */
-  update(event: FileProgressEvent): void {
+  update(event: FileProgressEvent | FileHashingEvent): void {
     if (!this.#enabled) return;
     this.#shown = event;
     this.#write(`\r\x1b[K${formatProgressBar(event, this.#columns())}`);
-    if (event.bytes >= event.size) this.clear();
+    if (event.type === "file_hashing" ? event.done : event.bytes >= event.size) this.clear();
   }
 
   /** Erases the bar (call before other output on the same terminal). */
@@ -135,10 +146,11 @@ export class ProgressLine {
  * }); // "[a.bin █████░░░░░ 50% 512 B/1.0 KiB 256 B/s 0:02]"
  * ```
  */
-export function formatProgressShort(event: FileProgressEvent): string {
+export function formatProgressShort(event: FileProgressEvent | FileHashingEvent): string {
   const fraction = event.size === 0 ? 1 : Math.min(1, event.bytes / event.size);
   const filled = Math.round(fraction * 10);
-  return `[${clipToWidth(sanitize(event.name), 16)} ${"█".repeat(filled)}${
+  const label = event.type === "file_hashing" ? "hashing " : "";
+  return `[${label}${clipToWidth(sanitize(event.name), 16)} ${"█".repeat(filled)}${
     "░".repeat(10 - filled)
   } ` +
     `${Math.floor(fraction * 100)}% ${formatBytes(event.bytes)}/${formatBytes(event.size)} ` +

@@ -55,6 +55,24 @@ Deno.test("the bar shows bytes, rate and time left, and fits the width", () => {
     formatProgressShort(progress()),
     "[holiday.jpg █████░░░░░ 50% 32.0 MiB/64.0 MiB 8.0 MiB/s 0:04]",
   );
+  const hashing = {
+    type: "file_hashing",
+    to: "bob",
+    name: "big.iso",
+    bytes: 1024 ** 3,
+    size: 4 * 1024 ** 3,
+    rate: 512 * 1024 ** 2,
+    eta: 6,
+    done: false,
+  } as const;
+  assert.equal(
+    formatProgressBar(hashing, 100),
+    "big.iso hashing for bob [█████░░░░░░░░░░░░░░░]  25%  1.0 GiB/4.0 GiB  512.0 MiB/s  0:06 left",
+  );
+  assert.equal(
+    formatProgressShort(hashing),
+    "[hashing big.iso ███░░░░░░░ 25% 1.0 GiB/4.0 GiB 512.0 MiB/s 0:06]",
+  );
 });
 
 Deno.test("ProgressLine draws in place, clears, and draws nothing when off", () => {

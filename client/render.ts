@@ -267,6 +267,7 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
     case "file_declined":
     case "file_completed":
     case "file_cancelled":
+    case "file_hashing":
     case "file_progress":
     case "file_offered":
     case "file_sending":
@@ -283,7 +284,10 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
   }
 }
 
-/** The line (after the time) of a file transfer event; null for progress (drawn as a bar). */
+/**
+ * The line (after the time) of a file transfer event; null for progress and hashing
+ * (drawn as a bar).
+ */
 function formatFileItem(
   item:
     | FileTransferEvent
@@ -296,6 +300,7 @@ function formatFileItem(
   const s = sanitize;
   const what = (file: number, name: string) => `${s(name)} (#${file})`;
   switch (item.type) {
+    case "file_hashing":
     case "file_progress":
       return null;
     case "file_accepted":

@@ -28,11 +28,13 @@
  * @module
  */
 
+import { basename } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
 import {
   type FileOfferedEvent,
   type FileTransferEvent,
+  HashingReporter,
   ProgressMeter,
   type TransferDirection,
 } from "../transport/file_transfer_events.ts";
@@ -170,10 +172,18 @@ export class PeerFileTransfers {
   async send(path: string): Promise<void> {
     this.#checkOpen();
     let source: FileSource;
+    const hashing = new HashingReporter(
+      this.#session.remoteNick,
+      basename(path),
+      (event) => this.#emit(event),
+      this.#options.progressIntervalMs,
+    );
     try {
-      source = await FileSource.open(path);
+      source = await FileSource.open(path, hashing.progress);
     } catch (err) {
       throw toFileError(err);
+    } finally {
+      hashing.end();
     }
     const fid = this.#nextFid++;
     let resolve!: () => void;

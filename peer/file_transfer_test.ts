@@ -42,12 +42,15 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 /** Two sides wired to each other in memory, messages delivered in order. */
-function wired(dir: string) {
+function wired(dir: string, progressIntervalMs?: number) {
   const aliceSession = new FakeSession("bob");
   const bobSession = new FakeSession("alice");
   const aliceEvents: FileTransferEvent[] = [];
   const bobEvents: FileTransferEvent[] = [];
-  const alice = new PeerFileTransfers(aliceSession, { onEvent: (e) => aliceEvents.push(e) });
+  const alice = new PeerFileTransfers(aliceSession, {
+    onEvent: (e) => aliceEvents.push(e),
+    ...(progressIntervalMs !== undefined ? { progressIntervalMs } : {}),
+  });
   const bob = new PeerFileTransfers(bobSession, {
     downloadDir: join(dir, "dl"),
     onEvent: (e) => bobEvents.push(e),
@@ -201,5 +204,26 @@ Deno.test("peer files: a receiver asking past the end gets an abort", async () =
     await assert.rejects(sending, PeerFileError);
     assert.ok(session.sent.some((s) => s.message.type === "peer_file_abort"));
     await alice.close();
+  });
+});
+
+Deno.test("peer files: the sender reports hashing before its offer, the last event done", async () => {
+  await withDir(async (dir) => {
+    // Progress as often as it comes: hashing reports every block.
+    const { alice, bob, aliceEvents } = wired(dir, 0);
+    const path = join(dir, "big.bin");
+    await Deno.writeFile(path, new Uint8Array(2 * 1024 * 1024 + 3));
+    const sending = alice.send(path);
+    await bob.accept((await until(() => bob.offers[0], "the offer")).file);
+    await sending;
+    const hashing = aliceEvents.filter((e) => e.type === "file_hashing");
+    assert.ok(hashing.length >= 2, `hashing events: ${hashing.length}`);
+    const types = aliceEvents.map((e) => e.type);
+    assert.ok(types.lastIndexOf("file_hashing") < types.indexOf("file_sending"));
+    const last = hashing.at(-1)!;
+    assert.ok(last.type === "file_hashing" && last.done && last.bytes === 2 * 1024 * 1024 + 3);
+    assert.ok(hashing.every((e) => e.type === "file_hashing" && e.to === "bob"));
+    await alice.close();
+    await bob.close();
   });
 });

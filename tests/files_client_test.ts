@@ -26,7 +26,7 @@ interface Side {
 async function side(
   server: ChatServer,
   nick: string,
-  options: { downloadDir?: string; acceptDir?: string } = {},
+  options: { downloadDir?: string; acceptDir?: string; progressIntervalMs?: number } = {},
 ): Promise<Side> {
   const client = await ChatClient.connect({
     port: server.addr.port,
@@ -250,6 +250,41 @@ Deno.test("uploads fit a server's smaller largest frame: chunks shrink to it", a
     const saved = await until(() => find(bob, "file_saved"), "the file saved");
     assert.equal(await sha256Of(saved.path), sha);
     assert.equal(alice.client.server?.maxFrame, 64 * 1024);
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a file being hashed before its offer reports its progress, the last done", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    // Progress as often as it comes: hashing reports every block.
+    const alice = await side(server, "alice", { progressIntervalMs: 0 });
+    const bob = await side(server, "bob", { acceptDir: join(tmp, "in") });
+    const path = join(tmp, "big.bin");
+    const size = 3 * 1024 * 1024;
+    await writeRandomFile(path, size, 5);
+    await alice.files.send("bob", path);
+    const types = alice.events.map((e) => e.type);
+    const hashing = alice.events.filter((e) => e.type === "file_hashing");
+    assert.ok(hashing.length >= 2, `hashing events: ${hashing.length}`);
+    assert.ok(
+      types.lastIndexOf("file_hashing") < types.indexOf("file_sending"),
+      "all of them before the offer",
+    );
+    const last = hashing.at(-1)!;
+    assert.ok(
+      last.type === "file_hashing" && last.done && last.bytes === size,
+      JSON.stringify(last),
+    );
+    assert.ok(hashing.slice(0, -1).every((e) => e.type === "file_hashing" && !e.done));
+    assert.ok(
+      hashing.every((e) => e.type === "file_hashing" && e.to === "bob" && e.name === "big.bin"),
+    );
+    await until(() => find(bob, "file_saved"), "the file saved");
     await close(alice, bob);
   } finally {
     await server.shutdown();

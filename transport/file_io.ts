@@ -105,9 +105,14 @@ export async function writeFull(file: ByteSink, bytes: Uint8Array): Promise<void
  * Feeds the first `limit` bytes of an open file (from its start) into `hash`, through
  * two bounded buffers: the next block is read while the current one is hashed. Returns
  * the bytes hashed (fewer when the file is shorter) and leaves the file positioned
- * after them.
+ * after them. `onBlock` hears the bytes hashed so far after each block.
  */
-export async function hashPrefix(file: Deno.FsFile, hash: Hash, limit: number): Promise<number> {
+export async function hashPrefix(
+  file: Deno.FsFile,
+  hash: Hash,
+  limit: number,
+  onBlock?: (hashed: number) => void,
+): Promise<number> {
   await file.seek(0, Deno.SeekMode.Start);
   const buffers = [new Uint8Array(HASH_BUFFER_BYTES), new Uint8Array(HASH_BUFFER_BYTES)];
   const readBlock = async (buffer: Uint8Array, from: number): Promise<number> => {
@@ -128,6 +133,7 @@ export async function hashPrefix(file: Deno.FsFile, hash: Hash, limit: number): 
     reading = full ? readBlock(buffers[current], end) : Promise.resolve(0);
     hash.update(block.subarray(0, n));
     done = end;
+    onBlock?.(done);
   }
   return done;
 }
@@ -227,15 +233,26 @@ export class FileSource implements AsyncDisposable {
   }
 
   /**
-   * Opens a file and hashes it (one pass through a bounded buffer).
+   * Opens a file and hashes it (one pass through a bounded buffer). `onProgress` hears
+   * the bytes hashed so far, and the file's size, after each block (a large file takes
+   * a while: see `hashingReporter`).
    *
    * @throws {FileIoError} `not_a_file` or `unreadable`.
    */
-  static async open(path: string): Promise<FileSource> {
+  static async open(
+    path: string,
+    onProgress?: (hashed: number, size: number) => void,
+  ): Promise<FileSource> {
     const file = await openToSend(path);
     try {
       const hash = newSha256();
-      const size = await hashPrefix(file, hash, Number.MAX_SAFE_INTEGER);
+      const expected = onProgress === undefined ? 0 : (await file.stat()).size;
+      const size = await hashPrefix(
+        file,
+        hash,
+        Number.MAX_SAFE_INTEGER,
+        onProgress && ((hashed) => onProgress(hashed, Math.max(expected, hashed))),
+      );
       const source = new FileSource(path, file, size, hash.digest("hex"));
       source.#position = size;
       return source;

@@ -31,7 +31,13 @@ Deno.test("FileSource hashes once and reads chunks, into a reused buffer too", a
     const bytes = encoder.encode("0123456789".repeat(100_000));
     const path = join(dir, "a.txt");
     await Deno.writeFile(path, bytes);
-    await using source = await FileSource.open(path);
+    const seen: [number, number][] = [];
+    await using source = await FileSource.open(path, (hashed, size) => seen.push([hashed, size]));
+    assert.ok(seen.length >= 2, "a million bytes are hashed in several blocks");
+    assert.deepEqual(seen.at(-1), [bytes.length, bytes.length]);
+    assert.ok(
+      seen.every(([hashed, size], i) => size === bytes.length && hashed > (seen[i - 1]?.[0] ?? 0)),
+    );
     assert.equal(source.name, "a.txt");
     assert.equal(source.size, bytes.length);
     assert.equal(source.sha256, sha(bytes));

@@ -36,6 +36,31 @@ export interface FileProgressEvent {
   eta: number | null;
 }
 
+/**
+ * A file to send is being hashed before it is offered (its SHA-256 goes in the offer):
+ * reported only once hashing has lasted a progress interval, at most a few per second,
+ * the last with `done` (when hashing failed, `bytes` is then below `size`: the error is
+ * reported apart).
+ */
+export interface FileHashingEvent {
+  /** Event type. */
+  type: "file_hashing";
+  /** Who it is for: the recipient through the server, or the peer. */
+  to: string;
+  /** The name to be offered (the last part of the path). */
+  name: string;
+  /** Bytes hashed. */
+  bytes: number;
+  /** Bytes in all. */
+  size: number;
+  /** Recent rate, bytes per second. */
+  rate: number;
+  /** Seconds left at that rate; null while unknown. */
+  eta: number | null;
+  /** Whether hashing is over (the last event). */
+  done: boolean;
+}
+
 /** A file was offered to us (live, or held by the server since we were away). */
 export interface FileOfferedEvent {
   /** Event type. */
@@ -158,6 +183,7 @@ export interface FileFailedEvent {
 
 /** Everything file transfers report. */
 export type FileTransferEvent =
+  | FileHashingEvent
   | FileProgressEvent
   | FileOfferedEvent
   | FileSendingEvent
@@ -238,5 +264,79 @@ export class ProgressMeter {
     const rate = seconds > 0 ? Math.max(0, (bytes - first.bytes) / seconds) : 0;
     const eta = done ? 0 : rate > 0 ? (this.#size - bytes) / rate : null;
     return { bytes, size: this.#size, rate, eta };
+  }
+}
+
+/**
+ * Turns the progress of hashing a file to send into {@linkcode FileHashingEvent}s for
+ * `emit`: none while hashing has lasted less than `intervalMs` (most files), then at most
+ * one per `intervalMs`, and a last one (`done`) once any was reported: give
+ * {@linkcode HashingReporter.progress} to `FileSource.open`, and call
+ * {@linkcode HashingReporter.end} when it returns or fails.
+ *
+ * @example
+ * ```ts
+ * import { HashingReporter } from "./file_transfer_events.ts";
+ * const events: unknown[] = [];
+ * const hashing = new HashingReporter("bob", "big.iso", (e) => events.push(e), 250, () => 0);
+ * hashing.progress(1024, 4096); // nothing: hashing has not lasted 250 ms yet
+ * hashing.end(); // still nothing: nothing was reported
+ * ```
+ */
+export class HashingReporter {
+  readonly #to: string;
+  readonly #name: string;
+  readonly #emit: (event: FileHashingEvent) => void;
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  readonly #start: number;
+  #meter: ProgressMeter | null = null;
+  #last: FileHashingEvent | null = null;
+
+  /** Reports the hashing of `name`, to be sent to `to`, through `emit`. */
+  constructor(
+    to: string,
+    name: string,
+    emit: (event: FileHashingEvent) => void,
+    intervalMs: number = PROGRESS_INTERVAL_MS,
+    now: () => number = Date.now,
+  ) {
+    this.#to = to;
+    this.#name = name;
+    this.#emit = emit;
+    this.#intervalMs = intervalMs;
+    this.#now = now;
+    this.#start = now();
+  }
+
+  /** Bytes hashed so far of `size` (a callback for `FileSource.open`). */
+  readonly progress = (bytes: number, size: number): void => {
+    if (this.#last?.done) return;
+    const t = this.#now();
+    if (this.#meter === null) {
+      if (t - this.#start < this.#intervalMs) return;
+      this.#meter = new ProgressMeter(size, 0, this.#intervalMs, this.#start);
+    }
+    const progress = this.#meter.update(bytes, t);
+    if (progress === null) return;
+    this.#report({ ...progress, done: bytes >= size });
+  };
+
+  /** Hashing is over, done or failed: the last event, unless none was reported. */
+  end(): void {
+    const last = this.#last;
+    if (last === null || last.done) return;
+    this.#report({ bytes: last.bytes, size: last.size, rate: last.rate, eta: null, done: true });
+  }
+
+  #report(fields: Omit<FileHashingEvent, "type" | "to" | "name">): void {
+    const event: FileHashingEvent = {
+      type: "file_hashing",
+      to: this.#to,
+      name: this.#name,
+      ...fields,
+    };
+    this.#last = event;
+    this.#emit(event);
   }
 }
