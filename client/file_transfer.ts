@@ -51,6 +51,8 @@ export const WINDOW_CHUNKS = 4;
 export const READ_BYTES: number = 1024 * 1024;
 /** A download without a new byte this long gives up (its `.part` file stays for later). */
 export const STALL_TIMEOUT_MS: number = 5 * 60 * 1000;
+/** Longest a received file waits for the server to hear it arrived before it is reported saved. */
+const DONE_WAIT_MS = 5000;
 /** Times an upload offers its file again after a refusal before it gives up. */
 const MAX_RESYNCS = 20;
 
@@ -485,14 +487,18 @@ export class FileTransfers implements AsyncDisposable {
           const path = await incoming.finish();
           target.file = null;
           this.#received.add(id);
-          // Told before the file is reported saved: a script that exits then must not
-          // leave the file held, to be offered again at its next login.
-          await this.#client.request("file_done", { file: id }).catch((err) =>
+          // Told before the file is reported saved (for a while at most: the connection
+          // may be down): a script that exits then must not leave the file held, to be
+          // offered again at its next login.
+          const told = this.#client.request("file_done", { file: id }).catch((err) =>
             log.warn("telling the server file #{id} arrived failed: {err}", {
               id,
               err: describe(err),
             })
           );
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          await Promise.race([told, new Promise((r) => timer = setTimeout(r, DONE_WAIT_MS))]);
+          clearTimeout(timer);
           this.#emit({
             type: "file_saved",
             file: id,
