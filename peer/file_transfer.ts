@@ -44,7 +44,7 @@ import type { PeerSession } from "./session.ts";
 
 const log = getLogger(["chat", "peer", "files"]);
 
-/** Bytes of file data per `peer_file_data` frame: 256 KiB with its header. */
+/** Bytes of file data per `peer_file_data` frame: 1 MiB with its header, one encrypted record. */
 export const CHUNK_BYTES: number = 1024 * 1024 - 512;
 /** Chunks the sender reads from disk at once, at most. */
 const READ_CHUNKS = 2;
