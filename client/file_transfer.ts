@@ -23,17 +23,21 @@
  * @module
  */
 
-import { basename } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
-import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
 import {
+  defaultDownloadDir,
+  FileIoError,
+  type FileSource,
+  IncomingFile,
+} from "../transport/file_io.ts";
+import {
+  FileEvents,
   type FileOfferedEvent,
   type FileTransferEvent,
-  HashingReporter,
-  ProgressMeter,
+  type ProgressMeter,
   type TransferDirection,
 } from "../transport/file_transfer_events.ts";
 import type { ChatClient, ChatEvent } from "./chat_client.ts";
@@ -105,6 +109,7 @@ interface Running {
 export class FileTransfers implements AsyncDisposable {
   readonly #client: FileClient;
   readonly #options: FileTransfersOptions;
+  readonly #events: FileEvents;
   readonly #offers = new Map<number, FileOfferedEvent>();
   readonly #running = new Map<number, Running>();
   /** Files received in this session: a listing after a reconnect must not offer them again. */
@@ -117,6 +122,7 @@ export class FileTransfers implements AsyncDisposable {
   constructor(client: FileClient, options: FileTransfersOptions) {
     this.#client = client;
     this.#options = options;
+    this.#events = new FileEvents(options.onEvent, options.progressIntervalMs);
     this.#unsubscribe.push(client.onEvent((event) => this.#onChatEvent(event)));
     this.#track(this.refresh());
   }
@@ -162,23 +168,15 @@ export class FileTransfers implements AsyncDisposable {
   async send(nick: string, path: string): Promise<ReplyMap["file_offer"]> {
     this.#checkOpen();
     let source: FileSource;
-    const hashing = new HashingReporter(
-      nick,
-      basename(path),
-      (event) => this.#emit(event),
-      this.#options.progressIntervalMs,
-    );
     try {
-      source = await FileSource.open(path, hashing.progress);
+      source = await this.#events.openSource(path, nick);
     } catch (err) {
       throw toChatError(err);
-    } finally {
-      hashing.end();
     }
     try {
       const fields = { to: nick, name: source.name, size: source.size, sha256: source.sha256 };
       let offer = await this.#client.request("file_offer", fields);
-      this.#emit({
+      this.#events.emit({
         type: "file_sending",
         file: offer.file,
         to: offer.to,
@@ -199,7 +197,7 @@ export class FileTransfers implements AsyncDisposable {
         },
       };
       this.#running.set(offer.file, running);
-      const meter = this.#meter(source.size, offer.offset);
+      const meter = this.#events.meter(source.size, offer.offset);
       try {
         let offset = offer.offset;
         let resyncs = 0;
@@ -234,7 +232,7 @@ export class FileTransfers implements AsyncDisposable {
           }
         }
         if (stopped !== null) throw stopped;
-        this.#emit({
+        this.#events.emit({
           type: "file_sent",
           file: offer.file,
           to: offer.to,
@@ -245,7 +243,7 @@ export class FileTransfers implements AsyncDisposable {
         return offer;
       } catch (err) {
         const error = toChatError(err);
-        this.#emit({
+        this.#events.emit({
           type: "file_failed",
           file: offer.file,
           direction: "send",
@@ -376,7 +374,7 @@ export class FileTransfers implements AsyncDisposable {
         const halt = stopped();
         if (halt !== null || reply === null) throw halt ?? new ChatError("cancelled", "stopped");
         acked = Math.max(acked, reply.offset);
-        this.#progress(meter, file, "send", to, source.name, acked);
+        this.#events.progress(meter, file, "send", to, source.name, acked);
         if (reply.complete) return source.size;
       }
       if (source.size === 0) return 0;
@@ -429,7 +427,7 @@ export class FileTransfers implements AsyncDisposable {
         stopped,
       ]);
       target.file = incoming;
-      this.#emit({
+      this.#events.emit({
         type: "file_receiving",
         file: id,
         from: accepted.from,
@@ -438,7 +436,7 @@ export class FileTransfers implements AsyncDisposable {
         path: incoming.partPath,
         offset: incoming.offset,
       });
-      const meter = this.#meter(accepted.size, incoming.offset);
+      const meter = this.#events.meter(accepted.size, incoming.offset);
       let restarted = false;
       let lastProgress = performance.now();
       while (true) {
@@ -475,7 +473,14 @@ export class FileTransfers implements AsyncDisposable {
           }
           if (incoming.offset > before) {
             lastProgress = performance.now();
-            this.#progress(meter, id, "receive", accepted.from, accepted.name, incoming.offset);
+            this.#events.progress(
+              meter,
+              id,
+              "receive",
+              accepted.from,
+              accepted.name,
+              incoming.offset,
+            );
           } else if (performance.now() - lastProgress > STALL_TIMEOUT_MS) {
             throw new ChatError(
               "stalled",
@@ -499,7 +504,7 @@ export class FileTransfers implements AsyncDisposable {
           let timer: ReturnType<typeof setTimeout> | undefined;
           await Promise.race([told, new Promise((r) => timer = setTimeout(r, DONE_WAIT_MS))]);
           clearTimeout(timer);
-          this.#emit({
+          this.#events.emit({
             type: "file_saved",
             file: id,
             from: accepted.from,
@@ -519,7 +524,7 @@ export class FileTransfers implements AsyncDisposable {
       const error = toChatError(err);
       await lastWrite;
       await target.file?.close().catch(() => {});
-      this.#emit({
+      this.#events.emit({
         type: "file_failed",
         file: id,
         direction: "receive",
@@ -577,33 +582,8 @@ export class FileTransfers implements AsyncDisposable {
       auto,
     };
     this.#offers.set(offer.file, event);
-    this.#emit(event);
+    this.#events.emit(event);
     if (auto) this.#track(this.accept(offer.file, this.#options.acceptDir!).catch(() => {}));
-  }
-
-  #meter(size: number, start: number): ProgressMeter {
-    return new ProgressMeter(size, start, this.#options.progressIntervalMs);
-  }
-
-  #progress(
-    meter: ProgressMeter,
-    file: number,
-    direction: TransferDirection,
-    nick: string,
-    name: string,
-    bytes: number,
-  ): void {
-    const progress = meter.update(bytes);
-    if (progress === null) return;
-    this.#emit({ type: "file_progress", file, direction, nick, name, ...progress });
-  }
-
-  #emit(event: FileTransferEvent): void {
-    try {
-      this.#options.onEvent(event);
-    } catch (err) {
-      log.error("a file event listener threw: {err}", { err: describe(err) });
-    }
   }
 
   #track(promise: Promise<unknown>): void {

@@ -28,14 +28,18 @@
  * @module
  */
 
-import { basename } from "node:path";
 import { getLogger } from "@logtape/logtape";
-import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
 import {
+  defaultDownloadDir,
+  FileIoError,
+  type FileSource,
+  IncomingFile,
+} from "../transport/file_io.ts";
+import {
+  FileEvents,
   type FileOfferedEvent,
   type FileTransferEvent,
-  HashingReporter,
-  ProgressMeter,
+  type ProgressMeter,
   type TransferDirection,
 } from "../transport/file_transfer_events.ts";
 import { PeerError } from "./errors.ts";
@@ -135,6 +139,7 @@ interface Incoming {
 export class PeerFileTransfers {
   readonly #session: PeerFileSession;
   readonly #options: PeerFileTransfersOptions;
+  readonly #events: FileEvents;
   readonly #outgoing = new Map<number, Outgoing>();
   readonly #offers = new Map<number, FileOfferedEvent>();
   readonly #incoming = new Map<number, Incoming>();
@@ -146,6 +151,7 @@ export class PeerFileTransfers {
   constructor(session: PeerFileSession, options: PeerFileTransfersOptions) {
     this.#session = session;
     this.#options = options;
+    this.#events = new FileEvents(options.onEvent, options.progressIntervalMs);
   }
 
   /** The download folder of {@linkcode accept}. */
@@ -172,18 +178,10 @@ export class PeerFileTransfers {
   async send(path: string): Promise<void> {
     this.#checkOpen();
     let source: FileSource;
-    const hashing = new HashingReporter(
-      this.#session.remoteNick,
-      basename(path),
-      (event) => this.#emit(event),
-      this.#options.progressIntervalMs,
-    );
     try {
-      source = await FileSource.open(path, hashing.progress);
+      source = await this.#events.openSource(path, this.#session.remoteNick);
     } catch (err) {
       throw toFileError(err);
-    } finally {
-      hashing.end();
     }
     const fid = this.#nextFid++;
     let resolve!: () => void;
@@ -198,7 +196,7 @@ export class PeerFileTransfers {
       generation: 0,
       acked: 0,
       sent: 0,
-      meter: this.#meter(source.size, 0),
+      meter: this.#events.meter(source.size, 0),
       wake: null,
       resolve,
       reject,
@@ -222,7 +220,7 @@ export class PeerFileTransfers {
     } catch (err) {
       reject(toFileError(err));
     }
-    this.#emit({
+    this.#events.emit({
       type: "file_sending",
       file: fid,
       to: this.#session.remoteNick,
@@ -233,7 +231,7 @@ export class PeerFileTransfers {
     });
     try {
       await tracked;
-      this.#emit({
+      this.#events.emit({
         type: "file_answer",
         file: fid,
         by: this.#session.remoteNick,
@@ -243,7 +241,7 @@ export class PeerFileTransfers {
     } catch (err) {
       const error = toFileError(err);
       if (error.code === "declined") {
-        this.#emit({
+        this.#events.emit({
           type: "file_answer",
           file: fid,
           by: this.#session.remoteNick,
@@ -297,7 +295,7 @@ export class PeerFileTransfers {
         pendingBytes: 0,
         finishing: false,
         failed: false,
-        meter: this.#meter(offer.size, file.offset),
+        meter: this.#events.meter(offer.size, file.offset),
         resolve,
         reject: (err) => {
           incoming.failed = true;
@@ -305,7 +303,7 @@ export class PeerFileTransfers {
         },
       };
       this.#incoming.set(fid, incoming);
-      this.#emit({
+      this.#events.emit({
         type: "file_receiving",
         file: fid,
         from: offer.from,
@@ -394,10 +392,11 @@ export class PeerFileTransfers {
           const outgoing = this.#outgoing.get(message.fid);
           if (outgoing === undefined) return;
           outgoing.acked = Math.max(outgoing.acked, Math.min(message.offset, outgoing.sent));
-          this.#progress(
+          this.#events.progress(
             outgoing.meter,
             outgoing.fid,
             "send",
+            this.#session.remoteNick,
             outgoing.source.name,
             outgoing.acked,
           );
@@ -448,10 +447,10 @@ export class PeerFileTransfers {
     const generation = ++outgoing.generation;
     outgoing.sent = message.offset;
     outgoing.acked = message.offset;
-    outgoing.meter = this.#meter(outgoing.source.size, message.offset);
+    outgoing.meter = this.#events.meter(outgoing.source.size, message.offset);
     outgoing.wake?.();
     if (generation === 1) {
-      this.#emit({
+      this.#events.emit({
         type: "file_answer",
         file: outgoing.fid,
         by: this.#session.remoteNick,
@@ -485,7 +484,7 @@ export class PeerFileTransfers {
       }
       outgoing.sent = offset + bytes.length;
     }
-    this.#emit({
+    this.#events.emit({
       type: "file_sent",
       file: outgoing.fid,
       to: this.#session.remoteNick,
@@ -516,7 +515,7 @@ export class PeerFileTransfers {
       auto,
     };
     this.#offers.set(message.fid, offer);
-    this.#emit(offer);
+    this.#events.emit(offer);
     if (auto) this.accept(message.fid, this.#options.acceptDir!).catch(() => {});
   }
 
@@ -549,7 +548,14 @@ export class PeerFileTransfers {
   async #written(incoming: Incoming): Promise<void> {
     if (incoming.failed) return;
     const offset = incoming.file.offset;
-    this.#progress(incoming.meter, incoming.fid, "receive", incoming.offer.name, offset);
+    this.#events.progress(
+      incoming.meter,
+      incoming.fid,
+      "receive",
+      this.#session.remoteNick,
+      incoming.offer.name,
+      offset,
+    );
     if (offset - incoming.lastAck >= ACK_BYTES || incoming.file.complete) {
       incoming.lastAck = offset;
       this.#trySend({ type: "peer_file_ack", fid: incoming.fid, offset });
@@ -566,7 +572,7 @@ export class PeerFileTransfers {
       const path = await incoming.file.finish();
       this.#trySend({ type: "peer_file_done", fid: incoming.fid, ok: true });
       this.#incoming.delete(incoming.fid);
-      this.#emit({
+      this.#events.emit({
         type: "file_saved",
         file: incoming.fid,
         from: incoming.offer.from,
@@ -587,7 +593,7 @@ export class PeerFileTransfers {
       log.warn("file {fid} did not match its SHA-256: receiving it again", { fid: incoming.fid });
       incoming.restarted = true;
       incoming.lastAck = 0;
-      incoming.meter = this.#meter(incoming.offer.size, 0);
+      incoming.meter = this.#events.meter(incoming.offer.size, 0);
       this.#trySend({ type: "peer_file_done", fid: incoming.fid, ok: false });
       this.#trySend({ type: "peer_file_accept", fid: incoming.fid, offset: 0 });
     }
@@ -608,29 +614,6 @@ export class PeerFileTransfers {
     }
   }
 
-  #meter(size: number, start: number): ProgressMeter {
-    return new ProgressMeter(size, start, this.#options.progressIntervalMs);
-  }
-
-  #progress(
-    meter: ProgressMeter,
-    fid: number,
-    direction: TransferDirection,
-    name: string,
-    bytes: number,
-  ): void {
-    const progress = meter.update(bytes);
-    if (progress === null) return;
-    this.#emit({
-      type: "file_progress",
-      file: fid,
-      direction,
-      nick: this.#session.remoteNick,
-      name,
-      ...progress,
-    });
-  }
-
   #failed(
     fid: number,
     direction: TransferDirection,
@@ -638,7 +621,7 @@ export class PeerFileTransfers {
     error: PeerFileError,
     nick = this.#session.remoteNick,
   ): void {
-    this.#emit({
+    this.#events.emit({
       type: "file_failed",
       file: fid,
       direction,
@@ -647,14 +630,6 @@ export class PeerFileTransfers {
       code: error.code,
       reason: error.message,
     });
-  }
-
-  #emit(event: FileTransferEvent): void {
-    try {
-      this.#options.onEvent(event);
-    } catch (err) {
-      log.error("a file event listener threw: {err}", { err });
-    }
   }
 
   #track(promise: Promise<unknown>): void {

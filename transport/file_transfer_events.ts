@@ -8,6 +8,12 @@
  * @module
  */
 
+import { basename } from "node:path";
+import { getLogger } from "@logtape/logtape";
+import { FileSource } from "./file_io.ts";
+
+const log = getLogger(["chat", "files"]);
+
 /** A transfer's id: the server's number (`#12`), or the peer session's. */
 export type TransferId = number;
 
@@ -338,5 +344,76 @@ export class HashingReporter {
     };
     this.#last = event;
     this.#emit(event);
+  }
+}
+
+/**
+ * Where the file transfers of a chat client or a peer session report: their listener,
+ * which may throw without breaking a transfer (it is logged), and the progress
+ * interval of the meters and hashing reports they make.
+ *
+ * @example
+ * ```ts ignore
+ * import { FileEvents } from "./file_transfer_events.ts";
+ * const events = new FileEvents((e) => console.log(e));
+ * const source = await events.openSource("./big.iso", "bob"); // reports its hashing
+ * const meter = events.meter(source.size, 0);
+ * events.progress(meter, 1, "send", "bob", source.name, 1024);
+ * ```
+ */
+export class FileEvents {
+  readonly #onEvent: (event: FileTransferEvent) => void;
+  readonly #intervalMs: number | undefined;
+
+  /** Reports to `onEvent`, progress at most once per `intervalMs` (default 250). */
+  constructor(onEvent: (event: FileTransferEvent) => void, intervalMs?: number) {
+    this.#onEvent = onEvent;
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Reports `event`; a listener that throws is logged. */
+  emit(event: FileTransferEvent): void {
+    try {
+      this.#onEvent(event);
+    } catch (err) {
+      log.error("a file event listener threw: {err}", {
+        err: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
+  /** A meter for a transfer of `size` bytes with `start` of them done already. */
+  meter(size: number, start: number): ProgressMeter {
+    return new ProgressMeter(size, start, this.#intervalMs);
+  }
+
+  /** Reports `bytes` done of a transfer, when its meter says a report is due. */
+  progress(
+    meter: ProgressMeter,
+    file: TransferId,
+    direction: TransferDirection,
+    nick: string,
+    name: string,
+    bytes: number,
+  ): void {
+    const progress = meter.update(bytes);
+    if (progress !== null) {
+      this.emit({ type: "file_progress", file, direction, nick, name, ...progress });
+    }
+  }
+
+  /**
+   * Opens and hashes the file at `path`, to be sent to `to`, reporting the hashing
+   * when it takes a while (see {@linkcode HashingReporter}).
+   *
+   * @throws {FileIoError} as `FileSource.open` does.
+   */
+  async openSource(path: string, to: string): Promise<FileSource> {
+    const hashing = new HashingReporter(to, basename(path), (e) => this.emit(e), this.#intervalMs);
+    try {
+      return await FileSource.open(path, hashing.progress);
+    } finally {
+      hashing.end();
+    }
   }
 }
