@@ -452,12 +452,7 @@ export class FileService {
     const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
     await this.store.update(id, { state: "accepted", expiresAt });
     if (record.state !== "accepted") {
-      await this.#tell(record.fromKey, {
-        type: "file_accepted",
-        file: id,
-        by: ctx.session.account.nick,
-        name: record.name,
-      });
+      await this.#answer(record, "file_accepted", ctx.session.account.nick);
     }
     return offerInfo(record);
   }
@@ -466,12 +461,7 @@ export class FileService {
     const record = await this.#incoming(ctx, id);
     await this.#drop(record);
     log.info("{by} declined file #{id}", { by: ctx.session.account.nick, id });
-    await this.#tell(record.fromKey, {
-      type: "file_declined",
-      file: id,
-      by: ctx.session.account.nick,
-      name: record.name,
-    });
+    await this.#answer(record, "file_declined", ctx.session.account.nick);
     return { file: id };
   }
 
@@ -598,12 +588,7 @@ export class FileService {
     }
     await this.#drop(record);
     log.info("{by} received file #{id}", { by: ctx.session.account.nick, id });
-    await this.#tell(record.fromKey, {
-      type: "file_completed",
-      file: id,
-      by: ctx.session.account.nick,
-      name: record.name,
-    });
+    await this.#answer(record, "file_completed", ctx.session.account.nick);
     return { file: id };
   }
 
@@ -840,6 +825,15 @@ export class FileService {
     const run = upload.chain.then(task, task);
     upload.chain = run.catch(() => {});
     return run;
+  }
+
+  /** Tells the sender of `record` what its recipient, `by`, did with it. */
+  async #answer(
+    record: FileRecord,
+    type: "file_accepted" | "file_declined" | "file_completed",
+    by: string,
+  ): Promise<void> {
+    await this.#tell(record.fromKey, { type, file: record.id, by, name: record.name });
   }
 
   async #tell(accountKey: string, event: ServerMessage, from?: string): Promise<void> {
