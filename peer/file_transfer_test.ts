@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "../tests/helpers/files.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
@@ -29,15 +30,6 @@ class FakeSession implements PeerFileSession {
     const copy = body.slice();
     this.sent.push({ message, body: copy });
     this.onSend?.(message, copy);
-  }
-}
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 }
 
@@ -76,7 +68,7 @@ async function until<T>(find: () => T | undefined, what: string): Promise<T> {
 }
 
 Deno.test("peer files: offer, accept, data in a window, verified, completed", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const { alice, bob, aliceEvents, bobEvents, aliceSession } = wired(dir);
     const bytes = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7) & 0xff);
     const path = join(dir, "pattern.bin");
@@ -103,7 +95,7 @@ Deno.test("peer files: offer, accept, data in a window, verified, completed", as
 });
 
 Deno.test("peer files: a decline reaches the sender; unknown files are ignored", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const { alice, bob, aliceEvents } = wired(dir);
     const path = join(dir, "x.txt");
     await Deno.writeTextFile(path, "x");
@@ -137,7 +129,7 @@ Deno.test("peer files: a decline reaches the sender; unknown files are ignored",
 });
 
 Deno.test("peer files: a hostile sender cannot write past the size, out of order, or outside", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const session = new FakeSession("mallory");
     const events: FileTransferEvent[] = [];
     const dl = join(dir, "dl");
@@ -190,7 +182,7 @@ Deno.test("peer files: a hostile sender cannot write past the size, out of order
 });
 
 Deno.test("peer files: a receiver asking past the end gets an abort", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const session = new FakeSession("mallory");
     const alice = new PeerFileTransfers(session, { onEvent: () => {} });
     const path = join(dir, "x.txt");
@@ -208,7 +200,7 @@ Deno.test("peer files: a receiver asking past the end gets an abort", async () =
 });
 
 Deno.test("peer files: the sender reports hashing before its offer, the last event done", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     // Progress as often as it comes: hashing reports every block.
     const { alice, bob, aliceEvents } = wired(dir, 0);
     const path = join(dir, "big.bin");

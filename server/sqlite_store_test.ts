@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "../tests/helpers/files.ts";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { DATABASE_FILE, MIGRATIONS, SqliteStore } from "./sqlite_store.ts";
@@ -21,17 +22,8 @@ function say(i: number, clientId = `c${i}`): NewMessage {
 }
 
 /** Runs `fn` on a store in a fresh temp folder, then removes the folder. */
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("SqliteStore: data survives close and reopen; ids keep increasing", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const data = join(dir, "nested", "data");
     const first = await SqliteStore.open(data);
     await first.createAccount({ key: "alice", nick: "Alice", passwordHash: "h", createdAt: 5 });
@@ -86,7 +78,7 @@ Deno.test("SqliteStore: data survives close and reopen; ids keep increasing", as
 });
 
 Deno.test("SqliteStore: uses WAL and a schema version", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir);
     assert.equal(store.path, join(dir, DATABASE_FILE));
     const peek = new DatabaseSync(store.path);
@@ -118,7 +110,7 @@ Deno.test("SqliteStore: uses WAL and a schema version", async () => {
 });
 
 Deno.test("SqliteStore: schema 1 databases keep their messages and ids", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const path = join(dir, DATABASE_FILE);
     // Build a schema-1 database (the first migration alone) holding two messages.
     const old = new DatabaseSync(path);
@@ -160,7 +152,7 @@ Deno.test("SqliteStore: schema 1 databases keep their messages and ids", async (
 });
 
 Deno.test("SqliteStore: a database of a newer schema is refused", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await (await SqliteStore.open(dir)).close();
     const db = new DatabaseSync(join(dir, DATABASE_FILE));
     db.exec("PRAGMA user_version = 99");
@@ -175,7 +167,7 @@ Deno.test("SqliteStore: a database of a newer schema is refused", async () => {
 });
 
 Deno.test("SqliteStore: an unusable data folder gives a clear error naming it", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const file = join(dir, "a-file");
     await Deno.writeTextFile(file, "not a folder");
     const blocked = join(dir, "blocked");
@@ -196,7 +188,7 @@ Deno.test("SqliteStore: an unusable data folder gives a clear error naming it", 
 });
 
 Deno.test("SqliteStore: concurrent appends share commits (group commit)", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir);
     try {
       await store.createRoom(lobby);
@@ -222,7 +214,7 @@ Deno.test("SqliteStore: concurrent appends share commits (group commit)", async 
 });
 
 Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir, { maxBatch: 100 });
     try {
       await store.createRoom(lobby);
@@ -250,7 +242,7 @@ Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
 });
 
 Deno.test("SqliteStore: a failed batch rejects every append and keeps none", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir);
     try {
       await store.createRoom(lobby);
@@ -303,7 +295,7 @@ await Promise.all(Array.from({ length: 16 }, writer));
 `;
 
 Deno.test("SqliteStore: acknowledged appends survive SIGKILL of the process", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const script = join(dir, "child.ts");
     await Deno.writeTextFile(script, CHILD_SCRIPT);
     const config = new URL("../deno.json", import.meta.url).pathname;

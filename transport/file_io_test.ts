@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "../tests/helpers/files.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { claimFreeName, FileIoError, FileSource, IncomingFile, sha256File } from "./file_io.ts";
@@ -7,15 +8,6 @@ const encoder = new TextEncoder();
 
 function sha(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
-}
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 function isCode(code: string): (err: unknown) => boolean {
@@ -27,7 +19,7 @@ function isCode(code: string): (err: unknown) => boolean {
 }
 
 Deno.test("FileSource hashes once and reads chunks, into a reused buffer too", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const bytes = encoder.encode("0123456789".repeat(100_000));
     const path = join(dir, "a.txt");
     await Deno.writeFile(path, bytes);
@@ -52,14 +44,14 @@ Deno.test("FileSource hashes once and reads chunks, into a reused buffer too", a
 });
 
 Deno.test("FileSource refuses what is not a readable file", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await assert.rejects(FileSource.open(join(dir, "missing")), isCode("not_a_file"));
     await assert.rejects(FileSource.open(dir), isCode("not_a_file"));
   });
 });
 
 Deno.test("IncomingFile writes to a .part file and renames it once the SHA-256 matches", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const bytes = encoder.encode("hello, file");
     const incoming = await IncomingFile.open({
       dir: join(dir, "dl"),
@@ -85,7 +77,7 @@ Deno.test("IncomingFile writes to a .part file and renames it once the SHA-256 m
 });
 
 Deno.test("IncomingFile resumes from its .part file and never overwrites", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const bytes = encoder.encode("abcdefghijklmnopqrstuvwxyz");
     const init = { dir, offeredName: "abc.txt", size: bytes.length, sha256: sha(bytes) };
     await Deno.writeTextFile(join(dir, "abc.txt"), "already here");
@@ -103,7 +95,7 @@ Deno.test("IncomingFile resumes from its .part file and never overwrites", async
 });
 
 Deno.test("IncomingFile: a SHA-256 mismatch empties the .part file for a new start", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const bytes = encoder.encode("right bytes");
     const incoming = await IncomingFile.open({
       dir,
@@ -121,7 +113,7 @@ Deno.test("IncomingFile: a SHA-256 mismatch empties the .part file for a new sta
 });
 
 Deno.test("IncomingFile: a .part file longer than announced starts over; a link is refused", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const bytes = encoder.encode("tiny");
     const init = { dir, offeredName: "t", size: bytes.length, sha256: sha(bytes) };
     const partPath = join(dir, `t.${sha(bytes).slice(0, 16)}.part`);
@@ -138,7 +130,7 @@ Deno.test("IncomingFile: a .part file longer than announced starts over; a link 
 });
 
 Deno.test("claimFreeName takes the first free name and leaves existing files alone", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "r.pdf"), "1");
     await Deno.writeTextFile(join(dir, "r (1).pdf"), "2");
     if (Deno.build.os !== "windows") await Deno.symlink("/etc/passwd", join(dir, "r (2).pdf"));

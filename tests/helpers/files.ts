@@ -68,3 +68,13 @@ export async function processMemory(pid: number): Promise<{ rss: number; peak: n
   };
   return { rss: field("VmRSS"), peak: field("VmHWM") };
 }
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
+export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
