@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { ChatClient, type ChatEvent } from "../client/chat_client.ts";
-import { testServer } from "./helpers/harness.ts";
+import { connectClient, testServer } from "./helpers/harness.ts";
 
 const STEP_MS = 10_000;
 
@@ -126,12 +126,7 @@ Deno.test("a dropped client catches up on missed messages once and sends what wa
     password: "password123",
     reconnect: { initialDelayMs: 20, maxDelayMs: 50, jitter: 0 },
   });
-  const bob = await ChatClient.connect({
-    port: server.addr.port,
-    nick: "bob",
-    password: "password123",
-    reconnect: false,
-  });
+  const bob = await connectClient(server, "bob");
   try {
     const events = alice.events[Symbol.asyncIterator]();
     const one = await bob.say("lobby", "one");

@@ -7,13 +7,13 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ChatClient } from "../client/chat_client.ts";
+import type { ChatClient } from "../client/chat_client.ts";
 import { ChatError } from "../client/chat_error.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
 import type { ChatServer } from "../server/server.ts";
 import { fileServiceOf } from "../server/files.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { testServer, until } from "./helpers/harness.ts";
+import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 
 interface Side {
@@ -28,12 +28,7 @@ async function side(
   nick: string,
   options: { downloadDir?: string; acceptDir?: string; progressIntervalMs?: number } = {},
 ): Promise<Side> {
-  const client = await ChatClient.connect({
-    port: server.addr.port,
-    nick,
-    password: "password123",
-    reconnect: false,
-  });
+  const client = await connectClient(server, nick);
   const events: FileTransferEvent[] = [];
   const chat: string[] = [];
   client.onEvent((event) => chat.push(event.type));

@@ -16,7 +16,7 @@ import { PeerFileTransfers } from "../peer/file_transfer.ts";
 import { listenPeer } from "../peer/listen.ts";
 import type { PeerSession } from "../peer/session.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { testServer, until } from "./helpers/harness.ts";
+import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { spawnScript } from "./helpers/process.ts";
 
@@ -160,13 +160,7 @@ Deno.test("a receiver that went away resumes from its .part file; so does a send
   const tmp = await Deno.makeTempDir();
   const server = await testServer();
   try {
-    const login = (nick: string) =>
-      ChatClient.connect({
-        port: server.addr.port,
-        nick,
-        password: "password123",
-        reconnect: false,
-      });
+    const login = (nick: string) => connectClient(server, nick);
     const path = join(tmp, "data.bin");
     const size = 6 * MiB;
     const sha = await writeRandomFile(path, size, 12);

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ChatClient } from "../client/chat_client.ts";
+import type { ChatClient } from "../client/chat_client.ts";
 import { ChatError } from "../client/chat_error.ts";
 import { executeLine } from "../client/commands.ts";
 import {
@@ -17,7 +17,7 @@ import {
 import type { DisplayItem } from "../client/render.ts";
 import { SessionState } from "../client/session_state.ts";
 import type { ChatServer } from "../server/server.ts";
-import { Probe, testServer, until, withServer } from "./helpers/harness.ts";
+import { connectClient, Probe, testServer, until, withServer } from "./helpers/harness.ts";
 
 interface Side {
   client: ChatClient;
@@ -31,12 +31,7 @@ async function side(
   nick: string,
   options: Partial<PrivateSessionsOptions> = {},
 ): Promise<Side> {
-  const client = await ChatClient.connect({
-    port: server.addr.port,
-    nick,
-    password: "password123",
-    reconnect: false,
-  });
+  const client = await connectClient(server, nick);
   const events: PrivateEvent[] = [];
   const relayed: Uint8Array[] = [];
   client.onRelay((_sid, body) => relayed.push(body.slice()));
@@ -163,12 +158,7 @@ Deno.test("private: refused for an unknown, self, offline or blocking user, or d
       rejectsWith("self"),
     );
     // dave has an account but is offline.
-    const dave = await ChatClient.connect({
-      port: server.addr.port,
-      nick: "dave",
-      password: "password123",
-      reconnect: false,
-    });
+    const dave = await connectClient(server, "dave");
     await dave.logout();
     await assert.rejects(alice.privates.start("dave"), (err) => {
       rejectsWith("offline")(err);

@@ -15,6 +15,7 @@ import { FramedConnection } from "../../transport/framed_connection.ts";
 import { dial } from "../../transport/net.ts";
 import { NO_LIMITS, resolveServerConfig, type ServerConfig } from "../../server/config.ts";
 import { type ChatServer, type ServerDeps, startServer } from "../../server/server.ts";
+import { ChatClient, type ChatClientOptions } from "../../client/chat_client.ts";
 
 /**
  * Starts a server on 127.0.0.1 with a random port, in-memory storage, cheap hashing and
@@ -37,6 +38,24 @@ export function testServer(
     }),
     deps,
   );
+}
+
+/**
+ * A {@linkcode ChatClient} logged in to `server` as `nick` (password `password123`,
+ * no reconnecting unless `overrides` say otherwise).
+ */
+export async function connectClient(
+  server: ChatServer,
+  nick: string,
+  overrides: Partial<ChatClientOptions> = {},
+): Promise<ChatClient> {
+  return await ChatClient.connect({
+    port: server.addr.port,
+    nick,
+    password: "password123",
+    reconnect: false,
+    ...overrides,
+  });
 }
 
 /** Runs `fn` against a fresh {@linkcode testServer}, shutting it down afterwards. */
