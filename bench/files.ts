@@ -19,6 +19,7 @@
 import { sha256Of, writeRandomFile } from "../tests/helpers/files.ts";
 import { type Child, cpuSecondsOf, spawnChild, trackCpu } from "./child.ts";
 import { round } from "./cluster.ts";
+import { textLines } from "../tools/lines.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const ENDPOINT = new URL("../tests/helpers/file_endpoint.ts", import.meta.url).pathname;
@@ -145,19 +146,11 @@ class Endpoint {
   }
 
   async *#lines(): AsyncGenerator<Record<string, unknown>> {
-    const decoder = new TextDecoder();
-    let buffered = "";
-    for await (const chunk of this.process.stdout) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        try {
-          yield JSON.parse(line);
-        } catch {
-          // a stray print; not ours
-        }
+    for await (const line of textLines(this.process.stdout)) {
+      try {
+        yield JSON.parse(line);
+      } catch {
+        // a stray print; not ours
       }
     }
   }

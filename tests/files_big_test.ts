@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { textLines } from "../tools/lines.ts";
 import { join } from "node:path";
 import { testServer } from "./helpers/harness.ts";
 import { sha256Of, writeRandomFile } from "./helpers/files.ts";
@@ -37,19 +38,13 @@ class Endpoint {
     }).spawn();
     this.child = child;
     this.reading = (async () => {
-      let buffer = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        buffer += chunk;
-        let at: number;
-        while ((at = buffer.indexOf("\n")) >= 0) {
-          const line = JSON.parse(buffer.slice(0, at)) as Line;
-          buffer = buffer.slice(at + 1);
-          this.lines.push(line);
-          for (const w of [...this.#waiters]) {
-            if (w.match(line)) {
-              this.#waiters.splice(this.#waiters.indexOf(w), 1);
-              w.resolve(line);
-            }
+      for await (const text of textLines(child.stdout)) {
+        const line = JSON.parse(text) as Line;
+        this.lines.push(line);
+        for (const w of [...this.#waiters]) {
+          if (w.match(line)) {
+            this.#waiters.splice(this.#waiters.indexOf(w), 1);
+            w.resolve(line);
           }
         }
       }

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { lineReader } from "../tools/lines.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { PeerError } from "../peer/errors.ts";
 import { listenPeer, type ListenPeerOptions } from "../peer/listen.ts";
@@ -170,23 +171,6 @@ Deno.test("chat peer: the code never comes from argv; sources are exclusive", as
   assert.match(generated!, /^\d+-[a-z]+-[a-z]+$/);
 });
 
-/** Reads a child's stdout line by line. */
-function lines(stream: ReadableStream<Uint8Array>): () => Promise<string | null> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  return async () => {
-    while (!buffered.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) return null;
-      buffered += value;
-    }
-    const at = buffered.indexOf("\n");
-    const line = buffered.slice(0, at);
-    buffered = buffered.slice(at + 1);
-    return line;
-  };
-}
-
 Deno.test("chat peer: --generate-code on the listener, the code from a file or CHAT_PEER_CODE on the other side", async () => {
   const listener = new Deno.Command(Deno.execPath(), {
     args: [
@@ -209,7 +193,7 @@ Deno.test("chat peer: --generate-code on the listener, the code from a file or C
     env: { NO_COLOR: "1" },
   }).spawn();
   const listenerErr = new Response(listener.stderr).text();
-  const next = lines(listener.stdout);
+  const next = lineReader(listener.stdout);
   const codeLine = JSON.parse((await next())!);
   assert.equal(codeLine.type, "code");
   assert.match(codeLine.code, /^\d+-[a-z]+-[a-z]+$/);

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { lineReader } from "../tools/lines.ts";
 import { decodeFrame } from "../protocol/frame.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { PeerError } from "../peer/errors.ts";
@@ -397,28 +398,6 @@ Deno.test("chat peer --listen advertises non-loopback addresses first, then loop
   assert.deepEqual(reachableAddresses("10.1.2.3", 9, interfaces), ["10.1.2.3:9"]);
 });
 
-/** Reads a child's stdout line by line. */
-function lines(stream: ReadableStream<Uint8Array>): () => Promise<string | null> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  return async () => {
-    while (!buffered.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) {
-        if (buffered === "") return null;
-        const rest = buffered;
-        buffered = "";
-        return rest;
-      }
-      buffered += value;
-    }
-    const at = buffered.indexOf("\n");
-    const line = buffered.slice(0, at);
-    buffered = buffered.slice(at + 1);
-    return line;
-  };
-}
-
 function spawnPeer(args: string[]): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "main.ts", "peer", ...args],
@@ -442,7 +421,7 @@ Deno.test("chat peer: --listen and --connect with --json exchange a text and agr
     "alice",
   ]);
   const listenerErr = new Response(listener.stderr).text();
-  const fromListener = lines(listener.stdout);
+  const fromListener = lineReader(listener.stdout);
   const listeningLine = JSON.parse((await fromListener())!);
   assert.equal(listeningLine.type, "listening");
   assert.deepEqual(listeningLine.addresses, [`${HOST}:${listeningLine.port}`]);
@@ -498,7 +477,7 @@ Deno.test("chat peer: --listen and --connect with --json exchange a text and agr
 
 Deno.test("chat peer: a vanished peer is reported with exit code 1; usage errors exit 2", async () => {
   const listener = spawnPeer(["--listen", "--port", "0", "--host", HOST, "--nick", "alice"]);
-  const fromListener = lines(listener.stdout);
+  const fromListener = lineReader(listener.stdout);
   let port = 0;
   for (let line = await fromListener(); line !== null && port === 0; line = await fromListener()) {
     const match = /^\s+127\.0\.0\.1:(\d+)$/.exec(line);

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { textLines } from "./lines.ts";
+
 /** Error of a child: its answer's error, a timeout, or its exit. */
 export class ChildError extends Error {
   /** Stable code: `failed`, `timeout` or `exited`. */
@@ -224,35 +226,27 @@ export class JsonLineChild {
   }
 
   async #readStdout(): Promise<void> {
-    const decoder = new TextDecoder();
-    let buffered = "";
     let first = true;
     try {
-      for await (const chunk of this.process.stdout) {
-        buffered += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
-          let message: Record<string, unknown>;
-          try {
-            message = JSON.parse(line);
-          } catch {
-            continue; // a stray print; not ours
-          }
-          if (first) {
-            first = false;
-            this.#resolveFirst(message);
-            continue;
-          }
-          const waiter = this.#waiters.get(message.id as number);
-          if (waiter === undefined) continue;
-          this.#waiters.delete(message.id as number);
-          if (typeof message.error === "string") {
-            waiter.reject(new ChildError("failed", `${this.name}: ${message.error}`));
-          } else {
-            waiter.resolve(message);
-          }
+      for await (const line of textLines(this.process.stdout)) {
+        let message: Record<string, unknown>;
+        try {
+          message = JSON.parse(line);
+        } catch {
+          continue; // a stray print; not ours
+        }
+        if (first) {
+          first = false;
+          this.#resolveFirst(message);
+          continue;
+        }
+        const waiter = this.#waiters.get(message.id as number);
+        if (waiter === undefined) continue;
+        this.#waiters.delete(message.id as number);
+        if (typeof message.error === "string") {
+          waiter.reject(new ChildError("failed", `${this.name}: ${message.error}`));
+        } else {
+          waiter.resolve(message);
         }
       }
     } catch {

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { textLines } from "./lines.ts";
+
 /** A command handler: gets the request, returns the answer's fields. */
 export type CommandHandler = (request: Record<string, unknown>) => unknown;
 
@@ -53,53 +55,46 @@ export async function serveSideChannel(
     gc: () => ({ collected: collectGarbage() }),
   };
   let exiting = false;
-  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
-  let buffered = "";
   const pending = new Set<Promise<void>>();
   try {
-    for await (const chunk of lines) {
-      buffered += chunk;
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line.length === 0) continue;
-        let request: Record<string, unknown>;
-        try {
-          request = JSON.parse(line);
-        } catch {
-          emit({ id: null, error: `not JSON: ${line.slice(0, 80)}` });
-          continue;
-        }
-        const id = request.id ?? null;
-        const cmd = String(request.cmd);
-        if (cmd === "exit") {
-          exiting = true;
-          await Promise.allSettled(pending);
-          try {
-            await handlers.exit?.();
-            emit({ id, ok: true });
-          } catch (err) {
-            emit({ id, error: String(err) });
-          }
-          return;
-        }
-        const handler = Object.hasOwn(handlers, cmd) ? handlers[cmd] : builtIn[cmd];
-        if (handler === undefined) {
-          emit({ id, error: `unknown command ${cmd}` });
-          continue;
-        }
-        const work = (async () => {
-          try {
-            const result = await handler(request);
-            emit({ id, ok: true, ...(result as object ?? {}) });
-          } catch (err) {
-            emit({ id, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
-          }
-        })();
-        pending.add(work);
-        work.finally(() => pending.delete(work));
+    for await (const raw of textLines(Deno.stdin.readable)) {
+      const line = raw.trim();
+      if (line.length === 0) continue;
+      let request: Record<string, unknown>;
+      try {
+        request = JSON.parse(line);
+      } catch {
+        emit({ id: null, error: `not JSON: ${line.slice(0, 80)}` });
+        continue;
       }
+      const id = request.id ?? null;
+      const cmd = String(request.cmd);
+      if (cmd === "exit") {
+        exiting = true;
+        await Promise.allSettled(pending);
+        try {
+          await handlers.exit?.();
+          emit({ id, ok: true });
+        } catch (err) {
+          emit({ id, error: String(err) });
+        }
+        return;
+      }
+      const handler = Object.hasOwn(handlers, cmd) ? handlers[cmd] : builtIn[cmd];
+      if (handler === undefined) {
+        emit({ id, error: `unknown command ${cmd}` });
+        continue;
+      }
+      const work = (async () => {
+        try {
+          const result = await handler(request);
+          emit({ id, ok: true, ...(result as object ?? {}) });
+        } catch (err) {
+          emit({ id, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+        }
+      })();
+      pending.add(work);
+      work.finally(() => pending.delete(work));
     }
   } finally {
     if (!exiting) await handlers.exit?.();
