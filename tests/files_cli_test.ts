@@ -5,13 +5,11 @@
  */
 
 import assert from "node:assert/strict";
+import { spawnChat } from "./helpers/process.ts";
 import { join } from "node:path";
 import { testServer } from "./helpers/harness.ts";
 import { ConnectProcess } from "./helpers/connect_process.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const ROOT = new URL("..", import.meta.url).pathname;
 
 Deno.test("chat connect: /send to an offline nick; --accept-files receives it at login", async () => {
   const tmp = await Deno.makeTempDir();
@@ -57,15 +55,7 @@ Deno.test("chat connect: /send to an offline nick; --accept-files receives it at
 
 Deno.test("chat peer: --send and /send to a listener with --accept-files", async () => {
   const tmp = await Deno.makeTempDir();
-  const spawn = (args: string[]) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "peer", ...args],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
+  const spawn = (args: string[]) => spawnChat(["peer", ...args]);
   const listener = spawn([
     "--listen",
     "--host",

@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { spawnChat } from "./helpers/process.ts";
 import { lineReader } from "../tools/lines.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { PeerError } from "../peer/errors.ts";
@@ -172,26 +173,16 @@ Deno.test("chat peer: the code never comes from argv; sources are exclusive", as
 });
 
 Deno.test("chat peer: --generate-code on the listener, the code from a file or CHAT_PEER_CODE on the other side", async () => {
-  const listener = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "peer",
-      "--listen",
-      "--generate-code",
-      "--host",
-      HOST,
-      "--json",
-      "--nick",
-      "alice",
-    ],
-    cwd: ROOT,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  const listener = spawnChat([
+    "peer",
+    "--listen",
+    "--generate-code",
+    "--host",
+    HOST,
+    "--json",
+    "--nick",
+    "alice",
+  ]);
   const listenerErr = new Response(listener.stderr).text();
   const next = lineReader(listener.stdout);
   const codeLine = JSON.parse((await next())!);
@@ -221,26 +212,16 @@ Deno.test("chat peer: --generate-code on the listener, the code from a file or C
   const file = await Deno.makeTempFile();
   await Deno.writeTextFile(file, `${codeLine.code}\n`);
   try {
-    const connector = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "main.ts",
-        "peer",
-        "--connect",
-        `${HOST}:${listeningLine.port}`,
-        "--code-file",
-        file,
-        "--json",
-        "--nick",
-        "bob",
-      ],
-      cwd: ROOT,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
+    const connector = spawnChat([
+      "peer",
+      "--connect",
+      `${HOST}:${listeningLine.port}`,
+      "--code-file",
+      file,
+      "--json",
+      "--nick",
+      "bob",
+    ]);
     const writer = connector.stdin.getWriter();
     await writer.write(new TextEncoder().encode("coded hello\n"));
     await writer.close();

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { spawnChat } from "./helpers/process.ts";
 import { lineReader } from "../tools/lines.ts";
 import { decodeFrame } from "../protocol/frame.ts";
 import { connectPeer } from "../peer/connect.ts";
@@ -399,14 +400,7 @@ Deno.test("chat peer --listen advertises non-loopback addresses first, then loop
 });
 
 function spawnPeer(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "peer", ...args],
-    cwd: ROOT,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  return spawnChat(["peer", ...args]);
 }
 
 Deno.test("chat peer: --listen and --connect with --json exchange a text and agree on the SAS", async () => {

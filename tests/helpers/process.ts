@@ -35,3 +35,21 @@ export async function spawnScript<T>(script: string | URL, args: string[]): Prom
   })();
   return { child, info: JSON.parse(text.slice(0, text.indexOf("\n"))) as T };
 }
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/**
+ * Starts `chat ARGS` (`deno run -A main.ts`) from the repository root, its stdin,
+ * stdout and stderr piped, colours off; `env` adds variables.
+ */
+export function spawnChat(args: string[], env: Record<string, string> = {}): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  }).spawn();
+}
