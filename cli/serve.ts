@@ -11,6 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import { type AuthMode, resolveServerConfig } from "../server/config.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { type ChatServer, startServer } from "../server/server.ts";
+import { fitConnectionsToDescriptors } from "../server/descriptor_limit.ts";
 import { parseCredentials } from "./credentials.ts";
 import { oneLine, UsageError } from "./errors.ts";
 import { reopenLogging } from "./logging.ts";
@@ -125,6 +126,9 @@ export async function runServe(
   fromCli: ReadonlySet<string> = new Set(),
 ): Promise<void> {
   const config = await serveConfig(options);
+  // Raised where allowed, then measured: a cap the descriptor limit cannot hold is lowered.
+  const descriptors = fitConnectionsToDescriptors(config.maxConnections);
+  config.maxConnections = descriptors.maxConnections;
   let server: ChatServer;
   try {
     server = await startServer(config);
@@ -162,7 +166,7 @@ export async function runServe(
     });
   };
   const onHangup = (): void => {
-    reload(options, fromCli, config).catch((err) =>
+    reload(options, fromCli, config, descriptors.capacity).catch((err) =>
       log.error("reload failed: {error}; keeping the running settings", { error: err })
     );
   };
@@ -182,6 +186,7 @@ async function reload(
   options: ServeOptions,
   fromCli: ReadonlySet<string>,
   live: ServerConfig,
+  connectionCapacity: number | null,
 ): Promise<void> {
   await reopenLogging();
   if (options.config === undefined) {
@@ -192,6 +197,17 @@ async function reload(
   for (const key of fromCli) delete values[key];
   const next: Partial<ServerConfig> = {};
   applySettings(next, values, (setting) => setting.reloadable === true);
+  const wanted = next.maxConnections;
+  if (
+    wanted !== undefined && connectionCapacity !== null &&
+    (wanted === 0 || wanted > connectionCapacity)
+  ) {
+    log.warn("SIGHUP: max-connections {wanted} lowered to {capacity}: the descriptor limit", {
+      wanted,
+      capacity: connectionCapacity,
+    });
+    next.maxConnections = connectionCapacity;
+  }
   const changes: string[] = [];
   for (const [key, value] of Object.entries(next) as [keyof ServerConfig, unknown][]) {
     if (live[key] !== value) changes.push(`${key} ${String(live[key])} -> ${String(value)}`);

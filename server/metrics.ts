@@ -81,6 +81,8 @@ export interface Counters {
   fileBytesSentFromMemory: number;
   /** File bytes sent to recipients read back from disk. */
   fileBytesSentFromDisk: number;
+  /** Accepts that failed (out of descriptors, mostly) and were retried after a back-off. */
+  acceptErrors: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -119,6 +121,10 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
     "chat_file_bytes_sent_from_disk_total",
     "File bytes sent to recipients, read back from disk.",
   ],
+  acceptErrors: [
+    "chat_accept_errors_total",
+    "Failed accepts (out of file descriptors, mostly), retried after a back-off.",
+  ],
 };
 
 /**
@@ -152,6 +158,7 @@ export class ServerMetrics {
     fileBytesStored: 0,
     fileBytesSentFromMemory: 0,
     fileBytesSentFromDisk: 0,
+    acceptErrors: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();

@@ -126,6 +126,7 @@ class RunningServer implements ChatServer {
   #shutdown: Promise<void> | null = null;
   #resolveFinished!: () => void;
   #closedTraffic = { bytesIn: 0, bytesOut: 0 };
+  #lingeringRefusals = 0;
 
   constructor(listener: Deno.Listener, hub: ChatHub, config: ServerConfig, files: FileService) {
     this.#listener = listener;
@@ -210,47 +211,84 @@ class RunningServer implements ChatServer {
     }, traffic);
   }
 
+  /**
+   * Accepts until the listener closes. A failed accept (out of descriptors: EMFILE,
+   * ENFILE; or any other passing error) is logged and retried after a bounded
+   * exponential back-off; the sessions already open keep running meanwhile, and the
+   * connections waiting in the kernel's backlog are taken once descriptors free up.
+   */
   async #acceptLoop(): Promise<void> {
-    try {
-      for await (const conn of this.#listener) {
-        tuneAccepted(conn);
-        const addr = conn.remoteAddr as Deno.NetAddr;
-        const ip = plainIp(addr.hostname);
-        const refusal = this.#refusal(ip);
-        if (refusal !== null) {
-          this.hub.metrics.counters.connectionsRefused++;
-          log.warn("refusing a connection from {ip}: {refusal}", { ip, refusal });
-          refuse(conn, refusal);
-          continue;
-        }
-        this.hub.metrics.counters.connectionsAccepted++;
-        const connection = new ClientConnection(conn, this.hub, {
-          remote: `${ip}:${addr.port}`,
-          ip,
-          loginTimeoutMs: this.#config.loginTimeoutMs,
-          // File chunks arrive in buffers that are reused once their bytes are on disk.
-          allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+    let backoffMs = 0;
+    while (this.#shutdown === null) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        if (this.#shutdown !== null || err instanceof Deno.errors.BadResource) return;
+        backoffMs = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoffMs * 2));
+        this.hub.metrics.counters.acceptErrors++;
+        log.error("accepting a connection failed: {err}; accepting again in {backoffMs} ms", {
+          err: err instanceof Error ? err.message : String(err),
+          backoffMs,
         });
-        this.#connections.add(connection);
-        this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-        const running = connection.run().finally(() => {
-          this.#connections.delete(connection);
-          this.#running.delete(running);
-          const traffic = connection.traffic;
-          this.#closedTraffic.bytesIn += traffic.bytesIn;
-          this.#closedTraffic.bytesOut += traffic.bytesOut;
-          const left = (this.#perIp.get(ip) ?? 1) - 1;
-          if (left > 0) this.#perIp.set(ip, left);
-          else this.#perIp.delete(ip);
-        });
-        this.#running.add(running);
+        await delay(backoffMs);
+        continue;
       }
-    } catch (err) {
-      if (this.#shutdown === null) {
-        log.error("accept loop failed: {err}", { err });
-        this.shutdown("accept loop failed");
-      }
+      backoffMs = 0;
+      this.#admit(conn);
     }
+  }
+
+  /** Counts an accepted connection and serves it, or refuses it over a cap. */
+  #admit(conn: Deno.Conn): void {
+    tuneAccepted(conn);
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    const ip = plainIp(addr.hostname);
+    const refusal = this.#refusal(ip);
+    if (refusal !== null) {
+      this.hub.metrics.counters.connectionsRefused++;
+      log.warn("refusing a connection from {ip}: {refusal}", { ip, refusal });
+      this.#refuse(conn, refusal);
+      return;
+    }
+    this.hub.metrics.counters.connectionsAccepted++;
+    const connection = new ClientConnection(conn, this.hub, {
+      remote: `${ip}:${addr.port}`,
+      ip,
+      loginTimeoutMs: this.#config.loginTimeoutMs,
+      // File chunks arrive in buffers that are reused once their bytes are on disk.
+      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+    });
+    this.#connections.add(connection);
+    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
+    const running = connection.run().finally(() => {
+      this.#connections.delete(connection);
+      this.#running.delete(running);
+      const traffic = connection.traffic;
+      this.#closedTraffic.bytesIn += traffic.bytesIn;
+      this.#closedTraffic.bytesOut += traffic.bytesOut;
+      const left = (this.#perIp.get(ip) ?? 1) - 1;
+      if (left > 0) this.#perIp.set(ip, left);
+      else this.#perIp.delete(ip);
+    });
+    this.#running.add(running);
+  }
+
+  /**
+   * Tells a refused connection why, in one error frame, and closes it. A graceful close
+   * lingers until the client has read it (up to `LINGER_MS`), holding a descriptor; past
+   * a few lingering at once (a flood), refusals close as soon as the frame is written.
+   */
+  #refuse(conn: Deno.Conn, reason: string): void {
+    const framed = new FramedConnection(conn);
+    framed.send({ type: "error", code: "too_many_connections", message: reason });
+    if (this.#lingeringRefusals >= MAX_LINGERING_REFUSALS) {
+      withTimeout(framed.flush(), REFUSAL_WRITE_MS).then(() => framed.abort());
+      return;
+    }
+    this.#lingeringRefusals++;
+    framed.close(REFUSAL_WRITE_MS);
+    framed.done.then(() => this.#lingeringRefusals--);
   }
 
   /** Why a new connection from `ip` must be refused, or null. */
@@ -323,6 +361,16 @@ export function plainIp(address: string): string {
   return mapped ? mapped[1] : address;
 }
 
+/** First wait after a failed accept; it doubles with each failure in a row. */
+const ACCEPT_BACKOFF_MIN_MS = 5;
+/** Longest wait between two accepts after failures. */
+const ACCEPT_BACKOFF_MAX_MS = 1000;
+
+/** Refused connections closed gracefully (lingering for the client to read why) at once. */
+const MAX_LINGERING_REFUSALS = 16;
+/** Longest a refusal waits for its error frame to be written. */
+const REFUSAL_WRITE_MS = 1000;
+
 /** Milliseconds between two batches of closes while draining. */
 const DRAIN_TICK_MS = 100;
 
@@ -334,13 +382,6 @@ async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void>
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
   clearTimeout(timer);
-}
-
-/** Tells a refused connection why, in one error frame, and closes it. */
-function refuse(conn: Deno.Conn, reason: string): void {
-  const framed = new FramedConnection(conn);
-  framed.send({ type: "error", code: "too_many_connections", message: reason });
-  framed.close(1000);
 }
 
 function describeListenError(
