@@ -270,6 +270,24 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     default: DEFAULT_SERVER_CONFIG.fileTtlSec,
     apply: number("fileTtlSec"),
   },
+  {
+    flag: "frame-timeout",
+    arg: "<seconds>",
+    description: "seconds a frame may take to arrive once it has started; 0 never",
+    parse: seconds,
+    default: DEFAULT_SERVER_CONFIG.frameTimeoutMs / 1000,
+    apply: number("frameTimeoutMs", 1000),
+    reloadable: true,
+  },
+  {
+    flag: "max-partial-frames",
+    arg: "<bytes>",
+    description: "bytes held for unfinished frames over all connections (64M); 0 unlimited",
+    parse: parseByteSize,
+    default: DEFAULT_SERVER_CONFIG.maxPartialFrameBytes,
+    apply: number("maxPartialFrameBytes"),
+    reloadable: true,
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

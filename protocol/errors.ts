@@ -19,6 +19,8 @@
  * - `unknown_type`: the header's `type` names no known message.
  * - `bad_message`: a known message with missing or ill-typed fields.
  * - `unsupported_version`: the peer speaks a protocol version we do not.
+ * - `server_busy`: the receiver holds as many bytes of unfinished frames (from all its
+ *   connections) as it allows, and cannot take a new one.
  */
 export type ProtocolErrorCode =
   | "frame_too_large"
@@ -28,7 +30,8 @@ export type ProtocolErrorCode =
   | "bad_json"
   | "unknown_type"
   | "bad_message"
-  | "unsupported_version";
+  | "unsupported_version"
+  | "server_busy";
 
 /**
  * A decoding or validation failure with a stable {@linkcode ProtocolErrorCode}.

@@ -221,6 +221,11 @@ export class FrameDecoder {
     return this.#payload === null ? this.#lengthFill : LENGTH_PREFIX_BYTES + this.#payloadFill;
   }
 
+  /** Bytes of the payload under way (allocated, partly received); 0 when none is. */
+  get partialLength(): number {
+    return this.#payload === null ? 0 : this.#payload.length;
+  }
+
   /**
    * Consumes one chunk and returns the payloads it completes, in order.
    * Returned payloads are fresh copies (the caller may reuse `chunk`), except with the

@@ -347,6 +347,7 @@ Deno.test("ProtocolError: code, name, cause, and fatal only for stream-level fai
     bad_utf8: true,
     bad_json: true,
     unsupported_version: true,
+    server_busy: true,
     unknown_type: false,
     bad_message: false,
   };

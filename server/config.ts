@@ -83,6 +83,16 @@ export interface ServerConfig {
    * (a temporary folder when `dataDir` is null).
    */
   fileDir: string | null;
+  /**
+   * Milliseconds an incoming frame may take to arrive once its first byte has, whatever
+   * the idle timeout; 0: no limit.
+   */
+  frameTimeoutMs: number;
+  /**
+   * Bytes held, over all connections, for incoming frames not complete yet (a frame's
+   * payload is allocated whole once its length is known); 0: no limit.
+   */
+  maxPartialFrameBytes: number;
 }
 
 /** The defaults of every setting. */
@@ -119,6 +129,8 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   fileQuotaBytes: 1024 * 1024 * 1024,
   fileTtlSec: 7 * 24 * 60 * 60,
   fileDir: null,
+  frameTimeoutMs: 30_000,
+  maxPartialFrameBytes: 128 * 1024 * 1024,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

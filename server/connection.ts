@@ -18,6 +18,7 @@ import type { NoticeCode } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
+import type { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
@@ -48,6 +49,8 @@ export interface ClientConnectionOptions {
    * reused once their bytes are on disk). Default: a new array.
    */
   allocatePayload?: (length: number) => Uint8Array;
+  /** The server's bound on bytes held for unfinished frames (all connections share it). */
+  partialFrames?: PartialFrameBudget;
 }
 
 /**
@@ -82,6 +85,7 @@ export class ClientConnection implements SessionPort {
       maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
       maxQueueBytes: hub.config.maxQueueBytes,
       ...(options.allocatePayload ? { allocatePayload: options.allocatePayload } : {}),
+      ...(options.partialFrames ? { partialFrames: options.partialFrames } : {}),
     });
   }
 
@@ -106,6 +110,7 @@ export class ClientConnection implements SessionPort {
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.#hub.metrics.counters.protocolErrors++;
+        if (err.code === "server_busy") this.#hub.metrics.counters.partialFramesRefused++;
         log.info("closing {remote}: {code}: {message}", {
           remote: this.remote,
           code: err.code,
@@ -183,6 +188,22 @@ export class ClientConnection implements SessionPort {
     this.#bytesOutAtSweep = bytesOut;
     if (this.#stalledSweeps * intervalMs > config.writeTimeoutMs) {
       this.#cutOff(`a write stalled for over ${config.writeTimeoutMs} ms`);
+      return;
+    }
+    // A frame that has started must finish, idle timeout or not: its payload is held whole.
+    const frameMs = config.frameTimeoutMs;
+    if (frameMs > 0 && this.#framed.partialFrameMs > frameMs) {
+      this.#hub.metrics.counters.frameTimeouts++;
+      log.info("closing {remote}: a frame took over {frameMs} ms to arrive", {
+        remote: this.remote,
+        frameMs,
+      });
+      this.#trySend({
+        type: "error",
+        code: "frame_timeout",
+        message: `a frame must arrive whole within ${frameMs / 1000} s of its first byte`,
+      });
+      this.end();
       return;
     }
     if (this.#session === null) {

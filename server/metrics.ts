@@ -83,6 +83,10 @@ export interface Counters {
   fileBytesSentFromDisk: number;
   /** Accepts that failed (out of descriptors, mostly) and were retried after a back-off. */
   acceptErrors: number;
+  /** Connections closed because a frame did not finish arriving within the frame timeout. */
+  frameTimeouts: number;
+  /** Connections closed because their new frame would pass the partial-frame bound. */
+  partialFramesRefused: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -95,6 +99,8 @@ export interface Gauges {
   onlineAccounts: number;
   /** Whether the server is draining (shutting down). */
   draining: boolean;
+  /** Bytes held for incoming frames not complete yet. */
+  partialFrameBytes?: number;
 }
 
 const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
@@ -124,6 +130,14 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
   acceptErrors: [
     "chat_accept_errors_total",
     "Failed accepts (out of file descriptors, mostly), retried after a back-off.",
+  ],
+  frameTimeouts: [
+    "chat_frame_timeouts_total",
+    "Connections closed for a frame not finished within the frame timeout.",
+  ],
+  partialFramesRefused: [
+    "chat_partial_frames_refused_total",
+    "Connections closed because the bytes held for unfinished frames were at their bound.",
   ],
 };
 
@@ -159,6 +173,8 @@ export class ServerMetrics {
     fileBytesSentFromMemory: 0,
     fileBytesSentFromDisk: 0,
     acceptErrors: 0,
+    frameTimeouts: 0,
+    partialFramesRefused: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();
@@ -193,6 +209,11 @@ export class ServerMetrics {
     gauge("chat_sessions", "Logged-in sessions.", gauges.sessions);
     gauge("chat_online_accounts", "Accounts with at least one session.", gauges.onlineAccounts);
     gauge("chat_draining", "1 while the server drains before exiting.", gauges.draining ? 1 : 0);
+    gauge(
+      "chat_partial_frame_bytes",
+      "Bytes held for incoming frames not complete yet.",
+      gauges.partialFrameBytes ?? 0,
+    );
     const name = "chat_store_seconds";
     lines.push(`# HELP ${name} Latency of storage calls.`, `# TYPE ${name} histogram`);
     for (const [op, histogram] of [...this.storeLatency].sort(([a], [b]) => a < b ? -1 : 1)) {

@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { FramedConnection } from "../transport/framed_connection.ts";
 import { listen, tuneAccepted } from "../transport/net.ts";
+import { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
@@ -127,12 +128,15 @@ class RunningServer implements ChatServer {
   #resolveFinished!: () => void;
   #closedTraffic = { bytesIn: 0, bytesOut: 0 };
   #lingeringRefusals = 0;
+  /** Bytes held for unfinished frames, over every connection, against their bound. */
+  readonly #partialFrames: PartialFrameBudget;
 
   constructor(listener: Deno.Listener, hub: ChatHub, config: ServerConfig, files: FileService) {
     this.#listener = listener;
     this.#files = files;
     this.hub = hub;
     this.#config = config;
+    this.#partialFrames = new PartialFrameBudget(() => config.maxPartialFrameBytes);
     this.addr = listener.addr as Deno.NetAddr;
     this.tls = config.tls !== undefined;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
@@ -208,6 +212,7 @@ class RunningServer implements ChatServer {
       sessions: this.hub.sessionCount,
       onlineAccounts,
       draining: this.#shutdown !== null,
+      partialFrameBytes: this.#partialFrames.held,
     }, traffic);
   }
 
@@ -258,6 +263,7 @@ class RunningServer implements ChatServer {
       loginTimeoutMs: this.#config.loginTimeoutMs,
       // File chunks arrive in buffers that are reused once their bytes are on disk.
       allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+      partialFrames: this.#partialFrames,
     });
     this.#connections.add(connection);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);

@@ -19,6 +19,8 @@ import {
 } from "../protocol/frame.ts";
 import { ConnectionClosedError, QueueOverflowError } from "./errors.ts";
 import { concatBytes } from "../protocol/bytes.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import type { PartialFrameBudget } from "./partial_frame_budget.ts";
 
 /** The least a byte stream must offer to carry frames. `Deno.Conn` is one. */
 export interface ByteChannel {
@@ -49,6 +51,13 @@ export interface FramedConnectionOptions {
    * `FrameDecoder`). Default: a new array per frame.
    */
   allocatePayload?: (length: number) => Uint8Array;
+  /**
+   * A bound on the bytes held for unfinished incoming frames, shared with other
+   * connections: a frame that would pass it fails the iteration with a `server_busy`
+   * {@linkcode ProtocolError}. Frames under {@linkcode UNBUDGETED_FRAME_BYTES} (requests,
+   * chat lines) are not counted, so a full budget never stops a conversation. Default: none.
+   */
+  partialFrames?: PartialFrameBudget;
 }
 
 /**
@@ -69,6 +78,13 @@ export const MIN_READ_BUFFER = 512;
  * much of it (and at least the read buffer's size) is still missing.
  */
 export const DIRECT_READ_BYTES: number = 16 * 1024;
+
+/**
+ * Incoming frames smaller than this are not counted against a
+ * {@linkcode FramedConnectionOptions.partialFrames} budget: chat requests stay possible
+ * when large frames have filled it, and what they hold is bounded by the connections.
+ */
+export const UNBUDGETED_FRAME_BYTES: number = 16 * 1024;
 
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
@@ -110,13 +126,24 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #framesIn = 0;
   #bytesIn = 0;
   #bytesOut = 0;
+  readonly #partialFrames: PartialFrameBudget | null;
+  /** Bytes reserved in {@linkcode #partialFrames} for the payload under way. */
+  #reserved = 0;
+  /** When the frame under way started to arrive (`performance.now()`); 0: none is. */
+  #partialSince = 0;
 
   /** Wraps `channel`; the connection owns it from now on. */
   constructor(channel: ByteChannel, options: FramedConnectionOptions = {}) {
     this.#channel = channel;
+    this.#partialFrames = options.partialFrames ?? null;
+    const allocate = options.allocatePayload;
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
-      ...(options.allocatePayload ? { allocate: options.allocatePayload } : {}),
+      ...(this.#partialFrames !== null
+        ? { allocate: (length: number) => this.#reserve(length, allocate) }
+        : allocate
+        ? { allocate }
+        : {}),
       // Frames whole inside a read are decoded from the read buffer itself (no copy);
       // only a body, which outlives the next read, is copied out of it.
       views: true,
@@ -143,6 +170,14 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   /** Bytes received so far. */
   get bytesIn(): number {
     return this.#bytesIn;
+  }
+
+  /**
+   * Milliseconds since the incoming frame under way started to arrive; 0 when none is
+   * (every frame received so far is complete).
+   */
+  get partialFrameMs(): number {
+    return this.#partialSince === 0 ? 0 : performance.now() - this.#partialSince;
   }
 
   /** Bytes queued and not yet written. */
@@ -219,6 +254,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   close(timeoutMs = 5000): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closing = true;
+    this.#releasePartial();
     this.#interruptRead?.(CLOSING);
     this.#closePromise ??= this.#closeGracefully(timeoutMs);
     return this.#closePromise;
@@ -285,6 +321,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   abort(reason?: unknown): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#releasePartial();
     if (reason !== undefined && this.#error === undefined) this.#error = reason;
     this.#queue = [];
     this.#queuedBytes = 0;
@@ -363,6 +400,12 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         const payloads = direct !== null
           ? this.#decoder.filled(n)
           : this.#decoder.push(buffer.subarray(0, n));
+        // A frame left unfinished by this read started in it when another completed.
+        if (this.#decoder.pendingBytes === 0) this.#partialSince = 0;
+        else if (this.#partialSince === 0 || payloads.length > 0) {
+          this.#partialSince = performance.now() || 1;
+        }
+        if (this.#reserved > 0 && this.#decoder.partialLength === 0) this.#releasePartial();
         // Grow while reads fill the buffer; shrink back after many small reads.
         if (direct === null && n === buffer.length && buffer.length < this.#readBufferSize) {
           buffer = new Uint8Array(Math.min(buffer.length * 2, this.#readBufferSize));
@@ -398,6 +441,34 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       if (this.#error === undefined) this.#error = err;
       throw err;
     }
+  }
+
+  /**
+   * Reserves a new payload's bytes in the shared budget (the one before it is complete:
+   * its reservation is given back first), then allocates it.
+   *
+   * @throws {ProtocolError} `server_busy` when the budget cannot hold it.
+   */
+  #reserve(length: number, allocate?: (length: number) => Uint8Array): Uint8Array {
+    const budget = this.#partialFrames!;
+    this.#releasePartial();
+    if (length < UNBUDGETED_FRAME_BYTES) {
+      return allocate ? allocate(length) : new Uint8Array(length);
+    }
+    if (!budget.tryReserve(length)) {
+      throw new ProtocolError(
+        "server_busy",
+        `the server holds ${budget.held} bytes of unfinished frames, its limit of ${budget.limit}: cannot take a frame of ${length} bytes now`,
+      );
+    }
+    this.#reserved = length;
+    return allocate ? allocate(length) : new Uint8Array(length);
+  }
+
+  #releasePartial(): void {
+    if (this.#reserved === 0) return;
+    this.#partialFrames?.release(this.#reserved);
+    this.#reserved = 0;
   }
 
   async #writeLoop(): Promise<void> {
