@@ -288,6 +288,15 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     apply: number("maxPartialFrameBytes"),
     reloadable: true,
   },
+  {
+    flag: "tls-handshake-timeout",
+    arg: "<seconds>",
+    description: "seconds a TLS client has to finish its handshake before it is closed",
+    parse: integerIn(1, MAX_SECONDS),
+    default: DEFAULT_SERVER_CONFIG.tlsHandshakeTimeoutMs / 1000,
+    apply: number("tlsHandshakeTimeoutMs", 1000),
+    reloadable: true,
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

@@ -93,6 +93,8 @@ export interface ServerConfig {
    * payload is allocated whole once its length is known); 0: no limit.
    */
   maxPartialFrameBytes: number;
+  /** Milliseconds a TLS client has to finish its handshake; the connection is closed after. */
+  tlsHandshakeTimeoutMs: number;
 }
 
 /** The defaults of every setting. */
@@ -131,6 +133,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   fileDir: null,
   frameTimeoutMs: 30_000,
   maxPartialFrameBytes: 128 * 1024 * 1024,
+  tlsHandshakeTimeoutMs: 10_000,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

@@ -87,6 +87,8 @@ export interface Counters {
   frameTimeouts: number;
   /** Connections closed because their new frame would pass the partial-frame bound. */
   partialFramesRefused: number;
+  /** TLS connections closed because their handshake failed or did not finish in time. */
+  tlsHandshakeFailures: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -139,6 +141,10 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
     "chat_partial_frames_refused_total",
     "Connections closed because the bytes held for unfinished frames were at their bound.",
   ],
+  tlsHandshakeFailures: [
+    "chat_tls_handshake_failures_total",
+    "TLS connections closed: handshake failed or not finished in time.",
+  ],
 };
 
 /**
@@ -175,6 +181,7 @@ export class ServerMetrics {
     acceptErrors: 0,
     frameTimeouts: 0,
     partialFramesRefused: 0,
+    tlsHandshakeFailures: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();

@@ -9,6 +9,8 @@ import { getLogger } from "@logtape/logtape";
 import { FramedConnection } from "../transport/framed_connection.ts";
 import { listen, tuneAccepted } from "../transport/net.ts";
 import { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
+import { ServerTls, ServerTlsConn } from "../transport/server_tls.ts";
+import type { ByteChannel } from "../transport/framed_connection.ts";
 import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
@@ -79,9 +81,12 @@ export async function startServer(
   );
   const broker = deps.broker ?? new LocalBroker();
   let listener: Deno.Listener;
+  let tls: ServerTls | null = null;
   try {
     await store.closeOpenSessions(Date.now());
-    listener = listen({ host: config.host, port: config.port, tls: config.tls });
+    // TLS runs over accepted TCP connections (see transport/server_tls.ts for why).
+    if (config.tls !== undefined) tls = new ServerTls(config.tls);
+    listener = listen({ host: config.host, port: config.port });
   } catch (err) {
     await store.close().catch(() => {});
     throw describeListenError(err, config);
@@ -97,7 +102,7 @@ export async function startServer(
     await store.close().catch(() => {});
     throw err;
   }
-  const server = new RunningServer(listener, hub, config, files);
+  const server = new RunningServer(listener, tls, hub, config, files);
   if (config.metricsPort !== null) {
     try {
       await server.serveMetrics(config.metricsHost, config.metricsPort);
@@ -117,6 +122,9 @@ class RunningServer implements ChatServer {
   readonly finished: Promise<void>;
   metricsAddr: Deno.NetAddr | null = null;
   readonly #listener: Deno.Listener;
+  readonly #tls: ServerTls | null;
+  /** TLS connections accepted and still in their handshake (counted against the caps). */
+  readonly #handshaking = new Set<ServerTlsConn>();
   readonly #config: ServerConfig;
   readonly #connections = new Set<ClientConnection>();
   readonly #perIp = new Map<string, number>();
@@ -131,14 +139,21 @@ class RunningServer implements ChatServer {
   /** Bytes held for unfinished frames, over every connection, against their bound. */
   readonly #partialFrames: PartialFrameBudget;
 
-  constructor(listener: Deno.Listener, hub: ChatHub, config: ServerConfig, files: FileService) {
+  constructor(
+    listener: Deno.Listener,
+    tls: ServerTls | null,
+    hub: ChatHub,
+    config: ServerConfig,
+    files: FileService,
+  ) {
     this.#listener = listener;
+    this.#tls = tls;
     this.#files = files;
     this.hub = hub;
     this.#config = config;
     this.#partialFrames = new PartialFrameBudget(() => config.maxPartialFrameBytes);
     this.addr = listener.addr as Deno.NetAddr;
-    this.tls = config.tls !== undefined;
+    this.tls = tls !== null;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
     log.info("listening on {host}:{port}{tls}", {
@@ -244,11 +259,15 @@ class RunningServer implements ChatServer {
     }
   }
 
-  /** Counts an accepted connection and serves it, or refuses it over a cap. */
-  #admit(conn: Deno.Conn): void {
-    tuneAccepted(conn);
-    const addr = conn.remoteAddr as Deno.NetAddr;
+  /**
+   * Counts an accepted connection and serves it, or refuses it over a cap. A TLS
+   * connection counts from its TCP accept, through its handshake.
+   */
+  #admit(tcp: Deno.Conn): void {
+    tuneAccepted(tcp);
+    const addr = tcp.remoteAddr as Deno.NetAddr;
     const ip = plainIp(addr.hostname);
+    const conn = this.#tls === null ? tcp : this.#tls.wrap(tcp);
     const refusal = this.#refusal(ip);
     if (refusal !== null) {
       this.hub.metrics.counters.connectionsRefused++;
@@ -257,22 +276,9 @@ class RunningServer implements ChatServer {
       return;
     }
     this.hub.metrics.counters.connectionsAccepted++;
-    const connection = new ClientConnection(conn, this.hub, {
-      remote: `${ip}:${addr.port}`,
-      ip,
-      loginTimeoutMs: this.#config.loginTimeoutMs,
-      // File chunks arrive in buffers that are reused once their bytes are on disk.
-      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
-      partialFrames: this.#partialFrames,
-    });
-    this.#connections.add(connection);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const running = connection.run().finally(() => {
-      this.#connections.delete(connection);
+    const running = this.#serve(conn, ip, addr.port).finally(() => {
       this.#running.delete(running);
-      const traffic = connection.traffic;
-      this.#closedTraffic.bytesIn += traffic.bytesIn;
-      this.#closedTraffic.bytesOut += traffic.bytesOut;
       const left = (this.#perIp.get(ip) ?? 1) - 1;
       if (left > 0) this.#perIp.set(ip, left);
       else this.#perIp.delete(ip);
@@ -280,12 +286,54 @@ class RunningServer implements ChatServer {
     this.#running.add(running);
   }
 
+  /** Runs a TLS connection's handshake under its deadline, then serves the connection. */
+  async #serve(conn: Deno.Conn | ServerTlsConn, ip: string, port: number): Promise<void> {
+    const remote = `${ip}:${port}`;
+    if (conn instanceof ServerTlsConn) {
+      this.#handshaking.add(conn);
+      try {
+        await conn.handshake(this.#config.tlsHandshakeTimeoutMs);
+      } catch (err) {
+        // handshake() has closed the connection: its descriptor is released.
+        this.hub.metrics.counters.tlsHandshakeFailures++;
+        log.info("closing {remote}: {err}", {
+          remote,
+          err: err instanceof Error ? err.message : String(err),
+        });
+        return;
+      } finally {
+        this.#handshaking.delete(conn);
+      }
+      if (this.#shutdown !== null) {
+        conn.close();
+        return;
+      }
+    }
+    const connection = new ClientConnection(conn, this.hub, {
+      remote,
+      ip,
+      loginTimeoutMs: this.#config.loginTimeoutMs,
+      // File chunks arrive in buffers that are reused once their bytes are on disk.
+      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+      partialFrames: this.#partialFrames,
+    });
+    this.#connections.add(connection);
+    try {
+      await connection.run();
+    } finally {
+      this.#connections.delete(connection);
+      const traffic = connection.traffic;
+      this.#closedTraffic.bytesIn += traffic.bytesIn;
+      this.#closedTraffic.bytesOut += traffic.bytesOut;
+    }
+  }
+
   /**
    * Tells a refused connection why, in one error frame, and closes it. A graceful close
    * lingers until the client has read it (up to `LINGER_MS`), holding a descriptor; past
    * a few lingering at once (a flood), refusals close as soon as the frame is written.
    */
-  #refuse(conn: Deno.Conn, reason: string): void {
+  #refuse(conn: ByteChannel, reason: string): void {
     const framed = new FramedConnection(conn);
     framed.send({ type: "error", code: "too_many_connections", message: reason });
     if (this.#lingeringRefusals >= MAX_LINGERING_REFUSALS) {
@@ -300,7 +348,8 @@ class RunningServer implements ChatServer {
   /** Why a new connection from `ip` must be refused, or null. */
   #refusal(ip: string): string | null {
     const { maxConnections, maxConnectionsPerIp } = this.#config;
-    if (maxConnections > 0 && this.#connections.size >= maxConnections) {
+    const open = this.#connections.size + this.#handshaking.size;
+    if (maxConnections > 0 && open >= maxConnections) {
       return `the server is full (${maxConnections} connections)`;
     }
     const fromIp = this.#perIp.get(ip) ?? 0;
@@ -324,6 +373,7 @@ class RunningServer implements ChatServer {
     } catch {
       // already closed
     }
+    for (const conn of this.#handshaking) conn.close();
     // Everyone hears it first; then sessions close a few at a time across the window.
     const notice = { code: "shutdown" as const, text: `${reason}; reconnect in a moment` };
     const connections = [...this.#connections];

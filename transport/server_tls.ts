@@ -1,0 +1,251 @@
+/**
+ * The server side of TLS over an accepted TCP connection, with an explicit handshake
+ * that can be given up on.
+ *
+ * `Deno.listenTls` runs the handshake lazily and, once it has started, closing the
+ * connection waits for it to end: a client that opens TCP and sends nothing (or half a
+ * ClientHello) keeps its socket open for as long as it likes, whatever the server does.
+ * Here the server accepts plain TCP itself (so its accept loop, with its back-off, is
+ * the same for both) and runs TLS from `node:tls` over the connection, which a close
+ * ends at once, handshake or not: the descriptor is released.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { Duplex } from "node:stream";
+import tls from "node:tls";
+import type { ByteChannel } from "./framed_connection.ts";
+
+/** Raised when a TLS handshake does not finish in time or fails. */
+export class TlsHandshakeError extends Error {
+  /** Stable error code: `tls_handshake_timeout` or `tls_handshake_failed`. */
+  readonly code: "tls_handshake_timeout" | "tls_handshake_failed";
+
+  /** Creates the error. */
+  constructor(code: TlsHandshakeError["code"], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TlsHandshakeError";
+    this.code = code;
+  }
+}
+
+/** Reading pauses while this many decrypted bytes wait to be read. */
+const READ_HIGH_WATER = 64 * 1024;
+
+/**
+ * A certificate and key ready to serve TLS on accepted connections.
+ *
+ * @example
+ * ```ts ignore
+ * import { ServerTls } from "./server_tls.ts";
+ * const tls = new ServerTls({ cert, key });
+ * const conn = tls.wrap(await listener.accept() as Deno.TcpConn);
+ * await conn.handshake(10_000);
+ * ```
+ */
+export class ServerTls {
+  readonly #context: tls.SecureContext;
+
+  /**
+   * Checks and loads the PEM certificate chain and key.
+   *
+   * @throws {Error} when they are not usable.
+   */
+  constructor(material: { cert: string; key: string }) {
+    this.#context = tls.createSecureContext({ cert: material.cert, key: material.key });
+  }
+
+  /** Starts serving TLS on `conn` (which the result owns from now on). */
+  wrap(conn: Deno.Conn): ServerTlsConn {
+    return new ServerTlsConn(conn, this.#context);
+  }
+}
+
+/** A server-side TLS connection over an accepted TCP connection. */
+export class ServerTlsConn implements ByteChannel {
+  /** The client's address. */
+  readonly remoteAddr: Deno.Addr;
+  /** The local address. */
+  readonly localAddr: Deno.Addr;
+  readonly #tcp: Deno.Conn;
+  readonly #socket: tls.TLSSocket;
+  readonly #handshake: Promise<void>;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended = false;
+  #closed = false;
+  #error: Error | null = null;
+  #wake: (() => void) | null = null;
+
+  /** Wraps `tcp`; prefer {@linkcode ServerTls.wrap}. */
+  constructor(tcp: Deno.Conn, context: tls.SecureContext) {
+    this.#tcp = tcp;
+    this.remoteAddr = tcp.remoteAddr;
+    this.localAddr = tcp.localAddr;
+    this.#socket = new tls.TLSSocket(duplexOf(tcp), { isServer: true, secureContext: context });
+    this.#handshake = new Promise<void>((resolve, reject) => {
+      this.#socket.once("secure", () => resolve());
+      this.#socket.once(
+        "error",
+        (err: Error) =>
+          reject(new TlsHandshakeError("tls_handshake_failed", err.message, { cause: err })),
+      );
+      this.#socket.once(
+        "close",
+        () =>
+          reject(new TlsHandshakeError("tls_handshake_failed", "closed during the TLS handshake")),
+      );
+    });
+    this.#handshake.catch(() => {});
+    this.#socket.on("data", (data: Uint8Array) => {
+      this.#chunks.push(data);
+      this.#buffered += data.length;
+      if (this.#buffered >= READ_HIGH_WATER) this.#socket.pause();
+      this.#wakeReader();
+    });
+    this.#socket.on("end", () => {
+      this.#ended = true;
+      this.#wakeReader();
+    });
+    this.#socket.on("error", (err: Error) => {
+      this.#error ??= err;
+      this.#wakeReader();
+    });
+    this.#socket.on("close", () => {
+      this.#ended = true;
+      this.#wakeReader();
+    });
+  }
+
+  /**
+   * Resolves once the handshake is done; closes the connection (releasing its socket) and
+   * rejects with a {@linkcode TlsHandshakeError} when it fails or takes over `timeoutMs`.
+   */
+  async handshake(timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new TlsHandshakeError(
+              "tls_handshake_timeout",
+              `the TLS handshake did not finish within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.#handshake, deadline]);
+    } catch (err) {
+      this.close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Reads decrypted bytes into `p`; null at the end of the stream. */
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#closed) throw new Deno.errors.BadResource("the connection is closed");
+      if (this.#error !== null) {
+        throw new Deno.errors.ConnectionReset(this.#error.message, { cause: this.#error });
+      }
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    const chunk = this.#chunks[0];
+    const n = Math.min(p.length, chunk.length);
+    p.set(chunk.subarray(0, n));
+    if (n === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(n);
+    this.#buffered -= n;
+    if (this.#buffered < READ_HIGH_WATER && this.#socket.isPaused()) this.#socket.resume();
+    return n;
+  }
+
+  /** Encrypts and writes all of `p` (copied); resolves once it is handed to the socket. */
+  write(p: Uint8Array): Promise<number> {
+    if (this.#closed || this.#socket.destroyed) {
+      return Promise.reject(new Deno.errors.BrokenPipe("the connection is closed"));
+    }
+    return new Promise((resolve, reject) => {
+      this.#socket.write(Buffer.from(p), (err) => {
+        if (err) reject(new Deno.errors.BrokenPipe(err.message, { cause: err }));
+        else resolve(p.length);
+      });
+    });
+  }
+
+  /** Sends the TLS close_notify and the TCP FIN; reading goes on. */
+  closeWrite(): Promise<void> {
+    return new Promise((resolve) => this.#socket.end(() => resolve()));
+  }
+
+  /** Closes at once, handshake or not, and releases the socket. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.destroy();
+    try {
+      this.#tcp.close();
+    } catch {
+      // closed already by the socket's destruction
+    }
+    this.#wakeReader();
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+}
+
+/** A Node duplex stream over a Deno connection, for `node:tls` to run over. */
+function duplexOf(conn: Deno.Conn): Duplex {
+  const buffer = new Uint8Array(16 * 1024);
+  let reading = false;
+  const duplex: Duplex = new Duplex({
+    read() {
+      if (reading) return;
+      reading = true;
+      (async () => {
+        try {
+          while (true) {
+            const n = await conn.read(buffer);
+            if (n === null) {
+              duplex.push(null);
+              return;
+            }
+            if (!duplex.push(buffer.slice(0, n))) return;
+          }
+        } catch (err) {
+          duplex.destroy(err as Error);
+        } finally {
+          reading = false;
+        }
+      })();
+    },
+    write(chunk: Uint8Array, _encoding, callback) {
+      (async () => {
+        let offset = 0;
+        while (offset < chunk.length) offset += await conn.write(chunk.subarray(offset));
+      })().then(() => callback(), (err) => callback(err));
+    },
+    final(callback) {
+      conn.closeWrite().then(() => callback(), (err) => callback(err));
+    },
+    destroy(err, callback) {
+      try {
+        conn.close();
+      } catch {
+        // closed already
+      }
+      callback(err);
+    },
+  });
+  return duplex;
+}
