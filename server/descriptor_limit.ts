@@ -10,8 +10,8 @@
  *
  * Without `--allow-ffi` (the `serve` task and the binary do not get it: it lifts the
  * sandbox) the limit cannot be raised, and `/proc/self/limits` cannot be read either
- * (Deno asks for every permission to read `/proc/self`), so the count is measured by
- * opening `/dev/null` until it fails or enough are open, then closing them all.
+ * (Deno asks for every permission to read `/proc/self`), so the count is then measured
+ * by opening `/dev/null` until it fails or enough are open, and closing them all.
  *
  * @module
  */
@@ -105,6 +105,26 @@ function toNumber(value: bigint): number {
 }
 
 /**
+ * The descriptors this process can still open, from `/proc/self/limits` and
+ * `/proc/self/fd` (Linux); null where they cannot be read (Deno asks for every
+ * permission to read `/proc/self`).
+ */
+export function readFreeDescriptors(): number | null {
+  if (Deno.build.os !== "linux") return null;
+  try {
+    const limits = Deno.readTextFileSync("/proc/self/limits");
+    const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(limits);
+    if (match === null) return null;
+    const soft = match[1] === "unlimited" ? Infinity : Number(match[1]);
+    let used = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) used++;
+    return soft - used;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Counts the descriptors this process can still open, up to `wanted`: opens `/dev/null`
  * until the system refuses (EMFILE, ENFILE) or `wanted` are open, then closes them.
  * Returns null where that cannot be measured (Windows, no `/dev/null`, no read
@@ -158,7 +178,8 @@ export function fitConnectionsToDescriptors(maxConnections: number): DescriptorF
     MAX_PROBED_DESCRIPTORS,
     wantedConnections + descriptorHeadroom(wantedConnections),
   );
-  const available = probeDescriptors(wanted);
+  const free = readFreeDescriptors();
+  const available = free !== null ? Math.min(free, wanted) : probeDescriptors(wanted);
   if (available === null) return { maxConnections, capacity: null };
   if (available >= wanted) {
     return { maxConnections, capacity: available - descriptorHeadroom(available) };

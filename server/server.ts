@@ -135,7 +135,8 @@ class RunningServer implements ChatServer {
   #shutdown: Promise<void> | null = null;
   #resolveFinished!: () => void;
   #closedTraffic = { bytesIn: 0, bytesOut: 0 };
-  #lingeringRefusals = 0;
+  /** Refused connections being told why (each holds a descriptor until closed). */
+  #refusing = 0;
   /** Bytes held for unfinished frames, over every connection, against their bound. */
   readonly #partialFrames: PartialFrameBudget;
 
@@ -331,18 +332,18 @@ class RunningServer implements ChatServer {
   /**
    * Tells a refused connection why, in one error frame, and closes it. A graceful close
    * lingers until the client has read it (up to `LINGER_MS`), holding a descriptor; past
-   * a few lingering at once (a flood), refusals close as soon as the frame is written.
+   * a few refusals under way at once (a flood), the next are closed without a word.
    */
   #refuse(conn: ByteChannel, reason: string): void {
-    const framed = new FramedConnection(conn);
-    framed.send({ type: "error", code: "too_many_connections", message: reason });
-    if (this.#lingeringRefusals >= MAX_LINGERING_REFUSALS) {
-      withTimeout(framed.flush(), REFUSAL_WRITE_MS).then(() => framed.abort());
+    if (this.#refusing >= MAX_REFUSING) {
+      conn.close();
       return;
     }
-    this.#lingeringRefusals++;
+    this.#refusing++;
+    const framed = new FramedConnection(conn);
+    framed.send({ type: "error", code: "too_many_connections", message: reason });
     framed.close(REFUSAL_WRITE_MS);
-    framed.done.then(() => this.#lingeringRefusals--);
+    framed.done.then(() => this.#refusing--);
   }
 
   /** Why a new connection from `ip` must be refused, or null. */
@@ -422,8 +423,8 @@ const ACCEPT_BACKOFF_MIN_MS = 5;
 /** Longest wait between two accepts after failures. */
 const ACCEPT_BACKOFF_MAX_MS = 1000;
 
-/** Refused connections closed gracefully (lingering for the client to read why) at once. */
-const MAX_LINGERING_REFUSALS = 16;
+/** Refused connections told why at once; past this, refusals close without a word. */
+const MAX_REFUSING = 16;
 /** Longest a refusal waits for its error frame to be written. */
 const REFUSAL_WRITE_MS = 1000;
 

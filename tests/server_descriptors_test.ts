@@ -38,7 +38,8 @@ async function loginEventually(port: number, nick: string, ms = 10_000): Promise
       return probe;
     } catch (err) {
       await probe[Symbol.asyncDispose]();
-      const full = probe.received.some((m) => m.code === "too_many_connections");
+      // Refused: told so, or (many refusals at once) closed without a word.
+      const full = probe.ended || probe.received.some((m) => m.code === "too_many_connections");
       if (!full || Date.now() > deadline) throw err;
       await delay(50);
     }
