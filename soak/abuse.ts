@@ -24,6 +24,7 @@ export const ABUSE_KINDS = [
   "flood",
   "slowloris",
   "never_read",
+  "partial_frame",
 ] as const;
 
 /** A kind of abusive connection. */
@@ -169,6 +170,8 @@ export interface AbuseContext {
   goodRooms: number;
   /** Well-behaved clients (some flooders send them direct messages). */
   goodClients: number;
+  /** The server's frame deadline, in ms (partial-frame connections expect it). */
+  frameTimeoutMs: number;
   /** Keeps track of open connections, to close them when the run ends. */
   track: (conn: RawConn) => () => void;
   /** Aborted when the run ends: waits stop early. */
@@ -440,15 +443,19 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
       const frame = encodeFrame(clientHello(SERVER_FEATURES, "soak-abuser"));
       await conn.write(frame.subarray(0, Math.floor(frame.length / 2)));
     }
-    const closed = await conn.waitClosed(ctx.loginTimeoutMs + 4000);
+    // Part of a frame sent: the frame deadline may come first.
+    const deadlineMs = variant >= 2 && ctx.frameTimeoutMs > 0
+      ? Math.min(ctx.loginTimeoutMs, ctx.frameTimeoutMs)
+      : ctx.loginTimeoutMs;
+    const closed = await conn.waitClosed(deadlineMs + 4000);
     if (!closed) {
       return {
         kind: "unexpected",
-        why: `still open ${ctx.loginTimeoutMs + 4000} ms without a login`,
+        why: `still open ${deadlineMs + 4000} ms without a login`,
       };
     }
     const ms = Math.round(conn.closedAfterMs!);
-    if (ms < ctx.loginTimeoutMs - 500) return brokeOff(conn, `${ms} ms of silence`);
+    if (ms < deadlineMs - 500) return brokeOff(conn, `${ms} ms of silence`);
     stats.slowlorisClosed++;
     stats.slowlorisCloseMs = stats.slowlorisCloseMs === null ? { min: ms, max: ms } : {
       min: Math.min(stats.slowlorisCloseMs.min, ms),
@@ -472,6 +479,24 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
     conn.startReading();
     await conn.waitFor((h) => h.type === "notice" && h.code === "slow_consumer", 3000);
     return { kind: "expected" };
+  },
+
+  // Logs in, announces a frame of nearly the largest size, sends a few of its bytes and
+  // stops: the server must close the session at its frame deadline (`frame_timeout`), or
+  // at once when the bytes held for such frames are at their bound (`server_busy`).
+  async partial_frame(conn, ctx, stats) {
+    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    const start = new Uint8Array(4 + ctx.rng.int(0, 4096));
+    new DataView(start.buffer).setUint32(0, MAX_FRAME - ctx.rng.int(0, 1024));
+    await conn.write(start);
+    stats.badFramesSent++;
+    const waitMs = ctx.frameTimeoutMs + 4000;
+    if (!(await conn.waitClosed(waitMs))) {
+      return { kind: "unexpected", why: `still open ${waitMs} ms into an unfinished frame` };
+    }
+    const code = conn.received.find((h) => h.type === "error")?.code;
+    if (code === "frame_timeout" || code === "server_busy") return { kind: "expected" };
+    return brokeOff(conn, "an unfinished frame");
   },
 };
 

@@ -58,6 +58,8 @@ export interface AbusersArgs {
   goodRooms: number;
   /** Well-behaved clients. */
   goodClients: number;
+  /** The server's frame deadline, in ms (partial-frame connections expect it). */
+  frameTimeoutMs: number;
 }
 
 class Abusers {
@@ -119,6 +121,7 @@ class Abusers {
       floodFrames: args.floodFrames,
       goodRooms: args.goodRooms,
       goodClients: args.goodClients,
+      frameTimeoutMs: args.frameTimeoutMs,
       track: (conn) => {
         this.#open.add(conn);
         return () => this.#open.delete(conn);

@@ -66,12 +66,17 @@ export function slowlorisCount(abusiveConnections: number): number {
  * cap raised to fit every client and abuser at once when needed (all come from
  * 127.0.0.1). Everything else stays at its default.
  */
+/** The soak server's `--frame-timeout`, unless the options set one. */
+export const SOAK_FRAME_TIMEOUT_MS = 3000;
+
 export function soakOverrides(options: SoakOptions): Record<string, number> {
   const overrides = { ...options.serverOverrides };
   const needed = options.goodClients + options.abuserConcurrency +
     slowlorisCount(options.abusiveConnections) + CAP_MARGIN;
   const cap = overrides.maxConnectionsPerIp ?? DEFAULT_SERVER_CONFIG.maxConnectionsPerIp;
   if (cap !== 0 && cap < needed) overrides.maxConnectionsPerIp = needed;
+  // Partial-frame abusers wait for the frame deadline: short enough to finish in the window.
+  overrides.frameTimeoutMs ??= SOAK_FRAME_TIMEOUT_MS;
   return overrides;
 }
 
@@ -258,6 +263,7 @@ class SoakRun {
         loginTimeoutMs,
         neverReadHoldMs: options.neverReadHoldMs,
         floodFrames: options.floodFrames,
+        frameTimeoutMs: this.#overrides.frameTimeoutMs ?? SOAK_FRAME_TIMEOUT_MS,
         goodRooms: options.rooms,
         goodClients: options.goodClients,
       });
