@@ -5,6 +5,7 @@ import { ca, cert, key } from "../tests/helpers/tls.ts";
 import { ConnectionClosedError, QueueOverflowError, TransportError } from "./errors.ts";
 import { type ByteChannel, FramedConnection } from "./framed_connection.ts";
 import { dial, listen } from "./net.ts";
+import { PartialFrameBudget } from "./partial_frame_budget.ts";
 
 // ------------------------------------------------------------------ helpers
 
@@ -526,4 +527,47 @@ function concat(...parts: Uint8Array[]): Uint8Array {
     offset += part.length;
   }
   return out;
+}
+
+Deno.test("an unfinished frame: its age is known, its bytes held in the shared budget until it completes", async () => {
+  const budget = new PartialFrameBudget(() => 1_500_000);
+  const [client, server] = await framedPair(false, {
+    partialFrames: budget,
+    maxFrameSize: 4 * 1024 * 1024,
+  });
+  try {
+    const frames = server.batches();
+    const next = frames.next();
+    const big = encodeFrame({ type: "big" }, new Uint8Array(1_000_000));
+    assert.equal(server.partialFrameMs, 0);
+    client.sendEncoded(big.subarray(0, 100));
+    await until(() => budget.held === big.length - 4);
+    assert.ok(server.partialFrameMs > 0);
+    client.sendEncoded(big.subarray(100));
+    const { value } = await next;
+    assert.equal(value![0].header.type, "big");
+    assert.equal(budget.held, 0);
+    assert.equal(server.partialFrameMs, 0);
+    // A frame the budget cannot hold ends the stream with server_busy.
+    const huge = encodeFrame({ type: "huge" }, new Uint8Array(1_600_000));
+    client.sendEncoded(huge.subarray(0, 100));
+    await assert.rejects(frames.next(), (err: unknown) => {
+      assert.ok(err instanceof ProtocolError);
+      assert.equal(err.code, "server_busy");
+      return true;
+    });
+    // Small frames are never counted.
+    assert.equal(budget.tryReserve(1_500_000), true);
+  } finally {
+    client.abort();
+    server.abort();
+  }
+});
+
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
