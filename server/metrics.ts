@@ -155,6 +155,13 @@ export class ServerMetrics {
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();
+  /** Gauges that parts of the server register, read when scraped, by metric name. */
+  readonly #extraGauges = new Map<string, { help: string; read: () => number }>();
+
+  /** Registers a gauge read when the metrics are scraped (e.g. `chat_password_hashes_running`). */
+  addGauge(name: string, help: string, read: () => number): void {
+    this.#extraGauges.set(name, { help, read });
+  }
 
   /** Records the latency of one store call. */
   observeStore(op: string, seconds: number): void {
@@ -186,6 +193,7 @@ export class ServerMetrics {
     gauge("chat_sessions", "Logged-in sessions.", gauges.sessions);
     gauge("chat_online_accounts", "Accounts with at least one session.", gauges.onlineAccounts);
     gauge("chat_draining", "1 while the server drains before exiting.", gauges.draining ? 1 : 0);
+    for (const [name, { help, read }] of this.#extraGauges) gauge(name, help, read());
     const name = "chat_store_seconds";
     lines.push(`# HELP ${name} Latency of storage calls.`, `# TYPE ${name} histogram`);
     for (const [op, histogram] of [...this.storeLatency].sort(([a], [b]) => a < b ? -1 : 1)) {

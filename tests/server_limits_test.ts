@@ -6,6 +6,7 @@ import { MAX_IN_FLIGHT } from "../server/connection.ts";
 import { MemoryStore } from "../server/memory_store.ts";
 import type { NewMessage } from "../server/store.ts";
 import { delay, Probe, testServer, until, withServer } from "./helpers/harness.ts";
+import { helloFrom } from "./helpers/local_address.ts";
 
 const FLOOD = {
   rateMessagesPerSec: DEFAULT_SERVER_CONFIG.rateMessagesPerSec,
@@ -200,4 +201,84 @@ Deno.test("pipelining: at most MAX_IN_FLIGHT requests run at once; reading resum
   } finally {
     await server.shutdown("test over");
   }
+});
+
+/** The value of a gauge or counter in the server's `/metrics` text. */
+async function metricValue(port: number, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+Deno.test("logins: concurrent registrations never run more than --hash-concurrency hashes at once", async () => {
+  await withServer(async (server) => {
+    await using chatter = await Probe.login(server, "chatter");
+    const probes = await Promise.all(Array.from({ length: 24 }, async () => {
+      const probe = await Probe.dial(server);
+      await probe.hello();
+      return probe;
+    }));
+    try {
+      probes.forEach((p, i) =>
+        p.send({ type: "login", id: "l", nick: `new${i}`, password: "password123" })
+      );
+      // A logged-in session is still answered while the logins wait for their hashes.
+      await chatter.ok("say", { room: "lobby", text: "still here" });
+      for (const probe of probes) {
+        assert.equal((await probe.expect({ re: "l" }, 30_000)).type, "ok");
+      }
+      const peak = await metricValue(server.metricsAddr!.port, "chat_password_hashes_peak");
+      assert.ok(peak !== undefined && peak >= 1 && peak <= 2, `peak of ${peak} hashes at once`);
+      assert.equal(
+        await metricValue(server.metricsAddr!.port, "chat_password_hashes_running"),
+        0,
+      );
+    } finally {
+      for (const probe of probes) probe.close();
+    }
+  }, { passwordHashConcurrency: 2, passwordCost: 1 << 13, metricsPort: 0 });
+});
+
+Deno.test("logins: a login flood from one address does not keep another address out", async () => {
+  await withServer(async (server) => {
+    const flood = await Promise.all(
+      Array.from({ length: 20 }, () => helloFrom(server, "127.0.0.2")),
+    );
+    try {
+      flood.forEach((p, i) =>
+        p.send({ type: "login", id: "l", nick: `flood${i}`, password: "password123" })
+      );
+      await using user = await helloFrom(server, "127.0.0.3");
+      await user.ok("login", { nick: "user", password: "password123" });
+      const replies = await Promise.all(flood.map((p) => p.expect({ re: "l" }, 30_000)));
+      const refused = replies.filter((r) => r.type === "error");
+      assert.ok(refused.length > 0, "the flood's address gave way when the queue was full");
+      for (const r of refused) assert.equal(r.code, "rate_limited");
+    } finally {
+      for (const probe of flood) probe.close();
+    }
+  }, { passwordHashConcurrency: 1, passwordHashQueue: 4, passwordCost: 1 << 14 });
+});
+
+Deno.test("registrations: limited per address and in all; logins to existing accounts are not", async () => {
+  await withServer(async (server) => {
+    await using a = await helloFrom(server, "127.0.0.2");
+    await a.ok("login", { nick: "reg1", password: "password123" });
+    await using a2 = await helloFrom(server, "127.0.0.2");
+    await a2.ok("login", { nick: "reg2", password: "password123" });
+    await using a3 = await helloFrom(server, "127.0.0.2");
+    const fromIp = await a3.fails(
+      "login",
+      { nick: "reg3", password: "password123" },
+      "rate_limited",
+    );
+    assert.match(String(fromIp.message), /127\.0\.0\.2/);
+    assert.ok(Number(fromIp.retryAfter) >= 1);
+    await a3.ok("login", { nick: "reg1", password: "password123" });
+    await using b = await helloFrom(server, "127.0.0.3");
+    await b.ok("login", { nick: "reg4", password: "password123" });
+    await using c = await helloFrom(server, "127.0.0.4");
+    const inAll = await c.fails("login", { nick: "reg5", password: "password123" }, "rate_limited");
+    assert.match(String(inAll.message), /on this server/);
+  }, { registrationsPerMinutePerIp: 2, registrationsPerMinute: 3 });
 });
