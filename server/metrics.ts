@@ -81,6 +81,10 @@ export interface Counters {
   fileBytesSentFromMemory: number;
   /** File bytes sent to recipients read back from disk. */
   fileBytesSentFromDisk: number;
+  /** File and relay requests that waited for their session's file byte budget. */
+  pacedRequests: number;
+  /** Sessions and connections disconnected for producing nothing but errors. */
+  errorDisconnects: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -119,6 +123,14 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
     "chat_file_bytes_sent_from_disk_total",
     "File bytes sent to recipients, read back from disk.",
   ],
+  pacedRequests: [
+    "chat_paced_requests_total",
+    "File and relay requests that waited for their session's file byte budget.",
+  ],
+  errorDisconnects: [
+    "chat_error_disconnects_total",
+    "Connections cut off for producing nothing but errors.",
+  ],
 };
 
 /**
@@ -152,6 +164,8 @@ export class ServerMetrics {
     fileBytesStored: 0,
     fileBytesSentFromMemory: 0,
     fileBytesSentFromDisk: 0,
+    pacedRequests: 0,
+    errorDisconnects: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();

@@ -282,3 +282,87 @@ Deno.test("registrations: limited per address and in all; logins to existing acc
     assert.match(String(inAll.message), /on this server/);
   }, { registrationsPerMinutePerIp: 2, registrationsPerMinute: 3 });
 });
+
+Deno.test("flood: a session sending only unknown or malformed requests is cut off; others keep chatting", async () => {
+  await withServer(async (server) => {
+    await using flooder = await Probe.login(server, "junk");
+    await using calm = await Probe.login(server, "calm");
+    for (let i = 0; i < 2000 && !flooder.ended; i++) {
+      if (i % 2 === 0) flooder.send({ type: "no_such_type", id: `u${i}` });
+      else flooder.send({ type: "say", id: `m${i}` }); // no room, no text
+      if (i % 100 === 99) await delay(1);
+    }
+    const notice = await flooder.expect({ type: "notice", code: "flood" });
+    assert.match(String(notice.text), /too much|failed/);
+    await flooder.closed();
+    const errors = flooder.received.filter((m) => m.type === "error").length;
+    assert.ok(errors < 1000, `${errors} error replies before the cut-off`);
+    await calm.ok("say", { room: "lobby", text: "still chatting" });
+  }, FLOOD);
+});
+
+Deno.test("flood: ping floods are limited like any request", async () => {
+  await withServer(async (server) => {
+    await using flooder = await Probe.login(server, "pinger");
+    for (let i = 0; i < 1000 && !flooder.ended; i++) flooder.send({ type: "ping", id: `p${i}` });
+    await flooder.expect({ type: "error", code: "rate_limited" });
+    await flooder.expect({ type: "notice", code: "flood" });
+    await flooder.closed();
+  }, FLOOD);
+});
+
+Deno.test("flood: before login, bad frames and login attempts have a budget too", async () => {
+  await withServer(async (server) => {
+    (await Probe.login(server, "target", "the-password")).close();
+    await using junk = await Probe.dial(server);
+    await junk.hello();
+    for (let i = 0; i < 1000 && !junk.ended; i++) junk.send({ type: "nope", id: `n${i}` });
+    await junk.expect({ type: "notice", code: "flood" });
+    await junk.closed();
+    await using guesser = await helloFrom(server, "127.0.0.2");
+    for (let i = 0; i < 300 && !guesser.ended; i++) {
+      guesser.send({ type: "login", id: `l${i}`, nick: "target", password: `guess-${i}` });
+    }
+    await guesser.expect({ type: "notice", code: "flood" }, 20_000);
+    await guesser.closed();
+    await using owner = await Probe.dial(server);
+    await owner.hello();
+    await owner.ok("login", { nick: "target", password: "the-password" });
+  }, FLOOD);
+});
+
+Deno.test("flood: a session whose every request fails is cut off, however slowly it sends", async () => {
+  await withServer(async (server) => {
+    await using mixed = await Probe.login(server, "mixed");
+    for (let i = 0; i < 6; i++) {
+      await mixed.fails("join", { room: "bad room" }, "bad_name");
+      await mixed.ok("who");
+    }
+    await using failing = await Probe.login(server, "failing");
+    for (let i = 0; i < 4; i++) await failing.fails("join", { room: "bad room" }, "bad_name");
+    failing.send({ type: "join", id: "last", room: "bad room" });
+    await failing.expect({ type: "notice", code: "flood" });
+    await failing.closed();
+    assert.equal(mixed.ended, false);
+    await mixed.ok("who");
+  }, { floodStrikes: 5 });
+});
+
+Deno.test("flood: file and relay traffic is paced by a byte budget, not refused", async () => {
+  await withServer(async (server) => {
+    await using peer = await Probe.login(server, "relayer");
+    const body = new Uint8Array(40 * 1024);
+    for (let i = 0; i < 3; i++) {
+      peer.send({ type: "relay", id: `r${i}`, sid: "s".repeat(16) }, body);
+    }
+    for (let i = 0; i < 2; i++) {
+      peer.send({ type: "file_read", id: `f${i}`, file: 1, offset: 0, length: 64 * 1024 });
+    }
+    for (const id of ["r0", "r1", "r2", "f0", "f1"]) {
+      const reply = await peer.expect({ re: id }, 10_000);
+      assert.notEqual(reply.code, "rate_limited", "paced, not refused");
+    }
+    const paced = await metricValue(server.metricsAddr!.port, "chat_paced_requests_total");
+    assert.ok(paced !== undefined && paced >= 2, `${paced} requests paced`);
+  }, { rateFileBytesPerSec: 64 * 1024, metricsPort: 0 });
+});
