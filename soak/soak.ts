@@ -64,7 +64,8 @@ export function slowlorisCount(abusiveConnections: number): number {
 /**
  * The server settings of a run: the options' overrides, with the per-IP connection
  * cap raised to fit every client and abuser at once when needed (all come from
- * 127.0.0.1). Everything else stays at its default.
+ * 127.0.0.1) and the registration limits off (all register from there too). Everything
+ * else stays at its default.
  */
 export function soakOverrides(options: SoakOptions): Record<string, number> {
   const overrides = { ...options.serverOverrides };
@@ -72,6 +73,9 @@ export function soakOverrides(options: SoakOptions): Record<string, number> {
     slowlorisCount(options.abusiveConnections) + CAP_MARGIN;
   const cap = overrides.maxConnectionsPerIp ?? DEFAULT_SERVER_CONFIG.maxConnectionsPerIp;
   if (cap !== 0 && cap < needed) overrides.maxConnectionsPerIp = needed;
+  // Every client registers from 127.0.0.1: the registration limits would refuse them.
+  overrides.registrationsPerMinutePerIp ??= 0;
+  overrides.registrationsPerMinute ??= 0;
   return overrides;
 }
 
