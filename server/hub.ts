@@ -206,11 +206,6 @@ export class ChatHub {
       "The most password hashes computed at once since the start.",
       () => hashes.peakRunning,
     );
-    metrics.addGauge(
-      "chat_password_hashes_refused",
-      "Logins refused because the password queue was full (since the start).",
-      () => hashes.refused,
-    );
   }
 
   /** Stops the hub's own timers (pending presence changes are dropped); the server is stopping. */
@@ -653,6 +648,7 @@ export class ChatHub {
       return await this.passwordHashes.run(ip, job);
     } catch (err) {
       if (!(err instanceof HashQueueFullError)) throw err;
+      this.metrics.counters.passwordHashesRefused++;
       throw new CommandError(
         "rate_limited",
         "the server is busy checking passwords; try again in 1 s",

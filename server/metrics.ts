@@ -85,6 +85,8 @@ export interface Counters {
   pacedRequests: number;
   /** Sessions and connections disconnected for producing nothing but errors. */
   errorDisconnects: number;
+  /** Logins refused because the password hash queue was full. */
+  passwordHashesRefused: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -131,6 +133,10 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
     "chat_error_disconnects_total",
     "Connections cut off for producing nothing but errors.",
   ],
+  passwordHashesRefused: [
+    "chat_password_hashes_refused_total",
+    "Logins refused because the password hash queue was full.",
+  ],
 };
 
 /**
@@ -166,6 +172,7 @@ export class ServerMetrics {
     fileBytesSentFromDisk: 0,
     pacedRequests: 0,
     errorDisconnects: 0,
+    passwordHashesRefused: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();
