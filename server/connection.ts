@@ -79,6 +79,8 @@ export class ClientConnection implements SessionPort {
   /** The connection's budget before login, then the session's, fresh at login. */
   #flood: FloodControl;
   #bytesSeen = 0;
+  /** Requests run and not yet answered: one of them may still succeed. */
+  #awaiting = 0;
   #bytesOutAtSweep = 0;
   #stalledSweeps = 0;
   #phase: Phase = "hello";
@@ -340,7 +342,9 @@ export class ClientConnection implements SessionPort {
    * failed (`--flood-strikes` of them in a row) is cut off like a flooder.
    */
   #failed(): void {
-    if (this.#phase === "closing" || !this.#flood.failed(performance.now())) return;
+    const onlyErrors = this.#flood.failed(performance.now());
+    // Pipelined requests still running may succeed: errors often come back before them.
+    if (this.#phase === "closing" || !onlyErrors || this.#awaiting > 0) return;
     this.#hub.metrics.counters.floodDisconnects++;
     this.#hub.metrics.counters.errorDisconnects++;
     log.warn("disconnecting {who} ({remote}): nothing but errors", {
@@ -374,8 +378,9 @@ export class ClientConnection implements SessionPort {
   }
 
   async #reply(id: string, result: Promise<object>): Promise<void> {
+    this.#awaiting++;
     try {
-      const data = await result;
+      const data = await result.finally(() => this.#awaiting--);
       this.#trySend({ type: "ok", re: id, ...data });
       this.#flood.succeeded();
     } catch (err) {
