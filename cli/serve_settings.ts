@@ -297,6 +297,56 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     apply: number("tlsHandshakeTimeoutMs", 1000),
     reloadable: true,
   },
+  {
+    flag: "lockout",
+    arg: "<scope>",
+    description: "3 wrong passwords lock the nick: address: for that address (and for " +
+      "addresses that never logged in to it); account: from every address",
+    choices: ["address", "account"],
+    default: DEFAULT_SERVER_CONFIG.lockoutScope,
+    apply: (c, v: "address" | "account") => c.lockoutScope = v,
+  },
+  {
+    flag: "hash-concurrency",
+    arg: "<n>",
+    description: "password hashes (scrypt, 32 MiB each) computed at once",
+    parse: integerIn(1, 1024),
+    default: DEFAULT_SERVER_CONFIG.passwordHashConcurrency,
+    apply: number("passwordHashConcurrency"),
+  },
+  {
+    flag: "hash-queue",
+    arg: "<n>",
+    description: "logins waiting for a password hash before more are refused; 0 unbounded",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.passwordHashQueue,
+    apply: number("passwordHashQueue"),
+  },
+  {
+    flag: "registrations-per-ip",
+    arg: "<n>",
+    description: "accounts one address may register per minute; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.registrationsPerMinutePerIp,
+    apply: number("registrationsPerMinutePerIp"),
+  },
+  {
+    flag: "registrations",
+    arg: "<n>",
+    description: "accounts that may be registered per minute in all; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.registrationsPerMinute,
+    apply: number("registrationsPerMinute"),
+  },
+  {
+    flag: "rate-file-bytes",
+    arg: "<bytes>",
+    description: "file and relay bytes a session may move per second (paced); 0 unlimited",
+    parse: parseByteSize,
+    default: DEFAULT_SERVER_CONFIG.rateFileBytesPerSec,
+    apply: number("rateFileBytesPerSec"),
+    reloadable: true,
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

@@ -5,6 +5,7 @@
  */
 
 import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frame.ts";
+import type { LockoutScope } from "./lockout.ts";
 
 /** How logins are checked. */
 export type AuthMode = "password" | "none";
@@ -95,6 +96,21 @@ export interface ServerConfig {
   maxPartialFrameBytes: number;
   /** Milliseconds a TLS client has to finish its handshake; the connection is closed after. */
   tlsHandshakeTimeoutMs: number;
+  /**
+   * Whom 3 wrong passwords lock out: `address` (default) the nick for that address, and
+   * for addresses that never logged in to it; `account` the nick from every address.
+   */
+  lockoutScope: LockoutScope;
+  /** Password hashes (scrypt) computed at once; more wait in a queue. */
+  passwordHashConcurrency: number;
+  /** Logins waiting for a password hash before new ones are refused; 0: unbounded. */
+  passwordHashQueue: number;
+  /** Accounts one IP address may register per minute (burst and rate); 0: unlimited. */
+  registrationsPerMinutePerIp: number;
+  /** Accounts that may be registered per minute in all (burst and rate); 0: unlimited. */
+  registrationsPerMinute: number;
+  /** File and relay bytes (file_chunk, relay, file_read) per session per second; 0: unlimited. */
+  rateFileBytesPerSec: number;
 }
 
 /** The defaults of every setting. */
@@ -134,6 +150,12 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   frameTimeoutMs: 30_000,
   maxPartialFrameBytes: 128 * 1024 * 1024,
   tlsHandshakeTimeoutMs: 10_000,
+  lockoutScope: "address",
+  passwordHashConcurrency: 2,
+  passwordHashQueue: 64,
+  registrationsPerMinutePerIp: 5,
+  registrationsPerMinute: 60,
+  rateFileBytesPerSec: 16 * 1024 * 1024,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */
@@ -145,6 +167,10 @@ export const NO_LIMITS: Readonly<Partial<ServerConfig>> = Object.freeze({
   maxConnectionsPerIp: 0,
   maxSessionsPerAccount: 0,
   loginFailuresPerMinutePerIp: 0,
+  passwordHashQueue: 0,
+  registrationsPerMinutePerIp: 0,
+  registrationsPerMinute: 0,
+  rateFileBytesPerSec: 0,
 });
 
 /** Fills in defaults for every setting not given. */

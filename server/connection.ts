@@ -22,10 +22,22 @@ import type { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
-import { FloodControl, MESSAGE_TYPES, requestCost } from "./flood_control.ts";
+import {
+  type Admission,
+  FloodControl,
+  MESSAGE_TYPES,
+  PACED_TYPES,
+  pacedBytes,
+  requestCost,
+} from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 
 const log = getLogger(["chat", "server", "connection"]);
+
+/** Resolves after `ms` milliseconds. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /** Largest frame accepted before login: enough for hello and login, no more. */
 export const PRE_LOGIN_MAX_FRAME = 64 * 1024;
@@ -67,8 +79,11 @@ export class ClientConnection implements SessionPort {
   readonly #openedAt = performance.now();
   readonly #loginTimeoutMs: number;
   readonly #inFlight = new InFlight();
-  readonly #flood: FloodControl;
+  /** The connection's budget before login, then the session's, fresh at login. */
+  #flood: FloodControl;
   #bytesSeen = 0;
+  /** Requests run and not yet answered: one of them may still succeed. */
+  #awaiting = 0;
   #bytesOutAtSweep = 0;
   #stalledSweeps = 0;
   #phase: Phase = "hello";
@@ -233,21 +248,23 @@ export class ClientConnection implements SessionPort {
 
   /**
    * Handles one frame. Returns a promise when the next frame must wait for it: a
-   * request that is not pipelined, or too many in flight.
+   * request that is not pipelined, a paced one waiting for its byte budget, or too many
+   * in flight. Every frame after `hello` goes through flood control first, before login
+   * too and whether or not it parses; an error reply costs more.
    */
   #onFrame(frame: Frame): Promise<void> | undefined {
-    let message: ClientMessage;
+    let message: ClientMessage | null = null;
+    let invalid: ProtocolError | null = null;
     try {
       message = parseClientMessage(frame.header);
     } catch (err) {
       if (!(err instanceof ProtocolError) || err.fatal) throw err;
       if (this.#phase === "hello") throw this.#expectedHello();
-      const code = err.code === "unknown_type" ? "unknown_command" : "bad_message";
-      this.#trySend({ type: "error", re: requestIdOf(frame.header), code, message: err.message });
-      return;
+      invalid = err;
     }
     if (this.#phase === "hello") {
-      if (message.type !== "hello") throw this.#expectedHello();
+      if (message?.type !== "hello") throw this.#expectedHello();
+      this.#bytesSeen = this.#framed.bytesIn;
       this.#trySend(answerHello(message, {
         features: SERVER_FEATURES,
         server: SERVER_AGENT,
@@ -256,8 +273,64 @@ export class ClientConnection implements SessionPort {
       this.#phase = "login";
       return;
     }
+    const now = performance.now();
+    const bytes = this.#framed.bytesIn - this.#bytesSeen;
+    this.#bytesSeen = this.#framed.bytesIn;
+    if (this.#session !== null) this.#hub.metrics.counters.requests++;
+    if (message !== null && this.#session !== null && PACED_TYPES.has(message.type)) {
+      const wait = this.#flood.pace(pacedBytes(message as { type: string }, bytes), now);
+      if (wait > 0) {
+        this.#hub.metrics.counters.pacedRequests++;
+        const paced = message;
+        return delay(wait * 1000).then(() =>
+          this.#phase === "closing" ? undefined : this.#dispatch(paced, frame, performance.now())
+        );
+      }
+      return this.#dispatch(message, frame, now);
+    }
+    const type = message?.type ?? "invalid";
+    const cost = message === null ? 1 : requestCost(message as { type: string; limit?: number });
+    const admission = this.#flood.admit(type, bytes, now, cost);
+    if (!admission.admitted) {
+      this.#refuse(requestIdOf(frame.header), admission);
+      return;
+    }
+    if (invalid !== null) {
+      const code = invalid.code === "unknown_type" ? "unknown_command" : "bad_message";
+      const re = requestIdOf(frame.header);
+      this.#trySend({ type: "error", re, code, message: invalid.message });
+      this.#failed();
+      return;
+    }
+    return this.#dispatch(message!, frame, now);
+  }
+
+  /** Answers a request that flood control refused; disconnects a persistent flooder. */
+  #refuse(id: string | undefined, admission: Admission & { admitted: false }): void {
+    const counters = this.#hub.metrics.counters;
+    counters.rateLimited++;
+    this.#trySend({
+      type: "error",
+      re: id,
+      code: "rate_limited",
+      message: `slow down: too many ${admission.what}; retry in ${admission.retryAfter} s`,
+      retryAfter: admission.retryAfter,
+    });
+    if (admission.persistent) {
+      counters.floodDisconnects++;
+      log.warn("disconnecting {who} ({remote}) for flooding", {
+        who: this.#session?.account.nick ?? "a client not logged in",
+        remote: this.remote,
+      });
+      this.end({ code: "flood", text: "disconnected for sending too much, too fast" });
+    }
+  }
+
+  /** Runs an admitted request. */
+  #dispatch(message: ClientMessage, frame: Frame, now: number): Promise<void> | undefined {
     if (message.type === "hello") {
       this.#trySend({ type: "error", code: "bad_message", message: "hello was already exchanged" });
+      this.#failed();
       return;
     }
     if (message.type === "login") return this.#login(message.id, message.nick, message.password);
@@ -268,39 +341,10 @@ export class ClientConnection implements SessionPort {
         code: "not_logged_in",
         message: "log in first",
       });
+      this.#failed();
       return;
     }
-    const now = performance.now();
-    const bytes = this.#framed.bytesIn - this.#bytesSeen;
-    this.#bytesSeen = this.#framed.bytesIn;
-    const counters = this.#hub.metrics.counters;
-    counters.requests++;
-    const admission = this.#flood.admit(
-      message.type,
-      bytes,
-      now,
-      requestCost(message as { type: string; limit?: number }),
-    );
-    if (!admission.admitted) {
-      counters.rateLimited++;
-      this.#trySend({
-        type: "error",
-        re: message.id,
-        code: "rate_limited",
-        message: `slow down: too many ${admission.what}; retry in ${admission.retryAfter} s`,
-        retryAfter: admission.retryAfter,
-      });
-      if (admission.persistent) {
-        counters.floodDisconnects++;
-        log.warn("disconnecting {nick} ({remote}) for flooding", {
-          nick: this.#session.account.nick,
-          remote: this.remote,
-        });
-        this.end({ code: "flood", text: "disconnected for sending too much, too fast" });
-      }
-      return;
-    }
-    if (MESSAGE_TYPES.has(message.type)) counters.messagesIn++;
+    if (MESSAGE_TYPES.has(message.type)) this.#hub.metrics.counters.messagesIn++;
     const spec = commands[message.type] as CommandSpec<typeof message.type>;
     if (spec.activity !== false) this.#session.lastCommandAt = now;
     const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };
@@ -312,6 +356,23 @@ export class ClientConnection implements SessionPort {
     this.#inFlight.track(done);
     if (this.#inFlight.size >= MAX_IN_FLIGHT) return this.#inFlight.atMost(MAX_IN_FLIGHT - 1);
     return undefined;
+  }
+
+  /**
+   * Counts an error reply: it costs more, and a connection whose last requests all
+   * failed (`--flood-strikes` of them in a row) is cut off like a flooder.
+   */
+  #failed(): void {
+    const onlyErrors = this.#flood.failed(performance.now());
+    // Pipelined requests still running may succeed: errors often come back before them.
+    if (this.#phase === "closing" || !onlyErrors || this.#awaiting > 0) return;
+    this.#hub.metrics.counters.floodDisconnects++;
+    this.#hub.metrics.counters.errorDisconnects++;
+    log.warn("disconnecting {who} ({remote}): nothing but errors", {
+      who: this.#session?.account.nick ?? "a client not logged in",
+      remote: this.remote,
+    });
+    this.end({ code: "flood", text: "disconnected: every recent request failed" });
   }
 
   async #login(id: string, nick: string, password: string | undefined): Promise<void> {
@@ -330,6 +391,7 @@ export class ClientConnection implements SessionPort {
       this.#phase = "session";
       this.#framed.maxFrameSize = this.#hub.config.maxFrameSize;
       this.#trySend({ type: "ok", re: id, ...reply });
+      this.#flood = new FloodControl(this.#hub.config, performance.now());
       await this.#hub.deliverPending(session, pending);
     } catch (err) {
       this.#sendError(id, err);
@@ -337,15 +399,22 @@ export class ClientConnection implements SessionPort {
   }
 
   async #reply(id: string, result: Promise<object>): Promise<void> {
+    this.#awaiting++;
     try {
-      const data = await result;
+      const data = await result.finally(() => this.#awaiting--);
       this.#trySend({ type: "ok", re: id, ...data });
+      this.#flood.succeeded();
     } catch (err) {
       this.#sendError(id, err);
     }
   }
 
   #sendError(id: string, err: unknown): void {
+    this.#sendErrorReply(id, err);
+    this.#failed();
+  }
+
+  #sendErrorReply(id: string, err: unknown): void {
     if (err instanceof CommandError) {
       this.#trySend({
         type: "error",

@@ -41,9 +41,10 @@
  *   hear `file_cancelled` (`expired`). An offline recipient sees held files at its next
  *   login (`file_list`). A sweep runs at start and periodically; files on disk that no
  *   record names are deleted at start.
- * - Chunks and reads are not counted by flood control (see `flood_control.ts`): they are
- *   paced by the server's own writes and the reader's window, and bounded by the limits
- *   above.
+ * - Chunks and reads are paced by flood control (see `flood_control.ts`): each takes its
+ *   bytes (a read, the bytes it asks for) from the session's file byte budget, and the
+ *   connection waits when it is spent; they are also paced by the server's own writes and
+ *   the reader's window, and bounded by the limits above.
  *
  * @module
  */

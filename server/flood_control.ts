@@ -1,6 +1,9 @@
 /**
- * Per-session flood control: token buckets for messages, requests and bytes, and a
- * count of refusals in a row that marks a persistent flooder.
+ * Per-connection flood control: token buckets for messages, requests and bytes, a
+ * byte budget that paces file and relay traffic, a count of refusals that marks a
+ * persistent flooder, and a count of errors in a row that marks a session producing
+ * nothing but errors. Every frame after `hello` costs something, before login too,
+ * and a request answered with an error costs more.
  *
  * @module
  */
@@ -11,14 +14,18 @@ import { TokenBucket } from "./rate_limit.ts";
 /** Request types that send a message to others. */
 export const MESSAGE_TYPES: ReadonlySet<string> = new Set(["say", "dm", "broadcast"]);
 /**
- * Request types never limited: keepalives; relayed peer records, which only reach the
- * one peer of an accepted private session and are paced by its reading; and file
- * chunks and file reads (server/files.ts), which carry file bytes and have their own
- * bounds instead of the per-session byte bucket: a chunk is written to disk before the
- * next frame is read, uploads are capped by the file size limit and the per-account
- * quota, and a read sends at most a quarter of the outbound queue.
+ * Request types that carry file or peer bytes: relayed peer records, file chunks (bytes
+ * in) and file reads (bytes out). They are paced, not refused: each takes a request
+ * token and its bytes from the session's file byte budget, and when the budget is spent
+ * the connection waits before running it (and reading on), so a transfer slows down
+ * instead of failing.
  */
-const FREE_TYPES: ReadonlySet<string> = new Set(["ping", "relay", "file_chunk", "file_read"]);
+export const PACED_TYPES: ReadonlySet<string> = new Set(["relay", "file_chunk", "file_read"]);
+
+/** Request tokens an error reply costs on top of its request's: errors cost more. */
+export const ERROR_COST = 4;
+/** Request tokens a login costs: it runs a password hash. */
+export const LOGIN_COST = 10;
 
 /** Seconds over which refusals count towards a flood disconnect. */
 export const STRIKE_WINDOW_SEC = 10;
@@ -28,9 +35,18 @@ export const STRIKE_WINDOW_SEC = 10;
  * may return, so that a burst of long pages cannot monopolise the server.
  */
 export function requestCost(request: { type: string; limit?: number }): number {
+  if (request.type === "login") return LOGIN_COST;
   if (request.type === "history") return Math.max(1, Math.ceil((request.limit ?? 50) / 50));
   if (request.type === "sync") return Math.max(1, Math.ceil((request.limit ?? 500) / 50));
   return 1;
+}
+
+/**
+ * The bytes a paced request moves: what it sent (`frameBytes`), plus what a `file_read`
+ * asks to be sent back.
+ */
+export function pacedBytes(request: { type: string; length?: number }, frameBytes: number): number {
+  return frameBytes + (request.type === "file_read" ? request.length ?? 0 : 0);
 }
 
 /** The outcome of {@linkcode FloodControl.admit}. */
@@ -55,6 +71,10 @@ export class FloodControl {
   readonly #messages: TokenBucket;
   readonly #requests: TokenBucket;
   readonly #bytes: TokenBucket;
+  readonly #fileBytes: TokenBucket;
+  /** Errors in a row that mark a session producing only errors; 0: never. */
+  readonly #maxErrors: number;
+  #errorsInARow = 0;
   /** Refusals still tolerated: drained by each refusal, refilled over {@linkcode STRIKE_WINDOW_SEC}. */
   readonly #strikes: TokenBucket | null;
 
@@ -63,7 +83,10 @@ export class FloodControl {
     this.#messages = new TokenBucket(config.rateMessagesPerSec, config.rateMessagesBurst, now);
     this.#requests = new TokenBucket(config.rateRequestsPerSec, config.rateRequestsBurst, now);
     this.#bytes = new TokenBucket(config.rateBytesPerSec, config.rateBytesBurst, now);
+    const fileRate = config.rateFileBytesPerSec;
+    this.#fileBytes = new TokenBucket(fileRate, fileRate, now);
     const strikes = config.floodStrikes;
+    this.#maxErrors = strikes;
     this.#strikes = strikes > 0 ? new TokenBucket(strikes / STRIKE_WINDOW_SEC, strikes, now) : null;
   }
 
@@ -72,7 +95,6 @@ export class FloodControl {
    * `cost` request tokens (expensive requests, such as long history pages, cost more).
    */
   admit(type: string, bytes: number, now: number, cost = 1): Admission {
-    if (FREE_TYPES.has(type)) return { admitted: true };
     const refusal = this.#refusal(type, bytes, now, cost);
     if (refusal === null) return { admitted: true };
     // Persistent: more refusals within the window than the strikes allowed, whether in a
@@ -84,6 +106,30 @@ export class FloodControl {
       what: refusal.what,
       persistent,
     };
+  }
+
+  /**
+   * Takes a paced request's token and `bytes` from the file byte budget, in advance;
+   * returns the seconds to wait before running it (0: now).
+   */
+  pace(bytes: number, now: number): number {
+    return Math.max(this.#requests.reserve(1, now), this.#fileBytes.reserve(bytes, now));
+  }
+
+  /**
+   * Records a request answered with an error: it costs {@linkcode ERROR_COST} more
+   * request tokens. Returns true when the last `floodStrikes` requests all failed: a
+   * session that only produces errors, to be disconnected like a flooder.
+   */
+  failed(now: number): boolean {
+    this.#requests.reserve(ERROR_COST, now);
+    this.#errorsInARow++;
+    return this.#maxErrors > 0 && this.#errorsInARow >= this.#maxErrors;
+  }
+
+  /** Records a request answered with `ok`: the errors in a row start over. */
+  succeeded(): void {
+    this.#errorsInARow = 0;
   }
 
   #refusal(

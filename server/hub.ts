@@ -23,9 +23,10 @@ import {
 } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { CommandError } from "./errors.ts";
+import { HashQueue, HashQueueFullError } from "./hash_queue.ts";
 import { Lockout } from "./lockout.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { KeyedBuckets } from "./rate_limit.ts";
+import { KeyedBuckets, TokenBucket } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
 import type { RoomRecord, Store } from "./store.ts";
@@ -166,6 +167,10 @@ export class ChatHub {
   readonly #nicks = new Map<string, string>();
   readonly #lockout: Lockout;
   readonly #loginFailures: KeyedBuckets;
+  readonly #registrationsPerIp: KeyedBuckets;
+  readonly #registrations: TokenBucket;
+  /** Password hashes run through it: bounded concurrency, bounded and fair waiting. */
+  readonly passwordHashes: HashQueue;
   readonly #accountLocks = new Map<string, Promise<unknown>>();
   readonly #sessionEndListeners: ((session: Session) => void)[] = [];
   readonly #presence: PresenceBatcher;
@@ -177,9 +182,30 @@ export class ChatHub {
     this.broker = broker;
     this.config = config;
     this.#presence = new PresenceBatcher(broker, ALL_SUBJECT);
-    this.#lockout = new Lockout(config.blockDurationSec * 1000);
+    this.#lockout = new Lockout(config.blockDurationSec * 1000, config.lockoutScope);
     const perMinute = config.loginFailuresPerMinutePerIp;
     this.#loginFailures = new KeyedBuckets(perMinute / 60, perMinute);
+    const perIp = config.registrationsPerMinutePerIp;
+    this.#registrationsPerIp = new KeyedBuckets(perIp / 60, perIp);
+    const all = config.registrationsPerMinute;
+    this.#registrations = new TokenBucket(all / 60, all, this.now());
+    this.passwordHashes = new HashQueue(config.passwordHashConcurrency, config.passwordHashQueue);
+    const hashes = this.passwordHashes;
+    metrics.addGauge(
+      "chat_password_hashes_running",
+      "Password hashes being computed.",
+      () => hashes.running,
+    );
+    metrics.addGauge(
+      "chat_password_hashes_queued",
+      "Logins waiting for a password hash.",
+      () => hashes.queued,
+    );
+    metrics.addGauge(
+      "chat_password_hashes_peak",
+      "The most password hashes computed at once since the start.",
+      () => hashes.peakRunning,
+    );
   }
 
   /** Stops the hub's own timers (pending presence changes are dropped); the server is stopping. */
@@ -444,7 +470,20 @@ export class ChatHub {
       if (this.#online.has(key)) {
         throw new CommandError("nick_in_use", `the nick "${nick}" is in use`);
       }
-      if (await this.store.getAccount(key) === null) {
+      const existing = await this.store.getAccount(key);
+      if (existing !== null && existing.passwordHash !== null) {
+        // Nick-only logins cannot check a password: an account that has one stays closed.
+        log.warn("refused a nick-only login as {nick} from {remote}: the account has a password", {
+          nick: existing.nick,
+          remote: port.remote,
+        });
+        throw new CommandError(
+          "bad_password",
+          `${existing.nick} has a password and this server (--auth none) cannot check it`,
+        );
+      }
+      if (existing === null) {
+        this.#admitRegistration(port.ip);
         await this.#createAccount(key, nick, null);
         registered = true;
       }
@@ -514,7 +553,7 @@ export class ChatHub {
         seconds,
       );
     }
-    const lockedMs = this.#lockout.remainingMs(key, now);
+    const lockedMs = this.#lockout.remainingMs(key, ip, now);
     if (lockedMs > 0) {
       const seconds = Math.ceil(lockedMs / 1000);
       throw new CommandError(
@@ -527,30 +566,42 @@ export class ChatHub {
       throw new CommandError("bad_password", "a password is required");
     }
     const account = await this.store.getAccount(key);
-    if (account === null || account.passwordHash === null) {
+    if (account !== null && account.passwordHash === null) {
+      // Made without a password (--auth none): whoever logs in first must not claim it.
+      log.warn(
+        "refused a password login as {nick} from {remote}: the account has no password " +
+          "(made under --auth none); set one with --credentials",
+        { nick: account.nick, remote: ip },
+      );
+      throw new CommandError(
+        "bad_password",
+        `${account.nick} was made without a password; the server's operator must set one`,
+      );
+    }
+    if (account === null) {
       if (password.length < MIN_PASSWORD_LENGTH) {
         throw new CommandError(
           "bad_password",
           `a new account needs a password of at least ${MIN_PASSWORD_LENGTH} characters`,
         );
       }
-      const hash = await hashPassword(password, { cost: this.config.passwordCost });
-      if (account === null) {
-        await this.#createAccount(key, nick, hash);
-      } else {
-        await this.store.setPasswordHash(key, hash);
-      }
-      this.#lockout.succeed(key);
+      this.#admitRegistration(ip);
+      const cost = this.config.passwordCost;
+      const hash = await this.#hashing(ip, () => hashPassword(password, { cost }));
+      await this.#createAccount(key, nick, hash);
+      this.#lockout.succeed(key, ip);
       return true;
     }
-    if (await verifyPassword(password, account.passwordHash)) {
-      this.#lockout.succeed(key);
+    const stored = account.passwordHash!;
+    if (await this.#hashing(ip, () => verifyPassword(password, stored))) {
+      this.#lockout.succeed(key, ip);
       return false;
     }
     this.#loginFailures.take(ip, now);
-    const locked = this.#lockout.fail(key, this.now());
-    log.warn("wrong password for {nick}{locked}", {
+    const locked = this.#lockout.fail(key, ip, this.now());
+    log.warn("wrong password for {nick} from {ip}{locked}", {
       nick: account.nick,
+      ip,
       locked: locked ? ": locked" : "",
     });
     if (locked) {
@@ -562,6 +613,48 @@ export class ChatHub {
       );
     }
     throw new CommandError("wrong_password", "wrong password");
+  }
+
+  /**
+   * Takes a registration from `ip`'s budget and the server's.
+   *
+   * @throws {CommandError} `rate_limited` when either is spent.
+   */
+  #admitRegistration(ip: string): void {
+    const now = this.now();
+    const fromIp = this.#registrationsPerIp.waitSeconds(ip, now);
+    const inAll = this.#registrations.waitSeconds(1, now);
+    if (fromIp > 0 || inAll > 0) {
+      const seconds = Math.ceil(Math.max(fromIp, inAll));
+      log.warn("refused a registration from {ip}: too many new accounts {where}", {
+        ip,
+        where: fromIp > 0 ? "from this address" : "on the server",
+      });
+      throw new CommandError(
+        "rate_limited",
+        `too many new accounts ${
+          fromIp > 0 ? `from ${ip}` : "on this server"
+        }; try again in ${seconds} s`,
+        seconds,
+      );
+    }
+    this.#registrationsPerIp.take(ip, now);
+    this.#registrations.take(1, now);
+  }
+
+  /** Runs a password hash through {@linkcode ChatHub.passwordHashes}, in `ip`'s turn. */
+  async #hashing<T>(ip: string, job: () => Promise<T>): Promise<T> {
+    try {
+      return await this.passwordHashes.run(ip, job);
+    } catch (err) {
+      if (!(err instanceof HashQueueFullError)) throw err;
+      this.metrics.counters.passwordHashesRefused++;
+      throw new CommandError(
+        "rate_limited",
+        "the server is busy checking passwords; try again in 1 s",
+        1,
+      );
+    }
   }
 
   async #createAccount(key: string, nick: string, passwordHash: string | null): Promise<void> {

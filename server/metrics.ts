@@ -89,6 +89,12 @@ export interface Counters {
   partialFramesRefused: number;
   /** TLS connections closed because their handshake failed or did not finish in time. */
   tlsHandshakeFailures: number;
+  /** File and relay requests that waited for their session's file byte budget. */
+  pacedRequests: number;
+  /** Sessions and connections disconnected for producing nothing but errors. */
+  errorDisconnects: number;
+  /** Logins refused because the password hash queue was full. */
+  passwordHashesRefused: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -145,6 +151,18 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
     "chat_tls_handshake_failures_total",
     "TLS connections closed: handshake failed or not finished in time.",
   ],
+  pacedRequests: [
+    "chat_paced_requests_total",
+    "File and relay requests that waited for their session's file byte budget.",
+  ],
+  errorDisconnects: [
+    "chat_error_disconnects_total",
+    "Connections cut off for producing nothing but errors.",
+  ],
+  passwordHashesRefused: [
+    "chat_password_hashes_refused_total",
+    "Logins refused because the password hash queue was full.",
+  ],
 };
 
 /**
@@ -182,9 +200,19 @@ export class ServerMetrics {
     frameTimeouts: 0,
     partialFramesRefused: 0,
     tlsHandshakeFailures: 0,
+    pacedRequests: 0,
+    errorDisconnects: 0,
+    passwordHashesRefused: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();
+  /** Gauges that parts of the server register, read when scraped, by metric name. */
+  readonly #extraGauges = new Map<string, { help: string; read: () => number }>();
+
+  /** Registers a gauge read when the metrics are scraped (e.g. `chat_password_hashes_running`). */
+  addGauge(name: string, help: string, read: () => number): void {
+    this.#extraGauges.set(name, { help, read });
+  }
 
   /** Records the latency of one store call. */
   observeStore(op: string, seconds: number): void {
@@ -221,6 +249,7 @@ export class ServerMetrics {
       "Bytes held for incoming frames not complete yet.",
       gauges.partialFrameBytes ?? 0,
     );
+    for (const [name, { help, read }] of this.#extraGauges) gauge(name, help, read());
     const name = "chat_store_seconds";
     lines.push(`# HELP ${name} Latency of storage calls.`, `# TYPE ${name} histogram`);
     for (const [op, histogram] of [...this.storeLatency].sort(([a], [b]) => a < b ? -1 : 1)) {

@@ -44,6 +44,17 @@ export class TokenBucket {
     return true;
   }
 
+  /**
+   * Takes `n` tokens whether or not they are there, going into debt (at most one burst
+   * deep); returns the seconds until the debt is paid (0 when there was no debt).
+   */
+  reserve(n: number, now: number): number {
+    if (this.#perSecond <= 0) return 0;
+    this.#refill(now);
+    this.#tokens = Math.max(-this.#burst, this.#tokens - Math.min(n, this.#burst));
+    return this.#tokens >= 0 ? 0 : -this.#tokens / this.#perSecond;
+  }
+
   /** Seconds until `n` tokens are available (0 when they are now). */
   waitSeconds(n: number, now: number): number {
     if (this.#perSecond <= 0) return 0;

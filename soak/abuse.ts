@@ -25,6 +25,9 @@ export const ABUSE_KINDS = [
   "slowloris",
   "never_read",
   "partial_frame",
+  "error_flood",
+  "ping_flood",
+  "prelogin_flood",
 ] as const;
 
 /** A kind of abusive connection. */
@@ -464,6 +467,50 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
     return { kind: "expected" };
   },
 
+  /** A session sending nothing but unknown types and malformed requests. */
+  async error_flood(conn, ctx, stats) {
+    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    return await floodUntilCutOff(
+      conn,
+      ctx,
+      stats,
+      "unknown or malformed",
+      (i) =>
+        encodeFrame(
+          i % 2 === 0 ? { type: "frobnicate", id: `e${i}` } : { type: "say", id: `e${i}` },
+        ),
+    );
+  },
+
+  /** A session sending nothing but pings. */
+  async ping_flood(conn, ctx, stats) {
+    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    return await floodUntilCutOff(
+      conn,
+      ctx,
+      stats,
+      "ping",
+      (i) => encodeFrame({ type: "ping", id: `p${i}` }),
+    );
+  },
+
+  /** A connection that never logs in but sends junk and failing logins after hello. */
+  async prelogin_flood(conn, ctx, stats) {
+    if (!(await hello(conn))) return brokeOff(conn, "hello");
+    return await floodUntilCutOff(
+      conn,
+      ctx,
+      stats,
+      "pre-login",
+      (i) =>
+        encodeFrame(
+          i % 2 === 0
+            ? { type: "frobnicate", id: `n${i}` }
+            : { type: "login", id: `l${i}`, nick: `nobody-${i}`, password: "x" },
+        ),
+    );
+  },
+
   async never_read(conn, ctx, stats) {
     if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
     const room = roomName(ctx.rng.int(0, ctx.goodRooms - 1));
@@ -499,6 +546,44 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
     return brokeOff(conn, "an unfinished frame");
   },
 };
+
+/**
+ * Writes `frame`s in batches every 100 ms until the server cuts the connection off
+ * with a `flood` notice (expected) or the frames run out (unexpected).
+ */
+async function floodUntilCutOff(
+  conn: RawConn,
+  ctx: AbuseContext,
+  stats: AbuseStats,
+  what: string,
+  frame: (i: number) => Uint8Array,
+): Promise<Outcome> {
+  let sent = 0;
+  let notice: Header | null = null;
+  while (sent < ctx.floodFrames && !conn.closed && notice === null) {
+    const batch = Math.min(FLOOD_BATCH, ctx.floodFrames - sent);
+    const ok = await conn.write(concat(Array.from({ length: batch }, (_, k) => frame(sent + k))));
+    if (!ok) break;
+    sent += batch;
+    notice = await conn.waitFor((h) => h.type === "notice" && h.code === "flood", 100);
+  }
+  stats.floodMessagesSent += sent;
+  stats.badFramesSent += sent;
+  notice ??= await conn.waitFor((h) => h.type === "notice" && h.code === "flood", ANSWER_MS);
+  if (notice !== null) {
+    return (await conn.waitClosed(ANSWER_MS))
+      ? { kind: "expected" }
+      : { kind: "unexpected", why: "still open 5 s after the flood notice" };
+  }
+  if (conn.closed) {
+    if (errorCode(conn) === "too_many_connections") return { kind: "refused" };
+    return { kind: "interrupted", why: `connection ended during the ${what} flood, no notice` };
+  }
+  return {
+    kind: "unexpected",
+    why: `${sent} ${what} frames, ${FLOOD_BATCH} every 100 ms: no cut-off`,
+  };
+}
 
 /** Sends the hello and waits for the server's; false when refused or broken. */
 async function hello(conn: RawConn): Promise<boolean> {

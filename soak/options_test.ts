@@ -36,10 +36,12 @@ Deno.test("the run's timeline: a traffic window, a kill that lets slowloris meet
   assert.equal(slowlorisCount(3000), Math.round(3000 / ABUSE_KINDS.length));
 });
 
-Deno.test("soakOverrides: the per-IP cap raised to fit everyone, a short frame deadline", () => {
+Deno.test("soakOverrides: the per-IP cap raised to fit everyone, a short frame deadline, registration limits off", () => {
   assert.deepEqual(soakOverrides({ ...FULL_SOAK }), {
     maxConnectionsPerIp: 1000,
     frameTimeoutMs: SOAK_FRAME_TIMEOUT_MS,
+    registrationsPerMinutePerIp: 0,
+    registrationsPerMinute: 0,
   });
   const crowded = soakOverrides({ ...FULL_SOAK, goodClients: 900, abuserConcurrency: 300 });
   assert.equal(crowded.maxConnectionsPerIp, 900 + 300 + slowlorisCount(3000) + 100);

@@ -61,14 +61,15 @@ export function slowlorisCount(abusiveConnections: number): number {
   return Math.round(abusiveConnections / ABUSE_KINDS.length);
 }
 
-/**
- * The server settings of a run: the options' overrides, with the per-IP connection
- * cap raised to fit every client and abuser at once when needed (all come from
- * 127.0.0.1). Everything else stays at its default.
- */
 /** The soak server's `--frame-timeout`, unless the options set one. */
 export const SOAK_FRAME_TIMEOUT_MS = 3000;
 
+/**
+ * The server settings of a run: the options' overrides, with the per-IP connection
+ * cap raised to fit every client and abuser at once when needed (all come from
+ * 127.0.0.1), the registration limits off (all register from there too) and a short
+ * frame deadline. Everything else stays at its default.
+ */
 export function soakOverrides(options: SoakOptions): Record<string, number> {
   const overrides = { ...options.serverOverrides };
   const needed = options.goodClients + options.abuserConcurrency +
@@ -77,6 +78,9 @@ export function soakOverrides(options: SoakOptions): Record<string, number> {
   if (cap !== 0 && cap < needed) overrides.maxConnectionsPerIp = needed;
   // Partial-frame abusers wait for the frame deadline: short enough to finish in the window.
   overrides.frameTimeoutMs ??= SOAK_FRAME_TIMEOUT_MS;
+  // Every client registers from 127.0.0.1: the registration limits would refuse them.
+  overrides.registrationsPerMinutePerIp ??= 0;
+  overrides.registrationsPerMinute ??= 0;
   return overrides;
 }
 

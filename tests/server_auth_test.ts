@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { MemoryStore } from "../server/memory_store.ts";
 import { delay, Probe, testServer } from "./helpers/harness.ts";
+import { helloFrom } from "./helpers/local_address.ts";
 
 Deno.test("hello: an incompatible version gets unsupported_version, then the close", async () => {
   await using server = await serverScope();
@@ -58,8 +60,8 @@ Deno.test("login: bad nicks and short passwords are refused with a reason", asyn
   await probe.ok("login", { nick: "b_o-b.2", password: "password123" });
 });
 
-Deno.test("login: 3 wrong passwords lock the nick from every address until it expires", async () => {
-  await using server = await serverScope({ blockDurationSec: 1 });
+Deno.test("login: --lockout account: 3 wrong passwords lock the nick from every address until it expires", async () => {
+  await using server = await serverScope({ blockDurationSec: 1, lockoutScope: "account" });
   (await Probe.login(server.s, "carol", "the-password")).close();
   await using a = await Probe.dial(server.s);
   await a.hello();
@@ -139,3 +141,70 @@ async function serverScope(overrides: Parameters<typeof testServer>[0] = {}): Pr
   const s = await testServer(overrides);
   return { s, [Symbol.asyncDispose]: () => s.shutdown() };
 }
+
+Deno.test("lockout: a stranger's wrong passwords do not lock the owner out of an address they used", async () => {
+  await using server = await serverScope({ blockDurationSec: 60 });
+  // The owner registers from 127.0.0.1.
+  (await Probe.login(server.s, "owner", "the-password")).close();
+  // A stranger on 127.0.0.2 guesses three times: that address is locked...
+  await using stranger = await helloFrom(server.s, "127.0.0.2");
+  await stranger.fails("login", { nick: "owner", password: "guess-1" }, "wrong_password");
+  await stranger.fails("login", { nick: "owner", password: "guess-2" }, "wrong_password");
+  await stranger.fails("login", { nick: "owner", password: "guess-3" }, "locked");
+  await stranger.fails("login", { nick: "owner", password: "the-password" }, "locked");
+  // ...and so is any address that never logged in as owner (a guesser with many addresses).
+  await using fresh = await helloFrom(server.s, "127.0.0.3");
+  await fresh.fails("login", { nick: "owner", password: "the-password" }, "locked");
+  // The owner, from the address they logged in from before, gets in.
+  await using owner = await Probe.dial(server.s);
+  await owner.hello();
+  await owner.ok("login", { nick: "owner", password: "the-password" });
+});
+
+Deno.test("lockout: wrong passwords from the owner's own address still lock that address", async () => {
+  await using server = await serverScope({ blockDurationSec: 60 });
+  (await Probe.login(server.s, "erin", "the-password")).close();
+  await using a = await Probe.dial(server.s);
+  await a.hello();
+  await a.fails("login", { nick: "erin", password: "nope-1" }, "wrong_password");
+  await a.fails("login", { nick: "erin", password: "nope-2" }, "wrong_password");
+  await a.fails("login", { nick: "erin", password: "nope-3" }, "locked");
+  await a.fails("login", { nick: "erin", password: "the-password" }, "locked");
+});
+
+Deno.test("auth none: a nick that has a password is refused", async () => {
+  await using server = await serverScope({
+    auth: "none",
+    credentials: [{ nick: "secured", password: "the-password" }],
+  });
+  await using a = await Probe.dial(server.s);
+  await a.hello();
+  const refused = await a.fails("login", { nick: "secured" }, "bad_password");
+  assert.match(String(refused.message), /has a password/);
+  await a.ok("login", { nick: "casual" });
+});
+
+Deno.test("password mode: an account made without a password is not claimed by the first comer", async () => {
+  const store = new MemoryStore();
+  const open = await testServer({ auth: "none" }, { store });
+  const checked = await testServer({ auth: "password" }, { store });
+  try {
+    (await (async () => {
+      const a = await Probe.dial(open);
+      await a.hello();
+      await a.ok("login", { nick: "casual" });
+      return a;
+    })()).close();
+    await using b = await Probe.dial(checked);
+    await b.hello();
+    const unclaimed = await b.fails(
+      "login",
+      { nick: "casual", password: "first-comer" },
+      "bad_password",
+    );
+    assert.match(String(unclaimed.message), /without a password/);
+  } finally {
+    await open.shutdown();
+    await checked.shutdown();
+  }
+});

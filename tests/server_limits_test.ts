@@ -6,6 +6,7 @@ import { MAX_IN_FLIGHT } from "../server/connection.ts";
 import { MemoryStore } from "../server/memory_store.ts";
 import type { NewMessage } from "../server/store.ts";
 import { delay, Probe, testServer, until, withServer } from "./helpers/harness.ts";
+import { helloFrom } from "./helpers/local_address.ts";
 
 const FLOOD = {
   rateMessagesPerSec: DEFAULT_SERVER_CONFIG.rateMessagesPerSec,
@@ -200,4 +201,168 @@ Deno.test("pipelining: at most MAX_IN_FLIGHT requests run at once; reading resum
   } finally {
     await server.shutdown("test over");
   }
+});
+
+/** The value of a gauge or counter in the server's `/metrics` text. */
+async function metricValue(port: number, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}
+
+Deno.test("logins: concurrent registrations never run more than --hash-concurrency hashes at once", async () => {
+  await withServer(async (server) => {
+    await using chatter = await Probe.login(server, "chatter");
+    const probes = await Promise.all(Array.from({ length: 24 }, async () => {
+      const probe = await Probe.dial(server);
+      await probe.hello();
+      return probe;
+    }));
+    try {
+      probes.forEach((p, i) =>
+        p.send({ type: "login", id: "l", nick: `new${i}`, password: "password123" })
+      );
+      // A logged-in session is still answered while the logins wait for their hashes.
+      await chatter.ok("say", { room: "lobby", text: "still here" });
+      for (const probe of probes) {
+        assert.equal((await probe.expect({ re: "l" }, 30_000)).type, "ok");
+      }
+      const peak = await metricValue(server.metricsAddr!.port, "chat_password_hashes_peak");
+      assert.ok(peak !== undefined && peak >= 1 && peak <= 2, `peak of ${peak} hashes at once`);
+      assert.equal(
+        await metricValue(server.metricsAddr!.port, "chat_password_hashes_running"),
+        0,
+      );
+    } finally {
+      for (const probe of probes) probe.close();
+    }
+  }, { passwordHashConcurrency: 2, passwordCost: 1 << 13, metricsPort: 0 });
+});
+
+Deno.test("logins: a login flood from one address does not keep another address out", async () => {
+  await withServer(async (server) => {
+    const flood = await Promise.all(
+      Array.from({ length: 20 }, () => helloFrom(server, "127.0.0.2")),
+    );
+    try {
+      flood.forEach((p, i) =>
+        p.send({ type: "login", id: "l", nick: `flood${i}`, password: "password123" })
+      );
+      await using user = await helloFrom(server, "127.0.0.3");
+      await user.ok("login", { nick: "user", password: "password123" });
+      const replies = await Promise.all(flood.map((p) => p.expect({ re: "l" }, 30_000)));
+      const refused = replies.filter((r) => r.type === "error");
+      assert.ok(refused.length > 0, "the flood's address gave way when the queue was full");
+      for (const r of refused) assert.equal(r.code, "rate_limited");
+    } finally {
+      for (const probe of flood) probe.close();
+    }
+  }, { passwordHashConcurrency: 1, passwordHashQueue: 4, passwordCost: 1 << 14 });
+});
+
+Deno.test("registrations: limited per address and in all; logins to existing accounts are not", async () => {
+  await withServer(async (server) => {
+    await using a = await helloFrom(server, "127.0.0.2");
+    await a.ok("login", { nick: "reg1", password: "password123" });
+    await using a2 = await helloFrom(server, "127.0.0.2");
+    await a2.ok("login", { nick: "reg2", password: "password123" });
+    await using a3 = await helloFrom(server, "127.0.0.2");
+    const fromIp = await a3.fails(
+      "login",
+      { nick: "reg3", password: "password123" },
+      "rate_limited",
+    );
+    assert.match(String(fromIp.message), /127\.0\.0\.2/);
+    assert.ok(Number(fromIp.retryAfter) >= 1);
+    await a3.ok("login", { nick: "reg1", password: "password123" });
+    await using b = await helloFrom(server, "127.0.0.3");
+    await b.ok("login", { nick: "reg4", password: "password123" });
+    await using c = await helloFrom(server, "127.0.0.4");
+    const inAll = await c.fails("login", { nick: "reg5", password: "password123" }, "rate_limited");
+    assert.match(String(inAll.message), /on this server/);
+  }, { registrationsPerMinutePerIp: 2, registrationsPerMinute: 3 });
+});
+
+Deno.test("flood: a session sending only unknown or malformed requests is cut off; others keep chatting", async () => {
+  await withServer(async (server) => {
+    await using flooder = await Probe.login(server, "junk");
+    await using calm = await Probe.login(server, "calm");
+    for (let i = 0; i < 2000 && !flooder.ended; i++) {
+      if (i % 2 === 0) flooder.send({ type: "no_such_type", id: `u${i}` });
+      else flooder.send({ type: "say", id: `m${i}` }); // no room, no text
+      if (i % 100 === 99) await delay(1);
+    }
+    const notice = await flooder.expect({ type: "notice", code: "flood" });
+    assert.match(String(notice.text), /too much|failed/);
+    await flooder.closed();
+    const errors = flooder.received.filter((m) => m.type === "error").length;
+    assert.ok(errors < 1000, `${errors} error replies before the cut-off`);
+    await calm.ok("say", { room: "lobby", text: "still chatting" });
+  }, FLOOD);
+});
+
+Deno.test("flood: ping floods are limited like any request", async () => {
+  await withServer(async (server) => {
+    await using flooder = await Probe.login(server, "pinger");
+    for (let i = 0; i < 1000 && !flooder.ended; i++) flooder.send({ type: "ping", id: `p${i}` });
+    await flooder.expect({ type: "error", code: "rate_limited" });
+    await flooder.expect({ type: "notice", code: "flood" });
+    await flooder.closed();
+  }, FLOOD);
+});
+
+Deno.test("flood: before login, bad frames and login attempts have a budget too", async () => {
+  await withServer(async (server) => {
+    (await Probe.login(server, "target", "the-password")).close();
+    await using junk = await Probe.dial(server);
+    await junk.hello();
+    for (let i = 0; i < 1000 && !junk.ended; i++) junk.send({ type: "nope", id: `n${i}` });
+    await junk.expect({ type: "notice", code: "flood" });
+    await junk.closed();
+    await using guesser = await helloFrom(server, "127.0.0.2");
+    for (let i = 0; i < 300 && !guesser.ended; i++) {
+      guesser.send({ type: "login", id: `l${i}`, nick: "target", password: `guess-${i}` });
+    }
+    await guesser.expect({ type: "notice", code: "flood" }, 20_000);
+    await guesser.closed();
+    await using owner = await Probe.dial(server);
+    await owner.hello();
+    await owner.ok("login", { nick: "target", password: "the-password" });
+  }, FLOOD);
+});
+
+Deno.test("flood: a session whose every request fails is cut off, however slowly it sends", async () => {
+  await withServer(async (server) => {
+    await using mixed = await Probe.login(server, "mixed");
+    for (let i = 0; i < 6; i++) {
+      await mixed.fails("join", { room: "bad room" }, "bad_name");
+      await mixed.ok("who");
+    }
+    await using failing = await Probe.login(server, "failing");
+    for (let i = 0; i < 4; i++) await failing.fails("join", { room: "bad room" }, "bad_name");
+    failing.send({ type: "join", id: "last", room: "bad room" });
+    await failing.expect({ type: "notice", code: "flood" });
+    await failing.closed();
+    assert.equal(mixed.ended, false);
+    await mixed.ok("who");
+  }, { floodStrikes: 5 });
+});
+
+Deno.test("flood: file and relay traffic is paced by a byte budget, not refused", async () => {
+  await withServer(async (server) => {
+    await using peer = await Probe.login(server, "relayer");
+    const body = new Uint8Array(40 * 1024);
+    for (let i = 0; i < 3; i++) {
+      peer.send({ type: "relay", id: `r${i}`, sid: "s".repeat(16) }, body);
+    }
+    for (let i = 0; i < 2; i++) {
+      peer.send({ type: "file_read", id: `f${i}`, file: 1, offset: 0, length: 64 * 1024 });
+    }
+    for (const id of ["r0", "r1", "r2", "f0", "f1"]) {
+      const reply = await peer.expect({ re: id }, 10_000);
+      assert.notEqual(reply.code, "rate_limited", "paced, not refused");
+    }
+    const paced = await metricValue(server.metricsAddr!.port, "chat_paced_requests_total");
+    assert.ok(paced !== undefined && paced >= 2, `${paced} requests paced`);
+  }, { rateFileBytesPerSec: 64 * 1024, metricsPort: 0 });
 });
