@@ -65,6 +65,7 @@ import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
 import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
+import { makePrivateDir, PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
 import type { ChatHub, SessionPort } from "./hub.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
 
@@ -197,7 +198,7 @@ export class FileService {
         dir = await Deno.makeTempDir({ prefix: "chat-files-" });
       } else {
         dir = configured;
-        await Deno.mkdir(dir, { recursive: true });
+        makePrivateDir(dir);
       }
       store = config.dataDir === null ? new MemoryFileStore() : SqliteFileStore.open(dir);
     } catch (err) {
@@ -264,11 +265,23 @@ export class FileService {
     }
     if (!orphans) return;
     const known = new Set(await this.store.ids());
+    let tightened = 0;
     for await (const entry of Deno.readDir(this.dir)) {
       const match = /^(\d+)\.(part|file)$/.exec(entry.name);
-      if (match === null || known.has(Number(match[1]))) continue;
+      if (match === null) continue;
+      const path = join(this.dir, entry.name);
+      if (known.has(Number(match[1]))) {
+        if (tighten(path, PRIVATE_FILE_MODE, { quiet: true })) tightened++;
+        continue;
+      }
       log.info("deleting {name}: no record names it", { name: entry.name });
-      await Deno.remove(join(this.dir, entry.name)).catch(() => {});
+      await Deno.remove(path).catch(() => {});
+    }
+    if (tightened > 0) {
+      log.warn("{count} held files in {dir} were readable by others: tightened to 0600", {
+        count: tightened,
+        dir: this.dir,
+      });
     }
   }
 
@@ -641,7 +654,12 @@ export class FileService {
   async #openUpload(record: FileRecord): Promise<Upload> {
     if (this.#closed) throw new CommandError("shutting_down", "the server is shutting down");
     const path = this.#path(record.id, false);
-    const file = await Deno.open(path, { read: true, write: true, create: true });
+    const file = await Deno.open(path, {
+      read: true,
+      write: true,
+      create: true,
+      mode: PRIVATE_FILE_MODE,
+    });
     try {
       const hash = newSha256();
       let size = (await file.stat()).size;
@@ -696,7 +714,7 @@ export class FileService {
       }
       await this.#release(upload);
     } else {
-      await Deno.writeFile(part, new Uint8Array(0));
+      await Deno.writeFile(part, new Uint8Array(0), { mode: PRIVATE_FILE_MODE });
     }
     await Deno.rename(part, this.#path(record.id, true));
     const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;

@@ -15,6 +15,7 @@ import {
   type FileStore,
   type NewFileRecord,
 } from "./file_store.ts";
+import { makePrivateDatabase } from "./file_modes.ts";
 import { StoreError } from "./store.ts";
 
 /** Name of the database file inside the file folder. */
@@ -109,7 +110,7 @@ export class SqliteFileStore implements FileStore {
   }
 
   /**
-   * Opens (creating if needed) `files.db` in `dir`, which must exist.
+   * Opens (creating if needed, mode `0600`) `files.db` in `dir`, which must exist.
    *
    * @throws {StoreError} `open_failed` naming the file.
    */
@@ -117,6 +118,7 @@ export class SqliteFileStore implements FileStore {
     const path = join(dir, FILE_DATABASE);
     let db: DatabaseSync | undefined;
     try {
+      makePrivateDatabase(path);
       db = new DatabaseSync(path);
       db.exec("PRAGMA busy_timeout = 5000");
       db.prepare("PRAGMA journal_mode = WAL").get();

@@ -30,6 +30,7 @@ import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { getLogger } from "@logtape/logtape";
 import { DurabilityBarrier } from "./durability.ts";
+import { makePrivateDatabase, makePrivateDir } from "./file_modes.ts";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
 import {
   type AccountRecord,
@@ -391,7 +392,7 @@ export class SqliteStore implements Store {
     try {
       const info = await Deno.stat(dataDir).catch(() => null);
       if (info !== null && !info.isDirectory) throw new Error("it exists and is not a folder");
-      await Deno.mkdir(dataDir, { recursive: true });
+      makePrivateDir(dataDir);
     } catch (error) {
       throw new StoreError(
         "open_failed",
@@ -403,6 +404,7 @@ export class SqliteStore implements Store {
     let db: DatabaseSync | undefined;
     let wal: Deno.FsFile | null = null;
     try {
+      makePrivateDatabase(path);
       db = new DatabaseSync(path);
       db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
       const mode = db.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode: string };
