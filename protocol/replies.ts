@@ -174,7 +174,8 @@ export type ServerErrorCode =
   | "quota_exceeded"
   | "no_file"
   | "bad_offset"
-  | "file_corrupt";
+  | "file_corrupt"
+  | "storage_full";
 
 /** Codes of `notice` events that end or change a session. */
 export type NoticeCode =

@@ -83,7 +83,22 @@ export interface ServerConfig {
    * (a temporary folder when `dataDir` is null).
    */
   fileDir: string | null;
+  /**
+   * Bytes of files the server holds for their recipients at once, from everyone; each
+   * file counts at least {@linkcode FILE_OVERHEAD_BYTES}; 0: unlimited.
+   */
+  filesBudgetBytes: number;
+  /**
+   * Free space kept on the disk of the files' folder, in bytes: uploads are refused, and
+   * cut off, before they would eat into it, so that the database stays writable.
+   */
+  minFreeBytes: number;
+  /** Files one account may have held by the server at once (zero-byte ones too); 0: unlimited. */
+  maxHeldFilesPerSender: number;
 }
+
+/** What a held file counts against the server's budget at least: its record and a block. */
+export const FILE_OVERHEAD_BYTES = 4096;
 
 /** The defaults of every setting. */
 export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
@@ -119,6 +134,9 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   fileQuotaBytes: 1024 * 1024 * 1024,
   fileTtlSec: 7 * 24 * 60 * 60,
   fileDir: null,
+  filesBudgetBytes: 8 * 1024 * 1024 * 1024,
+  minFreeBytes: 256 * 1024 * 1024,
+  maxHeldFilesPerSender: 100,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

@@ -35,7 +35,15 @@
  *   again, so a client may resend what it had in flight.
  * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
  *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
- *   from the offer on); `blocked`; `self`; `unknown_user`.
+ *   from the offer on) or number `maxHeldFilesPerSender` already (zero-byte ones too);
+ *   `blocked`; `self`; `unknown_user`.
+ * - The disk is shared with the database, which must stay writable: `storage_full` when
+ *   the files held from everyone would pass `filesBudgetBytes` (each counts
+ *   {@linkcode FILE_OVERHEAD_BYTES} more than its size), or when the free space of the
+ *   folder's disk would fall under `minFreeBytes`, checked at the offer and before each
+ *   chunk is written (an upload that would cross it stops there, its bytes kept: offering
+ *   it again later resumes it), and when a write finds the disk full. Dropped files lose
+ *   their bytes before their record, so expiry frees space even on a full disk.
  * - A file is held for its recipient until `fileTtlSec` after it was offered (counted
  *   again from the end of the upload and from the accept), then deleted, and both sides
  *   hear `file_cancelled` (`expired`). An offline recipient sees held files at its next
@@ -63,6 +71,8 @@ import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
+import { FILE_OVERHEAD_BYTES } from "./config.ts";
+import { FreeSpace, isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
 import { makePrivateDir, PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
@@ -168,6 +178,8 @@ export class FileService {
   readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
+  /** Free space of the folder's disk, as uploads go. */
+  readonly #free: FreeSpace;
   #offers: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
@@ -178,6 +190,7 @@ export class FileService {
     this.dir = dir;
     this.store = store;
     this.#temporary = temporary;
+    this.#free = new FreeSpace(dir);
   }
 
   /**
@@ -321,15 +334,7 @@ export class FileService {
         record = null;
       }
       if (record === null) {
-        const quota = hub.config.fileQuotaBytes;
-        const held = await this.store.heldBytes(self.key);
-        if (held + size > quota) {
-          throw new CommandError(
-            "quota_exceeded",
-            `the server holds ${formatBytes(held)} of your files for their recipients; ` +
-              `this one (${formatBytes(size)}) would pass your quota of ${formatBytes(quota)}`,
-          );
-        }
+        await this.#admit(self.key, size);
         record = await this.store.create({
           fromKey: self.key,
           from: self.nick,
@@ -422,15 +427,26 @@ export class FileService {
         );
       }
       if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
+      await this.#checkFreeSpace(
+        body.length,
+        `file #${id} stops at ${formatBytes(current.offset)}`,
+      );
       // Hashed while the write runs (Deno writes files on another thread). A write that
       // fails leaves the hash ahead of the file: the upload is let go, and resumes from
       // the `.part` file's bytes, hashed again.
       const written = writeFull(current.file, body);
       current.hash.update(body);
+      this.#free.wrote(body.length);
       try {
         await written;
       } catch (err) {
         await this.#release(current);
+        if (isDiskFull(err)) {
+          throw this.#storageFull(
+            `the server's disk is full: file #${id} stops at ${formatBytes(current.offset)}; ` +
+              "offer it again later to resume",
+          );
+        }
         throw err;
       }
       this.#hub.metrics.counters.fileBytesStored += body.length;
@@ -619,6 +635,68 @@ export class FileService {
 
   // ------------------------------------------------------------------ internals
 
+  /**
+   * Whether the server may take a new file of `size` bytes from `fromKey`: its count and
+   * quota, the server's budget, and the free space over the reserve.
+   *
+   * @throws {CommandError} `quota_exceeded` or `storage_full`.
+   */
+  async #admit(fromKey: string, size: number): Promise<void> {
+    const config = this.#hub.config;
+    const mine = await this.store.held(fromKey);
+    const most = config.maxHeldFilesPerSender;
+    if (most > 0 && mine.files >= most) {
+      throw new CommandError(
+        "quota_exceeded",
+        `the server holds ${mine.files} of your files for their recipients, as many as one ` +
+          "sender may have: wait until they are received or expire, or cancel some",
+      );
+    }
+    const quota = config.fileQuotaBytes;
+    if (mine.bytes + size > quota) {
+      throw new CommandError(
+        "quota_exceeded",
+        `the server holds ${formatBytes(mine.bytes)} of your files for their recipients; ` +
+          `this one (${formatBytes(size)}) would pass your quota of ${formatBytes(quota)}`,
+      );
+    }
+    const budget = config.filesBudgetBytes;
+    if (budget > 0) {
+      const all = await this.store.held();
+      const used = all.bytes + all.files * FILE_OVERHEAD_BYTES;
+      if (used + size + FILE_OVERHEAD_BYTES > budget) {
+        throw this.#storageFull(
+          `the server holds ${formatBytes(used)} of files, its budget is ` +
+            `${formatBytes(budget)}: no room for this one (${formatBytes(size)}) now; ` +
+            "try again later",
+        );
+      }
+    }
+    await this.#checkFreeSpace(size, "no room for this file now");
+  }
+
+  /**
+   * Refuses to write `bytes` more when that would leave less free space than the reserve
+   * kept for the database (`minFreeBytes`).
+   *
+   * @throws {CommandError} `storage_full`, saying `what` happens.
+   */
+  async #checkFreeSpace(bytes: number, what: string): Promise<void> {
+    const reserve = this.#hub.config.minFreeBytes;
+    const free = await this.#free.bytes();
+    if (free === null || free - bytes >= reserve) return;
+    throw this.#storageFull(
+      `the server's disk is nearly full (${formatBytes(free)} free, ` +
+        `${formatBytes(reserve)} kept for messages): ${what}; try again later`,
+    );
+  }
+
+  #storageFull(message: string): CommandError {
+    this.#hub.metrics.counters.storageFull++;
+    log.warn("storage full: {message}", { message });
+    return new CommandError("storage_full", message);
+  }
+
   /** The record, or null when unknown or expired. */
   async #record(id: number): Promise<FileRecord | null> {
     const record = await this.store.get(id);
@@ -788,9 +866,11 @@ export class FileService {
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
-    await this.store.remove(record.id);
+    // The bytes go first: on a full disk, the record's removal may fail until they are
+    // gone (a record without bytes is dropped again by a later sweep).
     await Deno.remove(this.#path(record.id, false)).catch(() => {});
     await Deno.remove(this.#path(record.id, true)).catch(() => {});
+    await this.store.remove(record.id);
     this.#wake(record.id);
   }
 

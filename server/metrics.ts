@@ -81,6 +81,8 @@ export interface Counters {
   fileBytesSentFromMemory: number;
   /** File bytes sent to recipients read back from disk. */
   fileBytesSentFromDisk: number;
+  /** Requests refused with `storage_full` (budget, free-space reserve or a full disk). */
+  storageFull: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -119,6 +121,10 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
     "chat_file_bytes_sent_from_disk_total",
     "File bytes sent to recipients, read back from disk.",
   ],
+  storageFull: [
+    "chat_storage_full_total",
+    "Requests refused for want of storage (files budget, free-space reserve, full disk).",
+  ],
 };
 
 /**
@@ -152,6 +158,7 @@ export class ServerMetrics {
     fileBytesStored: 0,
     fileBytesSentFromMemory: 0,
     fileBytesSentFromDisk: 0,
+    storageFull: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();

@@ -13,6 +13,7 @@ import {
   type FileRecord,
   type FileState,
   type FileStore,
+  type HeldFiles,
   type NewFileRecord,
 } from "./file_store.ts";
 import { makePrivateDatabase } from "./file_modes.ts";
@@ -239,13 +240,15 @@ export class SqliteFileStore implements FileStore {
     );
   }
 
-  /** Total announced bytes held from `fromKey`. */
-  heldBytes(fromKey: string): Promise<number> {
+  /** Files held from `fromKey` (from anyone without it) and their bytes. */
+  held(fromKey?: string): Promise<HeldFiles> {
     return this.#run(() => {
-      const row = this.#sql(
-        "SELECT coalesce(sum(size), 0) AS total FROM files WHERE from_key = ?",
-      ).get(fromKey) as { total: number };
-      return Number(row.total);
+      const row = (fromKey === undefined
+        ? this.#sql("SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files").get()
+        : this.#sql(
+          "SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files WHERE from_key = ?",
+        ).get(fromKey)) as { files: number; bytes: number };
+      return { files: Number(row.files), bytes: Number(row.bytes) };
     });
   }
 
