@@ -11,6 +11,7 @@ import { listen, tuneAccepted } from "../transport/net.ts";
 import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
+import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService } from "./files.ts";
 import { ChatHub } from "./hub.ts";
 import { instrumentStore } from "./instrumented_store.ts";
@@ -79,7 +80,7 @@ export async function startServer(
   const broker = deps.broker ?? new LocalBroker();
   let listener: Deno.Listener;
   try {
-    await store.closeOpenSessions(Date.now());
+    await closeOpenSessions(store);
     listener = listen({ host: config.host, port: config.port, tls: config.tls });
   } catch (err) {
     await store.close().catch(() => {});
@@ -303,6 +304,19 @@ class RunningServer implements ChatServer {
     );
     log.info("shut down");
     this.#resolveFinished();
+  }
+}
+
+/**
+ * Ends the sessions a previous run left open in the store's session log; on a full disk
+ * they stay open (the log is bookkeeping: the server starts all the same).
+ */
+async function closeOpenSessions(store: Store): Promise<void> {
+  try {
+    await store.closeOpenSessions(Date.now());
+  } catch (err) {
+    if (!isDiskFull(err)) throw err;
+    log.warn("the disk is full: sessions of the previous run stay open in the session log");
   }
 }
 
