@@ -297,6 +297,13 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     apply: number("maxHeldFilesPerSender"),
     reloadable: true,
   },
+  {
+    flag: "files-dir",
+    arg: "<dir>",
+    description: "folder of the files held for recipients (default files/ in --data); " +
+      "on another disk, uploads cannot fill the database's",
+    apply: (c, v: string) => c.fileDir = v,
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

@@ -29,6 +29,9 @@ let warned = false;
  */
 export async function freeSpace(path: string): Promise<number | null> {
   try {
+    // Asked first: without the permission, statfs would prompt in a terminal and block.
+    const allowed = Deno.permissions.querySync({ name: "sys", kind: "statfs" }).state;
+    if (allowed !== "granted") throw new Error("no --allow-sys=statfs permission");
     const stats = await statfs(path);
     return Number(stats.bavail) * Number(stats.bsize);
   } catch (err) {
@@ -69,15 +72,21 @@ export class FreeSpace {
   #measuredAt = -Infinity;
   #since = 0;
 
-  /** Measures the disk of `path` (at the first call of {@linkcode FreeSpace.bytes}). */
-  constructor(path: string) {
+  readonly #everyMs: number;
+
+  /**
+   * Measures the disk of `path` (at the first call of {@linkcode FreeSpace.bytes}), again
+   * every `everyMs` at least.
+   */
+  constructor(path: string, everyMs = REMEASURE_MS) {
     this.path = path;
+    this.#everyMs = everyMs;
   }
 
   /** Bytes free now, as well as known; null when the disk cannot be measured. */
   async bytes(): Promise<number | null> {
     const now = performance.now();
-    if (now - this.#measuredAt >= REMEASURE_MS || this.#since >= REMEASURE_BYTES) {
+    if (now - this.#measuredAt >= this.#everyMs || this.#since >= REMEASURE_BYTES) {
       this.#measured = await freeSpace(this.path);
       this.#measuredAt = now;
       this.#since = 0;
