@@ -85,7 +85,7 @@ export interface ServerConfig {
   fileDir: string | null;
   /**
    * Bytes of files the server holds for their recipients at once, from everyone; each
-   * file counts at least {@linkcode FILE_OVERHEAD_BYTES}; 0: unlimited.
+   * file counts {@linkcode FILE_OVERHEAD_BYTES} more than its size; 0: unlimited.
    */
   filesBudgetBytes: number;
   /**
@@ -97,8 +97,12 @@ export interface ServerConfig {
   maxHeldFilesPerSender: number;
 }
 
-/** What a held file counts against the server's budget at least: its record and a block. */
-export const FILE_OVERHEAD_BYTES = 4096;
+/**
+ * What a held file counts against the server's budget besides its size: its record, its
+ * inode, its blocks. Generous, so that empty files cannot be held by the million (the
+ * default budget holds at most 131,072 files).
+ */
+export const FILE_OVERHEAD_BYTES = 64 * 1024;
 
 /** The defaults of every setting. */
 export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
