@@ -24,6 +24,7 @@ export const ABUSE_KINDS = [
   "flood",
   "slowloris",
   "never_read",
+  "fill_disk",
 ] as const;
 
 /** A kind of abusive connection. */
@@ -473,7 +474,62 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
     await conn.waitFor((h) => h.type === "notice" && h.code === "slow_consumer", 3000);
     return { kind: "expected" };
   },
+
+  /**
+   * Tries to fill the server's disk with held files: empty offers (they once were
+   * unlimited) past the per-sender limit, paced under the requests bucket. Expects at
+   * most that many held, the rest refused (`quota_exceeded`, or `storage_full` once
+   * the server's budget is spent), and a session that still answers.
+   */
+  async fill_disk(conn, ctx, stats) {
+    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    const to = goodNick(ctx.rng.int(0, ctx.goodClients - 1));
+    let held = 0;
+    let refused = 0;
+    for (let batch = 0; batch * FILL_BATCH < FILL_OFFERS && !ctx.signal.aborted; batch++) {
+      const ids: string[] = [];
+      const frames: Uint8Array[] = [];
+      for (let i = batch * FILL_BATCH; i < (batch + 1) * FILL_BATCH; i++) {
+        ids.push(`d${i}`);
+        const offer = { type: "file_offer", id: `d${i}`, to, name: `e${i}`, size: 0 };
+        frames.push(encodeFrame({ ...offer, sha256: EMPTY_SHA256 }));
+      }
+      await conn.write(concat(frames));
+      for (const id of ids) {
+        const reply = await conn.waitFor(
+          (h) => (h.type === "ok" || h.type === "error") && h.re === id,
+          ANSWER_MS,
+        );
+        if (reply === null) return brokeOff(conn, "empty file offers");
+        if (reply.type === "ok") held++;
+        else if (reply.code === "quota_exceeded" || reply.code === "storage_full") refused++;
+        else if (reply.code !== "rate_limited") {
+          return { kind: "unexpected", why: `an empty offer answered ${reply.code}` };
+        }
+      }
+      await sleep(FILL_PAUSE_MS, ctx.signal);
+    }
+    if (held > FILL_LIMIT) {
+      return { kind: "unexpected", why: `${held} empty files held for one sender` };
+    }
+    if (refused === 0 && !ctx.signal.aborted) {
+      return { kind: "unexpected", why: `${FILL_OFFERS} empty offers, none refused` };
+    }
+    await conn.write(encodeFrame({ type: "ping", id: "alive" }));
+    const pong = await conn.waitFor((h) => h.type === "ok" && h.re === "alive", ANSWER_MS);
+    return pong !== null ? { kind: "expected" } : brokeOff(conn, "a ping after empty offers");
+  },
 };
+
+/** Files one sender may have held, by default (`--max-held-files`). */
+const FILL_LIMIT = 100;
+/** Empty offers a disk filler sends: past the limit. */
+const FILL_OFFERS = 120;
+/** Offers sent at once, then a pause: 40 a second, under the requests bucket's 50. */
+const FILL_BATCH = 20;
+const FILL_PAUSE_MS = 500;
+/** SHA-256 of no bytes. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /** Sends the hello and waits for the server's; false when refused or broken. */
 async function hello(conn: RawConn): Promise<boolean> {
