@@ -477,28 +477,36 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
 
   /**
    * Tries to fill the server's disk with held files: empty offers (they once were
-   * unlimited) past the per-sender limit, paced under the requests bucket. Expects at
-   * most that many held, the rest refused (`quota_exceeded`, or `storage_full` once
-   * the server's budget is spent), and a session that still answers.
+   * unlimited), paced under the requests bucket, from one of a few shared accounts, so
+   * that after each account's first run every offer is past its limit. Expects at most
+   * that many held, refusals (`quota_exceeded`, or `storage_full` once the server's
+   * budget is spent) once past it, and a session that still answers.
    */
   async fill_disk(conn, ctx, stats) {
-    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    if (!(await hello(conn))) return brokeOff(conn, "hello");
+    const nick = `filler${ctx.rng.int(0, FILLERS - 1)}`;
+    if (!(await request(conn, { type: "login", id: "login", nick, password: ABUSER_PASSWORD }))) {
+      // Another run holds every session this account may have: a cap, as intended.
+      if (errorCode(conn) === "too_many_sessions") return { kind: "refused" };
+      return brokeOff(conn, "login");
+    }
+    stats.logins++;
     const to = goodNick(ctx.rng.int(0, ctx.goodClients - 1));
     let held = 0;
     let refused = 0;
-    for (let batch = 0; batch * FILL_BATCH < FILL_OFFERS && !ctx.signal.aborted; batch++) {
+    for (let sent = 0; sent < FILL_OFFERS && refused === 0 && !ctx.signal.aborted;) {
       const ids: string[] = [];
       const frames: Uint8Array[] = [];
-      for (let i = batch * FILL_BATCH; i < (batch + 1) * FILL_BATCH; i++) {
-        ids.push(`d${i}`);
-        const offer = { type: "file_offer", id: `d${i}`, to, name: `e${i}`, size: 0 };
+      for (const end = sent + FILL_BATCH; sent < end; sent++) {
+        ids.push(`d${sent}`);
+        const offer = { type: "file_offer", id: `d${sent}`, to, name: `e${sent}`, size: 0 };
         frames.push(encodeFrame({ ...offer, sha256: EMPTY_SHA256 }));
       }
       await conn.write(concat(frames));
       for (const id of ids) {
         const reply = await conn.waitFor(
           (h) => (h.type === "ok" || h.type === "error") && h.re === id,
-          ANSWER_MS,
+          FILL_ANSWER_MS,
         );
         if (reply === null) return brokeOff(conn, "empty file offers");
         if (reply.type === "ok") held++;
@@ -521,13 +529,17 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
   },
 };
 
+/** Accounts the disk fillers share (each may have 8 sessions at once, by default). */
+const FILLERS = 4;
 /** Files one sender may have held, by default (`--max-held-files`). */
 const FILL_LIMIT = 100;
-/** Empty offers a disk filler sends: past the limit. */
+/** Most empty offers a disk filler sends: past the limit. */
 const FILL_OFFERS = 120;
 /** Offers sent at once, then a pause: 40 a second, under the requests bucket's 50. */
 const FILL_BATCH = 20;
 const FILL_PAUSE_MS = 500;
+/** Time allowed for the answer to an offer (offers are answered one after another). */
+const FILL_ANSWER_MS = 15_000;
 /** SHA-256 of no bytes. */
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
