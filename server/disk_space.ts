@@ -94,6 +94,11 @@ export class FreeSpace {
     return this.#measured === null ? null : Math.max(0, this.#measured - this.#since);
   }
 
+  /** The last answer of {@linkcode FreeSpace.bytes} (null before the first, or unmeasurable). */
+  get last(): number | null {
+    return this.#measured === null ? null : Math.max(0, this.#measured - this.#since);
+  }
+
   /** Counts `n` bytes written to the disk since the last measure. */
   wrote(n: number): void {
     this.#since += n;

@@ -180,6 +180,8 @@ export class FileService {
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   /** Free space of the folder's disk, as uploads go. */
   readonly #free: FreeSpace;
+  /** Whether the last sweep found the free space under the reserve. */
+  #underReserve = false;
   #offers: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
@@ -260,6 +262,7 @@ export class FileService {
   }
 
   async #sweep(orphans: boolean): Promise<void> {
+    await this.#watchReserve();
     const now = this.#hub.now();
     for (const record of await this.store.expired(now)) {
       log.info("file #{id} from {from} to {to} expired", {
@@ -689,6 +692,34 @@ export class FileService {
       `the server's disk is nearly full (${formatBytes(free)} free, ` +
         `${formatBytes(reserve)} kept for messages): ${what}; try again later`,
     );
+  }
+
+  /**
+   * Measures the free space (for the metrics' gauge) and says in the log when it falls
+   * under the reserve (uploads are refused from then on) and when it is back over.
+   */
+  async #watchReserve(): Promise<void> {
+    const free = await this.#free.bytes();
+    if (free === null) return;
+    const reserve = this.#hub.config.minFreeBytes;
+    const under = free < reserve;
+    if (under === this.#underReserve) return;
+    this.#underReserve = under;
+    const values = { dir: this.dir, free: formatBytes(free), reserve: formatBytes(reserve) };
+    if (under) {
+      log.warn(
+        "the disk of {dir} has {free} free, under the {reserve} kept for messages: " +
+          "uploads are refused until space is freed",
+        values,
+      );
+    } else {
+      log.info("the disk of {dir} has {free} free again, over the {reserve} reserve", values);
+    }
+  }
+
+  /** Bytes free on the disk of the files' folder, as last measured (null: unknown). */
+  get freeBytes(): number | null {
+    return this.#free.last;
   }
 
   #storageFull(message: string): CommandError {

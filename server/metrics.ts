@@ -95,6 +95,8 @@ export interface Gauges {
   onlineAccounts: number;
   /** Whether the server is draining (shutting down). */
   draining: boolean;
+  /** Bytes free on the disk of the held files, when known. */
+  diskFreeBytes?: number | null;
 }
 
 const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
@@ -193,6 +195,13 @@ export class ServerMetrics {
     gauge("chat_sessions", "Logged-in sessions.", gauges.sessions);
     gauge("chat_online_accounts", "Accounts with at least one session.", gauges.onlineAccounts);
     gauge("chat_draining", "1 while the server drains before exiting.", gauges.draining ? 1 : 0);
+    if (gauges.diskFreeBytes !== undefined && gauges.diskFreeBytes !== null) {
+      gauge(
+        "chat_disk_free_bytes",
+        "Bytes free on the disk of the held files (uploads stop at --min-free-space).",
+        gauges.diskFreeBytes,
+      );
+    }
     const name = "chat_store_seconds";
     lines.push(`# HELP ${name} Latency of storage calls.`, `# TYPE ${name} histogram`);
     for (const [op, histogram] of [...this.storeLatency].sort(([a], [b]) => a < b ? -1 : 1)) {

@@ -208,6 +208,7 @@ class RunningServer implements ChatServer {
       sessions: this.hub.sessionCount,
       onlineAccounts,
       draining: this.#shutdown !== null,
+      diskFreeBytes: this.#files.freeBytes,
     }, traffic);
   }
 

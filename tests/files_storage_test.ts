@@ -174,7 +174,7 @@ Deno.test("files: a server whose disk is under the reserve starts and serves wha
       await before.shutdown();
     }
 
-    const server = await testServer({ dataDir: data, minFreeBytes: UNREACHABLE });
+    const server = await testServer({ dataDir: data, minFreeBytes: UNREACHABLE, metricsPort: 0 });
     try {
       await using alice = await Probe.login(server, "alice");
       await using bob = await Probe.login(server, "bob");
@@ -196,8 +196,11 @@ Deno.test("files: a server whose disk is under the reserve starts and serves wha
       await bob.ok("file_accept", { file });
       assert.equal(sha256(await readAll(bob, file, content.length)), sha256(content));
       await bob.ok("file_done", { file });
-      const metrics = server.hub.metrics.counters;
-      assert.ok(metrics.storageFull >= 2, `storageFull ${metrics.storageFull}`);
+      // Operators see it: refusals counted, free space measured.
+      const { port } = server.metricsAddr!;
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /^chat_storage_full_total 2$/m);
+      assert.match(metrics, /^chat_disk_free_bytes \d+$/m);
     } finally {
       await server.shutdown();
     }
