@@ -41,7 +41,8 @@ const STICKY = 0o1000;
  */
 export function makePrivateDir(dir: string): void {
   Deno.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  tighten(dir, PRIVATE_DIR_MODE);
+  // A data folder may be a link to where the data really is (/var/lib/chat -> /srv/chat).
+  tighten(dir, PRIVATE_DIR_MODE, { follow: true });
 }
 
 /**
@@ -63,9 +64,9 @@ export function makePrivateDatabase(path: string): void {
 
 /**
  * Takes the group's and others' permissions off `path` when it has some (missing files
- * and symbolic links are skipped), and logs the change unless `quiet` (a caller that
- * tightens many files logs once). Returns whether it changed anything. Synchronous: for
- * startup.
+ * are skipped, and symbolic links unless `follow`), and logs the change unless `quiet`
+ * (a caller that tightens many files logs once). Returns whether it changed anything.
+ * Synchronous: for startup.
  *
  * @example
  * ```ts ignore
@@ -73,11 +74,16 @@ export function makePrivateDatabase(path: string): void {
  * tighten("./chat-data/chat.db", PRIVATE_FILE_MODE);
  * ```
  */
-export function tighten(path: string, mode: number, options: { quiet?: boolean } = {}): boolean {
+export function tighten(
+  path: string,
+  mode: number,
+  options: { quiet?: boolean; follow?: boolean } = {},
+): boolean {
   if (!POSIX) return false;
   let info: Deno.FileInfo;
   try {
     info = Deno.lstatSync(path);
+    if (info.isSymlink && options.follow) info = Deno.statSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
