@@ -724,7 +724,9 @@ export class FileService {
 
   #storageFull(message: string): CommandError {
     this.#hub.metrics.counters.storageFull++;
-    log.warn("storage full: {message}", { message });
+    // Counted, not logged one by one: refusals come as fast as anyone sends. Crossing
+    // the reserve is logged once by the sweep.
+    log.debug("storage full: {message}", { message });
     return new CommandError("storage_full", message);
   }
 
