@@ -687,6 +687,7 @@ export class FileService {
   async #checkFreeSpace(bytes: number, what: string): Promise<void> {
     const reserve = this.#hub.config.minFreeBytes;
     const free = await this.#free.bytes();
+    this.#noteReserve(free);
     if (free === null || free - bytes >= reserve) return;
     throw this.#storageFull(
       `the server's disk is nearly full (${formatBytes(free)} free, ` +
@@ -699,7 +700,11 @@ export class FileService {
    * under the reserve (uploads are refused from then on) and when it is back over.
    */
   async #watchReserve(): Promise<void> {
-    const free = await this.#free.bytes();
+    this.#noteReserve(await this.#free.bytes());
+  }
+
+  /** Logs a crossing of the reserve by the free space `free` (null: unknown). */
+  #noteReserve(free: number | null): void {
     if (free === null) return;
     const reserve = this.#hub.config.minFreeBytes;
     const under = free < reserve;
