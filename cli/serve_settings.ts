@@ -347,6 +347,40 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     apply: number("rateFileBytesPerSec"),
     reloadable: true,
   },
+  {
+    flag: "files-budget",
+    arg: "<bytes>",
+    description: "bytes of files the server holds at once, from all senders; 0 unlimited",
+    parse: parseByteSize,
+    default: DEFAULT_SERVER_CONFIG.filesBudgetBytes,
+    apply: number("filesBudgetBytes"),
+    reloadable: true,
+  },
+  {
+    flag: "min-free-space",
+    arg: "<bytes>",
+    description: "free disk space uploads never eat into, kept for the database",
+    parse: parseByteSize,
+    default: DEFAULT_SERVER_CONFIG.minFreeBytes,
+    apply: number("minFreeBytes"),
+    reloadable: true,
+  },
+  {
+    flag: "max-held-files",
+    arg: "<n>",
+    description: "files one sender may have held by the server at once; 0 unlimited",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.maxHeldFilesPerSender,
+    apply: number("maxHeldFilesPerSender"),
+    reloadable: true,
+  },
+  {
+    flag: "files-dir",
+    arg: "<dir>",
+    description: "folder of the files held for recipients (default files/ in --data); " +
+      "on another disk, uploads cannot fill the database's",
+    apply: (c, v: string) => c.fileDir = v,
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

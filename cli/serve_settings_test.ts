@@ -69,3 +69,27 @@ Deno.test("file limits: byte sizes with binary units, in flags and the config fi
     fileTtlSec: 3600,
   });
 });
+
+Deno.test("disk limits: the files budget, the free-space reserve, files per sender, their folder", () => {
+  const values = parseConfigFile(
+    JSON.stringify({
+      "files-budget": "8G",
+      "min-free-space": "256M",
+      "max-held-files": 20,
+      "files-dir": "/srv/chat-files",
+    }),
+    "chat.json",
+  );
+  const config: Partial<ServerConfig> = {};
+  applySettings(config, values);
+  assert.deepEqual(config, {
+    filesBudgetBytes: 8 * 1024 ** 3,
+    minFreeBytes: 256 * 1024 ** 2,
+    maxHeldFilesPerSender: 20,
+    fileDir: "/srv/chat-files",
+  });
+  const live: Partial<ServerConfig> = {};
+  applySettings(live, values, (s) => s.reloadable === true);
+  assert.equal(live.fileDir, undefined, "moving the files needs a restart");
+  assert.equal(live.minFreeBytes, 256 * 1024 ** 2);
+});

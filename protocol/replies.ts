@@ -175,7 +175,8 @@ export type ServerErrorCode =
   | "no_file"
   | "bad_offset"
   | "file_corrupt"
-  | "frame_timeout";
+  | "frame_timeout"
+  | "storage_full";
 
 /** Codes of `notice` events that end or change a session. */
 export type NoticeCode =

@@ -111,7 +111,26 @@ export interface ServerConfig {
   registrationsPerMinute: number;
   /** File and relay bytes (file_chunk, relay, file_read) per session per second; 0: unlimited. */
   rateFileBytesPerSec: number;
+  /**
+   * Bytes of files the server holds for their recipients at once, from everyone; each
+   * file counts {@linkcode FILE_OVERHEAD_BYTES} more than its size; 0: unlimited.
+   */
+  filesBudgetBytes: number;
+  /**
+   * Free space kept on the disk of the files' folder, in bytes: uploads are refused, and
+   * cut off, before they would eat into it, so that the database stays writable.
+   */
+  minFreeBytes: number;
+  /** Files one account may have held by the server at once (zero-byte ones too); 0: unlimited. */
+  maxHeldFilesPerSender: number;
 }
+
+/**
+ * What a held file counts against the server's budget besides its size: its record, its
+ * inode, its blocks. Generous, so that empty files cannot be held by the million (the
+ * default budget holds at most 131,072 files).
+ */
+export const FILE_OVERHEAD_BYTES = 64 * 1024;
 
 /** The defaults of every setting. */
 export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
@@ -156,6 +175,9 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   registrationsPerMinutePerIp: 5,
   registrationsPerMinute: 60,
   rateFileBytesPerSec: 16 * 1024 * 1024,
+  filesBudgetBytes: 8 * 1024 * 1024 * 1024,
+  minFreeBytes: 256 * 1024 * 1024,
+  maxHeldFilesPerSender: 100,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

@@ -20,6 +20,7 @@ import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.t
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
 import type { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
+import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
 import {
@@ -423,6 +424,17 @@ export class ClientConnection implements SessionPort {
         message: err.message,
         ...(err.retryAfter !== undefined ? { retryAfter: err.retryAfter } : {}),
       });
+      return;
+    }
+    if (isDiskFull(err)) {
+      this.#hub.metrics.counters.storageFull++;
+      log.error("request {id} from {remote}: the disk is full: {err}", {
+        id,
+        remote: this.remote,
+        err,
+      });
+      const message = "the server's disk is full: nothing was stored; try again later";
+      this.#trySend({ type: "error", re: id, code: "storage_full", message });
       return;
     }
     log.error("request {id} from {remote} failed: {err}", { id, remote: this.remote, err });

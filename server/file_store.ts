@@ -46,6 +46,14 @@ export interface FileRecord {
   expiresAt: number;
 }
 
+/** A count of held files and their announced bytes. */
+export interface HeldFiles {
+  /** Files held. */
+  files: number;
+  /** Their announced sizes, added up. */
+  bytes: number;
+}
+
 /** A file to record: everything but the id. */
 export type NewFileRecord = Omit<FileRecord, "id">;
 
@@ -75,8 +83,11 @@ export interface FileStore {
   remove(id: number): Promise<boolean>;
   /** Files held for `toKey`, oldest first. */
   incoming(toKey: string): Promise<FileRecord[]>;
-  /** Total announced bytes of the files held from `fromKey` (its quota use). */
-  heldBytes(fromKey: string): Promise<number>;
+  /**
+   * How many files are held and their total announced bytes: those from `fromKey` (its
+   * quota use), or all of them (the server's budget) without it.
+   */
+  held(fromKey?: string): Promise<HeldFiles>;
   /** Files whose expiry is at or before `now`. */
   expired(now: number): Promise<FileRecord[]>;
   /** Ids of every file held. */
@@ -186,12 +197,14 @@ export class MemoryFileStore implements FileStore {
     );
   }
 
-  /** Total announced bytes held from `fromKey`. */
-  heldBytes(fromKey: string): Promise<number> {
+  /** Files held from `fromKey` (from anyone without it) and their bytes. */
+  held(fromKey?: string): Promise<HeldFiles> {
     return this.#run(() => {
-      let total = 0;
+      const total = { files: 0, bytes: 0 };
       for (const record of this.#files.values()) {
-        if (record.fromKey === fromKey) total += record.size;
+        if (fromKey !== undefined && record.fromKey !== fromKey) continue;
+        total.files++;
+        total.bytes += record.size;
       }
       return total;
     });

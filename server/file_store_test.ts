@@ -36,8 +36,9 @@ async function conformance(store: FileStore): Promise<void> {
   assert.equal(await store.find("alice", "bob", "a".repeat(64), 1000, "other.pdf"), null);
   assert.equal(await store.find("alice", "bob", "b".repeat(64), 1000, "../report.pdf"), null);
 
-  assert.equal(await store.heldBytes("alice"), 1500);
-  assert.equal(await store.heldBytes("nobody"), 0);
+  assert.deepEqual(await store.held("alice"), { files: 2, bytes: 1500 });
+  assert.deepEqual(await store.held("nobody"), { files: 0, bytes: 0 });
+  assert.deepEqual(await store.held(), { files: 3, bytes: 2500 });
   assert.deepEqual((await store.incoming("bob")).map((r) => r.id), [first.id]);
 
   assert.equal(await store.update(first.id, { state: "accepted" }), true);
@@ -56,7 +57,7 @@ async function conformance(store: FileStore): Promise<void> {
 
   assert.equal(await store.remove(first.id), true);
   assert.equal(await store.remove(first.id), false);
-  assert.equal(await store.heldBytes("alice"), 500);
+  assert.deepEqual(await store.held("alice"), { files: 1, bytes: 500 });
 
   await assert.rejects(store.create(record({ size: -1 })), (err: unknown) => {
     assert.ok(err instanceof StoreError);

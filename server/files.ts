@@ -35,7 +35,15 @@
  *   again, so a client may resend what it had in flight.
  * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
  *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
- *   from the offer on); `blocked`; `self`; `unknown_user`.
+ *   from the offer on) or number `maxHeldFilesPerSender` already (zero-byte ones too);
+ *   `blocked`; `self`; `unknown_user`.
+ * - The disk is shared with the database, which must stay writable: `storage_full` when
+ *   the files held from everyone would pass `filesBudgetBytes` (each counts
+ *   {@linkcode FILE_OVERHEAD_BYTES} more than its size), or when the free space of the
+ *   folder's disk would fall under `minFreeBytes`, checked at the offer and before each
+ *   chunk is written (an upload that would cross it stops there, its bytes kept: offering
+ *   it again later resumes it), and when a write finds the disk full. Dropped files lose
+ *   their bytes before their record, so expiry frees space even on a full disk.
  * - A file is held for its recipient until `fileTtlSec` after it was offered (counted
  *   again from the end of the upload and from the accept), then deleted, and both sides
  *   hear `file_cancelled` (`expired`). An offline recipient sees held files at its next
@@ -64,8 +72,11 @@ import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
+import { FILE_OVERHEAD_BYTES } from "./config.ts";
+import { FreeSpace, isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
+import { makePrivateDir, PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
 import type { ChatHub, SessionPort } from "./hub.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
 
@@ -168,6 +179,10 @@ export class FileService {
   readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
+  /** Free space of the folder's disk, as uploads go. */
+  readonly #free: FreeSpace;
+  /** Whether the last sweep found the free space under the reserve. */
+  #underReserve = false;
   #offers: Promise<unknown> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<void> | null = null;
@@ -178,6 +193,7 @@ export class FileService {
     this.dir = dir;
     this.store = store;
     this.#temporary = temporary;
+    this.#free = new FreeSpace(dir);
   }
 
   /**
@@ -198,7 +214,7 @@ export class FileService {
         dir = await Deno.makeTempDir({ prefix: "chat-files-" });
       } else {
         dir = configured;
-        await Deno.mkdir(dir, { recursive: true });
+        makePrivateDir(dir);
       }
       store = config.dataDir === null ? new MemoryFileStore() : SqliteFileStore.open(dir);
     } catch (err) {
@@ -247,6 +263,7 @@ export class FileService {
   }
 
   async #sweep(orphans: boolean): Promise<void> {
+    await this.#watchReserve();
     const now = this.#hub.now();
     for (const record of await this.store.expired(now)) {
       log.info("file #{id} from {from} to {to} expired", {
@@ -265,11 +282,23 @@ export class FileService {
     }
     if (!orphans) return;
     const known = new Set(await this.store.ids());
+    let tightened = 0;
     for await (const entry of Deno.readDir(this.dir)) {
       const match = /^(\d+)\.(part|file)$/.exec(entry.name);
-      if (match === null || known.has(Number(match[1]))) continue;
+      if (match === null) continue;
+      const path = join(this.dir, entry.name);
+      if (known.has(Number(match[1]))) {
+        if (tighten(path, PRIVATE_FILE_MODE, { quiet: true })) tightened++;
+        continue;
+      }
       log.info("deleting {name}: no record names it", { name: entry.name });
-      await Deno.remove(join(this.dir, entry.name)).catch(() => {});
+      await Deno.remove(path).catch(() => {});
+    }
+    if (tightened > 0) {
+      log.warn("{count} held files in {dir} were readable by others: tightened to 0600", {
+        count: tightened,
+        dir: this.dir,
+      });
     }
   }
 
@@ -309,15 +338,7 @@ export class FileService {
         record = null;
       }
       if (record === null) {
-        const quota = hub.config.fileQuotaBytes;
-        const held = await this.store.heldBytes(self.key);
-        if (held + size > quota) {
-          throw new CommandError(
-            "quota_exceeded",
-            `the server holds ${formatBytes(held)} of your files for their recipients; ` +
-              `this one (${formatBytes(size)}) would pass your quota of ${formatBytes(quota)}`,
-          );
-        }
+        await this.#admit(self.key, size);
         record = await this.store.create({
           fromKey: self.key,
           from: self.nick,
@@ -410,15 +431,26 @@ export class FileService {
         );
       }
       if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
+      await this.#checkFreeSpace(
+        body.length,
+        `file #${id} stops at ${formatBytes(current.offset)}`,
+      );
       // Hashed while the write runs (Deno writes files on another thread). A write that
       // fails leaves the hash ahead of the file: the upload is let go, and resumes from
       // the `.part` file's bytes, hashed again.
       const written = writeFull(current.file, body);
       current.hash.update(body);
+      this.#free.wrote(body.length);
       try {
         await written;
       } catch (err) {
         await this.#release(current);
+        if (isDiskFull(err)) {
+          throw this.#storageFull(
+            `the server's disk is full: file #${id} stops at ${formatBytes(current.offset)}; ` +
+              "offer it again later to resume",
+          );
+        }
         throw err;
       }
       this.#hub.metrics.counters.fileBytesStored += body.length;
@@ -607,6 +639,103 @@ export class FileService {
 
   // ------------------------------------------------------------------ internals
 
+  /**
+   * Whether the server may take a new file of `size` bytes from `fromKey`: its count and
+   * quota, the server's budget, and the free space over the reserve.
+   *
+   * @throws {CommandError} `quota_exceeded` or `storage_full`.
+   */
+  async #admit(fromKey: string, size: number): Promise<void> {
+    const config = this.#hub.config;
+    const mine = await this.store.held(fromKey);
+    const most = config.maxHeldFilesPerSender;
+    if (most > 0 && mine.files >= most) {
+      throw new CommandError(
+        "quota_exceeded",
+        `the server holds ${mine.files} of your files for their recipients, as many as one ` +
+          "sender may have: wait until they are received or expire, or cancel some",
+      );
+    }
+    const quota = config.fileQuotaBytes;
+    if (mine.bytes + size > quota) {
+      throw new CommandError(
+        "quota_exceeded",
+        `the server holds ${formatBytes(mine.bytes)} of your files for their recipients; ` +
+          `this one (${formatBytes(size)}) would pass your quota of ${formatBytes(quota)}`,
+      );
+    }
+    const budget = config.filesBudgetBytes;
+    if (budget > 0) {
+      const all = await this.store.held();
+      const used = all.bytes + all.files * FILE_OVERHEAD_BYTES;
+      if (used + size + FILE_OVERHEAD_BYTES > budget) {
+        throw this.#storageFull(
+          `the server holds ${formatBytes(used)} of files, its budget is ` +
+            `${formatBytes(budget)}: no room for this one (${formatBytes(size)}) now; ` +
+            "try again later",
+        );
+      }
+    }
+    await this.#checkFreeSpace(size, "no room for this file now");
+  }
+
+  /**
+   * Refuses to write `bytes` more when that would leave less free space than the reserve
+   * kept for the database (`minFreeBytes`).
+   *
+   * @throws {CommandError} `storage_full`, saying `what` happens.
+   */
+  async #checkFreeSpace(bytes: number, what: string): Promise<void> {
+    const reserve = this.#hub.config.minFreeBytes;
+    const free = await this.#free.bytes();
+    this.#noteReserve(free);
+    if (free === null || free - bytes >= reserve) return;
+    throw this.#storageFull(
+      `the server's disk is nearly full (${formatBytes(free)} free, ` +
+        `${formatBytes(reserve)} kept for messages): ${what}; try again later`,
+    );
+  }
+
+  /**
+   * Measures the free space (for the metrics' gauge) and says in the log when it falls
+   * under the reserve (uploads are refused from then on) and when it is back over.
+   */
+  async #watchReserve(): Promise<void> {
+    this.#noteReserve(await this.#free.bytes());
+  }
+
+  /** Logs a crossing of the reserve by the free space `free` (null: unknown). */
+  #noteReserve(free: number | null): void {
+    if (free === null) return;
+    const reserve = this.#hub.config.minFreeBytes;
+    const under = free < reserve;
+    if (under === this.#underReserve) return;
+    this.#underReserve = under;
+    const values = { dir: this.dir, free: formatBytes(free), reserve: formatBytes(reserve) };
+    if (under) {
+      log.warn(
+        "the disk of {dir} has {free} free, under the {reserve} kept for messages: " +
+          "uploads are refused until space is freed",
+        values,
+      );
+    } else {
+      log.info("the disk of {dir} has {free} free again, over the {reserve} reserve", values);
+    }
+  }
+
+  /** Bytes free on the disk of the files' folder, as last measured (null: unknown). */
+  get freeBytes(): number | null {
+    return this.#free.last;
+  }
+
+  #storageFull(message: string): CommandError {
+    this.#hub.metrics.counters.storageFull++;
+    // Counted, not logged one by one: refusals come as fast as anyone sends. Crossing
+    // the reserve is logged once by the sweep.
+    log.debug("storage full: {message}", { message });
+    return new CommandError("storage_full", message);
+  }
+
   /** The record, or null when unknown or expired. */
   async #record(id: number): Promise<FileRecord | null> {
     const record = await this.store.get(id);
@@ -642,7 +771,12 @@ export class FileService {
   async #openUpload(record: FileRecord): Promise<Upload> {
     if (this.#closed) throw new CommandError("shutting_down", "the server is shutting down");
     const path = this.#path(record.id, false);
-    const file = await Deno.open(path, { read: true, write: true, create: true });
+    const file = await Deno.open(path, {
+      read: true,
+      write: true,
+      create: true,
+      mode: PRIVATE_FILE_MODE,
+    });
     try {
       const hash = newSha256();
       let size = (await file.stat()).size;
@@ -697,7 +831,7 @@ export class FileService {
       }
       await this.#release(upload);
     } else {
-      await Deno.writeFile(part, new Uint8Array(0));
+      await Deno.writeFile(part, new Uint8Array(0), { mode: PRIVATE_FILE_MODE });
     }
     await Deno.rename(part, this.#path(record.id, true));
     const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
@@ -771,9 +905,11 @@ export class FileService {
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
-    await this.store.remove(record.id);
+    // The bytes go first: on a full disk, the record's removal may fail until they are
+    // gone (a record without bytes is dropped again by a later sweep).
     await Deno.remove(this.#path(record.id, false)).catch(() => {});
     await Deno.remove(this.#path(record.id, true)).catch(() => {});
+    await this.store.remove(record.id);
     this.#wake(record.id);
   }
 

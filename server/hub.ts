@@ -22,6 +22,7 @@ import {
   userSubject,
 } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
+import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { HashQueue, HashQueueFullError } from "./hash_queue.ts";
 import { Lockout } from "./lockout.ts";
@@ -519,7 +520,7 @@ export class ChatHub {
     for (const roomKey of account.rooms) this.broker.subscribe(roomSubject(roomKey), session);
     // Subscribed first: anything stored after `lastId` reaches this session live.
     const lastId = await this.store.lastMessageId();
-    session.loginId = await this.store.recordLogin(key, this.now());
+    session.loginId = await this.#recordLogin(key);
     log.info("{nick} logged in from {remote}{registered}", {
       nick: account.nick,
       remote: port.remote,
@@ -534,6 +535,20 @@ export class ChatHub {
       reply: { nick: account.nick, rooms, lastId, pending: pending.length },
       pending,
     };
+  }
+
+  /**
+   * Records a login in the store's session log; on a full disk the login goes on
+   * unrecorded (id 0, whose logout records nothing) rather than fail.
+   */
+  async #recordLogin(key: string): Promise<number> {
+    try {
+      return await this.store.recordLogin(key, this.now());
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      log.warn("the disk is full: the login of {key} is not recorded", { key });
+      return 0;
+    }
   }
 
   /** Verifies or registers; returns true when the account was just registered. */

@@ -95,6 +95,8 @@ export interface Counters {
   errorDisconnects: number;
   /** Logins refused because the password hash queue was full. */
   passwordHashesRefused: number;
+  /** Requests refused with `storage_full` (budget, free-space reserve or a full disk). */
+  storageFull: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -109,6 +111,8 @@ export interface Gauges {
   draining: boolean;
   /** Bytes held for incoming frames not complete yet. */
   partialFrameBytes?: number;
+  /** Bytes free on the disk of the held files, when known. */
+  diskFreeBytes?: number | null;
 }
 
 const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
@@ -163,6 +167,10 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
     "chat_password_hashes_refused_total",
     "Logins refused because the password hash queue was full.",
   ],
+  storageFull: [
+    "chat_storage_full_total",
+    "Requests refused for want of storage (files budget, free-space reserve, full disk).",
+  ],
 };
 
 /**
@@ -203,6 +211,7 @@ export class ServerMetrics {
     pacedRequests: 0,
     errorDisconnects: 0,
     passwordHashesRefused: 0,
+    storageFull: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();
@@ -250,6 +259,13 @@ export class ServerMetrics {
       gauges.partialFrameBytes ?? 0,
     );
     for (const [name, { help, read }] of this.#extraGauges) gauge(name, help, read());
+    if (gauges.diskFreeBytes !== undefined && gauges.diskFreeBytes !== null) {
+      gauge(
+        "chat_disk_free_bytes",
+        "Bytes free on the disk of the held files (uploads stop at --min-free-space).",
+        gauges.diskFreeBytes,
+      );
+    }
     const name = "chat_store_seconds";
     lines.push(`# HELP ${name} Latency of storage calls.`, `# TYPE ${name} histogram`);
     for (const [op, histogram] of [...this.storeLatency].sort(([a], [b]) => a < b ? -1 : 1)) {

@@ -14,6 +14,7 @@ import type { ByteChannel } from "../transport/framed_connection.ts";
 import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
+import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService } from "./files.ts";
 import { ChatHub } from "./hub.ts";
 import { instrumentStore } from "./instrumented_store.ts";
@@ -83,7 +84,7 @@ export async function startServer(
   let listener: Deno.Listener;
   let tls: ServerTls | null = null;
   try {
-    await store.closeOpenSessions(Date.now());
+    await closeOpenSessions(store);
     // TLS runs over accepted TCP connections (see transport/server_tls.ts for why).
     if (config.tls !== undefined) tls = new ServerTls(config.tls);
     listener = listen({ host: config.host, port: config.port });
@@ -229,6 +230,7 @@ class RunningServer implements ChatServer {
       onlineAccounts,
       draining: this.#shutdown !== null,
       partialFrameBytes: this.#partialFrames.held,
+      diskFreeBytes: this.#files.freeBytes,
     }, traffic);
   }
 
@@ -398,6 +400,19 @@ class RunningServer implements ChatServer {
     );
     log.info("shut down");
     this.#resolveFinished();
+  }
+}
+
+/**
+ * Ends the sessions a previous run left open in the store's session log; on a full disk
+ * they stay open (the log is bookkeeping: the server starts all the same).
+ */
+async function closeOpenSessions(store: Store): Promise<void> {
+  try {
+    await store.closeOpenSessions(Date.now());
+  } catch (err) {
+    if (!isDiskFull(err)) throw err;
+    log.warn("the disk is full: sessions of the previous run stay open in the session log");
   }
 }
 

@@ -13,8 +13,10 @@ import {
   type FileRecord,
   type FileState,
   type FileStore,
+  type HeldFiles,
   type NewFileRecord,
 } from "./file_store.ts";
+import { makePrivateDatabase } from "./file_modes.ts";
 import { StoreError } from "./store.ts";
 
 /** Name of the database file inside the file folder. */
@@ -109,7 +111,7 @@ export class SqliteFileStore implements FileStore {
   }
 
   /**
-   * Opens (creating if needed) `files.db` in `dir`, which must exist.
+   * Opens (creating if needed, mode `0600`) `files.db` in `dir`, which must exist.
    *
    * @throws {StoreError} `open_failed` naming the file.
    */
@@ -117,6 +119,7 @@ export class SqliteFileStore implements FileStore {
     const path = join(dir, FILE_DATABASE);
     let db: DatabaseSync | undefined;
     try {
+      makePrivateDatabase(path);
       db = new DatabaseSync(path);
       db.exec("PRAGMA busy_timeout = 5000");
       db.prepare("PRAGMA journal_mode = WAL").get();
@@ -237,13 +240,15 @@ export class SqliteFileStore implements FileStore {
     );
   }
 
-  /** Total announced bytes held from `fromKey`. */
-  heldBytes(fromKey: string): Promise<number> {
+  /** Files held from `fromKey` (from anyone without it) and their bytes. */
+  held(fromKey?: string): Promise<HeldFiles> {
     return this.#run(() => {
-      const row = this.#sql(
-        "SELECT coalesce(sum(size), 0) AS total FROM files WHERE from_key = ?",
-      ).get(fromKey) as { total: number };
-      return Number(row.total);
+      const row = (fromKey === undefined
+        ? this.#sql("SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files").get()
+        : this.#sql(
+          "SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files WHERE from_key = ?",
+        ).get(fromKey)) as { files: number; bytes: number };
+      return { files: Number(row.files), bytes: Number(row.bytes) };
     });
   }
 

@@ -29,7 +29,9 @@
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { getLogger } from "@logtape/logtape";
+import { isDiskFull } from "./disk_space.ts";
 import { DurabilityBarrier } from "./durability.ts";
+import { makePrivateDatabase, makePrivateDir } from "./file_modes.ts";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
 import {
   type AccountRecord,
@@ -391,7 +393,7 @@ export class SqliteStore implements Store {
     try {
       const info = await Deno.stat(dataDir).catch(() => null);
       if (info !== null && !info.isDirectory) throw new Error("it exists and is not a folder");
-      await Deno.mkdir(dataDir, { recursive: true });
+      makePrivateDir(dataDir);
     } catch (error) {
       throw new StoreError(
         "open_failed",
@@ -403,6 +405,7 @@ export class SqliteStore implements Store {
     let db: DatabaseSync | undefined;
     let wal: Deno.FsFile | null = null;
     try {
+      makePrivateDatabase(path);
       db = new DatabaseSync(path);
       db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
       const mode = db.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode: string };
@@ -416,7 +419,7 @@ export class SqliteStore implements Store {
       db.exec("PRAGMA synchronous = FULL");
       db.exec("PRAGMA foreign_keys = ON");
       const version = migrate(db);
-      checkWritable(db, version);
+      checkWritable(db, version, path);
       if (mode.journal_mode.toLowerCase() === "wal") {
         wal = await Deno.open(`${path}-wal`, { read: true, write: true });
         db.exec("PRAGMA synchronous = NORMAL");
@@ -919,16 +922,24 @@ function migrate(db: DatabaseSync): number {
 
 /**
  * Fails at open, rather than at the first message, when the database cannot be written
- * (SQLite opens a read-only file without complaint). Rewrites the schema version.
+ * (SQLite opens a read-only file without complaint), except on a full disk, which is
+ * logged. Rewrites the schema version.
  */
-function checkWritable(db: DatabaseSync, version: number): void {
+function checkWritable(db: DatabaseSync, version: number, path: string): void {
   db.exec("BEGIN IMMEDIATE");
   try {
     db.exec(`PRAGMA user_version = ${version}`);
     db.exec("COMMIT");
   } catch (error) {
     if (db.isTransaction) db.exec("ROLLBACK");
-    throw error;
+    // A full disk is no reason not to start: what is stored can still be read, and
+    // writes succeed again once there is space (they fail with `storage_full` until then).
+    if (!isDiskFull(error)) throw error;
+    log.error(
+      "the disk of {path} is full: nothing can be stored until space is freed; " +
+        "serving what is stored",
+      { path },
+    );
   }
 }
 

@@ -28,6 +28,7 @@ export const ABUSE_KINDS = [
   "error_flood",
   "ping_flood",
   "prelogin_flood",
+  "fill_disk",
 ] as const;
 
 /** A kind of abusive connection. */
@@ -545,7 +546,73 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
     if (code === "frame_timeout" || code === "server_busy") return { kind: "expected" };
     return brokeOff(conn, "an unfinished frame");
   },
+  /**
+   * Tries to fill the server's disk with held files: empty offers (they once were
+   * unlimited), paced under the requests bucket, from one of a few shared accounts, so
+   * that after each account's first run every offer is past its limit. Expects at most
+   * that many held, refusals (`quota_exceeded`, or `storage_full` once the server's
+   * budget is spent) once past it, and a session that still answers.
+   */
+  async fill_disk(conn, ctx, stats) {
+    if (!(await hello(conn))) return brokeOff(conn, "hello");
+    const nick = `filler${ctx.rng.int(0, FILLERS - 1)}`;
+    if (!(await request(conn, { type: "login", id: "login", nick, password: ABUSER_PASSWORD }))) {
+      // Another run holds every session this account may have: a cap, as intended.
+      if (errorCode(conn) === "too_many_sessions") return { kind: "refused" };
+      return brokeOff(conn, "login");
+    }
+    stats.logins++;
+    const to = goodNick(ctx.rng.int(0, ctx.goodClients - 1));
+    let held = 0;
+    let refused = 0;
+    for (let sent = 0; sent < FILL_OFFERS && refused === 0 && !ctx.signal.aborted;) {
+      const ids: string[] = [];
+      const frames: Uint8Array[] = [];
+      for (const end = sent + FILL_BATCH; sent < end; sent++) {
+        ids.push(`d${sent}`);
+        const offer = { type: "file_offer", id: `d${sent}`, to, name: `e${sent}`, size: 0 };
+        frames.push(encodeFrame({ ...offer, sha256: EMPTY_SHA256 }));
+      }
+      await conn.write(concat(frames));
+      for (const id of ids) {
+        const reply = await conn.waitFor(
+          (h) => (h.type === "ok" || h.type === "error") && h.re === id,
+          FILL_ANSWER_MS,
+        );
+        if (reply === null) return brokeOff(conn, "empty file offers");
+        if (reply.type === "ok") held++;
+        else if (reply.code === "quota_exceeded" || reply.code === "storage_full") refused++;
+        else if (reply.code !== "rate_limited") {
+          return { kind: "unexpected", why: `an empty offer answered ${reply.code}` };
+        }
+      }
+      await sleep(FILL_PAUSE_MS, ctx.signal);
+    }
+    if (held > FILL_LIMIT) {
+      return { kind: "unexpected", why: `${held} empty files held for one sender` };
+    }
+    if (refused === 0 && !ctx.signal.aborted) {
+      return { kind: "unexpected", why: `${FILL_OFFERS} empty offers, none refused` };
+    }
+    await conn.write(encodeFrame({ type: "ping", id: "alive" }));
+    const pong = await conn.waitFor((h) => h.type === "ok" && h.re === "alive", ANSWER_MS);
+    return pong !== null ? { kind: "expected" } : brokeOff(conn, "a ping after empty offers");
+  },
 };
+
+/** Accounts the disk fillers share (each may have 8 sessions at once, by default). */
+const FILLERS = 4;
+/** Files one sender may have held, by default (`--max-held-files`). */
+const FILL_LIMIT = 100;
+/** Most empty offers a disk filler sends: past the limit. */
+const FILL_OFFERS = 120;
+/** Offers sent at once, then a pause: 40 a second, under the requests bucket's 50. */
+const FILL_BATCH = 20;
+const FILL_PAUSE_MS = 500;
+/** Time allowed for the answer to an offer (offers are answered one after another). */
+const FILL_ANSWER_MS = 15_000;
+/** SHA-256 of no bytes. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /**
  * Writes `frame`s in batches every 100 ms until the server cuts the connection off

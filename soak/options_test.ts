@@ -33,6 +33,7 @@ Deno.test("the run's timeline: a traffic window, a kill that lets slowloris meet
   // ...later when not, but always 3 s before the window ends.
   assert.equal(killTimeMs(15_000, 0.5, 10_000), 11_500);
   assert.equal(killTimeMs(6_000, 0.5, 10_000), 3_000);
+  // Slowloris connections take their turn among the kinds of abuse.
   assert.equal(slowlorisCount(3000), Math.round(3000 / ABUSE_KINDS.length));
 });
 

@@ -4,7 +4,8 @@
  * 127.0.0.1 with the SQLite store in a given folder and cheap password hashing.
  *
  * ```sh
- * deno run --allow-net=127.0.0.1 --allow-read=DIR --allow-write=DIR soak/server_process.ts \
+ * deno run --allow-net=127.0.0.1 --allow-read=DIR --allow-write=DIR --allow-sys=statfs \
+ *   soak/server_process.ts \
  *   '{"dataDir":"DIR","port":0,"overrides":{"maxConnectionsPerIp":1000}}'
  * ```
  *

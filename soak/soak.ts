@@ -362,6 +362,8 @@ class SoakRun {
         "--allow-net=127.0.0.1",
         `--allow-read=${this.#dataDir}`,
         `--allow-write=${this.#dataDir}`,
+        // The free-space reserve, as `chat serve` keeps it.
+        "--allow-sys=statfs",
       ],
     });
     if (this.#stopped) {
