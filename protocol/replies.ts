@@ -174,7 +174,8 @@ export type ServerErrorCode =
   | "quota_exceeded"
   | "no_file"
   | "bad_offset"
-  | "file_corrupt";
+  | "file_corrupt"
+  | "id_conflict";
 
 /** Codes of `notice` events that end or change a session. */
 export type NoticeCode =

@@ -15,6 +15,7 @@ import {
   checkCount,
   checkHistoryQuery,
   checkNewMessage,
+  checkResend,
   type HistoryQuery,
   type NewMessage,
   type RoomRecord,
@@ -200,7 +201,10 @@ export class MemoryStore implements Store {
       checkNewMessage(message);
       const dedupKey = `${message.fromKey}\n${message.clientId}`;
       const earlier = this.#byClientId.get(dedupKey);
-      if (earlier !== undefined) return { message: this.#toChat(earlier), duplicate: true };
+      if (earlier !== undefined) {
+        checkResend(earlier, message);
+        return { message: this.#toChat(earlier), duplicate: true };
+      }
       if (message.room !== undefined && !this.#rooms.has(message.room)) {
         throw new StoreError("not_found", `no room "${message.room}"`);
       }
@@ -249,7 +253,17 @@ export class MemoryStore implements Store {
         : pairThread(query.between![0], query.between![1]);
       const list = this.#threads.get(thread) ?? [];
       const end = query.before === undefined ? list.length : firstAtLeast(list, query.before);
-      return list.slice(Math.max(0, end - query.limit), end).map((m) => this.#toChat(m));
+      const blocked = query.room !== undefined && query.viewer !== undefined
+        ? this.#blocks.get(query.viewer)
+        : undefined;
+      if (blocked === undefined || blocked.size === 0) {
+        return list.slice(Math.max(0, end - query.limit), end).map((m) => this.#toChat(m));
+      }
+      const out: ChatMessage[] = [];
+      for (let i = end - 1; i >= 0 && out.length < query.limit; i--) {
+        if (!blocked.has(list[i].fromKey)) out.push(this.#toChat(list[i]));
+      }
+      return out.reverse();
     });
   }
 
@@ -264,12 +278,13 @@ export class MemoryStore implements Store {
       checkCount("afterId", afterId);
       checkCount("limit", limit);
       const rooms = this.#memberOf.get(accountKey);
+      const blocked = this.#blocks.get(accountKey);
       const out: ChatMessage[] = [];
       for (let i = afterId; i < this.#messages.length && out.length < limit; i++) {
         const m = this.#messages[i];
         if (m === undefined) continue;
         const visible = m.roomKey !== null
-          ? rooms?.has(m.roomKey) ?? false
+          ? (rooms?.has(m.roomKey) ?? false) && !(blocked?.has(m.fromKey) ?? false)
           : m.fromKey === accountKey || m.toKey === accountKey;
         if (visible) out.push(this.#toChat(m));
       }

@@ -37,6 +37,7 @@ import {
   checkCount,
   checkHistoryQuery,
   checkNewMessage,
+  checkResend,
   type HistoryQuery,
   type NewMessage,
   type RoomRecord,
@@ -247,7 +248,7 @@ function prepareAll(db: DatabaseSync) {
       "SELECT room_key AS k FROM memberships WHERE account_key = ? ORDER BY room_key",
     ),
     byClientId: p(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
+      `SELECT ${MESSAGE_COLUMNS}, m.to_key FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
         "WHERE m.from_key = ? AND m.client_id = ?",
     ),
     // Two statements: a room message binds only its own columns (fewer bindings: about
@@ -262,7 +263,8 @@ function prepareAll(db: DatabaseSync) {
     ),
     roomHistory: p(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN rooms r ON r.key = m.room_key ` +
-        "WHERE m.room_key = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
+        "WHERE m.room_key = ? AND m.id < ? AND m.from_key NOT IN " +
+        "(SELECT target_key FROM blocks WHERE account_key = ?) ORDER BY m.id DESC LIMIT ?",
     ),
     pairHistory: p(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
@@ -274,7 +276,9 @@ function prepareAll(db: DatabaseSync) {
       `SELECT ${MESSAGE_COLUMNS} FROM (
          SELECT id FROM (
            SELECT m.id FROM memberships s JOIN messages m ON m.room_key = s.room_key
-           WHERE s.account_key = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3)
+           WHERE s.account_key = ?1 AND m.id > ?2 AND m.from_key NOT IN
+             (SELECT target_key FROM blocks WHERE account_key = ?1)
+           ORDER BY m.id LIMIT ?3)
          UNION
          SELECT id FROM (
            SELECT id FROM messages WHERE to_key = ?1 AND id > ?2 ORDER BY id LIMIT ?3)
@@ -581,7 +585,7 @@ export class SqliteStore implements Store {
       checkHistoryQuery(query);
       const before = query.before ?? Number.MAX_SAFE_INTEGER;
       const rows = query.room !== undefined
-        ? this.#st.roomHistory.all(query.room, before, query.limit)
+        ? this.#st.roomHistory.all(query.room, before, query.viewer ?? "", query.limit)
         : this.#st.pairHistory.all(
           pairKey(query.between![0], query.between![1]),
           before,
@@ -823,9 +827,20 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** The stored copy of a resent message (its insert hit the unique client id). */
-  #earlier(message: NewMessage): AppendResult {
-    const row = this.#st.byClientId.get(message.fromKey, message.clientId) as unknown as MessageRow;
+  /**
+   * The stored copy of a resent message (its insert hit the unique client id), or a
+   * `conflict` when the id was used for another message.
+   */
+  #earlier(message: NewMessage): AppendResult | StoreError {
+    const row = this.#st.byClientId.get(message.fromKey, message.clientId) as unknown as
+      & MessageRow
+      & { to_key: string | null };
+    try {
+      checkResend({ roomKey: row.room_key, toKey: row.to_key, text: row.text }, message);
+    } catch (error) {
+      if (error instanceof StoreError) return error;
+      throw error;
+    }
     return { message: toChat(row), duplicate: true };
   }
 

@@ -67,6 +67,41 @@ export interface NewMessage {
   clientId: string;
 }
 
+/** Where a stored message went and what it said: what a resend must repeat. */
+export interface StoredTarget {
+  /** Room key, or null for a direct message. */
+  roomKey: string | null;
+  /** Recipient's account key, or null for a room message. */
+  toKey: string | null;
+  /** The text. */
+  text: string;
+}
+
+/**
+ * Checks that `message` repeats the message stored earlier under the same
+ * `(fromKey, clientId)`: a true resend. Stores call it when the id is taken.
+ *
+ * @throws {StoreError} `conflict` when it is another message under a reused id.
+ *
+ * @example
+ * ```ts
+ * import { checkResend } from "./store.ts";
+ * const earlier = { roomKey: "lobby", toKey: null, text: "hi" };
+ * checkResend(earlier, { fromKey: "a", from: "A", room: "lobby", text: "hi", ts: 1, clientId: "1" });
+ * ```
+ */
+export function checkResend(earlier: StoredTarget, message: NewMessage): void {
+  const sameTarget = earlier.roomKey === (message.room ?? null) &&
+    earlier.toKey === (message.toKey ?? null);
+  if (sameTarget && earlier.text === message.text) return;
+  const what = earlier.roomKey !== null ? "a room message" : "a direct message";
+  const how = !sameTarget ? "to another destination" : "with another text";
+  throw new StoreError(
+    "conflict",
+    `request id "${message.clientId}" was already used for ${what}; this one goes ${how}`,
+  );
+}
+
 /** The outcome of {@linkcode Store.appendMessage}. */
 export interface AppendResult {
   /** The stored message with its server id (the earlier one, for a duplicate). */
@@ -85,6 +120,11 @@ export interface HistoryQuery {
   before?: number;
   /** At most this many: the newest ones before `before`. */
   limit: number;
+  /**
+   * The account reading, when there is one: room messages from accounts it blocks are
+   * left out (the limit counts only those returned).
+   */
+  viewer?: string;
 }
 
 /** Storage of accounts, rooms, messages, blocks, contacts and login history. */
@@ -119,14 +159,17 @@ export interface Store {
   /**
    * Appends a message durably and gives it a new server id (ids increase, with gaps allowed, in
    * commit order across all rooms and conversations). Resolves only after the
-   * commit; implementations batch concurrent appends into one transaction.
+   * commit; implementations batch concurrent appends into one transaction. A resend
+   * (same `fromKey` and `clientId`) resolves with the earlier message and `duplicate`;
+   * a different message under a used `clientId` rejects with a `conflict` StoreError.
    */
   appendMessage(message: NewMessage): Promise<AppendResult>;
   /** The newest `limit` messages matching `query`, oldest first. */
   history(query: HistoryQuery): Promise<ChatMessage[]>;
   /**
    * Messages with an id above `afterId` that `accountKey` may see (its rooms' messages
-   * and its direct messages, sent or received), oldest first, at most `limit`.
+   * but those from accounts it blocks, and its direct messages, sent or received),
+   * oldest first, at most `limit`.
    */
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]>;
   /** The highest message id stored so far (committing pending appends first); 0 when none. */
@@ -179,8 +222,16 @@ export interface Store {
  * - `not_found`: the room, account or session named does not exist.
  * - `invalid`: the arguments are malformed (both or neither of `room`/`toKey`, a bad limit…).
  * - `failed`: the storage failed while reading or writing (disk full, I/O error…).
+ * - `conflict`: a message reuses its sender's `clientId` for a different message (another
+ *   kind, room, recipient or text); nothing was written.
  */
-export type StoreErrorCode = "closed" | "open_failed" | "not_found" | "invalid" | "failed";
+export type StoreErrorCode =
+  | "closed"
+  | "open_failed"
+  | "not_found"
+  | "invalid"
+  | "failed"
+  | "conflict";
 
 /**
  * A failure of a {@linkcode Store}, with a stable {@linkcode StoreErrorCode}.
