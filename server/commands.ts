@@ -195,28 +195,33 @@ export const commands: CommandTable = {
           "your message could not be delivered as the recipient has blocked you",
         );
       }
-      const { message, duplicate } = await appendMessage(hub, {
-        fromKey: account.key,
-        from: account.nick,
-        toKey: target.key,
-        to: target.nick,
-        text,
-        ts: hub.now(),
-        clientId: id,
+      // Tracked until published: a login meanwhile must not send it twice (see hub.ts).
+      return await hub.sendDirect(target.key, async () => {
+        const { message, duplicate } = await appendMessage(hub, {
+          fromKey: account.key,
+          from: account.nick,
+          toKey: target.key,
+          to: target.nick,
+          text,
+          ts: hub.now(),
+          clientId: id,
+        });
+        if (message.type !== "dm") {
+          throw new Error("store returned a room message for a direct one");
+        }
+        if (duplicate) return { msg: message, duplicate, delivered: false };
+        const reached = await hub.broker.publish(userSubject(target.key), { event: message });
+        await hub.broker.publish(userSubject(account.key), {
+          event: message,
+          exceptSession: session.id,
+        });
+        if (reached > 0) {
+          hub.store.markDelivered([message.id]).catch((err) =>
+            log.error("marking message {id} delivered failed: {err}", { id: message.id, err })
+          );
+        }
+        return { msg: message, duplicate, delivered: reached > 0 };
       });
-      if (message.type !== "dm") throw new Error("store returned a room message for a direct one");
-      if (duplicate) return { msg: message, duplicate, delivered: false };
-      const reached = await hub.broker.publish(userSubject(target.key), { event: message });
-      await hub.broker.publish(userSubject(account.key), {
-        event: message,
-        exceptSession: session.id,
-      });
-      if (reached > 0) {
-        hub.store.markDelivered([message.id]).catch((err) =>
-          log.error("marking message {id} delivered failed: {err}", { id: message.id, err })
-        );
-      }
-      return { msg: message, duplicate, delivered: reached > 0 };
     },
   },
 

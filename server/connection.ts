@@ -70,6 +70,8 @@ export class ClientConnection implements SessionPort {
   #stalledSweeps = 0;
   #phase: Phase = "hello";
   #session: Session | null = null;
+  /** The delivery of the direct messages held for the session, while it runs. */
+  #held: Promise<void> = Promise.resolve();
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
@@ -120,12 +122,18 @@ export class ClientConnection implements SessionPort {
       await this.#inFlight.atMost(0);
       await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
+      await this.#held;
     }
   }
 
   /** Bytes written to the client so far, and queued behind them. */
   outbound(): OutboundProgress {
     return { written: this.#framed.stats.bytesOut, queued: this.#framed.queuedBytes };
+  }
+
+  /** Resolves true once `offset` bytes are written to the client, false if they never will be. */
+  whenWritten(offset: number): Promise<boolean> {
+    return this.#framed.whenWritten(offset);
   }
 
   /** Queues an encoded frame; on overflow the client is cut off as a slow consumer. */
@@ -304,12 +312,18 @@ export class ClientConnection implements SessionPort {
       return;
     }
     try {
-      const { session, reply, pending } = await this.#hub.login(this, nick, password);
+      const { session, reply, heldThrough } = await this.#hub.login(this, nick, password);
       this.#session = session;
       this.#phase = "session";
       this.#framed.maxFrameSize = this.#hub.config.maxFrameSize;
       this.#trySend({ type: "ok", re: id, ...reply });
-      await this.#hub.deliverPending(session, pending);
+      // In the background, paced by what the client reads: its requests go on meanwhile.
+      this.#held = this.#hub.deliverPending(session, heldThrough).catch((err) =>
+        log.error("delivering held messages to {nick} failed: {err}", {
+          nick: session.account.nick,
+          err,
+        })
+      );
     } catch (err) {
       this.#sendError(id, err);
     }

@@ -16,12 +16,14 @@ import {
   checkHistoryQuery,
   checkNewMessage,
   checkResend,
+  checkUndeliveredQuery,
   type HistoryQuery,
   type NewMessage,
   type RoomRecord,
   type RoomSummary,
   type Store,
   StoreError,
+  type UndeliveredQuery,
 } from "./store.ts";
 
 interface StoredMessage {
@@ -292,23 +294,49 @@ export class MemoryStore implements Store {
     });
   }
 
-  /** Direct messages to `accountKey` not delivered yet, oldest first. */
-  undelivered(accountKey: string): Promise<DirectMessage[]> {
-    return this.#run(() =>
-      this.#messages
-        .filter((m) => m !== undefined && m.toKey === accountKey && !m.delivered)
-        .map((m) => this.#toChat(m!) as DirectMessage)
-    );
+  /** Direct messages to `accountKey` not delivered yet, oldest first (a page of them). */
+  undelivered(accountKey: string, query: UndeliveredQuery = {}): Promise<DirectMessage[]> {
+    return this.#run(() => {
+      const { after, through, limit } = checkUndeliveredQuery(query);
+      const out: DirectMessage[] = [];
+      const end = Math.min(this.#messages.length, through);
+      for (let i = after; i < end && out.length < limit; i++) {
+        const m = this.#messages[i];
+        if (m !== undefined && m.toKey === accountKey && !m.delivered) {
+          out.push(this.#toChat(m) as DirectMessage);
+        }
+      }
+      return out;
+    });
   }
 
-  /** Marks direct messages delivered; unknown ids and room messages are ignored. */
-  markDelivered(ids: number[]): Promise<void> {
+  /** How many direct messages to `accountKey` up to `throughId` are undelivered. */
+  countUndelivered(accountKey: string, throughId: number): Promise<number> {
+    return this.#run(() => {
+      checkCount("throughId", throughId);
+      let n = 0;
+      const end = Math.min(this.#messages.length, throughId);
+      for (let i = 0; i < end; i++) {
+        const m = this.#messages[i];
+        if (m !== undefined && m.toKey === accountKey && !m.delivered) n++;
+      }
+      return n;
+    });
+  }
+
+  /** Marks direct messages delivered; returns those newly delivered (unknown ids and room messages are ignored). */
+  markDelivered(ids: number[]): Promise<number[]> {
     return this.#run(() => {
       for (const id of ids) checkCount("id", id);
+      const newly: number[] = [];
       for (const id of ids) {
         const m = this.#messages[id - 1];
-        if (m !== undefined && m.toKey !== null) m.delivered = true;
+        if (m !== undefined && m.toKey !== null && !m.delivered) {
+          m.delivered = true;
+          newly.push(id);
+        }
       }
+      return newly.sort((a, b) => a - b);
     });
   }
 

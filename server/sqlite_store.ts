@@ -38,12 +38,14 @@ import {
   checkHistoryQuery,
   checkNewMessage,
   checkResend,
+  checkUndeliveredQuery,
   type HistoryQuery,
   type NewMessage,
   type RoomRecord,
   type RoomSummary,
   type Store,
   StoreError,
+  type UndeliveredQuery,
 } from "./store.ts";
 
 const log = getLogger(["chat", "store"]);
@@ -289,13 +291,20 @@ function prepareAll(db: DatabaseSync) {
        ) v JOIN messages m ON m.id = v.id LEFT JOIN rooms r ON r.key = m.room_key
        ORDER BY m.id LIMIT ?3`,
     ),
+    // ?1 account key, ?2 after id, ?3 through id, ?4 limit (-1: none).
     undelivered: p(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
-        "WHERE m.to_key = ? AND m.to_key IS NOT NULL AND m.delivered = 0 ORDER BY m.id",
+        "WHERE m.to_key = ?1 AND m.to_key IS NOT NULL AND m.delivered = 0 " +
+        "AND m.id > ?2 AND m.id <= ?3 ORDER BY m.id LIMIT ?4",
+    ),
+    countUndelivered: p(
+      "SELECT count(*) AS n FROM messages " +
+        "WHERE to_key = ? AND to_key IS NOT NULL AND delivered = 0 AND id <= ?",
     ),
     markDelivered: p(
       "UPDATE messages SET delivered = 1 " +
-        "WHERE id IN (SELECT value FROM json_each(?)) AND to_key IS NOT NULL AND delivered = 0",
+        "WHERE id IN (SELECT value FROM json_each(?)) AND to_key IS NOT NULL AND delivered = 0 " +
+        "RETURNING id",
     ),
     markRead: p(
       "UPDATE messages SET read = 1, delivered = 1 " +
@@ -611,20 +620,35 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Direct messages to `accountKey` not delivered yet, oldest first. */
-  undelivered(accountKey: string): Promise<DirectMessage[]> {
-    return this.#readCommitted(() =>
-      (this.#st.undelivered.all(accountKey) as unknown as MessageRow[]).map(
-        (row) => toChat(row) as DirectMessage,
-      )
-    );
+  /** Direct messages to `accountKey` not delivered yet, oldest first (a page of them). */
+  undelivered(accountKey: string, query: UndeliveredQuery = {}): Promise<DirectMessage[]> {
+    return this.#readCommitted(() => {
+      const { after, through, limit } = checkUndeliveredQuery(query);
+      const rows = this.#st.undelivered.all(
+        accountKey,
+        after,
+        through,
+        limit === Infinity ? -1 : limit,
+      ) as unknown as MessageRow[];
+      return rows.map((row) => toChat(row) as DirectMessage);
+    });
   }
 
-  /** Marks direct messages delivered; unknown ids and room messages are ignored. */
-  markDelivered(ids: number[]): Promise<void> {
+  /** How many direct messages to `accountKey` up to `throughId` are undelivered. */
+  countUndelivered(accountKey: string, throughId: number): Promise<number> {
+    return this.#readCommitted(() => {
+      checkCount("throughId", throughId);
+      return Number((this.#st.countUndelivered.get(accountKey, throughId) as { n: number }).n);
+    });
+  }
+
+  /** Marks direct messages delivered; returns those newly delivered (unknown ids and room messages are ignored). */
+  markDelivered(ids: number[]): Promise<number[]> {
     return this.#write(() => {
       for (const id of ids) checkCount("id", id);
-      if (ids.length > 0) this.#st.markDelivered.run(JSON.stringify(ids));
+      if (ids.length === 0) return [];
+      const rows = this.#st.markDelivered.all(JSON.stringify(ids)) as unknown as { id: number }[];
+      return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
     });
   }
 

@@ -127,6 +127,16 @@ export interface HistoryQuery {
   viewer?: string;
 }
 
+/** A page of {@linkcode Store.undelivered}. */
+export interface UndeliveredQuery {
+  /** Only messages with an id above this. */
+  after?: number;
+  /** Only messages with an id up to this. */
+  through?: number;
+  /** At most this many: the oldest ones. */
+  limit?: number;
+}
+
 /** Storage of accounts, rooms, messages, blocks, contacts and login history. */
 export interface Store {
   // ---- accounts
@@ -174,10 +184,18 @@ export interface Store {
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]>;
   /** The highest message id stored so far (committing pending appends first); 0 when none. */
   lastMessageId(): Promise<number>;
-  /** Direct messages to `accountKey` not yet delivered to any of its sessions, oldest first. */
-  undelivered(accountKey: string): Promise<DirectMessage[]>;
-  /** Marks direct messages delivered. */
-  markDelivered(ids: number[]): Promise<void>;
+  /**
+   * Direct messages to `accountKey` not yet delivered to any of its sessions, oldest
+   * first: all of them, or a page of them as `query` says.
+   */
+  undelivered(accountKey: string, query?: UndeliveredQuery): Promise<DirectMessage[]>;
+  /** How many direct messages to `accountKey` with an id up to `throughId` are undelivered. */
+  countUndelivered(accountKey: string, throughId: number): Promise<number>;
+  /**
+   * Marks direct messages delivered; returns the ids that were not delivered before, in
+   * increasing order (their senders get a receipt), ignoring room messages and unknown ids.
+   */
+  markDelivered(ids: number[]): Promise<number[]>;
   /**
    * Marks direct messages to `accountKey` read; returns those that were not read before
    * (so their senders can be told), ignoring ids that are not its direct messages.
@@ -286,6 +304,21 @@ export function checkHistoryQuery(query: HistoryQuery): void {
   }
   checkCount("limit", query.limit);
   if (query.before !== undefined) checkCount("before", query.before);
+}
+
+/**
+ * Checks an {@linkcode UndeliveredQuery} the way every store does; returns it with its
+ * defaults (everything: after 0, through the largest id, no limit).
+ *
+ * @throws {StoreError} `invalid` when a bound is not a non-negative integer.
+ */
+export function checkUndeliveredQuery(query: UndeliveredQuery): Required<UndeliveredQuery> {
+  const after = query.after ?? 0;
+  const through = query.through ?? Number.MAX_SAFE_INTEGER;
+  checkCount("after", after);
+  checkCount("through", through);
+  if (query.limit !== undefined) checkCount("limit", query.limit);
+  return { after, through, limit: query.limit ?? Infinity };
 }
 
 /**

@@ -397,12 +397,49 @@ export function storeConformance(
     assert.deepEqual(await store.undelivered("bob"), [d1.message, d2.message]);
     assert.deepEqual(await store.undelivered("alice"), [d3.message]);
     assert.deepEqual(await store.undelivered("carol"), []);
-    await store.markDelivered([d1.message.id, r.message.id, 9999]);
+    assert.deepEqual(await store.markDelivered([d1.message.id, r.message.id, 9999]), [
+      d1.message.id,
+    ]);
     assert.deepEqual(await store.undelivered("bob"), [d2.message]);
-    await store.markDelivered([]);
-    await store.markDelivered([d2.message.id, d3.message.id, d2.message.id]);
+    assert.deepEqual(await store.markDelivered([]), []);
+    assert.deepEqual(
+      await store.markDelivered([d3.message.id, d2.message.id, d2.message.id, d1.message.id]),
+      [d2.message.id, d3.message.id],
+      "only the newly delivered, in order, once each",
+    );
     assert.deepEqual(await store.undelivered("bob"), []);
     assert.deepEqual(await store.undelivered("alice"), []);
+  });
+
+  test("undelivered pages: after, through, limit, and countUndelivered", async (store) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      ids.push(
+        (await store.appendMessage(dm(i % 4 === 3 ? "carol" : "alice", "bob", `m${i}`, `${i}`)))
+          .message.id,
+      );
+      await store.appendMessage(dm("alice", "dave", `other ${i}`, `o${i}`));
+    }
+    assert.equal(await store.countUndelivered("bob", ids[7]), 8);
+    assert.equal(await store.countUndelivered("bob", ids[3]), 4);
+    assert.equal(await store.countUndelivered("bob", 0), 0);
+    assert.equal(await store.countUndelivered("nobody", ids[7]), 0);
+    assert.deepEqual(texts(await store.undelivered("bob", { limit: 3 })), ["m0", "m1", "m2"]);
+    assert.deepEqual(texts(await store.undelivered("bob", { after: ids[2], limit: 3 })), [
+      "m3",
+      "m4",
+      "m5",
+    ]);
+    assert.deepEqual(texts(await store.undelivered("bob", { after: ids[4], through: ids[6] })), [
+      "m5",
+      "m6",
+    ]);
+    assert.deepEqual(await store.undelivered("bob", { limit: 0 }), []);
+    await store.markDelivered([ids[1], ids[2]]);
+    assert.deepEqual(texts(await store.undelivered("bob", { limit: 3 })), ["m0", "m3", "m4"]);
+    assert.equal(await store.countUndelivered("bob", ids[3]), 2);
+    await assertStoreError(store.undelivered("bob", { after: -1 }), "invalid");
+    await assertStoreError(store.countUndelivered("bob", -1), "invalid");
   });
 
   test("markRead: only newly read direct messages to that account", async (store) => {

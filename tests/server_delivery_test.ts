@@ -67,3 +67,114 @@ Deno.test("block: a blocked user's room messages stay out of sync, history and j
     assert.equal(texts(await bob.ok("sync", { after })).length, 9);
   });
 });
+
+/** `n` characters of three UTF-8 bytes each, after a tag: about 12 KB for 4000. */
+function bulky(tag: string, n = 4000): string {
+  return tag + " " + "€".repeat(n - tag.length - 1);
+}
+
+Deno.test("held dms: 400 of 12 KB reach a returning user once each, in order, with 400 receipts", async () => {
+  await withServer(async (server) => {
+    (await Probe.login(server, "bob")).close();
+    await using alice = await Probe.login(server, "alice");
+    await using carol = await Probe.login(server, "carol");
+    const sent: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      const sender = i % 2 === 0 ? alice : carol;
+      const reply = await sender.ok("dm", { to: "bob", text: bulky(`held ${i}`) });
+      assert.equal(reply.delivered, false);
+      sent.push((reply.msg as { id: number }).id);
+    }
+    await using bob = await Probe.dial(server);
+    await bob.hello();
+    const login = await bob.request("login", { nick: "bob", password: "password123" });
+    assert.equal(login.type, "ok", `the login failed: ${JSON.stringify(login)}`);
+    assert.equal(login.pending, 400);
+    const got: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      const dm = await bob.expect({ type: "dm" }, 10_000);
+      assert.ok(
+        (dm.text as string).startsWith(`held ${i} `),
+        `dm ${i}: ${String(dm.text).slice(0, 20)}`,
+      );
+      got.push(dm.id as number);
+    }
+    assert.deepEqual(got, sent, "every held message once, in order");
+    assert.equal(bob.ended, false, "the recipient was not cut off");
+    for (const sender of [alice, carol]) {
+      for (let i = 0; i < 200; i++) {
+        await sender.expect({ type: "receipt", status: "delivered", by: "bob" }, 10_000);
+      }
+    }
+    // Nothing more: a new session of bob has nothing held, and no more receipts came.
+    await bob.ok("ping");
+    assert.equal(bob.received.filter((m) => m.type === "dm").length, 0, "no dm twice");
+    await bob.ok("logout");
+    await using again = await Probe.dial(server);
+    await again.hello();
+    assert.equal((await again.ok("login", { nick: "bob", password: "password123" })).pending, 0);
+    await alice.ok("ping");
+    await carol.ok("ping");
+    assert.equal(alice.received.filter((m) => m.type === "receipt").length, 0);
+    assert.equal(carol.received.filter((m) => m.type === "receipt").length, 0);
+  });
+});
+
+Deno.test("held dms: 60 logins while messages arrive never get the same dm twice", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-held-" });
+  try {
+    await withServer(async (server) => {
+      (await Probe.login(server, "bob")).close();
+      // Four senders keep one direct message to bob in flight each, all along: each is
+      // stored, made durable, then published, and bob's logins land in between.
+      const senders = await Promise.all(
+        ["alice", "carol", "dave", "erin"].map((nick) => Probe.login(server, nick)),
+      );
+      let acked = 0;
+      let stop = false;
+      const stored: number[] = [];
+      const seen = new Set<number>();
+      const ackWaiters: { count: number; wake: () => void }[] = [];
+      const sending = senders.map(async (sender) => {
+        for (let i = 0; !stop; i++) {
+          const reply = await sender.ok("dm", { to: "bob", text: `message ${i}` });
+          stored.push((reply.msg as { id: number }).id);
+          acked++;
+          for (const w of ackWaiters.filter((w) => acked >= w.count)) {
+            ackWaiters.splice(ackWaiters.indexOf(w), 1);
+            w.wake();
+          }
+        }
+      });
+      const acks = (count: number) =>
+        new Promise<void>((wake) => acked >= count ? wake() : ackWaiters.push({ count, wake }));
+      let twice = 0;
+      let received = 0;
+      for (let round = 0; round < 60; round++) {
+        await using bob = await Probe.dial(server);
+        await bob.hello();
+        await bob.ok("login", { nick: "bob", password: "password123" });
+        // Two more acknowledged per sender: what was in flight at the login is published.
+        await acks(acked + 2 * senders.length);
+        await bob.ok("ping");
+        const ids = bob.received.filter((m) => m.type === "dm").map((m) => m.id as number);
+        received += ids.length;
+        twice += ids.length - new Set(ids).size;
+        for (const id of ids) seen.add(id);
+        await bob.ok("logout");
+      }
+      stop = true;
+      await Promise.all(sending);
+      for (const sender of senders) await sender[Symbol.asyncDispose]();
+      assert.ok(received >= 120, `bob received ${received} direct messages`);
+      assert.equal(twice, 0, `of ${received} direct messages, ${twice} came twice to one session`);
+      // Nothing lost: the last ones held reach the next login.
+      await using bob = await Probe.dial(server);
+      await bob.hello();
+      await bob.ok("login", { nick: "bob", password: "password123" });
+      for (const id of stored.filter((id) => !seen.has(id))) await bob.expect({ type: "dm", id });
+    }, { dataDir });
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});

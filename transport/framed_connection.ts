@@ -100,6 +100,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #closed = false;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
+  #writtenWaiters: WrittenWaiter[] = [];
+  /** Stream offsets past this were dropped by {@linkcode closeWith}: never written. */
+  #droppedAfter = Infinity;
   #error: unknown = undefined;
   #closePromise: Promise<void> | null = null;
   #readInFlight: Promise<number | null> | null = null;
@@ -213,6 +216,26 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   }
 
   /**
+   * Resolves to true once the first `offset` bytes of the outbound stream (counted as
+   * in {@linkcode stats}`.bytesOut`) are written, or to false if the connection closes
+   * first. With `offset` taken as `bytesOut + queuedBytes` just after queuing a frame,
+   * it says when that frame has left.
+   *
+   * @example
+   * ```ts ignore
+   * conn.send({ type: "dm", text: "hi" });
+   * const end = conn.stats.bytesOut + conn.queuedBytes;
+   * if (await conn.whenWritten(end)) console.log("written to the socket");
+   * ```
+   */
+  whenWritten(offset: number): Promise<boolean> {
+    if (offset > this.#droppedAfter) return Promise.resolve(false);
+    if (this.#bytesOut >= offset) return Promise.resolve(true);
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => this.#writtenWaiters.push({ offset, resolve }));
+  }
+
+  /**
    * Closes gracefully: stops accepting frames, writes what is queued (waiting at
    * most `timeoutMs`), then closes the channel.
    */
@@ -272,6 +295,14 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     if (this.#closed || this.#closing) return this.close(timeoutMs);
     const frame = encodeFrame(header);
     for (const dropped of this.#queue) this.#queuedBytes -= dropped.length;
+    // What was dropped is never written, whatever the final frame's bytes add up to.
+    const keptEnd = this.#bytesOut + this.#queuedBytes;
+    this.#droppedAfter = keptEnd;
+    this.#writtenWaiters = this.#writtenWaiters.filter((waiter) => {
+      if (waiter.offset <= keptEnd) return true;
+      waiter.resolve(false);
+      return false;
+    });
     this.#queue = [frame];
     this.#queuedBytes += frame.length;
     if (!this.#writing) {
@@ -294,6 +325,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       // already closed by the other side or by the runtime
     }
     this.#wakeIdle();
+    this.#wakeWritten();
     this.#resolveClosed();
   }
 
@@ -413,6 +445,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         this.#bytesOut += batch.length;
         this.#queuedBytes -= batch.length;
         this.#writeStartedAt = 0;
+        if (this.#writtenWaiters.length > 0) this.#wakeWritten();
       }
     } catch (err) {
       this.abort(
@@ -425,11 +458,28 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     }
   }
 
+  /** Settles the {@linkcode whenWritten} waits that are over: written, or closed. */
+  #wakeWritten(): void {
+    const waiting: WrittenWaiter[] = [];
+    for (const waiter of this.#writtenWaiters) {
+      if (this.#bytesOut >= waiter.offset) waiter.resolve(true);
+      else if (this.#closed) waiter.resolve(false);
+      else waiting.push(waiter);
+    }
+    this.#writtenWaiters = waiting;
+  }
+
   #wakeIdle(): void {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** A {@linkcode FramedConnection.whenWritten} call waiting for its offset. */
+interface WrittenWaiter {
+  offset: number;
+  resolve: (written: boolean) => void;
 }
 
 function isBenign(err: unknown): boolean {
