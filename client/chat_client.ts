@@ -79,6 +79,9 @@ const log = getLogger(["chat", "client"]);
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** The agent string sent in `hello` unless another is given. */
 export const DEFAULT_AGENT = "chat-client/0.1.0";
+/** Most ids in one `delivered` acknowledgement (the protocol's bound). */
+const MAX_ACK_IDS = 1000;
+
 /** Messages asked for per `sync` page while catching up after a reconnect. */
 export const SYNC_PAGE_SIZE = 500;
 
@@ -221,6 +224,8 @@ interface Link {
   lost: boolean;
   /** Set when the server ended the session on purpose: do not reconnect. */
   endReason: { text: string; code: string } | null;
+  /** Ids of held direct messages received and not yet acknowledged. */
+  heldAcks?: number[];
 }
 
 interface Pending {
@@ -270,6 +275,8 @@ export class ChatClient implements AsyncDisposable {
   readonly #events: EventQueue<ChatEvent>;
   readonly #pending = new Map<string, Pending>();
   readonly #seen = new Set<number>();
+  /** Ids of the `delivered` acknowledgements in flight: their replies are not events. */
+  readonly #ackRequests = new Set<string>();
   readonly #rooms = new Map<string, string>();
   #state: ChatClientState = "connecting";
   #link: Link | null = null;
@@ -714,6 +721,8 @@ export class ChatClient implements AsyncDisposable {
         id: loginId,
         nick: this.#options.nick,
         ...(this.#options.password !== undefined ? { password: this.#options.password } : {}),
+        // Held direct messages count as delivered once this client has them.
+        ack: true,
       });
       while (true) {
         const reply = await next("the login");
@@ -859,10 +868,20 @@ export class ChatClient implements AsyncDisposable {
           }
         }
         return;
+      case "dm":
+        if (message.held === true) this.#acknowledgeHeld(link, message.id);
+        this.#emitServerEvent(message);
+        return;
       case "ok":
+        if (this.#ackRequests.delete(message.re)) return;
         this.#onOk(message);
         return;
       case "error":
+        if (message.re !== undefined && this.#ackRequests.delete(message.re)) {
+          // Not acknowledged: the server sends it again at the next login.
+          log.debug("acknowledging held messages failed: {message}", { message: message.message });
+          return;
+        }
         if (message.re !== undefined && this.#pending.has(message.re)) {
           this.#onError(message);
         } else {
@@ -887,6 +906,32 @@ export class ChatClient implements AsyncDisposable {
       default:
         this.#emitServerEvent(message);
     }
+  }
+
+  /**
+   * Acknowledges a held direct message received: the ids of a read go together in one
+   * `delivered` request, sent at the end of the turn.
+   */
+  #acknowledgeHeld(link: Link, id: number): void {
+    if (link.heldAcks !== undefined) {
+      link.heldAcks.push(id);
+      return;
+    }
+    link.heldAcks = [id];
+    setTimeout(() => {
+      const ids = link.heldAcks ?? [];
+      link.heldAcks = undefined;
+      if (link.lost) return;
+      for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
+        const requestId = crypto.randomUUID();
+        try {
+          link.conn.send({ type: "delivered", id: requestId, ids: ids.slice(i, i + MAX_ACK_IDS) });
+          this.#ackRequests.add(requestId);
+        } catch {
+          return; // the link is closing: the server keeps them held
+        }
+      }
+    }, 0);
   }
 
   #onOk(message: ServerMessageMap["ok"]): void {

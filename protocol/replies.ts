@@ -65,6 +65,8 @@ export const replySchemas = {
   history: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
   sync: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
   read: z.looseObject({ count }),
+  /** How many of the acknowledged held messages were newly delivered. */
+  delivered: z.looseObject({ count }),
   private_start: z.looseObject({ nick: text, sid: text }),
   private_accept: z.looseObject({
     nick: text,

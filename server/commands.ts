@@ -416,6 +416,13 @@ export const commands: CommandTable = {
     },
   },
 
+  delivered: {
+    pipelined: true,
+    async run({ hub, session }, { ids }) {
+      return { count: await hub.acknowledgeHeld(session, ids) };
+    },
+  },
+
   // Private sessions: see server/private.ts.
   private_start: privateCommands.private_start,
   private_accept: privateCommands.private_accept,

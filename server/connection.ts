@@ -247,7 +247,9 @@ export class ClientConnection implements SessionPort {
       this.#trySend({ type: "error", code: "bad_message", message: "hello was already exchanged" });
       return;
     }
-    if (message.type === "login") return this.#login(message.id, message.nick, message.password);
+    if (message.type === "login") {
+      return this.#login(message.id, message.nick, message.password, message.ack === true);
+    }
     if (this.#session === null) {
       this.#trySend({
         type: "error",
@@ -301,7 +303,12 @@ export class ClientConnection implements SessionPort {
     return undefined;
   }
 
-  async #login(id: string, nick: string, password: string | undefined): Promise<void> {
+  async #login(
+    id: string,
+    nick: string,
+    password: string | undefined,
+    acksHeld: boolean,
+  ): Promise<void> {
     if (this.#session !== null) {
       this.#trySend({
         type: "error",
@@ -314,6 +321,7 @@ export class ClientConnection implements SessionPort {
     try {
       const { session, reply, heldThrough } = await this.#hub.login(this, nick, password);
       this.#session = session;
+      session.acksHeld = acksHeld;
       this.#phase = "session";
       this.#framed.maxFrameSize = this.#hub.config.maxFrameSize;
       this.#trySend({ type: "ok", re: id, ...reply });

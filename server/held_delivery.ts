@@ -4,10 +4,12 @@
  *
  * The held messages go out in id order, read from the store a page at a time, and paced
  * by the connection: at most a bounded number of bytes of them wait in the session's
- * outbound queue, the next leaving only as earlier ones are written. A message counts as
- * delivered (stored as such, and its sender gets a `delivered` receipt) only once the
- * connection has written it to the socket; whatever was not written when the session
- * ends stays held for the next login. However long the backlog, it never overflows the
+ * outbound queue, the next leaving only as earlier ones are written. Each carries
+ * `held: true`. A message counts as delivered (stored as such, and its sender gets a
+ * `delivered` receipt) only once the client acknowledges it (`delivered {ids}`, when it
+ * logged in with `ack: true`, as the client library does), or else once the connection
+ * has written it to the socket; whatever was not when the session ends stays held for
+ * the next login. However long the backlog, it never overflows the
  * queue, so a login never fails because of it.
  *
  * A direct message stored while the session logs in may reach it live as well as be read
@@ -46,6 +48,9 @@ export class HeldWindow {
   readonly #accountKey: string;
   readonly #ids = new Set<number>();
   #through = Number.MAX_SAFE_INTEGER;
+  /** Held messages sent and awaiting the client's acknowledgement, by id. */
+  readonly #unacknowledged = new Map<number, DirectMessage>();
+  #wakeAcknowledged: (() => void) | null = null;
   /** Resolves once no direct message up to the last held id can arrive live any more. */
   settled: Promise<unknown> = Promise.resolve();
 
@@ -71,6 +76,38 @@ export class HeldWindow {
     return true;
   }
 
+  /** Records a held message sent, which the client is to acknowledge. */
+  awaitAck(message: DirectMessage): void {
+    this.#unacknowledged.set(message.id, message);
+  }
+
+  /** How many held messages sent await their acknowledgement. */
+  get unacknowledged(): number {
+    return this.#unacknowledged.size;
+  }
+
+  /** Resolves once every held message sent so far is acknowledged. */
+  acknowledged(): Promise<void> {
+    if (this.#unacknowledged.size === 0) return Promise.resolve();
+    return new Promise((wake) => this.#wakeAcknowledged = wake);
+  }
+
+  /** The held messages among `ids` that awaited their acknowledgement (now done). */
+  acknowledge(ids: readonly number[]): DirectMessage[] {
+    const out: DirectMessage[] = [];
+    for (const id of ids) {
+      const message = this.#unacknowledged.get(id);
+      if (message === undefined) continue;
+      this.#unacknowledged.delete(id);
+      out.push(message);
+    }
+    if (this.#unacknowledged.size === 0) {
+      this.#wakeAcknowledged?.();
+      this.#wakeAcknowledged = null;
+    }
+    return out;
+  }
+
   /** Held messages are those with ids up to `lastId`: later ones are only live. */
   through(lastId: number): void {
     this.#through = lastId;
@@ -84,6 +121,12 @@ export interface HeldTarget {
   readonly nick: string;
   /** Whether the session has ended (the delivery stops). */
   readonly ended: boolean;
+  /**
+   * Whether the client acknowledges held messages (`delivered`): they then count as
+   * delivered on its acknowledgement ({@linkcode confirmDelivered}), not once written.
+   * Needs a `window`.
+   */
+  readonly acks?: boolean;
   /** Queues an encoded frame; false when refused (the session is being cut off). */
   send(frame: Uint8Array): boolean;
   /** Bytes written so far and queued behind them; absent: a frame counts as written once queued. */
@@ -128,6 +171,7 @@ export async function deliverHeld(
   options: HeldDeliveryOptions,
 ): Promise<number> {
   const { store, accountKey, throughId, window, maxQueuedBytes } = options;
+  const acks = target.acks === true && window !== undefined;
   const pageSize = options.pageSize ?? HELD_PAGE_SIZE;
   const inFlight: Queued[] = [];
   let delivered = 0;
@@ -149,7 +193,8 @@ export async function deliverHeld(
     let n = 0;
     while (n < inFlight.length && inFlight[n].end <= upTo) n++;
     if (n > 0) {
-      delivered += await confirm(inFlight.splice(0, n).map((q) => q.message), target, options);
+      const written = inFlight.splice(0, n).map((q) => q.message);
+      delivered += await confirmDelivered(written, target.nick, options);
     }
     return true;
   };
@@ -165,7 +210,7 @@ export async function deliverHeld(
     for (const message of page) {
       if (target.ended) break;
       if (window !== undefined && !window.claim(message.id)) continue;
-      const frame = encodeFrame(message);
+      const frame = encodeFrame({ ...message, held: true });
       // Wait for room: the held messages queued (and what else is queued) under the bound.
       while (target.outbound !== undefined && !target.ended) {
         const { written, queued } = target.outbound();
@@ -174,6 +219,10 @@ export async function deliverHeld(
         if (!await settle(waitFor)) return delivered;
       }
       if (target.ended || !target.send(frame)) break;
+      if (acks) {
+        window!.awaitAck(message);
+        continue;
+      }
       const progress = target.outbound?.();
       inFlight.push({
         message,
@@ -183,21 +232,29 @@ export async function deliverHeld(
     await settle();
   }
   if (inFlight.length > 0) await settle(inFlight[inFlight.length - 1].end);
+  if (acks && !target.ended && target.whenWritten !== undefined) {
+    // Held open for the acknowledgements, until the connection ends.
+    await Promise.race([window!.acknowledged(), target.whenWritten(Number.MAX_SAFE_INTEGER)]);
+  }
   return delivered;
 }
 
-/** Stores that `messages` were delivered; sends receipts for those newly delivered. */
-async function confirm(
+/**
+ * Stores that `messages` were delivered to `nick`; sends receipts for those newly
+ * delivered (not by another session of the account already). Resolves to their count.
+ */
+export async function confirmDelivered(
   messages: DirectMessage[],
-  target: HeldTarget,
-  options: HeldDeliveryOptions,
+  nick: string,
+  deps: { store: Store; broker: Broker; now: () => number },
 ): Promise<number> {
-  const newly = new Set(await options.store.markDelivered(messages.map((m) => m.id)));
-  const ts = options.now();
+  if (messages.length === 0) return 0;
+  const newly = new Set(await deps.store.markDelivered(messages.map((m) => m.id)));
+  const ts = deps.now();
   for (const message of messages) {
-    if (!newly.has(message.id)) continue; // another session of the account delivered it
-    await options.broker.publish(userSubject(nameKey(message.from)), {
-      event: { type: "receipt", id: message.id, status: "delivered", by: target.nick, ts },
+    if (!newly.has(message.id)) continue;
+    await deps.broker.publish(userSubject(nameKey(message.from)), {
+      event: { type: "receipt", id: message.id, status: "delivered", by: nick, ts },
     });
   }
   return newly.size;

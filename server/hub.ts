@@ -28,7 +28,7 @@ import { ServerMetrics } from "./metrics.ts";
 import { KeyedBuckets } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
-import { deliverHeld, HeldWindow } from "./held_delivery.ts";
+import { confirmDelivered, deliverHeld, HeldWindow } from "./held_delivery.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
@@ -115,6 +115,8 @@ export class Session implements Subscriber {
    * so as not to send one twice.
    */
   held: HeldWindow | null = null;
+  /** Whether its client acknowledges held direct messages (`login` with `ack: true`). */
+  acksHeld = false;
 
   /** Creates a session. */
   constructor(account: OnlineAccount, port: SessionPort) {
@@ -440,6 +442,7 @@ export class ChatHub {
         get ended() {
           return session.ended;
         },
+        acks: session.acksHeld,
         send: (frame) => session.sendEncoded(frame),
         ...(port.outbound && port.whenWritten
           ? { outbound: () => port.outbound!(), whenWritten: (end) => port.whenWritten!(end) }
@@ -457,6 +460,16 @@ export class ChatHub {
       await session.held?.settled;
       session.held = null;
     }
+  }
+
+  /**
+   * Counts as delivered the held direct messages among `ids` that the session was sent
+   * and its client now acknowledges; tells their senders. Resolves to how many were
+   * newly delivered (others were already, or are not held messages of this session).
+   */
+  acknowledgeHeld(session: Session, ids: readonly number[]): Promise<number> {
+    const messages = session.held?.acknowledge(ids) ?? [];
+    return confirmDelivered(messages, session.account.nick, this);
   }
 
   /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Probe, withServer } from "./helpers/harness.ts";
+import { connectClient, Probe, withServer } from "./helpers/harness.ts";
 
 Deno.test("ids: a request id reused for another message is refused with id_conflict", async () => {
   await withServer(async (server) => {
@@ -177,4 +177,76 @@ Deno.test("held dms: 60 logins while messages arrive never get the same dm twice
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }
+});
+
+Deno.test("held dms: with acks, delivered only once the client acknowledges them; the rest stay held", async () => {
+  await withServer(async (server) => {
+    (await Probe.login(server, "bob")).close();
+    await using alice = await Probe.login(server, "alice");
+    const stored: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      stored.push(
+        ((await alice.ok("dm", { to: "bob", text: `held ${i}` })).msg as { id: number }).id,
+      );
+    }
+    {
+      await using bob = await Probe.dial(server);
+      await bob.hello();
+      const login = await bob.ok("login", { nick: "bob", password: "password123", ack: true });
+      assert.equal(login.pending, 6);
+      for (const id of stored) assert.equal((await bob.expect({ type: "dm", id })).held, true);
+      await alice.ok("ping");
+      assert.equal(alice.received.filter((m) => m.type === "receipt").length, 0, "not before acks");
+      const acked = await bob.ok("delivered", { ids: [stored[0], stored[1], 999_999] });
+      assert.equal(acked.count, 2);
+      for (const id of stored.slice(0, 2)) {
+        await alice.expect({ type: "receipt", id, status: "delivered", by: "bob" });
+      }
+      assert.equal((await bob.ok("delivered", { ids: [stored[0]] })).count, 0, "once");
+      await alice.ok("ping");
+      assert.equal(alice.received.filter((m) => m.type === "receipt").length, 0);
+      await bob.ok("logout");
+    }
+    // The four not acknowledged come again, and nothing else.
+    await using bob = await Probe.dial(server);
+    await bob.hello();
+    const login = await bob.ok("login", { nick: "bob", password: "password123", ack: true });
+    assert.equal(login.pending, 4);
+    for (const id of stored.slice(2)) await bob.expect({ type: "dm", id });
+    assert.equal((await bob.ok("delivered", { ids: stored })).count, 4);
+    for (const id of stored.slice(2)) {
+      await alice.expect({ type: "receipt", id, status: "delivered", by: "bob" });
+    }
+    await bob.ok("ping");
+    assert.equal(bob.received.filter((m) => m.type === "dm").length, 0);
+  });
+});
+
+Deno.test("held dms: the client library receives 400 of 12 KB once each and acknowledges them", async () => {
+  await withServer(async (server) => {
+    (await connectClient(server, "bob")).close();
+    await using alice = await Probe.login(server, "alice");
+    const sent: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      sent.push(
+        ((await alice.ok("dm", { to: "bob", text: bulky(`held ${i}`) })).msg as { id: number }).id,
+      );
+    }
+    await using bob = await connectClient(server, "bob");
+    const got: number[] = [];
+    for await (const event of bob.events) {
+      if (event.type === "dm") got.push(event.id);
+      if (got.length === 400) break;
+    }
+    assert.deepEqual(got, sent);
+    for (let i = 0; i < 400; i++) {
+      await alice.expect({ type: "receipt", status: "delivered", by: "bob" }, 10_000);
+    }
+    await alice.ok("ping");
+    assert.equal(
+      alice.received.filter((m) => m.type === "receipt").length,
+      0,
+      "400 receipts, no more",
+    );
+  });
 });
