@@ -81,6 +81,8 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export const DEFAULT_AGENT = "chat-client/0.1.0";
 /** Most ids in one `delivered` acknowledgement (the protocol's bound). */
 const MAX_ACK_IDS = 1000;
+/** Held direct messages received within this many ms are acknowledged together. */
+const ACK_DELAY_MS = 50;
 
 /** Messages asked for per `sync` page while catching up after a reconnect. */
 export const SYNC_PAGE_SIZE = 500;
@@ -275,8 +277,8 @@ export class ChatClient implements AsyncDisposable {
   readonly #events: EventQueue<ChatEvent>;
   readonly #pending = new Map<string, Pending>();
   readonly #seen = new Set<number>();
-  /** Ids of the `delivered` acknowledgements in flight: their replies are not events. */
-  readonly #ackRequests = new Set<string>();
+  /** The `delivered` acknowledgements in flight, by request id: their replies are not events. */
+  readonly #ackRequests = new Map<string, { link: Link; ids: number[] }>();
   readonly #rooms = new Map<string, string>();
   #state: ChatClientState = "connecting";
   #link: Link | null = null;
@@ -877,9 +879,16 @@ export class ChatClient implements AsyncDisposable {
         this.#onOk(message);
         return;
       case "error":
-        if (message.re !== undefined && this.#ackRequests.delete(message.re)) {
-          // Not acknowledged: the server sends it again at the next login.
+        if (message.re !== undefined && this.#ackRequests.has(message.re)) {
+          const { link: acked, ids } = this.#ackRequests.get(message.re)!;
+          this.#ackRequests.delete(message.re);
           log.debug("acknowledging held messages failed: {message}", { message: message.message });
+          // Else not acknowledged: the server sends them again at the next login.
+          if (message.code === "rate_limited") {
+            setTimeout(() => {
+              for (const id of ids) this.#acknowledgeHeld(acked, id);
+            }, (message.retryAfter ?? 1) * 1000);
+          }
           return;
         }
         if (message.re !== undefined && this.#pending.has(message.re)) {
@@ -909,10 +918,12 @@ export class ChatClient implements AsyncDisposable {
   }
 
   /**
-   * Acknowledges a held direct message received: the ids of a read go together in one
-   * `delivered` request, sent at the end of the turn.
+   * Acknowledges a held direct message received: the ids received within
+   * {@linkcode ACK_DELAY_MS} go together in one `delivered` request (a long backlog
+   * costs a few requests, not one per read).
    */
   #acknowledgeHeld(link: Link, id: number): void {
+    if (link.lost) return;
     if (link.heldAcks !== undefined) {
       link.heldAcks.push(id);
       return;
@@ -924,14 +935,15 @@ export class ChatClient implements AsyncDisposable {
       if (link.lost) return;
       for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
         const requestId = crypto.randomUUID();
+        const batch = ids.slice(i, i + MAX_ACK_IDS);
         try {
-          link.conn.send({ type: "delivered", id: requestId, ids: ids.slice(i, i + MAX_ACK_IDS) });
-          this.#ackRequests.add(requestId);
+          link.conn.send({ type: "delivered", id: requestId, ids: batch });
+          this.#ackRequests.set(requestId, { link, ids: batch });
         } catch {
           return; // the link is closing: the server keeps them held
         }
       }
-    }, 0);
+    }, ACK_DELAY_MS);
   }
 
   #onOk(message: ServerMessageMap["ok"]): void {
@@ -1000,6 +1012,7 @@ export class ChatClient implements AsyncDisposable {
     link.lost = true;
     link.conn.abort();
     if (this.#link === link) this.#link = null;
+    for (const [id, ack] of this.#ackRequests) if (ack.link === link) this.#ackRequests.delete(id);
     for (const pending of [...this.#pending.values()]) {
       if (pending.internal && pending.sentOn === link) {
         this.#pending.delete(pending.id);
