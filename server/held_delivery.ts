@@ -24,6 +24,9 @@ import { nameKey } from "../protocol/names.ts";
 import { type Broker, userSubject } from "./broker.ts";
 import type { Store } from "./store.ts";
 
+/** What a held message's delivery needs to remember of it: its id and its sender. */
+export type HeldMessage = Pick<DirectMessage, "id" | "from">;
+
 /** Held messages read from the store at a time. */
 export const HELD_PAGE_SIZE = 64;
 
@@ -48,8 +51,8 @@ export class HeldWindow {
   readonly #accountKey: string;
   readonly #ids = new Set<number>();
   #through = Number.MAX_SAFE_INTEGER;
-  /** Held messages sent and awaiting the client's acknowledgement, by id. */
-  readonly #unacknowledged = new Map<number, DirectMessage>();
+  /** Held messages sent and awaiting the client's acknowledgement: id → sender. */
+  readonly #unacknowledged = new Map<number, string>();
   #wakeAcknowledged: (() => void) | null = null;
   /** Resolves once no direct message up to the last held id can arrive live any more. */
   settled: Promise<unknown> = Promise.resolve();
@@ -77,8 +80,8 @@ export class HeldWindow {
   }
 
   /** Records a held message sent, which the client is to acknowledge. */
-  awaitAck(message: DirectMessage): void {
-    this.#unacknowledged.set(message.id, message);
+  awaitAck(message: HeldMessage): void {
+    this.#unacknowledged.set(message.id, message.from);
   }
 
   /** How many held messages sent await their acknowledgement. */
@@ -93,13 +96,13 @@ export class HeldWindow {
   }
 
   /** The held messages among `ids` that awaited their acknowledgement (now done). */
-  acknowledge(ids: readonly number[]): DirectMessage[] {
-    const out: DirectMessage[] = [];
+  acknowledge(ids: readonly number[]): HeldMessage[] {
+    const out: HeldMessage[] = [];
     for (const id of ids) {
-      const message = this.#unacknowledged.get(id);
-      if (message === undefined) continue;
+      const from = this.#unacknowledged.get(id);
+      if (from === undefined) continue;
       this.#unacknowledged.delete(id);
-      out.push(message);
+      out.push({ id, from });
     }
     if (this.#unacknowledged.size === 0) {
       this.#wakeAcknowledged?.();
@@ -244,7 +247,7 @@ export async function deliverHeld(
  * delivered (not by another session of the account already). Resolves to their count.
  */
 export async function confirmDelivered(
-  messages: DirectMessage[],
+  messages: readonly HeldMessage[],
   nick: string,
   deps: { store: Store; broker: Broker; now: () => number },
 ): Promise<number> {
