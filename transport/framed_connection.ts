@@ -232,7 +232,13 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     if (offset > this.#droppedAfter) return Promise.resolve(false);
     if (this.#bytesOut >= offset) return Promise.resolve(true);
     if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => this.#writtenWaiters.push({ offset, resolve }));
+    return new Promise((resolve) => {
+      // Kept in offset order: a write looks at the first only.
+      const waiters = this.#writtenWaiters;
+      let at = waiters.length;
+      while (at > 0 && waiters[at - 1].offset > offset) at--;
+      waiters.splice(at, 0, { offset, resolve });
+    });
   }
 
   /**
@@ -445,7 +451,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         this.#bytesOut += batch.length;
         this.#queuedBytes -= batch.length;
         this.#writeStartedAt = 0;
-        if (this.#writtenWaiters.length > 0) this.#wakeWritten();
+        if (this.#writtenWaiters.length > 0 && this.#writtenWaiters[0].offset <= this.#bytesOut) {
+          this.#wakeWritten();
+        }
       }
     } catch (err) {
       this.abort(
@@ -460,13 +468,14 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
 
   /** Settles the {@linkcode whenWritten} waits that are over: written, or closed. */
   #wakeWritten(): void {
-    const waiting: WrittenWaiter[] = [];
-    for (const waiter of this.#writtenWaiters) {
-      if (this.#bytesOut >= waiter.offset) waiter.resolve(true);
-      else if (this.#closed) waiter.resolve(false);
-      else waiting.push(waiter);
+    const waiters = this.#writtenWaiters;
+    let n = 0;
+    while (n < waiters.length && waiters[n].offset <= this.#bytesOut) waiters[n++].resolve(true);
+    if (n > 0) waiters.splice(0, n);
+    if (this.#closed) {
+      for (const waiter of waiters) waiter.resolve(false);
+      this.#writtenWaiters = [];
     }
-    this.#writtenWaiters = waiting;
   }
 
   #wakeIdle(): void {
