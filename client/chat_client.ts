@@ -228,6 +228,8 @@ interface Link {
   endReason: { text: string; code: string } | null;
   /** Ids of held direct messages received and not yet acknowledged. */
   heldAcks?: number[];
+  /** Sends them at the end of {@linkcode ACK_DELAY_MS}. */
+  heldAckTimer?: ReturnType<typeof setTimeout>;
 }
 
 interface Pending {
@@ -634,6 +636,7 @@ export class ChatClient implements AsyncDisposable {
       return {};
     }
     this.#loggingOut = true;
+    if (this.#link !== null) this.#sendAcks(this.#link);
     try {
       return await this.request("logout", {});
     } finally {
@@ -929,21 +932,25 @@ export class ChatClient implements AsyncDisposable {
       return;
     }
     link.heldAcks = [id];
-    setTimeout(() => {
-      const ids = link.heldAcks ?? [];
-      link.heldAcks = undefined;
-      if (link.lost) return;
-      for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
-        const requestId = crypto.randomUUID();
-        const batch = ids.slice(i, i + MAX_ACK_IDS);
-        try {
-          link.conn.send({ type: "delivered", id: requestId, ids: batch });
-          this.#ackRequests.set(requestId, { link, ids: batch });
-        } catch {
-          return; // the link is closing: the server keeps them held
-        }
+    link.heldAckTimer = setTimeout(() => this.#sendAcks(link), ACK_DELAY_MS);
+  }
+
+  /** Sends the acknowledgements waiting on `link` now (before a logout or a close). */
+  #sendAcks(link: Link): void {
+    clearTimeout(link.heldAckTimer);
+    const ids = link.heldAcks ?? [];
+    link.heldAcks = undefined;
+    if (link.lost) return;
+    for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
+      const requestId = crypto.randomUUID();
+      const batch = ids.slice(i, i + MAX_ACK_IDS);
+      try {
+        link.conn.send({ type: "delivered", id: requestId, ids: batch });
+        this.#ackRequests.set(requestId, { link, ids: batch });
+      } catch {
+        return; // the link is closing: the server keeps them held
       }
-    }, ACK_DELAY_MS);
+    }
   }
 
   #onOk(message: ServerMessageMap["ok"]): void {
@@ -1253,6 +1260,7 @@ export class ChatClient implements AsyncDisposable {
     this.#wake?.();
     const link = this.#link;
     if (link !== null && !link.lost) {
+      this.#sendAcks(link); // written before the close, like everything queued
       link.lost = true;
       void link.conn.close(1000);
     }
