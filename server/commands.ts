@@ -418,6 +418,8 @@ export const commands: CommandTable = {
 
   delivered: {
     pipelined: true,
+    // Sent by the client library on its own, not by its user.
+    activity: false,
     async run({ hub, session }, { ids }) {
       return { count: await hub.acknowledgeHeld(session, ids) };
     },

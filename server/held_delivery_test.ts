@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { ServerMessage } from "../protocol/messages.ts";
 import { LocalBroker, type Publication, type Subscriber, userSubject } from "./broker.ts";
-import { deliverHeld, type HeldTarget, HeldWindow } from "./held_delivery.ts";
+import { confirmDelivered, deliverHeld, type HeldTarget, HeldWindow } from "./held_delivery.ts";
 import { MemoryStore } from "./memory_store.ts";
 
 /** A connection whose writes the test completes by hand. */
@@ -171,6 +171,42 @@ Deno.test("deliverHeld: skips what the session got live, and ids past throughId"
   assert.equal(window.admit({ type: "dm", id: ids[4], to: "bob" }), true, "later ids are live");
   assert.equal(window.admit({ type: "dm", id: ids[2], to: "carol" }), true, "others' dms pass");
   assert.equal(window.admit({ type: "msg", id: ids[2] }), true);
+});
+
+Deno.test("deliverHeld with acks: delivered on acknowledgement, open until all are or the end", async () => {
+  const store = new MemoryStore();
+  const broker = new LocalBroker();
+  const ids = await heldFor(store, 4, "short");
+  const got = receipts(broker, "alice");
+  const window = new HeldWindow("bob");
+  window.through(ids[3]);
+  const target = Object.assign(slowTarget("Bob"), { acks: true });
+  let finished = false;
+  const done = deliverHeld(target, {
+    store,
+    broker,
+    accountKey: "bob",
+    throughId: ids[3],
+    window,
+    maxQueuedBytes: 1 << 20,
+    now: () => 1,
+  }).then(() => finished = true);
+  await settle();
+  target.write(1 << 20);
+  await settle();
+  assert.equal(target.frames.length, 4);
+  assert.equal(got.length, 0, "written is not enough when the client acknowledges");
+  assert.equal(window.unacknowledged, 4);
+  const acked = window.acknowledge([ids[0], ids[2], 12345]);
+  assert.deepEqual(acked.map((m) => m.id), [ids[0], ids[2]]);
+  assert.equal(await confirmDelivered(acked, "Bob", { store, broker, now: () => 1 }), 2);
+  assert.deepEqual(got.map((r) => (r as { id: number }).id), [ids[0], ids[2]]);
+  assert.deepEqual(window.acknowledge([ids[0]]), [], "once");
+  await settle();
+  assert.equal(finished, false, "still waiting for two");
+  window.acknowledge([ids[1], ids[3]]);
+  await done;
+  assert.deepEqual((await store.undelivered("bob")).map((m) => m.id), [ids[1], ids[3]]);
 });
 
 /** How many of `frames`, in order, fit in `written` bytes. */
