@@ -24,7 +24,6 @@ export const ABUSE_KINDS = [
   "flood",
   "slowloris",
   "never_read",
-  "held_backlog",
 ] as const;
 
 /** A kind of abusive connection. */
@@ -189,8 +188,6 @@ export const FLOOD_ROOM = "soak-flood";
 const ANSWER_MS = 5000;
 /** Frames a flooder writes at once, every 100 ms. */
 const FLOOD_BATCH = 50;
-/** Direct messages of about 12 KB a `held_backlog` abuser holds for its recipient (within the burst). */
-const HELD_COUNT = 8;
 /** The largest frame a server accepts after login, by default. */
 const MAX_FRAME = 1024 * 1024;
 
@@ -476,103 +473,7 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
     await conn.waitFor((h) => h.type === "notice" && h.code === "slow_consumer", 3000);
     return { kind: "expected" };
   },
-
-  held_backlog: heldBacklog,
 };
-
-/**
- * Held direct messages (issue 13, items 4, 12 and 13): a fresh account leaves, the
- * abuser sends it {@linkcode HELD_COUNT} direct messages of about 12 KB, then it comes
- * back. Expected: the login succeeds, each held message arrives once, in order, marked
- * `held`; the sender gets exactly one `delivered` receipt for each; and a `say` reusing a
- * `dm`'s request id is refused with `id_conflict`.
- */
-async function heldBacklog(conn: RawConn, ctx: AbuseContext, stats: AbuseStats): Promise<Outcome> {
-  if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
-  const recipient = ctx.nextNick();
-  const away = await openSecond(ctx);
-  if (away === null) return brokeOff(conn, "the recipient's first connection");
-  try {
-    if (!(await hello(away))) return brokeOff(away, "the recipient's hello");
-    const login = { type: "login", id: "login", nick: recipient, password: ABUSER_PASSWORD };
-    if (!(await request(away, login))) return brokeOff(away, "the recipient's registration");
-    stats.logins++;
-    if (!(await request(away, { type: "logout", id: "bye" }))) return brokeOff(away, "logout");
-  } finally {
-    away.close();
-  }
-  const ids: number[] = [];
-  const text = (i: number) => `held ${i} ` + "\u20ac".repeat(3990);
-  for (let i = 0; i < HELD_COUNT; i++) {
-    await conn.write(encodeFrame({ type: "dm", id: `h${i}`, to: recipient, text: text(i) }));
-    const reply = await conn.waitFor((h) => h.re === `h${i}`, ANSWER_MS);
-    if (reply?.type !== "ok") return brokeOff(conn, `held dm ${i}`);
-    ids.push((reply.msg as { id: number }).id);
-  }
-  const conflict = { type: "say", id: "h0", room: "lobby", text: "reused id" };
-  await conn.write(encodeFrame(conflict));
-  const refused = await conn.waitFor((h) => h.re === "h0" && h.type !== "ok", ANSWER_MS);
-  if (refused === null) return brokeOff(conn, "a say reusing a dm's id");
-  if (refused.code !== "id_conflict") {
-    return { kind: "unexpected", why: `a say reusing a dm's id: ${refused.code}, not id_conflict` };
-  }
-  const back = await openSecond(ctx);
-  if (back === null) return brokeOff(conn, "the recipient's return");
-  try {
-    if (!(await hello(back))) return brokeOff(back, "the recipient's hello");
-    await back.write(
-      encodeFrame({ type: "login", id: "back", nick: recipient, password: ABUSER_PASSWORD }),
-    );
-    const reply = await back.waitFor((h) => h.re === "back", ANSWER_MS);
-    if (reply === null) return brokeOff(back, "the recipient's return");
-    if (reply.type !== "ok") {
-      return {
-        kind: "unexpected",
-        why: `the recipient's login with ${HELD_COUNT} held: ${reply.code}`,
-      };
-    }
-    stats.logins++;
-    const isHeld = (h: Header) => h.type === "dm" && ids.includes(h.id as number);
-    await back.waitFor(() => back.received.filter(isHeld).length >= HELD_COUNT, ANSWER_MS);
-    await request(back, { type: "ping", id: "after" });
-    const got = back.received.filter(isHeld).map((h) => h.id as number);
-    if (back.closed && got.length < HELD_COUNT) return brokeOff(back, "the held messages");
-    if (got.join() !== ids.join()) {
-      return { kind: "unexpected", why: `held ${ids.length}, received [${got.join()}]` };
-    }
-    const receipts = () =>
-      conn.received.filter((h) =>
-        h.type === "receipt" && h.status === "delivered" && ids.includes(h.id as number)
-      );
-    await conn.waitFor(() => receipts().length >= HELD_COUNT, ANSWER_MS);
-    await request(conn, { type: "ping", id: "receipts" });
-    if (receipts().length !== HELD_COUNT) {
-      return {
-        kind: "unexpected",
-        why: `${receipts().length} receipts for ${HELD_COUNT} held messages`,
-      };
-    }
-    return { kind: "expected" };
-  } finally {
-    back.close();
-  }
-}
-
-/** Opens another connection for the same abuser, tracked; null when refused. */
-async function openSecond(ctx: AbuseContext): Promise<RawConn | null> {
-  try {
-    const conn = await RawConn.open(ctx.port);
-    const untrack = ctx.track(conn);
-    const close = conn.close.bind(conn);
-    conn.close = () => {
-      close();
-      untrack();
-    };
-    return conn;
-  } catch {
-    return null;
-  }
-}
 
 /** Sends the hello and waits for the server's; false when refused or broken. */
 async function hello(conn: RawConn): Promise<boolean> {
