@@ -9,8 +9,8 @@
  * `delivered` receipt) only once the client acknowledges it (`delivered {ids}`, when it
  * logged in with `ack: true`, as the client library does), or else once the connection
  * has written it to the socket; whatever was not when the session ends stays held for
- * the next login. However long the backlog, it never overflows the
- * queue, so a login never fails because of it.
+ * the next login. However long the backlog, it never overflows the queue, so a login
+ * never fails because of it.
  *
  * A direct message stored while the session logs in may reach it live as well as be read
  * as held: it is sent once, whichever way comes first ({@linkcode HeldWindow}).
