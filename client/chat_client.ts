@@ -79,6 +79,11 @@ const log = getLogger(["chat", "client"]);
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** The agent string sent in `hello` unless another is given. */
 export const DEFAULT_AGENT = "chat-client/0.1.0";
+/** Most ids in one `delivered` acknowledgement (the protocol's bound). */
+const MAX_ACK_IDS = 1000;
+/** Held direct messages received within this many ms are acknowledged together. */
+const ACK_DELAY_MS = 50;
+
 /** Messages asked for per `sync` page while catching up after a reconnect. */
 export const SYNC_PAGE_SIZE = 500;
 
@@ -221,6 +226,10 @@ interface Link {
   lost: boolean;
   /** Set when the server ended the session on purpose: do not reconnect. */
   endReason: { text: string; code: string } | null;
+  /** Ids of held direct messages received and not yet acknowledged. */
+  heldAcks?: number[];
+  /** Sends them at the end of {@linkcode ACK_DELAY_MS}. */
+  heldAckTimer?: ReturnType<typeof setTimeout>;
 }
 
 interface Pending {
@@ -270,6 +279,8 @@ export class ChatClient implements AsyncDisposable {
   readonly #events: EventQueue<ChatEvent>;
   readonly #pending = new Map<string, Pending>();
   readonly #seen = new Set<number>();
+  /** The `delivered` acknowledgements in flight, by request id: their replies are not events. */
+  readonly #ackRequests = new Map<string, { link: Link; ids: number[] }>();
   readonly #rooms = new Map<string, string>();
   #state: ChatClientState = "connecting";
   #link: Link | null = null;
@@ -625,6 +636,7 @@ export class ChatClient implements AsyncDisposable {
       return {};
     }
     this.#loggingOut = true;
+    if (this.#link !== null) this.#sendAcks(this.#link);
     try {
       return await this.request("logout", {});
     } finally {
@@ -714,6 +726,8 @@ export class ChatClient implements AsyncDisposable {
         id: loginId,
         nick: this.#options.nick,
         ...(this.#options.password !== undefined ? { password: this.#options.password } : {}),
+        // Held direct messages count as delivered once this client has them.
+        ack: true,
       });
       while (true) {
         const reply = await next("the login");
@@ -859,10 +873,27 @@ export class ChatClient implements AsyncDisposable {
           }
         }
         return;
+      case "dm":
+        if (message.held === true) this.#acknowledgeHeld(link, message.id);
+        this.#emitServerEvent(message);
+        return;
       case "ok":
+        if (this.#ackRequests.delete(message.re)) return;
         this.#onOk(message);
         return;
       case "error":
+        if (message.re !== undefined && this.#ackRequests.has(message.re)) {
+          const { link: acked, ids } = this.#ackRequests.get(message.re)!;
+          this.#ackRequests.delete(message.re);
+          log.debug("acknowledging held messages failed: {message}", { message: message.message });
+          // Else not acknowledged: the server sends them again at the next login.
+          if (message.code === "rate_limited") {
+            setTimeout(() => {
+              for (const id of ids) this.#acknowledgeHeld(acked, id);
+            }, (message.retryAfter ?? 1) * 1000);
+          }
+          return;
+        }
         if (message.re !== undefined && this.#pending.has(message.re)) {
           this.#onError(message);
         } else {
@@ -886,6 +917,39 @@ export class ChatClient implements AsyncDisposable {
         return;
       default:
         this.#emitServerEvent(message);
+    }
+  }
+
+  /**
+   * Acknowledges a held direct message received: the ids received within
+   * {@linkcode ACK_DELAY_MS} go together in one `delivered` request (a long backlog
+   * costs a few requests, not one per read).
+   */
+  #acknowledgeHeld(link: Link, id: number): void {
+    if (link.lost) return;
+    if (link.heldAcks !== undefined) {
+      link.heldAcks.push(id);
+      return;
+    }
+    link.heldAcks = [id];
+    link.heldAckTimer = setTimeout(() => this.#sendAcks(link), ACK_DELAY_MS);
+  }
+
+  /** Sends the acknowledgements waiting on `link` now (before a logout or a close). */
+  #sendAcks(link: Link): void {
+    clearTimeout(link.heldAckTimer);
+    const ids = link.heldAcks ?? [];
+    link.heldAcks = undefined;
+    if (link.lost) return;
+    for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
+      const requestId = crypto.randomUUID();
+      const batch = ids.slice(i, i + MAX_ACK_IDS);
+      try {
+        link.conn.send({ type: "delivered", id: requestId, ids: batch });
+        this.#ackRequests.set(requestId, { link, ids: batch });
+      } catch {
+        return; // the link is closing: the server keeps them held
+      }
     }
   }
 
@@ -955,6 +1019,7 @@ export class ChatClient implements AsyncDisposable {
     link.lost = true;
     link.conn.abort();
     if (this.#link === link) this.#link = null;
+    for (const [id, ack] of this.#ackRequests) if (ack.link === link) this.#ackRequests.delete(id);
     for (const pending of [...this.#pending.values()]) {
       if (pending.internal && pending.sentOn === link) {
         this.#pending.delete(pending.id);
@@ -1195,6 +1260,7 @@ export class ChatClient implements AsyncDisposable {
     this.#wake?.();
     const link = this.#link;
     if (link !== null && !link.lost) {
+      this.#sendAcks(link); // written before the close, like everything queued
       link.lost = true;
       void link.conn.close(1000);
     }

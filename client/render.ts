@@ -448,6 +448,7 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
         ...(item.data.more ? ["* (older messages exist)"] : []),
       ];
     case "read":
+    case "delivered":
     case "private_start":
     case "private_accept":
     case "private_decline":

@@ -57,7 +57,15 @@ export const clientSchemas = {
     features: z.array(shortText).max(64),
     agent: shortText.optional(),
   }),
-  login: request("login", { nick: shortText, password: z.string().max(1024).optional() }),
+  login: request("login", {
+    nick: shortText,
+    password: z.string().max(1024).optional(),
+    /**
+     * The client acknowledges the held direct messages it receives (`held: true`) with
+     * `delivered`: they count as delivered only then, not once written to it.
+     */
+    ack: z.boolean().optional(),
+  }),
   logout: request("logout", {}),
   ping: request("ping", {}),
   join: request("join", { room: shortText }),
@@ -86,6 +94,8 @@ export const clientSchemas = {
   }),
   sync: request("sync", { after: messageId, limit: z.number().int().min(1).max(500).optional() }),
   read: request("read", { ids: z.array(messageId).min(1).max(1000) }),
+  /** Acknowledges held direct messages received (after a login with `ack: true`). */
+  delivered: request("delivered", { ids: z.array(messageId).min(1).max(1000) }),
   // Private sessions (server/private.ts): the server introduces two clients, who then
   // talk directly (or relay records it cannot read through it).
   private_start: request("private_start", {
@@ -151,7 +161,13 @@ export const serverSchemas = {
     retryAfter: z.number().nonnegative().optional(),
   }),
   msg: z.object({ type: z.literal("msg"), room: shortText, ...storedMessage }),
-  dm: z.object({ type: z.literal("dm"), to: shortText, ...storedMessage }),
+  dm: z.object({
+    type: z.literal("dm"),
+    to: shortText,
+    ...storedMessage,
+    /** Set on a direct message held while its recipient was offline, sent after the login. */
+    held: z.literal(true).optional(),
+  }),
   broadcast: z.object({
     type: z.literal("broadcast"),
     ts: z.number(),

@@ -44,6 +44,7 @@ const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
   history: { type: "history", id: "c22", room: "lobby", before: 100, limit: 50 },
   sync: { type: "sync", id: "c23", after: 0, limit: 500 },
   read: { type: "read", id: "c24", ids: [1, 2, 3] },
+  delivered: { type: "delivered", id: "c24b", ids: [4, 5] },
   private_start: { type: "private_start", id: "c25", nick: "bob", sid: SID, port: 40123 },
   private_accept: { type: "private_accept", id: "c26", nick: "alice" },
   private_decline: { type: "private_decline", id: "c27", nick: "alice" },

@@ -65,6 +65,8 @@ export const replySchemas = {
   history: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
   sync: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
   read: z.looseObject({ count }),
+  /** How many of the acknowledged held messages were newly delivered. */
+  delivered: z.looseObject({ count }),
   private_start: z.looseObject({ nick: text, sid: text }),
   private_accept: z.looseObject({
     nick: text,
@@ -176,7 +178,8 @@ export type ServerErrorCode =
   | "bad_offset"
   | "file_corrupt"
   | "frame_timeout"
-  | "storage_full";
+  | "storage_full"
+  | "id_conflict";
 
 /** Codes of `notice` events that end or change a session. */
 export type NoticeCode =

@@ -16,6 +16,7 @@ import { ALL_SUBJECT, roomSubject, userSubject } from "./broker.ts";
 import { CommandError } from "./errors.ts";
 import { type ChatHub, roomKeyOf, type Session } from "./hub.ts";
 import { privateCommands } from "./private.ts";
+import { type AppendResult, type NewMessage, StoreError } from "./store.ts";
 import { fileCommands } from "./files.ts";
 
 const log = getLogger(["chat", "server", "commands"]);
@@ -71,7 +72,11 @@ export const commands: CommandTable = {
           exceptSession: session.id,
         });
       }
-      const history = await hub.store.history({ room: room.key, limit: hub.config.historyOnJoin });
+      const history = await hub.store.history({
+        room: room.key,
+        limit: hub.config.historyOnJoin,
+        viewer: account.key,
+      });
       const members: string[] = [];
       for (const key of room.members) members.push(await hub.displayNick(key));
       members.sort(byName);
@@ -154,7 +159,7 @@ export const commands: CommandTable = {
       }
       const problem = textProblem(text);
       if (problem !== null) throw new CommandError("bad_text", problem);
-      const { message, duplicate } = await hub.store.appendMessage({
+      const { message, duplicate } = await appendMessage(hub, {
         fromKey: account.key,
         from: account.nick,
         room: key,
@@ -190,28 +195,33 @@ export const commands: CommandTable = {
           "your message could not be delivered as the recipient has blocked you",
         );
       }
-      const { message, duplicate } = await hub.store.appendMessage({
-        fromKey: account.key,
-        from: account.nick,
-        toKey: target.key,
-        to: target.nick,
-        text,
-        ts: hub.now(),
-        clientId: id,
+      // Tracked until published: a login meanwhile must not send it twice (see hub.ts).
+      return await hub.sendDirect(target.key, async () => {
+        const { message, duplicate } = await appendMessage(hub, {
+          fromKey: account.key,
+          from: account.nick,
+          toKey: target.key,
+          to: target.nick,
+          text,
+          ts: hub.now(),
+          clientId: id,
+        });
+        if (message.type !== "dm") {
+          throw new Error("store returned a room message for a direct one");
+        }
+        if (duplicate) return { msg: message, duplicate, delivered: false };
+        const reached = await hub.broker.publish(userSubject(target.key), { event: message });
+        await hub.broker.publish(userSubject(account.key), {
+          event: message,
+          exceptSession: session.id,
+        });
+        if (reached > 0) {
+          hub.store.markDelivered([message.id]).catch((err) =>
+            log.error("marking message {id} delivered failed: {err}", { id: message.id, err })
+          );
+        }
+        return { msg: message, duplicate, delivered: reached > 0 };
       });
-      if (message.type !== "dm") throw new Error("store returned a room message for a direct one");
-      if (duplicate) return { msg: message, duplicate, delivered: false };
-      const reached = await hub.broker.publish(userSubject(target.key), { event: message });
-      await hub.broker.publish(userSubject(account.key), {
-        event: message,
-        exceptSession: session.id,
-      });
-      if (reached > 0) {
-        hub.store.markDelivered([message.id]).catch((err) =>
-          log.error("marking message {id} delivered failed: {err}", { id: message.id, err })
-        );
-      }
-      return { msg: message, duplicate, delivered: reached > 0 };
     },
   },
 
@@ -363,7 +373,12 @@ export const commands: CommandTable = {
         if (!room.members.has(self)) {
           throw new CommandError("not_member", `join ${room.name} to read its history`);
         }
-        messages = await hub.store.history({ room: room.key, before, limit: want + 1 });
+        messages = await hub.store.history({
+          room: room.key,
+          before,
+          limit: want + 1,
+          viewer: self,
+        });
       } else {
         const other = await hub.requireAccount(nick!);
         messages = await hub.store.history({ between: [self, other.key], before, limit: want + 1 });
@@ -401,6 +416,15 @@ export const commands: CommandTable = {
     },
   },
 
+  delivered: {
+    pipelined: true,
+    // Sent by the client library on its own, not by its user.
+    activity: false,
+    async run({ hub, session }, { ids }) {
+      return { count: await hub.acknowledgeHeld(session, ids) };
+    },
+  },
+
   // Private sessions: see server/private.ts.
   private_start: privateCommands.private_start,
   private_accept: privateCommands.private_accept,
@@ -419,6 +443,22 @@ export const commands: CommandTable = {
   file_done: fileCommands.file_done,
   file_cancel: fileCommands.file_cancel,
 };
+
+/**
+ * Stores a `say` or `dm`: a resend with the same id gets the stored message back.
+ *
+ * @throws {CommandError} `id_conflict` when the request id was used for another message.
+ */
+async function appendMessage(hub: ChatHub, message: NewMessage): Promise<AppendResult> {
+  try {
+    return await hub.store.appendMessage(message);
+  } catch (err) {
+    if (err instanceof StoreError && err.code === "conflict") {
+      throw new CommandError("id_conflict", err.message);
+    }
+    throw err;
+  }
+}
 
 async function requireOther(
   hub: ChatHub,

@@ -89,6 +89,8 @@ export class ClientConnection implements SessionPort {
   #stalledSweeps = 0;
   #phase: Phase = "hello";
   #session: Session | null = null;
+  /** The delivery of the direct messages held for the session, while it runs. */
+  #held: Promise<void> = Promise.resolve();
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
@@ -141,12 +143,18 @@ export class ClientConnection implements SessionPort {
       await this.#inFlight.atMost(0);
       await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
+      await this.#held;
     }
   }
 
   /** Bytes written to the client so far, and queued behind them. */
   outbound(): OutboundProgress {
     return { written: this.#framed.stats.bytesOut, queued: this.#framed.queuedBytes };
+  }
+
+  /** Resolves true once `offset` bytes are written to the client, false if they never will be. */
+  whenWritten(offset: number): Promise<boolean> {
+    return this.#framed.whenWritten(offset);
   }
 
   /** Queues an encoded frame; on overflow the client is cut off as a slow consumer. */
@@ -334,7 +342,9 @@ export class ClientConnection implements SessionPort {
       this.#failed();
       return;
     }
-    if (message.type === "login") return this.#login(message.id, message.nick, message.password);
+    if (message.type === "login") {
+      return this.#login(message.id, message.nick, message.password, message.ack === true);
+    }
     if (this.#session === null) {
       this.#trySend({
         type: "error",
@@ -376,7 +386,12 @@ export class ClientConnection implements SessionPort {
     this.end({ code: "flood", text: "disconnected: every recent request failed" });
   }
 
-  async #login(id: string, nick: string, password: string | undefined): Promise<void> {
+  async #login(
+    id: string,
+    nick: string,
+    password: string | undefined,
+    acksHeld: boolean,
+  ): Promise<void> {
     if (this.#session !== null) {
       this.#trySend({
         type: "error",
@@ -387,13 +402,20 @@ export class ClientConnection implements SessionPort {
       return;
     }
     try {
-      const { session, reply, pending } = await this.#hub.login(this, nick, password);
+      const { session, reply, heldThrough } = await this.#hub.login(this, nick, password);
       this.#session = session;
+      session.acksHeld = acksHeld;
       this.#phase = "session";
       this.#framed.maxFrameSize = this.#hub.config.maxFrameSize;
       this.#trySend({ type: "ok", re: id, ...reply });
       this.#flood = new FloodControl(this.#hub.config, performance.now());
-      await this.#hub.deliverPending(session, pending);
+      // In the background, paced by what the client reads: its requests go on meanwhile.
+      this.#held = this.#hub.deliverPending(session, heldThrough).catch((err) =>
+        log.error("delivering held messages to {nick} failed: {err}", {
+          nick: session.account.nick,
+          err,
+        })
+      );
     } catch (err) {
       this.#sendError(id, err);
     }

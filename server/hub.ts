@@ -9,7 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { encodeFrame } from "../protocol/frame.ts";
-import type { DirectMessage, ServerMessage } from "../protocol/messages.ts";
+import type { ServerMessage } from "../protocol/messages.ts";
 import { MIN_PASSWORD_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import type { NoticeCode, ReplyMap } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
@@ -30,6 +30,7 @@ import { ServerMetrics } from "./metrics.ts";
 import { KeyedBuckets, TokenBucket } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
+import { confirmDelivered, deliverHeld, HeldWindow } from "./held_delivery.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
@@ -53,6 +54,12 @@ export interface SessionPort {
    * knows: file reads then reuse a frame's buffer once it is written.
    */
   outbound?(): OutboundProgress;
+  /**
+   * Resolves true once the first `offset` bytes of the outbound stream are written
+   * (see {@linkcode outbound}), false if they never will be (the connection ended or
+   * dropped them). Held direct messages count as delivered only then.
+   */
+  whenWritten?(offset: number): Promise<boolean>;
   /** Ends the connection, after an optional notice. */
   end(notice?: { code: NoticeCode; text: string }): void;
 }
@@ -105,6 +112,13 @@ export class Session implements Subscriber {
   lastCommandAt: number = performance.now();
   /** Whether it has ended. */
   ended = false;
+  /**
+   * While a held direct message may reach it both live and as held: those it was sent,
+   * so as not to send one twice.
+   */
+  held: HeldWindow | null = null;
+  /** Whether its client acknowledges held direct messages (`login` with `ack: true`). */
+  acksHeld = false;
 
   /** Creates a session. */
   constructor(account: OnlineAccount, port: SessionPort) {
@@ -122,7 +136,8 @@ export class Session implements Subscriber {
   accepts(publication: Publication): boolean {
     if (this.ended || publication.exceptSession === this.id) return false;
     if (publication.except !== undefined && publication.except.has(this.account.key)) return false;
-    return publication.from === undefined || !this.account.blocks.has(publication.from);
+    if (publication.from !== undefined && this.account.blocks.has(publication.from)) return false;
+    return this.held === null || this.held.admit(publication.event);
   }
 
   /** Queues encoded frames unless the session has ended. */
@@ -143,8 +158,11 @@ export interface LoginResult {
   session: Session;
   /** The data of the `ok` reply. */
   reply: ReplyMap["login"];
-  /** Direct messages held while offline, to send after the reply. */
-  pending: DirectMessage[];
+  /**
+   * Direct messages held while offline with an id up to this are sent after the reply
+   * ({@linkcode ChatHub.deliverPending}); later ones reach the session live.
+   */
+  heldThrough: number;
 }
 
 /**
@@ -175,6 +193,8 @@ export class ChatHub {
   readonly #accountLocks = new Map<string, Promise<unknown>>();
   readonly #sessionEndListeners: ((session: Session) => void)[] = [];
   readonly #presence: PresenceBatcher;
+  /** Per recipient account key: direct messages being stored and published. */
+  readonly #sendingDirect = new Map<string, Set<Promise<unknown>>>();
 
   /** Creates the hub. */
   constructor(store: Store, broker: Broker, config: ServerConfig, metrics = new ServerMetrics()) {
@@ -434,28 +454,69 @@ export class ChatHub {
     }
   }
 
-  /** Sends held direct messages to a new session, marks them delivered, tells their senders. */
-  async deliverPending(session: Session, pending: DirectMessage[]): Promise<void> {
-    if (pending.length === 0) return;
-    const delivered: DirectMessage[] = [];
-    for (const message of pending) {
-      if (!session.send(message)) break;
-      delivered.push(message);
-    }
-    if (delivered.length === 0) return;
-    await this.store.markDelivered(delivered.map((m) => m.id));
-    const ts = this.now();
-    for (const message of delivered) {
-      await this.broker.publish(userSubject(nameKey(message.from)), {
-        event: {
-          type: "receipt",
-          id: message.id,
-          status: "delivered",
-          by: session.account.nick,
-          ts,
+  /**
+   * Sends the direct messages held for a new session's account, up to `throughId`, paced
+   * by its connection; marks delivered (and tells their senders) those written. Resolves
+   * once all are written or the session ended. See `held_delivery.ts`.
+   */
+  async deliverPending(session: Session, throughId: number): Promise<void> {
+    const port = session.port;
+    try {
+      await deliverHeld({
+        get nick() {
+          return session.account.nick;
         },
+        get ended() {
+          return session.ended;
+        },
+        acks: session.acksHeld,
+        send: (frame) => session.sendEncoded(frame),
+        ...(port.outbound && port.whenWritten
+          ? { outbound: () => port.outbound!(), whenWritten: (end) => port.whenWritten!(end) }
+          : {}),
+      }, {
+        store: this.store,
+        broker: this.broker,
+        accountKey: session.account.key,
+        throughId,
+        ...(session.held !== null ? { window: session.held } : {}),
+        maxQueuedBytes: Math.max(1, Math.floor(this.config.maxQueueBytes / 4)),
+        now: this.now,
       });
+    } finally {
+      await session.held?.settled;
+      session.held = null;
     }
+  }
+
+  /**
+   * Counts as delivered the held direct messages among `ids` that the session was sent
+   * and its client now acknowledges; tells their senders. Resolves to how many were
+   * newly delivered (others were already, or are not held messages of this session).
+   */
+  acknowledgeHeld(session: Session, ids: readonly number[]): Promise<number> {
+    const messages = session.held?.acknowledge(ids) ?? [];
+    return confirmDelivered(messages, session.account.nick, this);
+  }
+
+  /**
+   * Runs `send`, which stores a direct message to `toKey` and publishes it, tracked
+   * until it is done: a session logging in meanwhile may get that message both live and
+   * as held, and holds its {@linkcode HeldWindow} open until then.
+   */
+  sendDirect<T>(toKey: string, send: () => Promise<T>): Promise<T> {
+    const promise = send();
+    let sending = this.#sendingDirect.get(toKey);
+    if (sending === undefined) this.#sendingDirect.set(toKey, sending = new Set());
+    sending.add(promise);
+    const done = () => {
+      sending.delete(promise);
+      if (sending.size === 0 && this.#sendingDirect.get(toKey) === sending) {
+        this.#sendingDirect.delete(toKey);
+      }
+    };
+    promise.then(done, done);
+    return promise;
   }
 
   async #login(
@@ -514,12 +575,18 @@ export class ChatHub {
       this.#online.set(key, account);
     }
     const session = new Session(account, port);
+    // Open from the subscription on: a held message may reach it live before it is read.
+    const held = session.held = new HeldWindow(key);
     account.sessions.add(session);
     this.broker.subscribe(userSubject(key), session);
     this.broker.subscribe(ALL_SUBJECT, session);
     for (const roomKey of account.rooms) this.broker.subscribe(roomSubject(roomKey), session);
     // Subscribed first: anything stored after `lastId` reaches this session live.
     const lastId = await this.store.lastMessageId();
+    held.through(lastId);
+    // Direct messages stored by now (ids up to lastId) and not yet published may still
+    // come live; those stored later have larger ids.
+    held.settled = Promise.allSettled([...this.#sendingDirect.get(key) ?? []]);
     session.loginId = await this.#recordLogin(key);
     log.info("{nick} logged in from {remote}{registered}", {
       nick: account.nick,
@@ -527,13 +594,13 @@ export class ChatHub {
       registered: registered ? " (registered)" : "",
     });
     if (first) await this.announcePresence(account, true);
-    const pending = await this.store.undelivered(key);
+    const pending = await this.store.countUndelivered(key, lastId);
     const rooms: string[] = [];
     for (const roomKey of account.rooms) rooms.push(this.#rooms.get(roomKey)?.name ?? roomKey);
     return {
       session,
-      reply: { nick: account.nick, rooms, lastId, pending: pending.length },
-      pending,
+      reply: { nick: account.nick, rooms, lastId, pending },
+      heldThrough: lastId,
     };
   }
 

@@ -15,12 +15,15 @@ import {
   checkCount,
   checkHistoryQuery,
   checkNewMessage,
+  checkResend,
+  checkUndeliveredQuery,
   type HistoryQuery,
   type NewMessage,
   type RoomRecord,
   type RoomSummary,
   type Store,
   StoreError,
+  type UndeliveredQuery,
 } from "./store.ts";
 
 interface StoredMessage {
@@ -200,7 +203,10 @@ export class MemoryStore implements Store {
       checkNewMessage(message);
       const dedupKey = `${message.fromKey}\n${message.clientId}`;
       const earlier = this.#byClientId.get(dedupKey);
-      if (earlier !== undefined) return { message: this.#toChat(earlier), duplicate: true };
+      if (earlier !== undefined) {
+        checkResend(earlier, message);
+        return { message: this.#toChat(earlier), duplicate: true };
+      }
       if (message.room !== undefined && !this.#rooms.has(message.room)) {
         throw new StoreError("not_found", `no room "${message.room}"`);
       }
@@ -249,7 +255,17 @@ export class MemoryStore implements Store {
         : pairThread(query.between![0], query.between![1]);
       const list = this.#threads.get(thread) ?? [];
       const end = query.before === undefined ? list.length : firstAtLeast(list, query.before);
-      return list.slice(Math.max(0, end - query.limit), end).map((m) => this.#toChat(m));
+      const blocked = query.room !== undefined && query.viewer !== undefined
+        ? this.#blocks.get(query.viewer)
+        : undefined;
+      if (blocked === undefined || blocked.size === 0) {
+        return list.slice(Math.max(0, end - query.limit), end).map((m) => this.#toChat(m));
+      }
+      const out: ChatMessage[] = [];
+      for (let i = end - 1; i >= 0 && out.length < query.limit; i--) {
+        if (!blocked.has(list[i].fromKey)) out.push(this.#toChat(list[i]));
+      }
+      return out.reverse();
     });
   }
 
@@ -264,12 +280,13 @@ export class MemoryStore implements Store {
       checkCount("afterId", afterId);
       checkCount("limit", limit);
       const rooms = this.#memberOf.get(accountKey);
+      const blocked = this.#blocks.get(accountKey);
       const out: ChatMessage[] = [];
       for (let i = afterId; i < this.#messages.length && out.length < limit; i++) {
         const m = this.#messages[i];
         if (m === undefined) continue;
         const visible = m.roomKey !== null
-          ? rooms?.has(m.roomKey) ?? false
+          ? (rooms?.has(m.roomKey) ?? false) && !(blocked?.has(m.fromKey) ?? false)
           : m.fromKey === accountKey || m.toKey === accountKey;
         if (visible) out.push(this.#toChat(m));
       }
@@ -277,23 +294,49 @@ export class MemoryStore implements Store {
     });
   }
 
-  /** Direct messages to `accountKey` not delivered yet, oldest first. */
-  undelivered(accountKey: string): Promise<DirectMessage[]> {
-    return this.#run(() =>
-      this.#messages
-        .filter((m) => m !== undefined && m.toKey === accountKey && !m.delivered)
-        .map((m) => this.#toChat(m!) as DirectMessage)
-    );
+  /** Direct messages to `accountKey` not delivered yet, oldest first (a page of them). */
+  undelivered(accountKey: string, query: UndeliveredQuery = {}): Promise<DirectMessage[]> {
+    return this.#run(() => {
+      const { after, through, limit } = checkUndeliveredQuery(query);
+      const out: DirectMessage[] = [];
+      const end = Math.min(this.#messages.length, through);
+      for (let i = after; i < end && out.length < limit; i++) {
+        const m = this.#messages[i];
+        if (m !== undefined && m.toKey === accountKey && !m.delivered) {
+          out.push(this.#toChat(m) as DirectMessage);
+        }
+      }
+      return out;
+    });
   }
 
-  /** Marks direct messages delivered; unknown ids and room messages are ignored. */
-  markDelivered(ids: number[]): Promise<void> {
+  /** How many direct messages to `accountKey` up to `throughId` are undelivered. */
+  countUndelivered(accountKey: string, throughId: number): Promise<number> {
+    return this.#run(() => {
+      checkCount("throughId", throughId);
+      let n = 0;
+      const end = Math.min(this.#messages.length, throughId);
+      for (let i = 0; i < end; i++) {
+        const m = this.#messages[i];
+        if (m !== undefined && m.toKey === accountKey && !m.delivered) n++;
+      }
+      return n;
+    });
+  }
+
+  /** Marks direct messages delivered; returns those newly delivered (unknown ids and room messages are ignored). */
+  markDelivered(ids: number[]): Promise<number[]> {
     return this.#run(() => {
       for (const id of ids) checkCount("id", id);
+      const newly: number[] = [];
       for (const id of ids) {
         const m = this.#messages[id - 1];
-        if (m !== undefined && m.toKey !== null) m.delivered = true;
+        if (m !== undefined && m.toKey !== null && !m.delivered) {
+          m.delivered = true;
+          newly.push(id);
+        }
       }
+      return newly.sort((a, b) => a - b);
     });
   }
 

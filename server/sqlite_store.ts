@@ -39,12 +39,15 @@ import {
   checkCount,
   checkHistoryQuery,
   checkNewMessage,
+  checkResend,
+  checkUndeliveredQuery,
   type HistoryQuery,
   type NewMessage,
   type RoomRecord,
   type RoomSummary,
   type Store,
   StoreError,
+  type UndeliveredQuery,
 } from "./store.ts";
 
 const log = getLogger(["chat", "store"]);
@@ -249,7 +252,7 @@ function prepareAll(db: DatabaseSync) {
       "SELECT room_key AS k FROM memberships WHERE account_key = ? ORDER BY room_key",
     ),
     byClientId: p(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
+      `SELECT ${MESSAGE_COLUMNS}, m.to_key FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
         "WHERE m.from_key = ? AND m.client_id = ?",
     ),
     // Two statements: a room message binds only its own columns (fewer bindings: about
@@ -264,7 +267,8 @@ function prepareAll(db: DatabaseSync) {
     ),
     roomHistory: p(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN rooms r ON r.key = m.room_key ` +
-        "WHERE m.room_key = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
+        "WHERE m.room_key = ? AND m.id < ? AND m.from_key NOT IN " +
+        "(SELECT target_key FROM blocks WHERE account_key = ?) ORDER BY m.id DESC LIMIT ?",
     ),
     pairHistory: p(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
@@ -276,7 +280,9 @@ function prepareAll(db: DatabaseSync) {
       `SELECT ${MESSAGE_COLUMNS} FROM (
          SELECT id FROM (
            SELECT m.id FROM memberships s JOIN messages m ON m.room_key = s.room_key
-           WHERE s.account_key = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3)
+           WHERE s.account_key = ?1 AND m.id > ?2 AND m.from_key NOT IN
+             (SELECT target_key FROM blocks WHERE account_key = ?1)
+           ORDER BY m.id LIMIT ?3)
          UNION
          SELECT id FROM (
            SELECT id FROM messages WHERE to_key = ?1 AND id > ?2 ORDER BY id LIMIT ?3)
@@ -287,13 +293,20 @@ function prepareAll(db: DatabaseSync) {
        ) v JOIN messages m ON m.id = v.id LEFT JOIN rooms r ON r.key = m.room_key
        ORDER BY m.id LIMIT ?3`,
     ),
+    // ?1 account key, ?2 after id, ?3 through id, ?4 limit (-1: none).
     undelivered: p(
       `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
-        "WHERE m.to_key = ? AND m.to_key IS NOT NULL AND m.delivered = 0 ORDER BY m.id",
+        "WHERE m.to_key = ?1 AND m.to_key IS NOT NULL AND m.delivered = 0 " +
+        "AND m.id > ?2 AND m.id <= ?3 ORDER BY m.id LIMIT ?4",
+    ),
+    countUndelivered: p(
+      "SELECT count(*) AS n FROM messages " +
+        "WHERE to_key = ? AND to_key IS NOT NULL AND delivered = 0 AND id <= ?",
     ),
     markDelivered: p(
       "UPDATE messages SET delivered = 1 " +
-        "WHERE id IN (SELECT value FROM json_each(?)) AND to_key IS NOT NULL AND delivered = 0",
+        "WHERE id IN (SELECT value FROM json_each(?)) AND to_key IS NOT NULL AND delivered = 0 " +
+        "RETURNING id",
     ),
     markRead: p(
       "UPDATE messages SET read = 1, delivered = 1 " +
@@ -584,7 +597,7 @@ export class SqliteStore implements Store {
       checkHistoryQuery(query);
       const before = query.before ?? Number.MAX_SAFE_INTEGER;
       const rows = query.room !== undefined
-        ? this.#st.roomHistory.all(query.room, before, query.limit)
+        ? this.#st.roomHistory.all(query.room, before, query.viewer ?? "", query.limit)
         : this.#st.pairHistory.all(
           pairKey(query.between![0], query.between![1]),
           before,
@@ -610,20 +623,35 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Direct messages to `accountKey` not delivered yet, oldest first. */
-  undelivered(accountKey: string): Promise<DirectMessage[]> {
-    return this.#readCommitted(() =>
-      (this.#st.undelivered.all(accountKey) as unknown as MessageRow[]).map(
-        (row) => toChat(row) as DirectMessage,
-      )
-    );
+  /** Direct messages to `accountKey` not delivered yet, oldest first (a page of them). */
+  undelivered(accountKey: string, query: UndeliveredQuery = {}): Promise<DirectMessage[]> {
+    return this.#readCommitted(() => {
+      const { after, through, limit } = checkUndeliveredQuery(query);
+      const rows = this.#st.undelivered.all(
+        accountKey,
+        after,
+        through,
+        limit === Infinity ? -1 : limit,
+      ) as unknown as MessageRow[];
+      return rows.map((row) => toChat(row) as DirectMessage);
+    });
   }
 
-  /** Marks direct messages delivered; unknown ids and room messages are ignored. */
-  markDelivered(ids: number[]): Promise<void> {
+  /** How many direct messages to `accountKey` up to `throughId` are undelivered. */
+  countUndelivered(accountKey: string, throughId: number): Promise<number> {
+    return this.#readCommitted(() => {
+      checkCount("throughId", throughId);
+      return Number((this.#st.countUndelivered.get(accountKey, throughId) as { n: number }).n);
+    });
+  }
+
+  /** Marks direct messages delivered; returns those newly delivered (unknown ids and room messages are ignored). */
+  markDelivered(ids: number[]): Promise<number[]> {
     return this.#write(() => {
       for (const id of ids) checkCount("id", id);
-      if (ids.length > 0) this.#st.markDelivered.run(JSON.stringify(ids));
+      if (ids.length === 0) return [];
+      const rows = this.#st.markDelivered.all(JSON.stringify(ids)) as unknown as { id: number }[];
+      return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
     });
   }
 
@@ -826,9 +854,20 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** The stored copy of a resent message (its insert hit the unique client id). */
-  #earlier(message: NewMessage): AppendResult {
-    const row = this.#st.byClientId.get(message.fromKey, message.clientId) as unknown as MessageRow;
+  /**
+   * The stored copy of a resent message (its insert hit the unique client id), or a
+   * `conflict` when the id was used for another message.
+   */
+  #earlier(message: NewMessage): AppendResult | StoreError {
+    const row = this.#st.byClientId.get(message.fromKey, message.clientId) as unknown as
+      & MessageRow
+      & { to_key: string | null };
+    try {
+      checkResend({ roomKey: row.room_key, toKey: row.to_key, text: row.text }, message);
+    } catch (error) {
+      if (error instanceof StoreError) return error;
+      throw error;
+    }
     return { message: toChat(row), duplicate: true };
   }
 

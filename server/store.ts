@@ -67,6 +67,41 @@ export interface NewMessage {
   clientId: string;
 }
 
+/** Where a stored message went and what it said: what a resend must repeat. */
+export interface StoredTarget {
+  /** Room key, or null for a direct message. */
+  roomKey: string | null;
+  /** Recipient's account key, or null for a room message. */
+  toKey: string | null;
+  /** The text. */
+  text: string;
+}
+
+/**
+ * Checks that `message` repeats the message stored earlier under the same
+ * `(fromKey, clientId)`: a true resend. Stores call it when the id is taken.
+ *
+ * @throws {StoreError} `conflict` when it is another message under a reused id.
+ *
+ * @example
+ * ```ts
+ * import { checkResend } from "./store.ts";
+ * const earlier = { roomKey: "lobby", toKey: null, text: "hi" };
+ * checkResend(earlier, { fromKey: "a", from: "A", room: "lobby", text: "hi", ts: 1, clientId: "1" });
+ * ```
+ */
+export function checkResend(earlier: StoredTarget, message: NewMessage): void {
+  const sameTarget = earlier.roomKey === (message.room ?? null) &&
+    earlier.toKey === (message.toKey ?? null);
+  if (sameTarget && earlier.text === message.text) return;
+  const what = earlier.roomKey !== null ? "a room message" : "a direct message";
+  const how = !sameTarget ? "to another destination" : "with another text";
+  throw new StoreError(
+    "conflict",
+    `request id "${message.clientId}" was already used for ${what}; this one goes ${how}`,
+  );
+}
+
 /** The outcome of {@linkcode Store.appendMessage}. */
 export interface AppendResult {
   /** The stored message with its server id (the earlier one, for a duplicate). */
@@ -85,6 +120,21 @@ export interface HistoryQuery {
   before?: number;
   /** At most this many: the newest ones before `before`. */
   limit: number;
+  /**
+   * The account reading, when there is one: room messages from accounts it blocks are
+   * left out (the limit counts only those returned).
+   */
+  viewer?: string;
+}
+
+/** A page of {@linkcode Store.undelivered}. */
+export interface UndeliveredQuery {
+  /** Only messages with an id above this. */
+  after?: number;
+  /** Only messages with an id up to this. */
+  through?: number;
+  /** At most this many: the oldest ones. */
+  limit?: number;
 }
 
 /** Storage of accounts, rooms, messages, blocks, contacts and login history. */
@@ -119,22 +169,33 @@ export interface Store {
   /**
    * Appends a message durably and gives it a new server id (ids increase, with gaps allowed, in
    * commit order across all rooms and conversations). Resolves only after the
-   * commit; implementations batch concurrent appends into one transaction.
+   * commit; implementations batch concurrent appends into one transaction. A resend
+   * (same `fromKey` and `clientId`) resolves with the earlier message and `duplicate`;
+   * a different message under a used `clientId` rejects with a `conflict` StoreError.
    */
   appendMessage(message: NewMessage): Promise<AppendResult>;
   /** The newest `limit` messages matching `query`, oldest first. */
   history(query: HistoryQuery): Promise<ChatMessage[]>;
   /**
    * Messages with an id above `afterId` that `accountKey` may see (its rooms' messages
-   * and its direct messages, sent or received), oldest first, at most `limit`.
+   * but those from accounts it blocks, and its direct messages, sent or received),
+   * oldest first, at most `limit`.
    */
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]>;
   /** The highest message id stored so far (committing pending appends first); 0 when none. */
   lastMessageId(): Promise<number>;
-  /** Direct messages to `accountKey` not yet delivered to any of its sessions, oldest first. */
-  undelivered(accountKey: string): Promise<DirectMessage[]>;
-  /** Marks direct messages delivered. */
-  markDelivered(ids: number[]): Promise<void>;
+  /**
+   * Direct messages to `accountKey` not yet delivered to any of its sessions, oldest
+   * first: all of them, or a page of them as `query` says.
+   */
+  undelivered(accountKey: string, query?: UndeliveredQuery): Promise<DirectMessage[]>;
+  /** How many direct messages to `accountKey` with an id up to `throughId` are undelivered. */
+  countUndelivered(accountKey: string, throughId: number): Promise<number>;
+  /**
+   * Marks direct messages delivered; returns the ids that were not delivered before, in
+   * increasing order (their senders get a receipt), ignoring room messages and unknown ids.
+   */
+  markDelivered(ids: number[]): Promise<number[]>;
   /**
    * Marks direct messages to `accountKey` read; returns those that were not read before
    * (so their senders can be told), ignoring ids that are not its direct messages.
@@ -179,8 +240,16 @@ export interface Store {
  * - `not_found`: the room, account or session named does not exist.
  * - `invalid`: the arguments are malformed (both or neither of `room`/`toKey`, a bad limit…).
  * - `failed`: the storage failed while reading or writing (disk full, I/O error…).
+ * - `conflict`: a message reuses its sender's `clientId` for a different message (another
+ *   kind, room, recipient or text); nothing was written.
  */
-export type StoreErrorCode = "closed" | "open_failed" | "not_found" | "invalid" | "failed";
+export type StoreErrorCode =
+  | "closed"
+  | "open_failed"
+  | "not_found"
+  | "invalid"
+  | "failed"
+  | "conflict";
 
 /**
  * A failure of a {@linkcode Store}, with a stable {@linkcode StoreErrorCode}.
@@ -235,6 +304,21 @@ export function checkHistoryQuery(query: HistoryQuery): void {
   }
   checkCount("limit", query.limit);
   if (query.before !== undefined) checkCount("before", query.before);
+}
+
+/**
+ * Checks an {@linkcode UndeliveredQuery} the way every store does; returns it with its
+ * defaults (everything: after 0, through the largest id, no limit).
+ *
+ * @throws {StoreError} `invalid` when a bound is not a non-negative integer.
+ */
+export function checkUndeliveredQuery(query: UndeliveredQuery): Required<UndeliveredQuery> {
+  const after = query.after ?? 0;
+  const through = query.through ?? Number.MAX_SAFE_INTEGER;
+  checkCount("after", after);
+  checkCount("through", through);
+  if (query.limit !== undefined) checkCount("limit", query.limit);
+  return { after, through, limit: query.limit ?? Infinity };
 }
 
 /**

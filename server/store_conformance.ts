@@ -176,7 +176,7 @@ export function storeConformance(
     await store.createRoom(room("lobby", "Lobby"));
     const [a, b, c] = await Promise.all([
       store.appendMessage(say("alice", "lobby", "hello", "dup")),
-      store.appendMessage(say("alice", "lobby", "hello again", "dup")),
+      store.appendMessage(say("alice", "lobby", "hello", "dup")),
       store.appendMessage(say("bob", "lobby", "other sender", "dup")),
     ]);
     assert.equal(a.duplicate, false);
@@ -184,7 +184,7 @@ export function storeConformance(
     assert.deepEqual(b.message, a.message, "the duplicate returns the earlier message");
     assert.equal(c.duplicate, false);
     assert.notEqual(c.message.id, a.message.id);
-    const later = await store.appendMessage(dm("alice", "bob", "changed", "dup"));
+    const later = await store.appendMessage(say("alice", "lobby", "hello", "dup"));
     assert.deepEqual(later, { message: a.message, duplicate: true });
     const dmFirst = await store.appendMessage(dm("alice", "bob", "direct", "d1"));
     const dmAgain = await store.appendMessage(dm("alice", "bob", "direct", "d1"));
@@ -196,6 +196,30 @@ export function storeConformance(
     assert.deepEqual(texts(await store.history({ between: ["alice", "bob"], limit: 10 })), [
       "direct",
     ]);
+  });
+
+  test("appendMessage: a reused clientId for another message is a conflict", async (store) => {
+    await store.createRoom(room("lobby", "Lobby"));
+    await store.createRoom(room("rust", "Rust"));
+    const [first, sameBatch] = await Promise.allSettled([
+      store.appendMessage(say("alice", "lobby", "hello", "c1")),
+      store.appendMessage(say("alice", "lobby", "hello again", "c1")),
+    ]);
+    assert.equal(first.status, "fulfilled");
+    assert.ok(sameBatch.status === "rejected" && sameBatch.reason instanceof StoreError);
+    assert.equal(sameBatch.reason.code, "conflict");
+    await assertStoreError(store.appendMessage(say("alice", "rust", "hello", "c1")), "conflict");
+    await assertStoreError(store.appendMessage(dm("alice", "bob", "hello", "c1")), "conflict");
+    await store.appendMessage(dm("alice", "bob", "psst", "d1"));
+    await assertStoreError(store.appendMessage(say("alice", "lobby", "psst", "d1")), "conflict");
+    await assertStoreError(store.appendMessage(dm("alice", "carol", "psst", "d1")), "conflict");
+    await assertStoreError(store.appendMessage(dm("alice", "bob", "other", "d1")), "conflict");
+    assert.deepEqual(texts(await store.history({ room: "lobby", limit: 10 })), ["hello"]);
+    assert.deepEqual(texts(await store.history({ room: "rust", limit: 10 })), []);
+    assert.deepEqual(texts(await store.history({ between: ["alice", "bob"], limit: 10 })), [
+      "psst",
+    ]);
+    assert.deepEqual(texts(await store.history({ between: ["alice", "carol"], limit: 10 })), []);
   });
 
   test("appendMessage: 500 concurrent appends get distinct increasing ids", async (store) => {
@@ -292,6 +316,42 @@ export function storeConformance(
     await assertStoreError(store.history({ room: "a", limit: -1 }), "invalid");
   });
 
+  test("history and messagesAfter leave out room messages from blocked accounts", async (store) => {
+    await store.createRoom(room("a", "A"));
+    await store.addMember("a", "alice");
+    for (let i = 0; i < 6; i++) {
+      await store.appendMessage(say(i % 2 === 0 ? "bob" : "mallory", "a", `m${i}`, `c${i}`));
+    }
+    await store.appendMessage(dm("mallory", "alice", "earlier dm", "d1"));
+    assert.equal(await store.addBlock("alice", "mallory"), true);
+    assert.deepEqual(texts(await store.history({ room: "a", limit: 2, viewer: "alice" })), [
+      "m2",
+      "m4",
+    ]);
+    assert.deepEqual(texts(await store.history({ room: "a", limit: 10, viewer: "bob" })), [
+      "m0",
+      "m1",
+      "m2",
+      "m3",
+      "m4",
+      "m5",
+    ]);
+    assert.deepEqual(
+      texts(await store.history({ room: "a", limit: 2, before: 5, viewer: "alice" })),
+      ["m0", "m2"],
+    );
+    assert.equal((await store.history({ room: "a", limit: 10 })).length, 6, "no viewer: all");
+    assert.deepEqual(texts(await store.messagesAfter("alice", 0, 3)), ["m0", "m2", "m4"]);
+    assert.deepEqual(texts(await store.messagesAfter("alice", 0, 100)), [
+      "m0",
+      "m2",
+      "m4",
+      "earlier dm",
+    ]);
+    await store.removeBlock("alice", "mallory");
+    assert.equal((await store.messagesAfter("alice", 0, 100)).length, 7);
+  });
+
   test("messagesAfter: current memberships and own direct messages", async (store) => {
     await store.createRoom(room("a", "A"));
     await store.createRoom(room("b", "B"));
@@ -337,12 +397,49 @@ export function storeConformance(
     assert.deepEqual(await store.undelivered("bob"), [d1.message, d2.message]);
     assert.deepEqual(await store.undelivered("alice"), [d3.message]);
     assert.deepEqual(await store.undelivered("carol"), []);
-    await store.markDelivered([d1.message.id, r.message.id, 9999]);
+    assert.deepEqual(await store.markDelivered([d1.message.id, r.message.id, 9999]), [
+      d1.message.id,
+    ]);
     assert.deepEqual(await store.undelivered("bob"), [d2.message]);
-    await store.markDelivered([]);
-    await store.markDelivered([d2.message.id, d3.message.id, d2.message.id]);
+    assert.deepEqual(await store.markDelivered([]), []);
+    assert.deepEqual(
+      await store.markDelivered([d3.message.id, d2.message.id, d2.message.id, d1.message.id]),
+      [d2.message.id, d3.message.id],
+      "only the newly delivered, in order, once each",
+    );
     assert.deepEqual(await store.undelivered("bob"), []);
     assert.deepEqual(await store.undelivered("alice"), []);
+  });
+
+  test("undelivered pages: after, through, limit, and countUndelivered", async (store) => {
+    const ids: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      ids.push(
+        (await store.appendMessage(dm(i % 4 === 3 ? "carol" : "alice", "bob", `m${i}`, `${i}`)))
+          .message.id,
+      );
+      await store.appendMessage(dm("alice", "dave", `other ${i}`, `o${i}`));
+    }
+    assert.equal(await store.countUndelivered("bob", ids[7]), 8);
+    assert.equal(await store.countUndelivered("bob", ids[3]), 4);
+    assert.equal(await store.countUndelivered("bob", 0), 0);
+    assert.equal(await store.countUndelivered("nobody", ids[7]), 0);
+    assert.deepEqual(texts(await store.undelivered("bob", { limit: 3 })), ["m0", "m1", "m2"]);
+    assert.deepEqual(texts(await store.undelivered("bob", { after: ids[2], limit: 3 })), [
+      "m3",
+      "m4",
+      "m5",
+    ]);
+    assert.deepEqual(texts(await store.undelivered("bob", { after: ids[4], through: ids[6] })), [
+      "m5",
+      "m6",
+    ]);
+    assert.deepEqual(await store.undelivered("bob", { limit: 0 }), []);
+    await store.markDelivered([ids[1], ids[2]]);
+    assert.deepEqual(texts(await store.undelivered("bob", { limit: 3 })), ["m0", "m3", "m4"]);
+    assert.equal(await store.countUndelivered("bob", ids[3]), 2);
+    await assertStoreError(store.undelivered("bob", { after: -1 }), "invalid");
+    await assertStoreError(store.countUndelivered("bob", -1), "invalid");
   });
 
   test("markRead: only newly read direct messages to that account", async (store) => {

@@ -116,6 +116,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #closed = false;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
+  #writtenWaiters: WrittenWaiter[] = [];
+  /** Stream offsets past this were dropped by {@linkcode closeWith}: never written. */
+  #droppedAfter = Infinity;
   #error: unknown = undefined;
   #closePromise: Promise<void> | null = null;
   #readInFlight: Promise<number | null> | null = null;
@@ -248,6 +251,32 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   }
 
   /**
+   * Resolves to true once the first `offset` bytes of the outbound stream (counted as
+   * in {@linkcode stats}`.bytesOut`) are written, or to false if the connection closes
+   * first. With `offset` taken as `bytesOut + queuedBytes` just after queuing a frame,
+   * it says when that frame has left.
+   *
+   * @example
+   * ```ts ignore
+   * conn.send({ type: "dm", text: "hi" });
+   * const end = conn.stats.bytesOut + conn.queuedBytes;
+   * if (await conn.whenWritten(end)) console.log("written to the socket");
+   * ```
+   */
+  whenWritten(offset: number): Promise<boolean> {
+    if (offset > this.#droppedAfter) return Promise.resolve(false);
+    if (this.#bytesOut >= offset) return Promise.resolve(true);
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      // Kept in offset order: a write looks at the first only.
+      const waiters = this.#writtenWaiters;
+      let at = waiters.length;
+      while (at > 0 && waiters[at - 1].offset > offset) at--;
+      waiters.splice(at, 0, { offset, resolve });
+    });
+  }
+
+  /**
    * Closes gracefully: stops accepting frames, writes what is queued (waiting at
    * most `timeoutMs`), then closes the channel.
    */
@@ -308,6 +337,14 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     if (this.#closed || this.#closing) return this.close(timeoutMs);
     const frame = encodeFrame(header);
     for (const dropped of this.#queue) this.#queuedBytes -= dropped.length;
+    // What was dropped is never written, whatever the final frame's bytes add up to.
+    const keptEnd = this.#bytesOut + this.#queuedBytes;
+    this.#droppedAfter = keptEnd;
+    this.#writtenWaiters = this.#writtenWaiters.filter((waiter) => {
+      if (waiter.offset <= keptEnd) return true;
+      waiter.resolve(false);
+      return false;
+    });
     this.#queue = [frame];
     this.#queuedBytes += frame.length;
     if (!this.#writing) {
@@ -331,6 +368,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       // already closed by the other side or by the runtime
     }
     this.#wakeIdle();
+    this.#wakeWritten();
     this.#resolveClosed();
   }
 
@@ -484,6 +522,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         this.#bytesOut += batch.length;
         this.#queuedBytes -= batch.length;
         this.#writeStartedAt = 0;
+        if (this.#writtenWaiters.length > 0 && this.#writtenWaiters[0].offset <= this.#bytesOut) {
+          this.#wakeWritten();
+        }
       }
     } catch (err) {
       this.abort(
@@ -496,11 +537,29 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     }
   }
 
+  /** Settles the {@linkcode whenWritten} waits that are over: written, or closed. */
+  #wakeWritten(): void {
+    const waiters = this.#writtenWaiters;
+    let n = 0;
+    while (n < waiters.length && waiters[n].offset <= this.#bytesOut) waiters[n++].resolve(true);
+    if (n > 0) waiters.splice(0, n);
+    if (this.#closed) {
+      for (const waiter of waiters) waiter.resolve(false);
+      this.#writtenWaiters = [];
+    }
+  }
+
   #wakeIdle(): void {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** A {@linkcode FramedConnection.whenWritten} call waiting for its offset. */
+interface WrittenWaiter {
+  offset: number;
+  resolve: (written: boolean) => void;
 }
 
 function isBenign(err: unknown): boolean {

@@ -235,6 +235,53 @@ Deno.test("frames queued during a write are coalesced into the next write", asyn
   conn.abort();
 });
 
+Deno.test("whenWritten resolves once a frame is written, false when closed first", async () => {
+  const channel = gatedChannel();
+  const conn = new FramedConnection(channel);
+  conn.send({ type: "first" });
+  const firstEnd = conn.stats.bytesOut + conn.queuedBytes;
+  const first = conn.whenWritten(firstEnd);
+  await tick();
+  conn.send({ type: "second" });
+  const secondEnd = conn.stats.bytesOut + conn.queuedBytes;
+  const second = conn.whenWritten(secondEnd);
+  let settled = false;
+  first.then(() => settled = true);
+  await tick();
+  assert.equal(settled, false, "not before the write completes");
+  channel.release();
+  assert.equal(await first, true);
+  assert.equal(await conn.whenWritten(firstEnd), true, "at once when already written");
+  conn.abort();
+  assert.equal(await second, false, "closed before it was written");
+  assert.equal(await conn.whenWritten(secondEnd), false);
+});
+
+Deno.test("whenWritten: frames dropped by closeWith are never counted written", async () => {
+  const channel = gatedChannel();
+  const conn = new FramedConnection(channel);
+  conn.send({ type: "first" });
+  const firstEnd = conn.stats.bytesOut + conn.queuedBytes;
+  await tick();
+  conn.send({ type: "dropped", text: "x" });
+  const droppedEnd = conn.stats.bytesOut + conn.queuedBytes;
+  const dropped = conn.whenWritten(droppedEnd);
+  const closed = conn.closeWith({
+    type: "notice",
+    text: "a longer final frame than the dropped one",
+  });
+  assert.equal(await dropped, false);
+  channel.release();
+  assert.equal(await conn.whenWritten(firstEnd), true);
+  await tick();
+  channel.release();
+  await conn.flush();
+  assert.ok(conn.stats.bytesOut >= droppedEnd, "the final frame's bytes pass the dropped offset");
+  assert.equal(await conn.whenWritten(droppedEnd), false, "yet the dropped frame was not written");
+  conn.abort();
+  await closed;
+});
+
 Deno.test("partial writes are continued until every byte is out", async () => {
   const written: Uint8Array[] = [];
   const channel: ByteChannel = {
