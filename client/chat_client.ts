@@ -509,9 +509,19 @@ export class ChatClient implements AsyncDisposable {
     return this.request("leave", { room });
   }
 
-  /** Lists the rooms on the server. */
-  rooms(): Promise<ReplyMap["rooms"]> {
-    return this.request("rooms", {});
+  /**
+   * Lists the rooms on the server: every page of them (the server cuts the list to fit
+   * a frame), at most `maxPages`; `more` is true when rooms were left unlisted.
+   */
+  async rooms(maxPages = 1000): Promise<ReplyMap["rooms"]> {
+    const rooms: ReplyMap["rooms"]["rooms"] = [];
+    let page = await this.request("rooms", {});
+    rooms.push(...page.rooms);
+    for (let n = 1; page.more === true && page.rooms.length > 0 && n < maxPages; n++) {
+      page = await this.request("rooms", { after: page.rooms[page.rooms.length - 1].name });
+      rooms.push(...page.rooms);
+    }
+    return { rooms, more: page.more === true };
   }
 
   /** Lists a room's members with their online state. */
