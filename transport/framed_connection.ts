@@ -49,6 +49,12 @@ export interface FramedConnectionOptions {
    * `FrameDecoder`). Default: a new array per frame.
    */
   allocatePayload?: (length: number) => Uint8Array;
+  /**
+   * When given, an incoming frame over the maximum is skipped (read and dropped) and
+   * reported here instead of ending the connection (the `onOversized` option of
+   * `FrameDecoder`): for a client, which must survive a reply larger than it accepts.
+   */
+  onOversized?: (length: number, head: Uint8Array) => void;
 }
 
 /**
@@ -117,6 +123,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#decoder = new FrameDecoder({
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
       ...(options.allocatePayload ? { allocate: options.allocatePayload } : {}),
+      ...(options.onOversized ? { onOversized: options.onOversized } : {}),
       // Frames whole inside a read are decoded from the read buffer itself (no copy);
       // only a body, which outlives the next read, is copied out of it.
       views: true,
