@@ -28,6 +28,7 @@ import { ServerMetrics } from "./metrics.ts";
 import { KeyedBuckets } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
+import { NickSkeletons } from "./nick_skeletons.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
@@ -169,6 +170,8 @@ export class ChatHub {
   readonly #accountLocks = new Map<string, Promise<unknown>>();
   readonly #sessionEndListeners: ((session: Session) => void)[] = [];
   readonly #presence: PresenceBatcher;
+  /** Reserved and look-alike nicks refused at registration (server/nick_skeletons.ts). */
+  readonly #skeletons: NickSkeletons;
 
   /** Creates the hub. */
   constructor(store: Store, broker: Broker, config: ServerConfig, metrics = new ServerMetrics()) {
@@ -177,6 +180,7 @@ export class ChatHub {
     this.broker = broker;
     this.config = config;
     this.#presence = new PresenceBatcher(broker, ALL_SUBJECT);
+    this.#skeletons = new NickSkeletons(store);
     this.#lockout = new Lockout(config.blockDurationSec * 1000);
     const perMinute = config.loginFailuresPerMinutePerIp;
     this.#loginFailures = new KeyedBuckets(perMinute / 60, perMinute);
@@ -344,7 +348,10 @@ export class ChatHub {
       return Promise.reject(new CommandError("bad_name", `bad nick "${nick}": ${problem}`));
     }
     const key = nameKey(nick);
-    return this.#withAccountLock(key, () => this.#login(port, key, nick, password)).then(
+    return this.#withAccountLock(
+      key,
+      () => this.#guardNewNick(key, nick, () => this.#login(port, key, nick, password)),
+    ).then(
       (result) => {
         this.metrics.counters.logins++;
         return result;
@@ -428,6 +435,21 @@ export class ChatHub {
           ts,
         },
       });
+    }
+  }
+
+  /**
+   * Runs `login`; when `key` has no account yet (a registration), only if its nick is
+   * not reserved and reads like no registered one.
+   */
+  async #guardNewNick<T>(key: string, nick: string, login: () => Promise<T>): Promise<T> {
+    if (await this.store.getAccount(key) !== null) return await login();
+    const problem = await this.#skeletons.claim(key, nick);
+    if (problem !== null) throw new CommandError("bad_name", `the nick "${nick}" ${problem}`);
+    try {
+      return await login();
+    } finally {
+      await this.#skeletons.settle(key);
     }
   }
 
