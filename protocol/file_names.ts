@@ -49,8 +49,10 @@ const OTHER_ESCAPE = /\x1b[\x20-\x2f]*[\x30-\x7e]?/g;
 const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 // Characters Windows refuses in names (the separators are handled before).
 const WINDOWS_RESERVED_CHARS = /[<>:"|?*]/g;
-// Device names Windows maps to devices whatever the extension.
-const WINDOWS_DEVICE = /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(?:\.|$)/i;
+// Device names Windows maps to devices whatever the extension, and however many spaces
+// or dots follow the device's name before it (Windows drops them: `CON .txt` is CON).
+const WINDOWS_DEVICE =
+  /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$)[ .]*(?:\.|$)/i;
 
 const encoder = new TextEncoder();
 
