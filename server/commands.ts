@@ -16,7 +16,7 @@ import { CommandError } from "./errors.ts";
 import { type ChatHub, roomKeyOf, type Session } from "./hub.ts";
 import { privateCommands } from "./private.ts";
 import { fileCommands } from "./files.ts";
-import { fitFirst, fitLast, replyBudget } from "./reply_budget.ts";
+import { fitFirst, fitLast, replyBudget, replyFloor } from "./reply_budget.ts";
 
 const log = getLogger(["chat", "server", "commands"]);
 
@@ -111,7 +111,7 @@ export const commands: CommandTable = {
       const rooms = (await hub.store.listRooms())
         .filter((r) => from === undefined || r.key > from)
         .map((r) => ({ name: r.name, members: r.members, topic: r.topic }));
-      const page = fitFirst(rooms, budgetOf(hub));
+      const page = fitFirst(rooms, budgetOf(hub), floorOf(hub));
       return { rooms: page.items, more: page.cut };
     },
   },
@@ -377,7 +377,7 @@ export const commands: CommandTable = {
       }
       const more = messages.length > want;
       if (more) messages = messages.slice(1);
-      const fitted = fitLast(messages, budgetOf(hub));
+      const fitted = fitLast(messages, budgetOf(hub), floorOf(hub));
       return { messages: fitted.items, more: more || fitted.cut };
     },
   },
@@ -388,7 +388,7 @@ export const commands: CommandTable = {
       let messages = await hub.store.messagesAfter(session.account.key, after, want + 1);
       const more = messages.length > want;
       if (more) messages = messages.slice(0, want);
-      const fitted = fitFirst(messages, budgetOf(hub));
+      const fitted = fitFirst(messages, budgetOf(hub), floorOf(hub));
       return { messages: fitted.items, more: more || fitted.cut };
     },
   },
@@ -449,6 +449,11 @@ function byName(a: string, b: string): number {
 /** Bytes the lists of one reply may take (see server/reply_budget.ts). */
 function budgetOf(hub: ChatHub): number {
   return replyBudget(hub.config.maxFrameSize);
+}
+
+/** Bytes one item of a page may take alone (see server/reply_budget.ts). */
+function floorOf(hub: ChatHub): number {
+  return replyFloor(hub.config.maxFrameSize);
 }
 
 /** `{[field]: items}` cut to the reply budget, with `truncated` when something was left out. */

@@ -68,7 +68,7 @@ import type { CommandContext, CommandSpec } from "./commands.ts";
 import { CommandError } from "./errors.ts";
 import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
 import type { ChatHub, SessionPort } from "./hub.ts";
-import { fitFirst, replyBudget } from "./reply_budget.ts";
+import { fitFirst, replyBudget, replyFloor } from "./reply_budget.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
@@ -458,7 +458,8 @@ export class FileService {
       .filter((r) => r.expiresAt > now && r.id > after)
       .sort((a, b) => a.id - b.id)
       .map(offerInfo);
-    const page = fitFirst(offers, replyBudget(this.#hub.config.maxFrameSize));
+    const max = this.#hub.config.maxFrameSize;
+    const page = fitFirst(offers, replyBudget(max), replyFloor(max));
     return { files: page.items, more: page.cut };
   }
 

@@ -22,6 +22,15 @@ export function replyBudget(maxFrameSize: number): number {
   return Math.floor(Math.min(maxFrameSize, DEFAULT_MAX_FRAME_SIZE) / 2);
 }
 
+/**
+ * Bytes one item alone may take in a page, over the budget: what a frame holds beside
+ * the reply's other fields. A page keeps its first item when it fits so, so that paging
+ * always moves on (a long message under a small `--max-frame`).
+ */
+export function replyFloor(maxFrameSize: number): number {
+  return Math.max(0, Math.min(maxFrameSize, DEFAULT_MAX_FRAME_SIZE) - 256);
+}
+
 /** What {@linkcode fitFirst} and {@linkcode fitLast} keep, and whether they cut. */
 export interface Fitted<T> {
   /** The items kept, in their order. */
@@ -33,7 +42,8 @@ export interface Fitted<T> {
 }
 
 /**
- * Keeps the first items whose encodings (plus a comma each) fit in `budget` bytes.
+ * Keeps the first items whose encodings (plus a comma each) fit in `budget` bytes; at
+ * least the first one when it takes at most `floor` bytes ({@linkcode replyFloor}).
  *
  * @example
  * ```ts
@@ -41,25 +51,28 @@ export interface Fitted<T> {
  * fitFirst(["aaaa", "bbbb", "cccc"], 14).items; // ["aaaa", "bbbb"]
  * ```
  */
-export function fitFirst<T>(items: readonly T[], budget: number): Fitted<T> {
+export function fitFirst<T>(items: readonly T[], budget: number, floor = 0): Fitted<T> {
   let used = 0;
   let end = 0;
   while (end < items.length) {
     const size = encodedSize(items[end]) + 1;
-    if (used + size > budget) break;
+    if (used + size > (end === 0 ? Math.max(budget, floor) : budget)) break;
     used += size;
     end++;
   }
   return { items: items.slice(0, end), cut: end < items.length, bytes: used };
 }
 
-/** Keeps the last items (the newest) that fit in `budget` bytes, in their order. */
-export function fitLast<T>(items: readonly T[], budget: number): Fitted<T> {
+/**
+ * Keeps the last items (the newest) that fit in `budget` bytes, in their order; at
+ * least the last one when it takes at most `floor` bytes.
+ */
+export function fitLast<T>(items: readonly T[], budget: number, floor = 0): Fitted<T> {
   let used = 0;
   let start = items.length;
   while (start > 0) {
     const size = encodedSize(items[start - 1]) + 1;
-    if (used + size > budget) break;
+    if (used + size > (start === items.length ? Math.max(budget, floor) : budget)) break;
     used += size;
     start--;
   }

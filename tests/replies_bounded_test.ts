@@ -181,3 +181,25 @@ Deno.test("held file offers are listed in pages under the frame limit", async ()
     });
   });
 });
+
+Deno.test("under a small --max-frame, history and sync pages still move on", async () => {
+  await withServer(async (server) => {
+    const alice = await Probe.login(server, "alice");
+    const text = "y".repeat(1500); // over half of a 2 KiB frame, within the frame
+    for (let i = 0; i < 3; i++) await alice.ok("say", { room: "lobby", text });
+    const history = await alice.ok("history", { room: "lobby", limit: 10 });
+    assert.equal((history.messages as unknown[]).length, 1, "the newest, alone");
+    assert.equal(history.more, true);
+    let after = 0;
+    let seen = 0;
+    for (let page = 0; page < 10; page++) {
+      const reply = await alice.ok("sync", { after });
+      const messages = reply.messages as { id: number }[];
+      seen += messages.length;
+      if (messages.length === 0 || reply.more !== true) break;
+      after = messages[messages.length - 1].id;
+    }
+    assert.equal(seen, 3);
+    await alice.close();
+  }, { maxFrameSize: 2048 });
+});
