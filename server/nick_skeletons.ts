@@ -19,6 +19,8 @@ import type { Store } from "./store.ts";
 export class NickSkeletons {
   readonly #store: Pick<Store, "accountKeys" | "getAccount">;
   #index: Promise<Map<string, Set<string>>> | null = null;
+  /** Keys claimed whose registration is under way (not settled yet). */
+  readonly #claimed = new Set<string>();
 
   /** An index over `store`'s accounts, read when first needed. */
   constructor(store: Pick<Store, "accountKeys" | "getAccount">) {
@@ -45,20 +47,28 @@ export class NickSkeletons {
     if (reserved !== null) return reserved;
     const index = await this.#load();
     const skeleton = nameSkeleton(nick);
-    const keys = index.get(skeleton) ?? new Set<string>();
-    for (const other of [...keys]) {
-      if (other === key) continue;
-      const account = await this.#store.getAccount(other);
+    while (true) {
+      const keys = index.get(skeleton) ?? new Set<string>();
+      const others = [...keys].filter((other) => other !== key);
+      const busy = others.find((other) => this.#claimed.has(other));
+      if (busy !== undefined) return `reads like "${busy}", being registered now`;
+      if (others.length === 0) {
+        // Checked and counted with no await in between: a look-alike claimed at the same
+        // moment sees this one.
+        keys.add(key);
+        index.set(skeleton, keys);
+        this.#claimed.add(key);
+        return null;
+      }
+      const account = await this.#store.getAccount(others[0]);
       if (account !== null) return `reads like "${account.nick}", who is already registered`;
-      keys.delete(other);
+      keys.delete(others[0]);
     }
-    keys.add(key);
-    index.set(skeleton, keys);
-    return null;
   }
 
   /** Drops `key` from the index again when its account was not created. */
   async settle(key: string): Promise<void> {
+    this.#claimed.delete(key);
     if (await this.#store.getAccount(key) !== null) return;
     const index = await this.#load();
     const skeleton = nameSkeleton(key);
