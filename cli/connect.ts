@@ -59,7 +59,7 @@ import { FileTransfers } from "../client/file_transfer.ts";
 import { formatProgressShort, ProgressLine } from "../client/progress_bar.ts";
 import type { FileHashingEvent, FileProgressEvent } from "../transport/file_transfer_events.ts";
 import { type PrivateEvent, PrivateSessions } from "../client/private_sessions.ts";
-import { displayPosition, printAbove } from "../client/terminal_ui.ts";
+import { displayPosition, printAbove, wrapLine } from "../client/terminal_ui.ts";
 import { UsageError } from "./errors.ts";
 import { processEnv, userConfigDir } from "./config_dir.ts";
 import { applyConnectConfig, CONFIG_FILE_NAME, loadConnectConfig } from "./connect_config.ts";
@@ -422,6 +422,7 @@ async function runScripted(
   let closed: { code?: string; reason?: string } | null = null;
   let stopFollowing = () => {};
 
+  const outTerminal = Deno.stdout.isTerminal();
   const show = (item: DisplayItem): void => {
     state.observe(item);
     if (options.json) {
@@ -432,7 +433,9 @@ async function runScripted(
     if (item.type === "closed" && item.code === undefined) return;
     const lines = formatItem(item, render);
     if (lines.length === 0) return;
-    const text = lines.join("\n") + "\n";
+    // On a terminal, long lines continue indented (see wrapLine): no fake status lines.
+    const text = (outTerminal ? lines.flatMap((l) => wrapLine(l, terminalColumns())) : lines)
+      .join("\n") + "\n";
     if (isStatus(item) || item.type === "error") writeErr(text);
     else writeOut(text);
   };

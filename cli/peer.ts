@@ -51,6 +51,7 @@ import { connectPeer } from "../peer/connect.ts";
 import { findPeerError, PeerError } from "../peer/errors.ts";
 import { listenPeer } from "../peer/listen.ts";
 import { formatItem, sanitize } from "../client/render.ts";
+import { wrapLine } from "../client/terminal_ui.ts";
 import { ProgressLine } from "../client/progress_bar.ts";
 import { PeerFileError, PeerFileTransfers } from "../peer/file_transfer.ts";
 import type { PeerSession, PeerTextEvent } from "../peer/session.ts";
@@ -328,7 +329,11 @@ function humanOutput(): Output {
     },
     text(event) {
       bar.clear();
-      print(`${clock(new Date())} <${event.from}> ${sanitize(event.text)}`);
+      // On a terminal, long lines continue indented: the peer cannot fake a line of ours.
+      const line = `${clock(new Date())} <${sanitize(event.from)}> ${sanitize(event.text)}`;
+      for (const row of wrapLine(line, Deno.stdout.isTerminal() ? terminalColumns() : 0)) {
+        print(row);
+      }
     },
     left(nick) {
       bar.clear();

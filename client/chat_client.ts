@@ -520,9 +520,19 @@ export class ChatClient implements AsyncDisposable {
     return this.request("leave", { room });
   }
 
-  /** Lists the rooms on the server. */
-  rooms(): Promise<ReplyMap["rooms"]> {
-    return this.request("rooms", {});
+  /**
+   * Lists the rooms on the server: every page of them (the server cuts the list to fit
+   * a frame), at most `maxPages`; `more` is true when rooms were left unlisted.
+   */
+  async rooms(maxPages = 1000): Promise<ReplyMap["rooms"]> {
+    const rooms: ReplyMap["rooms"]["rooms"] = [];
+    let page = await this.request("rooms", {});
+    rooms.push(...page.rooms);
+    for (let n = 1; page.more === true && page.rooms.length > 0 && n < maxPages; n++) {
+      page = await this.request("rooms", { after: page.rooms[page.rooms.length - 1].name });
+      rooms.push(...page.rooms);
+    }
+    return { rooms, more: page.more === true };
   }
 
   /** Lists a room's members with their online state. */
@@ -668,6 +678,8 @@ export class ChatClient implements AsyncDisposable {
     let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let conn: FramedConnection | null = null;
+    const loginId = crypto.randomUUID();
+    let loginTooLarge: ChatError | null = null;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         timedOut = true;
@@ -693,9 +705,21 @@ export class ChatClient implements AsyncDisposable {
         if (timedOut) dialing.then((late) => late.close(), () => {});
         throw this.#dialError(err, where);
       }
-      conn = new FramedConnection(raw, {
+      const framed: FramedConnection = conn = new FramedConnection(raw, {
         maxFrameSize: this.#options.maxFrameSize,
         allocatePayload: (length) => this.#payloads.take(length),
+        // A frame over our limit is skipped, not fatal: the request it answers fails.
+        onOversized: (length, head) => {
+          const error = oversizedError(length, framed.maxFrameSize, head);
+          if (this.#link?.conn === framed) {
+            this.#dispatch(this.#link, error, new Uint8Array(0));
+          } else if (error.re === loginId) {
+            loginTooLarge = new ChatError(error.code, error.message);
+            framed.abort();
+          } else {
+            log.warn("{message}", { message: error.message });
+          }
+        },
       });
       if (timedOut) conn.abort();
       const frames = conn[Symbol.asyncIterator]();
@@ -720,7 +744,6 @@ export class ChatClient implements AsyncDisposable {
         throw new ChatError("protocol_error", `${where} answered hello with "${hello.type}"`);
       }
       checkServerHello(hello);
-      const loginId = crypto.randomUUID();
       conn.send({
         type: "login",
         id: loginId,
@@ -748,6 +771,7 @@ export class ChatClient implements AsyncDisposable {
       }
     } catch (err) {
       conn?.abort();
+      if (loginTooLarge !== null) throw loginTooLarge;
       if (err instanceof ChatError) throw err;
       if (timedOut) {
         throw new ChatError("timeout", `no answer from ${where} within ${timeoutMs} ms`);
@@ -1332,4 +1356,31 @@ function frameHasHeader(frame: Uint8Array, header: Record<string, unknown>): boo
   const keys = Object.keys(header);
   if (keys.length !== Object.keys(decoded).length) return false;
   return keys.every((key) => decoded[key] === header[key]);
+}
+
+/**
+ * The `error` frame standing for a frame over our limit that was skipped: answering
+ * the request whose id its first bytes name (`{"type":"ok","re":"..."` as a server
+ * writes its replies), if any, with `reply_too_large`.
+ */
+function oversizedError(
+  length: number,
+  max: number,
+  head: Uint8Array,
+): ServerMessageMap["error"] {
+  const text = new TextDecoder().decode(head.subarray(4));
+  const match = /^\{"type":"(?:ok|error)","re":("(?:[^"\\]|\\.){1,128}")/.exec(text);
+  let re: string | undefined;
+  try {
+    if (match !== null) re = JSON.parse(match[1]);
+  } catch {
+    // not a reply we can name
+  }
+  return {
+    type: "error",
+    ...(re !== undefined ? { re } : {}),
+    code: "reply_too_large",
+    message: `the server sent a frame of ${length} bytes, over this client's limit of ${max}; ` +
+      "it was skipped",
+  };
 }

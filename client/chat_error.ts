@@ -24,6 +24,8 @@ import type { ServerErrorCode } from "../protocol/replies.ts";
  * - `protocol_error`: the server sent something malformed; the connection was closed.
  * - `bad_request`: the request is malformed and was not sent.
  * - `frame_too_large`: the request is larger than the server accepts.
+ * - `reply_too_large`: the server's reply was larger than this client accepts; it was
+ *   skipped and the connection kept.
  * - `queue_full`: the outbound queue is full (the server does not read).
  * - `duplicate_id`: a request with the same id is already waiting for its reply.
  * - `usage`: a slash command was given the wrong arguments.
@@ -39,6 +41,7 @@ export type ClientErrorCode =
   | "protocol_error"
   | "bad_request"
   | "frame_too_large"
+  | "reply_too_large"
   | "queue_full"
   | "duplicate_id"
   | "usage"

@@ -147,15 +147,23 @@ export class FileTransfers implements AsyncDisposable {
   }
 
   /**
-   * The files offered to us and not yet received, from the server; those not known
-   * yet are reported (and accepted with `acceptDir`).
+   * The files offered to us and not yet received, from the server (every page, at most
+   * `maxPages`; `more` when some were left unlisted); those not known yet are reported (and accepted with `acceptDir`).
    *
    * @throws {ChatError} when the server cannot be asked.
    */
-  async list(): Promise<ReplyMap["file_list"]> {
-    const listed = await this.#client.request("file_list", {});
-    for (const offer of listed.files) this.#offered(offer);
-    return listed;
+  async list(maxPages = 1000): Promise<ReplyMap["file_list"]> {
+    const files: ReplyMap["file_list"]["files"] = [];
+    let page = await this.#client.request("file_list", {});
+    for (let n = 1;; n++) {
+      for (const offer of page.files) this.#offered(offer);
+      files.push(...page.files);
+      if (page.more !== true || page.files.length === 0 || n >= maxPages) break;
+      page = await this.#client.request("file_list", {
+        after: page.files[page.files.length - 1].file,
+      });
+    }
+    return { files, more: page.more === true };
   }
 
   /**

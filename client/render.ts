@@ -376,6 +376,8 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
       ? none
       : entries.map((e) => `${nick(e.nick)}${e.online ? " (online)" : ""}`).join(", ");
   const messages = (ms: ChatMessage[]) => ms.map((m) => formatMessage(m, options));
+  // A list the server cut to fit one frame.
+  const cut = (truncated: boolean | undefined) => truncated ? ", … (too many to list)" : "";
   switch (item.request) {
     case "say":
       return [formatMessage(item.data.msg, options)];
@@ -392,7 +394,7 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
         ...messages(d.history),
         `* joined ${s(d.room)}${d.topic ? ` — topic: ${s(d.topic)}` : ""} — members: ${
           list(d.members, "none")
-        }`,
+        }${cut(d.truncated)}`,
       ];
     }
     case "leave":
@@ -405,9 +407,14 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
             r.topic ? ` — ${s(r.topic)}` : ""
           }`
         ),
+        ...(item.data.more ? ["  (more rooms exist: the listing stopped)"] : []),
       ];
     case "members":
-      return [`* members of ${s(item.data.room)}: ${states(item.data.members, "none")}`];
+      return [
+        `* members of ${s(item.data.room)}: ${states(item.data.members, "none")}${
+          cut(item.data.truncated)
+        }`,
+      ];
     case "topic":
       return [
         item.data.topic
@@ -423,9 +430,9 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
         }`,
       ];
     case "who":
-      return [`* online: ${list(item.data.users, "nobody")}`];
+      return [`* online: ${list(item.data.users, "nobody")}${cut(item.data.truncated)}`];
     case "whoelse":
-      return [`* others: ${list(item.data.users, "nobody else")}`];
+      return [`* others: ${list(item.data.users, "nobody else")}${cut(item.data.truncated)}`];
     case "hide":
     case "reveal":
       return [item.data.hidden ? "* you are hidden" : "* you are visible"];
@@ -434,13 +441,13 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
     case "unblock":
       return [`* unblocked ${nick(item.data.nick)}`];
     case "blocks":
-      return [`* blocked: ${list(item.data.nicks, "nobody")}`];
+      return [`* blocked: ${list(item.data.nicks, "nobody")}${cut(item.data.truncated)}`];
     case "contact_add":
       return [`* added contact ${nick(item.data.nick)}`];
     case "contact_remove":
       return [`* removed contact ${nick(item.data.nick)}`];
     case "contacts":
-      return [`* contacts: ${states(item.data.contacts, "none")}`];
+      return [`* contacts: ${states(item.data.contacts, "none")}${cut(item.data.truncated)}`];
     case "history":
     case "sync":
       return item.data.messages.length === 0 ? ["* no messages"] : [
@@ -469,6 +476,7 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
         ...item.data.files.map((f) =>
           `  #${f.file} ${s(f.name)} (${formatBytes(f.size)}) from ${nick(f.from)}`
         ),
+        ...(item.data.more ? ["  (more files are offered: the listing stopped)"] : []),
       ];
     case "ping":
       return [`* pong`];

@@ -56,6 +56,60 @@ export function displayWidth(text: string): number {
   return width;
 }
 
+/**
+ * What starts every row a long line continues on: as wide as the time that starts
+ * every line (`HH:MM `), so that text from others, however it is padded, never starts a
+ * row at the left edge, where a local status line (`12:00 ! server: ...`) would.
+ */
+export const CONTINUATION_INDENT = "      ";
+
+// An ANSI colour sequence at the start of a string (what sanitized text still carries).
+// deno-lint-ignore no-control-regex
+const LEADING_ANSI = /^\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]/;
+
+/**
+ * Breaks one line into the rows a terminal `columns` wide shows, each row after the
+ * first starting with {@linkcode CONTINUATION_INDENT}, instead of letting the terminal
+ * wrap it at the left edge: a message padded to the terminal's width cannot so draw a
+ * line of its own that looks like the client's. Colour sequences take no width; a
+ * wide character is never split over two rows. A line that fits is returned as is.
+ *
+ * @example
+ * ```ts
+ * import { wrapLine } from "./terminal_ui.ts";
+ * wrapLine("12:00 <eve> " + " ".repeat(8) + "12:00 ! server: x", 20);
+ * // ["12:00 <eve>         ", "      12:00 ! server", "      : x"]
+ * ```
+ */
+export function wrapLine(line: string, columns: number): string[] {
+  if (columns <= 0 || displayWidth(line) <= columns) return [line];
+  const indent = columns > CONTINUATION_INDENT.length * 2 ? CONTINUATION_INDENT : "";
+  const rows: string[] = [];
+  let row = "";
+  let width = 0;
+  let rest = line;
+  while (rest.length > 0) {
+    const ansi = LEADING_ANSI.exec(rest);
+    if (ansi !== null) {
+      row += ansi[0];
+      rest = rest.slice(ansi[0].length);
+      continue;
+    }
+    const char = String.fromCodePoint(rest.codePointAt(0)!);
+    rest = rest.slice(char.length);
+    const w = charWidth(char);
+    if (width + w > columns && width > indent.length) {
+      rows.push(row);
+      row = indent;
+      width = indent.length;
+    }
+    row += char;
+    width += w;
+  }
+  rows.push(row);
+  return rows;
+}
+
 /** A position on screen relative to the start of the prompt. */
 export interface ScreenPosition {
   /** Rows below the prompt's first row. */
@@ -101,7 +155,7 @@ export interface InputState {
  * several rows.
  *
  * It moves up to the prompt's first row, clears to the end of the screen, prints
- * the text and a line break, reprints prompt and input, and moves the cursor back
+ * the text (long lines broken by {@linkcode wrapLine}) and a line break, reprints prompt and input, and moves the cursor back
  * to its place; the rows the input takes stay the same, so `node:readline`'s own
  * bookkeeping remains valid.
  *
@@ -120,7 +174,7 @@ export function printAbove(text: string, input: InputState): string {
   let out = "";
   if (cursor.rows > 0) out += `\x1b[${cursor.rows}A`;
   out += "\r\x1b[J";
-  out += text.split("\n").join("\r\n") + "\r\n";
+  out += text.split("\n").flatMap((line) => wrapLine(line, input.columns)).join("\r\n") + "\r\n";
   out += all;
   // At the very end of a full row the terminal has not wrapped yet: make it, so that
   // the cursor is on row `end.rows` in every case.

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { displayPosition, displayWidth, printAbove } from "./terminal_ui.ts";
+import {
+  CONTINUATION_INDENT,
+  displayPosition,
+  displayWidth,
+  printAbove,
+  wrapLine,
+} from "./terminal_ui.ts";
 
 Deno.test("displayWidth ignores colour sequences and counts wide and zero-width characters", () => {
   assert.equal(displayWidth("hello"), 5);
@@ -53,4 +59,15 @@ Deno.test("printAbove with an empty prompt and input", () => {
     printAbove("x", { prompt: "", line: "", cursor: 0, columns: 80 }),
     "\r\x1b[Jx\r\n\r",
   );
+});
+
+Deno.test("wrapLine continues long lines indented, never at the left edge", () => {
+  assert.deepEqual(wrapLine("short", 20), ["short"]);
+  const rows = wrapLine("12:00 <eve> " + " ".repeat(8) + "12:00 ! server: x", 20);
+  assert.deepEqual(rows, ["12:00 <eve>         ", "      12:00 ! server", "      : x"]);
+  for (const row of rows) assert.ok(displayWidth(row) <= 20);
+  // Colour sequences take no width; wide characters are not split.
+  const coloured = wrapLine("\x1b[31mbob\x1b[39m " + "日".repeat(10), 16);
+  assert.deepEqual(coloured.map(displayWidth), [16, 14]);
+  assert.ok(coloured[1].startsWith(CONTINUATION_INDENT));
 });

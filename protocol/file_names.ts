@@ -17,8 +17,17 @@
  * @module
  */
 
-/** Longest name a sender may offer, in UTF-16 code units (longer offers are refused). */
+/**
+ * Longest name the protocol carries, in UTF-16 code units (longer frames are refused).
+ * Kept for names stored before {@linkcode MAX_OFFERED_NAME_BYTES}.
+ */
 export const MAX_OFFERED_NAME_LENGTH = 16 * 1024;
+/**
+ * Most bytes an offered name may take in JSON (UTF-8, escapes counted: a control
+ * character takes 6): a server refuses longer offers, so that every list of offers
+ * stays small. File systems keep 255 bytes at most anyway.
+ */
+export const MAX_OFFERED_NAME_BYTES = 1024;
 /** Longest safe name, in bytes of UTF-8 (file systems allow 255). */
 export const MAX_SAFE_NAME_BYTES = 200;
 /** The name used when nothing usable is left of the offered one. */
@@ -40,8 +49,10 @@ const OTHER_ESCAPE = /\x1b[\x20-\x2f]*[\x30-\x7e]?/g;
 const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
 // Characters Windows refuses in names (the separators are handled before).
 const WINDOWS_RESERVED_CHARS = /[<>:"|?*]/g;
-// Device names Windows maps to devices whatever the extension.
-const WINDOWS_DEVICE = /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(?:\.|$)/i;
+// Device names Windows maps to devices whatever the extension, and however many spaces
+// or dots follow the device's name before it (Windows drops them: `CON .txt` is CON).
+const WINDOWS_DEVICE =
+  /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$|clock\$)[ .]*(?:\.|$)/i;
 
 const encoder = new TextEncoder();
 

@@ -122,3 +122,26 @@ Deno.test("partFileName names the partial file after the content", () => {
   assert.equal(partFileName("x.bin", sha), "x.bin.abcdef0123456789.part");
   assert.ok(byteLength(partFileName(safeFileName("w".repeat(999)), sha)) <= 255);
 });
+
+Deno.test("safeFileName never gives a Windows device name, with spaces or $ devices", () => {
+  for (
+    const name of [
+      "CON .txt",
+      "con  .tar.gz",
+      "NUL . .txt",
+      "conin$",
+      "CONOUT$.log",
+      "clock$",
+      "COM1 .txt",
+      "lpt¹.txt",
+    ]
+  ) {
+    const safe = safeFileName(name);
+    assert.ok(safe.startsWith("_"), `${name} -> ${safe}`);
+    assertSafe(safe);
+  }
+  assert.equal(safeFileName("CON .txt"), "_CON .txt");
+  assert.equal(safeFileName("conin$"), "_conin$");
+  assert.equal(safeFileName("console .txt"), "console .txt");
+  assert.equal(safeFileName("coin$.txt"), "coin$.txt");
+});

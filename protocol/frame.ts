@@ -169,7 +169,22 @@ export interface FrameDecoderOptions {
    * that decodes each payload before its next read. Default false.
    */
   views?: boolean;
+  /**
+   * When given, a frame over the maximum is skipped instead of failing the stream: its
+   * bytes are read and dropped (the stream stays in step, as its length is known), and
+   * this is called once they are, with the frame's length and its first
+   * {@linkcode OVERSIZED_HEAD_BYTES} payload bytes (enough to tell whose reply it was).
+   * For a client, which must survive a reply larger than it accepts. A length over
+   * {@linkcode MAX_SKIPPED_FRAME_SIZE} still fails the stream: that is no reply but
+   * another protocol (`HTTP` reads as 1.2 GB).
+   */
+  onOversized?: (length: number, head: Uint8Array) => void;
 }
+
+/** Payload bytes of a skipped oversized frame kept for {@linkcode FrameDecoderOptions.onOversized}. */
+export const OVERSIZED_HEAD_BYTES = 256;
+/** Longest frame {@linkcode FrameDecoderOptions.onOversized} skips: 64 MiB. */
+export const MAX_SKIPPED_FRAME_SIZE: number = 64 * 1024 * 1024;
 
 /**
  * A resumable decoder from a byte stream to frame payloads.
@@ -199,12 +214,18 @@ export class FrameDecoder {
   #failed: ProtocolError | null = null;
   readonly #allocate: (length: number) => Uint8Array;
   readonly #views: boolean;
+  readonly #onOversized: ((length: number, head: Uint8Array) => void) | undefined;
+  /** The oversized frame being skipped: its length, bytes still to drop, its head. */
+  #skipLength = 0;
+  #skipLeft = 0;
+  #skipHead: Uint8Array | null = null;
 
   /** Creates a decoder with the given maximum frame size. */
   constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrameSize = checkMaxFrameSize(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
     this.#allocate = options.allocate ?? ((length) => new Uint8Array(length));
     this.#views = options.views ?? false;
+    this.#onOversized = options.onOversized;
   }
 
   /** The largest payload accepted; may be changed between chunks. */
@@ -238,6 +259,10 @@ export class FrameDecoder {
     const out: Uint8Array[] = [];
     let offset = 0;
     while (offset < chunk.length) {
+      if (this.#skipLeft > 0) {
+        offset += this.#skip(chunk, offset);
+        continue;
+      }
       if (this.#payload === null) {
         // Fast path: a whole length prefix available in this chunk.
         if (this.#lengthFill === 0 && chunk.length - offset >= LENGTH_PREFIX_BYTES) {
@@ -320,7 +345,7 @@ export class FrameDecoder {
    */
   end(): void {
     if (this.#failed) throw this.#failed;
-    if (this.#lengthFill > 0 || this.#payload !== null) {
+    if (this.#lengthFill > 0 || this.#payload !== null || this.#skipLeft > 0) {
       this.#failed = new ProtocolError(
         "truncated_frame",
         `stream ended inside a frame (${this.pendingBytes} bytes pending)`,
@@ -329,7 +354,33 @@ export class FrameDecoder {
     }
   }
 
+  /** Drops bytes of the oversized frame under way from `chunk` at `offset`; how many. */
+  #skip(chunk: Uint8Array, offset: number): number {
+    const take = Math.min(this.#skipLeft, chunk.length - offset);
+    const head = this.#skipHead!;
+    const done = this.#skipLength - this.#skipLeft;
+    if (done < head.length) {
+      const part = chunk.subarray(offset, offset + Math.min(take, head.length - done));
+      head.set(part, done);
+    }
+    this.#skipLeft -= take;
+    if (this.#skipLeft === 0) {
+      this.#skipHead = null;
+      this.#onOversized!(this.#skipLength, head);
+    }
+    return take;
+  }
+
   #startPayload(length: number): void {
+    if (
+      length > this.#maxFrameSize && length <= MAX_SKIPPED_FRAME_SIZE &&
+      this.#onOversized !== undefined
+    ) {
+      this.#skipLength = length;
+      this.#skipLeft = length;
+      this.#skipHead = new Uint8Array(Math.min(OVERSIZED_HEAD_BYTES, length));
+      return;
+    }
     if (length > this.#maxFrameSize) {
       this.#failed = new ProtocolError(
         "frame_too_large",

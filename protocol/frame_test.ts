@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ProtocolError, type ProtocolErrorCode } from "./errors.ts";
+import { concatBytes } from "./bytes.ts";
 import {
   decodeFrame,
   decodePayload,
@@ -687,4 +688,30 @@ Deno.test("FrameDecoder receives payloads into the arrays its allocate option gi
   assert.deepEqual(decodePayload(payload).body, new Uint8Array([7, 8]));
   const wrong = new FrameDecoder({ allocate: (length) => new Uint8Array(length + 1) });
   assert.throws(() => wrong.push(bytes), RangeError);
+});
+
+Deno.test("onOversized: a frame over the maximum is skipped and the stream stays in step", () => {
+  const big = encodeFrame({ type: "ok", re: "r2", data: "x".repeat(5000) });
+  const bytes = concatBytes([
+    encodeFrame({ type: "ok", re: "r1" }),
+    big,
+    encodeFrame({ type: "ok", re: "r3" }),
+  ]);
+  for (const step of [1, 7, bytes.length]) {
+    const skipped: { length: number; head: string }[] = [];
+    const decoder = new FrameDecoder({
+      maxFrameSize: 1024,
+      onOversized: (length, head) =>
+        skipped.push({ length, head: new TextDecoder().decode(head.subarray(4)) }),
+    });
+    const payloads: Uint8Array[] = [];
+    for (let i = 0; i < bytes.length; i += step) {
+      payloads.push(...decoder.push(bytes.subarray(i, i + step)));
+    }
+    decoder.end();
+    assert.deepEqual(payloads.map((p) => decodePayload(p).header.re), ["r1", "r3"]);
+    assert.equal(skipped.length, 1);
+    assert.equal(skipped[0].length, big.length - 4);
+    assert.ok(skipped[0].head.startsWith('{"type":"ok","re":"r2"'), skipped[0].head);
+  }
 });

@@ -70,7 +70,8 @@ export const clientSchemas = {
   ping: request("ping", {}),
   join: request("join", { room: shortText }),
   leave: request("leave", { room: shortText }),
-  rooms: request("rooms", {}),
+  /** `after`: the name of the last room of the previous page (`more` in the reply). */
+  rooms: request("rooms", { after: shortText.optional() }),
   members: request("members", { room: shortText }),
   topic: request("topic", { room: shortText, topic: z.string().max(1024).optional() }),
   say: request("say", { room: shortText, text: anyText }),
@@ -120,8 +121,11 @@ export const clientSchemas = {
   }),
   /** Bytes of an offered file at `offset`, in the frame body. */
   file_chunk: request("file_chunk", { file: fileId, offset: fileBytes }),
-  /** The files offered to this account and not yet received. */
-  file_list: request("file_list", {}),
+  /**
+   * The files offered to this account and not yet received; `after`: the last file id
+   * of the previous page (`more` in the reply).
+   */
+  file_list: request("file_list", { after: fileId.optional() }),
   file_accept: request("file_accept", { file: fileId }),
   file_decline: request("file_decline", { file: fileId }),
   /** Asks for up to `length` bytes from `offset`: `file_data` frames, then the reply. */

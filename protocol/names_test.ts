@@ -6,7 +6,10 @@ import {
   NAME_PATTERN,
   nameKey,
   nameProblem,
+  nameSkeleton,
+  reservedNickProblem,
   textProblem,
+  topicProblem,
 } from "./names.ts";
 
 Deno.test("nameProblem accepts 1 to 32 ASCII letters, digits, _ - and .", () => {
@@ -96,4 +99,35 @@ Deno.test("textProblem: length up to the maximum", () => {
 
 Deno.test("textProblem accepts any Unicode text", () => {
   assert.equal(textProblem("héllo 你好 😀 \u0000"), null);
+});
+
+Deno.test("nameSkeleton folds names that read alike", () => {
+  const same = (a: string, b: string) =>
+    assert.equal(nameSkeleton(a), nameSkeleton(b), `${a} ~ ${b}`);
+  same("aIice", "alice");
+  same("al1ce", "alice");
+  same("alice.", "alice");
+  same("_alice_", "alice");
+  same("b0b", "bob");
+  same("rnary", "mary");
+  same("a.b", "a-b");
+  assert.notEqual(nameSkeleton("bob"), nameSkeleton("rob"));
+  assert.notEqual(nameSkeleton("alice"), nameSkeleton("alicia"));
+});
+
+Deno.test("reservedNickProblem refuses names that read like the system", () => {
+  for (const nick of ["server", "SYSTEM", "Server.", "5erver", "admin", "r00t"]) {
+    assert.notEqual(reservedNickProblem(nick), null, nick);
+  }
+  for (const nick of ["alice", "serverless", "sys", "bob"]) {
+    assert.equal(reservedNickProblem(nick), null, nick);
+  }
+});
+
+Deno.test("topicProblem counts the bytes of JSON escapes", () => {
+  assert.equal(topicProblem("welcome"), null);
+  assert.notEqual(topicProblem("x".repeat(MAX_TOPIC_LENGTH + 1)), null);
+  // 200 characters, 1,200 bytes once escaped.
+  assert.notEqual(topicProblem("\u0001".repeat(200)), null);
+  assert.equal(topicProblem("é".repeat(MAX_TOPIC_LENGTH)), null);
 });

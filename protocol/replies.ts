@@ -20,6 +20,13 @@ const nickState = z.looseObject({ nick: text, online: z.boolean() });
 const roomListing = z.looseObject({ name: text, members: count, topic: text });
 const fileId = z.number().int().positive();
 const fileOffer = serverSchemas.file_offer.omit({ type: true });
+/**
+ * Lists are cut to fit a frame (by their JSON size): `more` says another page follows
+ * (ask with `after`), `truncated` that the list was cut and cannot be paged.
+ * Optional: older servers do not send them.
+ */
+const more = z.boolean().optional();
+const truncated = z.boolean().optional();
 
 /**
  * The schema of the data of each request type's `ok` reply. Unknown extra fields
@@ -44,24 +51,25 @@ export const replySchemas = {
     topic: text,
     members: z.array(text),
     history: z.array(chatMessage),
+    truncated,
   }),
   leave: z.looseObject({ room: text }),
-  rooms: z.looseObject({ rooms: z.array(roomListing) }),
-  members: z.looseObject({ room: text, members: z.array(nickState) }),
+  rooms: z.looseObject({ rooms: z.array(roomListing), more }),
+  members: z.looseObject({ room: text, members: z.array(nickState), truncated }),
   topic: z.looseObject({ room: text, topic: text, by: text }),
   say: z.looseObject({ msg: roomMessage, duplicate: z.boolean() }),
   dm: z.looseObject({ msg: directMessage, duplicate: z.boolean(), delivered: z.boolean() }),
   broadcast: z.looseObject({ reached: count, blocked: count }),
-  who: z.looseObject({ users: z.array(text) }),
-  whoelse: z.looseObject({ users: z.array(text) }),
+  who: z.looseObject({ users: z.array(text), truncated }),
+  whoelse: z.looseObject({ users: z.array(text), truncated }),
   hide: z.looseObject({ hidden: z.boolean() }),
   reveal: z.looseObject({ hidden: z.boolean() }),
   block: z.looseObject({ nick: text }),
   unblock: z.looseObject({ nick: text }),
-  blocks: z.looseObject({ nicks: z.array(text) }),
+  blocks: z.looseObject({ nicks: z.array(text), truncated }),
   contact_add: z.looseObject({ nick: text }),
   contact_remove: z.looseObject({ nick: text }),
-  contacts: z.looseObject({ contacts: z.array(nickState) }),
+  contacts: z.looseObject({ contacts: z.array(nickState), truncated }),
   history: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
   sync: z.looseObject({ messages: z.array(chatMessage), more: z.boolean() }),
   read: z.looseObject({ count }),
@@ -92,7 +100,7 @@ export const replySchemas = {
   }),
   /** `offset`: bytes the server holds now; `complete` once all are in and verified. */
   file_chunk: z.looseObject({ file: fileId, offset: count, complete: z.boolean() }),
-  file_list: z.looseObject({ files: z.array(fileOffer) }),
+  file_list: z.looseObject({ files: z.array(fileOffer), more }),
   file_accept: fileOffer.extend({}).loose(),
   file_decline: z.looseObject({ file: fileId }),
   /**

@@ -8,9 +8,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frame.ts";
 import type { ChatMessage, ClientRequest, ClientRequestType } from "../protocol/messages.ts";
-import { MAX_TOPIC_LENGTH, nameKey, textProblem } from "../protocol/names.ts";
+import { nameKey, textProblem, topicProblem } from "../protocol/names.ts";
 import type { NickState, ReplyMap } from "../protocol/replies.ts";
 import { ALL_SUBJECT, roomSubject, userSubject } from "./broker.ts";
 import { CommandError } from "./errors.ts";
@@ -18,6 +17,7 @@ import { type ChatHub, roomKeyOf, type Session } from "./hub.ts";
 import { privateCommands } from "./private.ts";
 import { type AppendResult, type NewMessage, StoreError } from "./store.ts";
 import { fileCommands } from "./files.ts";
+import { fitFirst, fitLast, replyBudget, replyFloor } from "./reply_budget.ts";
 
 const log = getLogger(["chat", "server", "commands"]);
 
@@ -77,14 +77,19 @@ export const commands: CommandTable = {
         limit: hub.config.historyOnJoin,
         viewer: account.key,
       });
-      const members: string[] = [];
-      for (const key of room.members) members.push(await hub.displayNick(key));
-      members.sort(byName);
+      const names: string[] = [];
+      for (const key of room.members) names.push(await hub.displayNick(key));
+      names.sort(byName);
+      // Half the budget for the members, the rest for the newest history that fits.
+      const budget = budgetOf(hub);
+      const members = fitFirst(names, Math.floor(budget / 2));
+      const fitted = fitLast(history, budget - members.bytes);
       return {
         room: room.name,
         topic: room.topic,
-        members,
-        history: fitNewest(history, replyBudget(hub)).messages,
+        members: members.items,
+        history: fitted.items,
+        ...(members.cut ? { truncated: true } : {}),
       };
     },
   },
@@ -105,11 +110,14 @@ export const commands: CommandTable = {
   },
 
   rooms: {
-    async run({ hub }) {
-      const rooms = await hub.store.listRooms();
-      return {
-        rooms: rooms.map((r) => ({ name: r.name, members: r.members, topic: r.topic })),
-      };
+    // Paged by name (the store lists rooms in key order): `after` is the previous page's last.
+    async run({ hub }, { after }) {
+      const from = after === undefined ? undefined : nameKey(after.replace(/^#/, ""));
+      const rooms = (await hub.store.listRooms())
+        .filter((r) => from === undefined || r.key > from)
+        .map((r) => ({ name: r.name, members: r.members, topic: r.topic }));
+      const page = fitFirst(rooms, budgetOf(hub), floorOf(hub));
+      return { rooms: page.items, more: page.cut };
     },
   },
 
@@ -121,7 +129,7 @@ export const commands: CommandTable = {
         members.push({ nick: await hub.displayNick(key), online: hub.isVisible(key) });
       }
       members.sort((a, b) => byName(a.nick, b.nick));
-      return { room: room.name, members };
+      return { room: room.name, ...fitList("members", members, hub) };
     },
   },
 
@@ -133,9 +141,8 @@ export const commands: CommandTable = {
       if (!room.members.has(account.key)) {
         throw new CommandError("not_member", `only members of ${room.name} can set its topic`);
       }
-      if (topic.length > MAX_TOPIC_LENGTH) {
-        throw new CommandError("bad_text", `a topic is at most ${MAX_TOPIC_LENGTH} characters`);
-      }
+      const problem = topicProblem(topic);
+      if (problem !== null) throw new CommandError("bad_text", problem);
       await hub.store.setTopic(room.key, topic, account.nick);
       room.topic = topic;
       room.topicBy = account.nick;
@@ -251,7 +258,7 @@ export const commands: CommandTable = {
     run({ hub }) {
       const users: string[] = [];
       for (const account of hub.onlineAccounts) if (!account.hidden) users.push(account.nick);
-      return Promise.resolve({ users: users.sort(byName) });
+      return Promise.resolve(fitList("users", users.sort(byName), hub));
     },
   },
 
@@ -268,7 +275,7 @@ export const commands: CommandTable = {
       keys.delete(self);
       const users: string[] = [];
       for (const key of keys) users.push(await hub.displayNick(key));
-      return { users: users.sort(byName) };
+      return fitList("users", users.sort(byName), hub);
     },
   },
 
@@ -320,7 +327,7 @@ export const commands: CommandTable = {
     async run({ hub, session }) {
       const nicks: string[] = [];
       for (const key of session.account.blocks) nicks.push(await hub.displayNick(key));
-      return { nicks: nicks.sort(byName) };
+      return fitList("nicks", nicks.sort(byName), hub);
     },
   },
 
@@ -356,7 +363,7 @@ export const commands: CommandTable = {
         });
       }
       contacts.sort((a, b) => byName(a.nick, b.nick));
-      return { contacts };
+      return fitList("contacts", contacts, hub);
     },
   },
 
@@ -385,8 +392,8 @@ export const commands: CommandTable = {
       }
       const more = messages.length > want;
       if (more) messages = messages.slice(1);
-      const fitted = fitNewest(messages, replyBudget(hub));
-      return { messages: fitted.messages, more: more || fitted.trimmed };
+      const fitted = fitLast(messages, budgetOf(hub), floorOf(hub));
+      return { messages: fitted.items, more: more || fitted.cut };
     },
   },
 
@@ -396,8 +403,8 @@ export const commands: CommandTable = {
       let messages = await hub.store.messagesAfter(session.account.key, after, want + 1);
       const more = messages.length > want;
       if (more) messages = messages.slice(0, want);
-      const fitted = fitOldest(messages, replyBudget(hub));
-      return { messages: fitted.messages, more: more || fitted.trimmed };
+      const fitted = fitFirst(messages, budgetOf(hub), floorOf(hub));
+      return { messages: fitted.items, more: more || fitted.cut };
     },
   },
 
@@ -479,39 +486,24 @@ function byName(a: string, b: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/** Bytes a list of messages may take in one reply: half a frame leaves room for the rest. */
-function replyBudget(hub: ChatHub): number {
-  return Math.floor(Math.min(hub.config.maxFrameSize, DEFAULT_MAX_FRAME_SIZE) / 2);
+/** Bytes the lists of one reply may take (see server/reply_budget.ts). */
+function budgetOf(hub: ChatHub): number {
+  return replyBudget(hub.config.maxFrameSize);
 }
 
-function approxSize(message: ChatMessage): number {
-  // JSON of a message: UTF-8 text at most 3 bytes per UTF-16 unit, plus fields.
-  return 96 + message.from.length + message.text.length * 3 +
-    (message.type === "msg" ? message.room.length : message.to.length);
+/** Bytes one item of a page may take alone (see server/reply_budget.ts). */
+function floorOf(hub: ChatHub): number {
+  return replyFloor(hub.config.maxFrameSize);
 }
 
-/** Keeps the newest messages that fit in `budget` bytes (oldest first). */
-function fitNewest(
-  messages: ChatMessage[],
-  budget: number,
-): { messages: ChatMessage[]; trimmed: boolean } {
-  let used = 0;
-  let start = messages.length;
-  while (start > 0 && used + approxSize(messages[start - 1]) <= budget) {
-    used += approxSize(messages[--start]);
-  }
-  return { messages: messages.slice(start), trimmed: start > 0 };
-}
-
-/** Keeps the oldest messages that fit in `budget` bytes. */
-function fitOldest(
-  messages: ChatMessage[],
-  budget: number,
-): { messages: ChatMessage[]; trimmed: boolean } {
-  let used = 0;
-  let end = 0;
-  while (end < messages.length && used + approxSize(messages[end]) <= budget) {
-    used += approxSize(messages[end++]);
-  }
-  return { messages: messages.slice(0, end), trimmed: end < messages.length };
+/** `{[field]: items}` cut to the reply budget, with `truncated` when something was left out. */
+function fitList<K extends string, T>(
+  field: K,
+  items: T[],
+  hub: ChatHub,
+): { [F in K]: T[] } & { truncated?: boolean } {
+  const fitted = fitFirst(items, budgetOf(hub));
+  const out = { [field]: fitted.items } as { [F in K]: T[] } & { truncated?: boolean };
+  if (fitted.cut) out.truncated = true;
+  return out;
 }

@@ -67,6 +67,8 @@ import {
   type ServerMessageMap,
 } from "../protocol/messages.ts";
 import type { FileOffer } from "../protocol/replies.ts";
+import { MAX_OFFERED_NAME_BYTES } from "../protocol/file_names.ts";
+import { encodedSize } from "../protocol/json_size.ts";
 import { hashPrefix, newSha256, readFull, writeFull } from "../transport/file_io.ts";
 import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
@@ -78,6 +80,7 @@ import { CommandError } from "./errors.ts";
 import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
 import { makePrivateDir, PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
 import type { ChatHub, SessionPort } from "./hub.ts";
+import { fitFirst, replyBudget, replyFloor } from "./reply_budget.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
@@ -315,6 +318,12 @@ export class FileService {
   > {
     const { hub, session } = ctx;
     const self = session.account;
+    if (encodedSize(name) - 2 > MAX_OFFERED_NAME_BYTES) {
+      throw new CommandError(
+        "bad_name",
+        `a file name takes at most ${MAX_OFFERED_NAME_BYTES} bytes (a control character takes 6)`,
+      );
+    }
     const target = await hub.requireAccount(to);
     if (target.key === self.key) {
       throw new CommandError("self", "you cannot send a file to yourself");
@@ -474,10 +483,17 @@ export class FileService {
     });
   }
 
-  async list(ctx: CommandContext): Promise<{ files: FileOffer[] }> {
+  /** The offers held for the session's account, by id, from after `after`: one page. */
+  async list(ctx: CommandContext, after = 0): Promise<{ files: FileOffer[]; more: boolean }> {
     const now = this.#hub.now();
     const records = await this.store.incoming(ctx.session.account.key);
-    return { files: records.filter((r) => r.expiresAt > now).map(offerInfo) };
+    const offers = records
+      .filter((r) => r.expiresAt > now && r.id > after)
+      .sort((a, b) => a.id - b.id)
+      .map(offerInfo);
+    const max = this.#hub.config.maxFrameSize;
+    const page = fitFirst(offers, replyBudget(max), replyFloor(max));
+    return { files: page.items, more: page.cut };
   }
 
   async accept(ctx: CommandContext, id: number): Promise<FileOffer> {
@@ -1024,7 +1040,7 @@ export const fileCommands: {
   file_chunk: {
     run: async (ctx, { file, offset }) => await fileServiceOf(ctx.hub).chunk(ctx, file, offset),
   },
-  file_list: { run: async (ctx) => await fileServiceOf(ctx.hub).list(ctx) },
+  file_list: { run: async (ctx, { after }) => await fileServiceOf(ctx.hub).list(ctx, after) },
   file_accept: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).accept(ctx, file) },
   file_decline: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).decline(ctx, file) },
   // Pipelined: a read waiting for bytes not yet uploaded holds up nothing else.

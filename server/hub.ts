@@ -31,6 +31,7 @@ import { KeyedBuckets, TokenBucket } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
 import { confirmDelivered, deliverHeld, HeldWindow } from "./held_delivery.ts";
+import { NickSkeletons } from "./nick_skeletons.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
@@ -195,6 +196,8 @@ export class ChatHub {
   readonly #presence: PresenceBatcher;
   /** Per recipient account key: direct messages being stored and published. */
   readonly #sendingDirect = new Map<string, Set<Promise<unknown>>>();
+  /** Reserved and look-alike nicks refused at registration (server/nick_skeletons.ts). */
+  readonly #skeletons: NickSkeletons;
 
   /** Creates the hub. */
   constructor(store: Store, broker: Broker, config: ServerConfig, metrics = new ServerMetrics()) {
@@ -204,6 +207,7 @@ export class ChatHub {
     this.config = config;
     this.#presence = new PresenceBatcher(broker, ALL_SUBJECT);
     this.#lockout = new Lockout(config.blockDurationSec * 1000, config.lockoutScope);
+    this.#skeletons = new NickSkeletons(store);
     const perMinute = config.loginFailuresPerMinutePerIp;
     this.#loginFailures = new KeyedBuckets(perMinute / 60, perMinute);
     const perIp = config.registrationsPerMinutePerIp;
@@ -391,7 +395,10 @@ export class ChatHub {
       return Promise.reject(new CommandError("bad_name", `bad nick "${nick}": ${problem}`));
     }
     const key = nameKey(nick);
-    return this.#withAccountLock(key, () => this.#login(port, key, nick, password)).then(
+    return this.#withAccountLock(
+      key,
+      () => this.#guardNewNick(key, nick, () => this.#login(port, key, nick, password)),
+    ).then(
       (result) => {
         this.metrics.counters.logins++;
         return result;
@@ -517,6 +524,21 @@ export class ChatHub {
     };
     promise.then(done, done);
     return promise;
+  }
+
+  /**
+   * Runs `login`; when `key` has no account yet (a registration), only if its nick is
+   * not reserved and reads like no registered one.
+   */
+  async #guardNewNick<T>(key: string, nick: string, login: () => Promise<T>): Promise<T> {
+    if (await this.store.getAccount(key) !== null) return await login();
+    const problem = await this.#skeletons.claim(key, nick);
+    if (problem !== null) throw new CommandError("bad_name", `the nick "${nick}" ${problem}`);
+    try {
+      return await login();
+    } finally {
+      await this.#skeletons.settle(key);
+    }
   }
 
   async #login(

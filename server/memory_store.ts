@@ -108,6 +108,11 @@ export class MemoryStore implements Store {
     });
   }
 
+  /** Every account's key. */
+  accountKeys(): Promise<string[]> {
+    return this.#run(() => [...this.#accounts.keys()]);
+  }
+
   /** Creates the account; false (and nothing written) when the key exists. */
   createAccount(account: AccountRecord): Promise<boolean> {
     return this.#run(() => {

@@ -224,6 +224,7 @@ function prepareAll(db: DatabaseSync) {
     begin: p("BEGIN IMMEDIATE"),
     commit: p("COMMIT"),
     getAccount: p("SELECT key, nick, password_hash, created_at FROM accounts WHERE key = ?"),
+    accountKeys: p("SELECT key FROM accounts"),
     createAccount: p(
       "INSERT INTO accounts (key, nick, password_hash, created_at) VALUES (?, ?, ?, ?) " +
         "ON CONFLICT DO NOTHING",
@@ -478,6 +479,13 @@ export class SqliteStore implements Store {
         createdAt: row.created_at,
       };
     });
+  }
+
+  /** Every account's key. */
+  accountKeys(): Promise<string[]> {
+    return this.#read(() =>
+      (this.#st.accountKeys.all() as { key: string }[]).map((row) => row.key)
+    );
   }
 
   /** Creates the account; false (and nothing written) when the key exists. */

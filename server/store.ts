@@ -146,6 +146,8 @@ export interface Store {
   createAccount(account: AccountRecord): Promise<boolean>;
   /** Replaces an account's password hash (credentials import). */
   setPasswordHash(key: string, passwordHash: string): Promise<void>;
+  /** Every account's key (for the look-alike nick check at registration). */
+  accountKeys(): Promise<string[]>;
 
   // ---- rooms and memberships
   /** The room with this key, or null. */

@@ -56,6 +56,7 @@ export function storeConformance(
       false,
     );
     assert.deepEqual(await store.getAccount("alice"), alice, "duplicate writes nothing");
+    assert.deepEqual(await store.accountKeys(), ["alice"]);
     assert.equal(
       await store.createAccount({ key: "bob", nick: "Bob", passwordHash: null, createdAt: 5 }),
       true,

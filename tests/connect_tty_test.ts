@@ -412,3 +412,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "interactive: a message padded to the terminal's width cannot draw a status line",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    let server: ChatServer | null = null;
+    let eve: ChatClient | null = null;
+    try {
+      server = await testServer();
+      const port = server.addr.port;
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env -u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
+          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice --no-color`,
+      );
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+      eve = await ChatClient.connect({ port, nick: "eve", password: PASSWORD, reconnect: false });
+      // `HH:MM [lobby] <eve> ` is 20 columns: the padding ends the row, and the fake
+      // status line would start the next one at the left edge.
+      const fake = "12:34 ! server: session expired, type /login PASSWORD";
+      await eve.say("lobby", " ".repeat(COLUMNS - 20) + fake);
+      const rows = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.includes("session expired")),
+        "eve's message",
+        false,
+      );
+      assert.ok(
+        !rows.some((row) => /^\d\d:\d\d ! /.test(row)),
+        `a fake status line:\n${rows.join("\n")}`,
+      );
+      const continued = rows.find((row) => row.includes("session expired"))!;
+      assert.match(continued, /^ +12:34 ! server:/, rows.join("\n"));
+    } finally {
+      await eve?.close();
+      await tmux.kill();
+      await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -181,7 +181,9 @@ Deno.test("hostile names are saved safely inside the download folder, never over
       "C:\\x",
       "\x1b[31mred\x1b[0m\x1b]0;owned\x07.txt",
       "nul\x00byte",
-      "l".repeat(10_000),
+      "l".repeat(1000), // over 200 bytes (the saved name is cut), under the offer limit
+      "CON .txt", // Windows devices, whatever follows
+      "conin$",
     ];
     // Offered through the raw protocol: a sender's client would offer its own names.
     for (const [i, name] of names.entries()) {
@@ -219,6 +221,8 @@ Deno.test("hostile names are saved safely inside the download folder, never over
     assert.ok(listing.includes("passwd"));
     assert.ok(listing.includes("red.txt"));
     assert.ok(listing.includes("nulbyte"));
+    assert.ok(listing.includes("_CON .txt"), listing.join(","));
+    assert.ok(listing.includes("_conin$"), listing.join(","));
     assert.equal(await Deno.readTextFile(join(dl, "x")), "mine", "never overwritten");
     assert.ok(
       listing.some((n) => n.startsWith("llll") && new TextEncoder().encode(n).length <= 200),

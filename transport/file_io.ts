@@ -13,11 +13,13 @@
 import { createHash, type Hash } from "node:crypto";
 import { basename, join, resolve } from "node:path";
 import {
+  MAX_OFFERED_NAME_BYTES,
   MAX_SAFE_NAME_BYTES,
   numberedFileName,
   partFileName,
   safeFileName,
 } from "../protocol/file_names.ts";
+import { encodedSize } from "../protocol/json_size.ts";
 
 /** Bytes read from disk at a time while hashing. */
 const HASH_BUFFER_BYTES = 256 * 1024;
@@ -214,7 +216,10 @@ function errorText(err: unknown): string {
 export class FileSource implements AsyncDisposable {
   /** The path as given. */
   readonly path: string;
-  /** The name offered to the other side: the path's last component. */
+  /**
+   * The name offered to the other side: the path's last component, made safe
+   * (`safeFileName`) when it is longer than an offer may be (`MAX_OFFERED_NAME_BYTES`).
+   */
   readonly name: string;
   /** Bytes in the file when it was opened. */
   readonly size: number;
@@ -226,7 +231,8 @@ export class FileSource implements AsyncDisposable {
 
   private constructor(path: string, file: Deno.FsFile, size: number, sha256: string) {
     this.path = path;
-    this.name = basename(path);
+    const name = basename(path);
+    this.name = encodedSize(name) - 2 > MAX_OFFERED_NAME_BYTES ? safeFileName(name) : name;
     this.#file = file;
     this.size = size;
     this.sha256 = sha256;

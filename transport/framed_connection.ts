@@ -58,6 +58,12 @@ export interface FramedConnectionOptions {
    * chat lines) are not counted, so a full budget never stops a conversation. Default: none.
    */
   partialFrames?: PartialFrameBudget;
+  /**
+   * When given, an incoming frame over the maximum is skipped (read and dropped) and
+   * reported here instead of ending the connection (the `onOversized` option of
+   * `FrameDecoder`): for a client, which must survive a reply larger than it accepts.
+   */
+  onOversized?: (length: number, head: Uint8Array) => void;
 }
 
 /**
@@ -147,6 +153,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         : allocate
         ? { allocate }
         : {}),
+      ...(options.onOversized ? { onOversized: options.onOversized } : {}),
       // Frames whole inside a read are decoded from the read buffer itself (no copy);
       // only a body, which outlives the next read, is copied out of it.
       views: true,
