@@ -211,6 +211,11 @@ export async function runConnect(
     ? [await readFileText(options.ca, "CA certificate")]
     : undefined;
   const useTls = options.tls === true || caCerts !== undefined || fingerprint !== undefined;
+  const tlsFlags = [
+    ...(options.tls === true ? ["--tls"] : []),
+    ...(options.ca !== undefined ? ["--ca"] : []),
+    ...(options.trustFingerprint !== undefined ? ["--trust-fingerprint"] : []),
+  ].join(" and ");
   const retries = options.retries ?? (interactive ? Infinity : SCRIPT_RETRIES);
   const render: RenderOptions = {
     color: options.color && !Deno.noColor && Deno.stdout.isTerminal() && !options.json,
@@ -227,11 +232,15 @@ export async function runConnect(
   const connect = async (tls?: TlsChoice): Promise<ChatClient> => {
     passwordOnce ??= resolvePassword(options, nick, interactive);
     const password = await passwordOnce;
-    return await connectWithRetry({
-      ...clientOptions,
-      ...(password !== undefined ? { password } : {}),
-      ...(tls !== undefined ? { tls } : {}),
-    }, retries);
+    return await connectWithRetry(
+      {
+        ...clientOptions,
+        ...(password !== undefined ? { password } : {}),
+        ...(tls !== undefined ? { tls } : {}),
+      },
+      retries,
+      tlsFlags,
+    );
   };
   const configDir = context.configDir === undefined ? userConfigDir() : context.configDir;
   const client = !useTls ? await connect() : await connectTrusting({
@@ -256,7 +265,11 @@ export async function runConnect(
 
 // ---------------------------------------------------------------- connecting
 
-async function connectWithRetry(options: ChatClientOptions, retries: number): Promise<ChatClient> {
+async function connectWithRetry(
+  options: ChatClientOptions,
+  retries: number,
+  tlsFlags: string,
+): Promise<ChatClient> {
   const policy = resolveBackoff({});
   const where = `${options.host}:${options.port}`;
   for (let attempt = 1;; attempt++) {
@@ -264,7 +277,7 @@ async function connectWithRetry(options: ChatClientOptions, retries: number): Pr
       return await ChatClient.connect(options);
     } catch (err) {
       if (!isRetryable(err) || attempt > retries) {
-        throw new Error(loginFailure(err, options.nick, where), { cause: err });
+        throw new Error(loginFailure(err, options.nick, where, tlsFlags), { cause: err });
       }
       const delay = backoffDelay(attempt, policy);
       writeErr(
@@ -275,8 +288,11 @@ async function connectWithRetry(options: ChatClientOptions, retries: number): Pr
   }
 }
 
-/** One clear line for a failed login or connection. */
-function loginFailure(err: unknown, nick: string, where: string): string {
+/**
+ * One clear line for a failed login or connection; `tlsFlags` are the TLS flags given
+ * (`--tls`, `--ca FILE`, ...), named when the server does not speak TLS.
+ */
+export function loginFailure(err: unknown, nick: string, where: string, tlsFlags = ""): string {
   if (!(err instanceof ChatError)) return errorText(err);
   const wait = err.retryAfter !== undefined ? ` (try again in ${Math.ceil(err.retryAfter)} s)` : "";
   switch (err.code) {
@@ -288,6 +304,10 @@ function loginFailure(err: unknown, nick: string, where: string): string {
       return `password refused: ${sanitize(err.message)}`;
     case "bad_name":
       return `nick refused: ${sanitize(err.message)}`;
+    case "tls_only":
+      return `${where} speaks TLS and this connection did not: add --tls`;
+    case "not_tls":
+      return `${where} does not speak TLS (a plain server): drop ${tlsFlags || "--tls"}`;
     default:
       return `${sanitize(err.message)}${wait}`;
   }

@@ -60,7 +60,7 @@ import { nameKey } from "../protocol/names.ts";
 import type { ReplyMap } from "../protocol/replies.ts";
 import { BufferPool } from "../transport/buffer_pool.ts";
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
-import { dial, type DialTlsOptions } from "../transport/net.ts";
+import { dial, DialError, type DialTlsOptions } from "../transport/net.ts";
 import { QueueOverflowError } from "../transport/errors.ts";
 import {
   backoffDelay,
@@ -72,6 +72,7 @@ import { ChatError, type ChatErrorCode, FATAL_LOGIN_CODES } from "./chat_error.t
 import { EventQueue } from "./event_queue.ts";
 import { parseReply } from "../protocol/replies.ts";
 import { dialPinned, PinnedTlsError } from "./pinned_tls.ts";
+import { FirstBytes } from "./first_bytes.ts";
 
 const log = getLogger(["chat", "client"]);
 
@@ -311,7 +312,8 @@ export class ChatClient implements AsyncDisposable {
   /**
    * Dials the server, exchanges hellos and logs in.
    *
-   * @throws {ChatError} `connect_failed`, `tls_failed`, `timeout`, `connection_lost`,
+   * @throws {ChatError} `connect_failed`, `tls_failed`, `not_tls`, `tls_only`, `timeout`,
+   * `connection_lost`,
    * `protocol_error`, or the server's login refusal (`wrong_password`, `locked` with
    * `retryAfter`, `bad_password`, `bad_name`, `unsupported_version`, ...).
    */
@@ -656,6 +658,7 @@ export class ChatClient implements AsyncDisposable {
     let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let conn: FramedConnection | null = null;
+    let sniff: FirstBytes | null = null;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         timedOut = true;
@@ -681,6 +684,8 @@ export class ChatClient implements AsyncDisposable {
         if (timedOut) dialing.then((late) => late.close(), () => {});
         throw this.#dialError(err, where);
       }
+      // Without TLS, the first bytes tell a TLS server's answer from a chat frame.
+      if (!tls) raw = sniff = new FirstBytes(raw);
       conn = new FramedConnection(raw, {
         maxFrameSize: this.#options.maxFrameSize,
         allocatePayload: (length) => this.#payloads.take(length),
@@ -739,6 +744,9 @@ export class ChatClient implements AsyncDisposable {
         throw new ChatError("timeout", `no answer from ${where} within ${timeoutMs} ms`);
       }
       if (err instanceof ProtocolError) {
+        if (sniff?.looksLikeTls()) {
+          throw new ChatError("tls_only", `${where} speaks TLS: connect with TLS`, { cause: err });
+        }
         if (err.code === "unsupported_version") {
           throw new ChatError("unsupported_version", err.message, { cause: err });
         }
@@ -759,17 +767,23 @@ export class ChatClient implements AsyncDisposable {
   #dialError(err: unknown, where: string): ChatError {
     if (err instanceof ChatError) return err;
     const detail = describe(err);
-    if (err instanceof PinnedTlsError) {
-      return new ChatError("tls_failed", `TLS with ${where} failed: ${detail}`, { cause: err });
+    const code = err instanceof PinnedTlsError || err instanceof DialError ? err.code : null;
+    switch (code) {
+      case "not_tls":
+        return new ChatError(
+          "not_tls",
+          `${where} does not speak TLS (it answered in plain TCP): connect without TLS`,
+          { cause: err },
+        );
+      case "tls_failed":
+      case "fingerprint_mismatch":
+        return new ChatError("tls_failed", `TLS with ${where} failed: ${detail}`, { cause: err });
+      default:
+        // Refused, unreachable, lost mid-handshake: the server may be restarting.
+        return new ChatError("connect_failed", `cannot connect to ${where}: ${detail}`, {
+          cause: err,
+        });
     }
-    if (
-      this.#options.tls &&
-      err instanceof Error &&
-      (err.name === "InvalidData" || /certificate|tls|handshake/i.test(err.message))
-    ) {
-      return new ChatError("tls_failed", `TLS with ${where} failed: ${detail}`, { cause: err });
-    }
-    return new ChatError("connect_failed", `cannot connect to ${where}: ${detail}`, { cause: err });
   }
 
   /**

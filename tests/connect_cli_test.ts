@@ -331,3 +331,30 @@ Deno.test("--trust-fingerprint trusts exactly the certificate chat serve prints"
     await server.shutdown();
   }
 });
+
+Deno.test("a TLS mismatch says what to change: add --tls, or drop --tls", async () => {
+  const tlsServer = await testServer({ tls: { cert, key } });
+  const plainServer = await testServer();
+  try {
+    const fingerprint = (await certificateFingerprint(cert))!;
+    const plain = new ConnectProcess(tlsServer, ["--nick", "ivy"], "hi\n");
+    assert.equal(await plain.finish(), 1);
+    assert.match(plain.stderr, /^chat connect: 127\.0\.0\.1:\d+ speaks TLS .*: add --tls\n$/);
+    for (
+      const [flags, drop] of [
+        [["--tls"], "--tls"],
+        [["--trust-fingerprint", fingerprint], "--trust-fingerprint"],
+      ]
+    ) {
+      const tls = new ConnectProcess(plainServer, ["--nick", "ivy", ...flags], "hi\n");
+      assert.equal(await tls.finish(), 1, tls.stderr);
+      assert.match(
+        tls.stderr,
+        new RegExp(`^chat connect: 127\\.0\\.0\\.1:\\d+ does not speak TLS .*: drop ${drop}\\n$`),
+      );
+    }
+  } finally {
+    await tlsServer.shutdown();
+    await plainServer.shutdown();
+  }
+});
