@@ -444,6 +444,7 @@ async function runScripted(
 
   const show = (item: DisplayItem): void => {
     state.observe(item);
+    if (item.type === "held") return; // sent later, in order: its reply is what shows
     if (options.json) {
       writeOut(JSON.stringify(toJsonEvent(item)) + "\n");
       return;
@@ -643,7 +644,10 @@ async function runInteractive(
   const promptText = () => {
     const label = state.label || "(no room)";
     const progress = [...transfers.values()].map(formatProgressShort).join(" ");
-    return (progress ? `${progress} ` : "") +
+    // Lines typed but not sent yet (disconnected, or over the server's rate limit).
+    const held = client.heldRequests;
+    const pending = held > 0 ? `[${held} pending] ` : "";
+    return (progress ? `${progress} ` : "") + pending +
       (color ? `\x1b[1m${label}\x1b[22m> ` : `${label}> `);
   };
   const rl = readline.createInterface({

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { ChatServer } from "../server/server.ts";
 import { testServer } from "./helpers/harness.ts";
+import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
 import { cert, key } from "./helpers/tls.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
 import {
@@ -356,5 +357,29 @@ Deno.test("a TLS mismatch says what to change: add --tls, or drop --tls", async 
   } finally {
     await tlsServer.shutdown();
     await plainServer.shutdown();
+  }
+});
+
+Deno.test("25 piped lines against the default rate limit: all sent, in order, exit 0", async () => {
+  // The server's own defaults (5 messages a second, bursts of 10), not the tests' none.
+  const server = await testServer({
+    rateMessagesPerSec: DEFAULT_SERVER_CONFIG.rateMessagesPerSec,
+    rateMessagesBurst: DEFAULT_SERVER_CONFIG.rateMessagesBurst,
+    rateRequestsPerSec: DEFAULT_SERVER_CONFIG.rateRequestsPerSec,
+    rateRequestsBurst: DEFAULT_SERVER_CONFIG.rateRequestsBurst,
+    rateBytesPerSec: DEFAULT_SERVER_CONFIG.rateBytesPerSec,
+    rateBytesBurst: DEFAULT_SERVER_CONFIG.rateBytesBurst,
+  });
+  try {
+    const lines = Array.from({ length: 25 }, (_, i) => `line ${i + 1}`);
+    const bot = new ConnectProcess(server, ["--nick", "bot"], lines.join("\n") + "\n");
+    assert.equal(await bot.finish(), 0, bot.stderr);
+    assert.equal(bot.stderr, "");
+    const shown = bot.stdout.split("\n").filter((l) => l.includes("<bot>"));
+    assert.deepEqual(shown.map((l) => l.replace(/^.*<bot> /, "")), lines, bot.stdout);
+    const stored = await server.hub.store.history({ room: "lobby", limit: 50 });
+    assert.deepEqual(stored.map((m) => m.text), lines, "stored once each, in order");
+  } finally {
+    await server.shutdown();
   }
 });
