@@ -21,6 +21,7 @@ import { certificateFingerprint } from "../cli/serve.ts";
 import type { ChatServer } from "../server/server.ts";
 import { testServer } from "./helpers/harness.ts";
 import { PASSWORD } from "./helpers/connect_process.ts";
+import { onFreePort } from "./helpers/ports.ts";
 import { selfSignedCert, selfSignedKey } from "./helpers/tls.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -406,6 +407,89 @@ Deno.test({
     } finally {
       await bob?.close();
       await bobEvents?.done;
+      await tmux.kill();
+      await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "interactive: a line typed while the server is away shows as pending, then is sent",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    // A port outside the ephemeral range, so that the restart below can have it again.
+    let server: ChatServer | null = await onFreePort((port) =>
+      testServer({ port, dataDir: `${dir}/data` })
+    );
+    const port = server.addr.port;
+    let bob: ChatClient | null = null;
+    try {
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
+          `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
+          `--port ${port} --nick alice; echo "[exit $?]"`,
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+      );
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+
+      await server.shutdown();
+      server = null;
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.includes("reconnecting in")),
+        "alice losing the server",
+      );
+      await tmux.type("alice", "typed while away");
+      await tmux.press("alice", "Enter");
+      const pending = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "[1 pending] #lobby>",
+        "the pending count in the prompt",
+      );
+      assert.ok(
+        pending.some((row) =>
+          /^\d\d:\d\d \[lobby\] <alice> typed while away \(pending: sent once reconnected\)$/
+            .test(row)
+        ),
+        pending.join("\n"),
+      );
+
+      server = await testServer({ port, dataDir: `${dir}/data` });
+      bob = await ChatClient.connect({ port, nick: "bob", password: PASSWORD, reconnect: false });
+      const bobEvents = recorder(bob);
+      await bob.join("lobby");
+      const sent = await tmux.waitScreen(
+        "alice",
+        (rows) =>
+          rows.at(-1) === "#lobby>" &&
+          rows.some((row) => /^\d\d:\d\d \[lobby\] <alice> typed while away$/.test(row)),
+        "the line sent once reconnected",
+      );
+      assert.ok(sent.some((row) => row.includes("reconnected")), sent.join("\n"));
+      const got = await bob.history({ room: "lobby" });
+      assert.deepEqual(got.messages.map((m) => m.text), ["typed while away"]);
+      await bob.close();
+      await bobEvents.done;
+      bob = null;
+    } finally {
+      await bob?.close();
       await tmux.kill();
       await server?.shutdown();
       await Deno.remove(dir, { recursive: true });
