@@ -62,6 +62,7 @@ import { type PrivateEvent, PrivateSessions } from "../client/private_sessions.t
 import { displayPosition, printAbove } from "../client/terminal_ui.ts";
 import { UsageError } from "./errors.ts";
 import { processEnv, userConfigDir } from "./config_dir.ts";
+import { userFolder, userPath } from "./connect_paths.ts";
 import { applyConnectConfig, CONFIG_FILE_NAME, loadConnectConfig } from "./connect_config.ts";
 import { connectTrusting, type TlsChoice } from "./connect_trust.ts";
 import { integerIn, parsePort } from "./options.ts";
@@ -185,9 +186,10 @@ export function connectCommand(): Command {
  * message when it cannot log in or a scripted run fails.
  */
 export async function runConnect(
-  options: ConnectOptions,
+  given: ConnectOptions,
   context: { configDir?: string | null } = {},
 ): Promise<void> {
+  const options = resolvePaths(given);
   const interactive = Deno.stdin.isTerminal() && !options.json;
   const nick = options.nick ?? (interactive ? await promptLine("nick: ") : undefined);
   if (nick === undefined || nick === "") {
@@ -578,9 +580,28 @@ async function runScripted(
   }
 }
 
+/**
+ * The options with their relative paths resolved against the folder the user ran the
+ * command in (see `connect_paths.ts`: under `deno task` it is not the working directory).
+ */
+function resolvePaths(options: ConnectOptions): ConnectOptions {
+  const base = userFolder();
+  if (base === null) return options;
+  const resolved = { ...options };
+  for (const key of ["passwordFile", "ca", "downloadDir", "acceptFiles"] as const) {
+    const value = resolved[key];
+    if (value !== undefined) resolved[key] = userPath(value, base);
+  }
+  return resolved;
+}
+
 /** The file transfer options of `chat connect`'s flags. */
-function fileOptions(options: ConnectOptions): { downloadDir?: string; acceptDir?: string } {
+function fileOptions(
+  options: ConnectOptions,
+): { downloadDir?: string; acceptDir?: string; baseDir?: string } {
+  const base = userFolder();
   return {
+    ...(base !== null ? { baseDir: base } : {}),
     ...(options.downloadDir !== undefined ? { downloadDir: options.downloadDir } : {}),
     ...(options.acceptFiles !== undefined ? { acceptDir: options.acceptFiles } : {}),
   };

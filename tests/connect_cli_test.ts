@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { ChatServer } from "../server/server.ts";
-import { testServer } from "./helpers/harness.ts";
+import { connectClient, testServer } from "./helpers/harness.ts";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
 import { cert, key } from "./helpers/tls.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
@@ -382,4 +382,30 @@ Deno.test("25 piped lines against the default rate limit: all sent, in order, ex
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("relative paths resolve against INIT_CWD, the folder deno task was run in", async () => {
+  await withServer(async (server) => {
+    const folder = await Deno.makeTempDir({ prefix: "chat_init_cwd_" });
+    try {
+      await Deno.writeTextFile(`${folder}/pw.txt`, `${PASSWORD}\n`);
+      await Deno.writeTextFile(`${folder}/notes.txt`, "some notes\n");
+      const bob = await connectClient(server, "bob");
+      await bob.close();
+      // The process runs in the repository (as under deno task), with the task's permissions.
+      const alice = new ConnectProcess(
+        server,
+        ["--nick", "alice", "--password-file", "pw.txt", "--json"],
+        "/send bob notes.txt\n",
+        { taskPermissions: true, env: { INIT_CWD: folder }, password: "" },
+      );
+      assert.equal(await alice.finish(), 0, alice.stderr);
+      assert.ok(
+        alice.json.some((l) => l.type === "file_sent" && l.name === "notes.txt"),
+        alice.stdout,
+      );
+    } finally {
+      await Deno.remove(folder, { recursive: true });
+    }
+  });
 });
