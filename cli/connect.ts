@@ -62,6 +62,7 @@ import { type PrivateEvent, PrivateSessions } from "../client/private_sessions.t
 import { displayPosition, printAbove, wrapLine } from "../client/terminal_ui.ts";
 import { UsageError } from "./errors.ts";
 import { processEnv, userConfigDir } from "./config_dir.ts";
+import { userFolder, userPath } from "./connect_paths.ts";
 import { applyConnectConfig, CONFIG_FILE_NAME, loadConnectConfig } from "./connect_config.ts";
 import { connectTrusting, type TlsChoice } from "./connect_trust.ts";
 import { integerIn, parsePort } from "./options.ts";
@@ -185,9 +186,10 @@ export function connectCommand(): Command {
  * message when it cannot log in or a scripted run fails.
  */
 export async function runConnect(
-  options: ConnectOptions,
+  given: ConnectOptions,
   context: { configDir?: string | null } = {},
 ): Promise<void> {
+  const options = resolvePaths(given);
   const interactive = Deno.stdin.isTerminal() && !options.json;
   const nick = options.nick ?? (interactive ? await promptLine("nick: ") : undefined);
   if (nick === undefined || nick === "") {
@@ -211,6 +213,11 @@ export async function runConnect(
     ? [await readFileText(options.ca, "CA certificate")]
     : undefined;
   const useTls = options.tls === true || caCerts !== undefined || fingerprint !== undefined;
+  const tlsFlags = [
+    ...(options.tls === true ? ["--tls"] : []),
+    ...(options.ca !== undefined ? ["--ca"] : []),
+    ...(options.trustFingerprint !== undefined ? ["--trust-fingerprint"] : []),
+  ].join(" and ");
   const retries = options.retries ?? (interactive ? Infinity : SCRIPT_RETRIES);
   const render: RenderOptions = {
     color: options.color && !Deno.noColor && Deno.stdout.isTerminal() && !options.json,
@@ -227,11 +234,15 @@ export async function runConnect(
   const connect = async (tls?: TlsChoice): Promise<ChatClient> => {
     passwordOnce ??= resolvePassword(options, nick, interactive);
     const password = await passwordOnce;
-    return await connectWithRetry({
-      ...clientOptions,
-      ...(password !== undefined ? { password } : {}),
-      ...(tls !== undefined ? { tls } : {}),
-    }, retries);
+    return await connectWithRetry(
+      {
+        ...clientOptions,
+        ...(password !== undefined ? { password } : {}),
+        ...(tls !== undefined ? { tls } : {}),
+      },
+      retries,
+      tlsFlags,
+    );
   };
   const configDir = context.configDir === undefined ? userConfigDir() : context.configDir;
   const client = !useTls ? await connect() : await connectTrusting({
@@ -256,7 +267,11 @@ export async function runConnect(
 
 // ---------------------------------------------------------------- connecting
 
-async function connectWithRetry(options: ChatClientOptions, retries: number): Promise<ChatClient> {
+async function connectWithRetry(
+  options: ChatClientOptions,
+  retries: number,
+  tlsFlags: string,
+): Promise<ChatClient> {
   const policy = resolveBackoff({});
   const where = `${options.host}:${options.port}`;
   for (let attempt = 1;; attempt++) {
@@ -264,7 +279,7 @@ async function connectWithRetry(options: ChatClientOptions, retries: number): Pr
       return await ChatClient.connect(options);
     } catch (err) {
       if (!isRetryable(err) || attempt > retries) {
-        throw new Error(loginFailure(err, options.nick, where), { cause: err });
+        throw new Error(loginFailure(err, options.nick, where, tlsFlags), { cause: err });
       }
       const delay = backoffDelay(attempt, policy);
       writeErr(
@@ -275,8 +290,11 @@ async function connectWithRetry(options: ChatClientOptions, retries: number): Pr
   }
 }
 
-/** One clear line for a failed login or connection. */
-function loginFailure(err: unknown, nick: string, where: string): string {
+/**
+ * One clear line for a failed login or connection; `tlsFlags` are the TLS flags given
+ * (`--tls`, `--ca FILE`, ...), named when the server does not speak TLS.
+ */
+export function loginFailure(err: unknown, nick: string, where: string, tlsFlags = ""): string {
   if (!(err instanceof ChatError)) return errorText(err);
   const wait = err.retryAfter !== undefined ? ` (try again in ${Math.ceil(err.retryAfter)} s)` : "";
   switch (err.code) {
@@ -288,6 +306,10 @@ function loginFailure(err: unknown, nick: string, where: string): string {
       return `password refused: ${sanitize(err.message)}`;
     case "bad_name":
       return `nick refused: ${sanitize(err.message)}`;
+    case "tls_only":
+      return `${where} speaks TLS and this connection did not: add --tls`;
+    case "not_tls":
+      return `${where} does not speak TLS (a plain server): drop ${tlsFlags || "--tls"}`;
     default:
       return `${sanitize(err.message)}${wait}`;
   }
@@ -425,6 +447,7 @@ async function runScripted(
   const outTerminal = Deno.stdout.isTerminal();
   const show = (item: DisplayItem): void => {
     state.observe(item);
+    if (item.type === "held") return; // sent later, in order: its reply is what shows
     if (options.json) {
       writeOut(JSON.stringify(toJsonEvent(item)) + "\n");
       return;
@@ -560,9 +583,28 @@ async function runScripted(
   }
 }
 
+/**
+ * The options with their relative paths resolved against the folder the user ran the
+ * command in (see `connect_paths.ts`: under `deno task` it is not the working directory).
+ */
+function resolvePaths(options: ConnectOptions): ConnectOptions {
+  const base = userFolder();
+  if (base === null) return options;
+  const resolved = { ...options };
+  for (const key of ["passwordFile", "ca", "downloadDir", "acceptFiles"] as const) {
+    const value = resolved[key];
+    if (value !== undefined) resolved[key] = userPath(value, base);
+  }
+  return resolved;
+}
+
 /** The file transfer options of `chat connect`'s flags. */
-function fileOptions(options: ConnectOptions): { downloadDir?: string; acceptDir?: string } {
+function fileOptions(
+  options: ConnectOptions,
+): { downloadDir?: string; acceptDir?: string; baseDir?: string } {
+  const base = userFolder();
   return {
+    ...(base !== null ? { baseDir: base } : {}),
     ...(options.downloadDir !== undefined ? { downloadDir: options.downloadDir } : {}),
     ...(options.acceptFiles !== undefined ? { acceptDir: options.acceptFiles } : {}),
   };
@@ -626,7 +668,10 @@ async function runInteractive(
   const promptText = () => {
     const label = state.label || "(no room)";
     const progress = [...transfers.values()].map(formatProgressShort).join(" ");
-    return (progress ? `${progress} ` : "") +
+    // Lines typed but not sent yet (disconnected, or over the server's rate limit).
+    const held = client.heldRequests;
+    const pending = held > 0 ? `[${held} pending] ` : "";
+    return (progress ? `${progress} ` : "") + pending +
       (color ? `\x1b[1m${label}\x1b[22m> ` : `${label}> `);
   };
   const rl = readline.createInterface({

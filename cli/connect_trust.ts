@@ -28,7 +28,7 @@ import {
   probeCertificate,
 } from "../client/pinned_tls.ts";
 import { sanitize } from "../client/render.ts";
-import { dial } from "../transport/net.ts";
+import { dial, DialError } from "../transport/net.ts";
 
 /** The TLS setting handed to the client: CA-verified, or pinned to one fingerprint. */
 export type TlsChoice = NonNullable<ChatClientOptions["tls"]>;
@@ -93,10 +93,12 @@ function isTlsFailure(err: unknown): boolean {
     undefined;
 }
 
-/** Whether a failed dial failed in the TLS handshake (rather than reaching the server). */
+/**
+ * Whether a failed dial failed on the certificate (rather than reaching the server, or
+ * finding a server that does not speak TLS).
+ */
 function isHandshakeFailure(err: unknown): boolean {
-  return err instanceof Error &&
-    (err.name === "InvalidData" || /certificate|tls|handshake/i.test(err.message));
+  return err instanceof DialError && err.code === "tls_failed";
 }
 
 function describe(err: unknown): string {

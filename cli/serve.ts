@@ -136,7 +136,7 @@ export async function runServe(
     throw new Error(describeStartError(err, config.host, config.port), { cause: err });
   }
   const fingerprint = config.tls ? await certificateFingerprint(config.tls.cert) : null;
-  for (const line of listeningLines(server, fingerprint, listInterfaces())) {
+  for (const line of listeningLines(server, fingerprint, listInterfaces(), launcher())) {
     console.log(line);
   }
   if (server.metricsAddr !== null) {
@@ -231,20 +231,26 @@ async function reload(
 }
 
 /**
- * The lines printed when the server is up: where it listens and how to connect to it.
+ * The lines printed when the server is up: where it listens, how to connect to it
+ * (`program` is what runs a mode: `chat`, or the task form from a clone, see
+ * {@linkcode launcher}), and, when it listens on loopback only, that other machines
+ * cannot connect and how to let them.
  *
  * @example
  * ```ts
  * import { listeningLines } from "./serve.ts";
  * listeningLines({ addr: { transport: "tcp", hostname: "127.0.0.1", port: 44444 }, tls: false });
  * // ["chat serve: listening on 127.0.0.1:44444 (TLS off)",
- * //  "  connect with: chat connect --host 127.0.0.1 --port 44444 --nick NAME"]
+ * //  "  connect with: chat connect --host 127.0.0.1 --port 44444 --nick NAME",
+ * //  "  other machines cannot connect: 127.0.0.1 is this machine only; to allow them, " +
+ * //    "start with --host 0.0.0.0 (e.g. chat serve --host 0.0.0.0)"]
  * ```
  */
 export function listeningLines(
   server: Pick<ChatServer, "addr" | "tls">,
   fingerprint: string | null = null,
   interfaces: Deno.NetworkInterfaceInfo[] = [],
+  program = "chat",
 ): string[] {
   const { hostname, port } = server.addr;
   const tlsNote = server.tls
@@ -255,9 +261,53 @@ export function listeningLines(
     ? fingerprint === null ? " --tls" : ` --tls --trust-fingerprint ${fingerprint}`
     : "";
   for (const host of connectHosts(hostname, interfaces)) {
-    lines.push(`  connect with: chat connect --host ${host} --port ${port}${tlsFlags} --nick NAME`);
+    lines.push(
+      `  connect with: ${program} connect --host ${host} --port ${port}${tlsFlags} --nick NAME`,
+    );
+  }
+  if (isLoopbackHost(hostname)) {
+    const wildcard = hostname.includes(":") ? "::" : "0.0.0.0";
+    lines.push(
+      `  other machines cannot connect: ${hostname} is this machine only; to allow them, ` +
+        `start with --host ${wildcard} (e.g. ${program} serve --host ${wildcard})`,
+    );
   }
   return lines;
+}
+
+/** The path of the running executable; `chat` when it may not be read. */
+function ownPath(): string {
+  try {
+    return Deno.execPath();
+  } catch {
+    return "chat";
+  }
+}
+
+/** Whether a bound host name or address is reachable from this machine only. */
+function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === "localhost" || h.endsWith(".localhost") || h === "::1" ||
+    /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::ffff:127.0.0.1";
+}
+
+/**
+ * How the user runs a mode of `chat`, for the commands the server prints: the binary's
+ * name when it is a compiled `chat`; from a clone (run by `deno`), the quick start's task
+ * form `npx -y deno@MAJOR.MINOR task`.
+ *
+ * @example
+ * ```ts
+ * import { launcher } from "./serve.ts";
+ * launcher("/home/ada/.local/bin/chat", "2.9.1"); // "chat"
+ * launcher("/usr/bin/deno", "2.9.1"); // "npx -y deno@2.9 task"
+ * ```
+ */
+export function launcher(execPath = ownPath(), denoVersion = Deno.version.deno): string {
+  const name = execPath.split(/[\\/]/).pop()!.replace(/\.exe$/i, "");
+  if (name !== "deno") return name;
+  const [major, minor] = denoVersion.split(".");
+  return `npx -y deno@${major}.${minor} task`;
 }
 
 /** Hosts others can use to reach a server bound to `boundHost`; loopback when none. */

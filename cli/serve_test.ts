@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   certificateFingerprint,
   connectHosts,
+  launcher,
   listeningLines,
   serveConfig,
   type ServeOptions,
@@ -46,7 +47,23 @@ Deno.test("listeningLines prints the address and one connect line per host", () 
   assert.deepEqual(listeningLines({ addr: v6, tls: true }, "AB:CD"), [
     "chat serve: listening on [::1]:7 (TLS on, certificate SHA-256 AB:CD)",
     "  connect with: chat connect --host ::1 --port 7 --tls --trust-fingerprint AB:CD --nick NAME",
+    "  other machines cannot connect: ::1 is this machine only; to allow them, start with " +
+    "--host :: (e.g. chat serve --host ::)",
   ]);
+});
+
+Deno.test("listeningLines names the launcher and says when only this machine can connect", () => {
+  const addr: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 44444 };
+  assert.deepEqual(listeningLines({ addr, tls: false }, null, [], "npx -y deno@2.9 task"), [
+    "chat serve: listening on 127.0.0.1:44444 (TLS off)",
+    "  connect with: npx -y deno@2.9 task connect --host 127.0.0.1 --port 44444 --nick NAME",
+    "  other machines cannot connect: 127.0.0.1 is this machine only; to allow them, start " +
+    "with --host 0.0.0.0 (e.g. npx -y deno@2.9 task serve --host 0.0.0.0)",
+  ]);
+  assert.equal(launcher("/home/ada/.local/bin/chat", "2.9.1"), "chat");
+  assert.equal(launcher("C:\\bin\\chat.exe", "2.9.1"), "chat");
+  assert.equal(launcher("/usr/local/bin/deno", "2.9.1"), "npx -y deno@2.9 task");
+  assert.equal(launcher("C:\\deno\\deno.exe", "2.10.0"), "npx -y deno@2.10 task");
 });
 
 Deno.test("formatHostPort brackets IPv6", () => {

@@ -23,6 +23,18 @@
  * `leave` requests whose first attempt had already been applied resolve normally
  * instead of failing with `already_blocked` and the like.
  *
+ * ## Pacing
+ *
+ * The server refuses requests over its rate limits with `rate_limited` and a
+ * `retryAfter`. The client paces itself instead of failing them: at most
+ * {@linkcode DEFAULT_PACE} `window` requests are in flight at once; a refused request
+ * is held and sent again after `retryAfter`, and from then on, until the backlog is
+ * sent, one request at a time, in the order they were made. Held requests (refused
+ * ones, and those made while disconnected) are announced with a `held` event, so that
+ * an application can show them as pending; their promises resolve once they are
+ * sent and answered. File data, relayed records and pings are never held (the server
+ * does not limit them). `pace: false` turns this off: refusals then reject.
+ *
  * Login failures that retrying cannot fix (`wrong_password`, `locked`, `bad_*`,
  * `unsupported_version`, see {@linkcode FATAL_LOGIN_CODES}) end the client: they
  * reject `connect()`, or end the event stream with a `closed` event carrying the
@@ -60,7 +72,7 @@ import { nameKey } from "../protocol/names.ts";
 import type { ReplyMap } from "../protocol/replies.ts";
 import { BufferPool } from "../transport/buffer_pool.ts";
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
-import { dial, type DialTlsOptions } from "../transport/net.ts";
+import { dial, DialError, type DialTlsOptions } from "../transport/net.ts";
 import { QueueOverflowError } from "../transport/errors.ts";
 import {
   backoffDelay,
@@ -72,6 +84,7 @@ import { ChatError, type ChatErrorCode, FATAL_LOGIN_CODES } from "./chat_error.t
 import { EventQueue } from "./event_queue.ts";
 import { parseReply } from "../protocol/replies.ts";
 import { dialPinned, PinnedTlsError } from "./pinned_tls.ts";
+import { FirstBytes } from "./first_bytes.ts";
 
 const log = getLogger(["chat", "client"]);
 
@@ -125,7 +138,29 @@ export interface ChatClientOptions {
   maxFrameSize?: number;
   /** Unread events kept before the oldest are dropped. Default 100 000. */
   maxBufferedEvents?: number;
+  /**
+   * Pace requests within the server's rate limits (default {@linkcode DEFAULT_PACE}),
+   * or `false` to send each at once and reject those refused with `rate_limited`.
+   */
+  pace?: false | PacePolicy;
 }
+
+/** How the client paces its requests; see "Pacing" above. */
+export interface PacePolicy {
+  /** Requests in flight at once while nothing is refused. Default 8. */
+  window?: number;
+  /** Times one request is sent again after `rate_limited` before it fails. Default 30. */
+  maxRetries?: number;
+}
+
+/** The defaults of {@linkcode PacePolicy}. */
+export const DEFAULT_PACE: Readonly<Required<PacePolicy>> = Object.freeze({
+  window: 8,
+  maxRetries: 30,
+});
+
+/** Request types never held or paced: the server does not limit them. */
+const UNPACED: ReadonlySet<string> = new Set(["ping", "relay", "file_chunk", "file_read"]);
 
 /** A request type the application may send (`login` is the client's own business). */
 export type RequestType = Exclude<ClientRequestType, "login">;
@@ -201,8 +236,38 @@ export interface ClosedEvent {
   code?: ChatErrorCode;
 }
 
+/**
+ * A request is held by the client: made while disconnected (`offline`, sent once
+ * reconnected), or refused by the server's rate limit or waiting behind one that was
+ * (`rate_limited`, sent after `retryAfter`). Its promise is still pending. For `say`
+ * and `dm` the event carries where to and the text, to show the line as pending.
+ */
+export interface HeldEvent {
+  /** Event type. */
+  type: "held";
+  /** The request id. */
+  id: string;
+  /** The request type. */
+  request: RequestType;
+  /** Why it waits. */
+  reason: "offline" | "rate_limited";
+  /** With `rate_limited` from the server: seconds until it is sent again. */
+  retryAfter?: number;
+  /** `say`: the room. */
+  room?: string;
+  /** `dm`: the recipient. */
+  to?: string;
+  /** `say`, `dm`, `broadcast`: the text. */
+  text?: string;
+}
+
 /** An event about the connection itself, produced by the client. */
-export type StatusEvent = DisconnectedEvent | ReconnectingEvent | ReconnectedEvent | ClosedEvent;
+export type StatusEvent =
+  | DisconnectedEvent
+  | ReconnectingEvent
+  | ReconnectedEvent
+  | ClosedEvent
+  | HeldEvent;
 
 /** Everything that comes out of {@linkcode ChatClient.events}. */
 export type ChatEvent = ServerEvent | StatusEvent;
@@ -246,6 +311,10 @@ interface Pending {
   readonly internal: boolean;
   /** A message already received through `sync` was matched to this request. */
   claimed: boolean;
+  /** Times the server refused it with `rate_limited`. */
+  rateRefusals: number;
+  /** A `held` event was emitted for it since it was last sent. */
+  announced: boolean;
 }
 
 /**
@@ -275,6 +344,11 @@ const FINAL_NOTICES = new Set(["idle_timeout", "logged_out"]);
 export class ChatClient implements AsyncDisposable {
   readonly #options: ChatClientOptions;
   readonly #policy: ResolvedBackoffPolicy | null;
+  readonly #pace: Readonly<Required<PacePolicy>> | null;
+  /** A request was refused for the rate: one at a time until the backlog is sent. */
+  #pacing = false;
+  /** Set while waiting for the `retryAfter` of a refusal. */
+  #paceTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #connectTimeoutMs: number;
   readonly #events: EventQueue<ChatEvent>;
   readonly #pending = new Map<string, Pending>();
@@ -313,6 +387,10 @@ export class ChatClient implements AsyncDisposable {
     }
     this.#options = options;
     this.#policy = options.reconnect === false ? null : resolveBackoff(options.reconnect ?? {});
+    this.#pace = options.pace === false ? null : { ...DEFAULT_PACE, ...options.pace };
+    if (this.#pace !== null && !(this.#pace.window >= 1 && this.#pace.maxRetries >= 0)) {
+      throw new ChatError("bad_request", "pace: window must be >= 1 and maxRetries >= 0");
+    }
     this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.#events = new EventQueue<ChatEvent>(options.maxBufferedEvents);
     this.#nick = options.nick;
@@ -322,7 +400,8 @@ export class ChatClient implements AsyncDisposable {
   /**
    * Dials the server, exchanges hellos and logs in.
    *
-   * @throws {ChatError} `connect_failed`, `tls_failed`, `timeout`, `connection_lost`,
+   * @throws {ChatError} `connect_failed`, `tls_failed`, `not_tls`, `tls_only`, `timeout`,
+   * `connection_lost`,
    * `protocol_error`, or the server's login refusal (`wrong_password`, `locked` with
    * `retryAfter`, `bad_password`, `bad_name`, `unsupported_version`, ...).
    */
@@ -381,6 +460,16 @@ export class ChatClient implements AsyncDisposable {
   get pendingRequests(): number {
     let n = 0;
     for (const p of this.#pending.values()) if (!p.internal) n++;
+    return n;
+  }
+
+  /**
+   * Requests held by the client, not sent yet: made while disconnected, or waiting
+   * for the server's rate limit (see "Pacing" above).
+   */
+  get heldRequests(): number {
+    let n = 0;
+    for (const p of this.#pending.values()) if (this.#paced(p) && p.sentOn === null) n++;
     return n;
   }
 
@@ -504,9 +593,17 @@ export class ChatClient implements AsyncDisposable {
         attempts: 0,
         internal: false,
         claimed: false,
+        rateRefusals: 0,
+        announced: false,
       };
       this.#pending.set(id, pending);
-      if (this.#state === "ready" && this.#link !== null) this.#transmit(pending, this.#link);
+      if (this.#paced(pending)) {
+        this.#sendPaced();
+        if (pending.sentOn === null && this.#state !== "ready") this.#announce(pending, "offline");
+        else if (pending.sentOn === null && this.#pacing) this.#announce(pending, "rate_limited");
+      } else if (this.#state === "ready" && this.#link !== null) {
+        this.#transmit(pending, this.#link);
+      }
     });
   }
 
@@ -680,6 +777,7 @@ export class ChatClient implements AsyncDisposable {
     let conn: FramedConnection | null = null;
     const loginId = crypto.randomUUID();
     let loginTooLarge: ChatError | null = null;
+    let sniff: FirstBytes | null = null;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         timedOut = true;
@@ -705,6 +803,8 @@ export class ChatClient implements AsyncDisposable {
         if (timedOut) dialing.then((late) => late.close(), () => {});
         throw this.#dialError(err, where);
       }
+      // Without TLS, the first bytes tell a TLS server's answer from a chat frame.
+      if (!tls) raw = sniff = new FirstBytes(raw);
       const framed: FramedConnection = conn = new FramedConnection(raw, {
         maxFrameSize: this.#options.maxFrameSize,
         allocatePayload: (length) => this.#payloads.take(length),
@@ -777,6 +877,9 @@ export class ChatClient implements AsyncDisposable {
         throw new ChatError("timeout", `no answer from ${where} within ${timeoutMs} ms`);
       }
       if (err instanceof ProtocolError) {
+        if (sniff?.looksLikeTls()) {
+          throw new ChatError("tls_only", `${where} speaks TLS: connect with TLS`, { cause: err });
+        }
         if (err.code === "unsupported_version") {
           throw new ChatError("unsupported_version", err.message, { cause: err });
         }
@@ -797,17 +900,23 @@ export class ChatClient implements AsyncDisposable {
   #dialError(err: unknown, where: string): ChatError {
     if (err instanceof ChatError) return err;
     const detail = describe(err);
-    if (err instanceof PinnedTlsError) {
-      return new ChatError("tls_failed", `TLS with ${where} failed: ${detail}`, { cause: err });
+    const code = err instanceof PinnedTlsError || err instanceof DialError ? err.code : null;
+    switch (code) {
+      case "not_tls":
+        return new ChatError(
+          "not_tls",
+          `${where} does not speak TLS (it answered in plain TCP): connect without TLS`,
+          { cause: err },
+        );
+      case "tls_failed":
+      case "fingerprint_mismatch":
+        return new ChatError("tls_failed", `TLS with ${where} failed: ${detail}`, { cause: err });
+      default:
+        // Refused, unreachable, lost mid-handshake: the server may be restarting.
+        return new ChatError("connect_failed", `cannot connect to ${where}: ${detail}`, {
+          cause: err,
+        });
     }
-    if (
-      this.#options.tls &&
-      err instanceof Error &&
-      (err.name === "InvalidData" || /certificate|tls|handshake/i.test(err.message))
-    ) {
-      return new ChatError("tls_failed", `TLS with ${where} failed: ${detail}`, { cause: err });
-    }
-    return new ChatError("connect_failed", `cannot connect to ${where}: ${detail}`, { cause: err });
   }
 
   /**
@@ -1005,11 +1114,35 @@ export class ChatClient implements AsyncDisposable {
         break;
     }
     pending.resolve(reply);
+    if (this.#paced(pending)) this.#sendPaced();
   }
 
   #onError(message: ServerMessageMap["error"]): void {
     const pending = this.#pending.get(message.re!)!;
+    if (
+      message.code === "rate_limited" && this.#paced(pending) &&
+      pending.rateRefusals < this.#pace!.maxRetries
+    ) {
+      // Not applied: held, and sent again (in order, one at a time) after the wait.
+      pending.rateRefusals++;
+      pending.attempts--;
+      pending.sentOn = null;
+      this.#pacing = true;
+      this.#waitForRate((message.retryAfter ?? 1) * 1000);
+      // The refused request and those waiting behind it are pending now (in the order
+      // they were made: up to the first one still in flight, whose answer comes next).
+      this.#announce(pending, "rate_limited", message.retryAfter);
+      let behind = false;
+      for (const p of this.#pending.values()) {
+        behind ||= p === pending;
+        if (!behind || !this.#paced(p)) continue;
+        if (p.sentOn !== null) break;
+        this.#announce(p, "rate_limited");
+      }
+      return;
+    }
     this.#pending.delete(pending.id);
+    if (this.#paced(pending)) queueMicrotask(() => this.#sendPaced());
     const done = ALREADY_DONE[pending.type];
     if (pending.attempts > 1 && done !== undefined && done.code === message.code) {
       log.debug("resent {type} had already been applied", { type: pending.type });
@@ -1020,6 +1153,67 @@ export class ChatClient implements AsyncDisposable {
     pending.reject(
       new ChatError(message.code, message.message, { retryAfter: message.retryAfter }),
     );
+  }
+
+  /** Whether a request goes through the pacing (held, windowed, sent again when refused). */
+  #paced(pending: Pending): boolean {
+    return this.#pace !== null && !pending.internal && !UNPACED.has(pending.type);
+  }
+
+  /**
+   * Sends held requests, in the order they were made, as far as the window allows:
+   * one at a time while pacing, none while waiting for a `retryAfter`.
+   */
+  #sendPaced(): void {
+    const link = this.#link;
+    if (this.#pace === null || this.#state !== "ready" || link === null || link.lost) return;
+    if (this.#paceTimer !== undefined) return;
+    let inFlight = 0;
+    let held = 0;
+    for (const p of this.#pending.values()) {
+      if (!this.#paced(p)) continue;
+      if (p.sentOn === link) inFlight++;
+      else if (p.sentOn === null) held++;
+    }
+    if (held === 0) {
+      if (inFlight === 0) this.#pacing = false;
+      return;
+    }
+    const window = this.#pacing ? 1 : this.#pace.window;
+    for (const p of [...this.#pending.values()]) {
+      if (inFlight >= window) return;
+      if (!this.#paced(p) || p.sentOn !== null) continue;
+      this.#transmit(p, link);
+      p.announced = false;
+      inFlight++;
+    }
+  }
+
+  /** Holds every paced request for `ms` (the longest wait asked for wins). */
+  #waitForRate(ms: number): void {
+    if (this.#paceTimer !== undefined) return; // already waiting: the next attempt is one
+    this.#paceTimer = setTimeout(() => {
+      this.#paceTimer = undefined;
+      this.#sendPaced();
+    }, Math.max(0, ms));
+  }
+
+  #stopPacing(): void {
+    clearTimeout(this.#paceTimer);
+    this.#paceTimer = undefined;
+    this.#pacing = false;
+  }
+
+  #announce(pending: Pending, reason: HeldEvent["reason"], retryAfter?: number): void {
+    if (pending.announced) return;
+    pending.announced = true;
+    const h = pending.header;
+    const event: HeldEvent = { type: "held", id: pending.id, request: pending.type, reason };
+    if (retryAfter !== undefined) event.retryAfter = retryAfter;
+    if (typeof h.room === "string" && pending.type === "say") event.room = h.room;
+    if (typeof h.to === "string" && pending.type === "dm") event.to = h.to;
+    if (typeof h.text === "string") event.text = h.text;
+    this.#emit(event);
   }
 
   #transmit(pending: Pending, link: Link): void {
@@ -1044,6 +1238,7 @@ export class ChatClient implements AsyncDisposable {
     link.conn.abort();
     if (this.#link === link) this.#link = null;
     for (const [id, ack] of this.#ackRequests) if (ack.link === link) this.#ackRequests.delete(id);
+    this.#stopPacing();
     for (const pending of [...this.#pending.values()]) {
       if (pending.internal && pending.sentOn === link) {
         this.#pending.delete(pending.id);
@@ -1176,9 +1371,16 @@ export class ChatClient implements AsyncDisposable {
     this.#held = null;
     this.#state = "ready";
     for (const event of held) this.#emitServerEvent(event);
+    if (this.#link !== link || link.lost) return;
+    // A new session starts with the server's limits unspent: paced requests go in the
+    // order they were made, windowed; the others at once.
+    this.#stopPacing();
     for (const pending of [...this.#pending.values()]) {
-      if (!pending.internal && this.#link === link && !link.lost) this.#transmit(pending, link);
+      if (pending.internal) continue;
+      if (this.#paced(pending)) pending.sentOn = null;
+      else this.#transmit(pending, link);
     }
+    this.#sendPaced();
   }
 
   /**
@@ -1221,6 +1423,8 @@ export class ChatClient implements AsyncDisposable {
         attempts: 0,
         internal: true,
         claimed: false,
+        rateRefusals: 0,
+        announced: false,
       };
       this.#pending.set(id, pending);
       this.#transmit(pending, link);
@@ -1280,6 +1484,7 @@ export class ChatClient implements AsyncDisposable {
   #finish(reason: string | undefined, error?: ChatError): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
+    this.#stopPacing();
     this.#held = null;
     this.#wake?.();
     const link = this.#link;

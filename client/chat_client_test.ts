@@ -235,7 +235,8 @@ Deno.test("replies are matched to requests by id, in whatever order they come", 
 
 Deno.test("server errors reject with ChatError carrying the code and retryAfter", async () => {
   await using server = new FakeServer();
-  const { client, conn } = await connected(server);
+  // Without pacing, a refusal for the rate is the caller's to handle.
+  const { client, conn } = await connected(server, { pace: false });
   const sending = client.dm("nobody", "hi");
   const request = await conn.expect("dm");
   assert.equal(request.to, "nobody");
@@ -503,7 +504,8 @@ Deno.test("reconnect: resync after the highest id, emit missed once, resend with
   const after = await eventsUntil(events, (e) => e.type === "msg" && e.id === 10);
   assert.deepEqual(
     after.map((e) => e.type === "msg" || e.type === "dm" ? `${e.type}:${e.id}` : e.type),
-    ["reconnected", "msg:7", "dm:9", "msg:10"],
+    // The who made while disconnected was announced as held.
+    ["held", "reconnected", "msg:7", "dm:9", "msg:10"],
   );
   assert.equal(client.lastMessageId, 10);
 
@@ -693,4 +695,78 @@ Deno.test("ChatError has a stable code and is an Error", () => {
   assert.equal(err.code, "locked");
   assert.equal(err.retryAfter, 60);
   assert.equal(new ChatError("closed", "x").retryAfter, undefined);
+});
+
+Deno.test("pacing: a request refused for the rate is held, then sent again in order", async () => {
+  await using server = new FakeServer();
+  const { client, conn } = await connected(server, { pace: { window: 2 } });
+  const held: ChatEvent[] = [];
+  client.onEvent((e) => {
+    if (e.type === "held") held.push(e);
+  });
+  const one = client.say("lobby", "one");
+  const two = client.say("lobby", "two");
+  const three = client.say("lobby", "three");
+  const r1 = await conn.expect("say");
+  const r2 = await conn.expect("say");
+  // The window holds the third back until a reply comes.
+  conn.send({ type: "error", re: r1.id, code: "rate_limited", message: "slow", retryAfter: 0.05 });
+  conn.send({ type: "error", re: r2.id, code: "rate_limited", message: "slow", retryAfter: 0.05 });
+  // After the wait, one at a time, in the order they were made, with their own ids.
+  const again1 = await conn.expect("say");
+  assert.deepEqual([again1.id, again1.text], [r1.id, "one"]);
+  assert.ok(held.length >= 2, JSON.stringify(held));
+  assert.deepEqual(held.slice(0, 2).map((e) => e.type === "held" && [e.reason, e.text]), [
+    ["rate_limited", "one"],
+    ["rate_limited", "two"],
+  ]);
+  assert.equal(client.heldRequests, 2);
+  const msg = (id: number, text: string) => ({
+    msg: { type: "msg", room: "lobby", id, ts: 1, from: "alice", text },
+    duplicate: false,
+  });
+  conn.ok(again1.id, msg(1, "one"));
+  const again2 = await conn.expect("say");
+  assert.equal(again2.text, "two");
+  conn.ok(again2.id, msg(2, "two"));
+  const first3 = await conn.expect("say");
+  assert.equal(first3.text, "three");
+  conn.ok(first3.id, msg(3, "three"));
+  assert.deepEqual(
+    (await Promise.all([one, two, three])).map((r) => r.msg.text),
+    ["one", "two", "three"],
+  );
+  assert.equal(client.heldRequests, 0);
+  await client.close();
+});
+
+Deno.test("pacing: a request made while disconnected is announced as held", async () => {
+  await using server = new FakeServer();
+  const { client, conn } = await connected(server);
+  const events = client.events[Symbol.asyncIterator]();
+  conn.drop();
+  await eventsUntil(events, (e) => e.type === "disconnected");
+  const sending = client.dm("bob", "later");
+  const held = await eventsUntil(events, (e) => e.type === "held");
+  assert.deepEqual(held.at(-1), {
+    type: "held",
+    id: (held.at(-1) as { id: string }).id,
+    request: "dm",
+    reason: "offline",
+    to: "bob",
+    text: "later",
+  });
+  assert.equal(client.heldRequests, 1);
+  const again = await server.next();
+  await again.handshake();
+  const sync = await again.expect("sync");
+  again.ok(sync.id, { messages: [], more: false });
+  const dm = await again.expect("dm");
+  again.ok(dm.id, {
+    msg: { type: "dm", to: "bob", id: 5, ts: 1, from: "alice", text: "later" },
+    duplicate: false,
+    delivered: true,
+  });
+  assert.equal((await sending).msg.text, "later");
+  await client.close();
 });

@@ -16,6 +16,8 @@ import type { ServerErrorCode } from "../protocol/replies.ts";
  *
  * - `connect_failed`: the server could not be reached (refused, unreachable, DNS).
  * - `tls_failed`: the TLS handshake failed (certificate not trusted, name mismatch).
+ * - `not_tls`: TLS was asked for, but the server speaks plain TCP.
+ * - `tls_only`: TLS was not asked for, but the server speaks only TLS.
  * - `timeout`: dialling, the hello exchange or the login took longer than allowed.
  * - `connection_lost`: the connection dropped and the request cannot be retried
  *   safely (a `broadcast` in flight), or it dropped during the handshake.
@@ -34,6 +36,8 @@ import type { ServerErrorCode } from "../protocol/replies.ts";
 export type ClientErrorCode =
   | "connect_failed"
   | "tls_failed"
+  | "not_tls"
+  | "tls_only"
   | "timeout"
   | "connection_lost"
   | "disconnected"
@@ -107,6 +111,8 @@ export const FATAL_LOGIN_CODES: ReadonlySet<string> = new Set([
   "already_logged_in",
   "protocol_error",
   "tls_failed",
+  "not_tls",
+  "tls_only",
 ]);
 
 /** Failures to connect that may go away by themselves; see {@linkcode isRetryable}. */

@@ -23,6 +23,7 @@
  * @module
  */
 
+import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
@@ -86,6 +87,11 @@ export interface FileTransfersOptions {
   acceptDir?: string;
   /** Milliseconds between two progress events of a transfer. Default 250. */
   progressIntervalMs?: number;
+  /**
+   * The folder a relative path given to {@linkcode FileTransfers.send} is in. Default:
+   * the working directory.
+   */
+  baseDir?: string;
 }
 
 /** A running transfer, to stop it. */
@@ -177,7 +183,11 @@ export class FileTransfers implements AsyncDisposable {
     this.#checkOpen();
     let source: FileSource;
     try {
-      source = await this.#events.openSource(path, nick);
+      const base = this.#options.baseDir;
+      source = await this.#events.openSource(
+        base === undefined || isAbsolute(path) ? path : resolve(base, path),
+        nick,
+      );
     } catch (err) {
       throw toChatError(err);
     }

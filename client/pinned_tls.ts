@@ -12,17 +12,30 @@
 
 import * as tls from "node:tls";
 import type { ByteChannel } from "../transport/framed_connection.ts";
+import { handshakeFailure } from "../transport/net.ts";
+
+/**
+ * Stable codes of {@linkcode PinnedTlsError}: `fingerprint_mismatch` (another
+ * certificate), `tls_failed` (the handshake failed otherwise), `connect_failed` (no
+ * connection: refused, unreachable, or lost during the handshake; worth retrying),
+ * `not_tls` (the server answered, but not in TLS).
+ */
+export type PinnedTlsErrorCode =
+  | "fingerprint_mismatch"
+  | "tls_failed"
+  | "connect_failed"
+  | "not_tls";
 
 /** The reason a pinned connection was refused or failed. */
 export class PinnedTlsError extends Error {
-  /** Stable code: `fingerprint_mismatch` or `tls_failed`. */
-  readonly code: "fingerprint_mismatch" | "tls_failed";
+  /** Stable code, see {@linkcode PinnedTlsErrorCode}. */
+  readonly code: PinnedTlsErrorCode;
   /** With `fingerprint_mismatch`: the fingerprint of the certificate the server presented. */
   readonly presented?: string;
 
   /** Creates the error. */
   constructor(
-    code: "fingerprint_mismatch" | "tls_failed",
+    code: PinnedTlsErrorCode,
     message: string,
     options?: ErrorOptions & { presented?: string },
   ) {
@@ -78,7 +91,7 @@ export function dialPinned(
       reject(
         err instanceof PinnedTlsError
           ? err
-          : new PinnedTlsError("tls_failed", err.message, { cause: err }),
+          : new PinnedTlsError(dialFailure(err), err.message, { cause: err }),
       );
     };
     socket.once("error", fail);
@@ -171,6 +184,26 @@ export function probeCertificate(
       });
     });
   });
+}
+
+/** Codes of `node:net` errors raised before a TCP connection exists. */
+const NO_CONNECTION = new Set([
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EHOSTDOWN",
+  "ENETDOWN",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "EADDRNOTAVAIL",
+]);
+
+/** What a `node:tls` error before the fingerprint check means. */
+function dialFailure(err: Error): PinnedTlsErrorCode {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && NO_CONNECTION.has(code)) return "connect_failed";
+  return handshakeFailure(err);
 }
 
 function isIp(host: string): boolean {

@@ -228,6 +228,8 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
       return [`${stamp()} ! reconnected`];
     case "closed":
       return [`${stamp()} ! connection closed${item.reason ? `: ${s(item.reason)}` : ""}`];
+    case "held":
+      return formatHeld(item, options);
     case "info":
       return item.text.split("\n");
     case "private_request":
@@ -363,6 +365,31 @@ export function formatMessage(message: ChatMessage, options: RenderOptions = {})
     return `${time} -> *${colorNick(message.to, color)}* ${text}`;
   }
   return `${time} *${colorNick(message.from, color)}* ${text}`;
+}
+
+/**
+ * A message the client holds (disconnected, or over the server's rate limit), as the
+ * line it will be, marked pending; nothing for other requests (a typed command stays
+ * on screen as typed).
+ */
+function formatHeld(
+  item: Extract<DisplayItem, { type: "held" }>,
+  options: RenderOptions,
+): string[] {
+  if (item.text === undefined) return [];
+  const color = options.color ?? false;
+  const time = dim(formatTime((options.now ?? Date.now)(), options.utc ?? false), color);
+  const me = colorNick(options.self ?? "me", color);
+  const text = sanitize(item.text);
+  const why = dim(
+    item.reason === "offline"
+      ? " (pending: sent once reconnected)"
+      : " (pending: sent as the server's rate limit allows)",
+    color,
+  );
+  if (item.room !== undefined) return [`${time} [${sanitize(item.room)}] <${me}> ${text}${why}`];
+  if (item.to !== undefined) return [`${time} -> *${colorNick(item.to, color)}* ${text}${why}`];
+  return [`${time} [broadcast] <${me}> ${text}${why}`];
 }
 
 function formatReply(item: ReplyItem, options: RenderOptions): string[] {

@@ -282,3 +282,17 @@ Deno.test("file transfer events: one line each, names sanitized, progress drawn 
     ["09:05 ! receiving x␊y (#3) from bob failed: SHA-256 mismatch"],
   );
 });
+
+Deno.test("a held message shows as the line it will be, marked pending; a held command shows nothing", () => {
+  const at = { utc: true, now: () => Date.UTC(2024, 0, 1, 9, 5), self: "alice" };
+  const held = { type: "held", id: "r1", reason: "offline" } as const;
+  assert.deepEqual(
+    formatItem({ ...held, request: "say", room: "lobby", text: "hi\x1b[2J" }, at),
+    ["09:05 [lobby] <alice> hi (pending: sent once reconnected)"],
+  );
+  assert.deepEqual(
+    formatItem({ ...held, request: "dm", to: "bob", text: "psst", reason: "rate_limited" }, at),
+    ["09:05 -> *bob* psst (pending: sent as the server's rate limit allows)"],
+  );
+  assert.deepEqual(formatItem({ ...held, request: "who" }, at), []);
+});

@@ -243,10 +243,15 @@ Deno.test({
       );
       const port = Number(listening[1]);
       assert.ok(port > 0);
+      // Run from the clone (by deno): the command that works there is the task form.
       await server.waitForLine(
         new RegExp(
-          `^  connect with: chat connect --host 127\\.0\\.0\\.1 --port ${port} --nick NAME$`,
+          `^  connect with: npx -y deno@\\d+\\.\\d+ task connect --host 127\\.0\\.0\\.1 ` +
+            `--port ${port} --nick NAME$`,
         ),
+      );
+      await server.waitForLine(
+        /^ {2}other machines cannot connect: 127\.0\.0\.1 is this machine only; to allow them, start with --host 0\.0\.0\.0 /,
       );
       // It really listens.
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -254,7 +259,7 @@ Deno.test({
       server.child.kill("SIGTERM");
       const status = await server.finish();
       assert.equal(status.code, 0, server.stderr);
-      assert.equal(lines(server.stdout).length, 2, server.stdout);
+      assert.equal(lines(server.stdout).length, 3, server.stdout);
       // --log-json: every stderr line is a JSON log record.
       const records = lines(server.stderr).map((line) => JSON.parse(line));
       assert.ok(records.length > 0);

@@ -7,6 +7,9 @@
 import assert from "node:assert/strict";
 import { ChatClient, type ChatEvent } from "../client/chat_client.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
+import { onFreePort } from "./helpers/ports.ts";
+import { certificateFingerprint } from "../cli/serve.ts";
+import { ca, cert, key } from "./helpers/tls.ts";
 
 const STEP_MS = 10_000;
 
@@ -169,3 +172,41 @@ Deno.test("a dropped client catches up on missed messages once and sends what wa
     await server.shutdown();
   }
 });
+
+for (
+  const [how, tlsOf] of [
+    ["a pinned fingerprint", async () => ({ fingerprint: (await certificateFingerprint(cert))! })],
+    ["a CA", () => Promise.resolve({ caCerts: [ca] })],
+  ] as const
+) {
+  Deno.test(`a TLS client (${how}) reconnects when the server is stopped and started again`, async () => {
+    let server = await onFreePort((port) => testServer({ port, tls: { cert, key } }));
+    const port = server.addr.port;
+    const alice = await ChatClient.connect({
+      port,
+      nick: "alice",
+      password: "password123",
+      tls: await tlsOf(),
+      // Attempts while the server is down are refused: they must not end the client.
+      reconnect: { initialDelayMs: 20, maxDelayMs: 50, jitter: 0 },
+    });
+    try {
+      const events = alice.events[Symbol.asyncIterator]();
+      await server.shutdown();
+      await eventsUntil(events, (e) => e.type === "reconnecting");
+      // At least one attempt is refused while nothing listens.
+      await eventsUntil(events, (e) => e.type === "reconnecting" && e.attempt >= 2);
+      server = await testServer({ port, tls: { cert, key } });
+      const after = await eventsUntil(
+        events,
+        (e) => e.type === "reconnected" || e.type === "closed",
+      );
+      assert.equal(after.at(-1)!.type, "reconnected", JSON.stringify(after.at(-1)));
+      const sent = await alice.say("lobby", "back");
+      assert.equal(sent.msg.text, "back");
+    } finally {
+      await alice.close();
+      await server.shutdown();
+    }
+  });
+}

@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import type { ChatServer } from "../server/server.ts";
-import { testServer } from "./helpers/harness.ts";
+import { connectClient, testServer } from "./helpers/harness.ts";
+import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
 import { cert, key } from "./helpers/tls.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
 import {
@@ -330,4 +331,81 @@ Deno.test("--trust-fingerprint trusts exactly the certificate chat serve prints"
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("a TLS mismatch says what to change: add --tls, or drop --tls", async () => {
+  const tlsServer = await testServer({ tls: { cert, key } });
+  const plainServer = await testServer();
+  try {
+    const fingerprint = (await certificateFingerprint(cert))!;
+    const plain = new ConnectProcess(tlsServer, ["--nick", "ivy"], "hi\n");
+    assert.equal(await plain.finish(), 1);
+    assert.match(plain.stderr, /^chat connect: 127\.0\.0\.1:\d+ speaks TLS .*: add --tls\n$/);
+    for (
+      const [flags, drop] of [
+        [["--tls"], "--tls"],
+        [["--trust-fingerprint", fingerprint], "--trust-fingerprint"],
+      ]
+    ) {
+      const tls = new ConnectProcess(plainServer, ["--nick", "ivy", ...flags], "hi\n");
+      assert.equal(await tls.finish(), 1, tls.stderr);
+      assert.match(
+        tls.stderr,
+        new RegExp(`^chat connect: 127\\.0\\.0\\.1:\\d+ does not speak TLS .*: drop ${drop}\\n$`),
+      );
+    }
+  } finally {
+    await tlsServer.shutdown();
+    await plainServer.shutdown();
+  }
+});
+
+Deno.test("25 piped lines against the default rate limit: all sent, in order, exit 0", async () => {
+  // The server's own defaults (5 messages a second, bursts of 10), not the tests' none.
+  const server = await testServer({
+    rateMessagesPerSec: DEFAULT_SERVER_CONFIG.rateMessagesPerSec,
+    rateMessagesBurst: DEFAULT_SERVER_CONFIG.rateMessagesBurst,
+    rateRequestsPerSec: DEFAULT_SERVER_CONFIG.rateRequestsPerSec,
+    rateRequestsBurst: DEFAULT_SERVER_CONFIG.rateRequestsBurst,
+    rateBytesPerSec: DEFAULT_SERVER_CONFIG.rateBytesPerSec,
+    rateBytesBurst: DEFAULT_SERVER_CONFIG.rateBytesBurst,
+  });
+  try {
+    const lines = Array.from({ length: 25 }, (_, i) => `line ${i + 1}`);
+    const bot = new ConnectProcess(server, ["--nick", "bot"], lines.join("\n") + "\n");
+    assert.equal(await bot.finish(), 0, bot.stderr);
+    assert.equal(bot.stderr, "");
+    const shown = bot.stdout.split("\n").filter((l) => l.includes("<bot>"));
+    assert.deepEqual(shown.map((l) => l.replace(/^.*<bot> /, "")), lines, bot.stdout);
+    const stored = await server.hub.store.history({ room: "lobby", limit: 50 });
+    assert.deepEqual(stored.map((m) => m.text), lines, "stored once each, in order");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("relative paths resolve against INIT_CWD, the folder deno task was run in", async () => {
+  await withServer(async (server) => {
+    const folder = await Deno.makeTempDir({ prefix: "chat_init_cwd_" });
+    try {
+      await Deno.writeTextFile(`${folder}/pw.txt`, `${PASSWORD}\n`);
+      await Deno.writeTextFile(`${folder}/notes.txt`, "some notes\n");
+      const bob = await connectClient(server, "bob");
+      await bob.close();
+      // The process runs in the repository (as under deno task), with the task's permissions.
+      const alice = new ConnectProcess(
+        server,
+        ["--nick", "alice", "--password-file", "pw.txt", "--json"],
+        "/send bob notes.txt\n",
+        { taskPermissions: true, env: { INIT_CWD: folder }, password: "" },
+      );
+      assert.equal(await alice.finish(), 0, alice.stderr);
+      assert.ok(
+        alice.json.some((l) => l.type === "file_sent" && l.name === "notes.txt"),
+        alice.stdout,
+      );
+    } finally {
+      await Deno.remove(folder, { recursive: true });
+    }
+  });
 });

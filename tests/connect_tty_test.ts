@@ -21,6 +21,8 @@ import { certificateFingerprint } from "../cli/serve.ts";
 import type { ChatServer } from "../server/server.ts";
 import { testServer } from "./helpers/harness.ts";
 import { PASSWORD } from "./helpers/connect_process.ts";
+import { onFreePort } from "./helpers/ports.ts";
+import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
 import { selfSignedCert, selfSignedKey } from "./helpers/tls.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -408,6 +410,152 @@ Deno.test({
       await bobEvents?.done;
       await tmux.kill();
       await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "interactive: a line typed while the server is away shows as pending, then is sent",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    // A port outside the ephemeral range, so that the restart below can have it again.
+    let server: ChatServer | null = await onFreePort((port) =>
+      testServer({ port, dataDir: `${dir}/data` })
+    );
+    const port = server.addr.port;
+    let bob: ChatClient | null = null;
+    try {
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
+          `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
+          `--port ${port} --nick alice; echo "[exit $?]"`,
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+      );
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+
+      await server.shutdown();
+      server = null;
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.includes("reconnecting in")),
+        "alice losing the server",
+      );
+      await tmux.type("alice", "typed while away");
+      await tmux.press("alice", "Enter");
+      const pending = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "[1 pending] #lobby>",
+        "the pending count in the prompt",
+      );
+      assert.ok(
+        pending.some((row) =>
+          /^\d\d:\d\d \[lobby\] <alice> typed while away \(pending: sent once reconnected\)$/
+            .test(row)
+        ),
+        pending.join("\n"),
+      );
+
+      server = await testServer({ port, dataDir: `${dir}/data` });
+      bob = await ChatClient.connect({ port, nick: "bob", password: PASSWORD, reconnect: false });
+      const bobEvents = recorder(bob);
+      await bob.join("lobby");
+      const sent = await tmux.waitScreen(
+        "alice",
+        (rows) =>
+          rows.at(-1) === "#lobby>" &&
+          rows.some((row) => /^\d\d:\d\d \[lobby\] <alice> typed while away$/.test(row)),
+        "the line sent once reconnected",
+      );
+      assert.ok(sent.some((row) => row.includes("reconnected")), sent.join("\n"));
+      const got = await bob.history({ room: "lobby" });
+      assert.deepEqual(got.messages.map((m) => m.text), ["typed while away"]);
+      await bob.close();
+      await bobEvents.done;
+      bob = null;
+    } finally {
+      await bob?.close();
+      await tmux.kill();
+      await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "interactive: lines pasted over the rate limit show as pending, then all go, in order",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    // The server's default flood limits: bursts of 10 messages, then 5 a second.
+    const server = await testServer({
+      rateMessagesPerSec: DEFAULT_SERVER_CONFIG.rateMessagesPerSec,
+      rateMessagesBurst: DEFAULT_SERVER_CONFIG.rateMessagesBurst,
+      rateRequestsPerSec: DEFAULT_SERVER_CONFIG.rateRequestsPerSec,
+      rateRequestsBurst: DEFAULT_SERVER_CONFIG.rateRequestsBurst,
+    });
+    try {
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
+          `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
+          `--port ${server.addr.port} --nick alice; echo "[exit $?]"`,
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+      );
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+      const lines = Array.from({ length: 14 }, (_, i) => `paste ${i + 1}`);
+      await tmux.type("alice", lines.join("\r") + "\r");
+      const pending = await tmux.waitScreen(
+        "alice",
+        (rows) =>
+          rows.some((row) => /<alice> paste \d+ \(pending: sent as the server's rate/.test(row)),
+        "a pending line",
+      );
+      assert.ok(!pending.some((row) => row.includes("slow down")), pending.join("\n"));
+      const done = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "#lobby>" && rows.some((row) => /<alice> paste 14$/.test(row)),
+        "every line sent",
+      );
+      const sent = done.filter((row) => /<alice> paste \d+$/.test(row)).map((row) =>
+        row.replace(/^.*<alice> /, "")
+      );
+      assert.deepEqual(sent, lines, done.join("\n"));
+      const stored = await server.hub.store.history({ room: "lobby", limit: 50 });
+      assert.deepEqual(stored.map((m) => m.text), lines);
+    } finally {
+      await tmux.kill();
+      await server.shutdown();
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -1,7 +1,8 @@
 /**
  * The README's table of `chat connect` commands says what the slash-command table
  * (client/commands.ts, from which `/help` is generated) says: the same commands in the
- * same order, with the same arguments, other spellings and summaries.
+ * same order, with the same arguments, other spellings and summaries; and the quick start
+ * installs the dependencies before the first task.
  */
 
 import assert from "node:assert/strict";
@@ -35,4 +36,14 @@ Deno.test("the README's command table matches the slash-command table", async ()
     table,
     "README.md's Client section is out of step with COMMANDS in client/commands.ts",
   );
+});
+
+Deno.test("the quick start fetches the npm packages before the first task runs", async () => {
+  // Deno draws its download progress over the program's first lines (the server's
+  // `connect with:`, the password prompt) when a task downloads them while running.
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const quickStart = readme.slice(readme.indexOf("\n## Quick start"), readme.indexOf("\n## Tests"));
+  const commands = [...quickStart.matchAll(/^npx -y deno@[\d.]+ (\w+)/gm)].map((m) => m[1]);
+  assert.ok(commands.length > 1, quickStart);
+  assert.equal(commands[0], "install", `the first command is ${commands[0]}: ${commands}`);
 });

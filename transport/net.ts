@@ -23,8 +23,35 @@ export interface DialTlsOptions {
 }
 
 /**
+ * Stable codes of {@linkcode DialError}:
+ *
+ * - `connect_failed`: no connection (refused, unreachable, a name that does not
+ *   resolve), or it dropped during the TLS handshake: the server may be restarting,
+ *   trying again later may work.
+ * - `tls_failed`: the TLS handshake failed on the certificate (not trusted, another
+ *   name): trying again will not help.
+ * - `not_tls`: the server answered, but not in TLS (a plain server).
+ */
+export type DialErrorCode = "connect_failed" | "tls_failed" | "not_tls";
+
+/** A failed {@linkcode dial}, with a stable {@linkcode DialErrorCode}; the original error is its `cause`. */
+export class DialError extends Error {
+  /** The stable, machine-readable reason. */
+  readonly code: DialErrorCode;
+
+  /** Creates the error. */
+  constructor(code: DialErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DialError";
+    this.code = code;
+  }
+}
+
+/**
  * Dials a TCP or TLS connection with Nagle's algorithm off (the writer coalesces).
  *
+ * @throws {DialError} `connect_failed`, `tls_failed` or `not_tls`, with the
+ * original error's message.
  * @example
  * ```ts ignore
  * import { dial } from "./net.ts";
@@ -33,14 +60,15 @@ export interface DialTlsOptions {
  */
 export async function dial(options: DialOptions): Promise<Deno.TcpConn | Deno.TlsConn> {
   const hostname = options.host ?? "127.0.0.1";
-  if (!options.tls) {
-    const conn = await Deno.connect({ hostname, port: options.port });
-    conn.setNoDelay(true);
-    return conn;
+  let tcp: Deno.TcpConn;
+  try {
+    tcp = await Deno.connect({ hostname, port: options.port });
+  } catch (err) {
+    throw new DialError("connect_failed", describe(err), { cause: err });
   }
-  const tls = options.tls === true ? {} : options.tls;
-  const tcp = await Deno.connect({ hostname, port: options.port });
   tcp.setNoDelay(true);
+  if (!options.tls) return tcp;
+  const tls = options.tls === true ? {} : options.tls;
   let conn: Deno.TlsConn;
   try {
     conn = await Deno.startTls(tcp, {
@@ -49,16 +77,53 @@ export async function dial(options: DialOptions): Promise<Deno.TcpConn | Deno.Tl
     });
   } catch (err) {
     closeQuietly(tcp);
-    throw err;
+    throw new DialError(handshakeFailure(err), describe(err), { cause: err });
   }
   try {
     await conn.handshake();
   } catch (err) {
     // A failed handshake (e.g. an untrusted certificate) must not leak the socket.
     closeQuietly(conn);
-    throw err;
+    throw new DialError(handshakeFailure(err), describe(err), { cause: err });
   }
   return conn;
+}
+
+/**
+ * What a failed TLS handshake means. Deno reports no code: a plain server's answer
+ * shows as rustls' `InvalidContentType` (OpenSSL, behind `node:tls`, says `wrong
+ * version number`); a connection lost mid-handshake as a reset or an early end.
+ *
+ * @example
+ * ```ts
+ * import { handshakeFailure } from "./net.ts";
+ * handshakeFailure(new Error("received corrupt message of type InvalidContentType")); // "not_tls"
+ * ```
+ */
+export function handshakeFailure(err: unknown): DialErrorCode {
+  const text = describe(err);
+  const code = (err as { code?: unknown } | null)?.code;
+  if (
+    code === "ERR_SSL_WRONG_VERSION_NUMBER" ||
+    /InvalidContentType|wrong version number|packet length too long|unknown protocol/i.test(text)
+  ) {
+    return "not_tls";
+  }
+  const name = err instanceof Error ? err.name : "";
+  if (
+    ["ConnectionReset", "ConnectionAborted", "BrokenPipe", "UnexpectedEof"].includes(name) ||
+    ["ECONNRESET", "ECONNABORTED", "EPIPE"].includes(String(code)) ||
+    /unexpected eof|socket hang up|peer closed connection without sending TLS close_notify/i.test(
+      text,
+    )
+  ) {
+    return "connect_failed";
+  }
+  return "tls_failed";
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message || err.name : String(err);
 }
 
 /** Where and how to listen. */

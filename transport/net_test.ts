@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ca, cert, key } from "../tests/helpers/tls.ts";
-import { dial, listen, tuneAccepted } from "./net.ts";
+import { dial, DialError, listen, tuneAccepted } from "./net.ts";
 
 async function exchange(a: Deno.Conn, b: Deno.Conn): Promise<void> {
   await a.write(new Uint8Array([1, 2, 3]));
@@ -70,7 +70,30 @@ Deno.test("dial to a closed port is refused", async () => {
   const listener = listen({ host: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
-  await assert.rejects(dial({ port }), Deno.errors.ConnectionRefused);
+  await assert.rejects(dial({ port }), (err: unknown) => {
+    assert.ok(err instanceof DialError);
+    assert.equal(err.code, "connect_failed");
+    assert.ok(err.cause instanceof Deno.errors.ConnectionRefused);
+    return true;
+  });
+});
+
+Deno.test("dial over TLS to a server that does not speak TLS fails with not_tls", async () => {
+  const listener = listen({ host: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const answering = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(1024)); // the TLS client hello
+    await conn.write(new Uint8Array([0, 0, 0, 8, 0, 0, 0, 2, 123, 125, 0, 0])); // a frame
+    conn.close();
+  })();
+  await assert.rejects(dial({ port, tls: { caCerts: [ca] } }), (err: unknown) => {
+    assert.ok(err instanceof DialError);
+    assert.equal(err.code, "not_tls", err.message);
+    return true;
+  });
+  await answering;
+  listener.close();
 });
 
 Deno.test({
