@@ -264,8 +264,11 @@ async function open(
       ...withCode,
       signal: interrupt.signal,
       onListening: (addr) => out.listening(options.host, addr.port, code !== undefined),
-      onRejected: (error, remote) => {
-        warn(`rejected a connection from ${describeAddr(remote)}: ${error.message}`);
+      onRejected: (error, remote, codeFailures) => {
+        const tries = codeFailures
+          ? ` (${codeFailures.count} of ${codeFailures.limit} tries with the code used)`
+          : "";
+        warn(`rejected a connection from ${describeAddr(remote)}: ${error.message}${tries}`);
       },
     });
   } catch (err) {
