@@ -29,6 +29,7 @@
  * - `too_many_attempts`: a listener with a session code stopped after that many
  *   connections gave a wrong code (the code is burned: a new session needs a new one);
  *   also the refusal of an attempt while the last allowed ones are still under way.
+ * - `listen_failed`: the listening address could not be bound (the port is in use, ...).
  */
 export type PeerErrorCode =
   | "handshake_failed"
@@ -46,7 +47,8 @@ export type PeerErrorCode =
   | "aborted"
   | "pake_failed"
   | "invalid_code"
-  | "too_many_attempts";
+  | "too_many_attempts"
+  | "listen_failed";
 
 /**
  * A failure of a peer session, with a stable {@linkcode PeerErrorCode}.

@@ -87,8 +87,8 @@ export interface ListenPeerOptions {
  * connection closes the oldest, so silent connections cannot keep the real peer out.
  * The first handshake to complete wins and the rest are closed.
  *
- * @throws {PeerError} `invalid_nick`, `invalid_code`, `aborted` or `too_many_attempts`;
- * errors of binding the address as is.
+ * @throws {PeerError} `invalid_nick`, `invalid_code`, `aborted`, `too_many_attempts`, or
+ * `listen_failed` (the port is in use, no such address, ...).
  * @example
  * ```ts ignore
  * import { listenPeer } from "./listen.ts";
@@ -108,7 +108,7 @@ export async function listenPeer(options: ListenPeerOptions): Promise<PeerSessio
   const maxPending = Math.max(1, options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES);
   const maxCodeFailures = Math.max(1, options.maxCodeFailures ?? DEFAULT_MAX_CODE_FAILURES);
   const helloTimeoutMs = options.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
-  const listener = listen({ host: options.host ?? "0.0.0.0", port: options.port });
+  const listener = bind(options.host ?? "0.0.0.0", options.port);
   // Oldest first (a Set keeps insertion order): the one to close when all slots are taken.
   const pending = new Set<Deno.Conn>();
   const evicted = new WeakSet<Deno.Conn>();
@@ -253,6 +253,26 @@ export async function listenPeer(options: ListenPeerOptions): Promise<PeerSessio
     }
     acceptLoop();
   });
+}
+
+/** Binds the listener; a failure says what is wrong in words, not an `os error` number. */
+function bind(host: string, port: number): Deno.Listener {
+  try {
+    return listen({ host, port });
+  } catch (err) {
+    const where = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    const reason = err instanceof Deno.errors.AddrInUse
+      ? `port ${port} is already in use (another program listens there): pick another ` +
+        `port, or 0 for a free one`
+      : err instanceof Deno.errors.AddrNotAvailable
+      ? "this machine has no such address"
+      : err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable
+      ? "permission denied"
+      : err instanceof Error
+      ? err.message
+      : String(err);
+    throw new PeerError("listen_failed", `cannot listen on ${where}: ${reason}`, { cause: err });
+  }
 }
 
 function abortedError(signal: AbortSignal): PeerError {

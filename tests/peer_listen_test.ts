@@ -195,3 +195,26 @@ Deno.test("chat peer --listen with a code exits 1 after the last wrong code, say
   assert.match(stderr, /1 of 3 tries with the code used/);
   assert.match(stderr, /stopped listening.*burned/);
 });
+
+Deno.test("chat peer --listen on a port in use says so, in words", async () => {
+  const taken = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const child = spawnChat(
+      ["peer", "--listen", "--host", HOST, "--port", String(port), "--nick", "bob", "--json"],
+    );
+    await child.stdin.close();
+    const { code: status, stdout, stderr } = await child.output();
+    const err = new TextDecoder().decode(stderr);
+    assert.equal(status, 1, err);
+    assert.match(
+      err,
+      new RegExp(`cannot listen on ${HOST}:${port}: port ${port} is already in use`),
+    );
+    assert.doesNotMatch(err, /os error/);
+    const lines = new TextDecoder().decode(stdout).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((line) => [line.type, line.code]), [["error", "listen_failed"]]);
+  } finally {
+    taken.close();
+  }
+});
