@@ -4,8 +4,8 @@
  * being typed ({@linkcode printAbove}), the bell, and file transfers under way shown in
  * the prompt (`[report.pdf 45% 8.1 MiB/s 0:03] @bob> `).
  *
- * `chat peer` draws its session with it; it holds what `chat connect`'s interactive mode
- * does with `node:readline`, so that both behave the same.
+ * `chat connect` (interactive) and `chat peer` (in a terminal) both draw their session
+ * with it, so that they behave the same.
  *
  * @module
  */
@@ -23,6 +23,8 @@ export interface InteractivePromptOptions {
   label: () => string;
   /** Bold label (ANSI). Default false. */
   color?: boolean;
+  /** Text shown between the transfers and the label (`[2 pending] `); asked on each redraw. */
+  status?: () => string;
   /** Each line entered (Enter). */
   onLine: (line: string) => void;
   /** Ctrl-C, or the end of input (Ctrl-D on an empty line). Called once. */
@@ -167,7 +169,7 @@ export class InteractivePrompt {
   #promptText(): string {
     const label = this.#options.label();
     const progress = [...this.#transfers.values()].map(formatProgressShort).join(" ");
-    return (progress ? `${progress} ` : "") +
+    return (progress ? `${progress} ` : "") + (this.#options.status?.() ?? "") +
       (this.#options.color ? `\x1b[1m${label}\x1b[22m> ` : `${label}> `);
   }
 
