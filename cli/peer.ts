@@ -131,8 +131,8 @@ export function peerCommand(): Command {
     .addOption(new Option("--code <words>").hideHelp())
     .addHelpText(
       "after",
-      "\nType a line to send it; /quit (or end of input, or Ctrl-C) leaves.\n" +
-        "/send PATH offers a file; /accept N or /decline N answers an offer.\n" +
+      "\nType a line to send it; /quit (or end of input, or Ctrl-C) leaves; /help lists\n" +
+        "the commands. /send PATH offers a file; /accept N or /decline N answers an offer.\n" +
         "Compare the numbers shown after connecting with your peer (in person, by phone):\n" +
         "if they differ, someone is intercepting the connection.\n\n" +
         "With a session code (told to each other in person or by phone), a man in the\n" +
