@@ -1,7 +1,8 @@
 /**
  * The `chat connect` mode: the terminal client.
  *
- * - Interactive (stdin is a terminal, no `--json`): a `node:readline` prompt showing
+ * - Interactive (stdin is a terminal, no `--json`): the line editor of
+ *   `client/interactive_prompt.ts` (shared with `chat peer`), its prompt showing
  *   the current room or conversation; incoming lines are printed above the prompt
  *   without disturbing the input being typed; HH:MM timestamps, a colour per nick,
  *   the bell on a direct message or a mention, tab completion of commands, rooms and
@@ -35,9 +36,7 @@
  * @module
  */
 
-import process from "node:process";
 import { join } from "node:path";
-import * as readline from "node:readline";
 import { Command, Option } from "commander";
 import { nameKey, nameProblem } from "../protocol/names.ts";
 import { backoffDelay, resolveBackoff } from "../client/backoff.ts";
@@ -45,7 +44,7 @@ import { ChatClient, type ChatClientOptions, type ChatEvent } from "../client/ch
 import { ChatError, isRetryable } from "../client/chat_error.ts";
 import { KNOWN_SERVERS_FILE_NAME, KnownServers } from "../client/known_servers.ts";
 import { normalizeFingerprint } from "../client/pinned_tls.ts";
-import { BELL, ringsBell } from "../client/bell.ts";
+import { ringsBell } from "../client/bell.ts";
 import { type CommandContext, completeLine, executeLine } from "../client/commands.ts";
 import {
   type DisplayItem,
@@ -56,10 +55,10 @@ import {
 } from "../client/render.ts";
 import { SessionState } from "../client/session_state.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
-import { formatProgressShort, ProgressLine } from "../client/progress_bar.ts";
-import type { FileHashingEvent, FileProgressEvent } from "../transport/file_transfer_events.ts";
+import { ProgressLine } from "../client/progress_bar.ts";
 import { type PrivateEvent, PrivateSessions } from "../client/private_sessions.ts";
-import { displayPosition, printAbove, wrapLine } from "../client/terminal_ui.ts";
+import { wrapLine } from "../client/terminal_ui.ts";
+import { InteractivePrompt } from "../client/interactive_prompt.ts";
 import { UsageError } from "./errors.ts";
 import { processEnv, userConfigDir } from "./config_dir.ts";
 import { userFolder, userPath } from "./connect_paths.ts";
@@ -662,51 +661,28 @@ async function runInteractive(
   render: RenderOptions,
 ): Promise<void> {
   const color = render.color ?? false;
-  // Transfers under way show in the prompt: [report.pdf 45% 8.1 MiB/s 0:03] lobby>
-  // (files being hashed before their offer, which have no number yet, by name).
-  const transfers = new Map<number | string, FileProgressEvent | FileHashingEvent>();
-  const promptText = () => {
-    const label = state.label || "(no room)";
-    const progress = [...transfers.values()].map(formatProgressShort).join(" ");
-    // Lines typed but not sent yet (disconnected, or over the server's rate limit).
-    const held = client.heldRequests;
-    const pending = held > 0 ? `[${held} pending] ` : "";
-    return (progress ? `${progress} ` : "") + pending +
-      (color ? `\x1b[1m${label}\x1b[22m> ` : `${label}> `);
-  };
-  const rl = readline.createInterface({
-    input: process.stdin,
-    output: process.stdout,
-    terminal: true,
-    historySize: 500,
-    prompt: promptText(),
-    completer: (line: string) => completeLine(line, state),
-  });
-  // node:readline keeps these on the interface; they are what is being typed.
-  const editing = rl as unknown as { line: string; cursor: number };
   let closing = false;
   let failedReason: string | null = null;
-
-  const columns = () => process.stdout.columns || 80;
-  const print = (text: string): void => {
-    if (closing) {
-      writeOut(text.split("\n").join("\r\n") + "\r\n");
-      return;
-    }
-    writeOut(printAbove(text, {
-      prompt: rl.getPrompt(),
-      line: editing.line,
-      cursor: editing.cursor,
-      columns: columns(),
-    }));
-  };
-  const refreshPrompt = (): void => {
-    const next = promptText();
-    if (next !== rl.getPrompt() && !closing) {
-      rl.setPrompt(next);
-      rl.prompt(true);
-    }
-  };
+  // The line editor; transfers under way show in its prompt:
+  // [report.pdf 45% 8.1 MiB/s 0:03] lobby> (files being hashed, with no number yet, by name).
+  const prompt = new InteractivePrompt({
+    label: () => state.label || "(no room)",
+    color,
+    completer: (line: string) => completeLine(line, state),
+    // Lines typed but not sent yet (disconnected, or over the server's rate limit).
+    status: () => client.heldRequests > 0 ? `[${client.heldRequests} pending] ` : "",
+    onLine: (line: string) => {
+      if (closing) return;
+      // Plain text is echoed from the server's ack (with its time): drop the typed copy.
+      if (line.trim() !== "" && (!line.startsWith("/") || line.startsWith("//"))) {
+        prompt.eraseEntered(line);
+      }
+      void executeLine(ctx, line);
+    },
+    onClose: () => void finish(),
+  });
+  const print = (text: string): void => prompt.print(text);
+  const refreshPrompt = (): void => prompt.refresh();
 
   let unread: number[] = [];
   let readTimer: ReturnType<typeof setTimeout> | undefined;
@@ -729,7 +705,7 @@ async function runInteractive(
 
   const privates = new PrivateSessions(client, {
     onEvent: (event: PrivateEvent) => {
-      if (ringsBell(event, client.nick)) writeOut(BELL);
+      if (ringsBell(event, client.nick)) prompt.bell();
       show(event);
     },
   });
@@ -738,17 +714,16 @@ async function runInteractive(
     ...fileOptions(options),
     onEvent: (event) => {
       if (event.type === "file_progress" || event.type === "file_hashing") {
-        const key = event.type === "file_hashing" ? `hashing ${event.name}` : event.file;
-        const over = event.type === "file_hashing" ? event.done : event.bytes >= event.size;
-        if (over) transfers.delete(key);
-        else transfers.set(key, event);
-        refreshPrompt();
+        prompt.progress(
+          event.type === "file_hashing" ? `hashing ${event.name}` : String(event.file),
+          event,
+        );
         return;
       }
       if (
         event.type === "file_saved" || event.type === "file_failed" || event.type === "file_sent"
       ) {
-        transfers.delete(event.file);
+        prompt.done(String(event.file));
       }
       show(event);
     },
@@ -764,7 +739,7 @@ async function runInteractive(
   };
 
   const onEvent = (event: ChatEvent): void => {
-    if (ringsBell(event, client.nick)) writeOut(BELL);
+    if (ringsBell(event, client.nick)) prompt.bell();
     if (event.type === "dm" && nameKey(event.from) !== nameKey(client.nick)) markRead(event.id);
     if (event.type === "closed" && event.code !== undefined) {
       failedReason = event.reason ?? event.code;
@@ -783,8 +758,7 @@ async function runInteractive(
     finished ??= (async () => {
       closing = true;
       clearTimeout(readTimer);
-      rl.close();
-      writeOut("\r\x1b[K"); // the prompt goes; what follows starts on a clean line
+      prompt.close(); // the prompt goes; what follows starts on a clean line
       await files.close();
       await privates.close();
       if (!client.closed) await leave(client);
@@ -794,27 +768,12 @@ async function runInteractive(
     return finished;
   };
 
-  rl.on("line", (line: string) => {
-    if (closing) return;
-    // Plain text is echoed from the server's ack (with its time): drop the typed copy.
-    if (line.trim() !== "" && (!line.startsWith("/") || line.startsWith("//"))) {
-      const rows = displayPosition(rl.getPrompt() + line, columns()).rows + 1;
-      writeOut(`\x1b[${rows}A\r\x1b[J`);
-    }
-    void executeLine(ctx, line);
-    if (closing) return; // /quit
-    rl.setPrompt(promptText());
-    rl.prompt();
-  });
-  rl.on("SIGINT", () => void finish());
-  rl.on("close", () => void finish());
-
   print(
     `* connected to ${options.host}:${options.port} as ${sanitize(client.nick)}` +
       ` — /help lists the commands, /quit leaves`,
   );
   if (!state.isJoined(options.room)) void executeLine(ctx, `/join ${options.room}`);
-  rl.prompt();
+  prompt.start();
   await done;
   if (failedReason !== null) throw new Error(`the connection ended: ${sanitize(failedReason)}`);
 }

@@ -6,8 +6,11 @@
  *
  * The session is line-oriented: each line on stdin is sent as one message, `/quit` (or
  * the end of stdin, or Ctrl-C) says goodbye and exits 0. Incoming messages print as
- * `HH:MM <nick> text` with control characters neutralised; with `--json`, stdout carries
- * one JSON object per line instead:
+ * `HH:MM <nick> text` with control characters neutralised. In a terminal the session has
+ * the line editor of `chat connect` (`client/interactive_prompt.ts`): an `@nick>` prompt,
+ * incoming lines printed above what is being typed, history, Tab completion, the bell on
+ * each message, your own lines shown with their time and nick, transfers in the prompt.
+ * With `--json`, stdout carries one JSON object per line instead:
  *
  * ```text
  * {"type":"listening","port":40123,"addresses":["192.168.1.5:40123", ...],"command":"..."}
@@ -50,9 +53,10 @@ import { generateCode, normalizeCode } from "../peer/code.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { findPeerError, PeerError } from "../peer/errors.ts";
 import { listenPeer } from "../peer/listen.ts";
-import { formatItem, sanitize } from "../client/render.ts";
+import { formatChatLine, formatItem, formatTime } from "../client/render.ts";
 import { wrapLine } from "../client/terminal_ui.ts";
 import { ProgressLine } from "../client/progress_bar.ts";
+import { InteractivePrompt } from "../client/interactive_prompt.ts";
 import { PeerFileError, PeerFileTransfers } from "../peer/file_transfer.ts";
 import type { PeerSession, PeerTextEvent } from "../peer/session.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
@@ -128,8 +132,8 @@ export function peerCommand(): Command {
     .addOption(new Option("--code <words>").hideHelp())
     .addHelpText(
       "after",
-      "\nType a line to send it; /quit (or end of input, or Ctrl-C) leaves.\n" +
-        "/send PATH offers a file; /accept N or /decline N answers an offer.\n" +
+      "\nType a line to send it; /quit (or end of input, or Ctrl-C) leaves; /help lists\n" +
+        "the commands. /send PATH offers a file; /accept N or /decline N answers an offer.\n" +
         "Compare the numbers shown after connecting with your peer (in person, by phone):\n" +
         "if they differ, someone is intercepting the connection.\n\n" +
         "With a session code (told to each other in person or by phone), a man in the\n" +
@@ -265,8 +269,11 @@ async function open(
       ...withCode,
       signal: interrupt.signal,
       onListening: (addr) => out.listening(options.host, addr.port, code !== undefined),
-      onRejected: (error, remote) => {
-        warn(`rejected a connection from ${describeAddr(remote)}: ${error.message}`);
+      onRejected: (error, remote, codeFailures) => {
+        const tries = codeFailures
+          ? ` (${codeFailures.count} of ${codeFailures.limit} tries with the code used)`
+          : "";
+        warn(`rejected a connection from ${describeAddr(remote)}: ${error.message}${tries}`);
       },
     });
   } catch (err) {
@@ -293,6 +300,7 @@ interface Output {
 }
 
 function humanOutput(): Output {
+  const color = !Deno.noColor && Deno.stdout.isTerminal();
   const bar = new ProgressLine(
     (text) => writeAll(Deno.stderr, text),
     Deno.stderr.isTerminal(),
@@ -301,11 +309,18 @@ function humanOutput(): Output {
   return {
     file(event) {
       if (event.type === "file_progress" || event.type === "file_hashing") {
-        bar.update(event);
+        if (activePrompt === null) bar.update(event);
+        else {
+          activePrompt.progress(
+            event.type === "file_hashing" ? `hashing ${event.name}` : String(event.file),
+            event,
+          );
+        }
         return;
       }
       bar.clear();
-      for (const line of formatItem(event)) print(line);
+      if ("file" in event) activePrompt?.done(String(event.file));
+      for (const line of formatItem(event, { color })) print(line);
     },
     code(code) {
       print(`Session code: ${code}`);
@@ -329,10 +344,17 @@ function humanOutput(): Output {
     },
     text(event) {
       bar.clear();
-      // On a terminal, long lines continue indented: the peer cannot fake a line of ours.
-      const line = `${clock(new Date())} <${sanitize(event.from)}> ${sanitize(event.text)}`;
-      for (const row of wrapLine(line, Deno.stdout.isTerminal() ? terminalColumns() : 0)) {
-        print(row);
+      activePrompt?.bell();
+      const line = formatChatLine({ ts: Date.now(), from: event.from, text: event.text }, {
+        color,
+      });
+      // The line editor wraps what it prints; elsewhere on a terminal, long lines continue
+      // indented too: the peer cannot fake a line of ours.
+      if (activePrompt !== null) print(line);
+      else {
+        for (const row of wrapLine(line, Deno.stdout.isTerminal() ? terminalColumns() : 0)) {
+          print(row);
+        }
       }
     },
     left(nick) {
@@ -408,22 +430,61 @@ async function converse(
     transfers.add(transfer);
   };
   for (const path of options.send ?? []) sendFile(path);
-  const input = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
   // Lines are sent one after another, in order; the end of input waits for them.
   let sending: Promise<void> = Promise.resolve();
+  let leaving = false;
   const leave = (): void => {
+    if (leaving) return;
+    leaving = true;
     sending = sending.then(async () => {
       while (transfers.size > 0) await Promise.allSettled([...transfers]);
       await files.idle();
       await session.close();
     });
   };
-  input.on("line", (line: string) => {
+  const onLine = (line: string, echo?: (text: string) => void): void => {
     sending = sending.then(() =>
-      fileCommand(files, line, sendFile) ? undefined : sendLine(session, line, leave)
+      localCommand(files, line, sendFile) ? undefined : sendLine(session, line, leave, echo)
     );
-  });
-  input.on("close", leave);
+  };
+  let input: ReturnType<typeof createInterface> | null = null;
+  let prompt: InteractivePrompt | null = null;
+  if (!options.json && Deno.stdin.isTerminal()) {
+    const color = !Deno.noColor && Deno.stdout.isTerminal();
+    const editor = new InteractivePrompt({
+      label: () => `@${session.remoteNick}`,
+      color,
+      completer: (line) => completePeerLine(line, session.remoteNick),
+      onLine: (line) => {
+        const text = line.trim();
+        if (text === "") return;
+        if (/^\/(help|send|accept|decline)(\s|$)/.test(text)) {
+          onLine(line);
+          return;
+        }
+        if (text === "/quit") {
+          editor.close();
+          leave();
+          return;
+        }
+        // Shown again once sent, with its time and nick, like the other side's lines.
+        editor.eraseEntered(line);
+        onLine(line, (sent) => {
+          print(formatChatLine({ ts: Date.now(), from: session.localNick, text: sent }, {
+            color,
+          }));
+        });
+      },
+      onClose: leave,
+    });
+    prompt = editor;
+    activePrompt = editor;
+    editor.start();
+  } else {
+    input = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
+    input.on("line", (line: string) => onLine(line));
+    input.on("close", leave);
+  }
   const stop = onInterrupt(leave);
 
   let failure: PeerError | undefined;
@@ -439,25 +500,44 @@ async function converse(
   } finally {
     stop();
     await files.close(failure?.message ?? "the session ended");
-    input.removeAllListeners("line");
-    input.removeListener("close", leave);
-    input.close();
+    if (prompt !== null) {
+      activePrompt = null;
+      prompt.close();
+    }
+    input?.removeAllListeners("line");
+    input?.removeListener("close", leave);
+    input?.close();
     process.stdin.destroy();
   }
   await sending;
   return failure;
 }
 
+/** The commands of a peer session, for `/help` and Tab completion. */
+const PEER_COMMANDS: readonly (readonly [string, string])[] = [
+  ["/accept N", "accept file offer N (into --download-dir)"],
+  ["/decline N", "decline file offer N"],
+  ["/help", "this list"],
+  ["/quit", "say goodbye and leave"],
+  ["/send PATH", "offer a file"],
+];
+
 /**
- * Runs `/send PATH`, `/accept N` and `/decline N`; false when `line` is none of them.
- * Mistakes are reported on stderr; the session goes on.
+ * Runs `/help`, `/send PATH`, `/accept N` and `/decline N`; false when `line` is none of
+ * them. Mistakes are reported on stderr; the session goes on.
  */
-function fileCommand(
+function localCommand(
   files: PeerFileTransfers,
   line: string,
   sendFile: (path: string) => void,
 ): boolean {
-  const match = /^\/(send|accept|decline)(?:\s+(.*))?$/.exec(line.replace(/\r$/, "").trim());
+  const trimmed = line.replace(/\r$/, "").trim();
+  if (trimmed === "/help") {
+    print("Type a line to send it. Commands:");
+    for (const [usage, what] of PEER_COMMANDS) print(`  ${usage.padEnd(12)} ${what}`);
+    return true;
+  }
+  const match = /^\/(send|accept|decline)(?:\s+(.*))?$/.exec(trimmed);
   if (match === null) return false;
   const [, command, rest = ""] = match;
   const arg = rest.trim();
@@ -483,7 +563,47 @@ function fileCommand(
   return true;
 }
 
-async function sendLine(session: PeerSession, line: string, leave: () => void): Promise<void> {
+/**
+ * Tab completion in a peer session: a command, a path after `/send`, else the peer's
+ * nick.
+ */
+export function completePeerLine(line: string, peerNick: string): [string[], string] {
+  if (/^\/\S*$/.test(line)) {
+    const names = PEER_COMMANDS.map(([usage]) => usage.split(" ")[0]);
+    return [names.filter((name) => name.startsWith(line.toLowerCase())), line];
+  }
+  const send = /^\/send\s+(.*)$/.exec(line);
+  if (send !== null) return [completePath(send[1]), send[1]];
+  const word = /(\S*)$/.exec(line)![1];
+  const at = word.startsWith("@") ? "@" : "";
+  const hit = peerNick.toLowerCase().startsWith(word.slice(at.length).toLowerCase());
+  return [hit ? [at + peerNick] : [], word];
+}
+
+/** The entries of the folder of `partial` whose names start like it (folders end in `/`). */
+function completePath(partial: string): string[] {
+  const slash = partial.lastIndexOf("/");
+  const dir = slash < 0 ? "" : partial.slice(0, slash + 1);
+  const start = partial.slice(slash + 1);
+  try {
+    const hits: string[] = [];
+    for (const entry of Deno.readDirSync(dir === "" ? "." : dir)) {
+      if (!entry.name.startsWith(start) || (start === "" && entry.name.startsWith("."))) continue;
+      hits.push(dir + entry.name + (entry.isDirectory ? "/" : ""));
+      if (hits.length >= 200) break;
+    }
+    return hits.sort();
+  } catch {
+    return [];
+  }
+}
+
+async function sendLine(
+  session: PeerSession,
+  line: string,
+  leave: () => void,
+  echo?: (text: string) => void,
+): Promise<void> {
   const text = line.replace(/\r$/, "");
   if (text.trim() === "/quit") {
     leave();
@@ -496,6 +616,7 @@ async function sendLine(session: PeerSession, line: string, leave: () => void): 
   }
   try {
     await session.sendText(text);
+    echo?.(text);
   } catch (err) {
     // The session's iterator reports why it ended; only local refusals are worth a note.
     if (err instanceof PeerError && err.code === "invalid_text") warn(`not sent: ${err.message}`);
@@ -547,13 +668,6 @@ function defaultNick(): string {
   }
 }
 
-/** `HH:MM` in local time. */
-function clock(date: Date): string {
-  return `${String(date.getHours()).padStart(2, "0")}:${
-    String(date.getMinutes()).padStart(2, "0")
-  }`;
-}
-
 const encoder = new TextEncoder();
 
 function terminalColumns(): number {
@@ -564,12 +678,20 @@ function terminalColumns(): number {
   }
 }
 
+/**
+ * The line editor of the session in a terminal, while there is one: what the session
+ * prints goes above the line being typed. (`chat peer` runs one session per process.)
+ */
+let activePrompt: InteractivePrompt | null = null;
+
 function print(line: string): void {
-  writeAll(Deno.stdout, `${line}\n`);
+  if (activePrompt !== null) activePrompt.print(line);
+  else writeAll(Deno.stdout, `${line}\n`);
 }
 
 function warn(line: string): void {
-  writeAll(Deno.stderr, `chat peer: ${line}\n`);
+  if (activePrompt !== null) activePrompt.print(`${formatTime(Date.now())} ! ${line}`);
+  else writeAll(Deno.stderr, `chat peer: ${line}\n`);
 }
 
 function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {

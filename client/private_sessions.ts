@@ -355,7 +355,7 @@ export class PrivateSessions implements AsyncDisposable {
     entry.relay?.close();
     await this.#tellServerStop(entry);
     this.#forget(entry);
-    this.#emit({ type: "private_closed", nick: entry.nick, reason: "closed" });
+    this.#emit({ type: "private_closed", nick: entry.nick, reason: "you closed it" });
   }
 
   /** Closes every private session (with a goodbye) and stops following the client. */

@@ -352,6 +352,26 @@ function formatFileItem(
   }
 }
 
+/**
+ * A line of a conversation between two people without a server (`chat peer`), the
+ * other side's and your own alike: `HH:MM <nick> text`.
+ *
+ * @example
+ * ```ts
+ * import { formatChatLine } from "./render.ts";
+ * formatChatLine({ ts: Date.UTC(2024, 0, 1, 9, 5), from: "bob", text: "hi" }, { utc: true });
+ * // "09:05 <bob> hi"
+ * ```
+ */
+export function formatChatLine(
+  line: { ts: number; from: string; text: string },
+  options: RenderOptions = {},
+): string {
+  const color = options.color ?? false;
+  const time = dim(formatTime(line.ts, options.utc ?? false), color);
+  return `${time} <${colorNick(line.from, color)}> ${sanitize(line.text)}`;
+}
+
 /** Formats a stored message: `HH:MM [room] <nick> text`, `HH:MM *bob* text`, `HH:MM -> *bob* text`. */
 export function formatMessage(message: ChatMessage, options: RenderOptions = {}): string {
   const color = options.color ?? false;

@@ -26,6 +26,10 @@
  * - `pake_failed`: the session code did not match on both sides (or only one side used
  *   one, or the code exchange was tampered with); nothing was revealed about the code.
  * - `invalid_code`: the local session code is empty or too long.
+ * - `too_many_attempts`: a listener with a session code stopped after that many
+ *   connections gave a wrong code (the code is burned: a new session needs a new one);
+ *   also the refusal of an attempt while the last allowed ones are still under way.
+ * - `listen_failed`: the listening address could not be bound (the port is in use, ...).
  */
 export type PeerErrorCode =
   | "handshake_failed"
@@ -42,7 +46,9 @@ export type PeerErrorCode =
   | "connect_failed"
   | "aborted"
   | "pake_failed"
-  | "invalid_code";
+  | "invalid_code"
+  | "too_many_attempts"
+  | "listen_failed";
 
 /**
  * A failure of a peer session, with a stable {@linkcode PeerErrorCode}.

@@ -128,6 +128,19 @@ export interface HandshakeOptions {
   code?: string;
   /** Records allowed per direction (see {@linkcode SecureChannel}); for tests. */
   maxRecords?: bigint;
+  /**
+   * Bound on waiting for the other side's hello, in milliseconds, within the whole
+   * handshake's bound: a listener closes a silent connection after this. Default: the
+   * whole handshake's bound.
+   */
+  helloTimeoutMs?: number;
+  /**
+   * Responder with a code: called once the initiator's hello is valid, just before this
+   * side answers with its CPace share (from then on the attempt tests one guess of the
+   * code). Throwing a {@linkcode PeerError} refuses the attempt: the initiator is told
+   * why, and no share is sent.
+   */
+  onCodeAttempt?: () => void;
 }
 
 /** What a successful handshake yields. */
@@ -164,16 +177,30 @@ export async function performHandshake(
   options: HandshakeOptions,
 ): Promise<HandshakeResult> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-  let timedOut = false;
+  let timedOut: "hello" | "handshake" | null = null;
   const timer = setTimeout(() => {
-    timedOut = true;
+    timedOut = "handshake";
     closeQuietly(transport);
   }, timeoutMs);
+  const helloTimeoutMs = options.helloTimeoutMs;
+  const helloTimer = helloTimeoutMs !== undefined && helloTimeoutMs < timeoutMs
+    ? setTimeout(() => {
+      timedOut = "hello";
+      closeQuietly(transport);
+    }, helloTimeoutMs)
+    : undefined;
   try {
-    return await run(transport, options);
+    return await run(transport, options, () => clearTimeout(helloTimer));
   } catch (err) {
     closeQuietly(transport);
-    if (timedOut) {
+    if (timedOut === "hello") {
+      throw new PeerError(
+        "timeout",
+        `the other side sent no hello within ${helloTimeoutMs} ms (a silent connection)`,
+        { cause: err },
+      );
+    }
+    if (timedOut === "handshake") {
       throw new PeerError("timeout", `the handshake did not finish within ${timeoutMs} ms`, {
         cause: err,
       });
@@ -187,10 +214,15 @@ export async function performHandshake(
     );
   } finally {
     clearTimeout(timer);
+    clearTimeout(helloTimer);
   }
 }
 
-async function run(transport: ByteChannel, options: HandshakeOptions): Promise<HandshakeResult> {
+async function run(
+  transport: ByteChannel,
+  options: HandshakeOptions,
+  helloReceived: () => void,
+): Promise<HandshakeResult> {
   const { role } = options;
   const nickProblem = nameProblem(options.nick);
   if (nickProblem !== null) throw new PeerError("invalid_nick", `nick ${nickProblem}`);
@@ -223,16 +255,19 @@ async function run(transport: ByteChannel, options: HandshakeOptions): Promise<H
     ownFrame = encodeFrame(makeHello(cpace));
     await writeAll(transport, ownFrame);
     remotePayload = await readHandshakeFrame(reader, "the responder's hello");
+    helloReceived();
     remote = checkHello(decodeHandshakePayload(remotePayload), "responder");
     checkPake(remote, code, "initiator");
     sharedSecret = await agree(keyPair.privateKey, remote.key);
   } else {
     try {
       remotePayload = await readHandshakeFrame(reader, "the initiator's hello");
+      helloReceived();
       remote = checkHello(decodeHandshakePayload(remotePayload), "initiator");
       checkPake(remote, code, "responder");
       sharedSecret = await agree(keyPair.privateKey, remote.key);
       if (code !== undefined) {
+        options.onCodeAttempt?.();
         cpace = await startCpace(cpaceInput(code, fromBase64Url(remote.nonce), "responder"));
       }
     } catch (err) {

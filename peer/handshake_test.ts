@@ -249,3 +249,40 @@ Deno.test("a modified hello fails key confirmation on both sides", async () => {
   assert.ok(alice instanceof PeerError && alice.code === "handshake_failed", String(alice));
   assert.ok(bob instanceof PeerError && bob.code === "handshake_failed", String(bob));
 });
+
+Deno.test("helloTimeoutMs: a silent initiator fails the responder with timeout, sooner than the handshake bound", async () => {
+  const [, responderEnd] = memoryChannelPair();
+  await assert.rejects(
+    performHandshake(responderEnd, {
+      role: "responder",
+      nick: "bob",
+      timeoutMs: 60_000,
+      helloTimeoutMs: 20,
+    }),
+    (err) => isPeerError("timeout")(err) && /no hello within 20 ms/.test((err as Error).message),
+  );
+});
+
+Deno.test("onCodeAttempt: called once the hello is valid; throwing refuses with a peer_error", async () => {
+  const [initiatorEnd, responderEnd] = memoryChannelPair();
+  let attempts = 0;
+  const responder = settle(performHandshake(responderEnd, {
+    role: "responder",
+    nick: "bob",
+    code: "1-a-b",
+    onCodeAttempt: () => {
+      attempts++;
+      throw new PeerError("too_many_attempts", "no more tries");
+    },
+  }));
+  const initiator = settle(performHandshake(initiatorEnd, {
+    role: "initiator",
+    nick: "alice",
+    code: "1-a-b",
+  }));
+  const [atResponder, atInitiator] = await Promise.all([responder, initiator]);
+  assert.equal(attempts, 1);
+  assert.ok(atResponder instanceof PeerError && atResponder.code === "too_many_attempts");
+  assert.ok(atInitiator instanceof PeerError);
+  assert.match(atInitiator.message, /too_many_attempts.*no more tries/);
+});

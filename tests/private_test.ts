@@ -14,7 +14,7 @@ import {
   PrivateSessions,
   type PrivateSessionsOptions,
 } from "../client/private_sessions.ts";
-import type { DisplayItem } from "../client/render.ts";
+import { type DisplayItem, formatItem } from "../client/render.ts";
 import { SessionState } from "../client/session_state.ts";
 import type { ChatServer } from "../server/server.ts";
 import { connectClient, Probe, testServer, until, withServer } from "./helpers/harness.ts";
@@ -128,6 +128,11 @@ Deno.test("private: a brokered direct session shows the same SAS on both sides; 
     assert.equal(await executeLine(ctx, "/stopprivate bob"), true);
     const closed = await event(bob, "private_closed");
     assert.match(closed.reason, /alice closed the private session/);
+    // Alice is told in words, not "closed: closed".
+    const mine = await event(alice, "private_closed");
+    assert.deepEqual(formatItem(mine).map((line) => line.slice(6)), [
+      "* private session with bob closed: you closed it",
+    ]);
     await assert.rejects(bob.privates.send("alice", "anyone?"), rejectsWith("no_private"));
     assert.equal(alice.privates.session("bob"), undefined);
     // A new session can be set up afterwards.

@@ -1,0 +1,103 @@
+/**
+ * Driving a program in a real pseudo-terminal with tmux: a tmux server of the test's own,
+ * `send-keys` to type, `capture-pane` to read the screen, `pipe-pane` files for every byte
+ * written. Tests skip themselves when tmux is not installed ({@linkcode TMUX}).
+ *
+ * @module
+ */
+
+/** How long each wait for the screen or a file lasts before the test fails. */
+export const WAIT_MS = 10_000;
+
+function hasTmux(): boolean {
+  try {
+    return new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether tmux can run here. */
+export const TMUX = Deno.build.os !== "windows" && hasTmux();
+if (!TMUX) {
+  console.warn(
+    "tmux is not installed, so the pseudo-terminal tests are skipped " +
+      "(install it, e.g. `apt-get install -y tmux`, to run it)",
+  );
+}
+
+/** Quotes a word for `sh`. */
+export function q(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** One tmux server of our own (its own socket), driven from the test. */
+export class Tmux {
+  readonly socket = `chat-tty-${crypto.randomUUID().slice(0, 8)}`;
+
+  async run(...args: string[]): Promise<string> {
+    const out = await new Deno.Command("tmux", {
+      args: ["-L", this.socket, "-f", "/dev/null", ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    if (!out.success) {
+      throw new Error(`tmux ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+    }
+    return text;
+  }
+
+  /** The visible screen of a window, one string per row (wrapped rows joined with `join`). */
+  async screen(window: string, join = false): Promise<string[]> {
+    const text = await this.run("capture-pane", "-p", ...(join ? ["-J"] : []), "-t", `t:${window}`);
+    const rows = text.replace(/\n$/, "").split("\n").map((row) => row.trimEnd());
+    while (rows.length > 0 && rows.at(-1) === "") rows.pop();
+    return rows;
+  }
+
+  /** Waits until the screen satisfies `test`; returns it. */
+  async waitScreen(
+    window: string,
+    test: (rows: string[]) => boolean,
+    what: string,
+    join = true,
+  ): Promise<string[]> {
+    const deadline = Date.now() + WAIT_MS;
+    let rows: string[] = [];
+    while (Date.now() < deadline) {
+      rows = await this.screen(window, join);
+      if (test(rows)) return rows;
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+    throw new Error(`timed out waiting for ${what} in ${window}'s window:\n${rows.join("\n")}`);
+  }
+
+  /** Types `text` literally. */
+  async type(window: string, text: string): Promise<void> {
+    await this.run("send-keys", "-t", `t:${window}`, "-l", text);
+  }
+
+  /** Presses keys by name (`Enter`, `Tab`, `Up`, `C-u`, ...). */
+  async press(window: string, ...keys: string[]): Promise<void> {
+    await this.run("send-keys", "-t", `t:${window}`, ...keys);
+  }
+
+  async kill(): Promise<void> {
+    await this.run("kill-server").catch(() => {});
+  }
+}
+
+/** Waits until `file` (the bytes a pane printed) satisfies `test`. */
+export async function waitFile(file: string, test: (text: string) => boolean, what: string) {
+  const deadline = Date.now() + WAIT_MS;
+  let text = "";
+  while (Date.now() < deadline) {
+    text = await Deno.readTextFile(file).catch(() => "");
+    if (test(text)) return text;
+    await new Promise((resolve) => setTimeout(resolve, 40));
+  }
+  throw new Error(`timed out waiting for ${what}; output: ${JSON.stringify(text)}`);
+}
