@@ -8,12 +8,46 @@
 
 import { encodeFrame } from "../protocol/frame.ts";
 import { clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
+import {
+  type AbuseContext,
+  ABUSER_PASSWORD,
+  ANSWER_MS,
+  brokeOff,
+  concat,
+  errorCode,
+  expectErrorAndClose,
+  FLOOD_ROOM,
+  hello,
+  login,
+  MAX_FRAME,
+  type Outcome,
+  request,
+  sendAndCheckAlive,
+  sleep,
+} from "./abuse_io.ts";
+import { ATTACK_BEHAVIOURS, ATTACK_KINDS, type AttackKind } from "./attacks.ts";
 import { goodNick, roomName } from "./plan.ts";
 import { type Header, RawConn } from "./raw_conn.ts";
-import type { Rng } from "./rng.ts";
 
-/** Every kind of abusive connection, in the order they take turns. */
-export const ABUSE_KINDS = [
+export type { AbuseContext, Outcome } from "./abuse_io.ts";
+export { ABUSER_PASSWORD, FLOOD_ROOM } from "./abuse_io.ts";
+
+/** Frames a flooder writes at once, every 100 ms. */
+const FLOOD_BATCH = 50;
+
+const encoder = new TextEncoder();
+
+/** Kinds that connect from another loopback address than the well-behaved clients. */
+const FROM_ELSEWHERE: ReadonlySet<AbuseKind> = new Set<AbuseKind>([
+  "wrong_password",
+  "register_flood",
+]);
+
+/**
+ * The kinds of the mixed phase (the first soak's), in the order they take turns
+ * there; each can also have a phase of its own.
+ */
+export const MIXED_KINDS = [
   "random_bytes",
   "garbage_payload",
   "truncated",
@@ -26,20 +60,14 @@ export const ABUSE_KINDS = [
   "never_read",
 ] as const;
 
-/** A kind of abusive connection. */
-export type AbuseKind = typeof ABUSE_KINDS[number];
+/** A kind of the mixed phase. */
+export type MixedKind = typeof MIXED_KINDS[number];
 
-/**
- * How one abusive connection ended: the server answered as it should
- * (`expected`), the connection was refused by the connection caps (`refused`), it
- * broke before the answer could be told (`interrupted`, e.g. the server was being
- * killed), or the server answered otherwise (`unexpected`, with a description).
- */
-export type Outcome =
-  | { kind: "expected" }
-  | { kind: "refused" }
-  | { kind: "interrupted"; why: string }
-  | { kind: "unexpected"; why: string };
+/** Every kind of abusive connection: the mixed phase's, then the attacks of issue #13. */
+export const ABUSE_KINDS: readonly AbuseKind[] = [...MIXED_KINDS, ...ATTACK_KINDS];
+
+/** A kind of abusive connection. */
+export type AbuseKind = MixedKind | AttackKind;
 
 /** Counts of one kind's runs. */
 export interface KindStats {
@@ -53,6 +81,11 @@ export interface KindStats {
   interrupted: number;
   /** Answered otherwise. */
   unexpected: number;
+  /**
+   * Messages the server acknowledged to an attacker's own accounts and then never
+   * delivered (the held direct messages of `dm_backlog`).
+   */
+  lost: number;
 }
 
 /** Everything the abusers count. */
@@ -91,7 +124,7 @@ export interface AbuseStats {
 export function emptyAbuseStats(): AbuseStats {
   const kinds: Record<string, KindStats> = {};
   for (const kind of ABUSE_KINDS) {
-    kinds[kind] = { runs: 0, expected: 0, refused: 0, interrupted: 0, unexpected: 0 };
+    kinds[kind] = { runs: 0, expected: 0, refused: 0, interrupted: 0, unexpected: 0, lost: 0 };
   }
   return {
     connectionsTried: 0,
@@ -140,58 +173,18 @@ export function mergeAbuseStats(a: AbuseStats, b: AbuseStats): AbuseStats {
       refused: 0,
       interrupted: 0,
       unexpected: 0,
+      lost: 0,
     };
     into.runs += k.runs;
     into.expected += k.expected;
     into.refused += k.refused;
     into.interrupted += k.interrupted;
     into.unexpected += k.unexpected;
+    into.lost += k.lost;
   }
   for (const line of b.unexpected) if (a.unexpected.length < 20) a.unexpected.push(line);
   return a;
 }
-
-/** What an abusive connection needs to know. */
-export interface AbuseContext {
-  /** The server's port on 127.0.0.1. */
-  port: number;
-  /** Random choices. */
-  rng: Rng;
-  /** A fresh nick for each abuser that logs in. */
-  nextNick: () => string;
-  /** The server's login deadline, in ms (slowloris connections expect it). */
-  loginTimeoutMs: number;
-  /** How long a connection that never reads holds out before looking, in ms. */
-  neverReadHoldMs: number;
-  /** Most frames a flooder sends (in batches, until it is disconnected). */
-  floodFrames: number;
-  /** Rooms of the well-behaved clients (some abusers go there). */
-  goodRooms: number;
-  /** Well-behaved clients (some flooders send them direct messages). */
-  goodClients: number;
-  /** Keeps track of open connections, to close them when the run ends. */
-  track: (conn: RawConn) => () => void;
-  /** Aborted when the run ends: waits stop early. */
-  signal: AbortSignal;
-  /**
-   * Counts the server restarts announced so far: a connection that spans one and
-   * ends oddly was cut short by the restart, not answered wrongly.
-   */
-  epoch: () => number;
-}
-
-/** The password of every abuser account. */
-export const ABUSER_PASSWORD = "abuser-password";
-/** The room the flooders fill. */
-export const FLOOD_ROOM = "soak-flood";
-/** Time allowed for an answer to a bad frame. */
-const ANSWER_MS = 5000;
-/** Frames a flooder writes at once, every 100 ms. */
-const FLOOD_BATCH = 50;
-/** The largest frame a server accepts after login, by default. */
-const MAX_FRAME = 1024 * 1024;
-
-const encoder = new TextEncoder();
 
 /**
  * Runs one abusive connection of `kind` and records it in `stats`. Never throws;
@@ -206,7 +199,10 @@ export async function runAbuse(
   const k = stats.kinds[kind]!;
   let conn: RawConn;
   try {
-    conn = await RawConn.open(ctx.port);
+    const from = FROM_ELSEWHERE.has(kind) && ctx.attackerAddresses.length > 0
+      ? ctx.rng.pick(ctx.attackerAddresses)
+      : undefined;
+    conn = await RawConn.open(ctx.port, from);
   } catch {
     stats.connectFailed++;
     return;
@@ -249,7 +245,7 @@ export async function runAbuse(
 
 type Behaviour = (conn: RawConn, ctx: AbuseContext, stats: AbuseStats) => Promise<Outcome>;
 
-const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
+const MIXED_BEHAVIOURS: Record<MixedKind, Behaviour> = {
   async random_bytes(conn, ctx, stats) {
     if (ctx.rng.chance(0.3) && !(await hello(conn))) return brokeOff(conn, "hello");
     await conn.write(ctx.rng.bytes(ctx.rng.int(64, 4096)));
@@ -475,119 +471,4 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
   },
 };
 
-/** Sends the hello and waits for the server's; false when refused or broken. */
-async function hello(conn: RawConn): Promise<boolean> {
-  conn.startReading();
-  await conn.write(encodeFrame(clientHello(SERVER_FEATURES, "soak-abuser")));
-  const answer = await conn.waitFor((h) => h.type === "hello" || h.type === "error", ANSWER_MS);
-  return answer?.type === "hello";
-}
-
-/** Hello and login as a fresh abuser account; false when refused or broken. */
-async function login(conn: RawConn, ctx: AbuseContext, stats: AbuseStats): Promise<boolean> {
-  if (!(await hello(conn))) return false;
-  const ok = await request(conn, {
-    type: "login",
-    id: "login",
-    nick: ctx.nextNick(),
-    password: ABUSER_PASSWORD,
-  });
-  if (ok) stats.logins++;
-  return ok;
-}
-
-/** Sends one request and waits for its reply; true when it is `ok`. */
-async function request(conn: RawConn, header: { id: string } & Header): Promise<boolean> {
-  await conn.write(encodeFrame(header));
-  const reply = await conn.waitFor(
-    (h) => (h.type === "ok" || h.type === "error") && h.re === header.id,
-    ANSWER_MS,
-  );
-  return reply?.type === "ok";
-}
-
-/** Expects an error (of `code`, when given) and then the end of the connection. */
-async function expectErrorAndClose(
-  conn: RawConn,
-  code: string | null,
-  timeoutMs: number,
-): Promise<Outcome> {
-  const closed = await conn.waitClosed(timeoutMs);
-  const error = conn.received.find((h) => h.type === "error" && h.code !== "too_many_connections");
-  if (!closed) return { kind: "unexpected", why: `still open ${timeoutMs} ms after a bad frame` };
-  if (error === undefined) return brokeOff(conn, "the answer to a bad frame");
-  if (code !== null && error.code !== code) {
-    return { kind: "unexpected", why: `answered ${error.code}, not ${code}` };
-  }
-  return { kind: "expected" };
-}
-
-/**
- * Sends bad frames to a logged-in session; expects an error for each and a session
- * that still answers a ping.
- */
-async function sendAndCheckAlive(
-  conn: RawConn,
-  frames: object[],
-  stats: AbuseStats,
-): Promise<Outcome> {
-  const before = conn.received.length;
-  await conn.write(concat(frames.map((f) => encodeFrame(f))));
-  stats.badFramesSent += frames.length;
-  await conn.write(encodeFrame({ type: "ping", id: "alive" }));
-  const pong = await conn.waitFor((h) => h.type === "ok" && h.re === "alive", ANSWER_MS);
-  if (pong === null) {
-    if (conn.closed) {
-      const error = conn.received.slice(before).find((h) => h.type === "error");
-      return error !== undefined
-        ? { kind: "unexpected", why: `session closed after bad frames (last error ${error.code})` }
-        : brokeOff(conn, "bad frames");
-    }
-    return { kind: "unexpected", why: "no answer to a ping after bad frames" };
-  }
-  const errors = conn.received.slice(before).filter((h) => h.type === "error").length;
-  if (errors < frames.length) {
-    return { kind: "unexpected", why: `${errors} errors for ${frames.length} bad frames` };
-  }
-  return { kind: "expected" };
-}
-
-/**
- * The exchange stopped before the answer: refused by a cap, broken off (a restart),
- * or answered with an unexpected error or not at all.
- */
-function brokeOff(conn: RawConn, during: string): Outcome {
-  const code = errorCode(conn);
-  if (code === "too_many_connections") return { kind: "refused" };
-  if (code !== undefined) return { kind: "unexpected", why: `error ${code} during ${during}` };
-  if (conn.closed) return { kind: "interrupted", why: `connection ended during ${during}` };
-  return { kind: "unexpected", why: `no answer during ${during} within ${ANSWER_MS} ms` };
-}
-
-function errorCode(conn: RawConn): string | undefined {
-  const error = conn.received.find((h) => h.type === "error");
-  return error === undefined ? undefined : String(error.code);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
-}
+const BEHAVIOURS: Record<AbuseKind, Behaviour> = { ...MIXED_BEHAVIOURS, ...ATTACK_BEHAVIOURS };

@@ -5,6 +5,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { ABUSE_KINDS, type AbuseKind } from "./abuse.ts";
+import { ATTACK_KINDS } from "./attacks.ts";
 
 /** Everything a soak run can be told. */
 export interface SoakOptions {
@@ -46,6 +48,31 @@ export interface SoakOptions {
   seed: number;
   /** Keep the data folder afterwards (it is always kept when the soak fails). */
   keepData: boolean;
+  /** Well-behaved traffic before the quiet phase, not measured, in seconds. */
+  warmupSec: number;
+  /** The quiet phase (well-behaved clients alone), in seconds. */
+  quietSec: number;
+  /** Each attack's phase, in seconds. */
+  phaseSec: number;
+  /** Other lengths for some attacks' phases, in seconds. */
+  phaseSecByKind: Partial<Record<AbuseKind, number>>;
+  /** A pause after each attack phase, not measured, in seconds. */
+  settleSec: number;
+  /** The attacks that get a phase of their own, in order. */
+  attacks: AbuseKind[];
+  /** Attack connections open at once, where not the default (attacks.ts). */
+  attackConcurrency: Partial<Record<AbuseKind, number>>;
+  /** Below this p99 (ms) an attack phase is never over budget (see phases.ts). */
+  p99FloorMs: number;
+  /** Run the mixed phase, with its SIGKILL restart, after the attack phases. */
+  mixed: boolean;
+  /**
+   * How long the server may leave a frame half sent before `partial_frame` calls it a
+   * defect, in ms.
+   */
+  partialFrameDeadlineMs: number;
+  /** Pause between two logins of the login probe, in ms. */
+  probeIntervalMs: number;
 }
 
 /** The full run: 2 minutes, 100 well-behaved clients, 3000 abusive connections. */
@@ -66,16 +93,39 @@ export const FULL_SOAK: Readonly<SoakOptions> = Object.freeze({
   serverOverrides: { maxConnectionsPerIp: 1000 },
   seed: 0,
   keepData: false,
+  warmupSec: 2,
+  quietSec: 15,
+  phaseSec: 10,
+  // Long enough for a half-sent frame to meet its deadline.
+  phaseSecByKind: { partial_frame: 20 },
+  settleSec: 2,
+  attacks: [...ATTACK_KINDS],
+  attackConcurrency: {},
+  p99FloorMs: 100,
+  mixed: true,
+  partialFrameDeadlineMs: 15_000,
+  probeIntervalMs: 1000,
 });
 
-/** The quick run: 20 seconds, 100 well-behaved clients, 500 abusive connections. */
+/**
+ * The quick run, about a minute: short attack phases (so a higher p99 floor, and
+ * `partial_frame` cannot reach its deadline), then a 15 s mixed phase with 500
+ * abusive connections.
+ */
 export const QUICK_SOAK: Readonly<SoakOptions> = Object.freeze({
   ...FULL_SOAK,
-  durationSec: 20,
+  durationSec: 15,
   abusiveConnections: 500,
   abuserProcesses: 2,
   abuserConcurrency: 200,
   neverReadHoldMs: 4000,
+  warmupSec: 1,
+  quietSec: 4,
+  phaseSec: 2.5,
+  // One run needs a few seconds: 400 messages held, then the victim's login.
+  phaseSecByKind: { dm_backlog: 5 },
+  settleSec: 0.5,
+  p99FloorMs: 250,
 });
 
 /** Thrown for a bad command line. */
@@ -92,10 +142,27 @@ export class SoakUsageError extends Error {
 /** The usage text of `deno task soak`. */
 export const SOAK_USAGE = `usage: deno task soak [--quick] [options]
 
-  --quick              20 s and 500 abusive connections instead of 2 min and 3000
-  --duration SECONDS   target length of the whole run
+Well-behaved clients chat through every phase: a quiet one (the reference), one per
+attack (the attacks of issue #13: ${ATTACK_KINDS.join(", ")}),
+then a mixed one where every older kind of abuse runs at once and the server is
+killed with SIGKILL and started again. The report has a table per attack: the
+well-behaved clients' p99 against the quiet phase's (within 2×, or under the floor),
+what was lost, the login probe, and what got through.
+
+  --quick              about a minute: 2.5 s attack phases and a 15 s mixed phase
+                       (the full run: 10 s phases and a 2 min mixed phase, ~5 min)
+  --duration SECONDS   length of the mixed phase with its checks
   --clients N          well-behaved clients (default 100)
-  --abusive N          abusive connections in all
+  --abusive N          abusive connections of the mixed phase
+  --attacks LIST       the attacks with a phase of their own, comma-separated, in
+                       order; "all" adds the mixed phase's kinds, "none" skips them
+  --phase SECONDS      length of each attack phase
+  --quiet SECONDS      length of the quiet phase
+  --floor MS           an attack phase's p99 is over budget only above 2 × this
+                       (noise of short phases on a shared machine; default 100, quick 250)
+  --no-mixed           skip the mixed phase and its restart
+  --password-cost N    the server's scrypt cost (default 1024: cheap; the server's
+                       own default, 32768, makes register_flood realistic)
   --seed N             seed of the random choices (default: random, printed)
   --keep-data          keep the server's data folder afterwards
   -h, --help           this text`;
@@ -124,6 +191,12 @@ export function parseSoakArgs(args: string[]): SoakOptions | null {
         abusive: { type: "string" },
         seed: { type: "string" },
         "keep-data": { type: "boolean" },
+        attacks: { type: "string" },
+        phase: { type: "string" },
+        quiet: { type: "string" },
+        floor: { type: "string" },
+        "no-mixed": { type: "boolean" },
+        "password-cost": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -148,7 +221,40 @@ export function parseSoakArgs(args: string[]): SoakOptions | null {
   }
   if (values.seed !== undefined) options.seed = integer("--seed", values.seed, 0, 0xffff_ffff);
   if (values["keep-data"]) options.keepData = true;
+  if (values.attacks !== undefined) options.attacks = attackList(values.attacks);
+  if (values.phase !== undefined) {
+    options.phaseSec = integer("--phase", values.phase, 1, 3600);
+    options.phaseSecByKind = {};
+  }
+  if (values.quiet !== undefined) options.quietSec = integer("--quiet", values.quiet, 1, 3600);
+  if (values.floor !== undefined) options.p99FloorMs = integer("--floor", values.floor, 0, 60_000);
+  if (values["no-mixed"]) options.mixed = false;
+  if (values["password-cost"] !== undefined) {
+    const cost = integer("--password-cost", values["password-cost"], 2, 1 << 20);
+    if ((cost & (cost - 1)) !== 0) throw new SoakUsageError("--password-cost must be a power of 2");
+    options.serverOverrides.passwordCost = cost;
+  }
   return options;
+}
+
+/** The `--attacks` list: kinds, "all", or "none". */
+function attackList(text: string): AbuseKind[] {
+  if (text === "none") return [];
+  if (text === "all") {
+    return [
+      ...ATTACK_KINDS,
+      ...ABUSE_KINDS.filter((k) => !ATTACK_KINDS.includes(k as never) && k !== "slowloris"),
+    ];
+  }
+  const kinds = text.split(",").map((k) => k.trim()).filter((k) => k !== "");
+  for (const kind of kinds) {
+    if (!ABUSE_KINDS.includes(kind as AbuseKind)) {
+      throw new SoakUsageError(
+        `--attacks: unknown kind "${kind}" (known: ${ABUSE_KINDS.join(", ")})`,
+      );
+    }
+  }
+  return kinds as AbuseKind[];
 }
 
 function integer(flag: string, text: string, min: number, max: number): number {
