@@ -26,7 +26,6 @@ import {
   type AbuseKind,
   type AbuseStats,
   emptyAbuseStats,
-  mergeAbuseStats,
   MIXED_KINDS,
   runAbuse,
 } from "./abuse.ts";
@@ -116,7 +115,8 @@ class Abusers {
   /**
    * One attack's phase: `concurrency` connections of `kind` at a time, a new one as
    * soon as one ends, for `ms`; then `graceMs` for the runs under way to finish
-   * before what is still open is closed. Answers with this phase's counts only.
+   * before what is still open is closed. Answers with this phase's counts (kept
+   * apart from the mixed phase's, which `stop` reports).
    */
   async attack(
     kind: AbuseKind,
@@ -158,7 +158,6 @@ class Abusers {
     for (const conn of [...open]) conn.close();
     await Promise.race([settled, new Promise((resolve) => timer = setTimeout(resolve, 5000))]);
     clearTimeout(timer);
-    mergeAbuseStats(this.stats, stats);
     return stats;
   }
 

@@ -65,7 +65,7 @@ export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.f
   register_flood: 32,
   wrong_password: 4,
   dm_backlog: 1,
-  huge_reply: 8,
+  huge_reply: 16,
   empty_offers: 4,
   partial_frame: 32,
   lookalike_nick: 2,
@@ -87,7 +87,7 @@ export const ATTACK_CONNECTIONS_PER_RUN: Readonly<Partial<Record<AttackKind, num
 /** Frames one flooding session sends, at most, before it calls the flood uncontrolled. */
 export const ATTACK_FLOOD_FRAMES = 2000;
 /** Zero-byte offers one sender makes, at most, before it calls them unlimited. */
-export const EMPTY_OFFERS_LIMIT = 200;
+export const EMPTY_OFFERS_LIMIT = 150;
 /** Senders and direct messages each of `dm_backlog` (10 each: the message burst). */
 const BACKLOG_SENDERS = 40;
 const BACKLOG_PER_SENDER = 10;
@@ -109,13 +109,21 @@ type Behaviour = (conn: RawConn, ctx: AbuseContext, stats: AbuseStats) => Promis
 /** One function per attack; see runAbuse in abuse.ts. */
 export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
   error_flood(conn, ctx, stats) {
-    let n = 0;
-    const frames = [
-      () => ({ type: "frobnicate", id: `e${n++}` }),
-      () => ({ type: "say", id: `e${n++}`, room: 5, text: "x" }),
-      () => ({ type: "history", id: `e${n++}`, room: "a", with: "b" }),
-    ];
-    return floodUntilCut(conn, ctx, stats, "error", (i) => encodeFrame(frames[i % 3]!()));
+    // Requests that fail to parse (bad fields) or name an unknown type: answered with
+    // an error each, before the flood control sees them.
+    const unknown = ctx.rng.chance(0.5);
+    return floodUntilCut(
+      conn,
+      ctx,
+      stats,
+      unknown ? "unknown-type" : "bad-field",
+      (i) =>
+        encodeFrame(
+          unknown
+            ? { type: "frobnicate", id: `e${i}` }
+            : { type: "say", id: `e${i}`, room: 5, text: "x" },
+        ),
+    );
   },
 
   ping_flood(conn, ctx, stats) {
@@ -290,30 +298,38 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
     victimConn?.close();
     if (!registered) return { kind: "interrupted", why: "the recipient could not register" };
     if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    // Offers in batches of 20, paced under the request rate after the burst; offers
+    // refused as rate_limited are only the pace, any other refusal is the limit.
     let accepted = 0;
-    for (let i = 0; i < EMPTY_OFFERS_LIMIT && !ctx.signal.aborted; i += 20) {
-      const frames = Array.from({ length: 20 }, (_, k) =>
+    let next = 0;
+    while (accepted < EMPTY_OFFERS_LIMIT && !ctx.signal.aborted && !conn.closed) {
+      const ids = Array.from({ length: 20 }, () => `o${next++}`);
+      await conn.write(concat(ids.map((id, k) =>
         encodeFrame({
           type: "file_offer",
-          id: `o${i + k}`,
+          id,
           to: victim,
-          name: `empty-${i + k}.txt`,
+          name: `empty-${next - 20 + k}.txt`,
           size: 0,
           sha256: EMPTY_SHA256,
-        }));
-      await conn.write(concat(frames));
-      const last = `o${i + 19}`;
-      await conn.waitFor((h) => h.re === last, ANSWER_MS);
-      const replies = conn.received.filter((h) => typeof h.re === "string" && h.re[0] === "o");
-      accepted = replies.filter((h) => h.type === "ok").length;
-      const refused = replies.find((h) => h.type === "error");
-      if (refused !== undefined) return { kind: "expected" };
-      if (conn.closed) return { kind: "expected" }; // cut off: fine too
-      if (accepted < i + 20) {
+        })
+      )));
+      const last = ids[ids.length - 1];
+      if ((await conn.waitFor((h) => h.re === last, ANSWER_MS)) === null && !conn.closed) {
         return { kind: "unexpected", why: `offer ${last} not answered within ${ANSWER_MS} ms` };
       }
+      const wanted = new Set(ids);
+      for (const h of conn.received) {
+        if (typeof h.re !== "string" || !wanted.has(h.re)) continue;
+        if (h.type === "ok") accepted++;
+        else if (h.type === "error" && h.code !== "rate_limited") return { kind: "expected" };
+      }
+      if (next > 100) await sleep(400, ctx.signal);
     }
-    if (ctx.signal.aborted) return { kind: "interrupted", why: "the phase ended first" };
+    if (conn.closed) return { kind: "expected" }; // cut off: fine too
+    if (accepted < EMPTY_OFFERS_LIMIT) {
+      return { kind: "interrupted", why: `the phase ended after ${accepted} offers` };
+    }
     return {
       kind: "unexpected",
       why: `${accepted} zero-byte offers held for one recipient, none refused`,

@@ -105,7 +105,7 @@ export interface SoakReport {
   duplicates: number;
   /** Some ids of lost messages, for a post-mortem. */
   lostSample: number[];
-  /** The abusers' counts. */
+  /** The abusers' counts in the mixed phase (the attack phases' are in `phases`). */
   abuse: AbuseStats;
   /** How loaded the machine was. */
   load: {
@@ -213,7 +213,7 @@ export function formatReport(report: SoakReport): string[] {
       report.server.servingAtEnd ? "yes" : `NO (${report.server.servingProblem})`
     }`,
     "",
-    `  connections tried (abusive): ${a.connectionsTried} (${a.connected} accepted, ${a.connectFailed} while the server was down)`,
+    `  mixed phase, connections tried (abusive): ${a.connectionsTried} (${a.connected} accepted, ${a.connectFailed} while the server was down)`,
     `  bad frames sent: ${a.badFramesSent}`,
     `  flood messages sent: ${a.floodMessagesSent}`,
     `  rate-limit errors seen: ${a.rateLimited}`,
@@ -301,7 +301,8 @@ export function formatPhases(report: SoakReport): string[] {
       `${p.lost}`.padStart(5),
       `${p.probe.tries - p.probe.failures}/${p.probe.tries}`.padStart(7),
       (attack === null ? "-" : `${attack.runs}`).padStart(12),
-      (attack === null ? "-" : `${attack.unexpected}`).padStart(12),
+      (attack === null ? "-" : `${attack.unexpected}/${attack.expected + attack.unexpected}`)
+        .padStart(12),
       `  ${!p.judged ? "shown" : phaseProblems(report, p).length === 0 ? "PASS" : "FAIL"}`,
     ].join(" ");
   });
@@ -312,6 +313,8 @@ export function formatPhases(report: SoakReport): string[] {
     `  phases (well-behaved clients' say/dm acknowledgement times; an attack phase passes with ` +
     `p99 ≤ 2 × max(quiet p99, floor ${report.p99FloorMs} ms), lost: 0, every probe login ` +
     `ok and nothing got through)`,
+    `  attack runs: connections of the attack; got through: runs where the defence failed, ` +
+    `of the runs that ran to a verdict (0/0: none did, e.g. a phase shorter than the attack)`,
     `  attacks from: 127.0.0.1${
       report.attackerAddresses.length > 0
         ? `; wrong_password and register_flood from ${report.attackerAddresses.join(", ")}`

@@ -384,7 +384,6 @@ class SoakRun {
       const stats = emptyAbuseStats();
       for (const a of answers) if (a !== null) mergeAbuseStats(stats, a);
       this.#attackStats.set(phase.name, stats);
-      mergeAbuseStats(this.report.abuse, stats);
       const k = stats.kinds[phase.kind]!;
       this.#say(
         `  ${k.runs} runs: ${k.expected} as expected, ${k.unexpected} unexpected` +
