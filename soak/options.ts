@@ -139,11 +139,26 @@ export class SoakUsageError extends Error {
   }
 }
 
+/** `text` broken at spaces into lines of at most `width`, each after `indent`. */
+function wrap(text: string, width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && indent.length + line.length + 1 + word.length > width) {
+      lines.push(indent + line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  if (line !== "") lines.push(indent + line);
+  return lines.join("\n");
+}
+
 /** The usage text of `deno task soak`. */
 export const SOAK_USAGE = `usage: deno task soak [--quick] [options]
 
 Well-behaved clients chat through every phase: a quiet one (the reference), one per
-attack (the attacks of issue #13: ${ATTACK_KINDS.join(", ")}),
+attack (by default the attacks of issue #13:
+${wrap(ATTACK_KINDS.join(", "), 76, "  ")}),
 then a mixed one where every older kind of abuse runs at once and the server is
 killed with SIGKILL and started again. The report has a table per attack: the
 well-behaved clients' p99 against the quiet phase's (within 2×, or under the floor),

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { FULL_SOAK, parseSoakArgs, QUICK_SOAK, SoakUsageError } from "./options.ts";
-import { killTimeMs, slowlorisCount, soakOverrides, trafficWindowMs } from "./soak.ts";
+import { ATTACK_KINDS } from "./attacks.ts";
+import {
+  killTimeMs,
+  phasesMs,
+  planPhases,
+  slowlorisCount,
+  soakOverrides,
+  trafficWindowMs,
+} from "./soak.ts";
 
 Deno.test("parseSoakArgs: the full run by default, --quick, and numbers checked", () => {
   const full = parseSoakArgs([])!;
@@ -33,4 +41,52 @@ Deno.test("soakOverrides: only the per-IP cap changes, raised to fit everyone", 
   assert.deepEqual(soakOverrides({ ...FULL_SOAK }), { maxConnectionsPerIp: 1000 });
   const crowded = soakOverrides({ ...FULL_SOAK, goodClients: 900, abuserConcurrency: 300 });
   assert.equal(crowded.maxConnectionsPerIp, 900 + 300 + 300 + 100);
+});
+
+Deno.test("parseSoakArgs: the attack phases are chosen on the command line", () => {
+  const full = parseSoakArgs([])!;
+  assert.deepEqual(full.attacks, [...ATTACK_KINDS]);
+  assert.ok(full.mixed);
+  const picked = parseSoakArgs([
+    "--attacks",
+    "ping_flood,dm_backlog",
+    "--no-mixed",
+    "--phase",
+    "4",
+    "--floor",
+    "50",
+    "--password-cost",
+    "32768",
+  ])!;
+  assert.deepEqual(picked.attacks, ["ping_flood", "dm_backlog"]);
+  assert.equal(picked.mixed, false);
+  assert.equal(picked.p99FloorMs, 50);
+  assert.equal(picked.serverOverrides.passwordCost, 32768);
+  assert.deepEqual(planPhases(picked).map((p) => [p.name, p.ms]), [
+    ["quiet", 15_000],
+    ["ping_flood", 4000],
+    ["dm_backlog", 4000],
+  ]);
+  assert.deepEqual(parseSoakArgs(["--attacks", "none"])!.attacks, []);
+  const all = parseSoakArgs(["--attacks", "all"])!.attacks;
+  assert.ok(all.includes("flood") && all.includes("wrong_password") && !all.includes("slowloris"));
+  assert.throws(
+    () => parseSoakArgs(["--attacks", "ping_flood,teleport"]),
+    /unknown kind "teleport"/,
+  );
+  assert.throws(() => parseSoakArgs(["--password-cost", "1000"]), /power of 2/);
+});
+
+Deno.test("planPhases: the quiet phase, then each attack with its length and concurrency", () => {
+  const phases = planPhases({ ...FULL_SOAK, attacks: ["partial_frame", "flood"] });
+  assert.deepEqual(phases, [
+    { name: "quiet", kind: null, ms: 15_000, concurrency: 0 },
+    { name: "partial_frame", kind: "partial_frame", ms: 20_000, concurrency: 32 },
+    { name: "flood", kind: "flood", ms: 10_000, concurrency: 8 },
+  ]);
+  // Warm-up, the phases, a settling pause between two.
+  assert.equal(
+    phasesMs({ ...FULL_SOAK, attacks: ["partial_frame", "flood"] }),
+    2000 + 45_000 + 4000,
+  );
 });
