@@ -66,6 +66,7 @@ Deno.test("parseSoakArgs: the attack phases are chosen on the command line", () 
     ["quiet", 15_000],
     ["ping_flood", 4000],
     ["dm_backlog", 4000],
+    ["quiet_end", 15_000],
   ]);
   assert.deepEqual(parseSoakArgs(["--attacks", "none"])!.attacks, []);
   const all = parseSoakArgs(["--attacks", "all"])!.attacks;
@@ -83,10 +84,12 @@ Deno.test("planPhases: the quiet phase, then each attack with its length and con
     { name: "quiet", kind: null, ms: 15_000, concurrency: 0 },
     { name: "partial_frame", kind: "partial_frame", ms: 20_000, concurrency: 32 },
     { name: "flood", kind: "flood", ms: 10_000, concurrency: 8 },
+    { name: "quiet_end", kind: null, ms: 15_000, concurrency: 0 },
   ]);
   // Warm-up, the phases, a settling pause between two.
   assert.equal(
     phasesMs({ ...FULL_SOAK, attacks: ["partial_frame", "flood"] }),
-    2000 + 45_000 + 4000,
+    2000 + 60_000 + 3 * 2000,
   );
+  assert.deepEqual(planPhases({ ...FULL_SOAK, attacks: [] }).map((p) => p.name), ["quiet"]);
 });

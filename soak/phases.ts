@@ -5,6 +5,8 @@
  * - `quiet`: the well-behaved clients alone; its p99 is the reference.
  * - one phase per attack (see attacks.ts, and any kind of abuse.ts): that attack alone,
  *   kept up for the whole phase, beside the well-behaved clients.
+ * - `quiet_end`: the quiet phase again, shown, not judged: how far the machine's load
+ *   (other tenants) or the server drifted over the attack phases.
  * - `mixed`: every kind of the mixed phase at once, with a SIGKILL restart of the
  *   server midway (its latencies are shown, not judged: the restart dominates them).
  *

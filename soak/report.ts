@@ -297,7 +297,8 @@ export function formatPhases(report: SoakReport): string[] {
       (p.p50 === null ? "-" : fmtMs(p.p50)).padStart(7),
       (p.p99 === null ? "-" : fmtMs(p.p99)).padStart(7),
       (p.ratio === null ? "-" : `${p.ratio.toFixed(2)}×`).padStart(9),
-      (p.judged ? withinBudget(p, judging) : "(restart)").padStart(12),
+      (p.judged ? withinBudget(p, judging) : p.name === "mixed" ? "(restart)" : "(drift)")
+        .padStart(12),
       `${p.lost}`.padStart(5),
       `${p.probe.tries - p.probe.failures}/${p.probe.tries}`.padStart(7),
       (attack === null ? "-" : `${attack.runs}`).padStart(12),

@@ -55,8 +55,8 @@ const CHECK_NICK = "soakcheck";
 export const ATTACKER_ADDRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
 
 /**
- * The phases of a run before the mixed one: the quiet phase, then one per attack
- * (see phases.ts). Warm-up and settling pauses are not phases: nothing is measured.
+ * The phases of a run before the mixed one: the quiet phase, then one per attack,
+ * then the quiet phase again (see phases.ts). Warm-up and settling pauses are not phases: nothing is measured.
  */
 export function planPhases(options: SoakOptions): PhaseSpec[] {
   const phases: PhaseSpec[] = [
@@ -67,6 +67,10 @@ export function planPhases(options: SoakOptions): PhaseSpec[] {
     const concurrency = options.attackConcurrency[kind] ??
       ATTACK_CONCURRENCY[kind as AttackKind] ?? 8;
     phases.push({ name: kind, kind, ms: Math.round(sec * 1000), concurrency });
+  }
+  if (options.attacks.length > 0) {
+    // The quiet phase again: shows how much the machine (or the server) drifted.
+    phases.push({ name: "quiet_end", kind: null, ms: phases[0]!.ms, concurrency: 0 });
   }
   return phases;
 }
@@ -513,7 +517,7 @@ class SoakRun {
         probe,
         attack,
         unexpected: stats?.unexpected.slice(0, 3) ?? [],
-        judged: spec.name !== "mixed",
+        judged: spec.name !== "mixed" && spec.name !== "quiet_end",
       };
     });
     const quiet = results.find((r) => r.name === "quiet");

@@ -63,7 +63,7 @@ Deno.test("soak: nothing acknowledged is lost or duplicated across attack phases
   // A quiet phase, one per attack, the mixed one: each measured, none lost anything.
   assert.deepEqual(
     report.phases.map((p) => p.name),
-    ["quiet", "never_read", "register_flood", "mixed"],
+    ["quiet", "never_read", "register_flood", "quiet_end", "mixed"],
     printed,
   );
   for (const phase of report.phases) {
