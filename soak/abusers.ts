@@ -270,7 +270,7 @@ if (import.meta.main) {
         String(request.kind) as AbuseKind,
         Math.max(0, Math.min(3_600_000, Number(request.ms) || 0)),
         Math.max(1, Math.min(10_000, Number(request.concurrency) || 1)),
-        Math.max(0, Math.min(120_000, Number(request.graceMs) || 3000)),
+        Math.max(0, Math.min(120_000, Number(request.graceMs) || 1000)),
       ),
     }),
     stats: () => ({ stats: abusers.stats }),

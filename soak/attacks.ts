@@ -73,7 +73,7 @@ export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.f
 
 /**
  * How long the runs under way at the end of an attack's phase may take to finish
- * before their connections are closed, in ms, where not 3 s: a `dm_backlog` run
+ * before their connections are closed, in ms, where not 1 s: a `dm_backlog` run
  * checks its victim's login after the messages are held.
  */
 export const ATTACK_GRACE_MS: Readonly<Partial<Record<AttackKind, number>>> = Object.freeze({
@@ -417,7 +417,7 @@ async function floodUntilCut(
     await conn.waitClosed(50);
   }
   stats.floodMessagesSent += sent;
-  if (!conn.closed) await conn.waitClosed(1000);
+  if (!conn.closed && !ctx.signal.aborted) await conn.waitClosed(1000);
   if (conn.closed) return { kind: "expected" };
   if (ctx.signal.aborted && sent < ATTACK_FLOOD_FRAMES) {
     return { kind: "interrupted", why: `the phase ended after ${sent} ${what} frames` };

@@ -6,7 +6,7 @@
  *
  * ```sh
  * deno task soak            # ~5 min: 10 s per attack, then 2 min mixed with 3000 connections
- * deno task soak --quick    # ~1 min: 2.5 s per attack, then 15 s mixed with 500
+ * deno task soak --quick    # ~1 min: 2 s per attack, then 12 s mixed with 500
  * deno task soak --quick --attacks ping_flood,dm_backlog --no-mixed
  * ```
  *

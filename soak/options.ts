@@ -108,23 +108,23 @@ export const FULL_SOAK: Readonly<SoakOptions> = Object.freeze({
 });
 
 /**
- * The quick run, about a minute: short attack phases (so a higher p99 floor, and
- * `partial_frame` cannot reach its deadline), then a 15 s mixed phase with 500
+ * The quick run, about a minute: 2 s attack phases (so a higher p99 floor, and
+ * `partial_frame` cannot reach its deadline), then a 12 s mixed phase with 500
  * abusive connections.
  */
 export const QUICK_SOAK: Readonly<SoakOptions> = Object.freeze({
   ...FULL_SOAK,
-  durationSec: 15,
+  durationSec: 12,
   abusiveConnections: 500,
   abuserProcesses: 2,
   abuserConcurrency: 200,
   neverReadHoldMs: 4000,
-  warmupSec: 1,
-  quietSec: 4,
-  phaseSec: 2.5,
+  warmupSec: 0.5,
+  quietSec: 3,
+  phaseSec: 2,
   // One run of these needs a few seconds: 400 messages held, then the victim's login;
   // 100 offers of about 17 ms each.
-  phaseSecByKind: { dm_backlog: 5, empty_offers: 5 },
+  phaseSecByKind: { dm_backlog: 4, empty_offers: 4 },
   settleSec: 0.5,
   p99FloorMs: 250,
 });
@@ -165,7 +165,7 @@ killed with SIGKILL and started again. The report has a table per attack: the
 well-behaved clients' p99 against the quiet phase's (within 2×, or under the floor),
 what was lost, the login probe, and what got through.
 
-  --quick              about a minute: 2.5 s attack phases and a 15 s mixed phase
+  --quick              about a minute: 2 s attack phases and a 12 s mixed phase
                        (the full run: 10 s phases and a 2 min mixed phase, ~5 min)
   --duration SECONDS   length of the mixed phase with its checks
   --clients N          well-behaved clients (default 100)

@@ -379,7 +379,7 @@ class SoakRun {
               kind: phase.kind,
               ms: phase.ms,
               concurrency,
-              graceMs: ATTACK_GRACE_MS[phase.kind as AttackKind] ?? 3000,
+              graceMs: ATTACK_GRACE_MS[phase.kind as AttackKind] ?? 1000,
             },
             phase.ms + 120_000,
           ).then((a) => a.stats as AbuseStats);
