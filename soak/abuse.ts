@@ -25,7 +25,7 @@ import {
   sendAndCheckAlive,
   sleep,
 } from "./abuse_io.ts";
-import { ATTACK_BEHAVIOURS, ATTACK_KINDS, type AttackKind } from "./attacks.ts";
+import { ATTACK_BEHAVIOURS, ATTACK_KINDS, type AttackKind, TLS_ATTACK_KINDS } from "./attacks.ts";
 import { goodNick, roomName } from "./plan.ts";
 import { type Header, RawConn } from "./raw_conn.ts";
 
@@ -64,7 +64,11 @@ export const MIXED_KINDS = [
 export type MixedKind = typeof MIXED_KINDS[number];
 
 /** Every kind of abusive connection: the mixed phase's, then the attacks of issue #13. */
-export const ABUSE_KINDS: readonly AbuseKind[] = [...MIXED_KINDS, ...ATTACK_KINDS];
+export const ABUSE_KINDS: readonly AbuseKind[] = [
+  ...MIXED_KINDS,
+  ...ATTACK_KINDS,
+  ...TLS_ATTACK_KINDS,
+];
 
 /** A kind of abusive connection. */
 export type AbuseKind = MixedKind | AttackKind;

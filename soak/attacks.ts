@@ -17,8 +17,10 @@
  * | `partial_frame`  | 11       | logged-in sessions that send half a large frame and hold it       |
  * | `lookalike_nick` | 16       | registering "g0od1", "good1.", "server", "SYSTEM"                 |
  *
- * Item 2 (TLS handshakes never finished) is not here: the soak's server runs without
- * TLS; the plain-TCP silent connections are the mixed phase's `slowloris`.
+ * | `silent_tls`     | 2        | TCP connections to a TLS server that send nothing or half a hello |
+ *
+ * `silent_tls` runs only when the soak's server serves TLS (`--tls`); the others only
+ * when it does not.
  *
  * @module
  */
@@ -55,8 +57,14 @@ export const ATTACK_KINDS = [
   "wrong_password",
 ] as const;
 
+/**
+ * The attacks that need the server to serve TLS (`deno task soak --tls`): the others
+ * speak the protocol in the clear.
+ */
+export const TLS_ATTACK_KINDS = ["silent_tls"] as const;
+
 /** An attack of issue #13. */
-export type AttackKind = typeof ATTACK_KINDS[number];
+export type AttackKind = typeof ATTACK_KINDS[number] | typeof TLS_ATTACK_KINDS[number];
 
 /** Connections each attack keeps open at once in its phase, by default (all processes). */
 export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.freeze({
@@ -69,6 +77,7 @@ export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.f
   empty_offers: 2,
   partial_frame: 32,
   lookalike_nick: 2,
+  silent_tls: 64,
 });
 
 /**
@@ -363,6 +372,30 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
       return {
         kind: "unexpected",
         why: `half a ${length}-byte frame held open for ${heldMs} ms, never closed`,
+      };
+    }
+    return { kind: "interrupted", why: `the phase ended after ${heldMs} ms, before the deadline` };
+  },
+
+  async silent_tls(conn, ctx) {
+    // Nothing, or the start of a ClientHello record that announces more than it sends.
+    if (ctx.rng.chance(0.5)) {
+      const partial = new Uint8Array(5 + 60);
+      partial.set([0x16, 0x03, 0x01, 0x02, 0x00]);
+      partial.set(ctx.rng.bytes(60), 5);
+      await conn.write(partial);
+    }
+    const deadline = ctx.loginTimeoutMs + 5000;
+    const began = performance.now();
+    while (!ctx.signal.aborted && !conn.closed && performance.now() - began < deadline + 2000) {
+      await conn.waitClosed(250);
+    }
+    const heldMs = Math.round(performance.now() - began);
+    if (conn.closed) return { kind: "expected" };
+    if (heldMs >= deadline) {
+      return {
+        kind: "unexpected",
+        why: `a TLS connection without a finished handshake held open for ${heldMs} ms`,
       };
     }
     return { kind: "interrupted", why: `the phase ended after ${heldMs} ms, before the deadline` };

@@ -63,6 +63,8 @@ export interface GoodClientsArgs {
    * as `nick` every `intervalMs`, each attempt counted in the phase it started in.
    */
   probe?: { nick: string; intervalMs: number };
+  /** The CA certificate (PEM) to trust when the server serves TLS; absent for plain TCP. */
+  tlsCa?: string;
 }
 
 /** The login probe's attempts in one phase. */
@@ -342,6 +344,7 @@ class GoodClients {
           nick,
           password: GOOD_PASSWORD,
           reconnect: { maxDelayMs: 4000 },
+          ...this.#tls(),
         });
       } catch (err) {
         lastError = err;
@@ -418,6 +421,12 @@ class GoodClients {
     }
   }
 
+  /** The TLS options of every connection: none for plain TCP. */
+  #tls(): { tls?: { caCerts: string[] } } {
+    const ca = this.#args.tlsCa;
+    return ca === undefined ? {} : { tls: { caCerts: [ca] } };
+  }
+
   /** Logs in as the probe's nick on a fresh connection, again and again. */
   async #runProbe(probe: { nick: string; intervalMs: number }): Promise<void> {
     while (!this.#stopping) {
@@ -432,6 +441,7 @@ class GoodClients {
           password: GOOD_PASSWORD,
           reconnect: false,
           connectTimeoutMs: 15_000,
+          ...this.#tls(),
         });
         await client.close();
       } catch (err) {

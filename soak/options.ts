@@ -6,7 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { ABUSE_KINDS, type AbuseKind } from "./abuse.ts";
-import { ATTACK_KINDS } from "./attacks.ts";
+import { ATTACK_KINDS, TLS_ATTACK_KINDS } from "./attacks.ts";
 
 /** Everything a soak run can be told. */
 export interface SoakOptions {
@@ -73,6 +73,11 @@ export interface SoakOptions {
   partialFrameDeadlineMs: number;
   /** Pause between two logins of the login probe, in ms. */
   probeIntervalMs: number;
+  /**
+   * Serve TLS (the test certificate of tests/fixtures/): only the attacks of
+   * TLS_ATTACK_KINDS run, and no mixed phase (its abusers speak in the clear).
+   */
+  tls: boolean;
 }
 
 /** The full run: 2 minutes, 100 well-behaved clients, 3000 abusive connections. */
@@ -96,8 +101,8 @@ export const FULL_SOAK: Readonly<SoakOptions> = Object.freeze({
   warmupSec: 2,
   quietSec: 15,
   phaseSec: 10,
-  // Long enough for a half-sent frame to meet its deadline.
-  phaseSecByKind: { partial_frame: 20 },
+  // Long enough for a half-sent frame, or a TLS handshake, to meet its deadline.
+  phaseSecByKind: { partial_frame: 20, silent_tls: 18 },
   settleSec: 2,
   attacks: [...ATTACK_KINDS],
   attackConcurrency: {},
@@ -105,6 +110,7 @@ export const FULL_SOAK: Readonly<SoakOptions> = Object.freeze({
   mixed: true,
   partialFrameDeadlineMs: 15_000,
   probeIntervalMs: 1000,
+  tls: false,
 });
 
 /**
@@ -124,7 +130,7 @@ export const QUICK_SOAK: Readonly<SoakOptions> = Object.freeze({
   phaseSec: 2,
   // One run of these needs a few seconds: 400 messages held, then the victim's login;
   // 100 offers of about 17 ms each.
-  phaseSecByKind: { dm_backlog: 4, empty_offers: 4 },
+  phaseSecByKind: { dm_backlog: 4, empty_offers: 4, silent_tls: 18 },
   settleSec: 0.5,
   p99FloorMs: 250,
 });
@@ -177,6 +183,8 @@ what was lost, the login probe, and what got through.
   --floor MS           an attack phase's p99 is over budget only above 2 × this
                        (noise of short phases on a shared machine; default 200, quick 250)
   --no-mixed           skip the mixed phase and its restart
+  --tls                serve TLS (tests/fixtures' certificate) and run the attack
+                       that needs it: ${TLS_ATTACK_KINDS.join(", ")}; no mixed phase
   --password-cost N    the server's scrypt cost (default 1024: cheap; the server's
                        own default, 32768, makes register_flood realistic)
   --seed N             seed of the random choices (default: random, printed)
@@ -212,6 +220,7 @@ export function parseSoakArgs(args: string[]): SoakOptions | null {
         quiet: { type: "string" },
         floor: { type: "string" },
         "no-mixed": { type: "boolean" },
+        tls: { type: "boolean" },
         "password-cost": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -237,7 +246,20 @@ export function parseSoakArgs(args: string[]): SoakOptions | null {
   }
   if (values.seed !== undefined) options.seed = integer("--seed", values.seed, 0, 0xffff_ffff);
   if (values["keep-data"]) options.keepData = true;
+  if (values.tls) {
+    options.tls = true;
+    options.attacks = [...TLS_ATTACK_KINDS];
+    options.mixed = false;
+  }
   if (values.attacks !== undefined) options.attacks = attackList(values.attacks);
+  const misplaced = options.attacks.filter((kind) =>
+    TLS_ATTACK_KINDS.includes(kind as never) !== options.tls
+  );
+  if (misplaced.length > 0) {
+    throw new SoakUsageError(
+      `--attacks: ${misplaced.join(", ")} ${options.tls ? "cannot run with" : "needs"} --tls`,
+    );
+  }
   if (values.phase !== undefined) {
     options.phaseSec = integer("--phase", values.phase, 1, 3600);
     options.phaseSecByKind = {};
@@ -257,10 +279,12 @@ export function parseSoakArgs(args: string[]): SoakOptions | null {
 function attackList(text: string): AbuseKind[] {
   if (text === "none") return [];
   if (text === "all") {
-    return [
-      ...ATTACK_KINDS,
-      ...ABUSE_KINDS.filter((k) => !ATTACK_KINDS.includes(k as never) && k !== "slowloris"),
-    ];
+    // The plain attacks, then the mixed phase's kinds (slowloris comes in waves there).
+    const more = ABUSE_KINDS.filter((k) =>
+      !ATTACK_KINDS.includes(k as never) && !TLS_ATTACK_KINDS.includes(k as never) &&
+      k !== "slowloris"
+    );
+    return [...ATTACK_KINDS, ...more];
   }
   const kinds = text.split(",").map((k) => k.trim()).filter((k) => k !== "");
   for (const kind of kinds) {

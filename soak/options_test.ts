@@ -76,6 +76,15 @@ Deno.test("parseSoakArgs: the attack phases are chosen on the command line", () 
     /unknown kind "teleport"/,
   );
   assert.throws(() => parseSoakArgs(["--password-cost", "1000"]), /power of 2/);
+  // TLS: its own attack, no mixed phase; the others speak in the clear.
+  const tls = parseSoakArgs(["--tls"])!;
+  assert.deepEqual([tls.tls, tls.attacks, tls.mixed], [true, ["silent_tls"], false]);
+  assert.ok(!parseSoakArgs(["--attacks", "all"])!.attacks.includes("silent_tls"));
+  assert.throws(() => parseSoakArgs(["--attacks", "silent_tls"]), /silent_tls needs --tls/);
+  assert.throws(
+    () => parseSoakArgs(["--tls", "--attacks", "ping_flood"]),
+    /ping_flood cannot run with --tls/,
+  );
 });
 
 Deno.test("planPhases: the quiet phase, then each attack with its length and concurrency", () => {

@@ -149,7 +149,14 @@ export async function runSoak(options: SoakOptions, log: SoakLog = () => {}): Pr
   const overrides = soakOverrides(options);
   const loginTimeoutMs = overrides.loginTimeoutMs ?? DEFAULT_SERVER_CONFIG.loginTimeoutMs;
   const dataDir = await Deno.makeTempDir({ prefix: "chat-soak-" });
-  const run = new SoakRun(options, plan, dataDir, overrides, log);
+  const run = new SoakRun(
+    options,
+    plan,
+    dataDir,
+    overrides,
+    log,
+    options.tls ? await soakTls() : null,
+  );
   const report = run.report;
   report.windowMs = windowMs;
   const hardLimitMs = options.durationSec * 1000 + phasesMs(options) + 90_000;
@@ -177,6 +184,26 @@ export async function runSoak(options: SoakOptions, log: SoakLog = () => {}): Pr
   return report;
 }
 
+/** The soak's TLS material with `--tls`: the test CA and its server certificate. */
+export interface SoakTls {
+  /** Server certificate chain (PEM), for 127.0.0.1. */
+  cert: string;
+  /** Its private key (PEM). */
+  key: string;
+  /** The CA (PEM) the clients trust. */
+  ca: string;
+}
+
+async function soakTls(): Promise<SoakTls> {
+  const read = (name: string) =>
+    Deno.readTextFile(new URL(`../tests/fixtures/${name}`, import.meta.url));
+  return {
+    cert: await read("server.pem"),
+    key: await read("server-key.pem"),
+    ca: await read("ca.pem"),
+  };
+}
+
 class SoakRun {
   readonly report: SoakReport;
   readonly #options: SoakOptions;
@@ -184,6 +211,7 @@ class SoakRun {
   readonly #dataDir: string;
   readonly #overrides: Record<string, number>;
   readonly #log: SoakLog;
+  readonly #tls: SoakTls | null;
   readonly #t0 = performance.now();
   #server: JsonLineChild | null = null;
   #serverExpectedToExit = false;
@@ -203,8 +231,10 @@ class SoakRun {
     dataDir: string,
     overrides: Record<string, number>,
     log: SoakLog,
+    tls: SoakTls | null,
   ) {
     this.#options = options;
+    this.#tls = tls;
     this.#plan = plan;
     this.#dataDir = dataDir;
     this.#overrides = overrides;
@@ -277,9 +307,9 @@ class SoakRun {
     const options = this.#options;
     await this.#startServer(0);
     this.#say(
-      `server on 127.0.0.1:${this.#port}, data ${this.#dataDir}, default limits except ${
-        JSON.stringify(this.#overrides)
-      }`,
+      `server on 127.0.0.1:${this.#port}${
+        this.#tls !== null ? " (TLS)" : ""
+      }, data ${this.#dataDir}, default limits except ${JSON.stringify(this.#overrides)}`,
     );
 
     const perGood = Math.ceil(options.goodClients / options.goodProcesses);
@@ -295,6 +325,7 @@ class SoakRun {
         maxOutstanding: 5,
         seed: (options.seed + 7919 * (p + 1)) >>> 0,
         ...(p === 0 ? { probe: { nick: PROBE_NICK, intervalMs: options.probeIntervalMs } } : {}),
+        ...(this.#tls !== null ? { tlsCa: this.#tls.ca } : {}),
       });
     }
     this.#good = await this.#spawnAll(goodArgs.map((args, p) => ({
@@ -543,7 +574,12 @@ class SoakRun {
     const server = await spawnSoakChild({
       name: "server",
       script: new URL("./server_process.ts", import.meta.url),
-      args: [JSON.stringify({ dataDir: this.#dataDir, port, overrides: this.#overrides })],
+      args: [JSON.stringify({
+        dataDir: this.#dataDir,
+        port,
+        overrides: this.#overrides,
+        ...(this.#tls !== null ? { tls: { cert: this.#tls.cert, key: this.#tls.key } } : {}),
+      })],
       permissions: [
         "--allow-net=127.0.0.1",
         `--allow-read=${this.#dataDir}`,
@@ -697,6 +733,7 @@ class SoakRun {
         password: GOOD_PASSWORD,
         reconnect: false,
         connectTimeoutMs: 5000,
+        ...(this.#tls !== null ? { tls: { caCerts: [this.#tls.ca] } } : {}),
       });
       try {
         await client.ping();
