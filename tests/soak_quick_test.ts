@@ -1,7 +1,7 @@
 /**
  * A tiny soak (soak/soak.ts) in CI: 10 well-behaved clients through a quiet phase, two
- * attack phases (clients that never read, a registration flood from other addresses),
- * then 50 abusive connections and one SIGKILL restart of a server in its own process,
+ * attack phases (clients that never read, bad fields from logged-in sessions), then
+ * 50 abusive connections and one SIGKILL restart of a server in its own process,
  * in about 20 seconds. The attack phases are judged against a 3 s p99 floor: CI
  * machines are shared and a p99 over 3 s of ten clients is noise; this checks that the
  * phases run and lose nothing, `deno task soak` measures the ratios. The attacks of
@@ -32,9 +32,11 @@ Deno.test("soak: nothing acknowledged is lost or duplicated across attack phases
     phaseSec: 3,
     phaseSecByKind: {},
     settleSec: 0.5,
-    // Attacks today's server already withstands; the others of #13 join once fixed.
-    attacks: ["never_read", "register_flood"],
-    attackConcurrency: { never_read: 4, register_flood: 8 },
+    // Attacks whose outcome does not hang on timing, and that today's server withstands:
+    // the attacks of #13 join once fixed (register_flood's verdict needs each
+    // registration answered within the login deadline, 2 s here).
+    attacks: ["never_read", "wrong_fields"],
+    attackConcurrency: { never_read: 4, wrong_fields: 8 },
     p99FloorMs: 3000,
   });
   const printed = formatReport(report).join("\n");
@@ -63,7 +65,7 @@ Deno.test("soak: nothing acknowledged is lost or duplicated across attack phases
   // A quiet phase, one per attack, the mixed one: each measured, none lost anything.
   assert.deepEqual(
     report.phases.map((p) => p.name),
-    ["quiet", "never_read", "register_flood", "quiet_end", "mixed"],
+    ["quiet", "never_read", "wrong_fields", "quiet_end", "mixed"],
     printed,
   );
   for (const phase of report.phases) {
@@ -71,6 +73,5 @@ Deno.test("soak: nothing acknowledged is lost or duplicated across attack phases
     assert.equal(phase.lost, 0, `${phase.name}\n${printed}`);
     if (phase.kind !== null) assert.ok(phase.attack!.runs > 0, `${phase.name}\n${printed}`);
   }
-  assert.ok(report.attackerAddresses.length > 0 || Deno.build.os !== "linux", printed);
-  assert.match(printed, /register_flood .* PASS/);
+  assert.match(printed, /wrong_fields .* PASS/);
 });
