@@ -1,7 +1,8 @@
 /**
  * The soak's abusive connections: one function per kind of abuse, each opening one
  * connection, misbehaving in one of a few ways, and classifying how the server
- * answered. Every wait is bounded; nothing here throws.
+ * answered. Every wait is bounded; nothing here throws. The kinds here are the mixed
+ * phase's; attacks.ts adds the attacks of issue #13, and runAbuse runs either.
  *
  * @module
  */
