@@ -1,19 +1,54 @@
 /**
  * The soak's abusive connections: one function per kind of abuse, each opening one
  * connection, misbehaving in one of a few ways, and classifying how the server
- * answered. Every wait is bounded; nothing here throws.
+ * answered. Every wait is bounded; nothing here throws. The kinds here are the mixed
+ * phase's; attacks.ts adds the attacks of issue #13, and runAbuse runs either.
  *
  * @module
  */
 
 import { encodeFrame } from "../protocol/frame.ts";
 import { clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
+import {
+  type AbuseContext,
+  ABUSER_PASSWORD,
+  ANSWER_MS,
+  brokeOff,
+  concat,
+  errorCode,
+  expectErrorAndClose,
+  FLOOD_ROOM,
+  hello,
+  login,
+  MAX_FRAME,
+  type Outcome,
+  request,
+  sendAndCheckAlive,
+  sleep,
+} from "./abuse_io.ts";
+import { ATTACK_BEHAVIOURS, ATTACK_KINDS, type AttackKind, TLS_ATTACK_KINDS } from "./attacks.ts";
 import { goodNick, roomName } from "./plan.ts";
 import { type Header, RawConn } from "./raw_conn.ts";
-import type { Rng } from "./rng.ts";
 
-/** Every kind of abusive connection, in the order they take turns. */
-export const ABUSE_KINDS = [
+export type { AbuseContext, Outcome } from "./abuse_io.ts";
+export { ABUSER_PASSWORD, FLOOD_ROOM } from "./abuse_io.ts";
+
+/** Frames a flooder writes at once, every 100 ms. */
+const FLOOD_BATCH = 50;
+
+const encoder = new TextEncoder();
+
+/** Kinds that connect from another loopback address than the well-behaved clients. */
+const FROM_ELSEWHERE: ReadonlySet<AbuseKind> = new Set<AbuseKind>([
+  "wrong_password",
+  "register_flood",
+]);
+
+/**
+ * The kinds of the mixed phase (the first soak's), in the order they take turns
+ * there; each can also have a phase of its own.
+ */
+export const MIXED_KINDS = [
   "random_bytes",
   "garbage_payload",
   "truncated",
@@ -24,27 +59,20 @@ export const ABUSE_KINDS = [
   "flood",
   "slowloris",
   "never_read",
-  "partial_frame",
-  "error_flood",
-  "ping_flood",
-  "prelogin_flood",
-  "fill_disk",
 ] as const;
 
-/** A kind of abusive connection. */
-export type AbuseKind = typeof ABUSE_KINDS[number];
+/** A kind of the mixed phase. */
+export type MixedKind = typeof MIXED_KINDS[number];
 
-/**
- * How one abusive connection ended: the server answered as it should
- * (`expected`), the connection was refused by the connection caps (`refused`), it
- * broke before the answer could be told (`interrupted`, e.g. the server was being
- * killed), or the server answered otherwise (`unexpected`, with a description).
- */
-export type Outcome =
-  | { kind: "expected" }
-  | { kind: "refused" }
-  | { kind: "interrupted"; why: string }
-  | { kind: "unexpected"; why: string };
+/** Every kind of abusive connection: the mixed phase's, then the attacks of issue #13. */
+export const ABUSE_KINDS: readonly AbuseKind[] = [
+  ...MIXED_KINDS,
+  ...ATTACK_KINDS,
+  ...TLS_ATTACK_KINDS,
+];
+
+/** A kind of abusive connection. */
+export type AbuseKind = MixedKind | AttackKind;
 
 /** Counts of one kind's runs. */
 export interface KindStats {
@@ -58,6 +86,11 @@ export interface KindStats {
   interrupted: number;
   /** Answered otherwise. */
   unexpected: number;
+  /**
+   * Messages the server acknowledged to an attacker's own accounts and then never
+   * delivered (the held direct messages of `dm_backlog`).
+   */
+  lost: number;
 }
 
 /** Everything the abusers count. */
@@ -96,7 +129,7 @@ export interface AbuseStats {
 export function emptyAbuseStats(): AbuseStats {
   const kinds: Record<string, KindStats> = {};
   for (const kind of ABUSE_KINDS) {
-    kinds[kind] = { runs: 0, expected: 0, refused: 0, interrupted: 0, unexpected: 0 };
+    kinds[kind] = { runs: 0, expected: 0, refused: 0, interrupted: 0, unexpected: 0, lost: 0 };
   }
   return {
     connectionsTried: 0,
@@ -145,60 +178,18 @@ export function mergeAbuseStats(a: AbuseStats, b: AbuseStats): AbuseStats {
       refused: 0,
       interrupted: 0,
       unexpected: 0,
+      lost: 0,
     };
     into.runs += k.runs;
     into.expected += k.expected;
     into.refused += k.refused;
     into.interrupted += k.interrupted;
     into.unexpected += k.unexpected;
+    into.lost += k.lost;
   }
   for (const line of b.unexpected) if (a.unexpected.length < 20) a.unexpected.push(line);
   return a;
 }
-
-/** What an abusive connection needs to know. */
-export interface AbuseContext {
-  /** The server's port on 127.0.0.1. */
-  port: number;
-  /** Random choices. */
-  rng: Rng;
-  /** A fresh nick for each abuser that logs in. */
-  nextNick: () => string;
-  /** The server's login deadline, in ms (slowloris connections expect it). */
-  loginTimeoutMs: number;
-  /** How long a connection that never reads holds out before looking, in ms. */
-  neverReadHoldMs: number;
-  /** Most frames a flooder sends (in batches, until it is disconnected). */
-  floodFrames: number;
-  /** Rooms of the well-behaved clients (some abusers go there). */
-  goodRooms: number;
-  /** Well-behaved clients (some flooders send them direct messages). */
-  goodClients: number;
-  /** The server's frame deadline, in ms (partial-frame connections expect it). */
-  frameTimeoutMs: number;
-  /** Keeps track of open connections, to close them when the run ends. */
-  track: (conn: RawConn) => () => void;
-  /** Aborted when the run ends: waits stop early. */
-  signal: AbortSignal;
-  /**
-   * Counts the server restarts announced so far: a connection that spans one and
-   * ends oddly was cut short by the restart, not answered wrongly.
-   */
-  epoch: () => number;
-}
-
-/** The password of every abuser account. */
-export const ABUSER_PASSWORD = "abuser-password";
-/** The room the flooders fill. */
-export const FLOOD_ROOM = "soak-flood";
-/** Time allowed for an answer to a bad frame. */
-const ANSWER_MS = 5000;
-/** Frames a flooder writes at once, every 100 ms. */
-const FLOOD_BATCH = 50;
-/** The largest frame a server accepts after login, by default. */
-const MAX_FRAME = 1024 * 1024;
-
-const encoder = new TextEncoder();
 
 /**
  * Runs one abusive connection of `kind` and records it in `stats`. Never throws;
@@ -213,7 +204,10 @@ export async function runAbuse(
   const k = stats.kinds[kind]!;
   let conn: RawConn;
   try {
-    conn = await RawConn.open(ctx.port);
+    const from = FROM_ELSEWHERE.has(kind) && ctx.attackerAddresses.length > 0
+      ? ctx.rng.pick(ctx.attackerAddresses)
+      : undefined;
+    conn = await RawConn.open(ctx.port, from);
   } catch {
     stats.connectFailed++;
     return;
@@ -256,7 +250,7 @@ export async function runAbuse(
 
 type Behaviour = (conn: RawConn, ctx: AbuseContext, stats: AbuseStats) => Promise<Outcome>;
 
-const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
+const MIXED_BEHAVIOURS: Record<MixedKind, Behaviour> = {
   async random_bytes(conn, ctx, stats) {
     if (ctx.rng.chance(0.3) && !(await hello(conn))) return brokeOff(conn, "hello");
     await conn.write(ctx.rng.bytes(ctx.rng.int(64, 4096)));
@@ -447,69 +441,21 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
       const frame = encodeFrame(clientHello(SERVER_FEATURES, "soak-abuser"));
       await conn.write(frame.subarray(0, Math.floor(frame.length / 2)));
     }
-    // Part of a frame sent: the frame deadline may come first.
-    const deadlineMs = variant >= 2 && ctx.frameTimeoutMs > 0
-      ? Math.min(ctx.loginTimeoutMs, ctx.frameTimeoutMs)
-      : ctx.loginTimeoutMs;
-    const closed = await conn.waitClosed(deadlineMs + 4000);
+    const closed = await conn.waitClosed(ctx.loginTimeoutMs + 4000);
     if (!closed) {
       return {
         kind: "unexpected",
-        why: `still open ${deadlineMs + 4000} ms without a login`,
+        why: `still open ${ctx.loginTimeoutMs + 4000} ms without a login`,
       };
     }
     const ms = Math.round(conn.closedAfterMs!);
-    if (ms < deadlineMs - 500) return brokeOff(conn, `${ms} ms of silence`);
+    if (ms < ctx.loginTimeoutMs - 500) return brokeOff(conn, `${ms} ms of silence`);
     stats.slowlorisClosed++;
     stats.slowlorisCloseMs = stats.slowlorisCloseMs === null ? { min: ms, max: ms } : {
       min: Math.min(stats.slowlorisCloseMs.min, ms),
       max: Math.max(stats.slowlorisCloseMs.max, ms),
     };
     return { kind: "expected" };
-  },
-
-  /** A session sending nothing but unknown types and malformed requests. */
-  async error_flood(conn, ctx, stats) {
-    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
-    return await floodUntilCutOff(
-      conn,
-      ctx,
-      stats,
-      "unknown or malformed",
-      (i) =>
-        encodeFrame(
-          i % 2 === 0 ? { type: "frobnicate", id: `e${i}` } : { type: "say", id: `e${i}` },
-        ),
-    );
-  },
-
-  /** A session sending nothing but pings. */
-  async ping_flood(conn, ctx, stats) {
-    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
-    return await floodUntilCutOff(
-      conn,
-      ctx,
-      stats,
-      "ping",
-      (i) => encodeFrame({ type: "ping", id: `p${i}` }),
-    );
-  },
-
-  /** A connection that never logs in but sends junk and failing logins after hello. */
-  async prelogin_flood(conn, ctx, stats) {
-    if (!(await hello(conn))) return brokeOff(conn, "hello");
-    return await floodUntilCutOff(
-      conn,
-      ctx,
-      stats,
-      "pre-login",
-      (i) =>
-        encodeFrame(
-          i % 2 === 0
-            ? { type: "frobnicate", id: `n${i}` }
-            : { type: "login", id: `l${i}`, nick: `nobody-${i}`, password: "x" },
-        ),
-    );
   },
 
   async never_read(conn, ctx, stats) {
@@ -528,243 +474,6 @@ const BEHAVIOURS: Record<AbuseKind, Behaviour> = {
     await conn.waitFor((h) => h.type === "notice" && h.code === "slow_consumer", 3000);
     return { kind: "expected" };
   },
-
-  // Logs in, announces a frame of nearly the largest size, sends a few of its bytes and
-  // stops: the server must close the session at its frame deadline (`frame_timeout`), or
-  // at once when the bytes held for such frames are at their bound (`server_busy`).
-  async partial_frame(conn, ctx, stats) {
-    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
-    const start = new Uint8Array(4 + ctx.rng.int(0, 4096));
-    new DataView(start.buffer).setUint32(0, MAX_FRAME - ctx.rng.int(0, 1024));
-    await conn.write(start);
-    stats.badFramesSent++;
-    const waitMs = ctx.frameTimeoutMs + 4000;
-    if (!(await conn.waitClosed(waitMs))) {
-      return { kind: "unexpected", why: `still open ${waitMs} ms into an unfinished frame` };
-    }
-    const code = conn.received.find((h) => h.type === "error")?.code;
-    if (code === "frame_timeout" || code === "server_busy") return { kind: "expected" };
-    return brokeOff(conn, "an unfinished frame");
-  },
-  /**
-   * Tries to fill the server's disk with held files: empty offers (they once were
-   * unlimited), paced under the requests bucket, from one of a few shared accounts, so
-   * that after each account's first run every offer is past its limit. Expects at most
-   * that many held, refusals (`quota_exceeded`, or `storage_full` once the server's
-   * budget is spent) once past it, and a session that still answers.
-   */
-  async fill_disk(conn, ctx, stats) {
-    if (!(await hello(conn))) return brokeOff(conn, "hello");
-    const nick = `filler${ctx.rng.int(0, FILLERS - 1)}`;
-    if (!(await request(conn, { type: "login", id: "login", nick, password: ABUSER_PASSWORD }))) {
-      // Another run holds every session this account may have: a cap, as intended.
-      if (errorCode(conn) === "too_many_sessions") return { kind: "refused" };
-      return brokeOff(conn, "login");
-    }
-    stats.logins++;
-    const to = goodNick(ctx.rng.int(0, ctx.goodClients - 1));
-    let held = 0;
-    let refused = 0;
-    for (let sent = 0; sent < FILL_OFFERS && refused === 0 && !ctx.signal.aborted;) {
-      const ids: string[] = [];
-      const frames: Uint8Array[] = [];
-      for (const end = sent + FILL_BATCH; sent < end; sent++) {
-        ids.push(`d${sent}`);
-        const offer = { type: "file_offer", id: `d${sent}`, to, name: `e${sent}`, size: 0 };
-        frames.push(encodeFrame({ ...offer, sha256: EMPTY_SHA256 }));
-      }
-      await conn.write(concat(frames));
-      for (const id of ids) {
-        const reply = await conn.waitFor(
-          (h) => (h.type === "ok" || h.type === "error") && h.re === id,
-          FILL_ANSWER_MS,
-        );
-        if (reply === null) return brokeOff(conn, "empty file offers");
-        if (reply.type === "ok") held++;
-        else if (reply.code === "quota_exceeded" || reply.code === "storage_full") refused++;
-        else if (reply.code !== "rate_limited") {
-          return { kind: "unexpected", why: `an empty offer answered ${reply.code}` };
-        }
-      }
-      await sleep(FILL_PAUSE_MS, ctx.signal);
-    }
-    if (held > FILL_LIMIT) {
-      return { kind: "unexpected", why: `${held} empty files held for one sender` };
-    }
-    if (refused === 0 && !ctx.signal.aborted) {
-      return { kind: "unexpected", why: `${FILL_OFFERS} empty offers, none refused` };
-    }
-    await conn.write(encodeFrame({ type: "ping", id: "alive" }));
-    const pong = await conn.waitFor((h) => h.type === "ok" && h.re === "alive", ANSWER_MS);
-    return pong !== null ? { kind: "expected" } : brokeOff(conn, "a ping after empty offers");
-  },
 };
 
-/** Accounts the disk fillers share (each may have 8 sessions at once, by default). */
-const FILLERS = 4;
-/** Files one sender may have held, by default (`--max-held-files`). */
-const FILL_LIMIT = 100;
-/** Most empty offers a disk filler sends: past the limit. */
-const FILL_OFFERS = 120;
-/** Offers sent at once, then a pause: 40 a second, under the requests bucket's 50. */
-const FILL_BATCH = 20;
-const FILL_PAUSE_MS = 500;
-/** Time allowed for the answer to an offer (offers are answered one after another). */
-const FILL_ANSWER_MS = 15_000;
-/** SHA-256 of no bytes. */
-const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-/**
- * Writes `frame`s in batches every 100 ms until the server cuts the connection off
- * with a `flood` notice (expected) or the frames run out (unexpected).
- */
-async function floodUntilCutOff(
-  conn: RawConn,
-  ctx: AbuseContext,
-  stats: AbuseStats,
-  what: string,
-  frame: (i: number) => Uint8Array,
-): Promise<Outcome> {
-  let sent = 0;
-  let notice: Header | null = null;
-  while (sent < ctx.floodFrames && !conn.closed && notice === null) {
-    const batch = Math.min(FLOOD_BATCH, ctx.floodFrames - sent);
-    const ok = await conn.write(concat(Array.from({ length: batch }, (_, k) => frame(sent + k))));
-    if (!ok) break;
-    sent += batch;
-    notice = await conn.waitFor((h) => h.type === "notice" && h.code === "flood", 100);
-  }
-  stats.floodMessagesSent += sent;
-  stats.badFramesSent += sent;
-  notice ??= await conn.waitFor((h) => h.type === "notice" && h.code === "flood", ANSWER_MS);
-  if (notice !== null) {
-    return (await conn.waitClosed(ANSWER_MS))
-      ? { kind: "expected" }
-      : { kind: "unexpected", why: "still open 5 s after the flood notice" };
-  }
-  if (conn.closed) {
-    if (errorCode(conn) === "too_many_connections") return { kind: "refused" };
-    return { kind: "interrupted", why: `connection ended during the ${what} flood, no notice` };
-  }
-  return {
-    kind: "unexpected",
-    why: `${sent} ${what} frames, ${FLOOD_BATCH} every 100 ms: no cut-off`,
-  };
-}
-
-/** Sends the hello and waits for the server's; false when refused or broken. */
-async function hello(conn: RawConn): Promise<boolean> {
-  conn.startReading();
-  await conn.write(encodeFrame(clientHello(SERVER_FEATURES, "soak-abuser")));
-  const answer = await conn.waitFor((h) => h.type === "hello" || h.type === "error", ANSWER_MS);
-  return answer?.type === "hello";
-}
-
-/** Hello and login as a fresh abuser account; false when refused or broken. */
-async function login(conn: RawConn, ctx: AbuseContext, stats: AbuseStats): Promise<boolean> {
-  if (!(await hello(conn))) return false;
-  const ok = await request(conn, {
-    type: "login",
-    id: "login",
-    nick: ctx.nextNick(),
-    password: ABUSER_PASSWORD,
-  });
-  if (ok) stats.logins++;
-  return ok;
-}
-
-/** Sends one request and waits for its reply; true when it is `ok`. */
-async function request(conn: RawConn, header: { id: string } & Header): Promise<boolean> {
-  await conn.write(encodeFrame(header));
-  const reply = await conn.waitFor(
-    (h) => (h.type === "ok" || h.type === "error") && h.re === header.id,
-    ANSWER_MS,
-  );
-  return reply?.type === "ok";
-}
-
-/** Expects an error (of `code`, when given) and then the end of the connection. */
-async function expectErrorAndClose(
-  conn: RawConn,
-  code: string | null,
-  timeoutMs: number,
-): Promise<Outcome> {
-  const closed = await conn.waitClosed(timeoutMs);
-  const error = conn.received.find((h) => h.type === "error" && h.code !== "too_many_connections");
-  if (!closed) return { kind: "unexpected", why: `still open ${timeoutMs} ms after a bad frame` };
-  if (error === undefined) return brokeOff(conn, "the answer to a bad frame");
-  if (code !== null && error.code !== code) {
-    return { kind: "unexpected", why: `answered ${error.code}, not ${code}` };
-  }
-  return { kind: "expected" };
-}
-
-/**
- * Sends bad frames to a logged-in session; expects an error for each and a session
- * that still answers a ping.
- */
-async function sendAndCheckAlive(
-  conn: RawConn,
-  frames: object[],
-  stats: AbuseStats,
-): Promise<Outcome> {
-  const before = conn.received.length;
-  await conn.write(concat(frames.map((f) => encodeFrame(f))));
-  stats.badFramesSent += frames.length;
-  await conn.write(encodeFrame({ type: "ping", id: "alive" }));
-  const pong = await conn.waitFor((h) => h.type === "ok" && h.re === "alive", ANSWER_MS);
-  if (pong === null) {
-    if (conn.closed) {
-      const error = conn.received.slice(before).find((h) => h.type === "error");
-      return error !== undefined
-        ? { kind: "unexpected", why: `session closed after bad frames (last error ${error.code})` }
-        : brokeOff(conn, "bad frames");
-    }
-    return { kind: "unexpected", why: "no answer to a ping after bad frames" };
-  }
-  const errors = conn.received.slice(before).filter((h) => h.type === "error").length;
-  if (errors < frames.length) {
-    return { kind: "unexpected", why: `${errors} errors for ${frames.length} bad frames` };
-  }
-  return { kind: "expected" };
-}
-
-/**
- * The exchange stopped before the answer: refused by a cap, broken off (a restart),
- * or answered with an unexpected error or not at all.
- */
-function brokeOff(conn: RawConn, during: string): Outcome {
-  const code = errorCode(conn);
-  if (code === "too_many_connections") return { kind: "refused" };
-  if (code !== undefined) return { kind: "unexpected", why: `error ${code} during ${during}` };
-  if (conn.closed) return { kind: "interrupted", why: `connection ended during ${during}` };
-  return { kind: "unexpected", why: `no answer during ${during} within ${ANSWER_MS} ms` };
-}
-
-function errorCode(conn: RawConn): string | undefined {
-  const error = conn.received.find((h) => h.type === "error");
-  return error === undefined ? undefined : String(error.code);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done);
-  });
-}
+const BEHAVIOURS: Record<AbuseKind, Behaviour> = { ...MIXED_BEHAVIOURS, ...ATTACK_BEHAVIOURS };

@@ -9,7 +9,9 @@
  *
  * Prints `{"ready": true}`, then answers on stdin (see side_channel.ts): `go` starts
  * the paced connections (every kind but slowloris, in turn), `wave` with a `count`
- * opens that many slowloris connections at once (they need the server's whole login
+ * opens that many slowloris connections at once; `attack` with a `kind`, `ms` and
+ * `concurrency` runs one attack alone for that long (a phase, see phases.ts) and
+ * answers with its counts (they need the server's whole login
  * deadline, so the coordinator sends them when they can finish before the server is
  * killed or the window ends), `restarting` marks the connections open so far as
  * spanning a server restart (odd endings are then not the server's answer), `stats` reports the counts so far, `stop` stops opening
@@ -20,18 +22,22 @@
  */
 
 import {
-  ABUSE_KINDS,
   type AbuseContext,
+  type AbuseKind,
   type AbuseStats,
   emptyAbuseStats,
+  MIXED_KINDS,
   runAbuse,
 } from "./abuse.ts";
-import type { RawConn } from "./raw_conn.ts";
+import { RawConn } from "./raw_conn.ts";
 import { cpuSeconds } from "./loop_lag.ts";
 import { Rng } from "./rng.ts";
 
-/** The kinds opened at a steady pace: all but slowloris, which comes in waves. */
-const PACED_KINDS = ABUSE_KINDS.filter((kind) => kind !== "slowloris");
+/**
+ * The kinds the mixed phase opens at a steady pace: all its kinds but slowloris, which
+ * comes in waves.
+ */
+const PACED_KINDS = MIXED_KINDS.filter((kind) => kind !== "slowloris");
 import { emit, serveSideChannel } from "../tools/side_channel.ts";
 
 /** What the process is told on its command line. */
@@ -58,8 +64,12 @@ export interface AbusersArgs {
   goodRooms: number;
   /** Well-behaved clients. */
   goodClients: number;
-  /** The server's frame deadline, in ms (partial-frame connections expect it). */
-  frameTimeoutMs: number;
+  /** The nick of the well-behaved clients' login probe. */
+  probeNick: string;
+  /** Other loopback addresses some attacks come from (may be empty). */
+  attackerAddresses: string[];
+  /** How long a partial frame may stay unfinished before it counts as a defect, in ms. */
+  partialFrameDeadlineMs: number;
 }
 
 class Abusers {
@@ -102,6 +112,55 @@ class Abusers {
     for (let w = 0; w < args.concurrency; w++) this.#workers.push(worker(w));
   }
 
+  /**
+   * One attack's phase: `concurrency` connections of `kind` at a time, a new one as
+   * soon as one ends, for `ms`; then `graceMs` for the runs under way to finish
+   * before what is still open is closed. Answers with this phase's counts (kept
+   * apart from the mixed phase's, which `stop` reports).
+   */
+  async attack(
+    kind: AbuseKind,
+    ms: number,
+    concurrency: number,
+    graceMs: number,
+  ): Promise<AbuseStats> {
+    const stats = emptyAbuseStats();
+    const phase = new AbortController();
+    const signal = AbortSignal.any([this.#abort.signal, phase.signal]);
+    const open = new Set<RawConn>();
+    const deadline = performance.now() + ms;
+    const worker = async (w: number): Promise<void> => {
+      const ctx: AbuseContext = {
+        ...this.#context(w + 100_000),
+        signal,
+        track: (conn) => {
+          this.#open.add(conn);
+          open.add(conn);
+          return () => {
+            this.#open.delete(conn);
+            open.delete(conn);
+          };
+        },
+      };
+      while (!signal.aborted && performance.now() < deadline) {
+        const before = stats.connectFailed;
+        await runAbuse(kind, ctx, stats);
+        if (stats.connectFailed > before) await sleep(200, signal);
+      }
+    };
+    const workers = Array.from({ length: concurrency }, (_, w) => worker(w));
+    await sleep(ms, this.#abort.signal);
+    phase.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const settled = Promise.allSettled(workers);
+    await Promise.race([settled, new Promise((resolve) => timer = setTimeout(resolve, graceMs))]);
+    clearTimeout(timer);
+    for (const conn of [...open]) conn.close();
+    await Promise.race([settled, new Promise((resolve) => timer = setTimeout(resolve, 5000))]);
+    clearTimeout(timer);
+    return stats;
+  }
+
   /** Opens `count` slowloris connections at once. */
   wave(count: number): void {
     for (let i = 0; i < count && !this.#abort.signal.aborted; i++) {
@@ -121,14 +180,35 @@ class Abusers {
       floodFrames: args.floodFrames,
       goodRooms: args.goodRooms,
       goodClients: args.goodClients,
-      frameTimeoutMs: args.frameTimeoutMs,
       track: (conn) => {
         this.#open.add(conn);
         return () => this.#open.delete(conn);
       },
       signal: this.#abort.signal,
       epoch: () => this.#epoch,
+      probeNick: args.probeNick,
+      attackerAddresses: args.attackerAddresses,
+      partialFrameDeadlineMs: args.partialFrameDeadlineMs,
     };
+  }
+
+  /**
+   * Keeps the attacker addresses this machine can connect from (Linux routes all of
+   * 127.0.0.0/8 to loopback; others may not) and returns them.
+   */
+  async usableAddresses(): Promise<string[]> {
+    const usable: string[] = [];
+    for (const address of this.#args.attackerAddresses) {
+      try {
+        const conn = await RawConn.open(this.#args.port, address);
+        conn.close();
+        usable.push(address);
+      } catch {
+        // not on this machine
+      }
+    }
+    this.#args.attackerAddresses = usable;
+    return usable;
   }
 
   /** Notes that the server is about to be killed (and again once it is back). */
@@ -170,7 +250,8 @@ if (import.meta.main) {
     emit({ error: err instanceof Error ? err.message : String(err) });
     Deno.exit(1);
   }
-  emit({ ready: true, pid: Deno.pid });
+  const addresses = await abusers.usableAddresses();
+  emit({ ready: true, pid: Deno.pid, addresses });
   await serveSideChannel({
     go: () => {
       abusers.go();
@@ -184,6 +265,14 @@ if (import.meta.main) {
       abusers.restarting();
       return {};
     },
+    attack: async (request) => ({
+      stats: await abusers.attack(
+        String(request.kind) as AbuseKind,
+        Math.max(0, Math.min(3_600_000, Number(request.ms) || 0)),
+        Math.max(1, Math.min(10_000, Number(request.concurrency) || 1)),
+        Math.max(0, Math.min(120_000, Number(request.graceMs) || 1000)),
+      ),
+    }),
     stats: () => ({ stats: abusers.stats }),
     stop: async () => ({ stats: await abusers.stop(), cpuSeconds: cpuSeconds() }),
     exit: () => abusers.stop(),

@@ -13,6 +13,8 @@
  *
  * - `go`: start chatting;
  * - `status`: clients per state, disconnections so far;
+ * - `phase` with a `name`: sends from now on belong to that phase (their
+ *   acknowledgement times are reported per phase);
  * - `stop`: stop sending, wait for the replies still due, answer with the acknowledged
  *   messages and the failures;
  * - `verify` with every process's acknowledged messages: wait until each client has
@@ -56,6 +58,25 @@ export interface GoodClientsArgs {
   maxOutstanding: number;
   /** Seed of the random choices. */
   seed: number;
+  /**
+   * When set, this process also runs the login probe: a fresh connection logging in
+   * as `nick` every `intervalMs`, each attempt counted in the phase it started in.
+   */
+  probe?: { nick: string; intervalMs: number };
+  /** The CA certificate (PEM) to trust when the server serves TLS; absent for plain TCP. */
+  tlsCa?: string;
+}
+
+/** The login probe's attempts in one phase. */
+export interface ProbeStats {
+  /** Logins tried. */
+  tries: number;
+  /** Logins that failed. */
+  failures: number;
+  /** The slowest login, in ms (failures included). */
+  maxMs: number;
+  /** The first few failures' reasons. */
+  errors: string[];
 }
 
 /** The answer to `stop`. */
@@ -92,6 +113,12 @@ export interface StopAnswer {
   states: Record<string, number>;
   /** Room and direct messages received from others than well-behaved clients. */
   otherReceived: number;
+  /** Per phase: the acknowledgement time of each say and dm sent in it, in ms. */
+  latencies: Record<string, number[]>;
+  /** Per phase: sends refused or failed, by error code. */
+  phaseFailures: Record<string, Record<string, number>>;
+  /** Per phase: the login probe's attempts (this process runs it when `probe` is set). */
+  probe: Record<string, ProbeStats>;
 }
 
 /** The answer to `verify`. */
@@ -161,6 +188,10 @@ class GoodClients {
   #stopping = false;
   #wakers = new Set<() => void>();
   #loops: Promise<void>[] = [];
+  #phase = "setup";
+  readonly #latencies: Record<string, number[]> = {};
+  readonly #phaseFailures: Record<string, Record<string, number>> = {};
+  readonly #probe: Record<string, ProbeStats> = {};
 
   constructor(args: GoodClientsArgs) {
     this.#args = args;
@@ -181,6 +212,12 @@ class GoodClients {
 
   go(): void {
     for (const tracked of this.#tracked) this.#loops.push(this.#chat(tracked));
+    if (this.#args.probe !== undefined) this.#loops.push(this.#runProbe(this.#args.probe));
+  }
+
+  /** Sends (and probe logins) from now on belong to phase `name`. */
+  setPhase(name: string): void {
+    this.#phase = name;
   }
 
   status(): Record<string, unknown> {
@@ -215,6 +252,9 @@ class GoodClients {
       serverErrors: this.#serverErrors,
       states: this.#states(),
       otherReceived: this.#otherReceived,
+      latencies: this.#latencies,
+      phaseFailures: this.#phaseFailures,
+      probe: this.#probe,
     };
   }
 
@@ -304,6 +344,7 @@ class GoodClients {
           nick,
           password: GOOD_PASSWORD,
           reconnect: { maxDelayMs: 4000 },
+          ...this.#tls(),
         });
       } catch (err) {
         lastError = err;
@@ -380,8 +421,46 @@ class GoodClients {
     }
   }
 
+  /** The TLS options of every connection: none for plain TCP. */
+  #tls(): { tls?: { caCerts: string[] } } {
+    const ca = this.#args.tlsCa;
+    return ca === undefined ? {} : { tls: { caCerts: [ca] } };
+  }
+
+  /** Logs in as the probe's nick on a fresh connection, again and again. */
+  async #runProbe(probe: { nick: string; intervalMs: number }): Promise<void> {
+    while (!this.#stopping) {
+      const phase = this.#phase;
+      const stats = this.#probe[phase] ??= { tries: 0, failures: 0, maxMs: 0, errors: [] };
+      const started = performance.now();
+      stats.tries++;
+      try {
+        const client = await ChatClient.connect({
+          port: this.#args.port,
+          nick: probe.nick,
+          password: GOOD_PASSWORD,
+          reconnect: false,
+          connectTimeoutMs: 15_000,
+          ...this.#tls(),
+        });
+        await client.close();
+      } catch (err) {
+        stats.failures++;
+        if (stats.errors.length < 3) {
+          stats.errors.push(
+            err instanceof ChatError ? `${err.code}: ${err.message}` : describe(err),
+          );
+        }
+      }
+      stats.maxMs = Math.max(stats.maxMs, Math.round(performance.now() - started));
+      await this.#sleep(probe.intervalMs);
+    }
+  }
+
   #send(t: Tracked): void {
     const { plan, dmShare } = this.#args;
+    const phase = this.#phase;
+    const sentAt = performance.now();
     t.seq++;
     const text = `${t.nick} says #${t.seq} (${t.rng.int(0, 0xffffff).toString(16)})`;
     let reply: Promise<{ msg: ChatMessage; duplicate: boolean }>;
@@ -394,16 +473,19 @@ class GoodClients {
     }
     const done = reply.then(
       ({ msg, duplicate }) => {
+        (this.#latencies[phase] ??= []).push(Math.round((performance.now() - sentAt) * 10) / 10);
         if (duplicate) this.#resentDuplicates++;
         if (msg.text !== text) this.#ackMismatches++;
         t.acked.push(
           msg.type === "msg"
-            ? { id: msg.id, from: msg.from, room: msg.room, text: msg.text }
-            : { id: msg.id, from: msg.from, to: msg.to, text: msg.text },
+            ? { id: msg.id, from: msg.from, room: msg.room, text: msg.text, phase }
+            : { id: msg.id, from: msg.from, to: msg.to, text: msg.text, phase },
         );
       },
       (err) => {
-        count(this.#failures, err instanceof ChatError ? err.code : describe(err));
+        const code = err instanceof ChatError ? err.code : describe(err);
+        count(this.#failures, code);
+        count(this.#phaseFailures[phase] ??= {}, code);
       },
     );
     t.outstanding.add(done);
@@ -492,6 +574,10 @@ if (import.meta.main) {
       return {};
     },
     status: () => clients.status(),
+    phase: (request) => {
+      clients.setPhase(String(request.name));
+      return {};
+    },
     stop: (request) => clients.stop(Number(request.timeoutMs ?? 20_000)),
     verify: (request) =>
       clients.verify(request.acked as AckedMessage[], Number(request.timeoutMs ?? 20_000)),

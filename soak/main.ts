@@ -1,10 +1,13 @@
 /**
- * `deno task soak`: runs the soak (see soak.ts) and prints its figures; exits 0 only
- * when nothing acknowledged was lost or duplicated and the server kept serving.
+ * `deno task soak`: runs the soak (see soak.ts and phases.ts) and prints its figures;
+ * exits 0 only when nothing acknowledged was lost or duplicated, the server kept
+ * serving, and every attack phase kept the well-behaved clients' p99 within 2× of the
+ * quiet phase's (see phases.ts).
  *
  * ```sh
- * deno task soak            # 2 minutes, 100 well-behaved clients, 3000 abusive connections
- * deno task soak --quick    # 20 seconds, 500 abusive connections
+ * deno task soak            # ~5 min: 10 s per attack, then 2 min mixed with 3000 connections
+ * deno task soak --quick    # ~1 min: 2 s per attack, then 12 s mixed with 500
+ * deno task soak --quick --attacks ping_flood,dm_backlog --no-mixed
  * ```
  *
  * @module
@@ -28,8 +31,12 @@ if (import.meta.main) {
     Deno.exit(0);
   }
   console.log(
-    `soak: ${options.durationSec} s, ${options.goodClients} well-behaved clients, ` +
-      `${options.abusiveConnections} abusive connections, seed ${options.seed}`,
+    `soak: ${options.goodClients} well-behaved clients; quiet ${options.quietSec} s, ` +
+      `${options.attacks.length} attack phases (${options.attacks.join(", ") || "none"}), ` +
+      (options.mixed
+        ? `then ${options.durationSec} s mixed with ${options.abusiveConnections} abusive connections`
+        : "no mixed phase") +
+      `; seed ${options.seed}`,
   );
   const report = await runSoak(options, (line) => console.log(line));
   console.log(formatReport(report).join("\n"));

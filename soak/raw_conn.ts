@@ -6,6 +6,7 @@
  * @module
  */
 
+import net from "node:net";
 import { decodePayload, FrameDecoder } from "../protocol/frame.ts";
 
 /** A frame header received, as parsed JSON. */
@@ -34,7 +35,9 @@ export class RawConn {
   closedAfterMs: number | null = null;
   /** Bytes received. */
   bytesIn = 0;
-  readonly #conn: Deno.TcpConn;
+  /** The largest frame payload received, in bytes. */
+  largestFrame = 0;
+  readonly #conn: Transport;
   readonly #openedAt = performance.now();
   readonly #decoder = new FrameDecoder({ maxFrameSize: MAX_INCOMING_FRAME });
   #decodeFailed = false;
@@ -42,12 +45,19 @@ export class RawConn {
   #closedByUs = false;
   #notify = new Set<() => void>();
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Transport) {
     this.#conn = conn;
   }
 
-  /** Dials 127.0.0.1:`port`. Throws when the server does not accept. */
-  static async open(port: number): Promise<RawConn> {
+  /**
+   * Dials 127.0.0.1:`port`, from the local address `from` when given (another
+   * loopback address such as 127.0.0.2, so that the server sees another client
+   * address). Throws when the server does not accept.
+   */
+  static async open(port: number, from?: string): Promise<RawConn> {
+    if (from !== undefined && from !== "127.0.0.1") {
+      return new RawConn(await NodeTransport.open(port, from));
+    }
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
       conn.setNoDelay(true);
@@ -60,6 +70,11 @@ export class RawConn {
   /** Whether the server ended the stream (or the connection failed). */
   get closed(): boolean {
     return this.closedAfterMs !== null;
+  }
+
+  /** Whether this side closed the connection (with close()). */
+  get closedByUs(): boolean {
+    return this.#closedByUs;
   }
 
   /** Whether frames are being read. */
@@ -129,6 +144,7 @@ export class RawConn {
         if (this.#decodeFailed) continue;
         try {
           for (const payload of this.#decoder.push(buffer.subarray(0, n))) {
+            this.largestFrame = Math.max(this.largestFrame, payload.length);
             try {
               this.received.push(decodePayload(payload).header);
             } catch {
@@ -165,5 +181,88 @@ export class RawConn {
       const timer = setTimeout(finish, timeoutMs);
       this.#notify.add(check);
     });
+  }
+}
+
+/** What RawConn needs of a connection: a Deno.TcpConn, or a node:net socket. */
+interface Transport {
+  write(bytes: Uint8Array): Promise<number>;
+  read(buffer: Uint8Array): Promise<number | null>;
+  closeWrite(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * A node:net socket seen as a Transport: Deno.connect cannot choose the local
+ * address, node:net can (`localAddress`).
+ */
+class NodeTransport implements Transport {
+  readonly #socket: net.Socket;
+  readonly #chunks: Uint8Array[] = [];
+  #ended = false;
+  #wake: (() => void) | null = null;
+
+  private constructor(socket: net.Socket) {
+    this.#socket = socket;
+    socket.on("data", (chunk: Uint8Array) => {
+      this.#chunks.push(new Uint8Array(chunk));
+      this.#notify();
+    });
+    const end = (): void => {
+      this.#ended = true;
+      this.#notify();
+    };
+    socket.on("end", end);
+    socket.on("close", end);
+    socket.on("error", end);
+  }
+
+  static open(port: number, from: string): Promise<NodeTransport> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
+      socket.setNoDelay(true);
+      socket.once("error", reject);
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve(new NodeTransport(socket));
+      });
+    });
+  }
+
+  write(bytes: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.#socket.destroyed) {
+        reject(new Error("closed"));
+        return;
+      }
+      this.#socket.write(bytes, (err) => err ? reject(err) : resolve(bytes.length));
+    });
+  }
+
+  async read(buffer: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    const chunk = this.#chunks[0]!;
+    const n = Math.min(chunk.length, buffer.length);
+    buffer.set(chunk.subarray(0, n));
+    if (n === chunk.length) this.#chunks.shift();
+    else this.#chunks[0] = chunk.subarray(n);
+    return n;
+  }
+
+  closeWrite(): Promise<void> {
+    return new Promise((resolve) => this.#socket.end(resolve));
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
   }
 }

@@ -5,6 +5,7 @@
  */
 
 import type { AbuseStats } from "./abuse.ts";
+import { fmtMs, judgePhase, type PhaseResult, withinBudget } from "./phases.ts";
 
 /** Everything a soak run measured. */
 export interface SoakReport {
@@ -104,7 +105,7 @@ export interface SoakReport {
   duplicates: number;
   /** Some ids of lost messages, for a post-mortem. */
   lostSample: number[];
-  /** The abusers' counts. */
+  /** The abusers' counts in the mixed phase (the attack phases' are in `phases`). */
   abuse: AbuseStats;
   /** How loaded the machine was. */
   load: {
@@ -128,6 +129,14 @@ export interface SoakReport {
   };
   /** Problems of the run itself (a child that failed, a step that timed out). */
   errors: string[];
+  /** The quiet phase, each attack's phase and the mixed one (see phases.ts). */
+  phases: PhaseResult[];
+  /** Whether the mixed phase (with its SIGKILL restart) ran. */
+  mixed: boolean;
+  /** Below this p99 (ms) an attack phase is never over budget. */
+  p99FloorMs: number;
+  /** The other loopback addresses some attacks came from (empty: all from 127.0.0.1). */
+  attackerAddresses: string[];
 }
 
 /**
@@ -145,7 +154,12 @@ export function soakFailures(report: SoakReport): string[] {
   if (!report.server.servingAtEnd) {
     reasons.push(`the server was not serving at the end: ${report.server.servingProblem ?? "?"}`);
   }
-  if (report.server.restarts < 1) reasons.push("the server was not killed and restarted");
+  if (report.mixed && report.server.restarts < 1) {
+    reasons.push("the server was not killed and restarted");
+  }
+  for (const phase of report.phases) {
+    for (const problem of phaseProblems(report, phase)) reasons.push(`${phase.name}: ${problem}`);
+  }
   if (report.good.acked === 0) reasons.push("no message was acknowledged: nothing was checked");
   if (report.good.closed.length > 0) {
     reasons.push(
@@ -178,7 +192,7 @@ export function formatReport(report: SoakReport): string[] {
   const a = report.abuse;
   const g = report.good;
   const failures = soakFailures(report);
-  const kinds = Object.entries(a.kinds).map(([kind, k]) =>
+  const kinds = Object.entries(a.kinds).filter(([, k]) => k.runs > 0).map(([kind, k]) =>
     `    ${kind.padEnd(16)} ${String(k.runs).padStart(5)} runs: ${k.expected} as expected, ` +
     `${k.interrupted} cut short, ${k.refused} refused, ${k.unexpected} unexpected`
   );
@@ -199,7 +213,7 @@ export function formatReport(report: SoakReport): string[] {
       report.server.servingAtEnd ? "yes" : `NO (${report.server.servingProblem})`
     }`,
     "",
-    `  connections tried (abusive): ${a.connectionsTried} (${a.connected} accepted, ${a.connectFailed} while the server was down)`,
+    `  mixed phase, connections tried (abusive): ${a.connectionsTried} (${a.connected} accepted, ${a.connectFailed} while the server was down)`,
     `  bad frames sent: ${a.badFramesSent}`,
     `  flood messages sent: ${a.floodMessagesSent}`,
     `  rate-limit errors seen: ${a.rateLimited}`,
@@ -233,12 +247,84 @@ export function formatReport(report: SoakReport): string[] {
     `(${report.load.serverStallsOver1s} stalls over 1 s; slowest answer to the soak ${report.load.serverStatsSlowestMs} ms), ` +
     `well-behaved clients ${report.load.goodLagMaxMs} ms (${report.load.goodStallsOver1s} stalls over 1 s)`,
     "",
+    ...formatPhases(report),
+    "",
     failures.length === 0
       ? "soak: PASS"
       : `soak: FAIL\n${failures.map((f) => `  - ${f}`).join("\n")}`,
   ];
   if (failures.length > 0) lines.push(`  data folder kept: ${report.dataDir}`);
   return lines;
+}
+
+/** Why a phase failed (see judgePhase in phases.ts); empty when it passed or is not judged. */
+export function phaseProblems(report: SoakReport, phase: PhaseResult): string[] {
+  const quiet = report.phases.find((p) => p.name === "quiet");
+  if (!phase.judged || quiet === undefined) return [];
+  return judgePhase(phase, { quiet, floorMs: report.p99FloorMs });
+}
+
+/**
+ * The per-phase table: the well-behaved clients' p50 and p99 in each phase, the p99
+ * against the quiet phase's, whether it is within 2× (or under the floor), what was
+ * lost, the login probe, the attack's connections and what got through, and the
+ * phase's verdict.
+ */
+export function formatPhases(report: SoakReport): string[] {
+  const quiet = report.phases.find((p) => p.name === "quiet");
+  if (quiet === undefined) return [];
+  const judging = { quiet, floorMs: report.p99FloorMs };
+  const header = [
+    "phase".padEnd(16),
+    "secs".padStart(5),
+    "sends".padStart(6),
+    "p50 ms".padStart(7),
+    "p99 ms".padStart(7),
+    "vs quiet".padStart(9),
+    "within 2×".padStart(12),
+    "lost".padStart(5),
+    "probe".padStart(7),
+    "attack runs".padStart(12),
+    "got through".padStart(12),
+    "  verdict",
+  ].join(" ");
+  const rows = report.phases.map((p) => {
+    const attack = p.attack;
+    return [
+      p.name.padEnd(16),
+      (p.ms / 1000).toFixed(1).padStart(5),
+      String(p.samples).padStart(6),
+      (p.p50 === null ? "-" : fmtMs(p.p50)).padStart(7),
+      (p.p99 === null ? "-" : fmtMs(p.p99)).padStart(7),
+      (p.ratio === null ? "-" : `${p.ratio.toFixed(2)}×`).padStart(9),
+      (p.judged ? withinBudget(p, judging) : p.name === "mixed" ? "(restart)" : "(drift)")
+        .padStart(12),
+      `${p.lost}`.padStart(5),
+      `${p.probe.tries - p.probe.failures}/${p.probe.tries}`.padStart(7),
+      (attack === null ? "-" : `${attack.runs}`).padStart(12),
+      (attack === null ? "-" : `${attack.unexpected}/${attack.expected + attack.unexpected}`)
+        .padStart(12),
+      `  ${!p.judged ? "shown" : phaseProblems(report, p).length === 0 ? "PASS" : "FAIL"}`,
+    ].join(" ");
+  });
+  const notes = report.phases.flatMap((p) =>
+    phaseProblems(report, p).map((problem) => `    ${p.name}: ${problem}`)
+  );
+  return [
+    `  phases (well-behaved clients' say/dm acknowledgement times; an attack phase passes with ` +
+    `p99 ≤ 2 × max(quiet p99, floor ${report.p99FloorMs} ms), lost: 0, every probe login ` +
+    `ok and nothing got through)`,
+    `  attack runs: connections of the attack; got through: runs where the defence failed, ` +
+    `of the runs that ran to a verdict (0/0: none did, e.g. a phase shorter than the attack)`,
+    `  attacks from: 127.0.0.1${
+      report.attackerAddresses.length > 0
+        ? `; wrong_password and register_flood from ${report.attackerAddresses.join(", ")}`
+        : " only"
+    }`,
+    `  ${header}`,
+    ...rows.map((r) => `  ${r}`),
+    ...(notes.length > 0 ? ["  phase failures:", ...notes] : []),
+  ];
 }
 
 function describeCounts(counts: Record<string, number>): string {

@@ -1,6 +1,28 @@
 import assert from "node:assert/strict";
 import { emptyAbuseStats } from "./abuse.ts";
+import type { PhaseResult } from "./phases.ts";
 import { formatReport, soakFailures, type SoakReport } from "./report.ts";
+
+function phase(name: string, p99: number, extra: Partial<PhaseResult> = {}): PhaseResult {
+  return {
+    name,
+    kind: name === "quiet" || name === "mixed" ? null : "error_flood",
+    ms: 10_000,
+    samples: 500,
+    p50: p99 / 3,
+    p99,
+    ratio: null,
+    failures: {},
+    lost: 0,
+    probe: { tries: 10, failures: 0, maxMs: 20, errors: [] },
+    attack: name === "quiet" || name === "mixed"
+      ? null
+      : { runs: 40, expected: 40, refused: 0, interrupted: 0, unexpected: 0, lost: 0 },
+    unexpected: [],
+    judged: name !== "mixed",
+    ...extra,
+  };
+}
 
 function passing(): SoakReport {
   return {
@@ -59,6 +81,10 @@ function passing(): SoakReport {
       cpuSeconds: { server: 1, good: 1, abusers: 1 },
     },
     errors: [],
+    phases: [phase("quiet", 40), phase("error_flood", 70), phase("mixed", 900)],
+    mixed: true,
+    p99FloorMs: 100,
+    attackerAddresses: ["127.0.0.2"],
   };
 }
 
@@ -97,4 +123,40 @@ Deno.test("soakFailures: losses, duplicates, a dead server and refused clients e
     assert.match(failures[0]!, reason, name);
     assert.match(formatReport(report).join("\n"), /soak: FAIL/, name);
   }
+});
+
+Deno.test("soakFailures: an attack phase fails on its p99, losses, the probe or a defect", () => {
+  const text = formatReport(passing()).join("\n");
+  assert.match(text, /error_flood .* PASS/);
+  assert.match(text, /mixed .*\(restart\) .* shown/);
+  const cases: [string, Partial<PhaseResult>, RegExp][] = [
+    ["p99", { p99: 250 }, /error_flood: p99 250 ms, over 2 × max\(quiet 40 ms, floor 100 ms\)/],
+    ["lost", { lost: 3 }, /error_flood: 3 acknowledged messages lost/],
+    ["stalled", { samples: 100 }, /only 100 sends acknowledged \(the quiet rate gives 500\)/],
+    ["probe", {
+      probe: { tries: 10, failures: 4, maxMs: 10, errors: ["locked: try later"] },
+    }, /login probe failed 4 of 10 times \(locked: try later\)/],
+    ["defect", {
+      attack: { runs: 40, expected: 0, refused: 0, interrupted: 0, unexpected: 40, lost: 0 },
+      unexpected: ["error_flood: 5000 error frames, never cut off"],
+    }, /40 of 40 attack connections got through: error_flood: 5000/],
+    ["failed sends", { failures: { internal: 2 } }, /sends failed: internal 2/],
+  ];
+  for (const [name, extra, reason] of cases) {
+    const report = passing();
+    report.phases[1] = phase("error_flood", 70, extra);
+    const failures = soakFailures(report);
+    assert.equal(failures.length, 1, `${name}: ${failures.join("; ")}`);
+    assert.match(failures[0]!, reason, name);
+    assert.match(formatReport(report).join("\n"), /error_flood .* FAIL/, name);
+  }
+  // Under the floor a ratio over 2 is noise, not a failure; the mixed phase is not judged.
+  const noisy = passing();
+  noisy.phases[1] = phase("error_flood", 190);
+  noisy.phases[2] = phase("mixed", 10_000, {
+    lost: 0,
+    probe: { tries: 5, failures: 5, maxMs: 1, errors: [] },
+  });
+  assert.deepEqual(soakFailures(noisy), []);
+  assert.match(formatReport(noisy).join("\n"), /yes \(floor\)/);
 });

@@ -31,6 +31,8 @@ export interface SoakServerArgs {
   port: number;
   /** Settings that differ from the defaults (limits the scenario needs changed). */
   overrides: Partial<ServerConfig>;
+  /** Certificate chain and key (PEM) to serve TLS with; absent for plain TCP. */
+  tls?: { cert: string; key: string };
 }
 
 /** scrypt cost of the soak's accounts: cheap, since the soak measures no hashing. */
@@ -43,6 +45,7 @@ export function soakServerConfig(args: SoakServerArgs): ServerConfig {
     port: args.port,
     dataDir: args.dataDir,
     passwordCost: SOAK_PASSWORD_COST,
+    ...(args.tls !== undefined ? { tls: args.tls } : {}),
     ...args.overrides,
   });
 }

@@ -20,13 +20,20 @@
 
 import { ChatClient } from "../client/chat_client.ts";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
-import { ABUSE_KINDS, type AbuseStats, emptyAbuseStats, mergeAbuseStats } from "./abuse.ts";
+import { type AbuseStats, emptyAbuseStats, mergeAbuseStats, MIXED_KINDS } from "./abuse.ts";
+import {
+  ATTACK_CONCURRENCY,
+  ATTACK_CONNECTIONS_PER_RUN,
+  ATTACK_GRACE_MS,
+  type AttackKind,
+} from "./attacks.ts";
 import type { AbusersArgs } from "./abusers.ts";
 import type { JsonLineChild } from "../tools/child.ts";
 import { type ChildSpec, describeStatus, spawnSoakChild } from "./child.ts";
-import type { GoodClientsArgs, StopAnswer, VerifyAnswer } from "./good_clients.ts";
+import type { GoodClientsArgs, ProbeStats, StopAnswer, VerifyAnswer } from "./good_clients.ts";
 import type { SoakOptions } from "./options.ts";
 import { GOOD_PASSWORD, planProblem, type SoakPlan } from "./plan.ts";
+import { emptyProbe, percentile, type PhaseResult, type PhaseSpec } from "./phases.ts";
 import { soakFailures, type SoakReport } from "./report.ts";
 import { ackCollisions, type AckedMessage } from "./verify.ts";
 
@@ -35,6 +42,47 @@ export type SoakLog = (line: string) => void;
 
 /** Connections kept free on the per-IP cap besides clients and abusers. */
 const CAP_MARGIN = 100;
+
+/** The nick of the login probe (wrong_password aims at it). */
+export const PROBE_NICK = "soakprobe";
+/** The nick of the last check that the server still serves. */
+const CHECK_NICK = "soakcheck";
+/**
+ * The loopback addresses some attacks come from (see attacks.ts), so that the server
+ * sees other addresses than the well-behaved clients' 127.0.0.1; those the machine
+ * cannot use are left out.
+ */
+export const ATTACKER_ADDRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+
+/**
+ * The phases of a run before the mixed one: the quiet phase, then one per attack,
+ * then the quiet phase again (see phases.ts). Warm-up and settling pauses are not phases: nothing is measured.
+ */
+export function planPhases(options: SoakOptions): PhaseSpec[] {
+  const phases: PhaseSpec[] = [
+    { name: "quiet", kind: null, ms: Math.round(options.quietSec * 1000), concurrency: 0 },
+  ];
+  for (const kind of options.attacks) {
+    const sec = options.phaseSecByKind[kind] ?? options.phaseSec;
+    const concurrency = options.attackConcurrency[kind] ??
+      ATTACK_CONCURRENCY[kind as AttackKind] ?? 8;
+    phases.push({ name: kind, kind, ms: Math.round(sec * 1000), concurrency });
+  }
+  if (options.attacks.length > 0) {
+    // The quiet phase again: shows how much the machine (or the server) drifted.
+    phases.push({ name: "quiet_end", kind: null, ms: phases[0]!.ms, concurrency: 0 });
+  }
+  return phases;
+}
+
+/** Milliseconds the phases before the mixed one take, pauses included. */
+export function phasesMs(options: SoakOptions): number {
+  const phases = planPhases(options);
+  return Math.round(
+    options.warmupSec * 1000 + phases.reduce((ms, p) => ms + p.ms, 0) +
+      (phases.length - 1) * options.settleSec * 1000,
+  );
+}
 
 /**
  * The traffic window of a run of `durationSec`: the rest of the time is for starting,
@@ -58,7 +106,7 @@ export function killTimeMs(windowMs: number, killAt: number, loginTimeoutMs: num
 
 /** Slowloris connections of a run: one abusive connection in ten. */
 export function slowlorisCount(abusiveConnections: number): number {
-  return Math.round(abusiveConnections / ABUSE_KINDS.length);
+  return Math.round(abusiveConnections / MIXED_KINDS.length);
 }
 
 /** The soak server's `--frame-timeout`, unless the options set one. */
@@ -72,8 +120,17 @@ export const SOAK_FRAME_TIMEOUT_MS = 3000;
  */
 export function soakOverrides(options: SoakOptions): Record<string, number> {
   const overrides = { ...options.serverOverrides };
-  const needed = options.goodClients + options.abuserConcurrency +
-    slowlorisCount(options.abusiveConnections) + CAP_MARGIN;
+  const attackConns = Math.max(
+    0,
+    ...planPhases(options).map((p) =>
+      p.concurrency * (ATTACK_CONNECTIONS_PER_RUN[p.kind as AttackKind] ?? 1)
+    ),
+  );
+  const needed = options.goodClients +
+    Math.max(
+      options.abuserConcurrency + slowlorisCount(options.abusiveConnections),
+      attackConns,
+    ) + CAP_MARGIN;
   const cap = overrides.maxConnectionsPerIp ?? DEFAULT_SERVER_CONFIG.maxConnectionsPerIp;
   if (cap !== 0 && cap < needed) overrides.maxConnectionsPerIp = needed;
   // Partial-frame abusers wait for the frame deadline: short enough to finish in the window.
@@ -101,10 +158,17 @@ export async function runSoak(options: SoakOptions, log: SoakLog = () => {}): Pr
   const overrides = soakOverrides(options);
   const loginTimeoutMs = overrides.loginTimeoutMs ?? DEFAULT_SERVER_CONFIG.loginTimeoutMs;
   const dataDir = await Deno.makeTempDir({ prefix: "chat-soak-" });
-  const run = new SoakRun(options, plan, dataDir, overrides, log);
+  const run = new SoakRun(
+    options,
+    plan,
+    dataDir,
+    overrides,
+    log,
+    options.tls ? await soakTls() : null,
+  );
   const report = run.report;
   report.windowMs = windowMs;
-  const hardLimitMs = options.durationSec * 1000 + 90_000;
+  const hardLimitMs = options.durationSec * 1000 + phasesMs(options) + 90_000;
   let watchdog: ReturnType<typeof setTimeout> | undefined;
   try {
     await Promise.race([
@@ -129,6 +193,26 @@ export async function runSoak(options: SoakOptions, log: SoakLog = () => {}): Pr
   return report;
 }
 
+/** The soak's TLS material with `--tls`: the test CA and its server certificate. */
+export interface SoakTls {
+  /** Server certificate chain (PEM), for 127.0.0.1. */
+  cert: string;
+  /** Its private key (PEM). */
+  key: string;
+  /** The CA (PEM) the clients trust. */
+  ca: string;
+}
+
+async function soakTls(): Promise<SoakTls> {
+  const read = (name: string) =>
+    Deno.readTextFile(new URL(`../tests/fixtures/${name}`, import.meta.url));
+  return {
+    cert: await read("server.pem"),
+    key: await read("server-key.pem"),
+    ca: await read("ca.pem"),
+  };
+}
+
 class SoakRun {
   readonly report: SoakReport;
   readonly #options: SoakOptions;
@@ -136,12 +220,15 @@ class SoakRun {
   readonly #dataDir: string;
   readonly #overrides: Record<string, number>;
   readonly #log: SoakLog;
+  readonly #tls: SoakTls | null;
   readonly #t0 = performance.now();
   #server: JsonLineChild | null = null;
   #serverExpectedToExit = false;
   #good: JsonLineChild[] = [];
   #abusers: JsonLineChild[] = [];
   #port = 0;
+  /** Per phase: the attack's counts (abuser processes merged). */
+  readonly #attackStats = new Map<string, AbuseStats>();
   /** CPU seconds each process reported last, by pid. */
   readonly #cpu = new Map<number, { role: "server" | "good" | "abusers"; seconds: number }>();
   #monitoring = true;
@@ -153,8 +240,10 @@ class SoakRun {
     dataDir: string,
     overrides: Record<string, number>,
     log: SoakLog,
+    tls: SoakTls | null,
   ) {
     this.#options = options;
+    this.#tls = tls;
     this.#plan = plan;
     this.#dataDir = dataDir;
     this.#overrides = overrides;
@@ -205,6 +294,10 @@ class SoakRun {
       lost: 0,
       duplicates: 0,
       lostSample: [],
+      phases: [],
+      mixed: options.mixed,
+      p99FloorMs: options.p99FloorMs,
+      attackerAddresses: [],
       abuse: emptyAbuseStats(),
       load: {
         cores: navigator.hardwareConcurrency,
@@ -223,9 +316,9 @@ class SoakRun {
     const options = this.#options;
     await this.#startServer(0);
     this.#say(
-      `server on 127.0.0.1:${this.#port}, data ${this.#dataDir}, default limits except ${
-        JSON.stringify(this.#overrides)
-      }`,
+      `server on 127.0.0.1:${this.#port}${
+        this.#tls !== null ? " (TLS)" : ""
+      }, data ${this.#dataDir}, default limits except ${JSON.stringify(this.#overrides)}`,
     );
 
     const perGood = Math.ceil(options.goodClients / options.goodProcesses);
@@ -240,6 +333,8 @@ class SoakRun {
         dmShare: options.dmShare,
         maxOutstanding: 5,
         seed: (options.seed + 7919 * (p + 1)) >>> 0,
+        ...(p === 0 ? { probe: { nick: PROBE_NICK, intervalMs: options.probeIntervalMs } } : {}),
+        ...(this.#tls !== null ? { tlsCa: this.#tls.ca } : {}),
       });
     }
     this.#good = await this.#spawnAll(goodArgs.map((args, p) => ({
@@ -267,17 +362,93 @@ class SoakRun {
         loginTimeoutMs,
         neverReadHoldMs: options.neverReadHoldMs,
         floodFrames: options.floodFrames,
-        frameTimeoutMs: this.#overrides.frameTimeoutMs ?? SOAK_FRAME_TIMEOUT_MS,
         goodRooms: options.rooms,
         goodClients: options.goodClients,
+        probeNick: PROBE_NICK,
+        attackerAddresses: ATTACKER_ADDRESSES,
+        partialFrameDeadlineMs: options.partialFrameDeadlineMs,
       });
     }
     this.#abusers = await this.#spawnAll(abuserArgs.map((args, p) => ({
       name: `abusers ${p + 1}`,
       script: new URL("./abusers.ts", import.meta.url),
       args: [JSON.stringify(args)],
-      permissions: ["--allow-net=127.0.0.1"],
+      permissions: [`--allow-net=${["127.0.0.1", ...ATTACKER_ADDRESSES].join(",")}`],
     })));
+    const usable = this.#abusers[0]?.info.addresses;
+    this.report.attackerAddresses = Array.isArray(usable) ? usable.map(String) : [];
+
+    await Promise.all(this.#good.map((c) => c.request("go")));
+    const monitor = this.#monitor();
+    await this.#runPhases();
+    if (options.mixed) await this.#runMixed(windowMs, loginTimeoutMs, processes, slowloris);
+    this.#monitoring = false;
+    await monitor;
+    await this.#finish();
+  }
+
+  /** The warm-up, the quiet phase and one phase per attack (see phases.ts). */
+  async #runPhases(): Promise<void> {
+    const options = this.#options;
+    await this.#setPhase("warmup");
+    await sleep(options.warmupSec * 1000);
+    const phases = planPhases(options);
+    for (const [i, phase] of phases.entries()) {
+      if (i > 0 && options.settleSec > 0) {
+        await this.#setPhase("settle");
+        await sleep(options.settleSec * 1000);
+      }
+      await this.#setPhase(phase.name);
+      if (phase.kind === null) {
+        this.#say(`phase ${phase.name}: ${(phase.ms / 1000).toFixed(1)} s of chat alone`);
+        await sleep(phase.ms);
+        continue;
+      }
+      this.#say(
+        `phase ${phase.name}: ${(phase.ms / 1000).toFixed(1)} s, ${phase.concurrency} ` +
+          `attack connections at a time`,
+      );
+      const processes = this.#abusers.length;
+      const answers = await Promise.all(
+        this.#abusers.map((c, p) => {
+          const concurrency = share(phase.concurrency, processes, p);
+          if (concurrency === 0) return Promise.resolve(null);
+          return c.request(
+            "attack",
+            {
+              kind: phase.kind,
+              ms: phase.ms,
+              concurrency,
+              graceMs: ATTACK_GRACE_MS[phase.kind as AttackKind] ?? 1000,
+            },
+            phase.ms + 120_000,
+          ).then((a) => a.stats as AbuseStats);
+        }),
+      );
+      const stats = emptyAbuseStats();
+      for (const a of answers) if (a !== null) mergeAbuseStats(stats, a);
+      this.#attackStats.set(phase.name, stats);
+      const k = stats.kinds[phase.kind]!;
+      this.#say(
+        `  ${k.runs} runs: ${k.expected} as expected, ${k.unexpected} unexpected` +
+          (stats.unexpected.length > 0 ? ` (${stats.unexpected[0]})` : ""),
+      );
+    }
+  }
+
+  async #setPhase(name: string): Promise<void> {
+    await Promise.all(this.#good.map((c) => c.request("phase", { name })));
+  }
+
+  /** The mixed phase: every older kind at once, and the SIGKILL restart. */
+  async #runMixed(
+    windowMs: number,
+    loginTimeoutMs: number,
+    processes: number,
+    slowloris: number,
+  ): Promise<void> {
+    const options = this.#options;
+    await this.#setPhase("mixed");
 
     // Slowloris connections come in waves that can meet the login deadline before the
     // server is killed or the window ends: one at the start, one after the restart
@@ -286,7 +457,6 @@ class SoakRun {
     const secondWave = windowMs - killMs - 2000 >= loginTimeoutMs + 2000;
     const firstWave = secondWave ? Math.ceil(slowloris / 2) : slowloris;
     const windowStart = performance.now();
-    await Promise.all(this.#good.map((c) => c.request("go")));
     await Promise.all(
       this.#abusers.map((c, p) =>
         c.request("go").then(() => c.request("wave", { count: share(firstWave, processes, p) }))
@@ -305,12 +475,12 @@ class SoakRun {
       secondWave ? slowloris - firstWave : 0,
     );
     restart.catch(() => {}); // awaited below; this only keeps an early failure handled
-    const monitor = this.#monitor();
     await sleep(windowStart + windowMs - performance.now());
     await restart;
-    this.#monitoring = false;
-    await monitor;
+  }
 
+  /** Stops the traffic, then checks every acknowledged message. */
+  async #finish(): Promise<void> {
     this.#say("traffic window over: stopping the abusers and the well-behaved senders");
     const abuse = await Promise.all(
       this.#abusers.map((c) =>
@@ -339,8 +509,64 @@ class SoakRun {
         >
       ),
     );
-    this.#collectVerifies(verifies);
+    const lostIds = this.#collectVerifies(verifies);
+    this.#collectPhases(stops, acked, lostIds);
     await this.#checkServing();
+  }
+
+  #collectPhases(stops: StopAnswer[], acked: AckedMessage[], lostIds: Set<number>): void {
+    const phaseOf = new Map(acked.map((m) => [m.id, m.phase ?? "?"]));
+    const lostBy = new Map<string, number>();
+    for (const id of lostIds) {
+      const phase = phaseOf.get(id) ?? "?";
+      lostBy.set(phase, (lostBy.get(phase) ?? 0) + 1);
+    }
+    const specs: PhaseSpec[] = [...planPhases(this.#options)];
+    if (this.#options.mixed) {
+      specs.push({ name: "mixed", kind: null, ms: this.report.windowMs, concurrency: 0 });
+    }
+    const results: PhaseResult[] = specs.map((spec) => {
+      const latencies = stops.flatMap((s) => s.latencies[spec.name] ?? []);
+      const failures: Record<string, number> = {};
+      for (const s of stops) {
+        for (const [code, n] of Object.entries(s.phaseFailures[spec.name] ?? {})) {
+          failures[code] = (failures[code] ?? 0) + n;
+        }
+      }
+      const probe: ProbeStats = emptyProbe();
+      for (const s of stops) {
+        const p = s.probe[spec.name];
+        if (p === undefined) continue;
+        probe.tries += p.tries;
+        probe.failures += p.failures;
+        probe.maxMs = Math.max(probe.maxMs, p.maxMs);
+        probe.errors.push(...p.errors);
+      }
+      const stats = this.#attackStats.get(spec.name);
+      const attack = spec.kind !== null && stats !== undefined ? stats.kinds[spec.kind]! : null;
+      return {
+        name: spec.name,
+        kind: spec.kind,
+        ms: spec.ms,
+        samples: latencies.length,
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        ratio: null,
+        failures,
+        lost: (lostBy.get(spec.name) ?? 0) + (attack?.lost ?? 0),
+        probe,
+        attack,
+        unexpected: stats?.unexpected.slice(0, 3) ?? [],
+        judged: spec.name !== "mixed" && spec.name !== "quiet_end",
+      };
+    });
+    const quiet = results.find((r) => r.name === "quiet");
+    for (const r of results) {
+      if (quiet !== undefined && r.p99 !== null && quiet.p99 !== null && quiet.p99 > 0) {
+        r.ratio = Math.round((r.p99 / quiet.p99) * 100) / 100;
+      }
+    }
+    this.report.phases = results;
   }
 
   /** Ends every child: clients first, then the server (gracefully, then killed). */
@@ -357,7 +583,12 @@ class SoakRun {
     const server = await spawnSoakChild({
       name: "server",
       script: new URL("./server_process.ts", import.meta.url),
-      args: [JSON.stringify({ dataDir: this.#dataDir, port, overrides: this.#overrides })],
+      args: [JSON.stringify({
+        dataDir: this.#dataDir,
+        port,
+        overrides: this.#overrides,
+        ...(this.#tls !== null ? { tls: { cert: this.#tls.cert, key: this.#tls.key } } : {}),
+      })],
       permissions: [
         "--allow-net=127.0.0.1",
         `--allow-read=${this.#dataDir}`,
@@ -472,7 +703,7 @@ class SoakRun {
     return acked;
   }
 
-  #collectVerifies(verifies: VerifyAnswer[]): void {
+  #collectVerifies(verifies: VerifyAnswer[]): Set<number> {
     const d = this.report.delivery;
     const h = this.report.history;
     const lost = new Set<number>();
@@ -495,6 +726,7 @@ class SoakRun {
     this.report.lost = lost.size;
     this.report.lostSample = [...lost].sort((a, b) => a - b).slice(0, 20);
     this.report.duplicates = duplicates;
+    return lost;
   }
 
   async #checkServing(): Promise<void> {
@@ -508,10 +740,11 @@ class SoakRun {
       this.#cpu.set(this.#server.pid, { role: "server", seconds: Number(stats.cpuSeconds) });
       const client = await ChatClient.connect({
         port: this.#port,
-        nick: "soakprobe",
+        nick: CHECK_NICK,
         password: GOOD_PASSWORD,
         reconnect: false,
         connectTimeoutMs: 5000,
+        ...(this.#tls !== null ? { tls: { caCerts: [this.#tls.ca] } } : {}),
       });
       try {
         await client.ping();

@@ -20,6 +20,8 @@ export interface AckedMessage {
   to?: string;
   /** The text. */
   text: string;
+  /** The soak phase it was sent in (see phases.ts). */
+  phase?: string;
 }
 
 /** What one client received of one message id. */

@@ -1,0 +1,525 @@
+/**
+ * The attacks of issue #13, as an attacker would write them: raw connections (see
+ * raw_conn.ts), no client library. Each one opens its connection(s), misbehaves, and
+ * tells how the server answered: `expected` when it defended itself as the issue
+ * asks, `unexpected` (with what happened) when the defect showed. The soak runs each
+ * in a phase of its own while the well-behaved clients chat (see phases.ts).
+ *
+ * | kind             | #13 item | what it does                                                      |
+ * | ---------------- | -------- | ----------------------------------------------------------------- |
+ * | `error_flood`    | 3        | logged-in sessions sending unknown types and bad fields, nonstop  |
+ * | `ping_flood`     | 3        | logged-in sessions sending `ping`, nonstop                         |
+ * | `register_flood` | 7        | connections registering new nicks, from other loopback addresses  |
+ * | `wrong_password` | 9        | wrong passwords for the login probe's nick, from other addresses  |
+ * | `dm_backlog`     | 4        | 400 direct messages of 12 KB held for an offline account, its login|
+ * | `huge_reply`     | 5        | rooms with control-character topics, then `rooms`; a join's history|
+ * | `empty_offers`   | 6        | zero-byte file offers to one offline account, nonstop             |
+ * | `partial_frame`  | 11       | logged-in sessions that send half a large frame and hold it       |
+ * | `lookalike_nick` | 16       | registering "g0od1", "good1.", "server", "SYSTEM"                 |
+ *
+ * | `silent_tls`     | 2        | TCP connections to a TLS server that send nothing or half a hello |
+ *
+ * `silent_tls` runs only when the soak's server serves TLS (`--tls`); the others only
+ * when it does not.
+ *
+ * @module
+ */
+
+import { encodeFrame } from "../protocol/frame.ts";
+import {
+  type AbuseContext,
+  ABUSER_PASSWORD,
+  ANSWER_MS,
+  brokeOff,
+  concat,
+  hello,
+  login,
+  MAX_FRAME,
+  type Outcome,
+  request,
+  sleep,
+} from "./abuse_io.ts";
+import type { AbuseStats } from "./abuse.ts";
+import { goodNick } from "./plan.ts";
+import { type Header, RawConn } from "./raw_conn.ts";
+
+/** The attacks of issue #13, in the order their phases run. */
+export const ATTACK_KINDS = [
+  "error_flood",
+  "ping_flood",
+  "register_flood",
+  "dm_backlog",
+  "huge_reply",
+  "empty_offers",
+  "partial_frame",
+  "lookalike_nick",
+  // Last: a lockout it causes outlasts its phase (and would fail the next ones).
+  "wrong_password",
+] as const;
+
+/**
+ * The attacks that need the server to serve TLS (`deno task soak --tls`): the others
+ * speak the protocol in the clear.
+ */
+export const TLS_ATTACK_KINDS = ["silent_tls"] as const;
+
+/** An attack of issue #13. */
+export type AttackKind = typeof ATTACK_KINDS[number] | typeof TLS_ATTACK_KINDS[number];
+
+/** Connections each attack keeps open at once in its phase, by default (all processes). */
+export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.freeze({
+  error_flood: 16,
+  ping_flood: 16,
+  register_flood: 32,
+  wrong_password: 4,
+  dm_backlog: 1,
+  huge_reply: 16,
+  empty_offers: 2,
+  partial_frame: 32,
+  lookalike_nick: 2,
+  silent_tls: 64,
+});
+
+/**
+ * How long the runs under way at the end of an attack's phase may take to finish
+ * before their connections are closed, in ms, where not 1 s: a `dm_backlog` run
+ * checks its victim's login after the messages are held.
+ */
+export const ATTACK_GRACE_MS: Readonly<Partial<Record<AttackKind, number>>> = Object.freeze({
+  dm_backlog: 40_000,
+});
+
+/** Connections one run of an attack opens at once, where more than one. */
+export const ATTACK_CONNECTIONS_PER_RUN: Readonly<Partial<Record<AttackKind, number>>> = Object
+  .freeze({ dm_backlog: 41, empty_offers: 2 });
+
+/** Frames one flooding session sends, at most, before it calls the flood uncontrolled. */
+export const ATTACK_FLOOD_FRAMES = 2000;
+/**
+ * Zero-byte offers one sender makes to one recipient, at most, before it calls them
+ * unlimited (today's server takes about 17 ms for each; the limit asked for should be
+ * well below this).
+ */
+export const EMPTY_OFFERS_LIMIT = 100;
+/** Senders and direct messages each of `dm_backlog` (10 each: the message burst). */
+const BACKLOG_SENDERS = 40;
+const BACKLOG_PER_SENDER = 10;
+/** 4000 three-byte characters: 12 KB, the longest text. */
+const BACKLOG_TEXT = "€".repeat(4000);
+/** Rooms one `huge_reply` run creates, each with a topic of control characters. */
+const HUGE_ROOMS_PER_RUN = 50;
+/** The longest topic, all control characters (6 bytes each once JSON-escaped). */
+const CONTROL_TOPIC = "\u0001".repeat(300);
+/** The longest text, all control characters. */
+const CONTROL_TEXT = "\u0002".repeat(4000);
+/** The room whose history `huge_reply` fills with control characters. */
+const HUGE_ROOM = "soak-huge";
+/** SHA-256 of nothing: a zero-byte file. */
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+type Behaviour = (conn: RawConn, ctx: AbuseContext, stats: AbuseStats) => Promise<Outcome>;
+
+/** One function per attack; see runAbuse in abuse.ts. */
+export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
+  error_flood(conn, ctx, stats) {
+    // Requests that fail to parse (bad fields) or name an unknown type: answered with
+    // an error each, before the flood control sees them.
+    const unknown = ctx.rng.chance(0.5);
+    return floodUntilCut(
+      conn,
+      ctx,
+      stats,
+      unknown ? "unknown-type" : "bad-field",
+      (i) =>
+        encodeFrame(
+          unknown
+            ? { type: "frobnicate", id: `e${i}` }
+            : { type: "say", id: `e${i}`, room: 5, text: "x" },
+        ),
+    );
+  },
+
+  ping_flood(conn, ctx, stats) {
+    return floodUntilCut(
+      conn,
+      ctx,
+      stats,
+      "ping",
+      (i) => encodeFrame({ type: "ping", id: `p${i}` }),
+    );
+  },
+
+  async register_flood(conn, ctx, stats) {
+    if (!(await hello(conn))) return brokeOff(conn, "hello");
+    const nick = ctx.nextNick();
+    await conn.write(encodeFrame({ type: "login", id: "r", nick, password: ABUSER_PASSWORD }));
+    const reply = await conn.waitFor(
+      (h) => (h.type === "ok" || h.type === "error") && h.re === "r",
+      ctx.loginTimeoutMs,
+    );
+    if (reply === null) {
+      return conn.closed ? brokeOff(conn, "registration") : {
+        kind: "unexpected",
+        why: `registration not answered within the login deadline (${ctx.loginTimeoutMs} ms)`,
+      };
+    }
+    if (reply.type === "ok") stats.logins++;
+    return { kind: "expected" };
+  },
+
+  async wrong_password(conn, ctx) {
+    if (!(await hello(conn))) return brokeOff(conn, "hello");
+    for (let attempt = 0; attempt < 3 && !ctx.signal.aborted && !conn.closed; attempt++) {
+      const id = `w${attempt}`;
+      await conn.write(encodeFrame({
+        type: "login",
+        id,
+        nick: ctx.probeNick,
+        password: `wrong-${ctx.rng.int(0, 1e9)}`,
+      }));
+      const reply = await conn.waitFor(
+        (h) => (h.type === "ok" || h.type === "error") && h.re === id,
+        ctx.loginTimeoutMs,
+      );
+      if (reply === null) {
+        if (conn.closed) return { kind: "expected" }; // cut off: fine
+        return { kind: "unexpected", why: "wrong password not answered" };
+      }
+      if (reply.type === "ok") {
+        return { kind: "unexpected", why: `logged in as ${ctx.probeNick} with a wrong password` };
+      }
+      await sleep(100, ctx.signal);
+    }
+    return { kind: "expected" };
+  },
+
+  async dm_backlog(conn, ctx, stats) {
+    // The victim registers, then goes offline.
+    const victim = ctx.nextNick();
+    if (!(await loginAs(conn, victim))) return brokeOff(conn, "the victim's registration");
+    stats.logins++;
+    conn.close();
+    // Senders fill its backlog: each sends its burst of 12 KB messages.
+    const acked = new Set<number>();
+    const senders = await Promise.all(
+      Array.from({ length: BACKLOG_SENDERS }, () => openTracked(ctx)),
+    );
+    try {
+      await Promise.all(senders.map(async (sender) => {
+        if (sender === null || !(await loginAs(sender, ctx.nextNick()))) return;
+        stats.logins++;
+        const frames = Array.from(
+          { length: BACKLOG_PER_SENDER },
+          (_, i) => encodeFrame({ type: "dm", id: `d${i}`, to: victim, text: BACKLOG_TEXT }),
+        );
+        await sender.write(concat(frames));
+        for (let i = 0; i < BACKLOG_PER_SENDER; i++) {
+          const reply = await sender.waitFor((h) => h.re === `d${i}`, ANSWER_MS);
+          const id = (reply?.msg as Header | undefined)?.id;
+          if (reply?.type === "ok" && typeof id === "number") acked.add(id);
+        }
+      }));
+    } finally {
+      for (const sender of senders) sender?.close();
+    }
+    if (acked.size === 0) return { kind: "interrupted", why: "no message was acknowledged" };
+    // The victim logs in (again, once, if cut off) and must get every one: as many
+    // as its login reply says are pending, at least.
+    const received = new Set<number>();
+    const problems: string[] = [];
+    let cutShort = false;
+    for (let attempt = 0; attempt < 2 && received.size < acked.size; attempt++) {
+      const victimConn = await openTracked(ctx);
+      if (victimConn === null) break;
+      try {
+        const reply = await loginReply(victimConn, victim, 15_000);
+        if (reply?.type !== "ok") {
+          problems.push(`login ${attempt + 1} failed (${describeEnd(victimConn)})`);
+        }
+        const pending = typeof reply?.pending === "number" ? reply.pending : acked.size;
+        const here = new Set<number>();
+        const collect = (): void => {
+          for (const h of victimConn.received) {
+            if (h.type === "dm" && typeof h.id === "number") {
+              received.add(h.id);
+              here.add(h.id);
+            }
+          }
+        };
+        await victimConn.waitFor(() => {
+          collect();
+          return here.size >= pending || [...acked].every((id) => received.has(id));
+        }, 15_000);
+        collect();
+        if (victimConn.closed) {
+          problems.push(`login ${attempt + 1} cut off (${describeEnd(victimConn)})`);
+        }
+      } finally {
+        if (!victimConn.closed && victimConn.closedByUs) cutShort = true;
+        victimConn.close();
+      }
+    }
+    const lost = [...acked].filter((id) => !received.has(id)).length;
+    if (lost > 0 && cutShort) {
+      // The end of the phase's grace closed the victim's connection: not finished.
+      return { kind: "interrupted", why: "the phase ended before the victim's login was checked" };
+    }
+    stats.kinds.dm_backlog!.lost += lost;
+    if (lost === 0 && problems.length === 0) return { kind: "expected" };
+    return {
+      kind: "unexpected",
+      why: `${acked.size} held DMs acknowledged, ${acked.size - lost} delivered` +
+        (problems.length > 0 ? `; ${problems.join("; ")}` : ""),
+    };
+  },
+
+  async huge_reply(conn, ctx, stats) {
+    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    if (ctx.rng.chance(0.8)) {
+      // Many rooms, each with a topic of control characters, then the room list.
+      const prefix = ctx.nextNick();
+      const frames: Uint8Array[] = [];
+      for (let i = 0; i < HUGE_ROOMS_PER_RUN; i++) {
+        const room = `${prefix}r${i}`;
+        frames.push(encodeFrame({ type: "join", id: `j${i}`, room }));
+        frames.push(encodeFrame({ type: "topic", id: `t${i}`, room, topic: CONTROL_TOPIC }));
+      }
+      await writePaced(conn, frames, ctx.signal);
+      return checkReplySize(conn, { type: "rooms", id: "list" }, "rooms");
+    }
+    // A room's history full of control characters, then a join that sends it.
+    if (!(await request(conn, { type: "join", id: "j", room: HUGE_ROOM }))) {
+      return brokeOff(conn, "join");
+    }
+    const says = Array.from(
+      { length: 10 },
+      (_, i) => encodeFrame({ type: "say", id: `s${i}`, room: HUGE_ROOM, text: CONTROL_TEXT }),
+    );
+    await conn.write(concat(says));
+    await conn.waitFor((h) => h.re === "s9", ANSWER_MS);
+    if (!(await request(conn, { type: "leave", id: "l", room: HUGE_ROOM }))) {
+      return brokeOff(conn, "leave");
+    }
+    return checkReplySize(conn, { type: "join", id: "again", room: HUGE_ROOM }, "join");
+  },
+
+  async empty_offers(conn, ctx, stats) {
+    // The recipient registers and stays offline: the offers are held for it.
+    const victim = ctx.nextNick();
+    const victimConn = await openTracked(ctx);
+    const registered = victimConn !== null && (await loginAs(victimConn, victim));
+    victimConn?.close();
+    if (!registered) return { kind: "interrupted", why: "the recipient could not register" };
+    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    // Offers in batches of 20, paced under the request rate after the burst; offers
+    // refused as rate_limited are only the pace, any other refusal is the limit.
+    let accepted = 0;
+    let next = 0;
+    while (accepted < EMPTY_OFFERS_LIMIT && !ctx.signal.aborted && !conn.closed) {
+      const ids = Array.from({ length: 20 }, () => `o${next++}`);
+      await conn.write(concat(ids.map((id, k) =>
+        encodeFrame({
+          type: "file_offer",
+          id,
+          to: victim,
+          name: `empty-${next - 20 + k}.txt`,
+          size: 0,
+          sha256: EMPTY_SHA256,
+        })
+      )));
+      const last = ids[ids.length - 1];
+      if ((await conn.waitFor((h) => h.re === last, ANSWER_MS)) === null && !conn.closed) {
+        return { kind: "unexpected", why: `offer ${last} not answered within ${ANSWER_MS} ms` };
+      }
+      const wanted = new Set(ids);
+      for (const h of conn.received) {
+        if (typeof h.re !== "string" || !wanted.has(h.re)) continue;
+        if (h.type === "ok") accepted++;
+        else if (h.type === "error" && h.code !== "rate_limited") return { kind: "expected" };
+      }
+      if (next > 100) await sleep(400, ctx.signal);
+    }
+    if (conn.closed) return { kind: "expected" }; // cut off: fine too
+    if (accepted < EMPTY_OFFERS_LIMIT) {
+      return { kind: "interrupted", why: `the phase ended after ${accepted} offers` };
+    }
+    return {
+      kind: "unexpected",
+      why: `${accepted} zero-byte offers held for one recipient, none refused`,
+    };
+  },
+
+  async partial_frame(conn, ctx, stats) {
+    if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+    // A frame announced at (nearly) the largest size, of which half is sent.
+    const length = MAX_FRAME - 64;
+    const header = new TextEncoder().encode(JSON.stringify({ type: "ping", id: "half" }));
+    const start = new Uint8Array(8 + header.length);
+    new DataView(start.buffer).setUint32(0, length);
+    new DataView(start.buffer).setUint32(4, header.length);
+    start.set(header, 8);
+    await conn.write(start);
+    await conn.write(new Uint8Array(Math.floor(length / 2) - header.length - 4));
+    stats.badFramesSent++;
+    const began = performance.now();
+    const limit = ctx.partialFrameDeadlineMs + 2000;
+    while (!ctx.signal.aborted && !conn.closed && performance.now() - began < limit) {
+      await conn.waitClosed(250);
+    }
+    const heldMs = Math.round(performance.now() - began);
+    if (conn.closed) return { kind: "expected" };
+    if (heldMs >= ctx.partialFrameDeadlineMs) {
+      return {
+        kind: "unexpected",
+        why: `half a ${length}-byte frame held open for ${heldMs} ms, never closed`,
+      };
+    }
+    return { kind: "interrupted", why: `the phase ended after ${heldMs} ms, before the deadline` };
+  },
+
+  async silent_tls(conn, ctx) {
+    // Nothing, or the start of a ClientHello record that announces more than it sends.
+    if (ctx.rng.chance(0.5)) {
+      const partial = new Uint8Array(5 + 60);
+      partial.set([0x16, 0x03, 0x01, 0x02, 0x00]);
+      partial.set(ctx.rng.bytes(60), 5);
+      await conn.write(partial);
+    }
+    const deadline = ctx.loginTimeoutMs + 5000;
+    const began = performance.now();
+    while (!ctx.signal.aborted && !conn.closed && performance.now() - began < deadline + 2000) {
+      await conn.waitClosed(250);
+    }
+    const heldMs = Math.round(performance.now() - began);
+    if (conn.closed) return { kind: "expected" };
+    if (heldMs >= deadline) {
+      return {
+        kind: "unexpected",
+        why: `a TLS connection without a finished handshake held open for ${heldMs} ms`,
+      };
+    }
+    return { kind: "interrupted", why: `the phase ended after ${heldMs} ms, before the deadline` };
+  },
+
+  async lookalike_nick(conn, ctx) {
+    if (!(await hello(conn))) return brokeOff(conn, "hello");
+    const i = ctx.rng.int(0, Math.max(0, ctx.goodClients - 1));
+    // Never a mere case change: that is the good client's own account, and a wrong
+    // password for it would lock it.
+    const good = goodNick(i);
+    const nick = ctx.rng.pick([
+      good.replaceAll("o", "0"),
+      good.replace("o", "0"),
+      `${good}.`,
+      "server",
+      "SYSTEM",
+      ...(good.includes("1") ? [good.replaceAll("1", "l"), good.replaceAll("1", "I")] : []),
+    ]);
+    await conn.write(encodeFrame({ type: "login", id: "l", nick, password: ABUSER_PASSWORD }));
+    const reply = await conn.waitFor(
+      (h) => (h.type === "ok" || h.type === "error") && h.re === "l",
+      ANSWER_MS,
+    );
+    await sleep(200, ctx.signal);
+    if (reply === null) return brokeOff(conn, "login");
+    if (reply.type === "ok") {
+      return { kind: "unexpected", why: `registered the look-alike nick "${nick}"` };
+    }
+    return { kind: "expected" };
+  },
+};
+
+/**
+ * Logs in, then sends `frame(i)` in batches of 100 every 50 ms (reading the replies)
+ * until the server cuts the session off; `unexpected` when ATTACK_FLOOD_FRAMES went
+ * out and it still answers.
+ */
+async function floodUntilCut(
+  conn: RawConn,
+  ctx: AbuseContext,
+  stats: AbuseStats,
+  what: string,
+  frame: (i: number) => Uint8Array,
+): Promise<Outcome> {
+  if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+  let sent = 0;
+  while (sent < ATTACK_FLOOD_FRAMES && !conn.closed && !ctx.signal.aborted) {
+    const batch = Array.from({ length: 100 }, (_, k) => frame(sent + k));
+    if (!(await conn.write(concat(batch)))) break;
+    sent += batch.length;
+    await conn.waitClosed(50);
+  }
+  stats.floodMessagesSent += sent;
+  if (!conn.closed && !ctx.signal.aborted) await conn.waitClosed(1000);
+  if (conn.closed) return { kind: "expected" };
+  if (ctx.signal.aborted && sent < ATTACK_FLOOD_FRAMES) {
+    return { kind: "interrupted", why: `the phase ended after ${sent} ${what} frames` };
+  }
+  const replies = conn.received.length;
+  return {
+    kind: "unexpected",
+    why: `${sent} ${what} frames in ${sent / 100} batches of 100, ${replies} replies, ` +
+      "never cut off",
+  };
+}
+
+/** Sends `header` and checks that its reply fits the client's frame limit. */
+async function checkReplySize(conn: RawConn, header: Header & { id: string }, what: string) {
+  const before = conn.largestFrame;
+  await conn.write(encodeFrame(header));
+  const reply = await conn.waitFor((h) => h.re === header.id, 15_000);
+  const size = Math.max(before, conn.largestFrame);
+  if (size > MAX_FRAME) {
+    return {
+      kind: "unexpected",
+      why: `a ${what} reply of ${size} bytes: over the client's ${MAX_FRAME}-byte frame limit`,
+    } as Outcome;
+  }
+  if (reply === null) return brokeOff(conn, what);
+  return { kind: "expected" } as Outcome;
+}
+
+/** Writes frames 20 at a time, waiting for each batch's last reply (keeps under rates). */
+async function writePaced(conn: RawConn, frames: Uint8Array[], signal: AbortSignal) {
+  for (let i = 0; i < frames.length && !signal.aborted && !conn.closed; i += 20) {
+    const batch = frames.slice(i, i + 20);
+    await conn.write(concat(batch));
+    const replies = conn.received.length + batch.length;
+    await conn.waitFor(() => conn.received.length >= replies, ANSWER_MS);
+  }
+}
+
+/** Hello and login as `nick` with the abusers' password; true when logged in. */
+async function loginAs(conn: RawConn, nick: string): Promise<boolean> {
+  return (await loginReply(conn, nick, ANSWER_MS))?.type === "ok";
+}
+
+/** Hello and login as `nick`; the login's reply, or null without one. */
+async function loginReply(conn: RawConn, nick: string, timeoutMs: number): Promise<Header | null> {
+  if (!(await hello(conn))) return null;
+  await conn.write(encodeFrame({ type: "login", id: "login", nick, password: ABUSER_PASSWORD }));
+  return await conn.waitFor(
+    (h) => (h.type === "ok" || h.type === "error") && h.re === "login",
+    timeoutMs,
+  );
+}
+
+/** Opens one more connection, closed with the others when the run ends; null when refused. */
+async function openTracked(ctx: AbuseContext): Promise<RawConn | null> {
+  try {
+    const conn = await RawConn.open(ctx.port);
+    const untrack = ctx.track(conn);
+    conn.waitClosed(24 * 3600_000).then(untrack);
+    return conn;
+  } catch {
+    return null;
+  }
+}
+
+/** How a connection ended, for a report line. */
+function describeEnd(conn: RawConn): string {
+  const codes = conn.received
+    .filter((h) => h.type === "error" || h.type === "notice")
+    .map((h) => `${h.type} ${h.code}`);
+  return codes.length > 0 ? codes.slice(0, 3).join(", ") : conn.closed ? "closed" : "open";
+}
