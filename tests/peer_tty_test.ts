@@ -155,7 +155,10 @@ Deno.test({
       );
       assert.equal(after.at(-1), "@bob>", after.join("\n"));
       assert.equal(after.filter((row) => row.includes("The quick")).length, 1, after.join("\n"));
-      assert.ok(after.some((row) => /^\d\d:\d\d <alice> /.test(row) && row.endsWith(edited)));
+      assert.ok(
+        after.some((row) => /^\d\d:\d\d <alice> /.test(row) && row.endsWith(edited)),
+        JSON.stringify(after),
+      );
 
       // Up recalls it (no ^[[A), /help answers locally, /quit says goodbye.
       await tmux.press("alice", "Up");

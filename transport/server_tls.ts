@@ -30,6 +30,17 @@ export class TlsHandshakeError extends Error {
   }
 }
 
+/**
+ * A fatal TLS alert (`protocol_version`), sent in the clear to a client that opened with
+ * something other than a TLS handshake record: a plain chat client, which recognises
+ * the record and tells its user to add `--tls` (client/first_bytes.ts).
+ */
+const PLAIN_CLIENT_ALERT = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
+/** A TLS handshake record's content type: what a TLS client's first byte is. */
+const HANDSHAKE_RECORD = 0x16;
+/** Milliseconds the alert to a plain client may take to be written. */
+const ALERT_WRITE_MS = 1000;
+
 /** Reading pauses while this many decrypted bytes wait to be read. */
 const READ_HIGH_WATER = 64 * 1024;
 
@@ -83,7 +94,10 @@ export class ServerTlsConn implements ByteChannel {
     this.#tcp = tcp;
     this.remoteAddr = tcp.remoteAddr;
     this.localAddr = tcp.localAddr;
-    this.#socket = new tls.TLSSocket(duplexOf(tcp), { isServer: true, secureContext: context });
+    this.#socket = new tls.TLSSocket(duplexOf(tcp), {
+      isServer: true,
+      secureContext: context,
+    });
     this.#handshake = new Promise<void>((resolve, reject) => {
       this.#socket.once("secure", () => resolve());
       this.#socket.once(
@@ -204,8 +218,13 @@ export class ServerTlsConn implements ByteChannel {
   }
 }
 
-/** A Node duplex stream over a Deno connection, for `node:tls` to run over. */
+/**
+ * A Node duplex stream over a Deno connection, for `node:tls` to run over. When it is
+ * destroyed (the TLS socket fails or is closed) after the client opened with something
+ * other than a TLS handshake record, {@linkcode PLAIN_CLIENT_ALERT} is written first.
+ */
 function duplexOf(conn: Deno.Conn): Duplex {
+  let firstByte: number | null = null;
   const buffer = new Uint8Array(16 * 1024);
   let reading = false;
   const duplex: Duplex = new Duplex({
@@ -220,6 +239,7 @@ function duplexOf(conn: Deno.Conn): Duplex {
               duplex.push(null);
               return;
             }
+            if (n > 0) firstByte ??= buffer[0];
             if (!duplex.push(buffer.slice(0, n))) return;
           }
         } catch (err) {
@@ -239,10 +259,23 @@ function duplexOf(conn: Deno.Conn): Duplex {
       conn.closeWrite().then(() => callback(), (err) => callback(err));
     },
     destroy(err, callback) {
-      try {
-        conn.close();
-      } catch {
-        // closed already
+      const close = () => {
+        try {
+          conn.close();
+        } catch {
+          // closed already
+        }
+      };
+      if (firstByte === null || firstByte === HANDSHAKE_RECORD) close();
+      else {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        Promise.race([
+          conn.write(PLAIN_CLIENT_ALERT).catch(() => 0),
+          new Promise((resolve) => timer = setTimeout(resolve, ALERT_WRITE_MS)),
+        ]).finally(() => {
+          clearTimeout(timer);
+          close();
+        });
       }
       callback(err);
     },

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { CONTINUATION_INDENT, displayWidth } from "../../client/terminal_ui.ts";
+
 /** How long each wait for the screen or a file lasts before the test fails. */
 export const WAIT_MS = 10_000;
 
@@ -50,10 +52,24 @@ export class Tmux {
     return text;
   }
 
-  /** The visible screen of a window, one string per row (wrapped rows joined with `join`). */
+  /**
+   * The visible screen of a window, one string per row. With `join`, a line broken over
+   * several rows is one string again: wrapped by the terminal, or by the client itself
+   * (a full row followed by one that starts with {@linkcode CONTINUATION_INDENT}).
+   */
   async screen(window: string, join = false): Promise<string[]> {
-    const text = await this.run("capture-pane", "-p", ...(join ? ["-J"] : []), "-t", `t:${window}`);
-    const rows = text.replace(/\n$/, "").split("\n").map((row) => row.trimEnd());
+    // With `join`, trailing spaces are kept (-N) until the rows are joined: a line may
+    // have been broken right after a space.
+    const flags = join ? ["-J", "-N"] : [];
+    const text = await this.run("capture-pane", "-p", ...flags, "-t", `t:${window}`);
+    let rows = text.replace(/\n$/, "").split("\n");
+    if (join) {
+      const width = Number(
+        (await this.run("display-message", "-p", "-t", `t:${window}`, "#{pane_width}")).trim(),
+      );
+      rows = joinContinuations(rows, width);
+    }
+    rows = rows.map((row) => row.trimEnd());
     while (rows.length > 0 && rows.at(-1) === "") rows.pop();
     return rows;
   }
@@ -88,6 +104,25 @@ export class Tmux {
   async kill(): Promise<void> {
     await this.run("kill-server").catch(() => {});
   }
+}
+
+/**
+ * Joins the rows the client broke a long line into (see `wrapLine` in
+ * client/terminal_ui.ts): a row as wide as the screen, then rows that start with the
+ * continuation indent.
+ */
+export function joinContinuations(rows: string[], width: number): string[] {
+  const joined: string[] = [];
+  let previousFull = false;
+  for (const row of rows) {
+    if (previousFull && row.startsWith(CONTINUATION_INDENT)) {
+      joined[joined.length - 1] += row.slice(CONTINUATION_INDENT.length);
+    } else {
+      joined.push(row);
+    }
+    previousFull = displayWidth(row.trimEnd()) >= width - 1 || displayWidth(row) >= width;
+  }
+  return joined;
 }
 
 /** Waits until `file` (the bytes a pane printed) satisfies `test`. */
