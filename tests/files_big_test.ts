@@ -17,7 +17,13 @@ const ENDPOINT = new URL("./helpers/file_endpoint.ts", import.meta.url).pathname
 const ROOT = new URL("..", import.meta.url).pathname;
 const SIZE = 64 * 1024 * 1024;
 const MAX_GROWTH = 48 * 1024 * 1024;
-const TIMEOUT_MS = 30_000;
+/**
+ * An endpoint that prints nothing (progress included) for this long has stalled; a slow
+ * machine still moves (the endpoints print progress every second while the file moves).
+ */
+const STALL_MS = 30_000;
+/** The most a whole transfer may take, however slowly it moves. */
+const LIMIT_MS = 300_000;
 
 type Line = Record<string, unknown>;
 
@@ -27,6 +33,8 @@ class Endpoint {
   readonly lines: Line[] = [];
   readonly #waiters: { match: (l: Line) => boolean; resolve: (l: Line) => void }[] = [];
   readonly reading: Promise<void>;
+  /** When the endpoint last printed a line. */
+  lastLineAt = Date.now();
 
   constructor(args: string[]) {
     const child = new Deno.Command(Deno.execPath(), {
@@ -40,6 +48,7 @@ class Endpoint {
     this.reading = (async () => {
       for await (const text of textLines(child.stdout)) {
         const line = JSON.parse(text) as Line;
+        this.lastLineAt = Date.now();
         this.lines.push(line);
         for (const w of [...this.#waiters]) {
           if (w.match(line)) {
@@ -51,22 +60,30 @@ class Endpoint {
     })();
   }
 
-  /** The first line with `key` (an `error` line fails the test). */
-  wait(key: string): Promise<Line> {
+  /**
+   * The first line with `key` (an `error` line fails the test), failing when neither this
+   * endpoint nor `others` printed anything for {@linkcode STALL_MS}.
+   */
+  wait(key: string, others: Endpoint[] = []): Promise<Line> {
     const match = (l: Line) => key in l || "error" in l;
     const found = this.lines.find(match);
     const line = found !== undefined
       ? Promise.resolve(found)
       : new Promise<Line>((resolve) => this.#waiters.push({ match, resolve }));
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const started = Date.now();
+    let timer: ReturnType<typeof setInterval> | undefined;
     const timeout = new Promise<never>((_, reject) =>
-      timer = setTimeout(
-        () => reject(new Error(`no "${key}" line within ${TIMEOUT_MS} ms`)),
-        TIMEOUT_MS,
-      )
+      timer = setInterval(() => {
+        const now = Date.now();
+        const last = Math.max(this.lastLineAt, ...others.map((o) => o.lastLineAt));
+        if (now - last > STALL_MS) {
+          reject(new Error(`no "${key}" line, and nothing printed for ${STALL_MS} ms`));
+        } else if (now - started > LIMIT_MS) {
+          reject(new Error(`no "${key}" line within ${LIMIT_MS} ms`));
+        }
+      }, 500)
     );
-    return Promise.race([line, timeout]).then((l) => {
-      clearTimeout(timer);
+    return Promise.race([line, timeout]).finally(() => clearInterval(timer)).then((l) => {
       if ("error" in l) throw new Error(`endpoint failed: ${l.error}`);
       return l;
     });
@@ -104,8 +121,8 @@ Deno.test("64 MiB through the server: equal hashes, bounded memory at both ends"
     await receiver.wait("ready");
     const sender = new Endpoint(["relay-send", String(server.addr.port), path, "bob"]);
     ends.push(sender);
-    const sent = await sender.wait("done");
-    const saved = await receiver.wait("done");
+    const sent = await sender.wait("done", [receiver]);
+    const saved = await receiver.wait("done", [sender]);
     assert.equal(saved.path, join(tmp, "dl", "random.bin"));
     assert.equal(await sha256Of(saved.path as string), sha);
     assertBounded(sent, "the sending process");
@@ -128,8 +145,8 @@ Deno.test("64 MiB peer to peer: equal hashes, bounded memory at both ends", asyn
     const ready = await receiver.wait("ready");
     const sender = new Endpoint(["peer-send", String(ready.port), path]);
     ends.push(sender);
-    const sent = await sender.wait("done");
-    const saved = await receiver.wait("done");
+    const sent = await sender.wait("done", [receiver]);
+    const saved = await receiver.wait("done", [sender]);
     assert.equal(saved.path, join(tmp, "dl", "random.bin"));
     assert.equal(await sha256Of(saved.path as string), sha);
     assertBounded(sent, "the sending process");

@@ -15,7 +15,9 @@
  * set size seen during it, both in bytes. Memory is sampled every 50 ms right after a
  * forced garbage collection: V8 collects dead buffers only once about 64 MiB of them
  * have piled up, so without it the figure would measure V8's laziness, not what the
- * transfer holds. On failure it prints `{"error": ...}` and exits 1.
+ * transfer holds. While the file moves it prints `{"progress": BYTES}` at most once a
+ * second, so that a test can tell a slow machine from a stalled transfer. On failure it
+ * prints `{"error": ...}` and exits 1.
  *
  * @module
  */
@@ -51,6 +53,17 @@ function finish(extra: Record<string, unknown>): never {
   Deno.exit(0);
 }
 
+let lastProgress = 0;
+
+/** Prints a progress line, at most once a second. */
+function progress(event: { type: string; bytes?: number }): void {
+  if (event.type !== "file_progress") return;
+  const now = Date.now();
+  if (now - lastProgress < 1000) return;
+  lastProgress = now;
+  console.log(JSON.stringify({ progress: event.bytes ?? 0 }));
+}
+
 function fail(err: unknown): never {
   console.log(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
   Deno.exit(1);
@@ -76,7 +89,7 @@ try {
     case "relay-send": {
       const [port, path, to] = args;
       const client = await login(Number(port), "alice");
-      const files = new FileTransfers(client, { onEvent: () => {} });
+      const files = new FileTransfers(client, { onEvent: progress });
       console.log(JSON.stringify({ ready: true }));
       startMeasuring();
       await files.send(to, path);
@@ -90,6 +103,7 @@ try {
       new FileTransfers(client, {
         acceptDir: dir,
         onEvent: (event) => {
+          progress(event);
           if (event.type === "file_saved") finish({ path: event.path });
           if (event.type === "file_failed") fail(event.reason);
         },
@@ -100,7 +114,7 @@ try {
     case "peer-send": {
       const [port, path] = args;
       const session = await connectPeer({ host: "127.0.0.1", port: Number(port), nick: "alice" });
-      const files = new PeerFileTransfers(session, { onEvent: () => {} });
+      const files = new PeerFileTransfers(session, { onEvent: progress });
       console.log(JSON.stringify({ ready: true }));
       void follow(session, files);
       startMeasuring();
@@ -121,6 +135,7 @@ try {
       const files = new PeerFileTransfers(session, {
         acceptDir: dir,
         onEvent: (event) => {
+          progress(event);
           // The goodbye goes after the "done" that tells the sender the hash matched.
           if (event.type === "file_saved") session.close().then(() => finish({ path: event.path }));
           if (event.type === "file_failed") fail(event.reason);
