@@ -441,15 +441,16 @@ const MIXED_BEHAVIOURS: Record<MixedKind, Behaviour> = {
       const frame = encodeFrame(clientHello(SERVER_FEATURES, "soak-abuser"));
       await conn.write(frame.subarray(0, Math.floor(frame.length / 2)));
     }
-    const closed = await conn.waitClosed(ctx.loginTimeoutMs + 4000);
+    // Part of a frame sent: the frame deadline may come first.
+    const deadlineMs = variant >= 2 && ctx.frameTimeoutMs > 0
+      ? Math.min(ctx.loginTimeoutMs, ctx.frameTimeoutMs)
+      : ctx.loginTimeoutMs;
+    const closed = await conn.waitClosed(deadlineMs + 4000);
     if (!closed) {
-      return {
-        kind: "unexpected",
-        why: `still open ${ctx.loginTimeoutMs + 4000} ms without a login`,
-      };
+      return { kind: "unexpected", why: `still open ${deadlineMs + 4000} ms without a login` };
     }
     const ms = Math.round(conn.closedAfterMs!);
-    if (ms < ctx.loginTimeoutMs - 500) return brokeOff(conn, `${ms} ms of silence`);
+    if (ms < deadlineMs - 500) return brokeOff(conn, `${ms} ms of silence`);
     stats.slowlorisClosed++;
     stats.slowlorisCloseMs = stats.slowlorisCloseMs === null ? { min: ms, max: ms } : {
       min: Math.min(stats.slowlorisCloseMs.min, ms),

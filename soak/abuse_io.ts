@@ -34,6 +34,8 @@ export interface AbuseContext {
   nextNick: () => string;
   /** The server's login deadline, in ms (slowloris connections expect it). */
   loginTimeoutMs: number;
+  /** The server's frame deadline, in ms (0: none); a frame started must finish by then. */
+  frameTimeoutMs: number;
   /** How long a connection that never reads holds out before looking, in ms. */
   neverReadHoldMs: number;
   /** Most frames a flooder sends (in batches, until it is disconnected). */

@@ -56,6 +56,8 @@ export interface AbusersArgs {
   seed: number;
   /** The server's login deadline, in ms. */
   loginTimeoutMs: number;
+  /** The server's frame deadline, in ms (0: none). */
+  frameTimeoutMs: number;
   /** How long a connection that never reads waits before looking, in ms. */
   neverReadHoldMs: number;
   /** Most frames a flooder sends (in batches, until it is disconnected). */
@@ -176,6 +178,7 @@ class Abusers {
       rng: this.#rng.fork(w),
       nextNick: () => `ab${args.proc}x${this.#nicks++}`,
       loginTimeoutMs: args.loginTimeoutMs,
+      frameTimeoutMs: args.frameTimeoutMs,
       neverReadHoldMs: args.neverReadHoldMs,
       floodFrames: args.floodFrames,
       goodRooms: args.goodRooms,

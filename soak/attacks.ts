@@ -96,9 +96,8 @@ export const ATTACK_CONNECTIONS_PER_RUN: Readonly<Partial<Record<AttackKind, num
 /** Frames one flooding session sends, at most, before it calls the flood uncontrolled. */
 export const ATTACK_FLOOD_FRAMES = 2000;
 /**
- * Zero-byte offers one sender makes to one recipient, at most, before it calls them
- * unlimited (today's server takes about 17 ms for each; the limit asked for should be
- * well below this).
+ * Zero-byte offers one sender may have held (the server's default `--max-held-files`):
+ * the next one must be refused. Before that limit existed, every offer was held.
  */
 export const EMPTY_OFFERS_LIMIT = 100;
 /** Senders and direct messages each of `dm_backlog` (10 each: the message burst). */
@@ -108,8 +107,12 @@ const BACKLOG_PER_SENDER = 10;
 const BACKLOG_TEXT = "€".repeat(4000);
 /** Rooms one `huge_reply` run creates, each with a topic of control characters. */
 const HUGE_ROOMS_PER_RUN = 50;
-/** The longest topic, all control characters (6 bytes each once JSON-escaped). */
-const CONTROL_TOPIC = "\u0001".repeat(300);
+/**
+ * The most expensive topic a server takes: control characters, 6 bytes each once
+ * JSON-escaped, up to its limit of 1,024 bytes of JSON (longer ones are refused with
+ * `bad_text`, which is a defence too, but would not test the list's size).
+ */
+const CONTROL_TOPIC = "\u0001".repeat(170);
 /** The longest text, all control characters. */
 const CONTROL_TEXT = "\u0002".repeat(4000);
 /** The room whose history `huge_reply` fills with control characters. */
@@ -315,7 +318,7 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
     // refused as rate_limited are only the pace, any other refusal is the limit.
     let accepted = 0;
     let next = 0;
-    while (accepted < EMPTY_OFFERS_LIMIT && !ctx.signal.aborted && !conn.closed) {
+    while (accepted <= EMPTY_OFFERS_LIMIT && !ctx.signal.aborted && !conn.closed) {
       const ids = Array.from({ length: 20 }, () => `o${next++}`);
       await conn.write(concat(ids.map((id, k) =>
         encodeFrame({
@@ -340,7 +343,7 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
       if (next > 100) await sleep(400, ctx.signal);
     }
     if (conn.closed) return { kind: "expected" }; // cut off: fine too
-    if (accepted < EMPTY_OFFERS_LIMIT) {
+    if (accepted <= EMPTY_OFFERS_LIMIT) {
       return { kind: "interrupted", why: `the phase ended after ${accepted} offers` };
     }
     return {

@@ -360,6 +360,7 @@ class SoakRun {
         windowMs,
         seed: (options.seed ^ Math.imul(p + 1, 0x9e3779b1)) >>> 0,
         loginTimeoutMs,
+        frameTimeoutMs: this.#overrides.frameTimeoutMs ?? DEFAULT_SERVER_CONFIG.frameTimeoutMs,
         neverReadHoldMs: options.neverReadHoldMs,
         floodFrames: options.floodFrames,
         goodRooms: options.rooms,
