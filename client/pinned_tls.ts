@@ -13,6 +13,7 @@
 import * as tls from "node:tls";
 import type { ByteChannel } from "../transport/framed_connection.ts";
 import { handshakeFailure } from "../transport/net.ts";
+import { TlsSocketChannel } from "../transport/tls_socket_channel.ts";
 
 /**
  * Stable codes of {@linkcode PinnedTlsError}: `fingerprint_mismatch` (another
@@ -110,7 +111,7 @@ export function dialPinned(
       }
       socket.off("error", fail);
       socket.setNoDelay(true);
-      resolve(new SocketChannel(socket));
+      resolve(new TlsSocketChannel(socket));
     });
   });
 }
@@ -208,80 +209,4 @@ function dialFailure(err: Error): PinnedTlsErrorCode {
 
 function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(":");
-}
-
-/** A {@linkcode ByteChannel} over a `node:tls` socket. */
-class SocketChannel implements ByteChannel {
-  readonly #socket: tls.TLSSocket;
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #ended = false;
-  #error: Error | null = null;
-  #wake: (() => void) | null = null;
-
-  constructor(socket: tls.TLSSocket) {
-    this.#socket = socket;
-    socket.on("data", (chunk: Uint8Array) => {
-      this.#chunks.push(chunk);
-      this.#buffered += chunk.length;
-      if (this.#buffered > 1 << 20) socket.pause();
-      this.#notify();
-    });
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#notify();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#notify();
-    });
-    socket.on("error", (err: Error) => {
-      this.#error = err;
-      this.#notify();
-    });
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
-  }
-
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#error !== null) {
-        const err = new Error(this.#error.message, { cause: this.#error });
-        err.name = "ConnectionReset";
-        throw err;
-      }
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-    const chunk = this.#chunks[0];
-    const n = Math.min(p.length, chunk.length);
-    p.set(chunk.subarray(0, n));
-    if (n === chunk.length) this.#chunks.shift();
-    else this.#chunks[0] = chunk.subarray(n);
-    this.#buffered -= n;
-    if (this.#buffered < 1 << 19 && this.#socket.isPaused()) this.#socket.resume();
-    return n;
-  }
-
-  write(p: Uint8Array): Promise<number> {
-    return new Promise((resolve, reject) => {
-      if (this.#socket.destroyed) {
-        const err = new Error("socket is closed");
-        err.name = "BrokenPipe";
-        reject(err);
-        return;
-      }
-      this.#socket.write(p, (err?: Error | null) => err ? reject(err) : resolve(p.length));
-    });
-  }
-
-  close(): void {
-    this.#ended = true;
-    this.#socket.destroy();
-    this.#notify();
-  }
 }

@@ -12,10 +12,10 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import type { ByteChannel } from "./framed_connection.ts";
+import { TlsSocketChannel } from "./tls_socket_channel.ts";
 
 /** Raised when a TLS handshake does not finish in time or fails. */
 export class TlsHandshakeError extends Error {
@@ -40,9 +40,6 @@ const PLAIN_CLIENT_ALERT = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0
 const HANDSHAKE_RECORD = 0x16;
 /** Milliseconds the alert to a plain client may take to be written. */
 const ALERT_WRITE_MS = 1000;
-
-/** Reading pauses while this many decrypted bytes wait to be read. */
-const READ_HIGH_WATER = 64 * 1024;
 
 /**
  * A certificate and key ready to serve TLS on accepted connections.
@@ -79,56 +76,38 @@ export class ServerTlsConn implements ByteChannel {
   readonly remoteAddr: Deno.Addr;
   /** The local address. */
   readonly localAddr: Deno.Addr;
-  readonly #tcp: Deno.Conn;
-  readonly #socket: tls.TLSSocket;
   readonly #handshake: Promise<void>;
-  #chunks: Uint8Array[] = [];
-  #buffered = 0;
-  #ended = false;
-  #closed = false;
-  #error: Error | null = null;
-  #wake: (() => void) | null = null;
+  readonly #channel: TlsSocketChannel;
 
   /** Wraps `tcp`; prefer {@linkcode ServerTls.wrap}. */
   constructor(tcp: Deno.Conn, context: tls.SecureContext) {
-    this.#tcp = tcp;
     this.remoteAddr = tcp.remoteAddr;
     this.localAddr = tcp.localAddr;
-    this.#socket = new tls.TLSSocket(duplexOf(tcp), {
-      isServer: true,
-      secureContext: context,
-    });
+    const socket = new tls.TLSSocket(duplexOf(tcp), { isServer: true, secureContext: context });
     this.#handshake = new Promise<void>((resolve, reject) => {
-      this.#socket.once("secure", () => resolve());
-      this.#socket.once(
+      socket.once("secure", () => resolve());
+      socket.once(
         "error",
         (err: Error) =>
           reject(new TlsHandshakeError("tls_handshake_failed", err.message, { cause: err })),
       );
-      this.#socket.once(
+      socket.once(
         "close",
         () =>
           reject(new TlsHandshakeError("tls_handshake_failed", "closed during the TLS handshake")),
       );
     });
     this.#handshake.catch(() => {});
-    this.#socket.on("data", (data: Uint8Array) => {
-      this.#chunks.push(data);
-      this.#buffered += data.length;
-      if (this.#buffered >= READ_HIGH_WATER) this.#socket.pause();
-      this.#wakeReader();
-    });
-    this.#socket.on("end", () => {
-      this.#ended = true;
-      this.#wakeReader();
-    });
-    this.#socket.on("error", (err: Error) => {
-      this.#error ??= err;
-      this.#wakeReader();
-    });
-    this.#socket.on("close", () => {
-      this.#ended = true;
-      this.#wakeReader();
+    this.#channel = new TlsSocketChannel(socket, {
+      onClose: () => {
+        try {
+          tcp.close();
+        } catch {
+          // closed already by the socket's destruction
+        }
+      },
+      // A client's unread bytes cost the server memory: little of them.
+      highWater: 64 * 1024,
     });
   }
 
@@ -161,60 +140,23 @@ export class ServerTlsConn implements ByteChannel {
   }
 
   /** Reads decrypted bytes into `p`; null at the end of the stream. */
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.#closed) throw new Deno.errors.BadResource("the connection is closed");
-      if (this.#error !== null) {
-        throw new Deno.errors.ConnectionReset(this.#error.message, { cause: this.#error });
-      }
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-    const chunk = this.#chunks[0];
-    const n = Math.min(p.length, chunk.length);
-    p.set(chunk.subarray(0, n));
-    if (n === chunk.length) this.#chunks.shift();
-    else this.#chunks[0] = chunk.subarray(n);
-    this.#buffered -= n;
-    if (this.#buffered < READ_HIGH_WATER && this.#socket.isPaused()) this.#socket.resume();
-    return n;
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#channel.read(p);
   }
 
   /** Encrypts and writes all of `p` (copied); resolves once it is handed to the socket. */
   write(p: Uint8Array): Promise<number> {
-    if (this.#closed || this.#socket.destroyed) {
-      return Promise.reject(new Deno.errors.BrokenPipe("the connection is closed"));
-    }
-    return new Promise((resolve, reject) => {
-      this.#socket.write(Buffer.from(p), (err) => {
-        if (err) reject(new Deno.errors.BrokenPipe(err.message, { cause: err }));
-        else resolve(p.length);
-      });
-    });
+    return this.#channel.write(p);
   }
 
   /** Sends the TLS close_notify and the TCP FIN; reading goes on. */
   closeWrite(): Promise<void> {
-    return new Promise((resolve) => this.#socket.end(() => resolve()));
+    return this.#channel.closeWrite();
   }
 
   /** Closes at once, handshake or not, and releases the socket. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#socket.destroy();
-    try {
-      this.#tcp.close();
-    } catch {
-      // closed already by the socket's destruction
-    }
-    this.#wakeReader();
-  }
-
-  #wakeReader(): void {
-    const wake = this.#wake;
-    this.#wake = null;
-    wake?.();
+    this.#channel.close();
   }
 }
 
