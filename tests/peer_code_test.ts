@@ -9,32 +9,14 @@ import { spawnChat } from "./helpers/process.ts";
 import { lineReader } from "../tools/lines.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { PeerError } from "../peer/errors.ts";
-import { listenPeer, type ListenPeerOptions } from "../peer/listen.ts";
+import { listenPeer } from "../peer/listen.ts";
 import { resolveCode } from "../cli/peer.ts";
 import { UsageError } from "../cli/errors.ts";
+import { listening } from "./helpers/peer_listener.ts";
 
 const HOST = "127.0.0.1";
 const ROOT = new URL("..", import.meta.url);
 const CODE = "42-maple-otter";
-
-/** A listener on an ephemeral port, collecting rejected handshakes. */
-async function listening(nick: string, extra: Partial<ListenPeerOptions> = {}) {
-  let bound!: (port: number) => void;
-  const port = new Promise<number>((resolve) => bound = resolve);
-  const rejected: PeerError[] = [];
-  const stop = new AbortController();
-  const session = listenPeer({
-    host: HOST,
-    port: 0,
-    nick,
-    signal: stop.signal,
-    onListening: (addr) => bound(addr.port),
-    onRejected: (error) => rejected.push(error),
-    ...extra,
-  });
-  session.catch(() => {});
-  return { port: await port, session, rejected, stop };
-}
 
 async function until(condition: () => boolean): Promise<void> {
   const deadline = Date.now() + 3000;
