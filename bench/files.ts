@@ -108,8 +108,14 @@ class Endpoint {
     const sampler = setInterval(() => this.cpuSeconds(), 20);
     this.process.status.finally(() => clearInterval(sampler));
     const lines = this.#lines();
-    this.ready = lines.next().then((r) => this.#expect(r, "ready"));
-    this.done = this.ready.then(() => lines.next()).then((r) => this.#expect(r, "done"));
+    // Progress lines (`{"progress": N}`, once a second) are passed over.
+    const next = async () => {
+      let r = await lines.next();
+      while (!r.done && "progress" in r.value) r = await lines.next();
+      return r;
+    };
+    this.ready = next().then((r) => this.#expect(r, "ready"));
+    this.done = this.ready.then(next).then((r) => this.#expect(r, "done"));
     this.ready.catch(() => {});
     this.done.catch(() => {});
     this.#readStderr();
