@@ -882,7 +882,10 @@ export class ChatHub {
     }
   }
 
-  /** Tells each of two online accounts that the other (unless hidden) is `online`. */
+  /**
+   * Tells each of two online accounts that the other (unless hidden) is `online`: a
+   * `presence` notice, and a `contact` one when it has the other as a contact.
+   */
   async #presenceBetween(a: OnlineAccount, b: OnlineAccount, online: boolean): Promise<void> {
     const ts = this.now();
     for (const [to, about] of [[a, b], [b, a]]) {
@@ -890,6 +893,11 @@ export class ChatHub {
       await this.broker.publish(userSubject(to.key), {
         event: { type: "presence", nick: about.nick, online, ts },
       });
+      if ((await this.store.watchersOf(about.key)).includes(to.key)) {
+        await this.broker.publish(userSubject(to.key), {
+          event: { type: "contact", nick: about.nick, online },
+        });
+      }
     }
   }
 

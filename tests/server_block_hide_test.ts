@@ -27,6 +27,7 @@ Deno.test("block: the blocked user sees nothing of the blocker", async () => {
     await alice.ok("block", { nick: "carol" });
     // Carol's view of alice goes offline at once; bob's does not change.
     await carol.expect({ type: "presence", nick: "alice", online: false });
+    await carol.expect({ type: "contact", nick: "alice", online: false });
     assert.deepEqual((await carol.ok("who")).users, ["bob", "carol"]);
     assert.deepEqual((await carol.ok("whoelse")).users, ["bob"]);
     assert.deepEqual((await carol.ok("whoelse", { since: 60 })).users, ["bob"]);
