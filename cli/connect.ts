@@ -772,7 +772,9 @@ async function runInteractive(
     `* connected to ${options.host}:${options.port} as ${sanitize(client.nick)}` +
       ` — /help lists the commands, /quit leaves`,
   );
-  if (!state.isJoined(options.room)) void executeLine(ctx, `/join ${options.room}`);
+  // Joined already or not, `/join` shows the room's recent lines (a member is not announced
+  // again). Scripted runs join only when they must: their output is what they asked for.
+  void executeLine(ctx, `/join ${options.room}`);
   prompt.start();
   await done;
   if (failedReason !== null) throw new Error(`the connection ended: ${sanitize(failedReason)}`);

@@ -196,4 +196,5 @@ export type NoticeCode =
   | "slow_consumer"
   | "flood"
   | "logged_out"
-  | "info";
+  | "info"
+  | "session_login";

@@ -122,11 +122,13 @@ export const commands: CommandTable = {
   },
 
   members: {
-    async run({ hub }, { room: name }) {
+    async run({ hub, session }, { room: name }) {
       const room = await hub.requireRoom(name);
+      const self = session.account.key;
       const members: NickState[] = [];
       for (const key of room.members) {
-        members.push({ nick: await hub.displayNick(key), online: hub.isVisible(key) });
+        const online = key === self || hub.isVisible(key, self);
+        members.push({ nick: await hub.displayNick(key), online });
       }
       members.sort((a, b) => byName(a.nick, b.nick));
       return { room: room.name, ...fitList("members", members, hub) };
@@ -255,9 +257,12 @@ export const commands: CommandTable = {
   },
 
   who: {
-    run({ hub }) {
+    run({ hub, session }) {
+      const self = session.account.key;
       const users: string[] = [];
-      for (const account of hub.onlineAccounts) if (!account.hidden) users.push(account.nick);
+      for (const account of hub.onlineAccounts) {
+        if (account.key === self || hub.isVisible(account.key, self)) users.push(account.nick);
+      }
       return Promise.resolve(fitList("users", users.sort(byName), hub));
     },
   },
@@ -266,10 +271,12 @@ export const commands: CommandTable = {
     async run({ hub, session }, { since }) {
       const self = session.account.key;
       const keys = new Set<string>();
-      for (const account of hub.onlineAccounts) if (!account.hidden) keys.add(account.key);
+      for (const account of hub.onlineAccounts) {
+        if (hub.isVisible(account.key, self)) keys.add(account.key);
+      }
       if (since !== undefined) {
         for (const key of await hub.store.onlineSince(hub.now() - since * 1000)) {
-          if (!hub.online(key)?.hidden) keys.add(key);
+          if (!keys.has(key) && key !== self && await hub.mayList(key, self)) keys.add(key);
         }
       }
       keys.delete(self);
@@ -304,10 +311,9 @@ export const commands: CommandTable = {
   block: {
     async run({ hub, session }, { nick }) {
       const target = await requireOther(hub, session, nick, "block");
-      if (!await hub.store.addBlock(session.account.key, target.key)) {
+      if (!await hub.block(session.account, target.key)) {
         throw new CommandError("already_blocked", `${target.nick} is already blocked`);
       }
-      session.account.blocks.add(target.key);
       return { nick: target.nick };
     },
   },
@@ -315,10 +321,9 @@ export const commands: CommandTable = {
   unblock: {
     async run({ hub, session }, { nick }) {
       const target = await requireOther(hub, session, nick, "unblock");
-      if (!await hub.store.removeBlock(session.account.key, target.key)) {
+      if (!await hub.unblock(session.account, target.key)) {
         throw new CommandError("not_blocked", `${target.nick} is not blocked`);
       }
-      session.account.blocks.delete(target.key);
       return { nick: target.nick };
     },
   },
@@ -356,11 +361,7 @@ export const commands: CommandTable = {
       const self = session.account.key;
       const contacts: NickState[] = [];
       for (const key of await hub.store.contactsOf(self)) {
-        const online = hub.online(key);
-        contacts.push({
-          nick: await hub.displayNick(key),
-          online: online !== undefined && !online.hidden && !online.blocks.has(self),
-        });
+        contacts.push({ nick: await hub.displayNick(key), online: hub.isVisible(key, self) });
       }
       contacts.sort((a, b) => byName(a.nick, b.nick));
       return fitList("contacts", contacts, hub);
@@ -410,13 +411,18 @@ export const commands: CommandTable = {
 
   read: {
     pipelined: true,
+    // Receipts tell the sender the reader is online: none while hidden (nor later, at
+    // `reveal`), none to those the reader blocks, none to those who block the reader.
     async run({ hub, session }, { ids }) {
       const account = session.account;
       const newlyRead = await hub.store.markRead(account.key, ids);
       const ts = hub.now();
-      for (const message of newlyRead) {
-        await hub.broker.publish(userSubject(nameKey(message.from)), {
+      for (const message of account.hidden ? [] : newlyRead) {
+        const sender = nameKey(message.from);
+        if (account.blocks.has(sender)) continue;
+        await hub.broker.publish(userSubject(sender), {
           event: { type: "receipt", id: message.id, status: "read", by: account.nick, ts },
+          from: account.key,
         });
       }
       return { count: newlyRead.length };

@@ -383,7 +383,7 @@ export class FileService {
         to: record.to,
         size: record.size,
         offset,
-        online: hub.isVisible(target.key),
+        online: hub.isVisible(target.key, self.key),
         expires: record.expiresAt,
       };
     });

@@ -77,7 +77,10 @@ export interface OnlineAccount {
   readonly blocks: Set<string>;
   /** Keys of the rooms it is a member of. */
   readonly rooms: Set<string>;
-  /** Hidden from presence lists and notices. */
+  /**
+   * Hidden (`/hide`): it appears offline to everyone (presence, lists, contacts) and its
+   * reads send no receipts.
+   */
   hidden: boolean;
 }
 
@@ -185,6 +188,8 @@ export class ChatHub {
   readonly #online = new Map<string, OnlineAccount>();
   readonly #rooms = new Map<string, RoomState>();
   readonly #nicks = new Map<string, string>();
+  /** Per account key: the keys of the online accounts that block it (the reverse of `blocks`). */
+  readonly #blockedBy = new Map<string, Set<string>>();
   readonly #lockout: Lockout;
   readonly #loginFailures: KeyedBuckets;
   readonly #registrationsPerIp: KeyedBuckets;
@@ -255,10 +260,56 @@ export class ChatHub {
     return this.#online.get(key);
   }
 
-  /** Whether the account is online and not hidden. */
-  isVisible(key: string): boolean {
+  /**
+   * Whether the account appears online: online and not hidden, and, to `viewer` (an
+   * online account's key), only when neither of the two blocks the other. A block hides
+   * presence both ways: the blocked user sees nothing of the blocker, and the blocker is
+   * not told of the one it blocked.
+   */
+  isVisible(key: string, viewer?: string): boolean {
     const account = this.#online.get(key);
-    return account !== undefined && !account.hidden;
+    if (account === undefined || account.hidden) return false;
+    return viewer === undefined || !this.#blockedBetween(account, viewer);
+  }
+
+  /**
+   * Whether `viewer` may see the account `key` online or in a recent-logins list: like
+   * {@linkcode isVisible}, but for an account that may be offline (its blocks read from
+   * the store).
+   */
+  async mayList(key: string, viewer: string): Promise<boolean> {
+    if (this.#online.get(key)?.hidden) return false;
+    if (this.#online.get(viewer)?.blocks.has(key)) return false;
+    return !(await this.blocksOf(key)).has(viewer);
+  }
+
+  /**
+   * `account` blocks `targetKey`: stored, cached, and each of the two, if they saw each
+   * other online, is told the other went offline. False when it was already blocked.
+   */
+  async block(account: OnlineAccount, targetKey: string): Promise<boolean> {
+    if (!await this.store.addBlock(account.key, targetKey)) return false;
+    const target = this.#online.get(targetKey);
+    const saw = target !== undefined && !this.#blockedBetween(account, targetKey);
+    account.blocks.add(targetKey);
+    if (this.#online.get(account.key) === account) this.#noteBlocks(account.key, [targetKey]);
+    if (saw) await this.#presenceBetween(account, target, false);
+    return true;
+  }
+
+  /**
+   * `account` no longer blocks `targetKey`: stored, cached, and each of the two, if they
+   * now see each other online, is told the other is online. False when it was not blocked.
+   */
+  async unblock(account: OnlineAccount, targetKey: string): Promise<boolean> {
+    if (!await this.store.removeBlock(account.key, targetKey)) return false;
+    account.blocks.delete(targetKey);
+    this.#forgetBlocks(account.key, [targetKey]);
+    const target = this.#online.get(targetKey);
+    if (target !== undefined && !this.#blockedBetween(account, targetKey)) {
+      await this.#presenceBetween(account, target, true);
+    }
+    return true;
   }
 
   /** Imports `nick password` credentials: creates or updates the accounts, hashed. */
@@ -440,21 +491,27 @@ export class ChatHub {
       }
       if (account.sessions.size > 0) return;
       this.#online.delete(account.key);
+      this.#forgetBlocks(account.key, account.blocks);
       // While draining everyone is leaving: n sessions telling n others is n² for nothing.
       if (!account.hidden && !this.draining) await this.announcePresence(account, false);
     });
   }
 
   /**
-   * Tells others that an account went online or offline (not those it blocks): every
-   * session at the end of the turn, with the other changes of that turn
-   * ({@linkcode PresenceBatcher}); its contacts' watchers at once.
+   * Tells others that an account went online or offline (not those it blocks nor those
+   * that block it): every session at the end of the turn, with the other changes of that
+   * turn ({@linkcode PresenceBatcher}); its contacts' watchers at once.
    */
   async announcePresence(account: OnlineAccount, online: boolean): Promise<void> {
-    this.#presence.announce(account, online, this.now());
+    const blockedBy = this.#blockedBy.get(account.key);
+    this.#presence.announce(
+      { key: account.key, nick: account.nick, blocks: account.blocks, blockedBy },
+      online,
+      this.now(),
+    );
     const watchers = await this.store.watchersOf(account.key);
     for (const watcher of watchers) {
-      if (account.blocks.has(watcher) || !this.#online.has(watcher)) continue;
+      if (!this.#online.has(watcher) || this.#blockedBetween(account, watcher)) continue;
       await this.broker.publish(userSubject(watcher), {
         event: { type: "contact", nick: account.nick, online },
       });
@@ -595,6 +652,7 @@ export class ChatHub {
       };
       for (const roomKey of account.rooms) await this.room(roomKey);
       this.#online.set(key, account);
+      this.#noteBlocks(key, account.blocks);
     }
     const session = new Session(account, port);
     // Open from the subscription on: a held message may reach it live before it is read.
@@ -616,6 +674,7 @@ export class ChatHub {
       registered: registered ? " (registered)" : "",
     });
     if (first) await this.announcePresence(account, true);
+    else this.#tellOtherSessions(session);
     const pending = await this.store.countUndelivered(key, lastId);
     const rooms: string[] = [];
     for (const roomKey of account.rooms) rooms.push(this.#rooms.get(roomKey)?.name ?? roomKey);
@@ -624,6 +683,16 @@ export class ChatHub {
       reply: { nick: account.nick, rooms, lastId, pending },
       heldThrough: lastId,
     };
+  }
+
+  /** Tells an account's other sessions that `session` (a new one) logged in, and from where. */
+  #tellOtherSessions(session: Session): void {
+    const { account, port } = session;
+    const text = `${account.nick} logged in again from ${port.ip} ` +
+      `(${account.sessions.size} sessions now)`;
+    for (const other of account.sessions) {
+      if (other !== session) other.send({ type: "notice", code: "session_login", text });
+    }
   }
 
   /**
@@ -787,6 +856,49 @@ export class ChatHub {
     };
     this.#rooms.set(record.key, state);
     return state;
+  }
+
+  /** Whether the online `account` and the online account `otherKey` block each other either way. */
+  #blockedBetween(account: OnlineAccount, otherKey: string): boolean {
+    return account.blocks.has(otherKey) || (this.#blockedBy.get(account.key)?.has(otherKey) ??
+      false);
+  }
+
+  /** Records in the reverse index that the online account `key` blocks `targets`. */
+  #noteBlocks(key: string, targets: Iterable<string>): void {
+    for (const target of targets) {
+      let by = this.#blockedBy.get(target);
+      if (by === undefined) this.#blockedBy.set(target, by = new Set());
+      by.add(key);
+    }
+  }
+
+  /** Removes from the reverse index that `key` blocks `targets`. */
+  #forgetBlocks(key: string, targets: Iterable<string>): void {
+    for (const target of targets) {
+      const by = this.#blockedBy.get(target);
+      by?.delete(key);
+      if (by?.size === 0) this.#blockedBy.delete(target);
+    }
+  }
+
+  /**
+   * Tells each of two online accounts that the other (unless hidden) is `online`: a
+   * `presence` notice, and a `contact` one when it has the other as a contact.
+   */
+  async #presenceBetween(a: OnlineAccount, b: OnlineAccount, online: boolean): Promise<void> {
+    const ts = this.now();
+    for (const [to, about] of [[a, b], [b, a]]) {
+      if (about.hidden) continue;
+      await this.broker.publish(userSubject(to.key), {
+        event: { type: "presence", nick: about.nick, online, ts },
+      });
+      if ((await this.store.watchersOf(about.key)).includes(to.key)) {
+        await this.broker.publish(userSubject(to.key), {
+          event: { type: "contact", nick: about.nick, online },
+        });
+      }
+    }
   }
 
   #unsubscribeAll(session: Session): void {

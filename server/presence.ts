@@ -16,7 +16,10 @@ import { ALL_SUBJECT, type Broker, type Publication } from "./broker.ts";
 
 const log = getLogger(["chat", "server", "presence"]);
 
-/** Who changed: an account's key, nick, and the keys it blocks (they are not told). */
+/**
+ * Who changed: an account's key, nick, the keys it blocks and the keys of those that
+ * block it (neither is told: a block hides presence both ways).
+ */
 export interface PresenceSubject {
   /** Account key. */
   readonly key: string;
@@ -24,6 +27,8 @@ export interface PresenceSubject {
   readonly nick: string;
   /** Keys of the accounts it blocks. */
   readonly blocks: ReadonlySet<string>;
+  /** Keys of the (online) accounts that block it. */
+  readonly blockedBy?: ReadonlySet<string>;
 }
 
 /**
@@ -61,11 +66,14 @@ export class PresenceBatcher {
     return this.#batches;
   }
 
-  /** Queues a change of `who` to `online` at `ts`, for every session but its own and those it blocks. */
+  /**
+   * Queues a change of `who` to `online` at `ts`, for every session but its own, those
+   * it blocks and those that block it.
+   */
   announce(who: PresenceSubject, online: boolean, ts: number): void {
     this.#pending.push({
       event: { type: "presence", nick: who.nick, online, ts },
-      except: new Set([who.key, ...who.blocks]),
+      except: new Set([who.key, ...who.blocks, ...who.blockedBy ?? []]),
     });
     this.#timer ??= setTimeout(() => this.flush(), 0);
   }

@@ -520,3 +520,62 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "interactive: at login the current room shows its recent lines (issue 14: 13)",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    const server = await testServer();
+    const port = server.addr.port;
+    try {
+      // Alice is a member of the lobby already (from her first login): no join is needed.
+      await (await ChatClient.connect({
+        port,
+        nick: "alice",
+        password: PASSWORD,
+        reconnect: false,
+      }))
+        .close();
+      const bob = await ChatClient.connect({
+        port,
+        nick: "bob",
+        password: PASSWORD,
+        reconnect: false,
+      });
+      await bob.say("lobby", "said while alice was away");
+      await bob.close();
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
+          `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
+          `--port ${port} --nick alice; echo "[exit $?]"`,
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+      );
+      const rows = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.includes("<bob> said while alice was away")),
+        "the lobby's recent line",
+      );
+      assert.ok(rows.some((row) => row.startsWith("* joined lobby")), rows.join("\n"));
+    } finally {
+      await tmux.kill();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

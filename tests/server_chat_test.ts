@@ -339,6 +339,8 @@ Deno.test("presence: a burst of logins reaches everyone once each, blocks respec
     const zed = await Probe.login(server, "zed");
     await watcher.expect({ type: "presence", nick: "zed", online: true });
     await zed.ok("block", { nick: "watcher" });
+    // From the block on, zed appears offline to the watcher (and is not heard of again).
+    await watcher.expect({ type: "presence", nick: "zed", online: false });
     await zed.ok("logout");
     await zed.closed();
     const nicks = Array.from({ length: 30 }, (_, i) => `burst${i}`);
