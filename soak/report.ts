@@ -318,7 +318,9 @@ export function formatPhases(report: SoakReport): string[] {
     `of the runs that ran to a verdict (0/0: none did, e.g. a phase shorter than the attack)`,
     `  attacks from: 127.0.0.1${
       report.attackerAddresses.length > 0
-        ? `; wrong_password and register_flood from ${report.attackerAddresses.join(", ")}`
+        ? `; wrong_password, register_flood and prelogin_flood from ${
+          report.attackerAddresses.join(", ")
+        }`
         : " only"
     }`,
     `  ${header}`,

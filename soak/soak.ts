@@ -368,6 +368,8 @@ class SoakRun {
         probeNick: PROBE_NICK,
         attackerAddresses: ATTACKER_ADDRESSES,
         partialFrameDeadlineMs: options.partialFrameDeadlineMs,
+        fileBytesPerSec: this.#overrides.rateFileBytesPerSec ??
+          DEFAULT_SERVER_CONFIG.rateFileBytesPerSec,
       });
     }
     this.#abusers = await this.#spawnAll(abuserArgs.map((args, p) => ({
