@@ -43,6 +43,7 @@ const FROM_ELSEWHERE: ReadonlySet<AbuseKind> = new Set<AbuseKind>([
   "wrong_password",
   "register_flood",
   "prelogin_flood",
+  "fd_exhaust",
 ]);
 
 /**

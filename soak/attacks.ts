@@ -18,6 +18,8 @@
  * | `empty_offers`   | 6        | zero-byte file offers to one offline account, nonstop             |
  * | `partial_frame`  | 11       | logged-in sessions that send half a large frame and hold it       |
  * | `lookalike_nick` | 16       | registering "g0od1", "good1.", "server", "SYSTEM"                 |
+ * | `fd_exhaust`     | 1        | idle connections past the server's descriptor limit (lowered for  |
+ * |                  |          | the phase, Linux), then a fresh login once they go                |
  *
  * | `silent_tls`     | 2        | TCP connections to a TLS server that send nothing or half a hello |
  *
@@ -57,6 +59,7 @@ export const ATTACK_KINDS = [
   "empty_offers",
   "partial_frame",
   "lookalike_nick",
+  "fd_exhaust",
   // Last: a lockout it causes outlasts its phase (and would fail the next ones).
   "wrong_password",
 ] as const;
@@ -83,8 +86,12 @@ export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.f
   empty_offers: 2,
   partial_frame: 32,
   lookalike_nick: 2,
+  fd_exhaust: 2,
   silent_tls: 64,
 });
+
+/** How long, once `fd_exhaust`'s connections go, a fresh login may take to succeed. */
+export const FD_RECOVERY_MS = 15_000;
 
 /**
  * How long the runs under way at the end of an attack's phase may take to finish
@@ -93,11 +100,29 @@ export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.f
  */
 export const ATTACK_GRACE_MS: Readonly<Partial<Record<AttackKind, number>>> = Object.freeze({
   dm_backlog: 40_000,
+  fd_exhaust: FD_RECOVERY_MS + 5000,
 });
+
+/** Idle connections one `fd_exhaust` run holds. */
+export const FD_HOLD_PER_RUN = 100;
+/**
+ * Descriptors the soak leaves the server beyond those it has open when `fd_exhaust`'s
+ * phase starts (its soft limit is lowered to that for the phase): far fewer than the
+ * attack's connections.
+ */
+export const FD_ROOM = 40;
 
 /** Connections one run of an attack opens at once, where more than one. */
 export const ATTACK_CONNECTIONS_PER_RUN: Readonly<Partial<Record<AttackKind, number>>> = Object
-  .freeze({ dm_backlog: 41, empty_offers: 2, file_flood: 2 });
+  .freeze({ dm_backlog: 41, empty_offers: 2, file_flood: 2, fd_exhaust: FD_HOLD_PER_RUN + 1 });
+
+/**
+ * The attacks after which the login probe's failures are shown, not judged: while
+ * `fd_exhaust` holds every descriptor the server may open, a new connection waits for
+ * one (the probe's logins fail); its own check is that a fresh login succeeds once its
+ * connections go.
+ */
+export const PROBE_NOT_JUDGED: ReadonlySet<string> = new Set(["fd_exhaust"]);
 
 /** Frames one flooding session sends, at most, before it calls the flood uncontrolled. */
 export const ATTACK_FLOOD_FRAMES = 2000;
@@ -247,6 +272,45 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
     } finally {
       recipient.close();
     }
+  },
+
+  async fd_exhaust(conn, ctx, stats) {
+    // Idle connections (nothing sent) from another address, as many as a run holds,
+    // for the whole phase: past the server's descriptor limit, lowered for the phase.
+    const from = ctx.attackerAddresses.length > 0 ? ctx.rng.pick(ctx.attackerAddresses) : undefined;
+    const held: RawConn[] = [conn];
+    conn.startReading();
+    while (!ctx.signal.aborted && held.length < FD_HOLD_PER_RUN) {
+      const more = await openTrackedWithin(ctx, from, 1000);
+      if (more === null) {
+        await sleep(100, ctx.signal);
+        continue;
+      }
+      more.startReading();
+      held.push(more);
+    }
+    while (!ctx.signal.aborted) await sleep(1000, ctx.signal);
+    const cut = held.filter((c) => c.closed && !c.closedByUs).length;
+    for (const c of held) c.close();
+    // They go: a fresh login must succeed again soon.
+    const began = performance.now();
+    while (performance.now() - began < FD_RECOVERY_MS) {
+      const fresh = await openTrackedWithin(ctx, from, 2000);
+      if (fresh !== null) {
+        const ok = await loginAs(fresh, ctx.nextNick());
+        fresh.close();
+        if (ok) {
+          stats.logins++;
+          return { kind: "expected" };
+        }
+      }
+      await delay(250);
+    }
+    return {
+      kind: "unexpected",
+      why: `${held.length} idle connections held (${cut} closed by the server); no fresh login ` +
+        `within ${FD_RECOVERY_MS / 1000} s of their going`,
+    };
   },
 
   async register_flood(conn, ctx, stats) {
@@ -761,6 +825,35 @@ async function openTracked(ctx: AbuseContext): Promise<RawConn | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * Opens one more connection from `from` (a loopback address; 127.0.0.1 when undefined),
+ * tracked like openTracked's; null when refused or not connected within `timeoutMs`
+ * (one that connects later is closed).
+ */
+async function openTrackedWithin(
+  ctx: AbuseContext,
+  from: string | undefined,
+  timeoutMs: number,
+): Promise<RawConn | null> {
+  let late = false;
+  const opening = RawConn.open(ctx.port, from).then((conn) => {
+    if (late) {
+      conn.close();
+      return null;
+    }
+    const untrack = ctx.track(conn);
+    conn.waitClosed(24 * 3600_000).then(untrack);
+    return conn;
+  }, () => null);
+  const conn = await Promise.race([opening, delay(timeoutMs).then(() => null)]);
+  if (conn === null) late = true;
+  return conn;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** How a connection ended, for a report line. */

@@ -18,8 +18,9 @@ import { runSoak } from "../soak/soak.ts";
  * The attacks tried here: those whose outcome does not hang on timing. Left out:
  * `register_flood` (its verdict needs each registration answered within the login
  * deadline, 2 s here, which a loaded machine may miss), `partial_frame` (a frame is
- * held until the frame deadline, 3 s, longer than these phases) and `silent_tls` (TLS
- * only). `wrong_password` comes last: a lockout it causes outlasts its phase. It and
+ * held until the frame deadline, 3 s, longer than these phases), `fd_exhaust` (Linux
+ * only, and its check that a fresh login succeeds once its connections go may take
+ * seconds after its phase) and `silent_tls` (TLS only). `wrong_password` comes last: a lockout it causes outlasts its phase. It and
  * `prelogin_flood` try wrong passwords, from 127.0.0.2–5 on Linux; elsewhere they would
  * come from the login probe's own address and could lock it out, so they run on Linux
  * only.
