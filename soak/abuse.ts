@@ -42,6 +42,8 @@ const encoder = new TextEncoder();
 const FROM_ELSEWHERE: ReadonlySet<AbuseKind> = new Set<AbuseKind>([
   "wrong_password",
   "register_flood",
+  "prelogin_flood",
+  "fd_exhaust",
 ]);
 
 /**

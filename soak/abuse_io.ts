@@ -66,6 +66,11 @@ export interface AbuseContext {
    * in ms (the server should close it sooner).
    */
   partialFrameDeadlineMs: number;
+  /**
+   * The server's file byte budget per session and second (`--rate-file-bytes`), which
+   * paces `file_flood`; 0: unlimited.
+   */
+  fileBytesPerSec: number;
 }
 
 /** The password of every abuser account. */

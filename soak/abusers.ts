@@ -72,6 +72,8 @@ export interface AbusersArgs {
   attackerAddresses: string[];
   /** How long a partial frame may stay unfinished before it counts as a defect, in ms. */
   partialFrameDeadlineMs: number;
+  /** The server's `--rate-file-bytes` (file and relay bytes per session per second; 0: none). */
+  fileBytesPerSec: number;
 }
 
 class Abusers {
@@ -192,6 +194,7 @@ class Abusers {
       probeNick: args.probeNick,
       attackerAddresses: args.attackerAddresses,
       partialFrameDeadlineMs: args.partialFrameDeadlineMs,
+      fileBytesPerSec: args.fileBytesPerSec,
     };
   }
 

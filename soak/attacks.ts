@@ -9,6 +9,8 @@
  * | ---------------- | -------- | ----------------------------------------------------------------- |
  * | `error_flood`    | 3        | logged-in sessions sending unknown types and bad fields, nonstop  |
  * | `ping_flood`     | 3        | logged-in sessions sending `ping`, nonstop                         |
+ * | `prelogin_flood` | 3        | bad frames and wrong logins after hello, before any login          |
+ * | `file_flood`     | 3        | `file_chunk` and `file_read` nonstop, from a sender and a recipient|
  * | `register_flood` | 7        | connections registering new nicks, from other loopback addresses  |
  * | `wrong_password` | 9        | wrong passwords for the login probe's nick, from other addresses  |
  * | `dm_backlog`     | 4        | 400 direct messages of 12 KB held for an offline account, its login|
@@ -16,6 +18,8 @@
  * | `empty_offers`   | 6        | zero-byte file offers to one offline account, nonstop             |
  * | `partial_frame`  | 11       | logged-in sessions that send half a large frame and hold it       |
  * | `lookalike_nick` | 16       | registering "g0od1", "good1.", "server", "SYSTEM"                 |
+ * | `fd_exhaust`     | 1        | idle connections past the server's descriptor limit (lowered for  |
+ * |                  |          | the phase, Linux), then a fresh login once they go                |
  *
  * | `silent_tls`     | 2        | TCP connections to a TLS server that send nothing or half a hello |
  *
@@ -47,12 +51,15 @@ import { type Header, RawConn } from "./raw_conn.ts";
 export const ATTACK_KINDS = [
   "error_flood",
   "ping_flood",
+  "prelogin_flood",
+  "file_flood",
   "register_flood",
   "dm_backlog",
   "huge_reply",
   "empty_offers",
   "partial_frame",
   "lookalike_nick",
+  "fd_exhaust",
   // Last: a lockout it causes outlasts its phase (and would fail the next ones).
   "wrong_password",
 ] as const;
@@ -70,6 +77,8 @@ export type AttackKind = typeof ATTACK_KINDS[number] | typeof TLS_ATTACK_KINDS[n
 export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.freeze({
   error_flood: 16,
   ping_flood: 16,
+  prelogin_flood: 16,
+  file_flood: 1,
   register_flood: 32,
   wrong_password: 4,
   dm_backlog: 1,
@@ -77,8 +86,12 @@ export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.f
   empty_offers: 2,
   partial_frame: 32,
   lookalike_nick: 2,
+  fd_exhaust: 2,
   silent_tls: 64,
 });
+
+/** How long, once `fd_exhaust`'s connections go, a fresh login may take to succeed. */
+export const FD_RECOVERY_MS = 15_000;
 
 /**
  * How long the runs under way at the end of an attack's phase may take to finish
@@ -87,11 +100,29 @@ export const ATTACK_CONCURRENCY: Readonly<Record<AttackKind, number>> = Object.f
  */
 export const ATTACK_GRACE_MS: Readonly<Partial<Record<AttackKind, number>>> = Object.freeze({
   dm_backlog: 40_000,
+  fd_exhaust: FD_RECOVERY_MS + 5000,
 });
+
+/** Idle connections one `fd_exhaust` run holds. */
+export const FD_HOLD_PER_RUN = 100;
+/**
+ * Descriptors the soak leaves the server beyond those it has open when `fd_exhaust`'s
+ * phase starts (its soft limit is lowered to that for the phase): far fewer than the
+ * attack's connections.
+ */
+export const FD_ROOM = 40;
 
 /** Connections one run of an attack opens at once, where more than one. */
 export const ATTACK_CONNECTIONS_PER_RUN: Readonly<Partial<Record<AttackKind, number>>> = Object
-  .freeze({ dm_backlog: 41, empty_offers: 2 });
+  .freeze({ dm_backlog: 41, empty_offers: 2, file_flood: 2, fd_exhaust: FD_HOLD_PER_RUN + 1 });
+
+/**
+ * The attacks after which the login probe's failures are shown, not judged: while
+ * `fd_exhaust` holds every descriptor the server may open, a new connection waits for
+ * one (the probe's logins fail); its own check is that a fresh login succeeds once its
+ * connections go.
+ */
+export const PROBE_NOT_JUDGED: ReadonlySet<string> = new Set(["fd_exhaust"]);
 
 /** Frames one flooding session sends, at most, before it calls the flood uncontrolled. */
 export const ATTACK_FLOOD_FRAMES = 2000;
@@ -100,6 +131,22 @@ export const ATTACK_FLOOD_FRAMES = 2000;
  * the next one must be refused. Before that limit existed, every offer was held.
  */
 export const EMPTY_OFFERS_LIMIT = 100;
+/**
+ * Replies a flooding session may get before it is cut off: the server cuts a session
+ * off after `--flood-strikes` (50) errors or refusals, or errors in a row; ten times
+ * that, answered (a quarter of ATTACK_FLOOD_FRAMES), is a flood not cut off.
+ */
+export const ATTACK_FLOOD_MAX_REPLIES = 500;
+/** The file each `file_flood` run uploads once, then sends and reads again and again. */
+const FLOOD_FILE = new Uint8Array(1024 * 1024);
+/** Its chunks: as large as a `file_chunk` may be. */
+const FLOOD_CHUNK = 512 * 1024;
+/**
+ * Bytes a paced session may move beyond its budget: the budget is taken before a
+ * request runs, so one request (a chunk of 512 KiB, or a read of 1 MiB) may run before
+ * the wait that pays for it.
+ */
+const FILE_FLOOD_SLACK = 1024 * 1024 + 64 * 1024;
 /** Senders and direct messages each of `dm_backlog` (10 each: the message burst). */
 const BACKLOG_SENDERS = 40;
 const BACKLOG_PER_SENDER = 10;
@@ -150,6 +197,120 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
       "ping",
       (i) => encodeFrame({ type: "ping", id: `p${i}` }),
     );
+  },
+
+  async prelogin_flood(conn, ctx, stats) {
+    // After hello, never logged in: requests that fail to parse, name an unknown type,
+    // need a login, or log in with a wrong password (to an account of the attacker's).
+    const victim = await preloginVictim(ctx);
+    if (victim === null) return { kind: "interrupted", why: "its account could not register" };
+    if (!(await hello(conn))) return brokeOff(conn, "hello");
+    const frame = (i: number): Uint8Array => {
+      switch (i % 10) {
+        case 0:
+          return encodeFrame({ type: "login", id: `l${i}`, nick: victim, password: `no${i}` });
+        case 1:
+        case 2:
+          return encodeFrame({ type: "frobnicate", id: `u${i}` });
+        case 3:
+        case 4:
+          return encodeFrame({ type: "say", id: `s${i}`, room: "soak-flood", text: "hi" });
+        default:
+          return encodeFrame({ type: "say", id: `b${i}`, room: 5, text: "x" });
+      }
+    };
+    const outcome = await floodUntilCut(conn, ctx, stats, "bad", frame, false);
+    // The attacker comes back a few times a second per connection slot.
+    if (outcome.kind === "expected") await sleep(250, ctx.signal);
+    return outcome;
+  },
+
+  async file_flood(conn, ctx, stats) {
+    // A recipient logs in and stays; the sender offers it 1 MiB and uploads it.
+    const recipientNick = ctx.nextNick();
+    const recipient = await openTracked(ctx);
+    if (recipient === null || !(await loginAs(recipient, recipientNick))) {
+      recipient?.close();
+      return { kind: "interrupted", why: "the recipient could not log in" };
+    }
+    stats.logins++;
+    try {
+      const senderStart = performance.now();
+      if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+      const sha256 = await floodFileSha256();
+      await conn.write(encodeFrame({
+        type: "file_offer",
+        id: "offer",
+        to: recipientNick,
+        name: "flood.bin",
+        size: FLOOD_FILE.length,
+        sha256,
+      }));
+      const offer = await conn.waitFor((h) => h.re === "offer", ANSWER_MS);
+      const file = offer?.file;
+      if (offer?.type !== "ok" || typeof file !== "number") return brokeOff(conn, "the offer");
+      // The recipient accepts while the sender uploads; then both go on, nonstop: the
+      // sender sends the file's chunks again (answered as resent ones), the recipient
+      // reads the file again. Each is paced by its session's file byte budget.
+      const recipientStart = performance.now();
+      await recipient.write(encodeFrame({ type: "file_accept", id: "accept", file }));
+      const sending = floodChunks(conn, file, ctx.signal);
+      const reading = floodReads(recipient, file, ctx.signal);
+      const [sent, read] = await Promise.all([sending, reading]);
+      stats.floodMessagesSent += sent.requests + read.requests;
+      const problems = [
+        paceProblem("sender", sent, senderStart, ctx.fileBytesPerSec),
+        paceProblem("recipient", read, recipientStart, ctx.fileBytesPerSec),
+        sent.failure,
+        read.failure,
+      ].filter((p) => p !== null);
+      if (problems.length > 0) return { kind: "unexpected", why: problems.join("; ") };
+      if (sent.bytes === 0 || read.bytes === 0) {
+        return { kind: "interrupted", why: `the phase ended after ${sent.bytes} bytes sent` };
+      }
+      return { kind: "expected" };
+    } finally {
+      recipient.close();
+    }
+  },
+
+  async fd_exhaust(conn, ctx, stats) {
+    // Idle connections (nothing sent) from another address, as many as a run holds,
+    // for the whole phase: past the server's descriptor limit, lowered for the phase.
+    const from = ctx.attackerAddresses.length > 0 ? ctx.rng.pick(ctx.attackerAddresses) : undefined;
+    const held: RawConn[] = [conn];
+    conn.startReading();
+    while (!ctx.signal.aborted && held.length < FD_HOLD_PER_RUN) {
+      const more = await openTrackedWithin(ctx, from, 1000);
+      if (more === null) {
+        await sleep(100, ctx.signal);
+        continue;
+      }
+      more.startReading();
+      held.push(more);
+    }
+    while (!ctx.signal.aborted) await sleep(1000, ctx.signal);
+    const cut = held.filter((c) => c.closed && !c.closedByUs).length;
+    for (const c of held) c.close();
+    // They go: a fresh login must succeed again soon.
+    const began = performance.now();
+    while (performance.now() - began < FD_RECOVERY_MS) {
+      const fresh = await openTrackedWithin(ctx, from, 2000);
+      if (fresh !== null) {
+        const ok = await loginAs(fresh, ctx.nextNick());
+        fresh.close();
+        if (ok) {
+          stats.logins++;
+          return { kind: "expected" };
+        }
+      }
+      await delay(250);
+    }
+    return {
+      kind: "unexpected",
+      why: `${held.length} idle connections held (${cut} closed by the server); no fresh login ` +
+        `within ${FD_RECOVERY_MS / 1000} s of their going`,
+    };
   },
 
   async register_flood(conn, ctx, stats) {
@@ -433,9 +594,11 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
 };
 
 /**
- * Logs in, then sends `frame(i)` in batches of 100 every 50 ms (reading the replies)
- * until the server cuts the session off; `unexpected` when ATTACK_FLOOD_FRAMES went
- * out and it still answers.
+ * Logs in (unless `loggedIn` is false: the hello is done), then sends `frame(i)` in
+ * batches of 100 every 50 ms (reading the replies) until the server cuts the session
+ * off; `unexpected` when the server answered more than ATTACK_FLOOD_MAX_REPLIES and
+ * still did not, `interrupted` when it answered less before the phase ended (a slow
+ * server is not a defence failing).
  */
 async function floodUntilCut(
   conn: RawConn,
@@ -443,27 +606,172 @@ async function floodUntilCut(
   stats: AbuseStats,
   what: string,
   frame: (i: number) => Uint8Array,
+  loggedIn = true,
 ): Promise<Outcome> {
-  if (!(await login(conn, ctx, stats))) return brokeOff(conn, "login");
+  if (loggedIn && !(await login(conn, ctx, stats))) return brokeOff(conn, "login");
   let sent = 0;
-  while (sent < ATTACK_FLOOD_FRAMES && !conn.closed && !ctx.signal.aborted) {
+  while (
+    sent < ATTACK_FLOOD_FRAMES && !conn.closed && !ctx.signal.aborted &&
+    replies(conn) <= ATTACK_FLOOD_MAX_REPLIES
+  ) {
     const batch = Array.from({ length: 100 }, (_, k) => frame(sent + k));
     if (!(await conn.write(concat(batch)))) break;
     sent += batch.length;
     await conn.waitClosed(50);
   }
-  stats.floodMessagesSent += sent;
-  if (!conn.closed && !ctx.signal.aborted) await conn.waitClosed(1000);
-  if (conn.closed) return { kind: "expected" };
-  if (ctx.signal.aborted && sent < ATTACK_FLOOD_FRAMES) {
-    return { kind: "interrupted", why: `the phase ended after ${sent} ${what} frames` };
+  if (loggedIn) stats.floodMessagesSent += sent;
+  else stats.badFramesSent += sent;
+  // Let the server get through what was sent: a slow server is not a defence failing,
+  // only answers without a cut-off are.
+  await conn.waitFor(() => replies(conn) > ATTACK_FLOOD_MAX_REPLIES, ANSWER_MS);
+  const answered = replies(conn);
+  if (conn.closed && !conn.closedByUs) return { kind: "expected" };
+  if (answered > ATTACK_FLOOD_MAX_REPLIES) {
+    return {
+      kind: "unexpected",
+      why: `${answered} replies to ${sent} ${what} frames${loggedIn ? "" : " before login"}, ` +
+        "never cut off",
+    };
   }
-  const replies = conn.received.length;
   return {
-    kind: "unexpected",
-    why: `${sent} ${what} frames in ${sent / 100} batches of 100, ${replies} replies, ` +
-      "never cut off",
+    kind: "interrupted",
+    why: `the phase ended after ${sent} ${what} frames, ${answered} answered`,
   };
+}
+
+/** Replies (errors mostly) a connection has received. */
+function replies(conn: RawConn): number {
+  return conn.received.filter((h) => typeof h.re === "string").length;
+}
+
+/** Per abuser process: the account `prelogin_flood` tries wrong passwords on. */
+let preloginAccount: Promise<string | null> | null = null;
+
+/** Registers the account of `prelogin_flood` once per process; its nick, or null. */
+function preloginVictim(ctx: AbuseContext): Promise<string | null> {
+  preloginAccount ??= (async () => {
+    const nick = ctx.nextNick();
+    const conn = await openTracked(ctx);
+    const ok = conn !== null && (await loginAs(conn, nick));
+    conn?.close();
+    return ok ? nick : null;
+  })();
+  const pending = preloginAccount;
+  pending.then((nick) => {
+    if (nick === null && preloginAccount === pending) preloginAccount = null; // try again
+  });
+  return pending;
+}
+
+let floodSha256: Promise<string> | null = null;
+
+/** SHA-256 of FLOOD_FILE, in hex. */
+function floodFileSha256(): Promise<string> {
+  floodSha256 ??= crypto.subtle.digest("SHA-256", FLOOD_FILE).then((digest) =>
+    [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")
+  );
+  return floodSha256;
+}
+
+/** What one side of a `file_flood` run moved, and when its last request was answered. */
+interface FileFlow {
+  /** File bytes acknowledged (chunks) or received (reads). */
+  bytes: number;
+  /** Requests answered. */
+  requests: number;
+  /** performance.now() of the last answer. */
+  lastAt: number;
+  /** What went wrong (an error, or the session cut off); null when nothing did. */
+  failure: string | null;
+}
+
+/** Sends the flood file's chunks (4 in flight), then again, until `signal`. */
+async function floodChunks(conn: RawConn, file: number, signal: AbortSignal): Promise<FileFlow> {
+  const flow: FileFlow = { bytes: 0, requests: 0, lastAt: performance.now(), failure: null };
+  const chunks = FLOOD_FILE.length / FLOOD_CHUNK;
+  for (let round = 0; !signal.aborted && !conn.closed; round++) {
+    const ids = Array.from({ length: 4 }, (_, k) => `c${round}-${k}`);
+    await conn.write(concat(ids.map((id, k) => {
+      const offset = (k % chunks) * FLOOD_CHUNK;
+      return encodeFrame(
+        { type: "file_chunk", id, file, offset },
+        FLOOD_FILE.subarray(offset, offset + FLOOD_CHUNK),
+      );
+    })));
+    if (!(await answered(conn, ids, flow, () => FLOOD_CHUNK))) break;
+  }
+  return flow;
+}
+
+/** Reads the flood file (two reads of 1 MiB in flight) again and again, until `signal`. */
+async function floodReads(conn: RawConn, file: number, signal: AbortSignal): Promise<FileFlow> {
+  const flow: FileFlow = { bytes: 0, requests: 0, lastAt: performance.now(), failure: null };
+  const accepted = await conn.waitFor((h) => h.re === "accept", ANSWER_MS);
+  if (accepted?.type !== "ok") {
+    flow.failure = `file_accept answered ${accepted?.code ?? (conn.closed ? "by a close" : "not")}`;
+    return flow;
+  }
+  for (let round = 0; !signal.aborted && !conn.closed; round++) {
+    const ids = [`r${round}-0`, `r${round}-1`];
+    await conn.write(
+      concat(
+        ids.map((id) =>
+          encodeFrame({ type: "file_read", id, file, offset: 0, length: FLOOD_FILE.length })
+        ),
+      ),
+    );
+    if (!(await answered(conn, ids, flow, (h) => Number(h.length) || 0))) break;
+  }
+  return flow;
+}
+
+/**
+ * Waits for the replies to `ids` and counts them into `flow`; false (with the failure
+ * noted) on an error or a close. A slow answer is the pace, not a failure: it waits
+ * as long as the phase lasts, and then some.
+ */
+async function answered(
+  conn: RawConn,
+  ids: string[],
+  flow: FileFlow,
+  bytesOf: (reply: Header) => number,
+): Promise<boolean> {
+  const wanted = new Set(ids);
+  const done = (): Header[] => conn.received.filter((h) => wanted.has(h.re as string));
+  await conn.waitFor(() => done().length === ids.length, 60_000);
+  const replies = done();
+  for (const reply of replies) {
+    if (reply.type !== "ok") {
+      flow.failure ??= `${ids[0]![0] === "c" ? "file_chunk" : "file_read"} answered ` +
+        `${reply.type} ${reply.code}`;
+      return false;
+    }
+    flow.bytes += bytesOf(reply);
+    flow.requests++;
+    flow.lastAt = performance.now();
+  }
+  if (replies.length < ids.length) {
+    if (conn.closed && !conn.closedByUs) {
+      flow.failure ??= `a paced session cut off (${describeEnd(conn)})`;
+    }
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Whether one side of a `file_flood` run moved more than its budget allows: `rate`
+ * bytes a second from its login on, a second's worth at once (the budget's burst),
+ * and one request's worth taken ahead.
+ */
+function paceProblem(who: string, flow: FileFlow, start: number, rate: number): string | null {
+  if (rate <= 0) return null;
+  const seconds = (flow.lastAt - start) / 1000;
+  const allowed = rate * (seconds + 1) + FILE_FLOOD_SLACK;
+  if (flow.bytes <= allowed) return null;
+  const mib = (n: number): string => (n / 1024 / 1024).toFixed(1);
+  return `the ${who} moved ${mib(flow.bytes)} MiB in ${seconds.toFixed(1)} s: over the budget ` +
+    `of ${mib(rate)} MiB/s (${mib(allowed)} MiB)`;
 }
 
 /** Sends `header` and checks that its reply fits the client's frame limit. */
@@ -517,6 +825,35 @@ async function openTracked(ctx: AbuseContext): Promise<RawConn | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * Opens one more connection from `from` (a loopback address; 127.0.0.1 when undefined),
+ * tracked like openTracked's; null when refused or not connected within `timeoutMs`
+ * (one that connects later is closed).
+ */
+async function openTrackedWithin(
+  ctx: AbuseContext,
+  from: string | undefined,
+  timeoutMs: number,
+): Promise<RawConn | null> {
+  let late = false;
+  const opening = RawConn.open(ctx.port, from).then((conn) => {
+    if (late) {
+      conn.close();
+      return null;
+    }
+    const untrack = ctx.track(conn);
+    conn.waitClosed(24 * 3600_000).then(untrack);
+    return conn;
+  }, () => null);
+  const conn = await Promise.race([opening, delay(timeoutMs).then(() => null)]);
+  if (conn === null) late = true;
+  return conn;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** How a connection ended, for a report line. */

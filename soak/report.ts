@@ -313,12 +313,14 @@ export function formatPhases(report: SoakReport): string[] {
   return [
     `  phases (well-behaved clients' say/dm acknowledgement times; an attack phase passes with ` +
     `p99 ≤ 2 × max(quiet p99, floor ${report.p99FloorMs} ms), lost: 0, every probe login ` +
-    `ok and nothing got through)`,
+    `ok (after fd_exhaust: shown, not judged) and nothing got through)`,
     `  attack runs: connections of the attack; got through: runs where the defence failed, ` +
     `of the runs that ran to a verdict (0/0: none did, e.g. a phase shorter than the attack)`,
     `  attacks from: 127.0.0.1${
       report.attackerAddresses.length > 0
-        ? `; wrong_password and register_flood from ${report.attackerAddresses.join(", ")}`
+        ? `; wrong_password, register_flood and prelogin_flood from ${
+          report.attackerAddresses.join(", ")
+        }`
         : " only"
     }`,
     `  ${header}`,

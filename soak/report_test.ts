@@ -160,3 +160,14 @@ Deno.test("soakFailures: an attack phase fails on its p99, losses, the probe or 
   assert.deepEqual(soakFailures(noisy), []);
   assert.match(formatReport(noisy).join("\n"), /yes \(floor\)/);
 });
+
+Deno.test("soakFailures: the login probe's failures are not judged after fd_exhaust, all else is", () => {
+  const blocked = { tries: 2, failures: 2, maxMs: 10_000, errors: ["timed out"] };
+  const report = passing();
+  report.phases[1] = phase("fd_exhaust", 70, { kind: "fd_exhaust", probe: blocked });
+  assert.deepEqual(soakFailures(report), []);
+  report.phases[1] = phase("fd_exhaust", 70, { kind: "fd_exhaust", probe: blocked, lost: 1 });
+  assert.equal(soakFailures(report).length, 1);
+  report.phases[1] = phase("error_flood", 70, { probe: blocked });
+  assert.match(soakFailures(report).join("\n"), /login probe failed 2 of 2 times/);
+});

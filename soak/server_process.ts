@@ -62,7 +62,13 @@ if (import.meta.main) {
   const lag = new LoopLag();
   emit({ port: server.addr.port, pid: Deno.pid });
   await serveSideChannel({
-    stats: () => ({ sessions: server.hub.sessionCount, lag: lag.take(), cpuSeconds: cpuSeconds() }),
+    stats: () => ({
+      sessions: server.hub.sessionCount,
+      lag: lag.take(),
+      cpuSeconds: cpuSeconds(),
+      acceptErrors: server.hub.metrics.counters.acceptErrors,
+      connectionsAccepted: server.hub.metrics.counters.connectionsAccepted,
+    }),
     exit: () => {
       lag.stop();
       return server.shutdown("soak over");

@@ -26,6 +26,7 @@ import {
   ATTACK_CONNECTIONS_PER_RUN,
   ATTACK_GRACE_MS,
   type AttackKind,
+  FD_ROOM,
 } from "./attacks.ts";
 import type { AbusersArgs } from "./abusers.ts";
 import type { JsonLineChild } from "../tools/child.ts";
@@ -368,6 +369,8 @@ class SoakRun {
         probeNick: PROBE_NICK,
         attackerAddresses: ATTACKER_ADDRESSES,
         partialFrameDeadlineMs: options.partialFrameDeadlineMs,
+        fileBytesPerSec: this.#overrides.rateFileBytesPerSec ??
+          DEFAULT_SERVER_CONFIG.rateFileBytesPerSec,
       });
     }
     this.#abusers = await this.#spawnAll(abuserArgs.map((args, p) => ({
@@ -409,6 +412,7 @@ class SoakRun {
         `phase ${phase.name}: ${(phase.ms / 1000).toFixed(1)} s, ${phase.concurrency} ` +
           `attack connections at a time`,
       );
+      const restore = phase.kind === "fd_exhaust" ? await this.#lowerDescriptorLimit() : null;
       const processes = this.#abusers.length;
       const answers = await Promise.all(
         this.#abusers.map((c, p) => {
@@ -426,6 +430,7 @@ class SoakRun {
           ).then((a) => a.stats as AbuseStats);
         }),
       );
+      await restore?.();
       const stats = emptyAbuseStats();
       for (const a of answers) if (a !== null) mergeAbuseStats(stats, a);
       this.#attackStats.set(phase.name, stats);
@@ -434,6 +439,51 @@ class SoakRun {
         `  ${k.runs} runs: ${k.expected} as expected, ${k.unexpected} unexpected` +
           (stats.unexpected.length > 0 ? ` (${stats.unexpected[0]})` : ""),
       );
+    }
+  }
+
+  /**
+   * For `fd_exhaust`: lowers the server's soft descriptor limit to the descriptors it has
+   * open and FD_ROOM more (with `prlimit --pid`, Linux); returns what puts it back. Where
+   * that cannot be done, says so and leaves the limit alone.
+   */
+  async #lowerDescriptorLimit(): Promise<() => Promise<void>> {
+    const pid = this.#server!.pid;
+    const run = async (command: string, args: string[]): Promise<string> => {
+      const out = await new Deno.Command(command, { args, stdout: "piped", stderr: "piped" })
+        .output();
+      if (!out.success) throw new Error(new TextDecoder().decode(out.stderr).trim());
+      return new TextDecoder().decode(out.stdout).trim();
+    };
+    const nofile = (...args: string[]) => run("prlimit", ["--pid", String(pid), ...args]);
+    try {
+      const before = await nofile("--nofile", "--raw", "--noheadings", "--output=SOFT");
+      // (Deno would need every permission to read /proc itself.)
+      const open = (await run("ls", ["-1", `/proc/${pid}/fd`])).split("\n").length;
+      const limit = open + FD_ROOM;
+      await nofile(`--nofile=${limit}:`);
+      this.#say(`  server's descriptor limit lowered from ${before} to ${limit} (${open} open)`);
+      const counters = async () => {
+        const stats = await this.#server!.request("stats", {}, 15_000).catch(() => null);
+        return {
+          errors: Number(stats?.acceptErrors),
+          accepted: Number(stats?.connectionsAccepted),
+        };
+      };
+      const at = await counters();
+      return async () => {
+        const end = await counters();
+        this.#say(
+          `  the server accepted ${end.accepted - at.accepted} connections meanwhile; ` +
+            `${end.errors - at.errors} accepts failed (out of descriptors) and were retried`,
+        );
+        await nofile(`--nofile=${before}:`).catch((err) =>
+          this.#say(`  the server's descriptor limit could not be restored: ${describe(err)}`)
+        );
+      };
+    } catch (err) {
+      this.#say(`  the server's descriptor limit was left alone: ${describe(err)}`);
+      return () => Promise.resolve();
     }
   }
 
