@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { ChatServer } from "../server/server.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
+import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { cert, key } from "./helpers/tls.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
 import {
@@ -407,5 +408,43 @@ Deno.test("relative paths resolve against INIT_CWD, the folder deno task was run
     } finally {
       await Deno.remove(folder, { recursive: true });
     }
+  });
+});
+
+Deno.test("a line over the text limit is sent as several messages, split between words, in order", async () => {
+  await withServer(async (server) => {
+    const bob = await connectClient(server, "bob"); // an account to write to
+    await bob.close();
+    const words = Array.from({ length: 2000 }, (_, i) => `w${i}`);
+    const long = words.join(" ");
+    assert.ok(long.length > 2 * MAX_TEXT_LENGTH, `${long.length} characters`);
+    const alice = new ConnectProcess(
+      server,
+      ["--nick", "alice", "--json"],
+      `${long}\nafter\n/msg bob ${long}\n`,
+    );
+    assert.equal(await alice.finish(), 0, alice.stderr);
+    assert.equal(alice.stderr, "");
+    const replies = alice.json.filter((l) => l.type === "reply");
+    assert.deepEqual(replies.map((l) => l.request), [
+      "say",
+      "say",
+      "say",
+      "say",
+      "dm",
+      "dm",
+      "dm",
+    ]);
+    const room = await server.hub.store.history({ room: "lobby", limit: 50 });
+    const dms = await server.hub.store.history({ between: ["alice", "bob"], limit: 50 });
+    for (const stored of [room.slice(0, -1), dms]) {
+      assert.equal(stored.length, 3, JSON.stringify(stored.map((m) => m.text.length)));
+      for (const message of stored) {
+        assert.ok(message.text.length <= MAX_TEXT_LENGTH, `${message.text.length}`);
+      }
+      // Broken only between words: the words, whole and in order, and nothing else.
+      assert.deepEqual(stored.map((m) => m.text).join(" ").split(" "), words);
+    }
+    assert.equal(room.at(-1)!.text, "after", "the next line after every part");
   });
 });
