@@ -66,6 +66,7 @@ import { applyConnectConfig, CONFIG_FILE_NAME, loadConnectConfig } from "./conne
 import { connectTrusting, type TlsChoice } from "./connect_trust.ts";
 import { integerIn, parsePort } from "./options.ts";
 import { VERSION } from "./version.ts";
+import { LocalLog } from "../client/local_log.ts";
 
 /** Requests a script may have in flight before reading further input waits. */
 const SCRIPT_WINDOW = 256;
@@ -104,6 +105,8 @@ export interface ConnectOptions {
   acceptFiles?: string;
   /** `--download-dir DIR`: where `/accept #FILE` saves files. */
   downloadDir?: string;
+  /** `--log-dir DIR`: a local log, one file per room and conversation. */
+  logDir?: string;
 }
 
 /**
@@ -147,6 +150,10 @@ export function connectCommand(): Command {
       "accept every file offered to you, saving it into DIR (scripts, bots)",
     )
     .option("--download-dir <dir>", "where /accept #FILE saves files (default: ~/Downloads)")
+    .option(
+      "--log-dir <dir>",
+      "append every message shown to DIR, one file per room (#room.log) and conversation (@nick.log)",
+    )
     .option("--no-color", "no colours (also NO_COLOR)")
     .option(
       "--retries <n>",
@@ -217,6 +224,7 @@ export async function runConnect(
     ...(options.ca !== undefined ? ["--ca"] : []),
     ...(options.trustFingerprint !== undefined ? ["--trust-fingerprint"] : []),
   ].join(" and ");
+  if (options.logDir !== undefined) await LocalLog.prepare(options.logDir);
   const retries = options.retries ?? (interactive ? Infinity : SCRIPT_RETRIES);
   const render: RenderOptions = {
     color: options.color && !Deno.noColor && Deno.stdout.isTerminal() && !options.json,
@@ -444,8 +452,12 @@ async function runScripted(
   let stopFollowing = () => {};
 
   const outTerminal = Deno.stdout.isTerminal();
+  const localLog = options.logDir === undefined
+    ? null
+    : new LocalLog(options.logDir, client.nick, (text) => writeErr(`${text}\n`));
   const show = (item: DisplayItem): void => {
     state.observe(item);
+    localLog?.record(item);
     if (item.type === "held") return; // sent later, in order: its reply is what shows
     if (options.json) {
       writeOut(JSON.stringify(toJsonEvent(item)) + "\n");
@@ -590,7 +602,7 @@ function resolvePaths(options: ConnectOptions): ConnectOptions {
   const base = userFolder();
   if (base === null) return options;
   const resolved = { ...options };
-  for (const key of ["passwordFile", "ca", "downloadDir", "acceptFiles"] as const) {
+  for (const key of ["passwordFile", "ca", "downloadDir", "acceptFiles", "logDir"] as const) {
     const value = resolved[key];
     if (value !== undefined) resolved[key] = userPath(value, base);
   }
@@ -682,6 +694,9 @@ async function runInteractive(
     onClose: () => void finish(),
   });
   const print = (text: string): void => prompt.print(text);
+  const localLog = options.logDir === undefined
+    ? null
+    : new LocalLog(options.logDir, client.nick, (text) => print(`! ${text}`));
   const refreshPrompt = (): void => prompt.refresh();
 
   let unread: number[] = [];
@@ -698,6 +713,7 @@ async function runInteractive(
 
   const show = (item: DisplayItem): void => {
     state.observe(item);
+    localLog?.record(item);
     const lines = formatItem(item, render);
     if (lines.length > 0) print(lines.join("\n"));
     refreshPrompt();

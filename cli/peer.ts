@@ -49,6 +49,7 @@ import { Command, Option } from "commander";
 import { createInterface } from "node:readline";
 import process from "node:process";
 import { MAX_TEXT_LENGTH, nameProblem } from "../protocol/names.ts";
+import { splitText } from "../protocol/split_text.ts";
 import { generateCode, normalizeCode } from "../peer/code.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { findPeerError, PeerError } from "../peer/errors.ts";
@@ -610,13 +611,12 @@ async function sendLine(
     return;
   }
   if (text.trim() === "" || session.closed) return;
-  if (text.length > MAX_TEXT_LENGTH) {
-    warn(`not sent: a message is at most ${MAX_TEXT_LENGTH} characters (${text.length} given)`);
-    return;
-  }
   try {
-    await session.sendText(text);
-    echo?.(text);
+    // A line longer than a message may be goes as several, split between words.
+    for (const part of splitText(text, MAX_TEXT_LENGTH)) {
+      await session.sendText(part);
+      echo?.(part);
+    }
   } catch (err) {
     // The session's iterator reports why it ended; only local refusals are worth a note.
     if (err instanceof PeerError && err.code === "invalid_text") warn(`not sent: ${err.message}`);

@@ -1,5 +1,6 @@
 /**
- * The `chat serve` mode: runs the chat server until SIGINT or SIGTERM.
+ * The `chat serve` mode: runs the chat server until SIGINT or SIGTERM (or SIGHUP, when its
+ * terminal goes).
  *
  * @module
  */
@@ -59,7 +60,7 @@ export interface ServeOptions {
  */
 export function serveCommand(): Command {
   const command = new Command("serve")
-    .description("run a chat server (drains and stops on Ctrl-C / SIGTERM; SIGHUP reloads)")
+    .description("run a chat server (drains and stops on Ctrl-C / SIGTERM / closing its terminal)")
     .option("--config <file>", "settings as JSON, keyed by flag name; flags win over the file");
   addServeOptions(command);
   return command.action(async (options: ServeOptions, cmd: Command) => {
@@ -117,9 +118,10 @@ export async function serveConfig(options: ServeOptions): Promise<ServerConfig> 
 }
 
 /**
- * Runs the server with `options` until a signal stops it. SIGHUP reopens the log file
- * and re-reads `--config`, applying what a running server can change (`fromCli`: the
- * settings given as flags, which the file never overrides).
+ * Runs the server with `options` until a signal stops it (see {@linkcode signalActions}).
+ * SIGUSR1 (and SIGHUP without a terminal) reopens the log file and re-reads `--config`,
+ * applying what a running server can change (`fromCli`: the settings given as flags,
+ * which the file never overrides).
  */
 export async function runServe(
   options: ServeOptions,
@@ -151,46 +153,78 @@ export async function runServe(
     auth: config.auth,
   });
 
-  const windows = Deno.build.os === "windows";
-  const signals: Deno.Signal[] = windows ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
+  const actions = signalActions(Deno.build.os, Deno.stdin.isTerminal());
   let stopping = false;
-  const onSignal = (): void => {
+  const stop = (signal: Deno.Signal): void => {
     if (stopping) {
+      // The terminal going may hang up more than once: only a second Ctrl-C or SIGTERM forces.
+      if (signal === "SIGHUP") return;
       log.warn("second signal: exiting without waiting for the shutdown");
       Deno.exit(1);
     }
     stopping = true;
-    log.info("shutting down");
+    log.info(
+      signal === "SIGHUP" ? "terminal closed (SIGHUP): shutting down" : "shutting down",
+    );
     server.shutdown("server shutting down").catch((err) => {
       log.error("shutdown failed: {error}", { error: err });
     });
   };
-  const onHangup = (): void => {
-    reload(options, fromCli, config, descriptors.capacity).catch((err) =>
-      log.error("reload failed: {error}; keeping the running settings", { error: err })
-    );
-  };
-  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  if (!windows) Deno.addSignalListener("SIGHUP", onHangup);
+  const listeners = [...actions].map(([signal, action]) => {
+    const listener = action === "stop" ? () => stop(signal) : () => {
+      reload(options, fromCli, config, descriptors.capacity, signal).catch((err) =>
+        log.error("reload failed: {error}; keeping the running settings", { error: err })
+      );
+    };
+    Deno.addSignalListener(signal, listener);
+    return [signal, listener] as const;
+  });
   try {
     await server.finished;
   } finally {
-    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
-    if (!windows) Deno.removeSignalListener("SIGHUP", onHangup);
+    for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
   }
   log.info("stopped");
 }
 
-/** SIGHUP: reopens the log file, then re-reads `--config` into the live configuration. */
+/**
+ * What each signal does to a running server: `stop` drains and exits 0, `reload` reopens
+ * the log file and re-reads `--config`. SIGHUP means the terminal went away for a server
+ * whose standard input is a terminal (it stops, instead of living on orphaned and holding
+ * its port), and reload for one without (a service, `nohup`, a container); SIGUSR1
+ * reloads either way.
+ *
+ * @example
+ * ```ts
+ * import { signalActions } from "./serve.ts";
+ * signalActions("linux", true).get("SIGHUP"); // "stop"
+ * signalActions("linux", false).get("SIGHUP"); // "reload"
+ * ```
+ */
+export function signalActions(
+  os: typeof Deno.build.os,
+  stdinIsTerminal: boolean,
+): Map<Deno.Signal, "stop" | "reload"> {
+  if (os === "windows") return new Map([["SIGINT", "stop"], ["SIGBREAK", "stop"]]);
+  return new Map([
+    ["SIGINT", "stop"],
+    ["SIGTERM", "stop"],
+    ["SIGHUP", stdinIsTerminal ? "stop" : "reload"],
+    ["SIGUSR1", "reload"],
+  ]);
+}
+
+/** SIGUSR1 or SIGHUP: reopens the log file, then re-reads `--config` into the live config. */
 async function reload(
   options: ServeOptions,
   fromCli: ReadonlySet<string>,
   live: ServerConfig,
   connectionCapacity: number | null,
+  signal: Deno.Signal = "SIGHUP",
 ): Promise<void> {
   await reopenLogging();
   if (options.config === undefined) {
-    log.info("SIGHUP: log file reopened; no --config to re-read");
+    log.info(`${signal}: log file reopened; no --config to re-read`);
     return;
   }
   const values = parseConfigFile(await readText(options.config, "config file"), options.config);
@@ -202,7 +236,7 @@ async function reload(
     wanted !== undefined && connectionCapacity !== null &&
     (wanted === 0 || wanted > connectionCapacity)
   ) {
-    log.warn("SIGHUP: max-connections {wanted} lowered to {capacity}: the descriptor limit", {
+    log.warn(`${signal}: max-connections {wanted} lowered to {capacity}: the descriptor limit`, {
       wanted,
       capacity: connectionCapacity,
     });
@@ -219,12 +253,12 @@ async function reload(
     .filter(([key, value]) => live[key] !== value)
     .map(([key]) => key);
   if (needRestart.length > 0) {
-    log.warn("SIGHUP: {settings} changed in {path}; they take effect after a restart", {
+    log.warn(`${signal}: {settings} changed in {path}; they take effect after a restart`, {
       settings: needRestart.join(", "),
       path: options.config,
     });
   }
-  log.info("SIGHUP: reloaded {path}: {changes}", {
+  log.info(`${signal}: reloaded {path}: {changes}`, {
     path: options.config,
     changes: changes.length > 0 ? changes.join(", ") : "no changes",
   });

@@ -6,6 +6,7 @@ import {
   listeningLines,
   serveConfig,
   type ServeOptions,
+  signalActions,
 } from "./serve.ts";
 import { UsageError } from "./errors.ts";
 import { formatHostPort } from "./addresses.ts";
@@ -141,4 +142,16 @@ Deno.test("serveConfig rejects half a TLS setup and unreadable files", async () 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("signalActions: SIGHUP stops a server in a terminal, reloads one without", () => {
+  assert.deepEqual([...signalActions("linux", true)], [
+    ["SIGINT", "stop"],
+    ["SIGTERM", "stop"],
+    ["SIGHUP", "stop"],
+    ["SIGUSR1", "reload"],
+  ]);
+  assert.equal(signalActions("linux", false).get("SIGHUP"), "reload");
+  assert.equal(signalActions("darwin", false).get("SIGUSR1"), "reload");
+  assert.deepEqual([...signalActions("windows", true).keys()], ["SIGINT", "SIGBREAK"]);
 });

@@ -13,6 +13,7 @@
  */
 
 import { nameKey } from "../protocol/names.ts";
+import { splitText } from "../protocol/split_text.ts";
 import type { ChatClient } from "./chat_client.ts";
 import { ChatError } from "./chat_error.ts";
 import type { FileTransfers } from "./file_transfer.ts";
@@ -151,11 +152,26 @@ function requireText(args: CommandArgs, after: number, spec: CommandSpec): strin
 }
 
 async function sendToRoom(ctx: CommandContext, room: string, text: string): Promise<void> {
-  ctx.show({ type: "reply", request: "say", data: await ctx.client.say(room, text) });
+  for (const sent of sendParts(text, (part) => ctx.client.say(room, part))) {
+    ctx.show({ type: "reply", request: "say", data: await sent });
+  }
 }
 
 async function sendToNick(ctx: CommandContext, nick: string, text: string): Promise<void> {
-  ctx.show({ type: "reply", request: "dm", data: await ctx.client.dm(nick, text) });
+  for (const sent of sendParts(text, (part) => ctx.client.dm(nick, part))) {
+    ctx.show({ type: "reply", request: "dm", data: await sent });
+  }
+}
+
+/**
+ * A text longer than a message may be is sent as several ({@linkcode splitText}), all
+ * requested at once so that they go in order and no later line slips between them. The
+ * caller awaits each in turn; the first failure is the one reported.
+ */
+function sendParts<T>(text: string, send: (part: string) => Promise<T>): Promise<T>[] {
+  const sent = splitText(text).map(send);
+  for (const reply of sent.slice(1)) reply.catch(() => {});
+  return sent;
 }
 
 /**

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { ChatServer } from "../server/server.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
+import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { cert, key } from "./helpers/tls.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
 import {
@@ -406,6 +407,103 @@ Deno.test("relative paths resolve against INIT_CWD, the folder deno task was run
       );
     } finally {
       await Deno.remove(folder, { recursive: true });
+    }
+  });
+});
+
+Deno.test("a line over the text limit is sent as several messages, split between words, in order", async () => {
+  await withServer(async (server) => {
+    const bob = await connectClient(server, "bob"); // an account to write to
+    await bob.close();
+    const words = Array.from({ length: 2000 }, (_, i) => `w${i}`);
+    const long = words.join(" ");
+    assert.ok(long.length > 2 * MAX_TEXT_LENGTH, `${long.length} characters`);
+    const alice = new ConnectProcess(
+      server,
+      ["--nick", "alice", "--json"],
+      `${long}\nafter\n/msg bob ${long}\n`,
+    );
+    assert.equal(await alice.finish(), 0, alice.stderr);
+    assert.equal(alice.stderr, "");
+    const replies = alice.json.filter((l) => l.type === "reply");
+    assert.deepEqual(replies.map((l) => l.request), [
+      "say",
+      "say",
+      "say",
+      "say",
+      "dm",
+      "dm",
+      "dm",
+    ]);
+    const room = await server.hub.store.history({ room: "lobby", limit: 50 });
+    const dms = await server.hub.store.history({ between: ["alice", "bob"], limit: 50 });
+    for (const stored of [room.slice(0, -1), dms]) {
+      assert.equal(stored.length, 3, JSON.stringify(stored.map((m) => m.text.length)));
+      for (const message of stored) {
+        assert.ok(message.text.length <= MAX_TEXT_LENGTH, `${message.text.length}`);
+      }
+      // Broken only between words: the words, whole and in order, and nothing else.
+      assert.deepEqual(stored.map((m) => m.text).join(" ").split(" "), words);
+    }
+    assert.equal(room.at(-1)!.text, "after", "the next line after every part");
+  });
+});
+
+Deno.test("--log-dir appends each message shown, once, to its room's or conversation's file", async () => {
+  await withServer(async (server) => {
+    const dir = await Deno.makeTempDir({ prefix: "chat_local_log_" });
+    try {
+      const logs = `${dir}/logs`; // created by the client
+      const bob = await connectClient(server, "bob");
+      try {
+        const alice = new ConnectProcess(
+          server,
+          ["--nick", "alice", "--json", "--follow", "--log-dir", logs],
+          "hello room\n/msg Bob hi bob\n",
+          { taskPermissions: true },
+        );
+        await alice.waitFor((l) => l.request === "dm", "alice's direct message stored");
+        await bob.say("lobby", "hi alice");
+        await bob.dm("alice", "two\nlines \x1b[2J");
+        await alice.waitFor((l) => l.type === "dm" && l.from === "bob", "bob's direct message");
+        // A replay of history shows old messages again: they are not logged twice.
+        alice.child.kill("SIGTERM");
+        assert.equal(await alice.finish(), 0, alice.stderr);
+        await bob.dm("alice", "while away"); // held, delivered at the next login
+        const again = new ConnectProcess(
+          server,
+          ["--nick", "alice", "--json", "--log-dir", logs],
+          "/history\n",
+          { taskPermissions: true },
+        );
+        assert.equal(await again.finish(), 0, again.stderr);
+        assert.ok(again.json.some((l) => l.request === "history"), again.stdout);
+      } finally {
+        await bob.close();
+      }
+      const read = async (name: string) =>
+        (await Deno.readTextFile(`${logs}/${name}`)).split("\n").filter((l) => l !== "").map(
+          (l) => {
+            assert.match(l, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d </, l);
+            return l.slice(20);
+          },
+        );
+      assert.deepEqual(await read("#lobby.log"), ["<alice> hello room", "<bob> hi alice"]);
+      assert.deepEqual(await read("@bob.log"), [
+        "<alice> hi bob",
+        "<bob> two␊lines ",
+        "<bob> while away",
+      ]);
+      assert.deepEqual((await Array.fromAsync(Deno.readDir(logs))).map((e) => e.name).sort(), [
+        "#lobby.log",
+        "@bob.log",
+      ]);
+      if (Deno.build.os !== "windows") {
+        assert.equal((await Deno.stat(logs)).mode! & 0o777, 0o700);
+        assert.equal((await Deno.stat(`${logs}/@bob.log`)).mode! & 0o777, 0o600);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   });
 });

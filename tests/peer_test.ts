@@ -12,6 +12,7 @@ import { PeerError } from "../peer/errors.ts";
 import { listenPeer, type ListenPeerOptions } from "../peer/listen.ts";
 import type { PeerEvent, PeerSession } from "../peer/session.ts";
 import { reachableAddresses } from "../cli/peer.ts";
+import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 
 const HOST = "127.0.0.1";
 const ROOT = new URL("..", import.meta.url);
@@ -500,4 +501,44 @@ Deno.test("chat peer: a vanished peer is reported with exit code 1; usage errors
   }).output();
   assert.equal(usage.code, 2);
   assert.match(new TextDecoder().decode(usage.stderr), /either --listen or --connect/);
+});
+
+Deno.test("chat peer: a line over the text limit arrives as several texts, split between words", async () => {
+  const listener = spawnPeer([
+    "--listen",
+    "--port",
+    "0",
+    "--host",
+    HOST,
+    "--json",
+    "--nick",
+    "alice",
+  ]);
+  const listenerErr = new Response(listener.stderr).text();
+  const fromListener = lineReader(listener.stdout);
+  const listeningLine = JSON.parse((await fromListener())!);
+  const connector = spawnPeer([
+    "--connect",
+    `${HOST}:${listeningLine.port}`,
+    "--json",
+    "--nick",
+    "bob",
+  ]);
+  const words = Array.from({ length: 2000 }, (_, i) => `w${i}`);
+  const writer = connector.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(`${words.join(" ")}\nafter\n`));
+  await writer.close();
+  const connectorOut = await connector.output();
+  const events: Record<string, unknown>[] = [];
+  for (let line = await fromListener(); line !== null; line = await fromListener()) {
+    events.push(JSON.parse(line));
+  }
+  await listener.stdin.close();
+  assert.equal((await listener.status).code, 0, await listenerErr);
+  assert.equal(connectorOut.code, 0, new TextDecoder().decode(connectorOut.stderr));
+  const received = events.filter((e) => e.type === "text").map((e) => String(e.text));
+  assert.equal(received.length, 4, JSON.stringify(received.map((t) => t.length)));
+  for (const text of received) assert.ok(text.length <= MAX_TEXT_LENGTH, `${text.length}`);
+  assert.deepEqual(received.slice(0, -1).join(" ").split(" "), words);
+  assert.equal(received.at(-1), "after");
 });

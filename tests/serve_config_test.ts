@@ -1,13 +1,15 @@
 /**
  * `chat serve --config`: precedence (flags over the file over the defaults), SIGHUP
  * reloading the file and reopening the log file, and `--metrics-port`, as real processes
- * with the serve task's permissions.
+ * with the serve task's permissions; a server in a terminal (tmux) stopping when the
+ * terminal closes, and reloading on SIGUSR1.
  */
 
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import { permissionFlags } from "../scripts/permissions.ts";
 import { delay, Probe } from "./helpers/harness.ts";
+import { q, TMUX, Tmux, waitFile } from "./helpers/tmux.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SERVE_PERMISSIONS = permissionFlags((denoJson.tasks as Record<string, string>).serve);
@@ -172,6 +174,100 @@ Deno.test({
         assert.equal((await server.stop()).code, 0);
       }
     } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** The pids of the children of `pid`. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const out = await new Deno.Command("ps", { args: ["-o", "pid=", "--ppid", String(pid)] })
+    .output();
+  return new TextDecoder().decode(out.stdout).split(/\s+/).filter((w) => w !== "").map(Number);
+}
+
+Deno.test({
+  name: "serve in a terminal: closing the terminal drains and exits 0; SIGUSR1 reloads",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat-tty-serve-" });
+    const tmux = new Tmux();
+    let serverPid = 0;
+    try {
+      const config = `${dir}/chat.json`;
+      const logFile = `${dir}/chat.log`;
+      await Deno.writeTextFile(config, JSON.stringify({ "idle-timeout": 0 }));
+      const serve = [
+        Deno.execPath(),
+        "run",
+        ...SERVE_PERMISSIONS,
+        MAIN,
+        "serve",
+        "--config",
+        config,
+        "--port",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--data",
+        `${dir}/data`,
+        "--log-file",
+        logFile,
+      ].map(q).join(" ");
+      // As a user would: an interactive shell in a terminal runs the server in the
+      // foreground. A wrapper keeps the exit status: it notes its pid, and a hang-up
+      // does not end it (its trap runs once the server has exited).
+      const wrapped = `echo $$ > ${q(`${dir}/sh.pid`)}; trap : HUP; ${serve}; ` +
+        `echo $? > ${q(`${dir}/code`)}`;
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "serve",
+        "-x",
+        "200",
+        "-y",
+        "20",
+        "env -u NO_COLOR bash --norc --noprofile -i",
+      );
+      await tmux.type("serve", `sh -c ${q(wrapped)}`);
+      await tmux.press("serve", "Enter");
+      const rows = await tmux.waitScreen(
+        "serve",
+        (r) => r.some((l) => /listening on 127\.0\.0\.1:\d+/.test(l)),
+        "the listening line",
+      );
+      const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(rows.join("\n"))![1]);
+      const shPid = Number((await Deno.readTextFile(`${dir}/sh.pid`)).trim());
+      [serverPid = 0] = await childrenOf(shPid);
+      assert.ok(serverPid > 0, "the server runs under the wrapper");
+
+      // SIGUSR1 reloads a server in a terminal (SIGHUP would stop it).
+      await Deno.writeTextFile(config, JSON.stringify({ "idle-timeout": 7 }));
+      Deno.kill(serverPid, "SIGUSR1");
+      await waitFile(logFile, (t) => /SIGUSR1: reloaded .*idleTimeoutSec 0 -> 7/.test(t), "reload");
+
+      // A session is open when the terminal closes: it is told, the server drains and ends.
+      const target = { addr: { port } } as Parameters<typeof Probe.dial>[0];
+      await using probe = await Probe.login(target, "watcher");
+      await tmux.run("kill-session", "-t", "t");
+      await probe.expect({ type: "notice", code: "shutdown" });
+      const code = await waitFile(`${dir}/code`, (t) => t.trim() !== "", "the server's exit");
+      assert.equal(code.trim(), "0");
+      serverPid = 0;
+      const log = await Deno.readTextFile(logFile);
+      assert.match(log, /terminal closed \(SIGHUP\): shutting down/);
+      assert.match(log, /stopped/);
+    } finally {
+      // A server that outlived its terminal (the bug) must not outlive the test.
+      if (serverPid > 0) {
+        try {
+          Deno.kill(serverPid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+      await tmux.kill();
       await Deno.remove(dir, { recursive: true });
     }
   },
