@@ -13,7 +13,7 @@
 import * as tls from "node:tls";
 import type { ByteChannel } from "../transport/framed_connection.ts";
 import { handshakeFailure } from "../transport/net.ts";
-import { TlsSocketChannel } from "../transport/tls_socket_channel.ts";
+import { NodeSocketChannel } from "../transport/node_socket_channel.ts";
 
 /**
  * Stable codes of {@linkcode PinnedTlsError}: `fingerprint_mismatch` (another
@@ -111,7 +111,7 @@ export function dialPinned(
       }
       socket.off("error", fail);
       socket.setNoDelay(true);
-      resolve(new TlsSocketChannel(socket));
+      resolve(new NodeSocketChannel(socket));
     });
   });
 }

@@ -15,7 +15,7 @@
 import { Duplex } from "node:stream";
 import tls from "node:tls";
 import type { ByteChannel } from "./framed_connection.ts";
-import { TlsSocketChannel } from "./tls_socket_channel.ts";
+import { NodeSocketChannel } from "./node_socket_channel.ts";
 
 /** Raised when a TLS handshake does not finish in time or fails. */
 export class TlsHandshakeError extends Error {
@@ -77,7 +77,7 @@ export class ServerTlsConn implements ByteChannel {
   /** The local address. */
   readonly localAddr: Deno.Addr;
   readonly #handshake: Promise<void>;
-  readonly #channel: TlsSocketChannel;
+  readonly #channel: NodeSocketChannel;
 
   /** Wraps `tcp`; prefer {@linkcode ServerTls.wrap}. */
   constructor(tcp: Deno.Conn, context: tls.SecureContext) {
@@ -98,7 +98,7 @@ export class ServerTlsConn implements ByteChannel {
       );
     });
     this.#handshake.catch(() => {});
-    this.#channel = new TlsSocketChannel(socket, {
+    this.#channel = new NodeSocketChannel(socket, {
       onClose: () => {
         try {
           tcp.close();

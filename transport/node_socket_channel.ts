@@ -1,21 +1,22 @@
 /**
- * A {@linkcode ByteChannel} over a `node:tls` socket, for the two places that run TLS
- * from `node:tls` rather than Deno's own: the client's pinned-certificate dial
- * (client/pinned_tls.ts) and the server's TLS over accepted TCP connections
- * (transport/server_tls.ts).
+ * A {@linkcode ByteChannel} over a `node:net` or `node:tls` socket, for the places that
+ * use Node's sockets rather than Deno's: TLS from `node:tls` in the client's
+ * pinned-certificate dial (client/pinned_tls.ts) and in the server's TLS over accepted
+ * TCP connections (transport/server_tls.ts), and tests that dial from a chosen local
+ * address.
  *
  * @module
  */
 
 import { Buffer } from "node:buffer";
-import type tls from "node:tls";
+import type net from "node:net";
 import type { ByteChannel } from "./framed_connection.ts";
 
 /** By default, reading pauses while this many decrypted bytes wait to be read. */
 const DEFAULT_HIGH_WATER = 1 << 20;
 
-/** Options of {@linkcode TlsSocketChannel}. */
-export interface TlsSocketChannelOptions {
+/** Options of {@linkcode NodeSocketChannel}. */
+export interface NodeSocketChannelOptions {
   /** Runs once when the channel is closed here (after the socket is destroyed). */
   onClose?: () => void;
   /**
@@ -26,20 +27,20 @@ export interface TlsSocketChannelOptions {
 }
 
 /**
- * Decrypted bytes of a TLS socket, read with `ByteChannel` semantics, with back-pressure:
+ * The bytes of a Node socket (decrypted, for a TLS socket), read with `ByteChannel` semantics, with back-pressure:
  * the socket is paused while enough bytes wait unread (`highWater`).
  *
  * @example
  * ```ts ignore
  * import tls from "node:tls";
- * import { TlsSocketChannel } from "./tls_socket_channel.ts";
+ * import { NodeSocketChannel } from "./node_socket_channel.ts";
  * const socket = tls.connect({ host: "127.0.0.1", port: 44444, ca });
- * const channel = new TlsSocketChannel(socket);
+ * const channel = new NodeSocketChannel(socket);
  * await channel.write(new TextEncoder().encode("hi"));
  * ```
  */
-export class TlsSocketChannel implements ByteChannel {
-  readonly #socket: tls.TLSSocket;
+export class NodeSocketChannel implements ByteChannel {
+  readonly #socket: net.Socket;
   readonly #onClose: () => void;
   readonly #highWater: number;
   #chunks: Uint8Array[] = [];
@@ -50,7 +51,7 @@ export class TlsSocketChannel implements ByteChannel {
   #wake: (() => void) | null = null;
 
   /** Takes over `socket`. */
-  constructor(socket: tls.TLSSocket, options: TlsSocketChannelOptions = {}) {
+  constructor(socket: net.Socket, options: NodeSocketChannelOptions = {}) {
     this.#socket = socket;
     this.#onClose = options.onClose ?? (() => {});
     this.#highWater = options.highWater ?? DEFAULT_HIGH_WATER;
@@ -92,7 +93,7 @@ export class TlsSocketChannel implements ByteChannel {
     return n;
   }
 
-  /** Encrypts and writes all of `p` (copied); resolves once it is handed to the socket. */
+  /** Writes all of `p` (copied; encrypted on a TLS socket); resolves once it is handed to the socket. */
   write(p: Uint8Array): Promise<number> {
     if (this.#closed || this.#socket.destroyed) {
       return Promise.reject(new Deno.errors.BrokenPipe("the connection is closed"));
@@ -105,7 +106,7 @@ export class TlsSocketChannel implements ByteChannel {
     });
   }
 
-  /** Sends the TLS close_notify and the TCP FIN; reading goes on. */
+  /** Ends the writing side (TLS: close_notify, then the TCP FIN); reading goes on. */
   closeWrite(): Promise<void> {
     return new Promise((resolve) => this.#socket.end(() => resolve()));
   }
