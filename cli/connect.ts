@@ -257,6 +257,7 @@ export async function runConnect(
   render.self = client.nick;
   const state = new SessionState(client.nick, null, client.joinedRooms);
   state.room = options.room; // joined first if need be (see below)
+  render.sentMessage = (id) => state.sentMessage(id); // receipts quote what they are about
   if (interactive) {
     await runInteractive(client, state, options, render);
   } else {

@@ -70,7 +70,15 @@ export interface RenderOptions {
   utc?: boolean;
   /** The clock for events that carry no time. Default `Date.now`. */
   now?: () => number;
+  /**
+   * The direct message we sent with a server id, when remembered: a receipt quotes
+   * its start instead of the id (see `SessionState.sentMessage`).
+   */
+  sentMessage?: (id: number) => { readonly text: string } | undefined;
 }
+
+/** How many characters of a message a receipt quotes. */
+export const RECEIPT_QUOTE_LENGTH = 24;
 
 // ---------------------------------------------------------------------- sanitize
 
@@ -201,11 +209,7 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
         `${time(item.ts)} [${s(item.room)}] * ${nick(item.by)} set the topic: ${s(item.topic)}`,
       ];
     case "receipt":
-      return [
-        `${time(item.ts)} * message ${item.id} ${
-          item.status === "read" ? "read by" : "delivered to"
-        } ${nick(item.by)}`,
-      ];
+      return [formatReceipt(item, options)];
     case "contact":
       return [`${stamp()} * contact ${nick(item.nick)} is ${item.online ? "online" : "offline"}`];
     case "notice":
@@ -385,6 +389,32 @@ export function formatMessage(message: ChatMessage, options: RenderOptions = {})
     return `${time} -> *${colorNick(message.to, color)}* ${text}`;
   }
   return `${time} *${colorNick(message.from, color)}* ${text}`;
+}
+
+/**
+ * A receipt, quietly (dim) and by what it is about: `✓✓ bob read "lunch at noon? I…"`,
+ * `✓ bob got "lunch…"` (a message held while bob was offline reached him), quoting
+ * the start of the message when it is remembered; the id is for `--json`.
+ */
+function formatReceipt(
+  item: Extract<DisplayItem, { type: "receipt" }>,
+  options: RenderOptions,
+): string {
+  const color = options.color ?? false;
+  const sent = options.sentMessage?.(item.id);
+  let what = "your direct message";
+  if (sent !== undefined) {
+    const text = sanitize(sent.text).trim();
+    const chars = [...text];
+    what = `"${
+      chars.length > RECEIPT_QUOTE_LENGTH
+        ? chars.slice(0, RECEIPT_QUOTE_LENGTH - 1).join("").trimEnd() + "…"
+        : text
+    }"`;
+  }
+  const read = item.status === "read";
+  const line = `${read ? "✓✓" : "✓"} ${colorNick(item.by, false)} ${read ? "read" : "got"} ${what}`;
+  return `${dim(formatTime(item.ts, options.utc ?? false), color)} ${dim(line, color)}`;
 }
 
 /**

@@ -60,7 +60,7 @@ Deno.test("formatItem: messages, DMs and presence as HH:MM lines", () => {
   );
   assert.deepEqual(
     formatItem({ type: "receipt", id: 8, status: "read", by: "bob", ts: TS }, o),
-    ["09:05 * message 8 read by bob"],
+    ["09:05 ✓✓ bob read your direct message"],
   );
   assert.deepEqual(
     formatItem({ type: "topic", room: "lobby", topic: "news", by: "bob", ts: TS }, o),
@@ -295,4 +295,31 @@ Deno.test("a held message shows as the line it will be, marked pending; a held c
     ["09:05 -> *bob* psst (pending: sent as the server's rate limit allows)"],
   );
   assert.deepEqual(formatItem({ ...held, request: "who" }, at), []);
+});
+
+Deno.test("a receipt quotes the start of the message it is about, not its id", () => {
+  const sent = new Map([[8, { text: "lunch at noon? I was thinking of the new place" }], [
+    9,
+    { text: "ok\x1b[31m" },
+  ]]);
+  const o = { utc: true, sentMessage: (id: number) => sent.get(id) };
+  assert.deepEqual(
+    formatItem({ type: "receipt", id: 8, status: "read", by: "bob", ts: TS }, o),
+    ['09:05 ✓✓ bob read "lunch at noon? I was th…"'],
+  );
+  assert.deepEqual(
+    formatItem({ type: "receipt", id: 9, status: "delivered", by: "bob", ts: TS }, o),
+    ['09:05 ✓ bob got "ok"'],
+  );
+  // Quiet: dim on a terminal.
+  const [line] = formatItem(
+    { type: "receipt", id: 9, status: "read", by: "bob", ts: TS },
+    { ...o, color: true },
+  );
+  assert.match(line, /\x1b\[2m✓✓ bob read "ok"\x1b\[22m$/);
+  // The full event stays for --json.
+  assert.deepEqual(
+    toJsonEvent({ type: "receipt", id: 8, status: "read", by: "bob", ts: TS }),
+    { type: "receipt", id: 8, status: "read", by: "bob", ts: TS },
+  );
 });

@@ -9,6 +9,17 @@
 import { nameKey } from "../protocol/names.ts";
 import type { DisplayItem } from "./render.ts";
 
+/** A direct message we sent, as remembered for its receipts. */
+export interface SentMessage {
+  /** To whom. */
+  readonly to: string;
+  /** The text sent. */
+  readonly text: string;
+}
+
+/** How many sent direct messages are remembered for their receipts. */
+export const SENT_REMEMBERED = 1000;
+
 /** Where plain text (a line that is not a command) goes. */
 export type Target = { kind: "room"; room: string } | { kind: "dm"; nick: string };
 
@@ -38,6 +49,7 @@ export class SessionState {
   readonly #joined = new Map<string, string>();
   readonly #rooms = new Map<string, string>();
   readonly #nicks = new Map<string, string>();
+  readonly #sent = new Map<number, SentMessage>();
 
   /** Starts in `room` (when given) as `self`. */
   constructor(self: string, room: string | null = null, joined: readonly string[] = []) {
@@ -103,6 +115,22 @@ export class SessionState {
     if (nameKey(nick) !== nameKey(this.self)) this.#nicks.set(nameKey(nick), nick);
   }
 
+  /**
+   * The direct message we sent with server id `id`, when it is one of the last
+   * {@linkcode SENT_REMEMBERED} sent (or seen sent by another session) here.
+   */
+  sentMessage(id: number): SentMessage | undefined {
+    return this.#sent.get(id);
+  }
+
+  #remember(id: number, message: SentMessage): void {
+    if (this.#sent.has(id)) return;
+    this.#sent.set(id, message);
+    if (this.#sent.size > SENT_REMEMBERED) {
+      this.#sent.delete(this.#sent.keys().next().value!);
+    }
+  }
+
   /** Keeps the state in step with an event or reply about to be shown. */
   observe(item: DisplayItem): void {
     switch (item.type) {
@@ -113,6 +141,7 @@ export class SessionState {
         this.addNick(item.from);
         this.addNick(item.to);
         if (nameKey(item.from) !== nameKey(this.self)) this.lastDmFrom = item.from;
+        else this.#remember(item.id, { to: item.to, text: item.text });
         return;
       case "broadcast":
         this.addNick(item.from);
@@ -148,6 +177,11 @@ export class SessionState {
       case "leave":
         this.removeJoined(item.data.room);
         return;
+      case "dm": {
+        const msg = item.data.msg;
+        this.#remember(msg.id, { to: msg.to, text: msg.text });
+        return;
+      }
       case "rooms":
         for (const room of item.data.rooms) this.#rooms.set(nameKey(room.name), room.name);
         return;

@@ -232,6 +232,26 @@ Deno.test("a direct message to someone offline is delivered at their login, with
   });
 });
 
+Deno.test("receipts for people quote the message's start, not an id they never saw", async () => {
+  await withServer(async (server) => {
+    const ivy = new ConnectProcess(server, ["--nick", "ivy", "--json"], "");
+    assert.equal(await ivy.finish(), 0, ivy.stderr);
+    const jack = new ConnectProcess(
+      server,
+      ["--nick", "jack", "--follow"],
+      "/msg ivy while you were out the parcel came\n",
+    );
+    await jack.waitForLine(/-> \*ivy\* while you were out/, "the sent line");
+    const back = new ConnectProcess(server, ["--nick", "ivy", "--json"], "");
+    assert.equal(await back.finish(), 0, back.stderr);
+    const line = await jack.waitForLine(/ivy got/, "the delivery receipt");
+    assert.match(line, /^\d\d:\d\d ✓ ivy got "while you were out the…"$/);
+    assert.doesNotMatch(jack.stdout, /message \d+/);
+    jack.child.kill("SIGTERM");
+    assert.equal(await jack.finish(), 0, jack.stderr);
+  });
+});
+
 Deno.test("defaults come from the config file; CHAT_* variables and flags win over it", async () => {
   await withServer(async (server) => {
     const home = await Deno.makeTempDir();
