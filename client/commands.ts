@@ -98,6 +98,12 @@ export interface CommandSpec {
 
 const DEFAULT_HISTORY = 20;
 
+/**
+ * How `/me waves` travels: as the text `/me waves`, which clients show as
+ * `* alice waves` (and any other reader still understands).
+ */
+export const ACTION_PREFIX = "/me ";
+
 function privatesOf(ctx: CommandContext): PrivateControl {
   if (ctx.privates === undefined) {
     throw new ChatError("unsupported", "private sessions are not available here");
@@ -298,6 +304,22 @@ export const COMMANDS: readonly CommandSpec[] = [
       ctx.state.query = nick;
       ctx.state.addNick(nick);
       ctx.show({ type: "info", text: `* talking to ${nick} (/query alone to go back)` });
+    },
+  },
+  {
+    name: "me",
+    aliases: ["action"],
+    args: "TEXT",
+    summary: "describe what you do, to the current room or conversation: /me waves",
+    async handler(ctx, args) {
+      const text = `${ACTION_PREFIX}${requireText(args, 0, this)}`;
+      const target = ctx.state.target;
+      if (target === null) {
+        throw new ChatError("usage", "not in a room or conversation: /join ROOM or /query NICK");
+      }
+      await (target.kind === "room"
+        ? sendToRoom(ctx, target.room, text)
+        : sendToNick(ctx, target.nick, text));
     },
   },
   {
@@ -526,7 +548,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "send",
-    aliases: ["sendfile"],
+    aliases: ["sendfile", "file"],
     args: "NICK PATH",
     summary:
       "send the file at PATH to NICK through the server, which holds it until NICK is online",
@@ -534,7 +556,18 @@ export const COMMANDS: readonly CommandSpec[] = [
       const nick = args.words[0];
       const path = args.rest(1);
       if (nick === undefined || path === "") throw usage(this);
-      await filesOf(ctx).send(nick, path);
+      try {
+        await filesOf(ctx).send(nick, path);
+      } catch (err) {
+        // Other messengers' `send NICK TEXT` sends text: say how, here.
+        if (err instanceof ChatError && err.code === "not_a_file") {
+          throw new ChatError(
+            err.code,
+            `${err.message} (to send it as a message: /msg ${nick} ${path})`,
+          );
+        }
+        throw err;
+      }
     },
   },
   {
@@ -589,6 +622,64 @@ export function findCommand(
   name: string,
 ): { spec: CommandSpec; prefix: readonly string[] } | undefined {
   return BY_NAME.get(name.toLowerCase());
+}
+
+/**
+ * The command name or alias closest to a mistyped `name` (at most one edit for short
+ * names, two for longer ones; a swap of two letters is one edit), or null when none is
+ * close or two are equally close.
+ *
+ * @example
+ * ```ts
+ * import { closestCommand } from "./commands.ts";
+ * closestCommand("jion"); // "join"
+ * closestCommand("xyzzy"); // null
+ * ```
+ */
+export function closestCommand(name: string): string | null {
+  const typed = name.toLowerCase();
+  if (typed === "") return null;
+  const limit = typed.length <= 4 ? 1 : 2;
+  let best: string | null = null;
+  let bestDistance = limit + 1;
+  let tie = false;
+  for (const candidate of BY_NAME.keys()) {
+    const distance = editDistance(typed, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+      tie = false;
+    } else if (
+      distance === bestDistance && BY_NAME.get(candidate)!.spec !== BY_NAME.get(best!)!.spec
+    ) {
+      tie = true;
+    }
+  }
+  return best !== null && !tie ? best : null;
+}
+
+/** Edits (insert, delete, replace, swap two neighbours) from `a` to `b`. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    rows.push([i]);
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        rows[0].push(j);
+        continue;
+      }
+      let d = Math.min(
+        rows[i - 1][j] + 1,
+        rows[i][j - 1] + 1,
+        rows[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, rows[i - 2][j - 2] + 1);
+      }
+      rows[i].push(d);
+    }
+  }
+  return rows[a.length][b.length];
 }
 
 /** Every command name and alias, with the slash, sorted. */
@@ -722,9 +813,12 @@ export async function executeLine(ctx: CommandContext, line: string): Promise<bo
       case "command": {
         const found = findCommand(parsed.name);
         if (found === undefined) {
+          const guess = closestCommand(parsed.name);
           throw new ChatError(
             "unknown_command",
-            `unknown command /${parsed.name}: /help lists the commands`,
+            `unknown command /${parsed.name}: ${
+              guess !== null ? `did you mean /${guess}? ` : ""
+            }/help lists the commands`,
           );
         }
         await found.spec.handler(ctx, withPrefix(parsed.args, found.prefix));

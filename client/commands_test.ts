@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { ReplyMap } from "../protocol/replies.ts";
 import { ChatError } from "./chat_error.ts";
 import {
+  closestCommand,
   type CommandClient,
   type CommandContext,
   commandNames,
@@ -478,4 +479,50 @@ Deno.test("file commands: /send, and /accept and /decline by #FILE or by NICK", 
   }
   assert.equal(await executeLine(plain, "/send bob x"), false);
   assert.equal((shown.pop() as { code: string }).code, "unsupported");
+});
+
+Deno.test("other messengers' habits: did you mean, /file, /send with text, /me", async () => {
+  const { ctx: plain, shown, calls } = setup();
+  assert.equal(await executeLine(plain, "/jion rust"), false);
+  assert.equal(
+    (shown.pop() as { message: string }).message,
+    "unknown command /jion: did you mean /join? /help lists the commands",
+  );
+  assert.equal(await executeLine(plain, "/mgs bob hi"), false);
+  assert.match((shown.pop() as { message: string }).message, /did you mean \/msg\?/);
+  assert.equal(closestCommand("whoo"), "who");
+  assert.equal(closestCommand("xyzzy"), null);
+  assert.equal(closestCommand("blcoks"), "blocks");
+
+  const ctx: CommandContext = {
+    ...plain,
+    files: {
+      send: (nick: string, path: string) => {
+        calls.push(["files.send", nick, path]);
+        return Promise.reject(new ChatError("not_a_file", `no such file: ${path}`));
+      },
+      accept: () => Promise.resolve(""),
+      decline: () => Promise.resolve(),
+      cancel: () => Promise.resolve(),
+      list: () => Promise.resolve({ files: [] }),
+    },
+  };
+  assert.equal(await executeLine(ctx, "/file bob report.pdf"), false);
+  assert.deepEqual(calls.pop(), ["files.send", "bob", "report.pdf"]);
+  shown.pop();
+  assert.equal(await executeLine(ctx, "/send bob hi there"), false);
+  assert.deepEqual(shown.pop(), {
+    type: "error",
+    code: "not_a_file",
+    message: "no such file: hi there (to send it as a message: /msg bob hi there)",
+    command: "/send bob hi there",
+  });
+
+  calls.length = 0;
+  assert.equal(await executeLine(plain, "/me waves"), true);
+  plain.state.query = "bob";
+  assert.equal(await executeLine(plain, "/me nods"), true);
+  assert.deepEqual(calls, [["say", "lobby", "/me waves"], ["dm", "bob", "/me nods"]]);
+  assert.equal(await executeLine(plain, "/me"), false);
+  assert.equal((shown.pop() as { message: string }).message, "usage: /me TEXT");
 });

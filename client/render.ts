@@ -376,18 +376,28 @@ export function formatChatLine(
   return `${time} <${colorNick(line.from, color)}> ${sanitize(line.text)}`;
 }
 
+/** What `/me TEXT` does (the TEXT), when the message is one; null otherwise. */
+function actionOf(text: string): string | null {
+  return /^\/me [^\s]/i.test(text) ? text.slice(4) : null;
+}
+
 /** Formats a stored message: `HH:MM [room] <nick> text`, `HH:MM *bob* text`, `HH:MM -> *bob* text`. */
 export function formatMessage(message: ChatMessage, options: RenderOptions = {}): string {
   const color = options.color ?? false;
   const time = dim(formatTime(message.ts, options.utc ?? false), color);
-  const text = sanitize(message.text);
+  const action = actionOf(message.text);
+  const text = action === null
+    ? sanitize(message.text)
+    : `* ${colorNick(message.from, color)} ${sanitize(action)}`;
   if (message.type === "msg") {
+    if (action !== null) return `${time} [${sanitize(message.room)}] ${text}`;
     return `${time} [${sanitize(message.room)}] <${colorNick(message.from, color)}> ${text}`;
   }
   const self = options.self;
   if (self !== undefined && message.from.toLowerCase() === self.toLowerCase()) {
     return `${time} -> *${colorNick(message.to, color)}* ${text}`;
   }
+  if (action !== null) return `${time} ${text} (to you)`;
   return `${time} *${colorNick(message.from, color)}* ${text}`;
 }
 

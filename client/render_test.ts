@@ -323,3 +323,23 @@ Deno.test("a receipt quotes the start of the message it is about, not its id", (
     { type: "receipt", id: 8, status: "read", by: "bob", ts: TS },
   );
 });
+
+Deno.test("/me: an action reads * nick text", () => {
+  const o = { utc: true, self: "alice" };
+  const msg = {
+    type: "msg" as const,
+    room: "lobby",
+    id: 1,
+    ts: TS,
+    from: "bob",
+    text: "/me waves",
+  };
+  assert.deepEqual(formatItem(msg, o), ["09:05 [lobby] * bob waves"]);
+  const dm = { type: "dm" as const, to: "alice", id: 2, ts: TS, from: "bob", text: "/me nods" };
+  assert.deepEqual(formatItem(dm, o), ["09:05 * bob nods (to you)"]);
+  assert.deepEqual(
+    formatItem({ ...dm, from: "alice", to: "bob" }, o),
+    ["09:05 -> *bob* * alice nods"],
+  );
+  assert.deepEqual(formatItem({ ...msg, text: "/meh" }, o), ["09:05 [lobby] <bob> /meh"]);
+});

@@ -117,6 +117,30 @@ Deno.test("a refused command makes the run exit 1 with a reason; the rest still 
   });
 });
 
+Deno.test("other messengers' habits: did you mean, /me, /send NICK TEXT, /file", async () => {
+  await withServer(async (server) => {
+    const bob = new ConnectProcess(server, ["--nick", "bob", "--json", "--follow"], "/who\n");
+    await bob.waitFor((l) => l.type === "reply" && l.request === "who", "bob in the lobby");
+    const alice = new ConnectProcess(
+      server,
+      ["--nick", "alice"],
+      "/jion rust\n/me waves\n/send bob hi there\n/file bob no-such-file.pdf\n",
+    );
+    assert.equal(await alice.finish(), 1);
+    assert.match(alice.stderr, /\/jion rust: unknown command \/jion: did you mean \/join\?/);
+    assert.match(alice.stdout, /^\d\d:\d\d \[lobby\] \* alice waves$/m);
+    assert.match(
+      alice.stderr,
+      /no such file: .*hi there \(to send it as a message: \/msg bob hi there\)/,
+    );
+    assert.match(alice.stderr, /\/file bob no-such-file\.pdf: no such file/);
+    const action = await bob.waitFor((l) => l.type === "msg", "the action at bob");
+    assert.equal(action.text, "/me waves");
+    bob.child.kill("SIGTERM");
+    assert.equal(await bob.finish(), 0, bob.stderr);
+  });
+});
+
 Deno.test("a wrong password is one line on stderr and exit 1; no retries", async () => {
   await withServer(async (server) => {
     const first = new ConnectProcess(server, ["--nick", "dave"], "");
