@@ -130,6 +130,41 @@ function fileIdOf(word: string | undefined): number | null {
   return Number(word.slice(1));
 }
 
+/**
+ * Answers a private session request (`/accept NICK`); when nobody of that name asked
+ * and the name is a number, the user most likely meant the file: say so.
+ */
+async function answerPrivate(
+  answer: () => Promise<unknown>,
+  spec: CommandSpec,
+  args: CommandArgs,
+): Promise<void> {
+  try {
+    await answer();
+  } catch (err) {
+    const word = args.words[0] ?? "";
+    if (err instanceof ChatError && err.code === "no_private_request" && /^\d+$/.test(word)) {
+      throw new ChatError(
+        err.code,
+        `${err.message}; did you mean the file: /${spec.name} #${word}?`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Answers a file offer (`/accept #12`); an unknown number points at `/files`. */
+async function answerFile(answer: () => Promise<unknown>): Promise<void> {
+  try {
+    await answer();
+  } catch (err) {
+    if (err instanceof ChatError && err.code === "no_file") {
+      throw new ChatError(err.code, `${err.message} (/files lists them)`);
+    }
+    throw err;
+  }
+}
+
 /** The command's one word (a nick, a room); a usage error for none or more. */
 function oneWord(args: CommandArgs, spec: CommandSpec): string {
   const word = args.words[0];
@@ -514,11 +549,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     async handler(ctx, args) {
       const file = fileIdOf(args.words[0]);
       if (file === null) {
-        await privatesOf(ctx).accept(oneWord(args, this));
+        await answerPrivate(() => privatesOf(ctx).accept(oneWord(args, this)), this, args);
         return;
       }
       if (args.words.length > 1) throw usage(this);
-      await filesOf(ctx).accept(file);
+      await answerFile(() => filesOf(ctx).accept(file));
     },
   },
   {
@@ -529,11 +564,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     async handler(ctx, args) {
       const file = fileIdOf(args.words[0]);
       if (file === null) {
-        await privatesOf(ctx).decline(oneWord(args, this));
+        await answerPrivate(() => privatesOf(ctx).decline(oneWord(args, this)), this, args);
         return;
       }
       if (args.words.length > 1) throw usage(this);
-      await filesOf(ctx).decline(file);
+      await answerFile(() => filesOf(ctx).decline(file));
       ctx.show({ type: "info", text: `* declined file #${file}` });
     },
   },

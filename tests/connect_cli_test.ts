@@ -141,6 +141,27 @@ Deno.test("other messengers' habits: did you mean, /me, /send NICK TEXT, /file",
   });
 });
 
+Deno.test("/accept 9 and /accept #999 say what is meant: did you mean #9, no such file", async () => {
+  await withServer(async (server) => {
+    const alice = new ConnectProcess(
+      server,
+      ["--nick", "alice"],
+      "/accept 9\n/accept #999\n/decline #998\n",
+    );
+    assert.equal(await alice.finish(), 1);
+    assert.equal(alice.stdout, "", "no failed transfer 'from ?'");
+    const errors = alice.stderr.split("\n").filter((l) => l !== "").map((l) =>
+      l.replace(/^\d\d:\d\d /, "")
+    );
+    assert.deepEqual(errors, [
+      "! /accept 9: 9 has not asked you for a private session; did you mean the file: /accept #9?",
+      "! /accept #999: no file #999 is offered to you (/files lists them)",
+      "! /decline #998: no file #998 is offered to you (/files lists them)",
+      "chat connect: 3 of 3 commands failed",
+    ]);
+  });
+});
+
 Deno.test("a wrong password is one line on stderr and exit 1; no retries", async () => {
   await withServer(async (server) => {
     const first = new ConnectProcess(server, ["--nick", "dave"], "");
