@@ -742,7 +742,8 @@ async function runInteractive(
   const onEvent = (event: ChatEvent): void => {
     if (ringsBell(event, client.nick)) prompt.bell();
     if (event.type === "dm" && nameKey(event.from) !== nameKey(client.nick)) markRead(event.id);
-    if (event.type === "closed" && event.code !== undefined) {
+    // An idle logout is told once (the closed line), and is no failure.
+    if (event.type === "closed" && event.code !== undefined && !ENDED_ON_PURPOSE.has(event.code)) {
       failedReason = event.reason ?? event.code;
     }
     show(event);

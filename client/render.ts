@@ -11,6 +11,7 @@
  * @module
  */
 
+import { safeFileName } from "../protocol/file_names.ts";
 import type { ReplyMap } from "../protocol/replies.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
 import type { ChatEvent, RequestType } from "./chat_client.ts";
@@ -130,6 +131,18 @@ export function sanitize(text: string): string {
     .replace(C0_CONTROLS, (c) => String.fromCharCode(0x2400 + c.charCodeAt(0)));
 }
 
+/** Codes with which the server ends a session on purpose (`notice`, then `closed`). */
+const ENDING_CODES = new Set(["idle_timeout", "logged_out"]);
+
+/** How many characters of a failed command line its error repeats. */
+export const COMMAND_ECHO = 60;
+
+/** `text` cut to `max` characters (code points), marked `…` where cut. */
+function shorten(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length <= max ? text : chars.slice(0, max - 1).join("") + "…";
+}
+
 // ------------------------------------------------------------------------ colour
 
 const NICK_COLORS = [31, 32, 33, 34, 35, 36, 91, 92, 93, 94, 95, 96];
@@ -213,13 +226,21 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
     case "contact":
       return [`${stamp()} * contact ${nick(item.nick)} is ${item.online ? "online" : "offline"}`];
     case "notice":
+      // A notice that ends the session is told once, by the `closed` that follows.
+      if (ENDING_CODES.has(item.code)) return [];
       return [`${stamp()} ! server: ${s(item.text)}`];
-    case "error":
+    case "error": {
+      const message = s(item.message);
+      // The server's message may say when to retry already ("retry in 0.2 s").
+      const retry = item.retryAfter !== undefined && !/\b(retry|try again) in\b/.test(message)
+        ? ` (try again in ${item.retryAfter} s)`
+        : "";
       return [
-        `${stamp()} ! ${"command" in item && item.command ? `${s(item.command)}: ` : ""}${
-          s(item.message)
-        }${item.retryAfter !== undefined ? ` (try again in ${item.retryAfter} s)` : ""}`,
+        `${stamp()} ! ${
+          "command" in item && item.command ? `${shorten(s(item.command), COMMAND_ECHO)}: ` : ""
+        }${message}${retry}`,
       ];
+    }
     case "disconnected":
       return [`${stamp()} ! disconnected: ${s(item.reason)}`];
     case "reconnecting":
@@ -229,9 +250,12 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
         } s (attempt ${item.attempt})`,
       ];
     case "reconnected":
-      return [`${stamp()} ! reconnected`];
+      return [`${stamp()} * reconnected`];
     case "closed":
-      return [`${stamp()} ! connection closed${item.reason ? `: ${s(item.reason)}` : ""}`];
+      return [
+        `${stamp()} ${item.code === undefined || ENDING_CODES.has(item.code) ? "*" : "!"} ` +
+        `connection closed${item.reason ? `: ${s(item.reason)}` : ""}`,
+      ];
     case "held":
       return formatHeld(item, options);
     case "info":
@@ -322,9 +346,10 @@ function formatFileItem(
         ? `* ${what(item.file, item.name)} was dropped: its bytes did not match its SHA-256`
         : `* ${nick(item.by)} cancelled ${what(item.file, item.name)}`;
     case "file_offered":
-      return `* ${nick(item.from)} offers ${what(item.file, item.name)}, ${
-        formatBytes(item.size)
-      }, ` +
+      // Named as it will be saved (a hostile name is made safe first).
+      return `* ${nick(item.from)} offers ${what(item.file, safeFileName(item.name))}${
+        safeFileName(item.name) !== item.name ? " (its name made safe)" : ""
+      }, ${formatBytes(item.size)}, ` +
         `SHA-256 ${item.sha256.slice(0, 16)}…: ` +
         (item.auto ? "accepting it" : `/accept #${item.file} or /decline #${item.file}`);
     case "file_sending":
@@ -390,8 +415,14 @@ export function formatMessage(message: ChatMessage, options: RenderOptions = {})
     ? sanitize(message.text)
     : `* ${colorNick(message.from, color)} ${sanitize(action)}`;
   if (message.type === "msg") {
-    if (action !== null) return `${time} [${sanitize(message.room)}] ${text}`;
-    return `${time} [${sanitize(message.room)}] <${colorNick(message.from, color)}> ${text}`;
+    const self = options.self;
+    // A mention of our nick (which rings the bell) stands out: bold, reversed.
+    const shown = color && self !== undefined &&
+        message.from.toLowerCase() !== self.toLowerCase() && isMention(message.text, self)
+      ? `\x1b[1;7m${text}\x1b[22;27m`
+      : text;
+    if (action !== null) return `${time} [${sanitize(message.room)}] ${shown}`;
+    return `${time} [${sanitize(message.room)}] <${colorNick(message.from, color)}> ${shown}`;
   }
   const self = options.self;
   if (self !== undefined && message.from.toLowerCase() === self.toLowerCase()) {

@@ -235,7 +235,7 @@ Deno.test("file transfer events: one line each, names sanitized, progress drawn 
       auto: false,
     }, at),
     [
-      "09:05 * bob offers ../report.pdf (#12), 1.5 KiB, SHA-256 abababababababab…: " +
+      "09:05 * bob offers report.pdf (#12) (its name made safe), 1.5 KiB, SHA-256 abababababababab…: " +
       "/accept #12 or /decline #12",
     ],
   );
@@ -342,4 +342,47 @@ Deno.test("/me: an action reads * nick text", () => {
     ["09:05 -> *bob* * alice nods"],
   );
   assert.deepEqual(formatItem({ ...msg, text: "/meh" }, o), ["09:05 [lobby] <bob> /meh"]);
+});
+
+Deno.test("cosmetics: quiet normal events, one logout line, one retry, short echo, mentions", () => {
+  const o = { utc: true, now: () => TS, self: "alice" };
+  assert.deepEqual(formatItem({ type: "reconnected" }, o), ["09:05 * reconnected"]);
+  // The idle logout: its notice is told by the closed that follows, once, as normal.
+  const text = "logged out after 600 s without a command";
+  assert.deepEqual(formatItem({ type: "notice", code: "idle_timeout", text }, o), []);
+  assert.deepEqual(
+    formatItem({ type: "closed", code: "idle_timeout", reason: text }, o),
+    [`09:05 * connection closed: ${text}`],
+  );
+  assert.deepEqual(
+    formatItem({ type: "closed", code: "kicked", reason: "bye" }, o),
+    ["09:05 ! connection closed: bye"],
+  );
+  assert.deepEqual(
+    formatItem({
+      type: "error",
+      code: "rate_limited",
+      message: "slow down: too many messages; retry in 0.2 s",
+      retryAfter: 0.2,
+      command: "hi",
+    }, o),
+    ["09:05 ! hi: slow down: too many messages; retry in 0.2 s"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "error", code: "x", message: "busy", retryAfter: 1, command: "hi" }, o),
+    ["09:05 ! hi: busy (try again in 1 s)"],
+  );
+  const [long] = formatItem({
+    type: "error",
+    code: "too_long",
+    message: "message is longer than 4000 characters",
+    command: "x".repeat(5000),
+  }, o);
+  assert.equal(long, `09:05 ! ${"x".repeat(59)}…: message is longer than 4000 characters`);
+  const mention = { ...msg, text: "alice: lunch?" };
+  assert.deepEqual(formatItem(mention, o), ["09:05 [lobby] <bob> alice: lunch?"]);
+  const [bright] = formatItem(mention, { ...o, color: true });
+  assert.match(bright, /\x1b\[1;7malice: lunch\?\x1b\[22;27m$/);
+  const [plain] = formatItem(msg, { ...o, color: true });
+  assert.doesNotMatch(plain, /\x1b\[1;7m/);
 });

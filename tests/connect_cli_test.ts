@@ -162,6 +162,50 @@ Deno.test("/accept 9 and /accept #999 say what is meant: did you mean #9, no suc
   });
 });
 
+Deno.test("an idle logout is told once, as a normal event; exit 0", async () => {
+  const server = await testServer({ idleTimeoutSec: 1 });
+  try {
+    const sleepy = new ConnectProcess(server, ["--nick", "sleepy", "--follow"], "");
+    assert.equal(await sleepy.finish(), 0, sleepy.stderr);
+    const told = (sleepy.stdout + sleepy.stderr).split("\n").filter((l) =>
+      l.includes("without a command")
+    );
+    assert.equal(told.length, 1, sleepy.stdout + sleepy.stderr);
+    assert.match(
+      told[0],
+      /^\d\d:\d\d \* connection closed: logged out after 1 s without a command$/,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a refused long line is echoed short; an offer names the file as it will be saved", async () => {
+  await withServer(async (server) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const hostile = `${dir}/\x1b[31mevil\x1b[0m.txt`;
+      await Deno.writeTextFile(hostile, "boo");
+      const bob = new ConnectProcess(server, ["--nick", "bob", "--follow"], "/who\n");
+      await bob.waitForLine(/online:/, "bob's /who");
+      const alice = new ConnectProcess(
+        server,
+        ["--nick", "alice"],
+        `${"y".repeat(5000)}\n/send bob ${hostile}\n`,
+      );
+      assert.equal(await alice.finish(), 1);
+      assert.match(alice.stderr, /^\d\d:\d\d ! y{59}…: message is longer than \d+ characters$/m);
+      assert.ok(alice.stderr.length < 400, alice.stderr);
+      const offer = await bob.waitForLine(/offers/, "the offer at bob");
+      assert.match(offer, /\* alice offers evil\.txt \(#\d+\) \(its name made safe\), 3 B/);
+      bob.child.kill("SIGTERM");
+      await bob.finish();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
 Deno.test("a wrong password is one line on stderr and exit 1; no retries", async () => {
   await withServer(async (server) => {
     const first = new ConnectProcess(server, ["--nick", "dave"], "");

@@ -282,6 +282,9 @@ Deno.test({
       }
       // deno-lint-ignore no-control-regex
       assert.match(aliceRaw, /<\x1b\[(3[1-6]|9[1-6])mbob\x1b\[39m> hello room/);
+      // The mention that rang the bell stands out (bold, reversed).
+      // deno-lint-ignore no-control-regex
+      assert.match(aliceRaw, /> \x1b\[1;7malice: lunch\?\x1b\[22;27m/);
 
       // The prompt shows the conversation; Up and Down walk the input history.
       await tmux.type("alice", "/query bob");
@@ -391,7 +394,8 @@ Deno.test({
           rows.some((row) => /^\d\d:\d\d \[lobby\] <alice> typed while away$/.test(row)),
         "the line sent once reconnected",
       );
-      assert.ok(sent.some((row) => row.includes("reconnected")), sent.join("\n"));
+      // Reconnecting is normal: marked `*`, not `!`.
+      assert.ok(sent.some((row) => /^\d\d:\d\d \* reconnected$/.test(row)), sent.join("\n"));
       const got = await bob.history({ room: "lobby" });
       assert.deepEqual(got.messages.map((m) => m.text), ["typed while away"]);
       await bob.close();
