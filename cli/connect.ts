@@ -500,6 +500,7 @@ async function runScripted(
     quit: () => {
       quitting = true;
     },
+    ...(outTerminal && !options.json ? { columns: terminalColumns } : {}),
   };
 
   // What each line shows is printed in input order, whatever order replies come in;
@@ -737,6 +738,7 @@ async function runInteractive(
     files,
     show,
     quit: () => void finish(),
+    columns: terminalColumns,
   };
 
   const onEvent = (event: ChatEvent): void => {

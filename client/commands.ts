@@ -67,6 +67,8 @@ export interface CommandContext {
   show(item: DisplayItem): void;
   /** Ends the session (`/quit`): stop reading input, finish, log out. */
   quit(): void;
+  /** The terminal's width, when output goes to one (`/help` wraps to it). */
+  columns?(): number;
 }
 
 /** The arguments of a command line. */
@@ -211,7 +213,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     handler(ctx, args) {
       const name = args.words[0]?.replace(/^\//, "");
       if (name === undefined) {
-        ctx.show({ type: "info", text: helpText() });
+        ctx.show({ type: "info", text: helpText(ctx.columns?.()) });
         return;
       }
       const found = findCommand(name);
@@ -743,8 +745,33 @@ export function describeCommand(spec: CommandSpec): string {
   return lines.join("\n");
 }
 
-/** The text of `/help`: every command with its arguments, summary and aliases. */
-export function helpText(): string {
+/**
+ * Words of `text` in rows of at most `width` columns (a longer word has a row of its own).
+ */
+function wrapWords(text: string, width: number): string[] {
+  const rows: string[] = [];
+  let row = "";
+  for (const word of text.split(/\s+/)) {
+    if (row !== "" && row.length + 1 + word.length > width) {
+      rows.push(row);
+      row = word;
+    } else {
+      row = row === "" ? word : `${row} ${word}`;
+    }
+  }
+  if (row !== "") rows.push(row);
+  return rows;
+}
+
+/** The narrowest summary column worth wrapping into; narrower, summaries go below. */
+const MIN_SUMMARY_WIDTH = 24;
+
+/**
+ * The text of `/help`: every command with its arguments, summary and aliases; given
+ * the terminal's width, summaries wrap at word boundaries under their column (or,
+ * on a narrow terminal, below their command), so no row is wider than `columns`.
+ */
+export function helpText(columns = Infinity): string {
   const rows = COMMANDS.map((spec) => ({
     usage: `/${spec.name}${spec.args ? ` ${spec.args}` : ""}`,
     summary: spec.summary +
@@ -753,12 +780,30 @@ export function helpText(): string {
         : ""),
   }));
   const width = Math.max(...rows.map((r) => r.usage.length));
-  return [
-    "Commands:",
-    ...rows.map((r) => `  ${r.usage.padEnd(width)}  ${r.summary}`),
-    "Any other line goes to the current room or conversation; start it with // to send a line",
-    "beginning with /.",
-  ].join("\n");
+  const footer = "Any other line goes to the current room or conversation; start it with // " +
+    "to send a line beginning with /.";
+  if (!Number.isFinite(columns)) {
+    return [
+      "Commands:",
+      ...rows.map((r) => `  ${r.usage.padEnd(width)}  ${r.summary}`),
+      "Any other line goes to the current room or conversation; start it with // to send a line",
+      "beginning with /.",
+    ].join("\n");
+  }
+  const lines = ["Commands:"];
+  const beside = columns - width - 4 >= MIN_SUMMARY_WIDTH;
+  for (const r of rows) {
+    if (beside) {
+      const [first, ...more] = wrapWords(r.summary, columns - width - 4);
+      lines.push(`  ${r.usage.padEnd(width)}  ${first}`);
+      for (const row of more) lines.push(`${" ".repeat(width + 4)}${row}`);
+    } else {
+      lines.push(`  ${r.usage}`);
+      for (const row of wrapWords(r.summary, Math.max(columns - 4, 1))) lines.push(`    ${row}`);
+    }
+  }
+  lines.push(...wrapWords(footer, columns));
+  return lines.join("\n");
 }
 
 /** A parsed input line. */

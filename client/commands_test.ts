@@ -526,3 +526,17 @@ Deno.test("other messengers' habits: did you mean, /file, /send with text, /me",
   assert.equal(await executeLine(plain, "/me"), false);
   assert.equal((shown.pop() as { message: string }).message, "usage: /me TEXT");
 });
+
+Deno.test("/help wraps to the terminal at word boundaries, under the summary column", () => {
+  for (const columns of [100, 80, 60, 40, 20]) {
+    const lines = helpText(columns).split("\n");
+    // (A command's usage is never cut: on 20 columns a long one is wider.)
+    if (columns >= 40) { for (const line of lines) assert.ok(line.length <= columns, line); }
+    assert.deepEqual(
+      lines.join(" ").split(/\s+/).filter((w) => w !== ""),
+      helpText().split(/\s+/).filter((w) => w !== ""),
+      "the same words",
+    );
+  }
+  assert.equal(helpText(Infinity), helpText());
+});

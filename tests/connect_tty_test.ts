@@ -21,6 +21,7 @@ import { certificateFingerprint } from "../cli/serve.ts";
 import type { ChatServer } from "../server/server.ts";
 import { testServer } from "./helpers/harness.ts";
 import { PASSWORD } from "./helpers/connect_process.ts";
+import { helpText } from "../client/commands.ts";
 import { onFreePort } from "./helpers/ports.ts";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
 import { selfSignedCert, selfSignedKey } from "./helpers/tls.ts";
@@ -516,6 +517,20 @@ Deno.test({
       );
       const continued = rows.find((row) => row.includes("session expired"))!;
       assert.match(continued, /^ +12:34 ! server:/, rows.join("\n"));
+
+      // /help is wrapped to the terminal, at word boundaries under its summary column.
+      await tmux.type("alice", "/help");
+      await tmux.press("alice", "Enter");
+      const expected = helpText(COLUMNS).split("\n").slice(-8);
+      const help = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.trimEnd() === expected.at(-1)),
+        "the end of /help",
+        false,
+      );
+      const trimmed = help.map((row) => row.trimEnd());
+      const at = trimmed.indexOf(expected[0]);
+      assert.deepEqual(trimmed.slice(at, at + expected.length), expected, help.join("\n"));
     } finally {
       await eve?.close();
       await tmux.kill();
