@@ -446,12 +446,14 @@ async function runScripted(
 
   const outTerminal = Deno.stdout.isTerminal();
   const show = (item: DisplayItem): void => {
+    const repeated = state.repeatsPresence(item);
     state.observe(item);
     if (item.type === "held") return; // sent later, in order: its reply is what shows
     if (options.json) {
       writeOut(JSON.stringify(toJsonEvent(item)) + "\n");
       return;
     }
+    if (repeated) return; // said already (a contact's presence comes twice)
     // Leaving is what a script does at its end: not worth a line.
     if (item.type === "closed" && item.code === undefined) return;
     const lines = formatItem(item, render);
@@ -699,7 +701,9 @@ async function runInteractive(
   };
 
   const show = (item: DisplayItem): void => {
+    const repeated = state.repeatsPresence(item);
     state.observe(item);
+    if (repeated) return; // said already (a contact's presence comes twice)
     const lines = formatItem(item, render);
     if (lines.length > 0) print(lines.join("\n"));
     refreshPrompt();

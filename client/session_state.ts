@@ -50,6 +50,7 @@ export class SessionState {
   readonly #rooms = new Map<string, string>();
   readonly #nicks = new Map<string, string>();
   readonly #sent = new Map<number, SentMessage>();
+  readonly #online = new Map<string, boolean>();
 
   /** Starts in `room` (when given) as `self`. */
   constructor(self: string, room: string | null = null, joined: readonly string[] = []) {
@@ -131,6 +132,16 @@ export class SessionState {
     }
   }
 
+  /**
+   * Whether `item` says of someone's presence only what was said last (a contact
+   * coming online is announced twice by the server, as `contact` and as `presence`):
+   * not worth a second line. Call before {@linkcode SessionState.observe}.
+   */
+  repeatsPresence(item: DisplayItem): boolean {
+    if (item.type !== "presence" && item.type !== "contact") return false;
+    return this.#online.get(nameKey(item.nick)) === item.online;
+  }
+
   /** Keeps the state in step with an event or reply about to be shown. */
   observe(item: DisplayItem): void {
     switch (item.type) {
@@ -149,6 +160,7 @@ export class SessionState {
       case "presence":
       case "contact":
         this.addNick(item.nick);
+        this.#online.set(nameKey(item.nick), item.online);
         return;
       case "member":
         if (nameKey(item.nick) === nameKey(this.self)) {

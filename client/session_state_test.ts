@@ -57,3 +57,17 @@ Deno.test("sentMessage: our direct messages by id, from replies and our other se
   assert.equal(state.sentMessage(5), undefined);
   assert.equal(state.sentMessage(100 + SENT_REMEMBERED - 1)?.text, "lunch?");
 });
+
+Deno.test("repeatsPresence: the second telling of the same presence", () => {
+  const state = new SessionState("alice", "lobby");
+  const contact = { type: "contact" as const, nick: "Carol", online: true };
+  const presence = { type: "presence" as const, nick: "carol", online: true, ts: 1 };
+  assert.equal(state.repeatsPresence(contact), false);
+  state.observe(contact);
+  assert.equal(state.repeatsPresence(presence), true);
+  state.observe(presence);
+  const gone = { ...presence, online: false };
+  assert.equal(state.repeatsPresence(gone), false);
+  state.observe(gone);
+  assert.equal(state.repeatsPresence({ ...contact, online: false }), true);
+});

@@ -206,6 +206,24 @@ Deno.test("a refused long line is echoed short; an offer names the file as it wi
   });
 });
 
+Deno.test("a contact coming online is one line, not two (contact and presence)", async () => {
+  await withServer(async (server) => {
+    const carol = new ConnectProcess(server, ["--nick", "carol", "--json"], "");
+    assert.equal(await carol.finish(), 0, carol.stderr);
+    const bob = new ConnectProcess(server, ["--nick", "bob", "--follow"], "/contact add carol\n");
+    await bob.waitForLine(/added contact carol/, "bob's contact");
+    const back = new ConnectProcess(server, ["--nick", "carol", "--json"], "/who\n");
+    assert.equal(await back.finish(), 0, back.stderr);
+    await bob.waitForLine(/carol is offline/, "carol gone again");
+    bob.child.kill("SIGTERM");
+    await bob.finish();
+    const told = bob.stdout.split("\n").filter((l) => /carol is (online|offline)/.test(l));
+    assert.equal(told.length, 2, bob.stdout);
+    assert.match(told[0], /online$/);
+    assert.match(told[1], /offline$/);
+  });
+});
+
 Deno.test("a wrong password is one line on stderr and exit 1; no retries", async () => {
   await withServer(async (server) => {
     const first = new ConnectProcess(server, ["--nick", "dave"], "");
