@@ -73,6 +73,8 @@ const SCRIPT_WINDOW = 256;
 const SCRIPT_RETRIES = 10;
 /** Longest wait for the server's answer to `logout` when leaving. */
 const LOGOUT_TIMEOUT_MS = 3000;
+/** How many times a password typed at the prompt is asked for when wrong or refused. */
+const PASSWORD_TRIES = 3;
 
 /** The options of `chat connect` as commander parses them. */
 export interface ConnectOptions {
@@ -230,18 +232,33 @@ export async function runConnect(
   };
   // The password is asked for only once the server is trusted.
   let passwordOnce: Promise<string | undefined> | null = null;
+  // A password typed at the prompt is asked for again when wrong or refused (too short).
+  const prompted = interactive && options.passwordFile === undefined &&
+    (envVar("CHAT_PASSWORD") ?? "") === "";
   const connect = async (tls?: TlsChoice): Promise<ChatClient> => {
-    passwordOnce ??= resolvePassword(options, nick, interactive);
-    const password = await passwordOnce;
-    return await connectWithRetry(
-      {
-        ...clientOptions,
-        ...(password !== undefined ? { password } : {}),
-        ...(tls !== undefined ? { tls } : {}),
-      },
-      retries,
-      tlsFlags,
-    );
+    for (let tries = 1;; tries++) {
+      passwordOnce ??= resolvePassword(options, nick, interactive);
+      const password = await passwordOnce;
+      try {
+        return await connectWithRetry(
+          {
+            ...clientOptions,
+            ...(password !== undefined ? { password } : {}),
+            ...(tls !== undefined ? { tls } : {}),
+          },
+          retries,
+          tlsFlags,
+        );
+      } catch (err) {
+        const code = err instanceof Error && err.cause instanceof ChatError
+          ? err.cause.code
+          : undefined;
+        const again = code === "wrong_password" || code === "bad_password";
+        if (!prompted || !again || tries >= PASSWORD_TRIES) throw err;
+        writeErr(`${errorText(err)}: try again (${PASSWORD_TRIES - tries} left)\n`);
+        passwordOnce = null;
+      }
+    }
   };
   const configDir = context.configDir === undefined ? userConfigDir() : context.configDir;
   const client = !useTls ? await connect() : await connectTrusting({

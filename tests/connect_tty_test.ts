@@ -539,3 +539,71 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "interactive: a wrong password typed at the prompt is asked for again",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    let server: ChatServer | null = null;
+    try {
+      server = await testServer();
+      const port = server.addr.port;
+      // alice's account exists, with PASSWORD.
+      const first = await ChatClient.connect({
+        port,
+        nick: "alice",
+        password: PASSWORD,
+        reconnect: false,
+      });
+      await first.close();
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env -u NO_COLOR -u CHAT_PASSWORD XDG_CONFIG_HOME=${q(dir)} ` +
+          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice ` +
+          `--no-color; echo "[exit $?]"`,
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+      );
+      const asked = (n: number) => (rows: string[]) =>
+        rows.filter((row) => row.startsWith("password for alice:")).length === n;
+      await tmux.waitScreen("alice", asked(1), "the password prompt");
+      await tmux.type("alice", "not-the-password");
+      await tmux.press("alice", "Enter");
+      const again = await tmux.waitScreen("alice", asked(2), "the prompt again");
+      assert.ok(
+        again.some((row) => /wrong password for alice .*: try again \(2 left\)/.test(row)),
+        again.join("\n"),
+      );
+      assert.ok(!again.some((row) => row.startsWith("[exit")), again.join("\n"));
+      await tmux.type("alice", PASSWORD);
+      await tmux.press("alice", "Enter");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+      await tmux.type("alice", "/quit");
+      await tmux.press("alice", "Enter");
+      const end = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.startsWith("[exit ")),
+        "alice's exit",
+      );
+      assert.ok(end.includes("[exit 0]"), end.join("\n"));
+    } finally {
+      await tmux.kill();
+      await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
