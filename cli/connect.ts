@@ -691,7 +691,9 @@ async function runInteractive(
     color,
     completer: (line: string) => completeLine(line, state),
     // Lines typed but not sent yet (disconnected, or over the server's rate limit).
-    status: () => client.heldRequests > 0 ? `[${client.heldRequests} pending] ` : "",
+    status: () =>
+      (state.away !== null ? "[away] " : "") +
+      (client.heldRequests > 0 ? `[${client.heldRequests} pending] ` : ""),
     onLine: (line: string) => {
       if (closing) return;
       // Plain text is echoed from the server's ack (with its time): drop the typed copy.

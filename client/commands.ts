@@ -408,6 +408,47 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
   },
   {
+    name: "away",
+    aliases: ["back"],
+    args: "[TEXT]",
+    summary: "mark yourself away here (others are not told); alone, back, with what you missed",
+    handler(ctx, args) {
+      const text = args.rest(0);
+      const state = ctx.state;
+      if (text !== "") {
+        state.away = text;
+        state.missed.dms.clear();
+        state.missed.mentions = 0;
+        ctx.show({
+          type: "info",
+          text: `* away: ${text} (only here: the server keeps no away status; /away alone ` +
+            "to come back)",
+        });
+        return;
+      }
+      if (state.away === null) {
+        throw new ChatError("usage", "not away: /away TEXT marks you away");
+      }
+      state.away = null;
+      const dms = [...state.missed.dms.values()].reduce((a, b) => a + b, 0);
+      const mentions = state.missed.mentions;
+      const parts = [
+        ...(dms > 0
+          ? [
+            `${dms} direct message${dms === 1 ? "" : "s"} (${
+              [...state.missed.dms.keys()].join(", ")
+            })`,
+          ]
+          : []),
+        ...(mentions > 0 ? [`${mentions} mention${mentions === 1 ? "" : "s"}`] : []),
+      ];
+      ctx.show({
+        type: "info",
+        text: `* back${parts.length > 0 ? `: while away, ${parts.join(" and ")}` : ""}`,
+      });
+    },
+  },
+  {
     name: "hide",
     aliases: ["invisible"],
     args: "",
@@ -687,7 +728,8 @@ export function closestCommand(name: string): string | null {
       bestDistance = distance;
       tie = false;
     } else if (
-      distance === bestDistance && BY_NAME.get(candidate)!.spec !== BY_NAME.get(best!)!.spec
+      best !== null && distance === bestDistance &&
+      BY_NAME.get(candidate)!.spec !== BY_NAME.get(best)!.spec
     ) {
       tie = true;
     }

@@ -540,3 +540,27 @@ Deno.test("/help wraps to the terminal at word boundaries, under the summary col
   }
   assert.equal(helpText(Infinity), helpText());
 });
+
+Deno.test("/away: a status here only; back, with what was missed", async () => {
+  const { ctx, shown, state } = setup();
+  assert.equal(await executeLine(ctx, "/away"), false);
+  assert.equal((shown.pop() as { message: string }).message, "not away: /away TEXT marks you away");
+  assert.equal(await executeLine(ctx, "/away lunch"), true);
+  assert.equal(state.away, "lunch");
+  assert.match((shown.pop() as { text: string }).text, /^\* away: lunch \(only here/);
+  const dm = { type: "dm" as const, to: "alice", id: 1, ts: 0, from: "bob", text: "hi" };
+  state.observe(dm);
+  state.observe({ ...dm, id: 2 });
+  state.observe({ ...dm, id: 3, from: "carol" });
+  state.observe({ type: "msg", room: "lobby", id: 4, ts: 0, from: "dave", text: "alice: ping" });
+  state.observe({ type: "msg", room: "lobby", id: 5, ts: 0, from: "dave", text: "nothing" });
+  assert.equal(await executeLine(ctx, "/back"), true);
+  assert.equal(state.away, null);
+  assert.deepEqual(shown.pop(), {
+    type: "info",
+    text: "* back: while away, 3 direct messages (bob, carol) and 1 mention",
+  });
+  assert.equal(await executeLine(ctx, "/away brb"), true);
+  assert.equal(await executeLine(ctx, "/away"), true);
+  assert.deepEqual(shown.pop(), { type: "info", text: "* back" });
+});

@@ -7,7 +7,7 @@
  */
 
 import { nameKey } from "../protocol/names.ts";
-import type { DisplayItem } from "./render.ts";
+import { type DisplayItem, isMention } from "./render.ts";
 
 /** A direct message we sent, as remembered for its receipts. */
 export interface SentMessage {
@@ -46,6 +46,13 @@ export class SessionState {
   query: string | null = null;
   /** Who sent the last direct message we received (for `/r`). */
   lastDmFrom: string | null = null;
+  /**
+   * Why we are away (`/away TEXT`), or null when here. Only this client knows: the
+   * server keeps no away status. While away, what was missed is counted.
+   */
+  away: string | null = null;
+  /** Direct messages received (by sender) and mentions, while away. */
+  readonly missed = { dms: new Map<string, number>(), mentions: 0 };
   readonly #joined = new Map<string, string>();
   readonly #rooms = new Map<string, string>();
   readonly #nicks = new Map<string, string>();
@@ -147,12 +154,22 @@ export class SessionState {
     switch (item.type) {
       case "msg":
         this.addNick(item.from);
+        if (
+          this.away !== null && nameKey(item.from) !== nameKey(this.self) &&
+          isMention(item.text, this.self)
+        ) {
+          this.missed.mentions++;
+        }
         return;
       case "dm":
         this.addNick(item.from);
         this.addNick(item.to);
-        if (nameKey(item.from) !== nameKey(this.self)) this.lastDmFrom = item.from;
-        else this.#remember(item.id, { to: item.to, text: item.text });
+        if (nameKey(item.from) !== nameKey(this.self)) {
+          this.lastDmFrom = item.from;
+          if (this.away !== null) {
+            this.missed.dms.set(item.from, (this.missed.dms.get(item.from) ?? 0) + 1);
+          }
+        } else this.#remember(item.id, { to: item.to, text: item.text });
         return;
       case "broadcast":
         this.addNick(item.from);

@@ -607,3 +607,59 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "interactive: /away marks the prompt; back, it says what was missed",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    let server: ChatServer | null = null;
+    let bob: ChatClient | null = null;
+    try {
+      server = await testServer();
+      const port = server.addr.port;
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env -u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
+          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice --no-color`,
+      );
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+      await tmux.type("alice", "/away lunch");
+      await tmux.press("alice", "Enter");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "[away] #lobby>", "the mark");
+      bob = await ChatClient.connect({ port, nick: "bob", password: PASSWORD, reconnect: false });
+      await bob.dm("alice", "are you there?");
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.endsWith("*bob* are you there?")),
+        "bob's message",
+      );
+      await tmux.type("alice", "/back");
+      await tmux.press("alice", "Enter");
+      const rows = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "#lobby>",
+        "back",
+      );
+      assert.ok(
+        rows.includes("* back: while away, 1 direct message (bob)"),
+        rows.join("\n"),
+      );
+    } finally {
+      await bob?.close();
+      await tmux.kill();
+      await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
