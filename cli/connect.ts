@@ -313,7 +313,10 @@ async function connectWithRetry(
  */
 export function loginFailure(err: unknown, nick: string, where: string, tlsFlags = ""): string {
   if (!(err instanceof ChatError)) return errorText(err);
-  const wait = err.retryAfter !== undefined ? ` (try again in ${Math.ceil(err.retryAfter)} s)` : "";
+  // Unless the server's message says when already ("...; try again in 60 s").
+  const wait = err.retryAfter !== undefined && !/\b(retry|try again) in\b/.test(err.message)
+    ? ` (try again in ${Math.ceil(err.retryAfter)} s)`
+    : "";
   switch (err.code) {
     case "wrong_password":
       return `wrong password for ${nick} at ${where}`;

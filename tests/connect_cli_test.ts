@@ -224,6 +224,25 @@ Deno.test("a contact coming online is one line, not two (contact and presence)",
   });
 });
 
+Deno.test("a throttled login says when to try again once", async () => {
+  const server = await testServer({ loginFailuresPerMinutePerIp: 1 });
+  try {
+    const bob = new ConnectProcess(server, ["--nick", "bob"], "");
+    assert.equal(await bob.finish(), 0, bob.stderr);
+    const wrong = { env: { CHAT_PASSWORD: "not-the-password" } };
+    const first = new ConnectProcess(server, ["--nick", "bob", "--retries", "0"], "", wrong);
+    assert.equal(await first.finish(), 1);
+    const second = new ConnectProcess(server, ["--nick", "bob", "--retries", "0"], "", wrong);
+    assert.equal(await second.finish(), 1);
+    assert.match(
+      second.stderr,
+      /^chat connect: too many failed logins from .*; try again in \d+ s\n$/,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("a wrong password is one line on stderr and exit 1; no retries", async () => {
   await withServer(async (server) => {
     const first = new ConnectProcess(server, ["--nick", "dave"], "");
