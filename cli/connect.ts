@@ -74,6 +74,8 @@ const SCRIPT_WINDOW = 256;
 const SCRIPT_RETRIES = 10;
 /** Longest wait for the server's answer to `logout` when leaving. */
 const LOGOUT_TIMEOUT_MS = 3000;
+/** How many times a password typed at the prompt is asked for when wrong or refused. */
+const PASSWORD_TRIES = 3;
 
 /** The options of `chat connect` as commander parses them. */
 export interface ConnectOptions {
@@ -238,18 +240,33 @@ export async function runConnect(
   };
   // The password is asked for only once the server is trusted.
   let passwordOnce: Promise<string | undefined> | null = null;
+  // A password typed at the prompt is asked for again when wrong or refused (too short).
+  const prompted = interactive && options.passwordFile === undefined &&
+    (envVar("CHAT_PASSWORD") ?? "") === "";
   const connect = async (tls?: TlsChoice): Promise<ChatClient> => {
-    passwordOnce ??= resolvePassword(options, nick, interactive);
-    const password = await passwordOnce;
-    return await connectWithRetry(
-      {
-        ...clientOptions,
-        ...(password !== undefined ? { password } : {}),
-        ...(tls !== undefined ? { tls } : {}),
-      },
-      retries,
-      tlsFlags,
-    );
+    for (let tries = 1;; tries++) {
+      passwordOnce ??= resolvePassword(options, nick, interactive);
+      const password = await passwordOnce;
+      try {
+        return await connectWithRetry(
+          {
+            ...clientOptions,
+            ...(password !== undefined ? { password } : {}),
+            ...(tls !== undefined ? { tls } : {}),
+          },
+          retries,
+          tlsFlags,
+        );
+      } catch (err) {
+        const code = err instanceof Error && err.cause instanceof ChatError
+          ? err.cause.code
+          : undefined;
+        const again = code === "wrong_password" || code === "bad_password";
+        if (!prompted || !again || tries >= PASSWORD_TRIES) throw err;
+        writeErr(`${errorText(err)}: try again (${PASSWORD_TRIES - tries} left)\n`);
+        passwordOnce = null;
+      }
+    }
   };
   const configDir = context.configDir === undefined ? userConfigDir() : context.configDir;
   const client = !useTls ? await connect() : await connectTrusting({
@@ -265,6 +282,7 @@ export async function runConnect(
   render.self = client.nick;
   const state = new SessionState(client.nick, null, client.joinedRooms);
   state.room = options.room; // joined first if need be (see below)
+  render.sentMessage = (id) => state.sentMessage(id); // receipts quote what they are about
   if (interactive) {
     await runInteractive(client, state, options, render);
   } else {
@@ -303,7 +321,10 @@ async function connectWithRetry(
  */
 export function loginFailure(err: unknown, nick: string, where: string, tlsFlags = ""): string {
   if (!(err instanceof ChatError)) return errorText(err);
-  const wait = err.retryAfter !== undefined ? ` (try again in ${Math.ceil(err.retryAfter)} s)` : "";
+  // Unless the server's message says when already ("...; try again in 60 s").
+  const wait = err.retryAfter !== undefined && !/\b(retry|try again) in\b/.test(err.message)
+    ? ` (try again in ${Math.ceil(err.retryAfter)} s)`
+    : "";
   switch (err.code) {
     case "wrong_password":
       return `wrong password for ${nick} at ${where}`;
@@ -456,6 +477,7 @@ async function runScripted(
     ? null
     : new LocalLog(options.logDir, client.nick, (text) => writeErr(`${text}\n`));
   const show = (item: DisplayItem): void => {
+    const repeated = state.repeatsPresence(item);
     state.observe(item);
     localLog?.record(item);
     if (item.type === "held") return; // sent later, in order: its reply is what shows
@@ -463,6 +485,7 @@ async function runScripted(
       writeOut(JSON.stringify(toJsonEvent(item)) + "\n");
       return;
     }
+    if (repeated) return; // said already (a contact's presence comes twice)
     // Leaving is what a script does at its end: not worth a line.
     if (item.type === "closed" && item.code === undefined) return;
     const lines = formatItem(item, render);
@@ -511,6 +534,7 @@ async function runScripted(
     quit: () => {
       quitting = true;
     },
+    ...(outTerminal && !options.json ? { columns: terminalColumns } : {}),
   };
 
   // What each line shows is printed in input order, whatever order replies come in;
@@ -682,7 +706,9 @@ async function runInteractive(
     color,
     completer: (line: string) => completeLine(line, state),
     // Lines typed but not sent yet (disconnected, or over the server's rate limit).
-    status: () => client.heldRequests > 0 ? `[${client.heldRequests} pending] ` : "",
+    status: () =>
+      (state.away !== null ? "[away] " : "") +
+      (client.heldRequests > 0 ? `[${client.heldRequests} pending] ` : ""),
     onLine: (line: string) => {
       if (closing) return;
       // Plain text is echoed from the server's ack (with its time): drop the typed copy.
@@ -712,8 +738,10 @@ async function runInteractive(
   };
 
   const show = (item: DisplayItem): void => {
+    const repeated = state.repeatsPresence(item);
     state.observe(item);
     localLog?.record(item);
+    if (repeated) return; // said already (a contact's presence comes twice)
     const lines = formatItem(item, render);
     if (lines.length > 0) print(lines.join("\n"));
     refreshPrompt();
@@ -752,12 +780,14 @@ async function runInteractive(
     files,
     show,
     quit: () => void finish(),
+    columns: terminalColumns,
   };
 
   const onEvent = (event: ChatEvent): void => {
     if (ringsBell(event, client.nick)) prompt.bell();
     if (event.type === "dm" && nameKey(event.from) !== nameKey(client.nick)) markRead(event.id);
-    if (event.type === "closed" && event.code !== undefined) {
+    // An idle logout is told once (the closed line), and is no failure.
+    if (event.type === "closed" && event.code !== undefined && !ENDED_ON_PURPOSE.has(event.code)) {
       failedReason = event.reason ?? event.code;
     }
     show(event);

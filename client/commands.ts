@@ -68,6 +68,8 @@ export interface CommandContext {
   show(item: DisplayItem): void;
   /** Ends the session (`/quit`): stop reading input, finish, log out. */
   quit(): void;
+  /** The terminal's width, when output goes to one (`/help` wraps to it). */
+  columns?(): number;
 }
 
 /** The arguments of a command line. */
@@ -99,6 +101,12 @@ export interface CommandSpec {
 
 const DEFAULT_HISTORY = 20;
 
+/**
+ * How `/me waves` travels: as the text `/me waves`, which clients show as
+ * `* alice waves` (and any other reader still understands).
+ */
+export const ACTION_PREFIX = "/me ";
+
 function privatesOf(ctx: CommandContext): PrivateControl {
   if (ctx.privates === undefined) {
     throw new ChatError("unsupported", "private sessions are not available here");
@@ -123,6 +131,41 @@ function fileIdOf(word: string | undefined): number | null {
     throw new ChatError("usage", `"${word}" is not a file number: they look like #12`);
   }
   return Number(word.slice(1));
+}
+
+/**
+ * Answers a private session request (`/accept NICK`); when nobody of that name asked
+ * and the name is a number, the user most likely meant the file: say so.
+ */
+async function answerPrivate(
+  answer: () => Promise<unknown>,
+  spec: CommandSpec,
+  args: CommandArgs,
+): Promise<void> {
+  try {
+    await answer();
+  } catch (err) {
+    const word = args.words[0] ?? "";
+    if (err instanceof ChatError && err.code === "no_private_request" && /^\d+$/.test(word)) {
+      throw new ChatError(
+        err.code,
+        `${err.message}; did you mean the file: /${spec.name} #${word}?`,
+      );
+    }
+    throw err;
+  }
+}
+
+/** Answers a file offer (`/accept #12`); an unknown number points at `/files`. */
+async function answerFile(answer: () => Promise<unknown>): Promise<void> {
+  try {
+    await answer();
+  } catch (err) {
+    if (err instanceof ChatError && err.code === "no_file") {
+      throw new ChatError(err.code, `${err.message} (/files lists them)`);
+    }
+    throw err;
+  }
 }
 
 /** The command's one word (a nick, a room); a usage error for none or more. */
@@ -186,7 +229,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     handler(ctx, args) {
       const name = args.words[0]?.replace(/^\//, "");
       if (name === undefined) {
-        ctx.show({ type: "info", text: helpText() });
+        ctx.show({ type: "info", text: helpText(ctx.columns?.()) });
         return;
       }
       const found = findCommand(name);
@@ -317,6 +360,22 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
   },
   {
+    name: "me",
+    aliases: ["action"],
+    args: "TEXT",
+    summary: "describe what you do, to the current room or conversation: /me waves",
+    async handler(ctx, args) {
+      const text = `${ACTION_PREFIX}${requireText(args, 0, this)}`;
+      const target = ctx.state.target;
+      if (target === null) {
+        throw new ChatError("usage", "not in a room or conversation: /join ROOM or /query NICK");
+      }
+      await (target.kind === "room"
+        ? sendToRoom(ctx, target.room, text)
+        : sendToNick(ctx, target.nick, text));
+    },
+  },
+  {
     name: "say",
     aliases: ["room"],
     args: "ROOM TEXT",
@@ -362,6 +421,47 @@ export const COMMANDS: readonly CommandSpec[] = [
         }
       }
       ctx.show({ type: "reply", request: "whoelse", data: await ctx.client.whoelse(since) });
+    },
+  },
+  {
+    name: "away",
+    aliases: ["back"],
+    args: "[TEXT]",
+    summary: "mark yourself away here (others are not told); alone, back, with what you missed",
+    handler(ctx, args) {
+      const text = args.rest(0);
+      const state = ctx.state;
+      if (text !== "") {
+        state.away = text;
+        state.missed.dms.clear();
+        state.missed.mentions = 0;
+        ctx.show({
+          type: "info",
+          text: `* away: ${text} (only here: the server keeps no away status; /away alone ` +
+            "to come back)",
+        });
+        return;
+      }
+      if (state.away === null) {
+        throw new ChatError("usage", "not away: /away TEXT marks you away");
+      }
+      state.away = null;
+      const dms = [...state.missed.dms.values()].reduce((a, b) => a + b, 0);
+      const mentions = state.missed.mentions;
+      const parts = [
+        ...(dms > 0
+          ? [
+            `${dms} direct message${dms === 1 ? "" : "s"} (${
+              [...state.missed.dms.keys()].join(", ")
+            })`,
+          ]
+          : []),
+        ...(mentions > 0 ? [`${mentions} mention${mentions === 1 ? "" : "s"}`] : []),
+      ];
+      ctx.show({
+        type: "info",
+        text: `* back${parts.length > 0 ? `: while away, ${parts.join(" and ")}` : ""}`,
+      });
     },
   },
   {
@@ -508,11 +608,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     async handler(ctx, args) {
       const file = fileIdOf(args.words[0]);
       if (file === null) {
-        await privatesOf(ctx).accept(oneWord(args, this));
+        await answerPrivate(() => privatesOf(ctx).accept(oneWord(args, this)), this, args);
         return;
       }
       if (args.words.length > 1) throw usage(this);
-      await filesOf(ctx).accept(file);
+      await answerFile(() => filesOf(ctx).accept(file));
     },
   },
   {
@@ -523,11 +623,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     async handler(ctx, args) {
       const file = fileIdOf(args.words[0]);
       if (file === null) {
-        await privatesOf(ctx).decline(oneWord(args, this));
+        await answerPrivate(() => privatesOf(ctx).decline(oneWord(args, this)), this, args);
         return;
       }
       if (args.words.length > 1) throw usage(this);
-      await filesOf(ctx).decline(file);
+      await answerFile(() => filesOf(ctx).decline(file));
       ctx.show({ type: "info", text: `* declined file #${file}` });
     },
   },
@@ -542,7 +642,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   },
   {
     name: "send",
-    aliases: ["sendfile"],
+    aliases: ["sendfile", "file"],
     args: "NICK PATH",
     summary:
       "send the file at PATH to NICK through the server, which holds it until NICK is online",
@@ -550,7 +650,18 @@ export const COMMANDS: readonly CommandSpec[] = [
       const nick = args.words[0];
       const path = args.rest(1);
       if (nick === undefined || path === "") throw usage(this);
-      await filesOf(ctx).send(nick, path);
+      try {
+        await filesOf(ctx).send(nick, path);
+      } catch (err) {
+        // Other messengers' `send NICK TEXT` sends text: say how, here.
+        if (err instanceof ChatError && err.code === "not_a_file") {
+          throw new ChatError(
+            err.code,
+            `${err.message} (to send it as a message: /msg ${nick} ${path})`,
+          );
+        }
+        throw err;
+      }
     },
   },
   {
@@ -607,6 +718,65 @@ export function findCommand(
   return BY_NAME.get(name.toLowerCase());
 }
 
+/**
+ * The command name or alias closest to a mistyped `name` (at most one edit for short
+ * names, two for longer ones; a swap of two letters is one edit), or null when none is
+ * close or two are equally close.
+ *
+ * @example
+ * ```ts
+ * import { closestCommand } from "./commands.ts";
+ * closestCommand("jion"); // "join"
+ * closestCommand("xyzzy"); // null
+ * ```
+ */
+export function closestCommand(name: string): string | null {
+  const typed = name.toLowerCase();
+  if (typed === "") return null;
+  const limit = typed.length <= 4 ? 1 : 2;
+  let best: string | null = null;
+  let bestDistance = limit + 1;
+  let tie = false;
+  for (const candidate of BY_NAME.keys()) {
+    const distance = editDistance(typed, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+      tie = false;
+    } else if (
+      best !== null && distance === bestDistance &&
+      BY_NAME.get(candidate)!.spec !== BY_NAME.get(best)!.spec
+    ) {
+      tie = true;
+    }
+  }
+  return best !== null && !tie ? best : null;
+}
+
+/** Edits (insert, delete, replace, swap two neighbours) from `a` to `b`. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    rows.push([i]);
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        rows[0].push(j);
+        continue;
+      }
+      let d = Math.min(
+        rows[i - 1][j] + 1,
+        rows[i][j - 1] + 1,
+        rows[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d = Math.min(d, rows[i - 2][j - 2] + 1);
+      }
+      rows[i].push(d);
+    }
+  }
+  return rows[a.length][b.length];
+}
+
 /** Every command name and alias, with the slash, sorted. */
 export function commandNames(): string[] {
   return [...BY_NAME.keys()].map((name) => `/${name}`).sort();
@@ -633,8 +803,33 @@ export function describeCommand(spec: CommandSpec): string {
   return lines.join("\n");
 }
 
-/** The text of `/help`: every command with its arguments, summary and aliases. */
-export function helpText(): string {
+/**
+ * Words of `text` in rows of at most `width` columns (a longer word has a row of its own).
+ */
+function wrapWords(text: string, width: number): string[] {
+  const rows: string[] = [];
+  let row = "";
+  for (const word of text.split(/\s+/)) {
+    if (row !== "" && row.length + 1 + word.length > width) {
+      rows.push(row);
+      row = word;
+    } else {
+      row = row === "" ? word : `${row} ${word}`;
+    }
+  }
+  if (row !== "") rows.push(row);
+  return rows;
+}
+
+/** The narrowest summary column worth wrapping into; narrower, summaries go below. */
+const MIN_SUMMARY_WIDTH = 24;
+
+/**
+ * The text of `/help`: every command with its arguments, summary and aliases; given
+ * the terminal's width, summaries wrap at word boundaries under their column (or,
+ * on a narrow terminal, below their command), so no row is wider than `columns`.
+ */
+export function helpText(columns = Infinity): string {
   const rows = COMMANDS.map((spec) => ({
     usage: `/${spec.name}${spec.args ? ` ${spec.args}` : ""}`,
     summary: spec.summary +
@@ -643,12 +838,30 @@ export function helpText(): string {
         : ""),
   }));
   const width = Math.max(...rows.map((r) => r.usage.length));
-  return [
-    "Commands:",
-    ...rows.map((r) => `  ${r.usage.padEnd(width)}  ${r.summary}`),
-    "Any other line goes to the current room or conversation; start it with // to send a line",
-    "beginning with /.",
-  ].join("\n");
+  const footer = "Any other line goes to the current room or conversation; start it with // " +
+    "to send a line beginning with /.";
+  if (!Number.isFinite(columns)) {
+    return [
+      "Commands:",
+      ...rows.map((r) => `  ${r.usage.padEnd(width)}  ${r.summary}`),
+      "Any other line goes to the current room or conversation; start it with // to send a line",
+      "beginning with /.",
+    ].join("\n");
+  }
+  const lines = ["Commands:"];
+  const beside = columns - width - 4 >= MIN_SUMMARY_WIDTH;
+  for (const r of rows) {
+    if (beside) {
+      const [first, ...more] = wrapWords(r.summary, columns - width - 4);
+      lines.push(`  ${r.usage.padEnd(width)}  ${first}`);
+      for (const row of more) lines.push(`${" ".repeat(width + 4)}${row}`);
+    } else {
+      lines.push(`  ${r.usage}`);
+      for (const row of wrapWords(r.summary, Math.max(columns - 4, 1))) lines.push(`    ${row}`);
+    }
+  }
+  lines.push(...wrapWords(footer, columns));
+  return lines.join("\n");
 }
 
 /** A parsed input line. */
@@ -738,9 +951,12 @@ export async function executeLine(ctx: CommandContext, line: string): Promise<bo
       case "command": {
         const found = findCommand(parsed.name);
         if (found === undefined) {
+          const guess = closestCommand(parsed.name);
           throw new ChatError(
             "unknown_command",
-            `unknown command /${parsed.name}: /help lists the commands`,
+            `unknown command /${parsed.name}: ${
+              guess !== null ? `did you mean /${guess}? ` : ""
+            }/help lists the commands`,
           );
         }
         await found.spec.handler(ctx, withPrefix(parsed.args, found.prefix));

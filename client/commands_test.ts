@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { ReplyMap } from "../protocol/replies.ts";
 import { ChatError } from "./chat_error.ts";
 import {
+  closestCommand,
   type CommandClient,
   type CommandContext,
   commandNames,
@@ -478,4 +479,88 @@ Deno.test("file commands: /send, and /accept and /decline by #FILE or by NICK", 
   }
   assert.equal(await executeLine(plain, "/send bob x"), false);
   assert.equal((shown.pop() as { code: string }).code, "unsupported");
+});
+
+Deno.test("other messengers' habits: did you mean, /file, /send with text, /me", async () => {
+  const { ctx: plain, shown, calls } = setup();
+  assert.equal(await executeLine(plain, "/jion rust"), false);
+  assert.equal(
+    (shown.pop() as { message: string }).message,
+    "unknown command /jion: did you mean /join? /help lists the commands",
+  );
+  assert.equal(await executeLine(plain, "/mgs bob hi"), false);
+  assert.match((shown.pop() as { message: string }).message, /did you mean \/msg\?/);
+  assert.equal(closestCommand("whoo"), "who");
+  assert.equal(closestCommand("xyzzy"), null);
+  assert.equal(closestCommand("blcoks"), "blocks");
+
+  const ctx: CommandContext = {
+    ...plain,
+    files: {
+      send: (nick: string, path: string) => {
+        calls.push(["files.send", nick, path]);
+        return Promise.reject(new ChatError("not_a_file", `no such file: ${path}`));
+      },
+      accept: () => Promise.resolve(""),
+      decline: () => Promise.resolve(),
+      cancel: () => Promise.resolve(),
+      list: () => Promise.resolve({ files: [] }),
+    },
+  };
+  assert.equal(await executeLine(ctx, "/file bob report.pdf"), false);
+  assert.deepEqual(calls.pop(), ["files.send", "bob", "report.pdf"]);
+  shown.pop();
+  assert.equal(await executeLine(ctx, "/send bob hi there"), false);
+  assert.deepEqual(shown.pop(), {
+    type: "error",
+    code: "not_a_file",
+    message: "no such file: hi there (to send it as a message: /msg bob hi there)",
+    command: "/send bob hi there",
+  });
+
+  calls.length = 0;
+  assert.equal(await executeLine(plain, "/me waves"), true);
+  plain.state.query = "bob";
+  assert.equal(await executeLine(plain, "/me nods"), true);
+  assert.deepEqual(calls, [["say", "lobby", "/me waves"], ["dm", "bob", "/me nods"]]);
+  assert.equal(await executeLine(plain, "/me"), false);
+  assert.equal((shown.pop() as { message: string }).message, "usage: /me TEXT");
+});
+
+Deno.test("/help wraps to the terminal at word boundaries, under the summary column", () => {
+  for (const columns of [100, 80, 60, 40, 20]) {
+    const lines = helpText(columns).split("\n");
+    // (A command's usage is never cut: on 20 columns a long one is wider.)
+    if (columns >= 40) { for (const line of lines) assert.ok(line.length <= columns, line); }
+    assert.deepEqual(
+      lines.join(" ").split(/\s+/).filter((w) => w !== ""),
+      helpText().split(/\s+/).filter((w) => w !== ""),
+      "the same words",
+    );
+  }
+  assert.equal(helpText(Infinity), helpText());
+});
+
+Deno.test("/away: a status here only; back, with what was missed", async () => {
+  const { ctx, shown, state } = setup();
+  assert.equal(await executeLine(ctx, "/away"), false);
+  assert.equal((shown.pop() as { message: string }).message, "not away: /away TEXT marks you away");
+  assert.equal(await executeLine(ctx, "/away lunch"), true);
+  assert.equal(state.away, "lunch");
+  assert.match((shown.pop() as { text: string }).text, /^\* away: lunch \(only here/);
+  const dm = { type: "dm" as const, to: "alice", id: 1, ts: 0, from: "bob", text: "hi" };
+  state.observe(dm);
+  state.observe({ ...dm, id: 2 });
+  state.observe({ ...dm, id: 3, from: "carol" });
+  state.observe({ type: "msg", room: "lobby", id: 4, ts: 0, from: "dave", text: "alice: ping" });
+  state.observe({ type: "msg", room: "lobby", id: 5, ts: 0, from: "dave", text: "nothing" });
+  assert.equal(await executeLine(ctx, "/back"), true);
+  assert.equal(state.away, null);
+  assert.deepEqual(shown.pop(), {
+    type: "info",
+    text: "* back: while away, 3 direct messages (bob, carol) and 1 mention",
+  });
+  assert.equal(await executeLine(ctx, "/away brb"), true);
+  assert.equal(await executeLine(ctx, "/away"), true);
+  assert.deepEqual(shown.pop(), { type: "info", text: "* back" });
 });

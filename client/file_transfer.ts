@@ -542,15 +542,19 @@ export class FileTransfers implements AsyncDisposable {
       const error = toChatError(err);
       await lastWrite;
       await target.file?.close().catch(() => {});
-      this.#events.emit({
-        type: "file_failed",
-        file: id,
-        direction: "receive",
-        nick: info?.from ?? "?",
-        name: info?.name ?? `#${id}`,
-        code: error.code,
-        reason: error.message,
-      });
+      // A file never offered here (`/accept #999`): the refusal is the command's error,
+      // not a failed transfer "from ?".
+      if (info !== null) {
+        this.#events.emit({
+          type: "file_failed",
+          file: id,
+          direction: "receive",
+          nick: info.from,
+          name: info.name,
+          code: error.code,
+          reason: error.message,
+        });
+      }
       throw error;
     } finally {
       stopListening();

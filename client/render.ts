@@ -11,6 +11,7 @@
  * @module
  */
 
+import { safeFileName } from "../protocol/file_names.ts";
 import type { ReplyMap } from "../protocol/replies.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
 import type { ChatEvent, RequestType } from "./chat_client.ts";
@@ -70,7 +71,15 @@ export interface RenderOptions {
   utc?: boolean;
   /** The clock for events that carry no time. Default `Date.now`. */
   now?: () => number;
+  /**
+   * The direct message we sent with a server id, when remembered: a receipt quotes
+   * its start instead of the id (see `SessionState.sentMessage`).
+   */
+  sentMessage?: (id: number) => { readonly text: string } | undefined;
 }
+
+/** How many characters of a message a receipt quotes. */
+export const RECEIPT_QUOTE_LENGTH = 24;
 
 // ---------------------------------------------------------------------- sanitize
 
@@ -120,6 +129,18 @@ export function sanitize(text: string): string {
     .replace(LINE_SEPARATORS, "\u240a")
     .replace(/\t/g, " ")
     .replace(C0_CONTROLS, (c) => String.fromCharCode(0x2400 + c.charCodeAt(0)));
+}
+
+/** Codes with which the server ends a session on purpose (`notice`, then `closed`). */
+const ENDING_CODES = new Set(["idle_timeout", "logged_out"]);
+
+/** How many characters of a failed command line its error repeats. */
+export const COMMAND_ECHO = 60;
+
+/** `text` cut to `max` characters (code points), marked `…` where cut. */
+function shorten(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length <= max ? text : chars.slice(0, max - 1).join("") + "…";
 }
 
 // ------------------------------------------------------------------------ colour
@@ -201,21 +222,25 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
         `${time(item.ts)} [${s(item.room)}] * ${nick(item.by)} set the topic: ${s(item.topic)}`,
       ];
     case "receipt":
-      return [
-        `${time(item.ts)} * message ${item.id} ${
-          item.status === "read" ? "read by" : "delivered to"
-        } ${nick(item.by)}`,
-      ];
+      return [formatReceipt(item, options)];
     case "contact":
       return [`${stamp()} * contact ${nick(item.nick)} is ${item.online ? "online" : "offline"}`];
     case "notice":
+      // A notice that ends the session is told once, by the `closed` that follows.
+      if (ENDING_CODES.has(item.code)) return [];
       return [`${stamp()} ! server: ${s(item.text)}`];
-    case "error":
+    case "error": {
+      const message = s(item.message);
+      // The server's message may say when to retry already ("retry in 0.2 s").
+      const retry = item.retryAfter !== undefined && !/\b(retry|try again) in\b/.test(message)
+        ? ` (try again in ${item.retryAfter} s)`
+        : "";
       return [
-        `${stamp()} ! ${"command" in item && item.command ? `${s(item.command)}: ` : ""}${
-          s(item.message)
-        }${item.retryAfter !== undefined ? ` (try again in ${item.retryAfter} s)` : ""}`,
+        `${stamp()} ! ${
+          "command" in item && item.command ? `${shorten(s(item.command), COMMAND_ECHO)}: ` : ""
+        }${message}${retry}`,
       ];
+    }
     case "disconnected":
       return [`${stamp()} ! disconnected: ${s(item.reason)}`];
     case "reconnecting":
@@ -225,9 +250,12 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
         } s (attempt ${item.attempt})`,
       ];
     case "reconnected":
-      return [`${stamp()} ! reconnected`];
+      return [`${stamp()} * reconnected`];
     case "closed":
-      return [`${stamp()} ! connection closed${item.reason ? `: ${s(item.reason)}` : ""}`];
+      return [
+        `${stamp()} ${item.code === undefined || ENDING_CODES.has(item.code) ? "*" : "!"} ` +
+        `connection closed${item.reason ? `: ${s(item.reason)}` : ""}`,
+      ];
     case "held":
       return formatHeld(item, options);
     case "info":
@@ -318,9 +346,10 @@ function formatFileItem(
         ? `* ${what(item.file, item.name)} was dropped: its bytes did not match its SHA-256`
         : `* ${nick(item.by)} cancelled ${what(item.file, item.name)}`;
     case "file_offered":
-      return `* ${nick(item.from)} offers ${what(item.file, item.name)}, ${
-        formatBytes(item.size)
-      }, ` +
+      // Named as it will be saved (a hostile name is made safe first).
+      return `* ${nick(item.from)} offers ${what(item.file, safeFileName(item.name))}${
+        safeFileName(item.name) !== item.name ? " (its name made safe)" : ""
+      }, ${formatBytes(item.size)}, ` +
         `SHA-256 ${item.sha256.slice(0, 16)}…: ` +
         (item.auto ? "accepting it" : `/accept #${item.file} or /decline #${item.file}`);
     case "file_sending":
@@ -372,19 +401,61 @@ export function formatChatLine(
   return `${time} <${colorNick(line.from, color)}> ${sanitize(line.text)}`;
 }
 
+/** What `/me TEXT` does (the TEXT), when the message is one; null otherwise. */
+function actionOf(text: string): string | null {
+  return /^\/me [^\s]/i.test(text) ? text.slice(4) : null;
+}
+
 /** Formats a stored message: `HH:MM [room] <nick> text`, `HH:MM *bob* text`, `HH:MM -> *bob* text`. */
 export function formatMessage(message: ChatMessage, options: RenderOptions = {}): string {
   const color = options.color ?? false;
   const time = dim(formatTime(message.ts, options.utc ?? false), color);
-  const text = sanitize(message.text);
+  const action = actionOf(message.text);
+  const text = action === null
+    ? sanitize(message.text)
+    : `* ${colorNick(message.from, color)} ${sanitize(action)}`;
   if (message.type === "msg") {
-    return `${time} [${sanitize(message.room)}] <${colorNick(message.from, color)}> ${text}`;
+    const self = options.self;
+    // A mention of our nick (which rings the bell) stands out: bold, reversed.
+    const shown = color && self !== undefined &&
+        message.from.toLowerCase() !== self.toLowerCase() && isMention(message.text, self)
+      ? `\x1b[1;7m${text}\x1b[22;27m`
+      : text;
+    if (action !== null) return `${time} [${sanitize(message.room)}] ${shown}`;
+    return `${time} [${sanitize(message.room)}] <${colorNick(message.from, color)}> ${shown}`;
   }
   const self = options.self;
   if (self !== undefined && message.from.toLowerCase() === self.toLowerCase()) {
     return `${time} -> *${colorNick(message.to, color)}* ${text}`;
   }
+  if (action !== null) return `${time} ${text} (to you)`;
   return `${time} *${colorNick(message.from, color)}* ${text}`;
+}
+
+/**
+ * A receipt, quietly (dim) and by what it is about: `✓✓ bob read "lunch at noon? I…"`,
+ * `✓ bob got "lunch…"` (a message held while bob was offline reached him), quoting
+ * the start of the message when it is remembered; the id is for `--json`.
+ */
+function formatReceipt(
+  item: Extract<DisplayItem, { type: "receipt" }>,
+  options: RenderOptions,
+): string {
+  const color = options.color ?? false;
+  const sent = options.sentMessage?.(item.id);
+  let what = "your direct message";
+  if (sent !== undefined) {
+    const text = sanitize(sent.text).trim();
+    const chars = [...text];
+    what = `"${
+      chars.length > RECEIPT_QUOTE_LENGTH
+        ? chars.slice(0, RECEIPT_QUOTE_LENGTH - 1).join("").trimEnd() + "…"
+        : text
+    }"`;
+  }
+  const read = item.status === "read";
+  const line = `${read ? "✓✓" : "✓"} ${colorNick(item.by, false)} ${read ? "read" : "got"} ${what}`;
+  return `${dim(formatTime(item.ts, options.utc ?? false), color)} ${dim(line, color)}`;
 }
 
 /**

@@ -60,7 +60,7 @@ Deno.test("formatItem: messages, DMs and presence as HH:MM lines", () => {
   );
   assert.deepEqual(
     formatItem({ type: "receipt", id: 8, status: "read", by: "bob", ts: TS }, o),
-    ["09:05 * message 8 read by bob"],
+    ["09:05 ✓✓ bob read your direct message"],
   );
   assert.deepEqual(
     formatItem({ type: "topic", room: "lobby", topic: "news", by: "bob", ts: TS }, o),
@@ -235,7 +235,7 @@ Deno.test("file transfer events: one line each, names sanitized, progress drawn 
       auto: false,
     }, at),
     [
-      "09:05 * bob offers ../report.pdf (#12), 1.5 KiB, SHA-256 abababababababab…: " +
+      "09:05 * bob offers report.pdf (#12) (its name made safe), 1.5 KiB, SHA-256 abababababababab…: " +
       "/accept #12 or /decline #12",
     ],
   );
@@ -295,4 +295,94 @@ Deno.test("a held message shows as the line it will be, marked pending; a held c
     ["09:05 -> *bob* psst (pending: sent as the server's rate limit allows)"],
   );
   assert.deepEqual(formatItem({ ...held, request: "who" }, at), []);
+});
+
+Deno.test("a receipt quotes the start of the message it is about, not its id", () => {
+  const sent = new Map([[8, { text: "lunch at noon? I was thinking of the new place" }], [
+    9,
+    { text: "ok\x1b[31m" },
+  ]]);
+  const o = { utc: true, sentMessage: (id: number) => sent.get(id) };
+  assert.deepEqual(
+    formatItem({ type: "receipt", id: 8, status: "read", by: "bob", ts: TS }, o),
+    ['09:05 ✓✓ bob read "lunch at noon? I was th…"'],
+  );
+  assert.deepEqual(
+    formatItem({ type: "receipt", id: 9, status: "delivered", by: "bob", ts: TS }, o),
+    ['09:05 ✓ bob got "ok"'],
+  );
+  // Quiet: dim on a terminal.
+  const [line] = formatItem(
+    { type: "receipt", id: 9, status: "read", by: "bob", ts: TS },
+    { ...o, color: true },
+  );
+  assert.match(line, /\x1b\[2m✓✓ bob read "ok"\x1b\[22m$/);
+  // The full event stays for --json.
+  assert.deepEqual(
+    toJsonEvent({ type: "receipt", id: 8, status: "read", by: "bob", ts: TS }),
+    { type: "receipt", id: 8, status: "read", by: "bob", ts: TS },
+  );
+});
+
+Deno.test("/me: an action reads * nick text", () => {
+  const o = { utc: true, self: "alice" };
+  const msg = {
+    type: "msg" as const,
+    room: "lobby",
+    id: 1,
+    ts: TS,
+    from: "bob",
+    text: "/me waves",
+  };
+  assert.deepEqual(formatItem(msg, o), ["09:05 [lobby] * bob waves"]);
+  const dm = { type: "dm" as const, to: "alice", id: 2, ts: TS, from: "bob", text: "/me nods" };
+  assert.deepEqual(formatItem(dm, o), ["09:05 * bob nods (to you)"]);
+  assert.deepEqual(
+    formatItem({ ...dm, from: "alice", to: "bob" }, o),
+    ["09:05 -> *bob* * alice nods"],
+  );
+  assert.deepEqual(formatItem({ ...msg, text: "/meh" }, o), ["09:05 [lobby] <bob> /meh"]);
+});
+
+Deno.test("cosmetics: quiet normal events, one logout line, one retry, short echo, mentions", () => {
+  const o = { utc: true, now: () => TS, self: "alice" };
+  assert.deepEqual(formatItem({ type: "reconnected" }, o), ["09:05 * reconnected"]);
+  // The idle logout: its notice is told by the closed that follows, once, as normal.
+  const text = "logged out after 600 s without a command";
+  assert.deepEqual(formatItem({ type: "notice", code: "idle_timeout", text }, o), []);
+  assert.deepEqual(
+    formatItem({ type: "closed", code: "idle_timeout", reason: text }, o),
+    [`09:05 * connection closed: ${text}`],
+  );
+  assert.deepEqual(
+    formatItem({ type: "closed", code: "kicked", reason: "bye" }, o),
+    ["09:05 ! connection closed: bye"],
+  );
+  assert.deepEqual(
+    formatItem({
+      type: "error",
+      code: "rate_limited",
+      message: "slow down: too many messages; retry in 0.2 s",
+      retryAfter: 0.2,
+      command: "hi",
+    }, o),
+    ["09:05 ! hi: slow down: too many messages; retry in 0.2 s"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "error", code: "x", message: "busy", retryAfter: 1, command: "hi" }, o),
+    ["09:05 ! hi: busy (try again in 1 s)"],
+  );
+  const [long] = formatItem({
+    type: "error",
+    code: "too_long",
+    message: "message is longer than 4000 characters",
+    command: "x".repeat(5000),
+  }, o);
+  assert.equal(long, `09:05 ! ${"x".repeat(59)}…: message is longer than 4000 characters`);
+  const mention = { ...msg, text: "alice: lunch?" };
+  assert.deepEqual(formatItem(mention, o), ["09:05 [lobby] <bob> alice: lunch?"]);
+  const [bright] = formatItem(mention, { ...o, color: true });
+  assert.match(bright, /\x1b\[1;7malice: lunch\?\x1b\[22;27m$/);
+  const [plain] = formatItem(msg, { ...o, color: true });
+  assert.doesNotMatch(plain, /\x1b\[1;7m/);
 });

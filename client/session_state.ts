@@ -7,7 +7,18 @@
  */
 
 import { nameKey } from "../protocol/names.ts";
-import type { DisplayItem } from "./render.ts";
+import { type DisplayItem, isMention } from "./render.ts";
+
+/** A direct message we sent, as remembered for its receipts. */
+export interface SentMessage {
+  /** To whom. */
+  readonly to: string;
+  /** The text sent. */
+  readonly text: string;
+}
+
+/** How many sent direct messages are remembered for their receipts. */
+export const SENT_REMEMBERED = 1000;
 
 /** Where plain text (a line that is not a command) goes. */
 export type Target = { kind: "room"; room: string } | { kind: "dm"; nick: string };
@@ -35,9 +46,18 @@ export class SessionState {
   query: string | null = null;
   /** Who sent the last direct message we received (for `/r`). */
   lastDmFrom: string | null = null;
+  /**
+   * Why we are away (`/away TEXT`), or null when here. Only this client knows: the
+   * server keeps no away status. While away, what was missed is counted.
+   */
+  away: string | null = null;
+  /** Direct messages received (by sender) and mentions, while away. */
+  readonly missed = { dms: new Map<string, number>(), mentions: 0 };
   readonly #joined = new Map<string, string>();
   readonly #rooms = new Map<string, string>();
   readonly #nicks = new Map<string, string>();
+  readonly #sent = new Map<number, SentMessage>();
+  readonly #online = new Map<string, boolean>();
 
   /** Starts in `room` (when given) as `self`. */
   constructor(self: string, room: string | null = null, joined: readonly string[] = []) {
@@ -103,16 +123,53 @@ export class SessionState {
     if (nameKey(nick) !== nameKey(this.self)) this.#nicks.set(nameKey(nick), nick);
   }
 
+  /**
+   * The direct message we sent with server id `id`, when it is one of the last
+   * {@linkcode SENT_REMEMBERED} sent (or seen sent by another session) here.
+   */
+  sentMessage(id: number): SentMessage | undefined {
+    return this.#sent.get(id);
+  }
+
+  #remember(id: number, message: SentMessage): void {
+    if (this.#sent.has(id)) return;
+    this.#sent.set(id, message);
+    if (this.#sent.size > SENT_REMEMBERED) {
+      this.#sent.delete(this.#sent.keys().next().value!);
+    }
+  }
+
+  /**
+   * Whether `item` says of someone's presence only what was said last (a contact
+   * coming online is announced twice by the server, as `contact` and as `presence`):
+   * not worth a second line. Call before {@linkcode SessionState.observe}.
+   */
+  repeatsPresence(item: DisplayItem): boolean {
+    if (item.type !== "presence" && item.type !== "contact") return false;
+    return this.#online.get(nameKey(item.nick)) === item.online;
+  }
+
   /** Keeps the state in step with an event or reply about to be shown. */
   observe(item: DisplayItem): void {
     switch (item.type) {
       case "msg":
         this.addNick(item.from);
+        if (
+          this.away !== null && nameKey(item.from) !== nameKey(this.self) &&
+          isMention(item.text, this.self)
+        ) {
+          this.missed.mentions++;
+        }
         return;
       case "dm":
         this.addNick(item.from);
         this.addNick(item.to);
-        if (nameKey(item.from) !== nameKey(this.self)) this.lastDmFrom = item.from;
+        if (nameKey(item.from) !== nameKey(this.self)) {
+          this.lastDmFrom = item.from;
+          if (this.away !== null) {
+            this.missed.dms.set(item.from, (this.missed.dms.get(item.from) ?? 0) + 1);
+          }
+        } else this.#remember(item.id, { to: item.to, text: item.text });
         return;
       case "broadcast":
         this.addNick(item.from);
@@ -120,6 +177,7 @@ export class SessionState {
       case "presence":
       case "contact":
         this.addNick(item.nick);
+        this.#online.set(nameKey(item.nick), item.online);
         return;
       case "member":
         if (nameKey(item.nick) === nameKey(this.self)) {
@@ -148,6 +206,11 @@ export class SessionState {
       case "leave":
         this.removeJoined(item.data.room);
         return;
+      case "dm": {
+        const msg = item.data.msg;
+        this.#remember(msg.id, { to: msg.to, text: msg.text });
+        return;
+      }
       case "rooms":
         for (const room of item.data.rooms) this.#rooms.set(nameKey(room.name), room.name);
         return;

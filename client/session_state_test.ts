@@ -38,3 +38,36 @@ Deno.test("observe: joins and leaves, the server's spelling, /r's sender, nicks 
   assert.equal(state.room, null);
   assert.equal(state.label, "");
 });
+
+Deno.test("sentMessage: our direct messages by id, from replies and our other sessions, bounded", async () => {
+  const { SENT_REMEMBERED } = await import("./session_state.ts");
+  const state = new SessionState("alice", "lobby");
+  const msg = { type: "dm" as const, id: 5, ts: 1, from: "alice", to: "bob", text: "lunch?" };
+  state.observe({
+    type: "reply",
+    request: "dm",
+    data: { msg, duplicate: false, delivered: false },
+  });
+  assert.deepEqual(state.sentMessage(5), { to: "bob", text: "lunch?" });
+  state.observe({ ...msg, id: 6, text: "from my phone" });
+  assert.equal(state.sentMessage(6)?.text, "from my phone");
+  state.observe({ ...msg, id: 7, from: "bob", to: "alice", text: "theirs" });
+  assert.equal(state.sentMessage(7), undefined);
+  for (let id = 100; id < 100 + SENT_REMEMBERED; id++) state.observe({ ...msg, id });
+  assert.equal(state.sentMessage(5), undefined);
+  assert.equal(state.sentMessage(100 + SENT_REMEMBERED - 1)?.text, "lunch?");
+});
+
+Deno.test("repeatsPresence: the second telling of the same presence", () => {
+  const state = new SessionState("alice", "lobby");
+  const contact = { type: "contact" as const, nick: "Carol", online: true };
+  const presence = { type: "presence" as const, nick: "carol", online: true, ts: 1 };
+  assert.equal(state.repeatsPresence(contact), false);
+  state.observe(contact);
+  assert.equal(state.repeatsPresence(presence), true);
+  state.observe(presence);
+  const gone = { ...presence, online: false };
+  assert.equal(state.repeatsPresence(gone), false);
+  state.observe(gone);
+  assert.equal(state.repeatsPresence({ ...contact, online: false }), true);
+});

@@ -118,6 +118,133 @@ Deno.test("a refused command makes the run exit 1 with a reason; the rest still 
   });
 });
 
+Deno.test("other messengers' habits: did you mean, /me, /send NICK TEXT, /file", async () => {
+  await withServer(async (server) => {
+    const bob = new ConnectProcess(server, ["--nick", "bob", "--json", "--follow"], "/who\n");
+    await bob.waitFor((l) => l.type === "reply" && l.request === "who", "bob in the lobby");
+    const alice = new ConnectProcess(
+      server,
+      ["--nick", "alice"],
+      "/jion rust\n/me waves\n/send bob hi there\n/file bob no-such-file.pdf\n",
+    );
+    assert.equal(await alice.finish(), 1);
+    assert.match(alice.stderr, /\/jion rust: unknown command \/jion: did you mean \/join\?/);
+    assert.match(alice.stdout, /^\d\d:\d\d \[lobby\] \* alice waves$/m);
+    assert.match(
+      alice.stderr,
+      /no such file: .*hi there \(to send it as a message: \/msg bob hi there\)/,
+    );
+    assert.match(alice.stderr, /\/file bob no-such-file\.pdf: no such file/);
+    const action = await bob.waitFor((l) => l.type === "msg", "the action at bob");
+    assert.equal(action.text, "/me waves");
+    bob.child.kill("SIGTERM");
+    assert.equal(await bob.finish(), 0, bob.stderr);
+  });
+});
+
+Deno.test("/accept 9 and /accept #999 say what is meant: did you mean #9, no such file", async () => {
+  await withServer(async (server) => {
+    const alice = new ConnectProcess(
+      server,
+      ["--nick", "alice"],
+      "/accept 9\n/accept #999\n/decline #998\n",
+    );
+    assert.equal(await alice.finish(), 1);
+    assert.equal(alice.stdout, "", "no failed transfer 'from ?'");
+    const errors = alice.stderr.split("\n").filter((l) => l !== "").map((l) =>
+      l.replace(/^\d\d:\d\d /, "")
+    );
+    assert.deepEqual(errors, [
+      "! /accept 9: 9 has not asked you for a private session; did you mean the file: /accept #9?",
+      "! /accept #999: no file #999 is offered to you (/files lists them)",
+      "! /decline #998: no file #998 is offered to you (/files lists them)",
+      "chat connect: 3 of 3 commands failed",
+    ]);
+  });
+});
+
+Deno.test("an idle logout is told once, as a normal event; exit 0", async () => {
+  const server = await testServer({ idleTimeoutSec: 1 });
+  try {
+    const sleepy = new ConnectProcess(server, ["--nick", "sleepy", "--follow"], "");
+    assert.equal(await sleepy.finish(), 0, sleepy.stderr);
+    const told = (sleepy.stdout + sleepy.stderr).split("\n").filter((l) =>
+      l.includes("without a command")
+    );
+    assert.equal(told.length, 1, sleepy.stdout + sleepy.stderr);
+    assert.match(
+      told[0],
+      /^\d\d:\d\d \* connection closed: logged out after 1 s without a command$/,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("a refused long line is echoed short; an offer names the file as it will be saved", async () => {
+  await withServer(async (server) => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const hostile = `${dir}/\x1b[31mevil\x1b[0m.txt`;
+      await Deno.writeTextFile(hostile, "boo");
+      const bob = new ConnectProcess(server, ["--nick", "bob", "--follow"], "/who\n");
+      await bob.waitForLine(/online:/, "bob's /who");
+      const alice = new ConnectProcess(
+        server,
+        ["--nick", "alice"],
+        // Long plain text is split, not refused (see the splitting test): a long topic is.
+        `/topic ${"y".repeat(5000)}\n/send bob ${hostile}\n`,
+      );
+      assert.equal(await alice.finish(), 1);
+      assert.match(alice.stderr, /^\d\d:\d\d ! .{1,60}…: .*topic.*$/m, alice.stderr);
+      assert.ok(alice.stderr.length < 400, alice.stderr);
+      const offer = await bob.waitForLine(/offers/, "the offer at bob");
+      assert.match(offer, /\* alice offers evil\.txt \(#\d+\) \(its name made safe\), 3 B/);
+      bob.child.kill("SIGTERM");
+      await bob.finish();
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
+
+Deno.test("a contact coming online is one line, not two (contact and presence)", async () => {
+  await withServer(async (server) => {
+    const carol = new ConnectProcess(server, ["--nick", "carol", "--json"], "");
+    assert.equal(await carol.finish(), 0, carol.stderr);
+    const bob = new ConnectProcess(server, ["--nick", "bob", "--follow"], "/contact add carol\n");
+    await bob.waitForLine(/added contact carol/, "bob's contact");
+    const back = new ConnectProcess(server, ["--nick", "carol", "--json"], "/who\n");
+    assert.equal(await back.finish(), 0, back.stderr);
+    await bob.waitForLine(/carol is offline/, "carol gone again");
+    bob.child.kill("SIGTERM");
+    await bob.finish();
+    const told = bob.stdout.split("\n").filter((l) => /carol is (online|offline)/.test(l));
+    assert.equal(told.length, 2, bob.stdout);
+    assert.match(told[0], /online$/);
+    assert.match(told[1], /offline$/);
+  });
+});
+
+Deno.test("a throttled login says when to try again once", async () => {
+  const server = await testServer({ loginFailuresPerMinutePerIp: 1 });
+  try {
+    const bob = new ConnectProcess(server, ["--nick", "bob"], "");
+    assert.equal(await bob.finish(), 0, bob.stderr);
+    const wrong = { env: { CHAT_PASSWORD: "not-the-password" } };
+    const first = new ConnectProcess(server, ["--nick", "bob", "--retries", "0"], "", wrong);
+    assert.equal(await first.finish(), 1);
+    const second = new ConnectProcess(server, ["--nick", "bob", "--retries", "0"], "", wrong);
+    assert.equal(await second.finish(), 1);
+    assert.match(
+      second.stderr,
+      /^chat connect: too many failed logins from .*; try again in \d+ s\n$/,
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("a wrong password is one line on stderr and exit 1; no retries", async () => {
   await withServer(async (server) => {
     const first = new ConnectProcess(server, ["--nick", "dave"], "");
@@ -228,6 +355,26 @@ Deno.test("a direct message to someone offline is delivered at their login, with
     assert.equal(receipt.id, sent.id);
     assert.equal(receipt.status, "delivered");
     assert.equal(receipt.by, "ivy");
+    jack.child.kill("SIGTERM");
+    assert.equal(await jack.finish(), 0, jack.stderr);
+  });
+});
+
+Deno.test("receipts for people quote the message's start, not an id they never saw", async () => {
+  await withServer(async (server) => {
+    const ivy = new ConnectProcess(server, ["--nick", "ivy", "--json"], "");
+    assert.equal(await ivy.finish(), 0, ivy.stderr);
+    const jack = new ConnectProcess(
+      server,
+      ["--nick", "jack", "--follow"],
+      "/msg ivy while you were out the parcel came\n",
+    );
+    await jack.waitForLine(/-> \*ivy\* while you were out/, "the sent line");
+    const back = new ConnectProcess(server, ["--nick", "ivy", "--json"], "");
+    assert.equal(await back.finish(), 0, back.stderr);
+    const line = await jack.waitForLine(/ivy got/, "the delivery receipt");
+    assert.match(line, /^\d\d:\d\d ✓ ivy got "while you were out the…"$/);
+    assert.doesNotMatch(jack.stdout, /message \d+/);
     jack.child.kill("SIGTERM");
     assert.equal(await jack.finish(), 0, jack.stderr);
   });

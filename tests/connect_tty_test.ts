@@ -21,6 +21,7 @@ import { certificateFingerprint } from "../cli/serve.ts";
 import type { ChatServer } from "../server/server.ts";
 import { testServer } from "./helpers/harness.ts";
 import { PASSWORD } from "./helpers/connect_process.ts";
+import { helpText } from "../client/commands.ts";
 import { onFreePort } from "./helpers/ports.ts";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
 import { selfSignedCert, selfSignedKey } from "./helpers/tls.ts";
@@ -282,6 +283,9 @@ Deno.test({
       }
       // deno-lint-ignore no-control-regex
       assert.match(aliceRaw, /<\x1b\[(3[1-6]|9[1-6])mbob\x1b\[39m> hello room/);
+      // The mention that rang the bell stands out (bold, reversed).
+      // deno-lint-ignore no-control-regex
+      assert.match(aliceRaw, /> \x1b\[1;7malice: lunch\?\x1b\[22;27m/);
 
       // The prompt shows the conversation; Up and Down walk the input history.
       await tmux.type("alice", "/query bob");
@@ -391,7 +395,8 @@ Deno.test({
           rows.some((row) => /^\d\d:\d\d \[lobby\] <alice> typed while away$/.test(row)),
         "the line sent once reconnected",
       );
-      assert.ok(sent.some((row) => row.includes("reconnected")), sent.join("\n"));
+      // Reconnecting is normal: marked `*`, not `!`.
+      assert.ok(sent.some((row) => /^\d\d:\d\d \* reconnected$/.test(row)), sent.join("\n"));
       const got = await bob.history({ room: "lobby" });
       assert.deepEqual(got.messages.map((m) => m.text), ["typed while away"]);
       await bob.close();
@@ -512,8 +517,146 @@ Deno.test({
       );
       const continued = rows.find((row) => row.includes("session expired"))!;
       assert.match(continued, /^ +12:34 ! server:/, rows.join("\n"));
+
+      // /help is wrapped to the terminal, at word boundaries under its summary column.
+      await tmux.type("alice", "/help");
+      await tmux.press("alice", "Enter");
+      const expected = helpText(COLUMNS).split("\n").slice(-8);
+      const help = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.trimEnd() === expected.at(-1)),
+        "the end of /help",
+        false,
+      );
+      const trimmed = help.map((row) => row.trimEnd());
+      const at = trimmed.indexOf(expected[0]);
+      assert.deepEqual(trimmed.slice(at, at + expected.length), expected, help.join("\n"));
     } finally {
       await eve?.close();
+      await tmux.kill();
+      await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "interactive: a wrong password typed at the prompt is asked for again",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    let server: ChatServer | null = null;
+    try {
+      server = await testServer();
+      const port = server.addr.port;
+      // alice's account exists, with PASSWORD.
+      const first = await ChatClient.connect({
+        port,
+        nick: "alice",
+        password: PASSWORD,
+        reconnect: false,
+      });
+      await first.close();
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env -u NO_COLOR -u CHAT_PASSWORD XDG_CONFIG_HOME=${q(dir)} ` +
+          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice ` +
+          `--no-color; echo "[exit $?]"`,
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+      );
+      const asked = (n: number) => (rows: string[]) =>
+        rows.filter((row) => row.startsWith("password for alice:")).length === n;
+      await tmux.waitScreen("alice", asked(1), "the password prompt");
+      await tmux.type("alice", "not-the-password");
+      await tmux.press("alice", "Enter");
+      const again = await tmux.waitScreen("alice", asked(2), "the prompt again");
+      assert.ok(
+        again.some((row) => /wrong password for alice .*: try again \(2 left\)/.test(row)),
+        again.join("\n"),
+      );
+      assert.ok(!again.some((row) => row.startsWith("[exit")), again.join("\n"));
+      await tmux.type("alice", PASSWORD);
+      await tmux.press("alice", "Enter");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+      await tmux.type("alice", "/quit");
+      await tmux.press("alice", "Enter");
+      const end = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.startsWith("[exit ")),
+        "alice's exit",
+      );
+      assert.ok(end.includes("[exit 0]"), end.join("\n"));
+    } finally {
+      await tmux.kill();
+      await server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "interactive: /away marks the prompt; back, it says what was missed",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    let server: ChatServer | null = null;
+    let bob: ChatClient | null = null;
+    try {
+      server = await testServer();
+      const port = server.addr.port;
+      await tmux.run(
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-n",
+        "alice",
+        "-x",
+        String(COLUMNS),
+        "-y",
+        String(ROWS),
+        `cd ${q(ROOT)} && env -u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
+          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice --no-color`,
+      );
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+      await tmux.type("alice", "/away lunch");
+      await tmux.press("alice", "Enter");
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "[away] #lobby>", "the mark");
+      bob = await ChatClient.connect({ port, nick: "bob", password: PASSWORD, reconnect: false });
+      await bob.dm("alice", "are you there?");
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.some((row) => row.endsWith("*bob* are you there?")),
+        "bob's message",
+      );
+      await tmux.type("alice", "/back");
+      await tmux.press("alice", "Enter");
+      const rows = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "#lobby>",
+        "back",
+      );
+      assert.ok(
+        rows.includes("* back: while away, 1 direct message (bob)"),
+        rows.join("\n"),
+      );
+    } finally {
+      await bob?.close();
       await tmux.kill();
       await server?.shutdown();
       await Deno.remove(dir, { recursive: true });

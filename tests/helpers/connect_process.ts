@@ -115,6 +115,20 @@ export class ConnectProcess {
     );
   }
 
+  /** Waits until stdout (human output) has a complete line matching `pattern`; returns it. */
+  async waitForLine(pattern: RegExp, what: string): Promise<string> {
+    const deadline = Date.now() + WAIT_MS;
+    while (Date.now() < deadline) {
+      const complete = this.stdout.slice(0, this.stdout.lastIndexOf("\n") + 1);
+      const found = complete.split("\n").find((l) => pattern.test(l));
+      if (found !== undefined) return found;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(
+      `timed out waiting for ${what}; stdout: ${this.stdout}; stderr: ${this.stderr}`,
+    );
+  }
+
   /** Waits for the exit (killing the process after {@linkcode WAIT_MS}); returns the code. */
   async finish(): Promise<number> {
     let timer: ReturnType<typeof setTimeout> | undefined;
