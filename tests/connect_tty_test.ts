@@ -90,23 +90,10 @@ Deno.test({
         `--port ${port} ${args}; echo "[exit $?]"`;
       const home = (name: string) => `XDG_CONFIG_HOME=${q(`${dir}/${name}`)}`;
       const pinned = `--trust-fingerprint ${fingerprint}`;
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
+      await tmux.start(
         "alice",
-        "-x",
-        String(COLUMNS),
-        "-y",
-        String(ROWS),
         pane("alice", `-u NO_COLOR -u CHAT_PASSWORD ${home("alice")}`, "--nick alice --tls"),
-        ";",
-        "set-option",
-        "-g",
-        "remain-on-exit",
-        "on",
+        { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       await tmux.run(
         "new-window",
@@ -340,25 +327,12 @@ Deno.test({
     const port = server.addr.port;
     let bob: ChatClient | null = null;
     try {
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
+      await tmux.start(
         "alice",
-        "-x",
-        String(COLUMNS),
-        "-y",
-        String(ROWS),
         `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
           `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
           `--port ${port} --nick alice; echo "[exit $?]"`,
-        ";",
-        "set-option",
-        "-g",
-        "remain-on-exit",
-        "on",
+        { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
 
@@ -425,25 +399,12 @@ Deno.test({
       rateRequestsBurst: DEFAULT_SERVER_CONFIG.rateRequestsBurst,
     });
     try {
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
+      await tmux.start(
         "alice",
-        "-x",
-        String(COLUMNS),
-        "-y",
-        String(ROWS),
         `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
           `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
           `--port ${server.addr.port} --nick alice; echo "[exit $?]"`,
-        ";",
-        "set-option",
-        "-g",
-        "remain-on-exit",
-        "on",
+        { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
       const lines = Array.from({ length: 14 }, (_, i) => `paste ${i + 1}`);
@@ -485,19 +446,11 @@ Deno.test({
     try {
       server = await testServer();
       const port = server.addr.port;
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
+      await tmux.start(
         "alice",
-        "-x",
-        String(COLUMNS),
-        "-y",
-        String(ROWS),
         `cd ${q(ROOT)} && env -u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
           `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice --no-color`,
+        { columns: COLUMNS, rows: ROWS },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
       eve = await ChatClient.connect({ port, nick: "eve", password: PASSWORD, reconnect: false });
@@ -558,25 +511,12 @@ Deno.test({
         reconnect: false,
       });
       await first.close();
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
+      await tmux.start(
         "alice",
-        "-x",
-        String(COLUMNS),
-        "-y",
-        String(ROWS),
         `cd ${q(ROOT)} && env -u NO_COLOR -u CHAT_PASSWORD XDG_CONFIG_HOME=${q(dir)} ` +
           `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice ` +
           `--no-color; echo "[exit $?]"`,
-        ";",
-        "set-option",
-        "-g",
-        "remain-on-exit",
-        "on",
+        { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       const asked = (n: number) => (rows: string[]) =>
         rows.filter((row) => row.startsWith("password for alice:")).length === n;
@@ -619,19 +559,11 @@ Deno.test({
     try {
       server = await testServer();
       const port = server.addr.port;
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
+      await tmux.start(
         "alice",
-        "-x",
-        String(COLUMNS),
-        "-y",
-        String(ROWS),
         `cd ${q(ROOT)} && env -u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
           `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice --no-color`,
+        { columns: COLUMNS, rows: ROWS },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
       await tmux.type("alice", "/away lunch");
@@ -689,25 +621,12 @@ Deno.test({
       });
       await bob.say("lobby", "said while alice was away");
       await bob.close();
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
+      await tmux.start(
         "alice",
-        "-x",
-        String(COLUMNS),
-        "-y",
-        String(ROWS),
         `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
           `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
           `--port ${port} --nick alice; echo "[exit $?]"`,
-        ";",
-        "set-option",
-        "-g",
-        "remain-on-exit",
-        "on",
+        { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       const rows = await tmux.waitScreen(
         "alice",

@@ -70,24 +70,7 @@ Deno.test({
       const command = `while [ ! -e ${q(`${dir}/go`)} ]; do sleep 0.02; done; ` +
         `cd ${q(ROOT)} && env -u NO_COLOR ${q(Deno.execPath())} run -A ${q(MAIN)} peer ` +
         `--connect 127.0.0.1:${await port} --nick alice; echo "[exit $?]"`;
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
-        "alice",
-        "-x",
-        String(COLUMNS),
-        "-y",
-        String(ROWS),
-        command,
-        ";",
-        "set-option",
-        "-g",
-        "remain-on-exit",
-        "on",
-      );
+      await tmux.start("alice", command, { columns: COLUMNS, rows: ROWS, keepPane: true });
       const rawFile = `${dir}/alice.raw`;
       await tmux.run("pipe-pane", "-t", "t:alice", "-o", `cat >> ${q(rawFile)}`);
       await Deno.writeTextFile(`${dir}/go`, "");

@@ -219,19 +219,10 @@ Deno.test({
       // does not end it (its trap runs once the server has exited).
       const wrapped = `echo $$ > ${q(`${dir}/sh.pid`)}; trap : HUP; ${serve}; ` +
         `echo $? > ${q(`${dir}/code`)}`;
-      await tmux.run(
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-n",
-        "serve",
-        "-x",
-        "200",
-        "-y",
-        "20",
-        "env -u NO_COLOR bash --norc --noprofile -i",
-      );
+      await tmux.start("serve", "env -u NO_COLOR bash --norc --noprofile -i", {
+        columns: 200,
+        rows: 20,
+      });
       await tmux.type("serve", `sh -c ${q(wrapped)}`);
       await tmux.press("serve", "Enter");
       const rows = await tmux.waitScreen(

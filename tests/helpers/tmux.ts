@@ -53,6 +53,33 @@ export class Tmux {
   }
 
   /**
+   * Starts the test's tmux session with one window `window` of `columns` × `rows` running
+   * `command` (a shell command line); `keepPane` keeps the window when the command ends, so
+   * that what it printed last can still be read.
+   */
+  async start(
+    window: string,
+    command: string,
+    size: { columns: number; rows: number; keepPane?: boolean },
+  ): Promise<void> {
+    const keep = size.keepPane ? [";", "set-option", "-g", "remain-on-exit", "on"] : [];
+    await this.run(
+      "new-session",
+      "-d",
+      "-s",
+      "t",
+      "-n",
+      window,
+      "-x",
+      String(size.columns),
+      "-y",
+      String(size.rows),
+      command,
+      ...keep,
+    );
+  }
+
+  /**
    * The visible screen of a window, one string per row. With `join`, a line broken over
    * several rows is one string again: wrapped by the terminal, or by the client itself
    * (a full row followed by one that starts with {@linkcode CONTINUATION_INDENT}).
