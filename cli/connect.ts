@@ -243,9 +243,14 @@ export async function runConnect(
   // A password typed at the prompt is asked for again when wrong or refused (too short).
   const prompted = interactive && options.passwordFile === undefined &&
     (envVar("CHAT_PASSWORD") ?? "") === "";
+  // At the prompt, the first login does not register: an unknown nick is said to be new,
+  // and its password is asked for twice (a typo in a nick must not open an account).
+  let creating = false;
   const connect = async (tls?: TlsChoice): Promise<ChatClient> => {
     for (let tries = 1;; tries++) {
-      passwordOnce ??= resolvePassword(options, nick, interactive);
+      passwordOnce ??= creating
+        ? promptNewPassword(nick)
+        : resolvePassword(options, nick, interactive);
       const password = await passwordOnce;
       try {
         return await connectWithRetry(
@@ -253,6 +258,7 @@ export async function runConnect(
             ...clientOptions,
             ...(password !== undefined ? { password } : {}),
             ...(tls !== undefined ? { tls } : {}),
+            ...(prompted && !creating ? { register: false } : {}),
           },
           retries,
           tlsFlags,
@@ -261,6 +267,16 @@ export async function runConnect(
         const code = err instanceof Error && err.cause instanceof ChatError
           ? err.cause.code
           : undefined;
+        if (prompted && code === "no_account" && !creating) {
+          writeErr(
+            `* ${nick} has no account on ${options.host}:${options.port}: ` +
+              `creating it (Ctrl-C to stop, if the nick was a typo)\n`,
+          );
+          creating = true;
+          passwordOnce = null;
+          tries--;
+          continue;
+        }
         const again = code === "wrong_password" || code === "bad_password";
         if (!prompted || !again || tries >= PASSWORD_TRIES) throw err;
         writeErr(`${errorText(err)}: try again (${PASSWORD_TRIES - tries} left)\n`);
@@ -358,6 +374,16 @@ async function resolvePassword(
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
   if (interactive) return await promptSecret(`password for ${nick}: `);
   return undefined;
+}
+
+/** Asks for a new account's password twice, until both match (a few times at most). */
+async function promptNewPassword(nick: string): Promise<string> {
+  for (let tries = 1;; tries++) {
+    const password = await promptSecret(`choose a password for ${nick}: `);
+    if (password === await promptSecret("type it again: ")) return password;
+    if (tries >= PASSWORD_TRIES) throw new Error("the two passwords differ");
+    writeErr(`the two passwords differ: try again (${PASSWORD_TRIES - tries} left)\n`);
+  }
 }
 
 async function readFileText(path: string, what: string): Promise<string> {

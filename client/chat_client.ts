@@ -126,6 +126,12 @@ export interface ChatClientOptions {
   nick: string;
   /** The account's password; omit for servers in nick-only mode. */
   password?: string;
+  /**
+   * `false`: the first login only logs in to an existing account; an unknown nick fails
+   * with `no_account` instead of registering (so that the user can be asked first).
+   * Default true.
+   */
+  register?: boolean;
   /** Client name and version sent in `hello`. Default {@linkcode DEFAULT_AGENT}. */
   agent?: string;
   /** Features asked for in `hello`. Default: every version-1 feature. */
@@ -849,6 +855,8 @@ export class ChatClient implements AsyncDisposable {
         id: loginId,
         nick: this.#options.nick,
         ...(this.#options.password !== undefined ? { password: this.#options.password } : {}),
+        // Only the first login may be told not to register: a reconnect's account exists.
+        ...(this.#options.register === false && this.#server === null ? { register: false } : {}),
         // Held direct messages count as delivered once this client has them.
         ack: true,
       });

@@ -65,6 +65,11 @@ export const clientSchemas = {
      * `delivered`: they count as delivered only then, not once written to it.
      */
     ack: z.boolean().optional(),
+    /**
+     * `false`: log in to an existing account only; an unknown nick is refused with
+     * `no_account` instead of being registered (a client that asks its user first).
+     */
+    register: z.boolean().optional(),
   }),
   logout: request("logout", {}),
   ping: request("ping", {}),

@@ -158,6 +158,7 @@ export type ServerErrorCode =
   | "bad_text"
   | "bad_password"
   | "wrong_password"
+  | "no_account"
   | "locked"
   | "nick_in_use"
   | "not_logged_in"

@@ -343,7 +343,10 @@ export class ClientConnection implements SessionPort {
       return;
     }
     if (message.type === "login") {
-      return this.#login(message.id, message.nick, message.password, message.ack === true);
+      return this.#login(message.id, message.nick, message.password, {
+        acksHeld: message.ack === true,
+        register: message.register !== false,
+      });
     }
     if (this.#session === null) {
       this.#trySend({
@@ -390,7 +393,7 @@ export class ClientConnection implements SessionPort {
     id: string,
     nick: string,
     password: string | undefined,
-    acksHeld: boolean,
+    { acksHeld, register }: { acksHeld: boolean; register: boolean },
   ): Promise<void> {
     if (this.#session !== null) {
       this.#trySend({
@@ -402,7 +405,9 @@ export class ClientConnection implements SessionPort {
       return;
     }
     try {
-      const { session, reply, heldThrough } = await this.#hub.login(this, nick, password);
+      const { session, reply, heldThrough } = await this.#hub.login(this, nick, password, {
+        register,
+      });
       this.#session = session;
       session.acksHeld = acksHeld;
       this.#phase = "session";

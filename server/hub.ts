@@ -436,20 +436,31 @@ export class ChatHub {
   }
 
   /**
-   * Logs a client in (registering an unknown nick in password mode).
+   * Logs a client in, registering an unknown nick in password mode unless `register` is
+   * false (then `no_account`).
    *
-   * @throws {CommandError} `bad_name`, `bad_password`, `wrong_password`, `locked`, `nick_in_use`.
+   * @throws {CommandError} `bad_name`, `bad_password`, `wrong_password`, `locked`,
+   * `nick_in_use`, `no_account`.
    */
-  login(port: SessionPort, nick: string, password: string | undefined): Promise<LoginResult> {
+  login(
+    port: SessionPort,
+    nick: string,
+    password: string | undefined,
+    { register = true }: { register?: boolean } = {},
+  ): Promise<LoginResult> {
     const problem = nameProblem(nick);
     if (problem !== null) {
       return Promise.reject(new CommandError("bad_name", `bad nick "${nick}": ${problem}`));
     }
     const key = nameKey(nick);
-    return this.#withAccountLock(
-      key,
-      () => this.#guardNewNick(key, nick, () => this.#login(port, key, nick, password)),
-    ).then(
+    return this.#withAccountLock(key, async () => {
+      if (
+        !register && this.config.auth === "password" && await this.store.getAccount(key) === null
+      ) {
+        throw new CommandError("no_account", `there is no account named ${nick} here`);
+      }
+      return await this.#guardNewNick(key, nick, () => this.#login(port, key, nick, password));
+    }).then(
       (result) => {
         this.metrics.counters.logins++;
         return result;

@@ -142,10 +142,34 @@ Deno.test({
       await tmux.type("alice", "yes");
       await tmux.press("alice", "Enter");
 
-      // The password prompt echoes nothing.
-      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "password for alice:", "password");
+      // The password prompt echoes nothing. alice has no account yet: the client says so and
+      // asks for the new one twice, again when the two differ (issue 14: 9).
+      const answer = async (prompt: string, text: string) => {
+        await tmux.waitScreen("alice", (rows) => rows.at(-1) === prompt, prompt);
+        await tmux.type("alice", text);
+        await tmux.press("alice", "Enter");
+      };
+      await answer("password for alice:", PASSWORD);
+      const creating = await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "choose a password for alice:",
+        "the new account's password",
+      );
+      assert.ok(
+        creating.some((row) => /^\* alice has no account on .*: creating it/.test(row)),
+        creating.join("\n"),
+      );
       await tmux.type("alice", PASSWORD);
       await tmux.press("alice", "Enter");
+      await answer("type it again:", "not the same");
+      await tmux.waitScreen(
+        "alice",
+        (rows) =>
+          rows.some((row) => row.startsWith("the two passwords differ: try again (2 left)")),
+        "the mismatch",
+      );
+      await answer("choose a password for alice:", PASSWORD);
+      await answer("type it again:", PASSWORD);
       const ready = await tmux.waitScreen(
         "alice",
         (rows) => rows.at(-1) === "#lobby>",

@@ -46,6 +46,29 @@ Deno.test("login: first login registers, later logins verify, a second login is 
   assert.equal(ok.nick, "Alice", "nicks are case-insensitive and keep their registered case");
 });
 
+Deno.test("login: register false logs in to an existing account only; an unknown nick is no_account", async () => {
+  await using server = await serverScope();
+  await using probe = await Probe.dial(server.s);
+  await probe.hello();
+  const refused = await probe.fails(
+    "login",
+    { nick: "newbie", password: "password123", register: false },
+    "no_account",
+  );
+  assert.match(String(refused.message), /newbie/);
+  assert.equal(await server.s.hub.store.getAccount("newbie"), null, "nothing was registered");
+  await probe.ok("login", { nick: "newbie", password: "password123" });
+
+  await using again = await Probe.dial(server.s);
+  await again.hello();
+  await again.fails(
+    "login",
+    { nick: "newbie", password: "wrong-one", register: false },
+    "wrong_password",
+  );
+  await again.ok("login", { nick: "newbie", password: "password123", register: false });
+});
+
 Deno.test("login: bad nicks and short passwords are refused with a reason", async () => {
   await using server = await serverScope();
   await using probe = await Probe.dial(server.s);
