@@ -37,6 +37,7 @@
  */
 
 import { join } from "node:path";
+import process from "node:process";
 import { Command, Option } from "commander";
 import { nameKey, nameProblem } from "../protocol/names.ts";
 import { backoffDelay, resolveBackoff } from "../client/backoff.ts";
@@ -67,6 +68,7 @@ import { connectTrusting, type TlsChoice } from "./connect_trust.ts";
 import { integerIn, parsePort } from "./options.ts";
 import { VERSION } from "./version.ts";
 import { LocalLog } from "../client/local_log.ts";
+import { Views } from "../client/views.ts";
 
 /** Requests a script may have in flight before reading further input waits. */
 const SCRIPT_WINDOW = 256;
@@ -699,6 +701,9 @@ async function runInteractive(
   const color = render.color ?? false;
   let closing = false;
   let failedReason: string | null = null;
+  // One view per joined room and opened conversation: lines of the others are kept and
+  // counted in the prompt, not printed, until /window shows them.
+  const views = new Views(state);
   // The line editor; transfers under way show in its prompt:
   // [report.pdf 45% 8.1 MiB/s 0:03] lobby> (files being hashed, with no number yet, by name).
   const prompt = new InteractivePrompt({
@@ -707,6 +712,7 @@ async function runInteractive(
     completer: (line: string) => completeLine(line, state),
     // Lines typed but not sent yet (disconnected, or over the server's rate limit).
     status: () =>
+      views.status() +
       (state.away !== null ? "[away] " : "") +
       (client.heldRequests > 0 ? `[${client.heldRequests} pending] ` : ""),
     onLine: (line: string) => {
@@ -743,7 +749,7 @@ async function runInteractive(
     localLog?.record(item);
     if (repeated) return; // said already (a contact's presence comes twice)
     const lines = formatItem(item, render);
-    if (lines.length > 0) print(lines.join("\n"));
+    if (views.accept(item, lines) && lines.length > 0) print(lines.join("\n"));
     refreshPrompt();
   };
 
@@ -778,6 +784,12 @@ async function runInteractive(
     state,
     privates,
     files,
+    // A switch shows at most a screenful of the view's lines.
+    views: {
+      list: () => views.list(),
+      switchTo: (name: string) =>
+        views.switchTo(name, Math.max(1, (process.stdout.rows || 24) - 2)),
+    },
     show,
     quit: () => void finish(),
     columns: terminalColumns,
