@@ -695,8 +695,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "window",
     aliases: ["w"],
     args: "[NAME]",
-    summary: "switch to the view of a room or conversation (#room, @nick or its number) " +
-      "and show its last lines; alone, list the views with their unread lines",
+    summary:
+      "switch to the view of #room, @nick or number N and show its last lines; alone, list views with unread counts",
     handler(ctx, args) {
       if (ctx.views === undefined) {
         throw new ChatError("unsupported", "views are only in the interactive client");
