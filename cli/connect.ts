@@ -743,14 +743,17 @@ async function runInteractive(
     }, 250);
   };
 
-  const show = (item: DisplayItem): void => {
+  /** Shows an item; false when it was only kept in a view that is not current. */
+  const show = (item: DisplayItem): boolean => {
     const repeated = state.repeatsPresence(item);
     state.observe(item);
     localLog?.record(item);
-    if (repeated) return; // said already (a contact's presence comes twice)
+    if (repeated) return true; // said already (a contact's presence comes twice)
     const lines = formatItem(item, render);
-    if (views.accept(item, lines) && lines.length > 0) print(lines.join("\n"));
+    const printed = views.accept(item, lines);
+    if (printed && lines.length > 0) print(lines.join("\n"));
     refreshPrompt();
+    return printed;
   };
 
   const privates = new PrivateSessions(client, {
@@ -787,8 +790,11 @@ async function runInteractive(
     // A switch shows at most a screenful of the view's lines.
     views: {
       list: () => views.list(),
-      switchTo: (name: string) =>
-        views.switchTo(name, Math.max(1, (process.stdout.rows || 24) - 2)),
+      switchTo: (name: string) => {
+        const view = views.switchTo(name, Math.max(1, (process.stdout.rows || 24) - 2));
+        for (const id of view.dmIds) markRead(id); // shown only now
+        return view;
+      },
     },
     show,
     quit: () => void finish(),
@@ -797,12 +803,14 @@ async function runInteractive(
 
   const onEvent = (event: ChatEvent): void => {
     if (ringsBell(event, client.nick)) prompt.bell();
-    if (event.type === "dm" && nameKey(event.from) !== nameKey(client.nick)) markRead(event.id);
     // An idle logout is told once (the closed line), and is no failure.
     if (event.type === "closed" && event.code !== undefined && !ENDED_ON_PURPOSE.has(event.code)) {
       failedReason = event.reason ?? event.code;
     }
-    show(event);
+    // A direct message shown is read (one kept in another view, when /window shows it).
+    if (show(event) && event.type === "dm" && nameKey(event.from) !== nameKey(client.nick)) {
+      markRead(event.id);
+    }
     if (event.type === "closed" && !closing) void finish();
   };
   const pump = (async () => {

@@ -25,6 +25,8 @@ interface View {
   lines: string[];
   unread: number;
   marked: boolean;
+  /** Ids of the direct messages counted unread (marked read when shown). */
+  dmIds: number[];
 }
 
 /** What {@linkcode Views.switchTo} gives: the view now current and its kept lines. */
@@ -35,6 +37,8 @@ export interface SwitchedView {
   readonly lines: readonly string[];
   /** How many of them were unread. */
   readonly unread: number;
+  /** The ids of the direct messages among them that were unread: now read. */
+  readonly dmIds: readonly number[];
 }
 
 /**
@@ -113,6 +117,7 @@ export class Views {
     if (item.type !== "msg" && item.type !== "dm") return false; // joins, topics: kept only
     if (lines.length === 0) return false;
     view.unread++;
+    if (item.type === "dm") view.dmIds.push(item.id);
     if (item.type === "dm" || isMention(item.text, this.#state.self)) view.marked = true;
     return false;
   }
@@ -124,7 +129,11 @@ export class Views {
   status(): string {
     this.#openCurrent();
     const current = this.#views.get(nameKey(this.#state.label));
-    if (current !== undefined) current.unread = 0;
+    if (current !== undefined) {
+      current.unread = 0;
+      current.marked = false;
+      current.dmIds = [];
+    }
     const parts = [...this.#views.values()]
       .filter((v) => v.unread > 0)
       .map((v) => `${v.label} ${v.unread}${v.marked ? "!" : ""}`);
@@ -163,10 +172,11 @@ export class Views {
       this.#state.room = label.slice(1);
     }
     const view = this.#view(label);
-    const unread = view.unread;
+    const { unread, dmIds } = view;
     view.unread = 0;
     view.marked = false;
-    return { label: view.label, lines: view.lines.slice(-limit), unread };
+    view.dmIds = [];
+    return { label: view.label, lines: view.lines.slice(-limit), unread, dmIds };
   }
 
   #resolve(name: string): string | null {
@@ -205,7 +215,7 @@ export class Views {
     const key = nameKey(label);
     let view = this.#views.get(key);
     if (view === undefined) {
-      view = { label, lines: [], unread: 0, marked: false };
+      view = { label, lines: [], unread: 0, marked: false, dmIds: [] };
       this.#views.set(key, view);
     }
     return view;

@@ -57,6 +57,7 @@ Deno.test("lines of another view are kept and counted, mentions and DMs marked",
     label: "#dev",
     lines: ["<bob> one", "<bob> two", "<alice> mine", "* dave joined"],
     unread: 2,
+    dmIds: [],
   });
   assert.equal(state.label, "#dev");
   assert.equal(views.status(), "[#ops 1!] ");
@@ -82,6 +83,9 @@ Deno.test("a conversation opened with /query is a view; its lines are counted an
   assert.deepEqual(views.list(), ["1. #lobby *", "2. @bob (1 unread, for you)"]);
   const switched = views.switchTo("bob");
   assert.deepEqual(switched.lines, ["*bob* psst", "-> *bob* yes?"]);
+  // The direct message counted is read only now, when shown (its receipt is sent then).
+  assert.deepEqual(switched.dmIds, [2]);
+  assert.deepEqual(views.switchTo("bob").dmIds, []);
   assert.equal(state.query, "bob");
   assert.equal(state.label, "@bob");
   views.switchTo("#lobby");
