@@ -724,6 +724,10 @@ async function runInteractive(
       void executeLine(ctx, line);
     },
     onClose: () => void finish(),
+    // Alt+1..9: the view of that number, as /window N.
+    onAltDigit: (digit: number) => {
+      if (!closing) void executeLine(ctx, `/window ${digit}`);
+    },
   });
   const print = (text: string): void => prompt.print(text);
   const localLog = options.logDir === undefined

@@ -700,6 +700,14 @@ Deno.test({
         ),
         shown.join("\n"),
       );
+
+      // Alt+2 switches to the second view (the lobby is the first: joined at login).
+      await tmux.press("alice", "M-2");
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "#dev>" && rows.includes("---- #dev ----"),
+        "dev's view after Alt+2",
+      );
     } finally {
       await bob?.close();
       await tmux.kill();
