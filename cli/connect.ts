@@ -37,6 +37,7 @@
  */
 
 import { join } from "node:path";
+import process from "node:process";
 import { Command, Option } from "commander";
 import { nameKey, nameProblem } from "../protocol/names.ts";
 import { backoffDelay, resolveBackoff } from "../client/backoff.ts";
@@ -67,6 +68,7 @@ import { connectTrusting, type TlsChoice } from "./connect_trust.ts";
 import { integerIn, parsePort } from "./options.ts";
 import { VERSION } from "./version.ts";
 import { LocalLog } from "../client/local_log.ts";
+import { Views } from "../client/views.ts";
 
 /** Requests a script may have in flight before reading further input waits. */
 const SCRIPT_WINDOW = 256;
@@ -725,6 +727,9 @@ async function runInteractive(
   const color = render.color ?? false;
   let closing = false;
   let failedReason: string | null = null;
+  // One view per joined room and opened conversation: lines of the others are kept and
+  // counted in the prompt, not printed, until /window shows them.
+  const views = new Views(state);
   // The line editor; transfers under way show in its prompt:
   // [report.pdf 45% 8.1 MiB/s 0:03] lobby> (files being hashed, with no number yet, by name).
   const prompt = new InteractivePrompt({
@@ -733,6 +738,7 @@ async function runInteractive(
     completer: (line: string) => completeLine(line, state),
     // Lines typed but not sent yet (disconnected, or over the server's rate limit).
     status: () =>
+      views.status() +
       (state.away !== null ? "[away] " : "") +
       (client.heldRequests > 0 ? `[${client.heldRequests} pending] ` : ""),
     onLine: (line: string) => {
@@ -744,6 +750,10 @@ async function runInteractive(
       void executeLine(ctx, line);
     },
     onClose: () => void finish(),
+    // Alt+1..9: the view of that number, as /window N.
+    onAltDigit: (digit: number) => {
+      if (!closing) void executeLine(ctx, `/window ${digit}`);
+    },
   });
   const print = (text: string): void => prompt.print(text);
   const localLog = options.logDir === undefined
@@ -763,14 +773,17 @@ async function runInteractive(
     }, 250);
   };
 
-  const show = (item: DisplayItem): void => {
+  /** Shows an item; false when it was only kept in a view that is not current. */
+  const show = (item: DisplayItem): boolean => {
     const repeated = state.repeatsPresence(item);
     state.observe(item);
     localLog?.record(item);
-    if (repeated) return; // said already (a contact's presence comes twice)
+    if (repeated) return true; // said already (a contact's presence comes twice)
     const lines = formatItem(item, render);
-    if (lines.length > 0) print(lines.join("\n"));
+    const printed = views.accept(item, lines);
+    if (printed && lines.length > 0) print(lines.join("\n"));
     refreshPrompt();
+    return printed;
   };
 
   const privates = new PrivateSessions(client, {
@@ -804,6 +817,15 @@ async function runInteractive(
     state,
     privates,
     files,
+    // A switch shows at most a screenful of the view's lines.
+    views: {
+      list: () => views.list(),
+      switchTo: (name: string) => {
+        const view = views.switchTo(name, Math.max(1, (process.stdout.rows || 24) - 2));
+        for (const id of view.dmIds) markRead(id); // shown only now
+        return view;
+      },
+    },
     show,
     quit: () => void finish(),
     columns: terminalColumns,
@@ -811,12 +833,14 @@ async function runInteractive(
 
   const onEvent = (event: ChatEvent): void => {
     if (ringsBell(event, client.nick)) prompt.bell();
-    if (event.type === "dm" && nameKey(event.from) !== nameKey(client.nick)) markRead(event.id);
     // An idle logout is told once (the closed line), and is no failure.
     if (event.type === "closed" && event.code !== undefined && !ENDED_ON_PURPOSE.has(event.code)) {
       failedReason = event.reason ?? event.code;
     }
-    show(event);
+    // A direct message shown is read (one kept in another view, when /window shows it).
+    if (show(event) && event.type === "dm" && nameKey(event.from) !== nameKey(client.nick)) {
+      markRead(event.id);
+    }
     if (event.type === "closed" && !closing) void finish();
   };
   const pump = (async () => {

@@ -20,6 +20,7 @@ import type { FileTransfers } from "./file_transfer.ts";
 import type { PrivateSessions } from "./private_sessions.ts";
 import type { DisplayItem } from "./render.ts";
 import type { SessionState } from "./session_state.ts";
+import type { Views } from "./views.ts";
 
 /** The part of {@linkcode ChatClient} the commands use (tests pass a fake). */
 export type CommandClient = Pick<
@@ -54,6 +55,9 @@ export type PrivateControl = Pick<
 /** The part of {@linkcode FileTransfers} the commands use. */
 export type FileControl = Pick<FileTransfers, "send" | "accept" | "decline" | "cancel" | "list">;
 
+/** The part of {@linkcode Views} the commands use (`/window`). */
+export type ViewControl = Pick<Views, "list" | "switchTo">;
+
 /** What a command handler works with. */
 export interface CommandContext {
   /** The connection. */
@@ -62,6 +66,8 @@ export interface CommandContext {
   readonly privates?: PrivateControl;
   /** File transfers through the server; absent where not offered. */
   readonly files?: FileControl;
+  /** The views of rooms and conversations (`/window`); absent where not offered. */
+  readonly views?: ViewControl;
   /** The current room, conversation and what is known of nicks and rooms. */
   readonly state: SessionState;
   /** Shows a reply, an error or a note to the user (a line, or a JSON line). */
@@ -683,6 +689,37 @@ export const COMMANDS: readonly CommandSpec[] = [
       if (file === null || args.words.length > 1) throw usage(this);
       await filesOf(ctx).cancel(file);
       ctx.show({ type: "info", text: `* cancelled file #${file}` });
+    },
+  },
+  {
+    name: "window",
+    aliases: ["w"],
+    args: "[NAME]",
+    summary:
+      "switch to the view of #room, @nick or number N and show its last lines; alone, list views with unread counts",
+    handler(ctx, args) {
+      if (ctx.views === undefined) {
+        throw new ChatError("unsupported", "views are only in the interactive client");
+      }
+      if (args.words.length > 1) throw usage(this);
+      const name = args.words[0];
+      if (name === undefined) {
+        const list = ctx.views.list();
+        ctx.show({
+          type: "info",
+          text: list.length === 0 ? "* no views; /join a room or /query a nick" : list
+            .map((line) => `* ${line}`).join("\n"),
+        });
+        return;
+      }
+      const view = ctx.views.switchTo(name);
+      ctx.show({
+        type: "info",
+        text: [
+          `---- ${view.label}${view.unread > 0 ? ` (${view.unread} unread)` : ""} ----`,
+          ...view.lines,
+        ].join("\n"),
+      });
     },
   },
   {

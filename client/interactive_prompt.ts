@@ -31,6 +31,8 @@ export interface InteractivePromptOptions {
   onClose: () => void;
   /** Tab completion, as `node:readline` takes it: the candidates and the word completed. */
   completer?: (line: string) => [string[], string];
+  /** Alt+1..9 pressed (the digit); nothing is typed then. */
+  onAltDigit?: (digit: number) => void;
   /** Lines kept for Up and Down. Default 500. */
   historySize?: number;
   /** Writes bytes to the terminal. Default: to stdout. */
@@ -81,6 +83,16 @@ export class InteractivePrompt {
       this.#rl.setPrompt(this.#promptText());
       this.#rl.prompt();
     });
+    if (options.onAltDigit) {
+      const onAltDigit = options.onAltDigit;
+      const onKey = (_text: string | undefined, key: { meta?: boolean; name?: string }) => {
+        if (this.#closed || !key?.meta || !/^[1-9]$/.test(key.name ?? "")) return;
+        onAltDigit(Number(key.name));
+        this.refresh();
+      };
+      process.stdin.on("keypress", onKey);
+      this.#rl.on("close", () => process.stdin.off("keypress", onKey));
+    }
     this.#rl.on("SIGINT", () => this.#end());
     this.#rl.on("close", () => this.#end());
   }

@@ -665,3 +665,78 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "interactive: a line in another room is counted in the prompt, /window shows it",
+  ignore: !TMUX,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
+    const tmux = new Tmux();
+    const server = await testServer();
+    const port = server.addr.port;
+    let bob: ChatClient | null = null;
+    try {
+      await tmux.start(
+        "alice",
+        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
+          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice`,
+        { columns: COLUMNS, rows: ROWS },
+      );
+      await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
+      await tmux.type("alice", "/join dev");
+      await tmux.press("alice", "Enter");
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "#dev>" && rows.some((row) => row.startsWith("* joined dev")),
+        "alice in dev",
+      );
+      bob = await ChatClient.connect({ port, nick: "bob", password: PASSWORD, reconnect: false });
+      await bob.join("lobby");
+      await bob.join("dev");
+      await bob.say("lobby", "said in the lobby");
+      // Said after the lobby's line: once it shows, the lobby's line has arrived.
+      await bob.say("dev", "said in dev");
+      const counted = await tmux.waitScreen(
+        "alice",
+        (rows) =>
+          rows.at(-1) === "[#lobby 1] #dev>" &&
+          rows.some((row) => row.endsWith("<bob> said in dev")),
+        "the lobby's unread count",
+      );
+      assert.ok(
+        !counted.some((row) => row.includes("said in the lobby")),
+        counted.join("\n"),
+      );
+
+      await tmux.type("alice", "/window lobby");
+      await tmux.press("alice", "Enter");
+      const shown = await tmux.waitScreen(
+        "alice",
+        (rows) =>
+          rows.at(-1) === "#lobby>" && rows.some((row) => row.includes("said in the lobby")),
+        "the lobby's view",
+      );
+      const separator = shown.indexOf("---- #lobby (1 unread) ----");
+      assert.ok(separator >= 0, shown.join("\n"));
+      assert.ok(
+        shown.slice(separator + 1).some((row) =>
+          /^\d\d:\d\d \[lobby\] <bob> said in the lobby$/.test(row)
+        ),
+        shown.join("\n"),
+      );
+
+      // Alt+2 switches to the second view (the lobby is the first: joined at login).
+      await tmux.press("alice", "M-2");
+      await tmux.waitScreen(
+        "alice",
+        (rows) => rows.at(-1) === "#dev>" && rows.includes("---- #dev ----"),
+        "dev's view after Alt+2",
+      );
+    } finally {
+      await bob?.close();
+      await tmux.kill();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
