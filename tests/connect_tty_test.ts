@@ -64,6 +64,15 @@ function rowsOf(text: string): string[] {
   return rows;
 }
 
+/**
+ * The shell command line of a `chat connect` pane: from the repository, with `env`'s
+ * settings, then `args`; with `showExit`, the exit status printed at the end.
+ */
+function connectLine(env: string, args: string, showExit = false): string {
+  return `cd ${q(ROOT)} && env ${env} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ${args}` +
+    (showExit ? `; echo "[exit $?]"` : "");
+}
+
 // deno-lint-ignore no-control-regex
 const SGR = /\x1b\[[0-9;]*m/;
 
@@ -353,9 +362,11 @@ Deno.test({
     try {
       await tmux.start(
         "alice",
-        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
-          `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
-          `--port ${port} --nick alice; echo "[exit $?]"`,
+        connectLine(
+          `NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} CHAT_PASSWORD=${PASSWORD}`,
+          `--port ${port} --nick alice`,
+          true,
+        ),
         { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
@@ -425,9 +436,11 @@ Deno.test({
     try {
       await tmux.start(
         "alice",
-        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
-          `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
-          `--port ${server.addr.port} --nick alice; echo "[exit $?]"`,
+        connectLine(
+          `NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} CHAT_PASSWORD=${PASSWORD}`,
+          `--port ${server.addr.port} --nick alice`,
+          true,
+        ),
         { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
@@ -472,8 +485,10 @@ Deno.test({
       const port = server.addr.port;
       await tmux.start(
         "alice",
-        `cd ${q(ROOT)} && env -u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
-          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice --no-color`,
+        connectLine(
+          `-u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD}`,
+          `--port ${port} --nick alice --no-color`,
+        ),
         { columns: COLUMNS, rows: ROWS },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
@@ -537,9 +552,11 @@ Deno.test({
       await first.close();
       await tmux.start(
         "alice",
-        `cd ${q(ROOT)} && env -u NO_COLOR -u CHAT_PASSWORD XDG_CONFIG_HOME=${q(dir)} ` +
-          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice ` +
-          `--no-color; echo "[exit $?]"`,
+        connectLine(
+          `-u NO_COLOR -u CHAT_PASSWORD XDG_CONFIG_HOME=${q(dir)}`,
+          `--port ${port} --nick alice --no-color`,
+          true,
+        ),
         { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       const asked = (n: number) => (rows: string[]) =>
@@ -585,8 +602,10 @@ Deno.test({
       const port = server.addr.port;
       await tmux.start(
         "alice",
-        `cd ${q(ROOT)} && env -u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
-          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice --no-color`,
+        connectLine(
+          `-u NO_COLOR XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD}`,
+          `--port ${port} --nick alice --no-color`,
+        ),
         { columns: COLUMNS, rows: ROWS },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
@@ -647,9 +666,11 @@ Deno.test({
       await bob.close();
       await tmux.start(
         "alice",
-        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} ` +
-          `CHAT_PASSWORD=${PASSWORD} ${q(Deno.execPath())} run -A ${q(MAIN)} connect ` +
-          `--port ${port} --nick alice; echo "[exit $?]"`,
+        connectLine(
+          `NO_COLOR=1 XDG_CONFIG_HOME=${q(`${dir}/alice`)} CHAT_PASSWORD=${PASSWORD}`,
+          `--port ${port} --nick alice`,
+          true,
+        ),
         { columns: COLUMNS, rows: ROWS, keepPane: true },
       );
       const rows = await tmux.waitScreen(
@@ -678,8 +699,10 @@ Deno.test({
     try {
       await tmux.start(
         "alice",
-        `cd ${q(ROOT)} && env NO_COLOR=1 XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD} ` +
-          `${q(Deno.execPath())} run -A ${q(MAIN)} connect --port ${port} --nick alice`,
+        connectLine(
+          `NO_COLOR=1 XDG_CONFIG_HOME=${q(dir)} CHAT_PASSWORD=${PASSWORD}`,
+          `--port ${port} --nick alice`,
+        ),
         { columns: COLUMNS, rows: ROWS },
       );
       await tmux.waitScreen("alice", (rows) => rows.at(-1) === "#lobby>", "alice's prompt");
