@@ -40,8 +40,11 @@ export interface Subscriber {
 
 /** Subject-based fan-out. */
 export interface Broker {
-  /** Adds a subscriber to a subject (idempotent). */
-  subscribe(subject: string, subscriber: Subscriber): void;
+  /**
+   * Adds a subscriber to a subject (idempotent); resolves once the engine has confirmed
+   * it: anything published after that reaches the subscriber.
+   */
+  subscribe(subject: string, subscriber: Subscriber): Promise<void>;
   /** Removes a subscriber from a subject (idempotent). */
   unsubscribe(subject: string, subscriber: Subscriber): void;
   /** Delivers to every subscriber of `subject`; resolves to how many accepted it. */
@@ -86,14 +89,15 @@ export const ALL_SUBJECT = "all";
 export class LocalBroker implements Broker {
   readonly #subjects = new Map<string, Set<Subscriber>>();
 
-  /** Adds a subscriber to a subject. */
-  subscribe(subject: string, subscriber: Subscriber): void {
+  /** Adds a subscriber to a subject; in process it is confirmed at once. */
+  subscribe(subject: string, subscriber: Subscriber): Promise<void> {
     let set = this.#subjects.get(subject);
     if (set === undefined) {
       set = new Set();
       this.#subjects.set(subject, set);
     }
     set.add(subscriber);
+    return Promise.resolve();
   }
 
   /** Removes a subscriber from a subject. */
