@@ -326,3 +326,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "PostgresStore: open fails with open_failed on a newer schema or without a server",
+  ignore,
+  async fn() {
+    const url = await pg!.createDatabase();
+    await (await openStore(url)).close();
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await sql`UPDATE chat_schema SET version = 99`;
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+    await assert.rejects(openStore(url), (e: unknown) => {
+      assert.ok(e instanceof StoreError && e.code === "open_failed", String(e));
+      assert.match(e.message, /schema version 99/);
+      return true;
+    });
+    // A port nothing listens on (the scratch server's, on another host address).
+    const nowhere = url.replace("127.0.0.1", "127.0.0.2");
+    await assert.rejects(
+      PostgresStore.open({ url: nowhere, nodeId: "n", connectTimeoutSeconds: 2 }),
+      (e: unknown) => e instanceof StoreError && e.code === "open_failed",
+    );
+  },
+});
