@@ -42,6 +42,10 @@
  * `queryTimeoutSeconds` (20, waiting and running together); reconnect attempts back off
  * from 50 ms to at most 2 s.
  *
+ * Permissions: postgres.js reads the `PG*` environment variables (PGHOST, PGPASSWORD,
+ * PGSSLMODE…, one per option), so Deno needs `--allow-env=PG*` besides `--allow-net`; a URL
+ * without a user name also asks the OS for the current user (`--allow-sys=userInfo`).
+ *
  * @example
  * ```ts ignore
  * import { PostgresStore } from "./postgres_store.ts";
@@ -82,7 +86,10 @@ export const SCHEMA_LOCK = 0x63686175;
 
 /** Options of {@linkcode PostgresStore.open}. */
 export interface PostgresStoreOptions {
-  /** Connection URL, `postgres://user:password@host:port/database`. */
+  /**
+   * Connection URL, `postgres://user:password@host:port/database` (with a user name: without
+   * one, postgres.js asks the OS, which needs `--allow-sys=userInfo`).
+   */
   url: string;
   /** This node's id, stored with its login sessions (non-empty). */
   nodeId: string;
