@@ -8,50 +8,13 @@
 
 import assert from "node:assert/strict";
 import { ChatClient, type ChatEvent } from "../client/chat_client.ts";
-import { MemoryStore } from "../server/memory_store.ts";
-import type { Store } from "../server/store.ts";
 import type { ChatServer } from "../server/server.ts";
-import { testServer } from "./helpers/harness.ts";
+import { downPort, twoServers } from "./helpers/two_servers.ts";
 import { CuttableProxy } from "./helpers/cuttable_proxy.ts";
 
 const PASSWORD = "password123";
 const WAIT_MS = 20_000;
 const ROOM = "failover";
-
-/** The store, except that a server shutting down does not close it for the other. */
-function sharedStore(store: Store): Store {
-  return new Proxy(store, {
-    get(target, prop) {
-      if (prop === "close") return () => Promise.resolve();
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
-/** Two servers on free ports over one shared in-memory store. */
-async function twoServers(): Promise<{ one: ChatServer; two: ChatServer; stop(): Promise<void> }> {
-  const store = new MemoryStore();
-  const one = await testServer({}, { store: sharedStore(store) });
-  const two = await testServer({}, { store: sharedStore(store) });
-  return {
-    one,
-    two,
-    async stop() {
-      await one.shutdown();
-      await two.shutdown();
-      await store.close();
-    },
-  };
-}
-
-/** A port nothing listens on (taken from the system, then given back). */
-function downPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** Resolves with the first event `test` accepts (a deadline rejects). */
 function nextEvent<T extends ChatEvent>(
