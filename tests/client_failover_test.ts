@@ -11,6 +11,8 @@ import { ChatClient, type ChatEvent } from "../client/chat_client.ts";
 import type { ChatServer } from "../server/server.ts";
 import { downPort, twoServers } from "./helpers/two_servers.ts";
 import { CuttableProxy } from "./helpers/cuttable_proxy.ts";
+import { cert, key, selfSignedCert, selfSignedKey } from "./helpers/tls.ts";
+import { certificateFingerprint } from "../cli/serve.ts";
 
 const PASSWORD = "password123";
 const WAIT_MS = 20_000;
@@ -176,6 +178,63 @@ Deno.test("connections dropped mid-burst: the client moves on to the next server
   } finally {
     await alice.close();
     await proxy.close();
+    await servers.stop();
+  }
+});
+
+Deno.test("TLS pinned per address: a wrong pin at one address moves on; the failover keeps each address's pin", async () => {
+  const servers = await twoServers({ tls: { cert, key } }, {
+    tls: { cert: selfSignedCert, key: selfSignedKey },
+  });
+  const one = servers.one.addr.port;
+  const two = servers.two.addr.port;
+  const pinOne = { fingerprint: (await certificateFingerprint(cert))! };
+  const pinTwo = { fingerprint: (await certificateFingerprint(selfSignedCert))! };
+  try {
+    // The first address presents another certificate than its pin: not trusted, skipped.
+    const skipped = await ChatClient.connect({
+      servers: [{ ...local(one), tls: pinTwo }, { ...local(two), tls: pinTwo }],
+      nick: "alice",
+      password: PASSWORD,
+      reconnect: false,
+    });
+    assert.deepEqual(skipped.address, local(two));
+    await skipped.close();
+    // Both pins wrong: the TLS failure is the error, naming an address.
+    await assert.rejects(
+      ChatClient.connect({
+        servers: [{ ...local(one), tls: pinTwo }, { ...local(two), tls: pinOne }],
+        nick: "alice",
+        password: PASSWORD,
+        reconnect: false,
+      }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, "tls_failed");
+        assert.match(err.message, /^TLS with 127\.0\.0\.1:\d+ failed/);
+        return true;
+      },
+    );
+
+    const alice = await ChatClient.connect({
+      servers: [{ ...local(one), tls: pinOne }, { ...local(two), tls: pinTwo }],
+      nick: "alice",
+      password: PASSWORD,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+    });
+    try {
+      assert.deepEqual(alice.address, local(one));
+      const reconnected = nextEvent(
+        alice,
+        (e): e is Extract<ChatEvent, { type: "reconnected" }> => e.type === "reconnected",
+        "the reconnection",
+      );
+      await servers.one.shutdown();
+      assert.equal((await reconnected).server, `127.0.0.1:${two}`);
+      await alice.join(ROOM);
+    } finally {
+      await alice.close();
+    }
+  } finally {
     await servers.stop();
   }
 });

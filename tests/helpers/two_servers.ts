@@ -9,6 +9,7 @@
 import { MemoryStore } from "../../server/memory_store.ts";
 import type { Store } from "../../server/store.ts";
 import type { ChatServer } from "../../server/server.ts";
+import type { ServerConfig } from "../../server/config.ts";
 import { testServer } from "./harness.ts";
 
 /** The store, except that a server shutting down does not close it for the other. */
@@ -22,13 +23,16 @@ export function sharedStore(store: Store): Store {
   });
 }
 
-/** Two servers on free ports over one shared in-memory store. */
-export async function twoServers(): Promise<
+/** Two servers on free ports over one shared in-memory store, with their own settings. */
+export async function twoServers(
+  first: Partial<ServerConfig> = {},
+  second: Partial<ServerConfig> = {},
+): Promise<
   { one: ChatServer; two: ChatServer; stop(): Promise<void> }
 > {
   const store = new MemoryStore();
-  const one = await testServer({}, { store: sharedStore(store) });
-  const two = await testServer({}, { store: sharedStore(store) });
+  const one = await testServer(first, { store: sharedStore(store) });
+  const two = await testServer(second, { store: sharedStore(store) });
   return {
     one,
     two,
