@@ -79,6 +79,10 @@ Deno.test("a server list whose first address is down: the client connects to the
     } finally {
       await alice.close();
     }
+    await assert.rejects(
+      ChatClient.connect({ servers: [], nick: "alice", password: PASSWORD }),
+      { code: "bad_request" },
+    );
     // Every address down: one error naming each.
     await assert.rejects(
       ChatClient.connect({
