@@ -17,7 +17,13 @@
  * - need no large-object privileges, and are dumped and replicated as ordinary rows.
  *
  * - An append is one statement: it moves `held_file_bytes.size` from the offset it
- *   writes at to its end (only when the size is that offset) and inserts the row.
+ *   writes at to its end (only when the size is that offset) and inserts the row. It
+ *   commits without waiting for the WAL to reach the disk (`synchronous_commit` off for
+ *   that transaction: 23 -> 38 MiB/s here), as a chunk on disk is acknowledged once
+ *   written, before any fsync: a database crash may lose the last acknowledged chunks,
+ *   never tear one (size and row commit together), and offering the file again resumes
+ *   from what was kept. {@linkcode PostgresFileBytes.complete} commits synchronously,
+ *   which makes every earlier append durable, before the record says "uploaded".
  * - A read of a range selects the rows it overlaps (the last starting at or before its
  *   start, through the primary key) and only the bytes wanted from each (`substring` of
  *   an uncompressed value reads only the TOAST pages it needs).
@@ -201,7 +207,8 @@ export class PostgresFileBytes implements FileBytes {
             WHERE file_id = ${id} AND size = ${off} AND NOT complete
             RETURNING file_id)
           INSERT INTO held_file_chunks (file_id, off, bytes)
-          SELECT file_id, ${off}, ${row} FROM grown`;
+          SELECT file_id, ${off}, ${row}
+          FROM grown, (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous`;
         if (count === 0) {
           throw new StoreError(
             "conflict",
@@ -286,7 +293,10 @@ class PostgresWriter implements FileBytesWriter {
     this.#size += bytes.length;
   }
 
-  /** Each append is committed (PostgreSQL's `synchronous_commit` decides how durably). */
+  /**
+   * Nothing to do: appends commit without waiting for the WAL flush, and
+   * {@linkcode PostgresFileBytes.complete}'s synchronous commit flushes them all.
+   */
   sync(): Promise<void> {
     return Promise.resolve();
   }
