@@ -323,7 +323,8 @@ export class FileService {
         from: record.from,
         to: record.to,
       });
-      await this.#drop(record);
+      // Servers sharing the files all sweep: the one that drops it tells.
+      if (!(await this.#drop(record))) continue;
       const event = { ...cancelledEvent(record, "server", "expired") };
       await this.#tell(record.fromKey, event);
       await this.#tell(record.toKey, event);
@@ -929,18 +930,21 @@ export class FileService {
     for (const wake of [...waiters]) wake();
   }
 
-  /** Forgets a file: its upload, its bytes on disk and in memory, its record; wakes its readers. */
-  async #drop(record: FileRecord): Promise<void> {
+  /**
+   * Forgets a file: its upload, its bytes on disk and in memory, its record; wakes its
+   * readers. False when its record was gone already (another server sharing the files
+   * dropped it first).
+   */
+  async #drop(record: FileRecord): Promise<boolean> {
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
     // The bytes go first: on a full disk, the record's removal may fail until they are
     // gone (a record without bytes is dropped again by a later sweep).
-    await this.bytes.remove(record.id).catch((err) =>
-      log.warn("dropping the bytes of file #{id} failed: {err}", { id: record.id, err })
-    );
-    await this.store.remove(record.id);
+    await this.bytes.remove(record.id);
+    const removed = await this.store.remove(record.id);
     this.#wake(record.id);
+    return removed;
   }
 
   /**
