@@ -113,3 +113,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "PostgresFileBytes: PostgreSQL stopped: unavailable, nothing torn; back: the upload resumes",
+  ignore,
+  async fn() {
+    const bytes = await PostgresFileBytes.open(await pg!.createDatabase());
+    try {
+      const writer = await bytes.openWriter(1, 100, newSha256());
+      await writer.append(patternBytes(40));
+      await pg!.stop();
+      try {
+        await assert.rejects(writer.append(patternBytes(40, 40)), (err: unknown) => {
+          assert.ok(err instanceof StoreError);
+          assert.equal(err.code, "unavailable", err.message);
+          return true;
+        });
+        await assert.rejects(bytes.size(1), (err: unknown) => {
+          assert.equal((err as StoreError).code, "unavailable");
+          return true;
+        });
+      } finally {
+        await pg!.start();
+      }
+      writer.close();
+      const hash = newSha256();
+      const resumed = await bytes.openWriter(1, 100, hash);
+      assert.equal(resumed.size, 40);
+      await resumed.append(patternBytes(60, 40));
+      hash.update(patternBytes(60, 40));
+      assert.equal(
+        hash.digest("hex"),
+        createHash("sha256").update(patternBytes(100)).digest("hex"),
+      );
+    } finally {
+      await bytes.close();
+    }
+  },
+});

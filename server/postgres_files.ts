@@ -24,6 +24,7 @@ import postgres from "postgres";
 import type { FileServiceDeps } from "./files.ts";
 import { PostgresFileBytes } from "./postgres_file_bytes.ts";
 import { PostgresFileStore } from "./postgres_file_store.ts";
+import { isUnavailable } from "./postgres_store.ts";
 import { StoreError } from "./store.ts";
 
 /** A postgres.js client. */
@@ -203,11 +204,21 @@ export async function migrateFilesSchema(sql: Sql): Promise<number> {
 }
 
 /**
- * A StoreError for a PostgreSQL failure of the held files (`what` failed), keeping the
- * cause (a full disk stays recognisable by `isDiskFull`).
+ * A StoreError for a PostgreSQL failure of the held files (`what` failed): `unavailable`
+ * when PostgreSQL could not be reached or answer in time (as `PostgresStore`'s), else
+ * `failed`; the cause is kept (a full disk stays recognisable by `isDiskFull`).
  */
 export function filesError(error: unknown, what: string): StoreError {
   if (error instanceof StoreError) return error;
+  if (isUnavailable(error)) {
+    return new StoreError(
+      "unavailable",
+      `${what} (unavailable; retry later): ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
   return new StoreError("failed", `${what}: ${messageOf(error)}`, { cause: error });
 }
 
