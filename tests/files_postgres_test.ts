@@ -177,3 +177,63 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "files in PostgreSQL: an upload moved to B and back to A: A's stale chunk gets bad_offset, the offer resyncs",
+  ignore: pg === null,
+  async fn() {
+    const [a, b] = await twoServers(await pg!.createDatabase());
+    try {
+      for (const server of [a, b]) {
+        for (const nick of ["alice", "bob"]) (await Probe.login(server, nick)).close();
+      }
+      const content = bytesOf(3 * CHUNK, 9);
+      const fields = {
+        to: "bob",
+        name: "moved.bin",
+        size: content.length,
+        sha256: sha256(content),
+      };
+      await using aliceA = await Probe.login(a, "alice");
+      await using aliceB = await Probe.login(b, "alice");
+      const file = (await aliceA.ok("file_offer", fields)).file as number;
+      await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+      assert.equal((await aliceB.ok("file_offer", fields)).offset, CHUNK);
+      await chunkOk(aliceB, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+
+      // A still has the upload open at CHUNK: the bytes it would append are refused.
+      const id = "stale";
+      aliceA.send(
+        { type: "file_chunk", id, file, offset: CHUNK },
+        content.subarray(CHUNK, 2 * CHUNK),
+      );
+      const stale = await aliceA.expect({ re: id }, WAIT_MS);
+      assert.equal(stale.type, "error", JSON.stringify(stale));
+      assert.equal(stale.code, "bad_offset", JSON.stringify(stale));
+      // Offering again on A picks up where B got to, and finishes there.
+      assert.equal((await aliceA.ok("file_offer", fields)).offset, 2 * CHUNK);
+      const last = await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK));
+      assert.equal(last.complete, true);
+
+      await using bobB = await Probe.login(b, "bob");
+      await bobB.ok("file_accept", { file });
+      const parts: Uint8Array[] = [];
+      for (let at = 0; at < content.length;) {
+        const { bytes } = await readRange(bobB, file, at, content.length - at);
+        parts.push(bytes);
+        at += bytes.length;
+      }
+      const whole = new Uint8Array(content.length);
+      let at = 0;
+      for (const part of parts) {
+        whole.set(part, at);
+        at += part.length;
+      }
+      assert.equal(sha256(whole), sha256(content));
+    } finally {
+      await a.shutdown();
+      await b.shutdown();
+    }
+  },
+});
