@@ -13,6 +13,18 @@
  * Without `--url`, a scratch PostgreSQL (`tests/helpers/postgres.ts`, fsync on) is started
  * and removed.
  *
+ * Measured here (2 cores shared with other test runs: load average 15-17, so each figure
+ * varies by 2x between runs; PostgreSQL 15 scratch server, fsync on, shared_buffers 16MB),
+ * 128 MiB, write / read MiB/s:
+ *
+ * | run | disk         | PostgreSQL chunk rows | PostgreSQL large object |
+ * | --- | ------------ | --------------------- | ----------------------- |
+ * | 1   | 98.5 / 409.0 | 11.8 / 37.4           | 13.3 / 32.1             |
+ * | 2   | 57.3 / 548.4 | 21.8 / 61.3           | 10.0 / 39.8             |
+ *
+ * A PostgreSQL append writes each byte twice (WAL and table) and sends it as hex text;
+ * the disk writes it once, to the page cache, synced at the end.
+ *
  * @module
  */
 

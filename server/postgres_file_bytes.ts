@@ -6,10 +6,11 @@
  * Chunk rows `held_file_chunks (file_id, off, bytes bytea)` of at most
  * {@linkcode MAX_CHUNK_ROW_BYTES} (an upload's chunk is one row), uncompressed and out of
  * line, under a row per file in `held_file_bytes (file_id, size, complete)` (schema in
- * `postgres_files.ts`). Chosen over large objects (`lo_put` / `lo_get`, measured with
- * `bench/file_bytes_bench.ts`: see its results in the module doc there): both move bytes as
- * hex text through postgres.js and store them in ~2 KiB pages (TOAST or `pg_largeobject`),
- * but chunk rows
+ * `postgres_files.ts`). Chosen over large objects (`lo_put` / `lo_get`): measured with
+ * `deno run -A bench/file_bytes.ts` (figures in its module doc), they are as fast as each
+ * other within this machine's noise, as both send the bytes as hex text through
+ * postgres.js (results come back binary) and store them in ~2 KiB pages (TOAST or
+ * `pg_largeobject`); but chunk rows
  * - are dropped with their file by a plain `DELETE` (`ON DELETE CASCADE`): large objects
  *   need `lo_unlink`, and are orphaned (kept forever) by any path that forgets it;
  * - append atomically with the size check in one statement (two nodes appending to the
@@ -19,7 +20,7 @@
  * - An append is one statement: it moves `held_file_bytes.size` from the offset it
  *   writes at to its end (only when the size is that offset) and inserts the row. It
  *   commits without waiting for the WAL to reach the disk (`synchronous_commit` off for
- *   that transaction: 23 -> 38 MiB/s here), as a chunk on disk is acknowledged once
+ *   that transaction: 23.6 -> 38.2 MiB/s measured here, idle machine), as a chunk on disk is acknowledged once
  *   written, before any fsync: a database crash may lose the last acknowledged chunks,
  *   never tear one (size and row commit together), and offering the file again resumes
  *   from what was kept. {@linkcode PostgresFileBytes.complete} commits synchronously,
