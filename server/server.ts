@@ -15,7 +15,7 @@ import { type Broker, LocalBroker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
-import { CHUNK_PAYLOADS, FileService } from "./files.ts";
+import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
 import { ChatHub } from "./hub.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
@@ -54,6 +54,11 @@ export interface ServerDeps {
   store?: Store;
   /** Fan-out; default in-process. */
   broker?: Broker;
+  /**
+   * Held files' metadata and bytes (closed with the server); default the file folder
+   * (`files.db` and the bytes), or memory and a temporary folder without a data folder.
+   */
+  files?: FileServiceDeps;
 }
 
 /**
@@ -97,7 +102,7 @@ export async function startServer(
   try {
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
-    files = await FileService.open(hub);
+    files = await FileService.open(hub, deps.files);
   } catch (err) {
     listener.close();
     await store.close().catch(() => {});
