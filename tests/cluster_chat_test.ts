@@ -177,6 +177,27 @@ Deno.test("cluster: session ids are unique across nodes; a sender's other sessio
   assert.equal(annA.received.find((m) => m.text === "from A"), undefined, "echoed to its sender");
 });
 
+Deno.test("cluster: a login reads its catch-up point only once its subscriptions are confirmed", async () => {
+  await using cluster = await startCluster(2);
+  const [a, b] = cluster.nodes;
+  (await Probe.login(b, "bob")).close();
+  await waitFor(() => b.hub.online("bob") === undefined, "bob logged out");
+  await using ann = await Probe.login(a, "ann");
+  const held = cluster.brokers[1].hold();
+  await using bob = await Probe.dial(b);
+  await bob.hello();
+  const login = bob.request("login", { nick: "bob", password: "password123" });
+  await held.asked;
+  // Stored and published while bob's subscriptions are not confirmed yet.
+  const said = await ann.ok("say", { id: "a1", room: "lobby", text: "in between" });
+  const id = (said.msg as { id: number }).id;
+  held.release();
+  const reply = await login;
+  assert.equal(reply.type, "ok");
+  // Either the catch-up point covers it (bob syncs it) or it arrives live: never lost.
+  if ((reply.lastId as number) < id) await bob.expect({ type: "msg", id });
+});
+
 Deno.test("cluster: lockout and the failed-login throttle hold across nodes", async () => {
   await using cluster = await startCluster(2, { loginFailuresPerMinutePerIp: 4 });
   const [a, b] = cluster.nodes;

@@ -39,6 +39,7 @@ export class ClusterBroker implements Broker {
   readonly #local = new LocalBroker();
   readonly #bus: ClusterBus;
   #stop: (() => void) | undefined;
+  #held: { until: Promise<void>; asked: () => void } | null = null;
 
   private constructor(bus: ClusterBus) {
     this.#bus = bus;
@@ -56,8 +57,33 @@ export class ClusterBroker implements Broker {
     return broker;
   }
 
-  subscribe(subject: string, subscriber: Subscriber): Promise<void> {
-    return this.#local.subscribe(subject, subscriber);
+  /**
+   * Holds back the confirmation of subscriptions, as a remote engine takes a while to
+   * confirm: a subscription asked meanwhile takes effect (and resolves) only at
+   * `release()`. `asked` resolves when the first one is asked.
+   */
+  hold(): { asked: Promise<void>; release: () => void } {
+    let release!: () => void;
+    let asked!: () => void;
+    const until = new Promise<void>((resolve) => release = resolve);
+    const first = new Promise<void>((resolve) => asked = resolve);
+    this.#held = { until, asked };
+    return {
+      asked: first,
+      release: () => {
+        this.#held = null;
+        release();
+      },
+    };
+  }
+
+  async subscribe(subject: string, subscriber: Subscriber): Promise<void> {
+    const held = this.#held;
+    if (held !== null) {
+      held.asked();
+      await held.until;
+    }
+    await this.#local.subscribe(subject, subscriber);
   }
 
   unsubscribe(subject: string, subscriber: Subscriber): void {
@@ -116,6 +142,8 @@ export interface TestCluster extends AsyncDisposable {
   readonly nodes: ChatServer[];
   /** Each node's cluster bus (close one to make its node fall silent). */
   readonly buses: ClusterBus[];
+  /** Each node's broker. */
+  readonly brokers: ClusterBroker[];
   /** The shared store. */
   readonly store: MemoryStore;
   /** Starts one more node (it joins the running ones). */
@@ -150,6 +178,7 @@ export async function startCluster(
   const fanout = new LocalClusterNetwork();
   const nodes: ChatServer[] = [];
   const buses: ClusterBus[] = [];
+  const brokers: ClusterBroker[] = [];
   const shutdown = async () => {
     await Promise.all(nodes.map((node) => node.shutdown()));
     await store.close();
@@ -160,6 +189,7 @@ export async function startCluster(
     const broker = await ClusterBroker.open(fanout.bus(id));
     const node = await testServer(overrides, { store: shared(store), broker, bus });
     buses.push(bus);
+    brokers.push(broker);
     nodes.push(node);
     return node;
   };
@@ -169,5 +199,5 @@ export async function startCluster(
     await shutdown();
     throw err;
   }
-  return { nodes, buses, store, addNode, shutdown, [Symbol.asyncDispose]: shutdown };
+  return { nodes, buses, brokers, store, addNode, shutdown, [Symbol.asyncDispose]: shutdown };
 }
