@@ -18,6 +18,7 @@ import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService } from "./files.ts";
 import { ChatHub } from "./hub.ts";
+import { startPrivateSessions } from "./private.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { MemoryStore } from "./memory_store.ts";
@@ -103,6 +104,7 @@ export async function startServer(
   let files: FileService;
   try {
     await hub.start();
+    await startPrivateSessions(hub);
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
     files = await FileService.open(hub);

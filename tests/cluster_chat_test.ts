@@ -226,3 +226,41 @@ Deno.test("cluster: --auth none nick reservations hold across nodes", async () =
   await other.hello();
   await other.fails("login", { nick: "ann" }, "nick_in_use");
 });
+
+Deno.test("cluster: a private session between users on different nodes is brokered and relayed", async () => {
+  await using cluster = await startCluster(2);
+  const [a, b] = cluster.nodes;
+  await using alice = await Probe.login(a, "alice");
+  await using bob = await Probe.login(b, "bob");
+  const sid = "cluster-private-1";
+  await alice.ok("private_start", { nick: "bob", sid, port: 40001 });
+  await bob.expect({ type: "private_request", sid, from: "alice" });
+  const accepted = await bob.ok("private_accept", { nick: "alice" });
+  assert.equal(accepted.sid, sid);
+  assert.equal(accepted.port, 40001);
+  await alice.expect({ type: "private_ready", sid, nick: "bob" });
+  // Bob cannot reach alice's listener: the records go through the servers.
+  await bob.ok("private_relay", { sid });
+  await alice.expect({ type: "private_relay", sid, nick: "bob" });
+  const there = new Uint8Array([1, 2, 3, 250]);
+  const back = new Uint8Array([9, 8, 7]);
+  alice.send({ type: "relay", id: "a1", sid }, there);
+  assert.deepEqual((await bob.expect({ type: "relay", sid })).frameBody, there);
+  bob.send({ type: "relay", id: "b1", sid }, back);
+  assert.deepEqual((await alice.expect({ type: "relay", sid })).frameBody, back);
+  await bob.ok("private_stop", { nick: "alice" });
+  await alice.expect({ type: "private_ended", sid, nick: "bob", reason: "stopped" });
+  // Started the other way round, declined from the requester's side of the cluster.
+  const sid2 = "cluster-private-2";
+  await bob.ok("private_start", { nick: "alice", sid: sid2, port: 40002 });
+  await alice.expect({ type: "private_request", sid: sid2, from: "bob" });
+  await alice.ok("private_decline", { nick: "bob" });
+  await bob.expect({ type: "private_ended", sid: sid2, nick: "alice", reason: "declined" });
+  // A side that logs out ends it for the other, across nodes.
+  const sid3 = "cluster-private-3";
+  await alice.ok("private_start", { nick: "bob", sid: sid3, port: 40003 });
+  await bob.expect({ type: "private_request", sid: sid3 });
+  await bob.ok("private_accept", { nick: "alice" });
+  bob.close();
+  await alice.expect({ type: "private_ended", sid: sid3, nick: "bob", reason: "offline" });
+});
