@@ -11,8 +11,9 @@
  *
  * Liveness: every node sends a heartbeat each `heartbeatMs`; a node not heard from for
  * {@linkcode MISSED_HEARTBEATS} of them is dropped with all its shares. A starting node
- * (or one that hears of a node it does not know, or whose bus reconnects) asks for
- * everyone's full lists (`sync`); each answers with its shares (`full`).
+ * (or one that hears of a node it does not know) asks for everyone's full lists
+ * (`sync`); each answers with its shares (`full`). A node whose bus reconnects sends its
+ * own full list and asks for the others'.
  *
  * Blocks travel with the replica (visibility depends on them both ways): an account's
  * blocks are taken whole when it first appears, then changed by deltas, at most
@@ -144,7 +145,11 @@ export class ClusterPresence {
   /** Listens, asks the others for their lists and starts beating. */
   async start(): Promise<void> {
     this.#stop = await this.#bus.listen(PRESENCE_TOPIC, (message) => this.#receive(message));
-    this.#bus.onReconnect(() => this.#send({ t: "sync" }));
+    // Cut off, both sides may have missed changes: tell ours, ask for theirs.
+    this.#bus.onReconnect(() => {
+      this.#send({ t: "full", shares: this.#ownShares() });
+      this.#send({ t: "sync" });
+    });
     this.#send({ t: "sync" });
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs);
   }
