@@ -127,6 +127,8 @@ export class ClusterPresence {
   /** Per other node: when it was last heard from (performance clock). */
   readonly #heard = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** When this node last beat (performance clock). */
+  #lastBeat = 0;
   #stop: (() => void) | undefined;
   #closed = false;
 
@@ -151,6 +153,7 @@ export class ClusterPresence {
       this.#send({ t: "sync" });
     });
     this.#send({ t: "sync" });
+    this.#lastBeat = performance.now();
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs);
   }
 
@@ -249,12 +252,18 @@ export class ClusterPresence {
 
   #beat(): void {
     this.#send({ t: "beat" });
-    const deadline = performance.now() - MISSED_HEARTBEATS * this.#heartbeatMs;
+    const now = performance.now();
+    const late = now - this.#lastBeat > 2 * this.#heartbeatMs;
+    this.#lastBeat = now;
+    // This node was stalled (a pause, a starved CPU): the others' beats may be waiting
+    // to be read. Judge them at the next beat, not now.
+    if (late) return;
+    const deadline = now - MISSED_HEARTBEATS * this.#heartbeatMs;
     for (const [node, at] of this.#heard) {
       if (at >= deadline) continue;
       log.warn("node {node} was not heard from for {ms} ms: its sessions are offline", {
         node,
-        ms: Math.round(performance.now() - at),
+        ms: Math.round(now - at),
       });
       this.#dropNode(node);
     }

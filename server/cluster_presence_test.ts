@@ -77,9 +77,9 @@ Deno.test("cluster presence: hidden on one node hides everywhere; blocks travel 
 
 Deno.test("cluster presence: a starting node gets the lists; a silent one expires", async () => {
   const network = new LocalClusterNetwork();
-  const a = await node(network, "a", 20);
+  const a = await node(network, "a", 50);
   const bus = network.bus("b");
-  const b = new ClusterPresence(bus, 20, {
+  const b = new ClusterPresence(bus, 50, {
     changed: () => Promise.resolve(),
     blocked() {},
     hidden() {},
@@ -87,7 +87,7 @@ Deno.test("cluster presence: a starting node gets the lists; a silent one expire
   try {
     await b.start();
     await b.setLocal("bob", "Bob", 1, false, []);
-    const c = await node(network, "c", 20);
+    const c = await node(network, "c", 50);
     try {
       assert.ok(c.presence.isVisible("bob"), "a starting node missed bob");
       await bus.close();

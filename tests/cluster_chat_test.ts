@@ -71,7 +71,7 @@ Deno.test("cluster: presence is online once with sessions on two nodes, offline 
 });
 
 Deno.test("cluster: a silent node's sessions go offline everywhere within the heartbeat TTL", async () => {
-  await using cluster = await startCluster(2, { clusterHeartbeatMs: 100 });
+  await using cluster = await startCluster(2, { clusterHeartbeatMs: 200 });
   const [a, b] = cluster.nodes;
   await using bob = await Probe.login(a, "bob");
   await using _ann = await Probe.login(b, "ann");
@@ -159,6 +159,7 @@ Deno.test("cluster: membership, topics, blocks and contacts changed on one node 
   await cat.ok("contact_add", { nick: "dan" });
   await using _dan = await Probe.login(b, "dan");
   await cat.expect({ type: "contact", nick: "dan", online: true });
+  assert.deepEqual((await cat.ok("contacts")).contacts, [{ nick: "dan", online: true }]);
 });
 
 Deno.test("cluster: session ids are unique across nodes; a sender's other sessions get its messages", async () => {
