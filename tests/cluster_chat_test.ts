@@ -199,8 +199,11 @@ Deno.test("cluster: a login reads its catch-up point only once its subscriptions
   if ((reply.lastId as number) < id) await bob.expect({ type: "msg", id });
 });
 
-Deno.test("cluster: lockout and the failed-login throttle hold across nodes", async () => {
-  await using cluster = await startCluster(2, { loginFailuresPerMinutePerIp: 4 });
+Deno.test("cluster: lockout, the failed-login throttle and registration limits hold across nodes", async () => {
+  await using cluster = await startCluster(2, {
+    loginFailuresPerMinutePerIp: 4,
+    registrationsPerMinutePerIp: 2,
+  });
   const [a, b] = cluster.nodes;
   (await Probe.login(a, "ann")).close();
   (await Probe.login(b, "cat")).close();
@@ -208,6 +211,8 @@ Deno.test("cluster: lockout and the failed-login throttle hold across nodes", as
   await onA.hello();
   await using onB = await Probe.dial(b);
   await onB.hello();
+  // Two registrations from this address (one per node) spend its budget on both.
+  await onA.fails("login", { nick: "dan", password: "password123" }, "rate_limited");
   await onA.fails("login", { nick: "ann", password: "wrong-one" }, "wrong_password");
   await onA.fails("login", { nick: "ann", password: "wrong-two" }, "wrong_password");
   await onB.fails("login", { nick: "ann", password: "wrong-three" }, "locked");
