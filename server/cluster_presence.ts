@@ -131,6 +131,7 @@ export class ClusterPresence {
   #lastBeat = 0;
   #stop: (() => void) | undefined;
   #closed = false;
+  readonly #nodeGoneListeners: ((node: string) => void)[] = [];
 
   /** A replica over `bus`, beating every `heartbeatMs`. */
   constructor(bus: ClusterBus, heartbeatMs: number, hooks: PresenceHooks) {
@@ -164,6 +165,14 @@ export class ClusterPresence {
     clearInterval(this.#timer);
     this.#send({ t: "bye" });
     this.#stop?.();
+  }
+
+  /**
+   * Calls `listener` with the id of each node taken for dead or gone (after its
+   * sessions went offline here).
+   */
+  onNodeGone(listener: (node: string) => void): void {
+    this.#nodeGoneListeners.push(listener);
   }
 
   /** Every account online somewhere. */
@@ -388,6 +397,13 @@ export class ClusterPresence {
   #dropNode(node: string): void {
     this.#heard.delete(node);
     this.#replaceNode(node, []);
+    for (const listener of this.#nodeGoneListeners) {
+      try {
+        listener(node);
+      } catch (err) {
+        log.error("a node-gone listener failed: {err}", { err });
+      }
+    }
   }
 }
 

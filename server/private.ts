@@ -90,6 +90,7 @@ class PrivateRegistry {
       relay: (from, sid, body) => this.#relayIn(from, sid, body),
       gone: (from, sid) => this.#remoteGone(from, sid),
     });
+    hub.presence.onNodeGone((node) => this.#nodeGone(node));
     hub.onSessionEnded((session) => {
       this.#sweep(session.account.key);
       for (const mirror of [...this.mirrors.values()]) {
@@ -180,6 +181,16 @@ class PrivateRegistry {
     if (pair === undefined || pair.state !== "relay") return;
     if ((pair.target as RemoteSide | null)?.node !== from) return;
     if (!localSide(pair.requester).relay(sid, body)) this.end(pair, "offline", pair.requester);
+  }
+
+  /** A node is gone: so are the sides of pairs on it. */
+  #nodeGone(node: string): void {
+    for (const pair of [...this.#bySid.values()]) {
+      if ((pair.target as RemoteSide | null)?.node === node) this.#remoteGone(node, pair.sid);
+    }
+    for (const mirror of [...this.mirrors.values()]) {
+      if (mirror.home === node) this.#remoteGone(node, mirror.sid);
+    }
   }
 
   /** The side of pair `sid` on node `from` has gone. */

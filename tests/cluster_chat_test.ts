@@ -270,3 +270,17 @@ Deno.test("cluster: a private session between users on different nodes is broker
   bob.close();
   await alice.expect({ type: "private_ended", sid: sid3, nick: "bob", reason: "offline" });
 });
+
+Deno.test("cluster: a private session with a user on a node taken for dead ends", async () => {
+  await using cluster = await startCluster(2, { clusterHeartbeatMs: 200 });
+  const [a, b] = cluster.nodes;
+  await using alice = await Probe.login(a, "alice");
+  await using bob = await Probe.login(b, "bob");
+  const sid = "cluster-private-dead";
+  await alice.ok("private_start", { nick: "bob", sid, port: 40004 });
+  await bob.expect({ type: "private_request", sid });
+  await bob.ok("private_accept", { nick: "alice" });
+  await alice.expect({ type: "private_ready", sid });
+  await cluster.buses[1].close();
+  await alice.expect({ type: "private_ended", sid, nick: "bob", reason: "offline" }, 15_000);
+});
