@@ -381,6 +381,15 @@ export const SERVE_SETTINGS: readonly Setting[] = [
       "on another disk, uploads cannot fill the database's",
     apply: (c, v: string) => c.fileDir = v,
   },
+  {
+    flag: "cluster-heartbeat",
+    arg: "<seconds>",
+    description: "seconds between a node's heartbeats in a cluster; a node silent for 3 " +
+      "is taken for dead and its sessions go offline",
+    parse: integerIn(1, 3600),
+    default: DEFAULT_SERVER_CONFIG.clusterHeartbeatMs / 1000,
+    apply: number("clusterHeartbeatMs", 1000),
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

@@ -123,7 +123,16 @@ export interface ServerConfig {
   minFreeBytes: number;
   /** Files one account may have held by the server at once (zero-byte ones too); 0: unlimited. */
   maxHeldFilesPerSender: number;
+  /**
+   * Milliseconds between a node's heartbeats to the other nodes of a cluster; a node not
+   * heard from for {@linkcode MISSED_HEARTBEATS} of them is taken for dead and its
+   * sessions go offline everywhere (`cluster_presence.ts`).
+   */
+  clusterHeartbeatMs: number;
 }
+
+/** Heartbeats a node may miss before the others drop its sessions. */
+export const MISSED_HEARTBEATS = 3;
 
 /**
  * What a held file counts against the server's budget besides its size: its record, its
@@ -178,6 +187,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   filesBudgetBytes: 8 * 1024 * 1024 * 1024,
   minFreeBytes: 256 * 1024 * 1024,
   maxHeldFilesPerSender: 100,
+  clusterHeartbeatMs: 2000,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

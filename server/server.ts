@@ -12,11 +12,13 @@ import { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { ServerTls, ServerTlsConn } from "../transport/server_tls.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
 import { type Broker, LocalBroker } from "./broker.ts";
+import { type ClusterBus, LocalClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
 import { ChatHub } from "./hub.ts";
+import { startPrivateSessions } from "./private.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { MemoryStore } from "./memory_store.ts";
@@ -59,6 +61,11 @@ export interface ServerDeps {
    * (`files.db` and the bytes), or memory and a temporary folder without a data folder.
    */
   files?: FileServiceDeps;
+  /**
+   * Node-to-node messages of a cluster (presence, caches, limits); default a bus of its
+   * own (a single server). Closed at shutdown.
+   */
+  bus?: ClusterBus;
 }
 
 /**
@@ -97,14 +104,19 @@ export async function startServer(
     await store.close().catch(() => {});
     throw describeListenError(err, config);
   }
-  const hub = new ChatHub(store, broker, config, metrics);
+  const bus = deps.bus ?? new LocalClusterBus();
+  const hub = new ChatHub(store, broker, config, metrics, bus);
   let files: FileService;
   try {
+    await hub.start();
+    await startPrivateSessions(hub);
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
     files = await FileService.open(hub, deps.files);
   } catch (err) {
+    hub.close();
     listener.close();
+    await bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
   }
@@ -397,6 +409,7 @@ class RunningServer implements ChatServer {
     await this.#metricsServer?.shutdown().catch(() => {});
     this.hub.close();
     await this.hub.broker.close();
+    await this.hub.bus.close();
     await this.#files.close().catch((err) =>
       log.error("closing the file service failed: {err}", { err })
     );
