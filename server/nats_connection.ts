@@ -10,6 +10,10 @@
  * client has resubscribed and the server confirmed it (a flush), so that what they read
  * again cannot miss anything published after.
  *
+ * One link per node: by default the server does not send a connection its own
+ * publications back (`noEcho`), since the broker and the bus deliver to their own node
+ * directly; two "nodes" on one link would therefore not hear each other.
+ *
  * @module
  */
 
