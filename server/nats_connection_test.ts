@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { NATS_SKIP, NatsServer } from "../tests/helpers/nats.ts";
+import { within } from "./broker_conformance.ts";
 import { NatsConnectError, NatsLink, parseNatsServers, redact } from "./nats_connection.ts";
 
 const ignore = NATS_SKIP !== undefined;
@@ -80,6 +81,32 @@ Deno.test({
       );
     } finally {
       await nats.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "NatsLink: a server of the list that was down at open is tried again on reconnect",
+  ignore,
+  async fn() {
+    const first = await NatsServer.start();
+    const second = await NatsServer.start();
+    await first.stop();
+    const link = await NatsLink.open(`${first.url},${second.url}`, {
+      name: "failover",
+      randomize: false, // the server that is down is tried first
+    });
+    try {
+      const back = new Promise<void>((resolve) => link.onReconnect(resolve));
+      await first.start();
+      await second.stop();
+      await within(back, "reconnect to the server that was down at open");
+      await link.confirm();
+      assert.equal(link.connection.getServer(), `127.0.0.1:${first.port}`);
+    } finally {
+      await link.close();
+      await first.close();
+      await second.close();
     }
   },
 });
