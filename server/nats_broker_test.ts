@@ -91,19 +91,31 @@ Deno.test({
     const spy = await NatsLink.open(c.nats.url, { name: "spy" });
     try {
       const [a, b] = c.brokers;
-      let messages = 0;
+      // The NATS messages of the subject, as a third connection sees them.
+      const seen: string[] = [];
+      let wake = () => {};
       spy.connection.subscribe(natsSubject("chat.b.", "room.lobby"), {
-        callback: () => {
-          messages++;
+        callback: (_err, msg) => {
+          seen.push(new TextDecoder().decode(msg.data));
+          wake();
         },
       });
+      const spied = (text: string) =>
+        within(
+          new Promise<void>((resolve) => {
+            wake = () => seen.some((m) => m.includes(text)) && resolve();
+            wake();
+          }),
+          `the spy sees ${text}`,
+        );
       await spy.confirm();
       const ann = new Recorder("ann");
       await b.subscribe("room.lobby", ann);
       const small = Array.from({ length: 5 }, (_, i) => ({ event: notice(`s${i}`) }));
       await a.publishBatch("room.lobby", small);
       await ann.waitFor("s4");
-      assert.equal(messages, 1);
+      await spied('"s4"');
+      assert.equal(seen.length, 1);
       const big = Array.from(
         { length: 20 },
         (_, i) => ({ event: notice(`b${i} ${"x".repeat(900)}`) }),
@@ -111,7 +123,9 @@ Deno.test({
       await a.publishBatch("room.lobby", big);
       await ann.waitFor(`b19 ${"x".repeat(900)}`);
       assert.deepEqual(ann.texts.slice(5), big.map((p) => (p.event as { text: string }).text));
-      assert.ok(messages > 2, `${messages} messages`);
+      await spied('"b19 ');
+      assert.ok(seen.length > 2, `${seen.length} messages`);
+      assert.ok(seen.every((m) => m.length <= 4096));
       assert.equal(a.dropped + b.dropped, 0);
     } finally {
       await spy.close();
