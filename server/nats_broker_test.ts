@@ -218,3 +218,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "NATS broker: the publishing node delivers once, even on a link that echoes",
+  ignore,
+  async fn() {
+    const nats = await NatsServer.start();
+    const links = [
+      await NatsLink.open(nats.url, { echo: true }),
+      await NatsLink.open(nats.url, { echo: true }),
+    ];
+    const [a, b] = links.map((link) => new NatsBroker(link));
+    try {
+      const here = new Recorder("here");
+      const there = new Recorder("there");
+      await a.subscribe("room.lobby", here);
+      await b.subscribe("room.lobby", there);
+      assert.equal(await a.publish("room.lobby", { event: notice("1") }), 1);
+      await a.publishBatch("room.lobby", [{ event: notice("2") }, { event: notice("3") }]);
+      // Once b has "3", NATS has queued a's echoes to a: b's "end" reaches a after them.
+      await there.waitFor("3");
+      await b.publish("room.lobby", { event: notice("end") });
+      await here.waitFor("end");
+      await there.waitFor("end");
+      assert.deepEqual(here.texts, ["1", "2", "3", "end"]);
+      assert.deepEqual(there.texts, ["1", "2", "3", "end"]);
+    } finally {
+      await a.close();
+      await b.close();
+      for (const link of links) await link.close();
+      await nats.close();
+    }
+  },
+});
