@@ -586,6 +586,14 @@ async function main(): Promise<void> {
       goal: "",
       status: "",
     });
+    rows.push({
+      measure: "  acked per second of server CPU",
+      result: d ? fmtCount(d.ackedPerCpuSec) : "—",
+      baseline: m ? fmtCount(m.ackedPerCpuSec) : "—",
+      ratio: fmtRatio(d?.ackedPerCpuSec, m?.ackedPerCpuSec),
+      goal: "",
+      status: "",
+    });
   }
 
   if (lone !== null) {
