@@ -3,7 +3,7 @@
  * `deno task bench --quick` (smaller sizes and durations, under 1 minute).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--no-pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone] [--profile] [--no-pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
@@ -56,7 +56,7 @@ const HERE = new URL(".", import.meta.url).pathname;
 /** Other programs' CPU share (% of one core) above which a figure is marked disturbed. */
 const DISTURBED_PCT = 25;
 const RESULTS = `${HERE}results`;
-const BENCHMARKS = ["fanout", "durable", "idle", "storm", "slow", "files"] as const;
+const BENCHMARKS = ["fanout", "durable", "idle", "storm", "slow", "files", "lone"] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 /** Sizes and durations of one suite mode. */
@@ -170,7 +170,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--no-pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone] [--profile] [--no-pin]",
       );
       Deno.exit(0);
     } else {
@@ -369,6 +369,8 @@ async function main(): Promise<void> {
         "durable-memory",
       );
       durable = { sqlite, memory };
+    }
+    if (options.only.has("lone")) {
       const loneDir = await tempDir();
       const loneSqlite = await attempt(
         "lone writer, SQLite",
