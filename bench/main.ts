@@ -3,7 +3,7 @@
  * `deno task bench --quick` (smaller sizes and durations, under 1 minute).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--no-pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone] [--profile] [--no-pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
@@ -26,7 +26,13 @@
 import { type ChartSeries, renderChart } from "./chart.ts";
 import { childrenCpuSeconds, cpuSecondsOf, stopAllChildren } from "./child.ts";
 import { type ClusterOptions, type CpuUse, round, withCluster } from "./cluster.ts";
-import { type DurablePlan, type DurableResult, measureDurable } from "./durable.ts";
+import {
+  type DurablePlan,
+  type DurableResult,
+  type LonePlan,
+  measureDurable,
+  measureLoneWriter,
+} from "./durable.ts";
 import { type FanoutPlan, type FanoutResult, measureFanout } from "./fanout.ts";
 import { type FilesPlan, type FilesResult, measureFiles } from "./files.ts";
 import { type IdlePlan, type IdleResult, measureIdle } from "./idle.ts";
@@ -43,13 +49,14 @@ import {
 } from "./report.ts";
 import { measureSlowConsumer, type SlowPlan, type SlowResult } from "./slow_consumer.ts";
 import { measureStorm, type StormPlan, type StormResult } from "./storm.ts";
+import { measureSyncFloor, type SyncFloorResult } from "./sync_floor.ts";
 import { MIN_READ_BUFFER } from "../transport/framed_connection.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 /** Other programs' CPU share (% of one core) above which a figure is marked disturbed. */
 const DISTURBED_PCT = 25;
 const RESULTS = `${HERE}results`;
-const BENCHMARKS = ["fanout", "durable", "idle", "storm", "slow", "files"] as const;
+const BENCHMARKS = ["fanout", "durable", "idle", "storm", "slow", "files", "lone"] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 /** Sizes and durations of one suite mode. */
@@ -57,6 +64,7 @@ interface SuitePlan {
   fanoutSizes: number[];
   fanout: Omit<FanoutPlan, "members">;
   durable: DurablePlan;
+  lone: LonePlan;
   idle: IdlePlan & { loads: number };
   storm: StormPlan;
   slow: Omit<SlowPlan, "rate"> & { fallbackRate: number };
@@ -74,6 +82,7 @@ const FULL: SuitePlan = {
     levelMs: 1500,
   },
   durable: { sendersPerLoad: 8, window: 64, durationMs: 3000 },
+  lone: { warmupMs: 1000, durationMs: 3000 },
   idle: {
     connections: 10_000,
     concurrency: 32,
@@ -97,6 +106,7 @@ const QUICK: SuitePlan = {
     levelMs: 500,
   },
   durable: { sendersPerLoad: 8, window: 64, durationMs: 1000 },
+  lone: { warmupMs: 300, durationMs: 1000 },
   idle: {
     connections: 1000,
     concurrency: 32,
@@ -160,7 +170,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files] [--profile] [--no-pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone] [--profile] [--no-pin]",
       );
       Deno.exit(0);
     } else {
@@ -297,6 +307,11 @@ async function main(): Promise<void> {
 
   const fanout: FanoutPair[] = [];
   let durable: { sqlite: Outcome<DurableResult>; memory: Outcome<DurableResult> } | null = null;
+  let lone: {
+    sqlite: Outcome<DurableResult>;
+    memory: Outcome<DurableResult>;
+    floor: Outcome<SyncFloorResult>;
+  } | null = null;
   let idle: { server: Outcome<IdleResult>; relay: Outcome<IdleResult> } | null = null;
   let storm: Outcome<StormResult> | null = null;
   let slow: Outcome<SlowResult> | null = null;
@@ -354,6 +369,29 @@ async function main(): Promise<void> {
         "durable-memory",
       );
       durable = { sqlite, memory };
+    }
+    if (options.only.has("lone")) {
+      const loneDir = await tempDir();
+      const loneSqlite = await attempt(
+        "lone writer, SQLite",
+        options,
+        { target: "server", loads: 1, serverArgs: ["--data-dir", loneDir] },
+        (c) => measureLoneWriter(c, plan.lone),
+        "lone-sqlite",
+      );
+      const loneMemory = await attempt(
+        "lone writer baseline, memory store",
+        options,
+        { target: "server", loads: 1, serverArgs: ["--memory"] },
+        (c) => measureLoneWriter(c, plan.lone),
+        "lone-memory",
+      );
+      const floorDir = await tempDir();
+      const floor = await attemptAlone(
+        "lone writer floor, bare SQLite insert + commit + WAL sync",
+        () => measureSyncFloor(floorDir, plan.lone),
+      );
+      lone = { sqlite: loneSqlite, memory: loneMemory, floor };
     }
     if (options.only.has("storm")) {
       const dir = await tempDir();
@@ -550,6 +588,53 @@ async function main(): Promise<void> {
       goal: "",
       status: "",
     });
+    rows.push({
+      measure: "  acked per second of server CPU",
+      result: d ? fmtCount(d.ackedPerCpuSec) : "—",
+      baseline: m ? fmtCount(m.ackedPerCpuSec) : "—",
+      ratio: fmtRatio(d?.ackedPerCpuSec, m?.ackedPerCpuSec),
+      goal: "",
+      status: "",
+    });
+  }
+
+  if (lone !== null) {
+    const d = lone.sqlite.ok ? lone.sqlite.value : null;
+    const m = lone.memory.ok ? lone.memory.value : null;
+    const f = lone.floor.ok ? lone.floor.value : null;
+    rows.push({
+      measure: "Lone writer (1 say at a time): acked msgs/s",
+      result: d ? fmtCount(d.ackedPerSec) + mark(d.cpu) : fail(lone.sqlite),
+      baseline: m
+        ? `${fmtCount(m.ackedPerSec)}${mark(m.cpu)} (memory store)`
+        : `memory ${fail(lone.memory)}`,
+      ratio: fmtRatio(d?.ackedPerSec, m?.ackedPerSec),
+      goal: "",
+      status: "",
+    });
+    rows.push({
+      measure: "  ack latency p50 / p99",
+      result: d ? `${fmtMs(d.p50)} / ${fmtMs(d.p99)}` : "—",
+      baseline: m ? `${fmtMs(m.p50)} / ${fmtMs(m.p99)} (memory store)` : "—",
+      ratio: fmtRatio(d?.p50, m?.p50),
+      goal: "p50 ≤ 1 ms",
+      status: verdict(
+        "lone writer: durable acknowledgement within 1 ms at p50",
+        d?.p50 ?? null,
+        "ms",
+        m?.p50 ?? null,
+        d ? d.p50 <= 1 : null,
+        d ? undefined : fail(lone.sqlite),
+      ),
+    });
+    rows.push({
+      measure: "  floor: bare insert + commit + WAL sync p50 / p99",
+      result: f ? `${fmtMs(f.p50)} / ${fmtMs(f.p99)} (${fmtCount(f.perSec)}/s)` : fail(lone.floor),
+      baseline: d ? `${fmtMs(d.p50)} / ${fmtMs(d.p99)} (lone writer)` : "—",
+      ratio: fmtRatio(f?.p50, d?.p50),
+      goal: "",
+      status: "",
+    });
   }
 
   if (storm !== null) {
@@ -700,6 +785,8 @@ async function main(): Promise<void> {
         "auth none, queue bound 256 MiB and write timeout 120 s so that overload shows as latency rather than cut-offs",
       durableStore:
         "SQLite in a temp dir (WAL, group commit, acknowledged after the WAL is synced to disk); baseline: memory store",
+      loneWriter:
+        "one connection, one say at a time (the next sent on the previous one's ack), after an uncounted warm-up; baseline: the same on the memory store; floor: bare SQLite insert + commit + WAL syncData in the coordinator process, same journal settings, same disk",
       stormStore: "SQLite in a temp dir",
       idleStore: "memory; login and write timeouts raised to 120 s",
       slowConsumerConfig: "server defaults: 4 MiB queue bound, 10 s write timeout",
@@ -723,6 +810,12 @@ async function main(): Promise<void> {
       ...durable,
       ratioToMemory: durable.sqlite.ok && durable.memory.ok
         ? round(durable.sqlite.value.ackedPerSec / durable.memory.value.ackedPerSec, 3)
+        : null,
+    },
+    loneWriter: lone === null ? null : {
+      ...lone,
+      p50RatioToMemory: lone.sqlite.ok && lone.memory.ok
+        ? round(lone.sqlite.value.p50 / lone.memory.value.p50, 3)
         : null,
     },
     reconnectStorm: storm,
@@ -798,6 +891,7 @@ async function main(): Promise<void> {
     const profiled: [string, Outcome<unknown> | null | undefined][] = [
       ...fanout.map((p) => [`fan-out ${p.members}`, p.server] as [string, Outcome<unknown>]),
       ["durable sqlite", durable?.sqlite],
+      ["lone writer sqlite", lone?.sqlite],
       ["idle", idle?.server],
       ["storm", storm],
       ["slow consumer", slow],

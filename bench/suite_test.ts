@@ -7,7 +7,8 @@ import { withCluster } from "./cluster.ts";
 import { measureFanout } from "./fanout.ts";
 import { measureIdle } from "./idle.ts";
 import { measureStorm } from "./storm.ts";
-import { measureDurable } from "./durable.ts";
+import { measureDurable, measureLoneWriter } from "./durable.ts";
+import { measureSyncFloor } from "./sync_floor.ts";
 
 const tiny = {
   members: 6,
@@ -48,6 +49,26 @@ Deno.test("durable: acknowledged appends are counted, SQLite group commits repor
     assert.equal(result.errors, 0, result.firstError);
     assert.ok(result.ackedPerSec > 0);
     assert.ok(result.commits !== undefined && result.commits.commits > 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lone writer: one say at a time, each its own commit; the bare floor is measured", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-bench-test-" });
+  try {
+    const result = await withCluster(
+      { target: "server", loads: 1, serverArgs: ["--data-dir", dir] },
+      (cluster) => measureLoneWriter(cluster, { warmupMs: 100, durationMs: 300 }),
+    );
+    assert.equal(result.store, "sqlite");
+    assert.equal(result.errors, 0, result.firstError);
+    assert.equal(result.outstanding, 1);
+    assert.ok(result.ackedPerSec > 0 && result.p50 > 0);
+    assert.ok(result.commits !== undefined && result.commits.appends > 0);
+    assert.equal(result.commits.largestBatch, 1, "one message in flight at a time");
+    const floor = await measureSyncFloor(dir, { warmupMs: 0, durationMs: 100 });
+    assert.ok(floor.perSec > 0 && floor.p50 > 0 && floor.commitP50 > 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -10,8 +10,23 @@
  * holds the commit on disk before anyone hears of it) without stopping every connection
  * for each fsync.
  *
+ * A writer that batches its commits can wait for the sync in flight before committing
+ * ({@linkcode DurabilityBarrierOptions.onSyncEnd}): whatever it commits then is covered
+ * by the very next sync, so committing earlier would not make anything durable sooner
+ * (the classic group commit: those arriving during a sync form the next group).
+ *
  * @module
  */
+
+/** Options of a {@linkcode DurabilityBarrier}. */
+export interface DurabilityBarrierOptions {
+  /**
+   * Called each time a sync ends (succeeded or failed), before the barrier decides
+   * whether to start the next one: commits recorded during the call are covered by
+   * that next sync. Must not throw.
+   */
+  onSyncEnd?: () => void;
+}
 
 /**
  * Counts commits and waits for syncs that cover them.
@@ -26,6 +41,7 @@
  */
 export class DurabilityBarrier {
   readonly #sync: () => Promise<void>;
+  readonly #onSyncEnd: (() => void) | undefined;
   #committed = 0;
   #synced = 0;
   #syncs = 0;
@@ -33,8 +49,14 @@ export class DurabilityBarrier {
   #waiters: { upTo: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
 
   /** `sync` makes every commit made before it was called durable. */
-  constructor(sync: () => Promise<void>) {
+  constructor(sync: () => Promise<void>, options: DurabilityBarrierOptions = {}) {
     this.#sync = sync;
+    this.#onSyncEnd = options.onSyncEnd;
+  }
+
+  /** Whether a sync is running now. */
+  get syncing(): boolean {
+    return this.#inFlight;
   }
 
   /** Syncs completed so far. */
@@ -76,7 +98,11 @@ export class DurabilityBarrier {
         if (error === undefined) waiter.resolve();
         else waiter.reject(error);
       }
-      this.#start();
+      try {
+        this.#onSyncEnd?.();
+      } finally {
+        this.#start();
+      }
     };
     this.#sync().then(() => settle(), (error) => settle(error ?? new Error("sync failed")));
   }

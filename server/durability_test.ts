@@ -56,3 +56,43 @@ Deno.test("DurabilityBarrier: a failed sync rejects the commits it was to cover;
   await retried;
   assert.equal(barrier.syncs, 1);
 });
+
+Deno.test("DurabilityBarrier: what onSyncEnd commits is covered by the very next sync", async () => {
+  const { sync, calls } = manualSync();
+  let late: Promise<void> | undefined;
+  let queued = 0;
+  const barrier: DurabilityBarrier = new DurabilityBarrier(sync, {
+    // A writer that queued work during the sync commits it when the sync ends.
+    onSyncEnd: () => {
+      if (queued === 0) return;
+      queued = 0;
+      barrier.committed();
+      late = barrier.durable();
+    },
+  });
+  assert.equal(barrier.syncing, false);
+  barrier.committed();
+  const first = barrier.durable();
+  assert.equal(barrier.syncing, true);
+  queued = 3; // arrived during the first sync, not committed yet
+  calls[0].resolve();
+  await first;
+  assert.ok(late !== undefined, "onSyncEnd ran when the sync ended");
+  assert.equal(calls.length, 2, "the next sync started right after the hook's commit");
+  assert.equal(barrier.syncing, true);
+  let settled = false;
+  late.then(() => settled = true);
+  await tick();
+  assert.equal(settled, false, "not durable before the sync that covers it");
+  calls[1].resolve();
+  await late;
+  assert.equal(barrier.syncs, 2);
+  assert.equal(barrier.syncing, false);
+  // A sync with nothing queued meanwhile is followed by none.
+  barrier.committed();
+  const third = barrier.durable();
+  calls[2].resolve();
+  await third;
+  await tick();
+  assert.equal(calls.length, 3);
+});

@@ -10,15 +10,18 @@
  * acknowledgements, not the server). Without WAL, where the file system refuses it,
  * `synchronous=FULL` syncs inside each commit.
  *
- * Appends share the commit and the sync: {@linkcode SqliteStore.appendMessage} queues the
- * message and the queue is written in one transaction (a group commit) once the current
- * macrotask is done (`setTimeout(0)`), or at once when it holds
- * {@linkcode SqliteStoreOptions.maxBatch} messages. Every other write, and every read that
- * could see messages, first commits the queue, so operations take effect in call order;
- * such a read also waits for the sync, so no one is shown a message that could still be
- * lost. (A timer rather than `queueMicrotask`: appends reached through different numbers
- * of `await`s still land in one batch; with a microtask, 100 closed-loop writers with 0–10
- * awaits each averaged 18 appends per commit instead of 100.)
+ * Appends share the commit and the sync (the classic group commit):
+ * {@linkcode SqliteStore.appendMessage} commits a message at once when no sync is running
+ * (a lone message waits for nothing but its own commit and sync), and otherwise queues it;
+ * the queue is written in one transaction when the running sync ends, right before the
+ * next sync starts. A message committed during a sync needs the next one anyway, so waiting
+ * costs it nothing, and everything that arrived meanwhile shares one commit. A queue of
+ * {@linkcode SqliteStoreOptions.maxBatch} messages commits at once. (Before, a
+ * `setTimeout(0)` gathered each commit: about 2 ms of a lone message's 2.3 ms.)
+ *
+ * Every other write, and every read that could see messages, first commits the queue, so
+ * operations take effect in call order; such a read also waits for the sync, so no one is
+ * shown a message that could still be lost.
  *
  * `DatabaseSync` is synchronous: every statement, and every commit, runs on the calling
  * thread; transactions are kept short.
@@ -61,6 +64,11 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
   /** Milliseconds SQLite waits for a lock held by another connection. Default 5000. */
   busyTimeoutMs?: number;
+  /**
+   * Syncs the WAL file to disk; default `wal.syncData()`. Tests wrap it to hold a sync
+   * open and see what is committed meanwhile.
+   */
+  syncWal?: (wal: Deno.FsFile) => Promise<void>;
 }
 
 /** Counters of {@linkcode SqliteStore.appendMessage}'s group commits. */
@@ -71,6 +79,8 @@ export interface SqliteStoreStats {
   readonly commits: number;
   /** Most appends committed in one transaction. */
   readonly largestBatch: number;
+  /** Appends queued now, not committed yet. */
+  readonly queued: number;
   /** Syncs of the WAL file (each covers every commit before it). */
   readonly walSyncs: number;
 }
@@ -365,7 +375,6 @@ export class SqliteStore implements Store {
   readonly #roomNames = new Map<string, string>();
   #maxBatch: number;
   #queue: Pending[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #wal: Deno.FsFile | null;
   readonly #barrier: DurabilityBarrier;
@@ -378,6 +387,7 @@ export class SqliteStore implements Store {
     path: string,
     maxBatch: number,
     wal: Deno.FsFile | null,
+    syncWal: (wal: Deno.FsFile) => Promise<void>,
   ) {
     this.#db = db;
     this.path = path;
@@ -386,7 +396,8 @@ export class SqliteStore implements Store {
     this.#wal = wal;
     // Without a WAL file to sync, SQLite synced each commit itself (FULL).
     this.#barrier = new DurabilityBarrier(
-      wal === null ? () => Promise.resolve() : () => wal.syncData(),
+      wal === null ? () => Promise.resolve() : () => syncWal(wal),
+      { onSyncEnd: () => this.#afterSync() },
     );
   }
 
@@ -439,7 +450,13 @@ export class SqliteStore implements Store {
         db.exec("PRAGMA synchronous = NORMAL");
       }
       log.debug("opened {path} (schema version {version})", { path, version });
-      return new SqliteStore(db, path, maxBatch, wal);
+      return new SqliteStore(
+        db,
+        path,
+        maxBatch,
+        wal,
+        options.syncWal ?? ((file) => file.syncData()),
+      );
     } catch (error) {
       try {
         wal?.close();
@@ -462,6 +479,7 @@ export class SqliteStore implements Store {
       appends: this.#appends,
       commits: this.#commits,
       largestBatch: this.#largestBatch,
+      queued: this.#queue.length,
       walSyncs: this.#barrier.syncs,
     };
   }
@@ -574,8 +592,9 @@ export class SqliteStore implements Store {
   // ---- messages
 
   /**
-   * Queues a message for the next group commit; resolves after that commit with its id
-   * (or with the earlier message and `duplicate: true` for a resend). Rejects with
+   * Commits a message, at once or with the next group (see the module's notes); resolves
+   * once that commit is durable, with its id (or with the earlier message and
+   * `duplicate: true` for a resend). Rejects with
    * `invalid` or `not_found` (unknown room) for this message alone, and with `failed`
    * for every message of the batch when the transaction fails (nothing of it is kept).
    */
@@ -588,14 +607,8 @@ export class SqliteStore implements Store {
     }
     const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
     this.#queue.push({ message: { ...message }, resolve, reject });
-    if (this.#queue.length >= this.#maxBatch) {
-      this.#flush();
-    } else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        this.#flush();
-      }, 0);
-    }
+    // While a sync runs, the queue waits for its end (#afterSync).
+    if (!this.#barrier.syncing || this.#queue.length >= this.#maxBatch) this.#flush();
     return promise;
   }
 
@@ -809,12 +822,13 @@ export class SqliteStore implements Store {
     return this.#barrier.durable().then(() => result, (error) => Promise.reject(syncFailed(error)));
   }
 
+  /** A sync ended: the appends queued while it ran are committed for the next one. */
+  #afterSync(): void {
+    if (!this.#closed) this.#flush();
+  }
+
   /** Writes the queued appends in one transaction, then settles their promises. */
   #flush(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
     const batch = this.#queue;
     if (batch.length === 0) return;
     this.#queue = [];

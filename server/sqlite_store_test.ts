@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { withTempDir } from "../tests/helpers/files.ts";
+import { HeldSync } from "../tests/helpers/held_sync.ts";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { DATABASE_FILE, MIGRATIONS, SqliteStore } from "./sqlite_store.ts";
@@ -213,6 +214,47 @@ Deno.test("SqliteStore: concurrent appends share commits (group commit)", async 
   });
 });
 
+Deno.test("SqliteStore: a lone append commits at once; those during a sync share the next commit", async () => {
+  await withTempDir(async (dir) => {
+    const held = new HeldSync();
+    const store = await SqliteStore.open(dir, { syncWal: held.syncWal });
+    held.commits = () => store.stats.commits;
+    try {
+      await store.createRoom(lobby);
+      held.hold();
+      const first = store.appendMessage(say(0));
+      // No timer in between: committed within the call, and its sync has begun.
+      assert.equal(store.stats.commits, 1);
+      assert.equal(store.stats.queued, 0);
+      await held.begun(2);
+      // While that sync runs, appends wait: their commit would need the next sync anyway.
+      const later = [1, 2, 3].map((i) => store.appendMessage(say(i)));
+      assert.equal(store.stats.commits, 1);
+      assert.equal(store.stats.queued, 3);
+      let acked = false;
+      first.then(() => acked = true);
+      await Promise.resolve();
+      assert.equal(acked, false, "not acknowledged before its sync completed");
+      held.release();
+      await first;
+      await held.begun(3);
+      assert.equal(held.started[2], 2, "the three were committed before the next sync began");
+      const results = await Promise.all(later);
+      assert.deepEqual(results.map((r) => r.message.id), [2, 3, 4]);
+      const { appends, commits, largestBatch, queued } = store.stats;
+      assert.deepEqual({ appends, commits, largestBatch, queued }, {
+        appends: 4,
+        commits: 2,
+        largestBatch: 3,
+        queued: 0,
+      });
+    } finally {
+      held.release();
+      await store.close();
+    }
+  });
+});
+
 Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
   await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir, { maxBatch: 100 });
@@ -224,13 +266,15 @@ Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
       const ids = results.map((r) => r.message.id);
       for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1]);
       const { appends, commits, largestBatch, walSyncs } = store.stats;
+      // The first commits alone (no sync was running); the others queue during its sync
+      // and commit each time 100 are queued, the last 99 when a sync ends.
       assert.deepEqual({ appends, commits, largestBatch }, {
         appends: 1000,
-        commits: 10,
+        commits: 11,
         largestBatch: 100,
       });
       // Commits made while a sync runs share the next one.
-      assert.ok(walSyncs >= 2 && walSyncs < 11, `${walSyncs} syncs for 10 commits and a room`);
+      assert.ok(walSyncs >= 2 && walSyncs < 12, `${walSyncs} syncs for 11 commits and a room`);
     } finally {
       await store.close();
     }
@@ -253,7 +297,10 @@ Deno.test("SqliteStore: a failed batch rejects every append and keeps none", asy
         "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.text = 'm2' " +
           "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
       );
+      // A write's sync is running: the three appends queue and form one batch.
+      const blocked = store.addBlock("alice", "nobody");
       const outcomes = await Promise.allSettled([1, 2, 3].map((i) => store.appendMessage(say(i))));
+      assert.equal(await blocked, true);
       for (const outcome of outcomes) {
         assert.equal(outcome.status, "rejected");
         const reason = (outcome as PromiseRejectedResult).reason;
