@@ -178,6 +178,35 @@ Deno.test("a large write is split into bounded records and reassembled", async (
   assert.deepEqual(new Uint8Array(got), data);
 });
 
+Deno.test("writeMany seals pieces as one stream, records bounded and across pieces", async () => {
+  const out = capture();
+  const [k1, k2] = keys();
+  const key = copy(k1);
+  const sender = SecureChannel.create(out, k1, k2);
+  const pieces = [700 * 1024, 0, 600 * 1024, 10, MAX_RECORD_PLAINTEXT].map((n, p) =>
+    new Uint8Array(n).map((_, i) => (i * 31 + p) % 253)
+  );
+  await sender.writeMany(pieces);
+  const total = pieces.reduce((n, p) => n + p.length, 0);
+  assert.equal(sender.recordsSent, BigInt(Math.ceil(total / MAX_RECORD_PLAINTEXT)));
+  const wire = wireOf(out.writes);
+  assert.equal(wire.length, total + Number(sender.recordsSent) * (4 + TAG_BYTES));
+  assert.equal(new DataView(wire.buffer).getUint32(0), MAX_RECORD_PLAINTEXT + TAG_BYTES);
+  const [a, b] = memoryChannelPair();
+  await a.write(wire);
+  a.close();
+  const receiver = SecureChannel.create(b, direction(), key);
+  const got = new Uint8Array(total);
+  let at = 0;
+  for (let r = await receiver.readRecord(); r !== null; r = await receiver.readRecord()) {
+    assert.ok(r.length <= MAX_RECORD_PLAINTEXT);
+    got.set(r, at);
+    at += r.length;
+  }
+  assert.equal(at, total);
+  assert.deepEqual(got, wireOf(pieces));
+});
+
 Deno.test("a flipped ciphertext byte fails with decrypt_failed and yields nothing", async () => {
   const { records, receive } = await sealed(["one", "two"]);
   for (const index of [4, 6, records[0].length - 1]) {
