@@ -8,7 +8,7 @@
  *   the receiver writes and hashes. What the relay adds to this is the protocol: frames,
  *   requests and acknowledgements, reading back from disk, flow control.
  * - Encrypted peer to peer (two processes): the sender hashes its file, then streams it
- *   as ChaCha20-Poly1305 records of 1 MiB (`node:crypto` in 16 KiB calls, as the
+ *   as ChaCha20-Poly1305 records of 1 MiB (`node:crypto` in 4 KiB calls, as the
  *   session does; the next record sealed while one is written); the receiver decrypts,
  *   writes and hashes. No handshake: a fixed key.
  *
@@ -119,7 +119,7 @@ async function relaySend(port: number, path: string): Promise<string> {
 /** The fixed key of the ceiling's records (no handshake). */
 const KEY = new Uint8Array(32);
 /** Bytes per `node:crypto` call, as the peer session's (`peer/secure_channel.ts`). */
-const SLICE = 16 * 1024;
+const SLICE = 4096;
 
 /** Runs `bytes` through `cipher` a slice at a time, into `out` (as long as `bytes`). */
 function transform(
