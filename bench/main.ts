@@ -733,7 +733,7 @@ async function main(): Promise<void> {
     const raw = v ? `${fmtMBs(v.raw.mbPerSec)} (raw loopback)` : "";
     const fileRows: [string, "relay" | "peer", number, string, string][] = [
       ["through the server (relay)", "relay", 0.5, "relay", "store-and-forward"],
-      ["encrypted peer-to-peer", "peer", 0.4, "encrypted p2p", "encrypted stream"],
+      ["encrypted peer-to-peer", "peer", 0.7, "encrypted p2p", "encrypted stream"],
     ];
     for (const [label, key, share, goalName, ceilingName] of fileRows) {
       const f = v ? v[key] : null;

@@ -46,8 +46,8 @@ export class ByteReader {
   /**
    * The next `n` bytes if they are already buffered, taken without reading the channel
    * (else null, and nothing taken). They are a view of the read buffer, valid until
-   * the reader next reads from its channel: use them at once (WebCrypto, for one,
-   * copies its input at the call), or copy them.
+   * the reader next reads from its channel: use them at once (decrypt them synchronously,
+   * say), or copy them.
    */
   takeBuffered(n: number): Uint8Array | null {
     if (this.#end - this.#start < n) return null;

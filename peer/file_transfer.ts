@@ -59,10 +59,13 @@ export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
 /** The receiver acknowledges at least this often, in bytes (half the window). */
 export const ACK_BYTES: number = 1024 * 1024;
 
-/** What file transfers need of a peer session (`recycleFileData` is optional). */
+/**
+ * What file transfers need of a peer session (`recycleFileData`, `encodeFileData` and
+ * `sendEncodedFileData` are optional: without them data goes through `sendFileMessage`).
+ */
 export type PeerFileSession =
   & Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed">
-  & Partial<Pick<PeerSession, "recycleFileData">>;
+  & Partial<Pick<PeerSession, "recycleFileData" | "encodeFileData" | "sendEncodedFileData">>;
 
 /** Options of {@linkcode PeerFileTransfers}. */
 export interface PeerFileTransfersOptions {
@@ -463,9 +466,13 @@ export class PeerFileTransfers {
 
   async #pump(outgoing: Outgoing, generation: number): Promise<void> {
     const size = outgoing.source.size;
-    // One buffer for every read: a message is encoded (copied) as soon as it is sent.
-    // A read takes several chunks at once (fewer, larger disk reads).
-    const buffer = new Uint8Array(CHUNK_BYTES * READ_CHUNKS);
+    const session = this.#session;
+    // Each chunk is read straight into its frame when the session lays frames out (no
+    // copy of the bytes before they are sealed); else through one buffer, which a
+    // message's encoding copies. A read takes several chunks then (fewer disk reads).
+    const inPlace = session.encodeFileData !== undefined &&
+      session.sendEncodedFileData !== undefined;
+    const buffer = inPlace ? null : new Uint8Array(CHUNK_BYTES * READ_CHUNKS);
     while (outgoing.sent < size) {
       if (outgoing.generation !== generation || outgoing.finished) return;
       const room = WINDOW_BYTES - (outgoing.sent - outgoing.acked);
@@ -476,6 +483,20 @@ export class PeerFileTransfers {
       }
       const offset = outgoing.sent;
       const chunks = Math.max(1, Math.min(READ_CHUNKS, Math.floor(room / CHUNK_BYTES)));
+      if (buffer === null) {
+        for (let i = 0; i < chunks && outgoing.sent < size; i++) {
+          const at = outgoing.sent;
+          const length = Math.min(CHUNK_BYTES, size - at);
+          const message = { type: "peer_file_data", fid: outgoing.fid, offset: at } as const;
+          const { frame, body } = session.encodeFileData!(message, length);
+          await outgoing.source.read(at, length, body);
+          if (outgoing.generation !== generation || outgoing.finished) return;
+          if (session.closed) throw new PeerFileError("closed", "the session is closed");
+          session.sendEncodedFileData!(frame);
+          outgoing.sent = at + length;
+        }
+        continue;
+      }
       const bytes = await outgoing.source.read(offset, CHUNK_BYTES * chunks, buffer);
       if (outgoing.generation !== generation || outgoing.finished) return;
       for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {

@@ -3,7 +3,7 @@
  * TCP connection, turned into a {@linkcode SecureChannel} and a short authentication
  * string.
  *
- * ## Design (peer protocol version 1)
+ * ## Design (peer protocol version 3)
  *
  * The dialling side is the *initiator*, the listening side the *responder*. Everything on
  * the wire is a sequence of u32be-length-prefixed units: first plaintext frames of the
@@ -21,11 +21,11 @@
  * ```
  *
  * `key` is the 32-byte X25519 public key and `nonce` 32 fresh random bytes (both unpadded
- * base64url), `suite` is `x25519-hkdf-sha256-aes256gcm`. A plaintext handshake frame is at
+ * base64url), `suite` is `x25519-hkdf-sha256-chacha20poly1305`. A plaintext handshake frame is at
  * most {@linkcode MAX_HELLO_BYTES}; a larger length prefix (an HTTP request, say) fails at
  * once, and the whole handshake is bounded in time.
  *
- * **Transcript.** `th = SHA-256("chat-peer/1 transcript" || u32be(len(Hi)) || Hi ||
+ * **Transcript.** `th = SHA-256("chat-peer/3 transcript" || u32be(len(Hi)) || Hi ||
  * u32be(len(Hr)) || Hr)`, where `Hi`, `Hr` are the initiator's and the responder's
  * `peer_hello` frame payloads exactly as they travelled (the receiver hashes the bytes it
  * received, never a re-encoding). The hellos carry both public keys, both nonces, both
@@ -35,18 +35,20 @@
  * **Key schedule** (`key_schedule.ts`), all HKDF-SHA256 with `ikm = dh || psk` (`psk` is
  * empty today; the PAKE secret of a later version goes there) and `salt = th`:
  *
- * | label (HKDF info)                 | use                                          |
- * | --------------------------------- | -------------------------------------------- |
- * | `chat-peer/1 key i2r`             | AES-256-GCM key, initiator → responder       |
- * | `chat-peer/1 key r2i`             | AES-256-GCM key, responder → initiator       |
- * | `chat-peer/1 confirm initiator`   | HMAC key: initiator's `mac = HMAC(key, th)`  |
- * | `chat-peer/1 confirm responder`   | HMAC key: responder's `mac = HMAC(key, th)`  |
- * | `chat-peer/1 sas` (ikm = th, no salt) | 16 bytes → 25-digit SAS (`sas.ts`)       |
+ * | label (HKDF info)                 | use                                            |
+ * | --------------------------------- | ---------------------------------------------- |
+ * | `chat-peer/3 key i2r`             | ChaCha20-Poly1305 key, initiator → responder   |
+ * | `chat-peer/3 key r2i`             | ChaCha20-Poly1305 key, responder → initiator   |
+ * | `chat-peer/3 iv i2r` (12 bytes)   | record IV, initiator → responder               |
+ * | `chat-peer/3 iv r2i` (12 bytes)   | record IV, responder → initiator               |
+ * | `chat-peer/3 confirm initiator`   | HMAC key: initiator's `mac = HMAC(key, th)`    |
+ * | `chat-peer/3 confirm responder`   | HMAC key: responder's `mac = HMAC(key, th)`    |
+ * | `chat-peer/3 sas` (ikm = th, no salt) | 16 bytes → 25-digit SAS (`sas.ts`)         |
  *
  * **Session codes (CPace).** When the users share a code (`chat peer --code-file`), both
  * hellos also carry `pake: "cpace-ristretto255-sha512"` and `share`, a CPace share
  * (`cpace.ts`): the initiator's is `Ya = g^ya` with `g` derived from the code, the
- * channel identifier `chat-peer/1 cpace` and `sid` = the initiator's nonce (fresh, and
+ * channel identifier `chat-peer/3 cpace` and `sid` = the initiator's nonce (fresh, and
  * sent before anything else, as the draft allows); the responder answers with `Yb`.
  * Associated data: `initiator` / `responder`. Both compute the CPace ISK and use it as
  * `psk` above, so the session keys depend on the X25519 secret *and* on the code: a man
@@ -57,8 +59,8 @@
  * `pake_failed` (the initiator checks the responder's hello the same way). The shares
  * are in the hellos, hence in the transcript and the SAS.
  *
- * **Nonces.** Record n of a direction uses nonce `0x00000000 || u64be(n)` under that
- * direction's key; n starts at 0 (the `peer_confirm`) and never repeats; the counter
+ * **Nonces.** Record n of a direction uses nonce `iv XOR (0x00000000 || u64be(n))` under
+ * that direction's key and IV; n starts at 0 (the `peer_confirm`) and never repeats; the counter
  * reaching its limit ends the session. The record's 4 length bytes are the AEAD's
  * additional data; its sequence number is authenticated implicitly through the nonce.
  *
@@ -302,10 +304,12 @@ async function run(
   sharedSecret.fill(0);
   if (cpace !== null) psk!.fill(0);
   const initiator = role === "initiator";
-  const channel = await SecureChannel.create(
+  const i2r = { key: secrets.initiatorToResponder, iv: secrets.ivInitiatorToResponder };
+  const r2i = { key: secrets.responderToInitiator, iv: secrets.ivResponderToInitiator };
+  const channel = SecureChannel.create(
     transport,
-    initiator ? secrets.initiatorToResponder : secrets.responderToInitiator,
-    initiator ? secrets.responderToInitiator : secrets.initiatorToResponder,
+    initiator ? i2r : r2i,
+    initiator ? r2i : i2r,
     { reader, ...(options.maxRecords ? { maxRecords: options.maxRecords } : {}) },
   );
   const ownConfirmKey = initiator ? secrets.confirmInitiator : secrets.confirmResponder;
@@ -364,7 +368,7 @@ async function run(
 }
 
 /** The channel identifier of the CPace runs of peer sessions. */
-const CPACE_CI = "chat-peer/1 cpace";
+const CPACE_CI = "chat-peer/3 cpace";
 
 function cpaceInput(code: string, sid: Uint8Array, ad: PeerRole) {
   return { prs: code, ci: CPACE_CI, sid, ad };
@@ -464,7 +468,7 @@ function checkHello(header: Record<string, unknown>, expectedRole: PeerRole): Pe
     throw new PeerError(
       "version",
       `the other side speaks peer protocol version ${clip(String(header.v))}; ` +
-        `this side speaks ${PEER_PROTOCOL_VERSION}`,
+        `this side speaks ${PEER_PROTOCOL_VERSION}: run the same version of chat on both sides`,
     );
   }
   const message = parseHandshakeMessage(header);

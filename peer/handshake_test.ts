@@ -152,6 +152,49 @@ Deno.test("an initiator refuses a responder speaking another version", async () 
   await assert.rejects(initiator, isPeerError("version"));
 });
 
+/** A hello of peer protocol version 2, the AES-256-GCM one before this version. */
+const VERSION_2 = { v: 2, suite: "x25519-hkdf-sha256-aes256gcm" };
+
+Deno.test("a responder refuses a version 2 (AES-256-GCM) initiator, saying which versions", async () => {
+  assert.equal(PEER_PROTOCOL_VERSION, 3);
+  const [a, b] = memoryChannelPair();
+  const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
+  await a.write(fakeHello(VERSION_2));
+  const reply = await readFrame(a);
+  assert.equal(reply?.type, "peer_error");
+  assert.equal(reply?.code, "version");
+  assert.equal(reply?.v, 3);
+  assert.match(String(reply?.message), /version 2; this side speaks 3/);
+  const error = await responder;
+  assert.ok(error instanceof PeerError && error.code === "version", String(error));
+  assert.match(error.message, /version 2; this side speaks 3/);
+});
+
+Deno.test("an initiator refuses a version 2 (AES-256-GCM) responder, saying which versions", async () => {
+  const [a, b] = memoryChannelPair();
+  const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
+  const hello = await readFrame(b);
+  assert.equal(hello?.v, 3);
+  assert.equal(hello?.suite, "x25519-hkdf-sha256-chacha20poly1305");
+  await b.write(fakeHello({ ...VERSION_2, role: "responder" }));
+  await assert.rejects(initiator, (err) => {
+    isPeerError("version")(err);
+    assert.match((err as Error).message, /version 2; this side speaks 3/);
+    return true;
+  });
+});
+
+Deno.test("a version 3 hello with another suite is refused", async () => {
+  const [a, b] = memoryChannelPair();
+  const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
+  await a.write(fakeHello({ suite: VERSION_2.suite }));
+  const reply = await readFrame(a);
+  assert.equal(reply?.type, "peer_error");
+  assert.equal(reply?.code, "handshake_failed");
+  assert.match(String(reply?.message), /aes256gcm/);
+  assert.ok(isPeerError("handshake_failed")(await responder));
+});
+
 Deno.test("garbage, oversized or malformed hellos fail with handshake_failed", async () => {
   const cases: Uint8Array[] = [
     enc("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),

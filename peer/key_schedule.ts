@@ -1,7 +1,8 @@
 /**
- * The key schedule of a peer session: the transcript hash, the per-direction record keys,
+ * The key schedule of a peer session: the transcript hash, the per-direction record keys and IVs,
  * the key-confirmation keys and MACs. The design is described at the top of
- * `handshake.ts`. Everything here is pure WebCrypto and deterministic.
+ * `handshake.ts` (peer protocol version 3). Everything here is pure WebCrypto and
+ * deterministic; `key_schedule_test.ts` checks it against fixed vectors.
  *
  * @module
  */
@@ -13,20 +14,26 @@ export const LABELS: Readonly<{
   transcript: string;
   keyInitiatorToResponder: string;
   keyResponderToInitiator: string;
+  ivInitiatorToResponder: string;
+  ivResponderToInitiator: string;
   confirmInitiator: string;
   confirmResponder: string;
   sas: string;
 }> = Object.freeze({
-  transcript: "chat-peer/1 transcript",
-  keyInitiatorToResponder: "chat-peer/1 key i2r",
-  keyResponderToInitiator: "chat-peer/1 key r2i",
-  confirmInitiator: "chat-peer/1 confirm initiator",
-  confirmResponder: "chat-peer/1 confirm responder",
-  sas: "chat-peer/1 sas",
+  transcript: "chat-peer/3 transcript",
+  keyInitiatorToResponder: "chat-peer/3 key i2r",
+  keyResponderToInitiator: "chat-peer/3 key r2i",
+  ivInitiatorToResponder: "chat-peer/3 iv i2r",
+  ivResponderToInitiator: "chat-peer/3 iv r2i",
+  confirmInitiator: "chat-peer/3 confirm initiator",
+  confirmResponder: "chat-peer/3 confirm responder",
+  sas: "chat-peer/3 sas",
 });
 
 /** Bytes of every derived key and of the transcript hash. */
 export const KEY_BYTES = 32;
+/** Bytes of a record IV (a ChaCha20-Poly1305 nonce, XORed with the record counter). */
+export const IV_BYTES = 12;
 
 const encoder = new TextEncoder();
 
@@ -99,12 +106,18 @@ export interface KeyScheduleInput {
   psk?: Uint8Array;
 }
 
-/** The secrets of one session, all {@linkcode KEY_BYTES} long. */
+/**
+ * The secrets of one session: keys of {@linkcode KEY_BYTES}, IVs of {@linkcode IV_BYTES}.
+ */
 export interface SessionSecrets {
-  /** AES-256-GCM key of the records the initiator sends. */
+  /** ChaCha20-Poly1305 key of the records the initiator sends. */
   initiatorToResponder: Uint8Array;
-  /** AES-256-GCM key of the records the responder sends. */
+  /** ChaCha20-Poly1305 key of the records the responder sends. */
   responderToInitiator: Uint8Array;
+  /** IV of the records the initiator sends (record n's nonce: IV XOR n). */
+  ivInitiatorToResponder: Uint8Array;
+  /** IV of the records the responder sends. */
+  ivResponderToInitiator: Uint8Array;
   /** HMAC-SHA256 key of the initiator's key confirmation. */
   confirmInitiator: Uint8Array;
   /** HMAC-SHA256 key of the responder's key confirmation. */
@@ -112,8 +125,8 @@ export interface SessionSecrets {
 }
 
 /**
- * Derives the session's keys: HKDF-SHA256 with `ikm = sharedSecret || psk`,
- * `salt = transcriptHash`, and one label per key.
+ * Derives the session's keys and IVs: HKDF-SHA256 with `ikm = sharedSecret || psk`,
+ * `salt = transcriptHash`, and one label per secret.
  *
  * @example
  * ```ts ignore
@@ -125,15 +138,19 @@ export async function deriveSessionSecrets(input: KeyScheduleInput): Promise<Ses
   const ikm = concatBytes([input.sharedSecret, input.psk ?? new Uint8Array(0)]);
   const salt = input.transcriptHash;
   try {
-    const [i2r, r2i, confirmI, confirmR] = await Promise.all([
+    const [i2r, r2i, ivI2r, ivR2i, confirmI, confirmR] = await Promise.all([
       hkdf(ikm, salt, LABELS.keyInitiatorToResponder),
       hkdf(ikm, salt, LABELS.keyResponderToInitiator),
+      hkdf(ikm, salt, LABELS.ivInitiatorToResponder, IV_BYTES),
+      hkdf(ikm, salt, LABELS.ivResponderToInitiator, IV_BYTES),
       hkdf(ikm, salt, LABELS.confirmInitiator),
       hkdf(ikm, salt, LABELS.confirmResponder),
     ]);
     return {
       initiatorToResponder: i2r,
       responderToInitiator: r2i,
+      ivInitiatorToResponder: ivI2r,
+      ivResponderToInitiator: ivR2i,
       confirmInitiator: confirmI,
       confirmResponder: confirmR,
     };

@@ -21,16 +21,17 @@ import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
 
 /**
- * The peer protocol version this code speaks. Version 2 carries up to 1 MiB per
- * encrypted record (64 KiB in version 1); the handshake and key schedule are unchanged
- * (their labels still say `chat-peer/1`).
+ * The peer protocol version this code speaks. Version 3 seals records with
+ * ChaCha20-Poly1305 under per-direction keys and IVs, and its labels say `chat-peer/3`;
+ * version 2 used AES-256-GCM (and carried up to 1 MiB per record, as 3 does; 64 KiB
+ * in version 1). Another version is refused at the first message.
  */
-export const PEER_PROTOCOL_VERSION = 2;
+export const PEER_PROTOCOL_VERSION = 3;
 
-/** The only cipher suite: X25519, HKDF-SHA256, AES-256-GCM. */
-export const PEER_SUITE = "x25519-hkdf-sha256-aes256gcm";
+/** The only cipher suite: X25519, HKDF-SHA256, ChaCha20-Poly1305. */
+export const PEER_SUITE = "x25519-hkdf-sha256-chacha20poly1305";
 
-/** The PAKE of version 1 sessions with a code: CPace over ristretto255 with SHA-512. */
+/** The PAKE of sessions with a code: CPace over ristretto255 with SHA-512. */
 export const PEER_PAKE = "cpace-ristretto255-sha512";
 
 /** A file's number in a session, chosen by its sender. */

@@ -43,12 +43,12 @@ Deno.test("parsePeerMessage refuses bad shapes, unknown and handshake types as b
 Deno.test("parseHandshakeMessage checks hello fields", () => {
   const hello = {
     type: "peer_hello",
-    v: 1,
+    v: 3,
     role: "initiator",
     nick: "alice",
     key: KEY,
     nonce: KEY,
-    suite: "x25519-hkdf-sha256-aes256gcm",
+    suite: "x25519-hkdf-sha256-chacha20poly1305",
   };
   assert.equal(parseHandshakeMessage(hello).type, "peer_hello");
   assert.equal(code(() => parseHandshakeMessage({ ...hello, key: "short" })), "handshake_failed");

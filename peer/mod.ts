@@ -1,6 +1,6 @@
 /**
  * Direct, end-to-end encrypted peer-to-peer sessions: an X25519 handshake with a short
- * authentication string, AES-256-GCM records, and the shared frame codec inside them.
+ * authentication string, ChaCha20-Poly1305 records, and the shared frame codec inside them.
  *
  * @example
  * ```ts ignore

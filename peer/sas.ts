@@ -2,7 +2,7 @@
  * The short authentication string (SAS) of a peer session.
  *
  * Both sides derive it from the handshake transcript hash with HKDF-SHA256 under its own
- * label (`chat-peer/1 sas`) and show it to their users, who compare it over another
+ * label (`chat-peer/3 sas`) and show it to their users, who compare it over another
  * channel (in person, on the phone). A man in the middle runs two separate handshakes with
  * two different transcripts, so the two sides show different strings.
  *

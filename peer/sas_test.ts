@@ -8,6 +8,13 @@ Deno.test("deriveSas gives five groups of five digits, deterministically", async
   assert.equal(await deriveSas(new Uint8Array(th)), sas);
 });
 
+Deno.test("deriveSas matches an independently computed vector", async () => {
+  // peer/testdata/v3_vectors.py: HKDF-SHA256 (python `cryptography`) of the transcript hash
+  // of its key schedule vector, label "chat-peer/3 sas", 16 bytes, modulo 10^25.
+  const th = Uint8Array.fromHex("8ac15ebe2c2e1371305a6ae2ae3ecba1ecd95de373d97e65b3a565bc0fce7ef6");
+  assert.equal(await deriveSas(th), "79795 72316 87844 23190 45614");
+});
+
 Deno.test("deriveSas differs when one bit of the transcript hash differs", async () => {
   const th = new Uint8Array(32);
   const other = new Uint8Array(32);

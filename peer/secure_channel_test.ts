@@ -5,6 +5,7 @@ import { memoryChannelPair } from "./memory_channel.ts";
 import {
   MAX_RECORD_CIPHERTEXT,
   MAX_RECORD_PLAINTEXT,
+  type RecordKeys,
   recordNonce,
   SecureChannel,
   TAG_BYTES,
@@ -13,8 +14,32 @@ import {
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
-function keys(): [Uint8Array, Uint8Array] {
-  return [crypto.getRandomValues(new Uint8Array(32)), crypto.getRandomValues(new Uint8Array(32))];
+/** A random key and IV for one direction. */
+function direction(): RecordKeys {
+  return {
+    key: crypto.getRandomValues(new Uint8Array(32)),
+    iv: crypto.getRandomValues(new Uint8Array(12)),
+  };
+}
+
+function keys(): [RecordKeys, RecordKeys] {
+  return [direction(), direction()];
+}
+
+/** A copy (the channel zeroes what it is given). */
+function copy(k: RecordKeys): RecordKeys {
+  return { key: new Uint8Array(k.key), iv: new Uint8Array(k.iv) };
+}
+
+/** Every write of a capture, as one byte string. */
+function wireOf(writes: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(writes.reduce((n, w) => n + w.length, 0));
+  let at = 0;
+  for (const w of writes) {
+    out.set(w, at);
+    at += w.length;
+  }
+  return out;
 }
 
 /** A channel that keeps each write as one captured unit. */
@@ -37,9 +62,9 @@ async function sealed(texts: string[]): Promise<{
   receive: (units: Uint8Array[], end?: boolean) => Promise<SecureChannel>;
 }> {
   const [k1, k2] = keys();
-  const sendKey = new Uint8Array(k1);
+  const sendKey = copy(k1);
   const out = capture();
-  const sender = await SecureChannel.create(out, k1, k2);
+  const sender = SecureChannel.create(out, k1, k2);
   for (const text of texts) await sender.writeRecord(enc(text));
   return {
     records: out.writes,
@@ -47,11 +72,7 @@ async function sealed(texts: string[]): Promise<{
       const [a, b] = memoryChannelPair();
       for (const unit of units) await a.write(unit);
       if (end) a.close();
-      return await SecureChannel.create(
-        b,
-        crypto.getRandomValues(new Uint8Array(32)),
-        new Uint8Array(sendKey),
-      );
+      return SecureChannel.create(b, direction(), copy(sendKey));
     },
   };
 }
@@ -70,20 +91,44 @@ async function readAll(channel: SecureChannel): Promise<{ texts: string[]; error
   }
 }
 
-Deno.test("recordNonce is four zero bytes and a big-endian 64-bit counter", () => {
-  assert.deepEqual(recordNonce(0n), new Uint8Array(12));
+Deno.test("recordNonce is the IV XOR four zero bytes and a big-endian 64-bit counter", () => {
+  const zero = new Uint8Array(12);
+  assert.deepEqual(recordNonce(zero, 0n), new Uint8Array(12));
   assert.deepEqual(
-    recordNonce(0x0102030405060708n),
+    recordNonce(zero, 0x0102030405060708n),
     new Uint8Array([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]),
   );
+  const iv = Uint8Array.from({ length: 12 }, (_, i) => 0xa0 + i);
+  assert.deepEqual(recordNonce(iv, 0n), iv);
+  assert.deepEqual(
+    recordNonce(iv, 0x0102030405060708n),
+    Uint8Array.from([0xa0, 0xa1, 0xa2, 0xa3, 0xa5, 0xa7, 0xa5, 0xa3, 0xad, 0xaf, 0xad, 0xa3]),
+  );
+  assert.throws(() => recordNonce(new Uint8Array(8), 0n), RangeError);
+});
+
+Deno.test("records match independently computed ChaCha20-Poly1305 vectors", async () => {
+  // peer/testdata/v3_vectors.py: the key and IV of its key schedule vector (initiator to
+  // responder), records 0 and 1 sealed by python's `cryptography` ChaCha20Poly1305.
+  const out = capture();
+  const sender = SecureChannel.create(out, {
+    key: Uint8Array.fromHex("3ab1e2566af9f32134e26a03bb53a52a641e21ec74c61000891337e691b0e274"),
+    iv: Uint8Array.fromHex("bf6766496c35fcaa794cdb0b"),
+  }, direction());
+  await sender.writeRecord(enc("attack at dawn"));
+  await sender.writeRecord(new Uint8Array(0));
+  assert.deepEqual(out.writes.map((w) => w.toHex()), [
+    "0000001e70abc363bced02c2c27734426d28c73bb551c9ba9b31247484f580e83ed1",
+    "0000001076f92181406f483517554788b2495b15",
+  ]);
 });
 
 Deno.test("records carry bytes both ways", async () => {
   const [a, b] = memoryChannelPair();
   const [k1, k2] = keys();
-  const left = await SecureChannel.create(a, new Uint8Array(k1), new Uint8Array(k2));
-  const right = await SecureChannel.create(b, k2, k1);
-  assert.ok(k1.every((x) => x === 0), "raw key bytes are wiped after import");
+  const left = SecureChannel.create(a, copy(k1), copy(k2));
+  const right = SecureChannel.create(b, k2, k1);
+  assert.ok(k1.key.every((x) => x === 0) && k1.iv.every((x) => x === 0), "given bytes are wiped");
   await left.write(enc("hello right"));
   await right.write(enc("hello left"));
   const buffer = new Uint8Array(64);
@@ -100,8 +145,9 @@ Deno.test("records carry bytes both ways", async () => {
 Deno.test("the wire shows the record length but never the plaintext", async () => {
   const out = capture();
   const [k1, k2] = keys();
-  const sender = await SecureChannel.create(out, k1, k2);
+  const sender = SecureChannel.create(out, k1, k2);
   await sender.writeRecord(enc("attack at dawn"));
+  assert.equal(out.writes.length, 1, "a small record goes out in one write");
   const wire = out.writes[0];
   assert.equal(wire.length, 4 + 14 + TAG_BYTES);
   assert.equal(new DataView(wire.buffer).getUint32(0), 14 + TAG_BYTES);
@@ -111,24 +157,54 @@ Deno.test("the wire shows the record length but never the plaintext", async () =
 Deno.test("a large write is split into bounded records and reassembled", async () => {
   const out = capture();
   const [k1, k2] = keys();
-  const key = new Uint8Array(k1);
-  const sender = await SecureChannel.create(out, k1, k2);
+  const key = copy(k1);
+  const sender = SecureChannel.create(out, k1, k2);
   const data = new Uint8Array(MAX_RECORD_PLAINTEXT * 2 + 100).map((_, i) => (i * 7919) % 251);
   assert.equal(await sender.write(data), data.length);
   assert.equal(sender.recordsSent, 3n);
-  const wire = out.writes[0];
+  const wire = wireOf(out.writes);
+  assert.equal(wire.length, data.length + 3 * (4 + TAG_BYTES));
   const view = new DataView(wire.buffer);
   assert.equal(view.getUint32(0), MAX_RECORD_PLAINTEXT + TAG_BYTES);
   const [a, b] = memoryChannelPair();
   await a.write(wire);
   a.close();
-  const receiver = await SecureChannel.create(b, crypto.getRandomValues(new Uint8Array(32)), key);
+  const receiver = SecureChannel.create(b, direction(), key);
   const got: number[] = [];
   const buffer = new Uint8Array(1000);
   for (let n = await receiver.read(buffer); n !== null; n = await receiver.read(buffer)) {
     got.push(...buffer.subarray(0, n));
   }
   assert.deepEqual(new Uint8Array(got), data);
+});
+
+Deno.test("writeMany seals pieces as one stream, records bounded and across pieces", async () => {
+  const out = capture();
+  const [k1, k2] = keys();
+  const key = copy(k1);
+  const sender = SecureChannel.create(out, k1, k2);
+  const pieces = [700 * 1024, 0, 600 * 1024, 10, MAX_RECORD_PLAINTEXT].map((n, p) =>
+    new Uint8Array(n).map((_, i) => (i * 31 + p) % 253)
+  );
+  await sender.writeMany(pieces);
+  const total = pieces.reduce((n, p) => n + p.length, 0);
+  assert.equal(sender.recordsSent, BigInt(Math.ceil(total / MAX_RECORD_PLAINTEXT)));
+  const wire = wireOf(out.writes);
+  assert.equal(wire.length, total + Number(sender.recordsSent) * (4 + TAG_BYTES));
+  assert.equal(new DataView(wire.buffer).getUint32(0), MAX_RECORD_PLAINTEXT + TAG_BYTES);
+  const [a, b] = memoryChannelPair();
+  await a.write(wire);
+  a.close();
+  const receiver = SecureChannel.create(b, direction(), key);
+  const got = new Uint8Array(total);
+  let at = 0;
+  for (let r = await receiver.readRecord(); r !== null; r = await receiver.readRecord()) {
+    assert.ok(r.length <= MAX_RECORD_PLAINTEXT);
+    got.set(r, at);
+    at += r.length;
+  }
+  assert.equal(at, total);
+  assert.deepEqual(got, wireOf(pieces));
 });
 
 Deno.test("a flipped ciphertext byte fails with decrypt_failed and yields nothing", async () => {
@@ -168,18 +244,10 @@ Deno.test("the failure sticks: later reads fail the same way", async () => {
 
 Deno.test("a record from the other direction's key does not authenticate", async () => {
   const [a, b] = memoryChannelPair();
-  const k = crypto.getRandomValues(new Uint8Array(32));
-  const left = await SecureChannel.create(
-    a,
-    new Uint8Array(k),
-    crypto.getRandomValues(new Uint8Array(32)),
-  );
+  const k = direction();
+  const left = SecureChannel.create(a, copy(k), direction());
   // The receiver uses the same key as the sender but in its own (wrong) direction.
-  const right = await SecureChannel.create(
-    b,
-    new Uint8Array(k),
-    crypto.getRandomValues(new Uint8Array(32)),
-  );
+  const right = SecureChannel.create(b, copy(k), direction());
   await left.writeRecord(enc("hi"));
   await assert.rejects(
     right.readRecord(),
@@ -213,10 +281,8 @@ Deno.test("a stream ending inside a record is connection_lost; between records i
 Deno.test("a counter at its limit ends the channel instead of reusing a nonce", async () => {
   const [a, b] = memoryChannelPair();
   const [k1, k2] = keys();
-  const left = await SecureChannel.create(a, new Uint8Array(k1), new Uint8Array(k2), {
-    maxRecords: 2n,
-  });
-  const right = await SecureChannel.create(b, k2, k1, { maxRecords: 1n });
+  const left = SecureChannel.create(a, copy(k1), copy(k2), { maxRecords: 2n });
+  const right = SecureChannel.create(b, k2, k1, { maxRecords: 1n });
   await left.writeRecord(enc("0"));
   await left.writeRecord(enc("1"));
   await assert.rejects(
@@ -232,16 +298,16 @@ Deno.test("a counter at its limit ends the channel instead of reusing a nonce", 
 Deno.test("writes issued together reach the wire in counter order", async () => {
   const [a, b] = memoryChannelPair();
   const [k1, k2] = keys();
-  const left = await SecureChannel.create(a, new Uint8Array(k1), new Uint8Array(k2));
-  const right = await SecureChannel.create(b, k2, k1);
+  const left = SecureChannel.create(a, copy(k1), copy(k2));
+  const right = SecureChannel.create(b, k2, k1);
   await Promise.all(Array.from({ length: 20 }, (_, i) => left.writeRecord(enc(String(i)))));
   for (let i = 0; i < 20; i++) assert.equal(dec((await right.readRecord())!), String(i));
 });
 
-Deno.test("records read together decrypt together, come back in order, and stop at the first bad one", async () => {
+Deno.test("records read together come back in order, and stop at the first bad one", async () => {
   const texts = Array.from({ length: 8 }, (_, i) => `record ${i}`);
   const { records, receive } = await sealed(texts);
-  // All in one unit: the reader has them all at once and decrypts ahead.
+  // All in one unit: the reader has them all at once.
   const whole = await receive([records.reduce((a, b) => new Uint8Array([...a, ...b]))]);
   assert.deepEqual(await readAll(whole), { texts });
   assert.equal(whole.recordsReceived, 8n);
@@ -263,11 +329,10 @@ Deno.test("records read together decrypt together, come back in order, and stop 
   assert.equal(bounded.error?.code, "bad_record");
 });
 
-Deno.test("records read ahead from the transport come back in order, and an end inside one after them", async () => {
+Deno.test("records read one by one from the transport come back in order, and an end inside one after them", async () => {
   const texts = ["zero", "one", "two"];
   const { records, receive } = await sealed(texts);
-  // Each record in its own unit: the next one is read from the transport while the
-  // last is returned.
+  // Each record in its own unit, read from the transport one after another.
   const whole = await receive(records);
   assert.deepEqual(await readAll(whole), { texts });
   const cut = await receive([records[0], records[1], records[2].subarray(0, 9)]);

@@ -8,7 +8,8 @@
 import { getLogger } from "@logtape/logtape";
 import { ProtocolError } from "../protocol/errors.ts";
 import { textProblem } from "../protocol/names.ts";
-import { BufferPool } from "../transport/buffer_pool.ts";
+import { encodeFrameWithBody } from "../protocol/frame.ts";
+import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { FramedConnection } from "../transport/framed_connection.ts";
 import { ConnectionClosedError } from "../transport/errors.ts";
 import { findPeerError, PeerError } from "./errors.ts";
@@ -104,6 +105,8 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   readonly #remoteAddr: Deno.Addr | undefined;
   /** Buffers for file data frames, handed back once their bytes are written. */
   readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 4);
+  /** Buffers for outgoing file data frames, taken again once the frame is written. */
+  readonly #outgoingFrames: SentBufferPool;
   #iterated = false;
   #closedLocally = false;
   #ended = false;
@@ -114,6 +117,10 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
       maxFrameSize: PEER_MAX_FRAME_SIZE,
       allocatePayload: (length) => this.#payloads.take(length),
     });
+    this.#outgoingFrames = new SentBufferPool(4 + FILE_DATA_PAYLOAD_BYTES, 6, () => ({
+      written: this.#conn.stats.bytesOut,
+      queued: this.#conn.queuedBytes,
+    }));
     this.#role = init.role;
     this.#localNick = init.localNick;
     this.#remoteNick = init.remoteNick;
@@ -192,6 +199,38 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
         throw new PeerError("closed", "the session is closed", { cause: err });
       }
       throw err;
+    }
+  }
+
+  /**
+   * Lays out a `peer_file_data` frame for `message` with room for `length` body bytes,
+   * in a buffer that no queued frame uses: read the file straight into `body`, then queue
+   * `frame` with {@linkcode sendEncodedFileData} (no copy of the bytes on the way).
+   */
+  encodeFileData(
+    message: PeerFileMessage,
+    length: number,
+  ): { frame: Uint8Array<ArrayBuffer>; body: Uint8Array<ArrayBuffer> } {
+    return encodeFrameWithBody(message, length, this.#outgoingFrames.take());
+  }
+
+  /**
+   * Queues a frame from {@linkcode encodeFileData}; its buffer is taken again only once
+   * the frame is written.
+   *
+   * @throws {PeerError} `closed`.
+   */
+  sendEncodedFileData(frame: Uint8Array<ArrayBuffer>): void {
+    try {
+      this.#conn.sendEncoded(frame);
+    } catch (err) {
+      if (err instanceof ConnectionClosedError) {
+        throw new PeerError("closed", "the session is closed", { cause: err });
+      }
+      throw err;
+    }
+    if (frame.byteOffset === 0 && frame.buffer.byteLength === 4 + FILE_DATA_PAYLOAD_BYTES) {
+      this.#outgoingFrames.queued(new Uint8Array(frame.buffer));
     }
   }
 

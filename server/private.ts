@@ -23,7 +23,7 @@
  * `private_stop` ends a pending or open session and tells the other side (`stopped`);
  * a side going offline ends it too (`offline`). The server keeps only the pairing, the
  * sid, the listener port and the two sessions: nothing secret. Relayed bytes are
- * forwarded unread (they are AES-GCM records of the peer session).
+ * forwarded unread (they are ChaCha20-Poly1305 records of the peer session).
  *
  * In a cluster the two may be on different nodes: the pair lives on the requester's
  * node and the target's node reaches it over the bus (`private_cluster.ts`).

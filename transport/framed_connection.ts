@@ -32,6 +32,12 @@ export interface ByteChannel {
   close(): void;
   /** Closes the write direction only (TCP FIN), if the channel can. */
   closeWrite?(): Promise<void>;
+  /**
+   * Writes all of `pieces`, in order, as a write of their concatenation would, if the
+   * channel can take them apart (an encrypting channel seals them where they are):
+   * several queued frames then go without being copied into one buffer first.
+   */
+  writeMany?(pieces: Uint8Array[]): Promise<void>;
 }
 
 /** Options of {@linkcode FramedConnection}. */
@@ -519,15 +525,23 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   async #writeLoop(): Promise<void> {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
-        const batch = this.#queue.length === 1 ? this.#queue[0] : concatBytes(this.#queue);
+        const pieces = this.#queue;
         this.#queue = [];
         this.#writeStartedAt = performance.now() || 1;
-        let offset = 0;
-        while (offset < batch.length) {
-          offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+        let length = 0;
+        if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
+          for (const piece of pieces) length += piece.length;
+          await this.#channel.writeMany(pieces);
+        } else {
+          const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
+          length = batch.length;
+          let offset = 0;
+          while (offset < batch.length) {
+            offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+          }
         }
-        this.#bytesOut += batch.length;
-        this.#queuedBytes -= batch.length;
+        this.#bytesOut += length;
+        this.#queuedBytes -= length;
         this.#writeStartedAt = 0;
         if (this.#writtenWaiters.length > 0 && this.#writtenWaiters[0].offset <= this.#bytesOut) {
           this.#wakeWritten();

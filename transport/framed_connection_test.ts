@@ -209,6 +209,42 @@ Deno.test("frames queued in one job are coalesced into one write, delivered in o
   await b.close();
 });
 
+Deno.test("a channel with writeMany gets the queued frames as they are, not copied into one", async () => {
+  const [rawA, rawB] = await socketPair();
+  const calls: Uint8Array[][] = [];
+  const writes: number[] = [];
+  const channel: ByteChannel = {
+    read: (p) => rawA.read(p),
+    write: (p) => {
+      writes.push(p.length);
+      return rawA.write(p);
+    },
+    close: () => rawA.close(),
+    writeMany: async (pieces) => {
+      calls.push([...pieces]);
+      for (const piece of pieces) {
+        for (let at = 0; at < piece.length;) at += await rawA.write(piece.subarray(at));
+      }
+    },
+  };
+  const a = new FramedConnection(channel);
+  const b = new FramedConnection(rawB);
+  const frames = Array.from({ length: 3 }, (_, i) => encodeFrame({ type: "n", i }, body(1000, i)));
+  for (const f of frames) a.sendEncoded(f);
+  await a.flush();
+  assert.equal(calls.length, 1, "one writeMany of the three frames");
+  assert.ok(calls[0].every((piece, i) => piece === frames[i]), "the very arrays queued");
+  assert.deepEqual(writes, []);
+  assert.equal(a.stats.bytesOut, frames.reduce((n, f) => n + f.length, 0));
+  a.send({ type: "alone" });
+  await a.flush();
+  assert.equal(writes.length, 1, "a lone frame goes through write");
+  const got = await take(b, 4);
+  assert.deepEqual(got.map((f) => f.header.type), ["n", "n", "n", "alone"]);
+  await a.close();
+  await b.close();
+});
+
 Deno.test("frames queued during a write are coalesced into the next write", async () => {
   const channel = gatedChannel();
   const conn = new FramedConnection(channel);
