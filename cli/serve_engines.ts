@@ -224,7 +224,7 @@ export function postgresSettings(text: string, password?: string): PostgresSetti
  * URLs without credentials and the credentials: a user and password, or a token (a
  * user name alone, or `password` when no URL names a user).
  *
- * @throws {UsageError} when a URL does not parse or is not `nats://` or `tls://`.
+ * @throws {UsageError} when a URL does not parse or is not `nats://`.
  */
 export function natsSettings(text: string, password?: string): NatsSettings {
   const urls = natsUrls(text);
@@ -232,7 +232,7 @@ export function natsSettings(text: string, password?: string): NatsSettings {
   let user: string | undefined;
   let pass: string | undefined;
   for (const url of urls) {
-    if (url.protocol !== "nats:" && url.protocol !== "tls:") {
+    if (url.protocol !== "nats:") {
       throw new UsageError(`--nats: expected nats://host:port URLs, not "${redact(url.href)}"`);
     }
     if (user === undefined && url.username !== "") {

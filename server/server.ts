@@ -11,16 +11,15 @@ import { listen, tuneAccepted } from "../transport/net.ts";
 import { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { ServerTls, ServerTlsConn } from "../transport/server_tls.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
-import { type Broker, LocalBroker } from "./broker.ts";
+import type { Broker } from "./broker.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService } from "./files.ts";
+import { openEngines } from "./engines.ts";
 import { ChatHub } from "./hub.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { MemoryStore } from "./memory_store.ts";
-import { SqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
 
 const log = getLogger(["chat", "server"]);
@@ -75,12 +74,10 @@ export async function startServer(
   deps: ServerDeps = {},
 ): Promise<ChatServer> {
   const metrics = new ServerMetrics();
-  const store = instrumentStore(
-    deps.store ??
-      (config.dataDir === null ? new MemoryStore() : await SqliteStore.open(config.dataDir)),
-    metrics,
-  );
-  const broker = deps.broker ?? new LocalBroker();
+  const engines = await openEngines(config, deps);
+  log.info("engines: {engines}", { engines: engines.description });
+  const store = instrumentStore(engines.store, metrics);
+  const broker = engines.broker;
   let listener: Deno.Listener;
   let tls: ServerTls | null = null;
   try {
