@@ -26,6 +26,15 @@
  * (see `connect_config.ts`); `--tls` trusts self-signed servers on first use, like SSH
  * (see `connect_trust.ts`).
  *
+ * Several servers (nodes of one chat): `--host a:44444,b:44444` (or `CHAT_HOST`, or the
+ * config file's `host`), each entry `HOST[:PORT]` (`--port` for those without one,
+ * `[IPV6]:PORT`). As NATS clients do with a server list, the list is shuffled unless
+ * `--no-randomize` is given, so that clients spread over the servers; the client logs in
+ * at the first address that accepts and, when the connection drops, moves on to the next
+ * (see "Server lists" in `client/chat_client.ts`), resending what was not acknowledged
+ * and catching up by id. The server actually connected to is named: on the `connected`
+ * line (on stderr when scripted with several addresses) and in every `reconnected` event.
+ *
  * Files (see `client/file_transfer.ts`): `/send NICK PATH` sends through the server,
  * `/accept #ID` saves an offered file into `--download-dir` (default `~/Downloads`),
  * `--accept-files DIR` accepts every offer into DIR (a script waits for those under way
@@ -60,11 +69,18 @@ import { ProgressLine } from "../client/progress_bar.ts";
 import { type PrivateEvent, PrivateSessions } from "../client/private_sessions.ts";
 import { wrapLine } from "../client/terminal_ui.ts";
 import { InteractivePrompt } from "../client/interactive_prompt.ts";
+import {
+  formatServerAddress,
+  parseServerList,
+  type ServerAddress,
+  ServerListError,
+  shuffleServers,
+} from "../client/server_list.ts";
 import { UsageError } from "./errors.ts";
 import { processEnv, userConfigDir } from "./config_dir.ts";
 import { userFolder, userPath } from "./connect_paths.ts";
 import { applyConnectConfig, CONFIG_FILE_NAME, loadConnectConfig } from "./connect_config.ts";
-import { connectTrusting, type TlsChoice } from "./connect_trust.ts";
+import { connectTrustingAll, type TlsChoice } from "./connect_trust.ts";
 import { integerIn, parsePort } from "./options.ts";
 import { VERSION } from "./version.ts";
 import { LocalLog } from "../client/local_log.ts";
@@ -111,6 +127,8 @@ export interface ConnectOptions {
   downloadDir?: string;
   /** `--log-dir DIR`: a local log, one file per room and conversation. */
   logDir?: string;
+  /** `--no-randomize` makes this false: the `--host` list is tried in the order given. */
+  randomize: boolean;
 }
 
 /**
@@ -129,11 +147,16 @@ export function connectCommand(): Command {
       "connect to a chat server: interactive in a terminal, scripted when stdin is not one " +
         "(each line as if typed; /help lists the commands)",
     )
-    .addOption(new Option("--host <host>", "server address").default("127.0.0.1").env("CHAT_HOST"))
     .addOption(
-      new Option("--port <port>", "server port").argParser(parsePort).default(44444).env(
-        "CHAT_PORT",
-      ),
+      new Option(
+        "--host <host>",
+        "server address, or several (HOST[:PORT],HOST[:PORT]...): tried in turn, failing over on reconnect",
+      ).default("127.0.0.1").env("CHAT_HOST"),
+    )
+    .addOption(
+      new Option("--port <port>", "server port (of --host addresses without one)").argParser(
+        parsePort,
+      ).default(44444).env("CHAT_PORT"),
     )
     .addOption(new Option("--nick <name>", "your nick").env("CHAT_NICK"))
     .option(
@@ -159,6 +182,10 @@ export function connectCommand(): Command {
       "append every message shown to DIR, one file per room (#room.log) and conversation (@nick.log)",
     )
     .option("--no-color", "no colours (also NO_COLOR)")
+    .option(
+      "--no-randomize",
+      "try the --host addresses in the order given (default: shuffled, to spread clients)",
+    )
     .option(
       "--retries <n>",
       `failed connection attempts before giving up (default: unlimited in a terminal, ${SCRIPT_RETRIES} otherwise)`,
@@ -211,6 +238,16 @@ export async function runConnect(
   if (roomProblem !== null) {
     throw new UsageError(`--room "${options.room}": a room name ${roomProblem}`);
   }
+  let servers: ServerAddress[];
+  try {
+    servers = parseServerList(options.host, options.port);
+  } catch (err) {
+    if (!(err instanceof ServerListError)) throw err;
+    throw new UsageError(`--host (or CHAT_HOST): ${err.message}`);
+  }
+  if (options.randomize !== false) servers = shuffleServers(servers);
+  // How failures before any connection name the server(s).
+  const named = servers.map(formatServerAddress).join(",");
   let fingerprint: string | undefined;
   if (options.trustFingerprint !== undefined) {
     try {
@@ -234,8 +271,7 @@ export async function runConnect(
     color: options.color && !Deno.noColor && Deno.stdout.isTerminal() && !options.json,
   };
   const clientOptions: ChatClientOptions = {
-    host: options.host,
-    port: options.port,
+    servers,
     nick,
     agent: `chat/${VERSION}`,
     reconnect: { maxAttempts: Math.max(retries, 1) },
@@ -248,7 +284,7 @@ export async function runConnect(
   // At the prompt, the first login does not register: an unknown nick is said to be new,
   // and its password is asked for twice (a typo in a nick must not open an account).
   let creating = false;
-  const connect = async (tls?: TlsChoice): Promise<ChatClient> => {
+  const connect = async (tls?: TlsChoice[]): Promise<ChatClient> => {
     for (let tries = 1;; tries++) {
       passwordOnce ??= creating
         ? promptNewPassword(nick)
@@ -259,11 +295,14 @@ export async function runConnect(
           {
             ...clientOptions,
             ...(password !== undefined ? { password } : {}),
-            ...(tls !== undefined ? { tls } : {}),
+            ...(tls !== undefined
+              ? { servers: servers.map((s, i) => ({ ...s, tls: tls[i] })) }
+              : {}),
             ...(prompted && !creating ? { register: false } : {}),
           },
           retries,
           tlsFlags,
+          named,
         );
       } catch (err) {
         const code = err instanceof Error && err.cause instanceof ChatError
@@ -271,7 +310,7 @@ export async function runConnect(
           : undefined;
         if (prompted && code === "no_account" && !creating) {
           writeErr(
-            `* ${nick} has no account on ${options.host}:${options.port}: ` +
+            `* ${nick} has no account on ${named}: ` +
               `creating it (Ctrl-C to stop, if the nick was a typo)\n`,
           );
           creating = true;
@@ -287,16 +326,19 @@ export async function runConnect(
     }
   };
   const configDir = context.configDir === undefined ? userConfigDir() : context.configDir;
-  const client = !useTls ? await connect() : await connectTrusting({
-    host: options.host,
-    port: options.port,
-    ...(caCerts !== undefined ? { caCerts } : {}),
-    ...(fingerprint !== undefined ? { fingerprint } : {}),
-    known: configDir === null ? null : new KnownServers(join(configDir, KNOWN_SERVERS_FILE_NAME)),
-    interactive,
-    ask: (question) => promptLine(question),
-    warn: (text) => writeErr(text + "\n"),
-  }, connect);
+  const client = !useTls ? await connect() : await connectTrustingAll(
+    {
+      servers,
+      ...(caCerts !== undefined ? { caCerts } : {}),
+      ...(fingerprint !== undefined ? { fingerprint } : {}),
+      known: configDir === null ? null : new KnownServers(join(configDir, KNOWN_SERVERS_FILE_NAME)),
+      interactive,
+      ask: (question) => promptLine(question),
+      warn: (text) => writeErr(text + "\n"),
+    },
+    connect,
+    (connected) => connected.address,
+  );
   render.self = client.nick;
   const state = new SessionState(client.nick, null, client.joinedRooms);
   state.room = options.room; // joined first if need be (see below)
@@ -304,6 +346,12 @@ export async function runConnect(
   if (interactive) {
     await runInteractive(client, state, options, render);
   } else {
+    // Given several addresses, a script is told which one it got (a reconnection says too).
+    if (servers.length > 1) {
+      const server = formatServerAddress(client.address);
+      if (options.json) writeOut(JSON.stringify({ type: "connected", server }) + "\n");
+      else writeErr(`* connected to ${server}\n`);
+    }
     await runScripted(client, state, options, render);
   }
 }
@@ -314,9 +362,9 @@ async function connectWithRetry(
   options: ChatClientOptions,
   retries: number,
   tlsFlags: string,
+  where: string,
 ): Promise<ChatClient> {
   const policy = resolveBackoff({});
-  const where = `${options.host}:${options.port}`;
   for (let attempt = 1;; attempt++) {
     try {
       return await ChatClient.connect(options);
@@ -865,7 +913,7 @@ async function runInteractive(
   };
 
   print(
-    `* connected to ${options.host}:${options.port} as ${sanitize(client.nick)}` +
+    `* connected to ${formatServerAddress(client.address)} as ${sanitize(client.nick)}` +
       ` — /help lists the commands, /quit leaves`,
   );
   // Joined already or not, `/join` shows the room's recent lines (a member is not announced

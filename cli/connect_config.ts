@@ -9,8 +9,8 @@
  *   "tls": true, "ca": "ca.pem", "no-color": true }
  * ```
  *
- * Keys: `host`, `port`, `nick`, `room`, `tls`, `ca`, `password-file`, `no-color`,
- * `retries`. Relative file paths (`ca`, `password-file`) are relative to the config
+ * Keys: `host` (one address or a list, `"a:44444,b:44444"`), `port`, `nick`, `room`,
+ * `tls`, `ca`, `password-file`, `no-color`, `retries`, `no-randomize`. Relative file paths (`ca`, `password-file`) are relative to the config
  * file's folder. Precedence: flags, then the environment (`CHAT_HOST`, `CHAT_PORT`,
  * `CHAT_NICK`), then the file, then the built-in defaults. A missing file is no
  * error; an unreadable or malformed one is, naming the file and the key.
@@ -45,6 +45,8 @@ export interface ConnectConfig {
   color?: boolean;
   /** `retries`. */
   retries?: number;
+  /** `no-randomize: true` makes this false. */
+  randomize?: boolean;
 }
 
 /** A config file that cannot be used. */
@@ -72,6 +74,7 @@ const KEYS: Readonly<Record<string, { kind: Kind; attribute: keyof ConnectConfig
   "password-file": { kind: "path", attribute: "passwordFile" },
   "no-color": { kind: "boolean", attribute: "color" },
   retries: { kind: "count", attribute: "retries" },
+  "no-randomize": { kind: "boolean", attribute: "randomize" },
 };
 
 /** The keys a config file may have, in the order of the help. */
@@ -121,7 +124,7 @@ function parseValue(file: string, key: string, kind: Kind, value: unknown): unkn
       if (typeof value !== "boolean") {
         throw new ConnectConfigError(file, `"${key}" must be true or false`);
       }
-      return key === "no-color" ? !value : value;
+      return key.startsWith("no-") ? !value : value;
     case "port":
     case "count": {
       if (typeof value !== "number" && typeof value !== "string") {

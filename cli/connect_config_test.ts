@@ -37,6 +37,10 @@ Deno.test("parseConnectConfig reads every key, resolving paths against the file'
   });
   assert.deepEqual(parseConnectConfig("\uFEFF{}", FILE), {});
   assert.deepEqual(parseConnectConfig('{"no-color": false}', FILE), { color: true });
+  assert.deepEqual(
+    parseConnectConfig('{"host": "a:1,[::1]:2", "no-randomize": true}', FILE),
+    { host: "a:1,[::1]:2", randomize: false },
+  );
 });
 
 Deno.test("parseConnectConfig names the file and the key in every error", () => {

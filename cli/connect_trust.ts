@@ -15,6 +15,12 @@
  * called, so that nothing (not even a password prompt) happens before the server is
  * trusted.
  *
+ * With several addresses (`--host a:44444,b:44444`, see {@linkcode connectTrustingAll}),
+ * each address is pinned on its own: its known-servers entry, or the system's CAs, or a
+ * certificate trusted on first use at that address (asked once per certificate: nodes
+ * sharing one certificate are asked about once). An address that cannot be reached at
+ * the start is checked against its entry if it has one, else against the system's CAs.
+ *
  * @module
  */
 
@@ -28,6 +34,7 @@ import {
   probeCertificate,
 } from "../client/pinned_tls.ts";
 import { sanitize } from "../client/render.ts";
+import { formatServerAddress, type ServerAddress } from "../client/server_list.ts";
 import { dial, DialError } from "../transport/net.ts";
 
 /** The TLS setting handed to the client: CA-verified, or pinned to one fingerprint. */
@@ -285,4 +292,101 @@ function changedWarning(
     `  --trust-fingerprint ${presented}`,
     `or delete line ${entry.line} of ${file}.`,
   ].join("\n");
+}
+
+/** Everything the trust decision for several addresses needs. */
+export interface TrustListSetup extends Omit<TrustSetup, "host" | "port"> {
+  /** The addresses, in the order they are tried. */
+  servers: readonly ServerAddress[];
+}
+
+/**
+ * {@linkcode connectTrusting} for a server list: decides the TLS setting of each address
+ * (see above), connects through `connect` with one setting per address, in the order of
+ * `servers`, and remembers the certificates newly trusted. `addressOf` tells which
+ * address the connection went to (a `--trust-fingerprint` is remembered for it). One
+ * address is exactly {@linkcode connectTrusting}.
+ *
+ * @throws {TrustError} when a certificate is refused; otherwise what `connect` throws.
+ */
+export async function connectTrustingAll<T>(
+  setup: TrustListSetup,
+  connect: (tls: TlsChoice[]) => Promise<T>,
+  addressOf: (connected: T) => ServerAddress,
+): Promise<T> {
+  const at = (address: ServerAddress): TrustSetup => ({
+    ...setup,
+    host: address.host,
+    port: address.port,
+  });
+  if (setup.servers.length === 1) {
+    return await connectTrusting(at(setup.servers[0]!), (tls) => connect([tls]));
+  }
+  if (setup.caCerts !== undefined) {
+    const caCerts = setup.caCerts;
+    return await connect(setup.servers.map(() => ({ caCerts })));
+  }
+  if (setup.fingerprint !== undefined) {
+    const fingerprint = setup.fingerprint;
+    const connected = await connect(setup.servers.map(() => ({ fingerprint })));
+    await remember(at(addressOf(connected)), fingerprint);
+    return connected;
+  }
+  const choices: TlsChoice[] = [];
+  const firstUse = new Map<number, string>();
+  const accepted = new Set<string>();
+  for (const [i, address] of setup.servers.entries()) {
+    const one = at(address);
+    const where = formatServerAddress(address);
+    const entry = await setup.known?.lookup(address.host, address.port);
+    if (entry !== undefined) {
+      try {
+        const channel = await dialPinned({ ...address, fingerprint: entry.fingerprint });
+        channel.close();
+      } catch (err) {
+        const mismatch = mismatchOf(err);
+        if (mismatch !== undefined) {
+          const presented = mismatch.presented ?? "(none)";
+          setup.warn(
+            changedWarning(
+              serverKey(address.host, address.port),
+              entry,
+              presented,
+              setup.known!.path,
+            ),
+          );
+          throw new TrustError(
+            "certificate_changed",
+            `refusing to connect to ${where}: its certificate is not the one trusted before (see above)`,
+            { cause: err },
+          );
+        }
+      }
+      choices.push({ fingerprint: entry.fingerprint });
+      continue;
+    }
+    let pinned: string | null = null;
+    try {
+      const conn = await dial({ ...address, tls: true });
+      conn.close();
+    } catch (err) {
+      if (isHandshakeFailure(err)) {
+        const seen = await probeCertificate(address).catch(() => null);
+        pinned = seen !== null && accepted.has(seen.fingerprint)
+          ? seen.fingerprint // the same certificate as an address trusted just before
+          : await trustOnFirstUse(one, `TLS with ${where} failed: ${describe(err)}`, err);
+      }
+      // Not reachable now: checked against the system's CAs when it is tried.
+    }
+    if (pinned === null) {
+      choices.push(true);
+    } else {
+      accepted.add(pinned);
+      firstUse.set(i, pinned);
+      choices.push({ fingerprint: pinned });
+    }
+  }
+  const connected = await connect(choices);
+  for (const [i, fingerprint] of firstUse) await remember(at(setup.servers[i]!), fingerprint);
+  return connected;
 }

@@ -23,6 +23,19 @@
  * `leave` requests whose first attempt had already been applied resolve normally
  * instead of failing with `already_blocked` and the like.
  *
+ * ## Server lists
+ *
+ * Given several addresses (`servers`), the client connects to the first that accepts,
+ * trying them in the order given (an application that wants clients spread over the
+ * servers shuffles the list first, as `chat connect` does). When the connection drops,
+ * each reconnection attempt tries every address once, starting with the one after the
+ * address that was lost (which is tried last), then waits out the backoff; catching up
+ * and resending work as above, whichever server answers. A login refusal (wrong
+ * password, lockout, ...) ends the round at once: every server of a cluster would say the
+ * same. A TLS failure or a server that does not speak the protocol at one address moves on
+ * to the next; it is the error reported only when no address accepted. With one address
+ * all of this is the plain reconnection above.
+ *
  * ## Pacing
  *
  * The server refuses requests over its rate limits with `rate_limited` and a
@@ -85,6 +98,7 @@ import { EventQueue } from "./event_queue.ts";
 import { parseReply } from "../protocol/replies.ts";
 import { dialPinned, PinnedTlsError } from "./pinned_tls.ts";
 import { FirstBytes } from "./first_bytes.ts";
+import { formatServerAddress, type ServerAddress } from "./server_list.ts";
 
 const log = getLogger(["chat", "client"]);
 
@@ -111,12 +125,23 @@ export interface ClientTlsOptions extends DialTlsOptions {
   fingerprint?: string;
 }
 
+/** One address of a server list, with its own TLS setting (a certificate pinned per address). */
+export interface ServerTarget extends ServerAddress {
+  /** TLS for this address; default the client's `tls` option. */
+  tls?: boolean | ClientTlsOptions;
+}
+
 /** Options of {@linkcode ChatClient.connect}. */
 export interface ChatClientOptions {
   /** Server host name or address. Default `127.0.0.1`. */
   host?: string;
-  /** Server TCP port. */
-  port: number;
+  /** Server TCP port; required unless `servers` is given. */
+  port?: number;
+  /**
+   * Several addresses of the same chat service (nodes of a cluster), in place of `host`
+   * and `port`: see "Server lists" above. Tried in the order given.
+   */
+  servers?: readonly ServerTarget[];
   /**
    * Use TLS: `true` trusts the system's roots; an object adds CA certificates, or
    * trusts exactly the certificate with a given SHA-256 fingerprint.
@@ -230,6 +255,8 @@ export interface ReconnectingEvent {
 export interface ReconnectedEvent {
   /** Event type. */
   type: "reconnected";
+  /** The server connected to, `host:port` (IPv6 in brackets). */
+  server?: string;
 }
 
 /** The client is closed for good; the last event of the stream. */
@@ -337,6 +364,17 @@ const ALREADY_DONE: Partial<
   leave: { code: "not_member", data: (h) => ({ room: h.room }) },
 };
 
+/**
+ * Failures that concern one address of a server list (its TLS, or what answers there):
+ * the next address is tried instead of giving up.
+ */
+const ADDRESS_FAULTS: ReadonlySet<string> = new Set([
+  "tls_failed",
+  "not_tls",
+  "tls_only",
+  "protocol_error",
+]);
+
 /** Notices after which the server ends the session on purpose: no reconnecting. */
 const FINAL_NOTICES = new Set(["idle_timeout", "logged_out"]);
 
@@ -364,6 +402,9 @@ export class ChatClient implements AsyncDisposable {
   readonly #rooms = new Map<string, string>();
   #state: ChatClientState = "connecting";
   #link: Link | null = null;
+  /** The addresses to connect to; `#current` indexes the one connected to (or last tried). */
+  readonly #servers: readonly ServerTarget[];
+  #current = 0;
   #nick: string;
   #server: ServerMessageMap["hello"] | null = null;
   #lastSeen = 0;
@@ -382,12 +423,14 @@ export class ChatClient implements AsyncDisposable {
   >();
 
   private constructor(options: ChatClientOptions) {
-    if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-      throw new ChatError(
-        "bad_request",
-        `port must be an integer from 0 to 65535, got ${options.port}`,
-      );
+    const servers = options.servers ?? [{ host: options.host ?? "127.0.0.1", port: options.port! }];
+    if (servers.length === 0) throw new ChatError("bad_request", "servers: no address given");
+    for (const { port } of servers) {
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new ChatError("bad_request", `port must be an integer from 0 to 65535, got ${port}`);
+      }
     }
+    this.#servers = servers.map((server) => ({ ...server }));
     if (typeof options.nick !== "string" || options.nick.length === 0) {
       throw new ChatError("bad_request", "a nick is required");
     }
@@ -413,7 +456,7 @@ export class ChatClient implements AsyncDisposable {
    */
   static async connect(options: ChatClientOptions): Promise<ChatClient> {
     const client = new ChatClient(options);
-    const { link, login } = await client.#handshake();
+    const { link, login } = await client.#connectRound(0);
     client.#adopt(link, login);
     client.#state = "ready";
     client.#startReading(link);
@@ -435,6 +478,15 @@ export class ChatClient implements AsyncDisposable {
   /** The rooms this account is a member of, as known from replies and events. */
   get joinedRooms(): string[] {
     return [...this.#rooms.values()];
+  }
+
+  /**
+   * The address of the server connected to (or, between connections, the last one):
+   * one of the `servers` given, or `host` and `port`.
+   */
+  get address(): ServerAddress {
+    const { host, port } = this.#servers[this.#current]!;
+    return { host, port };
   }
 
   /** The server's `hello` of the current (or last) connection. */
@@ -774,9 +826,53 @@ export class ChatClient implements AsyncDisposable {
 
   // ---------------------------------------------------------------- connection
 
-  async #handshake(): Promise<{ link: Link; login: ReplyMap["login"] }> {
-    const host = this.#options.host ?? "127.0.0.1";
-    const where = `${host}:${this.#options.port}`;
+  /**
+   * Tries every address once, from `start` on (wrapping around), until one logs in; sets
+   * `#current` to it. A login refusal ends the round at once; otherwise, when no address
+   * accepted, throws the first error retrying cannot fix, else the last one (with one
+   * address: its error as it is; with several: naming each address's failure).
+   */
+  async #connectRound(start: number): Promise<{ link: Link; login: ReplyMap["login"] }> {
+    const n = this.#servers.length;
+    const failures: string[] = [];
+    let last: ChatError | null = null;
+    let permanent: ChatError | null = null;
+    for (let k = 0; k < n; k++) {
+      const index = (start + k) % n;
+      this.#current = index;
+      const target = this.#servers[index]!;
+      try {
+        return await this.#handshake(target);
+      } catch (err) {
+        const error = err instanceof ChatError
+          ? err
+          : new ChatError("connect_failed", describe(err), { cause: err });
+        if (
+          n === 1 || this.#isClosed() ||
+          !ADDRESS_FAULTS.has(error.code) && FATAL_LOGIN_CODES.has(error.code)
+        ) {
+          throw error;
+        }
+        if (FATAL_LOGIN_CODES.has(error.code)) permanent ??= error;
+        last = error;
+        failures.push(error.message);
+        log.info("{server}: {error}", {
+          server: formatServerAddress(target),
+          error: error.message,
+        });
+      }
+    }
+    if (permanent !== null) throw permanent;
+    throw new ChatError(last!.code, `no server accepted: ${failures.join("; ")}`, {
+      cause: last,
+      ...(last!.retryAfter !== undefined ? { retryAfter: last!.retryAfter } : {}),
+    });
+  }
+
+  async #handshake(target: ServerTarget): Promise<{ link: Link; login: ReplyMap["login"] }> {
+    const host = target.host;
+    const port = target.port;
+    const where = formatServerAddress(target);
     const timeoutMs = this.#connectTimeoutMs;
     let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -793,15 +889,15 @@ export class ChatClient implements AsyncDisposable {
     });
     timeout.catch(() => {});
     try {
-      const tls = this.#options.tls;
+      const tls = target.tls ?? this.#options.tls;
       const dialing: Promise<ByteChannel> = typeof tls === "object" && tls.fingerprint
         ? dialPinned({
           host,
-          port: this.#options.port,
+          port,
           fingerprint: tls.fingerprint,
           ...(tls.serverName ? { serverName: tls.serverName } : {}),
         })
-        : dial({ host, port: this.#options.port, ...(tls ? { tls } : {}) });
+        : dial({ host, port, ...(tls ? { tls } : {}) });
       let raw: ByteChannel;
       try {
         raw = await Promise.race([dialing, timeout]);
@@ -1317,7 +1413,7 @@ export class ChatClient implements AsyncDisposable {
       if (this.#isClosed()) return;
       let result: { link: Link; login: ReplyMap["login"] };
       try {
-        result = await this.#handshake();
+        result = await this.#connectRound((this.#current + 1) % this.#servers.length);
       } catch (err) {
         if (this.#isClosed()) return;
         const error = err instanceof ChatError
@@ -1340,7 +1436,7 @@ export class ChatClient implements AsyncDisposable {
       this.#state = "resuming";
       this.#held = [];
       this.#startReading(link);
-      this.#emit({ type: "reconnected" });
+      this.#emit({ type: "reconnected", server: formatServerAddress(this.address) });
       log.info("reconnected as {nick}", { nick: login.nick });
       try {
         await this.#resume(link);

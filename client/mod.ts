@@ -24,3 +24,4 @@ export * from "./progress_bar.ts";
 export * from "./render.ts";
 export * from "./session_state.ts";
 export * from "./terminal_ui.ts";
+export * from "./server_list.ts";

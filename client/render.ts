@@ -250,7 +250,7 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
         } s (attempt ${item.attempt})`,
       ];
     case "reconnected":
-      return [`${stamp()} * reconnected`];
+      return [`${stamp()} * reconnected${item.server ? ` to ${s(item.server)}` : ""}`];
     case "closed":
       return [
         `${stamp()} ${item.code === undefined || ENDING_CODES.has(item.code) ? "*" : "!"} ` +

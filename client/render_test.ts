@@ -347,6 +347,9 @@ Deno.test("/me: an action reads * nick text", () => {
 Deno.test("cosmetics: quiet normal events, one logout line, one retry, short echo, mentions", () => {
   const o = { utc: true, now: () => TS, self: "alice" };
   assert.deepEqual(formatItem({ type: "reconnected" }, o), ["09:05 * reconnected"]);
+  assert.deepEqual(formatItem({ type: "reconnected", server: "[::1]:44444" }, o), [
+    "09:05 * reconnected to [::1]:44444",
+  ]);
   // The idle logout: its notice is told by the closed that follows, once, as normal.
   const text = "logged out after 600 s without a command";
   assert.deepEqual(formatItem({ type: "notice", code: "idle_timeout", text }, o), []);

@@ -405,7 +405,10 @@ Deno.test({
         "the line sent once reconnected",
       );
       // Reconnecting is normal: marked `*`, not `!`.
-      assert.ok(sent.some((row) => /^\d\d:\d\d \* reconnected$/.test(row)), sent.join("\n"));
+      assert.ok(
+        sent.some((row) => /^\d\d:\d\d \* reconnected to 127\.0\.0\.1:\d+$/.test(row)),
+        sent.join("\n"),
+      );
       const got = await bob.history({ room: "lobby" });
       assert.deepEqual(got.messages.map((m) => m.text), ["typed while away"]);
       await bob.close();
