@@ -112,6 +112,10 @@ export interface ClusterOptions {
   nodes?: number;
   /** More flags for every node (after {@linkcode TEST_NODE_FLAGS}). */
   args?: string[];
+  /** The base flags of every node (default {@linkcode TEST_NODE_FLAGS}). */
+  nodeFlags?: readonly string[];
+  /** PostgreSQL's fsync (default false: a scratch database). */
+  fsync?: boolean;
 }
 
 /** PostgreSQL, NATS and the nodes of one test. */
@@ -125,14 +129,22 @@ export class TestCluster implements AsyncDisposable {
   /** The nodes started so far (killed ones stay, not running). */
   readonly nodes: ClusterNode[] = [];
   readonly #args: readonly string[];
+  readonly #nodeFlags: readonly string[];
   readonly #unload = () => this.#killSync();
   #closed = false;
 
-  constructor(postgres: ScratchPostgres, nats: NatsServer, databaseUrl: string, args: string[]) {
+  constructor(
+    postgres: ScratchPostgres,
+    nats: NatsServer,
+    databaseUrl: string,
+    args: readonly string[],
+    nodeFlags: readonly string[] = TEST_NODE_FLAGS,
+  ) {
     this.postgres = postgres;
     this.nats = nats;
     this.databaseUrl = databaseUrl;
     this.#args = args;
+    this.#nodeFlags = nodeFlags;
     globalThis.addEventListener("unload", this.#unload);
   }
 
@@ -144,7 +156,7 @@ export class TestCluster implements AsyncDisposable {
   /** Starts one more node; resolves once it listens. */
   async startNode(args: string[] = []): Promise<ClusterNode> {
     const node = await spawnNode(this.nodes.length, [
-      ...TEST_NODE_FLAGS,
+      ...this.#nodeFlags,
       ...this.engineFlags,
       ...this.#args,
       ...args,
@@ -194,13 +206,19 @@ export class TestCluster implements AsyncDisposable {
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   if (CLUSTER_SKIP !== null) throw new Error(CLUSTER_SKIP);
-  const postgres = await startPostgres({ fsync: false });
+  const postgres = await startPostgres({ fsync: options.fsync ?? false });
   if (postgres === null) throw new Error(POSTGRES_SKIP ?? "no PostgreSQL");
   let nats: NatsServer | undefined;
   let cluster: TestCluster | undefined;
   try {
     nats = await NatsServer.start();
-    cluster = new TestCluster(postgres, nats, await postgres.createDatabase(), options.args ?? []);
+    cluster = new TestCluster(
+      postgres,
+      nats,
+      await postgres.createDatabase(),
+      options.args ?? [],
+      options.nodeFlags,
+    );
     // One node first: it creates the schema; the others start beside each other.
     const count = options.nodes ?? 2;
     if (count > 0) await cluster.startNode();
