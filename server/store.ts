@@ -244,6 +244,9 @@ export interface Store {
  * - `failed`: the storage failed while reading or writing (disk full, I/O error…).
  * - `conflict`: a message reuses its sender's `clientId` for a different message (another
  *   kind, room, recipient or text); nothing was written.
+ * - `unavailable`: a storage server (PostgreSQL) cannot be reached, is restarting or did not
+ *   answer in time; the call may succeed when retried. A write that fails so may or may not
+ *   have been committed (resending a message with the same `clientId` is safe).
  */
 export type StoreErrorCode =
   | "closed"
@@ -251,7 +254,8 @@ export type StoreErrorCode =
   | "not_found"
   | "invalid"
   | "failed"
-  | "conflict";
+  | "conflict"
+  | "unavailable";
 
 /**
  * A failure of a {@linkcode Store}, with a stable {@linkcode StoreErrorCode}.
