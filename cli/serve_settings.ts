@@ -381,6 +381,15 @@ export const SERVE_SETTINGS: readonly Setting[] = [
       "on another disk, uploads cannot fill the database's",
     apply: (c, v: string) => c.fileDir = v,
   },
+  {
+    flag: "cluster-heartbeat",
+    arg: "<seconds>",
+    description: "seconds between a node's heartbeats in a cluster; a node silent for 3 " +
+      "is taken for dead and its sessions go offline",
+    parse: integerIn(1, 3600),
+    default: DEFAULT_SERVER_CONFIG.clusterHeartbeatMs / 1000,
+    apply: number("clusterHeartbeatMs", 1000),
+  },
   // The engines of several nodes (serve_engines.ts reads them, the password files and the
   // environment: CHAT_POSTGRES_URL, CHAT_NATS_URL, PGPASSWORD, CHAT_NATS_PASSWORD).
   {

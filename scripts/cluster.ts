@@ -14,7 +14,7 @@
  */
 
 import { launcher } from "../cli/serve.ts";
-import { CLUSTER_SKIP, startCluster } from "../tests/helpers/cluster.ts";
+import { CLUSTER_SKIP, startCluster } from "../tests/helpers/cluster_nodes.ts";
 
 function option(name: string, fallback: string): string {
   const at = Deno.args.indexOf(`--${name}`);

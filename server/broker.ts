@@ -54,6 +54,15 @@ export interface Broker {
    * accepts, together. Resolves to how many subscribers accepted at least one.
    */
   publishBatch(subject: string, publications: readonly Publication[]): Promise<number>;
+  /**
+   * Delivers to this node's subscribers of `subject` only, never to other nodes (what
+   * every node derives on its own, such as presence notices from its replica of who is
+   * online: `cluster_presence.ts`). Resolves to how many accepted it. On one server it is
+   * {@linkcode publish}.
+   */
+  publishLocal(subject: string, publication: Publication): Promise<number>;
+  /** {@linkcode publishBatch} to this node's subscribers only (see {@linkcode publishLocal}). */
+  publishLocalBatch(subject: string, publications: readonly Publication[]): Promise<number>;
   /** Stops fan-out and releases resources. */
   close(): Promise<void>;
 }
@@ -173,6 +182,16 @@ export class LocalBroker implements Broker {
       if (queued) accepted++;
     }
     return accepted;
+  }
+
+  /** In process every subscriber is local: {@linkcode publish}. */
+  publishLocal(subject: string, publication: Publication): Promise<number> {
+    return Promise.resolve(this.publishNow(subject, publication));
+  }
+
+  /** In process every subscriber is local: {@linkcode publishBatch}. */
+  publishLocalBatch(subject: string, publications: readonly Publication[]): Promise<number> {
+    return Promise.resolve(this.publishBatchNow(subject, publications));
   }
 
   /** Number of subscribers of a subject. */

@@ -145,9 +145,7 @@ export const commands: CommandTable = {
       }
       const problem = topicProblem(topic);
       if (problem !== null) throw new CommandError("bad_text", problem);
-      await hub.store.setTopic(room.key, topic, account.nick);
-      room.topic = topic;
-      room.topicBy = account.nick;
+      await hub.setTopic(room, topic, account.nick);
       await hub.broker.publish(roomSubject(room.key), {
         event: { type: "topic", room: room.name, topic, by: account.nick, ts: hub.now() },
         exceptSession: session.id,
@@ -219,17 +217,19 @@ export const commands: CommandTable = {
           throw new Error("store returned a room message for a direct one");
         }
         if (duplicate) return { msg: message, duplicate, delivered: false };
+        // The broker counts this node's receivers only: one on another node counts too.
         const reached = await hub.broker.publish(userSubject(target.key), { event: message });
         await hub.broker.publish(userSubject(account.key), {
           event: message,
           exceptSession: session.id,
         });
-        if (reached > 0) {
+        const delivered = reached > 0 || hub.presence.isOnlineElsewhere(target.key);
+        if (delivered) {
           hub.store.markDelivered([message.id]).catch((err) =>
             log.error("marking message {id} delivered failed: {err}", { id: message.id, err })
           );
         }
-        return { msg: message, duplicate, delivered: reached > 0 };
+        return { msg: message, duplicate, delivered };
       });
     },
   },
@@ -242,7 +242,7 @@ export const commands: CommandTable = {
       const account = session.account;
       let reached = 0;
       let blocked = 0;
-      for (const other of hub.onlineAccounts) {
+      for (const other of hub.presence.entries()) {
         if (other.key === account.key) continue;
         if (other.blocks.has(account.key)) blocked++;
         else reached++;
@@ -260,7 +260,7 @@ export const commands: CommandTable = {
     run({ hub, session }) {
       const self = session.account.key;
       const users: string[] = [];
-      for (const account of hub.onlineAccounts) {
+      for (const account of hub.presence.entries()) {
         if (account.key === self || hub.isVisible(account.key, self)) users.push(account.nick);
       }
       return Promise.resolve(fitList("users", users.sort(byName), hub));
@@ -271,7 +271,7 @@ export const commands: CommandTable = {
     async run({ hub, session }, { since }) {
       const self = session.account.key;
       const keys = new Set<string>();
-      for (const account of hub.onlineAccounts) {
+      for (const account of hub.presence.entries()) {
         if (hub.isVisible(account.key, self)) keys.add(account.key);
       }
       if (since !== undefined) {
@@ -288,22 +288,14 @@ export const commands: CommandTable = {
 
   hide: {
     async run({ hub, session }) {
-      const account = session.account;
-      if (!account.hidden) {
-        account.hidden = true;
-        await hub.announcePresence(account, false);
-      }
+      await hub.setHidden(session.account, true);
       return { hidden: true };
     },
   },
 
   reveal: {
     async run({ hub, session }) {
-      const account = session.account;
-      if (account.hidden) {
-        account.hidden = false;
-        await hub.announcePresence(account, true);
-      }
+      await hub.setHidden(session.account, false);
       return { hidden: false };
     },
   },

@@ -124,6 +124,12 @@ export interface ServerConfig {
   /** Files one account may have held by the server at once (zero-byte ones too); 0: unlimited. */
   maxHeldFilesPerSender: number;
   /**
+   * Milliseconds between a node's heartbeats to the other nodes of a cluster; a node not
+   * heard from for {@linkcode MISSED_HEARTBEATS} of them is taken for dead and its
+   * sessions go offline everywhere (`cluster_presence.ts`).
+   */
+  clusterHeartbeatMs: number;
+  /**
    * PostgreSQL holding everything, shared by the nodes of a cluster (with {@linkcode nats});
    * null: SQLite in {@linkcode dataDir}, a single server.
    */
@@ -159,6 +165,9 @@ export interface NatsSettings {
   /** Token, when the servers take a token instead of a user and password. */
   token?: string;
 }
+
+/** Heartbeats a node may miss before the others drop its sessions. */
+export const MISSED_HEARTBEATS = 3;
 
 /**
  * What a held file counts against the server's budget besides its size: its record, its
@@ -213,6 +222,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   filesBudgetBytes: 8 * 1024 * 1024 * 1024,
   minFreeBytes: 256 * 1024 * 1024,
   maxHeldFilesPerSender: 100,
+  clusterHeartbeatMs: 2000,
   postgres: null,
   nats: null,
   engineWaitSec: 30,

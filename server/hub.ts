@@ -21,13 +21,15 @@ import {
   type Subscriber,
   userSubject,
 } from "./broker.ts";
+import { type ClusterBus, LocalClusterBus } from "./cluster_bus.ts";
+import { ClusterPresence, type PresenceChange } from "./cluster_presence.ts";
+import { type RoomChange, RoomSync } from "./cluster_cache.ts";
+import { LoginLimits } from "./cluster_limits.ts";
 import type { ServerConfig } from "./config.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { HashQueue, HashQueueFullError } from "./hash_queue.ts";
-import { Lockout } from "./lockout.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { KeyedBuckets, TokenBucket } from "./rate_limit.ts";
 import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
 import { confirmDelivered, deliverHeld, HeldWindow } from "./held_delivery.ts";
@@ -98,13 +100,11 @@ export interface RoomState {
   readonly members: Set<string>;
 }
 
-let sessionCounter = 0;
-
 /**
  * One logged-in client session: a subscriber that filters what its account blocks.
  */
 export class Session implements Subscriber {
-  /** Unique id within this server. */
+  /** Unique in the cluster: the node's id and a number (`node:s7`). */
   readonly id: string;
   /** The account it belongs to. */
   readonly account: OnlineAccount;
@@ -124,9 +124,9 @@ export class Session implements Subscriber {
   /** Whether its client acknowledges held direct messages (`login` with `ack: true`). */
   acksHeld = false;
 
-  /** Creates a session. */
-  constructor(account: OnlineAccount, port: SessionPort) {
-    this.id = `s${++sessionCounter}`;
+  /** Creates a session with the id `id` (see {@linkcode ChatHub.newSessionId}). */
+  constructor(account: OnlineAccount, port: SessionPort, id: string) {
+    this.id = id;
     this.account = account;
     this.port = port;
   }
@@ -177,6 +177,10 @@ export class ChatHub {
   readonly store: Store;
   /** Fan-out. */
   readonly broker: Broker;
+  /** Node-to-node messages (a cluster's; alone on one server). */
+  readonly bus: ClusterBus;
+  /** Who is online on every node (on one server: here). */
+  readonly presence: ClusterPresence;
   /** Settings. */
   readonly config: ServerConfig;
   /** Counters and latencies, for `/metrics`. */
@@ -188,37 +192,50 @@ export class ChatHub {
   readonly #online = new Map<string, OnlineAccount>();
   readonly #rooms = new Map<string, RoomState>();
   readonly #nicks = new Map<string, string>();
-  /** Per account key: the keys of the online accounts that block it (the reverse of `blocks`). */
-  readonly #blockedBy = new Map<string, Set<string>>();
-  readonly #lockout: Lockout;
-  readonly #loginFailures: KeyedBuckets;
-  readonly #registrationsPerIp: KeyedBuckets;
-  readonly #registrations: TokenBucket;
+  #sessionCounter = 0;
+  /** Room changes to and from the other nodes. */
+  readonly #roomSync: RoomSync;
+  /** Lockout, failed-login throttle, registration budgets: shared by the nodes. */
+  readonly #limits: LoginLimits;
   /** Password hashes run through it: bounded concurrency, bounded and fair waiting. */
   readonly passwordHashes: HashQueue;
   readonly #accountLocks = new Map<string, Promise<unknown>>();
   readonly #sessionEndListeners: ((session: Session) => void)[] = [];
-  readonly #presence: PresenceBatcher;
+  /** Presence notices to this node's sessions, batched. */
+  readonly #presenceNotices: PresenceBatcher;
   /** Per recipient account key: direct messages being stored and published. */
   readonly #sendingDirect = new Map<string, Set<Promise<unknown>>>();
   /** Reserved and look-alike nicks refused at registration (server/nick_skeletons.ts). */
   readonly #skeletons: NickSkeletons;
 
-  /** Creates the hub. */
-  constructor(store: Store, broker: Broker, config: ServerConfig, metrics = new ServerMetrics()) {
+  /**
+   * Creates the hub; {@linkcode start} it. Nodes of a cluster share `store` and each
+   * has its `broker` and `bus` onto the cluster's engines.
+   */
+  constructor(
+    store: Store,
+    broker: Broker,
+    config: ServerConfig,
+    metrics = new ServerMetrics(),
+    bus: ClusterBus = new LocalClusterBus(),
+  ) {
     this.metrics = metrics;
     this.store = store;
     this.broker = broker;
+    this.bus = bus;
     this.config = config;
-    this.#presence = new PresenceBatcher(broker, ALL_SUBJECT);
-    this.#lockout = new Lockout(config.blockDurationSec * 1000, config.lockoutScope);
+    this.#presenceNotices = new PresenceBatcher(broker, ALL_SUBJECT);
+    this.presence = new ClusterPresence(bus, config.clusterHeartbeatMs, {
+      changed: (change) => this.#presenceChanged(change),
+      blocked: (key, target, blocked) => this.#remoteBlock(key, target, blocked),
+      hidden: (key, hidden) => this.#remoteHide(key, hidden),
+    });
+    this.#roomSync = new RoomSync(bus, (change) => this.#applyRoomChange(change));
+    bus.onReconnect(() => {
+      this.#reloadRooms().catch((err) => log.error("reloading rooms failed: {err}", { err }));
+    });
+    this.#limits = new LoginLimits(bus, config, () => this.now());
     this.#skeletons = new NickSkeletons(store);
-    const perMinute = config.loginFailuresPerMinutePerIp;
-    this.#loginFailures = new KeyedBuckets(perMinute / 60, perMinute);
-    const perIp = config.registrationsPerMinutePerIp;
-    this.#registrationsPerIp = new KeyedBuckets(perIp / 60, perIp);
-    const all = config.registrationsPerMinute;
-    this.#registrations = new TokenBucket(all / 60, all, this.now());
     this.passwordHashes = new HashQueue(config.passwordHashConcurrency, config.passwordHashQueue);
     const hashes = this.passwordHashes;
     metrics.addGauge(
@@ -238,12 +255,27 @@ export class ChatHub {
     );
   }
 
-  /** Stops the hub's own timers (pending presence changes are dropped); the server is stopping. */
-  close(): void {
-    this.#presence.close();
+  /** Joins the cluster's presence (on one server: starts its heartbeat timer). */
+  async start(): Promise<void> {
+    await this.#roomSync.start();
+    await this.#limits.start();
+    await this.presence.start();
   }
 
-  /** Every online account. */
+  /** Stops the hub's own timers (pending presence changes are dropped); the server is stopping. */
+  close(): void {
+    this.#roomSync.close();
+    this.#limits.close();
+    this.presence.close();
+    this.#presenceNotices.close();
+  }
+
+  /** A session id unique in the cluster. */
+  newSessionId(): string {
+    return `${this.bus.nodeId}:s${++this.#sessionCounter}`;
+  }
+
+  /** Every account with a session on this node (see {@linkcode presence} for all nodes). */
   get onlineAccounts(): IterableIterator<OnlineAccount> {
     return this.#online.values();
   }
@@ -255,7 +287,7 @@ export class ChatHub {
     return n;
   }
 
-  /** The online account with this key, if any. */
+  /** The account with this key if it has a session on this node. */
   online(key: string): OnlineAccount | undefined {
     return this.#online.get(key);
   }
@@ -267,9 +299,8 @@ export class ChatHub {
    * not told of the one it blocked.
    */
   isVisible(key: string, viewer?: string): boolean {
-    const account = this.#online.get(key);
-    if (account === undefined || account.hidden) return false;
-    return viewer === undefined || !this.#blockedBetween(account, viewer);
+    if (!this.presence.isVisible(key)) return false;
+    return viewer === undefined || !this.presence.blockedBetween(key, viewer);
   }
 
   /**
@@ -278,8 +309,8 @@ export class ChatHub {
    * the store).
    */
   async mayList(key: string, viewer: string): Promise<boolean> {
-    if (this.#online.get(key)?.hidden) return false;
-    if (this.#online.get(viewer)?.blocks.has(key)) return false;
+    if (this.presence.isHidden(key)) return false;
+    if (this.presence.entry(viewer)?.blocks.has(key)) return false;
     return !(await this.blocksOf(key)).has(viewer);
   }
 
@@ -289,11 +320,11 @@ export class ChatHub {
    */
   async block(account: OnlineAccount, targetKey: string): Promise<boolean> {
     if (!await this.store.addBlock(account.key, targetKey)) return false;
-    const target = this.#online.get(targetKey);
-    const saw = target !== undefined && !this.#blockedBetween(account, targetKey);
+    const target = this.presence.entry(targetKey);
+    const saw = target !== undefined && !this.presence.blockedBetween(account.key, targetKey);
     account.blocks.add(targetKey);
-    if (this.#online.get(account.key) === account) this.#noteBlocks(account.key, [targetKey]);
-    if (saw) await this.#presenceBetween(account, target, false);
+    this.presence.setBlock(account.key, targetKey, true);
+    if (saw) await this.#presenceBetween(account.key, targetKey, false);
     return true;
   }
 
@@ -304,10 +335,10 @@ export class ChatHub {
   async unblock(account: OnlineAccount, targetKey: string): Promise<boolean> {
     if (!await this.store.removeBlock(account.key, targetKey)) return false;
     account.blocks.delete(targetKey);
-    this.#forgetBlocks(account.key, [targetKey]);
-    const target = this.#online.get(targetKey);
-    if (target !== undefined && !this.#blockedBetween(account, targetKey)) {
-      await this.#presenceBetween(account, target, true);
+    this.presence.setBlock(account.key, targetKey, false);
+    const target = this.presence.entry(targetKey);
+    if (target !== undefined && !this.presence.blockedBetween(account.key, targetKey)) {
+      await this.#presenceBetween(account.key, targetKey, true);
     }
     return true;
   }
@@ -333,7 +364,7 @@ export class ChatHub {
 
   /** The display nick of an account key (from cache or store); the key itself if unknown. */
   async displayNick(key: string): Promise<string> {
-    const cached = this.#online.get(key)?.nick ?? this.#nicks.get(key);
+    const cached = this.presence.entry(key)?.nick ?? this.#nicks.get(key);
     if (cached !== undefined) return cached;
     const account = await this.store.getAccount(key);
     const nick = account?.nick ?? key;
@@ -350,7 +381,7 @@ export class ChatHub {
     const problem = nameProblem(nick);
     if (problem !== null) throw new CommandError("bad_name", `bad nick "${nick}": ${problem}`);
     const key = nameKey(nick);
-    const online = this.#online.get(key);
+    const online = this.presence.entry(key);
     if (online !== undefined) return { key, nick: online.nick };
     const account = await this.store.getAccount(key);
     if (account === null) throw new CommandError("unknown_user", `no user named "${nick}"`);
@@ -358,9 +389,9 @@ export class ChatHub {
     return { key, nick: account.nick };
   }
 
-  /** Keys the account blocks (cached while it is online). */
+  /** Keys the account blocks (cached while it is online on some node). */
   async blocksOf(key: string): Promise<ReadonlySet<string>> {
-    const online = this.#online.get(key);
+    const online = this.#online.get(key) ?? this.presence.entry(key);
     if (online !== undefined) return online.blocks;
     return new Set(await this.store.blocksOf(key));
   }
@@ -407,32 +438,88 @@ export class ChatHub {
     return (await this.room(key))!;
   }
 
-  /** Adds an account to a room, subscribing its sessions. False when already a member. */
+  /**
+   * Adds an account to a room, subscribing its sessions (on every node). False when
+   * already a member.
+   */
   async addMember(room: RoomState, accountKey: string): Promise<boolean> {
     const added = await this.store.addMember(room.key, accountKey);
-    room.members.add(accountKey);
-    const online = this.#online.get(accountKey);
-    if (online !== undefined) {
-      online.rooms.add(room.key);
-      for (const session of online.sessions) {
-        this.broker.subscribe(roomSubject(room.key), session);
-      }
-    }
+    const change = { t: "member", room: room.key, key: accountKey, added: true } as const;
+    await this.#applyMember(room, accountKey, true);
+    this.#roomSync.send(change);
     return added;
   }
 
-  /** Removes an account from a room, unsubscribing its sessions. False when not a member. */
+  /**
+   * Removes an account from a room, unsubscribing its sessions (on every node). False
+   * when not a member.
+   */
   async removeMember(room: RoomState, accountKey: string): Promise<boolean> {
     const removed = await this.store.removeMember(room.key, accountKey);
-    room.members.delete(accountKey);
+    await this.#applyMember(room, accountKey, false);
+    this.#roomSync.send({ t: "member", room: room.key, key: accountKey, added: false });
+    return removed;
+  }
+
+  /** Sets a room's topic (stored, and cached on every node). */
+  async setTopic(room: RoomState, topic: string, by: string): Promise<void> {
+    await this.store.setTopic(room.key, topic, by);
+    room.topic = topic;
+    room.topicBy = by;
+    this.#roomSync.send({ t: "topic", room: room.key, topic, by });
+  }
+
+  /** Applies a membership change to the cache and to this node's sessions of the account. */
+  async #applyMember(room: RoomState | undefined, accountKey: string, added: boolean) {
+    if (added) room?.members.add(accountKey);
+    else room?.members.delete(accountKey);
     const online = this.#online.get(accountKey);
-    if (online !== undefined) {
+    if (online === undefined || room === undefined) return;
+    const subject = roomSubject(room.key);
+    if (added) {
+      online.rooms.add(room.key);
+      await Promise.all([...online.sessions].map((s) => this.broker.subscribe(subject, s)));
+    } else {
       online.rooms.delete(room.key);
-      for (const session of online.sessions) {
-        this.broker.unsubscribe(roomSubject(room.key), session);
+      for (const session of online.sessions) this.broker.unsubscribe(subject, session);
+    }
+  }
+
+  /** Applies another node's room change. */
+  #applyRoomChange(change: RoomChange): void {
+    if (change.t === "topic") {
+      const room = this.#rooms.get(change.room);
+      if (room !== undefined) {
+        room.topic = change.topic;
+        room.topicBy = change.by;
+      }
+      return;
+    }
+    const online = this.#online.get(change.key);
+    // The account's sessions here need the room's state (`say` reads it from the cache).
+    const room = online !== undefined && change.added
+      ? this.room(change.room)
+      : Promise.resolve(this.#rooms.get(change.room));
+    room.then((state) => this.#applyMember(state, change.key, change.added)).catch((err) =>
+      log.error("applying a member change of {room} failed: {err}", { room: change.room, err })
+    );
+  }
+
+  /** Reads every cached room again (the bus was cut off: changes may have been missed). */
+  async #reloadRooms(): Promise<void> {
+    for (const room of [...this.#rooms.values()]) {
+      const record = await this.store.getRoom(room.key);
+      if (record === null) continue;
+      room.topic = record.topic;
+      room.topicBy = record.topicBy;
+      const members = new Set(await this.store.roomMembers(room.key));
+      for (const key of members) {
+        if (!room.members.has(key)) await this.#applyMember(room, key, true);
+      }
+      for (const key of [...room.members]) {
+        if (!members.has(key)) await this.#applyMember(room, key, false);
       }
     }
-    return removed;
   }
 
   /**
@@ -500,31 +587,27 @@ export class ChatHub {
       } catch (err) {
         log.error("recording logout of {nick} failed: {err}", { nick: account.nick, err });
       }
-      if (account.sessions.size > 0) return;
-      this.#online.delete(account.key);
-      this.#forgetBlocks(account.key, account.blocks);
-      // While draining everyone is leaving: n sessions telling n others is n² for nothing.
-      if (!account.hidden && !this.draining) await this.announcePresence(account, false);
+      if (account.sessions.size === 0) this.#online.delete(account.key);
+      await this.#shareSessions(account);
     });
   }
 
   /**
-   * Tells others that an account went online or offline (not those it blocks nor those
-   * that block it): every session at the end of the turn, with the other changes of that
-   * turn ({@linkcode PresenceBatcher}); its contacts' watchers at once.
+   * An account became visible on some node, or is visible on none any more: tells this
+   * node's sessions (not those it blocks nor those that block it) at the end of the turn,
+   * with the other changes of that turn ({@linkcode PresenceBatcher}); its contacts'
+   * watchers here at once. Every node does so for its own sessions.
    */
-  async announcePresence(account: OnlineAccount, online: boolean): Promise<void> {
-    const blockedBy = this.#blockedBy.get(account.key);
-    this.#presence.announce(
-      { key: account.key, nick: account.nick, blocks: account.blocks, blockedBy },
-      online,
-      this.now(),
-    );
-    const watchers = await this.store.watchersOf(account.key);
+  async #presenceChanged(change: PresenceChange): Promise<void> {
+    // While draining everyone is leaving: n sessions telling n others is n² for nothing.
+    if (!change.online && this.draining) return;
+    this.#presenceNotices.announce(change, change.online, this.now());
+    const watchers = await this.store.watchersOf(change.key);
     for (const watcher of watchers) {
-      if (!this.#online.has(watcher) || this.#blockedBetween(account, watcher)) continue;
-      await this.broker.publish(userSubject(watcher), {
-        event: { type: "contact", nick: account.nick, online },
+      if (!this.#online.has(watcher)) continue;
+      if (change.blocks.has(watcher) || change.blockedBy.has(watcher)) continue;
+      await this.broker.publishLocal(userSubject(watcher), {
+        event: { type: "contact", nick: change.nick, online: change.online },
       });
     }
   }
@@ -619,7 +702,7 @@ export class ChatHub {
     if (this.config.auth === "password") {
       registered = await this.#checkPassword(port.ip, key, nick, password);
     } else {
-      if (this.#online.has(key)) {
+      if (this.presence.isOnline(key)) {
         throw new CommandError("nick_in_use", `the nick "${nick}" is in use`);
       }
       const existing = await this.store.getAccount(key);
@@ -642,7 +725,7 @@ export class ChatHub {
     }
     // Checked once authenticated: a stranger learns nothing about the account's sessions.
     const max = this.config.maxSessionsPerAccount;
-    const sessions = this.#online.get(key)?.sessions.size ?? 0;
+    const sessions = this.presence.sessionCount(key);
     if (max > 0 && sessions >= max) {
       throw new CommandError(
         "too_many_sessions",
@@ -650,7 +733,6 @@ export class ChatHub {
       );
     }
     let account = this.#online.get(key);
-    const first = account === undefined;
     if (account === undefined) {
       const record = await this.store.getAccount(key);
       account = {
@@ -659,20 +741,25 @@ export class ChatHub {
         sessions: new Set(),
         blocks: new Set(await this.store.blocksOf(key)),
         rooms: new Set(await this.store.accountRooms(key)),
-        hidden: false,
+        // Hidden on another node: hidden here too.
+        hidden: this.presence.isHidden(key),
       };
       for (const roomKey of account.rooms) await this.room(roomKey);
       this.#online.set(key, account);
-      this.#noteBlocks(key, account.blocks);
     }
-    const session = new Session(account, port);
+    const session = new Session(account, port, this.newSessionId());
     // Open from the subscription on: a held message may reach it live before it is read.
     const held = session.held = new HeldWindow(key);
     account.sessions.add(session);
-    this.broker.subscribe(userSubject(key), session);
-    this.broker.subscribe(ALL_SUBJECT, session);
-    for (const roomKey of account.rooms) this.broker.subscribe(roomSubject(roomKey), session);
-    // Subscribed first: anything stored after `lastId` reaches this session live.
+    const subscribed = [
+      this.broker.subscribe(userSubject(key), session),
+      this.broker.subscribe(ALL_SUBJECT, session),
+    ];
+    for (const roomKey of account.rooms) {
+      subscribed.push(this.broker.subscribe(roomSubject(roomKey), session));
+    }
+    // Subscribed (and confirmed) first: anything stored after `lastId` reaches this session live.
+    await Promise.all(subscribed);
     const lastId = await this.store.lastMessageId();
     held.through(lastId);
     // Direct messages stored by now (ids up to lastId) and not yet published may still
@@ -684,8 +771,9 @@ export class ChatHub {
       remote: port.remote,
       registered: registered ? " (registered)" : "",
     });
-    if (first) await this.announcePresence(account, true);
-    else this.#tellOtherSessions(session);
+    const first = !this.presence.isOnline(key);
+    await this.#shareSessions(account);
+    if (!first) await this.#tellOtherSessions(session);
     const pending = await this.store.countUndelivered(key, lastId);
     const rooms: string[] = [];
     for (const roomKey of account.rooms) rooms.push(this.#rooms.get(roomKey)?.name ?? roomKey);
@@ -696,14 +784,58 @@ export class ChatHub {
     };
   }
 
-  /** Tells an account's other sessions that `session` (a new one) logged in, and from where. */
-  #tellOtherSessions(session: Session): void {
+  /**
+   * Tells an account's other sessions, on every node, that `session` (a new one) logged
+   * in, and from where.
+   */
+  async #tellOtherSessions(session: Session): Promise<void> {
     const { account, port } = session;
     const text = `${account.nick} logged in again from ${port.ip} ` +
-      `(${account.sessions.size} sessions now)`;
-    for (const other of account.sessions) {
-      if (other !== session) other.send({ type: "notice", code: "session_login", text });
-    }
+      `(${this.presence.sessionCount(account.key)} sessions now)`;
+    await this.broker.publish(userSubject(account.key), {
+      event: { type: "notice", code: "session_login", text },
+      exceptSession: session.id,
+    });
+  }
+
+  /**
+   * Shares this node's sessions of `account` with the replica (and so the other nodes);
+   * resolves once the notices of an arrival or departure are out.
+   */
+  #shareSessions(account: OnlineAccount): Promise<void> {
+    return this.presence.setLocal(
+      account.key,
+      account.nick,
+      account.sessions.size,
+      account.hidden,
+      account.blocks,
+    );
+  }
+
+  /** Hides (`/hide`) or reveals an account, on every node. */
+  async setHidden(account: OnlineAccount, hidden: boolean): Promise<void> {
+    if (account.hidden === hidden) return;
+    account.hidden = hidden;
+    this.presence.setHidden(account.key, hidden);
+    await this.#shareSessions(account);
+  }
+
+  /** Another node hid or revealed an account that may have sessions here. */
+  #remoteHide(key: string, hidden: boolean): void {
+    const account = this.#online.get(key);
+    if (account === undefined || account.hidden === hidden) return;
+    account.hidden = hidden;
+    this.#shareSessions(account).catch((err) =>
+      log.error("sharing the sessions of {key} failed: {err}", { key, err })
+    );
+  }
+
+  /** Another node changed the blocks of an account that may have sessions here. */
+  #remoteBlock(key: string, target: string, blocked: boolean): void {
+    const account = this.#online.get(key);
+    if (account === undefined) return;
+    if (blocked) account.blocks.add(target);
+    else account.blocks.delete(target);
   }
 
   /**
@@ -727,8 +859,7 @@ export class ChatHub {
     nick: string,
     password: string | undefined,
   ): Promise<boolean> {
-    const now = this.now();
-    const throttled = this.#loginFailures.waitSeconds(ip, now);
+    const throttled = this.#limits.throttledSeconds(ip);
     if (throttled > 0) {
       const seconds = Math.ceil(throttled);
       throw new CommandError(
@@ -737,7 +868,7 @@ export class ChatHub {
         seconds,
       );
     }
-    const lockedMs = this.#lockout.remainingMs(key, ip, now);
+    const lockedMs = this.#limits.lockedMs(key, ip);
     if (lockedMs > 0) {
       const seconds = Math.ceil(lockedMs / 1000);
       throw new CommandError(
@@ -773,16 +904,15 @@ export class ChatHub {
       const cost = this.config.passwordCost;
       const hash = await this.#hashing(ip, () => hashPassword(password, { cost }));
       await this.#createAccount(key, nick, hash);
-      this.#lockout.succeed(key, ip);
+      this.#limits.succeed(key, ip);
       return true;
     }
     const stored = account.passwordHash!;
     if (await this.#hashing(ip, () => verifyPassword(password, stored))) {
-      this.#lockout.succeed(key, ip);
+      this.#limits.succeed(key, ip);
       return false;
     }
-    this.#loginFailures.take(ip, now);
-    const locked = this.#lockout.fail(key, ip, this.now());
+    const locked = this.#limits.fail(key, ip);
     log.warn("wrong password for {nick} from {ip}{locked}", {
       nick: account.nick,
       ip,
@@ -805,25 +935,22 @@ export class ChatHub {
    * @throws {CommandError} `rate_limited` when either is spent.
    */
   #admitRegistration(ip: string): void {
-    const now = this.now();
-    const fromIp = this.#registrationsPerIp.waitSeconds(ip, now);
-    const inAll = this.#registrations.waitSeconds(1, now);
-    if (fromIp > 0 || inAll > 0) {
-      const seconds = Math.ceil(Math.max(fromIp, inAll));
+    const refused = this.#limits.admitRegistration(ip);
+    if (refused !== null) {
+      const { fromIp } = refused;
+      const seconds = Math.ceil(refused.waitSeconds);
       log.warn("refused a registration from {ip}: too many new accounts {where}", {
         ip,
-        where: fromIp > 0 ? "from this address" : "on the server",
+        where: fromIp ? "from this address" : "on the server",
       });
       throw new CommandError(
         "rate_limited",
         `too many new accounts ${
-          fromIp > 0 ? `from ${ip}` : "on this server"
+          fromIp ? `from ${ip}` : "on this server"
         }; try again in ${seconds} s`,
         seconds,
       );
     }
-    this.#registrationsPerIp.take(ip, now);
-    this.#registrations.take(1, now);
   }
 
   /** Runs a password hash through {@linkcode ChatHub.passwordHashes}, in `ip`'s turn. */
@@ -851,8 +978,7 @@ export class ChatHub {
     if (!created) return;
     this.#nicks.set(key, nick);
     const lobby = await this.ensureRoom(DEFAULT_ROOM);
-    await this.store.addMember(lobby.key, key);
-    lobby.members.add(key);
+    await this.addMember(lobby, key);
   }
 
   #cacheRoom(record: RoomRecord, members: string[]): RoomState {
@@ -869,44 +995,21 @@ export class ChatHub {
     return state;
   }
 
-  /** Whether the online `account` and the online account `otherKey` block each other either way. */
-  #blockedBetween(account: OnlineAccount, otherKey: string): boolean {
-    return account.blocks.has(otherKey) || (this.#blockedBy.get(account.key)?.has(otherKey) ??
-      false);
-  }
-
-  /** Records in the reverse index that the online account `key` blocks `targets`. */
-  #noteBlocks(key: string, targets: Iterable<string>): void {
-    for (const target of targets) {
-      let by = this.#blockedBy.get(target);
-      if (by === undefined) this.#blockedBy.set(target, by = new Set());
-      by.add(key);
-    }
-  }
-
-  /** Removes from the reverse index that `key` blocks `targets`. */
-  #forgetBlocks(key: string, targets: Iterable<string>): void {
-    for (const target of targets) {
-      const by = this.#blockedBy.get(target);
-      by?.delete(key);
-      if (by?.size === 0) this.#blockedBy.delete(target);
-    }
-  }
-
   /**
-   * Tells each of two online accounts that the other (unless hidden) is `online`: a
-   * `presence` notice, and a `contact` one when it has the other as a contact.
+   * Tells each of two online accounts, on every node, that the other (unless hidden) is
+   * `online`: a `presence` notice, and a `contact` one when it has the other as a contact.
    */
-  async #presenceBetween(a: OnlineAccount, b: OnlineAccount, online: boolean): Promise<void> {
+  async #presenceBetween(a: string, b: string, online: boolean): Promise<void> {
     const ts = this.now();
     for (const [to, about] of [[a, b], [b, a]]) {
-      if (about.hidden) continue;
-      await this.broker.publish(userSubject(to.key), {
-        event: { type: "presence", nick: about.nick, online, ts },
+      const entry = this.presence.entry(about);
+      if (entry === undefined || this.presence.isHidden(about)) continue;
+      await this.broker.publish(userSubject(to), {
+        event: { type: "presence", nick: entry.nick, online, ts },
       });
-      if ((await this.store.watchersOf(about.key)).includes(to.key)) {
-        await this.broker.publish(userSubject(to.key), {
-          event: { type: "contact", nick: about.nick, online },
+      if ((await this.store.watchersOf(about)).includes(to)) {
+        await this.broker.publish(userSubject(to), {
+          event: { type: "contact", nick: entry.nick, online },
         });
       }
     }

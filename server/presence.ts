@@ -78,7 +78,10 @@ export class PresenceBatcher {
     this.#timer ??= setTimeout(() => this.flush(), 0);
   }
 
-  /** Publishes every pending change now; resolves to how many sessions heard some. */
+  /**
+   * Publishes every pending change now to this node's sessions (each node tells its own:
+   * `cluster_presence.ts`); resolves to how many sessions heard some.
+   */
   async flush(): Promise<number> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -87,7 +90,7 @@ export class PresenceBatcher {
     this.#pending = [];
     this.#batches++;
     try {
-      return await this.#broker.publishBatch(this.#subject, batch);
+      return await this.#broker.publishLocalBatch(this.#subject, batch);
     } catch (err) {
       log.error("publishing {count} presence change(s) failed: {err}", {
         count: batch.length,

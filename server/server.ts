@@ -12,6 +12,7 @@ import { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { ServerTls, ServerTlsConn } from "../transport/server_tls.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
 import type { Broker } from "./broker.ts";
+import type { ClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
@@ -53,6 +54,11 @@ export interface ServerDeps {
   store?: Store;
   /** Fan-out; default in-process. */
   broker?: Broker;
+  /**
+   * Node-to-node messages of a cluster (presence, caches, limits); default a bus of its
+   * own (a single server). Closed at shutdown.
+   */
+  bus?: ClusterBus;
 }
 
 /**
@@ -86,17 +92,24 @@ export async function startServer(
     if (config.tls !== undefined) tls = new ServerTls(config.tls);
     listener = listen({ host: config.host, port: config.port });
   } catch (err) {
+    await broker.close().catch(() => {});
+    await engines.bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw describeListenError(err, config);
   }
-  const hub = new ChatHub(store, broker, config, metrics);
+  const bus = engines.bus;
+  const hub = new ChatHub(store, broker, config, metrics, bus);
   let files: FileService;
   try {
+    await hub.start();
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
     files = await FileService.open(hub);
   } catch (err) {
+    hub.close();
     listener.close();
+    await broker.close().catch(() => {});
+    await bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
   }
@@ -389,6 +402,7 @@ class RunningServer implements ChatServer {
     await this.#metricsServer?.shutdown().catch(() => {});
     this.hub.close();
     await this.hub.broker.close();
+    await this.hub.bus.close();
     await this.#files.close().catch((err) =>
       log.error("closing the file service failed: {err}", { err })
     );

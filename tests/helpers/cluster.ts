@@ -1,294 +1,203 @@
 /**
- * A real cluster for tests: a scratch PostgreSQL (`postgres.ts`), a `nats-server`
- * (`nats.ts`) and N `chat serve` nodes, each a CHILD PROCESS started as a user starts it
- * (`deno run <the serve task's permissions> main.ts serve --postgres ... --nats ...`) on
- * a free port. Everything is stopped by {@linkcode TestCluster.close} (`await using`),
- * also when a test fails, and the children are killed if the test process exits first.
- * Tests skip when PostgreSQL or nats-server is not installed ({@linkcode CLUSTER_SKIP}).
- *
- * @example
- * ```ts ignore
- * import { CLUSTER_SKIP, startCluster } from "./cluster.ts";
- * Deno.test({ name: "two nodes", ignore: CLUSTER_SKIP !== null }, async () => {
- *   await using cluster = await startCluster({ nodes: 2 });
- *   const [a, b] = cluster.nodes;
- *   // ChatClient.connect({ port: a.port, ... }), a.kill("SIGKILL"), cluster.nats.restart()...
- * });
- * ```
+ * A cluster of chat servers in one process, over real sockets: each node has its own
+ * broker and bus, all share one store. The brokers fan out over a
+ * {@linkcode LocalClusterNetwork} of their own (as NATS would carry publications), so
+ * closing a node's cluster bus silences its heartbeats without cutting its fan-out.
  *
  * @module
  */
 
-import denoJson from "../../deno.json" with { type: "json" };
-import { permissionFlags } from "../../scripts/permissions.ts";
-import { NATS_SKIP, NatsServer } from "./nats.ts";
-import { POSTGRES_SKIP, type ScratchPostgres, startPostgres } from "./postgres.ts";
+import {
+  type Broker,
+  LocalBroker,
+  type Publication,
+  type Subscriber,
+} from "../../server/broker.ts";
+import { type ClusterBus, LocalClusterNetwork } from "../../server/cluster_bus.ts";
+import type { ServerConfig } from "../../server/config.ts";
+import { MemoryStore } from "../../server/memory_store.ts";
+import type { ChatServer } from "../../server/server.ts";
+import type { Store } from "../../server/store.ts";
+import { testServer } from "./harness.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const ROOT = new URL("../../", import.meta.url).pathname;
-const SERVE_PERMISSIONS = permissionFlags((denoJson.tasks as Record<string, string>).serve);
+const FANOUT_TOPIC = "fanout";
 
-/** How long a node may take to print its listening line (a loaded 2-core machine). */
-const START_MS = 60_000;
-
-/** Why the cluster tests skip here, or null when PostgreSQL and nats-server are installed. */
-export const CLUSTER_SKIP: string | null = POSTGRES_SKIP ?? NATS_SKIP ?? null;
+/** A publication as it crosses between nodes (JSON, `except` as a list). */
+interface WirePublication {
+  event: Publication["event"];
+  from?: string;
+  except?: string[];
+  exceptSession?: string;
+}
 
 /**
- * Flags every test node gets: loopback, a free port, no flood limits (tests log in and
- * send quickly from one address), quick drains, heartbeats and engine waits.
+ * A {@linkcode Broker} for one node of an in-process cluster: publications reach this
+ * node's subscribers at once and the other nodes' over a bus, as JSON; `publish`
+ * counts this node's receivers only (as a NATS broker does); `publishLocal` stays here.
  */
-export const TEST_NODE_FLAGS: readonly string[] = [
-  "--host",
-  "127.0.0.1",
-  "--port",
-  "0",
-  "--rate-messages",
-  "0",
-  "--rate-requests",
-  "0",
-  "--rate-bytes",
-  "0",
-  "--max-connections-per-ip",
-  "0",
-  "--max-sessions",
-  "0",
-  "--login-failures",
-  "0",
-  "--hash-queue",
-  "0",
-  "--registrations-per-ip",
-  "0",
-  "--registrations",
-  "0",
-  "--drain-window",
-  "0",
-];
+export class ClusterBroker implements Broker {
+  readonly #local = new LocalBroker();
+  readonly #bus: ClusterBus;
+  #stop: (() => void) | undefined;
+  #held: { until: Promise<void>; asked: () => void } | null = null;
 
-/** One `chat serve` child process. */
-export class ClusterNode {
-  /** Its place in {@linkcode TestCluster.nodes}, from 0. */
-  readonly index: number;
-  /** The port it listens on. */
-  readonly port: number;
-  /** The process. */
-  readonly child: Deno.ChildProcess;
-  /** What it printed on stdout and stderr (log lines), for failure messages. */
-  readonly output: string[];
-  #exited = false;
-
-  constructor(index: number, port: number, child: Deno.ChildProcess, output: string[]) {
-    this.index = index;
-    this.port = port;
-    this.child = child;
-    this.output = output;
-    child.status.then(() => this.#exited = true);
+  private constructor(bus: ClusterBus) {
+    this.#bus = bus;
   }
 
-  /** Whether the process is still running. */
-  get running(): boolean {
-    return !this.#exited;
+  /** A broker over `bus`, listening. */
+  static async open(bus: ClusterBus): Promise<ClusterBroker> {
+    const broker = new ClusterBroker(bus);
+    broker.#stop = await bus.listen(FANOUT_TOPIC, ({ from, data }) => {
+      if (from === bus.nodeId) return;
+      const { subject, publications } = data as { subject: string; publications: string };
+      const decoded = (JSON.parse(publications) as WirePublication[]).map(fromWire);
+      broker.#local.publishBatchNow(subject, decoded);
+    });
+    return broker;
   }
 
-  /** Sends `signal` (SIGKILL: a crash; SIGTERM: a drain) and waits for the exit. */
-  async kill(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
-    if (!this.#exited) {
-      try {
-        this.child.kill(signal);
-      } catch { /* already gone */ }
+  /**
+   * Holds back the confirmation of subscriptions, as a remote engine takes a while to
+   * confirm: a subscription asked meanwhile takes effect (and resolves) only at
+   * `release()`. `asked` resolves when the first one is asked.
+   */
+  hold(): { asked: Promise<void>; release: () => void } {
+    let release!: () => void;
+    let asked!: () => void;
+    const until = new Promise<void>((resolve) => release = resolve);
+    const first = new Promise<void>((resolve) => asked = resolve);
+    this.#held = { until, asked };
+    return {
+      asked: first,
+      release: () => {
+        this.#held = null;
+        release();
+      },
+    };
+  }
+
+  async subscribe(subject: string, subscriber: Subscriber): Promise<void> {
+    const held = this.#held;
+    if (held !== null) {
+      held.asked();
+      await held.until;
     }
-    return await this.child.status;
+    await this.#local.subscribe(subject, subscriber);
   }
 
-  /** The last lines it wrote (for assertion messages). */
-  tail(lines = 40): string {
-    return this.output.slice(-lines).join("\n");
-  }
-}
-
-/** Options of {@linkcode startCluster}. */
-export interface ClusterOptions {
-  /** Nodes started at once (default 2). */
-  nodes?: number;
-  /** More flags for every node (after {@linkcode TEST_NODE_FLAGS}). */
-  args?: string[];
-  /** The base flags of every node (default {@linkcode TEST_NODE_FLAGS}). */
-  nodeFlags?: readonly string[];
-  /** PostgreSQL's fsync (default false: a scratch database). */
-  fsync?: boolean;
-}
-
-/** PostgreSQL, NATS and the nodes of one test. */
-export class TestCluster implements AsyncDisposable {
-  /** The scratch PostgreSQL server. */
-  readonly postgres: ScratchPostgres;
-  /** The nats-server. */
-  readonly nats: NatsServer;
-  /** The database of this cluster (a fresh one). */
-  readonly databaseUrl: string;
-  /** The nodes started so far (killed ones stay, not running). */
-  readonly nodes: ClusterNode[] = [];
-  readonly #args: readonly string[];
-  readonly #nodeFlags: readonly string[];
-  readonly #unload = () => this.#killSync();
-  #closed = false;
-
-  constructor(
-    postgres: ScratchPostgres,
-    nats: NatsServer,
-    databaseUrl: string,
-    args: readonly string[],
-    nodeFlags: readonly string[] = TEST_NODE_FLAGS,
-  ) {
-    this.postgres = postgres;
-    this.nats = nats;
-    this.databaseUrl = databaseUrl;
-    this.#args = args;
-    this.#nodeFlags = nodeFlags;
-    globalThis.addEventListener("unload", this.#unload);
+  unsubscribe(subject: string, subscriber: Subscriber): void {
+    this.#local.unsubscribe(subject, subscriber);
   }
 
-  /** The flags that make a `chat serve` a node of this cluster. */
-  get engineFlags(): string[] {
-    return ["--postgres", this.databaseUrl, "--nats", this.nats.url, "--engine-wait", "60"];
+  publish(subject: string, publication: Publication): Promise<number> {
+    return this.publishBatch(subject, [publication]);
   }
 
-  /** Starts one more node; resolves once it listens. */
-  async startNode(args: string[] = []): Promise<ClusterNode> {
-    const node = await spawnNode(this.nodes.length, [
-      ...this.#nodeFlags,
-      ...this.engineFlags,
-      ...this.#args,
-      ...args,
-    ]);
-    this.nodes.push(node);
-    return node;
+  publishBatch(subject: string, publications: readonly Publication[]): Promise<number> {
+    const accepted = this.#local.publishBatchNow(subject, publications);
+    this.#bus.send(FANOUT_TOPIC, {
+      subject,
+      publications: JSON.stringify(publications.map(toWire)),
+    });
+    return Promise.resolve(accepted);
   }
 
-  /** `host:port` of every running node, comma-separated (a client's server list). */
-  get hosts(): string {
-    return this.nodes.filter((n) => n.running).map((n) => `127.0.0.1:${n.port}`).join(",");
+  publishLocal(subject: string, publication: Publication): Promise<number> {
+    return this.#local.publishLocal(subject, publication);
   }
 
-  /** Stops every node (SIGTERM, then SIGKILL after a while), NATS and PostgreSQL. */
+  publishLocalBatch(subject: string, publications: readonly Publication[]): Promise<number> {
+    return this.#local.publishLocalBatch(subject, publications);
+  }
+
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    globalThis.removeEventListener("unload", this.#unload);
-    await Promise.all(this.nodes.map(async (node) => {
-      if (!node.running) return;
-      const timer = setTimeout(() => node.kill("SIGKILL"), 10_000);
-      await node.kill("SIGTERM");
-      clearTimeout(timer);
-    }));
-    await this.nats.close().catch(() => {});
-    await this.postgres.close().catch(() => {});
+    this.#stop?.();
+    await this.#local.close();
   }
+}
 
-  /** `await using cluster = await startCluster()`. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
+function toWire({ except, ...rest }: Publication): WirePublication {
+  return except === undefined ? rest : { ...rest, except: [...except] };
+}
 
-  #killSync(): void {
-    for (const node of this.nodes) {
-      try {
-        node.child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
-    this.nats.close(); // SIGTERM without waiting; PostgreSQL closes itself at unload.
+function fromWire({ except, ...rest }: WirePublication): Publication {
+  return except === undefined ? rest : { ...rest, except: new Set(except) };
+}
+
+/** One store shared by every node: closing a node does not close it. */
+function shared(store: Store): Store {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === "close") return () => Promise.resolve();
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** A running in-process cluster. */
+export interface TestCluster extends AsyncDisposable {
+  /** The nodes, in order (ids `n0`, `n1`...). */
+  readonly nodes: ChatServer[];
+  /** Each node's cluster bus (close one to make its node fall silent). */
+  readonly buses: ClusterBus[];
+  /** Each node's broker. */
+  readonly brokers: ClusterBroker[];
+  /** The shared store. */
+  readonly store: MemoryStore;
+  /** Starts one more node (it joins the running ones). */
+  addNode(): Promise<ChatServer>;
+  /** Shuts every node down. */
+  shutdown(): Promise<void>;
+}
+
+/** Waits until `condition` holds, checking every 10 ms, failing after `timeoutMs`. */
+export async function waitFor(
+  condition: () => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
 /**
- * Starts PostgreSQL, NATS and `options.nodes` nodes; stops what started when a part
- * fails. Throws when the engines are not installed (check {@linkcode CLUSTER_SKIP}).
+ * Starts `count` nodes sharing one in-memory store, with `overrides` of the test
+ * server's settings.
  */
-export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
-  if (CLUSTER_SKIP !== null) throw new Error(CLUSTER_SKIP);
-  const postgres = await startPostgres({ fsync: options.fsync ?? false });
-  if (postgres === null) throw new Error(POSTGRES_SKIP ?? "no PostgreSQL");
-  let nats: NatsServer | undefined;
-  let cluster: TestCluster | undefined;
+export async function startCluster(
+  count: number,
+  overrides: Partial<ServerConfig> = {},
+): Promise<TestCluster> {
+  const store = new MemoryStore();
+  const network = new LocalClusterNetwork();
+  const fanout = new LocalClusterNetwork();
+  const nodes: ChatServer[] = [];
+  const buses: ClusterBus[] = [];
+  const brokers: ClusterBroker[] = [];
+  const shutdown = async () => {
+    await Promise.all(nodes.map((node) => node.shutdown()));
+    await store.close();
+  };
+  const addNode = async () => {
+    const id = `n${nodes.length}`;
+    const bus = network.bus(id);
+    const broker = await ClusterBroker.open(fanout.bus(id));
+    const node = await testServer(overrides, { store: shared(store), broker, bus });
+    buses.push(bus);
+    brokers.push(broker);
+    nodes.push(node);
+    return node;
+  };
   try {
-    nats = await NatsServer.start();
-    cluster = new TestCluster(
-      postgres,
-      nats,
-      await postgres.createDatabase(),
-      options.args ?? [],
-      options.nodeFlags,
-    );
-    // One node first: it creates the schema; the others start beside each other.
-    const count = options.nodes ?? 2;
-    if (count > 0) await cluster.startNode();
-    const rest: Promise<ClusterNode>[] = [];
-    for (let i = 1; i < count; i++) rest.push(cluster.startNode());
-    await Promise.all(rest);
-    return cluster;
+    for (let i = 0; i < count; i++) await addNode();
   } catch (err) {
-    if (cluster !== undefined) await cluster.close();
-    else {
-      await nats?.close();
-      await postgres.close();
-    }
+    await shutdown();
     throw err;
   }
-}
-
-/**
- * Spawns `chat serve ARGS` with the serve task's permissions and waits for its
- * `listening on HOST:PORT` line; its stderr (the log) is kept in `output`.
- */
-export async function spawnNode(index: number, args: string[]): Promise<ClusterNode> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...SERVE_PERMISSIONS, MAIN, "serve", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const output: string[] = [];
-  const port = Promise.withResolvers<number>();
-  const keep = (line: string) => {
-    output.push(line);
-    if (output.length > 2000) output.splice(0, 1000);
-    const match = /listening on [^ ]+:(\d+)/.exec(line);
-    if (match) port.resolve(Number(match[1]));
-  };
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    let buffered = "";
-    try {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        buffered += chunk;
-        const lines = buffered.split("\n");
-        buffered = lines.pop()!;
-        for (const line of lines) keep(line);
-      }
-    } catch { /* closed */ }
-    if (buffered !== "") keep(buffered);
-  };
-  drain(child.stdout);
-  drain(child.stderr);
-  child.status.then((status) =>
-    port.reject(
-      new Error(`node ${index} exited (${status.code}) before listening:\n${output.join("\n")}`),
-    )
-  );
-  const timer = setTimeout(
-    () => port.reject(new Error(`node ${index} did not listen in time`)),
-    START_MS,
-  );
-  try {
-    return new ClusterNode(index, await port.promise, child, output);
-  } catch (err) {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
+  return { nodes, buses, brokers, store, addNode, shutdown, [Symbol.asyncDispose]: shutdown };
 }
