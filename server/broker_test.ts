@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { decodePayload, FrameDecoder } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 import { LocalBroker, type Publication, type Subscriber } from "./broker.ts";
+import { brokerConformance } from "./broker_conformance.ts";
 import { PresenceBatcher } from "./presence.ts";
 
 /** A subscriber that records every buffer it is handed. */
@@ -106,4 +107,9 @@ Deno.test("PresenceBatcher: the changes of one turn go out together, each kept, 
   presence.announce({ key: "dan", nick: "Dan", blocks: new Set() }, true, 4);
   presence.close();
   assert.equal(presence.pending, 0);
+});
+
+brokerConformance("LocalBroker", () => {
+  const broker = new LocalBroker();
+  return Promise.resolve({ publisher: broker, subscriber: broker, close: () => broker.close() });
 });

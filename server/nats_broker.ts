@@ -1,0 +1,284 @@
+/**
+ * A {@linkcode Broker} over NATS core: the fan-out of a cluster of `chat serve` nodes.
+ *
+ * Each node keeps a {@linkcode LocalBroker} for its own sessions and holds one NATS
+ * subscription per logical subject (`user.<key>`, `room.<key>`, `all`) that has local
+ * subscribers, dropped with the last of them. A publication (its event and its filters:
+ * `from`, `except`, `exceptSession`) is delivered to the publishing node's own sessions
+ * at once, and sent over NATS as one JSON message (a batch too: one message); every
+ * other node fans it out to its sessions through its LocalBroker, filters applied.
+ * Publications of one node on one subject reach every node in the order published.
+ *
+ * Subjects are escaped injectively under a prefix (`chat.b.<kind>.<key>`, see
+ * `nats_subjects.ts`), so keys cannot make wildcards or reach other subjects.
+ *
+ * While NATS is unreachable publications reach this node's sessions only; the others
+ * catch up from the store after {@linkcode NatsLink.onReconnect}.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Msg, Subscription } from "@nats-io/transport-node";
+import type { ServerMessage } from "../protocol/messages.ts";
+import { type Broker, LocalBroker, type Publication, type Subscriber } from "./broker.ts";
+import type { NatsLink } from "./nats_connection.ts";
+import { DEFAULT_NATS_PREFIX, natsPrefix, natsSubject } from "./nats_subjects.ts";
+
+const log = getLogger(["chat", "server", "nats"]);
+
+/** Default bound of a message accepted from NATS, in bytes (NATS's own default). */
+export const DEFAULT_NATS_MAX_PAYLOAD = 1024 * 1024;
+
+/** How a {@linkcode NatsBroker} is set up. */
+export interface NatsBrokerOptions {
+  /** Prefix of every subject of the cluster (default `chat.`); the broker uses `<prefix>b.`. */
+  readonly prefix?: string;
+  /** Largest message accepted from NATS, in bytes; larger ones are dropped (default 1 MiB). */
+  readonly maxPayload?: number;
+  /** This node's id, which marks what it sends (default a random UUID). */
+  readonly nodeId?: string;
+  /** Whether {@linkcode NatsBroker.close} also closes the link (default false). */
+  readonly ownsLink?: boolean;
+}
+
+/** One publication on the wire: the event and its filters, short keys. */
+interface WirePublication {
+  e: ServerMessage;
+  f?: string;
+  x?: string[];
+  s?: string;
+}
+
+/** One NATS message of the broker: the sending node and one or more publications. */
+interface WireMessage {
+  n: string;
+  p: WirePublication[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function toWire(publication: Publication): WirePublication {
+  const wire: WirePublication = { e: publication.event };
+  if (publication.from !== undefined) wire.f = publication.from;
+  if (publication.except !== undefined && publication.except.size > 0) {
+    wire.x = [...publication.except];
+  }
+  if (publication.exceptSession !== undefined) wire.s = publication.exceptSession;
+  return wire;
+}
+
+function isStringOrAbsent(value: unknown): boolean {
+  return value === undefined || typeof value === "string";
+}
+
+/** The publications of a wire message, or undefined when it is malformed. */
+function fromWire(value: unknown): { node: string; publications: Publication[] } | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const { n, p } = value as Partial<WireMessage>;
+  if (typeof n !== "string" || !Array.isArray(p) || p.length === 0) return undefined;
+  const publications: Publication[] = [];
+  for (const wire of p as unknown[]) {
+    if (typeof wire !== "object" || wire === null) return undefined;
+    const { e, f, x, s } = wire as Partial<WirePublication>;
+    if (typeof e !== "object" || e === null || typeof e.type !== "string") return undefined;
+    if (!isStringOrAbsent(f) || !isStringOrAbsent(s)) return undefined;
+    if (x !== undefined && !(Array.isArray(x) && x.every((k) => typeof k === "string"))) {
+      return undefined;
+    }
+    publications.push({
+      event: e,
+      from: f,
+      except: x === undefined ? undefined : new Set(x),
+      exceptSession: s,
+    });
+  }
+  return { node: n, publications };
+}
+
+/**
+ * Fan-out across the nodes sharing a NATS.
+ *
+ * @example
+ * ```ts ignore
+ * import { NatsLink } from "./nats_connection.ts";
+ * import { NatsBroker } from "./nats_broker.ts";
+ * const link = await NatsLink.open("nats://127.0.0.1:4222");
+ * const broker = new NatsBroker(link, { prefix: "school." });
+ * await broker.subscribe("room.lobby", session); // confirmed by NATS
+ * await broker.publish("room.lobby", { event, from: "ann" }); // to every node
+ * ```
+ */
+export class NatsBroker implements Broker {
+  /** This node's id, marking what it sends. */
+  readonly nodeId: string;
+  readonly #link: NatsLink;
+  readonly #local = new LocalBroker();
+  readonly #namespace: string;
+  readonly #maxPayload: number;
+  readonly #ownsLink: boolean;
+  readonly #subscriptions = new Map<string, Subscription>();
+  #closed = false;
+  #dropped = 0;
+
+  /** A broker on `link` (opened by the caller, shared with the cluster bus). */
+  constructor(link: NatsLink, options: NatsBrokerOptions = {}) {
+    this.#link = link;
+    this.nodeId = options.nodeId ?? crypto.randomUUID();
+    this.#namespace = `${natsPrefix(options.prefix ?? DEFAULT_NATS_PREFIX)}b.`;
+    this.#maxPayload = options.maxPayload ?? DEFAULT_NATS_MAX_PAYLOAD;
+    this.#ownsLink = options.ownsLink ?? false;
+  }
+
+  /** Messages dropped so far: malformed or too large, received or to be sent. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  /**
+   * Adds a subscriber; resolves once NATS has confirmed the node's subscription to the
+   * subject (at once when it already had one). While NATS is unreachable it resolves
+   * after the reconnect, whose resubscription covers it.
+   */
+  async subscribe(subject: string, subscriber: Subscriber): Promise<void> {
+    if (this.#closed) return;
+    await this.#local.subscribe(subject, subscriber);
+    if (!this.#subscriptions.has(subject)) {
+      const sub = this.#link.connection.subscribe(natsSubject(this.#namespace, subject), {
+        callback: (err, msg) => this.#receive(subject, err, msg),
+      });
+      this.#subscriptions.set(subject, sub);
+    }
+    await this.#link.confirm();
+  }
+
+  /** Removes a subscriber; the node leaves the NATS subject with its last one. */
+  unsubscribe(subject: string, subscriber: Subscriber): void {
+    this.#local.unsubscribe(subject, subscriber);
+    if (this.#local.subscriberCount(subject) > 0) return;
+    const sub = this.#subscriptions.get(subject);
+    if (sub === undefined) return;
+    this.#subscriptions.delete(subject);
+    sub.unsubscribe();
+  }
+
+  /**
+   * Delivers to this node's subscribers and sends the publication to the others.
+   * Resolves to how many subscribers OF THIS NODE accepted it: the other nodes'
+   * deliveries are not counted (nothing comes back from them).
+   */
+  publish(subject: string, publication: Publication): Promise<number> {
+    if (this.#closed) return Promise.resolve(0);
+    const accepted = this.#local.publishNow(subject, publication);
+    this.#send(subject, [publication]);
+    return Promise.resolve(accepted);
+  }
+
+  /**
+   * Delivers a batch to this node's subscribers and sends it to the others as one NATS
+   * message (split in order only when it exceeds the server's maximum payload).
+   * Resolves to how many subscribers of this node accepted some of it.
+   */
+  publishBatch(subject: string, publications: readonly Publication[]): Promise<number> {
+    if (this.#closed || publications.length === 0) return Promise.resolve(0);
+    const accepted = this.#local.publishBatchNow(subject, publications);
+    this.#send(subject, publications);
+    return Promise.resolve(accepted);
+  }
+
+  /** Delivers to this node's subscribers only, nothing over NATS (Broker.publishLocal). */
+  publishLocal(subject: string, publication: Publication): Promise<number> {
+    if (this.#closed) return Promise.resolve(0);
+    return Promise.resolve(this.#local.publishNow(subject, publication));
+  }
+
+  /** {@linkcode publishBatch} to this node's subscribers only. */
+  publishLocalBatch(subject: string, publications: readonly Publication[]): Promise<number> {
+    if (this.#closed || publications.length === 0) return Promise.resolve(0);
+    return Promise.resolve(this.#local.publishBatchNow(subject, publications));
+  }
+
+  /** Number of NATS subjects this node is subscribed to (one per subject with subscribers). */
+  get natsSubscriptionCount(): number {
+    return this.#subscriptions.size;
+  }
+
+  /** Number of this node's subscribers of a subject. */
+  subscriberCount(subject: string): number {
+    return this.#local.subscriberCount(subject);
+  }
+
+  /** Leaves every NATS subject and drops local subscribers (closes the link if owned). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const sub of this.#subscriptions.values()) {
+      try {
+        sub.unsubscribe();
+      } catch { /* connection closed */ }
+    }
+    this.#subscriptions.clear();
+    await this.#local.close();
+    if (this.#ownsLink) await this.#link.close();
+  }
+
+  #send(subject: string, publications: readonly Publication[]): void {
+    if (!this.#link.connected) return; // the others catch up after the reconnect
+    const bytes = encoder.encode(JSON.stringify({ n: this.nodeId, p: publications.map(toWire) }));
+    const limit = Math.min(this.#maxPayload, this.#link.maxPayload);
+    if (bytes.length > limit) {
+      if (publications.length === 1) {
+        this.#dropped++;
+        log.error("a publication of {bytes} bytes on {subject} exceeds NATS's {limit}: not sent", {
+          bytes: bytes.length,
+          subject,
+          limit,
+        });
+        return;
+      }
+      const half = Math.ceil(publications.length / 2);
+      this.#send(subject, publications.slice(0, half));
+      this.#send(subject, publications.slice(half));
+      return;
+    }
+    try {
+      this.#link.connection.publish(natsSubject(this.#namespace, subject), bytes);
+    } catch (err) {
+      this.#dropped++;
+      log.warn("publishing on {subject} failed: {err}", { subject, err });
+    }
+  }
+
+  #receive(subject: string, err: Error | null, msg: Msg): void {
+    if (err !== null) {
+      log.warn("NATS subscription to {subject} failed: {error}", { subject, error: err.message });
+      return;
+    }
+    if (this.#closed) return;
+    if (msg.data.length > this.#maxPayload) {
+      this.#dropped++;
+      log.warn("dropped a NATS message of {bytes} bytes on {subject} (over {limit})", {
+        bytes: msg.data.length,
+        subject,
+        limit: this.#maxPayload,
+      });
+      return;
+    }
+    let decoded: ReturnType<typeof fromWire>;
+    try {
+      decoded = fromWire(JSON.parse(decoder.decode(msg.data)));
+    } catch {
+      decoded = undefined;
+    }
+    if (decoded === undefined) {
+      this.#dropped++;
+      log.warn("dropped a malformed NATS message on {subject}", { subject });
+      return;
+    }
+    if (decoded.node === this.nodeId) return; // delivered here when published
+    const { publications } = decoded;
+    if (publications.length === 1) this.#local.publishNow(subject, publications[0]);
+    else this.#local.publishBatchNow(subject, publications);
+  }
+}

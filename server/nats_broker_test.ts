@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { NATS_SKIP, NatsServer } from "../tests/helpers/nats.ts";
+import { brokerConformance, notice, Recorder, within } from "./broker_conformance.ts";
+import { NatsLink } from "./nats_connection.ts";
+import { NatsBroker, type NatsBrokerOptions } from "./nats_broker.ts";
+import { natsSubject } from "./nats_subjects.ts";
+
+const ignore = NATS_SKIP !== undefined;
+
+/** A NATS server and `count` nodes' brokers on it. */
+async function cluster(count: number, options: NatsBrokerOptions = {}) {
+  const nats = await NatsServer.start();
+  const links: NatsLink[] = [];
+  const brokers: NatsBroker[] = [];
+  for (let i = 0; i < count; i++) {
+    const link = await NatsLink.open(nats.url, { name: `node-${i}` });
+    links.push(link);
+    brokers.push(new NatsBroker(link, options));
+  }
+  return {
+    nats,
+    links,
+    brokers,
+    async close() {
+      for (const broker of brokers) await broker.close();
+      for (const link of links) await link.close();
+      await nats.close();
+    },
+  };
+}
+
+/** Resolves at the next confirmed reconnect of `link`. */
+function reconnected(link: NatsLink): Promise<void> {
+  return new Promise((resolve) => {
+    const remove = link.onReconnect(() => {
+      remove();
+      resolve();
+    });
+  });
+}
+
+brokerConformance("NATS (two nodes)", async () => {
+  const c = await cluster(2);
+  return { publisher: c.brokers[0], subscriber: c.brokers[1], close: c.close };
+}, ignore);
+
+Deno.test({
+  name: "NATS broker: NATS restarted on the same port, both nodes resubscribe by themselves",
+  ignore,
+  async fn() {
+    const c = await cluster(2);
+    try {
+      const [a, b] = c.brokers;
+      const ann = new Recorder("ann");
+      await b.subscribe("room.lobby", ann);
+      await a.publish("room.lobby", { event: notice("before") });
+      await ann.waitFor("before");
+
+      const back = c.links.map(reconnected);
+      await c.nats.stop();
+      // A subscription made while NATS is down is confirmed once it is back.
+      const bob = new Recorder("bob");
+      const bobSubscribed = b.subscribe("user.bob", bob);
+      await c.nats.start();
+      await within(Promise.all(back), "both nodes reconnect");
+      await within(bobSubscribed, "a subscription made while NATS was down is confirmed");
+
+      await a.publish("room.lobby", { event: notice("after") });
+      await a.publish("user.bob", { event: notice("to bob") });
+      await ann.waitFor("after");
+      await bob.waitFor("to bob");
+      assert.deepEqual(ann.texts, ["before", "after"]);
+      assert.deepEqual(bob.texts, ["to bob"]);
+    } finally {
+      await c.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "NATS broker: a batch is one NATS message; one over the maximum payload is split in order",
+  ignore,
+  async fn() {
+    const c = await cluster(2, { maxPayload: 4096 });
+    const spy = await NatsLink.open(c.nats.url, { name: "spy" });
+    try {
+      const [a, b] = c.brokers;
+      let messages = 0;
+      spy.connection.subscribe(natsSubject("chat.b.", "room.lobby"), {
+        callback: () => {
+          messages++;
+        },
+      });
+      await spy.confirm();
+      const ann = new Recorder("ann");
+      await b.subscribe("room.lobby", ann);
+      const small = Array.from({ length: 5 }, (_, i) => ({ event: notice(`s${i}`) }));
+      await a.publishBatch("room.lobby", small);
+      await ann.waitFor("s4");
+      assert.equal(messages, 1);
+      const big = Array.from(
+        { length: 20 },
+        (_, i) => ({ event: notice(`b${i} ${"x".repeat(900)}`) }),
+      );
+      await a.publishBatch("room.lobby", big);
+      await ann.waitFor(`b19 ${"x".repeat(900)}`);
+      assert.deepEqual(ann.texts.slice(5), big.map((p) => (p.event as { text: string }).text));
+      assert.ok(messages > 2, `${messages} messages`);
+      assert.equal(a.dropped + b.dropped, 0);
+    } finally {
+      await spy.close();
+      await c.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "NATS broker: messages over the node's bound or malformed are dropped, the rest delivered",
+  ignore,
+  async fn() {
+    const c = await cluster(1, { maxPayload: 2048 });
+    const rogue = await NatsLink.open(c.nats.url, { name: "rogue" });
+    try {
+      const [b] = c.brokers;
+      const ann = new Recorder("ann");
+      await b.subscribe("room.lobby", ann);
+      const subject = natsSubject("chat.b.", "room.lobby");
+      const wire = (text: string) =>
+        new TextEncoder().encode(JSON.stringify({ n: "rogue", p: [{ e: notice(text) }] }));
+      rogue.connection.publish(subject, wire(`big ${"x".repeat(4096)}`));
+      rogue.connection.publish(subject, new TextEncoder().encode("{not json"));
+      rogue.connection.publish(subject, new TextEncoder().encode('{"n":"r","p":[{"e":5}]}'));
+      rogue.connection.publish(subject, wire("fine"));
+      await ann.waitFor("fine");
+      assert.deepEqual(ann.texts, ["fine"]);
+      assert.equal(b.dropped, 3);
+    } finally {
+      await rogue.close();
+      await c.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "NATS broker: two prefixes on one NATS do not hear each other",
+  ignore,
+  async fn() {
+    const c = await cluster(1);
+    const otherLink = await NatsLink.open(c.nats.url);
+    const other = new NatsBroker(otherLink, { prefix: "school" });
+    try {
+      const ann = new Recorder("ann");
+      const bob = new Recorder("bob");
+      await c.brokers[0].subscribe("room.lobby", ann);
+      await other.subscribe("room.lobby", bob);
+      const third = new NatsBroker(await NatsLink.open(c.nats.url), { ownsLink: true });
+      await third.publish("room.lobby", { event: notice("chat") });
+      await third.close();
+      await ann.waitFor("chat");
+      // bob's cluster publishes after: had "chat" leaked, bob would have it first.
+      const fourth = new NatsBroker(await NatsLink.open(c.nats.url), {
+        prefix: "school.",
+        ownsLink: true,
+      });
+      await fourth.publish("room.lobby", { event: notice("school") });
+      await fourth.close();
+      await bob.waitFor("school");
+      assert.deepEqual(ann.texts, ["chat"]);
+      assert.deepEqual(bob.texts, ["school"]);
+    } finally {
+      await other.close();
+      await otherLink.close();
+      await c.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "NATS broker: a node holds one NATS subscription per subject with local subscribers",
+  ignore,
+  async fn() {
+    const c = await cluster(1);
+    try {
+      const [b] = c.brokers;
+      const ann = new Recorder("ann");
+      const bob = new Recorder("bob");
+      await b.subscribe("room.lobby", ann);
+      await b.subscribe("room.lobby", bob);
+      await b.subscribe("user.ann", ann);
+      assert.equal(b.natsSubscriptionCount, 2);
+      b.unsubscribe("room.lobby", ann);
+      assert.equal(b.natsSubscriptionCount, 2);
+      b.unsubscribe("room.lobby", bob);
+      b.unsubscribe("user.ann", ann);
+      assert.equal(b.natsSubscriptionCount, 0);
+    } finally {
+      await c.close();
+    }
+  },
+});
