@@ -15,9 +15,14 @@
 import { getLogger } from "@logtape/logtape";
 import { type Broker, LocalBroker } from "./broker.ts";
 import { type ClusterBus, LocalClusterBus } from "./cluster_bus.ts";
-import type { ServerConfig } from "./config.ts";
-import { EngineUnavailableError } from "./engine_wait.ts";
+import type { NatsSettings, PostgresSettings, ServerConfig } from "./config.ts";
+import { EngineUnavailableError, waitForEngine } from "./engine_wait.ts";
 import { MemoryStore } from "./memory_store.ts";
+import { NatsBroker } from "./nats_broker.ts";
+import { NatsClusterBus } from "./nats_cluster_bus.ts";
+import { NatsLink } from "./nats_connection.ts";
+import { PostgresStore } from "./postgres_store.ts";
+import { CatchUpBroker } from "./reconnect_catch_up.ts";
 import { SqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
 
@@ -70,10 +75,99 @@ export async function openEngines(
 }
 
 /** PostgreSQL and NATS: the engines of a node of several. */
-function openCluster(config: ServerConfig, _given: GivenEngines): Promise<Engines> {
-  if (config.postgres === null || config.nats === null) {
-    throw new EngineUnavailableError("a node of several needs both PostgreSQL and NATS");
+async function openCluster(config: ServerConfig, given: GivenEngines): Promise<Engines> {
+  const { postgres, nats } = config;
+  if (postgres === null || nats === null) {
+    throw new EngineUnavailableError(
+      "a node of several needs both PostgreSQL (--postgres) and NATS (--nats)",
+    );
   }
-  log.error("PostgreSQL and NATS engines are not part of this build yet");
-  throw new EngineUnavailableError("PostgreSQL and NATS engines are not part of this build yet");
+  // One id for the node everywhere: its sessions' rows, its messages on NATS.
+  const nodeId = given.bus?.nodeId ?? crypto.randomUUID().slice(0, 8);
+  const timeoutMs = config.engineWaitSec * 1000;
+  const natsWhere = `NATS at ${nats.servers.join(",")}`;
+  let store: Store | undefined;
+  try {
+    store = given.store ?? await waitForEngine(
+      () => PostgresStore.open({ url: postgresUrl(postgres), nodeId }),
+      {
+        what: `PostgreSQL at ${postgres.url}`,
+        timeoutMs,
+        hint: "that PostgreSQL runs there and listens on that address (listen_addresses, " +
+          "the port), that this machine may connect (pg_hba.conf), the user and its password " +
+          "(--postgres-password-file or PGPASSWORD) and that the database exists",
+        permanent: isPermanentPostgresError,
+      },
+    );
+    let link: NatsLink | undefined;
+    if (given.broker === undefined || given.bus === undefined) {
+      link = await waitForEngine(
+        () => NatsLink.open(natsServerList(nats), { name: `chat ${nodeId}` }),
+        {
+          what: natsWhere,
+          timeoutMs,
+          hint: "that nats-server runs there and that this machine may connect to its port " +
+            "(4222 by default), and the user and password or token (--nats-password-file or " +
+            "CHAT_NATS_PASSWORD)",
+        },
+      );
+    }
+    // The bus owns the link: the server closes the broker, then the bus.
+    const bus = given.bus ?? new NatsClusterBus(link!, { nodeId, ownsLink: true });
+    let broker = given.broker;
+    if (broker === undefined) {
+      // What other nodes publish while NATS is out of reach is read back from PostgreSQL.
+      const caughtUp = new CatchUpBroker(
+        new NatsBroker(link!, { nodeId }),
+        store,
+        () => link!.connected,
+      );
+      bus.onReconnect(() => void caughtUp.catchUp());
+      broker = caughtUp;
+    }
+    log.info("node {nodeId}: PostgreSQL at {postgres}, {nats}", {
+      nodeId,
+      postgres: postgres.url,
+      nats: natsWhere,
+    });
+    return {
+      store,
+      broker,
+      bus,
+      description: `node ${nodeId}: PostgreSQL at ${postgres.url}, ${natsWhere}`,
+    };
+  } catch (err) {
+    if (given.store === undefined) await store?.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** The store's connection URL: the settings' URL with the password put back in. */
+function postgresUrl(settings: PostgresSettings): string {
+  if (settings.password === undefined) return settings.url;
+  const url = new URL(settings.url);
+  url.password = encodeURIComponent(settings.password);
+  return url.href;
+}
+
+/** The NATS link's server list: the URLs with the credentials put back in. */
+function natsServerList(settings: NatsSettings): string {
+  const auth = settings.token !== undefined
+    ? `${encodeURIComponent(settings.token)}@`
+    : settings.user !== undefined
+    ? `${encodeURIComponent(settings.user)}:${encodeURIComponent(settings.pass ?? "")}@`
+    : "";
+  return settings.servers.map((server) => server.replace("://", `://${auth}`)).join(",");
+}
+
+/**
+ * PostgreSQL refusals that waiting does not cure: a wrong password or user (28xxx), a
+ * missing database (3D000).
+ */
+function isPermanentPostgresError(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && (code.startsWith("28") || code === "3D000")) return true;
+  }
+  return false;
 }
