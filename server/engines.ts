@@ -122,7 +122,7 @@ async function openCluster(config: ServerConfig, given: GivenEngines): Promise<E
         store,
         () => link!.connected,
       );
-      bus.onReconnect(() => void caughtUp.catchUp());
+      await caughtUp.listenOn(bus);
       broker = caughtUp;
     }
     log.info("node {nodeId}: PostgreSQL at {postgres}, {nats}", {

@@ -2,10 +2,12 @@
  * Catching up from the store after a node was cut off from NATS. While a node cannot
  * reach NATS, what other nodes publish does not reach it (NATS core keeps nothing), yet
  * those messages are committed in PostgreSQL. When the link is back (the bus's
- * `onReconnect`, run once the subscriptions are confirmed again), the node reads, for
- * each account with sessions here, the messages after the last id it had seen while
- * still connected, and sends its sessions those that never reached the node, in id
- * order. Nothing is sent twice: the node remembers the ids of the messages that reached
+ * `onReconnect`, run once the subscriptions are confirmed again), it asks every node
+ * over the bus to catch up since its cut began: each reads, for every account with
+ * sessions on it, the messages committed since then (after the highest id it had seen
+ * by then, less a margin: ids follow commit order) and sends its sessions those that
+ * never reached the node, in id order. The node that was cut off gets what the others
+ * published; the others get what it published while cut off (it never left it). Nothing is sent twice: the node remembers the ids of the messages that reached
  * its sessions lately (a message reaches every session of a node at once, so one set per
  * node is enough).
  *
@@ -21,19 +23,26 @@ import { encodeFrame } from "../protocol/frame.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { Broker, Publication, Subscriber } from "./broker.ts";
+import type { ClusterBus } from "./cluster_bus.ts";
 import type { Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "catch-up"]);
 
-/** Milliseconds between two samples of the last id seen while connected. */
+/** Milliseconds between two samples of the highest message id seen. */
 const SAMPLE_MS = 250;
 /**
- * How far back (ms) the catch-up starts before the last moment the link was seen up: a
- * message committed just before the cut may still have been on its way.
+ * How far back (ms) a catch-up starts before the cut: a message committed just before
+ * it may still have been on its way. Also covers clocks of nodes a little apart.
  */
 const MARGIN_MS = 3000;
+/** How long samples and seen ids are kept (ms): a longer cut catches up from there. */
+const RETAIN_MS = 120_000;
+/** Milliseconds between two prunings of the seen ids. */
+const PRUNE_MS = 5000;
 /** Messages read per page while catching up. */
 const PAGE = 500;
+/** The bus topic on which a node back on NATS asks every node to catch up. */
+export const CATCH_UP_TOPIC = "catch-up";
 
 /** Whether a publication carries a stored message (it has an id in the store). */
 function storedId(publication: Publication): number | undefined {
@@ -51,7 +60,7 @@ function storedId(publication: Publication): number | undefined {
  * ```ts ignore
  * import { CatchUpBroker } from "./reconnect_catch_up.ts";
  * const broker = new CatchUpBroker(natsBroker, store, () => link.connected);
- * bus.onReconnect(() => void broker.catchUp());
+ * await broker.listenOn(bus);
  * ```
  */
 export class CatchUpBroker implements Broker {
@@ -64,10 +73,14 @@ export class CatchUpBroker implements Broker {
   readonly #subjects = new Map<Wrapped, Set<string>>();
   /** Ids of stored messages that reached this node's sessions (above the oldest sample). */
   readonly #seen = new Set<number>();
-  /** The highest stored message id seen, and samples of it while connected. */
+  /** The highest stored message id seen, and samples of it over time. */
   #highest = 0;
   #samples: { at: number; highest: number }[] = [];
-  #lastConnectedMark = 0;
+  /** Wall-clock time of the last sample taken while connected. */
+  #lastUpAt = Date.now();
+  #lastPrune = Date.now();
+  /** {@linkcode lastUpAt} when a sample first found the link down; cleared at reconnect. */
+  #downSince: number | undefined;
   readonly #timer: ReturnType<typeof setInterval>;
   #running: Promise<void> | null = null;
 
@@ -80,24 +93,57 @@ export class CatchUpBroker implements Broker {
     Deno.unrefTimer(this.#timer);
   }
 
-  /** The id after which the next catch-up reads. */
-  get mark(): number {
-    return this.#lastConnectedMark;
+  /** When this node was last seen connected (ms since the epoch). */
+  get lastUpAt(): number {
+    return this.#lastUpAt;
+  }
+
+  /**
+   * Catches up with the others over `bus`: when this node is back on NATS it asks every
+   * node (itself too) to catch up since its cut began; what it published meanwhile never
+   * left it, what the others published never reached it.
+   */
+  async listenOn(bus: ClusterBus): Promise<void> {
+    await bus.listen(CATCH_UP_TOPIC, (message) => {
+      const since = (message.data as { since?: unknown } | null)?.since;
+      if (typeof since === "number" && Number.isFinite(since)) void this.catchUp(since);
+    });
+    bus.onReconnect(() => {
+      const since = this.#downSince ?? this.#lastUpAt;
+      this.#downSince = undefined;
+      bus.send(CATCH_UP_TOPIC, { since });
+    });
+  }
+
+  /**
+   * An id below every message committed after `time`: the highest this node had seen
+   * by then (ids follow commit order). The oldest kept when `time` is older.
+   */
+  markAt(time: number): number {
+    let mark = this.#samples.length > 0 ? this.#samples[0].highest : 0;
+    for (const sample of this.#samples) {
+      if (sample.at > time) break;
+      mark = sample.highest;
+    }
+    return mark;
   }
 
   #sample(): void {
-    if (!this.#connected()) return;
     const now = Date.now();
+    if (this.#connected()) this.#lastUpAt = now;
+    else this.#downSince ??= this.#lastUpAt;
     this.#samples.push({ at: now, highest: this.#highest });
-    while (this.#samples.length > 1 && this.#samples[1].at <= now - MARGIN_MS) {
+    while (this.#samples.length > 1 && this.#samples[1].at <= now - RETAIN_MS) {
       this.#samples.shift();
     }
-    this.#lastConnectedMark = this.#samples[0].highest;
-    for (const id of this.#seen) if (id <= this.#lastConnectedMark) this.#seen.delete(id);
+    if (now - this.#lastPrune >= PRUNE_MS) {
+      this.#lastPrune = now;
+      const oldest = this.#samples[0].highest;
+      for (const id of this.#seen) if (id <= oldest) this.#seen.delete(id);
+    }
   }
 
   #note(id: number): void {
-    if (id <= this.#lastConnectedMark && this.#lastConnectedMark > 0) return;
     this.#seen.add(id);
     if (id > this.#highest) this.#highest = id;
   }
@@ -155,19 +201,20 @@ export class CatchUpBroker implements Broker {
   }
 
   /**
-   * Sends this node's sessions the stored messages they missed since {@linkcode mark},
-   * in id order, each once. Runs one at a time (a reconnect during one runs after it).
+   * Sends this node's sessions the stored messages committed since about `since` (ms
+   * since the epoch, less a margin) that never reached this node, in id order, each
+   * once. Runs one at a time (another asked meanwhile runs after it).
    */
-  catchUp(): Promise<void> {
-    const run = (this.#running ?? Promise.resolve()).then(() => this.#catchUp()).catch((err) =>
-      log.error("catching up after a reconnect failed: {err}", { err })
-    );
+  catchUp(since: number): Promise<void> {
+    const after = this.markAt(since - MARGIN_MS);
+    const run = (this.#running ?? Promise.resolve()).then(() => this.#catchUp(after)).catch((
+      err,
+    ) => log.error("catching up after a reconnect failed: {err}", { err }));
     this.#running = run;
     return run;
   }
 
-  async #catchUp(): Promise<void> {
-    const after = this.#lastConnectedMark;
+  async #catchUp(after: number): Promise<void> {
     const byAccount = new Map<string, Wrapped[]>();
     for (const wrapped of this.#subjects.keys()) {
       const key = wrapped.accountKey;
@@ -197,7 +244,7 @@ export class CatchUpBroker implements Broker {
     }
     // Delivered now (after every account had its turn): a later catch-up skips them.
     for (const id of caughtUp) this.#note(id);
-    log.info("caught up after a reconnect: {sent} deliveries of messages after id {after}", {
+    log.info("caught up after a cut: {sent} deliveries of messages after id {after}", {
       sent,
       after,
     });
