@@ -42,6 +42,10 @@
  * `queryTimeoutSeconds` (20, waiting and running together); reconnect attempts back off
  * from 50 ms to at most 2 s.
  *
+ * Permissions: postgres.js reads the `PG*` environment variables (PGHOST, PGPASSWORD,
+ * PGSSLMODE…, one per option), so Deno needs `--allow-env=PG*` besides `--allow-net`; a URL
+ * without a user name also asks the OS for the current user (`--allow-sys=userInfo`).
+ *
  * @example
  * ```ts ignore
  * import { PostgresStore } from "./postgres_store.ts";
@@ -82,7 +86,10 @@ export const SCHEMA_LOCK = 0x63686175;
 
 /** Options of {@linkcode PostgresStore.open}. */
 export interface PostgresStoreOptions {
-  /** Connection URL, `postgres://user:password@host:port/database`. */
+  /**
+   * Connection URL, `postgres://user:password@host:port/database` (with a user name: without
+   * one, postgres.js asks the OS, which needs `--allow-sys=userInfo`).
+   */
   url: string;
   /** This node's id, stored with its login sessions (non-empty). */
   nodeId: string;
@@ -505,6 +512,7 @@ export class PostgresStore implements Store {
     try {
       this.#checkOpen();
       checkNewMessage(message);
+      checkNoNul(message);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -874,7 +882,7 @@ export class PostgresStore implements Store {
           ${m.map((x) => x.toKey ?? null)}::text[],
           ${m.map((x) => x.to ?? null)}::text[],
           ${m.map((x) => x.toKey === undefined ? null : pairKey(x.fromKey, x.toKey))}::text[],
-          ${m.map((x) => x.text)}::text[],
+          ${m.map((x) => encodeText(x.text))}::text[],
           ${m.map((x) => x.clientId)}::text[])` as unknown as AppendRow[];
       if (rows.length !== batch.length) {
         throw new Error(`chat_append_v1 returned ${rows.length} rows for ${batch.length}`);
@@ -912,7 +920,7 @@ export class PostgresStore implements Store {
         continue;
       }
       try {
-        checkResend({ roomKey: row.o_room_key, toKey: row.o_to_key, text: row.o_text! }, message);
+        checkResend({ roomKey: row.o_room_key, toKey: row.o_to_key, text: chat.text }, message);
         resolve({ message: chat, duplicate: true });
       } catch (error) {
         reject(error as Error);
@@ -923,6 +931,9 @@ export class PostgresStore implements Store {
   /** A StoreError for a failure: `unavailable` when PostgreSQL could not be reached in time. */
   #wrap(error: unknown, what = "storage failure"): StoreError {
     if (error instanceof StoreError) return error;
+    if (this.#closed && (error as { code?: unknown })?.code === "CONNECTION_ENDED") {
+      return new StoreError("closed", `the store on ${this.where} is closed`, { cause: error });
+    }
     if (isUnavailable(error)) {
       return new StoreError(
         "unavailable",
@@ -1012,6 +1023,37 @@ function pairKey(a: string, b: string): string {
   return a < b ? `${a}\n${b}` : `${b}\n${a}`;
 }
 
+/** Marks a stored text that is {@linkcode encodeText}'s JSON (U+FFFF, a noncharacter). */
+const ENCODED = "\uffff";
+
+/**
+ * The text as stored: PostgreSQL's text cannot hold U+0000, which a chat message may
+ * contain, so such a text (and one starting with the marker) is stored as the marker and
+ * its JSON, where U+0000 is the escape `\u0000`. Other texts are stored as they are.
+ */
+export function encodeText(text: string): string {
+  return text.includes("\0") || text.startsWith(ENCODED) ? ENCODED + JSON.stringify(text) : text;
+}
+
+/** The text {@linkcode encodeText} stored. */
+export function decodeText(stored: string): string {
+  return stored.startsWith(ENCODED) ? JSON.parse(stored.slice(ENCODED.length)) : stored;
+}
+
+/**
+ * Refuses a message with U+0000 in a key, nick or client id (PostgreSQL cannot store it,
+ * and it would fail the whole batch); the text is encoded instead.
+ *
+ * @throws {StoreError} `invalid`.
+ */
+function checkNoNul(message: NewMessage): void {
+  for (const field of ["fromKey", "from", "room", "toKey", "to", "clientId"] as const) {
+    if (message[field]?.includes("\0")) {
+      throw new StoreError("invalid", `a message's ${field} must not contain U+0000`);
+    }
+  }
+}
+
 function toChat(row: MessageRow): ChatMessage {
   if (row.room_key !== null) {
     return {
@@ -1020,7 +1062,7 @@ function toChat(row: MessageRow): ChatMessage {
       ts: Number(row.ts),
       room: row.room_name ?? row.room_key,
       from: row.from_nick,
-      text: row.text,
+      text: decodeText(row.text),
     };
   }
   return {
@@ -1029,7 +1071,7 @@ function toChat(row: MessageRow): ChatMessage {
     ts: Number(row.ts),
     from: row.from_nick,
     to: row.to_nick ?? "",
-    text: row.text,
+    text: decodeText(row.text),
   };
 }
 

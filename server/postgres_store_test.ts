@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import postgres from "postgres";
 import { POSTGRES_SKIP, startPostgres } from "../tests/helpers/postgres.ts";
 import { PostgresStore } from "./postgres_store.ts";
 import { type NewMessage, StoreError } from "./store.ts";
@@ -255,5 +256,99 @@ Deno.test({
     } finally {
       await own.close();
     }
+  },
+});
+
+Deno.test({
+  name: "PostgresStore: U+0000 in a text is stored as is; in a client id refused alone",
+  ignore,
+  async fn() {
+    const url = await pg!.createDatabase();
+    const store = await openStore(url);
+    try {
+      await store.createRoom(lobby);
+      const odd = ["nul \u0000 inside", "\uffff marker first", "\uffff\u0000 both", "plain"];
+      const [bad, ...results] = await Promise.allSettled([
+        store.appendMessage(say("alice", "x", "bad\u0000id")),
+        ...odd.map((text, i) => store.appendMessage(say("alice", text, `c${i}`))),
+      ]);
+      assert.ok(bad.status === "rejected" && bad.reason instanceof StoreError);
+      assert.equal(bad.reason.code, "invalid");
+      assert.deepEqual(
+        results.map((r) => r.status === "fulfilled" ? r.value.message.text : r.reason),
+        odd,
+        "the other messages of the batch are stored",
+      );
+      const stored = await store.history({ room: "lobby", limit: 10 });
+      assert.deepEqual(stored.map((m) => m.text), odd);
+      const again = await store.appendMessage(say("alice", odd[0], "c0"));
+      assert.equal(again.duplicate, true, "a resend of a text with U+0000 is a duplicate");
+      await assert.rejects(
+        store.appendMessage(say("alice", "nul \u0000 changed", "c0")),
+        (e: unknown) => e instanceof StoreError && e.code === "conflict",
+      );
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresStore: a lock held elsewhere: the call rejects `unavailable` after lock_timeout",
+  ignore,
+  async fn() {
+    const url = await pg!.createDatabase();
+    const store = await PostgresStore.open({ url, nodeId: "n1", lockTimeoutMs: 300 });
+    const other = await openStore(url, "n2");
+    const blocker = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await store.createRoom(lobby);
+      const { promise: locked, resolve: onLocked } = Promise.withResolvers<void>();
+      const { promise: release, resolve: doRelease } = Promise.withResolvers<void>();
+      const holding = blocker.begin(async (tx) => {
+        await tx`LOCK TABLE rooms IN ACCESS EXCLUSIVE MODE`;
+        onLocked();
+        await release;
+      });
+      await locked;
+      await assertUnavailable(store.getRoom("lobby"));
+      await assertUnavailable(store.appendMessage(say("alice", "blocked", "1")));
+      doRelease();
+      await holding;
+      assert.equal((await store.appendMessage(say("alice", "free", "2"))).duplicate, false);
+      assert.deepEqual(
+        (await other.history({ room: "lobby", limit: 5 })).map((m) => m.text),
+        ["free"],
+      );
+    } finally {
+      await blocker.end({ timeout: 5 });
+      await Promise.all([store.close(), other.close()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresStore: open fails with open_failed on a newer schema or without a server",
+  ignore,
+  async fn() {
+    const url = await pg!.createDatabase();
+    await (await openStore(url)).close();
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await sql`UPDATE chat_schema SET version = 99`;
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+    await assert.rejects(openStore(url), (e: unknown) => {
+      assert.ok(e instanceof StoreError && e.code === "open_failed", String(e));
+      assert.match(e.message, /schema version 99/);
+      return true;
+    });
+    // A port nothing listens on (the scratch server's, on another host address).
+    const nowhere = url.replace("127.0.0.1", "127.0.0.2");
+    await assert.rejects(
+      PostgresStore.open({ url: nowhere, nodeId: "n", connectTimeoutSeconds: 2 }),
+      (e: unknown) => e instanceof StoreError && e.code === "open_failed",
+    );
   },
 });

@@ -225,7 +225,10 @@ export interface Store {
   recordLogin(accountKey: string, ts: number): Promise<number>;
   /** Records a session end. */
   recordLogout(sessionId: number, ts: number): Promise<void>;
-  /** Ends every session left open (by a crash) at `ts`; called at start. */
+  /**
+   * Ends every session left open (by a crash) at `ts`; called at start. A store shared by
+   * several servers (PostgreSQL) ends only this server's sessions.
+   */
   closeOpenSessions(ts: number): Promise<void>;
   /** Account keys with a session that overlapped [since, now]. */
   onlineSince(since: number): Promise<string[]>;
