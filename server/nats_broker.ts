@@ -160,7 +160,9 @@ export class NatsBroker implements Broker {
     const sub = this.#subscriptions.get(subject);
     if (sub === undefined) return;
     this.#subscriptions.delete(subject);
-    sub.unsubscribe();
+    try {
+      sub.unsubscribe();
+    } catch { /* connection closed */ }
   }
 
   /**

@@ -10,6 +10,10 @@
  * client has resubscribed and the server confirmed it (a flush), so that what they read
  * again cannot miss anything published after.
  *
+ * One link per node: by default the server does not send a connection its own
+ * publications back (`noEcho`), since the broker and the bus deliver to their own node
+ * directly; two "nodes" on one link would therefore not hear each other.
+ *
  * @module
  */
 
@@ -124,6 +128,8 @@ export interface NatsLinkOptions {
    * the broker and the bus deliver to their own node directly).
    */
   readonly echo?: boolean;
+  /** Whether the servers are tried in a random order, spreading nodes (default true). */
+  readonly randomize?: boolean;
 }
 
 /**
@@ -171,6 +177,7 @@ export class NatsLink {
         pass: list.pass,
         token: list.token,
         noEcho: !(options.echo ?? false),
+        noRandomize: !(options.randomize ?? true),
         timeout: options.connectTimeoutMs ?? 10_000,
         reconnect: true,
         maxReconnectAttempts: -1,
@@ -188,6 +195,9 @@ export class NatsLink {
         { cause: err },
       );
     }
+    // The first connection drops every server that refused it from the client's pool:
+    // put the whole list back, so that reconnects try them all, forever.
+    connection.setServers([...list.servers]);
     log.info("connected to NATS at {server}", { server: connection.getServer() });
     return new NatsLink(connection, description);
   }

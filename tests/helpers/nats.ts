@@ -84,20 +84,26 @@ async function greets(port: number): Promise<boolean> {
 export class NatsServer {
   /** The port it listens on (kept across restarts). */
   readonly port: number;
+  /** Extra command-line arguments (e.g. `--user chat --pass secret`). */
+  readonly args: readonly string[];
   #child: Deno.ChildProcess | undefined;
   #log = "";
 
-  private constructor(port: number) {
+  private constructor(port: number, args: readonly string[]) {
     this.port = port;
+    this.args = args;
   }
 
-  /** Starts a server on a free port; throws when nats-server is not installed. */
-  static start(): Promise<NatsServer> {
+  /**
+   * Starts a server on a free port, with `args` added to its command line; throws when
+   * nats-server is not installed.
+   */
+  static start(args: readonly string[] = []): Promise<NatsServer> {
     if (NATS_SERVER_BIN === undefined) {
       throw new NatsServerStartError(NATS_SKIP ?? "no nats-server");
     }
     return onFreePort(async (port) => {
-      const server = new NatsServer(port);
+      const server = new NatsServer(port, args);
       await server.start();
       return server;
     });
@@ -122,7 +128,7 @@ export class NatsServer {
   async start(): Promise<void> {
     if (this.#child !== undefined) return;
     const child = new Deno.Command(NATS_SERVER_BIN ?? "nats-server", {
-      args: ["-a", "127.0.0.1", "-p", String(this.port)],
+      args: ["-a", "127.0.0.1", "-p", String(this.port), ...this.args],
       stdin: "null",
       stdout: "null",
       stderr: "piped",
