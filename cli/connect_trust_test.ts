@@ -3,7 +3,14 @@ import { ChatError } from "../client/chat_error.ts";
 import { KnownServers } from "../client/known_servers.ts";
 import { certificateFingerprint } from "./serve.ts";
 import { cert, key, selfSignedCert, selfSignedKey } from "../tests/helpers/tls.ts";
-import { connectTrusting, type TlsChoice, TrustError, type TrustSetup } from "./connect_trust.ts";
+import {
+  connectTrusting,
+  connectTrustingAll,
+  type TlsChoice,
+  TrustError,
+  type TrustListSetup,
+  type TrustSetup,
+} from "./connect_trust.ts";
 
 /** A TLS listener that completes handshakes and hangs up. */
 function tlsServer(tls: { cert: string; key: string }) {
@@ -172,5 +179,76 @@ Deno.test("a server that cannot be reached is left to the connection attempts", 
     assert.deepEqual(down.asked, []);
   } finally {
     await Deno.remove(down.dir, { recursive: true });
+  }
+});
+
+Deno.test("a server list: each address pinned on its own; one certificate asked about once", async () => {
+  const a = tlsServer({ cert, key });
+  const b = tlsServer({ cert: selfSignedCert, key: selfSignedKey });
+  const c = tlsServer({ cert: selfSignedCert, key: selfSignedKey });
+  const down = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const d = (down.addr as Deno.NetAddr).port;
+  down.close();
+  const fa = (await certificateFingerprint(cert))!;
+  const fb = (await certificateFingerprint(selfSignedCert))!;
+  const at = (port: number) => ({ host: "127.0.0.1", port });
+  const servers = [at(a.port), at(b.port), at(c.port), at(d)];
+  const list = async (answer: string | null, extra: Partial<TrustListSetup> = {}) => {
+    const one = await setupFor(0, answer);
+    const { host: _h, port: _p, ...rest } = one.setup;
+    const choices: TlsChoice[][] = [];
+    const setup: TrustListSetup = { ...rest, servers, ...extra };
+    const connect = (tls: TlsChoice[]) => {
+      choices.push(tls);
+      return Promise.resolve("connected");
+    };
+    return { ...one, setup, choices, connect };
+  };
+  const pinned = await list("yes");
+  const changed = await list("yes");
+  const flag = await list(null, { fingerprint: fb });
+  try {
+    // A is known; B and C present one certificate nobody vouches for; D is down.
+    await pinned.setup.known!.remember("127.0.0.1", a.port, fa);
+    assert.equal(
+      await connectTrustingAll(pinned.setup, pinned.connect, () => at(b.port)),
+      "connected",
+    );
+    assert.deepEqual(pinned.choices, [[{ fingerprint: fa }, { fingerprint: fb }, {
+      fingerprint: fb,
+    }, true]]);
+    assert.equal(pinned.asked.length, 1, "the same certificate is asked about once");
+    assert.ok(pinned.warned[0]!.includes(`127.0.0.1:${b.port}`), pinned.warned[0]);
+    const expected: [number, string | undefined][] = [
+      [a.port, fa],
+      [b.port, fb],
+      [c.port, fb],
+      [d, undefined],
+    ];
+    for (const [port, fingerprint] of expected) {
+      assert.equal(
+        (await pinned.setup.known!.lookup("127.0.0.1", port))?.fingerprint,
+        fingerprint,
+        `port ${port}`,
+      );
+    }
+
+    // A's remembered certificate is not the one it presents: refused, naming A.
+    await changed.setup.known!.remember("127.0.0.1", a.port, fb);
+    await assert.rejects(
+      connectTrustingAll(changed.setup, changed.connect, () => at(a.port)),
+      (err: unknown) => err instanceof TrustError && err.code === "certificate_changed",
+    );
+    assert.deepEqual(changed.choices, [], "refused before the login");
+    assert.match(changed.warned[0]!, new RegExp(`CERTIFICATE OF 127\\.0\\.0\\.1:${a.port} HAS`));
+
+    // --trust-fingerprint pins every address; it is remembered for the one connected to.
+    await connectTrustingAll(flag.setup, flag.connect, () => at(c.port));
+    assert.deepEqual(flag.choices, [servers.map(() => ({ fingerprint: fb }))]);
+    assert.equal((await flag.setup.known!.lookup("127.0.0.1", c.port))?.fingerprint, fb);
+    assert.equal(await flag.setup.known!.lookup("127.0.0.1", b.port), undefined);
+  } finally {
+    for (const server of [a, b, c]) await server.close();
+    for (const s of [pinned, changed, flag]) await Deno.remove(s.dir, { recursive: true });
   }
 });

@@ -481,7 +481,7 @@ export class ChatClient implements AsyncDisposable {
   }
 
   /**
-   * The address of the server connected to (or, between connections, the last one):
+   * The address of the server connected to (between connections, the last one tried):
    * one of the `servers` given, or `host` and `port`.
    */
   get address(): ServerAddress {

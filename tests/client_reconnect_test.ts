@@ -8,93 +8,11 @@ import assert from "node:assert/strict";
 import { ChatClient, type ChatEvent } from "../client/chat_client.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 import { onFreePort } from "./helpers/ports.ts";
+import { CuttableProxy } from "./helpers/cuttable_proxy.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
 import { ca, cert, key } from "./helpers/tls.ts";
 
 const STEP_MS = 10_000;
-
-/** A TCP proxy on 127.0.0.1 that can drop every connection and refuse new ones. */
-class CuttableProxy {
-  readonly port: number;
-  readonly #target: number;
-  #listener: Deno.Listener | null = null;
-  #conns = new Set<Deno.Conn>();
-  #tasks = new Set<Promise<void>>();
-
-  constructor(target: number) {
-    this.#target = target;
-    this.#listen(0);
-    this.port = (this.#listener!.addr as Deno.NetAddr).port;
-  }
-
-  #listen(port: number): void {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port });
-    this.#listener = listener;
-    this.#track((async () => {
-      try {
-        for await (const inbound of listener) this.#track(this.#forward(inbound));
-      } catch {
-        // closed by cut()
-      }
-    })());
-  }
-
-  #track(task: Promise<void>): void {
-    this.#tasks.add(task);
-    task.finally(() => this.#tasks.delete(task));
-  }
-
-  async #forward(inbound: Deno.Conn): Promise<void> {
-    let outbound: Deno.Conn;
-    try {
-      outbound = await Deno.connect({ hostname: "127.0.0.1", port: this.#target });
-    } catch {
-      inbound.close();
-      return;
-    }
-    this.#conns.add(inbound).add(outbound);
-    const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
-      try {
-        await from.readable.pipeTo(to.writable, { preventClose: true });
-      } catch {
-        // cut
-      }
-      for (const conn of [from, to]) {
-        try {
-          conn.close();
-        } catch {
-          // already closed
-        }
-        this.#conns.delete(conn);
-      }
-    };
-    await Promise.all([pipe(inbound, outbound), pipe(outbound, inbound)]);
-  }
-
-  /** Drops every proxied connection and stops accepting. */
-  cut(): void {
-    this.#listener?.close();
-    this.#listener = null;
-    for (const conn of this.#conns) {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.#conns.clear();
-  }
-
-  /** Accepts again, on the same port. */
-  resume(): void {
-    this.#listen(this.port);
-  }
-
-  async close(): Promise<void> {
-    this.cut();
-    await Promise.all([...this.#tasks]);
-  }
-}
 
 async function nextEvent(events: AsyncIterator<ChatEvent>): Promise<ChatEvent> {
   let timer: ReturnType<typeof setTimeout> | undefined;

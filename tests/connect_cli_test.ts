@@ -428,7 +428,7 @@ Deno.test("defaults come from the config file; CHAT_* variables and flags win ov
       assert.equal(
         broken.stderr,
         `chat connect: config ${home}/chat/config.json: unknown setting "colour" (settings: ` +
-          "host, port, nick, room, tls, ca, password-file, no-color, retries)\n",
+          "host, port, nick, room, tls, ca, password-file, no-color, retries, no-randomize)\n",
       );
     } finally {
       await Deno.remove(home, { recursive: true });
