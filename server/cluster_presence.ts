@@ -11,8 +11,9 @@
  *
  * Liveness: every node sends a heartbeat each `heartbeatMs`; a node not heard from for
  * {@linkcode MISSED_HEARTBEATS} of them is dropped with all its shares. A starting node
- * (or one that hears of a node it does not know, or whose bus reconnects) asks for
- * everyone's full lists (`sync`); each answers with its shares (`full`).
+ * (or one that hears of a node it does not know) asks for everyone's full lists
+ * (`sync`); each answers with its shares (`full`). A node whose bus reconnects sends its
+ * own full list and asks for the others'.
  *
  * Blocks travel with the replica (visibility depends on them both ways): an account's
  * blocks are taken whole when it first appears, then changed by deltas, at most
@@ -126,8 +127,11 @@ export class ClusterPresence {
   /** Per other node: when it was last heard from (performance clock). */
   readonly #heard = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** When this node last beat (performance clock). */
+  #lastBeat = 0;
   #stop: (() => void) | undefined;
   #closed = false;
+  readonly #nodeGoneListeners: ((node: string) => void)[] = [];
 
   /** A replica over `bus`, beating every `heartbeatMs`. */
   constructor(bus: ClusterBus, heartbeatMs: number, hooks: PresenceHooks) {
@@ -144,8 +148,13 @@ export class ClusterPresence {
   /** Listens, asks the others for their lists and starts beating. */
   async start(): Promise<void> {
     this.#stop = await this.#bus.listen(PRESENCE_TOPIC, (message) => this.#receive(message));
-    this.#bus.onReconnect(() => this.#send({ t: "sync" }));
+    // Cut off, both sides may have missed changes: tell ours, ask for theirs.
+    this.#bus.onReconnect(() => {
+      this.#send({ t: "full", shares: this.#ownShares() });
+      this.#send({ t: "sync" });
+    });
     this.#send({ t: "sync" });
+    this.#lastBeat = performance.now();
     this.#timer = setInterval(() => this.#beat(), this.#heartbeatMs);
   }
 
@@ -156,6 +165,14 @@ export class ClusterPresence {
     clearInterval(this.#timer);
     this.#send({ t: "bye" });
     this.#stop?.();
+  }
+
+  /**
+   * Calls `listener` with the id of each node taken for dead or gone (after its
+   * sessions went offline here).
+   */
+  onNodeGone(listener: (node: string) => void): void {
+    this.#nodeGoneListeners.push(listener);
   }
 
   /** Every account online somewhere. */
@@ -244,12 +261,18 @@ export class ClusterPresence {
 
   #beat(): void {
     this.#send({ t: "beat" });
-    const deadline = performance.now() - MISSED_HEARTBEATS * this.#heartbeatMs;
+    const now = performance.now();
+    const late = now - this.#lastBeat > 2 * this.#heartbeatMs;
+    this.#lastBeat = now;
+    // This node was stalled (a pause, a starved CPU): the others' beats may be waiting
+    // to be read. Judge them at the next beat, not now.
+    if (late) return;
+    const deadline = now - MISSED_HEARTBEATS * this.#heartbeatMs;
     for (const [node, at] of this.#heard) {
       if (at >= deadline) continue;
       log.warn("node {node} was not heard from for {ms} ms: its sessions are offline", {
         node,
-        ms: Math.round(performance.now() - at),
+        ms: Math.round(now - at),
       });
       this.#dropNode(node);
     }
@@ -374,6 +397,13 @@ export class ClusterPresence {
   #dropNode(node: string): void {
     this.#heard.delete(node);
     this.#replaceNode(node, []);
+    for (const listener of this.#nodeGoneListeners) {
+      try {
+        listener(node);
+      } catch (err) {
+        log.error("a node-gone listener failed: {err}", { err });
+      }
+    }
   }
 }
 

@@ -23,7 +23,7 @@ import {
 } from "./broker.ts";
 import { type ClusterBus, LocalClusterBus } from "./cluster_bus.ts";
 import { ClusterPresence, type PresenceChange } from "./cluster_presence.ts";
-import { type RoomChange, RoomSync } from "./cluster_cache.ts";
+import { RoomCache } from "./room_cache.ts";
 import { LoginLimits } from "./cluster_limits.ts";
 import type { ServerConfig } from "./config.ts";
 import { isDiskFull } from "./disk_space.ts";
@@ -190,11 +190,10 @@ export class ChatHub {
   /** Wall clock (ms since the epoch); replaceable in tests. */
   now: () => number = Date.now;
   readonly #online = new Map<string, OnlineAccount>();
-  readonly #rooms = new Map<string, RoomState>();
   readonly #nicks = new Map<string, string>();
   #sessionCounter = 0;
-  /** Room changes to and from the other nodes. */
-  readonly #roomSync: RoomSync;
+  /** Rooms in memory, coherent with the other nodes. */
+  readonly #rooms: RoomCache;
   /** Lockout, failed-login throttle, registration budgets: shared by the nodes. */
   readonly #limits: LoginLimits;
   /** Password hashes run through it: bounded concurrency, bounded and fair waiting. */
@@ -230,10 +229,7 @@ export class ChatHub {
       blocked: (key, target, blocked) => this.#remoteBlock(key, target, blocked),
       hidden: (key, hidden) => this.#remoteHide(key, hidden),
     });
-    this.#roomSync = new RoomSync(bus, (change) => this.#applyRoomChange(change));
-    bus.onReconnect(() => {
-      this.#reloadRooms().catch((err) => log.error("reloading rooms failed: {err}", { err }));
-    });
+    this.#rooms = new RoomCache({ store, broker, bus, online: (key) => this.#online.get(key) });
     this.#limits = new LoginLimits(bus, config, () => this.now());
     this.#skeletons = new NickSkeletons(store);
     this.passwordHashes = new HashQueue(config.passwordHashConcurrency, config.passwordHashQueue);
@@ -257,14 +253,14 @@ export class ChatHub {
 
   /** Joins the cluster's presence (on one server: starts its heartbeat timer). */
   async start(): Promise<void> {
-    await this.#roomSync.start();
+    await this.#rooms.start();
     await this.#limits.start();
     await this.presence.start();
   }
 
   /** Stops the hub's own timers (pending presence changes are dropped); the server is stopping. */
   close(): void {
-    this.#roomSync.close();
+    this.#rooms.close();
     this.#limits.close();
     this.presence.close();
     this.#presenceNotices.close();
@@ -397,17 +393,13 @@ export class ChatHub {
   }
 
   /** The room's state, loading it from the store; undefined when it does not exist. */
-  async room(key: string): Promise<RoomState | undefined> {
-    const cached = this.#rooms.get(key);
-    if (cached !== undefined) return cached;
-    const record = await this.store.getRoom(key);
-    if (record === null) return undefined;
-    return this.#cacheRoom(record, await this.store.roomMembers(key));
+  room(key: string): Promise<RoomState | undefined> {
+    return this.#rooms.room(key);
   }
 
   /** The cached room state, if loaded. */
   cachedRoom(key: string): RoomState | undefined {
-    return this.#rooms.get(key);
+    return this.#rooms.cached(key);
   }
 
   /**
@@ -442,84 +434,21 @@ export class ChatHub {
    * Adds an account to a room, subscribing its sessions (on every node). False when
    * already a member.
    */
-  async addMember(room: RoomState, accountKey: string): Promise<boolean> {
-    const added = await this.store.addMember(room.key, accountKey);
-    const change = { t: "member", room: room.key, key: accountKey, added: true } as const;
-    await this.#applyMember(room, accountKey, true);
-    this.#roomSync.send(change);
-    return added;
+  addMember(room: RoomState, accountKey: string): Promise<boolean> {
+    return this.#rooms.addMember(room, accountKey);
   }
 
   /**
    * Removes an account from a room, unsubscribing its sessions (on every node). False
    * when not a member.
    */
-  async removeMember(room: RoomState, accountKey: string): Promise<boolean> {
-    const removed = await this.store.removeMember(room.key, accountKey);
-    await this.#applyMember(room, accountKey, false);
-    this.#roomSync.send({ t: "member", room: room.key, key: accountKey, added: false });
-    return removed;
+  removeMember(room: RoomState, accountKey: string): Promise<boolean> {
+    return this.#rooms.removeMember(room, accountKey);
   }
 
   /** Sets a room's topic (stored, and cached on every node). */
-  async setTopic(room: RoomState, topic: string, by: string): Promise<void> {
-    await this.store.setTopic(room.key, topic, by);
-    room.topic = topic;
-    room.topicBy = by;
-    this.#roomSync.send({ t: "topic", room: room.key, topic, by });
-  }
-
-  /** Applies a membership change to the cache and to this node's sessions of the account. */
-  async #applyMember(room: RoomState | undefined, accountKey: string, added: boolean) {
-    if (added) room?.members.add(accountKey);
-    else room?.members.delete(accountKey);
-    const online = this.#online.get(accountKey);
-    if (online === undefined || room === undefined) return;
-    const subject = roomSubject(room.key);
-    if (added) {
-      online.rooms.add(room.key);
-      await Promise.all([...online.sessions].map((s) => this.broker.subscribe(subject, s)));
-    } else {
-      online.rooms.delete(room.key);
-      for (const session of online.sessions) this.broker.unsubscribe(subject, session);
-    }
-  }
-
-  /** Applies another node's room change. */
-  #applyRoomChange(change: RoomChange): void {
-    if (change.t === "topic") {
-      const room = this.#rooms.get(change.room);
-      if (room !== undefined) {
-        room.topic = change.topic;
-        room.topicBy = change.by;
-      }
-      return;
-    }
-    const online = this.#online.get(change.key);
-    // The account's sessions here need the room's state (`say` reads it from the cache).
-    const room = online !== undefined && change.added
-      ? this.room(change.room)
-      : Promise.resolve(this.#rooms.get(change.room));
-    room.then((state) => this.#applyMember(state, change.key, change.added)).catch((err) =>
-      log.error("applying a member change of {room} failed: {err}", { room: change.room, err })
-    );
-  }
-
-  /** Reads every cached room again (the bus was cut off: changes may have been missed). */
-  async #reloadRooms(): Promise<void> {
-    for (const room of [...this.#rooms.values()]) {
-      const record = await this.store.getRoom(room.key);
-      if (record === null) continue;
-      room.topic = record.topic;
-      room.topicBy = record.topicBy;
-      const members = new Set(await this.store.roomMembers(room.key));
-      for (const key of members) {
-        if (!room.members.has(key)) await this.#applyMember(room, key, true);
-      }
-      for (const key of [...room.members]) {
-        if (!members.has(key)) await this.#applyMember(room, key, false);
-      }
-    }
+  setTopic(room: RoomState, topic: string, by: string): Promise<void> {
+    return this.#rooms.setTopic(room, topic, by);
   }
 
   /**
@@ -776,7 +705,7 @@ export class ChatHub {
     if (!first) await this.#tellOtherSessions(session);
     const pending = await this.store.countUndelivered(key, lastId);
     const rooms: string[] = [];
-    for (const roomKey of account.rooms) rooms.push(this.#rooms.get(roomKey)?.name ?? roomKey);
+    for (const roomKey of account.rooms) rooms.push(this.cachedRoom(roomKey)?.name ?? roomKey);
     return {
       session,
       reply: { nick: account.nick, rooms, lastId, pending },
@@ -979,20 +908,6 @@ export class ChatHub {
     this.#nicks.set(key, nick);
     const lobby = await this.ensureRoom(DEFAULT_ROOM);
     await this.addMember(lobby, key);
-  }
-
-  #cacheRoom(record: RoomRecord, members: string[]): RoomState {
-    const existing = this.#rooms.get(record.key);
-    if (existing !== undefined) return existing;
-    const state: RoomState = {
-      key: record.key,
-      name: record.name,
-      topic: record.topic,
-      topicBy: record.topicBy,
-      members: new Set(members),
-    };
-    this.#rooms.set(record.key, state);
-    return state;
   }
 
   /**

@@ -19,6 +19,7 @@ import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService } from "./files.ts";
 import { openEngines } from "./engines.ts";
 import { ChatHub } from "./hub.ts";
+import { startPrivateSessions } from "./private.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type { Store } from "./store.ts";
@@ -102,6 +103,7 @@ export async function startServer(
   let files: FileService;
   try {
     await hub.start();
+    await startPrivateSessions(hub);
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
     files = await FileService.open(hub);

@@ -71,7 +71,7 @@ Deno.test("cluster: presence is online once with sessions on two nodes, offline 
 });
 
 Deno.test("cluster: a silent node's sessions go offline everywhere within the heartbeat TTL", async () => {
-  await using cluster = await startCluster(2, { clusterHeartbeatMs: 100 });
+  await using cluster = await startCluster(2, { clusterHeartbeatMs: 200 });
   const [a, b] = cluster.nodes;
   await using bob = await Probe.login(a, "bob");
   await using _ann = await Probe.login(b, "ann");
@@ -159,6 +159,7 @@ Deno.test("cluster: membership, topics, blocks and contacts changed on one node 
   await cat.ok("contact_add", { nick: "dan" });
   await using _dan = await Probe.login(b, "dan");
   await cat.expect({ type: "contact", nick: "dan", online: true });
+  assert.deepEqual((await cat.ok("contacts")).contacts, [{ nick: "dan", online: true }]);
 });
 
 Deno.test("cluster: session ids are unique across nodes; a sender's other sessions get its messages", async () => {
@@ -198,8 +199,11 @@ Deno.test("cluster: a login reads its catch-up point only once its subscriptions
   if ((reply.lastId as number) < id) await bob.expect({ type: "msg", id });
 });
 
-Deno.test("cluster: lockout and the failed-login throttle hold across nodes", async () => {
-  await using cluster = await startCluster(2, { loginFailuresPerMinutePerIp: 4 });
+Deno.test("cluster: lockout, the failed-login throttle and registration limits hold across nodes", async () => {
+  await using cluster = await startCluster(2, {
+    loginFailuresPerMinutePerIp: 4,
+    registrationsPerMinutePerIp: 2,
+  });
   const [a, b] = cluster.nodes;
   (await Probe.login(a, "ann")).close();
   (await Probe.login(b, "cat")).close();
@@ -207,6 +211,8 @@ Deno.test("cluster: lockout and the failed-login throttle hold across nodes", as
   await onA.hello();
   await using onB = await Probe.dial(b);
   await onB.hello();
+  // Two registrations from this address (one per node) spend its budget on both.
+  await onA.fails("login", { nick: "dan", password: "password123" }, "rate_limited");
   await onA.fails("login", { nick: "ann", password: "wrong-one" }, "wrong_password");
   await onA.fails("login", { nick: "ann", password: "wrong-two" }, "wrong_password");
   await onB.fails("login", { nick: "ann", password: "wrong-three" }, "locked");
@@ -225,4 +231,56 @@ Deno.test("cluster: --auth none nick reservations hold across nodes", async () =
   await using other = await Probe.dial(b);
   await other.hello();
   await other.fails("login", { nick: "ann" }, "nick_in_use");
+});
+
+Deno.test("cluster: a private session between users on different nodes is brokered and relayed", async () => {
+  await using cluster = await startCluster(2);
+  const [a, b] = cluster.nodes;
+  await using alice = await Probe.login(a, "alice");
+  await using bob = await Probe.login(b, "bob");
+  const sid = "cluster-private-1";
+  await alice.ok("private_start", { nick: "bob", sid, port: 40001 });
+  await bob.expect({ type: "private_request", sid, from: "alice" });
+  const accepted = await bob.ok("private_accept", { nick: "alice" });
+  assert.equal(accepted.sid, sid);
+  assert.equal(accepted.port, 40001);
+  await alice.expect({ type: "private_ready", sid, nick: "bob" });
+  // Bob cannot reach alice's listener: the records go through the servers.
+  await bob.ok("private_relay", { sid });
+  await alice.expect({ type: "private_relay", sid, nick: "bob" });
+  const there = new Uint8Array([1, 2, 3, 250]);
+  const back = new Uint8Array([9, 8, 7]);
+  alice.send({ type: "relay", id: "a1", sid }, there);
+  assert.deepEqual((await bob.expect({ type: "relay", sid })).frameBody, there);
+  bob.send({ type: "relay", id: "b1", sid }, back);
+  assert.deepEqual((await alice.expect({ type: "relay", sid })).frameBody, back);
+  await bob.ok("private_stop", { nick: "alice" });
+  await alice.expect({ type: "private_ended", sid, nick: "bob", reason: "stopped" });
+  // Started the other way round, declined from the requester's side of the cluster.
+  const sid2 = "cluster-private-2";
+  await bob.ok("private_start", { nick: "alice", sid: sid2, port: 40002 });
+  await alice.expect({ type: "private_request", sid: sid2, from: "bob" });
+  await alice.ok("private_decline", { nick: "bob" });
+  await bob.expect({ type: "private_ended", sid: sid2, nick: "alice", reason: "declined" });
+  // A side that logs out ends it for the other, across nodes.
+  const sid3 = "cluster-private-3";
+  await alice.ok("private_start", { nick: "bob", sid: sid3, port: 40003 });
+  await bob.expect({ type: "private_request", sid: sid3 });
+  await bob.ok("private_accept", { nick: "alice" });
+  bob.close();
+  await alice.expect({ type: "private_ended", sid: sid3, nick: "bob", reason: "offline" });
+});
+
+Deno.test("cluster: a private session with a user on a node taken for dead ends", async () => {
+  await using cluster = await startCluster(2, { clusterHeartbeatMs: 200 });
+  const [a, b] = cluster.nodes;
+  await using alice = await Probe.login(a, "alice");
+  await using bob = await Probe.login(b, "bob");
+  const sid = "cluster-private-dead";
+  await alice.ok("private_start", { nick: "bob", sid, port: 40004 });
+  await bob.expect({ type: "private_request", sid });
+  await bob.ok("private_accept", { nick: "alice" });
+  await alice.expect({ type: "private_ready", sid });
+  await cluster.buses[1].close();
+  await alice.expect({ type: "private_ended", sid, nick: "bob", reason: "offline" }, 15_000);
 });
