@@ -16,7 +16,7 @@ import type { ClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
-import { CHUNK_PAYLOADS, FileService } from "./files.ts";
+import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
 import { openEngines } from "./engines.ts";
 import { ChatHub } from "./hub.ts";
 import { startPrivateSessions } from "./private.ts";
@@ -60,6 +60,11 @@ export interface ServerDeps {
    * own (a single server). Closed at shutdown.
    */
   bus?: ClusterBus;
+  /**
+   * Held files' metadata and bytes (closed with the server); default the file folder
+   * (`files.db` and the bytes), or memory and a temporary folder without a data folder.
+   */
+  files?: FileServiceDeps;
 }
 
 /**
@@ -106,7 +111,7 @@ export async function startServer(
     await startPrivateSessions(hub);
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
-    files = await FileService.open(hub);
+    files = await FileService.open(hub, engines.files);
   } catch (err) {
     hub.close();
     listener.close();
