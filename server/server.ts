@@ -18,6 +18,7 @@ import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
 import { openEngines } from "./engines.ts";
+import { CatchUpBroker } from "./reconnect_catch_up.ts";
 import { ChatHub } from "./hub.ts";
 import { startPrivateSessions } from "./private.ts";
 import { instrumentStore } from "./instrumented_store.ts";
@@ -105,6 +106,7 @@ export async function startServer(
   }
   const bus = engines.bus;
   const hub = new ChatHub(store, broker, config, metrics, bus);
+  if (broker instanceof CatchUpBroker) broker.watchNodes(hub.presence, config.clusterHeartbeatMs);
   let files: FileService;
   try {
     await hub.start();
