@@ -153,14 +153,20 @@ export class TestCluster implements AsyncDisposable {
     return ["--postgres", this.databaseUrl, "--nats", this.nats.url, "--engine-wait", "60"];
   }
 
-  /** Starts one more node; resolves once it listens. */
-  async startNode(args: string[] = []): Promise<ClusterNode> {
+  /**
+   * Starts one more node; resolves once it listens. `engines: false` leaves out the
+   * engine flags (given through `env` instead).
+   */
+  async startNode(
+    args: string[] = [],
+    options: { env?: Record<string, string>; engines?: boolean } = {},
+  ): Promise<ClusterNode> {
     const node = await spawnNode(this.nodes.length, [
       ...this.#nodeFlags,
-      ...this.engineFlags,
+      ...(options.engines === false ? [] : this.engineFlags),
       ...this.#args,
       ...args,
-    ]);
+    ], options.env);
     this.nodes.push(node);
     return node;
   }
@@ -240,14 +246,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
  * Spawns `chat serve ARGS` with the serve task's permissions and waits for its
  * `listening on HOST:PORT` line; its stderr (the log) is kept in `output`.
  */
-export async function spawnNode(index: number, args: string[]): Promise<ClusterNode> {
+export async function spawnNode(
+  index: number,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<ClusterNode> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...SERVE_PERMISSIONS, MAIN, "serve", ...args],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
   }).spawn();
   const output: string[] = [];
   const port = Promise.withResolvers<number>();
