@@ -116,7 +116,15 @@ export interface ClusterOptions {
   nodeFlags?: readonly string[];
   /** PostgreSQL's fsync (default false: a scratch database). */
   fsync?: boolean;
+  /**
+   * A PostgreSQL server of its own, stopped at close (default false: one scratch server
+   * per test process, shared by its clusters, each with a fresh database; the tests of a
+   * file run one after another, so one may stop and start it).
+   */
+  ownPostgres?: boolean;
 }
+
+let shared: Promise<ScratchPostgres | null> | undefined;
 
 /** PostgreSQL, NATS and the nodes of one test. */
 export class TestCluster implements AsyncDisposable {
@@ -130,6 +138,7 @@ export class TestCluster implements AsyncDisposable {
   readonly nodes: ClusterNode[] = [];
   readonly #args: readonly string[];
   readonly #nodeFlags: readonly string[];
+  readonly #ownsPostgres: boolean;
   readonly #unload = () => this.#killSync();
   #closed = false;
 
@@ -139,7 +148,9 @@ export class TestCluster implements AsyncDisposable {
     databaseUrl: string,
     args: readonly string[],
     nodeFlags: readonly string[] = TEST_NODE_FLAGS,
+    ownsPostgres = true,
   ) {
+    this.#ownsPostgres = ownsPostgres;
     this.postgres = postgres;
     this.nats = nats;
     this.databaseUrl = databaseUrl;
@@ -188,7 +199,8 @@ export class TestCluster implements AsyncDisposable {
       clearTimeout(timer);
     }));
     await this.nats.close().catch(() => {});
-    await this.postgres.close().catch(() => {});
+    if (this.#ownsPostgres) await this.postgres.close().catch(() => {});
+    else await this.postgres.start().catch(() => {}); // left running for the next test
   }
 
   /** `await using cluster = await startCluster()`. */
@@ -212,7 +224,10 @@ export class TestCluster implements AsyncDisposable {
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   if (CLUSTER_SKIP !== null) throw new Error(CLUSTER_SKIP);
-  const postgres = await startPostgres({ fsync: options.fsync ?? false });
+  const own = options.ownPostgres === true;
+  const postgres = own
+    ? await startPostgres({ fsync: options.fsync ?? false })
+    : await (shared ??= startPostgres({ fsync: options.fsync ?? false }));
   if (postgres === null) throw new Error(POSTGRES_SKIP ?? "no PostgreSQL");
   let nats: NatsServer | undefined;
   let cluster: TestCluster | undefined;
@@ -224,6 +239,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       await postgres.createDatabase(),
       options.args ?? [],
       options.nodeFlags,
+      own,
     );
     // One node first: it creates the schema; the others start beside each other.
     const count = options.nodes ?? 2;
@@ -236,7 +252,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     if (cluster !== undefined) await cluster.close();
     else {
       await nats?.close();
-      await postgres.close();
+      if (own) await postgres.close();
     }
     throw err;
   }
