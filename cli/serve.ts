@@ -16,6 +16,11 @@ import { fitConnectionsToDescriptors } from "../server/descriptor_limit.ts";
 import { parseCredentials } from "./credentials.ts";
 import { oneLine, UsageError } from "./errors.ts";
 import { reopenLogging } from "./logging.ts";
+import {
+  engineSettings,
+  refuseSecretsInArguments,
+  withEngineEnvironment,
+} from "./serve_engines.ts";
 import { addServeOptions, applySettings, parseConfigFile } from "./serve_settings.ts";
 
 const log = getLogger(["chat", "cli", "serve"]);
@@ -26,8 +31,8 @@ export interface ServeOptions {
   host: string;
   /** `--port`. */
   port: number;
-  /** `--data`. */
-  data: string;
+  /** `--data` (absent: the default folder). */
+  data?: string;
   /** `--tls-cert`. */
   tlsCert?: string;
   /** `--tls-key`. */
@@ -67,7 +72,9 @@ export function serveCommand(): Command {
     const fromCli = new Set(
       Object.keys(options).filter((key) => cmd.getOptionValueSource(key) === "cli"),
     );
-    await runServe(await withConfigFile(options, fromCli), fromCli);
+    refuseSecretsInArguments(options, fromCli);
+    const merged = withEngineEnvironment(await withConfigFile(options, fromCli), fromCli);
+    await runServe(merged, fromCli);
   });
 }
 
@@ -99,6 +106,7 @@ export async function serveConfig(options: ServeOptions): Promise<ServerConfig> 
   }
   const partial: Partial<ServerConfig> = {};
   applySettings(partial, options);
+  Object.assign(partial, await engineSettings(options));
   if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
     const cert = await readText(options.tlsCert, "TLS certificate");
     const key = await readText(options.tlsKey, "TLS key");
@@ -148,10 +156,21 @@ export async function runServe(
       }/metrics`,
     );
   }
-  log.info("serving with data folder {data}, auth {auth}", {
-    data: config.dataDir,
-    auth: config.auth,
-  });
+  if (config.postgres !== null && config.nats !== null) {
+    log.info(
+      "serving as a node of several: PostgreSQL at {postgres}, NATS at {nats}, auth {auth}",
+      {
+        postgres: config.postgres.url,
+        nats: config.nats.servers.join(","),
+        auth: config.auth,
+      },
+    );
+  } else {
+    log.info("serving with data folder {data}, auth {auth}", {
+      data: config.dataDir,
+      auth: config.auth,
+    });
+  }
 
   const actions = signalActions(Deno.build.os, Deno.stdin.isTerminal());
   let stopping = false;

@@ -68,10 +68,10 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     apply: number("port"),
   },
   {
+    // No commander default: serve_engines.ts refuses --data beside --postgres when given.
     flag: "data",
     arg: "<dir>",
-    description: "folder of the SQLite database",
-    default: DEFAULT_SERVER_CONFIG.dataDir,
+    description: `folder of the SQLite database (default: "${DEFAULT_SERVER_CONFIG.dataDir}")`,
     apply: (c, v: string) => c.dataDir = v,
   },
   { flag: "tls-cert", arg: "<file>", description: "TLS certificate chain (PEM); needs --tls-key" },
@@ -389,6 +389,39 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     parse: integerIn(1, 3600),
     default: DEFAULT_SERVER_CONFIG.clusterHeartbeatMs / 1000,
     apply: number("clusterHeartbeatMs", 1000),
+  },
+  // The engines of several nodes (serve_engines.ts reads them, the password files and the
+  // environment: CHAT_POSTGRES_URL, CHAT_NATS_URL, PGPASSWORD, CHAT_NATS_PASSWORD).
+  {
+    flag: "postgres",
+    arg: "<url>",
+    description: "PostgreSQL keeping everything, shared by several nodes (with --nats), e.g. " +
+      "postgres://chat@db/chat; no password here (--postgres-password-file, PGPASSWORD)",
+  },
+  {
+    flag: "postgres-password-file",
+    arg: "<file>",
+    description: "file holding the password of --postgres's user",
+  },
+  {
+    flag: "nats",
+    arg: "<urls>",
+    description: "NATS servers carrying messages between nodes (with --postgres), " +
+      "comma-separated: nats://nats-1:4222,nats://nats-2:4222",
+  },
+  {
+    flag: "nats-password-file",
+    arg: "<file>",
+    description: "file holding the password of --nats's user (nats://USER@host), " +
+      "or the token when the URLs name no user",
+  },
+  {
+    flag: "engine-wait",
+    arg: "<seconds>",
+    description: "seconds a starting node waits for PostgreSQL and NATS before giving up",
+    parse: integerIn(1, 3600),
+    default: DEFAULT_SERVER_CONFIG.engineWaitSec,
+    apply: number("engineWaitSec"),
   },
 ];
 

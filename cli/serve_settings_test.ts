@@ -11,7 +11,16 @@ import {
 Deno.test("every setting has a unique flag and lands somewhere in the configuration", () => {
   const flags = SERVE_SETTINGS.map((s) => s.flag);
   assert.equal(new Set(flags).size, flags.length);
-  const fileOnly = new Set(["tls-cert", "tls-key", "credentials"]); // read by serve.ts
+  // Read by serve.ts and serve_engines.ts.
+  const fileOnly = new Set([
+    "tls-cert",
+    "tls-key",
+    "credentials",
+    "postgres",
+    "postgres-password-file",
+    "nats",
+    "nats-password-file",
+  ]);
   for (const setting of SERVE_SETTINGS) {
     if (fileOnly.has(setting.flag)) continue;
     assert.ok(setting.apply, `${setting.flag} has no place in the configuration`);

@@ -188,7 +188,8 @@ export type ServerErrorCode =
   | "file_corrupt"
   | "frame_timeout"
   | "storage_full"
-  | "id_conflict";
+  | "id_conflict"
+  | "store_unavailable";
 
 /** Codes of `notice` events that end or change a session. */
 export type NoticeCode =

@@ -129,6 +129,41 @@ export interface ServerConfig {
    * sessions go offline everywhere (`cluster_presence.ts`).
    */
   clusterHeartbeatMs: number;
+  /**
+   * PostgreSQL holding everything, shared by the nodes of a cluster (with {@linkcode nats});
+   * null: SQLite in {@linkcode dataDir}, a single server.
+   */
+  postgres: PostgresSettings | null;
+  /**
+   * NATS servers carrying fan-out and node-to-node messages between the nodes of a
+   * cluster (with {@linkcode postgres}); null: in process, a single server.
+   */
+  nats: NatsSettings | null;
+  /**
+   * Seconds a starting node waits for PostgreSQL and NATS to answer, trying again,
+   * before it gives up and says what to check.
+   */
+  engineWaitSec: number;
+}
+
+/** Where PostgreSQL is and how to log in to it. */
+export interface PostgresSettings {
+  /** Connection URL without its password, e.g. `postgres://chat@db:5432/chat`. */
+  url: string;
+  /** The password (from a file or the environment, never the command line). */
+  password?: string;
+}
+
+/** Where the NATS servers are and how to log in to them. */
+export interface NatsSettings {
+  /** Server URLs without credentials, e.g. `["nats://nats-1:4222", "nats://nats-2:4222"]`. */
+  servers: string[];
+  /** User name, with {@linkcode pass}. */
+  user?: string;
+  /** Password of {@linkcode user}. */
+  pass?: string;
+  /** Token, when the servers take a token instead of a user and password. */
+  token?: string;
 }
 
 /** Heartbeats a node may miss before the others drop its sessions. */
@@ -188,6 +223,9 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   minFreeBytes: 256 * 1024 * 1024,
   maxHeldFilesPerSender: 100,
   clusterHeartbeatMs: 2000,
+  postgres: null,
+  nats: null,
+  engineWaitSec: 30,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

@@ -23,6 +23,7 @@ import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
+import { StoreError } from "./store.ts";
 import {
   type Admission,
   FloodControl,
@@ -462,6 +463,18 @@ export class ClientConnection implements SessionPort {
       });
       const message = "the server's disk is full: nothing was stored; try again later";
       this.#trySend({ type: "error", re: id, code: "storage_full", message });
+      return;
+    }
+    if (err instanceof StoreError && err.code === "unavailable") {
+      this.#hub.metrics.counters.storeUnavailable++;
+      log.warn("request {id} from {remote}: the database cannot be reached: {err}", {
+        id,
+        remote: this.remote,
+        err: err.message,
+      });
+      const message = "the server cannot reach its database: nothing was done; try again " +
+        "in a moment (a message resent with the same id is stored once)";
+      this.#trySend({ type: "error", re: id, code: "store_unavailable", message, retryAfter: 1 });
       return;
     }
     log.error("request {id} from {remote} failed: {err}", { id, remote: this.remote, err });

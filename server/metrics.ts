@@ -97,6 +97,8 @@ export interface Counters {
   passwordHashesRefused: number;
   /** Requests refused with `storage_full` (budget, free-space reserve or a full disk). */
   storageFull: number;
+  /** Requests refused with `store_unavailable` (PostgreSQL unreachable or too slow). */
+  storeUnavailable: number;
 }
 
 /** Values read when the metrics are scraped. */
@@ -171,6 +173,10 @@ const COUNTER_HELP: Record<keyof Counters, [string, string]> = {
     "chat_storage_full_total",
     "Requests refused for want of storage (files budget, free-space reserve, full disk).",
   ],
+  storeUnavailable: [
+    "chat_store_unavailable_total",
+    "Requests refused because the database (PostgreSQL) could not be reached.",
+  ],
 };
 
 /**
@@ -212,6 +218,7 @@ export class ServerMetrics {
     errorDisconnects: 0,
     passwordHashesRefused: 0,
     storageFull: 0,
+    storeUnavailable: 0,
   };
   /** Store call latency by operation name. */
   readonly storeLatency: Map<string, Histogram> = new Map();

@@ -11,18 +11,19 @@ import { listen, tuneAccepted } from "../transport/net.ts";
 import { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { ServerTls, ServerTlsConn } from "../transport/server_tls.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
-import { type Broker, LocalBroker } from "./broker.ts";
-import { type ClusterBus, LocalClusterBus } from "./cluster_bus.ts";
+import type { Broker } from "./broker.ts";
+import type { ClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
+import { openEngines } from "./engines.ts";
+import { PostgresStore } from "./postgres_store.ts";
+import { CatchUpBroker } from "./reconnect_catch_up.ts";
 import { ChatHub } from "./hub.ts";
 import { startPrivateSessions } from "./private.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { MemoryStore } from "./memory_store.ts";
-import { SqliteStore } from "./sqlite_store.ts";
 import type { Store } from "./store.ts";
 
 const log = getLogger(["chat", "server"]);
@@ -57,15 +58,15 @@ export interface ServerDeps {
   /** Fan-out; default in-process. */
   broker?: Broker;
   /**
-   * Held files' metadata and bytes (closed with the server); default the file folder
-   * (`files.db` and the bytes), or memory and a temporary folder without a data folder.
-   */
-  files?: FileServiceDeps;
-  /**
    * Node-to-node messages of a cluster (presence, caches, limits); default a bus of its
    * own (a single server). Closed at shutdown.
    */
   bus?: ClusterBus;
+  /**
+   * Held files' metadata and bytes (closed with the server); default the file folder
+   * (`files.db` and the bytes), or memory and a temporary folder without a data folder.
+   */
+  files?: FileServiceDeps;
 }
 
 /**
@@ -87,12 +88,10 @@ export async function startServer(
   deps: ServerDeps = {},
 ): Promise<ChatServer> {
   const metrics = new ServerMetrics();
-  const store = instrumentStore(
-    deps.store ??
-      (config.dataDir === null ? new MemoryStore() : await SqliteStore.open(config.dataDir)),
-    metrics,
-  );
-  const broker = deps.broker ?? new LocalBroker();
+  const engines = await openEngines(config, deps);
+  log.info("engines: {engines}", { engines: engines.description });
+  const store = instrumentStore(engines.store, metrics);
+  const broker = engines.broker;
   let listener: Deno.Listener;
   let tls: ServerTls | null = null;
   try {
@@ -101,21 +100,34 @@ export async function startServer(
     if (config.tls !== undefined) tls = new ServerTls(config.tls);
     listener = listen({ host: config.host, port: config.port });
   } catch (err) {
+    await broker.close().catch(() => {});
+    await engines.bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw describeListenError(err, config);
   }
-  const bus = deps.bus ?? new LocalClusterBus();
+  const bus = engines.bus;
   const hub = new ChatHub(store, broker, config, metrics, bus);
+  if (broker instanceof CatchUpBroker) broker.watchNodes(hub.presence, config.clusterHeartbeatMs);
+  const shared = engines.store;
+  if (shared instanceof PostgresStore) {
+    // A node taken for dead cannot end its sessions in the login history: the others do.
+    hub.presence.onNodeGone((node) => {
+      shared.closeNodeSessions(node, Date.now()).catch((err) =>
+        log.warn("ending the sessions of node {node} failed: {err}", { node, err })
+      );
+    });
+  }
   let files: FileService;
   try {
     await hub.start();
     await startPrivateSessions(hub);
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
-    files = await FileService.open(hub, deps.files);
+    files = await FileService.open(hub, engines.files);
   } catch (err) {
     hub.close();
     listener.close();
+    await broker.close().catch(() => {});
     await bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
