@@ -136,6 +136,8 @@ export interface ClusterRoomResult {
   atMax: ClusterLevel | null;
   /** The fixed-rate run. */
   fixed: ClusterLevel | null;
+  /** Whether the backlog of the ramp had drained before the fixed-rate run began. */
+  drainedBeforeFixed: boolean;
 }
 
 /** Durable appends on one setup. */
@@ -507,6 +509,18 @@ async function openSpreadRoom(
   return performance.now() - t0;
 }
 
+/**
+ * Waits until no load process has received anything for a second (an overloaded level
+ * leaves a backlog in the nodes' queues that would count in the next level); false when
+ * it did not drain within 90 s.
+ */
+async function drain(running: Running): Promise<boolean> {
+  const answers = await Promise.all(
+    running.loads.map((l) => l.request("quiet", { quietMs: 1000, timeoutMs: 90_000 }, 100_000)),
+  );
+  return answers.every((a) => a.quiet === true);
+}
+
 /** One open-loop level with the nodes' CPU. */
 async function clusterLevel(
   running: Running,
@@ -553,6 +567,7 @@ async function measureRoom(
     maxDeliveries: 0,
     atMax: null,
     fixed: null,
+    drainedBeforeFixed: false,
   };
   let deliveries = plan.startDeliveries;
   // A saturated level runs once more before the ramp stops (one disturbance of a shared
@@ -575,12 +590,14 @@ async function measureRoom(
     if (level.saturated) {
       if (repeated) break;
       repeated = true;
+      await drain(running);
     } else {
       repeated = false;
       deliveries *= plan.step;
     }
     await sleep(50);
   }
+  result.drainedBeforeFixed = await drain(running);
   result.fixed = await clusterLevel(
     running,
     room,
