@@ -31,6 +31,7 @@ import {
   type ClusterLevel,
   type ClusterPlan,
   type ClusterResult,
+  type ClusterRoomResult,
   measureClusterNodes,
   type SetupResult,
 } from "./cluster_nodes.ts";
@@ -966,6 +967,8 @@ function clusterRows(
     const room = s?.rooms.find((x) => x.members === members);
     return room?.ok ? room.value : null;
   };
+  const backlog = (room: ClusterRoomResult | null) =>
+    room === null || room.drainedBeforeFixed ? "" : " (after a backlog)";
   const label = (s: SetupResult | undefined) =>
     s
       ? ` (${s.setup.nodes} node${s.setup.nodes === 1 ? "" : "s"}${
@@ -1003,12 +1006,14 @@ function clusterRows(
     rows.push({
       measure: `  at ${fmtCount(roomPlan.fixedMsgs)} msgs/s: deliveries/s; ${crossNode}p50 / p99`,
       result: hf
-        ? `${fmtCount(hf.deliveredPerSec)}; ${fmtMs(hf.p50)} / ${fmtMs(hf.p99)}${mark(hf.cpu)}`
+        ? `${fmtCount(hf.deliveredPerSec)}; ${fmtMs(hf.p50)} / ${fmtMs(hf.p99)}${mark(hf.cpu)}${
+          backlog(h)
+        }`
         : "—",
       baseline: bf
         ? `${fmtCount(bf.deliveredPerSec)}; ${fmtMs(bf.p50)} / ${fmtMs(bf.p99)}${mark(bf.cpu)}${
-          label(base)
-        }`
+          backlog(b)
+        }${label(base)}`
         : "",
       ratio: fmtRatio(hf?.p99, bf?.p99),
       goal: isGoalRoom ? "≥ 37,000/s, p99 ≤ 45 ms" : "",
