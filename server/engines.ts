@@ -21,6 +21,8 @@ import { MemoryStore } from "./memory_store.ts";
 import { NatsBroker } from "./nats_broker.ts";
 import { NatsClusterBus } from "./nats_cluster_bus.ts";
 import { NatsLink } from "./nats_connection.ts";
+import type { FileServiceDeps } from "./files.ts";
+import { openPostgresFiles } from "./postgres_files.ts";
 import { PostgresStore } from "./postgres_store.ts";
 import { CatchUpBroker } from "./reconnect_catch_up.ts";
 import { SqliteStore } from "./sqlite_store.ts";
@@ -36,12 +38,17 @@ export interface Engines {
   readonly broker: Broker;
   /** Node-to-node messages. */
   readonly bus: ClusterBus;
+  /**
+   * Held files' records and bytes; absent: the file folder (`files.db` and the bytes),
+   * as a single server keeps them.
+   */
+  readonly files?: FileServiceDeps;
   /** What they are, for the log: `SQLite in ./chat-data`, `PostgreSQL at ..., NATS at ...`. */
   readonly description: string;
 }
 
 /** Engines given by the caller (tests inject them); the others are opened. */
-export type GivenEngines = Partial<Pick<Engines, "store" | "broker" | "bus">>;
+export type GivenEngines = Partial<Pick<Engines, "store" | "broker" | "bus" | "files">>;
 
 /**
  * Opens the engines `config` asks for, except those `given`.
@@ -68,6 +75,7 @@ export async function openEngines(
     store,
     broker: given.broker ?? new LocalBroker(),
     bus: given.bus ?? new LocalClusterBus(),
+    ...(given.files === undefined ? {} : { files: given.files }),
     description: config.dataDir === null
       ? "memory (no data folder)"
       : `SQLite in ${config.dataDir}`,
@@ -87,6 +95,7 @@ async function openCluster(config: ServerConfig, given: GivenEngines): Promise<E
   const timeoutMs = config.engineWaitSec * 1000;
   const natsWhere = `NATS at ${nats.servers.join(",")}`;
   let store: Store | undefined;
+  let files: FileServiceDeps | undefined;
   try {
     store = given.store ?? await waitForEngine(
       () => PostgresStore.open({ url: postgresUrl(postgres), nodeId }),
@@ -98,6 +107,11 @@ async function openCluster(config: ServerConfig, given: GivenEngines): Promise<E
           "(--postgres-password-file or PGPASSWORD) and that the database exists",
         permanent: isPermanentPostgresError,
       },
+    );
+    // Held files too, so that a file uploaded on one node is read from any other.
+    files = given.files ?? await waitForEngine(
+      () => openPostgresFiles(postgresUrl(postgres)),
+      { what: `PostgreSQL at ${postgres.url} (held files)`, timeoutMs, hint: "the same" },
     );
     let link: NatsLink | undefined;
     if (given.broker === undefined || given.bus === undefined) {
@@ -134,10 +148,15 @@ async function openCluster(config: ServerConfig, given: GivenEngines): Promise<E
       store,
       broker,
       bus,
+      files,
       description: `node ${nodeId}: PostgreSQL at ${postgres.url}, ${natsWhere}`,
     };
   } catch (err) {
     if (given.store === undefined) await store?.close().catch(() => {});
+    if (given.files === undefined) {
+      await files?.store.close().catch(() => {});
+      await files?.bytes.close().catch(() => {});
+    }
     throw err;
   }
 }

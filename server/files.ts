@@ -49,6 +49,11 @@
  *   hear `file_cancelled` (`expired`). An offline recipient sees held files at its next
  *   login (`file_list`). A sweep runs at start and periodically; files on disk that no
  *   record names are deleted at start.
+ * - The bytes are kept behind {@linkcode FileBytes} (`file_bytes.ts`): in the file
+ *   folder by default (`disk_file_bytes.ts`, the `.part` and `.file` files above), or in
+ *   PostgreSQL (`postgres_file_bytes.ts`) for servers that serve each other's files; a
+ *   read waiting for bytes another server uploads asks for them every
+ *   {@linkcode FileBytes.pollMs}.
  * - Chunks and reads are paced by flood control (see `flood_control.ts`): each takes its
  *   bytes (a read, the bytes it asks for) from the session's file byte budget, and the
  *   connection waits when it is spent; they are also paced by the server's own writes and
@@ -69,19 +74,22 @@ import {
 import type { FileOffer } from "../protocol/replies.ts";
 import { MAX_OFFERED_NAME_BYTES } from "../protocol/file_names.ts";
 import { encodedSize } from "../protocol/json_size.ts";
-import { hashPrefix, newSha256, readFull, writeFull } from "../transport/file_io.ts";
+import { newSha256 } from "../transport/file_io.ts";
 import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
 import { FILE_OVERHEAD_BYTES } from "./config.ts";
-import { FreeSpace, isDiskFull } from "./disk_space.ts";
+import { isDiskFull } from "./disk_space.ts";
+import { DiskFileBytes } from "./disk_file_bytes.ts";
 import { CommandError } from "./errors.ts";
+import type { FileBytes, FileBytesReader, FileBytesWriter } from "./file_bytes.ts";
 import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
-import { makePrivateDir, PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
+import { makePrivateDir } from "./file_modes.ts";
 import type { ChatHub, SessionPort } from "./hub.ts";
 import { fitFirst, replyBudget, replyFloor } from "./reply_budget.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
+import { StoreError } from "./store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
 
@@ -121,19 +129,17 @@ export const FILES_FOLDER = "files";
 interface ReadState {
   /** Settles once the last read queued is done. */
   chain: Promise<void>;
-  /** The file, open while reads are queued. */
-  file: Deno.FsFile | null;
-  /** Where the next read of `file` starts (-1: unknown). */
-  position: number;
+  /** The file's bytes, open while reads are queued. */
+  file: FileBytesReader | null;
 }
 
-/** An upload in progress: its open `.part` file and the SHA-256 of what it holds. */
+/** An upload in progress: its bytes open for appending and the SHA-256 of what they hold. */
 interface Upload {
   readonly id: number;
   readonly fromKey: string;
   /** The record as the upload began (its size and SHA-256 do not change). */
   readonly record: FileRecord;
-  readonly file: Deno.FsFile;
+  readonly file: FileBytesWriter;
   readonly hash: Hash;
   offset: number;
   lastActive: number;
@@ -157,14 +163,26 @@ export function fileServiceOf(hub: ChatHub): FileService {
 }
 
 /**
- * The files a server holds: their folder, their metadata, the uploads in progress and
+ * Where a server keeps its held files, when not in its file folder (see
+ * {@linkcode FileService.open}): servers sharing them serve each other's files.
+ */
+export interface FileServiceDeps {
+  /** The files' metadata. */
+  store: FileStore;
+  /** The files' bytes. */
+  bytes: FileBytes;
+}
+
+/**
+ * The files a server holds: their bytes, their metadata, the uploads in progress and
  * the expiry sweep. One per server; see the module documentation.
  */
 export class FileService {
-  /** The folder holding the files' bytes (`<id>.part`, `<id>.file`) and `files.db`. */
-  readonly dir: string;
   /** The files' metadata. */
   readonly store: FileStore;
+  /** The files' bytes (`<id>.part`, `<id>.file` in the file folder by default). */
+  readonly bytes: FileBytes;
+  readonly #dir: string | null;
   readonly #hub: ChatHub;
   readonly #temporary: boolean;
   readonly #uploads = new Map<number, Upload>();
@@ -182,8 +200,6 @@ export class FileService {
   readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
-  /** Free space of the folder's disk, as uploads go. */
-  readonly #free: FreeSpace;
   /** Whether the last sweep found the free space under the reserve. */
   #underReserve = false;
   #offers: Promise<unknown> = Promise.resolve();
@@ -191,50 +207,78 @@ export class FileService {
   #sweeping: Promise<void> | null = null;
   #closed = false;
 
-  private constructor(hub: ChatHub, dir: string, store: FileStore, temporary: boolean) {
+  private constructor(
+    hub: ChatHub,
+    dir: string | null,
+    store: FileStore,
+    bytes: FileBytes,
+    temporary: boolean,
+  ) {
     this.#hub = hub;
-    this.dir = dir;
+    this.#dir = dir;
     this.store = store;
+    this.bytes = bytes;
     this.#temporary = temporary;
-    this.#free = new FreeSpace(dir);
+  }
+
+  /**
+   * The folder holding the files' bytes (`<id>.part`, `<id>.file`) and `files.db`.
+   *
+   * @throws {Error} when they are held elsewhere ({@linkcode FileServiceDeps}).
+   */
+  get dir(): string {
+    if (this.#dir === null) throw new Error(`held files are in ${this.bytes.where}, no folder`);
+    return this.#dir;
   }
 
   /**
    * Opens the file service of `hub`: the folder `config.fileDir`, else `files/` in the
-   * data folder, else a temporary folder (deleted at close) for a server without one.
-   * Deletes expired and orphaned files, and starts the periodic sweep.
+   * data folder, else a temporary folder (deleted at close) for a server without one;
+   * or the metadata and bytes storage of `deps` (closed with the service). Deletes
+   * expired and orphaned files, and starts the periodic sweep.
    *
    * @throws {Error} naming the folder when it cannot be created or used.
    */
-  static async open(hub: ChatHub): Promise<FileService> {
+  static async open(hub: ChatHub, deps?: FileServiceDeps): Promise<FileService> {
     const config = hub.config;
-    const configured = config.fileDir ??
-      (config.dataDir !== null ? join(config.dataDir, FILES_FOLDER) : null);
-    let dir: string;
-    let store: FileStore;
-    try {
-      if (configured === null) {
-        dir = await Deno.makeTempDir({ prefix: "chat-files-" });
-      } else {
-        dir = configured;
-        makePrivateDir(dir);
+    let service: FileService;
+    if (deps !== undefined) {
+      service = new FileService(hub, null, deps.store, deps.bytes, false);
+    } else {
+      const configured = config.fileDir ??
+        (config.dataDir !== null ? join(config.dataDir, FILES_FOLDER) : null);
+      let dir: string;
+      let store: FileStore;
+      try {
+        if (configured === null) {
+          dir = await Deno.makeTempDir({ prefix: "chat-files-" });
+        } else {
+          dir = configured;
+          makePrivateDir(dir);
+        }
+        store = config.dataDir === null ? new MemoryFileStore() : SqliteFileStore.open(dir);
+      } catch (err) {
+        throw new Error(
+          `cannot use the file folder ${configured ?? "(temporary)"}: ${
+            err instanceof Error ? err.message : String(err)
+          }`,
+          { cause: err },
+        );
       }
-      store = config.dataDir === null ? new MemoryFileStore() : SqliteFileStore.open(dir);
-    } catch (err) {
-      throw new Error(
-        `cannot use the file folder ${configured ?? "(temporary)"}: ${
-          err instanceof Error ? err.message : String(err)
-        }`,
-        { cause: err },
+      service = new FileService(
+        hub,
+        dir,
+        store,
+        new DiskFileBytes(dir),
+        configured === null,
       );
     }
-    const service = new FileService(hub, dir, store, configured === null);
     await service.sweep({ orphans: true });
     const ttlMs = config.fileTtlSec * 1000;
     const every = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(ttlMs / 4)));
     service.#timer = setInterval(() => void service.sweep(), every);
     services.set(hub, service);
-    log.debug("files in {dir}", { dir });
+    log.debug("files in {dir}", { dir: service.bytes.where });
     return service;
   }
 
@@ -249,7 +293,12 @@ export class FileService {
     await Promise.allSettled([...this.#opening.values()]);
     for (const upload of [...this.#uploads.values()]) await this.#release(upload);
     await this.store.close();
-    if (this.#temporary) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+    await this.bytes.close().catch((err) =>
+      log.error("closing the files' bytes failed: {err}", { err })
+    );
+    if (this.#temporary && this.#dir !== null) {
+      await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+    }
     if (services.get(this.#hub) === this) services.delete(this.#hub);
   }
 
@@ -274,7 +323,8 @@ export class FileService {
         from: record.from,
         to: record.to,
       });
-      await this.#drop(record);
+      // Servers sharing the files all sweep: the one that drops it tells.
+      if (!(await this.#drop(record))) continue;
       const event = { ...cancelledEvent(record, "server", "expired") };
       await this.#tell(record.fromKey, event);
       await this.#tell(record.toKey, event);
@@ -284,25 +334,7 @@ export class FileService {
       if (upload.lastActive < idleBefore) await this.#release(upload);
     }
     if (!orphans) return;
-    const known = new Set(await this.store.ids());
-    let tightened = 0;
-    for await (const entry of Deno.readDir(this.dir)) {
-      const match = /^(\d+)\.(part|file)$/.exec(entry.name);
-      if (match === null) continue;
-      const path = join(this.dir, entry.name);
-      if (known.has(Number(match[1]))) {
-        if (tighten(path, PRIVATE_FILE_MODE, { quiet: true })) tightened++;
-        continue;
-      }
-      log.info("deleting {name}: no record names it", { name: entry.name });
-      await Deno.remove(path).catch(() => {});
-    }
-    if (tightened > 0) {
-      log.warn("{count} held files in {dir} were readable by others: tightened to 0600", {
-        count: tightened,
-        dir: this.dir,
-      });
-    }
+    await this.bytes.removeOrphans(async () => new Set(await this.store.ids()));
   }
 
   // ------------------------------------------------------------------ commands
@@ -446,14 +478,20 @@ export class FileService {
       );
       // Hashed while the write runs (Deno writes files on another thread). A write that
       // fails leaves the hash ahead of the file: the upload is let go, and resumes from
-      // the `.part` file's bytes, hashed again.
-      const written = writeFull(current.file, body);
+      // the bytes held, hashed again.
+      const written = current.file.append(body);
       current.hash.update(body);
-      this.#free.wrote(body.length);
+      this.bytes.free.wrote(body.length);
       try {
         await written;
       } catch (err) {
         await this.#release(current);
+        if (err instanceof StoreError && err.code === "conflict") {
+          throw new CommandError(
+            "bad_offset",
+            `file #${id} was written from another connection meanwhile: offer it again to resume`,
+          );
+        }
         if (isDiskFull(err)) {
           throw this.#storageFull(
             `the server's disk is full: file #${id} stops at ${formatBytes(current.offset)}; ` +
@@ -523,7 +561,7 @@ export class FileService {
     const key = `${ctx.session.id}/${id}`;
     let state = this.#reads.get(key);
     if (state === undefined) {
-      state = { chain: Promise.resolve(), file: null, position: -1 };
+      state = { chain: Promise.resolve(), file: null };
       this.#reads.set(key, state);
       this.#readers.set(id, (this.#readers.get(id) ?? 0) + 1);
     }
@@ -574,10 +612,25 @@ export class FileService {
     reading: while (sent < want && !session.ended) {
       // Bytes still being uploaded are sent as they arrive: the read ends early only when
       // none came for READ_WAIT_MS (or the file was dropped).
+      // When another server may be uploading them, the bytes held are asked for again
+      // every `pollMs` meanwhile.
       if (offset + sent >= available) {
-        await this.#waitForBytes(id, READ_WAIT_MS, () => session.ended);
-        record = await this.#incoming(ctx, id);
-        const now = await this.#available(record);
+        const poll = this.bytes.pollMs;
+        const deadline = performance.now() + READ_WAIT_MS;
+        let now: number;
+        do {
+          const left = Math.max(0, deadline - performance.now());
+          await this.#waitForBytes(
+            id,
+            poll === null ? left : Math.min(poll, left),
+            () => session.ended,
+          );
+          record = await this.#incoming(ctx, id);
+          now = await this.#available(record);
+        } while (
+          now <= available && poll !== null && performance.now() < deadline &&
+          !session.ended && !this.#closed
+        );
         if (now <= available) break;
         available = now;
       }
@@ -602,11 +655,8 @@ export class FileService {
             data.body.set(held);
             n = held.length;
           } else {
-            if (state.position !== at) await file.seek(at, Deno.SeekMode.Start);
-            state.position = at;
             data = encodeFrameWithBody(header, length, buffer);
-            n = await readFull(file, data.body);
-            state.position += n;
+            n = await file.read(at, data.body);
           }
           const frame = n === data.body.length
             ? data.frame
@@ -703,7 +753,7 @@ export class FileService {
    */
   async #checkFreeSpace(bytes: number, what: string): Promise<void> {
     const reserve = this.#hub.config.minFreeBytes;
-    const free = await this.#free.bytes();
+    const free = await this.bytes.free.bytes();
     this.#noteReserve(free);
     if (free === null || free - bytes >= reserve) return;
     throw this.#storageFull(
@@ -717,7 +767,7 @@ export class FileService {
    * under the reserve (uploads are refused from then on) and when it is back over.
    */
   async #watchReserve(): Promise<void> {
-    this.#noteReserve(await this.#free.bytes());
+    this.#noteReserve(await this.bytes.free.bytes());
   }
 
   /** Logs a crossing of the reserve by the free space `free` (null: unknown). */
@@ -727,7 +777,11 @@ export class FileService {
     const under = free < reserve;
     if (under === this.#underReserve) return;
     this.#underReserve = under;
-    const values = { dir: this.dir, free: formatBytes(free), reserve: formatBytes(reserve) };
+    const values = {
+      dir: this.bytes.where,
+      free: formatBytes(free),
+      reserve: formatBytes(reserve),
+    };
     if (under) {
       log.warn(
         "the disk of {dir} has {free} free, under the {reserve} kept for messages: " +
@@ -741,7 +795,7 @@ export class FileService {
 
   /** Bytes free on the disk of the files' folder, as last measured (null: unknown). */
   get freeBytes(): number | null {
-    return this.#free.last;
+    return this.bytes.free.last;
   }
 
   #storageFull(message: string): CommandError {
@@ -768,10 +822,6 @@ export class FileService {
     return record;
   }
 
-  #path(id: number, uploaded: boolean): string {
-    return join(this.dir, `${id}.${uploaded ? "file" : "part"}`);
-  }
-
   /** The upload of a record, from memory or resumed from its `.part` file on disk. */
   #upload(record: FileRecord): Promise<Upload> {
     const existing = this.#uploads.get(record.id);
@@ -786,22 +836,10 @@ export class FileService {
 
   async #openUpload(record: FileRecord): Promise<Upload> {
     if (this.#closed) throw new CommandError("shutting_down", "the server is shutting down");
-    const path = this.#path(record.id, false);
-    const file = await Deno.open(path, {
-      read: true,
-      write: true,
-      create: true,
-      mode: PRIVATE_FILE_MODE,
-    });
+    const hash = newSha256();
+    const file = await this.bytes.openWriter(record.id, record.size, hash);
     try {
-      const hash = newSha256();
-      let size = (await file.stat()).size;
-      if (size > record.size) {
-        await file.truncate(0);
-        size = 0;
-      }
-      const offset = size > 0 ? await hashPrefix(file, hash, size) : 0;
-      await file.seek(offset, Deno.SeekMode.Start);
+      const offset = file.size;
       if (offset > 0) log.info("resuming file #{id} at {offset}", { id: record.id, offset });
       const upload: Upload = {
         id: record.id,
@@ -838,18 +876,13 @@ export class FileService {
         `the bytes received do not match the announced SHA-256 (got ${digest}); file #${record.id} was dropped: send it again`,
       );
     }
-    const part = this.#path(record.id, false);
     if (upload !== null) {
-      try {
-        await upload.file.sync();
-      } catch {
-        // not every file system syncs
-      }
+      await upload.file.sync();
       await this.#release(upload);
     } else {
-      await Deno.writeFile(part, new Uint8Array(0), { mode: PRIVATE_FILE_MODE });
+      (await this.bytes.openWriter(record.id, 0, newSha256())).close();
     }
-    await Deno.rename(part, this.#path(record.id, true));
+    await this.bytes.complete(record.id);
     const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
     await this.store.update(record.id, { uploaded: true, expiresAt });
     this.#wake(record.id);
@@ -861,33 +894,14 @@ export class FileService {
     if (record.uploaded) return record.size;
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) return upload.offset;
-    try {
-      return Math.min(record.size, (await Deno.stat(this.#path(record.id, false))).size);
-    } catch {
-      // Completed meanwhile: the `.part` file is renamed once verified, before the
-      // record says so.
-    }
-    try {
-      await Deno.stat(this.#path(record.id, true));
-      return record.size;
-    } catch {
-      return 0;
-    }
+    // Completed meanwhile (maybe before the record says so): as many bytes as announced.
+    return Math.min(record.size, (await this.bytes.size(record.id)) ?? 0);
   }
 
-  async #openToRead(record: FileRecord): Promise<Deno.FsFile> {
-    const paths = [this.#path(record.id, record.uploaded)];
-    // Completed meanwhile (renamed once verified, maybe before the record says so), or
-    // dropped.
-    if (!record.uploaded) paths.push(this.#path(record.id, true));
-    for (const path of paths) {
-      try {
-        return await Deno.open(path, { read: true });
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      }
-    }
-    throw new CommandError("no_file", `file #${record.id} was dropped`);
+  async #openToRead(record: FileRecord): Promise<FileBytesReader> {
+    const reader = await this.bytes.openReader(record.id, record.uploaded);
+    if (reader === null) throw new CommandError("no_file", `file #${record.id} was dropped`);
+    return reader;
   }
 
   #waitForBytes(id: number, ms: number, gone: () => boolean): Promise<void> {
@@ -916,17 +930,21 @@ export class FileService {
     for (const wake of [...waiters]) wake();
   }
 
-  /** Forgets a file: its upload, its bytes on disk and in memory, its record; wakes its readers. */
-  async #drop(record: FileRecord): Promise<void> {
+  /**
+   * Forgets a file: its upload, its bytes on disk and in memory, its record; wakes its
+   * readers. False when its record was gone already (another server sharing the files
+   * dropped it first).
+   */
+  async #drop(record: FileRecord): Promise<boolean> {
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
     // The bytes go first: on a full disk, the record's removal may fail until they are
     // gone (a record without bytes is dropped again by a later sweep).
-    await Deno.remove(this.#path(record.id, false)).catch(() => {});
-    await Deno.remove(this.#path(record.id, true)).catch(() => {});
-    await this.store.remove(record.id);
+    await this.bytes.remove(record.id);
+    const removed = await this.store.remove(record.id);
     this.#wake(record.id);
+    return removed;
   }
 
   /**

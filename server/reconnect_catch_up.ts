@@ -24,6 +24,7 @@ import type { ChatMessage } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { Broker, Publication, Subscriber } from "./broker.ts";
 import type { ClusterBus } from "./cluster_bus.ts";
+import { MISSED_HEARTBEATS } from "./config.ts";
 import type { Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "catch-up"]);
@@ -248,6 +249,20 @@ export class CatchUpBroker implements Broker {
       sent,
       after,
     });
+  }
+
+  /**
+   * Catches up when `presence` takes a node for dead: what it committed and had no time
+   * to publish before it died (`heartbeatMs`: the cluster's heartbeat; a node is taken
+   * for dead after a few missed, and what it published since then is read again).
+   */
+  watchNodes(
+    presence: { onNodeGone(listener: (node: string) => void): void },
+    heartbeatMs: number,
+  ): void {
+    presence.onNodeGone(() =>
+      void this.catchUp(Date.now() - (MISSED_HEARTBEATS + 2) * heartbeatMs)
+    );
   }
 
   /** Stops sampling and closes the inner broker. */

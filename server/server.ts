@@ -16,8 +16,9 @@ import type { ClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
-import { CHUNK_PAYLOADS, FileService } from "./files.ts";
+import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
 import { openEngines } from "./engines.ts";
+import { CatchUpBroker } from "./reconnect_catch_up.ts";
 import { ChatHub } from "./hub.ts";
 import { startPrivateSessions } from "./private.ts";
 import { instrumentStore } from "./instrumented_store.ts";
@@ -60,6 +61,11 @@ export interface ServerDeps {
    * own (a single server). Closed at shutdown.
    */
   bus?: ClusterBus;
+  /**
+   * Held files' metadata and bytes (closed with the server); default the file folder
+   * (`files.db` and the bytes), or memory and a temporary folder without a data folder.
+   */
+  files?: FileServiceDeps;
 }
 
 /**
@@ -100,13 +106,14 @@ export async function startServer(
   }
   const bus = engines.bus;
   const hub = new ChatHub(store, broker, config, metrics, bus);
+  if (broker instanceof CatchUpBroker) broker.watchNodes(hub.presence, config.clusterHeartbeatMs);
   let files: FileService;
   try {
     await hub.start();
     await startPrivateSessions(hub);
     const imported = await hub.importCredentials(config.credentials);
     if (imported > 0) log.info("imported {imported} accounts", { imported });
-    files = await FileService.open(hub);
+    files = await FileService.open(hub, engines.files);
   } catch (err) {
     hub.close();
     listener.close();

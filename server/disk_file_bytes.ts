@@ -1,0 +1,212 @@
+/**
+ * The embedded {@linkcode FileBytes}: files in the server's file folder, `<id>.part` while
+ * uploading, renamed `<id>.file` once verified, mode `0600`. Only this server writes them:
+ * its readers are woken by its writer ({@linkcode FileBytes.pollMs} is null).
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Hash } from "node:crypto";
+import { getLogger } from "@logtape/logtape";
+import { hashPrefix, readFull, writeFull } from "../transport/file_io.ts";
+import { FreeSpace } from "./disk_space.ts";
+import type { FileBytes, FileBytesReader, FileBytesWriter } from "./file_bytes.ts";
+import { PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
+
+const log = getLogger(["chat", "server", "files"]);
+
+/**
+ * Held files' bytes in a folder.
+ *
+ * @example
+ * ```ts ignore
+ * import { DiskFileBytes } from "./disk_file_bytes.ts";
+ * import { newSha256 } from "../transport/file_io.ts";
+ * const bytes = new DiskFileBytes("./chat-data/files");
+ * const writer = await bytes.openWriter(7, 5, newSha256());
+ * await writer.append(new TextEncoder().encode("hello"));
+ * writer.close();
+ * await bytes.complete(7); // 7.part -> 7.file
+ * ```
+ */
+export class DiskFileBytes implements FileBytes {
+  /** The folder (it must exist). */
+  readonly dir: string;
+  readonly pollMs: null = null;
+  readonly free: FreeSpace;
+
+  /** Keeps bytes in `dir`, which must exist. */
+  constructor(dir: string) {
+    this.dir = dir;
+    this.free = new FreeSpace(dir);
+  }
+
+  get where(): string {
+    return this.dir;
+  }
+
+  /** The path of file `id`'s bytes: `<id>.file` once complete, `<id>.part` before. */
+  path(id: number, complete: boolean): string {
+    return join(this.dir, `${id}.${complete ? "file" : "part"}`);
+  }
+
+  async openWriter(id: number, maxSize: number, hash: Hash): Promise<FileBytesWriter> {
+    const file = await Deno.open(this.path(id, false), {
+      read: true,
+      write: true,
+      create: true,
+      mode: PRIVATE_FILE_MODE,
+    });
+    try {
+      let size = (await file.stat()).size;
+      if (size > maxSize) {
+        await file.truncate(0);
+        size = 0;
+      }
+      const offset = size > 0 ? await hashPrefix(file, hash, size) : 0;
+      await file.seek(offset, Deno.SeekMode.Start);
+      return new DiskWriter(file, offset);
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  async complete(id: number): Promise<void> {
+    await Deno.rename(this.path(id, false), this.path(id, true));
+  }
+
+  async openReader(id: number, complete: boolean): Promise<FileBytesReader | null> {
+    const paths = [this.path(id, complete)];
+    // Completed meanwhile (renamed once verified, maybe before the record says so), or
+    // dropped.
+    if (!complete) paths.push(this.path(id, true));
+    for (const path of paths) {
+      try {
+        return new DiskReader(await Deno.open(path, { read: true }));
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      }
+    }
+    return null;
+  }
+
+  async size(id: number): Promise<number | null> {
+    try {
+      return (await Deno.stat(this.path(id, false))).size;
+    } catch {
+      // Completed meanwhile: the `.part` file is renamed once verified.
+    }
+    try {
+      return (await Deno.stat(this.path(id, true))).size;
+    } catch {
+      return null;
+    }
+  }
+
+  async remove(id: number): Promise<void> {
+    await Deno.remove(this.path(id, false)).catch(() => {});
+    await Deno.remove(this.path(id, true)).catch(() => {});
+  }
+
+  /** Also tightens to `0600` the files of known ids that others could read. */
+  async removeOrphans(known: () => Promise<ReadonlySet<number>>): Promise<void> {
+    const entries: { name: string; id: number }[] = [];
+    for await (const entry of Deno.readDir(this.dir)) {
+      const match = /^(\d+)\.(part|file)$/.exec(entry.name);
+      if (match !== null) entries.push({ name: entry.name, id: Number(match[1]) });
+    }
+    const ids = await known();
+    let tightened = 0;
+    for (const { name, id } of entries) {
+      const path = join(this.dir, name);
+      if (ids.has(id)) {
+        if (tighten(path, PRIVATE_FILE_MODE, { quiet: true })) tightened++;
+        continue;
+      }
+      log.info("deleting {name}: no record names it", { name });
+      await Deno.remove(path).catch(() => {});
+    }
+    if (tightened > 0) {
+      log.warn("{count} held files in {dir} were readable by others: tightened to 0600", {
+        count: tightened,
+        dir: this.dir,
+      });
+    }
+  }
+
+  async used(): Promise<number> {
+    let total = 0;
+    for await (const entry of Deno.readDir(this.dir)) {
+      if (!/^\d+\.(part|file)$/.test(entry.name)) continue;
+      total += await Deno.stat(join(this.dir, entry.name)).then((s) => s.size, () => 0);
+    }
+    return total;
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+class DiskWriter implements FileBytesWriter {
+  readonly #file: Deno.FsFile;
+  #size: number;
+
+  constructor(file: Deno.FsFile, size: number) {
+    this.#file = file;
+    this.#size = size;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  async append(bytes: Uint8Array): Promise<void> {
+    await writeFull(this.#file, bytes);
+    this.#size += bytes.length;
+  }
+
+  async sync(): Promise<void> {
+    try {
+      await this.#file.sync();
+    } catch {
+      // not every file system syncs
+    }
+  }
+
+  close(): void {
+    try {
+      this.#file.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+class DiskReader implements FileBytesReader {
+  readonly #file: Deno.FsFile;
+  /** Where the next read of the file starts (-1: unknown). */
+  #position = -1;
+
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  async read(offset: number, into: Uint8Array): Promise<number> {
+    if (this.#position !== offset) await this.#file.seek(offset, Deno.SeekMode.Start);
+    this.#position = offset;
+    const n = await readFull(this.#file, into);
+    this.#position += n;
+    return n;
+  }
+
+  close(): void {
+    try {
+      this.#file.close();
+    } catch {
+      // already closed
+    }
+  }
+}

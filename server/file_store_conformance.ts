@@ -1,0 +1,85 @@
+/**
+ * The behaviour every {@linkcode FileStore} has, as one suite run against each
+ * implementation (`file_store_test.ts`, `postgres_file_store_test.ts`).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { FileStore, NewFileRecord } from "./file_store.ts";
+import { StoreError } from "./store.ts";
+
+/** A new file record, with `overrides`. */
+export function fileRecord(overrides: Partial<NewFileRecord> = {}): NewFileRecord {
+  return {
+    fromKey: "alice",
+    from: "Alice",
+    toKey: "bob",
+    to: "Bob",
+    name: "../report.pdf",
+    size: 1000,
+    sha256: "a".repeat(64),
+    state: "offered",
+    uploaded: false,
+    createdAt: 10,
+    expiresAt: 100,
+    ...overrides,
+  };
+}
+
+/**
+ * The behaviour every FileStore has: ids, find, held counts, updates, expiry, removal,
+ * refusals, and `closed` after close (it closes `store`).
+ */
+export async function fileStoreConformance(store: FileStore): Promise<void> {
+  const first = await store.create(fileRecord());
+  const second = await store.create(fileRecord({ toKey: "carol", to: "Carol", size: 500 }));
+  const third = await store.create(fileRecord({ fromKey: "bob", from: "Bob", toKey: "alice" }));
+  assert.ok(first.id >= 1 && second.id > first.id && third.id > second.id);
+  assert.deepEqual(await store.get(first.id), first);
+  assert.equal(await store.get(9999), null);
+
+  assert.deepEqual(
+    await store.find("alice", "bob", "a".repeat(64), 1000, "../report.pdf"),
+    first,
+  );
+  assert.equal(await store.find("alice", "bob", "a".repeat(64), 1000, "other.pdf"), null);
+  assert.equal(await store.find("alice", "bob", "b".repeat(64), 1000, "../report.pdf"), null);
+
+  assert.deepEqual(await store.held("alice"), { files: 2, bytes: 1500 });
+  assert.deepEqual(await store.held("nobody"), { files: 0, bytes: 0 });
+  assert.deepEqual(await store.held(), { files: 3, bytes: 2500 });
+  assert.deepEqual((await store.incoming("bob")).map((r) => r.id), [first.id]);
+
+  assert.equal(await store.update(first.id, { state: "accepted" }), true);
+  assert.equal(await store.update(first.id, { uploaded: true, expiresAt: 50 }), true);
+  assert.deepEqual(await store.get(first.id), {
+    ...first,
+    state: "accepted",
+    uploaded: true,
+    expiresAt: 50,
+  });
+  assert.equal(await store.update(9999, { state: "accepted" }), false);
+
+  assert.deepEqual((await store.expired(50)).map((r) => r.id), [first.id]);
+  assert.deepEqual((await store.expired(49)).map((r) => r.id), []);
+  assert.deepEqual((await store.ids()).sort((a, b) => a - b), [first.id, second.id, third.id]);
+
+  assert.equal(await store.remove(first.id), true);
+  assert.equal(await store.remove(first.id), false);
+  assert.deepEqual(await store.held("alice"), { files: 1, bytes: 500 });
+
+  await assert.rejects(store.create(fileRecord({ size: -1 })), (err: unknown) => {
+    assert.ok(err instanceof StoreError);
+    assert.equal(err.code, "invalid");
+    return true;
+  });
+  await assert.rejects(store.create(fileRecord({ sha256: "XYZ" })), StoreError);
+
+  await store.close();
+  await assert.rejects(store.get(second.id), (err: unknown) => {
+    assert.ok(err instanceof StoreError);
+    assert.equal(err.code, "closed");
+    return true;
+  });
+}

@@ -1,0 +1,239 @@
+/**
+ * Held files shared through PostgreSQL by two servers in one process (issue 15, item 11):
+ * each has its own chat store and in-process fan-out (nothing else is coordinated), and
+ * both keep held files' records and bytes in one scratch PostgreSQL. A file uploaded on
+ * server A is listed, accepted and read on server B while the upload goes on, its upload
+ * is resumed on B after the sender lost A, its download resumed from an offset on the
+ * other server, and what one server drops is gone for the other.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { fileServiceOf, READ_WAIT_MS } from "../server/files.ts";
+import { openPostgresFiles } from "../server/postgres_files.ts";
+import type { ChatServer } from "../server/server.ts";
+import { Probe, type Received, testServer } from "./helpers/harness.ts";
+import { POSTGRES_SKIP, startPostgres } from "./helpers/postgres.ts";
+
+const pg = POSTGRES_SKIP === null ? await startPostgres() : null;
+
+/** Generous: the machine is shared and loaded. */
+const WAIT_MS = 15_000;
+const CHUNK = 512 * 1024;
+
+function bytesOf(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+async function chunkOk(probe: Probe, file: number, offset: number, body: Uint8Array) {
+  const id = crypto.randomUUID();
+  probe.send({ type: "file_chunk", id, file, offset }, body);
+  const reply = await probe.expect(
+    (m) => (m.type === "ok" || m.type === "error") && m.re === id,
+    WAIT_MS,
+  );
+  assert.equal(reply.type, "ok", JSON.stringify(reply));
+  return reply;
+}
+
+/** The `file_data` frames of one read, in order, and its reply. */
+async function readRange(
+  probe: Probe,
+  file: number,
+  offset: number,
+  length: number,
+): Promise<{ reply: Received; bytes: Uint8Array }> {
+  const id = crypto.randomUUID();
+  probe.send({ type: "file_read", id, file, offset, length });
+  const reply = await probe.expect(
+    (m) => (m.type === "ok" || m.type === "error") && m.re === id,
+    WAIT_MS,
+  );
+  assert.equal(reply.type, "ok", JSON.stringify(reply));
+  const parts: Uint8Array[] = [];
+  for (let at = offset; at < offset + (reply.length as number);) {
+    const data = await probe.expect({ type: "file_data", file, offset: at });
+    const body = data.frameBody as Uint8Array;
+    parts.push(body);
+    at += body.length;
+  }
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return { reply, bytes };
+}
+
+async function twoServers(url: string): Promise<[ChatServer, ChatServer]> {
+  const config = { maxFileSize: 64 * 1024 * 1024 };
+  const a = await testServer(config, { files: await openPostgresFiles(url, { pollMs: 50 }) });
+  try {
+    const b = await testServer(config, { files: await openPostgresFiles(url, { pollMs: 50 }) });
+    return [a, b];
+  } catch (err) {
+    await a.shutdown();
+    throw err;
+  }
+}
+
+Deno.test({
+  name: "files in PostgreSQL: uploaded on A, read live and resumed on B, dropped for both",
+  ignore: pg === null,
+  async fn() {
+    const [a, b] = await twoServers(await pg!.createDatabase());
+    try {
+      // Accounts are per server here (each its own chat store): both register on both.
+      for (const server of [a, b]) {
+        for (const nick of ["alice", "bob"]) (await Probe.login(server, nick)).close();
+      }
+      const content = bytesOf(6 * CHUNK + 12_345, 3);
+      const aliceA = await Probe.login(a, "alice");
+      await using bobB = await Probe.login(b, "bob");
+      const offer = await aliceA.ok("file_offer", {
+        to: "bob",
+        name: "shared.bin",
+        size: content.length,
+        sha256: sha256(content),
+      });
+      const file = offer.file as number;
+      await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+
+      // B knows the file from the shared records, and reads it while A takes the upload.
+      const listed = await bobB.ok("file_list");
+      assert.deepEqual((listed.files as { file: number }[]).map((f) => f.file), [file]);
+      await bobB.ok("file_accept", { file });
+      const id = "live";
+      bobB.send({ type: "file_read", id, file, offset: 0, length: 2 * CHUNK });
+      const first = await bobB.expect({ type: "file_data", file, offset: 0 }, WAIT_MS);
+      assert.deepEqual(first.frameBody, content.subarray(0, CHUNK));
+      // The next chunk, written on A, reaches the read waiting on B: B polls for it every
+      // 50 ms. (Without the poll it would come only when the read's wait of READ_WAIT_MS
+      // ends: the deadline is half that, a hundred times the poll.)
+      await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+      const second = await bobB.expect(
+        { type: "file_data", file, offset: CHUNK },
+        READ_WAIT_MS / 2,
+      );
+      assert.deepEqual(second.frameBody, content.subarray(CHUNK, 2 * CHUNK));
+      const live = await bobB.expect({ type: "ok", re: id }, WAIT_MS);
+      assert.equal(live.length, 2 * CHUNK);
+
+      // Alice loses A after a third chunk; offering the file again on B resumes it there.
+      await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK, 3 * CHUNK));
+      await aliceA[Symbol.asyncDispose]();
+      await using aliceB = await Probe.login(b, "alice");
+      const resumed = await aliceB.ok("file_offer", {
+        to: "bob",
+        name: "shared.bin",
+        size: content.length,
+        sha256: sha256(content),
+      });
+      assert.equal(resumed.file, file);
+      assert.equal(resumed.offset, 3 * CHUNK);
+      let last: Received | undefined;
+      for (let at = 3 * CHUNK; at < content.length; at += CHUNK) {
+        last = await chunkOk(aliceB, file, at, content.subarray(at, at + CHUNK));
+      }
+      assert.equal(last?.complete, true, "the SHA-256 carried over from A's bytes matches");
+
+      // Bob's download resumes on A from where B's read ended.
+      await using bobA = await Probe.login(a, "bob");
+      const parts: Uint8Array[] = [content.subarray(0, 2 * CHUNK)];
+      for (let at = 2 * CHUNK; at < content.length;) {
+        const { reply, bytes } = await readRange(bobA, file, at, content.length - at);
+        assert.ok((reply.length as number) > 0);
+        assert.equal(reply.available, content.length);
+        parts.push(bytes);
+        at += bytes.length;
+      }
+      const whole = new Uint8Array(content.length);
+      let at = 0;
+      for (const part of parts) {
+        whole.set(part, at);
+        at += part.length;
+      }
+      assert.equal(sha256(whole), sha256(content));
+
+      // Done on A: gone for B too, records and bytes.
+      await bobA.ok("file_done", { file });
+      await bobB.fails("file_read", { file, offset: 0, length: 1 }, "no_file");
+      assert.equal(await fileServiceOf(b.hub).store.get(file), null);
+      assert.equal(await fileServiceOf(b.hub).bytes.used(), 0);
+    } finally {
+      await a.shutdown();
+      await b.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "files in PostgreSQL: an upload moved to B and back to A: A's stale chunk gets bad_offset, the offer resyncs",
+  ignore: pg === null,
+  async fn() {
+    const [a, b] = await twoServers(await pg!.createDatabase());
+    try {
+      for (const server of [a, b]) {
+        for (const nick of ["alice", "bob"]) (await Probe.login(server, nick)).close();
+      }
+      const content = bytesOf(3 * CHUNK, 9);
+      const fields = {
+        to: "bob",
+        name: "moved.bin",
+        size: content.length,
+        sha256: sha256(content),
+      };
+      await using aliceA = await Probe.login(a, "alice");
+      await using aliceB = await Probe.login(b, "alice");
+      const file = (await aliceA.ok("file_offer", fields)).file as number;
+      await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+      assert.equal((await aliceB.ok("file_offer", fields)).offset, CHUNK);
+      await chunkOk(aliceB, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+
+      // A still has the upload open at CHUNK: the bytes it would append are refused.
+      const id = "stale";
+      aliceA.send(
+        { type: "file_chunk", id, file, offset: CHUNK },
+        content.subarray(CHUNK, 2 * CHUNK),
+      );
+      const stale = await aliceA.expect({ re: id }, WAIT_MS);
+      assert.equal(stale.type, "error", JSON.stringify(stale));
+      assert.equal(stale.code, "bad_offset", JSON.stringify(stale));
+      // Offering again on A picks up where B got to, and finishes there.
+      assert.equal((await aliceA.ok("file_offer", fields)).offset, 2 * CHUNK);
+      const last = await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK));
+      assert.equal(last.complete, true);
+
+      await using bobB = await Probe.login(b, "bob");
+      await bobB.ok("file_accept", { file });
+      const parts: Uint8Array[] = [];
+      for (let at = 0; at < content.length;) {
+        const { bytes } = await readRange(bobB, file, at, content.length - at);
+        parts.push(bytes);
+        at += bytes.length;
+      }
+      const whole = new Uint8Array(content.length);
+      let at = 0;
+      for (const part of parts) {
+        whole.set(part, at);
+        at += part.length;
+      }
+      assert.equal(sha256(whole), sha256(content));
+    } finally {
+      await a.shutdown();
+      await b.shutdown();
+    }
+  },
+});
