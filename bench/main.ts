@@ -1,6 +1,6 @@
 /**
- * The performance suite: `deno task bench` (full, under 5 minutes) or
- * `deno task bench --quick` (smaller sizes and durations, under 1 minute).
+ * The performance suite: `deno task bench` (full, about 6.5 minutes, 3 of them
+ * the cluster benchmark) or `deno task bench --quick` (smaller sizes and durations, about 2).
  *
  * ```sh
  * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,cluster] [--profile] [--no-pin]
