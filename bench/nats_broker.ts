@@ -5,8 +5,11 @@
  * A -> B -> A of one publication at a time.
  *
  * ```sh
- * deno run -A bench/nats_broker.ts [--count 200000] [--pings 2000]
+ * deno run -A bench/nats_broker.ts [--count 200000] [--pings 2000] [--profile-b DIR]
  * ```
+ *
+ * `--profile-b DIR` writes node B's CPU profile into DIR (summarise it with
+ * `bench/profile_summary.ts`).
  *
  * Node B runs this script with `--node-b URL`: it subscribes, answers pings and reports
  * how many publications it received on the cluster bus. Not a test: numbers only.
@@ -40,6 +43,14 @@ function subscriberOf(onEvent: (frames: Uint8Array) => void): Subscriber {
   };
 }
 
+/** How many frames `frames` holds (walking the length prefixes). */
+function frameCount(frames: Uint8Array): number {
+  const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+  let count = 0;
+  for (let at = 0; at < frames.length; at += 4 + view.getUint32(at)) count++;
+  return count;
+}
+
 const decoder = new TextDecoder();
 /** The texts of the frames in `frames` (header JSON after two u32 lengths). */
 function textsOf(frames: Uint8Array): string[] {
@@ -60,15 +71,9 @@ async function nodeB(url: string): Promise<void> {
   const broker = new NatsBroker(link);
   const bus = new NatsClusterBus(link);
   let received = 0;
-  await broker.subscribe(
-    "room.bench",
-    subscriberOf((frames) => {
-      for (const text of textsOf(frames)) {
-        if (text.startsWith("end")) bus.send("done", { received, end: text });
-        else received++;
-      }
-    }),
-  );
+  await broker.subscribe("room.bench", subscriberOf((frames) => received += frameCount(frames)));
+  // The end of a run comes on its own subject, after the run (one publisher, one NATS).
+  await broker.subscribe("room.end", subscriberOf(() => bus.send("done", { received })));
   await broker.subscribe(
     "room.ping",
     subscriberOf((frames) => {
@@ -100,10 +105,19 @@ async function main(): Promise<void> {
   if (args[0] === "--node-b") return nodeB(args[1]);
   const count = option("--count", 200_000);
   const pings = option("--pings", 2_000);
+  const profileAt = args.indexOf("--profile-b");
+  const profileDir = profileAt >= 0 ? args[profileAt + 1] : undefined;
 
   const nats = await NatsServer.start();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--node-b", nats.url],
+    args: [
+      "run",
+      "-A",
+      ...(profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`]),
+      new URL(import.meta.url).pathname,
+      "--node-b",
+      nats.url,
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -135,7 +149,7 @@ async function main(): Promise<void> {
       // Let the socket drain now and then instead of buffering everything.
       if (sent % 2_000 < batch) await link.confirm();
     }
-    broker.publish("room.bench", { event: eventOf(10, `end${batch}`) });
+    broker.publish("room.end", { event: eventOf(10, `end${batch}`) });
     const { received } = await done.promise;
     const seconds = (performance.now() - start) / 1000;
     console.log(

@@ -35,6 +35,7 @@ console.log(`chat cluster: starting PostgreSQL, NATS and ${nodes} nodes...`);
 const cluster = await startCluster({
   nodes,
   fsync: true,
+  ownPostgres: true,
   nodeFlags: ["--host", "127.0.0.1", "--port", "0", "--auth", option("auth", "password")],
 });
 let stopping: Promise<void> | null = null;

@@ -144,6 +144,7 @@ export class NatsBroker implements Broker {
   async subscribe(subject: string, subscriber: Subscriber): Promise<void> {
     if (this.#closed) return;
     await this.#local.subscribe(subject, subscriber);
+    if (this.#closed) return;
     if (!this.#subscriptions.has(subject)) {
       const sub = this.#link.connection.subscribe(natsSubject(this.#namespace, subject), {
         callback: (err, msg) => this.#receive(subject, err, msg),

@@ -91,19 +91,31 @@ Deno.test({
     const spy = await NatsLink.open(c.nats.url, { name: "spy" });
     try {
       const [a, b] = c.brokers;
-      let messages = 0;
+      // The NATS messages of the subject, as a third connection sees them.
+      const seen: string[] = [];
+      let wake = () => {};
       spy.connection.subscribe(natsSubject("chat.b.", "room.lobby"), {
-        callback: () => {
-          messages++;
+        callback: (_err, msg) => {
+          seen.push(new TextDecoder().decode(msg.data));
+          wake();
         },
       });
+      const spied = (text: string) =>
+        within(
+          new Promise<void>((resolve) => {
+            wake = () => seen.some((m) => m.includes(text)) && resolve();
+            wake();
+          }),
+          `the spy sees ${text}`,
+        );
       await spy.confirm();
       const ann = new Recorder("ann");
       await b.subscribe("room.lobby", ann);
       const small = Array.from({ length: 5 }, (_, i) => ({ event: notice(`s${i}`) }));
       await a.publishBatch("room.lobby", small);
       await ann.waitFor("s4");
-      assert.equal(messages, 1);
+      await spied('"s4"');
+      assert.equal(seen.length, 1);
       const big = Array.from(
         { length: 20 },
         (_, i) => ({ event: notice(`b${i} ${"x".repeat(900)}`) }),
@@ -111,7 +123,9 @@ Deno.test({
       await a.publishBatch("room.lobby", big);
       await ann.waitFor(`b19 ${"x".repeat(900)}`);
       assert.deepEqual(ann.texts.slice(5), big.map((p) => (p.event as { text: string }).text));
-      assert.ok(messages > 2, `${messages} messages`);
+      await spied('"b19 ');
+      assert.ok(seen.length > 2, `${seen.length} messages`);
+      assert.ok(seen.every((m) => m.length <= 4096));
       assert.equal(a.dropped + b.dropped, 0);
     } finally {
       await spy.close();
@@ -201,6 +215,39 @@ Deno.test({
       assert.equal(b.natsSubscriptionCount, 0);
     } finally {
       await c.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "NATS broker: the publishing node delivers once, even on a link that echoes",
+  ignore,
+  async fn() {
+    const nats = await NatsServer.start();
+    const links = [
+      await NatsLink.open(nats.url, { echo: true }),
+      await NatsLink.open(nats.url, { echo: true }),
+    ];
+    const [a, b] = links.map((link) => new NatsBroker(link));
+    try {
+      const here = new Recorder("here");
+      const there = new Recorder("there");
+      await a.subscribe("room.lobby", here);
+      await b.subscribe("room.lobby", there);
+      assert.equal(await a.publish("room.lobby", { event: notice("1") }), 1);
+      await a.publishBatch("room.lobby", [{ event: notice("2") }, { event: notice("3") }]);
+      // Once b has "3", NATS has queued a's echoes to a: b's "end" reaches a after them.
+      await there.waitFor("3");
+      await b.publish("room.lobby", { event: notice("end") });
+      await here.waitFor("end");
+      await there.waitFor("end");
+      assert.deepEqual(here.texts, ["1", "2", "3", "end"]);
+      assert.deepEqual(there.texts, ["1", "2", "3", "end"]);
+    } finally {
+      await a.close();
+      await b.close();
+      for (const link of links) await link.close();
+      await nats.close();
     }
   },
 });

@@ -18,7 +18,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { connectGuarded } from "./nats_transport.ts";
 
 const log = getLogger(["chat", "server", "nats"]);
 
@@ -170,7 +171,7 @@ export class NatsLink {
     const description = list.servers.join(",");
     let connection: NatsConnection;
     try {
-      connection = await connect({
+      connection = await connectGuarded({
         servers: [...list.servers],
         name: options.name ?? "chat",
         user: list.user,

@@ -11,6 +11,10 @@ import type { ChatMessage } from "../protocol/messages.ts";
 import { permissionFlags } from "../scripts/permissions.ts";
 import { CLUSTER_SKIP, type ClusterNode, startCluster } from "./helpers/cluster_nodes.ts";
 import { until } from "./helpers/harness.ts";
+import { sha256Of, writeRandomFile } from "./helpers/files.ts";
+import { FileTransfers } from "../client/file_transfer.ts";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import { join } from "node:path";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const SERVE_PERMISSIONS = permissionFlags((denoJson.tasks as Record<string, string>).serve);
@@ -144,4 +148,69 @@ Deno.test("chat serve: a password in --postgres or --nats is refused; half a clu
   const half = await serveOutput(["--postgres", "postgres://chat@127.0.0.1:1/chat"]);
   assert.equal(half.code, 2);
   assert.match(half.stderr, /--postgres needs --nats too/);
+});
+
+Deno.test({
+  name: "cluster nodes: a node configured from the environment; a file offered on one node " +
+    "is downloaded from another",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await using cluster = await startCluster({ nodes: 1 });
+  const [a] = cluster.nodes;
+  // Node B takes its engines from CHAT_POSTGRES_URL and CHAT_NATS_URL, no flags.
+  const b = await cluster.startNode([], {
+    engines: false,
+    env: { CHAT_POSTGRES_URL: cluster.databaseUrl, CHAT_NATS_URL: cluster.nats.url },
+  });
+  const tmp = await Deno.makeTempDir({ prefix: "chat-cluster-files-" });
+  const ann = await clientOn(a, "ann");
+  const bob = await clientOn(b, "bob");
+  const annFiles = new FileTransfers(ann.client, { onEvent: () => {} });
+  const bobEvents: FileTransferEvent[] = [];
+  const bobFiles = new FileTransfers(bob.client, {
+    downloadDir: join(tmp, "dl"),
+    onEvent: (e) => bobEvents.push(e),
+  });
+  try {
+    const path = join(tmp, "notes.bin");
+    const sha = await writeRandomFile(path, 700 * 1024 + 3, 5);
+    const sent = await annFiles.send("bob", path);
+    assert.equal(sent.online, true, "bob on node B is online for ann on node A");
+    const offered = await until(
+      () => bobEvents.find((e) => e.type === "file_offered"),
+      "the offer at bob",
+      30_000,
+    ) as Extract<FileTransferEvent, { type: "file_offered" }>;
+    const saved = await bobFiles.accept(offered.file);
+    assert.equal(await sha256Of(saved), sha);
+  } finally {
+    await annFiles.close();
+    await bobFiles.close();
+    await Promise.all([ann.client.close(), bob.client.close()]);
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "chat serve --postgres: a refusal waiting cannot cure (no such user) fails at once",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await using cluster = await startCluster({ nodes: 0 });
+  const url = new URL(cluster.databaseUrl);
+  url.username = "nobody";
+  const { code, stderr } = await serveOutput([
+    "--postgres",
+    url.href,
+    "--nats",
+    cluster.nats.url,
+    "--engine-wait",
+    "20",
+  ]);
+  assert.equal(code, 1, stderr);
+  // One try: no "after N s (N tries)".
+  assert.match(stderr, /cannot reach PostgreSQL at postgres:\/\/nobody@[^ ]+: [^;]*nobody/);
 });

@@ -116,7 +116,15 @@ export interface ClusterOptions {
   nodeFlags?: readonly string[];
   /** PostgreSQL's fsync (default false: a scratch database). */
   fsync?: boolean;
+  /**
+   * A PostgreSQL server of its own, stopped at close (default false: one scratch server
+   * per test process, shared by its clusters, each with a fresh database; the tests of a
+   * file run one after another, so one may stop and start it).
+   */
+  ownPostgres?: boolean;
 }
+
+let shared: Promise<ScratchPostgres | null> | undefined;
 
 /** PostgreSQL, NATS and the nodes of one test. */
 export class TestCluster implements AsyncDisposable {
@@ -130,6 +138,7 @@ export class TestCluster implements AsyncDisposable {
   readonly nodes: ClusterNode[] = [];
   readonly #args: readonly string[];
   readonly #nodeFlags: readonly string[];
+  readonly #ownsPostgres: boolean;
   readonly #unload = () => this.#killSync();
   #closed = false;
 
@@ -139,7 +148,9 @@ export class TestCluster implements AsyncDisposable {
     databaseUrl: string,
     args: readonly string[],
     nodeFlags: readonly string[] = TEST_NODE_FLAGS,
+    ownsPostgres = true,
   ) {
+    this.#ownsPostgres = ownsPostgres;
     this.postgres = postgres;
     this.nats = nats;
     this.databaseUrl = databaseUrl;
@@ -153,14 +164,20 @@ export class TestCluster implements AsyncDisposable {
     return ["--postgres", this.databaseUrl, "--nats", this.nats.url, "--engine-wait", "60"];
   }
 
-  /** Starts one more node; resolves once it listens. */
-  async startNode(args: string[] = []): Promise<ClusterNode> {
+  /**
+   * Starts one more node; resolves once it listens. `engines: false` leaves out the
+   * engine flags (given through `env` instead).
+   */
+  async startNode(
+    args: string[] = [],
+    options: { env?: Record<string, string>; engines?: boolean } = {},
+  ): Promise<ClusterNode> {
     const node = await spawnNode(this.nodes.length, [
       ...this.#nodeFlags,
-      ...this.engineFlags,
+      ...(options.engines === false ? [] : this.engineFlags),
       ...this.#args,
       ...args,
-    ]);
+    ], options.env);
     this.nodes.push(node);
     return node;
   }
@@ -182,7 +199,8 @@ export class TestCluster implements AsyncDisposable {
       clearTimeout(timer);
     }));
     await this.nats.close().catch(() => {});
-    await this.postgres.close().catch(() => {});
+    if (this.#ownsPostgres) await this.postgres.close().catch(() => {});
+    else await this.postgres.start().catch(() => {}); // left running for the next test
   }
 
   /** `await using cluster = await startCluster()`. */
@@ -206,7 +224,10 @@ export class TestCluster implements AsyncDisposable {
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   if (CLUSTER_SKIP !== null) throw new Error(CLUSTER_SKIP);
-  const postgres = await startPostgres({ fsync: options.fsync ?? false });
+  const own = options.ownPostgres === true;
+  const postgres = own
+    ? await startPostgres({ fsync: options.fsync ?? false })
+    : await (shared ??= startPostgres({ fsync: options.fsync ?? false }));
   if (postgres === null) throw new Error(POSTGRES_SKIP ?? "no PostgreSQL");
   let nats: NatsServer | undefined;
   let cluster: TestCluster | undefined;
@@ -218,6 +239,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       await postgres.createDatabase(),
       options.args ?? [],
       options.nodeFlags,
+      own,
     );
     // One node first: it creates the schema; the others start beside each other.
     const count = options.nodes ?? 2;
@@ -230,7 +252,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     if (cluster !== undefined) await cluster.close();
     else {
       await nats?.close();
-      await postgres.close();
+      if (own) await postgres.close();
     }
     throw err;
   }
@@ -240,14 +262,18 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
  * Spawns `chat serve ARGS` with the serve task's permissions and waits for its
  * `listening on HOST:PORT` line; its stderr (the log) is kept in `output`.
  */
-export async function spawnNode(index: number, args: string[]): Promise<ClusterNode> {
+export async function spawnNode(
+  index: number,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<ClusterNode> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...SERVE_PERMISSIONS, MAIN, "serve", ...args],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
   }).spawn();
   const output: string[] = [];
   const port = Promise.withResolvers<number>();
