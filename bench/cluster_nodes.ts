@@ -253,7 +253,12 @@ export async function measureClusterNodes(
 
 /** PostgreSQL (fsync on, as in production) and nats-server, shared by the setups. */
 class Engines {
-  constructor(readonly postgres: ScratchPostgres, readonly nats: NatsServer) {}
+  // PostgreSQL stops itself when the process ends (its helper's unload handler); NATS not.
+  readonly #unload = () => void this.nats.close().catch(() => {});
+
+  constructor(readonly postgres: ScratchPostgres, readonly nats: NatsServer) {
+    globalThis.addEventListener("unload", this.#unload);
+  }
 
   static async start(): Promise<Engines> {
     const postgres = await startPostgres({ fsync: true });
@@ -286,6 +291,7 @@ class Engines {
   }
 
   async close(): Promise<void> {
+    globalThis.removeEventListener("unload", this.#unload);
     await this.nats.close().catch(() => {});
     await this.postgres.close().catch(() => {});
   }
