@@ -27,7 +27,7 @@
  * @module
  */
 
-import { type Child, cpuSecondsOf, spawnChild, trackCpu } from "./child.ts";
+import { type Child, countCpuSeconds, cpuSecondsOf, spawnChild, trackCpu } from "./child.ts";
 import { round, sleep } from "./cluster.ts";
 import { checkOpened, type LevelResult, runLevel } from "./fanout.ts";
 import { Histogram, type HistogramJson } from "./histogram.ts";
@@ -255,9 +255,13 @@ export async function measureClusterNodes(
 class Engines {
   // PostgreSQL stops itself when the process ends (its helper's unload handler); NATS not.
   readonly #unload = () => void this.nats.close().catch(() => {});
+  /** CPU seconds of PostgreSQL and NATS when started. */
+  readonly #cpuAtStart: number;
 
   constructor(readonly postgres: ScratchPostgres, readonly nats: NatsServer) {
     globalThis.addEventListener("unload", this.#unload);
+    const cpu = this.cpu();
+    this.#cpuAtStart = cpu.postgres + cpu.nats;
   }
 
   static async start(): Promise<Engines> {
@@ -292,6 +296,9 @@ class Engines {
 
   async close(): Promise<void> {
     globalThis.removeEventListener("unload", this.#unload);
+    // The engines' CPU is the suite's: not counted as other programs'.
+    const cpu = this.cpu();
+    countCpuSeconds(cpu.postgres + cpu.nats - this.#cpuAtStart);
     await this.nats.close().catch(() => {});
     await this.postgres.close().catch(() => {});
   }
