@@ -156,10 +156,21 @@ export async function runServe(
       }/metrics`,
     );
   }
-  log.info("serving with data folder {data}, auth {auth}", {
-    data: config.dataDir,
-    auth: config.auth,
-  });
+  if (config.postgres !== null && config.nats !== null) {
+    log.info(
+      "serving as a node of several: PostgreSQL at {postgres}, NATS at {nats}, auth {auth}",
+      {
+        postgres: config.postgres.url,
+        nats: config.nats.servers.join(","),
+        auth: config.auth,
+      },
+    );
+  } else {
+    log.info("serving with data folder {data}, auth {auth}", {
+      data: config.dataDir,
+      auth: config.auth,
+    });
+  }
 
   const actions = signalActions(Deno.build.os, Deno.stdin.isTerminal());
   let stopping = false;

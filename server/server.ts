@@ -18,6 +18,7 @@ import { ClientConnection } from "./connection.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
 import { openEngines } from "./engines.ts";
+import { PostgresStore } from "./postgres_store.ts";
 import { CatchUpBroker } from "./reconnect_catch_up.ts";
 import { ChatHub } from "./hub.ts";
 import { startPrivateSessions } from "./private.ts";
@@ -107,6 +108,15 @@ export async function startServer(
   const bus = engines.bus;
   const hub = new ChatHub(store, broker, config, metrics, bus);
   if (broker instanceof CatchUpBroker) broker.watchNodes(hub.presence, config.clusterHeartbeatMs);
+  const shared = engines.store;
+  if (shared instanceof PostgresStore) {
+    // A node taken for dead cannot end its sessions in the login history: the others do.
+    hub.presence.onNodeGone((node) => {
+      shared.closeNodeSessions(node, Date.now()).catch((err) =>
+        log.warn("ending the sessions of node {node} failed: {err}", { node, err })
+      );
+    });
+  }
   let files: FileService;
   try {
     await hub.start();

@@ -169,6 +169,15 @@ Deno.test({
     const who = await bob.client.who();
     assert.ok(!who.users.includes("carl"), `carl still listed: ${who.users}`);
     assert.ok(who.users.includes("ann"));
+    // His login session is ended in the shared history too: whoelse of the last second
+    // stops listing him (it would forever, were it left open).
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const recent = (await bob.client.whoelse(1)).users;
+      if (!recent.includes("carl")) break;
+      if (Date.now() > deadline) assert.fail(`carl still in whoelse 1: ${recent}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   } finally {
     await Promise.all([ann.client.close(), carl.client.close(), bob.client.close()]);
   }
