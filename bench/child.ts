@@ -106,6 +106,14 @@ export function trackCpu(pid: number, status: Promise<unknown>): void {
   });
 }
 
+/**
+ * Counts CPU seconds the suite caused in processes it did not spawn itself (PostgreSQL's
+ * backends, nats-server) in {@linkcode childrenCpuSeconds}: the suite's, not other programs'.
+ */
+export function countCpuSeconds(seconds: number): void {
+  if (Number.isFinite(seconds) && seconds > 0) stoppedCpuSeconds += seconds;
+}
+
 /** Stops every child still running (for the coordinator's `finally` and signals). */
 export async function stopAllChildren(): Promise<void> {
   await Promise.allSettled([...live.keys()].map((child) => child.stop(1000)));

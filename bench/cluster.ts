@@ -40,6 +40,17 @@ export interface Cluster {
   loads: Child[];
 }
 
+/**
+ * What {@linkcode cpuMeter} and a fan-out level need of a cluster: the load processes and
+ * one process to call the target (a chat server, a relay, or one node of several).
+ */
+export interface Measured {
+  /** The process whose CPU is reported as the target's. */
+  target: { pid: number };
+  /** The load processes. */
+  loads: Child[];
+}
+
 /** CPU use of each process over an interval, in % of one core. */
 export interface CpuUse {
   /** The target's share. */
@@ -93,7 +104,7 @@ export async function withCluster<T>(
 }
 
 /** Starts measuring CPU time of the cluster's processes; call the result to read it. */
-export function cpuMeter(cluster: Cluster): () => CpuUse {
+export function cpuMeter(cluster: Measured): () => CpuUse {
   const t0 = performance.now();
   const before = [cluster.target, ...cluster.loads].map((c) => cpuSecondsOf(c.pid) ?? 0);
   const machineBefore = machineBusySeconds();

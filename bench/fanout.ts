@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Cluster, cpuMeter, type CpuUse, round, sleep } from "./cluster.ts";
+import { type Cluster, cpuMeter, type CpuUse, type Measured, round, sleep } from "./cluster.ts";
 import { Histogram, type HistogramJson } from "./histogram.ts";
 
 /** How hard and how long to push. */
@@ -120,7 +120,7 @@ export function checkOpened(answer: Record<string, unknown>, wanted: number): vo
 
 /** Runs one open-loop level and waits for the deliveries to drain. */
 export async function runLevel(
-  cluster: Cluster,
+  cluster: Measured,
   room: string,
   members: number,
   offeredMsgs: number,

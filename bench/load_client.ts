@@ -46,6 +46,8 @@ interface OpenOptions {
   discard: boolean;
   bufferSize: number;
   timeoutMs: number;
+  /** Another port than the target's for this group (a node of a cluster); 0: the target's. */
+  port: number;
 }
 
 const tag = Number(valueOf("--tag") ?? "0");
@@ -156,7 +158,8 @@ class LoadConn {
 
   /** Connects and, in chat mode, logs in and joins; rejects with the server's refusal. */
   async connect(joinRooms: boolean): Promise<void> {
-    const conn = await Deno.connect({ hostname: target.host, port: target.port });
+    const port = this.options.port || target.port;
+    const conn = await Deno.connect({ hostname: target.host, port });
     conn.setNoDelay(true);
     this.conn = conn;
     this.closed = false;
@@ -460,6 +463,7 @@ async function open(request: Record<string, unknown>): Promise<object> {
     discard: Boolean(request.discard),
     bufferSize: Number(request.bufferSize ?? 64 * 1024),
     timeoutMs: Number(request.timeoutMs ?? 30_000),
+    port: Number(request.port ?? 0),
   };
   const group = groups.get(options.group) ?? [];
   groups.set(options.group, group);

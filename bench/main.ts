@@ -1,16 +1,17 @@
 /**
- * The performance suite: `deno task bench` (full, under 5 minutes) or
- * `deno task bench --quick` (smaller sizes and durations, under 1 minute).
+ * The performance suite: `deno task bench` (full, about 6.5 minutes, 3 of them
+ * the cluster benchmark) or `deno task bench --quick` (smaller sizes and durations, about 2).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone] [--profile] [--no-pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster] [--profile] [--no-pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
  * one to four load-client processes; everything talks over 127.0.0.1. Prints a table,
  * writes `bench/results/<date>.json` and `.svg` (a `-quick` suffix in quick mode) and
  * copies them to `latest.json` / `latest.svg` (`latest-quick.*`). File transfer
- * (`files.ts`) runs each end of a transfer in its own process instead.
+ * (`files.ts`) runs each end of a transfer in its own process instead. The cluster
+ * benchmark (`cluster_nodes.ts`) starts PostgreSQL, nats-server and `chat serve` nodes.
  *
  * - `--only` runs some of the benchmarks (the goals of the others show ERROR "not run").
  * - `--profile` writes a CPU profile of every server process (and of every process of
@@ -26,6 +27,14 @@
 import { type ChartSeries, renderChart } from "./chart.ts";
 import { childrenCpuSeconds, cpuSecondsOf, stopAllChildren } from "./child.ts";
 import { type ClusterOptions, type CpuUse, round, withCluster } from "./cluster.ts";
+import {
+  type ClusterLevel,
+  type ClusterPlan,
+  type ClusterResult,
+  type ClusterRoomResult,
+  measureClusterNodes,
+  type SetupResult,
+} from "./cluster_nodes.ts";
 import {
   type DurablePlan,
   type DurableResult,
@@ -56,7 +65,16 @@ const HERE = new URL(".", import.meta.url).pathname;
 /** Other programs' CPU share (% of one core) above which a figure is marked disturbed. */
 const DISTURBED_PCT = 25;
 const RESULTS = `${HERE}results`;
-const BENCHMARKS = ["fanout", "durable", "idle", "storm", "slow", "files", "lone"] as const;
+const BENCHMARKS = [
+  "fanout",
+  "durable",
+  "idle",
+  "storm",
+  "slow",
+  "files",
+  "lone",
+  "cluster",
+] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
 /** Sizes and durations of one suite mode. */
@@ -69,6 +87,7 @@ interface SuitePlan {
   storm: StormPlan;
   slow: Omit<SlowPlan, "rate"> & { fallbackRate: number };
   files: FilesPlan;
+  cluster: ClusterPlan;
 }
 
 const FULL: SuitePlan = {
@@ -93,6 +112,21 @@ const FULL: SuitePlan = {
   storm: { clients: 1000, senderRate: 100, leadMs: 1000, tailMs: 3000 },
   slow: { members: 100, durationMs: 3000, queueFillBytes: 3 * 1024 * 1024, fallbackRate: 2000 },
   files: { sizeBytes: 128 * 1024 * 1024 },
+  cluster: {
+    setups: [{ engines: "sqlite", nodes: 1 }, { engines: "pg", nodes: 1 }, {
+      engines: "pg",
+      nodes: 3,
+    }],
+    rooms: [{ members: 30, fixedMsgs: 1500 }, { members: 100, fixedMsgs: 400 }],
+    loads: 3,
+    sendersPerLoad: 2,
+    probesPerLoad: 4,
+    startDeliveries: 20_000,
+    step: 1.6,
+    maxLevels: 7,
+    levelMs: 1500,
+    durable: { sendersPerLoad: 8, window: 64, durationMs: 3000 },
+  },
 };
 
 const QUICK: SuitePlan = {
@@ -117,6 +151,18 @@ const QUICK: SuitePlan = {
   storm: { clients: 200, senderRate: 100, leadMs: 500, tailMs: 1000 },
   slow: { members: 100, durationMs: 1000, queueFillBytes: 3 * 1024 * 1024, fallbackRate: 2000 },
   files: { sizeBytes: 32 * 1024 * 1024 },
+  cluster: {
+    setups: [{ engines: "pg", nodes: 1 }, { engines: "pg", nodes: 3 }],
+    rooms: [{ members: 30, fixedMsgs: 1500 }],
+    loads: 3,
+    sendersPerLoad: 2,
+    probesPerLoad: 4,
+    startDeliveries: 20_000,
+    step: 2,
+    maxLevels: 4,
+    levelMs: 1000,
+    durable: { sendersPerLoad: 4, window: 32, durationMs: 1000 },
+  },
 };
 
 /** The outcome of one measurement: its result, or why it failed. */
@@ -170,7 +216,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone] [--profile] [--no-pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster] [--profile] [--no-pin]",
       );
       Deno.exit(0);
     } else {
@@ -317,6 +363,7 @@ async function main(): Promise<void> {
   let slow: Outcome<SlowResult> | null = null;
   let files: Outcome<FilesResult> | null = null;
   let filesProfiles: [string, ProfileSummary][] = [];
+  let cluster: Outcome<ClusterResult> | null = null;
 
   try {
     if (options.only.has("fanout")) {
@@ -451,6 +498,14 @@ async function main(): Promise<void> {
         () => measureFiles({ ...plan.files, ...(cpuProfDir ? { cpuProfDir } : {}) }),
       );
       if (cpuProfDir && files.ok) filesProfiles = await summariseFilesProfiles(cpuProfDir);
+    }
+    if (options.only.has("cluster")) {
+      cluster = await attemptAlone(
+        `cluster: ${
+          plan.cluster.setups.map((s) => `${s.nodes}×${s.engines}`).join(", ")
+        }; rooms of ${plan.cluster.rooms.map((r) => r.members).join(", ")}`,
+        () => measureClusterNodes(plan.cluster, { pin: options.pin, log }),
+      );
     }
   } finally {
     await stopAllChildren();
@@ -766,6 +821,8 @@ async function main(): Promise<void> {
     }
   }
 
+  if (cluster !== null) rows.push(...clusterRows(cluster, plan.cluster, verdict, mark));
+
   const results = {
     date,
     mode: options.quick ? "quick" : "full",
@@ -794,6 +851,8 @@ async function main(): Promise<void> {
         "each end in its own process; relay: server with SQLite and its data folder in a temp dir, file stored on its disk then downloaded; peer: encrypted direct session; raw: disk → one TCP socket on 127.0.0.1 → disk (bench/raw_copy.ts); timed from the sender's ready line to the receiver's done line; SHA-256 of every received file checked; MB = 10^6 bytes",
       latency:
         "send time stamped in the message text when handed to the socket; measured by probe receivers in the same process as the sender (same clock)",
+      clusterSetup:
+        "PostgreSQL 15 (fsync on) and nats-server started by the bench, a fresh database per setup; nodes are `main.ts serve --postgres --nats` (or `--data` for SQLite) child processes with --auth none, no flood limits, a 256 MiB queue bound; load process i has its senders on node i mod N and its receivers (latency probes among them) on node i+1 mod N, so with several nodes every latency sample is a cross-node delivery; pinned: nodes on CPU 1, load on CPU 0, PostgreSQL and NATS unpinned; CPU per level covers sending and draining",
       plan,
     },
     goals,
@@ -821,6 +880,7 @@ async function main(): Promise<void> {
     reconnectStorm: storm,
     idle,
     files,
+    cluster,
   };
 
   // ---- output
@@ -856,6 +916,26 @@ async function main(): Promise<void> {
   if (cpuLines.length > 0) {
     console.log("CPU at the highest delivered rate (% of one core):");
     console.log(cpuLines.join("\n"));
+  }
+  if (cluster?.ok) {
+    console.log("Cluster: CPU seconds of each node, PostgreSQL and NATS per level:");
+    for (const setup of cluster.value.setups) {
+      if (!setup.ok) continue;
+      for (const room of setup.value.rooms) {
+        if (!room.ok) continue;
+        for (const l of room.value.levels) {
+          console.log(`  ${setup.name}, ${room.members} members, ${clusterLevelLine(l)}`);
+        }
+      }
+      const d = setup.value.durable;
+      if (d.ok) {
+        console.log(
+          `  ${setup.name}, durable: ${fmtCount(d.value.ackedPerSec)} appends/s, nodes ${
+            d.value.nodesCpu.nodes.join(" + ")
+          } s, PostgreSQL ${d.value.nodesCpu.postgres} s, NATS ${d.value.nodesCpu.nats} s of ${d.value.nodesCpu.wallSec} s`,
+        );
+      }
+    }
   }
   if (files?.ok) {
     const v = files.value;
@@ -928,6 +1008,155 @@ async function main(): Promise<void> {
       elapsedSec.toFixed(0)
     } s.`,
   );
+}
+
+type Verdict = (
+  goal: string,
+  figure: number | null,
+  unit: string,
+  baseline: number | null,
+  met: boolean | null,
+  note?: string,
+) => Row["status"];
+
+/** One level of the cluster benchmark on one line: rates, latency, CPU. */
+function clusterLevelLine(l: ClusterLevel): string {
+  return `${l.kind} ${fmtCount(l.offeredMsgs)} msgs/s: ${
+    fmtCount(l.deliveredPerSec)
+  } deliveries/s, p50 ${fmtMs(l.p50)}, p99 ${fmtMs(l.p99)}; CPU nodes ${
+    l.nodesCpu.nodes.join(" + ")
+  } s, PostgreSQL ${l.nodesCpu.postgres} s, NATS ${l.nodesCpu.nats} s of ${l.nodesCpu.wallSec} s; ${
+    fmtCount(l.deliveriesPerNodeCpuSec)
+  } deliveries per node CPU-s`;
+}
+
+/** `a + b + c s (N per CPU-s)`: the nodes' CPU at a level. */
+function fmtNodesCpu(l: ClusterLevel): string {
+  const c = l.nodesCpu;
+  return `${c.nodes.map((n) => n.toFixed(2)).join(" + ")} s, ${
+    fmtCount(l.deliveriesPerNodeCpuSec)
+  }/CPU-s (PG ${c.postgres.toFixed(2)}, NATS ${c.nats.toFixed(2)} s)`;
+}
+
+/** The cluster benchmark's rows: several nodes against one, in the same run. */
+function clusterRows(
+  outcome: Outcome<ClusterResult>,
+  plan: ClusterPlan,
+  verdict: Verdict,
+  mark: (cpu: CpuUse | undefined) => string,
+): Row[] {
+  const rows: Row[] = [];
+  const empty = { baseline: "", ratio: "", goal: "", status: "" as Row["status"] };
+  if (!outcome.ok) {
+    return [{ measure: "Cluster", result: `ERROR: ${outcome.error}`, ...empty }];
+  }
+  const r = outcome.value;
+  const ok = r.setups.filter((s) => s.ok).map((s) => s.value as SetupResult);
+  const pg = ok.filter((s) => s.setup.engines === "pg");
+  const many = [...pg].sort((a, b) => b.setup.nodes - a.setup.nodes).find((s) => s.setup.nodes > 1);
+  const one = pg.find((s) => s.setup.nodes === 1);
+  const sqlite = ok.find((s) => s.setup.engines === "sqlite");
+  if (r.skipped !== null) {
+    rows.push({
+      measure: "Cluster (PostgreSQL + NATS)",
+      result: `skipped: ${r.skipped}`,
+      ...empty,
+    });
+  }
+  for (const s of r.setups) {
+    if (!s.ok) rows.push({ measure: `Cluster, ${s.name}`, result: `ERROR: ${s.error}`, ...empty });
+  }
+  const roomOf = (s: SetupResult | undefined, members: number) => {
+    const room = s?.rooms.find((x) => x.members === members);
+    return room?.ok ? room.value : null;
+  };
+  const backlog = (room: ClusterRoomResult | null) =>
+    room === null || room.drainedBeforeFixed ? "" : " (after a backlog)";
+  const label = (s: SetupResult | undefined) =>
+    s
+      ? ` (${s.setup.nodes} node${s.setup.nodes === 1 ? "" : "s"}${
+        s.setup.engines === "sqlite" ? ", SQLite" : ""
+      })`
+      : "";
+  // The figure is the cluster's; the baseline one node on the same engines, else SQLite.
+  const head = many ?? one ?? sqlite;
+  const base = head === many ? (one ?? sqlite) : head === one ? sqlite : undefined;
+  if (head === undefined) return rows;
+  for (const roomPlan of plan.rooms) {
+    const m = roomPlan.members;
+    const h = roomOf(head, m);
+    const b = roomOf(base, m);
+    const sq = head !== sqlite && base !== sqlite ? roomOf(sqlite, m) : null;
+    const failure = head.rooms.find((x) => x.members === m && !x.ok) as
+      | { error: string }
+      | undefined;
+    rows.push({
+      measure: `Cluster, ${m} members: max deliveries/s${label(head)}`,
+      result: h
+        ? fmtCount(h.maxDeliveries) + mark(h.atMax?.cpu)
+        : `ERROR: ${failure?.error ?? "not run"}`,
+      baseline: [
+        b ? `${fmtCount(b.maxDeliveries)}${mark(b.atMax?.cpu)}${label(base)}` : "",
+        sq ? `${fmtCount(sq.maxDeliveries)}${mark(sq.atMax?.cpu)}${label(sqlite)}` : "",
+      ].filter(Boolean).join("; "),
+      ratio: fmtRatio(h?.maxDeliveries, b?.maxDeliveries),
+      ...{ goal: "", status: "" as Row["status"] },
+    });
+    const hf = h?.fixed ?? null;
+    const bf = b?.fixed ?? null;
+    const isGoalRoom = m === 30 && roomPlan.fixedMsgs === 1500 && head === many;
+    const crossNode = head.crossNode ? "cross-node " : "";
+    rows.push({
+      measure: `  at ${fmtCount(roomPlan.fixedMsgs)} msgs/s: deliveries/s; ${crossNode}p50 / p99`,
+      result: hf
+        ? `${fmtCount(hf.deliveredPerSec)}; ${fmtMs(hf.p50)} / ${fmtMs(hf.p99)}${mark(hf.cpu)}${
+          backlog(h)
+        }`
+        : "—",
+      baseline: bf
+        ? `${fmtCount(bf.deliveredPerSec)}; ${fmtMs(bf.p50)} / ${fmtMs(bf.p99)}${mark(bf.cpu)}${
+          backlog(b)
+        }${label(base)}`
+        : "",
+      ratio: fmtRatio(hf?.p99, bf?.p99),
+      goal: isGoalRoom ? "≥ 37,000/s, p99 ≤ 45 ms" : "",
+      status: isGoalRoom
+        ? verdict(
+          "3 nodes, 30-member room at 1,500 msgs/s: ≥ 37,000 deliveries/s with cross-node p99 ≤ 45 ms (issue #15's prototype)",
+          hf?.deliveredPerSec ?? null,
+          "deliveries/s",
+          bf?.deliveredPerSec ?? null,
+          hf ? hf.deliveredPerSec >= 37_000 && hf.p99 <= 45 : null,
+          hf ? `cross-node p99 ${hf.p99} ms` : failure?.error,
+        )
+        : "",
+    });
+    rows.push({
+      measure: `  node CPU at ${fmtCount(roomPlan.fixedMsgs)} msgs/s; deliveries per CPU-s`,
+      result: hf ? fmtNodesCpu(hf) : "—",
+      baseline: bf ? fmtNodesCpu(bf) : "",
+      ratio: fmtRatio(hf?.deliveriesPerNodeCpuSec, bf?.deliveriesPerNodeCpuSec),
+      ...{ goal: "", status: "" as Row["status"] },
+    });
+  }
+  const hd = head.durable.ok ? head.durable.value : null;
+  const bd = base?.durable.ok ? base.durable.value : null;
+  const sd = sqlite !== undefined && sqlite !== head && sqlite !== base && sqlite.durable.ok
+    ? sqlite.durable.value
+    : null;
+  rows.push({
+    measure: `Cluster durable appends/s${label(head)}`,
+    result: hd
+      ? `${fmtCount(hd.ackedPerSec)} (p99 ${fmtMs(hd.p99)})`
+      : `ERROR: ${head.durable.ok ? "" : head.durable.error}`,
+    baseline: [
+      bd ? `${fmtCount(bd.ackedPerSec)}${label(base)}` : "",
+      sd ? `${fmtCount(sd.ackedPerSec)}${label(sqlite)}` : "",
+    ].filter(Boolean).join("; "),
+    ratio: fmtRatio(hd?.ackedPerSec, bd?.ackedPerSec),
+    ...{ goal: "", status: "" as Row["status"] },
+  });
+  return rows;
 }
 
 function fmtMiB(bytes: number): string {

@@ -9,6 +9,8 @@ import { measureIdle } from "./idle.ts";
 import { measureStorm } from "./storm.ts";
 import { measureDurable, measureLoneWriter } from "./durable.ts";
 import { measureSyncFloor } from "./sync_floor.ts";
+import { measureClusterNodes } from "./cluster_nodes.ts";
+import { CLUSTER_SKIP } from "../tests/helpers/cluster_nodes.ts";
 
 const tiny = {
   members: 6,
@@ -100,4 +102,43 @@ Deno.test("idle: connections are held and memory is read from the target", async
   assert.equal(result.gc, true);
   assert.ok(result.rssAfterKiB > 0 && result.rssBeforeKiB > 0);
   assert.ok(Number.isFinite(result.rssPerConn));
+});
+
+Deno.test("cluster: one SQLite node and two nodes on PostgreSQL + NATS deliver across nodes", async () => {
+  const result = await measureClusterNodes({
+    setups: [{ engines: "sqlite", nodes: 1 }, { engines: "pg", nodes: 2 }],
+    rooms: [{ members: 8, fixedMsgs: 50 }],
+    loads: 2,
+    sendersPerLoad: 1,
+    probesPerLoad: 2,
+    startDeliveries: 300,
+    step: 2,
+    maxLevels: 1,
+    levelMs: 300,
+    durable: { sendersPerLoad: 1, window: 4, durationMs: 300 },
+  }, { pin: false, log: () => {} });
+  // Without PostgreSQL or nats-server only the SQLite node runs, and the reason is given.
+  assert.equal(result.setups.length, CLUSTER_SKIP === null ? 2 : 1);
+  assert.equal(result.skipped, CLUSTER_SKIP);
+  for (const setup of result.setups) {
+    assert.ok(setup.ok, setup.ok ? "" : `${setup.name}: ${setup.error}`);
+    const v = setup.value;
+    assert.equal(v.crossNode, setup.setup.nodes > 1);
+    const [room] = v.rooms;
+    assert.ok(room.ok, room.ok ? "" : room.error);
+    const [ramp, fixed] = room.value.levels;
+    assert.equal(room.value.levels.length, 2); // one ramp level and the fixed-rate run
+    assert.equal(fixed.kind, "fixed");
+    assert.equal(fixed.sent, 30); // 50 msgs/s × 0.6 s
+    for (const level of [ramp, fixed]) {
+      assert.equal(level.dropped, 0);
+      assert.equal(level.errors, 0, level.firstError);
+      // The probes sit on the node after their senders': with two nodes, cross-node.
+      assert.ok(level.samples > 0, `${setup.name}: probes recorded latencies`);
+      assert.equal(level.nodesCpu.nodes.length, setup.setup.nodes);
+    }
+    assert.ok(v.durable.ok, v.durable.ok ? "" : v.durable.error);
+    assert.equal(v.durable.value.errors, 0, v.durable.value.firstError);
+    assert.ok(v.durable.value.ackedPerSec > 0);
+  }
 });
