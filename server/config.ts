@@ -129,6 +129,13 @@ export interface ServerConfig {
    * sessions go offline everywhere (`cluster_presence.ts`).
    */
   clusterHeartbeatMs: number;
+  /**
+   * Accounts online (on every node) up to which every login and logout is told to every
+   * session; above it only to those sharing a room of at most this many members with the
+   * account, or having it as a contact (`/who` answers the rest on demand). 0: always
+   * targeted.
+   */
+  presenceAllMax: number;
 }
 
 /** Heartbeats a node may miss before the others drop its sessions. */
@@ -188,6 +195,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   minFreeBytes: 256 * 1024 * 1024,
   maxHeldFilesPerSender: 100,
   clusterHeartbeatMs: 2000,
+  presenceAllMax: 200,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

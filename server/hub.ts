@@ -530,8 +530,16 @@ export class ChatHub {
   async #presenceChanged(change: PresenceChange): Promise<void> {
     // While draining everyone is leaving: n sessions telling n others is n² for nothing.
     if (!change.online && this.draining) return;
-    this.#presenceNotices.announce(change, change.online, this.now());
-    const watchers = await this.store.watchersOf(change.key);
+    const watching = this.store.watchersOf(change.key);
+    // Many online: telling everyone of everyone is n² (hundreds of KB each in a storm).
+    const targeted = this.presence.size > this.config.presenceAllMax;
+    this.#presenceNotices.announce(
+      change,
+      change.online,
+      this.now(),
+      targeted ? this.#presenceTargets(change.key, watching) : undefined,
+    );
+    const watchers = await watching;
     for (const watcher of watchers) {
       if (!this.#online.has(watcher)) continue;
       if (change.blocks.has(watcher) || change.blockedBy.has(watcher)) continue;
@@ -539,6 +547,27 @@ export class ChatHub {
         event: { type: "contact", nick: change.nick, online: change.online },
       });
     }
+  }
+
+  /**
+   * Whom a presence change of `key` is told to above `--presence-all-max`: the accounts
+   * online here that share a room of at most that many members with it, and those that
+   * have it as a contact (`watching`). A bigger room is a crowd, like the whole server:
+   * its members ask (`/who`, `/members`) instead of hearing of every arrival.
+   */
+  async #presenceTargets(key: string, watching: Promise<string[]>): Promise<Set<string>> {
+    const targets = new Set<string>();
+    const max = this.config.presenceAllMax;
+    const rooms = this.#online.get(key)?.rooms ?? await this.store.accountRooms(key);
+    for (const roomKey of rooms) {
+      // Not in memory here: no member of it is online here.
+      const room = this.#rooms.cached(roomKey);
+      if (room === undefined || room.members.size > max) continue;
+      for (const member of room.members) if (this.#online.has(member)) targets.add(member);
+    }
+    for (const watcher of await watching) if (this.#online.has(watcher)) targets.add(watcher);
+    targets.delete(key);
+    return targets;
   }
 
   /**
