@@ -718,12 +718,16 @@ export class ChatHub {
     }
     // Subscribed (and confirmed) first: anything stored after `lastId` reaches this session live.
     await Promise.all(subscribed);
+    // The login's record first, then the read: both wait for the same sync of the store
+    // (a login in a storm otherwise waits for one sync after the other).
+    const recorded = this.#recordLogin(key);
+    recorded.catch(() => {}); // awaited below
     const lastId = await this.store.lastMessageId();
     held.through(lastId);
     // Direct messages stored by now (ids up to lastId) and not yet published may still
     // come live; those stored later have larger ids.
     held.settled = Promise.allSettled([...this.#sendingDirect.get(key) ?? []]);
-    session.loginId = await this.#recordLogin(key);
+    session.loginId = await recorded;
     log.info("{nick} logged in from {remote}{registered}", {
       nick: account.nick,
       remote: port.remote,
