@@ -7,14 +7,15 @@
 import assert from "node:assert/strict";
 import { connectClient, Probe, withServer } from "./helpers/harness.ts";
 import type { ChatServer } from "../server/server.ts";
+import { startCluster } from "./helpers/cluster.ts";
 
 /**
  * Logs in a stranger (no room nor contact in common with zoe but the crowded lobby), a
  * room-mate of zoe (room `den`), a fan (has zoe as a contact) and fillers; zoe joins
  * `den` and leaves, so that her next login is a presence change with rooms. Returns them.
  */
-async function cast(server: ChatServer, fillers: number) {
-  const zoe = await Probe.login(server, "zoe");
+async function cast(server: ChatServer, fillers: number, zoeServer = server) {
+  const zoe = await Probe.login(zoeServer, "zoe");
   await zoe.ok("join", { room: "den" });
   await zoe.ok("logout");
   await zoe.closed();
@@ -125,4 +126,28 @@ Deno.test("who and whoelse page by nick: every user once, in order, over several
       await Promise.all(probes.map((p) => p[Symbol.asyncDispose]()));
     }
   }, { maxFrameSize: 256, presenceAllMax: 0 });
+});
+
+Deno.test("cluster: above --presence-all-max each node tells its own room-mates, not its strangers", async () => {
+  await using cluster = await startCluster(2, { presenceAllMax: 3 });
+  const [a, b] = cluster.nodes;
+  // Everyone on b; zoe on a: b derives the notices from its replica of who is online.
+  const { stranger, roomie, fan, others } = await cast(b, 5, a);
+  const everyone = [stranger, roomie, fan, ...others];
+  try {
+    await settle(everyone);
+    const zoe = await Probe.login(a, "zoe");
+    await roomie.expect({ type: "presence", nick: "zoe", online: true });
+    await fan.expect({ type: "presence", nick: "zoe", online: true });
+    await stranger.ok("ping");
+    assert.deepEqual(stranger.received.filter((m) => m.nick === "zoe"), []);
+    assert.ok(((await stranger.ok("who")).users as string[]).includes("zoe"));
+    await zoe.ok("logout");
+    await zoe.closed();
+    await roomie.expect({ type: "presence", nick: "zoe", online: false });
+    await stranger.ok("ping");
+    assert.deepEqual(stranger.received.filter((m) => m.nick === "zoe"), []);
+  } finally {
+    await Promise.all(everyone.map((p) => p[Symbol.asyncDispose]()));
+  }
 });
