@@ -72,7 +72,7 @@ export const commands: CommandTable = {
           exceptSession: session.id,
         });
       }
-      const history = await hub.store.history({
+      const history = hub.config.historyOnJoin === 0 ? [] : await hub.store.history({
         room: room.key,
         limit: hub.config.historyOnJoin,
         viewer: account.key,

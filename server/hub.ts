@@ -578,6 +578,7 @@ export class ChatHub {
   async deliverPending(session: Session, throughId: number): Promise<void> {
     const port = session.port;
     try {
+      if (throughId <= 0) return;
       await deliverHeld({
         get nick() {
           return session.account.nick;
@@ -742,7 +743,8 @@ export class ChatHub {
     return {
       session,
       reply: { nick: account.nick, rooms, lastId, pending },
-      heldThrough: lastId,
+      // None held up to lastId (none can become held again): nothing to look for.
+      heldThrough: pending === 0 ? 0 : lastId,
     };
   }
 
