@@ -8,6 +8,7 @@ import { measureFanout } from "./fanout.ts";
 import { measureIdle } from "./idle.ts";
 import { measureStorm } from "./storm.ts";
 import { measureDurable } from "./durable.ts";
+import { measureLoginRate } from "./login_rate.ts";
 
 const tiny = {
   members: 6,
@@ -79,4 +80,27 @@ Deno.test("idle: connections are held and memory is read from the target", async
   assert.equal(result.gc, true);
   assert.ok(result.rssAfterKiB > 0 && result.rssBeforeKiB > 0);
   assert.ok(Number.isFinite(result.rssPerConn));
+});
+
+Deno.test("login storm: every client logs in; presence past the threshold is not everyone's", async () => {
+  const run = (allMax: number) =>
+    withCluster(
+      {
+        target: "server",
+        loads: 1,
+        serverArgs: ["--memory", "--presence-all-max", String(allMax)],
+      },
+      (cluster) => measureLoginRate(cluster, { clients: 40, concurrency: 10, roomSize: 5 }),
+    );
+  const targeted = await run(10);
+  const everyone = await run(100);
+  assert.equal(targeted.clients, 40);
+  assert.equal(everyone.clients, 40);
+  // Everyone told: the first client hears the 39 others; past 10 online, only the first
+  // 10 logins (the lobby, of 40, is a crowd; the rooms are joined after each login).
+  assert.ok(everyone.presenceBytesMax > 0);
+  assert.ok(
+    targeted.presenceBytesMax < everyone.presenceBytesMax / 2,
+    `${targeted.presenceBytesMax} against ${everyone.presenceBytesMax}`,
+  );
 });
