@@ -149,6 +149,10 @@ class LoadConn {
   dupSync = 0;
   lastSeen = 0;
   ackedIds: number[] = [];
+  /** Bytes of presence frames received (length prefixes included). */
+  presenceBytes = 0;
+  /** Rooms of this connection when not the group's (`roomGroup`). */
+  rooms: string[] | null = null;
 
   constructor(nick: string, options: OpenOptions, probe: boolean) {
     this.nick = nick;
@@ -174,7 +178,7 @@ class LoadConn {
       { type: "login", id: this.#nextControlId(), nick: this.nick },
     ];
     if (joinRooms) {
-      for (const room of this.options.rooms) {
+      for (const room of this.rooms ?? this.options.rooms) {
         requests.push({ type: "join", id: this.#nextControlId(), room });
       }
     }
@@ -314,6 +318,7 @@ class LoadConn {
             this.#onReply(data, hs, he, kind, now);
           } else if (kind === FrameKind.Presence) {
             counters.presence++;
+            this.presenceBytes += 4 + payloadLength;
           } else if (kind === FrameKind.Member) {
             counters.member++;
           } else if (kind === FrameKind.Hello) {
@@ -475,8 +480,17 @@ async function open(request: Record<string, unknown>): Promise<object> {
     probes.add(Math.round(((k + 1) * options.count) / probeCount) - 1);
   }
   const conns: LoadConn[] = [];
+  // `roomGroup`: each run of that many connections joins a room of its own (besides `rooms`).
+  const roomGroup = Number(request.roomGroup ?? 0);
   for (let i = 0; i < options.count; i++) {
-    conns.push(new LoadConn(`${options.prefix}${options.start + i}`, options, probes.has(i)));
+    const c = new LoadConn(`${options.prefix}${options.start + i}`, options, probes.has(i));
+    if (roomGroup > 0) {
+      c.rooms = [
+        ...options.rooms,
+        `${options.prefix}g${Math.floor((options.start + i) / roomGroup)}`,
+      ];
+    }
+    conns.push(c);
   }
   const t0 = performance.now();
   const times: number[] = [];
@@ -777,6 +791,18 @@ function ackedIds(request: Record<string, unknown>): object {
   return { ids: groupOf(request.group).flatMap((c) => c.ackedIds) };
 }
 
+/** Presence bytes each connection of a group received: mean and most. */
+function presenceBytes(request: Record<string, unknown>): object {
+  const group = groups.get(String(request.group)) ?? [];
+  let sum = 0;
+  let max = 0;
+  for (const c of group) {
+    sum += c.presenceBytes;
+    max = Math.max(max, c.presenceBytes);
+  }
+  return { clients: group.length, mean: group.length ? sum / group.length : 0, max };
+}
+
 async function closeGroup(request: Record<string, unknown>): Promise<object> {
   const group = groups.get(String(request.group)) ?? [];
   for (const c of group) c.close();
@@ -801,6 +827,7 @@ if (import.meta.main) {
       return {};
     },
     open,
+    presenceBytes,
     run,
     closedLoop,
     stats,

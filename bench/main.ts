@@ -59,6 +59,7 @@ import {
 import { measureSlowConsumer, type SlowPlan, type SlowResult } from "./slow_consumer.ts";
 import { measureStorm, type StormPlan, type StormResult } from "./storm.ts";
 import { measureSyncFloor, type SyncFloorResult } from "./sync_floor.ts";
+import { type LoginRatePlan, type LoginRateResult, measureLoginRate } from "./login_rate.ts";
 import { MIN_READ_BUFFER } from "../transport/framed_connection.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
@@ -85,6 +86,7 @@ interface SuitePlan {
   lone: LonePlan;
   idle: IdlePlan & { loads: number };
   storm: StormPlan;
+  logins: LoginRatePlan & { baselineDeadlineMs: number };
   slow: Omit<SlowPlan, "rate"> & { fallbackRate: number };
   files: FilesPlan;
   cluster: ClusterPlan;
@@ -110,6 +112,7 @@ const FULL: SuitePlan = {
     loads: 4,
   },
   storm: { clients: 1000, senderRate: 100, leadMs: 1000, tailMs: 3000 },
+  logins: { clients: 10_000, concurrency: 10, roomSize: 20, baselineDeadlineMs: 60_000 },
   slow: { members: 100, durationMs: 3000, queueFillBytes: 3 * 1024 * 1024, fallbackRate: 2000 },
   files: { sizeBytes: 128 * 1024 * 1024 },
   cluster: {
@@ -149,6 +152,7 @@ const QUICK: SuitePlan = {
     loads: 2,
   },
   storm: { clients: 200, senderRate: 100, leadMs: 500, tailMs: 1000 },
+  logins: { clients: 2000, concurrency: 10, roomSize: 20, baselineDeadlineMs: 20_000 },
   slow: { members: 100, durationMs: 1000, queueFillBytes: 3 * 1024 * 1024, fallbackRate: 2000 },
   files: { sizeBytes: 32 * 1024 * 1024 },
   cluster: {
@@ -360,6 +364,8 @@ async function main(): Promise<void> {
   } | null = null;
   let idle: { server: Outcome<IdleResult>; relay: Outcome<IdleResult> } | null = null;
   let storm: Outcome<StormResult> | null = null;
+  let logins: { targeted: Outcome<LoginRateResult>; everyone: Outcome<LoginRateResult> } | null =
+    null;
   let slow: Outcome<SlowResult> | null = null;
   let files: Outcome<FilesResult> | null = null;
   let filesProfiles: [string, ProfileSummary][] = [];
@@ -449,6 +455,29 @@ async function main(): Promise<void> {
         (c) => measureStorm(c, plan.storm),
         "storm",
       );
+      const { baselineDeadlineMs, ...loginPlan } = plan.logins;
+      const loginRun = (label: string, args: string[], name: string, deadlineMs?: number) =>
+        tempDir().then((loginDir) =>
+          attempt(
+            `${fmtCount(loginPlan.clients)} logins ${loginPlan.concurrency} at a time, ${label}`,
+            options,
+            { target: "server", loads: 1, serverArgs: ["--data-dir", loginDir, ...args] },
+            (c) =>
+              measureLoginRate(
+                c,
+                deadlineMs === undefined ? loginPlan : { ...loginPlan, deadlineMs },
+              ),
+            name,
+          )
+        );
+      const targeted = await loginRun("presence by rooms and contacts", [], "logins");
+      const everyone = await loginRun(
+        `presence to everyone (for at most ${baselineDeadlineMs / 1000} s)`,
+        ["--presence-all-max", String(loginPlan.clients + 1)],
+        "logins-everyone",
+        baselineDeadlineMs,
+      );
+      logins = { targeted, everyone };
     }
     if (options.only.has("idle")) {
       const idleArgs = [
@@ -722,6 +751,59 @@ async function main(): Promise<void> {
     });
   }
 
+  if (logins !== null) {
+    const t = logins.targeted.ok ? logins.targeted.value : null;
+    const e = logins.everyone.ok ? logins.everyone.value : null;
+    rows.push({
+      measure: `${
+        fmtCount(plan.logins.clients)
+      } logins ${plan.logins.concurrency} at a time: logins/s`,
+      result: t
+        ? `${fmtCount(t.loginsPerSec)} (first/last tenth ${fmtCount(t.loginsPerSecFirst)}/${
+          fmtCount(t.loginsPerSecLast)
+        })${mark(t.cpu)}`
+        : fail(logins.targeted),
+      baseline: e
+        ? `${fmtCount(e.loginsPerSec)} (everyone told${
+          e.clients < e.wanted ? `, first ${fmtCount(e.clients)}` : ""
+        })`
+        : fail(logins.everyone),
+      ratio: fmtRatio(t?.loginsPerSec, e?.loginsPerSec),
+      goal: "≥ 400/s",
+      status: verdict(
+        `≥ 400 logins/s, ${plan.logins.concurrency} at a time`,
+        t?.loginsPerSec ?? null,
+        "logins/s",
+        e?.loginsPerSec ?? null,
+        t ? t.loginsPerSec >= 400 : null,
+        t ? undefined : fail(logins.targeted),
+      ),
+    });
+    rows.push({
+      measure: "  server CPU per login",
+      result: t ? `${fmtMs(t.cpuMsPerLogin)}` : "—",
+      baseline: e ? `${fmtMs(e.cpuMsPerLogin)}` : "—",
+      ratio: fmtRatio(t?.cpuMsPerLogin, e?.cpuMsPerLogin),
+      goal: "",
+      status: "",
+    });
+    rows.push({
+      measure: "  presence bytes per client: most (mean)",
+      result: t ? `${fmtBytes(t.presenceBytesMax)} (${fmtBytes(t.presenceBytesMean)})` : "—",
+      baseline: e ? `${fmtBytes(e.presenceBytesMax)} (${fmtBytes(e.presenceBytesMean)})` : "—",
+      ratio: fmtRatio(t?.presenceBytesMax, e?.presenceBytesMax),
+      goal: "≤ 16 KB",
+      status: verdict(
+        "≤ 16 KB of presence per client in a login storm",
+        t?.presenceBytesMax ?? null,
+        "bytes",
+        e?.presenceBytesMax ?? null,
+        t ? t.presenceBytesMax <= 16_000 : null,
+        t ? undefined : fail(logins.targeted),
+      ),
+    });
+  }
+
   if (idle !== null) {
     const s = idle.server.ok ? idle.server.value : null;
     const r = idle.relay.ok ? idle.relay.value : null;
@@ -845,6 +927,8 @@ async function main(): Promise<void> {
       loneWriter:
         "one connection, one say at a time (the next sent on the previous one's ack), after an uncounted warm-up; baseline: the same on the memory store; floor: bare SQLite insert + commit + WAL syncData in the coordinator process, same journal settings, same disk",
       stormStore: "SQLite in a temp dir",
+      loginsSetup:
+        "SQLite in a temp dir, auth none; each client a new account joining a room of its group after login; baseline: the same with --presence-all-max above the clients (everyone told of everyone)",
       idleStore: "memory; login and write timeouts raised to 120 s",
       slowConsumerConfig: "server defaults: 4 MiB queue bound, 10 s write timeout",
       filesSetup:
@@ -878,6 +962,7 @@ async function main(): Promise<void> {
         : null,
     },
     reconnectStorm: storm,
+    logins,
     idle,
     files,
     cluster,
@@ -974,6 +1059,8 @@ async function main(): Promise<void> {
       ["lone writer sqlite", lone?.sqlite],
       ["idle", idle?.server],
       ["storm", storm],
+      ["logins", logins?.targeted],
+      ["logins, everyone told", logins?.everyone],
       ["slow consumer", slow],
     ];
     for (const [name, o] of profiled) {

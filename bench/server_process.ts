@@ -96,6 +96,9 @@ export function benchServerSetup(args: readonly string[]): BenchServerSetup {
       case "--history-on-join":
         config.historyOnJoin = number();
         break;
+      case "--presence-all-max":
+        config.presenceAllMax = number();
+        break;
       default:
         throw new Error(`unknown flag ${flag}`);
     }

@@ -11,6 +11,7 @@ import { measureDurable, measureLoneWriter } from "./durable.ts";
 import { measureSyncFloor } from "./sync_floor.ts";
 import { measureClusterNodes } from "./cluster_nodes.ts";
 import { CLUSTER_SKIP } from "../tests/helpers/cluster_nodes.ts";
+import { measureLoginRate } from "./login_rate.ts";
 
 const tiny = {
   members: 6,
@@ -141,4 +142,27 @@ Deno.test("cluster: one SQLite node and two nodes on PostgreSQL + NATS deliver a
     assert.equal(v.durable.value.errors, 0, v.durable.value.firstError);
     assert.ok(v.durable.value.ackedPerSec > 0);
   }
+});
+
+Deno.test("login storm: every client logs in; presence past the threshold is not everyone's", async () => {
+  const run = (allMax: number) =>
+    withCluster(
+      {
+        target: "server",
+        loads: 1,
+        serverArgs: ["--memory", "--presence-all-max", String(allMax)],
+      },
+      (cluster) => measureLoginRate(cluster, { clients: 40, concurrency: 10, roomSize: 5 }),
+    );
+  const targeted = await run(10);
+  const everyone = await run(100);
+  assert.equal(targeted.clients, 40);
+  assert.equal(everyone.clients, 40);
+  // Everyone told: the first client hears the 39 others; past 10 online, only the first
+  // 10 logins (the lobby, of 40, is a crowd; the rooms are joined after each login).
+  assert.ok(everyone.presenceBytesMax > 0);
+  assert.ok(
+    targeted.presenceBytesMax < everyone.presenceBytesMax / 2,
+    `${targeted.presenceBytesMax} against ${everyone.presenceBytesMax}`,
+  );
 });

@@ -423,6 +423,16 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     default: DEFAULT_SERVER_CONFIG.engineWaitSec,
     apply: number("engineWaitSec"),
   },
+  {
+    flag: "presence-all-max",
+    arg: "<n>",
+    description: "accounts online up to which every login and logout is told to everyone; " +
+      "above it only to those sharing a room (of at most n members) or having it as a contact",
+    parse: count,
+    default: DEFAULT_SERVER_CONFIG.presenceAllMax,
+    apply: number("presenceAllMax"),
+    reloadable: true,
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

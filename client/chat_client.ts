@@ -715,14 +715,41 @@ export class ChatClient implements AsyncDisposable {
     return this.request("broadcast", { text });
   }
 
-  /** Lists the users online. */
-  who(): Promise<ReplyMap["who"]> {
-    return this.request("who", {});
+  /**
+   * Lists the users online: every page of them (the server cuts the list to fit a
+   * frame), at most `maxPages`; `more` is true when users were left unlisted.
+   */
+  async who(maxPages = 1000): Promise<ReplyMap["who"]> {
+    const users: string[] = [];
+    let page = await this.request("who", {});
+    if (page.more !== true) return page;
+    users.push(...page.users);
+    for (let n = 1; page.more === true && page.users.length > 0 && n < maxPages; n++) {
+      page = await this.request("who", { after: page.users[page.users.length - 1] });
+      users.push(...page.users);
+    }
+    return page.more === true ? { users, more: true, truncated: true } : { users, more: false };
   }
 
-  /** Lists the other users online, or active within the last `since` seconds. */
-  whoelse(since?: number): Promise<ReplyMap["whoelse"]> {
-    return this.request("whoelse", since === undefined ? {} : { since });
+  /**
+   * Lists the other users online, or active within the last `since` seconds: every page
+   * of them, at most `maxPages` (see {@linkcode who}).
+   */
+  async whoelse(since?: number, maxPages = 1000): Promise<ReplyMap["whoelse"]> {
+    const ask = (after?: string) =>
+      this.request("whoelse", {
+        ...(since === undefined ? {} : { since }),
+        ...(after === undefined ? {} : { after }),
+      });
+    const users: string[] = [];
+    let page = await ask();
+    if (page.more !== true) return page;
+    users.push(...page.users);
+    for (let n = 1; page.more === true && page.users.length > 0 && n < maxPages; n++) {
+      page = await ask(page.users[page.users.length - 1]);
+      users.push(...page.users);
+    }
+    return page.more === true ? { users, more: true, truncated: true } : { users, more: false };
   }
 
   /** Hides this account's presence from others. */

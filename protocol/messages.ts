@@ -82,8 +82,10 @@ export const clientSchemas = {
   say: request("say", { room: shortText, text: anyText }),
   dm: request("dm", { to: shortText, text: anyText }),
   broadcast: request("broadcast", { text: anyText }),
-  who: request("who", {}),
-  whoelse: request("whoelse", { since: seconds.optional() }),
+  /** `after`: the last nick of the previous page (`more` in the reply). */
+  who: request("who", { after: shortText.optional() }),
+  /** `after`: the last nick of the previous page (`more` in the reply). */
+  whoelse: request("whoelse", { since: seconds.optional(), after: shortText.optional() }),
   hide: request("hide", {}),
   reveal: request("reveal", {}),
   block: request("block", { nick: shortText }),

@@ -175,6 +175,11 @@ export class ClusterPresence {
     this.#nodeGoneListeners.push(listener);
   }
 
+  /** How many accounts are online somewhere (hidden ones too). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
   /** Every account online somewhere. */
   entries(): IterableIterator<PresenceEntry> {
     return this.#entries.values();

@@ -72,7 +72,7 @@ export const commands: CommandTable = {
           exceptSession: session.id,
         });
       }
-      const history = await hub.store.history({
+      const history = hub.config.historyOnJoin === 0 ? [] : await hub.store.history({
         room: room.key,
         limit: hub.config.historyOnJoin,
         viewer: account.key,
@@ -257,18 +257,20 @@ export const commands: CommandTable = {
   },
 
   who: {
-    run({ hub, session }) {
+    // Paged by nick: `after` is the previous page's last.
+    run({ hub, session }, { after }) {
       const self = session.account.key;
       const users: string[] = [];
       for (const account of hub.presence.entries()) {
+        if (after !== undefined && byName(account.nick, after) <= 0) continue;
         if (account.key === self || hub.isVisible(account.key, self)) users.push(account.nick);
       }
-      return Promise.resolve(fitList("users", users.sort(byName), hub));
+      return Promise.resolve(fitPage(users.sort(byName), hub));
     },
   },
 
   whoelse: {
-    async run({ hub, session }, { since }) {
+    async run({ hub, session }, { since, after }) {
       const self = session.account.key;
       const keys = new Set<string>();
       for (const account of hub.presence.entries()) {
@@ -281,8 +283,11 @@ export const commands: CommandTable = {
       }
       keys.delete(self);
       const users: string[] = [];
-      for (const key of keys) users.push(await hub.displayNick(key));
-      return fitList("users", users.sort(byName), hub);
+      for (const key of keys) {
+        const nick = await hub.displayNick(key);
+        if (after === undefined || byName(nick, after) > 0) users.push(nick);
+      }
+      return fitPage(users.sort(byName), hub);
     },
   },
 
@@ -492,6 +497,20 @@ function budgetOf(hub: ChatHub): number {
 /** Bytes one item of a page may take alone (see server/reply_budget.ts). */
 function floorOf(hub: ChatHub): number {
   return replyFloor(hub.config.maxFrameSize);
+}
+
+/**
+ * A page of nicks (sorted) cut to the reply budget: `more` (and `truncated`, for clients
+ * that do not page) when some were left for the next page.
+ */
+function fitPage(
+  users: string[],
+  hub: ChatHub,
+): { users: string[]; more: boolean; truncated?: boolean } {
+  const page = fitFirst(users, budgetOf(hub), floorOf(hub));
+  return page.cut
+    ? { users: page.items, more: true, truncated: true }
+    : { users: page.items, more: false };
 }
 
 /** `{[field]: items}` cut to the reply budget, with `truncated` when something was left out. */

@@ -130,6 +130,13 @@ export interface ServerConfig {
    */
   clusterHeartbeatMs: number;
   /**
+   * Accounts online (on every node) up to which every login and logout is told to every
+   * session; above it only to those sharing a room of at most this many members with the
+   * account, or having it as a contact (`/who` answers the rest on demand). 0: always
+   * targeted.
+   */
+  presenceAllMax: number;
+  /**
    * PostgreSQL holding everything, shared by the nodes of a cluster (with {@linkcode nats});
    * null: SQLite in {@linkcode dataDir}, a single server.
    */
@@ -226,6 +233,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   postgres: null,
   nats: null,
   engineWaitSec: 30,
+  presenceAllMax: 200,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

@@ -530,8 +530,16 @@ export class ChatHub {
   async #presenceChanged(change: PresenceChange): Promise<void> {
     // While draining everyone is leaving: n sessions telling n others is n² for nothing.
     if (!change.online && this.draining) return;
-    this.#presenceNotices.announce(change, change.online, this.now());
-    const watchers = await this.store.watchersOf(change.key);
+    const watching = this.store.watchersOf(change.key);
+    // Many online: telling everyone of everyone is n² (hundreds of KB each in a storm).
+    const targeted = this.presence.size > this.config.presenceAllMax;
+    this.#presenceNotices.announce(
+      change,
+      change.online,
+      this.now(),
+      targeted ? this.#presenceTargets(change.key, watching) : undefined,
+    );
+    const watchers = await watching;
     for (const watcher of watchers) {
       if (!this.#online.has(watcher)) continue;
       if (change.blocks.has(watcher) || change.blockedBy.has(watcher)) continue;
@@ -542,6 +550,27 @@ export class ChatHub {
   }
 
   /**
+   * Whom a presence change of `key` is told to above `--presence-all-max`: the accounts
+   * online here that share a room of at most that many members with it, and those that
+   * have it as a contact (`watching`). A bigger room is a crowd, like the whole server:
+   * its members ask (`/who`, `/members`) instead of hearing of every arrival.
+   */
+  async #presenceTargets(key: string, watching: Promise<string[]>): Promise<Set<string>> {
+    const targets = new Set<string>();
+    const max = this.config.presenceAllMax;
+    const rooms = this.#online.get(key)?.rooms ?? await this.store.accountRooms(key);
+    for (const roomKey of rooms) {
+      // Not in memory here: no member of it is online here.
+      const room = this.#rooms.cached(roomKey);
+      if (room === undefined || room.members.size > max) continue;
+      for (const member of room.members) if (this.#online.has(member)) targets.add(member);
+    }
+    for (const watcher of await watching) if (this.#online.has(watcher)) targets.add(watcher);
+    targets.delete(key);
+    return targets;
+  }
+
+  /**
    * Sends the direct messages held for a new session's account, up to `throughId`, paced
    * by its connection; marks delivered (and tells their senders) those written. Resolves
    * once all are written or the session ended. See `held_delivery.ts`.
@@ -549,6 +578,7 @@ export class ChatHub {
   async deliverPending(session: Session, throughId: number): Promise<void> {
     const port = session.port;
     try {
+      if (throughId <= 0) return;
       await deliverHeld({
         get nick() {
           return session.account.nick;
@@ -689,12 +719,16 @@ export class ChatHub {
     }
     // Subscribed (and confirmed) first: anything stored after `lastId` reaches this session live.
     await Promise.all(subscribed);
+    // The login's record first, then the read: both wait for the same sync of the store
+    // (a login in a storm otherwise waits for one sync after the other).
+    const recorded = this.#recordLogin(key);
+    recorded.catch(() => {}); // awaited below
     const lastId = await this.store.lastMessageId();
     held.through(lastId);
     // Direct messages stored by now (ids up to lastId) and not yet published may still
     // come live; those stored later have larger ids.
     held.settled = Promise.allSettled([...this.#sendingDirect.get(key) ?? []]);
-    session.loginId = await this.#recordLogin(key);
+    session.loginId = await recorded;
     log.info("{nick} logged in from {remote}{registered}", {
       nick: account.nick,
       remote: port.remote,
@@ -709,7 +743,8 @@ export class ChatHub {
     return {
       session,
       reply: { nick: account.nick, rooms, lastId, pending },
-      heldThrough: lastId,
+      // None held up to lastId (none can become held again): nothing to look for.
+      heldThrough: pending === 0 ? 0 : lastId,
     };
   }
 
