@@ -134,10 +134,12 @@ Deno.test("cluster: one SQLite node and two nodes on PostgreSQL + NATS deliver a
     for (const level of [ramp, fixed]) {
       assert.equal(level.dropped, 0);
       assert.equal(level.errors, 0, level.firstError);
-      // The probes sit on the node after their senders': with two nodes, cross-node.
-      assert.ok(level.samples > 0, `${setup.name}: probes recorded latencies`);
       assert.equal(level.nodesCpu.nodes.length, setup.setup.nodes);
     }
+    // The probes sit on the node after their senders': with two nodes, cross-node. A level
+    // ends after 300 ms without a delivery, so on a loaded machine a short level's few
+    // samples may land in the next one: counted over the run, not per level.
+    assert.ok(ramp.samples + fixed.samples > 0, `${setup.name}: probes recorded latencies`);
     assert.ok(v.durable.ok, v.durable.ok ? "" : v.durable.error);
     assert.equal(v.durable.value.errors, 0, v.durable.value.firstError);
     assert.ok(v.durable.value.ackedPerSec > 0);
