@@ -381,6 +381,14 @@ export const SERVE_SETTINGS: readonly Setting[] = [
       "on another disk, uploads cannot fill the database's",
     apply: (c, v: string) => c.fileDir = v,
   },
+  {
+    flag: "web-port",
+    arg: "<port>",
+    description: "port of the browser client (the page and its WebSocket); " +
+      "default the chat port + 1 (a free one with --port 0); --no-web turns it off",
+    parse: parsePort,
+    apply: number("webPort"),
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

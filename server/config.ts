@@ -123,6 +123,12 @@ export interface ServerConfig {
   minFreeBytes: number;
   /** Files one account may have held by the server at once (zero-byte ones too); 0: unlimited. */
   maxHeldFilesPerSender: number;
+  /**
+   * Port of the browser client (the page over HTTP, its WebSocket at `/ws`), on the same
+   * address as the chat port; null turns it off. `chat serve` defaults it to the chat
+   * port + 1 (see server/web_server.ts for why a port of its own).
+   */
+  webPort: number | null;
 }
 
 /**
@@ -178,6 +184,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   filesBudgetBytes: 8 * 1024 * 1024 * 1024,
   minFreeBytes: 256 * 1024 * 1024,
   maxHeldFilesPerSender: 100,
+  webPort: null,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */
