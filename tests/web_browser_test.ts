@@ -269,15 +269,16 @@ browserTest("web browser: a page from another origin cannot open the WebSocket",
   const server = await testServer({ webPort: 0 });
   const browser = await launchBrowser();
   try {
+    // A page of another site (another port on this machine: another origin, and a
+    // loopback one, which the browser lets talk to loopback) opens a WebSocket to the
+    // chat server.
+    await using other = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      () => new Response("<p>another site</p>", { headers: { "content-type": "text/html" } }),
+    );
     const page = await browser.newPage();
-    // A page of another site, served by the test, opens a WebSocket to the chat server.
-    await page.setRequestInterception(true);
-    page.on("request", (request) => {
-      if (request.url().startsWith("http://evil.test/")) {
-        void request.respond({ status: 200, contentType: "text/html", body: "<p>evil</p>" });
-      } else void request.continue();
-    });
-    await page.goto("http://evil.test/", { waitUntil: "load" });
+    await page.goto(`http://127.0.0.1:${other.addr.port}/`, { waitUntil: "load" });
+    const before = server.hub.metrics.counters.connectionsAccepted;
     const outcome = await page.evaluate((url: string) =>
       new Promise<string>((resolve) => {
         const socket = new WebSocket(url);
@@ -285,6 +286,7 @@ browserTest("web browser: a page from another origin cannot open the WebSocket",
         socket.onerror = () => resolve("refused");
       }), `ws://127.0.0.1:${server.webAddr!.port}/ws`);
     assert.equal(outcome, "refused");
+    assert.equal(server.hub.metrics.counters.connectionsAccepted, before);
     // The same socket from the page's own origin opens.
     const own = await browser.newPage();
     await own.goto(pageUrl(server), { waitUntil: "load" });
