@@ -11,6 +11,7 @@ import { clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
 import type { ChatServer } from "../server/server.ts";
 import { CONTENT_SECURITY_POLICY } from "../server/web_server.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
+import { ca, cert, key } from "./helpers/tls.ts";
 
 /** A WebSocket speaking frames, as the page does. */
 class WebProbe {
@@ -141,6 +142,20 @@ Deno.test("web: WebSockets count against the connections per IP address", async 
   } finally {
     await first.close();
     await second?.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("web: with TLS the page is served over HTTPS with the server's certificate", async () => {
+  const server = await testServer({ webPort: 0, tls: { cert, key } });
+  const client = Deno.createHttpClient({ caCerts: [ca] });
+  try {
+    const page = await fetch(`https://127.0.0.1:${server.webAddr!.port}/`, { client });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>chat<\/title>/);
+    await assert.rejects(() => fetch(`http://127.0.0.1:${server.webAddr!.port}/`));
+  } finally {
+    client.close();
     await server.shutdown();
   }
 });
