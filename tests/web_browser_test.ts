@@ -302,3 +302,54 @@ browserTest("web browser: a page from another origin cannot open the WebSocket",
     await server.shutdown();
   }
 });
+
+browserTest(
+  "web browser: two browser users: direct messages with receipts, block and unblock",
+  async () => {
+    const server = await testServer({ webPort: 0 });
+    const browser = await launchBrowser();
+    try {
+      const alice = await openPage(browser, pageUrl(server));
+      await logInPage(alice, "alice");
+      const carolContext = await browser.createBrowserContext();
+      const carol = await openPage(carolContext, pageUrl(server));
+      await logInPage(carol, "carol");
+      await alice.waitForSelector('#online-list button[title="message carol"]');
+      await alice.click('#online-list button[title="message carol"]');
+      await sendFromPage(alice, "hi carol, from one browser to another");
+      // Delivered at once (carol is online), read once carol opens the conversation.
+      await alice.waitForSelector("#message-list .receipt.delivered");
+      await carol.waitForSelector('#dm-list li[data-name="alice"] .badge');
+      await openConversation(carol, "dm", "alice");
+      await waitForMessage(carol, "hi carol, from one browser to another");
+      await alice.waitForSelector("#message-list .receipt.read");
+      await sendFromPage(carol, "hello alice");
+      await waitForMessage(alice, "hello alice");
+
+      // Carol blocks alice: alice's next message is refused, and gets through after the unblock.
+      await carol.click("#block-button");
+      await carol.waitForFunction(() =>
+        document.querySelector("#block-button")?.textContent === "Unblock"
+      );
+      await sendFromPage(alice, "are you there?");
+      await alice.waitForFunction(() =>
+        (document.querySelector("#notice")?.textContent ?? "").includes("blocked")
+      );
+      await carol.click("#block-button");
+      await carol.waitForFunction(() =>
+        document.querySelector("#block-button")?.textContent === "Block"
+      );
+      await sendFromPage(alice, "and now?");
+      await waitForMessage(carol, "and now?");
+      assert.deepEqual(await shownMessages(carol), [
+        "hi carol, from one browser to another",
+        "hello alice",
+        "and now?",
+      ]);
+      assert.deepEqual([...alice.dialogs, ...carol.dialogs], []);
+    } finally {
+      await browser.close();
+      await server.shutdown();
+    }
+  },
+);

@@ -1,7 +1,8 @@
 /**
  * The browser client: log in or register, rooms with unread counts, a room's history
  * loaded as you scroll up, direct messages, who is online, join / leave / create rooms,
- * topics. Bundled by scripts/build_web.ts into server/web_assets.ts. Every text from
+ * topics, receipts on your direct messages, block and unblock, notifications of direct
+ * messages and mentions while the tab is in the background. Bundled by scripts/build_web.ts into server/web_assets.ts. Every text from
  * the server goes into the page as text (web/dom.ts), never as HTML.
  *
  * @module
@@ -46,6 +47,18 @@ const state = {
   dms: new Map<string, Conversation>(),
   online: new Map<string, string>(),
   active: null as Conversation | null,
+  /** What became of our direct messages, by id: sent, delivered or read. */
+  receipts: new Map<number, ReceiptStatus>(),
+  /** Nicks we block, by key. */
+  blocked: new Map<string, string>(),
+};
+
+type ReceiptStatus = "sent" | "delivered" | "read";
+const RECEIPT_RANK: Record<ReceiptStatus, number> = { sent: 0, delivered: 1, read: 2 };
+const RECEIPT_TEXT: Record<ReceiptStatus, string> = {
+  sent: "✓ sent",
+  delivered: "✓✓ delivered",
+  read: "✓✓ read",
 };
 
 function conversation(kind: "room" | "dm", name: string): Conversation {
@@ -120,7 +133,16 @@ async function startSession(login: Header): Promise<void> {
   const first = rooms.includes("lobby") ? "lobby" : rooms[0];
   if (first !== undefined) await open(conversation("room", first));
   else renderConversation();
-  await Promise.all([refreshRooms(), refreshOnline()]);
+  await Promise.all([refreshRooms(), refreshOnline(), refreshBlocks()]);
+  showNotifyButton();
+}
+
+async function refreshBlocks(): Promise<void> {
+  const reply = await request("blocks");
+  if (reply === null) return;
+  state.blocked.clear();
+  for (const nick of reply.nicks as string[]) state.blocked.set(nameKey(nick), nick);
+  renderHeader();
 }
 
 /** After a reconnect: the joined rooms, their topics and who is online may have changed. */
@@ -193,7 +215,51 @@ function onEvent(header: Header): void {
     case "notice":
       showNotice(String(header.text));
       break;
+    case "receipt":
+      setReceipt(Number(header.id), header.status === "read" ? "read" : "delivered");
+      break;
   }
+}
+
+/** Records what became of a direct message we sent, and shows it. */
+function setReceipt(id: number, status: ReceiptStatus): void {
+  const current = state.receipts.get(id);
+  if (current !== undefined && RECEIPT_RANK[current] >= RECEIPT_RANK[status]) return;
+  state.receipts.set(id, status);
+  const shown = document.querySelector(`#message-list li[data-id="${id}"] .receipt`);
+  if (shown !== null) {
+    shown.textContent = RECEIPT_TEXT[status];
+    shown.className = `receipt ${status}`;
+  }
+}
+
+// ---------------------------------------------------------------- notifications
+
+function showNotifyButton(): void {
+  const supported = typeof Notification !== "undefined";
+  byId("notify-button").hidden = !supported || Notification.permission !== "default";
+}
+
+/** Whether `text` mentions `nick` (`@nick` or the nick as a word). */
+function mentions(text: string, nick: string): boolean {
+  const escaped = nick.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(^|[^A-Za-z0-9_])@?${escaped}([^A-Za-z0-9_]|$)`, "i").test(text);
+}
+
+/** A system notification for a direct message or a mention, while the tab is hidden. */
+function notify(message: ChatMessage): void {
+  if (!document.hidden || typeof Notification === "undefined") return;
+  if (Notification.permission !== "granted") return;
+  const title = message.type === "dm"
+    ? `${message.from} (direct message)`
+    : `${message.from} in #${message.room}`;
+  // A notification's title and body are shown as text by the system.
+  const shown = new Notification(title, { body: message.text, tag: `chat-${message.id}` });
+  shown.onclick = () => {
+    globalThis.focus();
+    void open(conversationOf(message));
+    shown.close();
+  };
 }
 
 function showLinkState(link: LinkState, why?: string): void {
@@ -226,6 +292,9 @@ function addMessage(message: ChatMessage, live: boolean): void {
   } else if (live && !mine) {
     target.unread++;
   }
+  if (live && !mine && (message.type === "dm" || mentions(message.text, state.me))) {
+    notify(message);
+  }
   renderSidebar();
 }
 
@@ -239,6 +308,13 @@ async function open(target: Conversation): Promise<void> {
   renderConversation();
   if (!target.loaded) await loadOlder(target);
   byId("composer-input").focus();
+  if (target.kind === "dm" && !document.hidden) markRead(target);
+}
+
+/** Tells the sender the direct messages on screen are read (a receipt for each). */
+function markRead(target: Conversation): void {
+  const theirs = sorted(target).filter((m) => nameKey(m.from) !== nameKey(state.me));
+  if (theirs.length > 0) void request("read", { ids: theirs.slice(-100).map((m) => m.id) });
 }
 
 function renderSidebar(): void {
@@ -304,6 +380,11 @@ function renderHeader(): void {
     : "";
   byId("topic-button").hidden = target?.kind !== "room";
   byId("leave-button").hidden = target?.kind !== "room";
+  const block = byId("block-button");
+  block.hidden = target?.kind !== "dm";
+  block.textContent = target !== null && state.blocked.has(nameKey(target.name))
+    ? "Unblock"
+    : "Block";
 }
 
 function renderConversation(): void {
@@ -333,7 +414,15 @@ function messageItem(message: ChatMessage): HTMLLIElement {
       text: time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
     }),
     el("p", { class: "text", text: message.text }),
+    receiptOf(message),
   );
+}
+
+/** The receipt line under a direct message we sent, or null. */
+function receiptOf(message: ChatMessage): HTMLElement | null {
+  if (message.type !== "dm" || nameKey(message.from) !== nameKey(state.me)) return null;
+  const status = state.receipts.get(message.id) ?? "sent";
+  return el("span", { class: `receipt ${status}`, text: RECEIPT_TEXT[status] });
 }
 
 /** Adds messages in id order where they belong (new ones at the end, as a rule). */
@@ -413,7 +502,23 @@ async function send(text: string): Promise<void> {
   const reply = target.kind === "room"
     ? await request("say", { room: target.name, text })
     : await request("dm", { to: target.name, text });
-  if (reply !== null) addMessage(reply.msg as ChatMessage, false);
+  if (reply === null) return;
+  const message = reply.msg as ChatMessage;
+  if (message.type === "dm" && reply.delivered === true) setReceipt(message.id, "delivered");
+  addMessage(message, false);
+}
+
+async function toggleBlock(): Promise<void> {
+  const target = state.active;
+  if (target?.kind !== "dm") return;
+  const key = nameKey(target.name);
+  const blocked = state.blocked.has(key);
+  const reply = await request(blocked ? "unblock" : "block", { nick: target.name });
+  if (reply === null) return;
+  if (blocked) state.blocked.delete(key);
+  else state.blocked.set(key, target.name);
+  showNotice(blocked ? `${target.name} is unblocked.` : `${target.name} is blocked.`);
+  renderHeader();
 }
 
 /** The composer's commands: /join ROOM, /leave, /topic TEXT, /msg NICK TEXT. */
@@ -503,6 +608,11 @@ function wire(): void {
     void join(room);
   });
   byId("leave-button").addEventListener("click", () => void leave());
+  byId("block-button").addEventListener("click", () => void toggleBlock());
+  byId("notify-button").addEventListener("click", async () => {
+    await Notification.requestPermission();
+    showNotifyButton();
+  });
   byId("topic-button").addEventListener("click", () => {
     const input = byId<HTMLInputElement>("composer-input");
     input.value = "/topic ";
@@ -521,9 +631,7 @@ function wire(): void {
   });
   document.addEventListener("visibilitychange", () => {
     const target = state.active;
-    if (document.hidden || target?.kind !== "dm") return;
-    const unread = sorted(target).filter((m) => nameKey(m.from) !== nameKey(state.me));
-    if (unread.length > 0) void request("read", { ids: unread.slice(-100).map((m) => m.id) });
+    if (!document.hidden && target?.kind === "dm") markRead(target);
   });
 }
 

@@ -80,7 +80,7 @@ export function pageUrl(server: ChatServer, host = "127.0.0.1"): string {
 
 /** A page that fails the test on any dialog (alert, confirm, prompt) and records errors. */
 export async function openPage(
-  browser: Browser,
+  browser: Pick<Browser, "newPage">,
   url: string,
   viewport = { width: 1100, height: 700 },
 ): Promise<Page & { dialogs: string[]; errors: string[] }> {
