@@ -75,8 +75,16 @@ browserTest(
       await bob.topic("lobby", "Welcome! Be kind.");
       await bob.say("lobby", "hi, anyone on the web?");
       const page = await openPage(browser, pageUrl(server));
+      // Logging in to an account that does not exist says so; registering is one click.
+      await page.type("#login-nick", "alice");
+      await page.type("#login-password", "password123");
+      await page.click("#login-button");
+      await page.waitForFunction(() =>
+        (document.querySelector("#login-error")?.textContent ?? "").startsWith("No account")
+      );
       await screenshot(page, "web-login.png");
-      await logInPage(page, "alice");
+      await page.click("#register-button");
+      await page.waitForSelector("#chat-view:not([hidden])");
       await waitForMessage(page, "hi, anyone on the web?");
 
       // Room: browser -> terminal, terminal -> browser.

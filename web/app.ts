@@ -113,7 +113,7 @@ async function logIn(register: boolean): Promise<void> {
 }
 
 function explainLogin(err: RequestError): string {
-  if (err.code === "no_such_account") return "No account with that nick: register first.";
+  if (err.code === "no_account") return "No account with that nick: register first.";
   return err.message;
 }
 

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { FATAL_LOGIN_CODES } from "../client/chat_error.ts";
 import { decodePayload, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 
 /** The protocol version the page speaks. */
@@ -35,16 +36,6 @@ const SYNC_PAGE = 200;
 /** Back-off bounds between reconnection attempts, in ms. */
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5000;
-/** Login failures that retrying cannot fix: the session ends. */
-const FATAL_LOGIN = new Set([
-  "wrong_password",
-  "locked",
-  "no_such_account",
-  "bad_nick",
-  "bad_password",
-  "unsupported_version",
-  "nick_taken",
-]);
 
 /** A header as it arrives: validated loosely by the UI that reads it. */
 export type Header = Record<string, unknown>;
@@ -340,7 +331,7 @@ export class ChatSocket {
       } catch (err) {
         this.#catchingUp = false;
         this.#heldBack = [];
-        if (err instanceof RequestError && FATAL_LOGIN.has(err.code)) {
+        if (err instanceof RequestError && FATAL_LOGIN_CODES.has(err.code)) {
           this.#handlers.state("closed", err.message);
           this.close();
           return;
