@@ -237,12 +237,15 @@ browserTest(
 
       await server.shutdown();
       await page.waitForFunction(() => document.querySelector("#status.online") === null);
+      // The page stays offline (the browser's network emulation) while the server restarts:
+      // what is said meanwhile can only reach the page through the catch-up (sync).
+      await page.setOfflineMode(true);
       // Written while the server is down: sent once the page is back.
       await sendFromPage(page, "typed while the server was down");
       server = await testServer({ dataDir, ...ports, drainWindowMs: 0 });
       bob = await connectClient(server, "bob");
-      // Said before the page is back, most likely: it comes through the catch-up.
       await bob.say("lobby", "said during the page's reconnect");
+      await page.setOfflineMode(false);
       await page.waitForFunction(() => document.querySelector("#status.online") !== null, {
         timeout: 60_000,
       });
