@@ -26,6 +26,11 @@ export interface ClusterOptions {
   cpuProfDir?: string;
   /** CPUs for the target and for the load processes (`taskset -c`); unpinned when absent. */
   pin?: { target: string; loads: string };
+  /**
+   * Load clients connect over the browser client's WebSocket instead of TCP (the server
+   * needs `--web` in `serverArgs`).
+   */
+  web?: boolean;
 }
 
 /** A running cluster. */
@@ -91,9 +96,12 @@ export async function withCluster<T>(
       ),
     );
     started.push(...loads);
-    const port = Number(target.info.port);
+    const web = options.web === true;
+    const port = Number(web ? target.info.webPort : target.info.port);
     const mode = options.target === "server" ? "chat" : "relay";
-    await Promise.all(loads.map((l) => l.request("target", { host: "127.0.0.1", port, mode })));
+    await Promise.all(
+      loads.map((l) => l.request("target", { host: "127.0.0.1", port, mode, web })),
+    );
     return await fn({ target, port, mode, loads });
   } finally {
     // The target last, so that a CPU profile covers the whole run and exits cleanly.

@@ -24,6 +24,8 @@ import { concatBytes } from "../protocol/bytes.ts";
 import { Histogram } from "./histogram.ts";
 import { FrameKind, frameKind, replyTo, type Stamp, trailingStamp, u32 } from "./frame_scan.ts";
 import { emit, serveSideChannel } from "../tools/side_channel.ts";
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { WebSocketChannel } from "../transport/websocket_channel.ts";
 
 /** Where the connections go and what they speak. */
 interface Target {
@@ -31,6 +33,8 @@ interface Target {
   port: number;
   /** `chat`: hello + login + join; `relay`: one join frame to the ceiling relay. */
   mode: "chat" | "relay";
+  /** Over the browser client's WebSocket (`port` is then the web port). */
+  web: boolean;
 }
 
 interface OpenOptions {
@@ -52,7 +56,7 @@ interface OpenOptions {
 
 const tag = Number(valueOf("--tag") ?? "0");
 const encoder = new TextEncoder();
-let target: Target = { host: "127.0.0.1", port: 0, mode: "chat" };
+let target: Target = { host: "127.0.0.1", port: 0, mode: "chat", web: false };
 let seq = 0;
 
 const counters = {
@@ -117,12 +121,37 @@ function frames(headers: object[]): Uint8Array {
 
 type Waiter = (header: Record<string, unknown>) => void;
 
+/** A load client's connection: TCP, or the browser client's WebSocket. */
+type LoadSocket = ByteChannel & { localAddr?: Deno.Addr };
+
+async function dialTcp(port = target.port): Promise<LoadSocket> {
+  const conn = await Deno.connect({ hostname: target.host, port });
+  conn.setNoDelay(true);
+  return conn;
+}
+
+/** Opens the WebSocket a browser would (binary messages carrying frames), from its origin. */
+async function dialWebSocket(): Promise<LoadSocket> {
+  const origin = `http://${target.host}:${target.port}`;
+  // Deno's WebSocket takes headers; a browser sets Origin itself.
+  const socket = new (WebSocket as unknown as new (url: string, init: object) => WebSocket)(
+    `ws://${target.host}:${target.port}/ws`,
+    { headers: { origin } },
+  );
+  await new Promise<void>((resolve, reject) => {
+    socket.onopen = () => resolve();
+    socket.onerror = () => reject(new Error("the WebSocket was refused"));
+  });
+  // Received data is read as fast as TCP's; unread bytes are bounded only by memory here.
+  return new WebSocketChannel(socket, { maxUnreadBytes: Number.MAX_SAFE_INTEGER });
+}
+
 /** One client connection with a cheap receive path and a coalescing writer. */
 class LoadConn {
   readonly nick: string;
   readonly options: OpenOptions;
   readonly probe: boolean;
-  conn: Deno.TcpConn | null = null;
+  conn: LoadSocket | null = null;
   closed = false;
   paused = false;
   /** Set once set up when the group discards what it receives (idle clients). */
@@ -134,7 +163,7 @@ class LoadConn {
   #pending: Uint8Array[] = [];
   pendingBytes = 0;
   /** The socket a write loop is running for; null when none is. */
-  #writingConn: Deno.TcpConn | null = null;
+  #writingConn: LoadSocket | null = null;
   notice = "";
   ended: Promise<void> = Promise.resolve();
   // closed-loop sending
@@ -162,9 +191,9 @@ class LoadConn {
 
   /** Connects and, in chat mode, logs in and joins; rejects with the server's refusal. */
   async connect(joinRooms: boolean): Promise<void> {
-    const port = this.options.port || target.port;
-    const conn = await Deno.connect({ hostname: target.host, port });
-    conn.setNoDelay(true);
+    const conn = target.web === true
+      ? await dialWebSocket()
+      : await dialTcp(this.options.port || target.port);
     this.conn = conn;
     this.closed = false;
     this.#carry = null;
@@ -238,7 +267,7 @@ class LoadConn {
     }
   }
 
-  async #writeLoop(conn: Deno.TcpConn): Promise<void> {
+  async #writeLoop(conn: LoadSocket): Promise<void> {
     try {
       while (this.#pending.length > 0 && !this.closed && this.conn === conn) {
         const batch = this.#pending.length === 1 ? this.#pending[0] : concatBytes(this.#pending);
@@ -278,7 +307,7 @@ class LoadConn {
     resume?.();
   }
 
-  async #readLoop(conn: Deno.TcpConn): Promise<void> {
+  async #readLoop(conn: LoadSocket): Promise<void> {
     const buffer = new Uint8Array(this.options.bufferSize);
     const stamp: Stamp = { tag: -1, ms: 0 };
     try {
@@ -823,6 +852,7 @@ if (import.meta.main) {
         host: String(r.host ?? "127.0.0.1"),
         port: Number(r.port),
         mode: r.mode as Target["mode"],
+        web: r.web === true,
       };
       return {};
     },

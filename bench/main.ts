@@ -325,6 +325,8 @@ interface FanoutPair {
   members: number;
   server: Outcome<FanoutResult>;
   ceiling: Outcome<FanoutResult>;
+  /** The same room and load over the browser client's WebSocket. */
+  web: Outcome<FanoutResult>;
 }
 
 async function main(): Promise<void> {
@@ -389,7 +391,14 @@ async function main(): Promise<void> {
           (c) => measureFanout(c, fanoutPlan),
           `fanout-${members}`,
         );
-        fanout.push({ members, server, ceiling });
+        const web = await attempt(
+          `WebSocket fan-out, room of ${members}`,
+          options,
+          { target: "server", loads: 2, serverArgs: [...FANOUT_SERVER_ARGS, "--web"], web: true },
+          (c) => measureFanout(c, fanoutPlan),
+          `fanout-ws-${members}`,
+        );
+        fanout.push({ members, server, ceiling, web });
       }
     }
     if (options.only.has("slow")) {
@@ -618,6 +627,18 @@ async function main(): Promise<void> {
       ratio: fmtRatio(sh?.p99, ch?.p99),
       goal: isGoalRoom ? "p99 < 10 ms" : "",
       status: p99Status,
+    });
+    const w = pair.web.ok ? pair.web.value : null;
+    const wh = w?.half ?? null;
+    rows.push({
+      measure: `  over WebSocket: max deliveries/s; p99 at half`,
+      result: w
+        ? `${fmtCount(w.maxDeliveries)}${mark(atMax(w))}; ${wh ? fmtMs(wh.p99) : "—"}`
+        : fail(pair.web),
+      baseline: s ? `${fmtCount(s.maxDeliveries)}; ${sh ? fmtMs(sh.p99) : "—"} (TCP)` : "—",
+      ratio: fmtRatio(w?.maxDeliveries, s?.maxDeliveries),
+      goal: "",
+      status: "",
     });
   }
 
@@ -944,6 +965,7 @@ async function main(): Promise<void> {
       members: p.members,
       server: p.server,
       ceiling: p.ceiling,
+      web: p.web,
       ratioToCeiling: p.server.ok && p.ceiling.ok
         ? round(p.server.value.maxDeliveries / p.ceiling.value.maxDeliveries, 3)
         : null,

@@ -7,7 +7,9 @@
  * deno run -A bench/server_process.ts --memory --room-history 10000
  * ```
  *
- * Prints one JSON line `{"port": N, "pid": P, "store": "sqlite"|"memory"}` once it
+ * `--web` also serves the browser client's WebSocket (`webPort` in the first line).
+ *
+ * Prints one JSON line `{"port": N, "webPort": W|null, "pid": P, "store": "sqlite"|"memory"}` once it
  * listens, then answers JSON-line commands on stdin (the side channel), one JSON
  * line on stdout each:
  *
@@ -99,6 +101,10 @@ export function benchServerSetup(args: readonly string[]): BenchServerSetup {
       case "--presence-all-max":
         config.presenceAllMax = number();
         break;
+      case "--web":
+        // The browser client's WebSocket on a free port (its number is in the first line).
+        config.webPort = 0;
+        break;
       default:
         throw new Error(`unknown flag ${flag}`);
     }
@@ -118,6 +124,7 @@ if (import.meta.main) {
   const store = server.hub.store;
   console.log(JSON.stringify({
     port: server.addr.port,
+    webPort: server.webAddr?.port ?? null,
     pid: Deno.pid,
     store: store instanceof SqliteStore ? "sqlite" : "memory",
   }));

@@ -9,7 +9,7 @@ import { formatHostPort, listInterfaces, loopbackFor, reachableHosts } from "./a
 
 import { Command } from "commander";
 import { getLogger } from "@logtape/logtape";
-import { type AuthMode, resolveServerConfig } from "../server/config.ts";
+import { type AuthMode, DEFAULT_SERVER_CONFIG, resolveServerConfig } from "../server/config.ts";
 import type { ServerConfig } from "../server/config.ts";
 import { type ChatServer, startServer } from "../server/server.ts";
 import { fitConnectionsToDescriptors } from "../server/descriptor_limit.ts";
@@ -49,6 +49,8 @@ export interface ServeOptions {
   maxFrame: number;
   /** `--config`. */
   config?: string;
+  /** False with `--no-web`. */
+  web?: boolean;
   /** Every other setting of {@linkcode SERVE_SETTINGS}, by attribute. */
   [attribute: string]: unknown;
 }
@@ -66,7 +68,8 @@ export interface ServeOptions {
 export function serveCommand(): Command {
   const command = new Command("serve")
     .description("run a chat server (drains and stops on Ctrl-C / SIGTERM / closing its terminal)")
-    .option("--config <file>", "settings as JSON, keyed by flag name; flags win over the file");
+    .option("--config <file>", "settings as JSON, keyed by flag name; flags win over the file")
+    .option("--no-web", "do not serve the browser client");
   addServeOptions(command);
   return command.action(async (options: ServeOptions, cmd: Command) => {
     const fromCli = new Set(
@@ -107,6 +110,10 @@ export async function serveConfig(options: ServeOptions): Promise<ServerConfig> 
   const partial: Partial<ServerConfig> = {};
   applySettings(partial, options);
   Object.assign(partial, await engineSettings(options));
+  // The browser client is on unless --no-web: on its own port, by default the next one.
+  const port = partial.port ?? DEFAULT_SERVER_CONFIG.port;
+  if (options.web === false) partial.webPort = null;
+  else partial.webPort ??= port === 0 ? 0 : Math.min(port + 1, 65535);
   if (options.tlsCert !== undefined && options.tlsKey !== undefined) {
     const cert = await readText(options.tlsCert, "TLS certificate");
     const key = await readText(options.tlsKey, "TLS key");
@@ -149,6 +156,7 @@ export async function runServe(
   for (const line of listeningLines(server, fingerprint, listInterfaces(), launcher())) {
     console.log(line);
   }
+  for (const line of webLines(server, listInterfaces())) console.log(line);
   if (server.metricsAddr !== null) {
     console.log(
       `  metrics at: http://${
@@ -326,6 +334,31 @@ export function listeningLines(
     );
   }
   return lines;
+}
+
+/**
+ * The lines telling where the browser client is (none when it is off): the address to
+ * open, for each address others can reach.
+ *
+ * @example
+ * ```ts
+ * import { webLines } from "./serve.ts";
+ * webLines({
+ *   tls: false,
+ *   webAddr: { transport: "tcp", hostname: "127.0.0.1", port: 44445 },
+ * });
+ * // ["  open http://127.0.0.1:44445/ in a browser"]
+ * ```
+ */
+export function webLines(
+  server: Pick<ChatServer, "webAddr" | "tls">,
+  interfaces: Deno.NetworkInterfaceInfo[] = [],
+): string[] {
+  if (server.webAddr === null) return [];
+  const scheme = server.tls ? "https" : "http";
+  return connectHosts(server.webAddr.hostname, interfaces).map((host) =>
+    `  open ${scheme}://${formatHostPort(host, server.webAddr!.port)}/ in a browser`
+  );
 }
 
 /** The path of the running executable; `chat` when it may not be read. */

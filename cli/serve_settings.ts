@@ -433,6 +433,14 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     apply: number("presenceAllMax"),
     reloadable: true,
   },
+  {
+    flag: "web-port",
+    arg: "<port>",
+    description: "port of the browser client (the page and its WebSocket); " +
+      "default the chat port + 1 (a free one with --port 0); --no-web turns it off",
+    parse: parsePort,
+    apply: number("webPort"),
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

@@ -7,6 +7,7 @@ import {
   serveConfig,
   type ServeOptions,
   signalActions,
+  webLines,
 } from "./serve.ts";
 import { UsageError } from "./errors.ts";
 import { formatHostPort } from "./addresses.ts";
@@ -154,4 +155,22 @@ Deno.test("signalActions: SIGHUP stops a server in a terminal, reloads one witho
   assert.equal(signalActions("linux", false).get("SIGHUP"), "reload");
   assert.equal(signalActions("darwin", false).get("SIGUSR1"), "reload");
   assert.deepEqual([...signalActions("windows", true).keys()], ["SIGINT", "SIGBREAK"]);
+});
+
+Deno.test("webLines prints the browser client's address per reachable host, none when off", () => {
+  const webAddr: Deno.NetAddr = { transport: "tcp", hostname: "0.0.0.0", port: 44445 };
+  assert.deepEqual(webLines({ webAddr, tls: false }, INTERFACES.slice(0, 2)), [
+    "  open http://192.168.1.5:44445/ in a browser",
+  ]);
+  assert.deepEqual(webLines({ webAddr: { ...webAddr, hostname: "::1" }, tls: true }), [
+    "  open https://[::1]:44445/ in a browser",
+  ]);
+  assert.deepEqual(webLines({ webAddr: null, tls: false }), []);
+});
+
+Deno.test("serveConfig: the browser client on the next port by default, --web-port, --no-web", async () => {
+  assert.equal((await serveConfig({ ...BASE, port: 5000 })).webPort, 5001);
+  assert.equal((await serveConfig({ ...BASE, port: 0 })).webPort, 0);
+  assert.equal((await serveConfig({ ...BASE, webPort: 8080 })).webPort, 8080);
+  assert.equal((await serveConfig({ ...BASE, web: false })).webPort, null);
 });

@@ -151,6 +151,12 @@ export interface ServerConfig {
    * before it gives up and says what to check.
    */
   engineWaitSec: number;
+  /**
+   * Port of the browser client (the page over HTTP, its WebSocket at `/ws`), on the same
+   * address as the chat port; null turns it off. `chat serve` defaults it to the chat
+   * port + 1 (see server/web_server.ts for why a port of its own).
+   */
+  webPort: number | null;
 }
 
 /** Where PostgreSQL is and how to log in to it. */
@@ -234,6 +240,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   nats: null,
   engineWaitSec: 30,
   presenceAllMax: 200,
+  webPort: null,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

@@ -25,6 +25,7 @@ import { startPrivateSessions } from "./private.ts";
 import { instrumentStore } from "./instrumented_store.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type { Store } from "./store.ts";
+import { startWebServer, type WebServer } from "./web_server.ts";
 
 const log = getLogger(["chat", "server"]);
 
@@ -39,6 +40,8 @@ export interface ChatServer {
   readonly tls: boolean;
   /** The metrics endpoint's address, when it is on. */
   readonly metricsAddr: Deno.NetAddr | null;
+  /** The browser client's address (HTTP, or HTTPS with TLS), when it is on. */
+  readonly webAddr: Deno.NetAddr | null;
   /** The chat state (for tests and metrics). */
   readonly hub: ChatHub;
   /**
@@ -142,6 +145,15 @@ export async function startServer(
       throw describeListenError(err, config, where);
     }
   }
+  if (config.webPort !== null) {
+    try {
+      await server.serveWeb(config.host, config.webPort);
+    } catch (err) {
+      await server.shutdown("the browser client's endpoint could not start");
+      const where = `${config.host}:${config.webPort} (browser client, --web-port)`;
+      throw describeListenError(err, config, where);
+    }
+  }
   return server;
 }
 
@@ -151,6 +163,8 @@ class RunningServer implements ChatServer {
   readonly hub: ChatHub;
   readonly finished: Promise<void>;
   metricsAddr: Deno.NetAddr | null = null;
+  webAddr: Deno.NetAddr | null = null;
+  #webServer: WebServer | null = null;
   readonly #listener: Deno.Listener;
   readonly #tls: ServerTls | null;
   /** TLS connections accepted and still in their handshake (counted against the caps). */
@@ -226,6 +240,26 @@ class RunningServer implements ChatServer {
     });
   }
 
+  /** Serves the browser client: the page, and WebSockets served as client connections. */
+  async serveWeb(hostname: string, port: number): Promise<void> {
+    this.#webServer = await startWebServer({
+      hostname,
+      port,
+      ...(this.#config.tls ? { tls: this.#config.tls } : {}),
+      maxUnreadBytes: this.#config.maxQueueBytes,
+      admit: (channel, host, remotePort) => {
+        if (this.#shutdown !== null) channel.close();
+        else this.#admitChannel(channel, plainIp(host), remotePort);
+      },
+    });
+    this.webAddr = this.#webServer.addr;
+    log.info("browser client on {scheme}://{host}:{port}/", {
+      scheme: this.tls ? "https" : "http",
+      host: this.webAddr.hostname,
+      port: this.webAddr.port,
+    });
+  }
+
   #metricsResponse(request: Request): Response {
     const path = new URL(request.url).pathname;
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -298,8 +332,15 @@ class RunningServer implements ChatServer {
   #admit(tcp: Deno.Conn): void {
     tuneAccepted(tcp);
     const addr = tcp.remoteAddr as Deno.NetAddr;
-    const ip = plainIp(addr.hostname);
     const conn = this.#tls === null ? tcp : this.#tls.wrap(tcp);
+    this.#admitChannel(conn, plainIp(addr.hostname), addr.port);
+  }
+
+  /**
+   * Counts a connection (TCP, TLS, or a browser's WebSocket) against the caps and serves
+   * it, or refuses it with an error frame saying why.
+   */
+  #admitChannel(conn: ByteChannel, ip: string, port: number): void {
     const refusal = this.#refusal(ip);
     if (refusal !== null) {
       this.hub.metrics.counters.connectionsRefused++;
@@ -309,7 +350,7 @@ class RunningServer implements ChatServer {
     }
     this.hub.metrics.counters.connectionsAccepted++;
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const running = this.#serve(conn, ip, addr.port).finally(() => {
+    const running = this.#serve(conn, ip, port).finally(() => {
       this.#running.delete(running);
       const left = (this.#perIp.get(ip) ?? 1) - 1;
       if (left > 0) this.#perIp.set(ip, left);
@@ -319,7 +360,7 @@ class RunningServer implements ChatServer {
   }
 
   /** Runs a TLS connection's handshake under its deadline, then serves the connection. */
-  async #serve(conn: Deno.Conn | ServerTlsConn, ip: string, port: number): Promise<void> {
+  async #serve(conn: ByteChannel, ip: string, port: number): Promise<void> {
     const remote = `${ip}:${port}`;
     if (conn instanceof ServerTlsConn) {
       this.#handshaking.add(conn);
@@ -419,6 +460,7 @@ class RunningServer implements ChatServer {
     await withTimeout(Promise.allSettled([...this.#running]), this.#config.shutdownGraceMs + 1000);
     clearInterval(this.#sweeper);
     await this.#metricsServer?.shutdown().catch(() => {});
+    await this.#webServer?.shutdown().catch(() => {});
     this.hub.close();
     await this.hub.broker.close();
     await this.hub.bus.close();

@@ -221,7 +221,7 @@ class ServeProcess {
 }
 
 Deno.test({
-  name: "chat serve prints the connect line and exits 0 on SIGTERM",
+  name: "chat serve prints the connect line and the page's address, and exits 0 on SIGTERM",
   ignore: Deno.build.os === "windows",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "chat_cli_test_" });
@@ -253,13 +253,18 @@ Deno.test({
       await server.waitForLine(
         /^ {2}other machines cannot connect: 127\.0\.0\.1 is this machine only; to allow them, start with --host 0\.0\.0\.0 /,
       );
+      // The browser client's address, which serves the page.
+      const web = await server.waitForLine(/^ {2}open (http:\/\/127\.0\.0\.1:\d+\/) in a browser$/);
+      const page = await fetch(web[1]);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<title>chat<\/title>/);
       // It really listens.
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       conn.close();
       server.child.kill("SIGTERM");
       const status = await server.finish();
       assert.equal(status.code, 0, server.stderr);
-      assert.equal(lines(server.stdout).length, 3, server.stdout);
+      assert.equal(lines(server.stdout).length, 4, server.stdout);
       // --log-json: every stderr line is a JSON log record.
       const records = lines(server.stderr).map((line) => JSON.parse(line));
       assert.ok(records.length > 0);

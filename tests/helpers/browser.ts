@@ -1,0 +1,145 @@
+/**
+ * A real browser for the browser client's tests: Debian's `chromium` (or another
+ * Chromium named by `CHROMIUM`), driven by npm `puppeteer-core` (no browser download).
+ * Tests skip, saying why, when no Chromium can be found (`.ci/run` installs it).
+ *
+ * @module
+ */
+
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { ChatServer } from "../../server/server.ts";
+
+/** An element as the functions run in the page see it (they are typed without the DOM lib). */
+export interface PageElement {
+  textContent: string | null;
+  scrollTop: number;
+}
+
+/** The page's `document`, for functions run in the page. */
+export interface PageDocument {
+  querySelector(selector: string): PageElement | null;
+  querySelectorAll(selector: string): Iterable<PageElement> & { length: number };
+}
+
+// The functions given to waitForFunction and evaluate run in the page.
+declare const document: PageDocument;
+
+const CANDIDATES = [
+  "/usr/bin/chromium",
+  "/usr/bin/chromium-browser",
+  "/usr/bin/google-chrome",
+  "/usr/bin/google-chrome-stable",
+];
+
+/** The Chromium executable, or null. */
+export function findChromium(): string | null {
+  const named = Deno.env.get("CHROMIUM");
+  for (const path of named ? [named, ...CANDIDATES] : CANDIDATES) {
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch {
+      // not there
+    }
+  }
+  return null;
+}
+
+const CHROMIUM = findChromium();
+
+/** Why the browser tests are skipped, or null when they run. */
+export const BROWSER_SKIP: string | null = CHROMIUM === null
+  ? "no Chromium found (/usr/bin/chromium; apt-get install chromium, or set CHROMIUM)"
+  : null;
+if (BROWSER_SKIP !== null) console.log(`browser tests skipped: ${BROWSER_SKIP}`);
+
+/** Longest a test waits for something to show in the page. */
+export const PAGE_WAIT_MS = 30_000;
+
+/** Starts a headless Chromium (`--no-sandbox` when running as root). */
+export function launchBrowser(): Promise<Browser> {
+  const root = Deno.uid() === 0;
+  return puppeteer.launch({
+    executablePath: CHROMIUM!,
+    headless: true,
+    args: [
+      "--headless=new",
+      ...(root ? ["--no-sandbox"] : []),
+      "--disable-dev-shm-usage",
+      "--disable-gpu",
+      "--no-first-run",
+    ],
+    timeout: 60_000,
+    protocolTimeout: 120_000,
+  });
+}
+
+/** The page's address on `server`. */
+export function pageUrl(server: ChatServer, host = "127.0.0.1"): string {
+  return `http://${host}:${server.webAddr!.port}/`;
+}
+
+/** A page that fails the test on any dialog (alert, confirm, prompt) and records errors. */
+export async function openPage(
+  browser: Pick<Browser, "newPage">,
+  url: string,
+  viewport = { width: 1100, height: 700 },
+): Promise<Page & { dialogs: string[]; errors: string[] }> {
+  const page = await browser.newPage() as Page & { dialogs: string[]; errors: string[] };
+  page.dialogs = [];
+  page.errors = [];
+  page.on("dialog", (dialog) => {
+    page.dialogs.push(dialog.message());
+    void dialog.dismiss();
+  });
+  page.on("pageerror", (err) => page.errors.push(String(err)));
+  page.setDefaultTimeout(PAGE_WAIT_MS);
+  await page.setViewport(viewport);
+  await page.goto(url, { waitUntil: "load" });
+  return page;
+}
+
+/** Registers (or logs in) `nick` in the page and waits for the chat view. */
+export async function logInPage(page: Page, nick: string, register = true): Promise<void> {
+  await page.type("#login-nick", nick);
+  await page.type("#login-password", "password123");
+  await page.click(register ? "#register-button" : "#login-button");
+  await page.waitForSelector("#chat-view:not([hidden])");
+  await page.waitForFunction(() => document.querySelector("#status.online") !== null);
+}
+
+/** Waits until a message with exactly `text` is shown in the open conversation. */
+export async function waitForMessage(page: Page, text: string): Promise<void> {
+  await page.waitForFunction(
+    (t: string) =>
+      [...document.querySelectorAll("#message-list .text")].some((e) => e.textContent === t),
+    { timeout: PAGE_WAIT_MS },
+    text,
+  );
+}
+
+/** The texts of the messages shown in the open conversation, in order. */
+export function shownMessages(page: Page): Promise<string[]> {
+  return page.$$eval("#message-list .text", (nodes) => nodes.map((n) => n.textContent ?? ""));
+}
+
+/** Sends `text` from the page's composer. */
+export async function sendFromPage(page: Page, text: string): Promise<void> {
+  await page.type("#composer-input", text);
+  await page.click("#composer button[type=submit]");
+}
+
+/** Opens a conversation from the sidebar (`room` or `dm` list). */
+export async function openConversation(
+  page: Page,
+  kind: "room" | "dm",
+  name: string,
+): Promise<void> {
+  const selector = `#${kind}-list li[data-name="${name}"] button`;
+  await page.waitForSelector(selector);
+  await page.click(selector);
+  await page.waitForFunction(
+    (title: string) => document.querySelector("#conversation-title")?.textContent === title,
+    {},
+    `${kind === "room" ? "#" : "@"}${name}`,
+  );
+}

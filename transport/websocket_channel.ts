@@ -1,0 +1,148 @@
+/**
+ * A WebSocket as a {@linkcode ByteChannel}: the browser client's way in.
+ *
+ * The binary messages of the WebSocket carry the frames of the TCP protocol, byte for
+ * byte (protocol/frame.ts): the browser sends one frame per message, the server sends
+ * one or more whole frames per message (what its writer coalesced into one write). Read
+ * as a byte stream, the messages are exactly what a TCP client would receive, so a
+ * {@linkcode FramedConnection} runs over this channel unchanged, with its frame size
+ * bound, its partial-frame budget and its outbound queue, and the server's connection
+ * layer (flood control, deadlines, the hub) serves it like any other client.
+ *
+ * Backpressure: a WebSocket cannot pause its sender, so unread incoming bytes are
+ * bounded ({@linkcode WebSocketChannelOptions.maxUnreadBytes}: past it the socket is
+ * closed with 1009, "message too big"); a write resolves only once the socket's own
+ * buffer is back under {@linkcode WRITE_HIGH_WATER}, so a slow reader stalls the writer
+ * and is cut off by the server's write deadline, as over TCP.
+ *
+ * @module
+ */
+
+import type { ByteChannel } from "./framed_connection.ts";
+
+/** A write waits until the socket's buffered bytes fall under this. */
+export const WRITE_HIGH_WATER = 256 * 1024;
+/** Milliseconds between two looks at a full socket's buffer. */
+const DRAIN_POLL_MS = 10;
+
+/** Options of {@linkcode WebSocketChannel}. */
+export interface WebSocketChannelOptions {
+  /** Incoming bytes received and not read yet before the socket is closed. Default 4 MiB. */
+  maxUnreadBytes?: number;
+}
+
+/**
+ * Byte-stream reads and writes over a WebSocket's binary messages.
+ *
+ * @example
+ * ```ts ignore
+ * import { WebSocketChannel } from "./websocket_channel.ts";
+ * const { socket, response } = Deno.upgradeWebSocket(request);
+ * const channel = new WebSocketChannel(socket);
+ * ```
+ */
+export class WebSocketChannel implements ByteChannel {
+  readonly #socket: WebSocket;
+  readonly #maxUnread: number;
+  #chunks: Uint8Array[] = [];
+  #unread = 0;
+  #ended = false;
+  #reader: (() => void) | null = null;
+  readonly #opened: Promise<boolean>;
+
+  /** Wraps `socket` (open or still opening); the channel owns it from now on. */
+  constructor(socket: WebSocket, options: WebSocketChannelOptions = {}) {
+    this.#socket = socket;
+    this.#maxUnread = options.maxUnreadBytes ?? 4 * 1024 * 1024;
+    socket.binaryType = "arraybuffer";
+    this.#opened = socket.readyState === WebSocket.OPEN
+      ? Promise.resolve(true)
+      : new Promise((resolve) => {
+        socket.addEventListener("open", () => resolve(true), { once: true });
+        socket.addEventListener("close", () => resolve(false), { once: true });
+      });
+    socket.addEventListener("message", (event) => this.#onMessage(event));
+    socket.addEventListener("close", () => this.#end());
+    socket.addEventListener("error", () => this.#end());
+  }
+
+  #onMessage(event: MessageEvent): void {
+    if (this.#ended) return;
+    if (!(event.data instanceof ArrayBuffer)) {
+      // Text messages are not part of the protocol.
+      this.#socket.close(1003, "binary frames only");
+      this.#end();
+      return;
+    }
+    const chunk = new Uint8Array(event.data);
+    if (chunk.length === 0) return;
+    this.#unread += chunk.length;
+    if (this.#unread > this.#maxUnread) {
+      this.#socket.close(1009, "too much unread data");
+      this.#end();
+      return;
+    }
+    this.#chunks.push(chunk);
+    this.#wake();
+  }
+
+  #end(): void {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  #wake(): void {
+    const reader = this.#reader;
+    this.#reader = null;
+    reader?.();
+  }
+
+  /** Reads received bytes into `p`; null once the socket has closed and all was read. */
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => this.#reader = resolve);
+    }
+    let n = 0;
+    while (n < p.length && this.#chunks.length > 0) {
+      const chunk = this.#chunks[0];
+      const take = Math.min(chunk.length, p.length - n);
+      p.set(chunk.subarray(0, take), n);
+      n += take;
+      if (take === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(take);
+    }
+    this.#unread -= n;
+    return n;
+  }
+
+  /**
+   * Sends `p` as one binary message (copied: the caller may reuse its buffer) and
+   * resolves once the socket's buffer is under {@linkcode WRITE_HIGH_WATER}.
+   *
+   * @throws {Deno.errors.BrokenPipe} when the socket is closed.
+   */
+  async write(p: Uint8Array): Promise<number> {
+    if (!await this.#opened || this.#socket.readyState !== WebSocket.OPEN) {
+      throw new Deno.errors.BrokenPipe("the WebSocket is closed");
+    }
+    this.#socket.send(p.slice());
+    while (this.#socket.bufferedAmount > WRITE_HIGH_WATER) {
+      if (this.#socket.readyState !== WebSocket.OPEN) {
+        throw new Deno.errors.BrokenPipe("the WebSocket is closed");
+      }
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
+    return p.length;
+  }
+
+  /** Closes the WebSocket (normal closure); what was sent before is delivered first. */
+  close(): void {
+    this.#end();
+    try {
+      this.#socket.close(1000);
+    } catch {
+      // already closed
+    }
+  }
+}

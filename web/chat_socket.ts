@@ -1,0 +1,387 @@
+/**
+ * The browser client's session: the chat protocol's frames over a WebSocket (the codec
+ * of protocol/frame.ts, shared with the server and the terminal client), requests with
+ * replies, and reconnection with resume, by the terminal client's rules
+ * (client/chat_client.ts):
+ *
+ * 1. after a drop it dials again with exponential back-off and jitter, repeats the hello
+ *    and the login (the password is kept in memory only, for this);
+ * 2. asks for every message after the highest id seen (`sync`, page by page) and hands
+ *    on those not seen yet, in id order: no message is shown twice;
+ * 3. resends every request that had no reply, in order, with its original id: `say` and
+ *    `dm` are idempotent on the server by request id, so a message whose reply was lost
+ *    is stored once.
+ *
+ * @module
+ */
+
+import { FATAL_LOGIN_CODES } from "../client/chat_error.ts";
+import { decodePayload, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+
+/** The protocol version the page speaks. */
+const PROTOCOL_VERSION = 1;
+/** Features asked for in `hello`. */
+const FEATURES = [
+  "rooms",
+  "dm",
+  "broadcast",
+  "presence",
+  "history",
+  "receipts",
+  "contacts",
+  "block",
+];
+/** Messages per `sync` page while catching up. */
+const SYNC_PAGE = 200;
+/** Back-off bounds between reconnection attempts, in ms. */
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 5000;
+
+/** A header as it arrives: validated loosely by the UI that reads it. */
+export type Header = Record<string, unknown>;
+
+/** A room or direct message as stored by the server. */
+export interface ChatMessage {
+  type: "msg" | "dm";
+  id: number;
+  ts: number;
+  from: string;
+  text: string;
+  room?: string;
+  to?: string;
+  held?: boolean;
+}
+
+/** A refused request. */
+export class RequestError extends Error {
+  /** The server's error code. */
+  readonly code: string;
+  /** Creates the error. */
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "RequestError";
+    this.code = code;
+  }
+}
+
+/** Connection states shown to the user. */
+export type LinkState = "connecting" | "online" | "reconnecting" | "closed";
+
+/** What the session tells the page. */
+export interface ChatSocketHandlers {
+  /** A server event (msg, dm, presence, member, topic, receipt, notice...). */
+  event(header: Header): void;
+  /** The link changed state; `why` explains a drop or an end. */
+  state(state: LinkState, why?: string): void;
+  /** Logged in again after a drop, caught up: the login reply. */
+  resumed(login: Header): void;
+}
+
+interface Pending {
+  id: string;
+  header: Header;
+  resolve: (data: Header) => void;
+  reject: (err: RequestError) => void;
+  sent: boolean;
+}
+
+/** A frame's bytes (new ones, on an ArrayBuffer: what WebSocket.send takes). */
+function frameOf(header: Header): Uint8Array<ArrayBuffer> {
+  return encodeFrame(header) as Uint8Array<ArrayBuffer>;
+}
+
+/** A random request id (crypto.randomUUID needs a secure context; this does not). */
+function newId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * One logged-in session over a WebSocket.
+ *
+ * @example
+ * ```ts ignore
+ * const chat = await ChatSocket.open("ws://host:44445/ws", "alice", "pw", false, handlers);
+ * await chat.request("say", { room: "lobby", text: "hi" });
+ * ```
+ */
+export class ChatSocket {
+  readonly #url: string;
+  readonly #nick: string;
+  readonly #password: string;
+  readonly #handlers: ChatSocketHandlers;
+  readonly #pending = new Map<string, Pending>();
+  #socket: WebSocket | null = null;
+  #decoder = new FrameDecoder({ maxFrameSize: 64 * 1024 * 1024 });
+  #ready = false;
+  #closed = false;
+  #catchingUp = false;
+  #heldBack: Header[] = [];
+  #attempt = 0;
+  /** The highest message id handed on. */
+  lastId = 0;
+  /** Ids handed on above the sync point (live events may pass a sync page). */
+  readonly #seen = new Set<number>();
+
+  private constructor(url: string, nick: string, password: string, handlers: ChatSocketHandlers) {
+    this.#url = url;
+    this.#nick = nick;
+    this.#password = password;
+    this.#handlers = handlers;
+  }
+
+  /**
+   * Connects and logs in (`register`: create the account when it does not exist).
+   *
+   * @throws {RequestError} when the server refuses the login or cannot be reached.
+   */
+  static async open(
+    url: string,
+    nick: string,
+    password: string,
+    register: boolean,
+    handlers: ChatSocketHandlers,
+  ): Promise<{ chat: ChatSocket; login: Header }> {
+    const chat = new ChatSocket(url, nick, password, handlers);
+    const login = await chat.#dial(register);
+    chat.lastId = Number(login.lastId ?? 0);
+    chat.#ready = true;
+    handlers.state("online");
+    return { chat, login };
+  }
+
+  /** Our own nick as the server spells it. */
+  get nick(): string {
+    return this.#nick;
+  }
+
+  /**
+   * Sends a request; resolves with the `ok` data or rejects with a {@linkcode RequestError}.
+   * While offline the request waits and is sent after the next login.
+   */
+  request(type: string, fields: Header = {}): Promise<Header> {
+    const id = newId();
+    const header = { type, id, ...fields };
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { id, header, resolve, reject, sent: false };
+      this.#pending.set(id, pending);
+      if (this.#ready) this.#transmit(pending);
+    });
+  }
+
+  /** Logs out and closes. */
+  async logout(): Promise<void> {
+    try {
+      await Promise.race([
+        this.request("logout"),
+        new Promise((resolve) => setTimeout(resolve, 2000)),
+      ]);
+    } catch {
+      // closing anyway
+    }
+    this.close();
+  }
+
+  /** Closes without logging out; pending requests fail. */
+  close(): void {
+    this.#closed = true;
+    this.#ready = false;
+    this.#socket?.close();
+    for (const p of this.#pending.values()) p.reject(new RequestError("closed", "closed"));
+    this.#pending.clear();
+    this.#handlers.state("closed");
+  }
+
+  #transmit(pending: Pending): void {
+    pending.sent = true;
+    this.#socket?.send(frameOf(pending.header));
+  }
+
+  /** Opens a socket, exchanges hellos, logs in; resolves with the login reply. */
+  #dial(register: boolean): Promise<Header> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(this.#url);
+      socket.binaryType = "arraybuffer";
+      this.#socket = socket;
+      this.#decoder = new FrameDecoder({ maxFrameSize: 64 * 1024 * 1024 });
+      let phase: "hello" | "login" | "session" = "hello";
+      const loginId = newId();
+      const fail = (code: string, message: string) => {
+        if (phase === "session") return;
+        phase = "session";
+        socket.close();
+        reject(new RequestError(code, message));
+      };
+      socket.onopen = () => {
+        socket.send(frameOf({
+          type: "hello",
+          v: PROTOCOL_VERSION,
+          features: FEATURES,
+          agent: "chat-web/1",
+        }));
+      };
+      socket.onmessage = (event) => {
+        let headers: Header[];
+        try {
+          headers = this.#decoder.push(new Uint8Array(event.data as ArrayBuffer)).map((p) =>
+            decodePayload(p).header
+          );
+        } catch (err) {
+          fail("protocol_error", String(err));
+          return;
+        }
+        for (const header of headers) {
+          if (phase === "hello") {
+            if (header.type !== "hello") {
+              fail(String(header.code ?? "protocol_error"), String(header.message ?? "no hello"));
+              return;
+            }
+            phase = "login";
+            socket.send(frameOf({
+              type: "login",
+              id: loginId,
+              nick: this.#nick,
+              password: this.#password,
+              register,
+              ack: true,
+            }));
+          } else if (phase === "login") {
+            if (header.re !== loginId) continue;
+            if (header.type === "error") {
+              fail(String(header.code), String(header.message));
+              return;
+            }
+            phase = "session";
+            resolve(header);
+          } else {
+            this.#onFrame(header);
+          }
+        }
+      };
+      socket.onclose = (event) => {
+        if (phase !== "session") {
+          fail("unreachable", `the server could not be reached (${event.code})`);
+          return;
+        }
+        if (this.#socket === socket) this.#dropped();
+      };
+    });
+  }
+
+  #onFrame(header: Header): void {
+    if (header.type === "ok" || (header.type === "error" && header.re !== undefined)) {
+      const pending = this.#pending.get(String(header.re));
+      if (pending === undefined) return;
+      this.#pending.delete(pending.id);
+      if (header.type === "ok") pending.resolve(header);
+      else pending.reject(new RequestError(String(header.code), String(header.message)));
+      return;
+    }
+    if (header.type === "dm" && header.held === true) {
+      // Held direct messages count as delivered once we have them.
+      this.#socket?.send(frameOf({ type: "delivered", id: newId(), ids: [header.id] }));
+    }
+    if (this.#catchingUp) {
+      this.#heldBack.push(header);
+      return;
+    }
+    this.#handOn(header);
+  }
+
+  /** Hands an event on, once per message id. */
+  #handOn(header: Header): void {
+    if ((header.type === "msg" || header.type === "dm") && typeof header.id === "number") {
+      if (header.id <= this.#syncPoint || this.#seen.has(header.id)) return;
+      this.#seen.add(header.id);
+      if (header.id > this.lastId) this.lastId = header.id;
+      if (this.#seen.size > 10_000) this.#trimSeen();
+    }
+    this.#handlers.event(header);
+  }
+
+  /** Ids at or under this were handed on already (everything seen is above it). */
+  #syncPoint = 0;
+
+  #trimSeen(): void {
+    const ids = [...this.#seen].sort((a, b) => a - b);
+    const drop = ids.slice(0, ids.length - 5000);
+    for (const id of drop) this.#seen.delete(id);
+    this.#syncPoint = Math.max(this.#syncPoint, drop[drop.length - 1] ?? 0);
+  }
+
+  #dropped(): void {
+    if (this.#closed) return;
+    this.#ready = false;
+    for (const p of this.#pending.values()) p.sent = false;
+    this.#handlers.state("reconnecting", "connection lost");
+    this.#reconnect();
+  }
+
+  async #reconnect(): Promise<void> {
+    while (!this.#closed) {
+      const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#attempt++);
+      await new Promise((resolve) =>
+        setTimeout(resolve, ceiling / 2 + Math.random() * ceiling / 2)
+      );
+      if (this.#closed) return;
+      let login: Header;
+      try {
+        this.#catchingUp = true;
+        login = await this.#dial(false);
+      } catch (err) {
+        this.#catchingUp = false;
+        this.#heldBack = [];
+        if (err instanceof RequestError && FATAL_LOGIN_CODES.has(err.code)) {
+          this.#handlers.state("closed", err.message);
+          this.close();
+          return;
+        }
+        continue;
+      }
+      this.#attempt = 0;
+      try {
+        await this.#catchUp();
+      } catch {
+        // the link dropped again while catching up: its close starts another round
+        continue;
+      }
+      this.#ready = true;
+      for (const p of this.#pending.values()) if (!p.sent) this.#transmit(p);
+      this.#handlers.state("online");
+      this.#handlers.resumed(login);
+      return;
+    }
+  }
+
+  /** Fetches and hands on what was missed, then what arrived meanwhile. */
+  async #catchUp(): Promise<void> {
+    try {
+      while (true) {
+        const page = await this.#internal("sync", { after: this.lastId, limit: SYNC_PAGE });
+        const messages = (page.messages as ChatMessage[]).slice().sort((a, b) => a.id - b.id);
+        for (const message of messages) this.#handOn(message as unknown as Header);
+        if (page.more !== true || messages.length === 0) break;
+      }
+    } finally {
+      this.#catchingUp = false;
+      const held = this.#heldBack;
+      this.#heldBack = [];
+      for (const header of held) this.#handOn(header);
+    }
+  }
+
+  /** A request sent now, on this link only (not resent). */
+  #internal(type: string, fields: Header): Promise<Header> {
+    const id = newId();
+    const header = { type, id, ...fields };
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { id, header, resolve, reject, sent: true };
+      this.#pending.set(id, pending);
+      const socket = this.#socket;
+      socket?.send(frameOf(header));
+      socket?.addEventListener("close", () => {
+        if (this.#pending.delete(id)) reject(new RequestError("connection_lost", "dropped"));
+      }, { once: true });
+    });
+  }
+}
