@@ -538,7 +538,10 @@ export class FileTransfers implements AsyncDisposable {
           if (!(err instanceof FileIoError) || err.code !== "corrupt") throw err;
           if (restarted) {
             // The server does not hash what it holds: the recipient's check is the one.
-            // Told, it drops the file and tells the sender, who may send it again.
+            // Told, it drops the file and tells the sender, who may send it again; the
+            // `.part` file has nothing left to resume.
+            target.file = null;
+            await incoming.discard().catch(() => {});
             await this.#client.request("file_cancel", { file: id, reason: "corrupt" }).catch(
               (cancelErr) =>
                 log.warn("telling the server file #{id} is corrupt failed: {err}", {

@@ -192,6 +192,8 @@ export class FileService {
   readonly #temporary: boolean;
   readonly #uploads = new Map<number, Upload>();
   readonly #opening = new Map<number, Promise<Upload>>();
+  /** Uploads whose last chunk is held, being synced and recorded complete. */
+  readonly #finishing = new Map<number, Promise<void>>();
   readonly #waiters = new Map<number, Set<() => void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
@@ -524,7 +526,15 @@ export class FileService {
         this.#wake(id);
         return { file: id, offset: current.offset, complete: false };
       }
-      await this.#finishUpload(record, current);
+      // A reader may have every byte before the upload is recorded complete (the sync
+      // takes a while): its `file_done` waits for this.
+      const finishing = this.#finishUpload(record, current);
+      this.#finishing.set(id, finishing);
+      try {
+        await finishing;
+      } finally {
+        if (this.#finishing.get(id) === finishing) this.#finishing.delete(id);
+      }
       return { file: id, offset: current.offset, complete: true };
     });
   }
@@ -689,6 +699,7 @@ export class FileService {
   }
 
   async done(ctx: CommandContext, id: number): Promise<{ file: number }> {
+    await this.#finishing.get(id)?.catch(() => {});
     const record = await this.#incoming(ctx, id);
     if (!record.uploaded) {
       throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
