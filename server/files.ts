@@ -192,7 +192,10 @@ export class FileService {
   readonly #temporary: boolean;
   readonly #uploads = new Map<number, Upload>();
   readonly #opening = new Map<number, Promise<Upload>>();
-  /** Uploads whose last chunk is held, being synced and recorded complete. */
+  /**
+   * Uploads whose last chunk is held, being synced and recorded complete (a recipient
+   * that read every byte may be done with them meanwhile).
+   */
   readonly #finishing = new Map<number, Promise<void>>();
   readonly #waiters = new Map<number, Set<() => void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
@@ -527,7 +530,7 @@ export class FileService {
         return { file: id, offset: current.offset, complete: false };
       }
       // A reader may have every byte before the upload is recorded complete (the sync
-      // takes a while): its `file_done` waits for this.
+      // takes a while): its `file_done` is taken meanwhile.
       const finishing = this.#finishUpload(record, current);
       this.#finishing.set(id, finishing);
       try {
@@ -699,9 +702,10 @@ export class FileService {
   }
 
   async done(ctx: CommandContext, id: number): Promise<{ file: number }> {
-    await this.#finishing.get(id)?.catch(() => {});
     const record = await this.#incoming(ctx, id);
-    if (!record.uploaded) {
+    // Every byte held, still being synced and recorded complete: the recipient has them
+    // all and checked their SHA-256; the file may go now (the sync need not finish).
+    if (!record.uploaded && !this.#finishing.has(id)) {
       throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
     }
     await this.#drop(record);
@@ -894,15 +898,22 @@ export class FileService {
    * complete, recorded as uploaded. Its SHA-256 is the recipient's to check.
    */
   async #finishUpload(record: FileRecord, upload: Upload | null): Promise<void> {
-    if (upload !== null) {
-      await upload.file.sync();
-      await this.#release(upload);
-    } else {
-      (await this.bytes.openWriter(record.id, 0)).close();
+    try {
+      if (upload !== null) {
+        await upload.file.sync();
+        await this.#release(upload);
+      } else {
+        (await this.bytes.openWriter(record.id, 0)).close();
+      }
+      await this.bytes.complete(record.id);
+      const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
+      if (!(await this.store.update(record.id, { uploaded: true, expiresAt }))) return;
+    } catch (err) {
+      // Received (its `file_done` came during the sync) or cancelled meanwhile: dropped,
+      // nothing left to complete.
+      if ((await this.store.get(record.id).catch(() => undefined)) === null) return;
+      throw err;
     }
-    await this.bytes.complete(record.id);
-    const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
-    await this.store.update(record.id, { uploaded: true, expiresAt });
     this.#wake(record.id);
     log.info("file #{id} uploaded", { id: record.id });
   }
