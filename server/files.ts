@@ -17,8 +17,8 @@
  *                                      (or, its SHA-256 wrong: <- file_cancel {file:7, reason:corrupt})
  * ```
  *
- * - Memory stays bounded: a chunk is written before the connection reads
- *   the next frame, and a `file_read` sends at most a quarter of the outbound queue's
+ * - Memory stays bounded: a chunk is written before the connection reads the next
+ *   frame, and a `file_read` sends at most a quarter of the outbound queue's
  *   bound (reads of one file by one session run one after another, so a reader may keep
  *   two in flight); nothing holds a whole file.
  * - While a file is being read, its last {@linkcode RECENT_CHUNKS} chunks stay in memory
@@ -32,7 +32,11 @@
  *   the way or on the server's disk) reads it again once, then sends `file_cancel` with
  *   `reason: "corrupt"`: the file is dropped and the sender hears `file_cancelled`
  *   (`corrupt`), to send it again. A file of zero bytes, whose SHA-256 is known, is
- *   checked at its offer (`file_corrupt`).
+ *   checked at its offer (`file_corrupt`). "Uploaded" (the record's flag) thus means
+ *   every announced byte is held and synced, not verified; a partial upload is never
+ *   uploaded, and bytes a crash or a bad disk damaged in a `.part` file are caught by
+ *   the recipient the same way. A recipient may send `file_done` while the last chunk is
+ *   being synced (it has every byte and checked them): it is taken then.
  * - The recipient may accept and read while the upload is still going: a `file_read`
  *   sends the bytes it asks for as they arrive, and ends short only when none came for
  *   {@linkcode READ_WAIT_MS}.
