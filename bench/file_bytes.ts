@@ -34,7 +34,6 @@ import { DiskFileBytes } from "../server/disk_file_bytes.ts";
 import type { FileBytes } from "../server/file_bytes.ts";
 import { PostgresFileBytes } from "../server/postgres_file_bytes.ts";
 import { connectPostgresFiles, type Sql } from "../server/postgres_files.ts";
-import { newSha256 } from "../transport/file_io.ts";
 import { startPostgres } from "../tests/helpers/postgres.ts";
 
 const CHUNK = 512 * 1024;
@@ -74,7 +73,7 @@ function fileBytesTarget(name: string, bytes: FileBytes, id: number): Target {
   return {
     name,
     async write(chunks) {
-      const writer = await bytes.openWriter(id, chunks.length * CHUNK, newSha256());
+      const writer = await bytes.openWriter(id, chunks.length * CHUNK);
       for (const chunk of chunks) await writer.append(chunk);
       await writer.sync();
       writer.close();

@@ -13,8 +13,10 @@
  *   away, from `file_list` at login and after each reconnect. Accepting (by hand, or
  *   every offer with `acceptDir`) writes into the download folder through
  *   {@linkcode IncomingFile}: a safe name, a `.part` file resumed from its size, the
- *   SHA-256 checked before the rename, never an overwrite. Reads are one at a time of
- *   {@linkcode READ_BYTES}; a SHA-256 mismatch starts over once.
+ *   SHA-256 checked before the rename, never an overwrite (the server does not check it:
+ *   integrity is end to end). Reads are one at a time of {@linkcode READ_BYTES}; a
+ *   SHA-256 mismatch starts over once, a second one cancels the file as `corrupt` (the
+ *   server drops it and tells the sender).
  *
  * Everything that happens is reported through `onEvent` as {@linkcode FileTransferEvent}s
  * (the server's own `file_accepted`, `file_declined`, `file_completed` and
@@ -533,7 +535,22 @@ export class FileTransfers implements AsyncDisposable {
           });
           return path;
         } catch (err) {
-          if (!(err instanceof FileIoError) || err.code !== "corrupt" || restarted) throw err;
+          if (!(err instanceof FileIoError) || err.code !== "corrupt") throw err;
+          if (restarted) {
+            // The server does not hash what it holds: the recipient's check is the one.
+            // Told, it drops the file and tells the sender, who may send it again; the
+            // `.part` file has nothing left to resume.
+            target.file = null;
+            await incoming.discard().catch(() => {});
+            await this.#client.request("file_cancel", { file: id, reason: "corrupt" }).catch(
+              (cancelErr) =>
+                log.warn("telling the server file #{id} is corrupt failed: {err}", {
+                  id,
+                  err: describe(cancelErr),
+                }),
+            );
+            throw err;
+          }
           restarted = true;
           log.warn("file #{id} did not match its SHA-256: receiving it again", { id });
         }

@@ -143,8 +143,12 @@ export const clientSchemas = {
   }),
   /** The recipient has the whole file, its SHA-256 checked: the server lets it go. */
   file_done: request("file_done", { file: fileId }),
-  /** Withdraws an offer (sender) or gives up a transfer (recipient). */
-  file_cancel: request("file_cancel", { file: fileId }),
+  /**
+   * Withdraws an offer (sender) or gives up a transfer (recipient); a recipient whose
+   * copy does not match the offer's SHA-256 gives `reason: "corrupt"` (the server does
+   * not hash the bytes: integrity is checked end to end).
+   */
+  file_cancel: request("file_cancel", { file: fileId, reason: z.enum(["corrupt"]).optional() }),
 } as const;
 
 const storedMessage = {

@@ -1,15 +1,14 @@
 /**
  * The embedded {@linkcode FileBytes}: files in the server's file folder, `<id>.part` while
- * uploading, renamed `<id>.file` once verified, mode `0600`. Only this server writes them:
+ * uploading, renamed `<id>.file` once complete, mode `0600`. Only this server writes them:
  * its readers are woken by its writer ({@linkcode FileBytes.pollMs} is null).
  *
  * @module
  */
 
 import { join } from "node:path";
-import type { Hash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
-import { hashPrefix, readFull, writeFull } from "../transport/file_io.ts";
+import { readFull, writeFull } from "../transport/file_io.ts";
 import { FreeSpace } from "./disk_space.ts";
 import type { FileBytes, FileBytesReader, FileBytesWriter } from "./file_bytes.ts";
 import { PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
@@ -22,9 +21,8 @@ const log = getLogger(["chat", "server", "files"]);
  * @example
  * ```ts ignore
  * import { DiskFileBytes } from "./disk_file_bytes.ts";
- * import { newSha256 } from "../transport/file_io.ts";
  * const bytes = new DiskFileBytes("./chat-data/files");
- * const writer = await bytes.openWriter(7, 5, newSha256());
+ * const writer = await bytes.openWriter(7, 5);
  * await writer.append(new TextEncoder().encode("hello"));
  * writer.close();
  * await bytes.complete(7); // 7.part -> 7.file
@@ -51,7 +49,7 @@ export class DiskFileBytes implements FileBytes {
     return join(this.dir, `${id}.${complete ? "file" : "part"}`);
   }
 
-  async openWriter(id: number, maxSize: number, hash: Hash): Promise<FileBytesWriter> {
+  async openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
     const file = await Deno.open(this.path(id, false), {
       read: true,
       write: true,
@@ -64,9 +62,8 @@ export class DiskFileBytes implements FileBytes {
         await file.truncate(0);
         size = 0;
       }
-      const offset = size > 0 ? await hashPrefix(file, hash, size) : 0;
-      await file.seek(offset, Deno.SeekMode.Start);
-      return new DiskWriter(file, offset);
+      await file.seek(size, Deno.SeekMode.Start);
+      return new DiskWriter(file, size);
     } catch (err) {
       file.close();
       throw err;
@@ -79,7 +76,7 @@ export class DiskFileBytes implements FileBytes {
 
   async openReader(id: number, complete: boolean): Promise<FileBytesReader | null> {
     const paths = [this.path(id, complete)];
-    // Completed meanwhile (renamed once verified, maybe before the record says so), or
+    // Completed meanwhile (renamed once complete, maybe before the record says so), or
     // dropped.
     if (!complete) paths.push(this.path(id, true));
     for (const path of paths) {
@@ -96,7 +93,7 @@ export class DiskFileBytes implements FileBytes {
     try {
       return (await Deno.stat(this.path(id, false))).size;
     } catch {
-      // Completed meanwhile: the `.part` file is renamed once verified.
+      // Completed meanwhile: the `.part` file is renamed once complete.
     }
     try {
       return (await Deno.stat(this.path(id, true))).size;

@@ -3,7 +3,7 @@
  * interface (their metadata is a {@linkcode FileStore}'s, see `file_store.ts`):
  *
  * - the embedded default keeps them as files in the server's file folder
- *   (`disk_file_bytes.ts`: `<id>.part` while uploading, `<id>.file` once verified);
+ *   (`disk_file_bytes.ts`: `<id>.part` while uploading, `<id>.file` once complete);
  * - several servers share them through PostgreSQL (`postgres_file_bytes.ts`), so that a
  *   file uploaded on one node is read, and resumed, on another.
  *
@@ -19,8 +19,6 @@
  *
  * @module
  */
-
-import type { Hash } from "node:crypto";
 
 /** The bytes of one file being uploaded, open for appending. */
 export interface FileBytesWriter {
@@ -87,12 +85,13 @@ export interface FileBytes {
   /**
    * Opens the bytes of file `id` to append to, creating them (empty) when missing. When
    * more than `maxSize` bytes are held, they are dropped and the file starts over; the
-   * bytes kept are fed to `hash` (an upload resumed carries on its SHA-256).
+   * bytes kept are not read again (an upload resumed carries on from their size: the
+   * server does not hash them, the recipient checks the SHA-256 end to end).
    */
-  openWriter(id: number, maxSize: number, hash: Hash): Promise<FileBytesWriter>;
+  openWriter(id: number, maxSize: number): Promise<FileBytesWriter>;
   /**
-   * Marks the bytes of file `id` complete, once their SHA-256 has been checked and their
-   * writer closed (a file of zero bytes is opened for writing and closed first).
+   * Marks the bytes of file `id` complete, once all the announced bytes are held and
+   * their writer closed (a file of zero bytes is opened for writing and closed first).
    *
    * @throws {Error} when they are gone (dropped meanwhile).
    */

@@ -5,7 +5,7 @@
  * sender (alice)                          server                          recipient (bob)
  * file_offer {to:bob, name, size, sha256} -> checks size, quota, blocks; records it
  *   <- ok {file:7, offset:0}                 -> file_offer {file:7, from:alice, ...}
- * file_chunk {file:7, offset} + body ->      appends to files/7.part, hashes
+ * file_chunk {file:7, offset} + body ->      appends to files/7.part
  *   <- ok {offset, complete}                 (the sender keeps a window of chunks in flight)
  *                                                        <- file_accept {file:7}
  *   <- file_accepted {file:7, by:bob}
@@ -14,24 +14,35 @@
  *                                            -> ok {offset, length, available}
  *                                                        <- file_done {file:7}
  *   <- file_completed {file:7, by:bob}       deletes the file
+ *                                      (or, its SHA-256 wrong: <- file_cancel {file:7, reason:corrupt})
  * ```
  *
- * - Memory stays bounded: a chunk is written (and hashed) before the connection reads
- *   the next frame, and a `file_read` sends at most a quarter of the outbound queue's
+ * - Memory stays bounded: a chunk is written before the connection reads the next
+ *   frame, and a `file_read` sends at most a quarter of the outbound queue's
  *   bound (reads of one file by one session run one after another, so a reader may keep
  *   two in flight); nothing holds a whole file.
  * - While a file is being read, its last {@linkcode RECENT_CHUNKS} chunks stay in memory
  *   once written: a reader keeping up with the upload is sent them from there instead of
  *   reading them back from disk (`chat_file_bytes_sent_from_memory_total`).
- * - The last chunk completes the upload only when the SHA-256 of all bytes matches the
- *   offer (`file_corrupt` otherwise, and the file is dropped); `7.part` then becomes
- *   `7.file`.
+ * - Integrity is checked end to end, by the recipient: the server does not hash the
+ *   bytes (a second SHA-256 of every byte, on the server's one thread, would check
+ *   nothing the recipient does not). The last chunk completes the upload once the
+ *   announced size is held; `7.part` then becomes `7.file`. A recipient whose copy does
+ *   not match the offer's SHA-256 (a sender that announced a wrong one, bytes damaged on
+ *   the way or on the server's disk) reads it again once, then sends `file_cancel` with
+ *   `reason: "corrupt"`: the file is dropped and the sender hears `file_cancelled`
+ *   (`corrupt`), to send it again. A file of zero bytes, whose SHA-256 is known, is
+ *   checked at its offer (`file_corrupt`). "Uploaded" (the record's flag) thus means
+ *   every announced byte is held and synced, not verified; a partial upload is never
+ *   uploaded, and bytes a crash or a bad disk damaged in a `.part` file are caught by
+ *   the recipient the same way. A recipient may send `file_done` while the last chunk is
+ *   being synced (it has every byte and checked them): it is taken then.
  * - The recipient may accept and read while the upload is still going: a `file_read`
  *   sends the bytes it asks for as they arrive, and ends short only when none came for
  *   {@linkcode READ_WAIT_MS}.
  * - Offering the same file (sender, recipient, name, size, SHA-256) again resumes it:
- *   the reply's `offset` is the size of the `.part` file on disk (after a restart, its
- *   bytes are hashed again to carry on). Chunks already received are acknowledged
+ *   the reply's `offset` is the size of the `.part` file on disk (after a restart too:
+ *   nothing is read back). Chunks already received are acknowledged
  *   again, so a client may resend what it had in flight.
  * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
  *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
@@ -63,7 +74,6 @@
  */
 
 import { join } from "node:path";
-import type { Hash } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrame, encodeFrameWithBody } from "../protocol/frame.ts";
 import {
@@ -74,7 +84,7 @@ import {
 import type { FileOffer } from "../protocol/replies.ts";
 import { MAX_OFFERED_NAME_BYTES } from "../protocol/file_names.ts";
 import { encodedSize } from "../protocol/json_size.ts";
-import { newSha256 } from "../transport/file_io.ts";
+import { EMPTY_SHA256 } from "../transport/file_io.ts";
 import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
@@ -133,14 +143,13 @@ interface ReadState {
   file: FileBytesReader | null;
 }
 
-/** An upload in progress: its bytes open for appending and the SHA-256 of what they hold. */
+/** An upload in progress: its bytes open for appending. */
 interface Upload {
   readonly id: number;
   readonly fromKey: string;
   /** The record as the upload began (its size and SHA-256 do not change). */
   readonly record: FileRecord;
   readonly file: FileBytesWriter;
-  readonly hash: Hash;
   offset: number;
   lastActive: number;
   chain: Promise<unknown>;
@@ -187,6 +196,11 @@ export class FileService {
   readonly #temporary: boolean;
   readonly #uploads = new Map<number, Upload>();
   readonly #opening = new Map<number, Promise<Upload>>();
+  /**
+   * Uploads whose last chunk is held, being synced and recorded complete (a recipient
+   * that read every byte may be done with them meanwhile).
+   */
+  readonly #finishing = new Map<number, Promise<void>>();
   readonly #waiters = new Map<number, Set<() => void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
@@ -363,6 +377,12 @@ export class FileService {
     if ((await hub.blocksOf(target.key)).has(self.key)) {
       throw new CommandError("blocked", `${target.nick} has blocked you: the file cannot be sent`);
     }
+    if (size === 0 && sha256 !== EMPTY_SHA256) {
+      throw new CommandError(
+        "file_corrupt",
+        `a file of zero bytes has the SHA-256 ${EMPTY_SHA256}, not ${sha256}`,
+      );
+    }
     const max = hub.config.maxFileSize;
     if (size > max) {
       throw new CommandError(
@@ -476,14 +496,11 @@ export class FileService {
         body.length,
         `file #${id} stops at ${formatBytes(current.offset)}`,
       );
-      // Hashed while the write runs (Deno writes files on another thread). A write that
-      // fails leaves the hash ahead of the file: the upload is let go, and resumes from
-      // the bytes held, hashed again.
-      const written = current.file.append(body);
-      current.hash.update(body);
+      // Not hashed: the recipient checks the SHA-256 (see the module documentation). A
+      // write that fails lets the upload go; it resumes from the bytes held.
       this.bytes.free.wrote(body.length);
       try {
-        await written;
+        await current.file.append(body);
       } catch (err) {
         await this.#release(current);
         if (err instanceof StoreError && err.code === "conflict") {
@@ -501,7 +518,7 @@ export class FileService {
         throw err;
       }
       this.#hub.metrics.counters.fileBytesStored += body.length;
-      // Written and hashed: kept a while for readers keeping up, else given back.
+      // Written: kept a while for readers keeping up, else given back.
       if (this.#readers.has(id)) {
         let recent = this.#recent.get(id);
         if (recent === undefined) this.#recent.set(id, recent = []);
@@ -516,7 +533,15 @@ export class FileService {
         this.#wake(id);
         return { file: id, offset: current.offset, complete: false };
       }
-      await this.#finishUpload(record, current);
+      // A reader may have every byte before the upload is recorded complete (the sync
+      // takes a while): its `file_done` is taken meanwhile.
+      const finishing = this.#finishUpload(record, current);
+      this.#finishing.set(id, finishing);
+      try {
+        await finishing;
+      } finally {
+        if (this.#finishing.get(id) === finishing) this.#finishing.delete(id);
+      }
       return { file: id, offset: current.offset, complete: true };
     });
   }
@@ -682,7 +707,9 @@ export class FileService {
 
   async done(ctx: CommandContext, id: number): Promise<{ file: number }> {
     const record = await this.#incoming(ctx, id);
-    if (!record.uploaded) {
+    // Every byte held, still being synced and recorded complete: the recipient has them
+    // all and checked their SHA-256; the file may go now (the sync need not finish).
+    if (!record.uploaded && !this.#finishing.has(id)) {
       throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
     }
     await this.#drop(record);
@@ -691,15 +718,27 @@ export class FileService {
     return { file: id };
   }
 
-  async cancel(ctx: CommandContext, id: number): Promise<{ file: number }> {
+  /**
+   * Drops a file for its sender or recipient, and tells the other. A recipient gives
+   * `reason` `corrupt` when its copy does not match the offer's SHA-256.
+   */
+  async cancel(ctx: CommandContext, id: number, reason?: "corrupt"): Promise<{ file: number }> {
     const self = ctx.session.account;
     const record = await this.#record(id);
     if (record === null || (record.fromKey !== self.key && record.toKey !== self.key)) {
       throw new CommandError("no_file", `no file #${id} from or to you`);
     }
+    const corrupt = reason === "corrupt" && record.toKey === self.key;
+    if (corrupt) {
+      log.warn("file #{id} from {from} did not match its SHA-256 at {to}: dropped", {
+        id,
+        from: record.from,
+        to: record.to,
+      });
+    }
     await this.#drop(record);
     const other = record.fromKey === self.key ? record.toKey : record.fromKey;
-    await this.#tell(other, cancelledEvent(record, self.nick, "cancelled"));
+    await this.#tell(other, cancelledEvent(record, self.nick, corrupt ? "corrupt" : "cancelled"));
     return { file: id };
   }
 
@@ -836,8 +875,7 @@ export class FileService {
 
   async #openUpload(record: FileRecord): Promise<Upload> {
     if (this.#closed) throw new CommandError("shutting_down", "the server is shutting down");
-    const hash = newSha256();
-    const file = await this.bytes.openWriter(record.id, record.size, hash);
+    const file = await this.bytes.openWriter(record.id, record.size);
     try {
       const offset = file.size;
       if (offset > 0) log.info("resuming file #{id} at {offset}", { id: record.id, offset });
@@ -846,7 +884,6 @@ export class FileService {
         fromKey: record.fromKey,
         record,
         file,
-        hash,
         offset,
         lastActive: performance.now(),
         chain: Promise.resolve(),
@@ -860,33 +897,29 @@ export class FileService {
     }
   }
 
-  /** Checks the SHA-256 of a complete upload and makes the file available. */
+  /**
+   * Makes a complete upload (all the announced bytes held) available: synced, marked
+   * complete, recorded as uploaded. Its SHA-256 is the recipient's to check.
+   */
   async #finishUpload(record: FileRecord, upload: Upload | null): Promise<void> {
-    const hash = upload?.hash ?? newSha256();
-    const digest = hash.digest("hex");
-    if (digest !== record.sha256) {
-      log.warn("file #{id} from {from} does not match its SHA-256: dropped", {
-        id: record.id,
-        from: record.from,
-      });
-      await this.#drop(record);
-      await this.#tell(record.toKey, cancelledEvent(record, record.from, "corrupt"));
-      throw new CommandError(
-        "file_corrupt",
-        `the bytes received do not match the announced SHA-256 (got ${digest}); file #${record.id} was dropped: send it again`,
-      );
+    try {
+      if (upload !== null) {
+        await upload.file.sync();
+        await this.#release(upload);
+      } else {
+        (await this.bytes.openWriter(record.id, 0)).close();
+      }
+      await this.bytes.complete(record.id);
+      const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
+      if (!(await this.store.update(record.id, { uploaded: true, expiresAt }))) return;
+    } catch (err) {
+      // Received (its `file_done` came during the sync) or cancelled meanwhile: dropped,
+      // nothing left to complete.
+      if ((await this.store.get(record.id).catch(() => undefined)) === null) return;
+      throw err;
     }
-    if (upload !== null) {
-      await upload.file.sync();
-      await this.#release(upload);
-    } else {
-      (await this.bytes.openWriter(record.id, 0, newSha256())).close();
-    }
-    await this.bytes.complete(record.id);
-    const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
-    await this.store.update(record.id, { uploaded: true, expiresAt });
     this.#wake(record.id);
-    log.info("file #{id} uploaded and verified", { id: record.id });
+    log.info("file #{id} uploaded", { id: record.id });
   }
 
   /** Bytes of a file the server holds now. */
@@ -1068,5 +1101,7 @@ export const fileCommands: {
       await fileServiceOf(ctx.hub).read(ctx, file, offset, length),
   },
   file_done: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).done(ctx, file) },
-  file_cancel: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).cancel(ctx, file) },
+  file_cancel: {
+    run: async (ctx, { file, reason }) => await fileServiceOf(ctx.hub).cancel(ctx, file, reason),
+  },
 };

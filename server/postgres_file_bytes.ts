@@ -40,9 +40,8 @@
  * @example
  * ```ts ignore
  * import { PostgresFileBytes } from "./postgres_file_bytes.ts";
- * import { newSha256 } from "../transport/file_io.ts";
  * const bytes = await PostgresFileBytes.open("postgres://chat@127.0.0.1/chat");
- * const writer = await bytes.openWriter(7, 5, newSha256());
+ * const writer = await bytes.openWriter(7, 5);
  * await writer.append(new TextEncoder().encode("hello"));
  * writer.close();
  * await bytes.close();
@@ -51,7 +50,6 @@
  * @module
  */
 
-import type { Hash } from "node:crypto";
 import {
   type FileBytes,
   type FileBytesReader,
@@ -71,8 +69,6 @@ import { StoreError } from "./store.ts";
 
 /** How often a reader waiting for another node's upload asks again, by default (ms). */
 export const DEFAULT_POLL_MS = 100;
-/** Rows read at a time while hashing the bytes held (a resumed upload): at most 2 MiB. */
-const HASH_ROWS = 4;
 
 /** Options of {@linkcode PostgresFileBytes}. */
 export interface PostgresFileBytesOptions {
@@ -113,31 +109,11 @@ export class PostgresFileBytes implements FileBytes {
     return `PostgreSQL ${this.#handle.where}`;
   }
 
-  openWriter(id: number, maxSize: number, hash: Hash): Promise<FileBytesWriter> {
+  openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
     return this.#run(`opening file #${id} to write`, async (sql) => {
       await sql`INSERT INTO held_file_bytes (file_id) VALUES (${id}) ON CONFLICT DO NOTHING`;
       let size = await this.#size(sql, id) ?? 0;
       if (size > maxSize) size = await this.#restart(sql, id);
-      let hashed = 0;
-      while (hashed < size) {
-        const rows = await sql`
-          SELECT off, bytes FROM held_file_chunks WHERE file_id = ${id} AND off >= ${hashed}
-          ORDER BY off LIMIT ${HASH_ROWS}`;
-        if (rows.length === 0 || Number(rows[0].off) !== hashed) break;
-        for (const row of rows) {
-          if (Number(row.off) !== hashed || hashed >= size) break;
-          const bytes = row.bytes as Uint8Array;
-          hash.update(bytes);
-          hashed += bytes.length;
-        }
-      }
-      if (hashed !== size) {
-        // Rows missing or past the size: not written by this module. Start over.
-        throw new StoreError(
-          "failed",
-          `the bytes of file #${id} on PostgreSQL do not add up (${hashed} of ${size})`,
-        );
-      }
       return new PostgresWriter(this, id, size);
     });
   }

@@ -117,6 +117,48 @@ Deno.test("declining drops the file; the sender hears it", async () => {
   }
 });
 
+Deno.test("bytes damaged on the server are caught by the recipient: cancelled as corrupt, the sender hears", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    const alice = await side(server, "alice");
+    const cancelled: unknown[] = [];
+    alice.client.onEvent((event) => {
+      if (event.type === "file_cancelled") cancelled.push(event);
+    });
+    const bob = await side(server, "bob", { downloadDir: join(tmp, "dl") });
+    const path = join(tmp, "x.bin");
+    await writeRandomFile(path, 300_000, 3);
+    await alice.files.send("bob", path);
+    const offered = await until(() => find(bob, "file_offered"), "the offer");
+    // The server does not hash what it holds: one byte changed on its disk goes unseen
+    // there, and is the recipient's check to catch.
+    const held = join(fileServiceOf(server.hub).dir, `${offered.file}.file`);
+    const bytes = await Deno.readFile(held);
+    bytes[1234] ^= 0xff;
+    await Deno.writeFile(held, bytes);
+    await assert.rejects(bob.files.accept(offered.file), (err: unknown) => {
+      assert.ok(err instanceof ChatError);
+      assert.equal(err.code, "corrupt");
+      return true;
+    });
+    await until(() => cancelled.length > 0 ? true : undefined, "file_cancelled at the sender");
+    assert.deepEqual(cancelled, [{
+      type: "file_cancelled",
+      file: offered.file,
+      by: "bob",
+      name: "x.bin",
+      reason: "corrupt",
+    }]);
+    assert.equal(await fileServiceOf(server.hub).store.get(offered.file), null);
+    assert.deepEqual(await listDir(join(tmp, "dl")), []);
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("over the size limit: refused with a clear error, nothing written", async () => {
   const tmp = await Deno.makeTempDir();
   const server = await testServer({ maxFileSize: 1024 * 1024 });

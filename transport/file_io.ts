@@ -66,6 +66,9 @@ export class FileIoError extends Error {
   }
 }
 
+/** The SHA-256 of zero bytes, in hex. */
+export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /** A new incremental SHA-256. */
 export function newSha256(): Hash {
   return createHash("sha256");
