@@ -390,6 +390,14 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     default: DEFAULT_SERVER_CONFIG.clusterHeartbeatMs / 1000,
     apply: number("clusterHeartbeatMs", 1000),
   },
+  {
+    flag: "irc-port",
+    arg: "<port>",
+    description: "also serve IRC clients (plain TCP) on this port, same accounts and rooms; " +
+      "off when absent",
+    parse: parsePort,
+    apply: number("ircPort"),
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

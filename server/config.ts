@@ -129,6 +129,11 @@ export interface ServerConfig {
    * sessions go offline everywhere (`cluster_presence.ts`).
    */
   clusterHeartbeatMs: number;
+  /**
+   * TCP port of the IRC listener (`server/irc_connection.ts`), on `host`; null: off,
+   * 0: a free one.
+   */
+  ircPort: number | null;
 }
 
 /** Heartbeats a node may miss before the others drop its sessions. */
@@ -188,6 +193,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   minFreeBytes: 256 * 1024 * 1024,
   maxHeldFilesPerSender: 100,
   clusterHeartbeatMs: 2000,
+  ircPort: null,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

@@ -15,6 +15,9 @@ import { type Broker, LocalBroker } from "./broker.ts";
 import { type ClusterBus, LocalClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
+import { IrcConnection } from "./irc_connection.ts";
+import { encodeIrcLine } from "../protocol/irc_line.ts";
+import { LineConnection } from "../transport/line_connection.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
 import { ChatHub } from "./hub.ts";
@@ -38,6 +41,8 @@ export interface ChatServer {
   readonly tls: boolean;
   /** The metrics endpoint's address, when it is on. */
   readonly metricsAddr: Deno.NetAddr | null;
+  /** The IRC listener's address, when it is on (`--irc-port`). */
+  readonly ircAddr: Deno.NetAddr | null;
   /** The chat state (for tests and metrics). */
   readonly hub: ChatHub;
   /**
@@ -94,6 +99,7 @@ export async function startServer(
   );
   const broker = deps.broker ?? new LocalBroker();
   let listener: Deno.Listener;
+  let ircListener: Deno.Listener | null = null;
   let tls: ServerTls | null = null;
   try {
     await closeOpenSessions(store);
@@ -103,6 +109,15 @@ export async function startServer(
   } catch (err) {
     await store.close().catch(() => {});
     throw describeListenError(err, config);
+  }
+  if (config.ircPort !== null) {
+    try {
+      ircListener = listen({ host: config.host, port: config.ircPort });
+    } catch (err) {
+      listener.close();
+      await store.close().catch(() => {});
+      throw describeListenError(err, config, `${config.host}:${config.ircPort} (IRC)`);
+    }
   }
   const bus = deps.bus ?? new LocalClusterBus();
   const hub = new ChatHub(store, broker, config, metrics, bus);
@@ -116,11 +131,12 @@ export async function startServer(
   } catch (err) {
     hub.close();
     listener.close();
+    ircListener?.close();
     await bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
   }
-  const server = new RunningServer(listener, tls, hub, config, files);
+  const server = new RunningServer(listener, tls, hub, config, files, ircListener);
   if (config.metricsPort !== null) {
     try {
       await server.serveMetrics(config.metricsHost, config.metricsPort);
@@ -139,12 +155,14 @@ class RunningServer implements ChatServer {
   readonly hub: ChatHub;
   readonly finished: Promise<void>;
   metricsAddr: Deno.NetAddr | null = null;
+  readonly ircAddr: Deno.NetAddr | null;
   readonly #listener: Deno.Listener;
+  readonly #ircListener: Deno.Listener | null;
   readonly #tls: ServerTls | null;
   /** TLS connections accepted and still in their handshake (counted against the caps). */
   readonly #handshaking = new Set<ServerTlsConn>();
   readonly #config: ServerConfig;
-  readonly #connections = new Set<ClientConnection>();
+  readonly #connections = new Set<ClientConnection | IrcConnection>();
   readonly #perIp = new Map<string, number>();
   readonly #running = new Set<Promise<void>>();
   readonly #sweeper: ReturnType<typeof setInterval>;
@@ -164,8 +182,11 @@ class RunningServer implements ChatServer {
     hub: ChatHub,
     config: ServerConfig,
     files: FileService,
+    ircListener: Deno.Listener | null = null,
   ) {
     this.#listener = listener;
+    this.#ircListener = ircListener;
+    this.ircAddr = ircListener === null ? null : ircListener.addr as Deno.NetAddr;
     this.#tls = tls;
     this.#files = files;
     this.hub = hub;
@@ -180,7 +201,11 @@ class RunningServer implements ChatServer {
       port: this.addr.port,
       tls: this.tls ? " (TLS)" : "",
     });
-    this.#acceptLoop();
+    this.#acceptLoop(this.#listener, false);
+    if (ircListener !== null) {
+      log.info("IRC on {host}:{port}", { host: this.ircAddr!.hostname, port: this.ircAddr!.port });
+      this.#acceptLoop(ircListener, true);
+    }
   }
 
   shutdown(reason = "server shutting down"): Promise<void> {
@@ -257,12 +282,12 @@ class RunningServer implements ChatServer {
    * exponential back-off; the sessions already open keep running meanwhile, and the
    * connections waiting in the kernel's backlog are taken once descriptors free up.
    */
-  async #acceptLoop(): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener, irc: boolean): Promise<void> {
     let backoffMs = 0;
     while (this.#shutdown === null) {
       let conn: Deno.Conn;
       try {
-        conn = await this.#listener.accept();
+        conn = await listener.accept();
       } catch (err) {
         if (this.#shutdown !== null || err instanceof Deno.errors.BadResource) return;
         backoffMs = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoffMs * 2));
@@ -275,7 +300,7 @@ class RunningServer implements ChatServer {
         continue;
       }
       backoffMs = 0;
-      this.#admit(conn);
+      this.#admit(conn, irc);
     }
   }
 
@@ -283,27 +308,47 @@ class RunningServer implements ChatServer {
    * Counts an accepted connection and serves it, or refuses it over a cap. A TLS
    * connection counts from its TCP accept, through its handshake.
    */
-  #admit(tcp: Deno.Conn): void {
+  #admit(tcp: Deno.Conn, irc = false): void {
     tuneAccepted(tcp);
     const addr = tcp.remoteAddr as Deno.NetAddr;
     const ip = plainIp(addr.hostname);
-    const conn = this.#tls === null ? tcp : this.#tls.wrap(tcp);
+    // The IRC listener is plain TCP.
+    const conn = this.#tls === null || irc ? tcp : this.#tls.wrap(tcp);
     const refusal = this.#refusal(ip);
     if (refusal !== null) {
       this.hub.metrics.counters.connectionsRefused++;
       log.warn("refusing a connection from {ip}: {refusal}", { ip, refusal });
-      this.#refuse(conn, refusal);
+      this.#refuse(conn, refusal, irc);
       return;
     }
     this.hub.metrics.counters.connectionsAccepted++;
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const running = this.#serve(conn, ip, addr.port).finally(() => {
-      this.#running.delete(running);
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.#perIp.set(ip, left);
-      else this.#perIp.delete(ip);
-    });
+    const running = (irc ? this.#serveIrc(tcp, ip, addr.port) : this.#serve(conn, ip, addr.port))
+      .finally(() => {
+        this.#running.delete(running);
+        const left = (this.#perIp.get(ip) ?? 1) - 1;
+        if (left > 0) this.#perIp.set(ip, left);
+        else this.#perIp.delete(ip);
+      });
     this.#running.add(running);
+  }
+
+  /** Serves an IRC client. */
+  async #serveIrc(conn: Deno.Conn, ip: string, port: number): Promise<void> {
+    const connection = new IrcConnection(conn, this.hub, {
+      remote: `${ip}:${port}`,
+      ip,
+      loginTimeoutMs: this.#config.loginTimeoutMs,
+    });
+    this.#connections.add(connection);
+    try {
+      await connection.run();
+    } finally {
+      this.#connections.delete(connection);
+      const traffic = connection.traffic;
+      this.#closedTraffic.bytesIn += traffic.bytesIn;
+      this.#closedTraffic.bytesOut += traffic.bytesOut;
+    }
   }
 
   /** Runs a TLS connection's handshake under its deadline, then serves the connection. */
@@ -353,12 +398,18 @@ class RunningServer implements ChatServer {
    * lingers until the client has read it (up to `LINGER_MS`), holding a descriptor; past
    * a few refusals under way at once (a flood), the next are closed without a word.
    */
-  #refuse(conn: ByteChannel, reason: string): void {
+  #refuse(conn: ByteChannel, reason: string, irc = false): void {
     if (this.#refusing >= MAX_REFUSING) {
       conn.close();
       return;
     }
     this.#refusing++;
+    if (irc) {
+      const lines = new LineConnection(conn);
+      lines.closeWith(encodeIrcLine(`ERROR :${reason}`), REFUSAL_WRITE_MS)
+        .then(() => this.#refusing--);
+      return;
+    }
     const framed = new FramedConnection(conn);
     framed.send({ type: "error", code: "too_many_connections", message: reason });
     framed.close(REFUSAL_WRITE_MS);
@@ -388,10 +439,12 @@ class RunningServer implements ChatServer {
     const drainMs = this.#config.drainWindowMs;
     this.hub.draining = true;
     log.info("draining over {drainMs} ms: {reason}", { drainMs, reason });
-    try {
-      this.#listener.close();
-    } catch {
-      // already closed
+    for (const listener of [this.#listener, this.#ircListener]) {
+      try {
+        listener?.close();
+      } catch {
+        // already closed
+      }
     }
     for (const conn of this.#handshaking) conn.close();
     // Everyone hears it first; then sessions close a few at a time across the window.

@@ -1,0 +1,209 @@
+/**
+ * The IRC listener (`--irc-port`) over real sockets: registration onto the chat
+ * accounts, rooms as channels, messages and direct messages both ways between an IRC
+ * client and a chat-protocol client, numerics for bad lines; and the same with a real
+ * IRC library (Python's `irc`, Debian's python3-irc) driven by a script.
+ */
+
+import assert from "node:assert/strict";
+import type { ChatEvent } from "../client/chat_client.ts";
+import type { ChatServer } from "../server/server.ts";
+import { connectClient, testServer } from "./helpers/harness.ts";
+import { IrcProbe } from "./helpers/irc_probe.ts";
+
+const STEP_MS = 10_000;
+
+function ircServer(overrides: Parameters<typeof testServer>[0] = {}): Promise<ChatServer> {
+  return testServer({ ircPort: 0, ...overrides });
+}
+
+function ircPort(server: ChatServer): number {
+  assert.ok(server.ircAddr !== null, "the IRC listener is off");
+  return server.ircAddr.port;
+}
+
+async function nextEvent(
+  events: AsyncIterator<ChatEvent>,
+  match: (event: ChatEvent) => boolean,
+): Promise<ChatEvent> {
+  const deadline = Date.now() + STEP_MS;
+  while (true) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const next = await Promise.race([
+      events.next(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error("timed out waiting for an event")),
+          deadline - Date.now(),
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    assert.ok(!next.done, "events ended");
+    if (match(next.value)) return next.value;
+  }
+}
+
+Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms joined, PING answered", async () => {
+  const server = await ircServer();
+  try {
+    await using irc = await IrcProbe.dial(ircPort(server));
+    await irc.send("CAP LS 302", "PASS password123", "NICK alice", "USER alice 0 * :Alice");
+    const ls = await irc.expectCommand("CAP", "*", "LS");
+    assert.deepEqual(ls.params[2].split(" ").sort(), [
+      "echo-message",
+      "message-tags",
+      "server-time",
+    ]);
+    await irc.send("CAP REQ :server-time message-tags", "CAP END");
+    assert.equal(
+      (await irc.expectCommand("CAP", "alice", "ACK")).params[2],
+      "server-time message-tags",
+    );
+    for (const numeric of ["001", "002", "003", "004"]) {
+      assert.equal((await irc.expectCommand(numeric)).params[0], "alice");
+    }
+    const isupport = (await irc.expectCommand("005")).params.slice(1, -1);
+    for (
+      const token of ["NICKLEN=32", "CHANNELLEN=33", "TOPICLEN=300", "LINELEN=512", "CHANTYPES=#"]
+    ) {
+      assert.ok(isupport.includes(token), `005 lacks ${token}: ${isupport}`);
+    }
+    // Everyone starts in the lobby: the IRC client is told it is in #lobby.
+    const join = await irc.expectCommand("JOIN", "#lobby");
+    assert.equal(join.source, "alice!alice@chat");
+    const names = await irc.expectCommand("353", "alice", "=", "#lobby");
+    assert.equal(names.params[3], "alice");
+    await irc.expectCommand("366", "alice", "#lobby");
+    await irc.send("PING :tok en");
+    assert.equal((await irc.expectCommand("PONG")).params[1], "tok en");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("irc: an IRC client and a chat client talk in a room and by DM, both ways", async () => {
+  const server = await ircServer();
+  try {
+    await using bob = await connectClient(server, "bob");
+    const events = bob.events[Symbol.asyncIterator]();
+    await using irc = await IrcProbe.register(ircPort(server), "alice");
+    await irc.send("CAP REQ :server-time message-tags");
+    await irc.expectCommand("CAP", "alice", "ACK");
+    await irc.send("JOIN #rust");
+    await irc.expectCommand("JOIN", "#rust");
+    await irc.expectCommand("366", "alice", "#rust");
+    await bob.join("rust");
+    const joined = await irc.expectCommand("JOIN", "#rust");
+    assert.equal(joined.source, "bob!bob@chat");
+
+    // Chat -> IRC, in the room, with the server's id and time.
+    const { msg } = await bob.say("rust", "hello from chat");
+    const got = await irc.expectCommand("PRIVMSG", "#rust");
+    assert.equal(got.source, "bob!bob@chat");
+    assert.equal(got.params[1], "hello from chat");
+    assert.equal(got.tags.msgid, String(msg.id));
+    assert.equal(got.tags.time, new Date(msg.ts).toISOString());
+
+    // IRC -> chat, in the room.
+    await irc.send("PRIVMSG #rust :hello from irc");
+    const said = await nextEvent(events, (e) => e.type === "msg" && e.room === "rust");
+    assert.equal(said.type === "msg" && said.from, "alice");
+    assert.equal(said.type === "msg" && said.text, "hello from irc");
+
+    // Direct messages both ways.
+    await irc.send("PRIVMSG bob :psst, bob");
+    const dm = await nextEvent(events, (e) => e.type === "dm");
+    assert.equal(dm.type === "dm" && dm.text, "psst, bob");
+    assert.equal(dm.type === "dm" && dm.from, "alice");
+    await bob.dm("alice", "psst, alice");
+    const back = await irc.expectCommand("PRIVMSG", "alice");
+    assert.equal(back.source, "bob!bob@chat");
+    assert.equal(back.params[1], "psst, alice");
+
+    // A long chat message reaches IRC split into lines that each fit 512 bytes.
+    const long = Array.from({ length: 300 }, (_, i) => `word${i}`).join(" ");
+    await bob.say("rust", long);
+    const parts: string[] = [];
+    while (parts.join(" ") !== long) {
+      parts.push((await irc.expectCommand("PRIVMSG", "#rust")).params[1]);
+      assert.ok(parts.length < 20, "too many parts");
+    }
+    for (const line of irc.raw) assert.ok(new TextEncoder().encode(line).length <= 510 + 8191);
+
+    // Topic set on IRC reaches chat; PART leaves the room.
+    await irc.send("TOPIC #rust :all about rust");
+    await irc.expectCommand("TOPIC", "#rust");
+    const topic = await nextEvent(events, (e) => e.type === "topic");
+    assert.equal(topic.type === "topic" && topic.topic, "all about rust");
+    await irc.send("PART #rust");
+    await irc.expectCommand("PART", "#rust");
+    const left = await nextEvent(events, (e) => e.type === "member" && !e.joined);
+    assert.equal(left.type === "member" && left.nick, "alice");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("irc: bad lines get numerics and the connection keeps serving", async () => {
+  const server = await ircServer();
+  try {
+    await using early = await IrcProbe.dial(ircPort(server));
+    await early.send("JOIN #lobby");
+    await early.expectCommand("451");
+    await early.send("PING x");
+    await early.expectCommand("PONG");
+
+    await using irc = await IrcProbe.register(ircPort(server), "carol");
+    await irc.send("FROBNICATE now");
+    assert.equal((await irc.expectCommand("421", "carol")).params[1], "FROBNICATE");
+    await irc.send("PRIV-MSG x y");
+    await irc.expectCommand("421", "carol");
+    await irc.send("PRIVMSG #lobby :" + "x".repeat(600));
+    await irc.expectCommand("417", "carol");
+    // Far over every bound: skipped to its end, reported once.
+    await irc.send("PRIVMSG #lobby :" + "y".repeat(20_000));
+    await irc.expectCommand("417", "carol");
+    await irc.sendRaw(Uint8Array.from([0x50, 0xff, 0xfe, 0x0d, 0x0a]));
+    await irc.expectCommand("400", "carol");
+    await irc.send("JOIN", "JOIN #bad/name", "PRIVMSG", "PRIVMSG #lobby", "PRIVMSG nobody :hi");
+    await irc.expectCommand("461", "carol", "JOIN");
+    await irc.expectCommand("479", "carol", "#bad/name");
+    await irc.expectCommand("411", "carol");
+    await irc.expectCommand("412", "carol");
+    await irc.expectCommand("401", "carol", "nobody");
+    await irc.send("USER again 0 * :x", "NICK other");
+    await irc.expectCommand("462", "carol");
+    await irc.expectCommand("447", "carol");
+    await irc.send("PING still-here");
+    assert.equal((await irc.expectCommand("PONG")).params[1], "still-here");
+    assert.ok(!irc.ended);
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("irc: a wrong password gets 464 and the close; a nick in use gets 433 (--auth none)", async () => {
+  const server = await ircServer();
+  try {
+    await (await IrcProbe.register(ircPort(server), "dave"))[Symbol.asyncDispose]();
+    await using wrong = await IrcProbe.dial(ircPort(server));
+    await wrong.send("PASS not-the-password", "NICK dave", "USER dave 0 * :Dave");
+    await wrong.expectCommand("464", "dave");
+    await wrong.expectCommand("ERROR");
+    await wrong.closed();
+  } finally {
+    await server.shutdown();
+  }
+  const open = await ircServer({ auth: "none" });
+  try {
+    await using first = await IrcProbe.register(ircPort(open), "erin", "");
+    await using second = await IrcProbe.dial(ircPort(open));
+    await second.send("NICK erin", "USER erin 0 * :Erin");
+    await second.expectCommand("433", "*", "erin");
+    await second.send("NICK erin2");
+    await second.expectCommand("001", "erin2");
+    assert.ok(!first.ended);
+  } finally {
+    await open.shutdown();
+  }
+});
