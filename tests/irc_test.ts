@@ -207,3 +207,76 @@ Deno.test("irc: a wrong password gets 464 and the close; a nick in use gets 433 
     await open.shutdown();
   }
 });
+
+/** A Python that has the `irc` library (python3-irc), or null. */
+const PYTHON_IRC: string | null = (() => {
+  for (const python of ["/usr/bin/python3", "python3"]) {
+    try {
+      const { success } = new Deno.Command(python, {
+        args: ["-c", "import irc.client"],
+        stdout: "null",
+        stderr: "null",
+      }).outputSync();
+      if (success) return python;
+    } catch {
+      // not there
+    }
+  }
+  return null;
+})();
+if (PYTHON_IRC === null) {
+  console.warn(
+    "irc_test: python3-irc not found (apt-get install python3-irc): its test is skipped",
+  );
+}
+
+Deno.test({
+  name:
+    "irc: a real IRC library (python3-irc) talks with a chat client, both ways; bad lines get numerics",
+  ignore: PYTHON_IRC === null,
+  async fn() {
+    const server = await ircServer();
+    try {
+      await using bob = await connectClient(server, "bob");
+      const events = bob.events[Symbol.asyncIterator]();
+      const script = new URL("./helpers/irc_client.py", import.meta.url).pathname;
+      const child = new Deno.Command(PYTHON_IRC!, {
+        args: [script, "127.0.0.1", String(ircPort(server)), "pyuser", "password123", "bob"],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const stdout = new Response(child.stdout).text();
+      const stderr = new Response(child.stderr).text();
+      try {
+        const said = await nextEvent(events, (e) => e.type === "msg" && e.from === "pyuser");
+        assert.equal(said.type === "msg" && said.room, "lobby");
+        assert.equal(said.type === "msg" && said.text, "hello from python");
+        const dm = await nextEvent(events, (e) => e.type === "dm" && e.from === "pyuser");
+        assert.equal(dm.type === "dm" && dm.text, "dm from python");
+        await bob.say("lobby", "hello from chat");
+        await bob.dm("pyuser", "dm from chat");
+      } catch (err) {
+        try {
+          child.kill();
+        } catch {
+          // already ended
+        }
+        throw new Error(`${err}\nscript output:\n${await stdout}\n${await stderr}`);
+      }
+      const status = await child.status;
+      const out = await stdout;
+      assert.equal(status.code, 0, `the script failed:\n${out}\n${await stderr}`);
+      const seen = out.trim().split("\n").map((line) => JSON.parse(line));
+      const has = (event: string, text?: string) =>
+        seen.some((e) => e.event === event && (text === undefined || e.text === text));
+      assert.ok(has("welcome"), out);
+      assert.ok(has("pubmsg", "hello from chat"), out);
+      assert.ok(has("privmsg", "dm from chat"), out);
+      assert.ok(has("unknowncommand"), out);
+      assert.ok(has("417"), out);
+      assert.ok(has("pong", "still-here"), out);
+    } finally {
+      await server.shutdown();
+    }
+  },
+});
