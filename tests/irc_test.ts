@@ -280,3 +280,39 @@ Deno.test({
     }
   },
 });
+
+Deno.test("irc: the registration deadline, the per-address cap and flood control hold for IRC too", async () => {
+  const server = await ircServer({ loginTimeoutMs: 2000, maxConnectionsPerIp: 3 });
+  try {
+    await using one = await IrcProbe.register(ircPort(server), "frank");
+    await using two = await IrcProbe.register(ircPort(server), "grace");
+    await using slow = await IrcProbe.dial(ircPort(server));
+    await slow.send("NICK slow");
+    await using four = await IrcProbe.dial(ircPort(server));
+    assert.match((await four.expectCommand("ERROR")).params[0], /too many connections/);
+    await four.closed();
+    const error = await slow.expectCommand("ERROR");
+    assert.match(error.params[0], /within 2 s/);
+    await slow.closed();
+    assert.ok(!one.ended && !two.ended);
+  } finally {
+    await server.shutdown();
+  }
+  const limited = await ircServer({
+    rateMessagesPerSec: 1,
+    rateMessagesBurst: 3,
+    rateRequestsPerSec: 1000,
+    rateBytesPerSec: 1_000_000,
+    floodStrikes: 5,
+  });
+  try {
+    await using flooder = await IrcProbe.register(ircPort(limited), "heidi");
+    await flooder.send(...Array.from({ length: 20 }, (_, i) => `PRIVMSG #lobby :line ${i}`));
+    await flooder.expectCommand("263", "heidi", "PRIVMSG");
+    const error = await flooder.expectCommand("ERROR");
+    assert.match(error.params[0], /Excess flood/);
+    await flooder.closed();
+  } finally {
+    await limited.shutdown();
+  }
+});
