@@ -370,8 +370,9 @@ export class IrcConnection implements SessionPort, IrcClient {
         }
       }
       if (reply.pending > 0) {
+        const n = reply.pending;
         this.#queue(
-          serverNotice(this, `${reply.pending} direct messages came while you were away`),
+          serverNotice(this, `${n} direct message${n === 1 ? "" : "s"} came while you were away`),
         );
       }
       this.#held = this.hub.deliverPending(session, heldThrough).catch((err) =>

@@ -316,3 +316,40 @@ Deno.test("irc: the registration deadline, the per-address cap and flood control
     await limited.shutdown();
   }
 });
+
+Deno.test("irc: DMs held while offline arrive at registration; echo-message; broadcasts as notices", async () => {
+  // ivan has an account (imported at start) and is offline.
+  const server = await ircServer({ credentials: [{ nick: "ivan", password: "password123" }] });
+  try {
+    await using judy = await connectClient(server, "judy");
+    const events = judy.events[Symbol.asyncIterator]();
+    assert.equal((await judy.dm("ivan", "while you were away")).delivered, false);
+    await using ivan = await IrcProbe.dial(ircPort(server));
+    await ivan.send(
+      "CAP LS",
+      "CAP REQ :server-time echo-message message-tags",
+      "CAP END",
+      "PASS password123",
+      "NICK ivan",
+      "USER ivan 0 * :Ivan",
+    );
+    await ivan.expectCommand("001", "ivan");
+    const dm = await ivan.expect((m) => m.command === "PRIVMSG" && m.params[1].startsWith("while"));
+    assert.equal(dm.source, "judy!judy@chat");
+    assert.ok(dm.tags.time !== undefined && dm.tags.msgid !== undefined);
+    // The sender is told it was delivered.
+    await nextEvent(events, (e) => e.type === "receipt" && e.status === "delivered");
+
+    await ivan.send("PRIVMSG #lobby :echoed");
+    const echo = await ivan.expectCommand("PRIVMSG", "#lobby", "echoed");
+    assert.equal(echo.source, "ivan!ivan@chat");
+    const said = await nextEvent(events, (e) => e.type === "msg" && e.text === "echoed");
+    assert.equal(echo.tags.msgid, String(said.type === "msg" && said.id));
+
+    await judy.broadcast("attention please");
+    const notice = await ivan.expectCommand("NOTICE", "ivan", "[broadcast] attention please");
+    assert.equal(notice.source, "judy!judy@chat");
+  } finally {
+    await server.shutdown();
+  }
+});
