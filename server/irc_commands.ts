@@ -8,6 +8,7 @@
  */
 
 import { formatIrcMessage, type IrcMessage } from "../protocol/irc_line.ts";
+import type { ChatMessage } from "../protocol/messages.ts";
 import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, nameProblem } from "../protocol/names.ts";
 import { type CommandContext, commands } from "./commands.ts";
 import { CommandError } from "./errors.ts";
@@ -95,15 +96,28 @@ function numericOf(err: CommandError, target: string): [string, ...string[]] | n
   }
 }
 
-/** Sends the topic and names replies of a channel just joined. */
+/**
+ * Sends the topic and names replies of a channel just joined and, to a client that took
+ * the `batch` capability, the room's latest messages as a `chathistory` batch (clients
+ * without it would take them for new messages, so they get none).
+ */
 function sendJoined(
   client: IrcClient,
-  reply: { room: string; topic: string; members: string[] },
+  reply: { room: string; topic: string; members: string[]; history: ChatMessage[] },
 ): void {
   const channel = channelOf(reply.room);
   client.sendLines([`:${userSource(client.nick)} JOIN ${channel}`]);
   if (reply.topic !== "") client.reply("332", channel, oneLine(reply.topic));
   sendNames(client, channel, reply.members);
+  if (!client.caps.has("batch") || reply.history.length === 0) return;
+  const batch = crypto.randomUUID().slice(0, 8);
+  const lines = [`:${IRC_SERVER_NAME} BATCH +${batch} chathistory ${channel}`];
+  for (const message of reply.history) {
+    const tags = { ...messageTags(client, message), batch };
+    lines.push(...textLines("PRIVMSG", userSource(message.from), channel, message.text, tags));
+  }
+  lines.push(`:${IRC_SERVER_NAME} BATCH -${batch}`);
+  client.sendLines(lines);
 }
 
 /** 353 lines of at most ~400 bytes each, then 366. */

@@ -18,7 +18,12 @@ import type { ServerMessage, ServerMessageMap } from "../protocol/messages.ts";
 export const IRC_SERVER_NAME = "chat.server";
 
 /** The capabilities the IRC listener offers (`CAP LS`). */
-export const IRC_CAPABILITIES: readonly string[] = ["echo-message", "message-tags", "server-time"];
+export const IRC_CAPABILITIES: readonly string[] = [
+  "batch",
+  "echo-message",
+  "message-tags",
+  "server-time",
+];
 
 /** What the translation needs to know of the receiving connection. */
 export interface IrcView {

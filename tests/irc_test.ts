@@ -50,6 +50,7 @@ Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms jo
     await irc.send("CAP LS 302", "PASS password123", "NICK alice", "USER alice 0 * :Alice");
     const ls = await irc.expectCommand("CAP", "*", "LS");
     assert.deepEqual(ls.params[2].split(" ").sort(), [
+      "batch",
       "echo-message",
       "message-tags",
       "server-time",
@@ -349,6 +350,45 @@ Deno.test("irc: DMs held while offline arrive at registration; echo-message; bro
     await judy.broadcast("attention please");
     const notice = await ivan.expectCommand("NOTICE", "ivan", "[broadcast] attention please");
     assert.equal(notice.source, "judy!judy@chat");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("irc: a client with the batch capability gets a room's history on join, one without does not", async () => {
+  const server = await ircServer();
+  try {
+    await using kim = await connectClient(server, "kim");
+    await kim.join("hist");
+    const first = (await kim.say("hist", "first line")).msg;
+    await kim.say("hist", "second\nline");
+    await using withBatch = await IrcProbe.register(ircPort(server), "leo");
+    await withBatch.send("CAP REQ :batch server-time message-tags", "JOIN #hist");
+    await withBatch.expectCommand("366", "leo", "#hist");
+    const start = await withBatch.expectCommand("BATCH");
+    assert.ok(start.params[0].startsWith("+"));
+    assert.deepEqual(start.params.slice(1), ["chathistory", "#hist"]);
+    const id = start.params[0].slice(1);
+    const texts: string[] = [];
+    const ids: string[] = [];
+    while (true) {
+      const m = await withBatch.expect((m) => m.command === "PRIVMSG" || m.command === "BATCH");
+      if (m.command === "BATCH") {
+        assert.equal(m.params[0], `-${id}`);
+        break;
+      }
+      assert.equal(m.tags.batch, id);
+      assert.equal(m.source, "kim!kim@chat");
+      texts.push(m.params[1]);
+      ids.push(m.tags.msgid);
+    }
+    assert.deepEqual(texts, ["first line", "second", "line"]);
+    assert.equal(ids[0], String(first.id));
+    await using without = await IrcProbe.register(ircPort(server), "mia");
+    await without.send("JOIN #hist", "PING done");
+    await without.expectCommand("366", "mia", "#hist");
+    await without.expectCommand("PONG");
+    assert.ok(!without.raw.some((line) => line.includes("first line")), without.raw.join("\n"));
   } finally {
     await server.shutdown();
   }
