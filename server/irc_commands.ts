@@ -412,6 +412,90 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
     },
   },
 
+  MODE: {
+    minParams: 1,
+    run(client, { params }) {
+      const [target, modes] = params;
+      if (target.startsWith("#")) {
+        if (roomOfChannel(target) === null) client.reply("403", target, "No such channel");
+        else if (modes === undefined) client.reply("324", target, "+nt");
+        else if (/^[+]?b$/.test(modes)) client.reply("368", target, "End of channel ban list");
+        else client.reply("482", target, "Channel modes cannot be changed here");
+        return;
+      }
+      if (target.toLowerCase() !== client.nick.toLowerCase()) {
+        client.reply("502", "Can't change mode for other users");
+        return;
+      }
+      if (modes === undefined) client.reply("221", "+");
+      else client.reply("501", "User modes cannot be changed here");
+    },
+  },
+
+  WHO: {
+    minParams: 1,
+    async run(client, { params }) {
+      const mask = params[0];
+      const who = (nick: string, channel: string, online: boolean) =>
+        client.reply(
+          "352",
+          channel,
+          nick,
+          "chat",
+          IRC_SERVER_NAME,
+          nick,
+          online ? "H" : "G",
+          `0 ${nick}`,
+        );
+      const room = roomOfChannel(mask);
+      try {
+        if (room !== null) {
+          const reply = await commands.members.run(chat(client), {
+            type: "members",
+            id: client.newId(),
+            room,
+          });
+          for (const m of reply.members) who(m.nick, channelOf(reply.room), m.online);
+        } else if (!mask.startsWith("#")) {
+          const account = await client.hub.requireAccount(mask);
+          const self = client.session!.account.key;
+          who(account.nick, "*", account.key === self || client.hub.isVisible(account.key, self));
+        }
+      } catch (err) {
+        if (!(err instanceof CommandError)) throw err;
+      }
+      client.reply("315", mask, "End of WHO list");
+    },
+  },
+
+  WHOIS: {
+    minParams: 1,
+    async run(client, { params }) {
+      const nick = params.at(-1)!;
+      try {
+        const account = await client.hub.requireAccount(nick);
+        client.reply("311", account.nick, account.nick, "chat", "*", account.nick);
+        client.reply("312", account.nick, IRC_SERVER_NAME, "chat");
+      } catch (err) {
+        if (!(err instanceof CommandError)) throw err;
+        client.reply("401", nick, "No such nick");
+      }
+      client.reply("318", nick, "End of /WHOIS list");
+    },
+  },
+
+  LIST: {
+    minParams: 0,
+    async run(client) {
+      client.reply("321", "Channel", "Users  Name");
+      const reply = await commands.rooms.run(chat(client), { type: "rooms", id: client.newId() });
+      for (const room of reply.rooms) {
+        client.reply("322", channelOf(room.name), String(room.members), oneLine(room.topic));
+      }
+      client.reply("323", "End of /LIST");
+    },
+  },
+
   NAMES: {
     minParams: 0,
     async run(client, { params }) {

@@ -393,3 +393,43 @@ Deno.test("irc: a client with the batch capability gets a room's history on join
     await server.shutdown();
   }
 });
+
+Deno.test("irc: MODE, WHO, WHOIS and LIST queries are answered", async () => {
+  const server = await ircServer();
+  try {
+    await using nina = await connectClient(server, "nina");
+    await nina.topic("lobby", "the lobby");
+    await using irc = await IrcProbe.register(ircPort(server), "oscar");
+    await irc.send(
+      "MODE #lobby",
+      "MODE #lobby b",
+      "MODE #lobby +o nina",
+      "MODE oscar",
+      "MODE nina",
+    );
+    assert.equal((await irc.expectCommand("324", "oscar", "#lobby")).params[2], "+nt");
+    await irc.expectCommand("368", "oscar", "#lobby");
+    await irc.expectCommand("482", "oscar", "#lobby");
+    await irc.expectCommand("221", "oscar");
+    await irc.expectCommand("502", "oscar");
+    await irc.send("WHO #lobby");
+    const who = [
+      await irc.expectCommand("352", "oscar", "#lobby"),
+      await irc.expectCommand("352", "oscar", "#lobby"),
+    ].map((m) => `${m.params[5]} ${m.params[6]}`).sort();
+    assert.deepEqual(who, ["nina H", "oscar H"]);
+    await irc.expectCommand("315", "oscar", "#lobby");
+    await irc.send("WHOIS nina", "WHOIS nobody");
+    await irc.expectCommand("311", "oscar", "nina");
+    await irc.expectCommand("318", "oscar", "nina");
+    await irc.expectCommand("401", "oscar", "nobody");
+    await irc.expectCommand("318", "oscar", "nobody");
+    await irc.send("LIST");
+    await irc.expectCommand("321", "oscar");
+    const lobby = await irc.expectCommand("322", "oscar", "#lobby");
+    assert.deepEqual(lobby.params.slice(2), ["2", "the lobby"]);
+    await irc.expectCommand("323", "oscar");
+  } finally {
+    await server.shutdown();
+  }
+});
