@@ -433,3 +433,45 @@ Deno.test("irc: MODE, WHO, WHOIS and LIST queries are answered", async () => {
     await server.shutdown();
   }
 });
+
+Deno.test("irc: random garbage, before and after registration, never stops the server", async () => {
+  const server = await ircServer();
+  try {
+    // mulberry32: a failing run reproduces from its seed.
+    let seed = 20261205;
+    const rand = () => {
+      seed = (seed + 0x6d2b79f5) >>> 0;
+      let t = seed;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const garbage = (n: number) =>
+      Uint8Array.from({ length: n }, () => {
+        const r = rand();
+        // Mostly printable, with line ends, colons, spaces, @ and bytes that are not UTF-8.
+        if (r < 0.05) return 0x0a;
+        if (r < 0.08) return 0x0d;
+        if (r < 0.15) return 0x20;
+        if (r < 0.18) return 0x3a;
+        if (r < 0.2) return 0x40;
+        if (r < 0.25) return Math.floor(rand() * 256);
+        return 0x41 + Math.floor(rand() * 26);
+      });
+    await using before = await IrcProbe.dial(ircPort(server));
+    await before.sendRaw(garbage(32 * 1024)).catch(() => {});
+    await using after = await IrcProbe.register(ircPort(server), "pat");
+    // Cut off for its errors perhaps, while it still writes: a reset is fine here.
+    await after.sendRaw(garbage(32 * 1024)).catch(() => {});
+    await after.send("", "PING alive").catch(() => {});
+    // The flood of errors may cut it off; either way the server answers a new client.
+    await using fresh = await IrcProbe.register(ircPort(server), "quinn");
+    await fresh.send("PING alive");
+    await fresh.expectCommand("PONG");
+    await using chat = await connectClient(server, "rita");
+    await chat.say("lobby", "still serving");
+    await fresh.expectCommand("PRIVMSG", "#lobby", "still serving");
+  } finally {
+    await server.shutdown();
+  }
+});
