@@ -398,6 +398,14 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     parse: parsePort,
     apply: number("ircPort"),
   },
+  {
+    flag: "irc-tls-port",
+    arg: "<port>",
+    description: "also serve IRC clients over TLS on this port, with --tls-cert and --tls-key; " +
+      "off when absent",
+    parse: parsePort,
+    apply: number("ircTlsPort"),
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

@@ -134,6 +134,11 @@ export interface ServerConfig {
    * 0: a free one.
    */
   ircPort: number | null;
+  /**
+   * TCP port of the IRC listener over TLS (the server's `tls` certificate), on `host`;
+   * null: off, 0: a free one.
+   */
+  ircTlsPort: number | null;
 }
 
 /** Heartbeats a node may miss before the others drop its sessions. */
@@ -194,6 +199,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxHeldFilesPerSender: 100,
   clusterHeartbeatMs: 2000,
   ircPort: null,
+  ircTlsPort: null,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

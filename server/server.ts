@@ -43,6 +43,8 @@ export interface ChatServer {
   readonly metricsAddr: Deno.NetAddr | null;
   /** The IRC listener's address, when it is on (`--irc-port`). */
   readonly ircAddr: Deno.NetAddr | null;
+  /** The IRC-over-TLS listener's address, when it is on (`--irc-tls-port`). */
+  readonly ircTlsAddr: Deno.NetAddr | null;
   /** The chat state (for tests and metrics). */
   readonly hub: ChatHub;
   /**
@@ -100,6 +102,7 @@ export async function startServer(
   const broker = deps.broker ?? new LocalBroker();
   let listener: Deno.Listener;
   let ircListener: Deno.Listener | null = null;
+  let ircTlsListener: Deno.Listener | null = null;
   let tls: ServerTls | null = null;
   try {
     await closeOpenSessions(store);
@@ -110,13 +113,24 @@ export async function startServer(
     await store.close().catch(() => {});
     throw describeListenError(err, config);
   }
-  if (config.ircPort !== null) {
+  if (config.ircTlsPort !== null && tls === null) {
+    listener.close();
+    await store.close().catch(() => {});
+    throw new Error("--irc-tls-port needs the server's certificate: --tls-cert and --tls-key");
+  }
+  for (
+    const [port, what] of [[config.ircPort, "IRC"], [config.ircTlsPort, "IRC over TLS"]] as const
+  ) {
+    if (port === null) continue;
     try {
-      ircListener = listen({ host: config.host, port: config.ircPort });
+      const opened = listen({ host: config.host, port });
+      if (what === "IRC") ircListener = opened;
+      else ircTlsListener = opened;
     } catch (err) {
       listener.close();
+      ircListener?.close();
       await store.close().catch(() => {});
-      throw describeListenError(err, config, `${config.host}:${config.ircPort} (IRC)`);
+      throw describeListenError(err, config, `${config.host}:${port} (${what})`);
     }
   }
   const bus = deps.bus ?? new LocalClusterBus();
@@ -132,11 +146,12 @@ export async function startServer(
     hub.close();
     listener.close();
     ircListener?.close();
+    ircTlsListener?.close();
     await bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
   }
-  const server = new RunningServer(listener, tls, hub, config, files, ircListener);
+  const server = new RunningServer(listener, tls, hub, config, files, ircListener, ircTlsListener);
   if (config.metricsPort !== null) {
     try {
       await server.serveMetrics(config.metricsHost, config.metricsPort);
@@ -156,8 +171,10 @@ class RunningServer implements ChatServer {
   readonly finished: Promise<void>;
   metricsAddr: Deno.NetAddr | null = null;
   readonly ircAddr: Deno.NetAddr | null;
+  readonly ircTlsAddr: Deno.NetAddr | null;
   readonly #listener: Deno.Listener;
   readonly #ircListener: Deno.Listener | null;
+  readonly #ircTlsListener: Deno.Listener | null;
   readonly #tls: ServerTls | null;
   /** TLS connections accepted and still in their handshake (counted against the caps). */
   readonly #handshaking = new Set<ServerTlsConn>();
@@ -183,10 +200,13 @@ class RunningServer implements ChatServer {
     config: ServerConfig,
     files: FileService,
     ircListener: Deno.Listener | null = null,
+    ircTlsListener: Deno.Listener | null = null,
   ) {
     this.#listener = listener;
     this.#ircListener = ircListener;
+    this.#ircTlsListener = ircTlsListener;
     this.ircAddr = ircListener === null ? null : ircListener.addr as Deno.NetAddr;
+    this.ircTlsAddr = ircTlsListener === null ? null : ircTlsListener.addr as Deno.NetAddr;
     this.#tls = tls;
     this.#files = files;
     this.hub = hub;
@@ -201,10 +221,15 @@ class RunningServer implements ChatServer {
       port: this.addr.port,
       tls: this.tls ? " (TLS)" : "",
     });
-    this.#acceptLoop(this.#listener, false);
+    this.#acceptLoop(this.#listener, "chat");
     if (ircListener !== null) {
       log.info("IRC on {host}:{port}", { host: this.ircAddr!.hostname, port: this.ircAddr!.port });
-      this.#acceptLoop(ircListener, true);
+      this.#acceptLoop(ircListener, "irc");
+    }
+    if (ircTlsListener !== null) {
+      const { hostname: host, port } = this.ircTlsAddr!;
+      log.info("IRC over TLS on {host}:{port}", { host, port });
+      this.#acceptLoop(ircTlsListener, "ircs");
     }
   }
 
@@ -282,7 +307,7 @@ class RunningServer implements ChatServer {
    * exponential back-off; the sessions already open keep running meanwhile, and the
    * connections waiting in the kernel's backlog are taken once descriptors free up.
    */
-  async #acceptLoop(listener: Deno.Listener, irc: boolean): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener, kind: ListenerKind): Promise<void> {
     let backoffMs = 0;
     while (this.#shutdown === null) {
       let conn: Deno.Conn;
@@ -300,7 +325,7 @@ class RunningServer implements ChatServer {
         continue;
       }
       backoffMs = 0;
-      this.#admit(conn, irc);
+      this.#admit(conn, kind);
     }
   }
 
@@ -308,12 +333,13 @@ class RunningServer implements ChatServer {
    * Counts an accepted connection and serves it, or refuses it over a cap. A TLS
    * connection counts from its TCP accept, through its handshake.
    */
-  #admit(tcp: Deno.Conn, irc = false): void {
+  #admit(tcp: Deno.Conn, kind: ListenerKind = "chat"): void {
+    const irc = kind !== "chat";
     tuneAccepted(tcp);
     const addr = tcp.remoteAddr as Deno.NetAddr;
     const ip = plainIp(addr.hostname);
-    // The IRC listener is plain TCP.
-    const conn = this.#tls === null || irc ? tcp : this.#tls.wrap(tcp);
+    // The plain IRC listener is plain TCP whether the chat port has TLS or not.
+    const conn = this.#tls === null || kind === "irc" ? tcp : this.#tls.wrap(tcp);
     const refusal = this.#refusal(ip);
     if (refusal !== null) {
       this.hub.metrics.counters.connectionsRefused++;
@@ -323,7 +349,7 @@ class RunningServer implements ChatServer {
     }
     this.hub.metrics.counters.connectionsAccepted++;
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const running = (irc ? this.#serveIrc(tcp, ip, addr.port) : this.#serve(conn, ip, addr.port))
+    const running = this.#serve(conn, ip, addr.port, irc)
       .finally(() => {
         this.#running.delete(running);
         const left = (this.#perIp.get(ip) ?? 1) - 1;
@@ -333,26 +359,13 @@ class RunningServer implements ChatServer {
     this.#running.add(running);
   }
 
-  /** Serves an IRC client. */
-  async #serveIrc(conn: Deno.Conn, ip: string, port: number): Promise<void> {
-    const connection = new IrcConnection(conn, this.hub, {
-      remote: `${ip}:${port}`,
-      ip,
-      loginTimeoutMs: this.#config.loginTimeoutMs,
-    });
-    this.#connections.add(connection);
-    try {
-      await connection.run();
-    } finally {
-      this.#connections.delete(connection);
-      const traffic = connection.traffic;
-      this.#closedTraffic.bytesIn += traffic.bytesIn;
-      this.#closedTraffic.bytesOut += traffic.bytesOut;
-    }
-  }
-
   /** Runs a TLS connection's handshake under its deadline, then serves the connection. */
-  async #serve(conn: Deno.Conn | ServerTlsConn, ip: string, port: number): Promise<void> {
+  async #serve(
+    conn: Deno.Conn | ServerTlsConn,
+    ip: string,
+    port: number,
+    irc = false,
+  ): Promise<void> {
     const remote = `${ip}:${port}`;
     if (conn instanceof ServerTlsConn) {
       this.#handshaking.add(conn);
@@ -374,14 +387,20 @@ class RunningServer implements ChatServer {
         return;
       }
     }
-    const connection = new ClientConnection(conn, this.hub, {
-      remote,
-      ip,
-      loginTimeoutMs: this.#config.loginTimeoutMs,
-      // File chunks arrive in buffers that are reused once their bytes are on disk.
-      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
-      partialFrames: this.#partialFrames,
-    });
+    const connection = irc
+      ? new IrcConnection(conn, this.hub, {
+        remote,
+        ip,
+        loginTimeoutMs: this.#config.loginTimeoutMs,
+      })
+      : new ClientConnection(conn, this.hub, {
+        remote,
+        ip,
+        loginTimeoutMs: this.#config.loginTimeoutMs,
+        // File chunks arrive in buffers that are reused once their bytes are on disk.
+        allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+        partialFrames: this.#partialFrames,
+      });
     this.#connections.add(connection);
     try {
       await connection.run();
@@ -439,7 +458,7 @@ class RunningServer implements ChatServer {
     const drainMs = this.#config.drainWindowMs;
     this.hub.draining = true;
     log.info("draining over {drainMs} ms: {reason}", { drainMs, reason });
-    for (const listener of [this.#listener, this.#ircListener]) {
+    for (const listener of [this.#listener, this.#ircListener, this.#ircTlsListener]) {
       try {
         listener?.close();
       } catch {
@@ -503,6 +522,9 @@ export function plainIp(address: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   return mapped ? mapped[1] : address;
 }
+
+/** What a listener serves: the chat protocol, IRC, or IRC over TLS. */
+type ListenerKind = "chat" | "irc" | "ircs";
 
 /** First wait after a failed accept; it doubles with each failure in a row. */
 const ACCEPT_BACKOFF_MIN_MS = 5;

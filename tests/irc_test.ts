@@ -10,6 +10,7 @@ import type { ChatEvent } from "../client/chat_client.ts";
 import type { ChatServer } from "../server/server.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 import { IrcProbe } from "./helpers/irc_probe.ts";
+import { ca, cert, key } from "./helpers/tls.ts";
 
 const STEP_MS = 10_000;
 
@@ -474,4 +475,27 @@ Deno.test("irc: random garbage, before and after registration, never stops the s
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("irc: --irc-tls-port serves IRC over TLS with the server's certificate", async () => {
+  const server = await ircServer({ tls: { cert, key }, ircTlsPort: 0 });
+  try {
+    assert.ok(server.ircTlsAddr !== null);
+    await using irc = await IrcProbe.dialTls(server.ircTlsAddr.port, [ca]);
+    await irc.send("PASS password123", "NICK sam", "USER sam 0 * :Sam");
+    await irc.expectCommand("001", "sam");
+    await irc.expectCommand("JOIN", "#lobby");
+    await using plain = await IrcProbe.register(ircPort(server), "tess");
+    await plain.send("PRIVMSG #lobby :over plain TCP");
+    assert.equal(
+      (await irc.expectCommand("PRIVMSG", "#lobby", "over plain TCP")).source,
+      "tess!tess@chat",
+    );
+  } finally {
+    await server.shutdown();
+  }
+  await assert.rejects(
+    () => ircServer({ ircTlsPort: 0 }),
+    /--irc-tls-port needs the server's certificate/,
+  );
 });

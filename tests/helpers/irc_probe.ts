@@ -12,7 +12,7 @@ export const IRC_WAIT_MS = 10_000;
 
 /** A raw IRC connection. */
 export class IrcProbe implements AsyncDisposable {
-  readonly conn: Deno.TcpConn;
+  readonly conn: Deno.Conn;
   /** Lines received and not yet taken by {@linkcode expect}. */
   readonly pending: IrcMessage[] = [];
   /** Every line received, raw. */
@@ -21,7 +21,7 @@ export class IrcProbe implements AsyncDisposable {
   #ended = false;
   readonly reader: Promise<void>;
 
-  private constructor(conn: Deno.TcpConn) {
+  private constructor(conn: Deno.Conn) {
     this.conn = conn;
     this.reader = this.#read();
   }
@@ -29,6 +29,11 @@ export class IrcProbe implements AsyncDisposable {
   /** Connects to `port` on 127.0.0.1. */
   static async dial(port: number): Promise<IrcProbe> {
     return new IrcProbe(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Connects over TLS to `port` on 127.0.0.1, trusting `caCerts`. */
+  static async dialTls(port: number, caCerts: string[]): Promise<IrcProbe> {
+    return new IrcProbe(await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts }));
   }
 
   /** Dials and registers (PASS, NICK, USER); waits for 001. */
