@@ -499,3 +499,16 @@ Deno.test("irc: --irc-tls-port serves IRC over TLS with the server's certificate
     /--irc-tls-port needs the server's certificate/,
   );
 });
+
+Deno.test("irc: --idle-timeout logs an IRC client out; PING does not count as activity", async () => {
+  const server = await ircServer({ idleTimeoutSec: 1 });
+  try {
+    await using irc = await IrcProbe.register(ircPort(server), "uma");
+    await irc.send("PING keepalive");
+    const error = await irc.expectCommand("ERROR");
+    assert.match(error.params[0], /logged out after 1 s without a command/);
+    await irc.closed();
+  } finally {
+    await server.shutdown();
+  }
+});
