@@ -9,7 +9,7 @@
 
 import { formatIrcMessage, type IrcMessage } from "../protocol/irc_line.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
-import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, nameProblem } from "../protocol/names.ts";
+import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import { type CommandContext, commands } from "./commands.ts";
 import { CommandError } from "./errors.ts";
 import type { ChatHub, Session } from "./hub.ts";
@@ -329,6 +329,8 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
           );
           continue;
         }
+        // Already in it (an IRC client's autojoin after registration joined it): nothing to do.
+        if (client.session!.account.rooms.has(nameKey(room))) continue;
         try {
           await joinRoom(client, room);
         } catch (err) {

@@ -76,8 +76,10 @@ Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms jo
     const names = await irc.expectCommand("353", "alice", "=", "#lobby");
     assert.equal(names.params[3], "alice");
     await irc.expectCommand("366", "alice", "#lobby");
-    await irc.send("PING :tok en");
+    // JOIN of a channel it is in already: ignored, as IRC servers do.
+    await irc.send("JOIN #lobby", "PING :tok en");
     assert.equal((await irc.expectCommand("PONG")).params[1], "tok en");
+    assert.equal(irc.pending.filter((m) => m.command === "JOIN").length, 0);
   } finally {
     await server.shutdown();
   }
