@@ -141,6 +141,11 @@ export async function runServe(
   for (const line of listeningLines(server, fingerprint, listInterfaces(), launcher())) {
     console.log(line);
   }
+  for (const [addr, how] of [[server.ircAddr, "plain"], [server.ircTlsAddr, "TLS"]] as const) {
+    if (addr !== null) {
+      console.log(`  IRC clients: ${formatHostPort(addr.hostname, addr.port)} (${how})`);
+    }
+  }
   if (server.metricsAddr !== null) {
     console.log(
       `  metrics at: http://${

@@ -11,6 +11,8 @@ import type { ChatServer } from "../server/server.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 import { IrcProbe } from "./helpers/irc_probe.ts";
 import { ca, cert, key } from "./helpers/tls.ts";
+import denoJson from "../deno.json" with { type: "json" };
+import { permissionFlags } from "../scripts/permissions.ts";
 
 const STEP_MS = 10_000;
 
@@ -512,5 +514,52 @@ Deno.test("irc: --idle-timeout logs an IRC client out; PING does not count as ac
     await irc.closed();
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("irc: chat serve --irc-port, as a process, prints the IRC address and serves IRC there", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-irc-" });
+  const permissions = permissionFlags((denoJson.tasks as Record<string, string>).serve);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...permissions,
+      new URL("../main.ts", import.meta.url).pathname,
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--irc-port",
+      "0",
+      "--data",
+      `${dir}/data`,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  try {
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    let port = 0;
+    const deadline = Date.now() + 20_000;
+    while (port === 0 && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+      const match = /IRC clients: 127\.0\.0\.1:(\d+) \(plain\)/.exec(out);
+      if (match) port = Number(match[1]);
+    }
+    assert.ok(port > 0, `no IRC line in:\n${out}`);
+    await using irc = await IrcProbe.register(port, "vera");
+    await irc.expectCommand("JOIN", "#lobby");
+    reader.releaseLock();
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
   }
 });
