@@ -157,6 +157,11 @@ export async function runServe(
     console.log(line);
   }
   for (const line of webLines(server, listInterfaces())) console.log(line);
+  for (const [addr, how] of [[server.ircAddr, "plain"], [server.ircTlsAddr, "TLS"]] as const) {
+    if (addr !== null) {
+      console.log(`  IRC clients: ${formatHostPort(addr.hostname, addr.port)} (${how})`);
+    }
+  }
   if (server.metricsAddr !== null) {
     console.log(
       `  metrics at: http://${

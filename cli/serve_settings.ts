@@ -441,6 +441,22 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     parse: parsePort,
     apply: number("webPort"),
   },
+  {
+    flag: "irc-port",
+    arg: "<port>",
+    description: "also serve IRC clients (plain TCP) on this port, same accounts and rooms; " +
+      "off when absent",
+    parse: parsePort,
+    apply: number("ircPort"),
+  },
+  {
+    flag: "irc-tls-port",
+    arg: "<port>",
+    description: "also serve IRC clients over TLS on this port, with --tls-cert and --tls-key; " +
+      "off when absent",
+    parse: parsePort,
+    apply: number("ircTlsPort"),
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

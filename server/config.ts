@@ -157,6 +157,16 @@ export interface ServerConfig {
    * port + 1 (see server/web_server.ts for why a port of its own).
    */
   webPort: number | null;
+  /**
+   * TCP port of the IRC listener (`server/irc_connection.ts`), on `host`; null: off,
+   * 0: a free one.
+   */
+  ircPort: number | null;
+  /**
+   * TCP port of the IRC listener over TLS (the server's `tls` certificate), on `host`;
+   * null: off, 0: a free one.
+   */
+  ircTlsPort: number | null;
 }
 
 /** Where PostgreSQL is and how to log in to it. */
@@ -241,6 +251,8 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   engineWaitSec: 30,
   presenceAllMax: 200,
   webPort: null,
+  ircPort: null,
+  ircTlsPort: null,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

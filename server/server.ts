@@ -15,6 +15,9 @@ import type { Broker } from "./broker.ts";
 import type { ClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
 import { ClientConnection } from "./connection.ts";
+import { IrcConnection } from "./irc_connection.ts";
+import { encodeIrcLine } from "../protocol/irc_line.ts";
+import { LineConnection } from "../transport/line_connection.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CHUNK_PAYLOADS, FileService, type FileServiceDeps } from "./files.ts";
 import { openEngines } from "./engines.ts";
@@ -42,6 +45,10 @@ export interface ChatServer {
   readonly metricsAddr: Deno.NetAddr | null;
   /** The browser client's address (HTTP, or HTTPS with TLS), when it is on. */
   readonly webAddr: Deno.NetAddr | null;
+  /** The IRC listener's address, when it is on (`--irc-port`). */
+  readonly ircAddr: Deno.NetAddr | null;
+  /** The IRC-over-TLS listener's address, when it is on (`--irc-tls-port`). */
+  readonly ircTlsAddr: Deno.NetAddr | null;
   /** The chat state (for tests and metrics). */
   readonly hub: ChatHub;
   /**
@@ -96,6 +103,8 @@ export async function startServer(
   const store = instrumentStore(engines.store, metrics);
   const broker = engines.broker;
   let listener: Deno.Listener;
+  let ircListener: Deno.Listener | null = null;
+  let ircTlsListener: Deno.Listener | null = null;
   let tls: ServerTls | null = null;
   try {
     await closeOpenSessions(store);
@@ -107,6 +116,31 @@ export async function startServer(
     await engines.bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw describeListenError(err, config);
+  }
+  const closeEngines = async () => {
+    await broker.close().catch(() => {});
+    await engines.bus.close().catch(() => {});
+    await store.close().catch(() => {});
+  };
+  if (config.ircTlsPort !== null && tls === null) {
+    listener.close();
+    await closeEngines();
+    throw new Error("--irc-tls-port needs the server's certificate: --tls-cert and --tls-key");
+  }
+  for (
+    const [port, what] of [[config.ircPort, "IRC"], [config.ircTlsPort, "IRC over TLS"]] as const
+  ) {
+    if (port === null) continue;
+    try {
+      const opened = listen({ host: config.host, port });
+      if (what === "IRC") ircListener = opened;
+      else ircTlsListener = opened;
+    } catch (err) {
+      listener.close();
+      ircListener?.close();
+      await closeEngines();
+      throw describeListenError(err, config, `${config.host}:${port} (${what})`);
+    }
   }
   const bus = engines.bus;
   const hub = new ChatHub(store, broker, config, metrics, bus);
@@ -130,12 +164,14 @@ export async function startServer(
   } catch (err) {
     hub.close();
     listener.close();
+    ircListener?.close();
+    ircTlsListener?.close();
     await broker.close().catch(() => {});
     await bus.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
   }
-  const server = new RunningServer(listener, tls, hub, config, files);
+  const server = new RunningServer(listener, tls, hub, config, files, ircListener, ircTlsListener);
   if (config.metricsPort !== null) {
     try {
       await server.serveMetrics(config.metricsHost, config.metricsPort);
@@ -165,12 +201,16 @@ class RunningServer implements ChatServer {
   metricsAddr: Deno.NetAddr | null = null;
   webAddr: Deno.NetAddr | null = null;
   #webServer: WebServer | null = null;
+  readonly ircAddr: Deno.NetAddr | null;
+  readonly ircTlsAddr: Deno.NetAddr | null;
   readonly #listener: Deno.Listener;
+  readonly #ircListener: Deno.Listener | null;
+  readonly #ircTlsListener: Deno.Listener | null;
   readonly #tls: ServerTls | null;
   /** TLS connections accepted and still in their handshake (counted against the caps). */
   readonly #handshaking = new Set<ServerTlsConn>();
   readonly #config: ServerConfig;
-  readonly #connections = new Set<ClientConnection>();
+  readonly #connections = new Set<ClientConnection | IrcConnection>();
   readonly #perIp = new Map<string, number>();
   readonly #running = new Set<Promise<void>>();
   readonly #sweeper: ReturnType<typeof setInterval>;
@@ -190,8 +230,14 @@ class RunningServer implements ChatServer {
     hub: ChatHub,
     config: ServerConfig,
     files: FileService,
+    ircListener: Deno.Listener | null = null,
+    ircTlsListener: Deno.Listener | null = null,
   ) {
     this.#listener = listener;
+    this.#ircListener = ircListener;
+    this.#ircTlsListener = ircTlsListener;
+    this.ircAddr = ircListener === null ? null : ircListener.addr as Deno.NetAddr;
+    this.ircTlsAddr = ircTlsListener === null ? null : ircTlsListener.addr as Deno.NetAddr;
     this.#tls = tls;
     this.#files = files;
     this.hub = hub;
@@ -206,7 +252,16 @@ class RunningServer implements ChatServer {
       port: this.addr.port,
       tls: this.tls ? " (TLS)" : "",
     });
-    this.#acceptLoop();
+    this.#acceptLoop(this.#listener, "chat");
+    if (ircListener !== null) {
+      log.info("IRC on {host}:{port}", { host: this.ircAddr!.hostname, port: this.ircAddr!.port });
+      this.#acceptLoop(ircListener, "irc");
+    }
+    if (ircTlsListener !== null) {
+      const { hostname: host, port } = this.ircTlsAddr!;
+      log.info("IRC over TLS on {host}:{port}", { host, port });
+      this.#acceptLoop(ircTlsListener, "ircs");
+    }
   }
 
   shutdown(reason = "server shutting down"): Promise<void> {
@@ -303,12 +358,12 @@ class RunningServer implements ChatServer {
    * exponential back-off; the sessions already open keep running meanwhile, and the
    * connections waiting in the kernel's backlog are taken once descriptors free up.
    */
-  async #acceptLoop(): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener, kind: ListenerKind): Promise<void> {
     let backoffMs = 0;
     while (this.#shutdown === null) {
       let conn: Deno.Conn;
       try {
-        conn = await this.#listener.accept();
+        conn = await listener.accept();
       } catch (err) {
         if (this.#shutdown !== null || err instanceof Deno.errors.BadResource) return;
         backoffMs = Math.min(ACCEPT_BACKOFF_MAX_MS, Math.max(ACCEPT_BACKOFF_MIN_MS, backoffMs * 2));
@@ -321,7 +376,7 @@ class RunningServer implements ChatServer {
         continue;
       }
       backoffMs = 0;
-      this.#admit(conn);
+      this.#admit(conn, kind);
     }
   }
 
@@ -329,28 +384,30 @@ class RunningServer implements ChatServer {
    * Counts an accepted connection and serves it, or refuses it over a cap. A TLS
    * connection counts from its TCP accept, through its handshake.
    */
-  #admit(tcp: Deno.Conn): void {
+  #admit(tcp: Deno.Conn, kind: ListenerKind = "chat"): void {
+    const irc = kind !== "chat";
     tuneAccepted(tcp);
     const addr = tcp.remoteAddr as Deno.NetAddr;
-    const conn = this.#tls === null ? tcp : this.#tls.wrap(tcp);
-    this.#admitChannel(conn, plainIp(addr.hostname), addr.port);
+    // The plain IRC listener is plain TCP whether the chat port has TLS or not.
+    const conn = this.#tls === null || kind === "irc" ? tcp : this.#tls.wrap(tcp);
+    this.#admitChannel(conn, plainIp(addr.hostname), addr.port, irc);
   }
 
   /**
-   * Counts a connection (TCP, TLS, or a browser's WebSocket) against the caps and serves
-   * it, or refuses it with an error frame saying why.
+   * Counts a connection (TCP, TLS, a browser's WebSocket, or an IRC client's) against the
+   * caps and serves it, or refuses it saying why (an error frame, or an IRC `ERROR` line).
    */
-  #admitChannel(conn: ByteChannel, ip: string, port: number): void {
+  #admitChannel(conn: ByteChannel, ip: string, port: number, irc = false): void {
     const refusal = this.#refusal(ip);
     if (refusal !== null) {
       this.hub.metrics.counters.connectionsRefused++;
       log.warn("refusing a connection from {ip}: {refusal}", { ip, refusal });
-      this.#refuse(conn, refusal);
+      this.#refuse(conn, refusal, irc);
       return;
     }
     this.hub.metrics.counters.connectionsAccepted++;
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const running = this.#serve(conn, ip, port).finally(() => {
+    const running = this.#serve(conn, ip, port, irc).finally(() => {
       this.#running.delete(running);
       const left = (this.#perIp.get(ip) ?? 1) - 1;
       if (left > 0) this.#perIp.set(ip, left);
@@ -360,7 +417,7 @@ class RunningServer implements ChatServer {
   }
 
   /** Runs a TLS connection's handshake under its deadline, then serves the connection. */
-  async #serve(conn: ByteChannel, ip: string, port: number): Promise<void> {
+  async #serve(conn: ByteChannel, ip: string, port: number, irc = false): Promise<void> {
     const remote = `${ip}:${port}`;
     if (conn instanceof ServerTlsConn) {
       this.#handshaking.add(conn);
@@ -382,14 +439,20 @@ class RunningServer implements ChatServer {
         return;
       }
     }
-    const connection = new ClientConnection(conn, this.hub, {
-      remote,
-      ip,
-      loginTimeoutMs: this.#config.loginTimeoutMs,
-      // File chunks arrive in buffers that are reused once their bytes are on disk.
-      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
-      partialFrames: this.#partialFrames,
-    });
+    const connection = irc
+      ? new IrcConnection(conn, this.hub, {
+        remote,
+        ip,
+        loginTimeoutMs: this.#config.loginTimeoutMs,
+      })
+      : new ClientConnection(conn, this.hub, {
+        remote,
+        ip,
+        loginTimeoutMs: this.#config.loginTimeoutMs,
+        // File chunks arrive in buffers that are reused once their bytes are on disk.
+        allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+        partialFrames: this.#partialFrames,
+      });
     this.#connections.add(connection);
     try {
       await connection.run();
@@ -406,12 +469,18 @@ class RunningServer implements ChatServer {
    * lingers until the client has read it (up to `LINGER_MS`), holding a descriptor; past
    * a few refusals under way at once (a flood), the next are closed without a word.
    */
-  #refuse(conn: ByteChannel, reason: string): void {
+  #refuse(conn: ByteChannel, reason: string, irc = false): void {
     if (this.#refusing >= MAX_REFUSING) {
       conn.close();
       return;
     }
     this.#refusing++;
+    if (irc) {
+      const lines = new LineConnection(conn);
+      lines.closeWith(encodeIrcLine(`ERROR :${reason}`), REFUSAL_WRITE_MS)
+        .then(() => this.#refusing--);
+      return;
+    }
     const framed = new FramedConnection(conn);
     framed.send({ type: "error", code: "too_many_connections", message: reason });
     framed.close(REFUSAL_WRITE_MS);
@@ -441,10 +510,12 @@ class RunningServer implements ChatServer {
     const drainMs = this.#config.drainWindowMs;
     this.hub.draining = true;
     log.info("draining over {drainMs} ms: {reason}", { drainMs, reason });
-    try {
-      this.#listener.close();
-    } catch {
-      // already closed
+    for (const listener of [this.#listener, this.#ircListener, this.#ircTlsListener]) {
+      try {
+        listener?.close();
+      } catch {
+        // already closed
+      }
     }
     for (const conn of this.#handshaking) conn.close();
     // Everyone hears it first; then sessions close a few at a time across the window.
@@ -504,6 +575,9 @@ export function plainIp(address: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   return mapped ? mapped[1] : address;
 }
+
+/** What a listener serves: the chat protocol, IRC, or IRC over TLS. */
+type ListenerKind = "chat" | "irc" | "ircs";
 
 /** First wait after a failed accept; it doubles with each failure in a row. */
 const ACCEPT_BACKOFF_MIN_MS = 5;

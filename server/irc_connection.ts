@@ -1,0 +1,467 @@
+/**
+ * An IRC client connection: registration (`CAP`, `PASS`, `NICK`, `USER`) onto the same
+ * accounts as the chat protocol, then IRC commands through {@linkcode ircCommands} to the
+ * chat command handlers; as a {@linkcode SessionPort}, it turns the hub's events into
+ * IRC lines ({@linkcode eventLines}). The same defences as a chat connection: flood
+ * control on every line, the login deadline, the idle timeout, stalled writes, a bounded
+ * outbound queue and bounded lines.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { decodePayload, LENGTH_PREFIX_BYTES } from "../protocol/frame.ts";
+import {
+  encodeIrcLine,
+  formatIrcMessage,
+  IrcLineError,
+  type IrcMessage,
+  MAX_LINE_BYTES,
+  parseIrcLine,
+  type SplitLine,
+} from "../protocol/irc_line.ts";
+import type { ServerMessage } from "../protocol/messages.ts";
+import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH } from "../protocol/names.ts";
+import type { NoticeCode } from "../protocol/replies.ts";
+import type { OutboundProgress } from "../transport/buffer_pool.ts";
+import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { LineConnection } from "../transport/line_connection.ts";
+import { isDiskFull } from "./disk_space.ts";
+import { CommandError } from "./errors.ts";
+import { FloodControl, LOGIN_COST } from "./flood_control.ts";
+import type { ChatHub, Session, SessionPort } from "./hub.ts";
+import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
+import { eventLines, IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
+
+const log = getLogger(["chat", "server", "irc"]);
+
+/** Login failures that end the registration (the client cannot fix them with another NICK). */
+const PASSWORD_FAILURES = new Set(["bad_password", "wrong_password", "locked", "no_account"]);
+
+/** Options of {@linkcode IrcConnection}. */
+export interface IrcConnectionOptions {
+  /** The client's address and port. */
+  remote: string;
+  /** The client's IP address, for per-address limits. */
+  ip: string;
+  /** Milliseconds a connection may take to register. */
+  loginTimeoutMs: number;
+}
+
+/** One IRC client. `run()` serves it; `sweep()` enforces deadlines. */
+export class IrcConnection implements SessionPort, IrcClient {
+  readonly remote: string;
+  readonly ip: string;
+  readonly hub: ChatHub;
+  readonly caps: Set<string> = new Set();
+  readonly #lines: LineConnection;
+  readonly #openedAt = performance.now();
+  readonly #loginTimeoutMs: number;
+  #flood: FloodControl;
+  #session: Session | null = null;
+  #closing = false;
+  #nick: string | null = null;
+  #userGiven = false;
+  #password: string | undefined = undefined;
+  #capHeld = false;
+  #registering = false;
+  #bytesOutAtSweep = 0;
+  #stalledSweeps = 0;
+  #held: Promise<void> = Promise.resolve();
+
+  /** Wraps an accepted channel. */
+  constructor(channel: ByteChannel, hub: ChatHub, options: IrcConnectionOptions) {
+    this.remote = options.remote;
+    this.ip = options.ip;
+    this.hub = hub;
+    this.#loginTimeoutMs = options.loginTimeoutMs;
+    this.#flood = new FloodControl(hub.config, performance.now());
+    this.#lines = new LineConnection(channel, { maxQueueBytes: hub.config.maxQueueBytes });
+  }
+
+  get session(): Session | null {
+    return this.#session;
+  }
+
+  get nick(): string {
+    return this.#session?.account.nick ?? this.#nick ?? "*";
+  }
+
+  /** Bytes received and written so far. */
+  get traffic(): { bytesIn: number; bytesOut: number } {
+    return this.#lines.stats;
+  }
+
+  /** Serves the connection until it ends; never throws. */
+  async run(): Promise<void> {
+    log.debug("IRC connection from {remote}", { remote: this.remote });
+    try {
+      for await (const { lines, bytes } of this.#lines.batches()) {
+        const share = Math.ceil(bytes / lines.length);
+        for (const line of lines) {
+          await this.#onLine(line, share);
+          if (this.#closing) break;
+        }
+        if (this.#closing) break;
+      }
+    } catch (err) {
+      log.warn("IRC connection {remote} failed: {err}", { remote: this.remote, err });
+    } finally {
+      await this.#endSession();
+      await this.#lines.close(this.hub.config.shutdownGraceMs);
+      await this.#held;
+    }
+  }
+
+  // --- SessionPort ---
+
+  /** Translates encoded hub events (whole frames) to IRC lines and queues them. */
+  send(frames: Uint8Array): boolean {
+    if (this.#lines.closed) return false;
+    const lines: string[] = [];
+    const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+    for (let at = 0; at + LENGTH_PREFIX_BYTES <= frames.length;) {
+      const length = view.getUint32(at);
+      const start = at + LENGTH_PREFIX_BYTES;
+      at = start + length;
+      try {
+        const { header } = decodePayload(frames.subarray(start, at));
+        lines.push(...eventLines(this, header as unknown as ServerMessage));
+      } catch (err) {
+        log.error("an event for IRC client {remote} could not be translated: {err}", {
+          remote: this.remote,
+          err,
+        });
+      }
+    }
+    if (lines.length === 0) return true;
+    const sent = this.#queue(lines);
+    if (sent) this.hub.metrics.counters.deliveries++;
+    return sent;
+  }
+
+  outbound(): OutboundProgress {
+    const { bytesOut } = this.#lines.stats;
+    return { written: bytesOut, queued: this.#lines.queuedBytes };
+  }
+
+  whenWritten(offset: number): Promise<boolean> {
+    return this.#lines.whenWritten(offset);
+  }
+
+  /** Ends the connection after an optional notice, with an `ERROR` line. */
+  end(notice?: { code: NoticeCode; text: string }): void {
+    this.quit(notice?.text ?? "Closing link");
+  }
+
+  /** Sends a notice without ending anything (shutdown warnings). */
+  notify(notice: { code: NoticeCode; text: string }): void {
+    if (!this.#closing) this.#queue(serverNotice(this, notice.text));
+  }
+
+  // --- IrcClient ---
+
+  /** Never throws: parameters are made carriable (a client's own words may not be). */
+  reply(numeric: string, ...params: string[]): void {
+    const all = [this.nick, ...params].map((param, i, list) => {
+      const clean = oneLine(param);
+      if (i === list.length - 1) return clean;
+      return clean === "" ? "*" : clean.replace(/ /g, "_").replace(/^:/, "_");
+    });
+    this.#queue([formatIrcMessage({ source: IRC_SERVER_NAME, command: numeric, params: all })]);
+  }
+
+  sendLines(lines: readonly string[]): void {
+    this.#queue(lines);
+  }
+
+  setNick(nick: string): Promise<void> {
+    this.#nick = nick;
+    return this.#tryRegister();
+  }
+
+  setUser(): Promise<void> {
+    this.#userGiven = true;
+    return this.#tryRegister();
+  }
+
+  setPassword(password: string): void {
+    this.#password = password;
+  }
+
+  holdRegistration(held: boolean): Promise<void> {
+    this.#capHeld = held;
+    return held ? Promise.resolve() : this.#tryRegister();
+  }
+
+  quit(reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#queue([`ERROR :Closing link: ${this.ip} (${reason.replace(/[\r\n\0]/g, " ")})`]);
+    this.#endSession();
+    this.#lines.close(this.hub.config.shutdownGraceMs);
+  }
+
+  newId(): string {
+    return `irc-${crypto.randomUUID()}`;
+  }
+
+  /**
+   * Enforces the registration deadline, the idle timeout and the write deadline, as
+   * {@linkcode ClientConnection.sweep} does.
+   */
+  sweep(now: number, intervalMs: number): void {
+    if (this.#closing) return;
+    const config = this.hub.config;
+    const bytesOut = this.#lines.stats.bytesOut;
+    if (this.#lines.writeStalledMs > 0 && bytesOut === this.#bytesOutAtSweep) this.#stalledSweeps++;
+    else this.#stalledSweeps = 0;
+    this.#bytesOutAtSweep = bytesOut;
+    if (this.#stalledSweeps * intervalMs > config.writeTimeoutMs) {
+      this.#cutOff(`a write stalled for over ${config.writeTimeoutMs} ms`);
+      return;
+    }
+    if (this.#session === null) {
+      if (now - this.#openedAt > this.#loginTimeoutMs) {
+        this.quit(`Registration must complete within ${this.#loginTimeoutMs / 1000} s`);
+      }
+      return;
+    }
+    const idleSec = config.idleTimeoutSec;
+    if (idleSec > 0 && now - this.#session.lastCommandAt > idleSec * 1000) {
+      this.hub.metrics.counters.idleTimeouts++;
+      this.quit(`logged out after ${idleSec} s without a command`);
+    }
+  }
+
+  // --- lines ---
+
+  async #onLine(split: SplitLine, bytes: number): Promise<void> {
+    const now = performance.now();
+    let message: IrcMessage | null = null;
+    let problem: IrcLineError | null = null;
+    if (split.ok) {
+      try {
+        message = parseIrcLine(split.line);
+      } catch (err) {
+        if (!(err instanceof IrcLineError)) throw err;
+        if (err.code === "empty") return;
+        problem = err;
+      }
+    } else {
+      problem = new IrcLineError(split.code, split.message);
+    }
+    const spec = message === null ? undefined : ircCommands[message.command];
+    const registered = this.#session !== null;
+    if (registered) this.hub.metrics.counters.requests++;
+    const type = spec?.message ? "say" : "irc";
+    const cost = message?.command === "USER" || message?.command === "NICK" ? LOGIN_COST / 2 : 1;
+    const admission = this.#flood.admit(type, bytes, now, cost);
+    if (!admission.admitted) {
+      this.hub.metrics.counters.rateLimited++;
+      this.reply(
+        "263",
+        message?.command ?? "*",
+        `Please wait ${admission.retryAfter} s and try again`,
+      );
+      if (admission.persistent) {
+        this.hub.metrics.counters.floodDisconnects++;
+        this.quit("Excess flood");
+      }
+      return;
+    }
+    if (problem !== null) {
+      this.hub.metrics.counters.protocolErrors++;
+      if (problem.code === "line_too_long" || problem.code === "tags_too_long") {
+        this.reply("417", `Input line was too long (${MAX_LINE_BYTES} bytes, tags aside)`);
+      } else if (problem.code === "bad_command") {
+        this.reply("421", "*", `Unknown command: ${problem.message}`);
+      } else {
+        this.reply("400", "*", problem.message);
+      }
+      this.#failed();
+      return;
+    }
+    const command = message!.command;
+    if (spec === undefined) {
+      if (registered) this.reply("421", command, "Unknown command");
+      else this.reply("451", "You have not registered");
+      this.#failed();
+      return;
+    }
+    if (!registered && !spec.beforeRegistration) {
+      this.reply("451", "You have not registered");
+      this.#failed();
+      return;
+    }
+    if (registered && spec.onlyBeforeRegistration) {
+      this.reply("462", "You may not reregister");
+      this.#failed();
+      return;
+    }
+    if (message!.params.length < spec.minParams) {
+      this.reply("461", command, "Not enough parameters");
+      this.#failed();
+      return;
+    }
+    if (registered && spec.activity !== false) this.#session!.lastCommandAt = now;
+    if (registered && spec.message) this.hub.metrics.counters.messagesIn++;
+    try {
+      await spec.run(this, message!);
+      this.#flood.succeeded();
+    } catch (err) {
+      this.#replyError(command, err);
+      this.#failed();
+    }
+  }
+
+  #replyError(command: string, err: unknown): void {
+    if (err instanceof CommandError) {
+      this.reply("400", command, err.message);
+      return;
+    }
+    if (isDiskFull(err)) {
+      this.hub.metrics.counters.storageFull++;
+      this.reply("400", command, "the server's disk is full: nothing was stored; try again later");
+      return;
+    }
+    log.error("IRC {command} from {remote} failed: {err}", { command, remote: this.remote, err });
+    this.reply("400", command, "internal server error");
+  }
+
+  /** An error reply costs more; nothing but errors, and the client is cut off. */
+  #failed(): void {
+    if (this.#closing || !this.#flood.failed(performance.now())) return;
+    this.hub.metrics.counters.floodDisconnects++;
+    this.hub.metrics.counters.errorDisconnects++;
+    this.quit("every recent command failed");
+  }
+
+  // --- registration ---
+
+  /** Registers once the nick and user are given and capabilities negotiated. */
+  #tryRegister(): Promise<void> {
+    if (this.#session !== null || this.#registering || this.#capHeld) return Promise.resolve();
+    if (this.#nick === null || !this.#userGiven) return Promise.resolve();
+    this.#registering = true;
+    return this.#register(this.#nick);
+  }
+
+  async #register(nick: string): Promise<void> {
+    const admission = this.#flood.admit("login", 0, performance.now(), LOGIN_COST);
+    if (!admission.admitted) {
+      this.#registering = false;
+      this.quit(`too many attempts: retry in ${admission.retryAfter} s`);
+      return;
+    }
+    try {
+      const { session, reply, heldThrough } = await this.hub.login(this, nick, this.#password, {
+        register: true,
+      });
+      this.#session = session;
+      this.#flood = new FloodControl(this.hub.config, performance.now());
+      this.#welcome();
+      for (const room of reply.rooms) {
+        try {
+          await joinRoom(this, room);
+        } catch (err) {
+          log.warn("IRC client {nick} could not rejoin {room}: {err}", { nick, room, err });
+        }
+      }
+      if (reply.pending > 0) {
+        const n = reply.pending;
+        this.#queue(
+          serverNotice(this, `${n} direct message${n === 1 ? "" : "s"} came while you were away`),
+        );
+      }
+      this.#held = this.hub.deliverPending(session, heldThrough).catch((err) =>
+        log.error("delivering held messages to {nick} failed: {err}", { nick, err })
+      );
+    } catch (err) {
+      this.#registering = false;
+      if (!(err instanceof CommandError)) {
+        log.error("IRC registration of {nick} from {remote} failed: {err}", {
+          nick,
+          remote: this.remote,
+          err,
+        });
+        this.quit("internal server error");
+        return;
+      }
+      if (err.code === "nick_in_use") {
+        this.#nick = null;
+        this.reply("433", nick, "Nickname is already in use");
+      } else if (err.code === "bad_name") {
+        this.#nick = null;
+        this.reply("432", nick, `Erroneous nickname: ${err.message}`);
+      } else if (PASSWORD_FAILURES.has(err.code)) {
+        this.reply("464", `Password incorrect: ${err.message}`);
+        this.quit(err.message);
+      } else {
+        this.quit(err.message);
+      }
+      this.#failed();
+    }
+  }
+
+  #welcome(): void {
+    const nick = this.nick;
+    this.reply("001", `Welcome to chat, ${nick}`);
+    this.reply("002", `Your host is ${IRC_SERVER_NAME}, running chat`);
+    this.reply("003", "This server speaks IRC beside the chat protocol");
+    this.reply("004", IRC_SERVER_NAME, "chat", "i", "t");
+    this.reply(
+      "005",
+      "CASEMAPPING=ascii",
+      "CHANTYPES=#",
+      `CHANNELLEN=${MAX_NAME_LENGTH + 1}`,
+      `NICKLEN=${MAX_NAME_LENGTH}`,
+      `TOPICLEN=${MAX_TOPIC_LENGTH}`,
+      `LINELEN=${MAX_LINE_BYTES}`,
+      "TARGMAX=PRIVMSG:1,NOTICE:1",
+      "NETWORK=chat",
+      "are supported by this server",
+    );
+    this.reply("422", "MOTD File is missing");
+  }
+
+  // --- output ---
+
+  #queue(lines: readonly string[]): boolean {
+    if (lines.length === 0) return true;
+    const bytes = encodeIrcLine(lines.join("\r\n"));
+    try {
+      this.#lines.send(bytes);
+      return true;
+    } catch (err) {
+      if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
+      else if (!(err instanceof ConnectionClosedError)) throw err;
+      return false;
+    }
+  }
+
+  #endSession(): Promise<void> {
+    const session = this.#session;
+    if (session === null || session.ended) return Promise.resolve();
+    log.info("{nick} (IRC) disconnected ({remote})", {
+      nick: session.account.nick,
+      remote: this.remote,
+    });
+    return this.hub.endSession(session).catch((err) =>
+      log.error("ending session failed: {err}", { err })
+    );
+  }
+
+  #cutOff(reason: string): void {
+    if (this.#lines.closed) return;
+    log.warn("cutting off slow IRC consumer {remote}: {reason}", { remote: this.remote, reason });
+    this.hub.metrics.counters.slowConsumerCutoffs++;
+    this.#closing = true;
+    this.#endSession();
+    this.#lines.closeWith(
+      encodeIrcLine(`ERROR :Closing link: reading too slowly: ${reason}`),
+      1000,
+    );
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The hub's events as IRC lines: one table, keyed by event type, of what an IRC client
+ * is sent for each (nothing for those IRC has no word for: receipts, presence).
+ *
+ * @module
+ */
+
+import {
+  formatIrcMessage,
+  type OutgoingIrcMessage,
+  splitUtf8Lines,
+  utf8Length,
+} from "../protocol/irc_line.ts";
+import { MAX_LINE_BYTES } from "../protocol/irc_line.ts";
+import type { ServerMessage, ServerMessageMap } from "../protocol/messages.ts";
+
+/** The server's name in IRC sources and numerics. */
+export const IRC_SERVER_NAME = "chat.server";
+
+/** The capabilities the IRC listener offers (`CAP LS`). */
+export const IRC_CAPABILITIES: readonly string[] = [
+  "batch",
+  "echo-message",
+  "message-tags",
+  "server-time",
+];
+
+/** What the translation needs to know of the receiving connection. */
+export interface IrcView {
+  /** The receiving client's nick. */
+  readonly nick: string;
+  /** Capabilities it enabled. */
+  readonly caps: ReadonlySet<string>;
+}
+
+/**
+ * The source of lines from a chat user: `nick!nick@chat`.
+ *
+ * @example
+ * ```ts
+ * import { userSource } from "./irc_events.ts";
+ * userSource("alice"); // "alice!alice@chat"
+ * ```
+ */
+export function userSource(nick: string): string {
+  return `${nick}!${nick}@chat`;
+}
+
+/** The IRC channel of a room: `#name`. */
+export function channelOf(room: string): string {
+  return `#${room}`;
+}
+
+/** `text` on one line: CR, LF and NUL (which no IRC line may carry) become spaces. */
+export function oneLine(text: string): string {
+  return text.replace(/[\r\n\0]+/g, " ");
+}
+
+/** Tags of a stored message, as the client's capabilities allow. */
+export function messageTags(
+  view: IrcView,
+  { id, ts }: { id?: number; ts?: number },
+): Record<string, string> {
+  const tags: Record<string, string> = {};
+  if (ts !== undefined && view.caps.has("server-time")) tags.time = new Date(ts).toISOString();
+  if (id !== undefined && view.caps.has("message-tags")) tags.msgid = String(id);
+  return tags;
+}
+
+/**
+ * A text from `source` to `target` as PRIVMSG (or NOTICE) lines: split at its line ends
+ * and wherever a line would pass {@linkcode MAX_LINE_BYTES} with its CR LF, tags aside.
+ */
+export function textLines(
+  command: "PRIVMSG" | "NOTICE",
+  source: string,
+  target: string,
+  text: string,
+  tags: Record<string, string> = {},
+): string[] {
+  const head = `:${source} ${command} ${target} :`;
+  const budget = MAX_LINE_BYTES - 2 - utf8Length(head);
+  return splitUtf8Lines(text.replace(/\0/g, ""), Math.max(16, budget)).map((piece) =>
+    formatIrcMessage({ tags, source, command, params: [target, piece] })
+  );
+}
+
+/** A notice from the server to the client. */
+export function serverNotice(view: IrcView, text: string): string[] {
+  return textLines("NOTICE", IRC_SERVER_NAME, view.nick, text);
+}
+
+type Translate<T extends keyof ServerMessageMap> = (
+  view: IrcView,
+  event: ServerMessageMap[T],
+) => string[];
+
+function line(message: OutgoingIrcMessage): string[] {
+  return [formatIrcMessage(message)];
+}
+
+const NONE: string[] = [];
+
+/** The table: each event type to its IRC lines. */
+export const ircEvents: { [T in keyof ServerMessageMap]: Translate<T> } = {
+  msg: (view, m) =>
+    textLines("PRIVMSG", userSource(m.from), channelOf(m.room), m.text, messageTags(view, m)),
+  dm(view, m) {
+    const tags = messageTags(view, m);
+    if (m.from.toLowerCase() !== view.nick.toLowerCase()) {
+      return textLines("PRIVMSG", userSource(m.from), view.nick, m.text, tags);
+    }
+    // Sent by another session of the same account: shown as sent only to those who asked.
+    if (!view.caps.has("echo-message")) return NONE;
+    return textLines("PRIVMSG", userSource(m.from), m.to, m.text, tags);
+  },
+  broadcast: (view, m) =>
+    textLines(
+      "NOTICE",
+      userSource(m.from),
+      view.nick,
+      `[broadcast] ${m.text}`,
+      messageTags(view, m),
+    ),
+  member: (_view, m) =>
+    line({
+      source: userSource(m.nick),
+      command: m.joined ? "JOIN" : "PART",
+      params: [channelOf(m.room)],
+    }),
+  topic: (view, m) =>
+    line({
+      tags: messageTags(view, m),
+      source: userSource(m.by),
+      command: "TOPIC",
+      params: [channelOf(m.room), oneLine(m.topic)],
+    }),
+  notice: (view, m) => serverNotice(view, m.text),
+  presence: () => NONE,
+  receipt: () => NONE,
+  contact: () => NONE,
+  hello: () => NONE,
+  ok: () => NONE,
+  error: (view, m) => serverNotice(view, `error: ${m.message}`),
+  private_request: (view, m) =>
+    serverNotice(view, `${m.from} asks for a private session: IRC cannot take it (use chat peer)`),
+  private_ready: () => NONE,
+  private_relay: () => NONE,
+  private_ended: () => NONE,
+  relay: () => NONE,
+  file_offer: (view, m) =>
+    serverNotice(
+      view,
+      `${m.from} offers the file ${m.name} (${m.size} bytes): receive it with chat connect`,
+    ),
+  file_accepted: () => NONE,
+  file_declined: () => NONE,
+  file_completed: () => NONE,
+  file_cancelled: () => NONE,
+  file_data: () => NONE,
+};
+
+/** The IRC lines of one hub event (none for an unknown type). */
+export function eventLines(view: IrcView, event: ServerMessage): string[] {
+  const translate = ircEvents[event.type] as Translate<typeof event.type> | undefined;
+  return translate === undefined ? NONE : translate(view, event as never);
+}
