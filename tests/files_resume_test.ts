@@ -52,6 +52,8 @@ class GatedClient {
   readonly client: ChatClient;
   sentBytes = 0;
   holdAfter = Infinity;
+  /** Reads of a download from this offset on are held back too. */
+  holdReadsFrom = Infinity;
   #release: (() => void) | null = null;
   #gate: Promise<void> | null = null;
 
@@ -75,6 +77,12 @@ class GatedClient {
   readonly request: FileClient["request"] = ((type, fields, options) => {
     // A chunk comes encoded, its file bytes read straight into the frame.
     const frame = options?.frame;
+    if (
+      type === "file_read" && (fields as unknown as { offset: number }).offset >= this.holdReadsFrom
+    ) {
+      this.#gate ??= new Promise((resolve) => this.#release = resolve);
+      return this.#gate.then(() => this.client.request(type, fields, options));
+    }
     if (type !== "file_chunk" || frame === undefined) {
       return this.client.request(type, fields, options);
     }
@@ -187,11 +195,15 @@ Deno.test("a receiver that went away resumes from its .part file; so does a send
 
     // The receiver stops after some bytes, and accepts again later.
     const dl = join(tmp, "dl");
+    // Its reads from 1 MiB on are held, so that it cannot finish before it goes away.
     const bobClient = await login("bob");
+    const gatedBob = new GatedClient(bobClient);
+    gatedBob.holdReadsFrom = MiB;
     const bobEvents: FileTransferEvent[] = [];
-    const bob = new FileTransfers(bobClient, { onEvent: (e) => bobEvents.push(e) });
+    const bob = new FileTransfers(gatedBob, { onEvent: (e) => bobEvents.push(e) });
     const offer = await until(() => bob.offers[0], "the offer");
     bob.accept(offer.file, dl).catch(() => {});
+    await gatedBob.held();
     await partReaches(dl, MiB);
     await bob.close();
     await bobClient.close();
