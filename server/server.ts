@@ -25,6 +25,11 @@ import type { Store } from "./store.ts";
 
 const log = getLogger(["chat", "server"]);
 
+/** Gives a file chunk's payload a pooled buffer (one function for every connection). */
+function takeChunkPayload(length: number): Uint8Array {
+  return CHUNK_PAYLOADS.take(length);
+}
+
 /** Milliseconds between sweeps for deadlines (login, idle, stalled writes). */
 const SWEEP_INTERVAL_MS = 250;
 
@@ -46,6 +51,8 @@ export interface ChatServer {
   shutdown(reason?: string): Promise<void>;
   /** Resolves when the server has shut down. */
   readonly finished: Promise<void>;
+  /** Bytes queued to clients and not yet written, over every connection. */
+  readonly queuedBytes: number;
 }
 
 /** Replaceable parts of a server (tests inject an in-memory store). */
@@ -215,6 +222,13 @@ class RunningServer implements ChatServer {
     return new Response("not found: try /metrics or /healthz\n", { status: 404 });
   }
 
+  /** Bytes queued to clients and not yet written, over every connection. */
+  get queuedBytes(): number {
+    let queued = 0;
+    for (const connection of this.#connections) queued += connection.outbound().queued;
+    return queued;
+  }
+
   #renderMetrics(): string {
     const traffic = { ...this.#closedTraffic };
     for (const connection of this.#connections) {
@@ -280,55 +294,78 @@ class RunningServer implements ChatServer {
     }
     this.hub.metrics.counters.connectionsAccepted++;
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const running = this.#serve(conn, ip, addr.port).finally(() => {
-      this.#running.delete(running);
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.#perIp.set(ip, left);
-      else this.#perIp.delete(ip);
-    });
-    this.#running.add(running);
+    if (conn instanceof ServerTlsConn) {
+      const handshake: Promise<void> = this.#handshake(conn, ip, addr.port).then((served) => {
+        this.#running.delete(handshake);
+        if (!served) this.#release(ip);
+      });
+      this.#running.add(handshake);
+    } else {
+      this.#serve(conn, ip, addr.port);
+    }
   }
 
-  /** Runs a TLS connection's handshake under its deadline, then serves the connection. */
-  async #serve(conn: Deno.Conn | ServerTlsConn, ip: string, port: number): Promise<void> {
-    const remote = `${ip}:${port}`;
-    if (conn instanceof ServerTlsConn) {
-      this.#handshaking.add(conn);
-      try {
-        await conn.handshake(this.#config.tlsHandshakeTimeoutMs);
-      } catch (err) {
-        // handshake() has closed the connection: its descriptor is released.
-        this.hub.metrics.counters.tlsHandshakeFailures++;
-        log.info("closing {remote}: {err}", {
-          remote,
-          err: err instanceof Error ? err.message : String(err),
-        });
-        return;
-      } finally {
-        this.#handshaking.delete(conn);
-      }
-      if (this.#shutdown !== null) {
-        conn.close();
-        return;
-      }
+  /**
+   * Runs a TLS connection's handshake under its deadline, then serves the connection.
+   * Resolves to whether it is served (else it is closed).
+   */
+  async #handshake(conn: ServerTlsConn, ip: string, port: number): Promise<boolean> {
+    this.#handshaking.add(conn);
+    try {
+      await conn.handshake(this.#config.tlsHandshakeTimeoutMs);
+    } catch (err) {
+      // handshake() has closed the connection: its descriptor is released.
+      this.hub.metrics.counters.tlsHandshakeFailures++;
+      log.info("closing {remote}: {err}", {
+        remote: `${ip}:${port}`,
+        err: err instanceof Error ? err.message : String(err),
+      });
+      return false;
+    } finally {
+      this.#handshaking.delete(conn);
     }
+    if (this.#shutdown !== null) {
+      conn.close();
+      return false;
+    }
+    this.#serve(conn, ip, port);
+    return true;
+  }
+
+  /**
+   * Serves an accepted (and, with TLS, handshaken) connection until it ends. Nothing
+   * waits on it in an async function: an idle connection holds only its own read.
+   */
+  #serve(conn: Deno.Conn | ServerTlsConn, ip: string, port: number): void {
     const connection = new ClientConnection(conn, this.hub, {
-      remote,
+      remote: `${ip}:${port}`,
       ip,
       loginTimeoutMs: this.#config.loginTimeoutMs,
       // File chunks arrive in buffers that are reused once their bytes are on disk.
-      allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+      allocatePayload: takeChunkPayload,
       partialFrames: this.#partialFrames,
     });
     this.#connections.add(connection);
-    try {
-      await connection.run();
-    } finally {
-      this.#connections.delete(connection);
-      const traffic = connection.traffic;
-      this.#closedTraffic.bytesIn += traffic.bytesIn;
-      this.#closedTraffic.bytesOut += traffic.bytesOut;
-    }
+    const ended = () => this.#ended(connection, running);
+    const running: Promise<void> = connection.run().then(ended, ended); // run() never throws
+    this.#running.add(running);
+  }
+
+  /** Forgets a connection that has ended. */
+  #ended(connection: ClientConnection, running: Promise<void>): void {
+    this.#running.delete(running);
+    this.#connections.delete(connection);
+    const traffic = connection.traffic;
+    this.#closedTraffic.bytesIn += traffic.bytesIn;
+    this.#closedTraffic.bytesOut += traffic.bytesOut;
+    this.#release(connection.ip);
+  }
+
+  /** Counts a connection from `ip` gone. */
+  #release(ip: string): void {
+    const left = (this.#perIp.get(ip) ?? 1) - 1;
+    if (left > 0) this.#perIp.set(ip, left);
+    else this.#perIp.delete(ip);
   }
 
   /**
