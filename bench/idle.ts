@@ -73,9 +73,15 @@ export interface IdleResult {
 }
 
 /** Longest wait for the target's resident memory to stop falling after a collection. */
-const RSS_SETTLE_MAX_MS = 30_000;
-/** Resident memory counts as settled once a second takes off less than this share. */
-const RSS_SETTLE_SHARE = 0.005;
+const RSS_SETTLE_MAX_MS = 40_000;
+/**
+ * Resident memory counts as settled once it fell by less than this share over the last
+ * {@linkcode RSS_SETTLE_WINDOW_MS} (V8 starts giving pages back some seconds after the
+ * allocations stop: a shorter window can end before it begins).
+ */
+const RSS_SETTLE_SHARE = 0.01;
+/** See {@linkcode RSS_SETTLE_SHARE}. */
+const RSS_SETTLE_WINDOW_MS = 12_000;
 
 async function memory(cluster: Cluster): Promise<
   { rss: number; heap: number; heapTotal: number; external: number; gc: boolean; settleMs: number }
@@ -92,12 +98,15 @@ async function memory(cluster: Cluster): Promise<
   // once resident memory stops falling, not what it held just after the storm.
   const start = performance.now();
   let reading = await rss();
+  const window: { at: number; rss: number }[] = [{ at: start, rss: reading.rss }];
   while (performance.now() - start < RSS_SETTLE_MAX_MS) {
     await sleep(1000);
-    const next = await rss();
-    const fell = reading.rss - next.rss;
-    reading = next;
-    if (fell < reading.rss * RSS_SETTLE_SHARE) break;
+    reading = await rss();
+    const now = performance.now();
+    window.push({ at: now, rss: reading.rss });
+    while (now - window[0].at > RSS_SETTLE_WINDOW_MS) window.shift();
+    const fell = Math.max(...window.map((w) => w.rss)) - reading.rss;
+    if (now - start >= RSS_SETTLE_WINDOW_MS && fell < reading.rss * RSS_SETTLE_SHARE) break;
   }
   const usage = reading.mem.memory as { heapUsed: number; heapTotal: number; external: number };
   return {

@@ -21,12 +21,16 @@ import { ConnectionClosedError, QueueOverflowError } from "./errors.ts";
 import { concatBytes } from "../protocol/bytes.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { PartialFrameBudget } from "./partial_frame_budget.ts";
+import { WRITE_BUFFERS } from "./write_buffers.ts";
 
 /** The least a byte stream must offer to carry frames. `Deno.Conn` is one. */
 export interface ByteChannel {
   /** Reads into `p`; resolves to the byte count, or `null` at the end of the stream. */
   read(p: Uint8Array): Promise<number | null>;
-  /** Writes from `p`; resolves to the byte count written (possibly fewer than all). */
+  /**
+   * Writes from `p`; resolves to the byte count written (possibly fewer than all). Once
+   * it settles, the channel no longer reads `p` (the caller reuses it).
+   */
   write(p: Uint8Array): Promise<number>;
   /** Closes both directions and releases the resource. */
   close(): void;
@@ -130,8 +134,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #readInFlight: Promise<number | null> | null = null;
   /** Ends the iterator's current wait for a read with CLOSING (set only while it waits). */
   #interruptRead: ((closing: typeof CLOSING) => void) | null = null;
-  readonly #closedPromise: Promise<void>;
-  #resolveClosed!: () => void;
+  /** What {@linkcode done} gives, made on its first use (a connection nobody waits on holds none). */
+  #closedPromise: Promise<void> | null = null;
+  #resolveClosed: (() => void) | null = null;
   #framesIn = 0;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -160,7 +165,6 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     });
     this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
-    this.#closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
   }
 
   /** The underlying channel (for its addresses). */
@@ -207,6 +211,11 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
 
   /** Resolves once the connection is fully closed, whichever way. */
   get done(): Promise<void> {
+    if (this.#closedPromise === null) {
+      this.#closedPromise = this.#closed
+        ? Promise.resolve()
+        : new Promise((resolve) => this.#resolveClosed = resolve);
+    }
     return this.#closedPromise;
   }
 
@@ -376,7 +385,8 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     }
     this.#wakeIdle();
     this.#wakeWritten();
-    this.#resolveClosed();
+    this.#resolveClosed?.();
+    this.#resolveClosed = null;
   }
 
   /** Closes gracefully; for `await using`. */
@@ -519,12 +529,27 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   async #writeLoop(): Promise<void> {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
-        const batch = this.#queue.length === 1 ? this.#queue[0] : concatBytes(this.#queue);
+        const queue = this.#queue;
         this.#queue = [];
+        // Several frames are joined in a pooled buffer, given back once written.
+        let pooled: Uint8Array<ArrayBuffer> | null = null;
+        let batch: Uint8Array;
+        if (queue.length === 1) batch = queue[0];
+        else {
+          let length = 0;
+          for (const frame of queue) length += frame.length;
+          pooled = WRITE_BUFFERS.take(length);
+          batch = pooled === null ? concatBytes(queue) : joinInto(pooled, queue, length);
+        }
         this.#writeStartedAt = performance.now() || 1;
         let offset = 0;
-        while (offset < batch.length) {
-          offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+        try {
+          while (offset < batch.length) {
+            offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+          }
+        } finally {
+          // The write is over, done or failed: the channel no longer reads the buffer.
+          if (pooled !== null) WRITE_BUFFERS.give(pooled);
         }
         this.#bytesOut += batch.length;
         this.#queuedBytes -= batch.length;
@@ -561,6 +586,16 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** Copies `frames` (`length` bytes in all) into the start of `buffer`; returns that part. */
+function joinInto(buffer: Uint8Array, frames: Uint8Array[], length: number): Uint8Array {
+  let at = 0;
+  for (const frame of frames) {
+    buffer.set(frame, at);
+    at += frame.length;
+  }
+  return buffer.subarray(0, length);
 }
 
 /** A {@linkcode FramedConnection.whenWritten} call waiting for its offset. */
