@@ -7,7 +7,6 @@
 
 import { getLogger } from "@logtape/logtape";
 import { FramedConnection } from "../transport/framed_connection.ts";
-import { WRITE_BUFFERS } from "../transport/write_buffers.ts";
 import { listen, tuneAccepted } from "../transport/net.ts";
 import { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { ServerTls, ServerTlsConn } from "../transport/server_tls.ts";
@@ -403,8 +402,6 @@ class RunningServer implements ChatServer {
   #sweep(): void {
     const now = performance.now();
     for (const connection of this.#connections) connection.sweep(now, SWEEP_INTERVAL_MS);
-    // Coalescing buffers are kept while writes go on, not while every client is quiet.
-    WRITE_BUFFERS.trim();
   }
 
   async #doShutdown(reason: string): Promise<void> {

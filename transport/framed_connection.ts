@@ -21,16 +21,12 @@ import { ConnectionClosedError, QueueOverflowError } from "./errors.ts";
 import { concatBytes } from "../protocol/bytes.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { PartialFrameBudget } from "./partial_frame_budget.ts";
-import { WRITE_BUFFERS } from "./write_buffers.ts";
 
 /** The least a byte stream must offer to carry frames. `Deno.Conn` is one. */
 export interface ByteChannel {
   /** Reads into `p`; resolves to the byte count, or `null` at the end of the stream. */
   read(p: Uint8Array): Promise<number | null>;
-  /**
-   * Writes from `p`; resolves to the byte count written (possibly fewer than all). Once
-   * it settles, the channel no longer reads `p` (the caller reuses it).
-   */
+  /** Writes from `p`; resolves to the byte count written (possibly fewer than all). */
   write(p: Uint8Array): Promise<number>;
   /** Closes both directions and releases the resource. */
   close(): void;
@@ -529,27 +525,12 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   async #writeLoop(): Promise<void> {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
-        const queue = this.#queue;
+        const batch = this.#queue.length === 1 ? this.#queue[0] : concatBytes(this.#queue);
         this.#queue = [];
-        // Several frames are joined in a pooled buffer, given back once written.
-        let pooled: Uint8Array<ArrayBuffer> | null = null;
-        let batch: Uint8Array;
-        if (queue.length === 1) batch = queue[0];
-        else {
-          let length = 0;
-          for (const frame of queue) length += frame.length;
-          pooled = WRITE_BUFFERS.take(length);
-          batch = pooled === null ? concatBytes(queue) : joinInto(pooled, queue, length);
-        }
         this.#writeStartedAt = performance.now() || 1;
         let offset = 0;
-        try {
-          while (offset < batch.length) {
-            offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
-          }
-        } finally {
-          // The write is over, done or failed: the channel no longer reads the buffer.
-          if (pooled !== null) WRITE_BUFFERS.give(pooled);
+        while (offset < batch.length) {
+          offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
         }
         this.#bytesOut += batch.length;
         this.#queuedBytes -= batch.length;
@@ -586,16 +567,6 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
   }
-}
-
-/** Copies `frames` (`length` bytes in all) into the start of `buffer`; returns that part. */
-function joinInto(buffer: Uint8Array, frames: Uint8Array[], length: number): Uint8Array {
-  let at = 0;
-  for (const frame of frames) {
-    buffer.set(frame, at);
-    at += frame.length;
-  }
-  return buffer.subarray(0, length);
 }
 
 /** A {@linkcode FramedConnection.whenWritten} call waiting for its offset. */

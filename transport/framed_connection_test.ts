@@ -235,31 +235,6 @@ Deno.test("frames queued during a write are coalesced into the next write", asyn
   conn.abort();
 });
 
-Deno.test("coalesced writes in flight at once have buffers of their own, reused once written", async () => {
-  const [gateA, gateB] = [gatedChannel(), gatedChannel()];
-  const [a, b] = [new FramedConnection(gateA), new FramedConnection(gateB)];
-  const queue = (conn: FramedConnection, type: string) => {
-    for (let i = 0; i < 3; i++) conn.send({ type, i });
-  };
-  const types = (bytes: Uint8Array) =>
-    new FrameDecoder().push(bytes).map((p) => decodePayload(p).header.type);
-  queue(a, "a");
-  queue(b, "b");
-  await tick();
-  assert.deepEqual([gateA.pending, gateB.pending], [1, 1], "both joined writes are in flight");
-  gateA.release(); // a's buffer is free again; b's is still being written
-  await a.flush();
-  queue(a, "c");
-  await tick();
-  gateB.release();
-  gateA.release();
-  await Promise.all([a.flush(), b.flush()]);
-  assert.deepEqual(gateA.written.map(types), [["a", "a", "a"], ["c", "c", "c"]]);
-  assert.deepEqual(gateB.written.map(types), [["b", "b", "b"]], "b's bytes were not overwritten");
-  a.abort();
-  b.abort();
-});
-
 Deno.test("whenWritten resolves once a frame is written, false when closed first", async () => {
   const channel = gatedChannel();
   const conn = new FramedConnection(channel);
