@@ -21,6 +21,11 @@ export interface IdlePlan {
   settleTimeoutMs: number;
   /** No new connection is started after this many milliseconds. */
   deadlineMs: number;
+  /**
+   * VmRSS counts as settled once it fell by less than 1% over this many milliseconds.
+   * Default 12 s.
+   */
+  rssSettleWindowMs?: number;
 }
 
 /** Result of an idle run. */
@@ -59,6 +64,11 @@ export interface IdleResult {
   heapTotalPerConn: number;
   /** Growth of external (ArrayBuffer) memory per connection, bytes. */
   externalPerConn: number;
+  /**
+   * Milliseconds the final reading waited, after the full GC, for resident memory to
+   * stop falling (V8 returns freed pages to the system in the background).
+   */
+  rssSettleMs: number;
   /** Whether a full GC ran before each reading. */
   gc: boolean;
   /** Milliseconds the target took to shut down gracefully with every client connected. */
@@ -67,27 +77,63 @@ export interface IdleResult {
   cpu: CpuUse;
 }
 
-async function memory(
-  cluster: Cluster,
-): Promise<{ rss: number; heap: number; heapTotal: number; external: number; gc: boolean }> {
+/**
+ * Longest wait for the server to write what it still holds for its clients (on a busy
+ * machine, slow load processes take a while to read a 10,000-client storm's presence).
+ */
+const DRAIN_TIMEOUT_MS = 180_000;
+
+/** Longest wait for the target's resident memory to stop falling after a collection. */
+const RSS_SETTLE_MAX_MS = 40_000;
+/**
+ * Resident memory counts as settled once it fell by less than this share over the last
+ * {@linkcode RSS_SETTLE_WINDOW_MS} (V8 starts giving pages back some seconds after the
+ * allocations stop: a shorter window can end before it begins).
+ */
+const RSS_SETTLE_SHARE = 0.01;
+/** See {@linkcode RSS_SETTLE_SHARE}. */
+const RSS_SETTLE_WINDOW_MS = 12_000;
+
+async function memory(cluster: Cluster, settleWindowMs: number): Promise<
+  { rss: number; heap: number; heapTotal: number; external: number; gc: boolean; settleMs: number }
+> {
   const gc = await cluster.target.request("gc");
   await sleep(300);
   await cluster.target.request("gc");
-  const mem = await cluster.target.request("mem");
-  const usage = mem.memory as { heapUsed: number; heapTotal: number; external: number };
+  const rss = async () => {
+    const mem = await cluster.target.request("mem");
+    return { mem, rss: Number(mem.rssKiB ?? rssKiB(cluster.target.pid)) };
+  };
+  // V8 hands the pages a collection freed (after a login storm, tens of MB) back to the
+  // system seconds later, in the background: what an idle server holds is what is left
+  // once resident memory stops falling, not what it held just after the storm.
+  const start = performance.now();
+  let reading = await rss();
+  const window: { at: number; rss: number }[] = [{ at: start, rss: reading.rss }];
+  while (performance.now() - start < RSS_SETTLE_MAX_MS) {
+    await sleep(1000);
+    reading = await rss();
+    const now = performance.now();
+    window.push({ at: now, rss: reading.rss });
+    while (now - window[0].at > settleWindowMs) window.shift();
+    const fell = Math.max(...window.map((w) => w.rss)) - reading.rss;
+    if (now - start >= settleWindowMs && fell < reading.rss * RSS_SETTLE_SHARE) break;
+  }
+  const usage = reading.mem.memory as { heapUsed: number; heapTotal: number; external: number };
   return {
-    rss: Number(mem.rssKiB ?? rssKiB(cluster.target.pid)),
+    rss: reading.rss,
     heap: usage.heapUsed,
     heapTotal: usage.heapTotal,
     external: usage.external,
     gc: Boolean(gc.collected),
+    settleMs: round(performance.now() - start, 0),
   };
 }
 
 /** Opens `plan.connections` idle clients spread over the load processes and measures. */
 export async function measureIdle(cluster: Cluster, plan: IdlePlan): Promise<IdleResult> {
   const loads = cluster.loads;
-  const before = await memory(cluster);
+  const before = await memory(cluster, plan.rssSettleWindowMs ?? RSS_SETTLE_WINDOW_MS);
   const per = Math.ceil(plan.connections / loads.length);
   const t0 = performance.now();
   const cpu = cpuMeter(cluster);
@@ -117,8 +163,17 @@ export async function measureIdle(cluster: Cluster, plan: IdlePlan): Promise<Idl
       )
     ),
   );
+  // Quiet clients may only be slow ones: the server may still hold what they have not
+  // read (a login storm's presence). Memory is read once it has written everything.
+  const drainStart = performance.now();
+  let drained = false;
+  while (!drained && performance.now() - drainStart < DRAIN_TIMEOUT_MS) {
+    const queued = (await cluster.target.request("stats")).queuedBytes;
+    drained = queued === undefined || Number(queued) === 0;
+    if (!drained) await sleep(250);
+  }
   const stats = await Promise.all(loads.map((l) => l.request("stats", { reset: true })));
-  const after = await memory(cluster);
+  const after = await memory(cluster, plan.rssSettleWindowMs ?? RSS_SETTLE_WINDOW_MS);
   const open = stats.reduce((n, s) => n + Number(s.open), 0);
   const bytes = stats.reduce(
     (n, s) => n + Number((s.counters as Record<string, number>).bytesIn),
@@ -139,13 +194,14 @@ export async function measureIdle(cluster: Cluster, plan: IdlePlan): Promise<Idl
     loginsPerSecLast: round(answers.reduce((n, a) => n + Number(a.rateLast), 0), 0),
     skipped: answers.reduce((n, a) => n + Number(a.skipped), 0),
     bytesPerClient: round(bytes / n, 0),
-    settled: quiet.every((q) => q.quiet === true),
+    settled: drained && quiet.every((q) => q.quiet === true),
     rssBeforeKiB: before.rss,
     rssAfterKiB: after.rss,
     rssPerConn: round(((after.rss - before.rss) * 1024) / n, 0),
     heapPerConn: round((after.heap - before.heap) / n, 0),
     heapTotalPerConn: round((after.heapTotal - before.heapTotal) / n, 0),
     externalPerConn: round((after.external - before.external) / n, 0),
+    rssSettleMs: after.settleMs,
     gc: before.gc && after.gc,
     shutdownMs: round(shutdownMs, 0),
     cpu: cpuUse,

@@ -838,13 +838,13 @@ async function main(): Promise<void> {
         : fail(idle.server),
       baseline: r ? `${fmtBytes(r.rssPerConn)} (relay)` : `relay ${fail(idle.relay)}`,
       ratio: fmtRatio(s?.rssPerConn, r?.rssPerConn),
-      goal: "≤ 16 KiB",
+      goal: "≤ 8 KiB",
       status: verdict(
-        `≤ 16 KiB per idle connection (${fmtCount(plan.idle.connections)} logged in)`,
+        `≤ 8 KiB per idle connection (${fmtCount(plan.idle.connections)} logged in)`,
         s?.rssPerConn ?? null,
         "bytes",
         r?.rssPerConn ?? null,
-        s ? s.rssPerConn <= 16 * 1024 : null,
+        s ? s.rssPerConn <= 8 * 1024 : null,
         s ? partial : fail(idle.server),
       ),
     });

@@ -15,7 +15,7 @@
  *
  * - `{"id":1,"cmd":"mem"}` → `Deno.memoryUsage()` and VmRSS in KiB
  * - `{"id":2,"cmd":"gc"}` → a full garbage collection (needs `--v8-flags=--expose-gc`)
- * - `{"id":3,"cmd":"stats"}` → live sessions and, for SQLite, the group-commit counters
+ * - `{"id":3,"cmd":"stats"}` → live sessions, bytes queued to clients and, for SQLite, the group-commit counters
  * - `{"id":4,"cmd":"exit"}` → graceful shutdown, then the process ends (a CPU
  *   profile asked for with `--cpu-prof` is written then)
  *
@@ -131,6 +131,7 @@ if (import.meta.main) {
   await serveSideChannel({
     stats: () => ({
       sessions: server.hub.sessionCount,
+      queuedBytes: server.queuedBytes,
       ...(store instanceof SqliteStore ? { store: store.stats } : {}),
     }),
     exit: () => server.shutdown("benchmark over"),

@@ -97,6 +97,7 @@ Deno.test("idle: connections are held and memory is read from the target", async
         concurrency: 8,
         settleTimeoutMs: 5000,
         deadlineMs: 10_000,
+        rssSettleWindowMs: 1000,
       }),
   );
   assert.equal(result.connections, 30, result.firstFailure);

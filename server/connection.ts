@@ -80,7 +80,8 @@ export class ClientConnection implements SessionPort {
   readonly #framed: FramedConnection;
   readonly #openedAt = performance.now();
   readonly #loginTimeoutMs: number;
-  readonly #inFlight = new InFlight();
+  /** Pipelined requests running (created with the first: an idle connection has none). */
+  #inFlight: InFlight | null = null;
   /** The connection's budget before login, then the session's, fresh at login. */
   #flood: FloodControl;
   #bytesSeen = 0;
@@ -91,7 +92,7 @@ export class ClientConnection implements SessionPort {
   #phase: Phase = "hello";
   #session: Session | null = null;
   /** The delivery of the direct messages held for the session, while it runs. */
-  #held: Promise<void> = Promise.resolve();
+  #held: Promise<void> | null = null;
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
@@ -141,7 +142,7 @@ export class ClientConnection implements SessionPort {
         log.warn("connection {remote} failed: {err}", { remote: this.remote, err });
       }
     } finally {
-      await this.#inFlight.atMost(0);
+      await this.#inFlight?.atMost(0);
       await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
       await this.#held;
@@ -365,11 +366,13 @@ export class ClientConnection implements SessionPort {
     const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };
     const done = this.#reply(message.id, spec.run(ctx, message as never));
     if (spec.endsSession) {
-      return this.#inFlight.atMost(0).then(() => done).then(() => this.end());
+      const running = this.#inFlight?.atMost(0) ?? Promise.resolve();
+      return running.then(() => done).then(() => this.end());
     }
     if (!spec.pipelined) return done;
-    this.#inFlight.track(done);
-    if (this.#inFlight.size >= MAX_IN_FLIGHT) return this.#inFlight.atMost(MAX_IN_FLIGHT - 1);
+    const inFlight = this.#inFlight ??= new InFlight();
+    inFlight.track(done);
+    if (inFlight.size >= MAX_IN_FLIGHT) return inFlight.atMost(MAX_IN_FLIGHT - 1);
     return undefined;
   }
 
@@ -416,12 +419,16 @@ export class ClientConnection implements SessionPort {
       this.#trySend({ type: "ok", re: id, ...reply });
       this.#flood = new FloodControl(this.#hub.config, performance.now());
       // In the background, paced by what the client reads: its requests go on meanwhile.
-      this.#held = this.#hub.deliverPending(session, heldThrough).catch((err) =>
+      const held: Promise<void> = this.#hub.deliverPending(session, heldThrough).catch((err) =>
         log.error("delivering held messages to {nick} failed: {err}", {
           nick: session.account.nick,
           err,
         })
-      );
+      ).then(() => {
+        // Delivered: an idle connection keeps nothing of it.
+        if (this.#held === held) this.#held = null;
+      });
+      this.#held = held;
     } catch (err) {
       this.#sendError(id, err);
     }

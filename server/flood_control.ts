@@ -68,26 +68,42 @@ export type Admission =
  * ```
  */
 export class FloodControl {
-  readonly #messages: TokenBucket;
-  readonly #requests: TokenBucket;
-  readonly #bytes: TokenBucket;
-  readonly #fileBytes: TokenBucket;
+  readonly #config: ServerConfig;
+  /**
+   * The buckets, each created full on its first use (an untouched bucket would be full
+   * anyway): an idle session holds none. `null`: not used yet.
+   */
+  #messages: TokenBucket | null = null;
+  #requestBucket: TokenBucket | null = null;
+  #byteBucket: TokenBucket | null = null;
+  #fileBytes: TokenBucket | null = null;
   /** Errors in a row that mark a session producing only errors; 0: never. */
   readonly #maxErrors: number;
   #errorsInARow = 0;
   /** Refusals still tolerated: drained by each refusal, refilled over {@linkcode STRIKE_WINDOW_SEC}. */
-  readonly #strikes: TokenBucket | null;
+  #strikes: TokenBucket | null = null;
 
-  /** Creates full buckets from the config's rates, at time `now` (ms). */
-  constructor(config: ServerConfig, now: number) {
-    this.#messages = new TokenBucket(config.rateMessagesPerSec, config.rateMessagesBurst, now);
-    this.#requests = new TokenBucket(config.rateRequestsPerSec, config.rateRequestsBurst, now);
-    this.#bytes = new TokenBucket(config.rateBytesPerSec, config.rateBytesBurst, now);
-    const fileRate = config.rateFileBytesPerSec;
-    this.#fileBytes = new TokenBucket(fileRate, fileRate, now);
-    const strikes = config.floodStrikes;
-    this.#maxErrors = strikes;
-    this.#strikes = strikes > 0 ? new TokenBucket(strikes / STRIKE_WINDOW_SEC, strikes, now) : null;
+  /**
+   * Starts with full buckets from the config's rates, at time `now` (ms). (Each is
+   * created on its first use, full: the same as one created now and left untouched.)
+   */
+  constructor(config: ServerConfig, _now: number) {
+    this.#config = config;
+    this.#maxErrors = config.floodStrikes;
+  }
+
+  get #requests(): TokenBucket {
+    const c = this.#config;
+    return this.#requestBucket ??= new TokenBucket(
+      c.rateRequestsPerSec,
+      c.rateRequestsBurst,
+      0,
+    );
+  }
+
+  get #bytes(): TokenBucket {
+    const c = this.#config;
+    return this.#byteBucket ??= new TokenBucket(c.rateBytesPerSec, c.rateBytesBurst, 0);
   }
 
   /**
@@ -99,6 +115,10 @@ export class FloodControl {
     if (refusal === null) return { admitted: true };
     // Persistent: more refusals within the window than the strikes allowed, whether in a
     // row or spread between the requests that the refilling buckets let through.
+    const strikes = this.#maxErrors;
+    if (strikes > 0) {
+      this.#strikes ??= new TokenBucket(strikes / STRIKE_WINDOW_SEC, strikes, now);
+    }
     const persistent = this.#strikes !== null && !this.#strikes.take(1, now);
     return {
       admitted: false,
@@ -113,6 +133,8 @@ export class FloodControl {
    * returns the seconds to wait before running it (0: now).
    */
   pace(bytes: number, now: number): number {
+    const rate = this.#config.rateFileBytesPerSec;
+    this.#fileBytes ??= new TokenBucket(rate, rate, now);
     return Math.max(this.#requests.reserve(1, now), this.#fileBytes.reserve(bytes, now));
   }
 
@@ -145,6 +167,8 @@ export class FloodControl {
     wait = this.#bytes.waitSeconds(bytes, now);
     if (wait > 0) return { wait, what: "bytes" };
     if (isMessage) {
+      const c = this.#config;
+      this.#messages ??= new TokenBucket(c.rateMessagesPerSec, c.rateMessagesBurst, now);
       wait = this.#messages.waitSeconds(1, now);
       if (wait > 0) return { wait, what: "messages" };
       this.#messages.take(1, now);

@@ -32,6 +32,11 @@ import { startWebServer, type WebServer } from "./web_server.ts";
 
 const log = getLogger(["chat", "server"]);
 
+/** Gives a file chunk's payload a pooled buffer (one function for every connection). */
+function takeChunkPayload(length: number): Uint8Array {
+  return CHUNK_PAYLOADS.take(length);
+}
+
 /** Milliseconds between sweeps for deadlines (login, idle, stalled writes). */
 const SWEEP_INTERVAL_MS = 250;
 
@@ -59,6 +64,8 @@ export interface ChatServer {
   shutdown(reason?: string): Promise<void>;
   /** Resolves when the server has shut down. */
   readonly finished: Promise<void>;
+  /** Bytes queued to clients and not yet written, over every connection. */
+  readonly queuedBytes: number;
 }
 
 /** Replaceable parts of a server (tests inject an in-memory store). */
@@ -333,6 +340,13 @@ class RunningServer implements ChatServer {
     return new Response("not found: try /metrics or /healthz\n", { status: 404 });
   }
 
+  /** Bytes queued to clients and not yet written, over every connection. */
+  get queuedBytes(): number {
+    let queued = 0;
+    for (const connection of this.#connections) queued += connection.outbound().queued;
+    return queued;
+  }
+
   #renderMetrics(): string {
     const traffic = { ...this.#closedTraffic };
     for (const connection of this.#connections) {
@@ -407,61 +421,87 @@ class RunningServer implements ChatServer {
     }
     this.hub.metrics.counters.connectionsAccepted++;
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
-    const running = this.#serve(conn, ip, port, irc).finally(() => {
-      this.#running.delete(running);
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.#perIp.set(ip, left);
-      else this.#perIp.delete(ip);
-    });
-    this.#running.add(running);
+    if (conn instanceof ServerTlsConn) {
+      const handshake: Promise<void> = this.#handshake(conn, ip, port, irc).then((served) => {
+        this.#running.delete(handshake);
+        if (!served) this.#release(ip);
+      });
+      this.#running.add(handshake);
+    } else {
+      this.#serve(conn, ip, port, irc);
+    }
   }
 
-  /** Runs a TLS connection's handshake under its deadline, then serves the connection. */
-  async #serve(conn: ByteChannel, ip: string, port: number, irc = false): Promise<void> {
-    const remote = `${ip}:${port}`;
-    if (conn instanceof ServerTlsConn) {
-      this.#handshaking.add(conn);
-      try {
-        await conn.handshake(this.#config.tlsHandshakeTimeoutMs);
-      } catch (err) {
-        // handshake() has closed the connection: its descriptor is released.
-        this.hub.metrics.counters.tlsHandshakeFailures++;
-        log.info("closing {remote}: {err}", {
-          remote,
-          err: err instanceof Error ? err.message : String(err),
-        });
-        return;
-      } finally {
-        this.#handshaking.delete(conn);
-      }
-      if (this.#shutdown !== null) {
-        conn.close();
-        return;
-      }
+  /**
+   * Runs a TLS connection's handshake under its deadline, then serves the connection.
+   * Resolves to whether it is served (else it is closed).
+   */
+  async #handshake(conn: ServerTlsConn, ip: string, port: number, irc: boolean): Promise<boolean> {
+    this.#handshaking.add(conn);
+    try {
+      await conn.handshake(this.#config.tlsHandshakeTimeoutMs);
+    } catch (err) {
+      // handshake() has closed the connection: its descriptor is released.
+      this.hub.metrics.counters.tlsHandshakeFailures++;
+      log.info("closing {remote}: {err}", {
+        remote: `${ip}:${port}`,
+        err: err instanceof Error ? err.message : String(err),
+      });
+      return false;
+    } finally {
+      this.#handshaking.delete(conn);
     }
+    if (this.#shutdown !== null) {
+      conn.close();
+      return false;
+    }
+    this.#serve(conn, ip, port, irc);
+    return true;
+  }
+
+  /**
+   * Serves an accepted (and, with TLS, handshaken) connection until it ends, as an IRC
+   * client's or a chat client's. Nothing waits on it in an async function: an idle
+   * connection holds only its own read.
+   */
+  #serve(conn: ByteChannel, ip: string, port: number, irc: boolean): void {
+    const remote = `${ip}:${port}`;
+    const loginTimeoutMs = this.#config.loginTimeoutMs;
     const connection = irc
-      ? new IrcConnection(conn, this.hub, {
-        remote,
-        ip,
-        loginTimeoutMs: this.#config.loginTimeoutMs,
-      })
+      ? new IrcConnection(conn, this.hub, { remote, ip, loginTimeoutMs })
       : new ClientConnection(conn, this.hub, {
         remote,
         ip,
-        loginTimeoutMs: this.#config.loginTimeoutMs,
+        loginTimeoutMs,
         // File chunks arrive in buffers that are reused once their bytes are on disk.
-        allocatePayload: (length) => CHUNK_PAYLOADS.take(length),
+        allocatePayload: takeChunkPayload,
         partialFrames: this.#partialFrames,
       });
     this.#connections.add(connection);
-    try {
-      await connection.run();
-    } finally {
-      this.#connections.delete(connection);
-      const traffic = connection.traffic;
-      this.#closedTraffic.bytesIn += traffic.bytesIn;
-      this.#closedTraffic.bytesOut += traffic.bytesOut;
-    }
+    const ended = () => this.#ended(connection, ip, running);
+    const running: Promise<void> = connection.run().then(ended, ended); // run() never throws
+    this.#running.add(running);
+  }
+
+  /** Forgets a connection from `ip` that has ended. */
+  #ended(
+    connection: ClientConnection | IrcConnection,
+    ip: string,
+    running: Promise<void>,
+  ): void {
+    this.#running.delete(running);
+    this.#connections.delete(connection);
+    const traffic = connection.traffic;
+    this.#closedTraffic.bytesIn += traffic.bytesIn;
+    this.#closedTraffic.bytesOut += traffic.bytesOut;
+    this.#release(ip);
+  }
+
+  /** Counts a connection from `ip` gone. */
+  #release(ip: string): void {
+    const left = (this.#perIp.get(ip) ?? 1) - 1;
+    if (left > 0) this.#perIp.set(ip, left);
+    else this.#perIp.delete(ip);
   }
 
   /**

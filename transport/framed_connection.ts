@@ -136,8 +136,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #readInFlight: Promise<number | null> | null = null;
   /** Ends the iterator's current wait for a read with CLOSING (set only while it waits). */
   #interruptRead: ((closing: typeof CLOSING) => void) | null = null;
-  readonly #closedPromise: Promise<void>;
-  #resolveClosed!: () => void;
+  /** What {@linkcode done} gives, made on its first use (a connection nobody waits on holds none). */
+  #closedPromise: Promise<void> | null = null;
+  #resolveClosed: (() => void) | null = null;
   #framesIn = 0;
   #bytesIn = 0;
   #bytesOut = 0;
@@ -166,7 +167,6 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     });
     this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
-    this.#closedPromise = new Promise((resolve) => this.#resolveClosed = resolve);
   }
 
   /** The underlying channel (for its addresses). */
@@ -213,6 +213,11 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
 
   /** Resolves once the connection is fully closed, whichever way. */
   get done(): Promise<void> {
+    if (this.#closedPromise === null) {
+      this.#closedPromise = this.#closed
+        ? Promise.resolve()
+        : new Promise((resolve) => this.#resolveClosed = resolve);
+    }
     return this.#closedPromise;
   }
 
@@ -382,7 +387,8 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     }
     this.#wakeIdle();
     this.#wakeWritten();
-    this.#resolveClosed();
+    this.#resolveClosed?.();
+    this.#resolveClosed = null;
   }
 
   /** Closes gracefully; for `await using`. */
