@@ -175,6 +175,11 @@ export class ClusterPresence {
     this.#nodeGoneListeners.push(listener);
   }
 
+  /** The other nodes this one hears from (taken for alive), by id. */
+  get nodes(): string[] {
+    return [...this.#heard.keys()];
+  }
+
   /** How many accounts are online somewhere (hidden ones too). */
   get size(): number {
     return this.#entries.size;

@@ -25,7 +25,7 @@ import { type ClusterBus, LocalClusterBus } from "./cluster_bus.ts";
 import { ClusterPresence, type PresenceChange } from "./cluster_presence.ts";
 import { RoomCache } from "./room_cache.ts";
 import { LoginLimits } from "./cluster_limits.ts";
-import type { ServerConfig } from "./config.ts";
+import { MISSED_HEARTBEATS, type ServerConfig } from "./config.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { HashQueue, HashQueueFullError } from "./hash_queue.ts";
@@ -229,7 +229,15 @@ export class ChatHub {
       blocked: (key, target, blocked) => this.#remoteBlock(key, target, blocked),
       hidden: (key, hidden) => this.#remoteHide(key, hidden),
     });
-    this.#rooms = new RoomCache({ store, broker, bus, online: (key) => this.#online.get(key) });
+    this.#rooms = new RoomCache({
+      store,
+      broker,
+      bus,
+      online: (key) => this.#online.get(key),
+      peers: () => this.presence.nodes,
+      // A node that does not answer is taken for dead within this time anyway.
+      appliedTimeoutMs: MISSED_HEARTBEATS * config.clusterHeartbeatMs,
+    });
     this.#limits = new LoginLimits(bus, config, () => this.now());
     this.#skeletons = new NickSkeletons(store);
     this.passwordHashes = new HashQueue(config.passwordHashConcurrency, config.passwordHashQueue);

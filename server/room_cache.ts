@@ -3,7 +3,11 @@
  * cluster: the node that changes a room's members or topic stores the change, applies
  * it, and tells the others on the `rooms` topic of the {@linkcode ClusterBus}; each
  * applies it to its cache and to its own sessions of the account (subscribing or
- * unsubscribing them). A node whose bus reconnects reads its cached rooms again.
+ * unsubscribing them), then says so. The change is done (the command answers) once
+ * every other node it hears from has applied it, or after `appliedTimeoutMs` (a node
+ * that does not answer is taken for dead by then): a request on another node right
+ * after the answer sees the change, as on one server. A node whose bus reconnects
+ * reads its cached rooms again.
  * Blocks travel with presence (`cluster_presence.ts`); contacts are read from the
  * store, never cached.
  *
@@ -28,6 +32,11 @@ export type RoomChange =
   | { t: "member"; room: string; key: string; added: boolean }
   | { t: "topic"; room: string; topic: string; by: string };
 
+/** A room change as sent: `seq` numbers it for the `applied` answers. */
+type RoomMessage =
+  | (RoomChange & { seq?: number })
+  | { t: "applied"; to: string; seq: number };
+
 /** What the cache needs of the hub. */
 export interface RoomCacheDeps {
   /** Storage. */
@@ -38,6 +47,10 @@ export interface RoomCacheDeps {
   readonly bus: ClusterBus;
   /** The account with this key if it has sessions on this node. */
   online(key: string): OnlineAccount | undefined;
+  /** The other nodes taken for alive, whose answers a change waits for (default none). */
+  peers?(): Iterable<string>;
+  /** How long a change waits for the other nodes to apply it, in ms (default 6000). */
+  readonly appliedTimeoutMs?: number;
 }
 
 /**
@@ -54,6 +67,9 @@ export interface RoomCacheDeps {
 export class RoomCache {
   readonly #deps: RoomCacheDeps;
   readonly #rooms = new Map<string, RoomState>();
+  /** Changes sent and waiting for the others' answers, by `seq`: called with each answer's node. */
+  readonly #waiting = new Map<number, (node: string | null) => void>();
+  #seq = 0;
   #stop: (() => void) | undefined;
 
   /** A cache over `deps`; {@linkcode start} it. */
@@ -69,9 +85,10 @@ export class RoomCache {
     this.#stop = await this.#deps.bus.listen(ROOMS_TOPIC, (message) => this.#receive(message));
   }
 
-  /** Stops listening. */
+  /** Stops listening (changes waiting for answers are done). */
   close(): void {
     this.#stop?.();
+    for (const done of [...this.#waiting.values()]) done(null);
   }
 
   /** The room's state, loading it from the store; undefined when it does not exist. */
@@ -92,7 +109,7 @@ export class RoomCache {
   async addMember(room: RoomState, accountKey: string): Promise<boolean> {
     const added = await this.#deps.store.addMember(room.key, accountKey);
     await this.#applyMember(room, accountKey, true);
-    this.#send({ t: "member", room: room.key, key: accountKey, added: true });
+    await this.#tell({ t: "member", room: room.key, key: accountKey, added: true });
     return added;
   }
 
@@ -100,7 +117,7 @@ export class RoomCache {
   async removeMember(room: RoomState, accountKey: string): Promise<boolean> {
     const removed = await this.#deps.store.removeMember(room.key, accountKey);
     await this.#applyMember(room, accountKey, false);
-    this.#send({ t: "member", room: room.key, key: accountKey, added: false });
+    await this.#tell({ t: "member", room: room.key, key: accountKey, added: false });
     return removed;
   }
 
@@ -109,11 +126,47 @@ export class RoomCache {
     await this.#deps.store.setTopic(room.key, topic, by);
     room.topic = topic;
     room.topicBy = by;
-    this.#send({ t: "topic", room: room.key, topic, by });
+    await this.#tell({ t: "topic", room: room.key, topic, by });
   }
 
-  #send(change: RoomChange): void {
-    this.#deps.bus.send(ROOMS_TOPIC, change);
+  /** Tells the other nodes; resolves once each applied it (or after the timeout). */
+  async #tell(change: RoomChange): Promise<void> {
+    const waiting = new Set(this.#deps.peers?.() ?? []);
+    if (waiting.size === 0) {
+      this.#send(change);
+      return;
+    }
+    const seq = ++this.#seq;
+    const done = Promise.withResolvers<void>();
+    this.#waiting.set(seq, (node) => {
+      if (node !== null) waiting.delete(node);
+      if (node === null || waiting.size === 0) done.resolve();
+    });
+    const timeoutMs = this.#deps.appliedTimeoutMs ?? 6000;
+    const timer = setTimeout(() => {
+      log.warn("nodes {nodes} did not apply a change of room {room} within {ms} ms", {
+        nodes: [...waiting],
+        room: change.room,
+        ms: timeoutMs,
+      });
+      done.resolve();
+    }, timeoutMs);
+    try {
+      this.#send({ ...change, seq });
+      await done.promise;
+    } finally {
+      clearTimeout(timer);
+      this.#waiting.delete(seq);
+    }
+  }
+
+  #send(message: RoomMessage): void {
+    this.#deps.bus.send(ROOMS_TOPIC, message);
+  }
+
+  /** Tells `node` that its change `seq` is applied here. */
+  #applied(node: string, seq: number | undefined): void {
+    if (seq !== undefined) this.#send({ t: "applied", to: node, seq });
   }
 
   #cache(record: RoomRecord, members: string[]): RoomState {
@@ -149,13 +202,18 @@ export class RoomCache {
 
   #receive({ from, data }: ClusterMessage): void {
     if (from === this.#deps.bus.nodeId) return;
-    const change = data as RoomChange;
+    const change = data as RoomMessage;
+    if (change.t === "applied") {
+      if (change.to === this.#deps.bus.nodeId) this.#waiting.get(change.seq)?.(from);
+      return;
+    }
     if (change.t === "topic") {
       const room = this.#rooms.get(change.room);
       if (room !== undefined) {
         room.topic = change.topic;
         room.topicBy = change.by;
       }
+      this.#applied(from, change.seq);
       return;
     }
     // The account's sessions here need the room's state (`say` reads it from the cache).
@@ -167,7 +225,7 @@ export class RoomCache {
         from,
         err,
       })
-    );
+    ).finally(() => this.#applied(from, change.seq));
   }
 
   /** Reads every cached room again (the bus was cut off: changes may have been missed). */
