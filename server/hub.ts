@@ -229,16 +229,20 @@ export class ChatHub {
       blocked: (key, target, blocked) => this.#remoteBlock(key, target, blocked),
       hidden: (key, hidden) => this.#remoteHide(key, hidden),
     });
+    // Changes wait for the nodes this one hears from; one that does not answer is taken
+    // for dead within the heartbeats' TTL anyway.
+    const applied = {
+      peers: () => this.presence.nodes,
+      timeoutMs: MISSED_HEARTBEATS * config.clusterHeartbeatMs,
+    };
     this.#rooms = new RoomCache({
       store,
       broker,
       bus,
       online: (key) => this.#online.get(key),
-      peers: () => this.presence.nodes,
-      // A node that does not answer is taken for dead within this time anyway.
-      appliedTimeoutMs: MISSED_HEARTBEATS * config.clusterHeartbeatMs,
+      applied,
     });
-    this.#limits = new LoginLimits(bus, config, () => this.now());
+    this.#limits = new LoginLimits(bus, config, () => this.now(), applied);
     this.#skeletons = new NickSkeletons(store);
     this.passwordHashes = new HashQueue(config.passwordHashConcurrency, config.passwordHashQueue);
     const hashes = this.passwordHashes;
@@ -685,7 +689,7 @@ export class ChatHub {
         );
       }
       if (existing === null) {
-        this.#admitRegistration(port.ip);
+        await this.#admitRegistration(port.ip);
         await this.#createAccount(key, nick, null);
         registered = true;
       }
@@ -872,7 +876,7 @@ export class ChatHub {
           `a new account needs a password of at least ${MIN_PASSWORD_LENGTH} characters`,
         );
       }
-      this.#admitRegistration(ip);
+      await this.#admitRegistration(ip);
       const cost = this.config.passwordCost;
       const hash = await this.#hashing(ip, () => hashPassword(password, { cost }));
       await this.#createAccount(key, nick, hash);
@@ -884,7 +888,7 @@ export class ChatHub {
       this.#limits.succeed(key, ip);
       return false;
     }
-    const locked = this.#limits.fail(key, ip);
+    const locked = await this.#limits.fail(key, ip);
     log.warn("wrong password for {nick} from {ip}{locked}", {
       nick: account.nick,
       ip,
@@ -906,8 +910,8 @@ export class ChatHub {
    *
    * @throws {CommandError} `rate_limited` when either is spent.
    */
-  #admitRegistration(ip: string): void {
-    const refused = this.#limits.admitRegistration(ip);
+  async #admitRegistration(ip: string): Promise<void> {
+    const refused = await this.#limits.admitRegistration(ip);
     if (refused !== null) {
       const { fromIp } = refused;
       const seconds = Math.ceil(refused.waitSeconds);

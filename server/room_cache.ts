@@ -3,10 +3,9 @@
  * cluster: the node that changes a room's members or topic stores the change, applies
  * it, and tells the others on the `rooms` topic of the {@linkcode ClusterBus}; each
  * applies it to its cache and to its own sessions of the account (subscribing or
- * unsubscribing them), then says so. The change is done (the command answers) once
- * every other node it hears from has applied it, or after `appliedTimeoutMs` (a node
- * that does not answer is taken for dead by then): a request on another node right
- * after the answer sees the change, as on one server. A node whose bus reconnects
+ * unsubscribing them), then says so: the change is done (the command answers) once
+ * every other node has applied it ({@linkcode ClusterApplied}), so that a request on
+ * another node right after the answer sees it, as on one server. A node whose bus reconnects
  * reads its cached rooms again.
  * Blocks travel with presence (`cluster_presence.ts`); contacts are read from the
  * store, never cached.
@@ -18,6 +17,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type Broker, roomSubject } from "./broker.ts";
+import { ClusterApplied, type ClusterAppliedOptions } from "./cluster_applied.ts";
 import type { ClusterBus, ClusterMessage } from "./cluster_bus.ts";
 import type { OnlineAccount, RoomState } from "./hub.ts";
 import type { RoomRecord, Store } from "./store.ts";
@@ -32,11 +32,6 @@ export type RoomChange =
   | { t: "member"; room: string; key: string; added: boolean }
   | { t: "topic"; room: string; topic: string; by: string };
 
-/** A room change as sent: `seq` numbers it for the `applied` answers. */
-type RoomMessage =
-  | (RoomChange & { seq?: number })
-  | { t: "applied"; to: string; seq: number };
-
 /** What the cache needs of the hub. */
 export interface RoomCacheDeps {
   /** Storage. */
@@ -47,10 +42,8 @@ export interface RoomCacheDeps {
   readonly bus: ClusterBus;
   /** The account with this key if it has sessions on this node. */
   online(key: string): OnlineAccount | undefined;
-  /** The other nodes taken for alive, whose answers a change waits for (default none). */
-  peers?(): Iterable<string>;
-  /** How long a change waits for the other nodes to apply it, in ms (default 6000). */
-  readonly appliedTimeoutMs?: number;
+  /** How a change waits for the other nodes to apply it (default: not at all). */
+  readonly applied?: ClusterAppliedOptions;
 }
 
 /**
@@ -67,14 +60,13 @@ export interface RoomCacheDeps {
 export class RoomCache {
   readonly #deps: RoomCacheDeps;
   readonly #rooms = new Map<string, RoomState>();
-  /** Changes sent and waiting for the others' answers, by `seq`: called with each answer's node. */
-  readonly #waiting = new Map<number, (node: string | null) => void>();
-  #seq = 0;
+  readonly #changes: ClusterApplied;
   #stop: (() => void) | undefined;
 
   /** A cache over `deps`; {@linkcode start} it. */
   constructor(deps: RoomCacheDeps) {
     this.#deps = deps;
+    this.#changes = new ClusterApplied(deps.bus, ROOMS_TOPIC, deps.applied);
     deps.bus.onReconnect(() => {
       this.#reload().catch((err) => log.error("reloading rooms failed: {err}", { err }));
     });
@@ -88,7 +80,7 @@ export class RoomCache {
   /** Stops listening (changes waiting for answers are done). */
   close(): void {
     this.#stop?.();
-    for (const done of [...this.#waiting.values()]) done(null);
+    this.#changes.close();
   }
 
   /** The room's state, loading it from the store; undefined when it does not exist. */
@@ -129,44 +121,9 @@ export class RoomCache {
     await this.#tell({ t: "topic", room: room.key, topic, by });
   }
 
-  /** Tells the other nodes; resolves once each applied it (or after the timeout). */
-  async #tell(change: RoomChange): Promise<void> {
-    const waiting = new Set(this.#deps.peers?.() ?? []);
-    if (waiting.size === 0) {
-      this.#send(change);
-      return;
-    }
-    const seq = ++this.#seq;
-    const done = Promise.withResolvers<void>();
-    this.#waiting.set(seq, (node) => {
-      if (node !== null) waiting.delete(node);
-      if (node === null || waiting.size === 0) done.resolve();
-    });
-    const timeoutMs = this.#deps.appliedTimeoutMs ?? 6000;
-    const timer = setTimeout(() => {
-      log.warn("nodes {nodes} did not apply a change of room {room} within {ms} ms", {
-        nodes: [...waiting],
-        room: change.room,
-        ms: timeoutMs,
-      });
-      done.resolve();
-    }, timeoutMs);
-    try {
-      this.#send({ ...change, seq });
-      await done.promise;
-    } finally {
-      clearTimeout(timer);
-      this.#waiting.delete(seq);
-    }
-  }
-
-  #send(message: RoomMessage): void {
-    this.#deps.bus.send(ROOMS_TOPIC, message);
-  }
-
-  /** Tells `node` that its change `seq` is applied here. */
-  #applied(node: string, seq: number | undefined): void {
-    if (seq !== undefined) this.#send({ t: "applied", to: node, seq });
+  /** Tells the other nodes; resolves once each applied it (or after a while). */
+  #tell(change: RoomChange): Promise<void> {
+    return this.#changes.send(change);
   }
 
   #cache(record: RoomRecord, members: string[]): RoomState {
@@ -200,20 +157,17 @@ export class RoomCache {
     }
   }
 
-  #receive({ from, data }: ClusterMessage): void {
-    if (from === this.#deps.bus.nodeId) return;
-    const change = data as RoomMessage;
-    if (change.t === "applied") {
-      if (change.to === this.#deps.bus.nodeId) this.#waiting.get(change.seq)?.(from);
-      return;
-    }
+  #receive(message: ClusterMessage): void {
+    const { from, data } = message;
+    if (from === this.#deps.bus.nodeId || this.#changes.receive(message)) return;
+    const change = data as RoomChange;
     if (change.t === "topic") {
       const room = this.#rooms.get(change.room);
       if (room !== undefined) {
         room.topic = change.topic;
         room.topicBy = change.by;
       }
-      this.#applied(from, change.seq);
+      this.#changes.applied(message);
       return;
     }
     // The account's sessions here need the room's state (`say` reads it from the cache).
@@ -225,7 +179,7 @@ export class RoomCache {
         from,
         err,
       })
-    ).finally(() => this.#applied(from, change.seq));
+    ).finally(() => this.#changes.applied(message));
   }
 
   /** Reads every cached room again (the bus was cut off: changes may have been missed). */
