@@ -331,7 +331,7 @@ export class ChatHub {
     const target = this.presence.entry(targetKey);
     const saw = target !== undefined && !this.presence.blockedBetween(account.key, targetKey);
     account.blocks.add(targetKey);
-    this.presence.setBlock(account.key, targetKey, true);
+    await this.presence.setBlock(account.key, targetKey, true);
     if (saw) await this.#presenceBetween(account.key, targetKey, false);
     return true;
   }
@@ -343,7 +343,7 @@ export class ChatHub {
   async unblock(account: OnlineAccount, targetKey: string): Promise<boolean> {
     if (!await this.store.removeBlock(account.key, targetKey)) return false;
     account.blocks.delete(targetKey);
-    this.presence.setBlock(account.key, targetKey, false);
+    await this.presence.setBlock(account.key, targetKey, false);
     const target = this.presence.entry(targetKey);
     if (target !== undefined && !this.presence.blockedBetween(account.key, targetKey)) {
       await this.#presenceBetween(account.key, targetKey, true);

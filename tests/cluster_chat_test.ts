@@ -33,6 +33,7 @@ Deno.test({
   await using bob = await Probe.login(b, "bob");
   await using cat = await Probe.login(b, "cat");
   await cat.ok("block", { nick: "ann" });
+  await cluster.known("ann", "bob", "cat");
   assert.deepEqual((await ann.ok("who")).users, ["ann", "bob"]);
   assert.deepEqual((await ann.ok("whoelse")).users, ["bob"]);
   assert.deepEqual((await bob.ok("who")).users, ["ann", "bob", "cat"]);
@@ -105,6 +106,8 @@ Deno.test({
   await using ann = await Probe.login(cluster.nodes[0], "ann");
   const late = await cluster.addNode();
   await using bob = await Probe.login(late, "bob");
+  // It asks the others for their lists as it starts; they answer over NATS.
+  await cluster.known("ann");
   assert.deepEqual((await bob.ok("who")).users, ["ann", "bob"]);
   await ann.expect({ type: "presence", nick: "bob", online: true });
 });
@@ -119,6 +122,7 @@ Deno.test({
   await using annA = await Probe.login(a, "ann");
   await using annB = await Probe.login(b, "ann");
   const bob = await Probe.login(b, "bob");
+  await annA.expect({ type: "presence", nick: "bob", online: true });
   const reply = await annA.ok("dm", { id: "a1", to: "bob", text: "hi bob" });
   assert.equal(reply.delivered, true);
   const id = (reply.msg as { id: number }).id;
@@ -134,6 +138,7 @@ Deno.test({
   bob.close();
   bobA.close();
   await annA.expect({ type: "presence", nick: "bob", online: false });
+  await annB.expect({ type: "presence", nick: "bob", online: false });
   // Offline: held in the store, delivered by whichever node bob comes back to.
   const held = await annB.ok("dm", { id: "b1", to: "bob", text: "while you were out" });
   assert.equal(held.delivered, false);
@@ -292,6 +297,7 @@ Deno.test({
   await using ann = await Probe.dial(a);
   await ann.hello();
   await ann.ok("login", { nick: "ann" });
+  await cluster.known("ann");
   await using other = await Probe.dial(b);
   await other.hello();
   await other.fails("login", { nick: "ann" }, "nick_in_use");
@@ -305,6 +311,7 @@ Deno.test({
   const [a, b] = cluster.nodes;
   await using alice = await Probe.login(a, "alice");
   await using bob = await Probe.login(b, "bob");
+  await cluster.known("alice", "bob");
   const sid = "cluster-private-1";
   await alice.ok("private_start", { nick: "bob", sid, port: 40001 });
   await bob.expect({ type: "private_request", sid, from: "alice" });
@@ -346,6 +353,7 @@ Deno.test({
   const [a, b] = cluster.nodes;
   await using alice = await Probe.login(a, "alice");
   await using bob = await Probe.login(b, "bob");
+  await cluster.known("alice", "bob");
   const sid = "cluster-private-dead";
   await alice.ok("private_start", { nick: "bob", sid, port: 40004 });
   await bob.expect({ type: "private_request", sid });

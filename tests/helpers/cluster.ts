@@ -27,6 +27,7 @@
  */
 
 import { join } from "node:path";
+import { nameKey } from "../../protocol/names.ts";
 import type { Broker, Publication, Subscriber } from "../../server/broker.ts";
 import type { ServerConfig } from "../../server/config.ts";
 import { NatsBroker } from "../../server/nats_broker.ts";
@@ -150,6 +151,11 @@ export interface TestCluster extends AsyncDisposable {
   readonly databaseUrl: string;
   /** Starts one more node (it joins the running ones). */
   addNode(): Promise<ChatServer>;
+  /**
+   * Waits until every node takes each of `nicks` for online: a login is told to the
+   * other nodes over NATS after it is answered.
+   */
+  known(...nicks: string[]): Promise<void>;
   /** Shuts every node down. */
   shutdown(): Promise<void>;
 }
@@ -217,6 +223,11 @@ export async function startCluster(
       throw err;
     }
   };
+  const known = (...nicks: string[]) =>
+    waitFor(
+      () => nodes.every((node) => nicks.every((nick) => node.hub.presence.isOnline(nameKey(nick)))),
+      `every node knows ${nicks.join(", ")} online`,
+    );
   try {
     for (let i = 0; i < count; i++) await addNode();
   } catch (err) {
@@ -229,6 +240,7 @@ export async function startCluster(
     brokers,
     databaseUrl,
     addNode,
+    known,
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };
