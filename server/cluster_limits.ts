@@ -4,13 +4,16 @@
  * registration budgets (per address and in all). Each node counts what it sees and
  * tells the others on the `limits` topic of the {@linkcode ClusterBus}; every node
  * applies every node's failures, successes and registrations to its own counters, so a
- * guesser spreading attempts over the nodes meets the same limits as on one server.
+ * guesser spreading attempts over the nodes meets the same limits as on one server. A
+ * failure or a registration is answered once the other nodes have applied it
+ * ({@linkcode ClusterApplied}): the next attempt, on any node, meets it.
  *
  * On one server nobody else listens: the counters are the server's.
  *
  * @module
  */
 
+import { ClusterApplied, type ClusterAppliedOptions } from "./cluster_applied.ts";
 import type { ClusterBus, ClusterMessage } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
 import { Lockout } from "./lockout.ts";
@@ -38,7 +41,7 @@ type LimitEvent =
  * const b = new LoginLimits(network.bus("b"), config, Date.now);
  * await a.start();
  * await b.start();
- * for (let i = 0; i < 3; i++) a.fail("ann", "10.0.0.9");
+ * for (let i = 0; i < 3; i++) await a.fail("ann", "10.0.0.9");
  * b.lockedMs("ann", "10.0.0.9") > 0; // true
  * ```
  */
@@ -49,11 +52,21 @@ export class LoginLimits {
   readonly #loginFailures: KeyedBuckets;
   readonly #registrationsPerIp: KeyedBuckets;
   readonly #registrations: TokenBucket;
+  readonly #events: ClusterApplied;
   #stop: (() => void) | undefined;
 
-  /** Limits from `config`, on the wall clock `now`. */
-  constructor(bus: ClusterBus, config: ServerConfig, now: () => number) {
+  /**
+   * Limits from `config`, on the wall clock `now`; `applied` says how failures and
+   * registrations wait for the other nodes (default: not at all).
+   */
+  constructor(
+    bus: ClusterBus,
+    config: ServerConfig,
+    now: () => number,
+    applied: ClusterAppliedOptions = {},
+  ) {
     this.#bus = bus;
+    this.#events = new ClusterApplied(bus, LIMITS_TOPIC, applied);
     this.#now = now;
     this.#lockout = new Lockout(config.blockDurationSec * 1000, config.lockoutScope);
     const perMinute = config.loginFailuresPerMinutePerIp;
@@ -72,6 +85,7 @@ export class LoginLimits {
   /** Stops listening. */
   close(): void {
     this.#stop?.();
+    this.#events.close();
   }
 
   /** Seconds before `ip` may try a login again after too many failures; 0 when it may. */
@@ -84,10 +98,14 @@ export class LoginLimits {
     return this.#lockout.remainingMs(key, ip, this.#now());
   }
 
-  /** A wrong password for `key` from `ip`, here: returns true when it locks `key`. */
-  fail(key: string, ip: string): boolean {
-    this.#bus.send(LIMITS_TOPIC, { t: "fail", key, ip } satisfies LimitEvent);
-    return this.#apply({ t: "fail", key, ip });
+  /**
+   * A wrong password for `key` from `ip`, here: resolves, once the other nodes counted it
+   * too, to true when it locks `key`.
+   */
+  async fail(key: string, ip: string): Promise<boolean> {
+    const locked = this.#apply({ t: "fail", key, ip });
+    await this.#events.send({ t: "fail", key, ip } satisfies LimitEvent);
+    return locked;
   }
 
   /** A login of `key` from `ip` succeeded here. */
@@ -99,8 +117,9 @@ export class LoginLimits {
   /**
    * Takes a registration from `ip`'s budget and the cluster's; when either is spent,
    * takes nothing and returns the seconds to wait and whether `ip`'s was the one.
+   * Resolves once the other nodes took it from theirs too.
    */
-  admitRegistration(ip: string): { waitSeconds: number; fromIp: boolean } | null {
+  async admitRegistration(ip: string): Promise<{ waitSeconds: number; fromIp: boolean } | null> {
     const now = this.#now();
     const fromIp = this.#registrationsPerIp.waitSeconds(ip, now);
     const inAll = this.#registrations.waitSeconds(1, now);
@@ -108,12 +127,14 @@ export class LoginLimits {
       return { waitSeconds: Math.max(fromIp, inAll), fromIp: fromIp > 0 };
     }
     this.#apply({ t: "register", ip });
-    this.#bus.send(LIMITS_TOPIC, { t: "register", ip } satisfies LimitEvent);
+    await this.#events.send({ t: "register", ip } satisfies LimitEvent);
     return null;
   }
 
-  #receive({ from, data }: ClusterMessage): void {
-    if (from !== this.#bus.nodeId) this.#apply(data as LimitEvent);
+  #receive(message: ClusterMessage): void {
+    if (message.from === this.#bus.nodeId || this.#events.receive(message)) return;
+    this.#apply(message.data as LimitEvent);
+    this.#events.applied(message);
   }
 
   #apply(event: LimitEvent): boolean {

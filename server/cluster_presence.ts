@@ -26,6 +26,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { ClusterApplied } from "./cluster_applied.ts";
 import type { ClusterBus, ClusterMessage } from "./cluster_bus.ts";
 import { MISSED_HEARTBEATS } from "./config.ts";
 
@@ -131,6 +132,8 @@ export class ClusterPresence {
   #lastBeat = 0;
   #stop: (() => void) | undefined;
   #closed = false;
+  /** Blocks wait until the nodes this one hears from applied them. */
+  readonly #applied: ClusterApplied;
   readonly #nodeGoneListeners: ((node: string) => void)[] = [];
 
   /** A replica over `bus`, beating every `heartbeatMs`. */
@@ -138,6 +141,11 @@ export class ClusterPresence {
     this.#bus = bus;
     this.#heartbeatMs = heartbeatMs;
     this.#hooks = hooks;
+    this.#applied = new ClusterApplied(bus, PRESENCE_TOPIC, {
+      peers: () => this.#heard.keys(),
+      // A node that does not answer is taken for dead by then.
+      timeoutMs: MISSED_HEARTBEATS * heartbeatMs,
+    });
   }
 
   /** This node's id. */
@@ -163,6 +171,7 @@ export class ClusterPresence {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#applied.close();
     this.#send({ t: "bye" });
     this.#stop?.();
   }
@@ -173,6 +182,11 @@ export class ClusterPresence {
    */
   onNodeGone(listener: (node: string) => void): void {
     this.#nodeGoneListeners.push(listener);
+  }
+
+  /** The other nodes this one hears from (taken for alive), by id. */
+  get nodes(): string[] {
+    return [...this.#heard.keys()];
   }
 
   /** How many accounts are online somewhere (hidden ones too). */
@@ -249,10 +263,13 @@ export class ClusterPresence {
     return change ?? Promise.resolve();
   }
 
-  /** An account's block changed here: applied and told to the others. */
-  setBlock(key: string, target: string, blocked: boolean): void {
+  /**
+   * An account's block changed here: applied and told to the others; resolves once they
+   * applied it too (a message sent on any node next is filtered by it).
+   */
+  async setBlock(key: string, target: string, blocked: boolean): Promise<void> {
     this.#applyBlock(key, target, blocked);
-    this.#send({ t: "block", key, target, blocked });
+    await this.#applied.send({ t: "block", key, target, blocked });
   }
 
   /** An account was hidden or revealed here: the others apply it to their sessions of it. */
@@ -283,11 +300,13 @@ export class ClusterPresence {
     }
   }
 
-  #receive({ from, data }: ClusterMessage): void {
+  #receive(received: ClusterMessage): void {
+    const { from, data } = received;
     if (from === this.nodeId || this.#closed) return;
     const message = data as PresenceMessage;
     const known = this.#heard.has(from);
     this.#heard.set(from, performance.now());
+    if (this.#applied.receive(received)) return;
     switch (message.t) {
       case "share":
         this.#applyShare(from, message)?.catch(logFailure);
@@ -295,6 +314,7 @@ export class ClusterPresence {
       case "block":
         this.#applyBlock(message.key, message.target, message.blocked);
         this.#hooks.blocked(message.key, message.target, message.blocked);
+        this.#applied.applied(received);
         break;
       case "hide":
         this.#hooks.hidden(message.key, message.hidden);

@@ -25,7 +25,7 @@ import { type ClusterBus, LocalClusterBus } from "./cluster_bus.ts";
 import { ClusterPresence, type PresenceChange } from "./cluster_presence.ts";
 import { RoomCache } from "./room_cache.ts";
 import { LoginLimits } from "./cluster_limits.ts";
-import type { ServerConfig } from "./config.ts";
+import { MISSED_HEARTBEATS, type ServerConfig } from "./config.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { HashQueue, HashQueueFullError } from "./hash_queue.ts";
@@ -229,8 +229,20 @@ export class ChatHub {
       blocked: (key, target, blocked) => this.#remoteBlock(key, target, blocked),
       hidden: (key, hidden) => this.#remoteHide(key, hidden),
     });
-    this.#rooms = new RoomCache({ store, broker, bus, online: (key) => this.#online.get(key) });
-    this.#limits = new LoginLimits(bus, config, () => this.now());
+    // Changes wait for the nodes this one hears from; one that does not answer is taken
+    // for dead within the heartbeats' TTL anyway.
+    const applied = {
+      peers: () => this.presence.nodes,
+      timeoutMs: MISSED_HEARTBEATS * config.clusterHeartbeatMs,
+    };
+    this.#rooms = new RoomCache({
+      store,
+      broker,
+      bus,
+      online: (key) => this.#online.get(key),
+      applied,
+    });
+    this.#limits = new LoginLimits(bus, config, () => this.now(), applied);
     this.#skeletons = new NickSkeletons(store);
     this.passwordHashes = new HashQueue(config.passwordHashConcurrency, config.passwordHashQueue);
     const hashes = this.passwordHashes;
@@ -319,7 +331,7 @@ export class ChatHub {
     const target = this.presence.entry(targetKey);
     const saw = target !== undefined && !this.presence.blockedBetween(account.key, targetKey);
     account.blocks.add(targetKey);
-    this.presence.setBlock(account.key, targetKey, true);
+    await this.presence.setBlock(account.key, targetKey, true);
     if (saw) await this.#presenceBetween(account.key, targetKey, false);
     return true;
   }
@@ -331,7 +343,7 @@ export class ChatHub {
   async unblock(account: OnlineAccount, targetKey: string): Promise<boolean> {
     if (!await this.store.removeBlock(account.key, targetKey)) return false;
     account.blocks.delete(targetKey);
-    this.presence.setBlock(account.key, targetKey, false);
+    await this.presence.setBlock(account.key, targetKey, false);
     const target = this.presence.entry(targetKey);
     if (target !== undefined && !this.presence.blockedBetween(account.key, targetKey)) {
       await this.#presenceBetween(account.key, targetKey, true);
@@ -677,7 +689,7 @@ export class ChatHub {
         );
       }
       if (existing === null) {
-        this.#admitRegistration(port.ip);
+        await this.#admitRegistration(port.ip);
         await this.#createAccount(key, nick, null);
         registered = true;
       }
@@ -864,7 +876,7 @@ export class ChatHub {
           `a new account needs a password of at least ${MIN_PASSWORD_LENGTH} characters`,
         );
       }
-      this.#admitRegistration(ip);
+      await this.#admitRegistration(ip);
       const cost = this.config.passwordCost;
       const hash = await this.#hashing(ip, () => hashPassword(password, { cost }));
       await this.#createAccount(key, nick, hash);
@@ -876,7 +888,7 @@ export class ChatHub {
       this.#limits.succeed(key, ip);
       return false;
     }
-    const locked = this.#limits.fail(key, ip);
+    const locked = await this.#limits.fail(key, ip);
     log.warn("wrong password for {nick} from {ip}{locked}", {
       nick: account.nick,
       ip,
@@ -898,8 +910,8 @@ export class ChatHub {
    *
    * @throws {CommandError} `rate_limited` when either is spent.
    */
-  #admitRegistration(ip: string): void {
-    const refused = this.#limits.admitRegistration(ip);
+  async #admitRegistration(ip: string): Promise<void> {
+    const refused = await this.#limits.admitRegistration(ip);
     if (refused !== null) {
       const { fromIp } = refused;
       const seconds = Math.ceil(refused.waitSeconds);

@@ -3,7 +3,10 @@
  * cluster: the node that changes a room's members or topic stores the change, applies
  * it, and tells the others on the `rooms` topic of the {@linkcode ClusterBus}; each
  * applies it to its cache and to its own sessions of the account (subscribing or
- * unsubscribing them). A node whose bus reconnects reads its cached rooms again.
+ * unsubscribing them), then says so: the change is done (the command answers) once
+ * every other node has applied it ({@linkcode ClusterApplied}), so that a request on
+ * another node right after the answer sees it, as on one server. A node whose bus reconnects
+ * reads its cached rooms again.
  * Blocks travel with presence (`cluster_presence.ts`); contacts are read from the
  * store, never cached.
  *
@@ -14,6 +17,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type Broker, roomSubject } from "./broker.ts";
+import { ClusterApplied, type ClusterAppliedOptions } from "./cluster_applied.ts";
 import type { ClusterBus, ClusterMessage } from "./cluster_bus.ts";
 import type { OnlineAccount, RoomState } from "./hub.ts";
 import type { RoomRecord, Store } from "./store.ts";
@@ -38,6 +42,8 @@ export interface RoomCacheDeps {
   readonly bus: ClusterBus;
   /** The account with this key if it has sessions on this node. */
   online(key: string): OnlineAccount | undefined;
+  /** How a change waits for the other nodes to apply it (default: not at all). */
+  readonly applied?: ClusterAppliedOptions;
 }
 
 /**
@@ -54,11 +60,13 @@ export interface RoomCacheDeps {
 export class RoomCache {
   readonly #deps: RoomCacheDeps;
   readonly #rooms = new Map<string, RoomState>();
+  readonly #changes: ClusterApplied;
   #stop: (() => void) | undefined;
 
   /** A cache over `deps`; {@linkcode start} it. */
   constructor(deps: RoomCacheDeps) {
     this.#deps = deps;
+    this.#changes = new ClusterApplied(deps.bus, ROOMS_TOPIC, deps.applied);
     deps.bus.onReconnect(() => {
       this.#reload().catch((err) => log.error("reloading rooms failed: {err}", { err }));
     });
@@ -69,9 +77,10 @@ export class RoomCache {
     this.#stop = await this.#deps.bus.listen(ROOMS_TOPIC, (message) => this.#receive(message));
   }
 
-  /** Stops listening. */
+  /** Stops listening (changes waiting for answers are done). */
   close(): void {
     this.#stop?.();
+    this.#changes.close();
   }
 
   /** The room's state, loading it from the store; undefined when it does not exist. */
@@ -92,7 +101,7 @@ export class RoomCache {
   async addMember(room: RoomState, accountKey: string): Promise<boolean> {
     const added = await this.#deps.store.addMember(room.key, accountKey);
     await this.#applyMember(room, accountKey, true);
-    this.#send({ t: "member", room: room.key, key: accountKey, added: true });
+    await this.#tell({ t: "member", room: room.key, key: accountKey, added: true });
     return added;
   }
 
@@ -100,7 +109,7 @@ export class RoomCache {
   async removeMember(room: RoomState, accountKey: string): Promise<boolean> {
     const removed = await this.#deps.store.removeMember(room.key, accountKey);
     await this.#applyMember(room, accountKey, false);
-    this.#send({ t: "member", room: room.key, key: accountKey, added: false });
+    await this.#tell({ t: "member", room: room.key, key: accountKey, added: false });
     return removed;
   }
 
@@ -109,11 +118,12 @@ export class RoomCache {
     await this.#deps.store.setTopic(room.key, topic, by);
     room.topic = topic;
     room.topicBy = by;
-    this.#send({ t: "topic", room: room.key, topic, by });
+    await this.#tell({ t: "topic", room: room.key, topic, by });
   }
 
-  #send(change: RoomChange): void {
-    this.#deps.bus.send(ROOMS_TOPIC, change);
+  /** Tells the other nodes; resolves once each applied it (or after a while). */
+  #tell(change: RoomChange): Promise<void> {
+    return this.#changes.send(change);
   }
 
   #cache(record: RoomRecord, members: string[]): RoomState {
@@ -147,8 +157,9 @@ export class RoomCache {
     }
   }
 
-  #receive({ from, data }: ClusterMessage): void {
-    if (from === this.#deps.bus.nodeId) return;
+  #receive(message: ClusterMessage): void {
+    const { from, data } = message;
+    if (from === this.#deps.bus.nodeId || this.#changes.receive(message)) return;
     const change = data as RoomChange;
     if (change.t === "topic") {
       const room = this.#rooms.get(change.room);
@@ -156,6 +167,7 @@ export class RoomCache {
         room.topic = change.topic;
         room.topicBy = change.by;
       }
+      this.#changes.applied(message);
       return;
     }
     // The account's sessions here need the room's state (`say` reads it from the cache).
@@ -167,7 +179,7 @@ export class RoomCache {
         from,
         err,
       })
-    );
+    ).finally(() => this.#changes.applied(message));
   }
 
   /** Reads every cached room again (the bus was cut off: changes may have been missed). */
