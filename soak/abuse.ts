@@ -44,6 +44,7 @@ const FROM_ELSEWHERE: ReadonlySet<AbuseKind> = new Set<AbuseKind>([
   "register_flood",
   "prelogin_flood",
   "fd_exhaust",
+  "dm_backlog",
 ]);
 
 /**

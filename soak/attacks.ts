@@ -363,10 +363,14 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
     if (!(await loginAs(conn, victim))) return brokeOff(conn, "the victim's registration");
     stats.logins++;
     conn.close();
-    // Senders fill its backlog: each sends its burst of 12 KB messages.
+    // Senders fill its backlog: each sends its burst of 12 KB messages. A stranger's:
+    // from another address where there is one, as the victim's first connection was (on
+    // the probe's own address, their 40 registrations would queue the probe's login
+    // behind their password hashes, which are fair between addresses only).
+    const from = ctx.attackerAddresses.length > 0 ? ctx.rng.pick(ctx.attackerAddresses) : undefined;
     const acked = new Set<number>();
     const senders = await Promise.all(
-      Array.from({ length: BACKLOG_SENDERS }, () => openTracked(ctx)),
+      Array.from({ length: BACKLOG_SENDERS }, () => openTracked(ctx, from)),
     );
     try {
       await Promise.all(senders.map(async (sender) => {
@@ -393,7 +397,7 @@ export const ATTACK_BEHAVIOURS: Record<AttackKind, Behaviour> = {
     const problems: string[] = [];
     let cutShort = false;
     for (let attempt = 0; attempt < 2 && received.size < acked.size; attempt++) {
-      const victimConn = await openTracked(ctx);
+      const victimConn = await openTracked(ctx, from);
       if (victimConn === null) break;
       try {
         const reply = await loginReply(victimConn, victim, 15_000);
@@ -816,9 +820,9 @@ async function loginReply(conn: RawConn, nick: string, timeoutMs: number): Promi
 }
 
 /** Opens one more connection, closed with the others when the run ends; null when refused. */
-async function openTracked(ctx: AbuseContext): Promise<RawConn | null> {
+async function openTracked(ctx: AbuseContext, from?: string): Promise<RawConn | null> {
   try {
-    const conn = await RawConn.open(ctx.port);
+    const conn = await RawConn.open(ctx.port, from);
     const untrack = ctx.track(conn);
     conn.waitClosed(24 * 3600_000).then(untrack);
     return conn;
