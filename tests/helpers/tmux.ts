@@ -101,14 +101,15 @@ export class Tmux {
     return rows;
   }
 
-  /** Waits until the screen satisfies `test`; returns it. */
+  /** Waits until the screen satisfies `test`, at most `timeoutMs`; returns it. */
   async waitScreen(
     window: string,
     test: (rows: string[]) => boolean,
     what: string,
     join = true,
+    timeoutMs = WAIT_MS,
   ): Promise<string[]> {
-    const deadline = Date.now() + WAIT_MS;
+    const deadline = Date.now() + timeoutMs;
     let rows: string[] = [];
     while (Date.now() < deadline) {
       rows = await this.screen(window, join);
