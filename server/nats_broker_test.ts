@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { NATS_SKIP, NatsServer } from "../tests/helpers/nats.ts";
+import { NATS_SKIP, natsNodes, NatsServer } from "../tests/helpers/nats.ts";
 import { brokerConformance, notice, Recorder, within } from "./broker_conformance.ts";
 import { NatsLink } from "./nats_connection.ts";
 import { NatsBroker, type NatsBrokerOptions } from "./nats_broker.ts";
@@ -9,24 +9,8 @@ const ignore = NATS_SKIP !== undefined;
 
 /** A NATS server and `count` nodes' brokers on it. */
 async function cluster(count: number, options: NatsBrokerOptions = {}) {
-  const nats = await NatsServer.start();
-  const links: NatsLink[] = [];
-  const brokers: NatsBroker[] = [];
-  for (let i = 0; i < count; i++) {
-    const link = await NatsLink.open(nats.url, { name: `node-${i}` });
-    links.push(link);
-    brokers.push(new NatsBroker(link, options));
-  }
-  return {
-    nats,
-    links,
-    brokers,
-    async close() {
-      for (const broker of brokers) await broker.close();
-      for (const link of links) await link.close();
-      await nats.close();
-    },
-  };
+  const c = await natsNodes(count, (link) => new NatsBroker(link, options));
+  return { ...c, brokers: c.nodes };
 }
 
 /** Resolves at the next confirmed reconnect of `link`. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { NATS_SKIP, NatsServer } from "../tests/helpers/nats.ts";
+import { NATS_SKIP, natsNodes, NatsServer } from "../tests/helpers/nats.ts";
 import { DELIVERY_WAIT_MS, within } from "./broker_conformance.ts";
 import type { ClusterMessage } from "./cluster_bus.ts";
 import { NatsLink } from "./nats_connection.ts";
@@ -45,25 +45,10 @@ class Heard {
   }
 }
 
+/** A NATS server and `count` nodes' cluster buses on it. */
 async function cluster(count: number, options: NatsClusterBusOptions = {}) {
-  const nats = await NatsServer.start();
-  const links: NatsLink[] = [];
-  const buses: NatsClusterBus[] = [];
-  for (let i = 0; i < count; i++) {
-    const link = await NatsLink.open(nats.url, { name: `node-${i}` });
-    links.push(link);
-    buses.push(new NatsClusterBus(link, options));
-  }
-  return {
-    nats,
-    links,
-    buses,
-    async close() {
-      for (const bus of buses) await bus.close();
-      for (const link of links) await link.close();
-      await nats.close();
-    },
-  };
+  const c = await natsNodes(count, (link) => new NatsClusterBus(link, options));
+  return { ...c, buses: c.nodes };
 }
 
 Deno.test({

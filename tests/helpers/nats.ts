@@ -7,6 +7,7 @@
  */
 
 import { onFreePort } from "./ports.ts";
+import { NatsLink } from "../../server/nats_connection.ts";
 
 /** How long a start waits for the server to accept connections. */
 const START_MS = 20_000;
@@ -183,4 +184,50 @@ export class NatsServer {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** A NATS server and one engine adapter per node on it, each on its own link. */
+export interface NatsNodes<T> {
+  /** The server. */
+  nats: NatsServer;
+  /** Each node's link, in node order. */
+  links: NatsLink[];
+  /** Each node's adapter (a broker, a cluster bus...), in node order. */
+  nodes: T[];
+  /** Closes the adapters, then the links, then the server. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a NATS server and `count` nodes on it: a link each (named `node-i`) and what
+ * `make` builds on it.
+ *
+ * @example
+ * ```ts ignore
+ * const c = await natsNodes(2, (link) => new NatsBroker(link));
+ * await c.close();
+ * ```
+ */
+export async function natsNodes<T extends { close(): Promise<void> }>(
+  count: number,
+  make: (link: NatsLink) => T,
+): Promise<NatsNodes<T>> {
+  const nats = await NatsServer.start();
+  const links: NatsLink[] = [];
+  const nodes: T[] = [];
+  for (let i = 0; i < count; i++) {
+    const link = await NatsLink.open(nats.url, { name: `node-${i}` });
+    links.push(link);
+    nodes.push(make(link));
+  }
+  return {
+    nats,
+    links,
+    nodes,
+    async close() {
+      for (const node of nodes) await node.close();
+      for (const link of links) await link.close();
+      await nats.close();
+    },
+  };
 }
