@@ -457,6 +457,14 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     parse: parsePort,
     apply: number("ircTlsPort"),
   },
+  {
+    flag: "token-ttl",
+    arg: "<seconds>",
+    description: 'seconds a session token ("remember me" in the browser) works after it is issued',
+    parse: integerIn(60, 10 * 365 * 24 * 3600),
+    default: DEFAULT_SERVER_CONFIG.tokenTtlSec,
+    apply: number("tokenTtlSec"),
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

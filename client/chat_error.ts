@@ -102,6 +102,7 @@ export class ChatError extends Error {
  */
 export const FATAL_LOGIN_CODES: ReadonlySet<string> = new Set([
   "wrong_password",
+  "bad_token",
   "no_account",
   "locked",
   "bad_password",

@@ -600,6 +600,10 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
       return [`* pong`];
     case "logout":
       return ["* logged out"];
+    case "token_issue":
+      return ["* session token issued"]; // never printed: a secret
+    case "token_revoke":
+      return [`* revoked ${item.data.revoked} session token${item.data.revoked === 1 ? "" : "s"}`];
   }
 }
 

@@ -29,6 +29,9 @@ const seconds = z.number().nonnegative().max(1e9);
 /** A private session's id: 16 to 64 base64url characters, chosen by the requester. */
 const privateSid = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, "expected a base64url session id");
 
+/** A session token as the server issues it (`token_issue`): base64url. */
+const sessionToken = z.string().min(1).max(128);
+
 /** A file transfer's id, given by the server (shown to people as `#12`). */
 const fileId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 /** A byte count or offset in a file. */
@@ -70,6 +73,12 @@ export const clientSchemas = {
      * `no_account` instead of being registered (a client that asks its user first).
      */
     register: z.boolean().optional(),
+    /**
+     * A session token from `token_issue`, instead of the password: logs in to that
+     * token's account (never registers). A wrong, expired or revoked one is `bad_token`,
+     * counted against the lockout like a wrong password.
+     */
+    token: sessionToken.optional(),
   }),
   logout: request("logout", {}),
   ping: request("ping", {}),
@@ -149,6 +158,17 @@ export const clientSchemas = {
    * not hash the bytes: integrity is checked end to end).
    */
   file_cancel: request("file_cancel", { file: fileId, reason: z.enum(["corrupt"]).optional() }),
+  // Session tokens ("remember me"): a login without the password, revocable.
+  /** Issues a session token for this account, to log in with instead of the password. */
+  token_issue: request("token_issue", {}),
+  /**
+   * Revokes one of this account's tokens (`token`), or all of them (`all: true`, "log
+   * out everywhere": the account's other sessions end too, on every node).
+   */
+  token_revoke: request("token_revoke", {
+    token: sessionToken.optional(),
+    all: z.boolean().optional(),
+  }),
 } as const;
 
 const storedMessage = {

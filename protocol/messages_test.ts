@@ -59,6 +59,8 @@ const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
   file_read: { type: "file_read", id: "c36", file: 1, offset: 0, length: 65536 },
   file_done: { type: "file_done", id: "c37", file: 1 },
   file_cancel: { type: "file_cancel", id: "c38", file: 1 },
+  token_issue: { type: "token_issue", id: "c39" },
+  token_revoke: { type: "token_revoke", id: "c40", all: true },
 };
 
 /** One valid sample of every server message; the type forces one per schema key. */

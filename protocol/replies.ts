@@ -111,6 +111,10 @@ export const replySchemas = {
   file_read: z.looseObject({ file: fileId, offset: count, length: count, available: count }),
   file_done: z.looseObject({ file: fileId }),
   file_cancel: z.looseObject({ file: fileId }),
+  /** The token (shown once: the server keeps only its SHA-256) and when it expires (ms). */
+  token_issue: z.looseObject({ token: text, expires: z.number() }),
+  /** How many tokens were revoked; with `all`, how many other sessions were ended here. */
+  token_revoke: z.looseObject({ revoked: count }),
 } as const;
 
 /** The data of the `ok` reply to each request type. */
@@ -189,7 +193,8 @@ export type ServerErrorCode =
   | "frame_timeout"
   | "storage_full"
   | "id_conflict"
-  | "store_unavailable";
+  | "store_unavailable"
+  | "bad_token";
 
 /** Codes of `notice` events that end or change a session. */
 export type NoticeCode =

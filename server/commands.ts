@@ -17,6 +17,7 @@ import { type ChatHub, roomKeyOf, type Session } from "./hub.ts";
 import { privateCommands } from "./private.ts";
 import { type AppendResult, type NewMessage, StoreError } from "./store.ts";
 import { fileCommands } from "./files.ts";
+import { tokenCommands } from "./session_tokens.ts";
 import { fitFirst, fitLast, replyBudget, replyFloor } from "./reply_budget.ts";
 
 const log = getLogger(["chat", "server", "commands"]);
@@ -452,6 +453,10 @@ export const commands: CommandTable = {
   file_read: fileCommands.file_read,
   file_done: fileCommands.file_done,
   file_cancel: fileCommands.file_cancel,
+
+  // Session tokens ("remember me"): see server/session_tokens.ts.
+  token_issue: tokenCommands.token_issue,
+  token_revoke: tokenCommands.token_revoke,
 };
 
 /**

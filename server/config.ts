@@ -167,6 +167,8 @@ export interface ServerConfig {
    * null: off, 0: a free one.
    */
   ircTlsPort: number | null;
+  /** Seconds a session token ("remember me", `token_issue`) works after it is issued. */
+  tokenTtlSec: number;
 }
 
 /** Where PostgreSQL is and how to log in to it. */
@@ -253,6 +255,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   webPort: null,
   ircPort: null,
   ircTlsPort: null,
+  tokenTtlSec: 30 * 24 * 3600,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

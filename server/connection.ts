@@ -348,6 +348,7 @@ export class ClientConnection implements SessionPort {
       return this.#login(message.id, message.nick, message.password, {
         acksHeld: message.ack === true,
         register: message.register !== false,
+        ...(message.token !== undefined ? { token: message.token } : {}),
       });
     }
     if (this.#session === null) {
@@ -397,7 +398,7 @@ export class ClientConnection implements SessionPort {
     id: string,
     nick: string,
     password: string | undefined,
-    { acksHeld, register }: { acksHeld: boolean; register: boolean },
+    { acksHeld, register, token }: { acksHeld: boolean; register: boolean; token?: string },
   ): Promise<void> {
     if (this.#session !== null) {
       this.#trySend({
@@ -411,6 +412,7 @@ export class ClientConnection implements SessionPort {
     try {
       const { session, reply, heldThrough } = await this.#hub.login(this, nick, password, {
         register,
+        ...(token !== undefined ? { token } : {}),
       });
       this.#session = session;
       session.acksHeld = acksHeld;

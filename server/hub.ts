@@ -34,12 +34,18 @@ import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
 import { confirmDelivered, deliverHeld, HeldWindow } from "./held_delivery.ts";
 import { NickSkeletons } from "./nick_skeletons.ts";
+import { SessionTokens } from "./session_tokens.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
 
 /** Login refusals counted as authentication failures. */
-const AUTH_FAILURES: ReadonlySet<string> = new Set(["wrong_password", "locked", "rate_limited"]);
+const AUTH_FAILURES: ReadonlySet<string> = new Set([
+  "wrong_password",
+  "bad_token",
+  "locked",
+  "rate_limited",
+]);
 
 /** The room every account joins at its first login. */
 export const DEFAULT_ROOM = "lobby";
@@ -206,6 +212,8 @@ export class ChatHub {
   readonly #sendingDirect = new Map<string, Set<Promise<unknown>>>();
   /** Reserved and look-alike nicks refused at registration (server/nick_skeletons.ts). */
   readonly #skeletons: NickSkeletons;
+  /** Session tokens ("remember me"): server/session_tokens.ts. */
+  readonly tokens: SessionTokens;
 
   /**
    * Creates the hub; {@linkcode start} it. Nodes of a cluster share `store` and each
@@ -244,6 +252,13 @@ export class ChatHub {
     });
     this.#limits = new LoginLimits(bus, config, () => this.now(), applied);
     this.#skeletons = new NickSkeletons(store);
+    this.tokens = new SessionTokens({
+      store,
+      bus,
+      ttlSec: config.tokenTtlSec,
+      online: (key) => this.#online.get(key),
+      now: () => this.now(),
+    });
     this.passwordHashes = new HashQueue(config.passwordHashConcurrency, config.passwordHashQueue);
     const hashes = this.passwordHashes;
     metrics.addGauge(
@@ -267,6 +282,7 @@ export class ChatHub {
   async start(): Promise<void> {
     await this.#rooms.start();
     await this.#limits.start();
+    await this.tokens.start();
     await this.presence.start();
   }
 
@@ -274,6 +290,7 @@ export class ChatHub {
   close(): void {
     this.#rooms.close();
     this.#limits.close();
+    this.tokens.close();
     this.presence.close();
     this.#presenceNotices.close();
   }
@@ -465,16 +482,17 @@ export class ChatHub {
 
   /**
    * Logs a client in, registering an unknown nick in password mode unless `register` is
-   * false (then `no_account`).
+   * false (then `no_account`). With a session `token` (password mode) it logs in to the
+   * token's account instead of checking a password, and never registers.
    *
-   * @throws {CommandError} `bad_name`, `bad_password`, `wrong_password`, `locked`,
-   * `nick_in_use`, `no_account`.
+   * @throws {CommandError} `bad_name`, `bad_password`, `wrong_password`, `bad_token`,
+   * `locked`, `nick_in_use`, `no_account`.
    */
   login(
     port: SessionPort,
     nick: string,
     password: string | undefined,
-    { register = true }: { register?: boolean } = {},
+    { register = true, token }: { register?: boolean; token?: string } = {},
   ): Promise<LoginResult> {
     const problem = nameProblem(nick);
     if (problem !== null) {
@@ -482,12 +500,15 @@ export class ChatHub {
     }
     const key = nameKey(nick);
     return this.#withAccountLock(key, async () => {
+      if (token !== undefined && this.config.auth === "password") {
+        return await this.#login(port, key, nick, { token });
+      }
       if (
         !register && this.config.auth === "password" && await this.store.getAccount(key) === null
       ) {
         throw new CommandError("no_account", `there is no account named ${nick} here`);
       }
-      return await this.#guardNewNick(key, nick, () => this.#login(port, key, nick, password));
+      return await this.#guardNewNick(key, nick, () => this.#login(port, key, nick, { password }));
     }).then(
       (result) => {
         this.metrics.counters.logins++;
@@ -667,11 +688,13 @@ export class ChatHub {
     port: SessionPort,
     key: string,
     nick: string,
-    password: string | undefined,
+    secret: { password?: string | undefined; token?: string },
   ): Promise<LoginResult> {
     let registered = false;
-    if (this.config.auth === "password") {
-      registered = await this.#checkPassword(port.ip, key, nick, password);
+    if (this.config.auth === "password" && secret.token !== undefined) {
+      await this.#checkToken(port.ip, key, nick, secret.token);
+    } else if (this.config.auth === "password") {
+      registered = await this.#checkPassword(port.ip, key, nick, secret.password);
     } else {
       if (this.presence.isOnline(key)) {
         throw new CommandError("nick_in_use", `the nick "${nick}" is in use`);
@@ -828,13 +851,12 @@ export class ChatHub {
     }
   }
 
-  /** Verifies or registers; returns true when the account was just registered. */
-  async #checkPassword(
-    ip: string,
-    key: string,
-    nick: string,
-    password: string | undefined,
-  ): Promise<boolean> {
+  /**
+   * Refuses a login attempt while `ip` is throttled or `key` is locked for it.
+   *
+   * @throws {CommandError} `rate_limited` or `locked`.
+   */
+  #checkLimits(ip: string, key: string, nick: string): void {
     const throttled = this.#limits.throttledSeconds(ip);
     if (throttled > 0) {
       const seconds = Math.ceil(throttled);
@@ -853,6 +875,48 @@ export class ChatHub {
         seconds,
       );
     }
+  }
+
+  /**
+   * Checks a session token for `key`; a wrong, expired or revoked one counts against the
+   * lockout like a wrong password.
+   *
+   * @throws {CommandError} `rate_limited`, `locked` or `bad_token`.
+   */
+  async #checkToken(ip: string, key: string, nick: string, token: string): Promise<void> {
+    this.#checkLimits(ip, key, nick);
+    if (await this.tokens.accountOf(token) === key) {
+      this.#limits.succeed(key, ip);
+      return;
+    }
+    const locked = await this.#limits.fail(key, ip);
+    log.warn("a wrong, expired or revoked session token for {nick} from {ip}{locked}", {
+      nick,
+      ip,
+      locked: locked ? ": locked" : "",
+    });
+    if (locked) {
+      const seconds = this.config.blockDurationSec;
+      throw new CommandError(
+        "locked",
+        `wrong session token; ${nick} is now blocked for ${seconds} s`,
+        seconds,
+      );
+    }
+    throw new CommandError(
+      "bad_token",
+      "the session token is wrong, expired or revoked: log in with the password",
+    );
+  }
+
+  /** Verifies or registers; returns true when the account was just registered. */
+  async #checkPassword(
+    ip: string,
+    key: string,
+    nick: string,
+    password: string | undefined,
+  ): Promise<boolean> {
+    this.#checkLimits(ip, key, nick);
     if (password === undefined || password.length === 0) {
       throw new CommandError("bad_password", "a password is required");
     }

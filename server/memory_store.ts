@@ -18,11 +18,13 @@ import {
   checkResend,
   checkUndeliveredQuery,
   type HistoryQuery,
+  MAX_TOKENS_PER_ACCOUNT,
   type NewMessage,
   type RoomRecord,
   type RoomSummary,
   type Store,
   StoreError,
+  type TokenRecord,
   type UndeliveredQuery,
 } from "./store.ts";
 
@@ -90,6 +92,8 @@ export class MemoryStore implements Store {
   #blocks = new Map<string, Set<string>>();
   #contacts = new Map<string, Set<string>>();
   #sessions: Session[] = [];
+  /** token hash → token */
+  #tokens = new Map<string, TokenRecord>();
 
   /** An empty store. */
   constructor(options: MemoryStoreOptions = {}) {
@@ -128,6 +132,7 @@ export class MemoryStore implements Store {
       const account = this.#accounts.get(key);
       if (account === undefined) throw new StoreError("not_found", `no account "${key}"`);
       account.passwordHash = passwordHash;
+      this.#removeTokens(key);
     });
   }
 
@@ -403,6 +408,51 @@ export class MemoryStore implements Store {
       for (const [key, set] of this.#contacts) if (set.has(targetKey)) out.push(key);
       return out.sort(compare);
     });
+  }
+
+  // ---- session tokens
+
+  /** Stores a token; drops the account's expired and oldest beyond the cap. */
+  addToken(token: TokenRecord): Promise<void> {
+    return this.#run(() => {
+      this.#tokens.set(token.hash, { ...token });
+      const mine = [...this.#tokens.values()]
+        .filter((t) => t.accountKey === token.accountKey)
+        .sort((a, b) => b.createdAt - a.createdAt || (a.hash < b.hash ? -1 : 1));
+      mine.forEach((t, i) => {
+        if (t.expiresAt <= token.createdAt || i >= MAX_TOKENS_PER_ACCOUNT) {
+          this.#tokens.delete(t.hash);
+        }
+      });
+    });
+  }
+
+  /** The token with this hash, or null. */
+  getToken(hash: string): Promise<TokenRecord | null> {
+    return this.#run(() => {
+      const token = this.#tokens.get(hash);
+      return token === undefined ? null : { ...token };
+    });
+  }
+
+  /** Revokes the token if it is `accountKey`'s. */
+  removeToken(hash: string, accountKey: string): Promise<boolean> {
+    return this.#run(() =>
+      this.#tokens.get(hash)?.accountKey === accountKey && this.#tokens.delete(hash)
+    );
+  }
+
+  /** Revokes every token of `accountKey`. */
+  removeTokens(accountKey: string): Promise<number> {
+    return this.#run(() => this.#removeTokens(accountKey));
+  }
+
+  #removeTokens(accountKey: string): number {
+    let count = 0;
+    for (const [hash, token] of this.#tokens) {
+      if (token.accountKey === accountKey && this.#tokens.delete(hash)) count++;
+    }
+    return count;
   }
 
   // ---- login history

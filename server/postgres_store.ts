@@ -69,11 +69,13 @@ import {
   checkResend,
   checkUndeliveredQuery,
   type HistoryQuery,
+  MAX_TOKENS_PER_ACCOUNT,
   type NewMessage,
   type RoomRecord,
   type RoomSummary,
   type Store,
   StoreError,
+  type TokenRecord,
   type UndeliveredQuery,
 } from "./store.ts";
 
@@ -252,6 +254,16 @@ export const MIGRATIONS: readonly string[] = [
   END
   $fn$;
   `,
+  // 2: session tokens ("remember me"), by their SHA-256 only.
+  `
+  CREATE TABLE session_tokens (
+    hash TEXT COLLATE "C" PRIMARY KEY,
+    account_key TEXT COLLATE "C" NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+  );
+  CREATE INDEX session_tokens_by_account ON session_tokens (account_key, created_at);
+  `,
 ];
 
 /** Columns every message query selects, for {@linkcode toChat}. */
@@ -405,7 +417,9 @@ export class PostgresStore implements Store {
   /** Replaces an account's password hash; `not_found` when there is no such account. */
   setPasswordHash(key: string, passwordHash: string): Promise<void> {
     return this.#write(async (sql) => {
+      // One statement: the tokens go with the old password, or neither changes.
       const { count } = await sql`
+        WITH revoked AS (DELETE FROM session_tokens WHERE account_key = ${key})
         UPDATE accounts SET password_hash = ${passwordHash} WHERE key = ${key}`;
       if (count === 0) throw new StoreError("not_found", `no account "${key}"`);
     });
@@ -634,6 +648,55 @@ export class PostgresStore implements Store {
       return (rows as unknown as MessageRow[]).map((row) => toChat(row) as DirectMessage)
         .sort((a, b) => a.id - b.id);
     });
+  }
+
+  // ---- session tokens
+
+  /** Stores a token; drops the account's expired ones and the oldest beyond the cap. */
+  addToken(token: TokenRecord): Promise<void> {
+    return this.#write(async (sql) => {
+      await sql.begin(async (tx) => {
+        await tx`
+          INSERT INTO session_tokens (hash, account_key, created_at, expires_at)
+          VALUES (${token.hash}, ${token.accountKey}, ${token.createdAt}, ${token.expiresAt})`;
+        await tx`
+          DELETE FROM session_tokens WHERE account_key = ${token.accountKey} AND (
+            expires_at <= ${token.createdAt} OR hash NOT IN (
+              SELECT hash FROM session_tokens WHERE account_key = ${token.accountKey}
+              ORDER BY created_at DESC, hash LIMIT ${MAX_TOKENS_PER_ACCOUNT}))`;
+      });
+    });
+  }
+
+  /** The token with this hash, or null. */
+  getToken(hash: string): Promise<TokenRecord | null> {
+    return this.#read(async (sql) => {
+      const [row] = await sql`
+        SELECT hash, account_key, created_at, expires_at FROM session_tokens
+        WHERE hash = ${hash}`;
+      return row === undefined ? null : {
+        hash: row.hash,
+        accountKey: row.account_key,
+        createdAt: Number(row.created_at),
+        expiresAt: Number(row.expires_at),
+      };
+    });
+  }
+
+  /** Revokes the token if it is `accountKey`'s. */
+  removeToken(hash: string, accountKey: string): Promise<boolean> {
+    return this.#write(async (sql) =>
+      (await sql`
+        DELETE FROM session_tokens WHERE hash = ${hash} AND account_key = ${accountKey}`)
+        .count === 1
+    );
+  }
+
+  /** Revokes every token of `accountKey`. */
+  removeTokens(accountKey: string): Promise<number> {
+    return this.#write(async (sql) =>
+      (await sql`DELETE FROM session_tokens WHERE account_key = ${accountKey}`).count
+    );
   }
 
   // ---- blocks and contacts

@@ -45,11 +45,13 @@ import {
   checkResend,
   checkUndeliveredQuery,
   type HistoryQuery,
+  MAX_TOKENS_PER_ACCOUNT,
   type NewMessage,
   type RoomRecord,
   type RoomSummary,
   type Store,
   StoreError,
+  type TokenRecord,
   type UndeliveredQuery,
 } from "./store.ts";
 
@@ -189,6 +191,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX messages_undelivered ON messages (to_key, id)
     WHERE to_key IS NOT NULL AND delivered = 0;
   `,
+  // 3: session tokens ("remember me"), by their SHA-256 only.
+  `
+  CREATE TABLE session_tokens (
+    hash TEXT PRIMARY KEY,
+    account_key TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX session_tokens_by_account ON session_tokens (account_key, created_at);
+  `,
 ];
 
 /** Columns every message query selects, for {@linkcode toChat}. */
@@ -210,6 +222,13 @@ interface AccountRow {
   nick: string;
   password_hash: string | null;
   created_at: number;
+}
+
+interface TokenRow {
+  hash: string;
+  account_key: string;
+  created_at: number;
+  expires_at: number;
 }
 
 interface RoomRow {
@@ -339,6 +358,20 @@ function prepareAll(db: DatabaseSync) {
     watchersOf: p(
       "SELECT account_key AS k FROM contacts WHERE target_key = ? ORDER BY account_key",
     ),
+    addToken: p(
+      "INSERT INTO session_tokens (hash, account_key, created_at, expires_at) VALUES (?, ?, ?, ?)",
+    ),
+    // ?1 account key, ?2 now, ?3 tokens kept.
+    pruneTokens: p(
+      "DELETE FROM session_tokens WHERE account_key = ?1 AND (expires_at <= ?2 OR hash NOT IN " +
+        "(SELECT hash FROM session_tokens WHERE account_key = ?1 " +
+        "ORDER BY created_at DESC, hash LIMIT ?3))",
+    ),
+    getToken: p(
+      "SELECT hash, account_key, created_at, expires_at FROM session_tokens WHERE hash = ?",
+    ),
+    removeToken: p("DELETE FROM session_tokens WHERE hash = ? AND account_key = ?"),
+    removeTokens: p("DELETE FROM session_tokens WHERE account_key = ?"),
     recordLogin: p("INSERT INTO login_sessions (account_key, login_ts) VALUES (?, ?)"),
     recordLogout: p(
       "UPDATE login_sessions SET logout_ts = ? WHERE id = ? AND logout_ts IS NULL",
@@ -521,9 +554,12 @@ export class SqliteStore implements Store {
   /** Replaces an account's password hash; `not_found` when there is no such account. */
   setPasswordHash(key: string, passwordHash: string): Promise<void> {
     return this.#write(() => {
-      if (this.#st.setPasswordHash.run(passwordHash, key).changes === 0) {
-        throw new StoreError("not_found", `no account "${key}"`);
-      }
+      this.#transaction(() => {
+        if (this.#st.setPasswordHash.run(passwordHash, key).changes === 0) {
+          throw new StoreError("not_found", `no account "${key}"`);
+        }
+        this.#st.removeTokens.run(key);
+      });
     });
   }
 
@@ -732,6 +768,41 @@ export class SqliteStore implements Store {
     return this.#read(() => keys(this.#st.watchersOf, targetKey));
   }
 
+  // ---- session tokens
+
+  /** Stores a token; drops the account's expired ones and the oldest beyond the cap. */
+  addToken(token: TokenRecord): Promise<void> {
+    return this.#write(() =>
+      this.#transaction(() => {
+        this.#st.addToken.run(token.hash, token.accountKey, token.createdAt, token.expiresAt);
+        this.#st.pruneTokens.run(token.accountKey, token.createdAt, MAX_TOKENS_PER_ACCOUNT);
+      })
+    );
+  }
+
+  /** The token with this hash, or null. */
+  getToken(hash: string): Promise<TokenRecord | null> {
+    return this.#read(() => {
+      const row = this.#st.getToken.get(hash) as TokenRow | undefined;
+      return row === undefined ? null : {
+        hash: row.hash,
+        accountKey: row.account_key,
+        createdAt: row.created_at,
+        expiresAt: row.expires_at,
+      };
+    });
+  }
+
+  /** Revokes the token if it is `accountKey`'s. */
+  removeToken(hash: string, accountKey: string): Promise<boolean> {
+    return this.#write(() => this.#st.removeToken.run(hash, accountKey).changes === 1);
+  }
+
+  /** Revokes every token of `accountKey`. */
+  removeTokens(accountKey: string): Promise<number> {
+    return this.#write(() => Number(this.#st.removeTokens.run(accountKey).changes));
+  }
+
   // ---- login history
 
   /** Records a session start; returns its id. */
@@ -796,6 +867,19 @@ export class SqliteStore implements Store {
       return Promise.resolve(fn());
     } catch (error) {
       return Promise.reject(wrap(error));
+    }
+  }
+
+  /** Runs `fn` in one transaction (rolled back when it throws). */
+  #transaction<T>(fn: () => T): T {
+    this.#st.begin.run();
+    try {
+      const result = fn();
+      this.#st.commit.run();
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
     }
   }
 

@@ -27,6 +27,24 @@ export interface AccountRecord {
   createdAt: number;
 }
 
+/**
+ * A session token ("remember me"), as stored: only its SHA-256, never the token itself
+ * (see `session_tokens.ts`).
+ */
+export interface TokenRecord {
+  /** SHA-256 of the token, lowercase hex. */
+  hash: string;
+  /** The account it logs in to. */
+  accountKey: string;
+  /** When it was issued, ms since the epoch. */
+  createdAt: number;
+  /** When it stops working, ms since the epoch. */
+  expiresAt: number;
+}
+
+/** Tokens kept per account: issuing one more drops the oldest. */
+export const MAX_TOKENS_PER_ACCOUNT = 20;
+
 /** A stored room. */
 export interface RoomRecord {
   /** Case-insensitive key (lower-cased name). */
@@ -144,7 +162,10 @@ export interface Store {
   getAccount(key: string): Promise<AccountRecord | null>;
   /** Creates the account; false (and nothing written) when the key exists. */
   createAccount(account: AccountRecord): Promise<boolean>;
-  /** Replaces an account's password hash (credentials import). */
+  /**
+   * Replaces an account's password hash (credentials import) and revokes its session
+   * tokens, in one write.
+   */
   setPasswordHash(key: string, passwordHash: string): Promise<void>;
   /** Every account's key (for the look-alike nick check at registration). */
   accountKeys(): Promise<string[]>;
@@ -219,6 +240,19 @@ export interface Store {
   contactsOf(accountKey: string): Promise<string[]>;
   /** Account keys that have `targetKey` as a contact. */
   watchersOf(targetKey: string): Promise<string[]>;
+
+  // ---- session tokens ("remember me")
+  /**
+   * Stores a token. The account's tokens expired by `token.createdAt` are dropped, and
+   * its oldest ones beyond {@linkcode MAX_TOKENS_PER_ACCOUNT}.
+   */
+  addToken(token: TokenRecord): Promise<void>;
+  /** The token with this hash (expired or not: the caller checks), or null. */
+  getToken(hash: string): Promise<TokenRecord | null>;
+  /** Revokes the token with this hash if it is `accountKey`'s; false when there was none. */
+  removeToken(hash: string, accountKey: string): Promise<boolean>;
+  /** Revokes every token of `accountKey`; returns how many there were. */
+  removeTokens(accountKey: string): Promise<number>;
 
   // ---- login history (for `whoelse --since`)
   /** Records a session start; returns its id for {@linkcode Store.recordLogout}. */

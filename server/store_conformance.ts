@@ -16,7 +16,13 @@
 
 import assert from "node:assert/strict";
 import type { ChatMessage } from "../protocol/messages.ts";
-import { type NewMessage, type Store, StoreError } from "./store.ts";
+import {
+  MAX_TOKENS_PER_ACCOUNT,
+  type NewMessage,
+  type Store,
+  StoreError,
+  type TokenRecord,
+} from "./store.ts";
 
 /** Options of {@linkcode storeConformance}. */
 export interface StoreConformanceOptions {
@@ -520,6 +526,61 @@ export function storeConformance(
     assert.deepEqual(await store.onlineSince(601), ["open"]);
   });
 
+  test("session tokens: add, get, revoke one or all, foreign account, password change", async (store) => {
+    await store.createAccount({ key: "alice", nick: "Alice", passwordHash: "h1", createdAt: 1 });
+    await store.createAccount({ key: "bob", nick: "Bob", passwordHash: "h1", createdAt: 1 });
+    const a1 = token("a1", "alice", 1000);
+    assert.equal(await store.getToken("a1"), null);
+    await store.addToken(a1);
+    await store.addToken(token("a2", "alice", 1001));
+    await store.addToken(token("b1", "bob", 1002));
+    assert.deepEqual(await store.getToken("a1"), a1);
+    // Another account's token is not revoked by a request of this one.
+    assert.equal(await store.removeToken("b1", "alice"), false);
+    assert.equal((await store.getToken("b1"))?.accountKey, "bob");
+    assert.equal(await store.removeToken("a1", "alice"), true);
+    assert.equal(await store.removeToken("a1", "alice"), false);
+    assert.equal(await store.getToken("a1"), null);
+    await store.addToken(token("a3", "alice", 1003));
+    assert.equal(await store.removeTokens("alice"), 2);
+    assert.equal(await store.getToken("a2"), null);
+    assert.equal(await store.getToken("a3"), null);
+    assert.equal(await store.removeTokens("alice"), 0);
+    // A new password revokes the account's tokens, and only its.
+    await store.addToken(token("a4", "alice", 1004));
+    await store.setPasswordHash("alice", "h2");
+    assert.equal(await store.getToken("a4"), null);
+    assert.equal((await store.getToken("b1"))?.accountKey, "bob");
+    // A failed password change revokes nothing.
+    await store.addToken(token("a5", "alice", 1005));
+    await assertStoreError(store.setPasswordHash("nobody", "h"), "not_found");
+    assert.equal((await store.getToken("a5"))?.accountKey, "alice");
+    // Records handed out are copies.
+    const copy = await store.getToken("b1");
+    copy!.accountKey = "mallory";
+    assert.equal((await store.getToken("b1"))?.accountKey, "bob");
+  });
+
+  test("session tokens: expired and beyond the cap are dropped as new ones come", async (store) => {
+    await store.addToken({ ...token("old", "alice", 100), expiresAt: 500 });
+    await store.addToken({ ...token("other", "bob", 100), expiresAt: 500 });
+    // Not dropped before its expiry; returned as stored (the caller checks the expiry).
+    await store.addToken(token("fresh", "alice", 499));
+    assert.equal((await store.getToken("old"))?.expiresAt, 500);
+    await store.addToken(token("t0", "alice", 500));
+    assert.equal(await store.getToken("old"), null, "expired at 500: dropped");
+    assert.equal((await store.getToken("other"))?.accountKey, "bob", "another account's kept");
+    for (let i = 1; i < MAX_TOKENS_PER_ACCOUNT; i++) {
+      await store.addToken(token(`t${i}`, "alice", 500 + i));
+    }
+    // fresh and t0 .. t(MAX - 1): one too many, so the oldest went.
+    assert.equal(await store.getToken("fresh"), null, "the oldest beyond the cap is dropped");
+    for (let i = 0; i < MAX_TOKENS_PER_ACCOUNT; i++) {
+      assert.equal((await store.getToken(`t${i}`))?.accountKey, "alice", `t${i} kept`);
+    }
+    assert.equal(await store.removeTokens("alice"), MAX_TOKENS_PER_ACCOUNT);
+  });
+
   test("close: later calls reject with a closed StoreError", async (store) => {
     await store.createRoom(room("a", "A"));
     const pending = store.appendMessage(say("alice", "a", "last", "1"));
@@ -531,6 +592,10 @@ export function storeConformance(
     await assertStoreError(store.history({ room: "a", limit: 1 }), "closed");
     await assertStoreError(store.addBlock("a", "b"), "closed");
   });
+}
+
+function token(hash: string, accountKey: string, createdAt: number): TokenRecord {
+  return { hash, accountKey, createdAt, expiresAt: createdAt + 1_000_000 };
 }
 
 function room(key: string, name: string) {
