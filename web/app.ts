@@ -17,6 +17,7 @@ import {
   RequestError,
 } from "./chat_socket.ts";
 import { byId, el } from "./dom.ts";
+import { forget, leaveNote, remember, remembered, takeNote } from "./remember.ts";
 
 /** Messages asked for per history page. */
 const HISTORY_PAGE = 50;
@@ -88,6 +89,12 @@ function wsUrl(): string {
   return `${scheme}//${location.host}/ws`;
 }
 
+const handlers = {
+  event: onEvent,
+  state: showLinkState,
+  resumed: (reply: Header) => void refreshAfterResume(reply),
+};
+
 async function logIn(register: boolean): Promise<void> {
   const nick = byId<HTMLInputElement>("login-nick").value.trim();
   const password = byId<HTMLInputElement>("login-password").value;
@@ -96,20 +103,57 @@ async function logIn(register: boolean): Promise<void> {
   if (!byId<HTMLFormElement>("login-form").reportValidity()) return;
   setBusy(true);
   try {
-    const { chat, login } = await ChatSocket.open(wsUrl(), nick, password, register, {
-      event: onEvent,
-      state: showLinkState,
-      resumed: (reply) => void refreshAfterResume(reply),
-    });
+    const { chat, login } = await ChatSocket.open(wsUrl(), nick, { password }, register, handlers);
     state.chat = chat;
     state.me = String(login.nick ?? nick);
     byId<HTMLInputElement>("login-password").value = "";
+    if (byId<HTMLInputElement>("login-remember").checked && chat.token !== null) {
+      remember(state.me, chat.token);
+    }
     await startSession(login);
   } catch (err) {
     error.textContent = err instanceof RequestError ? explainLogin(err) : String(err);
   } finally {
     setBusy(false);
   }
+}
+
+/** Logs in with the remembered session token, if there is one. */
+async function resumeRemembered(): Promise<void> {
+  const note = takeNote();
+  if (note !== null) byId("login-error").textContent = note;
+  const saved = remembered();
+  if (saved === null) return;
+  byId<HTMLInputElement>("login-nick").value = saved.nick;
+  setBusy(true);
+  try {
+    const { chat, login } = await ChatSocket.open(
+      wsUrl(),
+      saved.nick,
+      { token: saved.token },
+      false,
+      handlers,
+    );
+    state.chat = chat;
+    state.me = String(login.nick ?? saved.nick);
+    await startSession(login);
+  } catch (err) {
+    if (err instanceof RequestError && err.code !== "unreachable") forget();
+    byId("login-error").textContent = err instanceof RequestError
+      ? `Log in again: ${explainLogin(err)}`
+      : String(err);
+  } finally {
+    setBusy(false);
+  }
+}
+
+/** Logs out (`everywhere`: every session and token of the account) and starts over. */
+async function logOut(everywhere: boolean): Promise<void> {
+  forget();
+  const chat = state.chat;
+  state.chat = null;
+  await chat?.logout(everywhere);
+  location.reload();
 }
 
 function explainLogin(err: RequestError): string {
@@ -268,7 +312,13 @@ function showLinkState(link: LinkState, why?: string): void {
   status.title = link;
   if (link === "reconnecting") showNotice(`Reconnecting… (${why ?? "connection lost"})`);
   else if (link === "online") showNotice("");
-  else if (link === "closed" && why !== undefined) showNotice(`Disconnected: ${why}`);
+  else if (link === "closed" && why !== undefined && state.chat !== null) {
+    // The session is over for good (logged out everywhere, token revoked): start over.
+    forget();
+    state.chat = null;
+    leaveNote(`Logged out: ${why}`);
+    location.reload();
+  }
 }
 
 /** The conversation a message belongs to. */
@@ -521,7 +571,10 @@ async function toggleBlock(): Promise<void> {
   renderHeader();
 }
 
-/** The composer's commands: /join ROOM, /leave, /topic TEXT, /msg NICK TEXT. */
+/**
+ * The composer's commands: /join ROOM, /leave, /topic TEXT, /msg NICK TEXT, /logout
+ * (`/logout everywhere`: every session and remembered login of the account).
+ */
 async function command(line: string): Promise<void> {
   const [name, ...rest] = line.slice(1).split(" ");
   const arg = rest.join(" ");
@@ -543,8 +596,11 @@ async function command(line: string): Promise<void> {
       if (words.length > 0) await send(words.join(" "));
       return;
     }
+    case "logout":
+      await logOut(arg.trim() === "everywhere");
+      return;
     default:
-      showNotice(`Unknown command /${name}: try /join, /leave, /topic, /msg`);
+      showNotice(`Unknown command /${name}: try /join, /leave, /topic, /msg, /logout`);
   }
 }
 
@@ -621,10 +677,7 @@ function wire(): void {
   byId("back-button").addEventListener("click", () => {
     document.body.classList.remove("in-conversation");
   });
-  byId("logout-button").addEventListener("click", async () => {
-    await state.chat?.logout();
-    location.reload();
-  });
+  byId("logout-button").addEventListener("click", () => void logOut(false));
   byId("messages").addEventListener("scroll", () => {
     const target = state.active;
     if (target !== null && byId("messages").scrollTop < NEAR_TOP_PX) void loadOlder(target);
@@ -636,3 +689,4 @@ function wire(): void {
 }
 
 wire();
+void resumeRemembered();

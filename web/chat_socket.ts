@@ -5,7 +5,8 @@
  * (client/chat_client.ts):
  *
  * 1. after a drop it dials again with exponential back-off and jitter, repeats the hello
- *    and the login (the password is kept in memory only, for this);
+ *    and the login, with a session token issued for this session (`token_issue`) right
+ *    after a login with the password: the password is not kept, in memory or elsewhere;
  * 2. asks for every message after the highest id seen (`sync`, page by page) and hands
  *    on those not seen yet, in id order: no message is shown twice;
  * 3. resends every request that had no reply, in order, with its original id: `say` and
@@ -64,6 +65,12 @@ export class RequestError extends Error {
   }
 }
 
+/** How to log in: the password (then a session token is issued), or a session token. */
+export type Credentials = { password: string } | { token: string };
+
+/** Server notices after which the session is over: no reconnecting. */
+const FINAL_NOTICES: ReadonlySet<string> = new Set(["logged_out"]);
+
 /** Connection states shown to the user. */
 export type LinkState = "connecting" | "online" | "reconnecting" | "closed";
 
@@ -101,14 +108,17 @@ function newId(): string {
  *
  * @example
  * ```ts ignore
- * const chat = await ChatSocket.open("ws://host:44445/ws", "alice", "pw", false, handlers);
+ * const { chat } = await ChatSocket.open(
+ *   "ws://host:44445/ws", "alice", { password: "pw" }, false, handlers,
+ * );
  * await chat.request("say", { room: "lobby", text: "hi" });
  * ```
  */
 export class ChatSocket {
   readonly #url: string;
   readonly #nick: string;
-  readonly #password: string;
+  /** What the next login uses: the session's token once issued. */
+  #credentials: Credentials;
   readonly #handlers: ChatSocketHandlers;
   readonly #pending = new Map<string, Pending>();
   #socket: WebSocket | null = null;
@@ -118,32 +128,49 @@ export class ChatSocket {
   #catchingUp = false;
   #heldBack: Header[] = [];
   #attempt = 0;
+  /** Why the server ended the session for good (a final notice), if it did. */
+  #ended: string | null = null;
   /** The highest message id handed on. */
   lastId = 0;
   /** Ids handed on above the sync point (live events may pass a sync page). */
   readonly #seen = new Set<number>();
 
-  private constructor(url: string, nick: string, password: string, handlers: ChatSocketHandlers) {
+  private constructor(
+    url: string,
+    nick: string,
+    credentials: Credentials,
+    handlers: ChatSocketHandlers,
+  ) {
     this.#url = url;
     this.#nick = nick;
-    this.#password = password;
+    this.#credentials = credentials;
     this.#handlers = handlers;
   }
 
   /**
-   * Connects and logs in (`register`: create the account when it does not exist).
+   * Connects and logs in (`register`: create the account when it does not exist). After
+   * a login with the password it asks for a session token, which later logins use.
    *
    * @throws {RequestError} when the server refuses the login or cannot be reached.
    */
   static async open(
     url: string,
     nick: string,
-    password: string,
+    credentials: Credentials,
     register: boolean,
     handlers: ChatSocketHandlers,
   ): Promise<{ chat: ChatSocket; login: Header }> {
-    const chat = new ChatSocket(url, nick, password, handlers);
+    const chat = new ChatSocket(url, nick, credentials, handlers);
     const login = await chat.#dial(register);
+    if ("password" in credentials) {
+      try {
+        const issued = await chat.#internal("token_issue", {});
+        chat.#credentials = { token: String(issued.token) };
+      } catch (err) {
+        chat.close();
+        throw err;
+      }
+    }
     chat.lastId = Number(login.lastId ?? 0);
     chat.#ready = true;
     handlers.state("online");
@@ -153,6 +180,11 @@ export class ChatSocket {
   /** Our own nick as the server spells it. */
   get nick(): string {
     return this.#nick;
+  }
+
+  /** The session token the page logs in with again (what "remember me" keeps). */
+  get token(): string | null {
+    return "token" in this.#credentials ? this.#credentials.token : null;
   }
 
   /**
@@ -169,12 +201,21 @@ export class ChatSocket {
     });
   }
 
-  /** Logs out and closes. */
-  async logout(): Promise<void> {
+  /**
+   * Revokes this session's token (`everywhere`: every token of the account, and its
+   * other sessions end), logs out and closes.
+   */
+  async logout(everywhere = false): Promise<void> {
+    const token = this.token;
+    const revoke = everywhere
+      ? this.request("token_revoke", { all: true })
+      : token !== null
+      ? this.request("token_revoke", { token })
+      : Promise.resolve({});
     try {
       await Promise.race([
-        this.request("logout"),
-        new Promise((resolve) => setTimeout(resolve, 2000)),
+        Promise.all([revoke, this.request("logout")]),
+        new Promise((resolve) => setTimeout(resolve, 10_000)),
       ]);
     } catch {
       // closing anyway
@@ -241,7 +282,7 @@ export class ChatSocket {
               type: "login",
               id: loginId,
               nick: this.#nick,
-              password: this.#password,
+              ...this.#credentials,
               register,
               ack: true,
             }));
@@ -277,6 +318,9 @@ export class ChatSocket {
       else pending.reject(new RequestError(String(header.code), String(header.message)));
       return;
     }
+    if (header.type === "notice" && FINAL_NOTICES.has(String(header.code))) {
+      this.#ended = String(header.text);
+    }
     if (header.type === "dm" && header.held === true) {
       // Held direct messages count as delivered once we have them.
       this.#socket?.send(frameOf({ type: "delivered", id: newId(), ids: [header.id] }));
@@ -311,6 +355,11 @@ export class ChatSocket {
 
   #dropped(): void {
     if (this.#closed) return;
+    if (this.#ended !== null) {
+      this.#handlers.state("closed", this.#ended);
+      this.close();
+      return;
+    }
     this.#ready = false;
     for (const p of this.#pending.values()) p.sent = false;
     this.#handlers.state("reconnecting", "connection lost");

@@ -8,6 +8,7 @@
 
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import type { ChatServer } from "../../server/server.ts";
+import type { ChatClient, ChatEvent } from "../../client/chat_client.ts";
 
 /** An element as the functions run in the page see it (they are typed without the DOM lib). */
 export interface PageElement {
@@ -142,4 +143,38 @@ export async function openConversation(
     {},
     `${kind === "room" ? "#" : "@"}${name}`,
   );
+}
+
+/** Where the browser tests write their screenshots (kept in the repository for the README). */
+export const DOCS_DIR = new URL("../../docs/", import.meta.url);
+
+/** Writes a screenshot of `page` to docs/`name`. */
+export async function screenshotToDocs(
+  page: { screenshot(options: object): Promise<unknown> },
+  name: string,
+): Promise<void> {
+  await Deno.mkdir(DOCS_DIR, { recursive: true });
+  await page.screenshot({ path: new URL(name, DOCS_DIR).pathname });
+}
+
+/** Waits (up to `ms`) for the first event of `client` that `match` accepts. */
+export async function nextClientEvent(
+  client: ChatClient,
+  match: (event: ChatEvent) => boolean,
+  ms = PAGE_WAIT_MS,
+): Promise<ChatEvent> {
+  const events = client.events[Symbol.asyncIterator]();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error("timed out waiting for an event")), ms)
+  );
+  try {
+    while (true) {
+      const { value, done } = await Promise.race([events.next(), timeout]);
+      if (done) throw new Error("the client's events ended");
+      if (match(value)) return value;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }
