@@ -393,3 +393,78 @@ Deno.test("chat serve fails in one line when the data folder cannot be created",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** A non-loopback IPv4 address of this machine (what a phone on the LAN would dial), or null. */
+function lanAddress(): string | null {
+  const found = Deno.networkInterfaces().find((i) =>
+    i.family === "IPv4" && !i.address.startsWith("127.") && !i.address.startsWith("169.254.")
+  );
+  return found?.address ?? null;
+}
+
+const LAN = lanAddress();
+
+/** Asks a server process to stop (it may have ended already: waitForLine kills it). */
+function stop(server: ServeProcess): void {
+  try {
+    server.child.kill("SIGTERM");
+  } catch {
+    // already ended
+  }
+}
+if (LAN === null) console.log("LAN address tests skipped: this machine has no non-loopback IPv4");
+
+Deno.test({
+  name:
+    "chat serve --host 0.0.0.0 prints the page's LAN address, which serves the page; with --host 127.0.0.1 the page is not on the LAN",
+  ignore: Deno.build.os === "windows" || LAN === null,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "chat_cli_test_" });
+    const all = new ServeProcess([
+      "serve",
+      "--host",
+      "0.0.0.0",
+      "--port",
+      "0",
+      "--data",
+      `${dir}/a`,
+    ]);
+    try {
+      const listening = await all.waitForLine(/^chat serve: listening on 0\.0\.0\.0:(\d+) /);
+      const open = await all.waitForLine(/^ {2}open (http:\/\/([\d.]+):(\d+)\/) in a browser$/);
+      assert.equal(open[2], LAN, "the address to open is this machine's LAN address");
+      // Both listeners answer on that address: the page, then the chat port.
+      const page = await fetch(open[1]);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<title>chat<\/title>/);
+      (await Deno.connect({ hostname: LAN!, port: Number(listening[1]) })).close();
+      assert.ok(!all.stdout.includes("127.0.0.1"), all.stdout);
+    } finally {
+      stop(all);
+      await all.finish();
+    }
+    // Loopback only: the web listener binds what the chat listener binds.
+    const local = new ServeProcess([
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--data",
+      `${dir}/b`,
+    ]);
+    try {
+      const open = await local.waitForLine(/^ {2}open http:\/\/127\.0\.0\.1:(\d+)\/ in a browser$/);
+      const webPort = Number(open[1]);
+      (await Deno.connect({ hostname: "127.0.0.1", port: webPort })).close();
+      await assert.rejects(
+        Deno.connect({ hostname: LAN!, port: webPort }),
+        Deno.errors.ConnectionRefused,
+      );
+    } finally {
+      stop(local);
+      await local.finish();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -129,7 +129,7 @@ browserTest(
       await page.setViewport({ width: 390, height: 760 });
       await page.click("#back-button");
       await openConversation(page, "room", "lobby");
-      await screenshot(page, "web-phone-dark.png");
+      // (The phone screenshots, light and dark at 390x844: tests/web_ui_test.ts.)
       assert.deepEqual(page.dialogs, []);
       assert.deepEqual(page.errors, []);
     } finally {
