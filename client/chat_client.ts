@@ -752,6 +752,14 @@ export class ChatClient implements AsyncDisposable {
     return page.more === true ? { users, more: true, truncated: true } : { users, more: false };
   }
 
+  /**
+   * Logs this account out everywhere: revokes its session tokens (the browser's
+   * remembered logins) and ends its other sessions, on every node; this one stays.
+   */
+  logOutEverywhere(): Promise<ReplyMap["token_revoke"]> {
+    return this.request("token_revoke", { all: true });
+  }
+
   /** Hides this account's presence from others. */
   hide(): Promise<ReplyMap["hide"]> {
     return this.request("hide", {});

@@ -44,6 +44,7 @@ export type CommandClient = Pick<
   | "contactRemove"
   | "contacts"
   | "history"
+  | "logOutEverywhere"
 >;
 
 /** The part of {@linkcode PrivateSessions} the commands use. */
@@ -725,9 +726,16 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: "quit",
     aliases: ["logout", "exit", "bye"],
-    args: "",
-    summary: "log out and leave",
-    handler(ctx) {
+    args: "[everywhere]",
+    summary:
+      "log out and leave; everywhere: also end this account's other sessions and remembered browser logins",
+    async handler(ctx, args) {
+      const everywhere = args.words.length === 1 && args.words[0]!.toLowerCase() === "everywhere";
+      if (args.words.length > 0 && !everywhere) throw usage(this);
+      if (everywhere) {
+        const data = await ctx.client.logOutEverywhere();
+        ctx.show({ type: "reply", request: "token_revoke", data });
+      }
       ctx.quit();
     },
   },

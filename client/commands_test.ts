@@ -69,6 +69,7 @@ function fakeClient(calls: Call[], fail: Partial<Record<string, ChatError>> = {}
     contacts: () => answer("contacts", [], { contacts: [] }),
     history: (query) =>
       answer("history", [query], { messages: [], more: false } as ReplyMap["history"]),
+    logOutEverywhere: () => answer("logOutEverywhere", [], { revoked: 2 }),
   };
   return client;
 }
@@ -395,6 +396,16 @@ Deno.test("/quit and its aliases end the session", async () => {
   for (const line of ["/quit", "/logout", "/exit"]) await executeLine(ctx, line);
   assert.equal(quits(), 3);
   assert.deepEqual(calls, []);
+});
+
+Deno.test("/logout everywhere revokes the account's tokens and sessions, then leaves", async () => {
+  const { ctx, quits, calls, shown } = setup();
+  await executeLine(ctx, "/logout everywhere");
+  assert.deepEqual(calls, [["logOutEverywhere"]]);
+  assert.equal(quits(), 1);
+  assert.deepEqual(shown, [{ type: "reply", request: "token_revoke", data: { revoked: 2 } }]);
+  await executeLine(ctx, "/quit somewhere");
+  assert.equal(quits(), 1, "a wrong argument is a usage error, not a quit");
 });
 
 Deno.test("tab completion: commands, rooms, nicks", async () => {

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { tokenHash } from "../server/session_tokens.ts";
-import { Probe, testServer } from "./helpers/harness.ts";
+import { connectClient, Probe, testServer } from "./helpers/harness.ts";
 import { helloFrom } from "./helpers/local_address.ts";
 
 const WAIT_MS = 20_000;
@@ -156,5 +156,21 @@ Deno.test("tokens: a token still logs in after a restart (SQLite)", async () => 
     await probe.ok("login", { nick: "alice", token });
   } finally {
     await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("tokens: the terminal client's log out everywhere (/logout everywhere) ends the page's session and token", async () => {
+  await using server = await serverScope();
+  await using page = await Probe.login(server.s, "alice");
+  const token = String((await page.ok("token_issue")).token);
+  const terminal = await connectClient(server.s, "alice");
+  try {
+    assert.deepEqual(await terminal.logOutEverywhere(), { revoked: 1 });
+    await page.expect({ type: "notice", code: "logged_out" }, WAIT_MS);
+    await page.closed(WAIT_MS);
+    await using probe = await dialed(server.s);
+    await probe.fails("login", { nick: "alice", token }, "bad_token");
+  } finally {
+    await terminal.close();
   }
 });
