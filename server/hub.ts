@@ -886,6 +886,13 @@ export class ChatHub {
   async #checkToken(ip: string, key: string, nick: string, token: string): Promise<void> {
     this.#checkLimits(ip, key, nick);
     if (await this.tokens.accountOf(token) === key) {
+      if ((await this.store.getAccount(key))?.passwordHash == null) {
+        // Issued under --auth none: like a password login, it does not claim the account.
+        throw new CommandError(
+          "bad_password",
+          `${nick} was made without a password; the server's operator must set one`,
+        );
+      }
       this.#limits.succeed(key, ip);
       return;
     }

@@ -42,8 +42,12 @@ export interface TokenRecord {
   expiresAt: number;
 }
 
-/** Tokens kept per account: issuing one more drops the oldest. */
-export const MAX_TOKENS_PER_ACCOUNT = 20;
+/**
+ * Tokens kept per account: issuing one more drops the oldest. Every page login issues
+ * one (for its reconnects) whether remembered or not: room for a remembered device to
+ * outlive many such logins.
+ */
+export const MAX_TOKENS_PER_ACCOUNT = 100;
 
 /** A stored room. */
 export interface RoomRecord {

@@ -174,3 +174,21 @@ Deno.test("tokens: the terminal client's log out everywhere (/logout everywhere)
     await terminal.close();
   }
 });
+
+Deno.test("tokens: a token issued under --auth none does not open the passwordless account in password mode", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-tokens-" });
+  try {
+    let token: string;
+    {
+      await using server = await serverScope({ dataDir, auth: "none" });
+      await using casual = await dialed(server.s);
+      await casual.ok("login", { nick: "casual" });
+      token = String((await casual.ok("token_issue")).token);
+    }
+    await using server = await serverScope({ dataDir });
+    await using probe = await dialed(server.s);
+    await probe.fails("login", { nick: "casual", token }, "bad_password");
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
