@@ -66,8 +66,6 @@ export class IrcConnection implements SessionPort, IrcClient {
   #password: string | undefined = undefined;
   #capHeld = false;
   #registering = false;
-  #bytesOutAtSweep = 0;
-  #stalledSweeps = 0;
   #held: Promise<void> = Promise.resolve();
 
   /** Wraps an accepted channel. */
@@ -214,11 +212,7 @@ export class IrcConnection implements SessionPort, IrcClient {
   sweep(now: number, intervalMs: number): void {
     if (this.#closing) return;
     const config = this.hub.config;
-    const bytesOut = this.#lines.stats.bytesOut;
-    if (this.#lines.writeStalledMs > 0 && bytesOut === this.#bytesOutAtSweep) this.#stalledSweeps++;
-    else this.#stalledSweeps = 0;
-    this.#bytesOutAtSweep = bytesOut;
-    if (this.#stalledSweeps * intervalMs > config.writeTimeoutMs) {
+    if (this.#lines.writeStalledPast(intervalMs, config.writeTimeoutMs)) {
       this.#cutOff(`a write stalled for over ${config.writeTimeoutMs} ms`);
       return;
     }
