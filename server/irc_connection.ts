@@ -10,7 +10,6 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { decodePayload, LENGTH_PREFIX_BYTES } from "../protocol/frame.ts";
 import {
   encodeIrcLine,
   formatIrcMessage,
@@ -20,7 +19,6 @@ import {
   parseIrcLine,
   type SplitLine,
 } from "../protocol/irc_line.ts";
-import type { ServerMessage } from "../protocol/messages.ts";
 import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH } from "../protocol/names.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
@@ -32,7 +30,8 @@ import { CommandError } from "./errors.ts";
 import { FloodControl, LOGIN_COST } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
-import { eventLines, IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
+import { IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
+import { ircFanout } from "./irc_fanout.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
 
@@ -114,27 +113,23 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   // --- SessionPort ---
 
-  /** Translates encoded hub events (whole frames) to IRC lines and queues them. */
+  /**
+   * Translates encoded hub events (whole frames) to IRC lines and queues them; a
+   * fan-out's frames are translated once for all its IRC receivers ({@linkcode ircFanout}).
+   */
   send(frames: Uint8Array): boolean {
     if (this.#lines.closed) return false;
-    const lines: string[] = [];
-    const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
-    for (let at = 0; at + LENGTH_PREFIX_BYTES <= frames.length;) {
-      const length = view.getUint32(at);
-      const start = at + LENGTH_PREFIX_BYTES;
-      at = start + length;
-      try {
-        const { header } = decodePayload(frames.subarray(start, at));
-        lines.push(...eventLines(this, header as unknown as ServerMessage));
-      } catch (err) {
+    const bytes = ircFanout.bytesFor(
+      frames,
+      this,
+      (err) =>
         log.error("an event for IRC client {remote} could not be translated: {err}", {
           remote: this.remote,
           err,
-        });
-      }
-    }
-    if (lines.length === 0) return true;
-    const sent = this.#queue(lines);
+        }),
+    );
+    if (bytes === null) return true;
+    const sent = this.#queueBytes(bytes);
     if (sent) this.hub.metrics.counters.deliveries++;
     return sent;
   }
@@ -424,7 +419,10 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   #queue(lines: readonly string[]): boolean {
     if (lines.length === 0) return true;
-    const bytes = encodeIrcLine(lines.join("\r\n"));
+    return this.#queueBytes(encodeIrcLine(lines.join("\r\n")));
+  }
+
+  #queueBytes(bytes: Uint8Array): boolean {
     try {
       this.#lines.send(bytes);
       return true;
