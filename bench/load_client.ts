@@ -210,12 +210,11 @@ class LoadConn {
     this.conn = conn;
     this.closed = false;
     this.#carry = null;
+    this.ended = this.#readLoop(conn);
     if (target.mode === "irc") {
-      this.ended = this.#readIrcLoop(conn);
       await this.#registerIrc(joinRooms);
       return;
     }
-    this.ended = this.#readLoop(conn);
     if (target.mode === "relay") {
       await this.request({ type: "join", room: this.options.rooms[0] ?? "idle" });
       return;
@@ -280,63 +279,34 @@ class LoadConn {
   /**
    * The receive path in IRC mode: PRIVMSG lines are counted (and the probes' stamps
    * read) without decoding; other lines are decoded for the registration's waits.
+   * Returns the offset of the first byte not scanned (an unfinished line).
    */
-  async #readIrcLoop(conn: LoadSocket): Promise<void> {
-    const buffer = new Uint8Array(this.options.bufferSize);
-    const stamp: Stamp = { tag: -1, ms: 0 };
-    try {
-      while (!this.closed) {
-        if (this.paused) {
-          await new Promise<void>((resolve) => this.#resume = resolve);
-          if (this.closed) break;
-        }
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        counters.bytesIn += n;
-        lastFrameAt = performance.now();
-        if (this.discarding) continue;
-        let data: Uint8Array = buffer.subarray(0, n);
-        if (this.#carry !== null) {
-          data = concatBytes([this.#carry, data]);
-          this.#carry = null;
-        }
-        const now = nowMs();
-        let o = 0;
-        for (let nl = data.indexOf(0x0a, o); nl >= 0; nl = data.indexOf(0x0a, o)) {
-          const start = o;
-          const end = nl > start && data[nl - 1] === 0x0d ? nl - 1 : nl;
-          o = nl + 1;
-          counters.frames++;
-          // :source COMMAND ...
-          let c = start;
-          if (data[c] === 0x3a) {
-            while (c < end && data[c] !== 0x20) c++;
-            c++;
-          }
-          if (
-            data[c] === 0x50 && data[c + 1] === 0x52 && data[c + 2] === 0x49 &&
-            data[c + 3] === 0x56 && data[c + 7] === 0x20 // "PRIV…G "
-          ) {
-            counters.messages++;
-            if (this.probe && lineStamp(data, start, end, stamp) && stamp.tag === tag) {
-              latency.record(now - stamp.ms);
-            }
-          } else {
-            this.#onIrcLine(textDecoder.decode(data.subarray(c, end)));
-          }
-        }
-        if (o < data.length) this.#carry = data.slice(o);
+  #scanLines(data: Uint8Array, now: number, stamp: Stamp): number {
+    let o = 0;
+    for (let nl = data.indexOf(0x0a, o); nl >= 0; nl = data.indexOf(0x0a, o)) {
+      const start = o;
+      const end = nl > start && data[nl - 1] === 0x0d ? nl - 1 : nl;
+      o = nl + 1;
+      counters.frames++;
+      // :source COMMAND ...
+      let c = start;
+      if (data[c] === 0x3a) {
+        while (c < end && data[c] !== 0x20) c++;
+        c++;
       }
-    } catch {
-      // reset or closed locally: the connection is over
-    } finally {
-      if (this.conn === conn) this.closed = true;
-      try {
-        conn.close();
-      } catch {
-        // already closed
+      if (
+        data[c] === 0x50 && data[c + 1] === 0x52 && data[c + 2] === 0x49 &&
+        data[c + 3] === 0x56 && data[c + 7] === 0x20 // "PRIV…G "
+      ) {
+        counters.messages++;
+        if (this.probe && lineStamp(data, start, end, stamp) && stamp.tag === tag) {
+          latency.record(now - stamp.ms);
+        }
+      } else {
+        this.#onIrcLine(textDecoder.decode(data.subarray(c, end)));
       }
     }
+    return o;
   }
 
   /** A line other than PRIVMSG, from its command on. */
@@ -466,43 +436,10 @@ class LoadConn {
           this.#carry = null;
         }
         const now = nowMs();
-        let o = 0;
-        const len = data.length;
-        while (o + 4 <= len) {
-          const payloadLength = u32(data, o);
-          if (o + 4 + payloadLength > len) break;
-          const hs = o + 8;
-          const he = hs + u32(data, o + 4);
-          o += 4 + payloadLength;
-          counters.frames++;
-          const kind = frameKind(data, hs, he);
-          if (kind === FrameKind.Message) {
-            counters.messages++;
-            if (this.options.track !== null) this.#trackLive(data, hs, he);
-            else if (this.probe && trailingStamp(data, hs, he, stamp) && stamp.tag === tag) {
-              latency.record(now - stamp.ms);
-            }
-          } else if (kind === FrameKind.Ok || kind === FrameKind.Error) {
-            this.#onReply(data, hs, he, kind, now);
-          } else if (kind === FrameKind.Presence) {
-            counters.presence++;
-            this.presenceBytes += 4 + payloadLength;
-          } else if (kind === FrameKind.Member) {
-            counters.member++;
-          } else if (kind === FrameKind.Hello) {
-            const waiter = this.#waiters.get("hello");
-            this.#waiters.delete("hello");
-            waiter?.({ type: "hello" });
-          } else if (kind === FrameKind.Notice) {
-            counters.notices++;
-            const header = parseHeader(data, hs, he);
-            this.notice = String(header?.code ?? "notice");
-            noticeCodes[this.notice] = (noticeCodes[this.notice] ?? 0) + 1;
-          } else {
-            counters.other++;
-          }
-        }
-        if (o < len) this.#carry = data.slice(o);
+        const o = target.mode === "irc"
+          ? this.#scanLines(data, now, stamp)
+          : this.#scanFrames(data, now, stamp);
+        if (o < data.length) this.#carry = data.slice(o);
       }
     } catch {
       // reset or closed locally: the connection is over
@@ -514,6 +451,50 @@ class LoadConn {
         // already closed
       }
     }
+  }
+
+  /**
+   * The receive path of the chat protocol (and the relay): frames told apart by their
+   * header's first bytes. Returns the offset of the first byte not scanned.
+   */
+  #scanFrames(data: Uint8Array, now: number, stamp: Stamp): number {
+    let o = 0;
+    const len = data.length;
+    while (o + 4 <= len) {
+      const payloadLength = u32(data, o);
+      if (o + 4 + payloadLength > len) break;
+      const hs = o + 8;
+      const he = hs + u32(data, o + 4);
+      o += 4 + payloadLength;
+      counters.frames++;
+      const kind = frameKind(data, hs, he);
+      if (kind === FrameKind.Message) {
+        counters.messages++;
+        if (this.options.track !== null) this.#trackLive(data, hs, he);
+        else if (this.probe && trailingStamp(data, hs, he, stamp) && stamp.tag === tag) {
+          latency.record(now - stamp.ms);
+        }
+      } else if (kind === FrameKind.Ok || kind === FrameKind.Error) {
+        this.#onReply(data, hs, he, kind, now);
+      } else if (kind === FrameKind.Presence) {
+        counters.presence++;
+        this.presenceBytes += 4 + payloadLength;
+      } else if (kind === FrameKind.Member) {
+        counters.member++;
+      } else if (kind === FrameKind.Hello) {
+        const waiter = this.#waiters.get("hello");
+        this.#waiters.delete("hello");
+        waiter?.({ type: "hello" });
+      } else if (kind === FrameKind.Notice) {
+        counters.notices++;
+        const header = parseHeader(data, hs, he);
+        this.notice = String(header?.code ?? "notice");
+        noticeCodes[this.notice] = (noticeCodes[this.notice] ?? 0) + 1;
+      } else {
+        counters.other++;
+      }
+    }
+    return o;
   }
 
   #onReply(data: Uint8Array, hs: number, he: number, kind: number, now: number): void {

@@ -372,6 +372,15 @@ async function main(): Promise<void> {
 
   const fanout: FanoutPair[] = [];
   const irc: IrcPair[] = [];
+  /** The chat server's fan-out over the chat protocol, for `fanout` and as `irc`'s baseline. */
+  const serverFanout = (fanoutPlan: FanoutPlan) =>
+    attempt(
+      `server fan-out, room of ${fanoutPlan.members}`,
+      options,
+      { target: "server", loads: 2, serverArgs: FANOUT_SERVER_ARGS },
+      (c) => measureFanout(c, fanoutPlan),
+      `fanout-${fanoutPlan.members}`,
+    );
   let durable: { sqlite: Outcome<DurableResult>; memory: Outcome<DurableResult> } | null = null;
   let lone: {
     sqlite: Outcome<DurableResult>;
@@ -398,13 +407,7 @@ async function main(): Promise<void> {
           (c) => measureFanout(c, fanoutPlan),
           `ceiling-${members}`,
         );
-        const server = await attempt(
-          `server fan-out, room of ${members}`,
-          options,
-          { target: "server", loads: 2, serverArgs: FANOUT_SERVER_ARGS },
-          (c) => measureFanout(c, fanoutPlan),
-          `fanout-${members}`,
-        );
+        const server = await serverFanout(fanoutPlan);
         const web = await attempt(
           `WebSocket fan-out, room of ${members}`,
           options,
@@ -418,13 +421,8 @@ async function main(): Promise<void> {
     if (options.only.has("irc")) {
       for (const members of plan.fanoutSizes) {
         const fanoutPlan: FanoutPlan = { ...plan.fanout, members };
-        const chat = fanout.find((f) => f.members === members)?.server ?? await attempt(
-          `server fan-out, room of ${members}`,
-          options,
-          { target: "server", loads: 2, serverArgs: FANOUT_SERVER_ARGS },
-          (c) => measureFanout(c, fanoutPlan),
-          `fanout-${members}`,
-        );
+        const chat = fanout.find((f) => f.members === members)?.server ??
+          await serverFanout(fanoutPlan);
         // IRC deliveries cost more (each receiver gets lines, not the hub's frames): the
         // ramp starts lower, so that its first levels do not leave a backlog the half-max
         // run would still be draining.

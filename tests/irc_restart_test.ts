@@ -6,39 +6,10 @@
  */
 
 import assert from "node:assert/strict";
-import type { ChatEvent } from "../client/chat_client.ts";
+import { nextEvent } from "./helpers/chat_events.ts";
 import type { IrcMessage } from "../protocol/irc_line.ts";
-import type { ChatServer } from "../server/server.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
-import { IrcProbe } from "./helpers/irc_probe.ts";
-
-const STEP_MS = 20_000;
-
-function ircPort(server: ChatServer): number {
-  assert.ok(server.ircAddr !== null, "the IRC listener is off");
-  return server.ircAddr.port;
-}
-
-async function nextEvent(
-  events: AsyncIterator<ChatEvent>,
-  match: (event: ChatEvent) => boolean,
-): Promise<ChatEvent> {
-  const deadline = Date.now() + STEP_MS;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const next = await Promise.race([
-      events.next(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("timed out waiting for an event")),
-          Math.max(0, deadline - Date.now()),
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-    assert.ok(!next.done, "events ended");
-    if (match(next.value)) return next.value;
-  }
-}
+import { ircPort, IrcProbe } from "./helpers/irc_probe.ts";
 
 /** Registers with the batch, server-time and message-tags capabilities. */
 async function registerWithHistory(port: number, nick: string): Promise<IrcProbe> {

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { ChatEvent } from "../client/chat_client.ts";
+import { nextEvent } from "./helpers/chat_events.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 
 /** Each wait (a file, an event) lasts at most this long: generous for a loaded machine. */
@@ -29,27 +29,6 @@ if (!WEECHAT) {
   console.warn(
     "irc_weechat_test: weechat-headless not found (apt-get install -y weechat-headless): the WeeChat test is skipped",
   );
-}
-
-async function nextEvent(
-  events: AsyncIterator<ChatEvent>,
-  match: (event: ChatEvent) => boolean,
-): Promise<ChatEvent> {
-  const deadline = Date.now() + STEP_MS;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const next = await Promise.race([
-      events.next(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("timed out waiting for an event")),
-          Math.max(0, deadline - Date.now()),
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-    assert.ok(!next.done, "events ended");
-    if (match(next.value)) return next.value;
-  }
 }
 
 /** The text of every WeeChat log file under `dir` whose name matches `name`, joined. */
@@ -154,6 +133,7 @@ Deno.test({
       const said = await nextEvent(
         events,
         (e) => e.type === "msg" && e.from === "weeuser" && e.room === "lobby",
+        STEP_MS,
       ).catch(async (err) => {
         throw new Error(`${err}; WeeChat's logs:\n${await readLogs(home, /\.weechatlog$/)}`);
       });
