@@ -32,6 +32,8 @@ import type { ChatHub, Session, SessionPort } from "./hub.ts";
 import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
 import { IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
 import { ircFanout } from "./irc_fanout.ts";
+import { MAX_IN_FLIGHT } from "./connection.ts";
+import { InFlight } from "./in_flight.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
 
@@ -66,6 +68,8 @@ export class IrcConnection implements SessionPort, IrcClient {
   #capHeld = false;
   #registering = false;
   #held: Promise<void> = Promise.resolve();
+  /** Messages to channels pipelined and not yet done. */
+  #inFlight: InFlight | null = null;
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: IrcConnectionOptions) {
@@ -97,7 +101,8 @@ export class IrcConnection implements SessionPort, IrcClient {
       for await (const { lines, bytes } of this.#lines.batches()) {
         const share = Math.ceil(bytes / lines.length);
         for (const line of lines) {
-          await this.#onLine(line, share);
+          const pending = this.#onLine(line, share);
+          if (pending !== undefined) await pending;
           if (this.#closing) break;
         }
         if (this.#closing) break;
@@ -105,6 +110,7 @@ export class IrcConnection implements SessionPort, IrcClient {
     } catch (err) {
       log.warn("IRC connection {remote} failed: {err}", { remote: this.remote, err });
     } finally {
+      await this.#inFlight?.atMost(0);
       await this.#endSession();
       await this.#lines.close(this.hub.config.shutdownGraceMs);
       await this.#held;
@@ -226,7 +232,14 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   // --- lines ---
 
-  async #onLine(split: SplitLine, bytes: number): Promise<void> {
+  /**
+   * Handles one line. Returns what the reading must wait for before the next line:
+   * the command's completion, except for a message to a channel, which is pipelined as
+   * a chat client's `say` is (appended in order, synchronously up to its append; at most
+   * {@linkcode MAX_IN_FLIGHT} at once): one sender's lines do not each wait for the
+   * previous one's store and fan-out. A line with tags (a label) is not pipelined.
+   */
+  #onLine(split: SplitLine, bytes: number): Promise<void> | undefined {
     const now = performance.now();
     let message: IrcMessage | null = null;
     let problem: IrcLineError | null = null;
@@ -296,13 +309,22 @@ export class IrcConnection implements SessionPort, IrcClient {
     }
     if (registered && spec.activity !== false) this.#session!.lastCommandAt = now;
     if (registered && spec.message) this.hub.metrics.counters.messagesIn++;
-    try {
-      await spec.run(this, message!);
-      this.#flood.succeeded();
-    } catch (err) {
-      this.#replyError(command, err);
-      this.#failed();
-    }
+    // Called at once (an async function runs synchronously up to its first await), so a
+    // channel message is appended before the next line is read; a throw is a rejection.
+    const done = (async () => await spec.run(this, message!))().then(
+      () => this.#flood.succeeded(),
+      (err: unknown) => {
+        this.#replyError(command, err);
+        this.#failed();
+      },
+    );
+    const pipelined = spec.message === true && message!.params[0]?.startsWith("#") === true &&
+      Object.keys(message!.tags).length === 0;
+    if (!pipelined) return done;
+    const inFlight = this.#inFlight ??= new InFlight();
+    inFlight.track(done);
+    if (inFlight.size >= MAX_IN_FLIGHT) return inFlight.atMost(MAX_IN_FLIGHT - 1);
+    return undefined;
   }
 
   #replyError(command: string, err: unknown): void {
