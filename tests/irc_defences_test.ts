@@ -225,9 +225,11 @@ Deno.test("irc defences: an IRC client that stops reading is cut off as a slow c
     await nextEvent(events, (e) => e.type === "presence" && e.nick === "sloth" && e.online);
     const text = "z".repeat(3900);
     let cutOff = false;
+    // Waited for over the whole loop below: a deadline for the loop, generous under load.
     const offline = nextEvent(
       events,
       (e) => e.type === "presence" && e.nick === "sloth" && !e.online,
+      180_000,
     ).then(() => cutOff = true, (err) => {
       cutOff = true;
       throw err;
