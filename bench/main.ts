@@ -331,9 +331,6 @@ interface IrcPair {
   irc: Outcome<FanoutResult>;
 }
 
-/** The IRC fan-out's ramp starts at the chat fan-out's first level divided by this. */
-const IRC_START_DIVISOR = 8;
-
 interface FanoutPair {
   members: number;
   server: Outcome<FanoutResult>;
@@ -423,19 +420,11 @@ async function main(): Promise<void> {
         const fanoutPlan: FanoutPlan = { ...plan.fanout, members };
         const chat = fanout.find((f) => f.members === members)?.server ??
           await serverFanout(fanoutPlan);
-        // IRC deliveries cost more (each receiver gets lines, not the hub's frames): the
-        // ramp starts lower, so that its first levels do not leave a backlog the half-max
-        // run would still be draining.
-        const ircPlan: FanoutPlan = {
-          ...fanoutPlan,
-          startDeliveries: fanoutPlan.startDeliveries / IRC_START_DIVISOR,
-          maxLevels: fanoutPlan.maxLevels + 2,
-        };
         const overIrc = await attempt(
           `IRC fan-out, room of ${members}`,
           options,
           { target: "server", loads: 2, serverArgs: [...FANOUT_SERVER_ARGS, "--irc"], irc: true },
-          (c) => measureFanout(c, ircPlan),
+          (c) => measureFanout(c, fanoutPlan),
           `fanout-irc-${members}`,
         );
         irc.push({ members, chat, irc: overIrc });
