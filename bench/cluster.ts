@@ -31,6 +31,13 @@ export interface ClusterOptions {
    * needs `--web` in `serverArgs`).
    */
   web?: boolean;
+  /**
+   * Load clients connect to the IRC listener and speak IRC (NICK/USER, JOIN, PRIVMSG)
+   * instead of the chat protocol (the server needs `--irc` in `serverArgs`).
+   */
+  irc?: boolean;
+  /** With `irc`: the password load clients give with PASS (a server with `--auth password`). */
+  ircPassword?: string;
 }
 
 /** A running cluster. */
@@ -39,8 +46,8 @@ export interface Cluster {
   target: Child;
   /** Its port. */
   port: number;
-  /** `chat` for the server, `relay` for the relay. */
-  mode: "chat" | "relay";
+  /** `chat` for the server, `relay` for the relay, `irc` for the server's IRC listener. */
+  mode: "chat" | "relay" | "irc";
   /** The load processes (tags 0, 1, …). */
   loads: Child[];
 }
@@ -97,10 +104,14 @@ export async function withCluster<T>(
     );
     started.push(...loads);
     const web = options.web === true;
-    const port = Number(web ? target.info.webPort : target.info.port);
-    const mode = options.target === "server" ? "chat" : "relay";
+    const irc = options.irc === true;
+    const port = Number(
+      web ? target.info.webPort : irc ? target.info.ircPort : target.info.port,
+    );
+    const mode = options.target === "relay" ? "relay" : irc ? "irc" : "chat";
+    const password = options.ircPassword ?? null;
     await Promise.all(
-      loads.map((l) => l.request("target", { host: "127.0.0.1", port, mode, web })),
+      loads.map((l) => l.request("target", { host: "127.0.0.1", port, mode, web, password })),
     );
     return await fn({ target, port, mode, loads });
   } finally {

@@ -62,7 +62,7 @@ export interface LevelResult {
 
 /** A whole fan-out measurement. */
 export interface FanoutResult {
-  /** `server` or `relay`. */
+  /** `server`, `relay`, or `irc` (the server, through IRC connections). */
   target: string;
   /** Room size. */
   members: number;
@@ -187,7 +187,7 @@ export async function measureFanout(
   const room = `room${plan.members}`;
   const setupMs = await openRoom(cluster, plan, room);
   const result: FanoutResult = {
-    target: cluster.mode === "chat" ? "server" : "relay",
+    target: cluster.mode === "chat" ? "server" : cluster.mode,
     members: plan.members,
     senders: plan.sendersPerLoad * cluster.loads.length,
     setupMs: round(setupMs, 0),

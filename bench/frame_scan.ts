@@ -96,7 +96,21 @@ export interface Stamp {
 export function trailingStamp(bytes: Uint8Array, start: number, end: number, out: Stamp): boolean {
   // ...b<tag>|<digits>[.<digits>]"}
   if (end - start < 8 || bytes[end - 1] !== 0x7d || bytes[end - 2] !== 0x22) return false;
-  let i = end - 3;
+  return stampBefore(bytes, start, end - 2, out);
+}
+
+/**
+ * Reads `b<tag>|<ms>` from the end of an IRC line `bytes[start, end)` (its CR LF not
+ * included): the text of a load client's PRIVMSG. False (`out` left alone) otherwise.
+ */
+export function lineStamp(bytes: Uint8Array, start: number, end: number, out: Stamp): boolean {
+  if (end - start < 6) return false;
+  return stampBefore(bytes, start, end, out);
+}
+
+/** Reads `b<tag>|<ms>` ending just before `end`. */
+function stampBefore(bytes: Uint8Array, start: number, end: number, out: Stamp): boolean {
+  let i = end - 1;
   let value = 0;
   let scale = 1;
   let fraction = 1;

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { encodeFrame } from "../protocol/frame.ts";
-import { FrameKind, frameKind, replyTo, type Stamp, trailingStamp, u32 } from "./frame_scan.ts";
+import {
+  FrameKind,
+  frameKind,
+  lineStamp,
+  replyTo,
+  type Stamp,
+  trailingStamp,
+  u32,
+} from "./frame_scan.ts";
 
 function header(frame: Uint8Array): [number, number] {
   const start = 8;
@@ -64,4 +72,14 @@ Deno.test("replyTo reads the request id of ok and error replies", () => {
   assert.equal(replyTo(error, ...header(error)), "c3");
   const none = encodeFrame({ type: "error", code: "x", message: "m" });
   assert.equal(replyTo(none, ...header(none)), null);
+});
+
+Deno.test("lineStamp reads tag and time from the end of an IRC line", () => {
+  const line = new TextEncoder().encode(":s0_1!s0_1@chat PRIVMSG #room10 :b3|1733400000123.456");
+  const stamp: Stamp = { tag: -1, ms: 0 };
+  assert.equal(lineStamp(line, 0, line.length, stamp), true);
+  assert.equal(stamp.tag, 3);
+  assert.equal(stamp.ms, 1733400000123.456);
+  const plain = new TextEncoder().encode(":a!a@chat PRIVMSG #x :hello 12");
+  assert.equal(lineStamp(plain, 0, plain.length, { tag: -1, ms: 0 }), false);
 });

@@ -22,7 +22,15 @@
 
 import { concatBytes } from "../protocol/bytes.ts";
 import { Histogram } from "./histogram.ts";
-import { FrameKind, frameKind, replyTo, type Stamp, trailingStamp, u32 } from "./frame_scan.ts";
+import {
+  FrameKind,
+  frameKind,
+  lineStamp,
+  replyTo,
+  type Stamp,
+  trailingStamp,
+  u32,
+} from "./frame_scan.ts";
 import { emit, serveSideChannel } from "../tools/side_channel.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
 import { WebSocketChannel } from "../transport/websocket_channel.ts";
@@ -31,10 +39,15 @@ import { WebSocketChannel } from "../transport/websocket_channel.ts";
 interface Target {
   host: string;
   port: number;
-  /** `chat`: hello + login + join; `relay`: one join frame to the ceiling relay. */
-  mode: "chat" | "relay";
+  /**
+   * `chat`: hello + login + join; `relay`: one join frame to the ceiling relay; `irc`:
+   * the server's IRC listener (PASS when a password is set, NICK, USER, JOIN, PRIVMSG).
+   */
+  mode: "chat" | "relay" | "irc";
   /** Over the browser client's WebSocket (`port` is then the web port). */
   web: boolean;
+  /** In `irc` mode, the password given with PASS; null: none (`--auth none`). */
+  password: string | null;
 }
 
 interface OpenOptions {
@@ -56,7 +69,7 @@ interface OpenOptions {
 
 const tag = Number(valueOf("--tag") ?? "0");
 const encoder = new TextEncoder();
-let target: Target = { host: "127.0.0.1", port: 0, mode: "chat", web: false };
+let target: Target = { host: "127.0.0.1", port: 0, mode: "chat", web: false, password: null };
 let seq = 0;
 
 const counters = {
@@ -198,6 +211,10 @@ class LoadConn {
     this.closed = false;
     this.#carry = null;
     this.ended = this.#readLoop(conn);
+    if (target.mode === "irc") {
+      await this.#registerIrc(joinRooms);
+      return;
+    }
     if (target.mode === "relay") {
       await this.request({ type: "join", room: this.options.rooms[0] ?? "idle" });
       return;
@@ -228,6 +245,98 @@ class LoadConn {
         );
       }
     }
+  }
+
+  /**
+   * IRC registration: PASS (with a password), NICK, USER; once welcomed (001), a JOIN
+   * per room, each done at its end of NAMES (366). An error numeric before that fails it.
+   */
+  async #registerIrc(joinRooms: boolean): Promise<void> {
+    const welcome = this.#await("001");
+    welcome.catch(() => {});
+    const pass = target.password === null ? "" : `PASS ${target.password}\r\n`;
+    this.enqueue(encoder.encode(`${pass}NICK ${this.nick}\r\nUSER ${this.nick} 0 * :bench\r\n`));
+    const reply = await welcome;
+    if (reply.type !== "ok") {
+      throw new LoadError(String(reply.code), `registration of ${this.nick}: ${reply.message}`);
+    }
+    if (!joinRooms) return;
+    const rooms = this.rooms ?? this.options.rooms;
+    const joined = rooms.map((room) => this.#await(`366 #${room.toLowerCase()}`));
+    for (const j of joined) j.catch(() => {});
+    this.enqueue(encoder.encode(rooms.map((room) => `JOIN #${room}\r\n`).join("")));
+    for (let i = 0; i < joined.length; i++) {
+      const answer = await joined[i];
+      if (answer.type !== "ok") {
+        throw new LoadError(
+          String(answer.code),
+          `JOIN #${rooms[i]} of ${this.nick}: ${answer.message}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * The receive path in IRC mode: PRIVMSG lines are counted (and the probes' stamps
+   * read) without decoding; other lines are decoded for the registration's waits.
+   * Returns the offset of the first byte not scanned (an unfinished line).
+   */
+  #scanLines(data: Uint8Array, now: number, stamp: Stamp): number {
+    let o = 0;
+    for (let nl = data.indexOf(0x0a, o); nl >= 0; nl = data.indexOf(0x0a, o)) {
+      const start = o;
+      const end = nl > start && data[nl - 1] === 0x0d ? nl - 1 : nl;
+      o = nl + 1;
+      counters.frames++;
+      // :source COMMAND ...
+      let c = start;
+      if (data[c] === 0x3a) {
+        while (c < end && data[c] !== 0x20) c++;
+        c++;
+      }
+      if (
+        data[c] === 0x50 && data[c + 1] === 0x52 && data[c + 2] === 0x49 &&
+        data[c + 3] === 0x56 && data[c + 7] === 0x20 // "PRIV…G "
+      ) {
+        counters.messages++;
+        if (this.probe && lineStamp(data, start, end, stamp) && stamp.tag === tag) {
+          latency.record(now - stamp.ms);
+        }
+      } else {
+        this.#onIrcLine(textDecoder.decode(data.subarray(c, end)));
+      }
+    }
+    return o;
+  }
+
+  /** A line other than PRIVMSG, from its command on. */
+  #onIrcLine(line: string): void {
+    const space = line.indexOf(" ");
+    const command = space < 0 ? line : line.slice(0, space);
+    const params = space < 0 ? [] : line.slice(space + 1).split(" ");
+    const settle = (key: string, header: Record<string, unknown>) => {
+      const waiter = this.#waiters.get(key);
+      this.#waiters.delete(key);
+      waiter?.(header);
+    };
+    if (command === "001") settle("001", { type: "ok" });
+    else if (command === "366") settle(`366 ${params[1]?.toLowerCase()}`, { type: "ok" });
+    else if (command === "PING") this.enqueue(encoder.encode(`PONG ${params.join(" ")}\r\n`));
+    else if (command === "JOIN" || command === "PART" || command === "QUIT") counters.member++;
+    else if (command === "ERROR") {
+      counters.notices++;
+      this.notice = "error";
+      noticeCodes.error = (noticeCodes.error ?? 0) + 1;
+    } else if (/^(263|4\d\d|5\d\d)$/.test(command)) {
+      counters.errors++;
+      const message = `${command}: ${line.slice(line.indexOf(":") + 1)}`;
+      if (counters.firstError === "") counters.firstError = message;
+      // Registration or a JOIN under way fails with it.
+      for (const [key, waiter] of [...this.#waiters]) {
+        this.#waiters.delete(key);
+        waiter({ type: "error", code: command, message });
+      }
+    } else counters.other++;
   }
 
   /** Sends a control request (id assigned) and awaits its reply header. */
@@ -327,43 +436,10 @@ class LoadConn {
           this.#carry = null;
         }
         const now = nowMs();
-        let o = 0;
-        const len = data.length;
-        while (o + 4 <= len) {
-          const payloadLength = u32(data, o);
-          if (o + 4 + payloadLength > len) break;
-          const hs = o + 8;
-          const he = hs + u32(data, o + 4);
-          o += 4 + payloadLength;
-          counters.frames++;
-          const kind = frameKind(data, hs, he);
-          if (kind === FrameKind.Message) {
-            counters.messages++;
-            if (this.options.track !== null) this.#trackLive(data, hs, he);
-            else if (this.probe && trailingStamp(data, hs, he, stamp) && stamp.tag === tag) {
-              latency.record(now - stamp.ms);
-            }
-          } else if (kind === FrameKind.Ok || kind === FrameKind.Error) {
-            this.#onReply(data, hs, he, kind, now);
-          } else if (kind === FrameKind.Presence) {
-            counters.presence++;
-            this.presenceBytes += 4 + payloadLength;
-          } else if (kind === FrameKind.Member) {
-            counters.member++;
-          } else if (kind === FrameKind.Hello) {
-            const waiter = this.#waiters.get("hello");
-            this.#waiters.delete("hello");
-            waiter?.({ type: "hello" });
-          } else if (kind === FrameKind.Notice) {
-            counters.notices++;
-            const header = parseHeader(data, hs, he);
-            this.notice = String(header?.code ?? "notice");
-            noticeCodes[this.notice] = (noticeCodes[this.notice] ?? 0) + 1;
-          } else {
-            counters.other++;
-          }
-        }
-        if (o < len) this.#carry = data.slice(o);
+        const o = target.mode === "irc"
+          ? this.#scanLines(data, now, stamp)
+          : this.#scanFrames(data, now, stamp);
+        if (o < data.length) this.#carry = data.slice(o);
       }
     } catch {
       // reset or closed locally: the connection is over
@@ -375,6 +451,50 @@ class LoadConn {
         // already closed
       }
     }
+  }
+
+  /**
+   * The receive path of the chat protocol (and the relay): frames told apart by their
+   * header's first bytes. Returns the offset of the first byte not scanned.
+   */
+  #scanFrames(data: Uint8Array, now: number, stamp: Stamp): number {
+    let o = 0;
+    const len = data.length;
+    while (o + 4 <= len) {
+      const payloadLength = u32(data, o);
+      if (o + 4 + payloadLength > len) break;
+      const hs = o + 8;
+      const he = hs + u32(data, o + 4);
+      o += 4 + payloadLength;
+      counters.frames++;
+      const kind = frameKind(data, hs, he);
+      if (kind === FrameKind.Message) {
+        counters.messages++;
+        if (this.options.track !== null) this.#trackLive(data, hs, he);
+        else if (this.probe && trailingStamp(data, hs, he, stamp) && stamp.tag === tag) {
+          latency.record(now - stamp.ms);
+        }
+      } else if (kind === FrameKind.Ok || kind === FrameKind.Error) {
+        this.#onReply(data, hs, he, kind, now);
+      } else if (kind === FrameKind.Presence) {
+        counters.presence++;
+        this.presenceBytes += 4 + payloadLength;
+      } else if (kind === FrameKind.Member) {
+        counters.member++;
+      } else if (kind === FrameKind.Hello) {
+        const waiter = this.#waiters.get("hello");
+        this.#waiters.delete("hello");
+        waiter?.({ type: "hello" });
+      } else if (kind === FrameKind.Notice) {
+        counters.notices++;
+        const header = parseHeader(data, hs, he);
+        this.notice = String(header?.code ?? "notice");
+        noticeCodes[this.notice] = (noticeCodes[this.notice] ?? 0) + 1;
+      } else {
+        counters.other++;
+      }
+    }
+    return o;
   }
 
   #onReply(data: Uint8Array, hs: number, he: number, kind: number, now: number): void {
@@ -407,7 +527,7 @@ class LoadConn {
     if (this.window > 0) {
       this.outstanding--;
       if (performance.now() < this.closedLoopUntil) {
-        this.enqueue(sayFrames(this.closedLoopRoom, [nowMs()]));
+        this.enqueue(sayBytes(this.closedLoopRoom, [nowMs()]));
         this.outstanding++;
       }
     }
@@ -444,6 +564,18 @@ function parseHeader(data: Uint8Array, hs: number, he: number): Record<string, u
   } catch {
     return null;
   }
+}
+
+/** What the target speaks: `say` frames, or IRC PRIVMSG lines, stamped with `stamps`. */
+function sayBytes(room: string, stamps: number[]): Uint8Array {
+  return target.mode === "irc" ? privmsgLines(room, stamps) : sayFrames(room, stamps);
+}
+
+/** PRIVMSG lines to `#room` whose text is the stamp `b<tag>|<ms>`. */
+function privmsgLines(room: string, stamps: number[]): Uint8Array {
+  let text = "";
+  for (const ms of stamps) text += `PRIVMSG #${room} :b${tag}|${ms.toFixed(3)}\r\n`;
+  return encoder.encode(text);
 }
 
 /** `say` frames stamped with the given send times (ms since the epoch). */
@@ -596,7 +728,7 @@ async function run(request: Record<string, unknown>): Promise<object> {
       if (c.closed || c.pendingBytes > maxBacklog) {
         dropped += stamps.length;
       } else {
-        c.enqueue(sayFrames(room, stamps));
+        c.enqueue(sayBytes(room, stamps));
         sent += stamps.length;
       }
       perConn[i] = [];
@@ -619,7 +751,7 @@ async function closedLoop(request: Record<string, unknown>): Promise<object> {
     c.outstanding = window;
     c.closedLoopUntil = until;
     c.closedLoopRoom = rooms[i % rooms.length];
-    c.enqueue(sayFrames(c.closedLoopRoom, Array.from({ length: window }, () => nowMs())));
+    c.enqueue(sayBytes(c.closedLoopRoom, Array.from({ length: window }, () => nowMs())));
   });
   const t0 = performance.now();
   while (performance.now() < until) await sleep(20);
@@ -853,6 +985,7 @@ if (import.meta.main) {
         port: Number(r.port),
         mode: r.mode as Target["mode"],
         web: r.web === true,
+        password: typeof r.password === "string" ? r.password : null,
       };
       return {};
     },

@@ -3,7 +3,7 @@
  * the cluster benchmark) or `deno task bench --quick` (smaller sizes and durations, about 2).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster] [--profile] [--no-pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc] [--profile] [--no-pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
@@ -75,6 +75,7 @@ const BENCHMARKS = [
   "files",
   "lone",
   "cluster",
+  "irc",
 ] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
@@ -220,7 +221,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster] [--profile] [--no-pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc] [--profile] [--no-pin]",
       );
       Deno.exit(0);
     } else {
@@ -321,6 +322,15 @@ const FANOUT_SERVER_ARGS = [
   "120000",
 ];
 
+/** The same room and load through the server's IRC listener, beside the chat protocol. */
+interface IrcPair {
+  members: number;
+  /** Chat-protocol connections (the `fanout` run's, when it ran too). */
+  chat: Outcome<FanoutResult>;
+  /** IRC connections: NICK/USER, JOIN, PRIVMSG. */
+  irc: Outcome<FanoutResult>;
+}
+
 interface FanoutPair {
   members: number;
   server: Outcome<FanoutResult>;
@@ -358,6 +368,16 @@ async function main(): Promise<void> {
   }
 
   const fanout: FanoutPair[] = [];
+  const irc: IrcPair[] = [];
+  /** The chat server's fan-out over the chat protocol, for `fanout` and as `irc`'s baseline. */
+  const serverFanout = (fanoutPlan: FanoutPlan) =>
+    attempt(
+      `server fan-out, room of ${fanoutPlan.members}`,
+      options,
+      { target: "server", loads: 2, serverArgs: FANOUT_SERVER_ARGS },
+      (c) => measureFanout(c, fanoutPlan),
+      `fanout-${fanoutPlan.members}`,
+    );
   let durable: { sqlite: Outcome<DurableResult>; memory: Outcome<DurableResult> } | null = null;
   let lone: {
     sqlite: Outcome<DurableResult>;
@@ -384,13 +404,7 @@ async function main(): Promise<void> {
           (c) => measureFanout(c, fanoutPlan),
           `ceiling-${members}`,
         );
-        const server = await attempt(
-          `server fan-out, room of ${members}`,
-          options,
-          { target: "server", loads: 2, serverArgs: FANOUT_SERVER_ARGS },
-          (c) => measureFanout(c, fanoutPlan),
-          `fanout-${members}`,
-        );
+        const server = await serverFanout(fanoutPlan);
         const web = await attempt(
           `WebSocket fan-out, room of ${members}`,
           options,
@@ -399,6 +413,21 @@ async function main(): Promise<void> {
           `fanout-ws-${members}`,
         );
         fanout.push({ members, server, ceiling, web });
+      }
+    }
+    if (options.only.has("irc")) {
+      for (const members of plan.fanoutSizes) {
+        const fanoutPlan: FanoutPlan = { ...plan.fanout, members };
+        const chat = fanout.find((f) => f.members === members)?.server ??
+          await serverFanout(fanoutPlan);
+        const overIrc = await attempt(
+          `IRC fan-out, room of ${members}`,
+          options,
+          { target: "server", loads: 2, serverArgs: [...FANOUT_SERVER_ARGS, "--irc"], irc: true },
+          (c) => measureFanout(c, fanoutPlan),
+          `fanout-irc-${members}`,
+        );
+        irc.push({ members, chat, irc: overIrc });
       }
     }
     if (options.only.has("slow")) {
@@ -924,6 +953,31 @@ async function main(): Promise<void> {
     }
   }
 
+  for (const pair of irc) {
+    const c = pair.chat.ok ? pair.chat.value : null;
+    const i = pair.irc.ok ? pair.irc.value : null;
+    rows.push({
+      measure: `IRC fan-out, ${pair.members} members: max deliveries/s`,
+      result: i ? fmtCount(i.maxDeliveries) + mark(atMax(i)) : fail(pair.irc),
+      baseline: c
+        ? `${fmtCount(c.maxDeliveries)}${mark(atMax(c))} (chat)`
+        : `chat ${fail(pair.chat)}`,
+      ratio: fmtRatio(i?.maxDeliveries, c?.maxDeliveries),
+      goal: "",
+      status: "",
+    });
+    const ih = i?.half ?? null;
+    const ch = c?.half ?? null;
+    rows.push({
+      measure: `  latency at half of max p50 / p99`,
+      result: ih ? `${fmtMs(ih.p50)} / ${fmtMs(ih.p99)}${mark(ih.cpu)}` : "—",
+      baseline: ch ? `${fmtMs(ch.p50)} / ${fmtMs(ch.p99)}${mark(ch.cpu)} (chat)` : "—",
+      ratio: fmtRatio(ih?.p99, ch?.p99),
+      goal: "",
+      status: "",
+    });
+  }
+
   if (cluster !== null) rows.push(...clusterRows(cluster, plan.cluster, verdict, mark));
 
   const results = {
@@ -954,6 +1008,8 @@ async function main(): Promise<void> {
       slowConsumerConfig: "server defaults: 4 MiB queue bound, 10 s write timeout",
       filesSetup:
         "each end in its own process; relay: server with SQLite and its data folder in a temp dir, file stored on its disk then downloaded; peer: encrypted direct session; raw: disk → one TCP socket on 127.0.0.1 → disk (bench/raw_copy.ts); timed from the sender's ready line to the receiver's done line; SHA-256 of every received file checked; MB = 10^6 bytes",
+      ircSetup:
+        "the fan-out server with --irc; the same rooms and load clients speaking IRC (NICK/USER, PASS with --auth password, JOIN, PRIVMSG, no capabilities); baseline: chat-protocol connections in the same run",
       latency:
         "send time stamped in the message text when handed to the socket; measured by probe receivers in the same process as the sender (same clock)",
       clusterSetup:
@@ -971,6 +1027,14 @@ async function main(): Promise<void> {
         : null,
     })),
     slowConsumer: slow,
+    irc: irc.map((p) => ({
+      members: p.members,
+      chat: p.chat,
+      irc: p.irc,
+      ratioToChat: p.chat.ok && p.irc.ok
+        ? round(p.irc.value.maxDeliveries / p.chat.value.maxDeliveries, 3)
+        : null,
+    })),
     durable: durable === null ? null : {
       ...durable,
       ratioToMemory: durable.sqlite.ok && durable.memory.ok

@@ -8,8 +8,9 @@
  * ```
  *
  * `--web` also serves the browser client's WebSocket (`webPort` in the first line).
+ * `--irc` also serves IRC clients (`ircPort` in the first line).
  *
- * Prints one JSON line `{"port": N, "webPort": W|null, "pid": P, "store": "sqlite"|"memory"}` once it
+ * Prints one JSON line `{"port": N, "webPort": W|null, "ircPort": I|null, "pid": P, "store": …}` once it
  * listens, then answers JSON-line commands on stdin (the side channel), one JSON
  * line on stdout each:
  *
@@ -105,6 +106,10 @@ export function benchServerSetup(args: readonly string[]): BenchServerSetup {
         // The browser client's WebSocket on a free port (its number is in the first line).
         config.webPort = 0;
         break;
+      case "--irc":
+        // The IRC listener on a free port (its number is in the first line).
+        config.ircPort = 0;
+        break;
       default:
         throw new Error(`unknown flag ${flag}`);
     }
@@ -125,6 +130,7 @@ if (import.meta.main) {
   console.log(JSON.stringify({
     port: server.addr.port,
     webPort: server.webAddr?.port ?? null,
+    ircPort: server.ircAddr?.port ?? null,
     pid: Deno.pid,
     store: store instanceof SqliteStore ? "sqlite" : "memory",
   }));

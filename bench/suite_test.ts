@@ -41,6 +41,37 @@ for (const target of ["server", "relay"] as const) {
   });
 }
 
+for (const auth of ["none", "password"] as const) {
+  Deno.test(`fan-out over IRC connections (--auth ${auth}): PRIVMSGs sent, deliveries and latency counted`, async () => {
+    const dir = auth === "password" ? await Deno.makeTempDir({ prefix: "chat-bench-test-" }) : "";
+    try {
+      const result = await withCluster(
+        {
+          target: "server",
+          loads: 2,
+          serverArgs: auth === "password"
+            ? ["--irc", "--auth", "password", "--data-dir", dir]
+            : ["--irc", "--memory"],
+          irc: true,
+          // With --auth password, the first PASS of a nick registers its account.
+          ...(auth === "password" ? { ircPassword: "bench-password-1" } : {}),
+        },
+        (cluster) => measureFanout(cluster, tiny),
+      );
+      assert.equal(result.target, "irc");
+      const [ramp, half] = result.levels;
+      assert.equal(ramp.sent, 30);
+      assert.equal(ramp.dropped, 0);
+      assert.equal(ramp.errors, 0, ramp.firstError);
+      assert.ok(ramp.samples > 0, "probes recorded latencies");
+      assert.ok(ramp.deliveredPerSec > 0);
+      assert.equal(half.kind, "half");
+    } finally {
+      if (dir !== "") await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
 Deno.test("durable: acknowledged appends are counted, SQLite group commits reported", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-bench-test-" });
   try {

@@ -87,8 +87,6 @@ export class ClientConnection implements SessionPort {
   #bytesSeen = 0;
   /** Requests run and not yet answered: one of them may still succeed. */
   #awaiting = 0;
-  #bytesOutAtSweep = 0;
-  #stalledSweeps = 0;
   #phase: Phase = "hello";
   #session: Session | null = null;
   /** The delivery of the direct messages held for the session, while it runs. */
@@ -205,14 +203,7 @@ export class ClientConnection implements SessionPort {
   sweep(now: number, intervalMs: number): void {
     if (this.#phase === "closing") return;
     const config = this.#hub.config;
-    const bytesOut = this.#framed.stats.bytesOut;
-    if (this.#framed.writeStalledMs > 0 && bytesOut === this.#bytesOutAtSweep) {
-      this.#stalledSweeps++;
-    } else {
-      this.#stalledSweeps = 0;
-    }
-    this.#bytesOutAtSweep = bytesOut;
-    if (this.#stalledSweeps * intervalMs > config.writeTimeoutMs) {
+    if (this.#framed.writeStalledPast(intervalMs, config.writeTimeoutMs)) {
       this.#cutOff(`a write stalled for over ${config.writeTimeoutMs} ms`);
       return;
     }

@@ -10,7 +10,6 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { decodePayload, LENGTH_PREFIX_BYTES } from "../protocol/frame.ts";
 import {
   encodeIrcLine,
   formatIrcMessage,
@@ -20,7 +19,6 @@ import {
   parseIrcLine,
   type SplitLine,
 } from "../protocol/irc_line.ts";
-import type { ServerMessage } from "../protocol/messages.ts";
 import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH } from "../protocol/names.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
@@ -32,7 +30,10 @@ import { CommandError } from "./errors.ts";
 import { FloodControl, LOGIN_COST } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
-import { eventLines, IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
+import { IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
+import { ircFanout } from "./irc_fanout.ts";
+import { MAX_IN_FLIGHT } from "./connection.ts";
+import { InFlight } from "./in_flight.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
 
@@ -66,9 +67,9 @@ export class IrcConnection implements SessionPort, IrcClient {
   #password: string | undefined = undefined;
   #capHeld = false;
   #registering = false;
-  #bytesOutAtSweep = 0;
-  #stalledSweeps = 0;
   #held: Promise<void> = Promise.resolve();
+  /** Messages to channels pipelined and not yet done. */
+  #inFlight: InFlight | null = null;
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: IrcConnectionOptions) {
@@ -100,7 +101,8 @@ export class IrcConnection implements SessionPort, IrcClient {
       for await (const { lines, bytes } of this.#lines.batches()) {
         const share = Math.ceil(bytes / lines.length);
         for (const line of lines) {
-          await this.#onLine(line, share);
+          const pending = this.#onLine(line, share);
+          if (pending !== undefined) await pending;
           if (this.#closing) break;
         }
         if (this.#closing) break;
@@ -108,6 +110,7 @@ export class IrcConnection implements SessionPort, IrcClient {
     } catch (err) {
       log.warn("IRC connection {remote} failed: {err}", { remote: this.remote, err });
     } finally {
+      await this.#inFlight?.atMost(0);
       await this.#endSession();
       await this.#lines.close(this.hub.config.shutdownGraceMs);
       await this.#held;
@@ -116,27 +119,23 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   // --- SessionPort ---
 
-  /** Translates encoded hub events (whole frames) to IRC lines and queues them. */
+  /**
+   * Translates encoded hub events (whole frames) to IRC lines and queues them; a
+   * fan-out's frames are translated once for all its IRC receivers ({@linkcode ircFanout}).
+   */
   send(frames: Uint8Array): boolean {
     if (this.#lines.closed) return false;
-    const lines: string[] = [];
-    const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
-    for (let at = 0; at + LENGTH_PREFIX_BYTES <= frames.length;) {
-      const length = view.getUint32(at);
-      const start = at + LENGTH_PREFIX_BYTES;
-      at = start + length;
-      try {
-        const { header } = decodePayload(frames.subarray(start, at));
-        lines.push(...eventLines(this, header as unknown as ServerMessage));
-      } catch (err) {
+    const bytes = ircFanout.bytesFor(
+      frames,
+      this,
+      (err) =>
         log.error("an event for IRC client {remote} could not be translated: {err}", {
           remote: this.remote,
           err,
-        });
-      }
-    }
-    if (lines.length === 0) return true;
-    const sent = this.#queue(lines);
+        }),
+    );
+    if (bytes === null) return true;
+    const sent = this.#queueBytes(bytes);
     if (sent) this.hub.metrics.counters.deliveries++;
     return sent;
   }
@@ -214,11 +213,7 @@ export class IrcConnection implements SessionPort, IrcClient {
   sweep(now: number, intervalMs: number): void {
     if (this.#closing) return;
     const config = this.hub.config;
-    const bytesOut = this.#lines.stats.bytesOut;
-    if (this.#lines.writeStalledMs > 0 && bytesOut === this.#bytesOutAtSweep) this.#stalledSweeps++;
-    else this.#stalledSweeps = 0;
-    this.#bytesOutAtSweep = bytesOut;
-    if (this.#stalledSweeps * intervalMs > config.writeTimeoutMs) {
+    if (this.#lines.writeStalledPast(intervalMs, config.writeTimeoutMs)) {
       this.#cutOff(`a write stalled for over ${config.writeTimeoutMs} ms`);
       return;
     }
@@ -237,7 +232,14 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   // --- lines ---
 
-  async #onLine(split: SplitLine, bytes: number): Promise<void> {
+  /**
+   * Handles one line. Returns what the reading must wait for before the next line:
+   * the command's completion, except for a message to a channel, which is pipelined as
+   * a chat client's `say` is (appended in order, synchronously up to its append; at most
+   * {@linkcode MAX_IN_FLIGHT} at once): one sender's lines do not each wait for the
+   * previous one's store and fan-out. A line with tags (a label) is not pipelined.
+   */
+  #onLine(split: SplitLine, bytes: number): Promise<void> | undefined {
     const now = performance.now();
     let message: IrcMessage | null = null;
     let problem: IrcLineError | null = null;
@@ -307,13 +309,22 @@ export class IrcConnection implements SessionPort, IrcClient {
     }
     if (registered && spec.activity !== false) this.#session!.lastCommandAt = now;
     if (registered && spec.message) this.hub.metrics.counters.messagesIn++;
-    try {
-      await spec.run(this, message!);
-      this.#flood.succeeded();
-    } catch (err) {
-      this.#replyError(command, err);
-      this.#failed();
-    }
+    // Called at once (an async function runs synchronously up to its first await), so a
+    // channel message is appended before the next line is read; a throw is a rejection.
+    const done = (async () => await spec.run(this, message!))().then(
+      () => this.#flood.succeeded(),
+      (err: unknown) => {
+        this.#replyError(command, err);
+        this.#failed();
+      },
+    );
+    const pipelined = spec.message === true && message!.params[0]?.startsWith("#") === true &&
+      Object.keys(message!.tags).length === 0;
+    if (!pipelined) return done;
+    const inFlight = this.#inFlight ??= new InFlight();
+    inFlight.track(done);
+    if (inFlight.size >= MAX_IN_FLIGHT) return inFlight.atMost(MAX_IN_FLIGHT - 1);
+    return undefined;
   }
 
   #replyError(command: string, err: unknown): void {
@@ -430,7 +441,10 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   #queue(lines: readonly string[]): boolean {
     if (lines.length === 0) return true;
-    const bytes = encodeIrcLine(lines.join("\r\n"));
+    return this.#queueBytes(encodeIrcLine(lines.join("\r\n")));
+  }
+
+  #queueBytes(bytes: Uint8Array): boolean {
     try {
       this.#lines.send(bytes);
       return true;

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { ChatEvent } from "../client/chat_client.ts";
+import { nextEvent } from "./helpers/chat_events.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 import { q, TMUX, Tmux } from "./helpers/tmux.ts";
 
@@ -44,27 +44,6 @@ function irssiConfig(nick: string): string {
   "fe-text" = { paste_detect_time = "0"; };
 };
 `;
-}
-
-async function nextEvent(
-  events: AsyncIterator<ChatEvent>,
-  match: (event: ChatEvent) => boolean,
-): Promise<ChatEvent> {
-  const deadline = Date.now() + STEP_MS;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const next = await Promise.race([
-      events.next(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("timed out waiting for an event")),
-          Math.max(0, deadline - Date.now()),
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-    assert.ok(!next.done, "events ended");
-    if (match(next.value)) return next.value;
-  }
 }
 
 Deno.test({
@@ -142,6 +121,7 @@ Deno.test({
       const said = await nextEvent(
         events,
         (e) => e.type === "msg" && e.from === "irsuser" && e.room === "lobby",
+        STEP_MS,
       ).catch(async (err) => {
         const screen = await tmux.screen("irssi").catch(() => []);
         throw new Error(`${err}; irssi's window:\n${screen.join("\n")}`);

@@ -2,10 +2,10 @@
  * A framed connection: a byte channel (TCP, TLS, or an encrypted peer channel)
  * turned into an async iterable of decoded frames plus a `send`.
  *
- * Exactly one writer runs per connection. Frames are queued (bounded in bytes) and
- * every frame pending when the writer wakes is coalesced into a single write, so a
- * fan-out that queues one frame for each of many receivers costs one write per
- * receiver per wake-up, not one per message.
+ * Frames go out through an {@linkcode OutboundQueue}: bounded in bytes, one writer, and
+ * every frame pending when the writer wakes coalesced into a single write, so a fan-out
+ * that queues one frame for each of many receivers costs one write per receiver per
+ * wake-up, not one per message.
  *
  * @module
  */
@@ -17,28 +17,18 @@ import {
   type Frame,
   FrameDecoder,
 } from "../protocol/frame.ts";
-import { ConnectionClosedError, QueueOverflowError } from "./errors.ts";
-import { concatBytes } from "../protocol/bytes.ts";
+import { ConnectionClosedError } from "./errors.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { PartialFrameBudget } from "./partial_frame_budget.ts";
 
-/** The least a byte stream must offer to carry frames. `Deno.Conn` is one. */
-export interface ByteChannel {
-  /** Reads into `p`; resolves to the byte count, or `null` at the end of the stream. */
-  read(p: Uint8Array): Promise<number | null>;
-  /** Writes from `p`; resolves to the byte count written (possibly fewer than all). */
-  write(p: Uint8Array): Promise<number>;
-  /** Closes both directions and releases the resource. */
-  close(): void;
-  /** Closes the write direction only (TCP FIN), if the channel can. */
-  closeWrite?(): Promise<void>;
-  /**
-   * Writes all of `pieces`, in order, as a write of their concatenation would, if the
-   * channel can take them apart (an encrypting channel seals them where they are):
-   * several queued frames then go without being copied into one buffer first.
-   */
-  writeMany?(pieces: Uint8Array[]): Promise<void>;
-}
+import {
+  type ByteChannel,
+  DEFAULT_MAX_QUEUE_BYTES,
+  OutboundQueue,
+  withTimeout,
+} from "./outbound_queue.ts";
+
+export { type ByteChannel, DEFAULT_MAX_QUEUE_BYTES } from "./outbound_queue.ts";
 
 /** Options of {@linkcode FramedConnection}. */
 export interface FramedConnectionOptions {
@@ -98,9 +88,6 @@ export const DIRECT_READ_BYTES: number = 16 * 1024;
  */
 export const UNBUDGETED_FRAME_BYTES: number = 16 * 1024;
 
-/** Default bound of the outbound queue: 4 MiB. */
-export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
-
 const CLOSING = Symbol("closing");
 
 const BENIGN_READ_ERRORS = ["BadResource", "Interrupted", "ConnectionReset", "BrokenPipe"];
@@ -119,18 +106,10 @@ const BENIGN_READ_ERRORS = ["BadResource", "Interrupted", "ConnectionReset", "Br
 export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   readonly #channel: ByteChannel;
   readonly #decoder: FrameDecoder;
-  readonly #maxQueueBytes: number;
+  readonly #out: OutboundQueue;
   readonly #readBufferSize: number;
-  #queue: Uint8Array[] = [];
-  #queuedBytes = 0;
-  #writing = false;
-  #writeStartedAt = 0;
   #closed = false;
   #closing = false;
-  #idleWaiters: (() => void)[] = [];
-  #writtenWaiters: WrittenWaiter[] = [];
-  /** Stream offsets past this were dropped by {@linkcode closeWith}: never written. */
-  #droppedAfter = Infinity;
   #error: unknown = undefined;
   #closePromise: Promise<void> | null = null;
   #readInFlight: Promise<number | null> | null = null;
@@ -141,7 +120,6 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #resolveClosed: (() => void) | null = null;
   #framesIn = 0;
   #bytesIn = 0;
-  #bytesOut = 0;
   readonly #partialFrames: PartialFrameBudget | null;
   /** Bytes reserved in {@linkcode #partialFrames} for the payload under way. */
   #reserved = 0;
@@ -165,7 +143,13 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       // only a body, which outlives the next read, is copied out of it.
       views: true,
     });
-    this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#out = new OutboundQueue(channel, {
+      maxQueueBytes: options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES,
+      onWriteFailed: (err) =>
+        this.abort(
+          this.#closed ? undefined : new ConnectionClosedError("write failed", { cause: err }),
+        ),
+    });
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
   }
 
@@ -198,12 +182,19 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
 
   /** Bytes queued and not yet written. */
   get queuedBytes(): number {
-    return this.#queuedBytes;
+    return this.#out.queuedBytes;
   }
 
   /** Milliseconds the current write has been waiting on the peer; 0 when not writing. */
   get writeStalledMs(): number {
-    return this.#writeStartedAt === 0 ? 0 : performance.now() - this.#writeStartedAt;
+    return this.#out.writeStalledMs;
+  }
+
+  /**
+   * The write deadline, for a periodic sweep: see {@linkcode OutboundQueue.stalledPast}.
+   */
+  writeStalledPast(intervalMs: number, timeoutMs: number): boolean {
+    return this.#out.stalledPast(intervalMs, timeoutMs);
   }
 
   /** Whether the connection is closed or closing. */
@@ -228,7 +219,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
 
   /** Counters: frames and bytes received, bytes written. */
   get stats(): { framesIn: number; bytesIn: number; bytesOut: number } {
-    return { framesIn: this.#framesIn, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
+    return { framesIn: this.#framesIn, bytesIn: this.#bytesIn, bytesOut: this.#out.bytesOut };
   }
 
   /**
@@ -250,22 +241,12 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
    */
   sendEncoded(bytes: Uint8Array): void {
     if (this.#closed || this.#closing) throw new ConnectionClosedError();
-    if (this.#queuedBytes + bytes.length > this.#maxQueueBytes) {
-      throw new QueueOverflowError(this.#queuedBytes, bytes.length, this.#maxQueueBytes);
-    }
-    this.#queue.push(bytes);
-    this.#queuedBytes += bytes.length;
-    if (!this.#writing) {
-      this.#writing = true;
-      // Start after the current job, so every frame it queues joins the first write.
-      queueMicrotask(() => this.#writeLoop());
-    }
+    this.#out.push(bytes);
   }
 
   /** Resolves once everything queued so far has been written (or the connection ended). */
   flush(): Promise<void> {
-    if (!this.#writing || this.#closed) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    return this.#out.flush();
   }
 
   /**
@@ -282,16 +263,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
    * ```
    */
   whenWritten(offset: number): Promise<boolean> {
-    if (offset > this.#droppedAfter) return Promise.resolve(false);
-    if (this.#bytesOut >= offset) return Promise.resolve(true);
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      // Kept in offset order: a write looks at the first only.
-      const waiters = this.#writtenWaiters;
-      let at = waiters.length;
-      while (at > 0 && waiters[at - 1].offset > offset) at--;
-      waiters.splice(at, 0, { offset, resolve });
-    });
+    return this.#out.whenWritten(offset);
   }
 
   /**
@@ -315,7 +287,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   async #closeGracefully(timeoutMs: number): Promise<void> {
     await withTimeout(this.flush(), timeoutMs);
     const closeWrite = this.#channel.closeWrite;
-    if (this.#closed || this.#queuedBytes > 0 || closeWrite === undefined) {
+    if (this.#closed || this.#out.queuedBytes > 0 || closeWrite === undefined) {
       this.abort();
       return;
     }
@@ -354,21 +326,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   closeWith(header: object, timeoutMs = 1000): Promise<void> {
     if (this.#closed || this.#closing) return this.close(timeoutMs);
     const frame = encodeFrame(header);
-    for (const dropped of this.#queue) this.#queuedBytes -= dropped.length;
-    // What was dropped is never written, whatever the final frame's bytes add up to.
-    const keptEnd = this.#bytesOut + this.#queuedBytes;
-    this.#droppedAfter = keptEnd;
-    this.#writtenWaiters = this.#writtenWaiters.filter((waiter) => {
-      if (waiter.offset <= keptEnd) return true;
-      waiter.resolve(false);
-      return false;
-    });
-    this.#queue = [frame];
-    this.#queuedBytes += frame.length;
-    if (!this.#writing) {
-      this.#writing = true;
-      queueMicrotask(() => this.#writeLoop());
-    }
+    this.#out.replaceWith(frame);
     return this.close(timeoutMs);
   }
 
@@ -378,15 +336,12 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#closed = true;
     this.#releasePartial();
     if (reason !== undefined && this.#error === undefined) this.#error = reason;
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    this.#out.stop();
     try {
       this.#channel.close();
     } catch {
       // already closed by the other side or by the runtime
     }
-    this.#wakeIdle();
-    this.#wakeWritten();
     this.#resolveClosed?.();
     this.#resolveClosed = null;
   }
@@ -527,81 +482,8 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#partialFrames?.release(this.#reserved);
     this.#reserved = 0;
   }
-
-  async #writeLoop(): Promise<void> {
-    try {
-      while (this.#queue.length > 0 && !this.#closed) {
-        const pieces = this.#queue;
-        this.#queue = [];
-        this.#writeStartedAt = performance.now() || 1;
-        let length = 0;
-        if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
-          for (const piece of pieces) length += piece.length;
-          await this.#channel.writeMany(pieces);
-        } else {
-          const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
-          length = batch.length;
-          let offset = 0;
-          while (offset < batch.length) {
-            offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
-          }
-        }
-        this.#bytesOut += length;
-        this.#queuedBytes -= length;
-        this.#writeStartedAt = 0;
-        if (this.#writtenWaiters.length > 0 && this.#writtenWaiters[0].offset <= this.#bytesOut) {
-          this.#wakeWritten();
-        }
-      }
-    } catch (err) {
-      this.abort(
-        this.#closed ? undefined : new ConnectionClosedError("write failed", { cause: err }),
-      );
-    } finally {
-      this.#writing = false;
-      this.#writeStartedAt = 0;
-      this.#wakeIdle();
-    }
-  }
-
-  /** Settles the {@linkcode whenWritten} waits that are over: written, or closed. */
-  #wakeWritten(): void {
-    const waiters = this.#writtenWaiters;
-    let n = 0;
-    while (n < waiters.length && waiters[n].offset <= this.#bytesOut) waiters[n++].resolve(true);
-    if (n > 0) waiters.splice(0, n);
-    if (this.#closed) {
-      for (const waiter of waiters) waiter.resolve(false);
-      this.#writtenWaiters = [];
-    }
-  }
-
-  #wakeIdle(): void {
-    const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const wake of waiters) wake();
-  }
-}
-
-/** A {@linkcode FramedConnection.whenWritten} call waiting for its offset. */
-interface WrittenWaiter {
-  offset: number;
-  resolve: (written: boolean) => void;
 }
 
 function isBenign(err: unknown): boolean {
   return err instanceof Error && BENIGN_READ_ERRORS.includes(err.name);
-}
-
-/** Resolves when `promise` settles or `ms` have passed, whichever comes first. */
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      promise.then(() => {}, () => {}),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -6,6 +6,7 @@ import { ConnectionClosedError, QueueOverflowError, TransportError } from "./err
 import { type ByteChannel, FramedConnection } from "./framed_connection.ts";
 import { dial, listen } from "./net.ts";
 import { PartialFrameBudget } from "./partial_frame_budget.ts";
+import { gatedChannel } from "../tests/helpers/gated_channel.ts";
 
 // ------------------------------------------------------------------ helpers
 
@@ -88,43 +89,6 @@ function countingChannel(inner: ByteChannel): ByteChannel & { writes: number[] }
     },
     close: () => inner.close(),
   };
-}
-
-/**
- * An in-memory channel whose writes wait for `release()`; reads never complete.
- * Records every byte written and whether it was closed.
- */
-function gatedChannel(): ByteChannel & {
-  written: Uint8Array[];
-  pending: number;
-  release(): void;
-  closes: number;
-} {
-  let waiting: (() => void)[] = [];
-  const channel = {
-    written: [] as Uint8Array[],
-    closes: 0,
-    get pending() {
-      return waiting.length;
-    },
-    release() {
-      const wake = waiting;
-      waiting = [];
-      for (const w of wake) w();
-    },
-    read: (_p: Uint8Array) => new Promise<number | null>(() => {}),
-    write: (p: Uint8Array) =>
-      new Promise<number>((resolve) => {
-        waiting.push(() => {
-          channel.written.push(p.slice());
-          resolve(p.length);
-        });
-      }),
-    close: () => {
-      channel.closes++;
-    },
-  };
-  return channel;
 }
 
 // --------------------------------------------------------------- round trips

@@ -1,15 +1,15 @@
 /**
  * A line-oriented connection (IRC): reads a byte stream into bounded lines through
- * {@linkcode IrcLineSplitter}, and writes through a bounded outbound queue, the way
- * {@linkcode FramedConnection} does for frames.
+ * {@linkcode IrcLineSplitter}, and writes through the same {@linkcode OutboundQueue} as
+ * `FramedConnection` does for frames (bound, coalesced writes, cut-off, deadline).
  *
  * @module
  */
 
-import { concatBytes } from "../protocol/bytes.ts";
 import { IrcLineSplitter, type SplitLine } from "../protocol/irc_line.ts";
-import { ConnectionClosedError, QueueOverflowError } from "./errors.ts";
-import { type ByteChannel, DEFAULT_MAX_QUEUE_BYTES, LINGER_MS } from "./framed_connection.ts";
+import { ConnectionClosedError } from "./errors.ts";
+import { LINGER_MS } from "./framed_connection.ts";
+import { type ByteChannel, OutboundQueue, withTimeout } from "./outbound_queue.ts";
 
 /** Options of {@linkcode LineConnection}. */
 export interface LineConnectionOptions {
@@ -33,25 +33,23 @@ const READ_BUFFER_BYTES = 16 * 1024;
 export class LineConnection {
   readonly #channel: ByteChannel;
   readonly #splitter: IrcLineSplitter;
-  readonly #maxQueueBytes: number;
-  #queue: Uint8Array[] = [];
-  #queuedBytes = 0;
-  #writing = false;
-  #writeStartedAt = 0;
+  readonly #out: OutboundQueue;
   #closing = false;
   #closed = false;
   #bytesIn = 0;
-  #bytesOut = 0;
-  #idleWaiters: (() => void)[] = [];
-  #writtenWaiters: { offset: number; resolve: (written: boolean) => void }[] = [];
   #closePromise: Promise<void> | null = null;
   #interruptRead: (() => void) | null = null;
+  /** A read the iterator left in flight when interrupted: the lingering close awaits it. */
+  #readInFlight: Promise<number | null> | null = null;
 
   /** Wraps `channel`; the connection owns it from now on. */
   constructor(channel: ByteChannel, options: LineConnectionOptions = {}) {
     this.#channel = channel;
     this.#splitter = new IrcLineSplitter(options.maxLineBytes);
-    this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#out = new OutboundQueue(channel, {
+      ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
+      onWriteFailed: () => this.abort(),
+    });
   }
 
   /** Whether it is closed or closing. */
@@ -61,17 +59,22 @@ export class LineConnection {
 
   /** Bytes queued and not yet written. */
   get queuedBytes(): number {
-    return this.#queuedBytes;
+    return this.#out.queuedBytes;
   }
 
   /** Milliseconds the current write has taken so far; 0 when none is under way. */
   get writeStalledMs(): number {
-    return this.#writeStartedAt === 0 ? 0 : performance.now() - this.#writeStartedAt;
+    return this.#out.writeStalledMs;
+  }
+
+  /** The write deadline, for a periodic sweep: see {@linkcode OutboundQueue.stalledPast}. */
+  writeStalledPast(intervalMs: number, timeoutMs: number): boolean {
+    return this.#out.stalledPast(intervalMs, timeoutMs);
   }
 
   /** Bytes received and written. */
   get stats(): { bytesIn: number; bytesOut: number } {
-    return { bytesIn: this.#bytesIn, bytesOut: this.#bytesOut };
+    return { bytesIn: this.#bytesIn, bytesOut: this.#out.bytesOut };
   }
 
   /**
@@ -84,6 +87,7 @@ export class LineConnection {
       let n: number | null;
       try {
         const read = this.#channel.read(buffer);
+        this.#readInFlight = read;
         n = await new Promise<number | null>((resolve, reject) => {
           this.#interruptRead = () => resolve(null);
           read.then(resolve, reject);
@@ -94,6 +98,7 @@ export class LineConnection {
         this.#interruptRead = null;
       }
       if (n === null || this.closed) return;
+      this.#readInFlight = null;
       this.#bytesIn += n;
       const lines = this.#splitter.push(buffer.subarray(0, n));
       if (lines.length > 0) yield { lines, bytes: n };
@@ -108,22 +113,12 @@ export class LineConnection {
    */
   send(bytes: Uint8Array): void {
     if (this.closed) throw new ConnectionClosedError();
-    if (this.#queuedBytes + bytes.length > this.#maxQueueBytes) {
-      throw new QueueOverflowError(this.#queuedBytes, bytes.length, this.#maxQueueBytes);
-    }
-    this.#enqueue(bytes);
+    this.#out.push(bytes);
   }
 
   /** Resolves true once the first `offset` bytes are written, false if they never will be. */
   whenWritten(offset: number): Promise<boolean> {
-    if (this.#bytesOut >= offset) return Promise.resolve(true);
-    if (this.#closed) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const waiters = this.#writtenWaiters;
-      let at = waiters.length;
-      while (at > 0 && waiters[at - 1].offset > offset) at--;
-      waiters.splice(at, 0, { offset, resolve });
-    });
+    return this.#out.whenWritten(offset);
   }
 
   /**
@@ -131,11 +126,7 @@ export class LineConnection {
    * consumer's cut-off), then closes.
    */
   closeWith(last: Uint8Array, timeoutMs: number): Promise<void> {
-    if (!this.closed) {
-      for (const dropped of this.#queue) this.#queuedBytes -= dropped.length;
-      this.#queue = [];
-      this.#enqueue(last);
-    }
+    if (!this.closed) this.#out.replaceWith(last);
     return this.close(timeoutMs);
   }
 
@@ -155,31 +146,17 @@ export class LineConnection {
   abort(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    this.#out.stop();
     try {
       this.#channel.close();
     } catch {
       // already closed
     }
-    this.#wake();
-  }
-
-  #enqueue(bytes: Uint8Array): void {
-    this.#queue.push(bytes);
-    this.#queuedBytes += bytes.length;
-    if (!this.#writing) {
-      this.#writing = true;
-      // After the current job, so that the lines it queues share one write.
-      queueMicrotask(() => this.#writeLoop());
-    }
   }
 
   async #closeGracefully(timeoutMs: number): Promise<void> {
-    if (this.#writing) {
-      await withTimeout(new Promise<void>((resolve) => this.#idleWaiters.push(resolve)), timeoutMs);
-    }
-    if (this.#closed || this.#queuedBytes > 0 || this.#channel.closeWrite === undefined) {
+    await withTimeout(this.#out.flush(), timeoutMs);
+    if (this.#closed || this.#out.queuedBytes > 0 || this.#channel.closeWrite === undefined) {
       this.abort();
       return;
     }
@@ -196,65 +173,15 @@ export class LineConnection {
     const scratch = new Uint8Array(512);
     try {
       while (!this.#closed) {
-        if (await this.#channel.read(scratch) === null) return;
+        // Not a second read beside the one the iterator left in flight.
+        const inFlight = this.#readInFlight;
+        this.#readInFlight = null;
+        if ((inFlight !== null ? await inFlight : await this.#channel.read(scratch)) === null) {
+          return;
+        }
       }
     } catch {
       // reset: the end either way
     }
-  }
-
-  async #writeLoop(): Promise<void> {
-    try {
-      while (this.#queue.length > 0 && !this.#closed) {
-        const pieces = this.#queue;
-        this.#queue = [];
-        const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
-        this.#writeStartedAt = performance.now() || 1;
-        let offset = 0;
-        while (offset < batch.length) {
-          offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
-        }
-        this.#bytesOut += batch.length;
-        this.#queuedBytes -= batch.length;
-        this.#writeStartedAt = 0;
-        this.#wakeWritten();
-      }
-    } catch {
-      this.abort();
-    } finally {
-      this.#writing = false;
-      this.#writeStartedAt = 0;
-      const waiters = this.#idleWaiters;
-      this.#idleWaiters = [];
-      for (const wake of waiters) wake();
-    }
-  }
-
-  #wakeWritten(): void {
-    const waiters = this.#writtenWaiters;
-    let n = 0;
-    while (n < waiters.length && waiters[n].offset <= this.#bytesOut) waiters[n++].resolve(true);
-    if (n > 0) waiters.splice(0, n);
-  }
-
-  #wake(): void {
-    this.#wakeWritten();
-    for (const waiter of this.#writtenWaiters) waiter.resolve(false);
-    this.#writtenWaiters = [];
-    const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const wake of waiters) wake();
-  }
-}
-
-async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      promise.then(() => {}, () => {}),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -5,7 +5,15 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import type { ChatServer } from "../../server/server.ts";
 import { IrcLineSplitter, type IrcMessage, parseIrcLine } from "../../protocol/irc_line.ts";
+
+/** The port of `server`'s IRC listener (asserting it is on). */
+export function ircPort(server: ChatServer): number {
+  assert.ok(server.ircAddr !== null, "the IRC listener is off");
+  return server.ircAddr.port;
+}
 
 /** How long a test waits for one expected line. */
 export const IRC_WAIT_MS = 10_000;

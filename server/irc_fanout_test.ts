@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { encodeFrame } from "../protocol/frame.ts";
+import { concatBytes } from "../protocol/bytes.ts";
+import type { ServerMessage } from "../protocol/messages.ts";
+import { eventLines, IRC_CAPABILITIES, type IrcView } from "./irc_events.ts";
+import { IrcFanoutCache, SHARED_EVENT_TYPES } from "./irc_fanout.ts";
+
+const text = (bytes: Uint8Array | null) => bytes === null ? null : new TextDecoder().decode(bytes);
+
+/** One event of each shared type, sent by alice. */
+const SHARED_SAMPLES: ServerMessage[] = [
+  { type: "msg", id: 7, room: "rust", from: "alice", text: "hi\nthere", ts: 1000 },
+  { type: "member", room: "rust", nick: "alice", joined: true },
+  { type: "member", room: "rust", nick: "alice", joined: false },
+  { type: "topic", room: "rust", topic: "crabs", by: "alice", ts: 2000 },
+] as ServerMessage[];
+
+/** Every subset of the capabilities offered. */
+function capSets(): Set<string>[] {
+  const all = [...IRC_CAPABILITIES];
+  return Array.from(
+    { length: 1 << all.length },
+    (_, mask) => new Set(all.filter((_, i) => mask & (1 << i))),
+  );
+}
+
+Deno.test("the shared event types' lines depend on the capabilities only, never on the receiver (its sender included)", () => {
+  for (const type of SHARED_EVENT_TYPES) {
+    assert.ok(SHARED_SAMPLES.some((e) => e.type === type), `a sample of ${type}`);
+  }
+  for (const event of SHARED_SAMPLES) {
+    for (const caps of capSets()) {
+      const views: IrcView[] = ["alice", "ALICE", "bob", "carol"].map((nick) => ({ nick, caps }));
+      const [first, ...rest] = views.map((view) => eventLines(view, event));
+      for (const lines of rest) assert.deepEqual(lines, first, `${event.type} with ${[...caps]}`);
+    }
+  }
+});
+
+Deno.test("IrcFanoutCache: one translation per capability set for shared events; per receiver otherwise", () => {
+  const cache = new IrcFanoutCache();
+  const fail = (err: unknown) => assert.fail(String(err));
+  const frames = concatBytes(SHARED_SAMPLES.map((e) => encodeFrame(e)));
+  const plainBob: IrcView = { nick: "bob", caps: new Set() };
+  const plainCarol: IrcView = { nick: "carol", caps: new Set() };
+  const tagged: IrcView = { nick: "dave", caps: new Set(["message-tags", "server-time"]) };
+  const sameCapsOtherOrder: IrcView = {
+    nick: "erin",
+    caps: new Set(["server-time", "message-tags"]),
+  };
+  const a = cache.bytesFor(frames, plainBob, fail);
+  assert.equal(cache.bytesFor(frames, plainCarol, fail), a, "the same bytes, not made again");
+  const t = cache.bytesFor(frames, tagged, fail);
+  assert.notEqual(text(t), text(a));
+  assert.equal(cache.bytesFor(frames, sameCapsOtherOrder, fail), t);
+  const expected = SHARED_SAMPLES.flatMap((e) => eventLines(plainBob, e)).join("\r\n") + "\r\n";
+  assert.equal(text(a), expected);
+
+  // A direct message names its receiver: translated for each.
+  const dm = encodeFrame(
+    { type: "dm", id: 9, to: "bob", from: "alice", text: "psst", ts: 3000 } as ServerMessage,
+  );
+  assert.equal(text(cache.bytesFor(dm, plainBob, fail)), ":alice!alice@chat PRIVMSG bob psst\r\n");
+  assert.equal(
+    text(cache.bytesFor(dm, plainCarol, fail)),
+    ":alice!alice@chat PRIVMSG carol psst\r\n",
+  );
+  // Nothing to say (presence): null.
+  const presence = encodeFrame({ type: "presence", nick: "x", online: true, ts: 1 });
+  assert.equal(cache.bytesFor(presence, plainBob, fail), null);
+  // A frame that does not decode is reported for each receiver; the others still go.
+  const bad = concatBytes([
+    Uint8Array.from([0, 0, 0, 6, 0, 0, 0, 2, 0x7b, 0x78]),
+    encodeFrame(SHARED_SAMPLES[0]),
+  ]);
+  const errors: unknown[] = [];
+  const lines = text(cache.bytesFor(bad, plainBob, (err) => errors.push(err)));
+  cache.bytesFor(bad, plainCarol, (err) => errors.push(err));
+  assert.equal(errors.length, 2);
+  assert.ok(lines?.includes("PRIVMSG #rust"), String(lines));
+});

@@ -1,0 +1,258 @@
+/**
+ * The outbound side of a connection, whatever it carries (frames, IRC lines): a queue
+ * bounded in bytes, one writer that coalesces everything queued into one write per
+ * wake-up, progress waits ({@linkcode OutboundQueue.whenWritten}), the slow consumer's
+ * cut-off (drop what is not written, queue a last word past the bound), and the write
+ * deadline a server's sweep enforces ({@linkcode OutboundQueue.stalledPast}).
+ *
+ * @example
+ * ```ts ignore
+ * import { OutboundQueue } from "./outbound_queue.ts";
+ * const conn = await Deno.connect({ port: 6667 });
+ * const out = new OutboundQueue(conn, { onWriteFailed: () => conn.close() });
+ * out.push(new TextEncoder().encode("PING :x\r\n"));
+ * await out.flush();
+ * ```
+ *
+ * @module
+ */
+
+import { concatBytes } from "../protocol/bytes.ts";
+import { QueueOverflowError } from "./errors.ts";
+
+/** The least a byte stream must offer to carry frames or lines. `Deno.Conn` is one. */
+export interface ByteChannel {
+  /** Reads into `p`; resolves to the byte count, or `null` at the end of the stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p`; resolves to the byte count written (possibly fewer than all). */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes both directions and releases the resource. */
+  close(): void;
+  /** Closes the write direction only (TCP FIN), if the channel can. */
+  closeWrite?(): Promise<void>;
+  /**
+   * Writes all of `pieces`, in order, as a write of their concatenation would, if the
+   * channel can take them apart (an encrypting channel seals them where they are):
+   * several queued frames then go without being copied into one buffer first.
+   */
+  writeMany?(pieces: Uint8Array[]): Promise<void>;
+}
+
+/** Default bound of the outbound queue: 4 MiB. */
+export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
+
+/** Options of {@linkcode OutboundQueue}. */
+export interface OutboundQueueOptions {
+  /** Bound of the queue in bytes. Default {@linkcode DEFAULT_MAX_QUEUE_BYTES}. */
+  maxQueueBytes?: number;
+  /** Called once when a write fails (the peer is gone): the owner aborts its connection. */
+  onWriteFailed: (err: unknown) => void;
+}
+
+/** A {@linkcode OutboundQueue.whenWritten} call waiting for its offset. */
+interface WrittenWaiter {
+  offset: number;
+  resolve: (written: boolean) => void;
+}
+
+/**
+ * The bounded, coalescing outbound queue of one connection. Exactly one writer runs;
+ * it starts on a microtask after the first push, so everything the current job queues
+ * (a fan-out's deliveries, a command's reply lines) leaves in one write.
+ */
+export class OutboundQueue {
+  readonly #channel: ByteChannel;
+  readonly #maxQueueBytes: number;
+  readonly #onWriteFailed: (err: unknown) => void;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #writing = false;
+  #writeStartedAt = 0;
+  #stopped = false;
+  #bytesOut = 0;
+  /** Stream offsets past this were dropped by {@linkcode replaceWith}: never written. */
+  #droppedAfter = Infinity;
+  #idleWaiters: (() => void)[] = [];
+  #writtenWaiters: WrittenWaiter[] = [];
+  #bytesOutAtSweep = 0;
+  #stalledSweeps = 0;
+
+  /** Writes to `channel`; the owner keeps the channel (reads, closes it). */
+  constructor(channel: ByteChannel, options: OutboundQueueOptions) {
+    this.#channel = channel;
+    this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#onWriteFailed = options.onWriteFailed;
+  }
+
+  /** Bytes queued and not yet written. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Bytes written so far. */
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+
+  /** Milliseconds the current write has been waiting on the peer; 0 when not writing. */
+  get writeStalledMs(): number {
+    return this.#writeStartedAt === 0 ? 0 : performance.now() - this.#writeStartedAt;
+  }
+
+  /**
+   * Queues bytes (whole frames or lines).
+   *
+   * @throws {QueueOverflowError} when the queue would pass its bound (nothing queued).
+   */
+  push(bytes: Uint8Array): void {
+    if (this.#queuedBytes + bytes.length > this.#maxQueueBytes) {
+      throw new QueueOverflowError(this.#queuedBytes, bytes.length, this.#maxQueueBytes);
+    }
+    this.#queue.push(bytes);
+    this.#queuedBytes += bytes.length;
+    if (!this.#writing) this.#startWriter();
+  }
+
+  /**
+   * The slow consumer's cut-off: drops everything not yet handed to the channel and
+   * queues `last` alone, past the bound. What was dropped is never counted written
+   * ({@linkcode whenWritten} resolves false for it).
+   */
+  replaceWith(last: Uint8Array): void {
+    if (this.#stopped) return;
+    for (const dropped of this.#queue) this.#queuedBytes -= dropped.length;
+    const keptEnd = this.#bytesOut + this.#queuedBytes;
+    this.#droppedAfter = keptEnd;
+    this.#writtenWaiters = this.#writtenWaiters.filter((waiter) => {
+      if (waiter.offset <= keptEnd) return true;
+      waiter.resolve(false);
+      return false;
+    });
+    this.#queue = [last];
+    this.#queuedBytes += last.length;
+    if (!this.#writing) this.#startWriter();
+  }
+
+  /** Resolves once everything queued so far has been written (or the queue stopped). */
+  flush(): Promise<void> {
+    if (!this.#writing || this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Resolves to true once the first `offset` bytes of the outbound stream (counted as
+   * {@linkcode bytesOut}) are written, or to false if that can no longer happen. With
+   * `offset` taken as `bytesOut + queuedBytes` just after a push, it says when that
+   * push has left.
+   */
+  whenWritten(offset: number): Promise<boolean> {
+    if (offset > this.#droppedAfter) return Promise.resolve(false);
+    if (this.#bytesOut >= offset) return Promise.resolve(true);
+    if (this.#stopped) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      // Kept in offset order: a write looks at the first only.
+      const waiters = this.#writtenWaiters;
+      let at = waiters.length;
+      while (at > 0 && waiters[at - 1].offset > offset) at--;
+      waiters.splice(at, 0, { offset, resolve });
+    });
+  }
+
+  /**
+   * The write deadline, called from a periodic sweep every `intervalMs`: true once the
+   * current write has made no progress for more than `timeoutMs`. Each sweep without
+   * progress counts for `intervalMs` however late it ran: when the server's own event
+   * loop is what stalls, the peer is not blamed for it.
+   */
+  stalledPast(intervalMs: number, timeoutMs: number): boolean {
+    const bytesOut = this.#bytesOut;
+    if (this.#writeStartedAt !== 0 && bytesOut === this.#bytesOutAtSweep) this.#stalledSweeps++;
+    else this.#stalledSweeps = 0;
+    this.#bytesOutAtSweep = bytesOut;
+    return this.#stalledSweeps * intervalMs > timeoutMs;
+  }
+
+  /**
+   * Discards what is queued and settles every wait (the connection is closing at once).
+   * Nothing more is written.
+   */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#wakeIdle();
+    this.#wakeWritten();
+  }
+
+  #startWriter(): void {
+    this.#writing = true;
+    // After the current job, so that everything it queues joins the first write.
+    queueMicrotask(() => this.#writeLoop());
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && !this.#stopped) {
+        const pieces = this.#queue;
+        this.#queue = [];
+        this.#writeStartedAt = performance.now() || 1;
+        let length = 0;
+        if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
+          for (const piece of pieces) length += piece.length;
+          await this.#channel.writeMany(pieces);
+        } else {
+          const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
+          length = batch.length;
+          let offset = 0;
+          while (offset < batch.length) {
+            offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+          }
+        }
+        this.#bytesOut += length;
+        this.#queuedBytes -= length;
+        this.#writeStartedAt = 0;
+        if (this.#writtenWaiters.length > 0 && this.#writtenWaiters[0].offset <= this.#bytesOut) {
+          this.#wakeWritten();
+        }
+      }
+    } catch (err) {
+      if (!this.#stopped) this.#onWriteFailed(err);
+    } finally {
+      this.#writing = false;
+      this.#writeStartedAt = 0;
+      this.#wakeIdle();
+    }
+  }
+
+  /** Settles the waits that are over: written, or never to be (stopped). */
+  #wakeWritten(): void {
+    const waiters = this.#writtenWaiters;
+    let n = 0;
+    while (n < waiters.length && waiters[n].offset <= this.#bytesOut) waiters[n++].resolve(true);
+    if (n > 0) waiters.splice(0, n);
+    if (this.#stopped) {
+      for (const waiter of waiters) waiter.resolve(false);
+      this.#writtenWaiters = [];
+    }
+  }
+
+  #wakeIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/** Resolves when `promise` settles or `ms` have passed, whichever comes first. */
+export async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      promise.then(() => {}, () => {}),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

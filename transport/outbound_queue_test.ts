@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { QueueOverflowError } from "./errors.ts";
+import { LineConnection } from "./line_connection.ts";
+import { dial, listen } from "./net.ts";
+import { type ByteChannel, OutboundQueue } from "./outbound_queue.ts";
+import { gatedChannel } from "../tests/helpers/gated_channel.ts";
+
+const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+const text = (s: string) => new TextEncoder().encode(s);
+
+function queueOn(channel: ByteChannel, maxQueueBytes = 1024) {
+  const failures: unknown[] = [];
+  const out = new OutboundQueue(channel, { maxQueueBytes, onWriteFailed: (e) => failures.push(e) });
+  return { out, failures };
+}
+
+Deno.test("OutboundQueue: what one job queues leaves in one write; later pushes join the next", async () => {
+  const channel = gatedChannel();
+  const { out } = queueOn(channel);
+  out.push(text("a\r\n"));
+  out.push(text("b\r\n"));
+  await tick();
+  out.push(text("c\r\n")); // during the first write
+  out.push(text("d\r\n"));
+  channel.release();
+  await tick();
+  channel.release();
+  await out.flush();
+  assert.deepEqual(channel.written.map((b) => new TextDecoder().decode(b)), [
+    "a\r\nb\r\n",
+    "c\r\nd\r\n",
+  ]);
+  assert.equal(out.bytesOut, 12);
+  assert.equal(out.queuedBytes, 0);
+});
+
+Deno.test("OutboundQueue: bounded in bytes; an overflow queues nothing", () => {
+  const { out } = queueOn(gatedChannel(), 10);
+  out.push(new Uint8Array(6));
+  assert.throws(() => out.push(new Uint8Array(5)), QueueOverflowError);
+  assert.equal(out.queuedBytes, 6);
+  out.push(new Uint8Array(4));
+  assert.equal(out.queuedBytes, 10);
+  out.stop();
+  assert.equal(out.queuedBytes, 0);
+});
+
+Deno.test("OutboundQueue: replaceWith drops what is unwritten, past the bound; dropped offsets stay unwritten", async () => {
+  const channel = gatedChannel();
+  const { out } = queueOn(channel, 12);
+  out.push(text("one\r\n"));
+  await tick(); // "one" is being written
+  out.push(text("two\r\n"));
+  const twoEnd = out.bytesOut + out.queuedBytes;
+  const two = out.whenWritten(twoEnd);
+  out.replaceWith(text("ERROR :slow reader\r\n")); // longer than the bound
+  assert.equal(await two, false);
+  channel.release();
+  await tick();
+  channel.release();
+  await out.flush();
+  assert.deepEqual(channel.written.map((b) => new TextDecoder().decode(b)), [
+    "one\r\n",
+    "ERROR :slow reader\r\n",
+  ]);
+  assert.ok(out.bytesOut > twoEnd);
+  assert.equal(await out.whenWritten(twoEnd), false, "its offset was passed by other bytes");
+});
+
+Deno.test("OutboundQueue: stalledPast counts sweeps without progress, resets on progress", async () => {
+  const channel = gatedChannel();
+  const { out } = queueOn(channel);
+  assert.equal(out.stalledPast(100, 250), false, "nothing written: no stall");
+  out.push(text("x\r\n"));
+  await tick();
+  assert.equal(out.stalledPast(100, 250), false, "100 ms");
+  assert.equal(out.stalledPast(100, 250), false, "200 ms");
+  channel.release(); // progress
+  await out.flush();
+  out.push(text("y\r\n"));
+  await tick();
+  assert.equal(out.stalledPast(100, 250), false, "progress since the last sweep");
+  assert.equal(out.stalledPast(100, 250), false, "100 ms");
+  assert.equal(out.stalledPast(100, 250), false, "200 ms");
+  assert.equal(out.stalledPast(100, 250), true, "300 ms > 250 ms");
+  out.stop();
+});
+
+Deno.test("OutboundQueue: stop settles every wait; a failed write is reported once", async () => {
+  const channel = gatedChannel();
+  const { out, failures } = queueOn(channel);
+  out.push(text("x\r\n"));
+  const written = out.whenWritten(3);
+  const flushed = out.flush();
+  out.stop();
+  assert.equal(await written, false);
+  await flushed;
+  assert.equal(failures.length, 0);
+
+  const broken: ByteChannel = {
+    read: () => new Promise(() => {}),
+    write: () => Promise.reject(new Error("broken pipe")),
+    close: () => {},
+  };
+  const second = queueOn(broken);
+  second.out.push(text("x\r\n"));
+  await second.out.flush();
+  assert.equal(second.failures.length, 1);
+});
+
+Deno.test("LineConnection over TCP: a cut-off replaces the backlog with its last line, then closes cleanly", async () => {
+  const listener = listen({ host: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const accepted = listener.accept();
+  const client = await dial({ port });
+  const server = new LineConnection(await accepted, { maxQueueBytes: 1 << 20 });
+  listener.close();
+  // A backlog the client does not read yet, then the cut-off.
+  for (let i = 0; i < 100; i++) server.send(text(`PRIVMSG #a :${"x".repeat(500)}\r\n`));
+  const closed = server.closeWith(text("ERROR :Closing link: reading too slowly\r\n"), 5000);
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await client.read(buffer);
+    if (n === null) break;
+    chunks.push(buffer.slice(0, n));
+  }
+  client.close();
+  await closed;
+  const got = new TextDecoder().decode(
+    chunks.reduce((a, b) => new Uint8Array([...a, ...b]), new Uint8Array()),
+  );
+  assert.ok(got.endsWith("ERROR :Closing link: reading too slowly\r\n"), got.slice(-80));
+  for (const line of got.split("\r\n").slice(0, -2)) assert.match(line, /^PRIVMSG #a :x+$/);
+  assert.ok(server.closed);
+});
