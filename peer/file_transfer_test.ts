@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { withTempDir } from "../tests/helpers/files.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { partFileName, safeFileName } from "../protocol/file_names.ts";
+import { FileSource } from "../transport/file_io.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import {
   CHUNK_BYTES,
@@ -342,6 +344,73 @@ Deno.test("peer files: a receiver waits for the SHA-256 after the last byte, wha
       );
       assert.equal(saved.type === "file_saved" && saved.sha256, sha(content));
     }
+    await bob.close();
+  });
+});
+
+/** Writes `bytes` as bob's `.part` file of `path` (named by alice's resume key). */
+async function partOf(dir: string, path: string, bytes: Uint8Array): Promise<string> {
+  const source = await FileSource.openToStream(path);
+  try {
+    const dl = join(dir, "dl");
+    await Deno.mkdir(dl, { recursive: true });
+    const part = join(dl, partFileName(safeFileName(source.name), await source.resumeKey()));
+    await Deno.writeFile(part, bytes);
+    return part;
+  } finally {
+    source.close();
+  }
+}
+
+Deno.test("peer files: a complete .part from an earlier session: the sender hashes its file, sends only the end", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(2 * 1024 * 1024 + 9).map((_, i) => (i * 3) & 0xff);
+    const path = join(dir, "whole.bin");
+    await Deno.writeFile(path, bytes);
+    await partOf(dir, path, bytes);
+    const { alice, bob, aliceSession, aliceEvents } = wired(dir, 0);
+    const sending = alice.send(path);
+    const saved = await bob.accept((await until(() => bob.offers[0], "the offer")).file);
+    await sending;
+    assert.deepEqual(await Deno.readFile(saved), bytes);
+    assert.ok(!aliceSession.sent.some((s) => s.message.type === "peer_file_data"));
+    const hashed = aliceEvents.filter((e) => e.type === "file_hashing").at(-1);
+    assert.ok(hashed?.type === "file_hashing" && hashed.done && hashed.bytes === bytes.length);
+    await alice.close();
+    await bob.close();
+  });
+});
+
+Deno.test("peer files: a .part of other bytes under the same name fails the check, then starts over from 0", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(3 * 1024 * 1024 + 1).map((_, i) => (i * 11) & 0xff);
+    const path = join(dir, "changed.bin");
+    await Deno.writeFile(path, bytes);
+    // The first MiB on bob's side differs (the file changed since, in its middle).
+    const stale = bytes.slice(0, 1024 * 1024);
+    stale[1000] ^= 0xff;
+    await partOf(dir, path, stale);
+    const { alice, bob, aliceSession, bobSession } = wired(dir);
+    const sending = alice.send(path);
+    const saved = await bob.accept((await until(() => bob.offers[0], "the offer")).file);
+    await sending;
+    assert.deepEqual(await Deno.readFile(saved), bytes);
+    const accepts = bobSession.sent.filter((s) => s.message.type === "peer_file_accept");
+    assert.deepEqual(
+      accepts.map((a) => a.message.type === "peer_file_accept" && a.message.offset),
+      [
+        1024 * 1024,
+        0,
+      ],
+    );
+    const done = bobSession.sent.filter((s) => s.message.type === "peer_file_done");
+    assert.deepEqual(done.map((d) => d.message.type === "peer_file_done" && d.message.ok), [
+      false,
+      true,
+    ]);
+    const ends = aliceSession.sent.filter((s) => s.message.type === "peer_file_end");
+    assert.equal(ends.length, 2, "one SHA-256 after each round's last byte");
+    await alice.close();
     await bob.close();
   });
 });
