@@ -278,7 +278,9 @@ export class SecureChannel implements ByteChannel {
       decipher.setAuthTag(ciphertext.subarray(split));
       for (let at = 0; at < split; at += CRYPTO_SLICE_BYTES) {
         const end = Math.min(split, at + CRYPTO_SLICE_BYTES);
-        plaintext.set(decipher.update(ciphertext.subarray(at, end)), at);
+        const out = decipher.update(ciphertext.subarray(at, end));
+        plaintext.set(out, at);
+        release(out);
       }
       decipher.final(); // throws unless the tag verifies
       return plaintext;
@@ -397,7 +399,9 @@ export class SecureChannel implements ByteChannel {
       const piece = pieces[index];
       const take = Math.min(need, piece.length - at, CRYPTO_SLICE_BYTES);
       if (take > 0) {
-        record.set(cipher.update(piece.subarray(at, at + take)), out);
+        const sealed = cipher.update(piece.subarray(at, at + take));
+        record.set(sealed, out);
+        release(sealed);
         out += take;
         at += take;
         need -= take;
@@ -421,5 +425,23 @@ export class SecureChannel implements ByteChannel {
     while (offset < bytes.length) {
       offset += await this.#transport.write(bytes.subarray(offset));
     }
+  }
+}
+
+/**
+ * Frees the memory of a `node:crypto` output once it is copied: every `update` returns
+ * its bytes in a new buffer, which V8 would free only at its next garbage collection.
+ * The wrapper objects are small, so collections come rarely, and until then every
+ * output takes fresh memory: about 100 MiB per 128 MiB sealed, a page fault every
+ * 4 KiB and `malloc` splitting new memory, most of what a record costs. Detaching the
+ * buffer (`transfer(0)`) frees it at once, and the next output reuses the same memory.
+ */
+function release(bytes: Uint8Array): void {
+  const buffer = bytes.buffer;
+  if (
+    buffer instanceof ArrayBuffer && bytes.byteOffset === 0 &&
+    bytes.byteLength === buffer.byteLength && !buffer.detached
+  ) {
+    buffer.transfer(0);
   }
 }
