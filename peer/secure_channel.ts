@@ -46,7 +46,8 @@ const CIPHER = "chacha20-poly1305";
  * allocations, not the cipher, are most of the cost (measured here, 128 MiB sealed:
  * 0.59 s of CPU in 1 MiB calls, 0.32 s in 16 KiB calls, 0.25 s in 4 KiB calls, 0.29 s in
  * 2 KiB calls). The outputs are copied into one buffer per record, kept from record to
- * record.
+ * record, and each is freed once copied ({@linkcode release}); with that, 4 KiB, 64 KiB
+ * and 1 MiB calls measured alike in a whole transfer.
  */
 const CRYPTO_SLICE_BYTES = 4096;
 /** Records up to this size are laid out in a buffer of their own, not the kept one. */
