@@ -8,17 +8,18 @@
  *   hashing it (the chat server checks no SHA-256 since integrity became end to end:
  *   the recipient's); the receiver writes and hashes. What the relay adds to this is the protocol: frames,
  *   requests and acknowledgements, reading back from disk, flow control.
- * - Encrypted peer to peer (two processes): the sender hashes its file, then streams it
- *   as ChaCha20-Poly1305 records of 1 MiB (`node:crypto` in 4 KiB calls, as the
- *   session does; the next record sealed while one is written); the receiver decrypts,
- *   writes and hashes. No handshake: a fixed key.
+ * - Encrypted peer to peer (two processes): the sender streams its file as
+ *   ChaCha20-Poly1305 records of 1 MiB (`node:crypto` in 4 KiB calls, as the session
+ *   does; the next record sealed while one is written), hashing each piece as it reads
+ *   it (peer protocol version 4: the SHA-256 follows the last byte; version 3 hashed the
+ *   file first); the receiver decrypts, writes and hashes. No handshake: a fixed key.
  *
  * ```text
  * deno run -A bench/file_ceiling.ts relay-receive PATH       listen; write and hash into PATH
  * deno run -A bench/file_ceiling.ts relay-hop PATH PORT      listen; store into PATH, forward to PORT (no hash)
  * deno run -A bench/file_ceiling.ts relay-send PORT PATH     hash PATH, then send it to PORT
  * deno run -A bench/file_ceiling.ts peer-receive PATH        listen; decrypt, write and hash into PATH
- * deno run -A bench/file_ceiling.ts peer-send PORT PATH      hash PATH, then send it encrypted
+ * deno run -A bench/file_ceiling.ts peer-send PORT PATH      send PATH encrypted, hashing it as it goes
  * ```
  *
  * Like `raw_copy.ts`, each prints `{"ready": true, "port": N}` when ready (a sender once
@@ -129,7 +130,10 @@ function transform(
   out: Uint8Array,
 ): void {
   for (let at = 0; at < bytes.length; at += SLICE) {
-    out.set(cipher.update(bytes.subarray(at, Math.min(bytes.length, at + SLICE))), at);
+    const piece = cipher.update(bytes.subarray(at, Math.min(bytes.length, at + SLICE)));
+    out.set(piece, at);
+    // Freed at once, as the session does (`peer/secure_channel.ts`, `release`).
+    (piece.buffer as ArrayBuffer).transfer(0);
   }
 }
 
@@ -179,7 +183,7 @@ async function peerReceive(path: string): Promise<string> {
 async function peerSend(port: number, path: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   console.log(JSON.stringify({ ready: true, port }));
-  const sha256 = await hashFile(path);
+  const hash = createHash("sha256");
   using file = await Deno.open(path, { read: true });
   const buffer = new Uint8Array(RECORD);
   // Two record buffers: one being written while the next is read and sealed.
@@ -189,6 +193,7 @@ async function peerSend(port: number, path: string): Promise<string> {
   while (true) {
     const n = await readFull(file, buffer);
     if (n === 0) break;
+    hash.update(buffer.subarray(0, n));
     const record = records[counter % 2].subarray(0, 4 + n + 16);
     new DataView(record.buffer).setUint32(0, n + 16);
     const cipher = createCipheriv("chacha20-poly1305", KEY, nonce(counter++), {
@@ -204,7 +209,7 @@ async function peerSend(port: number, path: string): Promise<string> {
   await writing;
   await conn.closeWrite();
   conn.close();
-  return sha256;
+  return hash.digest("hex");
 }
 
 function port(value: string | undefined): number {

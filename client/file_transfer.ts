@@ -34,6 +34,7 @@ import {
   defaultDownloadDir,
   FileIoError,
   type FileSource,
+  type HashedFileSource,
   IncomingFile,
 } from "../transport/file_io.ts";
 import {
@@ -183,7 +184,7 @@ export class FileTransfers implements AsyncDisposable {
    */
   async send(nick: string, path: string): Promise<ReplyMap["file_offer"]> {
     this.#checkOpen();
-    let source: FileSource;
+    let source: HashedFileSource;
     try {
       const base = this.#options.baseDir;
       source = await this.#events.openSource(

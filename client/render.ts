@@ -350,7 +350,7 @@ function formatFileItem(
       return `* ${nick(item.from)} offers ${what(item.file, safeFileName(item.name))}${
         safeFileName(item.name) !== item.name ? " (its name made safe)" : ""
       }, ${formatBytes(item.size)}, ` +
-        `SHA-256 ${item.sha256.slice(0, 16)}…: ` +
+        (item.sha256 !== undefined ? `SHA-256 ${item.sha256.slice(0, 16)}…: ` : "") +
         (item.auto ? "accepting it" : `/accept #${item.file} or /decline #${item.file}`);
     case "file_sending":
       return `* sending ${what(item.file, item.name)}, ${formatBytes(item.size)}, to ${

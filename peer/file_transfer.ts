@@ -5,12 +5,19 @@
  *
  * ```text
  * sender                                       receiver
- * peer_file_offer {fid, name, size, sha256} ->
+ * peer_file_offer {fid, name, size, key}    ->
  *                                           <- peer_file_accept {fid, offset}   (or decline)
- * peer_file_data {fid, offset} + body ...   ->  written to NAME.<hash>.part
+ * peer_file_data {fid, offset} + body ...   ->  written to NAME.<key>.part
  *                                           <- peer_file_ack {fid, offset}      (every 1 MiB)
+ * peer_file_end {fid, sha256}               ->  (after the last byte)
  *                                           <- peer_file_done {fid, ok}         (SHA-256 checked)
  * ```
+ *
+ * - The sender reads the file once: it hashes each chunk as it reads it to send, and
+ *   sends the SHA-256 of the whole file after the last byte (peer protocol version 4;
+ *   version 3 hashed the whole file before its offer, a pass over the file before any
+ *   byte left). Resuming at an offset, it first hashes the bytes before it. The offer
+ *   carries a resume key instead (`FileSource.resumeKey`), which names the `.part`.
  *
  * - The sender keeps at most {@linkcode WINDOW_BYTES} sent and not acknowledged, and
  *   reads the file a few chunks at a time (each {@linkcode CHUNK_BYTES}):
@@ -29,12 +36,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import {
-  defaultDownloadDir,
-  FileIoError,
-  type FileSource,
-  IncomingFile,
-} from "../transport/file_io.ts";
+import type { Hash } from "node:crypto";
+import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
 import {
   FileEvents,
   type FileOfferedEvent,
@@ -113,6 +116,8 @@ interface Incoming {
   readonly fid: number;
   readonly offer: FileOfferedEvent;
   file: IncomingFile;
+  /** The SHA-256 the sender sent after the last byte (`peer_file_end`), once it came. */
+  expected: string | null;
   lastAck: number;
   restarted: boolean;
   /** Bytes received and not yet written. */
@@ -145,6 +150,8 @@ export class PeerFileTransfers {
   readonly #events: FileEvents;
   readonly #outgoing = new Map<number, Outgoing>();
   readonly #offers = new Map<number, FileOfferedEvent>();
+  /** The resume key of each offer (it names the `.part` file). */
+  readonly #offerKeys = new Map<number, string>();
   readonly #incoming = new Map<number, Incoming>();
   readonly #pending = new Set<Promise<unknown>>();
   #nextFid = 1;
@@ -181,9 +188,16 @@ export class PeerFileTransfers {
   async send(path: string): Promise<void> {
     this.#checkOpen();
     let source: FileSource;
+    let key: string;
     try {
-      source = await this.#events.openSource(path, this.#session.remoteNick);
+      source = await FileSource.openToStream(path);
     } catch (err) {
+      throw toFileError(err);
+    }
+    try {
+      key = await source.resumeKey();
+    } catch (err) {
+      source.close();
       throw toFileError(err);
     }
     const fid = this.#nextFid++;
@@ -218,7 +232,7 @@ export class PeerFileTransfers {
         fid,
         name: source.name,
         size: source.size,
-        sha256: source.sha256,
+        key,
       });
     } catch (err) {
       reject(toFileError(err));
@@ -229,7 +243,6 @@ export class PeerFileTransfers {
       to: this.#session.remoteNick,
       name: source.name,
       size: source.size,
-      sha256: source.sha256,
       offset: 0,
     });
     try {
@@ -276,6 +289,8 @@ export class PeerFileTransfers {
       );
     }
     this.#offers.delete(fid);
+    const key = this.#offerKeys.get(fid)!;
+    this.#offerKeys.delete(fid);
     let resolve!: (path: string) => void;
     let reject!: (err: PeerFileError) => void;
     const done = new Promise<string>((ok, fail) => {
@@ -287,12 +302,14 @@ export class PeerFileTransfers {
         dir,
         offeredName: offer.name,
         size: offer.size,
-        sha256: offer.sha256,
+        sha256: null,
+        key,
       });
       const incoming: Incoming = {
         fid,
         offer,
         file,
+        expected: null,
         lastAck: file.offset,
         restarted: false,
         pendingBytes: 0,
@@ -315,8 +332,8 @@ export class PeerFileTransfers {
         path: file.partPath,
         offset: file.offset,
       });
+      // Even a complete `.part` file waits for the SHA-256 after the (no) last byte.
       this.#send({ type: "peer_file_accept", fid, offset: file.offset });
-      if (file.complete) await this.#finishIncoming(incoming);
     })();
     start.catch((err) => reject(toFileError(err)));
     const tracked = done.catch(async (err) => {
@@ -335,6 +352,7 @@ export class PeerFileTransfers {
   decline(fid: number, reason = "declined"): void {
     this.#checkOpen();
     const offered = this.#offers.delete(fid);
+    this.#offerKeys.delete(fid);
     const incoming = this.#incoming.get(fid);
     if (!offered && incoming === undefined) {
       throw new PeerFileError("no_file", `no offer ${fid}`);
@@ -359,6 +377,7 @@ export class PeerFileTransfers {
     for (const outgoing of this.#outgoing.values()) outgoing.reject(error);
     for (const incoming of this.#incoming.values()) incoming.reject(error);
     this.#offers.clear();
+    this.#offerKeys.clear();
     await this.idle();
   }
 
@@ -377,8 +396,16 @@ export class PeerFileTransfers {
         case "peer_file_data":
           await this.#onData(message, event.body);
           return;
+        case "peer_file_end": {
+          const incoming = this.#incoming.get(message.fid);
+          if (incoming === undefined || incoming.failed) return;
+          incoming.expected = message.sha256;
+          await this.#finishWhenWhole(incoming);
+          return;
+        }
         case "peer_file_abort": {
           this.#offers.delete(message.fid);
+          this.#offerKeys.delete(message.fid);
           const incoming = this.#incoming.get(message.fid);
           incoming?.reject(
             new PeerFileError(
@@ -467,6 +494,22 @@ export class PeerFileTransfers {
   async #pump(outgoing: Outgoing, generation: number): Promise<void> {
     const size = outgoing.source.size;
     const session = this.#session;
+    // The SHA-256 of the whole file, fed as each chunk is read to send: resuming at an
+    // offset, the bytes before it are hashed first (reported as hashing when slow).
+    const start = outgoing.sent;
+    const hashing = start > 0
+      ? this.#events.hashing(session.remoteNick, outgoing.source.name)
+      : null;
+    let hash: Hash;
+    try {
+      hash = await outgoing.source.hashPrefix(
+        start,
+        hashing === null ? undefined : (hashed) => hashing.progress(hashed, start),
+      );
+    } finally {
+      hashing?.end();
+    }
+    if (outgoing.generation !== generation || outgoing.finished) return;
     // Each chunk is read straight into its frame when the session lays frames out (no
     // copy of the bytes before they are sealed); else through one buffer, which a
     // message's encoding copies. A read takes several chunks then (fewer disk reads).
@@ -491,6 +534,7 @@ export class PeerFileTransfers {
           const { frame, body } = session.encodeFileData!(message, length);
           await outgoing.source.read(at, length, body);
           if (outgoing.generation !== generation || outgoing.finished) return;
+          hash.update(body);
           if (session.closed) throw new PeerFileError("closed", "the session is closed");
           session.sendEncodedFileData!(frame);
           outgoing.sent = at + length;
@@ -499,12 +543,15 @@ export class PeerFileTransfers {
       }
       const bytes = await outgoing.source.read(offset, CHUNK_BYTES * chunks, buffer);
       if (outgoing.generation !== generation || outgoing.finished) return;
+      hash.update(bytes);
       for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
         const chunk = bytes.subarray(at, at + CHUNK_BYTES);
         this.#send({ type: "peer_file_data", fid: outgoing.fid, offset: offset + at }, chunk);
       }
       outgoing.sent = offset + bytes.length;
     }
+    if (outgoing.generation !== generation || outgoing.finished) return;
+    this.#send({ type: "peer_file_end", fid: outgoing.fid, sha256: hash.digest("hex") });
     this.#events.emit({
       type: "file_sent",
       file: outgoing.fid,
@@ -532,10 +579,10 @@ export class PeerFileTransfers {
       from: this.#session.remoteNick,
       name: message.name,
       size: message.size,
-      sha256: message.sha256,
       auto,
     };
     this.#offers.set(message.fid, offer);
+    this.#offerKeys.set(message.fid, message.key);
     this.#events.emit(offer);
     if (auto) this.accept(message.fid, this.#options.acceptDir!).catch(() => {});
   }
@@ -581,16 +628,23 @@ export class PeerFileTransfers {
       incoming.lastAck = offset;
       this.#trySend({ type: "peer_file_ack", fid: incoming.fid, offset });
     }
-    if (incoming.file.complete && !incoming.finishing) {
-      incoming.finishing = true;
-      await this.#finishIncoming(incoming);
-      incoming.finishing = false;
-    }
+    await this.#finishWhenWhole(incoming);
   }
 
-  async #finishIncoming(incoming: Incoming): Promise<void> {
+  /**
+   * Checks and saves the file once both are there, in either order: every byte
+   * written, and the SHA-256 sent after the last one.
+   */
+  async #finishWhenWhole(incoming: Incoming): Promise<void> {
+    if (!incoming.file.complete || incoming.expected === null || incoming.finishing) return;
+    incoming.finishing = true;
+    await this.#finishIncoming(incoming, incoming.expected);
+    incoming.finishing = false;
+  }
+
+  async #finishIncoming(incoming: Incoming, expected: string): Promise<void> {
     try {
-      const path = await incoming.file.finish();
+      const path = await incoming.file.finish(expected);
       this.#trySend({ type: "peer_file_done", fid: incoming.fid, ok: true });
       this.#incoming.delete(incoming.fid);
       this.#events.emit({
@@ -599,7 +653,7 @@ export class PeerFileTransfers {
         from: incoming.offer.from,
         name: incoming.offer.name,
         size: incoming.offer.size,
-        sha256: incoming.offer.sha256,
+        sha256: expected,
         path,
       });
       incoming.resolve(path);
@@ -613,6 +667,7 @@ export class PeerFileTransfers {
       // The .part file is emptied by finish(): ask for everything again, once.
       log.warn("file {fid} did not match its SHA-256: receiving it again", { fid: incoming.fid });
       incoming.restarted = true;
+      incoming.expected = null; // the next round's comes after its last byte
       incoming.lastAck = 0;
       incoming.meter = this.#events.meter(incoming.offer.size, 0);
       this.#trySend({ type: "peer_file_done", fid: incoming.fid, ok: false });

@@ -21,12 +21,15 @@ import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
 
 /**
- * The peer protocol version this code speaks. Version 3 seals records with
- * ChaCha20-Poly1305 under per-direction keys and IVs, and its labels say `chat-peer/3`;
- * version 2 used AES-256-GCM (and carried up to 1 MiB per record, as 3 does; 64 KiB
- * in version 1). Another version is refused at the first message.
+ * The peer protocol version this code speaks. Version 4 sends a file's SHA-256 after
+ * its last byte (`peer_file_end`: the sender hashes while it sends, reading the file
+ * once) and offers it with a resume key instead; its handshake and records are those
+ * of version 3, which sealed records with ChaCha20-Poly1305 under per-direction keys
+ * and IVs (its labels, kept, say `chat-peer/3`). Version 2 used AES-256-GCM (and
+ * carried up to 1 MiB per record, as 3 does; 64 KiB in version 1). Another version is
+ * refused at the first message.
  */
-export const PEER_PROTOCOL_VERSION = 3;
+export const PEER_PROTOCOL_VERSION = 4;
 
 /** The only cipher suite: X25519, HKDF-SHA256, ChaCha20-Poly1305. */
 export const PEER_SUITE = "x25519-hkdf-sha256-chacha20poly1305";
@@ -77,13 +80,17 @@ export const peerSchemas = {
     text: z.string().max(MAX_TEXT_LENGTH),
   }),
   peer_bye: z.object({ type: z.literal("peer_bye") }),
-  /** The sender offers a file (`fid`: the sender's number for it in this session). */
+  /**
+   * The sender offers a file (`fid`: the sender's number for it in this session). `key`
+   * (the sender's `FileSource.resumeKey`) names the receiver's `.part` file, so that the
+   * same file offered again resumes; the SHA-256 comes after the last byte.
+   */
   peer_file_offer: z.object({
     type: z.literal("peer_file_offer"),
     fid: fileNumber,
     name: z.string().min(1).max(MAX_OFFERED_NAME_LENGTH),
     size: fileBytes,
-    sha256: sha256Hex,
+    key: sha256Hex,
   }),
   /** The receiver accepts: send from `offset` (what a `.part` file already holds). */
   peer_file_accept: z.object({
@@ -103,6 +110,11 @@ export const peerSchemas = {
     fid: fileNumber,
     offset: fileBytes,
   }),
+  /**
+   * The sender has sent every byte from the accepted offset on: the SHA-256 of the whole
+   * file (hashed as it was read to send) that the receiver checks.
+   */
+  peer_file_end: z.object({ type: z.literal("peer_file_end"), fid: fileNumber, sha256: sha256Hex }),
   /** The receiver has written the file up to `offset` (the sender's window moves on). */
   peer_file_ack: z.object({ type: z.literal("peer_file_ack"), fid: fileNumber, offset: fileBytes }),
   /** The receiver checked the SHA-256: `ok`, or not (it then accepts again from 0, once). */

@@ -46,7 +46,8 @@ const CIPHER = "chacha20-poly1305";
  * allocations, not the cipher, are most of the cost (measured here, 128 MiB sealed:
  * 0.59 s of CPU in 1 MiB calls, 0.32 s in 16 KiB calls, 0.25 s in 4 KiB calls, 0.29 s in
  * 2 KiB calls). The outputs are copied into one buffer per record, kept from record to
- * record.
+ * record, and each is freed once copied ({@linkcode release}); with that, 4 KiB, 64 KiB
+ * and 1 MiB calls measured alike in a whole transfer.
  */
 const CRYPTO_SLICE_BYTES = 4096;
 /** Records up to this size are laid out in a buffer of their own, not the kept one. */
@@ -278,7 +279,9 @@ export class SecureChannel implements ByteChannel {
       decipher.setAuthTag(ciphertext.subarray(split));
       for (let at = 0; at < split; at += CRYPTO_SLICE_BYTES) {
         const end = Math.min(split, at + CRYPTO_SLICE_BYTES);
-        plaintext.set(decipher.update(ciphertext.subarray(at, end)), at);
+        const out = decipher.update(ciphertext.subarray(at, end));
+        plaintext.set(out, at);
+        release(out);
       }
       decipher.final(); // throws unless the tag verifies
       return plaintext;
@@ -397,7 +400,9 @@ export class SecureChannel implements ByteChannel {
       const piece = pieces[index];
       const take = Math.min(need, piece.length - at, CRYPTO_SLICE_BYTES);
       if (take > 0) {
-        record.set(cipher.update(piece.subarray(at, at + take)), out);
+        const sealed = cipher.update(piece.subarray(at, at + take));
+        record.set(sealed, out);
+        release(sealed);
         out += take;
         at += take;
         need -= take;
@@ -421,5 +426,23 @@ export class SecureChannel implements ByteChannel {
     while (offset < bytes.length) {
       offset += await this.#transport.write(bytes.subarray(offset));
     }
+  }
+}
+
+/**
+ * Frees the memory of a `node:crypto` output once it is copied: every `update` returns
+ * its bytes in a new buffer, which V8 would free only at its next garbage collection.
+ * The wrapper objects are small, so collections come rarely, and until then every
+ * output takes fresh memory: about 100 MiB per 128 MiB sealed, a page fault every
+ * 4 KiB and `malloc` splitting new memory, most of what a record costs. Detaching the
+ * buffer (`transfer(0)`) frees it at once, and the next output reuses the same memory.
+ */
+function release(bytes: Uint8Array): void {
+  const buffer = bytes.buffer;
+  if (
+    buffer instanceof ArrayBuffer && bytes.byteOffset === 0 &&
+    bytes.byteLength === buffer.byteLength && !buffer.detached
+  ) {
+    buffer.transfer(0);
   }
 }

@@ -205,9 +205,14 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Bytes of each end of a file that {@linkcode FileSource.resumeKey} samples. */
+const RESUME_KEY_SAMPLE_BYTES = 64 * 1024;
+
 /**
  * A file to send: its name (the last component of its path), size and SHA-256,
- * computed when it is opened, and chunks read on demand.
+ * computed when it is opened ({@linkcode FileSource.open}), or not at all when the
+ * sender hashes while it sends ({@linkcode FileSource.openToStream}), and chunks read
+ * on demand.
  *
  * @example
  * ```ts ignore
@@ -226,13 +231,16 @@ export class FileSource implements AsyncDisposable {
   readonly name: string;
   /** Bytes in the file when it was opened. */
   readonly size: number;
-  /** SHA-256 of the content when it was opened, lowercase hex. */
-  readonly sha256: string;
+  /**
+   * SHA-256 of the content when it was opened, lowercase hex; null when opened without
+   * hashing ({@linkcode FileSource.openToStream}).
+   */
+  readonly sha256: string | null;
   readonly #file: Deno.FsFile;
   #position = 0;
   #closed = false;
 
-  private constructor(path: string, file: Deno.FsFile, size: number, sha256: string) {
+  private constructor(path: string, file: Deno.FsFile, size: number, sha256: string | null) {
     this.path = path;
     const name = basename(path);
     this.name = encodedSize(name) - 2 > MAX_OFFERED_NAME_BYTES ? safeFileName(name) : name;
@@ -251,7 +259,7 @@ export class FileSource implements AsyncDisposable {
   static async open(
     path: string,
     onProgress?: (hashed: number, size: number) => void,
-  ): Promise<FileSource> {
+  ): Promise<HashedFileSource> {
     const file = await openToSend(path);
     try {
       const hash = newSha256();
@@ -264,10 +272,71 @@ export class FileSource implements AsyncDisposable {
       );
       const source = new FileSource(path, file, size, hash.digest("hex"));
       source.#position = size;
-      return source;
+      return source as HashedFileSource;
     } catch (err) {
       file.close();
       throw err instanceof FileIoError ? err : describeReadError(err, path);
+    }
+  }
+
+  /**
+   * Opens a file to send without reading it (`sha256` is null): for a sender that
+   * hashes the bytes as it reads them to send (see {@linkcode FileSource.hashPrefix}),
+   * so that the file is read once, not once to hash and once to send.
+   *
+   * @throws {FileIoError} `not_a_file` or `unreadable`.
+   */
+  static async openToStream(path: string): Promise<FileSource> {
+    const file = await openToSend(path);
+    try {
+      return new FileSource(path, file, (await file.stat()).size, null);
+    } catch (err) {
+      file.close();
+      throw err instanceof FileIoError ? err : describeReadError(err, path);
+    }
+  }
+
+  /**
+   * A cheap identity of the content, lowercase hex (64 digits): the SHA-256 of the
+   * size and of the first and last {@linkcode RESUME_KEY_SAMPLE_BYTES} bytes. Offered
+   * instead of the SHA-256 when the sender hashes while sending, it names the
+   * receiver's `.part` file, so that offering the same file again resumes it; a file
+   * changed elsewhere resumes too, and fails the final SHA-256 check (then starts over).
+   *
+   * @throws {FileIoError} `unreadable`, or `corrupt` when the file shrank.
+   */
+  async resumeKey(): Promise<string> {
+    const hash = newSha256();
+    const size = new Uint8Array(8);
+    new DataView(size.buffer).setBigUint64(0, BigInt(this.size));
+    hash.update("chat-file-resume-key/1");
+    hash.update(size);
+    const head = Math.min(this.size, RESUME_KEY_SAMPLE_BYTES);
+    hash.update(await this.read(0, head));
+    const tailFrom = Math.max(head, this.size - RESUME_KEY_SAMPLE_BYTES);
+    hash.update(await this.read(tailFrom, this.size - tailFrom));
+    return hash.digest("hex");
+  }
+
+  /**
+   * An incremental SHA-256 fed with the first `limit` bytes of the file (a sender
+   * resuming at `limit` carries it on with the bytes it sends). `onProgress` hears the
+   * bytes hashed so far after each block.
+   *
+   * @throws {FileIoError} `unreadable`, or `corrupt` when the file is shorter.
+   */
+  async hashPrefix(limit: number, onProgress?: (hashed: number) => void): Promise<Hash> {
+    const hash = newSha256();
+    if (limit <= 0) return hash;
+    try {
+      const n = await hashPrefix(this.#file, hash, limit, onProgress);
+      this.#position = n;
+      if (n < limit) {
+        throw new FileIoError("corrupt", `${this.path} changed while it was being sent`);
+      }
+      return hash;
+    } catch (err) {
+      throw err instanceof FileIoError ? err : describeReadError(err, this.path);
     }
   }
 
@@ -312,6 +381,9 @@ export class FileSource implements AsyncDisposable {
   }
 }
 
+/** A {@linkcode FileSource} opened with its SHA-256 ({@linkcode FileSource.open}). */
+export type HashedFileSource = FileSource & { readonly sha256: string };
+
 /** What {@linkcode IncomingFile.open} needs: the offer as the sender described it. */
 export interface IncomingFileInit {
   /** The download folder (created when missing). */
@@ -320,8 +392,13 @@ export interface IncomingFileInit {
   offeredName: string;
   /** Bytes announced. */
   size: number;
-  /** SHA-256 announced, lowercase hex. */
-  sha256: string;
+  /**
+   * SHA-256 announced, lowercase hex; null when the sender sends it after the last
+   * byte (then given to {@linkcode IncomingFile.finish}, and `key` names the `.part`).
+   */
+  sha256: string | null;
+  /** What names the `.part` file when `sha256` is null (64 hex digits). */
+  key?: string;
 }
 
 /**
@@ -348,8 +425,8 @@ export class IncomingFile {
   readonly partPath: string;
   /** Bytes announced. */
   readonly size: number;
-  /** SHA-256 announced. */
-  readonly sha256: string;
+  /** SHA-256 announced; null when it comes after the last byte (to `finish`). */
+  readonly sha256: string | null;
   #file: Deno.FsFile | null;
   #hash: Hash;
   #offset: number;
@@ -360,7 +437,7 @@ export class IncomingFile {
   private constructor(init: IncomingFileInit, dir: string, safeName: string, file: Deno.FsFile) {
     this.dir = dir;
     this.safeName = safeName;
-    this.partPath = join(dir, partFileName(safeName, init.sha256));
+    this.partPath = join(dir, partFileName(safeName, partKey(init)));
     this.size = init.size;
     this.sha256 = init.sha256;
     this.#file = file;
@@ -376,7 +453,7 @@ export class IncomingFile {
   static async open(init: IncomingFileInit): Promise<IncomingFile> {
     const dir = resolve(init.dir);
     const safeName = safeFileName(init.offeredName, MAX_SAFE_NAME_BYTES);
-    const partPath = join(dir, partFileName(safeName, init.sha256));
+    const partPath = join(dir, partFileName(safeName, partKey(init)));
     let file: Deno.FsFile;
     try {
       await Deno.mkdir(dir, { recursive: true });
@@ -468,13 +545,14 @@ export class IncomingFile {
   }
 
   /**
-   * Checks the SHA-256 of the complete file and moves it to its final name; returns
-   * the final path. On a mismatch the `.part` file is emptied (ready for
-   * {@linkcode IncomingFile.restart}) and `corrupt` is thrown.
+   * Checks the SHA-256 of the complete file (`expected`, or the one announced at the
+   * offer) and moves it to its final name; returns the final path. On a mismatch the
+   * `.part` file is emptied (ready for {@linkcode IncomingFile.restart}) and `corrupt`
+   * is thrown.
    *
    * @throws {FileIoError} `corrupt`, `bad_offset` (not complete), `no_free_name`, `unwritable`.
    */
-  finish(): Promise<string> {
+  finish(expected: string | null = this.sha256): Promise<string> {
     return this.#serial(async () => {
       const file = this.#open();
       if (this.#offset !== this.size) {
@@ -483,15 +561,16 @@ export class IncomingFile {
           `only ${this.#offset} of ${this.size} bytes are received`,
         );
       }
+      if (expected === null) throw new RangeError("no SHA-256 to check the file against");
       const digest = this.#hash.copy().digest("hex");
-      if (digest !== this.sha256) {
+      if (digest !== expected) {
         await file.truncate(0);
         await file.seek(0, Deno.SeekMode.Start);
         this.#hash = newSha256();
         this.#offset = 0;
         throw new FileIoError(
           "corrupt",
-          `SHA-256 mismatch: received ${digest}, announced ${this.sha256}`,
+          `SHA-256 mismatch: received ${digest}, announced ${expected}`,
         );
       }
       try {
@@ -544,6 +623,13 @@ export class IncomingFile {
     this.#chain = run.catch(() => {});
     return run;
   }
+}
+
+/** What names an incoming file's `.part` file: its SHA-256, else its resume key. */
+function partKey(init: IncomingFileInit): string {
+  const key = init.sha256 ?? init.key;
+  if (key === undefined) throw new RangeError("an incoming file needs its SHA-256 or a key");
+  return key;
 }
 
 /**

@@ -139,3 +139,46 @@ Deno.test("claimFreeName takes the first free name and leaves existing files alo
     assert.equal(await Deno.readTextFile(join(dir, "r.pdf")), "1");
   });
 });
+
+Deno.test("FileSource.openToStream reads nothing up front; hashPrefix hashes the start, then the rest can follow", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(700_000).map((_, i) => (i * 31) & 0xff);
+    const path = join(dir, "f.bin");
+    await Deno.writeFile(path, bytes);
+    await using source = await FileSource.openToStream(path);
+    assert.equal(source.sha256, null);
+    assert.equal(source.size, bytes.length);
+    const hash = await source.hashPrefix(300_001);
+    assert.equal(hash.copy().digest("hex"), sha(bytes.subarray(0, 300_001)));
+    hash.update(await source.read(300_001, bytes.length));
+    assert.equal(hash.digest("hex"), sha(bytes));
+    assert.equal((await source.hashPrefix(0)).digest("hex"), sha(new Uint8Array()));
+    await assert.rejects(source.hashPrefix(bytes.length + 1), isCode("corrupt"));
+  });
+});
+
+Deno.test("FileSource.resumeKey: the same for the same content, another for another size, head or tail", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+    const keyOf = async (content: Uint8Array, name = "k.bin") => {
+      const path = join(dir, name);
+      await Deno.writeFile(path, content);
+      await using source = await FileSource.openToStream(path);
+      return await source.resumeKey();
+    };
+    const key = await keyOf(bytes);
+    assert.match(key, /^[0-9a-f]{64}$/);
+    assert.equal(await keyOf(bytes, "other name.bin"), key);
+    const head = bytes.slice();
+    head[10] ^= 1;
+    const tail = bytes.slice();
+    tail[bytes.length - 10] ^= 1;
+    const middle = bytes.slice();
+    middle[150_000] ^= 1; // not sampled: the final SHA-256 catches it
+    assert.notEqual(await keyOf(head), key);
+    assert.notEqual(await keyOf(tail), key);
+    assert.notEqual(await keyOf(bytes.subarray(0, bytes.length - 1)), key);
+    assert.equal(await keyOf(middle), key);
+    assert.notEqual(await keyOf(new Uint8Array()), await keyOf(new Uint8Array(1)));
+  });
+});

@@ -10,7 +10,7 @@
 
 import { basename } from "node:path";
 import { getLogger } from "@logtape/logtape";
-import { FileSource } from "./file_io.ts";
+import { FileSource, type HashedFileSource } from "./file_io.ts";
 
 const log = getLogger(["chat", "files"]);
 
@@ -79,8 +79,11 @@ export interface FileOfferedEvent {
   name: string;
   /** Bytes. */
   size: number;
-  /** SHA-256, lowercase hex. */
-  sha256: string;
+  /**
+   * SHA-256, lowercase hex; absent when the sender hashes while sending (peer to peer):
+   * the receiver checks the one sent after the last byte.
+   */
+  sha256?: string;
   /** Whether it is being accepted automatically (`--accept-files`). */
   auto: boolean;
 }
@@ -97,8 +100,8 @@ export interface FileSendingEvent {
   name: string;
   /** Bytes. */
   size: number;
-  /** SHA-256, lowercase hex. */
-  sha256: string;
+  /** SHA-256, lowercase hex; absent when hashed while sending (peer to peer). */
+  sha256?: string;
   /** Bytes the other end had already (resuming). */
   offset: number;
 }
@@ -402,13 +405,18 @@ export class FileEvents {
     }
   }
 
+  /** A reporter of the hashing of `name`, to be sent to `to` (see {@linkcode HashingReporter}). */
+  hashing(to: string, name: string): HashingReporter {
+    return new HashingReporter(to, name, (e) => this.emit(e), this.#intervalMs);
+  }
+
   /**
    * Opens and hashes the file at `path`, to be sent to `to`, reporting the hashing
    * when it takes a while (see {@linkcode HashingReporter}).
    *
    * @throws {FileIoError} as `FileSource.open` does.
    */
-  async openSource(path: string, to: string): Promise<FileSource> {
+  async openSource(path: string, to: string): Promise<HashedFileSource> {
     const hashing = new HashingReporter(to, basename(path), (e) => this.emit(e), this.#intervalMs);
     try {
       return await FileSource.open(path, hashing.progress);
