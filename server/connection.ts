@@ -159,12 +159,12 @@ export class ClientConnection implements SessionPort {
     return this.#framed.whenWritten(offset);
   }
 
-  /** Queues an encoded frame; on overflow the client is cut off as a slow consumer. */
-  send(frame: Uint8Array): boolean {
+  /** Queues encoded frames (`count` of them); on overflow the client is cut off as a slow consumer. */
+  send(frame: Uint8Array, count = 1): boolean {
     if (this.#framed.closed) return false;
     try {
       this.#framed.sendEncoded(frame);
-      this.#hub.metrics.counters.deliveries++;
+      this.#hub.metrics.counters.deliveries += count;
       return true;
     } catch (err) {
       if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
