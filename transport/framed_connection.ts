@@ -102,6 +102,10 @@ export const UNBUDGETED_FRAME_BYTES: number = 16 * 1024;
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
 
 const CLOSING = Symbol("closing");
+/** `#writeSeenAt` when no write is under way. */
+const WRITE_IDLE = 0;
+/** `#writeSeenAt` while a write is under way and nobody has asked how long it waits. */
+const WRITE_UNSEEN = -1;
 
 const BENIGN_READ_ERRORS = ["BadResource", "Interrupted", "ConnectionReset", "BrokenPipe"];
 
@@ -124,7 +128,13 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
   #writing = false;
-  #writeStartedAt = 0;
+  /**
+   * {@linkcode WRITE_IDLE} when no write is under way, {@linkcode WRITE_UNSEEN} while one
+   * is and nobody asked how long it waits, else when it was first seen waiting (the clock
+   * is read by {@linkcode writeStalledMs}, not at every write: a fan-out writes to every
+   * receiver at every turn).
+   */
+  #writeSeenAt = WRITE_IDLE;
   #closed = false;
   #closing = false;
   #idleWaiters: (() => void)[] = [];
@@ -201,9 +211,19 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     return this.#queuedBytes;
   }
 
-  /** Milliseconds the current write has been waiting on the peer; 0 when not writing. */
+  /**
+   * Milliseconds the current write has been waiting on the peer, counted from the first
+   * time this was asked during it (a tiny positive number then); 0 when not writing.
+   * Asked periodically (a server's sweep), it tells a write that makes no progress.
+   */
   get writeStalledMs(): number {
-    return this.#writeStartedAt === 0 ? 0 : performance.now() - this.#writeStartedAt;
+    if (this.#writeSeenAt === WRITE_IDLE) return 0;
+    const now = performance.now();
+    if (this.#writeSeenAt === WRITE_UNSEEN) {
+      this.#writeSeenAt = now;
+      return Number.MIN_VALUE;
+    }
+    return Math.max(now - this.#writeSeenAt, Number.MIN_VALUE);
   }
 
   /** Whether the connection is closed or closing. */
@@ -258,7 +278,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     if (!this.#writing) {
       this.#writing = true;
       // Start after the current job, so every frame it queues joins the first write.
-      queueMicrotask(() => this.#writeLoop());
+      FramedConnection.#startWriting(this);
     }
   }
 
@@ -367,7 +387,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#queuedBytes += frame.length;
     if (!this.#writing) {
       this.#writing = true;
-      queueMicrotask(() => this.#writeLoop());
+      FramedConnection.#startWriting(this);
     }
     return this.close(timeoutMs);
   }
@@ -528,12 +548,30 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#reserved = 0;
   }
 
+  /** Connections whose writer starts at the end of the current job, in order. */
+  static #starting: FramedConnection[] = [];
+
+  /**
+   * Starts `conn`'s writer after the current job (one microtask for every connection
+   * queued in it, not a closure each), so every frame the job queues joins its first write.
+   */
+  static #startWriting(conn: FramedConnection): void {
+    if (FramedConnection.#starting.length === 0) queueMicrotask(FramedConnection.#startAll);
+    FramedConnection.#starting.push(conn);
+  }
+
+  static #startAll(): void {
+    const starting = FramedConnection.#starting;
+    FramedConnection.#starting = [];
+    for (const conn of starting) conn.#writeLoop();
+  }
+
   async #writeLoop(): Promise<void> {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const pieces = this.#queue;
         this.#queue = [];
-        this.#writeStartedAt = performance.now() || 1;
+        this.#writeSeenAt = WRITE_UNSEEN;
         let length = 0;
         if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
           for (const piece of pieces) length += piece.length;
@@ -548,7 +586,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
         }
         this.#bytesOut += length;
         this.#queuedBytes -= length;
-        this.#writeStartedAt = 0;
+        this.#writeSeenAt = WRITE_IDLE;
         if (this.#writtenWaiters.length > 0 && this.#writtenWaiters[0].offset <= this.#bytesOut) {
           this.#wakeWritten();
         }
@@ -559,7 +597,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       );
     } finally {
       this.#writing = false;
-      this.#writeStartedAt = 0;
+      this.#writeSeenAt = WRITE_IDLE;
       this.#wakeIdle();
     }
   }
