@@ -9,8 +9,7 @@
  * @module
  */
 
-import { encodeFrame } from "../protocol/frame.ts";
-import { concatBytes } from "../protocol/bytes.ts";
+import { encodeFrame, encodeFrames } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 
 /** What a publisher hands to {@linkcode Broker.publish}. */
@@ -238,10 +237,7 @@ export class LocalBroker implements Broker {
     const counts = new Array<number>(publications.length).fill(0);
     const set = this.#subjects.get(subject);
     if (set === undefined || set.size === 0) return counts;
-    const frames = publications.map((p) => encodeFrame(p.event));
-    const bytes = concatBytes(frames);
-    const offsets = [0];
-    for (const frame of frames) offsets.push(offsets[offsets.length - 1] + frame.length);
+    const { bytes, ends } = encodeFrames(publications.map((p) => p.event));
     const filter = batchFilter(publications);
     const n = publications.length;
     let all = 0;
@@ -266,7 +262,7 @@ export class LocalBroker implements Broker {
         if (!takes && runStart >= 0) {
           const run = runStart === 0 && i === n
             ? bytes
-            : bytes.subarray(offsets[runStart], offsets[i]);
+            : bytes.subarray(runStart === 0 ? 0 : ends[runStart - 1], ends[i - 1]);
           if (subscriber.sendEncoded(run, i - runStart)) {
             queued = true;
             for (let j = runStart; j < i; j++) counts[j]++;
