@@ -570,14 +570,16 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const pieces = this.#queue;
-        this.#queue = [];
         this.#writeSeenAt = WRITE_UNSEEN;
         let length = 0;
         if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
+          this.#queue = [];
           for (const piece of pieces) length += piece.length;
           await this.#channel.writeMany(pieces);
         } else {
           const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
+          // Taken: the same array queues what comes next (no new one per write).
+          pieces.length = 0;
           length = batch.length;
           let offset = 0;
           while (offset < batch.length) {
@@ -616,6 +618,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
 
   #wakeIdle(): void {
     const waiters = this.#idleWaiters;
+    if (waiters.length === 0) return;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
   }
