@@ -436,8 +436,16 @@ export class ClientConnection implements SessionPort {
 
   async #reply(id: string, result: Promise<object>): Promise<void> {
     this.#awaiting++;
+    let data: object;
     try {
-      const data = await result.finally(() => this.#awaiting--);
+      data = await result;
+    } catch (err) {
+      this.#awaiting--;
+      this.#sendError(id, err);
+      return;
+    }
+    this.#awaiting--;
+    try {
       this.#trySend({ type: "ok", re: id, ...data });
       this.#flood.succeeded();
     } catch (err) {
