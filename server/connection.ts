@@ -121,9 +121,14 @@ export class ClientConnection implements SessionPort {
       // A read's frames are dispatched together: pipelined requests do not wait for one
       // another, so their deliveries share one write per receiver.
       reading: for await (const frames of this.#framed.batches()) {
+        // They arrived together: one look at the clock for them, again after any wait.
+        let now = performance.now();
         for (const frame of frames) {
-          const pending = this.#onFrame(frame);
-          if (pending !== undefined) await pending;
+          const pending = this.#onFrame(frame, now);
+          if (pending !== undefined) {
+            await pending;
+            now = performance.now();
+          }
           if (this.#phase === "closing") break reading;
         }
       }
@@ -261,9 +266,10 @@ export class ClientConnection implements SessionPort {
    * Handles one frame. Returns a promise when the next frame must wait for it: a
    * request that is not pipelined, a paced one waiting for its byte budget, or too many
    * in flight. Every frame after `hello` goes through flood control first, before login
-   * too and whether or not it parses; an error reply costs more.
+   * too and whether or not it parses; an error reply costs more. `now`: when it arrived
+   * (`performance.now()`).
    */
-  #onFrame(frame: Frame): Promise<void> | undefined {
+  #onFrame(frame: Frame, now: number): Promise<void> | undefined {
     let message: ClientMessage | null = null;
     let invalid: ProtocolError | null = null;
     try {
@@ -284,7 +290,6 @@ export class ClientConnection implements SessionPort {
       this.#phase = "login";
       return;
     }
-    const now = performance.now();
     const bytes = this.#framed.bytesIn - this.#bytesSeen;
     this.#bytesSeen = this.#framed.bytesIn;
     if (this.#session !== null) this.#hub.metrics.counters.requests++;
