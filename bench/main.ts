@@ -184,7 +184,7 @@ interface Options {
 }
 
 /** Whether processes can be pinned to CPUs here: `taskset` runs and there are two CPUs. */
-function canPin(): boolean {
+export function canPin(): boolean {
   if (navigator.hardwareConcurrency < 2) return false;
   try {
     return new Deno.Command("taskset", {

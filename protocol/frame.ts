@@ -101,6 +101,49 @@ export function encodeFrameWithBody(
   return { frame, body: frame.subarray(bodyStart) };
 }
 
+/** Where {@linkcode encodeFrames} lays frames out before copying them into their array. */
+let batchScratch = new Uint8Array(64 * 1024);
+
+/**
+ * Encodes several body-less frames back to back into one new array, exactly as
+ * {@linkcode encodeFrame} would one by one, with one allocation for them all (a
+ * fan-out hands the same array to every receiver). `ends[i]` is where frame `i` ends.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrames } from "./frame.ts";
+ * const { bytes, ends } = encodeFrames([{ type: "ping", id: "1" }, { type: "ping", id: "2" }]);
+ * bytes.subarray(ends[0], ends[1]); // the second frame
+ * ```
+ */
+export function encodeFrames(
+  headers: readonly object[],
+): { bytes: Uint8Array<ArrayBuffer>; ends: number[] } {
+  const ends: number[] = [];
+  let at = 0;
+  for (const header of headers) {
+    const json = JSON.stringify(header);
+    const start = at + LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES;
+    // Room for the worst case (three bytes per UTF-16 unit), keeping what is laid out.
+    if (start + json.length * 3 > batchScratch.length) {
+      const grown = new Uint8Array(Math.max(batchScratch.length * 2, start + json.length * 3));
+      grown.set(batchScratch.subarray(0, at));
+      batchScratch = grown;
+    }
+    const written = encoder.encodeInto(json, batchScratch.subarray(start)).written;
+    const payloadLength = HEADER_LENGTH_BYTES + written;
+    const view = new DataView(batchScratch.buffer, at, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
+    view.setUint32(0, payloadLength);
+    view.setUint32(LENGTH_PREFIX_BYTES, written);
+    at = start + written;
+    ends.push(at);
+  }
+  const bytes = batchScratch.slice(0, at);
+  // A burst's large scratch is not kept for ever.
+  if (batchScratch.length > 1024 * 1024) batchScratch = new Uint8Array(64 * 1024);
+  return { bytes, ends };
+}
+
 /**
  * Splits a payload (the bytes after the length prefix) into its header and body.
  *

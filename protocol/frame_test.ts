@@ -6,6 +6,7 @@ import {
   decodePayload,
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
+  encodeFrames,
   encodeFrameWithBody,
   type Frame,
   FrameDecoder,
@@ -714,4 +715,22 @@ Deno.test("onOversized: a frame over the maximum is skipped and the stream stays
     assert.equal(skipped[0].length, big.length - 4);
     assert.ok(skipped[0].head.startsWith('{"type":"ok","re":"r2"'), skipped[0].head);
   }
+});
+
+Deno.test("encodeFrames: the same bytes as encodeFrame one by one, in one array", () => {
+  const headers = [
+    { type: "msg", id: 1, text: "hi" },
+    { type: "msg", id: 2, text: "é😀\u2028" },
+    { type: "msg", id: 3, text: "x".repeat(50_000) }, // past the scratch: it grows
+    { type: "ping", id: "4" },
+  ];
+  const { bytes, ends } = encodeFrames(headers);
+  const one = headers.map((h) => encodeFrame(h));
+  assert.deepEqual(bytes, concatBytes(one));
+  let at = 0;
+  ends.forEach((end, i) => {
+    assert.equal(end - at, one[i].length);
+    at = end;
+  });
+  assert.deepEqual(encodeFrames([]), { bytes: new Uint8Array(0), ends: [] });
 });

@@ -9,8 +9,7 @@
  * @module
  */
 
-import { encodeFrame } from "../protocol/frame.ts";
-import { concatBytes } from "../protocol/bytes.ts";
+import { encodeFrame, encodeFrames } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 
 /** What a publisher hands to {@linkcode Broker.publish}. */
@@ -32,10 +31,26 @@ export interface Subscriber {
   /** Whether `publication` reaches this subscriber (not filtered for it). */
   accepts(publication: Publication): boolean;
   /**
-   * Takes one or more whole encoded frames of publications it accepts; returns whether
-   * they were queued (false when it is gone or was cut off).
+   * Whether it accepts every publication of a batch whose filters are `filter` (one
+   * look instead of one per publication); false means: ask {@linkcode accepts} for each.
+   * Optional: without it every publication is asked about.
    */
-  sendEncoded(frames: Uint8Array): boolean;
+  acceptsAll?(filter: BatchFilter): boolean;
+  /**
+   * Takes one or more whole encoded frames (`count` of them, default 1) of publications
+   * it accepts; returns whether they were queued (false when it is gone or was cut off).
+   */
+  sendEncoded(frames: Uint8Array, count?: number): boolean;
+}
+
+/** What the publications of a batch filter on, gathered once for all its subscribers. */
+export interface BatchFilter {
+  /** Originators (`from`) of the publications: a subscriber that blocks one must be asked. */
+  readonly from: ReadonlySet<string>;
+  /** Sessions named by an `exceptSession`. */
+  readonly exceptSessions: ReadonlySet<string>;
+  /** Accounts named by an `except`. */
+  readonly except: ReadonlySet<string>;
 }
 
 /** Subject-based fan-out. */
@@ -83,6 +98,14 @@ export const ALL_SUBJECT = "all";
 /**
  * In-process fan-out: one map from subject to subscribers, frames encoded once.
  *
+ * {@linkcode publish} delivers at the end of the current job (a microtask): the
+ * publications of one turn to one subject (the messages of a room that arrived together)
+ * are encoded once into one buffer, and each subscriber that accepts them all gets that
+ * same buffer, so a receiver costs one queued piece, and its writer one write of bytes
+ * nobody copied, however many messages the turn brought. Publications reach the
+ * subscribers a subject had when they were published: a change of subscriptions
+ * delivers what is pending first.
+ *
  * @example
  * ```ts
  * import { LocalBroker } from "./broker.ts";
@@ -97,9 +120,14 @@ export const ALL_SUBJECT = "all";
  */
 export class LocalBroker implements Broker {
   readonly #subjects = new Map<string, Set<Subscriber>>();
+  /** Publications waiting for the end of the job, per subject, subjects in order of their first. */
+  #pending = new Map<string, PendingPublications>();
+  #flushQueued = false;
+  readonly #flush = () => this.flush();
 
   /** Adds a subscriber to a subject; in process it is confirmed at once. */
   subscribe(subject: string, subscriber: Subscriber): Promise<void> {
+    this.flush();
     let set = this.#subjects.get(subject);
     if (set === undefined) {
       set = new Set();
@@ -113,80 +141,144 @@ export class LocalBroker implements Broker {
   unsubscribe(subject: string, subscriber: Subscriber): void {
     const set = this.#subjects.get(subject);
     if (set === undefined) return;
+    this.flush();
     set.delete(subscriber);
     if (set.size === 0) this.#subjects.delete(subject);
   }
 
-  /** Delivers synchronously to every subscriber; resolves to the accepted count. */
+  /**
+   * Delivers to every subscriber at the end of the current job, with the other
+   * publications of that job to `subject`; resolves to the accepted count then.
+   */
   publish(subject: string, publication: Publication): Promise<number> {
-    return Promise.resolve(this.publishNow(subject, publication));
+    const set = this.#subjects.get(subject);
+    if (set === undefined || set.size === 0) return Promise.resolve(0);
+    let pending = this.#pending.get(subject);
+    if (pending === undefined) {
+      pending = { publications: [], settle: [] };
+      this.#pending.set(subject, pending);
+    }
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flush);
+    }
+    const { publications, settle } = pending;
+    return new Promise((resolve) => {
+      publications.push(publication);
+      settle.push(resolve);
+    });
   }
 
-  /** The synchronous core of {@linkcode publish}. */
+  /**
+   * Delivers every publication waiting for the end of the job now (subscriptions change
+   * only after it, so each reaches the subscribers its subject had when published).
+   */
+  flush(): void {
+    this.#flushQueued = false;
+    if (this.#pending.size === 0) return;
+    const pending = this.#pending;
+    this.#pending = new Map();
+    for (const [subject, { publications, settle }] of pending) {
+      if (publications.length === 1) {
+        settle[0](this.publishNow(subject, publications[0]));
+        continue;
+      }
+      const counts = this.#deliverBatch(subject, publications);
+      for (let i = 0; i < settle.length; i++) settle[i](counts[i]);
+    }
+  }
+
+  /** The synchronous core of {@linkcode publish}, at once (without the job's others). */
   publishNow(subject: string, publication: Publication): number {
+    if (this.#pending.size > 0) this.flush();
     const set = this.#subjects.get(subject);
     if (set === undefined || set.size === 0) return 0;
     let frame: Uint8Array | undefined;
     let accepted = 0;
-    // Copy: a delivery may cut a slow consumer off, which unsubscribes it.
-    for (const subscriber of [...set]) {
+    // A delivery may cut a slow consumer off, which unsubscribes it: a Set's iteration
+    // skips what is deleted during it.
+    for (const subscriber of set) {
       if (!subscriber.accepts(publication)) continue;
       if (subscriber.sendEncoded(frame ??= encodeFrame(publication.event))) accepted++;
     }
     return accepted;
   }
 
-  /** Delivers a batch synchronously; resolves to how many accepted some of it. */
+  /** Delivers a batch (after what is pending); resolves to how many accepted some of it. */
   publishBatch(subject: string, publications: readonly Publication[]): Promise<number> {
     return Promise.resolve(this.publishBatchNow(subject, publications));
   }
 
   /**
-   * The synchronous core of {@linkcode publishBatch}. The batch is encoded once into one
-   * buffer; a subscriber that accepts all of it gets that buffer, the others get views
-   * of the runs of frames they accept. Only subscribers named in some `except`, or every
-   * one when a publication filters by `from` or `exceptSession`, are checked one by one.
+   * The synchronous core of {@linkcode publishBatch}, after the publications pending for
+   * the end of the job (they were published first). Resolves to how many subscribers
+   * accepted at least one.
    */
   publishBatchNow(subject: string, publications: readonly Publication[]): number {
+    this.flush();
     const set = this.#subjects.get(subject);
     if (set === undefined || set.size === 0 || publications.length === 0) return 0;
-    const frames = publications.map((p) => encodeFrame(p.event));
-    const bytes = concatBytes(frames);
-    const offsets = [0];
-    for (const frame of frames) offsets.push(offsets[offsets.length - 1] + frame.length);
-    const named = new Set<string>();
-    let checkEach = false;
-    for (const p of publications) {
-      if (p.from !== undefined || p.exceptSession !== undefined) checkEach = true;
-      if (p.except !== undefined) { for (const key of p.except) named.add(key); }
-    }
-    let accepted = 0;
-    for (const subscriber of [...set]) {
-      if (!checkEach && !named.has(subscriber.accountKey)) {
-        if (subscriber.sendEncoded(bytes)) accepted++;
+    let reached = 0;
+    this.#deliverBatch(subject, publications, () => reached++);
+    return reached;
+  }
+
+  /**
+   * Encodes `publications` once into one buffer and hands each subscriber of `subject`
+   * that accepts them all that buffer, the others views of the runs of frames they
+   * accept. Returns how many subscribers accepted each publication; `reached` is called
+   * for each subscriber that took at least one.
+   */
+  #deliverBatch(
+    subject: string,
+    publications: readonly Publication[],
+    reached?: () => void,
+  ): number[] {
+    const counts = new Array<number>(publications.length).fill(0);
+    const set = this.#subjects.get(subject);
+    if (set === undefined || set.size === 0) return counts;
+    const { bytes, ends } = encodeFrames(publications.map((p) => p.event));
+    const filter = batchFilter(publications);
+    const n = publications.length;
+    let all = 0;
+    for (const subscriber of set) {
+      const whole = filter === null ||
+        (subscriber.acceptsAll !== undefined
+          ? subscriber.acceptsAll(filter)
+          : filter.from.size === 0 && filter.exceptSessions.size === 0 &&
+            !filter.except.has(subscriber.accountKey));
+      if (whole) {
+        if (subscriber.sendEncoded(bytes, n)) {
+          all++;
+          reached?.();
+        }
         continue;
       }
       let queued = false;
       let runStart = -1;
-      for (let i = 0; i <= publications.length; i++) {
-        const takes = i < publications.length && subscriber.accepts(publications[i]);
+      for (let i = 0; i <= n; i++) {
+        const takes = i < n && subscriber.accepts(publications[i]);
         if (takes && runStart < 0) runStart = i;
         if (!takes && runStart >= 0) {
-          const run = runStart === 0 && i === publications.length
+          const run = runStart === 0 && i === n
             ? bytes
-            : bytes.subarray(offsets[runStart], offsets[i]);
-          if (subscriber.sendEncoded(run)) queued = true;
+            : bytes.subarray(runStart === 0 ? 0 : ends[runStart - 1], ends[i - 1]);
+          if (subscriber.sendEncoded(run, i - runStart)) {
+            queued = true;
+            for (let j = runStart; j < i; j++) counts[j]++;
+          }
           runStart = -1;
         }
       }
-      if (queued) accepted++;
+      if (queued) reached?.();
     }
-    return accepted;
+    if (all > 0) { for (let i = 0; i < n; i++) counts[i] += all; }
+    return counts;
   }
 
   /** In process every subscriber is local: {@linkcode publish}. */
   publishLocal(subject: string, publication: Publication): Promise<number> {
-    return Promise.resolve(this.publishNow(subject, publication));
+    return this.publish(subject, publication);
   }
 
   /** In process every subscriber is local: {@linkcode publishBatch}. */
@@ -199,9 +291,35 @@ export class LocalBroker implements Broker {
     return this.#subjects.get(subject)?.size ?? 0;
   }
 
-  /** Drops every subscription. */
+  /** Drops every subscription (what is pending reaches nobody: resolved with 0). */
   close(): Promise<void> {
     this.#subjects.clear();
+    this.flush();
     return Promise.resolve();
   }
 }
+
+/** Publications of one subject waiting for the end of the job, and their promises. */
+interface PendingPublications {
+  readonly publications: Publication[];
+  readonly settle: ((accepted: number) => void)[];
+}
+
+/**
+ * What `publications` filter on, or null when none filters at all (every subscriber
+ * takes every one).
+ */
+function batchFilter(publications: readonly Publication[]): BatchFilter | null {
+  let from: Set<string> | null = null;
+  let exceptSessions: Set<string> | null = null;
+  let except: Set<string> | null = null;
+  for (const p of publications) {
+    if (p.from !== undefined) (from ??= new Set()).add(p.from);
+    if (p.exceptSession !== undefined) (exceptSessions ??= new Set()).add(p.exceptSession);
+    if (p.except !== undefined) { for (const key of p.except) (except ??= new Set()).add(key); }
+  }
+  if (from === null && exceptSessions === null && except === null) return null;
+  return { from: from ?? NONE, exceptSessions: exceptSessions ?? NONE, except: except ?? NONE };
+}
+
+const NONE: ReadonlySet<string> = new Set();

@@ -113,3 +113,50 @@ brokerConformance("LocalBroker", () => {
   const broker = new LocalBroker();
   return Promise.resolve({ publisher: broker, subscriber: broker, close: () => broker.close() });
 });
+
+Deno.test("publish: one job's publications to a subject reach each subscriber as one shared buffer", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann");
+  const bob = recorder("bob", ["eve"]);
+  const eve = recorder("eve");
+  for (const s of [ann, bob, eve]) broker.subscribe("room.a", s);
+  const published = [
+    broker.publish("room.a", { event: notice("1"), from: "ann" }),
+    broker.publish("room.a", { event: notice("2"), from: "eve" }),
+    broker.publish("room.a", { event: notice("3"), from: "ann", except: new Set(["eve"]) }),
+  ];
+  assert.equal(ann.buffers.length, 0, "delivered at the end of the job");
+  assert.deepEqual(await Promise.all(published), [3, 2, 2], "each resolves to its own count");
+  assert.equal(ann.buffers.length, 1, "one buffer for the three");
+  assert.deepEqual(ann.events().map((e) => e.text), ["1", "2", "3"]);
+  assert.deepEqual(bob.events().map((e) => e.text), ["1", "3"], "bob blocks eve");
+  assert.equal(bob.buffers.length, 2, "the runs around what it does not take");
+  assert.deepEqual(eve.events().map((e) => e.text), ["1", "2"]);
+  assert.equal(eve.buffers.length, 1);
+  assert.equal(eve.buffers[0].buffer, ann.buffers[0].buffer, "a view of the same bytes");
+});
+
+Deno.test("publish: a subscription changed in the same job sees what was published before it", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann");
+  const bob = recorder("bob");
+  broker.subscribe("room.a", ann);
+  const before = broker.publish("room.a", { event: notice("before") });
+  broker.subscribe("room.a", bob);
+  broker.unsubscribe("room.a", ann);
+  const after = broker.publish("room.a", { event: notice("after") });
+  assert.deepEqual(await Promise.all([before, after]), [1, 1]);
+  assert.deepEqual(ann.events().map((e) => e.text), ["before"]);
+  assert.deepEqual(bob.events().map((e) => e.text), ["after"]);
+});
+
+Deno.test("publish: the order of one job's publications holds across subjects and batches", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann");
+  broker.subscribe("room.a", ann);
+  broker.subscribe("user.ann", ann);
+  broker.publish("room.a", { event: notice("1") });
+  broker.publish("user.ann", { event: notice("2") });
+  await broker.publishBatch("room.a", [{ event: notice("3") }, { event: notice("4") }]);
+  assert.deepEqual(ann.events().map((e) => e.text), ["1", "2", "3", "4"]);
+});

@@ -119,9 +119,14 @@ export class ClientConnection implements SessionPort {
       // A read's frames are dispatched together: pipelined requests do not wait for one
       // another, so their deliveries share one write per receiver.
       reading: for await (const frames of this.#framed.batches()) {
+        // They arrived together: one look at the clock for them, again after any wait.
+        let now = performance.now();
         for (const frame of frames) {
-          const pending = this.#onFrame(frame);
-          if (pending !== undefined) await pending;
+          const pending = this.#onFrame(frame, now);
+          if (pending !== undefined) {
+            await pending;
+            now = performance.now();
+          }
           if (this.#phase === "closing") break reading;
         }
       }
@@ -157,12 +162,12 @@ export class ClientConnection implements SessionPort {
     return this.#framed.whenWritten(offset);
   }
 
-  /** Queues an encoded frame; on overflow the client is cut off as a slow consumer. */
-  send(frame: Uint8Array): boolean {
+  /** Queues encoded frames (`count` of them); on overflow the client is cut off as a slow consumer. */
+  send(frame: Uint8Array, count = 1): boolean {
     if (this.#framed.closed) return false;
     try {
       this.#framed.sendEncoded(frame);
-      this.#hub.metrics.counters.deliveries++;
+      this.#hub.metrics.counters.deliveries += count;
       return true;
     } catch (err) {
       if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
@@ -252,9 +257,10 @@ export class ClientConnection implements SessionPort {
    * Handles one frame. Returns a promise when the next frame must wait for it: a
    * request that is not pipelined, a paced one waiting for its byte budget, or too many
    * in flight. Every frame after `hello` goes through flood control first, before login
-   * too and whether or not it parses; an error reply costs more.
+   * too and whether or not it parses; an error reply costs more. `now`: when it arrived
+   * (`performance.now()`).
    */
-  #onFrame(frame: Frame): Promise<void> | undefined {
+  #onFrame(frame: Frame, now: number): Promise<void> | undefined {
     let message: ClientMessage | null = null;
     let invalid: ProtocolError | null = null;
     try {
@@ -275,7 +281,6 @@ export class ClientConnection implements SessionPort {
       this.#phase = "login";
       return;
     }
-    const now = performance.now();
     const bytes = this.#framed.bytesIn - this.#bytesSeen;
     this.#bytesSeen = this.#framed.bytesIn;
     if (this.#session !== null) this.#hub.metrics.counters.requests++;
@@ -429,8 +434,16 @@ export class ClientConnection implements SessionPort {
 
   async #reply(id: string, result: Promise<object>): Promise<void> {
     this.#awaiting++;
+    let data: object;
     try {
-      const data = await result.finally(() => this.#awaiting--);
+      data = await result;
+    } catch (err) {
+      this.#awaiting--;
+      this.#sendError(id, err);
+      return;
+    }
+    this.#awaiting--;
+    try {
       this.#trySend({ type: "ok", re: id, ...data });
       this.#flood.succeeded();
     } catch (err) {

@@ -15,6 +15,7 @@ import type { NoticeCode, ReplyMap } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import {
   ALL_SUBJECT,
+  type BatchFilter,
   type Broker,
   type Publication,
   roomSubject,
@@ -56,8 +57,11 @@ export interface SessionPort {
   readonly remote: string;
   /** The client's IP address, for per-address limits. */
   readonly ip: string;
-  /** Queues an encoded frame; false when refused (the port then cuts the client off). */
-  send(frame: Uint8Array): boolean;
+  /**
+   * Queues encoded frames (`count` of them, default 1); false when refused (the port
+   * then cuts the client off).
+   */
+  send(frame: Uint8Array, count?: number): boolean;
   /**
    * Where the outbound stream stands (frames leave in the order queued), when the port
    * knows: file reads then reuse a frame's buffer once it is written.
@@ -150,9 +154,23 @@ export class Session implements Subscriber {
     return this.held === null || this.held.admit(publication.event);
   }
 
-  /** Queues encoded frames unless the session has ended. */
-  sendEncoded(frames: Uint8Array): boolean {
-    return !this.ended && this.port.send(frames);
+  /**
+   * Whether it accepts every publication of a batch at once: not ended, no held window
+   * open (it must see each direct message), not excepted, blocking none of the senders.
+   */
+  acceptsAll(filter: BatchFilter): boolean {
+    if (this.ended || this.held !== null || filter.exceptSessions.has(this.id)) return false;
+    const account = this.account;
+    if (filter.except.has(account.key)) return false;
+    const blocks = account.blocks;
+    if (blocks.size === 0 || filter.from.size === 0) return true;
+    for (const from of filter.from) if (blocks.has(from)) return false;
+    return true;
+  }
+
+  /** Queues encoded frames (`count` of them) unless the session has ended. */
+  sendEncoded(frames: Uint8Array, count = 1): boolean {
+    return !this.ended && this.port.send(frames, count);
   }
 
   /** Sends one event to this session only. */

@@ -293,7 +293,7 @@ class Wrapped implements Subscriber {
     return true;
   }
 
-  sendEncoded(frames: Uint8Array): boolean {
-    return this.#subscriber.sendEncoded(frames);
+  sendEncoded(frames: Uint8Array, count?: number): boolean {
+    return this.#subscriber.sendEncoded(frames, count);
   }
 }

@@ -49,6 +49,11 @@ export interface OutboundQueueOptions {
   onWriteFailed: (err: unknown) => void;
 }
 
+/** `#writeSeenAt` when no write is under way. */
+const WRITE_IDLE = 0;
+/** `#writeSeenAt` while a write is under way and nobody has asked how long it waits. */
+const WRITE_UNSEEN = -1;
+
 /** A {@linkcode OutboundQueue.whenWritten} call waiting for its offset. */
 interface WrittenWaiter {
   offset: number;
@@ -67,7 +72,13 @@ export class OutboundQueue {
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
   #writing = false;
-  #writeStartedAt = 0;
+  /**
+   * {@linkcode WRITE_IDLE} when no write is under way, {@linkcode WRITE_UNSEEN} while one
+   * is and nobody asked how long it waits, else when it was first seen waiting (the clock
+   * is read by {@linkcode writeStalledMs}, not at every write: a fan-out writes to every
+   * receiver at every turn).
+   */
+  #writeSeenAt = WRITE_IDLE;
   #stopped = false;
   #bytesOut = 0;
   /** Stream offsets past this were dropped by {@linkcode replaceWith}: never written. */
@@ -94,9 +105,18 @@ export class OutboundQueue {
     return this.#bytesOut;
   }
 
-  /** Milliseconds the current write has been waiting on the peer; 0 when not writing. */
+  /**
+   * Milliseconds the current write has been waiting on the peer, counted from the first
+   * time this was asked during it (a tiny positive number then); 0 when not writing.
+   */
   get writeStalledMs(): number {
-    return this.#writeStartedAt === 0 ? 0 : performance.now() - this.#writeStartedAt;
+    if (this.#writeSeenAt === WRITE_IDLE) return 0;
+    const now = performance.now();
+    if (this.#writeSeenAt === WRITE_UNSEEN) {
+      this.#writeSeenAt = now;
+      return Number.MIN_VALUE;
+    }
+    return Math.max(now - this.#writeSeenAt, Number.MIN_VALUE);
   }
 
   /**
@@ -166,8 +186,9 @@ export class OutboundQueue {
    */
   stalledPast(intervalMs: number, timeoutMs: number): boolean {
     const bytesOut = this.#bytesOut;
-    if (this.#writeStartedAt !== 0 && bytesOut === this.#bytesOutAtSweep) this.#stalledSweeps++;
-    else this.#stalledSweeps = 0;
+    if (this.#writeSeenAt !== WRITE_IDLE && bytesOut === this.#bytesOutAtSweep) {
+      this.#stalledSweeps++;
+    } else this.#stalledSweeps = 0;
     this.#bytesOutAtSweep = bytesOut;
     return this.#stalledSweeps * intervalMs > timeoutMs;
   }
@@ -185,24 +206,39 @@ export class OutboundQueue {
     this.#wakeWritten();
   }
 
+  /** Queues whose writer starts at the end of the current job, in order. */
+  static #starting: OutboundQueue[] = [];
+
+  /**
+   * Starts the writer after the current job (one microtask for every queue started in
+   * it, not a closure each), so that everything the job queues joins the first write.
+   */
   #startWriter(): void {
     this.#writing = true;
-    // After the current job, so that everything it queues joins the first write.
-    queueMicrotask(() => this.#writeLoop());
+    if (OutboundQueue.#starting.length === 0) queueMicrotask(OutboundQueue.#startAll);
+    OutboundQueue.#starting.push(this);
+  }
+
+  static #startAll(): void {
+    const starting = OutboundQueue.#starting;
+    OutboundQueue.#starting = [];
+    for (const queue of starting) queue.#writeLoop();
   }
 
   async #writeLoop(): Promise<void> {
     try {
       while (this.#queue.length > 0 && !this.#stopped) {
         const pieces = this.#queue;
-        this.#queue = [];
-        this.#writeStartedAt = performance.now() || 1;
+        this.#writeSeenAt = WRITE_UNSEEN;
         let length = 0;
         if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
+          this.#queue = [];
           for (const piece of pieces) length += piece.length;
           await this.#channel.writeMany(pieces);
         } else {
           const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
+          // Taken: the same array queues what comes next (no new one per write).
+          pieces.length = 0;
           length = batch.length;
           let offset = 0;
           while (offset < batch.length) {
@@ -211,7 +247,7 @@ export class OutboundQueue {
         }
         this.#bytesOut += length;
         this.#queuedBytes -= length;
-        this.#writeStartedAt = 0;
+        this.#writeSeenAt = WRITE_IDLE;
         if (this.#writtenWaiters.length > 0 && this.#writtenWaiters[0].offset <= this.#bytesOut) {
           this.#wakeWritten();
         }
@@ -220,7 +256,7 @@ export class OutboundQueue {
       if (!this.#stopped) this.#onWriteFailed(err);
     } finally {
       this.#writing = false;
-      this.#writeStartedAt = 0;
+      this.#writeSeenAt = WRITE_IDLE;
       this.#wakeIdle();
     }
   }

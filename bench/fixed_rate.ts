@@ -1,0 +1,121 @@
+/**
+ * Fan-out at a fixed offered load: deliveries per second of the target's CPU, for
+ * several targets in turn (round after round), each in its own processes as in the
+ * suite. On a shared machine the suite's throughput figures move with what other
+ * programs take, but the CPU a delivery costs at the same offered load moves less:
+ * this compares code before and after a change, and against the bare relay.
+ *
+ * ```sh
+ * # this checkout, another checkout (a worktree of main), and the relay; 3 rounds
+ * deno run -A bench/fixed_rate.ts --members 100 --rates 300000 --rounds 3 . ../base relay
+ * ```
+ *
+ * A target is the folder of a checkout (its `bench/` starts the server: its own code) or
+ * `relay` (this checkout's ceiling relay). Flags: `--members` (room size, default 100),
+ * `--rates` (offered deliveries/s, comma-separated, default 300000), `--ms` (per rate,
+ * default 2000), `--rounds` (default 3). Pinned like the suite (target on CPU 1, load on
+ * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
+ *
+ * @module
+ */
+
+import type { Cluster, withCluster } from "./cluster.ts";
+import type { openRoom, runLevel } from "./fanout.ts";
+import { canPin } from "./main.ts";
+
+const SERVER_ARGS = [
+  "--memory",
+  "--room-history",
+  "10000",
+  "--queue-bytes",
+  String(256 * 1024 * 1024),
+  "--write-timeout-ms",
+  "120000",
+];
+
+/** What to measure. */
+interface Plan {
+  members: number;
+  rates: number[];
+  ms: number;
+  rounds: number;
+  targets: string[];
+}
+
+function parse(args: string[]): Plan {
+  const plan: Plan = { members: 100, rates: [300_000], ms: 2000, rounds: 3, targets: [] };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const next = () => {
+      const v = args[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === "--members") plan.members = Number(next());
+    else if (arg === "--rates") plan.rates = next().split(",").map(Number);
+    else if (arg === "--ms") plan.ms = Number(next());
+    else if (arg === "--rounds") plan.rounds = Number(next());
+    else plan.targets.push(arg);
+  }
+  if (plan.targets.length === 0) plan.targets.push(".");
+  return plan;
+}
+
+/** Measures every target, round after round; resolves to each target's figures. */
+async function measure(plan: Plan): Promise<Map<string, string[]>> {
+  const figures = new Map<string, string[]>();
+  const pin = canPin() ? { target: "1", loads: "0" } : undefined;
+  for (let round = 0; round < plan.rounds; round++) {
+    for (const target of plan.targets) {
+      const relay = target === "relay";
+      // A checkout's own bench helpers start its own server.
+      const dir = relay ? "." : target;
+      const cluster = await import(
+        new URL(`${dir}/bench/cluster.ts`, `file://${Deno.cwd()}/`).href
+      );
+      const fanout = await import(new URL(`${dir}/bench/fanout.ts`, `file://${Deno.cwd()}/`).href);
+      const run: typeof withCluster = cluster.withCluster;
+      await run({
+        target: relay ? "relay" : "server",
+        loads: 2,
+        serverArgs: SERVER_ARGS,
+        ...(pin ? { pin } : {}),
+      }, async (c: Cluster) => {
+        const room = `room${plan.members}`;
+        const open: typeof openRoom = fanout.openRoom;
+        const level: typeof runLevel = fanout.runLevel;
+        await open(c, {
+          members: plan.members,
+          sendersPerLoad: 2,
+          probesPerLoad: 8,
+          startDeliveries: plan.rates[0],
+          step: 2,
+          maxLevels: 1,
+          levelMs: plan.ms,
+        }, room);
+        // Warm-up: the JIT, the room's history filling.
+        await level(c, room, plan.members, plan.rates[0] / (plan.members - 1), 500, "warm-up");
+        for (const rate of plan.rates) {
+          const l = await level(c, room, plan.members, rate / (plan.members - 1), plan.ms, "fixed");
+          const perCpu = l.deliveredPerSec / Math.max(l.cpu.target / 100, 0.001);
+          console.log(
+            `${target} ${rate}/s offered: ${l.deliveredPerSec}/s delivered, target CPU ${l.cpu.target}%` +
+              ` (other programs ${l.cpu.other}%): ${Math.round(perCpu)} per CPU-second;` +
+              ` p50 ${l.p50} ms, p99 ${l.p99} ms`,
+          );
+          const key = `${target} at ${rate}/s`;
+          if (!figures.has(key)) figures.set(key, []);
+          figures.get(key)!.push(`${Math.round(perCpu / 1000)}k`);
+        }
+      });
+    }
+  }
+  return figures;
+}
+
+if (import.meta.main) {
+  const plan = parse(Deno.args);
+  const figures = await measure(plan);
+  console.log(`deliveries per target CPU-second, room of ${plan.members}, round by round:`);
+  for (const [key, values] of figures) console.log(`  ${key}: ${values.join(", ")}`);
+}
