@@ -17,6 +17,7 @@ import {
   RequestError,
 } from "./chat_socket.ts";
 import { byId, el } from "./dom.ts";
+import { FilesView } from "./files.ts";
 
 /** Messages asked for per history page. */
 const HISTORY_PAGE = 50;
@@ -81,6 +82,17 @@ function conversation(kind: "room" | "dm", name: string): Conversation {
   return found;
 }
 
+/** Files in direct conversations (web/files.ts). */
+const files = new FilesView({
+  activeDm: () => state.active?.kind === "dm" ? state.active.name : null,
+  offered: (nick) => {
+    const target = conversation("dm", nick);
+    if (target !== state.active) target.unread++;
+    renderSidebar();
+  },
+  notice: showNotice,
+});
+
 // ---------------------------------------------------------------- login
 
 function wsUrl(): string {
@@ -102,6 +114,7 @@ async function logIn(register: boolean): Promise<void> {
       resumed: (reply) => void refreshAfterResume(reply),
     });
     state.chat = chat;
+    files.attach(chat);
     state.me = String(login.nick ?? nick);
     byId<HTMLInputElement>("login-password").value = "";
     await startSession(login);
@@ -149,6 +162,7 @@ async function refreshBlocks(): Promise<void> {
 async function refreshAfterResume(login: Header): Promise<void> {
   for (const room of (login.rooms as string[] | undefined) ?? []) conversation("room", room);
   renderSidebar();
+  files.refresh();
   await Promise.all([refreshRooms(), refreshOnline()]).catch(() => {});
 }
 
@@ -193,6 +207,7 @@ function showNotice(text: string): void {
 // ---------------------------------------------------------------- events
 
 function onEvent(header: Header): void {
+  if (files.handleEvent(header)) return;
   switch (header.type) {
     case "msg":
     case "dm":
@@ -389,6 +404,7 @@ function renderHeader(): void {
 
 function renderConversation(): void {
   renderHeader();
+  files.render();
   const list = byId("message-list");
   list.replaceChildren();
   const target = state.active;

@@ -16,7 +16,7 @@
  */
 
 import { FATAL_LOGIN_CODES } from "../client/chat_error.ts";
-import { decodePayload, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { decodePayload, encodeFrame, type Frame, FrameDecoder } from "../protocol/frame.ts";
 
 /** The protocol version the page speaks. */
 const PROTOCOL_VERSION = 1;
@@ -80,15 +80,20 @@ export interface ChatSocketHandlers {
 interface Pending {
   id: string;
   header: Header;
+  /** A frame body (a file chunk's bytes), sent again with the header after a reconnect. */
+  body?: Uint8Array;
   resolve: (data: Header) => void;
   reject: (err: RequestError) => void;
   sent: boolean;
 }
 
 /** A frame's bytes (new ones, on an ArrayBuffer: what WebSocket.send takes). */
-function frameOf(header: Header): Uint8Array<ArrayBuffer> {
-  return encodeFrame(header) as Uint8Array<ArrayBuffer>;
+function frameOf(header: Header, body?: Uint8Array): Uint8Array<ArrayBuffer> {
+  return encodeFrame(header, body) as Uint8Array<ArrayBuffer>;
 }
+
+/** Receives the body of a server frame that carries one (`file_data`), with its header. */
+export type BodyListener = (header: Header, body: Uint8Array) => void;
 
 /** A random request id (crypto.randomUUID needs a secure context; this does not). */
 function newId(): string {
@@ -122,6 +127,10 @@ export class ChatSocket {
   lastId = 0;
   /** Ids handed on above the sync point (live events may pass a sync page). */
   readonly #seen = new Set<number>();
+  /** Listeners of frames with a body (web/file_transfer.ts). */
+  readonly #bodyListeners = new Set<BodyListener>();
+  /** The server's largest frame, from its hello (a file chunk must fit). */
+  maxFrame = 1024 * 1024;
 
   private constructor(url: string, nick: string, password: string, handlers: ChatSocketHandlers) {
     this.#url = url;
@@ -159,14 +168,28 @@ export class ChatSocket {
    * Sends a request; resolves with the `ok` data or rejects with a {@linkcode RequestError}.
    * While offline the request waits and is sent after the next login.
    */
-  request(type: string, fields: Header = {}): Promise<Header> {
+  request(type: string, fields: Header = {}, body?: Uint8Array): Promise<Header> {
     const id = newId();
     const header = { type, id, ...fields };
     return new Promise((resolve, reject) => {
-      const pending: Pending = { id, header, resolve, reject, sent: false };
+      const pending: Pending = { id, header, body, resolve, reject, sent: false };
       this.#pending.set(id, pending);
       if (this.#ready) this.#transmit(pending);
     });
+  }
+
+  /**
+   * Calls `listener` with every server frame that carries a body (`file_data`), as it
+   * arrives; returns a function that stops it.
+   */
+  onBody(listener: BodyListener): () => void {
+    this.#bodyListeners.add(listener);
+    return () => this.#bodyListeners.delete(listener);
+  }
+
+  /** Bytes sent on the socket and not yet handed to the network (0 while offline). */
+  get bufferedAmount(): number {
+    return this.#socket?.bufferedAmount ?? 0;
   }
 
   /** Logs out and closes. */
@@ -194,7 +217,7 @@ export class ChatSocket {
 
   #transmit(pending: Pending): void {
     pending.sent = true;
-    this.#socket?.send(frameOf(pending.header));
+    this.#socket?.send(frameOf(pending.header, pending.body));
   }
 
   /** Opens a socket, exchanges hellos, logs in; resolves with the login reply. */
@@ -221,22 +244,21 @@ export class ChatSocket {
         }));
       };
       socket.onmessage = (event) => {
-        let headers: Header[];
+        let frames: Frame[];
         try {
-          headers = this.#decoder.push(new Uint8Array(event.data as ArrayBuffer)).map((p) =>
-            decodePayload(p).header
-          );
+          frames = this.#decoder.push(new Uint8Array(event.data as ArrayBuffer)).map(decodePayload);
         } catch (err) {
           fail("protocol_error", String(err));
           return;
         }
-        for (const header of headers) {
+        for (const { header, body } of frames) {
           if (phase === "hello") {
             if (header.type !== "hello") {
               fail(String(header.code ?? "protocol_error"), String(header.message ?? "no hello"));
               return;
             }
             phase = "login";
+            if (typeof header.maxFrame === "number") this.maxFrame = header.maxFrame;
             socket.send(frameOf({
               type: "login",
               id: loginId,
@@ -254,7 +276,7 @@ export class ChatSocket {
             phase = "session";
             resolve(header);
           } else {
-            this.#onFrame(header);
+            this.#onFrame(header, body);
           }
         }
       };
@@ -268,7 +290,11 @@ export class ChatSocket {
     });
   }
 
-  #onFrame(header: Header): void {
+  #onFrame(header: Header, body: Uint8Array): void {
+    if (body.length > 0) {
+      for (const listener of this.#bodyListeners) listener(header, body);
+      return;
+    }
     if (header.type === "ok" || (header.type === "error" && header.re !== undefined)) {
       const pending = this.#pending.get(String(header.re));
       if (pending === undefined) return;
