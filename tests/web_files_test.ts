@@ -21,13 +21,16 @@ import {
   BROWSER_SKIP,
   launchBrowser,
   logInPage,
+  openConversation,
   openPage,
   PAGE_WAIT_MS,
   pageUrl,
+  waitForMessage,
 } from "./helpers/browser.ts";
 import type { PageDocument } from "./helpers/browser.ts";
 import { sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
+import { onFreePort } from "./helpers/ports.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
 declare const document: PageDocument;
@@ -161,7 +164,9 @@ browserTest(
     try {
       const page = await openPage(browser, pageUrl(server));
       await logInPage(page, "alice");
+      await bob.client.dm("alice", "could you send me the report?");
       await openDm(page, "bob");
+      await waitForMessage(page, "could you send me the report?");
 
       // Browser -> terminal: 3 MiB and a bit (several chunks, a window of them).
       const report = join(tmp, "report.bin");
@@ -181,8 +186,9 @@ browserTest(
       const hostile = `<img src=x onerror="window.pwned=1;alert('file')">.txt`;
       const photo = join(tmp, hostile);
       const photoSha = await writeRandomFile(photo, 2 * 1024 * 1024 + 99, 12);
-      const sending = bob.files.send("alice", photo);
-      const offer = await sending;
+      await bob.client.dm("alice", "thanks! and here is the photo");
+      await waitForMessage(page, "thanks! and here is the photo");
+      const offer = await bob.files.send("alice", photo);
       await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
       const shown = await page.$eval(
         `#file-list li[data-file="${offer.file}"] .file-name`,
@@ -314,6 +320,76 @@ browserTest(
       assert.deepEqual(page.errors, []);
     } finally {
       await bob.close();
+      await browser.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);
+
+browserTest(
+  "web files: an upload and a download in the page carry on after the server restarts",
+  async () => {
+    const tmp = await Deno.makeTempDir();
+    const dataDir = join(tmp, "server");
+    await Deno.mkdir(dataDir);
+    // Paced at 512 KiB/s a session: both transfers are under way when the server stops.
+    const settings = { dataDir, drainWindowMs: 0, rateFileBytesPerSec: 512 * 1024 };
+    let server = await onFreePort((port) => testServer({ ...settings, port, webPort: port + 1 }));
+    const ports = { port: server.addr.port, webPort: server.webAddr!.port };
+    const browser = await launchBrowser();
+    let bob: Terminal | null = await terminal(server, "bob");
+    try {
+      const page = await openPage(browser, pageUrl(server));
+      await logInPage(page, "alice");
+      // Terminal -> browser: held whole by the server, then read by the page.
+      const down = join(tmp, "down.bin");
+      const downSha = await writeRandomFile(down, 3 * 1024 * 1024 + 5, 15);
+      const offer = await bob.files.send("alice", down);
+      await bob.close();
+      bob = null;
+      // bob is away: his offer opens the direct conversation in the sidebar.
+      await openConversation(page, "dm", "bob");
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+      await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
+      // Browser -> terminal (bob is away: the server holds it for him).
+      const up = join(tmp, "up.bin");
+      const upSha = await writeRandomFile(up, 3 * 1024 * 1024 + 7, 16);
+      await sendFromPage(page, up);
+      const moving = (state: string) =>
+        page.waitForFunction(
+          (s: string) =>
+            [...document.querySelectorAll(`#file-list li[data-state="${s}"] progress`)].some(
+              (p) => Number((p as unknown as { value: number }).value) > 0,
+            ),
+          { timeout: PAGE_WAIT_MS * 2 },
+          state,
+        );
+      await moving("receiving");
+      await moving("uploading");
+
+      await server.shutdown();
+      await page.waitForFunction(() => document.querySelector("#status.online") === null);
+      server = await testServer({ ...settings, ...ports });
+      await page.waitForFunction(() => document.querySelector("#status.online") !== null, {
+        timeout: 60_000,
+      });
+
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "saved");
+      const downloaded = await saveFromPage(browser, page, offer.file, join(tmp, "browser"));
+      assert.equal(await sha256Of(downloaded), downSha);
+      await waitForTransfer(page, "", "uploaded");
+      bob = await terminal(server, "bob", { acceptDir: join(tmp, "bob") });
+      const saved = await waitFor(bob.events, "file_saved") as Extract<
+        FileTransferEvent,
+        { type: "file_saved" }
+      >;
+      assert.equal(saved.name, "up.bin");
+      assert.equal(await sha256Of(saved.path), upSha);
+      await waitForTransfer(page, `[data-file="${saved.file}"]`, "delivered");
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await bob?.close();
       await browser.close();
       await server.shutdown();
       await Deno.remove(tmp, { recursive: true });
