@@ -4,7 +4,9 @@
  * server: a file goes browser → terminal and terminal → browser with matching SHA-256 on
  * both sides (the browser's copy saved through its **Save** link, as a user would), a
  * file name with markup shows as text, bytes damaged on the server are caught by the page
- * (`corrupt`, the sender hears it), an upload is cancelled halfway and an offer declined.
+ * (`corrupt`, the sender hears it), an upload is cancelled halfway, an offer declined, one
+ * over the page's size limit refused with a reason, and transfers under way in the page
+ * carry on after the server restarts.
  * Writes docs/web-files.png.
  */
 
@@ -14,6 +16,7 @@ import type { Page } from "puppeteer-core";
 import type { ChatClient, ChatEvent } from "../client/chat_client.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
 import { safeFileName } from "../protocol/file_names.ts";
+import { MAX_RECEIVE_BYTES } from "../web/file_transfer.ts";
 import { fileServiceOf } from "../server/files.ts";
 import type { ChatServer } from "../server/server.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
@@ -274,11 +277,16 @@ browserTest(
 );
 
 browserTest(
-  "web files: an upload cancelled halfway from the page, and an offer declined",
+  "web files: an upload cancelled halfway from the page, an offer declined, one over the page's limit",
   async () => {
     const tmp = await Deno.makeTempDir();
     // Paced at 256 KiB/s: the 8 MiB upload is still going when Cancel is clicked.
-    const server = await testServer({ webPort: 0, rateFileBytesPerSec: 256 * 1024 });
+    const server = await testServer({
+      webPort: 0,
+      rateFileBytesPerSec: 256 * 1024,
+      maxFileSize: 2 * MAX_RECEIVE_BYTES,
+      fileQuotaBytes: 4 * MAX_RECEIVE_BYTES,
+    });
     const browser = await launchBrowser();
     const bob = await terminal(server, "bob");
     try {
@@ -317,6 +325,23 @@ browserTest(
       await page.click(`#file-list li[data-file="${offer.file}"] .decline`);
       await waitForTransfer(page, `[data-file="${offer.file}"]`, "declined");
       await waitFor(bob.chat, "file_declined", (e) => (e as { file?: number }).file === offer.file);
+
+      // Over the page's limit: Accept says so (and takes nothing); Decline still answers.
+      const huge = await bob.client.request("file_offer", {
+        to: "alice",
+        name: "huge.iso",
+        size: MAX_RECEIVE_BYTES + 1,
+        sha256: "0".repeat(64),
+      });
+      await waitForTransfer(page, `[data-file="${huge.file}"]`, "offered");
+      await page.click(`#file-list li[data-file="${huge.file}"] .accept`);
+      await waitForTransfer(page, `[data-file="${huge.file}"][data-code="too_large"]`, "failed");
+      assert.ok(
+        !bob.chat.some((e) => e.type === "file_accepted" && e.file === huge.file),
+        "not accepted",
+      );
+      await page.click(`#file-list li[data-file="${huge.file}"] .decline`);
+      await waitFor(bob.chat, "file_declined", (e) => (e as { file?: number }).file === huge.file);
       assert.deepEqual(page.errors, []);
     } finally {
       await bob.close();
