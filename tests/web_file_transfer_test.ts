@@ -1,0 +1,163 @@
+/**
+ * The page's file transfers (web/file_transfer.ts over web/chat_socket.ts) without a
+ * browser: Deno's own WebSocket, `File` and `Blob` run the page's modules against a real
+ * server, with a terminal user (the client library's `FileTransfers`) on the other side.
+ * Cases the browser tests do not reach: a file of zero bytes both ways, and an upload
+ * that resumes at the server's offset when the page sends the same file again after its
+ * connection was closed (a reload).
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { FileTransfers } from "../client/file_transfer.ts";
+import type { ChatServer } from "../server/server.ts";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import { ChatSocket } from "../web/chat_socket.ts";
+import { type Transfer, WebFileTransfers } from "../web/file_transfer.ts";
+import { sha256Of } from "./helpers/files.ts";
+import { connectClient, testServer, until } from "./helpers/harness.ts";
+
+const WAIT_MS = 60_000;
+
+/** Runs `fn` with Deno's WebSocket sending the page's Origin, as a browser would. */
+async function asPage<T>(server: ChatServer, fn: () => Promise<T>): Promise<T> {
+  const native = globalThis.WebSocket;
+  const origin = `http://127.0.0.1:${server.webAddr!.port}`;
+  const Init = native as unknown as new (url: string, init: object) => WebSocket;
+  class PageSocket extends Init {
+    constructor(url: string) {
+      super(url, { headers: { origin } });
+    }
+  }
+  globalThis.WebSocket = PageSocket as unknown as typeof WebSocket;
+  try {
+    return await fn();
+  } finally {
+    globalThis.WebSocket = native;
+  }
+}
+
+/** A page's session: its socket and its transfers, with every change recorded. */
+async function page(server: ChatServer, nick: string) {
+  const { chat } = await ChatSocket.open(
+    `ws://127.0.0.1:${server.webAddr!.port}/ws`,
+    nick,
+    "password123",
+    true,
+    { event: (header) => files.handleEvent(header), state: () => {}, resumed: () => {} },
+  );
+  const changes: Transfer[] = [];
+  const files: WebFileTransfers = new WebFileTransfers(chat, (t) => changes.push({ ...t }));
+  return { chat, files, changes };
+}
+
+function randomBytes(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  return bytes;
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+Deno.test({
+  name: "web file transfers: a file of zero bytes goes page -> terminal and terminal -> page",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir();
+    const server = await testServer({ webPort: 0 });
+    const events: FileTransferEvent[] = [];
+    const bob = await connectClient(server, "bob");
+    const bobFiles = new FileTransfers(bob, {
+      onEvent: (e) => events.push(e),
+      acceptDir: join(tmp, "bob"),
+    });
+    const alice = await asPage(server, () => page(server, "alice"));
+    try {
+      const sent = await alice.files.send("bob", new File([], "empty.txt"));
+      assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+      assert.equal(sent.sha256, sha256Hex(new Uint8Array(0)));
+      const saved = await until(
+        () => events.find((e) => e.type === "file_saved"),
+        "bob's copy",
+        WAIT_MS,
+      );
+      assert.equal(await sha256Of((saved as { path: string }).path), sent.sha256);
+
+      const empty = join(tmp, "nothing.bin");
+      await Deno.writeFile(empty, new Uint8Array(0));
+      const offer = await bobFiles.send("alice", empty);
+      await until(() => alice.files.get(`receive-${offer.file}`), "the offer", WAIT_MS);
+      const received = await alice.files.accept(offer.file);
+      assert.equal(received?.state, "saved", JSON.stringify(received?.error));
+      assert.equal(received?.blob?.size, 0);
+    } finally {
+      alice.chat.close();
+      await bobFiles.close();
+      await bob.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "web file transfers: the same file sent again after the page's socket closed resumes at the server's offset",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir();
+    // Paced at 256 KiB/s: the upload is under way when the first page goes.
+    const server = await testServer({ webPort: 0, rateFileBytesPerSec: 256 * 1024 });
+    const events: FileTransferEvent[] = [];
+    const bob = await connectClient(server, "bob");
+    const bobFiles = new FileTransfers(bob, {
+      onEvent: (e) => events.push(e),
+      acceptDir: join(tmp, "bob"),
+    });
+    const bytes = randomBytes(2 * 1024 * 1024 + 3, 5);
+    const file = new File([bytes], "resume.bin");
+    try {
+      const first = await asPage(server, () => page(server, "alice"));
+      const sending = first.files.send("bob", file);
+      await until(
+        () => first.changes.find((t) => t.state === "uploading" && t.bytes >= 512 * 1024),
+        "half a MiB uploaded",
+        WAIT_MS,
+      );
+      first.chat.close();
+      const ended = await sending;
+      assert.equal(ended.state, "failed");
+
+      const second = await asPage(server, () => page(server, "alice"));
+      try {
+        const sent = await second.files.send("bob", file);
+        assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+        assert.equal(sent.file, ended.file, "the same file on the server");
+        const resumedAt = second.changes.find((t) => t.state === "uploading")!.bytes;
+        assert.ok(resumedAt >= 512 * 1024, `resumed at ${resumedAt}, not from the start`);
+        const saved = await until(
+          () => events.find((e) => e.type === "file_saved"),
+          "bob's copy",
+          WAIT_MS,
+        );
+        assert.equal(await sha256Of((saved as { path: string }).path), sha256Hex(bytes));
+      } finally {
+        second.chat.close();
+      }
+    } finally {
+      await bobFiles.close();
+      await bob.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
