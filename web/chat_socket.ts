@@ -12,6 +12,10 @@
  *    `dm` are idempotent on the server by request id, so a message whose reply was lost
  *    is stored once.
  *
+ * Frames that carry a body (a file's bytes, `file_data`) go to the listeners of
+ * {@linkcode ChatSocket.onBody} (web/file_transfer.ts); a request may carry a body too
+ * (`file_chunk`), kept with it to be resent after a reconnect.
+ *
  * @module
  */
 
@@ -185,11 +189,6 @@ export class ChatSocket {
   onBody(listener: BodyListener): () => void {
     this.#bodyListeners.add(listener);
     return () => this.#bodyListeners.delete(listener);
-  }
-
-  /** Bytes sent on the socket and not yet handed to the network (0 while offline). */
-  get bufferedAmount(): number {
-    return this.#socket?.bufferedAmount ?? 0;
   }
 
   /** Logs out and closes. */
