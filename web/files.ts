@@ -126,7 +126,9 @@ export class FilesView {
     const file = transfer.file;
     const buttons: HTMLElement[] = [];
     const button = (label: string, cls: string, action: () => Promise<unknown>) => {
-      const node = el("button", { type: "button", class: `secondary ${cls}`, text: label });
+      // Accept is the one to take; the others are quieter.
+      const look = cls === "accept" ? cls : `secondary ${cls}`;
+      const node = el("button", { type: "button", class: look, text: label });
       node.addEventListener("click", () => {
         node.disabled = true;
         action().catch((err) => this.#hooks.notice(String(err)));
