@@ -4,7 +4,8 @@
  * server, with a terminal user (the client library's `FileTransfers`) on the other side.
  * Cases the browser tests do not reach: a file of zero bytes both ways, and an upload
  * that resumes at the server's offset when the page sends the same file again after its
- * connection was closed (a reload).
+ * connection was closed (a reload); and the pure pieces (which bytes of a `file_data`
+ * continue a download, byte counts for people).
  */
 
 import assert from "node:assert/strict";
@@ -14,7 +15,7 @@ import { FileTransfers } from "../client/file_transfer.ts";
 import type { ChatServer } from "../server/server.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { ChatSocket } from "../web/chat_socket.ts";
-import { type Transfer, WebFileTransfers } from "../web/file_transfer.ts";
+import { formatBytes, freshBytes, type Transfer, WebFileTransfers } from "../web/file_transfer.ts";
 import { sha256Of } from "./helpers/files.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 
@@ -160,4 +161,25 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true });
     }
   },
+});
+
+Deno.test("web file transfers: a data frame gives only the bytes that continue the download", () => {
+  const body = Uint8Array.from([1, 2, 3, 4]);
+  assert.deepEqual(freshBytes(0, 0, body), body);
+  // Sent again after a reconnect, partly received already: its new bytes only.
+  assert.deepEqual(freshBytes(10, 8, body), Uint8Array.from([3, 4]));
+  // Entirely received already.
+  assert.equal(freshBytes(12, 8, body), null);
+  assert.equal(freshBytes(13, 8, body), null);
+  // Past a gap (a short read, with another read in flight): dropped, read again.
+  assert.equal(freshBytes(10, 11, body), null);
+  assert.deepEqual(freshBytes(11, 11, body), body);
+});
+
+Deno.test("web file transfers: byte counts for people", () => {
+  assert.equal(formatBytes(0), "0 B");
+  assert.equal(formatBytes(1023), "1023 B");
+  assert.equal(formatBytes(1536), "1.5 KiB");
+  assert.equal(formatBytes(3 * 1024 * 1024 + 4321), "3.0 MiB");
+  assert.equal(formatBytes(1024 ** 3 + 1), "1.00 GiB");
 });

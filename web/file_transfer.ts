@@ -496,9 +496,8 @@ export class WebFileTransfers {
     let expected = 0;
     const stopListening = this.#socket.onBody((header, body) => {
       if (header.type !== "file_data" || header.file !== id) return;
-      const offset = Number(header.offset);
-      if (offset > expected || offset + body.length <= expected) return;
-      const fresh = body.subarray(expected - offset) as Uint8Array<ArrayBuffer>;
+      const fresh = freshBytes(expected, Number(header.offset), body);
+      if (fresh === null) return;
       hash.update(fresh);
       parts.push(fresh);
       partBytes += fresh.length;
@@ -560,6 +559,26 @@ export class WebFileTransfers {
     this.#reported.set(transfer.key, time);
     this.#changed(transfer);
   }
+}
+
+/**
+ * The bytes of a `file_data` body at `offset` that continue a file received up to
+ * `expected`: none when it starts past it (a gap: read again from `expected`) or ends
+ * at or before it (sent again after a reconnect), else those after `expected`.
+ *
+ * @example
+ * ```ts ignore
+ * freshBytes(10, 8, new Uint8Array(4)); // its last 2 bytes
+ * freshBytes(10, 12, new Uint8Array(4)); // null: bytes 10 and 11 are missing
+ * ```
+ */
+export function freshBytes(
+  expected: number,
+  offset: number,
+  body: Uint8Array,
+): Uint8Array<ArrayBuffer> | null {
+  if (offset > expected || offset + body.length <= expected) return null;
+  return body.subarray(expected - offset) as Uint8Array<ArrayBuffer>;
 }
 
 /** Whether a transfer has ended (nothing more will happen to it). */
