@@ -135,6 +135,12 @@ export class ChatSocket {
   readonly #bodyListeners = new Set<BodyListener>();
   /** The server's largest frame, from its hello (a file chunk must fit). */
   maxFrame = 1024 * 1024;
+  /**
+   * The server's bound on a connection's queued bytes, from its hello (null from an older
+   * server): over a WebSocket, unread requests past it close the socket, so file chunks in
+   * flight stay under it.
+   */
+  maxQueue: number | null = null;
 
   private constructor(url: string, nick: string, password: string, handlers: ChatSocketHandlers) {
     this.#url = url;
@@ -258,6 +264,7 @@ export class ChatSocket {
             }
             phase = "login";
             if (typeof header.maxFrame === "number") this.maxFrame = header.maxFrame;
+            if (typeof header.maxQueue === "number") this.maxQueue = header.maxQueue;
             socket.send(frameOf({
               type: "login",
               id: loginId,

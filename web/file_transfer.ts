@@ -42,6 +42,8 @@ export const CHUNK_BYTES = 512 * 1024;
 const FRAME_ROOM = 1024;
 /** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB. */
 export const WINDOW_CHUNKS = 4;
+/** Share of the server's queue bound (`maxQueue`) that chunks in flight may fill. */
+const QUEUE_SHARE = 3 / 4;
 /** Bytes read from the chosen file per step while hashing it. */
 const HASH_SLICE = 4 * 1024 * 1024;
 /** Bytes asked for per `file_read` (the server may send fewer). */
@@ -113,6 +115,7 @@ export interface FileSocket {
   request(type: string, fields?: Header, body?: Uint8Array): Promise<Header>;
   onBody(listener: (header: Header, body: Uint8Array) => void): () => void;
   readonly maxFrame: number;
+  readonly maxQueue: number | null;
 }
 
 /** A transfer's end, with the code the view shows. */
@@ -420,13 +423,13 @@ export class WebFileTransfers {
   /** Uploads from `offset` to the end with a window of chunks in flight. */
   async #upload(transfer: Transfer, file: File, offset: number, running: Running): Promise<void> {
     const id = transfer.file!;
-    const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, this.#socket.maxFrame - FRAME_ROOM));
+    const { chunkBytes, window } = uploadWindow(this.#socket.maxFrame, this.#socket.maxQueue);
     const inflight: Promise<Header>[] = [];
     let next = offset;
     let acked = offset;
     try {
       while (acked < file.size) {
-        while (next < file.size && inflight.length < WINDOW_CHUNKS) {
+        while (next < file.size && inflight.length < window) {
           const end = Math.min(file.size, next + chunkBytes);
           const body = new Uint8Array(
             await Promise.race([file.slice(next, end).arrayBuffer(), running.stopped]),
@@ -579,6 +582,34 @@ export function freshBytes(
 ): Uint8Array<ArrayBuffer> | null {
   if (offset > expected || offset + body.length <= expected) return null;
   return body.subarray(expected - offset) as Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * The size of an upload's chunks and how many may be in flight: each chunk's frame fits
+ * the server's largest frame, and together they stay under
+ * {@linkcode QUEUE_SHARE} of its queue bound (a WebSocket cannot hold the page back as
+ * TCP holds a terminal client: the server closes a socket whose unread bytes pass it).
+ *
+ * @example
+ * ```ts ignore
+ * uploadWindow(1024 * 1024, 4 * 1024 * 1024); // { chunkBytes: 524288, window: 4 }
+ * uploadWindow(1024 * 1024, 64 * 1024); // 47 KiB chunks, one at a time
+ * ```
+ */
+export function uploadWindow(
+  maxFrame: number,
+  maxQueue: number | null,
+): { chunkBytes: number; window: number } {
+  const budget = maxQueue === null ? Infinity : Math.floor(maxQueue * QUEUE_SHARE);
+  const chunkBytes = Math.max(
+    1,
+    Math.min(CHUNK_BYTES, maxFrame - FRAME_ROOM, budget - FRAME_ROOM),
+  );
+  const window = Math.max(
+    1,
+    Math.min(WINDOW_CHUNKS, Math.floor(budget / (chunkBytes + FRAME_ROOM))),
+  );
+  return { chunkBytes, window };
 }
 
 /** Whether a transfer has ended (nothing more will happen to it). */
