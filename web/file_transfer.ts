@@ -6,9 +6,9 @@
  * - Sending a `File`: its SHA-256 is computed first (the offer carries it), slice by
  *   slice with an incremental SHA-256 (`@noble/hashes`: WebCrypto's digest needs the
  *   whole file in one buffer), then it is offered (`file_offer`) and uploaded in chunks
- *   of at most {@linkcode CHUNK_BYTES} (less when the server's largest frame is smaller)
- *   carried as frame bodies, with {@linkcode WINDOW_CHUNKS} chunks waiting for their
- *   acknowledgement at most. Across a reconnect the socket resends the chunks in flight
+ *   of at most {@linkcode CHUNK_BYTES} carried as frame bodies, with
+ *   {@linkcode WINDOW_CHUNKS} chunks waiting for their acknowledgement at most (fewer and
+ *   smaller under a small frame or queue bound of the server: {@linkcode uploadWindow}). Across a reconnect the socket resends the chunks in flight
  *   (the server acknowledges again what it has); on a refusal such as `bad_offset` the
  *   file is offered again and the upload carries on from the server's offset.
  * - Receiving: offers come live (`file_offer`) or, held while we were away, from
@@ -312,6 +312,11 @@ export class WebFileTransfers {
           const error = toTransferError(err);
           if (running.reason !== null) throw running.reason;
           if (!RESYNC_CODES.has(error.code) || ++resyncs > MAX_RESYNCS) throw error;
+          // A refusal such as rate_limited or queue_full passes with time: wait a little more each time.
+          await Promise.race([
+            new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * resyncs))),
+            running.stopped,
+          ]);
           offer = await Promise.race([this.#socket.request("file_offer", fields), running.stopped]);
           transfer.file = Number(offer.file);
         }
