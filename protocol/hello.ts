@@ -54,7 +54,7 @@ export function clientHello(
  */
 export function answerHello(
   hello: ClientMessageMap["hello"],
-  options: { features: readonly string[]; server: string; maxFrame: number },
+  options: { features: readonly string[]; server: string; maxFrame: number; maxQueue?: number },
 ): ServerMessageMap["hello"] {
   if (hello.v !== PROTOCOL_VERSION) {
     throw new ProtocolError(
@@ -69,6 +69,7 @@ export function answerHello(
     features: options.features.filter((f) => offered.has(f)),
     server: options.server,
     maxFrame: options.maxFrame,
+    ...(options.maxQueue === undefined ? {} : { maxQueue: options.maxQueue }),
   };
 }
 

@@ -42,6 +42,13 @@ Deno.test("answerHello with the same version replies with the shared features", 
   assert.deepEqual(parseServerMessage(reply), reply);
 });
 
+Deno.test("answerHello passes the server's queue bound on when given", () => {
+  const reply = answerHello(clientHello(["rooms"]), { ...SERVER, maxQueue: 4 << 20 });
+  assert.equal(reply.maxQueue, 4 << 20);
+  assert.deepEqual(parseServerMessage(reply), reply);
+  assert.equal("maxQueue" in answerHello(clientHello(["rooms"]), SERVER), false);
+});
+
 Deno.test("answerHello: all, or none, of the features", () => {
   assert.deepEqual(answerHello(clientHello(SERVER_FEATURES), SERVER).features, [
     ...SERVER_FEATURES,

@@ -186,6 +186,13 @@ export const serverSchemas = {
     features: z.array(shortText),
     server: shortText,
     maxFrame: z.number().int().positive(),
+    /**
+     * The server's bound on bytes queued per connection (`--max-queue`): a WebSocket
+     * client's unread requests past it close the socket (a WebSocket cannot hold the
+     * sender back as TCP does), so the browser client keeps its file chunks in flight
+     * under it. Absent from older servers.
+     */
+    maxQueue: z.number().int().positive().optional(),
   }),
   ok: z.looseObject({ type: z.literal("ok"), re: requestId }),
   error: z.object({

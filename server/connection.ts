@@ -277,6 +277,7 @@ export class ClientConnection implements SessionPort {
         features: SERVER_FEATURES,
         server: SERVER_AGENT,
         maxFrame: this.#hub.config.maxFrameSize,
+        maxQueue: this.#hub.config.maxQueueBytes,
       }));
       this.#phase = "login";
       return;

@@ -18,6 +18,7 @@ import {
 } from "./chat_socket.ts";
 import { byId, el } from "./dom.ts";
 import { forget, leaveNote, remember, remembered, takeNote } from "./remember.ts";
+import { FilesView } from "./files.ts";
 
 /** Messages asked for per history page. */
 const HISTORY_PAGE = 50;
@@ -82,6 +83,17 @@ function conversation(kind: "room" | "dm", name: string): Conversation {
   return found;
 }
 
+/** Files in direct conversations (web/files.ts). */
+const files = new FilesView({
+  activeDm: () => state.active?.kind === "dm" ? state.active.name : null,
+  offered: (nick) => {
+    const target = conversation("dm", nick);
+    if (target !== state.active) target.unread++;
+    renderSidebar();
+  },
+  notice: showNotice,
+});
+
 // ---------------------------------------------------------------- login
 
 function wsUrl(): string {
@@ -105,6 +117,7 @@ async function logIn(register: boolean): Promise<void> {
   try {
     const { chat, login } = await ChatSocket.open(wsUrl(), nick, { password }, register, handlers);
     state.chat = chat;
+    files.attach(chat);
     state.me = String(login.nick ?? nick);
     byId<HTMLInputElement>("login-password").value = "";
     if (byId<HTMLInputElement>("login-remember").checked && chat.token !== null) {
@@ -135,6 +148,7 @@ async function resumeRemembered(): Promise<void> {
       handlers,
     );
     state.chat = chat;
+    files.attach(chat);
     state.me = String(login.nick ?? saved.nick);
     await startSession(login);
   } catch (err) {
@@ -193,6 +207,7 @@ async function refreshBlocks(): Promise<void> {
 async function refreshAfterResume(login: Header): Promise<void> {
   for (const room of (login.rooms as string[] | undefined) ?? []) conversation("room", room);
   renderSidebar();
+  files.refresh();
   await Promise.all([refreshRooms(), refreshOnline()]).catch(() => {});
 }
 
@@ -237,6 +252,7 @@ function showNotice(text: string): void {
 // ---------------------------------------------------------------- events
 
 function onEvent(header: Header): void {
+  if (files.handleEvent(header)) return;
   switch (header.type) {
     case "msg":
     case "dm":
@@ -439,6 +455,7 @@ function renderHeader(): void {
 
 function renderConversation(): void {
   renderHeader();
+  files.render();
   const list = byId("message-list");
   list.replaceChildren();
   const target = state.active;

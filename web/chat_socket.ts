@@ -13,11 +13,15 @@
  *    `dm` are idempotent on the server by request id, so a message whose reply was lost
  *    is stored once.
  *
+ * Frames that carry a body (a file's bytes, `file_data`) go to the listeners of
+ * {@linkcode ChatSocket.onBody} (web/file_transfer.ts); a request may carry a body too
+ * (`file_chunk`), kept with it to be resent after a reconnect.
+ *
  * @module
  */
 
 import { FATAL_LOGIN_CODES } from "../client/chat_error.ts";
-import { decodePayload, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { decodePayload, encodeFrame, type Frame, FrameDecoder } from "../protocol/frame.ts";
 
 /** The protocol version the page speaks. */
 const PROTOCOL_VERSION = 1;
@@ -87,15 +91,20 @@ export interface ChatSocketHandlers {
 interface Pending {
   id: string;
   header: Header;
+  /** A frame body (a file chunk's bytes), sent again with the header after a reconnect. */
+  body?: Uint8Array;
   resolve: (data: Header) => void;
   reject: (err: RequestError) => void;
   sent: boolean;
 }
 
 /** A frame's bytes (new ones, on an ArrayBuffer: what WebSocket.send takes). */
-function frameOf(header: Header): Uint8Array<ArrayBuffer> {
-  return encodeFrame(header) as Uint8Array<ArrayBuffer>;
+function frameOf(header: Header, body?: Uint8Array): Uint8Array<ArrayBuffer> {
+  return encodeFrame(header, body) as Uint8Array<ArrayBuffer>;
 }
+
+/** Receives the body of a server frame that carries one (`file_data`), with its header. */
+export type BodyListener = (header: Header, body: Uint8Array) => void;
 
 /** A random request id (crypto.randomUUID needs a secure context; this does not). */
 function newId(): string {
@@ -134,6 +143,16 @@ export class ChatSocket {
   lastId = 0;
   /** Ids handed on above the sync point (live events may pass a sync page). */
   readonly #seen = new Set<number>();
+  /** Listeners of frames with a body (web/file_transfer.ts). */
+  readonly #bodyListeners = new Set<BodyListener>();
+  /** The server's largest frame, from its hello (a file chunk must fit). */
+  maxFrame = 1024 * 1024;
+  /**
+   * The server's bound on a connection's queued bytes, from its hello (null from an older
+   * server): over a WebSocket, unread requests past it close the socket, so file chunks in
+   * flight stay under it.
+   */
+  maxQueue: number | null = null;
 
   private constructor(
     url: string,
@@ -191,14 +210,23 @@ export class ChatSocket {
    * Sends a request; resolves with the `ok` data or rejects with a {@linkcode RequestError}.
    * While offline the request waits and is sent after the next login.
    */
-  request(type: string, fields: Header = {}): Promise<Header> {
+  request(type: string, fields: Header = {}, body?: Uint8Array): Promise<Header> {
     const id = newId();
     const header = { type, id, ...fields };
     return new Promise((resolve, reject) => {
-      const pending: Pending = { id, header, resolve, reject, sent: false };
+      const pending: Pending = { id, header, body, resolve, reject, sent: false };
       this.#pending.set(id, pending);
       if (this.#ready) this.#transmit(pending);
     });
+  }
+
+  /**
+   * Calls `listener` with every server frame that carries a body (`file_data`), as it
+   * arrives; returns a function that stops it.
+   */
+  onBody(listener: BodyListener): () => void {
+    this.#bodyListeners.add(listener);
+    return () => this.#bodyListeners.delete(listener);
   }
 
   /**
@@ -235,7 +263,7 @@ export class ChatSocket {
 
   #transmit(pending: Pending): void {
     pending.sent = true;
-    this.#socket?.send(frameOf(pending.header));
+    this.#socket?.send(frameOf(pending.header, pending.body));
   }
 
   /** Opens a socket, exchanges hellos, logs in; resolves with the login reply. */
@@ -262,22 +290,22 @@ export class ChatSocket {
         }));
       };
       socket.onmessage = (event) => {
-        let headers: Header[];
+        let frames: Frame[];
         try {
-          headers = this.#decoder.push(new Uint8Array(event.data as ArrayBuffer)).map((p) =>
-            decodePayload(p).header
-          );
+          frames = this.#decoder.push(new Uint8Array(event.data as ArrayBuffer)).map(decodePayload);
         } catch (err) {
           fail("protocol_error", String(err));
           return;
         }
-        for (const header of headers) {
+        for (const { header, body } of frames) {
           if (phase === "hello") {
             if (header.type !== "hello") {
               fail(String(header.code ?? "protocol_error"), String(header.message ?? "no hello"));
               return;
             }
             phase = "login";
+            if (typeof header.maxFrame === "number") this.maxFrame = header.maxFrame;
+            if (typeof header.maxQueue === "number") this.maxQueue = header.maxQueue;
             socket.send(frameOf({
               type: "login",
               id: loginId,
@@ -295,7 +323,7 @@ export class ChatSocket {
             phase = "session";
             resolve(header);
           } else {
-            this.#onFrame(header);
+            this.#onFrame(header, body);
           }
         }
       };
@@ -309,7 +337,11 @@ export class ChatSocket {
     });
   }
 
-  #onFrame(header: Header): void {
+  #onFrame(header: Header, body: Uint8Array): void {
+    if (body.length > 0) {
+      for (const listener of this.#bodyListeners) listener(header, body);
+      return;
+    }
     if (header.type === "ok" || (header.type === "error" && header.re !== undefined)) {
       const pending = this.#pending.get(String(header.re));
       if (pending === undefined) return;

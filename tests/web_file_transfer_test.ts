@@ -1,0 +1,268 @@
+/**
+ * The page's file transfers (web/file_transfer.ts over web/chat_socket.ts) without a
+ * browser: Deno's own WebSocket, `File` and `Blob` run the page's modules against a real
+ * server, with a terminal user (the client library's `FileTransfers`) on the other side.
+ * Cases the browser tests do not reach: a file of zero bytes both ways, and an upload
+ * that resumes at the server's offset when the page sends the same file again after its
+ * connection was closed (a reload); transfers both ways under a server's small
+ * `--max-queue` (over a WebSocket, unread requests past it close the socket); and the
+ * pure pieces (which bytes of a `file_data`
+ * continue a download, byte counts for people).
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { FileTransfers } from "../client/file_transfer.ts";
+import type { ChatServer } from "../server/server.ts";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import { ChatSocket } from "../web/chat_socket.ts";
+import {
+  formatBytes,
+  freshBytes,
+  type Transfer,
+  uploadWindow,
+  WebFileTransfers,
+} from "../web/file_transfer.ts";
+import { sha256Of } from "./helpers/files.ts";
+import { connectClient, testServer, until } from "./helpers/harness.ts";
+
+const WAIT_MS = 60_000;
+
+/** Runs `fn` with Deno's WebSocket sending the page's Origin, as a browser would. */
+async function asPage<T>(server: ChatServer, fn: () => Promise<T>): Promise<T> {
+  const native = globalThis.WebSocket;
+  const origin = `http://127.0.0.1:${server.webAddr!.port}`;
+  const Init = native as unknown as new (url: string, init: object) => WebSocket;
+  class PageSocket extends Init {
+    constructor(url: string) {
+      super(url, { headers: { origin } });
+    }
+  }
+  globalThis.WebSocket = PageSocket as unknown as typeof WebSocket;
+  try {
+    return await fn();
+  } finally {
+    globalThis.WebSocket = native;
+  }
+}
+
+/** A page's session: its socket and its transfers, with every change recorded. */
+async function page(server: ChatServer, nick: string) {
+  const { chat } = await ChatSocket.open(
+    `ws://127.0.0.1:${server.webAddr!.port}/ws`,
+    nick,
+    { password: "password123" },
+    true,
+    { event: (header) => files.handleEvent(header), state: () => {}, resumed: () => {} },
+  );
+  const changes: Transfer[] = [];
+  const files: WebFileTransfers = new WebFileTransfers(chat, (t) => changes.push({ ...t }));
+  return { chat, files, changes };
+}
+
+function randomBytes(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  return bytes;
+}
+
+/** `promise`, or a failure after `ms` (a transfer that never ends fails the test, not hangs it). */
+async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)
+  );
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+Deno.test({
+  name: "web file transfers: a file of zero bytes goes page -> terminal and terminal -> page",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir();
+    const server = await testServer({ webPort: 0 });
+    const events: FileTransferEvent[] = [];
+    const bob = await connectClient(server, "bob");
+    const bobFiles = new FileTransfers(bob, {
+      onEvent: (e) => events.push(e),
+      acceptDir: join(tmp, "bob"),
+    });
+    const alice = await asPage(server, () => page(server, "alice"));
+    try {
+      const sent = await within(alice.files.send("bob", new File([], "empty.txt")), "the upload");
+      assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+      assert.equal(sent.sha256, sha256Hex(new Uint8Array(0)));
+      const saved = await until(
+        () => events.find((e) => e.type === "file_saved"),
+        "bob's copy",
+        WAIT_MS,
+      );
+      assert.equal(await sha256Of((saved as { path: string }).path), sent.sha256);
+
+      const empty = join(tmp, "nothing.bin");
+      await Deno.writeFile(empty, new Uint8Array(0));
+      const offer = await bobFiles.send("alice", empty);
+      await until(() => alice.files.get(`receive-${offer.file}`), "the offer", WAIT_MS);
+      const received = await within(alice.files.accept(offer.file), "the download");
+      assert.equal(received?.state, "saved", JSON.stringify(received?.error));
+      assert.equal(received?.blob?.size, 0);
+    } finally {
+      alice.chat.close();
+      await bobFiles.close();
+      await bob.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "web file transfers: the same file sent again after the page's socket closed resumes at the server's offset",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir();
+    // Paced at 256 KiB/s: the upload is under way when the first page goes.
+    const server = await testServer({ webPort: 0, rateFileBytesPerSec: 256 * 1024 });
+    const events: FileTransferEvent[] = [];
+    const bob = await connectClient(server, "bob");
+    const bobFiles = new FileTransfers(bob, {
+      onEvent: (e) => events.push(e),
+      acceptDir: join(tmp, "bob"),
+    });
+    const bytes = randomBytes(2 * 1024 * 1024 + 3, 5);
+    const file = new File([bytes], "resume.bin");
+    try {
+      const first = await asPage(server, () => page(server, "alice"));
+      const sending = first.files.send("bob", file);
+      await until(
+        () => first.changes.find((t) => t.state === "uploading" && t.bytes >= 512 * 1024),
+        "half a MiB uploaded",
+        WAIT_MS,
+      );
+      first.chat.close();
+      const ended = await within(sending, "the first upload's end");
+      assert.equal(ended.state, "failed");
+
+      const second = await asPage(server, () => page(server, "alice"));
+      try {
+        const sent = await within(second.files.send("bob", file), "the resumed upload");
+        assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+        assert.equal(sent.file, ended.file, "the same file on the server");
+        const resumedAt = second.changes.find((t) => t.state === "uploading")!.bytes;
+        assert.ok(resumedAt >= 512 * 1024, `resumed at ${resumedAt}, not from the start`);
+        const saved = await until(
+          () => events.find((e) => e.type === "file_saved"),
+          "bob's copy",
+          WAIT_MS,
+        );
+        assert.equal(await sha256Of((saved as { path: string }).path), sha256Hex(bytes));
+      } finally {
+        second.chat.close();
+      }
+    } finally {
+      await bobFiles.close();
+      await bob.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "web file transfers: under a small --max-queue the page's chunks stay within it, both ways",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir();
+    const maxQueueBytes = 256 * 1024;
+    const server = await testServer({ webPort: 0, maxQueueBytes });
+    const events: FileTransferEvent[] = [];
+    const bob = await connectClient(server, "bob");
+    const bobFiles = new FileTransfers(bob, {
+      onEvent: (e) => events.push(e),
+      acceptDir: join(tmp, "bob"),
+    });
+    const alice = await asPage(server, () => page(server, "alice"));
+    try {
+      assert.equal(alice.chat.maxQueue, maxQueueBytes, "the server's hello says its bound");
+      const bytes = randomBytes(1024 * 1024 + 11, 6);
+      const sent = await within(alice.files.send("bob", new File([bytes], "up.bin")), "the upload");
+      assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+      const saved = await until(
+        () => events.find((e) => e.type === "file_saved"),
+        "bob's copy",
+        WAIT_MS,
+      );
+      assert.equal(await sha256Of((saved as { path: string }).path), sha256Hex(bytes));
+
+      const down = join(tmp, "down.bin");
+      const downBytes = randomBytes(1024 * 1024 + 13, 7);
+      await Deno.writeFile(down, downBytes);
+      const offer = await bobFiles.send("alice", down);
+      await until(() => alice.files.get(`receive-${offer.file}`), "the offer", WAIT_MS);
+      const received = await within(alice.files.accept(offer.file), "the download");
+      assert.equal(received?.state, "saved", JSON.stringify(received?.error));
+      const copy = new Uint8Array(await received!.blob!.arrayBuffer());
+      assert.equal(sha256Hex(copy), sha256Hex(downBytes));
+    } finally {
+      alice.chat.close();
+      await bobFiles.close();
+      await bob.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test("web file transfers: an upload's chunks fit the server's frame and queue bounds", () => {
+  const KiB = 1024;
+  // The defaults (1 MiB frames, 4 MiB queue): 512 KiB chunks, four in flight.
+  assert.deepEqual(uploadWindow(1024 * KiB, 4096 * KiB), { chunkBytes: 512 * KiB, window: 4 });
+  // An older server, which does not say its queue bound.
+  assert.deepEqual(uploadWindow(1024 * KiB, null), { chunkBytes: 512 * KiB, window: 4 });
+  // Smaller frames: smaller chunks, each frame within the bound.
+  assert.deepEqual(uploadWindow(64 * KiB, 4096 * KiB), { chunkBytes: 63 * KiB, window: 4 });
+  // A small queue: what is in flight stays under three quarters of it.
+  for (const queue of [64 * KiB, 256 * KiB, 1024 * KiB, 2048 * KiB]) {
+    const { chunkBytes, window } = uploadWindow(1024 * KiB, queue);
+    assert.ok(window >= 1);
+    assert.ok(window * (chunkBytes + KiB) <= queue * 3 / 4, `queue ${queue}`);
+  }
+});
+
+Deno.test("web file transfers: a data frame gives only the bytes that continue the download", () => {
+  const body = Uint8Array.from([1, 2, 3, 4]);
+  assert.deepEqual(freshBytes(0, 0, body), body);
+  // Sent again after a reconnect, partly received already: its new bytes only.
+  assert.deepEqual(freshBytes(10, 8, body), Uint8Array.from([3, 4]));
+  // Entirely received already.
+  assert.equal(freshBytes(12, 8, body), null);
+  assert.equal(freshBytes(13, 8, body), null);
+  // Past a gap (a short read, with another read in flight): dropped, read again.
+  assert.equal(freshBytes(10, 11, body), null);
+  assert.deepEqual(freshBytes(11, 11, body), body);
+});
+
+Deno.test("web file transfers: byte counts for people", () => {
+  assert.equal(formatBytes(0), "0 B");
+  assert.equal(formatBytes(1023), "1023 B");
+  assert.equal(formatBytes(1536), "1.5 KiB");
+  assert.equal(formatBytes(3 * 1024 * 1024 + 4321), "3.0 MiB");
+  assert.equal(formatBytes(1024 ** 3 + 1), "1.00 GiB");
+});

@@ -1,0 +1,423 @@
+/**
+ * Files in the browser client, in a real browser (headless Chromium through
+ * puppeteer-core) with a terminal user (the client library's `FileTransfers`) on the same
+ * server: a file goes browser → terminal and terminal → browser with matching SHA-256 on
+ * both sides (the browser's copy saved through its **Save** link, as a user would), a
+ * file name with markup shows as text, bytes damaged on the server are caught by the page
+ * (`corrupt`, the sender hears it), an upload is cancelled halfway, an offer declined, one
+ * over the page's size limit refused with a reason, and transfers under way in the page
+ * carry on after the server restarts.
+ * Writes docs/web-files.png.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { Page } from "puppeteer-core";
+import type { ChatClient, ChatEvent } from "../client/chat_client.ts";
+import { FileTransfers } from "../client/file_transfer.ts";
+import { safeFileName } from "../protocol/file_names.ts";
+import { MAX_RECEIVE_BYTES } from "../web/file_transfer.ts";
+import { fileServiceOf } from "../server/files.ts";
+import type { ChatServer } from "../server/server.ts";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import {
+  BROWSER_SKIP,
+  launchBrowser,
+  logInPage,
+  openConversation,
+  openPage,
+  PAGE_WAIT_MS,
+  pageUrl,
+  waitForMessage,
+} from "./helpers/browser.ts";
+import type { PageDocument } from "./helpers/browser.ts";
+import { sha256Of, writeRandomFile } from "./helpers/files.ts";
+import { connectClient, testServer, until } from "./helpers/harness.ts";
+import { onFreePort } from "./helpers/ports.ts";
+
+// The functions given to waitForFunction and evaluate run in the page.
+declare const document: PageDocument;
+
+const DOCS = new URL("../docs/", import.meta.url);
+
+const browserTest = (name: string, fn: () => Promise<void>) =>
+  Deno.test({
+    name,
+    ignore: BROWSER_SKIP !== null,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn,
+  });
+
+/** A terminal user: a chat client, its file transfers, and what both reported. */
+interface Terminal {
+  client: ChatClient;
+  files: FileTransfers;
+  events: FileTransferEvent[];
+  chat: ChatEvent[];
+  close(): Promise<void>;
+}
+
+async function terminal(
+  server: ChatServer,
+  nick: string,
+  options: { acceptDir?: string } = {},
+): Promise<Terminal> {
+  const client = await connectClient(server, nick);
+  const events: FileTransferEvent[] = [];
+  const chat: ChatEvent[] = [];
+  client.onEvent((event) => chat.push(event));
+  const files = new FileTransfers(client, { onEvent: (e) => events.push(e), ...options });
+  return {
+    client,
+    files,
+    events,
+    chat,
+    async close() {
+      await files.close();
+      await client.close();
+    },
+  };
+}
+
+/** Waits for the first event of `type` that `match` accepts, in `list`. */
+function waitFor<E extends { type: string }>(
+  list: E[],
+  type: string,
+  match: (event: E) => boolean = () => true,
+): Promise<E> {
+  return until(() => list.find((e) => e.type === type && match(e)), type, PAGE_WAIT_MS * 2);
+}
+
+/** Opens the direct conversation with `nick` from the Online list. */
+async function openDm(page: Page, nick: string): Promise<void> {
+  const selector = `#online-list button[title="message ${nick}"]`;
+  await page.waitForSelector(selector);
+  await page.click(selector);
+  await page.waitForFunction(
+    (title: string) => document.querySelector("#conversation-title")?.textContent === title,
+    {},
+    `@${nick}`,
+  );
+  await page.waitForSelector("#file-button:not([hidden])");
+}
+
+/** Waits until the page shows the transfer `selector` picks in state `state`. */
+async function waitForTransfer(page: Page, selector: string, state: string): Promise<void> {
+  await page.waitForSelector(`#file-list li${selector}[data-state="${state}"]`, {
+    timeout: PAGE_WAIT_MS * 2,
+  });
+}
+
+/** Picks `path` in the page's file input (as the file dialog would) to send it. */
+async function sendFromPage(page: Page, path: string): Promise<void> {
+  const input = await page.$("#file-input");
+  assert.ok(input !== null, "the page has a file input");
+  await (input as unknown as { uploadFile(path: string): Promise<void> }).uploadFile(path);
+}
+
+/**
+ * Clicks the **Save** link of the transfer of file `file` and waits for the browser to
+ * write the download into `dir`; returns its path.
+ */
+async function saveFromPage(
+  browser: Awaited<ReturnType<typeof launchBrowser>>,
+  page: Page,
+  file: number,
+  dir: string,
+): Promise<string> {
+  const session = await browser.target().createCDPSession();
+  try {
+    await session.send("Browser.setDownloadBehavior", {
+      behavior: "allow",
+      downloadPath: dir,
+      eventsEnabled: true,
+    });
+    let name = "";
+    const done = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the download did not end")), 60_000);
+      session.on("Browser.downloadWillBegin", (event) => name = event.suggestedFilename);
+      session.on("Browser.downloadProgress", (event) => {
+        if (event.state === "inProgress") return;
+        clearTimeout(timer);
+        if (event.state === "completed") resolve();
+        else reject(new Error(`the download was ${event.state}`));
+      });
+    });
+    await page.click(`#file-list li[data-file="${file}"] a.save`);
+    await done;
+    return join(dir, name);
+  } finally {
+    await session.detach();
+  }
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  await Deno.mkdir(DOCS, { recursive: true });
+  await page.screenshot({ path: new URL(name, DOCS).pathname });
+}
+
+browserTest(
+  "web files: browser -> terminal and terminal -> browser with matching SHA-256; a name with markup is text",
+  async () => {
+    const tmp = await Deno.makeTempDir();
+    const server = await testServer({ webPort: 0 });
+    const browser = await launchBrowser();
+    const bob = await terminal(server, "bob", { acceptDir: join(tmp, "bob") });
+    try {
+      const page = await openPage(browser, pageUrl(server));
+      await logInPage(page, "alice");
+      await bob.client.dm("alice", "could you send me the report?");
+      await openDm(page, "bob");
+      await waitForMessage(page, "could you send me the report?");
+
+      // Browser -> terminal: 3 MiB and a bit (several chunks, a window of them).
+      const report = join(tmp, "report.bin");
+      const reportSha = await writeRandomFile(report, 3 * 1024 * 1024 + 4321, 11);
+      await sendFromPage(page, report);
+      const saved = await waitFor(bob.events, "file_saved") as Extract<
+        FileTransferEvent,
+        { type: "file_saved" }
+      >;
+      assert.equal(saved.name, "report.bin");
+      assert.equal(saved.sha256, reportSha);
+      assert.equal(await sha256Of(saved.path), reportSha);
+      // The page hears that bob checked and has it.
+      await waitForTransfer(page, `[data-file="${saved.file}"]`, "delivered");
+
+      // Terminal -> browser, under a name that is markup.
+      const hostile = `<img src=x onerror="window.pwned=1;alert('file')">.txt`;
+      const photo = join(tmp, hostile);
+      const photoSha = await writeRandomFile(photo, 2 * 1024 * 1024 + 99, 12);
+      await bob.client.dm("alice", "thanks! and here is the photo");
+      await waitForMessage(page, "thanks! and here is the photo");
+      const offer = await bob.files.send("alice", photo);
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+      const shown = await page.$eval(
+        `#file-list li[data-file="${offer.file}"] .file-name`,
+        (node) => node.textContent,
+      );
+      assert.equal(shown, hostile);
+      await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "saved");
+      await waitFor(
+        bob.chat,
+        "file_completed",
+        (e) => (e as { file?: number }).file === offer.file,
+      );
+      await screenshot(page, "web-files.png");
+      const downloaded = await saveFromPage(browser, page, offer.file, join(tmp, "browser"));
+      assert.equal(downloaded, join(tmp, "browser", safeFileName(hostile)));
+      assert.equal(await sha256Of(downloaded), photoSha);
+
+      const injected = await page.evaluate(() => ({
+        pwned: (window as unknown as { pwned?: number }).pwned ?? null,
+        images: document.querySelectorAll("#chat-view img").length,
+      }));
+      assert.deepEqual(injected, { pwned: null, images: 0 });
+      assert.deepEqual(page.dialogs, []);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await bob.close();
+      await browser.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);
+
+browserTest(
+  "web files: bytes damaged on the server are caught by the page as corrupt; the sender hears",
+  async () => {
+    const tmp = await Deno.makeTempDir();
+    const server = await testServer({ webPort: 0 });
+    const browser = await launchBrowser();
+    const bob = await terminal(server, "bob");
+    try {
+      const page = await openPage(browser, pageUrl(server));
+      await logInPage(page, "alice");
+      const path = join(tmp, "damaged.bin");
+      await writeRandomFile(path, 1_500_000, 13);
+      const offer = await bob.files.send("alice", path);
+      // The server does not hash what it holds: a byte changed on its disk is the
+      // recipient's to catch.
+      const held = join(fileServiceOf(server.hub).dir, `${offer.file}.file`);
+      const bytes = await Deno.readFile(held);
+      bytes[1_000_000] ^= 0xff;
+      await Deno.writeFile(held, bytes);
+      await openDm(page, "bob");
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+      await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
+      await waitForTransfer(page, `[data-file="${offer.file}"][data-code="corrupt"]`, "failed");
+      const status = await page.$eval(
+        `#file-list li[data-file="${offer.file}"] .file-status`,
+        (node) => node.textContent ?? "",
+      );
+      assert.match(status, /^Failed \(corrupt\): its SHA-256 did not match/);
+      const cancelled = await waitFor(bob.chat, "file_cancelled");
+      assert.deepEqual(cancelled, {
+        type: "file_cancelled",
+        file: offer.file,
+        by: "alice",
+        name: "damaged.bin",
+        reason: "corrupt",
+      });
+      assert.equal(
+        await page.$(`#file-list li[data-file="${offer.file}"] a.save`),
+        null,
+        "no link to a damaged file",
+      );
+    } finally {
+      await bob.close();
+      await browser.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);
+
+browserTest(
+  "web files: an upload cancelled halfway from the page, an offer declined, one over the page's limit",
+  async () => {
+    const tmp = await Deno.makeTempDir();
+    // Paced at 256 KiB/s: the 8 MiB upload is still going when Cancel is clicked.
+    const server = await testServer({
+      webPort: 0,
+      rateFileBytesPerSec: 256 * 1024,
+      maxFileSize: 2 * MAX_RECEIVE_BYTES,
+      fileQuotaBytes: 4 * MAX_RECEIVE_BYTES,
+    });
+    const browser = await launchBrowser();
+    const bob = await terminal(server, "bob");
+    try {
+      const page = await openPage(browser, pageUrl(server));
+      await logInPage(page, "alice");
+      await openDm(page, "bob");
+      const big = join(tmp, "big.bin");
+      await writeRandomFile(big, 8 * 1024 * 1024, 14);
+      await sendFromPage(page, big);
+      const offered = await waitFor(bob.events, "file_offered") as Extract<
+        FileTransferEvent,
+        { type: "file_offered" }
+      >;
+      await waitForTransfer(page, `[data-file="${offered.file}"]`, "uploading");
+      await page.waitForFunction(
+        (file: number) =>
+          Number(
+            (document.querySelector(`#file-list li[data-file="${file}"] progress`) as unknown as {
+              value: number;
+            } | null)?.value ?? 0,
+          ) > 0,
+        { timeout: PAGE_WAIT_MS * 2 },
+        offered.file,
+      );
+      await page.click(`#file-list li[data-file="${offered.file}"] .cancel`);
+      await waitForTransfer(page, `[data-file="${offered.file}"]`, "cancelled");
+      const cancelled = await waitFor(bob.chat, "file_cancelled");
+      assert.equal((cancelled as { file: number }).file, offered.file);
+      assert.equal(await fileServiceOf(server.hub).store.get(offered.file), null);
+
+      // An offer declined from the page: the sender hears it.
+      const note = join(tmp, "note.txt");
+      await Deno.writeTextFile(note, "not for you");
+      const offer = await bob.files.send("alice", note);
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+      await page.click(`#file-list li[data-file="${offer.file}"] .decline`);
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "declined");
+      await waitFor(bob.chat, "file_declined", (e) => (e as { file?: number }).file === offer.file);
+
+      // Over the page's limit: Accept says so (and takes nothing); Decline still answers.
+      const huge = await bob.client.request("file_offer", {
+        to: "alice",
+        name: "huge.iso",
+        size: MAX_RECEIVE_BYTES + 1,
+        sha256: "0".repeat(64),
+      });
+      await waitForTransfer(page, `[data-file="${huge.file}"]`, "offered");
+      await page.click(`#file-list li[data-file="${huge.file}"] .accept`);
+      await waitForTransfer(page, `[data-file="${huge.file}"][data-code="too_large"]`, "failed");
+      assert.ok(
+        !bob.chat.some((e) => e.type === "file_accepted" && e.file === huge.file),
+        "not accepted",
+      );
+      await page.click(`#file-list li[data-file="${huge.file}"] .decline`);
+      await waitFor(bob.chat, "file_declined", (e) => (e as { file?: number }).file === huge.file);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await bob.close();
+      await browser.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);
+
+browserTest(
+  "web files: an upload and a download in the page carry on after the server restarts",
+  async () => {
+    const tmp = await Deno.makeTempDir();
+    const dataDir = join(tmp, "server");
+    await Deno.mkdir(dataDir);
+    // Paced at 512 KiB/s a session: both transfers are under way when the server stops.
+    const settings = { dataDir, drainWindowMs: 0, rateFileBytesPerSec: 512 * 1024 };
+    let server = await onFreePort((port) => testServer({ ...settings, port, webPort: port + 1 }));
+    const ports = { port: server.addr.port, webPort: server.webAddr!.port };
+    const browser = await launchBrowser();
+    let bob: Terminal | null = await terminal(server, "bob");
+    try {
+      const page = await openPage(browser, pageUrl(server));
+      await logInPage(page, "alice");
+      // Terminal -> browser: held whole by the server, then read by the page.
+      const down = join(tmp, "down.bin");
+      const downSha = await writeRandomFile(down, 3 * 1024 * 1024 + 5, 15);
+      const offer = await bob.files.send("alice", down);
+      await bob.close();
+      bob = null;
+      // bob is away: his offer opens the direct conversation in the sidebar.
+      await openConversation(page, "dm", "bob");
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+      await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
+      // Browser -> terminal (bob is away: the server holds it for him).
+      const up = join(tmp, "up.bin");
+      const upSha = await writeRandomFile(up, 3 * 1024 * 1024 + 7, 16);
+      await sendFromPage(page, up);
+      const moving = (state: string) =>
+        page.waitForFunction(
+          (s: string) =>
+            [...document.querySelectorAll(`#file-list li[data-state="${s}"] progress`)].some(
+              (p) => Number((p as unknown as { value: number }).value) > 0,
+            ),
+          { timeout: PAGE_WAIT_MS * 2 },
+          state,
+        );
+      await moving("receiving");
+      await moving("uploading");
+
+      await server.shutdown();
+      await page.waitForFunction(() => document.querySelector("#status.online") === null);
+      server = await testServer({ ...settings, ...ports });
+      await page.waitForFunction(() => document.querySelector("#status.online") !== null, {
+        timeout: 60_000,
+      });
+
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "saved");
+      const downloaded = await saveFromPage(browser, page, offer.file, join(tmp, "browser"));
+      assert.equal(await sha256Of(downloaded), downSha);
+      await waitForTransfer(page, "", "uploaded");
+      bob = await terminal(server, "bob", { acceptDir: join(tmp, "bob") });
+      const saved = await waitFor(bob.events, "file_saved") as Extract<
+        FileTransferEvent,
+        { type: "file_saved" }
+      >;
+      assert.equal(saved.name, "up.bin");
+      assert.equal(await sha256Of(saved.path), upSha);
+      await waitForTransfer(page, `[data-file="${saved.file}"]`, "delivered");
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await bob?.close();
+      await browser.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);
