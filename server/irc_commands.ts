@@ -7,7 +7,7 @@
  * @module
  */
 
-import { formatIrcMessage, type IrcMessage } from "../protocol/irc_line.ts";
+import { formatFittedIrcMessage, formatIrcMessage, type IrcMessage } from "../protocol/irc_line.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
 import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import { type CommandContext, commands } from "./commands.ts";
@@ -390,7 +390,7 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
         const name = channelOf(reply.room);
         if (topic !== undefined) {
           client.sendLines([
-            formatIrcMessage({
+            formatFittedIrcMessage({
               source: userSource(client.nick),
               command: "TOPIC",
               params: [name, oneLine(reply.topic)],

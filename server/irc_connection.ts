@@ -13,7 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import { decodePayload, LENGTH_PREFIX_BYTES } from "../protocol/frame.ts";
 import {
   encodeIrcLine,
-  formatIrcMessage,
+  formatFittedIrcMessage,
   IrcLineError,
   type IrcMessage,
   MAX_LINE_BYTES,
@@ -21,7 +21,6 @@ import {
   type SplitLine,
 } from "../protocol/irc_line.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
-import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH } from "../protocol/names.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
@@ -32,6 +31,7 @@ import { CommandError } from "./errors.ts";
 import { FloodControl, LOGIN_COST } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
+import { isupportGroups } from "./irc_isupport.ts";
 import { eventLines, IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
@@ -169,7 +169,9 @@ export class IrcConnection implements SessionPort, IrcClient {
       if (i === list.length - 1) return clean;
       return clean === "" ? "*" : clean.replace(/ /g, "_").replace(/^:/, "_");
     });
-    this.#queue([formatIrcMessage({ source: IRC_SERVER_NAME, command: numeric, params: all })]);
+    this.#queue([
+      formatFittedIrcMessage({ source: IRC_SERVER_NAME, command: numeric, params: all }),
+    ]);
   }
 
   sendLines(lines: readonly string[]): void {
@@ -411,18 +413,9 @@ export class IrcConnection implements SessionPort, IrcClient {
     this.reply("002", `Your host is ${IRC_SERVER_NAME}, running chat`);
     this.reply("003", "This server speaks IRC beside the chat protocol");
     this.reply("004", IRC_SERVER_NAME, "chat", "i", "t");
-    this.reply(
-      "005",
-      "CASEMAPPING=ascii",
-      "CHANTYPES=#",
-      `CHANNELLEN=${MAX_NAME_LENGTH + 1}`,
-      `NICKLEN=${MAX_NAME_LENGTH}`,
-      `TOPICLEN=${MAX_TOPIC_LENGTH}`,
-      `LINELEN=${MAX_LINE_BYTES}`,
-      "TARGMAX=PRIVMSG:1,NOTICE:1",
-      "NETWORK=chat",
-      "are supported by this server",
-    );
+    for (const tokens of isupportGroups()) {
+      this.reply("005", ...tokens, "are supported by this server");
+    }
     this.reply("422", "MOTD File is missing");
   }
 

@@ -6,6 +6,7 @@
  */
 
 import {
+  formatFittedIrcMessage,
   formatIrcMessage,
   type OutgoingIrcMessage,
   splitUtf8Lines,
@@ -96,7 +97,7 @@ type Translate<T extends keyof ServerMessageMap> = (
 ) => string[];
 
 function line(message: OutgoingIrcMessage): string[] {
-  return [formatIrcMessage(message)];
+  return [formatFittedIrcMessage(message)];
 }
 
 const NONE: string[] = [];
