@@ -474,7 +474,11 @@ export class ChatHub {
     port: SessionPort,
     nick: string,
     password: string | undefined,
-    { register = true }: { register?: boolean } = {},
+    { register = true, authenticated = false }: {
+      register?: boolean;
+      /** The password was checked already by {@linkcode authenticate} (SASL): not again. */
+      authenticated?: boolean;
+    } = {},
   ): Promise<LoginResult> {
     const problem = nameProblem(nick);
     if (problem !== null) {
@@ -487,7 +491,11 @@ export class ChatHub {
       ) {
         throw new CommandError("no_account", `there is no account named ${nick} here`);
       }
-      return await this.#guardNewNick(key, nick, () => this.#login(port, key, nick, password));
+      return await this.#guardNewNick(
+        key,
+        nick,
+        () => this.#login(port, key, nick, password, authenticated),
+      );
     }).then(
       (result) => {
         this.metrics.counters.logins++;
@@ -500,6 +508,44 @@ export class ChatHub {
         throw err;
       },
     );
+  }
+
+  /**
+   * Checks a password as a login does, without starting a session (IRC's SASL, before
+   * the client registers): the same lockout, throttles, registration of an unknown nick
+   * (unless `register` is false) and failure counters. Resolves to the account's display
+   * nick; the later {@linkcode login} passes `authenticated` so as not to check again.
+   *
+   * @throws {CommandError} as {@linkcode login}; `bad_password` under `--auth none`.
+   */
+  authenticate(
+    ip: string,
+    nick: string,
+    password: string,
+    { register = true }: { register?: boolean } = {},
+  ): Promise<string> {
+    const problem = nameProblem(nick);
+    if (problem !== null) {
+      return Promise.reject(new CommandError("bad_name", `bad nick "${nick}": ${problem}`));
+    }
+    if (this.config.auth !== "password") {
+      return Promise.reject(
+        new CommandError("bad_password", "this server takes no passwords (--auth none)"),
+      );
+    }
+    const key = nameKey(nick);
+    return this.#withAccountLock(key, async () => {
+      if (!register && await this.store.getAccount(key) === null) {
+        throw new CommandError("no_account", `there is no account named ${nick} here`);
+      }
+      await this.#guardNewNick(key, nick, () => this.#checkPassword(ip, key, nick, password));
+      return await this.displayNick(key);
+    }).catch((err) => {
+      if (err instanceof CommandError && AUTH_FAILURES.has(err.code)) {
+        this.metrics.counters.authFailures++;
+      }
+      throw err;
+    });
   }
 
   /** Calls `listener` whenever a session ends, once it is out of its account. */
@@ -668,10 +714,11 @@ export class ChatHub {
     key: string,
     nick: string,
     password: string | undefined,
+    authenticated: boolean,
   ): Promise<LoginResult> {
     let registered = false;
     if (this.config.auth === "password") {
-      registered = await this.#checkPassword(port.ip, key, nick, password);
+      if (!authenticated) registered = await this.#checkPassword(port.ip, key, nick, password);
     } else {
       if (this.presence.isOnline(key)) {
         throw new CommandError("nick_in_use", `the nick "${nick}" is in use`);

@@ -12,6 +12,7 @@ import type { ChatMessage } from "../protocol/messages.ts";
 import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import { type CommandContext, commands } from "./commands.ts";
 import { CommandError } from "./errors.ts";
+import { authenticateCommand, saslCapability, type SaslState } from "./irc_sasl.ts";
 import type { ChatHub, Session } from "./hub.ts";
 import {
   channelOf,
@@ -50,6 +51,14 @@ export interface IrcClient {
   quit(reason: string): void;
   /** A fresh request id for the chat commands (unique, so stored ids never collide). */
   newId(): string;
+  /** The client's IP address. */
+  readonly ip: string;
+  /** The SASL exchange (server/irc_sasl.ts). */
+  readonly sasl: SaslState;
+  /** The `CAP LS` version the client asked for (302 and up: capability values). */
+  capVersion: number;
+  /** Takes a password check from the flood control: seconds to wait, or 0 when admitted. */
+  admitLogin(): number;
 }
 
 /** A command's handler and how the connection treats it. */
@@ -66,6 +75,16 @@ export interface IrcCommandSpec {
   activity?: boolean;
   /** Handles the command; may throw a {@linkcode CommandError}, turned into a numeric. */
   run(client: IrcClient, message: IrcMessage): void | Promise<void>;
+}
+
+/**
+ * The capabilities offered to `client`: {@linkcode IRC_CAPABILITIES}, and `sasl` when the
+ * server checks passwords (`--auth password`).
+ */
+export function capabilitiesOf(client: IrcClient): string[] {
+  const caps = [...IRC_CAPABILITIES];
+  if (client.hub.config.auth === "password") caps.push("sasl");
+  return caps;
 }
 
 /** The chat command context of a registered client. */
@@ -226,17 +245,26 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
           formatIrcMessage({ source: IRC_SERVER_NAME, command: "CAP", params: [nick, ...rest] }),
         ]);
       switch (sub) {
-        case "LS":
+        case "LS": {
           if (client.session === null) client.holdRegistration(true);
-          cap("LS", IRC_CAPABILITIES.join(" "));
+          const version = Number(params[1] ?? 0);
+          if (Number.isInteger(version) && version > client.capVersion) {
+            client.capVersion = version;
+          }
+          const shown = capabilitiesOf(client).map((c) =>
+            c === "sasl" ? saslCapability(client.capVersion) : c
+          );
+          cap("LS", shown.join(" "));
           return;
+        }
         case "LIST":
           cap("LIST", [...client.caps].join(" "));
           return;
         case "REQ": {
           if (client.session === null) client.holdRegistration(true);
           const asked = (params[1] ?? "").split(" ").filter((c) => c !== "");
-          const known = asked.every((c) => IRC_CAPABILITIES.includes(c.replace(/^-/, "")));
+          const offered = capabilitiesOf(client);
+          const known = asked.every((c) => offered.includes(c.replace(/^-/, "")));
           if (!known || asked.length === 0) {
             cap("NAK", params[1] ?? "");
             return;
@@ -525,4 +553,6 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
       }
     },
   },
+
+  AUTHENTICATE: authenticateCommand,
 };

@@ -31,7 +31,9 @@ import { CommandError } from "./errors.ts";
 import { FloodControl, LOGIN_COST } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
+import { IrcNumericError } from "./irc_errors.ts";
 import { isupportGroups } from "./irc_isupport.ts";
+import { newSaslState, type SaslState } from "./irc_sasl.ts";
 import { eventLines, IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
@@ -55,6 +57,8 @@ export class IrcConnection implements SessionPort, IrcClient {
   readonly ip: string;
   readonly hub: ChatHub;
   readonly caps: Set<string> = new Set();
+  readonly sasl: SaslState = newSaslState();
+  capVersion = 0;
   readonly #lines: LineConnection;
   readonly #openedAt = performance.now();
   readonly #loginTimeoutMs: number;
@@ -205,6 +209,11 @@ export class IrcConnection implements SessionPort, IrcClient {
     this.#lines.close(this.hub.config.shutdownGraceMs);
   }
 
+  admitLogin(): number {
+    const admission = this.#flood.admit("login", 0, performance.now(), LOGIN_COST);
+    return admission.admitted ? 0 : Math.max(1, admission.retryAfter);
+  }
+
   newId(): string {
     return `irc-${crypto.randomUUID()}`;
   }
@@ -319,6 +328,10 @@ export class IrcConnection implements SessionPort, IrcClient {
   }
 
   #replyError(command: string, err: unknown): void {
+    if (err instanceof IrcNumericError) {
+      this.reply(err.numeric, ...err.params);
+      return;
+    }
     if (err instanceof CommandError) {
       this.reply("400", command, err.message);
       return;
@@ -347,7 +360,8 @@ export class IrcConnection implements SessionPort, IrcClient {
     if (this.#session !== null || this.#registering || this.#capHeld) return Promise.resolve();
     if (this.#nick === null || !this.#userGiven) return Promise.resolve();
     this.#registering = true;
-    return this.#register(this.#nick);
+    // Authenticated through SASL: the account is the nick.
+    return this.#register(this.sasl.account ?? this.#nick);
   }
 
   async #register(nick: string): Promise<void> {
@@ -358,9 +372,13 @@ export class IrcConnection implements SessionPort, IrcClient {
       return;
     }
     try {
-      const { session, reply, heldThrough } = await this.hub.login(this, nick, this.#password, {
-        register: true,
-      });
+      const authenticated = this.sasl.account !== null;
+      const { session, reply, heldThrough } = await this.hub.login(
+        this,
+        nick,
+        authenticated ? undefined : this.#password,
+        { register: true, authenticated },
+      );
       this.#session = session;
       this.#flood = new FloodControl(this.hub.config, performance.now());
       this.#welcome();

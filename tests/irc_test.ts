@@ -56,6 +56,7 @@ Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms jo
       "batch",
       "echo-message",
       "message-tags",
+      "sasl=PLAIN",
       "server-time",
     ]);
     await irc.send("CAP REQ :server-time message-tags", "CAP END");

@@ -120,3 +120,105 @@ Deno.test("irc v3: ISUPPORT tells the limits; a line at LINELEN is taken, one by
     await server.shutdown();
   }
 });
+
+/** `AUTHENTICATE` lines carrying a PLAIN response, in chunks of 400 (and `+` after a full one). */
+function plainLines(authzid: string, account: string, password: string): string[] {
+  const raw = new TextEncoder().encode(`${authzid}\0${account}\0${password}`);
+  const base64 = btoa(String.fromCharCode(...raw));
+  const lines: string[] = [];
+  for (let at = 0; at < base64.length; at += 400) {
+    lines.push(`AUTHENTICATE ${base64.slice(at, at + 400)}`);
+  }
+  if (base64.length % 400 === 0) lines.push("AUTHENTICATE +");
+  return lines;
+}
+
+Deno.test("irc v3: SASL PLAIN logs in to the chat accounts (registering as a chat login does), with 900/903 and 904-908", async () => {
+  const server = await ircServer({ credentials: [{ nick: "alice", password: "password123" }] });
+  try {
+    await using irc = await IrcProbe.dial(ircPort(server));
+    await irc.send("CAP LS 302");
+    const ls = await irc.expectCommand("CAP", "*", "LS");
+    assert.ok(ls.params[2].split(" ").includes("sasl=PLAIN"), ls.params[2]);
+    // Before the capability: refused.
+    await irc.send("AUTHENTICATE PLAIN");
+    await irc.expectCommand("904", "*");
+    await irc.send("CAP REQ :sasl");
+    await irc.expectCommand("CAP", "*", "ACK", "sasl");
+    await irc.send("AUTHENTICATE SCRAM-SHA-256");
+    assert.equal((await irc.expectCommand("908", "*")).params[1], "PLAIN");
+    await irc.expectCommand("904", "*");
+    await irc.send("AUTHENTICATE PLAIN");
+    await irc.expectCommand("AUTHENTICATE", "+");
+    await irc.send("AUTHENTICATE *");
+    await irc.expectCommand("906", "*");
+    // Another account in authzid: refused.
+    await irc.send("AUTHENTICATE PLAIN", ...plainLines("bob", "alice", "password123"));
+    await irc.expectCommand("904", "*");
+    await irc.send("AUTHENTICATE PLAIN", ...plainLines("", "alice", "password123"));
+    await irc.expectCommand("AUTHENTICATE", "+");
+    const loggedIn = await irc.expectCommand("900", "*");
+    assert.deepEqual(loggedIn.params.slice(1, 3), ["alice!alice@chat", "alice"]);
+    await irc.expectCommand("903", "*");
+    await irc.send("AUTHENTICATE PLAIN");
+    await irc.expectCommand("907", "*");
+    // Registers as the account, whatever NICK said, with no PASS.
+    await irc.send("NICK whoever", "USER a 0 * :A", "CAP END");
+    await irc.expectCommand("001", "alice");
+    await irc.expectCommand("JOIN", "#lobby");
+
+    // A new nick registers through SASL (a response of exactly 400 bytes: then "+"), and a
+    // chat client logs in to that account with the same password.
+    const password = "p".repeat(295);
+    await using zed = await IrcProbe.dial(ircPort(server));
+    await zed.send("CAP REQ :sasl", "AUTHENTICATE PLAIN", ...plainLines("", "zed", password));
+    await zed.expectCommand("903", "*");
+    await zed.send("NICK zed", "USER z 0 * :Z", "CAP END");
+    await zed.expectCommand("001", "zed");
+    await using chat = await connectClient(server, "zed", { password });
+    assert.equal(chat.nick, "zed");
+
+    // Too long a response: 905.
+    await using long = await IrcProbe.dial(ircPort(server));
+    await long.send("CAP REQ :sasl", "AUTHENTICATE PLAIN");
+    await long.expectCommand("AUTHENTICATE", "+");
+    await long.send(...Array.from({ length: 5 }, () => `AUTHENTICATE ${"QUFB".repeat(100)}`));
+    await long.expectCommand("905", "*");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("irc v3: wrong SASL passwords count as failed logins and lock the account as chat logins do", async () => {
+  const server = await ircServer({ credentials: [{ nick: "carol", password: "password123" }] });
+  try {
+    const before = server.hub.metrics.counters.authFailures;
+    await using irc = await IrcProbe.dial(ircPort(server));
+    await irc.send("CAP REQ :sasl");
+    await irc.expectCommand("CAP", "*", "ACK", "sasl");
+    for (let i = 0; i < 3; i++) {
+      await irc.send("AUTHENTICATE PLAIN", ...plainLines("", "carol", "wrong-password"));
+      const fail = await irc.expectCommand("904", "*");
+      if (i < 2) assert.match(fail.params[1], /wrong password/);
+      else assert.match(fail.params[1], /blocked/);
+    }
+    // Locked for every way in from this address: SASL with the right password, a chat login.
+    await irc.send("AUTHENTICATE PLAIN", ...plainLines("", "carol", "password123"));
+    assert.match((await irc.expectCommand("904", "*")).params[1], /blocked/);
+    await assert.rejects(() => connectClient(server, "carol"), /blocked/);
+    assert.ok(server.hub.metrics.counters.authFailures >= before + 5);
+  } finally {
+    await server.shutdown();
+  }
+  const open = await ircServer({ auth: "none" });
+  try {
+    await using irc = await IrcProbe.dial(ircPort(open));
+    await irc.send("CAP LS 302");
+    const ls = await irc.expectCommand("CAP", "*", "LS");
+    assert.ok(!ls.params[2].includes("sasl"), ls.params[2]);
+    await irc.send("CAP REQ :sasl");
+    await irc.expectCommand("CAP", "*", "NAK");
+  } finally {
+    await open.shutdown();
+  }
+});
