@@ -19,6 +19,7 @@ import {
   IRC_CAPABILITIES,
   IRC_SERVER_NAME,
   messageTags,
+  newBatchId,
   oneLine,
   textLines,
   userSource,
@@ -129,7 +130,7 @@ function sendJoined(
   if (reply.topic !== "") client.reply("332", channel, oneLine(reply.topic));
   sendNames(client, channel, reply.members);
   if (!client.caps.has("batch") || reply.history.length === 0) return;
-  const batch = crypto.randomUUID().slice(0, 8);
+  const batch = newBatchId();
   const lines = [`:${IRC_SERVER_NAME} BATCH +${batch} chathistory ${channel}`];
   for (const message of reply.history) {
     const tags = { ...messageTags(client, message), batch };

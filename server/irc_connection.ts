@@ -19,6 +19,7 @@ import {
   MAX_LINE_BYTES,
   parseIrcLine,
   type SplitLine,
+  utf8Length,
 } from "../protocol/irc_line.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
@@ -32,9 +33,10 @@ import { FloodControl, LOGIN_COST } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
 import { IrcNumericError } from "./irc_errors.ts";
+import { labeledLines, MAX_LABEL_BYTES } from "./irc_labels.ts";
 import { isupportGroups } from "./irc_isupport.ts";
 import { newSaslState, type SaslState } from "./irc_sasl.ts";
-import { eventLines, IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
+import { eventLines, IRC_SERVER_NAME, newBatchId, oneLine, serverNotice } from "./irc_events.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
 
@@ -73,6 +75,8 @@ export class IrcConnection implements SessionPort, IrcClient {
   #bytesOutAtSweep = 0;
   #stalledSweeps = 0;
   #held: Promise<void> = Promise.resolve();
+  /** While a labelled command runs: its replies, sent labelled once it is done. */
+  #captured: string[] | null = null;
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: IrcConnectionOptions) {
@@ -173,13 +177,14 @@ export class IrcConnection implements SessionPort, IrcClient {
       if (i === list.length - 1) return clean;
       return clean === "" ? "*" : clean.replace(/ /g, "_").replace(/^:/, "_");
     });
-    this.#queue([
+    this.sendLines([
       formatFittedIrcMessage({ source: IRC_SERVER_NAME, command: numeric, params: all }),
     ]);
   }
 
   sendLines(lines: readonly string[]): void {
-    this.#queue(lines);
+    if (this.#captured !== null) this.#captured.push(...lines);
+    else this.#queue(lines);
   }
 
   setNick(nick: string): Promise<void> {
@@ -249,7 +254,6 @@ export class IrcConnection implements SessionPort, IrcClient {
   // --- lines ---
 
   async #onLine(split: SplitLine, bytes: number): Promise<void> {
-    const now = performance.now();
     let message: IrcMessage | null = null;
     let problem: IrcLineError | null = null;
     if (split.ok) {
@@ -263,6 +267,31 @@ export class IrcConnection implements SessionPort, IrcClient {
     } else {
       problem = new IrcLineError(split.code, split.message);
     }
+    const label = message?.tags.label;
+    if (
+      label === undefined || label === "" || utf8Length(label) > MAX_LABEL_BYTES ||
+      !this.caps.has("labeled-response")
+    ) {
+      return this.#dispatch(message, problem, bytes);
+    }
+    // Its replies (not the hub's events meanwhile) go back labelled, together.
+    const captured: string[] = this.#captured = [];
+    try {
+      await this.#dispatch(message, problem, bytes);
+    } finally {
+      this.#captured = null;
+      if (!this.#closing) {
+        this.#queue(labeledLines(label, captured, this.caps.has("batch"), newBatchId()));
+      }
+    }
+  }
+
+  async #dispatch(
+    message: IrcMessage | null,
+    problem: IrcLineError | null,
+    bytes: number,
+  ): Promise<void> {
+    const now = performance.now();
     const spec = message === null ? undefined : ircCommands[message.command];
     const registered = this.#session !== null;
     if (registered) this.hub.metrics.counters.requests++;

@@ -23,8 +23,14 @@ export const IRC_CAPABILITIES: readonly string[] = [
   "batch",
   "echo-message",
   "message-tags",
+  "labeled-response",
   "server-time",
 ];
+
+/** A fresh batch reference tag (`BATCH +id`). */
+export function newBatchId(): string {
+  return crypto.randomUUID().slice(0, 8);
+}
 
 /** What the translation needs to know of the receiving connection. */
 export interface IrcView {

@@ -55,6 +55,7 @@ Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms jo
     assert.deepEqual(ls.params[2].split(" ").sort(), [
       "batch",
       "echo-message",
+      "labeled-response",
       "message-tags",
       "sasl=PLAIN",
       "server-time",

@@ -63,6 +63,18 @@ async function takeUntil(
   }
 }
 
+/** The lines of batch `id` (tagged with it) up to its end, which is not returned. */
+async function batchLines(irc: IrcProbe, id: string): Promise<IrcMessage[]> {
+  const out: IrcMessage[] = [];
+  while (true) {
+    const m = await irc.expect((m) =>
+      m.tags.batch === id || (m.command === "BATCH" && m.params[0] === `-${id}`)
+    );
+    if (m.command === "BATCH" && m.params[0] === `-${id}`) return out;
+    out.push(m);
+  }
+}
+
 Deno.test("irc v3: ISUPPORT tells the limits; a line at LINELEN is taken, one byte more gets 417; long texts and topics reach IRC within it", async () => {
   const server = await ircServer();
   try {
@@ -220,5 +232,51 @@ Deno.test("irc v3: wrong SASL passwords count as failed logins and lock the acco
     await irc.expectCommand("CAP", "*", "NAK");
   } finally {
     await open.shutdown();
+  }
+});
+
+Deno.test("irc v3: labeled-response: one reply labelled, none an ACK, several a labelled batch (nesting a history batch)", async () => {
+  const server = await ircServer();
+  try {
+    await using kim = await connectClient(server, "kim");
+    await kim.join("hist");
+    await kim.say("hist", "old line");
+    await using irc = await IrcProbe.register(ircPort(server), "leo");
+    await irc.send("CAP REQ :labeled-response batch echo-message");
+    await irc.expectCommand("CAP", "leo", "ACK");
+    await irc.send("@label=p1 PING :one");
+    assert.equal((await irc.expectCommand("PONG")).tags.label, "p1");
+    // No reply at all: an ACK.
+    await irc.send("@label=p2 PONG :x");
+    const ack = await irc.expectCommand("ACK");
+    assert.equal(ack.tags.label, "p2");
+    // The echo of a message is its reply.
+    await irc.send("@label=p3 PRIVMSG #lobby :labelled");
+    const echo = await irc.expectCommand("PRIVMSG", "#lobby", "labelled");
+    assert.equal(echo.tags.label, "p3");
+    // An error is a reply too; WHOIS of nobody is two lines: a batch.
+    await irc.send("@label=p4 WHOIS nobody");
+    const start = await irc.expectCommand("BATCH");
+    assert.equal(start.tags.label, "p4");
+    assert.equal(start.params[1], "labeled-response");
+    const id = start.params[0].slice(1);
+    const inside = await batchLines(irc, id);
+    assert.deepEqual(inside.map((m) => m.command), ["401", "318"]);
+    // JOIN: its lines and the room's history batch nested in the labelled batch.
+    await irc.send("@label=p5 JOIN #hist");
+    const joinStart = await irc.expect((m) => m.command === "BATCH" && m.tags.label === "p5");
+    const lines = await batchLines(irc, joinStart.params[0].slice(1));
+    assert.deepEqual(lines.map((m) => m.command), ["JOIN", "353", "366", "BATCH", "BATCH"]);
+    const history = lines[3];
+    assert.equal(history.params[1], "chathistory");
+    assert.equal(lines[4].params[0], `-${history.params[0].slice(1)}`);
+    const old = await irc.expect((m) => m.tags.batch === history.params[0].slice(1));
+    assert.equal(old.params[1], "old line");
+    // Without a label: nothing changes.
+    await irc.send("PING :two");
+    const pong = await irc.expectCommand("PONG");
+    assert.equal(pong.tags.label, undefined);
+  } finally {
+    await server.shutdown();
   }
 });
