@@ -17,6 +17,7 @@ import {
   checkNewMessage,
   checkResend,
   checkUndeliveredQuery,
+  historyBounds,
   type HistoryQuery,
   type NewMessage,
   type RoomRecord,
@@ -259,16 +260,23 @@ export class MemoryStore implements Store {
         ? roomThread(query.room)
         : pairThread(query.between![0], query.between![1]);
       const list = this.#threads.get(thread) ?? [];
-      const end = query.before === undefined ? list.length : firstAtLeast(list, query.before);
+      const { before, after, beforeTs, afterTs } = historyBounds(query);
+      const start = firstAtLeast(list, after + 1);
+      const end = firstAtLeast(list, before);
       const blocked = query.room !== undefined && query.viewer !== undefined
         ? this.#blocks.get(query.viewer)
         : undefined;
-      if (blocked === undefined || blocked.size === 0) {
-        return list.slice(Math.max(0, end - query.limit), end).map((m) => this.#toChat(m));
-      }
+      const wanted = (m: (typeof list)[number]) =>
+        m.ts < beforeTs && m.ts > afterTs && !(blocked?.has(m.fromKey) ?? false);
       const out: ChatMessage[] = [];
-      for (let i = end - 1; i >= 0 && out.length < query.limit; i--) {
-        if (!blocked.has(list[i].fromKey)) out.push(this.#toChat(list[i]));
+      if (query.oldest === true) {
+        for (let i = start; i < end && out.length < query.limit; i++) {
+          if (wanted(list[i])) out.push(this.#toChat(list[i]));
+        }
+        return out;
+      }
+      for (let i = end - 1; i >= start && out.length < query.limit; i--) {
+        if (wanted(list[i])) out.push(this.#toChat(list[i]));
       }
       return out.reverse();
     });

@@ -68,6 +68,7 @@ import {
   checkNewMessage,
   checkResend,
   checkUndeliveredQuery,
+  historyBounds,
   type HistoryQuery,
   type NewMessage,
   type RoomRecord,
@@ -526,20 +527,25 @@ export class PostgresStore implements Store {
   history(query: HistoryQuery): Promise<ChatMessage[]> {
     return this.#readCommitted(async (sql) => {
       checkHistoryQuery(query);
-      const before = query.before ?? Number.MAX_SAFE_INTEGER;
+      const { before, after, beforeTs, afterTs } = historyBounds(query);
+      const oldest = query.oldest === true;
+      const order = sql.unsafe(oldest ? "ASC" : "DESC");
       const rows = query.room !== undefined
         ? await sql`
           SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages m JOIN rooms r ON r.key = m.room_key
-          WHERE m.room_key = ${query.room} AND m.id < ${before} AND NOT EXISTS
+          WHERE m.room_key = ${query.room} AND m.id < ${before} AND m.id > ${after}
+            AND m.ts < ${beforeTs} AND m.ts > ${afterTs} AND NOT EXISTS
             (SELECT 1 FROM blocks b WHERE b.account_key = ${query.viewer ?? ""}
               AND b.target_key = m.from_key)
-          ORDER BY m.id DESC LIMIT ${query.limit}`
+          ORDER BY m.id ${order} LIMIT ${query.limit}`
         : await sql`
           SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages m
           LEFT JOIN rooms r ON r.key = m.room_key
           WHERE m.dm_pair = ${pairKey(query.between![0], query.between![1])} AND m.id < ${before}
-          ORDER BY m.id DESC LIMIT ${query.limit}`;
-      return (rows as unknown as MessageRow[]).map(toChat).reverse();
+            AND m.id > ${after} AND m.ts < ${beforeTs} AND m.ts > ${afterTs}
+          ORDER BY m.id ${order} LIMIT ${query.limit}`;
+      const messages = (rows as unknown as MessageRow[]).map(toChat);
+      return oldest ? messages : messages.reverse();
     });
   }
 

@@ -317,6 +317,48 @@ export function storeConformance(
     await assertStoreError(store.history({ room: "a", limit: -1 }), "invalid");
   });
 
+  test("history: after, oldest and time bounds page forward and backward", async (store) => {
+    await store.createRoom(room("a", "A"));
+    const ids: number[] = [];
+    for (let i = 1; i <= 6; i++) {
+      ids.push(
+        (await store.appendMessage(say("alice", "a", `a${i}`, `a${i}`, i * 100))).message.id,
+      );
+      await store.appendMessage(dm("alice", "bob", `d${i}`, `d${i}`, i * 100));
+      await store.appendMessage(say("mallory", "a", `m${i}`, `m${i}`, i * 100));
+    }
+    await store.addBlock("alice", "mallory");
+    const q = { room: "a", viewer: "alice" };
+    assert.deepEqual(texts(await store.history({ ...q, after: ids[1], limit: 2 })), ["a5", "a6"]);
+    assert.deepEqual(
+      texts(await store.history({ ...q, after: ids[1], limit: 2, oldest: true })),
+      ["a3", "a4"],
+    );
+    assert.deepEqual(
+      texts(await store.history({ ...q, after: ids[0], before: ids[4], limit: 10, oldest: true })),
+      ["a2", "a3", "a4"],
+    );
+    assert.deepEqual(texts(await store.history({ ...q, beforeTs: 300, limit: 10 })), ["a1", "a2"]);
+    assert.deepEqual(
+      texts(await store.history({ ...q, afterTs: 300, beforeTs: 600, limit: 10 })),
+      ["a4", "a5"],
+    );
+    assert.deepEqual(
+      texts(await store.history({ ...q, afterTs: 100, limit: 2, oldest: true })),
+      ["a2", "a3"],
+    );
+    const pair = { between: ["bob", "alice"] as [string, string] };
+    assert.deepEqual(
+      texts(await store.history({ ...pair, afterTs: 200, limit: 2, oldest: true })),
+      ["d3", "d4"],
+    );
+    assert.deepEqual(texts(await store.history({ ...pair, beforeTs: 300, limit: 5 })), [
+      "d1",
+      "d2",
+    ]);
+    await assertStoreError(store.history({ ...q, after: -1, limit: 5 }), "invalid");
+  });
+
   test("history and messagesAfter leave out room messages from blocked accounts", async (store) => {
     await store.createRoom(room("a", "A"));
     await store.addMember("a", "alice");
