@@ -12,6 +12,7 @@ import type { ChatMessage } from "../protocol/messages.ts";
 import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import { type CommandContext, commands } from "./commands.ts";
 import { CommandError } from "./errors.ts";
+import { chathistoryCommand } from "./irc_chathistory.ts";
 import { authenticateCommand, saslCapability, type SaslState } from "./irc_sasl.ts";
 import type { ChatHub, Session } from "./hub.ts";
 import {
@@ -556,4 +557,5 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
   },
 
   AUTHENTICATE: authenticateCommand,
+  CHATHISTORY: chathistoryCommand,
 };

@@ -24,6 +24,7 @@ export const IRC_CAPABILITIES: readonly string[] = [
   "echo-message",
   "message-tags",
   "labeled-response",
+  "draft/chathistory",
   "server-time",
 ];
 

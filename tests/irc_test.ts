@@ -54,6 +54,7 @@ Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms jo
     const ls = await irc.expectCommand("CAP", "*", "LS");
     assert.deepEqual(ls.params[2].split(" ").sort(), [
       "batch",
+      "draft/chathistory",
       "echo-message",
       "labeled-response",
       "message-tags",

@@ -280,3 +280,135 @@ Deno.test("irc v3: labeled-response: one reply labelled, none an ACK, several a 
     await server.shutdown();
   }
 });
+
+/** Sends a CHATHISTORY request; returns the texts of its batch and the batch's target. */
+async function chathistory(
+  irc: IrcProbe,
+  request: string,
+): Promise<{ target: string; texts: string[]; lines: IrcMessage[] }> {
+  await irc.send(`CHATHISTORY ${request}`);
+  const start = await irc.expect((m) =>
+    (m.command === "BATCH" && m.params[1] === "chathistory") || m.command === "FAIL"
+  );
+  if (start.command === "FAIL") throw new Error(`FAIL ${start.params.join(" ")}`);
+  const lines = await batchLines(irc, start.params[0].slice(1));
+  return { target: start.params[2], texts: lines.map((m) => m.params[1]), lines };
+}
+
+Deno.test("irc v3: CHATHISTORY LATEST/BEFORE/AFTER/AROUND/BETWEEN/TARGETS by msgid and timestamp, rooms and DMs, blocks applied", async () => {
+  const server = await ircServer();
+  let clock = Date.parse("2026-12-01T00:00:00.000Z");
+  server.hub.now = () => (clock += 1000);
+  try {
+    await using kim = await connectClient(server, "kim");
+    await using mallory = await connectClient(server, "mallory");
+    await using leoChat = await connectClient(server, "leo");
+    await leoChat.block("mallory");
+    await kim.join("hist");
+    await mallory.join("hist");
+    await leoChat.join("hist");
+    const sent: { id: number; ts: number }[] = [];
+    for (let i = 1; i <= 10; i++) {
+      sent.push((await kim.say("hist", `m${i}`)).msg);
+      await mallory.say("hist", `spam${i}`);
+    }
+    const dms = [(await kim.dm("leo", "dm1")).msg, (await leoChat.dm("kim", "dm2")).msg];
+    const iso = (ts: number) => new Date(ts).toISOString();
+
+    await using irc = await IrcProbe.register(ircPort(server), "leo");
+    await irc.send("CAP REQ :batch draft/chathistory server-time message-tags");
+    await irc.expectCommand("CAP", "leo", "ACK");
+    const latest = await chathistory(irc, "LATEST #hist * 3");
+    assert.equal(latest.target, "#hist");
+    assert.deepEqual(latest.texts, ["m8", "m9", "m10"]);
+    // Same ids and times as the chat protocol's.
+    assert.deepEqual(latest.lines.map((m) => m.tags.msgid), sent.slice(7).map((m) => String(m.id)));
+    assert.deepEqual(latest.lines.map((m) => m.tags.time), sent.slice(7).map((m) => iso(m.ts)));
+    assert.equal(latest.lines[0].source, "kim!kim@chat");
+    const m6 = sent[5];
+    assert.deepEqual((await chathistory(irc, `BEFORE #hist msgid=${m6.id} 2`)).texts, ["m4", "m5"]);
+    assert.deepEqual((await chathistory(irc, `AFTER #hist msgid=${m6.id} 2`)).texts, ["m7", "m8"]);
+    assert.deepEqual(
+      (await chathistory(irc, `AROUND #hist msgid=${m6.id} 3`)).texts,
+      ["m5", "m6", "m7"],
+    );
+    assert.deepEqual(
+      (await chathistory(irc, `LATEST #hist msgid=${sent[7].id} 5`)).texts,
+      ["m9", "m10"],
+    );
+    assert.deepEqual(
+      (await chathistory(irc, `BETWEEN #hist msgid=${sent[1].id} msgid=${m6.id} 2`)).texts,
+      ["m3", "m4"],
+    );
+    assert.deepEqual(
+      (await chathistory(irc, `BETWEEN #hist msgid=${m6.id} msgid=${sent[1].id} 2`)).texts,
+      ["m4", "m5"],
+    );
+    // By time.
+    assert.deepEqual(
+      (await chathistory(irc, `BEFORE #hist timestamp=${iso(m6.ts)} 2`)).texts,
+      ["m4", "m5"],
+    );
+    assert.deepEqual(
+      (await chathistory(irc, `AFTER #hist timestamp=${iso(m6.ts)} 2`)).texts,
+      ["m7", "m8"],
+    );
+    assert.deepEqual(
+      (await chathistory(irc, `AROUND #hist timestamp=${iso(m6.ts)} 2`)).texts,
+      ["m5", "m6"],
+    );
+    assert.deepEqual(
+      (await chathistory(
+        irc,
+        `BETWEEN #hist timestamp=${iso(sent[7].ts)} timestamp=${iso(m6.ts)} 9`,
+      ))
+        .texts,
+      ["m7"],
+    );
+    // A direct conversation, both ways, as sent.
+    const dm = await chathistory(irc, "LATEST kim * 10");
+    assert.deepEqual(dm.texts, ["dm1", "dm2"]);
+    assert.deepEqual(dm.lines.map((m) => `${m.source} ${m.params[0]}`), [
+      "kim!kim@chat leo",
+      "leo!leo@chat kim",
+    ]);
+    assert.equal(dm.lines[1].tags.msgid, String(dms[1].id));
+    // TARGETS: the rooms with a message in the window, oldest activity first.
+    await irc.send(
+      `CHATHISTORY TARGETS timestamp=${iso(sent[0].ts - 1)} timestamp=${iso(clock + 1000)} 10`,
+    );
+    const targets = await irc.expect((m) => m.command === "BATCH" && m.params[0].startsWith("+"));
+    assert.equal(targets.params[1], "draft/chathistory-targets");
+    const listed = await batchLines(irc, targets.params[0].slice(1));
+    assert.deepEqual(listed.map((m) => m.params.slice(0, 2)), [["TARGETS", "#hist"]]);
+    assert.equal(listed[0].params[2], `timestamp=${iso(sent[9].ts)}`);
+
+    // Mistakes: standard replies.
+    await irc.send(
+      "CHATHISTORY LATEST #nowhere * 5",
+      "CHATHISTORY BEFORE #hist yesterday 5",
+      "CHATHISTORY LATEST #hist * 0",
+      "CHATHISTORY SIDEWAYS #hist * 5",
+      "CHATHISTORY LATEST nobody * 5",
+    );
+    for (
+      const code of [
+        "INVALID_TARGET",
+        "INVALID_PARAMS",
+        "INVALID_PARAMS",
+        "INVALID_PARAMS",
+        "INVALID_TARGET",
+      ]
+    ) {
+      assert.equal((await irc.expectCommand("FAIL", "CHATHISTORY")).params[1], code);
+    }
+    // Not a member: its history is not for this client.
+    await kim.join("secret");
+    await kim.say("secret", "hush");
+    await irc.send("CHATHISTORY LATEST #secret * 5");
+    assert.equal((await irc.expectCommand("FAIL", "CHATHISTORY")).params[1], "INVALID_TARGET");
+    assert.ok(!irc.raw.some((line) => line.includes("hush") || line.includes("spam")));
+  } finally {
+    await server.shutdown();
+  }
+});
