@@ -212,6 +212,13 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
     case "broadcast":
       return [`${time(item.ts)} [broadcast] <${nick(item.from)}> ${s(item.text)}`];
     case "presence":
+      if (item.away !== undefined) {
+        return [
+          item.away === ""
+            ? `${time(item.ts)} * ${nick(item.nick)} is back`
+            : `${time(item.ts)} * ${nick(item.nick)} is away: ${s(item.away)}`,
+        ];
+      }
       return [`${time(item.ts)} * ${nick(item.nick)} is ${item.online ? "online" : "offline"}`];
     case "member":
       return [

@@ -16,6 +16,7 @@
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
 import { MAX_OFFERED_NAME_LENGTH } from "./file_names.ts";
+import { MAX_AWAY_LENGTH } from "./names.ts";
 
 /** The protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -194,6 +195,11 @@ export const serverSchemas = {
     nick: shortText,
     online: z.boolean(),
     ts: z.number(),
+    /**
+     * Set on a change of away status (the account stays online): its away message, or ""
+     * when it is back. Clients that do not know it see an online account still online.
+     */
+    away: z.string().max(MAX_AWAY_LENGTH).optional(),
   }),
   member: z.object({
     type: z.literal("member"),

@@ -42,6 +42,8 @@ export const MAX_SHARED_BLOCKS = 10_000;
 interface Share {
   sessions: number;
   hidden: boolean;
+  /** The account's away message on that node, if away. */
+  away?: string;
 }
 
 /** An account online somewhere. */
@@ -77,6 +79,8 @@ interface ShareRecord {
   sessions: number;
   hidden: boolean;
   blocks: string[];
+  /** The away message, when the account is away there (absent: not away). */
+  away?: string;
 }
 
 /** The messages on the presence topic. */
@@ -221,6 +225,14 @@ export class ClusterPresence {
     return entry !== undefined && !hiddenIn(entry);
   }
 
+  /** The account's away message (from any node's share), or null when not away. */
+  awayOf(key: string): string | null {
+    for (const share of this.#entries.get(key)?.shares.values() ?? []) {
+      if (share.away !== undefined) return share.away;
+    }
+    return null;
+  }
+
   /** Whether the account has a session on a node other than this one. */
   isOnlineElsewhere(key: string): boolean {
     const shares = this.#entries.get(key)?.shares;
@@ -248,7 +260,7 @@ export class ClusterPresence {
   /**
    * Sets this node's share of an account (`sessions` 0: none) and tells the others;
    * resolves once the notices of a resulting transition are out. `blocks` are taken
-   * when the account was not online anywhere.
+   * when the account was not online anywhere. `away`: its away message here, if away.
    */
   setLocal(
     key: string,
@@ -256,8 +268,10 @@ export class ClusterPresence {
     sessions: number,
     hidden: boolean,
     blocks: Iterable<string>,
+    away: string | null = null,
   ): Promise<void> {
-    const record = { key, nick, sessions, hidden, blocks: boundBlocks(key, blocks) };
+    const record: ShareRecord = { key, nick, sessions, hidden, blocks: boundBlocks(key, blocks) };
+    if (away !== null) record.away = away;
     const change = this.#applyShare(this.nodeId, record);
     this.#send({ t: "share", ...record });
     return change ?? Promise.resolve();
@@ -346,6 +360,7 @@ export class ClusterPresence {
         sessions: share.sessions,
         hidden: share.hidden,
         blocks: boundBlocks(entry.key, entry.blocks),
+        ...(share.away !== undefined ? { away: share.away } : {}),
       });
     }
     return out;
@@ -365,7 +380,11 @@ export class ClusterPresence {
         for (const target of record.blocks) this.#applyBlock(entry.key, target, true);
       }
       entry.nick = record.nick;
-      entry.shares.set(node, { sessions: record.sessions, hidden: record.hidden });
+      entry.shares.set(node, {
+        sessions: record.sessions,
+        hidden: record.hidden,
+        ...(typeof record.away === "string" ? { away: record.away } : {}),
+      });
     }
     return this.#transition(entry, before);
   }

@@ -10,7 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
-import { MIN_PASSWORD_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
+import { MAX_AWAY_LENGTH, MIN_PASSWORD_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import type { NoticeCode, ReplyMap } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import {
@@ -84,6 +84,11 @@ export interface OnlineAccount {
    * reads send no receipts.
    */
   hidden: boolean;
+  /**
+   * Its away message (a presence status: online, but not at the keyboard), set on this
+   * node; null when not away. Ends with its last session.
+   */
+  away: string | null;
 }
 
 /** A room's cached state. */
@@ -761,6 +766,7 @@ export class ChatHub {
         rooms: new Set(await this.store.accountRooms(key)),
         // Hidden on another node: hidden here too.
         hidden: this.presence.isHidden(key),
+        away: null,
       };
       for (const roomKey of account.rooms) await this.room(roomKey);
       this.#online.set(key, account);
@@ -832,7 +838,41 @@ export class ChatHub {
       account.sessions.size,
       account.hidden,
       account.blocks,
+      account.away,
     );
+  }
+
+  /**
+   * Sets (`text`) or clears (null) an account's away status: shared with every node, and
+   * told (unless hidden) to every session but its own, those it blocks and those that
+   * block it, as a `presence` event with `away` (the text, or "" when back). A text is
+   * cut to {@linkcode MAX_AWAY_LENGTH} characters and made one line.
+   */
+  async setAway(account: OnlineAccount, text: string | null): Promise<void> {
+    const away = text === null ? null : text.replace(/[\r\n\0]+/g, " ").slice(0, MAX_AWAY_LENGTH);
+    if (account.away === away) return;
+    account.away = away;
+    await this.#shareSessions(account);
+    if (account.hidden) return;
+    await this.broker.publish(ALL_SUBJECT, {
+      event: {
+        type: "presence",
+        nick: account.nick,
+        online: true,
+        ts: this.now(),
+        away: away ?? "",
+      },
+      from: account.key,
+      except: new Set([account.key, ...account.blocks]),
+    });
+  }
+
+  /**
+   * The away message of an account as `viewer` may see it: null when not away, or
+   * offline or hidden to it (see {@linkcode isVisible}).
+   */
+  awayOf(key: string, viewer?: string): string | null {
+    return this.isVisible(key, viewer) ? this.presence.awayOf(key) : null;
   }
 
   /** Hides (`/hide`) or reveals an account, on every node. */

@@ -19,6 +19,7 @@ import {
   channelOf,
   IRC_CAPABILITIES,
   IRC_SERVER_NAME,
+  joinLine,
   messageTags,
   newBatchId,
   oneLine,
@@ -127,7 +128,7 @@ function sendJoined(
   reply: { room: string; topic: string; members: string[]; history: ChatMessage[] },
 ): void {
   const channel = channelOf(reply.room);
-  client.sendLines([`:${userSource(client.nick)} JOIN ${channel}`]);
+  client.sendLines([joinLine(client, client.nick, channel)]);
   if (reply.topic !== "") client.reply("332", channel, oneLine(reply.topic));
   sendNames(client, channel, reply.members);
   if (!client.caps.has("batch") || reply.history.length === 0) return;
@@ -189,6 +190,9 @@ async function sendText(
       textLines(command, userSource(client.nick), target, text, messageTags(client, msg)),
     );
   }
+  // RPL_AWAY: the recipient is away (not for a NOTICE, which gets no automatic reply).
+  const away = client.hub.awayOf(nameKey(msg.to), ctx.session.account.key);
+  if (command === "PRIVMSG" && away !== null) client.reply("301", msg.to, away);
 }
 
 /** PRIVMSG and NOTICE: the same, but a NOTICE never gets an error back (RFC 2812 §3.3.2). */
@@ -468,6 +472,7 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
     minParams: 1,
     async run(client, { params }) {
       const mask = params[0];
+      // H: here; G: gone (offline, hidden, a block between the two, or away).
       const who = (nick: string, channel: string, online: boolean) =>
         client.reply(
           "352",
@@ -476,7 +481,7 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
           "chat",
           IRC_SERVER_NAME,
           nick,
-          online ? "H" : "G",
+          online && client.hub.awayOf(nameKey(nick)) === null ? "H" : "G",
           `0 ${nick}`,
         );
       const room = roomOfChannel(mask);
@@ -508,6 +513,8 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
         const account = await client.hub.requireAccount(nick);
         client.reply("311", account.nick, account.nick, "chat", "*", account.nick);
         client.reply("312", account.nick, IRC_SERVER_NAME, "chat");
+        const away = client.hub.awayOf(account.key, client.session!.account.key);
+        if (away !== null) client.reply("301", account.nick, away);
       } catch (err) {
         if (!(err instanceof CommandError)) throw err;
         client.reply("401", nick, "No such nick");
@@ -558,4 +565,13 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
 
   AUTHENTICATE: authenticateCommand,
   CHATHISTORY: chathistoryCommand,
+  AWAY: {
+    minParams: 0,
+    async run(client, { params }) {
+      const text = (params[0] ?? "").trim();
+      await client.hub.setAway(client.session!.account, text === "" ? null : text);
+      if (text === "") client.reply("305", "You are no longer marked as being away");
+      else client.reply("306", "You have been marked as being away");
+    },
+  },
 };

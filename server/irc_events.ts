@@ -25,6 +25,9 @@ export const IRC_CAPABILITIES: readonly string[] = [
   "message-tags",
   "labeled-response",
   "draft/chathistory",
+  "account-tag",
+  "extended-join",
+  "away-notify",
   "server-time",
 ];
 
@@ -64,15 +67,40 @@ export function oneLine(text: string): string {
   return text.replace(/[\r\n\0]+/g, " ");
 }
 
-/** Tags of a stored message, as the client's capabilities allow. */
+/**
+ * Tags of a stored message, as the client's capabilities allow: `time`, `msgid`, and
+ * `account` (every chat user is logged in: its account is its nick) under `account-tag`.
+ */
 export function messageTags(
   view: IrcView,
-  { id, ts }: { id?: number; ts?: number },
+  { id, ts, from }: { id?: number; ts?: number; from?: string },
 ): Record<string, string> {
   const tags: Record<string, string> = {};
   if (ts !== undefined && view.caps.has("server-time")) tags.time = new Date(ts).toISOString();
   if (id !== undefined && view.caps.has("message-tags")) tags.msgid = String(id);
+  if (from !== undefined && view.caps.has("account-tag")) tags.account = from;
   return tags;
+}
+
+/**
+ * A user's `JOIN` of a channel: under `extended-join`, with its account and real name
+ * (both its nick here).
+ */
+export function joinLine(view: IrcView, nick: string, channel: string): string {
+  return formatIrcMessage({
+    source: userSource(nick),
+    command: "JOIN",
+    params: view.caps.has("extended-join") ? [channel, nick, nick] : [channel],
+  });
+}
+
+/** A user's `AWAY` (`text` "": back), for clients with `away-notify`. */
+export function awayLine(nick: string, text: string): string {
+  return formatFittedIrcMessage({
+    source: userSource(nick),
+    command: "AWAY",
+    params: text === "" ? [] : [text],
+  });
 }
 
 /**
@@ -130,12 +158,10 @@ export const ircEvents: { [T in keyof ServerMessageMap]: Translate<T> } = {
       `[broadcast] ${m.text}`,
       messageTags(view, m),
     ),
-  member: (_view, m) =>
-    line({
-      source: userSource(m.nick),
-      command: m.joined ? "JOIN" : "PART",
-      params: [channelOf(m.room)],
-    }),
+  member: (view, m) =>
+    m.joined
+      ? [joinLine(view, m.nick, channelOf(m.room))]
+      : line({ source: userSource(m.nick), command: "PART", params: [channelOf(m.room)] }),
   topic: (view, m) =>
     line({
       tags: messageTags(view, m),
@@ -144,7 +170,10 @@ export const ircEvents: { [T in keyof ServerMessageMap]: Translate<T> } = {
       params: [channelOf(m.room), oneLine(m.topic)],
     }),
   notice: (view, m) => serverNotice(view, m.text),
-  presence: () => NONE,
+  // Online and offline: IRC has no word for them (but QUIT, which would part every
+  // channel). A change of away status: `AWAY` under `away-notify`.
+  presence: (view, m) =>
+    m.away !== undefined && view.caps.has("away-notify") ? [awayLine(m.nick, m.away)] : NONE,
   receipt: () => NONE,
   contact: () => NONE,
   hello: () => NONE,

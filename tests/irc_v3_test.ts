@@ -412,3 +412,80 @@ Deno.test("irc v3: CHATHISTORY LATEST/BEFORE/AFTER/AROUND/BETWEEN/TARGETS by msg
     await server.shutdown();
   }
 });
+
+Deno.test("irc v3: AWAY is a hub presence status: away-notify, RPL_AWAY, WHOIS, WHO, chat clients told, blocks applied; account-tag and extended-join", async () => {
+  const server = await ircServer();
+  try {
+    await using carol = await connectClient(server, "carol");
+    const carolEvents = carol.events[Symbol.asyncIterator]();
+    await using dave = await connectClient(server, "dave");
+    const daveEvents = dave.events[Symbol.asyncIterator]();
+    await using alice = await IrcProbe.register(ircPort(server), "alice");
+    await alice.send("CAP REQ :away-notify account-tag extended-join server-time");
+    await alice.expectCommand("CAP", "alice", "ACK");
+    await using bob = await IrcProbe.register(ircPort(server), "bob");
+    await dave.block("bob");
+
+    await bob.send("AWAY :gone fishing");
+    await bob.expectCommand("306", "bob");
+    const away = await alice.expectCommand("AWAY");
+    assert.equal(away.source, "bob!bob@chat");
+    assert.deepEqual(away.params, ["gone fishing"]);
+    const told = await nextEvent(
+      carolEvents,
+      (e) => e.type === "presence" && e.nick === "bob" && e.away !== undefined,
+    );
+    assert.equal(told.type === "presence" && told.away, "gone fishing");
+    assert.equal(told.type === "presence" && told.online, true);
+
+    await alice.send("PRIVMSG bob :are you there?");
+    assert.deepEqual((await alice.expectCommand("301", "alice", "bob")).params[2], "gone fishing");
+    await alice.send("WHOIS bob");
+    await alice.expectCommand("311", "alice", "bob");
+    assert.equal((await alice.expectCommand("301", "alice", "bob")).params[2], "gone fishing");
+    await alice.expectCommand("318", "alice", "bob");
+    await alice.send("WHO bob");
+    assert.equal((await alice.expectCommand("352", "alice", "*", "bob")).params[6], "G");
+
+    await bob.send("AWAY");
+    await bob.expectCommand("305", "bob");
+    const back = await alice.expectCommand("AWAY");
+    assert.deepEqual([back.source, back.params], ["bob!bob@chat", []]);
+    const backTold = await nextEvent(
+      carolEvents,
+      (e) => e.type === "presence" && e.nick === "bob" && e.away !== undefined,
+    );
+    assert.equal(backTold.type === "presence" && backTold.away, "");
+    await alice.send("PRIVMSG bob :now?", "WHO bob", "PING :done");
+    assert.equal((await alice.expectCommand("352", "alice", "*", "bob")).params[6], "H");
+    await alice.expectCommand("PONG");
+    assert.equal(alice.pending.filter((m) => m.command === "301").length, 0);
+
+    // dave blocks bob: told of neither change. Events come in order: carol's line is after.
+    const line = await carol.say("lobby", "tagged");
+    const seen = await nextEvent(
+      daveEvents,
+      (e) =>
+        (e.type === "presence" && e.nick === "bob" && e.away !== undefined) ||
+        (e.type === "msg" && e.text === "tagged"),
+    );
+    assert.equal(seen.type, "msg");
+
+    // account-tag on messages; extended-join on joins, its own included.
+    const tagged = await alice.expectCommand("PRIVMSG", "#lobby", "tagged");
+    assert.equal(tagged.tags.account, "carol");
+    assert.equal(tagged.tags.time, new Date(line.msg.ts).toISOString());
+    assert.equal((await bob.expectCommand("PRIVMSG", "#lobby", "tagged")).tags.account, undefined);
+    await alice.send("JOIN #new");
+    assert.deepEqual((await alice.expectCommand("JOIN", "#new")).params, [
+      "#new",
+      "alice",
+      "alice",
+    ]);
+    await bob.send("JOIN #new");
+    assert.deepEqual((await bob.expectCommand("JOIN", "#new")).params, ["#new"]);
+    assert.deepEqual((await alice.expectCommand("JOIN", "#new")).params, ["#new", "bob", "bob"]);
+  } finally {
+    await server.shutdown();
+  }
+});
