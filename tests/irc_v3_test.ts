@@ -489,3 +489,79 @@ Deno.test("irc v3: AWAY is a hub presence status: away-notify, RPL_AWAY, WHOIS, 
     await server.shutdown();
   }
 });
+
+/** A Python that has the `irc` library (python3-irc), or null. */
+const PYTHON_IRC: string | null = (() => {
+  for (const python of ["/usr/bin/python3", "python3"]) {
+    try {
+      const { success } = new Deno.Command(python, {
+        args: ["-c", "import irc.client"],
+        stdout: "null",
+        stderr: "null",
+      }).outputSync();
+      if (success) return python;
+    } catch {
+      // not there
+    }
+  }
+  return null;
+})();
+if (PYTHON_IRC === null) {
+  console.warn(
+    "irc_v3_test: python3-irc not found (apt-get install python3-irc): its test is skipped",
+  );
+}
+
+Deno.test({
+  name:
+    "irc v3: a real IRC library (python3-irc) logs in through SASL, goes away, sees another's away in WHOIS, reads CHATHISTORY",
+  ignore: PYTHON_IRC === null,
+  async fn() {
+    const server = await ircServer({ credentials: [{ nick: "pyuser", password: "password123" }] });
+    try {
+      await using carol = await connectClient(server, "carol");
+      const events = carol.events[Symbol.asyncIterator]();
+      await carol.say("lobby", "history line 1");
+      await carol.say("lobby", "history line 2");
+      await using bob = await IrcProbe.register(ircPort(server), "bob");
+      await bob.send("AWAY :busy");
+      await bob.expectCommand("306", "bob");
+      const script = new URL("./helpers/irc_v3_client.py", import.meta.url).pathname;
+      const child = new Deno.Command(PYTHON_IRC!, {
+        args: [script, "127.0.0.1", String(ircPort(server)), "pyuser", "password123", "bob"],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const stdout = new Response(child.stdout).text();
+      const stderr = new Response(child.stderr).text();
+      try {
+        const away = await nextEvent(
+          events,
+          (e) => e.type === "presence" && e.nick === "pyuser" && e.away !== undefined,
+        );
+        assert.equal(away.type === "presence" && away.away, "fishing");
+      } catch (err) {
+        try {
+          child.kill();
+        } catch {
+          // already ended
+        }
+        throw new Error(`${err}\nscript output:\n${await stdout}\n${await stderr}`);
+      }
+      const status = await child.status;
+      const out = await stdout;
+      assert.equal(status.code, 0, `the script failed:\n${out}\n${await stderr}`);
+      const seen = out.trim().split("\n").map((line) => JSON.parse(line));
+      const has = (event: string, text?: string) =>
+        seen.some((e) => e.event === event && (text === undefined || e.text === text));
+      assert.ok(has("903"), out);
+      assert.ok(has("welcome"), out);
+      assert.ok(seen.some((e) => e.event === "welcome" && e.target === "pyuser"), out);
+      assert.ok(has("nowaway"), out);
+      assert.ok(has("away", "busy"), out);
+      assert.ok(has("pubmsg", "history line 1") && has("pubmsg", "history line 2"), out);
+    } finally {
+      await server.shutdown();
+    }
+  },
+});
