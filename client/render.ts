@@ -595,6 +595,8 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
     case "file_done":
     case "file_cancel":
       return []; // the private sessions and file transfers report progress themselves
+    case "away":
+      return []; // /away says it itself
     case "file_list":
       return item.data.files.length === 0 ? ["* no files offered to you"] : [
         "* files offered to you:",

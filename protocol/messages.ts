@@ -150,6 +150,11 @@ export const clientSchemas = {
    * not hash the bytes: integrity is checked end to end).
    */
   file_cancel: request("file_cancel", { file: fileId, reason: z.enum(["corrupt"]).optional() }),
+  /**
+   * Sets the account's away status to `text` (cut to 300 characters), or clears it when
+   * `text` is absent or blank: others are told by `presence` events with `away`.
+   */
+  away: request("away", { text: z.string().max(1024).optional() }),
 } as const;
 
 const storedMessage = {

@@ -59,6 +59,7 @@ const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
   file_read: { type: "file_read", id: "c36", file: 1, offset: 0, length: 65536 },
   file_done: { type: "file_done", id: "c37", file: 1 },
   file_cancel: { type: "file_cancel", id: "c38", file: 1 },
+  away: { type: "away", id: "c39", text: "lunch" },
 };
 
 /** One valid sample of every server message; the type forces one per schema key. */

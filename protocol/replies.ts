@@ -111,6 +111,8 @@ export const replySchemas = {
   file_read: z.looseObject({ file: fileId, offset: count, length: count, available: count }),
   file_done: z.looseObject({ file: fileId }),
   file_cancel: z.looseObject({ file: fileId }),
+  /** The away message now set ("" when back). */
+  away: z.looseObject({ away: text }),
 } as const;
 
 /** The data of the `ok` reply to each request type. */

@@ -452,6 +452,14 @@ export const commands: CommandTable = {
   file_read: fileCommands.file_read,
   file_done: fileCommands.file_done,
   file_cancel: fileCommands.file_cancel,
+
+  away: {
+    async run({ hub, session }, { text }) {
+      const trimmed = text?.trim() ?? "";
+      await hub.setAway(session.account, trimmed === "" ? null : trimmed);
+      return { away: session.account.away ?? "" };
+    },
+  },
 };
 
 /**

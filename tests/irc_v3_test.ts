@@ -490,6 +490,44 @@ Deno.test("irc v3: AWAY is a hub presence status: away-notify, RPL_AWAY, WHOIS, 
   }
 });
 
+Deno.test("irc v3: a chat client's away (the chat `away` request) reaches IRC users and other chat clients; ended with its last session", async () => {
+  const server = await ircServer();
+  try {
+    await using erin = await connectClient(server, "erin");
+    await using frank = await connectClient(server, "frank");
+    const frankEvents = frank.events[Symbol.asyncIterator]();
+    await using irc = await IrcProbe.register(ircPort(server), "gina");
+    await irc.send("CAP REQ :away-notify");
+    await irc.expectCommand("CAP", "gina", "ACK");
+    assert.deepEqual(await erin.away("  in a meeting\nall day "), { away: "in a meeting all day" });
+    assert.deepEqual((await irc.expectCommand("AWAY")).params, ["in a meeting all day"]);
+    const told = await nextEvent(
+      frankEvents,
+      (e) => e.type === "presence" && e.nick === "erin" && e.away !== undefined,
+    );
+    assert.equal(told.type === "presence" && told.away, "in a meeting all day");
+    await irc.send("PRIVMSG erin :ping");
+    assert.equal(
+      (await irc.expectCommand("301", "gina", "erin")).params[2],
+      "in a meeting all day",
+    );
+    assert.deepEqual(await erin.away(), { away: "" });
+    assert.deepEqual((await irc.expectCommand("AWAY")).params, []);
+    // Away, then gone: back online later, not away any more.
+    await erin.away("gone");
+    await irc.expectCommand("AWAY");
+    await erin.close();
+    await using again = await connectClient(server, "erin");
+    assert.equal(again.nick, "erin");
+    await irc.send("WHOIS erin");
+    await irc.expectCommand("311", "gina", "erin");
+    const end = await irc.expect((m) => m.command === "318" || m.command === "301");
+    assert.equal(end.command, "318");
+  } finally {
+    await server.shutdown();
+  }
+});
+
 /** A Python that has the `irc` library (python3-irc), or null. */
 const PYTHON_IRC: string | null = (() => {
   for (const python of ["/usr/bin/python3", "python3"]) {
