@@ -6,7 +6,7 @@
  *
  * `LATEST`, `BEFORE`, `AFTER`, `AROUND` and `BETWEEN` take references `msgid=` (a
  * server id, as the `msgid` tag carries) or `timestamp=` (ISO 8601, as `server-time`);
- * `TARGETS` lists the rooms whose latest message falls between two timestamps. At most
+ * `TARGETS` lists the rooms and direct conversations with messages between two timestamps. At most
  * {@linkcode IRC_CHATHISTORY_MAX} messages per request (advertised as `CHATHISTORY=`).
  * The messages come in a `chathistory` batch (unwrapped for a client without `batch`);
  * mistakes get `FAIL CHATHISTORY` standard replies.
@@ -191,7 +191,10 @@ function historyLines(
   return lines;
 }
 
-/** `TARGETS`: the rooms (of the client's) with a message between two times, oldest first. */
+/**
+ * `TARGETS`: the client's rooms and direct conversations with a message between two
+ * times: the `limit` latest active, by the time of their latest one there, oldest first.
+ */
 async function targetLines(client: IrcClient, params: string[]): Promise<string[]> {
   const sub = "TARGETS";
   const a = refOf(sub, params[1])!;
@@ -213,8 +216,13 @@ async function targetLines(client: IrcClient, params: string[]): Promise<string[
     });
     if (latest?.type === "msg") found.push({ name: channelOf(latest.room), ts: latest.ts });
   }
-  found.sort((x, y) => x.ts - y.ts || (x.name < y.name ? -1 : 1));
-  return found.slice(0, limit).map(({ name, ts }) =>
+  const window = { afterTs: from, beforeTs: to, limit };
+  for (const { key, ts } of await client.hub.store.directConversations(self, window)) {
+    found.push({ name: await client.hub.displayNick(key), ts });
+  }
+  // The latest `limit`, oldest first.
+  found.sort((x, y) => y.ts - x.ts || (x.name < y.name ? -1 : 1));
+  return found.slice(0, limit).reverse().map(({ name, ts }) =>
     formatIrcMessage({
       source: IRC_SERVER_NAME,
       command: "CHATHISTORY",

@@ -287,6 +287,31 @@ export class MemoryStore implements Store {
     return this.#run(() => this.#messages.length);
   }
 
+  /** The direct conversations of `accountKey` active in a time window, latest first. */
+  directConversations(
+    accountKey: string,
+    query: { afterTs: number; beforeTs: number; limit: number },
+  ): Promise<{ key: string; ts: number }[]> {
+    return this.#run(() => {
+      checkCount("limit", query.limit);
+      const latest = new Map<string, number>();
+      for (const m of this.#messages) {
+        if (m === undefined || m.toKey === null) continue;
+        if (m.ts <= query.afterTs || m.ts >= query.beforeTs) continue;
+        const other = m.fromKey === accountKey
+          ? m.toKey
+          : m.toKey === accountKey
+          ? m.fromKey
+          : null;
+        if (other === null) continue;
+        latest.set(other, Math.max(latest.get(other) ?? -Infinity, m.ts));
+      }
+      return [...latest].map(([key, ts]) => ({ key, ts }))
+        .sort((a, b) => b.ts - a.ts || (a.key < b.key ? -1 : 1))
+        .slice(0, query.limit);
+    });
+  }
+
   /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]> {
     return this.#run(() => {

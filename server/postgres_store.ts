@@ -557,6 +557,27 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** The direct conversations of `accountKey` active in a time window, latest first. */
+  directConversations(
+    accountKey: string,
+    query: { afterTs: number; beforeTs: number; limit: number },
+  ): Promise<{ key: string; ts: number }[]> {
+    return this.#readCommitted(async (sql) => {
+      checkCount("limit", query.limit);
+      const { afterTs, beforeTs, limit } = query;
+      const rows = await sql`
+        SELECT other, max(ts) AS ts FROM (
+          SELECT to_key AS other, ts FROM messages
+            WHERE from_key = ${accountKey} AND to_key IS NOT NULL
+              AND ts > ${afterTs} AND ts < ${beforeTs}
+          UNION ALL
+          SELECT from_key AS other, ts FROM messages
+            WHERE to_key = ${accountKey} AND ts > ${afterTs} AND ts < ${beforeTs}
+        ) v GROUP BY other ORDER BY ts DESC, other LIMIT ${limit}`;
+      return rows.map((row) => ({ key: String(row.other), ts: Number(row.ts) }));
+    });
+  }
+
   /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]> {
     return this.#readCommitted(async (sql) => {

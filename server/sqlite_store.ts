@@ -298,6 +298,16 @@ function prepareAll(db: DatabaseSync) {
     pairHistory: p(pairHistorySql("DESC")),
     pairHistoryOldest: p(pairHistorySql("ASC")),
     lastMessageId: p("SELECT COALESCE(MAX(id), 0) AS id FROM messages"),
+    // ?1 account key, ?2 after ts, ?3 before ts, ?4 limit. Each branch walks one index.
+    directConversations: p(
+      `SELECT other, MAX(ts) AS ts FROM (
+         SELECT to_key AS other, ts FROM messages
+           WHERE from_key = ?1 AND to_key IS NOT NULL AND ts > ?2 AND ts < ?3
+         UNION ALL
+         SELECT from_key AS other, ts FROM messages
+           WHERE to_key = ?1 AND ts > ?2 AND ts < ?3
+       ) GROUP BY other ORDER BY ts DESC, other LIMIT ?4`,
+    ),
     // ?1 account key, ?2 after id, ?3 limit. Each branch walks one index from ?2 on.
     messagesAfter: p(
       `SELECT ${MESSAGE_COLUMNS} FROM (
@@ -644,6 +654,23 @@ export class SqliteStore implements Store {
   /** The highest message id stored so far (after committing pending appends); 0 when none. */
   lastMessageId(): Promise<number> {
     return this.#readCommitted(() => Number((this.#st.lastMessageId.get() as { id: number }).id));
+  }
+
+  /** The direct conversations of `accountKey` active in a time window, latest first. */
+  directConversations(
+    accountKey: string,
+    query: { afterTs: number; beforeTs: number; limit: number },
+  ): Promise<{ key: string; ts: number }[]> {
+    return this.#readCommitted(() => {
+      checkCount("limit", query.limit);
+      const rows = this.#st.directConversations.all(
+        accountKey,
+        query.afterTs,
+        query.beforeTs,
+        query.limit,
+      ) as unknown as { other: string; ts: number }[];
+      return rows.map((row) => ({ key: row.other, ts: Number(row.ts) }));
+    });
   }
 
   /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */

@@ -198,6 +198,15 @@ export interface Store {
   /** The highest message id stored so far (committing pending appends first); 0 when none. */
   lastMessageId(): Promise<number>;
   /**
+   * The accounts `accountKey` exchanged direct messages with, sent or received, at a time
+   * in (`afterTs`, `beforeTs`): each with the time of its latest such message, the
+   * `limit` latest conversations, latest first.
+   */
+  directConversations(
+    accountKey: string,
+    query: { afterTs: number; beforeTs: number; limit: number },
+  ): Promise<{ key: string; ts: number }[]>;
+  /**
    * Direct messages to `accountKey` not yet delivered to any of its sessions, oldest
    * first: all of them, or a page of them as `query` says.
    */

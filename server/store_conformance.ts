@@ -359,6 +359,30 @@ export function storeConformance(
     await assertStoreError(store.history({ ...q, after: -1, limit: 5 }), "invalid");
   });
 
+  test("directConversations: partners of a time window, latest first", async (store) => {
+    await store.createRoom(room("a", "A"));
+    await store.appendMessage(dm("alice", "bob", "1", "c1", 100));
+    await store.appendMessage(dm("carol", "alice", "2", "c2", 200));
+    await store.appendMessage(dm("bob", "alice", "3", "c3", 300));
+    await store.appendMessage(dm("bob", "carol", "4", "c4", 400));
+    await store.appendMessage(say("alice", "a", "5", "c5", 500));
+    await store.appendMessage(dm("alice", "dave", "6", "c6", 600));
+    const window = { afterTs: 0, beforeTs: 1000, limit: 10 };
+    assert.deepEqual(await store.directConversations("alice", window), [
+      { key: "dave", ts: 600 },
+      { key: "bob", ts: 300 },
+      { key: "carol", ts: 200 },
+    ]);
+    assert.deepEqual(
+      await store.directConversations("alice", { afterTs: 100, beforeTs: 600, limit: 10 }),
+      [{ key: "bob", ts: 300 }, { key: "carol", ts: 200 }],
+    );
+    assert.deepEqual(await store.directConversations("alice", { ...window, limit: 1 }), [
+      { key: "dave", ts: 600 },
+    ]);
+    assert.deepEqual(await store.directConversations("erin", window), []);
+  });
+
   test("history and messagesAfter leave out room messages from blocked accounts", async (store) => {
     await store.createRoom(room("a", "A"));
     await store.addMember("a", "alice");

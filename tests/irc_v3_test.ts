@@ -380,8 +380,19 @@ Deno.test("irc v3: CHATHISTORY LATEST/BEFORE/AFTER/AROUND/BETWEEN/TARGETS by msg
     const targets = await irc.expect((m) => m.command === "BATCH" && m.params[0].startsWith("+"));
     assert.equal(targets.params[1], "draft/chathistory-targets");
     const listed = await batchLines(irc, targets.params[0].slice(1));
-    assert.deepEqual(listed.map((m) => m.params.slice(0, 2)), [["TARGETS", "#hist"]]);
+    assert.deepEqual(listed.map((m) => m.params.slice(0, 2)), [
+      ["TARGETS", "#hist"],
+      ["TARGETS", "kim"],
+    ]);
     assert.equal(listed[0].params[2], `timestamp=${iso(sent[9].ts)}`);
+    assert.equal(listed[1].params[2], `timestamp=${iso(dms[1].ts)}`);
+    // A window before the DMs: the room only.
+    await irc.send(
+      `CHATHISTORY TARGETS timestamp=${iso(sent[0].ts - 1)} timestamp=${iso(dms[0].ts)} 10`,
+    );
+    const early = await irc.expect((m) => m.command === "BATCH" && m.params[0].startsWith("+"));
+    const room = await batchLines(irc, early.params[0].slice(1));
+    assert.deepEqual(room.map((m) => m.params[1]), ["#hist"]);
 
     // Mistakes: standard replies.
     await irc.send(
