@@ -211,6 +211,8 @@ export const serverSchemas = {
     room: shortText,
     nick: shortText,
     joined: z.boolean(),
+    /** On a join: the account's away message, when it joined while away. */
+    away: z.string().max(MAX_AWAY_LENGTH).optional(),
   }),
   topic: z.object({
     type: z.literal("topic"),

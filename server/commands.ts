@@ -66,8 +66,16 @@ export const commands: CommandTable = {
       const room = await hub.ensureRoom(name);
       const account = session.account;
       if (await hub.addMember(room, account.key)) {
+        // Joining while away: the others are told so with the join (IRC's away-notify).
+        const away = hub.awayOf(account.key);
         await hub.broker.publish(roomSubject(room.key), {
-          event: { type: "member", room: room.name, nick: account.nick, joined: true },
+          event: {
+            type: "member",
+            room: room.name,
+            nick: account.nick,
+            joined: true,
+            ...(away !== null ? { away } : {}),
+          },
           from: account.key,
           exceptSession: session.id,
         });

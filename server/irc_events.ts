@@ -158,10 +158,16 @@ export const ircEvents: { [T in keyof ServerMessageMap]: Translate<T> } = {
       `[broadcast] ${m.text}`,
       messageTags(view, m),
     ),
-  member: (view, m) =>
-    m.joined
-      ? [joinLine(view, m.nick, channelOf(m.room))]
-      : line({ source: userSource(m.nick), command: "PART", params: [channelOf(m.room)] }),
+  member: (view, m) => {
+    if (!m.joined) {
+      return line({ source: userSource(m.nick), command: "PART", params: [channelOf(m.room)] });
+    }
+    const join = joinLine(view, m.nick, channelOf(m.room));
+    // away-notify: a user joining while away is told away right after.
+    return m.away !== undefined && view.caps.has("away-notify")
+      ? [join, awayLine(m.nick, m.away)]
+      : [join];
+  },
   topic: (view, m) =>
     line({
       tags: messageTags(view, m),

@@ -493,9 +493,15 @@ Deno.test("irc v3: AWAY is a hub presence status: away-notify, RPL_AWAY, WHOIS, 
       "alice",
       "alice",
     ]);
-    await bob.send("JOIN #new");
+    await bob.send("AWAY :back soon", "JOIN #new");
     assert.deepEqual((await bob.expectCommand("JOIN", "#new")).params, ["#new"]);
+    assert.deepEqual((await alice.expectCommand("AWAY")).params, ["back soon"]);
     assert.deepEqual((await alice.expectCommand("JOIN", "#new")).params, ["#new", "bob", "bob"]);
+    // Joining while away: the AWAY follows the JOIN.
+    await alice.expectCommand("AWAY");
+    const at = alice.raw.indexOf(":bob!bob@chat JOIN #new bob bob");
+    assert.ok(at >= 0, alice.raw.join("\n"));
+    assert.equal(alice.raw[at + 1], ":bob!bob@chat AWAY :back soon");
   } finally {
     await server.shutdown();
   }
