@@ -74,6 +74,8 @@ export interface IrcCommandSpec {
   onlyBeforeRegistration?: boolean;
   /** Sends a message to others: counts in the flood control's message bucket. */
   message?: boolean;
+  /** Tells every online account something (not a message): the message bucket too. */
+  toldToOthers?: boolean;
   /** Counts as activity for the idle timeout. Default true. */
   activity?: boolean;
   /** Handles the command; may throw a {@linkcode CommandError}, turned into a numeric. */
@@ -567,6 +569,7 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
   CHATHISTORY: chathistoryCommand,
   AWAY: {
     minParams: 0,
+    toldToOthers: true,
     async run(client, { params }) {
       const text = (params[0] ?? "").trim();
       await client.hub.setAway(client.session!.account, text === "" ? null : text);

@@ -295,7 +295,7 @@ export class IrcConnection implements SessionPort, IrcClient {
     const spec = message === null ? undefined : ircCommands[message.command];
     const registered = this.#session !== null;
     if (registered) this.hub.metrics.counters.requests++;
-    const type = spec?.message ? "say" : "irc";
+    const type = spec?.message ? "say" : spec?.toldToOthers ? "away" : "irc";
     const cost = message?.command === "USER" || message?.command === "NICK" ? LOGIN_COST / 2 : 1;
     const admission = this.#flood.admit(type, bytes, now, cost);
     if (!admission.admitted) {

@@ -6,13 +6,13 @@
  */
 
 import { MAX_LINE_BYTES } from "../protocol/irc_line.ts";
-import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH } from "../protocol/names.ts";
+import { MAX_AWAY_LENGTH, MAX_NAME_LENGTH, MAX_TOPIC_LENGTH } from "../protocol/names.ts";
 
 /** Most messages one `CHATHISTORY` request returns (advertised as `CHATHISTORY=`). */
 export const IRC_CHATHISTORY_MAX = 100;
 
 /** Most characters of an away message (`AWAYLEN=`; longer ones are cut). */
-export const IRC_AWAY_LENGTH = 300;
+export const IRC_AWAY_LENGTH: number = MAX_AWAY_LENGTH;
 
 /** Most tokens per `005` line (modern IRC servers send at most 13). */
 const TOKENS_PER_LINE = 13;

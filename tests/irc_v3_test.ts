@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { ChatEvent } from "../client/chat_client.ts";
 import type { ChatServer } from "../server/server.ts";
-import { connectClient, testServer } from "./helpers/harness.ts";
+import { connectClient, Probe, testServer } from "./helpers/harness.ts";
 import { IrcProbe } from "./helpers/irc_probe.ts";
 import type { IrcMessage } from "../protocol/irc_line.ts";
 
@@ -540,6 +540,28 @@ Deno.test("irc v3: a chat client's away (the chat `away` request) reaches IRC us
     await irc.expectCommand("311", "gina", "erin");
     const end = await irc.expect((m) => m.command === "318" || m.command === "301");
     assert.equal(end.command, "318");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("irc v3: away changes take from the message bucket (each is told to everyone), over IRC and the chat protocol", async () => {
+  const server = await ircServer({
+    rateMessagesPerSec: 0.1,
+    rateMessagesBurst: 2,
+    rateRequestsPerSec: 1000,
+    rateBytesPerSec: 1_000_000,
+  });
+  try {
+    await using irc = await IrcProbe.register(ircPort(server), "hank");
+    await irc.send("AWAY :one", "AWAY", "AWAY :three");
+    await irc.expectCommand("306", "hank");
+    await irc.expectCommand("305", "hank");
+    await irc.expectCommand("263", "hank", "AWAY");
+    await using chat = await Probe.login(server, "ivy");
+    await chat.ok("away", { text: "one" });
+    await chat.ok("away", {});
+    await chat.fails("away", { text: "three" }, "rate_limited");
   } finally {
     await server.shutdown();
   }
