@@ -77,6 +77,8 @@ export class IrcConnection implements SessionPort, IrcClient {
   #held: Promise<void> = Promise.resolve();
   /** While a labelled command runs: its replies, sent labelled once it is done. */
   #captured: string[] | null = null;
+  /** The label of the command whose replies are captured. */
+  #label = "";
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: IrcConnectionOptions) {
@@ -208,6 +210,7 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   quit(reason: string): void {
     if (this.#closing) return;
+    this.#releaseCaptured();
     this.#closing = true;
     this.#queue([`ERROR :Closing link: ${this.ip} (${reason.replace(/[\r\n\0]/g, " ")})`]);
     this.#endSession();
@@ -275,15 +278,21 @@ export class IrcConnection implements SessionPort, IrcClient {
       return this.#dispatch(message, problem, bytes);
     }
     // Its replies (not the hub's events meanwhile) go back labelled, together.
-    const captured: string[] = this.#captured = [];
+    this.#captured = [];
+    this.#label = label;
     try {
       await this.#dispatch(message, problem, bytes);
     } finally {
-      this.#captured = null;
-      if (!this.#closing) {
-        this.#queue(labeledLines(label, captured, this.caps.has("batch"), newBatchId()));
-      }
+      this.#releaseCaptured();
     }
+  }
+
+  /** Sends the replies of the labelled command running, labelled (a quit sends them first). */
+  #releaseCaptured(): void {
+    const captured = this.#captured;
+    if (captured === null) return;
+    this.#captured = null;
+    this.#queue(labeledLines(this.#label, captured, this.caps.has("batch"), newBatchId()));
   }
 
   async #dispatch(

@@ -281,6 +281,28 @@ Deno.test("irc v3: labeled-response: one reply labelled, none an ACK, several a 
   }
 });
 
+Deno.test("irc v3: labeled-response: the replies of a labelled command that ends the connection come before the ERROR", async () => {
+  const server = await ircServer({ credentials: [{ nick: "dave", password: "password123" }] });
+  try {
+    await using irc = await IrcProbe.dial(ircPort(server));
+    await irc.send(
+      "CAP REQ :labeled-response batch",
+      "CAP END",
+      "PASS wrong-password",
+      "NICK dave",
+      "@label=r2 USER dave 0 * :Dave",
+    );
+    const refused = await irc.expectCommand("464", "dave");
+    assert.equal(refused.tags.label, "r2");
+    await irc.expectCommand("ERROR");
+    await irc.closed();
+    const at = irc.raw.findIndex((line) => line.includes(" 464 "));
+    assert.ok(at >= 0 && irc.raw[at + 1].startsWith("ERROR"), irc.raw.join("\n"));
+  } finally {
+    await server.shutdown();
+  }
+});
+
 /** Sends a CHATHISTORY request; returns the texts of its batch and the batch's target. */
 async function chathistory(
   irc: IrcProbe,
