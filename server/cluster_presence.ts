@@ -88,6 +88,7 @@ type PresenceMessage =
   | ({ t: "share" } & ShareRecord)
   | { t: "block"; key: string; target: string; blocked: boolean }
   | { t: "hide"; key: string; hidden: boolean }
+  | { t: "away"; key: string; away: string | null }
   | { t: "beat" }
   | { t: "sync" }
   | { t: "full"; shares: ShareRecord[] }
@@ -101,6 +102,8 @@ export interface PresenceHooks {
   blocked(key: string, target: string, blocked: boolean): void;
   /** Another node hid or revealed an account: apply to the local account, if any. */
   hidden(key: string, hidden: boolean): void;
+  /** Another node set (or cleared: null) an account's away status: apply it locally. */
+  away?(key: string, away: string | null): void;
 }
 
 /**
@@ -286,6 +289,11 @@ export class ClusterPresence {
     await this.#applied.send({ t: "block", key, target, blocked });
   }
 
+  /** An account's away status changed here: the others apply it to their sessions of it. */
+  setAway(key: string, away: string | null): void {
+    this.#send({ t: "away", key, away });
+  }
+
   /** An account was hidden or revealed here: the others apply it to their sessions of it. */
   setHidden(key: string, hidden: boolean): void {
     this.#send({ t: "hide", key, hidden });
@@ -332,6 +340,9 @@ export class ClusterPresence {
         break;
       case "hide":
         this.#hooks.hidden(message.key, message.hidden);
+        break;
+      case "away":
+        this.#hooks.away?.(message.key, message.away);
         break;
       case "sync":
         this.#send({ t: "full", shares: this.#ownShares() });

@@ -233,6 +233,7 @@ export class ChatHub {
       changed: (change) => this.#presenceChanged(change),
       blocked: (key, target, blocked) => this.#remoteBlock(key, target, blocked),
       hidden: (key, hidden) => this.#remoteHide(key, hidden),
+      away: (key, away) => this.#remoteAway(key, away),
     });
     // Changes wait for the nodes this one hears from; one that does not answer is taken
     // for dead within the heartbeats' TTL anyway.
@@ -850,8 +851,10 @@ export class ChatHub {
    */
   async setAway(account: OnlineAccount, text: string | null): Promise<void> {
     const away = text === null ? null : text.replace(/[\r\n\0]+/g, " ").slice(0, MAX_AWAY_LENGTH);
-    if (account.away === away) return;
+    if (account.away === away && this.presence.awayOf(account.key) === away) return;
     account.away = away;
+    // The account's sessions on other nodes take it too (back on one node: back everywhere).
+    this.presence.setAway(account.key, away);
     await this.#shareSessions(account);
     if (account.hidden) return;
     await this.broker.publish(ALL_SUBJECT, {
@@ -888,6 +891,16 @@ export class ChatHub {
     const account = this.#online.get(key);
     if (account === undefined || account.hidden === hidden) return;
     account.hidden = hidden;
+    this.#shareSessions(account).catch((err) =>
+      log.error("sharing the sessions of {key} failed: {err}", { key, err })
+    );
+  }
+
+  /** Another node set or cleared the away status of an account that may have sessions here. */
+  #remoteAway(key: string, away: string | null): void {
+    const account = this.#online.get(key);
+    if (account === undefined || account.away === away) return;
+    account.away = away;
     this.#shareSessions(account).catch((err) =>
       log.error("sharing the sessions of {key} failed: {err}", { key, err })
     );

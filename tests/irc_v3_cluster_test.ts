@@ -84,4 +84,16 @@ Deno.test({
   await ann.ok("away", {});
   assert.deepEqual((await bob.expectCommand("AWAY")).params, []);
   await waitFor(() => b.hub.awayOf("ann") === null, "node b knows ann is back");
+
+  // Away through node a, back through a session on node b: back on every node.
+  await using annB = await Probe.login(b, "ann");
+  await ann.ok("away", { text: "out" });
+  assert.deepEqual((await bob.expectCommand("AWAY")).params, ["out"]);
+  await waitFor(() => b.hub.awayOf("ann") === "out", "node b knows ann is out");
+  await annB.ok("away", {});
+  assert.deepEqual((await bob.expectCommand("AWAY")).params, []);
+  await waitFor(
+    () => a.hub.awayOf("ann") === null && b.hub.awayOf("ann") === null,
+    "both nodes know ann is back",
+  );
 });
