@@ -82,12 +82,18 @@ export function messageTags(
   return tags;
 }
 
+/** The `account` tag of a line from `nick`, under `account-tag` (none otherwise). */
+export function accountTag(view: IrcView, nick: string): Record<string, string> {
+  return view.caps.has("account-tag") ? { account: nick } : {};
+}
+
 /**
  * A user's `JOIN` of a channel: under `extended-join`, with its account and real name
  * (both its nick here).
  */
 export function joinLine(view: IrcView, nick: string, channel: string): string {
   return formatIrcMessage({
+    tags: accountTag(view, nick),
     source: userSource(nick),
     command: "JOIN",
     params: view.caps.has("extended-join") ? [channel, nick, nick] : [channel],
@@ -95,8 +101,9 @@ export function joinLine(view: IrcView, nick: string, channel: string): string {
 }
 
 /** A user's `AWAY` (`text` "": back), for clients with `away-notify`. */
-export function awayLine(nick: string, text: string): string {
+export function awayLine(view: IrcView, nick: string, text: string): string {
   return formatFittedIrcMessage({
+    tags: accountTag(view, nick),
     source: userSource(nick),
     command: "AWAY",
     params: text === "" ? [] : [text],
@@ -160,17 +167,22 @@ export const ircEvents: { [T in keyof ServerMessageMap]: Translate<T> } = {
     ),
   member: (view, m) => {
     if (!m.joined) {
-      return line({ source: userSource(m.nick), command: "PART", params: [channelOf(m.room)] });
+      return line({
+        tags: accountTag(view, m.nick),
+        source: userSource(m.nick),
+        command: "PART",
+        params: [channelOf(m.room)],
+      });
     }
     const join = joinLine(view, m.nick, channelOf(m.room));
     // away-notify: a user joining while away is told away right after.
     return m.away !== undefined && view.caps.has("away-notify")
-      ? [join, awayLine(m.nick, m.away)]
+      ? [join, awayLine(view, m.nick, m.away)]
       : [join];
   },
   topic: (view, m) =>
     line({
-      tags: messageTags(view, m),
+      tags: { ...messageTags(view, m), ...accountTag(view, m.by) },
       source: userSource(m.by),
       command: "TOPIC",
       params: [channelOf(m.room), oneLine(m.topic)],
@@ -179,7 +191,7 @@ export const ircEvents: { [T in keyof ServerMessageMap]: Translate<T> } = {
   // Online and offline: IRC has no word for them (but QUIT, which would part every
   // channel). A change of away status: `AWAY` under `away-notify`.
   presence: (view, m) =>
-    m.away !== undefined && view.caps.has("away-notify") ? [awayLine(m.nick, m.away)] : NONE,
+    m.away !== undefined && view.caps.has("away-notify") ? [awayLine(view, m.nick, m.away)] : NONE,
   receipt: () => NONE,
   contact: () => NONE,
   hello: () => NONE,

@@ -464,6 +464,7 @@ Deno.test("irc v3: AWAY is a hub presence status: away-notify, RPL_AWAY, WHOIS, 
     const away = await alice.expectCommand("AWAY");
     assert.equal(away.source, "bob!bob@chat");
     assert.deepEqual(away.params, ["gone fishing"]);
+    assert.equal(away.tags.account, "bob");
     const told = await nextEvent(
       carolEvents,
       (e) => e.type === "presence" && e.nick === "bob" && e.away !== undefined,
@@ -518,12 +519,14 @@ Deno.test("irc v3: AWAY is a hub presence status: away-notify, RPL_AWAY, WHOIS, 
     await bob.send("AWAY :back soon", "JOIN #new");
     assert.deepEqual((await bob.expectCommand("JOIN", "#new")).params, ["#new"]);
     assert.deepEqual((await alice.expectCommand("AWAY")).params, ["back soon"]);
-    assert.deepEqual((await alice.expectCommand("JOIN", "#new")).params, ["#new", "bob", "bob"]);
+    const bobJoin = await alice.expectCommand("JOIN", "#new");
+    assert.deepEqual(bobJoin.params, ["#new", "bob", "bob"]);
+    assert.equal(bobJoin.tags.account, "bob");
     // Joining while away: the AWAY follows the JOIN.
     await alice.expectCommand("AWAY");
-    const at = alice.raw.indexOf(":bob!bob@chat JOIN #new bob bob");
+    const at = alice.raw.indexOf("@account=bob :bob!bob@chat JOIN #new bob bob");
     assert.ok(at >= 0, alice.raw.join("\n"));
-    assert.equal(alice.raw[at + 1], ":bob!bob@chat AWAY :back soon");
+    assert.equal(alice.raw[at + 1], "@account=bob :bob!bob@chat AWAY :back soon");
   } finally {
     await server.shutdown();
   }
