@@ -770,6 +770,14 @@ export class ChatClient implements AsyncDisposable {
     return this.request("reveal", {});
   }
 
+  /**
+   * Sets this account's away status (others see `presence` events with `away`), or
+   * clears it without `text`.
+   */
+  away(text?: string): Promise<ReplyMap["away"]> {
+    return this.request("away", text === undefined ? {} : { text });
+  }
+
   /** Blocks a user: nothing they send reaches this account. */
   block(nick: string): Promise<ReplyMap["block"]> {
     return this.request("block", { nick });

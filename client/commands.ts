@@ -45,6 +45,7 @@ export type CommandClient = Pick<
   | "contacts"
   | "history"
   | "logOutEverywhere"
+  | "away"
 >;
 
 /** The part of {@linkcode PrivateSessions} the commands use. */
@@ -434,24 +435,22 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: "away",
     aliases: ["back"],
     args: "[TEXT]",
-    summary: "mark yourself away here (others are not told); alone, back, with what you missed",
-    handler(ctx, args) {
+    summary: "mark yourself away (others are told); alone, back, with what you missed",
+    async handler(ctx, args) {
       const text = args.rest(0);
       const state = ctx.state;
       if (text !== "") {
+        await ctx.client.away(text);
         state.away = text;
         state.missed.dms.clear();
         state.missed.mentions = 0;
-        ctx.show({
-          type: "info",
-          text: `* away: ${text} (only here: the server keeps no away status; /away alone ` +
-            "to come back)",
-        });
+        ctx.show({ type: "info", text: `* away: ${text} (/away alone to come back)` });
         return;
       }
       if (state.away === null) {
         throw new ChatError("usage", "not away: /away TEXT marks you away");
       }
+      await ctx.client.away();
       state.away = null;
       const dms = [...state.missed.dms.values()].reduce((a, b) => a + b, 0);
       const mentions = state.missed.mentions;

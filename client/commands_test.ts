@@ -70,6 +70,7 @@ function fakeClient(calls: Call[], fail: Partial<Record<string, ChatError>> = {}
     history: (query) =>
       answer("history", [query], { messages: [], more: false } as ReplyMap["history"]),
     logOutEverywhere: () => answer("logOutEverywhere", [], { revoked: 2 }),
+    away: (text) => answer("away", text === undefined ? [] : [text], { away: text ?? "" }),
   };
   return client;
 }
@@ -552,13 +553,13 @@ Deno.test("/help wraps to the terminal at word boundaries, under the summary col
   assert.equal(helpText(Infinity), helpText());
 });
 
-Deno.test("/away: a status here only; back, with what was missed", async () => {
+Deno.test("/away: tells the server; back, with what was missed", async () => {
   const { ctx, shown, state } = setup();
   assert.equal(await executeLine(ctx, "/away"), false);
   assert.equal((shown.pop() as { message: string }).message, "not away: /away TEXT marks you away");
   assert.equal(await executeLine(ctx, "/away lunch"), true);
   assert.equal(state.away, "lunch");
-  assert.match((shown.pop() as { text: string }).text, /^\* away: lunch \(only here/);
+  assert.match((shown.pop() as { text: string }).text, /^\* away: lunch \(\/away alone/);
   const dm = { type: "dm" as const, to: "alice", id: 1, ts: 0, from: "bob", text: "hi" };
   state.observe(dm);
   state.observe({ ...dm, id: 2 });

@@ -212,6 +212,13 @@ export function formatItem(item: DisplayItem, options: RenderOptions = {}): stri
     case "broadcast":
       return [`${time(item.ts)} [broadcast] <${nick(item.from)}> ${s(item.text)}`];
     case "presence":
+      if (item.away !== undefined) {
+        return [
+          item.away === ""
+            ? `${time(item.ts)} * ${nick(item.nick)} is back`
+            : `${time(item.ts)} * ${nick(item.nick)} is away: ${s(item.away)}`,
+        ];
+      }
       return [`${time(item.ts)} * ${nick(item.nick)} is ${item.online ? "online" : "offline"}`];
     case "member":
       return [
@@ -588,6 +595,8 @@ function formatReply(item: ReplyItem, options: RenderOptions): string[] {
     case "file_done":
     case "file_cancel":
       return []; // the private sessions and file transfers report progress themselves
+    case "away":
+      return []; // /away says it itself
     case "file_list":
       return item.data.files.length === 0 ? ["* no files offered to you"] : [
         "* files offered to you:",

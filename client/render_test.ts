@@ -55,6 +55,14 @@ Deno.test("formatItem: messages, DMs and presence as HH:MM lines", () => {
     ["09:05 * carol is online"],
   );
   assert.deepEqual(
+    formatItem({ type: "presence", nick: "carol", online: true, ts: TS, away: "lunch" }, o),
+    ["09:05 * carol is away: lunch"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "presence", nick: "carol", online: true, ts: TS, away: "" }, o),
+    ["09:05 * carol is back"],
+  );
+  assert.deepEqual(
     formatItem({ type: "broadcast", ts: TS, from: "bob", text: "all hands" }, o),
     ["09:05 [broadcast] <bob> all hands"],
   );

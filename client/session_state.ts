@@ -146,6 +146,8 @@ export class SessionState {
    */
   repeatsPresence(item: DisplayItem): boolean {
     if (item.type !== "presence" && item.type !== "contact") return false;
+    // A change of away status says something new of an account still online.
+    if (item.type === "presence" && item.away !== undefined) return false;
     return this.#online.get(nameKey(item.nick)) === item.online;
   }
 

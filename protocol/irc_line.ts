@@ -247,6 +247,79 @@ export function formatIrcMessage(message: OutgoingIrcMessage): string {
 }
 
 /**
+ * Serializes a message as {@linkcode formatIrcMessage} does, its last parameter cut (at a
+ * character's end) so that the line without its tags takes at most `maxBytes` bytes with
+ * its CR LF: a server's replies quoting a long topic or text never pass the advertised
+ * line length.
+ *
+ * @throws {IrcLineError} as {@linkcode formatIrcMessage}, or `line_too_long` when the
+ * line is too long even with an empty last parameter.
+ * @example
+ * ```ts
+ * import { formatFittedIrcMessage } from "./irc_line.ts";
+ * formatFittedIrcMessage({ command: "332", params: ["bob", "#a", "x".repeat(600)] }).length;
+ * // 510
+ * ```
+ */
+export function formatFittedIrcMessage(
+  message: OutgoingIrcMessage,
+  maxBytes: number = MAX_LINE_BYTES,
+): string {
+  const params = message.params ?? [];
+  const bare = formatIrcMessage({ ...message, tags: undefined });
+  const over = utf8Length(bare) + 2 - maxBytes;
+  if (over <= 0 || params.length === 0) {
+    if (over > 0) throw new IrcLineError("line_too_long", "the line does not fit");
+    return formatIrcMessage(message);
+  }
+  const last = params[params.length - 1];
+  let keep = utf8Length(last) - over;
+  if (keep < 0) throw new IrcLineError("line_too_long", "the line does not fit");
+  let cut = 0;
+  for (const char of last) {
+    const size = utf8Length(char);
+    if (size > keep) break;
+    keep -= size;
+    cut += char.length;
+  }
+  return formatIrcMessage({ ...message, params: [...params.slice(0, -1), last.slice(0, cut)] });
+}
+
+/**
+ * Adds tags to a serialized line, after those it has (values escaped); a key it has
+ * already keeps its value.
+ *
+ * @example
+ * ```ts
+ * import { addIrcTags } from "./irc_line.ts";
+ * addIrcTags("@time=x PING a", { label: "l1" }); // "@time=x;label=l1 PING a"
+ * addIrcTags("PING a", { batch: "b" }); // "@batch=b PING a"
+ * ```
+ */
+export function addIrcTags(line: string, tags: Record<string, string | undefined>): string {
+  const own = line.startsWith("@") ? line.slice(1, line.indexOf(" ")) : "";
+  const have = new Set(own.split(";").map((tag) => tag.split("=", 1)[0]));
+  const added = Object.entries(tags).filter(([key]) => !have.has(key)).map(([key, value]) =>
+    value === undefined || value === "" ? key : `${key}=${escapeTagValue(value)}`
+  );
+  if (added.length === 0) return line;
+  if (own === "") return `@${added.join(";")} ${line}`;
+  return `@${own};${added.join(";")}${line.slice(own.length + 1)}`;
+}
+
+/** The value of tag `key` on a serialized line (unescaped), or undefined. */
+export function ircTagOf(line: string, key: string): string | undefined {
+  if (!line.startsWith("@")) return undefined;
+  for (const tag of line.slice(1, line.indexOf(" ")).split(";")) {
+    const eq = tag.indexOf("=");
+    if ((eq < 0 ? tag : tag.slice(0, eq)) === key) {
+      return eq < 0 ? "" : unescapeTagValue(tag.slice(eq + 1));
+    }
+  }
+  return undefined;
+}
+
+/**
  * Splits `text` into lines (at CR, LF or CR LF; empty lines dropped) and each line into
  * pieces of at most `maxBytes` bytes of UTF-8: at the last space that fits, or inside a
  * word when it is longer, never inside a character. A text of only whitespace gives

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import {
+  addIrcTags,
   encodeIrcLine,
   escapeTagValue,
+  formatFittedIrcMessage,
   formatIrcMessage,
   IrcLineError,
   type IrcLineErrorCode,
   IrcLineSplitter,
+  ircTagOf,
   MAX_LINE_BYTES,
   MAX_TAGS_BYTES,
   MAX_WIRE_LINE_BYTES,
@@ -242,4 +245,33 @@ Deno.test("IrcLineSplitter reports invalid UTF-8, also split inside a character"
 
 Deno.test("encodeIrcLine appends CR LF", () => {
   assert.deepEqual(encodeIrcLine("PING x"), new TextEncoder().encode("PING x\r\n"));
+});
+
+Deno.test("formatFittedIrcMessage cuts the last parameter to the line length, at a character's end", () => {
+  const topic = "\u00e9".repeat(300); // 600 bytes
+  const line = formatFittedIrcMessage({
+    tags: { time: "2026-01-01T00:00:00.000Z" },
+    source: "chat.server",
+    command: "332",
+    params: ["bob", "#a", topic],
+  });
+  const bare = line.slice(line.indexOf(" ") + 1);
+  assert.ok(new TextEncoder().encode(bare).length <= 510, bare);
+  assert.ok(new TextEncoder().encode(bare).length >= 509, bare);
+  const parsed = parseIrcLine(line);
+  assert.ok(topic.startsWith(parsed.params[2]));
+  assert.equal(parsed.tags.time, "2026-01-01T00:00:00.000Z");
+  // A line that fits is left whole.
+  assert.equal(
+    formatFittedIrcMessage({ command: "PRIVMSG", params: ["#a", "hi there"] }),
+    "PRIVMSG #a :hi there",
+  );
+});
+
+Deno.test("addIrcTags adds tags after a line's own; ircTagOf reads one", () => {
+  assert.equal(addIrcTags("@time=x PING a", { label: "l 1" }), "@time=x;label=l\\s1 PING a");
+  assert.equal(addIrcTags("PING a", { batch: "b" }), "@batch=b PING a");
+  assert.equal(addIrcTags("@batch=in PING a", { batch: "out" }), "@batch=in PING a");
+  assert.equal(ircTagOf("@time=x;label=l\\s1 PING a", "label"), "l 1");
+  assert.equal(ircTagOf("PING a", "label"), undefined);
 });

@@ -16,6 +16,7 @@
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
 import { MAX_OFFERED_NAME_LENGTH } from "./file_names.ts";
+import { MAX_AWAY_LENGTH } from "./names.ts";
 
 /** The protocol version this code speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -169,6 +170,11 @@ export const clientSchemas = {
     token: sessionToken.optional(),
     all: z.boolean().optional(),
   }),
+  /**
+   * Sets the account's away status to `text` (cut to 300 characters), or clears it when
+   * `text` is absent or blank: others are told by `presence` events with `away`.
+   */
+  away: request("away", { text: z.string().max(1024).optional() }),
 } as const;
 
 const storedMessage = {
@@ -221,12 +227,19 @@ export const serverSchemas = {
     nick: shortText,
     online: z.boolean(),
     ts: z.number(),
+    /**
+     * Set on a change of away status (the account stays online): its away message, or ""
+     * when it is back. Clients that do not know it see an online account still online.
+     */
+    away: z.string().max(MAX_AWAY_LENGTH).optional(),
   }),
   member: z.object({
     type: z.literal("member"),
     room: shortText,
     nick: shortText,
     joined: z.boolean(),
+    /** On a join: the account's away message, when it joined while away. */
+    away: z.string().max(MAX_AWAY_LENGTH).optional(),
   }),
   topic: z.object({
     type: z.literal("topic"),

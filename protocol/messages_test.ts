@@ -61,6 +61,7 @@ const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
   file_cancel: { type: "file_cancel", id: "c38", file: 1 },
   token_issue: { type: "token_issue", id: "c39" },
   token_revoke: { type: "token_revoke", id: "c40", all: true },
+  away: { type: "away", id: "c41", text: "lunch" },
 };
 
 /** One valid sample of every server message; the type forces one per schema key. */

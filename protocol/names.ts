@@ -22,6 +22,8 @@ export const NAME_PATTERN: RegExp = /^[A-Za-z0-9_.-]{1,32}$/;
 export const MAX_TEXT_LENGTH = 4000;
 /** Longest room topic, in characters. */
 export const MAX_TOPIC_LENGTH = 300;
+/** Most characters of an away message (longer ones are cut). */
+export const MAX_AWAY_LENGTH = 300;
 /** Shortest password accepted at registration. */
 export const MIN_PASSWORD_LENGTH = 8;
 

@@ -115,6 +115,8 @@ export const replySchemas = {
   token_issue: z.looseObject({ token: text, expires: z.number() }),
   /** How many tokens were revoked; with `all`, how many other sessions were ended here. */
   token_revoke: z.looseObject({ revoked: count }),
+  /** The away message now set ("" when back). */
+  away: z.looseObject({ away: text }),
 } as const;
 
 /** The data of the `ok` reply to each request type. */

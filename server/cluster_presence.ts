@@ -42,6 +42,8 @@ export const MAX_SHARED_BLOCKS = 10_000;
 interface Share {
   sessions: number;
   hidden: boolean;
+  /** The account's away message on that node, if away. */
+  away?: string;
 }
 
 /** An account online somewhere. */
@@ -77,6 +79,8 @@ interface ShareRecord {
   sessions: number;
   hidden: boolean;
   blocks: string[];
+  /** The away message, when the account is away there (absent: not away). */
+  away?: string;
 }
 
 /** The messages on the presence topic. */
@@ -84,6 +88,7 @@ type PresenceMessage =
   | ({ t: "share" } & ShareRecord)
   | { t: "block"; key: string; target: string; blocked: boolean }
   | { t: "hide"; key: string; hidden: boolean }
+  | { t: "away"; key: string; away: string | null }
   | { t: "beat" }
   | { t: "sync" }
   | { t: "full"; shares: ShareRecord[] }
@@ -97,6 +102,8 @@ export interface PresenceHooks {
   blocked(key: string, target: string, blocked: boolean): void;
   /** Another node hid or revealed an account: apply to the local account, if any. */
   hidden(key: string, hidden: boolean): void;
+  /** Another node set (or cleared: null) an account's away status: apply it locally. */
+  away?(key: string, away: string | null): void;
 }
 
 /**
@@ -221,6 +228,14 @@ export class ClusterPresence {
     return entry !== undefined && !hiddenIn(entry);
   }
 
+  /** The account's away message (from any node's share), or null when not away. */
+  awayOf(key: string): string | null {
+    for (const share of this.#entries.get(key)?.shares.values() ?? []) {
+      if (share.away !== undefined) return share.away;
+    }
+    return null;
+  }
+
   /** Whether the account has a session on a node other than this one. */
   isOnlineElsewhere(key: string): boolean {
     const shares = this.#entries.get(key)?.shares;
@@ -248,7 +263,7 @@ export class ClusterPresence {
   /**
    * Sets this node's share of an account (`sessions` 0: none) and tells the others;
    * resolves once the notices of a resulting transition are out. `blocks` are taken
-   * when the account was not online anywhere.
+   * when the account was not online anywhere. `away`: its away message here, if away.
    */
   setLocal(
     key: string,
@@ -256,8 +271,10 @@ export class ClusterPresence {
     sessions: number,
     hidden: boolean,
     blocks: Iterable<string>,
+    away: string | null = null,
   ): Promise<void> {
-    const record = { key, nick, sessions, hidden, blocks: boundBlocks(key, blocks) };
+    const record: ShareRecord = { key, nick, sessions, hidden, blocks: boundBlocks(key, blocks) };
+    if (away !== null) record.away = away;
     const change = this.#applyShare(this.nodeId, record);
     this.#send({ t: "share", ...record });
     return change ?? Promise.resolve();
@@ -270,6 +287,11 @@ export class ClusterPresence {
   async setBlock(key: string, target: string, blocked: boolean): Promise<void> {
     this.#applyBlock(key, target, blocked);
     await this.#applied.send({ t: "block", key, target, blocked });
+  }
+
+  /** An account's away status changed here: the others apply it to their sessions of it. */
+  setAway(key: string, away: string | null): void {
+    this.#send({ t: "away", key, away });
   }
 
   /** An account was hidden or revealed here: the others apply it to their sessions of it. */
@@ -319,6 +341,9 @@ export class ClusterPresence {
       case "hide":
         this.#hooks.hidden(message.key, message.hidden);
         break;
+      case "away":
+        this.#hooks.away?.(message.key, message.away);
+        break;
       case "sync":
         this.#send({ t: "full", shares: this.#ownShares() });
         break;
@@ -346,6 +371,7 @@ export class ClusterPresence {
         sessions: share.sessions,
         hidden: share.hidden,
         blocks: boundBlocks(entry.key, entry.blocks),
+        ...(share.away !== undefined ? { away: share.away } : {}),
       });
     }
     return out;
@@ -365,7 +391,11 @@ export class ClusterPresence {
         for (const target of record.blocks) this.#applyBlock(entry.key, target, true);
       }
       entry.nick = record.nick;
-      entry.shares.set(node, { sessions: record.sessions, hidden: record.hidden });
+      entry.shares.set(node, {
+        sessions: record.sessions,
+        hidden: record.hidden,
+        ...(typeof record.away === "string" ? { away: record.away } : {}),
+      });
     }
     return this.#transition(entry, before);
   }

@@ -67,8 +67,16 @@ export const commands: CommandTable = {
       const room = await hub.ensureRoom(name);
       const account = session.account;
       if (await hub.addMember(room, account.key)) {
+        // Joining while away: the others are told so with the join (IRC's away-notify).
+        const away = hub.awayOf(account.key);
         await hub.broker.publish(roomSubject(room.key), {
-          event: { type: "member", room: room.name, nick: account.nick, joined: true },
+          event: {
+            type: "member",
+            room: room.name,
+            nick: account.nick,
+            joined: true,
+            ...(away !== null ? { away } : {}),
+          },
           from: account.key,
           exceptSession: session.id,
         });
@@ -457,6 +465,13 @@ export const commands: CommandTable = {
   // Session tokens ("remember me"): see server/session_tokens.ts.
   token_issue: tokenCommands.token_issue,
   token_revoke: tokenCommands.token_revoke,
+  away: {
+    async run({ hub, session }, { text }) {
+      const trimmed = text?.trim() ?? "";
+      await hub.setAway(session.account, trimmed === "" ? null : trimmed);
+      return { away: session.account.away ?? "" };
+    },
+  },
 };
 
 /**

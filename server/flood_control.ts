@@ -14,6 +14,11 @@ import { TokenBucket } from "./rate_limit.ts";
 /** Request types that send a message to others. */
 export const MESSAGE_TYPES: ReadonlySet<string> = new Set(["say", "dm", "broadcast"]);
 /**
+ * Request types that take from the message bucket: the messages, and `away`, whose every
+ * change is told to everyone online (a status flipped in a loop would be a broadcast).
+ */
+export const TOLD_TO_OTHERS: ReadonlySet<string> = new Set([...MESSAGE_TYPES, "away"]);
+/**
  * Request types that carry file or peer bytes: relayed peer records, file chunks (bytes
  * in) and file reads (bytes out). They are paced, not refused: each takes a request
  * token and its bytes from the session's file byte budget, and when the budget is spent
@@ -161,7 +166,7 @@ export class FloodControl {
     cost: number,
   ): { wait: number; what: string } | null {
     // Check every bucket before taking from any, so a refusal costs nothing.
-    const isMessage = MESSAGE_TYPES.has(type);
+    const isMessage = TOLD_TO_OTHERS.has(type);
     let wait = this.#requests.waitSeconds(cost, now);
     if (wait > 0) return { wait, what: "requests" };
     wait = this.#bytes.waitSeconds(bytes, now);

@@ -10,7 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
-import { MIN_PASSWORD_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
+import { MAX_AWAY_LENGTH, MIN_PASSWORD_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import type { NoticeCode, ReplyMap } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import {
@@ -94,6 +94,11 @@ export interface OnlineAccount {
    * reads send no receipts.
    */
   hidden: boolean;
+  /**
+   * Its away message (a presence status: online, but not at the keyboard), set on this
+   * node; null when not away. Ends with its last session.
+   */
+  away: string | null;
 }
 
 /** A room's cached state. */
@@ -254,6 +259,7 @@ export class ChatHub {
       changed: (change) => this.#presenceChanged(change),
       blocked: (key, target, blocked) => this.#remoteBlock(key, target, blocked),
       hidden: (key, hidden) => this.#remoteHide(key, hidden),
+      away: (key, away) => this.#remoteAway(key, away),
     });
     // Changes wait for the nodes this one hears from; one that does not answer is taken
     // for dead within the heartbeats' TTL anyway.
@@ -510,7 +516,12 @@ export class ChatHub {
     port: SessionPort,
     nick: string,
     password: string | undefined,
-    { register = true, token }: { register?: boolean; token?: string } = {},
+    { register = true, token, authenticated = false }: {
+      register?: boolean;
+      token?: string;
+      /** The password was checked already by {@linkcode authenticate} (SASL): not again. */
+      authenticated?: boolean;
+    } = {},
   ): Promise<LoginResult> {
     const problem = nameProblem(nick);
     if (problem !== null) {
@@ -526,7 +537,11 @@ export class ChatHub {
       ) {
         throw new CommandError("no_account", `there is no account named ${nick} here`);
       }
-      return await this.#guardNewNick(key, nick, () => this.#login(port, key, nick, { password }));
+      return await this.#guardNewNick(
+        key,
+        nick,
+        () => this.#login(port, key, nick, { password, authenticated }),
+      );
     }).then(
       (result) => {
         this.metrics.counters.logins++;
@@ -539,6 +554,44 @@ export class ChatHub {
         throw err;
       },
     );
+  }
+
+  /**
+   * Checks a password as a login does, without starting a session (IRC's SASL, before
+   * the client registers): the same lockout, throttles, registration of an unknown nick
+   * (unless `register` is false) and failure counters. Resolves to the account's display
+   * nick; the later {@linkcode login} passes `authenticated` so as not to check again.
+   *
+   * @throws {CommandError} as {@linkcode login}; `bad_password` under `--auth none`.
+   */
+  authenticate(
+    ip: string,
+    nick: string,
+    password: string,
+    { register = true }: { register?: boolean } = {},
+  ): Promise<string> {
+    const problem = nameProblem(nick);
+    if (problem !== null) {
+      return Promise.reject(new CommandError("bad_name", `bad nick "${nick}": ${problem}`));
+    }
+    if (this.config.auth !== "password") {
+      return Promise.reject(
+        new CommandError("bad_password", "this server takes no passwords (--auth none)"),
+      );
+    }
+    const key = nameKey(nick);
+    return this.#withAccountLock(key, async () => {
+      if (!register && await this.store.getAccount(key) === null) {
+        throw new CommandError("no_account", `there is no account named ${nick} here`);
+      }
+      await this.#guardNewNick(key, nick, () => this.#checkPassword(ip, key, nick, password));
+      return await this.displayNick(key);
+    }).catch((err) => {
+      if (err instanceof CommandError && AUTH_FAILURES.has(err.code)) {
+        this.metrics.counters.authFailures++;
+      }
+      throw err;
+    });
   }
 
   /** Calls `listener` whenever a session ends, once it is out of its account. */
@@ -706,13 +759,15 @@ export class ChatHub {
     port: SessionPort,
     key: string,
     nick: string,
-    secret: { password?: string | undefined; token?: string },
+    secret: { password?: string | undefined; token?: string; authenticated?: boolean },
   ): Promise<LoginResult> {
     let registered = false;
     if (this.config.auth === "password" && secret.token !== undefined) {
       await this.#checkToken(port.ip, key, nick, secret.token);
     } else if (this.config.auth === "password") {
-      registered = await this.#checkPassword(port.ip, key, nick, secret.password);
+      if (secret.authenticated !== true) {
+        registered = await this.#checkPassword(port.ip, key, nick, secret.password);
+      }
     } else {
       if (this.presence.isOnline(key)) {
         throw new CommandError("nick_in_use", `the nick "${nick}" is in use`);
@@ -755,6 +810,7 @@ export class ChatHub {
         rooms: new Set(await this.store.accountRooms(key)),
         // Hidden on another node: hidden here too.
         hidden: this.presence.isHidden(key),
+        away: null,
       };
       for (const roomKey of account.rooms) await this.room(roomKey);
       this.#online.set(key, account);
@@ -826,7 +882,43 @@ export class ChatHub {
       account.sessions.size,
       account.hidden,
       account.blocks,
+      account.away,
     );
+  }
+
+  /**
+   * Sets (`text`) or clears (null) an account's away status: shared with every node, and
+   * told (unless hidden) to every session but its own, those it blocks and those that
+   * block it, as a `presence` event with `away` (the text, or "" when back). A text is
+   * cut to {@linkcode MAX_AWAY_LENGTH} characters and made one line.
+   */
+  async setAway(account: OnlineAccount, text: string | null): Promise<void> {
+    const away = text === null ? null : text.replace(/[\r\n\0]+/g, " ").slice(0, MAX_AWAY_LENGTH);
+    if (account.away === away && this.presence.awayOf(account.key) === away) return;
+    account.away = away;
+    // The account's sessions on other nodes take it too (back on one node: back everywhere).
+    this.presence.setAway(account.key, away);
+    await this.#shareSessions(account);
+    if (account.hidden) return;
+    await this.broker.publish(ALL_SUBJECT, {
+      event: {
+        type: "presence",
+        nick: account.nick,
+        online: true,
+        ts: this.now(),
+        away: away ?? "",
+      },
+      from: account.key,
+      except: new Set([account.key, ...account.blocks]),
+    });
+  }
+
+  /**
+   * The away message of an account as `viewer` may see it: null when not away, or
+   * offline or hidden to it (see {@linkcode isVisible}).
+   */
+  awayOf(key: string, viewer?: string): string | null {
+    return this.isVisible(key, viewer) ? this.presence.awayOf(key) : null;
   }
 
   /** Hides (`/hide`) or reveals an account, on every node. */
@@ -842,6 +934,16 @@ export class ChatHub {
     const account = this.#online.get(key);
     if (account === undefined || account.hidden === hidden) return;
     account.hidden = hidden;
+    this.#shareSessions(account).catch((err) =>
+      log.error("sharing the sessions of {key} failed: {err}", { key, err })
+    );
+  }
+
+  /** Another node set or cleared the away status of an account that may have sessions here. */
+  #remoteAway(key: string, away: string | null): void {
+    const account = this.#online.get(key);
+    if (account === undefined || account.away === away) return;
+    account.away = away;
     this.#shareSessions(account).catch((err) =>
       log.error("sharing the sessions of {key} failed: {err}", { key, err })
     );

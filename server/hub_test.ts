@@ -25,6 +25,7 @@ Deno.test("Session.acceptsAll: true only when accepts takes every publication of
     blocks: new Set(["eve"]),
     rooms: new Set(["a"]),
     hidden: false,
+    away: null,
   };
   const session = new Session(account, port, "n:s1");
   const msg = (from: string) => ({

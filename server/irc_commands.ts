@@ -7,17 +7,21 @@
  * @module
  */
 
-import { formatIrcMessage, type IrcMessage } from "../protocol/irc_line.ts";
+import { formatFittedIrcMessage, formatIrcMessage, type IrcMessage } from "../protocol/irc_line.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
 import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, nameKey, nameProblem } from "../protocol/names.ts";
 import { type CommandContext, commands } from "./commands.ts";
 import { CommandError } from "./errors.ts";
+import { chathistoryCommand } from "./irc_chathistory.ts";
+import { authenticateCommand, saslCapability, type SaslState } from "./irc_sasl.ts";
 import type { ChatHub, Session } from "./hub.ts";
 import {
   channelOf,
   IRC_CAPABILITIES,
   IRC_SERVER_NAME,
+  joinLine,
   messageTags,
+  newBatchId,
   oneLine,
   textLines,
   userSource,
@@ -50,6 +54,14 @@ export interface IrcClient {
   quit(reason: string): void;
   /** A fresh request id for the chat commands (unique, so stored ids never collide). */
   newId(): string;
+  /** The client's IP address. */
+  readonly ip: string;
+  /** The SASL exchange (server/irc_sasl.ts). */
+  readonly sasl: SaslState;
+  /** The `CAP LS` version the client asked for (302 and up: capability values). */
+  capVersion: number;
+  /** Takes a password check from the flood control: seconds to wait, or 0 when admitted. */
+  admitLogin(): number;
 }
 
 /** A command's handler and how the connection treats it. */
@@ -62,10 +74,22 @@ export interface IrcCommandSpec {
   onlyBeforeRegistration?: boolean;
   /** Sends a message to others: counts in the flood control's message bucket. */
   message?: boolean;
+  /** Tells every online account something (not a message): the message bucket too. */
+  toldToOthers?: boolean;
   /** Counts as activity for the idle timeout. Default true. */
   activity?: boolean;
   /** Handles the command; may throw a {@linkcode CommandError}, turned into a numeric. */
   run(client: IrcClient, message: IrcMessage): void | Promise<void>;
+}
+
+/**
+ * The capabilities offered to `client`: {@linkcode IRC_CAPABILITIES}, and `sasl` when the
+ * server checks passwords (`--auth password`).
+ */
+export function capabilitiesOf(client: IrcClient): string[] {
+  const caps = [...IRC_CAPABILITIES];
+  if (client.hub.config.auth === "password") caps.push("sasl");
+  return caps;
 }
 
 /** The chat command context of a registered client. */
@@ -106,11 +130,11 @@ function sendJoined(
   reply: { room: string; topic: string; members: string[]; history: ChatMessage[] },
 ): void {
   const channel = channelOf(reply.room);
-  client.sendLines([`:${userSource(client.nick)} JOIN ${channel}`]);
+  client.sendLines([joinLine(client, client.nick, channel)]);
   if (reply.topic !== "") client.reply("332", channel, oneLine(reply.topic));
   sendNames(client, channel, reply.members);
   if (!client.caps.has("batch") || reply.history.length === 0) return;
-  const batch = crypto.randomUUID().slice(0, 8);
+  const batch = newBatchId();
   const lines = [`:${IRC_SERVER_NAME} BATCH +${batch} chathistory ${channel}`];
   for (const message of reply.history) {
     const tags = { ...messageTags(client, message), batch };
@@ -168,6 +192,9 @@ async function sendText(
       textLines(command, userSource(client.nick), target, text, messageTags(client, msg)),
     );
   }
+  // RPL_AWAY: the recipient is away (not for a NOTICE, which gets no automatic reply).
+  const away = client.hub.awayOf(nameKey(msg.to), ctx.session.account.key);
+  if (command === "PRIVMSG" && away !== null) client.reply("301", msg.to, away);
 }
 
 /** PRIVMSG and NOTICE: the same, but a NOTICE never gets an error back (RFC 2812 §3.3.2). */
@@ -226,17 +253,26 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
           formatIrcMessage({ source: IRC_SERVER_NAME, command: "CAP", params: [nick, ...rest] }),
         ]);
       switch (sub) {
-        case "LS":
+        case "LS": {
           if (client.session === null) client.holdRegistration(true);
-          cap("LS", IRC_CAPABILITIES.join(" "));
+          const version = Number(params[1] ?? 0);
+          if (Number.isInteger(version) && version > client.capVersion) {
+            client.capVersion = version;
+          }
+          const shown = capabilitiesOf(client).map((c) =>
+            c === "sasl" ? saslCapability(client.capVersion) : c
+          );
+          cap("LS", shown.join(" "));
           return;
+        }
         case "LIST":
           cap("LIST", [...client.caps].join(" "));
           return;
         case "REQ": {
           if (client.session === null) client.holdRegistration(true);
           const asked = (params[1] ?? "").split(" ").filter((c) => c !== "");
-          const known = asked.every((c) => IRC_CAPABILITIES.includes(c.replace(/^-/, "")));
+          const offered = capabilitiesOf(client);
+          const known = asked.every((c) => offered.includes(c.replace(/^-/, "")));
           if (!known || asked.length === 0) {
             cap("NAK", params[1] ?? "");
             return;
@@ -390,7 +426,7 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
         const name = channelOf(reply.room);
         if (topic !== undefined) {
           client.sendLines([
-            formatIrcMessage({
+            formatFittedIrcMessage({
               source: userSource(client.nick),
               command: "TOPIC",
               params: [name, oneLine(reply.topic)],
@@ -438,6 +474,7 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
     minParams: 1,
     async run(client, { params }) {
       const mask = params[0];
+      // H: here; G: gone (offline, hidden, a block between the two, or away).
       const who = (nick: string, channel: string, online: boolean) =>
         client.reply(
           "352",
@@ -446,7 +483,7 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
           "chat",
           IRC_SERVER_NAME,
           nick,
-          online ? "H" : "G",
+          online && client.hub.awayOf(nameKey(nick)) === null ? "H" : "G",
           `0 ${nick}`,
         );
       const room = roomOfChannel(mask);
@@ -478,6 +515,8 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
         const account = await client.hub.requireAccount(nick);
         client.reply("311", account.nick, account.nick, "chat", "*", account.nick);
         client.reply("312", account.nick, IRC_SERVER_NAME, "chat");
+        const away = client.hub.awayOf(account.key, client.session!.account.key);
+        if (away !== null) client.reply("301", account.nick, away);
       } catch (err) {
         if (!(err instanceof CommandError)) throw err;
         client.reply("401", nick, "No such nick");
@@ -523,6 +562,19 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
           client.reply("366", channel, "End of /NAMES list");
         }
       }
+    },
+  },
+
+  AUTHENTICATE: authenticateCommand,
+  CHATHISTORY: chathistoryCommand,
+  AWAY: {
+    minParams: 0,
+    toldToOthers: true,
+    async run(client, { params }) {
+      const text = (params[0] ?? "").trim();
+      await client.hub.setAway(client.session!.account, text === "" ? null : text);
+      if (text === "") client.reply("305", "You are no longer marked as being away");
+      else client.reply("306", "You have been marked as being away");
     },
   },
 };

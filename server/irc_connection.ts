@@ -2,7 +2,7 @@
  * An IRC client connection: registration (`CAP`, `PASS`, `NICK`, `USER`) onto the same
  * accounts as the chat protocol, then IRC commands through {@linkcode ircCommands} to the
  * chat command handlers; as a {@linkcode SessionPort}, it turns the hub's events into
- * IRC lines ({@linkcode eventLines}). The same defences as a chat connection: flood
+ * IRC lines (`eventLines` in irc_events.ts). The same defences as a chat connection: flood
  * control on every line, the login deadline, the idle timeout, stalled writes, a bounded
  * outbound queue and bounded lines.
  *
@@ -12,14 +12,14 @@
 import { getLogger } from "@logtape/logtape";
 import {
   encodeIrcLine,
-  formatIrcMessage,
+  formatFittedIrcMessage,
   IrcLineError,
   type IrcMessage,
   MAX_LINE_BYTES,
   parseIrcLine,
   type SplitLine,
+  utf8Length,
 } from "../protocol/irc_line.ts";
-import { MAX_NAME_LENGTH, MAX_TOPIC_LENGTH } from "../protocol/names.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
@@ -30,10 +30,14 @@ import { CommandError } from "./errors.ts";
 import { FloodControl, LOGIN_COST } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
-import { IRC_SERVER_NAME, oneLine, serverNotice } from "./irc_events.ts";
 import { ircFanout } from "./irc_fanout.ts";
 import { MAX_IN_FLIGHT } from "./connection.ts";
 import { InFlight } from "./in_flight.ts";
+import { IrcNumericError } from "./irc_errors.ts";
+import { labeledLines, MAX_LABEL_BYTES } from "./irc_labels.ts";
+import { isupportGroups } from "./irc_isupport.ts";
+import { newSaslState, type SaslState } from "./irc_sasl.ts";
+import { IRC_SERVER_NAME, newBatchId, oneLine, serverNotice } from "./irc_events.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
 
@@ -56,6 +60,8 @@ export class IrcConnection implements SessionPort, IrcClient {
   readonly ip: string;
   readonly hub: ChatHub;
   readonly caps: Set<string> = new Set();
+  readonly sasl: SaslState = newSaslState();
+  capVersion = 0;
   readonly #lines: LineConnection;
   readonly #openedAt = performance.now();
   readonly #loginTimeoutMs: number;
@@ -70,6 +76,10 @@ export class IrcConnection implements SessionPort, IrcClient {
   #held: Promise<void> = Promise.resolve();
   /** Messages to channels pipelined and not yet done. */
   #inFlight: InFlight | null = null;
+  /** While a labelled command runs: its replies, sent labelled once it is done. */
+  #captured: string[] | null = null;
+  /** The label of the command whose replies are captured. */
+  #label = "";
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: IrcConnectionOptions) {
@@ -168,11 +178,14 @@ export class IrcConnection implements SessionPort, IrcClient {
       if (i === list.length - 1) return clean;
       return clean === "" ? "*" : clean.replace(/ /g, "_").replace(/^:/, "_");
     });
-    this.#queue([formatIrcMessage({ source: IRC_SERVER_NAME, command: numeric, params: all })]);
+    this.sendLines([
+      formatFittedIrcMessage({ source: IRC_SERVER_NAME, command: numeric, params: all }),
+    ]);
   }
 
   sendLines(lines: readonly string[]): void {
-    this.#queue(lines);
+    if (this.#captured !== null) this.#captured.push(...lines);
+    else this.#queue(lines);
   }
 
   setNick(nick: string): Promise<void> {
@@ -196,10 +209,16 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   quit(reason: string): void {
     if (this.#closing) return;
+    this.#releaseCaptured();
     this.#closing = true;
     this.#queue([`ERROR :Closing link: ${this.ip} (${reason.replace(/[\r\n\0]/g, " ")})`]);
     this.#endSession();
     this.#lines.close(this.hub.config.shutdownGraceMs);
+  }
+
+  admitLogin(): number {
+    const admission = this.#flood.admit("login", 0, performance.now(), LOGIN_COST);
+    return admission.admitted ? 0 : Math.max(1, admission.retryAfter);
   }
 
   newId(): string {
@@ -240,7 +259,6 @@ export class IrcConnection implements SessionPort, IrcClient {
    * previous one's store and fan-out. A line with tags (a label) is not pipelined.
    */
   #onLine(split: SplitLine, bytes: number): Promise<void> | undefined {
-    const now = performance.now();
     let message: IrcMessage | null = null;
     let problem: IrcLineError | null = null;
     if (split.ok) {
@@ -254,10 +272,50 @@ export class IrcConnection implements SessionPort, IrcClient {
     } else {
       problem = new IrcLineError(split.code, split.message);
     }
+    const label = message?.tags.label;
+    if (
+      label === undefined || label === "" || utf8Length(label) > MAX_LABEL_BYTES ||
+      !this.caps.has("labeled-response")
+    ) {
+      return this.#dispatch(message, problem, bytes);
+    }
+    return this.#dispatchLabeled(message, problem, bytes, label);
+  }
+
+  /** Runs a labelled command: its replies (not the hub's events meanwhile) go back labelled, together. */
+  async #dispatchLabeled(
+    message: IrcMessage | null,
+    problem: IrcLineError | null,
+    bytes: number,
+    label: string,
+  ): Promise<void> {
+    this.#captured = [];
+    this.#label = label;
+    try {
+      await this.#dispatch(message, problem, bytes);
+    } finally {
+      this.#releaseCaptured();
+    }
+  }
+
+  /** Sends the replies of the labelled command running, labelled (a quit sends them first). */
+  #releaseCaptured(): void {
+    const captured = this.#captured;
+    if (captured === null) return;
+    this.#captured = null;
+    this.#queue(labeledLines(this.#label, captured, this.caps.has("batch"), newBatchId()));
+  }
+
+  #dispatch(
+    message: IrcMessage | null,
+    problem: IrcLineError | null,
+    bytes: number,
+  ): Promise<void> | undefined {
+    const now = performance.now();
     const spec = message === null ? undefined : ircCommands[message.command];
     const registered = this.#session !== null;
     if (registered) this.hub.metrics.counters.requests++;
-    const type = spec?.message ? "say" : "irc";
+    const type = spec?.message ? "say" : spec?.toldToOthers ? "away" : "irc";
     const cost = message?.command === "USER" || message?.command === "NICK" ? LOGIN_COST / 2 : 1;
     const admission = this.#flood.admit(type, bytes, now, cost);
     if (!admission.admitted) {
@@ -328,6 +386,10 @@ export class IrcConnection implements SessionPort, IrcClient {
   }
 
   #replyError(command: string, err: unknown): void {
+    if (err instanceof IrcNumericError) {
+      this.reply(err.numeric, ...err.params);
+      return;
+    }
     if (err instanceof CommandError) {
       this.reply("400", command, err.message);
       return;
@@ -356,7 +418,8 @@ export class IrcConnection implements SessionPort, IrcClient {
     if (this.#session !== null || this.#registering || this.#capHeld) return Promise.resolve();
     if (this.#nick === null || !this.#userGiven) return Promise.resolve();
     this.#registering = true;
-    return this.#register(this.#nick);
+    // Authenticated through SASL: the account is the nick.
+    return this.#register(this.sasl.account ?? this.#nick);
   }
 
   async #register(nick: string): Promise<void> {
@@ -367,9 +430,13 @@ export class IrcConnection implements SessionPort, IrcClient {
       return;
     }
     try {
-      const { session, reply, heldThrough } = await this.hub.login(this, nick, this.#password, {
-        register: true,
-      });
+      const authenticated = this.sasl.account !== null;
+      const { session, reply, heldThrough } = await this.hub.login(
+        this,
+        nick,
+        authenticated ? undefined : this.#password,
+        { register: true, authenticated },
+      );
       this.#session = session;
       this.#flood = new FloodControl(this.hub.config, performance.now());
       this.#welcome();
@@ -422,18 +489,9 @@ export class IrcConnection implements SessionPort, IrcClient {
     this.reply("002", `Your host is ${IRC_SERVER_NAME}, running chat`);
     this.reply("003", "This server speaks IRC beside the chat protocol");
     this.reply("004", IRC_SERVER_NAME, "chat", "i", "t");
-    this.reply(
-      "005",
-      "CASEMAPPING=ascii",
-      "CHANTYPES=#",
-      `CHANNELLEN=${MAX_NAME_LENGTH + 1}`,
-      `NICKLEN=${MAX_NAME_LENGTH}`,
-      `TOPICLEN=${MAX_TOPIC_LENGTH}`,
-      `LINELEN=${MAX_LINE_BYTES}`,
-      "TARGMAX=PRIVMSG:1,NOTICE:1",
-      "NETWORK=chat",
-      "are supported by this server",
-    );
+    for (const tokens of isupportGroups()) {
+      this.reply("005", ...tokens, "are supported by this server");
+    }
     this.reply("422", "MOTD File is missing");
   }
 

@@ -6,6 +6,7 @@
  */
 
 import {
+  formatFittedIrcMessage,
   formatIrcMessage,
   type OutgoingIrcMessage,
   splitUtf8Lines,
@@ -22,8 +23,18 @@ export const IRC_CAPABILITIES: readonly string[] = [
   "batch",
   "echo-message",
   "message-tags",
+  "labeled-response",
+  "draft/chathistory",
+  "account-tag",
+  "extended-join",
+  "away-notify",
   "server-time",
 ];
+
+/** A fresh batch reference tag (`BATCH +id`). */
+export function newBatchId(): string {
+  return crypto.randomUUID().slice(0, 8);
+}
 
 /** What the translation needs to know of the receiving connection. */
 export interface IrcView {
@@ -56,15 +67,47 @@ export function oneLine(text: string): string {
   return text.replace(/[\r\n\0]+/g, " ");
 }
 
-/** Tags of a stored message, as the client's capabilities allow. */
+/**
+ * Tags of a stored message, as the client's capabilities allow: `time`, `msgid`, and
+ * `account` (every chat user is logged in: its account is its nick) under `account-tag`.
+ */
 export function messageTags(
   view: IrcView,
-  { id, ts }: { id?: number; ts?: number },
+  { id, ts, from }: { id?: number; ts?: number; from?: string },
 ): Record<string, string> {
   const tags: Record<string, string> = {};
   if (ts !== undefined && view.caps.has("server-time")) tags.time = new Date(ts).toISOString();
   if (id !== undefined && view.caps.has("message-tags")) tags.msgid = String(id);
+  if (from !== undefined && view.caps.has("account-tag")) tags.account = from;
   return tags;
+}
+
+/** The `account` tag of a line from `nick`, under `account-tag` (none otherwise). */
+export function accountTag(view: IrcView, nick: string): Record<string, string> {
+  return view.caps.has("account-tag") ? { account: nick } : {};
+}
+
+/**
+ * A user's `JOIN` of a channel: under `extended-join`, with its account and real name
+ * (both its nick here).
+ */
+export function joinLine(view: IrcView, nick: string, channel: string): string {
+  return formatIrcMessage({
+    tags: accountTag(view, nick),
+    source: userSource(nick),
+    command: "JOIN",
+    params: view.caps.has("extended-join") ? [channel, nick, nick] : [channel],
+  });
+}
+
+/** A user's `AWAY` (`text` "": back), for clients with `away-notify`. */
+export function awayLine(view: IrcView, nick: string, text: string): string {
+  return formatFittedIrcMessage({
+    tags: accountTag(view, nick),
+    source: userSource(nick),
+    command: "AWAY",
+    params: text === "" ? [] : [text],
+  });
 }
 
 /**
@@ -96,7 +139,7 @@ type Translate<T extends keyof ServerMessageMap> = (
 ) => string[];
 
 function line(message: OutgoingIrcMessage): string[] {
-  return [formatIrcMessage(message)];
+  return [formatFittedIrcMessage(message)];
 }
 
 const NONE: string[] = [];
@@ -122,21 +165,33 @@ export const ircEvents: { [T in keyof ServerMessageMap]: Translate<T> } = {
       `[broadcast] ${m.text}`,
       messageTags(view, m),
     ),
-  member: (_view, m) =>
-    line({
-      source: userSource(m.nick),
-      command: m.joined ? "JOIN" : "PART",
-      params: [channelOf(m.room)],
-    }),
+  member: (view, m) => {
+    if (!m.joined) {
+      return line({
+        tags: accountTag(view, m.nick),
+        source: userSource(m.nick),
+        command: "PART",
+        params: [channelOf(m.room)],
+      });
+    }
+    const join = joinLine(view, m.nick, channelOf(m.room));
+    // away-notify: a user joining while away is told away right after.
+    return m.away !== undefined && view.caps.has("away-notify")
+      ? [join, awayLine(view, m.nick, m.away)]
+      : [join];
+  },
   topic: (view, m) =>
     line({
-      tags: messageTags(view, m),
+      tags: { ...messageTags(view, m), ...accountTag(view, m.by) },
       source: userSource(m.by),
       command: "TOPIC",
       params: [channelOf(m.room), oneLine(m.topic)],
     }),
   notice: (view, m) => serverNotice(view, m.text),
-  presence: () => NONE,
+  // Online and offline: IRC has no word for them (but QUIT, which would part every
+  // channel). A change of away status: `AWAY` under `away-notify`.
+  presence: (view, m) =>
+    m.away !== undefined && view.caps.has("away-notify") ? [awayLine(view, m.nick, m.away)] : NONE,
   receipt: () => NONE,
   contact: () => NONE,
   hello: () => NONE,

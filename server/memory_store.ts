@@ -17,6 +17,7 @@ import {
   checkNewMessage,
   checkResend,
   checkUndeliveredQuery,
+  historyBounds,
   type HistoryQuery,
   MAX_TOKENS_PER_ACCOUNT,
   type NewMessage,
@@ -264,16 +265,23 @@ export class MemoryStore implements Store {
         ? roomThread(query.room)
         : pairThread(query.between![0], query.between![1]);
       const list = this.#threads.get(thread) ?? [];
-      const end = query.before === undefined ? list.length : firstAtLeast(list, query.before);
+      const { before, after, beforeTs, afterTs } = historyBounds(query);
+      const start = firstAtLeast(list, after + 1);
+      const end = firstAtLeast(list, before);
       const blocked = query.room !== undefined && query.viewer !== undefined
         ? this.#blocks.get(query.viewer)
         : undefined;
-      if (blocked === undefined || blocked.size === 0) {
-        return list.slice(Math.max(0, end - query.limit), end).map((m) => this.#toChat(m));
-      }
+      const wanted = (m: (typeof list)[number]) =>
+        m.ts < beforeTs && m.ts > afterTs && !(blocked?.has(m.fromKey) ?? false);
       const out: ChatMessage[] = [];
-      for (let i = end - 1; i >= 0 && out.length < query.limit; i--) {
-        if (!blocked.has(list[i].fromKey)) out.push(this.#toChat(list[i]));
+      if (query.oldest === true) {
+        for (let i = start; i < end && out.length < query.limit; i++) {
+          if (wanted(list[i])) out.push(this.#toChat(list[i]));
+        }
+        return out;
+      }
+      for (let i = end - 1; i >= start && out.length < query.limit; i--) {
+        if (wanted(list[i])) out.push(this.#toChat(list[i]));
       }
       return out.reverse();
     });
@@ -282,6 +290,31 @@ export class MemoryStore implements Store {
   /** The highest message id stored so far; 0 when none. */
   lastMessageId(): Promise<number> {
     return this.#run(() => this.#messages.length);
+  }
+
+  /** The direct conversations of `accountKey` active in a time window, latest first. */
+  directConversations(
+    accountKey: string,
+    query: { afterTs: number; beforeTs: number; limit: number },
+  ): Promise<{ key: string; ts: number }[]> {
+    return this.#run(() => {
+      checkCount("limit", query.limit);
+      const latest = new Map<string, number>();
+      for (const m of this.#messages) {
+        if (m === undefined || m.toKey === null) continue;
+        if (m.ts <= query.afterTs || m.ts >= query.beforeTs) continue;
+        const other = m.fromKey === accountKey
+          ? m.toKey
+          : m.toKey === accountKey
+          ? m.fromKey
+          : null;
+        if (other === null) continue;
+        latest.set(other, Math.max(latest.get(other) ?? -Infinity, m.ts));
+      }
+      return [...latest].map(([key, ts]) => ({ key, ts }))
+        .sort((a, b) => b.ts - a.ts || (a.key < b.key ? -1 : 1))
+        .slice(0, query.limit);
+    });
   }
 
   /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */

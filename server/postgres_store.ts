@@ -68,6 +68,7 @@ import {
   checkNewMessage,
   checkResend,
   checkUndeliveredQuery,
+  historyBounds,
   type HistoryQuery,
   MAX_TOKENS_PER_ACCOUNT,
   type NewMessage,
@@ -540,20 +541,25 @@ export class PostgresStore implements Store {
   history(query: HistoryQuery): Promise<ChatMessage[]> {
     return this.#readCommitted(async (sql) => {
       checkHistoryQuery(query);
-      const before = query.before ?? Number.MAX_SAFE_INTEGER;
+      const { before, after, beforeTs, afterTs } = historyBounds(query);
+      const oldest = query.oldest === true;
+      const order = sql.unsafe(oldest ? "ASC" : "DESC");
       const rows = query.room !== undefined
         ? await sql`
           SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages m JOIN rooms r ON r.key = m.room_key
-          WHERE m.room_key = ${query.room} AND m.id < ${before} AND NOT EXISTS
+          WHERE m.room_key = ${query.room} AND m.id < ${before} AND m.id > ${after}
+            AND m.ts < ${beforeTs} AND m.ts > ${afterTs} AND NOT EXISTS
             (SELECT 1 FROM blocks b WHERE b.account_key = ${query.viewer ?? ""}
               AND b.target_key = m.from_key)
-          ORDER BY m.id DESC LIMIT ${query.limit}`
+          ORDER BY m.id ${order} LIMIT ${query.limit}`
         : await sql`
           SELECT ${sql.unsafe(MESSAGE_COLUMNS)} FROM messages m
           LEFT JOIN rooms r ON r.key = m.room_key
           WHERE m.dm_pair = ${pairKey(query.between![0], query.between![1])} AND m.id < ${before}
-          ORDER BY m.id DESC LIMIT ${query.limit}`;
-      return (rows as unknown as MessageRow[]).map(toChat).reverse();
+            AND m.id > ${after} AND m.ts < ${beforeTs} AND m.ts > ${afterTs}
+          ORDER BY m.id ${order} LIMIT ${query.limit}`;
+      const messages = (rows as unknown as MessageRow[]).map(toChat);
+      return oldest ? messages : messages.reverse();
     });
   }
 
@@ -562,6 +568,27 @@ export class PostgresStore implements Store {
     return this.#readCommitted(async (sql) => {
       const [row] = await sql`SELECT coalesce(max(id), 0) AS id FROM messages`;
       return Number(row.id);
+    });
+  }
+
+  /** The direct conversations of `accountKey` active in a time window, latest first. */
+  directConversations(
+    accountKey: string,
+    query: { afterTs: number; beforeTs: number; limit: number },
+  ): Promise<{ key: string; ts: number }[]> {
+    return this.#readCommitted(async (sql) => {
+      checkCount("limit", query.limit);
+      const { afterTs, beforeTs, limit } = query;
+      const rows = await sql`
+        SELECT other, max(ts) AS ts FROM (
+          SELECT to_key AS other, ts FROM messages
+            WHERE from_key = ${accountKey} AND to_key IS NOT NULL
+              AND ts > ${afterTs} AND ts < ${beforeTs}
+          UNION ALL
+          SELECT from_key AS other, ts FROM messages
+            WHERE to_key = ${accountKey} AND ts > ${afterTs} AND ts < ${beforeTs}
+        ) v GROUP BY other ORDER BY ts DESC, other LIMIT ${limit}`;
+      return rows.map((row) => ({ key: String(row.other), ts: Number(row.ts) }));
     });
   }
 

@@ -27,7 +27,15 @@ function account(key: string, ids: string[], ended: string[]): OnlineAccount {
     const port = { remote: "127.0.0.1:1", end: () => ended.push(id) } as unknown as SessionPort;
     sessions.add({ id, ended: false, port } as unknown as Session);
   }
-  return { key, nick: key, sessions, blocks: new Set(), rooms: new Set(), hidden: false };
+  return {
+    key,
+    nick: key,
+    sessions,
+    blocks: new Set(),
+    rooms: new Set(),
+    hidden: false,
+    away: null,
+  };
 }
 
 Deno.test("SessionTokens: issue, check with expiry, revoke one; the store keeps only hashes", async () => {

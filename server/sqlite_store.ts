@@ -44,6 +44,7 @@ import {
   checkNewMessage,
   checkResend,
   checkUndeliveredQuery,
+  historyBounds,
   type HistoryQuery,
   MAX_TOKENS_PER_ACCOUNT,
   type NewMessage,
@@ -207,6 +208,21 @@ export const MIGRATIONS: readonly string[] = [
 const MESSAGE_COLUMNS =
   "m.id, m.ts, m.from_nick, m.room_key, r.name AS room_name, m.to_nick, m.text";
 
+/** A room's history, newest first (`DESC`) or oldest first (`ASC`); see the statements. */
+function roomHistorySql(order: "ASC" | "DESC"): string {
+  return `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN rooms r ON r.key = m.room_key ` +
+    "WHERE m.room_key = ?1 AND m.id < ?2 AND m.id > ?3 AND m.ts < ?4 AND m.ts > ?5 " +
+    "AND m.from_key NOT IN (SELECT target_key FROM blocks WHERE account_key = ?7) " +
+    `ORDER BY m.id ${order} LIMIT ?6`;
+}
+
+/** A direct conversation's history, as {@linkcode roomHistorySql}. */
+function pairHistorySql(order: "ASC" | "DESC"): string {
+  return `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
+    "WHERE m.dm_pair = ?1 AND m.id < ?2 AND m.id > ?3 AND m.ts < ?4 AND m.ts > ?5 " +
+    `ORDER BY m.id ${order} LIMIT ?6`;
+}
+
 interface MessageRow {
   id: number;
   ts: number;
@@ -295,16 +311,22 @@ function prepareAll(db: DatabaseSync) {
       "INSERT INTO messages (ts, from_key, from_nick, to_key, to_nick, dm_pair, text, client_id) " +
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (from_key, client_id) DO NOTHING",
     ),
-    roomHistory: p(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m JOIN rooms r ON r.key = m.room_key ` +
-        "WHERE m.room_key = ? AND m.id < ? AND m.from_key NOT IN " +
-        "(SELECT target_key FROM blocks WHERE account_key = ?) ORDER BY m.id DESC LIMIT ?",
-    ),
-    pairHistory: p(
-      `SELECT ${MESSAGE_COLUMNS} FROM messages m LEFT JOIN rooms r ON r.key = m.room_key ` +
-        "WHERE m.dm_pair = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?",
-    ),
+    // ?1 room or pair, ?2 before id, ?3 after id, ?4 before ts, ?5 after ts, ?6 limit (?7 viewer).
+    roomHistory: p(roomHistorySql("DESC")),
+    roomHistoryOldest: p(roomHistorySql("ASC")),
+    pairHistory: p(pairHistorySql("DESC")),
+    pairHistoryOldest: p(pairHistorySql("ASC")),
     lastMessageId: p("SELECT COALESCE(MAX(id), 0) AS id FROM messages"),
+    // ?1 account key, ?2 after ts, ?3 before ts, ?4 limit. Each branch walks one index.
+    directConversations: p(
+      `SELECT other, MAX(ts) AS ts FROM (
+         SELECT to_key AS other, ts FROM messages
+           WHERE from_key = ?1 AND to_key IS NOT NULL AND ts > ?2 AND ts < ?3
+         UNION ALL
+         SELECT from_key AS other, ts FROM messages
+           WHERE to_key = ?1 AND ts > ?2 AND ts < ?3
+       ) GROUP BY other ORDER BY ts DESC, other LIMIT ?4`,
+    ),
     // ?1 account key, ?2 after id, ?3 limit. Each branch walks one index from ?2 on.
     messagesAfter: p(
       `SELECT ${MESSAGE_COLUMNS} FROM (
@@ -652,21 +674,39 @@ export class SqliteStore implements Store {
   history(query: HistoryQuery): Promise<ChatMessage[]> {
     return this.#readCommitted(() => {
       checkHistoryQuery(query);
-      const before = query.before ?? Number.MAX_SAFE_INTEGER;
+      const { before, after, beforeTs, afterTs } = historyBounds(query);
+      const bounds = [before, after, beforeTs, afterTs, query.limit] as const;
+      const oldest = query.oldest === true;
       const rows = query.room !== undefined
-        ? this.#st.roomHistory.all(query.room, before, query.viewer ?? "", query.limit)
-        : this.#st.pairHistory.all(
-          pairKey(query.between![0], query.between![1]),
-          before,
-          query.limit,
-        );
-      return (rows as unknown as MessageRow[]).map(toChat).reverse();
+        ? (oldest ? this.#st.roomHistoryOldest : this.#st.roomHistory)
+          .all(query.room, ...bounds, query.viewer ?? "")
+        : (oldest ? this.#st.pairHistoryOldest : this.#st.pairHistory)
+          .all(pairKey(query.between![0], query.between![1]), ...bounds);
+      const messages = (rows as unknown as MessageRow[]).map(toChat);
+      return oldest ? messages : messages.reverse();
     });
   }
 
   /** The highest message id stored so far (after committing pending appends); 0 when none. */
   lastMessageId(): Promise<number> {
     return this.#readCommitted(() => Number((this.#st.lastMessageId.get() as { id: number }).id));
+  }
+
+  /** The direct conversations of `accountKey` active in a time window, latest first. */
+  directConversations(
+    accountKey: string,
+    query: { afterTs: number; beforeTs: number; limit: number },
+  ): Promise<{ key: string; ts: number }[]> {
+    return this.#readCommitted(() => {
+      checkCount("limit", query.limit);
+      const rows = this.#st.directConversations.all(
+        accountKey,
+        query.afterTs,
+        query.beforeTs,
+        query.limit,
+      ) as unknown as { other: string; ts: number }[];
+      return rows.map((row) => ({ key: row.other, ts: Number(row.ts) }));
+    });
   }
 
   /** Messages above `afterId` that `accountKey` may see now, oldest first, at most `limit`. */

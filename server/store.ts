@@ -140,8 +140,19 @@ export interface HistoryQuery {
   between?: [string, string];
   /** Only messages with an id below this. */
   before?: number;
-  /** At most this many: the newest ones before `before`. */
+  /** Only messages with an id above this. */
+  after?: number;
+  /** Only messages stored at a time (`ts`, ms) above this. */
+  afterTs?: number;
+  /** Only messages stored at a time (`ts`, ms) below this. */
+  beforeTs?: number;
+  /**
+   * At most this many: the newest ones matching (the oldest ones with `oldest`), returned
+   * oldest first either way.
+   */
   limit: number;
+  /** Take the oldest `limit` messages matching instead of the newest (paging forward). */
+  oldest?: boolean;
   /**
    * The account reading, when there is one: room messages from accounts it blocks are
    * left out (the limit counts only those returned).
@@ -201,7 +212,7 @@ export interface Store {
    * a different message under a used `clientId` rejects with a `conflict` StoreError.
    */
   appendMessage(message: NewMessage): Promise<AppendResult>;
-  /** The newest `limit` messages matching `query`, oldest first. */
+  /** The newest (or, with `oldest`, the oldest) `limit` messages matching `query`, oldest first. */
   history(query: HistoryQuery): Promise<ChatMessage[]>;
   /**
    * Messages with an id above `afterId` that `accountKey` may see (its rooms' messages
@@ -211,6 +222,15 @@ export interface Store {
   messagesAfter(accountKey: string, afterId: number, limit: number): Promise<ChatMessage[]>;
   /** The highest message id stored so far (committing pending appends first); 0 when none. */
   lastMessageId(): Promise<number>;
+  /**
+   * The accounts `accountKey` exchanged direct messages with, sent or received, at a time
+   * in (`afterTs`, `beforeTs`): each with the time of its latest such message, the
+   * `limit` latest conversations, latest first.
+   */
+  directConversations(
+    accountKey: string,
+    query: { afterTs: number; beforeTs: number; limit: number },
+  ): Promise<{ key: string; ts: number }[]>;
   /**
    * Direct messages to `accountKey` not yet delivered to any of its sessions, oldest
    * first: all of them, or a page of them as `query` says.
@@ -351,6 +371,24 @@ export function checkHistoryQuery(query: HistoryQuery): void {
   }
   checkCount("limit", query.limit);
   if (query.before !== undefined) checkCount("before", query.before);
+  if (query.after !== undefined) checkCount("after", query.after);
+  if (query.afterTs !== undefined) checkCount("afterTs", query.afterTs);
+  if (query.beforeTs !== undefined) checkCount("beforeTs", query.beforeTs);
+}
+
+/**
+ * The bounds of a checked {@linkcode HistoryQuery}, with their defaults (no bound):
+ * ids in (after, before), times in (afterTs, beforeTs).
+ */
+export function historyBounds(
+  query: HistoryQuery,
+): { before: number; after: number; beforeTs: number; afterTs: number } {
+  return {
+    before: query.before ?? Number.MAX_SAFE_INTEGER,
+    after: query.after ?? 0,
+    beforeTs: query.beforeTs ?? Number.MAX_SAFE_INTEGER,
+    afterTs: query.afterTs ?? -1,
+  };
 }
 
 /**

@@ -323,6 +323,72 @@ export function storeConformance(
     await assertStoreError(store.history({ room: "a", limit: -1 }), "invalid");
   });
 
+  test("history: after, oldest and time bounds page forward and backward", async (store) => {
+    await store.createRoom(room("a", "A"));
+    const ids: number[] = [];
+    for (let i = 1; i <= 6; i++) {
+      ids.push(
+        (await store.appendMessage(say("alice", "a", `a${i}`, `a${i}`, i * 100))).message.id,
+      );
+      await store.appendMessage(dm("alice", "bob", `d${i}`, `d${i}`, i * 100));
+      await store.appendMessage(say("mallory", "a", `m${i}`, `m${i}`, i * 100));
+    }
+    await store.addBlock("alice", "mallory");
+    const q = { room: "a", viewer: "alice" };
+    assert.deepEqual(texts(await store.history({ ...q, after: ids[1], limit: 2 })), ["a5", "a6"]);
+    assert.deepEqual(
+      texts(await store.history({ ...q, after: ids[1], limit: 2, oldest: true })),
+      ["a3", "a4"],
+    );
+    assert.deepEqual(
+      texts(await store.history({ ...q, after: ids[0], before: ids[4], limit: 10, oldest: true })),
+      ["a2", "a3", "a4"],
+    );
+    assert.deepEqual(texts(await store.history({ ...q, beforeTs: 300, limit: 10 })), ["a1", "a2"]);
+    assert.deepEqual(
+      texts(await store.history({ ...q, afterTs: 300, beforeTs: 600, limit: 10 })),
+      ["a4", "a5"],
+    );
+    assert.deepEqual(
+      texts(await store.history({ ...q, afterTs: 100, limit: 2, oldest: true })),
+      ["a2", "a3"],
+    );
+    const pair = { between: ["bob", "alice"] as [string, string] };
+    assert.deepEqual(
+      texts(await store.history({ ...pair, afterTs: 200, limit: 2, oldest: true })),
+      ["d3", "d4"],
+    );
+    assert.deepEqual(texts(await store.history({ ...pair, beforeTs: 300, limit: 5 })), [
+      "d1",
+      "d2",
+    ]);
+    await assertStoreError(store.history({ ...q, after: -1, limit: 5 }), "invalid");
+  });
+
+  test("directConversations: partners of a time window, latest first", async (store) => {
+    await store.createRoom(room("a", "A"));
+    await store.appendMessage(dm("alice", "bob", "1", "c1", 100));
+    await store.appendMessage(dm("carol", "alice", "2", "c2", 200));
+    await store.appendMessage(dm("bob", "alice", "3", "c3", 300));
+    await store.appendMessage(dm("bob", "carol", "4", "c4", 400));
+    await store.appendMessage(say("alice", "a", "5", "c5", 500));
+    await store.appendMessage(dm("alice", "dave", "6", "c6", 600));
+    const window = { afterTs: 0, beforeTs: 1000, limit: 10 };
+    assert.deepEqual(await store.directConversations("alice", window), [
+      { key: "dave", ts: 600 },
+      { key: "bob", ts: 300 },
+      { key: "carol", ts: 200 },
+    ]);
+    assert.deepEqual(
+      await store.directConversations("alice", { afterTs: 100, beforeTs: 600, limit: 10 }),
+      [{ key: "bob", ts: 300 }, { key: "carol", ts: 200 }],
+    );
+    assert.deepEqual(await store.directConversations("alice", { ...window, limit: 1 }), [
+      { key: "dave", ts: 600 },
+    ]);
+    assert.deepEqual(await store.directConversations("erin", window), []);
+  });
+
   test("history and messagesAfter leave out room messages from blocked accounts", async (store) => {
     await store.createRoom(room("a", "A"));
     await store.addMember("a", "alice");

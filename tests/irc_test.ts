@@ -53,9 +53,15 @@ Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms jo
     await irc.send("CAP LS 302", "PASS password123", "NICK alice", "USER alice 0 * :Alice");
     const ls = await irc.expectCommand("CAP", "*", "LS");
     assert.deepEqual(ls.params[2].split(" ").sort(), [
+      "account-tag",
+      "away-notify",
       "batch",
+      "draft/chathistory",
       "echo-message",
+      "extended-join",
+      "labeled-response",
       "message-tags",
+      "sasl=PLAIN",
       "server-time",
     ]);
     await irc.send("CAP REQ :server-time message-tags", "CAP END");
