@@ -20,8 +20,10 @@
  * `setTimeout(0)` gathered each commit: about 2 ms of a lone message's 2.3 ms.)
  *
  * Every other write, and every read that could see messages, first commits the queue, so
- * operations take effect in call order; such a read also waits for the sync, so no one is
- * shown a message that could still be lost.
+ * operations take effect in call order; such a read also waits for the sync of the last
+ * commit that wrote messages (appends, delivered and read marks), so no one is shown a
+ * message that could still be lost, but not for other writes' syncs: a login's
+ * `lastMessageId` in a storm of logins does not wait for the others' account rows.
  *
  * `DatabaseSync` is synchronous: every statement, and every commit, runs on the calling
  * thread; transactions are kept short.
@@ -379,6 +381,8 @@ export class SqliteStore implements Store {
   readonly #wal: Deno.FsFile | null;
   readonly #barrier: DurabilityBarrier;
   #appends = 0;
+  /** The barrier's count after the last commit that wrote messages (see `#readCommitted`). */
+  #messagesCommitted = 0;
   #commits = 0;
   #largestBatch = 0;
 
@@ -671,7 +675,7 @@ export class SqliteStore implements Store {
 
   /** Marks direct messages delivered; returns those newly delivered (unknown ids and room messages are ignored). */
   markDelivered(ids: number[]): Promise<number[]> {
-    return this.#write(() => {
+    return this.#writeMessages(() => {
       for (const id of ids) checkCount("id", id);
       if (ids.length === 0) return [];
       const rows = this.#st.markDelivered.all(JSON.stringify(ids)) as unknown as { id: number }[];
@@ -684,7 +688,7 @@ export class SqliteStore implements Store {
    * read, by id.
    */
   markRead(accountKey: string, ids: number[]): Promise<DirectMessage[]> {
-    return this.#write(() => {
+    return this.#writeMessages(() => {
       for (const id of ids) checkCount("id", id);
       if (ids.length === 0) return [];
       const rows = this.#st.markRead.all(
@@ -801,28 +805,40 @@ export class SqliteStore implements Store {
 
   /** Commits queued appends first, then runs a write; resolves once it is durable. */
   #write<T>(fn: () => T): Promise<T> {
-    return this.#durably(fn, true);
+    return this.#durably(fn, "write");
+  }
+
+  /** {@linkcode #write} of a change to messages (what `#readCommitted` waits for). */
+  #writeMessages<T>(fn: () => T): Promise<T> {
+    return this.#durably(fn, "messages");
   }
 
   /**
    * Commits queued appends first, then runs a read that could observe them; resolves once
-   * what it saw is durable.
+   * the messages it could see are durable (the last commit that wrote messages, not
+   * later commits of other writes).
    */
   #readCommitted<T>(fn: () => T): Promise<T> {
-    return this.#durably(fn, false);
+    return this.#durably(fn, "read");
   }
 
-  #durably<T>(fn: () => T, writes: boolean): Promise<T> {
+  #durably<T>(fn: () => T, kind: "write" | "messages" | "read"): Promise<T> {
     let result: T;
+    let upTo: number;
     try {
       this.#checkOpen();
       this.#flush();
       result = fn();
-      if (writes) this.#barrier.committed();
+      if (kind === "read") upTo = this.#messagesCommitted;
+      else upTo = this.#barrier.committed();
+      if (kind === "messages") this.#messagesCommitted = upTo;
     } catch (error) {
       return Promise.reject(wrap(error));
     }
-    return this.#barrier.durable().then(() => result, (error) => Promise.reject(syncFailed(error)));
+    return this.#barrier.durable(upTo).then(
+      () => result,
+      (error) => Promise.reject(syncFailed(error)),
+    );
   }
 
   /** A sync ended: the appends queued while it ran are committed for the next one. */
@@ -858,7 +874,7 @@ export class SqliteStore implements Store {
       for (const item of batch) item.reject(failure);
       return;
     }
-    this.#barrier.committed();
+    this.#messagesCommitted = this.#barrier.committed();
     this.#commits++;
     this.#appends += batch.length;
     this.#largestBatch = Math.max(this.#largestBatch, batch.length);

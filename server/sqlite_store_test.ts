@@ -22,6 +22,19 @@ function say(i: number, clientId = `c${i}`): NewMessage {
   return { fromKey: "alice", from: "Alice", room: "lobby", text: `m${i}`, ts: i, clientId };
 }
 
+/** `promise`, or a rejection naming `what` when it takes over 10 s (a wait that never ends). */
+async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} still waiting after 10 s`)), 10_000);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Runs `fn` on a store in a fresh temp folder, then removes the folder. */
 Deno.test("SqliteStore: data survives close and reopen; ids keep increasing", async () => {
   await withTempDir(async (dir) => {
@@ -248,6 +261,44 @@ Deno.test("SqliteStore: a lone append commits at once; those during a sync share
         largestBatch: 3,
         queued: 0,
       });
+    } finally {
+      held.release();
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: a message read waits for the sync of messages, not of other writes", async () => {
+  await withTempDir(async (dir) => {
+    const held = new HeldSync();
+    const store = await SqliteStore.open(dir, { syncWal: held.syncWal });
+    try {
+      await store.createRoom(lobby);
+      const { message } = await store.appendMessage(say(0));
+      held.hold();
+      // A login's record, committed and syncing: it holds no message.
+      let recorded = false;
+      const before = held.started.length;
+      const login = store.recordLogin("alice", 1).then(() => recorded = true);
+      await held.begun(before + 1);
+      // A login storm's `lastMessageId`: what it can see is durable already.
+      assert.equal(await within(store.lastMessageId(), "lastMessageId"), message.id);
+      const history = await within(store.history({ room: "lobby", limit: 10 }), "history");
+      assert.equal(history.length, 1);
+      assert.equal(recorded, false, "the record's own sync is still held");
+      // A message committed now: the reads that could see it wait for its sync.
+      const appended = store.appendMessage(say(1));
+      let read = false;
+      const last = store.lastMessageId().then((id) => {
+        read = true;
+        return id;
+      });
+      await Promise.resolve();
+      await Promise.resolve();
+      assert.equal(read, false, "a message read does not run ahead of the message's sync");
+      held.release();
+      assert.equal(await last, (await appended).message.id);
+      await login;
     } finally {
       held.release();
       await store.close();
