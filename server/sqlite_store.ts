@@ -37,6 +37,7 @@ import { getLogger } from "@logtape/logtape";
 import { isDiskFull } from "./disk_space.ts";
 import { DurabilityBarrier } from "./durability.ts";
 import { makePrivateDatabase, makePrivateDir } from "./file_modes.ts";
+import { WalCheckpointer } from "./wal_checkpointer.ts";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
 import {
   type AccountRecord,
@@ -71,7 +72,22 @@ export interface SqliteStoreOptions {
    * open and see what is committed meanwhile.
    */
   syncWal?: (wal: Deno.FsFile) => Promise<void>;
+  /**
+   * Milliseconds between WAL checkpoints while commits come (each in a worker, off the
+   * event loop; see `wal_checkpointer.ts`); also after every 1,000 commits. Default 500.
+   */
+  checkpointIntervalMs?: number;
+  /**
+   * WAL frames (pages) past which, when the worker's checkpoints do not catch up with the
+   * commits (the WAL can only start over after a checkpoint that copied everything), the
+   * store checkpoints on its own thread once, between two commits. Default 16,384 (64 MiB
+   * of 4 KiB pages): the bound on the WAL's size.
+   */
+  maxWalFrames?: number;
 }
+
+/** Commits after which a checkpoint is due, whatever the interval. */
+const CHECKPOINT_COMMITS = 1000;
 
 /** Counters of {@linkcode SqliteStore.appendMessage}'s group commits. */
 export interface SqliteStoreStats {
@@ -85,6 +101,12 @@ export interface SqliteStoreStats {
   readonly queued: number;
   /** Syncs of the WAL file (each covers every commit before it). */
   readonly walSyncs: number;
+  /** WAL checkpoints done by the worker. */
+  readonly checkpoints: number;
+  /** Checkpoints done on the store's own thread (the worker's fell behind). */
+  readonly blockingCheckpoints: number;
+  /** Frames in the WAL at the last checkpoint. */
+  readonly walFrames: number;
 }
 
 /**
@@ -380,6 +402,17 @@ export class SqliteStore implements Store {
   #closed = false;
   readonly #wal: Deno.FsFile | null;
   readonly #barrier: DurabilityBarrier;
+  readonly #checkpointer: WalCheckpointer | null;
+  readonly #checkpointIntervalMs: number;
+  readonly #maxWalFrames: number;
+  #commitsSinceCheckpoint = 0;
+  #lastCheckpointAt = performance.now();
+  #walFrames = 0;
+  /** The worker's last checkpoint left frames behind in a WAL past `#maxWalFrames`. */
+  #walBehind = false;
+  /** The worker could not run a checkpoint: every checkpoint runs here (logged once). */
+  #workerFailed = false;
+  #blockingCheckpoints = 0;
   #appends = 0;
   /** The barrier's count after the last commit that wrote messages (see `#readCommitted`). */
   #messagesCommitted = 0;
@@ -392,8 +425,12 @@ export class SqliteStore implements Store {
     maxBatch: number,
     wal: Deno.FsFile | null,
     syncWal: (wal: Deno.FsFile) => Promise<void>,
+    checkpoints: { intervalMs: number; maxWalFrames: number },
   ) {
     this.#db = db;
+    this.#checkpointer = wal === null ? null : new WalCheckpointer(path);
+    this.#checkpointIntervalMs = checkpoints.intervalMs;
+    this.#maxWalFrames = checkpoints.maxWalFrames;
     this.path = path;
     this.#st = prepareAll(db);
     this.#maxBatch = maxBatch;
@@ -419,6 +456,12 @@ export class SqliteStore implements Store {
     }
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     checkCount("busyTimeoutMs", busyTimeoutMs);
+    const checkpoints = {
+      intervalMs: options.checkpointIntervalMs ?? 500,
+      maxWalFrames: options.maxWalFrames ?? 16_384,
+    };
+    checkCount("checkpointIntervalMs", checkpoints.intervalMs);
+    checkCount("maxWalFrames", checkpoints.maxWalFrames);
     try {
       const info = await Deno.stat(dataDir).catch(() => null);
       if (info !== null && !info.isDirectory) throw new Error("it exists and is not a folder");
@@ -452,6 +495,8 @@ export class SqliteStore implements Store {
       if (mode.journal_mode.toLowerCase() === "wal") {
         wal = await Deno.open(`${path}-wal`, { read: true, write: true });
         db.exec("PRAGMA synchronous = NORMAL");
+        // Not inside commits: a worker checkpoints (#checkpointDue).
+        db.exec("PRAGMA wal_autocheckpoint = 0");
       }
       log.debug("opened {path} (schema version {version})", { path, version });
       return new SqliteStore(
@@ -460,6 +505,7 @@ export class SqliteStore implements Store {
         maxBatch,
         wal,
         options.syncWal ?? ((file) => file.syncData()),
+        checkpoints,
       );
     } catch (error) {
       try {
@@ -485,6 +531,9 @@ export class SqliteStore implements Store {
       largestBatch: this.#largestBatch,
       queued: this.#queue.length,
       walSyncs: this.#barrier.syncs,
+      checkpoints: this.#checkpointer?.checkpoints ?? 0,
+      blockingCheckpoints: this.#blockingCheckpoints,
+      walFrames: this.#walFrames,
     };
   }
 
@@ -777,6 +826,7 @@ export class SqliteStore implements Store {
     await this.#barrier.durable().catch((error) =>
       log.error("syncing the WAL at close failed: {error}", { error: messageOf(error) })
     );
+    await this.#checkpointer?.close();
     this.#wal?.close();
     try {
       this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -830,7 +880,7 @@ export class SqliteStore implements Store {
       this.#flush();
       result = fn();
       if (kind === "read") upTo = this.#messagesCommitted;
-      else upTo = this.#barrier.committed();
+      else upTo = this.#committed();
       if (kind === "messages") this.#messagesCommitted = upTo;
     } catch (error) {
       return Promise.reject(wrap(error));
@@ -841,9 +891,65 @@ export class SqliteStore implements Store {
     );
   }
 
-  /** A sync ended: the appends queued while it ran are committed for the next one. */
+  /** Records a commit with the barrier; returns its number. */
+  #committed(): number {
+    this.#commitsSinceCheckpoint++;
+    return this.#barrier.committed();
+  }
+
+  /**
+   * A sync ended: the appends queued while it ran are committed for the next one, and a
+   * checkpoint starts when one is due.
+   */
   #afterSync(): void {
-    if (!this.#closed) this.#flush();
+    if (this.#closed) return;
+    this.#flush();
+    this.#checkpointDue();
+  }
+
+  /**
+   * Starts a checkpoint in the worker when commits came since the last one, and either
+   * `checkpointIntervalMs` passed or {@linkcode CHECKPOINT_COMMITS} commits were made. When
+   * the worker's last one left frames behind in a WAL past `maxWalFrames` (commits kept
+   * coming while it ran, so the WAL could never start over), checkpoints here instead,
+   * once, between two commits: the next commit then starts the WAL over.
+   */
+  #checkpointDue(): void {
+    const checkpointer = this.#checkpointer;
+    if (checkpointer === null || checkpointer.running || this.#commitsSinceCheckpoint === 0) {
+      return;
+    }
+    const now = performance.now();
+    if (
+      this.#commitsSinceCheckpoint < CHECKPOINT_COMMITS &&
+      now - this.#lastCheckpointAt < this.#checkpointIntervalMs
+    ) return;
+    this.#commitsSinceCheckpoint = 0;
+    this.#lastCheckpointAt = now;
+    if (this.#walBehind || this.#workerFailed) {
+      this.#walBehind = false;
+      this.#blockingCheckpoints++;
+      try {
+        const row = this.#db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get() as {
+          log: number;
+        };
+        this.#walFrames = row.log;
+      } catch (error) {
+        log.warn("WAL checkpoint failed: {error}", { error: messageOf(error) });
+      }
+      return;
+    }
+    checkpointer.checkpoint().then(({ walFrames, checkpointed }) => {
+      this.#walFrames = walFrames;
+      this.#walBehind = checkpointed < walFrames && walFrames >= this.#maxWalFrames;
+    }, (error) => {
+      if (this.#closed) return;
+      // No worker (a build without its file, say): checkpoints here, the WAL bounded still.
+      log.warn("WAL checkpoint in a worker failed; checkpointing between commits: {error}", {
+        error: messageOf(error),
+      });
+      this.#workerFailed = true;
+    });
   }
 
   /** Writes the queued appends in one transaction, then settles their promises. */
@@ -874,7 +980,7 @@ export class SqliteStore implements Store {
       for (const item of batch) item.reject(failure);
       return;
     }
-    this.#messagesCommitted = this.#barrier.committed();
+    this.#messagesCommitted = this.#committed();
     this.#commits++;
     this.#appends += batch.length;
     this.#largestBatch = Math.max(this.#largestBatch, batch.length);
