@@ -74,7 +74,8 @@ export interface SqliteStoreOptions {
   syncWal?: (wal: Deno.FsFile) => Promise<void>;
   /**
    * Milliseconds between WAL checkpoints while commits come (each in a worker, off the
-   * event loop; see `wal_checkpointer.ts`); also after every 1,000 commits. Default 500.
+   * event loop; see `wal_checkpointer.ts`), once 64 commits or more were made since the
+   * last; also after every 1,000 commits. Default 500.
    */
   checkpointIntervalMs?: number;
   /**
@@ -88,6 +89,11 @@ export interface SqliteStoreOptions {
 
 /** Commits after which a checkpoint is due, whatever the interval. */
 const CHECKPOINT_COMMITS = 1000;
+/**
+ * Commits without which none is due, whatever the interval: a WAL of a few commits costs
+ * nothing, and a store that never gets that many (a test's) starts no worker.
+ */
+const CHECKPOINT_MIN_COMMITS = 64;
 
 /** Counters of {@linkcode SqliteStore.appendMessage}'s group commits. */
 export interface SqliteStoreStats {
@@ -908,17 +914,19 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Starts a checkpoint in the worker when commits came since the last one, and either
-   * `checkpointIntervalMs` passed or {@linkcode CHECKPOINT_COMMITS} commits were made. When
+   * Starts a checkpoint in the worker when {@linkcode CHECKPOINT_MIN_COMMITS} commits came
+   * since the last one, and either `checkpointIntervalMs` passed or
+   * {@linkcode CHECKPOINT_COMMITS} commits were made. When
    * the worker's last one left frames behind in a WAL past `maxWalFrames` (commits kept
    * coming while it ran, so the WAL could never start over), checkpoints here instead,
    * once, between two commits: the next commit then starts the WAL over.
    */
   #checkpointDue(): void {
     const checkpointer = this.#checkpointer;
-    if (checkpointer === null || checkpointer.running || this.#commitsSinceCheckpoint === 0) {
-      return;
-    }
+    if (
+      checkpointer === null || checkpointer.running ||
+      this.#commitsSinceCheckpoint < CHECKPOINT_MIN_COMMITS
+    ) return;
     const now = performance.now();
     if (
       this.#commitsSinceCheckpoint < CHECKPOINT_COMMITS &&
