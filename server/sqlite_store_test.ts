@@ -346,6 +346,23 @@ Deno.test("SqliteStore: commits never checkpoint the WAL; a worker does, and the
   });
 });
 
+Deno.test("SqliteStore: a steady writer's appends wait for a running checkpoint: the WAL starts over", async () => {
+  await withTempDir(async (dir) => {
+    const store = await SqliteStore.open(dir, { checkpointIntervalMs: 0 });
+    try {
+      await store.createRoom(lobby);
+      // One at a time, each on the previous one's ack: one commits whenever a checkpoint runs.
+      for (let i = 0; i < 1500; i++) await store.appendMessage(say(i));
+      const { checkpoints, walFrames } = store.stats;
+      assert.ok(checkpoints >= 5, `checkpoints: ${checkpoints}`);
+      // 1,500 commits of a frame or more: over 1,500 frames had the WAL never started over.
+      assert.ok(walFrames < 1000, `the WAL kept growing: ${walFrames} frames`);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
   await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir, { maxBatch: 100 });
