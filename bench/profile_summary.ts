@@ -115,14 +115,16 @@ export function summariseProfile(profile: CpuProfile, limit = 20): ProfileSummar
   };
 }
 
-/** Summarises every `.cpuprofile` in a folder (normally one). */
+/** Summarises every `.cpuprofile` in a folder (one per thread of a process), busiest first. */
 export async function summariseProfileDir(dir: string, limit = 20): Promise<ProfileSummary[]> {
   const out: ProfileSummary[] = [];
   for await (const entry of Deno.readDir(dir)) {
     if (!entry.name.endsWith(".cpuprofile")) continue;
     out.push(summariseProfile(JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`)), limit));
   }
-  return out;
+  // Busiest first: a process writes one profile per thread (the SQLite store's checkpoint
+  // worker has its own), and callers that take one want the event loop's.
+  return out.sort((a, b) => b.busyMs - a.busyMs);
 }
 
 function shorten(url: string): string {

@@ -47,6 +47,9 @@ export function compileArgs(target: string, permissions: string[], outDir: strin
     "--output",
     `${outDir.replace(/\/+$/, "")}/${binaryName(target)}`,
     ...permissions,
+    // Started with `new Worker(...)`, which `deno compile` does not follow by itself.
+    "--include",
+    "server/wal_checkpoint_worker.ts",
     "main.ts",
   ];
 }

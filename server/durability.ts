@@ -64,17 +64,17 @@ export class DurabilityBarrier {
     return this.#syncs;
   }
 
-  /** Records a commit (call right after it). */
-  committed(): void {
-    this.#committed++;
+  /** Records a commit (call right after it); returns its number (the commits so far). */
+  committed(): number {
+    return ++this.#committed;
   }
 
   /**
-   * Resolves once every commit recorded so far is durable; rejects with the sync's error
-   * when the sync meant to cover them fails (a later call syncs again).
+   * Resolves once every commit recorded so far (or, with `upTo`, the first `upTo` of
+   * them: a read that depends on some commits only) is durable; rejects with the sync's
+   * error when the sync meant to cover them fails (a later call syncs again).
    */
-  durable(): Promise<void> {
-    const upTo = this.#committed;
+  durable(upTo: number = this.#committed): Promise<void> {
     if (this.#synced >= upTo) return Promise.resolve();
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.#waiters.push({ upTo, resolve, reject });

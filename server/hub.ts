@@ -762,6 +762,8 @@ export class ChatHub {
     secret: { password?: string | undefined; token?: string; authenticated?: boolean },
   ): Promise<LoginResult> {
     let registered = false;
+    /** The login's record, started early when the login registers (see below). */
+    let recording: Promise<number> | undefined;
     if (this.config.auth === "password" && secret.token !== undefined) {
       await this.#checkToken(port.ip, key, nick, secret.token);
     } else if (this.config.auth === "password") {
@@ -786,10 +788,48 @@ export class ChatHub {
       }
       if (existing === null) {
         await this.#admitRegistration(port.ip);
-        await this.#createAccount(key, nick, null);
+        // Recorded with the account's creation: both commits share one sync of the store,
+        // where one after the other would wait for two (a login storm of new nicks).
+        recording = this.#recordLogin(key);
+        recording.catch(() => {}); // awaited below, or closed if the login fails
+        try {
+          await this.#createAccount(key, nick, null);
+        } catch (err) {
+          this.#closeRecord(recording);
+          throw err;
+        }
         registered = true;
       }
     }
+    try {
+      return await this.#startSession(port, key, nick, registered, recording);
+    } catch (err) {
+      if (recording !== undefined) this.#closeRecord(recording);
+      throw err;
+    }
+  }
+
+  /**
+   * Ends a login's record at once: the login failed after it was recorded. Logged, not
+   * thrown: the login's own error is the one to report.
+   */
+  #closeRecord(recording: Promise<number>): void {
+    recording.then((id) => id > 0 ? this.store.recordLogout(id, this.now()) : undefined).catch(
+      (err) => log.error("closing the record of a failed login failed: {err}", { err }),
+    );
+  }
+
+  /**
+   * The rest of a login, once authenticated (and registered): the session, its
+   * subscriptions, the login's record (`recording`, when started already) and presence.
+   */
+  async #startSession(
+    port: SessionPort,
+    key: string,
+    nick: string,
+    registered: boolean,
+    recording: Promise<number> | undefined,
+  ): Promise<LoginResult> {
     // Checked once authenticated: a stranger learns nothing about the account's sessions.
     const max = this.config.maxSessionsPerAccount;
     const sessions = this.presence.sessionCount(key);
@@ -830,7 +870,7 @@ export class ChatHub {
     await Promise.all(subscribed);
     // The login's record first, then the read: both wait for the same sync of the store
     // (a login in a storm otherwise waits for one sync after the other).
-    const recorded = this.#recordLogin(key);
+    const recorded = recording ?? this.#recordLogin(key);
     recorded.catch(() => {}); // awaited below
     const lastId = await this.store.lastMessageId();
     held.through(lastId);
@@ -1135,17 +1175,26 @@ export class ChatHub {
     }
   }
 
+  /**
+   * Creates an account and makes it a member of the lobby. Both writes are issued before
+   * either is awaited, so they share one sync of the store (one after the other waited for
+   * two). When another node created the same account a moment before (`created` false),
+   * the lobby membership was that one's to add, and adding it again changes nothing.
+   */
   async #createAccount(key: string, nick: string, passwordHash: string | null): Promise<void> {
-    const created = await this.store.createAccount({
+    const creating = this.store.createAccount({
       key,
       nick,
       passwordHash,
       createdAt: this.now(),
     });
-    if (!created) return;
-    this.#nicks.set(key, nick);
+    creating.catch(() => {}); // awaited below
     const lobby = await this.ensureRoom(DEFAULT_ROOM);
-    await this.addMember(lobby, key);
+    const joining = this.addMember(lobby, key);
+    joining.catch(() => {}); // awaited below
+    const created = await creating;
+    await joining;
+    if (created) this.#nicks.set(key, nick);
   }
 
   /**

@@ -20,8 +20,10 @@
  * `setTimeout(0)` gathered each commit: about 2 ms of a lone message's 2.3 ms.)
  *
  * Every other write, and every read that could see messages, first commits the queue, so
- * operations take effect in call order; such a read also waits for the sync, so no one is
- * shown a message that could still be lost.
+ * operations take effect in call order; such a read also waits for the sync of the last
+ * commit that wrote messages (appends, delivered and read marks), so no one is shown a
+ * message that could still be lost, but not for other writes' syncs: a login's
+ * `lastMessageId` in a storm of logins does not wait for the others' account rows.
  *
  * `DatabaseSync` is synchronous: every statement, and every commit, runs on the calling
  * thread; transactions are kept short.
@@ -35,6 +37,7 @@ import { getLogger } from "@logtape/logtape";
 import { isDiskFull } from "./disk_space.ts";
 import { DurabilityBarrier } from "./durability.ts";
 import { makePrivateDatabase, makePrivateDir } from "./file_modes.ts";
+import { WalCheckpointer } from "./wal_checkpointer.ts";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
 import {
   type AccountRecord,
@@ -72,7 +75,28 @@ export interface SqliteStoreOptions {
    * open and see what is committed meanwhile.
    */
   syncWal?: (wal: Deno.FsFile) => Promise<void>;
+  /**
+   * Milliseconds between WAL checkpoints while commits come (each in a worker, off the
+   * event loop; see `wal_checkpointer.ts`), once 64 commits or more were made since the
+   * last; also after every 1,000 commits. Default 500.
+   */
+  checkpointIntervalMs?: number;
+  /**
+   * WAL frames (pages) past which, when the worker's checkpoints do not catch up with the
+   * commits (the WAL can only start over after a checkpoint that copied everything), the
+   * store checkpoints on its own thread once, between two commits. Default 16,384 (64 MiB
+   * of 4 KiB pages): the bound on the WAL's size.
+   */
+  maxWalFrames?: number;
 }
+
+/** Commits after which a checkpoint is due, whatever the interval. */
+const CHECKPOINT_COMMITS = 1000;
+/**
+ * Commits without which none is due, whatever the interval: a WAL of a few commits costs
+ * nothing, and a store that never gets that many (a test's) starts no worker.
+ */
+const CHECKPOINT_MIN_COMMITS = 64;
 
 /** Counters of {@linkcode SqliteStore.appendMessage}'s group commits. */
 export interface SqliteStoreStats {
@@ -86,6 +110,12 @@ export interface SqliteStoreStats {
   readonly queued: number;
   /** Syncs of the WAL file (each covers every commit before it). */
   readonly walSyncs: number;
+  /** WAL checkpoints done by the worker. */
+  readonly checkpoints: number;
+  /** Checkpoints done on the store's own thread (the worker's fell behind). */
+  readonly blockingCheckpoints: number;
+  /** Frames in the WAL at the last checkpoint. */
+  readonly walFrames: number;
 }
 
 /**
@@ -433,7 +463,22 @@ export class SqliteStore implements Store {
   #closed = false;
   readonly #wal: Deno.FsFile | null;
   readonly #barrier: DurabilityBarrier;
+  readonly #checkpointer: WalCheckpointer | null;
+  readonly #checkpointIntervalMs: number;
+  readonly #maxWalFrames: number;
+  #commitsSinceCheckpoint = 0;
+  #lastCheckpointAt = performance.now();
+  #walFrames = 0;
+  /** The worker's last checkpoint left frames behind in a WAL past `#maxWalFrames`. */
+  #walBehind = false;
+  /** A checkpoint runs in the worker: appends wait for its end (see `#checkpointDue`). */
+  #checkpointing = false;
+  /** The worker could not run a checkpoint: every checkpoint runs here (logged once). */
+  #workerFailed = false;
+  #blockingCheckpoints = 0;
   #appends = 0;
+  /** The barrier's count after the last commit that wrote messages (see `#readCommitted`). */
+  #messagesCommitted = 0;
   #commits = 0;
   #largestBatch = 0;
 
@@ -443,8 +488,12 @@ export class SqliteStore implements Store {
     maxBatch: number,
     wal: Deno.FsFile | null,
     syncWal: (wal: Deno.FsFile) => Promise<void>,
+    checkpoints: { intervalMs: number; maxWalFrames: number },
   ) {
     this.#db = db;
+    this.#checkpointer = wal === null ? null : new WalCheckpointer(path);
+    this.#checkpointIntervalMs = checkpoints.intervalMs;
+    this.#maxWalFrames = checkpoints.maxWalFrames;
     this.path = path;
     this.#st = prepareAll(db);
     this.#maxBatch = maxBatch;
@@ -470,6 +519,12 @@ export class SqliteStore implements Store {
     }
     const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     checkCount("busyTimeoutMs", busyTimeoutMs);
+    const checkpoints = {
+      intervalMs: options.checkpointIntervalMs ?? 500,
+      maxWalFrames: options.maxWalFrames ?? 16_384,
+    };
+    checkCount("checkpointIntervalMs", checkpoints.intervalMs);
+    checkCount("maxWalFrames", checkpoints.maxWalFrames);
     try {
       const info = await Deno.stat(dataDir).catch(() => null);
       if (info !== null && !info.isDirectory) throw new Error("it exists and is not a folder");
@@ -503,6 +558,8 @@ export class SqliteStore implements Store {
       if (mode.journal_mode.toLowerCase() === "wal") {
         wal = await Deno.open(`${path}-wal`, { read: true, write: true });
         db.exec("PRAGMA synchronous = NORMAL");
+        // Not inside commits: a worker checkpoints (#checkpointDue).
+        db.exec("PRAGMA wal_autocheckpoint = 0");
       }
       log.debug("opened {path} (schema version {version})", { path, version });
       return new SqliteStore(
@@ -511,6 +568,7 @@ export class SqliteStore implements Store {
         maxBatch,
         wal,
         options.syncWal ?? ((file) => file.syncData()),
+        checkpoints,
       );
     } catch (error) {
       try {
@@ -536,6 +594,9 @@ export class SqliteStore implements Store {
       largestBatch: this.#largestBatch,
       queued: this.#queue.length,
       walSyncs: this.#barrier.syncs,
+      checkpoints: this.#checkpointer?.checkpoints ?? 0,
+      blockingCheckpoints: this.#blockingCheckpoints,
+      walFrames: this.#walFrames,
     };
   }
 
@@ -665,8 +726,11 @@ export class SqliteStore implements Store {
     }
     const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
     this.#queue.push({ message: { ...message }, resolve, reject });
-    // While a sync runs, the queue waits for its end (#afterSync).
-    if (!this.#barrier.syncing || this.#queue.length >= this.#maxBatch) this.#flush();
+    // While a sync runs, the queue waits for its end (#afterSync); while a checkpoint
+    // runs, for its end (#checkpointDue).
+    if (
+      (!this.#barrier.syncing && !this.#checkpointing) || this.#queue.length >= this.#maxBatch
+    ) this.#flush();
     return promise;
   }
 
@@ -747,7 +811,7 @@ export class SqliteStore implements Store {
 
   /** Marks direct messages delivered; returns those newly delivered (unknown ids and room messages are ignored). */
   markDelivered(ids: number[]): Promise<number[]> {
-    return this.#write(() => {
+    return this.#writeMessages(() => {
       for (const id of ids) checkCount("id", id);
       if (ids.length === 0) return [];
       const rows = this.#st.markDelivered.all(JSON.stringify(ids)) as unknown as { id: number }[];
@@ -760,7 +824,7 @@ export class SqliteStore implements Store {
    * read, by id.
    */
   markRead(accountKey: string, ids: number[]): Promise<DirectMessage[]> {
-    return this.#write(() => {
+    return this.#writeMessages(() => {
       for (const id of ids) checkCount("id", id);
       if (ids.length === 0) return [];
       const rows = this.#st.markRead.all(
@@ -884,6 +948,7 @@ export class SqliteStore implements Store {
     await this.#barrier.durable().catch((error) =>
       log.error("syncing the WAL at close failed: {error}", { error: messageOf(error) })
     );
+    await this.#checkpointer?.close();
     this.#wal?.close();
     try {
       this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -925,33 +990,115 @@ export class SqliteStore implements Store {
 
   /** Commits queued appends first, then runs a write; resolves once it is durable. */
   #write<T>(fn: () => T): Promise<T> {
-    return this.#durably(fn, true);
+    return this.#durably(fn, "write");
+  }
+
+  /** {@linkcode #write} of a change to messages (what `#readCommitted` waits for). */
+  #writeMessages<T>(fn: () => T): Promise<T> {
+    return this.#durably(fn, "messages");
   }
 
   /**
    * Commits queued appends first, then runs a read that could observe them; resolves once
-   * what it saw is durable.
+   * the messages it could see are durable (the last commit that wrote messages, not
+   * later commits of other writes).
    */
   #readCommitted<T>(fn: () => T): Promise<T> {
-    return this.#durably(fn, false);
+    return this.#durably(fn, "read");
   }
 
-  #durably<T>(fn: () => T, writes: boolean): Promise<T> {
+  #durably<T>(fn: () => T, kind: "write" | "messages" | "read"): Promise<T> {
     let result: T;
+    let upTo: number;
     try {
       this.#checkOpen();
       this.#flush();
       result = fn();
-      if (writes) this.#barrier.committed();
+      if (kind === "read") upTo = this.#messagesCommitted;
+      else upTo = this.#committed();
+      if (kind === "messages") this.#messagesCommitted = upTo;
     } catch (error) {
       return Promise.reject(wrap(error));
     }
-    return this.#barrier.durable().then(() => result, (error) => Promise.reject(syncFailed(error)));
+    return this.#barrier.durable(upTo).then(
+      () => result,
+      (error) => Promise.reject(syncFailed(error)),
+    );
   }
 
-  /** A sync ended: the appends queued while it ran are committed for the next one. */
+  /** Records a commit with the barrier; returns its number. */
+  #committed(): number {
+    this.#commitsSinceCheckpoint++;
+    return this.#barrier.committed();
+  }
+
+  /**
+   * A sync ended: the appends queued while it ran are committed for the next one, and a
+   * checkpoint starts when one is due.
+   */
   #afterSync(): void {
-    if (!this.#closed) this.#flush();
+    if (this.#closed) return;
+    if (!this.#checkpointing) this.#flush();
+    this.#checkpointDue();
+  }
+
+  /**
+   * Starts a checkpoint in the worker when {@linkcode CHECKPOINT_MIN_COMMITS} commits came
+   * since the last one, and either `checkpointIntervalMs` passed or
+   * {@linkcode CHECKPOINT_COMMITS} commits were made. When
+   * the worker's last one left frames behind in a WAL past `maxWalFrames` (commits kept
+   * coming while it ran, so the WAL could never start over), checkpoints here instead,
+   * once, between two commits: the next commit then starts the WAL over.
+   *
+   * While the worker's checkpoint runs, appends are queued as during a sync, so that it
+   * copies every frame and the next commit starts the WAL over (SQLite restarts the WAL
+   * only after a checkpoint that left nothing behind): otherwise steady appends keep the
+   * WAL growing, and each sync of a growing file also writes its new size (measured: a
+   * lone writer's ack p50 doubled). Other writes commit meanwhile; when they keep the WAL
+   * growing, the bound above applies.
+   */
+  #checkpointDue(): void {
+    const checkpointer = this.#checkpointer;
+    if (
+      checkpointer === null || checkpointer.running ||
+      this.#commitsSinceCheckpoint < CHECKPOINT_MIN_COMMITS
+    ) return;
+    const now = performance.now();
+    if (
+      this.#commitsSinceCheckpoint < CHECKPOINT_COMMITS &&
+      now - this.#lastCheckpointAt < this.#checkpointIntervalMs
+    ) return;
+    this.#commitsSinceCheckpoint = 0;
+    this.#lastCheckpointAt = now;
+    if (this.#walBehind || this.#workerFailed) {
+      this.#walBehind = false;
+      this.#blockingCheckpoints++;
+      try {
+        const row = this.#db.prepare("PRAGMA wal_checkpoint(PASSIVE)").get() as {
+          log: number;
+        };
+        this.#walFrames = row.log;
+      } catch (error) {
+        log.warn("WAL checkpoint failed: {error}", { error: messageOf(error) });
+      }
+      return;
+    }
+    this.#checkpointing = true;
+    checkpointer.checkpoint().finally(() => {
+      this.#checkpointing = false;
+      // The appends queued meanwhile: now, or at the end of the running sync.
+      if (!this.#closed && !this.#barrier.syncing) this.#flush();
+    }).then(({ walFrames, checkpointed }) => {
+      this.#walFrames = walFrames;
+      this.#walBehind = checkpointed < walFrames && walFrames >= this.#maxWalFrames;
+    }, (error) => {
+      if (this.#closed) return;
+      // No worker (a build without its file, say): checkpoints here, the WAL bounded still.
+      log.warn("WAL checkpoint in a worker failed; checkpointing between commits: {error}", {
+        error: messageOf(error),
+      });
+      this.#workerFailed = true;
+    });
   }
 
   /** Writes the queued appends in one transaction, then settles their promises. */
@@ -982,7 +1129,7 @@ export class SqliteStore implements Store {
       for (const item of batch) item.reject(failure);
       return;
     }
-    this.#barrier.committed();
+    this.#messagesCommitted = this.#committed();
     this.#commits++;
     this.#appends += batch.length;
     this.#largestBatch = Math.max(this.#largestBatch, batch.length);

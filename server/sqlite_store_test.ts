@@ -3,7 +3,7 @@ import { withTempDir } from "../tests/helpers/files.ts";
 import { HeldSync } from "../tests/helpers/held_sync.ts";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { DATABASE_FILE, MIGRATIONS, SqliteStore } from "./sqlite_store.ts";
+import { DATABASE_FILE, MIGRATIONS, SqliteStore, type SqliteStoreOptions } from "./sqlite_store.ts";
 import { type NewMessage, type Store, StoreError } from "./store.ts";
 import { storeConformance } from "./store_conformance.ts";
 
@@ -20,6 +20,19 @@ const lobby = { key: "lobby", name: "Lobby", topic: "", topicBy: "", createdAt: 
 
 function say(i: number, clientId = `c${i}`): NewMessage {
   return { fromKey: "alice", from: "Alice", room: "lobby", text: `m${i}`, ts: i, clientId };
+}
+
+/** `promise`, or a rejection naming `what` when it takes over 10 s (a wait that never ends). */
+async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} still waiting after 10 s`)), 10_000);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs `fn` on a store in a fresh temp folder, then removes the folder. */
@@ -258,6 +271,101 @@ Deno.test("SqliteStore: a lone append commits at once; those during a sync share
   });
 });
 
+Deno.test("SqliteStore: a message read waits for the sync of messages, not of other writes", async () => {
+  await withTempDir(async (dir) => {
+    const held = new HeldSync();
+    const store = await SqliteStore.open(dir, { syncWal: held.syncWal });
+    try {
+      await store.createRoom(lobby);
+      const { message } = await store.appendMessage(say(0));
+      held.hold();
+      // A login's record, committed and syncing: it holds no message.
+      let recorded = false;
+      const before = held.started.length;
+      const login = store.recordLogin("alice", 1).then(() => recorded = true);
+      await held.begun(before + 1);
+      // A login storm's `lastMessageId`: what it can see is durable already.
+      assert.equal(await within(store.lastMessageId(), "lastMessageId"), message.id);
+      const history = await within(store.history({ room: "lobby", limit: 10 }), "history");
+      assert.equal(history.length, 1);
+      assert.equal(recorded, false, "the record's own sync is still held");
+      // A message committed now: the reads that could see it wait for its sync.
+      const appended = store.appendMessage(say(1));
+      let read = false;
+      const last = store.lastMessageId().then((id) => {
+        read = true;
+        return id;
+      });
+      await Promise.resolve();
+      await Promise.resolve();
+      assert.equal(read, false, "a message read does not run ahead of the message's sync");
+      held.release();
+      assert.equal(await last, (await appended).message.id);
+      await login;
+    } finally {
+      held.release();
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: commits never checkpoint the WAL; a worker does, and the WAL starts over", async () => {
+  await withTempDir(async (dir) => {
+    // No checkpoint due by time: only the commits could checkpoint (SQLite's own does at
+    // 1,000 WAL pages, inside the commit that crosses them).
+    const store = await SqliteStore.open(dir, { checkpointIntervalMs: 3_600_000 });
+    const path = join(dir, DATABASE_FILE);
+    try {
+      await store.createRoom(lobby);
+      const dbBytes = (await Deno.stat(path)).size;
+      const text = "x".repeat(8000);
+      // 350 commits of a message of about 4 pages each: over 1,000 WAL pages.
+      for (let i = 0; i < 350; i++) await store.appendMessage({ ...say(i), text });
+      assert.ok((await Deno.stat(`${path}-wal`)).size > 1100 * 4096, "the WAL kept growing");
+      assert.equal((await Deno.stat(path)).size, dbBytes, "no commit copied pages into the file");
+      assert.equal(store.stats.checkpoints, 0);
+    } finally {
+      await store.close();
+    }
+    // Due after every sync now: the worker copies the pages, and the WAL starts over.
+    const again = await SqliteStore.open(dir, { checkpointIntervalMs: 0 });
+    try {
+      const text = "y".repeat(3000);
+      for (let i = 0; i < 50; i++) await again.appendMessage({ ...say(1000 + i), text });
+      const deadline = Date.now() + 20_000;
+      // A checkpoint that copied everything (over 1,300 frames), then one after the WAL
+      // started over: far fewer (a checkpoint waits for 64 commits).
+      while (again.stats.checkpoints < 2 || again.stats.walFrames > 500) {
+        assert.ok(Date.now() < deadline, `no small WAL: ${JSON.stringify(again.stats)}`);
+        await again.appendMessage({ ...say(2000 + again.stats.appends), text: "z" });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(again.stats.blockingCheckpoints, 0);
+      assert.ok((await Deno.stat(path)).size > 350 * 8000, "the pages are in the file");
+      assert.ok((await again.history({ room: "lobby", limit: 1000 })).length >= 400);
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: a steady writer's appends wait for a running checkpoint: the WAL starts over", async () => {
+  await withTempDir(async (dir) => {
+    const store = await SqliteStore.open(dir, { checkpointIntervalMs: 0 });
+    try {
+      await store.createRoom(lobby);
+      // One at a time, each on the previous one's ack: one commits whenever a checkpoint runs.
+      for (let i = 0; i < 1500; i++) await store.appendMessage(say(i));
+      const { checkpoints, walFrames } = store.stats;
+      assert.ok(checkpoints >= 5, `checkpoints: ${checkpoints}`);
+      // 1,500 commits of a frame or more: over 1,500 frames had the WAL never started over.
+      assert.ok(walFrames < 1000, `the WAL kept growing: ${walFrames} frames`);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
   await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir, { maxBatch: 100 });
@@ -328,30 +436,56 @@ Deno.test("SqliteStore: a failed batch rejects every append and keeps none", asy
 
 const CHILD_SCRIPT = `
 import { SqliteStore } from ${JSON.stringify(new URL("./sqlite_store.ts", import.meta.url).href)};
-const store = await SqliteStore.open(Deno.args[0]);
+const store = await SqliteStore.open(Deno.args[0], JSON.parse(Deno.args[1] ?? "{}"));
 await store.createRoom({ key: "lobby", name: "Lobby", topic: "", topicBy: "", createdAt: 1 });
 const out = new TextEncoder();
 let next = 0;
+const pad = ".".repeat(Number(Deno.args[2] ?? 0));
 async function writer() {
   for (;;) {
     const n = next++;
     const { message } = await store.appendMessage({
-      fromKey: "alice", from: "Alice", room: "lobby", text: "m" + n, ts: n, clientId: "c" + n,
+      fromKey: "alice", from: "Alice", room: "lobby", text: "m" + n + pad, ts: n, clientId: "c" + n,
     });
-    Deno.stdout.writeSync(out.encode("acked " + message.id + " " + n + "\\n"));
+    const { checkpoints, blockingCheckpoints } = store.stats;
+    Deno.stdout.writeSync(
+      out.encode("acked " + message.id + " " + n + " " + (checkpoints + blockingCheckpoints) + "\\n"),
+    );
   }
 }
 await Promise.all(Array.from({ length: 16 }, writer));
 `;
 
-Deno.test("SqliteStore: acknowledged appends survive SIGKILL of the process", async () => {
+/**
+ * Starts a child appending with 16 writers (store options `options`, texts padded by
+ * `pad` bytes), SIGKILLs it once it printed `killAfter` acknowledgements and `checkpoints`
+ * checkpoints, and checks that every acknowledged message is stored.
+ */
+async function survivesSigkill(
+  options: SqliteStoreOptions,
+  { killAfter, checkpoints = 0, pad = 0 }: {
+    killAfter: number;
+    checkpoints?: number;
+    pad?: number;
+  },
+): Promise<void> {
   await withTempDir(async (dir) => {
     const script = join(dir, "child.ts");
     await Deno.writeTextFile(script, CHILD_SCRIPT);
     const config = new URL("../deno.json", import.meta.url).pathname;
     const data = join(dir, "data");
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", "--config", config, script, data],
+      args: [
+        "run",
+        "-A",
+        "--quiet",
+        "--config",
+        config,
+        script,
+        data,
+        JSON.stringify(options),
+        `${pad}`,
+      ],
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -359,18 +493,20 @@ Deno.test("SqliteStore: acknowledged appends survive SIGKILL of the process", as
     const decoder = new TextDecoder();
     let buffered = "";
     let killed = false;
+    let checkpointed = 0;
     // A child that never acknowledges must not hang the test: the assertion below fails.
-    const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
     for await (const chunk of child.stdout) {
       buffered += decoder.decode(chunk, { stream: true });
       const lines = buffered.split("\n");
       buffered = lines.pop()!; // an unfinished line is not an acknowledgement
       for (const line of lines) {
-        const match = /^acked (\d+) (\d+)$/.exec(line);
+        const match = /^acked (\d+) (\d+) (\d+)$/.exec(line);
         assert.ok(match, `unexpected output: ${line}`);
-        acked.set(Number(match[1]), `m${match[2]}`);
+        acked.set(Number(match[1]), `m${match[2]}${".".repeat(pad)}`);
+        checkpointed = Math.max(checkpointed, Number(match[3]));
       }
-      if (!killed && acked.size >= 300) {
+      if (!killed && acked.size >= killAfter && checkpointed >= checkpoints) {
         child.kill("SIGKILL");
         killed = true;
       }
@@ -380,7 +516,10 @@ Deno.test("SqliteStore: acknowledged appends survive SIGKILL of the process", as
     const stderr = new TextDecoder().decode(
       await new Response(child.stderr).arrayBuffer(),
     );
-    assert.ok(killed, `child ended by itself (code ${status.code}): ${stderr}`);
+    assert.ok(
+      killed,
+      `child ended (code ${status.code}) after ${acked.size} acks, ${checkpointed} checkpoints: ${stderr}`,
+    );
     assert.equal(status.signal, "SIGKILL");
 
     const store = await SqliteStore.open(data);
@@ -394,5 +533,19 @@ Deno.test("SqliteStore: acknowledged appends survive SIGKILL of the process", as
     } finally {
       await store.close();
     }
+  });
+}
+
+Deno.test("SqliteStore: acknowledged appends survive SIGKILL of the process", async () => {
+  await survivesSigkill({}, { killAfter: 300 });
+});
+
+Deno.test("SqliteStore: acknowledged appends survive SIGKILL while checkpoints run", async () => {
+  // A checkpoint after every sync, and one on the store's thread whenever the worker's
+  // leaves frames behind in a WAL past 64 frames: the kill lands among them.
+  await survivesSigkill({ checkpointIntervalMs: 0, maxWalFrames: 64 }, {
+    killAfter: 2000,
+    checkpoints: 20,
+    pad: 2000,
   });
 });

@@ -75,3 +75,45 @@ Deno.test("group commit: a lone say commits at once; says during its sync share 
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("group commit: a new nick's account, lobby membership and login record share one sync", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-group-commit-" });
+  const held = new HeldSync();
+  const sqlite = await SqliteStore.open(dataDir, { syncWal: held.syncWal });
+  const server = await testServer({ dataDir, auth: "none" }, { store: sqlite });
+  try {
+    await using alice = await Probe.login(server, "alice");
+    await until(
+      () => held.started.length === sqlite.stats.walSyncs ? true : undefined,
+      "the syncs of alice's login",
+    );
+    const syncs = held.started.length;
+    // A login storm: a sync is running (of alice's join, one write) when carol's login writes.
+    held.hold();
+    alice.send({ type: "join", id: "j", room: "lobby" });
+    await held.begun(syncs + 1);
+    await using carol = await Probe.dial(server);
+    await carol.hello();
+    carol.send({ type: "login", id: "l", nick: "carol" });
+    // Her three writes are committed while that sync runs, none waiting for another's sync
+    // (before, each waited for the sync of the one before it: three syncs in a row).
+    const deadline = Date.now() + 10_000;
+    while (
+      !(await sqlite.accountRooms("carol")).includes("lobby") ||
+      !(await sqlite.onlineSince(0)).includes("carol") ||
+      await sqlite.getAccount("carol") === null
+    ) {
+      assert.ok(Date.now() < deadline, "carol's writes were not all committed during one sync");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(!carol.received.some((m) => m.re === "l"), "no reply before her writes are durable");
+    held.release();
+    assert.equal((await carol.expect({ re: "l" })).type, "ok");
+    assert.equal(held.started.length, syncs + 2, "the running sync, then one for all of hers");
+    await alice.expect({ re: "j" });
+  } finally {
+    held.release();
+    await server.shutdown();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
