@@ -121,9 +121,11 @@ function numericOf(err: CommandError, target: string): [string, ...string[]] | n
 }
 
 /**
- * Sends the topic and names replies of a channel just joined and, to a client that took
- * the `batch` capability, the room's latest messages as a `chathistory` batch (clients
- * without it would take them for new messages, so they get none).
+ * Sends the topic and names replies of a channel just joined and the room's latest
+ * messages: as a `chathistory` batch to a client that took the `batch` capability; as
+ * plain lines carrying their `time` tags to one that took only `server-time` (irssi,
+ * which shows them at the time they were said); none to a client with neither, which
+ * would take them for new messages.
  */
 function sendJoined(
   client: IrcClient,
@@ -133,14 +135,18 @@ function sendJoined(
   client.sendLines([joinLine(client, client.nick, channel)]);
   if (reply.topic !== "") client.reply("332", channel, oneLine(reply.topic));
   sendNames(client, channel, reply.members);
-  if (!client.caps.has("batch") || reply.history.length === 0) return;
-  const batch = newBatchId();
-  const lines = [`:${IRC_SERVER_NAME} BATCH +${batch} chathistory ${channel}`];
+  if (reply.history.length === 0) return;
+  const batch = client.caps.has("batch") ? newBatchId() : null;
+  if (batch === null && !client.caps.has("server-time")) return;
+  const lines = batch === null
+    ? []
+    : [`:${IRC_SERVER_NAME} BATCH +${batch} chathistory ${channel}`];
   for (const message of reply.history) {
-    const tags = { ...messageTags(client, message), batch };
+    const tags = messageTags(client, message);
+    if (batch !== null) tags.batch = batch;
     lines.push(...textLines("PRIVMSG", userSource(message.from), channel, message.text, tags));
   }
-  lines.push(`:${IRC_SERVER_NAME} BATCH -${batch}`);
+  if (batch !== null) lines.push(`:${IRC_SERVER_NAME} BATCH -${batch}`);
   client.sendLines(lines);
 }
 
