@@ -30,6 +30,7 @@
  * @module
  */
 
+import type { Hash } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
@@ -377,8 +378,20 @@ export class FileTransfers implements AsyncDisposable {
     // A chunk's frame fits the server's largest frame (its hello says which).
     const maxFrame = this.#client.server?.maxFrame ?? Infinity;
     const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, maxFrame - FRAME_ROOM));
-    // The SHA-256 of the whole file, carried on as chunks are read (in order).
-    const hash = offset < source.size ? await source.hashPrefix(offset) : null;
+    // The SHA-256 of the whole file, carried on as chunks are read (in order); resuming,
+    // the bytes before `offset` first (reported as hashing when slow).
+    let hash: Hash | null = null;
+    if (offset < source.size) {
+      const hashing = offset > 0 ? this.#events.hashing(to, source.name) : null;
+      try {
+        hash = await source.hashPrefix(
+          offset,
+          hashing === null ? undefined : (hashed) => hashing.progress(hashed, offset),
+        );
+      } finally {
+        hashing?.end();
+      }
+    }
     try {
       while (acked < source.size) {
         while (next < source.size && inflight.length < WINDOW_CHUNKS) {
