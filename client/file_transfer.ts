@@ -2,18 +2,23 @@
  * File transfers through the chat server (`/send NICK PATH`, `/accept #ID`): the client
  * half of `server/files.ts`.
  *
- * - Sending: the file is hashed (one pass, bounded buffer), offered (`file_offer`), then
- *   uploaded in chunks of {@linkcode CHUNK_BYTES} (less when the server's largest frame
+ * - Sending: the file is offered (`file_offer`) by its resume key
+ *   (`FileSource.resumeKey`: its size, first and last bytes), not hashed first: it is
+ *   hashed as it is read to send (read once), and the chunk that completes the upload
+ *   carries the SHA-256. It is uploaded in chunks of {@linkcode CHUNK_BYTES} (less when the server's largest frame
  *   is smaller) carried as frame bodies, with at most
  *   {@linkcode WINDOW_CHUNKS} chunks waiting for the server's acknowledgement: memory
  *   stays bounded whatever the file's size. Across a reconnect, chunks in flight are
  *   resent by the client (the server acknowledges again what it has); on a refusal the
- *   upload offers the file again, and carries on from the offset the server reports.
+ *   upload offers the file again, and carries on from the offset the server reports
+ *   (hashing the bytes before it again first).
  * - Receiving: offers arrive live (`file_offer`) or, when they were held while we were
  *   away, from `file_list` at login and after each reconnect. Accepting (by hand, or
  *   every offer with `acceptDir`) writes into the download folder through
- *   {@linkcode IncomingFile}: a safe name, a `.part` file resumed from its size, the
- *   SHA-256 checked before the rename, never an overwrite (the server does not check it:
+ *   {@linkcode IncomingFile}: a safe name, a `.part` file (named by the offer's key)
+ *   resumed from its size, the SHA-256 (the offer's when it had one, else the one the
+ *   sender gave with its last chunk, in the reply of the read that reaches the end)
+ *   checked before the rename, never an overwrite (the server does not check it:
  *   integrity is end to end). Reads are one at a time of {@linkcode READ_BYTES}; a
  *   SHA-256 mismatch starts over once, a second one cancels the file as `corrupt` (the
  *   server drops it and tells the sender).
@@ -25,18 +30,13 @@
  * @module
  */
 
+import type { Hash } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
-import {
-  defaultDownloadDir,
-  FileIoError,
-  type FileSource,
-  type HashedFileSource,
-  IncomingFile,
-} from "../transport/file_io.ts";
+import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
 import {
   FileEvents,
   type FileOfferedEvent,
@@ -184,18 +184,23 @@ export class FileTransfers implements AsyncDisposable {
    */
   async send(nick: string, path: string): Promise<ReplyMap["file_offer"]> {
     this.#checkOpen();
-    let source: HashedFileSource;
+    let source: FileSource;
     try {
       const base = this.#options.baseDir;
-      source = await this.#events.openSource(
+      source = await FileSource.openToStream(
         base === undefined || isAbsolute(path) ? path : resolve(base, path),
-        nick,
       );
     } catch (err) {
       throw toChatError(err);
     }
     try {
-      const fields = { to: nick, name: source.name, size: source.size, sha256: source.sha256 };
+      let key: string;
+      try {
+        key = await source.resumeKey();
+      } catch (err) {
+        throw toChatError(err);
+      }
+      const fields = { to: nick, name: source.name, size: source.size, key };
       let offer = await this.#client.request("file_offer", fields);
       this.#events.emit({
         type: "file_sending",
@@ -203,7 +208,6 @@ export class FileTransfers implements AsyncDisposable {
         to: offer.to,
         name: source.name,
         size: source.size,
-        sha256: source.sha256,
         offset: offer.offset,
       });
       let stopped: ChatError | null = null;
@@ -351,7 +355,11 @@ export class FileTransfers implements AsyncDisposable {
 
   // ---------------------------------------------------------------- sending
 
-  /** Uploads from `offset` to the end with a window of chunks in flight; returns the end. */
+  /**
+   * Uploads from `offset` to the end with a window of chunks in flight, hashing what it
+   * reads (the bytes before `offset` first): the last chunk carries the file's SHA-256.
+   * Returns the end.
+   */
   async #upload(
     source: FileSource,
     file: number,
@@ -370,20 +378,46 @@ export class FileTransfers implements AsyncDisposable {
     // A chunk's frame fits the server's largest frame (its hello says which).
     const maxFrame = this.#client.server?.maxFrame ?? Infinity;
     const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, maxFrame - FRAME_ROOM));
+    // The SHA-256 of the whole file, carried on as chunks are read (in order); resuming,
+    // the bytes before `offset` first (reported as hashing when slow).
+    let hash: Hash | null = null;
+    if (offset < source.size) {
+      const hashing = offset > 0 ? this.#events.hashing(to, source.name) : null;
+      try {
+        hash = await source.hashPrefix(
+          offset,
+          hashing === null ? undefined : (hashed) => hashing.progress(hashed, offset),
+        );
+      } finally {
+        hashing?.end();
+      }
+    }
     try {
       while (acked < source.size) {
         while (next < source.size && inflight.length < WINDOW_CHUNKS) {
           // Each chunk is read straight into its encoded request: never copied again.
-          const fields = { file, offset: next };
           const id = crypto.randomUUID();
           const length = Math.min(chunkBytes, source.size - next);
           const buffer = free.pop() ?? new Uint8Array(chunkBytes + FRAME_ROOM);
-          const { frame, body } = encodeFrameWithBody(
+          let fields: { file: number; offset: number; sha256?: string } = { file, offset: next };
+          let { frame, body } = encodeFrameWithBody(
             { ...fields, type: "file_chunk", id },
             length,
             buffer,
           );
           const bytes = await source.read(next, length, body);
+          hash!.update(bytes);
+          if (next + bytes.length === source.size) {
+            // The last chunk: its header gains the SHA-256, so it is laid out again.
+            const last = bytes.slice();
+            fields = { ...fields, sha256: hash!.digest("hex") };
+            ({ frame, body } = encodeFrameWithBody(
+              { ...fields, type: "file_chunk", id },
+              length,
+              buffer,
+            ));
+            body.set(last);
+          }
           const reply = this.#client.request("file_chunk", fields, { id, frame });
           reply.then(() => {
             if (frame.buffer === buffer.buffer) free.push(buffer);
@@ -438,12 +472,16 @@ export class FileTransfers implements AsyncDisposable {
       ]);
       info = accepted;
       this.#offers.delete(id);
+      // The `.part` file is named by the key; the SHA-256 to check may come only with
+      // the last bytes.
+      let sha256: string | null = accepted.sha256 ?? null;
       const incoming = await Promise.race([
         IncomingFile.open({
           dir,
           offeredName: accepted.name,
           size: accepted.size,
-          sha256: accepted.sha256,
+          sha256: null,
+          key: accepted.key,
         }),
         stopped,
       ]);
@@ -481,6 +519,7 @@ export class FileTransfers implements AsyncDisposable {
           const before = incoming.offset;
           const read = reads.shift()!;
           const reply = await Promise.race([read.reply, stopped]);
+          sha256 ??= reply.sha256 ?? null;
           await lastWrite;
           if (writeError !== null) throw writeError;
           if (reply.offset + reply.length < read.end) {
@@ -509,8 +548,23 @@ export class FileTransfers implements AsyncDisposable {
             );
           }
         }
+        // Every byte in, the SHA-256 maybe not yet (the sender gives it with its last
+        // chunk): a read at the end asks for it (the server waits for it a while).
+        while (sha256 === null) {
+          const reply = await Promise.race([
+            this.#client.request("file_read", { file: id, offset: accepted.size, length: 1 }),
+            stopped,
+          ]);
+          sha256 = reply.sha256 ?? null;
+          if (sha256 === null && performance.now() - lastProgress > STALL_TIMEOUT_MS) {
+            throw new ChatError(
+              "stalled",
+              `the sender did not finish file #${id}; /accept #${id} again to resume`,
+            );
+          }
+        }
         try {
-          const path = await incoming.finish();
+          const path = await incoming.finish(sha256);
           target.file = null;
           this.#received.add(id);
           // Told before the file is reported saved (for a while at most: the connection
@@ -531,7 +585,7 @@ export class FileTransfers implements AsyncDisposable {
             from: accepted.from,
             name: accepted.name,
             size: accepted.size,
-            sha256: accepted.sha256,
+            sha256,
             path,
           });
           return path;

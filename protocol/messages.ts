@@ -129,15 +129,28 @@ export const clientSchemas = {
   relay: request("relay", { sid: privateSid }),
   // File transfers through the server (server/files.ts): offered, uploaded in chunks
   // carried in frame bodies, held, then read by the recipient once accepted.
-  /** Offers a file to `to`; offering the same file again resumes its upload. */
+  /**
+   * Offers a file to `to`; offering the same file again resumes its upload. `key` names
+   * the file for a resume (`FileSource.resumeKey`): the sender hashes while it sends and
+   * gives the SHA-256 with the last chunk. An offer may carry the `sha256` instead
+   * (older clients: then it is the key too); one of them is required.
+   */
   file_offer: request("file_offer", {
     to: shortText,
     name: offeredName,
     size: fileBytes,
-    sha256: sha256Hex,
+    key: sha256Hex.optional(),
+    sha256: sha256Hex.optional(),
   }),
-  /** Bytes of an offered file at `offset`, in the frame body. */
-  file_chunk: request("file_chunk", { file: fileId, offset: fileBytes }),
+  /**
+   * Bytes of an offered file at `offset`, in the frame body; the chunk that completes
+   * the upload carries the file's `sha256` (unless the offer did).
+   */
+  file_chunk: request("file_chunk", {
+    file: fileId,
+    offset: fileBytes,
+    sha256: sha256Hex.optional(),
+  }),
   /**
    * The files offered to this account and not yet received; `after`: the last file id
    * of the previous page (`more` in the reply).
@@ -281,7 +294,11 @@ export const serverSchemas = {
   }),
   /** Relayed bytes of a private session, in the frame body. */
   relay: z.object({ type: z.literal("relay"), sid: privateSid }),
-  /** `from` offers a file; answer with `file_accept` or `file_decline`. */
+  /**
+   * `from` offers a file; answer with `file_accept` or `file_decline`. `key` names it
+   * for a resume (the `.part` file); `sha256` is there once known (the offer carried
+   * it, or the upload is complete): else the `file_read` that reaches the end brings it.
+   */
   file_offer: z.object({
     type: z.literal("file_offer"),
     file: fileId,
@@ -289,7 +306,8 @@ export const serverSchemas = {
     to: shortText,
     name: offeredName,
     size: fileBytes,
-    sha256: sha256Hex,
+    key: sha256Hex,
+    sha256: sha256Hex.optional(),
     ts: z.number(),
   }),
   /** To the sender: `by` accepted the file and is receiving it. */

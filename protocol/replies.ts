@@ -106,9 +106,18 @@ export const replySchemas = {
   /**
    * `length` bytes from `offset` came before this reply as `file_data` frames: all that
    * was asked for (bytes still being uploaded are sent as they arrive), or fewer when
-   * none arrived for a while (0: ask again); `available`: bytes the server holds.
+   * none arrived for a while (0: ask again); `available`: bytes the server holds;
+   * `sha256`, once the sender gave it (with its last chunk): a read that reaches the
+   * end of the file waits for it a while, and a read at the end (`offset` = size) asks
+   * for it alone.
    */
-  file_read: z.looseObject({ file: fileId, offset: count, length: count, available: count }),
+  file_read: z.looseObject({
+    file: fileId,
+    offset: count,
+    length: count,
+    available: count,
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  }),
   file_done: z.looseObject({ file: fileId }),
   file_cancel: z.looseObject({ file: fileId }),
   /** The token (shown once: the server keeps only its SHA-256) and when it expires (ms). */

@@ -34,11 +34,21 @@ export interface FileRecord {
   name: string;
   /** Bytes announced. */
   size: number;
-  /** SHA-256 announced, lowercase hex. */
-  sha256: string;
+  /**
+   * What offering the same file again is recognized by (its resume identity), 64 hex
+   * digits: the sender's resume key (`FileSource.resumeKey`), or the SHA-256 when the
+   * offer carried it (older clients).
+   */
+  key: string;
+  /**
+   * The SHA-256 the sender gave, lowercase hex: with the upload's last chunk (the
+   * sender hashes while it sends), or in the offer (older clients, and files of zero
+   * bytes); null until then. The recipient checks it (the server does not hash).
+   */
+  sha256: string | null;
   /** Where it stands. */
   state: FileState;
-  /** Whether every byte is in and their SHA-256 checked. */
+  /** Whether every announced byte is held (and its SHA-256 known). */
   uploaded: boolean;
   /** When it was offered, ms since the epoch. */
   createdAt: number;
@@ -54,6 +64,11 @@ export interface HeldFiles {
   bytes: number;
 }
 
+/** What {@linkcode FileStore.update} may change. */
+export type FileChanges = Partial<
+  Pick<FileRecord, "state" | "uploaded" | "expiresAt"> & { sha256: string }
+>;
+
 /** A file to record: everything but the id. */
 export type NewFileRecord = Omit<FileRecord, "id">;
 
@@ -64,21 +79,21 @@ export interface FileStore {
   /** The file with this id, or null. */
   get(id: number): Promise<FileRecord | null>;
   /**
-   * The held file from `fromKey` to `toKey` with this content and name, if any: offering
-   * the same file again resumes it instead of starting over.
+   * The held file from `fromKey` to `toKey` with this resume key (`FileRecord.key`) and
+   * name, if any: offering the same file again resumes it instead of starting over.
    */
   find(
     fromKey: string,
     toKey: string,
-    sha256: string,
+    key: string,
     size: number,
     name: string,
   ): Promise<FileRecord | null>;
-  /** Changes a file's state, upload flag and expiry; false when there is no such file. */
-  update(
-    id: number,
-    changes: Partial<Pick<FileRecord, "state" | "uploaded" | "expiresAt">>,
-  ): Promise<boolean>;
+  /**
+   * Changes a file's state, upload flag, expiry and SHA-256 (set once, at the end of the
+   * upload); false when there is no such file.
+   */
+  update(id: number, changes: FileChanges): Promise<boolean>;
   /** Forgets a file; false when there was none. */
   remove(id: number): Promise<boolean>;
   /** Files held for `toKey`, oldest first. */
@@ -96,6 +111,19 @@ export interface FileStore {
   close(): Promise<void>;
 }
 
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * Checks a SHA-256 given to a file store.
+ *
+ * @throws {StoreError} `invalid` unless it is 64 lowercase hex digits.
+ */
+export function checkSha256(sha256: string): void {
+  if (!HEX64.test(sha256)) {
+    throw new StoreError("invalid", "a file's SHA-256 is 64 lowercase hex digits");
+  }
+}
+
 /**
  * Checks a {@linkcode NewFileRecord} the way every file store does.
  *
@@ -106,9 +134,10 @@ export function checkNewFileRecord(record: NewFileRecord): void {
   if (!Number.isSafeInteger(record.size) || record.size < 0) {
     throw new StoreError("invalid", `a file size must be a non-negative integer`);
   }
-  if (!/^[0-9a-f]{64}$/.test(record.sha256)) {
-    throw new StoreError("invalid", "a file needs a SHA-256 in lowercase hex");
+  if (!HEX64.test(record.key)) {
+    throw new StoreError("invalid", "a file needs a key of 64 lowercase hex digits");
   }
+  if (record.sha256 !== null) checkSha256(record.sha256);
   if (!record.fromKey || !record.toKey) {
     throw new StoreError("invalid", "a file needs a sender and a recipient");
   }
@@ -123,7 +152,7 @@ export function checkNewFileRecord(record: NewFileRecord): void {
  * const store = new MemoryFileStore();
  * const record = await store.create({
  *   fromKey: "alice", from: "alice", toKey: "bob", to: "bob", name: "a.txt", size: 1,
- *   sha256: "0".repeat(64), state: "offered", uploaded: false, createdAt: 0, expiresAt: 1,
+ *   key: "0".repeat(64), sha256: null, state: "offered", uploaded: false, createdAt: 0, expiresAt: 1,
  * });
  * record.id; // 1
  * ```
@@ -151,18 +180,18 @@ export class MemoryFileStore implements FileStore {
     });
   }
 
-  /** The held file with this sender, recipient, content and name. */
+  /** The held file with this sender, recipient, resume key and name. */
   find(
     fromKey: string,
     toKey: string,
-    sha256: string,
+    key: string,
     size: number,
     name: string,
   ): Promise<FileRecord | null> {
     return this.#run(() => {
       for (const record of this.#files.values()) {
         if (
-          record.fromKey === fromKey && record.toKey === toKey && record.sha256 === sha256 &&
+          record.fromKey === fromKey && record.toKey === toKey && record.key === key &&
           record.size === size && record.name === name
         ) return { ...record };
       }
@@ -170,17 +199,16 @@ export class MemoryFileStore implements FileStore {
     });
   }
 
-  /** Changes a file's state, upload flag or expiry. */
-  update(
-    id: number,
-    changes: Partial<Pick<FileRecord, "state" | "uploaded" | "expiresAt">>,
-  ): Promise<boolean> {
+  /** Changes a file's state, upload flag, expiry or SHA-256. */
+  update(id: number, changes: FileChanges): Promise<boolean> {
     return this.#run(() => {
+      if (changes.sha256 !== undefined) checkSha256(changes.sha256);
       const record = this.#files.get(id);
       if (record === undefined) return false;
       if (changes.state !== undefined) record.state = changes.state;
       if (changes.uploaded !== undefined) record.uploaded = changes.uploaded;
       if (changes.expiresAt !== undefined) record.expiresAt = changes.expiresAt;
+      if (changes.sha256 !== undefined) record.sha256 = changes.sha256;
       return true;
     });
   }

@@ -18,7 +18,8 @@ export function fileRecord(overrides: Partial<NewFileRecord> = {}): NewFileRecor
     to: "Bob",
     name: "../report.pdf",
     size: 1000,
-    sha256: "a".repeat(64),
+    key: "a".repeat(64),
+    sha256: null,
     state: "offered",
     uploaded: false,
     createdAt: 10,
@@ -60,6 +61,21 @@ export async function fileStoreConformance(store: FileStore): Promise<void> {
     expiresAt: 50,
   });
   assert.equal(await store.update(9999, { state: "accepted" }), false);
+  // The SHA-256 comes at the end of the upload; the key still finds the file.
+  assert.equal(await store.update(first.id, { sha256: "c".repeat(64) }), true);
+  assert.equal((await store.get(first.id))?.sha256, "c".repeat(64));
+  assert.equal(
+    (await store.find("alice", "bob", "a".repeat(64), 1000, "../report.pdf"))?.id,
+    first.id,
+  );
+  assert.equal(await store.find("alice", "bob", "c".repeat(64), 1000, "../report.pdf"), null);
+  await assert.rejects(store.update(first.id, { sha256: "C".repeat(64) }), StoreError);
+  // An offer that carried its SHA-256 (older clients) keeps it.
+  const hashed = await store.create(
+    fileRecord({ toKey: "dave", to: "Dave", key: "d".repeat(64), sha256: "d".repeat(64) }),
+  );
+  assert.deepEqual(await store.get(hashed.id), hashed);
+  assert.equal(await store.remove(hashed.id), true);
 
   assert.deepEqual((await store.expired(50)).map((r) => r.id), [first.id]);
   assert.deepEqual((await store.expired(49)).map((r) => r.id), []);
@@ -74,6 +90,7 @@ export async function fileStoreConformance(store: FileStore): Promise<void> {
     assert.equal(err.code, "invalid");
     return true;
   });
+  await assert.rejects(store.create(fileRecord({ key: "XYZ" })), StoreError);
   await assert.rejects(store.create(fileRecord({ sha256: "XYZ" })), StoreError);
 
   await store.close();

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { MemoryFileStore } from "./file_store.ts";
 import { fileRecord, fileStoreConformance } from "./file_store_conformance.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
@@ -33,6 +35,38 @@ Deno.test("SqliteFileStore names the file when it cannot open it", async () => {
       assert.match(err.message, /files\.db/);
       return true;
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SqliteFileStore migrates files offered with their SHA-256: it is their key and their hash", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A files.db of schema version 1, as servers before hashing while sending wrote it.
+    const db = new DatabaseSync(join(dir, "files.db"));
+    db.exec(`
+      CREATE TABLE files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, from_key TEXT NOT NULL, from_nick TEXT NOT NULL,
+        to_key TEXT NOT NULL, to_nick TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL, state TEXT NOT NULL, uploaded INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL
+      );
+      INSERT INTO files (from_key, from_nick, to_key, to_nick, name, size, sha256, state,
+        uploaded, created_at, expires_at)
+        VALUES ('alice', 'Alice', 'bob', 'Bob', 'a.bin', 5, '${
+      "e".repeat(64)
+    }', 'offered', 0, 1, 2);
+      PRAGMA user_version = 1;
+    `);
+    db.close();
+    const store = SqliteFileStore.open(dir);
+    const [id] = await store.ids();
+    const record = await store.get(id);
+    assert.equal(record?.key, "e".repeat(64));
+    assert.equal(record?.sha256, "e".repeat(64));
+    assert.equal((await store.find("alice", "bob", "e".repeat(64), 5, "a.bin"))?.id, id);
+    await store.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -3,15 +3,16 @@
  *
  * ```text
  * sender (alice)                          server                          recipient (bob)
- * file_offer {to:bob, name, size, sha256} -> checks size, quota, blocks; records it
- *   <- ok {file:7, offset:0}                 -> file_offer {file:7, from:alice, ...}
+ * file_offer {to:bob, name, size, key}  -> checks size, quota, blocks; records it
+ *   <- ok {file:7, offset:0}                 -> file_offer {file:7, from:alice, key, ...}
  * file_chunk {file:7, offset} + body ->      appends to files/7.part
  *   <- ok {offset, complete}                 (the sender keeps a window of chunks in flight)
+ * file_chunk {file:7, offset, sha256} + body (the last one) -> records the SHA-256
  *                                                        <- file_accept {file:7}
  *   <- file_accepted {file:7, by:bob}
  *                                            <- file_read {file:7, offset, length}
  *                                            -> file_data {file:7, offset} + body, ...
- *                                            -> ok {offset, length, available}
+ *                                            -> ok {offset, length, available, sha256?}
  *                                                        <- file_done {file:7}
  *   <- file_completed {file:7, by:bob}       deletes the file
  *                                      (or, its SHA-256 wrong: <- file_cancel {file:7, reason:corrupt})
@@ -26,8 +27,16 @@
  *   reading them back from disk (`chat_file_bytes_sent_from_memory_total`).
  * - Integrity is checked end to end, by the recipient: the server does not hash the
  *   bytes (a second SHA-256 of every byte, on the server's one thread, would check
- *   nothing the recipient does not). The last chunk completes the upload once the
- *   announced size is held; `7.part` then becomes `7.file`. A recipient whose copy does
+ *   nothing the recipient does not). The sender does not hash before it offers either:
+ *   it names the file by a resume `key` (a hash of its size, first and last bytes),
+ *   hashes the bytes as it reads them to send, and gives the SHA-256 with the chunk
+ *   that completes the upload (refused without it); the record keeps it. The recipient
+ *   gets it in the reply of the `file_read` that reaches the end (which waits for it a
+ *   while when the bytes came first), and in offers once known. An offer may carry the
+ *   `sha256` up front instead (older clients, the page): it is then the key too, and a
+ *   last chunk's different one is refused (`file_corrupt`). The last chunk completes
+ *   the upload once the announced size is held; `7.part` then becomes `7.file`. A
+ *   recipient whose copy does
  *   not match the offer's SHA-256 (a sender that announced a wrong one, bytes damaged on
  *   the way or on the server's disk) reads it again once, then sends `file_cancel` with
  *   `reason: "corrupt"`: the file is dropped and the sender hears `file_cancelled`
@@ -40,7 +49,7 @@
  * - The recipient may accept and read while the upload is still going: a `file_read`
  *   sends the bytes it asks for as they arrive, and ends short only when none came for
  *   {@linkcode READ_WAIT_MS}.
- * - Offering the same file (sender, recipient, name, size, SHA-256) again resumes it:
+ * - Offering the same file (sender, recipient, name, size, key) again resumes it:
  *   the reply's `offset` is the size of the `.part` file on disk (after a restart too:
  *   nothing is read back). Chunks already received are acknowledged
  *   again, so a client may resend what it had in flight.
@@ -143,6 +152,15 @@ interface ReadState {
   file: FileBytesReader | null;
 }
 
+/** The reply to a `file_read`. */
+type FileReadReply = {
+  file: number;
+  offset: number;
+  length: number;
+  available: number;
+  sha256?: string;
+};
+
 /** An upload in progress: its bytes open for appending. */
 interface Upload {
   readonly id: number;
@@ -201,6 +219,11 @@ export class FileService {
    * that read every byte may be done with them meanwhile).
    */
   readonly #finishing = new Map<number, Promise<void>>();
+  /**
+   * The SHA-256 of uploads whose last chunk came, until their record has it: a reader
+   * here gets it as soon as the bytes.
+   */
+  readonly #hashes = new Map<number, string>();
   readonly #waiters = new Map<number, Set<() => void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
@@ -358,7 +381,8 @@ export class FileService {
     to: string,
     name: string,
     size: number,
-    sha256: string,
+    key: string | undefined,
+    sha256: string | undefined,
   ): Promise<
     { file: number; offset: number; to: string; size: number; online: boolean; expires: number }
   > {
@@ -377,7 +401,11 @@ export class FileService {
     if ((await hub.blocksOf(target.key)).has(self.key)) {
       throw new CommandError("blocked", `${target.nick} has blocked you: the file cannot be sent`);
     }
-    if (size === 0 && sha256 !== EMPTY_SHA256) {
+    const resumeKey = key ?? sha256;
+    if (resumeKey === undefined) {
+      throw new CommandError("bad_message", "a file_offer carries the file's key (or sha256)");
+    }
+    if (size === 0 && sha256 !== undefined && sha256 !== EMPTY_SHA256) {
       throw new CommandError(
         "file_corrupt",
         `a file of zero bytes has the SHA-256 ${EMPTY_SHA256}, not ${sha256}`,
@@ -393,7 +421,7 @@ export class FileService {
     // One offer at a time, so that two cannot both fit the quota's last bytes.
     const result = this.#offers.then(async () => {
       const now = hub.now();
-      let record = await this.store.find(self.key, target.key, sha256, size, name);
+      let record = await this.store.find(self.key, target.key, resumeKey, size, name);
       if (record !== null && record.expiresAt <= now) {
         await this.#drop(record);
         record = null;
@@ -407,7 +435,9 @@ export class FileService {
           to: target.nick,
           name,
           size,
-          sha256,
+          key: resumeKey,
+          // Known now: announced, or that of zero bytes; else it comes with the last chunk.
+          sha256: sha256 ?? (size === 0 ? EMPTY_SHA256 : null),
           state: "offered",
           uploaded: false,
           createdAt: now,
@@ -447,6 +477,7 @@ export class FileService {
     ctx: CommandContext,
     id: number,
     offset: number,
+    sha256?: string,
   ): Promise<{ file: number; offset: number; complete: boolean }> {
     const body = ctx.body;
     if (body === undefined || body.length === 0) {
@@ -492,6 +523,20 @@ export class FileService {
         );
       }
       if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
+      const last = current.offset + body.length === record.size;
+      const announced = record.sha256 ?? undefined;
+      if (last && announced === undefined && sha256 === undefined) {
+        throw new CommandError(
+          "bad_message",
+          `file #${id}: the chunk that completes the upload carries the file's sha256`,
+        );
+      }
+      if (announced !== undefined && sha256 !== undefined && sha256 !== announced) {
+        throw new CommandError(
+          "file_corrupt",
+          `file #${id}: its SHA-256 was announced as ${announced}, not ${sha256}`,
+        );
+      }
       await this.#checkFreeSpace(
         body.length,
         `file #${id} stops at ${formatBytes(current.offset)}`,
@@ -534,13 +579,20 @@ export class FileService {
         return { file: id, offset: current.offset, complete: false };
       }
       // A reader may have every byte before the upload is recorded complete (the sync
-      // takes a while): its `file_done` is taken meanwhile.
-      const finishing = this.#finishUpload(record, current);
+      // takes a while): it is given the SHA-256 now, and its `file_done` is taken
+      // meanwhile.
+      const hash = announced ?? sha256!;
+      this.#hashes.set(id, hash);
+      this.#wake(id);
+      const finishing = this.#finishUpload({ ...record, sha256: hash }, current);
       this.#finishing.set(id, finishing);
       try {
         await finishing;
       } finally {
-        if (this.#finishing.get(id) === finishing) this.#finishing.delete(id);
+        if (this.#finishing.get(id) === finishing) {
+          this.#finishing.delete(id);
+          this.#hashes.delete(id);
+        }
       }
       return { file: id, offset: current.offset, complete: true };
     });
@@ -582,7 +634,7 @@ export class FileService {
     id: number,
     offset: number,
     length: number,
-  ): Promise<{ file: number; offset: number; length: number; available: number }> {
+  ): Promise<FileReadReply> {
     const key = `${ctx.session.id}/${id}`;
     let state = this.#reads.get(key);
     if (state === undefined) {
@@ -618,7 +670,7 @@ export class FileService {
     offset: number,
     length: number,
     state: ReadState,
-  ): Promise<{ file: number; offset: number; length: number; available: number }> {
+  ): Promise<FileReadReply> {
     const session = ctx.session;
     let record = await this.#incoming(ctx, id);
     if (record.state !== "accepted") {
@@ -702,7 +754,36 @@ export class FileService {
         throw err;
       }
     }
-    return { file: id, offset, length: sent, available };
+    // The end reached: the SHA-256 to check the bytes against (it may come a little
+    // after them: the sender gives it with the last chunk, another server records it).
+    let sha256 = this.#hashOf(record);
+    if (sha256 === null && offset + sent === record.size && !session.ended) {
+      const poll = this.bytes.pollMs;
+      const deadline = performance.now() + READ_WAIT_MS;
+      while (sha256 === null && !session.ended && !this.#closed) {
+        const left = deadline - performance.now();
+        if (left <= 0) break;
+        await this.#waitForBytes(
+          id,
+          poll === null ? left : Math.min(poll, left),
+          () => session.ended,
+        );
+        record = await this.#incoming(ctx, id);
+        sha256 = this.#hashOf(record);
+      }
+    }
+    return {
+      file: id,
+      offset,
+      length: sent,
+      available,
+      ...(sha256 !== null ? { sha256 } : {}),
+    };
+  }
+
+  /** The SHA-256 the sender gave for `record`'s file, or null before its last chunk. */
+  #hashOf(record: FileRecord): string | null {
+    return record.sha256 ?? this.#hashes.get(record.id) ?? null;
   }
 
   async done(ctx: CommandContext, id: number): Promise<{ file: number }> {
@@ -911,7 +992,8 @@ export class FileService {
       }
       await this.bytes.complete(record.id);
       const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
-      if (!(await this.store.update(record.id, { uploaded: true, expiresAt }))) return;
+      const changes = { uploaded: true, expiresAt, sha256: record.sha256 ?? undefined };
+      if (!(await this.store.update(record.id, changes))) return;
     } catch (err) {
       // Received (its `file_done` came during the sync) or cancelled meanwhile: dropped,
       // nothing left to complete.
@@ -1055,7 +1137,8 @@ function offerInfo(record: FileRecord): FileOffer {
     to: record.to,
     name: record.name,
     size: record.size,
-    sha256: record.sha256,
+    key: record.key,
+    ...(record.sha256 !== null ? { sha256: record.sha256 } : {}),
     ts: record.createdAt,
   };
 }
@@ -1084,12 +1167,13 @@ export const fileCommands: {
   file_cancel: CommandSpec<"file_cancel">;
 } = {
   file_offer: {
-    run: async (ctx, { to, name, size, sha256 }) =>
-      await fileServiceOf(ctx.hub).offer(ctx, to, name, size, sha256),
+    run: async (ctx, { to, name, size, key, sha256 }) =>
+      await fileServiceOf(ctx.hub).offer(ctx, to, name, size, key, sha256),
   },
   // Not pipelined: each chunk is on disk before the connection reads the next frame.
   file_chunk: {
-    run: async (ctx, { file, offset }) => await fileServiceOf(ctx.hub).chunk(ctx, file, offset),
+    run: async (ctx, { file, offset, sha256 }) =>
+      await fileServiceOf(ctx.hub).chunk(ctx, file, offset, sha256),
   },
   file_list: { run: async (ctx, { after }) => await fileServiceOf(ctx.hub).list(ctx, after) },
   file_accept: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).accept(ctx, file) },

@@ -18,6 +18,8 @@
 
 import {
   checkNewFileRecord,
+  checkSha256,
+  type FileChanges,
   type FileRecord,
   type FileState,
   type FileStore,
@@ -44,7 +46,8 @@ function toRecord(row: Row): FileRecord {
     to: row.to_nick as string,
     name: JSON.parse(row.name as string) as string,
     size: Number(row.size),
-    sha256: row.sha256 as string,
+    key: row.file_key as string,
+    sha256: (row.sha256 as string | null) ?? null,
     state: row.state as FileState,
     uploaded: row.uploaded as boolean,
     createdAt: Number(row.created_at),
@@ -80,10 +83,11 @@ export class PostgresFileStore implements FileStore {
     return this.#run("recording a file", async (sql) => {
       checkNewFileRecord(record);
       const [row] = await sql`
-        INSERT INTO held_files (from_key, from_nick, to_key, to_nick, name, size, sha256,
-          state, uploaded, created_at, expires_at)
+        INSERT INTO held_files (from_key, from_nick, to_key, to_nick, name, size, file_key,
+          sha256, state, uploaded, created_at, expires_at)
         VALUES (${record.fromKey}, ${record.from}, ${record.toKey}, ${record.to},
-          ${JSON.stringify(record.name)}, ${record.size}, ${record.sha256}, ${record.state},
+          ${JSON.stringify(record.name)}, ${record.size}, ${record.key}, ${record.sha256},
+          ${record.state},
           ${record.uploaded}, ${record.createdAt}, ${record.expiresAt})
         RETURNING id`;
       return { ...record, id: Number(row.id) };
@@ -100,28 +104,27 @@ export class PostgresFileStore implements FileStore {
   find(
     fromKey: string,
     toKey: string,
-    sha256: string,
+    key: string,
     size: number,
     name: string,
   ): Promise<FileRecord | null> {
     return this.#run("finding a file", async (sql) => {
       const [row] = await sql`
         SELECT * FROM held_files WHERE from_key = ${fromKey} AND to_key = ${toKey}
-          AND sha256 = ${sha256} AND size = ${size} AND name = ${JSON.stringify(name)}
+          AND file_key = ${key} AND size = ${size} AND name = ${JSON.stringify(name)}
         ORDER BY id LIMIT 1`;
       return row === undefined ? null : toRecord(row);
     });
   }
 
-  update(
-    id: number,
-    changes: Partial<Pick<FileRecord, "state" | "uploaded" | "expiresAt">>,
-  ): Promise<boolean> {
+  update(id: number, changes: FileChanges): Promise<boolean> {
     return this.#run("updating a file's record", async (sql) => {
+      if (changes.sha256 !== undefined) checkSha256(changes.sha256);
       const { count } = await sql`
         UPDATE held_files SET state = coalesce(${changes.state ?? null}::text, state),
           uploaded = coalesce(${changes.uploaded ?? null}::boolean, uploaded),
-          expires_at = coalesce(${changes.expiresAt ?? null}::bigint, expires_at)
+          expires_at = coalesce(${changes.expiresAt ?? null}::bigint, expires_at),
+          sha256 = coalesce(${changes.sha256 ?? null}::text, sha256)
         WHERE id = ${id}`;
       return count > 0;
     });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { POSTGRES_SKIP, startPostgres } from "../tests/helpers/postgres.ts";
 import { fileRecord, fileStoreConformance } from "./file_store_conformance.ts";
-import { connectPostgresFiles } from "./postgres_files.ts";
+import postgres from "postgres";
+import { connectPostgresFiles, FILES_MIGRATIONS } from "./postgres_files.ts";
 import { PostgresFileStore } from "./postgres_file_store.ts";
 
 const pg = POSTGRES_SKIP === null ? await startPostgres() : null;
@@ -74,5 +75,39 @@ Deno.test({
       assert.match((err as Error).message, /version 99/);
       return true;
     });
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresFileStore migrates files offered with their SHA-256: it is their key and their hash",
+  ignore,
+  async fn() {
+    const url = await pg!.createDatabase();
+    // The schema of version 1, as servers before hashing while sending left it, and a file.
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await sql.unsafe(FILES_MIGRATIONS[0]);
+      await sql`CREATE TABLE chat_component_schema (
+        component TEXT PRIMARY KEY, version INT NOT NULL)`;
+      await sql`INSERT INTO chat_component_schema VALUES ('held_files', 1)`;
+      await sql`
+        INSERT INTO held_files (from_key, from_nick, to_key, to_nick, name, size, sha256, state,
+          uploaded, created_at, expires_at)
+        VALUES ('alice', 'Alice', 'bob', 'Bob', '"a.bin"', 5, ${"e".repeat(64)}, 'offered',
+          false, 1, 2)`;
+    } finally {
+      await sql.end();
+    }
+    const store = await PostgresFileStore.open(url);
+    try {
+      const [id] = await store.ids();
+      const record = await store.get(id);
+      assert.equal(record?.key, "e".repeat(64));
+      assert.equal(record?.sha256, "e".repeat(64));
+      assert.equal((await store.find("alice", "bob", "e".repeat(64), 5, "a.bin"))?.id, id);
+    } finally {
+      await store.close();
+    }
   },
 });

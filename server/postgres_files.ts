@@ -86,6 +86,14 @@ export const FILES_MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE held_file_chunks ALTER COLUMN bytes SET STORAGE EXTERNAL;
   `,
+  // 2: senders hash while they send: an offer names its file by a resume key
+  // (\`file_key\`), the SHA-256 comes with the last chunk (null until then). Files
+  // offered before carried their SHA-256 as their key.
+  `
+  ALTER TABLE held_files RENAME COLUMN sha256 TO file_key;
+  ALTER TABLE held_files ADD COLUMN sha256 TEXT;
+  UPDATE held_files SET sha256 = file_key;
+  `,
 ];
 
 /** Options of {@linkcode connectPostgresFiles}. */

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
   checkNewFileRecord,
+  checkSha256,
+  type FileChanges,
   type FileRecord,
   type FileState,
   type FileStore,
@@ -43,6 +45,14 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX files_from ON files (from_key);
   CREATE INDEX files_expiry ON files (expires_at);
   `,
+  // 2: senders hash while they send: an offer names its file by a resume key
+  // (\`file_key\`), the SHA-256 comes with the last chunk (null until then). Files
+  // offered before carried their SHA-256 as their key.
+  `
+  ALTER TABLE files RENAME COLUMN sha256 TO file_key;
+  ALTER TABLE files ADD COLUMN sha256 TEXT;
+  UPDATE files SET sha256 = file_key;
+  `,
 ];
 
 interface FileRow {
@@ -53,7 +63,8 @@ interface FileRow {
   to_nick: string;
   name: string;
   size: number;
-  sha256: string;
+  file_key: string;
+  sha256: string | null;
   state: string;
   uploaded: number;
   created_at: number;
@@ -69,6 +80,7 @@ function toRecord(row: FileRow): FileRecord {
     to: row.to_nick,
     name: row.name,
     size: row.size,
+    key: row.file_key,
     sha256: row.sha256,
     state: row.state as FileState,
     uploaded: row.uploaded !== 0,
@@ -161,8 +173,8 @@ export class SqliteFileStore implements FileStore {
     return this.#run(() => {
       checkNewFileRecord(record);
       const result = this.#sql(
-        `INSERT INTO files (from_key, from_nick, to_key, to_nick, name, size, sha256, state,
-           uploaded, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO files (from_key, from_nick, to_key, to_nick, name, size, file_key, sha256,
+           state, uploaded, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         record.fromKey,
         record.from,
@@ -170,6 +182,7 @@ export class SqliteFileStore implements FileStore {
         record.to,
         record.name,
         record.size,
+        record.key,
         record.sha256,
         record.state,
         record.uploaded ? 1 : 0,
@@ -190,36 +203,35 @@ export class SqliteFileStore implements FileStore {
     });
   }
 
-  /** The held file with this sender, recipient, content and name. */
+  /** The held file with this sender, recipient, resume key and name. */
   find(
     fromKey: string,
     toKey: string,
-    sha256: string,
+    key: string,
     size: number,
     name: string,
   ): Promise<FileRecord | null> {
     return this.#run(() => {
       const row = this.#sql(
-        `SELECT * FROM files WHERE from_key = ? AND to_key = ? AND sha256 = ? AND size = ?
+        `SELECT * FROM files WHERE from_key = ? AND to_key = ? AND file_key = ? AND size = ?
            AND name = ? ORDER BY id LIMIT 1`,
-      ).get(fromKey, toKey, sha256, size, name) as FileRow | undefined;
+      ).get(fromKey, toKey, key, size, name) as FileRow | undefined;
       return row === undefined ? null : toRecord(row);
     });
   }
 
-  /** Changes a file's state, upload flag or expiry. */
-  update(
-    id: number,
-    changes: Partial<Pick<FileRecord, "state" | "uploaded" | "expiresAt">>,
-  ): Promise<boolean> {
+  /** Changes a file's state, upload flag, expiry or SHA-256. */
+  update(id: number, changes: FileChanges): Promise<boolean> {
     return this.#run(() => {
+      if (changes.sha256 !== undefined) checkSha256(changes.sha256);
       const result = this.#sql(
         `UPDATE files SET state = coalesce(?, state), uploaded = coalesce(?, uploaded),
-           expires_at = coalesce(?, expires_at) WHERE id = ?`,
+           expires_at = coalesce(?, expires_at), sha256 = coalesce(?, sha256) WHERE id = ?`,
       ).run(
         changes.state ?? null,
         changes.uploaded === undefined ? null : changes.uploaded ? 1 : 0,
         changes.expiresAt ?? null,
+        changes.sha256 ?? null,
         id,
       );
       return Number(result.changes) > 0;

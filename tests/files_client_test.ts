@@ -13,7 +13,7 @@ import { FileTransfers } from "../client/file_transfer.ts";
 import type { ChatServer } from "../server/server.ts";
 import { fileServiceOf } from "../server/files.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { connectClient, testServer, until } from "./helpers/harness.ts";
+import { connectClient, Probe, testServer, until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 
 interface Side {
@@ -62,7 +62,8 @@ Deno.test("a file offered, accepted by hand, received and verified", async () =>
     assert.equal(sent.online, true);
     const offered = await until(() => find(bob, "file_offered"), "the offer");
     assert.equal(offered.name, "photo.jpg");
-    assert.equal(offered.sha256, sha);
+    // Offered before it was hashed: the SHA-256 came with the last chunk.
+    assert.equal(offered.sha256, undefined);
     assert.equal(offered.auto, false);
     assert.deepEqual(bob.files.offers.map((o) => o.file), [offered.file]);
     const saved = await bob.files.accept(offered.file);
@@ -71,6 +72,7 @@ Deno.test("a file offered, accepted by hand, received and verified", async () =>
     assert.deepEqual((await bob.files.list()).files, []);
     assert.equal(saved, join(tmp, "dl", "photo.jpg"));
     assert.equal(await sha256Of(saved), sha);
+    assert.equal(find(bob, "file_saved")?.sha256, sha);
     assert.deepEqual(await listDir(join(tmp, "dl")), ["photo.jpg"]);
     await until(() => alice.chat.includes("file_completed") ? true : undefined, "completed");
     assert.ok(alice.chat.includes("file_accepted"));
@@ -298,35 +300,60 @@ Deno.test("uploads fit a server's smaller largest frame: chunks shrink to it", a
   }
 });
 
-Deno.test("a file being hashed before its offer reports its progress, the last done", async () => {
+Deno.test("a file is offered before it is hashed: no hashing pass, the SHA-256 follows its last chunk", async () => {
   const tmp = await Deno.makeTempDir();
   const server = await testServer();
   try {
-    // Progress as often as it comes: hashing reports every block.
+    // Progress as often as it comes: a hashing pass would report every block.
     const alice = await side(server, "alice", { progressIntervalMs: 0 });
     const bob = await side(server, "bob", { acceptDir: join(tmp, "in") });
     const path = join(tmp, "big.bin");
     const size = 3 * 1024 * 1024;
-    await writeRandomFile(path, size, 5);
+    const sha = await writeRandomFile(path, size, 5);
     await alice.files.send("bob", path);
-    const types = alice.events.map((e) => e.type);
-    const hashing = alice.events.filter((e) => e.type === "file_hashing");
-    assert.ok(hashing.length >= 2, `hashing events: ${hashing.length}`);
-    assert.ok(
-      types.lastIndexOf("file_hashing") < types.indexOf("file_sending"),
-      "all of them before the offer",
-    );
-    const last = hashing.at(-1)!;
-    assert.ok(
-      last.type === "file_hashing" && last.done && last.bytes === size,
-      JSON.stringify(last),
-    );
-    assert.ok(hashing.slice(0, -1).every((e) => e.type === "file_hashing" && !e.done));
-    assert.ok(
-      hashing.every((e) => e.type === "file_hashing" && e.to === "bob" && e.name === "big.bin"),
-    );
-    await until(() => find(bob, "file_saved"), "the file saved");
+    assert.deepEqual(alice.events.filter((e) => e.type === "file_hashing"), []);
+    assert.equal(alice.events[0]?.type, "file_sending");
+    const saved = await until(() => find(bob, "file_saved"), "the file saved");
+    assert.equal(saved.sha256, sha);
+    assert.equal(await sha256Of(saved.path), sha);
     await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a wrong SHA-256 given with the last chunk is caught by the recipient: cancelled as corrupt, the sender hears", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    await using alice = await Probe.login(server, "alice");
+    const bob = await side(server, "bob", { downloadDir: join(tmp, "dl") });
+    const content = crypto.getRandomValues(new Uint8Array(50_000));
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "y.bin",
+      size: content.length,
+      key: "1".repeat(64),
+    });
+    const file = offer.file as number;
+    const id = crypto.randomUUID();
+    // The bytes as offered, a SHA-256 that is not theirs.
+    alice.send({ type: "file_chunk", id, file, offset: 0, sha256: "2".repeat(64) }, content);
+    const chunk = await alice.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
+    assert.equal(chunk.type, "ok", JSON.stringify(chunk));
+    assert.equal(chunk.complete, true);
+    await until(() => find(bob, "file_offered"), "the offer");
+    await assert.rejects(bob.files.accept(file), (err: unknown) => {
+      assert.ok(err instanceof ChatError);
+      assert.equal(err.code, "corrupt");
+      return true;
+    });
+    const cancelled = await alice.expect({ type: "file_cancelled", file });
+    assert.equal(cancelled.reason, "corrupt");
+    assert.equal(await fileServiceOf(server.hub).store.get(file), null);
+    assert.deepEqual(await listDir(join(tmp, "dl")), []);
+    await close(bob);
   } finally {
     await server.shutdown();
     await Deno.remove(tmp, { recursive: true });

@@ -237,3 +237,64 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "files in PostgreSQL: offered by key on A, the SHA-256 of its last chunk reaches a read waiting on B",
+  ignore: pg === null,
+  async fn() {
+    const [a, b] = await twoServers(await pg!.createDatabase());
+    try {
+      for (const server of [a, b]) {
+        for (const nick of ["alice", "bob"]) (await Probe.login(server, nick)).close();
+      }
+      const content = bytesOf(2 * CHUNK + 100, 11);
+      await using aliceA = await Probe.login(a, "alice");
+      await using bobB = await Probe.login(b, "bob");
+      const file = (await aliceA.ok("file_offer", {
+        to: "bob",
+        name: "keyed.bin",
+        size: content.length,
+        key: "7".repeat(64),
+      })).file as number;
+      await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+      await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+      await bobB.ok("file_accept", { file });
+      const parts: Uint8Array[] = [];
+      for (let at = 0; at < 2 * CHUNK;) {
+        const { reply, bytes } = await readRange(bobB, file, at, 2 * CHUNK - at);
+        assert.equal(reply.sha256, undefined, "not given yet");
+        parts.push(bytes);
+        at += bytes.length;
+      }
+      // A read at the end waits on B for the SHA-256 that comes to A with the last chunk.
+      const id = "hash";
+      bobB.send({ type: "file_read", id, file, offset: content.length, length: 1 });
+      const chunkId = crypto.randomUUID();
+      aliceA.send(
+        { type: "file_chunk", id: chunkId, file, offset: 2 * CHUNK, sha256: sha256(content) },
+        content.subarray(2 * CHUNK),
+      );
+      const last = await aliceA.expect({ re: chunkId }, WAIT_MS);
+      assert.equal(last.type, "ok", JSON.stringify(last));
+      assert.equal(last.complete, true);
+      const waited = await bobB.expect({ re: id }, WAIT_MS);
+      assert.equal(waited.type, "ok", JSON.stringify(waited));
+      assert.equal(waited.sha256, sha256(content));
+      const { reply, bytes } = await readRange(bobB, file, 2 * CHUNK, 100);
+      assert.equal(reply.sha256, sha256(content));
+      parts.push(bytes);
+      const whole = new Uint8Array(content.length);
+      let at = 0;
+      for (const part of parts) {
+        whole.set(part, at);
+        at += part.length;
+      }
+      assert.equal(sha256(whole), waited.sha256);
+      await bobB.ok("file_done", { file });
+    } finally {
+      await a.shutdown();
+      await b.shutdown();
+    }
+  },
+});

@@ -396,3 +396,71 @@ Deno.test("an empty file: complete at its offer, read as nothing, done", async (
     }, "file_corrupt");
   });
 });
+
+Deno.test("an offer by key: the last chunk carries the SHA-256, the read reaching the end brings it", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    const content = bytesOf(150_000, 9);
+    const key = "5".repeat(64);
+    const fields = { to: "bob", name: "k.bin", size: content.length, key };
+    await alice.fails("file_offer", { to: "bob", name: "k.bin", size: 1 }, "bad_message");
+    const offer = await alice.ok("file_offer", fields);
+    const file = offer.file as number;
+    const seen = await bob.expect({ type: "file_offer", file });
+    assert.equal(seen.key, key);
+    assert.equal(seen.sha256, undefined, "not known before the last chunk");
+    await bob.ok("file_accept", { file });
+    await chunkOk(alice, file, 0, content.subarray(0, 100_000));
+    // The chunk that completes the upload without the SHA-256 is refused, nothing written.
+    await chunkFails(alice, file, 100_000, content.subarray(100_000), "bad_message");
+    // A read of every byte waits for the rest, and brings the SHA-256 with them.
+    const readId = crypto.randomUUID();
+    bob.send({ type: "file_read", id: readId, file, offset: 0, length: content.length });
+    const id = crypto.randomUUID();
+    alice.send(
+      { type: "file_chunk", id, file, offset: 100_000, sha256: sha256(content) },
+      content.subarray(100_000),
+    );
+    const last = await alice.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
+    assert.equal(last.type, "ok", JSON.stringify(last));
+    assert.equal(last.complete, true);
+    const read = await bob.expect((m) => m.type === "ok" && m.re === readId);
+    assert.equal(read.length, content.length);
+    assert.equal(read.sha256, sha256(content));
+    // At the end, a read asks for the SHA-256 alone; offers and lists have it now.
+    const end = await bob.ok("file_read", { file, offset: content.length, length: 1 });
+    assert.equal(end.length, 0);
+    assert.equal(end.sha256, sha256(content));
+    const listed = await bob.ok("file_list");
+    assert.equal((listed.files as { sha256?: string }[])[0].sha256, sha256(content));
+    // Offered again by its key: complete.
+    const again = await alice.ok("file_offer", fields);
+    assert.equal(again.file, file);
+    assert.equal(again.offset, content.length);
+    assert.equal((await fileServiceOf(server.hub).store.get(file))?.sha256, sha256(content));
+    await bob.ok("file_done", { file });
+  });
+});
+
+Deno.test("an offer that carried its SHA-256 (older clients) refuses a different one with the last chunk", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using _bob = await login(server, "bob");
+    const content = bytesOf(1000, 4);
+    const offer = await alice.ok("file_offer", {
+      to: "bob",
+      name: "o.bin",
+      size: content.length,
+      sha256: sha256(content),
+    });
+    const file = offer.file as number;
+    const id = crypto.randomUUID();
+    alice.send({ type: "file_chunk", id, file, offset: 0, sha256: "6".repeat(64) }, content);
+    const reply = await alice.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
+    assert.equal(reply.code, "file_corrupt", JSON.stringify(reply));
+    const done = await chunkOk(alice, file, 0, content);
+    assert.equal(done.complete, true);
+    assert.equal((await fileServiceOf(server.hub).store.get(file))?.key, sha256(content));
+  });
+});

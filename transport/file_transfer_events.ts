@@ -8,9 +8,7 @@
  * @module
  */
 
-import { basename } from "node:path";
 import { getLogger } from "@logtape/logtape";
-import { FileSource, type HashedFileSource } from "./file_io.ts";
 
 const log = getLogger(["chat", "files"]);
 
@@ -43,8 +41,8 @@ export interface FileProgressEvent {
 }
 
 /**
- * A file to send is being hashed before it is offered (its SHA-256 goes in the offer):
- * reported only once hashing has lasted a progress interval, at most a few per second,
+ * The bytes of a file to send before the offset a transfer resumes at are being hashed
+ * (senders hash as they send: the SHA-256 follows the last byte): reported only once hashing has lasted a progress interval, at most a few per second,
  * the last with `done` (when hashing failed, `bytes` is then below `size`: the error is
  * reported apart).
  */
@@ -359,9 +357,8 @@ export class HashingReporter {
  * ```ts ignore
  * import { FileEvents } from "./file_transfer_events.ts";
  * const events = new FileEvents((e) => console.log(e));
- * const source = await events.openSource("./big.iso", "bob"); // reports its hashing
- * const meter = events.meter(source.size, 0);
- * events.progress(meter, 1, "send", "bob", source.name, 1024);
+ * const meter = events.meter(4096, 0);
+ * events.progress(meter, 1, "send", "bob", "big.iso", 1024);
  * ```
  */
 export class FileEvents {
@@ -408,20 +405,5 @@ export class FileEvents {
   /** A reporter of the hashing of `name`, to be sent to `to` (see {@linkcode HashingReporter}). */
   hashing(to: string, name: string): HashingReporter {
     return new HashingReporter(to, name, (e) => this.emit(e), this.#intervalMs);
-  }
-
-  /**
-   * Opens and hashes the file at `path`, to be sent to `to`, reporting the hashing
-   * when it takes a while (see {@linkcode HashingReporter}).
-   *
-   * @throws {FileIoError} as `FileSource.open` does.
-   */
-  async openSource(path: string, to: string): Promise<HashedFileSource> {
-    const hashing = new HashingReporter(to, basename(path), (e) => this.emit(e), this.#intervalMs);
-    try {
-      return await FileSource.open(path, hashing.progress);
-    } finally {
-      hashing.end();
-    }
   }
 }

@@ -46,6 +46,9 @@ export const WINDOW_CHUNKS = 4;
 const QUEUE_SHARE = 3 / 4;
 /** Bytes read from the chosen file per step while hashing it. */
 const HASH_SLICE = 4 * 1024 * 1024;
+/** Reads at the end asking for a sender's SHA-256 before the page gives up on it. */
+const HASH_ASKS = 30;
+
 /** Bytes asked for per `file_read` (the server may send fewer). */
 export const READ_BYTES = 1024 * 1024;
 /** Received bytes kept as separate parts before they are folded into the Blob. */
@@ -475,7 +478,8 @@ export class WebFileTransfers {
       nick: String(offer.from),
       name: String(offer.name),
       size: Number(offer.size),
-      sha256: String(offer.sha256),
+      // Absent when the sender hashes as it uploads: it comes with the last bytes' read.
+      sha256: typeof offer.sha256 === "string" ? offer.sha256 : "",
       bytes: 0,
       state: "offered",
       accepted: false,
@@ -534,6 +538,7 @@ export class WebFileTransfers {
         if (reads.length === 1 && next < size) ask();
         const read = reads.shift()!;
         const reply = await Promise.race([read.reply, running.stopped]);
+        if (typeof reply.sha256 === "string") transfer.sha256 = reply.sha256;
         if (Number(reply.offset) + Number(reply.length) < read.end) {
           // A short read: what follows in flight does not join up; start again from here.
           await Promise.race([Promise.allSettled(reads.map((r) => r.reply)), running.stopped]);
@@ -541,6 +546,18 @@ export class WebFileTransfers {
         }
         transfer.bytes = expected;
         this.#report(transfer, false);
+      }
+      // Every byte in, the sender's SHA-256 maybe not yet (it comes with its last chunk): a
+      // read at the end asks for it; the server holds each such read a while.
+      for (let asked = 0; transfer.sha256 === ""; asked++) {
+        if (asked === HASH_ASKS) {
+          throw new TransferError("stalled", `${transfer.nick} did not finish sending it`);
+        }
+        const reply = await Promise.race([
+          this.#socket.request("file_read", { file: id, offset: size, length: 1 }),
+          running.stopped,
+        ]);
+        if (typeof reply.sha256 === "string") transfer.sha256 = reply.sha256;
       }
       return { blob: new Blob([blob, ...parts]), sha256: bytesToHex(hash.digest()) };
     } finally {
