@@ -17,7 +17,11 @@ import { type ClientMessage, parseClientMessage, requestIdOf } from "../protocol
 import type { NoticeCode } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
-import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
+import {
+  type ByteChannel,
+  FramedConnection,
+  type FrameReceiver,
+} from "../transport/framed_connection.ts";
 import type { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { isDiskFull } from "./disk_space.ts";
@@ -68,10 +72,10 @@ export interface ClientConnectionOptions {
 }
 
 /**
- * One client connection. `run()` serves it until it ends; `sweep()` is called
+ * One client connection. `serve()` serves it until it ends; `sweep()` is called
  * periodically by the server to enforce deadlines.
  */
-export class ClientConnection implements SessionPort {
+export class ClientConnection implements SessionPort, FrameReceiver {
   /** The client's address and port. */
   readonly remote: string;
   /** The client's IP address. */
@@ -93,6 +97,8 @@ export class ClientConnection implements SessionPort {
   #session: Session | null = null;
   /** The delivery of the direct messages held for the session, while it runs. */
   #held: Promise<void> | null = null;
+  /** Called once the connection has ended (see {@linkcode serve}). */
+  #onEnded: ((connection: ClientConnection) => void) | null = null;
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
@@ -114,32 +120,56 @@ export class ClientConnection implements SessionPort {
     return this.#session;
   }
 
-  /** Serves the connection until it ends; never throws. */
-  async run(): Promise<void> {
+  /**
+   * Serves the connection until it ends, then calls `onEnded` (once). Nothing waits in an
+   * async function meanwhile: the connection is called back with what each read brings
+   * ({@linkcode receiveFrames}), so an idle one holds its pending read and little else.
+   */
+  serve(onEnded: (connection: ClientConnection) => void): void {
     log.debug("connection from {remote}", { remote: this.remote });
+    this.#onEnded = onEnded;
+    this.#framed.receive(this);
+  }
+
+  /**
+   * Handles the frames of one read (called by the connection's reader). They are
+   * dispatched together: pipelined requests do not wait for one another, so their
+   * deliveries share one write per receiver. A request that must finish before the next
+   * holds the rest back; the promise says when the next read may start.
+   */
+  receiveFrames(frames: Frame[]): Promise<void> | undefined {
+    return this.#handleFrames(frames, 0);
+  }
+
+  #handleFrames(frames: Frame[], from: number): Promise<void> | undefined {
+    for (let i = from; i < frames.length; i++) {
+      if (this.#phase === "closing") return undefined;
+      const pending = this.#onFrame(frames[i]);
+      if (pending !== undefined) return pending.then(() => this.#handleFrames(frames, i + 1));
+    }
+    return undefined;
+  }
+
+  /** The reading ended (called by the connection's reader): ends the session and the socket. */
+  receiveEnd(error: unknown): void {
+    const ended = () => this.#onEnded?.(this);
+    this.#finish(error).then(ended, ended);
+  }
+
+  async #finish(error: unknown): Promise<void> {
     try {
-      // A read's frames are dispatched together: pipelined requests do not wait for one
-      // another, so their deliveries share one write per receiver.
-      reading: for await (const frames of this.#framed.batches()) {
-        for (const frame of frames) {
-          const pending = this.#onFrame(frame);
-          if (pending !== undefined) await pending;
-          if (this.#phase === "closing") break reading;
-        }
-      }
-    } catch (err) {
-      if (err instanceof ProtocolError) {
+      if (error instanceof ProtocolError) {
         this.#hub.metrics.counters.protocolErrors++;
-        if (err.code === "server_busy") this.#hub.metrics.counters.partialFramesRefused++;
+        if (error.code === "server_busy") this.#hub.metrics.counters.partialFramesRefused++;
         log.info("closing {remote}: {code}: {message}", {
           remote: this.remote,
-          code: err.code,
-          message: err.message,
+          code: error.code,
+          message: error.message,
         });
-        this.#trySend({ type: "error", code: err.code, message: err.message });
+        this.#trySend({ type: "error", code: error.code, message: error.message });
         await this.#framed.close(1000);
-      } else {
-        log.warn("connection {remote} failed: {err}", { remote: this.remote, err });
+      } else if (error !== undefined) {
+        log.warn("connection {remote} failed: {err}", { remote: this.remote, err: error });
       }
     } finally {
       await this.#inFlight?.atMost(0);

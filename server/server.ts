@@ -219,7 +219,10 @@ class RunningServer implements ChatServer {
   readonly #config: ServerConfig;
   readonly #connections = new Set<ClientConnection | IrcConnection>();
   readonly #perIp = new Map<string, number>();
+  /** TLS handshakes under way (a connection served is in {@linkcode #connections}). */
   readonly #running = new Set<Promise<void>>();
+  /** Resolves {@linkcode #allEnded}'s promise when the last connection ends. */
+  #noConnections: (() => void) | null = null;
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #files: FileService;
   #metricsServer: Deno.HttpServer | null = null;
@@ -461,8 +464,8 @@ class RunningServer implements ChatServer {
 
   /**
    * Serves an accepted (and, with TLS, handshaken) connection until it ends, as an IRC
-   * client's or a chat client's. Nothing waits on it in an async function: an idle
-   * connection holds only its own read.
+   * client's or a chat client's. Nothing waits on it: an idle connection holds only its
+   * own read.
    */
   #serve(conn: ByteChannel, ip: string, port: number, irc: boolean): void {
     const remote = `${ip}:${port}`;
@@ -478,23 +481,26 @@ class RunningServer implements ChatServer {
         partialFrames: this.#partialFrames,
       });
     this.#connections.add(connection);
-    const ended = () => this.#ended(connection, ip, running);
-    const running: Promise<void> = connection.run().then(ended, ended); // run() never throws
-    this.#running.add(running);
+    connection.serve(this.#ended);
   }
 
-  /** Forgets a connection from `ip` that has ended. */
-  #ended(
-    connection: ClientConnection | IrcConnection,
-    ip: string,
-    running: Promise<void>,
-  ): void {
-    this.#running.delete(running);
-    this.#connections.delete(connection);
+  /** Forgets a connection that has ended (one function for them all). */
+  readonly #ended = (connection: ClientConnection | IrcConnection): void => {
+    if (!this.#connections.delete(connection)) return;
     const traffic = connection.traffic;
     this.#closedTraffic.bytesIn += traffic.bytesIn;
     this.#closedTraffic.bytesOut += traffic.bytesOut;
-    this.#release(ip);
+    this.#release(connection.ip);
+    if (this.#connections.size === 0) {
+      this.#noConnections?.();
+      this.#noConnections = null;
+    }
+  };
+
+  /** Resolves once every connection has ended. */
+  #allEnded(): Promise<void> {
+    if (this.#connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#noConnections = resolve);
   }
 
   /** Counts a connection from `ip` gone. */
@@ -568,7 +574,10 @@ class RunningServer implements ChatServer {
       for (const connection of connections.slice(i, i + perTick)) connection.end();
       if (i + perTick < connections.length) await delay(DRAIN_TICK_MS);
     }
-    await withTimeout(Promise.allSettled([...this.#running]), this.#config.shutdownGraceMs + 1000);
+    await withTimeout(
+      Promise.allSettled([...this.#running, this.#allEnded()]),
+      this.#config.shutdownGraceMs + 1000,
+    );
     clearInterval(this.#sweeper);
     await this.#metricsServer?.shutdown().catch(() => {});
     await this.#webServer?.shutdown().catch(() => {});
