@@ -34,6 +34,7 @@ import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
 import { confirmDelivered, deliverHeld, HeldWindow } from "./held_delivery.ts";
 import { NickSkeletons } from "./nick_skeletons.ts";
+import { keySet, withKey, withoutKey } from "./key_set.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
@@ -75,8 +76,11 @@ export interface OnlineAccount {
   readonly nick: string;
   /** Its sessions. */
   readonly sessions: Set<Session>;
-  /** Keys of the accounts it blocks. */
-  readonly blocks: Set<string>;
+  /**
+   * Keys of the accounts it blocks: replaced, never changed in place (see
+   * {@linkcode withKey}), the shared empty set for most accounts.
+   */
+  blocks: ReadonlySet<string>;
   /** Keys of the rooms it is a member of. */
   readonly rooms: Set<string>;
   /**
@@ -330,7 +334,7 @@ export class ChatHub {
     if (!await this.store.addBlock(account.key, targetKey)) return false;
     const target = this.presence.entry(targetKey);
     const saw = target !== undefined && !this.presence.blockedBetween(account.key, targetKey);
-    account.blocks.add(targetKey);
+    account.blocks = withKey(account.blocks, targetKey);
     await this.presence.setBlock(account.key, targetKey, true);
     if (saw) await this.#presenceBetween(account.key, targetKey, false);
     return true;
@@ -342,7 +346,7 @@ export class ChatHub {
    */
   async unblock(account: OnlineAccount, targetKey: string): Promise<boolean> {
     if (!await this.store.removeBlock(account.key, targetKey)) return false;
-    account.blocks.delete(targetKey);
+    account.blocks = withoutKey(account.blocks, targetKey);
     await this.presence.setBlock(account.key, targetKey, false);
     const target = this.presence.entry(targetKey);
     if (target !== undefined && !this.presence.blockedBetween(account.key, targetKey)) {
@@ -710,7 +714,7 @@ export class ChatHub {
         key,
         nick: record?.nick ?? nick,
         sessions: new Set(),
-        blocks: new Set(await this.store.blocksOf(key)),
+        blocks: keySet(await this.store.blocksOf(key)),
         rooms: new Set(await this.store.accountRooms(key)),
         // Hidden on another node: hidden here too.
         hidden: this.presence.isHidden(key),
@@ -810,8 +814,7 @@ export class ChatHub {
   #remoteBlock(key: string, target: string, blocked: boolean): void {
     const account = this.#online.get(key);
     if (account === undefined) return;
-    if (blocked) account.blocks.add(target);
-    else account.blocks.delete(target);
+    account.blocks = blocked ? withKey(account.blocks, target) : withoutKey(account.blocks, target);
   }
 
   /**
