@@ -27,6 +27,7 @@ import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
+import { DeadlineWheel, type Timed } from "./deadline_wheel.ts";
 import { StoreError } from "./store.ts";
 import {
   type Admission,
@@ -49,6 +50,8 @@ function delay(ms: number): Promise<void> {
 export const PRE_LOGIN_MAX_FRAME = 64 * 1024;
 /** Pipelined requests in flight per connection before reading pauses. */
 export const MAX_IN_FLIGHT = 512;
+/** Tick of a connection's own deadline wheel (a server gives them all one). */
+const DEFAULT_TICK_MS = 250;
 /** The server's name in its `hello`. */
 export const SERVER_AGENT = "chat-server/1";
 
@@ -69,13 +72,19 @@ export interface ClientConnectionOptions {
   allocatePayload?: (length: number) => Uint8Array;
   /** The server's bound on bytes held for unfinished frames (all connections share it). */
   partialFrames?: PartialFrameBudget;
+  /**
+   * The timer of the connections' deadlines (login, idle, stalled writes, unfinished
+   * frames). Default: one of the connection's own.
+   */
+  deadlines?: DeadlineWheel;
 }
 
 /**
- * One client connection. `serve()` serves it until it ends; `sweep()` is called
- * periodically by the server to enforce deadlines.
+ * One client connection. `serve()` serves it until it ends; its deadlines are checked
+ * (`sweep()`) by the server's {@linkcode DeadlineWheel} when one may have come: an idle
+ * connection with no deadline is not visited at all.
  */
-export class ClientConnection implements SessionPort, FrameReceiver {
+export class ClientConnection implements SessionPort, FrameReceiver, Timed {
   /** The client's address and port. */
   readonly remote: string;
   /** The client's IP address. */
@@ -99,6 +108,9 @@ export class ClientConnection implements SessionPort, FrameReceiver {
   #held: Promise<void> | null = null;
   /** Called once the connection has ended (see {@linkcode serve}). */
   #onEnded: ((connection: ClientConnection) => void) | null = null;
+  readonly #deadlines: DeadlineWheel;
+  /** When the wheel checks it next (see {@linkcode Timed}); 0: not scheduled. */
+  deadlineAt = 0;
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
@@ -107,6 +119,7 @@ export class ClientConnection implements SessionPort, FrameReceiver {
     this.#flood = new FloodControl(hub.config, performance.now());
     this.#hub = hub;
     this.#loginTimeoutMs = options.loginTimeoutMs;
+    this.#deadlines = options.deadlines ?? new DeadlineWheel(DEFAULT_TICK_MS);
     this.#framed = new FramedConnection(channel, {
       maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
       maxQueueBytes: hub.config.maxQueueBytes,
@@ -129,6 +142,43 @@ export class ClientConnection implements SessionPort, FrameReceiver {
     log.debug("connection from {remote}", { remote: this.remote });
     this.#onEnded = onEnded;
     this.#framed.receive(this);
+    this.#arm(performance.now());
+  }
+
+  /** A deadline may have come (called by the wheel): checks, then schedules the next. */
+  onDeadline(now: number): void {
+    this.sweep(now, this.#deadlines.tickMs);
+    this.#arm(now);
+  }
+
+  /** A frame started to arrive: its deadline is scheduled. */
+  receivePartial(): void {
+    this.#arm(performance.now());
+  }
+
+  /**
+   * Schedules the next check of the connection's deadlines, if it has any: at every
+   * tick while a write is under way (a stall counts in ticks without progress), else at
+   * the earliest of the login, idle and unfinished-frame deadlines. Activity moves none
+   * of them: a check that comes early finds its deadline moved and schedules it again.
+   */
+  #arm(now: number): void {
+    if (this.#phase === "closing") return;
+    const framed = this.#framed;
+    if (framed.writeStalledMs > 0 || framed.queuedBytes > 0) {
+      this.#deadlines.scheduleNextTick(this);
+      return;
+    }
+    const config = this.#hub.config;
+    let at = Infinity;
+    const partialMs = framed.partialFrameMs;
+    if (partialMs > 0 && config.frameTimeoutMs > 0) at = now - partialMs + config.frameTimeoutMs;
+    if (this.#session === null) {
+      at = Math.min(at, this.#openedAt + this.#loginTimeoutMs);
+    } else if (config.idleTimeoutSec > 0) {
+      at = Math.min(at, this.#session.lastCommandAt + config.idleTimeoutSec * 1000);
+    }
+    if (at !== Infinity) this.#deadlines.schedule(this, at);
   }
 
   /**
@@ -172,6 +222,7 @@ export class ClientConnection implements SessionPort, FrameReceiver {
         log.warn("connection {remote} failed: {err}", { remote: this.remote, err: error });
       }
     } finally {
+      this.#deadlines.cancel(this);
       await this.#inFlight?.atMost(0);
       await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
@@ -195,6 +246,8 @@ export class ClientConnection implements SessionPort, FrameReceiver {
     try {
       this.#framed.sendEncoded(frame);
       this.#hub.metrics.counters.deliveries++;
+      // Checked at the next tick: the write may stall.
+      this.#deadlines.scheduleNextTick(this);
       return true;
     } catch (err) {
       if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
@@ -525,6 +578,7 @@ export class ClientConnection implements SessionPort, FrameReceiver {
   #trySend(event: object): void {
     try {
       this.#framed.send(event);
+      this.#deadlines.scheduleNextTick(this);
     } catch (err) {
       if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
       else if (!(err instanceof ConnectionClosedError)) throw err;

@@ -14,6 +14,7 @@ import type { ByteChannel } from "../transport/framed_connection.ts";
 import type { Broker } from "./broker.ts";
 import type { ClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
+import { DeadlineWheel, type Timed } from "./deadline_wheel.ts";
 import { ClientConnection } from "./connection.ts";
 import { IrcConnection } from "./irc_connection.ts";
 import { encodeIrcLine } from "../protocol/irc_line.ts";
@@ -37,7 +38,7 @@ function takeChunkPayload(length: number): Uint8Array {
   return CHUNK_PAYLOADS.take(length);
 }
 
-/** Milliseconds between sweeps for deadlines (login, idle, stalled writes). */
+/** Milliseconds of a tick of the deadline wheel (login, idle, stalled writes). */
 const SWEEP_INTERVAL_MS = 250;
 
 /** A running server. */
@@ -223,7 +224,11 @@ class RunningServer implements ChatServer {
   readonly #running = new Set<Promise<void>>();
   /** Resolves {@linkcode #allEnded}'s promise when the last connection ends. */
   #noConnections: (() => void) | null = null;
-  readonly #sweeper: ReturnType<typeof setInterval>;
+  /**
+   * The deadlines of every connection (login, idle, stalled writes, unfinished frames):
+   * one timer, which visits only the connections with a deadline due.
+   */
+  readonly #deadlines = new DeadlineWheel(SWEEP_INTERVAL_MS);
   readonly #files: FileService;
   #metricsServer: Deno.HttpServer | null = null;
   #shutdown: Promise<void> | null = null;
@@ -256,7 +261,6 @@ class RunningServer implements ChatServer {
     this.addr = listener.addr as Deno.NetAddr;
     this.tls = tls !== null;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
-    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
     log.info("listening on {host}:{port}{tls}", {
       host: this.addr.hostname,
       port: this.addr.port,
@@ -479,9 +483,24 @@ class RunningServer implements ChatServer {
         // File chunks arrive in buffers that are reused once their bytes are on disk.
         allocatePayload: takeChunkPayload,
         partialFrames: this.#partialFrames,
+        deadlines: this.#deadlines,
       });
     this.#connections.add(connection);
     connection.serve(this.#ended);
+    if (connection instanceof IrcConnection) this.#sweepEveryTick(connection);
+  }
+
+  /** Checks an IRC connection's deadlines at every tick, as long as it is served. */
+  #sweepEveryTick(connection: IrcConnection): void {
+    const timed: Timed = {
+      deadlineAt: 0,
+      onDeadline: (now) => {
+        if (!this.#connections.has(connection)) return;
+        connection.sweep(now, SWEEP_INTERVAL_MS);
+        this.#deadlines.scheduleNextTick(timed);
+      },
+    };
+    this.#deadlines.scheduleNextTick(timed);
   }
 
   /** Forgets a connection that has ended (one function for them all). */
@@ -547,11 +566,6 @@ class RunningServer implements ChatServer {
     return null;
   }
 
-  #sweep(): void {
-    const now = performance.now();
-    for (const connection of this.#connections) connection.sweep(now, SWEEP_INTERVAL_MS);
-  }
-
   async #doShutdown(reason: string): Promise<void> {
     const drainMs = this.#config.drainWindowMs;
     this.hub.draining = true;
@@ -578,7 +592,7 @@ class RunningServer implements ChatServer {
       Promise.allSettled([...this.#running, this.#allEnded()]),
       this.#config.shutdownGraceMs + 1000,
     );
-    clearInterval(this.#sweeper);
+    this.#deadlines.stop();
     await this.#metricsServer?.shutdown().catch(() => {});
     await this.#webServer?.shutdown().catch(() => {});
     this.hub.close();

@@ -57,6 +57,8 @@ export interface FrameReceiver {
    * oversized frame, or what {@linkcode receiveFrames} threw).
    */
   receiveEnd(error: unknown): void;
+  /** A frame started to arrive and is not complete yet (its age: `partialFrameMs`). */
+  receivePartial?(): void;
 }
 
 /** Options of {@linkcode FramedConnection}. */
@@ -613,6 +615,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     if (this.#decoder.pendingBytes === 0) this.#partialSince = 0;
     else if (this.#partialSince === 0 || payloads.length > 0) {
       this.#partialSince = performance.now() || 1;
+      this.#receiver?.receivePartial?.();
     }
     if (this.#reserved > 0 && this.#decoder.partialLength === 0) this.#releasePartial();
     // A replaced buffer is not read into again: frames may keep views of it.
