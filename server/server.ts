@@ -67,6 +67,12 @@ export interface ChatServer {
   readonly finished: Promise<void>;
   /** Bytes queued to clients and not yet written, over every connection. */
   readonly queuedBytes: number;
+  /**
+   * Connections waiting on a deadline (login, idle timeout, a write under way, an
+   * unfinished frame; an IRC connection always): none once every chat client is logged
+   * in and quiet, without an idle timeout.
+   */
+  readonly deadlinesPending: number;
 }
 
 /** Replaceable parts of a server (tests inject an in-memory store). */
@@ -352,6 +358,10 @@ class RunningServer implements ChatServer {
     let queued = 0;
     for (const connection of this.#connections) queued += connection.outbound().queued;
     return queued;
+  }
+
+  get deadlinesPending(): number {
+    return this.#deadlines.size;
   }
 
   #renderMetrics(): string {
