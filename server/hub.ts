@@ -34,7 +34,7 @@ import { hashPassword, verifyPassword } from "./password.ts";
 import { PresenceBatcher } from "./presence.ts";
 import { confirmDelivered, deliverHeld, HeldWindow } from "./held_delivery.ts";
 import { NickSkeletons } from "./nick_skeletons.ts";
-import { keySet, withKey, withoutKey } from "./key_set.ts";
+import { keySet, sharedKeySet, withKey, withoutKey } from "./key_set.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
@@ -81,8 +81,11 @@ export interface OnlineAccount {
    * {@linkcode withKey}), the shared empty set for most accounts.
    */
   blocks: ReadonlySet<string>;
-  /** Keys of the rooms it is a member of. */
-  readonly rooms: Set<string>;
+  /**
+   * Keys of the rooms it is a member of: replaced, never changed in place (see
+   * {@linkcode sharedKeySet}), one set shared by the accounts in the lobby alone.
+   */
+  rooms: ReadonlySet<string>;
   /**
    * Hidden (`/hide`): it appears offline to everyone (presence, lists, contacts) and its
    * reads send no receipts.
@@ -715,7 +718,7 @@ export class ChatHub {
         nick: record?.nick ?? nick,
         sessions: new Set(),
         blocks: keySet(await this.store.blocksOf(key)),
-        rooms: new Set(await this.store.accountRooms(key)),
+        rooms: sharedKeySet(await this.store.accountRooms(key)),
         // Hidden on another node: hidden here too.
         hidden: this.presence.isHidden(key),
       };

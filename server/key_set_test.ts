@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { EMPTY_KEYS, keySet, withKey, withoutKey } from "./key_set.ts";
+import { EMPTY_KEYS, keySet, sharedKeySet, withKey, withoutKey } from "./key_set.ts";
 
 Deno.test("keySet: no keys give the shared empty set, keys a set of their own", () => {
   assert.equal(keySet([]), EMPTY_KEYS);
@@ -22,4 +22,16 @@ Deno.test("withKey and withoutKey never change a set in place", () => {
   assert.deepEqual([...back], ["a"]);
   assert.deepEqual([...two], ["a", "b"]);
   assert.equal(withoutKey(back, "a"), EMPTY_KEYS, "emptied: the shared empty set");
+});
+
+Deno.test("sharedKeySet: a set of one key is shared, others are not", () => {
+  const a = sharedKeySet(["lobby"]);
+  assert.equal(sharedKeySet(new Set(["lobby"])), a);
+  assert.deepEqual([...a], ["lobby"]);
+  assert.notEqual(sharedKeySet(["lobby", "dev"]), sharedKeySet(["lobby", "dev"]));
+  assert.equal(sharedKeySet([]), EMPTY_KEYS);
+  // Changed, a shared set gives a new one: the others holding it see no change.
+  const b = withKey(a, "dev");
+  assert.deepEqual([...sharedKeySet(["lobby"])], ["lobby"]);
+  assert.deepEqual([...b], ["lobby", "dev"]);
 });
