@@ -80,6 +80,8 @@ export function roomSubject(roomKey: string): string {
 /** The subject every logged-in session hears (broadcasts, presence). */
 export const ALL_SUBJECT = "all";
 
+const NONE: readonly Subscriber[] = [];
+
 /**
  * In-process fan-out: one map from subject to subscribers, frames encoded once.
  *
@@ -96,25 +98,41 @@ export const ALL_SUBJECT = "all";
  * ```
  */
 export class LocalBroker implements Broker {
-  readonly #subjects = new Map<string, Set<Subscriber>>();
+  /**
+   * Per subject its subscribers: a lone one as itself (each account's own subject: no
+   * set per account), several in a set.
+   */
+  readonly #subjects = new Map<string, Subscriber | Set<Subscriber>>();
 
   /** Adds a subscriber to a subject; in process it is confirmed at once. */
   subscribe(subject: string, subscriber: Subscriber): Promise<void> {
-    let set = this.#subjects.get(subject);
-    if (set === undefined) {
-      set = new Set();
-      this.#subjects.set(subject, set);
-    }
-    set.add(subscriber);
+    const held = this.#subjects.get(subject);
+    if (held === undefined) this.#subjects.set(subject, subscriber);
+    else if (held instanceof Set) held.add(subscriber);
+    else if (held !== subscriber) this.#subjects.set(subject, new Set([held, subscriber]));
     return Promise.resolve();
   }
 
   /** Removes a subscriber from a subject. */
   unsubscribe(subject: string, subscriber: Subscriber): void {
-    const set = this.#subjects.get(subject);
-    if (set === undefined) return;
-    set.delete(subscriber);
-    if (set.size === 0) this.#subjects.delete(subject);
+    const held = this.#subjects.get(subject);
+    if (held === undefined) return;
+    if (!(held instanceof Set)) {
+      if (held === subscriber) this.#subjects.delete(subject);
+      return;
+    }
+    held.delete(subscriber);
+    if (held.size === 0) this.#subjects.delete(subject);
+  }
+
+  /**
+   * The subscribers of a subject, copied: a delivery may cut a slow consumer off, which
+   * unsubscribes it.
+   */
+  #subscribers(subject: string): readonly Subscriber[] {
+    const held = this.#subjects.get(subject);
+    if (held === undefined) return NONE;
+    return held instanceof Set ? [...held] : [held];
   }
 
   /** Delivers synchronously to every subscriber; resolves to the accepted count. */
@@ -124,12 +142,11 @@ export class LocalBroker implements Broker {
 
   /** The synchronous core of {@linkcode publish}. */
   publishNow(subject: string, publication: Publication): number {
-    const set = this.#subjects.get(subject);
-    if (set === undefined || set.size === 0) return 0;
+    const subscribers = this.#subscribers(subject);
+    if (subscribers.length === 0) return 0;
     let frame: Uint8Array | undefined;
     let accepted = 0;
-    // Copy: a delivery may cut a slow consumer off, which unsubscribes it.
-    for (const subscriber of [...set]) {
+    for (const subscriber of subscribers) {
       if (!subscriber.accepts(publication)) continue;
       if (subscriber.sendEncoded(frame ??= encodeFrame(publication.event))) accepted++;
     }
@@ -148,8 +165,8 @@ export class LocalBroker implements Broker {
    * one when a publication filters by `from` or `exceptSession`, are checked one by one.
    */
   publishBatchNow(subject: string, publications: readonly Publication[]): number {
-    const set = this.#subjects.get(subject);
-    if (set === undefined || set.size === 0 || publications.length === 0) return 0;
+    const subscribers = this.#subscribers(subject);
+    if (subscribers.length === 0 || publications.length === 0) return 0;
     const frames = publications.map((p) => encodeFrame(p.event));
     const bytes = concatBytes(frames);
     const offsets = [0];
@@ -161,7 +178,7 @@ export class LocalBroker implements Broker {
       if (p.except !== undefined) { for (const key of p.except) named.add(key); }
     }
     let accepted = 0;
-    for (const subscriber of [...set]) {
+    for (const subscriber of subscribers) {
       if (!checkEach && !named.has(subscriber.accountKey)) {
         if (subscriber.sendEncoded(bytes)) accepted++;
         continue;
@@ -196,7 +213,8 @@ export class LocalBroker implements Broker {
 
   /** Number of subscribers of a subject. */
   subscriberCount(subject: string): number {
-    return this.#subjects.get(subject)?.size ?? 0;
+    const held = this.#subjects.get(subject);
+    return held === undefined ? 0 : held instanceof Set ? held.size : 1;
   }
 
   /** Drops every subscription. */
