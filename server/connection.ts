@@ -95,8 +95,8 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
   readonly #loginTimeoutMs: number;
   /** Pipelined requests running (created with the first: an idle connection has none). */
   #inFlight: InFlight | null = null;
-  /** The connection's budget before login, then the session's, fresh at login. */
-  #flood: FloodControl;
+  /** The connection's budget before login, then the session's, fresh at login (made on first use). */
+  #flood: FloodControl | null = null;
   #bytesSeen = 0;
   /** Requests run and not yet answered: one of them may still succeed. */
   #awaiting = 0;
@@ -116,7 +116,6 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
     this.remote = options.remote;
     this.ip = options.ip;
-    this.#flood = new FloodControl(hub.config, performance.now());
     this.#hub = hub;
     this.#loginTimeoutMs = options.loginTimeoutMs;
     this.#deadlines = options.deadlines ?? new DeadlineWheel(DEFAULT_TICK_MS);
@@ -126,6 +125,11 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
       ...(options.allocatePayload ? { allocatePayload: options.allocatePayload } : {}),
       ...(options.partialFrames ? { partialFrames: options.partialFrames } : {}),
     });
+  }
+
+  /** Flood control: the connection's budget before login, then the session's. */
+  get #floodControl(): FloodControl {
+    return this.#flood ??= new FloodControl(this.#hub.config, performance.now());
   }
 
   /** The logged-in session, if any. */
@@ -372,7 +376,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     this.#bytesSeen = this.#framed.bytesIn;
     if (this.#session !== null) this.#hub.metrics.counters.requests++;
     if (message !== null && this.#session !== null && PACED_TYPES.has(message.type)) {
-      const wait = this.#flood.pace(pacedBytes(message as { type: string }, bytes), now);
+      const wait = this.#floodControl.pace(pacedBytes(message as { type: string }, bytes), now);
       if (wait > 0) {
         this.#hub.metrics.counters.pacedRequests++;
         const paced = message;
@@ -384,7 +388,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     }
     const type = message?.type ?? "invalid";
     const cost = message === null ? 1 : requestCost(message as { type: string; limit?: number });
-    const admission = this.#flood.admit(type, bytes, now, cost);
+    const admission = this.#floodControl.admit(type, bytes, now, cost);
     if (!admission.admitted) {
       this.#refuse(requestIdOf(frame.header), admission);
       return;
@@ -464,7 +468,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
    * failed (`--flood-strikes` of them in a row) is cut off like a flooder.
    */
   #failed(): void {
-    const onlyErrors = this.#flood.failed(performance.now());
+    const onlyErrors = this.#floodControl.failed(performance.now());
     // Pipelined requests still running may succeed: errors often come back before them.
     if (this.#phase === "closing" || !onlyErrors || this.#awaiting > 0) return;
     this.#hub.metrics.counters.floodDisconnects++;
@@ -500,7 +504,8 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
       this.#phase = "session";
       this.#framed.maxFrameSize = this.#hub.config.maxFrameSize;
       this.#trySend({ type: "ok", re: id, ...reply });
-      this.#flood = new FloodControl(this.#hub.config, performance.now());
+      // Made on the session's first request: an idle session holds none.
+      this.#flood = null;
       // In the background, paced by what the client reads: its requests go on meanwhile.
       const held: Promise<void> = this.#hub.deliverPending(session, heldThrough).catch((err) =>
         log.error("delivering held messages to {nick} failed: {err}", {
@@ -522,7 +527,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     try {
       const data = await result.finally(() => this.#awaiting--);
       this.#trySend({ type: "ok", re: id, ...data });
-      this.#flood.succeeded();
+      this.#flood?.succeeded();
     } catch (err) {
       this.#sendError(id, err);
     }
