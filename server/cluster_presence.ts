@@ -30,6 +30,7 @@ import { ClusterApplied } from "./cluster_applied.ts";
 import type { ClusterBus, ClusterMessage } from "./cluster_bus.ts";
 import { MISSED_HEARTBEATS } from "./config.ts";
 import { EMPTY_KEYS, withKey, withoutKey } from "./key_set.ts";
+import { PresenceShares } from "./presence_shares.ts";
 
 const log = getLogger(["chat", "server", "cluster_presence"]);
 
@@ -51,8 +52,8 @@ export interface PresenceEntry {
   readonly key: string;
   /** Display nick. */
   nick: string;
-  /** Per node id: its sessions there. */
-  readonly shares: Map<string, Share>;
+  /** Per node id: its sessions there (a lone one held as itself). */
+  readonly shares: PresenceShares<Share>;
   /** Keys of the accounts it blocks: replaced, never changed in place (see `key_set.ts`). */
   blocks: ReadonlySet<string>;
 }
@@ -361,7 +362,12 @@ export class ClusterPresence {
       if (entry.shares.size === 0) this.#remove(entry);
     } else {
       if (entry === undefined) {
-        entry = { key: record.key, nick: record.nick, shares: new Map(), blocks: EMPTY_KEYS };
+        entry = {
+          key: record.key,
+          nick: record.nick,
+          shares: new PresenceShares(),
+          blocks: EMPTY_KEYS,
+        };
         this.#entries.set(entry.key, entry);
         for (const target of record.blocks) this.#applyBlock(entry.key, target, true);
       }
