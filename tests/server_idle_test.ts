@@ -10,7 +10,8 @@ import { Probe, testServer, until } from "./helpers/harness.ts";
 const CLIENTS = 20;
 
 Deno.test("idle logged-in connections wait on no deadline; those not logged in yet do", async () => {
-  const server = await testServer();
+  // A login deadline far away: met, it must not stay scheduled until it comes.
+  const server = await testServer({ loginTimeoutMs: 600_000 });
   const probes: Probe[] = [];
   try {
     for (let i = 0; i < CLIENTS; i++) {
