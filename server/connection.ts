@@ -27,7 +27,7 @@ import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
-import { DeadlineWheel, type Timed } from "./deadline_wheel.ts";
+import type { DeadlineWheel, Timed } from "./deadline_wheel.ts";
 import { StoreError } from "./store.ts";
 import {
   type Admission,
@@ -50,8 +50,6 @@ function delay(ms: number): Promise<void> {
 export const PRE_LOGIN_MAX_FRAME = 64 * 1024;
 /** Pipelined requests in flight per connection before reading pauses. */
 export const MAX_IN_FLIGHT = 512;
-/** Tick of a connection's own deadline wheel (a server gives them all one). */
-const DEFAULT_TICK_MS = 250;
 /** The server's name in its `hello`. */
 export const SERVER_AGENT = "chat-server/1";
 
@@ -72,11 +70,8 @@ export interface ClientConnectionOptions {
   allocatePayload?: (length: number) => Uint8Array;
   /** The server's bound on bytes held for unfinished frames (all connections share it). */
   partialFrames?: PartialFrameBudget;
-  /**
-   * The timer of the connections' deadlines (login, idle, stalled writes, unfinished
-   * frames). Default: one of the connection's own.
-   */
-  deadlines?: DeadlineWheel;
+  /** The timer of the server's connections' deadlines (login, idle, stalled writes, unfinished frames). */
+  deadlines: DeadlineWheel;
 }
 
 /**
@@ -118,7 +113,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     this.ip = options.ip;
     this.#hub = hub;
     this.#loginTimeoutMs = options.loginTimeoutMs;
-    this.#deadlines = options.deadlines ?? new DeadlineWheel(DEFAULT_TICK_MS);
+    this.#deadlines = options.deadlines;
     this.#framed = new FramedConnection(channel, {
       maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
       maxQueueBytes: hub.config.maxQueueBytes,

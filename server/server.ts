@@ -1,5 +1,5 @@
 /**
- * The chat server: listener, accept loop, deadlines sweep and graceful shutdown,
+ * The chat server: listener, accept loop, deadline wheel and graceful shutdown,
  * wiring connections to the chat hub, the store and the broker.
  *
  * @module
