@@ -119,7 +119,11 @@ export const ALL_SUBJECT = "all";
  * ```
  */
 export class LocalBroker implements Broker {
-  readonly #subjects = new Map<string, Set<Subscriber>>();
+  /**
+   * Per subject its subscribers: a lone one as itself (each account's own subject: no
+   * set per account), several in a set.
+   */
+  readonly #subjects = new Map<string, Subscriber | Set<Subscriber>>();
   /** Publications waiting for the end of the job, per subject, subjects in order of their first. */
   #pending = new Map<string, PendingPublications>();
   #flushQueued = false;
@@ -128,22 +132,34 @@ export class LocalBroker implements Broker {
   /** Adds a subscriber to a subject; in process it is confirmed at once. */
   subscribe(subject: string, subscriber: Subscriber): Promise<void> {
     this.flush();
-    let set = this.#subjects.get(subject);
-    if (set === undefined) {
-      set = new Set();
-      this.#subjects.set(subject, set);
-    }
-    set.add(subscriber);
+    const held = this.#subjects.get(subject);
+    if (held === undefined) this.#subjects.set(subject, subscriber);
+    else if (held instanceof Set) held.add(subscriber);
+    else if (held !== subscriber) this.#subjects.set(subject, new Set([held, subscriber]));
     return Promise.resolve();
   }
 
   /** Removes a subscriber from a subject. */
   unsubscribe(subject: string, subscriber: Subscriber): void {
-    const set = this.#subjects.get(subject);
-    if (set === undefined) return;
+    const held = this.#subjects.get(subject);
+    if (held === undefined) return;
     this.flush();
-    set.delete(subscriber);
-    if (set.size === 0) this.#subjects.delete(subject);
+    if (!(held instanceof Set)) {
+      if (held === subscriber) this.#subjects.delete(subject);
+      return;
+    }
+    held.delete(subscriber);
+    if (held.size === 0) this.#subjects.delete(subject);
+  }
+
+  /**
+   * The subscribers of a subject, null when none: its set (whose iteration skips what a
+   * delivery deletes from it: a slow consumer cut off is unsubscribed), or its lone one.
+   */
+  #subscribers(subject: string): Iterable<Subscriber> | null {
+    const held = this.#subjects.get(subject);
+    if (held === undefined) return null;
+    return held instanceof Set ? held : [held];
   }
 
   /**
@@ -151,8 +167,7 @@ export class LocalBroker implements Broker {
    * publications of that job to `subject`; resolves to the accepted count then.
    */
   publish(subject: string, publication: Publication): Promise<number> {
-    const set = this.#subjects.get(subject);
-    if (set === undefined || set.size === 0) return Promise.resolve(0);
+    if (!this.#subjects.has(subject)) return Promise.resolve(0);
     let pending = this.#pending.get(subject);
     if (pending === undefined) {
       pending = { publications: [], settle: [] };
@@ -191,13 +206,11 @@ export class LocalBroker implements Broker {
   /** The synchronous core of {@linkcode publish}, at once (without the job's others). */
   publishNow(subject: string, publication: Publication): number {
     if (this.#pending.size > 0) this.flush();
-    const set = this.#subjects.get(subject);
-    if (set === undefined || set.size === 0) return 0;
+    const subscribers = this.#subscribers(subject);
+    if (subscribers === null) return 0;
     let frame: Uint8Array | undefined;
     let accepted = 0;
-    // A delivery may cut a slow consumer off, which unsubscribes it: a Set's iteration
-    // skips what is deleted during it.
-    for (const subscriber of set) {
+    for (const subscriber of subscribers) {
       if (!subscriber.accepts(publication)) continue;
       if (subscriber.sendEncoded(frame ??= encodeFrame(publication.event))) accepted++;
     }
@@ -216,8 +229,7 @@ export class LocalBroker implements Broker {
    */
   publishBatchNow(subject: string, publications: readonly Publication[]): number {
     this.flush();
-    const set = this.#subjects.get(subject);
-    if (set === undefined || set.size === 0 || publications.length === 0) return 0;
+    if (!this.#subjects.has(subject) || publications.length === 0) return 0;
     let reached = 0;
     this.#deliverBatch(subject, publications, () => reached++);
     return reached;
@@ -235,13 +247,13 @@ export class LocalBroker implements Broker {
     reached?: () => void,
   ): number[] {
     const counts = new Array<number>(publications.length).fill(0);
-    const set = this.#subjects.get(subject);
-    if (set === undefined || set.size === 0) return counts;
+    const subscribers = this.#subscribers(subject);
+    if (subscribers === null) return counts;
     const { bytes, ends } = encodeFrames(publications.map((p) => p.event));
     const filter = batchFilter(publications);
     const n = publications.length;
     let all = 0;
-    for (const subscriber of set) {
+    for (const subscriber of subscribers) {
       const whole = filter === null ||
         (subscriber.acceptsAll !== undefined
           ? subscriber.acceptsAll(filter)
@@ -288,7 +300,8 @@ export class LocalBroker implements Broker {
 
   /** Number of subscribers of a subject. */
   subscriberCount(subject: string): number {
-    return this.#subjects.get(subject)?.size ?? 0;
+    const held = this.#subjects.get(subject);
+    return held === undefined ? 0 : held instanceof Set ? held.size : 1;
   }
 
   /** Drops every subscription (what is pending reaches nobody: resolved with 0). */

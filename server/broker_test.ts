@@ -160,3 +160,27 @@ Deno.test("publish: the order of one job's publications holds across subjects an
   await broker.publishBatch("room.a", [{ event: notice("3") }, { event: notice("4") }]);
   assert.deepEqual(ann.events().map((e) => e.text), ["1", "2", "3", "4"]);
 });
+
+Deno.test("a subject held by a lone subscriber, then several, then one and none", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann");
+  const bob = recorder("bob");
+  await broker.subscribe("user.ann", ann);
+  await broker.subscribe("user.ann", ann); // idempotent
+  assert.equal(broker.subscriberCount("user.ann"), 1);
+  assert.equal(await broker.publish("user.ann", { event: notice("one") }), 1);
+  await broker.subscribe("user.ann", bob);
+  assert.equal(broker.subscriberCount("user.ann"), 2);
+  assert.equal(await broker.publish("user.ann", { event: notice("two") }), 2);
+  broker.unsubscribe("user.ann", ann);
+  assert.equal(await broker.publish("user.ann", { event: notice("three") }), 1);
+  broker.unsubscribe("user.ann", bob);
+  broker.unsubscribe("user.ann", bob); // idempotent
+  assert.equal(broker.subscriberCount("user.ann"), 0);
+  assert.equal(await broker.publishBatch("user.ann", [{ event: notice("none") }]), 0);
+  await broker.subscribe("user.ann", bob);
+  broker.unsubscribe("user.ann", ann); // not its subscriber: nothing changes
+  assert.equal(await broker.publishBatch("user.ann", [{ event: notice("four") }]), 1);
+  assert.deepEqual(ann.events().map((e) => e.text), ["one", "two"]);
+  assert.deepEqual(bob.events().map((e) => e.text), ["two", "three", "four"]);
+});

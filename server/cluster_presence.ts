@@ -29,6 +29,8 @@ import { getLogger } from "@logtape/logtape";
 import { ClusterApplied } from "./cluster_applied.ts";
 import type { ClusterBus, ClusterMessage } from "./cluster_bus.ts";
 import { MISSED_HEARTBEATS } from "./config.ts";
+import { EMPTY_KEYS, withKey, withoutKey } from "./key_set.ts";
+import { PresenceShares } from "./presence_shares.ts";
 
 const log = getLogger(["chat", "server", "cluster_presence"]);
 
@@ -52,10 +54,10 @@ export interface PresenceEntry {
   readonly key: string;
   /** Display nick. */
   nick: string;
-  /** Per node id: its sessions there. */
-  readonly shares: Map<string, Share>;
-  /** Keys of the accounts it blocks. */
-  readonly blocks: Set<string>;
+  /** Per node id: its sessions there (a lone one held as itself). */
+  readonly shares: PresenceShares<Share>;
+  /** Keys of the accounts it blocks: replaced, never changed in place (see `key_set.ts`). */
+  blocks: ReadonlySet<string>;
 }
 
 /** A transition: an account became visible somewhere, or is visible nowhere any more. */
@@ -386,7 +388,12 @@ export class ClusterPresence {
       if (entry.shares.size === 0) this.#remove(entry);
     } else {
       if (entry === undefined) {
-        entry = { key: record.key, nick: record.nick, shares: new Map(), blocks: new Set() };
+        entry = {
+          key: record.key,
+          nick: record.nick,
+          shares: new PresenceShares(),
+          blocks: EMPTY_KEYS,
+        };
         this.#entries.set(entry.key, entry);
         for (const target of record.blocks) this.#applyBlock(entry.key, target, true);
       }
@@ -407,7 +414,8 @@ export class ClusterPresence {
       key: entry.key,
       nick: entry.nick,
       online: after,
-      blocks: new Set(entry.blocks),
+      // Never changed in place: the change keeps the blocks of this moment.
+      blocks: entry.blocks,
       blockedBy: new Set(this.blockedBy(entry.key)),
     });
   }
@@ -422,11 +430,12 @@ export class ClusterPresence {
     if (entry === undefined) return;
     if (blocked) {
       if (entry.blocks.has(target)) return;
-      entry.blocks.add(target);
+      entry.blocks = withKey(entry.blocks, target);
       let by = this.#blockedBy.get(target);
       if (by === undefined) this.#blockedBy.set(target, by = new Set());
       by.add(key);
-    } else if (entry.blocks.delete(target)) {
+    } else if (entry.blocks.has(target)) {
+      entry.blocks = withoutKey(entry.blocks, target);
       this.#unindex(key, target);
     }
   }

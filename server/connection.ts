@@ -17,12 +17,17 @@ import { type ClientMessage, parseClientMessage, requestIdOf } from "../protocol
 import type { NoticeCode } from "../protocol/replies.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
-import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
+import {
+  type ByteChannel,
+  FramedConnection,
+  type FrameReceiver,
+} from "../transport/framed_connection.ts";
 import type { PartialFrameBudget } from "../transport/partial_frame_budget.ts";
 import { type CommandContext, commands, type CommandSpec } from "./commands.ts";
 import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
+import type { DeadlineWheel, Timed } from "./deadline_wheel.ts";
 import { StoreError } from "./store.ts";
 import {
   type Admission,
@@ -65,13 +70,16 @@ export interface ClientConnectionOptions {
   allocatePayload?: (length: number) => Uint8Array;
   /** The server's bound on bytes held for unfinished frames (all connections share it). */
   partialFrames?: PartialFrameBudget;
+  /** The timer of the server's connections' deadlines (login, idle, stalled writes, unfinished frames). */
+  deadlines: DeadlineWheel;
 }
 
 /**
- * One client connection. `run()` serves it until it ends; `sweep()` is called
- * periodically by the server to enforce deadlines.
+ * One client connection. `serve()` serves it until it ends; its deadlines are checked
+ * (`sweep()`) by the server's {@linkcode DeadlineWheel} when one may have come: an idle
+ * connection with no deadline is not visited at all.
  */
-export class ClientConnection implements SessionPort {
+export class ClientConnection implements SessionPort, FrameReceiver, Timed {
   /** The client's address and port. */
   readonly remote: string;
   /** The client's IP address. */
@@ -82,8 +90,8 @@ export class ClientConnection implements SessionPort {
   readonly #loginTimeoutMs: number;
   /** Pipelined requests running (created with the first: an idle connection has none). */
   #inFlight: InFlight | null = null;
-  /** The connection's budget before login, then the session's, fresh at login. */
-  #flood: FloodControl;
+  /** The connection's budget before login, then the session's, fresh at login (made on first use). */
+  #flood: FloodControl | null = null;
   #bytesSeen = 0;
   /** Requests run and not yet answered: one of them may still succeed. */
   #awaiting = 0;
@@ -91,14 +99,19 @@ export class ClientConnection implements SessionPort {
   #session: Session | null = null;
   /** The delivery of the direct messages held for the session, while it runs. */
   #held: Promise<void> | null = null;
+  /** Called once the connection has ended (see {@linkcode serve}). */
+  #onEnded: ((connection: ClientConnection) => void) | null = null;
+  readonly #deadlines: DeadlineWheel;
+  /** When the wheel checks it next (see {@linkcode Timed}); 0: not scheduled. */
+  deadlineAt = 0;
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
     this.remote = options.remote;
     this.ip = options.ip;
-    this.#flood = new FloodControl(hub.config, performance.now());
     this.#hub = hub;
     this.#loginTimeoutMs = options.loginTimeoutMs;
+    this.#deadlines = options.deadlines;
     this.#framed = new FramedConnection(channel, {
       maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
       maxQueueBytes: hub.config.maxQueueBytes,
@@ -107,44 +120,108 @@ export class ClientConnection implements SessionPort {
     });
   }
 
+  /** Flood control: the connection's budget before login, then the session's. */
+  get #floodControl(): FloodControl {
+    return this.#flood ??= new FloodControl(this.#hub.config, performance.now());
+  }
+
   /** The logged-in session, if any. */
   get session(): Session | null {
     return this.#session;
   }
 
-  /** Serves the connection until it ends; never throws. */
-  async run(): Promise<void> {
+  /**
+   * Serves the connection until it ends, then calls `onEnded` (once). Nothing waits in an
+   * async function meanwhile: the connection is called back with what each read brings
+   * ({@linkcode receiveFrames}), so an idle one holds its pending read and little else.
+   */
+  serve(onEnded: (connection: ClientConnection) => void): void {
     log.debug("connection from {remote}", { remote: this.remote });
+    this.#onEnded = onEnded;
+    this.#framed.receive(this);
+    this.#arm(performance.now());
+  }
+
+  /** A deadline may have come (called by the wheel): checks, then schedules the next. */
+  onDeadline(now: number): void {
+    this.sweep(now, this.#deadlines.tickMs);
+    this.#arm(now);
+  }
+
+  /** A frame started to arrive: its deadline is scheduled. */
+  receivePartial(): void {
+    this.#arm(performance.now());
+  }
+
+  /**
+   * Schedules the next check of the connection's deadlines, if it has any: at every
+   * tick while a write is under way (a stall counts in ticks without progress), else at
+   * the earliest of the login, idle and unfinished-frame deadlines. Activity moves none
+   * of them: a check that comes early finds its deadline moved and schedules it again.
+   */
+  #arm(now: number): void {
+    if (this.#phase === "closing") return;
+    const framed = this.#framed;
+    if (framed.writeStalledMs > 0 || framed.queuedBytes > 0) {
+      this.#deadlines.scheduleNextTick(this);
+      return;
+    }
+    const config = this.#hub.config;
+    let at = Infinity;
+    const partialMs = framed.partialFrameMs;
+    if (partialMs > 0 && config.frameTimeoutMs > 0) at = now - partialMs + config.frameTimeoutMs;
+    if (this.#session === null) {
+      at = Math.min(at, this.#openedAt + this.#loginTimeoutMs);
+    } else if (config.idleTimeoutSec > 0) {
+      at = Math.min(at, this.#session.lastCommandAt + config.idleTimeoutSec * 1000);
+    }
+    if (at !== Infinity) this.#deadlines.schedule(this, at);
+  }
+
+  /**
+   * Handles the frames of one read (called by the connection's reader). They are
+   * dispatched together: pipelined requests do not wait for one another, so their
+   * deliveries share one write per receiver. A request that must finish before the next
+   * holds the rest back; the promise says when the next read may start.
+   */
+  receiveFrames(frames: Frame[]): Promise<void> | undefined {
+    return this.#handleFrames(frames, 0);
+  }
+
+  #handleFrames(frames: Frame[], from: number): Promise<void> | undefined {
+    // They arrived together: one look at the clock for them (again after any wait).
+    const now = performance.now();
+    for (let i = from; i < frames.length; i++) {
+      if (this.#phase === "closing") return undefined;
+      const pending = this.#onFrame(frames[i], now);
+      if (pending !== undefined) return pending.then(() => this.#handleFrames(frames, i + 1));
+    }
+    return undefined;
+  }
+
+  /** The reading ended (called by the connection's reader): ends the session and the socket. */
+  receiveEnd(error: unknown): void {
+    const ended = () => this.#onEnded?.(this);
+    this.#finish(error).then(ended, ended);
+  }
+
+  async #finish(error: unknown): Promise<void> {
     try {
-      // A read's frames are dispatched together: pipelined requests do not wait for one
-      // another, so their deliveries share one write per receiver.
-      reading: for await (const frames of this.#framed.batches()) {
-        // They arrived together: one look at the clock for them, again after any wait.
-        let now = performance.now();
-        for (const frame of frames) {
-          const pending = this.#onFrame(frame, now);
-          if (pending !== undefined) {
-            await pending;
-            now = performance.now();
-          }
-          if (this.#phase === "closing") break reading;
-        }
-      }
-    } catch (err) {
-      if (err instanceof ProtocolError) {
+      if (error instanceof ProtocolError) {
         this.#hub.metrics.counters.protocolErrors++;
-        if (err.code === "server_busy") this.#hub.metrics.counters.partialFramesRefused++;
+        if (error.code === "server_busy") this.#hub.metrics.counters.partialFramesRefused++;
         log.info("closing {remote}: {code}: {message}", {
           remote: this.remote,
-          code: err.code,
-          message: err.message,
+          code: error.code,
+          message: error.message,
         });
-        this.#trySend({ type: "error", code: err.code, message: err.message });
+        this.#trySend({ type: "error", code: error.code, message: error.message });
         await this.#framed.close(1000);
-      } else {
-        log.warn("connection {remote} failed: {err}", { remote: this.remote, err });
+      } else if (error !== undefined) {
+        log.warn("connection {remote} failed: {err}", { remote: this.remote, err: error });
       }
     } finally {
+      this.#deadlines.cancel(this);
       await this.#inFlight?.atMost(0);
       await this.#endSession();
       await this.#framed.close(this.#hub.config.shutdownGraceMs);
@@ -168,6 +245,8 @@ export class ClientConnection implements SessionPort {
     try {
       this.#framed.sendEncoded(frame);
       this.#hub.metrics.counters.deliveries += count;
+      // Checked at the next tick: the write may stall.
+      this.#deadlines.scheduleNextTick(this);
       return true;
     } catch (err) {
       if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
@@ -286,7 +365,7 @@ export class ClientConnection implements SessionPort {
     this.#bytesSeen = this.#framed.bytesIn;
     if (this.#session !== null) this.#hub.metrics.counters.requests++;
     if (message !== null && this.#session !== null && PACED_TYPES.has(message.type)) {
-      const wait = this.#flood.pace(pacedBytes(message as { type: string }, bytes), now);
+      const wait = this.#floodControl.pace(pacedBytes(message as { type: string }, bytes), now);
       if (wait > 0) {
         this.#hub.metrics.counters.pacedRequests++;
         const paced = message;
@@ -298,7 +377,7 @@ export class ClientConnection implements SessionPort {
     }
     const type = message?.type ?? "invalid";
     const cost = message === null ? 1 : requestCost(message as { type: string; limit?: number });
-    const admission = this.#flood.admit(type, bytes, now, cost);
+    const admission = this.#floodControl.admit(type, bytes, now, cost);
     if (!admission.admitted) {
       this.#refuse(requestIdOf(frame.header), admission);
       return;
@@ -379,7 +458,7 @@ export class ClientConnection implements SessionPort {
    * failed (`--flood-strikes` of them in a row) is cut off like a flooder.
    */
   #failed(): void {
-    const onlyErrors = this.#flood.failed(performance.now());
+    const onlyErrors = this.#floodControl.failed(performance.now());
     // Pipelined requests still running may succeed: errors often come back before them.
     if (this.#phase === "closing" || !onlyErrors || this.#awaiting > 0) return;
     this.#hub.metrics.counters.floodDisconnects++;
@@ -416,7 +495,8 @@ export class ClientConnection implements SessionPort {
       this.#phase = "session";
       this.#framed.maxFrameSize = this.#hub.config.maxFrameSize;
       this.#trySend({ type: "ok", re: id, ...reply });
-      this.#flood = new FloodControl(this.#hub.config, performance.now());
+      // Made on the session's first request: an idle session holds none.
+      this.#flood = null;
       // In the background, paced by what the client reads: its requests go on meanwhile.
       const held: Promise<void> = this.#hub.deliverPending(session, heldThrough).catch((err) =>
         log.error("delivering held messages to {nick} failed: {err}", {
@@ -446,7 +526,7 @@ export class ClientConnection implements SessionPort {
     this.#awaiting--;
     try {
       this.#trySend({ type: "ok", re: id, ...data });
-      this.#flood.succeeded();
+      this.#flood?.succeeded();
     } catch (err) {
       this.#sendError(id, err);
     }
@@ -502,6 +582,7 @@ export class ClientConnection implements SessionPort {
   #trySend(event: object): void {
     try {
       this.#framed.send(event);
+      this.#deadlines.scheduleNextTick(this);
     } catch (err) {
       if (err instanceof QueueOverflowError) this.#cutOff("outbound queue overflow");
       else if (!(err instanceof ConnectionClosedError)) throw err;

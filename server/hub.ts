@@ -36,6 +36,7 @@ import { PresenceBatcher } from "./presence.ts";
 import { confirmDelivered, deliverHeld, HeldWindow } from "./held_delivery.ts";
 import { NickSkeletons } from "./nick_skeletons.ts";
 import { SessionTokens } from "./session_tokens.ts";
+import { keySet, sharedKeySet, withKey, withoutKey } from "./key_set.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
@@ -85,10 +86,16 @@ export interface OnlineAccount {
   readonly nick: string;
   /** Its sessions. */
   readonly sessions: Set<Session>;
-  /** Keys of the accounts it blocks. */
-  readonly blocks: Set<string>;
-  /** Keys of the rooms it is a member of. */
-  readonly rooms: Set<string>;
+  /**
+   * Keys of the accounts it blocks: replaced, never changed in place (see
+   * {@linkcode withKey}), the shared empty set for most accounts.
+   */
+  blocks: ReadonlySet<string>;
+  /**
+   * Keys of the rooms it is a member of: replaced, never changed in place (see
+   * {@linkcode sharedKeySet}), one set shared by the accounts in the lobby alone.
+   */
+  rooms: ReadonlySet<string>;
   /**
    * Hidden (`/hide`): it appears offline to everyone (presence, lists, contacts) and its
    * reads send no receipts.
@@ -371,7 +378,7 @@ export class ChatHub {
     if (!await this.store.addBlock(account.key, targetKey)) return false;
     const target = this.presence.entry(targetKey);
     const saw = target !== undefined && !this.presence.blockedBetween(account.key, targetKey);
-    account.blocks.add(targetKey);
+    account.blocks = withKey(account.blocks, targetKey);
     await this.presence.setBlock(account.key, targetKey, true);
     if (saw) await this.#presenceBetween(account.key, targetKey, false);
     return true;
@@ -383,7 +390,7 @@ export class ChatHub {
    */
   async unblock(account: OnlineAccount, targetKey: string): Promise<boolean> {
     if (!await this.store.removeBlock(account.key, targetKey)) return false;
-    account.blocks.delete(targetKey);
+    account.blocks = withoutKey(account.blocks, targetKey);
     await this.presence.setBlock(account.key, targetKey, false);
     const target = this.presence.entry(targetKey);
     if (target !== undefined && !this.presence.blockedBetween(account.key, targetKey)) {
@@ -846,8 +853,8 @@ export class ChatHub {
         key,
         nick: record?.nick ?? nick,
         sessions: new Set(),
-        blocks: new Set(await this.store.blocksOf(key)),
-        rooms: new Set(await this.store.accountRooms(key)),
+        blocks: keySet(await this.store.blocksOf(key)),
+        rooms: sharedKeySet(await this.store.accountRooms(key)),
         // Hidden on another node: hidden here too.
         hidden: this.presence.isHidden(key),
         away: null,
@@ -993,8 +1000,7 @@ export class ChatHub {
   #remoteBlock(key: string, target: string, blocked: boolean): void {
     const account = this.#online.get(key);
     if (account === undefined) return;
-    if (blocked) account.blocks.add(target);
-    else account.blocks.delete(target);
+    account.blocks = blocked ? withKey(account.blocks, target) : withoutKey(account.blocks, target);
   }
 
   /**

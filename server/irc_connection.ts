@@ -105,6 +105,12 @@ export class IrcConnection implements SessionPort, IrcClient {
   }
 
   /** Serves the connection until it ends; never throws. */
+  /** Serves the connection until it ends ({@linkcode run}), then calls `onEnded`. */
+  serve(onEnded: (connection: IrcConnection) => void): void {
+    const ended = () => onEnded(this);
+    this.run().then(ended, ended);
+  }
+
   async run(): Promise<void> {
     log.debug("IRC connection from {remote}", { remote: this.remote });
     try {

@@ -20,6 +20,7 @@ import { type Broker, roomSubject } from "./broker.ts";
 import { ClusterApplied, type ClusterAppliedOptions } from "./cluster_applied.ts";
 import type { ClusterBus, ClusterMessage } from "./cluster_bus.ts";
 import type { OnlineAccount, RoomState } from "./hub.ts";
+import { withKey, withoutKey } from "./key_set.ts";
 import type { RoomRecord, Store } from "./store.ts";
 
 const log = getLogger(["chat", "server", "room_cache"]);
@@ -149,10 +150,10 @@ export class RoomCache {
     const { broker } = this.#deps;
     const subject = roomSubject(room.key);
     if (added) {
-      online.rooms.add(room.key);
+      online.rooms = withKey(online.rooms, room.key);
       await Promise.all([...online.sessions].map((s) => broker.subscribe(subject, s)));
     } else {
-      online.rooms.delete(room.key);
+      online.rooms = withoutKey(online.rooms, room.key);
       for (const session of online.sessions) broker.unsubscribe(subject, session);
     }
   }

@@ -1,5 +1,5 @@
 /**
- * The chat server: listener, accept loop, deadlines sweep and graceful shutdown,
+ * The chat server: listener, accept loop, deadline wheel and graceful shutdown,
  * wiring connections to the chat hub, the store and the broker.
  *
  * @module
@@ -14,6 +14,7 @@ import type { ByteChannel } from "../transport/framed_connection.ts";
 import type { Broker } from "./broker.ts";
 import type { ClusterBus } from "./cluster_bus.ts";
 import type { ServerConfig } from "./config.ts";
+import { DeadlineWheel, type Timed } from "./deadline_wheel.ts";
 import { ClientConnection } from "./connection.ts";
 import { IrcConnection } from "./irc_connection.ts";
 import { encodeIrcLine } from "../protocol/irc_line.ts";
@@ -37,7 +38,7 @@ function takeChunkPayload(length: number): Uint8Array {
   return CHUNK_PAYLOADS.take(length);
 }
 
-/** Milliseconds between sweeps for deadlines (login, idle, stalled writes). */
+/** Milliseconds of a tick of the deadline wheel (login, idle, stalled writes). */
 const SWEEP_INTERVAL_MS = 250;
 
 /** A running server. */
@@ -66,6 +67,12 @@ export interface ChatServer {
   readonly finished: Promise<void>;
   /** Bytes queued to clients and not yet written, over every connection. */
   readonly queuedBytes: number;
+  /**
+   * Connections waiting on a deadline (login, idle timeout, a write under way, an
+   * unfinished frame; an IRC connection always): none once every chat client is logged
+   * in and quiet, without an idle timeout.
+   */
+  readonly deadlinesPending: number;
 }
 
 /** Replaceable parts of a server (tests inject an in-memory store). */
@@ -219,8 +226,15 @@ class RunningServer implements ChatServer {
   readonly #config: ServerConfig;
   readonly #connections = new Set<ClientConnection | IrcConnection>();
   readonly #perIp = new Map<string, number>();
+  /** TLS handshakes under way (a connection served is in {@linkcode #connections}). */
   readonly #running = new Set<Promise<void>>();
-  readonly #sweeper: ReturnType<typeof setInterval>;
+  /** Resolves {@linkcode #allEnded}'s promise when the last connection ends. */
+  #noConnections: (() => void) | null = null;
+  /**
+   * The deadlines of every connection (login, idle, stalled writes, unfinished frames):
+   * one timer, which visits only the connections with a deadline due.
+   */
+  readonly #deadlines = new DeadlineWheel(SWEEP_INTERVAL_MS);
   readonly #files: FileService;
   #metricsServer: Deno.HttpServer | null = null;
   #shutdown: Promise<void> | null = null;
@@ -253,7 +267,6 @@ class RunningServer implements ChatServer {
     this.addr = listener.addr as Deno.NetAddr;
     this.tls = tls !== null;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
-    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
     log.info("listening on {host}:{port}{tls}", {
       host: this.addr.hostname,
       port: this.addr.port,
@@ -345,6 +358,10 @@ class RunningServer implements ChatServer {
     let queued = 0;
     for (const connection of this.#connections) queued += connection.outbound().queued;
     return queued;
+  }
+
+  get deadlinesPending(): number {
+    return this.#deadlines.size;
   }
 
   #renderMetrics(): string {
@@ -461,8 +478,8 @@ class RunningServer implements ChatServer {
 
   /**
    * Serves an accepted (and, with TLS, handshaken) connection until it ends, as an IRC
-   * client's or a chat client's. Nothing waits on it in an async function: an idle
-   * connection holds only its own read.
+   * client's or a chat client's. Nothing waits on it: an idle connection holds only its
+   * own read.
    */
   #serve(conn: ByteChannel, ip: string, port: number, irc: boolean): void {
     const remote = `${ip}:${port}`;
@@ -476,25 +493,43 @@ class RunningServer implements ChatServer {
         // File chunks arrive in buffers that are reused once their bytes are on disk.
         allocatePayload: takeChunkPayload,
         partialFrames: this.#partialFrames,
+        deadlines: this.#deadlines,
       });
     this.#connections.add(connection);
-    const ended = () => this.#ended(connection, ip, running);
-    const running: Promise<void> = connection.run().then(ended, ended); // run() never throws
-    this.#running.add(running);
+    connection.serve(this.#ended);
+    if (connection instanceof IrcConnection) this.#sweepEveryTick(connection);
   }
 
-  /** Forgets a connection from `ip` that has ended. */
-  #ended(
-    connection: ClientConnection | IrcConnection,
-    ip: string,
-    running: Promise<void>,
-  ): void {
-    this.#running.delete(running);
-    this.#connections.delete(connection);
+  /** Checks an IRC connection's deadlines at every tick, as long as it is served. */
+  #sweepEveryTick(connection: IrcConnection): void {
+    const timed: Timed = {
+      deadlineAt: 0,
+      onDeadline: (now) => {
+        if (!this.#connections.has(connection)) return;
+        connection.sweep(now, SWEEP_INTERVAL_MS);
+        this.#deadlines.scheduleNextTick(timed);
+      },
+    };
+    this.#deadlines.scheduleNextTick(timed);
+  }
+
+  /** Forgets a connection that has ended (one function for them all). */
+  readonly #ended = (connection: ClientConnection | IrcConnection): void => {
+    if (!this.#connections.delete(connection)) return;
     const traffic = connection.traffic;
     this.#closedTraffic.bytesIn += traffic.bytesIn;
     this.#closedTraffic.bytesOut += traffic.bytesOut;
-    this.#release(ip);
+    this.#release(connection.ip);
+    if (this.#connections.size === 0) {
+      this.#noConnections?.();
+      this.#noConnections = null;
+    }
+  };
+
+  /** Resolves once every connection has ended. */
+  #allEnded(): Promise<void> {
+    if (this.#connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#noConnections = resolve);
   }
 
   /** Counts a connection from `ip` gone. */
@@ -541,11 +576,6 @@ class RunningServer implements ChatServer {
     return null;
   }
 
-  #sweep(): void {
-    const now = performance.now();
-    for (const connection of this.#connections) connection.sweep(now, SWEEP_INTERVAL_MS);
-  }
-
   async #doShutdown(reason: string): Promise<void> {
     const drainMs = this.#config.drainWindowMs;
     this.hub.draining = true;
@@ -568,8 +598,11 @@ class RunningServer implements ChatServer {
       for (const connection of connections.slice(i, i + perTick)) connection.end();
       if (i + perTick < connections.length) await delay(DRAIN_TICK_MS);
     }
-    await withTimeout(Promise.allSettled([...this.#running]), this.#config.shutdownGraceMs + 1000);
-    clearInterval(this.#sweeper);
+    await withTimeout(
+      Promise.allSettled([...this.#running, this.#allEnded()]),
+      this.#config.shutdownGraceMs + 1000,
+    );
+    this.#deadlines.stop();
     await this.#metricsServer?.shutdown().catch(() => {});
     await this.#webServer?.shutdown().catch(() => {});
     this.hub.close();

@@ -152,7 +152,11 @@ export async function sendAndCheckAlive(
     }
     return { kind: "unexpected", why: "no answer to a ping after bad frames" };
   }
-  const errors = conn.received.slice(before).filter((h) => h.type === "error").length;
+  // Pipelined requests are answered as they finish, not in order: the error of one that
+  // asks the store first (a direct message to an unknown user) may follow the ping's reply.
+  const errorsIn = () => conn.received.slice(before).filter((h) => h.type === "error").length;
+  await conn.waitFor(() => errorsIn() >= frames.length, ANSWER_MS);
+  const errors = errorsIn();
   if (errors < frames.length) {
     return { kind: "unexpected", why: `${errors} errors for ${frames.length} bad frames` };
   }

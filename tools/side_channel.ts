@@ -4,7 +4,10 @@
  *
  * Every request is one JSON line `{"id": n, "cmd": "...", ...}` on stdin; every
  * answer is one JSON line `{"id": n, "ok": true, ...}` or `{"id": n, "error": "..."}`
- * on stdout. `mem`, `gc` and `exit` are built in; a process adds its own commands.
+ * on stdout. `mem`, `gc`, `heap` (`{"cmd": "heap", "path": "x.heapsnapshot"}`: a full GC,
+ * then a V8 heap snapshot written to `path`), `heapSpaces` (V8's heap statistics, by space)
+ * and `exit` are built in; a process adds its
+ * own commands.
  * When stdin ends (the coordinator is gone) the `exit` handler runs and the process
  * ends, so no child outlives a crashed benchmark or soak.
  *
@@ -53,6 +56,16 @@ export async function serveSideChannel(
   const builtIn: Record<string, CommandHandler> = {
     mem: () => ({ memory: Deno.memoryUsage(), rssKiB: rssKiB() }),
     gc: () => ({ collected: collectGarbage() }),
+    heap: async (request) => {
+      const path = String(request.path);
+      collectGarbage();
+      const v8 = await import("node:v8");
+      return { path: v8.writeHeapSnapshot(path) };
+    },
+    heapSpaces: async () => {
+      const v8 = await import("node:v8");
+      return { spaces: v8.getHeapSpaceStatistics(), heap: v8.getHeapStatistics() };
+    },
   };
   let exiting = false;
   const pending = new Set<Promise<void>>();

@@ -30,6 +30,27 @@ import {
 
 export { type ByteChannel, DEFAULT_MAX_QUEUE_BYTES } from "./outbound_queue.ts";
 
+/**
+ * What {@linkcode FramedConnection.receive} hands the frames of each read to: the
+ * callback form of {@linkcode FramedConnection.batches}, for a server's connections.
+ */
+export interface FrameReceiver {
+  /**
+   * The frames completed by one read. Reading goes on at once, or once the promise
+   * returned settles; a throw or a rejection ends the reading with that error.
+   */
+  receiveFrames(frames: Frame[]): Promise<void> | undefined;
+  /**
+   * The reading ended, once: the stream ended, the connection was closed locally (then
+   * at once, whether or not a read is still in flight) or reset by the peer (`error`
+   * undefined), or it failed (`error`: a {@linkcode ProtocolError} for a malformed or
+   * oversized frame, or what {@linkcode receiveFrames} threw).
+   */
+  receiveEnd(error: unknown): void;
+  /** A frame started to arrive and is not complete yet (its age: `partialFrameMs`). */
+  receivePartial?(): void;
+}
+
 /** Options of {@linkcode FramedConnection}. */
 export interface FramedConnectionOptions {
   /** Largest incoming payload accepted. Default 1 MiB. */
@@ -125,6 +146,14 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #reserved = 0;
   /** When the frame under way started to arrive (`performance.now()`); 0: none is. */
   #partialSince = 0;
+  /** The read buffer: small while reads are, doubled while reads fill it. */
+  #readBuffer: Uint8Array | null = null;
+  /** Small reads in a row into a grown buffer (many shrink it back). */
+  #quietReads = 0;
+  /** Who {@linkcode receive} hands frames to, while it reads. */
+  #receiver: FrameReceiver | null = null;
+  /** Whether {@linkcode receive} was called (once only). */
+  #receiveCalled = false;
 
   /** Wraps `channel`; the connection owns it from now on. */
   constructor(channel: ByteChannel, options: FramedConnectionOptions = {}) {
@@ -275,6 +304,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     this.#closing = true;
     this.#releasePartial();
     this.#interruptRead?.(CLOSING);
+    this.#endReceive(undefined);
     this.#closePromise ??= this.#closeGracefully(timeoutMs);
     return this.#closePromise;
   }
@@ -342,6 +372,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     } catch {
       // already closed by the other side or by the runtime
     }
+    this.#endReceive(undefined);
     this.#resolveClosed?.();
     this.#resolveClosed = null;
   }
@@ -376,18 +407,15 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
    * @throws {ProtocolError} on a malformed or oversized frame, or a stream ending inside one.
    */
   async *batches(): AsyncGenerator<Frame[]> {
-    let buffer = new Uint8Array(Math.min(MIN_READ_BUFFER, this.#readBufferSize));
-    let quietReads = 0;
     try {
       // Once closing, the graceful close reads to the end itself; frames are no longer delivered.
       while (!this.#closed && !this.#closing) {
         let n: number | null | typeof CLOSING;
-        // The rest of a large frame (file data) is read straight into its payload, not
-        // copied; smaller frames go through the buffer, many at a time.
-        const direct = this.#decoder.payloadSpace(Math.max(buffer.length, DIRECT_READ_BYTES));
+        let direct = false;
         try {
-          const read = this.#channel.read(direct ?? buffer);
-          this.#readInFlight = read;
+          const started = this.#startRead();
+          const read = started.read;
+          direct = started.direct;
           // A local close ends the iteration at once; the close reads on to the end. (A
           // fresh promise per read: racing one long-lived promise would pile up reactions.)
           n = await new Promise<number | null | typeof CLOSING>((resolve, reject) => {
@@ -408,44 +436,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
           this.#decoder.end();
           return;
         }
-        this.#bytesIn += n;
-        const payloads = direct !== null
-          ? this.#decoder.filled(n)
-          : this.#decoder.push(buffer.subarray(0, n));
-        // A frame left unfinished by this read started in it when another completed.
-        if (this.#decoder.pendingBytes === 0) this.#partialSince = 0;
-        else if (this.#partialSince === 0 || payloads.length > 0) {
-          this.#partialSince = performance.now() || 1;
-        }
-        if (this.#reserved > 0 && this.#decoder.partialLength === 0) this.#releasePartial();
-        // Grow while reads fill the buffer; shrink back after many small reads.
-        if (direct === null && n === buffer.length && buffer.length < this.#readBufferSize) {
-          buffer = new Uint8Array(Math.min(buffer.length * 2, this.#readBufferSize));
-          quietReads = 0;
-        } else if (
-          direct === null && n <= MIN_READ_BUFFER && buffer.length > MIN_READ_BUFFER &&
-          ++quietReads > 64
-        ) {
-          buffer = new Uint8Array(MIN_READ_BUFFER);
-          quietReads = 0;
-        }
-        if (payloads.length === 0) continue;
-        const frames: Frame[] = [];
-        let malformed: unknown = undefined;
-        for (const payload of payloads) {
-          try {
-            const frame = decodePayload(payload);
-            frames.push(
-              frame.body.length > 0 && frame.body.buffer === buffer.buffer
-                ? { header: frame.header, body: frame.body.slice() }
-                : frame,
-            );
-          } catch (err) {
-            malformed = err;
-            break;
-          }
-        }
-        this.#framesIn += frames.length;
+        const { frames, malformed } = this.#decodeRead(n, direct);
         if (frames.length > 0) yield frames;
         if (malformed !== undefined) throw malformed;
       }
@@ -453,6 +444,166 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       if (this.#error === undefined) this.#error = err;
       throw err;
     }
+  }
+
+  /**
+   * Reads and decodes frames until the stream ends, as {@linkcode batches} does, handing
+   * each read's frames to `receiver` and its end to `receiver.receiveEnd`. Nothing waits
+   * in an async function meanwhile: an idle connection holds its pending read and little
+   * else (a server holds thousands).
+   *
+   * @example
+   * ```ts ignore
+   * conn.receive({
+   *   receiveFrames(frames) {
+   *     for (const frame of frames) console.log(frame.header);
+   *     return undefined;
+   *   },
+   *   receiveEnd(error) {
+   *     if (error !== undefined) console.error(error);
+   *   },
+   * });
+   * ```
+   */
+  receive(receiver: FrameReceiver): void {
+    if (this.#receiveCalled) throw new Error("this connection is already being read");
+    this.#receiveCalled = true;
+    this.#receiver = receiver;
+    this.#readNext();
+  }
+
+  /** Starts the next read for {@linkcode receive}, unless the reading is over. */
+  #readNext(): void {
+    if (this.#receiver === null) return;
+    if (this.#closed || this.#closing) {
+      this.#endReceive(undefined);
+      return;
+    }
+    let started: { read: Promise<number | null>; direct: boolean };
+    try {
+      started = this.#startRead();
+    } catch (err) {
+      this.#readFailed(err);
+      return;
+    }
+    const { read, direct } = started;
+    read.then((n) => {
+      // Closed meanwhile: the reading has ended, and a graceful close reads on itself.
+      if (this.#receiver === null || this.#readInFlight !== read) return;
+      this.#readInFlight = null;
+      this.#received(n, direct);
+    }, (err) => {
+      if (this.#readInFlight === read) this.#readInFlight = null;
+      if (this.#receiver !== null) this.#readFailed(err);
+    });
+  }
+
+  /** Decodes a read for {@linkcode receive} and hands its frames on. */
+  #received(n: number | null, direct: boolean): void {
+    let pending: Promise<void> | undefined;
+    try {
+      if (n === null) {
+        this.#decoder.end();
+        this.#endReceive(undefined);
+        return;
+      }
+      const { frames, malformed } = this.#decodeRead(n, direct);
+      if (frames.length > 0) pending = this.#receiver!.receiveFrames(frames);
+      if (malformed !== undefined) {
+        // The frames before a malformed one are handled first.
+        if (pending === undefined) throw malformed;
+        pending = pending.then(() => {
+          throw malformed;
+        });
+      }
+    } catch (err) {
+      this.#readFailed(err);
+      return;
+    }
+    if (pending === undefined) this.#readNext();
+    else pending.then(() => this.#readNext(), (err) => this.#readFailed(err));
+  }
+
+  /** Ends the reading of {@linkcode receive} on a failed read or handler. */
+  #readFailed(err: unknown): void {
+    if (this.#receiver === null) return;
+    if (this.#closed || this.#closing || isBenign(err)) {
+      this.#endReceive(undefined);
+      return;
+    }
+    if (this.#error === undefined) this.#error = err;
+    this.#endReceive(err);
+  }
+
+  /** Tells the receiver, once, that reading is over (after the current job, as an await would). */
+  #endReceive(error: unknown): void {
+    const receiver = this.#receiver;
+    if (receiver === null) return;
+    this.#receiver = null;
+    queueMicrotask(() => receiver.receiveEnd(error));
+  }
+
+  /**
+   * Starts a read: the rest of a large frame (file data) straight into its payload, not
+   * copied; smaller frames through the read buffer, many at a time.
+   */
+  #startRead(): { read: Promise<number | null>; direct: boolean } {
+    const buffer = this.#readBuffer ??= new Uint8Array(
+      Math.min(MIN_READ_BUFFER, this.#readBufferSize),
+    );
+    const direct = this.#decoder.payloadSpace(Math.max(buffer.length, DIRECT_READ_BYTES));
+    const read = this.#channel.read(direct ?? buffer);
+    this.#readInFlight = read;
+    return { read, direct: direct !== null };
+  }
+
+  /**
+   * Decodes the `n` bytes a read brought: the frames they complete, and the error of a
+   * malformed one (the frames before it come first). Grows the read buffer while reads
+   * fill it and shrinks it back after many small reads.
+   */
+  #decodeRead(n: number, direct: boolean): { frames: Frame[]; malformed: unknown } {
+    let buffer = this.#readBuffer!;
+    this.#bytesIn += n;
+    const payloads = direct ? this.#decoder.filled(n) : this.#decoder.push(buffer.subarray(0, n));
+    // A frame left unfinished by this read started in it when another completed.
+    if (this.#decoder.pendingBytes === 0) this.#partialSince = 0;
+    else if (this.#partialSince === 0 || payloads.length > 0) {
+      this.#partialSince = performance.now() || 1;
+      this.#receiver?.receivePartial?.();
+    }
+    if (this.#reserved > 0 && this.#decoder.partialLength === 0) this.#releasePartial();
+    // A replaced buffer is not read into again: frames may keep views of it.
+    if (!direct && n === buffer.length && buffer.length < this.#readBufferSize) {
+      buffer = this.#readBuffer = new Uint8Array(
+        Math.min(buffer.length * 2, this.#readBufferSize),
+      );
+      this.#quietReads = 0;
+    } else if (
+      !direct && n <= MIN_READ_BUFFER && buffer.length > MIN_READ_BUFFER &&
+      ++this.#quietReads > 64
+    ) {
+      buffer = this.#readBuffer = new Uint8Array(MIN_READ_BUFFER);
+      this.#quietReads = 0;
+    }
+    const frames: Frame[] = [];
+    let malformed: unknown = undefined;
+    if (payloads.length === 0) return { frames, malformed };
+    for (const payload of payloads) {
+      try {
+        const frame = decodePayload(payload);
+        frames.push(
+          frame.body.length > 0 && frame.body.buffer === buffer.buffer
+            ? { header: frame.header, body: frame.body.slice() }
+            : frame,
+        );
+      } catch (err) {
+        malformed = err;
+        break;
+      }
+    }
+    this.#framesIn += frames.length;
+    return { frames, malformed };
   }
 
   /**

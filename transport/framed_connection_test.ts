@@ -618,3 +618,142 @@ async function until(check: () => boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+// ------------------------------------------------------------------ receive()
+
+/** A receiver recording batches and its end; `hold` makes each batch wait for a release. */
+function recorder(hold = false) {
+  const batches: unknown[][] = [];
+  const releases: (() => void)[] = [];
+  let ended!: (error: unknown) => void;
+  const end = new Promise<unknown>((resolve) => ended = resolve);
+  let ends = 0;
+  let arrived: () => void = () => {};
+  return {
+    batches,
+    end,
+    get ends() {
+      return ends;
+    },
+    /** Resolves once `n` batches have arrived. */
+    async batchesIn(n: number): Promise<void> {
+      while (batches.length < n) await new Promise<void>((resolve) => arrived = resolve);
+    },
+    release(): void {
+      releases.shift()?.();
+    },
+    receiveFrames(frames: Frame[]): Promise<void> | undefined {
+      batches.push(frames.map((f) => f.header.n));
+      arrived();
+      return hold ? new Promise<void>((resolve) => releases.push(resolve)) : undefined;
+    },
+    receiveEnd(error: unknown): void {
+      ends++;
+      ended(error);
+    },
+  };
+}
+
+Deno.test("receive() hands over each read's frames together, then the end of the stream", async () => {
+  const [rawA, rawB] = await socketPair();
+  const b = new FramedConnection(rawB);
+  const r = recorder();
+  b.receive(r);
+  await rawA.write(concat(encodeFrame({ n: 1 }), encodeFrame({ n: 2 })));
+  await r.batchesIn(1);
+  await rawA.write(encodeFrame({ n: 3 }));
+  await r.batchesIn(2);
+  rawA.close();
+  assert.equal(await r.end, undefined);
+  assert.deepEqual(r.batches, [[1, 2], [3]]);
+  assert.equal(r.ends, 1);
+  assert.equal(b.error, undefined);
+  assert.throws(() => b.receive(recorder()), /already being read/);
+  b.abort();
+});
+
+Deno.test("receive() reads on only once the promise of a batch settles", async () => {
+  // A channel whose reads are counted and answered from a script.
+  const chunks = [encodeFrame({ n: 1 }), encodeFrame({ n: 2 })];
+  let reads = 0;
+  const channel: ByteChannel = {
+    read(p: Uint8Array): Promise<number | null> {
+      reads++;
+      const chunk = chunks.shift();
+      if (chunk === undefined) return Promise.resolve(null);
+      p.set(chunk);
+      return Promise.resolve(chunk.length);
+    },
+    write: (p: Uint8Array) => Promise.resolve(p.length),
+    close() {},
+  };
+  const b = new FramedConnection(channel);
+  const r = recorder(true);
+  b.receive(r);
+  await r.batchesIn(1);
+  await tick();
+  assert.equal(reads, 1, "no read while the first batch is held");
+  r.release();
+  await r.batchesIn(2);
+  await tick();
+  assert.equal(reads, 2);
+  r.release();
+  assert.equal(await r.end, undefined);
+  assert.deepEqual(r.batches, [[1], [2]]);
+  assert.equal(reads, 3);
+  b.abort();
+});
+
+Deno.test("receive() ends at once, quietly, when the connection is closed locally during a read", async () => {
+  const [a, b] = await framedPair();
+  const r = recorder();
+  b.receive(r);
+  await tick();
+  // The peer does not close: the graceful close lingers, the reading has ended already.
+  const closing = b.close(1000);
+  assert.equal(await r.end, undefined);
+  assert.equal(r.ends, 1);
+  await closing;
+  await a.close();
+  await b.done;
+  assert.equal(r.ends, 1);
+});
+
+Deno.test("receive(): the frames before a malformed one are handed over, then its error", async () => {
+  const [rawA, rawB] = await socketPair();
+  const b = new FramedConnection(rawB);
+  const r = recorder();
+  const notJson = new TextEncoder().encode("nope");
+  await rawA.write(
+    concat(encodeFrame({ n: 1 }), u32(4 + notJson.length), u32(notJson.length), notJson),
+  );
+  b.receive(r);
+  const error = await r.end;
+  assert.ok(isProtocolError("bad_json")(error));
+  assert.deepEqual(r.batches, [[1]]);
+  assert.equal((b.error as ProtocolError).code, "bad_json");
+  b.abort();
+  rawA.close();
+});
+
+Deno.test("receive(): what the receiver throws, or its promise rejects with, ends the reading", async () => {
+  for (const how of ["throw", "reject"]) {
+    const [rawA, rawB] = await socketPair();
+    const b = new FramedConnection(rawB);
+    const failure = new ProtocolError("bad_message", how);
+    let ended!: (error: unknown) => void;
+    const end = new Promise<unknown>((resolve) => ended = resolve);
+    b.receive({
+      receiveFrames() {
+        if (how === "throw") throw failure;
+        return Promise.reject(failure);
+      },
+      receiveEnd: ended,
+    });
+    await rawA.write(encodeFrame({ n: 1 }));
+    assert.equal(await end, failure);
+    assert.equal(b.error, failure);
+    b.abort();
+    rawA.close();
+  }
+});
