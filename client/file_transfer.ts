@@ -36,6 +36,7 @@ import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
+import { MAX_UPLOAD_RESYNCS, UPLOAD_RESYNC_CODES } from "../protocol/upload_resync.ts";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
 import {
   FileEvents,
@@ -61,20 +62,6 @@ export const READ_BYTES: number = 1024 * 1024;
 export const STALL_TIMEOUT_MS: number = 5 * 60 * 1000;
 /** Longest a received file waits for the server to hear it arrived before it is reported saved. */
 const DONE_WAIT_MS = 5000;
-/** Times an upload offers its file again after a refusal before it gives up. */
-const MAX_RESYNCS = 20;
-
-/** Server error codes after which an upload offers its file again and carries on. */
-const RESYNC_CODES: ReadonlySet<string> = new Set([
-  "bad_offset",
-  "no_file",
-  "file_corrupt",
-  "queue_full",
-  "rate_limited",
-  "shutting_down",
-  "connection_lost",
-]);
-
 /** What file transfers need of the chat client (`recycleFileData` and `server` are optional). */
 export type FileClient =
   & Pick<ChatClient, "request" | "onEvent" | "onFileData" | "nick">
@@ -241,7 +228,7 @@ export class FileTransfers implements AsyncDisposable {
           } catch (err) {
             const error = toChatError(err);
             if (stopped !== null) throw stopped;
-            if (!RESYNC_CODES.has(error.code) || ++resyncs > MAX_RESYNCS) throw error;
+            if (!UPLOAD_RESYNC_CODES.has(error.code) || ++resyncs > MAX_UPLOAD_RESYNCS) throw error;
             log.info("upload of file #{id} resyncs after {code}", {
               id: offer.file,
               code: error.code,

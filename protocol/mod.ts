@@ -13,3 +13,4 @@ export * from "./messages.ts";
 export * from "./names.ts";
 export * from "./replies.ts";
 export * from "./bytes.ts";
+export * from "./upload_resync.ts";

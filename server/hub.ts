@@ -1062,8 +1062,32 @@ export class ChatHub {
       this.#limits.succeed(key, ip);
       return;
     }
+    await this.#failedSecret(
+      ip,
+      key,
+      nick,
+      "session token",
+      new CommandError(
+        "bad_token",
+        "the session token is wrong, expired or revoked: log in with the password",
+      ),
+    );
+  }
+
+  /**
+   * A wrong secret (`what`: a password, a session token) counts against the lockout:
+   * throws `locked` when this failure locks the account, else `error`.
+   */
+  async #failedSecret(
+    ip: string,
+    key: string,
+    nick: string,
+    what: string,
+    error: CommandError,
+  ): Promise<never> {
     const locked = await this.#limits.fail(key, ip);
-    log.warn("a wrong, expired or revoked session token for {nick} from {ip}{locked}", {
+    log.warn("wrong {what} for {nick} from {ip}{locked}", {
+      what,
       nick,
       ip,
       locked: locked ? ": locked" : "",
@@ -1072,14 +1096,11 @@ export class ChatHub {
       const seconds = this.config.blockDurationSec;
       throw new CommandError(
         "locked",
-        `wrong session token; ${nick} is now blocked for ${seconds} s`,
+        `wrong ${what}; ${nick} is now blocked for ${seconds} s`,
         seconds,
       );
     }
-    throw new CommandError(
-      "bad_token",
-      "the session token is wrong, expired or revoked: log in with the password",
-    );
+    throw error;
   }
 
   /** Verifies or registers; returns true when the account was just registered. */
@@ -1125,21 +1146,13 @@ export class ChatHub {
       this.#limits.succeed(key, ip);
       return false;
     }
-    const locked = await this.#limits.fail(key, ip);
-    log.warn("wrong password for {nick} from {ip}{locked}", {
-      nick: account.nick,
+    return await this.#failedSecret(
       ip,
-      locked: locked ? ": locked" : "",
-    });
-    if (locked) {
-      const seconds = this.config.blockDurationSec;
-      throw new CommandError(
-        "locked",
-        `wrong password; ${account.nick} is now blocked for ${seconds} s`,
-        seconds,
-      );
-    }
-    throw new CommandError("wrong_password", "wrong password");
+      key,
+      account.nick,
+      "password",
+      new CommandError("wrong_password", "wrong password"),
+    );
   }
 
   /**

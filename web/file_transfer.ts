@@ -34,6 +34,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { nameKey } from "../protocol/names.ts";
+import { MAX_UPLOAD_RESYNCS, UPLOAD_RESYNC_CODES } from "../protocol/upload_resync.ts";
 import { type Header, RequestError } from "./chat_socket.ts";
 
 /** Bytes of file data per `file_chunk` (the protocol's MAX_FILE_FRAME_BYTES). */
@@ -57,20 +58,6 @@ export const FOLD_BYTES = 8 * 1024 * 1024;
 export const MAX_RECEIVE_BYTES = 1024 * 1024 * 1024;
 /** Milliseconds between two progress reports of a transfer. */
 const PROGRESS_MS = 250;
-/** Times an upload offers its file again after a refusal before it gives up. */
-const MAX_RESYNCS = 20;
-
-/** Refusals after which an upload offers its file again and carries on. */
-const RESYNC_CODES: ReadonlySet<string> = new Set([
-  "bad_offset",
-  "no_file",
-  "file_corrupt",
-  "queue_full",
-  "rate_limited",
-  "shutting_down",
-  "connection_lost",
-]);
-
 /** What becomes of a transfer, in order (any may end in `failed`). */
 export type TransferState =
   // sending
@@ -314,7 +301,7 @@ export class WebFileTransfers {
         } catch (err) {
           const error = toTransferError(err);
           if (running.reason !== null) throw running.reason;
-          if (!RESYNC_CODES.has(error.code) || ++resyncs > MAX_RESYNCS) throw error;
+          if (!UPLOAD_RESYNC_CODES.has(error.code) || ++resyncs > MAX_UPLOAD_RESYNCS) throw error;
           // A refusal such as rate_limited or queue_full passes with time: wait a little more each time.
           await Promise.race([
             new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * resyncs))),
