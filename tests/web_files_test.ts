@@ -390,8 +390,9 @@ browserTest(
           { timeout: PAGE_WAIT_MS * 2 },
           state,
         );
-      await moving("receiving");
-      await moving("uploading");
+      // Both at once: waited for in turn, the upload could end while the download is
+      // awaited (a loaded machine), and the restart would then find it done.
+      await Promise.all([moving("receiving"), moving("uploading")]);
 
       await server.shutdown();
       await page.waitForFunction(() => document.querySelector("#status.online") === null);
