@@ -18,12 +18,22 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type { ByteChannel } from "./framed_connection.ts";
 
 /** A write waits until the socket's buffered bytes fall under this. */
 export const WRITE_HIGH_WATER = 256 * 1024;
 /** Milliseconds between two looks at a full socket's buffer. */
 const DRAIN_POLL_MS = 10;
+
+/**
+ * Resolves after the event loop's next turn: after the I/O it polls (a write the
+ * runtime has queued, the messages that arrived) and the callbacks that I/O runs.
+ * `setImmediate`, unlike `setTimeout(0)`, is not clamped to 4 ms when chained.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** Options of {@linkcode WebSocketChannel}. */
 export interface WebSocketChannelOptions {
@@ -118,7 +128,8 @@ export class WebSocketChannel implements ByteChannel {
 
   /**
    * Sends `p` as one binary message (copied: the caller may reuse its buffer) and
-   * resolves once the socket's buffer is under {@linkcode WRITE_HIGH_WATER}.
+   * resolves after the event loop's next turn, once the socket's buffer is under
+   * {@linkcode WRITE_HIGH_WATER}.
    *
    * @throws {Deno.errors.BrokenPipe} when the socket is closed.
    */
@@ -126,7 +137,13 @@ export class WebSocketChannel implements ByteChannel {
     if (!await this.#opened || this.#socket.readyState !== WebSocket.OPEN) {
       throw new Deno.errors.BrokenPipe("the WebSocket is closed");
     }
-    this.#socket.send(p.slice());
+    // `send` copies `p` at once (the runtime writes its copy later).
+    this.#socket.send(p);
+    // Like a socket's write, resolve only after the event loop has had its turn (the
+    // runtime writes the message then, and every frame this turn's events queue waits
+    // in the outbound queue meanwhile): the next write carries all of them in one
+    // message, not one message each. Resolving at once made a message per event.
+    await nextTurn();
     while (this.#socket.bufferedAmount > WRITE_HIGH_WATER) {
       if (this.#socket.readyState !== WebSocket.OPEN) {
         throw new Deno.errors.BrokenPipe("the WebSocket is closed");
