@@ -15,6 +15,16 @@
  * buffer is back under {@linkcode WRITE_HIGH_WATER}, so a slow reader stalls the writer
  * and is cut off by the server's write deadline, as over TCP.
  *
+ * Coalescing: `WebSocket.send` copies and returns at once, so a write also waits for
+ * the event loop's next turn before it resolves, as a socket's write does: the frames
+ * that the turn's events queue meanwhile (a fan-out's deliveries from every message
+ * that arrived) leave together in the next message, not in one message each.
+ *
+ * Known limit: Deno's `WebSocket.close` sends its close frame behind the writes in
+ * progress, so after a slow reader is cut off the runtime keeps its TCP connection (and
+ * at most about {@linkcode WRITE_HIGH_WATER} of unsent bytes) until the peer reads or
+ * goes; there is no public way to drop it sooner.
+ *
  * @module
  */
 
