@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { OutboundQueue } from "./outbound_queue.ts";
 import { WebSocketChannel } from "./websocket_channel.ts";
 
 /**
@@ -41,27 +40,6 @@ async function until(done: () => boolean, what: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
-
-Deno.test("WebSocketChannel: what is queued while a message goes out joins the next message", async () => {
-  const pair = await socketPair();
-  try {
-    const out = new OutboundQueue(pair.channel, {
-      onWriteFailed: (err) => assert.fail(String(err)),
-    });
-    out.push(new Uint8Array([0]));
-    // Pushes from later jobs of the same turn (as a fan-out's deliveries, one job per
-    // incoming message): the first write is out, the next must carry them all.
-    for (let i = 1; i <= 10; i++) {
-      await Promise.resolve();
-      out.push(new Uint8Array([i]));
-    }
-    await out.flush();
-    await until(() => pair.messages.reduce((n, m) => n + m.length, 0) === 11, "11 bytes");
-    assert.deepEqual(pair.messages.map((m) => [...m]), [[0], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]]);
-  } finally {
-    await pair.close();
-  }
-});
 
 Deno.test("WebSocketChannel: a write's buffer may be reused once it resolves", async () => {
   const pair = await socketPair();
