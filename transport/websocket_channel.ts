@@ -136,9 +136,10 @@ export class WebSocketChannel implements ByteChannel {
     if (!await this.#opened || this.#socket.readyState !== WebSocket.OPEN) {
       throw new Deno.errors.BrokenPipe("the WebSocket is closed");
     }
-    // A copy of our own, although `send` copies at once: without it the bench's 10-member
-    // WebSocket fan-out stalled (no delivery for seconds) in 4 runs of 5, against none of
-    // 5 with it; why is not found yet.
+    // A copy of our own, although `send` copies at once: changing this write's timing
+    // (no copy, or waiting for the event loop's next turn after `send`) made the bench's
+    // 10-member WebSocket fan-out stall (no delivery for seconds) in 6 runs of 8, against
+    // none of 5 as it is. Why is not found yet.
     this.#socket.send(p.slice());
     while (this.#socket.bufferedAmount > WRITE_HIGH_WATER) {
       if (this.#socket.readyState !== WebSocket.OPEN) {
