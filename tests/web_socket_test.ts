@@ -2,13 +2,15 @@
  * The browser client's server side, without a browser: the page is served with its
  * security headers, a WebSocket from the page's own origin speaks the TCP protocol's
  * frames to the same hub as a terminal client, a foreign origin is refused, and the
- * connection caps count WebSockets.
+ * connection caps count WebSockets, and a WebSocket that stops reading is cut off as a
+ * slow consumer.
  */
 
 import assert from "node:assert/strict";
 import { decodePayload, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import { clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
 import type { ChatServer } from "../server/server.ts";
+import { nextEvent } from "./helpers/chat_events.ts";
 import { CONTENT_SECURITY_POLICY } from "../server/web_server.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { ca, cert, key } from "./helpers/tls.ts";
@@ -156,6 +158,96 @@ Deno.test("web: with TLS the page is served over HTTPS with the server's certifi
     await assert.rejects(() => fetch(`http://127.0.0.1:${server.webAddr!.port}/`));
   } finally {
     client.close();
+    await server.shutdown();
+  }
+});
+
+/**
+ * A WebSocket spoken by hand over TCP, so that it can stop reading (a WebSocket object
+ * reads on whatever its page does): the upgrade, then masked binary messages out.
+ */
+async function rawWebSocket(server: ChatServer): Promise<Deno.TcpConn> {
+  const port = server.webAddr!.port;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(
+    `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+      `Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:${port}\r\n\r\n`,
+  ));
+  // Only the response's head, byte by byte: what follows it is left unread.
+  let head = "";
+  const byte = new Uint8Array(1);
+  while (!head.endsWith("\r\n\r\n")) {
+    if (await conn.read(byte) === null) throw new Error(`the upgrade ended early: ${head}`);
+    head += String.fromCharCode(byte[0]);
+  }
+  assert.match(head, /^HTTP\/1\.1 101/);
+  return conn;
+}
+
+/** One binary message from a client: masked (with a zero mask, so the bytes stay). */
+function clientMessage(payload: Uint8Array): Uint8Array {
+  assert.ok(payload.length < 65536);
+  const head = payload.length < 126
+    ? [0x82, 0x80 | payload.length]
+    : [0x82, 0x80 | 126, payload.length >> 8, payload.length & 0xff];
+  const out = new Uint8Array(head.length + 4 + payload.length);
+  out.set(head);
+  out.set(payload, head.length + 4);
+  return out;
+}
+
+Deno.test("web: a WebSocket that stops reading is cut off as a slow consumer while the others keep chatting", async () => {
+  const server = await testServer({ webPort: 0, maxQueueBytes: 256 * 1024 });
+  const origin = `http://127.0.0.1:${server.webAddr!.port}`;
+  const bob = new WebProbe(wsUrl(server), origin);
+  let sloth: Deno.TcpConn | null = null;
+  try {
+    await using alice = await connectClient(server, "alice");
+    const events = alice.events[Symbol.asyncIterator]();
+    assert.equal(await bob.opened, true);
+    bob.send(clientHello(SERVER_FEATURES, "test-web"));
+    bob.send({ type: "login", id: "1", nick: "bob", password: "password123" });
+    await bob.find((h) => h.type === "ok" && h.re === "1", "bob's login");
+    // Logs in, then never reads again.
+    sloth = await rawWebSocket(server);
+    await sloth.write(clientMessage(encodeFrame(clientHello(SERVER_FEATURES, "test-web"))));
+    await sloth.write(
+      clientMessage(
+        encodeFrame({ type: "login", id: "1", nick: "sloth", password: "password123" }),
+      ),
+    );
+    await nextEvent(events, (e) => e.type === "presence" && e.nick === "sloth" && e.online);
+    const text = "z".repeat(3900);
+    let cutOff = false;
+    // Waited for over the whole loop below: a deadline for the loop, generous under load.
+    const offline = nextEvent(
+      events,
+      (e) => e.type === "presence" && e.nick === "sloth" && !e.online,
+      180_000,
+    ).then(() => cutOff = true, (err) => {
+      cutOff = true;
+      throw err;
+    });
+    offline.catch(() => {});
+    for (let i = 0; i < 4000 && !cutOff; i++) {
+      await alice.say("lobby", `${i}-${text}`);
+      await bob.find((h) => h.type === "msg" && h.text === `${i}-${text}`, `message ${i}`);
+      bob.received.length = 0;
+    }
+    await offline;
+    assert.ok(server.hub.metrics.counters.slowConsumerCutoffs >= 1);
+    // (Its socket is not read to the end here: Deno's WebSocket close waits for the
+    // writes in progress, so the server holds the TCP connection until the peer reads
+    // or goes; closing it here ends it.)
+    await alice.say("lobby", "after the cut");
+    await bob.find(
+      (h) => h.type === "msg" && h.text === "after the cut",
+      "a message after the cut",
+    );
+  } finally {
+    sloth?.close();
+    await bob.close();
     await server.shutdown();
   }
 });
