@@ -67,6 +67,8 @@ export interface ChatServer {
   readonly finished: Promise<void>;
   /** Bytes queued to clients and not yet written, over every connection. */
   readonly queuedBytes: number;
+  /** Connections being served (chat, browser and IRC clients). */
+  readonly connectionCount: number;
   /**
    * Connections waiting on a deadline (login, idle timeout, a write under way, an
    * unfinished frame; an IRC connection always): none once every chat client is logged
@@ -226,6 +228,11 @@ class RunningServer implements ChatServer {
   readonly #config: ServerConfig;
   readonly #connections = new Set<ClientConnection | IrcConnection>();
   readonly #perIp = new Map<string, number>();
+  /**
+   * Connections served over a channel whose resource may outlive them (a WebSocket cut
+   * off while the peer reads nothing): their address's slot is freed when it is gone.
+   */
+  readonly #lingering = new Map<ClientConnection | IrcConnection, Promise<void>>();
   /** TLS handshakes under way (a connection served is in {@linkcode #connections}). */
   readonly #running = new Set<Promise<void>>();
   /** Resolves {@linkcode #allEnded}'s promise when the last connection ends. */
@@ -351,6 +358,11 @@ class RunningServer implements ChatServer {
         : new Response("draining\n", { status: 503 });
     }
     return new Response("not found: try /metrics or /healthz\n", { status: 404 });
+  }
+
+  /** Connections being served (chat, browser and IRC clients). */
+  get connectionCount(): number {
+    return this.#connections.size;
   }
 
   /** Bytes queued to clients and not yet written, over every connection. */
@@ -496,6 +508,7 @@ class RunningServer implements ChatServer {
         deadlines: this.#deadlines,
       });
     this.#connections.add(connection);
+    if (conn.gone !== undefined) this.#lingering.set(connection, conn.gone);
     connection.serve(this.#ended);
     if (connection instanceof IrcConnection) this.#sweepEveryTick(connection);
   }
@@ -519,7 +532,12 @@ class RunningServer implements ChatServer {
     const traffic = connection.traffic;
     this.#closedTraffic.bytesIn += traffic.bytesIn;
     this.#closedTraffic.bytesOut += traffic.bytesOut;
-    this.#release(connection.ip);
+    const gone = this.#lingering.get(connection);
+    if (gone === undefined) this.#release(connection.ip);
+    else {
+      this.#lingering.delete(connection);
+      gone.then(() => this.#release(connection.ip));
+    }
     if (this.#connections.size === 0) {
       this.#noConnections?.();
       this.#noConnections = null;

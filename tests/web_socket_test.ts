@@ -198,7 +198,12 @@ function clientMessage(payload: Uint8Array): Uint8Array {
 }
 
 Deno.test("web: a WebSocket that stops reading is cut off as a slow consumer while the others keep chatting", async () => {
-  const server = await testServer({ webPort: 0, maxQueueBytes: 256 * 1024 });
+  // alice (TCP), bob and the sloth (WebSockets): every slot of 127.0.0.1.
+  const server = await testServer({
+    webPort: 0,
+    maxQueueBytes: 256 * 1024,
+    maxConnectionsPerIp: 3,
+  });
   const origin = `http://127.0.0.1:${server.webAddr!.port}`;
   const bob = new WebProbe(wsUrl(server), origin);
   let sloth: Deno.TcpConn | null = null;
@@ -237,14 +242,42 @@ Deno.test("web: a WebSocket that stops reading is cut off as a slow consumer whi
     }
     await offline;
     assert.ok(server.hub.metrics.counters.slowConsumerCutoffs >= 1);
-    // (Its socket is not read to the end here: Deno's WebSocket close waits for the
-    // writes in progress, so the server holds the TCP connection until the peer reads
-    // or goes; closing it here ends it.)
     await alice.say("lobby", "after the cut");
     await bob.find(
       (h) => h.type === "msg" && h.text === "after the cut",
       "a message after the cut",
     );
+    await until(
+      () => server.connectionCount === 2 ? true : undefined,
+      "the sloth's connection ended",
+      30_000,
+    );
+    // Deno's WebSocket close waits for the writes in progress, so the runtime holds the
+    // sloth's TCP connection until it reads or goes: until then it keeps its address's
+    // slot (a stranger cannot pile up stalled sockets past the per-address cap).
+    const refused = await connectClient(server, "carol").then(
+      async (carol) => {
+        await carol.close();
+        return false;
+      },
+      () => true,
+    );
+    assert.ok(refused, "a fourth connection from 127.0.0.1 while the sloth's socket lingers");
+    sloth.close();
+    sloth = null;
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const carol = await connectClient(server, "carol").catch(() => null);
+      if (carol !== null) {
+        await carol.close();
+        break;
+      }
+      assert.ok(
+        Date.now() < deadline,
+        "no connection from 127.0.0.1 once the sloth's socket is gone",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   } finally {
     sloth?.close();
     await bob.close();

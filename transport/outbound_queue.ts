@@ -36,6 +36,12 @@ export interface ByteChannel {
    * several queued frames then go without being copied into one buffer first.
    */
   writeMany?(pieces: Uint8Array[]): Promise<void>;
+  /**
+   * Resolves once the channel's resource is released, when that can come after
+   * {@linkcode close} (a WebSocket's TCP connection, which the runtime keeps until its
+   * close frame is written); absent: released by `close()` at once.
+   */
+  readonly gone?: Promise<void>;
 }
 
 /** Default bound of the outbound queue: 4 MiB. */

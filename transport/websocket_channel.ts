@@ -23,7 +23,9 @@
  * Known limit: Deno's `WebSocket.close` sends its close frame behind the writes in
  * progress, so after a slow reader is cut off the runtime keeps its TCP connection (and
  * at most about {@linkcode WRITE_HIGH_WATER} of unsent bytes) until the peer reads or
- * goes; there is no public way to drop it sooner.
+ * goes; there is no public way to drop it sooner. {@linkcode WebSocketChannel.gone} says
+ * when it is gone: a server keeps counting it against its address until then, so a
+ * stranger's stalled sockets stay bounded by the per-address cap.
  *
  * @module
  */
@@ -59,6 +61,8 @@ export class WebSocketChannel implements ByteChannel {
   #ended = false;
   #reader: (() => void) | null = null;
   readonly #opened: Promise<boolean>;
+  /** Resolves once the socket has closed (its TCP connection released). */
+  readonly gone: Promise<void>;
 
   /** Wraps `socket` (open or still opening); the channel owns it from now on. */
   constructor(socket: WebSocket, options: WebSocketChannelOptions = {}) {
@@ -71,6 +75,9 @@ export class WebSocketChannel implements ByteChannel {
         socket.addEventListener("open", () => resolve(true), { once: true });
         socket.addEventListener("close", () => resolve(false), { once: true });
       });
+    this.gone = socket.readyState === WebSocket.CLOSED
+      ? Promise.resolve()
+      : new Promise((resolve) => socket.addEventListener("close", () => resolve(), { once: true }));
     socket.addEventListener("message", (event) => this.#onMessage(event));
     socket.addEventListener("close", () => this.#end());
     socket.addEventListener("error", () => this.#end());
