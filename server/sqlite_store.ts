@@ -24,6 +24,11 @@
  * commit that wrote messages (appends, delivered and read marks), so no one is shown a
  * message that could still be lost, but not for other writes' syncs: a login's
  * `lastMessageId` in a storm of logins does not wait for the others' account rows.
+ * Other writes made while a sync runs share one open transaction (each in a savepoint, so
+ * a failing one undoes only itself), committed when that sync ends, right before the next
+ * one that covers them: a login storm's account, membership and login rows cost one
+ * commit per sync, not three commits per login. When that commit fails, the next sync
+ * fails with its error, so none of them is acknowledged.
  *
  * `DatabaseSync` is synchronous: every statement, and every commit, runs on the calling
  * thread; transactions are kept short.
