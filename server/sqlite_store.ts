@@ -24,6 +24,11 @@
  * commit that wrote messages (appends, delivered and read marks), so no one is shown a
  * message that could still be lost, but not for other writes' syncs: a login's
  * `lastMessageId` in a storm of logins does not wait for the others' account rows.
+ * Other writes made while a sync runs share one open transaction (each in a savepoint, so
+ * a failing one undoes only itself), committed when that sync ends, right before the next
+ * one that covers them: a login storm's account, membership and login rows cost one
+ * commit per sync, not three commits per login. When that commit fails, the next sync
+ * fails with its error, so none of them is acknowledged.
  *
  * `DatabaseSync` is synchronous: every statement, and every commit, runs on the calling
  * thread; transactions are kept short.
@@ -116,6 +121,11 @@ export interface SqliteStoreStats {
   readonly blockingCheckpoints: number;
   /** Frames in the WAL at the last checkpoint. */
   readonly walFrames: number;
+  /**
+   * Commits of the writes (other than appends) made while a sync ran, each shared by all
+   * of them and made when that sync ended.
+   */
+  readonly writeGroups: number;
 }
 
 /**
@@ -298,6 +308,9 @@ function prepareAll(db: DatabaseSync) {
   return {
     begin: p("BEGIN IMMEDIATE"),
     commit: p("COMMIT"),
+    savepoint: p("SAVEPOINT grouped"),
+    release: p("RELEASE grouped"),
+    rollbackTo: p("ROLLBACK TO grouped"),
     getAccount: p("SELECT key, nick, password_hash, created_at FROM accounts WHERE key = ?"),
     accountKeys: p("SELECT key FROM accounts"),
     createAccount: p(
@@ -481,6 +494,14 @@ export class SqliteStore implements Store {
   #messagesCommitted = 0;
   #commits = 0;
   #largestBatch = 0;
+  /**
+   * Writes made while a sync runs share one open transaction, committed when the sync
+   * ends, right before the next one starts (see `#durably`).
+   */
+  #grouping = false;
+  /** The commit of the writes grouped during a sync failed: the next sync fails with it. */
+  #groupFailure: unknown = undefined;
+  #groupCommits = 0;
 
   private constructor(
     db: DatabaseSync,
@@ -500,7 +521,15 @@ export class SqliteStore implements Store {
     this.#wal = wal;
     // Without a WAL file to sync, SQLite synced each commit itself (FULL).
     this.#barrier = new DurabilityBarrier(
-      wal === null ? () => Promise.resolve() : () => syncWal(wal),
+      () => {
+        // The grouped writes this sync was to cover were rolled back: their waiters fail.
+        if (this.#groupFailure !== undefined) {
+          const failure = this.#groupFailure;
+          this.#groupFailure = undefined;
+          return Promise.reject(failure);
+        }
+        return wal === null ? Promise.resolve() : syncWal(wal);
+      },
       { onSyncEnd: () => this.#afterSync() },
     );
   }
@@ -597,6 +626,7 @@ export class SqliteStore implements Store {
       checkpoints: this.#checkpointer?.checkpoints ?? 0,
       blockingCheckpoints: this.#blockingCheckpoints,
       walFrames: this.#walFrames,
+      writeGroups: this.#groupCommits,
     };
   }
 
@@ -941,6 +971,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     try {
+      this.#commitGroup();
       this.#flush();
     } finally {
       this.#closed = true;
@@ -975,8 +1006,12 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Runs `fn` in one transaction (rolled back when it throws). */
+  /**
+   * Runs `fn` in one transaction (rolled back when it throws); inside the open group of
+   * writes made during a sync, as a savepoint of it.
+   */
   #transaction<T>(fn: () => T): T {
+    if (this.#grouping) return this.#savepoint(fn);
     this.#st.begin.run();
     try {
       const result = fn();
@@ -1007,13 +1042,64 @@ export class SqliteStore implements Store {
     return this.#durably(fn, "read");
   }
 
+  /** Runs `fn` as a savepoint of the open group: a failing write undoes only itself. */
+  #savepoint<T>(fn: () => T): T {
+    this.#st.savepoint.run();
+    try {
+      const result = fn();
+      this.#st.release.run();
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) {
+        this.#st.rollbackTo.run();
+        this.#st.release.run();
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Opens the group of writes made during a sync when one runs (they need the next sync
+   * anyway, so one commit at its start costs them nothing: a login storm's account,
+   * membership and login rows otherwise commit one by one). False when no sync runs: a
+   * lone write commits at once.
+   */
+  #joinGroup(): boolean {
+    if (this.#grouping) return true;
+    if (!this.#barrier.syncing || this.#wal === null || this.#db.isTransaction) return false;
+    this.#st.begin.run();
+    this.#grouping = true;
+    return true;
+  }
+
+  /**
+   * Commits the writes grouped during the sync that just ended, before the next starts;
+   * when the commit fails they are rolled back and the next sync, meant to cover them,
+   * fails (their callers hear the error, none is acknowledged).
+   */
+  #commitGroup(): void {
+    if (!this.#grouping) return;
+    this.#grouping = false;
+    try {
+      this.#st.commit.run();
+      this.#groupCommits++;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      log.error("committing the writes made during a sync failed: {error}", {
+        error: messageOf(error),
+      });
+      this.#groupFailure = error;
+    }
+  }
+
   #durably<T>(fn: () => T, kind: "write" | "messages" | "read"): Promise<T> {
     let result: T;
     let upTo: number;
     try {
       this.#checkOpen();
       this.#flush();
-      result = fn();
+      if (kind !== "read" && this.#joinGroup()) result = this.#savepoint(fn);
+      else result = fn();
       if (kind === "read") upTo = this.#messagesCommitted;
       else upTo = this.#committed();
       if (kind === "messages") this.#messagesCommitted = upTo;
@@ -1037,6 +1123,7 @@ export class SqliteStore implements Store {
    * checkpoint starts when one is due.
    */
   #afterSync(): void {
+    this.#commitGroup();
     if (this.#closed) return;
     if (!this.#checkpointing) this.#flush();
     this.#checkpointDue();
@@ -1108,14 +1195,9 @@ export class SqliteStore implements Store {
     this.#queue = [];
     const outcomes: (AppendResult | StoreError)[] = [];
     try {
-      this.#st.begin.run();
-      try {
+      this.#transaction(() => {
         for (const item of batch) outcomes.push(this.#insert(item.message));
-        this.#st.commit.run();
-      } catch (error) {
-        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-        throw error;
-      }
+      });
     } catch (error) {
       const failure = new StoreError(
         "failed",

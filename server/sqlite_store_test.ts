@@ -271,6 +271,58 @@ Deno.test("SqliteStore: a lone append commits at once; those during a sync share
   });
 });
 
+Deno.test("SqliteStore: writes made during a sync share one commit at its end, each acknowledged after the next sync", async () => {
+  await withTempDir(async (dir) => {
+    const held = new HeldSync();
+    const store = await SqliteStore.open(dir, { syncWal: held.syncWal });
+    // Another connection sees only what is committed.
+    const other = new DatabaseSync(store.path, { readOnly: true });
+    const committed = (key: string) =>
+      other.prepare("SELECT count(*) AS n FROM accounts WHERE key = ?").get(key)?.n === 1;
+    const account = (key: string) => ({ key, nick: key, passwordHash: null, createdAt: 1 });
+    try {
+      await store.createRoom(lobby);
+      held.hold();
+      const before = held.started.length;
+      // A lone write commits at once and starts its sync.
+      const first = store.createAccount(account("a0"));
+      await held.begun(before + 1);
+      assert.ok(committed("a0"));
+      // A login storm's writes while that sync runs: one open transaction.
+      const acked: string[] = [];
+      const during = [
+        store.createAccount(account("a1")).then(() => acked.push("a1")),
+        store.addMember("lobby", "a1").then(() => acked.push("member")),
+        store.recordLogin("a1", 2).then(() => acked.push("login")),
+        store.createAccount(account("a2")).then(() => acked.push("a2")),
+      ];
+      // A failing write in the group undoes only itself.
+      const failing = store.setPasswordHash("nobody", "x");
+      await assert.rejects(
+        failing,
+        (e: unknown) => e instanceof StoreError && e.code === "not_found",
+      );
+      // The store's own connection reads them at once; no one else sees them yet.
+      assert.equal((await store.getAccount("a2"))?.nick, "a2");
+      assert.equal(committed("a1"), false, "committed before the running sync ended");
+      assert.equal(store.stats.writeGroups, 0);
+      held.release();
+      await within(first, "the first write");
+      await within(held.begun(before + 2), "the next sync");
+      // Committed together right before the next sync began, which covers them.
+      assert.equal(store.stats.writeGroups, 1);
+      assert.ok(committed("a1") && committed("a2"));
+      await within(Promise.all(during), "the grouped writes");
+      assert.deepEqual(acked.toSorted(), ["a1", "a2", "login", "member"]);
+      assert.deepEqual(await store.accountRooms("a1"), ["lobby"]);
+    } finally {
+      held.release();
+      other.close();
+      await store.close();
+    }
+  });
+});
+
 Deno.test("SqliteStore: a message read waits for the sync of messages, not of other writes", async () => {
   await withTempDir(async (dir) => {
     const held = new HeldSync();
