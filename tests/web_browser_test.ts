@@ -7,14 +7,16 @@
  */
 
 import assert from "node:assert/strict";
-import type { ChatClient, ChatEvent } from "../client/chat_client.ts";
+import type { ChatClient } from "../client/chat_client.ts";
 import {
-  BROWSER_SKIP,
+  browserTest,
   launchBrowser,
   logInPage,
+  nextClientEvent,
   openConversation,
   openPage,
   pageUrl,
+  screenshotToDocs,
   sendFromPage,
   shownMessages,
   waitForMessage,
@@ -25,44 +27,6 @@ import type { PageDocument } from "./helpers/browser.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
 declare const document: PageDocument;
-
-const DOCS = new URL("../docs/", import.meta.url);
-
-const browserTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: BROWSER_SKIP !== null,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
-
-/** Waits for the first event of `client` that `match` accepts. */
-async function nextEvent(
-  client: ChatClient,
-  match: (event: ChatEvent) => boolean,
-  ms = 30_000,
-): Promise<ChatEvent> {
-  const events = client.events[Symbol.asyncIterator]();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) =>
-    timer = setTimeout(() => reject(new Error("timed out waiting for an event")), ms)
-  );
-  try {
-    while (true) {
-      const { value, done } = await Promise.race([events.next(), timeout]);
-      if (done) throw new Error("the client's events ended");
-      if (match(value)) return value;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function screenshot(page: { screenshot(o: object): Promise<unknown> }, name: string) {
-  await Deno.mkdir(DOCS, { recursive: true });
-  await page.screenshot({ path: new URL(name, DOCS).pathname });
-}
 
 browserTest(
   "web browser: a browser user and a terminal user exchange room messages and direct messages",
@@ -82,13 +46,16 @@ browserTest(
       await page.waitForFunction(() =>
         (document.querySelector("#login-error")?.textContent ?? "").startsWith("No account")
       );
-      await screenshot(page, "web-login.png");
+      await screenshotToDocs(page, "web-login.png");
       await page.click("#register-button");
       await page.waitForSelector("#chat-view:not([hidden])");
       await waitForMessage(page, "hi, anyone on the web?");
 
       // Room: browser -> terminal, terminal -> browser.
-      const heard = nextEvent(bob, (e) => e.type === "msg" && e.text === "hello from the browser");
+      const heard = nextClientEvent(
+        bob,
+        (e) => e.type === "msg" && e.text === "hello from the browser",
+      );
       await sendFromPage(page, "hello from the browser");
       await heard;
       await bob.say("lobby", "hello back from the terminal");
@@ -99,18 +66,21 @@ browserTest(
         document.querySelector("#conversation-topic")?.textContent === "Welcome! Be kind."
       );
       await page.waitForSelector('#online-list button[title="message bob"]');
-      await screenshot(page, "web-room.png");
+      await screenshotToDocs(page, "web-room.png");
 
       // Direct messages: terminal -> browser (unread badge), browser -> terminal.
       await bob.dm("alice", "psst, a direct message");
       await page.waitForSelector('#dm-list li[data-name="bob"] .badge');
       await openConversation(page, "dm", "bob");
       await waitForMessage(page, "psst, a direct message");
-      const dm = nextEvent(bob, (e) => e.type === "dm" && e.text === "got it, replying in private");
+      const dm = nextClientEvent(
+        bob,
+        (e) => e.type === "dm" && e.text === "got it, replying in private",
+      );
       await sendFromPage(page, "got it, replying in private");
       const received = await dm;
       assert.equal((received as { from: string }).from, "alice");
-      await screenshot(page, "web-dm.png");
+      await screenshotToDocs(page, "web-dm.png");
 
       // Creating a room from the page; the terminal user joins and hears it.
       await page.type("#join-room", "web-team");
@@ -119,7 +89,10 @@ browserTest(
         document.querySelector("#conversation-title")?.textContent === "#web-team"
       );
       await bob.join("web-team");
-      const inRoom = nextEvent(bob, (e) => e.type === "msg" && e.text === "first in web-team");
+      const inRoom = nextClientEvent(
+        bob,
+        (e) => e.type === "msg" && e.text === "first in web-team",
+      );
       await sendFromPage(page, "first in web-team");
       await inRoom;
 

@@ -11,7 +11,7 @@ import type { ChatClient } from "../client/chat_client.ts";
 import { tokenHash } from "../server/session_tokens.ts";
 import type { ChatServer } from "../server/server.ts";
 import {
-  BROWSER_SKIP,
+  browserTest,
   launchBrowser,
   logInPage,
   openPage,
@@ -19,7 +19,7 @@ import {
   pageUrl,
   waitForMessage,
 } from "./helpers/browser.ts";
-import type { PageDocument } from "./helpers/browser.ts";
+import type { PageDocument, TestPage } from "./helpers/browser.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
@@ -30,16 +30,7 @@ declare const localStorage: {
 };
 declare const sessionStorage: { getItem(key: string): string | null };
 
-const browserTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: BROWSER_SKIP !== null,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
-
-type Page = Awaited<ReturnType<typeof openPage>>;
+type Page = TestPage;
 
 /** What the page keeps in its storage, as text. */
 function storedText(page: Page): Promise<string> {

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { ChatClient } from "../client/chat_client.ts";
 import {
-  BROWSER_SKIP,
+  browserTest,
   launchBrowser,
   logInPage,
   nextClientEvent,
@@ -19,7 +19,7 @@ import {
   sendFromPage,
   waitForMessage,
 } from "./helpers/browser.ts";
-import type { PageDocument } from "./helpers/browser.ts";
+import type { PageDocument, TestPage } from "./helpers/browser.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
@@ -35,16 +35,7 @@ declare class Event {
   constructor(type: string);
 }
 
-const browserTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: BROWSER_SKIP !== null,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
-
-type Page = Awaited<ReturnType<typeof openPage>>;
+type Page = TestPage;
 
 /**
  * Runs in the page before its script: records every notification it creates (the real

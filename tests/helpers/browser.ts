@@ -53,6 +53,20 @@ export const BROWSER_SKIP: string | null = CHROMIUM === null
   : null;
 if (BROWSER_SKIP !== null) console.log(`browser tests skipped: ${BROWSER_SKIP}`);
 
+/**
+ * Registers a browser test: skipped (see {@linkcode BROWSER_SKIP}) when no Chromium is
+ * found; without the op and resource sanitizers (the browser keeps its own).
+ */
+export function browserTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: BROWSER_SKIP !== null,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn,
+  });
+}
+
 /** Longest a test waits for something to show in the page. */
 export const PAGE_WAIT_MS = 30_000;
 
@@ -98,6 +112,9 @@ export async function openPage(
   await page.goto(url, { waitUntil: "load" });
   return page;
 }
+
+/** A page opened by {@linkcode openPage}. */
+export type TestPage = Awaited<ReturnType<typeof openPage>>;
 
 /** Registers (or logs in) `nick` in the page and waits for the chat view. */
 export async function logInPage(page: Page, nick: string, register = true): Promise<void> {
