@@ -333,6 +333,11 @@ const FANOUT_LISTENERS: Record<FanoutListener, { name: string; tag: string; flag
   irc: { name: "IRC", tag: "irc-", flag: "--irc" },
 };
 
+/** `of`'s most deliveries per second over `to`'s, when both runs succeeded. */
+function deliveriesRatio(of: Outcome<FanoutResult>, to: Outcome<FanoutResult>): number | null {
+  return of.ok && to.ok ? round(of.value.maxDeliveries / to.value.maxDeliveries, 3) : null;
+}
+
 /** The same room and load through the server's IRC listener, beside the chat protocol. */
 interface IrcPair {
   members: number;
@@ -1031,18 +1036,14 @@ async function main(): Promise<void> {
       server: p.server,
       ceiling: p.ceiling,
       web: p.web,
-      ratioToCeiling: p.server.ok && p.ceiling.ok
-        ? round(p.server.value.maxDeliveries / p.ceiling.value.maxDeliveries, 3)
-        : null,
+      ratioToCeiling: deliveriesRatio(p.server, p.ceiling),
     })),
     slowConsumer: slow,
     irc: irc.map((p) => ({
       members: p.members,
       chat: p.chat,
       irc: p.irc,
-      ratioToChat: p.chat.ok && p.irc.ok
-        ? round(p.irc.value.maxDeliveries / p.chat.value.maxDeliveries, 3)
-        : null,
+      ratioToChat: deliveriesRatio(p.irc, p.chat),
     })),
     durable: durable === null ? null : {
       ...durable,

@@ -113,12 +113,13 @@ twoServerTest(
     const content = bytesOf(6 * CHUNK + 12_345, 3);
     const aliceA = await Probe.login(a, "alice");
     await using bobB = await Probe.login(b, "bob");
-    const offer = await aliceA.ok("file_offer", {
+    const fields = {
       to: "bob",
       name: "shared.bin",
       size: content.length,
       sha256: sha256(content),
-    });
+    };
+    const offer = await aliceA.ok("file_offer", fields);
     const file = offer.file as number;
     await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
 
@@ -146,12 +147,7 @@ twoServerTest(
     await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK, 3 * CHUNK));
     await aliceA[Symbol.asyncDispose]();
     await using aliceB = await Probe.login(b, "alice");
-    const resumed = await aliceB.ok("file_offer", {
-      to: "bob",
-      name: "shared.bin",
-      size: content.length,
-      sha256: sha256(content),
-    });
+    const resumed = await aliceB.ok("file_offer", fields);
     assert.equal(resumed.file, file);
     assert.equal(resumed.offset, 3 * CHUNK);
     let last: Received | undefined;
