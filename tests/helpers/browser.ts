@@ -8,6 +8,7 @@
 
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import type { ChatServer } from "../../server/server.ts";
+import { testServer } from "./harness.ts";
 import type { ChatClient, ChatEvent } from "../../client/chat_client.ts";
 
 /** An element as the functions run in the page see it (they are typed without the DOM lib). */
@@ -64,6 +65,26 @@ export function browserTest(name: string, fn: () => Promise<void>): void {
     sanitizeOps: false,
     sanitizeResources: false,
     fn,
+  });
+}
+
+/**
+ * A browser test with a server serving the page (`webPort` 0) and a browser, both
+ * closed after `fn` (terminal users it opens with `await using` close first).
+ */
+export function webTest(
+  name: string,
+  fn: (server: ChatServer, browser: Browser) => Promise<void>,
+): void {
+  browserTest(name, async () => {
+    const server = await testServer({ webPort: 0 });
+    const browser = await launchBrowser();
+    try {
+      await fn(server, browser);
+    } finally {
+      await browser.close();
+      await server.shutdown();
+    }
   });
 }
 
