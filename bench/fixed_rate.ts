@@ -21,17 +21,7 @@
 
 import type { Cluster, withCluster } from "./cluster.ts";
 import type { openRoom, runLevel } from "./fanout.ts";
-import { canPin } from "./main.ts";
-
-const SERVER_ARGS = [
-  "--memory",
-  "--room-history",
-  "10000",
-  "--queue-bytes",
-  String(256 * 1024 * 1024),
-  "--write-timeout-ms",
-  "120000",
-];
+import { canPin, FANOUT_SERVER_ARGS } from "./main.ts";
 
 /** What to measure. */
 interface Plan {
@@ -78,7 +68,7 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
       await run({
         target: relay ? "relay" : "server",
         loads: 2,
-        serverArgs: SERVER_ARGS,
+        serverArgs: FANOUT_SERVER_ARGS,
         ...(pin ? { pin } : {}),
       }, async (c: Cluster) => {
         const room = `room${plan.members}`;

@@ -309,7 +309,8 @@ async function attemptAlone<T>(name: string, fn: () => Promise<T>): Promise<Outc
   }
 }
 
-const FANOUT_SERVER_ARGS = [
+/** The chat server's settings for fan-out runs (also bench/fixed_rate.ts's). */
+export const FANOUT_SERVER_ARGS = [
   "--memory",
   // The newest 10,000 messages of each room, not every one: a SQLite server holds none
   // in its heap, and a heap growing through the run adds garbage-collector pauses.
@@ -321,6 +322,21 @@ const FANOUT_SERVER_ARGS = [
   "--write-timeout-ms",
   "120000",
 ];
+
+/** The listeners a fan-out run's load clients can use: the chat protocol, WebSocket, IRC. */
+type FanoutListener = "chat" | "web" | "irc";
+
+/** Per listener: its name in the log, its tag in profile names, the server's flag. */
+const FANOUT_LISTENERS: Record<FanoutListener, { name: string; tag: string; flag?: string }> = {
+  chat: { name: "server", tag: "" },
+  web: { name: "WebSocket", tag: "ws-", flag: "--web" },
+  irc: { name: "IRC", tag: "irc-", flag: "--irc" },
+};
+
+/** `of`'s most deliveries per second over `to`'s, when both runs succeeded. */
+function deliveriesRatio(of: Outcome<FanoutResult>, to: Outcome<FanoutResult>): number | null {
+  return of.ok && to.ok ? round(of.value.maxDeliveries / to.value.maxDeliveries, 3) : null;
+}
 
 /** The same room and load through the server's IRC listener, beside the chat protocol. */
 interface IrcPair {
@@ -369,15 +385,25 @@ async function main(): Promise<void> {
 
   const fanout: FanoutPair[] = [];
   const irc: IrcPair[] = [];
-  /** The chat server's fan-out over the chat protocol, for `fanout` and as `irc`'s baseline. */
-  const serverFanout = (fanoutPlan: FanoutPlan) =>
-    attempt(
-      `server fan-out, room of ${fanoutPlan.members}`,
+  /**
+   * The chat server's fan-out, its load clients on the chat protocol (for `fanout`, and
+   * as `irc`'s baseline) or on one of its other listeners.
+   */
+  const serverFanout = (fanoutPlan: FanoutPlan, over: FanoutListener = "chat") => {
+    const { name, tag, flag } = FANOUT_LISTENERS[over];
+    return attempt(
+      `${name} fan-out, room of ${fanoutPlan.members}`,
       options,
-      { target: "server", loads: 2, serverArgs: FANOUT_SERVER_ARGS },
+      {
+        target: "server",
+        loads: 2,
+        serverArgs: flag === undefined ? FANOUT_SERVER_ARGS : [...FANOUT_SERVER_ARGS, flag],
+        ...(over === "chat" ? {} : { [over]: true }),
+      },
       (c) => measureFanout(c, fanoutPlan),
-      `fanout-${fanoutPlan.members}`,
+      `fanout-${tag}${fanoutPlan.members}`,
     );
+  };
   let durable: { sqlite: Outcome<DurableResult>; memory: Outcome<DurableResult> } | null = null;
   let lone: {
     sqlite: Outcome<DurableResult>;
@@ -405,13 +431,7 @@ async function main(): Promise<void> {
           `ceiling-${members}`,
         );
         const server = await serverFanout(fanoutPlan);
-        const web = await attempt(
-          `WebSocket fan-out, room of ${members}`,
-          options,
-          { target: "server", loads: 2, serverArgs: [...FANOUT_SERVER_ARGS, "--web"], web: true },
-          (c) => measureFanout(c, fanoutPlan),
-          `fanout-ws-${members}`,
-        );
+        const web = await serverFanout(fanoutPlan, "web");
         fanout.push({ members, server, ceiling, web });
       }
     }
@@ -420,13 +440,7 @@ async function main(): Promise<void> {
         const fanoutPlan: FanoutPlan = { ...plan.fanout, members };
         const chat = fanout.find((f) => f.members === members)?.server ??
           await serverFanout(fanoutPlan);
-        const overIrc = await attempt(
-          `IRC fan-out, room of ${members}`,
-          options,
-          { target: "server", loads: 2, serverArgs: [...FANOUT_SERVER_ARGS, "--irc"], irc: true },
-          (c) => measureFanout(c, fanoutPlan),
-          `fanout-irc-${members}`,
-        );
+        const overIrc = await serverFanout(fanoutPlan, "irc");
         irc.push({ members, chat, irc: overIrc });
       }
     }
@@ -1022,18 +1036,14 @@ async function main(): Promise<void> {
       server: p.server,
       ceiling: p.ceiling,
       web: p.web,
-      ratioToCeiling: p.server.ok && p.ceiling.ok
-        ? round(p.server.value.maxDeliveries / p.ceiling.value.maxDeliveries, 3)
-        : null,
+      ratioToCeiling: deliveriesRatio(p.server, p.ceiling),
     })),
     slowConsumer: slow,
     irc: irc.map((p) => ({
       members: p.members,
       chat: p.chat,
       irc: p.irc,
-      ratioToChat: p.chat.ok && p.irc.ok
-        ? round(p.irc.value.maxDeliveries / p.chat.value.maxDeliveries, 3)
-        : null,
+      ratioToChat: deliveriesRatio(p.irc, p.chat),
     })),
     durable: durable === null ? null : {
       ...durable,

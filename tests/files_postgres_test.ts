@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { concatBytes } from "../protocol/bytes.ts";
 import { fileServiceOf, READ_WAIT_MS } from "../server/files.ts";
 import { openPostgresFiles } from "../server/postgres_files.ts";
 import type { ChatServer } from "../server/server.ts";
@@ -67,13 +68,7 @@ async function readRange(
     parts.push(body);
     at += body.length;
   }
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return { reply, bytes };
+  return { reply, bytes: concatBytes(parts) };
 }
 
 async function twoServers(url: string): Promise<[ChatServer, ChatServer]> {
@@ -88,213 +83,182 @@ async function twoServers(url: string): Promise<[ChatServer, ChatServer]> {
   }
 }
 
-Deno.test({
-  name: "files in PostgreSQL: uploaded on A, read live and resumed on B, dropped for both",
-  ignore: pg === null,
-  async fn() {
-    const [a, b] = await twoServers(await pg!.createDatabase());
-    try {
-      // Accounts are per server here (each its own chat store): both register on both.
-      for (const server of [a, b]) {
-        for (const nick of ["alice", "bob"]) (await Probe.login(server, nick)).close();
+/**
+ * A test with two servers sharing a fresh PostgreSQL database for files, alice and bob
+ * registered on both (accounts are per server here: each has its own chat store); the
+ * servers are shut down after `fn`. Skipped when PostgreSQL is not found.
+ */
+function twoServerTest(name: string, fn: (a: ChatServer, b: ChatServer) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: pg === null,
+    async fn() {
+      const [a, b] = await twoServers(await pg!.createDatabase());
+      try {
+        for (const server of [a, b]) {
+          for (const nick of ["alice", "bob"]) (await Probe.login(server, nick)).close();
+        }
+        await fn(a, b);
+      } finally {
+        await a.shutdown();
+        await b.shutdown();
       }
-      const content = bytesOf(6 * CHUNK + 12_345, 3);
-      const aliceA = await Probe.login(a, "alice");
-      await using bobB = await Probe.login(b, "bob");
-      const offer = await aliceA.ok("file_offer", {
-        to: "bob",
-        name: "shared.bin",
-        size: content.length,
-        sha256: sha256(content),
-      });
-      const file = offer.file as number;
-      await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+    },
+  });
+}
 
-      // B knows the file from the shared records, and reads it while A takes the upload.
-      const listed = await bobB.ok("file_list");
-      assert.deepEqual((listed.files as { file: number }[]).map((f) => f.file), [file]);
-      await bobB.ok("file_accept", { file });
-      const id = "live";
-      bobB.send({ type: "file_read", id, file, offset: 0, length: 2 * CHUNK });
-      const first = await bobB.expect({ type: "file_data", file, offset: 0 }, WAIT_MS);
-      assert.deepEqual(first.frameBody, content.subarray(0, CHUNK));
-      // The next chunk, written on A, reaches the read waiting on B: B polls for it every
-      // 50 ms. (Without the poll it would come only when the read's wait of READ_WAIT_MS
-      // ends: the deadline is half that, a hundred times the poll.)
-      await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
-      const second = await bobB.expect(
-        { type: "file_data", file, offset: CHUNK },
-        READ_WAIT_MS / 2,
-      );
-      assert.deepEqual(second.frameBody, content.subarray(CHUNK, 2 * CHUNK));
-      const live = await bobB.expect({ type: "ok", re: id }, WAIT_MS);
-      assert.equal(live.length, 2 * CHUNK);
+twoServerTest(
+  "files in PostgreSQL: uploaded on A, read live and resumed on B, dropped for both",
+  async (a, b) => {
+    const content = bytesOf(6 * CHUNK + 12_345, 3);
+    const aliceA = await Probe.login(a, "alice");
+    await using bobB = await Probe.login(b, "bob");
+    const fields = {
+      to: "bob",
+      name: "shared.bin",
+      size: content.length,
+      sha256: sha256(content),
+    };
+    const offer = await aliceA.ok("file_offer", fields);
+    const file = offer.file as number;
+    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
 
-      // Alice loses A after a third chunk; offering the file again on B resumes it there.
-      await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK, 3 * CHUNK));
-      await aliceA[Symbol.asyncDispose]();
-      await using aliceB = await Probe.login(b, "alice");
-      const resumed = await aliceB.ok("file_offer", {
-        to: "bob",
-        name: "shared.bin",
-        size: content.length,
-        sha256: sha256(content),
-      });
-      assert.equal(resumed.file, file);
-      assert.equal(resumed.offset, 3 * CHUNK);
-      let last: Received | undefined;
-      for (let at = 3 * CHUNK; at < content.length; at += CHUNK) {
-        last = await chunkOk(aliceB, file, at, content.subarray(at, at + CHUNK));
-      }
-      assert.equal(last?.complete, true, "the SHA-256 carried over from A's bytes matches");
+    // B knows the file from the shared records, and reads it while A takes the upload.
+    const listed = await bobB.ok("file_list");
+    assert.deepEqual((listed.files as { file: number }[]).map((f) => f.file), [file]);
+    await bobB.ok("file_accept", { file });
+    const id = "live";
+    bobB.send({ type: "file_read", id, file, offset: 0, length: 2 * CHUNK });
+    const first = await bobB.expect({ type: "file_data", file, offset: 0 }, WAIT_MS);
+    assert.deepEqual(first.frameBody, content.subarray(0, CHUNK));
+    // The next chunk, written on A, reaches the read waiting on B: B polls for it every
+    // 50 ms. (Without the poll it would come only when the read's wait of READ_WAIT_MS
+    // ends: the deadline is half that, a hundred times the poll.)
+    await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+    const second = await bobB.expect(
+      { type: "file_data", file, offset: CHUNK },
+      READ_WAIT_MS / 2,
+    );
+    assert.deepEqual(second.frameBody, content.subarray(CHUNK, 2 * CHUNK));
+    const live = await bobB.expect({ type: "ok", re: id }, WAIT_MS);
+    assert.equal(live.length, 2 * CHUNK);
 
-      // Bob's download resumes on A from where B's read ended.
-      await using bobA = await Probe.login(a, "bob");
-      const parts: Uint8Array[] = [content.subarray(0, 2 * CHUNK)];
-      for (let at = 2 * CHUNK; at < content.length;) {
-        const { reply, bytes } = await readRange(bobA, file, at, content.length - at);
-        assert.ok((reply.length as number) > 0);
-        assert.equal(reply.available, content.length);
-        parts.push(bytes);
-        at += bytes.length;
-      }
-      const whole = new Uint8Array(content.length);
-      let at = 0;
-      for (const part of parts) {
-        whole.set(part, at);
-        at += part.length;
-      }
-      assert.equal(sha256(whole), sha256(content));
-
-      // Done on A: gone for B too, records and bytes.
-      await bobA.ok("file_done", { file });
-      await bobB.fails("file_read", { file, offset: 0, length: 1 }, "no_file");
-      assert.equal(await fileServiceOf(b.hub).store.get(file), null);
-      assert.equal(await fileServiceOf(b.hub).bytes.used(), 0);
-    } finally {
-      await a.shutdown();
-      await b.shutdown();
+    // Alice loses A after a third chunk; offering the file again on B resumes it there.
+    await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK, 3 * CHUNK));
+    await aliceA[Symbol.asyncDispose]();
+    await using aliceB = await Probe.login(b, "alice");
+    const resumed = await aliceB.ok("file_offer", fields);
+    assert.equal(resumed.file, file);
+    assert.equal(resumed.offset, 3 * CHUNK);
+    let last: Received | undefined;
+    for (let at = 3 * CHUNK; at < content.length; at += CHUNK) {
+      last = await chunkOk(aliceB, file, at, content.subarray(at, at + CHUNK));
     }
-  },
-});
+    assert.equal(last?.complete, true, "the SHA-256 carried over from A's bytes matches");
 
-Deno.test({
-  name:
-    "files in PostgreSQL: an upload moved to B and back to A: A's stale chunk gets bad_offset, the offer resyncs",
-  ignore: pg === null,
-  async fn() {
-    const [a, b] = await twoServers(await pg!.createDatabase());
-    try {
-      for (const server of [a, b]) {
-        for (const nick of ["alice", "bob"]) (await Probe.login(server, nick)).close();
-      }
-      const content = bytesOf(3 * CHUNK, 9);
-      const fields = {
-        to: "bob",
-        name: "moved.bin",
-        size: content.length,
-        sha256: sha256(content),
-      };
-      await using aliceA = await Probe.login(a, "alice");
-      await using aliceB = await Probe.login(b, "alice");
-      const file = (await aliceA.ok("file_offer", fields)).file as number;
-      await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
-      assert.equal((await aliceB.ok("file_offer", fields)).offset, CHUNK);
-      await chunkOk(aliceB, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
-
-      // A still has the upload open at CHUNK: the bytes it would append are refused.
-      const id = "stale";
-      aliceA.send(
-        { type: "file_chunk", id, file, offset: CHUNK },
-        content.subarray(CHUNK, 2 * CHUNK),
-      );
-      const stale = await aliceA.expect({ re: id }, WAIT_MS);
-      assert.equal(stale.type, "error", JSON.stringify(stale));
-      assert.equal(stale.code, "bad_offset", JSON.stringify(stale));
-      // Offering again on A picks up where B got to, and finishes there.
-      assert.equal((await aliceA.ok("file_offer", fields)).offset, 2 * CHUNK);
-      const last = await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK));
-      assert.equal(last.complete, true);
-
-      await using bobB = await Probe.login(b, "bob");
-      await bobB.ok("file_accept", { file });
-      const parts: Uint8Array[] = [];
-      for (let at = 0; at < content.length;) {
-        const { bytes } = await readRange(bobB, file, at, content.length - at);
-        parts.push(bytes);
-        at += bytes.length;
-      }
-      const whole = new Uint8Array(content.length);
-      let at = 0;
-      for (const part of parts) {
-        whole.set(part, at);
-        at += part.length;
-      }
-      assert.equal(sha256(whole), sha256(content));
-    } finally {
-      await a.shutdown();
-      await b.shutdown();
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "files in PostgreSQL: offered by key on A, the SHA-256 of its last chunk reaches a read waiting on B",
-  ignore: pg === null,
-  async fn() {
-    const [a, b] = await twoServers(await pg!.createDatabase());
-    try {
-      for (const server of [a, b]) {
-        for (const nick of ["alice", "bob"]) (await Probe.login(server, nick)).close();
-      }
-      const content = bytesOf(2 * CHUNK + 100, 11);
-      await using aliceA = await Probe.login(a, "alice");
-      await using bobB = await Probe.login(b, "bob");
-      const file = (await aliceA.ok("file_offer", {
-        to: "bob",
-        name: "keyed.bin",
-        size: content.length,
-        key: "7".repeat(64),
-      })).file as number;
-      await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
-      await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
-      await bobB.ok("file_accept", { file });
-      const parts: Uint8Array[] = [];
-      for (let at = 0; at < 2 * CHUNK;) {
-        const { reply, bytes } = await readRange(bobB, file, at, 2 * CHUNK - at);
-        assert.equal(reply.sha256, undefined, "not given yet");
-        parts.push(bytes);
-        at += bytes.length;
-      }
-      // A read at the end waits on B for the SHA-256 that comes to A with the last chunk.
-      const id = "hash";
-      bobB.send({ type: "file_read", id, file, offset: content.length, length: 1 });
-      const chunkId = crypto.randomUUID();
-      aliceA.send(
-        { type: "file_chunk", id: chunkId, file, offset: 2 * CHUNK, sha256: sha256(content) },
-        content.subarray(2 * CHUNK),
-      );
-      const last = await aliceA.expect({ re: chunkId }, WAIT_MS);
-      assert.equal(last.type, "ok", JSON.stringify(last));
-      assert.equal(last.complete, true);
-      const waited = await bobB.expect({ re: id }, WAIT_MS);
-      assert.equal(waited.type, "ok", JSON.stringify(waited));
-      assert.equal(waited.sha256, sha256(content));
-      const { reply, bytes } = await readRange(bobB, file, 2 * CHUNK, 100);
-      assert.equal(reply.sha256, sha256(content));
+    // Bob's download resumes on A from where B's read ended.
+    await using bobA = await Probe.login(a, "bob");
+    const parts: Uint8Array[] = [content.subarray(0, 2 * CHUNK)];
+    for (let at = 2 * CHUNK; at < content.length;) {
+      const { reply, bytes } = await readRange(bobA, file, at, content.length - at);
+      assert.ok((reply.length as number) > 0);
+      assert.equal(reply.available, content.length);
       parts.push(bytes);
-      const whole = new Uint8Array(content.length);
-      let at = 0;
-      for (const part of parts) {
-        whole.set(part, at);
-        at += part.length;
-      }
-      assert.equal(sha256(whole), waited.sha256);
-      await bobB.ok("file_done", { file });
-    } finally {
-      await a.shutdown();
-      await b.shutdown();
+      at += bytes.length;
     }
+    assert.equal(sha256(concatBytes(parts)), sha256(content));
+
+    // Done on A: gone for B too, records and bytes.
+    await bobA.ok("file_done", { file });
+    await bobB.fails("file_read", { file, offset: 0, length: 1 }, "no_file");
+    assert.equal(await fileServiceOf(b.hub).store.get(file), null);
+    assert.equal(await fileServiceOf(b.hub).bytes.used(), 0);
   },
-});
+);
+
+twoServerTest(
+  "files in PostgreSQL: an upload moved to B and back to A: A's stale chunk gets bad_offset, the offer resyncs",
+  async (a, b) => {
+    const content = bytesOf(3 * CHUNK, 9);
+    const fields = {
+      to: "bob",
+      name: "moved.bin",
+      size: content.length,
+      sha256: sha256(content),
+    };
+    await using aliceA = await Probe.login(a, "alice");
+    await using aliceB = await Probe.login(b, "alice");
+    const file = (await aliceA.ok("file_offer", fields)).file as number;
+    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+    assert.equal((await aliceB.ok("file_offer", fields)).offset, CHUNK);
+    await chunkOk(aliceB, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+
+    // A still has the upload open at CHUNK: the bytes it would append are refused.
+    const id = "stale";
+    aliceA.send(
+      { type: "file_chunk", id, file, offset: CHUNK },
+      content.subarray(CHUNK, 2 * CHUNK),
+    );
+    const stale = await aliceA.expect({ re: id }, WAIT_MS);
+    assert.equal(stale.type, "error", JSON.stringify(stale));
+    assert.equal(stale.code, "bad_offset", JSON.stringify(stale));
+    // Offering again on A picks up where B got to, and finishes there.
+    assert.equal((await aliceA.ok("file_offer", fields)).offset, 2 * CHUNK);
+    const last = await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK));
+    assert.equal(last.complete, true);
+
+    await using bobB = await Probe.login(b, "bob");
+    await bobB.ok("file_accept", { file });
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < content.length;) {
+      const { bytes } = await readRange(bobB, file, at, content.length - at);
+      parts.push(bytes);
+      at += bytes.length;
+    }
+    assert.equal(sha256(concatBytes(parts)), sha256(content));
+  },
+);
+
+twoServerTest(
+  "files in PostgreSQL: offered by key on A, the SHA-256 of its last chunk reaches a read waiting on B",
+  async (a, b) => {
+    const content = bytesOf(2 * CHUNK + 100, 11);
+    await using aliceA = await Probe.login(a, "alice");
+    await using bobB = await Probe.login(b, "bob");
+    const file = (await aliceA.ok("file_offer", {
+      to: "bob",
+      name: "keyed.bin",
+      size: content.length,
+      key: "7".repeat(64),
+    })).file as number;
+    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+    await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+    await bobB.ok("file_accept", { file });
+    const parts: Uint8Array[] = [];
+    for (let at = 0; at < 2 * CHUNK;) {
+      const { reply, bytes } = await readRange(bobB, file, at, 2 * CHUNK - at);
+      assert.equal(reply.sha256, undefined, "not given yet");
+      parts.push(bytes);
+      at += bytes.length;
+    }
+    // A read at the end waits on B for the SHA-256 that comes to A with the last chunk.
+    const id = "hash";
+    bobB.send({ type: "file_read", id, file, offset: content.length, length: 1 });
+    const chunkId = crypto.randomUUID();
+    aliceA.send(
+      { type: "file_chunk", id: chunkId, file, offset: 2 * CHUNK, sha256: sha256(content) },
+      content.subarray(2 * CHUNK),
+    );
+    const last = await aliceA.expect({ re: chunkId }, WAIT_MS);
+    assert.equal(last.type, "ok", JSON.stringify(last));
+    assert.equal(last.complete, true);
+    const waited = await bobB.expect({ re: id }, WAIT_MS);
+    assert.equal(waited.type, "ok", JSON.stringify(waited));
+    assert.equal(waited.sha256, sha256(content));
+    const { reply, bytes } = await readRange(bobB, file, 2 * CHUNK, 100);
+    assert.equal(reply.sha256, sha256(content));
+    parts.push(bytes);
+    assert.equal(sha256(concatBytes(parts)), waited.sha256);
+    await bobB.ok("file_done", { file });
+  },
+);

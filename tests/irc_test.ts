@@ -7,44 +7,19 @@
 
 import assert from "node:assert/strict";
 import type { ChatEvent } from "../client/chat_client.ts";
-import type { ChatServer } from "../server/server.ts";
-import { connectClient, testServer } from "./helpers/harness.ts";
-import { IrcProbe } from "./helpers/irc_probe.ts";
+import { connectClient } from "./helpers/harness.ts";
+import { ircPort, IrcProbe, ircServer } from "./helpers/irc_probe.ts";
+import { nextEvent as nextEventWithin } from "./helpers/chat_events.ts";
+import { pythonIrc, runIrcScript } from "./helpers/irc_python.ts";
 import { ca, cert, key } from "./helpers/tls.ts";
 import denoJson from "../deno.json" with { type: "json" };
 import { permissionFlags } from "../scripts/permissions.ts";
 
 const STEP_MS = 10_000;
 
-function ircServer(overrides: Parameters<typeof testServer>[0] = {}): Promise<ChatServer> {
-  return testServer({ ircPort: 0, ...overrides });
-}
-
-function ircPort(server: ChatServer): number {
-  assert.ok(server.ircAddr !== null, "the IRC listener is off");
-  return server.ircAddr.port;
-}
-
-async function nextEvent(
-  events: AsyncIterator<ChatEvent>,
-  match: (event: ChatEvent) => boolean,
-): Promise<ChatEvent> {
-  const deadline = Date.now() + STEP_MS;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const next = await Promise.race([
-      events.next(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("timed out waiting for an event")),
-          deadline - Date.now(),
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-    assert.ok(!next.done, "events ended");
-    if (match(next.value)) return next.value;
-  }
-}
+/** The next matching event within {@linkcode STEP_MS}. */
+const nextEvent = (events: AsyncIterator<ChatEvent>, match: (event: ChatEvent) => boolean) =>
+  nextEventWithin(events, match, STEP_MS);
 
 Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms joined, PING answered", async () => {
   const server = await ircServer();
@@ -221,26 +196,7 @@ Deno.test("irc: a wrong password gets 464 and the close; a nick in use gets 433 
 });
 
 /** A Python that has the `irc` library (python3-irc), or null. */
-const PYTHON_IRC: string | null = (() => {
-  for (const python of ["/usr/bin/python3", "python3"]) {
-    try {
-      const { success } = new Deno.Command(python, {
-        args: ["-c", "import irc.client"],
-        stdout: "null",
-        stderr: "null",
-      }).outputSync();
-      if (success) return python;
-    } catch {
-      // not there
-    }
-  }
-  return null;
-})();
-if (PYTHON_IRC === null) {
-  console.warn(
-    "irc_test: python3-irc not found (apt-get install python3-irc): its test is skipped",
-  );
-}
+const PYTHON_IRC = pythonIrc("irc_test");
 
 Deno.test({
   name:
@@ -251,15 +207,8 @@ Deno.test({
     try {
       await using bob = await connectClient(server, "bob");
       const events = bob.events[Symbol.asyncIterator]();
-      const script = new URL("./helpers/irc_client.py", import.meta.url).pathname;
-      const child = new Deno.Command(PYTHON_IRC!, {
-        args: [script, "127.0.0.1", String(ircPort(server)), "pyuser", "password123", "bob"],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const stdout = new Response(child.stdout).text();
-      const stderr = new Response(child.stderr).text();
-      try {
+      const args = ["127.0.0.1", String(ircPort(server)), "pyuser", "password123", "bob"];
+      const { out, has } = await runIrcScript(PYTHON_IRC!, "irc_client.py", args, async () => {
         const said = await nextEvent(events, (e) => e.type === "msg" && e.from === "pyuser");
         assert.equal(said.type === "msg" && said.room, "lobby");
         assert.equal(said.type === "msg" && said.text, "hello from python");
@@ -267,20 +216,7 @@ Deno.test({
         assert.equal(dm.type === "dm" && dm.text, "dm from python");
         await bob.say("lobby", "hello from chat");
         await bob.dm("pyuser", "dm from chat");
-      } catch (err) {
-        try {
-          child.kill();
-        } catch {
-          // already ended
-        }
-        throw new Error(`${err}\nscript output:\n${await stdout}\n${await stderr}`);
-      }
-      const status = await child.status;
-      const out = await stdout;
-      assert.equal(status.code, 0, `the script failed:\n${out}\n${await stderr}`);
-      const seen = out.trim().split("\n").map((line) => JSON.parse(line));
-      const has = (event: string, text?: string) =>
-        seen.some((e) => e.event === event && (text === undefined || e.text === text));
+      });
       assert.ok(has("welcome"), out);
       assert.ok(has("pubmsg", "hello from chat"), out);
       assert.ok(has("privmsg", "dm from chat"), out);

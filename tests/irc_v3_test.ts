@@ -7,43 +7,18 @@
 
 import assert from "node:assert/strict";
 import type { ChatEvent } from "../client/chat_client.ts";
-import type { ChatServer } from "../server/server.ts";
-import { connectClient, Probe, testServer } from "./helpers/harness.ts";
-import { IrcProbe } from "./helpers/irc_probe.ts";
+import { connectClient, Probe } from "./helpers/harness.ts";
+import { ircPort, IrcProbe, ircServer } from "./helpers/irc_probe.ts";
+import { nextEvent as nextEventWithin } from "./helpers/chat_events.ts";
+import { pythonIrc, runIrcScript } from "./helpers/irc_python.ts";
 import type { IrcMessage } from "../protocol/irc_line.ts";
 
 const STEP_MS = 10_000;
 const bytes = (text: string) => new TextEncoder().encode(text).length;
 
-function ircServer(overrides: Parameters<typeof testServer>[0] = {}): Promise<ChatServer> {
-  return testServer({ ircPort: 0, ...overrides });
-}
-
-function ircPort(server: ChatServer): number {
-  assert.ok(server.ircAddr !== null, "the IRC listener is off");
-  return server.ircAddr.port;
-}
-
-async function nextEvent(
-  events: AsyncIterator<ChatEvent>,
-  match: (event: ChatEvent) => boolean,
-): Promise<ChatEvent> {
-  const deadline = Date.now() + STEP_MS;
-  while (true) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const next = await Promise.race([
-      events.next(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error("timed out waiting for an event")),
-          deadline - Date.now(),
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-    assert.ok(!next.done, "events ended");
-    if (match(next.value)) return next.value;
-  }
-}
+/** The next matching event within {@linkcode STEP_MS}. */
+const nextEvent = (events: AsyncIterator<ChatEvent>, match: (event: ChatEvent) => boolean) =>
+  nextEventWithin(events, match, STEP_MS);
 
 /** The line without its tags part. */
 function untagged(line: string): string {
@@ -593,26 +568,7 @@ Deno.test("irc v3: away changes take from the message bucket (each is told to ev
 });
 
 /** A Python that has the `irc` library (python3-irc), or null. */
-const PYTHON_IRC: string | null = (() => {
-  for (const python of ["/usr/bin/python3", "python3"]) {
-    try {
-      const { success } = new Deno.Command(python, {
-        args: ["-c", "import irc.client"],
-        stdout: "null",
-        stderr: "null",
-      }).outputSync();
-      if (success) return python;
-    } catch {
-      // not there
-    }
-  }
-  return null;
-})();
-if (PYTHON_IRC === null) {
-  console.warn(
-    "irc_v3_test: python3-irc not found (apt-get install python3-irc): its test is skipped",
-  );
-}
+const PYTHON_IRC = pythonIrc("irc_v3_test");
 
 Deno.test({
   name:
@@ -628,34 +584,19 @@ Deno.test({
       await using bob = await IrcProbe.register(ircPort(server), "bob");
       await bob.send("AWAY :busy");
       await bob.expectCommand("306", "bob");
-      const script = new URL("./helpers/irc_v3_client.py", import.meta.url).pathname;
-      const child = new Deno.Command(PYTHON_IRC!, {
-        args: [script, "127.0.0.1", String(ircPort(server)), "pyuser", "password123", "bob"],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const stdout = new Response(child.stdout).text();
-      const stderr = new Response(child.stderr).text();
-      try {
-        const away = await nextEvent(
-          events,
-          (e) => e.type === "presence" && e.nick === "pyuser" && e.away !== undefined,
-        );
-        assert.equal(away.type === "presence" && away.away, "fishing");
-      } catch (err) {
-        try {
-          child.kill();
-        } catch {
-          // already ended
-        }
-        throw new Error(`${err}\nscript output:\n${await stdout}\n${await stderr}`);
-      }
-      const status = await child.status;
-      const out = await stdout;
-      assert.equal(status.code, 0, `the script failed:\n${out}\n${await stderr}`);
-      const seen = out.trim().split("\n").map((line) => JSON.parse(line));
-      const has = (event: string, text?: string) =>
-        seen.some((e) => e.event === event && (text === undefined || e.text === text));
+      const args = ["127.0.0.1", String(ircPort(server)), "pyuser", "password123", "bob"];
+      const { out, seen, has } = await runIrcScript(
+        PYTHON_IRC!,
+        "irc_v3_client.py",
+        args,
+        async () => {
+          const away = await nextEvent(
+            events,
+            (e) => e.type === "presence" && e.nick === "pyuser" && e.away !== undefined,
+          );
+          assert.equal(away.type === "presence" && away.away, "fishing");
+        },
+      );
       assert.ok(has("903"), out);
       assert.ok(has("welcome"), out);
       assert.ok(seen.some((e) => e.event === "welcome" && e.target === "pyuser"), out);

@@ -7,17 +7,20 @@
  */
 
 import assert from "node:assert/strict";
-import type { ChatClient, ChatEvent } from "../client/chat_client.ts";
+import type { ChatClient } from "../client/chat_client.ts";
 import {
-  BROWSER_SKIP,
+  browserTest,
   launchBrowser,
   logInPage,
+  nextClientEvent,
   openConversation,
   openPage,
   pageUrl,
+  screenshotToDocs,
   sendFromPage,
   shownMessages,
   waitForMessage,
+  webTest,
 } from "./helpers/browser.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 import { onFreePort } from "./helpers/ports.ts";
@@ -26,159 +29,114 @@ import type { PageDocument } from "./helpers/browser.ts";
 // The functions given to waitForFunction and evaluate run in the page.
 declare const document: PageDocument;
 
-const DOCS = new URL("../docs/", import.meta.url);
-
-const browserTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: BROWSER_SKIP !== null,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
-
-/** Waits for the first event of `client` that `match` accepts. */
-async function nextEvent(
-  client: ChatClient,
-  match: (event: ChatEvent) => boolean,
-  ms = 30_000,
-): Promise<ChatEvent> {
-  const events = client.events[Symbol.asyncIterator]();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) =>
-    timer = setTimeout(() => reject(new Error("timed out waiting for an event")), ms)
-  );
-  try {
-    while (true) {
-      const { value, done } = await Promise.race([events.next(), timeout]);
-      if (done) throw new Error("the client's events ended");
-      if (match(value)) return value;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function screenshot(page: { screenshot(o: object): Promise<unknown> }, name: string) {
-  await Deno.mkdir(DOCS, { recursive: true });
-  await page.screenshot({ path: new URL(name, DOCS).pathname });
-}
-
-browserTest(
+webTest(
   "web browser: a browser user and a terminal user exchange room messages and direct messages",
-  async () => {
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    const bob = await connectClient(server, "bob");
-    try {
-      await bob.join("lobby").catch(() => {});
-      await bob.topic("lobby", "Welcome! Be kind.");
-      await bob.say("lobby", "hi, anyone on the web?");
-      const page = await openPage(browser, pageUrl(server));
-      // Logging in to an account that does not exist says so; registering is one click.
-      await page.type("#login-nick", "alice");
-      await page.type("#login-password", "password123");
-      await page.click("#login-button");
-      await page.waitForFunction(() =>
-        (document.querySelector("#login-error")?.textContent ?? "").startsWith("No account")
-      );
-      await screenshot(page, "web-login.png");
-      await page.click("#register-button");
-      await page.waitForSelector("#chat-view:not([hidden])");
-      await waitForMessage(page, "hi, anyone on the web?");
+  async (server, browser) => {
+    await using bob = await connectClient(server, "bob");
+    await bob.join("lobby").catch(() => {});
+    await bob.topic("lobby", "Welcome! Be kind.");
+    await bob.say("lobby", "hi, anyone on the web?");
+    const page = await openPage(browser, pageUrl(server));
+    // Logging in to an account that does not exist says so; registering is one click.
+    await page.type("#login-nick", "alice");
+    await page.type("#login-password", "password123");
+    await page.click("#login-button");
+    await page.waitForFunction(() =>
+      (document.querySelector("#login-error")?.textContent ?? "").startsWith("No account")
+    );
+    await screenshotToDocs(page, "web-login.png");
+    await page.click("#register-button");
+    await page.waitForSelector("#chat-view:not([hidden])");
+    await waitForMessage(page, "hi, anyone on the web?");
 
-      // Room: browser -> terminal, terminal -> browser.
-      const heard = nextEvent(bob, (e) => e.type === "msg" && e.text === "hello from the browser");
-      await sendFromPage(page, "hello from the browser");
-      await heard;
-      await bob.say("lobby", "hello back from the terminal");
-      await waitForMessage(page, "hello back from the terminal");
-      await bob.say("lobby", "the page renders everything as text, even *this*");
-      await waitForMessage(page, "the page renders everything as text, even *this*");
-      await page.waitForFunction(() =>
-        document.querySelector("#conversation-topic")?.textContent === "Welcome! Be kind."
-      );
-      await page.waitForSelector('#online-list button[title="message bob"]');
-      await screenshot(page, "web-room.png");
+    // Room: browser -> terminal, terminal -> browser.
+    const heard = nextClientEvent(
+      bob,
+      (e) => e.type === "msg" && e.text === "hello from the browser",
+    );
+    await sendFromPage(page, "hello from the browser");
+    await heard;
+    await bob.say("lobby", "hello back from the terminal");
+    await waitForMessage(page, "hello back from the terminal");
+    await bob.say("lobby", "the page renders everything as text, even *this*");
+    await waitForMessage(page, "the page renders everything as text, even *this*");
+    await page.waitForFunction(() =>
+      document.querySelector("#conversation-topic")?.textContent === "Welcome! Be kind."
+    );
+    await page.waitForSelector('#online-list button[title="message bob"]');
+    await screenshotToDocs(page, "web-room.png");
 
-      // Direct messages: terminal -> browser (unread badge), browser -> terminal.
-      await bob.dm("alice", "psst, a direct message");
-      await page.waitForSelector('#dm-list li[data-name="bob"] .badge');
-      await openConversation(page, "dm", "bob");
-      await waitForMessage(page, "psst, a direct message");
-      const dm = nextEvent(bob, (e) => e.type === "dm" && e.text === "got it, replying in private");
-      await sendFromPage(page, "got it, replying in private");
-      const received = await dm;
-      assert.equal((received as { from: string }).from, "alice");
-      await screenshot(page, "web-dm.png");
+    // Direct messages: terminal -> browser (unread badge), browser -> terminal.
+    await bob.dm("alice", "psst, a direct message");
+    await page.waitForSelector('#dm-list li[data-name="bob"] .badge');
+    await openConversation(page, "dm", "bob");
+    await waitForMessage(page, "psst, a direct message");
+    const dm = nextClientEvent(
+      bob,
+      (e) => e.type === "dm" && e.text === "got it, replying in private",
+    );
+    await sendFromPage(page, "got it, replying in private");
+    const received = await dm;
+    assert.equal((received as { from: string }).from, "alice");
+    await screenshotToDocs(page, "web-dm.png");
 
-      // Creating a room from the page; the terminal user joins and hears it.
-      await page.type("#join-room", "web-team");
-      await page.click("#join-form button");
-      await page.waitForFunction(() =>
-        document.querySelector("#conversation-title")?.textContent === "#web-team"
-      );
-      await bob.join("web-team");
-      const inRoom = nextEvent(bob, (e) => e.type === "msg" && e.text === "first in web-team");
-      await sendFromPage(page, "first in web-team");
-      await inRoom;
+    // Creating a room from the page; the terminal user joins and hears it.
+    await page.type("#join-room", "web-team");
+    await page.click("#join-form button");
+    await page.waitForFunction(() =>
+      document.querySelector("#conversation-title")?.textContent === "#web-team"
+    );
+    await bob.join("web-team");
+    const inRoom = nextClientEvent(
+      bob,
+      (e) => e.type === "msg" && e.text === "first in web-team",
+    );
+    await sendFromPage(page, "first in web-team");
+    await inRoom;
 
-      // Phone-sized and dark: the sidebar first, then the conversation.
-      await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
-      // (isMobile would reload the page: the width is what the layout follows.)
-      await page.setViewport({ width: 390, height: 760 });
-      await page.click("#back-button");
-      await openConversation(page, "room", "lobby");
-      // (The phone screenshots, light and dark at 390x844: tests/web_ui_test.ts.)
-      assert.deepEqual(page.dialogs, []);
-      assert.deepEqual(page.errors, []);
-    } finally {
-      await bob.close();
-      await browser.close();
-      await server.shutdown();
-    }
+    // Phone-sized and dark: the sidebar first, then the conversation.
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+    // (isMobile would reload the page: the width is what the layout follows.)
+    await page.setViewport({ width: 390, height: 760 });
+    await page.click("#back-button");
+    await openConversation(page, "room", "lobby");
+    // (The phone screenshots, light and dark at 390x844: tests/web_ui_test.ts.)
+    assert.deepEqual(page.dialogs, []);
+    assert.deepEqual(page.errors, []);
   },
 );
 
-browserTest(
+webTest(
   "web browser: markup in messages and topics shows as text and runs nothing",
-  async () => {
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    const mallory = await connectClient(server, "mallory");
-    try {
-      const img = `<img src=x onerror="window.pwned=1;alert('img')">`;
-      const script = `<script>window.pwned=2;alert('script')</script>`;
-      const topic = `<b onmouseover="alert('topic')">bold?</b>`;
-      await mallory.topic("lobby", topic);
-      await mallory.say("lobby", img);
-      await mallory.say("lobby", script);
-      const page = await openPage(browser, pageUrl(server));
-      await logInPage(page, "alice");
-      await waitForMessage(page, img);
-      await waitForMessage(page, script);
-      await mallory.dm("alice", img);
-      await openConversation(page, "dm", "mallory");
-      await waitForMessage(page, img);
-      await openConversation(page, "room", "lobby");
-      await page.waitForFunction(
-        (t: string) => document.querySelector("#conversation-topic")?.textContent === t,
-        {},
-        topic,
-      );
-      const injected = await page.evaluate(() => ({
-        pwned: (window as unknown as { pwned?: number }).pwned ?? null,
-        images: document.querySelectorAll("#chat-view img").length,
-        scripts: document.querySelectorAll("body script").length,
-        bold: document.querySelectorAll("#chat-view b").length,
-      }));
-      assert.deepEqual(injected, { pwned: null, images: 0, scripts: 0, bold: 0 });
-      assert.deepEqual(page.dialogs, []);
-    } finally {
-      await mallory.close();
-      await browser.close();
-      await server.shutdown();
-    }
+  async (server, browser) => {
+    await using mallory = await connectClient(server, "mallory");
+    const img = `<img src=x onerror="window.pwned=1;alert('img')">`;
+    const script = `<script>window.pwned=2;alert('script')</script>`;
+    const topic = `<b onmouseover="alert('topic')">bold?</b>`;
+    await mallory.topic("lobby", topic);
+    await mallory.say("lobby", img);
+    await mallory.say("lobby", script);
+    const page = await openPage(browser, pageUrl(server));
+    await logInPage(page, "alice");
+    await waitForMessage(page, img);
+    await waitForMessage(page, script);
+    await mallory.dm("alice", img);
+    await openConversation(page, "dm", "mallory");
+    await waitForMessage(page, img);
+    await openConversation(page, "room", "lobby");
+    await page.waitForFunction(
+      (t: string) => document.querySelector("#conversation-topic")?.textContent === t,
+      {},
+      topic,
+    );
+    const injected = await page.evaluate(() => ({
+      pwned: (window as unknown as { pwned?: number }).pwned ?? null,
+      images: document.querySelectorAll("#chat-view img").length,
+      scripts: document.querySelectorAll("body script").length,
+      bold: document.querySelectorAll("#chat-view b").length,
+    }));
+    assert.deepEqual(injected, { pwned: null, images: 0, scripts: 0, bold: 0 });
+    assert.deepEqual(page.dialogs, []);
   },
 );
 
@@ -314,53 +272,46 @@ browserTest("web browser: a page from another origin cannot open the WebSocket",
   }
 });
 
-browserTest(
+webTest(
   "web browser: two browser users: direct messages with receipts, block and unblock",
-  async () => {
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    try {
-      const alice = await openPage(browser, pageUrl(server));
-      await logInPage(alice, "alice");
-      const carolContext = await browser.createBrowserContext();
-      const carol = await openPage(carolContext, pageUrl(server));
-      await logInPage(carol, "carol");
-      await alice.waitForSelector('#online-list button[title="message carol"]');
-      await alice.click('#online-list button[title="message carol"]');
-      await sendFromPage(alice, "hi carol, from one browser to another");
-      // Delivered at once (carol is online), read once carol opens the conversation.
-      await alice.waitForSelector("#message-list .receipt.delivered");
-      await carol.waitForSelector('#dm-list li[data-name="alice"] .badge');
-      await openConversation(carol, "dm", "alice");
-      await waitForMessage(carol, "hi carol, from one browser to another");
-      await alice.waitForSelector("#message-list .receipt.read");
-      await sendFromPage(carol, "hello alice");
-      await waitForMessage(alice, "hello alice");
+  async (server, browser) => {
+    const alice = await openPage(browser, pageUrl(server));
+    await logInPage(alice, "alice");
+    const carolContext = await browser.createBrowserContext();
+    const carol = await openPage(carolContext, pageUrl(server));
+    await logInPage(carol, "carol");
+    await alice.waitForSelector('#online-list button[title="message carol"]');
+    await alice.click('#online-list button[title="message carol"]');
+    await sendFromPage(alice, "hi carol, from one browser to another");
+    // Delivered at once (carol is online), read once carol opens the conversation.
+    await alice.waitForSelector("#message-list .receipt.delivered");
+    await carol.waitForSelector('#dm-list li[data-name="alice"] .badge');
+    await openConversation(carol, "dm", "alice");
+    await waitForMessage(carol, "hi carol, from one browser to another");
+    await alice.waitForSelector("#message-list .receipt.read");
+    await sendFromPage(carol, "hello alice");
+    await waitForMessage(alice, "hello alice");
 
-      // Carol blocks alice: alice's next message is refused, and gets through after the unblock.
-      await carol.click("#block-button");
-      await carol.waitForFunction(() =>
-        document.querySelector("#block-button")?.textContent === "Unblock"
-      );
-      await sendFromPage(alice, "are you there?");
-      await alice.waitForFunction(() =>
-        (document.querySelector("#notice")?.textContent ?? "").includes("blocked")
-      );
-      await carol.click("#block-button");
-      await carol.waitForFunction(() =>
-        document.querySelector("#block-button")?.textContent === "Block"
-      );
-      await sendFromPage(alice, "and now?");
-      await waitForMessage(carol, "and now?");
-      assert.deepEqual(await shownMessages(carol), [
-        "hi carol, from one browser to another",
-        "hello alice",
-        "and now?",
-      ]);
-      assert.deepEqual([...alice.dialogs, ...carol.dialogs], []);
-    } finally {
-      await browser.close();
-      await server.shutdown();
-    }
+    // Carol blocks alice: alice's next message is refused, and gets through after the unblock.
+    await carol.click("#block-button");
+    await carol.waitForFunction(() =>
+      document.querySelector("#block-button")?.textContent === "Unblock"
+    );
+    await sendFromPage(alice, "are you there?");
+    await alice.waitForFunction(() =>
+      (document.querySelector("#notice")?.textContent ?? "").includes("blocked")
+    );
+    await carol.click("#block-button");
+    await carol.waitForFunction(() =>
+      document.querySelector("#block-button")?.textContent === "Block"
+    );
+    await sendFromPage(alice, "and now?");
+    await waitForMessage(carol, "and now?");
+    assert.deepEqual(await shownMessages(carol), [
+      "hi carol, from one browser to another",
+      "hello alice",
+      "and now?",
+    ]);
+    assert.deepEqual([...alice.dialogs, ...carol.dialogs], []);
   },
 );

@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
 import type { ChatClient, ChatEvent } from "../client/chat_client.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
 import { safeFileName } from "../protocol/file_names.ts";
@@ -21,33 +21,23 @@ import { fileServiceOf } from "../server/files.ts";
 import type { ChatServer } from "../server/server.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import {
-  BROWSER_SKIP,
+  browserTest,
   launchBrowser,
   logInPage,
   openConversation,
   openPage,
   PAGE_WAIT_MS,
   pageUrl,
+  screenshotToDocs,
   waitForMessage,
 } from "./helpers/browser.ts";
-import type { PageDocument } from "./helpers/browser.ts";
+import type { PageDocument, TestPage } from "./helpers/browser.ts";
 import { sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { onFreePort } from "./helpers/ports.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
 declare const document: PageDocument;
-
-const DOCS = new URL("../docs/", import.meta.url);
-
-const browserTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: BROWSER_SKIP !== null,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
 
 /** A terminal user: a chat client, its file transfers, and what both reported. */
 interface Terminal {
@@ -152,203 +142,206 @@ async function saveFromPage(
   }
 }
 
-async function screenshot(page: Page, name: string): Promise<void> {
-  await Deno.mkdir(DOCS, { recursive: true });
-  await page.screenshot({ path: new URL(name, DOCS).pathname });
+/** What a files test runs with; see {@linkcode filesTest}. */
+interface FilesScene {
+  /** A scratch folder, removed after the test. */
+  tmp: string;
+  server: ChatServer;
+  browser: Browser;
+  /** The terminal user. */
+  bob: Terminal;
+  /** A page logged in as alice. */
+  page: TestPage;
 }
 
-browserTest(
+/**
+ * A browser test of files: a scratch folder, a server with `settings`, a browser, the
+ * terminal user bob (saving what he accepts to `tmp`/bob when `bobAccepts`) and a page
+ * logged in as alice; all closed after `fn`.
+ */
+function filesTest(
+  name: string,
+  settings: Parameters<typeof testServer>[0],
+  bobAccepts: boolean,
+  fn: (scene: FilesScene) => Promise<void>,
+): void {
+  browserTest(name, async () => {
+    const tmp = await Deno.makeTempDir();
+    const server = await testServer(settings);
+    const browser = await launchBrowser();
+    const bob = await terminal(server, "bob", bobAccepts ? { acceptDir: join(tmp, "bob") } : {});
+    try {
+      const page = await openPage(browser, pageUrl(server));
+      await logInPage(page, "alice");
+      await fn({ tmp, server, browser, bob, page });
+    } finally {
+      await bob.close();
+      await browser.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  });
+}
+
+filesTest(
   "web files: browser -> terminal and terminal -> browser with matching SHA-256; a name with markup is text",
-  async () => {
-    const tmp = await Deno.makeTempDir();
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    const bob = await terminal(server, "bob", { acceptDir: join(tmp, "bob") });
-    try {
-      const page = await openPage(browser, pageUrl(server));
-      await logInPage(page, "alice");
-      await bob.client.dm("alice", "could you send me the report?");
-      await openDm(page, "bob");
-      await waitForMessage(page, "could you send me the report?");
+  { webPort: 0 },
+  true,
+  async ({ tmp, browser, bob, page }) => {
+    await bob.client.dm("alice", "could you send me the report?");
+    await openDm(page, "bob");
+    await waitForMessage(page, "could you send me the report?");
 
-      // Browser -> terminal: 3 MiB and a bit (several chunks, a window of them).
-      const report = join(tmp, "report.bin");
-      const reportSha = await writeRandomFile(report, 3 * 1024 * 1024 + 4321, 11);
-      await sendFromPage(page, report);
-      const saved = await waitFor(bob.events, "file_saved") as Extract<
-        FileTransferEvent,
-        { type: "file_saved" }
-      >;
-      assert.equal(saved.name, "report.bin");
-      assert.equal(saved.sha256, reportSha);
-      assert.equal(await sha256Of(saved.path), reportSha);
-      // The page hears that bob checked and has it.
-      await waitForTransfer(page, `[data-file="${saved.file}"]`, "delivered");
+    // Browser -> terminal: 3 MiB and a bit (several chunks, a window of them).
+    const report = join(tmp, "report.bin");
+    const reportSha = await writeRandomFile(report, 3 * 1024 * 1024 + 4321, 11);
+    await sendFromPage(page, report);
+    const saved = await waitFor(bob.events, "file_saved") as Extract<
+      FileTransferEvent,
+      { type: "file_saved" }
+    >;
+    assert.equal(saved.name, "report.bin");
+    assert.equal(saved.sha256, reportSha);
+    assert.equal(await sha256Of(saved.path), reportSha);
+    // The page hears that bob checked and has it.
+    await waitForTransfer(page, `[data-file="${saved.file}"]`, "delivered");
 
-      // Terminal -> browser, under a name that is markup.
-      const hostile = `<img src=x onerror="window.pwned=1;alert('file')">.txt`;
-      const photo = join(tmp, hostile);
-      const photoSha = await writeRandomFile(photo, 2 * 1024 * 1024 + 99, 12);
-      await bob.client.dm("alice", "thanks! and here is the photo");
-      await waitForMessage(page, "thanks! and here is the photo");
-      const offer = await bob.files.send("alice", photo);
-      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
-      const shown = await page.$eval(
-        `#file-list li[data-file="${offer.file}"] .file-name`,
-        (node) => node.textContent,
-      );
-      assert.equal(shown, hostile);
-      await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
-      await waitForTransfer(page, `[data-file="${offer.file}"]`, "saved");
-      await waitFor(
-        bob.chat,
-        "file_completed",
-        (e) => (e as { file?: number }).file === offer.file,
-      );
-      await screenshot(page, "web-files.png");
-      const downloaded = await saveFromPage(browser, page, offer.file, join(tmp, "browser"));
-      assert.equal(downloaded, join(tmp, "browser", safeFileName(hostile)));
-      assert.equal(await sha256Of(downloaded), photoSha);
+    // Terminal -> browser, under a name that is markup.
+    const hostile = `<img src=x onerror="window.pwned=1;alert('file')">.txt`;
+    const photo = join(tmp, hostile);
+    const photoSha = await writeRandomFile(photo, 2 * 1024 * 1024 + 99, 12);
+    await bob.client.dm("alice", "thanks! and here is the photo");
+    await waitForMessage(page, "thanks! and here is the photo");
+    const offer = await bob.files.send("alice", photo);
+    await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+    const shown = await page.$eval(
+      `#file-list li[data-file="${offer.file}"] .file-name`,
+      (node) => node.textContent,
+    );
+    assert.equal(shown, hostile);
+    await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
+    await waitForTransfer(page, `[data-file="${offer.file}"]`, "saved");
+    await waitFor(
+      bob.chat,
+      "file_completed",
+      (e) => (e as { file?: number }).file === offer.file,
+    );
+    await screenshotToDocs(page, "web-files.png");
+    const downloaded = await saveFromPage(browser, page, offer.file, join(tmp, "browser"));
+    assert.equal(downloaded, join(tmp, "browser", safeFileName(hostile)));
+    assert.equal(await sha256Of(downloaded), photoSha);
 
-      const injected = await page.evaluate(() => ({
-        pwned: (window as unknown as { pwned?: number }).pwned ?? null,
-        images: document.querySelectorAll("#chat-view img").length,
-      }));
-      assert.deepEqual(injected, { pwned: null, images: 0 });
-      assert.deepEqual(page.dialogs, []);
-      assert.deepEqual(page.errors, []);
-    } finally {
-      await bob.close();
-      await browser.close();
-      await server.shutdown();
-      await Deno.remove(tmp, { recursive: true });
-    }
+    const injected = await page.evaluate(() => ({
+      pwned: (window as unknown as { pwned?: number }).pwned ?? null,
+      images: document.querySelectorAll("#chat-view img").length,
+    }));
+    assert.deepEqual(injected, { pwned: null, images: 0 });
+    assert.deepEqual(page.dialogs, []);
+    assert.deepEqual(page.errors, []);
   },
 );
 
-browserTest(
+filesTest(
   "web files: bytes damaged on the server are caught by the page as corrupt; the sender hears",
-  async () => {
-    const tmp = await Deno.makeTempDir();
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    const bob = await terminal(server, "bob");
-    try {
-      const page = await openPage(browser, pageUrl(server));
-      await logInPage(page, "alice");
-      const path = join(tmp, "damaged.bin");
-      await writeRandomFile(path, 1_500_000, 13);
-      const offer = await bob.files.send("alice", path);
-      // The server does not hash what it holds: a byte changed on its disk is the
-      // recipient's to catch.
-      const held = join(fileServiceOf(server.hub).dir, `${offer.file}.file`);
-      const bytes = await Deno.readFile(held);
-      bytes[1_000_000] ^= 0xff;
-      await Deno.writeFile(held, bytes);
-      await openDm(page, "bob");
-      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
-      await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
-      await waitForTransfer(page, `[data-file="${offer.file}"][data-code="corrupt"]`, "failed");
-      const status = await page.$eval(
-        `#file-list li[data-file="${offer.file}"] .file-status`,
-        (node) => node.textContent ?? "",
-      );
-      assert.match(status, /^Failed \(corrupt\): its SHA-256 did not match/);
-      const cancelled = await waitFor(bob.chat, "file_cancelled");
-      assert.deepEqual(cancelled, {
-        type: "file_cancelled",
-        file: offer.file,
-        by: "alice",
-        name: "damaged.bin",
-        reason: "corrupt",
-      });
-      assert.equal(
-        await page.$(`#file-list li[data-file="${offer.file}"] a.save`),
-        null,
-        "no link to a damaged file",
-      );
-    } finally {
-      await bob.close();
-      await browser.close();
-      await server.shutdown();
-      await Deno.remove(tmp, { recursive: true });
-    }
+  { webPort: 0 },
+  false,
+  async ({ tmp, server, bob, page }) => {
+    const path = join(tmp, "damaged.bin");
+    await writeRandomFile(path, 1_500_000, 13);
+    const offer = await bob.files.send("alice", path);
+    // The server does not hash what it holds: a byte changed on its disk is the
+    // recipient's to catch.
+    const held = join(fileServiceOf(server.hub).dir, `${offer.file}.file`);
+    const bytes = await Deno.readFile(held);
+    bytes[1_000_000] ^= 0xff;
+    await Deno.writeFile(held, bytes);
+    await openDm(page, "bob");
+    await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+    await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
+    await waitForTransfer(page, `[data-file="${offer.file}"][data-code="corrupt"]`, "failed");
+    const status = await page.$eval(
+      `#file-list li[data-file="${offer.file}"] .file-status`,
+      (node) => node.textContent ?? "",
+    );
+    assert.match(status, /^Failed \(corrupt\): its SHA-256 did not match/);
+    const cancelled = await waitFor(bob.chat, "file_cancelled");
+    assert.deepEqual(cancelled, {
+      type: "file_cancelled",
+      file: offer.file,
+      by: "alice",
+      name: "damaged.bin",
+      reason: "corrupt",
+    });
+    assert.equal(
+      await page.$(`#file-list li[data-file="${offer.file}"] a.save`),
+      null,
+      "no link to a damaged file",
+    );
   },
 );
 
-browserTest(
+filesTest(
   "web files: an upload cancelled halfway from the page, an offer declined, one over the page's limit",
-  async () => {
-    const tmp = await Deno.makeTempDir();
-    // Paced at 256 KiB/s: the 8 MiB upload is still going when Cancel is clicked.
-    const server = await testServer({
-      webPort: 0,
-      rateFileBytesPerSec: 256 * 1024,
-      maxFileSize: 2 * MAX_RECEIVE_BYTES,
-      fileQuotaBytes: 4 * MAX_RECEIVE_BYTES,
+  // Paced at 256 KiB/s: the 8 MiB upload is still going when Cancel is clicked.
+  {
+    webPort: 0,
+    rateFileBytesPerSec: 256 * 1024,
+    maxFileSize: 2 * MAX_RECEIVE_BYTES,
+    fileQuotaBytes: 4 * MAX_RECEIVE_BYTES,
+  },
+  false,
+  async ({ tmp, server, bob, page }) => {
+    await openDm(page, "bob");
+    const big = join(tmp, "big.bin");
+    await writeRandomFile(big, 8 * 1024 * 1024, 14);
+    await sendFromPage(page, big);
+    const offered = await waitFor(bob.events, "file_offered") as Extract<
+      FileTransferEvent,
+      { type: "file_offered" }
+    >;
+    await waitForTransfer(page, `[data-file="${offered.file}"]`, "uploading");
+    await page.waitForFunction(
+      (file: number) =>
+        Number(
+          (document.querySelector(`#file-list li[data-file="${file}"] progress`) as unknown as {
+            value: number;
+          } | null)?.value ?? 0,
+        ) > 0,
+      { timeout: PAGE_WAIT_MS * 2 },
+      offered.file,
+    );
+    await page.click(`#file-list li[data-file="${offered.file}"] .cancel`);
+    await waitForTransfer(page, `[data-file="${offered.file}"]`, "cancelled");
+    const cancelled = await waitFor(bob.chat, "file_cancelled");
+    assert.equal((cancelled as { file: number }).file, offered.file);
+    assert.equal(await fileServiceOf(server.hub).store.get(offered.file), null);
+
+    // An offer declined from the page: the sender hears it.
+    const note = join(tmp, "note.txt");
+    await Deno.writeTextFile(note, "not for you");
+    const offer = await bob.files.send("alice", note);
+    await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+    await page.click(`#file-list li[data-file="${offer.file}"] .decline`);
+    await waitForTransfer(page, `[data-file="${offer.file}"]`, "declined");
+    await waitFor(bob.chat, "file_declined", (e) => (e as { file?: number }).file === offer.file);
+
+    // Over the page's limit: Accept says so (and takes nothing); Decline still answers.
+    const huge = await bob.client.request("file_offer", {
+      to: "alice",
+      name: "huge.iso",
+      size: MAX_RECEIVE_BYTES + 1,
+      sha256: "0".repeat(64),
     });
-    const browser = await launchBrowser();
-    const bob = await terminal(server, "bob");
-    try {
-      const page = await openPage(browser, pageUrl(server));
-      await logInPage(page, "alice");
-      await openDm(page, "bob");
-      const big = join(tmp, "big.bin");
-      await writeRandomFile(big, 8 * 1024 * 1024, 14);
-      await sendFromPage(page, big);
-      const offered = await waitFor(bob.events, "file_offered") as Extract<
-        FileTransferEvent,
-        { type: "file_offered" }
-      >;
-      await waitForTransfer(page, `[data-file="${offered.file}"]`, "uploading");
-      await page.waitForFunction(
-        (file: number) =>
-          Number(
-            (document.querySelector(`#file-list li[data-file="${file}"] progress`) as unknown as {
-              value: number;
-            } | null)?.value ?? 0,
-          ) > 0,
-        { timeout: PAGE_WAIT_MS * 2 },
-        offered.file,
-      );
-      await page.click(`#file-list li[data-file="${offered.file}"] .cancel`);
-      await waitForTransfer(page, `[data-file="${offered.file}"]`, "cancelled");
-      const cancelled = await waitFor(bob.chat, "file_cancelled");
-      assert.equal((cancelled as { file: number }).file, offered.file);
-      assert.equal(await fileServiceOf(server.hub).store.get(offered.file), null);
-
-      // An offer declined from the page: the sender hears it.
-      const note = join(tmp, "note.txt");
-      await Deno.writeTextFile(note, "not for you");
-      const offer = await bob.files.send("alice", note);
-      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
-      await page.click(`#file-list li[data-file="${offer.file}"] .decline`);
-      await waitForTransfer(page, `[data-file="${offer.file}"]`, "declined");
-      await waitFor(bob.chat, "file_declined", (e) => (e as { file?: number }).file === offer.file);
-
-      // Over the page's limit: Accept says so (and takes nothing); Decline still answers.
-      const huge = await bob.client.request("file_offer", {
-        to: "alice",
-        name: "huge.iso",
-        size: MAX_RECEIVE_BYTES + 1,
-        sha256: "0".repeat(64),
-      });
-      await waitForTransfer(page, `[data-file="${huge.file}"]`, "offered");
-      await page.click(`#file-list li[data-file="${huge.file}"] .accept`);
-      await waitForTransfer(page, `[data-file="${huge.file}"][data-code="too_large"]`, "failed");
-      assert.ok(
-        !bob.chat.some((e) => e.type === "file_accepted" && e.file === huge.file),
-        "not accepted",
-      );
-      await page.click(`#file-list li[data-file="${huge.file}"] .decline`);
-      await waitFor(bob.chat, "file_declined", (e) => (e as { file?: number }).file === huge.file);
-      assert.deepEqual(page.errors, []);
-    } finally {
-      await bob.close();
-      await browser.close();
-      await server.shutdown();
-      await Deno.remove(tmp, { recursive: true });
-    }
+    await waitForTransfer(page, `[data-file="${huge.file}"]`, "offered");
+    await page.click(`#file-list li[data-file="${huge.file}"] .accept`);
+    await waitForTransfer(page, `[data-file="${huge.file}"][data-code="too_large"]`, "failed");
+    assert.ok(
+      !bob.chat.some((e) => e.type === "file_accepted" && e.file === huge.file),
+      "not accepted",
+    );
+    await page.click(`#file-list li[data-file="${huge.file}"] .decline`);
+    await waitFor(bob.chat, "file_declined", (e) => (e as { file?: number }).file === huge.file);
+    assert.deepEqual(page.errors, []);
   },
 );
 

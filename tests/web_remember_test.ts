@@ -7,20 +7,18 @@
  */
 
 import assert from "node:assert/strict";
-import type { ChatClient } from "../client/chat_client.ts";
 import { tokenHash } from "../server/session_tokens.ts";
 import type { ChatServer } from "../server/server.ts";
 import {
-  BROWSER_SKIP,
-  launchBrowser,
   logInPage,
   openPage,
   PAGE_WAIT_MS,
   pageUrl,
   waitForMessage,
+  webTest,
 } from "./helpers/browser.ts";
-import type { PageDocument } from "./helpers/browser.ts";
-import { connectClient, testServer, until } from "./helpers/harness.ts";
+import type { PageDocument, TestPage } from "./helpers/browser.ts";
+import { connectClient, until } from "./helpers/harness.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
 declare const document: PageDocument;
@@ -30,16 +28,7 @@ declare const localStorage: {
 };
 declare const sessionStorage: { getItem(key: string): string | null };
 
-const browserTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: BROWSER_SKIP !== null,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
-
-type Page = Awaited<ReturnType<typeof openPage>>;
+type Page = TestPage;
 
 /** What the page keeps in its storage, as text. */
 function storedText(page: Page): Promise<string> {
@@ -91,137 +80,112 @@ function onlySession(server: ChatServer, nick: string) {
   );
 }
 
-browserTest(
+webTest(
   "web remember: a reload stays logged in with the token (never the password); log out everywhere from the terminal logs the page out",
-  async () => {
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    let terminal: ChatClient | null = null;
-    try {
-      const page = await openPage(browser, pageUrl(server));
-      await registerRemembered(page, "alice");
-      const saved = await rememberedOf(page);
-      assert.equal(saved?.nick, "alice");
-      assert.equal(
-        (await server.hub.store.getToken(await tokenHash(saved!.token)))?.accountKey,
-        "alice",
-      );
-      assert.ok(!(await storedText(page)).includes("password123"), "no password in storage");
+  async (server, browser) => {
+    const page = await openPage(browser, pageUrl(server));
+    await registerRemembered(page, "alice");
+    const saved = await rememberedOf(page);
+    assert.equal(saved?.nick, "alice");
+    assert.equal(
+      (await server.hub.store.getToken(await tokenHash(saved!.token)))?.accountKey,
+      "alice",
+    );
+    assert.ok(!(await storedText(page)).includes("password123"), "no password in storage");
 
-      await page.reload({ waitUntil: "load" });
-      await waitOnline(page);
-      assert.equal(await page.$eval("#me-nick", (e) => e.textContent), "alice");
-      terminal = await connectClient(server, "alice");
-      await terminal.say("lobby", "said from the terminal after the reload");
-      await waitForMessage(page, "said from the terminal after the reload");
+    await page.reload({ waitUntil: "load" });
+    await waitOnline(page);
+    assert.equal(await page.$eval("#me-nick", (e) => e.textContent), "alice");
+    await using terminal = await connectClient(server, "alice");
+    await terminal.say("lobby", "said from the terminal after the reload");
+    await waitForMessage(page, "said from the terminal after the reload");
 
-      // The terminal session logs out everywhere: the page is logged out and forgets.
-      const reply = await terminal.request("token_revoke", { all: true });
-      assert.equal(reply.revoked, 1);
-      await waitLoginView(page, "Logged out");
-      assert.equal(await rememberedOf(page), null);
-      await page.reload({ waitUntil: "load" });
-      await page.waitForSelector("#login-view:not([hidden])");
-      assert.equal(await page.$eval("#chat-view", (e) => (e as { hidden?: boolean }).hidden), true);
-      assert.deepEqual(page.errors, []);
-    } finally {
-      await terminal?.close();
-      await browser.close();
-      await server.shutdown();
-    }
+    // The terminal session logs out everywhere: the page is logged out and forgets.
+    const reply = await terminal.request("token_revoke", { all: true });
+    assert.equal(reply.revoked, 1);
+    await waitLoginView(page, "Logged out");
+    assert.equal(await rememberedOf(page), null);
+    await page.reload({ waitUntil: "load" });
+    await page.waitForSelector("#login-view:not([hidden])");
+    assert.equal(await page.$eval("#chat-view", (e) => (e as { hidden?: boolean }).hidden), true);
+    assert.deepEqual(page.errors, []);
   },
 );
 
-browserTest(
+webTest(
   "web remember: Log out revokes the page's token; unticked, nothing is stored; a revoked remembered token asks to log in again",
-  async () => {
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    try {
-      const page = await openPage(browser, pageUrl(server));
-      await logInPage(page, "alice");
-      assert.equal(await rememberedOf(page), null, "not remembered unless ticked");
-      await page.click("#logout-button");
-      await page.waitForSelector("#login-view:not([hidden])");
+  async (server, browser) => {
+    const page = await openPage(browser, pageUrl(server));
+    await logInPage(page, "alice");
+    assert.equal(await rememberedOf(page), null, "not remembered unless ticked");
+    await page.click("#logout-button");
+    await page.waitForSelector("#login-view:not([hidden])");
 
-      await page.type("#login-nick", "alice");
-      await page.type("#login-password", "password123");
-      await page.click("#login-remember");
-      await page.click("#login-button");
-      await waitOnline(page);
-      const { token } = (await rememberedOf(page))!;
-      const hash = await tokenHash(token);
-      assert.notEqual(await server.hub.store.getToken(hash), null);
-      await page.click("#logout-button");
-      await page.waitForSelector("#login-view:not([hidden])");
-      assert.equal(await rememberedOf(page), null);
-      // The page revokes it before it logs out and reloads.
-      assert.equal(await server.hub.store.getToken(hash), null, "the token is revoked");
+    await page.type("#login-nick", "alice");
+    await page.type("#login-password", "password123");
+    await page.click("#login-remember");
+    await page.click("#login-button");
+    await waitOnline(page);
+    const { token } = (await rememberedOf(page))!;
+    const hash = await tokenHash(token);
+    assert.notEqual(await server.hub.store.getToken(hash), null);
+    await page.click("#logout-button");
+    await page.waitForSelector("#login-view:not([hidden])");
+    assert.equal(await rememberedOf(page), null);
+    // The page revokes it before it logs out and reloads.
+    assert.equal(await server.hub.store.getToken(hash), null, "the token is revoked");
 
-      // A remembered token the server no longer knows: the login form, with the reason.
-      await page.evaluate(
-        (t: string) =>
-          localStorage.setItem("chat.session", JSON.stringify({ nick: "alice", token: t })),
-        token,
-      );
-      await page.reload({ waitUntil: "load" });
-      await waitLoginView(page, "Log in again");
-      assert.equal(await rememberedOf(page), null);
-      assert.equal(
-        await page.$eval("#login-nick", (e) => (e as { value?: string }).value),
-        "alice",
-      );
-      assert.deepEqual(page.errors, []);
-    } finally {
-      await browser.close();
-      await server.shutdown();
-    }
+    // A remembered token the server no longer knows: the login form, with the reason.
+    await page.evaluate(
+      (t: string) =>
+        localStorage.setItem("chat.session", JSON.stringify({ nick: "alice", token: t })),
+      token,
+    );
+    await page.reload({ waitUntil: "load" });
+    await waitLoginView(page, "Log in again");
+    assert.equal(await rememberedOf(page), null);
+    assert.equal(
+      await page.$eval("#login-nick", (e) => (e as { value?: string }).value),
+      "alice",
+    );
+    assert.deepEqual(page.errors, []);
   },
 );
 
-browserTest(
+webTest(
   "web remember: reconnects log in with the session's token: one revoked ends the session; /logout everywhere ends the others",
-  async () => {
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    let bob: ChatClient | null = null;
-    try {
-      const page = await openPage(browser, pageUrl(server));
-      await logInPage(page, "alice");
-      bob = await connectClient(server, "bob");
-      // The connection drops: the page reconnects (with its token) and resumes.
-      const first = await onlySession(server, "alice");
-      first.port.end();
-      await until(
-        () => {
-          const sessions = server.hub.online("alice")?.sessions;
-          return sessions?.size === 1 && !sessions.has(first) || undefined;
-        },
-        "alice's page back",
-        PAGE_WAIT_MS,
-      );
-      await bob.say("lobby", "after the reconnect");
-      await waitForMessage(page, "after the reconnect");
+  async (server, browser) => {
+    const page = await openPage(browser, pageUrl(server));
+    await logInPage(page, "alice");
+    await using bob = await connectClient(server, "bob");
+    // The connection drops: the page reconnects (with its token) and resumes.
+    const first = await onlySession(server, "alice");
+    first.port.end();
+    await until(
+      () => {
+        const sessions = server.hub.online("alice")?.sessions;
+        return sessions?.size === 1 && !sessions.has(first) || undefined;
+      },
+      "alice's page back",
+      PAGE_WAIT_MS,
+    );
+    await bob.say("lobby", "after the reconnect");
+    await waitForMessage(page, "after the reconnect");
 
-      // Its token revoked behind its back, the next reconnect fails: the password is gone.
-      assert.equal(await server.hub.store.removeTokens("alice"), 1);
-      (await onlySession(server, "alice")).port.end();
-      await waitLoginView(page, "Logged out");
+    // Its token revoked behind its back, the next reconnect fails: the password is gone.
+    assert.equal(await server.hub.store.removeTokens("alice"), 1);
+    (await onlySession(server, "alice")).port.end();
+    await waitLoginView(page, "Logged out");
 
-      // Two pages of one account: /logout everywhere in one logs the other out.
-      const other = await openPage(await browser.createBrowserContext(), pageUrl(server));
-      await logInPage(page, "alice", false);
-      await logInPage(other, "alice", false);
-      await page.type("#composer-input", "/logout everywhere");
-      await page.click("#composer button[type=submit]");
-      await waitLoginView(other, "Logged out");
-      await page.waitForSelector("#login-view:not([hidden])");
-      await until(() => server.hub.online("alice") === undefined || undefined, "alice gone");
-      assert.deepEqual([...page.errors, ...other.errors], []);
-    } finally {
-      await bob?.close();
-      await browser.close();
-      await server.shutdown();
-    }
+    // Two pages of one account: /logout everywhere in one logs the other out.
+    const other = await openPage(await browser.createBrowserContext(), pageUrl(server));
+    await logInPage(page, "alice", false);
+    await logInPage(other, "alice", false);
+    await page.type("#composer-input", "/logout everywhere");
+    await page.click("#composer button[type=submit]");
+    await waitLoginView(other, "Logged out");
+    await page.waitForSelector("#login-view:not([hidden])");
+    await until(() => server.hub.online("alice") === undefined || undefined, "alice gone");
+    assert.deepEqual([...page.errors, ...other.errors], []);
   },
 );

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { ChatClient } from "../client/chat_client.ts";
 import {
-  BROWSER_SKIP,
+  browserTest,
   launchBrowser,
   logInPage,
   nextClientEvent,
@@ -18,8 +18,9 @@ import {
   screenshotToDocs,
   sendFromPage,
   waitForMessage,
+  webTest,
 } from "./helpers/browser.ts";
-import type { PageDocument } from "./helpers/browser.ts";
+import type { PageDocument, TestPage } from "./helpers/browser.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
@@ -35,16 +36,7 @@ declare class Event {
   constructor(type: string);
 }
 
-const browserTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({
-    name,
-    ignore: BROWSER_SKIP !== null,
-    sanitizeOps: false,
-    sanitizeResources: false,
-    fn,
-  });
-
-type Page = Awaited<ReturnType<typeof openPage>>;
+type Page = TestPage;
 
 /**
  * Runs in the page before its script: records every notification it creates (the real
@@ -89,59 +81,50 @@ async function waitNotes(page: Page, count: number): Promise<void> {
   );
 }
 
-browserTest(
+webTest(
   "web ui: notifications of direct messages and mentions while the tab is in the background, asked on a click",
-  async () => {
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    let bob: ChatClient | null = null;
-    try {
-      const context = await browser.createBrowserContext();
-      const page = await context.newPage() as Page;
-      page.errors = [];
-      page.dialogs = [];
-      page.on("pageerror", (err) => page.errors.push(String(err)));
-      await page.evaluateOnNewDocument(watchNotifications);
-      await page.goto(pageUrl(server), { waitUntil: "load" });
-      await logInPage(page, "alice");
-      // Not asked yet: the button asks, on the user's click.
-      assert.equal(await page.evaluate(() => Notification.permission), "default");
-      await page.waitForSelector("#notify-button:not([hidden])");
-      await context.overridePermissions(pageUrl(server).replace(/\/$/, ""), ["notifications"]);
-      await page.click("#notify-button");
-      await page.waitForSelector("#notify-button[hidden]");
-      assert.equal(await page.evaluate(() => Notification.permission), "granted");
+  async (server, browser) => {
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage() as Page;
+    page.errors = [];
+    page.dialogs = [];
+    page.on("pageerror", (err) => page.errors.push(String(err)));
+    await page.evaluateOnNewDocument(watchNotifications);
+    await page.goto(pageUrl(server), { waitUntil: "load" });
+    await logInPage(page, "alice");
+    // Not asked yet: the button asks, on the user's click.
+    assert.equal(await page.evaluate(() => Notification.permission), "default");
+    await page.waitForSelector("#notify-button:not([hidden])");
+    await context.overridePermissions(pageUrl(server).replace(/\/$/, ""), ["notifications"]);
+    await page.click("#notify-button");
+    await page.waitForSelector("#notify-button[hidden]");
+    assert.equal(await page.evaluate(() => Notification.permission), "granted");
 
-      bob = await connectClient(server, "bob");
-      // In the foreground: nothing is notified.
-      await bob.dm("alice", "seen in the foreground");
-      await page.waitForSelector('#dm-list li[data-name="bob"] .badge');
-      await setHidden(page, true);
-      await bob.say("lobby", "no mention here");
-      await bob.dm("alice", "psst, in the background");
-      await waitNotes(page, 1);
-      await bob.say("lobby", "hey @alice, look at this");
-      await waitNotes(page, 2);
-      await bob.say("lobby", "alicent is another name"); // a longer word is no mention
-      await bob.say("lobby", "ALICE: and in capitals");
-      await waitNotes(page, 3);
-      assert.deepEqual(await notes(page), [
-        { title: "bob (direct message)", body: "psst, in the background" },
-        { title: "bob in #lobby", body: "hey @alice, look at this" },
-        { title: "bob in #lobby", body: "ALICE: and in capitals" },
-      ]);
-      // Back in the foreground: nothing more.
-      await setHidden(page, false);
-      await bob.dm("alice", "back in the foreground");
-      await openConversation(page, "dm", "bob");
-      await waitForMessage(page, "back in the foreground");
-      assert.equal((await notes(page)).length, 3);
-      assert.deepEqual(page.errors, []);
-    } finally {
-      await bob?.close();
-      await browser.close();
-      await server.shutdown();
-    }
+    await using bob = await connectClient(server, "bob");
+    // In the foreground: nothing is notified.
+    await bob.dm("alice", "seen in the foreground");
+    await page.waitForSelector('#dm-list li[data-name="bob"] .badge');
+    await setHidden(page, true);
+    await bob.say("lobby", "no mention here");
+    await bob.dm("alice", "psst, in the background");
+    await waitNotes(page, 1);
+    await bob.say("lobby", "hey @alice, look at this");
+    await waitNotes(page, 2);
+    await bob.say("lobby", "alicent is another name"); // a longer word is no mention
+    await bob.say("lobby", "ALICE: and in capitals");
+    await waitNotes(page, 3);
+    assert.deepEqual(await notes(page), [
+      { title: "bob (direct message)", body: "psst, in the background" },
+      { title: "bob in #lobby", body: "hey @alice, look at this" },
+      { title: "bob in #lobby", body: "ALICE: and in capitals" },
+    ]);
+    // Back in the foreground: nothing more.
+    await setHidden(page, false);
+    await bob.dm("alice", "back in the foreground");
+    await openConversation(page, "dm", "bob");
+    await waitForMessage(page, "back in the foreground");
+    assert.equal((await notes(page)).length, 3);
+    assert.deepEqual(page.errors, []);
   },
 );
 
@@ -249,56 +232,47 @@ function background(page: Page): Promise<string> {
   );
 }
 
-browserTest(
+webTest(
   "web ui: readable on a phone (390x844), light and dark by the system setting",
-  async () => {
-    const server = await testServer({ webPort: 0 });
-    const browser = await launchBrowser();
-    let bob: ChatClient | null = null;
-    try {
-      bob = await connectClient(server, "bob");
-      await bob.topic("lobby", "Welcome! Be kind.");
-      await bob.say(
-        "lobby",
-        "a line long enough to wrap on a phone's narrow screen, not to scroll sideways",
-      );
-      const page = await openPage(browser, pageUrl(server), { width: 390, height: 844 });
-      const viewport = await page.$eval(
-        'meta[name="viewport"]',
-        (e) => (e as unknown as { content: string }).content,
-      );
-      assert.match(viewport, /width=device-width/);
-      await logInPage(page, "alice");
-      await bob.dm("alice", "hello on the phone");
-      await page.waitForSelector('#dm-list li[data-name="bob"] .badge');
-      const sideways = () => page.evaluate(() => document.documentElement.scrollWidth);
+  async (server, browser) => {
+    await using bob = await connectClient(server, "bob");
+    await bob.topic("lobby", "Welcome! Be kind.");
+    await bob.say(
+      "lobby",
+      "a line long enough to wrap on a phone's narrow screen, not to scroll sideways",
+    );
+    const page = await openPage(browser, pageUrl(server), { width: 390, height: 844 });
+    const viewport = await page.$eval(
+      'meta[name="viewport"]',
+      (e) => (e as unknown as { content: string }).content,
+    );
+    assert.match(viewport, /width=device-width/);
+    await logInPage(page, "alice");
+    await bob.dm("alice", "hello on the phone");
+    await page.waitForSelector('#dm-list li[data-name="bob"] .badge');
+    const sideways = () => page.evaluate(() => document.documentElement.scrollWidth);
 
-      // One column: the lists first, then the conversation over the whole screen.
-      await page.click("#back-button");
-      await page.waitForSelector("#sidebar", { visible: true });
-      assert.ok(await sideways() <= 390, "nothing wider than the screen");
-      await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
-      await screenshotToDocs(page, "web-phone-list.png");
-      await openConversation(page, "room", "lobby");
-      await page.waitForSelector("#sidebar", { hidden: true });
-      await waitForMessage(
-        page,
-        "a line long enough to wrap on a phone's narrow screen, not to scroll sideways",
-      );
-      assert.ok(await sideways() <= 390, "nothing wider than the screen");
-      const light = await background(page);
-      await screenshotToDocs(page, "web-phone-light.png");
+    // One column: the lists first, then the conversation over the whole screen.
+    await page.click("#back-button");
+    await page.waitForSelector("#sidebar", { visible: true });
+    assert.ok(await sideways() <= 390, "nothing wider than the screen");
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
+    await screenshotToDocs(page, "web-phone-list.png");
+    await openConversation(page, "room", "lobby");
+    await page.waitForSelector("#sidebar", { hidden: true });
+    await waitForMessage(
+      page,
+      "a line long enough to wrap on a phone's narrow screen, not to scroll sideways",
+    );
+    assert.ok(await sideways() <= 390, "nothing wider than the screen");
+    const light = await background(page);
+    await screenshotToDocs(page, "web-phone-light.png");
 
-      await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
-      const dark = await background(page);
-      await screenshotToDocs(page, "web-phone-dark.png");
-      assert.equal(light, "rgb(255, 255, 255)");
-      assert.equal(dark, "rgb(22, 24, 29)");
-      assert.deepEqual(page.errors, []);
-    } finally {
-      await bob?.close();
-      await browser.close();
-      await server.shutdown();
-    }
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+    const dark = await background(page);
+    await screenshotToDocs(page, "web-phone-dark.png");
+    assert.equal(light, "rgb(255, 255, 255)");
+    assert.equal(dark, "rgb(22, 24, 29)");
+    assert.deepEqual(page.errors, []);
   },
 );

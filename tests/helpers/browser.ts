@@ -8,6 +8,7 @@
 
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import type { ChatServer } from "../../server/server.ts";
+import { testServer } from "./harness.ts";
 import type { ChatClient, ChatEvent } from "../../client/chat_client.ts";
 
 /** An element as the functions run in the page see it (they are typed without the DOM lib). */
@@ -52,6 +53,40 @@ export const BROWSER_SKIP: string | null = CHROMIUM === null
   ? "no Chromium found (/usr/bin/chromium; apt-get install chromium, or set CHROMIUM)"
   : null;
 if (BROWSER_SKIP !== null) console.log(`browser tests skipped: ${BROWSER_SKIP}`);
+
+/**
+ * Registers a browser test: skipped (see {@linkcode BROWSER_SKIP}) when no Chromium is
+ * found; without the op and resource sanitizers (the browser keeps its own).
+ */
+export function browserTest(name: string, fn: () => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: BROWSER_SKIP !== null,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn,
+  });
+}
+
+/**
+ * A browser test with a server serving the page (`webPort` 0) and a browser, both
+ * closed after `fn` (terminal users it opens with `await using` close first).
+ */
+export function webTest(
+  name: string,
+  fn: (server: ChatServer, browser: Browser) => Promise<void>,
+): void {
+  browserTest(name, async () => {
+    const server = await testServer({ webPort: 0 });
+    const browser = await launchBrowser();
+    try {
+      await fn(server, browser);
+    } finally {
+      await browser.close();
+      await server.shutdown();
+    }
+  });
+}
 
 /** Longest a test waits for something to show in the page. */
 export const PAGE_WAIT_MS = 30_000;
@@ -98,6 +133,9 @@ export async function openPage(
   await page.goto(url, { waitUntil: "load" });
   return page;
 }
+
+/** A page opened by {@linkcode openPage}. */
+export type TestPage = Awaited<ReturnType<typeof openPage>>;
 
 /** Registers (or logs in) `nick` in the page and waits for the chat view. */
 export async function logInPage(page: Page, nick: string, register = true): Promise<void> {

@@ -7,12 +7,18 @@
 
 import assert from "node:assert/strict";
 import type { ChatServer } from "../../server/server.ts";
+import { testServer } from "./harness.ts";
 import { IrcLineSplitter, type IrcMessage, parseIrcLine } from "../../protocol/irc_line.ts";
 
 /** The port of `server`'s IRC listener (asserting it is on). */
 export function ircPort(server: ChatServer): number {
   assert.ok(server.ircAddr !== null, "the IRC listener is off");
   return server.ircAddr.port;
+}
+
+/** A test server with the IRC listener on (an ephemeral port), with `overrides`. */
+export function ircServer(overrides: Parameters<typeof testServer>[0] = {}): Promise<ChatServer> {
+  return testServer({ ircPort: 0, ...overrides });
 }
 
 /** How long a test waits for one expected line. */
