@@ -372,7 +372,7 @@ const NONE: ReadonlySet<string> = new Set();
  * The frames of publications that all came encoded, back to back, and where each ends
  * (a view, no copy, when they lie in order in one buffer); null when one has no frame.
  */
-export function preEncoded(
+function preEncoded(
   publications: readonly Publication[],
 ): { bytes: Uint8Array; ends: number[] } | null {
   const ends: number[] = [];

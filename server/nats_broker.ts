@@ -22,14 +22,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Msg, Subscription } from "@nats-io/transport-node";
-import { encodeFrames } from "../protocol/frame.ts";
-import {
-  type Broker,
-  LocalBroker,
-  preEncoded,
-  type Publication,
-  type Subscriber,
-} from "./broker.ts";
+import { type Broker, LocalBroker, type Publication, type Subscriber } from "./broker.ts";
 import { decodeEnvelope, encodeEnvelope, NatsEnvelopeError } from "./nats_envelope.ts";
 import type { NatsLink } from "./nats_connection.ts";
 import { DEFAULT_NATS_PREFIX, natsPrefix, natsSubject } from "./nats_subjects.ts";
@@ -49,19 +42,6 @@ export interface NatsBrokerOptions {
   readonly nodeId?: string;
   /** Whether {@linkcode NatsBroker.close} also closes the link (default false). */
   readonly ownsLink?: boolean;
-}
-
-/**
- * `publications` each with its frame: those without one get a view of one array where
- * they are all encoded back to back (what {@linkcode preEncoded} then finds contiguous).
- */
-function framedAll(publications: readonly Publication[]): readonly Publication[] {
-  if (publications.every((p) => p.frame !== undefined)) return publications;
-  const { bytes, ends } = encodeFrames(publications.map((p) => p.event));
-  return publications.map((p, i) => ({
-    ...p,
-    frame: bytes.subarray(i === 0 ? 0 : ends[i - 1], ends[i]),
-  }));
 }
 
 /**
@@ -140,9 +120,12 @@ export class NatsBroker implements Broker {
    */
   publish(subject: string, publication: Publication): Promise<number> {
     if (this.#closed) return Promise.resolve(0);
-    const [framed] = framedAll([publication]);
+    const { bytes, frames } = encodeEnvelope(this.nodeId, [publication]);
+    const framed = publication.frame === undefined
+      ? { ...publication, frame: frames[0] }
+      : publication;
     const accepted = this.#local.publishNow(subject, framed);
-    this.#send(subject, [framed]);
+    this.#send(subject, [framed], bytes);
     return Promise.resolve(accepted);
   }
 
@@ -153,9 +136,12 @@ export class NatsBroker implements Broker {
    */
   publishBatch(subject: string, publications: readonly Publication[]): Promise<number> {
     if (this.#closed || publications.length === 0) return Promise.resolve(0);
-    const framed = framedAll(publications);
+    const { bytes, frames } = encodeEnvelope(this.nodeId, publications);
+    const framed = publications.map((p, i) =>
+      p.frame === undefined ? { ...p, frame: frames[i] } : p
+    );
     const accepted = this.#local.publishBatchNow(subject, framed);
-    this.#send(subject, framed);
+    this.#send(subject, framed, bytes);
     return Promise.resolve(accepted);
   }
 
@@ -195,10 +181,13 @@ export class NatsBroker implements Broker {
     if (this.#ownsLink) await this.#link.close();
   }
 
-  /** Sends publications that all have their frames (see {@linkcode framedAll}). */
-  #send(subject: string, publications: readonly Publication[]): void {
+  /** Sends publications (`bytes`: their envelope when encoded already). */
+  #send(
+    subject: string,
+    publications: readonly Publication[],
+    bytes = encodeEnvelope(this.nodeId, publications).bytes,
+  ): void {
     if (!this.#link.connected) return; // the others catch up after the reconnect
-    const bytes = encodeEnvelope(this.nodeId, publications, preEncoded(publications)!.bytes);
     const limit = Math.min(this.#maxPayload, this.#link.maxPayload);
     if (bytes.length > limit) {
       if (publications.length === 1) {

@@ -133,8 +133,7 @@ Deno.test({
       const ann = new Recorder("ann");
       await b.subscribe("room.lobby", ann);
       const subject = natsSubject("chat.b.", "room.lobby");
-      const wire = (text: string) =>
-        encodeEnvelope("rogue", [{ event: notice(text) }], encodeFrame(notice(text)));
+      const wire = (text: string) => encodeEnvelope("rogue", [{ event: notice(text) }]).bytes;
       rogue.connection.publish(subject, wire(`big ${"x".repeat(4096)}`));
       rogue.connection.publish(subject, new TextEncoder().encode("{not json"));
       // The JSON of the nodes before envelopes (a mixed-version cluster): dropped.

@@ -48,43 +48,93 @@ interface HeaderEntry {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
+/** Where {@linkcode encodeEnvelope} lays an envelope out before copying it into its array. */
+let scratch = new Uint8Array(64 * 1024);
+
+/** `scratch` with room for `size` bytes, keeping its first `keep`. */
+function scratchOf(size: number, keep: number): Uint8Array {
+  if (size > scratch.length) {
+    const grown = new Uint8Array(Math.max(scratch.length * 2, size));
+    grown.set(scratch.subarray(0, keep));
+    scratch = grown;
+  }
+  return scratch;
+}
+
 /**
- * Encodes publications of `node` whose `frames` (theirs back to back, as sent to
- * clients) are given.
+ * Encodes publications of `node` into one envelope, each event's frame written in place
+ * (or copied when the publication has its `frame` already). `frames` are views of
+ * `bytes`: the same frames for this node's sessions, back to back, in order.
  *
  * @example
  * ```ts
- * import { encodeFrames } from "../protocol/frame.ts";
  * import { decodeEnvelope, encodeEnvelope } from "./nats_envelope.ts";
  * const event = { type: "notice" as const, code: "info", text: "hi" };
- * const bytes = encodeEnvelope("node-1", [{ event }], encodeFrames([event]).bytes);
+ * const { bytes, frames } = encodeEnvelope("node-1", [{ event }]);
+ * frames[0]; // the notice's frame, as a session is sent it
  * decodeEnvelope(bytes).publications[0].event; // the notice, decoded on demand
  * ```
  */
 export function encodeEnvelope(
   node: string,
   publications: readonly Publication[],
-  frames: Uint8Array,
-): Uint8Array {
-  const entries: HeaderEntry[] = publications.map((publication) => {
+): { bytes: Uint8Array; frames: Uint8Array[] } {
+  // The header as text by hand: cheaper than building objects for JSON.stringify.
+  let json = `{"n":${JSON.stringify(node)},"p":[`;
+  for (let k = 0; k < publications.length; k++) {
+    const publication = publications[k];
     const event = publication.brief ?? (publication.event as EventBrief);
-    const entry: HeaderEntry = { t: event.type };
-    if (typeof event.id === "number") entry.i = event.id;
-    if (typeof event.to === "string") entry.o = event.to;
-    if (publication.from !== undefined) entry.f = publication.from;
+    json += `${k === 0 ? "" : ","}{"t":${JSON.stringify(event.type)}`;
+    if (typeof event.id === "number") json += `,"i":${JSON.stringify(event.id)}`;
+    if (typeof event.to === "string") json += `,"o":${JSON.stringify(event.to)}`;
+    if (publication.from !== undefined) json += `,"f":${JSON.stringify(publication.from)}`;
     if (publication.except !== undefined && publication.except.size > 0) {
-      entry.x = [...publication.except];
+      json += `,"x":${JSON.stringify([...publication.except])}`;
     }
-    if (publication.exceptSession !== undefined) entry.s = publication.exceptSession;
-    return entry;
-  });
-  const header = encoder.encode(JSON.stringify({ n: node, p: entries }));
-  const bytes = new Uint8Array(PREAMBLE_BYTES + header.length + frames.length);
-  bytes[0] = NATS_ENVELOPE_VERSION;
-  new DataView(bytes.buffer).setUint32(1, header.length);
-  bytes.set(header, PREAMBLE_BYTES);
-  bytes.set(frames, PREAMBLE_BYTES + header.length);
-  return bytes;
+    if (publication.exceptSession !== undefined) {
+      json += `,"s":${JSON.stringify(publication.exceptSession)}`;
+    }
+    json += "}";
+  }
+  json += "]}";
+  // Room for the worst case (three bytes per UTF-16 unit), then one exact copy.
+  let out = scratchOf(PREAMBLE_BYTES + json.length * 3, 0);
+  const headerLength = encoder.encodeInto(json, out.subarray(PREAMBLE_BYTES)).written;
+  out[0] = NATS_ENVELOPE_VERSION;
+  writeUint32(out, 1, headerLength);
+  let at = PREAMBLE_BYTES + headerLength;
+  const starts: number[] = [];
+  for (const publication of publications) {
+    starts.push(at);
+    const frame = publication.frame;
+    if (frame !== undefined) {
+      out = scratchOf(at + frame.length, at);
+      out.set(frame, at);
+      at += frame.length;
+      continue;
+    }
+    const event = JSON.stringify(publication.event);
+    const start = at + LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES;
+    out = scratchOf(start + event.length * 3, at);
+    const written = encoder.encodeInto(event, out.subarray(start)).written;
+    writeUint32(out, at, HEADER_LENGTH_BYTES + written);
+    writeUint32(out, at + LENGTH_PREFIX_BYTES, written);
+    at = start + written;
+  }
+  const bytes = out.slice(0, at);
+  // A burst's large scratch is not kept for ever.
+  if (scratch.length > 1024 * 1024) scratch = new Uint8Array(64 * 1024);
+  const frames = starts.map((start, k) =>
+    bytes.subarray(start, k + 1 < starts.length ? starts[k + 1] : at)
+  );
+  return { bytes, frames };
+}
+
+function writeUint32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = (value >>> 16) & 0xff;
+  bytes[at + 2] = (value >>> 8) & 0xff;
+  bytes[at + 3] = value & 0xff;
 }
 
 /** A publication read from an envelope: its event is decoded from its frame when asked. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeFrame, encodeFrames } from "../protocol/frame.ts";
+import { encodeFrame } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 import { briefOf } from "./broker.ts";
 import { decodeEnvelope, encodeEnvelope, NatsEnvelopeError } from "./nats_envelope.ts";
@@ -12,10 +12,13 @@ Deno.test("NATS envelope: frames come back as sent, filters and brief in the hea
     { event: dm, from: "ann", except: new Set(["cy"]), exceptSession: "s1" },
     { event: note },
   ];
-  const { bytes: frames } = encodeFrames([dm, note]);
-  const { node, publications: got } = decodeEnvelope(
-    encodeEnvelope("node-1", publications, frames),
-  );
+  const { bytes, frames } = encodeEnvelope("node-1", publications);
+  assert.deepEqual(frames, [encodeFrame(dm), encodeFrame(note)]);
+  // A publication with its frame already is copied as it is.
+  const again = encodeEnvelope("node-1", [{ event: note, frame: encodeFrame(dm) }]);
+  assert.deepEqual(again.frames, [encodeFrame(dm)]);
+  assert.deepEqual(decodeEnvelope(again.bytes).publications[0].frame, encodeFrame(dm));
+  const { node, publications: got } = decodeEnvelope(bytes);
   assert.equal(node, "node-1");
   assert.equal(got.length, 2);
   assert.deepEqual(got[0].frame, encodeFrame(dm));
@@ -32,7 +35,7 @@ Deno.test("NATS envelope: frames come back as sent, filters and brief in the hea
 });
 
 Deno.test("NATS envelope: what this version cannot read throws NatsEnvelopeError", () => {
-  const good = encodeEnvelope("n", [{ event: note }], encodeFrame(note));
+  const good = encodeEnvelope("n", [{ event: note }]).bytes;
   const headerEnd = good.length - encodeFrame(note).length;
   const withFrames = (frames: Uint8Array) => {
     const bytes = new Uint8Array(headerEnd + frames.length);
