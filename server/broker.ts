@@ -23,8 +23,9 @@ export interface Publication {
   /** A session that must not receive the event (the sender's own). */
   readonly exceptSession?: string;
   /**
-   * The event's frame as it is written (length prefix included), when it came encoded
-   * (from another node): {@linkcode LocalBroker} sends these bytes instead of encoding.
+   * The event's frame as it is written (length prefix included), when it is encoded
+   * already (it came from another node, or was encoded for NATS): {@linkcode LocalBroker}
+   * sends these bytes instead of encoding the event.
    */
   readonly frame?: Uint8Array;
   /**
