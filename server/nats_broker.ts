@@ -44,6 +44,11 @@ export interface NatsBrokerOptions {
   readonly ownsLink?: boolean;
 }
 
+/** `publication` with `frame` (its event's, encoded), unless it has its own. */
+function withFrame(publication: Publication, frame: Uint8Array): Publication {
+  return publication.frame === undefined ? { ...publication, frame } : publication;
+}
+
 /**
  * Fan-out across the nodes sharing a NATS.
  *
@@ -121,11 +126,11 @@ export class NatsBroker implements Broker {
   publish(subject: string, publication: Publication): Promise<number> {
     if (this.#closed) return Promise.resolve(0);
     const { bytes, frames } = encodeEnvelope(this.nodeId, [publication]);
-    const framed = publication.frame === undefined
-      ? { ...publication, frame: frames[0] }
-      : publication;
-    const accepted = this.#local.publishNow(subject, framed);
-    this.#send(subject, [framed], bytes);
+    // Without local subscribers nothing here needs the frames as publications of their own.
+    const accepted = this.#local.subscriberCount(subject) === 0
+      ? 0
+      : this.#local.publishNow(subject, withFrame(publication, frames[0]));
+    this.#send(subject, [publication], bytes);
     return Promise.resolve(accepted);
   }
 
@@ -137,11 +142,10 @@ export class NatsBroker implements Broker {
   publishBatch(subject: string, publications: readonly Publication[]): Promise<number> {
     if (this.#closed || publications.length === 0) return Promise.resolve(0);
     const { bytes, frames } = encodeEnvelope(this.nodeId, publications);
-    const framed = publications.map((p, i) =>
-      p.frame === undefined ? { ...p, frame: frames[i] } : p
-    );
-    const accepted = this.#local.publishBatchNow(subject, framed);
-    this.#send(subject, framed, bytes);
+    const accepted = this.#local.subscriberCount(subject) === 0
+      ? 0
+      : this.#local.publishBatchNow(subject, publications.map((p, i) => withFrame(p, frames[i])));
+    this.#send(subject, publications, bytes);
     return Promise.resolve(accepted);
   }
 
