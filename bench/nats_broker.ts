@@ -1,7 +1,8 @@
 /**
  * Throughput and round trip of {@linkcode NatsBroker} between two nodes (two processes)
  * on one local nats-server: publications/s from node A to a subscriber on node B
- * (100-byte events, one at a time and in batches of 10), and the round trip p50/p99
+ * (100-byte events, one at a time and in batches of 10) with node B's CPU per delivery,
+ * and the round trip p50/p99
  * A -> B -> A of one publication at a time.
  *
  * ```sh
@@ -17,6 +18,7 @@
  * @module
  */
 
+import { cpuSecondsOf } from "./child.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 import type { Publication, Subscriber } from "../server/broker.ts";
@@ -141,6 +143,8 @@ async function main(): Promise<void> {
     bus.send("reset", null);
     await link.confirm();
     done = Promise.withResolvers();
+    const cpuBefore = cpuSecondsOf(child.pid) ?? 0;
+    const cpuBeforeA = cpuSecondsOf(Deno.pid) ?? 0;
     const start = performance.now();
     const publications = Array.from({ length: batch }, () => ({ event }));
     for (let sent = 0; sent < count; sent += batch) {
@@ -152,9 +156,13 @@ async function main(): Promise<void> {
     broker.publish("room.end", { event: eventOf(10, `end${batch}`) });
     const { received } = await done.promise;
     const seconds = (performance.now() - start) / 1000;
+    const cpu = (cpuSecondsOf(child.pid) ?? 0) - cpuBefore;
+    const cpuA = (cpuSecondsOf(Deno.pid) ?? 0) - cpuBeforeA;
     console.log(
       `batch ${batch}: ${received}/${count} received on node B in ${seconds.toFixed(2)} s: ` +
-        `${Math.round(received / seconds)} publications/s`,
+        `${Math.round(received / seconds)} publications/s; node B CPU ${cpu.toFixed(2)} s, ` +
+        `${(cpu * 1e6 / Math.max(1, received)).toFixed(2)} µs per delivery ` +
+        `(node A ${(cpuA * 1e6 / count).toFixed(2)} µs per publication)`,
     );
   }
 

@@ -22,6 +22,35 @@ export interface Publication {
   readonly except?: ReadonlySet<string>;
   /** A session that must not receive the event (the sender's own). */
   readonly exceptSession?: string;
+  /**
+   * The event's frame as it is written (length prefix included), when it is encoded
+   * already (it came from another node, or was encoded for NATS): {@linkcode LocalBroker}
+   * sends these bytes instead of encoding the event.
+   */
+  readonly frame?: Uint8Array;
+  /**
+   * With a `frame`: the event's fields that filters read, so that they need not decode
+   * the frame (see {@linkcode briefOf}).
+   */
+  readonly brief?: EventBrief;
+}
+
+/** The fields of an event that subscribers filter on. */
+export interface EventBrief {
+  /** The event's type. */
+  readonly type: string;
+  /** Its id when it has a numeric one (a stored message). */
+  readonly id?: number;
+  /** Its recipient when it names one (a direct message). */
+  readonly to?: string;
+}
+
+/**
+ * What filters read of a publication's event: its `brief` when it came encoded, else the
+ * event itself (whose fields are a superset).
+ */
+export function briefOf(publication: Publication): EventBrief {
+  return publication.brief ?? (publication.event as EventBrief);
 }
 
 /** A receiver of publications (a session). */
@@ -212,7 +241,9 @@ export class LocalBroker implements Broker {
     let accepted = 0;
     for (const subscriber of subscribers) {
       if (!subscriber.accepts(publication)) continue;
-      if (subscriber.sendEncoded(frame ??= encodeFrame(publication.event))) accepted++;
+      if (subscriber.sendEncoded(frame ??= publication.frame ?? encodeFrame(publication.event))) {
+        accepted++;
+      }
     }
     return accepted;
   }
@@ -249,7 +280,8 @@ export class LocalBroker implements Broker {
     const counts = new Array<number>(publications.length).fill(0);
     const subscribers = this.#subscribers(subject);
     if (subscribers === null) return counts;
-    const { bytes, ends } = encodeFrames(publications.map((p) => p.event));
+    const { bytes, ends } = preEncoded(publications) ??
+      encodeFrames(publications.map((p) => p.event));
     const filter = batchFilter(publications);
     const n = publications.length;
     let all = 0;
@@ -336,3 +368,31 @@ function batchFilter(publications: readonly Publication[]): BatchFilter | null {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+
+/**
+ * The frames of publications that all came encoded, back to back, and where each ends
+ * (a view, no copy, when they lie in order in one buffer); null when one has no frame.
+ */
+function preEncoded(
+  publications: readonly Publication[],
+): { bytes: Uint8Array; ends: number[] } | null {
+  const ends: number[] = [];
+  let at = 0;
+  let contiguous = true;
+  const first = publications[0].frame;
+  if (first === undefined) return null;
+  for (const { frame } of publications) {
+    if (frame === undefined) return null;
+    if (frame.buffer !== first.buffer || frame.byteOffset !== first.byteOffset + at) {
+      contiguous = false;
+    }
+    at += frame.length;
+    ends.push(at);
+  }
+  if (contiguous) return { bytes: new Uint8Array(first.buffer, first.byteOffset, at), ends };
+  const bytes = new Uint8Array(at);
+  for (let i = 0; i < publications.length; i++) {
+    bytes.set(publications[i].frame!, i === 0 ? 0 : ends[i - 1]);
+  }
+  return { bytes, ends };
+}

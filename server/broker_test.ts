@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodePayload, FrameDecoder } from "../protocol/frame.ts";
+import { decodePayload, encodeFrame, encodeFrames, FrameDecoder } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 import { LocalBroker, type Publication, type Subscriber } from "./broker.ts";
 import { brokerConformance } from "./broker_conformance.ts";
@@ -183,4 +183,38 @@ Deno.test("a subject held by a lone subscriber, then several, then one and none"
   assert.equal(await broker.publishBatch("user.ann", [{ event: notice("four") }]), 1);
   assert.deepEqual(ann.events().map((e) => e.text), ["one", "two"]);
   assert.deepEqual(bob.events().map((e) => e.text), ["two", "three", "four"]);
+});
+
+Deno.test("publications with their frames encoded already are sent those bytes, not encoded again", async () => {
+  const broker = new LocalBroker();
+  const ann = recorder("ann");
+  const bob = recorder("bob");
+  await broker.subscribe("room.a", ann);
+  await broker.subscribe("room.a", bob);
+  // The frame says "sent", the event "not": what a subscriber gets shows which was used.
+  const one = encodeFrame(notice("sent 1"));
+  await broker.publish("room.a", { event: notice("not 1"), frame: one });
+  // Frames lying back to back in one buffer reach a whole-batch subscriber as a view of it.
+  const both = encodeFrames([notice("sent 2"), notice("sent 3")]);
+  const [two, three] = [both.bytes.subarray(0, both.ends[0]), both.bytes.subarray(both.ends[0])];
+  await broker.publishBatch("room.a", [
+    { event: notice("not 2"), frame: two },
+    { event: notice("not 3"), frame: three, except: new Set(["bob"]) },
+  ]);
+  // Frames of separate buffers are put together.
+  await broker.publishBatch("room.a", [
+    { event: notice("not 4"), frame: encodeFrame(notice("sent 4")) },
+    { event: notice("not 5"), frame: encodeFrame(notice("sent 5")) },
+  ]);
+  assert.deepEqual(ann.events().map((e) => e.text), [
+    "sent 1",
+    "sent 2",
+    "sent 3",
+    "sent 4",
+    "sent 5",
+  ]);
+  assert.deepEqual(bob.events().map((e) => e.text), ["sent 1", "sent 2", "sent 4", "sent 5"]);
+  assert.equal(ann.buffers[0], one);
+  assert.equal(ann.buffers[1].buffer, both.bytes.buffer);
+  assert.equal(bob.buffers[1].buffer, both.bytes.buffer);
 });

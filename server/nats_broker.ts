@@ -5,8 +5,10 @@
  * subscription per logical subject (`user.<key>`, `room.<key>`, `all`) that has local
  * subscribers, dropped with the last of them. A publication (its event and its filters:
  * `from`, `except`, `exceptSession`) is delivered to the publishing node's own sessions
- * at once, and sent over NATS as one JSON message (a batch too: one message); every
- * other node fans it out to its sessions through its LocalBroker, filters applied.
+ * at once, and sent over NATS as one message (a batch too: one message) carrying its
+ * frames as encoded for the sessions (`nats_envelope.ts`); every other node hands those
+ * bytes to its sessions through its LocalBroker, filters applied, without encoding the
+ * event again. The frames are encoded once, for this node's sessions and for NATS.
  * Publications of one node on one subject reach every node in the order published.
  *
  * Subjects are escaped injectively under a prefix (`chat.b.<kind>.<key>`, see
@@ -20,8 +22,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Msg, Subscription } from "@nats-io/transport-node";
-import type { ServerMessage } from "../protocol/messages.ts";
 import { type Broker, LocalBroker, type Publication, type Subscriber } from "./broker.ts";
+import { decodeEnvelope, encodeEnvelope, NatsEnvelopeError } from "./nats_envelope.ts";
 import type { NatsLink } from "./nats_connection.ts";
 import { DEFAULT_NATS_PREFIX, natsPrefix, natsSubject } from "./nats_subjects.ts";
 
@@ -42,59 +44,9 @@ export interface NatsBrokerOptions {
   readonly ownsLink?: boolean;
 }
 
-/** One publication on the wire: the event and its filters, short keys. */
-interface WirePublication {
-  e: ServerMessage;
-  f?: string;
-  x?: string[];
-  s?: string;
-}
-
-/** One NATS message of the broker: the sending node and one or more publications. */
-interface WireMessage {
-  n: string;
-  p: WirePublication[];
-}
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function toWire(publication: Publication): WirePublication {
-  const wire: WirePublication = { e: publication.event };
-  if (publication.from !== undefined) wire.f = publication.from;
-  if (publication.except !== undefined && publication.except.size > 0) {
-    wire.x = [...publication.except];
-  }
-  if (publication.exceptSession !== undefined) wire.s = publication.exceptSession;
-  return wire;
-}
-
-function isStringOrAbsent(value: unknown): boolean {
-  return value === undefined || typeof value === "string";
-}
-
-/** The publications of a wire message, or undefined when it is malformed. */
-function fromWire(value: unknown): { node: string; publications: Publication[] } | undefined {
-  if (typeof value !== "object" || value === null) return undefined;
-  const { n, p } = value as Partial<WireMessage>;
-  if (typeof n !== "string" || !Array.isArray(p) || p.length === 0) return undefined;
-  const publications: Publication[] = [];
-  for (const wire of p as unknown[]) {
-    if (typeof wire !== "object" || wire === null) return undefined;
-    const { e, f, x, s } = wire as Partial<WirePublication>;
-    if (typeof e !== "object" || e === null || typeof e.type !== "string") return undefined;
-    if (!isStringOrAbsent(f) || !isStringOrAbsent(s)) return undefined;
-    if (x !== undefined && !(Array.isArray(x) && x.every((k) => typeof k === "string"))) {
-      return undefined;
-    }
-    publications.push({
-      event: e,
-      from: f,
-      except: x === undefined ? undefined : new Set(x),
-      exceptSession: s,
-    });
-  }
-  return { node: n, publications };
+/** `publication` with `frame` (its event's, encoded), unless it has its own. */
+function withFrame(publication: Publication, frame: Uint8Array): Publication {
+  return publication.frame === undefined ? { ...publication, frame } : publication;
 }
 
 /**
@@ -173,8 +125,12 @@ export class NatsBroker implements Broker {
    */
   publish(subject: string, publication: Publication): Promise<number> {
     if (this.#closed) return Promise.resolve(0);
-    const accepted = this.#local.publishNow(subject, publication);
-    this.#send(subject, [publication]);
+    const { bytes, frames } = encodeEnvelope(this.nodeId, [publication]);
+    // Without local subscribers nothing here needs the frames as publications of their own.
+    const accepted = this.#local.subscriberCount(subject) === 0
+      ? 0
+      : this.#local.publishNow(subject, withFrame(publication, frames[0]));
+    this.#send(subject, [publication], bytes);
     return Promise.resolve(accepted);
   }
 
@@ -185,8 +141,11 @@ export class NatsBroker implements Broker {
    */
   publishBatch(subject: string, publications: readonly Publication[]): Promise<number> {
     if (this.#closed || publications.length === 0) return Promise.resolve(0);
-    const accepted = this.#local.publishBatchNow(subject, publications);
-    this.#send(subject, publications);
+    const { bytes, frames } = encodeEnvelope(this.nodeId, publications);
+    const accepted = this.#local.subscriberCount(subject) === 0
+      ? 0
+      : this.#local.publishBatchNow(subject, publications.map((p, i) => withFrame(p, frames[i])));
+    this.#send(subject, publications, bytes);
     return Promise.resolve(accepted);
   }
 
@@ -226,9 +185,13 @@ export class NatsBroker implements Broker {
     if (this.#ownsLink) await this.#link.close();
   }
 
-  #send(subject: string, publications: readonly Publication[]): void {
+  /** Sends publications (`bytes`: their envelope when encoded already). */
+  #send(
+    subject: string,
+    publications: readonly Publication[],
+    bytes = encodeEnvelope(this.nodeId, publications).bytes,
+  ): void {
     if (!this.#link.connected) return; // the others catch up after the reconnect
-    const bytes = encoder.encode(JSON.stringify({ n: this.nodeId, p: publications.map(toWire) }));
     const limit = Math.min(this.#maxPayload, this.#link.maxPayload);
     if (bytes.length > limit) {
       if (publications.length === 1) {
@@ -268,15 +231,18 @@ export class NatsBroker implements Broker {
       });
       return;
     }
-    let decoded: ReturnType<typeof fromWire>;
+    let decoded: ReturnType<typeof decodeEnvelope>;
     try {
-      decoded = fromWire(JSON.parse(decoder.decode(msg.data)));
-    } catch {
-      decoded = undefined;
-    }
-    if (decoded === undefined) {
+      // A copy (msg.data may be a Node Buffer, whose slice() is a view): the frames are
+      // queued to sessions, past the life of NATS's read buffer.
+      decoded = decodeEnvelope(new Uint8Array(msg.data));
+    } catch (err) {
+      if (!(err instanceof NatsEnvelopeError)) throw err;
       this.#dropped++;
-      log.warn("dropped a malformed NATS message on {subject}", { subject });
+      log.warn("dropped a NATS message on {subject} this node cannot read: {reason}", {
+        subject,
+        reason: err.message,
+      });
       return;
     }
     if (decoded.node === this.nodeId) return; // delivered here when published

@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import { NATS_SKIP, natsNodes, NatsServer } from "../tests/helpers/nats.ts";
 import { brokerConformance, notice, Recorder, within } from "./broker_conformance.ts";
+import { briefOf, type Publication, type Subscriber } from "./broker.ts";
+import type { ServerMessage } from "../protocol/messages.ts";
 import { NatsLink } from "./nats_connection.ts";
 import { NatsBroker, type NatsBrokerOptions } from "./nats_broker.ts";
 import { natsSubject } from "./nats_subjects.ts";
+import { encodeEnvelope } from "./nats_envelope.ts";
+import { encodeFrame } from "../protocol/frame.ts";
 
 const ignore = NATS_SKIP !== undefined;
 
@@ -129,15 +133,18 @@ Deno.test({
       const ann = new Recorder("ann");
       await b.subscribe("room.lobby", ann);
       const subject = natsSubject("chat.b.", "room.lobby");
-      const wire = (text: string) =>
-        new TextEncoder().encode(JSON.stringify({ n: "rogue", p: [{ e: notice(text) }] }));
+      const wire = (text: string) => encodeEnvelope("rogue", [{ event: notice(text) }]).bytes;
       rogue.connection.publish(subject, wire(`big ${"x".repeat(4096)}`));
       rogue.connection.publish(subject, new TextEncoder().encode("{not json"));
-      rogue.connection.publish(subject, new TextEncoder().encode('{"n":"r","p":[{"e":5}]}'));
+      // The JSON of the nodes before envelopes (a mixed-version cluster): dropped.
+      const json = JSON.stringify({ n: "r", p: [{ e: notice("old") }] });
+      rogue.connection.publish(subject, new TextEncoder().encode(json));
+      // An envelope whose frame is cut short.
+      rogue.connection.publish(subject, wire("cut").subarray(0, wire("cut").length - 2));
       rogue.connection.publish(subject, wire("fine"));
       await ann.waitFor("fine");
       assert.deepEqual(ann.texts, ["fine"]);
-      assert.equal(b.dropped, 3);
+      assert.equal(b.dropped, 4);
     } finally {
       await rogue.close();
       await c.close();
@@ -232,6 +239,52 @@ Deno.test({
       await b.close();
       for (const link of links) await link.close();
       await nats.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "NATS broker: a receiving node hands its subscribers the frames as sent, filters from the header",
+  ignore,
+  async fn() {
+    const c = await cluster(2);
+    try {
+      const [a, b] = c.brokers;
+      const seen: Publication[] = [];
+      const frames: Uint8Array[] = [];
+      let delivered!: () => void;
+      const arrived = new Promise<void>((resolve) => delivered = resolve);
+      const bob: Subscriber = {
+        accountKey: "bob",
+        accepts(publication) {
+          seen.push(publication);
+          return publication.from !== "cy";
+        },
+        sendEncoded(bytes) {
+          frames.push(bytes);
+          delivered();
+          return true;
+        },
+      };
+      await b.subscribe("user.bob", bob);
+      const dm: ServerMessage = { type: "dm", id: 9, ts: 1, from: "Ann", to: "Bob", text: "hi" };
+      const blocked: ServerMessage = { ...dm, id: 10, from: "Cy" };
+      await a.publishBatch("user.bob", [{ event: blocked, from: "cy" }, {
+        event: dm,
+        from: "ann",
+      }]);
+      await within(arrived, "bob's node delivers");
+      assert.equal(seen.length, 2);
+      // Encoded by the publishing node, read by no one on the way: no event decoded.
+      assert.deepEqual(seen.map((p) => p.frame), [encodeFrame(blocked), encodeFrame(dm)]);
+      assert.deepEqual(seen.map(briefOf), [
+        { type: "dm", id: 10, to: "Bob" },
+        { type: "dm", id: 9, to: "Bob" },
+      ]);
+      assert.deepEqual(frames, [encodeFrame(dm)]);
+    } finally {
+      await c.close();
     }
   },
 });

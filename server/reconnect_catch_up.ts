@@ -22,7 +22,7 @@ import { getLogger } from "@logtape/logtape";
 import { encodeFrame } from "../protocol/frame.ts";
 import type { ChatMessage } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
-import type { Broker, Publication, Subscriber } from "./broker.ts";
+import { briefOf, type Broker, type Publication, type Subscriber } from "./broker.ts";
 import type { ClusterBus } from "./cluster_bus.ts";
 import { MISSED_HEARTBEATS } from "./config.ts";
 import type { Store } from "./store.ts";
@@ -47,7 +47,7 @@ export const CATCH_UP_TOPIC = "catch-up";
 
 /** Whether a publication carries a stored message (it has an id in the store). */
 function storedId(publication: Publication): number | undefined {
-  const event = publication.event as { type: string; id?: unknown };
+  const event = briefOf(publication);
   return (event.type === "msg" || event.type === "dm") && typeof event.id === "number"
     ? event.id
     : undefined;
