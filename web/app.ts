@@ -24,6 +24,11 @@ import { FilesView } from "./files.ts";
 const HISTORY_PAGE = 50;
 /** Load older messages when scrolled this close to the top, in pixels. */
 const NEAR_TOP_PX = 80;
+/**
+ * Seconds the session token of a login NOT remembered works: only for reconnects, renewed
+ * while connected (web/chat_socket.ts), so a token left behind is soon worthless.
+ */
+const SHORT_TOKEN_TTL_SEC = 3600;
 
 /** A room or a direct conversation. */
 interface Conversation {
@@ -115,12 +120,20 @@ async function logIn(register: boolean): Promise<void> {
   if (!byId<HTMLFormElement>("login-form").reportValidity()) return;
   setBusy(true);
   try {
-    const { chat, login } = await ChatSocket.open(wsUrl(), nick, { password }, register, handlers);
+    const remembering = byId<HTMLInputElement>("login-remember").checked;
+    const { chat, login } = await ChatSocket.open(
+      wsUrl(),
+      nick,
+      { password },
+      register,
+      handlers,
+      remembering ? {} : { tokenTtl: SHORT_TOKEN_TTL_SEC },
+    );
     state.chat = chat;
     files.attach(chat);
     state.me = String(login.nick ?? nick);
     byId<HTMLInputElement>("login-password").value = "";
-    if (byId<HTMLInputElement>("login-remember").checked && chat.token !== null) {
+    if (remembering && chat.token !== null) {
       remember(state.me, chat.token);
     }
     await startSession(login);
