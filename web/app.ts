@@ -177,6 +177,7 @@ async function resumeRemembered(): Promise<void> {
 /** Logs out (`everywhere`: every session and token of the account) and starts over. */
 async function logOut(everywhere: boolean): Promise<void> {
   forget();
+  files.close();
   const chat = state.chat;
   state.chat = null;
   await chat?.logout(everywhere);

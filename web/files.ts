@@ -61,6 +61,11 @@ export class FilesView {
     this.refresh();
   }
 
+  /** Releases the received files' `blob:` URLs (on logout). */
+  close(): void {
+    this.#transfers?.releaseAll();
+  }
+
   /** Asks again for the files held for us (after a reconnect). */
   refresh(): void {
     this.#transfers?.refresh().catch((err) =>
@@ -99,6 +104,15 @@ export class FilesView {
       box.scrollTop = box.scrollHeight;
     }
     list.hidden = false;
+  }
+
+  /** Removes a finished transfer from the list, releasing its received file. */
+  #dismiss(key: string): void {
+    this.#transfers?.dismiss(key);
+    this.#items.get(key)?.item.remove();
+    this.#items.delete(key);
+    const list = byId("file-list");
+    list.hidden = list.childElementCount === 0;
   }
 
   /** The item of `transfer`: built again when its shape changed, else updated in place. */
@@ -155,6 +169,12 @@ export class FilesView {
         download: safeFileName(transfer.name),
         text: "Save",
       }));
+    }
+    if (isFinal(transfer.state)) {
+      button("Dismiss", "dismiss", () => {
+        this.#dismiss(transfer.key);
+        return Promise.resolve();
+      });
     }
     const moving = transfer.state === "hashing" || transfer.state === "uploading" ||
       transfer.state === "receiving";
