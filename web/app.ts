@@ -91,10 +91,11 @@ function conversation(kind: "room" | "dm", name: string): Conversation {
 /** Files in direct conversations (web/files.ts). */
 const files = new FilesView({
   activeDm: () => state.active?.kind === "dm" ? state.active.name : null,
-  offered: (nick) => {
+  offered: (nick, name, file) => {
     const target = conversation("dm", nick);
     if (target !== state.active) target.unread++;
     renderSidebar();
+    notifyOffer(nick, name, file);
   },
   notice: showNotice,
 });
@@ -321,6 +322,21 @@ function mentions(text: string, nick: string): boolean {
 }
 
 /** A system notification for a direct message or a mention, while the tab is hidden. */
+/** Notifies a file offered while the tab is in the background, like a direct message. */
+function notifyOffer(nick: string, name: string, file: number): void {
+  if (!document.hidden || typeof Notification === "undefined") return;
+  if (Notification.permission !== "granted") return;
+  const shown = new Notification(`${nick} (file)`, {
+    body: `offers you ${name}`,
+    tag: `chat-file-${file}`,
+  });
+  shown.onclick = () => {
+    globalThis.focus();
+    void open(conversation("dm", nick));
+    shown.close();
+  };
+}
+
 function notify(message: ChatMessage): void {
   if (!document.hidden || typeof Notification === "undefined") return;
   if (Notification.permission !== "granted") return;

@@ -20,8 +20,11 @@ import { formatBytes, isFinal, type Transfer, WebFileTransfers } from "./file_tr
 export interface FilesHooks {
   /** The nick of the open direct conversation, or null (a room, or none). */
   activeDm(): string | null;
-  /** `nick` offered us a file (live or held): the page may count it as unread. */
-  offered(nick: string): void;
+  /**
+   * `nick` offered us file `file` named `name` (live or held): the page may count it as
+   * unread, and notify it when in the background.
+   */
+  offered(nick: string, name: string, file: number): void;
   /** Shows a one-line notice. */
   notice(text: string): void;
 }
@@ -90,7 +93,7 @@ export class FilesView {
 
   #changed(transfer: Transfer): void {
     if (transfer.direction === "receive" && transfer.state === "offered") {
-      this.#hooks.offered(transfer.nick);
+      this.#hooks.offered(transfer.nick, transfer.name, transfer.file ?? 0);
     }
     const nick = this.#hooks.activeDm();
     if (nick === null || nameKey(nick) !== nameKey(transfer.nick)) return;
