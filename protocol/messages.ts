@@ -173,8 +173,13 @@ export const clientSchemas = {
    */
   file_cancel: request("file_cancel", { file: fileId, reason: z.enum(["corrupt"]).optional() }),
   // Session tokens ("remember me"): a login without the password, revocable.
-  /** Issues a session token for this account, to log in with instead of the password. */
-  token_issue: request("token_issue", {}),
+  /**
+   * Issues a session token for this account, to log in with instead of the password;
+   * `ttl`: seconds it works (at most the server's `--token-ttl`, its default).
+   */
+  token_issue: request("token_issue", {
+    ttl: z.number().int().positive().max(1e9).optional(),
+  }),
   /**
    * Revokes one of this account's tokens (`token`), or all of them (`all: true`, "log
    * out everywhere": the account's other sessions end too, on every node).

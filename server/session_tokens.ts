@@ -6,7 +6,8 @@
  * `localStorage` when "remember me" is ticked, and uses one for its reconnects so that
  * it never holds the password after the login. A token is 32 random bytes (base64url);
  * the store keeps only its SHA-256 (a copy of the database logs nobody in), with the
- * account and an expiry (`--token-ttl`). A token is revoked by `token_revoke {token}`
+ * account and an expiry (`--token-ttl`, or a shorter `ttl` the client asks for: the page
+ * holds short ones, renewed while connected, when "remember me" is not ticked). A token is revoked by `token_revoke {token}`
  * (the page's "Log out"), all of an account's at once by `token_revoke {all: true}`
  * ("log out everywhere", which also ends the account's other sessions on every node),
  * and all of them when the account's password changes (`--credentials`). A login with a
@@ -106,11 +107,19 @@ export class SessionTokens {
     this.#stop?.();
   }
 
-  /** Issues a token for `accountKey`: the token (shown once) and its expiry (ms). */
-  async issue(accountKey: string): Promise<{ token: string; expires: number }> {
+  /**
+   * Issues a token for `accountKey`: the token (shown once) and its expiry (ms). It works
+   * `ttlSec` seconds, at most (and by default) the server's `ttlSec`: the page asks for
+   * short ones when it does not remember the login, and renews them while connected.
+   */
+  async issue(
+    accountKey: string,
+    ttlSec?: number,
+  ): Promise<{ token: string; expires: number }> {
     const token = newSessionToken();
     const createdAt = this.#options.now();
-    const expires = createdAt + this.#options.ttlSec * 1000;
+    const ttl = Math.min(ttlSec ?? this.#options.ttlSec, this.#options.ttlSec);
+    const expires = createdAt + ttl * 1000;
     await this.#options.store.addToken({
       hash: await tokenHash(token),
       accountKey,
@@ -172,7 +181,7 @@ export const tokenCommands: {
   token_revoke: CommandSpec<"token_revoke">;
 } = {
   token_issue: {
-    run: ({ hub, session }) => hub.tokens.issue(session.account.key),
+    run: ({ hub, session }, { ttl }) => hub.tokens.issue(session.account.key, ttl),
   },
   token_revoke: {
     async run({ hub, session }, { token, all }) {

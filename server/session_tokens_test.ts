@@ -62,6 +62,24 @@ Deno.test("SessionTokens: issue, check with expiry, revoke one; the store keeps 
   assert.equal(await tokens.accountOf(token), null);
 });
 
+Deno.test("SessionTokens: a token asked with a shorter ttl expires per it; a longer one is cut to the server's", async () => {
+  let now = 1_000_000;
+  const tokens = new SessionTokens({
+    store: new MemoryStore(),
+    bus: new LocalClusterNetwork().bus("a"),
+    ttlSec: 3600,
+    online: () => undefined,
+    now: () => now,
+  });
+  const short = await tokens.issue("alice", 60);
+  assert.equal(short.expires, now + 60_000);
+  const capped = await tokens.issue("alice", 7200);
+  assert.equal(capped.expires, now + 3_600_000, "at most the server's ttl");
+  now += 60_000;
+  assert.equal(await tokens.accountOf(short.token), null, "the short one expired");
+  assert.equal(await tokens.accountOf(capped.token), "alice");
+});
+
 Deno.test("SessionTokens: revokeAll ends the account's other sessions on every node", async () => {
   const network = new LocalClusterNetwork();
   const store = new MemoryStore();

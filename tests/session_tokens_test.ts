@@ -132,6 +132,24 @@ Deno.test("tokens: an expired token is bad_token", async () => {
   await probe.ok("login", { nick: "alice", token });
 });
 
+Deno.test("tokens: token_issue {ttl} gives a token that expires per that ttl, at most --token-ttl", async () => {
+  await using server = await serverScope({ tokenTtlSec: 3600 });
+  await using alice = await Probe.login(server.s, "alice");
+  const start = Date.now();
+  const short = await alice.ok("token_issue", { ttl: 60 });
+  const token = String(short.token);
+  assert.ok(Number(short.expires) <= Date.now() + 60_000, "expires within its ttl");
+  const capped = await alice.ok("token_issue", { ttl: 10 * 3600 });
+  assert.ok(Number(capped.expires) <= Date.now() + 3600_000, "cut to --token-ttl");
+  await alice.fails("token_issue", { ttl: 0 }, "bad_message");
+  const hub = server.s.hub;
+  hub.now = () => start + 61_000;
+  await using probe = await dialed(server.s);
+  await probe.fails("login", { nick: "alice", token }, "bad_token");
+  hub.now = Date.now;
+  await probe.ok("login", { nick: "alice", token });
+});
+
 Deno.test("tokens: a new password (credentials import) revokes the account's tokens", async () => {
   await using server = await serverScope();
   await using alice = await Probe.login(server.s, "alice");

@@ -415,3 +415,56 @@ browserTest(
     }
   },
 );
+
+browserTest(
+  "web files: Dismiss forgets a saved transfer and releases its blob: URL, the others kept",
+  async () => {
+    const tmp = await Deno.makeTempDir();
+    const server = await testServer({ webPort: 0 });
+    const browser = await launchBrowser();
+    const bob = await terminal(server, "bob");
+    try {
+      const page = await openPage(browser, pageUrl(server));
+      // The page's CSP (connect-src 'self') keeps it from fetching blob: URLs: the test's
+      // fetches below need that lifted.
+      await page.setBypassCSP(true);
+      await page.reload({ waitUntil: "load" });
+      await logInPage(page, "alice");
+      await openDm(page, "bob");
+      const saved: { file: number; url: string }[] = [];
+      for (const [i, name] of ["one.bin", "two.bin"].entries()) {
+        const path = join(tmp, name);
+        await writeRandomFile(path, 100_000 + i, 20 + i);
+        const offer = await bob.files.send("alice", path);
+        const item = `#file-list li[data-file="${offer.file}"]`;
+        await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+        await page.click(`${item} .accept`);
+        await waitForTransfer(page, `[data-file="${offer.file}"]`, "saved");
+        const url = await page.$eval(`${item} a.save`, (node) => node.getAttribute("href"));
+        assert.ok(url?.startsWith("blob:"), `a blob: URL, not ${url}`);
+        saved.push({ file: offer.file, url });
+      }
+      // Whether a URL still gives the file's bytes, fetched in the page.
+      const resolves = (url: string) =>
+        page.evaluate(
+          (u: string) => fetch(u).then((r) => r.arrayBuffer()).then((b) => b.byteLength, () => -1),
+          url,
+        );
+      assert.equal(await resolves(saved[0].url), 100_000);
+      await page.click(`#file-list li[data-file="${saved[0].file}"] .dismiss`);
+      await page.waitForFunction(
+        (f: number) => document.querySelector(`#file-list li[data-file="${f}"]`) === null,
+        {},
+        saved[0].file,
+      );
+      assert.equal(await resolves(saved[0].url), -1, "released on Dismiss");
+      assert.equal(await resolves(saved[1].url), 100_001, "the other one is kept");
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await bob.close();
+      await browser.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);

@@ -171,6 +171,8 @@ webTest(
     );
     await bob.say("lobby", "after the reconnect");
     await waitForMessage(page, "after the reconnect");
+    // Back online means its token was renewed (new one issued, old one revoked).
+    await page.waitForFunction(() => document.querySelector("#status.online") !== null);
 
     // Its token revoked behind its back, the next reconnect fails: the password is gone.
     assert.equal(await server.hub.store.removeTokens("alice"), 1);
@@ -186,6 +188,50 @@ webTest(
     await waitLoginView(other, "Logged out");
     await page.waitForSelector("#login-view:not([hidden])");
     await until(() => server.hub.online("alice") === undefined || undefined, "alice gone");
+    assert.deepEqual([...page.errors, ...other.errors], []);
+  },
+);
+
+webTest(
+  "web remember: a page that does not remember holds a one-hour token, renewed after each reconnect (the old one revoked); remembered, the full --token-ttl",
+  async (server, browser) => {
+    // The tokens the server issues, as it issues them.
+    const issued: string[] = [];
+    const tokens = server.hub.tokens;
+    const issue = tokens.issue.bind(tokens);
+    tokens.issue = async (key, ttl) => {
+      const made = await issue(key, ttl);
+      issued.push(made.token);
+      return made;
+    };
+    const store = server.hub.store;
+    const recordOf = async (token: string) => await store.getToken(await tokenHash(token));
+    const ttlOf = async (token: string) => {
+      const record = await recordOf(token);
+      assert.ok(record !== null, "the token is valid");
+      return record.expiresAt - record.createdAt;
+    };
+    const page = await openPage(browser, pageUrl(server));
+    await logInPage(page, "alice");
+    await until(() => issued.length === 1 || undefined, "alice's token", PAGE_WAIT_MS);
+    assert.equal(await ttlOf(issued[0]), 3600_000, "one hour, not --token-ttl");
+
+    // A reconnect renews it: a new one-hour token, the old one revoked.
+    const first = await onlySession(server, "alice");
+    first.port.end();
+    await until(() => issued.length === 2 || undefined, "a renewed token", PAGE_WAIT_MS);
+    // Back online (after the renewal, which came after the page was reconnecting).
+    await page.waitForFunction(() => document.querySelector("#status.online") !== null);
+    assert.equal(await recordOf(issued[0]), null, "the old token revoked");
+    assert.equal(await ttlOf(issued[1]), 3600_000);
+    assert.equal(issued.length, 2);
+
+    // Remembered: the server's full ttl, kept as is.
+    const other = await openPage(await browser.createBrowserContext(), pageUrl(server));
+    await registerRemembered(other, "carol");
+    await until(() => issued.length === 3 || undefined, "carol's token", PAGE_WAIT_MS);
+    assert.equal(await ttlOf(issued[2]), server.hub.config.tokenTtlSec * 1000);
+    assert.equal((await rememberedOf(other))?.token, issued[2]);
     assert.deepEqual([...page.errors, ...other.errors], []);
   },
 );

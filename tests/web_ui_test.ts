@@ -6,7 +6,9 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import type { ChatClient } from "../client/chat_client.ts";
+import { FileTransfers } from "../client/file_transfer.ts";
 import {
   browserTest,
   launchBrowser,
@@ -82,7 +84,7 @@ async function waitNotes(page: Page, count: number): Promise<void> {
 }
 
 webTest(
-  "web ui: notifications of direct messages and mentions while the tab is in the background, asked on a click",
+  "web ui: notifications of direct messages, mentions and file offers while the tab is in the background, asked on a click",
   async (server, browser) => {
     const context = await browser.createBrowserContext();
     const page = await context.newPage() as Page;
@@ -113,17 +115,30 @@ webTest(
     await bob.say("lobby", "alicent is another name"); // a longer word is no mention
     await bob.say("lobby", "ALICE: and in capitals");
     await waitNotes(page, 3);
+    // A file offered in the background is notified like a direct message.
+    const tmp = await Deno.makeTempDir();
+    const files = new FileTransfers(bob, { onEvent: () => {} });
+    try {
+      const path = join(tmp, "minutes.txt");
+      await Deno.writeTextFile(path, "the minutes of the meeting\n");
+      await files.send("alice", path);
+      await waitNotes(page, 4);
+    } finally {
+      await files.close();
+      await Deno.remove(tmp, { recursive: true });
+    }
     assert.deepEqual(await notes(page), [
       { title: "bob (direct message)", body: "psst, in the background" },
       { title: "bob in #lobby", body: "hey @alice, look at this" },
       { title: "bob in #lobby", body: "ALICE: and in capitals" },
+      { title: "bob (file)", body: "offers you minutes.txt" },
     ]);
     // Back in the foreground: nothing more.
     await setHidden(page, false);
     await bob.dm("alice", "back in the foreground");
     await openConversation(page, "dm", "bob");
     await waitForMessage(page, "back in the foreground");
-    assert.equal((await notes(page)).length, 3);
+    assert.equal((await notes(page)).length, 4);
     assert.deepEqual(page.errors, []);
   },
 );

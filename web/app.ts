@@ -24,6 +24,11 @@ import { FilesView } from "./files.ts";
 const HISTORY_PAGE = 50;
 /** Load older messages when scrolled this close to the top, in pixels. */
 const NEAR_TOP_PX = 80;
+/**
+ * Seconds the session token of a login NOT remembered works: only for reconnects, renewed
+ * while connected (web/chat_socket.ts), so a token left behind is soon worthless.
+ */
+const SHORT_TOKEN_TTL_SEC = 3600;
 
 /** A room or a direct conversation. */
 interface Conversation {
@@ -86,10 +91,11 @@ function conversation(kind: "room" | "dm", name: string): Conversation {
 /** Files in direct conversations (web/files.ts). */
 const files = new FilesView({
   activeDm: () => state.active?.kind === "dm" ? state.active.name : null,
-  offered: (nick) => {
+  offered: (nick, name, file) => {
     const target = conversation("dm", nick);
     if (target !== state.active) target.unread++;
     renderSidebar();
+    notifyOffer(nick, name, file);
   },
   notice: showNotice,
 });
@@ -115,12 +121,20 @@ async function logIn(register: boolean): Promise<void> {
   if (!byId<HTMLFormElement>("login-form").reportValidity()) return;
   setBusy(true);
   try {
-    const { chat, login } = await ChatSocket.open(wsUrl(), nick, { password }, register, handlers);
+    const remembering = byId<HTMLInputElement>("login-remember").checked;
+    const { chat, login } = await ChatSocket.open(
+      wsUrl(),
+      nick,
+      { password },
+      register,
+      handlers,
+      remembering ? {} : { tokenTtl: SHORT_TOKEN_TTL_SEC },
+    );
     state.chat = chat;
     files.attach(chat);
     state.me = String(login.nick ?? nick);
     byId<HTMLInputElement>("login-password").value = "";
-    if (byId<HTMLInputElement>("login-remember").checked && chat.token !== null) {
+    if (remembering && chat.token !== null) {
       remember(state.me, chat.token);
     }
     await startSession(login);
@@ -164,6 +178,7 @@ async function resumeRemembered(): Promise<void> {
 /** Logs out (`everywhere`: every session and token of the account) and starts over. */
 async function logOut(everywhere: boolean): Promise<void> {
   forget();
+  files.close();
   const chat = state.chat;
   state.chat = null;
   await chat?.logout(everywhere);
@@ -307,6 +322,21 @@ function mentions(text: string, nick: string): boolean {
 }
 
 /** A system notification for a direct message or a mention, while the tab is hidden. */
+/** Notifies a file offered while the tab is in the background, like a direct message. */
+function notifyOffer(nick: string, name: string, file: number): void {
+  if (!document.hidden || typeof Notification === "undefined") return;
+  if (Notification.permission !== "granted") return;
+  const shown = new Notification(`${nick} (file)`, {
+    body: `offers you ${name}`,
+    tag: `chat-file-${file}`,
+  });
+  shown.onclick = () => {
+    globalThis.focus();
+    void open(conversation("dm", nick));
+    shown.close();
+  };
+}
+
 function notify(message: ChatMessage): void {
   if (!document.hidden || typeof Notification === "undefined") return;
   if (Notification.permission !== "granted") return;

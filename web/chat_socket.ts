@@ -72,6 +72,17 @@ export class RequestError extends Error {
 /** How to log in: the password (then a session token is issued), or a session token. */
 export type Credentials = { password: string } | { token: string };
 
+/** Options of {@linkcode ChatSocket.open}. */
+export interface OpenOptions {
+  /**
+   * Seconds the session's token works (`token_issue {ttl}`), when the login is not
+   * remembered: the token is then renewed (a new one issued, the old one revoked) after
+   * each reconnect and every third of this while connected. Absent: the server's
+   * `--token-ttl`, never renewed (what "remember me" keeps).
+   */
+  tokenTtl?: number;
+}
+
 /** Server notices after which the session is over: no reconnecting. */
 const FINAL_NOTICES: ReadonlySet<string> = new Set(["logged_out"]);
 
@@ -139,6 +150,9 @@ export class ChatSocket {
   #attempt = 0;
   /** Why the server ended the session for good (a final notice), if it did. */
   #ended: string | null = null;
+  /** Seconds of the session's renewed short-lived token, or null (see OpenOptions). */
+  #tokenTtl: number | null = null;
+  #renewTimer: ReturnType<typeof setInterval> | undefined;
   /** The highest message id handed on. */
   lastId = 0;
   /** Ids handed on above the sync point (live events may pass a sync page). */
@@ -178,17 +192,25 @@ export class ChatSocket {
     credentials: Credentials,
     register: boolean,
     handlers: ChatSocketHandlers,
+    options: OpenOptions = {},
   ): Promise<{ chat: ChatSocket; login: Header }> {
     const chat = new ChatSocket(url, nick, credentials, handlers);
     const login = await chat.#dial(register);
     if ("password" in credentials) {
+      const ttl = options.tokenTtl;
       try {
-        const issued = await chat.#internal("token_issue", {});
+        const issued = await chat.#internal("token_issue", ttl === undefined ? {} : { ttl });
         chat.#credentials = { token: String(issued.token) };
       } catch (err) {
         chat.close();
         throw err;
       }
+    }
+    if (options.tokenTtl !== undefined && "password" in credentials) {
+      chat.#tokenTtl = options.tokenTtl;
+      chat.#renewTimer = setInterval(() => {
+        if (chat.#ready) chat.#renewToken().catch(() => {});
+      }, options.tokenTtl * 1000 / 3);
     }
     chat.lastId = Number(login.lastId ?? 0);
     chat.#ready = true;
@@ -255,6 +277,7 @@ export class ChatSocket {
   close(): void {
     this.#closed = true;
     this.#ready = false;
+    clearInterval(this.#renewTimer);
     this.#socket?.close();
     for (const p of this.#pending.values()) p.reject(new RequestError("closed", "closed"));
     this.#pending.clear();
@@ -422,6 +445,7 @@ export class ChatSocket {
       this.#attempt = 0;
       try {
         await this.#catchUp();
+        await this.#renewToken();
       } catch {
         // the link dropped again while catching up: its close starts another round
         continue;
@@ -448,6 +472,22 @@ export class ChatSocket {
       const held = this.#heldBack;
       this.#heldBack = [];
       for (const header of held) this.#handOn(header);
+    }
+  }
+
+  /**
+   * Renews a short-lived session token (see OpenOptions): a new one, then the old one
+   * revoked. A refusal keeps the old one; a lost link rejects (`connection_lost`).
+   */
+  async #renewToken(): Promise<void> {
+    if (this.#tokenTtl === null || !("token" in this.#credentials)) return;
+    const old = this.#credentials.token;
+    try {
+      const issued = await this.#internal("token_issue", { ttl: this.#tokenTtl });
+      this.#credentials = { token: String(issued.token) };
+      await this.#internal("token_revoke", { token: old });
+    } catch (err) {
+      if (err instanceof RequestError && err.code === "connection_lost") throw err;
     }
   }
 

@@ -189,6 +189,29 @@ export class WebFileTransfers {
   }
 
   /**
+   * Forgets a finished transfer (saved, delivered, declined, cancelled, failed) and
+   * releases its `blob:` URL; false when there is none or it is still under way.
+   */
+  dismiss(key: string): boolean {
+    const transfer = this.#transfers.get(key);
+    if (transfer === undefined || !isFinal(transfer.state)) return false;
+    this.#release(transfer);
+    this.#transfers.delete(key);
+    return true;
+  }
+
+  /** Releases every received file's `blob:` URL (the page logs out). */
+  releaseAll(): void {
+    for (const transfer of this.#transfers.values()) this.#release(transfer);
+  }
+
+  #release(transfer: Transfer): void {
+    if (transfer.url !== null) URL.revokeObjectURL(transfer.url);
+    transfer.url = null;
+    transfer.blob = null;
+  }
+
+  /**
    * Takes the file events among the server's events (offers, and what became of ours);
    * returns whether `header` was one.
    */

@@ -20,8 +20,11 @@ import { formatBytes, isFinal, type Transfer, WebFileTransfers } from "./file_tr
 export interface FilesHooks {
   /** The nick of the open direct conversation, or null (a room, or none). */
   activeDm(): string | null;
-  /** `nick` offered us a file (live or held): the page may count it as unread. */
-  offered(nick: string): void;
+  /**
+   * `nick` offered us file `file` named `name` (live or held): the page may count it as
+   * unread, and notify it when in the background.
+   */
+  offered(nick: string, name: string, file: number): void;
   /** Shows a one-line notice. */
   notice(text: string): void;
 }
@@ -61,6 +64,11 @@ export class FilesView {
     this.refresh();
   }
 
+  /** Releases the received files' `blob:` URLs (on logout). */
+  close(): void {
+    this.#transfers?.releaseAll();
+  }
+
   /** Asks again for the files held for us (after a reconnect). */
   refresh(): void {
     this.#transfers?.refresh().catch((err) =>
@@ -85,7 +93,7 @@ export class FilesView {
 
   #changed(transfer: Transfer): void {
     if (transfer.direction === "receive" && transfer.state === "offered") {
-      this.#hooks.offered(transfer.nick);
+      this.#hooks.offered(transfer.nick, transfer.name, transfer.file ?? 0);
     }
     const nick = this.#hooks.activeDm();
     if (nick === null || nameKey(nick) !== nameKey(transfer.nick)) return;
@@ -99,6 +107,15 @@ export class FilesView {
       box.scrollTop = box.scrollHeight;
     }
     list.hidden = false;
+  }
+
+  /** Removes a finished transfer from the list, releasing its received file. */
+  #dismiss(key: string): void {
+    this.#transfers?.dismiss(key);
+    this.#items.get(key)?.item.remove();
+    this.#items.delete(key);
+    const list = byId("file-list");
+    list.hidden = list.childElementCount === 0;
   }
 
   /** The item of `transfer`: built again when its shape changed, else updated in place. */
@@ -155,6 +172,12 @@ export class FilesView {
         download: safeFileName(transfer.name),
         text: "Save",
       }));
+    }
+    if (isFinal(transfer.state)) {
+      button("Dismiss", "dismiss", () => {
+        this.#dismiss(transfer.key);
+        return Promise.resolve();
+      });
     }
     const moving = transfer.state === "hashing" || transfer.state === "uploading" ||
       transfer.state === "receiving";
