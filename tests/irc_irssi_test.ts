@@ -82,24 +82,7 @@ Deno.test({
       const events = bob.events[Symbol.asyncIterator]();
       const token = crypto.randomUUID().slice(0, 8);
 
-      const irssiHome = `${home}/.irssi`;
-      await Deno.mkdir(irssiHome);
-      await Deno.writeTextFile(`${irssiHome}/config`, irssiConfig("irsuser"));
-      const command = [
-        "env",
-        `HOME=${home}`,
-        "irssi",
-        `--home=${irssiHome}`,
-        "-n",
-        "irsuser",
-        "-c",
-        "127.0.0.1",
-        "-p",
-        String(server.ircAddr.port),
-        "-w",
-        "password123",
-      ].map(q).join(" ");
-      await tmux.start("irssi", command, { columns: 120, rows: 40, keepPane: true });
+      await startIrssi(tmux, home, server.ircAddr.port, "irsuser");
 
       // Registered: the server's 001 shows in irssi's status window, and the server put
       // irssi in #lobby (everyone starts there): irssi opened window 2 for it, whose
