@@ -240,6 +240,35 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * Runs `fn` against a server on SQLite (data folder `dir`), then against one on the
+ * memory store, its baseline: "`name`, SQLite" and "`name` baseline, memory store",
+ * profiled as `<profile>-sqlite` and `<profile>-memory`.
+ */
+async function sqliteAndMemory<T>(
+  name: string,
+  profile: string,
+  options: Options,
+  dir: string,
+  fn: Parameters<typeof withCluster<T>>[1],
+): Promise<{ sqlite: Outcome<T>; memory: Outcome<T> }> {
+  const sqlite = await attempt(
+    `${name}, SQLite`,
+    options,
+    { target: "server", loads: 1, serverArgs: ["--data-dir", dir] },
+    fn,
+    `${profile}-sqlite`,
+  );
+  const memory = await attempt(
+    `${name} baseline, memory store`,
+    options,
+    { target: "server", loads: 1, serverArgs: ["--memory"] },
+    fn,
+    `${profile}-memory`,
+  );
+  return { sqlite, memory };
+}
+
 /** Runs one measurement in its own cluster; failures become an error outcome. */
 async function attempt<T>(
   name: string,
@@ -458,38 +487,21 @@ async function main(): Promise<void> {
       );
     }
     if (options.only.has("durable")) {
-      const dir = await tempDir();
-      const sqlite = await attempt(
-        "durable throughput, SQLite",
+      durable = await sqliteAndMemory(
+        "durable throughput",
+        "durable",
         options,
-        { target: "server", loads: 1, serverArgs: ["--data-dir", dir] },
+        await tempDir(),
         (c) => measureDurable(c, plan.durable),
-        "durable-sqlite",
       );
-      const memory = await attempt(
-        "durable throughput baseline, memory store",
-        options,
-        { target: "server", loads: 1, serverArgs: ["--memory"] },
-        (c) => measureDurable(c, plan.durable),
-        "durable-memory",
-      );
-      durable = { sqlite, memory };
     }
     if (options.only.has("lone")) {
-      const loneDir = await tempDir();
-      const loneSqlite = await attempt(
-        "lone writer, SQLite",
+      const { sqlite: loneSqlite, memory: loneMemory } = await sqliteAndMemory(
+        "lone writer",
+        "lone",
         options,
-        { target: "server", loads: 1, serverArgs: ["--data-dir", loneDir] },
+        await tempDir(),
         (c) => measureLoneWriter(c, plan.lone),
-        "lone-sqlite",
-      );
-      const loneMemory = await attempt(
-        "lone writer baseline, memory store",
-        options,
-        { target: "server", loads: 1, serverArgs: ["--memory"] },
-        (c) => measureLoneWriter(c, plan.lone),
-        "lone-memory",
       );
       const floorDir = await tempDir();
       const floor = await attemptAlone(
