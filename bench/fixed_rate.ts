@@ -96,6 +96,7 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
           const perCpu = l.deliveredPerSec / Math.max(l.cpu.target / 100, 0.001);
           console.log(
             `${target} ${rate}/s offered: ${l.deliveredPerSec}/s delivered, target CPU ${l.cpu.target}%` +
+              `, load CPU ${l.cpu.loads.map((x) => `${x}%`).join(" + ")}` +
               ` (other programs ${l.cpu.other}%): ${Math.round(perCpu)} per CPU-second;` +
               ` p50 ${l.p50} ms, p99 ${l.p99} ms`,
           );
