@@ -268,6 +268,30 @@ export interface FixedResult {
   level: LevelResult;
   /** Deliveries per second of the target's CPU during the run. */
   deliveriesPerCpuSec: number;
+  /**
+   * The SQLite server's group commits during the run (sending and draining): appends,
+   * commits and WAL syncs, and the wall time per sync (syncs run back to back while
+   * appends come, so this is about the disk's fsync time: a message waits for the end of
+   * the sync running when it arrives, then for a whole one). Absent for other targets.
+   */
+  store?: FixedStoreFigures;
+}
+
+/** See {@linkcode FixedResult.store}. */
+export interface FixedStoreFigures {
+  appends: number;
+  commits: number;
+  walSyncs: number;
+  checkpoints: number;
+  /** Milliseconds of the run per WAL sync. */
+  msPerSync: number;
+}
+
+/** The SQLite store's counters from the server's `stats`, or null (memory store, relay). */
+async function storeStats(cluster: Cluster): Promise<Record<string, number> | null> {
+  if (cluster.mode === "relay") return null;
+  const stats = await cluster.target.request("stats");
+  return (stats.store as Record<string, number> | undefined) ?? null;
 }
 
 /**
@@ -289,7 +313,13 @@ export async function measureFixed(cluster: Cluster, plan: FixedPlan): Promise<F
   if (plan.warmupMs > 0) {
     await runLevel(cluster, room, plan.members, msgs, plan.warmupMs, "warm-up");
   }
+  const before = await storeStats(cluster);
+  const t0 = performance.now();
   const level = await runLevel(cluster, room, plan.members, msgs, plan.durationMs, "fixed");
+  const after = await storeStats(cluster);
+  const ms = performance.now() - t0;
+  const delta = (key: string) => (after?.[key] ?? 0) - (before?.[key] ?? 0);
+  const walSyncs = delta("walSyncs");
   return {
     target: cluster.mode === "chat" ? "server" : cluster.mode,
     members: plan.members,
@@ -297,5 +327,16 @@ export async function measureFixed(cluster: Cluster, plan: FixedPlan): Promise<F
     setupMs: round(setupMs, 0),
     level,
     deliveriesPerCpuSec: round(level.deliveredPerSec / Math.max(level.cpu.target / 100, 0.001), 0),
+    ...(before && after
+      ? {
+        store: {
+          appends: delta("appends"),
+          commits: delta("commits"),
+          walSyncs,
+          checkpoints: delta("checkpoints"),
+          msPerSync: round(ms / Math.max(walSyncs, 1), 3),
+        },
+      }
+      : {}),
   };
 }

@@ -792,9 +792,14 @@ async function main(): Promise<void> {
           : fail(fixed.server),
       ),
     });
+    const st = s?.store;
     rows.push({
-      measure: `  deliveries per second of target CPU`,
-      result: s ? `${fmtCount(s.deliveriesPerCpuSec)} (${sl?.cpu.target}% of a core)` : "—",
+      measure: `  deliveries per second of target CPU; server's WAL syncs`,
+      result: s
+        ? `${fmtCount(s.deliveriesPerCpuSec)} (${sl?.cpu.target}% of a core)${
+          st ? `; ${fmtCount(st.walSyncs)} syncs, ${fmtMs(st.msPerSync)} each` : ""
+        }`
+        : "—",
       baseline: c ? `${fmtCount(c.deliveriesPerCpuSec)} (${cl?.cpu.target}%, ceiling)` : "—",
       ratio: fmtRatio(s?.deliveriesPerCpuSec, c?.deliveriesPerCpuSec),
       goal: "",

@@ -58,6 +58,11 @@ for (const target of ["server", "relay"] as const) {
       assert.equal(result.level.errors, 0, result.level.firstError);
       assert.ok(result.level.samples > 0, "probes recorded latencies");
       assert.ok(result.deliveriesPerCpuSec > 0);
+      if (target === "server") {
+        assert.ok(result.store, "the SQLite server's commits are reported");
+        assert.ok(result.store.appends >= 30, `appends: ${result.store.appends}`);
+        assert.ok(result.store.walSyncs >= 1);
+      } else assert.equal(result.store, undefined);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
