@@ -3,7 +3,7 @@
  * the cluster benchmark) or `deno task bench --quick` (smaller sizes and durations, about 2).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc] [--profile] [--no-pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc,fixed] [--profile] [--no-pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
@@ -83,6 +83,7 @@ const BENCHMARKS = [
   "lone",
   "cluster",
   "irc",
+  "fixed",
 ] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
@@ -246,7 +247,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc] [--profile] [--no-pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc,fixed] [--profile] [--no-pin]",
       );
       Deno.exit(0);
     } else {
@@ -508,6 +509,9 @@ async function main(): Promise<void> {
         const web = await serverFanout(fanoutPlan, "web");
         fanout.push({ members, server, ceiling, web });
       }
+    }
+    // The fixed-load run: with `fanout`, or alone (`--only fixed`).
+    if (options.only.has("fanout") || options.only.has("fixed")) {
       const fixedPlan = plan.fixed;
       const at = `${
         fmtCount(fixedPlan.deliveries)
