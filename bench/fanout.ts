@@ -301,7 +301,14 @@ async function storeStats(cluster: Cluster): Promise<Record<string, number> | nu
  * ```ts ignore
  * import { withCluster } from "./cluster.ts";
  * import { measureFixed } from "./fanout.ts";
- * const plan = { members: 100, sendersPerLoad: 2, probesPerLoad: 8, deliveries: 500_000, warmupMs: 1000, durationMs: 3000 };
+ * const plan = {
+ *   members: 100,
+ *   sendersPerLoad: 2,
+ *   probesPerLoad: 8,
+ *   deliveries: 500_000,
+ *   warmupMs: 1000,
+ *   durationMs: 3000,
+ * };
  * const r = await withCluster({ target: "relay", loads: 2 }, (c) => measureFixed(c, plan));
  * console.log(r.level.p50, r.level.p99);
  * ```

@@ -14,8 +14,8 @@
  * `relay` (this checkout's ceiling relay); `DIR:FLAG,FLAG` runs that checkout's server with
  * these V8 flags (e.g. `.:--max-semi-space-size=16`). Flags: `--sqlite` (the server on
  * SQLite in a temp dir, as the suite's fixed-load run; default the fan-out's memory
- * store), `--members` (room size, default 100), `--rates` (offered deliveries/s, comma-separated, default 300000), `--ms` (per rate,
- * default 2000), `--rounds` (default 3). Pinned like the suite (target on CPU 1, load on
+ * store), `--members` (room size, default 100), `--rates` (offered deliveries/s,
+ * comma-separated, default 300000), `--ms` (per rate, default 2000), `--rounds` (default 3). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module

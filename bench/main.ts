@@ -103,6 +103,9 @@ interface SuitePlan {
   cluster: ClusterPlan;
 }
 
+/** Issue #16's fixed load: 0.50M deliveries/s offered in a room of 100, 4 senders. */
+const FIXED_LOAD = { members: 100, sendersPerLoad: 2, probesPerLoad: 8, deliveries: 500_000 };
+
 const FULL: SuitePlan = {
   fanoutSizes: [10, 100, 1000],
   fanout: {
@@ -113,14 +116,7 @@ const FULL: SuitePlan = {
     maxLevels: 9,
     levelMs: 1500,
   },
-  fixed: {
-    members: 100,
-    sendersPerLoad: 2,
-    probesPerLoad: 8,
-    deliveries: 500_000,
-    warmupMs: 1000,
-    durationMs: 3000,
-  },
+  fixed: { ...FIXED_LOAD, warmupMs: 1000, durationMs: 3000 },
   durable: { sendersPerLoad: 8, window: 64, durationMs: 3000 },
   lone: { warmupMs: 1000, durationMs: 3000 },
   idle: {
@@ -161,14 +157,7 @@ const QUICK: SuitePlan = {
     maxLevels: 6,
     levelMs: 500,
   },
-  fixed: {
-    members: 100,
-    sendersPerLoad: 2,
-    probesPerLoad: 8,
-    deliveries: 500_000,
-    warmupMs: 500,
-    durationMs: 1500,
-  },
+  fixed: { ...FIXED_LOAD, warmupMs: 500, durationMs: 1500 },
   durable: { sendersPerLoad: 8, window: 64, durationMs: 1000 },
   lone: { warmupMs: 300, durationMs: 1000 },
   idle: {
