@@ -2,7 +2,8 @@
  * Fan-out: one room of N members, several senders, open-loop load at rising rates
  * until saturation, then a run at half of the maximum. Used for the chat server and
  * for the ceiling relay with the same load clients, and (server, 100 members) for the
- * slow-consumer comparison.
+ * slow-consumer comparison. {@linkcode measureFixed}: one fixed offered load after a
+ * warm-up (the latency goal of issue #16 at 0.50M deliveries/s).
  *
  * @module
  */
@@ -78,8 +79,11 @@ export interface FanoutResult {
   half: LevelResult | null;
 }
 
+/** What {@linkcode openRoom} needs of a plan: the room's size, senders and probes. */
+export type RoomPlan = Pick<FanoutPlan, "members" | "sendersPerLoad" | "probesPerLoad">;
+
 /** Connects the room's members across the load processes (senders first in each). */
-export async function openRoom(cluster: Cluster, plan: FanoutPlan, room: string): Promise<number> {
+export async function openRoom(cluster: Cluster, plan: RoomPlan, room: string): Promise<number> {
   const t0 = performance.now();
   const loads = cluster.loads;
   const receivers = plan.members - plan.sendersPerLoad * loads.length;
@@ -238,4 +242,108 @@ function sum(values: number[]): number {
   let total = 0;
   for (const v of values) total += Number.isFinite(v) ? v : 0;
   return total;
+}
+
+/** A run at one fixed offered load (issue #16: 0.50M deliveries/s in a 100-member room). */
+export interface FixedPlan extends RoomPlan {
+  /** Offered deliveries/s: messages/s × (members - 1). */
+  deliveries: number;
+  /** Milliseconds sent at the same rate before measuring (JIT, heap, WAL and history warm). */
+  warmupMs: number;
+  /** Milliseconds of the measured run. */
+  durationMs: number;
+}
+
+/** A fixed-load measurement. */
+export interface FixedResult {
+  /** `server`, `relay`, or `irc`. */
+  target: string;
+  /** Room size. */
+  members: number;
+  /** Senders. */
+  senders: number;
+  /** Milliseconds to connect (and log in and join) every member. */
+  setupMs: number;
+  /** The measured run (`kind` "fixed"); the warm-up is not kept. */
+  level: LevelResult;
+  /** Deliveries per second of the target's CPU during the run. */
+  deliveriesPerCpuSec: number;
+  /**
+   * The SQLite server's group commits during the run (sending and draining): appends,
+   * commits and WAL syncs, and the wall time per sync (syncs run back to back while
+   * appends come, so this is about the disk's fsync time: a message waits for the end of
+   * the sync running when it arrives, then for a whole one). Absent for other targets.
+   */
+  store?: FixedStoreFigures;
+}
+
+/** See {@linkcode FixedResult.store}. */
+export interface FixedStoreFigures {
+  appends: number;
+  commits: number;
+  walSyncs: number;
+  checkpoints: number;
+  /** Milliseconds of the run per WAL sync. */
+  msPerSync: number;
+}
+
+/** The SQLite store's counters from the server's `stats`, or null (memory store, relay). */
+async function storeStats(cluster: Cluster): Promise<Record<string, number> | null> {
+  if (cluster.mode === "relay") return null;
+  const stats = await cluster.target.request("stats");
+  return (stats.store as Record<string, number> | undefined) ?? null;
+}
+
+/**
+ * Opens a room, sends at `plan.deliveries` for the warm-up, then measures the same rate.
+ *
+ * @example
+ * ```ts ignore
+ * import { withCluster } from "./cluster.ts";
+ * import { measureFixed } from "./fanout.ts";
+ * const plan = {
+ *   members: 100,
+ *   sendersPerLoad: 2,
+ *   probesPerLoad: 8,
+ *   deliveries: 500_000,
+ *   warmupMs: 1000,
+ *   durationMs: 3000,
+ * };
+ * const r = await withCluster({ target: "relay", loads: 2 }, (c) => measureFixed(c, plan));
+ * console.log(r.level.p50, r.level.p99);
+ * ```
+ */
+export async function measureFixed(cluster: Cluster, plan: FixedPlan): Promise<FixedResult> {
+  const room = `room${plan.members}`;
+  const setupMs = await openRoom(cluster, plan, room);
+  const msgs = plan.deliveries / (plan.members - 1);
+  if (plan.warmupMs > 0) {
+    await runLevel(cluster, room, plan.members, msgs, plan.warmupMs, "warm-up");
+  }
+  const before = await storeStats(cluster);
+  const t0 = performance.now();
+  const level = await runLevel(cluster, room, plan.members, msgs, plan.durationMs, "fixed");
+  const after = await storeStats(cluster);
+  const ms = performance.now() - t0;
+  const delta = (key: string) => (after?.[key] ?? 0) - (before?.[key] ?? 0);
+  const walSyncs = delta("walSyncs");
+  return {
+    target: cluster.mode === "chat" ? "server" : cluster.mode,
+    members: plan.members,
+    senders: plan.sendersPerLoad * cluster.loads.length,
+    setupMs: round(setupMs, 0),
+    level,
+    deliveriesPerCpuSec: round(level.deliveredPerSec / Math.max(level.cpu.target / 100, 0.001), 0),
+    ...(before && after
+      ? {
+        store: {
+          appends: delta("appends"),
+          commits: delta("commits"),
+          walSyncs,
+          checkpoints: delta("checkpoints"),
+          msPerSync: round(ms / Math.max(walSyncs, 1), 3),
+        },
+      }
+      : {}),
+  };
 }

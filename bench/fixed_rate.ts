@@ -11,9 +11,11 @@
  * ```
  *
  * A target is the folder of a checkout (its `bench/` starts the server: its own code) or
- * `relay` (this checkout's ceiling relay). Flags: `--members` (room size, default 100),
- * `--rates` (offered deliveries/s, comma-separated, default 300000), `--ms` (per rate,
- * default 2000), `--rounds` (default 3). Pinned like the suite (target on CPU 1, load on
+ * `relay` (this checkout's ceiling relay); `DIR:FLAG,FLAG` runs that checkout's server with
+ * these V8 flags (e.g. `.:--max-semi-space-size=16`). Flags: `--sqlite` (the server on
+ * SQLite in a temp dir, as the suite's fixed-load run; default the fan-out's memory
+ * store), `--members` (room size, default 100), `--rates` (offered deliveries/s,
+ * comma-separated, default 300000), `--ms` (per rate, default 2000), `--rounds` (default 3). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module
@@ -21,7 +23,7 @@
 
 import type { Cluster, withCluster } from "./cluster.ts";
 import type { openRoom, runLevel } from "./fanout.ts";
-import { canPin, FANOUT_SERVER_ARGS } from "./main.ts";
+import { canPin, FANOUT_SERVER_ARGS, fixedServerArgs } from "./main.ts";
 
 /** What to measure. */
 interface Plan {
@@ -30,10 +32,19 @@ interface Plan {
   ms: number;
   rounds: number;
   targets: string[];
+  /** The server on SQLite in a temp dir (the suite's fixed-load run) instead of the memory store. */
+  sqlite: boolean;
 }
 
 function parse(args: string[]): Plan {
-  const plan: Plan = { members: 100, rates: [300_000], ms: 2000, rounds: 3, targets: [] };
+  const plan: Plan = {
+    members: 100,
+    rates: [300_000],
+    ms: 2000,
+    rounds: 3,
+    targets: [],
+    sqlite: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     const next = () => {
@@ -45,6 +56,7 @@ function parse(args: string[]): Plan {
     else if (arg === "--rates") plan.rates = next().split(",").map(Number);
     else if (arg === "--ms") plan.ms = Number(next());
     else if (arg === "--rounds") plan.rounds = Number(next());
+    else if (arg === "--sqlite") plan.sqlite = true;
     else plan.targets.push(arg);
   }
   if (plan.targets.length === 0) plan.targets.push(".");
@@ -58,31 +70,25 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
   for (let round = 0; round < plan.rounds; round++) {
     for (const target of plan.targets) {
       const relay = target === "relay";
-      // A checkout's own bench helpers start its own server.
-      const dir = relay ? "." : target;
+      // `DIR:FLAG,FLAG`: the server of checkout DIR with these V8 flags.
+      const [dir, v8] = relay ? [".", ""] : [target.split(":")[0], target.split(":")[1] ?? ""];
       const cluster = await import(
         new URL(`${dir}/bench/cluster.ts`, `file://${Deno.cwd()}/`).href
       );
       const fanout = await import(new URL(`${dir}/bench/fanout.ts`, `file://${Deno.cwd()}/`).href);
       const run: typeof withCluster = cluster.withCluster;
+      const dataDir = plan.sqlite ? await Deno.makeTempDir({ prefix: "chat-fixed-" }) : "";
       await run({
         target: relay ? "relay" : "server",
         loads: 2,
-        serverArgs: FANOUT_SERVER_ARGS,
+        serverArgs: plan.sqlite ? fixedServerArgs(dataDir) : FANOUT_SERVER_ARGS,
+        ...(v8 ? { v8Flags: v8.split(",") } : {}),
         ...(pin ? { pin } : {}),
       }, async (c: Cluster) => {
         const room = `room${plan.members}`;
         const open: typeof openRoom = fanout.openRoom;
         const level: typeof runLevel = fanout.runLevel;
-        await open(c, {
-          members: plan.members,
-          sendersPerLoad: 2,
-          probesPerLoad: 8,
-          startDeliveries: plan.rates[0],
-          step: 2,
-          maxLevels: 1,
-          levelMs: plan.ms,
-        }, room);
+        await open(c, { members: plan.members, sendersPerLoad: 2, probesPerLoad: 8 }, room);
         // Warm-up: the JIT, the room's history filling.
         await level(c, room, plan.members, plan.rates[0] / (plan.members - 1), 500, "warm-up");
         for (const rate of plan.rates) {
@@ -90,14 +96,17 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
           const perCpu = l.deliveredPerSec / Math.max(l.cpu.target / 100, 0.001);
           console.log(
             `${target} ${rate}/s offered: ${l.deliveredPerSec}/s delivered, target CPU ${l.cpu.target}%` +
+              `, load CPU ${l.cpu.loads.map((x) => `${x}%`).join(" + ")}` +
               ` (other programs ${l.cpu.other}%): ${Math.round(perCpu)} per CPU-second;` +
               ` p50 ${l.p50} ms, p99 ${l.p99} ms`,
           );
           const key = `${target} at ${rate}/s`;
           if (!figures.has(key)) figures.set(key, []);
-          figures.get(key)!.push(`${Math.round(perCpu / 1000)}k`);
+          figures.get(key)!.push(
+            `${Math.round(perCpu / 1000)}k (p50 ${l.p50}, p99 ${l.p99}, other ${l.cpu.other}%)`,
+          );
         }
-      });
+      }).finally(() => dataDir && Deno.remove(dataDir, { recursive: true }).catch(() => {}));
     }
   }
   return figures;

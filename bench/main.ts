@@ -3,7 +3,7 @@
  * the cluster benchmark) or `deno task bench --quick` (smaller sizes and durations, about 2).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc] [--profile] [--no-pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc,fixed] [--profile] [--no-pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
@@ -42,7 +42,14 @@ import {
   measureDurable,
   measureLoneWriter,
 } from "./durable.ts";
-import { type FanoutPlan, type FanoutResult, measureFanout } from "./fanout.ts";
+import {
+  type FanoutPlan,
+  type FanoutResult,
+  type FixedPlan,
+  type FixedResult,
+  measureFanout,
+  measureFixed,
+} from "./fanout.ts";
 import { type FilesPlan, type FilesResult, measureFiles } from "./files.ts";
 import { type IdlePlan, type IdleResult, measureIdle } from "./idle.ts";
 import { codeVersion, machineBusySeconds, machineInfo } from "./machine.ts";
@@ -76,6 +83,7 @@ const BENCHMARKS = [
   "lone",
   "cluster",
   "irc",
+  "fixed",
 ] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
@@ -83,6 +91,8 @@ type Benchmark = (typeof BENCHMARKS)[number];
 interface SuitePlan {
   fanoutSizes: number[];
   fanout: Omit<FanoutPlan, "members">;
+  /** The fixed-load latency run (SQLite server and relay), with `fanout`. */
+  fixed: FixedPlan;
   durable: DurablePlan;
   lone: LonePlan;
   idle: IdlePlan & { loads: number };
@@ -92,6 +102,9 @@ interface SuitePlan {
   files: FilesPlan;
   cluster: ClusterPlan;
 }
+
+/** Issue #16's fixed load: 0.50M deliveries/s offered in a room of 100, 4 senders. */
+const FIXED_LOAD = { members: 100, sendersPerLoad: 2, probesPerLoad: 8, deliveries: 500_000 };
 
 const FULL: SuitePlan = {
   fanoutSizes: [10, 100, 1000],
@@ -103,6 +116,7 @@ const FULL: SuitePlan = {
     maxLevels: 9,
     levelMs: 1500,
   },
+  fixed: { ...FIXED_LOAD, warmupMs: 1000, durationMs: 3000 },
   durable: { sendersPerLoad: 8, window: 64, durationMs: 3000 },
   lone: { warmupMs: 1000, durationMs: 3000 },
   idle: {
@@ -143,6 +157,7 @@ const QUICK: SuitePlan = {
     maxLevels: 6,
     levelMs: 500,
   },
+  fixed: { ...FIXED_LOAD, warmupMs: 500, durationMs: 1500 },
   durable: { sendersPerLoad: 8, window: 64, durationMs: 1000 },
   lone: { warmupMs: 300, durationMs: 1000 },
   idle: {
@@ -221,7 +236,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc] [--profile] [--no-pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc,fixed] [--profile] [--no-pin]",
       );
       Deno.exit(0);
     } else {
@@ -338,6 +353,14 @@ async function attemptAlone<T>(name: string, fn: () => Promise<T>): Promise<Outc
   }
 }
 
+/** A large queue and write timeout so that overload shows as latency, not cut-offs. */
+const FANOUT_LIMIT_ARGS = [
+  "--queue-bytes",
+  String(256 * 1024 * 1024),
+  "--write-timeout-ms",
+  "120000",
+];
+
 /** The chat server's settings for fan-out runs (also bench/fixed_rate.ts's). */
 export const FANOUT_SERVER_ARGS = [
   "--memory",
@@ -345,12 +368,17 @@ export const FANOUT_SERVER_ARGS = [
   // in its heap, and a heap growing through the run adds garbage-collector pauses.
   "--room-history",
   "10000",
-  // A large queue and write timeout so that overload shows as latency, not cut-offs.
-  "--queue-bytes",
-  String(256 * 1024 * 1024),
-  "--write-timeout-ms",
-  "120000",
+  ...FANOUT_LIMIT_ARGS,
 ];
+
+/**
+ * The chat server's settings for the fixed-load latency run: durable (SQLite in `dir`,
+ * every room message committed and its WAL synced before it is delivered), as issue
+ * #16 measured it; limits as in the fan-out runs.
+ */
+export function fixedServerArgs(dir: string): string[] {
+  return ["--data-dir", dir, ...FANOUT_LIMIT_ARGS];
+}
 
 /** The listeners a fan-out run's load clients can use: the chat protocol, WebSocket, IRC. */
 type FanoutListener = "chat" | "web" | "irc";
@@ -374,6 +402,12 @@ interface IrcPair {
   chat: Outcome<FanoutResult>;
   /** IRC connections: NICK/USER, JOIN, PRIVMSG. */
   irc: Outcome<FanoutResult>;
+}
+
+/** The fixed-load latency run: the SQLite server and the relay at the same offered load. */
+interface FixedPair {
+  server: Outcome<FixedResult>;
+  ceiling: Outcome<FixedResult>;
 }
 
 interface FanoutPair {
@@ -413,6 +447,7 @@ async function main(): Promise<void> {
   }
 
   const fanout: FanoutPair[] = [];
+  let fixed: FixedPair | null = null;
   const irc: IrcPair[] = [];
   /**
    * The chat server's fan-out, its load clients on the chat protocol (for `fanout`, and
@@ -463,6 +498,28 @@ async function main(): Promise<void> {
         const web = await serverFanout(fanoutPlan, "web");
         fanout.push({ members, server, ceiling, web });
       }
+    }
+    // The fixed-load run: with `fanout`, or alone (`--only fixed`).
+    if (options.only.has("fanout") || options.only.has("fixed")) {
+      const fixedPlan = plan.fixed;
+      const at = `${
+        fmtCount(fixedPlan.deliveries)
+      } deliveries/s offered, room of ${fixedPlan.members}`;
+      const ceiling = await attempt(
+        `ceiling relay, ${at}`,
+        options,
+        { target: "relay", loads: 2 },
+        (c) => measureFixed(c, fixedPlan),
+        `ceiling-fixed-${fixedPlan.members}`,
+      );
+      const server = await attempt(
+        `server (SQLite), ${at}`,
+        options,
+        { target: "server", loads: 2, serverArgs: fixedServerArgs(await tempDir()) },
+        (c) => measureFixed(c, fixedPlan),
+        `fixed-${fixedPlan.members}`,
+      );
+      fixed = { server, ceiling };
     }
     if (options.only.has("irc")) {
       for (const members of plan.fanoutSizes) {
@@ -692,6 +749,52 @@ async function main(): Promise<void> {
         : fail(pair.web),
       baseline: s ? `${fmtCount(s.maxDeliveries)}; ${sh ? fmtMs(sh.p99) : "—"} (TCP)` : "—",
       ratio: fmtRatio(w?.maxDeliveries, s?.maxDeliveries),
+      goal: "",
+      status: "",
+    });
+  }
+
+  if (fixed !== null) {
+    const s = fixed.server.ok ? fixed.server.value : null;
+    const c = fixed.ceiling.ok ? fixed.ceiling.value : null;
+    const sl = s?.level ?? null;
+    const cl = c?.level ?? null;
+    const { deliveries, members } = plan.fixed;
+    rows.push({
+      measure: `Fan-out at ${
+        fmtCount(deliveries)
+      }/s offered, ${members} members, SQLite: p50 / p99 / p99.9`,
+      result: sl
+        ? `${fmtMs(sl.p50)} / ${fmtMs(sl.p99)} / ${fmtMs(sl.p999)}${mark(sl.cpu)}`
+        : fail(fixed.server),
+      baseline: cl
+        ? `${fmtMs(cl.p50)} / ${fmtMs(cl.p99)} / ${fmtMs(cl.p999)}${mark(cl.cpu)} (ceiling)`
+        : `ceiling ${fail(fixed.ceiling)}`,
+      ratio: fmtRatio(sl?.p99, cl?.p99),
+      goal: "p50 ≤ 2 ms, p99 ≤ 10 ms",
+      status: verdict(
+        `p50 ≤ 2 ms and p99 ≤ 10 ms at ${
+          fmtCount(deliveries)
+        } deliveries/s offered (${members}-member room, SQLite)`,
+        sl?.p99 ?? null,
+        "ms (p99)",
+        cl?.p99 ?? null,
+        sl ? sl.p50 <= 2 && sl.p99 <= 10 : null,
+        sl
+          ? `p50 ${fmtMs(sl.p50)}, ${fmtCount(sl.deliveredPerSec)} delivered/s`
+          : fail(fixed.server),
+      ),
+    });
+    const st = s?.store;
+    rows.push({
+      measure: `  deliveries per second of target CPU; server's WAL syncs`,
+      result: s
+        ? `${fmtCount(s.deliveriesPerCpuSec)} (${sl?.cpu.target}% of a core)${
+          st ? `; ${fmtCount(st.walSyncs)} syncs, ${fmtMs(st.msPerSync)} each` : ""
+        }`
+        : "—",
+      baseline: c ? `${fmtCount(c.deliveriesPerCpuSec)} (${cl?.cpu.target}%, ceiling)` : "—",
+      ratio: fmtRatio(s?.deliveriesPerCpuSec, c?.deliveriesPerCpuSec),
       goal: "",
       status: "",
     });
@@ -1040,6 +1143,8 @@ async function main(): Promise<void> {
         "send time stamped in the message text when handed to the socket; measured by probe receivers in the same process as the sender (same clock)",
       clusterSetup:
         "PostgreSQL 15 (fsync on) and nats-server started by the bench, a fresh database per setup; nodes are `main.ts serve --postgres --nats` (or `--data` for SQLite) child processes with --auth none, no flood limits, a 256 MiB queue bound; load process i has its senders on node i mod N and its receivers (latency probes among them) on node i+1 mod N, so with several nodes every latency sample is a cross-node delivery; pinned: nodes on CPU 1, load on CPU 0, PostgreSQL and NATS unpinned; CPU per level covers sending and draining",
+      fanoutFixedSetup:
+        "the fan-out's load clients at one fixed offered load after a warm-up at the same rate; server on SQLite in a temp dir (each room message committed and its WAL synced before delivery), queue bound 256 MiB; baseline: the ceiling relay at the same load",
       plan,
     },
     goals,
@@ -1074,6 +1179,14 @@ async function main(): Promise<void> {
     idle,
     files,
     cluster,
+    fanoutFixed: fixed === null ? null : {
+      ...plan.fixed,
+      server: fixed.server,
+      ceiling: fixed.ceiling,
+      p99RatioToCeiling: fixed.server.ok && fixed.ceiling.ok
+        ? round(fixed.server.value.level.p99 / fixed.ceiling.value.level.p99, 3)
+        : null,
+    },
   };
 
   // ---- output
@@ -1163,6 +1276,7 @@ async function main(): Promise<void> {
   if (options.profile) {
     const profiled: [string, Outcome<unknown> | null | undefined][] = [
       ...fanout.map((p) => [`fan-out ${p.members}`, p.server] as [string, Outcome<unknown>]),
+      ["fan-out at a fixed load, SQLite", fixed?.server],
       ["durable sqlite", durable?.sqlite],
       ["lone writer sqlite", lone?.sqlite],
       ["idle", idle?.server],

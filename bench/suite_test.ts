@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { withCluster } from "./cluster.ts";
-import { measureFanout } from "./fanout.ts";
+import { measureFanout, measureFixed } from "./fanout.ts";
 import { measureIdle } from "./idle.ts";
 import { measureStorm } from "./storm.ts";
 import { measureDurable, measureLoneWriter } from "./durable.ts";
@@ -38,6 +38,34 @@ for (const target of ["server", "relay"] as const) {
     assert.ok(ramp.deliveredPerSec > 0);
     assert.ok(result.maxDeliveries > 0);
     assert.equal(half.kind, "half");
+  });
+}
+
+for (const target of ["server", "relay"] as const) {
+  Deno.test(`fixed load through the ${target}: a warm-up, then one measured level at the offered rate`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "chat-bench-test-" });
+    try {
+      const plan = { ...tiny, deliveries: 500, warmupMs: 100, durationMs: 300 };
+      const result = await withCluster(
+        // The suite's fixed-load server is durable: SQLite in a data folder.
+        { target, loads: 2, serverArgs: ["--data-dir", dir] },
+        (cluster) => measureFixed(cluster, plan),
+      );
+      assert.equal(result.target, target);
+      assert.equal(result.level.kind, "fixed");
+      assert.equal(result.level.sent, 30); // 500 deliveries/s ÷ 5 receivers × 0.3 s
+      assert.equal(result.level.offeredDeliveries, 500);
+      assert.equal(result.level.errors, 0, result.level.firstError);
+      assert.ok(result.level.samples > 0, "probes recorded latencies");
+      assert.ok(result.deliveriesPerCpuSec > 0);
+      if (target === "server") {
+        assert.ok(result.store, "the SQLite server's commits are reported");
+        assert.ok(result.store.appends >= 30, `appends: ${result.store.appends}`);
+        assert.ok(result.store.walSyncs >= 1);
+      } else assert.equal(result.store, undefined);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   });
 }
 
