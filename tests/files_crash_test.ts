@@ -1,0 +1,177 @@
+/**
+ * An upload cut by a crash of the server after its last byte is still finished: the
+ * server (its own process) kills itself with SIGKILL when it marks an upload's bytes
+ * complete, before (the `.part` file holds every byte) or after (the bytes are complete,
+ * the record does not say "uploaded" yet), through `tests/helpers/server_process.ts`'s
+ * `CHAT_TEST_KILL_AT_UPLOAD_COMPLETE`; it is started again on the same data (held files
+ * in the data folder, or in PostgreSQL as a cluster node keeps them). The sender either
+ * carries on over its reconnected client (which resends its chunks in flight, the last
+ * one with the SHA-256) or is a new process offering the file again. Either way the
+ * server ends up holding the file complete, with its SHA-256, without the sender
+ * starting over, and the recipient receives it and checks it.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ChatClient } from "../client/chat_client.ts";
+import { type FileClient, FileTransfers } from "../client/file_transfer.ts";
+import { decodeFrame } from "../protocol/frame.ts";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import { until } from "./helpers/harness.ts";
+import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
+import { POSTGRES_SKIP, startPostgres } from "./helpers/postgres.ts";
+import { type Spawned, spawnScript } from "./helpers/process.ts";
+
+const serverScript = new URL("./helpers/server_process.ts", import.meta.url);
+const pg = POSTGRES_SKIP === null ? await startPostgres() : null;
+if (pg === null) console.log(`files_crash_test: the PostgreSQL cases skip: ${POSTGRES_SKIP}`);
+
+const MiB = 1024 * 1024;
+/** Generous: the machine is shared and loaded. */
+const WAIT_MS = 60_000;
+
+/** A client for file transfers that counts the file bytes it uploads. */
+class CountingClient {
+  readonly client: ChatClient;
+  sentBytes = 0;
+
+  constructor(client: ChatClient) {
+    this.client = client;
+  }
+
+  get nick(): string {
+    return this.client.nick;
+  }
+
+  readonly request: FileClient["request"] = ((type, fields, options) => {
+    const frame = options?.frame;
+    if (type === "file_chunk" && frame !== undefined) {
+      this.sentBytes += decodeFrame(frame).body.length;
+    }
+    return this.client.request(type, fields, options);
+  }) as FileClient["request"];
+
+  onEvent: FileClient["onEvent"] = (listener) => this.client.onEvent(listener);
+  onFileData: FileClient["onFileData"] = (listener) => this.client.onFileData(listener);
+}
+
+interface Case {
+  /** Where the server holds files: its data folder, or PostgreSQL. */
+  files: "disk" | "postgres";
+  /** When it dies: before or after marking the bytes complete. */
+  at: "before" | "after";
+  /** How the sender goes on: its client reconnects and resends, or a new one offers again. */
+  sender: "resends" | "offers again";
+}
+
+async function uploadCutAtItsEnd({ files, at, sender }: Case): Promise<void> {
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-upload-crash-" });
+  const tmp = await Deno.makeTempDir();
+  const env: Record<string, string> = files === "postgres"
+    ? { CHAT_TEST_FILES_POSTGRES: await pg!.createDatabase() }
+    : {};
+  let server: Spawned<{ port: number }> = await spawnScript(serverScript, [dataDir], {
+    ...env,
+    CHAT_TEST_KILL_AT_UPLOAD_COMPLETE: at,
+  });
+  const port = server.info.port;
+  const closing: { close(): Promise<void> }[] = [];
+  const connect = async (nick: string, reconnect: boolean) => {
+    const client = await ChatClient.connect({
+      port,
+      nick,
+      password: "password123",
+      reconnect: reconnect ? { initialDelayMs: 50, maxDelayMs: 200, maxAttempts: 200 } : false,
+    });
+    closing.push(client);
+    return client;
+  };
+  try {
+    await (await connect("bob", false)).close();
+    const path = join(tmp, "report.bin");
+    const size = 6 * MiB + 12_345;
+    const sha = await writeRandomFile(path, size, 21);
+
+    const first = new CountingClient(await connect("alice", sender === "resends"));
+    const alice = new FileTransfers(first, { onEvent: () => {} });
+    closing.push(alice);
+    const sending = alice.send("bob", path);
+    sending.catch(() => {});
+    // The server dies as it marks the upload's bytes complete: every byte is held.
+    assert.equal((await server.child.status).signal, "SIGKILL");
+    if (files === "disk") {
+      const folder = join(dataDir, "files");
+      const held = (await listDir(folder)).filter((n) => /^\d+\.(part|file)$/.test(n));
+      assert.deepEqual(held.map((n) => n.replace(/^\d+/, "")), [
+        at === "before" ? ".part" : ".file",
+      ]);
+      assert.equal((await Deno.stat(join(folder, held[0]))).size, size);
+    }
+    server = await spawnScript(serverScript, [dataDir, String(port)], env);
+
+    let sent = first.sentBytes;
+    if (sender === "resends") {
+      await sending;
+      sent = first.sentBytes;
+    } else {
+      await assert.rejects(sending);
+      const again = new CountingClient(await connect("alice", false));
+      const alice2 = new FileTransfers(again, { onEvent: () => {} });
+      closing.push(alice2);
+      await alice2.send("bob", path);
+      sent += again.sentBytes;
+    }
+    // Resumed at its end, not started over: at most the window in flight went twice.
+    assert.ok(sent < size + 2 * MiB + 1, `sent ${sent} bytes for a ${size}-byte file`);
+
+    // The server holds the whole file: its SHA-256, given with the last chunk, is known.
+    const bobClient = await connect("bob", false);
+    const listed = await bobClient.request("file_list", {});
+    assert.deepEqual(
+      listed.files.map((f) => ({ file: f.file, sha256: f.sha256 })),
+      [{ file: listed.files[0]?.file, sha256: sha }],
+    );
+    const events: FileTransferEvent[] = [];
+    const bob = new FileTransfers(bobClient, {
+      acceptDir: join(tmp, "dl"),
+      onEvent: (e) => events.push(e),
+    });
+    closing.push(bob);
+    const saved = await until(
+      () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
+      "bob's copy",
+      WAIT_MS,
+    );
+    assert.equal(saved.type, "file_saved", JSON.stringify(saved));
+    assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
+  } finally {
+    for (const c of closing.reverse()) await c.close().catch(() => {});
+    try {
+      server.child.kill("SIGTERM");
+    } catch {
+      // gone already
+    }
+    await server.child.status;
+    await Deno.remove(dataDir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+const CASES: Case[] = [
+  { files: "disk", at: "before", sender: "resends" },
+  { files: "disk", at: "after", sender: "resends" },
+  { files: "disk", at: "before", sender: "offers again" },
+  { files: "disk", at: "after", sender: "offers again" },
+  { files: "postgres", at: "before", sender: "resends" },
+  { files: "postgres", at: "after", sender: "offers again" },
+];
+
+for (const c of CASES) {
+  Deno.test({
+    name: `a crash ${c.at} an upload's bytes are marked complete (${
+      c.files === "disk" ? "data folder" : "PostgreSQL"
+    }): the sender ${c.sender}, the file is completed, received and checked`,
+    ignore: c.files === "postgres" && pg === null,
+    fn: () => uploadCutAtItsEnd(c),
+  });
+}
