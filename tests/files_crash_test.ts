@@ -8,7 +8,8 @@
  * carries on over its reconnected client (which resends its chunks in flight, the last
  * one with the SHA-256) or is a new process offering the file again. Either way the
  * server ends up holding the file complete, with its SHA-256, without the sender
- * starting over, and the recipient receives it and checks it.
+ * starting over, and the recipient receives it and checks it. The browser page's upload
+ * (web/file_transfer.ts, run in Deno) is cut the same way.
  */
 
 import assert from "node:assert/strict";
@@ -21,6 +22,7 @@ import { until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { POSTGRES_SKIP, startPostgres } from "./helpers/postgres.ts";
 import { type Spawned, spawnScript } from "./helpers/process.ts";
+import { asPage, page } from "./helpers/web_page.ts";
 
 const serverScript = new URL("./helpers/server_process.ts", import.meta.url);
 const pg = POSTGRES_SKIP === null ? await startPostgres() : null;
@@ -175,3 +177,83 @@ for (const c of CASES) {
     fn: () => uploadCutAtItsEnd(c),
   });
 }
+
+Deno.test({
+  name:
+    "a crash before an upload's bytes are marked complete: the page resends its last chunks; the file is completed, received, and the page told",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "chat-upload-crash-" });
+    const tmp = await Deno.makeTempDir();
+    let server: Spawned<{ port: number; webPort: number }> = await spawnScript(
+      serverScript,
+      [dataDir],
+      { CHAT_TEST_WEB_PORT: "0", CHAT_TEST_KILL_AT_UPLOAD_COMPLETE: "before" },
+    );
+    const { port, webPort } = server.info;
+    const closing: { close(): Promise<void> }[] = [];
+    const connect = async (nick: string) => {
+      const client = await ChatClient.connect({
+        port,
+        nick,
+        password: "password123",
+        reconnect: false,
+      });
+      closing.push(client);
+      return client;
+    };
+    try {
+      await (await connect("bob")).close();
+      const path = join(tmp, "from-page.bin");
+      const sha = await writeRandomFile(path, 6 * MiB + 7, 22);
+      const file = new File([await Deno.readFile(path)], "from-page.bin");
+      await asPage(webPort, async () => {
+        const alice = await page(webPort, "alice");
+        try {
+          const sending = alice.files.send("bob", file);
+          assert.equal((await server.child.status).signal, "SIGKILL");
+          server = await spawnScript(serverScript, [dataDir, String(port)], {
+            CHAT_TEST_WEB_PORT: String(webPort),
+          });
+          const sent = await sending;
+          assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+
+          const bobClient = await connect("bob");
+          const events: FileTransferEvent[] = [];
+          const bob = new FileTransfers(bobClient, {
+            acceptDir: join(tmp, "dl"),
+            onEvent: (e) => events.push(e),
+          });
+          closing.push(bob);
+          const saved = await until(
+            () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
+            "bob's copy",
+            WAIT_MS,
+          );
+          assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
+          // Received, the file is dropped (a file not recorded complete is kept: offered
+          // again at every login) and its sender told.
+          assert.deepEqual((await bobClient.request("file_list", {})).files, []);
+          await until(
+            () => alice.changes.find((t) => t.file === sent.file && t.state === "delivered"),
+            "the page told the file arrived",
+            WAIT_MS,
+          );
+        } finally {
+          alice.chat.close();
+        }
+      });
+    } finally {
+      for (const c of closing.reverse()) await c.close().catch(() => {});
+      try {
+        server.child.kill("SIGTERM");
+      } catch {
+        // gone already
+      }
+      await server.child.status;
+      await Deno.remove(dataDir, { recursive: true });
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
