@@ -1,21 +1,22 @@
 /**
- * An upload cut by a crash of the server after its last byte is still finished: the
- * server (its own process) kills itself with SIGKILL when it marks an upload's bytes
- * complete, before (the `.part` file holds every byte) or after (the bytes are complete,
- * the record does not say "uploaded" yet), through `tests/helpers/server_process.ts`'s
- * `CHAT_TEST_KILL_AT_UPLOAD_COMPLETE`; it is started again on the same data (held files
- * in the data folder, or in PostgreSQL as a cluster node keeps them). The sender either
- * carries on over its reconnected client (which resends its chunks in flight, the last
- * one with the SHA-256) or is a new process offering the file again. Either way the
- * server ends up holding the file complete, with its SHA-256, without the sender
- * starting over, and the recipient receives it and checks it. The browser page's upload
- * (web/file_transfer.ts, run in Deno) is cut the same way.
+ * An upload cut by a crash of the server carries on and completes. The server (its own
+ * process, `tests/helpers/server_process.ts`) kills itself with SIGKILL at a chosen point
+ * (`CHAT_TEST_KILL_AT`): as it marks an upload's bytes complete, before (the `.part`
+ * file holds every byte) or after (the bytes are complete, the record does not say
+ * "uploaded" yet), or once a chunk is written, before its acknowledgement. It is started
+ * again on the same data (held files in the data folder, or in PostgreSQL as a cluster
+ * node keeps them). The sender either carries on over its reconnected client (which
+ * resends its chunks in flight, the last one with the SHA-256) or is a new process
+ * offering the file again. Either way the server ends up holding the file complete, with
+ * its SHA-256, without the sender starting over, and the recipient receives it and
+ * checks it. The browser page's upload (web/file_transfer.ts, run in Deno) is cut the
+ * same way.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ChatClient } from "../client/chat_client.ts";
-import { type FileClient, FileTransfers } from "../client/file_transfer.ts";
+import { CHUNK_BYTES, type FileClient, FileTransfers } from "../client/file_transfer.ts";
 import { decodeFrame } from "../protocol/frame.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { until } from "./helpers/harness.ts";
@@ -60,13 +61,16 @@ class CountingClient {
 interface Case {
   /** Where the server holds files: its data folder, or PostgreSQL. */
   files: "disk" | "postgres";
-  /** When it dies: before or after marking the bytes complete. */
-  at: "before" | "after";
+  /**
+   * When it dies (`CHAT_TEST_KILL_AT`): before or after marking the bytes complete, or
+   * once the third chunk is written, before its acknowledgement.
+   */
+  at: "complete:before" | "complete:after" | "chunk:3";
   /** How the sender goes on: its client reconnects and resends, or a new one offers again. */
   sender: "resends" | "offers again";
 }
 
-async function uploadCutAtItsEnd({ files, at, sender }: Case): Promise<void> {
+async function uploadCut({ files, at, sender }: Case): Promise<void> {
   const dataDir = await Deno.makeTempDir({ prefix: "chat-upload-crash-" });
   const tmp = await Deno.makeTempDir();
   const env: Record<string, string> = files === "postgres"
@@ -74,7 +78,7 @@ async function uploadCutAtItsEnd({ files, at, sender }: Case): Promise<void> {
     : {};
   let server: Spawned<{ port: number }> = await spawnScript(serverScript, [dataDir], {
     ...env,
-    CHAT_TEST_KILL_AT_UPLOAD_COMPLETE: at,
+    CHAT_TEST_KILL_AT: at,
   });
   const port = server.info.port;
   const closing: { close(): Promise<void> }[] = [];
@@ -99,15 +103,17 @@ async function uploadCutAtItsEnd({ files, at, sender }: Case): Promise<void> {
     closing.push(alice);
     const sending = alice.send("bob", path);
     sending.catch(() => {});
-    // The server dies as it marks the upload's bytes complete: every byte is held.
+    // The server dies as it marks the upload's bytes complete (every byte is held), or
+    // with its third chunk written.
     assert.equal((await server.child.status).signal, "SIGKILL");
     if (files === "disk") {
       const folder = join(dataDir, "files");
       const held = (await listDir(folder)).filter((n) => /^\d+\.(part|file)$/.test(n));
       assert.deepEqual(held.map((n) => n.replace(/^\d+/, "")), [
-        at === "before" ? ".part" : ".file",
+        at === "complete:after" ? ".file" : ".part",
       ]);
-      assert.equal((await Deno.stat(join(folder, held[0]))).size, size);
+      const expected = at === "chunk:3" ? 3 * CHUNK_BYTES : size;
+      assert.equal((await Deno.stat(join(folder, held[0]))).size, expected);
     }
     server = await spawnScript(serverScript, [dataDir, String(port)], env);
 
@@ -160,100 +166,124 @@ async function uploadCutAtItsEnd({ files, at, sender }: Case): Promise<void> {
 }
 
 const CASES: Case[] = [
-  { files: "disk", at: "before", sender: "resends" },
-  { files: "disk", at: "after", sender: "resends" },
-  { files: "disk", at: "before", sender: "offers again" },
-  { files: "disk", at: "after", sender: "offers again" },
-  { files: "postgres", at: "before", sender: "resends" },
-  { files: "postgres", at: "after", sender: "offers again" },
+  { files: "disk", at: "complete:before", sender: "resends" },
+  { files: "disk", at: "complete:after", sender: "resends" },
+  { files: "disk", at: "complete:before", sender: "offers again" },
+  { files: "disk", at: "complete:after", sender: "offers again" },
+  { files: "postgres", at: "complete:before", sender: "resends" },
+  { files: "postgres", at: "complete:after", sender: "offers again" },
+  { files: "disk", at: "chunk:3", sender: "resends" },
+  { files: "disk", at: "chunk:3", sender: "offers again" },
+  { files: "postgres", at: "chunk:3", sender: "resends" },
 ];
+
+const WHEN: Record<Case["at"], string> = {
+  "complete:before": "before an upload's bytes are marked complete",
+  "complete:after": "after an upload's bytes are marked complete",
+  "chunk:3": "after an upload's chunk is written and before its ack",
+};
 
 for (const c of CASES) {
   Deno.test({
-    name: `a crash ${c.at} an upload's bytes are marked complete (${
+    name: `a crash ${WHEN[c.at]} (${
       c.files === "disk" ? "data folder" : "PostgreSQL"
-    }): the sender ${c.sender}, the file is completed, received and checked`,
+    }): the sender ${c.sender}, the upload carries on and completes, the file is received and checked`,
     ignore: c.files === "postgres" && pg === null,
-    fn: () => uploadCutAtItsEnd(c),
+    fn: () => uploadCut(c),
   });
 }
 
-Deno.test({
-  name:
-    "a crash before an upload's bytes are marked complete: the page resends its last chunks; the file is completed, received, and the page told",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const dataDir = await Deno.makeTempDir({ prefix: "chat-upload-crash-" });
-    const tmp = await Deno.makeTempDir();
-    let server: Spawned<{ port: number; webPort: number }> = await spawnScript(
-      serverScript,
-      [dataDir],
-      { CHAT_TEST_WEB_PORT: "0", CHAT_TEST_KILL_AT_UPLOAD_COMPLETE: "before" },
-    );
-    const { port, webPort } = server.info;
-    const closing: { close(): Promise<void> }[] = [];
-    const connect = async (nick: string) => {
-      const client = await ChatClient.connect({
-        port,
-        nick,
-        password: "password123",
-        reconnect: false,
-      });
-      closing.push(client);
-      return client;
-    };
-    try {
-      await (await connect("bob")).close();
-      const path = join(tmp, "from-page.bin");
-      const sha = await writeRandomFile(path, 6 * MiB + 7, 22);
-      const file = new File([await Deno.readFile(path)], "from-page.bin");
-      await asPage(webPort, async () => {
-        const alice = await page(webPort, "alice");
-        try {
-          const sending = alice.files.send("bob", file);
-          assert.equal((await server.child.status).signal, "SIGKILL");
-          server = await spawnScript(serverScript, [dataDir, String(port)], {
-            CHAT_TEST_WEB_PORT: String(webPort),
-          });
-          const sent = await sending;
-          assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
-
-          const bobClient = await connect("bob");
-          const events: FileTransferEvent[] = [];
-          const bob = new FileTransfers(bobClient, {
-            acceptDir: join(tmp, "dl"),
-            onEvent: (e) => events.push(e),
-          });
-          closing.push(bob);
-          const saved = await until(
-            () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
-            "bob's copy",
-            WAIT_MS,
-          );
-          assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
-          // Received, the file is dropped (a file not recorded complete is kept: offered
-          // again at every login) and its sender told.
-          assert.deepEqual((await bobClient.request("file_list", {})).files, []);
-          await until(
-            () => alice.changes.find((t) => t.file === sent.file && t.state === "delivered"),
-            "the page told the file arrived",
-            WAIT_MS,
-          );
-        } finally {
-          alice.chat.close();
-        }
-      });
-    } finally {
-      for (const c of closing.reverse()) await c.close().catch(() => {});
-      try {
-        server.child.kill("SIGTERM");
-      } catch {
-        // gone already
+/**
+ * The page sends a file; the server dies as it marks its bytes complete and comes back;
+ * the page carries on (its socket reconnects and resends the chunks in flight), or goes
+ * (a reload) and a new page sends the same file again (offered with its SHA-256).
+ */
+async function pageUploadCut(sender: "resends" | "offers again"): Promise<void> {
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-upload-crash-" });
+  const tmp = await Deno.makeTempDir();
+  let server: Spawned<{ port: number; webPort: number }> = await spawnScript(
+    serverScript,
+    [dataDir],
+    { CHAT_TEST_WEB_PORT: "0", CHAT_TEST_KILL_AT: "complete:before" },
+  );
+  const { port, webPort } = server.info;
+  const closing: { close(): Promise<void> | void }[] = [];
+  const connect = async (nick: string) => {
+    const client = await ChatClient.connect({
+      port,
+      nick,
+      password: "password123",
+      reconnect: false,
+    });
+    closing.push(client);
+    return client;
+  };
+  try {
+    await (await connect("bob")).close();
+    const path = join(tmp, "from-page.bin");
+    const sha = await writeRandomFile(path, 6 * MiB + 7, 22);
+    const file = new File([await Deno.readFile(path)], "from-page.bin");
+    await asPage(webPort, async () => {
+      let alice = await page(webPort, "alice");
+      closing.push(alice.chat);
+      const sending = alice.files.send("bob", file);
+      assert.equal((await server.child.status).signal, "SIGKILL");
+      if (sender === "offers again") {
+        alice.chat.close();
+        assert.equal((await sending).state, "failed");
       }
-      await server.child.status;
-      await Deno.remove(dataDir, { recursive: true });
-      await Deno.remove(tmp, { recursive: true });
+      server = await spawnScript(serverScript, [dataDir, String(port)], {
+        CHAT_TEST_WEB_PORT: String(webPort),
+      });
+      if (sender === "offers again") {
+        alice = await page(webPort, "alice");
+        closing.push(alice.chat);
+      }
+      const sent = sender === "resends" ? await sending : await alice.files.send("bob", file);
+      assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+
+      const bobClient = await connect("bob");
+      const events: FileTransferEvent[] = [];
+      const bob = new FileTransfers(bobClient, {
+        acceptDir: join(tmp, "dl"),
+        onEvent: (e) => events.push(e),
+      });
+      closing.push(bob);
+      const saved = await until(
+        () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
+        "bob's copy",
+        WAIT_MS,
+      );
+      assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
+      // Received, the file is dropped (a file not recorded complete is kept: offered
+      // again at every login) and its sender told.
+      assert.deepEqual((await bobClient.request("file_list", {})).files, []);
+      await until(
+        () => alice.changes.find((t) => t.file === sent.file && t.state === "delivered"),
+        "the page told the file arrived",
+        WAIT_MS,
+      );
+    });
+  } finally {
+    for (const c of closing.reverse()) await Promise.resolve(c.close()).catch(() => {});
+    try {
+      server.child.kill("SIGTERM");
+    } catch {
+      // gone already
     }
-  },
-});
+    await server.child.status;
+    await Deno.remove(dataDir, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+for (const sender of ["resends", "offers again"] as const) {
+  Deno.test({
+    name: `a crash before an upload's bytes are marked complete: the page ${
+      sender === "resends" ? "resends its last chunks" : "is reloaded and offers the file again"
+    }; the file is completed, received, and the page told`,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: () => pageUploadCut(sender),
+  });
+}
