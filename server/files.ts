@@ -56,6 +56,8 @@
  *   not recorded complete (the server stopped after the last chunk's write): the resent
  *   last chunk completes it, and so does the offer when the SHA-256 is known (else its
  *   reply's `offset` is one byte short, for the last chunk to come again with it).
+ *   An offer resumed before its first byte is told to the recipient again (a server may
+ *   have died between recording it and telling).
  * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
  *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
  *   from the offer on) or number `maxHeldFilesPerSender` already (zero-byte ones too);
@@ -429,6 +431,7 @@ export class FileService {
         await this.#drop(record);
         record = null;
       }
+      const resumed = record !== null;
       if (record === null) {
         await this.#admit(self.key, size);
         record = await this.store.create({
@@ -463,6 +466,12 @@ export class FileService {
         );
       }
       const offset = record.uploaded ? record.size : await this.#resumeAt(record, sha256);
+      if (resumed && offset === 0 && record.state === "offered") {
+        // Resumed before its first byte: its offer may never have reached the recipient
+        // (told after the record, by a server that died in between); told again (the
+        // clients know an offer by its id).
+        await this.#tell(target.key, offerEvent(record), self.key);
+      }
       return {
         file: record.id,
         to: record.to,

@@ -1,7 +1,9 @@
 /**
  * A cluster node dying in the middle of an upload (SIGKILL, at a chosen point through
- * `tests/helpers/killable_serve.ts`): the sender's client fails over to another node and
- * carries on there, and a recipient on that node gets the file and checks it.
+ * `tests/helpers/killable_serve.ts`): as the upload's last byte is held (before it is
+ * recorded complete), or once the offer is recorded (before the recipient's node is told
+ * of it). The sender's client fails over to another node and carries on there, and a
+ * recipient on that node is offered the file, gets it and checks it.
  */
 
 import assert from "node:assert/strict";
@@ -80,4 +82,11 @@ Deno.test({
   name: "cluster: a node dies as an upload's last byte is held: the sender fails over and " +
     "resends, the upload completes, the recipient on the other node gets it",
   fn: () => nodeDiesDuringUpload("complete:before"),
+});
+
+Deno.test({
+  ...options,
+  name: "cluster: a node dies once a file's offer is recorded, before it is told: the sender " +
+    "fails over and offers again, the recipient on the other node is told and gets it",
+  fn: () => nodeDiesDuringUpload("offer:created"),
 });
