@@ -3,7 +3,8 @@
  * process, `tests/helpers/server_process.ts`) kills itself with SIGKILL at a chosen point
  * (`CHAT_TEST_KILL_AT`): as it marks an upload's bytes complete, before (the `.part`
  * file holds every byte) or after (the bytes are complete, the record does not say
- * "uploaded" yet), or once a chunk is written, before its acknowledgement. It is started
+ * "uploaded" yet), once a chunk is written (before its acknowledgement), or once the
+ * upload is recorded complete (before the last chunk's acknowledgement). It is started
  * again on the same data (held files in the data folder, or in PostgreSQL as a cluster
  * node keeps them). The sender either carries on over its reconnected client (which
  * resends its chunks in flight, the last one with the SHA-256) or is a new process
@@ -76,10 +77,11 @@ interface Case {
   /** Where the server holds files: its data folder, or PostgreSQL. */
   files: "disk" | "postgres";
   /**
-   * When it dies (`CHAT_TEST_KILL_AT`): before or after marking the bytes complete, or
-   * once the third chunk is written, before its acknowledgement.
+   * When it dies (`CHAT_TEST_KILL_AT`): before or after marking the bytes complete,
+   * once the third chunk is written (before its acknowledgement), or once the upload is
+   * recorded complete (before the last chunk's acknowledgement).
    */
-  at: "complete:before" | "complete:after" | "chunk:3";
+  at: "complete:before" | "complete:after" | "chunk:3" | "uploaded";
   /** How the sender goes on: its client reconnects and resends, or a new one offers again. */
   sender: "resends" | "offers again";
 }
@@ -118,14 +120,13 @@ async function uploadCut({ files, at, sender }: Case): Promise<void> {
     closing.push(alice);
     const sending = alice.send("bob", path);
     sending.catch(() => {});
-    // The server dies as it marks the upload's bytes complete (every byte is held), or
-    // with its third chunk written.
+    // The server dies at its point of the upload.
     await killedItself(server.child);
     if (files === "disk") {
       const folder = join(dataDir, "files");
       const held = (await listDir(folder)).filter((n) => /^\d+\.(part|file)$/.test(n));
       assert.deepEqual(held.map((n) => n.replace(/^\d+/, "")), [
-        at === "complete:after" ? ".file" : ".part",
+        at === "complete:after" || at === "uploaded" ? ".file" : ".part",
       ]);
       const bytes = (await Deno.stat(join(folder, held[0]))).size;
       if (at === "chunk:3") assert.ok(bytes > 0 && bytes < size, `${bytes} bytes held`);
@@ -191,12 +192,15 @@ const CASES: Case[] = [
   { files: "disk", at: "chunk:3", sender: "resends" },
   { files: "disk", at: "chunk:3", sender: "offers again" },
   { files: "postgres", at: "chunk:3", sender: "resends" },
+  { files: "disk", at: "uploaded", sender: "resends" },
+  { files: "postgres", at: "uploaded", sender: "offers again" },
 ];
 
 const WHEN: Record<Case["at"], string> = {
   "complete:before": "before an upload's bytes are marked complete",
   "complete:after": "after an upload's bytes are marked complete",
   "chunk:3": "after an upload's chunk is written and before its ack",
+  uploaded: "after an upload is recorded complete and before its last ack",
 };
 
 for (const c of CASES) {

@@ -9,7 +9,9 @@
  * - `complete:before` / `complete:after`: marking an upload's bytes complete (every byte
  *   held and synced), before or after; in both cases before its record says "uploaded";
  * - `chunk:N`: once the Nth chunk written through one open file of an upload is written,
- *   before it is acknowledged.
+ *   before it is acknowledged;
+ * - `uploaded`: once an upload's record says "uploaded", before the last chunk is
+ *   acknowledged.
  *
  * @example
  * ```ts ignore
@@ -26,7 +28,12 @@ import { PostgresFileStore } from "../../server/postgres_file_store.ts";
 import { SqliteFileStore } from "../../server/sqlite_file_store.ts";
 
 /** The crash points, in the form `installKillSwitch` takes. */
-export type KillPoint = "offer:created" | "complete:before" | "complete:after" | `chunk:${number}`;
+export type KillPoint =
+  | "offer:created"
+  | "complete:before"
+  | "complete:after"
+  | `chunk:${number}`
+  | "uploaded";
 
 function die(): never {
   Deno.kill(Deno.pid, "SIGKILL");
@@ -49,10 +56,21 @@ export function installKillSwitch(when: string): void {
     }
     return;
   }
+  if (when === "uploaded") {
+    for (const store of [SqliteFileStore.prototype, PostgresFileStore.prototype]) {
+      const update = store.update;
+      store.update = async function (this: typeof store, ...args: Parameters<typeof update>) {
+        const updated = await update.apply(this, args);
+        if (args[1].uploaded === true) die();
+        return updated;
+      };
+    }
+    return;
+  }
   const chunk = /^chunk:(\d+)$/.exec(when);
   if (when !== "complete:before" && when !== "complete:after" && chunk === null) {
     throw new Error(
-      `a kill point is ${"offer:created, complete:before, complete:after or chunk:N"}, not ${when}`,
+      `a kill point is ${"offer:created, complete:before, complete:after, chunk:N or uploaded"}, not ${when}`,
     );
   }
   for (const bytes of [DiskFileBytes.prototype, PostgresFileBytes.prototype]) {
