@@ -75,6 +75,7 @@ async function nodeDiesDuringUpload(at: KillPoint): Promise<void> {
   }
 }
 
+if (CLUSTER_SKIP !== null) console.log(`cluster_files_crash_test skips: ${CLUSTER_SKIP}`);
 const options = { ignore: CLUSTER_SKIP !== null, sanitizeResources: false, sanitizeOps: false };
 
 Deno.test({
