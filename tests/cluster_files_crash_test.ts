@@ -55,7 +55,7 @@ async function nodeDiesDuringUpload(at: KillPoint): Promise<void> {
     const alice = new FileTransfers(aliceClient, { onEvent: () => {} });
     closing.push(alice);
     const path = join(tmp, "across.bin");
-    const sha = await writeRandomFile(path, 6 * MiB + 5, 31);
+    const sha = await writeRandomFile(path, 3 * MiB + 5, 31);
     const sending = alice.send("bob", path);
     sending.catch(() => {});
     const timer = setTimeout(() => a.kill("SIGTERM"), WAIT_MS);
