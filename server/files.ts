@@ -1055,7 +1055,13 @@ export class FileService {
     sha256: string | undefined,
   ): Promise<{ file: number; offset: number; complete: true }> {
     const { id, record } = upload;
-    if (upload.closed) throw new CommandError("no_file", `file #${id} is no longer being uploaded`);
+    if (upload.closed) {
+      // Completed meanwhile (by the chunk or offer before in its turn), or let go.
+      if ((await this.store.get(id))?.uploaded === true) {
+        return { file: id, offset: record.size, complete: true };
+      }
+      throw new CommandError("no_file", `file #${id} is no longer being uploaded`);
+    }
     const announced = record.sha256 ?? undefined;
     if (announced !== undefined && sha256 !== undefined && sha256 !== announced) {
       throw new CommandError(
