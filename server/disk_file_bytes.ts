@@ -12,6 +12,7 @@ import { readFull, writeFull } from "../transport/file_io.ts";
 import { FreeSpace } from "./disk_space.ts";
 import type { FileBytes, FileBytesReader, FileBytesWriter } from "./file_bytes.ts";
 import { PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
+import { StoreError } from "./store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
 
@@ -50,6 +51,8 @@ export class DiskFileBytes implements FileBytes {
   }
 
   async openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
+    const completed = await this.#completedSize(id);
+    if (completed !== null && completed <= maxSize) return new CompletedWriter(id, completed);
     const file = await Deno.open(this.path(id, false), {
       read: true,
       write: true,
@@ -70,8 +73,35 @@ export class DiskFileBytes implements FileBytes {
     }
   }
 
+  /** Completing bytes completed already (`<id>.file` without `<id>.part`) changes nothing. */
   async complete(id: number): Promise<void> {
-    await Deno.rename(this.path(id, false), this.path(id, true));
+    try {
+      await Deno.rename(this.path(id, false), this.path(id, true));
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound) || (await this.#completedSize(id)) === null) {
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * The size of file `id`'s bytes when they are complete (`<id>.file`, and no `<id>.part`),
+   * else null. A server that stopped between renaming them and recording the file
+   * uploaded finds them so: a writer then holds them all and appends nothing.
+   */
+  async #completedSize(id: number): Promise<number | null> {
+    try {
+      await Deno.stat(this.path(id, false));
+      return null;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    try {
+      return (await Deno.stat(this.path(id, true))).size;
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
   }
 
   async openReader(id: number, complete: boolean): Promise<FileBytesReader | null> {
@@ -180,6 +210,27 @@ class DiskWriter implements FileBytesWriter {
       // already closed
     }
   }
+}
+
+/** A writer on complete bytes (`<id>.file`): they are all held; appending is refused. */
+class CompletedWriter implements FileBytesWriter {
+  readonly #id: number;
+  readonly size: number;
+
+  constructor(id: number, size: number) {
+    this.#id = id;
+    this.size = size;
+  }
+
+  append(): Promise<void> {
+    return Promise.reject(new StoreError("conflict", `file #${this.#id} is complete`));
+  }
+
+  sync(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {}
 }
 
 class DiskReader implements FileBytesReader {

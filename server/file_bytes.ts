@@ -86,12 +86,16 @@ export interface FileBytes {
    * Opens the bytes of file `id` to append to, creating them (empty) when missing. When
    * more than `maxSize` bytes are held, they are dropped and the file starts over; the
    * bytes kept are not read again (an upload resumed carries on from their size: the
-   * server does not hash them, the recipient checks the SHA-256 end to end).
+   * server does not hash them, the recipient checks the SHA-256 end to end). Opened on
+   * complete bytes (the server stopped between {@linkcode FileBytes.complete} and
+   * recording the file uploaded), the writer holds them all and refuses to append
+   * (`conflict`).
    */
   openWriter(id: number, maxSize: number): Promise<FileBytesWriter>;
   /**
    * Marks the bytes of file `id` complete, once all the announced bytes are held and
    * their writer closed (a file of zero bytes is opened for writing and closed first).
+   * Completing them again changes nothing.
    *
    * @throws {Error} when they are gone (dropped meanwhile).
    */

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { FileBytes } from "./file_bytes.ts";
+import { StoreError } from "./store.ts";
 
 /** `n` bytes of a repeatable pattern starting at `from`. */
 export function patternBytes(n: number, from = 0): Uint8Array {
@@ -72,6 +73,19 @@ export async function fileBytesConformance(bytes: FileBytes): Promise<void> {
   assert.equal(await done.read(0, all), content.length);
   assert.equal(sha256(all), sha256(content));
   done.close();
+
+  // Complete, then opened to write again (the server stopped between completing the
+  // bytes and recording the file uploaded): they are all held, nothing appends, and
+  // completing them again changes nothing.
+  const reopened = await bytes.openWriter(1, content.length);
+  assert.equal(reopened.size, content.length);
+  await assert.rejects(
+    reopened.append(patternBytes(1)),
+    (err) => err instanceof StoreError && err.code === "conflict",
+  );
+  reopened.close();
+  await bytes.complete(1);
+  assert.equal(await bytes.size(1), content.length);
 
   // More bytes held than announced: the file starts over.
   const two = await bytes.openWriter(2, 10);

@@ -52,7 +52,12 @@
  * - Offering the same file (sender, recipient, name, size, key) again resumes it:
  *   the reply's `offset` is the size of the `.part` file on disk (after a restart too:
  *   nothing is read back). Chunks already received are acknowledged
- *   again, so a client may resend what it had in flight.
+ *   again, so a client may resend what it had in flight. Every byte held but the upload
+ *   not recorded complete (the server stopped after the last chunk's write): the resent
+ *   last chunk completes it, and so does the offer when the SHA-256 is known (else its
+ *   reply's `offset` is one byte short, for the last chunk to come again with it).
+ *   An offer resumed before its first byte is told to the recipient again (a server may
+ *   have died between recording it and telling).
  * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
  *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
  *   from the offer on) or number `maxHeldFilesPerSender` already (zero-byte ones too);
@@ -426,6 +431,7 @@ export class FileService {
         await this.#drop(record);
         record = null;
       }
+      const resumed = record !== null;
       if (record === null) {
         await this.#admit(self.key, size);
         record = await this.store.create({
@@ -459,7 +465,13 @@ export class FileService {
           self.key,
         );
       }
-      const offset = record.uploaded ? record.size : (await this.#upload(record)).offset;
+      const offset = record.uploaded ? record.size : await this.#resumeAt(record, sha256);
+      if (resumed && offset === 0 && record.state === "offered") {
+        // Resumed before its first byte: its offer may never have reached the recipient
+        // (told after the record, by a server that died in between); told again (the
+        // clients know an offer by its id).
+        await this.#tell(target.key, offerEvent(record), self.key);
+      }
       return {
         file: record.id,
         to: record.to,
@@ -507,6 +519,10 @@ export class FileService {
         throw new CommandError("no_file", `file #${id} is no longer being uploaded`);
       }
       if (offset + body.length <= current.offset) {
+        if (offset + body.length === current.record.size) {
+          // The last chunk again, every byte held but not recorded complete (a crash).
+          return await this.#completeHeld(current, sha256);
+        }
         return { file: id, offset: current.offset, complete: false }; // a resent chunk
       }
       if (offset !== current.offset) {
@@ -1002,6 +1018,78 @@ export class FileService {
     }
     this.#wake(record.id);
     log.info("file #{id} uploaded", { id: record.id });
+  }
+
+  /**
+   * Where the sender of `record` (not recorded uploaded) resumes: the bytes held. When
+   * they are all held, the server stopped between the last chunk's write and recording
+   * the upload complete (a crash), or the last chunk is being finished: the upload is
+   * completed now when its SHA-256 is known (announced, or given with this offer), else
+   * the sender is asked for the last byte again, with the SHA-256 that its last chunk
+   * carries ({@linkcode FileService.chunk} then completes it).
+   */
+  async #resumeAt(record: FileRecord, sha256: string | undefined): Promise<number> {
+    const finishing = this.#finishing.get(record.id);
+    if (finishing !== undefined) {
+      await finishing.catch(() => {});
+      const now = await this.store.get(record.id);
+      if (now?.uploaded === true) return now.size;
+    }
+    const upload = await this.#upload(record);
+    if (upload.offset < record.size) return upload.offset;
+    if ((record.sha256 ?? sha256) === undefined) return record.size - 1;
+    const done = await this.#serial(upload, () => this.#completeHeld(upload, sha256));
+    return done.offset;
+  }
+
+  /**
+   * Completes an upload whose bytes are all held but which is not recorded complete (see
+   * {@linkcode FileService.#resumeAt}), as its last chunk does: `sha256` is the one the
+   * sender gives now, for a file offered without it. Runs in the upload's turn.
+   *
+   * @throws {CommandError} `bad_message` without a SHA-256, `file_corrupt` when it is not
+   * the one announced.
+   */
+  async #completeHeld(
+    upload: Upload,
+    sha256: string | undefined,
+  ): Promise<{ file: number; offset: number; complete: true }> {
+    const { id, record } = upload;
+    if (upload.closed) {
+      // Completed meanwhile (by the chunk or offer before in its turn), or let go.
+      if ((await this.store.get(id))?.uploaded === true) {
+        return { file: id, offset: record.size, complete: true };
+      }
+      throw new CommandError("no_file", `file #${id} is no longer being uploaded`);
+    }
+    const announced = record.sha256 ?? undefined;
+    if (announced !== undefined && sha256 !== undefined && sha256 !== announced) {
+      throw new CommandError(
+        "file_corrupt",
+        `file #${id}: its SHA-256 was announced as ${announced}, not ${sha256}`,
+      );
+    }
+    const hash = announced ?? sha256;
+    if (hash === undefined) {
+      throw new CommandError(
+        "bad_message",
+        `file #${id}: the chunk that completes the upload carries the file's sha256`,
+      );
+    }
+    log.info("file #{id}: every byte was held, not recorded complete: completing it", { id });
+    this.#hashes.set(id, hash);
+    this.#wake(id);
+    const finishing = this.#finishUpload({ ...record, sha256: hash }, upload);
+    this.#finishing.set(id, finishing);
+    try {
+      await finishing;
+    } finally {
+      if (this.#finishing.get(id) === finishing) {
+        this.#finishing.delete(id);
+        this.#hashes.delete(id);
+      }
+    }
+    return { file: id, offset: record.size, complete: true };
   }
 
   /** Bytes of a file the server holds now. */

@@ -14,52 +14,13 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { FileTransfers } from "../client/file_transfer.ts";
-import type { ChatServer } from "../server/server.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { ChatSocket } from "../web/chat_socket.ts";
-import {
-  formatBytes,
-  freshBytes,
-  type Transfer,
-  uploadWindow,
-  WebFileTransfers,
-} from "../web/file_transfer.ts";
+import { formatBytes, freshBytes, uploadWindow } from "../web/file_transfer.ts";
 import { sha256Of } from "./helpers/files.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
+import { asPage, page } from "./helpers/web_page.ts";
 
 const WAIT_MS = 60_000;
-
-/** Runs `fn` with Deno's WebSocket sending the page's Origin, as a browser would. */
-async function asPage<T>(server: ChatServer, fn: () => Promise<T>): Promise<T> {
-  const native = globalThis.WebSocket;
-  const origin = `http://127.0.0.1:${server.webAddr!.port}`;
-  const Init = native as unknown as new (url: string, init: object) => WebSocket;
-  class PageSocket extends Init {
-    constructor(url: string) {
-      super(url, { headers: { origin } });
-    }
-  }
-  globalThis.WebSocket = PageSocket as unknown as typeof WebSocket;
-  try {
-    return await fn();
-  } finally {
-    globalThis.WebSocket = native;
-  }
-}
-
-/** A page's session: its socket and its transfers, with every change recorded. */
-async function page(server: ChatServer, nick: string) {
-  const { chat } = await ChatSocket.open(
-    `ws://127.0.0.1:${server.webAddr!.port}/ws`,
-    nick,
-    { password: "password123" },
-    true,
-    { event: (header) => files.handleEvent(header), state: () => {}, resumed: () => {} },
-  );
-  const changes: Transfer[] = [];
-  const files: WebFileTransfers = new WebFileTransfers(chat, (t) => changes.push({ ...t }));
-  return { chat, files, changes };
-}
 
 function randomBytes(size: number, seed: number): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(size);

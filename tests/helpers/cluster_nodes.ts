@@ -166,18 +166,24 @@ export class TestCluster implements AsyncDisposable {
 
   /**
    * Starts one more node; resolves once it listens. `engines: false` leaves out the
-   * engine flags (given through `env` instead).
+   * engine flags (given through `env` instead); `main` runs that script in place of
+   * `main.ts` (with the same permissions and arguments, e.g. `killable_serve.ts`).
    */
   async startNode(
     args: string[] = [],
-    options: { env?: Record<string, string>; engines?: boolean } = {},
+    options: { env?: Record<string, string>; engines?: boolean; main?: string } = {},
   ): Promise<ClusterNode> {
-    const node = await spawnNode(this.nodes.length, [
-      ...this.#nodeFlags,
-      ...(options.engines === false ? [] : this.engineFlags),
-      ...this.#args,
-      ...args,
-    ], options.env);
+    const node = await spawnNode(
+      this.nodes.length,
+      [
+        ...this.#nodeFlags,
+        ...(options.engines === false ? [] : this.engineFlags),
+        ...this.#args,
+        ...args,
+      ],
+      options.env,
+      options.main,
+    );
     this.nodes.push(node);
     return node;
   }
@@ -259,16 +265,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
 }
 
 /**
- * Spawns `chat serve ARGS` with the serve task's permissions and waits for its
- * `listening on HOST:PORT` line; its stderr (the log) is kept in `output`.
+ * Spawns `chat serve ARGS` (`main`, default `main.ts`) with the serve task's permissions
+ * and waits for its `listening on HOST:PORT` line; its stderr (the log) is kept in `output`.
  */
 export async function spawnNode(
   index: number,
   args: string[],
   env: Record<string, string> = {},
+  main: string = MAIN,
 ): Promise<ClusterNode> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...SERVE_PERMISSIONS, MAIN, "serve", ...args],
+    args: ["run", ...SERVE_PERMISSIONS, main, "serve", ...args],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",

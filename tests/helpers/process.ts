@@ -12,13 +12,21 @@ export interface Spawned<T> {
   info: T;
 }
 
-/** Spawns `deno run -A script ...args` and waits for its first stdout line (JSON). */
-export async function spawnScript<T>(script: string | URL, args: string[]): Promise<Spawned<T>> {
+/**
+ * Spawns `deno run -A script ...args` (`env` added to its environment) and waits for its
+ * first stdout line (JSON).
+ */
+export async function spawnScript<T>(
+  script: string | URL,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Spawned<T>> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", script instanceof URL ? script.pathname : script, ...args],
     stdout: "piped",
     stderr: "inherit",
     stdin: "null",
+    env,
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
