@@ -42,14 +42,15 @@ export const NONCE_BYTES = 12;
 const CIPHER = "chacha20-poly1305";
 /**
  * Bytes handed to `node:crypto` per call. Each call returns its output in a new,
- * zeroed buffer: one of 1 MiB is a fresh mapping, faulted in page by page, and the
- * allocations, not the cipher, are most of the cost (measured here, 128 MiB sealed:
- * 0.59 s of CPU in 1 MiB calls, 0.32 s in 16 KiB calls, 0.25 s in 4 KiB calls, 0.29 s in
- * 2 KiB calls). The outputs are copied into one buffer per record, kept from record to
- * record, and each is freed once copied ({@linkcode release}); with that, 4 KiB, 64 KiB
- * and 1 MiB calls measured alike in a whole transfer.
+ * zeroed buffer, copied where it belongs and freed at once ({@linkcode release}): the
+ * next output then reuses the same memory, so a large call costs no page faults, and
+ * fewer calls cost fewer allocations, wrappers and collections. Measured here
+ * (Deno 2.9, 128 MiB sealed in 1 MiB records, outputs copied and freed): CPU per byte
+ * 1.31-1.37 ns in 4 KiB calls, 0.72-0.78 in 16 KiB, 0.64-0.70 in 64 KiB, 0.66-1.05 in
+ * 256 KiB, 0.70-0.72 in 1 MiB. (Before outputs were freed, 4 KiB calls were the
+ * cheapest: every 1 MiB output was fresh memory, faulted in page by page.)
  */
-const CRYPTO_SLICE_BYTES = 4096;
+const CRYPTO_SLICE_BYTES = 64 * 1024;
 /** Records up to this size are laid out in a buffer of their own, not the kept one. */
 const SMALL_RECORD_BYTES = 64 * 1024;
 /** Default number of records per direction: the whole 64-bit counter space. */
@@ -79,6 +80,14 @@ export interface RecordKeys {
   key: Uint8Array;
   /** The IV the record counter is XORed into ({@linkcode NONCE_BYTES}). */
   iv: Uint8Array;
+}
+
+/** A record's plaintext as {@linkcode SecureChannel} opens it. */
+interface Opened {
+  /** Bytes decrypted into the caller's buffer. */
+  placed: number;
+  /** The others. */
+  rest: Uint8Array;
 }
 
 /** Options of {@linkcode SecureChannel}. */
@@ -210,23 +219,28 @@ export class SecureChannel implements ByteChannel {
    * @throws {PeerError} `decrypt_failed`, `bad_record`, `limit` or `connection_lost`.
    */
   async readRecord(): Promise<Uint8Array | null> {
-    const record = await this.#nextRecord();
+    const record = await this.#nextRecord(null);
+    if (record === null) return null;
+    const rest = record.rest;
     // A large record's plaintext is a view of a buffer the next record reuses.
-    return record !== null && record.buffer === this.#plaintext?.buffer ? record.slice() : record;
+    return rest.buffer === this.#plaintext?.buffer ? rest.slice() : rest;
   }
 
-  /** The next record's plaintext, possibly a view valid until the next record is read. */
-  async #nextRecord(): Promise<Uint8Array | null> {
+  /**
+   * The next record's plaintext: its first `placed` bytes decrypted into `into` (when
+   * given), the others in `rest`, possibly a view valid until the next record is read.
+   */
+  async #nextRecord(into: Uint8Array | null): Promise<Opened | null> {
     if (this.#readFailure) throw this.#readFailure;
     try {
-      return await this.#readRecord();
+      return await this.#readRecord(into);
     } catch (err) {
       if (err instanceof PeerError) this.#readFailure = err;
       throw err;
     }
   }
 
-  async #readRecord(): Promise<Uint8Array | null> {
+  async #readRecord(into: Uint8Array | null): Promise<Opened | null> {
     const prefix = this.#reader.takeBuffered(4) ?? await this.#reader.readExact(4);
     if (prefix === null) return null;
     const length = ((prefix[0] << 24) | (prefix[1] << 16) | (prefix[2] << 8) | prefix[3]) >>> 0;
@@ -253,21 +267,26 @@ export class SecureChannel implements ByteChannel {
     if (ciphertext === null) {
       throw new PeerError("connection_lost", "the stream ended after a record's length");
     }
-    const plaintext = this.#open(aad, ciphertext);
+    const opened = this.#open(aad, ciphertext, into);
     this.#receiveCounter++;
-    return plaintext;
+    return opened;
   }
 
   /**
    * Decrypts and authenticates one record (synchronously, {@linkcode CRYPTO_SLICE_BYTES}
-   * at a time); its plaintext is returned only once the tag has verified.
+   * at a time): its first bytes straight into `into` when given (as many as fit: no copy
+   * through a record buffer), the others into `rest`. Nothing is returned unless the tag
+   * verifies; `into` may then hold unauthenticated bytes, which the caller never sees
+   * (the read fails).
    */
-  #open(aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  #open(aad: Uint8Array, ciphertext: Uint8Array, into: Uint8Array | null): Opened {
     const counter = this.#receiveCounter;
     const split = ciphertext.length - TAG_BYTES;
-    const plaintext = split > SMALL_RECORD_BYTES
-      ? (this.#plaintext ??= new Uint8Array(MAX_RECORD_PLAINTEXT)).subarray(0, split)
-      : new Uint8Array(split);
+    const placed = into === null ? 0 : Math.min(into.length, split);
+    const restLength = split - placed;
+    const rest = restLength > SMALL_RECORD_BYTES
+      ? (this.#plaintext ??= new Uint8Array(MAX_RECORD_PLAINTEXT)).subarray(0, restLength)
+      : new Uint8Array(restLength);
     try {
       const decipher = createDecipheriv(
         CIPHER,
@@ -280,11 +299,16 @@ export class SecureChannel implements ByteChannel {
       for (let at = 0; at < split; at += CRYPTO_SLICE_BYTES) {
         const end = Math.min(split, at + CRYPTO_SLICE_BYTES);
         const out = decipher.update(ciphertext.subarray(at, end));
-        plaintext.set(out, at);
+        if (end <= placed) into!.set(out, at);
+        else if (at >= placed) rest.set(out, at - placed);
+        else {
+          into!.set(out.subarray(0, placed - at), at);
+          rest.set(out.subarray(placed - at));
+        }
         release(out);
       }
       decipher.final(); // throws unless the tag verifies
-      return plaintext;
+      return { placed, rest };
     } catch (cause) {
       throw new PeerError(
         "decrypt_failed",
@@ -297,10 +321,13 @@ export class SecureChannel implements ByteChannel {
 
   /** Reads decrypted bytes into `p` ({@linkcode ByteChannel} contract). */
   async read(p: Uint8Array): Promise<number | null> {
+    if (p.length === 0) return 0;
     while (this.#current.length === 0) {
-      const record = await this.#nextRecord();
+      // A new record is decrypted straight into `p` as far as it fits.
+      const record = await this.#nextRecord(p);
       if (record === null) return null;
-      this.#current = record;
+      this.#current = record.rest;
+      if (record.placed > 0) return record.placed;
     }
     const n = Math.min(p.length, this.#current.length);
     p.set(n === this.#current.length ? this.#current : this.#current.subarray(0, n));
