@@ -82,14 +82,6 @@ export interface RecordKeys {
   iv: Uint8Array;
 }
 
-/** A record's plaintext as {@linkcode SecureChannel} opens it. */
-interface Opened {
-  /** Bytes decrypted into the caller's buffer. */
-  placed: number;
-  /** The others. */
-  rest: Uint8Array;
-}
-
 /** Options of {@linkcode SecureChannel}. */
 export interface SecureChannelOptions {
   /**
@@ -219,28 +211,23 @@ export class SecureChannel implements ByteChannel {
    * @throws {PeerError} `decrypt_failed`, `bad_record`, `limit` or `connection_lost`.
    */
   async readRecord(): Promise<Uint8Array | null> {
-    const record = await this.#nextRecord(null);
-    if (record === null) return null;
-    const rest = record.rest;
+    const record = await this.#nextRecord();
     // A large record's plaintext is a view of a buffer the next record reuses.
-    return rest.buffer === this.#plaintext?.buffer ? rest.slice() : rest;
+    return record !== null && record.buffer === this.#plaintext?.buffer ? record.slice() : record;
   }
 
-  /**
-   * The next record's plaintext: its first `placed` bytes decrypted into `into` (when
-   * given), the others in `rest`, possibly a view valid until the next record is read.
-   */
-  async #nextRecord(into: Uint8Array | null): Promise<Opened | null> {
+  /** The next record's plaintext, possibly a view valid until the next record is read. */
+  async #nextRecord(): Promise<Uint8Array | null> {
     if (this.#readFailure) throw this.#readFailure;
     try {
-      return await this.#readRecord(into);
+      return await this.#readRecord();
     } catch (err) {
       if (err instanceof PeerError) this.#readFailure = err;
       throw err;
     }
   }
 
-  async #readRecord(into: Uint8Array | null): Promise<Opened | null> {
+  async #readRecord(): Promise<Uint8Array | null> {
     const prefix = this.#reader.takeBuffered(4) ?? await this.#reader.readExact(4);
     if (prefix === null) return null;
     const length = ((prefix[0] << 24) | (prefix[1] << 16) | (prefix[2] << 8) | prefix[3]) >>> 0;
@@ -267,26 +254,21 @@ export class SecureChannel implements ByteChannel {
     if (ciphertext === null) {
       throw new PeerError("connection_lost", "the stream ended after a record's length");
     }
-    const opened = this.#open(aad, ciphertext, into);
+    const plaintext = this.#open(aad, ciphertext);
     this.#receiveCounter++;
-    return opened;
+    return plaintext;
   }
 
   /**
    * Decrypts and authenticates one record (synchronously, {@linkcode CRYPTO_SLICE_BYTES}
-   * at a time): its first bytes straight into `into` when given (as many as fit: no copy
-   * through a record buffer), the others into `rest`. Nothing is returned unless the tag
-   * verifies; `into` may then hold unauthenticated bytes, which the caller never sees
-   * (the read fails).
+   * at a time); its plaintext is returned only once the tag has verified.
    */
-  #open(aad: Uint8Array, ciphertext: Uint8Array, into: Uint8Array | null): Opened {
+  #open(aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
     const counter = this.#receiveCounter;
     const split = ciphertext.length - TAG_BYTES;
-    const placed = into === null ? 0 : Math.min(into.length, split);
-    const restLength = split - placed;
-    const rest = restLength > SMALL_RECORD_BYTES
-      ? (this.#plaintext ??= new Uint8Array(MAX_RECORD_PLAINTEXT)).subarray(0, restLength)
-      : new Uint8Array(restLength);
+    const plaintext = split > SMALL_RECORD_BYTES
+      ? (this.#plaintext ??= new Uint8Array(MAX_RECORD_PLAINTEXT)).subarray(0, split)
+      : new Uint8Array(split);
     try {
       const decipher = createDecipheriv(
         CIPHER,
@@ -299,16 +281,11 @@ export class SecureChannel implements ByteChannel {
       for (let at = 0; at < split; at += CRYPTO_SLICE_BYTES) {
         const end = Math.min(split, at + CRYPTO_SLICE_BYTES);
         const out = decipher.update(ciphertext.subarray(at, end));
-        if (end <= placed) into!.set(out, at);
-        else if (at >= placed) rest.set(out, at - placed);
-        else {
-          into!.set(out.subarray(0, placed - at), at);
-          rest.set(out.subarray(placed - at));
-        }
+        plaintext.set(out, at);
         release(out);
       }
       decipher.final(); // throws unless the tag verifies
-      return { placed, rest };
+      return plaintext;
     } catch (cause) {
       throw new PeerError(
         "decrypt_failed",
@@ -321,13 +298,10 @@ export class SecureChannel implements ByteChannel {
 
   /** Reads decrypted bytes into `p` ({@linkcode ByteChannel} contract). */
   async read(p: Uint8Array): Promise<number | null> {
-    if (p.length === 0) return 0;
     while (this.#current.length === 0) {
-      // A new record is decrypted straight into `p` as far as it fits.
-      const record = await this.#nextRecord(p);
+      const record = await this.#nextRecord();
       if (record === null) return null;
-      this.#current = record.rest;
-      if (record.placed > 0) return record.placed;
+      this.#current = record;
     }
     const n = Math.min(p.length, this.#current.length);
     p.set(n === this.#current.length ? this.#current : this.#current.subarray(0, n));
