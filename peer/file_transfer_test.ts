@@ -340,3 +340,42 @@ Deno.test("peer files: a .part of other bytes under the same name: the sender's 
     await bob.close();
   });
 });
+
+Deno.test("peer files: a restart empties the .part and accepts from 0 without a prefix, once; a second gives up as corrupt", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(300_000).map((_, i) => (i * 17) & 0xff);
+    const path = join(dir, "held.bin");
+    await Deno.writeFile(path, bytes);
+    const part = await partOf(dir, path, bytes.subarray(0, 100_000));
+    const source = await FileSource.openToStream(path);
+    const key = await source.resumeKey();
+    source.close();
+    const session = new FakeSession("mallory");
+    const events: FileTransferEvent[] = [];
+    const bob = new PeerFileTransfers(session, {
+      acceptDir: join(dir, "dl"),
+      onEvent: (e) => events.push(e),
+    });
+    const handle = (message: PeerFileMessage) => bob.handle({ message, body: new Uint8Array() });
+    const accepts = () =>
+      session.sent.flatMap((s) => s.message.type === "peer_file_accept" ? [s.message] : []);
+    await handle({ type: "peer_file_offer", fid: 7, name: "held.bin", size: bytes.length, key });
+    await until(() => accepts()[0], "the first accept");
+    assert.deepEqual(accepts(), [
+      {
+        type: "peer_file_accept",
+        fid: 7,
+        offset: 100_000,
+        prefix: sha(bytes.subarray(0, 100_000)),
+      },
+    ]);
+    await handle({ type: "peer_file_restart", fid: 7 });
+    await until(() => accepts()[1], "the accept from 0");
+    assert.deepEqual(accepts()[1], { type: "peer_file_accept", fid: 7, offset: 0 });
+    assert.equal((await Deno.stat(part)).size, 0, "the .part file is emptied");
+    await handle({ type: "peer_file_restart", fid: 7 });
+    const failed = await until(() => events.find((e) => e.type === "file_failed"), "failure");
+    assert.equal(failed.type === "file_failed" && failed.code, "corrupt");
+    await bob.close();
+  });
+});
