@@ -178,7 +178,7 @@ Deno.test("a large write is split into bounded records and reassembled", async (
   assert.deepEqual(new Uint8Array(got), data);
 });
 
-Deno.test("reads of any size decrypt records straight into the caller's buffer, and only authenticated bytes come back", async () => {
+Deno.test("reads of any size return the stream in order, and only authenticated bytes come back", async () => {
   const out = capture();
   const [k1, k2] = keys();
   const key = copy(k1);
