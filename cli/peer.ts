@@ -29,10 +29,10 @@
  * same code, or neither.
  *
  * Files: `--send PATH` (repeatable) offers files once connected, `/send PATH` offers one
- * during the session; the other side sees the offer (name, size, SHA-256) and answers
+ * during the session; the other side sees the offer (name, size) and answers
  * `/accept N` (into `--download-dir`, default `~/Downloads`) or `/decline N`, or accepts
  * every offer into a folder with `--accept-files DIR`. Files travel inside the
- * encrypted session, are checked against their SHA-256, saved under a safe name and
+ * encrypted session, which authenticates every byte, are saved under a safe name and
  * never overwrite anything (see `peer/file_transfer.ts`); an interrupted transfer
  * resumes when the same file is offered again. On a terminal a progress bar shows on
  * stderr; with `--json` transfers report `file_*` objects (progress a few per second).

@@ -376,10 +376,12 @@ function formatFileItem(
         }`;
     case "file_saved":
       return `* saved ${what(item.file, item.name)} from ${nick(item.from)} as ${s(item.path)} ` +
-        `(${formatBytes(item.size)}, SHA-256 verified)`;
+        `(${formatBytes(item.size)}, ${
+          item.sha256 !== undefined ? "SHA-256 verified" : "every byte authenticated"
+        })`;
     case "file_answer":
       return item.answer === "completed"
-        ? `* ${nick(item.by)} received ${what(item.file, item.name)}, SHA-256 verified`
+        ? `* ${nick(item.by)} received ${what(item.file, item.name)}, every byte authenticated`
         : `* ${nick(item.by)} ${item.answer} ${what(item.file, item.name)}`;
     case "file_failed":
       return `! ${item.direction === "send" ? "sending" : "receiving"} ` +

@@ -259,6 +259,22 @@ Deno.test("file transfer events: one line each, names sanitized, progress drawn 
     }, at),
     ["09:05 * saved r.pdf (#12) from bob as /home/a/Downloads/r (1).pdf (10 B, SHA-256 verified)"],
   );
+  // Peer to peer (protocol version 5) no SHA-256 is computed: none is claimed.
+  assert.deepEqual(
+    formatItem({
+      type: "file_saved",
+      file: 2,
+      from: "bob",
+      name: "r.pdf",
+      size: 10,
+      path: "/home/a/Downloads/r.pdf",
+    }, at),
+    ["09:05 * saved r.pdf (#2) from bob as /home/a/Downloads/r.pdf (10 B, every byte authenticated)"],
+  );
+  assert.deepEqual(
+    formatItem({ type: "file_answer", file: 2, by: "bob", name: "r.pdf", answer: "completed" }, at),
+    ["09:05 * bob received r.pdf (#2), every byte authenticated"],
+  );
   assert.deepEqual(
     formatItem({ type: "file_cancelled", file: 3, by: "server", name: "x", reason: "expired" }, at),
     ["09:05 * x (#3) expired on the server"],

@@ -1,33 +1,37 @@
 /**
  * File transfers inside a peer session (`chat peer --send PATH`, `/send PATH`): end to
  * end encrypted like everything else in the session, with the same offer / accept /
- * verify / resume behaviour as transfers through the server.
+ * resume behaviour as transfers through the server.
  *
  * ```text
  * sender                                       receiver
  * peer_file_offer {fid, name, size, key}    ->
- *                                           <- peer_file_accept {fid, offset}   (or decline)
+ *                                           <- peer_file_accept {fid, offset, prefix?}  (or decline)
  * peer_file_data {fid, offset} + body ...   ->  written to NAME.<key>.part
  *                                           <- peer_file_ack {fid, offset}      (every 1 MiB)
- * peer_file_end {fid, sha256}               ->  (after the last byte)
- *                                           <- peer_file_done {fid, ok}         (SHA-256 checked)
+ * peer_file_end {fid}                       ->  (after the last byte)
+ *                                           <- peer_file_done {fid, ok: true}   (saved)
  * ```
  *
- * - The sender reads the file once: it hashes each chunk as it reads it to send, and
- *   sends the SHA-256 of the whole file after the last byte (peer protocol version 4;
- *   version 3 hashed the whole file before its offer, a pass over the file before any
- *   byte left). Resuming at an offset, it first hashes the bytes before it. The offer
- *   carries a resume key instead (`FileSource.resumeKey`), which names the `.part`.
+ * - Integrity is the session's (peer protocol version 5): every record is authenticated
+ *   by ChaCha20-Poly1305 under a counter nonce, so a byte modified, dropped, replayed or
+ *   reordered on the way ends the session before it is written, and data frames must
+ *   come in file order. Nobody hashes a whole file: the sender reads it once, the
+ *   receiver writes it once (version 4 hashed every byte on both sides and compared the
+ *   SHA-256 after the last byte: as much CPU again as the encryption).
+ * - Resuming is where bytes come from outside the session: the `.part` file left by an
+ *   earlier one. The receiver hashes what it holds and accepts from its size with that
+ *   SHA-256 (`prefix`); the sender hashes its own first bytes as far (reported as
+ *   `file_hashing` when slow) and sends from there when they match, else
+ *   `peer_file_restart`: the receiver empties the `.part` file and accepts from 0.
+ * - The offer carries a resume key (`FileSource.resumeKey`), which names the `.part`.
  *
  * - The sender keeps at most {@linkcode WINDOW_BYTES} sent and not acknowledged, and
  *   reads the file a few chunks at a time (each {@linkcode CHUNK_BYTES}):
  *   memory stays bounded whatever the file's size; so does the receiver's, which writes
  *   each chunk before it reads the next frame.
  * - The receiver saves through {@linkcode IncomingFile}: a safe name inside the download
- *   folder, a `.part` file renamed once the SHA-256 matches, never an overwrite.
- * - Resuming: a transfer cut off (either side gone) leaves the `.part` file; offering
- *   the same file in a later session finds it, and the receiver accepts from its size
- *   (its bytes are hashed again). A SHA-256 mismatch at the end starts over from 0, once.
+ *   folder, a `.part` file renamed once every byte is written, never an overwrite.
  * - Messages from the other side are checked: data for an unknown file, past the
  *   announced size or out of order cancels that transfer; nothing it sends can crash
  *   the session.
@@ -36,7 +40,6 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Hash } from "node:crypto";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
 import {
   FileEvents,
@@ -105,6 +108,8 @@ interface Outgoing {
   generation: number;
   acked: number;
   sent: number;
+  /** The SHA-256 of the receiver's resumed prefix, from its latest accept. */
+  prefix: string | undefined;
   meter: ProgressMeter;
   wake: (() => void) | null;
   resolve: () => void;
@@ -116,13 +121,13 @@ interface Incoming {
   readonly fid: number;
   readonly offer: FileOfferedEvent;
   file: IncomingFile;
-  /** The SHA-256 the sender sent after the last byte (`peer_file_end`), once it came. */
-  expected: string | null;
+  /** The sender said it sent every byte (`peer_file_end`). */
+  ended: boolean;
   lastAck: number;
   restarted: boolean;
   /** Bytes received and not yet written. */
   pendingBytes: number;
-  /** Checking the SHA-256 and renaming. */
+  /** Renaming. */
   finishing: boolean;
   /** Given up: later chunks are dropped. */
   failed: boolean;
@@ -213,6 +218,7 @@ export class PeerFileTransfers {
       generation: 0,
       acked: 0,
       sent: 0,
+      prefix: undefined,
       meter: this.#events.meter(source.size, 0),
       wake: null,
       resolve,
@@ -304,12 +310,13 @@ export class PeerFileTransfers {
         size: offer.size,
         sha256: null,
         key,
+        hashing: false,
       });
       const incoming: Incoming = {
         fid,
         offer,
         file,
-        expected: null,
+        ended: false,
         lastAck: file.offset,
         restarted: false,
         pendingBytes: 0,
@@ -332,8 +339,8 @@ export class PeerFileTransfers {
         path: file.partPath,
         offset: file.offset,
       });
-      // Even a complete `.part` file waits for the SHA-256 after the (no) last byte.
-      this.#send({ type: "peer_file_accept", fid, offset: file.offset });
+      // Even a complete `.part` file waits for the end: the sender compares the prefix.
+      this.#sendAccept(incoming);
     })();
     start.catch((err) => reject(toFileError(err)));
     const tracked = done.catch(async (err) => {
@@ -399,8 +406,14 @@ export class PeerFileTransfers {
         case "peer_file_end": {
           const incoming = this.#incoming.get(message.fid);
           if (incoming === undefined || incoming.failed) return;
-          incoming.expected = message.sha256;
+          incoming.ended = true;
           await this.#finishWhenWhole(incoming);
+          return;
+        }
+        case "peer_file_restart": {
+          const incoming = this.#incoming.get(message.fid);
+          if (incoming === undefined || incoming.failed) return;
+          await this.#restartIncoming(incoming);
           return;
         }
         case "peer_file_abort": {
@@ -437,7 +450,6 @@ export class PeerFileTransfers {
           const outgoing = this.#outgoing.get(message.fid);
           if (outgoing === undefined) return;
           if (message.ok) outgoing.resolve();
-          // Not ok: the receiver accepts again from 0 (once), which restarts the pump.
           return;
         }
         case "peer_file_decline": {
@@ -477,6 +489,7 @@ export class PeerFileTransfers {
     const generation = ++outgoing.generation;
     outgoing.sent = message.offset;
     outgoing.acked = message.offset;
+    outgoing.prefix = message.prefix;
     outgoing.meter = this.#events.meter(outgoing.source.size, message.offset);
     outgoing.wake?.();
     if (generation === 1) {
@@ -494,22 +507,31 @@ export class PeerFileTransfers {
   async #pump(outgoing: Outgoing, generation: number): Promise<void> {
     const size = outgoing.source.size;
     const session = this.#session;
-    // The SHA-256 of the whole file, fed as each chunk is read to send: resuming at an
-    // offset, the bytes before it are hashed first (reported as hashing when slow).
     const start = outgoing.sent;
-    const hashing = start > 0
-      ? this.#events.hashing(session.remoteNick, outgoing.source.name)
-      : null;
-    let hash: Hash;
-    try {
-      hash = await outgoing.source.hashPrefix(
-        start,
-        hashing === null ? undefined : (hashed) => hashing.progress(hashed, start),
-      );
-    } finally {
-      hashing?.end();
+    if (start > 0) {
+      // A resume: the receiver's bytes came from outside this session. Its prefix must
+      // be this file's first bytes, else it starts over from 0.
+      const hashing = this.#events.hashing(session.remoteNick, outgoing.source.name);
+      let digest: string;
+      try {
+        const hash = await outgoing.source.hashPrefix(
+          start,
+          (hashed) => hashing.progress(hashed, start),
+        );
+        digest = hash.digest("hex");
+      } finally {
+        hashing.end();
+      }
+      if (outgoing.generation !== generation || outgoing.finished) return;
+      if (digest !== outgoing.prefix) {
+        log.warn("{nick} holds other bytes of file {fid} than these: starting over", {
+          nick: session.remoteNick,
+          fid: outgoing.fid,
+        });
+        this.#send({ type: "peer_file_restart", fid: outgoing.fid });
+        return; // the receiver accepts again from 0
+      }
     }
-    if (outgoing.generation !== generation || outgoing.finished) return;
     // Each chunk is read straight into its frame when the session lays frames out (no
     // copy of the bytes before they are sealed); else through one buffer, which a
     // message's encoding copies. A read takes several chunks then (fewer disk reads).
@@ -534,7 +556,6 @@ export class PeerFileTransfers {
           const { frame, body } = session.encodeFileData!(message, length);
           await outgoing.source.read(at, length, body);
           if (outgoing.generation !== generation || outgoing.finished) return;
-          hash.update(body);
           if (session.closed) throw new PeerFileError("closed", "the session is closed");
           session.sendEncodedFileData!(frame);
           outgoing.sent = at + length;
@@ -543,7 +564,6 @@ export class PeerFileTransfers {
       }
       const bytes = await outgoing.source.read(offset, CHUNK_BYTES * chunks, buffer);
       if (outgoing.generation !== generation || outgoing.finished) return;
-      hash.update(bytes);
       for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
         const chunk = bytes.subarray(at, at + CHUNK_BYTES);
         this.#send({ type: "peer_file_data", fid: outgoing.fid, offset: offset + at }, chunk);
@@ -551,7 +571,7 @@ export class PeerFileTransfers {
       outgoing.sent = offset + bytes.length;
     }
     if (outgoing.generation !== generation || outgoing.finished) return;
-    this.#send({ type: "peer_file_end", fid: outgoing.fid, sha256: hash.digest("hex") });
+    this.#send({ type: "peer_file_end", fid: outgoing.fid });
     this.#events.emit({
       type: "file_sent",
       file: outgoing.fid,
@@ -632,19 +652,19 @@ export class PeerFileTransfers {
   }
 
   /**
-   * Checks and saves the file once both are there, in either order: every byte
-   * written, and the SHA-256 sent after the last one.
+   * Saves the file once both are there, in either order: every byte written, and the
+   * sender's end (after its last byte, and after it found a resumed prefix its own).
    */
   async #finishWhenWhole(incoming: Incoming): Promise<void> {
-    if (!incoming.file.complete || incoming.expected === null || incoming.finishing) return;
+    if (!incoming.file.complete || !incoming.ended || incoming.finishing) return;
     incoming.finishing = true;
-    await this.#finishIncoming(incoming, incoming.expected);
+    await this.#finishIncoming(incoming);
     incoming.finishing = false;
   }
 
-  async #finishIncoming(incoming: Incoming, expected: string): Promise<void> {
+  async #finishIncoming(incoming: Incoming): Promise<void> {
     try {
-      const path = await incoming.file.finish(expected);
+      const path = await incoming.file.finish(null);
       this.#trySend({ type: "peer_file_done", fid: incoming.fid, ok: true });
       this.#incoming.delete(incoming.fid);
       this.#events.emit({
@@ -653,26 +673,51 @@ export class PeerFileTransfers {
         from: incoming.offer.from,
         name: incoming.offer.name,
         size: incoming.offer.size,
-        sha256: expected,
         path,
       });
       incoming.resolve(path);
     } catch (err) {
       const error = toFileError(err);
-      if (error.code !== "corrupt" || incoming.restarted) {
-        this.#trySend({ type: "peer_file_decline", fid: incoming.fid, reason: error.message });
-        incoming.reject(error);
-        return;
-      }
-      // The .part file is emptied by finish(): ask for everything again, once.
-      log.warn("file {fid} did not match its SHA-256: receiving it again", { fid: incoming.fid });
-      incoming.restarted = true;
-      incoming.expected = null; // the next round's comes after its last byte
-      incoming.lastAck = 0;
-      incoming.meter = this.#events.meter(incoming.offer.size, 0);
-      this.#trySend({ type: "peer_file_done", fid: incoming.fid, ok: false });
-      this.#trySend({ type: "peer_file_accept", fid: incoming.fid, offset: 0 });
+      this.#trySend({ type: "peer_file_decline", fid: incoming.fid, reason: error.message });
+      incoming.reject(error);
     }
+  }
+
+  /**
+   * The sender found the resumed `.part` file's bytes not its own: empties it and
+   * accepts again from 0 (once: a second time gives up as `corrupt`).
+   */
+  async #restartIncoming(incoming: Incoming): Promise<void> {
+    if (incoming.restarted || incoming.file.offset === 0) {
+      incoming.reject(
+        new PeerFileError("corrupt", `${this.#session.remoteNick} refused the bytes held here`),
+      );
+      return;
+    }
+    log.warn("the bytes of file {fid} held here are not the sender's: receiving it again", {
+      fid: incoming.fid,
+    });
+    incoming.restarted = true;
+    incoming.ended = false;
+    try {
+      await incoming.file.restart();
+    } catch (err) {
+      incoming.reject(toFileError(err));
+      return;
+    }
+    incoming.lastAck = 0;
+    incoming.meter = this.#events.meter(incoming.offer.size, 0);
+    this.#sendAccept(incoming);
+  }
+
+  #sendAccept(incoming: Incoming): void {
+    const { offset, resumedSha256 } = incoming.file;
+    this.#send({
+      type: "peer_file_accept",
+      fid: incoming.fid,
+      offset,
+      ...(offset > 0 && resumedSha256 !== null ? { prefix: resumedSha256 } : {}),
+    });
   }
 
   // --------------------------------------------------------------- internals

@@ -69,7 +69,7 @@ async function until<T>(find: () => T | undefined, what: string): Promise<T> {
   }
 }
 
-Deno.test("peer files: offer, accept, data in a window, verified, completed", async () => {
+Deno.test("peer files: offer, accept, data in a window, the end, saved, completed", async () => {
   await withTempDir(async (dir) => {
     const { alice, bob, aliceEvents, bobEvents, aliceSession } = wired(dir);
     const bytes = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7) & 0xff);
@@ -78,17 +78,15 @@ Deno.test("peer files: offer, accept, data in a window, verified, completed", as
     const sending = alice.send(path);
     const offered = await until(() => bob.offers[0], "the offer");
     assert.equal(offered.name, "pattern.bin");
-    assert.equal(offered.sha256, undefined, "the SHA-256 comes after the last byte");
+    assert.equal(offered.sha256, undefined, "no SHA-256: the session authenticates the bytes");
     const saved = await bob.accept(offered.file);
     await sending;
     const ends = aliceSession.sent.filter((s) => s.message.type === "peer_file_end");
-    assert.deepEqual(ends.map((e) => e.message), [
-      { type: "peer_file_end", fid: offered.file, sha256: sha(bytes) },
-    ]);
+    assert.deepEqual(ends.map((e) => e.message), [{ type: "peer_file_end", fid: offered.file }]);
     const last = aliceSession.sent.findLastIndex((s) => s.message.type === "peer_file_data");
     assert.equal(aliceSession.sent[last + 1].message.type, "peer_file_end", "after the last byte");
     const savedEvent = bobEvents.find((e) => e.type === "file_saved");
-    assert.equal(savedEvent?.type === "file_saved" && savedEvent.sha256, sha(bytes));
+    assert.ok(savedEvent?.type === "file_saved" && savedEvent.sha256 === undefined);
     assert.equal(saved, join(dir, "dl", "pattern.bin"));
     assert.deepEqual(await Deno.readFile(saved), bytes);
     const answers = aliceEvents.filter((e) => e.type === "file_answer").map((e) =>
@@ -179,10 +177,7 @@ Deno.test("peer files: a hostile sender cannot write past the size, out of order
       "3",
     );
     await data(3, 0, content);
-    await bob.handle({
-      message: { type: "peer_file_end", fid: 3, sha256: sha(content) },
-      body: new Uint8Array(),
-    });
+    await bob.handle({ message: { type: "peer_file_end", fid: 3 }, body: new Uint8Array() });
     const saved = await until(() => events.find((e) => e.type === "file_saved"), "saved");
     assert.equal(saved.type === "file_saved" && saved.path, join(dl, "good.txt"));
     // Everything stayed inside the download folder; no partial file of a failure is renamed.
@@ -228,79 +223,7 @@ Deno.test("peer files: the sender offers at once, with no hashing pass before", 
   });
 });
 
-/**
- * Alice's data bodies pass through `damage` on their way to bob (a stream corrupted
- * after the sender hashed it), with the round: 1 for the first accept, 2 after a restart.
- */
-function damagedWire(
-  dir: string,
-  damage: (offset: number, body: Uint8Array, round: number) => void,
-) {
-  const wire = wired(dir);
-  const toBob = wire.aliceSession.onSend!;
-  const toAlice = wire.bobSession.onSend!;
-  let round = 0;
-  wire.bobSession.onSend = (message, body) => {
-    if (message.type === "peer_file_accept") round++;
-    toAlice(message, body);
-  };
-  wire.aliceSession.onSend = (message, body) => {
-    if (message.type === "peer_file_data") damage(message.offset, body, round);
-    toBob(message, body);
-  };
-  return wire;
-}
-
-Deno.test("peer files: bytes damaged after the sender hashed them are caught, sent again once", async () => {
-  await withTempDir(async (dir) => {
-    const bytes = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 13) & 0xff);
-    const path = join(dir, "data.bin");
-    await Deno.writeFile(path, bytes);
-    // The first round's third chunk has one bit flipped; the second round is clean.
-    const { alice, bob, bobSession } = damagedWire(dir, (offset, body, round) => {
-      if (round === 1 && offset === 2 * CHUNK_BYTES) body[0] ^= 1;
-    });
-    const sending = alice.send(path);
-    const saved = await bob.accept((await until(() => bob.offers[0], "the offer")).file);
-    await sending;
-    assert.deepEqual(await Deno.readFile(saved), bytes);
-    const done = bobSession.sent.filter((s) => s.message.type === "peer_file_done");
-    assert.deepEqual(done.map((d) => d.message.type === "peer_file_done" && d.message.ok), [
-      false,
-      true,
-    ]);
-    await alice.close();
-    await bob.close();
-  });
-});
-
-Deno.test("peer files: bytes damaged every time: the receiver gives up as corrupt, nothing saved", async () => {
-  await withTempDir(async (dir) => {
-    const bytes = new Uint8Array(1024 * 1024 + 7).map((_, i) => (i * 5) & 0xff);
-    const path = join(dir, "data.bin");
-    await Deno.writeFile(path, bytes);
-    const { alice, bob, bobEvents } = damagedWire(dir, (offset, body) => {
-      if (offset === 0) body[100] ^= 0x80;
-    });
-    const sending = alice.send(path);
-    const receiving = bob.accept((await until(() => bob.offers[0], "the offer")).file);
-    await assert.rejects(
-      receiving,
-      (err) => err instanceof PeerFileError && err.code === "corrupt",
-    );
-    await assert.rejects(sending, PeerFileError);
-    const failed = bobEvents.find((e) => e.type === "file_failed");
-    assert.equal(failed?.type === "file_failed" && failed.code, "corrupt");
-    assert.ok(!bobEvents.some((e) => e.type === "file_saved"));
-    const names: string[] = [];
-    for await (const entry of Deno.readDir(join(dir, "dl"))) names.push(entry.name);
-    assert.ok(names.every((n) => n.endsWith(".part")), names.join(", "));
-    await alice.close();
-    await bob.close();
-  });
-});
-
-Deno.test("peer files: a receiver waits for the SHA-256 after the last byte, whatever comes first", async () => {
+Deno.test("peer files: a receiver saves only after the sender's end, whatever comes first", async () => {
   await withTempDir(async (dir) => {
     const session = new FakeSession("alice");
     const events: FileTransferEvent[] = [];
@@ -311,7 +234,7 @@ Deno.test("peer files: a receiver waits for the SHA-256 after the last byte, wha
     const content = encoder.encode("hello, world");
     const handle = (message: PeerFileMessage, body = new Uint8Array()) =>
       bob.handle({ message, body });
-    // File 1: every byte, then its hash. File 2: the hash first (a sender's end before
+    // File 1: every byte, then the end. File 2: the end first (a sender's end before
     // the receiver's write is done), then the bytes.
     for (const [fid, endFirst] of [[1, false], [2, true]] as const) {
       await handle({
@@ -326,23 +249,24 @@ Deno.test("peer files: a receiver waits for the SHA-256 after the last byte, wha
           session.sent.find((s) => s.message.type === "peer_file_accept" && s.message.fid === fid),
         "accept",
       );
-      if (endFirst) await handle({ type: "peer_file_end", fid, sha256: sha(content) });
+      if (endFirst) await handle({ type: "peer_file_end", fid });
       await handle({ type: "peer_file_data", fid, offset: 0 }, content);
       if (!endFirst) {
-        // Written and complete, but not saved before the SHA-256 came.
+        // Written and complete, but not saved before the end came.
         await until(
           () =>
             session.sent.find((s) => s.message.type === "peer_file_ack" && s.message.fid === fid),
           "ack",
         );
         assert.ok(!events.some((e) => e.type === "file_saved" && e.file === fid));
-        await handle({ type: "peer_file_end", fid, sha256: sha(content) });
+        await handle({ type: "peer_file_end", fid });
       }
       const saved = await until(
         () => events.find((e) => e.type === "file_saved" && e.file === fid),
         "saved",
       );
-      assert.equal(saved.type === "file_saved" && saved.sha256, sha(content));
+      assert.ok(saved.type === "file_saved");
+      assert.deepEqual(await Deno.readFile(saved.path), content);
     }
     await bob.close();
   });
@@ -362,17 +286,21 @@ async function partOf(dir: string, path: string, bytes: Uint8Array): Promise<str
   }
 }
 
-Deno.test("peer files: a complete .part from an earlier session: the sender hashes its file, sends only the end", async () => {
+Deno.test("peer files: a complete .part from an earlier session: the sender compares its hash, sends only the end", async () => {
   await withTempDir(async (dir) => {
     const bytes = new Uint8Array(2 * 1024 * 1024 + 9).map((_, i) => (i * 3) & 0xff);
     const path = join(dir, "whole.bin");
     await Deno.writeFile(path, bytes);
     await partOf(dir, path, bytes);
-    const { alice, bob, aliceSession, aliceEvents } = wired(dir, 0);
+    const { alice, bob, aliceSession, bobSession, aliceEvents } = wired(dir, 0);
     const sending = alice.send(path);
     const saved = await bob.accept((await until(() => bob.offers[0], "the offer")).file);
     await sending;
     assert.deepEqual(await Deno.readFile(saved), bytes);
+    const accepts = bobSession.sent.filter((s) => s.message.type === "peer_file_accept");
+    assert.deepEqual(accepts.map((a) => a.message), [
+      { type: "peer_file_accept", fid: 1, offset: bytes.length, prefix: sha(bytes) },
+    ]);
     assert.ok(!aliceSession.sent.some((s) => s.message.type === "peer_file_data"));
     const hashed = aliceEvents.filter((e) => e.type === "file_hashing").at(-1);
     assert.ok(hashed?.type === "file_hashing" && hashed.done && hashed.bytes === bytes.length);
@@ -381,7 +309,7 @@ Deno.test("peer files: a complete .part from an earlier session: the sender hash
   });
 });
 
-Deno.test("peer files: a .part of other bytes under the same name fails the check, then starts over from 0", async () => {
+Deno.test("peer files: a .part of other bytes under the same name: the sender's prefix check restarts it from 0", async () => {
   await withTempDir(async (dir) => {
     const bytes = new Uint8Array(3 * 1024 * 1024 + 1).map((_, i) => (i * 11) & 0xff);
     const path = join(dir, "changed.bin");
@@ -403,14 +331,51 @@ Deno.test("peer files: a .part of other bytes under the same name fails the chec
         0,
       ],
     );
+    const types = aliceSession.sent.map((s) => s.message.type);
+    assert.equal(types.indexOf("peer_file_restart"), 1, "restarted before any data");
+    assert.equal(types.filter((t) => t === "peer_file_end").length, 1);
     const done = bobSession.sent.filter((s) => s.message.type === "peer_file_done");
-    assert.deepEqual(done.map((d) => d.message.type === "peer_file_done" && d.message.ok), [
-      false,
-      true,
-    ]);
-    const ends = aliceSession.sent.filter((s) => s.message.type === "peer_file_end");
-    assert.equal(ends.length, 2, "one SHA-256 after each round's last byte");
+    assert.deepEqual(done.map((d) => d.message.type === "peer_file_done" && d.message.ok), [true]);
     await alice.close();
+    await bob.close();
+  });
+});
+
+Deno.test("peer files: a restart empties the .part and accepts from 0 without a prefix, once; a second gives up as corrupt", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(300_000).map((_, i) => (i * 17) & 0xff);
+    const path = join(dir, "held.bin");
+    await Deno.writeFile(path, bytes);
+    const part = await partOf(dir, path, bytes.subarray(0, 100_000));
+    const source = await FileSource.openToStream(path);
+    const key = await source.resumeKey();
+    source.close();
+    const session = new FakeSession("mallory");
+    const events: FileTransferEvent[] = [];
+    const bob = new PeerFileTransfers(session, {
+      acceptDir: join(dir, "dl"),
+      onEvent: (e) => events.push(e),
+    });
+    const handle = (message: PeerFileMessage) => bob.handle({ message, body: new Uint8Array() });
+    const accepts = () =>
+      session.sent.flatMap((s) => s.message.type === "peer_file_accept" ? [s.message] : []);
+    await handle({ type: "peer_file_offer", fid: 7, name: "held.bin", size: bytes.length, key });
+    await until(() => accepts()[0], "the first accept");
+    assert.deepEqual(accepts(), [
+      {
+        type: "peer_file_accept",
+        fid: 7,
+        offset: 100_000,
+        prefix: sha(bytes.subarray(0, 100_000)),
+      },
+    ]);
+    await handle({ type: "peer_file_restart", fid: 7 });
+    await until(() => accepts()[1], "the accept from 0");
+    assert.deepEqual(accepts()[1], { type: "peer_file_accept", fid: 7, offset: 0 });
+    assert.equal((await Deno.stat(part)).size, 0, "the .part file is emptied");
+    await handle({ type: "peer_file_restart", fid: 7 });
+    const failed = await until(() => events.find((e) => e.type === "file_failed"), "failure");
+    assert.equal(failed.type === "file_failed" && failed.code, "corrupt");
     await bob.close();
   });
 });

@@ -21,15 +21,18 @@ import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
 
 /**
- * The peer protocol version this code speaks. Version 4 sends a file's SHA-256 after
- * its last byte (`peer_file_end`: the sender hashes while it sends, reading the file
- * once) and offers it with a resume key instead; its handshake and records are those
- * of version 3, which sealed records with ChaCha20-Poly1305 under per-direction keys
- * and IVs (its labels, kept, say `chat-peer/3`). Version 2 used AES-256-GCM (and
- * carried up to 1 MiB per record, as 3 does; 64 KiB in version 1). Another version is
- * refused at the first message.
+ * The peer protocol version this code speaks. Version 5 leaves a file's integrity to
+ * the records' AEAD, which authenticates every byte of the session in order: nobody
+ * hashes a whole file; a resumed transfer compares the SHA-256 of the bytes the
+ * receiver already holds (`peer_file_accept {prefix}`) with the sender's, and starts
+ * over from 0 on a mismatch (`peer_file_restart`). Version 4 sent a file's SHA-256
+ * after its last byte (`peer_file_end {sha256}`: both sides hashed every byte); 3 hashed
+ * it before the offer. 5 keeps the handshake and records of 3 and 4, which seal records
+ * with ChaCha20-Poly1305 under per-direction keys and IVs (their labels, kept, say
+ * `chat-peer/3`). Version 2 used AES-256-GCM (and carried up to 1 MiB per record, as 3
+ * does; 64 KiB in version 1). Another version is refused at the first message.
  */
-export const PEER_PROTOCOL_VERSION = 4;
+export const PEER_PROTOCOL_VERSION = 5;
 
 /** The only cipher suite: X25519, HKDF-SHA256, ChaCha20-Poly1305. */
 export const PEER_SUITE = "x25519-hkdf-sha256-chacha20poly1305";
@@ -83,7 +86,7 @@ export const peerSchemas = {
   /**
    * The sender offers a file (`fid`: the sender's number for it in this session). `key`
    * (the sender's `FileSource.resumeKey`) names the receiver's `.part` file, so that the
-   * same file offered again resumes; the SHA-256 comes after the last byte.
+   * same file offered again resumes.
    */
   peer_file_offer: z.object({
     type: z.literal("peer_file_offer"),
@@ -92,11 +95,16 @@ export const peerSchemas = {
     size: fileBytes,
     key: sha256Hex,
   }),
-  /** The receiver accepts: send from `offset` (what a `.part` file already holds). */
+  /**
+   * The receiver accepts: send from `offset` (what a `.part` file already holds), whose
+   * bytes have the SHA-256 `prefix` (with an `offset` above 0): the sender compares it
+   * with its own first `offset` bytes before it sends any.
+   */
   peer_file_accept: z.object({
     type: z.literal("peer_file_accept"),
     fid: fileNumber,
     offset: fileBytes,
+    prefix: sha256Hex.optional(),
   }),
   /** The receiver declines the offer, or gives up the transfer. */
   peer_file_decline: z.object({
@@ -111,13 +119,18 @@ export const peerSchemas = {
     offset: fileBytes,
   }),
   /**
-   * The sender has sent every byte from the accepted offset on: the SHA-256 of the whole
-   * file (hashed as it was read to send) that the receiver checks.
+   * The sender has sent every byte from the accepted offset on (and found the receiver's
+   * resumed prefix equal to its own): the receiver saves the file once it is written.
    */
-  peer_file_end: z.object({ type: z.literal("peer_file_end"), fid: fileNumber, sha256: sha256Hex }),
+  peer_file_end: z.object({ type: z.literal("peer_file_end"), fid: fileNumber }),
+  /**
+   * The receiver's resumed prefix is not the sender's (its SHA-256 differs): the
+   * receiver empties its `.part` file and accepts again from 0.
+   */
+  peer_file_restart: z.object({ type: z.literal("peer_file_restart"), fid: fileNumber }),
   /** The receiver has written the file up to `offset` (the sender's window moves on). */
   peer_file_ack: z.object({ type: z.literal("peer_file_ack"), fid: fileNumber, offset: fileBytes }),
-  /** The receiver checked the SHA-256: `ok`, or not (it then accepts again from 0, once). */
+  /** The receiver saved the file (`ok`; version 4 also sent false on a SHA-256 mismatch). */
   peer_file_done: z.object({ type: z.literal("peer_file_done"), fid: fileNumber, ok: z.boolean() }),
   /** The sender gives up sending the file. */
   peer_file_abort: z.object({

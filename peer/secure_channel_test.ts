@@ -178,6 +178,43 @@ Deno.test("a large write is split into bounded records and reassembled", async (
   assert.deepEqual(new Uint8Array(got), data);
 });
 
+Deno.test("reads of any size return the stream in order, and only authenticated bytes come back", async () => {
+  const out = capture();
+  const [k1, k2] = keys();
+  const key = copy(k1);
+  const sender = SecureChannel.create(out, k1, k2);
+  const data = new Uint8Array(MAX_RECORD_PLAINTEXT * 3 - 5).map((_, i) => (i * 7919) % 251);
+  await sender.write(data);
+  const wire = wireOf(out.writes);
+  const sizes = [1, 700 * 1024, 2 * MAX_RECORD_PLAINTEXT, 4096, MAX_RECORD_PLAINTEXT];
+  const readBack = async (bytes: Uint8Array) => {
+    const [a, b] = memoryChannelPair();
+    await a.write(bytes);
+    a.close();
+    const receiver = SecureChannel.create(b, direction(), copy(key));
+    const got: Uint8Array[] = [];
+    try {
+      for (let i = 0;; i++) {
+        const buffer = new Uint8Array(sizes[i % sizes.length]);
+        const n = await receiver.read(buffer);
+        if (n === null) return { got: wireOf(got) };
+        got.push(buffer.slice(0, n));
+      }
+    } catch (error) {
+      return { got: wireOf(got), error: error as PeerError };
+    }
+  };
+  const intact = await readBack(wire);
+  assert.equal(intact.error, undefined);
+  assert.deepEqual(intact.got, data);
+  // The second record's last plaintext byte flipped: the first record's bytes only.
+  const tampered = wire.slice();
+  tampered[2 * (4 + MAX_RECORD_PLAINTEXT + TAG_BYTES) - TAG_BYTES - 1] ^= 1;
+  const cut = await readBack(tampered);
+  assert.equal(cut.error?.code, "decrypt_failed");
+  assert.deepEqual(cut.got, data.subarray(0, MAX_RECORD_PLAINTEXT));
+});
+
 Deno.test("writeMany seals pieces as one stream, records bounded and across pieces", async () => {
   const out = capture();
   const [k1, k2] = keys();

@@ -256,64 +256,131 @@ function follow(session: PeerSession, files: PeerFileTransfers): Promise<void> {
   })();
 }
 
+/**
+ * A first peer session sends `path` into `dl` and is cut off (the sender vanishes) once
+ * the receiver's `.part` file holds 2 MiB: the `.part` file stays for a resume.
+ */
+async function cutOffAt2MiB(path: string, dl: string): Promise<void> {
+  const first = await peerPair();
+  const bobEvents: FileTransferEvent[] = [];
+  const bobFiles = new PeerFileTransfers(first.bob, {
+    acceptDir: dl,
+    onEvent: (e) => bobEvents.push(e),
+  });
+  // Alice's data after 2 MiB never leaves: the transfer is stuck there when she vanishes.
+  let sent = 0;
+  const stuck = {
+    remoteNick: first.alice.remoteNick,
+    get closed() {
+      return first.alice.closed;
+    },
+    sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
+      if (message.type === "peer_file_data") {
+        if (sent >= 2 * MiB) return;
+        sent += body?.length ?? 0;
+      }
+      first.alice.sendFileMessage(message, body);
+    },
+  };
+  const aliceFiles = new PeerFileTransfers(stuck, { onEvent: () => {} });
+  const followed = [follow(first.alice, aliceFiles), follow(first.bob, bobFiles)];
+  aliceFiles.send(path).catch(() => {});
+  await partReaches(dl, 2 * MiB);
+  first.alice.abort(); // the sender vanishes
+  await Promise.all(followed);
+  assert.equal(bobEvents.some((e) => e.type === "file_saved"), false);
+  assert.ok(bobEvents.some((e) => e.type === "file_failed"));
+}
+
+/**
+ * A second peer session sends `path` into `dl` again; resolves with the receiver's
+ * events and the types of the file messages the sender sent.
+ */
+async function sendAgain(
+  path: string,
+  dl: string,
+): Promise<{ events: FileTransferEvent[]; sent: string[] }> {
+  const second = await peerPair();
+  const events: FileTransferEvent[] = [];
+  const bob = new PeerFileTransfers(second.bob, {
+    acceptDir: dl,
+    onEvent: (e) => events.push(e),
+  });
+  const sent: string[] = [];
+  const recording = {
+    remoteNick: second.alice.remoteNick,
+    get closed() {
+      return second.alice.closed;
+    },
+    sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
+      sent.push(message.type);
+      second.alice.sendFileMessage(message, body);
+    },
+  };
+  const alice = new PeerFileTransfers(recording, { onEvent: () => {} });
+  const followed = [follow(second.alice, alice), follow(second.bob, bob)];
+  await alice.send(path);
+  await second.alice.close();
+  await Promise.all(followed);
+  return { events, sent };
+}
+
 Deno.test("peer to peer: a session cut off mid-transfer; the next one resumes", async () => {
   const tmp = await Deno.makeTempDir();
   try {
     const path = join(tmp, "big.bin");
-    const size = 6 * MiB;
-    const sha = await writeRandomFile(path, size, 13);
+    const sha = await writeRandomFile(path, 6 * MiB, 13);
     const dl = join(tmp, "dl");
-
-    const first = await peerPair();
-    const bobEvents: FileTransferEvent[] = [];
-    const bobFiles = new PeerFileTransfers(first.bob, {
-      acceptDir: dl,
-      onEvent: (e) => bobEvents.push(e),
-    });
-    // Alice's data after 2 MiB never leaves: the transfer is stuck there when she vanishes.
-    let sent = 0;
-    const stuck = {
-      remoteNick: first.alice.remoteNick,
-      get closed() {
-        return first.alice.closed;
-      },
-      sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
-        if (message.type === "peer_file_data") {
-          if (sent >= 2 * MiB) return;
-          sent += body?.length ?? 0;
-        }
-        first.alice.sendFileMessage(message, body);
-      },
-    };
-    const aliceFiles = new PeerFileTransfers(stuck, { onEvent: () => {} });
-    const followed = [follow(first.alice, aliceFiles), follow(first.bob, bobFiles)];
-    aliceFiles.send(path).catch(() => {});
-    await partReaches(dl, 2 * MiB);
-    first.alice.abort(); // the sender vanishes
-    await Promise.all(followed);
-    assert.equal(bobEvents.some((e) => e.type === "file_saved"), false);
-    assert.ok(bobEvents.some((e) => e.type === "file_failed"));
-
-    const second = await peerPair();
-    const events: FileTransferEvent[] = [];
-    const bob2 = new PeerFileTransfers(second.bob, {
-      acceptDir: dl,
-      onEvent: (e) => events.push(e),
-    });
-    const alice2 = new PeerFileTransfers(second.alice, { onEvent: () => {} });
-    const followed2 = [follow(second.alice, alice2), follow(second.bob, bob2)];
-    await alice2.send(path);
+    await cutOffAt2MiB(path, dl);
+    const { events, sent } = await sendAgain(path, dl);
     const receiving = events.find((e) => e.type === "file_receiving");
     assert.ok(
       receiving?.type === "file_receiving" && receiving.offset >= 2 * MiB,
       JSON.stringify(receiving),
     );
+    assert.ok(!sent.includes("peer_file_restart"), "the prefix matched");
     const saved = events.find((e) => e.type === "file_saved");
     assert.ok(saved?.type === "file_saved");
     assert.equal(await sha256Of(saved.path), sha);
     assert.deepEqual(await listDir(dl), ["big.bin"]);
-    await second.alice.close();
-    await Promise.all(followed2);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("peer to peer: a .part file altered on disk between sessions is caught at the resume and sent again from 0", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const path = join(tmp, "big.bin");
+    const sha = await writeRandomFile(path, 6 * MiB, 17);
+    const dl = join(tmp, "dl");
+    await cutOffAt2MiB(path, dl);
+    // One byte of what the receiver already holds changes on its disk.
+    const [part] = await listDir(dl);
+    assert.ok(part.endsWith(".part"), part);
+    const file = await Deno.open(join(dl, part), { read: true, write: true });
+    try {
+      const byte = new Uint8Array(1);
+      await file.seek(MiB + 12_345, Deno.SeekMode.Start);
+      await file.read(byte);
+      byte[0] ^= 0x40;
+      await file.seek(MiB + 12_345, Deno.SeekMode.Start);
+      await file.write(byte);
+    } finally {
+      file.close();
+    }
+    const { events, sent } = await sendAgain(path, dl);
+    const receiving = events.find((e) => e.type === "file_receiving");
+    assert.ok(
+      receiving?.type === "file_receiving" && receiving.offset >= 2 * MiB,
+      JSON.stringify(receiving),
+    );
+    assert.deepEqual(sent.filter((t) => t === "peer_file_restart"), ["peer_file_restart"]);
+    assert.ok(sent.indexOf("peer_file_restart") < sent.indexOf("peer_file_data"), "before data");
+    const saved = events.find((e) => e.type === "file_saved");
+    assert.ok(saved?.type === "file_saved");
+    assert.equal(await sha256Of(saved.path), sha, "the altered byte did not survive");
+    assert.deepEqual(await listDir(dl), ["big.bin"]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

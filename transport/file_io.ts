@@ -399,6 +399,13 @@ export interface IncomingFileInit {
   sha256: string | null;
   /** What names the `.part` file when `sha256` is null (64 hex digits). */
   key?: string;
+  /**
+   * Whether the bytes are hashed as they are written, for {@linkcode IncomingFile.finish}
+   * to check. Default true. Without it (a channel that authenticates every byte in order,
+   * peer protocol version 5) only the bytes a `.part` file already holds are hashed, once,
+   * at open: {@linkcode IncomingFile.resumedSha256}, for the sender to compare.
+   */
+  hashing?: boolean;
 }
 
 /**
@@ -427,6 +434,13 @@ export class IncomingFile {
   readonly size: number;
   /** SHA-256 announced; null when it comes after the last byte (to `finish`). */
   readonly sha256: string | null;
+  /** Whether written bytes are hashed ({@linkcode IncomingFileInit.hashing}). */
+  readonly hashing: boolean;
+  /**
+   * The SHA-256 (lowercase hex) of the bytes the `.part` file held when opened, the
+   * resumed prefix; null when it held none.
+   */
+  resumedSha256: string | null = null;
   #file: Deno.FsFile | null;
   #hash: Hash;
   #offset: number;
@@ -440,6 +454,7 @@ export class IncomingFile {
     this.partPath = join(dir, partFileName(safeName, partKey(init)));
     this.size = init.size;
     this.sha256 = init.sha256;
+    this.hashing = init.hashing ?? true;
     this.#file = file;
     this.#hash = newSha256();
     this.#offset = 0;
@@ -472,6 +487,7 @@ export class IncomingFile {
         await file.truncate(0);
       } else if (have > 0) {
         incoming.#offset = await hashPrefix(file, incoming.#hash, have);
+        if (incoming.#offset > 0) incoming.resumedSha256 = incoming.#hash.copy().digest("hex");
       }
       await file.seek(incoming.#offset, Deno.SeekMode.Start);
     } catch (err) {
@@ -518,7 +534,7 @@ export class IncomingFile {
       // fails leaves the hash ahead of the file, so this file fails for good; opening
       // it again resumes from the bytes on disk, hashed again.
       const written = writeFull(file, fresh);
-      this.#hash.update(fresh);
+      if (this.hashing) this.#hash.update(fresh);
       try {
         await written;
       } catch (err) {
@@ -541,12 +557,14 @@ export class IncomingFile {
       }
       this.#hash = newSha256();
       this.#offset = 0;
+      this.resumedSha256 = null;
     });
   }
 
   /**
    * Checks the SHA-256 of the complete file (`expected`, or the one announced at the
-   * offer) and moves it to its final name; returns the final path. On a mismatch the
+   * offer; nothing to check without {@linkcode IncomingFileInit.hashing}, whose caller
+   * passes null) and moves it to its final name; returns the final path. On a mismatch the
    * `.part` file is emptied (ready for {@linkcode IncomingFile.restart}) and `corrupt`
    * is thrown.
    *
@@ -561,8 +579,10 @@ export class IncomingFile {
           `only ${this.#offset} of ${this.size} bytes are received`,
         );
       }
-      if (expected === null) throw new RangeError("no SHA-256 to check the file against");
-      const digest = this.#hash.copy().digest("hex");
+      if (expected === null && this.hashing) {
+        throw new RangeError("no SHA-256 to check the file against");
+      }
+      const digest = expected === null ? null : this.#hash.copy().digest("hex");
       if (digest !== expected) {
         await file.truncate(0);
         await file.seek(0, Deno.SeekMode.Start);

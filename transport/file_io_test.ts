@@ -182,3 +182,29 @@ Deno.test("FileSource.resumeKey: the same for the same content, another for anot
     assert.notEqual(await keyOf(new Uint8Array()), await keyOf(new Uint8Array(1)));
   });
 });
+
+Deno.test("IncomingFile without hashing: the resumed prefix's SHA-256, no check at finish, none after a restart", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = encoder.encode("abcdefghijklmnopqrstuvwxyz");
+    const init = {
+      dir,
+      offeredName: "abc.txt",
+      size: bytes.length,
+      sha256: null,
+      key: sha(bytes),
+      hashing: false,
+    };
+    const first = await IncomingFile.open(init);
+    assert.equal(first.resumedSha256, null, "nothing held yet");
+    await first.write(0, bytes.subarray(0, 10));
+    await first.close();
+    const second = await IncomingFile.open(init);
+    assert.equal(second.offset, 10);
+    assert.equal(second.resumedSha256, sha(bytes.subarray(0, 10)));
+    await second.restart();
+    assert.equal(second.resumedSha256, null);
+    await second.write(0, bytes);
+    const path = await second.finish(null);
+    assert.equal(await Deno.readTextFile(path), "abcdefghijklmnopqrstuvwxyz");
+  });
+});

@@ -138,7 +138,10 @@ export interface FileReceivingEvent {
   offset: number;
 }
 
-/** A received file's SHA-256 matched; it is saved under `path`. */
+/**
+ * A received file is saved under `path`: its SHA-256 matched, or (peer to peer, no
+ * `sha256`) every byte came authenticated by the session and a resumed prefix matched.
+ */
 export interface FileSavedEvent {
   /** Event type. */
   type: "file_saved";
@@ -150,8 +153,11 @@ export interface FileSavedEvent {
   name: string;
   /** Bytes. */
   size: number;
-  /** SHA-256, checked. */
-  sha256: string;
+  /**
+   * SHA-256, checked; absent from a peer session (protocol version 5), whose records'
+   * AEAD authenticates every byte instead: no whole-file hash was computed.
+   */
+  sha256?: string;
   /** Where it is saved (inside the download folder). */
   path: string;
 }
@@ -166,7 +172,10 @@ export interface FilePeerAnswerEvent {
   by: string;
   /** The offered name. */
   name: string;
-  /** What happened: `accepted`, `declined` or `completed` (SHA-256 checked by the receiver). */
+  /**
+   * What happened: `accepted`, `declined` or `completed` (saved by the receiver, every
+   * byte authenticated by the session on the way).
+   */
   answer: "accepted" | "declined" | "completed";
 }
 
