@@ -3,6 +3,11 @@
  * uploading, renamed `<id>.file` once complete, mode `0600`. Only this server writes them:
  * its readers are woken by its writer ({@linkcode FileBytes.pollMs} is null).
  *
+ * Dropped bytes are renamed `<id>.<n>.gone` and deleted in the background: deleting a
+ * large file takes a while (its pages and blocks are freed: 40-50 ms for 128 MiB here),
+ * and a recipient's `file_done` waits for the drop. Leftovers of a crash are deleted with
+ * the orphans at start; {@linkcode DiskFileBytes.close} waits for the deletions under way.
+ *
  * @module
  */
 
@@ -33,6 +38,10 @@ export class DiskFileBytes implements FileBytes {
   readonly dir: string;
   readonly pollMs: null = null;
   readonly free: FreeSpace;
+  /** Deletions of dropped bytes under way. */
+  readonly #deleting = new Set<Promise<void>>();
+  /** Numbers the `.gone` names, so that two drops of one id never share one. */
+  #drops = 0;
 
   /** Keeps bytes in `dir`, which must exist. */
   constructor(dir: string) {
@@ -102,9 +111,23 @@ export class DiskFileBytes implements FileBytes {
     }
   }
 
+  /**
+   * Renames the bytes out of the way (no reader opens them from then on) and deletes them
+   * in the background.
+   */
   async remove(id: number): Promise<void> {
-    await Deno.remove(this.path(id, false)).catch(() => {});
-    await Deno.remove(this.path(id, true)).catch(() => {});
+    for (const complete of [false, true]) {
+      const gone = join(this.dir, `${id}.${++this.#drops}.gone`);
+      try {
+        await Deno.rename(this.path(id, complete), gone);
+      } catch {
+        continue; // not there (never written, completed, or dropped already)
+      }
+      const deleting = Deno.remove(gone).catch(() => {}).finally(() =>
+        this.#deleting.delete(deleting)
+      );
+      this.#deleting.add(deleting);
+    }
   }
 
   /** Also tightens to `0600` the files of known ids that others could read. */
@@ -113,6 +136,8 @@ export class DiskFileBytes implements FileBytes {
     for await (const entry of Deno.readDir(this.dir)) {
       const match = /^(\d+)\.(part|file)$/.exec(entry.name);
       if (match !== null) entries.push({ name: entry.name, id: Number(match[1]) });
+      // Dropped, not deleted yet (a crash came first): nothing names them.
+      else if (/^\d+\.\d+\.gone$/.test(entry.name)) entries.push({ name: entry.name, id: -1 });
     }
     const ids = await known();
     let tightened = 0;
@@ -142,8 +167,14 @@ export class DiskFileBytes implements FileBytes {
     return total;
   }
 
+  /** Resolves once the dropped bytes are deleted (their space freed). */
+  async freed(): Promise<void> {
+    while (this.#deleting.size > 0) await Promise.all(this.#deleting);
+  }
+
+  /** Waits for the deletions of dropped bytes under way. */
   close(): Promise<void> {
-    return Promise.resolve();
+    return this.freed();
   }
 }
 

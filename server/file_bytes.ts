@@ -104,8 +104,14 @@ export interface FileBytes {
   openReader(id: number, complete: boolean): Promise<FileBytesReader | null>;
   /** Bytes held for file `id`; null when none are (never written, or dropped). */
   size(id: number): Promise<number | null>;
-  /** Drops the bytes of file `id`, if any. */
+  /**
+   * Drops the bytes of file `id`, if any: from then on they are not held (no reader
+   * opens them, `size` is null), though their space may be freed a little later (see
+   * {@linkcode FileBytes.freed}).
+   */
   remove(id: number): Promise<void>;
+  /** Resolves once the space of the bytes dropped so far is freed (absent: at once). */
+  freed?(): Promise<void>;
   /**
    * Drops the bytes of every file that `known` (asked after listing the bytes held, so
    * that a file recorded meanwhile is kept) does not name.
