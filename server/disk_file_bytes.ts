@@ -3,10 +3,12 @@
  * uploading, renamed `<id>.file` once complete, mode `0600`. Only this server writes them:
  * its readers are woken by its writer ({@linkcode FileBytes.pollMs} is null).
  *
- * Dropped bytes are renamed `<id>.<n>.gone` and deleted in the background: deleting a
- * large file takes a while (its pages and blocks are freed: 40-50 ms for 128 MiB here),
- * and a recipient's `file_done` waits for the drop. Leftovers of a crash are deleted with
- * the orphans at start; {@linkcode DiskFileBytes.close} waits for the deletions under way.
+ * Dropped bytes are renamed `<id>.<n>.gone` and deleted afterwards
+ * ({@linkcode DiskFileBytes.purge}, once the file's record is removed): deleting a large
+ * file takes a while (its pages and blocks are freed: 40-50 ms for 128 MiB here), a
+ * recipient's `file_done` waits for the drop, and a commit's sync that ran meanwhile
+ * would wait for the deletion too (one journal on ext4). Leftovers of a crash are deleted
+ * with the orphans at start; {@linkcode DiskFileBytes.close} waits for the deletions.
  *
  * @module
  */
@@ -38,6 +40,8 @@ export class DiskFileBytes implements FileBytes {
   readonly dir: string;
   readonly pollMs: null = null;
   readonly free: FreeSpace;
+  /** Dropped bytes not being deleted yet (their `.gone` paths). */
+  #dropped: string[] = [];
   /** Deletions of dropped bytes under way. */
   readonly #deleting = new Set<Promise<void>>();
   /** Numbers the `.gone` names, so that two drops of one id never share one. */
@@ -112,22 +116,30 @@ export class DiskFileBytes implements FileBytes {
   }
 
   /**
-   * Renames the bytes out of the way (no reader opens them from then on) and deletes them
-   * in the background.
+   * Renames the bytes out of the way (no reader opens them from then on); they are
+   * deleted by {@linkcode DiskFileBytes.purge}.
    */
   async remove(id: number): Promise<void> {
     for (const complete of [false, true]) {
       const gone = join(this.dir, `${id}.${++this.#drops}.gone`);
       try {
         await Deno.rename(this.path(id, complete), gone);
+        this.#dropped.push(gone);
       } catch {
-        continue; // not there (never written, completed, or dropped already)
+        // not there (never written, completed, or dropped already)
       }
+    }
+  }
+
+  /** Starts deleting the bytes dropped so far, in the background. */
+  purge(): void {
+    for (const gone of this.#dropped) {
       const deleting = Deno.remove(gone).catch(() => {}).finally(() =>
         this.#deleting.delete(deleting)
       );
       this.#deleting.add(deleting);
     }
+    this.#dropped = [];
   }
 
   /** Also tightens to `0600` the files of known ids that others could read. */
@@ -167,8 +179,9 @@ export class DiskFileBytes implements FileBytes {
     return total;
   }
 
-  /** Resolves once the dropped bytes are deleted (their space freed). */
+  /** Deletes the bytes dropped so far; resolves once their space is freed. */
   async freed(): Promise<void> {
+    this.purge();
     while (this.#deleting.size > 0) await Promise.all(this.#deleting);
   }
 

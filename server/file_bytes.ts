@@ -106,11 +106,13 @@ export interface FileBytes {
   size(id: number): Promise<number | null>;
   /**
    * Drops the bytes of file `id`, if any: from then on they are not held (no reader
-   * opens them, `size` is null), though their space may be freed a little later (see
-   * {@linkcode FileBytes.freed}).
+   * opens them, `size` is null), though their space may be freed only once
+   * {@linkcode FileBytes.purge} is called.
    */
   remove(id: number): Promise<void>;
-  /** Resolves once the space of the bytes dropped so far is freed (absent: at once). */
+  /** Starts freeing the space of the bytes dropped so far, in the background. */
+  purge?(): void;
+  /** Frees the space of the bytes dropped so far; resolves once it is free. */
   freed?(): Promise<void>;
   /**
    * Drops the bytes of every file that `known` (asked after listing the bytes held, so
