@@ -8,8 +8,8 @@
  *   is read once), the next piece read and hashed while one is written; the hop writes
  *   every piece to disk once and forwards it from memory, without hashing it (the chat
  *   server checks no SHA-256 since integrity became end to end: the recipient's), and
- *   syncs the file once all is forwarded; the receiver writes and hashes, syncs in the
- *   background every 16 MiB and at the end, as the chat receiver does before its rename.
+ *   syncs the file once all is forwarded; the receiver writes (synchronously) and hashes,
+ *   syncs in the background every 16 MiB and at the end, as the chat receiver does.
  *   What the relay adds to this is the protocol: frames, requests and acknowledgements,
  *   reading back from disk, flow control, the metadata's commits.
  * - Encrypted peer to peer (two processes): the sender streams its file as
@@ -72,7 +72,10 @@ async function relayReceive(path: string): Promise<string> {
   while (true) {
     const n = await readFull(conn, buffer);
     if (n === 0) break;
-    await store(file, hash, buffer.subarray(0, n));
+    // Written synchronously, then hashed, as the chat receiver does (`IncomingFile`).
+    const piece = buffer.subarray(0, n);
+    for (let at = 0; at < n;) at += file.writeSync(piece.subarray(at));
+    hash.update(piece);
     unsynced += n;
     if (unsynced >= BACKGROUND_SYNC_BYTES && syncing === null) {
       unsynced = 0;

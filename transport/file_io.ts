@@ -523,7 +523,7 @@ export class IncomingFile {
    * @throws {FileIoError} `bad_offset` (a gap), `too_long`, `unwritable`.
    */
   write(offset: number, bytes: Uint8Array): Promise<void> {
-    return this.#serial(async () => {
+    return this.#serial(() => {
       const file = this.#open();
       if (offset > this.#offset) {
         throw new FileIoError(
@@ -539,17 +539,20 @@ export class IncomingFile {
           `more data than the ${this.size} bytes announced`,
         );
       }
-      // Hashed while the write runs (Deno writes files on another thread). A write that
-      // fails leaves the hash ahead of the file, so this file fails for good; opening
-      // it again resumes from the bytes on disk, hashed again.
-      const written = writeFull(file, fresh);
-      this.#hash.update(fresh);
+      // Written synchronously: a copy into the page cache, about as long as the SHA-256
+      // update after it on this thread, where an asynchronous write costs a hop to
+      // another thread and back per chunk (15 ms of CPU per 32 MiB here, on the busiest
+      // side of a transfer). The disk is reached by the syncs (in the background, then
+      // before the rename). A write that fails may leave part of the bytes in the file,
+      // so this file fails for good; opening it again resumes from the bytes on disk,
+      // hashed again.
       try {
-        await written;
+        for (let at = 0; at < fresh.length;) at += file.writeSync(fresh.subarray(at));
       } catch (err) {
         this.#failure = describeWriteError(err, this.partPath);
         throw this.#failure;
       }
+      this.#hash.update(fresh);
       this.#offset += fresh.length;
       this.#unsynced += fresh.length;
       if (this.#unsynced >= this.#syncEvery && this.#syncing === null) this.#syncAhead();
@@ -674,7 +677,7 @@ export class IncomingFile {
     return this.#file;
   }
 
-  #serial<T>(task: () => Promise<T>): Promise<T> {
+  #serial<T>(task: () => T | Promise<T>): Promise<T> {
     const run = this.#chain.then(task, task);
     this.#chain = run.catch(() => {});
     return run;
