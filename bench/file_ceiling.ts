@@ -3,11 +3,15 @@
  * needs, done by bare programs with no protocol, so that the suite shows how much of
  * what this machine allows the chat transfers reach.
  *
- * - Store and forward (three processes): the sender hashes its file, then streams it;
- *   the hop writes every piece to disk once and forwards it from memory, without
- *   hashing it (the chat server checks no SHA-256 since integrity became end to end:
- *   the recipient's); the receiver writes and hashes. What the relay adds to this is the protocol: frames,
- *   requests and acknowledgements, reading back from disk, flow control.
+ * - Store and forward (three processes): the sender streams its file, hashing each
+ *   piece as it reads it (the chat sender sends the SHA-256 with its last chunk: the file
+ *   is read once), the next piece read and hashed while one is written; the hop writes
+ *   every piece to disk once and forwards it from memory, without hashing it (the chat
+ *   server checks no SHA-256 since integrity became end to end: the recipient's), and
+ *   syncs the file once all is forwarded; the receiver writes (synchronously) and hashes,
+ *   syncs in the background every 16 MiB and at the end, as the chat receiver does.
+ *   What the relay adds to this is the protocol: frames, requests and acknowledgements,
+ *   reading back from disk, flow control, the metadata's commits.
  * - Encrypted peer to peer (two processes): the sender streams its file as
  *   ChaCha20-Poly1305 records of 1 MiB (`node:crypto` in 64 KiB calls, as the session
  *   does; the next record sealed while one is written); the receiver decrypts and
@@ -15,15 +19,15 @@
  *   version 4 hashed the file on both sides). No handshake: a fixed key.
  *
  * ```text
- * deno run -A bench/file_ceiling.ts relay-receive PATH       listen; write and hash into PATH
+ * deno run -A bench/file_ceiling.ts relay-receive PATH       listen; write, hash and sync into PATH
  * deno run -A bench/file_ceiling.ts relay-hop PATH PORT      listen; store into PATH, forward to PORT (no hash)
- * deno run -A bench/file_ceiling.ts relay-send PORT PATH     hash PATH, then send it to PORT
+ * deno run -A bench/file_ceiling.ts relay-send PORT PATH     send PATH to PORT, hashing it as it goes
  * deno run -A bench/file_ceiling.ts peer-receive PATH        listen; decrypt and write into PATH
  * deno run -A bench/file_ceiling.ts peer-send PORT PATH      send PATH encrypted
  * ```
  *
  * Like `raw_copy.ts`, each prints `{"ready": true, "port": N}` when ready (a sender once
- * connected, before it hashes: the chat senders also hash after their ready line) and
+ * connected) and
  * `{"done": true, "sha256": HEX}` when its part is over (a receiver: the file written,
  * hashed and closed; the hop and the peer ends, which hash nothing: `null`); `{"error": ...}` and exit 1
  * on failure.
@@ -32,10 +36,11 @@
  */
 
 import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
-import { readFull, writeFull } from "../transport/file_io.ts";
+import { BACKGROUND_SYNC_BYTES, readFull, writeFull } from "../transport/file_io.ts";
+import { MAX_FILE_FRAME_BYTES } from "../protocol/messages.ts";
 
 /** Bytes per piece of the store-and-forward pipeline (the relay's chunk size). */
-const PIECE = 256 * 1024;
+const PIECE = MAX_FILE_FRAME_BYTES;
 /** Plaintext bytes per encrypted record (the peer session's record size). */
 const RECORD = 1024 * 1024;
 
@@ -48,18 +53,6 @@ async function acceptOne(): Promise<Deno.TcpConn> {
   return conn;
 }
 
-/** The SHA-256 of the file at `path`, read in pieces. */
-async function hashFile(path: string): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const hash = createHash("sha256");
-  const buffer = new Uint8Array(RECORD);
-  while (true) {
-    const n = await readFull(file, buffer);
-    if (n === 0) return hash.digest("hex");
-    hash.update(buffer.subarray(0, n));
-  }
-}
-
 /** Writes `data` to `file` while hashing it (Deno writes files on another thread). */
 async function store(file: Deno.FsFile, hash: ReturnType<typeof createHash>, data: Uint8Array) {
   const written = writeFull(file, data);
@@ -70,13 +63,27 @@ async function store(file: Deno.FsFile, hash: ReturnType<typeof createHash>, dat
 async function relayReceive(path: string): Promise<string> {
   const conn = await acceptOne();
   using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  // Background syncs go through a second handle (one handle's operations run in turn).
+  using syncHandle = await Deno.open(path, { write: true });
+  let syncing: Promise<void> | null = null;
+  let unsynced = 0;
   const hash = createHash("sha256");
   const buffer = new Uint8Array(PIECE);
   while (true) {
     const n = await readFull(conn, buffer);
     if (n === 0) break;
-    await store(file, hash, buffer.subarray(0, n));
+    // Written synchronously, then hashed, as the chat receiver does (`IncomingFile`).
+    const piece = buffer.subarray(0, n);
+    for (let at = 0; at < n;) at += file.writeSync(piece.subarray(at));
+    hash.update(piece);
+    unsynced += n;
+    if (unsynced >= BACKGROUND_SYNC_BYTES && syncing === null) {
+      unsynced = 0;
+      syncing = syncHandle.syncData().finally(() => syncing = null);
+    }
   }
+  await syncing;
+  await file.sync();
   conn.close();
   return hash.digest("hex");
 }
@@ -99,23 +106,30 @@ async function relayHop(path: string, port: number): Promise<null> {
   await forwarding;
   up.close();
   down.close();
+  await file.sync();
   return null;
 }
 
 async function relaySend(port: number, path: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   console.log(JSON.stringify({ ready: true, port }));
-  const sha256 = await hashFile(path);
+  const hash = createHash("sha256");
   using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(PIECE);
-  while (true) {
-    const n = await readFull(file, buffer);
+  // Two buffers: one being written while the next is read and hashed.
+  const buffers = [new Uint8Array(PIECE), new Uint8Array(PIECE)];
+  let writing: Promise<void> = Promise.resolve();
+  for (let i = 0;; i ^= 1) {
+    const n = await readFull(file, buffers[i]);
     if (n === 0) break;
-    await writeFull(conn, buffer.subarray(0, n));
+    const piece = buffers[i].subarray(0, n);
+    hash.update(piece);
+    await writing;
+    writing = writeFull(conn, piece);
   }
+  await writing;
   await conn.closeWrite();
   conn.close();
-  return sha256;
+  return hash.digest("hex");
 }
 
 /** The fixed key of the ceiling's records (no handshake). */

@@ -1142,10 +1142,21 @@ export class FileService {
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
-    // The bytes go first: on a full disk, the record's removal may fail until they are
-    // gone (a record without bytes is dropped again by a later sweep).
+    // The bytes go first: on a full disk, the record's removal may fail until their
+    // space is freed (then it is tried again once it is; a record without bytes is
+    // dropped again by a later sweep). Their space is freed in the background once the
+    // record is gone: a recipient's `file_done` does not wait for a large file's deletion.
     await this.bytes.remove(record.id);
-    const removed = await this.store.remove(record.id);
+    let removed: boolean;
+    try {
+      removed = await this.store.remove(record.id);
+    } catch (err) {
+      if (!isDiskFull(err) || this.bytes.freed === undefined) throw err;
+      await this.bytes.freed();
+      removed = await this.store.remove(record.id);
+    } finally {
+      this.bytes.purge?.();
+    }
     this.#wake(record.id);
     return removed;
   }

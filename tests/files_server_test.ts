@@ -85,6 +85,16 @@ async function login(server: ChatServer, nick: string): Promise<Probe> {
   return await Probe.login(server, nick);
 }
 
+/**
+ * The names in the server's file folder once the bytes dropped so far are deleted (that
+ * happens in the background after a drop).
+ */
+async function filesOnDisk(server: ChatServer): Promise<string[]> {
+  const service = fileServiceOf(server.hub);
+  await service.bytes.freed?.();
+  return [...Deno.readDirSync(service.dir)].map((e) => e.name);
+}
+
 Deno.test("a file goes through the server: offer, upload, accept, read, done", async () => {
   await withServer(async (server) => {
     await using alice = await login(server, "alice");
@@ -195,7 +205,7 @@ Deno.test("the server refuses files over the size limit and past the quota", asy
     });
     // Nothing of the refused offers is on disk: only the part file of the one held.
     assert.deepEqual(
-      [...Deno.readDirSync(fileServiceOf(server.hub).dir)].map((e) => e.name),
+      await filesOnDisk(server),
       [`${second.file}.part`],
     );
   }, { maxFileSize: 1_000_000, fileQuotaBytes: 1_000_000 });
@@ -249,7 +259,7 @@ Deno.test("a bad upload is caught by its recipient: file_cancel corrupt drops it
     await alice.expect({ type: "file_cancelled", file, by: "bob", reason: "corrupt" });
     await bob.fails("file_accept", { file }, "no_file");
     assert.deepEqual(
-      [...Deno.readDirSync(fileServiceOf(server.hub).dir)].map((e) => e.name),
+      await filesOnDisk(server),
       [],
     );
   });
@@ -384,7 +394,7 @@ Deno.test("an empty file: complete at its offer, read as nothing, done", async (
     await bob.ok("file_done", { file });
     await alice.expect({ type: "file_completed", file });
     assert.deepEqual(
-      [...Deno.readDirSync(fileServiceOf(server.hub).dir)].map((e) => e.name),
+      await filesOnDisk(server),
       [],
     );
     // An empty file whose announced SHA-256 is not the empty one is refused at once.
