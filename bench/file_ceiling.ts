@@ -53,13 +53,6 @@ async function acceptOne(): Promise<Deno.TcpConn> {
   return conn;
 }
 
-/** Writes `data` to `file` while hashing it (Deno writes files on another thread). */
-async function store(file: Deno.FsFile, hash: ReturnType<typeof createHash>, data: Uint8Array) {
-  const written = writeFull(file, data);
-  hash.update(data);
-  await written;
-}
-
 async function relayReceive(path: string): Promise<string> {
   const conn = await acceptOne();
   using file = await Deno.open(path, { write: true, create: true, truncate: true });
