@@ -108,7 +108,13 @@ import { isDiskFull } from "./disk_space.ts";
 import { DiskFileBytes } from "./disk_file_bytes.ts";
 import { CommandError } from "./errors.ts";
 import type { FileBytes, FileBytesReader, FileBytesWriter } from "./file_bytes.ts";
-import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
+import {
+  type EndedFile,
+  type FileEnding,
+  type FileRecord,
+  type FileStore,
+  MemoryFileStore,
+} from "./file_store.ts";
 import { makePrivateDir } from "./file_modes.ts";
 import type { ChatHub, SessionPort } from "./hub.ts";
 import { fitFirst, replyBudget, replyFloor } from "./reply_budget.ts";
@@ -240,6 +246,8 @@ export class FileService {
    * they leave, when the last reader goes, or when the file is dropped.
    */
   readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
+  /** Per session, the ended files it was told of again (see #gone). */
+  readonly #retold = new WeakMap<object, Set<number>>();
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   /** Whether the last sweep found the free space under the reserve. */
@@ -359,24 +367,28 @@ export class FileService {
   async #sweep(orphans: boolean): Promise<void> {
     await this.#watchReserve();
     const now = this.#hub.now();
-    for (const record of await this.store.expired(now)) {
-      log.info("file #{id} from {from} to {to} expired", {
-        id: record.id,
-        from: record.from,
-        to: record.to,
-      });
-      // Servers sharing the files all sweep: the one that drops it tells.
-      if (!(await this.#drop(record))) continue;
-      const event = { ...cancelledEvent(record, "server", "expired") };
-      await this.#tell(record.fromKey, event);
-      await this.#tell(record.toKey, event);
-    }
+    for (const record of await this.store.expired(now)) await this.#expire(record);
+    await this.store.forgetEnded(now - this.#hub.config.fileTtlSec * 1000);
     const idleBefore = performance.now() - UPLOAD_IDLE_MS;
     for (const upload of [...this.#uploads.values()]) {
       if (upload.lastActive < idleBefore) await this.#release(upload);
     }
     if (!orphans) return;
     await this.bytes.removeOrphans(async () => new Set(await this.store.ids()));
+  }
+
+  /** Drops an expired file and tells both sides (unless another server dropped it first). */
+  async #expire(record: FileRecord): Promise<void> {
+    log.info("file #{id} from {from} to {to} expired", {
+      id: record.id,
+      from: record.from,
+      to: record.to,
+    });
+    // Servers sharing the files all sweep: the one that drops it tells.
+    if (!(await this.#drop(record, "expired", "server"))) return;
+    const event = { ...cancelledEvent(record, "server", "expired") };
+    await this.#tell(record.fromKey, event);
+    await this.#tell(record.toKey, event);
   }
 
   // ------------------------------------------------------------------ commands
@@ -428,7 +440,7 @@ export class FileService {
       const now = hub.now();
       let record = await this.store.find(self.key, target.key, resumeKey, size, name);
       if (record !== null && record.expiresAt <= now) {
-        await this.#drop(record);
+        await this.#expire(record);
         record = null;
       }
       const resumed = record !== null;
@@ -503,7 +515,7 @@ export class FileService {
     if (upload === undefined || upload.fromKey !== self) {
       const record = await this.#record(id);
       if (record === null || record.fromKey !== self) {
-        throw new CommandError("no_file", `you are not sending a file #${id}`);
+        return await this.#gone(ctx, id, `you are not sending a file #${id}`);
       }
       if (record.uploaded) {
         if (offset + body.length <= record.size) {
@@ -516,7 +528,7 @@ export class FileService {
     const current = upload;
     return await this.#serial(current, async () => {
       if (current.closed) {
-        throw new CommandError("no_file", `file #${id} is no longer being uploaded`);
+        return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
       }
       if (offset + body.length <= current.offset) {
         if (offset + body.length === current.record.size) {
@@ -639,7 +651,7 @@ export class FileService {
 
   async decline(ctx: CommandContext, id: number): Promise<{ file: number }> {
     const record = await this.#incoming(ctx, id);
-    await this.#drop(record);
+    await this.#drop(record, "declined", ctx.session.account.nick);
     log.info("{by} declined file #{id}", { by: ctx.session.account.nick, id });
     await this.#answer(record, "file_declined", ctx.session.account.nick);
     return { file: id };
@@ -809,7 +821,7 @@ export class FileService {
     if (!record.uploaded && !this.#finishing.has(id)) {
       throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
     }
-    await this.#drop(record);
+    await this.#drop(record, "received", ctx.session.account.nick);
     log.info("{by} received file #{id}", { by: ctx.session.account.nick, id });
     await this.#answer(record, "file_completed", ctx.session.account.nick);
     return { file: id };
@@ -833,7 +845,7 @@ export class FileService {
         to: record.to,
       });
     }
-    await this.#drop(record);
+    await this.#drop(record, corrupt ? "corrupt" : "cancelled", self.nick);
     const other = record.fromKey === self.key ? record.toKey : record.fromKey;
     await this.#tell(other, cancelledEvent(record, self.nick, corrupt ? "corrupt" : "cancelled"));
     return { file: id };
@@ -1092,6 +1104,67 @@ export class FileService {
     return { file: id, offset: record.size, complete: true };
   }
 
+  /**
+   * Answers a chunk of file `id` that its sender, `ctx`'s account, no longer uploads
+   * here. A file that ended (remembered a while, see {@linkcode FileStore.recordEnd};
+   * an expired one not yet swept is expired now) is told to the session again, since
+   * a sender that was away missed it: received, the chunk is answered complete (every
+   * byte had arrived); declined, cancelled or expired, it is refused with `file_gone`,
+   * not to be offered again. Otherwise (an upload let go, a file never known or
+   * forgotten) `no_file` with `message`: offering it again resumes it.
+   *
+   * @throws {CommandError} `file_gone` or `no_file`.
+   */
+  async #gone(
+    ctx: CommandContext,
+    id: number,
+    message: string,
+  ): Promise<{ file: number; offset: number; complete: true }> {
+    const self = ctx.session.account.key;
+    let ended = await this.store.ended(id);
+    if (ended === null) {
+      const record = await this.store.get(id);
+      if (record !== null && record.fromKey === self && record.expiresAt <= this.#hub.now()) {
+        await this.#expire(record);
+        ended = await this.store.ended(id);
+      }
+    }
+    if (ended === null || ended.fromKey !== self) throw new CommandError("no_file", message);
+    this.#retell(ctx, ended);
+    if (ended.ending === "received") return { file: id, offset: ended.size, complete: true };
+    const how = ended.ending === "declined"
+      ? `declined by ${ended.by}`
+      : ended.ending === "expired"
+      ? "expired on the server"
+      : ended.ending === "corrupt"
+      ? `received damaged by ${ended.by} (its SHA-256 did not match): send it again`
+      : `cancelled by ${ended.by}`;
+    throw new CommandError("file_gone", `file #${id} (${ended.name}) was ${how}`);
+  }
+
+  /**
+   * Sends session `ctx` the event that told how file `ended` ended, once per session and
+   * file (its sender may resend several chunks).
+   */
+  #retell(ctx: CommandContext, ended: EndedFile): void {
+    let told = this.#retold.get(ctx.session);
+    if (told === undefined) this.#retold.set(ctx.session, told = new Set());
+    if (told.has(ended.id)) return;
+    told.add(ended.id);
+    const base = { file: ended.id, by: ended.by, name: ended.name };
+    ctx.session.send(
+      ended.ending === "received"
+        ? { type: "file_completed", ...base }
+        : ended.ending === "declined"
+        ? { type: "file_declined", ...base }
+        : {
+          type: "file_cancelled",
+          ...base,
+          reason: ended.ending === "cancelled" ? "cancelled" : ended.ending,
+        },
+    );
+  }
+
   /** Bytes of a file the server holds now. */
   async #available(record: FileRecord): Promise<number> {
     if (record.uploaded) return record.size;
@@ -1138,7 +1211,23 @@ export class FileService {
    * readers. False when its record was gone already (another server sharing the files
    * dropped it first).
    */
-  async #drop(record: FileRecord): Promise<boolean> {
+  async #drop(record: FileRecord, ending?: FileEnding, by?: string): Promise<boolean> {
+    if (ending !== undefined) {
+      // Remembered first: a sender coming back to resend learns it (see #gone).
+      const ended: EndedFile = {
+        id: record.id,
+        fromKey: record.fromKey,
+        to: record.to,
+        name: record.name,
+        size: record.size,
+        ending,
+        by: by ?? "server",
+        endedAt: this.#hub.now(),
+      };
+      await this.store.recordEnd(ended).catch((err) =>
+        log.warn("remembering how file #{id} ended failed: {err}", { id: record.id, err })
+      );
+    }
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
