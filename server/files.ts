@@ -236,6 +236,12 @@ export class FileService {
    */
   readonly #hashes = new Map<number, string>();
   readonly #waiters = new Map<number, Set<() => void>>();
+  /**
+   * Per file being read, how many times its readers were woken (bytes, the SHA-256, the
+   * upload recorded complete): a read notes it before it looks at the file's state, and
+   * waits only while it has not moved, so that a wake while it was busy is not missed.
+   */
+  readonly #wakes = new Map<number, number>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
   /** Per file, the sessions reading it now (their read states). */
@@ -683,6 +689,7 @@ export class FileService {
           this.#readers.set(id, readers);
         } else {
           this.#readers.delete(id);
+          this.#wakes.delete(id);
           this.#dropRecent(id);
         }
       }
@@ -700,6 +707,8 @@ export class FileService {
     state: ReadState,
   ): Promise<FileReadReply> {
     const session = ctx.session;
+    // Noted before the state is read: a wake from then on ends a wait at once.
+    let seen = this.#wakeCount(id);
     let record = await this.#incoming(ctx, id);
     if (record.state !== "accepted") {
       throw new CommandError("no_file", `accept file #${id} first`);
@@ -729,7 +738,9 @@ export class FileService {
             id,
             poll === null ? left : Math.min(poll, left),
             () => session.ended,
+            seen,
           );
+          seen = this.#wakeCount(id);
           record = await this.#incoming(ctx, id);
           now = await this.#available(record);
         } while (
@@ -795,7 +806,9 @@ export class FileService {
           id,
           poll === null ? left : Math.min(poll, left),
           () => session.ended,
+          seen,
         );
+        seen = this.#wakeCount(id);
         record = await this.#incoming(ctx, id);
         sha256 = this.#hashOf(record);
       }
@@ -1180,8 +1193,17 @@ export class FileService {
     return reader;
   }
 
-  #waitForBytes(id: number, ms: number, gone: () => boolean): Promise<void> {
-    if (gone() || this.#closed) return Promise.resolve();
+  /** How many times the readers of file `id` were woken (see {@linkcode FileService.#wakes}). */
+  #wakeCount(id: number): number {
+    return this.#wakes.get(id) ?? 0;
+  }
+
+  /**
+   * Waits until file `id`'s readers are woken, or `ms`; at once when they were woken
+   * since `seen` (a {@linkcode FileService.#wakeCount}) or `gone()`.
+   */
+  #waitForBytes(id: number, ms: number, gone: () => boolean, seen: number): Promise<void> {
+    if (gone() || this.#closed || this.#wakeCount(id) !== seen) return Promise.resolve();
     return new Promise((resolve) => {
       let waiters = this.#waiters.get(id);
       if (waiters === undefined) {
@@ -1201,6 +1223,7 @@ export class FileService {
   }
 
   #wake(id: number): void {
+    if (this.#readers.has(id)) this.#wakes.set(id, this.#wakeCount(id) + 1);
     const waiters = this.#waiters.get(id);
     if (waiters === undefined) return;
     for (const wake of [...waiters]) wake();

@@ -223,7 +223,7 @@ Deno.test("a blocked sender cannot offer; a declined file is dropped", async () 
     await bob.expect({ type: "file_offer", file: offer.file });
     await bob.ok("file_decline", { file: offer.file });
     await alice.expect({ type: "file_declined", file: offer.file, by: "bob" });
-    await chunkFails(alice, offer.file as number, 0, content, "no_file");
+    await chunkFails(alice, offer.file as number, 0, content, "file_gone");
   });
 });
 
