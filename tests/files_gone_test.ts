@@ -9,7 +9,8 @@
  * `file_completed` the sender missed; one of a declined file is refused `file_gone`,
  * after the `file_declined` it missed), instead of `no_file`, after which the client
  * offered the file again as a new one and the recipient got it twice. Files held in the
- * data folder (SQLite) or in PostgreSQL.
+ * data folder (SQLite) or in PostgreSQL; the sender is `chat connect`'s client or the
+ * browser page (web/file_transfer.ts, run in Deno; its socket reconnects by itself).
  */
 
 import assert from "node:assert/strict";
@@ -24,6 +25,7 @@ import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { CuttableProxy } from "./helpers/cuttable_proxy.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
+import { asPage, page } from "./helpers/web_page.ts";
 import { POSTGRES_SKIP, startPostgres } from "./helpers/postgres.ts";
 
 const pg = POSTGRES_SKIP === null ? await startPostgres() : null;
@@ -35,19 +37,24 @@ const WAIT_MS = 60_000;
 
 interface Case {
   files: "disk" | "postgres";
+  /** The sender: `chat connect`'s client, or the browser page (web/file_transfer.ts). */
+  sender: "client" | "page";
   /** What the recipient does while the sender is away. */
   end: "received" | "declined";
 }
 
-async function endedWhileAway({ files, end }: Case): Promise<void> {
+async function endedWhileAway({ files, sender, end }: Case): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "chat-file-gone-" });
+  const web = sender === "page" ? { webPort: 0 } : {};
   const server: ChatServer = files === "disk"
-    ? await testServer({ dataDir: join(tmp, "data") })
-    : await testServer({}, {
+    ? await testServer({ dataDir: join(tmp, "data"), ...web })
+    : await testServer(web, {
       files: await openPostgresFiles(await pg!.createDatabase(), { pollMs: 50 }),
     });
-  const proxy = new CuttableProxy(server.addr.port);
-  const closing: { close(): Promise<void> }[] = [];
+  const proxy = new CuttableProxy(
+    sender === "page" ? server.webAddr!.port : server.addr.port,
+  );
+  const closing: { close(): Promise<void> | void }[] = [];
   try {
     const service = fileServiceOf(server.hub);
     const store = service.store;
@@ -91,23 +98,14 @@ async function endedWhileAway({ files, end }: Case): Promise<void> {
     });
     closing.push(bob);
 
-    const aliceClient = await ChatClient.connect({
-      port: proxy.port,
-      nick: "alice",
-      password: "password123",
-      reconnect: { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 100_000 },
-    });
-    closing.push(aliceClient);
-    const aliceChat: string[] = [];
-    aliceClient.onEvent((e) => aliceChat.push(e.type));
-    const aliceEvents: FileTransferEvent[] = [];
-    const alice = new FileTransfers(aliceClient, { onEvent: (e) => aliceEvents.push(e) });
-    closing.push(alice);
-
     const path = join(tmp, "report.bin");
     const size = 3 * MiB + 4321;
     const sha = await writeRandomFile(path, size, 31);
-    const sending = alice.send("bob", path);
+    const alice = sender === "client"
+      ? await clientSender(proxy.port)
+      : await pageSender(proxy.port);
+    closing.push(alice);
+    const sending = alice.send(path);
     sending.catch(() => {});
     await until(() => cut || undefined, "alice's connection cut", WAIT_MS);
     const offered = await until(
@@ -133,22 +131,19 @@ async function endedWhileAway({ files, end }: Case): Promise<void> {
 
     // alice comes back and resends its chunks in flight.
     proxy.resume();
+    const outcome = await sending;
     if (end === "received") {
-      const sent = await sending;
-      assert.equal(sent.file, file);
+      assert.deepEqual(outcome, { file, code: null });
       await until(
-        () => aliceChat.includes("file_completed") || undefined,
+        () => alice.told.includes("file_completed") || undefined,
         "alice told the file arrived",
         WAIT_MS,
       );
     } else {
-      await assert.rejects(sending, (err: unknown) => {
-        assert.ok(err instanceof ChatError);
-        assert.ok(err.code === "declined" || err.code === "file_gone", err.code);
-        return true;
-      });
+      assert.equal(outcome.file, file);
+      assert.equal(outcome.code, "declined");
       await until(
-        () => aliceChat.includes("file_declined") || undefined,
+        () => alice.told.includes("file_declined") || undefined,
         "alice told the file was declined",
         WAIT_MS,
       );
@@ -164,26 +159,95 @@ async function endedWhileAway({ files, end }: Case): Promise<void> {
       assert.deepEqual(await listDir(join(tmp, "in")), ["report.bin"]);
     }
   } finally {
-    for (const c of closing.reverse()) await c.close().catch(() => {});
+    for (const c of closing.reverse()) await Promise.resolve(c.close()).catch(() => {});
     await proxy.close();
     await server.shutdown();
     await Deno.remove(tmp, { recursive: true });
   }
 }
 
+/** A sender coming back: what its upload of a file ended as, and the events it heard. */
+interface Sender {
+  /** The file's id and, when the upload failed, its code (null: sent). */
+  send(path: string): Promise<{ file: number | null; code: string | null }>;
+  /** The types of the file events told to it. */
+  told: string[];
+  close(): Promise<void> | void;
+}
+
+/** `chat connect`'s client through `port`, reconnecting. */
+async function clientSender(port: number): Promise<Sender> {
+  const client = await ChatClient.connect({
+    port,
+    nick: "alice",
+    password: "password123",
+    reconnect: { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 100_000 },
+  });
+  const told: string[] = [];
+  client.onEvent((e) => told.push(e.type));
+  let file: number | null = null;
+  const files = new FileTransfers(client, {
+    onEvent: (e) => {
+      if (e.type === "file_sending") file = e.file;
+    },
+  });
+  return {
+    told,
+    send: async (path) => {
+      try {
+        return { file: (await files.send("bob", path)).file, code: null };
+      } catch (err) {
+        assert.ok(err instanceof ChatError);
+        return { file, code: err.code };
+      }
+    },
+    close: async () => {
+      await files.close();
+      await client.close();
+    },
+  };
+}
+
+/** The browser page through `port` (its socket reconnects by itself). */
+async function pageSender(port: number): Promise<Sender> {
+  const told: string[] = [];
+  const alice = await asPage(port, () => page(port, "alice"));
+  const handle = alice.files.handleEvent.bind(alice.files);
+  alice.files.handleEvent = (header) => {
+    told.push(String(header.type));
+    return handle(header);
+  };
+  return {
+    told,
+    send: (path) =>
+      asPage(port, async () => {
+        const file = new File([await Deno.readFile(path)], "report.bin");
+        const sent = await alice.files.send("bob", file);
+        return { file: sent.file, code: sent.error?.code ?? null };
+      }),
+    close: () => alice.chat.close(),
+  };
+}
+
 const CASES: Case[] = [
-  { files: "disk", end: "received" },
-  { files: "disk", end: "declined" },
-  { files: "postgres", end: "received" },
-  { files: "postgres", end: "declined" },
+  { files: "disk", sender: "client", end: "received" },
+  { files: "disk", sender: "client", end: "declined" },
+  { files: "postgres", sender: "client", end: "received" },
+  { files: "postgres", sender: "client", end: "declined" },
+  { files: "disk", sender: "page", end: "received" },
+  { files: "disk", sender: "page", end: "declined" },
 ];
 
 for (const c of CASES) {
   Deno.test({
     name: `a file ${c.end} while its sender's connection was down (${
       c.files === "disk" ? "data folder" : "PostgreSQL"
+    }, ${
+      c.sender === "page" ? "the page" : "chat connect"
     }): the sender's resent chunks learn it, the file is not sent again`,
     ignore: c.files === "postgres" && pg === null,
+    sanitizeResources: c.sender !== "page",
+    sanitizeOps: c.sender !== "page",
     fn: () => endedWhileAway(c),
   });
 }
