@@ -58,6 +58,12 @@
  *   reply's `offset` is one byte short, for the last chunk to come again with it).
  *   An offer resumed before its first byte is told to the recipient again (a server may
  *   have died between recording it and telling).
+ * - A file that ended (received, declined, cancelled, expired) is remembered a while
+ *   ({@linkcode FileStore.recordEnd}: one TTL, bounded per sender and in all): a chunk
+ *   its sender resends after a dropped connection or a crash is told the event it
+ *   missed, then answered complete (received) or refused `file_gone` (the others), not
+ *   `no_file`, after which a client offers the file again (as a new file, once its
+ *   record is gone). `no_file` stays "offer it again": an upload let go resumes so.
  * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
  *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
  *   from the offer on) or number `maxHeldFilesPerSender` already (zero-byte ones too);
