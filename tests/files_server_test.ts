@@ -465,7 +465,7 @@ Deno.test("an offer that carried its SHA-256 (older clients) refuses a different
   });
 });
 
-Deno.test("a chunk resent after its file ended: received, it is complete and the end told again; expired, file_gone", async () => {
+Deno.test("a chunk resent after its file ended: received, it is complete and the end told again; cancelled or expired, file_gone", async () => {
   await withServer(async (server) => {
     await using alice = await login(server, "alice");
     await using bob = await login(server, "bob");
@@ -486,6 +486,13 @@ Deno.test("a chunk resent after its file ended: received, it is complete and the
     await alice.expect({ type: "file_completed", file: received, by: "bob" });
     await chunkOk(alice, received, 0, content);
     await chunkFails(carol, received, 0, content, "no_file"); // not hers
+    // Cancelled by bob as it was uploading: file_gone, the cancel told again.
+    const cancelled = await offer("cancelled.bin");
+    await chunkOk(alice, cancelled, 0, content.subarray(0, 1000));
+    await bob.ok("file_cancel", { file: cancelled });
+    await alice.expect({ type: "file_cancelled", file: cancelled, reason: "cancelled" });
+    await chunkFails(alice, cancelled, 1000, content.subarray(1000), "file_gone");
+    await alice.expect({ type: "file_cancelled", file: cancelled, reason: "cancelled" });
     // Expired and swept while alice was away: her resent chunk gets file_gone, and the
     // expiry told again.
     const expired = await offer("expired.bin");
