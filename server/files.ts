@@ -1141,15 +1141,17 @@ export class FileService {
   ): Promise<{ file: number; offset: number; complete: true }> {
     const self = ctx.session.account.key;
     let ended = await this.store.ended(id);
+    let told = false;
     if (ended === null) {
       const record = await this.store.get(id);
       if (record !== null && record.fromKey === self && record.expiresAt <= this.#hub.now()) {
-        await this.#expire(record);
+        await this.#expire(record); // tells the sender's sessions, this one too
         ended = await this.store.ended(id);
+        told = true;
       }
     }
     if (ended === null || ended.fromKey !== self) throw new CommandError("no_file", message);
-    this.#retell(ctx, ended);
+    this.#retell(ctx, ended, !told);
     if (ended.ending === "received") return { file: id, offset: ended.size, complete: true };
     const how = ended.ending === "declined"
       ? `declined by ${ended.by}`
@@ -1163,13 +1165,14 @@ export class FileService {
 
   /**
    * Sends session `ctx` the event that told how file `ended` ended, once per session and
-   * file (its sender may resend several chunks).
+   * file (its sender may resend several chunks); without `send`, notes it told already.
    */
-  #retell(ctx: CommandContext, ended: EndedFile): void {
+  #retell(ctx: CommandContext, ended: EndedFile, send = true): void {
     let told = this.#retold.get(ctx.session);
     if (told === undefined) this.#retold.set(ctx.session, told = new Set());
     if (told.has(ended.id)) return;
     told.add(ended.id);
+    if (!send) return;
     const base = { file: ended.id, by: ended.by, name: ended.name };
     ctx.session.send(
       ended.ending === "received"
