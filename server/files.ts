@@ -58,6 +58,12 @@
  *   reply's `offset` is one byte short, for the last chunk to come again with it).
  *   An offer resumed before its first byte is told to the recipient again (a server may
  *   have died between recording it and telling).
+ * - A file that ended (received, declined, cancelled, expired) is remembered a while
+ *   ({@linkcode FileStore.recordEnd}: one TTL, bounded per sender and in all): a chunk
+ *   its sender resends after a dropped connection or a crash is told the event it
+ *   missed, then answered complete (received) or refused `file_gone` (the others), not
+ *   `no_file`, after which a client offers the file again (as a new file, once its
+ *   record is gone). `no_file` stays "offer it again": an upload let go resumes so.
  * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
  *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
  *   from the offer on) or number `maxHeldFilesPerSender` already (zero-byte ones too);
@@ -108,7 +114,13 @@ import { isDiskFull } from "./disk_space.ts";
 import { DiskFileBytes } from "./disk_file_bytes.ts";
 import { CommandError } from "./errors.ts";
 import type { FileBytes, FileBytesReader, FileBytesWriter } from "./file_bytes.ts";
-import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
+import {
+  type EndedFile,
+  type FileEnding,
+  type FileRecord,
+  type FileStore,
+  MemoryFileStore,
+} from "./file_store.ts";
 import { makePrivateDir } from "./file_modes.ts";
 import type { ChatHub, SessionPort } from "./hub.ts";
 import { fitFirst, replyBudget, replyFloor } from "./reply_budget.ts";
@@ -230,6 +242,12 @@ export class FileService {
    */
   readonly #hashes = new Map<number, string>();
   readonly #waiters = new Map<number, Set<() => void>>();
+  /**
+   * Per file being read, how many times its readers were woken (bytes, the SHA-256, the
+   * upload recorded complete): a read notes it before it looks at the file's state, and
+   * waits only while it has not moved, so that a wake while it was busy is not missed.
+   */
+  readonly #wakes = new Map<number, number>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
   /** Per file, the sessions reading it now (their read states). */
@@ -240,6 +258,8 @@ export class FileService {
    * they leave, when the last reader goes, or when the file is dropped.
    */
   readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
+  /** Per session, the ended files it was told of again (see #gone). */
+  readonly #retold = new WeakMap<object, Set<number>>();
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   /** Whether the last sweep found the free space under the reserve. */
@@ -359,24 +379,28 @@ export class FileService {
   async #sweep(orphans: boolean): Promise<void> {
     await this.#watchReserve();
     const now = this.#hub.now();
-    for (const record of await this.store.expired(now)) {
-      log.info("file #{id} from {from} to {to} expired", {
-        id: record.id,
-        from: record.from,
-        to: record.to,
-      });
-      // Servers sharing the files all sweep: the one that drops it tells.
-      if (!(await this.#drop(record))) continue;
-      const event = { ...cancelledEvent(record, "server", "expired") };
-      await this.#tell(record.fromKey, event);
-      await this.#tell(record.toKey, event);
-    }
+    for (const record of await this.store.expired(now)) await this.#expire(record);
+    await this.store.forgetEnded(now - this.#hub.config.fileTtlSec * 1000);
     const idleBefore = performance.now() - UPLOAD_IDLE_MS;
     for (const upload of [...this.#uploads.values()]) {
       if (upload.lastActive < idleBefore) await this.#release(upload);
     }
     if (!orphans) return;
     await this.bytes.removeOrphans(async () => new Set(await this.store.ids()));
+  }
+
+  /** Drops an expired file and tells both sides (unless another server dropped it first). */
+  async #expire(record: FileRecord): Promise<void> {
+    log.info("file #{id} from {from} to {to} expired", {
+      id: record.id,
+      from: record.from,
+      to: record.to,
+    });
+    // Servers sharing the files all sweep: the one that drops it tells.
+    if (!(await this.#drop(record, "expired", "server"))) return;
+    const event = { ...cancelledEvent(record, "server", "expired") };
+    await this.#tell(record.fromKey, event);
+    await this.#tell(record.toKey, event);
   }
 
   // ------------------------------------------------------------------ commands
@@ -428,7 +452,7 @@ export class FileService {
       const now = hub.now();
       let record = await this.store.find(self.key, target.key, resumeKey, size, name);
       if (record !== null && record.expiresAt <= now) {
-        await this.#drop(record);
+        await this.#expire(record);
         record = null;
       }
       const resumed = record !== null;
@@ -503,7 +527,7 @@ export class FileService {
     if (upload === undefined || upload.fromKey !== self) {
       const record = await this.#record(id);
       if (record === null || record.fromKey !== self) {
-        throw new CommandError("no_file", `you are not sending a file #${id}`);
+        return await this.#gone(ctx, id, `you are not sending a file #${id}`);
       }
       if (record.uploaded) {
         if (offset + body.length <= record.size) {
@@ -516,7 +540,7 @@ export class FileService {
     const current = upload;
     return await this.#serial(current, async () => {
       if (current.closed) {
-        throw new CommandError("no_file", `file #${id} is no longer being uploaded`);
+        return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
       }
       if (offset + body.length <= current.offset) {
         if (offset + body.length === current.record.size) {
@@ -639,7 +663,7 @@ export class FileService {
 
   async decline(ctx: CommandContext, id: number): Promise<{ file: number }> {
     const record = await this.#incoming(ctx, id);
-    await this.#drop(record);
+    await this.#drop(record, "declined", ctx.session.account.nick);
     log.info("{by} declined file #{id}", { by: ctx.session.account.nick, id });
     await this.#answer(record, "file_declined", ctx.session.account.nick);
     return { file: id };
@@ -671,6 +695,7 @@ export class FileService {
           this.#readers.set(id, readers);
         } else {
           this.#readers.delete(id);
+          this.#wakes.delete(id);
           this.#dropRecent(id);
         }
       }
@@ -688,6 +713,8 @@ export class FileService {
     state: ReadState,
   ): Promise<FileReadReply> {
     const session = ctx.session;
+    // Noted before the state is read: a wake from then on ends a wait at once.
+    let seen = this.#wakeCount(id);
     let record = await this.#incoming(ctx, id);
     if (record.state !== "accepted") {
       throw new CommandError("no_file", `accept file #${id} first`);
@@ -717,7 +744,9 @@ export class FileService {
             id,
             poll === null ? left : Math.min(poll, left),
             () => session.ended,
+            seen,
           );
+          seen = this.#wakeCount(id);
           record = await this.#incoming(ctx, id);
           now = await this.#available(record);
         } while (
@@ -783,7 +812,9 @@ export class FileService {
           id,
           poll === null ? left : Math.min(poll, left),
           () => session.ended,
+          seen,
         );
+        seen = this.#wakeCount(id);
         record = await this.#incoming(ctx, id);
         sha256 = this.#hashOf(record);
       }
@@ -809,7 +840,7 @@ export class FileService {
     if (!record.uploaded && !this.#finishing.has(id)) {
       throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
     }
-    await this.#drop(record);
+    await this.#drop(record, "received", ctx.session.account.nick);
     log.info("{by} received file #{id}", { by: ctx.session.account.nick, id });
     await this.#answer(record, "file_completed", ctx.session.account.nick);
     return { file: id };
@@ -833,7 +864,7 @@ export class FileService {
         to: record.to,
       });
     }
-    await this.#drop(record);
+    await this.#drop(record, corrupt ? "corrupt" : "cancelled", self.nick);
     const other = record.fromKey === self.key ? record.toKey : record.fromKey;
     await this.#tell(other, cancelledEvent(record, self.nick, corrupt ? "corrupt" : "cancelled"));
     return { file: id };
@@ -1092,6 +1123,70 @@ export class FileService {
     return { file: id, offset: record.size, complete: true };
   }
 
+  /**
+   * Answers a chunk of file `id` that its sender, `ctx`'s account, no longer uploads
+   * here. A file that ended (remembered a while, see {@linkcode FileStore.recordEnd};
+   * an expired one not yet swept is expired now) is told to the session again, since
+   * a sender that was away missed it: received, the chunk is answered complete (every
+   * byte had arrived); declined, cancelled or expired, it is refused with `file_gone`,
+   * not to be offered again. Otherwise (an upload let go, a file never known or
+   * forgotten) `no_file` with `message`: offering it again resumes it.
+   *
+   * @throws {CommandError} `file_gone` or `no_file`.
+   */
+  async #gone(
+    ctx: CommandContext,
+    id: number,
+    message: string,
+  ): Promise<{ file: number; offset: number; complete: true }> {
+    const self = ctx.session.account.key;
+    let ended = await this.store.ended(id);
+    let told = false;
+    if (ended === null) {
+      const record = await this.store.get(id);
+      if (record !== null && record.fromKey === self && record.expiresAt <= this.#hub.now()) {
+        await this.#expire(record); // tells the sender's sessions, this one too
+        ended = await this.store.ended(id);
+        told = true;
+      }
+    }
+    if (ended === null || ended.fromKey !== self) throw new CommandError("no_file", message);
+    this.#retell(ctx, ended, !told);
+    if (ended.ending === "received") return { file: id, offset: ended.size, complete: true };
+    const how = ended.ending === "declined"
+      ? `declined by ${ended.by}`
+      : ended.ending === "expired"
+      ? "expired on the server"
+      : ended.ending === "corrupt"
+      ? `received damaged by ${ended.by} (its SHA-256 did not match): send it again`
+      : `cancelled by ${ended.by}`;
+    throw new CommandError("file_gone", `file #${id} (${ended.name}) was ${how}`);
+  }
+
+  /**
+   * Sends session `ctx` the event that told how file `ended` ended, once per session and
+   * file (its sender may resend several chunks); without `send`, notes it told already.
+   */
+  #retell(ctx: CommandContext, ended: EndedFile, send = true): void {
+    let told = this.#retold.get(ctx.session);
+    if (told === undefined) this.#retold.set(ctx.session, told = new Set());
+    if (told.has(ended.id)) return;
+    told.add(ended.id);
+    if (!send) return;
+    const base = { file: ended.id, by: ended.by, name: ended.name };
+    ctx.session.send(
+      ended.ending === "received"
+        ? { type: "file_completed", ...base }
+        : ended.ending === "declined"
+        ? { type: "file_declined", ...base }
+        : {
+          type: "file_cancelled",
+          ...base,
+          reason: ended.ending === "cancelled" ? "cancelled" : ended.ending,
+        },
+    );
+  }
+
   /** Bytes of a file the server holds now. */
   async #available(record: FileRecord): Promise<number> {
     if (record.uploaded) return record.size;
@@ -1107,8 +1202,17 @@ export class FileService {
     return reader;
   }
 
-  #waitForBytes(id: number, ms: number, gone: () => boolean): Promise<void> {
-    if (gone() || this.#closed) return Promise.resolve();
+  /** How many times the readers of file `id` were woken (see {@linkcode FileService.#wakes}). */
+  #wakeCount(id: number): number {
+    return this.#wakes.get(id) ?? 0;
+  }
+
+  /**
+   * Waits until file `id`'s readers are woken, or `ms`; at once when they were woken
+   * since `seen` (a {@linkcode FileService.#wakeCount}) or `gone()`.
+   */
+  #waitForBytes(id: number, ms: number, gone: () => boolean, seen: number): Promise<void> {
+    if (gone() || this.#closed || this.#wakeCount(id) !== seen) return Promise.resolve();
     return new Promise((resolve) => {
       let waiters = this.#waiters.get(id);
       if (waiters === undefined) {
@@ -1128,6 +1232,7 @@ export class FileService {
   }
 
   #wake(id: number): void {
+    if (this.#readers.has(id)) this.#wakes.set(id, this.#wakeCount(id) + 1);
     const waiters = this.#waiters.get(id);
     if (waiters === undefined) return;
     for (const wake of [...waiters]) wake();
@@ -1138,7 +1243,23 @@ export class FileService {
    * readers. False when its record was gone already (another server sharing the files
    * dropped it first).
    */
-  async #drop(record: FileRecord): Promise<boolean> {
+  async #drop(record: FileRecord, ending?: FileEnding, by?: string): Promise<boolean> {
+    if (ending !== undefined) {
+      // Remembered first: a sender coming back to resend learns it (see #gone).
+      const ended: EndedFile = {
+        id: record.id,
+        fromKey: record.fromKey,
+        to: record.to,
+        name: record.name,
+        size: record.size,
+        ending,
+        by: by ?? "server",
+        endedAt: this.#hub.now(),
+      };
+      await this.store.recordEnd(ended).catch((err) =>
+        log.warn("remembering how file #{id} ended failed: {err}", { id: record.id, err })
+      );
+    }
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
