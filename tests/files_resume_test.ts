@@ -274,6 +274,7 @@ async function cutOffAt2MiB(path: string, dl: string): Promise<void> {
     get closed() {
       return first.alice.closed;
     },
+    whenQueuedAtMost: (bytes: number) => first.alice.whenQueuedAtMost(bytes),
     sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
       if (message.type === "peer_file_data") {
         if (sent >= 2 * MiB) return;
@@ -312,6 +313,7 @@ async function sendAgain(
     get closed() {
       return second.alice.closed;
     },
+    whenQueuedAtMost: (bytes: number) => second.alice.whenQueuedAtMost(bytes),
     sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
       sent.push(message.type);
       second.alice.sendFileMessage(message, body);
