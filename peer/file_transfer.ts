@@ -58,21 +58,8 @@ const log = getLogger(["chat", "peer", "files"]);
 export const CHUNK_BYTES: number = 1024 * 1024 - 512;
 /** Chunks the sender reads from disk at once, at most. */
 const READ_CHUNKS = 2;
-/**
- * Bytes the sender may have sent and not had acknowledged: 8 MiB, several chunks beyond
- * what the receiver holds (one chunk written, one waiting, one decrypted; an ack goes
- * out once a chunk is written), so that the socket still holds data when the receiver
- * comes back for it. With 2 MiB, no more than those chunks, each receiver read found
- * the sender waiting for the ack just sent: twice the reads, each waiting a round trip
- * (128 MiB, loaded machine: 160-180 reads waiting 200-400 ms, against 70 and 95-190).
- */
-export const WINDOW_BYTES: number = 8 * 1024 * 1024;
-/**
- * Bytes a sender lets wait in the session's queue before it reads and queues more data:
- * the window goes past the queue's bound (`DEFAULT_MAX_QUEUE_BYTES`, 4 MiB), so data
- * waits here for the socket to take what is queued, never overflowing the queue.
- */
-export const MAX_QUEUED_DATA_BYTES: number = 1024 * 1024;
+/** Bytes the sender may have sent and not had acknowledged. */
+export const WINDOW_BYTES: number = 2 * 1024 * 1024;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */
 export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
 /** The receiver acknowledges at least this often, in bytes (half the window). */
@@ -81,10 +68,9 @@ export const ACK_BYTES: number = 1024 * 1024;
 /**
  * What file transfers need of a peer session (`recycleFileData`, `encodeFileData` and
  * `sendEncodedFileData` are optional: without them data goes through `sendFileMessage`).
- * `whenQueuedAtMost` paces the sender by the session's queue (the window exceeds it).
  */
 export type PeerFileSession =
-  & Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed" | "whenQueuedAtMost">
+  & Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed">
   & Partial<Pick<PeerSession, "recycleFileData" | "encodeFileData" | "sendEncodedFileData">>;
 
 /** Options of {@linkcode PeerFileTransfers}. */
@@ -563,8 +549,6 @@ export class PeerFileTransfers {
         outgoing.wake = null;
         continue;
       }
-      await session.whenQueuedAtMost(MAX_QUEUED_DATA_BYTES);
-      if (outgoing.generation !== generation || outgoing.finished) return;
       const offset = outgoing.sent;
       const chunks = Math.max(1, Math.min(READ_CHUNKS, Math.floor(room / CHUNK_BYTES)));
       if (buffer === null) {

@@ -33,11 +33,6 @@ class FakeSession implements PeerFileSession {
     this.sent.push({ message, body: copy });
     this.onSend?.(message, copy);
   }
-
-  /** Nothing waits in a queue: every message is handed on at once. */
-  whenQueuedAtMost(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 /** Two sides wired to each other in memory, messages delivered in order. */

@@ -249,17 +249,6 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   }
 
   /**
-   * Resolves once at most `bytes` are queued for the other side and not yet written (at
-   * once when that is so already), or once the session ends: a sender of bulk data waits
-   * for it before queuing more, so that the queue stays under its bound whatever the
-   * network takes.
-   */
-  async whenQueuedAtMost(bytes: number): Promise<void> {
-    const excess = this.#conn.queuedBytes - bytes;
-    if (excess > 0) await this.#conn.whenWritten(this.#conn.stats.bytesOut + excess);
-  }
-
-  /**
    * Says goodbye (the other side reports that this side left) and closes. Waits at most
    * `timeoutMs` for queued messages to be written.
    */

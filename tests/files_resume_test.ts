@@ -274,7 +274,6 @@ async function cutOffAt2MiB(path: string, dl: string): Promise<void> {
     get closed() {
       return first.alice.closed;
     },
-    whenQueuedAtMost: (bytes: number) => first.alice.whenQueuedAtMost(bytes),
     sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
       if (message.type === "peer_file_data") {
         if (sent >= 2 * MiB) return;
@@ -313,7 +312,6 @@ async function sendAgain(
     get closed() {
       return second.alice.closed;
     },
-    whenQueuedAtMost: (bytes: number) => second.alice.whenQueuedAtMost(bytes),
     sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
       sent.push(message.type);
       second.alice.sendFileMessage(message, body);

@@ -13,7 +13,6 @@ import { listenPeer, type ListenPeerOptions } from "../peer/listen.ts";
 import type { PeerEvent, PeerSession } from "../peer/session.ts";
 import { reachableAddresses } from "../cli/peer.ts";
 import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
-import { until } from "./helpers/harness.ts";
 
 const HOST = "127.0.0.1";
 const ROOT = new URL("..", import.meta.url);
@@ -542,33 +541,4 @@ Deno.test("chat peer: a line over the text limit arrives as several texts, split
   for (const text of received) assert.ok(text.length <= MAX_TEXT_LENGTH, `${text.length}`);
   assert.deepEqual(received.slice(0, -1).join(" ").split(" "), words);
   assert.equal(received.at(-1), "after");
-});
-
-Deno.test("a sender waiting for its queue (whenQueuedAtMost) keeps it bounded while the other side does not read", async () => {
-  const { alice, bob } = await pair();
-  const MiB = 1024 * 1024;
-  const body = new Uint8Array(MiB - 512).fill(9);
-  let maxQueued = 0;
-  let sent = 0;
-  // 24 MiB is more than loopback's socket buffers take: without the waits, the 4 MiB
-  // queue would overflow while bob reads nothing.
-  const sending = (async () => {
-    for (let i = 0; i < 24; i++) {
-      await alice.whenQueuedAtMost(MiB);
-      alice.sendFileMessage({ type: "peer_file_data", fid: 1, offset: i * body.length }, body);
-      sent++;
-      maxQueued = Math.max(maxQueued, alice.queuedBytes);
-    }
-  })();
-  // The sender is held by its queue before bob reads a byte.
-  await until(() => alice.queuedBytes > MiB && sent < 24 ? true : undefined, "a full queue");
-  let frames = 0;
-  for await (const event of bob) {
-    if (event.type === "file" && ++frames === 24) break;
-  }
-  await sending;
-  assert.equal(frames, 24);
-  assert.ok(maxQueued <= 2 * MiB + 1024, `at most ${maxQueued} queued`);
-  await alice.close();
-  await bob.close();
 });
