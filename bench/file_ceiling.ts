@@ -15,14 +15,15 @@
  * - Encrypted peer to peer (two processes): the sender streams its file as
  *   ChaCha20-Poly1305 records of 1 MiB (`node:crypto` in 64 KiB calls, as the session
  *   does; the next record sealed while one is written); the receiver decrypts and
- *   writes. Neither hashes (peer protocol version 5: the AEAD authenticates every byte;
+ *   writes (synchronously, synced in the background and at the end, as the chat
+ *   receiver does). Neither hashes (peer protocol version 5: the AEAD authenticates every byte;
  *   version 4 hashed the file on both sides). No handshake: a fixed key.
  *
  * ```text
  * deno run -A bench/file_ceiling.ts relay-receive PATH       listen; write, hash and sync into PATH
  * deno run -A bench/file_ceiling.ts relay-hop PATH PORT      listen; store into PATH, forward to PORT (no hash)
  * deno run -A bench/file_ceiling.ts relay-send PORT PATH     send PATH to PORT, hashing it as it goes
- * deno run -A bench/file_ceiling.ts peer-receive PATH        listen; decrypt and write into PATH
+ * deno run -A bench/file_ceiling.ts peer-receive PATH        listen; decrypt, write and sync into PATH
  * deno run -A bench/file_ceiling.ts peer-send PORT PATH      send PATH encrypted
  * ```
  *
@@ -53,13 +54,50 @@ async function acceptOne(): Promise<Deno.TcpConn> {
   return conn;
 }
 
+/**
+ * A received file as the chat receiver writes it (`IncomingFile`): each piece written
+ * synchronously, synced in the background every {@linkcode BACKGROUND_SYNC_BYTES}
+ * through a second handle (one handle's operations run in turn), and once at the end.
+ */
+class SyncedFile implements Disposable {
+  readonly #file: Deno.FsFile;
+  readonly #syncHandle: Deno.FsFile;
+  #syncing: Promise<void> | null = null;
+  #unsynced = 0;
+
+  private constructor(file: Deno.FsFile, syncHandle: Deno.FsFile) {
+    this.#file = file;
+    this.#syncHandle = syncHandle;
+  }
+
+  static async create(path: string): Promise<SyncedFile> {
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    return new SyncedFile(file, await Deno.open(path, { write: true }));
+  }
+
+  write(piece: Uint8Array): void {
+    for (let at = 0; at < piece.length;) at += this.#file.writeSync(piece.subarray(at));
+    this.#unsynced += piece.length;
+    if (this.#unsynced >= BACKGROUND_SYNC_BYTES && this.#syncing === null) {
+      this.#unsynced = 0;
+      this.#syncing = this.#syncHandle.syncData().finally(() => this.#syncing = null);
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.#syncing;
+    await this.#file.sync();
+  }
+
+  [Symbol.dispose](): void {
+    this.#file.close();
+    this.#syncHandle.close();
+  }
+}
+
 async function relayReceive(path: string): Promise<string> {
   const conn = await acceptOne();
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
-  // Background syncs go through a second handle (one handle's operations run in turn).
-  using syncHandle = await Deno.open(path, { write: true });
-  let syncing: Promise<void> | null = null;
-  let unsynced = 0;
+  using file = await SyncedFile.create(path);
   const hash = createHash("sha256");
   const buffer = new Uint8Array(PIECE);
   while (true) {
@@ -67,16 +105,10 @@ async function relayReceive(path: string): Promise<string> {
     if (n === 0) break;
     // Written synchronously, then hashed, as the chat receiver does (`IncomingFile`).
     const piece = buffer.subarray(0, n);
-    for (let at = 0; at < n;) at += file.writeSync(piece.subarray(at));
+    file.write(piece);
     hash.update(piece);
-    unsynced += n;
-    if (unsynced >= BACKGROUND_SYNC_BYTES && syncing === null) {
-      unsynced = 0;
-      syncing = syncHandle.syncData().finally(() => syncing = null);
-    }
   }
-  await syncing;
-  await file.sync();
+  await file.finish();
   conn.close();
   return hash.digest("hex");
 }
@@ -152,13 +184,11 @@ function nonce(counter: number): Uint8Array {
 
 async function peerReceive(path: string): Promise<null> {
   const conn = await acceptOne();
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  using file = await SyncedFile.create(path);
   const prefix = new Uint8Array(4);
   const ciphertext = new Uint8Array(RECORD + 16);
-  // Two plaintext buffers: one being written while the next is decrypted.
-  const plaintexts = [new Uint8Array(RECORD), new Uint8Array(RECORD)];
+  const plaintext = new Uint8Array(RECORD);
   let counter = 0;
-  let storing: Promise<void> = Promise.resolve();
   while (true) {
     if (await readFull(conn, prefix) < 4) break;
     const length = new DataView(prefix.buffer).getUint32(0);
@@ -173,15 +203,13 @@ async function peerReceive(path: string): Promise<null> {
     });
     decipher.setAAD(prefix, { plaintextLength: length - 16 });
     decipher.setAuthTag(ciphertext.subarray(length - 16, length));
-    // (Plaintext buffer counter % 2 is free: the store before the last one is done.)
-    const plaintext = plaintexts[counter % 2].subarray(0, length - 16);
-    transform(decipher, ciphertext.subarray(0, length - 16), plaintext);
+    const opened = plaintext.subarray(0, length - 16);
+    transform(decipher, ciphertext.subarray(0, length - 16), opened);
     decipher.final();
-    // The next record is read and decrypted while this one is written.
-    await storing;
-    storing = writeFull(file, plaintext);
+    // Written synchronously and synced as it goes, as the chat receiver does.
+    file.write(opened);
   }
-  await storing;
+  await file.finish();
   conn.close();
   return null;
 }
