@@ -618,22 +618,7 @@ export class FileService {
         this.#wake(id);
         return { file: id, offset: current.offset, complete: false };
       }
-      // A reader may have every byte before the upload is recorded complete (the sync
-      // takes a while): it is given the SHA-256 now, and its `file_done` is taken
-      // meanwhile.
-      const hash = announced ?? sha256!;
-      this.#hashes.set(id, hash);
-      this.#wake(id);
-      const finishing = this.#finishUpload({ ...record, sha256: hash }, current);
-      this.#finishing.set(id, finishing);
-      try {
-        await finishing;
-      } finally {
-        if (this.#finishing.get(id) === finishing) {
-          this.#finishing.delete(id);
-          this.#hashes.delete(id);
-        }
-      }
+      await this.#completeWith(record, current, announced ?? sha256!);
       return { file: id, offset: current.offset, complete: true };
     });
   }
@@ -1029,6 +1014,27 @@ export class FileService {
    * Makes a complete upload (all the announced bytes held) available: synced, marked
    * complete, recorded as uploaded. Its SHA-256 is the recipient's to check.
    */
+  /**
+   * Records an upload complete with its SHA-256. A reader may have every byte before
+   * that is recorded (the sync takes a while): it is given the SHA-256 at once, and its
+   * `file_done` is taken meanwhile.
+   */
+  async #completeWith(record: FileRecord, upload: Upload, hash: string): Promise<void> {
+    const id = record.id;
+    this.#hashes.set(id, hash);
+    this.#wake(id);
+    const finishing = this.#finishUpload({ ...record, sha256: hash }, upload);
+    this.#finishing.set(id, finishing);
+    try {
+      await finishing;
+    } finally {
+      if (this.#finishing.get(id) === finishing) {
+        this.#finishing.delete(id);
+        this.#hashes.delete(id);
+      }
+    }
+  }
+
   async #finishUpload(record: FileRecord, upload: Upload | null): Promise<void> {
     try {
       if (upload !== null) {
@@ -1108,18 +1114,7 @@ export class FileService {
       );
     }
     log.info("file #{id}: every byte was held, not recorded complete: completing it", { id });
-    this.#hashes.set(id, hash);
-    this.#wake(id);
-    const finishing = this.#finishUpload({ ...record, sha256: hash }, upload);
-    this.#finishing.set(id, finishing);
-    try {
-      await finishing;
-    } finally {
-      if (this.#finishing.get(id) === finishing) {
-        this.#finishing.delete(id);
-        this.#hashes.delete(id);
-      }
-    }
+    await this.#completeWith(record, upload, hash);
     return { file: id, offset: record.size, complete: true };
   }
 
