@@ -263,14 +263,14 @@ for (const c of CASES) {
  * proxy the test cuts) is down and the recipient receives or declines the file. The
  * sender comes back, its chunk is refused again, and it offers the file again.
  */
-async function endedDuringRefusal(
-  { sender, end }: { sender: "client" | "page"; end: "received" | "declined" },
-): Promise<void> {
+async function endedDuringRefusal({ files, sender, end }: Case): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "chat-file-reoffer-" });
-  const server = await testServer({
-    dataDir: join(tmp, "data"),
-    ...(sender === "page" ? { webPort: 0 } : {}),
-  });
+  const web = sender === "page" ? { webPort: 0 } : {};
+  const server: ChatServer = files === "disk"
+    ? await testServer({ dataDir: join(tmp, "data"), ...web })
+    : await testServer(web, {
+      files: await openPostgresFiles(await pg!.createDatabase(), { pollMs: 50 }),
+    });
   const proxy = new CuttableProxy(sender === "page" ? server.webAddr!.port : server.addr.port);
   const closing: { close(): Promise<void> | void }[] = [];
   try {
@@ -362,17 +362,18 @@ async function endedDuringRefusal(
   }
 }
 
-for (const sender of ["client", "page"] as const) {
-  for (const end of ["received", "declined"] as const) {
-    Deno.test({
-      name: `a file ${end} between a rate_limited refusal of its chunk and the new offer (${
-        sender === "page" ? "the page" : "chat connect"
-      }): the offer names the file and learns the end, the file is not sent again`,
-      sanitizeResources: sender !== "page",
-      sanitizeOps: sender !== "page",
-      fn: () => endedDuringRefusal({ sender, end }),
-    });
-  }
+for (const c of CASES) {
+  Deno.test({
+    name: `a file ${c.end} between a rate_limited refusal of its chunk and the new offer (${
+      c.files === "disk" ? "data folder" : "PostgreSQL"
+    }, ${
+      c.sender === "page" ? "the page" : "chat connect"
+    }): the offer names the file and learns the end, the file is not sent again`,
+    ignore: c.files === "postgres" && pg === null,
+    sanitizeResources: c.sender !== "page",
+    sanitizeOps: c.sender !== "page",
+    fn: () => endedDuringRefusal(c),
+  });
 }
 
 Deno.test("chat connect: a /cancel during the wait after a rate_limited refusal ends the upload, the file is not offered again", async () => {
