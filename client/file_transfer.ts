@@ -233,9 +233,19 @@ export class FileTransfers implements AsyncDisposable {
               id: offer.file,
               code: error.code,
             });
-            if (error.retryAfter !== undefined) await sleep(error.retryAfter * 1000);
+            if (error.retryAfter !== undefined) {
+              await sleep(error.retryAfter * 1000, stopSignal);
+            }
+            // Cancelled during the wait: not offered again (the file is gone).
+            if (stopped !== null) throw stopped;
             const previous = offer.file;
-            offer = await this.#client.request("file_offer", fields);
+            // Naming the upload it resumes: a file that ended meanwhile is told, not sent again.
+            // (Refused `file_gone` after the event that says why, which stopped it.)
+            offer = await this.#client.request("file_offer", { ...fields, file: previous })
+              .catch((err) => {
+                throw stopped ?? err;
+              });
+            if (stopped !== null) throw stopped;
             if (offer.file !== previous) {
               this.#running.delete(previous);
               this.#running.set(offer.file, running);
@@ -687,6 +697,13 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less if `cut` settles first (its timer cleared). */
+function sleep(ms: number, cut?: Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    cut?.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

@@ -133,7 +133,10 @@ export const clientSchemas = {
    * Offers a file to `to`; offering the same file again resumes its upload. `key` names
    * the file for a resume (`FileSource.resumeKey`): the sender hashes while it sends and
    * gives the SHA-256 with the last chunk. An offer may carry the `sha256` instead
-   * (older clients: then it is the key too); one of them is required.
+   * (older clients: then it is the key too); one of them is required. `file`: the id
+   * of the upload this offer resumes (a client offering again after a refusal or a
+   * dropped connection): if that file ended meanwhile, the offer learns it (answered
+   * complete, or refused `file_gone`) instead of making a new file.
    */
   file_offer: request("file_offer", {
     to: shortText,
@@ -141,6 +144,7 @@ export const clientSchemas = {
     size: fileBytes,
     key: sha256Hex.optional(),
     sha256: sha256Hex.optional(),
+    file: fileId.optional(),
   }),
   /**
    * Bytes of an offered file at `offset`, in the frame body; the chunk that completes

@@ -51,7 +51,15 @@ const CLIENT_SAMPLES: { [K in keyof ClientMessageMap]: ClientMessageMap[K] } = {
   private_stop: { type: "private_stop", id: "c28", nick: "bob" },
   private_relay: { type: "private_relay", id: "c29", sid: SID },
   relay: { type: "relay", id: "c30", sid: SID },
-  file_offer: { type: "file_offer", id: "c31", to: "bob", name: "a.txt", size: 3, key: SHA },
+  file_offer: {
+    type: "file_offer",
+    id: "c31",
+    to: "bob",
+    name: "a.txt",
+    size: 3,
+    key: SHA,
+    file: 7,
+  },
   file_chunk: { type: "file_chunk", id: "c32", file: 1, offset: 0, sha256: SHA },
   file_list: { type: "file_list", id: "c33" },
   file_accept: { type: "file_accept", id: "c34", file: 1 },
@@ -255,6 +263,8 @@ Deno.test("field constraints beyond the type are enforced", () => {
     { type: "read", id: "1", ids: [1, -2] },
     { type: "topic", id: "1", room: "r", topic: "x".repeat(1025) },
     { type: "say", id: "1", room: "lobby", text: 5 },
+    { type: "file_offer", id: "1", to: "bob", name: "a", size: 1, key: SHA, file: 0 },
+    { type: "file_offer", id: "1", to: "bob", name: "a", size: 1, key: SHA, file: 1.5 },
   ];
   for (const header of bad) {
     assert.throws(

@@ -412,6 +412,7 @@ export class FileService {
     size: number,
     key: string | undefined,
     sha256: string | undefined,
+    resumes?: number,
   ): Promise<
     { file: number; offset: number; to: string; size: number; online: boolean; expires: number }
   > {
@@ -454,6 +455,27 @@ export class FileService {
       if (record !== null && record.expiresAt <= now) {
         await this.#expire(record);
         record = null;
+      }
+      if (record === null && resumes !== undefined) {
+        // Offered again to resume file `resumes`, which ended meanwhile (between a
+        // retryable refusal or a dropped connection and this offer): it learns the end,
+        // not a new file sent twice.
+        const ended = await this.store.ended(resumes);
+        if (
+          ended !== null && ended.fromKey === self.key && ended.size === size &&
+          ended.name === name
+        ) {
+          this.#retell(ctx, ended);
+          if (ended.ending !== "received") throw goneError(ended);
+          return {
+            file: ended.id,
+            to: ended.to,
+            size: ended.size,
+            offset: ended.size,
+            online: hub.isVisible(target.key, self.key),
+            expires: ended.endedAt,
+          };
+        }
       }
       const resumed = record !== null;
       if (record === null) {
@@ -1148,14 +1170,7 @@ export class FileService {
     if (ended === null || ended.fromKey !== self) throw new CommandError("no_file", message);
     this.#retell(ctx, ended, !told);
     if (ended.ending === "received") return { file: id, offset: ended.size, complete: true };
-    const how = ended.ending === "declined"
-      ? `declined by ${ended.by}`
-      : ended.ending === "expired"
-      ? "expired on the server"
-      : ended.ending === "corrupt"
-      ? `received damaged by ${ended.by} (its SHA-256 did not match): send it again`
-      : `cancelled by ${ended.by}`;
-    throw new CommandError("file_gone", `file #${id} (${ended.name}) was ${how}`);
+    throw goneError(ended);
   }
 
   /**
@@ -1370,6 +1385,18 @@ function cancelledEvent(
   return { type: "file_cancelled", file: record.id, by, name: record.name, reason };
 }
 
+/** The `file_gone` refusal of a file that ended other than received. */
+function goneError(ended: EndedFile): CommandError {
+  const how = ended.ending === "declined"
+    ? `declined by ${ended.by}`
+    : ended.ending === "expired"
+    ? "expired on the server"
+    : ended.ending === "corrupt"
+    ? `received damaged by ${ended.by} (its SHA-256 did not match): send it again`
+    : `cancelled by ${ended.by}`;
+  return new CommandError("file_gone", `file #${ended.id} (${ended.name}) was ${how}`);
+}
+
 /** The command table's entries for file transfers (see the module documentation). */
 export const fileCommands: {
   file_offer: CommandSpec<"file_offer">;
@@ -1382,8 +1409,8 @@ export const fileCommands: {
   file_cancel: CommandSpec<"file_cancel">;
 } = {
   file_offer: {
-    run: async (ctx, { to, name, size, key, sha256 }) =>
-      await fileServiceOf(ctx.hub).offer(ctx, to, name, size, key, sha256),
+    run: async (ctx, { to, name, size, key, sha256, file }) =>
+      await fileServiceOf(ctx.hub).offer(ctx, to, name, size, key, sha256, file),
   },
   // Not pipelined: each chunk is on disk before the connection reads the next frame.
   file_chunk: {

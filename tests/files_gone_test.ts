@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { ChatClient } from "../client/chat_client.ts";
 import { ChatError } from "../client/chat_error.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
+import { CommandError } from "../server/errors.ts";
 import { fileServiceOf } from "../server/files.ts";
 import { openPostgresFiles } from "../server/postgres_files.ts";
 import type { ChatServer } from "../server/server.ts";
@@ -251,3 +252,174 @@ for (const c of CASES) {
     fn: () => endedWhileAway(c),
   });
 }
+
+/**
+ * A file that ends between a retryable refusal of its upload and the sender's new offer
+ * is not offered again as a new file: the new offer names the file it resumes, and
+ * learns the end (the missed event told again; answered complete if received, refused
+ * `file_gone` if declined). The server's chunk handler refuses every chunk of the file
+ * `rate_limited` (the first, for a received file, after writing it: the acknowledgement
+ * is what is lost) and holds the first refusal while the sender's connection (through a
+ * proxy the test cuts) is down and the recipient receives or declines the file. The
+ * sender comes back, its chunk is refused again, and it offers the file again.
+ */
+async function endedDuringRefusal({ files, sender, end }: Case): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "chat-file-reoffer-" });
+  const web = sender === "page" ? { webPort: 0 } : {};
+  const server: ChatServer = files === "disk"
+    ? await testServer({ dataDir: join(tmp, "data"), ...web })
+    : await testServer(web, {
+      files: await openPostgresFiles(await pg!.createDatabase(), { pollMs: 50 }),
+    });
+  const proxy = new CuttableProxy(sender === "page" ? server.webAddr!.port : server.addr.port);
+  const closing: { close(): Promise<void> | void }[] = [];
+  try {
+    const service = fileServiceOf(server.hub);
+    const store = service.store;
+    const chunk = service.chunk.bind(service);
+    const ended = Promise.withResolvers<void>();
+    let refused: number | null = null;
+    service.chunk = async (ctx, id, offset, sha256) => {
+      if (refused !== null && refused !== id) return await chunk(ctx, id, offset, sha256);
+      if (refused === null) {
+        refused = id;
+        if (end === "received") await chunk(ctx, id, offset, sha256);
+        await ended.promise;
+      }
+      throw new CommandError("rate_limited", "too many chunks: wait a second", 1);
+    };
+
+    const bobEvents: FileTransferEvent[] = [];
+    const bobClient = await connectClient(server, "bob");
+    closing.push(bobClient);
+    const bob = new FileTransfers(bobClient, {
+      ...(end === "received" ? { acceptDir: join(tmp, "in") } : {}),
+      onEvent: (e) => bobEvents.push(e),
+    });
+    closing.push(bob);
+
+    const path = join(tmp, "report.bin");
+    const sha = await writeRandomFile(path, 100_000, 37);
+    const alice = sender === "client"
+      ? await clientSender(proxy.port)
+      : await pageSender(proxy.port);
+    closing.push(alice);
+    const sending = alice.send(path);
+    sending.catch(() => {});
+    const file = await until(() => refused ?? undefined, "alice's chunk refused", WAIT_MS);
+
+    // While alice is away, bob receives or declines the file.
+    proxy.cut();
+    if (end === "received") {
+      const saved = await until(
+        () => bobEvents.find((e) => e.type === "file_saved" || e.type === "file_failed"),
+        "bob's copy",
+        WAIT_MS,
+      );
+      assert.equal(saved.type, "file_saved", JSON.stringify(saved));
+      assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
+    } else {
+      await until(() => bobEvents.find((e) => e.type === "file_offered"), "the offer", WAIT_MS);
+      await bob.decline(file);
+    }
+    assert.equal(await store.get(file), null);
+    ended.resolve();
+
+    // alice comes back: its chunk is refused rate_limited, it offers the file again.
+    proxy.resume();
+    const outcome = await sending;
+    if (end === "received") {
+      assert.deepEqual(outcome, { file, code: null });
+      await until(
+        () => alice.told.includes("file_completed") || undefined,
+        "alice told the file arrived",
+        WAIT_MS,
+      );
+    } else {
+      assert.equal(outcome.file, file);
+      assert.equal(outcome.code, "declined");
+      await until(
+        () => alice.told.includes("file_declined") || undefined,
+        "alice told the file was declined",
+        WAIT_MS,
+      );
+    }
+    // Not offered again: the server holds nothing, bob was offered one file only.
+    assert.deepEqual(await store.held(), { files: 0, bytes: 0 });
+    assert.deepEqual((await bob.list()).files, []);
+    assert.deepEqual(
+      bobEvents.filter((e) => e.type === "file_offered").map((e) => e.file),
+      [file],
+    );
+    if (end === "received") {
+      assert.deepEqual(await listDir(join(tmp, "in")), ["report.bin"]);
+    }
+  } finally {
+    for (const c of closing.reverse()) await Promise.resolve(c.close()).catch(() => {});
+    await proxy.close();
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+for (const c of CASES) {
+  Deno.test({
+    name: `a file ${c.end} between a rate_limited refusal of its chunk and the new offer (${
+      c.files === "disk" ? "data folder" : "PostgreSQL"
+    }, ${
+      c.sender === "page" ? "the page" : "chat connect"
+    }): the offer names the file and learns the end, the file is not sent again`,
+    ignore: c.files === "postgres" && pg === null,
+    sanitizeResources: c.sender !== "page",
+    sanitizeOps: c.sender !== "page",
+    fn: () => endedDuringRefusal(c),
+  });
+}
+
+Deno.test("chat connect: a /cancel during the wait after a rate_limited refusal ends the upload, the file is not offered again", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "chat-file-reoffer-" });
+  const server = await testServer({ dataDir: join(tmp, "data") });
+  const closing: { close(): Promise<void> | void }[] = [];
+  try {
+    const service = fileServiceOf(server.hub);
+    const offer = service.offer.bind(service);
+    let offers = 0;
+    service.offer = async (...args) => {
+      offers++;
+      return await offer(...args);
+    };
+    let refused: number | null = null;
+    service.chunk = (_ctx, id) => {
+      refused = id;
+      // Long enough that the cancel comes during the wait (the client waits it out unless stopped).
+      return Promise.reject(new CommandError("rate_limited", "too many chunks: wait", 10));
+    };
+    const bobEvents: FileTransferEvent[] = [];
+    const bobClient = await connectClient(server, "bob");
+    closing.push(bobClient);
+    const bob = new FileTransfers(bobClient, { onEvent: (e) => bobEvents.push(e) });
+    closing.push(bob);
+    const aliceClient = await connectClient(server, "alice");
+    closing.push(aliceClient);
+    const alice = new FileTransfers(aliceClient, { onEvent: () => {} });
+    closing.push(alice);
+
+    const path = join(tmp, "report.bin");
+    await writeRandomFile(path, 100_000, 41);
+    const sending = alice.send("bob", path);
+    sending.catch(() => {});
+    const file = await until(() => refused ?? undefined, "alice's chunk refused", WAIT_MS);
+    await alice.cancel(file);
+    await assert.rejects(sending, (err) => err instanceof ChatError && err.code === "cancelled");
+    assert.equal(offers, 1, "offered once: not again after the cancel");
+    assert.deepEqual(await service.store.held(), { files: 0, bytes: 0 });
+    assert.deepEqual(
+      bobEvents.filter((e) => e.type === "file_offered").map((e) => e.file),
+      [file],
+    );
+  } finally {
+    for (const c of closing.reverse()) await Promise.resolve(c.close()).catch(() => {});
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -330,7 +330,11 @@ export class WebFileTransfers {
             new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * resyncs))),
             running.stopped,
           ]);
-          offer = await Promise.race([this.#socket.request("file_offer", fields), running.stopped]);
+          // Naming the upload it resumes: a file that ended meanwhile is told, not sent again.
+          offer = await Promise.race([
+            this.#socket.request("file_offer", { ...fields, file: transfer.file }),
+            running.stopped,
+          ]);
           transfer.file = Number(offer.file);
         }
       }
