@@ -135,7 +135,7 @@ type Waiter = (header: Record<string, unknown>) => void;
 
 /**
  * A load client's connection: TCP (read by a loop into a buffer), or the browser
- * client's WebSocket (each message handed to the receive path as it comes).
+ * client's WebSocket (its messages' payloads handed to the receive path read by read).
  */
 type LoadSocket = Deno.TcpConn | LoadWebSocket;
 
@@ -157,7 +157,7 @@ class LoadConn {
   discarding = false;
   #resume: (() => void) | null = null;
   #carry: Uint8Array | null = null;
-  /** WebSocket messages received while paused (a WebSocket cannot pause its sender). */
+  /** WebSocket bytes received while paused (copied; `pause` stops only TCP reads). */
   #held: Uint8Array[] = [];
   readonly #stamp: Stamp = { tag: -1, ms: 0 };
   #waiters = new Map<string, Waiter>();
@@ -198,9 +198,9 @@ class LoadConn {
     this.#held = [];
     if (target.web === true) {
       const socket = await LoadWebSocket.open(target.host, target.port, (bytes) => {
-        if (this.paused) this.#held.push(bytes);
+        if (this.paused) this.#held.push(bytes.slice()); // a view into a reused buffer
         else this.#receive(bytes);
-      });
+      }, this.options.bufferSize);
       this.conn = socket;
       this.ended = socket.ended.then(() => {
         if (this.conn === socket) this.closed = true;
@@ -444,9 +444,9 @@ class LoadConn {
   }
 
   /**
-   * Counts and scans received bytes (a TCP read, or one WebSocket message: one or more
-   * whole frames as the server wrote them); an unfinished frame or line is carried over
-   * (copied: `bytes` may be a reused buffer).
+   * Counts and scans received bytes (a TCP read, or the payload bytes of the WebSocket
+   * messages in one read: the same byte stream, `load_websocket.ts`); an unfinished frame
+   * or line is carried over (copied: `bytes` may be a reused buffer).
    */
   #receive(bytes: Uint8Array): void {
     counters.bytesIn += bytes.length;
@@ -937,9 +937,7 @@ function verify(request: Record<string, unknown>): object {
 function localPorts(request: Record<string, unknown>): object {
   return {
     ports: groupOf(request.group).map((c) =>
-      c.conn === null || c.conn instanceof LoadWebSocket
-        ? 0
-        : (c.conn.localAddr as Deno.NetAddr).port
+      (c.conn?.localAddr as Deno.NetAddr | undefined)?.port ?? 0
     ),
   };
 }
