@@ -238,6 +238,27 @@ export async function measureFanout(
   return result;
 }
 
+/**
+ * CPU microseconds per delivery of the target and of the load processes together, over
+ * a fan-out's ramp levels (equal durations: CPU shares and rates summed). Less disturbed
+ * by other programs than deliveries per second, and it tells whether the load clients
+ * or the target spend more per delivery (a load client as costly as its target measures
+ * itself as much as the target).
+ */
+export function cpuPerDelivery(levels: LevelResult[]): { target: number; loads: number } {
+  let target = 0;
+  let loads = 0;
+  let delivered = 0;
+  for (const l of levels) {
+    if (!l.kind.startsWith("ramp")) continue;
+    target += l.cpu.target;
+    for (const share of l.cpu.loads) loads += share;
+    delivered += l.deliveredPerSec;
+  }
+  const us = (pct: number) => delivered > 0 ? round((pct / 100 / delivered) * 1e6, 2) : NaN;
+  return { target: us(target), loads: us(loads) };
+}
+
 function sum(values: number[]): number {
   let total = 0;
   for (const v of values) total += Number.isFinite(v) ? v : 0;

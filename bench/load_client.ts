@@ -32,8 +32,7 @@ import {
   u32,
 } from "./frame_scan.ts";
 import { emit, serveSideChannel } from "../tools/side_channel.ts";
-import type { ByteChannel } from "../transport/framed_connection.ts";
-import { WebSocketChannel } from "../transport/websocket_channel.ts";
+import { LoadWebSocket } from "./load_websocket.ts";
 
 /** Where the connections go and what they speak. */
 interface Target {
@@ -134,29 +133,16 @@ function frames(headers: object[]): Uint8Array {
 
 type Waiter = (header: Record<string, unknown>) => void;
 
-/** A load client's connection: TCP, or the browser client's WebSocket. */
-type LoadSocket = ByteChannel & { localAddr?: Deno.Addr };
+/**
+ * A load client's connection: TCP (read by a loop into a buffer), or the browser
+ * client's WebSocket (its messages' payloads handed to the receive path read by read).
+ */
+type LoadSocket = Deno.TcpConn | LoadWebSocket;
 
-async function dialTcp(port = target.port): Promise<LoadSocket> {
+async function dialTcp(port = target.port): Promise<Deno.TcpConn> {
   const conn = await Deno.connect({ hostname: target.host, port });
   conn.setNoDelay(true);
   return conn;
-}
-
-/** Opens the WebSocket a browser would (binary messages carrying frames), from its origin. */
-async function dialWebSocket(): Promise<LoadSocket> {
-  const origin = `http://${target.host}:${target.port}`;
-  // Deno's WebSocket takes headers; a browser sets Origin itself.
-  const socket = new (WebSocket as unknown as new (url: string, init: object) => WebSocket)(
-    `ws://${target.host}:${target.port}/ws`,
-    { headers: { origin } },
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.onopen = () => resolve();
-    socket.onerror = () => reject(new Error("the WebSocket was refused"));
-  });
-  // Received data is read as fast as TCP's; unread bytes are bounded only by memory here.
-  return new WebSocketChannel(socket, { maxUnreadBytes: Number.MAX_SAFE_INTEGER });
 }
 
 /** One client connection with a cheap receive path and a coalescing writer. */
@@ -171,6 +157,9 @@ class LoadConn {
   discarding = false;
   #resume: (() => void) | null = null;
   #carry: Uint8Array | null = null;
+  /** WebSocket bytes received while paused (copied; `pause` stops only TCP reads). */
+  #held: Uint8Array[] = [];
+  readonly #stamp: Stamp = { tag: -1, ms: 0 };
   #waiters = new Map<string, Waiter>();
   #controlSeq = 0;
   #pending: Uint8Array[] = [];
@@ -204,13 +193,23 @@ class LoadConn {
 
   /** Connects and, in chat mode, logs in and joins; rejects with the server's refusal. */
   async connect(joinRooms: boolean): Promise<void> {
-    const conn = target.web === true
-      ? await dialWebSocket()
-      : await dialTcp(this.options.port || target.port);
-    this.conn = conn;
     this.closed = false;
     this.#carry = null;
-    this.ended = this.#readLoop(conn);
+    this.#held = [];
+    if (target.web === true) {
+      const socket = await LoadWebSocket.open(target.host, target.port, (bytes) => {
+        if (this.paused) this.#held.push(bytes.slice()); // a view into a reused buffer
+        else this.#receive(bytes);
+      }, this.options.bufferSize);
+      this.conn = socket;
+      this.ended = socket.ended.then(() => {
+        if (this.conn === socket) this.closed = true;
+      });
+    } else {
+      const conn = await dialTcp(this.options.port || target.port);
+      this.conn = conn;
+      this.ended = this.#readLoop(conn);
+    }
     if (target.mode === "irc") {
       await this.#registerIrc(joinRooms);
       return;
@@ -411,14 +410,17 @@ class LoadConn {
 
   unpause(): void {
     this.paused = false;
+    const held = this.#held;
+    this.#held = [];
+    for (const bytes of held) if (!this.closed) this.#receive(bytes);
     const resume = this.#resume;
     this.#resume = null;
     resume?.();
   }
 
-  async #readLoop(conn: LoadSocket): Promise<void> {
+  /** The TCP receive path: reads into one buffer, each read handed to {@linkcode #receive}. */
+  async #readLoop(conn: Deno.TcpConn): Promise<void> {
     const buffer = new Uint8Array(this.options.bufferSize);
-    const stamp: Stamp = { tag: -1, ms: 0 };
     try {
       while (!this.closed) {
         if (this.paused) {
@@ -427,19 +429,7 @@ class LoadConn {
         }
         const n = await conn.read(buffer);
         if (n === null) break;
-        counters.bytesIn += n;
-        lastFrameAt = performance.now();
-        if (this.discarding) continue;
-        let data: Uint8Array = buffer.subarray(0, n);
-        if (this.#carry !== null) {
-          data = concatBytes([this.#carry, data]);
-          this.#carry = null;
-        }
-        const now = nowMs();
-        const o = target.mode === "irc"
-          ? this.#scanLines(data, now, stamp)
-          : this.#scanFrames(data, now, stamp);
-        if (o < data.length) this.#carry = data.slice(o);
+        this.#receive(buffer.subarray(0, n));
       }
     } catch {
       // reset or closed locally: the connection is over
@@ -451,6 +441,27 @@ class LoadConn {
         // already closed
       }
     }
+  }
+
+  /**
+   * Counts and scans received bytes (a TCP read, or the payload bytes of the WebSocket
+   * messages in one read: the same byte stream, `load_websocket.ts`); an unfinished frame
+   * or line is carried over (copied: `bytes` may be a reused buffer).
+   */
+  #receive(bytes: Uint8Array): void {
+    counters.bytesIn += bytes.length;
+    lastFrameAt = performance.now();
+    if (this.discarding) return;
+    let data = bytes;
+    if (this.#carry !== null) {
+      data = concatBytes([this.#carry, data]);
+      this.#carry = null;
+    }
+    const now = nowMs();
+    const o = target.mode === "irc"
+      ? this.#scanLines(data, now, this.#stamp)
+      : this.#scanFrames(data, now, this.#stamp);
+    if (o < data.length) this.#carry = data.slice(o);
   }
 
   /**

@@ -43,6 +43,7 @@ import {
   measureLoneWriter,
 } from "./durable.ts";
 import {
+  cpuPerDelivery,
   type FanoutPlan,
   type FanoutResult,
   type FixedPlan,
@@ -1205,16 +1206,22 @@ async function main(): Promise<void> {
   console.log("");
   const cpuLines: string[] = [];
   for (const pair of fanout) {
-    for (const [label, o] of [["server", pair.server], ["ceiling", pair.ceiling]] as const) {
+    const runs = [
+      ["server", pair.server],
+      ["ceiling", pair.ceiling],
+      ["WebSocket", pair.web],
+    ] as const;
+    for (const [label, o] of runs) {
       if (!o.ok) continue;
       const top = [...o.value.levels].sort((a, b) => b.deliveredPerSec - a.deliveredPerSec)[0];
       if (top) {
+        const perDelivery = cpuPerDelivery(o.value.levels);
         cpuLines.push(
           `  ${label} ${pair.members}: at ${
             fmtCount(top.deliveredPerSec)
           }/s target ${top.cpu.target}%, load ${
             top.cpu.loads.map((l) => `${l}%`).join(" + ")
-          }, other ${top.cpu.other}%`,
+          }, other ${top.cpu.other}%; over the ramp, CPU µs per delivery: target ${perDelivery.target}, load processes ${perDelivery.loads}`,
         );
       }
     }

@@ -100,6 +100,21 @@ for (const auth of ["none", "password"] as const) {
   });
 }
 
+Deno.test("fan-out over the browser client's WebSocket: each message's frames counted, latency read", async () => {
+  const result = await withCluster(
+    { target: "server", loads: 2, serverArgs: ["--web", "--memory"], web: true },
+    (cluster) => measureFanout(cluster, tiny),
+  );
+  assert.equal(result.target, "server");
+  const [ramp, half] = result.levels;
+  assert.equal(ramp.sent, 30); // 500 deliveries/s ÷ 5 receivers × 0.3 s
+  assert.equal(ramp.dropped, 0);
+  assert.equal(ramp.errors, 0, ramp.firstError);
+  assert.ok(ramp.samples > 0, "probes recorded latencies");
+  assert.ok(ramp.deliveredPerSec > 0);
+  assert.equal(half.kind, "half");
+});
+
 Deno.test("durable: acknowledged appends are counted, SQLite group commits reported", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-bench-test-" });
   try {
