@@ -708,24 +708,13 @@ export class FileService {
       // When another server may be uploading them, the bytes held are asked for again
       // every `pollMs` meanwhile.
       if (offset + sent >= available) {
-        const poll = this.bytes.pollMs;
-        const deadline = performance.now() + READ_WAIT_MS;
-        let now: number;
-        do {
-          const left = Math.max(0, deadline - performance.now());
-          await this.#waitForBytes(
-            id,
-            poll === null ? left : Math.min(poll, left),
-            () => session.ended,
-          );
+        const more = await this.#watch(id, session, async () => {
           record = await this.#incoming(ctx, id);
-          now = await this.#available(record);
-        } while (
-          now <= available && poll !== null && performance.now() < deadline &&
-          !session.ended && !this.#closed
-        );
-        if (now <= available) break;
-        available = now;
+          const now = await this.#available(record);
+          return now > available ? now : null;
+        });
+        if (more === null) break;
+        available = more;
       }
       // The file stays open for the reads queued behind (a reader keeps two in flight).
       const file = state.file ??= await this.#openToRead(record);
@@ -774,19 +763,10 @@ export class FileService {
     // after them: the sender gives it with the last chunk, another server records it).
     let sha256 = this.#hashOf(record);
     if (sha256 === null && offset + sent === record.size && !session.ended) {
-      const poll = this.bytes.pollMs;
-      const deadline = performance.now() + READ_WAIT_MS;
-      while (sha256 === null && !session.ended && !this.#closed) {
-        const left = deadline - performance.now();
-        if (left <= 0) break;
-        await this.#waitForBytes(
-          id,
-          poll === null ? left : Math.min(poll, left),
-          () => session.ended,
-        );
+      sha256 = await this.#watch(id, session, async () => {
         record = await this.#incoming(ctx, id);
-        sha256 = this.#hashOf(record);
-      }
+        return this.#hashOf(record);
+      });
     }
     return {
       file: id,
@@ -1107,24 +1087,66 @@ export class FileService {
     return reader;
   }
 
-  #waitForBytes(id: number, ms: number, gone: () => boolean): Promise<void> {
-    if (gone() || this.#closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      let waiters = this.#waiters.get(id);
-      if (waiters === undefined) {
-        waiters = new Set();
-        this.#waiters.set(id, waiters);
+  /**
+   * Looks for something about file `id` (`look`: new bytes, its SHA-256) until it is
+   * found or for {@linkcode READ_WAIT_MS}, looking again at each change of the file
+   * ({@linkcode FileService.#wake}), and every {@linkcode FileBytes.pollMs} when another
+   * server may change it; null when nothing was found (or the session ended). Each wait
+   * is armed before the look: a change while looking (or before: whatever the caller saw
+   * last may be stale) ends the wait at once instead of being missed.
+   */
+  async #watch<T>(
+    id: number,
+    session: { readonly ended: boolean },
+    look: () => Promise<T | null>,
+  ): Promise<T | null> {
+    const poll = this.bytes.pollMs;
+    const deadline = performance.now() + READ_WAIT_MS;
+    while (true) {
+      const change = this.#nextChange(id);
+      try {
+        const found = await look();
+        const left = deadline - performance.now();
+        if (found !== null || left <= 0 || session.ended || this.#closed) return found;
+        await change.wait(poll === null ? left : Math.min(poll, left));
+      } finally {
+        change.cancel();
       }
-      const set = waiters;
-      const wake = () => {
-        clearTimeout(timer);
-        set.delete(wake);
-        if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      set.add(wake);
-    });
+    }
+  }
+
+  /**
+   * Arms a wait for the next change of file `id`: `wait(ms)` resolves at that change (at
+   * once when it came already) or after `ms`; `cancel` disarms it.
+   */
+  #nextChange(id: number): { wait(ms: number): Promise<void>; cancel(): void } {
+    let waiters = this.#waiters.get(id);
+    if (waiters === undefined) {
+      waiters = new Set();
+      this.#waiters.set(id, waiters);
+    }
+    const set = waiters;
+    let changed = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let resolveWait: (() => void) | null = null;
+    const wake = () => {
+      changed = true;
+      clearTimeout(timer);
+      set.delete(wake);
+      if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id);
+      resolveWait?.();
+    };
+    set.add(wake);
+    return {
+      wait: (ms) => {
+        if (changed || this.#closed) return Promise.resolve();
+        return new Promise((resolve) => {
+          resolveWait = resolve;
+          timer = setTimeout(wake, ms);
+        });
+      },
+      cancel: wake,
+    };
   }
 
   #wake(id: number): void {
