@@ -3,27 +3,32 @@
  * needs, done by bare programs with no protocol, so that the suite shows how much of
  * what this machine allows the chat transfers reach.
  *
- * - Store and forward (three processes): the sender hashes its file, then streams it;
- *   the hop writes every piece to disk once and forwards it from memory, without
- *   hashing it (the chat server checks no SHA-256 since integrity became end to end:
- *   the recipient's); the receiver writes and hashes. What the relay adds to this is the protocol: frames,
- *   requests and acknowledgements, reading back from disk, flow control.
+ * - Store and forward (three processes): the sender streams its file, hashing each
+ *   piece as it reads it (the chat sender sends the SHA-256 with its last chunk: the file
+ *   is read once), the next piece read and hashed while one is written; the hop writes
+ *   every piece to disk once and forwards it from memory, without hashing it (the chat
+ *   server checks no SHA-256 since integrity became end to end: the recipient's), and
+ *   syncs the file once all is forwarded; the receiver writes (synchronously) and hashes,
+ *   syncs in the background every 16 MiB and at the end, as the chat receiver does.
+ *   What the relay adds to this is the protocol: frames, requests and acknowledgements,
+ *   reading back from disk, flow control, the metadata's commits.
  * - Encrypted peer to peer (two processes): the sender streams its file as
  *   ChaCha20-Poly1305 records of 1 MiB (`node:crypto` in 64 KiB calls, as the session
  *   does; the next record sealed while one is written); the receiver decrypts and
- *   writes. Neither hashes (peer protocol version 5: the AEAD authenticates every byte;
+ *   writes (synchronously, synced in the background and at the end, as the chat
+ *   receiver does). Neither hashes (peer protocol version 5: the AEAD authenticates every byte;
  *   version 4 hashed the file on both sides). No handshake: a fixed key.
  *
  * ```text
- * deno run -A bench/file_ceiling.ts relay-receive PATH       listen; write and hash into PATH
+ * deno run -A bench/file_ceiling.ts relay-receive PATH       listen; write, hash and sync into PATH
  * deno run -A bench/file_ceiling.ts relay-hop PATH PORT      listen; store into PATH, forward to PORT (no hash)
- * deno run -A bench/file_ceiling.ts relay-send PORT PATH     hash PATH, then send it to PORT
- * deno run -A bench/file_ceiling.ts peer-receive PATH        listen; decrypt and write into PATH
+ * deno run -A bench/file_ceiling.ts relay-send PORT PATH     send PATH to PORT, hashing it as it goes
+ * deno run -A bench/file_ceiling.ts peer-receive PATH        listen; decrypt, write and sync into PATH
  * deno run -A bench/file_ceiling.ts peer-send PORT PATH      send PATH encrypted
  * ```
  *
  * Like `raw_copy.ts`, each prints `{"ready": true, "port": N}` when ready (a sender once
- * connected, before it hashes: the chat senders also hash after their ready line) and
+ * connected) and
  * `{"done": true, "sha256": HEX}` when its part is over (a receiver: the file written,
  * hashed and closed; the hop and the peer ends, which hash nothing: `null`); `{"error": ...}` and exit 1
  * on failure.
@@ -32,10 +37,11 @@
  */
 
 import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
-import { readFull, writeFull } from "../transport/file_io.ts";
+import { BACKGROUND_SYNC_BYTES, readFull, writeFull } from "../transport/file_io.ts";
+import { MAX_FILE_FRAME_BYTES } from "../protocol/messages.ts";
 
 /** Bytes per piece of the store-and-forward pipeline (the relay's chunk size). */
-const PIECE = 256 * 1024;
+const PIECE = MAX_FILE_FRAME_BYTES;
 /** Plaintext bytes per encrypted record (the peer session's record size). */
 const RECORD = 1024 * 1024;
 
@@ -48,35 +54,61 @@ async function acceptOne(): Promise<Deno.TcpConn> {
   return conn;
 }
 
-/** The SHA-256 of the file at `path`, read in pieces. */
-async function hashFile(path: string): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const hash = createHash("sha256");
-  const buffer = new Uint8Array(RECORD);
-  while (true) {
-    const n = await readFull(file, buffer);
-    if (n === 0) return hash.digest("hex");
-    hash.update(buffer.subarray(0, n));
-  }
-}
+/**
+ * A received file as the chat receiver writes it (`IncomingFile`): each piece written
+ * synchronously, synced in the background every {@linkcode BACKGROUND_SYNC_BYTES}
+ * through a second handle (one handle's operations run in turn), and once at the end.
+ */
+class SyncedFile implements Disposable {
+  readonly #file: Deno.FsFile;
+  readonly #syncHandle: Deno.FsFile;
+  #syncing: Promise<void> | null = null;
+  #unsynced = 0;
 
-/** Writes `data` to `file` while hashing it (Deno writes files on another thread). */
-async function store(file: Deno.FsFile, hash: ReturnType<typeof createHash>, data: Uint8Array) {
-  const written = writeFull(file, data);
-  hash.update(data);
-  await written;
+  private constructor(file: Deno.FsFile, syncHandle: Deno.FsFile) {
+    this.#file = file;
+    this.#syncHandle = syncHandle;
+  }
+
+  static async create(path: string): Promise<SyncedFile> {
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    return new SyncedFile(file, await Deno.open(path, { write: true }));
+  }
+
+  write(piece: Uint8Array): void {
+    for (let at = 0; at < piece.length;) at += this.#file.writeSync(piece.subarray(at));
+    this.#unsynced += piece.length;
+    if (this.#unsynced >= BACKGROUND_SYNC_BYTES && this.#syncing === null) {
+      this.#unsynced = 0;
+      this.#syncing = this.#syncHandle.syncData().finally(() => this.#syncing = null);
+    }
+  }
+
+  async finish(): Promise<void> {
+    await this.#syncing;
+    await this.#file.sync();
+  }
+
+  [Symbol.dispose](): void {
+    this.#file.close();
+    this.#syncHandle.close();
+  }
 }
 
 async function relayReceive(path: string): Promise<string> {
   const conn = await acceptOne();
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  using file = await SyncedFile.create(path);
   const hash = createHash("sha256");
   const buffer = new Uint8Array(PIECE);
   while (true) {
     const n = await readFull(conn, buffer);
     if (n === 0) break;
-    await store(file, hash, buffer.subarray(0, n));
+    // Written synchronously, then hashed, as the chat receiver does (`IncomingFile`).
+    const piece = buffer.subarray(0, n);
+    file.write(piece);
+    hash.update(piece);
   }
+  await file.finish();
   conn.close();
   return hash.digest("hex");
 }
@@ -99,23 +131,30 @@ async function relayHop(path: string, port: number): Promise<null> {
   await forwarding;
   up.close();
   down.close();
+  await file.sync();
   return null;
 }
 
 async function relaySend(port: number, path: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   console.log(JSON.stringify({ ready: true, port }));
-  const sha256 = await hashFile(path);
+  const hash = createHash("sha256");
   using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(PIECE);
-  while (true) {
-    const n = await readFull(file, buffer);
+  // Two buffers: one being written while the next is read and hashed.
+  const buffers = [new Uint8Array(PIECE), new Uint8Array(PIECE)];
+  let writing: Promise<void> = Promise.resolve();
+  for (let i = 0;; i ^= 1) {
+    const n = await readFull(file, buffers[i]);
     if (n === 0) break;
-    await writeFull(conn, buffer.subarray(0, n));
+    const piece = buffers[i].subarray(0, n);
+    hash.update(piece);
+    await writing;
+    writing = writeFull(conn, piece);
   }
+  await writing;
   await conn.closeWrite();
   conn.close();
-  return sha256;
+  return hash.digest("hex");
 }
 
 /** The fixed key of the ceiling's records (no handshake). */
@@ -145,13 +184,11 @@ function nonce(counter: number): Uint8Array {
 
 async function peerReceive(path: string): Promise<null> {
   const conn = await acceptOne();
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  using file = await SyncedFile.create(path);
   const prefix = new Uint8Array(4);
   const ciphertext = new Uint8Array(RECORD + 16);
-  // Two plaintext buffers: one being written while the next is decrypted.
-  const plaintexts = [new Uint8Array(RECORD), new Uint8Array(RECORD)];
+  const plaintext = new Uint8Array(RECORD);
   let counter = 0;
-  let storing: Promise<void> = Promise.resolve();
   while (true) {
     if (await readFull(conn, prefix) < 4) break;
     const length = new DataView(prefix.buffer).getUint32(0);
@@ -166,15 +203,13 @@ async function peerReceive(path: string): Promise<null> {
     });
     decipher.setAAD(prefix, { plaintextLength: length - 16 });
     decipher.setAuthTag(ciphertext.subarray(length - 16, length));
-    // (Plaintext buffer counter % 2 is free: the store before the last one is done.)
-    const plaintext = plaintexts[counter % 2].subarray(0, length - 16);
-    transform(decipher, ciphertext.subarray(0, length - 16), plaintext);
+    const opened = plaintext.subarray(0, length - 16);
+    transform(decipher, ciphertext.subarray(0, length - 16), opened);
     decipher.final();
-    // The next record is read and decrypted while this one is written.
-    await storing;
-    storing = writeFull(file, plaintext);
+    // Written synchronously and synced as it goes, as the chat receiver does.
+    file.write(opened);
   }
-  await storing;
+  await file.finish();
   conn.close();
   return null;
 }

@@ -37,6 +37,11 @@ export interface FilesPlan {
    * this folder named after it (`relay-sender`, `relay-server`, `peer-receiver`...).
    */
   cpuProfDir?: string;
+  /**
+   * The kinds of transfer to run (default all): `["raw", "relay"]` compares the relay
+   * with its baseline alone; figures of kinds not run are zero.
+   */
+  kinds?: readonly FileTransferKind[];
 }
 
 /** One timed transfer. */
@@ -272,9 +277,11 @@ async function timeTransfer(
 }
 
 /** The kinds of transfer measured. */
-const KINDS = ["raw", "relay", "peer", "relayCeiling", "peerCeiling"] as const;
+export const FILE_TRANSFER_KINDS = ["raw", "relay", "peer", "relayCeiling", "peerCeiling"] as const;
+const KINDS = FILE_TRANSFER_KINDS;
 /** A kind of transfer measured. */
-type Kind = typeof KINDS[number];
+export type FileTransferKind = typeof FILE_TRANSFER_KINDS[number];
+type Kind = FileTransferKind;
 
 /**
  * Measures raw, relay and peer-to-peer transfers of one file of `plan.sizeBytes`, and
@@ -353,8 +360,9 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
       Kind,
       TransferFigure[]
     >;
+    const kinds = KINDS.filter((k) => plan.kinds?.includes(k) ?? true);
     for (let round = 0; round < rounds; round++) {
-      for (const kind of KINDS) runs[kind].push(await timeTransfer(setups[kind], plan, hash));
+      for (const kind of kinds) runs[kind].push(await timeTransfer(setups[kind], plan, hash));
     }
     await server.stop();
     server = undefined;
@@ -370,10 +378,10 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
       peer,
       relayCeiling,
       peerCeiling,
-      relayRatio: round(relay.mbPerSec / raw.mbPerSec, 3),
-      peerRatio: round(peer.mbPerSec / raw.mbPerSec, 3),
-      relayCeilingRatio: round(relayCeiling.mbPerSec / raw.mbPerSec, 3),
-      peerCeilingRatio: round(peerCeiling.mbPerSec / raw.mbPerSec, 3),
+      relayRatio: ratio(relay, raw),
+      peerRatio: ratio(peer, raw),
+      relayCeilingRatio: ratio(relayCeiling, raw),
+      peerCeilingRatio: ratio(peerCeiling, raw),
     };
   } finally {
     await server?.stop();
@@ -381,8 +389,14 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
   }
 }
 
-/** The run of median throughput (the lower middle one of an even count). */
+/** `figure` ÷ `raw` throughput, rounded; 0 when either was not run. */
+function ratio(figure: TransferFigure, raw: TransferFigure): number {
+  return raw.mbPerSec > 0 ? round(figure.mbPerSec / raw.mbPerSec, 3) : 0;
+}
+
+/** The run of median throughput (the lower middle one of an even count); zeros for none. */
 function median(runs: TransferFigure[]): TransferFigure {
+  if (runs.length === 0) return { ms: 0, mbPerSec: 0, cpuMs: {} };
   const sorted = [...runs].sort((a, b) => a.mbPerSec - b.mbPerSec);
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }

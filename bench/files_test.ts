@@ -25,3 +25,17 @@ Deno.test("files: raw, relay, peer-to-peer and ceiling transfers arrive intact a
     "hop" in result.relayCeiling.cpuMs || Object.keys(result.relayCeiling.cpuMs).length === 0,
   );
 });
+
+Deno.test("files: the kinds asked for alone; the others are zero", async () => {
+  const result = await measureFiles({
+    sizeBytes: 1024 * 1024,
+    timeoutMs: 20_000,
+    rounds: 1,
+    kinds: ["raw", "relay"],
+  });
+  assert.ok(result.raw.mbPerSec > 0 && result.relay.mbPerSec > 0 && result.relayRatio > 0);
+  assert.deepEqual(result.runsMbPerSec.peer, []);
+  assert.equal(result.peer.mbPerSec, 0);
+  assert.equal(result.peerRatio, 0);
+  assert.equal(result.relayCeilingRatio, 0);
+});

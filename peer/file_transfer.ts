@@ -127,6 +127,8 @@ interface Incoming {
   restarted: boolean;
   /** Bytes received and not yet written. */
   pendingBytes: number;
+  /** The write of the latest chunk received (writes run in order). */
+  lastWrite: Promise<void>;
   /** Renaming. */
   finishing: boolean;
   /** Given up: later chunks are dropped. */
@@ -320,6 +322,7 @@ export class PeerFileTransfers {
         lastAck: file.offset,
         restarted: false,
         pendingBytes: 0,
+        lastWrite: Promise.resolve(),
         finishing: false,
         failed: false,
         meter: this.#events.meter(offer.size, file.offset),
@@ -610,13 +613,15 @@ export class PeerFileTransfers {
   /**
    * Queues a chunk's write (writes run in order) and resolves at once, unless more than
    * {@linkcode MAX_PENDING_WRITE_BYTES} wait to be written: then once they are down to
-   * this chunk, so that the session's reader (which awaits this) paces the sender. The
-   * ack goes out once the bytes are written.
+   * this chunk (the writes before it done), so that the session's reader (which awaits
+   * this) paces the sender while the disk writes this chunk as the next is decrypted.
+   * The ack goes out once the bytes are written.
    */
   async #onData(message: PeerMessageMap["peer_file_data"], body: Uint8Array): Promise<void> {
     const incoming = this.#incoming.get(message.fid);
     if (incoming === undefined || incoming.failed) return; // declined or done: late chunks
     incoming.pendingBytes += body.length;
+    const before = incoming.lastWrite;
     const written = incoming.file.write(message.offset, body).then(
       () => {
         this.#session.recycleFileData?.(body); // written: its memory takes a later chunk
@@ -630,7 +635,8 @@ export class PeerFileTransfers {
         incoming.reject(error);
       },
     ).finally(() => incoming.pendingBytes -= body.length);
-    if (incoming.pendingBytes > MAX_PENDING_WRITE_BYTES) await written;
+    incoming.lastWrite = written;
+    if (incoming.pendingBytes > MAX_PENDING_WRITE_BYTES) await before;
   }
 
   async #written(incoming: Incoming): Promise<void> {

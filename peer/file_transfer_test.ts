@@ -379,3 +379,43 @@ Deno.test("peer files: a restart empties the .part and accepts from 0 without a 
     await bob.close();
   });
 });
+
+Deno.test("peer files: the receiver reads on while a chunk is written, one write behind", async () => {
+  await withTempDir(async (dir) => {
+    const session = new FakeSession("alice");
+    const bob = new PeerFileTransfers(session, { acceptDir: join(dir, "dl"), onEvent: () => {} });
+    // The second chunk is large (the handler takes any size), so its write cannot end
+    // while the handler's promise settles: only waiting for it would see it written.
+    const sizes = [CHUNK_BYTES, 16 * CHUNK_BYTES, CHUNK_BYTES];
+    const size = sizes.reduce((a, b) => a + b);
+    const key = "k".repeat(64);
+    await bob.handle({
+      message: { type: "peer_file_offer", fid: 1, name: "paced.bin", size, key },
+      body: new Uint8Array(),
+    });
+    await until(() => session.sent.find((s) => s.message.type === "peer_file_accept"), "accept");
+    const acked = () =>
+      session.sent.flatMap((s) => s.message.type === "peer_file_ack" ? [s.message.offset] : []);
+    let offset = 0;
+    const chunk = (i: number) => {
+      const message = { type: "peer_file_data", fid: 1, offset } as const;
+      offset += sizes[i];
+      return { message, body: new Uint8Array(sizes[i]).fill(i + 1) };
+    };
+    await bob.handle(chunk(0));
+    // Two chunks wait for the disk: the handler resolves once the first is written, so
+    // the session decrypts the next record while the second is written (waiting for
+    // both would leave the disk idle while each next frame is read and decrypted).
+    await bob.handle(chunk(1));
+    assert.deepEqual(acked(), [], "the second chunk is still being written");
+    await until(() => acked()[0], "the ack of two chunks");
+    assert.deepEqual(acked(), [sizes[0] + sizes[1]]);
+    await bob.handle(chunk(2));
+    await bob.handle({ message: { type: "peer_file_end", fid: 1 }, body: new Uint8Array() });
+    await until(() => session.sent.find((s) => s.message.type === "peer_file_done"), "done");
+    const saved = await Deno.readFile(join(dir, "dl", "paced.bin"));
+    assert.equal(saved.length, size);
+    assert.deepEqual([saved[0], saved[sizes[0]], saved[size - 1]], [1, 2, 3]);
+    await bob.close();
+  });
+});

@@ -205,7 +205,8 @@ export type ServerErrorCode =
   | "storage_full"
   | "id_conflict"
   | "store_unavailable"
-  | "bad_token";
+  | "bad_token"
+  | "file_gone";
 
 /** Codes of `notice` events that end or change a session. */
 export type NoticeCode =

@@ -3,6 +3,13 @@
  * uploading, renamed `<id>.file` once complete, mode `0600`. Only this server writes them:
  * its readers are woken by its writer ({@linkcode FileBytes.pollMs} is null).
  *
+ * Dropped bytes are renamed `<id>.<n>.gone` and deleted afterwards
+ * ({@linkcode DiskFileBytes.purge}, once the file's record is removed): deleting a large
+ * file takes a while (its pages and blocks are freed: 40-50 ms for 128 MiB here), a
+ * recipient's `file_done` waits for the drop, and a commit's sync that ran meanwhile
+ * would wait for the deletion too (one journal on ext4). Leftovers of a crash are deleted
+ * with the orphans at start; {@linkcode DiskFileBytes.close} waits for the deletions.
+ *
  * @module
  */
 
@@ -34,6 +41,12 @@ export class DiskFileBytes implements FileBytes {
   readonly dir: string;
   readonly pollMs: null = null;
   readonly free: FreeSpace;
+  /** Dropped bytes not being deleted yet (their `.gone` paths). */
+  #dropped: string[] = [];
+  /** Deletions of dropped bytes under way. */
+  readonly #deleting = new Set<Promise<void>>();
+  /** Numbers the `.gone` names, so that two drops of one id never share one. */
+  #drops = 0;
 
   /** Keeps bytes in `dir`, which must exist. */
   constructor(dir: string) {
@@ -132,9 +145,31 @@ export class DiskFileBytes implements FileBytes {
     }
   }
 
+  /**
+   * Renames the bytes out of the way (no reader opens them from then on); they are
+   * deleted by {@linkcode DiskFileBytes.purge}.
+   */
   async remove(id: number): Promise<void> {
-    await Deno.remove(this.path(id, false)).catch(() => {});
-    await Deno.remove(this.path(id, true)).catch(() => {});
+    for (const complete of [false, true]) {
+      const gone = join(this.dir, `${id}.${++this.#drops}.gone`);
+      try {
+        await Deno.rename(this.path(id, complete), gone);
+        this.#dropped.push(gone);
+      } catch {
+        // not there (never written, completed, or dropped already)
+      }
+    }
+  }
+
+  /** Starts deleting the bytes dropped so far, in the background. */
+  purge(): void {
+    for (const gone of this.#dropped) {
+      const deleting = Deno.remove(gone).catch(() => {}).finally(() =>
+        this.#deleting.delete(deleting)
+      );
+      this.#deleting.add(deleting);
+    }
+    this.#dropped = [];
   }
 
   /** Also tightens to `0600` the files of known ids that others could read. */
@@ -143,6 +178,8 @@ export class DiskFileBytes implements FileBytes {
     for await (const entry of Deno.readDir(this.dir)) {
       const match = /^(\d+)\.(part|file)$/.exec(entry.name);
       if (match !== null) entries.push({ name: entry.name, id: Number(match[1]) });
+      // Dropped, not deleted yet (a crash came first): nothing names them.
+      else if (/^\d+\.\d+\.gone$/.test(entry.name)) entries.push({ name: entry.name, id: -1 });
     }
     const ids = await known();
     let tightened = 0;
@@ -172,8 +209,15 @@ export class DiskFileBytes implements FileBytes {
     return total;
   }
 
+  /** Deletes the bytes dropped so far; resolves once their space is freed. */
+  async freed(): Promise<void> {
+    this.purge();
+    while (this.#deleting.size > 0) await Promise.all(this.#deleting);
+  }
+
+  /** Waits for the deletions of dropped bytes under way. */
   close(): Promise<void> {
-    return Promise.resolve();
+    return this.freed();
   }
 }
 

@@ -14,3 +14,37 @@ Deno.test("DiskFileBytes conforms: <id>.part while uploading, <id>.file once com
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("DiskFileBytes drops bytes at once and frees their space in the background", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bytes = new DiskFileBytes(dir);
+    const writer = await bytes.openWriter(1, 4);
+    await writer.append(new Uint8Array([1, 2, 3, 4]));
+    writer.close();
+    const reader = await bytes.openReader(1, false);
+    assert.ok(reader !== null);
+    await bytes.remove(1);
+    // Not held any more, whether or not its space is freed yet.
+    assert.equal(await bytes.size(1), null);
+    assert.equal(await bytes.openReader(1, false), null);
+    assert.equal(await bytes.used(), 0);
+    const names = () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assert.ok(names().every((name) => /^1\.\d+\.gone$/.test(name)), names().join(", "));
+    // A reader that had it open reads on.
+    const into = new Uint8Array(4);
+    assert.equal(await reader.read(0, into), 4);
+    reader.close();
+    await bytes.freed();
+    assert.deepEqual(names(), []);
+
+    // Dropped bytes a crash left undeleted go with the orphans at start.
+    await Deno.writeFile(`${dir}/7.3.gone`, new Uint8Array(10));
+    await Deno.writeFile(`${dir}/8.part`, new Uint8Array(10));
+    await bytes.removeOrphans(() => Promise.resolve(new Set([8])));
+    assert.deepEqual(names(), ["8.part"]);
+    await bytes.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

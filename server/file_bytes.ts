@@ -108,8 +108,16 @@ export interface FileBytes {
   openReader(id: number, complete: boolean): Promise<FileBytesReader | null>;
   /** Bytes held for file `id`; null when none are (never written, or dropped). */
   size(id: number): Promise<number | null>;
-  /** Drops the bytes of file `id`, if any. */
+  /**
+   * Drops the bytes of file `id`, if any: from then on they are not held (no reader
+   * opens them, `size` is null), though their space may be freed only once
+   * {@linkcode FileBytes.purge} is called.
+   */
   remove(id: number): Promise<void>;
+  /** Starts freeing the space of the bytes dropped so far, in the background. */
+  purge?(): void;
+  /** Frees the space of the bytes dropped so far; resolves once it is free. */
+  freed?(): Promise<void>;
   /**
    * Drops the bytes of every file that `known` (asked after listing the bytes held, so
    * that a file recorded meanwhile is kept) does not name.

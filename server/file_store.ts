@@ -72,6 +72,42 @@ export type FileChanges = Partial<
 /** A file to record: everything but the id. */
 export type NewFileRecord = Omit<FileRecord, "id">;
 
+/**
+ * How a file's transfer ended: its recipient received it (`file_done`), declined it,
+ * either side cancelled it (`corrupt`: the recipient's copy did not match), or it
+ * expired.
+ */
+export type FileEnding = "received" | "declined" | "cancelled" | "corrupt" | "expired";
+
+/**
+ * A file no longer held, kept a while after its end (see {@linkcode FileStore.recordEnd}):
+ * its sender, coming back after a dropped connection or a crash with chunks to resend,
+ * learns what became of it instead of offering it again as a new file.
+ */
+export interface EndedFile {
+  /** The file's id. */
+  id: number;
+  /** Sender's account key. */
+  fromKey: string;
+  /** Recipient's display nick. */
+  to: string;
+  /** The name as offered. */
+  name: string;
+  /** Bytes announced. */
+  size: number;
+  /** How it ended. */
+  ending: FileEnding;
+  /** Who ended it: the recipient's or sender's nick, or `server` (expiry). */
+  by: string;
+  /** When, ms since the epoch. */
+  endedAt: number;
+}
+
+/** Ended files kept per sender at most (the oldest go first). */
+export const MAX_ENDED_PER_SENDER = 1000;
+/** Ended files kept at most, from every sender (the oldest go first). */
+export const MAX_ENDED_FILES = 100_000;
+
 /** Storage of held files' metadata. */
 export interface FileStore {
   /** Records a new file and gives it the next id. */
@@ -107,6 +143,16 @@ export interface FileStore {
   expired(now: number): Promise<FileRecord[]>;
   /** Ids of every file held. */
   ids(): Promise<number[]>;
+  /**
+   * Remembers how a file ended (before its record is removed); a file already
+   * remembered keeps its first ending. Bounded: at most {@linkcode MAX_ENDED_PER_SENDER}
+   * per sender and {@linkcode MAX_ENDED_FILES} in all are kept, the oldest dropped.
+   */
+  recordEnd(ended: EndedFile): Promise<void>;
+  /** How file `id` ended, if it is remembered. */
+  ended(id: number): Promise<EndedFile | null>;
+  /** Forgets the files that ended before `before` (ms since the epoch). */
+  forgetEnded(before: number): Promise<void>;
   /** Releases the storage. */
   close(): Promise<void>;
 }
@@ -159,6 +205,8 @@ export function checkNewFileRecord(record: NewFileRecord): void {
  */
 export class MemoryFileStore implements FileStore {
   readonly #files = new Map<number, FileRecord>();
+  /** Ended files, oldest first (insertion order). */
+  readonly #ended = new Map<number, EndedFile>();
   #nextId = 1;
   #closed = false;
 
@@ -248,6 +296,42 @@ export class MemoryFileStore implements FileStore {
   /** Ids of every file held. */
   ids(): Promise<number[]> {
     return this.#run(() => [...this.#files.keys()]);
+  }
+
+  /** Remembers how a file ended (its first ending), within the bounds. */
+  recordEnd(ended: EndedFile): Promise<void> {
+    return this.#run(() => {
+      if (this.#ended.has(ended.id)) return;
+      this.#ended.set(ended.id, { ...ended });
+      let mine = 0;
+      for (const e of this.#ended.values()) if (e.fromKey === ended.fromKey) mine++;
+      for (const e of [...this.#ended.values()]) {
+        if (mine <= MAX_ENDED_PER_SENDER) break;
+        if (e.fromKey === ended.fromKey) {
+          this.#ended.delete(e.id);
+          mine--;
+        }
+      }
+      for (const id of this.#ended.keys()) {
+        if (this.#ended.size <= MAX_ENDED_FILES) break;
+        this.#ended.delete(id);
+      }
+    });
+  }
+
+  /** How file `id` ended, if remembered. */
+  ended(id: number): Promise<EndedFile | null> {
+    return this.#run(() => {
+      const found = this.#ended.get(id);
+      return found === undefined ? null : { ...found };
+    });
+  }
+
+  /** Forgets the files that ended before `before`. */
+  forgetEnded(before: number): Promise<void> {
+    return this.#run(() => {
+      for (const [id, e] of this.#ended) if (e.endedAt < before) this.#ended.delete(id);
+    });
   }
 
   /** Closes the store. */

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { FileStore, NewFileRecord } from "./file_store.ts";
+import { type FileStore, MAX_ENDED_PER_SENDER, type NewFileRecord } from "./file_store.ts";
 import { StoreError } from "./store.ts";
 
 /** A new file record, with `overrides`. */
@@ -30,7 +30,7 @@ export function fileRecord(overrides: Partial<NewFileRecord> = {}): NewFileRecor
 
 /**
  * The behaviour every FileStore has: ids, find, held counts, updates, expiry, removal,
- * refusals, and `closed` after close (it closes `store`).
+ * refusals, ended files (bounded per sender), and `closed` after close (it closes `store`).
  */
 export async function fileStoreConformance(store: FileStore): Promise<void> {
   const first = await store.create(fileRecord());
@@ -92,6 +92,39 @@ export async function fileStoreConformance(store: FileStore): Promise<void> {
   });
   await assert.rejects(store.create(fileRecord({ key: "XYZ" })), StoreError);
   await assert.rejects(store.create(fileRecord({ sha256: "XYZ" })), StoreError);
+
+  // How files ended, remembered a while: the first ending stays; forgotten by age.
+  const ended = {
+    id: first.id,
+    fromKey: "alice",
+    to: "Bob",
+    name: "../report.pdf",
+    size: 1000,
+    ending: "received" as const,
+    by: "Bob",
+    endedAt: 60,
+  };
+  assert.equal(await store.ended(first.id), null);
+  await store.recordEnd(ended);
+  await store.recordEnd({ ...ended, ending: "expired", by: "server", endedAt: 70 });
+  await store.recordEnd({ ...ended, id: second.id, ending: "declined", endedAt: 80 });
+  assert.deepEqual(await store.ended(first.id), ended);
+  assert.equal((await store.ended(second.id))?.ending, "declined");
+  await store.forgetEnded(70);
+  assert.equal(await store.ended(first.id), null);
+  assert.equal((await store.ended(second.id))?.ending, "declined");
+  // Bounded per sender: the oldest go first.
+  for (let i = 0; i < MAX_ENDED_PER_SENDER; i++) {
+    await store.recordEnd({ ...ended, id: 10_000 + i, endedAt: 90 + i });
+  }
+  assert.equal(await store.ended(second.id), null);
+  assert.equal((await store.ended(10_000))?.id, 10_000);
+  await store.recordEnd({ ...ended, fromKey: "carol", id: 20_000, endedAt: 5000 });
+  assert.equal((await store.ended(10_000))?.id, 10_000);
+  await store.recordEnd({ ...ended, id: 20_001, endedAt: 5000 });
+  assert.equal(await store.ended(10_000), null);
+  assert.equal((await store.ended(10_001))?.id, 10_001);
+  assert.equal((await store.ended(20_000))?.fromKey, "carol");
 
   await store.close();
   await assert.rejects(store.get(second.id), (err: unknown) => {

@@ -58,6 +58,12 @@
  *   reply's `offset` is one byte short, for the last chunk to come again with it).
  *   An offer resumed before its first byte is told to the recipient again (a server may
  *   have died between recording it and telling).
+ * - A file that ended (received, declined, cancelled, expired) is remembered a while
+ *   ({@linkcode FileStore.recordEnd}: one TTL, bounded per sender and in all): a chunk
+ *   its sender resends after a dropped connection or a crash is told the event it
+ *   missed, then answered complete (received) or refused `file_gone` (the others), not
+ *   `no_file`, after which a client offers the file again (as a new file, once its
+ *   record is gone). `no_file` stays "offer it again": an upload let go resumes so.
  * - Refusals: `file_too_large` over `maxFileSize` (nothing written); `quota_exceeded`
  *   when the sender's held files would pass `fileQuotaBytes` (the announced size counts
  *   from the offer on) or number `maxHeldFilesPerSender` already (zero-byte ones too);
@@ -108,7 +114,13 @@ import { isDiskFull } from "./disk_space.ts";
 import { DiskFileBytes } from "./disk_file_bytes.ts";
 import { CommandError } from "./errors.ts";
 import type { FileBytes, FileBytesReader, FileBytesWriter } from "./file_bytes.ts";
-import { type FileRecord, type FileStore, MemoryFileStore } from "./file_store.ts";
+import {
+  type EndedFile,
+  type FileEnding,
+  type FileRecord,
+  type FileStore,
+  MemoryFileStore,
+} from "./file_store.ts";
 import { makePrivateDir } from "./file_modes.ts";
 import type { ChatHub, SessionPort } from "./hub.ts";
 import { fitFirst, replyBudget, replyFloor } from "./reply_budget.ts";
@@ -230,6 +242,12 @@ export class FileService {
    */
   readonly #hashes = new Map<number, string>();
   readonly #waiters = new Map<number, Set<() => void>>();
+  /**
+   * Per file being read, how many times its readers were woken (bytes, the SHA-256, the
+   * upload recorded complete): a read notes it before it looks at the file's state, and
+   * waits only while it has not moved, so that a wake while it was busy is not missed.
+   */
+  readonly #wakes = new Map<number, number>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
   /** Per file, the sessions reading it now (their read states). */
@@ -240,6 +258,8 @@ export class FileService {
    * they leave, when the last reader goes, or when the file is dropped.
    */
   readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
+  /** Per session, the ended files it was told of again (see #gone). */
+  readonly #retold = new WeakMap<object, Set<number>>();
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   /** Whether the last sweep found the free space under the reserve. */
@@ -359,24 +379,28 @@ export class FileService {
   async #sweep(orphans: boolean): Promise<void> {
     await this.#watchReserve();
     const now = this.#hub.now();
-    for (const record of await this.store.expired(now)) {
-      log.info("file #{id} from {from} to {to} expired", {
-        id: record.id,
-        from: record.from,
-        to: record.to,
-      });
-      // Servers sharing the files all sweep: the one that drops it tells.
-      if (!(await this.#drop(record))) continue;
-      const event = { ...cancelledEvent(record, "server", "expired") };
-      await this.#tell(record.fromKey, event);
-      await this.#tell(record.toKey, event);
-    }
+    for (const record of await this.store.expired(now)) await this.#expire(record);
+    await this.store.forgetEnded(now - this.#hub.config.fileTtlSec * 1000);
     const idleBefore = performance.now() - UPLOAD_IDLE_MS;
     for (const upload of [...this.#uploads.values()]) {
       if (upload.lastActive < idleBefore) await this.#release(upload);
     }
     if (!orphans) return;
     await this.bytes.removeOrphans(async () => new Set(await this.store.ids()));
+  }
+
+  /** Drops an expired file and tells both sides (unless another server dropped it first). */
+  async #expire(record: FileRecord): Promise<void> {
+    log.info("file #{id} from {from} to {to} expired", {
+      id: record.id,
+      from: record.from,
+      to: record.to,
+    });
+    // Servers sharing the files all sweep: the one that drops it tells.
+    if (!(await this.#drop(record, "expired", "server"))) return;
+    const event = { ...cancelledEvent(record, "server", "expired") };
+    await this.#tell(record.fromKey, event);
+    await this.#tell(record.toKey, event);
   }
 
   // ------------------------------------------------------------------ commands
@@ -428,7 +452,7 @@ export class FileService {
       const now = hub.now();
       let record = await this.store.find(self.key, target.key, resumeKey, size, name);
       if (record !== null && record.expiresAt <= now) {
-        await this.#drop(record);
+        await this.#expire(record);
         record = null;
       }
       const resumed = record !== null;
@@ -503,7 +527,7 @@ export class FileService {
     if (upload === undefined || upload.fromKey !== self) {
       const record = await this.#record(id);
       if (record === null || record.fromKey !== self) {
-        throw new CommandError("no_file", `you are not sending a file #${id}`);
+        return await this.#gone(ctx, id, `you are not sending a file #${id}`);
       }
       if (record.uploaded) {
         if (offset + body.length <= record.size) {
@@ -516,7 +540,7 @@ export class FileService {
     const current = upload;
     return await this.#serial(current, async () => {
       if (current.closed) {
-        throw new CommandError("no_file", `file #${id} is no longer being uploaded`);
+        return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
       }
       if (offset + body.length <= current.offset) {
         if (offset + body.length === current.record.size) {
@@ -594,22 +618,7 @@ export class FileService {
         this.#wake(id);
         return { file: id, offset: current.offset, complete: false };
       }
-      // A reader may have every byte before the upload is recorded complete (the sync
-      // takes a while): it is given the SHA-256 now, and its `file_done` is taken
-      // meanwhile.
-      const hash = announced ?? sha256!;
-      this.#hashes.set(id, hash);
-      this.#wake(id);
-      const finishing = this.#finishUpload({ ...record, sha256: hash }, current);
-      this.#finishing.set(id, finishing);
-      try {
-        await finishing;
-      } finally {
-        if (this.#finishing.get(id) === finishing) {
-          this.#finishing.delete(id);
-          this.#hashes.delete(id);
-        }
-      }
+      await this.#completeWith(record, current, announced ?? sha256!);
       return { file: id, offset: current.offset, complete: true };
     });
   }
@@ -639,7 +648,7 @@ export class FileService {
 
   async decline(ctx: CommandContext, id: number): Promise<{ file: number }> {
     const record = await this.#incoming(ctx, id);
-    await this.#drop(record);
+    await this.#drop(record, "declined", ctx.session.account.nick);
     log.info("{by} declined file #{id}", { by: ctx.session.account.nick, id });
     await this.#answer(record, "file_declined", ctx.session.account.nick);
     return { file: id };
@@ -671,6 +680,7 @@ export class FileService {
           this.#readers.set(id, readers);
         } else {
           this.#readers.delete(id);
+          this.#wakes.delete(id);
           this.#dropRecent(id);
         }
       }
@@ -688,6 +698,8 @@ export class FileService {
     state: ReadState,
   ): Promise<FileReadReply> {
     const session = ctx.session;
+    // Noted before the state is read: a wake from then on ends a wait at once.
+    let seen = this.#wakeCount(id);
     let record = await this.#incoming(ctx, id);
     if (record.state !== "accepted") {
       throw new CommandError("no_file", `accept file #${id} first`);
@@ -708,13 +720,27 @@ export class FileService {
       // When another server may be uploading them, the bytes held are asked for again
       // every `pollMs` meanwhile.
       if (offset + sent >= available) {
-        const more = await this.#watch(id, session, async () => {
+        const poll = this.bytes.pollMs;
+        const deadline = performance.now() + READ_WAIT_MS;
+        let now: number;
+        do {
+          const left = Math.max(0, deadline - performance.now());
+          await this.#waitForBytes(
+            id,
+            poll === null ? left : Math.min(poll, left),
+            () => session.ended,
+            seen,
+          );
+          seen = this.#wakeCount(id);
           record = await this.#incoming(ctx, id);
-          const now = await this.#available(record);
-          return now > available ? now : null;
-        });
-        if (more === null) break;
-        available = more;
+          now = await this.#available(record);
+          // A wake need not bring bytes (it may be for bytes already counted, the read
+          // having noted the count before it looked): it waits on until the deadline.
+        } while (
+          now <= available && performance.now() < deadline && !session.ended && !this.#closed
+        );
+        if (now <= available) break;
+        available = now;
       }
       // The file stays open for the reads queued behind (a reader keeps two in flight).
       const file = state.file ??= await this.#openToRead(record);
@@ -763,10 +789,21 @@ export class FileService {
     // after them: the sender gives it with the last chunk, another server records it).
     let sha256 = this.#hashOf(record);
     if (sha256 === null && offset + sent === record.size && !session.ended) {
-      sha256 = await this.#watch(id, session, async () => {
+      const poll = this.bytes.pollMs;
+      const deadline = performance.now() + READ_WAIT_MS;
+      while (sha256 === null && !session.ended && !this.#closed) {
+        const left = deadline - performance.now();
+        if (left <= 0) break;
+        await this.#waitForBytes(
+          id,
+          poll === null ? left : Math.min(poll, left),
+          () => session.ended,
+          seen,
+        );
+        seen = this.#wakeCount(id);
         record = await this.#incoming(ctx, id);
-        return this.#hashOf(record);
-      });
+        sha256 = this.#hashOf(record);
+      }
     }
     return {
       file: id,
@@ -789,7 +826,7 @@ export class FileService {
     if (!record.uploaded && !this.#finishing.has(id)) {
       throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
     }
-    await this.#drop(record);
+    await this.#drop(record, "received", ctx.session.account.nick);
     log.info("{by} received file #{id}", { by: ctx.session.account.nick, id });
     await this.#answer(record, "file_completed", ctx.session.account.nick);
     return { file: id };
@@ -813,7 +850,7 @@ export class FileService {
         to: record.to,
       });
     }
-    await this.#drop(record);
+    await this.#drop(record, corrupt ? "corrupt" : "cancelled", self.nick);
     const other = record.fromKey === self.key ? record.toKey : record.fromKey;
     await this.#tell(other, cancelledEvent(record, self.nick, corrupt ? "corrupt" : "cancelled"));
     return { file: id };
@@ -978,6 +1015,27 @@ export class FileService {
    * Makes a complete upload (all the announced bytes held) available: synced, marked
    * complete, recorded as uploaded. Its SHA-256 is the recipient's to check.
    */
+  /**
+   * Records an upload complete with its SHA-256. A reader may have every byte before
+   * that is recorded (the sync takes a while): it is given the SHA-256 at once, and its
+   * `file_done` is taken meanwhile.
+   */
+  async #completeWith(record: FileRecord, upload: Upload, hash: string): Promise<void> {
+    const id = record.id;
+    this.#hashes.set(id, hash);
+    this.#wake(id);
+    const finishing = this.#finishUpload({ ...record, sha256: hash }, upload);
+    this.#finishing.set(id, finishing);
+    try {
+      await finishing;
+    } finally {
+      if (this.#finishing.get(id) === finishing) {
+        this.#finishing.delete(id);
+        this.#hashes.delete(id);
+      }
+    }
+  }
+
   async #finishUpload(record: FileRecord, upload: Upload | null): Promise<void> {
     try {
       if (upload !== null) {
@@ -1057,19 +1115,72 @@ export class FileService {
       );
     }
     log.info("file #{id}: every byte was held, not recorded complete: completing it", { id });
-    this.#hashes.set(id, hash);
-    this.#wake(id);
-    const finishing = this.#finishUpload({ ...record, sha256: hash }, upload);
-    this.#finishing.set(id, finishing);
-    try {
-      await finishing;
-    } finally {
-      if (this.#finishing.get(id) === finishing) {
-        this.#finishing.delete(id);
-        this.#hashes.delete(id);
+    await this.#completeWith(record, upload, hash);
+    return { file: id, offset: record.size, complete: true };
+  }
+
+  /**
+   * Answers a chunk of file `id` that its sender, `ctx`'s account, no longer uploads
+   * here. A file that ended (remembered a while, see {@linkcode FileStore.recordEnd};
+   * an expired one not yet swept is expired now) is told to the session again, since
+   * a sender that was away missed it: received, the chunk is answered complete (every
+   * byte had arrived); declined, cancelled or expired, it is refused with `file_gone`,
+   * not to be offered again. Otherwise (an upload let go, a file never known or
+   * forgotten) `no_file` with `message`: offering it again resumes it.
+   *
+   * @throws {CommandError} `file_gone` or `no_file`.
+   */
+  async #gone(
+    ctx: CommandContext,
+    id: number,
+    message: string,
+  ): Promise<{ file: number; offset: number; complete: true }> {
+    const self = ctx.session.account.key;
+    let ended = await this.store.ended(id);
+    let told = false;
+    if (ended === null) {
+      const record = await this.store.get(id);
+      if (record !== null && record.fromKey === self && record.expiresAt <= this.#hub.now()) {
+        await this.#expire(record); // tells the sender's sessions, this one too
+        ended = await this.store.ended(id);
+        told = true;
       }
     }
-    return { file: id, offset: record.size, complete: true };
+    if (ended === null || ended.fromKey !== self) throw new CommandError("no_file", message);
+    this.#retell(ctx, ended, !told);
+    if (ended.ending === "received") return { file: id, offset: ended.size, complete: true };
+    const how = ended.ending === "declined"
+      ? `declined by ${ended.by}`
+      : ended.ending === "expired"
+      ? "expired on the server"
+      : ended.ending === "corrupt"
+      ? `received damaged by ${ended.by} (its SHA-256 did not match): send it again`
+      : `cancelled by ${ended.by}`;
+    throw new CommandError("file_gone", `file #${id} (${ended.name}) was ${how}`);
+  }
+
+  /**
+   * Sends session `ctx` the event that told how file `ended` ended, once per session and
+   * file (its sender may resend several chunks); without `send`, notes it told already.
+   */
+  #retell(ctx: CommandContext, ended: EndedFile, send = true): void {
+    let told = this.#retold.get(ctx.session);
+    if (told === undefined) this.#retold.set(ctx.session, told = new Set());
+    if (told.has(ended.id)) return;
+    told.add(ended.id);
+    if (!send) return;
+    const base = { file: ended.id, by: ended.by, name: ended.name };
+    ctx.session.send(
+      ended.ending === "received"
+        ? { type: "file_completed", ...base }
+        : ended.ending === "declined"
+        ? { type: "file_declined", ...base }
+        : {
+          type: "file_cancelled",
+          ...base,
+          reason: ended.ending === "cancelled" ? "cancelled" : ended.ending,
+        },
+    );
   }
 
   /** Bytes of a file the server holds now. */
@@ -1087,69 +1198,37 @@ export class FileService {
     return reader;
   }
 
-  /**
-   * Looks for something about file `id` (`look`: new bytes, its SHA-256) until it is
-   * found or for {@linkcode READ_WAIT_MS}, looking again at each change of the file
-   * ({@linkcode FileService.#wake}), and every {@linkcode FileBytes.pollMs} when another
-   * server may change it; null when nothing was found (or the session ended). Each wait
-   * is armed before the look: a change while looking (or before: whatever the caller saw
-   * last may be stale) ends the wait at once instead of being missed.
-   */
-  async #watch<T>(
-    id: number,
-    session: { readonly ended: boolean },
-    look: () => Promise<T | null>,
-  ): Promise<T | null> {
-    const poll = this.bytes.pollMs;
-    const deadline = performance.now() + READ_WAIT_MS;
-    while (true) {
-      const change = this.#nextChange(id);
-      try {
-        const found = await look();
-        const left = deadline - performance.now();
-        if (found !== null || left <= 0 || session.ended || this.#closed) return found;
-        await change.wait(poll === null ? left : Math.min(poll, left));
-      } finally {
-        change.cancel();
-      }
-    }
+  /** How many times the readers of file `id` were woken (see {@linkcode FileService.#wakes}). */
+  #wakeCount(id: number): number {
+    return this.#wakes.get(id) ?? 0;
   }
 
   /**
-   * Arms a wait for the next change of file `id`: `wait(ms)` resolves at that change (at
-   * once when it came already) or after `ms`; `cancel` disarms it.
+   * Waits until file `id`'s readers are woken, or `ms`; at once when they were woken
+   * since `seen` (a {@linkcode FileService.#wakeCount}) or `gone()`.
    */
-  #nextChange(id: number): { wait(ms: number): Promise<void>; cancel(): void } {
-    let waiters = this.#waiters.get(id);
-    if (waiters === undefined) {
-      waiters = new Set();
-      this.#waiters.set(id, waiters);
-    }
-    const set = waiters;
-    let changed = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let resolveWait: (() => void) | null = null;
-    const wake = () => {
-      changed = true;
-      clearTimeout(timer);
-      set.delete(wake);
-      if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id);
-      resolveWait?.();
-    };
-    set.add(wake);
-    return {
-      wait: (ms) => {
-        if (changed || this.#closed) return Promise.resolve();
-        return new Promise((resolve) => {
-          resolveWait = resolve;
-          timer = setTimeout(wake, ms);
-        });
-      },
-      cancel: wake,
-    };
+  #waitForBytes(id: number, ms: number, gone: () => boolean, seen: number): Promise<void> {
+    if (gone() || this.#closed || this.#wakeCount(id) !== seen) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waiters = this.#waiters.get(id);
+      if (waiters === undefined) {
+        waiters = new Set();
+        this.#waiters.set(id, waiters);
+      }
+      const set = waiters;
+      const wake = () => {
+        clearTimeout(timer);
+        set.delete(wake);
+        if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      set.add(wake);
+    });
   }
 
   #wake(id: number): void {
+    if (this.#readers.has(id)) this.#wakes.set(id, this.#wakeCount(id) + 1);
     const waiters = this.#waiters.get(id);
     if (waiters === undefined) return;
     for (const wake of [...waiters]) wake();
@@ -1160,14 +1239,41 @@ export class FileService {
    * readers. False when its record was gone already (another server sharing the files
    * dropped it first).
    */
-  async #drop(record: FileRecord): Promise<boolean> {
+  async #drop(record: FileRecord, ending?: FileEnding, by?: string): Promise<boolean> {
+    if (ending !== undefined) {
+      // Remembered first: a sender coming back to resend learns it (see #gone).
+      const ended: EndedFile = {
+        id: record.id,
+        fromKey: record.fromKey,
+        to: record.to,
+        name: record.name,
+        size: record.size,
+        ending,
+        by: by ?? "server",
+        endedAt: this.#hub.now(),
+      };
+      await this.store.recordEnd(ended).catch((err) =>
+        log.warn("remembering how file #{id} ended failed: {err}", { id: record.id, err })
+      );
+    }
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
-    // The bytes go first: on a full disk, the record's removal may fail until they are
-    // gone (a record without bytes is dropped again by a later sweep).
+    // The bytes go first: on a full disk, the record's removal may fail until their
+    // space is freed (then it is tried again once it is; a record without bytes is
+    // dropped again by a later sweep). Their space is freed in the background once the
+    // record is gone: a recipient's `file_done` does not wait for a large file's deletion.
     await this.bytes.remove(record.id);
-    const removed = await this.store.remove(record.id);
+    let removed: boolean;
+    try {
+      removed = await this.store.remove(record.id);
+    } catch (err) {
+      if (!isDiskFull(err) || this.bytes.freed === undefined) throw err;
+      await this.bytes.freed();
+      removed = await this.store.remove(record.id);
+    } finally {
+      this.bytes.purge?.();
+    }
     this.#wake(record.id);
     return removed;
   }

@@ -19,11 +19,15 @@
 import {
   checkNewFileRecord,
   checkSha256,
+  type EndedFile,
   type FileChanges,
+  type FileEnding,
   type FileRecord,
   type FileState,
   type FileStore,
   type HeldFiles,
+  MAX_ENDED_FILES,
+  MAX_ENDED_PER_SENDER,
   type NewFileRecord,
 } from "./file_store.ts";
 import {
@@ -171,6 +175,46 @@ export class PostgresFileStore implements FileStore {
       "listing files",
       async (sql) => (await sql`SELECT id FROM held_files`).map((row) => Number(row.id)),
     );
+  }
+
+  recordEnd(ended: EndedFile): Promise<void> {
+    return this.#run("recording how a file ended", async (sql) => {
+      const { count } = await sql`
+        INSERT INTO ended_files (id, from_key, to_nick, name, size, ending, by_nick, ended_at)
+        VALUES (${ended.id}, ${ended.fromKey}, ${ended.to}, ${JSON.stringify(ended.name)},
+          ${ended.size}, ${ended.ending}, ${ended.by}, ${ended.endedAt})
+        ON CONFLICT (id) DO NOTHING`;
+      if (count === 0) return;
+      await sql`
+        DELETE FROM ended_files WHERE from_key = ${ended.fromKey} AND seq <= (
+          SELECT seq FROM ended_files WHERE from_key = ${ended.fromKey}
+          ORDER BY seq DESC LIMIT 1 OFFSET ${MAX_ENDED_PER_SENDER})`;
+      await sql`
+        DELETE FROM ended_files
+        WHERE seq <= (SELECT max(seq) FROM ended_files) - ${MAX_ENDED_FILES}`;
+    });
+  }
+
+  ended(id: number): Promise<EndedFile | null> {
+    return this.#run("reading how a file ended", async (sql) => {
+      const [row] = await sql`SELECT * FROM ended_files WHERE id = ${id}`;
+      return row === undefined ? null : {
+        id: Number(row.id),
+        fromKey: row.from_key as string,
+        to: row.to_nick as string,
+        name: JSON.parse(row.name as string) as string,
+        size: Number(row.size),
+        ending: row.ending as FileEnding,
+        by: row.by_nick as string,
+        endedAt: Number(row.ended_at),
+      };
+    });
+  }
+
+  forgetEnded(before: number): Promise<void> {
+    return this.#run("forgetting ended files", async (sql) => {
+      await sql`DELETE FROM ended_files WHERE ended_at < ${before}`;
+    });
   }
 
   /** Lets go of the connection (ends the pool when no one else uses it). */

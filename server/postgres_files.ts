@@ -94,6 +94,22 @@ export const FILES_MIGRATIONS: readonly string[] = [
   ALTER TABLE held_files ADD COLUMN sha256 TEXT;
   UPDATE held_files SET sha256 = file_key;
   `,
+  // 3: how files ended, kept a while (bounded) for senders coming back to resend.
+  `
+  CREATE TABLE ended_files (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id BIGINT NOT NULL UNIQUE,
+    from_key TEXT NOT NULL,
+    to_nick TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    ending TEXT NOT NULL,
+    by_nick TEXT NOT NULL,
+    ended_at BIGINT NOT NULL
+  );
+  CREATE INDEX ended_files_from ON ended_files (from_key, seq);
+  CREATE INDEX ended_files_at ON ended_files (ended_at);
+  `,
 ];
 
 /** Options of {@linkcode connectPostgresFiles}. */

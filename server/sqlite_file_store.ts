@@ -11,11 +11,15 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
   checkNewFileRecord,
   checkSha256,
+  type EndedFile,
   type FileChanges,
+  type FileEnding,
   type FileRecord,
   type FileState,
   type FileStore,
   type HeldFiles,
+  MAX_ENDED_FILES,
+  MAX_ENDED_PER_SENDER,
   type NewFileRecord,
 } from "./file_store.ts";
 import { makePrivateDatabase } from "./file_modes.ts";
@@ -52,6 +56,22 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE files RENAME COLUMN sha256 TO file_key;
   ALTER TABLE files ADD COLUMN sha256 TEXT;
   UPDATE files SET sha256 = file_key;
+  `,
+  // 3: how files ended, kept a while (bounded) for senders coming back to resend.
+  `
+  CREATE TABLE ended_files (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER NOT NULL UNIQUE,
+    from_key TEXT NOT NULL,
+    to_nick TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    ending TEXT NOT NULL,
+    by_nick TEXT NOT NULL,
+    ended_at INTEGER NOT NULL
+  );
+  CREATE INDEX ended_files_from ON ended_files (from_key, seq);
+  CREATE INDEX ended_files_at ON ended_files (ended_at);
   `,
 ];
 
@@ -278,6 +298,59 @@ export class SqliteFileStore implements FileStore {
     return this.#run(() =>
       (this.#sql("SELECT id FROM files").all() as unknown as { id: number }[]).map((r) => r.id)
     );
+  }
+
+  /** Remembers how a file ended (its first ending), within the bounds. */
+  recordEnd(ended: EndedFile): Promise<void> {
+    return this.#run(() => {
+      const added = this.#sql(
+        `INSERT OR IGNORE INTO ended_files (id, from_key, to_nick, name, size, ending, by_nick,
+           ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        ended.id,
+        ended.fromKey,
+        ended.to,
+        ended.name,
+        ended.size,
+        ended.ending,
+        ended.by,
+        ended.endedAt,
+      );
+      if (Number(added.changes) === 0) return;
+      this.#sql(
+        `DELETE FROM ended_files WHERE from_key = ? AND seq <= (SELECT seq FROM ended_files
+           WHERE from_key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+      ).run(ended.fromKey, ended.fromKey, MAX_ENDED_PER_SENDER);
+      this.#sql(
+        "DELETE FROM ended_files WHERE seq <= (SELECT max(seq) FROM ended_files) - ?",
+      ).run(MAX_ENDED_FILES);
+    });
+  }
+
+  /** How file `id` ended, if remembered. */
+  ended(id: number): Promise<EndedFile | null> {
+    return this.#run(() => {
+      const row = this.#sql("SELECT * FROM ended_files WHERE id = ?").get(id) as
+        | Record<string, unknown>
+        | undefined;
+      return row === undefined ? null : {
+        id: Number(row.id),
+        fromKey: row.from_key as string,
+        to: row.to_nick as string,
+        name: row.name as string,
+        size: Number(row.size),
+        ending: row.ending as FileEnding,
+        by: row.by_nick as string,
+        endedAt: Number(row.ended_at),
+      };
+    });
+  }
+
+  /** Forgets the files that ended before `before`. */
+  forgetEnded(before: number): Promise<void> {
+    return this.#run(() => {
+      this.#sql("DELETE FROM ended_files WHERE ended_at < ?").run(before);
+    });
   }
 
   /** Closes the database; later calls reject with `closed`. */

@@ -34,6 +34,25 @@ const MiB = 1024 * 1024;
 /** Generous: the machine is shared and loaded. */
 const WAIT_MS = 60_000;
 
+/**
+ * Accepts every file offered to `client` into `dir` and waits for the first one to be
+ * saved or to fail (the transfers are closed with the test's `closing`).
+ */
+async function receiveOne(
+  client: ChatClient,
+  dir: string,
+  closing: { close(): void | Promise<void> }[],
+): Promise<FileTransferEvent> {
+  const events: FileTransferEvent[] = [];
+  const transfers = new FileTransfers(client, { acceptDir: dir, onEvent: (e) => events.push(e) });
+  closing.push(transfers);
+  return await until(
+    () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
+    "the recipient's copy",
+    WAIT_MS,
+  );
+}
+
 /** A client for file transfers that counts the file bytes it uploads. */
 class CountingClient {
   readonly client: ChatClient;
@@ -156,17 +175,7 @@ async function uploadCut({ files, at, sender }: Case): Promise<void> {
       listed.files.map((f) => ({ file: f.file, sha256: f.sha256 })),
       [{ file: listed.files[0]?.file, sha256: sha }],
     );
-    const events: FileTransferEvent[] = [];
-    const bob = new FileTransfers(bobClient, {
-      acceptDir: join(tmp, "dl"),
-      onEvent: (e) => events.push(e),
-    });
-    closing.push(bob);
-    const saved = await until(
-      () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
-      "bob's copy",
-      WAIT_MS,
-    );
+    const saved = await receiveOne(bobClient, join(tmp, "dl"), closing);
     assert.equal(saved.type, "file_saved", JSON.stringify(saved));
     assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
   } finally {
@@ -262,17 +271,7 @@ async function pageUploadCut(sender: "resends" | "offers again"): Promise<void> 
       assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
 
       const bobClient = await connect("bob");
-      const events: FileTransferEvent[] = [];
-      const bob = new FileTransfers(bobClient, {
-        acceptDir: join(tmp, "dl"),
-        onEvent: (e) => events.push(e),
-      });
-      closing.push(bob);
-      const saved = await until(
-        () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
-        "bob's copy",
-        WAIT_MS,
-      );
+      const saved = await receiveOne(bobClient, join(tmp, "dl"), closing);
       assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
       // Received, the file is dropped (a file not recorded complete is kept: offered
       // again at every login) and its sender told.

@@ -9,11 +9,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { concatBytes } from "../protocol/bytes.ts";
 import type { ChatServer } from "../server/server.ts";
-import { DiskFileBytes } from "../server/disk_file_bytes.ts";
-import { MemoryFileStore } from "../server/file_store.ts";
-import { fileServiceOf, READ_WAIT_MS } from "../server/files.ts";
-import { GatedFileBytes } from "./helpers/gated_file_bytes.ts";
-import { delay, Probe, type Received, testServer, withServer } from "./helpers/harness.ts";
+import { fileServiceOf } from "../server/files.ts";
+import { delay, Probe, type Received, withServer } from "./helpers/harness.ts";
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -86,6 +83,16 @@ async function exists(path: string): Promise<boolean> {
 
 async function login(server: ChatServer, nick: string): Promise<Probe> {
   return await Probe.login(server, nick);
+}
+
+/**
+ * The names in the server's file folder once the bytes dropped so far are deleted (that
+ * happens in the background after a drop).
+ */
+async function filesOnDisk(server: ChatServer): Promise<string[]> {
+  const service = fileServiceOf(server.hub);
+  await service.bytes.freed?.();
+  return [...Deno.readDirSync(service.dir)].map((e) => e.name);
 }
 
 Deno.test("a file goes through the server: offer, upload, accept, read, done", async () => {
@@ -198,7 +205,7 @@ Deno.test("the server refuses files over the size limit and past the quota", asy
     });
     // Nothing of the refused offers is on disk: only the part file of the one held.
     assert.deepEqual(
-      [...Deno.readDirSync(fileServiceOf(server.hub).dir)].map((e) => e.name),
+      await filesOnDisk(server),
       [`${second.file}.part`],
     );
   }, { maxFileSize: 1_000_000, fileQuotaBytes: 1_000_000 });
@@ -226,7 +233,7 @@ Deno.test("a blocked sender cannot offer; a declined file is dropped", async () 
     await bob.expect({ type: "file_offer", file: offer.file });
     await bob.ok("file_decline", { file: offer.file });
     await alice.expect({ type: "file_declined", file: offer.file, by: "bob" });
-    await chunkFails(alice, offer.file as number, 0, content, "no_file");
+    await chunkFails(alice, offer.file as number, 0, content, "file_gone");
   });
 });
 
@@ -252,7 +259,7 @@ Deno.test("a bad upload is caught by its recipient: file_cancel corrupt drops it
     await alice.expect({ type: "file_cancelled", file, by: "bob", reason: "corrupt" });
     await bob.fails("file_accept", { file }, "no_file");
     assert.deepEqual(
-      [...Deno.readDirSync(fileServiceOf(server.hub).dir)].map((e) => e.name),
+      await filesOnDisk(server),
       [],
     );
   });
@@ -387,7 +394,7 @@ Deno.test("an empty file: complete at its offer, read as nothing, done", async (
     await bob.ok("file_done", { file });
     await alice.expect({ type: "file_completed", file });
     assert.deepEqual(
-      [...Deno.readDirSync(fileServiceOf(server.hub).dir)].map((e) => e.name),
+      await filesOnDisk(server),
       [],
     );
     // An empty file whose announced SHA-256 is not the empty one is refused at once.
@@ -468,117 +475,48 @@ Deno.test("an offer that carried its SHA-256 (older clients) refuses a different
   });
 });
 
-/**
- * A server on the real file folder whose reads and syncs can be held back
- * ({@linkcode GatedFileBytes}), with alice and bob logged in; `bob` also accepted a
- * file of 10 bytes from alice that never gets a byte.
- */
-async function withGatedServer(
-  fn: (
-    server: ChatServer,
-    bytes: GatedFileBytes,
-    alice: Probe,
-    bob: Probe,
-    nothing: number,
-  ) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "chat-gated-files-" });
-  const bytes = new GatedFileBytes(new DiskFileBytes(dir));
-  const server = await testServer({}, { files: { store: new MemoryFileStore(), bytes } });
-  try {
+Deno.test("a chunk resent after its file ended: received, it is complete and the end told again; cancelled or expired, file_gone", async () => {
+  await withServer(async (server) => {
     await using alice = await login(server, "alice");
     await using bob = await login(server, "bob");
-    const nothing = await offeredAndAccepted(alice, bob, "bob", "nothing", bytesOf(10, 3));
-    await fn(server, bytes, alice, bob, nothing);
-  } finally {
-    await server.shutdown();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/**
- * Sends a read of `nothing` (a file that never gets a byte: it waits READ_WAIT_MS, then
- * ends short) and waits until the server has taken it: the yardstick of a read that
- * waits out its time.
- */
-async function startYardstick(bob: Probe, nothing: number): Promise<string> {
-  const id = crypto.randomUUID();
-  bob.send({ type: "file_read", id, file: nothing, offset: 0, length: 10 });
-  await bob.ok("file_list"); // taken in order: the read above is waiting now
-  return id;
-}
-
-/** The first of the replies to reads `ids`. */
-function firstReply(bob: Probe, ids: string[]): Promise<Received> {
-  return bob.expect((m) => m.type === "ok" && ids.includes(m.re as string), 3 * READ_WAIT_MS);
-}
-
-Deno.test("bytes that arrive while a read is sending are sent on at once, not after the read's wait", async () => {
-  await withGatedServer(async (_server, bytes, alice, bob, nothing) => {
-    const content = bytesOf(200_000, 21);
-    const file = await offeredAndAccepted(alice, bob, "bob", "live", content);
-    await chunkOk(alice, file, 0, content.subarray(0, 100_000));
-    const yardstick = await startYardstick(bob, nothing);
-    // Bob's read sends the 100 000 bytes held; it is held at its first disk read while
-    // the rest of the file arrives (and wakes nobody: the read is not waiting yet).
-    const gate = bytes.holdNextRead();
-    const readId = crypto.randomUUID();
-    bob.send({ type: "file_read", id: readId, file, offset: 0, length: content.length });
-    await gate.reached;
-    const last = await chunkOk(alice, file, 100_000, content.subarray(100_000));
-    assert.equal(last.complete, true);
-    gate.release();
-    const first = await firstReply(bob, [readId, yardstick]);
-    assert.equal(
-      first.re,
-      readId,
-      "the read waited for bytes that had arrived while it was sending (as long as a read of a file with none)",
-    );
-    assert.equal(first.length, content.length);
-    const data = [];
-    for (let at = 0; at < content.length; at += 100_000) {
-      data.push(
-        (await bob.expect({ type: "file_data", file, offset: at })).frameBody as Uint8Array,
-      );
-    }
-    assert.deepEqual(concatBytes(data), content);
-  });
-});
-
-Deno.test("a read reaching the end gets the SHA-256 recorded while it was sending, at once", async () => {
-  await withGatedServer(async (_server, bytes, alice, bob, nothing) => {
-    const content = bytesOf(200_000, 22);
-    const fields = { to: "bob", name: "k.bin", size: content.length, key: "7".repeat(64) };
-    const file = (await alice.ok("file_offer", fields)).file as number;
-    await bob.ok("file_accept", { file });
-    await chunkOk(alice, file, 0, content.subarray(0, 100_000));
-    const yardstick = await startYardstick(bob, nothing);
-    // The last chunk is written and being synced: every byte is held, the SHA-256 known
-    // but not recorded yet.
-    const sync = bytes.holdNextSync();
-    const lastId = crypto.randomUUID();
-    alice.send(
-      { type: "file_chunk", id: lastId, file, offset: 100_000, sha256: sha256(content) },
-      content.subarray(100_000),
-    );
-    await sync.reached;
-    // Bob's read of every byte begins then, and is held at its first disk read while the
-    // upload is recorded complete with its SHA-256 (which wakes nobody: it is not waiting).
-    const gate = bytes.holdNextRead();
-    const readId = crypto.randomUUID();
-    bob.send({ type: "file_read", id: readId, file, offset: 0, length: content.length });
-    await gate.reached;
-    sync.release();
-    const last = await alice.expect((m) => m.type === "ok" && m.re === lastId);
-    assert.equal(last.complete, true);
-    gate.release();
-    const first = await firstReply(bob, [readId, yardstick]);
-    assert.equal(
-      first.re,
-      readId,
-      "the read waited for a SHA-256 recorded while it was sending (as long as a read of a file with no bytes)",
-    );
-    assert.equal(first.length, content.length);
-    assert.equal(first.sha256, sha256(content));
-  });
+    await using carol = await login(server, "carol");
+    const content = bytesOf(3000);
+    const offer = async (name: string) =>
+      (await alice.ok("file_offer", { to: "bob", name, size: 3000, sha256: sha256(content) }))
+        .file as number;
+    // Received while alice's last acknowledgement was lost: her resent chunk is answered
+    // complete, and she is told the file arrived (once, however many chunks she resends).
+    const received = await offer("received.bin");
+    await chunkOk(alice, received, 0, content);
+    await bob.ok("file_accept", { file: received });
+    await bob.ok("file_done", { file: received });
+    await alice.expect({ type: "file_completed", file: received, by: "bob" });
+    const again = await chunkOk(alice, received, 0, content);
+    assert.deepEqual([again.offset, again.complete], [3000, true]);
+    await alice.expect({ type: "file_completed", file: received, by: "bob" });
+    await chunkOk(alice, received, 0, content);
+    await chunkFails(carol, received, 0, content, "no_file"); // not hers
+    // Cancelled by bob as it was uploading: file_gone, the cancel told again.
+    const cancelled = await offer("cancelled.bin");
+    await chunkOk(alice, cancelled, 0, content.subarray(0, 1000));
+    await bob.ok("file_cancel", { file: cancelled });
+    await alice.expect({ type: "file_cancelled", file: cancelled, reason: "cancelled" });
+    await chunkFails(alice, cancelled, 1000, content.subarray(1000), "file_gone");
+    await alice.expect({ type: "file_cancelled", file: cancelled, reason: "cancelled" });
+    // Expired and swept while alice was away: her resent chunk gets file_gone, and the
+    // expiry told again.
+    const expired = await offer("expired.bin");
+    await chunkOk(alice, expired, 0, content.subarray(0, 1000));
+    server.hub.now = () => Date.now() + 3_600_000;
+    await fileServiceOf(server.hub).sweep();
+    await alice.expect({ type: "file_cancelled", file: expired, reason: "expired" });
+    await chunkFails(alice, expired, 1000, content.subarray(1000), "file_gone");
+    await alice.expect({ type: "file_cancelled", file: expired, reason: "expired" });
+    assert.deepEqual(await fileServiceOf(server.hub).store.held(), { files: 0, bytes: 0 });
+    // Remembered one TTL after the end: a sweep past it forgets them.
+    server.hub.now = () => Date.now() + 3 * 3_600_000;
+    await fileServiceOf(server.hub).sweep();
+    assert.equal(await fileServiceOf(server.hub).store.ended(received), null);
+    await chunkFails(alice, expired, 1000, content.subarray(1000), "no_file");
+  }, { fileTtlSec: 60 });
 });

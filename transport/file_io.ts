@@ -23,6 +23,12 @@ import { encodedSize } from "../protocol/json_size.ts";
 
 /** Bytes read from disk at a time while hashing. */
 const HASH_BUFFER_BYTES = 256 * 1024;
+/**
+ * Bytes an {@linkcode IncomingFile} writes between two syncs started in the background
+ * (while the next bytes are written), so that the sync before its rename has only the
+ * last of them left to write to the disk.
+ */
+export const BACKGROUND_SYNC_BYTES: number = 16 * 1024 * 1024;
 /** Most alternatives (`name (n).ext`) tried before giving up on a free name. */
 const MAX_NAME_ATTEMPTS = 10_000;
 
@@ -406,6 +412,8 @@ export interface IncomingFileInit {
    * at open: {@linkcode IncomingFile.resumedSha256}, for the sender to compare.
    */
   hashing?: boolean;
+  /** Bytes between two background syncs. Default {@linkcode BACKGROUND_SYNC_BYTES}. */
+  backgroundSyncBytes?: number;
 }
 
 /**
@@ -416,6 +424,9 @@ export interface IncomingFileInit {
  * - bytes go to `NAME.<hash prefix>.part`; a `.part` file left by an interrupted
  *   transfer of the same content is picked up where it ended (its bytes are hashed
  *   again to carry on the incremental SHA-256);
+ * - every {@linkcode BACKGROUND_SYNC_BYTES} written, a sync of the `.part` file starts
+ *   in the background (through a second handle: one handle's operations run one after
+ *   another), so that the sync in {@linkcode IncomingFile.finish} has little left to do;
  * - {@linkcode IncomingFile.finish} checks the SHA-256 and only then renames the
  *   `.part` file to the first free name of `NAME`, `NAME (1).ext`, `NAME (2).ext`...:
  *   an existing file is never overwritten (the name is claimed with an exclusive
@@ -447,6 +458,14 @@ export class IncomingFile {
   /** A write failed: the hash is ahead of the file, nothing more can be written. */
   #failure: FileIoError | null = null;
   #chain: Promise<unknown> = Promise.resolve();
+  /** Bytes written since the last background sync started. */
+  #unsynced = 0;
+  /** The background sync under way (it never fails), or null. */
+  #syncing: Promise<void> | null = null;
+  /** The second handle background syncs go through, once opened. */
+  #syncHandle: Deno.FsFile | null = null;
+  readonly #syncEvery: number;
+  #backgroundSyncs = 0;
 
   private constructor(init: IncomingFileInit, dir: string, safeName: string, file: Deno.FsFile) {
     this.dir = dir;
@@ -458,6 +477,12 @@ export class IncomingFile {
     this.#file = file;
     this.#hash = newSha256();
     this.#offset = 0;
+    this.#syncEvery = init.backgroundSyncBytes ?? BACKGROUND_SYNC_BYTES;
+  }
+
+  /** Syncs started in the background so far. */
+  get backgroundSyncs(): number {
+    return this.#backgroundSyncs;
   }
 
   /**
@@ -514,7 +539,7 @@ export class IncomingFile {
    * @throws {FileIoError} `bad_offset` (a gap), `too_long`, `unwritable`.
    */
   write(offset: number, bytes: Uint8Array): Promise<void> {
-    return this.#serial(async () => {
+    return this.#serial(() => {
       const file = this.#open();
       if (offset > this.#offset) {
         throw new FileIoError(
@@ -530,19 +555,51 @@ export class IncomingFile {
           `more data than the ${this.size} bytes announced`,
         );
       }
-      // Hashed while the write runs (Deno writes files on another thread). A write that
-      // fails leaves the hash ahead of the file, so this file fails for good; opening
-      // it again resumes from the bytes on disk, hashed again.
-      const written = writeFull(file, fresh);
-      if (this.hashing) this.#hash.update(fresh);
+      // Written synchronously: a copy into the page cache, about as long as the SHA-256
+      // update after it on this thread, where an asynchronous write costs a hop to
+      // another thread and back per chunk (15 ms of CPU per 32 MiB here, on the busiest
+      // side of a transfer). The disk is reached by the syncs (in the background, then
+      // before the rename). A write that fails may leave part of the bytes in the file,
+      // so this file fails for good; opening it again resumes from the bytes on disk,
+      // hashed again.
       try {
-        await written;
+        for (let at = 0; at < fresh.length;) at += file.writeSync(fresh.subarray(at));
       } catch (err) {
         this.#failure = describeWriteError(err, this.partPath);
         throw this.#failure;
       }
+      if (this.hashing) this.#hash.update(fresh);
       this.#offset += fresh.length;
+      this.#unsynced += fresh.length;
+      if (this.#unsynced >= this.#syncEvery && this.#syncing === null) this.#syncAhead();
     });
+  }
+
+  /**
+   * Starts writing what is written so far to the disk, in the background: best effort
+   * (a failure is left to the sync before the rename, which reports nothing either).
+   */
+  #syncAhead(): void {
+    this.#unsynced = 0;
+    this.#backgroundSyncs++;
+    this.#syncing = (async () => {
+      try {
+        this.#syncHandle ??= await Deno.open(this.partPath, { write: true });
+        await this.#syncHandle.syncData();
+      } catch {
+        // not every file system syncs
+      } finally {
+        this.#syncing = null;
+      }
+    })();
+  }
+
+  /** Waits for the background sync under way and closes its handle. */
+  async #endSyncs(): Promise<void> {
+    await this.#syncing;
+    this.#syncHandle?.close();
+    this.#syncHandle = null;
+    this.#unsynced = 0;
   }
 
   /** Starts over from byte 0 (after a SHA-256 mismatch). */
@@ -593,6 +650,7 @@ export class IncomingFile {
           `SHA-256 mismatch: received ${digest}, announced ${expected}`,
         );
       }
+      await this.#endSyncs();
       try {
         await file.sync();
       } catch {
@@ -614,16 +672,17 @@ export class IncomingFile {
 
   /** Closes the `.part` file, keeping it for a later resume. */
   close(): Promise<void> {
-    return this.#serial(() => {
+    return this.#serial(async () => {
+      await this.#endSyncs();
       this.#file?.close();
       this.#file = null;
-      return Promise.resolve();
     });
   }
 
   /** Closes and deletes the `.part` file (a declined or abandoned transfer). */
   discard(): Promise<void> {
     return this.#serial(async () => {
+      await this.#endSyncs();
       this.#file?.close();
       this.#file = null;
       await Deno.remove(this.partPath).catch(() => {});
@@ -638,7 +697,7 @@ export class IncomingFile {
     return this.#file;
   }
 
-  #serial<T>(task: () => Promise<T>): Promise<T> {
+  #serial<T>(task: () => T | Promise<T>): Promise<T> {
     const run = this.#chain.then(task, task);
     this.#chain = run.catch(() => {});
     return run;

@@ -208,3 +208,48 @@ Deno.test("IncomingFile without hashing: the resumed prefix's SHA-256, no check 
     assert.equal(await Deno.readTextFile(path), "abcdefghijklmnopqrstuvwxyz");
   });
 });
+
+Deno.test("IncomingFile syncs in the background as it is written, then renames the whole", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(1024 * 1024);
+    for (let at = 0; at < bytes.length; at += 65536) {
+      crypto.getRandomValues(bytes.subarray(at, at + 65536));
+    }
+    const open = () =>
+      IncomingFile.open({
+        dir,
+        offeredName: "big.bin",
+        size: bytes.length,
+        sha256: sha(bytes),
+        backgroundSyncBytes: 256 * 1024,
+      });
+    const incoming = await open();
+    // Written in pieces without waiting: syncs start while later pieces are written.
+    const writes = [];
+    for (let at = 0; at < bytes.length; at += 64 * 1024) {
+      writes.push(incoming.write(at, bytes.subarray(at, at + 64 * 1024)));
+    }
+    await Promise.all(writes);
+    assert.ok(incoming.backgroundSyncs >= 1, `${incoming.backgroundSyncs} background syncs`);
+    assert.ok(incoming.backgroundSyncs <= 4, `${incoming.backgroundSyncs} background syncs`);
+    const path = await incoming.finish();
+    assert.equal(sha(await Deno.readFile(path)), sha(bytes));
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["big.bin"]);
+
+    // Closed or discarded with a sync under way: its handle is let go, nothing is left.
+    for (const end of ["close", "discard"] as const) {
+      const again = await open();
+      await again.write(0, bytes.subarray(0, 512 * 1024));
+      assert.ok(again.backgroundSyncs >= 1);
+      await again[end]();
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      assert.deepEqual(
+        left,
+        end === "close" ? ["big.bin", again.partPath.split("/").pop()!] : [
+          "big.bin",
+        ],
+      );
+      if (end === "close") await Deno.remove(again.partPath);
+    }
+  });
+});

@@ -1,6 +1,6 @@
 /**
  * A server's file bytes (any {@linkcode FileBytes}, the real disk folder in tests) whose
- * next read or sync can be held back, to lay a chosen interleaving of an upload and a
+ * next read, sync or size can be held back, to lay a chosen interleaving of an upload and a
  * read out on the server's one thread (no hook in the server: it is handed these bytes
  * as `ServerDeps.files`).
  *
@@ -53,6 +53,7 @@ export class GatedFileBytes implements FileBytes {
   readonly #inner: FileBytes;
   #nextRead: OneGate | null = null;
   #nextSync: OneGate | null = null;
+  #nextSize: OneGate | null = null;
 
   constructor(inner: FileBytes) {
     this.#inner = inner;
@@ -66,6 +67,11 @@ export class GatedFileBytes implements FileBytes {
   /** Holds the next `sync` of any writer (an upload's last chunk being finished). */
   holdNextSync(): Gate {
     return this.#nextSync = new OneGate();
+  }
+
+  /** Holds the next `size` (before it measures: it sees what was written meanwhile). */
+  holdNextSize(): Gate {
+    return this.#nextSize = new OneGate();
   }
 
   get where(): string {
@@ -114,8 +120,11 @@ export class GatedFileBytes implements FileBytes {
     return this.#inner.complete(id);
   }
 
-  size(id: number): Promise<number | null> {
-    return this.#inner.size(id);
+  async size(id: number): Promise<number | null> {
+    const gate = this.#nextSize;
+    this.#nextSize = null;
+    await gate?.pass();
+    return await this.#inner.size(id);
   }
 
   remove(id: number): Promise<void> {

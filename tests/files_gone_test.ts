@@ -1,0 +1,253 @@
+/**
+ * A file that ended while its sender was away is never uploaded again. The sender's
+ * connection (through a proxy the test cuts) drops at a chosen point of its upload: as
+ * the server records the upload complete (the last chunk's acknowledgement is lost), or
+ * once a chunk is written (before its acknowledgement). While the sender is away, the
+ * recipient receives the file (`file_done`) or declines it. The sender's client comes
+ * back and resends its chunks in flight: the server remembers how the file ended and
+ * says so (the resent chunk of a received file is answered complete, with the
+ * `file_completed` the sender missed; one of a declined file is refused `file_gone`,
+ * after the `file_declined` it missed), instead of `no_file`, after which the client
+ * offered the file again as a new one and the recipient got it twice. Files held in the
+ * data folder (SQLite) or in PostgreSQL; the sender is `chat connect`'s client or the
+ * browser page (web/file_transfer.ts, run in Deno; its socket reconnects by itself).
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ChatClient } from "../client/chat_client.ts";
+import { ChatError } from "../client/chat_error.ts";
+import { FileTransfers } from "../client/file_transfer.ts";
+import { fileServiceOf } from "../server/files.ts";
+import { openPostgresFiles } from "../server/postgres_files.ts";
+import type { ChatServer } from "../server/server.ts";
+import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import { CuttableProxy } from "./helpers/cuttable_proxy.ts";
+import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
+import { connectClient, testServer, until } from "./helpers/harness.ts";
+import { asPage, page } from "./helpers/web_page.ts";
+import { POSTGRES_SKIP, startPostgres } from "./helpers/postgres.ts";
+
+const pg = POSTGRES_SKIP === null ? await startPostgres() : null;
+if (pg === null) console.log(`files_gone_test: the PostgreSQL cases skip: ${POSTGRES_SKIP}`);
+
+const MiB = 1024 * 1024;
+/** Generous: the machine is shared and loaded. */
+const WAIT_MS = 60_000;
+
+interface Case {
+  files: "disk" | "postgres";
+  /** The sender: `chat connect`'s client, or the browser page (web/file_transfer.ts). */
+  sender: "client" | "page";
+  /** What the recipient does while the sender is away. */
+  end: "received" | "declined";
+}
+
+async function endedWhileAway({ files, sender, end }: Case): Promise<void> {
+  const tmp = await Deno.makeTempDir({ prefix: "chat-file-gone-" });
+  const web = sender === "page" ? { webPort: 0 } : {};
+  const server: ChatServer = files === "disk"
+    ? await testServer({ dataDir: join(tmp, "data"), ...web })
+    : await testServer(web, {
+      files: await openPostgresFiles(await pg!.createDatabase(), { pollMs: 50 }),
+    });
+  const proxy = new CuttableProxy(
+    sender === "page" ? server.webAddr!.port : server.addr.port,
+  );
+  const closing: { close(): Promise<void> | void }[] = [];
+  try {
+    const service = fileServiceOf(server.hub);
+    const store = service.store;
+    // The sender's connection drops at its point: as the upload is recorded complete
+    // (before the last chunk's acknowledgement), or once its second chunk is written.
+    let cut = false;
+    if (end === "received") {
+      const update = store.update.bind(store);
+      store.update = async (id, changes) => {
+        const updated = await update(id, changes);
+        if (changes.uploaded === true && !cut) {
+          cut = true;
+          proxy.cut();
+        }
+        return updated;
+      };
+    } else {
+      const bytes = service.bytes;
+      const openWriter = bytes.openWriter.bind(bytes);
+      bytes.openWriter = async (id, maxSize) => {
+        const writer = await openWriter(id, maxSize);
+        const append = writer.append.bind(writer);
+        let written = 0;
+        writer.append = async (data) => {
+          await append(data);
+          if (++written === 2 && !cut) {
+            cut = true;
+            proxy.cut();
+          }
+        };
+        return writer;
+      };
+    }
+
+    const bobEvents: FileTransferEvent[] = [];
+    const bobClient = await connectClient(server, "bob");
+    closing.push(bobClient);
+    const bob = new FileTransfers(bobClient, {
+      ...(end === "received" ? { acceptDir: join(tmp, "in") } : {}),
+      onEvent: (e) => bobEvents.push(e),
+    });
+    closing.push(bob);
+
+    const path = join(tmp, "report.bin");
+    const size = 3 * MiB + 4321;
+    const sha = await writeRandomFile(path, size, 31);
+    const alice = sender === "client"
+      ? await clientSender(proxy.port)
+      : await pageSender(proxy.port);
+    closing.push(alice);
+    const sending = alice.send(path);
+    sending.catch(() => {});
+    await until(() => cut || undefined, "alice's connection cut", WAIT_MS);
+    const offered = await until(
+      () => bobEvents.find((e) => e.type === "file_offered"),
+      "the offer",
+      WAIT_MS,
+    );
+    const file = offered.file;
+
+    // While alice is away, bob receives or declines it: the server holds it no more.
+    if (end === "received") {
+      const saved = await until(
+        () => bobEvents.find((e) => e.type === "file_saved" || e.type === "file_failed"),
+        "bob's copy",
+        WAIT_MS,
+      );
+      assert.equal(saved.type, "file_saved", JSON.stringify(saved));
+      assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
+    } else {
+      await bob.decline(file);
+    }
+    assert.equal(await store.get(file), null);
+
+    // alice comes back and resends its chunks in flight.
+    proxy.resume();
+    const outcome = await sending;
+    if (end === "received") {
+      assert.deepEqual(outcome, { file, code: null });
+      await until(
+        () => alice.told.includes("file_completed") || undefined,
+        "alice told the file arrived",
+        WAIT_MS,
+      );
+    } else {
+      assert.equal(outcome.file, file);
+      assert.equal(outcome.code, "declined");
+      await until(
+        () => alice.told.includes("file_declined") || undefined,
+        "alice told the file was declined",
+        WAIT_MS,
+      );
+    }
+    // Not offered again: the server holds nothing, bob was offered one file only.
+    assert.deepEqual(await store.held(), { files: 0, bytes: 0 });
+    assert.deepEqual((await bob.list()).files, []);
+    assert.deepEqual(
+      bobEvents.filter((e) => e.type === "file_offered").map((e) => e.file),
+      [file],
+    );
+    if (end === "received") {
+      assert.deepEqual(await listDir(join(tmp, "in")), ["report.bin"]);
+    }
+  } finally {
+    for (const c of closing.reverse()) await Promise.resolve(c.close()).catch(() => {});
+    await proxy.close();
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/** A sender coming back: what its upload of a file ended as, and the events it heard. */
+interface Sender {
+  /** The file's id and, when the upload failed, its code (null: sent). */
+  send(path: string): Promise<{ file: number | null; code: string | null }>;
+  /** The types of the file events told to it. */
+  told: string[];
+  close(): Promise<void> | void;
+}
+
+/** `chat connect`'s client through `port`, reconnecting. */
+async function clientSender(port: number): Promise<Sender> {
+  const client = await ChatClient.connect({
+    port,
+    nick: "alice",
+    password: "password123",
+    reconnect: { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 100_000 },
+  });
+  const told: string[] = [];
+  client.onEvent((e) => told.push(e.type));
+  let file: number | null = null;
+  const files = new FileTransfers(client, {
+    onEvent: (e) => {
+      if (e.type === "file_sending") file = e.file;
+    },
+  });
+  return {
+    told,
+    send: async (path) => {
+      try {
+        return { file: (await files.send("bob", path)).file, code: null };
+      } catch (err) {
+        assert.ok(err instanceof ChatError);
+        return { file, code: err.code };
+      }
+    },
+    close: async () => {
+      await files.close();
+      await client.close();
+    },
+  };
+}
+
+/** The browser page through `port` (its socket reconnects by itself). */
+async function pageSender(port: number): Promise<Sender> {
+  const told: string[] = [];
+  const alice = await asPage(port, () => page(port, "alice"));
+  const handle = alice.files.handleEvent.bind(alice.files);
+  alice.files.handleEvent = (header) => {
+    told.push(String(header.type));
+    return handle(header);
+  };
+  return {
+    told,
+    send: (path) =>
+      asPage(port, async () => {
+        const file = new File([await Deno.readFile(path)], "report.bin");
+        const sent = await alice.files.send("bob", file);
+        return { file: sent.file, code: sent.error?.code ?? null };
+      }),
+    close: () => alice.chat.close(),
+  };
+}
+
+const CASES: Case[] = [
+  { files: "disk", sender: "client", end: "received" },
+  { files: "disk", sender: "client", end: "declined" },
+  { files: "postgres", sender: "client", end: "received" },
+  { files: "postgres", sender: "client", end: "declined" },
+  { files: "disk", sender: "page", end: "received" },
+  { files: "disk", sender: "page", end: "declined" },
+];
+
+for (const c of CASES) {
+  Deno.test({
+    name: `a file ${c.end} while its sender's connection was down (${
+      c.files === "disk" ? "data folder" : "PostgreSQL"
+    }, ${
+      c.sender === "page" ? "the page" : "chat connect"
+    }): the sender's resent chunks learn it, the file is not sent again`,
+    ignore: c.files === "postgres" && pg === null,
+    sanitizeResources: c.sender !== "page",
+    sanitizeOps: c.sender !== "page",
+    fn: () => endedWhileAway(c),
+  });
+}
