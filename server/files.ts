@@ -756,9 +756,10 @@ export class FileService {
           seen = this.#wakeCount(id);
           record = await this.#incoming(ctx, id);
           now = await this.#available(record);
+          // A wake need not bring bytes (it may be for bytes already counted, the read
+          // having noted the count before it looked): it waits on until the deadline.
         } while (
-          now <= available && poll !== null && performance.now() < deadline &&
-          !session.ended && !this.#closed
+          now <= available && performance.now() < deadline && !session.ended && !this.#closed
         );
         if (now <= available) break;
         available = now;

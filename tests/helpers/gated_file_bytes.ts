@@ -1,0 +1,145 @@
+/**
+ * A server's file bytes (any {@linkcode FileBytes}, the real disk folder in tests) whose
+ * next read, sync or size can be held back, to lay a chosen interleaving of an upload and a
+ * read out on the server's one thread (no hook in the server: it is handed these bytes
+ * as `ServerDeps.files`).
+ *
+ * @example
+ * ```ts ignore
+ * const bytes = new GatedFileBytes(new DiskFileBytes(dir));
+ * const gate = bytes.holdNextRead();
+ * // ... a file_read reaches the disk ...
+ * await gate.reached; // the read is held there
+ * gate.release();
+ * ```
+ *
+ * @module
+ */
+
+import type { FileBytes, FileBytesReader, FileBytesWriter } from "../../server/file_bytes.ts";
+
+/** One held operation: `reached` once it is held, `release` lets it go on. */
+export interface Gate {
+  /** Resolves once the operation is held. */
+  readonly reached: Promise<void>;
+  /** Lets the held operation (and the gate) go. */
+  release(): void;
+}
+
+class OneGate implements Gate {
+  readonly reached: Promise<void>;
+  readonly #open: Promise<void>;
+  #arrive!: () => void;
+  #release!: () => void;
+
+  constructor() {
+    this.reached = new Promise((resolve) => this.#arrive = resolve);
+    this.#open = new Promise((resolve) => this.#release = resolve);
+  }
+
+  /** Called by the held operation: waits until released. */
+  pass(): Promise<void> {
+    this.#arrive();
+    return this.#open;
+  }
+
+  release(): void {
+    this.#release();
+  }
+}
+
+/** {@linkcode FileBytes} passed through to `inner`, with gates; see the module documentation. */
+export class GatedFileBytes implements FileBytes {
+  readonly #inner: FileBytes;
+  #nextRead: OneGate | null = null;
+  #nextSync: OneGate | null = null;
+  #nextSize: OneGate | null = null;
+
+  constructor(inner: FileBytes) {
+    this.#inner = inner;
+  }
+
+  /** Holds the next `read` of any reader until released. */
+  holdNextRead(): Gate {
+    return this.#nextRead = new OneGate();
+  }
+
+  /** Holds the next `sync` of any writer (an upload's last chunk being finished). */
+  holdNextSync(): Gate {
+    return this.#nextSync = new OneGate();
+  }
+
+  /** Holds the next `size` (before it measures: it sees what was written meanwhile). */
+  holdNextSize(): Gate {
+    return this.#nextSize = new OneGate();
+  }
+
+  get where(): string {
+    return this.#inner.where;
+  }
+
+  get pollMs(): number | null {
+    return this.#inner.pollMs;
+  }
+
+  get free(): FileBytes["free"] {
+    return this.#inner.free;
+  }
+
+  async openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
+    const writer = await this.#inner.openWriter(id, maxSize);
+    const sync = async () => {
+      const gate = this.#nextSync;
+      this.#nextSync = null;
+      await gate?.pass();
+      await writer.sync();
+    };
+    return {
+      get size() {
+        return writer.size;
+      },
+      append: (bytes) => writer.append(bytes),
+      sync,
+      close: () => writer.close(),
+    };
+  }
+
+  async openReader(id: number, complete: boolean): Promise<FileBytesReader | null> {
+    const reader = await this.#inner.openReader(id, complete);
+    if (reader === null) return null;
+    const read = async (offset: number, into: Uint8Array) => {
+      const gate = this.#nextRead;
+      this.#nextRead = null;
+      await gate?.pass();
+      return await reader.read(offset, into);
+    };
+    return { read, close: () => reader.close() };
+  }
+
+  complete(id: number): Promise<void> {
+    return this.#inner.complete(id);
+  }
+
+  async size(id: number): Promise<number | null> {
+    const gate = this.#nextSize;
+    this.#nextSize = null;
+    await gate?.pass();
+    return await this.#inner.size(id);
+  }
+
+  remove(id: number): Promise<void> {
+    return this.#inner.remove(id);
+  }
+
+  removeOrphans(known: () => Promise<ReadonlySet<number>>): Promise<void> {
+    return this.#inner.removeOrphans(known);
+  }
+
+  used(): Promise<number> {
+    return this.#inner.used();
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
