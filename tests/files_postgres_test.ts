@@ -8,44 +8,19 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { concatBytes } from "../protocol/bytes.ts";
 import { fileServiceOf, READ_WAIT_MS } from "../server/files.ts";
 import { openPostgresFiles } from "../server/postgres_files.ts";
 import type { ChatServer } from "../server/server.ts";
 import { Probe, type Received, testServer } from "./helpers/harness.ts";
 import { POSTGRES_SKIP, startPostgres } from "./helpers/postgres.ts";
+import { bytesOf, chunkOk, sha256 } from "./helpers/file_requests.ts";
 
 const pg = POSTGRES_SKIP === null ? await startPostgres() : null;
 
 /** Generous: the machine is shared and loaded. */
 const WAIT_MS = 15_000;
 const CHUNK = 512 * 1024;
-
-function bytesOf(n: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-async function chunkOk(probe: Probe, file: number, offset: number, body: Uint8Array) {
-  const id = crypto.randomUUID();
-  probe.send({ type: "file_chunk", id, file, offset }, body);
-  const reply = await probe.expect(
-    (m) => (m.type === "ok" || m.type === "error") && m.re === id,
-    WAIT_MS,
-  );
-  assert.equal(reply.type, "ok", JSON.stringify(reply));
-  return reply;
-}
 
 /** The `file_data` frames of one read, in order, and its reply. */
 async function readRange(
@@ -121,7 +96,7 @@ twoServerTest(
     };
     const offer = await aliceA.ok("file_offer", fields);
     const file = offer.file as number;
-    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK), WAIT_MS);
 
     // B knows the file from the shared records, and reads it while A takes the upload.
     const listed = await bobB.ok("file_list");
@@ -134,7 +109,7 @@ twoServerTest(
     // The next chunk, written on A, reaches the read waiting on B: B polls for it every
     // 50 ms. (Without the poll it would come only when the read's wait of READ_WAIT_MS
     // ends: the deadline is half that, a hundred times the poll.)
-    await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+    await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK), WAIT_MS);
     const second = await bobB.expect(
       { type: "file_data", file, offset: CHUNK },
       READ_WAIT_MS / 2,
@@ -144,7 +119,7 @@ twoServerTest(
     assert.equal(live.length, 2 * CHUNK);
 
     // Alice loses A after a third chunk; offering the file again on B resumes it there.
-    await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK, 3 * CHUNK));
+    await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK, 3 * CHUNK), WAIT_MS);
     await aliceA[Symbol.asyncDispose]();
     await using aliceB = await Probe.login(b, "alice");
     const resumed = await aliceB.ok("file_offer", fields);
@@ -152,7 +127,7 @@ twoServerTest(
     assert.equal(resumed.offset, 3 * CHUNK);
     let last: Received | undefined;
     for (let at = 3 * CHUNK; at < content.length; at += CHUNK) {
-      last = await chunkOk(aliceB, file, at, content.subarray(at, at + CHUNK));
+      last = await chunkOk(aliceB, file, at, content.subarray(at, at + CHUNK), WAIT_MS);
     }
     assert.equal(last?.complete, true, "the SHA-256 carried over from A's bytes matches");
 
@@ -189,9 +164,9 @@ twoServerTest(
     await using aliceA = await Probe.login(a, "alice");
     await using aliceB = await Probe.login(b, "alice");
     const file = (await aliceA.ok("file_offer", fields)).file as number;
-    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
+    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK), WAIT_MS);
     assert.equal((await aliceB.ok("file_offer", fields)).offset, CHUNK);
-    await chunkOk(aliceB, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+    await chunkOk(aliceB, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK), WAIT_MS);
 
     // A still has the upload open at CHUNK: the bytes it would append are refused.
     const id = "stale";
@@ -204,7 +179,7 @@ twoServerTest(
     assert.equal(stale.code, "bad_offset", JSON.stringify(stale));
     // Offering again on A picks up where B got to, and finishes there.
     assert.equal((await aliceA.ok("file_offer", fields)).offset, 2 * CHUNK);
-    const last = await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK));
+    const last = await chunkOk(aliceA, file, 2 * CHUNK, content.subarray(2 * CHUNK), WAIT_MS);
     assert.equal(last.complete, true);
 
     await using bobB = await Probe.login(b, "bob");
@@ -231,8 +206,8 @@ twoServerTest(
       size: content.length,
       key: "7".repeat(64),
     })).file as number;
-    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK));
-    await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK));
+    await chunkOk(aliceA, file, 0, content.subarray(0, CHUNK), WAIT_MS);
+    await chunkOk(aliceA, file, CHUNK, content.subarray(CHUNK, 2 * CHUNK), WAIT_MS);
     await bobB.ok("file_accept", { file });
     const parts: Uint8Array[] = [];
     for (let at = 0; at < 2 * CHUNK;) {

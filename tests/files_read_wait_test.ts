@@ -9,7 +9,6 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { concatBytes } from "../protocol/bytes.ts";
 import { DiskFileBytes } from "../server/disk_file_bytes.ts";
@@ -19,51 +18,7 @@ import type { ChatServer } from "../server/server.ts";
 import { SqliteFileStore } from "../server/sqlite_file_store.ts";
 import { GatedFileBytes } from "./helpers/gated_file_bytes.ts";
 import { Probe, type Received, testServer } from "./helpers/harness.ts";
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-function bytesOf(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-async function chunkOk(
-  probe: Probe,
-  file: number,
-  offset: number,
-  body: Uint8Array,
-): Promise<Received> {
-  const id = crypto.randomUUID();
-  probe.send({ type: "file_chunk", id, file, offset }, body);
-  const reply = await probe.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
-  assert.equal(reply.type, "ok", JSON.stringify(reply));
-  return reply;
-}
-
-/** Alice offers `content` to bob (with its SHA-256), who accepts it. */
-async function offeredAndAccepted(
-  alice: Probe,
-  bob: Probe,
-  name: string,
-  content: Uint8Array,
-): Promise<number> {
-  const offer = await alice.ok("file_offer", {
-    to: "bob",
-    name,
-    size: content.length,
-    sha256: sha256(content),
-  });
-  const file = offer.file as number;
-  await bob.ok("file_accept", { file });
-  return file;
-}
+import { bytesOf, chunkOk, offeredAndAccepted, sha256 } from "./helpers/file_requests.ts";
 
 /**
  * A server on a real file folder whose reads, syncs and sizes can be held back, with
@@ -79,7 +34,7 @@ async function withGatedServer(
   try {
     await using alice = await Probe.login(server, "alice");
     await using bob = await Probe.login(server, "bob");
-    const nothing = await offeredAndAccepted(alice, bob, "nothing", bytesOf(10, 3));
+    const nothing = await offeredAndAccepted(alice, bob, "bob", "nothing", bytesOf(10, 3));
     await fn(bytes, alice, bob, nothing);
   } finally {
     await server.shutdown();
@@ -107,7 +62,7 @@ function firstReply(bob: Probe, ids: string[]): Promise<Received> {
 Deno.test("bytes that arrive while a read is sending are sent on at once, not after the read's wait", async () => {
   await withGatedServer(async (bytes, alice, bob, nothing) => {
     const content = bytesOf(200_000, 21);
-    const file = await offeredAndAccepted(alice, bob, "live", content);
+    const file = await offeredAndAccepted(alice, bob, "bob", "live", content);
     await chunkOk(alice, file, 0, content.subarray(0, 100_000));
     const yardstick = await startYardstick(bob, nothing);
     // Bob's read sends the 100 000 bytes held; it is held at its first disk read while
@@ -198,7 +153,7 @@ Deno.test("a read woken for bytes it already had waits on for the rest, not endi
       try {
         await using alice = await Probe.login(server, "alice");
         await using bob = await Probe.login(server, "bob");
-        file = await offeredAndAccepted(alice, bob, "restarted", content);
+        file = await offeredAndAccepted(alice, bob, "bob", "restarted", content);
       } finally {
         await server.shutdown();
       }

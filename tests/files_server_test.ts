@@ -6,57 +6,11 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { concatBytes } from "../protocol/bytes.ts";
 import type { ChatServer } from "../server/server.ts";
 import { fileServiceOf } from "../server/files.ts";
-import { delay, Probe, type Received, withServer } from "./helpers/harness.ts";
-
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
-function bytesOf(n: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-async function chunkOk(
-  probe: Probe,
-  file: number,
-  offset: number,
-  body: Uint8Array,
-): Promise<Received> {
-  const id = crypto.randomUUID();
-  probe.send({ type: "file_chunk", id, file, offset }, body);
-  const reply = await probe.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
-  assert.equal(reply.type, "ok", JSON.stringify(reply));
-  return reply;
-}
-
-/** `from` offers `content` as `name` to `nick`, logged in as `to`, who accepts it. */
-async function offeredAndAccepted(
-  from: Probe,
-  to: Probe,
-  nick: string,
-  name: string,
-  content: Uint8Array,
-): Promise<number> {
-  const offer = await from.ok("file_offer", {
-    to: nick,
-    name,
-    size: content.length,
-    sha256: sha256(content),
-  });
-  const file = offer.file as number;
-  await to.ok("file_accept", { file });
-  return file;
-}
+import { delay, Probe, withServer } from "./helpers/harness.ts";
+import { bytesOf, chunkOk, offeredAndAccepted, sha256 } from "./helpers/file_requests.ts";
 
 async function chunkFails(
   probe: Probe,
