@@ -132,38 +132,57 @@ async function endedWhileAway({ files, sender, end }: Case): Promise<void> {
 
     // alice comes back and resends its chunks in flight.
     proxy.resume();
-    const outcome = await sending;
-    if (end === "received") {
-      assert.deepEqual(outcome, { file, code: null });
-      await until(
-        () => alice.told.includes("file_completed") || undefined,
-        "alice told the file arrived",
-        WAIT_MS,
-      );
-    } else {
-      assert.equal(outcome.file, file);
-      assert.equal(outcome.code, "declined");
-      await until(
-        () => alice.told.includes("file_declined") || undefined,
-        "alice told the file was declined",
-        WAIT_MS,
-      );
-    }
-    // Not offered again: the server holds nothing, bob was offered one file only.
-    assert.deepEqual(await store.held(), { files: 0, bytes: 0 });
-    assert.deepEqual((await bob.list()).files, []);
-    assert.deepEqual(
-      bobEvents.filter((e) => e.type === "file_offered").map((e) => e.file),
-      [file],
-    );
-    if (end === "received") {
-      assert.deepEqual(await listDir(join(tmp, "in")), ["report.bin"]);
-    }
+    await endedOnce({ end, file, outcome: await sending, alice, bob, bobEvents, store, tmp });
   } finally {
     for (const c of closing.reverse()) await Promise.resolve(c.close()).catch(() => {});
     await proxy.close();
     await server.shutdown();
     await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/**
+ * What a sender back after its file ended must see: the end it missed told, its upload
+ * ended as the file did, the file not offered again (the server holds nothing, the
+ * recipient was offered it once).
+ */
+async function endedOnce(
+  { end, file, outcome, alice, bob, bobEvents, store, tmp }: {
+    end: Case["end"];
+    file: number;
+    outcome: { file: number | null; code: string | null };
+    alice: Sender;
+    bob: FileTransfers;
+    bobEvents: FileTransferEvent[];
+    store: ReturnType<typeof fileServiceOf>["store"];
+    tmp: string;
+  },
+): Promise<void> {
+  if (end === "received") {
+    assert.deepEqual(outcome, { file, code: null });
+    await until(
+      () => alice.told.includes("file_completed") || undefined,
+      "alice told the file arrived",
+      WAIT_MS,
+    );
+  } else {
+    assert.equal(outcome.file, file);
+    assert.equal(outcome.code, "declined");
+    await until(
+      () => alice.told.includes("file_declined") || undefined,
+      "alice told the file was declined",
+      WAIT_MS,
+    );
+  }
+  // Not offered again: the server holds nothing, bob was offered one file only.
+  assert.deepEqual(await store.held(), { files: 0, bytes: 0 });
+  assert.deepEqual((await bob.list()).files, []);
+  assert.deepEqual(
+    bobEvents.filter((e) => e.type === "file_offered").map((e) => e.file),
+    [file],
+  );
+  if (end === "received") {
+    assert.deepEqual(await listDir(join(tmp, "in")), ["report.bin"]);
   }
 }
 
@@ -327,33 +346,7 @@ async function endedDuringRefusal({ files, sender, end }: Case): Promise<void> {
 
     // alice comes back: its chunk is refused rate_limited, it offers the file again.
     proxy.resume();
-    const outcome = await sending;
-    if (end === "received") {
-      assert.deepEqual(outcome, { file, code: null });
-      await until(
-        () => alice.told.includes("file_completed") || undefined,
-        "alice told the file arrived",
-        WAIT_MS,
-      );
-    } else {
-      assert.equal(outcome.file, file);
-      assert.equal(outcome.code, "declined");
-      await until(
-        () => alice.told.includes("file_declined") || undefined,
-        "alice told the file was declined",
-        WAIT_MS,
-      );
-    }
-    // Not offered again: the server holds nothing, bob was offered one file only.
-    assert.deepEqual(await store.held(), { files: 0, bytes: 0 });
-    assert.deepEqual((await bob.list()).files, []);
-    assert.deepEqual(
-      bobEvents.filter((e) => e.type === "file_offered").map((e) => e.file),
-      [file],
-    );
-    if (end === "received") {
-      assert.deepEqual(await listDir(join(tmp, "in")), ["report.bin"]);
-    }
+    await endedOnce({ end, file, outcome: await sending, alice, bob, bobEvents, store, tmp });
   } finally {
     for (const c of closing.reverse()) await Promise.resolve(c.close()).catch(() => {});
     await proxy.close();
