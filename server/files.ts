@@ -236,6 +236,8 @@ export class FileService {
    * that read every byte may be done with them meanwhile).
    */
   readonly #finishing = new Map<number, Promise<void>>();
+  /** Files being dropped here now (see {@linkcode FileService.#endedMeanwhile}). */
+  readonly #dropping = new Set<number>();
   /**
    * The SHA-256 of uploads whose last chunk came, until their record has it: a reader
    * here gets it as soon as the bytes.
@@ -1072,12 +1074,21 @@ export class FileService {
       if (!(await this.store.update(record.id, changes))) return;
     } catch (err) {
       // Received (its `file_done` came during the sync) or cancelled meanwhile: dropped,
-      // nothing left to complete.
-      if ((await this.store.get(record.id).catch(() => undefined)) === null) return;
+      // nothing left to complete. A drop remembers the end first, then moves the bytes
+      // away, then removes the record: marking the bytes complete can fail between the
+      // last two, the record still there.
+      if (await this.#endedMeanwhile(record.id)) return;
       throw err;
     }
     this.#wake(record.id);
     log.info("file #{id} uploaded", { id: record.id });
+  }
+
+  /** Whether file `id` was dropped (or is being dropped) since its upload began. */
+  async #endedMeanwhile(id: number): Promise<boolean> {
+    if (this.#dropping.has(id)) return true;
+    if ((await this.store.get(id).catch(() => undefined)) === null) return true;
+    return (await this.store.ended(id).catch(() => null)) !== null;
   }
 
   /**
@@ -1255,6 +1266,15 @@ export class FileService {
    * dropped it first).
    */
   async #drop(record: FileRecord, ending?: FileEnding, by?: string): Promise<boolean> {
+    this.#dropping.add(record.id);
+    try {
+      return await this.#dropNow(record, ending, by);
+    } finally {
+      this.#dropping.delete(record.id);
+    }
+  }
+
+  async #dropNow(record: FileRecord, ending?: FileEnding, by?: string): Promise<boolean> {
     if (ending !== undefined) {
       // Remembered first: a sender coming back to resend learns it (see #gone).
       const ended: EndedFile = {

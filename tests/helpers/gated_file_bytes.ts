@@ -1,6 +1,6 @@
 /**
  * A server's file bytes (any {@linkcode FileBytes}, the real disk folder in tests) whose
- * next read, sync or size can be held back, to lay a chosen interleaving of an upload and a
+ * next read, sync, size or remove can be held back, to lay a chosen interleaving of an upload and a
  * read out on the server's one thread (no hook in the server: it is handed these bytes
  * as `ServerDeps.files`).
  *
@@ -54,6 +54,7 @@ export class GatedFileBytes implements FileBytes {
   #nextRead: OneGate | null = null;
   #nextSync: OneGate | null = null;
   #nextSize: OneGate | null = null;
+  #nextRemove: OneGate | null = null;
 
   constructor(inner: FileBytes) {
     this.#inner = inner;
@@ -72,6 +73,14 @@ export class GatedFileBytes implements FileBytes {
   /** Holds the next `size` (before it measures: it sees what was written meanwhile). */
   holdNextSize(): Gate {
     return this.#nextSize = new OneGate();
+  }
+
+  /**
+   * Holds the next `remove` once it has moved the bytes away (a drop under way: its
+   * record not removed yet).
+   */
+  holdNextRemove(): Gate {
+    return this.#nextRemove = new OneGate();
   }
 
   get where(): string {
@@ -127,8 +136,11 @@ export class GatedFileBytes implements FileBytes {
     return await this.#inner.size(id);
   }
 
-  remove(id: number): Promise<void> {
-    return this.#inner.remove(id);
+  async remove(id: number): Promise<void> {
+    await this.#inner.remove(id);
+    const gate = this.#nextRemove;
+    this.#nextRemove = null;
+    await gate?.pass();
   }
 
   removeOrphans(known: () => Promise<ReadonlySet<number>>): Promise<void> {
