@@ -573,21 +573,25 @@ export class FileService {
         }
         return { file: id, offset: current.offset, complete: false }; // a resent chunk
       }
-      if (offset !== current.offset) {
+      if (offset > current.offset) {
         throw new CommandError(
           "bad_offset",
           `file #${id}: expected the chunk at offset ${current.offset}, not ${offset}`,
         );
       }
+      // A resent chunk straddling the end of the bytes held (a crash cut its write
+      // short): the bytes before that end are those held (the same file at the same
+      // offsets; the recipient checks the SHA-256), its tail is new.
+      const bytes = offset < current.offset ? body.subarray(current.offset - offset) : body;
       const record = current.record;
-      if (current.offset + body.length > record.size) {
+      if (current.offset + bytes.length > record.size) {
         throw new CommandError(
           "bad_message",
           `file #${id}: more bytes than the ${record.size} announced`,
         );
       }
       if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
-      const last = current.offset + body.length === record.size;
+      const last = current.offset + bytes.length === record.size;
       const announced = record.sha256 ?? undefined;
       if (last && announced === undefined && sha256 === undefined) {
         throw new CommandError(
@@ -602,14 +606,14 @@ export class FileService {
         );
       }
       await this.#checkFreeSpace(
-        body.length,
+        bytes.length,
         `file #${id} stops at ${formatBytes(current.offset)}`,
       );
       // Not hashed: the recipient checks the SHA-256 (see the module documentation). A
       // write that fails lets the upload go; it resumes from the bytes held.
-      this.bytes.free.wrote(body.length);
+      this.bytes.free.wrote(bytes.length);
       try {
-        await current.file.append(body);
+        await current.file.append(bytes);
       } catch (err) {
         await this.#release(current);
         if (err instanceof StoreError && err.code === "conflict") {
@@ -626,17 +630,17 @@ export class FileService {
         }
         throw err;
       }
-      this.#hub.metrics.counters.fileBytesStored += body.length;
+      this.#hub.metrics.counters.fileBytesStored += bytes.length;
       // Written: kept a while for readers keeping up, else given back.
       if (this.#readers.has(id)) {
         let recent = this.#recent.get(id);
         if (recent === undefined) this.#recent.set(id, recent = []);
-        recent.push({ offset: current.offset, bytes: body });
+        recent.push({ offset: current.offset, bytes });
         if (recent.length > RECENT_CHUNKS) CHUNK_PAYLOADS.give(recent.shift()!.bytes);
       } else {
         CHUNK_PAYLOADS.give(body);
       }
-      current.offset += body.length;
+      current.offset += bytes.length;
       current.lastActive = performance.now();
       if (current.offset < record.size) {
         this.#wake(id);

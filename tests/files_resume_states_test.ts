@@ -15,9 +15,12 @@ import { join } from "node:path";
 import { ChatClient } from "../client/chat_client.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { type Spawned, spawnScript } from "./helpers/process.ts";
+import { DiskFileBytes } from "../server/disk_file_bytes.ts";
+import { SqliteFileStore } from "../server/sqlite_file_store.ts";
+import { Probe, type Received, testServer, until } from "./helpers/harness.ts";
+import { createHash } from "node:crypto";
 
 const serverScript = new URL("./helpers/server_process.ts", import.meta.url);
 const MiB = 1024 * 1024;
@@ -141,3 +144,65 @@ for (const state of Object.keys(STATES) as State[]) {
       resumeFrom(state, sender));
   }
 }
+
+/** Sends a chunk of file `file` and waits for its reply. */
+async function chunk(
+  probe: Probe,
+  fields: { file: number; offset: number; sha256?: string },
+  body: Uint8Array,
+): Promise<Received> {
+  const id = crypto.randomUUID();
+  probe.send({ type: "file_chunk", id, ...fields }, body);
+  return await probe.expect((m) => (m.type === "ok" || m.type === "error") && m.re === id);
+}
+
+Deno.test("a resent chunk straddling the end of a .part file cut mid-chunk: its new tail is taken", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-straddle-" });
+  const filesDir = join(dataDir, "files");
+  const content = new Uint8Array(200_000).map((_, i) => (i * 7 + 3) & 0xff);
+  const sha256 = createHash("sha256").update(content).digest("hex");
+  const start = () => {
+    const files = { store: SqliteFileStore.open(filesDir), bytes: new DiskFileBytes(filesDir) };
+    return testServer({ dataDir }, { files });
+  };
+  try {
+    await Deno.mkdir(filesDir, { recursive: true });
+    let file: number;
+    {
+      const server = await start();
+      try {
+        await using alice = await Probe.login(server, "alice");
+        await using bob = await Probe.login(server, "bob");
+        const fields = { to: "bob", name: "s.bin", size: content.length, key: "3".repeat(64) };
+        file = (await alice.ok("file_offer", fields)).file as number;
+        await bob.ok("file_accept", { file });
+        const first = await chunk(alice, { file, offset: 0 }, content.subarray(0, 100_000));
+        assert.equal(first.type, "ok", JSON.stringify(first));
+      } finally {
+        await server.shutdown();
+      }
+    }
+    // A crash cut the chunk's write short: the .part file ends inside it.
+    await Deno.truncate(join(filesDir, `${file}.part`), 60_000);
+    const server = await start();
+    try {
+      await using alice = await Probe.login(server, "alice");
+      await using bob = await Probe.login(server, "bob");
+      // The sender resends its chunk in flight, which straddles the end of the bytes held.
+      const again = await chunk(alice, { file, offset: 0 }, content.subarray(0, 100_000));
+      assert.equal(again.type, "ok", JSON.stringify(again));
+      assert.equal(again.offset, 100_000);
+      const last = await chunk(alice, { file, offset: 100_000, sha256 }, content.subarray(100_000));
+      assert.equal(last.type, "ok", JSON.stringify(last));
+      assert.equal(last.complete, true);
+      const read = await bob.ok("file_read", { file, offset: 0, length: content.length });
+      assert.equal(read.sha256, sha256);
+      const held = await Deno.readFile(join(filesDir, `${file}.file`));
+      assert.equal(createHash("sha256").update(held).digest("hex"), sha256);
+    } finally {
+      await server.shutdown();
+    }
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
