@@ -615,6 +615,11 @@ export class FileService {
       try {
         await current.file.append(bytes);
       } catch (err) {
+        if (current.closed) {
+          // Let go while it waited for the free space (dropped: cancelled, declined,
+          // expired; or the server closing): its file was closed under the write.
+          return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
+        }
         await this.#release(current);
         if (err instanceof StoreError && err.code === "conflict") {
           throw new CommandError(

@@ -7,7 +7,9 @@
  * interleaving answered the last chunk `internal` (the rename's NotFound), once in 30 runs
  * of the "server killed mid-transfer" test in files_resume_test.ts under load, where bob
  * reads alongside the upload. Laid out on the server's real file folder by holding the
- * sync and the drop's removal ({@linkcode GatedFileBytes}).
+ * sync and the drop's removal ({@linkcode GatedFileBytes}). Likewise a file cancelled
+ * while a chunk of it waits to be written (its file closed under the write) answers that
+ * chunk `file_gone`, not `internal`.
  */
 
 import assert from "node:assert/strict";
@@ -78,5 +80,35 @@ Deno.test("a file_done taken while the last chunk is synced: the last chunk is a
     const left = (await listDir(dir)).filter((n) => /^\d+\.(part|file)$/.test(n));
     await Deno.remove(dir, { recursive: true });
     assert.deepEqual(left, [], "bytes of the received file left behind");
+  }
+});
+
+Deno.test("a file cancelled while its chunk waits to be written: the chunk gets file_gone, not internal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "chat-cancel-chunk-" });
+  const bytes = new GatedFileBytes(new DiskFileBytes(dir));
+  const server = await testServer({}, { files: { store: new MemoryFileStore(), bytes } });
+  try {
+    await using alice = await Probe.login(server, "alice");
+    await using bob = await Probe.login(server, "bob");
+    const content = bytesOf(200_000, 6);
+    const fields = { to: "bob", name: "c.bin", size: content.length, key: "6".repeat(64) };
+    const file = (await alice.ok("file_offer", fields)).file as number;
+    await bob.ok("file_accept", { file });
+    // The chunk is taken and held where it checks the free space, before its write; bob
+    // cancels the file then (its upload is let go, its file closed).
+    const free = bytes.holdNextFree();
+    const chunkId = crypto.randomUUID();
+    alice.send({ type: "file_chunk", id: chunkId, file, offset: 0 }, content.subarray(0, 100_000));
+    await free.reached;
+    await bob.ok("file_cancel", { file });
+    free.release();
+    const reply = await alice.expect((m) =>
+      (m.type === "ok" || m.type === "error") && m.re === chunkId
+    );
+    assert.equal(reply.type, "error", JSON.stringify(reply));
+    assert.equal(reply.code, "file_gone", JSON.stringify(reply));
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
   }
 });

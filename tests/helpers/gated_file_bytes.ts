@@ -1,6 +1,6 @@
 /**
  * A server's file bytes (any {@linkcode FileBytes}, the real disk folder in tests) whose
- * next read, sync, size or remove can be held back, to lay a chosen interleaving of an upload and a
+ * next read, sync, size, remove or free-space measure can be held back, to lay a chosen interleaving of an upload and a
  * read out on the server's one thread (no hook in the server: it is handed these bytes
  * as `ServerDeps.files`).
  *
@@ -55,6 +55,7 @@ export class GatedFileBytes implements FileBytes {
   #nextSync: OneGate | null = null;
   #nextSize: OneGate | null = null;
   #nextRemove: OneGate | null = null;
+  #nextFree: OneGate | null = null;
 
   constructor(inner: FileBytes) {
     this.#inner = inner;
@@ -91,8 +92,26 @@ export class GatedFileBytes implements FileBytes {
     return this.#inner.pollMs;
   }
 
+  /** Holds the next measure of the free space (a chunk checks it before its write). */
+  holdNextFree(): Gate {
+    return this.#nextFree = new OneGate();
+  }
+
   get free(): FileBytes["free"] {
-    return this.#inner.free;
+    const inner = this.#inner.free;
+    const bytes = async () => {
+      const gate = this.#nextFree;
+      this.#nextFree = null;
+      await gate?.pass();
+      return await inner.bytes();
+    };
+    return {
+      bytes,
+      get last() {
+        return inner.last;
+      },
+      wrote: (n) => inner.wrote(n),
+    };
   }
 
   async openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
