@@ -65,7 +65,17 @@ export class DiskFileBytes implements FileBytes {
 
   async openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
     const completed = await this.#completedSize(id);
-    if (completed !== null && completed <= maxSize) return new CompletedWriter(id, completed);
+    if (completed !== null && completed === maxSize) return new CompletedWriter(id, completed);
+    if (completed !== null && completed < maxSize) {
+      // Marked complete with bytes missing (its record does not say "uploaded": the folder
+      // was altered, or another writer's bytes): not complete, appended to from its end.
+      log.warn("file #{id}: {completed} of its {size} bytes were marked complete: resuming", {
+        id,
+        completed,
+        size: maxSize,
+      });
+      await Deno.rename(this.path(id, true), this.path(id, false));
+    }
     const file = await Deno.open(this.path(id, false), {
       read: true,
       write: true,

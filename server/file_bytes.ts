@@ -89,7 +89,8 @@ export interface FileBytes {
    * server does not hash them, the recipient checks the SHA-256 end to end). Opened on
    * complete bytes (the server stopped between {@linkcode FileBytes.complete} and
    * recording the file uploaded), the writer holds them all and refuses to append
-   * (`conflict`).
+   * (`conflict`); bytes marked complete that are fewer than `maxSize` are not complete:
+   * they are appended to from their end.
    */
   openWriter(id: number, maxSize: number): Promise<FileBytesWriter>;
   /**

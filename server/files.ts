@@ -236,6 +236,8 @@ export class FileService {
    * that read every byte may be done with them meanwhile).
    */
   readonly #finishing = new Map<number, Promise<void>>();
+  /** Files being dropped here now (see {@linkcode FileService.#endedMeanwhile}). */
+  readonly #dropping = new Set<number>();
   /**
    * The SHA-256 of uploads whose last chunk came, until their record has it: a reader
    * here gets it as soon as the bytes.
@@ -571,21 +573,25 @@ export class FileService {
         }
         return { file: id, offset: current.offset, complete: false }; // a resent chunk
       }
-      if (offset !== current.offset) {
+      if (offset > current.offset) {
         throw new CommandError(
           "bad_offset",
           `file #${id}: expected the chunk at offset ${current.offset}, not ${offset}`,
         );
       }
+      // A resent chunk straddling the end of the bytes held (a crash cut its write
+      // short): the bytes before that end are those held (the same file at the same
+      // offsets; the recipient checks the SHA-256), its tail is new.
+      const bytes = offset < current.offset ? body.subarray(current.offset - offset) : body;
       const record = current.record;
-      if (current.offset + body.length > record.size) {
+      if (current.offset + bytes.length > record.size) {
         throw new CommandError(
           "bad_message",
           `file #${id}: more bytes than the ${record.size} announced`,
         );
       }
       if (current.closed) throw new CommandError("no_file", `file #${id} was dropped`);
-      const last = current.offset + body.length === record.size;
+      const last = current.offset + bytes.length === record.size;
       const announced = record.sha256 ?? undefined;
       if (last && announced === undefined && sha256 === undefined) {
         throw new CommandError(
@@ -600,15 +606,20 @@ export class FileService {
         );
       }
       await this.#checkFreeSpace(
-        body.length,
+        bytes.length,
         `file #${id} stops at ${formatBytes(current.offset)}`,
       );
       // Not hashed: the recipient checks the SHA-256 (see the module documentation). A
       // write that fails lets the upload go; it resumes from the bytes held.
-      this.bytes.free.wrote(body.length);
+      this.bytes.free.wrote(bytes.length);
       try {
-        await current.file.append(body);
+        await current.file.append(bytes);
       } catch (err) {
+        if (current.closed) {
+          // Let go while it waited for the free space (dropped: cancelled, declined,
+          // expired; or the server closing): its file was closed under the write.
+          return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
+        }
         await this.#release(current);
         if (err instanceof StoreError && err.code === "conflict") {
           throw new CommandError(
@@ -624,17 +635,17 @@ export class FileService {
         }
         throw err;
       }
-      this.#hub.metrics.counters.fileBytesStored += body.length;
+      this.#hub.metrics.counters.fileBytesStored += bytes.length;
       // Written: kept a while for readers keeping up, else given back.
       if (this.#readers.has(id)) {
         let recent = this.#recent.get(id);
         if (recent === undefined) this.#recent.set(id, recent = []);
-        recent.push({ offset: current.offset, bytes: body });
+        recent.push({ offset: current.offset, bytes });
         if (recent.length > RECENT_CHUNKS) CHUNK_PAYLOADS.give(recent.shift()!.bytes);
       } else {
         CHUNK_PAYLOADS.give(body);
       }
-      current.offset += body.length;
+      current.offset += bytes.length;
       current.lastActive = performance.now();
       if (current.offset < record.size) {
         this.#wake(id);
@@ -1072,12 +1083,21 @@ export class FileService {
       if (!(await this.store.update(record.id, changes))) return;
     } catch (err) {
       // Received (its `file_done` came during the sync) or cancelled meanwhile: dropped,
-      // nothing left to complete.
-      if ((await this.store.get(record.id).catch(() => undefined)) === null) return;
+      // nothing left to complete. A drop remembers the end first, then moves the bytes
+      // away, then removes the record: marking the bytes complete can fail between the
+      // last two, the record still there.
+      if (await this.#endedMeanwhile(record.id)) return;
       throw err;
     }
     this.#wake(record.id);
     log.info("file #{id} uploaded", { id: record.id });
+  }
+
+  /** Whether file `id` was dropped (or is being dropped) since its upload began. */
+  async #endedMeanwhile(id: number): Promise<boolean> {
+    if (this.#dropping.has(id)) return true;
+    if ((await this.store.get(id).catch(() => undefined)) === null) return true;
+    return (await this.store.ended(id).catch(() => null)) !== null;
   }
 
   /**
@@ -1255,6 +1275,15 @@ export class FileService {
    * dropped it first).
    */
   async #drop(record: FileRecord, ending?: FileEnding, by?: string): Promise<boolean> {
+    this.#dropping.add(record.id);
+    try {
+      return await this.#dropNow(record, ending, by);
+    } finally {
+      this.#dropping.delete(record.id);
+    }
+  }
+
+  async #dropNow(record: FileRecord, ending?: FileEnding, by?: string): Promise<boolean> {
     if (ending !== undefined) {
       // Remembered first: a sender coming back to resend learns it (see #gone).
       const ended: EndedFile = {

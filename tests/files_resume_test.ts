@@ -21,6 +21,8 @@ import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { spawnScript } from "./helpers/process.ts";
 
 const serverScript = new URL("./helpers/server_process.ts", import.meta.url);
+/** The killed server's log, from errors up (a handler's failure, `internal` to the client). */
+const serverLog = { CHAT_TEST_LOG: Deno.env.get("CHAT_TEST_LOG") ?? "error" };
 const MiB = 1024 * 1024;
 
 /** Bytes in the `.part` file in `dir` (0 when there is none yet). */
@@ -105,7 +107,7 @@ class GatedClient {
 Deno.test("the server killed mid-transfer and restarted: upload and download resume", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "chat-files-kill-" });
   const tmp = await Deno.makeTempDir();
-  let server = await spawnScript<{ port: number }>(serverScript, [dataDir]);
+  let server = await spawnScript<{ port: number }>(serverScript, [dataDir], serverLog);
   const port = server.info.port;
   const clients: ChatClient[] = [];
   const transfers: FileTransfers[] = [];
@@ -140,7 +142,7 @@ Deno.test("the server killed mid-transfer and restarted: upload and download res
     await partReaches(join(tmp, "dl"), 2 * MiB);
     server.child.kill("SIGKILL");
     await server.child.status;
-    server = await spawnScript<{ port: number }>(serverScript, [dataDir, String(port)]);
+    server = await spawnScript<{ port: number }>(serverScript, [dataDir, String(port)], serverLog);
     gated.release();
     await sending;
     const saved = await until(

@@ -1,6 +1,6 @@
 /**
  * A server's file bytes (any {@linkcode FileBytes}, the real disk folder in tests) whose
- * next read, sync or size can be held back, to lay a chosen interleaving of an upload and a
+ * next read, sync, size, remove or free-space measure can be held back, to lay a chosen interleaving of an upload and a
  * read out on the server's one thread (no hook in the server: it is handed these bytes
  * as `ServerDeps.files`).
  *
@@ -54,6 +54,8 @@ export class GatedFileBytes implements FileBytes {
   #nextRead: OneGate | null = null;
   #nextSync: OneGate | null = null;
   #nextSize: OneGate | null = null;
+  #nextRemove: OneGate | null = null;
+  #nextFree: OneGate | null = null;
 
   constructor(inner: FileBytes) {
     this.#inner = inner;
@@ -74,6 +76,14 @@ export class GatedFileBytes implements FileBytes {
     return this.#nextSize = new OneGate();
   }
 
+  /**
+   * Holds the next `remove` once it has moved the bytes away (a drop under way: its
+   * record not removed yet).
+   */
+  holdNextRemove(): Gate {
+    return this.#nextRemove = new OneGate();
+  }
+
   get where(): string {
     return this.#inner.where;
   }
@@ -82,8 +92,26 @@ export class GatedFileBytes implements FileBytes {
     return this.#inner.pollMs;
   }
 
+  /** Holds the next measure of the free space (a chunk checks it before its write). */
+  holdNextFree(): Gate {
+    return this.#nextFree = new OneGate();
+  }
+
   get free(): FileBytes["free"] {
-    return this.#inner.free;
+    const inner = this.#inner.free;
+    const bytes = async () => {
+      const gate = this.#nextFree;
+      this.#nextFree = null;
+      await gate?.pass();
+      return await inner.bytes();
+    };
+    return {
+      bytes,
+      get last() {
+        return inner.last;
+      },
+      wrote: (n) => inner.wrote(n),
+    };
   }
 
   async openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
@@ -127,8 +155,11 @@ export class GatedFileBytes implements FileBytes {
     return await this.#inner.size(id);
   }
 
-  remove(id: number): Promise<void> {
-    return this.#inner.remove(id);
+  async remove(id: number): Promise<void> {
+    await this.#inner.remove(id);
+    const gate = this.#nextRemove;
+    this.#nextRemove = null;
+    await gate?.pass();
   }
 
   removeOrphans(known: () => Promise<ReadonlySet<number>>): Promise<void> {
