@@ -2,6 +2,10 @@
  * A TCP proxy on 127.0.0.1 in front of a server, that a test can cut: every proxied
  * connection dropped at once and new ones refused (a node that died), until resumed.
  *
+ * While cut it keeps listening and closes each new connection at once: closing the
+ * listener and listening again on the same port failed now and then with `AddrInUse`
+ * when tests ran in parallel (the freed port was taken meanwhile).
+ *
  * @module
  */
 
@@ -9,25 +13,25 @@
 export class CuttableProxy {
   readonly port: number;
   readonly #target: number;
-  #listener: Deno.Listener | null = null;
+  readonly #listener: Deno.Listener;
+  #refusing = false;
   #conns = new Set<Deno.Conn>();
   #tasks = new Set<Promise<void>>();
 
   /** Listens on a free port, forwarding to `target`. */
   constructor(target: number) {
     this.#target = target;
-    this.#listen(0);
-    this.port = (this.#listener!.addr as Deno.NetAddr).port;
-  }
-
-  #listen(port: number): void {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port });
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#listener = listener;
+    this.port = (listener.addr as Deno.NetAddr).port;
     this.#track((async () => {
       try {
-        for await (const inbound of listener) this.#track(this.#forward(inbound));
+        for await (const inbound of listener) {
+          if (this.#refusing) inbound.close();
+          else this.#track(this.#forward(inbound));
+        }
       } catch {
-        // closed by cut()
+        // closed by close()
       }
     })());
   }
@@ -43,6 +47,12 @@ export class CuttableProxy {
       outbound = await Deno.connect({ hostname: "127.0.0.1", port: this.#target });
     } catch {
       inbound.close();
+      return;
+    }
+    if (this.#refusing) {
+      // Cut while it was connecting.
+      inbound.close();
+      outbound.close();
       return;
     }
     this.#conns.add(inbound).add(outbound);
@@ -64,10 +74,9 @@ export class CuttableProxy {
     await Promise.all([pipe(inbound, outbound), pipe(outbound, inbound)]);
   }
 
-  /** Drops every proxied connection and stops accepting. */
+  /** Drops every proxied connection and refuses new ones (each closed at once). */
   cut(): void {
-    this.#listener?.close();
-    this.#listener = null;
+    this.#refusing = true;
     this.drop();
   }
 
@@ -83,14 +92,20 @@ export class CuttableProxy {
     this.#conns.clear();
   }
 
-  /** Accepts again, on the same port. */
+  /** Forwards new connections again. */
   resume(): void {
-    this.#listen(this.port);
+    this.#refusing = false;
   }
 
-  /** Cuts, and waits until every forwarding task has ended. */
+  /** Stops listening, drops every connection, and waits until every task has ended. */
   async close(): Promise<void> {
-    this.cut();
+    this.#refusing = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
+    this.drop();
     await Promise.all([...this.#tasks]);
   }
 }
