@@ -19,16 +19,7 @@ import { MemoryFileStore } from "../server/file_store.ts";
 import { GatedFileBytes } from "./helpers/gated_file_bytes.ts";
 import { Probe, testServer } from "./helpers/harness.ts";
 import { listDir } from "./helpers/files.ts";
-
-function bytesOf(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
+import { bytesOf } from "./helpers/file_requests.ts";
 
 Deno.test("a file_done taken while the last chunk is synced: the last chunk is answered complete, not internal", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-done-sync-" });
