@@ -16,12 +16,19 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ChatClient } from "../client/chat_client.ts";
+import type { ChatClient } from "../client/chat_client.ts";
 import { type FileClient, FileTransfers } from "../client/file_transfer.ts";
 import { decodeFrame } from "../protocol/frame.ts";
-import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
+import {
+  closeAll,
+  type Closing,
+  connectTo,
+  CRASH_WAIT_MS,
+  killedItself,
+  receiveOne,
+} from "./helpers/crashing_server.ts";
 import { POSTGRES_SKIP, startPostgres } from "./helpers/postgres.ts";
 import { type Spawned, spawnScript } from "./helpers/process.ts";
 import { asPage, page } from "./helpers/web_page.ts";
@@ -31,27 +38,6 @@ const pg = POSTGRES_SKIP === null ? await startPostgres() : null;
 if (pg === null) console.log(`files_crash_test: the PostgreSQL cases skip: ${POSTGRES_SKIP}`);
 
 const MiB = 1024 * 1024;
-/** Generous: the machine is shared and loaded. */
-const WAIT_MS = 60_000;
-
-/**
- * Accepts every file offered to `client` into `dir` and waits for the first one to be
- * saved or to fail (the transfers are closed with the test's `closing`).
- */
-async function receiveOne(
-  client: ChatClient,
-  dir: string,
-  closing: { close(): void | Promise<void> }[],
-): Promise<FileTransferEvent> {
-  const events: FileTransferEvent[] = [];
-  const transfers = new FileTransfers(client, { acceptDir: dir, onEvent: (e) => events.push(e) });
-  closing.push(transfers);
-  return await until(
-    () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
-    "the recipient's copy",
-    WAIT_MS,
-  );
-}
 
 /** A client for file transfers that counts the file bytes it uploads. */
 class CountingClient {
@@ -78,20 +64,6 @@ class CountingClient {
   onFileData: FileClient["onFileData"] = (listener) => this.client.onFileData(listener);
 }
 
-/**
- * Waits for the server to kill itself at the chosen point; one that does not within
- * {@linkcode WAIT_MS} is stopped with SIGTERM, and the test fails.
- */
-async function killedItself(child: Deno.ChildProcess): Promise<void> {
-  const timer = setTimeout(() => child.kill("SIGTERM"), WAIT_MS);
-  try {
-    const status = await child.status;
-    assert.equal(status.signal, "SIGKILL", "the server did not reach the point where it dies");
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 interface Case {
   /** Where the server holds files: its data folder, or PostgreSQL. */
   files: "disk" | "postgres";
@@ -116,18 +88,8 @@ async function uploadCut({ files, at, sender }: Case): Promise<void> {
     CHAT_TEST_KILL_AT: at,
   });
   const port = server.info.port;
-  const closing: { close(): Promise<void> }[] = [];
-  const connect = async (nick: string, reconnect: boolean) => {
-    const client = await ChatClient.connect({
-      port,
-      nick,
-      password: "password123",
-      // Until the server is back, however long a loaded machine takes to start it.
-      reconnect: reconnect ? { initialDelayMs: 50, maxDelayMs: 200, maxAttempts: 1000 } : false,
-    });
-    closing.push(client);
-    return client;
-  };
+  const closing: Closing = [];
+  const connect = (nick: string, reconnect: boolean) => connectTo(port, nick, reconnect, closing);
   try {
     await (await connect("bob", false)).close();
     const path = join(tmp, "report.bin");
@@ -179,13 +141,7 @@ async function uploadCut({ files, at, sender }: Case): Promise<void> {
     assert.equal(saved.type, "file_saved", JSON.stringify(saved));
     assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
   } finally {
-    for (const c of closing.reverse()) await c.close().catch(() => {});
-    try {
-      server.child.kill("SIGTERM");
-    } catch {
-      // gone already
-    }
-    await server.child.status;
+    await closeAll(closing, server.child);
     await Deno.remove(dataDir, { recursive: true });
     await Deno.remove(tmp, { recursive: true });
   }
@@ -235,17 +191,8 @@ async function pageUploadCut(sender: "resends" | "offers again"): Promise<void> 
     { CHAT_TEST_WEB_PORT: "0", CHAT_TEST_KILL_AT: "complete:before" },
   );
   const { port, webPort } = server.info;
-  const closing: { close(): Promise<void> | void }[] = [];
-  const connect = async (nick: string) => {
-    const client = await ChatClient.connect({
-      port,
-      nick,
-      password: "password123",
-      reconnect: false,
-    });
-    closing.push(client);
-    return client;
-  };
+  const closing: Closing = [];
+  const connect = (nick: string) => connectTo(port, nick, false, closing);
   try {
     await (await connect("bob")).close();
     const path = join(tmp, "from-page.bin");
@@ -279,17 +226,11 @@ async function pageUploadCut(sender: "resends" | "offers again"): Promise<void> 
       await until(
         () => alice.changes.find((t) => t.file === sent.file && t.state === "delivered"),
         "the page told the file arrived",
-        WAIT_MS,
+        CRASH_WAIT_MS,
       );
     });
   } finally {
-    for (const c of closing.reverse()) await Promise.resolve(c.close()).catch(() => {});
-    try {
-      server.child.kill("SIGTERM");
-    } catch {
-      // gone already
-    }
-    await server.child.status;
+    await closeAll(closing, server.child);
     await Deno.remove(dataDir, { recursive: true });
     await Deno.remove(tmp, { recursive: true });
   }

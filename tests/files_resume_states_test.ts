@@ -12,20 +12,23 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ChatClient } from "../client/chat_client.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
-import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
+import {
+  closeAll,
+  type Closing,
+  connectTo,
+  killedItself,
+  receiveOne,
+} from "./helpers/crashing_server.ts";
 import { type Spawned, spawnScript } from "./helpers/process.ts";
 import { DiskFileBytes } from "../server/disk_file_bytes.ts";
 import { SqliteFileStore } from "../server/sqlite_file_store.ts";
-import { Probe, type Received, testServer, until } from "./helpers/harness.ts";
+import { Probe, type Received, testServer } from "./helpers/harness.ts";
 import { createHash } from "node:crypto";
 
 const serverScript = new URL("./helpers/server_process.ts", import.meta.url);
 const MiB = 1024 * 1024;
-/** Generous: the machine is shared and loaded. */
-const WAIT_MS = 60_000;
 
 /** What is done to the held bytes of the file (`<id>.part`) while the server is down. */
 type State =
@@ -56,16 +59,6 @@ const STATES: Record<State, (folder: string, id: string) => Promise<void>> = {
     Deno.copyFile(join(folder, `${id}.part`), join(folder, `${id}.1.gone`)),
 };
 
-async function killedItself(child: Deno.ChildProcess): Promise<void> {
-  const timer = setTimeout(() => child.kill("SIGTERM"), WAIT_MS);
-  try {
-    const status = await child.status;
-    assert.equal(status.signal, "SIGKILL", "the server did not reach the point where it dies");
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function resumeFrom(state: State, sender: "resends" | "offers again"): Promise<void> {
   const dataDir = await Deno.makeTempDir({ prefix: "chat-resume-state-" });
   const tmp = await Deno.makeTempDir();
@@ -73,17 +66,8 @@ async function resumeFrom(state: State, sender: "resends" | "offers again"): Pro
     CHAT_TEST_KILL_AT: "chunk:3",
   });
   const port = server.info.port;
-  const closing: { close(): Promise<void> }[] = [];
-  const connect = async (nick: string, reconnect: boolean) => {
-    const client = await ChatClient.connect({
-      port,
-      nick,
-      password: "password123",
-      reconnect: reconnect ? { initialDelayMs: 50, maxDelayMs: 200, maxAttempts: 1000 } : false,
-    });
-    closing.push(client);
-    return client;
-  };
+  const closing: Closing = [];
+  const connect = (nick: string, reconnect: boolean) => connectTo(port, nick, reconnect, closing);
   try {
     await (await connect("bob", false)).close();
     const path = join(tmp, "report.bin");
@@ -112,27 +96,11 @@ async function resumeFrom(state: State, sender: "resends" | "offers again"): Pro
       await again.send("bob", path);
     }
 
-    const events: FileTransferEvent[] = [];
-    const bob = new FileTransfers(await connect("bob", false), {
-      acceptDir: join(tmp, "dl"),
-      onEvent: (e) => events.push(e),
-    });
-    closing.push(bob);
-    const saved = await until(
-      () => events.find((e) => e.type === "file_saved" || e.type === "file_failed"),
-      "bob's copy",
-      WAIT_MS,
-    );
+    const saved = await receiveOne(await connect("bob", false), join(tmp, "dl"), closing);
     assert.equal(saved.type, "file_saved", JSON.stringify(saved));
     assert.equal(saved.type === "file_saved" && await sha256Of(saved.path), sha);
   } finally {
-    for (const c of closing.reverse()) await c.close().catch(() => {});
-    try {
-      server.child.kill("SIGTERM");
-    } catch {
-      // gone already
-    }
-    await server.child.status;
+    await closeAll(closing, server.child);
     await Deno.remove(dataDir, { recursive: true });
     await Deno.remove(tmp, { recursive: true });
   }
