@@ -8,7 +8,12 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { ChatMessage, ClientRequest, ClientRequestType } from "../protocol/messages.ts";
+import type {
+  ChatMessage,
+  ClientRequest,
+  ClientRequestType,
+  DirectMessage,
+} from "../protocol/messages.ts";
 import { nameKey, textProblem, topicProblem } from "../protocol/names.ts";
 import type { NickState, ReplyMap } from "../protocol/replies.ts";
 import { ALL_SUBJECT, roomSubject, userSubject } from "./broker.ts";
@@ -175,6 +180,8 @@ export const commands: CommandTable = {
       }
       const problem = textProblem(text);
       if (problem !== null) throw new CommandError("bad_text", problem);
+      // The room hears it once committed; its sender once it is durable.
+      let published: Promise<unknown> | undefined;
       const { message, duplicate } = await appendMessage(hub, {
         fromKey: account.key,
         from: account.nick,
@@ -182,15 +189,16 @@ export const commands: CommandTable = {
         text,
         ts: hub.now(),
         clientId: id,
-      });
-      if (message.type !== "msg") throw new Error("store returned a direct message for a room");
-      if (!duplicate) {
-        await hub.broker.publish(roomSubject(key), {
-          event: message,
+      }, (committed) => {
+        if (committed.duplicate || committed.message.type !== "msg") return;
+        published = hub.broker.publish(roomSubject(key), {
+          event: committed.message,
           from: account.key,
           exceptSession: session.id,
         });
-      }
+      });
+      if (message.type !== "msg") throw new Error("store returned a direct message for a room");
+      await published;
       return { msg: message, duplicate };
     },
   },
@@ -213,6 +221,8 @@ export const commands: CommandTable = {
       }
       // Tracked until published: a login meanwhile must not send it twice (see hub.ts).
       return await hub.sendDirect(target.key, async () => {
+        // The recipient hears it once committed; its sender once it is durable.
+        let published: Promise<number> | undefined;
         const { message, duplicate } = await appendMessage(hub, {
           fromKey: account.key,
           from: account.nick,
@@ -221,17 +231,15 @@ export const commands: CommandTable = {
           text,
           ts: hub.now(),
           clientId: id,
+        }, (committed) => {
+          if (committed.duplicate || committed.message.type !== "dm") return;
+          published = publishDirect(hub, committed.message, target.key, session);
         });
         if (message.type !== "dm") {
           throw new Error("store returned a room message for a direct one");
         }
         if (duplicate) return { msg: message, duplicate, delivered: false };
-        // The broker counts this node's receivers only: one on another node counts too.
-        const reached = await hub.broker.publish(userSubject(target.key), { event: message });
-        await hub.broker.publish(userSubject(account.key), {
-          event: message,
-          exceptSession: session.id,
-        });
+        const reached = published === undefined ? 0 : await published;
         const delivered = reached > 0 || hub.presence.isOnlineElsewhere(target.key);
         if (delivered) {
           hub.store.markDelivered([message.id]).catch((err) =>
@@ -479,15 +487,38 @@ export const commands: CommandTable = {
  *
  * @throws {CommandError} `id_conflict` when the request id was used for another message.
  */
-async function appendMessage(hub: ChatHub, message: NewMessage): Promise<AppendResult> {
+async function appendMessage(
+  hub: ChatHub,
+  message: NewMessage,
+  onCommitted: (result: AppendResult) => void,
+): Promise<AppendResult> {
   try {
-    return await hub.store.appendMessage(message);
+    return await hub.store.appendMessage(message, { onCommitted });
   } catch (err) {
     if (err instanceof StoreError && err.code === "conflict") {
       throw new CommandError("id_conflict", err.message);
     }
     throw err;
   }
+}
+
+/**
+ * Publishes a direct message to its recipient and to its sender's other sessions;
+ * resolves with the recipient's sessions reached on this node (the broker counts this
+ * node's receivers only).
+ */
+async function publishDirect(
+  hub: ChatHub,
+  message: DirectMessage,
+  toKey: string,
+  from: Session,
+): Promise<number> {
+  const reached = await hub.broker.publish(userSubject(toKey), { event: message });
+  await hub.broker.publish(userSubject(from.account.key), {
+    event: message,
+    exceptSession: from.id,
+  });
+  return reached;
 }
 
 async function requireOther(

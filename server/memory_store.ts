@@ -8,9 +8,11 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
 import {
   type AccountRecord,
+  type AppendOptions,
   type AppendResult,
   checkCount,
   checkHistoryQuery,
@@ -25,9 +27,12 @@ import {
   type RoomSummary,
   type Store,
   StoreError,
+  tellCommitted,
   type TokenRecord,
   type UndeliveredQuery,
 } from "./store.ts";
+
+const log = getLogger(["chat", "store"]);
 
 interface StoredMessage {
   id: number;
@@ -208,53 +213,66 @@ export class MemoryStore implements Store {
 
   // ---- messages
 
-  /** Appends a message with the next id, or returns the earlier one for a resend. */
-  appendMessage(message: NewMessage): Promise<AppendResult> {
-    return this.#run(() => {
-      checkNewMessage(message);
-      const dedupKey = `${message.fromKey}\n${message.clientId}`;
-      const earlier = this.#byClientId.get(dedupKey);
-      if (earlier !== undefined) {
-        checkResend(earlier, message);
-        return { message: this.#toChat(earlier), duplicate: true };
-      }
-      if (message.room !== undefined && !this.#rooms.has(message.room)) {
-        throw new StoreError("not_found", `no room "${message.room}"`);
-      }
-      const stored: StoredMessage = {
-        id: this.#messages.length + 1,
-        ts: message.ts,
-        clientId: message.clientId,
-        fromKey: message.fromKey,
-        from: message.from,
-        roomKey: message.room ?? null,
-        toKey: message.toKey ?? null,
-        to: message.to ?? null,
-        text: message.text,
-        delivered: false,
-        read: false,
-      };
-      this.#messages.push(stored);
-      const thread = stored.roomKey !== null
-        ? roomThread(stored.roomKey)
-        : pairThread(stored.fromKey, stored.toKey!);
-      let list = this.#threads.get(thread);
-      if (list === undefined) this.#threads.set(thread, list = []);
-      list.push(stored);
-      this.#byClientId.set(dedupKey, stored);
-      if (stored.roomKey !== null && list.length > this.#roomHistory) {
-        // Forget the room's oldest (a batch at a time: shifting one by one is quadratic).
-        const forgotten = list.splice(
-          0,
-          list.length - this.#roomHistory + (this.#roomHistory >> 4),
-        );
-        for (const m of forgotten) {
-          this.#messages[m.id - 1] = undefined;
-          this.#byClientId.delete(`${m.fromKey}\n${m.clientId}`);
-        }
-      }
-      return { message: this.#toChat(stored), duplicate: false };
+  /**
+   * Appends a message with the next id, or returns the earlier one for a resend (the
+   * commit is the append: `onCommitted` is told at once).
+   */
+  appendMessage(message: NewMessage, options?: AppendOptions): Promise<AppendResult> {
+    return this.#run(() => this.#append(message, options));
+  }
+
+  #append(message: NewMessage, options: AppendOptions | undefined): AppendResult {
+    const result = this.#insert(message);
+    tellCommitted(options, result, (error) => {
+      log.error("onCommitted failed: {error}", { error });
     });
+    return result;
+  }
+
+  #insert(message: NewMessage): AppendResult {
+    checkNewMessage(message);
+    const dedupKey = `${message.fromKey}\n${message.clientId}`;
+    const earlier = this.#byClientId.get(dedupKey);
+    if (earlier !== undefined) {
+      checkResend(earlier, message);
+      return { message: this.#toChat(earlier), duplicate: true };
+    }
+    if (message.room !== undefined && !this.#rooms.has(message.room)) {
+      throw new StoreError("not_found", `no room "${message.room}"`);
+    }
+    const stored: StoredMessage = {
+      id: this.#messages.length + 1,
+      ts: message.ts,
+      clientId: message.clientId,
+      fromKey: message.fromKey,
+      from: message.from,
+      roomKey: message.room ?? null,
+      toKey: message.toKey ?? null,
+      to: message.to ?? null,
+      text: message.text,
+      delivered: false,
+      read: false,
+    };
+    this.#messages.push(stored);
+    const thread = stored.roomKey !== null
+      ? roomThread(stored.roomKey)
+      : pairThread(stored.fromKey, stored.toKey!);
+    let list = this.#threads.get(thread);
+    if (list === undefined) this.#threads.set(thread, list = []);
+    list.push(stored);
+    this.#byClientId.set(dedupKey, stored);
+    if (stored.roomKey !== null && list.length > this.#roomHistory) {
+      // Forget the room's oldest (a batch at a time: shifting one by one is quadratic).
+      const forgotten = list.splice(
+        0,
+        list.length - this.#roomHistory + (this.#roomHistory >> 4),
+      );
+      for (const m of forgotten) {
+        this.#messages[m.id - 1] = undefined;
+        this.#byClientId.delete(`${m.fromKey}\n${m.clientId}`);
+      }
+    }
+    return { message: this.#toChat(stored), duplicate: false };
   }
 
   /** The newest `limit` messages matching `query`, oldest first. */

@@ -62,6 +62,7 @@ import { getLogger } from "@logtape/logtape";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
 import {
   type AccountRecord,
+  type AppendOptions,
   type AppendResult,
   checkCount,
   checkHistoryQuery,
@@ -76,6 +77,7 @@ import {
   type RoomSummary,
   type Store,
   StoreError,
+  tellCommitted,
   type TokenRecord,
   type UndeliveredQuery,
 } from "./store.ts";
@@ -523,7 +525,7 @@ export class PostgresStore implements Store {
    * `invalid` or `not_found` (unknown room) for this message alone, and with `failed` or
    * `unavailable` for every message of the batch when the batch fails.
    */
-  appendMessage(message: NewMessage): Promise<AppendResult> {
+  appendMessage(message: NewMessage, options?: AppendOptions): Promise<AppendResult> {
     try {
       this.#checkOpen();
       checkNewMessage(message);
@@ -532,7 +534,14 @@ export class PostgresStore implements Store {
       return Promise.reject(error);
     }
     const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
-    this.#queue.push({ seq: ++this.#seq, message: { ...message }, resolve, reject });
+    // A commit here is durable: `onCommitted` is told as the append resolves.
+    const committed = (result: AppendResult) => {
+      tellCommitted(options, result, (error) => {
+        log.error("onCommitted failed: {error}", { error: messageOf(error) });
+      });
+      resolve(result);
+    };
+    this.#queue.push({ seq: ++this.#seq, message: { ...message }, resolve: committed, reject });
     this.#schedule(this.#queue.length >= this.#maxBatch);
     return promise;
   }

@@ -132,6 +132,36 @@ export interface AppendResult {
   duplicate: boolean;
 }
 
+/** Options of {@linkcode Store.appendMessage}. */
+export interface AppendOptions {
+  /**
+   * Called once the message is committed: others can read it, and it survives a kill of
+   * the server's process, but it may not be durable yet (survive a power loss or a crash
+   * of the machine), which the append's promise waits for. A receiver may be sent the
+   * message from here; its sender is acknowledged once the promise resolves. Called at
+   * most once, before the promise resolves, and only for an append that succeeds (a
+   * resend's earlier copy too, with `duplicate`); never when it fails before its commit.
+   * Must not throw (what it throws is logged and ignored).
+   */
+  onCommitted?: (result: AppendResult) => void;
+}
+
+/**
+ * Calls `options.onCommitted` with `result`; what it throws is reported to `onError`.
+ */
+export function tellCommitted(
+  options: AppendOptions | undefined,
+  result: AppendResult,
+  onError: (error: unknown) => void,
+): void {
+  if (options?.onCommitted === undefined) return;
+  try {
+    options.onCommitted(result);
+  } catch (error) {
+    onError(error);
+  }
+}
+
 /** What {@linkcode Store.history} reads. Exactly one of `room` / `between` is set. */
 export interface HistoryQuery {
   /** Room key. */
@@ -206,12 +236,16 @@ export interface Store {
   // ---- messages
   /**
    * Appends a message durably and gives it a new server id (ids increase, with gaps allowed, in
-   * commit order across all rooms and conversations). Resolves only after the
-   * commit; implementations batch concurrent appends into one transaction. A resend
+   * commit order across all rooms and conversations). Resolves only once the commit is
+   * durable; `options.onCommitted` hears of the commit as soon as it is made (which may
+   * be earlier: see {@linkcode AppendOptions}). Implementations batch concurrent appends
+   * into one transaction. A resend
    * (same `fromKey` and `clientId`) resolves with the earlier message and `duplicate`;
    * a different message under a used `clientId` rejects with a `conflict` StoreError.
+   * An id a receiver may have been told of (through `onCommitted`) is never given to
+   * another message, even after the machine stopped before the commit was durable.
    */
-  appendMessage(message: NewMessage): Promise<AppendResult>;
+  appendMessage(message: NewMessage, options?: AppendOptions): Promise<AppendResult>;
   /** The newest (or, with `oldest`, the oldest) `limit` messages matching `query`, oldest first. */
   history(query: HistoryQuery): Promise<ChatMessage[]>;
   /**
