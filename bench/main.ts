@@ -856,11 +856,13 @@ async function main(): Promise<void> {
     rows.push({
       measure: `  deliveries per second of target CPU; server's WAL syncs`,
       result: s
-        ? `${fmtCount(s.deliveriesPerCpuSec)} (${sl?.cpu.target}% of a core)${
+        ? `${fmtCount(s.deliveriesPerCpuSec)}${mark(sl?.cpu)} (${sl?.cpu.target}% of a core)${
           st ? `; ${fmtCount(st.walSyncs)} syncs, ${fmtMs(st.msPerSync)} each` : ""
         }`
         : "—",
-      baseline: b ? `${fmtCount(b.deliveriesPerCpuSec)} (${bl?.cpu.target}%, ${bName})` : "—",
+      baseline: b
+        ? `${fmtCount(b.deliveriesPerCpuSec)}${mark(bl?.cpu)} (${bl?.cpu.target}%, ${bName})`
+        : "—",
       ratio: fmtRatio(s?.deliveriesPerCpuSec, b?.deliveriesPerCpuSec),
       goal: perCpuGoal ? "≥ InspIRCd's" : "",
       status: perCpuGoal
@@ -1506,8 +1508,12 @@ function saturationRows(
     ),
   }, {
     measure: `  deliveries per target CPU-s at saturation`,
-    result: sl ? `${fmtCount(perTargetCpuSec(sl))} (${sl.cpu.target}% of a core)` : "—",
-    baseline: il ? `${fmtCount(perTargetCpuSec(il))} (${il.cpu.target}%, InspIRCd)` : "—",
+    result: sl
+      ? `${fmtCount(perTargetCpuSec(sl))}${mark(sl.cpu)} (${sl.cpu.target}% of a core)`
+      : "—",
+    baseline: il
+      ? `${fmtCount(perTargetCpuSec(il))}${mark(il.cpu)} (${il.cpu.target}%, InspIRCd)`
+      : "—",
     ratio: fmtRatio(sl ? perTargetCpuSec(sl) : null, il ? perTargetCpuSec(il) : null),
     goal: "≥ InspIRCd's",
     status: verdict(
