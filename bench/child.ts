@@ -114,9 +114,24 @@ export function countCpuSeconds(seconds: number): void {
   if (Number.isFinite(seconds) && seconds > 0) stoppedCpuSeconds += seconds;
 }
 
+/** Other processes' stops (InspIRCd), run by {@linkcode stopAllChildren} too. */
+const otherStops = new Set<() => Promise<void>>();
+
+/**
+ * Has {@linkcode stopAllChildren} call `stop` too (a process not started by
+ * {@linkcode spawnChild}, e.g. InspIRCd), until the returned function is called.
+ */
+export function stopWithChildren(stop: () => Promise<void>): () => void {
+  otherStops.add(stop);
+  return () => otherStops.delete(stop);
+}
+
 /** Stops every child still running (for the coordinator's `finally` and signals). */
 export async function stopAllChildren(): Promise<void> {
-  await Promise.allSettled([...live.keys()].map((child) => child.stop(1000)));
+  await Promise.allSettled([
+    ...[...live.keys()].map((child) => child.stop(1000)),
+    ...[...otherStops].map((stop) => stop()),
+  ]);
 }
 
 /** CPU seconds (user + system) of a process from /proc/<pid>/stat; null when gone. */

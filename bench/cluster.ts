@@ -6,14 +6,18 @@
  */
 
 import { type Child, cpuSecondsOf, spawnChild } from "./child.ts";
+import { startInspircd } from "./inspircd.ts";
 import { machineBusySeconds } from "./machine.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 
 /** What to start. */
 export interface ClusterOptions {
-  /** `server`: bench/server_process.ts; `relay`: bench/ceiling_relay.ts. */
-  target: "server" | "relay";
+  /**
+   * `server`: bench/server_process.ts; `relay`: bench/ceiling_relay.ts; `inspircd`:
+   * InspIRCd 3 (`inspircd.ts`), the load clients speaking IRC to it.
+   */
+  target: "server" | "relay" | "inspircd";
   /** Flags for the server process (see `server_process.ts`). */
   serverArgs?: string[];
   /** Flags for the relay process (see `ceiling_relay.ts`). */
@@ -40,14 +44,23 @@ export interface ClusterOptions {
   ircPassword?: string;
 }
 
+/**
+ * What a cluster needs of its target process: a bench child (`spawnChild`) or InspIRCd,
+ * whose `request` always fails (it has no side channel).
+ */
+export type ClusterTarget = Pick<Child, "pid" | "info" | "request" | "stop">;
+
 /** A running cluster. */
 export interface Cluster {
   /** The target process. */
-  target: Child;
+  target: ClusterTarget;
   /** Its port. */
   port: number;
-  /** `chat` for the server, `relay` for the relay, `irc` for the server's IRC listener. */
-  mode: "chat" | "relay" | "irc";
+  /**
+   * `chat` for the server, `relay` for the relay, `irc` for the server's IRC listener,
+   * `inspircd` for InspIRCd (its load clients speak IRC).
+   */
+  mode: "chat" | "relay" | "irc" | "inspircd";
   /** The load processes (tags 0, 1, …). */
   loads: Child[];
 }
@@ -78,19 +91,22 @@ export async function withCluster<T>(
   options: ClusterOptions,
   fn: (cluster: Cluster) => Promise<T>,
 ): Promise<T> {
-  const started: Child[] = [];
+  const started: ClusterTarget[] = [];
   try {
+    const inspircd = options.target === "inspircd";
     const script = options.target === "server" ? "server_process.ts" : "ceiling_relay.ts";
-    const target = await spawnChild(
-      HERE + script,
-      options.target === "server" ? options.serverArgs ?? [] : options.relayArgs ?? [],
-      {
-        name: options.target,
-        v8Flags: options.v8Flags,
-        cpuProfDir: options.cpuProfDir,
-        cpus: options.pin?.target,
-      },
-    );
+    const target: ClusterTarget = inspircd
+      ? await startInspircd({ cpus: options.pin?.target })
+      : await spawnChild(
+        HERE + script,
+        options.target === "server" ? options.serverArgs ?? [] : options.relayArgs ?? [],
+        {
+          name: options.target,
+          v8Flags: options.v8Flags,
+          cpuProfDir: options.cpuProfDir,
+          cpus: options.pin?.target,
+        },
+      );
     started.push(target);
     const loads = await Promise.all(
       Array.from(
@@ -104,14 +120,24 @@ export async function withCluster<T>(
     );
     started.push(...loads);
     const web = options.web === true;
-    const irc = options.irc === true;
+    const irc = options.irc === true || inspircd;
     const port = Number(
       web ? target.info.webPort : irc ? target.info.ircPort : target.info.port,
     );
-    const mode = options.target === "relay" ? "relay" : irc ? "irc" : "chat";
+    const mode = options.target === "relay"
+      ? "relay"
+      : inspircd
+      ? "inspircd"
+      : irc
+      ? "irc"
+      : "chat";
     const password = options.ircPassword ?? null;
+    // The load clients speak IRC to InspIRCd as to the server's IRC listener.
+    const speaks = mode === "inspircd" ? "irc" : mode;
     await Promise.all(
-      loads.map((l) => l.request("target", { host: "127.0.0.1", port, mode, web, password })),
+      loads.map((l) =>
+        l.request("target", { host: "127.0.0.1", port, mode: speaks, web, password })
+      ),
     );
     return await fn({ target, port, mode, loads });
   } finally {

@@ -63,7 +63,7 @@ export interface LevelResult {
 
 /** A whole fan-out measurement. */
 export interface FanoutResult {
-  /** `server`, `relay`, or `irc` (the server, through IRC connections). */
+  /** `server`, `relay`, `irc` (the server, through IRC connections), or `inspircd`. */
   target: string;
   /** Room size. */
   members: number;
@@ -277,7 +277,7 @@ export interface FixedPlan extends RoomPlan {
 
 /** A fixed-load measurement. */
 export interface FixedResult {
-  /** `server`, `relay`, or `irc`. */
+  /** `server`, `relay`, `irc`, or `inspircd`. */
   target: string;
   /** Room size. */
   members: number;
@@ -310,7 +310,7 @@ export interface FixedStoreFigures {
 
 /** The SQLite store's counters from the server's `stats`, or null (memory store, relay). */
 async function storeStats(cluster: Cluster): Promise<Record<string, number> | null> {
-  if (cluster.mode === "relay") return null;
+  if (cluster.mode === "relay" || cluster.mode === "inspircd") return null;
   const stats = await cluster.target.request("stats");
   return (stats.store as Record<string, number> | undefined) ?? null;
 }

@@ -8,10 +8,13 @@
  * ```sh
  * # this checkout, another checkout (a worktree of main), and the relay; 3 rounds
  * deno run -A bench/fixed_rate.ts --members 100 --rates 300000 --rounds 3 . ../base relay
+ * # against issue #16's baseline (goal 6), InspIRCd when installed (`inspircd.ts`)
+ * deno run -A bench/fixed_rate.ts --sqlite --rates 500000 . inspircd
  * ```
  *
- * A target is the folder of a checkout (its `bench/` starts the server: its own code) or
- * `relay` (this checkout's ceiling relay); `DIR:FLAG,FLAG` runs that checkout's server with
+ * A target is the folder of a checkout (its `bench/` starts the server: its own code),
+ * `relay` (this checkout's ceiling relay) or `inspircd` (InspIRCd 3 through this checkout's
+ * IRC load clients); `DIR:FLAG,FLAG` runs that checkout's server with
  * these V8 flags (e.g. `.:--max-semi-space-size=16`). Flags: `--sqlite` (the server on
  * SQLite in a temp dir, as the suite's fixed-load run; default the fan-out's memory
  * store), `--members` (room size, default 100), `--rates` (offered deliveries/s,
@@ -70,8 +73,11 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
   for (let round = 0; round < plan.rounds; round++) {
     for (const target of plan.targets) {
       const relay = target === "relay";
+      const inspircd = target === "inspircd";
       // `DIR:FLAG,FLAG`: the server of checkout DIR with these V8 flags.
-      const [dir, v8] = relay ? [".", ""] : [target.split(":")[0], target.split(":")[1] ?? ""];
+      const [dir, v8] = relay || inspircd
+        ? [".", ""]
+        : [target.split(":")[0], target.split(":")[1] ?? ""];
       const cluster = await import(
         new URL(`${dir}/bench/cluster.ts`, `file://${Deno.cwd()}/`).href
       );
@@ -79,7 +85,7 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
       const run: typeof withCluster = cluster.withCluster;
       const dataDir = plan.sqlite ? await Deno.makeTempDir({ prefix: "chat-fixed-" }) : "";
       await run({
-        target: relay ? "relay" : "server",
+        target: relay ? "relay" : inspircd ? "inspircd" : "server",
         loads: 2,
         serverArgs: plan.sqlite ? fixedServerArgs(dataDir) : FANOUT_SERVER_ARGS,
         ...(v8 ? { v8Flags: v8.split(",") } : {}),

@@ -3,7 +3,7 @@
  * the cluster benchmark) or `deno task bench --quick` (smaller sizes and durations, about 2).
  *
  * ```sh
- * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc,fixed] [--profile] [--no-pin]
+ * deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc,fixed,inspircd] [--profile] [--no-pin]
  * ```
  *
  * The chat server and the ceiling relay each run in their own process; load comes from
@@ -14,6 +14,14 @@
  * benchmark (`cluster_nodes.ts`) starts PostgreSQL, nats-server and `chat serve` nodes.
  *
  * - `--only` runs some of the benchmarks (the goals of the others show ERROR "not run").
+ *   `inspircd`: issue #16 goal 6 alone, the room of 100 at saturation (relay, server,
+ *   InspIRCd) and the fixed load (relay, server, InspIRCd).
+ * - InspIRCd 3 (`bench/inspircd.ts`, `apt-get install inspircd`), goal 6's baseline, runs
+ *   beside the server in the room of 100 (`fanout`) and at the fixed load (`fixed`) with
+ *   the same IRC load clients as `irc`, and goal 6's comparisons (deliveries per target
+ *   CPU-second at both loads, p99 at saturation) are judged against it; when it is not
+ *   installed its rows say so and the rest is as without it (the ceiling relay the
+ *   fixed load's baseline).
  * - `--profile` writes a CPU profile of every server process (and of every process of
  *   the file transfers) under `bench/results/profiles/` and prints its busiest functions.
  * - The target (server or relay) runs pinned to CPU 1 and the load processes to CPU 0
@@ -48,6 +56,7 @@ import {
   type FanoutResult,
   type FixedPlan,
   type FixedResult,
+  type LevelResult,
   measureFanout,
   measureFixed,
 } from "./fanout.ts";
@@ -69,6 +78,7 @@ import { measureStorm, type StormPlan, type StormResult } from "./storm.ts";
 import { measureSyncFloor, type SyncFloorResult } from "./sync_floor.ts";
 import { type LoginRatePlan, type LoginRateResult, measureLoginRate } from "./login_rate.ts";
 import { MIN_READ_BUFFER } from "../transport/framed_connection.ts";
+import { INSPIRCD_SKIP, INSPIRCD_VERSION } from "./inspircd.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 /** Other programs' CPU share (% of one core) above which a figure is marked disturbed. */
@@ -85,6 +95,7 @@ const BENCHMARKS = [
   "cluster",
   "irc",
   "fixed",
+  "inspircd",
 ] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
@@ -237,7 +248,7 @@ function parseOptions(args: string[]): Options {
       options.only = new Set(names as Benchmark[]);
     } else if (arg === "--help" || arg === "-h") {
       console.log(
-        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc,fixed] [--profile] [--no-pin]",
+        "deno task bench [--quick] [--only fanout,durable,idle,storm,slow,files,lone,cluster,irc,fixed,inspircd] [--profile] [--no-pin]",
       );
       Deno.exit(0);
     } else {
@@ -409,14 +420,34 @@ interface IrcPair {
 interface FixedPair {
   server: Outcome<FixedResult>;
   ceiling: Outcome<FixedResult>;
+  /** InspIRCd at the same load (goal 6's baseline); null when it is not installed. */
+  inspircd: Outcome<FixedResult> | null;
 }
 
 interface FanoutPair {
   members: number;
   server: Outcome<FanoutResult>;
   ceiling: Outcome<FanoutResult>;
-  /** The same room and load over the browser client's WebSocket. */
-  web: Outcome<FanoutResult>;
+  /** The same room and load over the browser client's WebSocket; null: not run. */
+  web: Outcome<FanoutResult> | null;
+  /**
+   * InspIRCd, same room and load over IRC (goal 6's baseline, room of 100 only); null:
+   * not run (another room, or not installed).
+   */
+  inspircd: Outcome<FanoutResult> | null;
+}
+
+/** Goal 6's room: issue #16's fixed load and saturation are measured in a room of 100. */
+const GOAL6_ROOM = FIXED_LOAD.members;
+
+/** Deliveries per second of the target's CPU during a level. */
+function perTargetCpuSec(level: LevelResult): number {
+  return round(level.deliveredPerSec / Math.max(level.cpu.target / 100, 0.001), 0);
+}
+
+/** The level of a fan-out that delivered the most (its saturation point). */
+function levelAtMax(f: FanoutResult): LevelResult | undefined {
+  return f.levels.find((l) => l.deliveredPerSec === f.maxDeliveries);
 }
 
 async function main(): Promise<void> {
@@ -484,24 +515,39 @@ async function main(): Promise<void> {
   let filesProfiles: [string, ProfileSummary][] = [];
   let cluster: Outcome<ClusterResult> | null = null;
 
+  const withInspircd = INSPIRCD_SKIP === null;
+  if (!withInspircd) log(`InspIRCd rows skipped: ${INSPIRCD_SKIP}`);
   try {
-    if (options.only.has("fanout")) {
-      for (const members of plan.fanoutSizes) {
-        const fanoutPlan: FanoutPlan = { ...plan.fanout, members };
-        const ceiling = await attempt(
-          `ceiling relay, room of ${members}`,
+    // `inspircd` alone: goal 6's room only, without the WebSocket run.
+    const fanoutSizes = options.only.has("fanout")
+      ? plan.fanoutSizes
+      : options.only.has("inspircd")
+      ? [GOAL6_ROOM]
+      : [];
+    for (const members of fanoutSizes) {
+      const fanoutPlan: FanoutPlan = { ...plan.fanout, members };
+      const ceiling = await attempt(
+        `ceiling relay, room of ${members}`,
+        options,
+        { target: "relay", loads: 2 },
+        (c) => measureFanout(c, fanoutPlan),
+        `ceiling-${members}`,
+      );
+      const server = await serverFanout(fanoutPlan);
+      const web = options.only.has("fanout") ? await serverFanout(fanoutPlan, "web") : null;
+      const inspircd = withInspircd && members === GOAL6_ROOM
+        ? await attempt(
+          `InspIRCd fan-out, room of ${members}`,
           options,
-          { target: "relay", loads: 2 },
+          { target: "inspircd", loads: 2 },
           (c) => measureFanout(c, fanoutPlan),
-          `ceiling-${members}`,
-        );
-        const server = await serverFanout(fanoutPlan);
-        const web = await serverFanout(fanoutPlan, "web");
-        fanout.push({ members, server, ceiling, web });
-      }
+          `inspircd-${members}`,
+        )
+        : null;
+      fanout.push({ members, server, ceiling, web, inspircd });
     }
-    // The fixed-load run: with `fanout`, or alone (`--only fixed`).
-    if (options.only.has("fanout") || options.only.has("fixed")) {
+    // The fixed-load run: with `fanout`, or alone (`--only fixed`, `--only inspircd`).
+    if (options.only.has("fanout") || options.only.has("fixed") || options.only.has("inspircd")) {
       const fixedPlan = plan.fixed;
       const at = `${
         fmtCount(fixedPlan.deliveries)
@@ -520,7 +566,16 @@ async function main(): Promise<void> {
         (c) => measureFixed(c, fixedPlan),
         `fixed-${fixedPlan.members}`,
       );
-      fixed = { server, ceiling };
+      const inspircd = withInspircd
+        ? await attempt(
+          `InspIRCd, ${at}`,
+          options,
+          { target: "inspircd", loads: 2 },
+          (c) => measureFixed(c, fixedPlan),
+          `inspircd-fixed-${fixedPlan.members}`,
+        )
+        : null;
+      fixed = { server, ceiling, inspircd };
     }
     if (options.only.has("irc")) {
       for (const members of plan.fanoutSizes) {
@@ -741,25 +796,32 @@ async function main(): Promise<void> {
       goal: isGoalRoom ? "p99 < 10 ms" : "",
       status: p99Status,
     });
-    const w = pair.web.ok ? pair.web.value : null;
-    const wh = w?.half ?? null;
-    rows.push({
-      measure: `  over WebSocket: max deliveries/s; p99 at half`,
-      result: w
-        ? `${fmtCount(w.maxDeliveries)}${mark(atMax(w))}; ${wh ? fmtMs(wh.p99) : "—"}`
-        : fail(pair.web),
-      baseline: s ? `${fmtCount(s.maxDeliveries)}; ${sh ? fmtMs(sh.p99) : "—"} (TCP)` : "—",
-      ratio: fmtRatio(w?.maxDeliveries, s?.maxDeliveries),
-      goal: "",
-      status: "",
-    });
+    if (pair.web !== null) {
+      const w = pair.web.ok ? pair.web.value : null;
+      const wh = w?.half ?? null;
+      rows.push({
+        measure: `  over WebSocket: max deliveries/s; p99 at half`,
+        result: w
+          ? `${fmtCount(w.maxDeliveries)}${mark(atMax(w))}; ${wh ? fmtMs(wh.p99) : "—"}`
+          : fail(pair.web),
+        baseline: s ? `${fmtCount(s.maxDeliveries)}; ${sh ? fmtMs(sh.p99) : "—"} (TCP)` : "—",
+        ratio: fmtRatio(w?.maxDeliveries, s?.maxDeliveries),
+        goal: "",
+        status: "",
+      });
+    }
+    if (pair.members === GOAL6_ROOM) rows.push(...saturationRows(pair, verdict, mark));
   }
 
   if (fixed !== null) {
     const s = fixed.server.ok ? fixed.server.value : null;
     const c = fixed.ceiling.ok ? fixed.ceiling.value : null;
+    // Goal 6's baseline: InspIRCd when it ran; without it, the ceiling relay as before.
+    const i = fixed.inspircd?.ok ? fixed.inspircd.value : null;
+    const b = i ?? c;
+    const bName = i ? "InspIRCd" : "ceiling";
     const sl = s?.level ?? null;
-    const cl = c?.level ?? null;
+    const bl = b?.level ?? null;
     const { deliveries, members } = plan.fixed;
     rows.push({
       measure: `Fan-out at ${
@@ -768,10 +830,10 @@ async function main(): Promise<void> {
       result: sl
         ? `${fmtMs(sl.p50)} / ${fmtMs(sl.p99)} / ${fmtMs(sl.p999)}${mark(sl.cpu)}`
         : fail(fixed.server),
-      baseline: cl
-        ? `${fmtMs(cl.p50)} / ${fmtMs(cl.p99)} / ${fmtMs(cl.p999)}${mark(cl.cpu)} (ceiling)`
+      baseline: bl
+        ? `${fmtMs(bl.p50)} / ${fmtMs(bl.p99)} / ${fmtMs(bl.p999)}${mark(bl.cpu)} (${bName})`
         : `ceiling ${fail(fixed.ceiling)}`,
-      ratio: fmtRatio(sl?.p99, cl?.p99),
+      ratio: fmtRatio(sl?.p99, bl?.p99),
       goal: "p50 ≤ 2 ms, p99 ≤ 10 ms",
       status: verdict(
         `p50 ≤ 2 ms and p99 ≤ 10 ms at ${
@@ -779,26 +841,67 @@ async function main(): Promise<void> {
         } deliveries/s offered (${members}-member room, SQLite)`,
         sl?.p99 ?? null,
         "ms (p99)",
-        cl?.p99 ?? null,
+        bl?.p99 ?? null,
         sl ? sl.p50 <= 2 && sl.p99 <= 10 : null,
         sl
-          ? `p50 ${fmtMs(sl.p50)}, ${fmtCount(sl.deliveredPerSec)} delivered/s`
+          ? `p50 ${fmtMs(sl.p50)}, ${fmtCount(sl.deliveredPerSec)} delivered/s${
+            i ? `; InspIRCd p50 ${fmtMs(i.level.p50)}` : ""
+          }`
           : fail(fixed.server),
       ),
     });
     const st = s?.store;
+    // Against InspIRCd a goal (≥ its deliveries per CPU-second); against the relay a figure.
+    const perCpuGoal = fixed.inspircd !== null;
     rows.push({
       measure: `  deliveries per second of target CPU; server's WAL syncs`,
       result: s
-        ? `${fmtCount(s.deliveriesPerCpuSec)} (${sl?.cpu.target}% of a core)${
+        ? `${fmtCount(s.deliveriesPerCpuSec)}${mark(sl?.cpu)} (${sl?.cpu.target}% of a core)${
           st ? `; ${fmtCount(st.walSyncs)} syncs, ${fmtMs(st.msPerSync)} each` : ""
         }`
         : "—",
-      baseline: c ? `${fmtCount(c.deliveriesPerCpuSec)} (${cl?.cpu.target}%, ceiling)` : "—",
-      ratio: fmtRatio(s?.deliveriesPerCpuSec, c?.deliveriesPerCpuSec),
-      goal: "",
-      status: "",
+      baseline: b
+        ? `${fmtCount(b.deliveriesPerCpuSec)}${mark(bl?.cpu)} (${bl?.cpu.target}%, ${bName})`
+        : "—",
+      ratio: fmtRatio(s?.deliveriesPerCpuSec, b?.deliveriesPerCpuSec),
+      goal: perCpuGoal ? "≥ InspIRCd's" : "",
+      status: perCpuGoal
+        ? verdict(
+          `deliveries per server CPU-second ≥ InspIRCd's at ${
+            fmtCount(deliveries)
+          } deliveries/s offered (${members}-member room, SQLite)`,
+          s?.deliveriesPerCpuSec ?? null,
+          "deliveries per CPU-second",
+          i?.deliveriesPerCpuSec ?? null,
+          s && i ? s.deliveriesPerCpuSec >= i.deliveriesPerCpuSec : null,
+          !s ? fail(fixed.server) : !i ? inspircdFail(fixed.inspircd) : undefined,
+        )
+        : "",
     });
+    if (i) {
+      const cl = c?.level ?? null;
+      rows.push({
+        measure: `  ceiling relay at the same load: p50 / p99; per target CPU-s`,
+        result: c && cl
+          ? `${fmtMs(cl.p50)} / ${fmtMs(cl.p99)}${mark(cl.cpu)}; ${
+            fmtCount(c.deliveriesPerCpuSec)
+          } (${cl.cpu.target}%)`
+          : `ceiling ${fail(fixed.ceiling)}`,
+        baseline: "",
+        ratio: "",
+        goal: "",
+        status: "",
+      });
+    } else {
+      rows.push({
+        measure: `  InspIRCd at the same load`,
+        result: inspircdFail(fixed.inspircd),
+        baseline: "",
+        ratio: "",
+        goal: "",
+        status: "",
+      });
+    }
   }
 
   if (slow !== null) {
@@ -1145,7 +1248,10 @@ async function main(): Promise<void> {
       clusterSetup:
         "PostgreSQL 15 (fsync on) and nats-server started by the bench, a fresh database per setup; nodes are `main.ts serve --postgres --nats` (or `--data` for SQLite) child processes with --auth none, no flood limits, a 256 MiB queue bound; load process i has its senders on node i mod N and its receivers (latency probes among them) on node i+1 mod N, so with several nodes every latency sample is a cross-node delivery; pinned: nodes on CPU 1, load on CPU 0, PostgreSQL and NATS unpinned; CPU per level covers sending and draining",
       fanoutFixedSetup:
-        "the fan-out's load clients at one fixed offered load after a warm-up at the same rate; server on SQLite in a temp dir (each room message committed and its WAL synced before delivery), queue bound 256 MiB; baseline: the ceiling relay at the same load",
+        "the fan-out's load clients at one fixed offered load after a warm-up at the same rate; server on SQLite in a temp dir (each room message committed and its WAL synced before delivery), queue bound 256 MiB; baseline: InspIRCd at the same load when installed (goal 6), else the ceiling relay",
+      inspircd: INSPIRCD_VERSION ?? INSPIRCD_SKIP,
+      inspircdSetup:
+        "issue #16 goal 6's baseline (bench/inspircd.ts): inspircd --nofork on a free 127.0.0.1 port, pinned like the server, core modules only, no flood control or fakelag (threshold 4,000,000, commandrate 4,000,000,000, fakelag off), 1,000,000 connections per IP, send and receive queues of 256 MiB, no DNS or ident lookups, no TLS; the fan-out's load clients speaking IRC (NICK/USER, JOIN, PRIVMSG), in the room of 100 (saturation) and at the fixed load",
       plan,
     },
     goals,
@@ -1154,7 +1260,9 @@ async function main(): Promise<void> {
       server: p.server,
       ceiling: p.ceiling,
       web: p.web,
+      inspircd: p.inspircd,
       ratioToCeiling: deliveriesRatio(p.server, p.ceiling),
+      ratioToInspircd: p.inspircd === null ? null : deliveriesRatio(p.server, p.inspircd),
     })),
     slowConsumer: slow,
     irc: irc.map((p) => ({
@@ -1187,6 +1295,16 @@ async function main(): Promise<void> {
       p99RatioToCeiling: fixed.server.ok && fixed.ceiling.ok
         ? round(fixed.server.value.level.p99 / fixed.ceiling.value.level.p99, 3)
         : null,
+      inspircd: fixed.inspircd,
+      p99RatioToInspircd: fixed.server.ok && fixed.inspircd?.ok
+        ? round(fixed.server.value.level.p99 / fixed.inspircd.value.level.p99, 3)
+        : null,
+      perCpuRatioToInspircd: fixed.server.ok && fixed.inspircd?.ok
+        ? round(
+          fixed.server.value.deliveriesPerCpuSec / fixed.inspircd.value.deliveriesPerCpuSec,
+          3,
+        )
+        : null,
     },
   };
 
@@ -1210,9 +1328,10 @@ async function main(): Promise<void> {
       ["server", pair.server],
       ["ceiling", pair.ceiling],
       ["WebSocket", pair.web],
+      ["InspIRCd", pair.inspircd],
     ] as const;
     for (const [label, o] of runs) {
-      if (!o.ok) continue;
+      if (!o?.ok) continue;
       const top = [...o.value.levels].sort((a, b) => b.deliveredPerSec - a.deliveredPerSec)[0];
       if (top) {
         const perDelivery = cpuPerDelivery(o.value.levels);
@@ -1310,7 +1429,7 @@ async function main(): Promise<void> {
   const svg = renderChart({
     title: `chat fan-out: delivered and p99 latency vs offered load (${results.mode}, ${date})`,
     subtitle:
-      `${machine.cpu}, ${machine.cores} cores, Deno ${machine.deno}; solid: chat server, dashed: ceiling relay`,
+      `${machine.cpu}, ${machine.cores} cores, Deno ${machine.deno}; solid: chat server, dashed: ceiling relay, purple: InspIRCd`,
     series: chartSeries(fanout),
     throughputGoal: 1_000_000,
     latencyGoal: 10,
@@ -1334,6 +1453,91 @@ type Verdict = (
   met: boolean | null,
   note?: string,
 ) => Row["status"];
+
+/** A failed outcome's error (`ERROR: …`); a measurement without levels says so. */
+function errorOf(o: Outcome<unknown>): string {
+  return o.ok ? "no levels" : `ERROR: ${o.error}`;
+}
+
+/** Why InspIRCd's figure is missing: not installed, or its run's error. */
+function inspircdFail(o: Outcome<unknown> | null | undefined): string {
+  if (o === null || o === undefined) return `skipped: ${INSPIRCD_SKIP ?? "not run"}`;
+  return o.ok ? "" : `InspIRCd ERROR: ${o.error}`;
+}
+
+/**
+ * Goal 6 at saturation in the room of 100: the server's deliveries/s, p99 and deliveries
+ * per target CPU-second at its most delivered level against InspIRCd's (the ceiling
+ * relay's when InspIRCd did not run).
+ */
+function saturationRows(
+  pair: FanoutPair,
+  verdict: Verdict,
+  mark: (cpu: CpuUse | undefined) => string,
+): Row[] {
+  const empty = { baseline: "", ratio: "", goal: "", status: "" as Row["status"] };
+  const measure = `  at saturation vs InspIRCd: deliveries/s; p99`;
+  // Not installed: the rows say so, and no goal is judged on them.
+  if (pair.inspircd === null) return [{ measure, result: inspircdFail(null), ...empty }];
+  const s = pair.server.ok ? pair.server.value : null;
+  const i = pair.inspircd.ok ? pair.inspircd.value : null;
+  const sl = s ? levelAtMax(s) : undefined;
+  const il = i ? levelAtMax(i) : undefined;
+  const why = !sl
+    ? (pair.server.ok ? "no levels" : `ERROR: ${pair.server.error}`)
+    : !il
+    ? inspircdFail(pair.inspircd)
+    : undefined;
+  const rows: Row[] = [{
+    measure,
+    result: s && sl
+      ? `${fmtCount(s.maxDeliveries)}; ${fmtMs(sl.p99)}${mark(sl.cpu)}`
+      : errorOf(pair.server),
+    baseline: i && il
+      ? `${fmtCount(i.maxDeliveries)}; ${fmtMs(il.p99)}${mark(il.cpu)} (InspIRCd)`
+      : inspircdFail(pair.inspircd),
+    ratio: fmtRatio(s?.maxDeliveries, i?.maxDeliveries),
+    goal: "p99 ≤ InspIRCd's",
+    status: verdict(
+      `at saturation in a ${pair.members}-member room, a p99 no worse than InspIRCd's`,
+      sl?.p99 ?? null,
+      "ms (p99 at the most delivered level)",
+      il?.p99 ?? null,
+      sl && il ? sl.p99 <= il.p99 : null,
+      why ?? `${fmtCount(s?.maxDeliveries)} deliveries/s, InspIRCd ${fmtCount(i?.maxDeliveries)}`,
+    ),
+  }, {
+    measure: `  deliveries per target CPU-s at saturation`,
+    result: sl
+      ? `${fmtCount(perTargetCpuSec(sl))}${mark(sl.cpu)} (${sl.cpu.target}% of a core)`
+      : "—",
+    baseline: il
+      ? `${fmtCount(perTargetCpuSec(il))}${mark(il.cpu)} (${il.cpu.target}%, InspIRCd)`
+      : "—",
+    ratio: fmtRatio(sl ? perTargetCpuSec(sl) : null, il ? perTargetCpuSec(il) : null),
+    goal: "≥ InspIRCd's",
+    status: verdict(
+      `deliveries per server CPU-second ≥ InspIRCd's at saturation (${pair.members}-member room)`,
+      sl ? perTargetCpuSec(sl) : null,
+      "deliveries per CPU-second",
+      il ? perTargetCpuSec(il) : null,
+      sl && il ? perTargetCpuSec(sl) >= perTargetCpuSec(il) : null,
+      why,
+    ),
+  }];
+  const c = pair.ceiling.ok ? pair.ceiling.value : null;
+  const cl = c ? levelAtMax(c) : undefined;
+  rows.push({
+    measure: `  ceiling relay at saturation: deliveries/s; p99; per target CPU-s`,
+    result: c && cl
+      ? `${fmtCount(c.maxDeliveries)}; ${fmtMs(cl.p99)}${mark(cl.cpu)}; ${
+        fmtCount(perTargetCpuSec(cl))
+      }`
+      : `ceiling ${errorOf(pair.ceiling)}`,
+    ...empty,
+  });
+  return rows;
+}
 
 /** One level of the cluster benchmark on one line: rates, latency, CPU. */
 function clusterLevelLine(l: ClusterLevel): string {
@@ -1485,20 +1689,24 @@ function fmtMBs(mbPerSec: number): string {
 
 const COLORS: Record<number, string> = { 10: "#1f77b4", 100: "#d62728", 1000: "#2ca02c" };
 
+/** InspIRCd's line on the chart (room of 100 only). */
+const INSPIRCD_COLOR = "#9467bd";
+
 function chartSeries(fanout: FanoutPair[]): ChartSeries[] {
   const series: ChartSeries[] = [];
   for (const pair of fanout) {
     const color = COLORS[pair.members] ?? "#555";
     for (
-      const [label, o, dashed] of [
-        [`server, ${pair.members} members`, pair.server, false],
-        [`ceiling, ${pair.members} members`, pair.ceiling, true],
+      const [label, o, dashed, lineColor] of [
+        [`server, ${pair.members} members`, pair.server, false, color],
+        [`ceiling, ${pair.members} members`, pair.ceiling, true, color],
+        [`InspIRCd, ${pair.members} members`, pair.inspircd, false, INSPIRCD_COLOR],
       ] as const
     ) {
-      if (!o.ok) continue;
+      if (!o?.ok) continue;
       series.push({
         label,
-        color,
+        color: lineColor,
         dashed,
         points: o.value.levels.map((l) => ({
           offered: l.offeredDeliveries,

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { withCluster } from "./cluster.ts";
-import { measureFanout, measureFixed } from "./fanout.ts";
+import { measureFanout, measureFixed, openRoom } from "./fanout.ts";
+import { INSPIRCD_SKIP } from "./inspircd.ts";
 import { measureIdle } from "./idle.ts";
 import { measureStorm } from "./storm.ts";
 import { measureDurable, measureLoneWriter } from "./durable.ts";
@@ -99,6 +100,79 @@ for (const auth of ["none", "password"] as const) {
     }
   });
 }
+
+if (INSPIRCD_SKIP !== null) {
+  console.warn(`bench/suite_test.ts: ${INSPIRCD_SKIP}; its test is skipped`);
+}
+
+Deno.test({
+  name:
+    "InspIRCd baseline: a burst of PRIVMSGs is delivered whole (no flood control), then it is stopped and its folder removed",
+  ignore: INSPIRCD_SKIP !== null,
+  async fn() {
+    const room = "room6";
+    let pid = 0;
+    let dir = "";
+    await withCluster({ target: "inspircd", loads: 2 }, async (cluster) => {
+      pid = cluster.target.pid;
+      dir = String(cluster.target.info.dir);
+      assert.equal(cluster.mode, "inspircd");
+      await openRoom(cluster, tiny, room);
+      await Promise.all(cluster.loads.map((l) => l.request("stats", { reset: true })));
+      // 500 PRIVMSGs in half a second from each sender: InspIRCd's default flood control
+      // (a penalty threshold of 10 commands, 1 a second) would hold them back for minutes.
+      const runs = await Promise.all(
+        cluster.loads.map((l) =>
+          l.request("run", { group: "senders", rate: 1000, durationMs: 500, room }, 30_000)
+        ),
+      );
+      const sent = runs.reduce((n, r) => n + Number(r.sent), 0);
+      assert.equal(sent, 1000);
+      assert.equal(runs.reduce((n, r) => n + Number(r.dropped), 0), 0);
+      // Every message reaches the room's 5 other members: wait for the count, or fail.
+      const wanted = sent * (tiny.members - 1);
+      let counters: Record<string, number>[] = [];
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        const stats = await Promise.all(cluster.loads.map((l) => l.request("stats")));
+        counters = stats.map((s) => s.counters as Record<string, number>);
+        if (counters.reduce((n, c) => n + c.messages, 0) >= wanted) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(counters.reduce((n, c) => n + c.messages, 0), wanted);
+      assert.equal(counters.reduce((n, c) => n + c.errors, 0), 0, String(counters[0]?.firstError));
+    });
+    assert.ok(pid > 0);
+    assert.throws(() => Deno.statSync(`/proc/${pid}`), "inspircd has exited");
+    assert.throws(() => Deno.statSync(dir), "its temp folder is removed");
+  },
+});
+
+Deno.test({
+  name: "InspIRCd baseline: fan-out and fixed load through the same IRC load clients",
+  ignore: INSPIRCD_SKIP !== null,
+  async fn() {
+    const fan = await withCluster(
+      { target: "inspircd", loads: 2 },
+      (cluster) => measureFanout(cluster, tiny),
+    );
+    assert.equal(fan.target, "inspircd");
+    const [ramp, half] = fan.levels;
+    assert.equal(ramp.sent, 30); // 500 deliveries/s ÷ 5 receivers × 0.3 s
+    assert.equal(ramp.errors, 0, ramp.firstError);
+    assert.ok(ramp.samples > 0, "probes recorded latencies");
+    assert.equal(half.kind, "half");
+    const plan = { ...tiny, deliveries: 500, warmupMs: 100, durationMs: 300 };
+    const fixed = await withCluster(
+      { target: "inspircd", loads: 2 },
+      (cluster) => measureFixed(cluster, plan),
+    );
+    assert.equal(fixed.level.sent, 30);
+    assert.equal(fixed.level.errors, 0, fixed.level.firstError);
+    assert.ok(fixed.deliveriesPerCpuSec > 0);
+    assert.equal(fixed.store, undefined);
+  },
+});
 
 Deno.test("fan-out over the browser client's WebSocket: each message's frames counted, latency read", async () => {
   const result = await withCluster(
