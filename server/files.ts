@@ -161,6 +161,14 @@ const MIN_SWEEP_MS = 200;
 /** Name of the files folder inside the data folder. */
 export const FILES_FOLDER = "files";
 
+/**
+ * The cluster bus topic on which the node that tells a file's end (`file_completed`,
+ * `file_declined`, `file_cancelled`) names the account told, just before the event goes
+ * out: every node notes that the account's sessions there were told, so that a chunk or
+ * offer of the file they send afterwards is answered without telling it a second time.
+ */
+export const ENDS_TOLD_TOPIC = "files.told";
+
 /** The reads of one session and file: they run one after another, on one open file. */
 interface ReadState {
   /** Settles once the last read queued is done. */
@@ -260,8 +268,12 @@ export class FileService {
    * they leave, when the last reader goes, or when the file is dropped.
    */
   readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
-  /** Per session, the ended files it was told of again (see #gone). */
+  /**
+   * Per session, the ended files it was told of (live, see {@linkcode ENDS_TOLD_TOPIC}, or
+   * again, see #gone): told once.
+   */
   readonly #retold = new WeakMap<object, Set<number>>();
+  #stopListening: (() => void) | null = null;
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   /** Whether the last sweep found the free space under the reserve. */
@@ -337,6 +349,10 @@ export class FileService {
         configured === null,
       );
     }
+    service.#stopListening = await hub.bus.listen(
+      ENDS_TOLD_TOPIC,
+      (message) => service.#markTold(message.data),
+    );
     await service.sweep({ orphans: true });
     const ttlMs = config.fileTtlSec * 1000;
     const every = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(ttlMs / 4)));
@@ -350,6 +366,7 @@ export class FileService {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopListening?.();
     clearInterval(this.#timer);
     await this.#sweeping?.catch(() => {});
     for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
@@ -621,6 +638,10 @@ export class FileService {
           return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
         }
         await this.#release(current);
+        if (await this.#endedMeanwhile(id)) {
+          // Dropped by another server sharing the files (its bytes went under the write).
+          return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
+        }
         if (err instanceof StoreError && err.code === "conflict") {
           throw new CommandError(
             "bad_offset",
@@ -1199,8 +1220,7 @@ export class FileService {
    * file (its sender may resend several chunks); without `send`, notes it told already.
    */
   #retell(ctx: CommandContext, ended: EndedFile, send = true): void {
-    let told = this.#retold.get(ctx.session);
-    if (told === undefined) this.#retold.set(ctx.session, told = new Set());
+    const told = this.#toldOf(ctx.session);
     if (told.has(ended.id)) return;
     told.add(ended.id);
     if (!send) return;
@@ -1216,6 +1236,26 @@ export class FileService {
           reason: ended.ending === "cancelled" ? "cancelled" : ended.ending,
         },
     );
+  }
+
+  /** The ended files `session` was told of. */
+  #toldOf(session: object): Set<number> {
+    let told = this.#retold.get(session);
+    if (told === undefined) this.#retold.set(session, told = new Set());
+    return told;
+  }
+
+  /**
+   * Notes that the sessions of an account on this node are being told how a file ended
+   * (`{account, file}` from {@linkcode ENDS_TOLD_TOPIC}): a chunk or offer of it they
+   * send later is answered without telling them again.
+   */
+  #markTold(data: unknown): void {
+    const { account, file } = (data ?? {}) as { account?: unknown; file?: unknown };
+    if (typeof account !== "string" || typeof file !== "number") return;
+    for (const session of this.#hub.online(account)?.sessions ?? []) {
+      this.#toldOf(session).add(file);
+    }
   }
 
   /** Bytes of a file the server holds now. */
@@ -1383,6 +1423,14 @@ export class FileService {
   }
 
   async #tell(accountKey: string, event: ServerMessage, from?: string): Promise<void> {
+    if (
+      event.type === "file_completed" || event.type === "file_declined" ||
+      event.type === "file_cancelled"
+    ) {
+      // Marked on every node before the event goes (on the same NATS connection, so
+      // marked before it arrives): the sessions it reaches are not told it again.
+      this.#hub.bus.send(ENDS_TOLD_TOPIC, { account: accountKey, file: event.file });
+    }
     await this.#hub.broker.publish(userSubject(accountKey), {
       event,
       ...(from !== undefined ? { from } : {}),
