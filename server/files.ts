@@ -484,16 +484,7 @@ export class FileService {
           ended !== null && ended.fromKey === self.key && ended.size === size &&
           ended.name === name
         ) {
-          this.#retell(ctx, ended);
-          if (ended.ending !== "received") throw goneError(ended);
-          return {
-            file: ended.id,
-            to: ended.to,
-            size: ended.size,
-            offset: ended.size,
-            online: hub.isVisible(target.key, self.key),
-            expires: ended.endedAt,
-          };
+          return this.#endedOffer(ctx, ended, target.key);
         }
       }
       const resumed = record !== null;
@@ -530,7 +521,18 @@ export class FileService {
           self.key,
         );
       }
-      const offset = record.uploaded ? record.size : await this.#resumeAt(record, sha256);
+      let offset: number;
+      try {
+        offset = record.uploaded ? record.size : await this.#resumeAt(record, sha256);
+      } catch (err) {
+        // Dropped as its upload was being opened (declined, cancelled, expired meanwhile):
+        // the end is told, as to an offer naming a file that ended.
+        const ended = err instanceof CommandError && err.code === "no_file"
+          ? await this.store.ended(record.id)
+          : null;
+        if (ended === null) throw err;
+        return this.#endedOffer(ctx, ended, target.key);
+      }
       if (resumed && offset === 0 && record.state === "offered") {
         // Resumed before its first byte: its offer may never have reached the recipient
         // (told after the record, by a server that died in between); told again (the
@@ -548,6 +550,27 @@ export class FileService {
     });
     this.#offers = result.catch(() => {});
     return await result;
+  }
+
+  /**
+   * The answer to an offer of file `ended`, which ended: the end told to the session
+   * (once), then complete (received) or refused `file_gone`.
+   */
+  #endedOffer(
+    ctx: CommandContext,
+    ended: EndedFile,
+    toKey: string,
+  ): { file: number; offset: number; to: string; size: number; online: boolean; expires: number } {
+    this.#retell(ctx, ended);
+    if (ended.ending !== "received") throw goneError(ended);
+    return {
+      file: ended.id,
+      to: ended.to,
+      size: ended.size,
+      offset: ended.size,
+      online: this.#hub.isVisible(toKey, ctx.session.account.key),
+      expires: ended.endedAt,
+    };
   }
 
   async chunk(
@@ -576,7 +599,13 @@ export class FileService {
         }
         throw new CommandError("bad_offset", `file #${id} is complete (${record.size} bytes)`);
       }
-      upload = await this.#upload(record);
+      const opened = await this.#upload(record).catch((err) => {
+        if (err instanceof CommandError && err.code === "no_file") return null;
+        throw err;
+      });
+      // Dropped as its upload was being opened: the end is told (see #openUpload).
+      if (opened === null) return await this.#gone(ctx, id, `file #${id} was dropped`);
+      upload = opened;
     }
     const current = upload;
     return await this.#serial(current, async () => {
@@ -1041,9 +1070,24 @@ export class FileService {
     return opening;
   }
 
+  /**
+   * Opens the upload of `record`. A drop of the file waits for its opening (see
+   * {@linkcode FileService.#dropNow}), and an opening that finds the file dropped, or
+   * being dropped, lets its bytes go (no `.part` is left that no record names).
+   *
+   * @throws {CommandError} `no_file` when the file was dropped.
+   */
   async #openUpload(record: FileRecord): Promise<Upload> {
     if (this.#closed) throw new CommandError("shutting_down", "the server is shutting down");
+    const dropped = () => new CommandError("no_file", `file #${record.id} was dropped`);
+    if (this.#dropping.has(record.id)) throw dropped();
     const file = await this.bytes.openWriter(record.id, record.size);
+    if (this.#dropping.has(record.id) || (await this.store.get(record.id)) === null) {
+      file.close();
+      await this.bytes.remove(record.id);
+      this.bytes.purge?.();
+      throw dropped();
+    }
     try {
       const offset = file.size;
       if (offset > 0) log.info("resuming file #{id} at {offset}", { id: record.id, offset });
@@ -1340,6 +1384,9 @@ export class FileService {
         log.warn("remembering how file #{id} ended failed: {err}", { id: record.id, err })
       );
     }
+    // Not beside the opening of its upload: opened, it is let go here; else the opening
+    // finds the file dropping and lets its bytes go (see #openUpload).
+    await this.#opening.get(record.id)?.catch(() => {});
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
