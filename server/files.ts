@@ -1474,9 +1474,12 @@ export class FileService {
       event.type === "file_completed" || event.type === "file_declined" ||
       event.type === "file_cancelled"
     ) {
-      // Marked on every node before the event goes (on the same NATS connection, so
-      // marked before it arrives): the sessions it reaches are not told it again.
-      this.#hub.bus.send(ENDS_TOLD_TOPIC, { account: accountKey, file: event.file });
+      // Marked before the event goes, here at once and on the other nodes through the bus
+      // (on the same NATS connection, so marked before it arrives): the sessions it
+      // reaches are not told it again.
+      const told = { account: accountKey, file: event.file };
+      this.#markTold(told);
+      this.#hub.bus.send(ENDS_TOLD_TOPIC, told);
     }
     await this.#hub.broker.publish(userSubject(accountKey), {
       event,
