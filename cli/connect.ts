@@ -554,11 +554,13 @@ async function runScripted(
     : new LocalLog(options.logDir, client.nick, (text) => writeErr(`${text}\n`));
   const show = (item: DisplayItem): void => {
     const repeated = state.repeatsPresence(item);
+    const repeatedOffer = state.repeatsOffer(item);
     state.observe(item);
     localLog?.record(item);
     if (item.type === "held") return; // sent later, in order: its reply is what shows
     if (options.json) {
-      writeOut(JSON.stringify(toJsonEvent(item)) + "\n");
+      // An offer told again (same file) is shown once, like the file_offered it brings.
+      if (!repeatedOffer) writeOut(JSON.stringify(toJsonEvent(item)) + "\n");
       return;
     }
     if (repeated) return; // said already (a contact's presence comes twice)

@@ -58,6 +58,8 @@ export class SessionState {
   readonly #nicks = new Map<string, string>();
   readonly #sent = new Map<number, SentMessage>();
   readonly #online = new Map<string, boolean>();
+  /** Files whose offer was shown (see {@linkcode SessionState.repeatsOffer}). */
+  readonly #offersShown = new Set<number>();
 
   /** Starts in `room` (when given) as `self`. */
   constructor(self: string, room: string | null = null, joined: readonly string[] = []) {
@@ -151,9 +153,21 @@ export class SessionState {
     return this.#online.get(nameKey(item.nick)) === item.online;
   }
 
+  /**
+   * Whether `item` is the offer of a file whose offer was shown already (the server tells
+   * an offer again when its sender offers the file again before its first byte, as after
+   * a cluster fail-over): shown once. Call before {@linkcode SessionState.observe}.
+   */
+  repeatsOffer(item: DisplayItem): boolean {
+    return item.type === "file_offer" && this.#offersShown.has(item.file);
+  }
+
   /** Keeps the state in step with an event or reply about to be shown. */
   observe(item: DisplayItem): void {
     switch (item.type) {
+      case "file_offer":
+        this.#offersShown.add(item.file);
+        return;
       case "msg":
         this.addNick(item.from);
         if (

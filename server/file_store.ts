@@ -105,8 +105,37 @@ export interface EndedFile {
 
 /** Ended files kept per sender at most (the oldest go first). */
 export const MAX_ENDED_PER_SENDER = 1000;
-/** Ended files kept at most, from every sender (the oldest go first). */
+/**
+ * Ended files kept at most, from every sender: past it, the oldest of the sender holding
+ * the most go first (see {@linkcode EndedBounds}).
+ */
 export const MAX_ENDED_FILES = 100_000;
+
+/**
+ * How many ended files a store remembers ({@linkcode FileStore.recordEnd}): at most
+ * `perSender` of one sender (its oldest go first) and `total` in all. Past `total`, the
+ * oldest record of the sender holding the most goes (of two holding as many, the one whose
+ * oldest is older): each sender keeps a fair share, and one account ending many files
+ * cannot push out the others' records.
+ *
+ * @example
+ * ```ts
+ * import { MemoryFileStore } from "./file_store.ts";
+ * const store = new MemoryFileStore({ perSender: 4, total: 10 }); // small, for tests
+ * ```
+ */
+export interface EndedBounds {
+  /** Records kept per sender. */
+  perSender: number;
+  /** Records kept in all. */
+  total: number;
+}
+
+/** The bounds stores use unless told otherwise. */
+export const ENDED_BOUNDS: Readonly<EndedBounds> = {
+  perSender: MAX_ENDED_PER_SENDER,
+  total: MAX_ENDED_FILES,
+};
 
 /** Storage of held files' metadata. */
 export interface FileStore {
@@ -145,8 +174,9 @@ export interface FileStore {
   ids(): Promise<number[]>;
   /**
    * Remembers how a file ended (before its record is removed); a file already
-   * remembered keeps its first ending. Bounded: at most {@linkcode MAX_ENDED_PER_SENDER}
-   * per sender and {@linkcode MAX_ENDED_FILES} in all are kept, the oldest dropped.
+   * remembered keeps its first ending. Bounded ({@linkcode EndedBounds}, by default
+   * {@linkcode MAX_ENDED_PER_SENDER} per sender and {@linkcode MAX_ENDED_FILES} in all): a
+   * sender's oldest go first, and past the total, the oldest of the sender holding the most.
    */
   recordEnd(ended: EndedFile): Promise<void>;
   /** How file `id` ended, if it is remembered. */
@@ -205,10 +235,19 @@ export function checkNewFileRecord(record: NewFileRecord): void {
  */
 export class MemoryFileStore implements FileStore {
   readonly #files = new Map<number, FileRecord>();
-  /** Ended files, oldest first (insertion order). */
-  readonly #ended = new Map<number, EndedFile>();
+  /** Ended files, oldest first (insertion order), each with its place in that order. */
+  readonly #ended = new Map<number, { ended: EndedFile; seq: number }>();
+  #endedSeq = 0;
+  /** Ids of the ended files by sender, oldest first. */
+  readonly #endedBySender = new Map<string, Set<number>>();
+  readonly #endedBounds: EndedBounds;
   #nextId = 1;
   #closed = false;
+
+  /** An empty store remembering ended files within `endedBounds`. */
+  constructor(endedBounds: EndedBounds = ENDED_BOUNDS) {
+    this.#endedBounds = { ...endedBounds };
+  }
 
   /** Records a new file. */
   create(record: NewFileRecord): Promise<FileRecord> {
@@ -302,35 +341,55 @@ export class MemoryFileStore implements FileStore {
   recordEnd(ended: EndedFile): Promise<void> {
     return this.#run(() => {
       if (this.#ended.has(ended.id)) return;
-      this.#ended.set(ended.id, { ...ended });
-      let mine = 0;
-      for (const e of this.#ended.values()) if (e.fromKey === ended.fromKey) mine++;
-      for (const e of [...this.#ended.values()]) {
-        if (mine <= MAX_ENDED_PER_SENDER) break;
-        if (e.fromKey === ended.fromKey) {
-          this.#ended.delete(e.id);
-          mine--;
+      this.#ended.set(ended.id, { ended: { ...ended }, seq: this.#endedSeq++ });
+      let mine = this.#endedBySender.get(ended.fromKey);
+      if (mine === undefined) this.#endedBySender.set(ended.fromKey, mine = new Set());
+      mine.add(ended.id);
+      while (mine.size > this.#endedBounds.perSender) this.#forgetOldestOf(ended.fromKey);
+      while (this.#ended.size > this.#endedBounds.total) {
+        // The sender holding the most; of two holding as many, the one whose oldest is older.
+        let most: string | null = null;
+        let mostCount = 0;
+        let mostOldest = 0;
+        for (const [fromKey, ids] of this.#endedBySender) {
+          const oldest = this.#ended.get(ids.values().next().value!)!.seq;
+          if (ids.size > mostCount || (ids.size === mostCount && oldest < mostOldest)) {
+            [most, mostCount, mostOldest] = [fromKey, ids.size, oldest];
+          }
         }
-      }
-      for (const id of this.#ended.keys()) {
-        if (this.#ended.size <= MAX_ENDED_FILES) break;
-        this.#ended.delete(id);
+        this.#forgetOldestOf(most!);
       }
     });
+  }
+
+  /** Forgets the oldest ended file of `fromKey`. */
+  #forgetOldestOf(fromKey: string): void {
+    const ids = this.#endedBySender.get(fromKey)!;
+    const oldest: number = ids.values().next().value!;
+    this.#forgetEndedFile(oldest);
+  }
+
+  #forgetEndedFile(id: number): void {
+    const fromKey = this.#ended.get(id)?.ended.fromKey;
+    if (fromKey === undefined) return;
+    this.#ended.delete(id);
+    const ids = this.#endedBySender.get(fromKey)!;
+    ids.delete(id);
+    if (ids.size === 0) this.#endedBySender.delete(fromKey);
   }
 
   /** How file `id` ended, if remembered. */
   ended(id: number): Promise<EndedFile | null> {
     return this.#run(() => {
       const found = this.#ended.get(id);
-      return found === undefined ? null : { ...found };
+      return found === undefined ? null : { ...found.ended };
     });
   }
 
   /** Forgets the files that ended before `before`. */
   forgetEnded(before: number): Promise<void> {
     return this.#run(() => {
-      for (const [id, e] of this.#ended) if (e.endedAt < before) this.#ended.delete(id);
+      for (const [id, e] of this.#ended) if (e.ended.endedAt < before) this.#forgetEndedFile(id);
     });
   }
 

@@ -6,7 +6,13 @@
  */
 
 import assert from "node:assert/strict";
-import { type FileStore, MAX_ENDED_PER_SENDER, type NewFileRecord } from "./file_store.ts";
+import {
+  type EndedBounds,
+  type EndedFile,
+  type FileStore,
+  MAX_ENDED_PER_SENDER,
+  type NewFileRecord,
+} from "./file_store.ts";
 import { StoreError } from "./store.ts";
 
 /** A new file record, with `overrides`. */
@@ -132,4 +138,65 @@ export async function fileStoreConformance(store: FileStore): Promise<void> {
     assert.equal(err.code, "closed");
     return true;
   });
+}
+
+/** Ended-file bounds small enough for {@linkcode endedBoundsConformance} to reach. */
+export const TEST_ENDED_BOUNDS: Readonly<EndedBounds> = { perSender: 4, total: 10 };
+
+/**
+ * Each sender keeps a fair share of the ended files' record, on a store opened with
+ * {@linkcode TEST_ENDED_BOUNDS}: one sender ending many files only ever pushes out its own
+ * oldest, and past the total the sender holding the most loses its oldest (of two holding
+ * as many, the one whose oldest is older), never a sender with one record. Closes `store`.
+ */
+export async function endedBoundsConformance(store: FileStore): Promise<void> {
+  const end = (fromKey: string, id: number): Promise<void> =>
+    store.recordEnd({
+      id,
+      fromKey,
+      to: "Bob",
+      name: `${id}.bin`,
+      size: 1,
+      ending: "received",
+      by: "Bob",
+      endedAt: id,
+    });
+  const remembered = async (ids: number[]): Promise<number[]> => {
+    const found: (EndedFile | null)[] = [];
+    for (const id of ids) found.push(await store.ended(id));
+    return ids.filter((_, i) => found[i] !== null);
+  };
+  const range = (from: number, to: number) =>
+    Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  try {
+    // Carol ended one file; alice ends forty, one after the other: alice keeps her last
+    // four, and carol's record stays (the total, 10, is never reached).
+    await end("carol", 1);
+    for (const id of range(100, 139)) await end("alice", id);
+    assert.deepEqual(await remembered([1, ...range(100, 139)]), [1, 136, 137, 138, 139]);
+
+    // Dave ends four, erin four: past 10 in all, each eviction takes the oldest of the
+    // sender holding the most (alice and dave tie at four: alice's oldest is older; then
+    // dave; then erin herself), and carol's one record stays.
+    for (const id of range(200, 203)) await end("dave", id);
+    for (const id of range(300, 303)) await end("erin", id);
+    const all = [1, ...range(136, 139), ...range(200, 203), ...range(300, 303)];
+    assert.deepEqual(await remembered(all), [
+      1,
+      ...range(137, 139),
+      ...range(201, 203),
+      ...range(301, 303),
+    ]);
+
+    // Forgotten by age, then filled again: the bounds still count right.
+    await store.forgetEnded(200);
+    for (const id of range(400, 404)) await end("frank", id);
+    assert.deepEqual(await remembered([1, ...range(137, 139), ...range(200, 404)]), [
+      ...range(201, 203),
+      ...range(301, 303),
+      ...range(401, 404),
+    ]);
+  } finally {
+    await store.close();
+  }
 }

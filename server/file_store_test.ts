@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { MemoryFileStore } from "./file_store.ts";
-import { fileRecord, fileStoreConformance } from "./file_store_conformance.ts";
+import {
+  endedBoundsConformance,
+  fileRecord,
+  fileStoreConformance,
+  TEST_ENDED_BOUNDS,
+} from "./file_store_conformance.ts";
 import { SqliteFileStore } from "./sqlite_file_store.ts";
 import { StoreError } from "./store.ts";
 
@@ -19,6 +24,35 @@ Deno.test("SqliteFileStore conforms, and keeps its records across a reopen", asy
     assert.equal(ids.length, 2);
     const next = await store.create(fileRecord());
     assert.ok(next.id > Math.max(...ids), "ids are never reused");
+    await store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("MemoryFileStore keeps each sender's fair share of ended files", async () => {
+  await endedBoundsConformance(new MemoryFileStore(TEST_ENDED_BOUNDS));
+});
+
+Deno.test("SqliteFileStore keeps each sender's fair share of ended files", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await endedBoundsConformance(SqliteFileStore.open(dir, TEST_ENDED_BOUNDS));
+    // Reopened (the count is taken again, the senders' shares were kept): ten are held,
+    // dave's, erin's three and frank's four; an eleventh pushes out frank's oldest.
+    const store = SqliteFileStore.open(dir, TEST_ENDED_BOUNDS);
+    await store.recordEnd({
+      id: 500,
+      fromKey: "gina",
+      to: "Bob",
+      name: "500.bin",
+      size: 1,
+      ending: "received",
+      by: "Bob",
+      endedAt: 500,
+    });
+    assert.equal(await store.ended(401), null);
+    for (const id of [201, 301, 402, 500]) assert.equal((await store.ended(id))?.id, id);
     await store.close();
   } finally {
     await Deno.remove(dir, { recursive: true });

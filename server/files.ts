@@ -161,6 +161,14 @@ const MIN_SWEEP_MS = 200;
 /** Name of the files folder inside the data folder. */
 export const FILES_FOLDER = "files";
 
+/**
+ * The cluster bus topic on which the node that tells a file's end (`file_completed`,
+ * `file_declined`, `file_cancelled`) names the account told, just before the event goes
+ * out: every node notes that the account's sessions there were told, so that a chunk or
+ * offer of the file they send afterwards is answered without telling it a second time.
+ */
+export const ENDS_TOLD_TOPIC = "files.told";
+
 /** The reads of one session and file: they run one after another, on one open file. */
 interface ReadState {
   /** Settles once the last read queued is done. */
@@ -260,8 +268,12 @@ export class FileService {
    * they leave, when the last reader goes, or when the file is dropped.
    */
   readonly #recent = new Map<number, { offset: number; bytes: Uint8Array }[]>();
-  /** Per session, the ended files it was told of again (see #gone). */
+  /**
+   * Per session, the ended files it was told of (live, see {@linkcode ENDS_TOLD_TOPIC}, or
+   * again, see #gone): told once.
+   */
   readonly #retold = new WeakMap<object, Set<number>>();
+  #stopListening: (() => void) | null = null;
   /** Per client connection, the buffers of its `file_data` frames. */
   readonly #framePools = new WeakMap<SessionPort, SentBufferPool>();
   /** Whether the last sweep found the free space under the reserve. */
@@ -337,6 +349,10 @@ export class FileService {
         configured === null,
       );
     }
+    service.#stopListening = await hub.bus.listen(
+      ENDS_TOLD_TOPIC,
+      (message) => service.#markTold(message.data),
+    );
     await service.sweep({ orphans: true });
     const ttlMs = config.fileTtlSec * 1000;
     const every = Math.max(MIN_SWEEP_MS, Math.min(MAX_SWEEP_MS, Math.floor(ttlMs / 4)));
@@ -350,6 +366,7 @@ export class FileService {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopListening?.();
     clearInterval(this.#timer);
     await this.#sweeping?.catch(() => {});
     for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
@@ -467,16 +484,7 @@ export class FileService {
           ended !== null && ended.fromKey === self.key && ended.size === size &&
           ended.name === name
         ) {
-          this.#retell(ctx, ended);
-          if (ended.ending !== "received") throw goneError(ended);
-          return {
-            file: ended.id,
-            to: ended.to,
-            size: ended.size,
-            offset: ended.size,
-            online: hub.isVisible(target.key, self.key),
-            expires: ended.endedAt,
-          };
+          return this.#endedOffer(ctx, ended, target.key);
         }
       }
       const resumed = record !== null;
@@ -513,7 +521,18 @@ export class FileService {
           self.key,
         );
       }
-      const offset = record.uploaded ? record.size : await this.#resumeAt(record, sha256);
+      let offset: number;
+      try {
+        offset = record.uploaded ? record.size : await this.#resumeAt(record, sha256);
+      } catch (err) {
+        // Dropped as its upload was being opened (declined, cancelled, expired meanwhile):
+        // the end is told, as to an offer naming a file that ended.
+        const ended = err instanceof CommandError && err.code === "no_file"
+          ? await this.store.ended(record.id)
+          : null;
+        if (ended === null) throw err;
+        return this.#endedOffer(ctx, ended, target.key);
+      }
       if (resumed && offset === 0 && record.state === "offered") {
         // Resumed before its first byte: its offer may never have reached the recipient
         // (told after the record, by a server that died in between); told again (the
@@ -531,6 +550,27 @@ export class FileService {
     });
     this.#offers = result.catch(() => {});
     return await result;
+  }
+
+  /**
+   * The answer to an offer of file `ended`, which ended: the end told to the session
+   * (once), then complete (received) or refused `file_gone`.
+   */
+  #endedOffer(
+    ctx: CommandContext,
+    ended: EndedFile,
+    toKey: string,
+  ): { file: number; offset: number; to: string; size: number; online: boolean; expires: number } {
+    this.#retell(ctx, ended);
+    if (ended.ending !== "received") throw goneError(ended);
+    return {
+      file: ended.id,
+      to: ended.to,
+      size: ended.size,
+      offset: ended.size,
+      online: this.#hub.isVisible(toKey, ctx.session.account.key),
+      expires: ended.endedAt,
+    };
   }
 
   async chunk(
@@ -559,7 +599,13 @@ export class FileService {
         }
         throw new CommandError("bad_offset", `file #${id} is complete (${record.size} bytes)`);
       }
-      upload = await this.#upload(record);
+      const opened = await this.#upload(record).catch((err) => {
+        if (err instanceof CommandError && err.code === "no_file") return null;
+        throw err;
+      });
+      // Dropped as its upload was being opened: the end is told (see #openUpload).
+      if (opened === null) return await this.#gone(ctx, id, `file #${id} was dropped`);
+      upload = opened;
     }
     const current = upload;
     return await this.#serial(current, async () => {
@@ -621,6 +667,10 @@ export class FileService {
           return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
         }
         await this.#release(current);
+        if (await this.#endedMeanwhile(id)) {
+          // Dropped by another server sharing the files (its bytes went under the write).
+          return await this.#gone(ctx, id, `file #${id} is no longer being uploaded`);
+        }
         if (err instanceof StoreError && err.code === "conflict") {
           throw new CommandError(
             "bad_offset",
@@ -1020,9 +1070,24 @@ export class FileService {
     return opening;
   }
 
+  /**
+   * Opens the upload of `record`. A drop of the file waits for its opening (see
+   * {@linkcode FileService.#dropNow}), and an opening that finds the file dropped, or
+   * being dropped, lets its bytes go (no `.part` is left that no record names).
+   *
+   * @throws {CommandError} `no_file` when the file was dropped.
+   */
   async #openUpload(record: FileRecord): Promise<Upload> {
     if (this.#closed) throw new CommandError("shutting_down", "the server is shutting down");
+    const dropped = () => new CommandError("no_file", `file #${record.id} was dropped`);
+    if (this.#dropping.has(record.id)) throw dropped();
     const file = await this.bytes.openWriter(record.id, record.size);
+    if (this.#dropping.has(record.id) || (await this.store.get(record.id)) === null) {
+      file.close();
+      await this.bytes.remove(record.id);
+      this.bytes.purge?.();
+      throw dropped();
+    }
     try {
       const offset = file.size;
       if (offset > 0) log.info("resuming file #{id} at {offset}", { id: record.id, offset });
@@ -1199,8 +1264,7 @@ export class FileService {
    * file (its sender may resend several chunks); without `send`, notes it told already.
    */
   #retell(ctx: CommandContext, ended: EndedFile, send = true): void {
-    let told = this.#retold.get(ctx.session);
-    if (told === undefined) this.#retold.set(ctx.session, told = new Set());
+    const told = this.#toldOf(ctx.session);
     if (told.has(ended.id)) return;
     told.add(ended.id);
     if (!send) return;
@@ -1216,6 +1280,26 @@ export class FileService {
           reason: ended.ending === "cancelled" ? "cancelled" : ended.ending,
         },
     );
+  }
+
+  /** The ended files `session` was told of. */
+  #toldOf(session: object): Set<number> {
+    let told = this.#retold.get(session);
+    if (told === undefined) this.#retold.set(session, told = new Set());
+    return told;
+  }
+
+  /**
+   * Notes that the sessions of an account on this node are being told how a file ended
+   * (`{account, file}` from {@linkcode ENDS_TOLD_TOPIC}): a chunk or offer of it they
+   * send later is answered without telling them again.
+   */
+  #markTold(data: unknown): void {
+    const { account, file } = (data ?? {}) as { account?: unknown; file?: unknown };
+    if (typeof account !== "string" || typeof file !== "number") return;
+    for (const session of this.#hub.online(account)?.sessions ?? []) {
+      this.#toldOf(session).add(file);
+    }
   }
 
   /** Bytes of a file the server holds now. */
@@ -1300,6 +1384,9 @@ export class FileService {
         log.warn("remembering how file #{id} ended failed: {err}", { id: record.id, err })
       );
     }
+    // Not beside the opening of its upload: opened, it is let go here; else the opening
+    // finds the file dropping and lets its bytes go (see #openUpload).
+    await this.#opening.get(record.id)?.catch(() => {});
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
@@ -1383,6 +1470,17 @@ export class FileService {
   }
 
   async #tell(accountKey: string, event: ServerMessage, from?: string): Promise<void> {
+    if (
+      event.type === "file_completed" || event.type === "file_declined" ||
+      event.type === "file_cancelled"
+    ) {
+      // Marked before the event goes, here at once and on the other nodes through the bus
+      // (on the same NATS connection, so marked before it arrives): the sessions it
+      // reaches are not told it again.
+      const told = { account: accountKey, file: event.file };
+      this.#markTold(told);
+      this.#hub.bus.send(ENDS_TOLD_TOPIC, told);
+    }
     await this.#hub.broker.publish(userSubject(accountKey), {
       event,
       ...(from !== undefined ? { from } : {}),

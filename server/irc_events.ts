@@ -204,16 +204,33 @@ export const ircEvents: { [T in keyof ServerMessageMap]: Translate<T> } = {
   private_ended: () => NONE,
   relay: () => NONE,
   file_offer: (view, m) =>
-    serverNotice(
-      view,
-      `${m.from} offers the file ${m.name} (${m.size} bytes): receive it with chat connect`,
-    ),
+    firstShowing(view, m.file)
+      ? serverNotice(
+        view,
+        `${m.from} offers the file ${m.name} (${m.size} bytes): receive it with chat connect`,
+      )
+      : NONE,
   file_accepted: () => NONE,
   file_declined: () => NONE,
   file_completed: () => NONE,
   file_cancelled: () => NONE,
   file_data: () => NONE,
 };
+
+/** Per IRC client (its view), the files whose offer it was shown. */
+const offersShown = new WeakMap<IrcView, Set<number>>();
+
+/**
+ * Whether `view` is shown file `file`'s offer for the first time (noting it): an offer told
+ * again (offered again before its first byte, as after a cluster fail-over) is one notice.
+ */
+function firstShowing(view: IrcView, file: number): boolean {
+  let shown = offersShown.get(view);
+  if (shown === undefined) offersShown.set(view, shown = new Set());
+  if (shown.has(file)) return false;
+  shown.add(file);
+  return true;
+}
 
 /** The IRC lines of one hub event (none for an unknown type). */
 export function eventLines(view: IrcView, event: ServerMessage): string[] {

@@ -19,6 +19,8 @@
 import {
   checkNewFileRecord,
   checkSha256,
+  ENDED_BOUNDS,
+  type EndedBounds,
   type EndedFile,
   type FileChanges,
   type FileEnding,
@@ -26,12 +28,11 @@ import {
   type FileState,
   type FileStore,
   type HeldFiles,
-  MAX_ENDED_FILES,
-  MAX_ENDED_PER_SENDER,
   type NewFileRecord,
 } from "./file_store.ts";
 import {
   connectPostgresFiles,
+  ENDED_FILES_LOCK,
   filesError,
   type PostgresFilesOptions,
   type PostgresHandle,
@@ -62,11 +63,16 @@ function toRecord(row: Row): FileRecord {
 /** Held files' records in PostgreSQL. */
 export class PostgresFileStore implements FileStore {
   readonly #handle: PostgresHandle;
+  readonly #endedBounds: EndedBounds;
   #closed = false;
 
-  /** A store on an open handle (see `postgres_files.ts`), released at close. */
-  constructor(handle: PostgresHandle) {
+  /**
+   * A store on an open handle (see `postgres_files.ts`), released at close, remembering
+   * ended files within `endedBounds`.
+   */
+  constructor(handle: PostgresHandle, endedBounds: EndedBounds = ENDED_BOUNDS) {
     this.#handle = handle;
+    this.#endedBounds = { ...endedBounds };
   }
 
   /**
@@ -74,8 +80,12 @@ export class PostgresFileStore implements FileStore {
    *
    * @throws {StoreError} `open_failed`.
    */
-  static async open(url: string, options?: PostgresFilesOptions): Promise<PostgresFileStore> {
-    return new PostgresFileStore(await connectPostgresFiles(url, options));
+  static async open(
+    url: string,
+    options?: PostgresFilesOptions,
+    endedBounds: EndedBounds = ENDED_BOUNDS,
+  ): Promise<PostgresFileStore> {
+    return new PostgresFileStore(await connectPostgresFiles(url, options), endedBounds);
   }
 
   /** Where it connects, without the password. */
@@ -178,20 +188,29 @@ export class PostgresFileStore implements FileStore {
   }
 
   recordEnd(ended: EndedFile): Promise<void> {
+    const { perSender, total } = this.#endedBounds;
     return this.#run("recording how a file ended", async (sql) => {
-      const { count } = await sql`
-        INSERT INTO ended_files (id, from_key, to_nick, name, size, ending, by_nick, ended_at)
-        VALUES (${ended.id}, ${ended.fromKey}, ${ended.to}, ${JSON.stringify(ended.name)},
-          ${ended.size}, ${ended.ending}, ${ended.by}, ${ended.endedAt})
-        ON CONFLICT (id) DO NOTHING`;
-      if (count === 0) return;
-      await sql`
-        DELETE FROM ended_files WHERE from_key = ${ended.fromKey} AND seq <= (
-          SELECT seq FROM ended_files WHERE from_key = ${ended.fromKey}
-          ORDER BY seq DESC LIMIT 1 OFFSET ${MAX_ENDED_PER_SENDER})`;
-      await sql`
-        DELETE FROM ended_files
-        WHERE seq <= (SELECT max(seq) FROM ended_files) - ${MAX_ENDED_FILES}`;
+      await sql.begin(async (tx) => {
+        // One node at a time: the count below and the evictions after it agree.
+        await tx`SELECT pg_advisory_xact_lock(${ENDED_FILES_LOCK})`;
+        const { count } = await tx`
+          INSERT INTO ended_files (id, from_key, to_nick, name, size, ending, by_nick, ended_at)
+          VALUES (${ended.id}, ${ended.fromKey}, ${ended.to}, ${JSON.stringify(ended.name)},
+            ${ended.size}, ${ended.ending}, ${ended.by}, ${ended.endedAt})
+          ON CONFLICT (id) DO NOTHING`;
+        if (count === 0) return;
+        await tx`
+          DELETE FROM ended_files WHERE from_key = ${ended.fromKey} AND seq <= (
+            SELECT seq FROM ended_files WHERE from_key = ${ended.fromKey}
+            ORDER BY seq DESC LIMIT 1 OFFSET ${perSender})`;
+        const [{ n }] = await tx`SELECT coalesce(sum(n), 0)::int AS n FROM ended_senders`;
+        for (let over = Number(n) - total; over > 0; over--) {
+          // The oldest of the sender holding the most (of two, the one whose oldest is older).
+          await tx`
+            DELETE FROM ended_files WHERE seq =
+              (SELECT first_seq FROM ended_senders ORDER BY n DESC, first_seq LIMIT 1)`;
+        }
+      });
     });
   }
 
@@ -213,7 +232,11 @@ export class PostgresFileStore implements FileStore {
 
   forgetEnded(before: number): Promise<void> {
     return this.#run("forgetting ended files", async (sql) => {
-      await sql`DELETE FROM ended_files WHERE ended_at < ${before}`;
+      await sql.begin(async (tx) => {
+        // Not beside a recordEnd: each sender's count and oldest stay exact.
+        await tx`SELECT pg_advisory_xact_lock(${ENDED_FILES_LOCK})`;
+        await tx`DELETE FROM ended_files WHERE ended_at < ${before}`;
+      });
     });
   }
 

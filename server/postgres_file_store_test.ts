@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { POSTGRES_SKIP, startPostgres } from "../tests/helpers/postgres.ts";
-import { fileRecord, fileStoreConformance } from "./file_store_conformance.ts";
+import {
+  endedBoundsConformance,
+  fileRecord,
+  fileStoreConformance,
+  TEST_ENDED_BOUNDS,
+} from "./file_store_conformance.ts";
 import postgres from "postgres";
 import { connectPostgresFiles, FILES_MIGRATIONS } from "./postgres_files.ts";
 import { PostgresFileStore } from "./postgres_file_store.ts";
@@ -13,6 +18,15 @@ Deno.test({
   ignore,
   async fn() {
     await fileStoreConformance(await PostgresFileStore.open(await pg!.createDatabase()));
+  },
+});
+
+Deno.test({
+  name: "PostgresFileStore keeps each sender's fair share of ended files",
+  ignore,
+  async fn() {
+    const url = await pg!.createDatabase();
+    await endedBoundsConformance(await PostgresFileStore.open(url, undefined, TEST_ENDED_BOUNDS));
   },
 });
 

@@ -33,6 +33,9 @@ export type Sql = postgres.Sql;
 /** The advisory lock taken while the held files' schema is created or migrated. */
 export const FILES_SCHEMA_LOCK = 0x63686166; // "chaf"
 
+/** The advisory lock taken while an ended file is recorded and the records kept bounded. */
+export const ENDED_FILES_LOCK = 0x63686165; // "chae"
+
 /**
  * Largest row of file bytes (`held_file_chunks.bytes`): appends are cut to it, so a read
  * of a range touches a bounded number of rows. Equal to the largest `file_chunk` body:
@@ -109,6 +112,33 @@ export const FILES_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX ended_files_from ON ended_files (from_key, seq);
   CREATE INDEX ended_files_at ON ended_files (ended_at);
+  `,
+  // 4: each sender's count of ended files and its oldest, kept by a trigger: past the bound
+  // in all, the oldest of the sender holding the most goes, found without counting them all.
+  `
+  CREATE TABLE ended_senders (
+    from_key TEXT PRIMARY KEY,
+    n INT NOT NULL,
+    first_seq BIGINT NOT NULL
+  );
+  CREATE INDEX ended_senders_most ON ended_senders (n DESC, first_seq);
+  INSERT INTO ended_senders (from_key, n, first_seq)
+    SELECT from_key, count(*), min(seq) FROM ended_files GROUP BY from_key;
+  CREATE FUNCTION chat_ended_senders_v1() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP = 'INSERT' THEN
+      INSERT INTO ended_senders (from_key, n, first_seq) VALUES (NEW.from_key, 1, NEW.seq)
+        ON CONFLICT (from_key) DO UPDATE SET n = ended_senders.n + 1;
+    ELSE
+      DELETE FROM ended_senders WHERE from_key = OLD.from_key AND n = 1;
+      UPDATE ended_senders SET n = n - 1, first_seq = coalesce(
+        (SELECT min(seq) FROM ended_files WHERE from_key = OLD.from_key), 0)
+        WHERE from_key = OLD.from_key;
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER ended_files_senders AFTER INSERT OR DELETE ON ended_files
+    FOR EACH ROW EXECUTE FUNCTION chat_ended_senders_v1();
   `,
 ];
 

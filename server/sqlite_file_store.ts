@@ -11,6 +11,8 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
   checkNewFileRecord,
   checkSha256,
+  ENDED_BOUNDS,
+  type EndedBounds,
   type EndedFile,
   type FileChanges,
   type FileEnding,
@@ -18,8 +20,6 @@ import {
   type FileState,
   type FileStore,
   type HeldFiles,
-  MAX_ENDED_FILES,
-  MAX_ENDED_PER_SENDER,
   type NewFileRecord,
 } from "./file_store.ts";
 import { makePrivateDatabase } from "./file_modes.ts";
@@ -72,6 +72,28 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX ended_files_from ON ended_files (from_key, seq);
   CREATE INDEX ended_files_at ON ended_files (ended_at);
+  `,
+  // 4: each sender's count of ended files and its oldest, kept by triggers: past the bound
+  // in all, the oldest of the sender holding the most goes, found without counting them all.
+  `
+  CREATE TABLE ended_senders (
+    from_key TEXT PRIMARY KEY,
+    n INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL
+  );
+  CREATE INDEX ended_senders_most ON ended_senders (n DESC, first_seq);
+  INSERT INTO ended_senders (from_key, n, first_seq)
+    SELECT from_key, count(*), min(seq) FROM ended_files GROUP BY from_key;
+  CREATE TRIGGER ended_files_added AFTER INSERT ON ended_files BEGIN
+    INSERT INTO ended_senders (from_key, n, first_seq) VALUES (NEW.from_key, 1, NEW.seq)
+      ON CONFLICT (from_key) DO UPDATE SET n = n + 1;
+  END;
+  CREATE TRIGGER ended_files_removed AFTER DELETE ON ended_files BEGIN
+    DELETE FROM ended_senders WHERE from_key = OLD.from_key AND n = 1;
+    UPDATE ended_senders SET n = n - 1, first_seq = coalesce(
+      (SELECT min(seq) FROM ended_files WHERE from_key = OLD.from_key), 0)
+      WHERE from_key = OLD.from_key;
+  END;
   `,
 ];
 
@@ -127,9 +149,14 @@ export class SqliteFileStore implements FileStore {
   readonly #statements = new Map<string, StatementSync>();
   #closed = false;
 
-  private constructor(db: DatabaseSync, path: string) {
+  readonly #endedBounds: EndedBounds;
+  /** Ended files recorded, once counted (null until the first end, or after a failure). */
+  #endedCount: number | null = null;
+
+  private constructor(db: DatabaseSync, path: string, endedBounds: EndedBounds) {
     this.#db = db;
     this.path = path;
+    this.#endedBounds = { ...endedBounds };
   }
 
   /** The prepared statement of `sql`, prepared once. */
@@ -143,11 +170,12 @@ export class SqliteFileStore implements FileStore {
   }
 
   /**
-   * Opens (creating if needed, mode `0600`) `files.db` in `dir`, which must exist.
+   * Opens (creating if needed, mode `0600`) `files.db` in `dir`, which must exist,
+   * remembering ended files within `endedBounds`.
    *
    * @throws {StoreError} `open_failed` naming the file.
    */
-  static open(dir: string): SqliteFileStore {
+  static open(dir: string, endedBounds: EndedBounds = ENDED_BOUNDS): SqliteFileStore {
     const path = join(dir, FILE_DATABASE);
     let db: DatabaseSync | undefined;
     try {
@@ -174,7 +202,7 @@ export class SqliteFileStore implements FileStore {
           throw error;
         }
       }
-      return new SqliteFileStore(db, path);
+      return new SqliteFileStore(db, path, endedBounds);
     } catch (error) {
       try {
         db?.close();
@@ -302,29 +330,46 @@ export class SqliteFileStore implements FileStore {
 
   /** Remembers how a file ended (its first ending), within the bounds. */
   recordEnd(ended: EndedFile): Promise<void> {
-    return this.#run(() => {
-      const added = this.#sql(
-        `INSERT OR IGNORE INTO ended_files (id, from_key, to_nick, name, size, ending, by_nick,
+    const counted = this.#endedCount;
+    this.#endedCount = null; // counted again if this fails
+    return this.#run(() =>
+      this.#transaction(() => {
+        const added = this.#sql(
+          `INSERT OR IGNORE INTO ended_files (id, from_key, to_nick, name, size, ending, by_nick,
            ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        ended.id,
-        ended.fromKey,
-        ended.to,
-        ended.name,
-        ended.size,
-        ended.ending,
-        ended.by,
-        ended.endedAt,
-      );
-      if (Number(added.changes) === 0) return;
-      this.#sql(
-        `DELETE FROM ended_files WHERE from_key = ? AND seq <= (SELECT seq FROM ended_files
-           WHERE from_key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-      ).run(ended.fromKey, ended.fromKey, MAX_ENDED_PER_SENDER);
-      this.#sql(
-        "DELETE FROM ended_files WHERE seq <= (SELECT max(seq) FROM ended_files) - ?",
-      ).run(MAX_ENDED_FILES);
-    });
+        ).run(
+          ended.id,
+          ended.fromKey,
+          ended.to,
+          ended.name,
+          ended.size,
+          ended.ending,
+          ended.by,
+          ended.endedAt,
+        );
+        if (Number(added.changes) === 0) return;
+        // Counted once, then kept here: this process alone writes the file.
+        let count = counted ?? Number(
+              (this.#sql("SELECT count(*) AS n FROM ended_files").get() as { n: number }).n,
+            ) - 1;
+        count += 1 - Number(
+          this.#sql(
+            `DELETE FROM ended_files WHERE from_key = ? AND seq <= (SELECT seq FROM ended_files
+               WHERE from_key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+          ).run(ended.fromKey, ended.fromKey, this.#endedBounds.perSender).changes,
+        );
+        for (let over = count - this.#endedBounds.total; over > 0; over--) {
+          // The oldest of the sender holding the most (of two, the one whose oldest is older).
+          count -= Number(
+            this.#sql(
+              `DELETE FROM ended_files WHERE seq =
+                 (SELECT first_seq FROM ended_senders ORDER BY n DESC, first_seq LIMIT 1)`,
+            ).run().changes,
+          );
+        }
+        this.#endedCount = count;
+      })
+    );
   }
 
   /** How file `id` ended, if remembered. */
@@ -349,7 +394,8 @@ export class SqliteFileStore implements FileStore {
   /** Forgets the files that ended before `before`. */
   forgetEnded(before: number): Promise<void> {
     return this.#run(() => {
-      this.#sql("DELETE FROM ended_files WHERE ended_at < ?").run(before);
+      const { changes } = this.#sql("DELETE FROM ended_files WHERE ended_at < ?").run(before);
+      if (this.#endedCount !== null) this.#endedCount -= Number(changes);
     });
   }
 
@@ -364,6 +410,19 @@ export class SqliteFileStore implements FileStore {
     }
     this.#db.close();
     return Promise.resolve();
+  }
+
+  /** Runs `fn` in one transaction (one commit, one sync), rolled back if it throws. */
+  #transaction<T>(fn: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = fn();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
   }
 
   #run<T>(fn: () => T): Promise<T> {

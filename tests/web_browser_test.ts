@@ -3,13 +3,17 @@
  * a browser user and a terminal user (the client library) talk both ways, markup in a
  * message stays text and runs nothing, history loads as the view scrolls up, the page
  * resumes after the server restarts, and a page from another origin is refused.
- * Screenshots of the main views are written to docs/.
+ * Screenshots of the main views are taken (into docs/ only by `deno task screenshots`), and
+ * taking them leaves the repository as it is.
  */
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import type { ChatClient } from "../client/chat_client.ts";
 import {
+  BROWSER_SKIP,
   browserTest,
+  DOCS_DIR,
   launchBrowser,
   logInPage,
   nextClientEvent,
@@ -315,3 +319,43 @@ webTest(
     assert.deepEqual([...alice.dialogs, ...carol.dialogs], []);
   },
 );
+
+// (Read here, not from the helper, so that this test also runs against the helper before
+// screenshots went to a temporary folder, and fails there.)
+const docsAsked = Deno.env.get("CHAT_DOCS_SCREENSHOTS") === "1";
+if (docsAsked) {
+  console.log(`screenshot test skipped: CHAT_DOCS_SCREENSHOTS=1 asks for screenshots in docs/`);
+}
+
+Deno.test({
+  name:
+    "web browser: a test's screenshot goes to a temporary folder, never into the repository's docs/",
+  ignore: BROWSER_SKIP !== null || docsAsked,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const docsFile = new URL("web-room.png", DOCS_DIR);
+    const fingerprint = async () => {
+      const info = await Deno.stat(docsFile);
+      const digest = createHash("sha256").update(await Deno.readFile(docsFile)).digest("hex");
+      return { mtime: info.mtime?.getTime(), size: info.size, digest };
+    };
+    const before = await fingerprint();
+    const server = await testServer({ webPort: 0 });
+    const browser = await launchBrowser();
+    try {
+      const page = await openPage(browser, pageUrl(server));
+      await page.waitForSelector("#login-nick");
+      const written = await screenshotToDocs(page, "web-room.png");
+      assert.deepEqual(await fingerprint(), before, "docs/web-room.png is left as it was");
+      assert.equal(typeof written, "string", "the screenshot's path is returned");
+      const root = new URL("../", import.meta.url).pathname;
+      assert.ok(!written.startsWith(root), `${written} is outside the repository (${root})`);
+      const png = await Deno.readFile(written);
+      assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], "a PNG was written");
+    } finally {
+      await browser.close();
+      await server.shutdown();
+    }
+  },
+});

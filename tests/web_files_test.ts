@@ -7,7 +7,7 @@
  * (`corrupt`, the sender hears it), an upload is cancelled halfway, an offer declined, one
  * over the page's size limit refused with a reason, and transfers under way in the page
  * carry on after the server restarts.
- * Writes docs/web-files.png.
+ * Takes docs/web-files.png (written there only by `deno task screenshots`).
  */
 
 import assert from "node:assert/strict";

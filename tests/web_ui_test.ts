@@ -2,7 +2,7 @@
  * The browser client's views in a real browser (headless Chromium through
  * puppeteer-core): notifications of direct messages and mentions while the tab is in the
  * background; the sidebar (unread counts, join, create and leave rooms, topics, who is
- * online); a phone-sized layout in light and dark (screenshots written to docs/).
+ * online); a phone-sized layout in light and dark (screenshots written to docs/ by `deno task screenshots`).
  */
 
 import assert from "node:assert/strict";

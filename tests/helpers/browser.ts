@@ -6,6 +6,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import type { ChatServer } from "../../server/server.ts";
 import { testServer } from "./harness.ts";
@@ -183,16 +184,59 @@ export async function openConversation(
   );
 }
 
-/** Where the browser tests write their screenshots (kept in the repository for the README). */
+/** The README's screenshots, written by the browser tests only when asked (see below). */
 export const DOCS_DIR = new URL("../../docs/", import.meta.url);
 
-/** Writes a screenshot of `page` to docs/`name`. */
+/**
+ * The environment variable that has the browser tests write their screenshots into docs/
+ * (the README's images): `deno task screenshots` sets it. Otherwise they go to a temporary
+ * folder of the test process, removed when it ends: a test never writes into the repository.
+ */
+export const DOCS_SCREENSHOTS_ENV = "CHAT_DOCS_SCREENSHOTS";
+
+/** Whether this process writes screenshots into docs/ ({@linkcode DOCS_SCREENSHOTS_ENV} is 1). */
+export function screenshotsToDocs(): boolean {
+  return Deno.env.get(DOCS_SCREENSHOTS_ENV) === "1";
+}
+
+let scratchScreenshots: string | null = null;
+
+/** This process's folder for screenshots not asked for in docs/ (made at the first use). */
+function screenshotFolder(): string {
+  if (screenshotsToDocs()) return DOCS_DIR.pathname;
+  if (scratchScreenshots === null) {
+    const dir = Deno.makeTempDirSync({ prefix: "chat-screenshots-" });
+    scratchScreenshots = dir;
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // gone already
+      }
+    });
+  }
+  return scratchScreenshots;
+}
+
+/**
+ * Takes a screenshot of `page` named `name`: into docs/ when {@linkcode DOCS_SCREENSHOTS_ENV}
+ * is 1, into a temporary folder otherwise (the page is still drawn, and a failure to draw it
+ * still fails the test). Returns the path written.
+ *
+ * @example
+ * ```ts ignore
+ * const path = await screenshotToDocs(page, "web-room.png"); // docs/web-room.png when asked
+ * ```
+ */
 export async function screenshotToDocs(
   page: { screenshot(options: object): Promise<unknown> },
   name: string,
-): Promise<void> {
-  await Deno.mkdir(DOCS_DIR, { recursive: true });
-  await page.screenshot({ path: new URL(name, DOCS_DIR).pathname });
+): Promise<string> {
+  const dir = screenshotFolder();
+  await Deno.mkdir(dir, { recursive: true });
+  const path = join(dir, name);
+  await page.screenshot({ path });
+  return path;
 }
 
 /** Waits (up to `ms`) for the first event of `client` that `match` accepts. */

@@ -1,6 +1,6 @@
 /**
  * A server's file bytes (any {@linkcode FileBytes}, the real disk folder in tests) whose
- * next read, sync, size, remove or free-space measure can be held back, to lay a chosen interleaving of an upload and a
+ * next read, sync, size, remove, free-space measure or writer opening can be held back, to lay a chosen interleaving of an upload and a
  * read out on the server's one thread (no hook in the server: it is handed these bytes
  * as `ServerDeps.files`).
  *
@@ -56,6 +56,7 @@ export class GatedFileBytes implements FileBytes {
   #nextSize: OneGate | null = null;
   #nextRemove: OneGate | null = null;
   #nextFree: OneGate | null = null;
+  #nextOpenWriter: OneGate | null = null;
 
   constructor(inner: FileBytes) {
     this.#inner = inner;
@@ -114,7 +115,15 @@ export class GatedFileBytes implements FileBytes {
     };
   }
 
+  /** Holds the next `openWriter` before it opens anything (an upload being opened). */
+  holdNextOpenWriter(): Gate {
+    return this.#nextOpenWriter = new OneGate();
+  }
+
   async openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
+    const gate = this.#nextOpenWriter;
+    this.#nextOpenWriter = null;
+    await gate?.pass();
     const writer = await this.#inner.openWriter(id, maxSize);
     const sync = async () => {
       const gate = this.#nextSync;
