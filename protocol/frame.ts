@@ -266,9 +266,18 @@ export class FrameDecoder {
   /** Creates a decoder with the given maximum frame size. */
   constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrameSize = checkMaxFrameSize(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
-    this.#allocate = options.allocate ?? ((length) => new Uint8Array(length));
+    this.#allocate = options.allocate ?? newPayload;
     this.#views = options.views ?? false;
     this.#onOversized = options.onOversized;
+  }
+
+  /**
+   * Gives the array a payload of `length` bytes is received into, once its length is
+   * checked: the `allocate` option's. A subclass may reserve it somewhere first (a
+   * method, not a closure per decoder: a server holds thousands).
+   */
+  protected allocatePayload(length: number): Uint8Array {
+    return this.#allocate(length);
   }
 
   /** The largest payload accepted; may be changed between chunks. */
@@ -431,13 +440,18 @@ export class FrameDecoder {
       );
       throw this.#failed;
     }
-    const payload = this.#allocate(length);
+    const payload = this.allocatePayload(length);
     if (payload.length !== length) {
       throw new RangeError(`allocate(${length}) gave ${payload.length} bytes`);
     }
     this.#payload = payload;
     this.#payloadFill = 0;
   }
+}
+
+/** The default allocation of a payload: a new array (one function for every decoder). */
+function newPayload(length: number): Uint8Array {
+  return new Uint8Array(length);
 }
 
 function checkMaxFrameSize(value: number): number {

@@ -57,10 +57,10 @@ type Phase = "hello" | "login" | "session" | "closing";
 
 /** Options of {@linkcode ClientConnection}. */
 export interface ClientConnectionOptions {
-  /** The client's address and port, for logs and the session. */
-  remote: string;
   /** The client's IP address, for per-address limits. */
   ip: string;
+  /** The client's port (with `ip`: its address for logs and the session). */
+  port: number;
   /** Milliseconds a connection may take to complete hello and login. */
   loginTimeoutMs: number;
   /**
@@ -80,10 +80,9 @@ export interface ClientConnectionOptions {
  * connection with no deadline is not visited at all.
  */
 export class ClientConnection implements SessionPort, FrameReceiver, Timed {
-  /** The client's address and port. */
-  readonly remote: string;
   /** The client's IP address. */
   readonly ip: string;
+  readonly #port: number;
   readonly #hub: ChatHub;
   readonly #framed: FramedConnection;
   readonly #openedAt = performance.now();
@@ -107,8 +106,8 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
-    this.remote = options.remote;
     this.ip = options.ip;
+    this.#port = options.port;
     this.#hub = hub;
     this.#loginTimeoutMs = options.loginTimeoutMs;
     this.#deadlines = options.deadlines;
@@ -118,6 +117,11 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
       ...(options.allocatePayload ? { allocatePayload: options.allocatePayload } : {}),
       ...(options.partialFrames ? { partialFrames: options.partialFrames } : {}),
     });
+  }
+
+  /** The client's address and port (made when asked: logs, mostly, and no string kept). */
+  get remote(): string {
+    return `${this.ip}:${this.#port}`;
   }
 
   /** Flood control: the connection's budget before login, then the session's. */

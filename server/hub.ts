@@ -49,6 +49,17 @@ const AUTH_FAILURES: ReadonlySet<string> = new Set([
   "rate_limited",
 ]);
 
+/** The sessions of an account that has none yet (shared). */
+const NO_SESSIONS: readonly Session[] = Object.freeze([]);
+
+/** `sessions` without `session`, as a new array of just the rest (see {@linkcode OnlineAccount.sessions}). */
+function withoutSession(sessions: readonly Session[], session: Session): readonly Session[] {
+  const at = sessions.indexOf(session);
+  if (at < 0) return sessions;
+  if (sessions.length === 1) return NO_SESSIONS;
+  return sessions.slice(0, at).concat(sessions.slice(at + 1));
+}
+
 /** The room every account joins at its first login. */
 export const DEFAULT_ROOM = "lobby";
 
@@ -84,8 +95,13 @@ export interface OnlineAccount {
   readonly key: string;
   /** Display nick. */
   readonly nick: string;
-  /** Its sessions. */
-  readonly sessions: Set<Session>;
+  /**
+   * Its sessions on this node, in login order: replaced, never changed in place. A few
+   * at most (`--max-sessions`): an array of just their number (made by `concat` and
+   * `slice`: `push`, spread and `filter` make room for 17), lighter than a set for the
+   * many accounts online at once.
+   */
+  sessions: readonly Session[];
   /**
    * Keys of the accounts it blocks: replaced, never changed in place (see
    * {@linkcode withKey}), the shared empty set for most accounts.
@@ -339,7 +355,7 @@ export class ChatHub {
   /** Number of live sessions. */
   get sessionCount(): number {
     let n = 0;
-    for (const account of this.#online.values()) n += account.sessions.size;
+    for (const account of this.#online.values()) n += account.sessions.length;
     return n;
   }
 
@@ -612,7 +628,7 @@ export class ChatHub {
     session.ended = true;
     const account = session.account;
     return this.#withAccountLock(account.key, async () => {
-      account.sessions.delete(session);
+      account.sessions = withoutSession(account.sessions, session);
       for (const listener of this.#sessionEndListeners) {
         try {
           listener(session);
@@ -627,7 +643,7 @@ export class ChatHub {
       } catch (err) {
         log.error("recording logout of {nick} failed: {err}", { nick: account.nick, err });
       }
-      if (account.sessions.size === 0) this.#online.delete(account.key);
+      if (account.sessions.length === 0) this.#online.delete(account.key);
       await this.#shareSessions(account);
     });
   }
@@ -852,7 +868,7 @@ export class ChatHub {
       account = {
         key,
         nick: record?.nick ?? nick,
-        sessions: new Set(),
+        sessions: NO_SESSIONS,
         blocks: keySet(await this.store.blocksOf(key)),
         rooms: sharedKeySet(await this.store.accountRooms(key)),
         // Hidden on another node: hidden here too.
@@ -865,7 +881,7 @@ export class ChatHub {
     const session = new Session(account, port, this.newSessionId());
     // Open from the subscription on: a held message may reach it live before it is read.
     const held = session.held = new HeldWindow(key);
-    account.sessions.add(session);
+    account.sessions = account.sessions.concat(session);
     const subscribed = [
       this.broker.subscribe(userSubject(key), session),
       this.broker.subscribe(ALL_SUBJECT, session),
@@ -926,7 +942,7 @@ export class ChatHub {
     return this.presence.setLocal(
       account.key,
       account.nick,
-      account.sessions.size,
+      account.sessions.length,
       account.hidden,
       account.blocks,
       account.away,
