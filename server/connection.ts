@@ -28,6 +28,7 @@ import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
 import type { DeadlineWheel, Timed } from "./deadline_wheel.ts";
+import { wholeMs } from "./whole_ms.ts";
 import { StoreError } from "./store.ts";
 import {
   type Admission,
@@ -85,7 +86,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
   readonly #port: number;
   readonly #hub: ChatHub;
   readonly #framed: FramedConnection;
-  readonly #openedAt = performance.now();
+  readonly #openedAt = wholeMs(performance.now());
   readonly #loginTimeoutMs: number;
   /** Pipelined requests running (created with the first: an idle connection has none). */
   #inFlight: InFlight | null = null;
@@ -443,7 +444,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     }
     if (MESSAGE_TYPES.has(message.type)) this.#hub.metrics.counters.messagesIn++;
     const spec = commands[message.type] as CommandSpec<typeof message.type>;
-    if (spec.activity !== false) this.#session.lastCommandAt = now;
+    if (spec.activity !== false) this.#session.lastCommandAt = wholeMs(now);
     const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };
     const done = this.#reply(message.id, spec.run(ctx, message as never));
     if (spec.endsSession) {

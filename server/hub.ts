@@ -38,6 +38,7 @@ import { NickSkeletons } from "./nick_skeletons.ts";
 import { SessionTokens } from "./session_tokens.ts";
 import { keySet, sharedKeySet, withKey, withoutKey } from "./key_set.ts";
 import type { RoomRecord, Store } from "./store.ts";
+import { wholeMs } from "./whole_ms.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
 
@@ -151,7 +152,7 @@ export class Session implements Subscriber {
   /** Login-history record id. */
   loginId = 0;
   /** When it last sent a command (ms, performance clock). */
-  lastCommandAt: number = performance.now();
+  lastCommandAt: number = wholeMs(performance.now());
   /** Whether it has ended. */
   ended = false;
   /**
@@ -242,6 +243,7 @@ export class ChatHub {
   /** Wall clock (ms since the epoch); replaceable in tests. */
   now: () => number = Date.now;
   readonly #online = new Map<string, OnlineAccount>();
+  /** Display nicks of accounts looked up while offline (online ones: the presence entry's). */
   readonly #nicks = new Map<string, string>();
   #sessionCounter = 0;
   /** Rooms in memory, coherent with the other nodes. */
@@ -1227,9 +1229,10 @@ export class ChatHub {
     const lobby = await this.ensureRoom(DEFAULT_ROOM);
     const joining = this.addMember(lobby, key);
     joining.catch(() => {}); // awaited below
-    const created = await creating;
+    await creating;
     await joining;
-    if (created) this.#nicks.set(key, nick);
+    // Not put in the nick cache: while it is online its presence entry has the nick, and
+    // a login storm of new accounts would fill the cache with all of them.
   }
 
   /**

@@ -481,15 +481,20 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       return;
     }
     const { read, direct } = started;
-    read.then((n) => {
-      // Closed meanwhile: the reading has ended, and a graceful close reads on itself.
-      if (this.#receiver === null || this.#readInFlight !== read) return;
-      this.#readInFlight = null;
-      this.#received(n, direct);
-    }, (err) => {
+    // One function for both outcomes (a read resolves to a count or null, and rejects
+    // with an error): each pending read of thousands of idle connections holds one.
+    const settled = (outcome: number | null | unknown) => {
+      if (typeof outcome === "number" || outcome === null) {
+        // Closed meanwhile: the reading has ended, and a graceful close reads on itself.
+        if (this.#receiver === null || this.#readInFlight !== read) return;
+        this.#readInFlight = null;
+        this.#received(outcome, direct);
+        return;
+      }
       if (this.#readInFlight === read) this.#readInFlight = null;
-      if (this.#receiver !== null) this.#readFailed(err);
-    });
+      if (this.#receiver !== null) this.#readFailed(outcome);
+    };
+    read.then(settled, settled);
   }
 
   /** Decodes a read for {@linkcode receive} and hands its frames on. */
