@@ -154,7 +154,9 @@ export class OutboundQueue {
     if (this.#queuedBytes + bytes.length > this.#maxQueueBytes) {
       throw new QueueOverflowError(this.#queuedBytes, bytes.length, this.#maxQueueBytes);
     }
-    (this.#queue ??= []).push(bytes);
+    // Made with its first piece (one slot; a push on an empty array makes room for 17).
+    if (this.#queue === null) this.#queue = [bytes];
+    else this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
     if (!this.#writing) this.#startWriter();
   }
