@@ -258,17 +258,27 @@ export class FrameDecoder {
   readonly #allocate: (length: number) => Uint8Array;
   readonly #views: boolean;
   readonly #onOversized: ((length: number, head: Uint8Array) => void) | undefined;
-  /** The oversized frame being skipped: its length, bytes still to drop, its head. */
-  #skipLength = 0;
-  #skipLeft = 0;
-  #skipHead: Uint8Array | null = null;
+  /**
+   * The oversized frame being skipped, null when none is (one field, not three: a server
+   * holds a decoder per connection).
+   */
+  #skipping: Skipping | null = null;
 
   /** Creates a decoder with the given maximum frame size. */
   constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrameSize = checkMaxFrameSize(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
-    this.#allocate = options.allocate ?? ((length) => new Uint8Array(length));
+    this.#allocate = options.allocate ?? newPayload;
     this.#views = options.views ?? false;
     this.#onOversized = options.onOversized;
+  }
+
+  /**
+   * Gives the array a payload of `length` bytes is received into, once its length is
+   * checked: the `allocate` option's. A subclass may reserve it somewhere first (a
+   * method, not a closure per decoder: a server holds thousands).
+   */
+  protected allocatePayload(length: number): Uint8Array {
+    return this.#allocate(length);
   }
 
   /** The largest payload accepted; may be changed between chunks. */
@@ -302,8 +312,8 @@ export class FrameDecoder {
     const out: Uint8Array[] = [];
     let offset = 0;
     while (offset < chunk.length) {
-      if (this.#skipLeft > 0) {
-        offset += this.#skip(chunk, offset);
+      if (this.#skipping !== null) {
+        offset += this.#skip(this.#skipping, chunk, offset);
         continue;
       }
       if (this.#payload === null) {
@@ -388,7 +398,7 @@ export class FrameDecoder {
    */
   end(): void {
     if (this.#failed) throw this.#failed;
-    if (this.#lengthFill > 0 || this.#payload !== null || this.#skipLeft > 0) {
+    if (this.#lengthFill > 0 || this.#payload !== null || this.#skipping !== null) {
       this.#failed = new ProtocolError(
         "truncated_frame",
         `stream ended inside a frame (${this.pendingBytes} bytes pending)`,
@@ -398,18 +408,18 @@ export class FrameDecoder {
   }
 
   /** Drops bytes of the oversized frame under way from `chunk` at `offset`; how many. */
-  #skip(chunk: Uint8Array, offset: number): number {
-    const take = Math.min(this.#skipLeft, chunk.length - offset);
-    const head = this.#skipHead!;
-    const done = this.#skipLength - this.#skipLeft;
+  #skip(skipping: Skipping, chunk: Uint8Array, offset: number): number {
+    const take = Math.min(skipping.left, chunk.length - offset);
+    const head = skipping.head;
+    const done = skipping.length - skipping.left;
     if (done < head.length) {
       const part = chunk.subarray(offset, offset + Math.min(take, head.length - done));
       head.set(part, done);
     }
-    this.#skipLeft -= take;
-    if (this.#skipLeft === 0) {
-      this.#skipHead = null;
-      this.#onOversized!(this.#skipLength, head);
+    skipping.left -= take;
+    if (skipping.left === 0) {
+      this.#skipping = null;
+      this.#onOversized!(skipping.length, head);
     }
     return take;
   }
@@ -419,9 +429,11 @@ export class FrameDecoder {
       length > this.#maxFrameSize && length <= MAX_SKIPPED_FRAME_SIZE &&
       this.#onOversized !== undefined
     ) {
-      this.#skipLength = length;
-      this.#skipLeft = length;
-      this.#skipHead = new Uint8Array(Math.min(OVERSIZED_HEAD_BYTES, length));
+      this.#skipping = {
+        length,
+        left: length,
+        head: new Uint8Array(Math.min(OVERSIZED_HEAD_BYTES, length)),
+      };
       return;
     }
     if (length > this.#maxFrameSize) {
@@ -431,13 +443,25 @@ export class FrameDecoder {
       );
       throw this.#failed;
     }
-    const payload = this.#allocate(length);
+    const payload = this.allocatePayload(length);
     if (payload.length !== length) {
       throw new RangeError(`allocate(${length}) gave ${payload.length} bytes`);
     }
     this.#payload = payload;
     this.#payloadFill = 0;
   }
+}
+
+/** An oversized frame being skipped: its length, bytes still to drop, its first bytes. */
+interface Skipping {
+  readonly length: number;
+  left: number;
+  readonly head: Uint8Array;
+}
+
+/** The default allocation of a payload: a new array (one function for every decoder). */
+function newPayload(length: number): Uint8Array {
+  return new Uint8Array(length);
 }
 
 function checkMaxFrameSize(value: number): number {

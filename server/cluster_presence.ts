@@ -40,13 +40,19 @@ export const PRESENCE_TOPIC = "presence";
 /** Blocks of one account carried by the replica (more are left out, with a warning). */
 export const MAX_SHARED_BLOCKS = 10_000;
 
-/** One node's share of an account. */
+/** One node's share of an account: replaced, never changed in place. */
 interface Share {
-  sessions: number;
-  hidden: boolean;
+  readonly sessions: number;
+  readonly hidden: boolean;
   /** The account's away message on that node, if away. */
-  away?: string;
+  readonly away?: string;
 }
+
+/**
+ * The share of most accounts (one session, not hidden, not away): one object for all of
+ * them, not one each.
+ */
+const ONE_SESSION: Share = Object.freeze({ sessions: 1, hidden: false });
 
 /** An account online somewhere. */
 export interface PresenceEntry {
@@ -398,11 +404,15 @@ export class ClusterPresence {
         for (const target of record.blocks) this.#applyBlock(entry.key, target, true);
       }
       entry.nick = record.nick;
-      entry.shares.set(node, {
-        sessions: record.sessions,
-        hidden: record.hidden,
-        ...(typeof record.away === "string" ? { away: record.away } : {}),
-      });
+      const away = typeof record.away === "string";
+      entry.shares.set(
+        node,
+        record.sessions === 1 && !record.hidden && !away ? ONE_SESSION : {
+          sessions: record.sessions,
+          hidden: record.hidden,
+          ...(away ? { away: record.away } : {}),
+        },
+      );
     }
     return this.#transition(entry, before);
   }

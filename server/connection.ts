@@ -28,6 +28,7 @@ import { isDiskFull } from "./disk_space.ts";
 import { CommandError } from "./errors.ts";
 import { InFlight } from "./in_flight.ts";
 import type { DeadlineWheel, Timed } from "./deadline_wheel.ts";
+import { wholeMs } from "./whole_ms.ts";
 import { StoreError } from "./store.ts";
 import {
   type Admission,
@@ -57,10 +58,10 @@ type Phase = "hello" | "login" | "session" | "closing";
 
 /** Options of {@linkcode ClientConnection}. */
 export interface ClientConnectionOptions {
-  /** The client's address and port, for logs and the session. */
-  remote: string;
   /** The client's IP address, for per-address limits. */
   ip: string;
+  /** The client's port (with `ip`: its address for logs and the session). */
+  port: number;
   /** Milliseconds a connection may take to complete hello and login. */
   loginTimeoutMs: number;
   /**
@@ -80,13 +81,12 @@ export interface ClientConnectionOptions {
  * connection with no deadline is not visited at all.
  */
 export class ClientConnection implements SessionPort, FrameReceiver, Timed {
-  /** The client's address and port. */
-  readonly remote: string;
   /** The client's IP address. */
   readonly ip: string;
+  readonly #port: number;
   readonly #hub: ChatHub;
   readonly #framed: FramedConnection;
-  readonly #openedAt = performance.now();
+  readonly #openedAt = wholeMs(performance.now());
   readonly #loginTimeoutMs: number;
   /** Pipelined requests running (created with the first: an idle connection has none). */
   #inFlight: InFlight | null = null;
@@ -107,8 +107,8 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: ClientConnectionOptions) {
-    this.remote = options.remote;
     this.ip = options.ip;
+    this.#port = options.port;
     this.#hub = hub;
     this.#loginTimeoutMs = options.loginTimeoutMs;
     this.#deadlines = options.deadlines;
@@ -118,6 +118,11 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
       ...(options.allocatePayload ? { allocatePayload: options.allocatePayload } : {}),
       ...(options.partialFrames ? { partialFrames: options.partialFrames } : {}),
     });
+  }
+
+  /** The client's address and port (made when asked: logs, mostly, and no string kept). */
+  get remote(): string {
+    return `${this.ip}:${this.#port}`;
   }
 
   /** Flood control: the connection's budget before login, then the session's. */
@@ -439,7 +444,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     }
     if (MESSAGE_TYPES.has(message.type)) this.#hub.metrics.counters.messagesIn++;
     const spec = commands[message.type] as CommandSpec<typeof message.type>;
-    if (spec.activity !== false) this.#session.lastCommandAt = now;
+    if (spec.activity !== false) this.#session.lastCommandAt = wholeMs(now);
     const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };
     const done = this.#reply(message.id, spec.run(ctx, message as never));
     if (spec.endsSession) {

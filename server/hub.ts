@@ -38,6 +38,7 @@ import { NickSkeletons } from "./nick_skeletons.ts";
 import { SessionTokens } from "./session_tokens.ts";
 import { keySet, sharedKeySet, withKey, withoutKey } from "./key_set.ts";
 import type { RoomRecord, Store } from "./store.ts";
+import { wholeMs } from "./whole_ms.ts";
 
 const log = getLogger(["chat", "server", "hub"]);
 
@@ -48,6 +49,17 @@ const AUTH_FAILURES: ReadonlySet<string> = new Set([
   "locked",
   "rate_limited",
 ]);
+
+/** The sessions of an account that has none yet (shared). */
+const NO_SESSIONS: readonly Session[] = Object.freeze([]);
+
+/** `sessions` without `session`, as a new array of just the rest (see {@linkcode OnlineAccount.sessions}). */
+function withoutSession(sessions: readonly Session[], session: Session): readonly Session[] {
+  const at = sessions.indexOf(session);
+  if (at < 0) return sessions;
+  if (sessions.length === 1) return NO_SESSIONS;
+  return sessions.slice(0, at).concat(sessions.slice(at + 1));
+}
 
 /** The room every account joins at its first login. */
 export const DEFAULT_ROOM = "lobby";
@@ -84,8 +96,13 @@ export interface OnlineAccount {
   readonly key: string;
   /** Display nick. */
   readonly nick: string;
-  /** Its sessions. */
-  readonly sessions: Set<Session>;
+  /**
+   * Its sessions on this node, in login order: replaced, never changed in place. A few
+   * at most (`--max-sessions`): an array of just their number (made by `concat` and
+   * `slice`: `push`, spread and `filter` make room for 17), lighter than a set for the
+   * many accounts online at once.
+   */
+  sessions: readonly Session[];
   /**
    * Keys of the accounts it blocks: replaced, never changed in place (see
    * {@linkcode withKey}), the shared empty set for most accounts.
@@ -135,7 +152,7 @@ export class Session implements Subscriber {
   /** Login-history record id. */
   loginId = 0;
   /** When it last sent a command (ms, performance clock). */
-  lastCommandAt: number = performance.now();
+  lastCommandAt: number = wholeMs(performance.now());
   /** Whether it has ended. */
   ended = false;
   /**
@@ -226,6 +243,7 @@ export class ChatHub {
   /** Wall clock (ms since the epoch); replaceable in tests. */
   now: () => number = Date.now;
   readonly #online = new Map<string, OnlineAccount>();
+  /** Display nicks of accounts looked up while offline (online ones: the presence entry's). */
   readonly #nicks = new Map<string, string>();
   #sessionCounter = 0;
   /** Rooms in memory, coherent with the other nodes. */
@@ -339,7 +357,7 @@ export class ChatHub {
   /** Number of live sessions. */
   get sessionCount(): number {
     let n = 0;
-    for (const account of this.#online.values()) n += account.sessions.size;
+    for (const account of this.#online.values()) n += account.sessions.length;
     return n;
   }
 
@@ -612,7 +630,7 @@ export class ChatHub {
     session.ended = true;
     const account = session.account;
     return this.#withAccountLock(account.key, async () => {
-      account.sessions.delete(session);
+      account.sessions = withoutSession(account.sessions, session);
       for (const listener of this.#sessionEndListeners) {
         try {
           listener(session);
@@ -627,7 +645,7 @@ export class ChatHub {
       } catch (err) {
         log.error("recording logout of {nick} failed: {err}", { nick: account.nick, err });
       }
-      if (account.sessions.size === 0) this.#online.delete(account.key);
+      if (account.sessions.length === 0) this.#online.delete(account.key);
       await this.#shareSessions(account);
     });
   }
@@ -852,7 +870,7 @@ export class ChatHub {
       account = {
         key,
         nick: record?.nick ?? nick,
-        sessions: new Set(),
+        sessions: NO_SESSIONS,
         blocks: keySet(await this.store.blocksOf(key)),
         rooms: sharedKeySet(await this.store.accountRooms(key)),
         // Hidden on another node: hidden here too.
@@ -865,7 +883,7 @@ export class ChatHub {
     const session = new Session(account, port, this.newSessionId());
     // Open from the subscription on: a held message may reach it live before it is read.
     const held = session.held = new HeldWindow(key);
-    account.sessions.add(session);
+    account.sessions = account.sessions.concat(session);
     const subscribed = [
       this.broker.subscribe(userSubject(key), session),
       this.broker.subscribe(ALL_SUBJECT, session),
@@ -926,7 +944,7 @@ export class ChatHub {
     return this.presence.setLocal(
       account.key,
       account.nick,
-      account.sessions.size,
+      account.sessions.length,
       account.hidden,
       account.blocks,
       account.away,
@@ -1211,9 +1229,10 @@ export class ChatHub {
     const lobby = await this.ensureRoom(DEFAULT_ROOM);
     const joining = this.addMember(lobby, key);
     joining.catch(() => {}); // awaited below
-    const created = await creating;
+    await creating;
     await joining;
-    if (created) this.#nicks.set(key, nick);
+    // Not put in the nick cache: while it is online its presence entry has the nick, and
+    // a login storm of new accounts would fill the cache with all of them.
   }
 
   /**

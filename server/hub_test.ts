@@ -21,7 +21,7 @@ Deno.test("Session.acceptsAll: true only when accepts takes every publication of
   const account: OnlineAccount = {
     key: "ann",
     nick: "Ann",
-    sessions: new Set(),
+    sessions: [],
     blocks: new Set(["eve"]),
     rooms: new Set(["a"]),
     hidden: false,

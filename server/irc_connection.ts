@@ -38,6 +38,7 @@ import { labeledLines, MAX_LABEL_BYTES } from "./irc_labels.ts";
 import { isupportGroups } from "./irc_isupport.ts";
 import { newSaslState, type SaslState } from "./irc_sasl.ts";
 import { IRC_SERVER_NAME, newBatchId, oneLine, serverNotice } from "./irc_events.ts";
+import { wholeMs } from "./whole_ms.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
 
@@ -371,7 +372,7 @@ export class IrcConnection implements SessionPort, IrcClient {
       this.#failed();
       return;
     }
-    if (registered && spec.activity !== false) this.#session!.lastCommandAt = now;
+    if (registered && spec.activity !== false) this.#session!.lastCommandAt = wholeMs(now);
     if (registered && spec.message) this.hub.metrics.counters.messagesIn++;
     // Called at once (an async function runs synchronously up to its first await), so a
     // channel message is appended before the next line is read; a throw is a rejection.

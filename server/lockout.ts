@@ -79,10 +79,15 @@ export class Lockout {
   succeed(key: string, ip: string): void {
     this.#entries.delete(key);
     this.#entries.delete(pairKey(key, ip));
-    const known = (this.#known.get(key) ?? []).filter((k) => k !== ip);
-    known.push(ip);
-    if (known.length > KNOWN_ADDRESSES_PER_ACCOUNT) known.shift();
-    this.#known.set(key, known);
+    const before = this.#known.get(key);
+    if (before !== undefined && before[before.length - 1] === ip) return;
+    // Made by concat and slice, of just their number (push makes room for 17): one per
+    // account that ever logged in.
+    const known = (before ?? []).filter((k) => k !== ip).concat(ip);
+    this.#known.set(
+      key,
+      known.length > KNOWN_ADDRESSES_PER_ACCOUNT ? known.slice(1) : known,
+    );
   }
 
   #isKnown(key: string, ip: string): boolean {

@@ -151,7 +151,7 @@ export class RoomCache {
     const subject = roomSubject(room.key);
     if (added) {
       online.rooms = withKey(online.rooms, room.key);
-      await Promise.all([...online.sessions].map((s) => broker.subscribe(subject, s)));
+      await Promise.all(online.sessions.map((s) => broker.subscribe(subject, s)));
     } else {
       online.rooms = withoutKey(online.rooms, room.key);
       for (const session of online.sessions) broker.unsubscribe(subject, session);

@@ -494,13 +494,12 @@ class RunningServer implements ChatServer {
    * own read.
    */
   #serve(conn: ByteChannel, ip: string, port: number, irc: boolean): void {
-    const remote = `${ip}:${port}`;
     const loginTimeoutMs = this.#config.loginTimeoutMs;
     const connection = irc
-      ? new IrcConnection(conn, this.hub, { remote, ip, loginTimeoutMs })
+      ? new IrcConnection(conn, this.hub, { remote: `${ip}:${port}`, ip, loginTimeoutMs })
       : new ClientConnection(conn, this.hub, {
-        remote,
         ip,
+        port,
         loginTimeoutMs,
         // File chunks arrive in buffers that are reused once their bytes are on disk.
         allocatePayload: takeChunkPayload,

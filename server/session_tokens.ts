@@ -161,7 +161,7 @@ export class SessionTokens {
     const { key, except } = message.data as EndSessions;
     const account = this.#options.online(key);
     if (account === undefined) return;
-    for (const session of [...account.sessions]) {
+    for (const session of account.sessions) {
       if (session.id === except || session.ended) continue;
       log.info("ending a session of {nick} from {remote}: logged out everywhere", {
         nick: account.nick,

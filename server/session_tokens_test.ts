@@ -22,10 +22,10 @@ Deno.test("tokenHash: SHA-256 in lowercase hex", async () => {
 
 /** An online account with sessions whose ends are recorded. */
 function account(key: string, ids: string[], ended: string[]): OnlineAccount {
-  const sessions = new Set<Session>();
+  const sessions: Session[] = [];
   for (const id of ids) {
     const port = { remote: "127.0.0.1:1", end: () => ended.push(id) } as unknown as SessionPort;
-    sessions.add({ id, ended: false, port } as unknown as Session);
+    sessions.push({ id, ended: false, port } as unknown as Session);
   }
   return {
     key,

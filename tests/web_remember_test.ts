@@ -73,7 +73,7 @@ function onlySession(server: ChatServer, nick: string) {
   return until(
     () => {
       const sessions = server.hub.online(nick)?.sessions;
-      return sessions?.size === 1 ? [...sessions][0] : undefined;
+      return sessions?.length === 1 ? sessions[0] : undefined;
     },
     `one session of ${nick}`,
     PAGE_WAIT_MS,
@@ -164,7 +164,7 @@ webTest(
     await until(
       () => {
         const sessions = server.hub.online("alice")?.sessions;
-        return sessions?.size === 1 && !sessions.has(first) || undefined;
+        return sessions?.length === 1 && !sessions.includes(first) || undefined;
       },
       "alice's page back",
       PAGE_WAIT_MS,

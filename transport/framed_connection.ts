@@ -18,8 +18,8 @@ import {
   FrameDecoder,
 } from "../protocol/frame.ts";
 import { ConnectionClosedError } from "./errors.ts";
-import { ProtocolError } from "../protocol/errors.ts";
 import type { PartialFrameBudget } from "./partial_frame_budget.ts";
+import { BudgetedFrameDecoder } from "./budgeted_frame_decoder.ts";
 
 import {
   type ByteChannel,
@@ -29,6 +29,7 @@ import {
 } from "./outbound_queue.ts";
 
 export { type ByteChannel, DEFAULT_MAX_QUEUE_BYTES } from "./outbound_queue.ts";
+export { UNBUDGETED_FRAME_BYTES } from "./budgeted_frame_decoder.ts";
 
 /**
  * What {@linkcode FramedConnection.receive} hands the frames of each read to: the
@@ -102,19 +103,14 @@ export const MIN_READ_BUFFER = 512;
  */
 export const DIRECT_READ_BYTES: number = 16 * 1024;
 
-/**
- * Incoming frames smaller than this are not counted against a
- * {@linkcode FramedConnectionOptions.partialFrames} budget: chat requests stay possible
- * when large frames have filled it, and what they hold is bounded by the connections.
- */
-export const UNBUDGETED_FRAME_BYTES: number = 16 * 1024;
-
 const CLOSING = Symbol("closing");
 
 const BENIGN_READ_ERRORS = ["BadResource", "Interrupted", "ConnectionReset", "BrokenPipe"];
 
 /**
- * A framed connection over a {@linkcode ByteChannel}.
+ * A framed connection over a {@linkcode ByteChannel}. An idle one holds its read buffer,
+ * its pending read and its few fields: no closure of its own (its queue and decoder call
+ * it back through methods), no array while nothing is queued.
  *
  * @example
  * ```ts ignore
@@ -141,9 +137,6 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   #resolveClosed: (() => void) | null = null;
   #framesIn = 0;
   #bytesIn = 0;
-  readonly #partialFrames: PartialFrameBudget | null;
-  /** Bytes reserved in {@linkcode #partialFrames} for the payload under way. */
-  #reserved = 0;
   /** When the frame under way started to arrive (`performance.now()`); 0: none is. */
   #partialSince = 0;
   /** The read buffer: small while reads are, doubled while reads fill it. */
@@ -158,28 +151,29 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
   /** Wraps `channel`; the connection owns it from now on. */
   constructor(channel: ByteChannel, options: FramedConnectionOptions = {}) {
     this.#channel = channel;
-    this.#partialFrames = options.partialFrames ?? null;
-    const allocate = options.allocatePayload;
-    this.#decoder = new FrameDecoder({
+    const decoding = {
       maxFrameSize: options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
-      ...(this.#partialFrames !== null
-        ? { allocate: (length: number) => this.#reserve(length, allocate) }
-        : allocate
-        ? { allocate }
-        : {}),
+      ...(options.allocatePayload ? { allocate: options.allocatePayload } : {}),
       ...(options.onOversized ? { onOversized: options.onOversized } : {}),
       // Frames whole inside a read are decoded from the read buffer itself (no copy);
       // only a body, which outlives the next read, is copied out of it.
       views: true,
-    });
+    };
+    this.#decoder = options.partialFrames
+      ? new BudgetedFrameDecoder(options.partialFrames, decoding)
+      : new FrameDecoder(decoding);
     this.#out = new OutboundQueue(channel, {
       maxQueueBytes: options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES,
-      onWriteFailed: (err) =>
-        this.abort(
-          this.#closed ? undefined : new ConnectionClosedError("write failed", { cause: err }),
-        ),
+      onWriteFailed: this,
     });
     this.#readBufferSize = options.readBufferSize ?? 64 * 1024;
+  }
+
+  /** Called by its outbound queue when a write fails: the connection ends. */
+  writeFailed(err: unknown): void {
+    this.abort(
+      this.#closed ? undefined : new ConnectionClosedError("write failed", { cause: err }),
+    );
   }
 
   /** The underlying channel (for its addresses). */
@@ -487,15 +481,20 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       return;
     }
     const { read, direct } = started;
-    read.then((n) => {
-      // Closed meanwhile: the reading has ended, and a graceful close reads on itself.
-      if (this.#receiver === null || this.#readInFlight !== read) return;
-      this.#readInFlight = null;
-      this.#received(n, direct);
-    }, (err) => {
+    // One function for both outcomes (a read resolves to a count or null, and rejects
+    // with an error): each pending read of thousands of idle connections holds one.
+    const settled = (outcome: number | null | unknown) => {
+      if (typeof outcome === "number" || outcome === null) {
+        // Closed meanwhile: the reading has ended, and a graceful close reads on itself.
+        if (this.#receiver === null || this.#readInFlight !== read) return;
+        this.#readInFlight = null;
+        this.#received(outcome, direct);
+        return;
+      }
       if (this.#readInFlight === read) this.#readInFlight = null;
-      if (this.#receiver !== null) this.#readFailed(err);
-    });
+      if (this.#receiver !== null) this.#readFailed(outcome);
+    };
+    read.then(settled, settled);
   }
 
   /** Decodes a read for {@linkcode receive} and hands its frames on. */
@@ -572,7 +571,6 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       this.#partialSince = performance.now() || 1;
       this.#receiver?.receivePartial?.();
     }
-    if (this.#reserved > 0 && this.#decoder.partialLength === 0) this.#releasePartial();
     // A replaced buffer is not read into again: frames may keep views of it.
     if (!direct && n === buffer.length && buffer.length < this.#readBufferSize) {
       buffer = this.#readBuffer = new Uint8Array(
@@ -606,32 +604,9 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
     return { frames, malformed };
   }
 
-  /**
-   * Reserves a new payload's bytes in the shared budget (the one before it is complete:
-   * its reservation is given back first), then allocates it.
-   *
-   * @throws {ProtocolError} `server_busy` when the budget cannot hold it.
-   */
-  #reserve(length: number, allocate?: (length: number) => Uint8Array): Uint8Array {
-    const budget = this.#partialFrames!;
-    this.#releasePartial();
-    if (length < UNBUDGETED_FRAME_BYTES) {
-      return allocate ? allocate(length) : new Uint8Array(length);
-    }
-    if (!budget.tryReserve(length)) {
-      throw new ProtocolError(
-        "server_busy",
-        `the server holds ${budget.held} bytes of unfinished frames, its limit of ${budget.limit}: cannot take a frame of ${length} bytes now`,
-      );
-    }
-    this.#reserved = length;
-    return allocate ? allocate(length) : new Uint8Array(length);
-  }
-
+  /** Gives back what the payload under way holds of the partial-frame budget, if any. */
   #releasePartial(): void {
-    if (this.#reserved === 0) return;
-    this.#partialFrames?.release(this.#reserved);
-    this.#reserved = 0;
+    if (this.#decoder instanceof BudgetedFrameDecoder) this.#decoder.release();
   }
 }
 

@@ -47,12 +47,24 @@ export interface ByteChannel {
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
 
+/**
+ * Who hears of a failed write as an object: a connection passes itself, where a closure
+ * would cost each of thousands of connections a function and its context.
+ */
+export interface WriteFailureListener {
+  /** A write failed (the peer is gone): the owner aborts its connection. */
+  writeFailed(err: unknown): void;
+}
+
 /** Options of {@linkcode OutboundQueue}. */
 export interface OutboundQueueOptions {
   /** Bound of the queue in bytes. Default {@linkcode DEFAULT_MAX_QUEUE_BYTES}. */
   maxQueueBytes?: number;
-  /** Called once when a write fails (the peer is gone): the owner aborts its connection. */
-  onWriteFailed: (err: unknown) => void;
+  /**
+   * Called once when a write fails (the peer is gone): the owner aborts its connection.
+   * A function, or a {@linkcode WriteFailureListener}.
+   */
+  onWriteFailed: ((err: unknown) => void) | WriteFailureListener;
 }
 
 /** `#writeSeenAt` when no write is under way. */
@@ -69,13 +81,16 @@ interface WrittenWaiter {
 /**
  * The bounded, coalescing outbound queue of one connection. Exactly one writer runs;
  * it starts on a microtask after the first push, so everything the current job queues
- * (a fan-out's deliveries, a command's reply lines) leaves in one write.
+ * (a fan-out's deliveries, a command's reply lines) leaves in one write. An idle queue
+ * holds no array: the queue and the waits are made when used and dropped once empty
+ * (a server holds thousands of idle ones).
  */
 export class OutboundQueue {
   readonly #channel: ByteChannel;
   readonly #maxQueueBytes: number;
-  readonly #onWriteFailed: (err: unknown) => void;
-  #queue: Uint8Array[] = [];
+  readonly #onWriteFailed: ((err: unknown) => void) | WriteFailureListener;
+  /** What waits to be written; null when nothing does and the writer is not running. */
+  #queue: Uint8Array[] | null = null;
   #queuedBytes = 0;
   #writing = false;
   /**
@@ -87,10 +102,15 @@ export class OutboundQueue {
   #writeSeenAt = WRITE_IDLE;
   #stopped = false;
   #bytesOut = 0;
-  /** Stream offsets past this were dropped by {@linkcode replaceWith}: never written. */
-  #droppedAfter = Infinity;
-  #idleWaiters: (() => void)[] = [];
-  #writtenWaiters: WrittenWaiter[] = [];
+  /**
+   * Stream offsets past this were dropped by {@linkcode replaceWith}: never written; -1
+   * while nothing was (a small integer: no number box per queue, as Infinity would be).
+   */
+  #droppedAfter = -1;
+  /** {@linkcode flush} calls waiting; null when none. */
+  #idleWaiters: (() => void)[] | null = null;
+  /** {@linkcode whenWritten} calls waiting, in offset order; null when none. */
+  #writtenWaiters: WrittenWaiter[] | null = null;
   #bytesOutAtSweep = 0;
   #stalledSweeps = 0;
 
@@ -134,7 +154,9 @@ export class OutboundQueue {
     if (this.#queuedBytes + bytes.length > this.#maxQueueBytes) {
       throw new QueueOverflowError(this.#queuedBytes, bytes.length, this.#maxQueueBytes);
     }
-    this.#queue.push(bytes);
+    // Made with its first piece (one slot; a push on an empty array makes room for 17).
+    if (this.#queue === null) this.#queue = [bytes];
+    else this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
     if (!this.#writing) this.#startWriter();
   }
@@ -146,14 +168,15 @@ export class OutboundQueue {
    */
   replaceWith(last: Uint8Array): void {
     if (this.#stopped) return;
-    for (const dropped of this.#queue) this.#queuedBytes -= dropped.length;
+    for (const dropped of this.#queue ?? []) this.#queuedBytes -= dropped.length;
     const keptEnd = this.#bytesOut + this.#queuedBytes;
     this.#droppedAfter = keptEnd;
-    this.#writtenWaiters = this.#writtenWaiters.filter((waiter) => {
+    const kept = this.#writtenWaiters?.filter((waiter) => {
       if (waiter.offset <= keptEnd) return true;
       waiter.resolve(false);
       return false;
     });
+    this.#writtenWaiters = kept !== undefined && kept.length > 0 ? kept : null;
     this.#queue = [last];
     this.#queuedBytes += last.length;
     if (!this.#writing) this.#startWriter();
@@ -162,7 +185,7 @@ export class OutboundQueue {
   /** Resolves once everything queued so far has been written (or the queue stopped). */
   flush(): Promise<void> {
     if (!this.#writing || this.#stopped) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    return new Promise((resolve) => (this.#idleWaiters ??= []).push(resolve));
   }
 
   /**
@@ -172,12 +195,12 @@ export class OutboundQueue {
    * push has left.
    */
   whenWritten(offset: number): Promise<boolean> {
-    if (offset > this.#droppedAfter) return Promise.resolve(false);
+    if (this.#droppedAfter >= 0 && offset > this.#droppedAfter) return Promise.resolve(false);
     if (this.#bytesOut >= offset) return Promise.resolve(true);
     if (this.#stopped) return Promise.resolve(false);
     return new Promise((resolve) => {
       // Kept in offset order: a write looks at the first only.
-      const waiters = this.#writtenWaiters;
+      const waiters = this.#writtenWaiters ??= [];
       let at = waiters.length;
       while (at > 0 && waiters[at - 1].offset > offset) at--;
       waiters.splice(at, 0, { offset, resolve });
@@ -206,7 +229,7 @@ export class OutboundQueue {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#queue = [];
+    this.#queue = null;
     this.#queuedBytes = 0;
     this.#wakeIdle();
     this.#wakeWritten();
@@ -233,12 +256,12 @@ export class OutboundQueue {
 
   async #writeLoop(): Promise<void> {
     try {
-      while (this.#queue.length > 0 && !this.#stopped) {
-        const pieces = this.#queue;
+      let pieces: Uint8Array[] | null;
+      while ((pieces = this.#queue) !== null && pieces.length > 0 && !this.#stopped) {
         this.#writeSeenAt = WRITE_UNSEEN;
         let length = 0;
         if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
-          this.#queue = [];
+          this.#queue = null;
           for (const piece of pieces) length += piece.length;
           await this.#channel.writeMany(pieces);
         } else {
@@ -254,13 +277,18 @@ export class OutboundQueue {
         this.#bytesOut += length;
         this.#queuedBytes -= length;
         this.#writeSeenAt = WRITE_IDLE;
-        if (this.#writtenWaiters.length > 0 && this.#writtenWaiters[0].offset <= this.#bytesOut) {
-          this.#wakeWritten();
-        }
+        const waiters = this.#writtenWaiters;
+        if (waiters !== null && waiters[0].offset <= this.#bytesOut) this.#wakeWritten();
       }
     } catch (err) {
-      if (!this.#stopped) this.#onWriteFailed(err);
+      if (!this.#stopped) {
+        const listener = this.#onWriteFailed;
+        if (typeof listener === "function") listener(err);
+        else listener.writeFailed(err);
+      }
     } finally {
+      // Nothing left to write: an idle queue holds no array.
+      if (this.#queue !== null && this.#queue.length === 0) this.#queue = null;
       this.#writing = false;
       this.#writeSeenAt = WRITE_IDLE;
       this.#wakeIdle();
@@ -270,18 +298,21 @@ export class OutboundQueue {
   /** Settles the waits that are over: written, or never to be (stopped). */
   #wakeWritten(): void {
     const waiters = this.#writtenWaiters;
+    if (waiters === null) return;
     let n = 0;
     while (n < waiters.length && waiters[n].offset <= this.#bytesOut) waiters[n++].resolve(true);
     if (n > 0) waiters.splice(0, n);
     if (this.#stopped) {
       for (const waiter of waiters) waiter.resolve(false);
-      this.#writtenWaiters = [];
+      waiters.length = 0;
     }
+    if (waiters.length === 0) this.#writtenWaiters = null;
   }
 
   #wakeIdle(): void {
     const waiters = this.#idleWaiters;
-    this.#idleWaiters = [];
+    if (waiters === null) return;
+    this.#idleWaiters = null;
     for (const wake of waiters) wake();
   }
 }
