@@ -227,8 +227,16 @@ export class WebSocketChannel implements ByteChannel {
    * {@linkcode WRITE_HIGH_WATER}. Like a socket's write, which resolves once the runtime
    * has written: meanwhile the frames that turn's events queue wait in the outbound
    * queue, and the next write carries them all in one message (resolving at once made a
-   * message per event: a tenth of a frame per delivery against a hundredth, and twice
+   * message per event: a tenth of a message per delivery against a hundredth, and twice
    * the server's CPU per delivery, in bench/fanout_cpu.ts --ws).
+   *
+   * This wait (and sending without a copy of our own) was once dropped for stalls of the
+   * bench's 10-member WebSocket fan-out. Such stalls come with the code before it too:
+   * under a load average of 8-14, a ramp level delivering nothing in 2 of 6 quick runs
+   * (`deno task bench --only fanout --quick`) before and 1 of 6 after, and once in each
+   * version in 8 runs of that fan-out alone; TCP's first levels were low too then (7-11%
+   * of the offered load). Not explained yet. A fixed-work run that looked like a stall
+   * was its senders being closed past `--max-queue` unread bytes (bench/fanout_cpu.ts).
    */
   async #drained(): Promise<void> {
     await nextTurn();
