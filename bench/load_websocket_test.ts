@@ -5,6 +5,9 @@ import {
   LoadWebSocketError,
   WsFrameDecoder,
 } from "./load_websocket.ts";
+import { decodePayload, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
+import { connectClient, testServer } from "../tests/helpers/harness.ts";
 
 /** A WebSocket server on a free port that hands its sockets to `onSocket`. */
 function serveWebSockets(onSocket: (socket: WebSocket) => void) {
@@ -159,6 +162,37 @@ Deno.test("load WebSocket: a refused upgrade rejects the open", async () => {
       (err) => err instanceof LoadWebSocketError && err.code === "refused",
     );
   } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("load WebSocket against the chat server: a burst packed many frames to a message, read in small pieces, decodes complete and in order", async () => {
+  const server = await testServer({ webPort: 0 });
+  const alice = await connectClient(server, "alice");
+  let client: LoadWebSocket | null = null;
+  try {
+    const decoder = new FrameDecoder();
+    const headers: Record<string, unknown>[] = [];
+    let wake: () => void = () => {};
+    // Reads of 1,000 bytes: messages and frames both split over reads.
+    client = await LoadWebSocket.open("127.0.0.1", server.webAddr!.port, (b) => {
+      for (const payload of decoder.push(b.slice())) headers.push(decodePayload(payload).header);
+      wake();
+    }, 1000);
+    const until = async (done: () => boolean, what: string) => {
+      while (!done()) await deadline(new Promise<void>((resolve) => wake = resolve), what);
+    };
+    await client.write(encodeFrame(clientHello(SERVER_FEATURES, "test-load")));
+    await client.write(encodeFrame({ type: "login", id: "1", nick: "bob", password: "pw-bob-1" }));
+    await until(() => headers.some((h) => h.type === "ok" && h.re === "1"), "bob's login");
+    const texts = Array.from({ length: 400 }, (_, i) => `${i}:${"b".repeat(580)}`);
+    await Promise.all(texts.map((text) => alice.say("lobby", text)));
+    const messages = () => headers.filter((h) => h.type === "msg").map((h) => h.text);
+    await until(() => messages().length >= texts.length, "the burst");
+    assert.deepEqual(messages(), texts);
+  } finally {
+    client?.close();
+    await alice.close();
     await server.shutdown();
   }
 });

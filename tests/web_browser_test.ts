@@ -111,6 +111,31 @@ webTest(
 );
 
 webTest(
+  "web browser: a burst of room messages, many to a WebSocket message, shows complete and in order",
+  async (server, browser) => {
+    await using bob = await connectClient(server, "bob");
+    const page = await openPage(browser, pageUrl(server));
+    // The WebSocket messages the page receives, counted by the browser itself.
+    const cdp = await page.createCDPSession();
+    await cdp.send("Network.enable");
+    let received = 0;
+    cdp.on("Network.webSocketFrameReceived", () => received++);
+    await logInPage(page, "alice");
+    await bob.say("lobby", "before the burst");
+    await waitForMessage(page, "before the burst");
+    const before = received;
+    const texts = Array.from({ length: 300 }, (_, i) => `burst ${i} ${"x".repeat(900)}`);
+    await Promise.all(texts.map((text) => bob.say("lobby", text)));
+    await waitForMessage(page, texts.at(-1)!);
+    const shown = await shownMessages(page);
+    assert.deepEqual(shown.filter((text) => text.startsWith("burst ")), texts);
+    // Several frames to a message: the page split each into its events.
+    assert.ok(received - before < texts.length, `${received - before} messages for 300 frames`);
+    assert.deepEqual(page.errors, []);
+  },
+);
+
+webTest(
   "web browser: markup in messages and topics shows as text and runs nothing",
   async (server, browser) => {
     await using mallory = await connectClient(server, "mallory");

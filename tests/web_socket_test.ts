@@ -12,6 +12,7 @@ import { clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
 import type { ChatServer } from "../server/server.ts";
 import { nextEvent } from "./helpers/chat_events.ts";
 import { CONTENT_SECURITY_POLICY } from "../server/web_server.ts";
+import { MAX_MESSAGE_BYTES } from "../transport/websocket_channel.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { ca, cert, key } from "./helpers/tls.ts";
 
@@ -281,6 +282,89 @@ Deno.test("web: a WebSocket that stops reading is cut off as a slow consumer whi
   } finally {
     sloth?.close();
     await bob.close();
+    await server.shutdown();
+  }
+});
+
+/**
+ * The server-to-client messages of a WebSocket spoken by hand, read from `conn`: each
+ * message's size, and the frames their payloads carry (decoded as the page does), until
+ * `done` says so.
+ */
+async function readMessages(
+  conn: Deno.TcpConn,
+  done: (frames: Record<string, unknown>[]) => boolean,
+): Promise<{ sizes: number[]; frames: Record<string, unknown>[] }> {
+  const sizes: number[] = [];
+  const frames: Record<string, unknown>[] = [];
+  const decoder = new FrameDecoder({ maxFrameSize: 64 * 1024 * 1024 });
+  let pending = new Uint8Array(0);
+  const buffer = new Uint8Array(256 * 1024);
+  while (!done(frames)) {
+    const n = await conn.read(buffer);
+    if (n === null) throw new Error("the server closed the WebSocket");
+    const data = new Uint8Array(pending.length + n);
+    data.set(pending);
+    data.set(buffer.subarray(0, n), pending.length);
+    let o = 0;
+    while (o + 2 <= data.length) {
+      // Server frames: FIN, binary, not masked; 7-bit, 16-bit or 64-bit lengths.
+      assert.equal(data[o], 0x82, `a message that is not one binary frame: ${data[o]}`);
+      let size = data[o + 1];
+      let head = 2;
+      if (size === 126) [size, head] = [(data[o + 2] << 8) | data[o + 3], 4];
+      else if (size === 127) {
+        size = 0;
+        for (let i = 2; i < 10; i++) size = size * 256 + data[o + i];
+        head = 10;
+      }
+      if (o + head + size > data.length) break;
+      sizes.push(size);
+      for (const payload of decoder.push(data.slice(o + head, o + head + size))) {
+        frames.push(decodePayload(payload).header);
+      }
+      o += head + size;
+    }
+    pending = data.slice(o);
+  }
+  return { sizes, frames };
+}
+
+Deno.test("web: what piles up for a WebSocket that reads late comes as messages of at most 64 KiB, every frame whole and in order", async () => {
+  // Nobody is cut off here: the queue holds everything, the write deadline is long.
+  const server = await testServer({
+    webPort: 0,
+    maxQueueBytes: 64 * 1024 * 1024,
+    writeTimeoutMs: 300_000,
+  });
+  let late: Deno.TcpConn | null = null;
+  try {
+    await using alice = await connectClient(server, "alice");
+    const events = alice.events[Symbol.asyncIterator]();
+    late = await rawWebSocket(server);
+    await late.write(clientMessage(encodeFrame(clientHello(SERVER_FEATURES, "test-web"))));
+    await late.write(
+      clientMessage(encodeFrame({ type: "login", id: "1", nick: "late", password: "password123" })),
+    );
+    await nextEvent(events, (e) => e.type === "presence" && e.nick === "late" && e.online);
+    // About 12 MB while it reads nothing: more than the kernel's buffers and the
+    // runtime's (256 KiB) hold, so most of it waits in the server's outbound queue.
+    const texts = Array.from({ length: 3000 }, (_, i) => `${i}:${"w".repeat(3900)}`);
+    for (let i = 0; i < texts.length; i += 100) {
+      await Promise.all(texts.slice(i, i + 100).map((text) => alice.say("lobby", text)));
+    }
+    const last = texts.at(-1);
+    const { sizes, frames } = await readMessages(
+      late,
+      (got) => got.at(-1)?.type === "msg" && got.at(-1)?.text === last,
+    );
+    const got = frames.filter((h) => h.type === "msg").map((h) => h.text);
+    assert.deepEqual(got, texts);
+    const largest = Math.max(...sizes);
+    assert.ok(largest <= MAX_MESSAGE_BYTES, `a WebSocket message of ${largest} bytes`);
+    assert.ok(sizes.length < frames.length, `${sizes.length} messages for ${frames.length} frames`);
+  } finally {
+    late?.close();
     await server.shutdown();
   }
 });

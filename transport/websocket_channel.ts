@@ -15,10 +15,16 @@
  * buffer is back under {@linkcode WRITE_HIGH_WATER}, so a slow reader stalls the writer
  * and is cut off by the server's write deadline, as over TCP.
  *
- * Coalescing: the outbound queue gives each write what the current job queued (a
- * fan-out's deliveries of one incoming read), one message per write. A write that also
- * waited for the event loop's next turn (as a socket's write does) carried about five
- * times as many frames per message in a fixed-work run; it is not in yet (see `write`).
+ * Messages: the outbound queue hands {@linkcode WebSocketChannel.writeMany} everything
+ * queued since the last write (a fan-out's deliveries of one incoming read, or all that
+ * piled up while the socket's buffer was full). Whole frames are packed, in order, into
+ * messages of at most {@linkcode MAX_MESSAGE_BYTES} (a frame larger than that goes alone),
+ * built in one buffer shared by every channel: the runtime's `send` copies its bytes at
+ * once (Deno's `op_ws_send_binary` takes a copy and writes it later), so nothing is
+ * allocated per message here. Why bounded: a reader that fell behind used to get what
+ * piled up as one message of megabytes, copied three times into fresh allocations of
+ * that size (the queue's concatenation, a copy of it, the runtime's), which cost the
+ * server 6-7 times TCP's CPU per delivery in a fixed-work fan-out (bench/fanout_cpu.ts).
  *
  * Known limit: Deno's `WebSocket.close` sends its close frame behind the writes in
  * progress, so after a slow reader is cut off the runtime keeps its TCP connection (and
@@ -30,12 +36,44 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type { ByteChannel } from "./framed_connection.ts";
 
 /** A write waits until the socket's buffered bytes fall under this. */
 export const WRITE_HIGH_WATER = 256 * 1024;
+/**
+ * Most bytes of one message that {@linkcode WebSocketChannel.writeMany} packs (whole
+ * frames); a single frame larger than this is sent as a message of its own.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+/**
+ * Where messages are packed: one for every channel, since `send` copies what it is
+ * given before it returns.
+ */
+const packing = new Uint8Array(MAX_MESSAGE_BYTES);
 /** Milliseconds between two looks at a full socket's buffer. */
 const DRAIN_POLL_MS = 10;
+
+/** Writes waiting for the event loop's next turn, woken together by one `setImmediate`. */
+let turnWaiters: (() => void)[] = [];
+
+function wakeTurnWaiters(): void {
+  const waiters = turnWaiters;
+  turnWaiters = [];
+  for (const wake of waiters) wake();
+}
+
+/**
+ * Resolves after the event loop's next turn: after the I/O it polls (the messages sent
+ * meanwhile are written then, and the messages that arrived are read) and the callbacks
+ * that I/O runs. `setImmediate`, unlike `setTimeout(0)`, is not clamped when chained.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    if (turnWaiters.length === 0) setImmediate(wakeTurnWaiters);
+    turnWaiters.push(resolve);
+  });
+}
 
 /** Options of {@linkcode WebSocketChannel}. */
 export interface WebSocketChannelOptions {
@@ -134,27 +172,80 @@ export class WebSocketChannel implements ByteChannel {
   }
 
   /**
-   * Sends `p` as one binary message (copied: the caller may reuse its buffer) and
-   * resolves once the socket's buffer is under {@linkcode WRITE_HIGH_WATER}.
+   * Sends `p` as one binary message and resolves once the socket's buffer is under
+   * {@linkcode WRITE_HIGH_WATER}. The caller may reuse `p` at once: `send` copies it.
    *
    * @throws {Deno.errors.BrokenPipe} when the socket is closed.
    */
   async write(p: Uint8Array): Promise<number> {
+    await this.#whenOpen();
+    this.#socket.send(p);
+    await this.#drained();
+    return p.length;
+  }
+
+  /**
+   * Sends `pieces` (whole frames), in order, as few binary messages as
+   * {@linkcode MAX_MESSAGE_BYTES} allows, and resolves once the socket's buffer is under
+   * {@linkcode WRITE_HIGH_WATER}. The caller may reuse the pieces at once.
+   *
+   * @example
+   * ```ts ignore
+   * // two frames, one message
+   * await channel.writeMany([encodeFrame({ type: "ping" }), encodeFrame({ type: "ping" })]);
+   * ```
+   *
+   * @throws {Deno.errors.BrokenPipe} when the socket is closed.
+   */
+  async writeMany(pieces: Uint8Array[]): Promise<void> {
+    await this.#whenOpen();
+    const socket = this.#socket;
+    let packed = 0;
+    for (const piece of pieces) {
+      if (packed + piece.length > MAX_MESSAGE_BYTES && packed > 0) {
+        socket.send(packing.subarray(0, packed));
+        packed = 0;
+      }
+      if (piece.length >= MAX_MESSAGE_BYTES) socket.send(piece);
+      else {
+        packing.set(piece, packed);
+        packed += piece.length;
+      }
+    }
+    if (packed > 0) socket.send(packing.subarray(0, packed));
+    await this.#drained();
+  }
+
+  async #whenOpen(): Promise<void> {
     if (!await this.#opened || this.#socket.readyState !== WebSocket.OPEN) {
       throw new Deno.errors.BrokenPipe("the WebSocket is closed");
     }
-    // A copy of our own, although `send` copies at once: changing this write's timing
-    // (no copy, or waiting for the event loop's next turn after `send`) made the bench's
-    // 10-member WebSocket fan-out stall (no delivery for seconds) in 6 runs of 8, against
-    // none of 5 as it is. Why is not found yet.
-    this.#socket.send(p.slice());
+  }
+
+  /**
+   * Resolves after the event loop's next turn, once the socket's buffer is under
+   * {@linkcode WRITE_HIGH_WATER}. Like a socket's write, which resolves once the runtime
+   * has written: meanwhile the frames that turn's events queue wait in the outbound
+   * queue, and the next write carries them all in one message (resolving at once made a
+   * message per event: a tenth of a message per delivery against a hundredth, and twice
+   * the server's CPU per delivery, in bench/fanout_cpu.ts --ws).
+   *
+   * This wait (and sending without a copy of our own) was once dropped for stalls of the
+   * bench's 10-member WebSocket fan-out. Such stalls come with the code before it too:
+   * under a load average of 8-14, a ramp level delivering nothing in 2 of 6 quick runs
+   * (`deno task bench --only fanout --quick`) before and 1 of 6 after, and once in each
+   * version in 8 runs of that fan-out alone; TCP's first levels were low too then (7-11%
+   * of the offered load). Not explained yet. A fixed-work run that looked like a stall
+   * was its senders being closed past `--max-queue` unread bytes (bench/fanout_cpu.ts).
+   */
+  async #drained(): Promise<void> {
+    await nextTurn();
     while (this.#socket.bufferedAmount > WRITE_HIGH_WATER) {
       if (this.#socket.readyState !== WebSocket.OPEN) {
         throw new Deno.errors.BrokenPipe("the WebSocket is closed");
       }
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }
-    return p.length;
   }
 
   /** Closes the WebSocket (normal closure); what was sent before is delivered first. */

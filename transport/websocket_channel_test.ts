@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { WebSocketChannel } from "./websocket_channel.ts";
+import { MAX_MESSAGE_BYTES, WebSocketChannel } from "./websocket_channel.ts";
+import { OutboundQueue } from "./outbound_queue.ts";
 
 /**
  * A real WebSocket pair on 127.0.0.1: the server's side as a channel, the client's
@@ -55,3 +56,57 @@ Deno.test("WebSocketChannel: a write's buffer may be reused once it resolves", a
     await pair.close();
   }
 });
+
+Deno.test("WebSocketChannel: what the outbound queue writes at once goes as messages of at most 64 KiB, whole frames in order, a larger frame alone", async () => {
+  const pair = await socketPair();
+  try {
+    const queue = new OutboundQueue(pair.channel, {
+      onWriteFailed: (err) => assert.fail(`${err}`),
+    });
+    // Frames of different sizes, each filled with its own number: 400 small ones, one
+    // past the message bound, then 20 more small ones, all queued in one job.
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < 421; i++) {
+      const size = i === 400 ? MAX_MESSAGE_BYTES + 1000 : 700 + (i % 7) * 100;
+      // Views into larger buffers, as queued frames can be: only the view is sent.
+      const buffer = new Uint8Array(size + 16).fill(255);
+      frames.push(buffer.subarray(8, 8 + size).fill(i % 251));
+    }
+    for (const frame of frames) queue.push(frame);
+    const total = frames.reduce((n, f) => n + f.length, 0);
+    await queue.flush();
+    await until(
+      () => pair.messages.reduce((n, m) => n + m.length, 0) >= total,
+      "every byte",
+    );
+    // The stream is the frames, in order.
+    assert.deepEqual(concat(pair.messages), concat(frames));
+    // Each message is whole frames: its end falls on a frame's end.
+    const ends = new Set<number>();
+    let end = 0;
+    for (const frame of frames) ends.add(end += frame.length);
+    let at = 0;
+    for (const message of pair.messages) {
+      at += message.length;
+      assert.ok(ends.has(at), `a message ends inside a frame, at byte ${at}`);
+      assert.ok(
+        message.length <= MAX_MESSAGE_BYTES || message.length === frames[400].length,
+        `a message of ${message.length} bytes`,
+      );
+    }
+    // Packed: far fewer messages than frames.
+    assert.ok(pair.messages.length <= Math.ceil(total / MAX_MESSAGE_BYTES) + 2);
+  } finally {
+    await pair.close();
+  }
+});
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
