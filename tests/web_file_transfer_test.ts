@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { FileTransfers } from "../client/file_transfer.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { formatBytes, freshBytes, uploadWindow } from "../web/file_transfer.ts";
+import { formatBytes, freshBytes, type Transfer, uploadWindow } from "../web/file_transfer.ts";
 import { sha256Of } from "./helpers/files.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { asPage, page } from "./helpers/web_page.ts";
@@ -45,6 +45,20 @@ async function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promi
   }
 }
 
+/**
+ * Asserts that a page's upload ended well: `uploaded`, or `delivered` when the recipient,
+ * reading along, had every byte and its `file_done` was taken before the acknowledgement
+ * of the last chunk came back (the server takes it while that chunk is being synced, and
+ * tells the sender at once: a slow sync on a loaded machine made this test flaky when it
+ * asked for `uploaded` only).
+ */
+function assertSent(sent: Transfer): void {
+  assert.ok(
+    sent.state === "uploaded" || sent.state === "delivered",
+    `${sent.state}: ${JSON.stringify(sent.error)}`,
+  );
+}
+
 function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
@@ -65,7 +79,7 @@ Deno.test({
     const alice = await asPage(server, () => page(server, "alice"));
     try {
       const sent = await within(alice.files.send("bob", new File([], "empty.txt")), "the upload");
-      assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+      assertSent(sent);
       assert.equal(sent.sha256, sha256Hex(new Uint8Array(0)));
       const saved = await until(
         () => events.find((e) => e.type === "file_saved"),
@@ -123,7 +137,7 @@ Deno.test({
       const second = await asPage(server, () => page(server, "alice"));
       try {
         const sent = await within(second.files.send("bob", file), "the resumed upload");
-        assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+        assertSent(sent);
         assert.equal(sent.file, ended.file, "the same file on the server");
         const resumedAt = second.changes.find((t) => t.state === "uploading")!.bytes;
         assert.ok(resumedAt >= 512 * 1024, `resumed at ${resumedAt}, not from the start`);
@@ -164,7 +178,7 @@ Deno.test({
       assert.equal(alice.chat.maxQueue, maxQueueBytes, "the server's hello says its bound");
       const bytes = randomBytes(1024 * 1024 + 11, 6);
       const sent = await within(alice.files.send("bob", new File([bytes], "up.bin")), "the upload");
-      assert.equal(sent.state, "uploaded", JSON.stringify(sent.error));
+      assertSent(sent);
       const saved = await until(
         () => events.find((e) => e.type === "file_saved"),
         "bob's copy",
