@@ -13,6 +13,7 @@ import type {
   ClientRequest,
   ClientRequestType,
   DirectMessage,
+  RoomMessage,
 } from "../protocol/messages.ts";
 import { nameKey, textProblem, topicProblem } from "../protocol/names.ts";
 import type { NickState, ReplyMap } from "../protocol/replies.ts";
@@ -181,6 +182,12 @@ export const commands: CommandTable = {
       const problem = textProblem(text);
       if (problem !== null) throw new CommandError("bad_text", problem);
       // The room hears it once committed; its sender once it is durable.
+      const publish = (event: RoomMessage) =>
+        hub.broker.publish(roomSubject(key), {
+          event,
+          from: account.key,
+          exceptSession: session.id,
+        });
       let published: Promise<unknown> | undefined;
       const { message, duplicate } = await appendMessage(hub, {
         fromKey: account.key,
@@ -190,15 +197,13 @@ export const commands: CommandTable = {
         ts: hub.now(),
         clientId: id,
       }, (committed) => {
-        if (committed.duplicate || committed.message.type !== "msg") return;
-        published = hub.broker.publish(roomSubject(key), {
-          event: committed.message,
-          from: account.key,
-          exceptSession: session.id,
-        });
+        if (!committed.duplicate && committed.message.type === "msg") {
+          published = publish(committed.message);
+        }
       });
       if (message.type !== "msg") throw new Error("store returned a direct message for a room");
-      await published;
+      // A store that did not tell the commit (a wrapper that dropped the option): now.
+      if (!duplicate) await (published ?? publish(message));
       return { msg: message, duplicate };
     },
   },
@@ -239,7 +244,7 @@ export const commands: CommandTable = {
           throw new Error("store returned a room message for a direct one");
         }
         if (duplicate) return { msg: message, duplicate, delivered: false };
-        const reached = published === undefined ? 0 : await published;
+        const reached = await (published ?? publishDirect(hub, message, target.key, session));
         const delivered = reached > 0 || hub.presence.isOnlineElsewhere(target.key);
         if (delivered) {
           hub.store.markDelivered([message.id]).catch((err) =>

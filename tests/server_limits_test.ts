@@ -158,7 +158,8 @@ Deno.test("flood: long history pages cost more than one request", async () => {
 });
 
 Deno.test("pipelining: at most MAX_IN_FLIGHT requests run at once; reading resumes as they finish", async () => {
-  // A store whose appends wait for the test: requests pile up in flight.
+  // A store whose appends wait for the test: requests pile up in flight. Its wrapper
+  // drops the append's options (onCommitted): the room still hears every message.
   const memory = new MemoryStore();
   let started = 0;
   const gate = Promise.withResolvers<void>();
@@ -176,7 +177,9 @@ Deno.test("pipelining: at most MAX_IN_FLIGHT requests run at once; reading resum
   const server = await testServer({}, { store });
   try {
     await using alice = await Probe.login(server, "alice");
+    await using bob = await Probe.login(server, "bob");
     await alice.ok("join", { room: "pipe" });
+    await bob.ok("join", { room: "pipe" });
     const count = MAX_IN_FLIGHT + 88;
     alice.sendRaw(concatBytes(
       Array.from(
@@ -197,6 +200,7 @@ Deno.test("pipelining: at most MAX_IN_FLIGHT requests run at once; reading resum
     }
     assert.equal(started, count);
     await alice.expect({ type: "ok", re: "behind" });
+    for (let i = 0; i < count; i++) await bob.expect({ type: "msg", id: ids[i], text: `m${i}` });
     for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1], "stored in order");
   } finally {
     await server.shutdown("test over");
