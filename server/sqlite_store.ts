@@ -24,7 +24,7 @@
  * ids on by as many at the next open, so that none is given twice. (Before, messages
  * waited for the running sync's end before their commit and were delivered only once
  * durable: each waited for a sync and most of another, 3.2–4.3 ms at p50 at 500,000
- * deliveries/s offered, 1.9 ms after; `deno task bench --only fixed`.)
+ * deliveries/s offered, 1.65–2.5 ms after; `deno task bench --only fixed`.)
  *
  * Every other write, and every read that could see messages, first commits the queue, so
  * operations take effect in call order; such a read also waits for the sync of the last
