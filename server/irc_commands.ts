@@ -92,6 +92,19 @@ export function capabilitiesOf(client: IrcClient): string[] {
   return caps;
 }
 
+/** The `CAP LS` version from which `cap-notify` is on, implicitly and for good (IRCv3). */
+export const CAP_NOTIFY_VERSION = 302;
+
+/**
+ * The capabilities `client` has whether it asks or not, and may not disable: `cap-notify`
+ * once it sent `CAP LS 302` (or later). The server's offer never changes while it runs
+ * (`sasl` follows `--auth`, which a reload does not change), so no `CAP NEW` or `CAP DEL`
+ * is ever due: the capability is a true promise with nothing to send.
+ */
+export function implicitCapabilitiesOf(client: IrcClient): string[] {
+  return client.capVersion >= CAP_NOTIFY_VERSION ? ["cap-notify"] : [];
+}
+
 /** The chat command context of a registered client. */
 function chat(client: IrcClient): CommandContext {
   return { hub: client.hub, session: client.session! };
@@ -265,6 +278,7 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
           if (Number.isInteger(version) && version > client.capVersion) {
             client.capVersion = version;
           }
+          for (const c of implicitCapabilitiesOf(client)) client.caps.add(c);
           const shown = capabilitiesOf(client).map((c) =>
             c === "sasl" ? saslCapability(client.capVersion) : c
           );
@@ -279,7 +293,11 @@ export const ircCommands: Record<string, IrcCommandSpec> = {
           const asked = (params[1] ?? "").split(" ").filter((c) => c !== "");
           const offered = capabilitiesOf(client);
           const known = asked.every((c) => offered.includes(c.replace(/^-/, "")));
-          if (!known || asked.length === 0) {
+          const implicit = implicitCapabilitiesOf(client);
+          const dropsImplicit = asked.some((c) =>
+            c.startsWith("-") && implicit.includes(c.slice(1))
+          );
+          if (!known || dropsImplicit || asked.length === 0) {
             cap("NAK", params[1] ?? "");
             return;
           }

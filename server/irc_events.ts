@@ -29,6 +29,7 @@ export const IRC_CAPABILITIES: readonly string[] = [
   "extended-join",
   "away-notify",
   "server-time",
+  "cap-notify",
 ];
 
 /** A fresh batch reference tag (`BATCH +id`). */

@@ -31,6 +31,7 @@ Deno.test("irc: registration gets 001-005 with a truthful ISUPPORT, the rooms jo
       "account-tag",
       "away-notify",
       "batch",
+      "cap-notify",
       "draft/chathistory",
       "echo-message",
       "extended-join",

@@ -2,7 +2,7 @@
  * The IRC listener's IRCv3 features over real sockets (raw lines: the probe sends what a
  * client library would, and what none would): a truthful ISUPPORT and lines kept within
  * it, SASL PLAIN, `labeled-response`, `draft/chathistory`, away status with
- * `away-notify`, `account-tag` and `extended-join`.
+ * `away-notify`, `account-tag` and `extended-join`, `cap-notify` negotiation.
  */
 
 import assert from "node:assert/strict";
@@ -607,4 +607,59 @@ Deno.test({
       await server.shutdown();
     }
   },
+});
+
+/** The capabilities of a `CAP ... LS` or `CAP ... LIST` reply (values cut off). */
+const capNames = (m: IrcMessage) =>
+  m.params[m.params.length - 1].split(" ").filter((c) => c !== "").map((c) => c.split("=")[0]);
+
+Deno.test("irc v3: cap-notify is offered; CAP LS 302 enables it for good; an older client takes and drops it with CAP REQ", async () => {
+  const server = await ircServer();
+  try {
+    // A 302 client: enabled by the LS itself, listed, not to be disabled (the whole REQ
+    // refused), and a REQ for it acknowledged with nothing else changed.
+    await using modern = await IrcProbe.dial(ircPort(server));
+    await modern.send("CAP LS 302");
+    const ls = await modern.expectCommand("CAP", "*", "LS");
+    assert.ok(capNames(ls).includes("cap-notify"), ls.params[2]);
+    await modern.send("CAP LIST");
+    assert.deepEqual(capNames(await modern.expectCommand("CAP", "*", "LIST")), ["cap-notify"]);
+    await modern.send("CAP REQ :batch -cap-notify");
+    await modern.expectCommand("CAP", "*", "NAK", "batch -cap-notify");
+    await modern.send("CAP REQ :cap-notify");
+    await modern.expectCommand("CAP", "*", "ACK", "cap-notify");
+    await modern.send("CAP LIST");
+    assert.deepEqual(capNames(await modern.expectCommand("CAP", "*", "LIST")), ["cap-notify"]);
+    await modern.send("PASS password123", "NICK modern", "USER m 0 * :M", "CAP END");
+    await modern.expectCommand("001", "modern");
+    await modern.send("CAP LIST");
+    assert.deepEqual(capNames(await modern.expectCommand("CAP", "modern", "LIST")), [
+      "cap-notify",
+    ]);
+
+    // A client without a version: offered, not enabled until asked, and may drop it.
+    await using older = await IrcProbe.dial(ircPort(server));
+    await older.send("CAP LS");
+    const plain = await older.expectCommand("CAP", "*", "LS");
+    assert.ok(capNames(plain).includes("cap-notify"), plain.params[2]);
+    await older.send("CAP LIST");
+    assert.deepEqual(capNames(await older.expectCommand("CAP", "*", "LIST")), []);
+    await older.send("CAP REQ :cap-notify");
+    await older.expectCommand("CAP", "*", "ACK", "cap-notify");
+    await older.send("CAP LIST");
+    assert.deepEqual(capNames(await older.expectCommand("CAP", "*", "LIST")), ["cap-notify"]);
+    await older.send("CAP REQ :-cap-notify");
+    await older.expectCommand("CAP", "*", "ACK", "-cap-notify");
+    await older.send("CAP LIST");
+    assert.deepEqual(capNames(await older.expectCommand("CAP", "*", "LIST")), []);
+    // Asking for 302 later enables it, as from the start.
+    await older.send("CAP LS 302");
+    await older.expectCommand("CAP", "*", "LS");
+    await older.send("CAP LIST");
+    assert.deepEqual(capNames(await older.expectCommand("CAP", "*", "LIST")), ["cap-notify"]);
+    await older.send("PASS password123", "NICK older", "USER o 0 * :O", "CAP END");
+    await older.expectCommand("001", "older");
+  } finally {
+    await server.shutdown();
+  }
 });
