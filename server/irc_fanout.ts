@@ -98,7 +98,10 @@ function linesBytes(
   return lines.length === 0 ? null : encodeIrcLine(lines.join("\r\n"));
 }
 
+/** Capabilities that change no line an event is formatted into: left out of the grouping. */
+const LINE_NEUTRAL_CAPS: ReadonlySet<string> = new Set(["cap-notify", "sasl"]);
+
 function capsKey(caps: ReadonlySet<string>): string {
   if (caps.size === 0) return "";
-  return [...caps].sort().join(" ");
+  return [...caps].filter((cap) => !LINE_NEUTRAL_CAPS.has(cap)).sort().join(" ");
 }

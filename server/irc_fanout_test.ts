@@ -79,3 +79,23 @@ Deno.test("IrcFanoutCache: one translation per capability set for shared events;
   assert.equal(errors.length, 2);
   assert.ok(lines?.includes("PRIVMSG #rust"), String(lines));
 });
+
+Deno.test("IrcFanoutCache: capabilities that change no line (cap-notify, sasl) share the bytes of the set without them", () => {
+  const fail = (err: unknown) => assert.fail(String(err));
+  const frames = concatBytes(SHARED_SAMPLES.map((e) => encodeFrame(e)));
+  for (const caps of capSets()) {
+    const plain = new Set([...caps].filter((cap) => cap !== "cap-notify" && cap !== "sasl"));
+    // They change no line...
+    for (const event of SHARED_SAMPLES) {
+      assert.deepEqual(
+        eventLines({ nick: "bob", caps }, event),
+        eventLines({ nick: "bob", caps: plain }, event),
+        `${event.type} with ${[...caps]}`,
+      );
+    }
+    // ...so a receiver with them gets the bytes made for the set without them.
+    const cache = new IrcFanoutCache();
+    const made = cache.bytesFor(frames, { nick: "bob", caps: plain }, fail);
+    assert.equal(cache.bytesFor(frames, { nick: "carol", caps }, fail), made);
+  }
+});
