@@ -77,7 +77,7 @@ function fileBytesTarget(name: string, bytes: FileBytes, id: number): Target {
       for (const chunk of chunks) await writer.append(chunk);
       await writer.sync();
       writer.close();
-      await bytes.complete(id);
+      await bytes.complete(id, chunks.length * CHUNK);
     },
     async read(size, onFrame) {
       const reader = (await bytes.openReader(id, true))!;

@@ -33,7 +33,7 @@ const log = getLogger(["chat", "server", "files"]);
  * const writer = await bytes.openWriter(7, 5);
  * await writer.append(new TextEncoder().encode("hello"));
  * writer.close();
- * await bytes.complete(7); // 7.part -> 7.file
+ * await bytes.complete(7, 5); // 7.part -> 7.file
  * ```
  */
 export class DiskFileBytes implements FileBytes {
@@ -96,15 +96,25 @@ export class DiskFileBytes implements FileBytes {
     }
   }
 
-  /** Completing bytes completed already (`<id>.file` without `<id>.part`) changes nothing. */
-  async complete(id: number): Promise<void> {
+  /**
+   * Renames `<id>.part` to `<id>.file` when it holds `size` bytes (its writer synced
+   * them). Completing bytes completed already (`<id>.file` of `size` bytes without
+   * `<id>.part`) changes nothing.
+   */
+  async complete(id: number, size: number): Promise<void> {
+    let held: number | null;
     try {
-      await Deno.rename(this.path(id, false), this.path(id, true));
+      held = (await Deno.stat(this.path(id, false))).size;
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound) || (await this.#completedSize(id)) === null) {
-        throw err;
-      }
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      held = await this.#completedSize(id);
+      if (held === null) throw err;
+      if (held === size) return;
     }
+    if (held !== size) {
+      throw new StoreError("conflict", `file #${id} holds ${held} of its ${size} bytes`);
+    }
+    await Deno.rename(this.path(id, false), this.path(id, true));
   }
 
   /**

@@ -94,13 +94,20 @@ export interface FileBytes {
    */
   openWriter(id: number, maxSize: number): Promise<FileBytesWriter>;
   /**
-   * Marks the bytes of file `id` complete, once all the announced bytes are held and
-   * their writer closed (a file of zero bytes is opened for writing and closed first).
-   * Completing them again changes nothing.
+   * Marks the bytes of file `id` complete, once all the announced bytes (`size`) are held
+   * and their writer closed (a file of zero bytes is opened for writing and closed
+   * first), and makes them durable first. Completing them again changes nothing.
    *
-   * @throws {Error} when they are gone (dropped meanwhile).
+   * The bytes held are checked in the step that marks them: a writer's appends may be
+   * acknowledged before they are durable, and a crash of the storage in between loses
+   * them (PostgreSQL commits an append without waiting for its WAL flush) while the
+   * writer still counts them. Bytes marked complete are never fewer than `size`.
+   *
+   * @throws {StoreError} `conflict` when not `size` bytes are held (a crash of the storage
+   * lost the last ones: the upload resumes from those held); an error when they are gone
+   * (dropped meanwhile).
    */
-  complete(id: number): Promise<void>;
+  complete(id: number, size: number): Promise<void>;
   /**
    * Opens the bytes of file `id` to read; null when none are held (dropped).
    * `complete` says whether the file's record says it is complete (a hint: a file may

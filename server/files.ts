@@ -1142,7 +1142,7 @@ export class FileService {
       } else {
         (await this.bytes.openWriter(record.id, 0)).close();
       }
-      await this.bytes.complete(record.id);
+      await this.bytes.complete(record.id, record.size);
       const expiresAt = this.#hub.now() + this.#hub.config.fileTtlSec * 1000;
       const changes = { uploaded: true, expiresAt, sha256: record.sha256 ?? undefined };
       if (!(await this.store.update(record.id, changes))) return;
@@ -1152,6 +1152,16 @@ export class FileService {
       // away, then removes the record: marking the bytes complete can fail between the
       // last two, the record still there.
       if (await this.#endedMeanwhile(record.id)) return;
+      if (err instanceof StoreError && err.code === "conflict") {
+        // Fewer bytes held than the writer counted: a crash of the storage lost the last
+        // ones after they were acknowledged (see FileBytes.complete). The upload was let
+        // go: the sender offers the file again and resumes from the bytes kept.
+        log.warn("file #{id}: {why}", { id: record.id, why: err.message });
+        throw new CommandError(
+          "bad_offset",
+          `file #${record.id}: its last bytes were lost by the storage: offer it again to resume`,
+        );
+      }
       throw err;
     }
     this.#wake(record.id);

@@ -24,7 +24,11 @@
  *   written, before any fsync: a database crash may lose the last acknowledged chunks,
  *   never tear one (size and row commit together), and offering the file again resumes
  *   from what was kept. {@linkcode PostgresFileBytes.complete} commits synchronously,
- *   which makes every earlier append durable, before the record says "uploaded".
+ *   which makes every earlier append durable, before the record says "uploaded", and
+ *   marks the bytes complete only when the size held is the file's: a crash that lost
+ *   the last appends while the server still counted them (acknowledged, then PostgreSQL
+ *   restarted before `complete` ran) is refused there, and the upload resumes from the
+ *   bytes kept, never recorded "uploaded" short.
  * - A read of a range selects the rows it overlaps (the last starting at or before its
  *   start, through the primary key) and only the bytes wanted from each (`substring` of
  *   an uncompressed value reads only the TOAST pages it needs).
@@ -50,6 +54,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import {
   type FileBytes,
   type FileBytesReader,
@@ -66,6 +71,8 @@ import {
   type Sql,
 } from "./postgres_files.ts";
 import { StoreError } from "./store.ts";
+
+const log = getLogger(["chat", "server", "files"]);
 
 /** How often a reader waiting for another node's upload asks again, by default (ms). */
 export const DEFAULT_POLL_MS = 100;
@@ -112,17 +119,44 @@ export class PostgresFileBytes implements FileBytes {
   openWriter(id: number, maxSize: number): Promise<FileBytesWriter> {
     return this.#run(`opening file #${id} to write`, async (sql) => {
       await sql`INSERT INTO held_file_bytes (file_id) VALUES (${id}) ON CONFLICT DO NOTHING`;
-      let size = await this.#size(sql, id) ?? 0;
-      if (size > maxSize) size = await this.#restart(sql, id);
+      const [held] = await sql`SELECT size, complete FROM held_file_bytes WHERE file_id = ${id}`;
+      let size = held === undefined ? 0 : Number(held.size);
+      if (size > maxSize) {
+        size = await this.#restart(sql, id);
+      } else if (held?.complete === true && size < maxSize) {
+        // Marked complete with bytes missing (before `complete` checked the size held:
+        // a crash of PostgreSQL lost the last appends before it ran): not complete,
+        // appended to from its end.
+        log.warn("file #{id}: {size} of its {maxSize} bytes were marked complete: resuming", {
+          id,
+          size,
+          maxSize,
+        });
+        await sql`
+          UPDATE held_file_bytes SET complete = false
+          WHERE file_id = ${id} AND size = ${size} AND complete`;
+      }
       return new PostgresWriter(this, id, size);
     });
   }
 
-  complete(id: number): Promise<void> {
+  /**
+   * Marks the bytes complete only when `size` bytes are held, in one statement committed
+   * synchronously: its WAL flush makes every append before it durable, and a crash of
+   * PostgreSQL that lost the last appends (committed with `synchronous_commit` off) before
+   * it ran leaves fewer bytes than `size`, which it refuses (`conflict`).
+   */
+  complete(id: number, size: number): Promise<void> {
     return this.#run(`completing file #${id}`, async (sql) => {
       const { count } = await sql`
-        UPDATE held_file_bytes SET complete = true WHERE file_id = ${id}`;
-      if (count === 0) throw new StoreError("not_found", `file #${id} has no bytes held`);
+        UPDATE held_file_bytes SET complete = true WHERE file_id = ${id} AND size = ${size}`;
+      if (count > 0) return;
+      const held = await this.#size(sql, id);
+      if (held === null) throw new StoreError("not_found", `file #${id} has no bytes held`);
+      throw new StoreError(
+        "conflict",
+        `file #${id} holds ${held} of its ${size} bytes (the last were lost): not complete`,
+      );
     });
   }
 

@@ -57,6 +57,7 @@ export class GatedFileBytes implements FileBytes {
   #nextRemove: OneGate | null = null;
   #nextFree: OneGate | null = null;
   #nextOpenWriter: OneGate | null = null;
+  #nextComplete: OneGate | null = null;
 
   constructor(inner: FileBytes) {
     this.#inner = inner;
@@ -153,8 +154,16 @@ export class GatedFileBytes implements FileBytes {
     return { read, close: () => reader.close() };
   }
 
-  complete(id: number): Promise<void> {
-    return this.#inner.complete(id);
+  /** Holds the next `complete` before it marks anything (an upload's last chunk written). */
+  holdNextComplete(): Gate {
+    return this.#nextComplete = new OneGate();
+  }
+
+  async complete(id: number, size: number): Promise<void> {
+    const gate = this.#nextComplete;
+    this.#nextComplete = null;
+    await gate?.pass();
+    return await this.#inner.complete(id, size);
   }
 
   async size(id: number): Promise<number | null> {

@@ -76,9 +76,9 @@ export function installKillSwitch(when: string): void {
   for (const bytes of [DiskFileBytes.prototype, PostgresFileBytes.prototype]) {
     if (chunk === null) {
       const complete = bytes.complete;
-      bytes.complete = async function (this: typeof bytes, id: number): Promise<void> {
+      bytes.complete = async function (this: typeof bytes, id: number, size: number) {
         if (when === "complete:before") die();
-        await complete.call(this, id);
+        await complete.call(this, id, size);
         die();
       };
       continue;

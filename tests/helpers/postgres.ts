@@ -37,6 +37,12 @@ export interface ScratchPostgresOptions {
    * makes writes faster where durability across a machine crash does not matter.
    */
   fsync?: boolean;
+  /**
+   * More server settings, `name=value` each (passed as `-c name=value`), e.g.
+   * `wal_writer_delay=10s` to keep commits made with `synchronous_commit` off in memory
+   * long enough for a crash (`stop("immediate")`) to lose them.
+   */
+  settings?: string[];
 }
 
 const BIN_DIRS = ["/usr/lib/postgresql"];
@@ -205,6 +211,7 @@ export class ScratchPostgres {
       `-c fsync=${this.options.fsync === false ? "off" : "on"}`,
       "-c max_connections=200",
       "-c shared_buffers=16MB",
+      ...(this.options.settings ?? []).map((setting) => `-c ${setting}`),
     ];
     await run("pg_ctl", [
       "-D",
