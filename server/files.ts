@@ -903,11 +903,15 @@ export class FileService {
   }
 
   async done(ctx: CommandContext, id: number): Promise<{ file: number }> {
-    const record = await this.#incoming(ctx, id);
+    let record = await this.#incoming(ctx, id);
     // Every byte held, still being synced and recorded complete: the recipient has them
     // all and checked their SHA-256; the file may go now (the sync need not finish).
     if (!record.uploaded && !this.#finishing.has(id)) {
-      throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
+      // Read before the upload was recorded complete, and finished since: read it again.
+      record = await this.#incoming(ctx, id);
+      if (!record.uploaded && !this.#finishing.has(id)) {
+        throw new CommandError("bad_message", `file #${id} is not completely uploaded yet`);
+      }
     }
     await this.#drop(record, "received", ctx.session.account.nick);
     log.info("{by} received file #{id}", { by: ctx.session.account.nick, id });
