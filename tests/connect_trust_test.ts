@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { certificateFingerprint } from "../cli/serve.ts";
 import { testServer } from "./helpers/harness.ts";
 import { ConnectProcess } from "./helpers/connect_process.ts";
-import { onFreePort } from "./helpers/ports.ts";
+import { CuttableProxy } from "./helpers/cuttable_proxy.ts";
 import { cert, key, selfSignedCert, selfSignedKey } from "./helpers/tls.ts";
 
 Deno.test("a changed certificate is refused loudly; the remembered one is kept", async () => {
@@ -19,9 +19,11 @@ Deno.test("a changed certificate is refused loudly; the remembered one is kept",
   const first = (await certificateFingerprint(cert))!;
   const second = (await certificateFingerprint(selfSignedCert))!;
   assert.notEqual(first, second);
-  // A port outside the ephemeral range, so that the restart below can have it again.
-  let server = await onFreePort((port) => testServer({ port, tls: { cert, key } }));
-  const port = server.addr.port;
+  // The clients see the server through a proxy whose port stays when the server is started
+  // again below (its own port freed for a moment could be taken by another test meanwhile).
+  let server = await testServer({ tls: { cert, key } });
+  const proxy = new CuttableProxy(server.addr.port);
+  const port = proxy.port;
   const where = `127.0.0.1:${port}`;
   const connect = (args: string[]) =>
     new ConnectProcess(port, ["--nick", "nia", "--tls", "--json", ...args], "hi\n", {
@@ -62,7 +64,8 @@ Deno.test("a changed certificate is refused loudly; the remembered one is kept",
 
     // Same host and port, another certificate: refused before anything is sent.
     await server.shutdown();
-    server = await testServer({ port, tls: { cert: selfSignedCert, key: selfSignedKey } });
+    server = await testServer({ tls: { cert: selfSignedCert, key: selfSignedKey } });
+    proxy.retarget(server.addr.port);
     const changed = connect([]);
     assert.equal(await changed.finish(), 1);
     assert.equal(changed.stdout, "");
@@ -87,6 +90,7 @@ Deno.test("a changed certificate is refused loudly; the remembered one is kept",
     assert.equal(await afterwards.finish(), 0, afterwards.stderr);
     assert.equal(afterwards.stderr, "");
   } finally {
+    await proxy.close();
     await server.shutdown();
     await Deno.remove(home, { recursive: true });
   }

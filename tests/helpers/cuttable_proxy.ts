@@ -12,7 +12,7 @@
 /** A TCP proxy on 127.0.0.1 that can drop every connection and refuse new ones. */
 export class CuttableProxy {
   readonly port: number;
-  readonly #target: number;
+  #target: number;
   readonly #listener: Deno.Listener;
   #refusing = false;
   #conns = new Set<Deno.Conn>();
@@ -90,6 +90,14 @@ export class CuttableProxy {
       }
     }
     this.#conns.clear();
+  }
+
+  /**
+   * Forwards new connections to another port from now on (a server started again
+   * elsewhere, seen by its clients at the same address).
+   */
+  retarget(target: number): void {
+    this.#target = target;
   }
 
   /** Forwards new connections again. */
