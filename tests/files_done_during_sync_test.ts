@@ -16,13 +16,39 @@
  */
 
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { DiskFileBytes } from "../server/disk_file_bytes.ts";
 import { MemoryFileStore } from "../server/file_store.ts";
 import { GatedFileBytes } from "./helpers/gated_file_bytes.ts";
 import { Probe, testServer } from "./helpers/harness.ts";
 import { listDir } from "./helpers/files.ts";
-import { bytesOf } from "./helpers/file_requests.ts";
+import { bytesOf, chunkOk, sha256 as sha256Of } from "./helpers/file_requests.ts";
+
+/**
+ * Alice offers bob 200,000 bytes (made from `seed`), bob accepts, the first half is
+ * acknowledged, and the last half is sent with the SHA-256: resolves once its sync is
+ * held (release it with `sync.release()`).
+ */
+async function lastChunkSyncing(alice: Probe, bob: Probe, bytes: GatedFileBytes, seed: number) {
+  const content = bytesOf(200_000, seed);
+  const sha256 = sha256Of(content);
+  const fields = {
+    to: "bob",
+    name: `${seed}.bin`,
+    size: content.length,
+    key: `${seed}`.repeat(64),
+  };
+  const file = (await alice.ok("file_offer", fields)).file as number;
+  await bob.ok("file_accept", { file });
+  await chunkOk(alice, file, 0, content.subarray(0, 100_000));
+  const sync = bytes.holdNextSync();
+  const lastId = crypto.randomUUID();
+  alice.send(
+    { type: "file_chunk", id: lastId, file, offset: 100_000, sha256 },
+    content.subarray(100_000),
+  );
+  await sync.reached;
+  return { file, content, sha256, lastId, sync };
+}
 
 Deno.test("a file_done taken while the last chunk is synced: the last chunk is answered complete, not internal", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-done-sync-" });
@@ -31,25 +57,8 @@ Deno.test("a file_done taken while the last chunk is synced: the last chunk is a
   try {
     await using alice = await Probe.login(server, "alice");
     await using bob = await Probe.login(server, "bob");
-    const content = bytesOf(200_000, 5);
-    const sha256 = createHash("sha256").update(content).digest("hex");
-    const fields = { to: "bob", name: "d.bin", size: content.length, key: "5".repeat(64) };
-    const file = (await alice.ok("file_offer", fields)).file as number;
-    await bob.ok("file_accept", { file });
-    const firstId = crypto.randomUUID();
-    alice.send({ type: "file_chunk", id: firstId, file, offset: 0 }, content.subarray(0, 100_000));
-    const first = await alice.expect((m) =>
-      (m.type === "ok" || m.type === "error") && m.re === firstId
-    );
-    assert.equal(first.type, "ok", JSON.stringify(first));
     // The last chunk is written and being synced.
-    const sync = bytes.holdNextSync();
-    const lastId = crypto.randomUUID();
-    alice.send(
-      { type: "file_chunk", id: lastId, file, offset: 100_000, sha256 },
-      content.subarray(100_000),
-    );
-    await sync.reached;
+    const { file, content, sha256, lastId, sync } = await lastChunkSyncing(alice, bob, bytes, 5);
     // Bob has every byte and the SHA-256 meanwhile, and is done: the drop moves the bytes
     // away and is held before it removes the record.
     const read = await bob.ok("file_read", { file, offset: 0, length: content.length });
@@ -129,25 +138,8 @@ Deno.test("a file_done whose read of the record came before the upload was recor
   try {
     await using alice = await Probe.login(server, "alice");
     await using bob = await Probe.login(server, "bob");
-    const content = bytesOf(200_000, 6);
-    const sha256 = createHash("sha256").update(content).digest("hex");
-    const fields = { to: "bob", name: "s.bin", size: content.length, key: "6".repeat(64) };
-    const file = (await alice.ok("file_offer", fields)).file as number;
-    await bob.ok("file_accept", { file });
-    const firstId = crypto.randomUUID();
-    alice.send({ type: "file_chunk", id: firstId, file, offset: 0 }, content.subarray(0, 100_000));
-    const first = await alice.expect((m) =>
-      (m.type === "ok" || m.type === "error") && m.re === firstId
-    );
-    assert.equal(first.type, "ok", JSON.stringify(first));
     // The last chunk is written and being synced; bob has every byte and the SHA-256.
-    const sync = bytes.holdNextSync();
-    const lastId = crypto.randomUUID();
-    alice.send(
-      { type: "file_chunk", id: lastId, file, offset: 100_000, sha256 },
-      content.subarray(100_000),
-    );
-    await sync.reached;
+    const { file, content, sha256, lastId, sync } = await lastChunkSyncing(alice, bob, bytes, 6);
     const read = await bob.ok("file_read", { file, offset: 0, length: content.length });
     assert.equal(read.sha256, sha256);
     // Bob is done: the server reads the record (not uploaded yet) and is held there while
