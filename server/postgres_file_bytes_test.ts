@@ -132,7 +132,9 @@ Deno.test({
         await pg!.start();
       }
       writer.close();
-      const resumed = await bytes.openWriter(1, 100);
+      // The pool's first connection after the restart may still fail with the attempt it
+      // began while PostgreSQL was down (`unavailable`, which says to retry): retried.
+      const resumed = await untilAvailable(() => bytes.openWriter(1, 100));
       assert.equal(resumed.size, 40);
       await resumed.append(patternBytes(60, 40));
       resumed.close();
@@ -176,3 +178,18 @@ Deno.test({
     }
   },
 });
+
+/** `fn()`, called again while it fails with `unavailable` (for at most 10 s). */
+async function untilAvailable<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 10_000;
+  while (true) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof StoreError) || err.code !== "unavailable" || Date.now() > deadline) {
+        throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}

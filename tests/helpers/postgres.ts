@@ -213,19 +213,32 @@ export class ScratchPostgres {
       "-c shared_buffers=16MB",
       ...(this.options.settings ?? []).map((setting) => `-c ${setting}`),
     ];
-    await run("pg_ctl", [
-      "-D",
-      this.dataDir,
-      "-l",
-      this.logFile,
-      "-w",
-      "-t",
-      "60",
-      "-o",
-      settings.join(" "),
-      "start",
-    ]);
-    this.#running = true;
+    // PostgreSQL starts even when its TCP port is taken (it logs a warning and serves its
+    // Unix socket only), and `pg_ctl -w` then reports it ready: a port freed by a stop can
+    // be taken meanwhile by another test's server for a moment. Started again until it
+    // listens on its port (within 60 s).
+    const deadline = Date.now() + 60_000;
+    while (true) {
+      await run("pg_ctl", [
+        "-D",
+        this.dataDir,
+        "-l",
+        this.logFile,
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        settings.join(" "),
+        "start",
+      ]);
+      this.#running = true;
+      if (await listening(this.port)) return;
+      await this.stop();
+      if (Date.now() > deadline) {
+        throw new Error(`the scratch PostgreSQL could not listen on its port ${this.port}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
   }
 
   /**
@@ -314,4 +327,14 @@ export async function startPostgres(
     return null;
   }
   return await ScratchPostgres.create(options);
+}
+
+/** Whether something accepts connections on 127.0.0.1:`port`. */
+async function listening(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
