@@ -246,7 +246,7 @@ Deno.test("ports: a port something listens on is not reserved", () => {
   free.release();
 });
 
-Deno.test("ports: onFreePort gives back a failed attempt's port, keeps the working one", async () => {
+Deno.test("ports: onFreePort releases a failed attempt's port, keeps the working one", async () => {
   const tried: number[] = [];
   let kept: PortReservation | undefined;
   const value = await onFreePort((port, reservation) => {
