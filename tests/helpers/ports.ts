@@ -102,7 +102,12 @@ function unlock(lock: { path: string; file: Deno.FsFile }): void {
 function lockClaim(port: number): { path: string; file: Deno.FsFile } | null {
   const path = join(PORTS_DIR, String(port));
   for (;;) {
-    const file = Deno.openSync(path, { create: true, write: true });
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { create: true, write: true });
+    } catch {
+      return null; // e.g. a claim of another user's, which we may not open
+    }
     let kept = false;
     try {
       if (!file.tryLockSync(true)) return null;
