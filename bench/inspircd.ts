@@ -25,7 +25,7 @@
  */
 
 import { stopWithChildren, trackCpu } from "./child.ts";
-import { onFreePort } from "../tests/helpers/ports.ts";
+import { onFreePort, type PortReservation } from "../tests/helpers/ports.ts";
 
 /** How long a start waits for InspIRCd to accept connections. */
 const START_MS = 20_000;
@@ -100,16 +100,6 @@ export function inspircdConfig(port: number, dir: string): string {
 `;
 }
 
-/** Whether 127.0.0.1:`port` is free to listen on now. */
-function portFree(port: number): boolean {
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Whether something accepts a connection on 127.0.0.1:`port`. */
 async function accepts(port: number): Promise<boolean> {
   try {
@@ -131,9 +121,12 @@ export class InspircdProcess {
   #child: Deno.ChildProcess;
   #output = "";
   #exited = false;
+  readonly #reservation: PortReservation;
 
-  private constructor(child: Deno.ChildProcess, port: number, dir: string) {
+  private constructor(child: Deno.ChildProcess, reservation: PortReservation, dir: string) {
     this.#child = child;
+    this.#reservation = reservation;
+    const port = reservation.port;
     this.port = port;
     this.dir = dir;
     this.info = { port, ircPort: port, pid: child.pid, dir, version: INSPIRCD_VERSION };
@@ -159,8 +152,8 @@ export class InspircdProcess {
       return Promise.reject(new InspircdStartError(INSPIRCD_SKIP ?? "no inspircd"));
     }
     const { bin } = FOUND;
-    return onFreePort(async (port) => {
-      if (!portFree(port)) throw new InspircdStartError(`port ${port} is taken`);
+    // The port is reserved (and was free a moment ago) until stop(): ports.ts.
+    return onFreePort(async (port, reservation) => {
       const dir = await Deno.makeTempDir({ prefix: "chat-bench-inspircd-" });
       const config = `${dir}/inspircd.conf`;
       await Deno.writeTextFile(`${dir}/motd.txt`, "chat benchmark baseline\n");
@@ -175,7 +168,7 @@ export class InspircdProcess {
         stdout: "piped",
         stderr: "piped",
       }).spawn();
-      const server = new InspircdProcess(child, port, dir);
+      const server = new InspircdProcess(child, reservation, dir);
       const deadline = Date.now() + START_MS;
       while (!server.#exited && Date.now() < deadline) {
         if (await accepts(port)) return server;
@@ -219,6 +212,7 @@ export class InspircdProcess {
       }
     }
     await this.#child.status;
+    this.#reservation.release();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { ChatClient, type ChatEvent } from "../client/chat_client.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
-import { onFreePort } from "./helpers/ports.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { CuttableProxy } from "./helpers/cuttable_proxy.ts";
 import { certificateFingerprint } from "../cli/serve.ts";
 import { ca, cert, key } from "./helpers/tls.ts";
@@ -98,8 +98,10 @@ for (
   ] as const
 ) {
   Deno.test(`a TLS client (${how}) reconnects when the server is stopped and started again`, async () => {
-    let server = await onFreePort((port) => testServer({ port, tls: { cert, key } }));
-    const port = server.addr.port;
+    // Reserved against the other test files, so that the restart below can have it again.
+    using reserved = reservePorts();
+    const port = reserved.port;
+    let server = await testServer({ port, tls: { cert, key } });
     const alice = await ChatClient.connect({
       port,
       nick: "alice",

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { ChatClient } from "../client/chat_client.ts";
 import { ConnectProcess, type Json, PASSWORD } from "./helpers/connect_process.ts";
-import { onFreePort } from "./helpers/ports.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { type Spawned, spawnScript } from "./helpers/process.ts";
 
 const SERVER = new URL("./helpers/server_process.ts", import.meta.url);
@@ -121,9 +121,10 @@ Deno.test({
   ignore: Deno.build.os === "windows", // signals
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "chat_reconnect_" });
-    // A port outside the ephemeral range, so that the restarts below can have it again.
-    let server = await onFreePort((port) => startServer(dataDir, port));
-    const port = server.info.port;
+    // Reserved against the other test files, so that the restarts below can have it again.
+    using reserved = reservePorts();
+    const port = reserved.port;
+    let server = await startServer(dataDir, port);
     const gate = new Gate(port);
     let bot: ConnectProcess | null = null;
     let bob: ChatClient | null = null;

@@ -22,7 +22,7 @@ import type { ChatServer } from "../server/server.ts";
 import { testServer } from "./helpers/harness.ts";
 import { PASSWORD } from "./helpers/connect_process.ts";
 import { helpText } from "../client/commands.ts";
-import { onFreePort } from "./helpers/ports.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { DEFAULT_SERVER_CONFIG } from "../server/config.ts";
 import { selfSignedCert, selfSignedKey } from "./helpers/tls.ts";
 import { q, TMUX, Tmux, WAIT_MS, waitFile } from "./helpers/tmux.ts";
@@ -353,11 +353,10 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "chat_tty_" });
     const tmux = new Tmux();
-    // A port outside the ephemeral range, so that the restart below can have it again.
-    let server: ChatServer | null = await onFreePort((port) =>
-      testServer({ port, dataDir: `${dir}/data` })
-    );
-    const port = server.addr.port;
+    // Reserved against the other test files, so that the restart below can have it again.
+    using reserved = reservePorts();
+    const port = reserved.port;
+    let server: ChatServer | null = await testServer({ port, dataDir: `${dir}/data` });
     let bob: ChatClient | null = null;
     try {
       await tmux.start(

@@ -30,6 +30,7 @@ import {
   receiveOne,
 } from "./helpers/crashing_server.ts";
 import { POSTGRES_SKIP, startPostgres } from "./helpers/postgres.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { type Spawned, spawnScript } from "./helpers/process.ts";
 import { asPage, page } from "./helpers/web_page.ts";
 
@@ -83,11 +84,14 @@ async function uploadCut({ files, at, sender }: Case): Promise<void> {
   const env: Record<string, string> = files === "postgres"
     ? { CHAT_TEST_FILES_POSTGRES: await pg!.createDatabase() }
     : {};
-  let server: Spawned<{ port: number }> = await spawnScript(serverScript, [dataDir], {
+  // Reserved against the other test files, so that the restart below can have it again
+  // (a port of the ephemeral range could be taken by any connection meanwhile).
+  using reserved = reservePorts();
+  const port = reserved.port;
+  let server: Spawned<{ port: number }> = await spawnScript(serverScript, [dataDir, String(port)], {
     ...env,
     CHAT_TEST_KILL_AT: at,
   });
-  const port = server.info.port;
   const closing: Closing = [];
   const connect = (nick: string, reconnect: boolean) => connectTo(port, nick, reconnect, closing);
   try {
@@ -185,12 +189,14 @@ for (const c of CASES) {
 async function pageUploadCut(sender: "resends" | "offers again"): Promise<void> {
   const dataDir = await Deno.makeTempDir({ prefix: "chat-upload-crash-" });
   const tmp = await Deno.makeTempDir();
+  // Reserved against the other test files, so that the restart below can have them again.
+  using reserved = reservePorts(2);
+  const [port, webPort] = reserved.ports;
   let server: Spawned<{ port: number; webPort: number }> = await spawnScript(
     serverScript,
-    [dataDir],
-    { CHAT_TEST_WEB_PORT: "0", CHAT_TEST_KILL_AT: "complete:before" },
+    [dataDir, String(port)],
+    { CHAT_TEST_WEB_PORT: String(webPort), CHAT_TEST_KILL_AT: "complete:before" },
   );
-  const { port, webPort } = server.info;
   const closing: Closing = [];
   const connect = (nick: string) => connectTo(port, nick, false, closing);
   try {

@@ -21,6 +21,7 @@ import {
   killedItself,
   receiveOne,
 } from "./helpers/crashing_server.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { type Spawned, spawnScript } from "./helpers/process.ts";
 import { DiskFileBytes } from "../server/disk_file_bytes.ts";
 import { SqliteFileStore } from "../server/sqlite_file_store.ts";
@@ -62,10 +63,13 @@ const STATES: Record<State, (folder: string, id: string) => Promise<void>> = {
 async function resumeFrom(state: State, sender: "resends" | "offers again"): Promise<void> {
   const dataDir = await Deno.makeTempDir({ prefix: "chat-resume-state-" });
   const tmp = await Deno.makeTempDir();
-  let server: Spawned<{ port: number }> = await spawnScript(serverScript, [dataDir], {
+  // Reserved against the other test files, so that the restart below can have it again
+  // (a port of the ephemeral range could be taken by any connection meanwhile).
+  using reserved = reservePorts();
+  const port = reserved.port;
+  let server: Spawned<{ port: number }> = await spawnScript(serverScript, [dataDir, String(port)], {
     CHAT_TEST_KILL_AT: "chunk:3",
   });
-  const port = server.info.port;
   const closing: Closing = [];
   const connect = (nick: string, reconnect: boolean) => connectTo(port, nick, reconnect, closing);
   try {

@@ -18,6 +18,7 @@ import type { PeerSession } from "../peer/session.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import { spawnScript } from "./helpers/process.ts";
 
 const serverScript = new URL("./helpers/server_process.ts", import.meta.url);
@@ -107,8 +108,15 @@ class GatedClient {
 Deno.test("the server killed mid-transfer and restarted: upload and download resume", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "chat-files-kill-" });
   const tmp = await Deno.makeTempDir();
-  let server = await spawnScript<{ port: number }>(serverScript, [dataDir], serverLog);
-  const port = server.info.port;
+  // Reserved against the other test files, so that the restart below can have it again
+  // (a port of the ephemeral range could be taken by any connection meanwhile).
+  using reserved = reservePorts();
+  const port = reserved.port;
+  let server = await spawnScript<{ port: number }>(
+    serverScript,
+    [dataDir, String(port)],
+    serverLog,
+  );
   const clients: ChatClient[] = [];
   const transfers: FileTransfers[] = [];
   try {

@@ -27,7 +27,7 @@ import {
   webTest,
 } from "./helpers/browser.ts";
 import { connectClient, testServer } from "./helpers/harness.ts";
-import { onFreePort } from "./helpers/ports.ts";
+import { reservePorts } from "./helpers/ports.ts";
 import type { PageDocument } from "./helpers/browser.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
@@ -208,10 +208,10 @@ browserTest(
   async () => {
     const dataDir = await Deno.makeTempDir({ prefix: "chat-web-restart-" });
     const browser = await launchBrowser();
-    let server = await onFreePort((port) =>
-      testServer({ dataDir, port, webPort: port + 1, drainWindowMs: 0 })
-    );
-    const ports = { port: server.addr.port, webPort: server.webAddr!.port };
+    // Reserved against the other test files, so that the restart below can have them again.
+    using reserved = reservePorts(2);
+    const ports = { port: reserved.port, webPort: reserved.port + 1 };
+    let server = await testServer({ dataDir, ...ports, drainWindowMs: 0 });
     let bob: ChatClient | null = null;
     try {
       const page = await openPage(browser, pageUrl(server));

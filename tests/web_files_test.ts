@@ -34,7 +34,7 @@ import {
 import type { PageDocument, TestPage } from "./helpers/browser.ts";
 import { sha256Of, writeRandomFile } from "./helpers/files.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
-import { onFreePort } from "./helpers/ports.ts";
+import { reservePorts } from "./helpers/ports.ts";
 
 // The functions given to waitForFunction and evaluate run in the page.
 declare const document: PageDocument;
@@ -353,8 +353,10 @@ browserTest(
     await Deno.mkdir(dataDir);
     // Paced at 512 KiB/s a session: both transfers are under way when the server stops.
     const settings = { dataDir, drainWindowMs: 0, rateFileBytesPerSec: 512 * 1024 };
-    let server = await onFreePort((port) => testServer({ ...settings, port, webPort: port + 1 }));
-    const ports = { port: server.addr.port, webPort: server.webAddr!.port };
+    // Reserved against the other test files, so that the restart below can have them again.
+    using reserved = reservePorts(2);
+    const ports = { port: reserved.port, webPort: reserved.port + 1 };
+    let server = await testServer({ ...settings, ...ports });
     const browser = await launchBrowser();
     let bob: Terminal | null = await terminal(server, "bob");
     try {

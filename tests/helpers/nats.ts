@@ -1,12 +1,13 @@
 /**
  * A real `nats-server` (NATS core, no JetStream) for tests: started on a free port of
- * 127.0.0.1, stopped and started again on the SAME port for failure tests. Tests skip
+ * 127.0.0.1, stopped and started again on the SAME port for failure tests (the port is
+ * reserved against the other tests until {@linkcode NatsServer.close}: ports.ts). Tests skip
  * themselves when the binary cannot be found ({@linkcode NATS_SKIP}).
  *
  * @module
  */
 
-import { onFreePort } from "./ports.ts";
+import { onFreePort, type PortReservation } from "./ports.ts";
 import { NatsLink } from "../../server/nats_connection.ts";
 
 /** How long a start waits for the server to accept connections. */
@@ -89,10 +90,12 @@ export class NatsServer {
   readonly args: readonly string[];
   #child: Deno.ChildProcess | undefined;
   #log = "";
+  readonly #reservation: PortReservation;
 
-  private constructor(port: number, args: readonly string[]) {
-    this.port = port;
+  private constructor(reservation: PortReservation, args: readonly string[]) {
+    this.port = reservation.port;
     this.args = args;
+    this.#reservation = reservation;
   }
 
   /**
@@ -103,8 +106,8 @@ export class NatsServer {
     if (NATS_SERVER_BIN === undefined) {
       throw new NatsServerStartError(NATS_SKIP ?? "no nats-server");
     }
-    return onFreePort(async (port) => {
-      const server = new NatsServer(port, args);
+    return onFreePort(async (_port, reservation) => {
+      const server = new NatsServer(reservation, args);
       await server.start();
       return server;
     });
@@ -175,9 +178,13 @@ export class NatsServer {
     await this.start();
   }
 
-  /** Stops it for good. */
-  close(): Promise<void> {
-    return this.stop();
+  /** Stops it for good and gives its port back. */
+  async close(): Promise<void> {
+    try {
+      await this.stop();
+    } finally {
+      this.#reservation.release();
+    }
   }
 
   /** `await using nats = await NatsServer.start()`. */

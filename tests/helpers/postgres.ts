@@ -2,8 +2,9 @@
  * A scratch PostgreSQL server for tests: `initdb` in a temp folder owned by the `postgres`
  * user, `pg_ctl start` on 127.0.0.1 and a free port, a fresh database per
  * {@linkcode ScratchPostgres.createDatabase} call (so tests are isolated and may share one
- * server), `stop()` / `start()` / `restart()` for failure tests, and `close()` that stops it
- * and removes every file. One server per test file: test files run in parallel processes,
+ * server), `stop()` / `start()` / `restart()` for failure tests (its port is reserved against
+ * the other tests until it is closed: ports.ts), and `close()` that stops it, removes every
+ * file and gives the port back. One server per test file: test files run in parallel processes,
  * each starts its own on its own port.
  *
  * PostgreSQL refuses to run as root, so when the test runs as root `initdb` and `pg_ctl` run
@@ -28,7 +29,7 @@
 
 import postgres from "postgres";
 import { join } from "node:path";
-import { onFreePort } from "./ports.ts";
+import { onFreePort, type PortReservation } from "./ports.ts";
 
 /** Options of {@linkcode startPostgres}. */
 export interface ScratchPostgresOptions {
@@ -134,13 +135,19 @@ export class ScratchPostgres {
   #closed = false;
   readonly #unload = () => this.closeSync();
 
+  /** TCP port on 127.0.0.1. */
+  readonly port: number;
+  readonly #reservation: PortReservation;
+
   private constructor(
     /** Temp folder holding `data/`, `sock/` and `log`. */
     readonly dir: string,
-    /** TCP port on 127.0.0.1. */
-    readonly port: number,
+    reservation: PortReservation,
     readonly options: ScratchPostgresOptions,
-  ) {}
+  ) {
+    this.port = reservation.port;
+    this.#reservation = reservation;
+  }
 
   /** Data folder. */
   get dataDir(): string {
@@ -187,8 +194,8 @@ export class ScratchPostgres {
         "--no-locale",
         "--no-sync", // a scratch folder: nothing to keep across a machine crash
       ]);
-      const server = await onFreePort(async (port) => {
-        const server = new ScratchPostgres(dir, port, options);
+      const server = await onFreePort(async (_port, reservation) => {
+        const server = new ScratchPostgres(dir, reservation, options);
         await server.start();
         return server;
       });
@@ -214,8 +221,8 @@ export class ScratchPostgres {
       ...(this.options.settings ?? []).map((setting) => `-c ${setting}`),
     ];
     // PostgreSQL starts even when its TCP port is taken (it logs a warning and serves its
-    // Unix socket only), and `pg_ctl -w` then reports it ready: a port freed by a stop can
-    // be taken meanwhile by another test's server for a moment. Started again until it
+    // Unix socket only), and `pg_ctl -w` then reports it ready. The port is reserved against
+    // the other tests (ports.ts), not against other programs: started again until it
     // listens on its port (within 60 s).
     const deadline = Date.now() + 60_000;
     while (true) {
@@ -280,6 +287,7 @@ export class ScratchPostgres {
     } finally {
       this.#closed = true;
       globalThis.removeEventListener("unload", this.#unload);
+      this.#reservation.release();
       await Deno.remove(this.dir, { recursive: true }).catch(() => {});
     }
   }
@@ -292,6 +300,7 @@ export class ScratchPostgres {
       runSync("pg_ctl", ["-D", this.dataDir, "-w", "-t", "30", "-m", "immediate", "stop"]);
     }
     this.#running = false;
+    this.#reservation.release();
     try {
       Deno.removeSync(this.dir, { recursive: true });
     } catch {
