@@ -18,7 +18,8 @@
  * these V8 flags (e.g. `.:--max-semi-space-size=16`). Flags: `--sqlite` (the server on
  * SQLite in a temp dir, as the suite's fixed-load run; default the fan-out's memory
  * store), `--members` (room size, default 100), `--rates` (offered deliveries/s,
- * comma-separated, default 300000), `--ms` (per rate, default 2000), `--rounds` (default 3). Pinned like the suite (target on CPU 1, load on
+ * comma-separated, default 300000), `--ms` (per rate, default 2000), `--rounds` (default 3),
+ * `--prof DIR` (each server's CPU profile under DIR, its busiest functions printed). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module
@@ -27,6 +28,7 @@
 import type { Cluster, withCluster } from "./cluster.ts";
 import type { openRoom, runLevel } from "./fanout.ts";
 import { canPin, FANOUT_SERVER_ARGS, fixedServerArgs } from "./main.ts";
+import { formatProfile, summariseProfileDir } from "./profile_summary.ts";
 
 /** What to measure. */
 interface Plan {
@@ -37,6 +39,8 @@ interface Plan {
   targets: string[];
   /** The server on SQLite in a temp dir (the suite's fixed-load run) instead of the memory store. */
   sqlite: boolean;
+  /** Write each server's CPU profile under this folder (`--prof DIR`) and print its busiest functions. */
+  prof: string;
 }
 
 function parse(args: string[]): Plan {
@@ -47,6 +51,7 @@ function parse(args: string[]): Plan {
     rounds: 3,
     targets: [],
     sqlite: false,
+    prof: "",
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -60,6 +65,7 @@ function parse(args: string[]): Plan {
     else if (arg === "--ms") plan.ms = Number(next());
     else if (arg === "--rounds") plan.rounds = Number(next());
     else if (arg === "--sqlite") plan.sqlite = true;
+    else if (arg === "--prof") plan.prof = next();
     else plan.targets.push(arg);
   }
   if (plan.targets.length === 0) plan.targets.push(".");
@@ -84,12 +90,17 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
       const fanout = await import(new URL(`${dir}/bench/fanout.ts`, `file://${Deno.cwd()}/`).href);
       const run: typeof withCluster = cluster.withCluster;
       const dataDir = plan.sqlite ? await Deno.makeTempDir({ prefix: "chat-fixed-" }) : "";
+      const profDir = plan.prof && !relay && !inspircd
+        ? `${plan.prof}/${round}-${plan.targets.indexOf(target)}`
+        : "";
+      if (profDir) await Deno.mkdir(profDir, { recursive: true });
       await run({
         target: relay ? "relay" : inspircd ? "inspircd" : "server",
         loads: 2,
         serverArgs: plan.sqlite ? fixedServerArgs(dataDir) : FANOUT_SERVER_ARGS,
         ...(v8 ? { v8Flags: v8.split(",") } : {}),
         ...(pin ? { pin } : {}),
+        ...(profDir ? { cpuProfDir: profDir } : {}),
       }, async (c: Cluster) => {
         const room = `room${plan.members}`;
         const open: typeof openRoom = fanout.openRoom;
@@ -113,6 +124,11 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
           );
         }
       }).finally(() => dataDir && Deno.remove(dataDir, { recursive: true }).catch(() => {}));
+      if (profDir) {
+        for (const summary of await summariseProfileDir(profDir, 25)) {
+          console.log(`${target}, profile in ${profDir}:\n${formatProfile(summary)}`);
+        }
+      }
     }
   }
   return figures;

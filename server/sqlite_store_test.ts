@@ -436,6 +436,68 @@ Deno.test("SqliteStore: a steady writer's appends wait for a running checkpoint:
   });
 });
 
+Deno.test("SqliteStore: appends commit during a checkpoint's first passes and wait only for its last", async () => {
+  await withTempDir(async (dir) => {
+    // Each pass is held until released: what is committed meanwhile shows.
+    const passes: { held: boolean; release: () => void }[] = [];
+    const started = Promise.withResolvers<void>();
+    const store = await SqliteStore.open(dir, {
+      checkpointIntervalMs: 0,
+      checkpointPass: async (run, held) => {
+        const gate = Promise.withResolvers<void>();
+        passes.push({ held, release: gate.resolve });
+        started.resolve();
+        await gate.promise;
+        return run();
+      },
+    });
+    try {
+      await store.createRoom(lobby);
+      // 64 commits (each on the previous one's ack) make a checkpoint due after a sync.
+      let i = 0;
+      while (passes.length === 0) {
+        assert.ok(i < 1000, "no checkpoint started");
+        await store.appendMessage(say(i++));
+      }
+      await within(started.promise, "the first pass");
+      assert.equal(passes[0].held, false, "the first pass copies while appends commit");
+      // Committed (receivers told) while the first pass runs, and acknowledged.
+      const committed = Promise.withResolvers<void>();
+      const during = store.appendMessage(say(i++), { onCommitted: () => committed.resolve() });
+      await within(committed.promise, "the commit during the first pass");
+      await within(during, "the ack during the first pass");
+      // Passes follow one another until one copies few frames; the last one holds appends.
+      const deadline = Date.now() + 20_000;
+      while (!passes[passes.length - 1].held) {
+        assert.ok(Date.now() < deadline, `no held pass: ${passes.length} passes`);
+        const pass = passes.length;
+        passes[pass - 1].release();
+        while (passes.length === pass) {
+          assert.ok(Date.now() < deadline, "no next pass");
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        assert.ok(passes.length <= 5, `${passes.length} passes`);
+      }
+      let told = false;
+      const held = store.appendMessage(say(i++), { onCommitted: () => told = true });
+      // The end of the turn that would commit it, and of a few more.
+      for (let k = 0; k < 5; k++) await new Promise((resolve) => setTimeout(resolve, 0));
+      assert.equal(told, false, "an append waits for the last pass");
+      passes[passes.length - 1].release();
+      await within(held, "the append held by the last pass");
+      assert.equal(told, true);
+      assert.equal(
+        (await store.history({ room: "lobby", limit: 1000 })).length,
+        i,
+        "every append is stored",
+      );
+    } finally {
+      for (const pass of passes) pass.release();
+      await store.close();
+    }
+  });
+});
+
 Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
   await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir, { maxBatch: 100 });
