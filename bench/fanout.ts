@@ -139,7 +139,7 @@ export function checkOpened(answer: Record<string, unknown>, wanted: number): vo
  * How long a level waits, after sending, for every message sent to reach every other
  * member before it is reported as failed.
  */
-export const DRAIN_MS = 20_000;
+export const DRAIN_MS = 60_000;
 /** Milliseconds between two looks at the load processes' counters while draining. */
 const DRAIN_POLL_MS = 25;
 
