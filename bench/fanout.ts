@@ -86,8 +86,9 @@ export interface FanoutResult {
   /** The run at half of the maximum. */
   half: LevelResult | null;
   /**
-   * Why the run stopped early, or null: a level whose deliveries did not all arrive in
-   * time ends the ramp, and the half-max run is not made (it would not start idle).
+   * Why the run failed, or null: a level whose deliveries did not all arrive in time
+   * ({@linkcode levelFailure}). A ramp level that fails ends the ramp, and no half-max run
+   * follows (it would not start idle); the half-max run can fail too.
    */
   failure: string | null;
 }
