@@ -161,10 +161,8 @@ export class WebSocketChannel implements ByteChannel {
    * (as a socket's read, an operation of the runtime, does): a message of megabytes is
    * read in many reads, and without a turn between them the reader would decode and
    * handle all of it in one job, while the writes it causes (the runtime's `send` writes
-   * on the event loop), the other connections' reads and the timers wait. A bench load
-   * client sending its backlog as one message of megabytes stalled every WebSocket
-   * delivery of a server that way while about 90 MB waited in its queues (the bench's
-   * ramp levels that delivered nothing).
+   * on the event loop), the other connections' reads and the timers wait. The bench's
+   * load client sends its backlog as one message of megabytes.
    */
   async read(p: Uint8Array): Promise<number | null> {
     if (this.#readSinceTurn && this.#chunks.length > 0) await nextTurn();
@@ -247,11 +245,12 @@ export class WebSocketChannel implements ByteChannel {
    * the server's CPU per delivery, in bench/fanout_cpu.ts --ws).
    *
    * This wait (and sending without a copy of our own) was once dropped for stalls of the
-   * bench's 10-member WebSocket fan-out. Such stalls came with the code before it too
-   * (a ramp level delivering nothing): {@linkcode read} handled a large message's
-   * bytes without an event-loop turn between reads, so the sends waited for all of it.
-   * A fixed-work run that looked like a stall was its senders being closed past
-   * `--max-queue` unread bytes (bench/fanout_cpu.ts).
+   * bench's 10-member WebSocket fan-out. Such stalls came with the code before it too:
+   * they were the bench's (a level ended after 300 ms without a byte, while the server
+   * still had megabytes queued, and the next level measured that backlog; now a level
+   * waits for its deliveries: bench/README.md). A fixed-work run that looked like a
+   * stall was its senders being closed past `--max-queue` unread bytes
+   * (bench/fanout_cpu.ts).
    */
   async #drained(): Promise<void> {
     await nextTurn();

@@ -105,8 +105,7 @@ Deno.test("WebSocketChannel: what the outbound queue writes at once goes as mess
 
 Deno.test("WebSocketChannel: reads of a large message's bytes let the event loop turn between them, as socket reads do", async () => {
   // Without a turn, a reader handles a whole message of megabytes in one job, and the
-  // writes it causes (sent by the runtime on the event loop) wait for all of it: the
-  // bench's WebSocket fan-out saw levels deliver nothing while 90 MB waited.
+  // writes it causes (sent by the runtime on the event loop) wait for all of it.
   const pair = await socketPair();
   try {
     const size = 1024 * 1024;
