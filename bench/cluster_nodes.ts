@@ -600,6 +600,8 @@ async function measureRoom(
       result.maxDeliveries = level.deliveredPerSec;
       result.atMax = level;
     }
+    // Deliveries still missing (runLevel waited for them): the next level would measure them.
+    if (level.undelivered > 0) break;
     if (level.saturated) {
       if (repeated) break;
       repeated = true;
@@ -610,7 +612,8 @@ async function measureRoom(
     }
     await sleep(50);
   }
-  result.drainedBeforeFixed = await drain(running);
+  const last = result.levels[result.levels.length - 1];
+  result.drainedBeforeFixed = await drain(running) && (last?.undelivered ?? 0) === 0;
   result.fixed = await clusterLevel(
     running,
     room,

@@ -55,10 +55,18 @@ export interface LevelResult {
   p999: number;
   /** Latency samples. */
   samples: number;
-  /** Whether this level is past saturation. */
+  /** Whether this level is past saturation (an undelivered one is). */
   saturated: boolean;
   /** CPU use while sending. */
   cpu: CpuUse;
+  /**
+   * Deliveries still missing when the level gave up waiting ({@linkcode DRAIN_MS} after
+   * sending): 0 when every message sent reached every other member. A level with some
+   * missing failed: it left a backlog that the next one would measure.
+   */
+  undelivered: number;
+  /** Milliseconds from the end of sending until the last delivery arrived (or the wait ended). */
+  drainMs: number;
 }
 
 /** A whole fan-out measurement. */
@@ -77,6 +85,12 @@ export interface FanoutResult {
   maxDeliveries: number;
   /** The run at half of the maximum. */
   half: LevelResult | null;
+  /**
+   * Why the run failed, or null: a level whose deliveries did not all arrive in time
+   * ({@linkcode levelFailure}). A ramp level that fails ends the ramp, and no half-max run
+   * follows (it would not start idle); the half-max run can fail too.
+   */
+  failure: string | null;
 }
 
 /** What {@linkcode openRoom} needs of a plan: the room's size, senders and probes. */
@@ -122,7 +136,66 @@ export function checkOpened(answer: Record<string, unknown>, wanted: number): vo
   }
 }
 
-/** Runs one open-loop level and waits for the deliveries to drain. */
+/**
+ * How long a level waits, after sending, for every message sent to reach every other
+ * member before it is reported as failed.
+ */
+export const DRAIN_MS = 60_000;
+/** Milliseconds between two looks at the load processes' counters while draining. */
+const DRAIN_POLL_MS = 25;
+
+/** What {@linkcode awaitDeliveries} found. */
+export interface DrainOutcome {
+  /** Deliveries counted at the end. */
+  delivered: number;
+  /** Deliveries still missing (0: all arrived). */
+  undelivered: number;
+  /** Milliseconds waited. */
+  ms: number;
+}
+
+/**
+ * Polls `count` (the deliveries counted so far, and the error replies to sent messages)
+ * until it reaches `expected` minus the refused messages' deliveries (`perMessage` each),
+ * or `deadlineMs` passes.
+ *
+ * A level is over when its deliveries have arrived, not when the load clients have
+ * heard nothing for a while: a server busy with a backlog can be silent for hundreds of
+ * milliseconds while tens of megabytes wait in its queues, and a level started then
+ * measured the backlog (ramp levels that delivered nothing, a half-max run that
+ * delivered more than was offered).
+ *
+ * @example
+ * ```ts
+ * import { awaitDeliveries } from "./fanout.ts";
+ * let n = 0;
+ * const r = await awaitDeliveries(async () => ({ delivered: n += 50, errors: 0 }), 100, 1, 5000);
+ * r.undelivered; // 0
+ * ```
+ */
+export async function awaitDeliveries(
+  count: () => Promise<{ delivered: number; errors: number }>,
+  expected: number,
+  perMessage: number,
+  deadlineMs: number,
+  pollMs = DRAIN_POLL_MS,
+): Promise<DrainOutcome> {
+  const t0 = performance.now();
+  while (true) {
+    const { delivered, errors } = await count();
+    const missing = Math.max(0, expected - errors * perMessage - delivered);
+    const ms = performance.now() - t0;
+    if (missing === 0 || ms >= deadlineMs) return { delivered, undelivered: missing, ms };
+    await sleep(Math.min(pollMs, Math.max(1, deadlineMs - ms)));
+  }
+}
+
+/**
+ * Runs one open-loop level and waits (at most {@linkcode DRAIN_MS}) until every message
+ * sent has reached the `receivers` members other than its sender (default `members - 1`;
+ * fewer when some do not read, as the slow consumer's paused member), so that the next
+ * level starts from an idle target.
+ */
 export async function runLevel(
   cluster: Measured,
   room: string,
@@ -130,6 +203,7 @@ export async function runLevel(
   offeredMsgs: number,
   durationMs: number,
   kind: string,
+  receivers = members - 1,
 ): Promise<LevelResult> {
   const loads = cluster.loads;
   await Promise.all(loads.map((l) => l.request("stats", { reset: true })));
@@ -146,8 +220,19 @@ export async function runLevel(
   const during = await Promise.all(loads.map((l) => l.request("stats")));
   const elapsed = (performance.now() - t0) / 1000;
   const cpuUse = cpu();
-  await Promise.all(
-    loads.map((l) => l.request("quiet", { quietMs: 300, timeoutMs: 20_000 }, 30_000)),
+  const sentAll = sum(runs.map((r) => Number(r.sent)));
+  const drain = await awaitDeliveries(
+    async () => {
+      const now = await Promise.all(loads.map((l) => l.request("stats", { light: true })));
+      const counters = now.map((s) => s.counters as Record<string, number>);
+      return {
+        delivered: sum(counters.map((c) => c.messages)),
+        errors: sum(counters.map((c) => c.errors)),
+      };
+    },
+    sentAll * receivers,
+    receivers,
+    DRAIN_MS,
   );
   const after = await Promise.all(loads.map((l) => l.request("stats", { reset: true })));
   const delivered = sum(during.map((s) => (s.counters as Record<string, number>).messages));
@@ -174,9 +259,20 @@ export async function runLevel(
     p999: round(histogram.percentile(0.999), 3),
     samples: histogram.count,
     saturated: deliveredPerSec < 0.9 * offeredDeliveries || dropped > 0 || errors > 0 ||
-      !(p99 < 1000),
+      !(p99 < 1000) || drain.undelivered > 0,
     cpu: cpuUse,
+    undelivered: drain.undelivered,
+    drainMs: round(drain.ms, 0),
   };
+}
+
+/** Why a level failed (some deliveries never arrived), or null when it did not. */
+export function levelFailure(level: LevelResult): string | null {
+  if (level.undelivered === 0) return null;
+  return `${level.kind} level at ${Math.round(level.offeredDeliveries)} deliveries/s offered: ` +
+    `${level.undelivered} deliveries still missing ${
+      Math.round(level.drainMs / 1000)
+    } s after sending`;
 }
 
 /**
@@ -198,6 +294,7 @@ export async function measureFanout(
     levels: [],
     maxDeliveries: 0,
     half: null,
+    failure: null,
   };
   let deliveries = plan.startDeliveries;
   // A saturated level is run once more before the ramp stops, so that one disturbance
@@ -214,6 +311,8 @@ export async function measureFanout(
     );
     result.levels.push(level);
     result.maxDeliveries = Math.max(result.maxDeliveries, level.deliveredPerSec);
+    result.failure = levelFailure(level);
+    if (result.failure !== null) break;
     if (level.saturated) {
       if (repeated || i >= plan.maxLevels - 1) break;
       repeated = true;
@@ -224,6 +323,7 @@ export async function measureFanout(
     }
     await sleep(50);
   }
+  if (result.failure !== null) return result;
   const halfMsgs = result.maxDeliveries / 2 / (plan.members - 1);
   result.half = await runLevel(
     cluster,
@@ -234,6 +334,7 @@ export async function measureFanout(
     "half",
   );
   result.levels.push(result.half);
+  result.failure = levelFailure(result.half);
   if (after) await after(room, result);
   return result;
 }
@@ -339,11 +440,15 @@ export async function measureFixed(cluster: Cluster, plan: FixedPlan): Promise<F
   const setupMs = await openRoom(cluster, plan, room);
   const msgs = plan.deliveries / (plan.members - 1);
   if (plan.warmupMs > 0) {
-    await runLevel(cluster, room, plan.members, msgs, plan.warmupMs, "warm-up");
+    const warm = await runLevel(cluster, room, plan.members, msgs, plan.warmupMs, "warm-up");
+    const failure = levelFailure(warm);
+    if (failure !== null) throw new Error(failure);
   }
   const before = await storeStats(cluster);
   const t0 = performance.now();
   const level = await runLevel(cluster, room, plan.members, msgs, plan.durationMs, "fixed");
+  const failure = levelFailure(level);
+  if (failure !== null) throw new Error(failure);
   const after = await storeStats(cluster);
   const ms = performance.now() - t0;
   const delta = (key: string) => (after?.[key] ?? 0) - (before?.[key] ?? 0);

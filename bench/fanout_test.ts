@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cpuPerDelivery, type LevelResult } from "./fanout.ts";
+import { awaitDeliveries, cpuPerDelivery, levelFailure, type LevelResult } from "./fanout.ts";
 
 function level(kind: string, deliveredPerSec: number, target: number, loads: number[]) {
   return { kind, deliveredPerSec, cpu: { target, loads, other: 0 } } as LevelResult;
@@ -14,4 +14,49 @@ Deno.test("CPU per delivery: CPU shares over deliveries of the ramp levels, the 
   // target: 0.6 core / 400,000/s = 1.5 µs; loads: 0.4 core / 400,000/s = 1 µs
   assert.deepEqual(result, { target: 1.5, loads: 1 });
   assert.ok(Number.isNaN(cpuPerDelivery([]).target));
+});
+
+Deno.test("awaitDeliveries: waits until every delivery has been counted, not for a silence", async () => {
+  // Counts that stall for a while (a busy target with a backlog) before going on.
+  const seen = [0, 300, 300, 300, 300, 300, 700, 1000, 1000];
+  let polls = 0;
+  const r = await awaitDeliveries(
+    () => Promise.resolve({ delivered: seen[Math.min(polls++, seen.length - 1)], errors: 0 }),
+    1000,
+    99,
+    60_000,
+    1,
+  );
+  assert.deepEqual([r.delivered, r.undelivered], [1000, 0]);
+  assert.equal(polls, 8, "stops at the first count that reaches the expected one");
+});
+
+Deno.test("awaitDeliveries: refused messages are not waited for; a deadline ends the wait with what is missing", async () => {
+  // 10 messages to 9 other members each, 2 refused: 72 deliveries to wait for.
+  const refused = await awaitDeliveries(
+    () => Promise.resolve({ delivered: 72, errors: 2 }),
+    90,
+    9,
+    60_000,
+  );
+  assert.equal(refused.undelivered, 0);
+  let polls = 0;
+  const stuck = await awaitDeliveries(
+    () => Promise.resolve({ delivered: 40 + Math.min(polls++, 5), errors: 0 }),
+    90,
+    9,
+    100,
+    5,
+  );
+  assert.equal(stuck.undelivered, 45);
+  assert.ok(stuck.ms >= 100, `gave up after ${stuck.ms} ms`);
+});
+
+Deno.test("levelFailure: a level with deliveries missing failed, with what and where", () => {
+  const base = { kind: "ramp-repeat", offeredDeliveries: 3_200_000, drainMs: 20_004 };
+  assert.equal(levelFailure({ ...base, undelivered: 0 } as LevelResult), null);
+  assert.equal(
+    levelFailure({ ...base, undelivered: 1234 } as LevelResult),
+    "ramp-repeat level at 3200000 deliveries/s offered: 1234 deliveries still missing 20 s after sending",
+  );
 });

@@ -445,6 +445,11 @@ function perTargetCpuSec(level: LevelResult): number {
   return round(level.deliveredPerSec / Math.max(level.cpu.target / 100, 0.001), 0);
 }
 
+/** What stands for a missing half-max run: "—", or "failed" when a level failed before it. */
+function noHalf(f: FanoutResult | null): string {
+  return f?.failure ? "failed (below)" : "—";
+}
+
 /** The level of a fan-out that delivered the most (its saturation point). */
 function levelAtMax(f: FanoutResult): LevelResult | undefined {
   return f.levels.find((l) => l.deliveredPerSec === f.maxDeliveries);
@@ -790,8 +795,12 @@ async function main(): Promise<void> {
     }
     rows.push({
       measure: `  latency at half of max p50 / p99 / p99.9`,
-      result: sh ? `${fmtMs(sh.p50)} / ${fmtMs(sh.p99)} / ${fmtMs(sh.p999)}${mark(sh.cpu)}` : "—",
-      baseline: ch ? `${fmtMs(ch.p50)} / ${fmtMs(ch.p99)} / ${fmtMs(ch.p999)}${mark(ch.cpu)}` : "—",
+      result: sh
+        ? `${fmtMs(sh.p50)} / ${fmtMs(sh.p99)} / ${fmtMs(sh.p999)}${mark(sh.cpu)}`
+        : noHalf(s),
+      baseline: ch
+        ? `${fmtMs(ch.p50)} / ${fmtMs(ch.p99)} / ${fmtMs(ch.p999)}${mark(ch.cpu)}`
+        : noHalf(c),
       ratio: fmtRatio(sh?.p99, ch?.p99),
       goal: isGoalRoom ? "p99 < 10 ms" : "",
       status: p99Status,
@@ -802,7 +811,7 @@ async function main(): Promise<void> {
       rows.push({
         measure: `  over WebSocket: max deliveries/s; p99 at half`,
         result: w
-          ? `${fmtCount(w.maxDeliveries)}${mark(atMax(w))}; ${wh ? fmtMs(wh.p99) : "—"}`
+          ? `${fmtCount(w.maxDeliveries)}${mark(atMax(w))}; ${wh ? fmtMs(wh.p99) : noHalf(w)}`
           : fail(pair.web),
         baseline: s ? `${fmtCount(s.maxDeliveries)}; ${sh ? fmtMs(sh.p99) : "—"} (TCP)` : "—",
         ratio: fmtRatio(w?.maxDeliveries, s?.maxDeliveries),
@@ -1203,8 +1212,8 @@ async function main(): Promise<void> {
     const ch = c?.half ?? null;
     rows.push({
       measure: `  latency at half of max p50 / p99`,
-      result: ih ? `${fmtMs(ih.p50)} / ${fmtMs(ih.p99)}${mark(ih.cpu)}` : "—",
-      baseline: ch ? `${fmtMs(ch.p50)} / ${fmtMs(ch.p99)}${mark(ch.cpu)} (chat)` : "—",
+      result: ih ? `${fmtMs(ih.p50)} / ${fmtMs(ih.p99)}${mark(ih.cpu)}` : noHalf(i),
+      baseline: ch ? `${fmtMs(ch.p50)} / ${fmtMs(ch.p99)}${mark(ch.cpu)} (chat)` : noHalf(c),
       ratio: fmtRatio(ih?.p99, ch?.p99),
       goal: "",
       status: "",
@@ -1344,6 +1353,24 @@ async function main(): Promise<void> {
         );
       }
     }
+  }
+  // Runs that stopped at a level whose deliveries did not all arrive (fanout.ts DRAIN_MS).
+  const failedLines: string[] = [];
+  const failedRuns: [string, Outcome<FanoutResult> | null][] = [
+    ...fanout.flatMap((p): [string, Outcome<FanoutResult> | null][] => [
+      [`server ${p.members}`, p.server],
+      [`ceiling ${p.members}`, p.ceiling],
+      [`WebSocket ${p.members}`, p.web],
+      [`InspIRCd ${p.members}`, p.inspircd],
+    ]),
+    ...irc.map((p): [string, Outcome<FanoutResult>] => [`IRC ${p.members}`, p.irc]),
+  ];
+  for (const [label, o] of failedRuns) {
+    if (o?.ok && o.value.failure) failedLines.push(`  ${label}: ${o.value.failure}`);
+  }
+  if (failedLines.length > 0) {
+    console.log("Fan-out runs stopped at a level whose deliveries did not all arrive:");
+    console.log(failedLines.join("\n"));
   }
   if (cpuLines.length > 0) {
     console.log("CPU at the highest delivered rate (% of one core):");

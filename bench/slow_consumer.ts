@@ -121,7 +121,16 @@ export async function measureSlowConsumer(cluster: Cluster, plan: SlowPlan): Pro
     cluster.loads.map((l) => l.request("quiet", { quietMs: 300, timeoutMs: 10_000 }, 20_000)),
   );
   const before = Number((await cluster.target.request("stats")).sessions);
-  const slow = await runLevel(cluster, room, members, plan.rate, plan.durationMs, "slow");
+  // The paused member reads nothing: the level waits for the others' deliveries only.
+  const slow = await runLevel(
+    cluster,
+    room,
+    members,
+    plan.rate,
+    plan.durationMs,
+    "slow",
+    members - 2,
+  );
   const after = Number((await cluster.target.request("stats")).sessions);
   const check = await first.request("checkPaused", { group: "slow", waitMs: 3000 }, 10_000);
   return {

@@ -98,6 +98,8 @@ export class WebSocketChannel implements ByteChannel {
   #unread = 0;
   #ended = false;
   #reader: (() => void) | null = null;
+  /** A read returned bytes and the event loop has not turned since (as far as known). */
+  #readSinceTurn = false;
   readonly #opened: Promise<boolean>;
   /** Resolves once the socket has closed (its TCP connection released). */
   readonly gone: Promise<void>;
@@ -152,12 +154,24 @@ export class WebSocketChannel implements ByteChannel {
     reader?.();
   }
 
-  /** Reads received bytes into `p`; null once the socket has closed and all was read. */
+  /**
+   * Reads received bytes into `p`; null once the socket has closed and all was read.
+   *
+   * A read of bytes already received, right after a read, first lets the event loop turn
+   * (as a socket's read, an operation of the runtime, does): a message of megabytes is
+   * read in many reads, and without a turn between them the reader would decode and
+   * handle all of it in one job, while the writes it causes (the runtime's `send` writes
+   * on the event loop), the other connections' reads and the timers wait. The bench's
+   * load client sends its backlog as one message of megabytes.
+   */
   async read(p: Uint8Array): Promise<number | null> {
+    if (this.#readSinceTurn && this.#chunks.length > 0) await nextTurn();
+    this.#readSinceTurn = false;
     while (this.#chunks.length === 0) {
       if (this.#ended) return null;
       await new Promise<void>((resolve) => this.#reader = resolve);
     }
+    this.#readSinceTurn = true;
     let n = 0;
     while (n < p.length && this.#chunks.length > 0) {
       const chunk = this.#chunks[0];
@@ -231,12 +245,12 @@ export class WebSocketChannel implements ByteChannel {
    * the server's CPU per delivery, in bench/fanout_cpu.ts --ws).
    *
    * This wait (and sending without a copy of our own) was once dropped for stalls of the
-   * bench's 10-member WebSocket fan-out. Such stalls come with the code before it too:
-   * under a load average of 8-14, a ramp level delivering nothing in 2 of 6 quick runs
-   * (`deno task bench --only fanout --quick`) before and 1 of 6 after, and once in each
-   * version in 8 runs of that fan-out alone; TCP's first levels were low too then (7-11%
-   * of the offered load). Not explained yet. A fixed-work run that looked like a stall
-   * was its senders being closed past `--max-queue` unread bytes (bench/fanout_cpu.ts).
+   * bench's 10-member WebSocket fan-out. Such stalls came with the code before it too:
+   * they were the bench's (a level ended after 300 ms without a byte, while the server
+   * still had megabytes queued, and the next level measured that backlog; now a level
+   * waits for its deliveries: bench/README.md). A fixed-work run that looked like a
+   * stall was its senders being closed past `--max-queue` unread bytes
+   * (bench/fanout_cpu.ts).
    */
   async #drained(): Promise<void> {
     await nextTurn();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
 import { MAX_MESSAGE_BYTES, WebSocketChannel } from "./websocket_channel.ts";
 import { OutboundQueue } from "./outbound_queue.ts";
 
@@ -25,6 +26,7 @@ async function socketPair() {
   const closed = new Promise((resolve) => client.onclose = resolve);
   return {
     channel,
+    client,
     messages,
     async close() {
       channel.close();
@@ -96,6 +98,37 @@ Deno.test("WebSocketChannel: what the outbound queue writes at once goes as mess
     }
     // Packed: far fewer messages than frames.
     assert.ok(pair.messages.length <= Math.ceil(total / MAX_MESSAGE_BYTES) + 2);
+  } finally {
+    await pair.close();
+  }
+});
+
+Deno.test("WebSocketChannel: reads of a large message's bytes let the event loop turn between them, as socket reads do", async () => {
+  // Without a turn, a reader handles a whole message of megabytes in one job, and the
+  // writes it causes (sent by the runtime on the event loop) wait for all of it.
+  const pair = await socketPair();
+  try {
+    const size = 1024 * 1024;
+    const readSize = 64 * 1024;
+    pair.client.send(new Uint8Array(size).fill(7));
+    const buffer = new Uint8Array(readSize);
+    let got = await pair.channel.read(buffer);
+    assert.ok(got !== null && got > 0);
+    // A task of the event loop's next turn, queued before any other read.
+    let turned = false;
+    setImmediate(() => turned = true);
+    let readsBeforeTurn = 0;
+    let reads = 1;
+    while (got < size) {
+      const n = await pair.channel.read(buffer);
+      assert.ok(n !== null, "the socket ended early");
+      assert.ok(buffer.subarray(0, n).every((b) => b === 7));
+      got += n;
+      reads++;
+      if (!turned) readsBeforeTurn++;
+    }
+    assert.ok(reads >= size / readSize, `${reads} reads`);
+    assert.equal(readsBeforeTurn, 0, `${readsBeforeTurn} of ${reads} reads before a turn`);
   } finally {
     await pair.close();
   }
