@@ -8,6 +8,7 @@
 import { type Child, cpuSecondsOf, spawnChild } from "./child.ts";
 import { startInspircd } from "./inspircd.ts";
 import { machineBusySeconds } from "./machine.ts";
+import { SERVE_V8_FLAGS } from "../scripts/v8_flags.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 
@@ -24,7 +25,10 @@ export interface ClusterOptions {
   relayArgs?: string[];
   /** Number of load-client processes. */
   loads: number;
-  /** V8 flags for the target, e.g. `--expose-gc`. */
+  /**
+   * V8 flags for the target, e.g. `--expose-gc`; the server runs with those of
+   * `deno task serve` (scripts/v8_flags.ts) before them.
+   */
   v8Flags?: string[];
   /** Write a CPU profile of the target into this folder. */
   cpuProfDir?: string;
@@ -102,7 +106,9 @@ export async function withCluster<T>(
         options.target === "server" ? options.serverArgs ?? [] : options.relayArgs ?? [],
         {
           name: options.target,
-          v8Flags: options.v8Flags,
+          v8Flags: options.target === "server"
+            ? [...SERVE_V8_FLAGS, ...(options.v8Flags ?? [])]
+            : options.v8Flags,
           cpuProfDir: options.cpuProfDir,
           cpus: options.pin?.target,
         },

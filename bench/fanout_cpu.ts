@@ -23,6 +23,7 @@ import { textLines } from "../tools/lines.ts";
 import { LoadWebSocket } from "./load_websocket.ts";
 import { FrameKind, frameKind, replyTo, u32 } from "./frame_scan.ts";
 import { concatBytes } from "../protocol/bytes.ts";
+import { serveV8FlagArgs } from "../scripts/v8_flags.ts";
 
 const ws = Deno.args.includes("--ws");
 const profIndex = Deno.args.indexOf("--prof");
@@ -39,6 +40,7 @@ const child = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
     "-A",
+    ...serveV8FlagArgs(),
     ...(profDir !== null ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []),
     `${here}server_process.ts`,
     "--memory",

@@ -1,7 +1,7 @@
 /**
  * Builds the single `chat` binary for every release target (or only this machine's with
  * `--host-only`) into `dist/chat-<target>`, with the union of the modes' permissions baked
- * in (see scripts/permissions.ts).
+ * in (see scripts/permissions.ts), and their V8 flags (scripts/v8_flags.ts).
  *
  * Usage: `deno task compile [--host-only] [--target TARGET]... [--out-dir DIR]`
  *
@@ -10,6 +10,7 @@
 
 import denoJson from "../deno.json" with { type: "json" };
 import { binaryPermissionFlags } from "./permissions.ts";
+import { binaryV8Flags } from "./v8_flags.ts";
 
 /** The targets of a release. */
 export const RELEASE_TARGETS: readonly string[] = [
@@ -29,17 +30,24 @@ export function binaryName(target: string): string {
 }
 
 /**
- * The `deno` arguments that compile main.ts for `target` into `outDir`.
+ * The `deno` arguments that compile main.ts for `target` into `outDir`, with these
+ * permissions and V8 flags baked in.
  *
  * @example
  * ```ts
  * import { compileArgs } from "./compile.ts";
- * compileArgs("x86_64-unknown-linux-gnu", ["--allow-net"], "dist");
+ * compileArgs("x86_64-unknown-linux-gnu", ["--allow-net"], "dist", ["--managed-zone-memory"]);
  * // ["compile", "--target", "x86_64-unknown-linux-gnu", "--output",
- * //  "dist/chat-x86_64-unknown-linux-gnu", "--allow-net", "main.ts"]
+ * //  "dist/chat-x86_64-unknown-linux-gnu", "--allow-net",
+ * //  "--v8-flags=--managed-zone-memory", "--include", ..., "main.ts"]
  * ```
  */
-export function compileArgs(target: string, permissions: string[], outDir: string): string[] {
+export function compileArgs(
+  target: string,
+  permissions: string[],
+  outDir: string,
+  v8Flags: readonly string[] = [],
+): string[] {
   return [
     "compile",
     "--target",
@@ -47,6 +55,7 @@ export function compileArgs(target: string, permissions: string[], outDir: strin
     "--output",
     `${outDir.replace(/\/+$/, "")}/${binaryName(target)}`,
     ...permissions,
+    ...(v8Flags.length > 0 ? [`--v8-flags=${v8Flags.join(",")}`] : []),
     // Started with `new Worker(...)`, which `deno compile` does not follow by itself.
     "--include",
     "server/wal_checkpoint_worker.ts",
@@ -87,10 +96,11 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const permissions = binaryPermissionFlags(denoJson.tasks);
-  console.error(`compile: permissions ${permissions.join(" ")}`);
+  const v8Flags = binaryV8Flags(denoJson.tasks);
+  console.error(`compile: permissions ${permissions.join(" ")}; V8 flags ${v8Flags.join(" ")}`);
   const failed: string[] = [];
   for (const target of options.targets) {
-    const args = compileArgs(target, permissions, options.outDir);
+    const args = compileArgs(target, permissions, options.outDir, v8Flags);
     console.error(`compile: deno ${args.join(" ")}`);
     const { code } = await new Deno.Command(Deno.execPath(), {
       args,

@@ -77,15 +77,23 @@ export function mergePermissionFlags(...lists: string[][]): string[] {
  * @throws {PermissionFlagError} when a mode task is missing.
  */
 export function binaryPermissionFlags(tasks: Record<string, unknown>): string[] {
-  const lists = MODE_TASKS.map((name) => {
-    const task = tasks[name];
-    const command = typeof task === "string"
-      ? task
-      : typeof task === "object" && task !== null && "command" in task
-      ? String((task as { command: unknown }).command)
-      : undefined;
-    if (command === undefined) throw new PermissionFlagError(`deno.json has no "${name}" task`);
-    return permissionFlags(command);
-  });
-  return mergePermissionFlags(...lists);
+  return mergePermissionFlags(
+    ...MODE_TASKS.map((name) => permissionFlags(taskCommand(tasks, name))),
+  );
+}
+
+/**
+ * The command of the deno.json task `name` (written as a string or as `{ command }`).
+ *
+ * @throws {PermissionFlagError} when there is no such task.
+ */
+export function taskCommand(tasks: Record<string, unknown>, name: string): string {
+  const task = tasks[name];
+  const command = typeof task === "string"
+    ? task
+    : typeof task === "object" && task !== null && "command" in task
+    ? String((task as { command: unknown }).command)
+    : undefined;
+  if (command === undefined) throw new PermissionFlagError(`deno.json has no "${name}" task`);
+  return command;
 }

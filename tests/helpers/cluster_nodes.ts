@@ -21,6 +21,7 @@
 
 import denoJson from "../../deno.json" with { type: "json" };
 import { permissionFlags } from "../../scripts/permissions.ts";
+import { serveV8FlagArgs } from "../../scripts/v8_flags.ts";
 import { NATS_SKIP, NatsServer } from "./nats.ts";
 import { POSTGRES_SKIP, type ScratchPostgres, startPostgres } from "./postgres.ts";
 
@@ -266,7 +267,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
 
 /**
  * Spawns `chat serve ARGS` (`main`, default `main.ts`) with the serve task's permissions
- * and waits for its `listening on HOST:PORT` line; its stderr (the log) is kept in `output`.
+ * and V8 flags, and waits for its `listening on HOST:PORT` line; its stderr (the log) is kept in `output`.
  */
 export async function spawnNode(
   index: number,
@@ -275,7 +276,7 @@ export async function spawnNode(
   main: string = MAIN,
 ): Promise<ClusterNode> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...SERVE_PERMISSIONS, main, "serve", ...args],
+    args: ["run", ...serveV8FlagArgs(), ...SERVE_PERMISSIONS, main, "serve", ...args],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",
