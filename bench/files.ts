@@ -20,6 +20,13 @@ import { sha256Of, writeRandomFile } from "../tests/helpers/files.ts";
 import { type Child, cpuSecondsOf, spawnChild, trackCpu } from "./child.ts";
 import { round } from "./cluster.ts";
 import { textLines } from "../tools/lines.ts";
+import {
+  type ByteCosts,
+  measureByteCosts,
+  peerBound,
+  relayBound,
+  type TransferBound,
+} from "./file_bound.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const ENDPOINT = new URL("../tests/helpers/file_endpoint.ts", import.meta.url).pathname;
@@ -84,6 +91,12 @@ export interface FilesResult {
   relayCeilingRatio: number;
   /** Encrypted ceiling ÷ raw throughput. */
   peerCeilingRatio: number;
+  /** Nanoseconds per byte of hashing and encryption here (`file_bound.ts`); null without a raw run. */
+  byteCosts: ByteCosts | null;
+  /** What this machine's cores allow a transfer through the server (`file_bound.ts`). */
+  relayBound: TransferBound | null;
+  /** What this machine's cores allow an encrypted peer-to-peer transfer. */
+  peerBound: TransferBound | null;
 }
 
 /** A transfer end in its own process: JSON lines `ready`, then `done` or `error`. */
@@ -367,6 +380,11 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     await server.stop();
     server = undefined;
     const [raw, relay, peer, relayCeiling, peerCeiling] = KINDS.map((k) => median(runs[k]));
+    // The bounds: the raw copy's measured work plus the hashing or encryption each adds.
+    const byteCosts = raw.mbPerSec > 0
+      ? measureByteCosts(Math.min(plan.sizeBytes, 64 * 1024 * 1024))
+      : null;
+    const cores = navigator.hardwareConcurrency;
     return {
       sizeBytes: plan.sizeBytes,
       rounds,
@@ -382,6 +400,9 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
       peerRatio: ratio(peer, raw),
       relayCeilingRatio: ratio(relayCeiling, raw),
       peerCeilingRatio: ratio(peerCeiling, raw),
+      byteCosts,
+      relayBound: byteCosts && relayBound(raw, plan.sizeBytes, byteCosts, cores),
+      peerBound: byteCosts && peerBound(raw, plan.sizeBytes, byteCosts, cores),
     };
   } finally {
     await server?.stop();

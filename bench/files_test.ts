@@ -21,6 +21,11 @@ Deno.test("files: raw, relay, peer-to-peer and ceiling transfers arrive intact a
   assert.equal(result.relay.mbPerSec, Math.min(...result.runsMbPerSec.relay));
   assert.ok(result.relayRatio > 0 && result.peerRatio > 0);
   assert.ok(result.relayCeilingRatio > 0 && result.peerCeilingRatio > 0);
+  // The bounds: never beyond the raw copy, three processes through the server.
+  for (const bound of [result.relayBound, result.peerBound]) {
+    assert.ok(bound !== null && bound.ratio > 0 && bound.ratio <= 1 && bound.ms >= result.raw.ms);
+  }
+  assert.deepEqual(Object.keys(result.relayBound!.processMs), ["sender", "server", "receiver"]);
   assert.ok(
     "hop" in result.relayCeiling.cpuMs || Object.keys(result.relayCeiling.cpuMs).length === 0,
   );
@@ -38,4 +43,5 @@ Deno.test("files: the kinds asked for alone; the others are zero", async () => {
   assert.equal(result.peer.mbPerSec, 0);
   assert.equal(result.peerRatio, 0);
   assert.equal(result.relayCeilingRatio, 0);
+  assert.ok(result.byteCosts !== null && result.byteCosts.sha256 > 0);
 });

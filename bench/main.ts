@@ -1192,6 +1192,17 @@ async function main(): Promise<void> {
         goal: "",
         status: "",
       });
+      const b = v ? v[key === "relay" ? "relayBound" : "peerBound"] : null;
+      rows.push({
+        measure: `  bound on ${navigator.hardwareConcurrency} cores: raw copy's work + ${
+          key === "relay" ? "SHA-256 at both ends" : "ChaCha20-Poly1305"
+        } (bench/file_bound.ts)`,
+        result: b && v ? `${fmtMBs(v.sizeBytes / 1e3 / b.ms)} (${fmtMs(b.ms)})` : fail(files),
+        baseline: raw,
+        ratio: b ? `${b.ratio.toFixed(2)}×` : "",
+        goal: "",
+        status: "",
+      });
     }
   }
 
@@ -1417,6 +1428,21 @@ async function main(): Promise<void> {
       const parts = Object.entries(f.cpuMs).map(([who, ms]) => `${who} ${ms}`);
       const total = Object.values(f.cpuMs).reduce((a, b) => a + b, 0);
       console.log(`  ${name}: ${parts.join(", ")}; ${total} of ${Math.round(f.ms)} ms wall`);
+    }
+    if (v.byteCosts !== null) {
+      const { sha256, seal, open } = v.byteCosts;
+      console.log(
+        `Bounds (bench/file_bound.ts): SHA-256 ${sha256.toFixed(2)}, seal ${
+          seal.toFixed(2)
+        }, open ${open.toFixed(2)} ns/B here; least CPU ms of each process: ${
+          ([["relay", v.relayBound], ["peer", v.peerBound]] as const).map(([name, b]) =>
+            `${name} ${
+              Object.entries(b?.processMs ?? {}).map(([who, ms]) => `${who} ${Math.round(ms)}`)
+                .join(", ")
+            }`
+          ).join("; ")
+        }`,
+      );
     }
   }
   console.log(
