@@ -89,10 +89,11 @@ export class MemoryStore implements Store {
   /** account key → room keys */
   #memberOf = new Map<string, Set<string>>();
   /**
-   * The messages kept, by id, in id order (a Map: forgotten room messages leave it, so it
-   * holds what the rooms keep and the direct messages, not a slot per message ever sent).
+   * The direct messages, by id, in id order. A room message is held by its room's thread
+   * alone (one push; a forgotten one leaves nothing behind, not a slot per message ever
+   * sent).
    */
-  #messages = new Map<number, StoredMessage>();
+  #direct = new Map<number, StoredMessage>();
   /** The highest id given so far. */
   #lastId = 0;
   readonly #roomHistory: number;
@@ -123,7 +124,9 @@ export class MemoryStore implements Store {
    * message holds nothing (not even a slot): a long run keeps a steady heap.
    */
   get heldMessages(): number {
-    return this.#messages.size;
+    let held = this.#direct.size;
+    for (const list of this.#roomThreads.values()) held += list.length;
+    return held;
   }
 
   // ---- accounts
@@ -271,12 +274,16 @@ export class MemoryStore implements Store {
       delivered: false,
       read: false,
     };
-    this.#messages.set(stored.id, stored);
-    const [threads, thread] = stored.roomKey !== null
-      ? [this.#roomThreads, stored.roomKey]
-      : [this.#pairThreads, pairThread(stored.fromKey, stored.toKey!)];
-    let list = threads.get(thread);
-    if (list === undefined) threads.set(thread, list = []);
+    let list: StoredMessage[] | undefined;
+    if (stored.roomKey !== null) {
+      list = this.#roomThreads.get(stored.roomKey);
+      if (list === undefined) this.#roomThreads.set(stored.roomKey, list = []);
+    } else {
+      this.#direct.set(stored.id, stored);
+      const pair = pairThread(stored.fromKey, stored.toKey!);
+      list = this.#pairThreads.get(pair);
+      if (list === undefined) this.#pairThreads.set(pair, list = []);
+    }
     list.push(stored);
     if (sent === undefined) this.#byClientId.set(stored.fromKey, sent = new Map());
     sent.set(stored.clientId, stored);
@@ -287,7 +294,6 @@ export class MemoryStore implements Store {
         list.length - this.#roomHistory + (this.#roomHistory >> 4),
       );
       for (const m of forgotten) {
-        this.#messages.delete(m.id);
         this.#byClientId.get(m.fromKey)?.delete(m.clientId);
       }
     }
@@ -340,8 +346,7 @@ export class MemoryStore implements Store {
     return this.#run(() => {
       checkCount("limit", query.limit);
       const latest = new Map<string, number>();
-      for (const m of this.#messages.values()) {
-        if (m.toKey === null) continue;
+      for (const m of this.#direct.values()) {
         if (m.ts <= query.afterTs || m.ts >= query.beforeTs) continue;
         const other = m.fromKey === accountKey
           ? m.toKey
@@ -364,16 +369,27 @@ export class MemoryStore implements Store {
       checkCount("limit", limit);
       const rooms = this.#memberOf.get(accountKey);
       const blocked = this.#blocks.get(accountKey);
-      const out: ChatMessage[] = [];
-      for (const m of this.#messages.values()) {
-        if (out.length >= limit) break;
-        if (m.id <= afterId) continue;
-        const visible = m.roomKey !== null
-          ? (rooms?.has(m.roomKey) ?? false) && !(blocked?.has(m.fromKey) ?? false)
-          : m.fromKey === accountKey || m.toKey === accountKey;
-        if (visible) out.push(this.#toChat(m));
+      // The first `limit` of each room and of the direct messages, then the first of all.
+      const found: StoredMessage[] = [];
+      for (const roomKey of rooms ?? []) {
+        const list = this.#roomThreads.get(roomKey) ?? [];
+        let taken = 0;
+        for (let i = firstAtLeast(list, afterId + 1); i < list.length && taken < limit; i++) {
+          if (blocked?.has(list[i].fromKey) ?? false) continue;
+          found.push(list[i]);
+          taken++;
+        }
       }
-      return out;
+      let taken = 0;
+      for (const m of this.#direct.values()) {
+        if (taken >= limit) break;
+        if (m.id > afterId && (m.fromKey === accountKey || m.toKey === accountKey)) {
+          found.push(m);
+          taken++;
+        }
+      }
+      found.sort((a, b) => a.id - b.id);
+      return found.slice(0, limit).map((m) => this.#toChat(m));
     });
   }
 
@@ -382,7 +398,7 @@ export class MemoryStore implements Store {
     return this.#run(() => {
       const { after, through, limit } = checkUndeliveredQuery(query);
       const out: DirectMessage[] = [];
-      for (const m of this.#messages.values()) {
+      for (const m of this.#direct.values()) {
         if (m.id > through || out.length >= limit) break;
         if (m.id > after && m.toKey === accountKey && !m.delivered) {
           out.push(this.#toChat(m) as DirectMessage);
@@ -397,7 +413,7 @@ export class MemoryStore implements Store {
     return this.#run(() => {
       checkCount("throughId", throughId);
       let n = 0;
-      for (const m of this.#messages.values()) {
+      for (const m of this.#direct.values()) {
         if (m.id > throughId) break;
         if (m.toKey === accountKey && !m.delivered) n++;
       }
@@ -411,7 +427,7 @@ export class MemoryStore implements Store {
       for (const id of ids) checkCount("id", id);
       const newly: number[] = [];
       for (const id of ids) {
-        const m = this.#messages.get(id);
+        const m = this.#direct.get(id);
         if (m !== undefined && m.toKey !== null && !m.delivered) {
           m.delivered = true;
           newly.push(id);
@@ -430,7 +446,7 @@ export class MemoryStore implements Store {
       for (const id of ids) checkCount("id", id);
       const out: DirectMessage[] = [];
       for (const id of [...new Set(ids)].sort((a, b) => a - b)) {
-        const m = this.#messages.get(id);
+        const m = this.#direct.get(id);
         if (m === undefined || m.toKey !== accountKey || m.read) continue;
         m.read = true;
         m.delivered = true;
