@@ -25,6 +25,8 @@ export interface SpawnOptions {
   startTimeoutMs?: number;
   /** Pin the process to these CPUs (`taskset -c`), e.g. `"1"`. */
   cpus?: string;
+  /** A file for what it prints that is not JSON (V8's `--trace-gc` lines). */
+  strayLog?: string;
 }
 
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -63,6 +65,7 @@ export async function spawnChild(
       ...args,
     ],
     startTimeoutMs: options.startTimeoutMs ?? 20_000,
+    ...(options.strayLog !== undefined ? { strayLog: options.strayLog } : {}),
   });
   live.set(child, 0);
   const sampler = setInterval(() => {

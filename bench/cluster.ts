@@ -32,6 +32,8 @@ export interface ClusterOptions {
   v8Flags?: string[];
   /** Write a CPU profile of the target into this folder. */
   cpuProfDir?: string;
+  /** A file for the target's lines that are not JSON (a V8 trace asked for in `v8Flags`). */
+  targetLog?: string;
   /** CPUs for the target and for the load processes (`taskset -c`); unpinned when absent. */
   pin?: { target: string; loads: string };
   /**
@@ -111,6 +113,7 @@ export async function withCluster<T>(
             : options.v8Flags,
           cpuProfDir: options.cpuProfDir,
           cpus: options.pin?.target,
+          ...(options.targetLog !== undefined ? { strayLog: options.targetLog } : {}),
         },
       );
     started.push(target);

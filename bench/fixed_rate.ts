@@ -19,7 +19,9 @@
  * SQLite in a temp dir, as the suite's fixed-load run; default the fan-out's memory
  * store), `--members` (room size, default 100), `--rates` (offered deliveries/s,
  * comma-separated, default 300000), `--ms` (per rate, default 2000), `--rounds` (default 3),
- * `--prof DIR` (each server's CPU profile under DIR, its busiest functions printed). Pinned like the suite (target on CPU 1, load on
+ * `--prof DIR` (each server's CPU profile under DIR, its busiest functions printed), `--gc-log DIR`
+ * (each server run with `--trace-gc-nvp`, its trace kept under DIR and summarised: scavenges,
+ * mark-compacts, their pauses, MB allocated and promoted). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module
@@ -28,6 +30,7 @@
 import type { Cluster, withCluster } from "./cluster.ts";
 import type { openRoom, runLevel } from "./fanout.ts";
 import { canPin, FANOUT_SERVER_ARGS, fixedServerArgs } from "./main.ts";
+import { formatGcSummary, summariseGcTrace } from "./gc_trace.ts";
 import { formatProfile, summariseProfileDir } from "./profile_summary.ts";
 
 /** What to measure. */
@@ -41,6 +44,8 @@ interface Plan {
   sqlite: boolean;
   /** Write each server's CPU profile under this folder (`--prof DIR`) and print its busiest functions. */
   prof: string;
+  /** Keep each server's `--trace-gc-nvp` trace under this folder (`--gc-log DIR`) and summarise it. */
+  gcLog: string;
 }
 
 function parse(args: string[]): Plan {
@@ -52,6 +57,7 @@ function parse(args: string[]): Plan {
     targets: [],
     sqlite: false,
     prof: "",
+    gcLog: "",
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -66,6 +72,7 @@ function parse(args: string[]): Plan {
     else if (arg === "--rounds") plan.rounds = Number(next());
     else if (arg === "--sqlite") plan.sqlite = true;
     else if (arg === "--prof") plan.prof = next();
+    else if (arg === "--gc-log") plan.gcLog = next();
     else plan.targets.push(arg);
   }
   if (plan.targets.length === 0) plan.targets.push(".");
@@ -94,11 +101,17 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         ? `${plan.prof}/${round}-${plan.targets.indexOf(target)}`
         : "";
       if (profDir) await Deno.mkdir(profDir, { recursive: true });
+      const gcLog = plan.gcLog && !relay && !inspircd
+        ? `${plan.gcLog}/${round}-${plan.targets.indexOf(target)}.log`
+        : "";
+      if (gcLog) await Deno.mkdir(plan.gcLog, { recursive: true });
+      const flags = [...(v8 ? v8.split(",") : []), ...(gcLog ? ["--trace-gc-nvp"] : [])];
       await run({
         target: relay ? "relay" : inspircd ? "inspircd" : "server",
         loads: 2,
         serverArgs: plan.sqlite ? fixedServerArgs(dataDir) : FANOUT_SERVER_ARGS,
-        ...(v8 ? { v8Flags: v8.split(",") } : {}),
+        ...(flags.length > 0 ? { v8Flags: flags } : {}),
+        ...(gcLog ? { targetLog: gcLog } : {}),
         ...(pin ? { pin } : {}),
         ...(profDir ? { cpuProfDir: profDir } : {}),
       }, async (c: Cluster) => {
@@ -124,6 +137,14 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
           );
         }
       }).finally(() => dataDir && Deno.remove(dataDir, { recursive: true }).catch(() => {}));
+      if (gcLog) {
+        const trace = await Deno.readTextFile(gcLog).catch(() => "");
+        console.log(
+          `${target}, GC in ${gcLog}: ${
+            trace ? formatGcSummary(summariseGcTrace(trace)) : "no trace (its bench keeps none)"
+          }`,
+        );
+      }
       if (profDir) {
         for (const summary of await summariseProfileDir(profDir, 25)) {
           console.log(`${target}, profile in ${profDir}:\n${formatProfile(summary)}`);

@@ -59,9 +59,34 @@ function encodeText(text: string): Uint8Array {
  * ```
  */
 export function encodeFrame(header: object, body: Uint8Array = EMPTY): Uint8Array {
+  if (body.length === 0) return encodeHeaderFrame(header);
   const encoded = encodeFrameWithBody(header, body.length);
   if (body.length > 0) encoded.body.set(body);
   return encoded.frame;
+}
+
+/** Where {@linkcode encodeHeaderFrame} writes a header's JSON: after the eight bytes of lengths. */
+const scratchJson = scratch.subarray(LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
+
+/**
+ * A body-less frame (a reply, an event): laid out in {@linkcode scratch} and copied once
+ * into its own array, with no view, `DataView` or second object made for it.
+ */
+function encodeHeaderFrame(header: object): Uint8Array {
+  const json = JSON.stringify(header);
+  if (json.length * 3 > scratchJson.length) return encodeFrameWithBody(header, 0).frame;
+  const written = encoder.encodeInto(json, scratchJson).written;
+  setUint32(scratch, 0, HEADER_LENGTH_BYTES + written);
+  setUint32(scratch, LENGTH_PREFIX_BYTES, written);
+  return scratch.slice(0, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + written);
+}
+
+/** Writes `value` big-endian at `at` (no `DataView` made for four bytes). */
+function setUint32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = value >>> 16;
+  bytes[at + 2] = value >>> 8;
+  bytes[at + 3] = value;
 }
 
 /**
@@ -131,10 +156,8 @@ export function encodeFrames(
       batchScratch = grown;
     }
     const written = encoder.encodeInto(json, batchScratch.subarray(start)).written;
-    const payloadLength = HEADER_LENGTH_BYTES + written;
-    const view = new DataView(batchScratch.buffer, at, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
-    view.setUint32(0, payloadLength);
-    view.setUint32(LENGTH_PREFIX_BYTES, written);
+    setUint32(batchScratch, at, HEADER_LENGTH_BYTES + written);
+    setUint32(batchScratch, at + LENGTH_PREFIX_BYTES, written);
     at = start + written;
     ends.push(at);
   }

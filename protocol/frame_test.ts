@@ -734,3 +734,26 @@ Deno.test("encodeFrames: the same bytes as encodeFrame one by one, in one array"
   });
   assert.deepEqual(encodeFrames([]), { bytes: new Uint8Array(0), ends: [] });
 });
+
+Deno.test("encodeFrame without a body: the same bytes as laid out with one, each its own array", () => {
+  const headers = [
+    { type: "ok", re: "1", msg: { type: "msg", id: 7, text: "hi" } },
+    { type: "msg", id: 2, text: "é😀\u2028\u0000" },
+    { type: "msg", id: 3, text: "x".repeat(50_000) }, // past the scratch
+    {},
+  ];
+  const frames = headers.map((h) => encodeFrame(h));
+  headers.forEach((header, i) => {
+    const json = utf8.encode(JSON.stringify(header));
+    const view = new DataView(frames[i].buffer, frames[i].byteOffset, frames[i].byteLength);
+    assert.equal(frames[i].length, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + json.length);
+    assert.equal(view.getUint32(0), HEADER_LENGTH_BYTES + json.length);
+    assert.equal(view.getUint32(LENGTH_PREFIX_BYTES), json.length);
+    assert.deepEqual(frames[i].subarray(8), json);
+    assert.deepEqual(frames[i], encodeFrameWithBody(header, 0).frame);
+    assert.deepEqual(decodeFrame(frames[i]).header, JSON.parse(JSON.stringify(header)));
+  });
+  // Each frame owns its bytes: a later encoding does not change an earlier one.
+  assert.equal(new Set(frames.map((f) => f.buffer)).size, frames.length);
+  assert.deepEqual(frames[0], encodeFrameWithBody(headers[0], 0).frame);
+});

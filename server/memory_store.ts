@@ -88,13 +88,24 @@ export class MemoryStore implements Store {
   #members = new Map<string, Set<string>>();
   /** account key → room keys */
   #memberOf = new Map<string, Set<string>>();
-  /** Every message; the one with id n is at index n - 1 (undefined once forgotten). */
-  #messages: (StoredMessage | undefined)[] = [];
+  /**
+   * The direct messages, by id, in id order. A room message is held by its room's thread
+   * alone (one push; a forgotten one leaves nothing behind, not a slot per message ever
+   * sent).
+   */
+  #direct = new Map<number, StoredMessage>();
+  /** The highest id given so far. */
+  #lastId = 0;
   readonly #roomHistory: number;
-  /** room key or DM pair key → its messages, by id */
-  #threads = new Map<string, StoredMessage[]>();
-  /** `fromKey\nclientId` → message */
-  #byClientId = new Map<string, StoredMessage>();
+  /** room key → its messages, by id */
+  #roomThreads = new Map<string, StoredMessage[]>();
+  /** DM pair key → its messages, by id */
+  #pairThreads = new Map<string, StoredMessage[]>();
+  /**
+   * sender's account key → client id → message: keys the strings a message carries (their
+   * hashes kept in them), not a string made per lookup.
+   */
+  #byClientId = new Map<string, Map<string, StoredMessage>>();
   #blocks = new Map<string, Set<string>>();
   #contacts = new Map<string, Set<string>>();
   #sessions: Session[] = [];
@@ -106,6 +117,16 @@ export class MemoryStore implements Store {
     const roomHistory = options.roomHistory ?? Infinity;
     if (!(roomHistory >= 1)) throw new RangeError("roomHistory must be at least 1");
     this.#roomHistory = roomHistory;
+  }
+
+  /**
+   * Messages held now: what the rooms keep and every direct message. A forgotten room
+   * message holds nothing (not even a slot): a long run keeps a steady heap.
+   */
+  get heldMessages(): number {
+    let held = this.#direct.size;
+    for (const list of this.#roomThreads.values()) held += list.length;
+    return held;
   }
 
   // ---- accounts
@@ -231,8 +252,8 @@ export class MemoryStore implements Store {
 
   #insert(message: NewMessage): AppendResult {
     checkNewMessage(message);
-    const dedupKey = `${message.fromKey}\n${message.clientId}`;
-    const earlier = this.#byClientId.get(dedupKey);
+    let sent = this.#byClientId.get(message.fromKey);
+    const earlier = sent?.get(message.clientId);
     if (earlier !== undefined) {
       checkResend(earlier, message);
       return { message: this.#toChat(earlier), duplicate: true };
@@ -241,7 +262,7 @@ export class MemoryStore implements Store {
       throw new StoreError("not_found", `no room "${message.room}"`);
     }
     const stored: StoredMessage = {
-      id: this.#messages.length + 1,
+      id: ++this.#lastId,
       ts: message.ts,
       clientId: message.clientId,
       fromKey: message.fromKey,
@@ -253,14 +274,19 @@ export class MemoryStore implements Store {
       delivered: false,
       read: false,
     };
-    this.#messages.push(stored);
-    const thread = stored.roomKey !== null
-      ? roomThread(stored.roomKey)
-      : pairThread(stored.fromKey, stored.toKey!);
-    let list = this.#threads.get(thread);
-    if (list === undefined) this.#threads.set(thread, list = []);
+    let list: StoredMessage[] | undefined;
+    if (stored.roomKey !== null) {
+      list = this.#roomThreads.get(stored.roomKey);
+      if (list === undefined) this.#roomThreads.set(stored.roomKey, list = []);
+    } else {
+      this.#direct.set(stored.id, stored);
+      const pair = pairThread(stored.fromKey, stored.toKey!);
+      list = this.#pairThreads.get(pair);
+      if (list === undefined) this.#pairThreads.set(pair, list = []);
+    }
     list.push(stored);
-    this.#byClientId.set(dedupKey, stored);
+    if (sent === undefined) this.#byClientId.set(stored.fromKey, sent = new Map());
+    sent.set(stored.clientId, stored);
     if (stored.roomKey !== null && list.length > this.#roomHistory) {
       // Forget the room's oldest (a batch at a time: shifting one by one is quadratic).
       const forgotten = list.splice(
@@ -268,8 +294,7 @@ export class MemoryStore implements Store {
         list.length - this.#roomHistory + (this.#roomHistory >> 4),
       );
       for (const m of forgotten) {
-        this.#messages[m.id - 1] = undefined;
-        this.#byClientId.delete(`${m.fromKey}\n${m.clientId}`);
+        this.#byClientId.get(m.fromKey)?.delete(m.clientId);
       }
     }
     return { message: this.#toChat(stored), duplicate: false };
@@ -279,10 +304,9 @@ export class MemoryStore implements Store {
   history(query: HistoryQuery): Promise<ChatMessage[]> {
     return this.#run(() => {
       checkHistoryQuery(query);
-      const thread = query.room !== undefined
-        ? roomThread(query.room)
-        : pairThread(query.between![0], query.between![1]);
-      const list = this.#threads.get(thread) ?? [];
+      const list = (query.room !== undefined
+        ? this.#roomThreads.get(query.room)
+        : this.#pairThreads.get(pairThread(query.between![0], query.between![1]))) ?? [];
       const { before, after, beforeTs, afterTs } = historyBounds(query);
       const start = firstAtLeast(list, after + 1);
       const end = firstAtLeast(list, before);
@@ -294,12 +318,16 @@ export class MemoryStore implements Store {
       const out: ChatMessage[] = [];
       if (query.oldest === true) {
         for (let i = start; i < end && out.length < query.limit; i++) {
-          if (wanted(list[i])) out.push(this.#toChat(list[i]));
+          if (wanted(list[i])) {
+            out.push(this.#toChat(list[i]));
+          }
         }
         return out;
       }
       for (let i = end - 1; i >= start && out.length < query.limit; i--) {
-        if (wanted(list[i])) out.push(this.#toChat(list[i]));
+        if (wanted(list[i])) {
+          out.push(this.#toChat(list[i]));
+        }
       }
       return out.reverse();
     });
@@ -307,7 +335,7 @@ export class MemoryStore implements Store {
 
   /** The highest message id stored so far; 0 when none. */
   lastMessageId(): Promise<number> {
-    return this.#run(() => this.#messages.length);
+    return this.#run(() => this.#lastId);
   }
 
   /** The direct conversations of `accountKey` active in a time window, latest first. */
@@ -318,8 +346,7 @@ export class MemoryStore implements Store {
     return this.#run(() => {
       checkCount("limit", query.limit);
       const latest = new Map<string, number>();
-      for (const m of this.#messages) {
-        if (m === undefined || m.toKey === null) continue;
+      for (const m of this.#direct.values()) {
         if (m.ts <= query.afterTs || m.ts >= query.beforeTs) continue;
         const other = m.fromKey === accountKey
           ? m.toKey
@@ -342,16 +369,27 @@ export class MemoryStore implements Store {
       checkCount("limit", limit);
       const rooms = this.#memberOf.get(accountKey);
       const blocked = this.#blocks.get(accountKey);
-      const out: ChatMessage[] = [];
-      for (let i = afterId; i < this.#messages.length && out.length < limit; i++) {
-        const m = this.#messages[i];
-        if (m === undefined) continue;
-        const visible = m.roomKey !== null
-          ? (rooms?.has(m.roomKey) ?? false) && !(blocked?.has(m.fromKey) ?? false)
-          : m.fromKey === accountKey || m.toKey === accountKey;
-        if (visible) out.push(this.#toChat(m));
+      // The first `limit` of each room and of the direct messages, then the first of all.
+      const found: StoredMessage[] = [];
+      for (const roomKey of rooms ?? []) {
+        const list = this.#roomThreads.get(roomKey) ?? [];
+        let taken = 0;
+        for (let i = firstAtLeast(list, afterId + 1); i < list.length && taken < limit; i++) {
+          if (blocked?.has(list[i].fromKey) ?? false) continue;
+          found.push(list[i]);
+          taken++;
+        }
       }
-      return out;
+      let taken = 0;
+      for (const m of this.#direct.values()) {
+        if (taken >= limit) break;
+        if (m.id > afterId && (m.fromKey === accountKey || m.toKey === accountKey)) {
+          found.push(m);
+          taken++;
+        }
+      }
+      found.sort((a, b) => a.id - b.id);
+      return found.slice(0, limit).map((m) => this.#toChat(m));
     });
   }
 
@@ -360,10 +398,9 @@ export class MemoryStore implements Store {
     return this.#run(() => {
       const { after, through, limit } = checkUndeliveredQuery(query);
       const out: DirectMessage[] = [];
-      const end = Math.min(this.#messages.length, through);
-      for (let i = after; i < end && out.length < limit; i++) {
-        const m = this.#messages[i];
-        if (m !== undefined && m.toKey === accountKey && !m.delivered) {
+      for (const m of this.#direct.values()) {
+        if (m.id > through || out.length >= limit) break;
+        if (m.id > after && m.toKey === accountKey && !m.delivered) {
           out.push(this.#toChat(m) as DirectMessage);
         }
       }
@@ -376,10 +413,9 @@ export class MemoryStore implements Store {
     return this.#run(() => {
       checkCount("throughId", throughId);
       let n = 0;
-      const end = Math.min(this.#messages.length, throughId);
-      for (let i = 0; i < end; i++) {
-        const m = this.#messages[i];
-        if (m !== undefined && m.toKey === accountKey && !m.delivered) n++;
+      for (const m of this.#direct.values()) {
+        if (m.id > throughId) break;
+        if (m.toKey === accountKey && !m.delivered) n++;
       }
       return n;
     });
@@ -391,7 +427,7 @@ export class MemoryStore implements Store {
       for (const id of ids) checkCount("id", id);
       const newly: number[] = [];
       for (const id of ids) {
-        const m = this.#messages[id - 1];
+        const m = this.#direct.get(id);
         if (m !== undefined && m.toKey !== null && !m.delivered) {
           m.delivered = true;
           newly.push(id);
@@ -410,7 +446,7 @@ export class MemoryStore implements Store {
       for (const id of ids) checkCount("id", id);
       const out: DirectMessage[] = [];
       for (const id of [...new Set(ids)].sort((a, b) => a - b)) {
-        const m = this.#messages[id - 1];
+        const m = this.#direct.get(id);
         if (m === undefined || m.toKey !== accountKey || m.read) continue;
         m.read = true;
         m.delivered = true;
@@ -563,10 +599,6 @@ export class MemoryStore implements Store {
     }
     return { type: "dm", id: m.id, ts: m.ts, from: m.from, to: m.to!, text: m.text };
   }
-}
-
-function roomThread(roomKey: string): string {
-  return `#${roomKey}`;
 }
 
 function pairThread(a: string, b: string): string {

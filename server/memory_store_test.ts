@@ -57,3 +57,62 @@ Deno.test("MemoryStore: roomHistory bounds each room's messages; direct messages
   assert.throws(() => new MemoryStore({ roomHistory: 0 }), RangeError);
   await store.close();
 });
+
+Deno.test("MemoryStore: forgotten room messages hold nothing, ids and resends go on", async () => {
+  const store = new MemoryStore({ roomHistory: 32 });
+  await store.createRoom({ key: "a", name: "A", topic: "", topicBy: "", createdAt: 0 });
+  await store.addMember("a", "bob");
+  await store.appendMessage({
+    fromKey: "alice",
+    from: "Alice",
+    toKey: "bob",
+    to: "Bob",
+    text: "direct",
+    ts: 0,
+    clientId: "d",
+  });
+  for (let i = 0; i < 5000; i++) {
+    await store.appendMessage({
+      fromKey: i % 2 === 0 ? "alice" : "carol",
+      from: "x",
+      room: "a",
+      text: `r${i}`,
+      ts: i,
+      clientId: String(i),
+    });
+  }
+  const kept = (await store.history({ room: "a", limit: 1000 })).length;
+  // The room's kept messages and the direct one: no slot for the 4,968 or so forgotten.
+  assert.equal(store.heldMessages, kept + 1);
+  assert.equal(await store.lastMessageId(), 5001);
+  const after = await store.messagesAfter("bob", 4990, 1000);
+  assert.deepEqual(after.map((m) => m.id), Array.from({ length: 11 }, (_, i) => 4991 + i));
+  assert.equal(await store.countUndelivered("bob", 5001), 1);
+  assert.deepEqual((await store.undelivered("bob", { after: 0, through: 1 })).length, 1);
+  assert.deepEqual((await store.undelivered("bob", { after: 1 })).length, 0);
+  assert.equal(
+    (await store.appendMessage({
+      fromKey: "carol",
+      from: "x",
+      room: "a",
+      text: "r4999",
+      ts: 4999,
+      clientId: "4999",
+    })).duplicate,
+    true,
+    "a kept message's resend is found under its sender",
+  );
+  assert.equal(
+    (await store.appendMessage({
+      fromKey: "alice",
+      from: "x",
+      room: "a",
+      text: "r4999",
+      ts: 4999,
+      clientId: "4999",
+    })).duplicate,
+    false,
+    "the same client id from another sender is another message",
+  );
+  await store.close();
+});

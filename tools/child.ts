@@ -32,7 +32,19 @@ export interface ChildSpec {
   cwd?: string;
   /** Milliseconds to wait for the first line. Default 30 s. */
   startTimeoutMs?: number;
+  /**
+   * A file that gets the lines the child prints on stdout that are not JSON (a V8 trace:
+   * `--trace-gc`). The child's C stdio is then line-buffered (coreutils' `stdbuf` library,
+   * where installed), so that a trace does not end inside a reply's line.
+   */
+  strayLog?: string;
 }
+
+/** coreutils' library that `stdbuf` preloads, where Debian and others install it. */
+const STDBUF_LIBRARIES = [
+  "/usr/libexec/coreutils/libstdbuf.so",
+  "/usr/lib/coreutils/libstdbuf.so",
+];
 
 /**
  * One child process speaking JSON lines (see `side_channel.ts` for the child's side).
@@ -68,10 +80,13 @@ export class JsonLineChild {
   #resolveFirst!: (v: Record<string, unknown>) => void;
   #rejectFirst!: (e: Error) => void;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** Where stray stdout lines go ({@linkcode ChildSpec.strayLog}), null: nowhere. */
+  readonly #strayLog: Deno.FsFile | null;
 
-  private constructor(process: Deno.ChildProcess, name: string) {
+  private constructor(process: Deno.ChildProcess, name: string, strayLog: Deno.FsFile | null) {
     this.process = process;
     this.name = name;
+    this.#strayLog = strayLog;
     this.#firstLine = new Promise((resolve, reject) => {
       this.#resolveFirst = resolve;
       this.#rejectFirst = reject;
@@ -115,9 +130,12 @@ export class JsonLineChild {
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...(spec.strayLog !== undefined ? lineBuffered() : {}) },
     }).spawn();
-    const child = new JsonLineChild(process, spec.name);
+    const strayLog = spec.strayLog === undefined
+      ? null
+      : await Deno.open(spec.strayLog, { write: true, create: true, append: true });
+    const child = new JsonLineChild(process, spec.name, strayLog);
     const timeoutMs = spec.startTimeoutMs ?? 30_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -233,7 +251,9 @@ export class JsonLineChild {
         try {
           message = JSON.parse(line);
         } catch {
-          continue; // a stray print; not ours
+          const reply = this.#stray(line);
+          if (reply === null) continue; // a stray print; not ours
+          message = reply;
         }
         if (first) {
           first = false;
@@ -251,7 +271,27 @@ export class JsonLineChild {
       }
     } catch {
       // the process ended
+    } finally {
+      this.#strayLog?.close();
     }
+  }
+
+  /**
+   * Keeps a stray line in the stray log, if any, and gives back a reply glued to its end
+   * (a trace written apart from the child's own writes may lack its last newline).
+   */
+  #stray(line: string): Record<string, unknown> | null {
+    const log = this.#strayLog;
+    if (log === null) return null;
+    const at = Math.max(line.lastIndexOf('{"id":'), line.lastIndexOf('{"port":'));
+    let reply: Record<string, unknown> | null = null;
+    try {
+      if (at > 0) reply = JSON.parse(line.slice(at));
+    } catch {
+      // not a reply
+    }
+    log.writeSync(new TextEncoder().encode((reply === null ? line : line.slice(0, at)) + "\n"));
+    return reply;
   }
 
   async #readStderr(): Promise<void> {
@@ -271,4 +311,17 @@ export class JsonLineChild {
 /** Describes an exit status in words: `code 1`, `SIGKILL`. */
 export function describeStatus(status: Deno.CommandStatus): string {
   return status.signal !== null ? `signal ${status.signal}` : `code ${status.code}`;
+}
+
+/** The environment that makes a child's C stdio line-buffered, where `stdbuf`'s library is. */
+function lineBuffered(): Record<string, string> {
+  for (const library of STDBUF_LIBRARIES) {
+    try {
+      Deno.statSync(library);
+      return { LD_PRELOAD: library, _STDBUF_O: "L" };
+    } catch {
+      // not here
+    }
+  }
+  return {};
 }
