@@ -4,6 +4,17 @@ import { storeConformance } from "./store_conformance.ts";
 
 storeConformance("MemoryStore", () => Promise.resolve(new MemoryStore()));
 
+/** A direct message from alice to bob, as the retention tests store it. */
+const DIRECT = {
+  fromKey: "alice",
+  from: "Alice",
+  toKey: "bob",
+  to: "Bob",
+  text: "direct",
+  ts: 0,
+  clientId: "d",
+};
+
 Deno.test("MemoryStore: returned messages are copies", async () => {
   const store = new MemoryStore();
   await store.createRoom({ key: "a", name: "A", topic: "", topicBy: "", createdAt: 0 });
@@ -34,15 +45,7 @@ Deno.test("MemoryStore: roomHistory bounds each room's messages; direct messages
       ts: i,
       clientId: `r${i}`,
     });
-  const first = await store.appendMessage({
-    fromKey: "alice",
-    from: "Alice",
-    toKey: "bob",
-    to: "Bob",
-    text: "direct",
-    ts: 0,
-    clientId: "d",
-  });
+  const first = await store.appendMessage(DIRECT);
   for (let i = 0; i < 100; i++) await say(i);
   const kept = await store.history({ room: "a", limit: 1000 });
   assert.ok(kept.length <= 32 && kept.length >= 30, `${kept.length} kept`);
@@ -62,15 +65,7 @@ Deno.test("MemoryStore: forgotten room messages hold nothing, ids and resends go
   const store = new MemoryStore({ roomHistory: 32 });
   await store.createRoom({ key: "a", name: "A", topic: "", topicBy: "", createdAt: 0 });
   await store.addMember("a", "bob");
-  await store.appendMessage({
-    fromKey: "alice",
-    from: "Alice",
-    toKey: "bob",
-    to: "Bob",
-    text: "direct",
-    ts: 0,
-    clientId: "d",
-  });
+  await store.appendMessage(DIRECT);
   for (let i = 0; i < 5000; i++) {
     await store.appendMessage({
       fromKey: i % 2 === 0 ? "alice" : "carol",
@@ -90,27 +85,19 @@ Deno.test("MemoryStore: forgotten room messages hold nothing, ids and resends go
   assert.equal(await store.countUndelivered("bob", 5001), 1);
   assert.deepEqual((await store.undelivered("bob", { after: 0, through: 1 })).length, 1);
   assert.deepEqual((await store.undelivered("bob", { after: 1 })).length, 0);
-  assert.equal(
+  // Room a's message 4999, from carol, sent again by `fromKey`.
+  const resend = async (fromKey: string) =>
     (await store.appendMessage({
-      fromKey: "carol",
+      fromKey,
       from: "x",
       room: "a",
       text: "r4999",
       ts: 4999,
       clientId: "4999",
-    })).duplicate,
-    true,
-    "a kept message's resend is found under its sender",
-  );
+    })).duplicate;
+  assert.equal(await resend("carol"), true, "a kept message's resend is found under its sender");
   assert.equal(
-    (await store.appendMessage({
-      fromKey: "alice",
-      from: "x",
-      room: "a",
-      text: "r4999",
-      ts: 4999,
-      clientId: "4999",
-    })).duplicate,
+    await resend("alice"),
     false,
     "the same client id from another sender is another message",
   );
