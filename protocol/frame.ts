@@ -61,7 +61,7 @@ function encodeText(text: string): Uint8Array {
 export function encodeFrame(header: object, body: Uint8Array = EMPTY): Uint8Array {
   if (body.length === 0) return encodeHeaderFrame(header);
   const encoded = encodeFrameWithBody(header, body.length);
-  if (body.length > 0) encoded.body.set(body);
+  encoded.body.set(body);
   return encoded.frame;
 }
 
