@@ -993,7 +993,9 @@ export class FileService {
    */
   async #checkFreeSpace(bytes: number, what: string): Promise<void> {
     const reserve = this.#hub.config.minFreeBytes;
-    const free = await this.bytes.free.bytes();
+    let free = await this.bytes.free.bytes();
+    // Refused on a fresh measure only: in between, the estimate errs low.
+    if (free !== null && free - bytes < reserve) free = await this.bytes.free.bytes(true);
     this.#noteReserve(free);
     if (free === null || free - bytes >= reserve) return;
     throw this.#storageFull(
