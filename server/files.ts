@@ -863,8 +863,16 @@ export class FileService {
             seen,
           );
           seen = this.#wakeCount(id);
-          record = await this.#incoming(ctx, id);
-          now = await this.#available(record);
+          // Uploaded here: its record does not change while the upload goes on (a drop,
+          // the upload's end or its letting go closes it first and wakes this read), so
+          // it is not read from the store again at each chunk.
+          const live = this.#uploads.get(id);
+          if (live !== undefined && !live.closed) {
+            now = live.offset;
+          } else {
+            record = await this.#incoming(ctx, id);
+            now = await this.#available(record);
+          }
           // A wake need not bring bytes (it may be for bytes already counted, the read
           // having noted the count before it looked): it waits on until the deadline.
         } while (

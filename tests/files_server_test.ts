@@ -516,3 +516,27 @@ Deno.test("a reader's reads of a file open it once; the file dropped, nothing ke
     assert.deepEqual(open, []);
   });
 });
+
+Deno.test("a read following an upload on this server does not look its record up again at each chunk", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    const store = fileServiceOf(server.hub).store;
+    const content = bytesOf(500_000, 9);
+    const file = await offeredAndAccepted(alice, bob, "bob", "followed.bin", content);
+    const get = store.get.bind(store);
+    let gets = 0;
+    store.get = (id) => {
+      if (id === file) gets++;
+      return get(id);
+    };
+    bob.send({ type: "file_read", id: "follow", file, offset: 0, length: content.length });
+    for (let at = 0; at < content.length; at += 50_000) {
+      await chunkOk(alice, file, at, content.subarray(at, at + 50_000));
+    }
+    const reply = await bob.expect({ type: "ok", re: "follow" });
+    assert.equal(reply.length, content.length);
+    // The read's own lookup and the first chunk's (it opens the upload): not one per chunk.
+    assert.ok(gets <= 3, `${gets} lookups of the record for 10 chunks`);
+  });
+});
