@@ -47,21 +47,29 @@ export async function freeSpace(path: string): Promise<number | null> {
   }
 }
 
-/** Bytes written after which {@linkcode FreeSpace} measures again. */
-const REMEASURE_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes written after which {@linkcode FreeSpace} measures again. Large: the estimate
+ * in between already counts them (it errs low), and a refusal measures afresh (see
+ * {@linkcode FreeSpace.bytes}); each measure is a `statfs` on the server's one thread
+ * (about 1 ms here), every 4 MiB it cost an upload 16 of them per 64 MiB.
+ */
+export const REMEASURE_BYTES: number = 64 * 1024 * 1024;
 /** Milliseconds after which {@linkcode FreeSpace} measures again. */
 const REMEASURE_MS = 1000;
 
 /**
- * The free space of one folder's disk as uploads go: measured again after every 4 MiB
+ * The free space of one folder's disk as uploads go: measured again after every 64 MiB
  * written through it or every second, and in between estimated as the last measure less
- * what was written since (deletions show at the next measure: the estimate errs low).
+ * what was written since (deletions show at the next measure: the estimate errs low, so
+ * a caller about to refuse for want of space asks for a fresh measure first).
  *
  * @example
  * ```ts ignore
  * import { FreeSpace } from "./disk_space.ts";
  * const free = new FreeSpace("./chat-data/files");
- * if ((await free.bytes() ?? Infinity) - chunk.length < reserve) throw new Error("full");
+ * let left = await free.bytes();
+ * if (left !== null && left - chunk.length < reserve) left = await free.bytes(true);
+ * if (left !== null && left - chunk.length < reserve) throw new Error("full");
  * free.wrote(chunk.length);
  * ```
  */
@@ -73,21 +81,31 @@ export class FreeSpace {
   #since = 0;
 
   readonly #everyMs: number;
+  readonly #measure: (path: string) => Promise<number | null>;
 
   /**
    * Measures the disk of `path` (at the first call of {@linkcode FreeSpace.bytes}), again
-   * every `everyMs` at least.
+   * every `everyMs` at least, with `measure` ({@linkcode freeSpace}; another in tests).
    */
-  constructor(path: string, everyMs = REMEASURE_MS) {
+  constructor(
+    path: string,
+    everyMs = REMEASURE_MS,
+    measure: (path: string) => Promise<number | null> = freeSpace,
+  ) {
     this.path = path;
     this.#everyMs = everyMs;
+    this.#measure = measure;
   }
 
-  /** Bytes free now, as well as known; null when the disk cannot be measured. */
-  async bytes(): Promise<number | null> {
+  /**
+   * Bytes free now, as well as known; null when the disk cannot be measured. `fresh`
+   * measures now whatever the last measure's age (before refusing a write for want of
+   * space: the estimate errs low).
+   */
+  async bytes(fresh = false): Promise<number | null> {
     const now = performance.now();
-    if (now - this.#measuredAt >= this.#everyMs || this.#since >= REMEASURE_BYTES) {
-      this.#measured = await freeSpace(this.path);
+    if (fresh || now - this.#measuredAt >= this.#everyMs || this.#since >= REMEASURE_BYTES) {
+      this.#measured = await this.#measure(this.path);
       this.#measuredAt = now;
       this.#since = 0;
     }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FreeSpace, freeSpace, isDiskFull } from "./disk_space.ts";
+import { FreeSpace, freeSpace, isDiskFull, REMEASURE_BYTES } from "./disk_space.ts";
 
 Deno.test("isDiskFull: ENOSPC and SQLITE_FULL, also as a cause; nothing else", () => {
   assert.equal(isDiskFull(new Error("No space left on device (os error 28)")), true);
@@ -27,4 +27,29 @@ Deno.test("FreeSpace: measures the disk, and counts what was written since", asy
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("FreeSpace: an upload's writes are counted, not measured every few MiB; a fresh measure on demand", async () => {
+  let measures = 0;
+  let disk = 10_000_000_000;
+  const free = new FreeSpace("/unused", 3_600_000, () => {
+    measures++;
+    return Promise.resolve(disk);
+  });
+  assert.equal(await free.bytes(), disk);
+  // 32 MiB written in 512 KiB chunks, each checked before it is written: no statfs.
+  for (let i = 0; i < 64; i++) {
+    await free.bytes();
+    free.wrote(512 * 1024);
+  }
+  assert.equal(measures, 1);
+  assert.equal(await free.bytes(), disk - 32 * 1024 * 1024);
+  // Space freed meanwhile shows at a fresh measure (asked before a refusal).
+  disk += 1_000_000;
+  assert.equal(await free.bytes(true), disk);
+  assert.equal(measures, 2);
+  // Past REMEASURE_BYTES written, it measures again on its own.
+  free.wrote(REMEASURE_BYTES);
+  await free.bytes();
+  assert.equal(measures, 3);
 });

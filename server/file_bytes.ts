@@ -55,8 +55,11 @@ export interface FileBytesReader {
  * `FreeSpace` for a folder; unknown for a database server's disk).
  */
 export interface FreeSpaceGauge {
-  /** Bytes free now, as well as known; null when unknown. */
-  bytes(): Promise<number | null>;
+  /**
+   * Bytes free now, as well as known; null when unknown. `fresh` measures now (an
+   * estimate may err low), before a refusal.
+   */
+  bytes(fresh?: boolean): Promise<number | null>;
   /** The last answer of {@linkcode FreeSpaceGauge.bytes}. */
   readonly last: number | null;
   /** Counts `n` bytes written since the last measure. */

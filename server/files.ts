@@ -151,6 +151,11 @@ export const MAX_READ_BYTES: number = 1024 * 1024;
  * memory instead of reading them back from disk.
  */
 const RECENT_CHUNKS = 4;
+/**
+ * How long the file a reader's reads opened stays open for its next read, in ms (a reader
+ * keeps reads in flight, and asks again as soon as it has written what came).
+ */
+const PARKED_READER_MS = 2000;
 /** How long a `file_read` past the bytes received waits for more, in ms. */
 export const READ_WAIT_MS = 10_000;
 /** An upload without a chunk this long lets go of its open file (it resumes from disk). */
@@ -258,6 +263,14 @@ export class FileService {
    * waits only while it has not moved, so that a wake while it was busy is not missed.
    */
   readonly #wakes = new Map<number, number>();
+  /**
+   * Per session and file, the reader its last read left open (see
+   * {@linkcode FileService.#park}).
+   */
+  readonly #parked = new Map<
+    string,
+    { id: number; file: FileBytesReader; timer: ReturnType<typeof setTimeout> }
+  >();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
   /** Per file, the sessions reading it now (their read states). */
@@ -368,6 +381,7 @@ export class FileService {
     this.#closed = true;
     this.#stopListening?.();
     clearInterval(this.#timer);
+    this.#closeParked();
     await this.#sweeping?.catch(() => {});
     for (const waiters of this.#waiters.values()) for (const wake of waiters) wake();
     this.#waiters.clear();
@@ -746,7 +760,7 @@ export class FileService {
     const key = `${ctx.session.id}/${id}`;
     let state = this.#reads.get(key);
     if (state === undefined) {
-      state = { chain: Promise.resolve(), file: null };
+      state = { chain: Promise.resolve(), file: this.#unpark(key) };
       this.#reads.set(key, state);
       this.#readers.set(id, (this.#readers.get(id) ?? 0) + 1);
     }
@@ -767,10 +781,44 @@ export class FileService {
           this.#dropRecent(id);
         }
       }
-      own.file?.close();
+      // Kept open a while for the reader's next read (it asks again as soon as it has
+      // written what came): not opened and positioned again for each of its reads.
+      if (own.file !== null) this.#park(key, id, own.file);
       own.file = null;
     });
     return run;
+  }
+
+  /**
+   * Keeps `file`, open on file `id` for the reads of `key` (a session and file), for the
+   * next read of the same key; closed after {@linkcode PARKED_READER_MS} unused, or when
+   * the file is dropped or the service closes.
+   */
+  #park(key: string, id: number, file: FileBytesReader): void {
+    this.#unpark(key)?.close();
+    const timer = setTimeout(() => {
+      if (this.#parked.get(key)?.file !== file) return;
+      this.#parked.delete(key);
+      file.close();
+    }, PARKED_READER_MS);
+    this.#parked.set(key, { id, file, timer });
+  }
+
+  /** The reader parked for `key` (taken back), or null. */
+  #unpark(key: string): FileBytesReader | null {
+    const parked = this.#parked.get(key);
+    if (parked === undefined) return null;
+    this.#parked.delete(key);
+    clearTimeout(parked.timer);
+    return parked.file;
+  }
+
+  /** Closes the readers parked on file `id` (every one with `id` undefined). */
+  #closeParked(id?: number): void {
+    for (const [key, parked] of [...this.#parked]) {
+      if (id !== undefined && parked.id !== id) continue;
+      this.#unpark(key)?.close();
+    }
   }
 
   async #read(
@@ -815,8 +863,16 @@ export class FileService {
             seen,
           );
           seen = this.#wakeCount(id);
-          record = await this.#incoming(ctx, id);
-          now = await this.#available(record);
+          // Uploaded here: its record does not change while the upload goes on (a drop,
+          // the upload's end or its letting go closes it first and wakes this read), so
+          // it is not read from the store again at each chunk.
+          const live = this.#uploads.get(id);
+          if (live !== undefined && !live.closed) {
+            now = live.offset;
+          } else {
+            record = await this.#incoming(ctx, id);
+            now = await this.#available(record);
+          }
           // A wake need not bring bytes (it may be for bytes already counted, the read
           // having noted the count before it looked): it waits on until the deadline.
         } while (
@@ -993,7 +1049,9 @@ export class FileService {
    */
   async #checkFreeSpace(bytes: number, what: string): Promise<void> {
     const reserve = this.#hub.config.minFreeBytes;
-    const free = await this.bytes.free.bytes();
+    let free = await this.bytes.free.bytes();
+    // Refused on a fresh measure only: in between, the estimate errs low.
+    if (free !== null && free - bytes < reserve) free = await this.bytes.free.bytes(true);
     this.#noteReserve(free);
     if (free === null || free - bytes >= reserve) return;
     throw this.#storageFull(
@@ -1404,6 +1462,8 @@ export class FileService {
     const upload = this.#uploads.get(record.id);
     if (upload !== undefined) await this.#release(upload);
     this.#dropRecent(record.id);
+    // An open reader would keep the deleted bytes' space taken.
+    this.#closeParked(record.id);
     // The bytes go first: on a full disk, the record's removal may fail until their
     // space is freed (then it is tried again once it is; a record without bytes is
     // dropped again by a later sweep). Their space is freed in the background once the

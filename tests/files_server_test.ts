@@ -477,3 +477,66 @@ Deno.test("a chunk resent after its file ended: received, it is complete; cancel
     await chunkFails(alice, expired, 1000, content.subarray(1000), "no_file");
   }, { fileTtlSec: 60 });
 });
+
+Deno.test("a reader's reads of a file open it once; the file dropped, nothing keeps it open", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    const service = fileServiceOf(server.hub);
+    const bytes = service.bytes;
+    const openReader = bytes.openReader.bind(bytes);
+    let opens = 0;
+    bytes.openReader = (id, complete) => {
+      opens++;
+      return openReader(id, complete);
+    };
+    const content = bytesOf(500_000, 5);
+    const file = await offeredAndAccepted(alice, bob, "bob", "opened.bin", content);
+    await chunkOk(alice, file, 0, content, 30_000);
+    // Ten reads one after another: between two of them, no read of the file is under way.
+    const data: Uint8Array[] = [];
+    for (let at = 0; at < content.length; at += 50_000) {
+      const reply = await bob.ok("file_read", { file, offset: at, length: 50_000 });
+      assert.equal(reply.length, 50_000);
+      data.push(
+        (await bob.expect({ type: "file_data", file, offset: at })).frameBody as Uint8Array,
+      );
+    }
+    assert.deepEqual(concatBytes(data), content);
+    assert.equal(opens, 1);
+    await bob.ok("file_done", { file });
+    // No descriptor of this process is left on the file's bytes (deleted or not).
+    const open = [...Deno.readDirSync("/proc/self/fd")].map((e) => {
+      try {
+        return Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+      } catch {
+        return "";
+      }
+    }).filter((target) => target.startsWith(service.dir));
+    assert.deepEqual(open, []);
+  });
+});
+
+Deno.test("a read following an upload on this server does not look its record up again at each chunk", async () => {
+  await withServer(async (server) => {
+    await using alice = await login(server, "alice");
+    await using bob = await login(server, "bob");
+    const store = fileServiceOf(server.hub).store;
+    const content = bytesOf(500_000, 9);
+    const file = await offeredAndAccepted(alice, bob, "bob", "followed.bin", content);
+    const get = store.get.bind(store);
+    let gets = 0;
+    store.get = (id) => {
+      if (id === file) gets++;
+      return get(id);
+    };
+    bob.send({ type: "file_read", id: "follow", file, offset: 0, length: content.length });
+    for (let at = 0; at < content.length; at += 50_000) {
+      await chunkOk(alice, file, at, content.subarray(at, at + 50_000));
+    }
+    const reply = await bob.expect({ type: "ok", re: "follow" });
+    assert.equal(reply.length, content.length);
+    // The read's own lookup and the first chunk's (it opens the upload): not one per chunk.
+    assert.ok(gets <= 3, `${gets} lookups of the record for 10 chunks`);
+  });
+});

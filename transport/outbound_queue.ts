@@ -1,7 +1,7 @@
 /**
  * The outbound side of a connection, whatever it carries (frames, IRC lines): a queue
  * bounded in bytes, one writer that coalesces everything queued into one write per
- * wake-up, progress waits ({@linkcode OutboundQueue.whenWritten}), the slow consumer's
+ * wake-up (but for large pieces, file data, written where they lie), progress waits ({@linkcode OutboundQueue.whenWritten}), the slow consumer's
  * cut-off (drop what is not written, queue a last word past the bound), and the write
  * deadline a server's sweep enforces ({@linkcode OutboundQueue.stalledPast}).
  *
@@ -42,6 +42,18 @@ export interface ByteChannel {
    * close frame is written); absent: released by `close()` at once.
    */
   readonly gone?: Promise<void>;
+}
+
+/**
+ * A queued piece of at least this many bytes is written on its own, not copied into one
+ * buffer with the others (a channel without `writeMany`).
+ */
+export const LARGE_PIECE_BYTES: number = 64 * 1024;
+
+/** Whether any of `pieces` is a {@linkcode LARGE_PIECE_BYTES} one. */
+function hasLargePiece(pieces: readonly Uint8Array[]): boolean {
+  for (const piece of pieces) if (piece.length >= LARGE_PIECE_BYTES) return true;
+  return false;
 }
 
 /** Default bound of the outbound queue: 4 MiB. */
@@ -264,15 +276,29 @@ export class OutboundQueue {
           this.#queue = null;
           for (const piece of pieces) length += piece.length;
           await this.#channel.writeMany(pieces);
-        } else {
+        } else if (pieces.length === 1 || !hasLargePiece(pieces)) {
           const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
           // Taken: the same array queues what comes next (no new one per write).
           pieces.length = 0;
           length = batch.length;
-          let offset = 0;
-          while (offset < batch.length) {
-            offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+          await this.#writeAll(batch);
+        } else {
+          // Large pieces (file data) are written where they lie: copying megabytes into
+          // a new buffer (fresh memory to fault in, then garbage) would cost more than
+          // a system call per piece. Runs of small pieces between them still join.
+          const taken = pieces.splice(0);
+          let from = 0;
+          for (let i = 0; i <= taken.length; i++) {
+            if (i < taken.length && taken[i].length < LARGE_PIECE_BYTES) continue;
+            if (i - from > 0) {
+              await this.#writeAll(
+                i - from === 1 ? taken[from] : concatBytes(taken.slice(from, i)),
+              );
+            }
+            if (i < taken.length) await this.#writeAll(taken[i]);
+            from = i + 1;
           }
+          for (const piece of taken) length += piece.length;
         }
         this.#bytesOut += length;
         this.#queuedBytes -= length;
@@ -292,6 +318,14 @@ export class OutboundQueue {
       this.#writing = false;
       this.#writeSeenAt = WRITE_IDLE;
       this.#wakeIdle();
+    }
+  }
+
+  /** Writes all of `bytes` to the channel (a write may take fewer). */
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let offset = 0;
+    while (offset < bytes.length) {
+      offset += await this.#channel.write(offset === 0 ? bytes : bytes.subarray(offset));
     }
   }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { QueueOverflowError } from "./errors.ts";
 import { LineConnection } from "./line_connection.ts";
 import { dial, listen } from "./net.ts";
-import { type ByteChannel, OutboundQueue } from "./outbound_queue.ts";
+import { type ByteChannel, LARGE_PIECE_BYTES, OutboundQueue } from "./outbound_queue.ts";
 import { gatedChannel } from "../tests/helpers/gated_channel.ts";
 
 const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
@@ -31,6 +31,35 @@ Deno.test("OutboundQueue: what one job queues leaves in one write; later pushes 
     "c\r\nd\r\n",
   ]);
   assert.equal(out.bytesOut, 12);
+  assert.equal(out.queuedBytes, 0);
+});
+
+Deno.test("OutboundQueue: large pieces are written where they lie, small ones around them still join", async () => {
+  const written: Uint8Array[] = [];
+  const channel: ByteChannel = {
+    read: () => new Promise<number | null>(() => {}),
+    write: (p: Uint8Array) => {
+      written.push(p);
+      return Promise.resolve(p.length);
+    },
+    close: () => {},
+  };
+  const big = new Uint8Array(LARGE_PIECE_BYTES).fill(7);
+  const bigger = new Uint8Array(LARGE_PIECE_BYTES * 2).fill(8);
+  const { out } = queueOn(channel, 1024 * 1024);
+  out.push(text("a"));
+  out.push(text("b"));
+  out.push(big);
+  out.push(bigger);
+  out.push(text("c"));
+  await out.flush();
+  // The file data's own arrays reach the channel: not copied into a new buffer.
+  assert.equal(written.length, 4);
+  assert.equal(new TextDecoder().decode(written[0]), "ab");
+  assert.equal(written[1], big);
+  assert.equal(written[2], bigger);
+  assert.equal(new TextDecoder().decode(written[3]), "c");
+  assert.equal(out.bytesOut, 3 + big.length + bigger.length);
   assert.equal(out.queuedBytes, 0);
 });
 
