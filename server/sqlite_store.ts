@@ -1454,8 +1454,9 @@ export class SqliteStore implements Store {
    * that takes the id floor) one by one; `outcomes[i]` is `batch[i]`'s.
    */
   #insertBatch(batch: Pending[], outcomes: (AppendResult | StoreError)[]): void {
-    // The highest id so far: this connection alone writes messages, in this transaction.
-    let lastId = Number((this.#st.lastMessageId.get() as { id: number }).id);
+    // The highest id so far (this connection alone writes messages, in this transaction),
+    // once known: read when a multi-row statement needs it, then kept up to date.
+    let lastId: number | null = null;
     const rooms: number[] = [];
     const names: string[] = [];
     const insertRooms = () => {
@@ -1484,10 +1485,15 @@ export class SqliteStore implements Store {
     insertRooms();
   }
 
+  /** The highest message id stored (in the open transaction). */
+  #lastId(): number {
+    return Number((this.#st.lastMessageId.get() as { id: number }).id);
+  }
+
   /**
    * Inserts the room messages `batch[at[k]]` (in rooms named `names[k]`) with the
-   * multi-row statements, largest first; `lastId`: the highest message id before them.
-   * Returns the highest after them.
+   * multi-row statements, largest first; `lastId`: the highest message id before them
+   * (`null`: not known yet). Returns the highest after them, when known.
    *
    * A statement that stored all of its `n` rows gave them the ids after `lastId` in row
    * order (SQLite gives a row without one the highest id + 1); otherwise (a resend, also
@@ -1499,9 +1505,9 @@ export class SqliteStore implements Store {
     batch: Pending[],
     at: readonly number[],
     names: readonly string[],
-    lastId: number,
+    lastId: number | null,
     outcomes: (AppendResult | StoreError)[],
-  ): number {
+  ): number | null {
     let k = 0;
     while (k < at.length) {
       const left = at.length - k;
@@ -1513,6 +1519,7 @@ export class SqliteStore implements Store {
         k++;
         continue;
       }
+      lastId ??= this.#lastId();
       const args: (string | number)[] = new Array(rows * ROOM_INSERT_COLUMNS);
       for (let r = 0; r < rows; r++) {
         const m = batch[at[k + r]].message;
