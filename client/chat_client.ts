@@ -82,6 +82,7 @@ import {
   type ServerMessageMap,
 } from "../protocol/messages.ts";
 import { nameKey } from "../protocol/names.ts";
+import { newRequestId } from "../protocol/request_id.ts";
 import type { ReplyMap } from "../protocol/replies.ts";
 import { BufferPool } from "../transport/buffer_pool.ts";
 import { type ByteChannel, FramedConnection } from "../transport/framed_connection.ts";
@@ -202,8 +203,9 @@ export type RequestFields<T extends ClientRequestType> = Omit<ClientMessageMap[T
 /** Options of {@linkcode ChatClient.request}. */
 export interface RequestOptions {
   /**
-   * The request id, unique per account; default a random UUID. Sending a `say` or
-   * `dm` again with the same id (from any session) is stored only once.
+   * The request id, unique per account; default a new UUID in time order (version 7: see
+   * `protocol/request_id.ts`). Sending a `say` or `dm` again with the same id (from any
+   * session) is stored only once.
    */
   id?: string;
   /** Binary data for the frame body (`relay` carries encrypted records so). */
@@ -604,7 +606,7 @@ export class ChatClient implements AsyncDisposable {
         new ChatError("bad_request", `"${type}" is sent by the client itself`),
       );
     }
-    const id = options.id ?? crypto.randomUUID();
+    const id = options.id ?? newRequestId();
     const header: Record<string, unknown> = { ...fields, type, id };
     try {
       parseClientMessage(header);

@@ -14,3 +14,4 @@ export * from "./names.ts";
 export * from "./replies.ts";
 export * from "./bytes.ts";
 export * from "./upload_resync.ts";
+export * from "./request_id.ts";

@@ -21,6 +21,7 @@ import {
   utf8Length,
 } from "../protocol/irc_line.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
+import { newRequestId } from "../protocol/request_id.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
@@ -228,8 +229,9 @@ export class IrcConnection implements SessionPort, IrcClient {
     return admission.admitted ? 0 : Math.max(1, admission.retryAfter);
   }
 
+  /** A request id in time order (a PRIVMSG's is its message's client id: see request_id.ts). */
   newId(): string {
-    return `irc-${crypto.randomUUID()}`;
+    return `irc-${newRequestId()}`;
   }
 
   /**

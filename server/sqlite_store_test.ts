@@ -7,6 +7,7 @@ import {
   DATABASE_FILE,
   MAX_UNDURABLE_IDS,
   MIGRATIONS,
+  ROOM_INSERT_ROWS,
   SqliteStore,
   type SqliteStoreOptions,
 } from "./sqlite_store.ts";
@@ -525,6 +526,151 @@ Deno.test("SqliteStore: a full queue commits at maxBatch", async () => {
     SqliteStore.open("unused", { maxBatch: 0 }),
     (err: unknown) => err instanceof StoreError && err.code === "invalid",
   );
+});
+
+Deno.test("SqliteStore: a batch past the largest multi-row insert stores each message once, in order; resends in it are duplicates", async () => {
+  await withTempDir(async (dir) => {
+    const store = await SqliteStore.open(dir);
+    try {
+      await store.createRoom(lobby);
+      await store.createRoom({ ...lobby, key: "den", name: "Den" });
+      const early = await store.appendMessage(say(0, "early"));
+      const largest = Math.max(...ROOM_INSERT_ROWS);
+      const count = 2 * largest + 20;
+      // One turn, one commit: room messages of two rooms, a direct message and a message to
+      // an unknown room among them, resends of one earlier in the batch (in the same
+      // statement, and across statements) and of one stored by an earlier commit, and a
+      // client id used again for another text.
+      const plan: {
+        message: NewMessage;
+        expect: "new" | "duplicate" | "not_found" | "conflict";
+      }[] = [];
+      for (let i = 1; i <= count; i++) {
+        plan.push({
+          message: { ...say(i), ...(i % 3 === 0 ? { room: "den" } : {}) },
+          expect: "new",
+        });
+        if (i === 5) plan.push({ message: say(2), expect: "duplicate" });
+        if (i === largest + 3) plan.push({ message: say(4), expect: "duplicate" });
+        if (i === largest + 10) plan.push({ message: say(0, "early"), expect: "duplicate" });
+        if (i === largest + 11) {
+          plan.push({ message: { ...say(i), text: "other", clientId: "c1" }, expect: "conflict" });
+        }
+        if (i === 30) {
+          plan.push({
+            message: {
+              fromKey: "alice",
+              from: "Alice",
+              toKey: "bob",
+              to: "Bob",
+              text: "direct",
+              ts: i,
+              clientId: "direct",
+            },
+            expect: "new",
+          });
+        }
+        if (i === 40) {
+          plan.push({ message: { ...say(i, "nowhere"), room: "void" }, expect: "not_found" });
+        }
+      }
+      const commitsBefore = store.stats.commits;
+      const settled = await Promise.allSettled(
+        plan.map(({ message }) => store.appendMessage(message)),
+      );
+      assert.equal(store.stats.commits - commitsBefore, 1, "one turn's appends, one commit");
+      const firstOf = new Map<string, number>();
+      let lastId = early.message.id;
+      const stored: number[] = [];
+      for (let i = 0; i < plan.length; i++) {
+        const { message, expect } = plan[i];
+        const outcome = settled[i];
+        if (expect === "not_found" || expect === "conflict") {
+          assert.equal(outcome.status, "rejected", `${message.clientId} is refused`);
+          const reason = (outcome as PromiseRejectedResult).reason;
+          assert.ok(reason instanceof StoreError && reason.code === expect, String(reason));
+          continue;
+        }
+        assert.equal(outcome.status, "fulfilled", `${message.clientId}: ${String(outcome)}`);
+        const { message: got, duplicate } = (outcome as PromiseFulfilledResult<
+          Awaited<ReturnType<Store["appendMessage"]>>
+        >).value;
+        assert.equal(duplicate, expect === "duplicate", message.clientId);
+        assert.equal(got.text, message.text);
+        assert.equal(got.ts, message.ts);
+        if (expect === "duplicate") {
+          const first = message.clientId === "early"
+            ? early.message.id
+            : firstOf.get(message.clientId);
+          assert.equal(got.id, first, `${message.clientId} answers with the stored copy`);
+          continue;
+        }
+        assert.ok(
+          got.id > lastId,
+          `ids increase in the order of the appends (${message.clientId})`,
+        );
+        lastId = got.id;
+        firstOf.set(message.clientId, got.id);
+        stored.push(got.id);
+        if (got.type === "msg") {
+          assert.equal(got.room, message.room === "den" ? "Den" : "Lobby");
+          assert.equal(got.from, "Alice");
+        }
+      }
+      // What was stored reads back once each, with the ids the appends were given.
+      const read = [
+        ...await store.history({ room: "lobby", limit: 1000 }),
+        ...await store.history({ room: "den", limit: 1000 }),
+        ...await store.history({ between: ["alice", "bob"], limit: 1000 }),
+      ];
+      const readIds = read.map((m) => m.id).filter((id) => id !== early.message.id);
+      assert.deepEqual(readIds.sort((a, b) => a - b), stored);
+      for (const m of read) {
+        const i = plan.findIndex((p) => firstOf.get(p.message.clientId) === m.id);
+        if (m.id === early.message.id) continue;
+        assert.equal(m.text, plan[i].message.text);
+      }
+      assert.equal(stored.length, count + 1);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: after a stop of the machine, a batch of room messages starts at the id floor", async () => {
+  await withTempDir(async (dir) => {
+    const live = join(dir, "live");
+    const store = await SqliteStore.open(live, { bootId: "boot-1" });
+    const image = join(dir, "image");
+    try {
+      await store.createRoom(lobby);
+      assert.equal((await store.appendMessage(say(0))).message.id, 1);
+      await Deno.mkdir(image);
+      for (const file of [DATABASE_FILE, `${DATABASE_FILE}-wal`]) {
+        await Deno.copyFile(join(live, file), join(image, file));
+      }
+    } finally {
+      await store.close();
+    }
+    const reopened = await SqliteStore.open(image, { bootId: "boot-2" });
+    try {
+      const count = Math.max(...ROOM_INSERT_ROWS) + 9;
+      const results = await Promise.all(
+        Array.from({ length: count }, (_, i) => reopened.appendMessage(say(i + 1))),
+      );
+      assert.deepEqual(
+        results.map((r) => r.message.id),
+        Array.from({ length: count }, (_, i) => MAX_UNDURABLE_IDS + 2 + i),
+      );
+      const read = await reopened.history({ room: "lobby", limit: 1000 });
+      assert.deepEqual(
+        read.map((m) => m.text),
+        Array.from({ length: count + 1 }, (_, i) => `m${i}`),
+      );
+    } finally {
+      await reopened.close();
+    }
+  });
 });
 
 Deno.test("SqliteStore: a failed batch rejects every append and keeps none", async () => {

@@ -22,6 +22,7 @@
 
 import { FATAL_LOGIN_CODES } from "../client/chat_error.ts";
 import { decodePayload, encodeFrame, type Frame, FrameDecoder } from "../protocol/frame.ts";
+import { newRequestId } from "../protocol/request_id.ts";
 
 /** The protocol version the page speaks. */
 const PROTOCOL_VERSION = 1;
@@ -117,10 +118,12 @@ function frameOf(header: Header, body?: Uint8Array): Uint8Array<ArrayBuffer> {
 /** Receives the body of a server frame that carries one (`file_data`), with its header. */
 export type BodyListener = (header: Header, body: Uint8Array) => void;
 
-/** A random request id (crypto.randomUUID needs a secure context; this does not). */
+/**
+ * A new request id, in time order (a `say`'s is its message's client id: see
+ * `protocol/request_id.ts`; crypto.randomUUID needs a secure context, this does not).
+ */
 function newId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return newRequestId();
 }
 
 /**
