@@ -17,14 +17,18 @@
  * @module
  */
 
-import { concatBytes } from "../protocol/bytes.ts";
 import { QueueOverflowError } from "./errors.ts";
+import { writeBuffers } from "./write_buffers.ts";
 
 /** The least a byte stream must offer to carry frames or lines. `Deno.Conn` is one. */
 export interface ByteChannel {
   /** Reads into `p`; resolves to the byte count, or `null` at the end of the stream. */
   read(p: Uint8Array): Promise<number | null>;
-  /** Writes from `p`; resolves to the byte count written (possibly fewer than all). */
+  /**
+   * Writes from `p`; resolves to the byte count written (possibly fewer than all). The
+   * channel is done with `p` once the promise settles (it copies what it keeps): the
+   * caller may then reuse it ({@linkcode OutboundQueue} lays the next write out in it).
+   */
   write(p: Uint8Array): Promise<number>;
   /** Closes both directions and releases the resource. */
   close(): void;
@@ -265,13 +269,20 @@ export class OutboundQueue {
           for (const piece of pieces) length += piece.length;
           await this.#channel.writeMany(pieces);
         } else {
-          const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
+          // Several pieces are laid out in a pooled buffer, given back once written (the
+          // channel is done with it then): not a new array per receiver per turn.
+          const pooled = pieces.length > 1;
+          const batch = pooled ? writeBuffers.concat(pieces) : pieces[0];
           // Taken: the same array queues what comes next (no new one per write).
           pieces.length = 0;
           length = batch.length;
           let offset = 0;
-          while (offset < batch.length) {
-            offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+          try {
+            while (offset < batch.length) {
+              offset += await this.#channel.write(offset === 0 ? batch : batch.subarray(offset));
+            }
+          } finally {
+            if (pooled) writeBuffers.give(batch);
           }
         }
         this.#bytesOut += length;

@@ -3,6 +3,7 @@ import { QueueOverflowError } from "./errors.ts";
 import { LineConnection } from "./line_connection.ts";
 import { dial, listen } from "./net.ts";
 import { type ByteChannel, OutboundQueue } from "./outbound_queue.ts";
+import { writeBuffers } from "./write_buffers.ts";
 import { gatedChannel } from "../tests/helpers/gated_channel.ts";
 
 const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
@@ -133,4 +134,51 @@ Deno.test("LineConnection over TCP: a cut-off replaces the backlog with its last
   assert.ok(got.endsWith("ERROR :Closing link: reading too slowly\r\n"), got.slice(-80));
   for (const line of got.split("\r\n").slice(0, -2)) assert.match(line, /^PRIVMSG #a :x+$/);
   assert.ok(server.closed);
+});
+
+Deno.test("OutboundQueue: coalesced writes reuse a pooled buffer once written, never one still being written", async () => {
+  writeBuffers.clear();
+  // A channel that keeps the very arrays it is handed until the write settles.
+  const inFlight: Uint8Array[] = [];
+  const seen: { bytes: string; buffer: ArrayBufferLike }[] = [];
+  let release: (() => void)[] = [];
+  const channel: ByteChannel = {
+    read: () => new Promise(() => {}),
+    write: (p) =>
+      new Promise((resolve) => {
+        inFlight.push(p);
+        release.push(() => {
+          seen.push({ bytes: new TextDecoder().decode(p), buffer: p.buffer });
+          inFlight.splice(inFlight.indexOf(p), 1);
+          resolve(p.length);
+        });
+      }),
+    close: () => {},
+  };
+  const releaseAll = () => {
+    const wake = release;
+    release = [];
+    for (const w of wake) w();
+  };
+  const a = queueOn(channel).out;
+  const b = queueOn(channel).out;
+  a.push(text("a1"));
+  a.push(text("a2"));
+  b.push(text("b1"));
+  b.push(text("b2"));
+  await tick();
+  assert.equal(inFlight.length, 2);
+  assert.notEqual(inFlight[0].buffer, inFlight[1].buffer, "two writes in flight, two buffers");
+  a.push(text("a3"));
+  a.push(text("a4"));
+  releaseAll(); // both written: their buffers go back to the pool
+  await tick();
+  assert.equal(inFlight.length, 1);
+  assert.equal(new TextDecoder().decode(inFlight[0]), "a3a4");
+  const reused = inFlight[0].buffer;
+  assert.ok(seen.some((w) => w.buffer === reused), "a written write's buffer carries the next");
+  releaseAll();
+  await a.flush();
+  await b.flush();
+  assert.deepEqual(seen.map((w) => w.bytes), ["a1a2", "b1b2", "a3a4"]);
 });
