@@ -2,11 +2,11 @@
  * Buffers that coalesced writes are laid out in, reused from write to write.
  *
  * A connection's writer joins everything queued since its last write into one buffer
- * ({@linkcode OutboundQueue}). A fan-out does that for every receiver at every turn of
+ * (`OutboundQueue`). A fan-out does that for every receiver at every turn of
  * the event loop: at 3 million deliveries a second, a hundred thousand new arrays a
  * second, each zeroed when made, then found dead and freed by the garbage collector
  * (array buffers are swept one by one, inside its pauses). A channel is done with the
- * bytes of a write once the write settles (the {@linkcode ByteChannel} contract), so the
+ * bytes of a write once the write settles (the `ByteChannel` contract), so the
  * same buffer can carry the next write, of this connection or another.
  *
  * Buffers come in power-of-two sizes from {@linkcode MIN_WRITE_BUFFER} to
@@ -16,8 +16,6 @@
  *
  * @module
  */
-
-import type { ByteChannel, OutboundQueue } from "./outbound_queue.ts";
 
 /** The smallest pooled buffer. */
 export const MIN_WRITE_BUFFER = 4 * 1024;
@@ -111,10 +109,10 @@ function sizeClassOf(length: number): number {
 }
 
 /**
- * The pool every {@linkcode OutboundQueue} lays its coalesced writes out in: at most
+ * The pool every `OutboundQueue` lays its coalesced writes out in: at most
  * 1 MiB of free buffers (a hundred receivers' writes of a few KiB each in flight at once;
  * 105 B per connection of a server idling with 10,000).
  * Only for channels that are done with a write's bytes once it settles, as every
- * {@linkcode ByteChannel} is.
+ * `ByteChannel` is.
  */
 export const writeBuffers: WriteBufferPool = new WriteBufferPool(1024 * 1024);
