@@ -379,7 +379,7 @@ export const FANOUT_SERVER_ARGS = [
   // The newest 10,000 messages of each room, not every one: a SQLite server holds none
   // in its heap, and a heap growing through the run adds garbage-collector pauses.
   "--room-history",
-  Deno.env.get("ROOM_HISTORY") ?? "10000",
+  "10000",
   ...FANOUT_LIMIT_ARGS,
 ];
 

@@ -31,7 +31,6 @@ import { MemoryStore } from "../server/memory_store.ts";
 import { startServer } from "../server/server.ts";
 import { SqliteStore } from "../server/sqlite_store.ts";
 import { serveSideChannel } from "../tools/side_channel.ts";
-import { heapSample } from "./heap_sample_hook.ts";
 
 /** What the bench server's flags ask for. */
 export interface BenchServerSetup {
@@ -141,10 +140,7 @@ if (import.meta.main) {
       queuedBytes: server.queuedBytes,
       ...(store instanceof SqliteStore ? { store: store.stats } : {}),
     }),
-    exit: async () => {
-      await heapSample?.();
-      await server.shutdown("benchmark over");
-    },
+    exit: () => server.shutdown("benchmark over"),
   });
   Deno.exit(0);
 }
