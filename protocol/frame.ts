@@ -75,10 +75,33 @@ const scratchJson = scratch.subarray(LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
 function encodeHeaderFrame(header: object): Uint8Array {
   const json = JSON.stringify(header);
   if (json.length * 3 > scratchJson.length) return encodeFrameWithBody(header, 0).frame;
+  return scratch.slice(0, layOutHeaderFrame(json));
+}
+
+/** Lays a body-less frame of `json` out at the start of {@linkcode scratch}; its length. */
+function layOutHeaderFrame(json: string): number {
   const written = encoder.encodeInto(json, scratchJson).written;
   setUint32(scratch, 0, HEADER_LENGTH_BYTES + written);
   setUint32(scratch, LENGTH_PREFIX_BYTES, written);
-  return scratch.slice(0, LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + written);
+  return LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES + written;
+}
+
+/**
+ * Encodes a body-less frame as {@linkcode encodeFrame} does, into a scratch buffer shared
+ * by every call: the bytes are valid only until the next encode, so the caller copies
+ * them at once (an outbound queue appending them to its pending bytes). No array is made
+ * for the frame, except for a header too large for the scratch.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrameTransient } from "./frame.ts";
+ * const copy = encodeFrameTransient({ type: "ok", re: "1" }).slice();
+ * ```
+ */
+export function encodeFrameTransient(header: object): Uint8Array {
+  const json = JSON.stringify(header);
+  if (json.length * 3 > scratchJson.length) return encodeFrameWithBody(header, 0).frame;
+  return scratch.subarray(0, layOutHeaderFrame(json));
 }
 
 /** Reads the big-endian u32 at `at` (no `DataView` made for four bytes). */

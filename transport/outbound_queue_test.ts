@@ -182,3 +182,62 @@ Deno.test("OutboundQueue: coalesced writes reuse a pooled buffer once written, n
   await b.flush();
   assert.deepEqual(seen.map((w) => w.bytes), ["a1a2", "b1b2", "a3a4"]);
 });
+
+Deno.test("OutboundQueue: pushCopy copies at once, keeps order with push, and shares one pooled buffer until written", async () => {
+  writeBuffers.clear();
+  const channel = gatedChannel();
+  const { out } = queueOn(channel, 1 << 20);
+  const scratch = text("r1");
+  out.pushCopy(scratch);
+  scratch.set(text("XX")); // the caller reuses its bytes at once
+  out.pushCopy(text("r2"));
+  out.push(text("|shared|"));
+  out.pushCopy(text("r3"));
+  assert.equal(out.queuedBytes, 14);
+  await tick();
+  channel.release();
+  await tick();
+  assert.equal(writeBuffers.pooledBytes > 0, true, "the write's buffers went back to the pool");
+  out.pushCopy(text("r4")); // alone: written from its pooled buffer as it is
+  await tick();
+  channel.release();
+  await out.flush();
+  assert.deepEqual(channel.written.map((b) => new TextDecoder().decode(b)), [
+    "r1r2|shared|r3",
+    "r4",
+  ]);
+  assert.equal(out.queuedBytes, 0);
+  assert.equal(out.bytesOut, 16);
+});
+
+Deno.test("OutboundQueue: copies dropped by replaceWith or stop are never written; large copies go whole", async () => {
+  writeBuffers.clear();
+  const channel = gatedChannel();
+  const { out } = queueOn(channel, 64);
+  out.pushCopy(text("one|"));
+  await tick(); // "one|" is being written
+  out.pushCopy(text("two|"));
+  out.replaceWith(text("last"));
+  assert.equal(out.queuedBytes, 8);
+  channel.release();
+  await tick();
+  channel.release();
+  await out.flush();
+  assert.deepEqual(channel.written.map((b) => new TextDecoder().decode(b)), ["one|", "last"]);
+
+  const big = new Uint8Array(300 * 1024).fill(7);
+  const second = queueOn(channel, 1 << 20).out;
+  second.pushCopy(big);
+  big.fill(0);
+  second.pushCopy(text("x"));
+  await tick();
+  channel.release();
+  await second.flush();
+  const written = channel.written.at(-1)!;
+  assert.equal(written.length, 300 * 1024 + 1);
+  assert.ok(written.subarray(0, 300 * 1024).every((b) => b === 7));
+  const third = queueOn(channel, 1 << 20).out;
+  third.pushCopy(text("gone"));
+  third.stop();
+  assert.equal(third.queuedBytes, 0);
+});

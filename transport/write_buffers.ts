@@ -64,16 +64,9 @@ export class WriteBufferPool {
   concat(pieces: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
     let total = 0;
     for (const piece of pieces) total += piece.length;
-    let out: Uint8Array<ArrayBuffer>;
-    if (total > MAX_WRITE_BUFFER) out = new Uint8Array(total);
-    else {
-      const sizeClass = sizeClassOf(total);
-      const buffer = this.#free[sizeClass].pop();
-      if (buffer !== undefined) this.#pooledBytes -= buffer.byteLength;
-      const taken = buffer ?? new ArrayBuffer(MIN_WRITE_BUFFER << sizeClass);
-      this.#out.add(taken);
-      out = new Uint8Array(taken, 0, total);
-    }
+    const out = total > MAX_WRITE_BUFFER
+      ? new Uint8Array(total)
+      : this.take(total).subarray(0, total);
     let offset = 0;
     for (const piece of pieces) {
       out.set(piece, offset);
@@ -83,7 +76,23 @@ export class WriteBufferPool {
   }
 
   /**
-   * Takes back what {@linkcode concat} handed out (anything else, or a second give, is
+   * A whole pooled buffer of at least `length` bytes (≤ {@linkcode MAX_WRITE_BUFFER}),
+   * whatever bytes it holds: to lay bytes out in, then {@linkcode give} back.
+   */
+  take(length: number): Uint8Array<ArrayBuffer> {
+    if (length > MAX_WRITE_BUFFER) {
+      throw new RangeError(`${length} bytes exceed the largest buffer`);
+    }
+    const sizeClass = sizeClassOf(length);
+    const buffer = this.#free[sizeClass].pop();
+    if (buffer !== undefined) this.#pooledBytes -= buffer.byteLength;
+    const taken = buffer ?? new ArrayBuffer(MIN_WRITE_BUFFER << sizeClass);
+    this.#out.add(taken);
+    return new Uint8Array(taken);
+  }
+
+  /**
+   * Takes back what {@linkcode concat} or {@linkcode take} handed out (anything else, or a second give, is
    * ignored); kept while the pool holds less than its bound.
    */
   give(bytes: Uint8Array): void {
