@@ -7,6 +7,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
   encodeFrames,
+  encodeFrameTransient,
   encodeFrameWithBody,
   type Frame,
   FrameDecoder,
@@ -756,4 +757,20 @@ Deno.test("encodeFrame without a body: the same bytes as laid out with one, each
   // Each frame owns its bytes: a later encoding does not change an earlier one.
   assert.equal(new Set(frames.map((f) => f.buffer)).size, frames.length);
   assert.deepEqual(frames[0], encodeFrameWithBody(headers[0], 0).frame);
+});
+
+Deno.test("encodeFrameTransient: encodeFrame's bytes, in a scratch the next encode overwrites", () => {
+  const headers = [
+    { type: "ok", re: "1", msg: { type: "msg", id: 7, text: "hi" } },
+    { type: "msg", id: 2, text: "é😀\u2028" },
+    { type: "msg", id: 3, text: "x".repeat(50_000) }, // past the scratch: an array of its own
+  ];
+  for (const header of headers) {
+    assert.deepEqual(encodeFrameTransient(header), encodeFrame(header));
+  }
+  const first = encodeFrameTransient({ type: "ping", id: "a" });
+  const copy = first.slice();
+  encodeFrameTransient({ type: "ping", id: "b" });
+  assert.notDeepEqual(first, copy, "the scratch was reused");
+  assert.deepEqual(decodeFrame(copy).header, { type: "ping", id: "a" });
 });

@@ -4,6 +4,7 @@ import { decodeFrame, encodeFrame } from "./frame.ts";
 import {
   type ClientMessageMap,
   clientSchemas,
+  fastClientParsers,
   parseClientMessage,
   parseServerMessage,
   PROTOCOL_VERSION,
@@ -375,4 +376,68 @@ Deno.test("ProtocolError: code, name, cause, and fatal only for stream-level fai
     assert.equal(err.cause, cause);
     assert.equal(err.fatal, expected, code);
   }
+});
+
+Deno.test("the fast checks of say and dm give exactly what their schemas give, and defer every refusal", () => {
+  const values: unknown[] = [
+    undefined,
+    null,
+    0,
+    1,
+    true,
+    "",
+    "x",
+    "a".repeat(64),
+    "a".repeat(65),
+    "é".repeat(256),
+    "b".repeat(257),
+    "😀".repeat(128), // 256 UTF-16 units
+    "😀".repeat(129),
+    [],
+    {},
+    ["x"],
+  ];
+  let compared = 0;
+  let fastTaken = 0;
+  let deferred = 0;
+  for (
+    const [type, fields] of [["say", ["id", "room", "text"]], ["dm", ["id", "to", "text"]]] as const
+  ) {
+    const fast = fastClientParsers[type];
+    const schema = clientSchemas[type];
+    for (const a of values) {
+      for (const b of values) {
+        for (const c of values) {
+          for (const extra of [{}, { extra: 1, type: type }, JSON.parse('{"__proto__":{"x":1}}')]) {
+            const header: Record<string, unknown> = { ...extra, type };
+            const given = [a, b, c];
+            fields.forEach((field, i) => {
+              if (given[i] !== undefined) header[field] = given[i];
+            });
+            const expected = schema.safeParse(header);
+            const got = fast(header);
+            // Beyond the bound in UTF-16 units the schema counts code points: the fast
+            // check defers (null) rather than count them.
+            if (got !== null) {
+              assert.ok(expected.success, `fast ${type} took ${JSON.stringify(header)}`);
+              assert.equal(JSON.stringify(got), JSON.stringify(expected.data));
+              assert.deepEqual(Object.keys(got), Object.keys(expected.data));
+              fastTaken++;
+            } else if (expected.success) {
+              const long = String(header.room ?? header.to);
+              assert.ok(long.length > 256, `fast ${type} deferred ${JSON.stringify(header)}`);
+              deferred++;
+            }
+            // Through the parser: the same result, or the schema's error.
+            if (expected.success) {
+              assert.deepEqual(parseClientMessage(header), expected.data);
+            } else assert.throws(() => parseClientMessage(header), ProtocolError);
+            compared++;
+          }
+        }
+      }
+    }
+  }
+  assert.ok(compared > 20_000);
+  assert.ok(fastTaken > 0 && deferred > 0, `${fastTaken} taken, ${deferred} deferred`);
 });

@@ -492,19 +492,26 @@ export const commands: CommandTable = {
  *
  * @throws {CommandError} `id_conflict` when the request id was used for another message.
  */
-async function appendMessage(
+function appendMessage(
   hub: ChatHub,
   message: NewMessage,
   onCommitted: (result: AppendResult) => void,
 ): Promise<AppendResult> {
+  // Not an async function: one per message sent, and its suspended frame is garbage the
+  // moment it resumes; a rejection handler shared by all costs nothing per message.
   try {
-    return await hub.store.appendMessage(message, { onCommitted });
+    return hub.store.appendMessage(message, { onCommitted }).catch(conflictToCommandError);
   } catch (err) {
-    if (err instanceof StoreError && err.code === "conflict") {
-      throw new CommandError("id_conflict", err.message);
-    }
-    throw err;
+    return Promise.reject(err).catch(conflictToCommandError);
   }
+}
+
+/** A store's `conflict` as the command's `id_conflict`; any other error as it is. */
+function conflictToCommandError(err: unknown): never {
+  if (err instanceof StoreError && err.code === "conflict") {
+    throw new CommandError("id_conflict", err.message);
+  }
+  throw err;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   decodePayload,
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
+  encodeFrameTransient,
   type Frame,
   FrameDecoder,
 } from "../protocol/frame.ts";
@@ -252,7 +253,14 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
    * @throws {ConnectionClosedError} when the connection is closed or closing.
    */
   send(header: object, body?: Uint8Array): void {
-    this.sendEncoded(encodeFrame(header, body));
+    if (body !== undefined && body.length > 0) {
+      this.sendEncoded(encodeFrame(header, body));
+      return;
+    }
+    if (this.#closed || this.#closing) throw new ConnectionClosedError();
+    // Encoded in the codec's scratch and copied into the queue's pending bytes: a reply
+    // gets no array of its own (a server answers every message it is sent).
+    this.#out.pushCopy(encodeFrameTransient(header));
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * The outbound side of a connection, whatever it carries (frames, IRC lines): a queue
  * bounded in bytes, one writer that coalesces everything queued into one write per
- * wake-up (but for large pieces, file data, written where they lie), progress waits ({@linkcode OutboundQueue.whenWritten}), the slow consumer's
+ * wake-up (large pieces, file data, are written where they lie), progress waits
+ * ({@linkcode OutboundQueue.whenWritten}), the slow consumer's
  * cut-off (drop what is not written, queue a last word past the bound), and the write
  * deadline a server's sweep enforces ({@linkcode OutboundQueue.stalledPast}).
  *
@@ -17,14 +18,18 @@
  * @module
  */
 
-import { concatBytes } from "../protocol/bytes.ts";
 import { QueueOverflowError } from "./errors.ts";
+import { MAX_WRITE_BUFFER, writeBuffers } from "./write_buffers.ts";
 
 /** The least a byte stream must offer to carry frames or lines. `Deno.Conn` is one. */
 export interface ByteChannel {
   /** Reads into `p`; resolves to the byte count, or `null` at the end of the stream. */
   read(p: Uint8Array): Promise<number | null>;
-  /** Writes from `p`; resolves to the byte count written (possibly fewer than all). */
+  /**
+   * Writes from `p`; resolves to the byte count written (possibly fewer than all). The
+   * channel is done with `p` once the promise settles (it copies what it keeps): the
+   * caller may then reuse it ({@linkcode OutboundQueue} lays the next write out in it).
+   */
   write(p: Uint8Array): Promise<number>;
   /** Closes both directions and releases the resource. */
   close(): void;
@@ -104,6 +109,15 @@ export class OutboundQueue {
   /** What waits to be written; null when nothing does and the writer is not running. */
   #queue: Uint8Array[] | null = null;
   #queuedBytes = 0;
+  /**
+   * The pooled buffer that {@linkcode pushCopy} appends to while it is the queue's last
+   * piece (there as the whole buffer until sealed: no view made per frame); null when
+   * none is open. Its bytes up to `#tailEnd` are queued.
+   */
+  #tail: Uint8Array<ArrayBuffer> | null = null;
+  #tailEnd = 0;
+  /** Sealed tails whose bytes are queued, given back to the pool once written (or dropped). */
+  #tails: Uint8Array[] | null = null;
   #writing = false;
   /**
    * {@linkcode WRITE_IDLE} when no write is under way, {@linkcode WRITE_UNSEEN} while one
@@ -166,11 +180,61 @@ export class OutboundQueue {
     if (this.#queuedBytes + bytes.length > this.#maxQueueBytes) {
       throw new QueueOverflowError(this.#queuedBytes, bytes.length, this.#maxQueueBytes);
     }
+    this.#sealTail();
     // Made with its first piece (one slot; a push on an empty array makes room for 17).
     if (this.#queue === null) this.#queue = [bytes];
     else this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
     if (!this.#writing) this.#startWriter();
+  }
+
+  /**
+   * Queues a copy of `bytes` (whole frames or lines), which the caller may then reuse: a
+   * frame encoded in a scratch buffer (a reply) is appended to a pooled buffer that later
+   * copies join, instead of getting an array of its own that the garbage collector must
+   * sweep.
+   *
+   * @throws {QueueOverflowError} when the queue would pass its bound (nothing queued).
+   */
+  pushCopy(bytes: Uint8Array): void {
+    if (bytes.length > MAX_WRITE_BUFFER) {
+      this.push(bytes.slice());
+      return;
+    }
+    if (this.#queuedBytes + bytes.length > this.#maxQueueBytes) {
+      throw new QueueOverflowError(this.#queuedBytes, bytes.length, this.#maxQueueBytes);
+    }
+    const tail = this.#tail;
+    if (tail !== null && this.#tailEnd + bytes.length <= tail.length) {
+      tail.set(bytes, this.#tailEnd);
+      this.#tailEnd += bytes.length;
+    } else {
+      this.#sealTail();
+      const fresh = writeBuffers.take(bytes.length);
+      fresh.set(bytes);
+      this.#tail = fresh;
+      this.#tailEnd = bytes.length;
+      if (this.#queue === null) this.#queue = [fresh];
+      else this.#queue.push(fresh);
+    }
+    this.#queuedBytes += bytes.length;
+    if (!this.#writing) this.#startWriter();
+  }
+
+  /** Closes the open tail: the queue's last piece becomes the view of its bytes. */
+  #sealTail(): void {
+    const tail = this.#tail;
+    if (tail === null) return;
+    this.#tail = null;
+    const queue = this.#queue!;
+    queue[queue.length - 1] = tail.subarray(0, this.#tailEnd);
+    (this.#tails ??= []).push(tail);
+  }
+
+  /** Gives the sealed tails back to the pool (written, or dropped unwritten). */
+  #giveTails(tails: Uint8Array[] | null): void {
+    if (tails === null) return;
+    for (const tail of tails) writeBuffers.give(tail);
   }
 
   /**
@@ -180,7 +244,11 @@ export class OutboundQueue {
    */
   replaceWith(last: Uint8Array): void {
     if (this.#stopped) return;
+    this.#sealTail();
     for (const dropped of this.#queue ?? []) this.#queuedBytes -= dropped.length;
+    // Dropped unwritten: nothing reads them (a write under way took its own).
+    this.#giveTails(this.#tails);
+    this.#tails = null;
     const keptEnd = this.#bytesOut + this.#queuedBytes;
     this.#droppedAfter = keptEnd;
     const kept = this.#writtenWaiters?.filter((waiter) => {
@@ -241,6 +309,9 @@ export class OutboundQueue {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#sealTail();
+    this.#giveTails(this.#tails);
+    this.#tails = null;
     this.#queue = null;
     this.#queuedBytes = 0;
     this.#wakeIdle();
@@ -271,34 +342,51 @@ export class OutboundQueue {
       let pieces: Uint8Array[] | null;
       while ((pieces = this.#queue) !== null && pieces.length > 0 && !this.#stopped) {
         this.#writeSeenAt = WRITE_UNSEEN;
+        this.#sealTail();
+        // The pooled tails among these pieces: back to the pool once written.
+        let tails = this.#tails;
+        this.#tails = null;
         let length = 0;
-        if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
-          this.#queue = null;
-          for (const piece of pieces) length += piece.length;
-          await this.#channel.writeMany(pieces);
-        } else if (pieces.length === 1 || !hasLargePiece(pieces)) {
-          const batch = pieces.length === 1 ? pieces[0] : concatBytes(pieces);
-          // Taken: the same array queues what comes next (no new one per write).
-          pieces.length = 0;
-          length = batch.length;
-          await this.#writeAll(batch);
-        } else {
-          // Large pieces (file data) are written where they lie: copying megabytes into
-          // a new buffer (fresh memory to fault in, then garbage) would cost more than
-          // a system call per piece. Runs of small pieces between them still join.
-          const taken = pieces.splice(0);
-          let from = 0;
-          for (let i = 0; i <= taken.length; i++) {
-            if (i < taken.length && taken[i].length < LARGE_PIECE_BYTES) continue;
-            if (i - from > 0) {
-              await this.#writeAll(
-                i - from === 1 ? taken[from] : concatBytes(taken.slice(from, i)),
-              );
+        try {
+          if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
+            this.#queue = null;
+            for (const piece of pieces) length += piece.length;
+            await this.#channel.writeMany(pieces);
+          } else if (pieces.length === 1 || !hasLargePiece(pieces)) {
+            // Several pieces are laid out in a pooled buffer, given back once written (the
+            // channel is done with it then): not a new array per receiver per turn.
+            const pooled = pieces.length > 1;
+            const batch = pooled ? writeBuffers.concat(pieces) : pieces[0];
+            // Taken: the same array queues what comes next (no new one per write).
+            pieces.length = 0;
+            if (pooled) {
+              // Copied: the tails can carry other writes already.
+              this.#giveTails(tails);
+              tails = null;
             }
-            if (i < taken.length) await this.#writeAll(taken[i]);
-            from = i + 1;
+            length = batch.length;
+            try {
+              await this.#writeAll(batch);
+            } finally {
+              if (pooled) writeBuffers.give(batch);
+            }
+          } else {
+            // Large pieces (file data) are written where they lie: copying megabytes into
+            // a new buffer (fresh memory to fault in, then garbage) would cost more than
+            // a system call per piece. Runs of small pieces between them still join.
+            const taken = pieces.splice(0);
+            let from = 0;
+            for (let i = 0; i <= taken.length; i++) {
+              if (i < taken.length && taken[i].length < LARGE_PIECE_BYTES) continue;
+              if (i - from === 1) await this.#writeAll(taken[from]);
+              else if (i - from > 1) await this.#writeJoined(taken.slice(from, i));
+              if (i < taken.length) await this.#writeAll(taken[i]);
+              from = i + 1;
+            }
+            for (const piece of taken) length += piece.length;
           }
-          for (const piece of taken) length += piece.length;
+        } finally {
+          this.#giveTails(tails);
         }
         this.#bytesOut += length;
         this.#queuedBytes -= length;
@@ -326,6 +414,16 @@ export class OutboundQueue {
     let offset = 0;
     while (offset < bytes.length) {
       offset += await this.#channel.write(offset === 0 ? bytes : bytes.subarray(offset));
+    }
+  }
+
+  /** Writes `pieces` laid out in one pooled buffer, given back once written. */
+  async #writeJoined(pieces: readonly Uint8Array[]): Promise<void> {
+    const batch = writeBuffers.concat(pieces);
+    try {
+      await this.#writeAll(batch);
+    } finally {
+      writeBuffers.give(batch);
     }
   }
 

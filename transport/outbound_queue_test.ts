@@ -3,6 +3,7 @@ import { QueueOverflowError } from "./errors.ts";
 import { LineConnection } from "./line_connection.ts";
 import { dial, listen } from "./net.ts";
 import { type ByteChannel, LARGE_PIECE_BYTES, OutboundQueue } from "./outbound_queue.ts";
+import { writeBuffers } from "./write_buffers.ts";
 import { gatedChannel } from "../tests/helpers/gated_channel.ts";
 
 const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
@@ -162,4 +163,113 @@ Deno.test("LineConnection over TCP: a cut-off replaces the backlog with its last
   assert.ok(got.endsWith("ERROR :Closing link: reading too slowly\r\n"), got.slice(-80));
   for (const line of got.split("\r\n").slice(0, -2)) assert.match(line, /^PRIVMSG #a :x+$/);
   assert.ok(server.closed);
+});
+
+Deno.test("OutboundQueue: coalesced writes reuse a pooled buffer once written, never one still being written", async () => {
+  writeBuffers.clear();
+  // A channel that keeps the very arrays it is handed until the write settles.
+  const inFlight: Uint8Array[] = [];
+  const seen: { bytes: string; buffer: ArrayBufferLike }[] = [];
+  let release: (() => void)[] = [];
+  const channel: ByteChannel = {
+    read: () => new Promise(() => {}),
+    write: (p) =>
+      new Promise((resolve) => {
+        inFlight.push(p);
+        release.push(() => {
+          seen.push({ bytes: new TextDecoder().decode(p), buffer: p.buffer });
+          inFlight.splice(inFlight.indexOf(p), 1);
+          resolve(p.length);
+        });
+      }),
+    close: () => {},
+  };
+  const releaseAll = () => {
+    const wake = release;
+    release = [];
+    for (const w of wake) w();
+  };
+  const a = queueOn(channel).out;
+  const b = queueOn(channel).out;
+  a.push(text("a1"));
+  a.push(text("a2"));
+  b.push(text("b1"));
+  b.push(text("b2"));
+  await tick();
+  assert.equal(inFlight.length, 2);
+  assert.notEqual(inFlight[0].buffer, inFlight[1].buffer, "two writes in flight, two buffers");
+  a.push(text("a3"));
+  a.push(text("a4"));
+  releaseAll(); // both written: their buffers go back to the pool
+  await tick();
+  assert.equal(inFlight.length, 1);
+  assert.equal(new TextDecoder().decode(inFlight[0]), "a3a4");
+  const reused = inFlight[0].buffer;
+  assert.ok(seen.some((w) => w.buffer === reused), "a written write's buffer carries the next");
+  releaseAll();
+  await a.flush();
+  await b.flush();
+  assert.deepEqual(seen.map((w) => w.bytes), ["a1a2", "b1b2", "a3a4"]);
+});
+
+Deno.test("OutboundQueue: pushCopy copies at once, keeps order with push, and shares one pooled buffer until written", async () => {
+  writeBuffers.clear();
+  const channel = gatedChannel();
+  const { out } = queueOn(channel, 1 << 20);
+  const scratch = text("r1");
+  out.pushCopy(scratch);
+  scratch.set(text("XX")); // the caller reuses its bytes at once
+  out.pushCopy(text("r2"));
+  out.push(text("|shared|"));
+  out.pushCopy(text("r3"));
+  assert.equal(out.queuedBytes, 14);
+  await tick();
+  channel.release();
+  await tick();
+  assert.equal(writeBuffers.pooledBytes > 0, true, "the write's buffers went back to the pool");
+  out.pushCopy(text("r4")); // alone: written from its pooled buffer as it is
+  await tick();
+  channel.release();
+  await out.flush();
+  assert.deepEqual(channel.written.map((b) => new TextDecoder().decode(b)), [
+    "r1r2|shared|r3",
+    "r4",
+  ]);
+  assert.equal(out.queuedBytes, 0);
+  assert.equal(out.bytesOut, 16);
+});
+
+Deno.test("OutboundQueue: copies dropped by replaceWith or stop are never written; large copies go whole", async () => {
+  writeBuffers.clear();
+  const channel = gatedChannel();
+  const { out } = queueOn(channel, 64);
+  out.pushCopy(text("one|"));
+  await tick(); // "one|" is being written
+  out.pushCopy(text("two|"));
+  out.replaceWith(text("last"));
+  assert.equal(out.queuedBytes, 8);
+  channel.release();
+  await tick();
+  channel.release();
+  await out.flush();
+  assert.deepEqual(channel.written.map((b) => new TextDecoder().decode(b)), ["one|", "last"]);
+
+  const big = new Uint8Array(300 * 1024).fill(7);
+  const second = queueOn(channel, 1 << 20).out;
+  second.pushCopy(big);
+  big.fill(0);
+  second.pushCopy(text("x"));
+  await tick();
+  channel.release();
+  await tick(); // a large piece is written where it lies, the small one after it
+  channel.release();
+  await second.flush();
+  const written = channel.written.at(-2)!;
+  assert.equal(written.length, 300 * 1024);
+  assert.ok(written.every((b) => b === 7));
+  assert.deepEqual(channel.written.at(-1), text("x"));
+  const third = queueOn(channel, 1 << 20).out;
+  third.pushCopy(text("gone"));
+  third.stop();
+  assert.equal(third.queuedBytes, 0);
 });
