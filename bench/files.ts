@@ -40,8 +40,9 @@ export interface FilesPlan {
   /** Milliseconds one transfer may take before it counts as failed. Default 120 s. */
   timeoutMs?: number;
   /**
-   * Write a V8 CPU profile of every process (each end, the server) into a subfolder of
-   * this folder named after it (`relay-sender`, `relay-server`, `peer-receiver`...).
+   * Write a V8 CPU profile of every process (each end, the server, the ceilings' bare
+   * programs) into a subfolder of this folder named after it (`relay-sender`,
+   * `relay-server`, `peer-receiver`, `relay-ceiling-hop`...).
    */
   cpuProfDir?: string;
   /**
@@ -354,18 +355,24 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
       },
       relayCeiling: {
         what: "store-and-forward ceiling",
-        receiver: () => new Endpoint("ceiling receiver", ceiling, ["relay-receive", out]),
+        receiver: () =>
+          new Endpoint("relay ceiling receiver", ceiling, ["relay-receive", out], prof),
         middle: (ready) =>
-          new Endpoint("ceiling hop", ceiling, ["relay-hop", hopOut, portOf(ready)]),
+          new Endpoint("relay ceiling hop", ceiling, ["relay-hop", hopOut, portOf(ready)], prof),
         sender: (ready) =>
-          new Endpoint("ceiling sender", ceiling, ["relay-send", portOf(ready), source]),
+          new Endpoint(
+            "relay ceiling sender",
+            ceiling,
+            ["relay-send", portOf(ready), source],
+            prof,
+          ),
         receivedPath: () => out,
       },
       peerCeiling: {
         what: "encrypted ceiling",
-        receiver: () => new Endpoint("ceiling receiver", ceiling, ["peer-receive", out]),
+        receiver: () => new Endpoint("peer ceiling receiver", ceiling, ["peer-receive", out], prof),
         sender: (ready) =>
-          new Endpoint("ceiling sender", ceiling, ["peer-send", portOf(ready), source]),
+          new Endpoint("peer ceiling sender", ceiling, ["peer-send", portOf(ready), source], prof),
         receivedPath: () => out,
       },
     };
