@@ -1,0 +1,111 @@
+/**
+ * What the server holds per `say` in flight: one client pipelines says into a room while
+ * the SQLite store's WAL sync is held (so none is acknowledged), and two heap snapshots
+ * of this process (server and client in it), taken with `first + more` and `first + 2 × more` says
+ * in flight (after a first one, not counted), are compared by kind ({@linkcode diffCensus}): bytes and objects per say.
+ *
+ * ```sh
+ * deno run -A --v8-flags=--expose-gc bench/heap_inflight.ts [first 50] [more 200] [--top 25] [--retainers 0]
+ * ```
+ *
+ * @module
+ */
+
+import { writeHeapSnapshot } from "node:v8";
+import { censusOf, diffCensus, type HeapSnapshot } from "./heap_census.ts";
+import { Probe, testServer, until } from "../tests/helpers/harness.ts";
+import { HeldSync } from "../tests/helpers/held_sync.ts";
+import { SqliteStore } from "../server/sqlite_store.ts";
+import { MAX_IN_FLIGHT } from "../server/connection.ts";
+
+function flag(name: string): string | undefined {
+  const at = Deno.args.indexOf(name);
+  return at < 0 ? undefined : Deno.args[at + 1];
+}
+
+const numbers = Deno.args.filter((a, i) =>
+  !a.startsWith("--") && !Deno.args[i - 1]?.startsWith("--")
+);
+const first = Number(numbers[0] ?? 50);
+const more = Number(numbers[1] ?? 200);
+const top = Number(flag("--top") ?? 25);
+const retainers = Number(flag("--retainers") ?? 0);
+if (first + 2 * more >= MAX_IN_FLIGHT) {
+  throw new Error(`at most ${MAX_IN_FLIGHT - 1} says in flight`);
+}
+
+const dir = await Deno.makeTempDir({ prefix: "heap_inflight_" });
+const held = new HeldSync();
+const sqlite = await SqliteStore.open(dir, { syncWal: held.syncWal });
+held.commits = () => sqlite.stats.commits;
+const server = await testServer({ dataDir: dir }, { store: sqlite });
+const gc = (globalThis as { gc?: () => void }).gc;
+
+/**
+ * Writes a heap snapshot once `sent` says have arrived; read after the last one is
+ * written (a census read earlier would be in the later snapshots).
+ */
+async function snapshot(sent: number): Promise<string> {
+  await until(
+    () => server.hub.metrics.counters.messagesIn >= sent ? true : undefined,
+    `${sent} says received`,
+    30_000,
+  );
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const path = `${dir}/${sent}.heapsnapshot`;
+  writeHeapSnapshot(path);
+  return path;
+}
+
+async function census(path: string) {
+  const snapshot = JSON.parse(await Deno.readTextFile(path)) as HeapSnapshot;
+  return censusOf(snapshot, { retainers });
+}
+
+try {
+  const alice = await Probe.login(server, "alice");
+  await alice.ok("join", { room: "inflight" });
+  await until(
+    () => held.started.length === sqlite.stats.walSyncs ? true : undefined,
+    "the syncs of the login and join",
+    30_000,
+  );
+  held.hold();
+  const text = "x".repeat(100);
+  let sent = 0;
+  const say = (n: number) => {
+    for (let i = 0; i < n; i++, sent++) {
+      alice.send({ type: "say", id: `s${sent}`, room: "inflight", text });
+    }
+  };
+  // A first census that is not counted: what a heap snapshot itself loads and compiles.
+  say(first);
+  await snapshot(sent);
+  say(more);
+  const beforePath = await snapshot(sent);
+  say(more);
+  const afterPath = await snapshot(sent);
+  if (alice.received.some((m) => m.type === "ok" && String(m.re).startsWith("s"))) {
+    throw new Error("a say was acknowledged while its sync was held");
+  }
+  const rows = diffCensus(await census(beforePath), await census(afterPath), more);
+  const total = rows.reduce((sum, row) => sum + row.bytes, 0);
+  console.log(
+    `per say in flight (${first + more} → ${first + 2 * more}): ${total.toFixed(0)} B`,
+  );
+  for (const row of rows.slice(0, top)) {
+    if (Math.abs(row.bytes) < 1) continue;
+    console.log(
+      `${row.bytes.toFixed(1).padStart(8)} B ${row.count.toFixed(2).padStart(6)}  ${row.kind}`,
+    );
+  }
+  held.release();
+  alice.close();
+} finally {
+  held.release();
+  await server.shutdown();
+  await Deno.remove(dir, { recursive: true });
+}
