@@ -8,5 +8,8 @@ Deno.test("a say waiting for its sync holds no suspended async function and few 
   // were plain functions; 0, 5 and ~1,480 after.
   assert.ok(countOf(result, "object Generator") < 0.5, table);
   assert.ok(countOf(result, "object Promise") < 6, table);
-  assert.ok(result.bytes < 2_000, `${result.bytes.toFixed(0)} B per say: ${table}`);
+  // Compiled code comes and goes with the JIT, not with the says.
+  const data = result.rows.filter((row) => !row.kind.startsWith("code "))
+    .reduce((sum, row) => sum + row.bytes, 0);
+  assert.ok(data < 2_000, `${data.toFixed(0)} B per say: ${table}`);
 });
