@@ -21,7 +21,7 @@ import { ALL_SUBJECT, roomSubject, userSubject } from "./broker.ts";
 import { CommandError } from "./errors.ts";
 import { type ChatHub, roomKeyOf, type Session } from "./hub.ts";
 import { privateCommands } from "./private.ts";
-import { type AppendResult, type NewMessage, StoreError } from "./store.ts";
+import { type AppendOptions, type AppendResult, type NewMessage, StoreError } from "./store.ts";
 import { fileCommands } from "./files.ts";
 import { tokenCommands } from "./session_tokens.ts";
 import { fitFirst, fitLast, replyBudget, replyFloor } from "./reply_budget.ts";
@@ -171,40 +171,28 @@ export const commands: CommandTable = {
 
   say: {
     pipelined: true,
-    // Synchronous up to the append, so pipelined says keep their order.
-    async run({ hub, session }, { id, room: name, text }) {
+    // Synchronous up to the append, so pipelined says keep their order. Not an async
+    // function: a say waiting for its commit holds its RoomSay and one reaction.
+    run({ hub, session }, { id, room: name, text }) {
       const key = roomKeyOf(name);
       const account = session.account;
       const room = hub.cachedRoom(key);
       if (room === undefined || !room.members.has(account.key)) {
-        throw new CommandError("not_member", `you are not in ${name}: /join it first`);
+        return Promise.reject(
+          new CommandError("not_member", `you are not in ${name}: /join it first`),
+        );
       }
       const problem = textProblem(text);
-      if (problem !== null) throw new CommandError("bad_text", problem);
-      // The room hears it once committed; its sender once it is durable.
-      const publish = (event: RoomMessage) =>
-        hub.broker.publish(roomSubject(key), {
-          event,
-          from: account.key,
-          exceptSession: session.id,
-        });
-      let published: Promise<unknown> | undefined;
-      const { message, duplicate } = await appendMessage(hub, {
+      if (problem !== null) return Promise.reject(new CommandError("bad_text", problem));
+      const say = new RoomSay(hub, session, key);
+      return appendMessage(hub, {
         fromKey: account.key,
         from: account.nick,
         room: key,
         text,
         ts: hub.now(),
         clientId: id,
-      }, (committed) => {
-        if (!committed.duplicate && committed.message.type === "msg") {
-          published = publish(committed.message);
-        }
-      });
-      if (message.type !== "msg") throw new Error("store returned a direct message for a room");
-      // A store that did not tell the commit (a wrapper that dropped the option): now.
-      if (!duplicate) await (published ?? publish(message));
-      return { msg: message, duplicate };
+      }, say).then((result) => say.reply(result), conflictToCommandError);
     },
   },
 
@@ -236,10 +224,12 @@ export const commands: CommandTable = {
           text,
           ts: hub.now(),
           clientId: id,
-        }, (committed) => {
-          if (committed.duplicate || committed.message.type !== "dm") return;
-          published = publishDirect(hub, committed.message, target.key, session);
-        });
+        }, {
+          onCommitted(committed) {
+            if (committed.duplicate || committed.message.type !== "dm") return;
+            published = publishDirect(hub, committed.message, target.key, session);
+          },
+        }).catch(conflictToCommandError);
         if (message.type !== "dm") {
           throw new Error("store returned a room message for a direct one");
         }
@@ -488,23 +478,69 @@ export const commands: CommandTable = {
 };
 
 /**
- * Stores a `say` or `dm`: a resend with the same id gets the stored message back.
- *
- * @throws {CommandError} `id_conflict` when the request id was used for another message.
+ * Stores a `say` or `dm`: a resend with the same id gets the stored message back. The
+ * store's `conflict` (the request id used for another message) is for the caller to
+ * turn into `id_conflict` ({@linkcode conflictToCommandError}), in the reaction it adds
+ * anyway.
  */
 function appendMessage(
   hub: ChatHub,
   message: NewMessage,
-  onCommitted: (result: AppendResult) => void,
+  options: AppendOptions,
 ): Promise<AppendResult> {
   // Not an async function: one per message sent, and its suspended frame is garbage the
-  // moment it resumes; a rejection handler shared by all costs nothing per message.
+  // moment it resumes.
   try {
-    return hub.store.appendMessage(message, { onCommitted }).catch(conflictToCommandError);
+    return hub.store.appendMessage(message, options);
   } catch (err) {
-    return Promise.reject(err).catch(conflictToCommandError);
+    return Promise.reject(err);
   }
 }
+
+/**
+ * One `say` from its append to its reply: the store tells it of the commit (as a method
+ * of the append's options, see {@linkcode AppendOptions}), it publishes to the room
+ * then, and its reply waits for that publication. One object per message, no closures.
+ */
+class RoomSay implements AppendOptions {
+  readonly #hub: ChatHub;
+  readonly #session: Session;
+  readonly #key: string;
+  #published: Promise<unknown> | undefined = undefined;
+
+  constructor(hub: ChatHub, session: Session, key: string) {
+    this.#hub = hub;
+    this.#session = session;
+    this.#key = key;
+  }
+
+  /** The room hears it once committed; its sender once it is durable ({@linkcode reply}). */
+  onCommitted(committed: AppendResult): void {
+    if (!committed.duplicate && committed.message.type === "msg") {
+      this.#published = this.#publish(committed.message);
+    }
+  }
+
+  /** The reply, once the append is durable and its publication done. */
+  reply({ message, duplicate }: AppendResult): SayReply | Promise<SayReply> {
+    if (message.type !== "msg") throw new Error("store returned a direct message for a room");
+    if (duplicate) return { msg: message, duplicate };
+    // A store that did not tell the commit (a wrapper that dropped the option): now.
+    return (this.#published ?? this.#publish(message)).then(() => ({ msg: message, duplicate }));
+  }
+
+  #publish(event: RoomMessage): Promise<number> {
+    const session = this.#session;
+    return this.#hub.broker.publish(roomSubject(this.#key), {
+      event,
+      from: session.account.key,
+      exceptSession: session.id,
+    });
+  }
+}
+
+/** The data of a `say`'s reply. */
+type SayReply = ReplyMap["say"];
 
 /** A store's `conflict` as the command's `id_conflict`; any other error as it is. */
 function conflictToCommandError(err: unknown): never {

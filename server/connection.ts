@@ -446,14 +446,22 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     const spec = commands[message.type] as CommandSpec<typeof message.type>;
     if (spec.activity !== false) this.#session.lastCommandAt = wholeMs(now);
     const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };
-    const done = this.#reply(message.id, spec.run(ctx, message as never));
+    let result: Promise<object>;
+    try {
+      result = spec.run(ctx, message as never);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
     if (spec.endsSession) {
+      const done = this.#reply(message.id, result, null);
       const running = this.#inFlight?.atMost(0) ?? Promise.resolve();
       return running.then(() => done).then(() => this.end());
     }
-    if (!spec.pipelined) return done;
+    if (!spec.pipelined) return this.#reply(message.id, result, null);
+    // Counted until answered, by the reply itself: no promise tracked per request.
     const inFlight = this.#inFlight ??= new InFlight();
-    inFlight.track(done);
+    inFlight.begin();
+    this.#reply(message.id, result, inFlight);
     if (inFlight.size >= MAX_IN_FLIGHT) return inFlight.atMost(MAX_IN_FLIGHT - 1);
     return undefined;
   }
@@ -518,17 +526,51 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     }
   }
 
-  async #reply(id: string, result: Promise<object>): Promise<void> {
+  /**
+   * Answers request `id` once `result` settles, then settles it in `inFlight` (a
+   * pipelined request). Not an async function: a request waiting for its commit holds
+   * one reaction on its result, not a suspended frame and a promise of its own.
+   */
+  #reply(id: string, result: Promise<object>, inFlight: InFlight | null): Promise<void> {
     this.#awaiting++;
-    let data: object;
-    try {
-      data = await result;
-    } catch (err) {
-      this.#awaiting--;
-      this.#sendError(id, err);
-      return;
-    }
-    this.#awaiting--;
+    return result.then(
+      (data) => {
+        this.#awaiting--;
+        try {
+          this.#replyOk(id, data);
+        } catch (err) {
+          this.#replyFailed(id, err, inFlight);
+        } finally {
+          inFlight?.settled();
+        }
+      },
+      (err) => {
+        this.#awaiting--;
+        try {
+          this.#sendError(id, err);
+        } catch (err) {
+          this.#replyFailed(id, err, inFlight);
+        } finally {
+          inFlight?.settled();
+        }
+      },
+    );
+  }
+
+  /**
+   * A reply that could not be sent: the read loop ends the connection for a request it
+   * waits for; a pipelined one (nothing waits for it) is logged.
+   */
+  #replyFailed(id: string, err: unknown, inFlight: InFlight | null): void {
+    if (inFlight === null) throw err;
+    log.error("replying to request {id} from {remote} failed: {err}", {
+      id,
+      remote: this.remote,
+      err,
+    });
+  }
+
+  #replyOk(id: string, data: object): void {
     try {
       this.#trySend({ type: "ok", re: id, ...data });
       this.#flood?.succeeded();

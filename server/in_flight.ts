@@ -20,7 +20,23 @@
 export class InFlight {
   #count = 0;
   #waiters: { limit: number; wake: () => void }[] = [];
-  readonly #settled = (): void => {
+  readonly #settled = (): void => this.settled();
+
+  /** How many are in flight. */
+  get size(): number {
+    return this.#count;
+  }
+
+  /**
+   * Counts one request until its {@linkcode settled} (a caller that settles it itself:
+   * no promise reaction per request).
+   */
+  begin(): void {
+    this.#count++;
+  }
+
+  /** One request counted by {@linkcode begin} settled (either way). */
+  settled(): void {
     this.#count--;
     if (this.#waiters.length === 0) return;
     const waiting = this.#waiters;
@@ -29,11 +45,6 @@ export class InFlight {
       if (this.#count <= waiter.limit) waiter.wake();
       else this.#waiters.push(waiter);
     }
-  };
-
-  /** How many are in flight. */
-  get size(): number {
-    return this.#count;
   }
 
   /** Counts `request` until it settles (either way). */

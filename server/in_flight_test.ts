@@ -21,3 +21,18 @@ Deno.test("InFlight: counts until settled either way; atMost waits for the count
   assert.deepEqual(order, ["at most 1", "none"]);
   assert.equal(inFlight.size, 0);
 });
+
+Deno.test("InFlight: begin and settled count a request without a promise", async () => {
+  const inFlight = new InFlight();
+  inFlight.begin();
+  inFlight.begin();
+  assert.equal(inFlight.size, 2);
+  let woken = false;
+  const none = inFlight.atMost(0).then(() => woken = true);
+  inFlight.settled();
+  await Promise.resolve();
+  assert.equal(woken, false);
+  inFlight.settled();
+  await none;
+  assert.equal(inFlight.size, 0);
+});

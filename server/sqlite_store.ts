@@ -372,7 +372,8 @@ interface RoomRow {
 }
 
 interface Pending {
-  message: NewMessage;
+  /** Null once inserted: an append waiting for its sync holds no copy of its message. */
+  message: NewMessage | null;
   options: AppendOptions | undefined;
   resolve: (result: AppendResult) => void;
   reject: (error: Error) => void;
@@ -1375,6 +1376,7 @@ export class SqliteStore implements Store {
       for (const item of batch) item.reject(failure);
       return;
     }
+    for (const item of batch) item.message = null;
     this.#messagesCommitted = this.#committed();
     this.#commits++;
     this.#appends += batch.length;
@@ -1468,7 +1470,7 @@ export class SqliteStore implements Store {
       names.length = 0;
     };
     for (let i = 0; i < batch.length; i++) {
-      const message = batch[i].message;
+      const message = batch[i].message!;
       if (message.room !== undefined && this.#idFloor === 0) {
         const name = this.#roomName(message.room);
         if (name === undefined) {
@@ -1515,7 +1517,7 @@ export class SqliteStore implements Store {
       const left = at.length - k;
       const rows = ROOM_INSERT_ROWS.find((n) => n <= left) ?? 1;
       if (rows === 1) {
-        const outcome = this.#insert(batch[at[k]].message);
+        const outcome = this.#insert(batch[at[k]].message!);
         if (!(outcome instanceof StoreError) && !outcome.duplicate) lastId = outcome.message.id;
         outcomes[at[k]] = outcome;
         k++;
@@ -1524,7 +1526,7 @@ export class SqliteStore implements Store {
       lastId ??= this.#lastId();
       const args: (string | number)[] = new Array(rows * ROOM_INSERT_COLUMNS);
       for (let r = 0; r < rows; r++) {
-        const m = batch[at[k + r]].message;
+        const m = batch[at[k + r]].message!;
         const o = r * ROOM_INSERT_COLUMNS;
         args[o] = m.ts;
         args[o + 1] = m.fromKey;
@@ -1537,7 +1539,7 @@ export class SqliteStore implements Store {
       const last = Number(lastInsertRowid);
       if (changes === rows && last - rows === lastId) {
         for (let r = 0; r < rows; r++) {
-          const m = batch[at[k + r]].message;
+          const m = batch[at[k + r]].message!;
           outcomes[at[k + r]] = {
             message: {
               type: "msg",
@@ -1553,7 +1555,7 @@ export class SqliteStore implements Store {
       } else {
         const seen = new Set<string>();
         for (let r = 0; r < rows; r++) {
-          const m = batch[at[k + r]].message;
+          const m = batch[at[k + r]].message!;
           const key = `${m.fromKey}\n${m.clientId}`;
           if (!seen.has(key)) {
             seen.add(key);

@@ -141,13 +141,16 @@ export interface AppendOptions {
    * message from here; its sender is acknowledged once the promise resolves. Called at
    * most once, before the promise resolves, and only for an append that succeeds (a
    * resend's earlier copy too, with `duplicate`); never when it fails before its commit.
-   * Must not throw (what it throws is logged and ignored).
+   * Must not throw (what it throws is logged and ignored). Called as a method of the
+   * options (`options.onCommitted(result)`, see {@linkcode tellCommitted}): an object
+   * per append can carry its state without a closure.
    */
-  onCommitted?: (result: AppendResult) => void;
+  onCommitted?(result: AppendResult): void;
 }
 
 /**
- * Calls `options.onCommitted` with `result`; what it throws is reported to `onError`.
+ * Calls `options.onCommitted` with `result`, as a method of `options`; what it throws is
+ * reported to `onError`.
  */
 export function tellCommitted(
   options: AppendOptions | undefined,

@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import type { ChatMessage } from "../protocol/messages.ts";
 import {
+  type AppendResult,
   MAX_TOKENS_PER_ACCOUNT,
   type NewMessage,
   type Store,
@@ -154,6 +155,21 @@ export function storeConformance(
     const third = await store.appendMessage(say("bob", "lobby", "hi", "c1", 102));
     assert.equal(third.message.id, 3, "clientIds are per sender");
     assert.equal(third.duplicate, false);
+  });
+
+  test("appendMessage: onCommitted is called as a method of its options, before the append resolves", async (store) => {
+    await store.createRoom(room("lobby", "Lobby"));
+    const options = {
+      told: [] as { self: unknown; id: number; duplicate: boolean }[],
+      onCommitted(result: AppendResult): void {
+        this.told.push({ self: this, id: result.message.id, duplicate: result.duplicate });
+      },
+    };
+    const first = await store.appendMessage(say("alice", "lobby", "hello", "c1", 100), options);
+    assert.deepEqual(options.told, [{ self: options, id: first.message.id, duplicate: false }]);
+    const again = await store.appendMessage(say("alice", "lobby", "hello", "c1", 100), options);
+    assert.equal(again.duplicate, true);
+    assert.deepEqual(options.told[1], { self: options, id: first.message.id, duplicate: true });
   });
 
   test("appendMessage: malformed messages and unknown rooms are refused alone", async (store) => {

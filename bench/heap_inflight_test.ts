@@ -1,0 +1,15 @@
+import assert from "node:assert/strict";
+import { countOf, heapPerSay } from "./heap_inflight.ts";
+
+Deno.test("a say waiting for its sync holds no suspended async function and few promises", async () => {
+  const result = await heapPerSay();
+  const table = JSON.stringify(result.rows.slice(0, 12));
+  // 2 generators, 7 promises and 2,560 bytes per say before the command and the reply
+  // were plain functions; 0, 5 and ~1,480 after.
+  assert.ok(countOf(result, "object Generator") < 0.5, table);
+  assert.ok(countOf(result, "object Promise") < 6, table);
+  // Compiled code comes and goes with the JIT, not with the says.
+  const data = result.rows.filter((row) => !row.kind.startsWith("code "))
+    .reduce((sum, row) => sum + row.bytes, 0);
+  assert.ok(data < 2_000, `${data.toFixed(0)} B per say: ${table}`);
+});
