@@ -66,13 +66,16 @@ export class RoomRing {
    */
   #odd: Map<number, { clientId: string; text: string }> | null = null;
 
-  /** An empty ring for room `key`, holding at most `bound` messages (`Infinity`: all). */
+  /**
+   * An empty ring for room `key`, holding at most `bound` messages (`Infinity`: all; a
+   * fraction is rounded down).
+   */
   constructor(key: string, index: number, bound: number) {
     if (!(bound >= 1)) throw new RangeError("a ring holds at least one message");
     this.key = key;
     this.index = index;
-    this.bound = bound;
-    this.#capacity = Math.min(FIRST_SLOTS, bound);
+    this.bound = Math.floor(bound);
+    this.#capacity = Math.min(FIRST_SLOTS, this.bound);
     this.#ids = new Float64Array(this.#capacity);
     this.#ts = new Float64Array(this.#capacity);
     this.#hashes = new Int32Array(this.#capacity);

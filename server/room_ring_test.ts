@@ -40,6 +40,9 @@ Deno.test("RoomRing: at its bound each message takes the oldest one's slot, acro
     assert.deepEqual(held(ring), expected(range(first, id)), `after ${id}`);
   }
   assert.equal(ring.capacity, 5, "no slot beyond the bound");
+  const fraction = new RoomRing("b", 1, 2.5);
+  for (let id = 1; id <= 4; id++) say(fraction, id);
+  assert.deepEqual(held(fraction), expected([3, 4]), "a bound of 2.5 holds 2");
   // Ids 8..12 sit in slots 2,3,4,0,1: the search runs across the wrap.
   assert.equal(ring.firstAtLeast(0), 0);
   assert.equal(ring.firstAtLeast(10), 2);
