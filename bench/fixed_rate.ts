@@ -21,7 +21,8 @@
  * comma-separated, default 300000), `--ms` (per rate, default 2000), `--rounds` (default 3),
  * `--prof DIR` (each server's CPU profile under DIR, its busiest functions printed), `--gc-log DIR`
  * (each server run with `--trace-gc-nvp`, its trace kept under DIR and summarised: scavenges,
- * mark-compacts, their pauses, MB allocated and promoted). Pinned like the suite (target on CPU 1, load on
+ * mark-compacts, their pauses, MB allocated and promoted; over the measured levels, the
+ * mark-compacts and how fast the heap retained by scavenges grew between them). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module
@@ -106,6 +107,10 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         : "";
       if (gcLog) await Deno.mkdir(plan.gcLog, { recursive: true });
       const flags = [...(v8 ? v8.split(",") : []), ...(gcLog ? ["--trace-gc-nvp"] : [])];
+      // The measured levels' start, in ms after the server was started (its trace's clock
+      // starts a little later: the window counted from there lies within the levels).
+      const started = performance.now();
+      let measuredFrom = 0;
       await run({
         target: relay ? "relay" : inspircd ? "inspircd" : "server",
         loads: 2,
@@ -121,6 +126,7 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         await open(c, { members: plan.members, sendersPerLoad: 2, probesPerLoad: 8 }, room);
         // Warm-up: the JIT, the room's history filling.
         await level(c, room, plan.members, plan.rates[0] / (plan.members - 1), 500, "warm-up");
+        measuredFrom = Math.round(performance.now() - started);
         for (const rate of plan.rates) {
           const l = await level(c, room, plan.members, rate / (plan.members - 1), plan.ms, "fixed");
           const perCpu = l.deliveredPerSec / Math.max(l.cpu.target / 100, 0.001);
@@ -141,7 +147,9 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         const trace = await Deno.readTextFile(gcLog).catch(() => "");
         console.log(
           `${target}, GC in ${gcLog}: ${
-            trace ? formatGcSummary(summariseGcTrace(trace)) : "no trace (its bench keeps none)"
+            trace
+              ? formatGcSummary(summariseGcTrace(trace, measuredFrom))
+              : "no trace (its bench keeps none)"
           }`,
         );
       }

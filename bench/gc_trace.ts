@@ -38,18 +38,39 @@ export interface GcSummary {
   promotedBytes: number;
   /** When the first and the last collection came, ms since the process started. */
   spanMs: [number, number];
+  /**
+   * How much the heap left by each scavenge grew from the one left by the collection
+   * before it, all together: the old generation's growth (promoted objects and those
+   * allocated there directly) that the next mark-compact has to deal with. Intervals that
+   * end in a mark-compact are not counted, nor those before `fromMs`.
+   */
+  retainedGrowthBytes: number;
+  /** The time those intervals covered, ms. */
+  retainedGrowthMs: number;
+  /** From when (ms since the process started) growth and `windowMajor` are counted. */
+  fromMs: number;
+  /** Mark-compacts from `fromMs` on. */
+  windowMajor: number;
 }
 
 const LINE = /(\d+) ms: GC: (\{.*\})\s*$/;
 
-/** Summarises the `GC: {…}` lines of a `--trace-gc-nvp` log; other lines are skipped. */
-export function summariseGcTrace(text: string): GcSummary {
+/**
+ * Summarises the `GC: {…}` lines of a `--trace-gc-nvp` log; other lines are skipped.
+ * The retained heap's growth and `windowMajor` count from `fromMs` (ms since the process
+ * started: the measured part of a run, after its start-up and warm-up).
+ */
+export function summariseGcTrace(text: string, fromMs = 0): GcSummary {
   const minor: number[] = [];
   const major: number[] = [];
   let allocatedBytes = 0;
   let promotedBytes = 0;
   let first = Infinity;
   let last = -Infinity;
+  let retainedGrowthBytes = 0;
+  let retainedGrowthMs = 0;
+  let previous: { at: number; size: number } | null = null;
+  let windowMajor = 0;
   for (const line of text.split("\n")) {
     const match = LINE.exec(line);
     if (match === null) continue;
@@ -67,6 +88,13 @@ export function summariseGcTrace(text: string): GcSummary {
     const at = Number(match[1]);
     first = Math.min(first, at);
     last = Math.max(last, at);
+    const size = Number(entry.end_object_size);
+    if (at >= fromMs && entry.gc === "mc") windowMajor++;
+    if (previous !== null && previous.at >= fromMs && entry.gc !== "mc" && Number.isFinite(size)) {
+      retainedGrowthBytes += size - previous.size;
+      retainedGrowthMs += at - previous.at;
+    }
+    previous = Number.isFinite(size) ? { at, size } : null;
   }
   return {
     minor: pausesOf(minor),
@@ -74,6 +102,10 @@ export function summariseGcTrace(text: string): GcSummary {
     allocatedBytes,
     promotedBytes,
     spanMs: first <= last ? [first, last] : [0, 0],
+    retainedGrowthBytes,
+    retainedGrowthMs,
+    fromMs,
+    windowMajor,
   };
 }
 
@@ -92,11 +124,17 @@ function round(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
 
-/** One line: each kind's count, total, median and longest pause; MB allocated and promoted. */
+/**
+ * One line: each kind's count, total, median and longest pause; MB allocated and promoted;
+ * from `fromMs`, the mark-compacts and how fast the heap left by scavenges grew between them.
+ */
 export function formatGcSummary(s: GcSummary): string {
   const kind = (name: string, p: GcPauses) =>
     `${name} ${p.count} (${p.totalMs} ms, p50 ${p.p50Ms}, max ${p.maxMs})`;
   return `${kind("scavenges", s.minor)}, ${kind("mark-compacts", s.major)}; ` +
     `allocated ${(s.allocatedBytes / 1e6).toFixed(0)} MB, ` +
-    `promoted ${(s.promotedBytes / 1e6).toFixed(1)} MB`;
+    `promoted ${(s.promotedBytes / 1e6).toFixed(1)} MB; from ${s.fromMs} ms: ` +
+    `mark-compacts ${s.windowMajor}, retained heap grew ` +
+    `${(s.retainedGrowthBytes / 1e3 / Math.max(s.retainedGrowthMs, 1)).toFixed(2)} MB/s ` +
+    `between them`;
 }

@@ -7,10 +7,10 @@ const gc = (at: number, fields: Record<string, unknown>) =>
 Deno.test("summariseGcTrace: pauses by kind, bytes allocated and promoted; other lines skipped", () => {
   const text = [
     "[7:0x55d0:0]       5 ms: Memory pool: Removed pages: 0",
-    gc(10, { pause: 1.5, gc: "s", allocated: 4_000_000, promoted: 100_000 }),
-    gc(60, { pause: 3.25, gc: "s", allocated: 8_000_000, promoted: 300_000 }),
-    gc(90, { pause: 12, gc: "mc", allocated: 1_000_000, promoted: 0 }),
-    gc(95, { pause: 0.5, gc: "s", allocated: 2_000_000, promoted: 0 }),
+    gc(10, { pause: 1.5, gc: "s", allocated: 4_000_000, promoted: 100_000, end_object_size: 5e6 }),
+    gc(60, { pause: 3.25, gc: "s", allocated: 8_000_000, promoted: 300_000, end_object_size: 6e6 }),
+    gc(90, { pause: 12, gc: "mc", allocated: 1_000_000, promoted: 0, end_object_size: 2e6 }),
+    gc(95, { pause: 0.5, gc: "s", allocated: 2_000_000, promoted: 0, end_object_size: 2.5e6 }),
     `[7:0x55d0:0]   99 ms: GC: {"pause":9,"gc":"s","allo`, // cut short
     "",
   ].join("\n");
@@ -20,10 +20,22 @@ Deno.test("summariseGcTrace: pauses by kind, bytes allocated and promoted; other
   assert.equal(s.allocatedBytes, 15_000_000);
   assert.equal(s.promotedBytes, 400_000);
   assert.deepEqual(s.spanMs, [10, 95]);
+  // 10 → 60 ms: +1 MB; 90 → 95 ms: +0.5 MB; the mark-compact's interval left out.
+  assert.equal(s.retainedGrowthBytes, 1_500_000);
+  assert.equal(s.retainedGrowthMs, 55);
+  // From 60 ms on: the interval 10 → 60 ms is left out.
+  const late = summariseGcTrace(text, 60);
+  assert.deepEqual([late.retainedGrowthBytes, late.retainedGrowthMs, late.windowMajor], [
+    500_000,
+    5,
+    1,
+  ]);
+  assert.equal(summariseGcTrace(text, 91).windowMajor, 0);
   assert.equal(
     formatGcSummary(s),
     "scavenges 3 (5.3 ms, p50 1.5, max 3.3), mark-compacts 1 (12 ms, p50 12, max 12); " +
-      "allocated 15 MB, promoted 0.4 MB",
+      "allocated 15 MB, promoted 0.4 MB; from 0 ms: mark-compacts 1, retained heap grew " +
+      "27.27 MB/s between them",
   );
 });
 

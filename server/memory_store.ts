@@ -10,6 +10,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
+import { clientIdHash, ClientIdIndex } from "./client_id_index.ts";
+import { RoomRing } from "./room_ring.ts";
 import {
   type AccountRecord,
   type AppendOptions,
@@ -34,19 +36,26 @@ import {
 
 const log = getLogger(["chat", "store"]);
 
+/** A direct message (room messages are held in columns: {@linkcode RoomRing}). */
 interface StoredMessage {
   id: number;
   ts: number;
   clientId: string;
   fromKey: string;
   from: string;
-  roomKey: string | null;
-  toKey: string | null;
-  to: string | null;
+  toKey: string;
+  to: string;
   text: string;
   delivered: boolean;
   read: boolean;
 }
+
+/** A message found by its position: in a room's ring, or a direct one. */
+type Found = { id: number; ring: RoomRing; k: number } | {
+  id: number;
+  ring: null;
+  m: StoredMessage;
+};
 
 interface Session {
   accountKey: string;
@@ -57,8 +66,8 @@ interface Session {
 /** Options of {@linkcode MemoryStore}. */
 export interface MemoryStoreOptions {
   /**
-   * Most room messages kept per room; the oldest are forgotten (a sixteenth of them at a
-   * time), after which history and `sync` reach no further back and a resend of one is
+   * Most room messages kept per room: the newest, each new one taking the oldest one's
+   * place, after which history and `sync` reach no further back and a resend of one is
    * stored again. Direct messages are all kept.
    * Default: every message. (A long benchmark on the memory store otherwise measures its
    * garbage collector walking an ever larger heap, which a SQLite server does not hold.)
@@ -89,21 +98,24 @@ export class MemoryStore implements Store {
   /** account key → room keys */
   #memberOf = new Map<string, Set<string>>();
   /**
-   * The direct messages, by id, in id order. A room message is held by its room's thread
-   * alone (one push; a forgotten one leaves nothing behind, not a slot per message ever
-   * sent).
+   * The direct messages, by id, in id order. A room message is held by its room's ring
+   * alone, in columns (no object per message; a forgotten one leaves nothing behind).
    */
   #direct = new Map<number, StoredMessage>();
   /** The highest id given so far. */
   #lastId = 0;
   readonly #roomHistory: number;
-  /** room key → its messages, by id */
-  #roomThreads = new Map<string, StoredMessage[]>();
+  /** room key → its newest messages */
+  #roomThreads = new Map<string, RoomRing>();
+  /** The rings by number (`RoomRing.index`), as the request-id index names them. */
+  #rings: RoomRing[] = [];
+  /** Held room messages by (sender, request id). */
+  #roomClientIds = new ClientIdIndex();
   /** DM pair key → its messages, by id */
   #pairThreads = new Map<string, StoredMessage[]>();
   /**
-   * sender's account key → client id → message: keys the strings a message carries (their
-   * hashes kept in them), not a string made per lookup.
+   * sender's account key → client id → direct message: keys the strings a message carries
+   * (their hashes kept in them), not a string made per lookup.
    */
   #byClientId = new Map<string, Map<string, StoredMessage>>();
   #blocks = new Map<string, Set<string>>();
@@ -125,8 +137,18 @@ export class MemoryStore implements Store {
    */
   get heldMessages(): number {
     let held = this.#direct.size;
-    for (const list of this.#roomThreads.values()) held += list.length;
+    for (const ring of this.#rings) held += ring.length;
     return held;
+  }
+
+  /**
+   * Request ids indexed for resends: one per held message (a forgotten room message's
+   * leaves with it).
+   */
+  get indexedRequestIds(): number {
+    let n = this.#roomClientIds.size;
+    for (const sent of this.#byClientId.values()) n += sent.size;
+    return n;
   }
 
   // ---- accounts
@@ -252,84 +274,118 @@ export class MemoryStore implements Store {
 
   #insert(message: NewMessage): AppendResult {
     checkNewMessage(message);
-    let sent = this.#byClientId.get(message.fromKey);
-    const earlier = sent?.get(message.clientId);
-    if (earlier !== undefined) {
-      checkResend(earlier, message);
-      return { message: this.#toChat(earlier), duplicate: true };
+    const hash = clientIdHash(message.fromKey, message.clientId);
+    const sent = this.#byClientId.get(message.fromKey);
+    const earlierDirect = sent?.get(message.clientId);
+    if (earlierDirect !== undefined) {
+      checkResend({ roomKey: null, toKey: earlierDirect.toKey, text: earlierDirect.text }, message);
+      return { message: this.#toChat(earlierDirect), duplicate: true };
     }
-    if (message.room !== undefined && !this.#rooms.has(message.room)) {
-      throw new StoreError("not_found", `no room "${message.room}"`);
+    const earlierRoom = this.#roomMessageOf(hash, message.fromKey, message.clientId);
+    if (earlierRoom !== null) {
+      const { ring, k } = earlierRoom;
+      checkResend({ roomKey: ring.key, toKey: null, text: ring.textAt(k) }, message);
+      return { message: this.#roomChat(ring, k), duplicate: true };
     }
+    if (message.room !== undefined) return this.#insertRoom(message, message.room, hash);
     const stored: StoredMessage = {
       id: ++this.#lastId,
       ts: message.ts,
       clientId: message.clientId,
       fromKey: message.fromKey,
       from: message.from,
-      roomKey: message.room ?? null,
-      toKey: message.toKey ?? null,
-      to: message.to ?? null,
+      toKey: message.toKey!,
+      to: message.to!,
       text: message.text,
       delivered: false,
       read: false,
     };
-    let list: StoredMessage[] | undefined;
-    if (stored.roomKey !== null) {
-      list = this.#roomThreads.get(stored.roomKey);
-      if (list === undefined) this.#roomThreads.set(stored.roomKey, list = []);
-    } else {
-      this.#direct.set(stored.id, stored);
-      const pair = pairThread(stored.fromKey, stored.toKey!);
-      list = this.#pairThreads.get(pair);
-      if (list === undefined) this.#pairThreads.set(pair, list = []);
-    }
+    this.#direct.set(stored.id, stored);
+    const pair = pairThread(stored.fromKey, stored.toKey);
+    let list = this.#pairThreads.get(pair);
+    if (list === undefined) this.#pairThreads.set(pair, list = []);
     list.push(stored);
-    if (sent === undefined) this.#byClientId.set(stored.fromKey, sent = new Map());
-    sent.set(stored.clientId, stored);
-    if (stored.roomKey !== null && list.length > this.#roomHistory) {
-      // Forget the room's oldest (a batch at a time: shifting one by one is quadratic).
-      const forgotten = list.splice(
-        0,
-        list.length - this.#roomHistory + (this.#roomHistory >> 4),
-      );
-      for (const m of forgotten) {
-        this.#byClientId.get(m.fromKey)?.delete(m.clientId);
+    if (sent === undefined) {
+      this.#byClientId.set(stored.fromKey, new Map([[stored.clientId, stored]]));
+    } else sent.set(stored.clientId, stored);
+    return { message: this.#toChat(stored), duplicate: false };
+  }
+
+  #insertRoom(message: NewMessage, roomKey: string, hash: number): AppendResult {
+    const room = this.#rooms.get(roomKey);
+    if (room === undefined) throw new StoreError("not_found", `no room "${roomKey}"`);
+    let ring = this.#roomThreads.get(roomKey);
+    if (ring === undefined) {
+      ring = new RoomRing(roomKey, this.#rings.length, this.#roomHistory);
+      this.#rings.push(ring);
+      this.#roomThreads.set(roomKey, ring);
+    }
+    if (ring.full) {
+      // The oldest is forgotten: a resend of it is a new message.
+      this.#roomClientIds.remove(ring.hashAt(0), ring.idAt(0));
+      ring.dropOldest();
+    }
+    const id = ++this.#lastId;
+    ring.push(id, message.ts, message.fromKey, message.from, message.clientId, message.text, hash);
+    this.#roomClientIds.add(hash, id, ring.index);
+    return {
+      message: {
+        type: "msg",
+        id,
+        ts: message.ts,
+        room: room.name,
+        from: message.from,
+        text: message.text,
+      },
+      duplicate: false,
+    };
+  }
+
+  /** The held room message `fromKey` sent under `clientId` (its pair hashing to `hash`), or null. */
+  #roomMessageOf(
+    hash: number,
+    fromKey: string,
+    clientId: string,
+  ): { ring: RoomRing; k: number } | null {
+    const index = this.#roomClientIds;
+    for (let slot = index.candidate(hash); slot >= 0; slot = index.candidate(hash, slot)) {
+      const ring = this.#rings[index.ringAt(slot)];
+      const k = ring.indexOf(index.idAt(slot));
+      if (k >= 0 && ring.fromKeyAt(k) === fromKey && ring.clientIdAt(k) === clientId) {
+        return { ring, k };
       }
     }
-    return { message: this.#toChat(stored), duplicate: false };
+    return null;
   }
 
   /** The newest `limit` messages matching `query`, oldest first. */
   history(query: HistoryQuery): Promise<ChatMessage[]> {
     return this.#run(() => {
       checkHistoryQuery(query);
-      const list = (query.room !== undefined
-        ? this.#roomThreads.get(query.room)
-        : this.#pairThreads.get(pairThread(query.between![0], query.between![1]))) ?? [];
       const { before, after, beforeTs, afterTs } = historyBounds(query);
-      const start = firstAtLeast(list, after + 1);
-      const end = firstAtLeast(list, before);
-      const blocked = query.room !== undefined && query.viewer !== undefined
-        ? this.#blocks.get(query.viewer)
-        : undefined;
-      const wanted = (m: (typeof list)[number]) =>
-        m.ts < beforeTs && m.ts > afterTs && !(blocked?.has(m.fromKey) ?? false);
-      const out: ChatMessage[] = [];
-      if (query.oldest === true) {
-        for (let i = start; i < end && out.length < query.limit; i++) {
-          if (wanted(list[i])) {
-            out.push(this.#toChat(list[i]));
-          }
-        }
-        return out;
+      if (query.room !== undefined) {
+        const ring = this.#roomThreads.get(query.room);
+        if (ring === undefined) return [];
+        const blocked = query.viewer !== undefined ? this.#blocks.get(query.viewer) : undefined;
+        return page(
+          query,
+          ring.firstAtLeast(after + 1),
+          ring.firstAtLeast(before),
+          (k) => {
+            const ts = ring.tsAt(k);
+            return ts < beforeTs && ts > afterTs && !(blocked?.has(ring.fromKeyAt(k)) ?? false);
+          },
+          (k) => this.#roomChat(ring, k),
+        );
       }
-      for (let i = end - 1; i >= start && out.length < query.limit; i--) {
-        if (wanted(list[i])) {
-          out.push(this.#toChat(list[i]));
-        }
-      }
-      return out.reverse();
+      const list = this.#pairThreads.get(pairThread(query.between![0], query.between![1])) ?? [];
+      return page(
+        query,
+        firstAtLeast(list, after + 1),
+        firstAtLeast(list, before),
+        (k) => list[k].ts < beforeTs && list[k].ts > afterTs,
+        (k) => this.#toChat(list[k]),
+      );
     });
   }
 
@@ -370,13 +426,14 @@ export class MemoryStore implements Store {
       const rooms = this.#memberOf.get(accountKey);
       const blocked = this.#blocks.get(accountKey);
       // The first `limit` of each room and of the direct messages, then the first of all.
-      const found: StoredMessage[] = [];
+      const found: Found[] = [];
       for (const roomKey of rooms ?? []) {
-        const list = this.#roomThreads.get(roomKey) ?? [];
+        const ring = this.#roomThreads.get(roomKey);
+        if (ring === undefined) continue;
         let taken = 0;
-        for (let i = firstAtLeast(list, afterId + 1); i < list.length && taken < limit; i++) {
-          if (blocked?.has(list[i].fromKey) ?? false) continue;
-          found.push(list[i]);
+        for (let k = ring.firstAtLeast(afterId + 1); k < ring.length && taken < limit; k++) {
+          if (blocked?.has(ring.fromKeyAt(k)) ?? false) continue;
+          found.push({ id: ring.idAt(k), ring, k });
           taken++;
         }
       }
@@ -384,12 +441,14 @@ export class MemoryStore implements Store {
       for (const m of this.#direct.values()) {
         if (taken >= limit) break;
         if (m.id > afterId && (m.fromKey === accountKey || m.toKey === accountKey)) {
-          found.push(m);
+          found.push({ id: m.id, ring: null, m });
           taken++;
         }
       }
       found.sort((a, b) => a.id - b.id);
-      return found.slice(0, limit).map((m) => this.#toChat(m));
+      return found.slice(0, limit).map((f) =>
+        f.ring === null ? this.#toChat(f.m) : this.#roomChat(f.ring, f.k)
+      );
     });
   }
 
@@ -428,7 +487,7 @@ export class MemoryStore implements Store {
       const newly: number[] = [];
       for (const id of ids) {
         const m = this.#direct.get(id);
-        if (m !== undefined && m.toKey !== null && !m.delivered) {
+        if (m !== undefined && !m.delivered) {
           m.delivered = true;
           newly.push(id);
         }
@@ -593,16 +652,45 @@ export class MemoryStore implements Store {
   }
 
   #toChat(m: StoredMessage): ChatMessage {
-    if (m.roomKey !== null) {
-      const room = this.#rooms.get(m.roomKey)?.name ?? m.roomKey;
-      return { type: "msg", id: m.id, ts: m.ts, room, from: m.from, text: m.text };
-    }
-    return { type: "dm", id: m.id, ts: m.ts, from: m.from, to: m.to!, text: m.text };
+    return { type: "dm", id: m.id, ts: m.ts, from: m.from, to: m.to, text: m.text };
+  }
+
+  #roomChat(ring: RoomRing, k: number): ChatMessage {
+    return {
+      type: "msg",
+      id: ring.idAt(k),
+      ts: ring.tsAt(k),
+      room: this.#rooms.get(ring.key)?.name ?? ring.key,
+      from: ring.fromAt(k),
+      text: ring.textAt(k),
+    };
   }
 }
 
 function pairThread(a: string, b: string): string {
   return a < b ? `@${a}\n${b}` : `@${b}\n${a}`;
+}
+
+/**
+ * The newest `query.limit` positions in [start, end) that are `wanted` (the oldest ones
+ * with `query.oldest`), oldest first, as messages.
+ */
+function page(
+  query: HistoryQuery,
+  start: number,
+  end: number,
+  wanted: (k: number) => boolean,
+  chat: (k: number) => ChatMessage,
+): ChatMessage[] {
+  const out: ChatMessage[] = [];
+  if (query.oldest === true) {
+    for (let k = start; k < end && out.length < query.limit; k++) if (wanted(k)) out.push(chat(k));
+    return out;
+  }
+  for (let k = end - 1; k >= start && out.length < query.limit; k--) {
+    if (wanted(k)) out.push(chat(k));
+  }
+  return out.reverse();
 }
 
 /** Index of the first message with an id ≥ `id` in a list ordered by id. */
