@@ -106,7 +106,10 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         ? `${plan.gcLog}/${round}-${plan.targets.indexOf(target)}.log`
         : "";
       if (gcLog) await Deno.mkdir(plan.gcLog, { recursive: true });
-      const flags = [...(v8 ? v8.split(",") : []), ...(gcLog ? ["--trace-gc-nvp"] : [])];
+      // With the pretenuring decisions: a site tenured (most often during the logins) sends
+      // its objects to the old generation for the rest of the run (see gc_trace.ts).
+      const gcFlags = ["--trace-gc-nvp", "--trace-pretenuring", "--trace-pretenuring-statistics"];
+      const flags = [...(v8 ? v8.split(",") : []), ...(gcLog ? gcFlags : [])];
       // The measured levels' start, in ms after the server was started (its trace's clock
       // starts a little later: the window counted from there lies within the levels).
       const started = performance.now();

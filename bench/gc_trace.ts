@@ -51,9 +51,20 @@ export interface GcSummary {
   fromMs: number;
   /** Mark-compacts from `fromMs` on. */
   windowMajor: number;
+  /**
+   * Allocation sites V8 switched to "tenure" (`--trace-pretenuring` with
+   * `--trace-pretenuring-statistics`): every later object of such a site is allocated
+   * straight in the old generation, for the rest of the process.
+   */
+  tenuredSites: number;
+  /** When the first switch came (the collection before it, ms since start); -1 if none. */
+  firstTenureMs: number;
 }
 
 const LINE = /(\d+) ms: GC: (\{.*\})\s*$/;
+/** A site's decision: `pretenuring: AllocationSite(0x…): (created, found, ratio) (…) A => B`. */
+const TENURE =
+  /pretenuring: AllocationSite\(\w+\): \(created, found, ratio\) \([^)]*\) (.+) => tenure\s*$/;
 
 /**
  * Summarises the `GC: {…}` lines of a `--trace-gc-nvp` log; other lines are skipped.
@@ -71,7 +82,15 @@ export function summariseGcTrace(text: string, fromMs = 0): GcSummary {
   let retainedGrowthMs = 0;
   let previous: { at: number; size: number } | null = null;
   let windowMajor = 0;
+  let tenuredSites = 0;
+  let firstTenureMs = -1;
   for (const line of text.split("\n")) {
+    const tenure = TENURE.exec(line);
+    if (tenure !== null && tenure[1] !== "tenure") {
+      tenuredSites++;
+      if (firstTenureMs < 0) firstTenureMs = Math.max(last, 0);
+      continue;
+    }
     const match = LINE.exec(line);
     if (match === null) continue;
     let entry: Record<string, unknown>;
@@ -106,6 +125,8 @@ export function summariseGcTrace(text: string, fromMs = 0): GcSummary {
     retainedGrowthMs,
     fromMs,
     windowMajor,
+    tenuredSites,
+    firstTenureMs,
   };
 }
 
@@ -136,5 +157,6 @@ export function formatGcSummary(s: GcSummary): string {
     `promoted ${(s.promotedBytes / 1e6).toFixed(1)} MB; from ${s.fromMs} ms: ` +
     `mark-compacts ${s.windowMajor}, retained heap grew ` +
     `${(s.retainedGrowthBytes / 1e3 / Math.max(s.retainedGrowthMs, 1)).toFixed(2)} MB/s ` +
-    `between them`;
+    `between them; pretenured sites ${s.tenuredSites}` +
+    (s.firstTenureMs >= 0 ? ` (first at ${s.firstTenureMs} ms)` : "");
 }

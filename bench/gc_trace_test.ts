@@ -35,8 +35,28 @@ Deno.test("summariseGcTrace: pauses by kind, bytes allocated and promoted; other
     formatGcSummary(s),
     "scavenges 3 (5.3 ms, p50 1.5, max 3.3), mark-compacts 1 (12 ms, p50 12, max 12); " +
       "allocated 15 MB, promoted 0.4 MB; from 0 ms: mark-compacts 1, retained heap grew " +
-      "27.27 MB/s between them",
+      "27.27 MB/s between them; pretenured sites 0",
   );
+});
+
+Deno.test("summariseGcTrace: allocation sites switched to tenure, each switch counted once", () => {
+  const site = (address: string, from: string, to: string) =>
+    `[7:0x55d0] pretenuring: AllocationSite(${address}): (created, found, ratio) ` +
+    `(194, 180, 0.927835) ${from} => ${to}`;
+  const text = [
+    gc(82, { pause: 1, gc: "s", end_object_size: 1e6 }),
+    gc(323, { pause: 1, gc: "s", end_object_size: 2e6 }),
+    site("0x19a220bd3ae9", "undecided", "tenure"),
+    "[7:0x55d0] pretenuring: threshold=0.80 deopt_maybe_tenured=0 visited_sites=1",
+    site("0x19a220bd0d59", "undecided", "don't tenure"),
+    gc(696, { pause: 1, gc: "s", end_object_size: 3e6 }),
+    site("0x19a220bd3ae9", "tenure", "tenure"),
+    site("0x19a220bd8651", "maybe tenure", "tenure"),
+  ].join("\n");
+  const s = summariseGcTrace(text);
+  assert.deepEqual([s.tenuredSites, s.firstTenureMs, s.minor.count], [2, 323, 3]);
+  assert.match(formatGcSummary(s), /; pretenured sites 2 \(first at 323 ms\)$/);
+  assert.equal(summariseGcTrace(gc(5, { pause: 1, gc: "s" })).firstTenureMs, -1);
 });
 
 Deno.test("summariseGcTrace: a log without collections", () => {
