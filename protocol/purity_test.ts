@@ -1,12 +1,13 @@
 /**
- * protocol/ is pure: no `Deno.*` API, and no import from outside protocol/ but npm zod.
+ * protocol/ is pure: no `Deno.*` API, and no import from outside protocol/ but npm zod and
+ * npm uuid (request ids; random bits from Web Crypto, no I/O).
  * This reads every non-test module under protocol/ (needs --allow-read).
  */
 
 import assert from "node:assert/strict";
 
 const PROTOCOL_DIR = new URL("./", import.meta.url);
-const ALLOWED_BARE = new Set(["zod"]);
+const ALLOWED_BARE = new Set(["zod", "uuid"]);
 
 /** Every module specifier in `source`: static, side-effect, re-export and dynamic imports. */
 function importSpecifiers(source: string): { specifiers: string[]; opaque: number } {
@@ -44,7 +45,9 @@ function purityProblems(url: URL, source: string): string[] {
         problems.push(`${name}: imports "${specifier}" from outside protocol/`);
       }
     } else if (!ALLOWED_BARE.has(specifier)) {
-      problems.push(`${name}: imports "${specifier}" (only relative modules and "zod" allowed)`);
+      problems.push(
+        `${name}: imports "${specifier}" (only relative modules, "zod" and "uuid" allowed)`,
+      );
     }
   }
   return problems;
@@ -65,7 +68,7 @@ async function protocolModules(dir: URL = PROTOCOL_DIR): Promise<URL[]> {
   return found;
 }
 
-Deno.test("protocol/ uses no Deno API and imports only protocol/ modules and zod", async () => {
+Deno.test("protocol/ uses no Deno API and imports only protocol/ modules, zod and uuid", async () => {
   const modules = await protocolModules();
   const names = modules.map((url) => url.pathname.slice(PROTOCOL_DIR.pathname.length));
   for (const expected of ["frame.ts", "messages.ts", "errors.ts", "hello.ts", "names.ts"]) {

@@ -13,13 +13,15 @@
  * @module
  */
 
+import { v7 } from "uuid";
+
 /**
- * A new request id: a version 7 UUID, lowercase, whose string order is the order of the
- * milliseconds it was made in (ids of one millisecond are in random order).
+ * A new request id: a version 7 UUID, lowercase, from npm's `uuid` package, whose ids from
+ * one process sort in the order they were made (within one millisecond too: the package
+ * keeps a counter), so a client's messages add only at the end of its part of the index.
  *
- * @param now Unix time in milliseconds; default `Date.now()`.
- * @param random 10 random bytes; default from `crypto.getRandomValues` (which, unlike
- *   `crypto.randomUUID`, browsers give outside secure contexts too).
+ * @param msecs Unix time in milliseconds to stamp the id with; default now (and in order
+ *   with the ids made before it).
  *
  * @example
  * ```ts
@@ -28,23 +30,6 @@
  * console.log(id); // e.g. 019aef3c-5b2e-7c41-9f0e-2d7a61c4b8e5
  * ```
  */
-export function newRequestId(
-  now: number = Date.now(),
-  random: Uint8Array = crypto.getRandomValues(new Uint8Array(10)),
-): string {
-  if (!Number.isSafeInteger(now) || now < 0 || now >= 2 ** 48) {
-    throw new RangeError(`time out of range for a version 7 UUID: ${now}`);
-  }
-  if (random.length < 10) throw new RangeError("newRequestId needs 10 random bytes");
-  const time = now.toString(16).padStart(12, "0");
-  let rest = "";
-  for (let i = 0; i < 10; i++) {
-    let byte = random[i];
-    if (i === 0) byte = 0x70 | (byte & 0x0f); // version 7
-    if (i === 2) byte = 0x80 | (byte & 0x3f); // variant 10
-    rest += byte.toString(16).padStart(2, "0");
-  }
-  return `${time.slice(0, 8)}-${time.slice(8)}-${rest.slice(0, 4)}-${rest.slice(4, 8)}-${
-    rest.slice(8)
-  }`;
+export function newRequestId(msecs?: number): string {
+  return msecs === undefined ? v7() : v7({ msecs });
 }
