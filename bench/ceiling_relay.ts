@@ -79,11 +79,11 @@ class RelayConn {
  * The writers' line, as the server's (`transport/outbound_queue.ts`, `WRITE_SLOTS`): Deno
  * completes at most 128 socket operations per event-loop iteration and gives them to the
  * newest writes, so without it a fan-out under constant load left some receivers' writes
- * waiting for seconds. At most 96 writes start per lap (a `setTimeout(0)`, or until they
+ * waiting for seconds. At most 120 writes start per lap (a `setTimeout(0)`, or until they
  * settle), first come first served.
  */
 const writeLine = {
-  slots: 96,
+  slots: 120,
   line: [] as RelayConn[],
   head: 0,
   inFlight: 0,

@@ -14,7 +14,7 @@ import { OutboundQueue } from "../transport/outbound_queue.ts";
 const RECEIVERS = 600;
 /** Turns (timer hops) during which every receiver is sent a message. */
 const MAX_HOPS = 150;
-/** The line serves WRITE_SLOTS (96) writes per turn: 600 receivers take ~7; generous. */
+/** The line starts WRITE_SLOTS (120) writes per turn: 600 receivers take ~5; generous. */
 const HOPS_ALLOWED = 60;
 
 function hop(): Promise<void> {

@@ -64,13 +64,14 @@ function hasLargePiece(pieces: readonly Uint8Array[]): boolean {
 /**
  * Writes started at most per lap (a turn of the event loop, or until the writes settle),
  * for every queue of the process together. Deno completes at most 128 socket operations
- * per iteration of its event loop, and the writes a turn starts get them before the ones
- * already waiting: a fan-out to a thousand receivers under constant new messages left
- * some writes waiting for seconds (`bench/write_budget.ts`, issue #16). Below that budget
- * (reads take some of it too), the queues' own line decides the order: first come, first
- * written, and a writer that waits keeps gathering what comes for its one next write.
+ * per iteration of its event loop (`bench/write_budget.ts`); with more writes than that
+ * under way and new ones started every turn, some waited 0.3-1.6 s while the kernel held
+ * nothing for their sockets (a fan-out to 1,000 receivers, issue #16): the runtime served
+ * the new ones first. Below that budget (reads take some of it, a room of 100 fits in one
+ * lap), the queues' own line decides the order: first come, first written, and a writer
+ * whose turn has not come keeps gathering what is queued for its next write.
  */
-export const WRITE_SLOTS = 96;
+export const WRITE_SLOTS = 120;
 
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
@@ -109,7 +110,10 @@ interface WrittenWaiter {
 /**
  * The bounded, coalescing outbound queue of one connection. Exactly one writer runs;
  * it starts on a microtask after the first push, so everything the current job queues
- * (a fan-out's deliveries, a command's reply lines) leaves in one write. An idle queue
+ * (a fan-out's deliveries, a command's reply lines) leaves in one write. The writers of
+ * all queues take turns in one line: at most {@linkcode WRITE_SLOTS} writes start per
+ * turn of the event loop, first come first served, and a writer whose turn has not come
+ * keeps gathering what is queued for its next write. An idle queue
  * holds no array: the queue and the waits are made when used and dropped once empty
  * (a server holds thousands of idle ones).
  */
