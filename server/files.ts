@@ -18,8 +18,11 @@
  *                                      (or, its SHA-256 wrong: <- file_cancel {file:7, reason:corrupt})
  * ```
  *
- * - Memory stays bounded: a chunk is written before the connection reads the next
- *   frame, and a `file_read` sends at most a quarter of the outbound queue's
+ * - Memory stays bounded: a connection holds at most {@linkcode CHUNKS_IN_FLIGHT}
+ *   chunks (one being written while the next frame is read: the writes, on another
+ *   thread, overlap the reading and the readers' sends; the chunks of a file are still
+ *   written one after another, in the order they came), and a `file_read` sends at most
+ *   a quarter of the outbound queue's
  *   bound (reads of one file by one session run one after another, so a reader may keep
  *   two in flight); nothing holds a whole file.
  * - While a file is being read, its last {@linkcode RECENT_CHUNKS} chunks stay in memory
@@ -137,6 +140,11 @@ export const MAX_CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
  * are written, and receives a later chunk.
  */
 export const CHUNK_PAYLOADS: BufferPool = new BufferPool(MAX_CHUNK_BYTES + 1024, 16);
+/**
+ * `file_chunk` requests in flight per connection: one being written, the next read
+ * meanwhile (each holds its body, at most {@linkcode MAX_CHUNK_BYTES}, until written).
+ */
+export const CHUNKS_IN_FLIGHT = 2;
 /** Room for a `file_data` header in the frame buffers reused per connection. */
 const FRAME_ROOM = 1024;
 /** Frame buffers kept per connection: two reads of four frames in flight, and spares. */
@@ -271,6 +279,11 @@ export class FileService {
     string,
     { id: number; file: FileBytesReader; timer: ReturnType<typeof setTimeout> }
   >();
+  /**
+   * Per file with chunks being handled, the last one's turn: they run in the order they
+   * arrived (see {@linkcode FileService.chunk}).
+   */
+  readonly #chunkTurns = new Map<number, Promise<void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
   /** Per file, the sessions reading it now (their read states). */
@@ -587,7 +600,30 @@ export class FileService {
     };
   }
 
-  async chunk(
+  /**
+   * Stores a chunk of file `id`. The chunks of one file are handled in the order they
+   * arrived, each once the one before is written: the connection reads the next chunk
+   * (at most {@linkcode CHUNKS_IN_FLIGHT} in flight) while one is being written.
+   */
+  chunk(
+    ctx: CommandContext,
+    id: number,
+    offset: number,
+    sha256?: string,
+  ): Promise<{ file: number; offset: number; complete: boolean }> {
+    const prior = this.#chunkTurns.get(id);
+    const run = prior === undefined
+      ? this.#chunk(ctx, id, offset, sha256)
+      : prior.then(() => this.#chunk(ctx, id, offset, sha256));
+    const settled = run.then(() => {}, () => {});
+    this.#chunkTurns.set(id, settled);
+    settled.then(() => {
+      if (this.#chunkTurns.get(id) === settled) this.#chunkTurns.delete(id);
+    });
+    return run;
+  }
+
+  async #chunk(
     ctx: CommandContext,
     id: number,
     offset: number,
@@ -1614,10 +1650,12 @@ export const fileCommands: {
     run: async (ctx, { to, name, size, key, sha256, file }) =>
       await fileServiceOf(ctx.hub).offer(ctx, to, name, size, key, sha256, file),
   },
-  // Not pipelined: each chunk is on disk before the connection reads the next frame.
+  // Pipelined, two at most: the next chunk is read while one is written (in the order
+  // they came, see FileService.chunk); each holds its body until written.
   file_chunk: {
-    run: async (ctx, { file, offset, sha256 }) =>
-      await fileServiceOf(ctx.hub).chunk(ctx, file, offset, sha256),
+    pipelined: true,
+    maxInFlight: CHUNKS_IN_FLIGHT,
+    run: (ctx, { file, offset, sha256 }) => fileServiceOf(ctx.hub).chunk(ctx, file, offset, sha256),
   },
   file_list: { run: async (ctx, { after }) => await fileServiceOf(ctx.hub).list(ctx, after) },
   file_accept: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).accept(ctx, file) },
