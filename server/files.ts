@@ -100,6 +100,7 @@ import { join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrame, encodeFrameWithBody } from "../protocol/frame.ts";
 import {
+  LARGE_FILE_CHUNK_BYTES,
   MAX_FILE_FRAME_BYTES,
   type ServerMessage,
   type ServerMessageMap,
@@ -108,7 +109,7 @@ import type { FileOffer } from "../protocol/replies.ts";
 import { MAX_OFFERED_NAME_BYTES } from "../protocol/file_names.ts";
 import { encodedSize } from "../protocol/json_size.ts";
 import { EMPTY_SHA256 } from "../transport/file_io.ts";
-import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
+import { BufferPools, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
@@ -132,14 +133,20 @@ import { StoreError } from "./store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
 
-/** Largest `file_chunk` body accepted, in bytes. */
-export const MAX_CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
+/**
+ * Largest `file_chunk` body accepted, in bytes: large chunks (the server's hello shares
+ * the feature; older clients and the browser page send chunks of 512 KiB at most).
+ */
+export const MAX_CHUNK_BYTES: number = LARGE_FILE_CHUNK_BYTES;
 /**
  * Buffers for the payloads of incoming `file_chunk` frames (a chunk and its header),
  * shared by the server's connections: a chunk's buffer is handed back once its bytes
- * are written, and receives a later chunk.
+ * are written, and receives a later chunk. Two sizes: chunks of 512 KiB and large ones.
  */
-export const CHUNK_PAYLOADS: BufferPool = new BufferPool(MAX_CHUNK_BYTES + 1024, 16);
+export const CHUNK_PAYLOADS: BufferPools = new BufferPools(
+  [MAX_FILE_FRAME_BYTES + 1024, MAX_CHUNK_BYTES + 1024],
+  16,
+);
 /**
  * `file_chunk` requests in flight per connection: one being written, the next read
  * meanwhile (each holds its body, at most {@linkcode MAX_CHUNK_BYTES}, until written).
@@ -155,8 +162,8 @@ export const DATA_FRAME_BYTES: number = MAX_FILE_FRAME_BYTES;
 export const MAX_READ_BYTES: number = 1024 * 1024;
 /**
  * Chunks an upload keeps in memory after writing them while someone reads the file (2
- * MiB with chunks of 512 KiB): a reader keeping up with the upload is sent them from
- * memory instead of reading them back from disk.
+ * MiB with chunks of 512 KiB, 4 MiB with large ones): a reader keeping up with the
+ * upload is sent them from memory instead of reading them back from disk.
  */
 const RECENT_CHUNKS = 4;
 /**

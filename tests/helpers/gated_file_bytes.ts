@@ -59,6 +59,8 @@ export class GatedFileBytes implements FileBytes {
   #nextOpenWriter: OneGate | null = null;
   #nextComplete: OneGate | null = null;
   #nextAppend: OneGate | null = null;
+  /** The byte count of every append, in order (the chunks as the server writes them). */
+  readonly appends: number[] = [];
 
   constructor(inner: FileBytes) {
     this.#inner = inner;
@@ -146,6 +148,7 @@ export class GatedFileBytes implements FileBytes {
         const gate = this.#nextAppend;
         this.#nextAppend = null;
         await gate?.pass();
+        this.appends.push(bytes.length);
         await writer.append(bytes);
       },
       sync,
