@@ -249,6 +249,16 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   }
 
   /**
+   * Resolves once at most `bytes` are queued for the other side (at once when they
+   * already are, or when the session is closed: sending then fails).
+   */
+  async whenQueuedBelow(bytes: number): Promise<void> {
+    const queued = this.#conn.queuedBytes;
+    if (queued <= bytes || this.closed) return;
+    await this.#conn.whenWritten(this.#conn.stats.bytesOut + queued - bytes);
+  }
+
+  /**
    * Says goodbye (the other side reports that this side left) and closes. Waits at most
    * `timeoutMs` for queued messages to be written.
    */
