@@ -68,11 +68,13 @@ const READ_CHUNKS = 2;
  */
 export const WINDOW_BYTES: number = 8 * 1024 * 1024;
 /**
- * Bytes of file data the sender lets wait in the session's outbound queue: more are
- * read from the file only once the connection has taken the queue below this (the
- * window alone would let the queue pass its bound when the network is the slow part).
+ * Bytes of file data the sender lets wait in the session's outbound queue: the next
+ * chunk is read from the file only once the connection has taken the queue down to
+ * this (the window alone would let the queue pass its bound when the network is the
+ * slow part). Queued bytes count until their whole batch is written, so with less
+ * (2 MiB) the queue ran empty at the end of each batch while the next chunk was read.
  */
-export const QUEUE_BYTES: number = 2 * 1024 * 1024;
+export const QUEUE_BYTES: number = 3 * 1024 * 1024;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */
 export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
 /**
@@ -570,21 +572,20 @@ export class PeerFileTransfers {
       await session.whenQueuedBelow(QUEUE_BYTES);
       if (outgoing.generation !== generation || outgoing.finished) return;
       const offset = outgoing.sent;
-      const chunks = Math.max(1, Math.min(READ_CHUNKS, Math.floor(room / CHUNK_BYTES)));
       if (buffer === null) {
-        for (let i = 0; i < chunks && outgoing.sent < size; i++) {
-          const at = outgoing.sent;
-          const length = Math.min(CHUNK_BYTES, size - at);
-          const message = { type: "peer_file_data", fid: outgoing.fid, offset: at } as const;
-          const { frame, body } = session.encodeFileData!(message, length);
-          await outgoing.source.read(at, length, body);
-          if (outgoing.generation !== generation || outgoing.finished) return;
-          if (session.closed) throw new PeerFileError("closed", "the session is closed");
-          session.sendEncodedFileData!(frame);
-          outgoing.sent = at + length;
-        }
+        // One chunk at a time, each after the queue check: the connection always has the
+        // next one queued while it writes, and the queue stays under its bound.
+        const length = Math.min(CHUNK_BYTES, size - offset);
+        const message = { type: "peer_file_data", fid: outgoing.fid, offset } as const;
+        const { frame, body } = session.encodeFileData!(message, length);
+        await outgoing.source.read(offset, length, body);
+        if (outgoing.generation !== generation || outgoing.finished) return;
+        if (session.closed) throw new PeerFileError("closed", "the session is closed");
+        session.sendEncodedFileData!(frame);
+        outgoing.sent = offset + length;
         continue;
       }
+      const chunks = Math.max(1, Math.min(READ_CHUNKS, Math.floor(room / CHUNK_BYTES)));
       const bytes = await outgoing.source.read(offset, CHUNK_BYTES * chunks, buffer);
       if (outgoing.generation !== generation || outgoing.finished) return;
       for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
