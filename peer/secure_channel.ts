@@ -54,6 +54,11 @@ const CRYPTO_SLICE_BYTES = 64 * 1024;
 /** Records up to this size are laid out in a buffer of their own, not the kept one. */
 const SMALL_RECORD_BYTES = 64 * 1024;
 /**
+ * Room before a large record in the kept buffer: a small record sealed just before it
+ * (a file chunk's frame header) is copied there and both go out in one write.
+ */
+const SMALL_RECORD_ROOM = 4 + SMALL_RECORD_BYTES + TAG_BYTES;
+/**
  * A written piece of at least this many bytes (a file chunk's body) is sealed in records
  * of its own, never sharing one with the pieces around it: the receiver, reading that
  * body straight into its destination, then gets records it decrypts there, not into a
@@ -132,7 +137,10 @@ export class SecureChannel implements ByteChannel {
   #ciphertext: Uint8Array | null = null;
   /** Where a large record is decrypted (its plaintext is read from there). */
   #plaintext: Uint8Array | null = null;
-  /** Where a large record is sealed and written from. */
+  /**
+   * Where a large record is sealed and written from, after room for a small record that
+   * goes out with it.
+   */
   #sealed: Uint8Array | null = null;
 
   private constructor(
@@ -392,6 +400,8 @@ export class SecureChannel implements ByteChannel {
   async #writeStream(pieces: Uint8Array[]): Promise<void> {
     let index = 0;
     let at = 0;
+    /** A small record sealed and not yet written. */
+    let pending: Uint8Array | null = null;
     while (index < pieces.length) {
       if (pieces[index].length === 0) {
         index++;
@@ -413,7 +423,7 @@ export class SecureChannel implements ByteChannel {
           end++;
         }
       }
-      const record = this.#seal(pieces, index, at, length);
+      let record = this.#seal(pieces, index, at, length);
       // Where the record ended in the pieces.
       for (let need = length; need > 0;) {
         const take = Math.min(need, pieces[index].length - at);
@@ -424,8 +434,22 @@ export class SecureChannel implements ByteChannel {
           at = 0;
         }
       }
+      if (length <= SMALL_RECORD_BYTES) {
+        // Held back a moment: a large record after it takes it along in its write.
+        if (pending !== null) await this.#writeAll(pending);
+        pending = record;
+        continue;
+      }
+      if (pending !== null) {
+        const start = SMALL_RECORD_ROOM - pending.length;
+        const kept = new Uint8Array(record.buffer, 0, SMALL_RECORD_ROOM + record.length);
+        kept.set(pending, start);
+        record = kept.subarray(start);
+        pending = null;
+      }
       await this.#writeAll(record);
     }
+    if (pending !== null) await this.#writeAll(pending);
   }
 
   /**
@@ -438,7 +462,8 @@ export class SecureChannel implements ByteChannel {
     const counter = this.#sendCounter++;
     const total = 4 + length + TAG_BYTES;
     const record = length > SMALL_RECORD_BYTES
-      ? (this.#sealed ??= new Uint8Array(4 + MAX_RECORD_CIPHERTEXT)).subarray(0, total)
+      ? (this.#sealed ??= new Uint8Array(SMALL_RECORD_ROOM + 4 + MAX_RECORD_CIPHERTEXT))
+        .subarray(SMALL_RECORD_ROOM, SMALL_RECORD_ROOM + total)
       : new Uint8Array(total);
     new DataView(record.buffer, record.byteOffset, 4).setUint32(0, length + TAG_BYTES);
     const prefix = record.subarray(0, 4);
