@@ -8,7 +8,7 @@
  * peer_file_offer {fid, name, size, key}    ->
  *                                           <- peer_file_accept {fid, offset, prefix?}  (or decline)
  * peer_file_data {fid, offset} + body ...   ->  written to NAME.<key>.part
- *                                           <- peer_file_ack {fid, offset}      (every 1 MiB)
+ *                                           <- peer_file_ack {fid, offset}      (every 2 MiB)
  * peer_file_end {fid}                       ->  (after the last byte)
  *                                           <- peer_file_done {fid, ok: true}   (saved)
  * ```
