@@ -64,7 +64,7 @@ const READ_CHUNKS = 2;
  * Bytes the sender may have sent and not had acknowledged. Large enough that the sender
  * never waits for an ack while the connection could take more (the acks come after the
  * receiver's disk write, a turn of its loop and a record back): with 2 MiB, two chunks,
- * both ends stood idle between chunks, a third of a 128 MiB transfer's time here.
+ * the sender stood idle waiting for them.
  */
 export const WINDOW_BYTES: number = 8 * 1024 * 1024;
 /**

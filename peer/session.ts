@@ -232,8 +232,12 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
     try {
       // The body queued as a piece of its own: it travels in records of its own, which
       // the other side decrypts straight into the frame's payload (see SecureChannel).
+      // Both pieces or neither: a full queue refuses the frame whole.
       const bodyStart = 8 + new DataView(frame.buffer, frame.byteOffset + 4, 4).getUint32(0);
-      if (bodyStart < frame.length) {
+      if (
+        bodyStart < frame.length &&
+        this.#conn.queuedBytes + frame.length <= PEER_MAX_QUEUE_BYTES
+      ) {
         this.#conn.sendEncoded(frame.subarray(0, bodyStart));
         this.#conn.sendEncoded(frame.subarray(bodyStart));
       } else {

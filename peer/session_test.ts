@@ -3,7 +3,9 @@ import { encodeFrame } from "../protocol/frame.ts";
 import { PeerError } from "./errors.ts";
 import { performHandshake } from "./handshake.ts";
 import { memoryChannelPair } from "./memory_channel.ts";
-import type { SecureChannel } from "./secure_channel.ts";
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { QueueOverflowError } from "../transport/errors.ts";
+import { SecureChannel } from "./secure_channel.ts";
 import { type PeerEvent, PeerSession } from "./session.ts";
 
 async function pairWithChannels(): Promise<
@@ -176,4 +178,38 @@ Deno.test("file data bodies are decrypted straight into their frames' payloads, 
     `${bobChannel.bytesReadCopied} bytes were decrypted aside and copied`,
   );
   await bob.close();
+});
+
+Deno.test("a file data frame the queue cannot take is refused whole, nothing of it queued", async () => {
+  // A connection that never finishes a write: everything after the first waits queued.
+  const stalled: ByteChannel = {
+    read: () => new Promise<null>(() => {}),
+    write: () => new Promise<number>(() => {}),
+    close: () => {},
+  };
+  const key = () => ({ key: new Uint8Array(32).fill(1), iv: new Uint8Array(12) });
+  const session = new PeerSession({
+    channel: SecureChannel.create(stalled, key(), key()),
+    role: "initiator",
+    localNick: "alice",
+    remoteNick: "bob",
+    sas: "x",
+  });
+  const chunk = 1024 * 1024 - 512;
+  let refused: unknown = null;
+  for (let n = 0; n < 32 && refused === null; n++) {
+    const before = session.queuedBytes;
+    const { frame } = session.encodeFileData(
+      { type: "peer_file_data", fid: 1, offset: n * chunk },
+      chunk,
+    );
+    try {
+      session.sendEncodedFileData(frame);
+    } catch (err) {
+      refused = err;
+      assert.equal(session.queuedBytes, before, "no part of the refused frame is queued");
+    }
+  }
+  assert.ok(refused instanceof QueueOverflowError, String(refused));
+  session.abort();
 });
