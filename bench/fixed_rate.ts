@@ -80,6 +80,30 @@ function parse(args: string[]): Plan {
   return plan;
 }
 
+/** The SQLite store's group-commit counters of a chat server; null for other targets. */
+async function storeStats(c: Cluster): Promise<Record<string, number> | null> {
+  if (c.mode !== "chat") return null;
+  const stats = await c.target.request("stats").catch(() => null);
+  return (stats?.store as Record<string, number> | undefined) ?? null;
+}
+
+/**
+ * Commits and WAL syncs over a level, and appends per commit: each commit's messages
+ * reach the receivers together, so its count sets how often every receiver is written to.
+ */
+export function formatStoreStats(
+  before: Record<string, number> | null,
+  after: Record<string, number> | null,
+): string {
+  if (!before || !after) return "";
+  const appends = after.appends - before.appends;
+  const commits = after.commits - before.commits;
+  const syncs = after.walSyncs - before.walSyncs;
+  return `; store: ${appends} appends, ${commits} commits (${
+    (appends / Math.max(commits, 1)).toFixed(1)
+  } each), ${syncs} WAL syncs`;
+}
+
 /** Measures every target, round after round; resolves to each target's figures. */
 async function measure(plan: Plan): Promise<Map<string, string[]>> {
   const figures = new Map<string, string[]>();
@@ -131,13 +155,15 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         await level(c, room, plan.members, plan.rates[0] / (plan.members - 1), 500, "warm-up");
         measuredFrom = Math.round(performance.now() - started);
         for (const rate of plan.rates) {
+          const before = await storeStats(c);
           const l = await level(c, room, plan.members, rate / (plan.members - 1), plan.ms, "fixed");
           const perCpu = l.deliveredPerSec / Math.max(l.cpu.target / 100, 0.001);
+          const after = await storeStats(c);
           console.log(
             `${target} ${rate}/s offered: ${l.deliveredPerSec}/s delivered, target CPU ${l.cpu.target}%` +
               `, load CPU ${l.cpu.loads.map((x) => `${x}%`).join(" + ")}` +
               ` (other programs ${l.cpu.other}%): ${Math.round(perCpu)} per CPU-second;` +
-              ` p50 ${l.p50} ms, p99 ${l.p99} ms`,
+              ` p50 ${l.p50} ms, p99 ${l.p99} ms` + formatStoreStats(before, after),
           );
           const key = `${target} at ${rate}/s`;
           if (!figures.has(key)) figures.set(key, []);
