@@ -22,7 +22,8 @@
  * `--prof DIR` (each server's CPU profile under DIR, its busiest functions printed), `--gc-log DIR`
  * (each server run with `--trace-gc-nvp`, its trace kept under DIR and summarised: scavenges,
  * mark-compacts, their pauses, MB allocated and promoted; over the measured levels, the
- * mark-compacts and how fast the heap retained by scavenges grew between them). Pinned like the suite (target on CPU 1, load on
+ * mark-compacts and how fast the heap retained by scavenges grew between them), `--server-arg FLAG`
+ * (repeated: more flags for every chat server, e.g. `--server-arg --commit-gap-us --server-arg 1500`). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module
@@ -47,6 +48,8 @@ interface Plan {
   prof: string;
   /** Keep each server's `--trace-gc-nvp` trace under this folder (`--gc-log DIR`) and summarise it. */
   gcLog: string;
+  /** More flags for every chat server (`--server-arg FLAG`, repeated; see `server_process.ts`). */
+  serverArgs: string[];
 }
 
 function parse(args: string[]): Plan {
@@ -59,6 +62,7 @@ function parse(args: string[]): Plan {
     sqlite: false,
     prof: "",
     gcLog: "",
+    serverArgs: [],
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -74,6 +78,7 @@ function parse(args: string[]): Plan {
     else if (arg === "--sqlite") plan.sqlite = true;
     else if (arg === "--prof") plan.prof = next();
     else if (arg === "--gc-log") plan.gcLog = next();
+    else if (arg === "--server-arg") plan.serverArgs.push(next());
     else plan.targets.push(arg);
   }
   if (plan.targets.length === 0) plan.targets.push(".");
@@ -141,7 +146,10 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
       await run({
         target: relay ? "relay" : inspircd ? "inspircd" : "server",
         loads: 2,
-        serverArgs: plan.sqlite ? fixedServerArgs(dataDir) : FANOUT_SERVER_ARGS,
+        serverArgs: [
+          ...(plan.sqlite ? fixedServerArgs(dataDir) : FANOUT_SERVER_ARGS),
+          ...plan.serverArgs,
+        ],
         ...(flags.length > 0 ? { v8Flags: flags } : {}),
         ...(gcLog ? { targetLog: gcLog } : {}),
         ...(pin ? { pin } : {}),

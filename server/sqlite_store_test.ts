@@ -218,6 +218,63 @@ Deno.test("SqliteStore: a commit of messages from many senders writes the resend
   });
 });
 
+Deno.test("SqliteStore: with a commit gap, a lone append commits at once and the appends of later turns within the gap share one commit", async () => {
+  await withTempDir(async (dir) => {
+    const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+    // A gap no test run reaches: what commits within it is what the gap let through.
+    const store = await SqliteStore.open(dir, { commitGapMs: 60_000 });
+    try {
+      await store.createRoom(lobby);
+      // After a quiet spell: committed by the end of its turn.
+      const first = store.appendMessage(say(1));
+      await turn();
+      assert.equal(store.stats.commits, 1);
+      await within(first, "the lone append");
+      // Two more, each in a turn of its own, within the gap: both wait.
+      const second = store.appendMessage(say(2));
+      await turn();
+      const third = store.appendMessage(say(3));
+      await turn();
+      assert.deepEqual([store.stats.commits, store.stats.queued], [1, 2]);
+      // A read commits the queue first, as it would have been at the gap's end: one commit.
+      assert.equal(await store.lastMessageId(), 3);
+      assert.deepEqual([store.stats.commits, store.stats.appends], [2, 3]);
+      const ids = await within(Promise.all([second, third]), "the appends of the gap");
+      assert.deepEqual(ids.map((r) => r.message.id), [2, 3]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: with a commit gap, appends no turn commits are committed by its timer", async () => {
+  await withTempDir(async (dir) => {
+    const store = await SqliteStore.open(dir, { commitGapMs: 20 });
+    try {
+      await store.createRoom(lobby);
+      await store.appendMessage(say(1));
+      // Within the gap of that commit (or past it: then at once); either way no read or
+      // other append comes to commit it.
+      const next = await within(store.appendMessage(say(2)), "the append after a commit");
+      assert.equal(next.message.id, 2);
+      assert.equal(store.stats.commits, 2);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: a commit gap out of range is refused", async () => {
+  await withTempDir(async (dir) => {
+    for (const commitGapMs of [-1, 60_001, Number.NaN]) {
+      await assert.rejects(
+        SqliteStore.open(dir, { commitGapMs }),
+        (err: unknown) => err instanceof StoreError && err.code === "invalid",
+      );
+    }
+  });
+});
+
 Deno.test("SqliteStore: a database of a newer schema is refused", async () => {
   await withTempDir(async (dir) => {
     await (await SqliteStore.open(dir)).close();
