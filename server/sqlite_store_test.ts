@@ -14,6 +14,8 @@ import {
 import { type NewMessage, type Store, StoreError } from "./store.ts";
 import { storeConformance } from "./store_conformance.ts";
 import { newRequestId } from "../protocol/request_id.ts";
+import { resolveServerConfig } from "./config.ts";
+import { openEngines } from "./engines.ts";
 
 async function removeStoreDir(store: Store): Promise<void> {
   await store.close();
@@ -258,6 +260,25 @@ Deno.test("SqliteStore: with a commit gap, appends no turn commits are committed
       const next = await within(store.appendMessage(say(2)), "the append after a commit");
       assert.equal(next.message.id, 2);
       assert.equal(store.stats.commits, 2);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: the server's commitGapMs reaches the store it opens", async () => {
+  await withTempDir(async (dir) => {
+    const engines = await openEngines(resolveServerConfig({ dataDir: dir, commitGapMs: 60_000 }));
+    const store = engines.store as SqliteStore;
+    try {
+      await store.createRoom(lobby);
+      await store.appendMessage(say(1));
+      const second = store.appendMessage(say(2));
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      // Within the gap: still queued (committed at once without it).
+      assert.deepEqual([store.stats.commits, store.stats.queued], [1, 1]);
+      await store.lastMessageId();
+      await within(second, "the append within the gap");
     } finally {
       await store.close();
     }
