@@ -118,8 +118,8 @@ export interface SqliteStoreOptions {
    */
   bootId?: string | null;
   /**
-   * Least milliseconds from one group commit of appends to the next (server setting
-   * `--commit-gap-ms`); default 0: every turn's appends commit when its work is done. An
+   * Least milliseconds from one group commit of appends to the next (the server's
+   * `--commit-gap`, in microseconds); default 0: every turn's appends commit when its work is done. An
    * append after a quiet spell still commits at once; one within the gap waits for the
    * first turn past it (or a timer). Each commit's messages reach every receiver in one
    * write, so under a steady load the gap sets how often every receiver is written to:
