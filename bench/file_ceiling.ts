@@ -37,7 +37,8 @@
  */
 
 import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
-import { BACKGROUND_SYNC_BYTES, readFull, writeFull } from "../transport/file_io.ts";
+import { BACKGROUND_SYNC_BYTES } from "../transport/background_sync.ts";
+import { readFull, writeFull } from "../transport/file_io.ts";
 import { MAX_FILE_FRAME_BYTES } from "../protocol/messages.ts";
 
 /** Bytes per piece of the store-and-forward pipeline (the relay's chunk size). */

@@ -23,7 +23,8 @@
  * `--prof DIR` (each server's CPU profile under DIR, its busiest functions printed), `--gc-log DIR`
  * (each server run with `--trace-gc-nvp`, its trace kept under DIR and summarised: scavenges,
  * mark-compacts, their pauses, MB allocated and promoted; over the measured levels, the
- * mark-compacts and how fast the heap retained by scavenges grew between them). Pinned like the suite (target on CPU 1, load on
+ * mark-compacts and how fast the heap retained by scavenges grew between them), `--server-arg FLAG`
+ * (repeated: more flags for every chat server, e.g. `--server-arg --commit-gap-us --server-arg 1500`). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module
@@ -48,6 +49,8 @@ interface Plan {
   prof: string;
   /** Keep each server's `--trace-gc-nvp` trace under this folder (`--gc-log DIR`) and summarise it. */
   gcLog: string;
+  /** More flags for every chat server (`--server-arg FLAG`, repeated; see `server_process.ts`). */
+  serverArgs: string[];
   /** Load processes (`--loads N`, default 2, as the suite). */
   loads: number;
 }
@@ -62,6 +65,7 @@ function parse(args: string[]): Plan {
     sqlite: false,
     prof: "",
     gcLog: "",
+    serverArgs: [],
     loads: 2,
   };
   for (let i = 0; i < args.length; i++) {
@@ -78,11 +82,36 @@ function parse(args: string[]): Plan {
     else if (arg === "--sqlite") plan.sqlite = true;
     else if (arg === "--prof") plan.prof = next();
     else if (arg === "--gc-log") plan.gcLog = next();
+    else if (arg === "--server-arg") plan.serverArgs.push(next());
     else if (arg === "--loads") plan.loads = Number(next());
     else plan.targets.push(arg);
   }
   if (plan.targets.length === 0) plan.targets.push(".");
   return plan;
+}
+
+/** The SQLite store's group-commit counters of a chat server; null for other targets. */
+async function storeStats(c: Cluster): Promise<Record<string, number> | null> {
+  if (c.mode !== "chat") return null;
+  const stats = await c.target.request("stats").catch(() => null);
+  return (stats?.store as Record<string, number> | undefined) ?? null;
+}
+
+/**
+ * Commits and WAL syncs over a level, and appends per commit: each commit's messages
+ * reach the receivers together, so its count sets how often every receiver is written to.
+ */
+export function formatStoreStats(
+  before: Record<string, number> | null,
+  after: Record<string, number> | null,
+): string {
+  if (!before || !after) return "";
+  const appends = after.appends - before.appends;
+  const commits = after.commits - before.commits;
+  const syncs = after.walSyncs - before.walSyncs;
+  return `; store: ${appends} appends, ${commits} commits (${
+    (appends / Math.max(commits, 1)).toFixed(1)
+  } each), ${syncs} WAL syncs`;
 }
 
 /** Measures every target, round after round; resolves to each target's figures. */
@@ -128,7 +157,7 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
       await run({
         target: relay ? "relay" : inspircd ? "inspircd" : "server",
         loads: plan.loads,
-        serverArgs: over === "" ? serverArgs : [...serverArgs, `--${over}`],
+        serverArgs: [...serverArgs, ...plan.serverArgs, ...(over === "" ? [] : [`--${over}`])],
         ...(over === "" ? {} : { [over]: true }),
         ...(flags.length > 0 ? { v8Flags: flags } : {}),
         ...(gcLog ? { targetLog: gcLog } : {}),
@@ -149,13 +178,15 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         await level(c, room, plan.members, plan.rates[0] / (plan.members - 1), 500, "warm-up");
         measuredFrom = Math.round(performance.now() - started);
         for (const rate of plan.rates) {
+          const before = await storeStats(c);
           const l = await level(c, room, plan.members, rate / (plan.members - 1), plan.ms, "fixed");
           const perCpu = l.deliveredPerSec / Math.max(l.cpu.target / 100, 0.001);
+          const after = await storeStats(c);
           console.log(
             `${target} ${rate}/s offered: ${l.deliveredPerSec}/s delivered, target CPU ${l.cpu.target}%` +
               `, load CPU ${l.cpu.loads.map((x) => `${x}%`).join(" + ")}` +
               ` (other programs ${l.cpu.other}%): ${Math.round(perCpu)} per CPU-second;` +
-              ` p50 ${l.p50} ms, p99 ${l.p99} ms`,
+              ` p50 ${l.p50} ms, p99 ${l.p99} ms` + formatStoreStats(before, after),
           );
           const key = `${target} at ${rate}/s`;
           if (!figures.has(key)) figures.set(key, []);

@@ -102,6 +102,10 @@ export function benchServerSetup(args: readonly string[]): BenchServerSetup {
       case "--presence-all-max":
         config.presenceAllMax = number();
         break;
+      case "--commit-gap-us":
+        // Least time between two group commits of SQLite (the server's --commit-gap).
+        config.commitGapMs = number() / 1000;
+        break;
       case "--web":
         // The browser client's WebSocket on a free port (its number is in the first line).
         config.webPort = 0;

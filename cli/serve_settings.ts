@@ -465,6 +465,16 @@ export const SERVE_SETTINGS: readonly Setting[] = [
     default: DEFAULT_SERVER_CONFIG.tokenTtlSec,
     apply: number("tokenTtlSec"),
   },
+  {
+    flag: "commit-gap",
+    arg: "<microseconds>",
+    description: "with SQLite, least time from one group commit of messages to the next: " +
+      "fewer commits and writes to each receiver under load, each message delivered later " +
+      "by up to this (0: commit every turn's messages at once)",
+    parse: integerIn(0, 1_000_000),
+    default: DEFAULT_SERVER_CONFIG.commitGapMs * 1000,
+    apply: number("commitGapMs", 0.001),
+  },
 ];
 
 const SIZE_UNITS: Record<string, number> = {

@@ -102,3 +102,14 @@ Deno.test("disk limits: the files budget, the free-space reserve, files per send
   assert.equal(live.fileDir, undefined, "moving the files needs a restart");
   assert.equal(live.minFreeBytes, 256 * 1024 ** 2);
 });
+
+Deno.test("commit-gap: microseconds in the flag or the file, milliseconds in the configuration", () => {
+  const values = parseConfigFile(JSON.stringify({ "commit-gap": 1500 }), "chat.json");
+  const config: Partial<ServerConfig> = {};
+  applySettings(config, values);
+  assert.deepEqual(config, { commitGapMs: 1.5 });
+  assert.throws(
+    () => parseConfigFile('{"commit-gap": 1000001}', "chat.json"),
+    /"commit-gap": Expected a whole number from 0 to 1000000/,
+  );
+});

@@ -5,8 +5,9 @@
  * - Sending: the file is offered (`file_offer`) by its resume key
  *   (`FileSource.resumeKey`: its size, first and last bytes), not hashed first: it is
  *   hashed as it is read to send (read once), and the chunk that completes the upload
- *   carries the SHA-256. It is uploaded in chunks of {@linkcode CHUNK_BYTES} (less when the server's largest frame
- *   is smaller) carried as frame bodies, with at most
+ *   carries the SHA-256. It is uploaded in chunks of {@linkcode CHUNK_BYTES} (about 1 MiB
+ *   to a server that takes large chunks; less when the server's largest frame is smaller)
+ *   carried as frame bodies, with at most
  *   {@linkcode WINDOW_CHUNKS} chunks waiting for the server's acknowledgement: memory
  *   stays bounded whatever the file's size. Across a reconnect, chunks in flight are
  *   resent by the client (the server acknowledges again what it has); on a refusal the
@@ -34,7 +35,12 @@ import type { Hash } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
-import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
+import {
+  LARGE_CHUNKS_FEATURE,
+  LARGE_FILE_CHUNK_BYTES,
+  MAX_FILE_FRAME_BYTES,
+  type ServerMessageMap,
+} from "../protocol/messages.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
 import { MAX_UPLOAD_RESYNCS, UPLOAD_RESYNC_CODES } from "../protocol/upload_resync.ts";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
@@ -50,11 +56,14 @@ import { ChatError } from "./chat_error.ts";
 
 const log = getLogger(["chat", "client", "files"]);
 
-/** Bytes of file data per `file_chunk`. */
+/**
+ * Bytes of file data per `file_chunk`; {@linkcode LARGE_FILE_CHUNK_BYTES} to a server
+ * that shares the {@linkcode LARGE_CHUNKS_FEATURE}.
+ */
 export const CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
 /** Room for a chunk's frame header in the buffers an upload reuses. */
 const FRAME_ROOM = 1024;
-/** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB. */
+/** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB (4 MiB of large chunks). */
 export const WINDOW_CHUNKS = 4;
 /** Bytes asked for per `file_read` (the server may send fewer). */
 export const READ_BYTES: number = 1024 * 1024;
@@ -372,9 +381,14 @@ export class FileTransfers implements AsyncDisposable {
     const free: Uint8Array<ArrayBuffer>[] = [];
     let next = offset;
     let acked = offset;
-    // A chunk's frame fits the server's largest frame (its hello says which).
-    const maxFrame = this.#client.server?.maxFrame ?? Infinity;
-    const chunkBytes = Math.max(1, Math.min(CHUNK_BYTES, maxFrame - FRAME_ROOM));
+    // A chunk's frame fits the server's largest frame (its hello says which, and whether
+    // it takes large chunks).
+    const server = this.#client.server;
+    const maxFrame = server?.maxFrame ?? Infinity;
+    const most = server?.features.includes(LARGE_CHUNKS_FEATURE) === true
+      ? LARGE_FILE_CHUNK_BYTES
+      : CHUNK_BYTES;
+    const chunkBytes = Math.max(1, Math.min(most, maxFrame - FRAME_ROOM));
     // The SHA-256 of the whole file, carried on as chunks are read (in order); resuming,
     // the bytes before `offset` first (reported as hashing when slow).
     let hash: Hash | null = null;

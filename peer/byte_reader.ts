@@ -9,10 +9,13 @@ import type { ByteChannel } from "../transport/framed_connection.ts";
 import { PeerError } from "./errors.ts";
 
 /**
- * Default size of the read buffer: several whole maximal records with their prefixes,
- * so that the record layer can start decrypting the ones after the first at once.
+ * Default size of the read buffer: many small records at a time, and little of a large
+ * one, whose rest {@linkcode ByteReader.readExact} reads straight into its destination
+ * (read exactly, so nothing past it is read there). A buffer that holds whole large
+ * records copies the part of the next one it reads ahead instead: with 2 MiB, 43% of a
+ * file's bytes were copied out of it on their way to decryption; with 64 KiB, 6%.
  */
-export const DEFAULT_READ_BUFFER_SIZE: number = 2 * 1024 * 1024 + 256;
+export const DEFAULT_READ_BUFFER_SIZE: number = 64 * 1024;
 
 /**
  * Reads exactly the requested number of bytes from a {@linkcode ByteChannel}, keeping any

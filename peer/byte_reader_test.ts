@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ByteChannel } from "../transport/framed_connection.ts";
-import { ByteReader } from "./byte_reader.ts";
+import { ByteReader, DEFAULT_READ_BUFFER_SIZE } from "./byte_reader.ts";
 import { PeerError } from "./errors.ts";
 
 /** A channel that returns the given chunks one read at a time, then ends. */
@@ -72,4 +72,37 @@ Deno.test("ByteReader peeks and takes only what is already buffered, without rea
   assert.equal(reader.peekUint32(), null, "one byte left");
   assert.deepEqual(await reader.readExact(3), new Uint8Array([8, 7, 6]));
   assert.equal(channel.reads, 2);
+});
+
+Deno.test("ByteReader reads most of a large record straight into its destination, little through its buffer", async () => {
+  // A connection with two 1 MiB records (and their prefixes) waiting: every read
+  // returns as much as its target takes, as a loopback socket with a full queue does.
+  const record = 1024 * 1024;
+  const stream = new Uint8Array(2 * (4 + record)).map((_, i) => i & 0xff);
+  const into = new Uint8Array(record);
+  let at = 0;
+  let throughBuffer = 0;
+  const channel: ByteChannel = {
+    read(p: Uint8Array): Promise<number | null> {
+      if (at === stream.length) return Promise.resolve(null);
+      const n = Math.min(p.length, stream.length - at);
+      p.set(stream.subarray(at, at + n));
+      at += n;
+      if (p.buffer !== into.buffer) throughBuffer += n;
+      return Promise.resolve(n);
+    },
+    write: (p) => Promise.resolve(p.length),
+    close: () => {},
+  };
+  const reader = new ByteReader(channel);
+  for (let r = 0; r < 2; r++) {
+    const start = r * (4 + record);
+    assert.deepEqual(await reader.readExact(4), stream.subarray(start, start + 4));
+    const got = await reader.readExact(record, into);
+    assert.deepEqual(got, stream.subarray(start + 4, start + 4 + record));
+  }
+  assert.ok(
+    throughBuffer <= 2 * DEFAULT_READ_BUFFER_SIZE && throughBuffer <= stream.length / 8,
+    `${throughBuffer} of ${stream.length} bytes went through the reader's buffer (then copied)`,
+  );
 });

@@ -8,7 +8,7 @@
  * peer_file_offer {fid, name, size, key}    ->
  *                                           <- peer_file_accept {fid, offset, prefix?}  (or decline)
  * peer_file_data {fid, offset} + body ...   ->  written to NAME.<key>.part
- *                                           <- peer_file_ack {fid, offset}      (every 1 MiB)
+ *                                           <- peer_file_ack {fid, offset}      (every 2 MiB)
  * peer_file_end {fid}                       ->  (after the last byte)
  *                                           <- peer_file_done {fid, ok: true}   (saved)
  * ```
@@ -27,7 +27,9 @@
  * - The offer carries a resume key (`FileSource.resumeKey`), which names the `.part`.
  *
  * - The sender keeps at most {@linkcode WINDOW_BYTES} sent and not acknowledged, and
- *   reads the file a few chunks at a time (each {@linkcode CHUNK_BYTES}):
+ *   at most {@linkcode QUEUE_BYTES} waiting in the session's queue (it follows the
+ *   connection, not the acks), and reads the file a few chunks at a time (each
+ *   {@linkcode CHUNK_BYTES}):
  *   memory stays bounded whatever the file's size; so does the receiver's, which writes
  *   each chunk before it reads the next frame.
  * - The receiver saves through {@linkcode IncomingFile}: a safe name inside the download
@@ -58,19 +60,37 @@ const log = getLogger(["chat", "peer", "files"]);
 export const CHUNK_BYTES: number = 1024 * 1024 - 512;
 /** Chunks the sender reads from disk at once, at most. */
 const READ_CHUNKS = 2;
-/** Bytes the sender may have sent and not had acknowledged. */
-export const WINDOW_BYTES: number = 2 * 1024 * 1024;
+/**
+ * Bytes the sender may have sent and not had acknowledged. Large enough that the sender
+ * never waits for an ack while the connection could take more (the acks come after the
+ * receiver's disk write, a turn of its loop and a record back): with 2 MiB, two chunks,
+ * the sender stood idle waiting for them.
+ */
+export const WINDOW_BYTES: number = 8 * 1024 * 1024;
+/**
+ * Bytes of file data the sender lets wait in the session's outbound queue: the next
+ * chunk is read from the file only once the connection has taken the queue down to
+ * this (the window alone would let the queue pass its bound when the network is the
+ * slow part). Queued bytes count until their whole batch is written, so with less
+ * (2 MiB) the queue ran empty at the end of each batch while the next chunk was read.
+ */
+export const QUEUE_BYTES: number = 3 * 1024 * 1024;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */
 export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
-/** The receiver acknowledges at least this often, in bytes (half the window). */
-export const ACK_BYTES: number = 1024 * 1024;
+/**
+ * The receiver acknowledges at least this often, in bytes (a quarter of the window:
+ * acks come well before the sender runs out of window, and each costs both sides a
+ * record).
+ */
+export const ACK_BYTES: number = 2 * 1024 * 1024;
 
 /**
  * What file transfers need of a peer session (`recycleFileData`, `encodeFileData` and
- * `sendEncodedFileData` are optional: without them data goes through `sendFileMessage`).
+ * `sendEncodedFileData` are optional: without them data goes through `sendFileMessage`;
+ * `whenQueuedBelow` paces the sender on the connection).
  */
 export type PeerFileSession =
-  & Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed">
+  & Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed" | "whenQueuedBelow">
   & Partial<Pick<PeerSession, "recycleFileData" | "encodeFileData" | "sendEncodedFileData">>;
 
 /** Options of {@linkcode PeerFileTransfers}. */
@@ -549,22 +569,23 @@ export class PeerFileTransfers {
         outgoing.wake = null;
         continue;
       }
+      await session.whenQueuedBelow(QUEUE_BYTES);
+      if (outgoing.generation !== generation || outgoing.finished) return;
       const offset = outgoing.sent;
-      const chunks = Math.max(1, Math.min(READ_CHUNKS, Math.floor(room / CHUNK_BYTES)));
       if (buffer === null) {
-        for (let i = 0; i < chunks && outgoing.sent < size; i++) {
-          const at = outgoing.sent;
-          const length = Math.min(CHUNK_BYTES, size - at);
-          const message = { type: "peer_file_data", fid: outgoing.fid, offset: at } as const;
-          const { frame, body } = session.encodeFileData!(message, length);
-          await outgoing.source.read(at, length, body);
-          if (outgoing.generation !== generation || outgoing.finished) return;
-          if (session.closed) throw new PeerFileError("closed", "the session is closed");
-          session.sendEncodedFileData!(frame);
-          outgoing.sent = at + length;
-        }
+        // One chunk at a time, each after the queue check: the connection always has the
+        // next one queued while it writes, and the queue stays under its bound.
+        const length = Math.min(CHUNK_BYTES, size - offset);
+        const message = { type: "peer_file_data", fid: outgoing.fid, offset } as const;
+        const { frame, body } = session.encodeFileData!(message, length);
+        await outgoing.source.read(offset, length, body);
+        if (outgoing.generation !== generation || outgoing.finished) return;
+        if (session.closed) throw new PeerFileError("closed", "the session is closed");
+        session.sendEncodedFileData!(frame);
+        outgoing.sent = offset + length;
         continue;
       }
+      const chunks = Math.max(1, Math.min(READ_CHUNKS, Math.floor(room / CHUNK_BYTES)));
       const bytes = await outgoing.source.read(offset, CHUNK_BYTES * chunks, buffer);
       if (outgoing.generation !== generation || outgoing.finished) return;
       for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {

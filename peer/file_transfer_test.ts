@@ -10,6 +10,8 @@ import {
   PeerFileError,
   type PeerFileSession,
   PeerFileTransfers,
+  QUEUE_BYTES,
+  WINDOW_BYTES,
 } from "./file_transfer.ts";
 import { MAX_RECORD_PLAINTEXT } from "./secure_channel.ts";
 import type { PeerFileMessage } from "./messages.ts";
@@ -27,6 +29,11 @@ class FakeSession implements PeerFileSession {
   onSend: ((message: PeerFileMessage, body: Uint8Array) => void) | null = null;
 
   constructor(readonly remoteNick: string) {}
+
+  /** Nothing waits: every message is delivered at once. */
+  whenQueuedBelow(_bytes: number): Promise<void> {
+    return Promise.resolve();
+  }
 
   sendFileMessage(message: PeerFileMessage, body: Uint8Array = new Uint8Array(0)): void {
     const copy = body.slice();
@@ -268,6 +275,90 @@ Deno.test("peer files: a receiver saves only after the sender's end, whatever co
       assert.ok(saved.type === "file_saved");
       assert.deepEqual(await Deno.readFile(saved.path), content);
     }
+    await bob.close();
+  });
+});
+
+/** A session whose data waits in a queue the test drains, as a slow connection would. */
+class QueueingSession extends FakeSession {
+  queued = 0;
+  mostQueued = 0;
+  #waiters: { bytes: number; resolve: () => void }[] = [];
+  /** Resolves once the sender waits for the queue (replaced after each wait). */
+  blocked: Promise<void>;
+  #onBlocked!: () => void;
+
+  constructor(remoteNick: string) {
+    super(remoteNick);
+    this.blocked = new Promise((resolve) => this.#onBlocked = resolve);
+  }
+
+  override sendFileMessage(message: PeerFileMessage, body?: Uint8Array): void {
+    super.sendFileMessage(message, body);
+    this.queued += body?.length ?? 0;
+    this.mostQueued = Math.max(this.mostQueued, this.queued);
+  }
+
+  override whenQueuedBelow(bytes: number): Promise<void> {
+    if (this.queued <= bytes) return Promise.resolve();
+    const waited = new Promise<void>((resolve) => this.#waiters.push({ bytes, resolve }));
+    this.#onBlocked();
+    return waited;
+  }
+
+  /** The connection writes everything queued. */
+  drain(): void {
+    this.queued = 0;
+    this.blocked = new Promise((resolve) => this.#onBlocked = resolve);
+    for (const waiter of this.#waiters.splice(0)) waiter.resolve();
+  }
+}
+
+Deno.test("peer files: the sender queues at most QUEUE_BYTES ahead of the connection, whatever the window", async () => {
+  await withTempDir(async (dir) => {
+    const aliceSession = new QueueingSession("bob");
+    const bobSession = new FakeSession("alice");
+    const alice = new PeerFileTransfers(aliceSession, { onEvent: () => {} });
+    const bob = new PeerFileTransfers(bobSession, {
+      acceptDir: join(dir, "dl"),
+      onEvent: () => {},
+    });
+    // Bob receives and acknowledges at once: the window never holds the sender back.
+    let chain = Promise.resolve();
+    aliceSession.onSend = (message, body) => {
+      chain = chain.then(() => bob.handle({ message, body }));
+    };
+    bobSession.onSend = (message, body) => {
+      chain = chain.then(() => alice.handle({ message, body }));
+    };
+    assert.ok(WINDOW_BYTES >= QUEUE_BYTES + 4 * CHUNK_BYTES, "the window alone allows more");
+    const bytes = new Uint8Array(WINDOW_BYTES).map((_, i) => (i * 13) & 0xff);
+    const path = join(dir, "queued.bin");
+    await Deno.writeFile(path, bytes);
+    const sending = alice.send(path);
+    const dataSent = () => aliceSession.sent.filter((s) => s.message.type === "peer_file_data");
+    // Each wait: nothing more is read while the queue is above QUEUE_BYTES.
+    let drains = 0;
+    while (true) {
+      const outcome = await Promise.race([
+        aliceSession.blocked.then(() => "blocked"),
+        sending.then(() => "sent"),
+      ]);
+      if (outcome === "sent") break;
+      const before = dataSent().length;
+      await chain;
+      assert.equal(dataSent().length, before, "no chunk is queued while the sender waits");
+      assert.ok(
+        aliceSession.mostQueued <= QUEUE_BYTES + 2 * CHUNK_BYTES,
+        `queued ${aliceSession.mostQueued} bytes, more than the queue bound allows`,
+      );
+      aliceSession.drain();
+      drains++;
+    }
+    assert.ok(drains >= 2, `the sender waited for the connection (${drains} times)`);
+    const saved = join(dir, "dl", "queued.bin");
+    assert.deepEqual(await Deno.readFile(saved), bytes);
+    await alice.close();
     await bob.close();
   });
 });

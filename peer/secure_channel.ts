@@ -53,6 +53,18 @@ const CIPHER = "chacha20-poly1305";
 const CRYPTO_SLICE_BYTES = 64 * 1024;
 /** Records up to this size are laid out in a buffer of their own, not the kept one. */
 const SMALL_RECORD_BYTES = 64 * 1024;
+/**
+ * Room before a large record in the kept buffer: a small record sealed just before it
+ * (a file chunk's frame header) is copied there and both go out in one write.
+ */
+const SMALL_RECORD_ROOM = 4 + SMALL_RECORD_BYTES + TAG_BYTES;
+/**
+ * A written piece of at least this many bytes (a file chunk's body) is sealed in records
+ * of its own, never sharing one with the pieces around it: the receiver, reading that
+ * body straight into its destination, then gets records it decrypts there, not into a
+ * buffer it would copy them out of.
+ */
+export const OWN_RECORD_BYTES: number = 64 * 1024;
 /** Default number of records per direction: the whole 64-bit counter space. */
 export const DEFAULT_MAX_RECORDS: bigint = 2n ** 64n - 1n;
 
@@ -119,12 +131,16 @@ export class SecureChannel implements ByteChannel {
   #receiveCounter = 0n;
   #readFailure: PeerError | null = null;
   #current: Uint8Array = new Uint8Array(0);
+  #bytesReadCopied = 0;
   #writeChain: Promise<unknown> = Promise.resolve();
   /** Where a large record's ciphertext is read when it is not whole in the read buffer. */
   #ciphertext: Uint8Array | null = null;
   /** Where a large record is decrypted (its plaintext is read from there). */
   #plaintext: Uint8Array | null = null;
-  /** Where a large record is sealed and written from. */
+  /**
+   * Where a large record is sealed and written from, after room for a small record that
+   * goes out with it.
+   */
   #sealed: Uint8Array | null = null;
 
   private constructor(
@@ -190,6 +206,15 @@ export class SecureChannel implements ByteChannel {
   }
 
   /**
+   * Bytes {@linkcode read} handed out from records too large for the read that came for
+   * them: decrypted aside, then copied into the reader's buffer (the rest went straight
+   * there).
+   */
+  get bytesReadCopied(): number {
+    return this.#bytesReadCopied;
+  }
+
+  /**
    * Encrypts and writes one record of at most {@linkcode MAX_RECORD_PLAINTEXT} bytes.
    *
    * @throws {PeerError} `limit` when the send counter is exhausted.
@@ -211,23 +236,26 @@ export class SecureChannel implements ByteChannel {
    * @throws {PeerError} `decrypt_failed`, `bad_record`, `limit` or `connection_lost`.
    */
   async readRecord(): Promise<Uint8Array | null> {
-    const record = await this.#nextRecord();
+    const record = await this.#nextRecord(null);
     // A large record's plaintext is a view of a buffer the next record reuses.
     return record !== null && record.buffer === this.#plaintext?.buffer ? record.slice() : record;
   }
 
-  /** The next record's plaintext, possibly a view valid until the next record is read. */
-  async #nextRecord(): Promise<Uint8Array | null> {
+  /**
+   * The next record's plaintext, possibly a view valid until the next record is read;
+   * decrypted into the start of `into` when it fits there.
+   */
+  async #nextRecord(into: Uint8Array | null): Promise<Uint8Array | null> {
     if (this.#readFailure) throw this.#readFailure;
     try {
-      return await this.#readRecord();
+      return await this.#readRecord(into);
     } catch (err) {
       if (err instanceof PeerError) this.#readFailure = err;
       throw err;
     }
   }
 
-  async #readRecord(): Promise<Uint8Array | null> {
+  async #readRecord(into: Uint8Array | null): Promise<Uint8Array | null> {
     const prefix = this.#reader.takeBuffered(4) ?? await this.#reader.readExact(4);
     if (prefix === null) return null;
     const length = ((prefix[0] << 24) | (prefix[1] << 16) | (prefix[2] << 8) | prefix[3]) >>> 0;
@@ -254,19 +282,23 @@ export class SecureChannel implements ByteChannel {
     if (ciphertext === null) {
       throw new PeerError("connection_lost", "the stream ended after a record's length");
     }
-    const plaintext = this.#open(aad, ciphertext);
+    const plaintext = this.#open(aad, ciphertext, into);
     this.#receiveCounter++;
     return plaintext;
   }
 
   /**
    * Decrypts and authenticates one record (synchronously, {@linkcode CRYPTO_SLICE_BYTES}
-   * at a time); its plaintext is returned only once the tag has verified.
+   * at a time), into the start of `into` when it fits there; its plaintext is returned
+   * only once the tag has verified (what a failed record left in `into` is never
+   * returned: the channel has failed for good).
    */
-  #open(aad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  #open(aad: Uint8Array, ciphertext: Uint8Array, into: Uint8Array | null): Uint8Array {
     const counter = this.#receiveCounter;
     const split = ciphertext.length - TAG_BYTES;
-    const plaintext = split > SMALL_RECORD_BYTES
+    const plaintext = into !== null && into.length >= split
+      ? into.subarray(0, split)
+      : split > SMALL_RECORD_BYTES
       ? (this.#plaintext ??= new Uint8Array(MAX_RECORD_PLAINTEXT)).subarray(0, split)
       : new Uint8Array(split);
     try {
@@ -296,14 +328,23 @@ export class SecureChannel implements ByteChannel {
     }
   }
 
-  /** Reads decrypted bytes into `p` ({@linkcode ByteChannel} contract). */
+  /**
+   * Reads decrypted bytes into `p` ({@linkcode ByteChannel} contract). A record that fits
+   * in `p` is decrypted there (a frame's body read straight into its payload gets its
+   * records so); a larger one is decrypted aside and handed out over several reads.
+   */
   async read(p: Uint8Array): Promise<number | null> {
     while (this.#current.length === 0) {
-      const record = await this.#nextRecord();
+      const record = await this.#nextRecord(p);
       if (record === null) return null;
+      if (record.buffer === p.buffer && record.byteOffset === p.byteOffset) {
+        if (record.length > 0) return record.length;
+        continue;
+      }
       this.#current = record;
     }
     const n = Math.min(p.length, this.#current.length);
+    this.#bytesReadCopied += n;
     p.set(n === this.#current.length ? this.#current : this.#current.subarray(0, n));
     this.#current = this.#current.subarray(n);
     return n;
@@ -352,17 +393,37 @@ export class SecureChannel implements ByteChannel {
   /**
    * Seals `pieces` into records one after another, each written (its pieces sealed
    * synchronously, so the caller may reuse them once this resolves) before the next is
-   * sealed: memory stays bounded by one record whatever the write's size.
+   * sealed: memory stays bounded by one record whatever the write's size. A piece of
+   * {@linkcode OWN_RECORD_BYTES} or more gets records of its own; the pieces between
+   * such ones share records.
    */
   async #writeStream(pieces: Uint8Array[]): Promise<void> {
-    let remaining = 0;
-    for (const piece of pieces) remaining += piece.length;
     let index = 0;
     let at = 0;
-    while (remaining > 0) {
+    /** A small record sealed and not yet written. */
+    let pending: Uint8Array | null = null;
+    while (index < pieces.length) {
+      if (pieces[index].length === 0) {
+        index++;
+        continue;
+      }
       if (this.#sendCounter >= this.#maxRecords) throw this.#limitError();
-      const length = Math.min(remaining, MAX_RECORD_PLAINTEXT);
-      const record = this.#seal(pieces, index, at, length);
+      // A large piece (the rest of it) alone, else the small pieces up to the next large
+      // one, as far as a record takes them.
+      let length = 0;
+      let end = index;
+      if (pieces[index].length >= OWN_RECORD_BYTES) {
+        length = Math.min(pieces[index].length - at, MAX_RECORD_PLAINTEXT);
+      } else {
+        while (
+          end < pieces.length && pieces[end].length < OWN_RECORD_BYTES &&
+          length + pieces[end].length - (end === index ? at : 0) <= MAX_RECORD_PLAINTEXT
+        ) {
+          length += pieces[end].length - (end === index ? at : 0);
+          end++;
+        }
+      }
+      let record = this.#seal(pieces, index, at, length);
       // Where the record ended in the pieces.
       for (let need = length; need > 0;) {
         const take = Math.min(need, pieces[index].length - at);
@@ -373,9 +434,22 @@ export class SecureChannel implements ByteChannel {
           at = 0;
         }
       }
-      remaining -= length;
+      if (length <= SMALL_RECORD_BYTES) {
+        // Held back a moment: a large record after it takes it along in its write.
+        if (pending !== null) await this.#writeAll(pending);
+        pending = record;
+        continue;
+      }
+      if (pending !== null) {
+        const start = SMALL_RECORD_ROOM - pending.length;
+        const kept = new Uint8Array(record.buffer, 0, SMALL_RECORD_ROOM + record.length);
+        kept.set(pending, start);
+        record = kept.subarray(start);
+        pending = null;
+      }
       await this.#writeAll(record);
     }
+    if (pending !== null) await this.#writeAll(pending);
   }
 
   /**
@@ -388,7 +462,8 @@ export class SecureChannel implements ByteChannel {
     const counter = this.#sendCounter++;
     const total = 4 + length + TAG_BYTES;
     const record = length > SMALL_RECORD_BYTES
-      ? (this.#sealed ??= new Uint8Array(4 + MAX_RECORD_CIPHERTEXT)).subarray(0, total)
+      ? (this.#sealed ??= new Uint8Array(SMALL_RECORD_ROOM + 4 + MAX_RECORD_CIPHERTEXT))
+        .subarray(SMALL_RECORD_ROOM, SMALL_RECORD_ROOM + total)
       : new Uint8Array(total);
     new DataView(record.buffer, record.byteOffset, 4).setUint32(0, length + TAG_BYTES);
     const prefix = record.subarray(0, 4);

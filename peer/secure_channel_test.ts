@@ -5,6 +5,7 @@ import { memoryChannelPair } from "./memory_channel.ts";
 import {
   MAX_RECORD_CIPHERTEXT,
   MAX_RECORD_PLAINTEXT,
+  OWN_RECORD_BYTES,
   type RecordKeys,
   recordNonce,
   SecureChannel,
@@ -215,20 +216,46 @@ Deno.test("reads of any size return the stream in order, and only authenticated 
   assert.deepEqual(cut.got, data.subarray(0, MAX_RECORD_PLAINTEXT));
 });
 
-Deno.test("writeMany seals pieces as one stream, records bounded and across pieces", async () => {
+Deno.test("writeMany seals pieces as one stream: large pieces in records of their own, small ones together, written with the next large one", async () => {
   const out = capture();
   const [k1, k2] = keys();
   const key = copy(k1);
   const sender = SecureChannel.create(out, k1, k2);
-  const pieces = [700 * 1024, 0, 600 * 1024, 10, MAX_RECORD_PLAINTEXT].map((n, p) =>
-    new Uint8Array(n).map((_, i) => (i * 31 + p) % 253)
-  );
+  const sizes = [
+    700 * 1024,
+    0,
+    600 * 1024,
+    10,
+    20,
+    OWN_RECORD_BYTES - 100,
+    MAX_RECORD_PLAINTEXT + 5,
+  ];
+  const pieces = sizes.map((n, p) => new Uint8Array(n).map((_, i) => (i * 31 + p) % 253));
   await sender.writeMany(pieces);
   const total = pieces.reduce((n, p) => n + p.length, 0);
-  assert.equal(sender.recordsSent, BigInt(Math.ceil(total / MAX_RECORD_PLAINTEXT)));
   const wire = wireOf(out.writes);
-  assert.equal(wire.length, total + Number(sender.recordsSent) * (4 + TAG_BYTES));
-  assert.equal(new DataView(wire.buffer).getUint32(0), MAX_RECORD_PLAINTEXT + TAG_BYTES);
+  const lengths: number[] = [];
+  for (let at = 0; at < wire.length;) {
+    const length = new DataView(wire.buffer, at).getUint32(0);
+    lengths.push(length - TAG_BYTES);
+    at += 4 + length;
+  }
+  assert.deepEqual(lengths, [
+    700 * 1024,
+    600 * 1024,
+    10 + 20 + OWN_RECORD_BYTES - 100,
+    MAX_RECORD_PLAINTEXT,
+    5,
+  ]);
+  assert.equal(sender.recordsSent, BigInt(lengths.length));
+  // The small record goes out in one write with the large one after it.
+  const record = (n: number) => 4 + n + TAG_BYTES;
+  assert.deepEqual(out.writes.map((w) => w.length), [
+    record(700 * 1024),
+    record(600 * 1024),
+    record(10 + 20 + OWN_RECORD_BYTES - 100) + record(MAX_RECORD_PLAINTEXT),
+    record(5),
+  ]);
   const [a, b] = memoryChannelPair();
   await a.write(wire);
   a.close();

@@ -25,6 +25,13 @@ const FILE_DATA_PAYLOAD_BYTES = 1024 * 1024;
 /** Largest frame accepted inside a session (room for file chunks). */
 export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
 
+/**
+ * Bound of a session's outbound queue: a file sender keeps up to 3 MiB and a chunk
+ * queued (`QUEUE_BYTES` in `file_transfer.ts`), with room beside them for texts and
+ * the other file messages.
+ */
+export const PEER_MAX_QUEUE_BYTES: number = 8 * 1024 * 1024;
+
 /** A text message from the other side. */
 export interface PeerTextEvent {
   /** Discriminant. */
@@ -115,6 +122,7 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   constructor(init: PeerSessionInit) {
     this.#conn = new FramedConnection(init.channel, {
       maxFrameSize: PEER_MAX_FRAME_SIZE,
+      maxQueueBytes: PEER_MAX_QUEUE_BYTES,
       allocatePayload: (length) => this.#payloads.take(length),
     });
     this.#outgoingFrames = new SentBufferPool(4 + FILE_DATA_PAYLOAD_BYTES, 6, () => ({
@@ -222,7 +230,19 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
    */
   sendEncodedFileData(frame: Uint8Array<ArrayBuffer>): void {
     try {
-      this.#conn.sendEncoded(frame);
+      // The body queued as a piece of its own: it travels in records of its own, which
+      // the other side decrypts straight into the frame's payload (see SecureChannel).
+      // Both pieces or neither: a full queue refuses the frame whole.
+      const bodyStart = 8 + new DataView(frame.buffer, frame.byteOffset + 4, 4).getUint32(0);
+      if (
+        bodyStart < frame.length &&
+        this.#conn.queuedBytes + frame.length <= PEER_MAX_QUEUE_BYTES
+      ) {
+        this.#conn.sendEncoded(frame.subarray(0, bodyStart));
+        this.#conn.sendEncoded(frame.subarray(bodyStart));
+      } else {
+        this.#conn.sendEncoded(frame);
+      }
     } catch (err) {
       if (err instanceof ConnectionClosedError) {
         throw new PeerError("closed", "the session is closed", { cause: err });
@@ -246,6 +266,16 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   /** Bytes queued for the other side and not yet written. */
   get queuedBytes(): number {
     return this.#conn.queuedBytes;
+  }
+
+  /**
+   * Resolves once at most `bytes` are queued for the other side (at once when they
+   * already are, or when the session is closed: sending then fails).
+   */
+  async whenQueuedBelow(bytes: number): Promise<void> {
+    const queued = this.#conn.queuedBytes;
+    if (queued <= bytes || this.closed) return;
+    await this.#conn.whenWritten(this.#conn.stats.bytesOut + queued - bytes);
   }
 
   /**

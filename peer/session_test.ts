@@ -3,18 +3,30 @@ import { encodeFrame } from "../protocol/frame.ts";
 import { PeerError } from "./errors.ts";
 import { performHandshake } from "./handshake.ts";
 import { memoryChannelPair } from "./memory_channel.ts";
+import type { ByteChannel } from "../transport/framed_connection.ts";
+import { QueueOverflowError } from "../transport/errors.ts";
+import { SecureChannel } from "./secure_channel.ts";
 import { type PeerEvent, PeerSession } from "./session.ts";
 
-async function pair(): Promise<[PeerSession, PeerSession]> {
+async function pairWithChannels(): Promise<
+  { sessions: [PeerSession, PeerSession]; channels: [SecureChannel, SecureChannel] }
+> {
   const [a, b] = memoryChannelPair();
   const [x, y] = await Promise.all([
     performHandshake(a, { role: "initiator", nick: "alice" }),
     performHandshake(b, { role: "responder", nick: "bob" }),
   ]);
-  return [
-    new PeerSession({ ...x, role: "initiator", localNick: "alice" }),
-    new PeerSession({ ...y, role: "responder", localNick: "bob" }),
-  ];
+  return {
+    sessions: [
+      new PeerSession({ ...x, role: "initiator", localNick: "alice" }),
+      new PeerSession({ ...y, role: "responder", localNick: "bob" }),
+    ],
+    channels: [x.channel, y.channel],
+  };
+}
+
+async function pair(): Promise<[PeerSession, PeerSession]> {
+  return (await pairWithChannels()).sessions;
 }
 
 async function collect(session: PeerSession): Promise<{ events: PeerEvent[]; error?: PeerError }> {
@@ -134,4 +146,70 @@ Deno.test("a session can be iterated only once", async () => {
   await bob.close();
   assert.deepEqual(await pending, { done: false, value: { type: "left", from: "bob" } });
   assert.equal((await it.next()).done, true);
+});
+
+Deno.test("file data bodies are decrypted straight into their frames' payloads, not copied there", async () => {
+  const { sessions: [alice, bob], channels: [, bobChannel] } = await pairWithChannels();
+  const chunk = 1024 * 1024 - 512;
+  const bodies = [0, 1, 2].map((n) => new Uint8Array(chunk).map((_, i) => (i * 7 + n) & 0xff));
+  const received: Uint8Array[] = [];
+  const reading = (async () => {
+    for await (const event of bob) {
+      if (event.type !== "file" || event.message.type !== "peer_file_data") continue;
+      received.push(event.body.slice());
+      bob.recycleFileData(event.body);
+    }
+  })();
+  await alice.sendText("a text before");
+  for (const [n, body] of bodies.entries()) {
+    const { frame, body: into } = alice.encodeFileData(
+      { type: "peer_file_data", fid: 1, offset: n * chunk },
+      chunk,
+    );
+    into.set(body);
+    alice.sendEncodedFileData(frame);
+    alice.sendFileMessage({ type: "peer_file_ack", fid: 9, offset: n });
+  }
+  await alice.close(); // bob's reading ends at the goodbye, after everything sent before
+  await reading;
+  assert.deepEqual(received, bodies);
+  assert.ok(
+    bobChannel.bytesReadCopied < 64 * 1024,
+    `${bobChannel.bytesReadCopied} bytes were decrypted aside and copied`,
+  );
+  await bob.close();
+});
+
+Deno.test("a file data frame the queue cannot take is refused whole, nothing of it queued", async () => {
+  // A connection that never finishes a write: everything after the first waits queued.
+  const stalled: ByteChannel = {
+    read: () => new Promise<null>(() => {}),
+    write: () => new Promise<number>(() => {}),
+    close: () => {},
+  };
+  const key = () => ({ key: new Uint8Array(32).fill(1), iv: new Uint8Array(12) });
+  const session = new PeerSession({
+    channel: SecureChannel.create(stalled, key(), key()),
+    role: "initiator",
+    localNick: "alice",
+    remoteNick: "bob",
+    sas: "x",
+  });
+  const chunk = 1024 * 1024 - 512;
+  let refused: unknown = null;
+  for (let n = 0; n < 32 && refused === null; n++) {
+    const before = session.queuedBytes;
+    const { frame } = session.encodeFileData(
+      { type: "peer_file_data", fid: 1, offset: n * chunk },
+      chunk,
+    );
+    try {
+      session.sendEncodedFileData(frame);
+    } catch (err) {
+      refused = err;
+      assert.equal(session.queuedBytes, before, "no part of the refused frame is queued");
+    }
+  }
+  assert.ok(refused instanceof QueueOverflowError, String(refused));
+  session.abort();
 });

@@ -254,6 +254,26 @@ class DecodedFrame implements Frame {
 }
 
 /**
+ * The frame with a copy of its body, for a frame whose body is a view of a buffer that
+ * will be read into again. Made with `new` as {@linkcode decodePayload}'s frames are, and
+ * for the same reason: a literal here was an allocation site V8 could pretenure (every
+ * frame with a body under the read buffer's size passes here: a private session's records,
+ * a file's last chunk).
+ *
+ * @example
+ * ```ts
+ * import { decodePayload, encodeFrame, LENGTH_PREFIX_BYTES, ownBody } from "./frame.ts";
+ * const bytes = encodeFrame({ type: "peer_data" }, new Uint8Array([1, 2]));
+ * const frame = decodePayload(bytes.subarray(LENGTH_PREFIX_BYTES));
+ * const own = ownBody(frame);
+ * own.body.buffer === bytes.buffer; // false
+ * ```
+ */
+export function ownBody(frame: Frame): Frame {
+  return new DecodedFrame(frame.header, frame.body.slice());
+}
+
+/**
  * Decodes a complete frame (length prefix included) in one call.
  *
  * @throws {ProtocolError} when the bytes are not exactly one valid frame.

@@ -11,7 +11,12 @@
  */
 
 import { ProtocolError } from "./errors.ts";
-import { type ClientMessageMap, PROTOCOL_VERSION, type ServerMessageMap } from "./messages.ts";
+import {
+  type ClientMessageMap,
+  LARGE_CHUNKS_FEATURE,
+  PROTOCOL_VERSION,
+  type ServerMessageMap,
+} from "./messages.ts";
 
 /** Features a version-1 server offers. Clients may ask for a subset. */
 export const SERVER_FEATURES: readonly string[] = [
@@ -23,6 +28,7 @@ export const SERVER_FEATURES: readonly string[] = [
   "receipts",
   "contacts",
   "block",
+  LARGE_CHUNKS_FEATURE,
 ];
 
 /**

@@ -52,6 +52,15 @@ export const MAX_FILE_READ_BYTES: number = 4 * 1024 * 1024;
  * (under the default frame size limit of 1 MiB with its header).
  */
 export const MAX_FILE_FRAME_BYTES: number = 512 * 1024;
+/**
+ * Most file bytes a `file_chunk` carries to a server that shares the
+ * {@linkcode LARGE_CHUNKS_FEATURE} (its header and length still fit a frame of 1 MiB):
+ * half as many chunks and acknowledgements per file, each costing every side its
+ * frame, promise and reply.
+ */
+export const LARGE_FILE_CHUNK_BYTES: number = 1024 * 1024 - 4096;
+/** The `hello` feature of a server that takes `file_chunk` bodies of {@linkcode LARGE_FILE_CHUNK_BYTES}. */
+export const LARGE_CHUNKS_FEATURE = "large_chunks";
 
 function request<T extends string, S extends z.ZodRawShape>(type: T, shape: S) {
   return z.object({ type: z.literal(type), id: requestId, ...shape });

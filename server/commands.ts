@@ -51,6 +51,12 @@ export interface CommandSpec<T extends ClientRequestType> {
   run(ctx: CommandContext, request: RequestOf<T>): Promise<ReplyMap[T]>;
   /** Whether later requests may start before this one's reply (no ordering hazard). */
   pipelined?: boolean;
+  /**
+   * With `pipelined`: at most this many of this type in flight per connection (reading
+   * pauses at that many, as for all types together at `MAX_IN_FLIGHT`), for requests
+   * that hold much until answered (a file chunk holds its body until it is written).
+   */
+  maxInFlight?: number;
   /** Whether this command counts as activity for the idle timeout. Default true. */
   activity?: boolean;
   /** Whether the session ends after the reply. */

@@ -169,6 +169,11 @@ export interface ServerConfig {
   ircTlsPort: number | null;
   /** Seconds a session token ("remember me", `token_issue`) works after it is issued. */
   tokenTtlSec: number;
+  /**
+   * Least milliseconds from one group commit of room and direct messages to the next, with
+   * SQLite (see `SqliteStoreOptions.commitGapMs`); 0: every turn's messages commit at once.
+   */
+  commitGapMs: number;
 }
 
 /** Where PostgreSQL is and how to log in to it. */
@@ -256,6 +261,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<ServerConfig> = Object.freeze({
   ircPort: null,
   ircTlsPort: null,
   tokenTtlSec: 30 * 24 * 3600,
+  commitGapMs: 0,
 });
 
 /** The settings that turn every flood and connection limit off (benchmarks, tests). */

@@ -90,6 +90,8 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
   readonly #loginTimeoutMs: number;
   /** Pipelined requests running (created with the first: an idle connection has none). */
   #inFlight: InFlight | null = null;
+  /** Per request type with a `maxInFlight` of its own, those running (made on first use). */
+  #inFlightByType: Map<string, InFlight> | null = null;
   /** The connection's budget before login, then the session's, fresh at login (made on first use). */
   #flood: FloodControl | null = null;
   #bytesSeen = 0;
@@ -461,7 +463,16 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     // Counted until answered, by the reply itself: no promise tracked per request.
     const inFlight = this.#inFlight ??= new InFlight();
     inFlight.begin();
-    this.#reply(message.id, result, inFlight);
+    const most = spec.maxInFlight;
+    let ofType: InFlight | null = null;
+    if (most !== undefined) {
+      const byType = this.#inFlightByType ??= new Map();
+      ofType = byType.get(message.type) ?? null;
+      if (ofType === null) byType.set(message.type, ofType = new InFlight());
+      ofType.begin();
+    }
+    this.#reply(message.id, result, inFlight, ofType);
+    if (ofType !== null && ofType.size >= most!) return ofType.atMost(most! - 1);
     if (inFlight.size >= MAX_IN_FLIGHT) return inFlight.atMost(MAX_IN_FLIGHT - 1);
     return undefined;
   }
@@ -528,10 +539,15 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
 
   /**
    * Answers request `id` once `result` settles, then settles it in `inFlight` (a
-   * pipelined request). Not an async function: a request waiting for its commit holds
+   * pipelined request) and in `ofType` (one of a type with its own `maxInFlight`). Not an async function: a request waiting for its commit holds
    * one reaction on its result, not a suspended frame and a promise of its own.
    */
-  #reply(id: string, result: Promise<object>, inFlight: InFlight | null): Promise<void> {
+  #reply(
+    id: string,
+    result: Promise<object>,
+    inFlight: InFlight | null,
+    ofType: InFlight | null = null,
+  ): Promise<void> {
     this.#awaiting++;
     return result.then(
       (data) => {
@@ -542,6 +558,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
           this.#replyFailed(id, err, inFlight);
         } finally {
           inFlight?.settled();
+          ofType?.settled();
         }
       },
       (err) => {
@@ -552,6 +569,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
           this.#replyFailed(id, err, inFlight);
         } finally {
           inFlight?.settled();
+          ofType?.settled();
         }
       },
     );

@@ -48,3 +48,29 @@ Deno.test("DiskFileBytes drops bytes at once and frees their space in the backgr
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("DiskFileBytes syncs an upload in the background as it is written", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bytes = new DiskFileBytes(dir, { backgroundSyncBytes: 64 * 1024 });
+    const piece = new Uint8Array(32 * 1024).fill(7);
+    const writer = await bytes.openWriter(5, 16 * piece.length);
+    const started = () => (writer as { backgroundSyncs?: number }).backgroundSyncs ?? 0;
+    for (let i = 0; i < 8; i++) await writer.append(piece);
+    // Every 64 KiB a sync starts unless one runs: at least one over 256 KiB, at most four.
+    assert.ok(started() >= 1, `${started()} background syncs`);
+    assert.ok(started() <= 4, `${started()} background syncs`);
+    // The final sync waits for the one under way.
+    await writer.sync();
+    const synced = started();
+    // Let go with a sync under way: its handle is closed by the time the bytes are closed.
+    for (let i = 0; i < 8; i++) await writer.append(piece);
+    assert.ok(started() > synced);
+    writer.close();
+    await bytes.complete(5, 16 * piece.length);
+    assert.equal(await bytes.size(5), 16 * piece.length);
+    await bytes.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -70,7 +70,9 @@ export async function openEngines(
 ): Promise<Engines> {
   if (config.postgres !== null || config.nats !== null) return await openCluster(config, given);
   const store = given.store ??
-    (config.dataDir === null ? new MemoryStore() : await SqliteStore.open(config.dataDir));
+    (config.dataDir === null
+      ? new MemoryStore()
+      : await SqliteStore.open(config.dataDir, { commitGapMs: config.commitGapMs }));
   return {
     store,
     broker: given.broker ?? new LocalBroker(),

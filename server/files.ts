@@ -18,8 +18,11 @@
  *                                      (or, its SHA-256 wrong: <- file_cancel {file:7, reason:corrupt})
  * ```
  *
- * - Memory stays bounded: a chunk is written before the connection reads the next
- *   frame, and a `file_read` sends at most a quarter of the outbound queue's
+ * - Memory stays bounded: a connection holds at most {@linkcode CHUNKS_IN_FLIGHT}
+ *   chunks (one being written while the next frame is read: the writes, on another
+ *   thread, overlap the reading and the readers' sends; the chunks of a file are still
+ *   written one after another, in the order they came), and a `file_read` sends at most
+ *   a quarter of the outbound queue's
  *   bound (reads of one file by one session run one after another, so a reader may keep
  *   two in flight); nothing holds a whole file.
  * - While a file is being read, its last {@linkcode RECENT_CHUNKS} chunks stay in memory
@@ -97,6 +100,7 @@ import { join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrame, encodeFrameWithBody } from "../protocol/frame.ts";
 import {
+  LARGE_FILE_CHUNK_BYTES,
   MAX_FILE_FRAME_BYTES,
   type ServerMessage,
   type ServerMessageMap,
@@ -105,7 +109,7 @@ import type { FileOffer } from "../protocol/replies.ts";
 import { MAX_OFFERED_NAME_BYTES } from "../protocol/file_names.ts";
 import { encodedSize } from "../protocol/json_size.ts";
 import { EMPTY_SHA256 } from "../transport/file_io.ts";
-import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
+import { BufferPools, SentBufferPool } from "../transport/buffer_pool.ts";
 import { formatBytes } from "../transport/file_transfer_events.ts";
 import { userSubject } from "./broker.ts";
 import type { CommandContext, CommandSpec } from "./commands.ts";
@@ -129,14 +133,25 @@ import { StoreError } from "./store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
 
-/** Largest `file_chunk` body accepted, in bytes. */
-export const MAX_CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
+/**
+ * Largest `file_chunk` body accepted, in bytes: large chunks (the server's hello shares
+ * the feature; older clients and the browser page send chunks of 512 KiB at most).
+ */
+export const MAX_CHUNK_BYTES: number = LARGE_FILE_CHUNK_BYTES;
 /**
  * Buffers for the payloads of incoming `file_chunk` frames (a chunk and its header),
  * shared by the server's connections: a chunk's buffer is handed back once its bytes
- * are written, and receives a later chunk.
+ * are written, and receives a later chunk. Two sizes: chunks of 512 KiB and large ones.
  */
-export const CHUNK_PAYLOADS: BufferPool = new BufferPool(MAX_CHUNK_BYTES + 1024, 16);
+export const CHUNK_PAYLOADS: BufferPools = new BufferPools(
+  [MAX_FILE_FRAME_BYTES + 1024, MAX_CHUNK_BYTES + 1024],
+  16,
+);
+/**
+ * `file_chunk` requests in flight per connection: one being written, the next read
+ * meanwhile (each holds its body, at most {@linkcode MAX_CHUNK_BYTES}, until written).
+ */
+export const CHUNKS_IN_FLIGHT = 2;
 /** Room for a `file_data` header in the frame buffers reused per connection. */
 const FRAME_ROOM = 1024;
 /** Frame buffers kept per connection: two reads of four frames in flight, and spares. */
@@ -147,8 +162,8 @@ export const DATA_FRAME_BYTES: number = MAX_FILE_FRAME_BYTES;
 export const MAX_READ_BYTES: number = 1024 * 1024;
 /**
  * Chunks an upload keeps in memory after writing them while someone reads the file (2
- * MiB with chunks of 512 KiB): a reader keeping up with the upload is sent them from
- * memory instead of reading them back from disk.
+ * MiB with chunks of 512 KiB, 4 MiB with large ones): a reader keeping up with the
+ * upload is sent them from memory instead of reading them back from disk.
  */
 const RECENT_CHUNKS = 4;
 /**
@@ -271,6 +286,11 @@ export class FileService {
     string,
     { id: number; file: FileBytesReader; timer: ReturnType<typeof setTimeout> }
   >();
+  /**
+   * Per file with chunks being handled, the last one's turn: they run in the order they
+   * arrived (see {@linkcode FileService.chunk}).
+   */
+  readonly #chunkTurns = new Map<number, Promise<void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
   /** Per file, the sessions reading it now (their read states). */
@@ -587,7 +607,30 @@ export class FileService {
     };
   }
 
-  async chunk(
+  /**
+   * Stores a chunk of file `id`. The chunks of one file are handled in the order they
+   * arrived, each once the one before is written: the connection reads the next chunk
+   * (at most {@linkcode CHUNKS_IN_FLIGHT} in flight) while one is being written.
+   */
+  chunk(
+    ctx: CommandContext,
+    id: number,
+    offset: number,
+    sha256?: string,
+  ): Promise<{ file: number; offset: number; complete: boolean }> {
+    const prior = this.#chunkTurns.get(id);
+    const run = prior === undefined
+      ? this.#chunk(ctx, id, offset, sha256)
+      : prior.then(() => this.#chunk(ctx, id, offset, sha256));
+    const settled = run.then(() => {}, () => {});
+    this.#chunkTurns.set(id, settled);
+    settled.then(() => {
+      if (this.#chunkTurns.get(id) === settled) this.#chunkTurns.delete(id);
+    });
+    return run;
+  }
+
+  async #chunk(
     ctx: CommandContext,
     id: number,
     offset: number,
@@ -1614,10 +1657,12 @@ export const fileCommands: {
     run: async (ctx, { to, name, size, key, sha256, file }) =>
       await fileServiceOf(ctx.hub).offer(ctx, to, name, size, key, sha256, file),
   },
-  // Not pipelined: each chunk is on disk before the connection reads the next frame.
+  // Pipelined, two at most: the next chunk is read while one is written (in the order
+  // they came, see FileService.chunk); each holds its body until written.
   file_chunk: {
-    run: async (ctx, { file, offset, sha256 }) =>
-      await fileServiceOf(ctx.hub).chunk(ctx, file, offset, sha256),
+    pipelined: true,
+    maxInFlight: CHUNKS_IN_FLIGHT,
+    run: (ctx, { file, offset, sha256 }) => fileServiceOf(ctx.hub).chunk(ctx, file, offset, sha256),
   },
   file_list: { run: async (ctx, { after }) => await fileServiceOf(ctx.hub).list(ctx, after) },
   file_accept: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).accept(ctx, file) },

@@ -10,7 +10,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { ChatMessage, DirectMessage } from "../protocol/messages.ts";
-import { clientIdHash, ClientIdIndex } from "./client_id_index.ts";
+import { ClientIdIndex, type ClientIdKey } from "./client_id_index.ts";
 import { RoomRing } from "./room_ring.ts";
 import {
   type AccountRecord,
@@ -73,6 +73,11 @@ export interface MemoryStoreOptions {
    * garbage collector walking an ever larger heap, which a SQLite server does not hold.)
    */
   roomHistory?: number;
+  /**
+   * The key of the request-id index's hash (see `client_id_index.ts`). Default: a random
+   * one, so that no client can choose request ids that collide. Fixed only by tests.
+   */
+  requestIdKey?: ClientIdKey;
 }
 
 /**
@@ -110,7 +115,7 @@ export class MemoryStore implements Store {
   /** The rings by number (`RoomRing.index`), as the request-id index names them. */
   #rings: RoomRing[] = [];
   /** Held room messages by (sender, request id). */
-  #roomClientIds = new ClientIdIndex();
+  readonly #roomClientIds: ClientIdIndex;
   /** DM pair key → its messages, by id */
   #pairThreads = new Map<string, StoredMessage[]>();
   /**
@@ -129,6 +134,7 @@ export class MemoryStore implements Store {
     const roomHistory = options.roomHistory ?? Infinity;
     if (!(roomHistory >= 1)) throw new RangeError("roomHistory must be at least 1");
     this.#roomHistory = roomHistory;
+    this.#roomClientIds = new ClientIdIndex({ key: options.requestIdKey });
   }
 
   /**
@@ -274,7 +280,7 @@ export class MemoryStore implements Store {
 
   #insert(message: NewMessage): AppendResult {
     checkNewMessage(message);
-    const hash = clientIdHash(message.fromKey, message.clientId);
+    const hash = this.#roomClientIds.hash(message.fromKey, message.clientId);
     const sent = this.#byClientId.get(message.fromKey);
     const earlierDirect = sent?.get(message.clientId);
     if (earlierDirect !== undefined) {

@@ -241,17 +241,18 @@ Deno.test("MemoryStore: room texts and request ids come back exactly (multi-byte
 });
 
 Deno.test("MemoryStore: two senders whose (sender, request id) pairs hash alike keep their own messages", async () => {
-  const store = new MemoryStore({ roomHistory: 4 });
+  // A fixed key (the default is random), and two senders found by search to have the
+  // same 32-bit hash under it for the same request id "1".
+  const store = new MemoryStore({ roomHistory: 4, requestIdKey: [1, 2] });
   await store.createRoom({ key: "a", name: "A", topic: "", topicBy: "", createdAt: 0 });
-  // Found by search: the same 32-bit hash for the same request id "1".
-  assert.equal(clientIdHash("u31992", "1"), clientIdHash("u605430", "1"));
+  assert.equal(clientIdHash("u62577", "1", 1, 2), clientIdHash("u143912", "1", 1, 2));
   const say = (fromKey: string, text: string) =>
     store.appendMessage({ fromKey, from: fromKey, room: "a", text, ts: 0, clientId: "1" });
-  const first = await say("u31992", "one");
-  const second = await say("u605430", "two");
+  const first = await say("u62577", "one");
+  const second = await say("u143912", "two");
   assert.equal(second.duplicate, false, "another sender's message, not a resend");
   assert.notEqual(second.message.id, first.message.id);
-  assert.deepEqual((await say("u31992", "one")).message, first.message);
-  assert.deepEqual((await say("u605430", "two")).message, second.message);
+  assert.deepEqual((await say("u62577", "one")).message, first.message);
+  assert.deepEqual((await say("u143912", "two")).message, second.message);
   await store.close();
 });

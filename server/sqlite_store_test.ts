@@ -13,6 +13,9 @@ import {
 } from "./sqlite_store.ts";
 import { type NewMessage, type Store, StoreError } from "./store.ts";
 import { storeConformance } from "./store_conformance.ts";
+import { newRequestId } from "../protocol/request_id.ts";
+import { resolveServerConfig } from "./config.ts";
+import { openEngines } from "./engines.ts";
 
 async function removeStoreDir(store: Store): Promise<void> {
   await store.close();
@@ -172,6 +175,123 @@ Deno.test("SqliteStore: schema 1 databases keep their messages and ids", async (
       assert.ok(next.message.id > 2);
     } finally {
       await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: a commit of messages from many senders writes the resend index's last page, not a page per sender", async () => {
+  await withTempDir(async (dir) => {
+    // The schema as the store makes it, in WAL mode; request ids in time order, as clients send.
+    const db = new DatabaseSync(join(dir, DATABASE_FILE));
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      for (const migration of MIGRATIONS) db.exec(migration);
+      db.exec("INSERT INTO rooms (key, name, created_at) VALUES ('lobby', 'Lobby', 1)");
+      const insert = db.prepare(
+        "INSERT INTO messages (ts, from_key, from_nick, room_key, text, client_id) " +
+          "VALUES (?, ?, ?, 'lobby', ?, ?)",
+      );
+      const senders = 8;
+      const commit = (count: number, at: number) => {
+        db.exec("BEGIN");
+        for (let i = 0; i < count; i++) {
+          const from = `sender${i % senders}`;
+          insert.run(at + i, from, from, `text ${at + i}`, newRequestId(at + i));
+        }
+        db.exec("COMMIT");
+      };
+      // A history several pages deep in every index, then an empty WAL.
+      commit(4000, 1_000_000);
+      db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      assert.equal((await Deno.stat(join(dir, `${DATABASE_FILE}-wal`))).size, 0);
+      // 50 group commits of one message from each sender: each appends the pages it changed.
+      const commits = 50;
+      for (let c = 0; c < commits; c++) commit(senders, 2_000_000 + c * senders);
+      const { page_size } = db.prepare("PRAGMA page_size").get() as { page_size: number };
+      const walBytes = (await Deno.stat(join(dir, `${DATABASE_FILE}-wal`))).size;
+      const perCommit = (walBytes - 32) / (page_size + 24) / commits;
+      // The table's last page, messages_by_room's and the resend index's, plus splits and
+      // the header page when the file grows: 5.7. Sender first, the resend index changed a
+      // page per sender: 14.6.
+      assert.ok(perCommit <= 8, `${perCommit} pages per commit`);
+    } finally {
+      db.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: with a commit gap, a lone append commits at once and the appends of later turns within the gap share one commit", async () => {
+  await withTempDir(async (dir) => {
+    const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+    // A gap no test run reaches: what commits within it is what the gap let through.
+    const store = await SqliteStore.open(dir, { commitGapMs: 60_000 });
+    try {
+      await store.createRoom(lobby);
+      // After a quiet spell: committed by the end of its turn.
+      const first = store.appendMessage(say(1));
+      await turn();
+      assert.equal(store.stats.commits, 1);
+      await within(first, "the lone append");
+      // Two more, each in a turn of its own, within the gap: both wait.
+      const second = store.appendMessage(say(2));
+      await turn();
+      const third = store.appendMessage(say(3));
+      await turn();
+      assert.deepEqual([store.stats.commits, store.stats.queued], [1, 2]);
+      // A read commits the queue first, as it would have been at the gap's end: one commit.
+      assert.equal(await store.lastMessageId(), 3);
+      assert.deepEqual([store.stats.commits, store.stats.appends], [2, 3]);
+      const ids = await within(Promise.all([second, third]), "the appends of the gap");
+      assert.deepEqual(ids.map((r) => r.message.id), [2, 3]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: with a commit gap, appends no turn commits are committed by its timer", async () => {
+  await withTempDir(async (dir) => {
+    const store = await SqliteStore.open(dir, { commitGapMs: 20 });
+    try {
+      await store.createRoom(lobby);
+      await store.appendMessage(say(1));
+      // Within the gap of that commit (or past it: then at once); either way no read or
+      // other append comes to commit it.
+      const next = await within(store.appendMessage(say(2)), "the append after a commit");
+      assert.equal(next.message.id, 2);
+      assert.equal(store.stats.commits, 2);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: the server's commitGapMs reaches the store it opens", async () => {
+  await withTempDir(async (dir) => {
+    const engines = await openEngines(resolveServerConfig({ dataDir: dir, commitGapMs: 60_000 }));
+    const store = engines.store as SqliteStore;
+    try {
+      await store.createRoom(lobby);
+      await store.appendMessage(say(1));
+      const second = store.appendMessage(say(2));
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      // Within the gap: still queued (committed at once without it).
+      assert.deepEqual([store.stats.commits, store.stats.queued], [1, 1]);
+      await store.lastMessageId();
+      await within(second, "the append within the gap");
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("SqliteStore: a commit gap out of range is refused", async () => {
+  await withTempDir(async (dir) => {
+    for (const commitGapMs of [-1, 60_001, Number.NaN]) {
+      await assert.rejects(
+        SqliteStore.open(dir, { commitGapMs }),
+        (err: unknown) => err instanceof StoreError && err.code === "invalid",
+      );
     }
   });
 });

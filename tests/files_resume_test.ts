@@ -284,6 +284,7 @@ async function cutOffAt2MiB(path: string, dl: string): Promise<void> {
     get closed() {
       return first.alice.closed;
     },
+    whenQueuedBelow: (bytes: number) => first.alice.whenQueuedBelow(bytes),
     sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
       if (message.type === "peer_file_data") {
         if (sent >= 2 * MiB) return;
@@ -322,6 +323,7 @@ async function sendAgain(
     get closed() {
       return second.alice.closed;
     },
+    whenQueuedBelow: (bytes: number) => second.alice.whenQueuedBelow(bytes),
     sendFileMessage(message: Parameters<PeerSession["sendFileMessage"]>[0], body?: Uint8Array) {
       sent.push(message.type);
       second.alice.sendFileMessage(message, body);

@@ -5,18 +5,28 @@
  * an object literal, its site was switched to "tenure" (and in the server, every later
  * frame went straight to the old generation). The control run wraps each frame in a
  * literal and must see that switch: the trace works on this V8.
+ *
+ * The same holds for a frame whose body the connection copies out of its read buffer
+ * (`ownBody`: a frame with a body under 64 KiB, such as a private session's record or a
+ * file's last chunk): made as a literal, its site tenured too.
  */
 import assert from "node:assert/strict";
 
 const FRAME = new URL("../protocol/frame.ts", import.meta.url).href;
 
-/** The child's trace lines that switch a site to "tenure". */
-async function tenureSwitches(wrap: boolean): Promise<string[]> {
-  const keep = wrap ? "{ header: frame.header, body: frame.body }" : "frame";
+/**
+ * The child's trace lines that switch a site to "tenure", when it holds the last 20,000
+ * frames as `keep` makes them of each decoded `frame` (with a body of `bodyBytes`).
+ */
+async function tenureSwitches(keep: string, bodyBytes = 0): Promise<string[]> {
   const code = `
-    import { decodePayload, encodeFrame, LENGTH_PREFIX_BYTES } from ${JSON.stringify(FRAME)};
-    const payload = encodeFrame({ type: "say", id: "s1", room: "lobby", text: "hi" })
-      .subarray(LENGTH_PREFIX_BYTES);
+    import { decodePayload, encodeFrame, LENGTH_PREFIX_BYTES, ownBody } from ${
+    JSON.stringify(FRAME)
+  };
+    const payload = encodeFrame(
+      { type: "say", id: "s1", room: "lobby", text: "hi" },
+      new Uint8Array(${bodyBytes}),
+    ).subarray(LENGTH_PREFIX_BYTES);
     const held = new Array(20000);
     for (let i = 0; i < 1000000; i++) {
       const frame = decodePayload(payload);
@@ -40,6 +50,14 @@ async function tenureSwitches(wrap: boolean): Promise<string[]> {
 }
 
 Deno.test("decoded frames come from no allocation site V8 can pretenure", async () => {
-  assert.notEqual((await tenureSwitches(true)).length, 0, "control: a literal's site tenured");
-  assert.deepEqual(await tenureSwitches(false), []);
+  const literal = "{ header: frame.header, body: frame.body }";
+  assert.notEqual((await tenureSwitches(literal)).length, 0, "control: a literal's site tenured");
+  assert.deepEqual(await tenureSwitches("frame"), []);
+});
+
+Deno.test("frames given their own copy of a body come from no allocation site V8 can pretenure", async () => {
+  // framed_connection.ts's copy of a body out of its read buffer, as it was made before.
+  const literal = "{ header: frame.header, body: frame.body.slice() }";
+  assert.notEqual((await tenureSwitches(literal, 100)).length, 0, "control: a literal tenured");
+  assert.deepEqual(await tenureSwitches("ownBody(frame)", 100), []);
 });

@@ -68,6 +68,42 @@ export class BufferPool {
   }
 }
 
+/**
+ * Pools of two or more buffer sizes behind one `take` and `give`: `take` serves from the
+ * smallest pool whose buffers hold `length` (each serves from half its size up, so sizes
+ * that double cover every length between), `give` hands back to whichever pool handed
+ * it out.
+ *
+ * @example
+ * ```ts
+ * import { BufferPools } from "./buffer_pool.ts";
+ * const pools = new BufferPools([512 * 1024, 1024 * 1024], 16);
+ * const small = pools.take(300_000); // from the 512 KiB pool
+ * const large = pools.take(900_000); // from the 1 MiB pool
+ * pools.give(small);
+ * pools.give(large);
+ * ```
+ */
+export class BufferPools {
+  readonly #pools: BufferPool[];
+
+  /** Pools of buffers of `sizes` bytes (ascending), each keeping at most `maxFree`. */
+  constructor(sizes: readonly number[], maxFree: number) {
+    this.#pools = [...sizes].sort((a, b) => a - b).map((size) => new BufferPool(size, maxFree));
+  }
+
+  /** `length` bytes (see {@linkcode BufferPool.take}) from the smallest pool that holds them. */
+  take(length: number): Uint8Array<ArrayBuffer> {
+    for (const pool of this.#pools) if (length <= pool.bufferSize) return pool.take(length);
+    return new Uint8Array(length);
+  }
+
+  /** Hands back bytes from {@linkcode take}; anything else is ignored. */
+  give(bytes: Uint8Array): void {
+    for (const pool of this.#pools) pool.give(bytes);
+  }
+}
+
 /** Where a connection's outbound stream stands, in bytes since it opened. */
 export interface OutboundProgress {
   /** Bytes written to the channel. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { BufferPool, SentBufferPool } from "./buffer_pool.ts";
+import { BufferPool, BufferPools, SentBufferPool } from "./buffer_pool.ts";
 
 Deno.test("BufferPool hands back given buffers, for large lengths only, and stays bounded", () => {
   const pool = new BufferPool(1000, 2);
@@ -39,4 +39,18 @@ Deno.test("SentBufferPool gives a buffer again only once its frame is written", 
   assert.notEqual(c, b); // b is still queued
   pool.unused(c);
   assert.equal(pool.take(), c);
+});
+
+Deno.test("BufferPools serve each length from the smallest pool that holds it and take back what they gave", () => {
+  const pools = new BufferPools([1024, 512], 4);
+  const small = pools.take(400);
+  const large = pools.take(900);
+  assert.equal(small.buffer.byteLength, 512);
+  assert.equal(large.buffer.byteLength, 1024);
+  // Past the largest: a new array, not pooled.
+  assert.equal(pools.take(2000).buffer.byteLength, 2000);
+  pools.give(small);
+  pools.give(large);
+  assert.equal(pools.take(300).buffer, small.buffer);
+  assert.equal(pools.take(1000).buffer, large.buffer);
 });

@@ -20,15 +20,10 @@ import {
   safeFileName,
 } from "../protocol/file_names.ts";
 import { encodedSize } from "../protocol/json_size.ts";
+import { BACKGROUND_SYNC_BYTES, BackgroundSync } from "./background_sync.ts";
 
 /** Bytes read from disk at a time while hashing. */
 const HASH_BUFFER_BYTES = 256 * 1024;
-/**
- * Bytes an {@linkcode IncomingFile} writes between two syncs started in the background
- * (while the next bytes are written), so that the sync before its rename has only the
- * last of them left to write to the disk.
- */
-export const BACKGROUND_SYNC_BYTES: number = 16 * 1024 * 1024;
 /** Most alternatives (`name (n).ext`) tried before giving up on a free name. */
 const MAX_NAME_ATTEMPTS = 10_000;
 
@@ -458,14 +453,8 @@ export class IncomingFile {
   /** A write failed: the hash is ahead of the file, nothing more can be written. */
   #failure: FileIoError | null = null;
   #chain: Promise<unknown> = Promise.resolve();
-  /** Bytes written since the last background sync started. */
-  #unsynced = 0;
-  /** The background sync under way (it never fails), or null. */
-  #syncing: Promise<void> | null = null;
-  /** The second handle background syncs go through, once opened. */
-  #syncHandle: Deno.FsFile | null = null;
-  readonly #syncEvery: number;
-  #backgroundSyncs = 0;
+  /** The syncs started in the background as the file is written. */
+  readonly #syncs: BackgroundSync;
 
   private constructor(init: IncomingFileInit, dir: string, safeName: string, file: Deno.FsFile) {
     this.dir = dir;
@@ -477,12 +466,15 @@ export class IncomingFile {
     this.#file = file;
     this.#hash = newSha256();
     this.#offset = 0;
-    this.#syncEvery = init.backgroundSyncBytes ?? BACKGROUND_SYNC_BYTES;
+    this.#syncs = new BackgroundSync(
+      this.partPath,
+      init.backgroundSyncBytes ?? BACKGROUND_SYNC_BYTES,
+    );
   }
 
   /** Syncs started in the background so far. */
   get backgroundSyncs(): number {
-    return this.#backgroundSyncs;
+    return this.#syncs.started;
   }
 
   /**
@@ -570,36 +562,8 @@ export class IncomingFile {
       }
       if (this.hashing) this.#hash.update(fresh);
       this.#offset += fresh.length;
-      this.#unsynced += fresh.length;
-      if (this.#unsynced >= this.#syncEvery && this.#syncing === null) this.#syncAhead();
+      this.#syncs.wrote(fresh.length);
     });
-  }
-
-  /**
-   * Starts writing what is written so far to the disk, in the background: best effort
-   * (a failure is left to the sync before the rename, which reports nothing either).
-   */
-  #syncAhead(): void {
-    this.#unsynced = 0;
-    this.#backgroundSyncs++;
-    this.#syncing = (async () => {
-      try {
-        this.#syncHandle ??= await Deno.open(this.partPath, { write: true });
-        await this.#syncHandle.syncData();
-      } catch {
-        // not every file system syncs
-      } finally {
-        this.#syncing = null;
-      }
-    })();
-  }
-
-  /** Waits for the background sync under way and closes its handle. */
-  async #endSyncs(): Promise<void> {
-    await this.#syncing;
-    this.#syncHandle?.close();
-    this.#syncHandle = null;
-    this.#unsynced = 0;
   }
 
   /** Starts over from byte 0 (after a SHA-256 mismatch). */
@@ -650,7 +614,7 @@ export class IncomingFile {
           `SHA-256 mismatch: received ${digest}, announced ${expected}`,
         );
       }
-      await this.#endSyncs();
+      await this.#syncs.settle();
       try {
         await file.sync();
       } catch {
@@ -673,7 +637,7 @@ export class IncomingFile {
   /** Closes the `.part` file, keeping it for a later resume. */
   close(): Promise<void> {
     return this.#serial(async () => {
-      await this.#endSyncs();
+      await this.#syncs.settle();
       this.#file?.close();
       this.#file = null;
     });
@@ -682,7 +646,7 @@ export class IncomingFile {
   /** Closes and deletes the `.part` file (a declined or abandoned transfer). */
   discard(): Promise<void> {
     return this.#serial(async () => {
-      await this.#endSyncs();
+      await this.#syncs.settle();
       this.#file?.close();
       this.#file = null;
       await Deno.remove(this.partPath).catch(() => {});

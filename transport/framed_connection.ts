@@ -17,6 +17,7 @@ import {
   encodeFrameTransient,
   type Frame,
   FrameDecoder,
+  ownBody,
 } from "../protocol/frame.ts";
 import { ConnectionClosedError } from "./errors.ts";
 import type { PartialFrameBudget } from "./partial_frame_budget.ts";
@@ -599,9 +600,7 @@ export class FramedConnection implements AsyncIterable<Frame>, AsyncDisposable {
       try {
         const frame = decodePayload(payload);
         frames.push(
-          frame.body.length > 0 && frame.body.buffer === buffer.buffer
-            ? { header: frame.header, body: frame.body.slice() }
-            : frame,
+          frame.body.length > 0 && frame.body.buffer === buffer.buffer ? ownBody(frame) : frame,
         );
       } catch (err) {
         malformed = err;

@@ -1,6 +1,6 @@
 /**
  * A server's file bytes (any {@linkcode FileBytes}, the real disk folder in tests) whose
- * next read, sync, size, remove, free-space measure or writer opening can be held back, to lay a chosen interleaving of an upload and a
+ * next read, sync, size, remove, free-space measure, append or writer opening can be held back, to lay a chosen interleaving of an upload and a
  * read out on the server's one thread (no hook in the server: it is handed these bytes
  * as `ServerDeps.files`).
  *
@@ -58,6 +58,9 @@ export class GatedFileBytes implements FileBytes {
   #nextFree: OneGate | null = null;
   #nextOpenWriter: OneGate | null = null;
   #nextComplete: OneGate | null = null;
+  #nextAppend: OneGate | null = null;
+  /** The byte count of every append, in order (the chunks as the server writes them). */
+  readonly appends: number[] = [];
 
   constructor(inner: FileBytes) {
     this.#inner = inner;
@@ -116,6 +119,11 @@ export class GatedFileBytes implements FileBytes {
     };
   }
 
+  /** Holds the next `append` of any writer before it writes (a chunk being written). */
+  holdNextAppend(): Gate {
+    return this.#nextAppend = new OneGate();
+  }
+
   /** Holds the next `openWriter` before it opens anything (an upload being opened). */
   holdNextOpenWriter(): Gate {
     return this.#nextOpenWriter = new OneGate();
@@ -136,7 +144,13 @@ export class GatedFileBytes implements FileBytes {
       get size() {
         return writer.size;
       },
-      append: (bytes) => writer.append(bytes),
+      append: async (bytes) => {
+        const gate = this.#nextAppend;
+        this.#nextAppend = null;
+        await gate?.pass();
+        this.appends.push(bytes.length);
+        await writer.append(bytes);
+      },
       sync,
       close: () => writer.close(),
     };

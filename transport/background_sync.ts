@@ -1,0 +1,118 @@
+/**
+ * Syncs of a file being written, started in the background as it grows, so that the
+ * sync that makes it durable at the end has only the last bytes left to write to the
+ * disk.
+ *
+ * A file written in one go and synced at its end leaves all of it to that last sync:
+ * for 128 MiB here 150-200 ms, during which whoever waits for it (the recipient's
+ * `file_saved`, the sender's last acknowledgement) waits, and another file's sync on the
+ * same disk waits too (one journal on ext4). Every {@linkcode BACKGROUND_SYNC_BYTES}
+ * written, a `syncData` starts instead, through a second handle of the file (one
+ * handle's operations run one after another in Deno: a sync through the writing handle
+ * would hold up the next write), while the writes go on. At most one runs at a time;
+ * each is best effort (a failure is left to the final sync, which the owner makes
+ * itself).
+ *
+ * @module
+ */
+
+/** Bytes written between two syncs started in the background, by default. */
+export const BACKGROUND_SYNC_BYTES: number = 16 * 1024 * 1024;
+
+/**
+ * Background syncs of one file being written (see the module documentation).
+ *
+ * @example
+ * ```ts ignore
+ * import { BackgroundSync } from "./background_sync.ts";
+ * const file = await Deno.open("big.part", { write: true, create: true });
+ * const syncs = new BackgroundSync("big.part");
+ * for (const piece of pieces) {
+ *   file.writeSync(piece);
+ *   syncs.wrote(piece.length); // starts a sync every 16 MiB
+ * }
+ * await syncs.settle(); // the one under way ends; its handle is closed
+ * await file.sync(); // the last bytes
+ * ```
+ */
+export class BackgroundSync {
+  /** The file's path (the second handle is opened on it at the first sync). */
+  readonly path: string;
+  readonly #every: number;
+  /** Bytes written since the last sync started. */
+  #unsynced = 0;
+  /** The sync under way (it never fails), or null. */
+  #syncing: Promise<void> | null = null;
+  /** The second handle, once opened. */
+  #handle: Deno.FsFile | null = null;
+  #started = 0;
+  #closed = false;
+
+  /** Syncs `path` every `every` bytes written ({@linkcode BACKGROUND_SYNC_BYTES}). */
+  constructor(path: string, every: number = BACKGROUND_SYNC_BYTES) {
+    this.path = path;
+    this.#every = every;
+  }
+
+  /** Syncs started so far. */
+  get started(): number {
+    return this.#started;
+  }
+
+  /**
+   * Counts `n` bytes written to the file; starts a sync when {@linkcode every} are
+   * written since the last one started and none runs (else the next count starts it).
+   */
+  wrote(n: number): void {
+    this.#unsynced += n;
+    if (this.#unsynced < this.#every || this.#syncing !== null || this.#closed) return;
+    this.#unsynced = 0;
+    this.#started++;
+    this.#syncing = this.#sync().finally(() => this.#syncing = null);
+  }
+
+  async #sync(): Promise<void> {
+    try {
+      this.#handle ??= await Deno.open(this.path, { write: true });
+      // Closed while it was opening: no sync, and the handle goes at once.
+      if (this.#closed) return this.#closeHandle();
+      await this.#handle.syncData();
+    } catch {
+      // not every file system syncs; the owner's final sync reports nothing either
+    }
+  }
+
+  /**
+   * Waits for the sync under way, then closes the second handle; later counts start
+   * syncs again (on a new handle). Call it before the final sync, and when the file is
+   * let go.
+   */
+  async settle(): Promise<void> {
+    await this.#syncing;
+    this.#unsynced = 0;
+    this.#closeHandle();
+  }
+
+  /**
+   * Stops for good: no sync starts any more, and the handle is closed once the sync
+   * under way ends (at once when none runs); resolves then. Callers that cannot wait
+   * (a writer's synchronous `close`) let its owner wait for it.
+   */
+  close(): Promise<void> {
+    this.#closed = true;
+    if (this.#syncing === null) {
+      this.#closeHandle();
+      return Promise.resolve();
+    }
+    return this.#syncing.then(() => this.#closeHandle());
+  }
+
+  #closeHandle(): void {
+    try {
+      this.#handle?.close();
+    } catch {
+      // already closed
+    }
+    this.#handle = null;
+  }
+}

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { withTempDir } from "../tests/helpers/files.ts";
+import { BackgroundSync } from "./background_sync.ts";
+
+Deno.test("BackgroundSync starts a sync every so many bytes, one at a time, and lets its handle go", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "big.part");
+    using file = await Deno.open(path, { write: true, create: true });
+    const syncs = new BackgroundSync(path, 64 * 1024);
+    const piece = new Uint8Array(16 * 1024);
+    // Under the threshold: nothing starts.
+    for (let i = 0; i < 3; i++) {
+      file.writeSync(piece);
+      syncs.wrote(piece.length);
+    }
+    assert.equal(syncs.started, 0);
+    file.writeSync(piece);
+    syncs.wrote(piece.length);
+    assert.equal(syncs.started, 1);
+    // While it runs, further counts start no second one.
+    for (let i = 0; i < 8; i++) {
+      file.writeSync(piece);
+      syncs.wrote(piece.length);
+    }
+    assert.equal(syncs.started, 1);
+    // Settled: the handle is closed (the resource sanitizer would see it open); counting
+    // goes on afresh.
+    await syncs.settle();
+    for (let i = 0; i < 4; i++) {
+      file.writeSync(piece);
+      syncs.wrote(piece.length);
+    }
+    assert.equal(syncs.started, 2);
+    // Closed with a sync under way: it resolves once its handle is closed; nothing starts
+    // afterwards.
+    await syncs.close();
+    for (let i = 0; i < 8; i++) syncs.wrote(piece.length);
+    assert.equal(syncs.started, 2);
+    assert.equal((await Deno.stat(path)).size, 16 * piece.length);
+  });
+});
+
+Deno.test("BackgroundSync of a file that is gone fails quietly; the owner's final sync reports", async () => {
+  await withTempDir(async (dir) => {
+    const syncs = new BackgroundSync(join(dir, "missing.part"), 1);
+    syncs.wrote(1);
+    assert.equal(syncs.started, 1);
+    await syncs.settle();
+    await syncs.close();
+  });
+});
