@@ -11,7 +11,7 @@
  * complete frames the connection sends to every other connection of room R, without
  * parsing: it only walks the length prefixes to cut at a frame boundary. Each
  * receiver has one coalescing writer, like the server's, so a wake-up costs one
- * write per receiver. Prints `{"port": N, "pid": P}`, then serves the side channel
+ * write per receiver, and the writers take turns in one line, like the server's. Prints `{"port": N, "pid": P}`, then serves the side channel
  * (`mem`, `gc`, `stats`, `exit`).
  *
  * @module
@@ -42,22 +42,23 @@ class RelayConn {
     this.#queue.push(bytes);
     if (!this.#writing) {
       this.#writing = true;
-      queueMicrotask(() => this.#writeLoop());
+      writeLine.enter(this);
     }
   }
 
-  async #writeLoop(): Promise<void> {
+  /** One write of everything queued (its turn in the line); back in line if more came. */
+  async writeOnce(lap: number): Promise<void> {
     try {
-      while (this.#queue.length > 0 && !this.closed) {
-        const batch = this.#queue.length === 1 ? this.#queue[0] : concatBytes(this.#queue);
-        this.#queue = [];
-        let offset = 0;
-        while (offset < batch.length) offset += await this.conn.write(batch.subarray(offset));
-      }
+      const batch = this.#queue.length === 1 ? this.#queue[0] : concatBytes(this.#queue);
+      this.#queue = [];
+      let offset = 0;
+      while (offset < batch.length) offset += await this.conn.write(batch.subarray(offset));
     } catch {
       this.close();
     } finally {
-      this.#writing = false;
+      writeLine.settled(lap);
+      if (this.#queue.length > 0 && !this.closed) writeLine.enter(this);
+      else this.#writing = false;
     }
   }
 
@@ -73,6 +74,61 @@ class RelayConn {
     }
   }
 }
+
+/**
+ * The writers' line, as the server's (`transport/outbound_queue.ts`, `WRITE_SLOTS`): Deno
+ * completes at most 128 socket operations per event-loop iteration and gives them to the
+ * newest writes, so without it a fan-out under constant load left some receivers' writes
+ * waiting for seconds. At most 120 writes start per lap (a `setTimeout(0)`, or until they
+ * settle), first come first served.
+ */
+const writeLine = {
+  slots: 120,
+  line: [] as RelayConn[],
+  head: 0,
+  inFlight: 0,
+  lap: 0,
+  kicked: false,
+  lapTimer: false,
+  enter(c: RelayConn): void {
+    this.line.push(c);
+    this.kick();
+  },
+  kick(): void {
+    if (this.kicked) return;
+    this.kicked = true;
+    queueMicrotask(() => this.start());
+  },
+  start(): void {
+    this.kicked = false;
+    while (this.inFlight < this.slots && this.head < this.line.length) {
+      const c = this.line[this.head++];
+      if (c.closed) continue;
+      this.inFlight++;
+      if (!this.lapTimer) {
+        this.lapTimer = true;
+        setTimeout(() => {
+          this.lapTimer = false;
+          this.lap++;
+          this.inFlight = 0;
+          if (this.head < this.line.length) this.kick();
+        }, 0);
+      }
+      c.writeOnce(this.lap);
+    }
+    if (this.head === this.line.length) {
+      this.line = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.line.length) {
+      this.line.splice(0, this.head);
+      this.head = 0;
+    }
+  },
+  settled(lap: number): void {
+    if (lap === this.lap) this.inFlight--;
+    if (this.head < this.line.length) this.kick();
+  },
+};
 
 function readBufferFlag(args: string[]): number {
   const i = args.indexOf("--read-buffer");

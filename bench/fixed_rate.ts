@@ -15,7 +15,8 @@
  * A target is the folder of a checkout (its `bench/` starts the server: its own code),
  * `relay` (this checkout's ceiling relay) or `inspircd` (InspIRCd 3 through this checkout's
  * IRC load clients); `DIR:FLAG,FLAG` runs that checkout's server with
- * these V8 flags (e.g. `.:--max-semi-space-size=16`). Flags: `--sqlite` (the server on
+ * these V8 flags (e.g. `.:--max-semi-space-size=16`); `DIR@irc` and `DIR@web` put the load
+ * clients on that server's IRC or WebSocket listener (e.g. `.@irc:--max-semi-space-size=16`). Flags: `--sqlite` (the server on
  * SQLite in a temp dir, as the suite's fixed-load run; default the fan-out's memory
  * store), `--members` (room size, default 100), `--rates` (offered deliveries/s,
  * comma-separated, default 300000), `--ms` (per rate, default 2000), `--rounds` (default 3),
@@ -50,6 +51,8 @@ interface Plan {
   gcLog: string;
   /** More flags for every chat server (`--server-arg FLAG`, repeated; see `server_process.ts`). */
   serverArgs: string[];
+  /** Load processes (`--loads N`, default 2, as the suite). */
+  loads: number;
 }
 
 function parse(args: string[]): Plan {
@@ -63,6 +66,7 @@ function parse(args: string[]): Plan {
     prof: "",
     gcLog: "",
     serverArgs: [],
+    loads: 2,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -79,6 +83,7 @@ function parse(args: string[]): Plan {
     else if (arg === "--prof") plan.prof = next();
     else if (arg === "--gc-log") plan.gcLog = next();
     else if (arg === "--server-arg") plan.serverArgs.push(next());
+    else if (arg === "--loads") plan.loads = Number(next());
     else plan.targets.push(arg);
   }
   if (plan.targets.length === 0) plan.targets.push(".");
@@ -117,16 +122,22 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
     for (const target of plan.targets) {
       const relay = target === "relay";
       const inspircd = target === "inspircd";
-      // `DIR:FLAG,FLAG`: the server of checkout DIR with these V8 flags.
-      const [dir, v8] = relay || inspircd
+      // `DIR:FLAG,FLAG`: the server of checkout DIR with these V8 flags; `DIR@irc`,
+      // `DIR@web`: its load clients on that listener.
+      const dataDir = plan.sqlite ? await Deno.makeTempDir({ prefix: "chat-fixed-" }) : "";
+      const [where, v8] = relay || inspircd
         ? [".", ""]
         : [target.split(":")[0], target.split(":")[1] ?? ""];
+      const [dir, over = ""] = where.split("@");
+      if (over !== "" && over !== "irc" && over !== "web") {
+        throw new Error(`${target}: unknown listener "${over}" (irc or web)`);
+      }
+      const serverArgs = plan.sqlite ? fixedServerArgs(dataDir) : FANOUT_SERVER_ARGS;
       const cluster = await import(
         new URL(`${dir}/bench/cluster.ts`, `file://${Deno.cwd()}/`).href
       );
       const fanout = await import(new URL(`${dir}/bench/fanout.ts`, `file://${Deno.cwd()}/`).href);
       const run: typeof withCluster = cluster.withCluster;
-      const dataDir = plan.sqlite ? await Deno.makeTempDir({ prefix: "chat-fixed-" }) : "";
       const profDir = plan.prof && !relay && !inspircd
         ? `${plan.prof}/${round}-${plan.targets.indexOf(target)}`
         : "";
@@ -145,11 +156,9 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
       let measuredFrom = 0;
       await run({
         target: relay ? "relay" : inspircd ? "inspircd" : "server",
-        loads: 2,
-        serverArgs: [
-          ...(plan.sqlite ? fixedServerArgs(dataDir) : FANOUT_SERVER_ARGS),
-          ...plan.serverArgs,
-        ],
+        loads: plan.loads,
+        serverArgs: [...serverArgs, ...plan.serverArgs, ...(over === "" ? [] : [`--${over}`])],
+        ...(over === "" ? {} : { [over]: true }),
         ...(flags.length > 0 ? { v8Flags: flags } : {}),
         ...(gcLog ? { targetLog: gcLog } : {}),
         ...(pin ? { pin } : {}),
@@ -158,7 +167,13 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         const room = `room${plan.members}`;
         const open: typeof openRoom = fanout.openRoom;
         const level: typeof runLevel = fanout.runLevel;
-        await open(c, { members: plan.members, sendersPerLoad: 2, probesPerLoad: 8 }, room);
+        // 4 senders and 16 probes in all, however many load processes share them.
+        const perLoad = (n: number) => Math.max(1, Math.round(n / plan.loads));
+        await open(c, {
+          members: plan.members,
+          sendersPerLoad: perLoad(4),
+          probesPerLoad: perLoad(16),
+        }, room);
         // Warm-up: the JIT, the room's history filling.
         await level(c, room, plan.members, plan.rates[0] / (plan.members - 1), 500, "warm-up");
         measuredFrom = Math.round(performance.now() - started);

@@ -61,6 +61,18 @@ function hasLargePiece(pieces: readonly Uint8Array[]): boolean {
   return false;
 }
 
+/**
+ * Writes started at most per lap (a turn of the event loop, or until the writes settle),
+ * for every queue of the process together. Deno completes at most 128 socket operations
+ * per iteration of its event loop (`bench/write_budget.ts`); with more writes than that
+ * under way and new ones started every turn, some waited 0.3-1.6 s while the kernel held
+ * nothing for their sockets (a fan-out to 1,000 receivers, issue #16): the runtime served
+ * the new ones first. Below that budget (reads take some of it, a room of 100 fits in one
+ * lap), the queues' own line decides the order: first come, first written, and a writer
+ * whose turn has not come keeps gathering what is queued for its next write.
+ */
+export const WRITE_SLOTS = 120;
+
 /** Default bound of the outbound queue: 4 MiB. */
 export const DEFAULT_MAX_QUEUE_BYTES: number = 4 * 1024 * 1024;
 
@@ -98,7 +110,10 @@ interface WrittenWaiter {
 /**
  * The bounded, coalescing outbound queue of one connection. Exactly one writer runs;
  * it starts on a microtask after the first push, so everything the current job queues
- * (a fan-out's deliveries, a command's reply lines) leaves in one write. An idle queue
+ * (a fan-out's deliveries, a command's reply lines) leaves in one write. The writers of
+ * all queues take turns in one line: at most {@linkcode WRITE_SLOTS} writes start per
+ * turn of the event loop, first come first served, and a writer whose turn has not come
+ * keeps gathering what is queued for its next write. An idle queue
  * holds no array: the queue and the waits are made when used and dropped once empty
  * (a server holds thousands of idle ones).
  */
@@ -318,95 +333,162 @@ export class OutboundQueue {
     this.#wakeWritten();
   }
 
-  /** Queues whose writer starts at the end of the current job, in order. */
-  static #starting: OutboundQueue[] = [];
+  /**
+   * The writers waiting for a write slot, in the order they asked (from `#lineHead` on):
+   * the line of every queue of the process.
+   */
+  static #line: (OutboundQueue | null)[] = [];
+  static #lineHead = 0;
+  /** Whether a microtask will start writers from the line. */
+  static #lineKicked = false;
+  /** Writes started in the current lap and not settled. */
+  static #inFlight = 0;
+  /** The current lap (see {@linkcode WRITE_SLOTS}); a write remembers the lap it started in. */
+  static #lap = 0;
+  static #lapTimerSet = false;
 
   /**
-   * Starts the writer after the current job (one microtask for every queue started in
-   * it, not a closure each), so that everything the job queues joins the first write.
+   * Puts the writer in line; writers start after the current job (one microtask for all
+   * of them, not a closure each), so that everything the job queues joins the first write.
    */
   #startWriter(): void {
     this.#writing = true;
-    if (OutboundQueue.#starting.length === 0) queueMicrotask(OutboundQueue.#startAll);
-    OutboundQueue.#starting.push(this);
+    OutboundQueue.#enterLine(this);
   }
 
-  static #startAll(): void {
-    const starting = OutboundQueue.#starting;
-    OutboundQueue.#starting = [];
-    for (const queue of starting) queue.#writeLoop();
+  static #enterLine(queue: OutboundQueue): void {
+    OutboundQueue.#line.push(queue);
+    OutboundQueue.#kick();
   }
 
-  async #writeLoop(): Promise<void> {
-    try {
-      let pieces: Uint8Array[] | null;
-      while ((pieces = this.#queue) !== null && pieces.length > 0 && !this.#stopped) {
-        this.#writeSeenAt = WRITE_UNSEEN;
-        this.#sealTail();
-        // The pooled tails among these pieces: back to the pool once written.
-        let tails = this.#tails;
-        this.#tails = null;
-        let length = 0;
-        try {
-          if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
-            this.#queue = null;
-            for (const piece of pieces) length += piece.length;
-            await this.#channel.writeMany(pieces);
-          } else if (pieces.length === 1 || !hasLargePiece(pieces)) {
-            // Several pieces are laid out in a pooled buffer, given back once written (the
-            // channel is done with it then): not a new array per receiver per turn.
-            const pooled = pieces.length > 1;
-            const batch = pooled ? writeBuffers.concat(pieces) : pieces[0];
-            // Taken: the same array queues what comes next (no new one per write).
-            pieces.length = 0;
-            if (pooled) {
-              // Copied: the tails can carry other writes already.
-              this.#giveTails(tails);
-              tails = null;
-            }
-            length = batch.length;
-            try {
-              await this.#writeAll(batch);
-            } finally {
-              if (pooled) writeBuffers.give(batch);
-            }
-          } else {
-            // Large pieces (file data) are written where they lie: copying megabytes into
-            // a new buffer (fresh memory to fault in, then garbage) would cost more than
-            // a system call per piece. Runs of small pieces between them still join.
-            const taken = pieces.splice(0);
-            let from = 0;
-            for (let i = 0; i <= taken.length; i++) {
-              if (i < taken.length && taken[i].length < LARGE_PIECE_BYTES) continue;
-              if (i - from === 1) await this.#writeAll(taken[from]);
-              else if (i - from > 1) await this.#writeJoined(taken.slice(from, i));
-              if (i < taken.length) await this.#writeAll(taken[i]);
-              from = i + 1;
-            }
-            for (const piece of taken) length += piece.length;
-          }
-        } finally {
-          this.#giveTails(tails);
-        }
-        this.#bytesOut += length;
-        this.#queuedBytes -= length;
-        this.#writeSeenAt = WRITE_IDLE;
-        const waiters = this.#writtenWaiters;
-        if (waiters !== null && waiters[0].offset <= this.#bytesOut) this.#wakeWritten();
+  /** Has a microtask start writers from the line, unless one will already. */
+  static #kick(): void {
+    if (OutboundQueue.#lineKicked) return;
+    OutboundQueue.#lineKicked = true;
+    queueMicrotask(OutboundQueue.#startFromLine);
+  }
+
+  /** Starts writers from the head of the line while write slots are free. */
+  static #startFromLine(): void {
+    OutboundQueue.#lineKicked = false;
+    const line = OutboundQueue.#line;
+    while (OutboundQueue.#inFlight < WRITE_SLOTS && OutboundQueue.#lineHead < line.length) {
+      const queue = line[OutboundQueue.#lineHead]!;
+      line[OutboundQueue.#lineHead++] = null; // not held once out of line
+      OutboundQueue.#inFlight++;
+      if (!OutboundQueue.#lapTimerSet) {
+        OutboundQueue.#lapTimerSet = true;
+        // Unref'd: a lap never keeps a process alive.
+        Deno.unrefTimer(setTimeout(OutboundQueue.#nextLap, 0));
       }
+      queue.#writeOnce(OutboundQueue.#lap);
+    }
+    const head = OutboundQueue.#lineHead;
+    if (head === line.length) {
+      line.length = 0;
+      OutboundQueue.#lineHead = 0;
+    } else if (head >= 1024 && head * 2 >= line.length) {
+      line.splice(0, head);
+      OutboundQueue.#lineHead = 0;
+    }
+  }
+
+  /**
+   * A new lap: the writes of the last one still unsettled wait on their peers (a full
+   * socket buffer), not on the runtime, and no longer hold a slot.
+   */
+  static #nextLap(): void {
+    OutboundQueue.#lapTimerSet = false;
+    OutboundQueue.#lap++;
+    OutboundQueue.#inFlight = 0;
+    if (OutboundQueue.#lineHead < OutboundQueue.#line.length) OutboundQueue.#kick();
+  }
+
+  /**
+   * One write of what is queued, in a slot started in lap `lap`; then back in line if
+   * more was queued meanwhile, else the writer stops.
+   */
+  async #writeOnce(lap: number): Promise<void> {
+    let failed = false;
+    try {
+      const pieces = this.#queue;
+      if (pieces !== null && pieces.length > 0 && !this.#stopped) await this.#writeBatch(pieces);
     } catch (err) {
+      failed = true;
       if (!this.#stopped) {
         const listener = this.#onWriteFailed;
         if (typeof listener === "function") listener(err);
         else listener.writeFailed(err);
       }
     } finally {
-      // Nothing left to write: an idle queue holds no array.
-      if (this.#queue !== null && this.#queue.length === 0) this.#queue = null;
-      this.#writing = false;
-      this.#writeSeenAt = WRITE_IDLE;
-      this.#wakeIdle();
+      if (lap === OutboundQueue.#lap) OutboundQueue.#inFlight--;
+      const more = !failed && !this.#stopped && this.#queue !== null && this.#queue.length > 0;
+      if (more) OutboundQueue.#enterLine(this);
+      else {
+        // Nothing left to write: an idle queue holds no array.
+        if (this.#queue !== null && this.#queue.length === 0) this.#queue = null;
+        this.#writing = false;
+        this.#writeSeenAt = WRITE_IDLE;
+        this.#wakeIdle();
+      }
+      if (OutboundQueue.#lineHead < OutboundQueue.#line.length) OutboundQueue.#kick();
     }
+  }
+
+  /** Writes `pieces` (the queue's array) and accounts for them. */
+  async #writeBatch(pieces: Uint8Array[]): Promise<void> {
+    this.#writeSeenAt = WRITE_UNSEEN;
+    this.#sealTail();
+    // The pooled tails among these pieces: back to the pool once written.
+    let tails = this.#tails;
+    this.#tails = null;
+    let length = 0;
+    try {
+      if (pieces.length > 1 && this.#channel.writeMany !== undefined) {
+        this.#queue = null;
+        for (const piece of pieces) length += piece.length;
+        await this.#channel.writeMany(pieces);
+      } else if (pieces.length === 1 || !hasLargePiece(pieces)) {
+        // Several pieces are laid out in a pooled buffer, given back once written (the
+        // channel is done with it then): not a new array per receiver per turn.
+        const pooled = pieces.length > 1;
+        const batch = pooled ? writeBuffers.concat(pieces) : pieces[0];
+        // Taken: the same array queues what comes next (no new one per write).
+        pieces.length = 0;
+        if (pooled) {
+          // Copied: the tails can carry other writes already.
+          this.#giveTails(tails);
+          tails = null;
+        }
+        length = batch.length;
+        try {
+          await this.#writeAll(batch);
+        } finally {
+          if (pooled) writeBuffers.give(batch);
+        }
+      } else {
+        // Large pieces (file data) are written where they lie: copying megabytes into
+        // a new buffer (fresh memory to fault in, then garbage) would cost more than
+        // a system call per piece. Runs of small pieces between them still join.
+        const taken = pieces.splice(0);
+        let from = 0;
+        for (let i = 0; i <= taken.length; i++) {
+          if (i < taken.length && taken[i].length < LARGE_PIECE_BYTES) continue;
+          if (i - from === 1) await this.#writeAll(taken[from]);
+          else if (i - from > 1) await this.#writeJoined(taken.slice(from, i));
+          if (i < taken.length) await this.#writeAll(taken[i]);
+          from = i + 1;
+        }
+        for (const piece of taken) length += piece.length;
+      }
+    } finally {
+      this.#giveTails(tails);
+    }
+    this.#bytesOut += length;
+    this.#queuedBytes -= length;
+    this.#writeSeenAt = WRITE_IDLE;
+    const waiters = this.#writtenWaiters;
+    if (waiters !== null && waiters[0].offset <= this.#bytesOut) this.#wakeWritten();
   }
 
   /** Writes all of `bytes` to the channel (a write may take fewer). */
