@@ -180,7 +180,7 @@ Deno.test("file data bodies are decrypted straight into their frames' payloads, 
   await bob.close();
 });
 
-Deno.test("a file data frame the queue cannot take is refused whole, nothing of it queued", async () => {
+Deno.test("a file data frame the queue cannot take is refused whole, nothing of it queued", () => {
   // A connection that never finishes a write: everything after the first waits queued.
   const stalled: ByteChannel = {
     read: () => new Promise<null>(() => {}),
