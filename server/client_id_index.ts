@@ -64,9 +64,18 @@ export function clientIdHash(fromKey: string, clientId: string, k0: number, k1: 
   let v3 = 0x74656462 ^ k1;
   const a = fromKey.length;
   const n = 1 + a + clientId.length;
-  let i = 0;
-  for (; i + 1 < n; i += 2) {
-    const m = unitAt(fromKey, clientId, a, i) | (unitAt(fromKey, clientId, a, i + 1) << 16);
+  // Blocks of two units; the last block holds the unit left (or none) and the byte
+  // count's low byte. Each block gets one round (SipHash's c = 1), then, after
+  // v2 ^= 0xff, three finalization rounds (d = 3): one round body for all of them.
+  const last = n >> 1;
+  for (let r = 0; r <= last + 3; r++) {
+    let m = 0;
+    if (r < last) {
+      const i = 2 * r;
+      m = unitAt(fromKey, clientId, a, i) | (unitAt(fromKey, clientId, a, i + 1) << 16);
+    } else if (r === last) {
+      m = (2 * n) << 24 | ((n & 1) === 1 ? unitAt(fromKey, clientId, a, n - 1) : 0);
+    } else if (r === last + 1) v2 ^= 0xff;
     v3 ^= m;
     v0 = (v0 + v1) | 0;
     v1 = (v1 << 5) | (v1 >>> 27);
@@ -83,30 +92,6 @@ export function clientIdHash(fromKey: string, clientId: string, k0: number, k1: 
     v1 ^= v2;
     v2 = (v2 << 16) | (v2 >>> 16);
     v0 ^= m;
-  }
-  // The last block: the bytes left (one unit or none) and the byte count's low byte.
-  const b = (2 * n) << 24 | (i < n ? unitAt(fromKey, clientId, a, i) : 0);
-  v3 ^= b;
-  // One compression round for `b`, then (after v2 ^= 0xff) three finalization rounds.
-  for (let round = 0; round < 4; round++) {
-    if (round === 1) {
-      v0 ^= b;
-      v2 ^= 0xff;
-    }
-    v0 = (v0 + v1) | 0;
-    v1 = (v1 << 5) | (v1 >>> 27);
-    v1 ^= v0;
-    v0 = (v0 << 16) | (v0 >>> 16);
-    v2 = (v2 + v3) | 0;
-    v3 = (v3 << 8) | (v3 >>> 24);
-    v3 ^= v2;
-    v0 = (v0 + v3) | 0;
-    v3 = (v3 << 7) | (v3 >>> 25);
-    v3 ^= v0;
-    v2 = (v2 + v1) | 0;
-    v1 = (v1 << 13) | (v1 >>> 19);
-    v1 ^= v2;
-    v2 = (v2 << 16) | (v2 >>> 16);
   }
   return v1 ^ v3;
 }
