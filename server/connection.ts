@@ -71,6 +71,12 @@ export interface ClientConnectionOptions {
   allocatePayload?: (length: number) => Uint8Array;
   /** The server's bound on bytes held for unfinished frames (all connections share it). */
   partialFrames?: PartialFrameBudget;
+  /**
+   * The server's bound on bytes that requests of a type with a `maxInFlight` above one
+   * (file chunks) may hold read ahead, all connections together: a connection reads on
+   * while one runs only with room for its frames here, else one at a time. Default: none.
+   */
+  readAhead?: PartialFrameBudget;
   /** The timer of the server's connections' deadlines (login, idle, stalled writes, unfinished frames). */
   deadlines: DeadlineWheel;
 }
@@ -91,7 +97,8 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
   /** Pipelined requests running (created with the first: an idle connection has none). */
   #inFlight: InFlight | null = null;
   /** Per request type with a `maxInFlight` of its own, those running (made on first use). */
-  #inFlightByType: Map<string, InFlight> | null = null;
+  #inFlightByType: Map<string, TypeInFlight> | null = null;
+  readonly #readAhead: PartialFrameBudget | null;
   /** The connection's budget before login, then the session's, fresh at login (made on first use). */
   #flood: FloodControl | null = null;
   #bytesSeen = 0;
@@ -114,6 +121,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     this.#hub = hub;
     this.#loginTimeoutMs = options.loginTimeoutMs;
     this.#deadlines = options.deadlines;
+    this.#readAhead = options.readAhead ?? null;
     this.#framed = new FramedConnection(channel, {
       maxFrameSize: Math.min(PRE_LOGIN_MAX_FRAME, hub.config.maxFrameSize),
       maxQueueBytes: hub.config.maxQueueBytes,
@@ -464,17 +472,45 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     const inFlight = this.#inFlight ??= new InFlight();
     inFlight.begin();
     const most = spec.maxInFlight;
-    let ofType: InFlight | null = null;
+    let ofType: TypeInFlight | null = null;
     if (most !== undefined) {
       const byType = this.#inFlightByType ??= new Map();
       ofType = byType.get(message.type) ?? null;
-      if (ofType === null) byType.set(message.type, ofType = new InFlight());
+      if (ofType === null) byType.set(message.type, ofType = new TypeInFlight());
       ofType.begin();
     }
     this.#reply(message.id, result, inFlight, ofType);
-    if (ofType !== null && ofType.size >= most!) return ofType.atMost(most! - 1);
+    if (ofType !== null) {
+      if (ofType.size >= most!) return ofType.atMost(most! - 1);
+      if (ofType.readAhead === 0 && !this.#mayReadAhead(ofType, most!)) return ofType.atMost(0);
+    }
     if (inFlight.size >= MAX_IN_FLIGHT) return inFlight.atMost(MAX_IN_FLIGHT - 1);
     return undefined;
+  }
+
+  /**
+   * Whether the connection may read on while requests of a type in `ofType` run (at most
+   * `most`): the frames it may read meanwhile, `most - 1` of the largest, are reserved
+   * from the server's read-ahead budget until none of the type runs any more. Without
+   * room there, the connection reads on once they are done (one at a time): each holds
+   * its body until answered (a file chunk, until written), so read-ahead alone, over
+   * every connection, stays within the budget.
+   */
+  #mayReadAhead(ofType: TypeInFlight, most: number): boolean {
+    const budget = this.#readAhead;
+    if (budget === null) return true;
+    const bytes = (most - 1) * this.#framed.maxFrameSize;
+    if (!budget.tryReserve(bytes)) return false;
+    ofType.readAhead = bytes;
+    return true;
+  }
+
+  /** One request of a type with a `maxInFlight` settled: the last gives back its read-ahead. */
+  #settledOfType(ofType: TypeInFlight): void {
+    ofType.settled();
+    if (ofType.size > 0 || ofType.readAhead === 0) return;
+    this.#readAhead?.release(ofType.readAhead);
+    ofType.readAhead = 0;
   }
 
   /**
@@ -546,7 +582,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
     id: string,
     result: Promise<object>,
     inFlight: InFlight | null,
-    ofType: InFlight | null = null,
+    ofType: TypeInFlight | null = null,
   ): Promise<void> {
     this.#awaiting++;
     return result.then(
@@ -558,7 +594,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
           this.#replyFailed(id, err, inFlight);
         } finally {
           inFlight?.settled();
-          ofType?.settled();
+          if (ofType !== null) this.#settledOfType(ofType);
         }
       },
       (err) => {
@@ -569,7 +605,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
           this.#replyFailed(id, err, inFlight);
         } finally {
           inFlight?.settled();
-          ofType?.settled();
+          if (ofType !== null) this.#settledOfType(ofType);
         }
       },
     );
@@ -677,4 +713,10 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
       text: `disconnected for reading too slowly: ${reason}`,
     });
   }
+}
+
+/** The requests of one type running on a connection, and the bytes it reserved to read ahead. */
+class TypeInFlight extends InFlight {
+  /** Bytes reserved from the server's read-ahead budget (0: none). */
+  readAhead = 0;
 }

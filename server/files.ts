@@ -287,10 +287,10 @@ export class FileService {
     { id: number; file: FileBytesReader; timer: ReturnType<typeof setTimeout> }
   >();
   /**
-   * Per file with chunks being handled, the last one's turn: they run in the order they
-   * arrived (see {@linkcode FileService.chunk}).
+   * Per file and account sending chunks of it (`<id>\n<account key>`), the last chunk's
+   * turn: they run in the order they arrived (see {@linkcode FileService.chunk}).
    */
-  readonly #chunkTurns = new Map<number, Promise<void>>();
+  readonly #chunkTurns = new Map<string, Promise<void>>();
   /** Reads of one session and file run one after another: their frames never interleave. */
   readonly #reads = new Map<string, ReadState>();
   /** Per file, the sessions reading it now (their read states). */
@@ -610,7 +610,10 @@ export class FileService {
   /**
    * Stores a chunk of file `id`. The chunks of one file are handled in the order they
    * arrived, each once the one before is written: the connection reads the next chunk
-   * (at most {@linkcode CHUNKS_IN_FLIGHT} in flight) while one is being written.
+   * (at most {@linkcode CHUNKS_IN_FLIGHT} in flight) while one is being written. The turn
+   * is the sender's: a chunk another account sends for the file (refused) does not wait
+   * behind the sender's writes, nor slow them down; a chunk without bytes or too large is
+   * refused before it takes a turn.
    */
   chunk(
     ctx: CommandContext,
@@ -618,31 +621,37 @@ export class FileService {
     offset: number,
     sha256?: string,
   ): Promise<{ file: number; offset: number; complete: boolean }> {
-    const prior = this.#chunkTurns.get(id);
+    const body = ctx.body;
+    if (body === undefined || body.length === 0) {
+      return Promise.reject(
+        new CommandError("bad_message", "a file_chunk carries the bytes in its body"),
+      );
+    }
+    if (body.length > MAX_CHUNK_BYTES) {
+      return Promise.reject(
+        new CommandError("bad_message", `a file chunk is at most ${MAX_CHUNK_BYTES} bytes`),
+      );
+    }
+    const turn = `${id}\n${ctx.session.account.key}`;
+    const prior = this.#chunkTurns.get(turn);
     const run = prior === undefined
-      ? this.#chunk(ctx, id, offset, sha256)
-      : prior.then(() => this.#chunk(ctx, id, offset, sha256));
+      ? this.#chunk(ctx, body, id, offset, sha256)
+      : prior.then(() => this.#chunk(ctx, body, id, offset, sha256));
     const settled = run.then(() => {}, () => {});
-    this.#chunkTurns.set(id, settled);
+    this.#chunkTurns.set(turn, settled);
     settled.then(() => {
-      if (this.#chunkTurns.get(id) === settled) this.#chunkTurns.delete(id);
+      if (this.#chunkTurns.get(turn) === settled) this.#chunkTurns.delete(turn);
     });
     return run;
   }
 
   async #chunk(
     ctx: CommandContext,
+    body: Uint8Array,
     id: number,
     offset: number,
     sha256?: string,
   ): Promise<{ file: number; offset: number; complete: boolean }> {
-    const body = ctx.body;
-    if (body === undefined || body.length === 0) {
-      throw new CommandError("bad_message", "a file_chunk carries the bytes in its body");
-    }
-    if (body.length > MAX_CHUNK_BYTES) {
-      throw new CommandError("bad_message", `a file chunk is at most ${MAX_CHUNK_BYTES} bytes`);
-    }
     const self = ctx.session.account.key;
     let upload = this.#uploads.get(id);
     if (upload === undefined || upload.fromKey !== self) {

@@ -251,6 +251,8 @@ class RunningServer implements ChatServer {
   #refusing = 0;
   /** Bytes held for unfinished frames, over every connection, against their bound. */
   readonly #partialFrames: PartialFrameBudget;
+  /** Bytes file chunks may hold read ahead of one being written, all connections together. */
+  readonly #readAhead: PartialFrameBudget;
 
   constructor(
     listener: Deno.Listener,
@@ -271,6 +273,7 @@ class RunningServer implements ChatServer {
     this.hub = hub;
     this.#config = config;
     this.#partialFrames = new PartialFrameBudget(() => config.maxPartialFrameBytes);
+    this.#readAhead = new PartialFrameBudget(() => config.maxPartialFrameBytes);
     this.addr = listener.addr as Deno.NetAddr;
     this.tls = tls !== null;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
@@ -504,6 +507,7 @@ class RunningServer implements ChatServer {
         // File chunks arrive in buffers that are reused once their bytes are on disk.
         allocatePayload: takeChunkPayload,
         partialFrames: this.#partialFrames,
+        readAhead: this.#readAhead,
         deadlines: this.#deadlines,
       });
     this.#connections.add(connection);

@@ -179,6 +179,80 @@ Deno.test("SqliteStore: schema 1 databases keep their messages and ids", async (
   });
 });
 
+Deno.test("SqliteStore: migration 5 (a table rebuild) is all or nothing: a failed upgrade leaves schema 4 whole, the next one keeps every message", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, DATABASE_FILE);
+    const old = new DatabaseSync(path);
+    old.exec("PRAGMA journal_mode = WAL");
+    for (const migration of MIGRATIONS.slice(0, 4)) old.exec(migration);
+    old.exec("PRAGMA user_version = 4");
+    old.exec(
+      "INSERT INTO rooms (key, name, created_at) VALUES ('lobby', 'Lobby', 1);" +
+        "INSERT INTO messages (ts, from_key, from_nick, room_key, text, client_id) VALUES " +
+        "(1, 'ann', 'Ann', 'lobby', 'one', 'c1');" +
+        "INSERT INTO messages (ts, from_key, from_nick, to_key, to_nick, dm_pair, text, client_id) " +
+        "VALUES (2, 'ann', 'Ann', 'bob', 'Bob', 'ann' || char(10) || 'bob', 'two', 'c2');" +
+        // A view on the table makes the rebuild fail after its DROP, at the RENAME
+        // (SQLite checks the schema then): the upgrade stops half-way.
+        "CREATE VIEW texts AS SELECT text FROM messages;",
+    );
+    old.close();
+    await assert.rejects(SqliteStore.open(dir));
+    const peek = new DatabaseSync(path);
+    try {
+      assert.equal(
+        (peek.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+        4,
+      );
+      assert.deepEqual(
+        peek.prepare("SELECT id, text FROM messages ORDER BY id").all().map((r) => [r.id, r.text]),
+        [[1, "one"], [2, "two"]],
+      );
+      const tables = peek.prepare("SELECT name FROM sqlite_schema WHERE name = 'messages_v3'")
+        .all();
+      assert.deepEqual(tables, []);
+      // The resend key as schema 4 had it: sender first.
+      const unique = peek.prepare("PRAGMA index_list(messages)").all()
+        .find((row) => row.origin === "u")!;
+      const columns = peek.prepare(`PRAGMA index_info(${unique.name})`).all().map((r) => r.name);
+      assert.deepEqual(columns, ["from_key", "client_id"]);
+      peek.exec("DROP VIEW texts");
+    } finally {
+      peek.close();
+    }
+    const store = await SqliteStore.open(dir);
+    try {
+      const kept = await store.history({ room: "lobby", limit: 10 });
+      assert.deepEqual(kept.map((m) => [m.id, m.text]), [[1, "one"]]);
+      const resent = await store.appendMessage({
+        fromKey: "ann",
+        from: "Ann",
+        toKey: "bob",
+        to: "Bob",
+        text: "two",
+        ts: 3,
+        clientId: "c2",
+      });
+      assert.deepEqual([resent.message.id, resent.duplicate], [2, true]);
+    } finally {
+      await store.close();
+    }
+    const after = new DatabaseSync(path);
+    try {
+      const unique = after.prepare("PRAGMA index_list(messages)").all()
+        .find((row) => row.origin === "u")!;
+      const columns = after.prepare(`PRAGMA index_info(${unique.name})`).all().map((r) => r.name);
+      assert.deepEqual(columns, ["client_id", "from_key"]);
+      assert.equal(
+        (after.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+        MIGRATIONS.length,
+      );
+    } finally {
+      after.close();
+    }
+  });
+});
+
 Deno.test("SqliteStore: a commit of messages from many senders writes the resend index's last page, not a page per sender", async () => {
   await withTempDir(async (dir) => {
     // The schema as the store makes it, in WAL mode; request ids in time order, as clients send.
