@@ -21,6 +21,16 @@
  * (the whole `OutboundQueue` over `Deno.TcpConn`), `queue-node` (`OutboundQueue` over
  * `NodeSocketChannel`), `idle`.
  *
+ * Measured with Deno 2.9.6 (2026-12-05, 2 shared cores, load 2-5; 100 receivers, 700
+ * rounds/s, 3 s, 2 KiB, seven runs in turn): `Deno.TcpConn.write` 6.9-10.5 µs of process CPU
+ * per write, 64-68% of it in the kernel (one `sendto` each: on loopback the sender's call
+ * also runs the receiver's TCP input); `node:net` write 1.04-1.40× that (median 1.11×), with
+ * a callback median 1.16×, cork/uncork no better; the `WritableStream` 1.1-1.9× (median
+ * 1.74×). A C sender doing the same (blocking `send`, paced) 4.6-5.5 µs, 3.9-4.9 of it
+ * kernel: the runtime and JavaScript add ~2-2.5 µs to a write, no API here less. The whole
+ * `OutboundQueue` over `Deno.TcpConn` costs less per write than either (5.1-8.0 µs): when a
+ * round comes before the last write settled, it joins (0.3-0.5 `sendto` per write).
+ *
  * @module
  */
 
