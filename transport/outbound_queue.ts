@@ -55,10 +55,17 @@ export interface ByteChannel {
  */
 export const LARGE_PIECE_BYTES: number = 64 * 1024;
 
-/** Whether any of `pieces` is a {@linkcode LARGE_PIECE_BYTES} one. */
-function hasLargePiece(pieces: readonly Uint8Array[]): boolean {
-  for (const piece of pieces) if (piece.length >= LARGE_PIECE_BYTES) return true;
-  return false;
+/**
+ * Whether `pieces` go in one pooled buffer: none is a {@linkcode LARGE_PIECE_BYTES} one and
+ * all fit in {@linkcode MAX_WRITE_BUFFER}.
+ */
+function fitsOneBuffer(pieces: readonly Uint8Array[]): boolean {
+  let total = 0;
+  for (const piece of pieces) {
+    if (piece.length >= LARGE_PIECE_BYTES) return false;
+    total += piece.length;
+  }
+  return total <= MAX_WRITE_BUFFER;
 }
 
 /**
@@ -448,7 +455,7 @@ export class OutboundQueue {
         this.#queue = null;
         for (const piece of pieces) length += piece.length;
         await this.#channel.writeMany(pieces);
-      } else if (pieces.length === 1 || !hasLargePiece(pieces)) {
+      } else if (pieces.length === 1 || fitsOneBuffer(pieces)) {
         // Several pieces are laid out in a pooled buffer, given back once written (the
         // channel is done with it then): not a new array per receiver per turn.
         const pooled = pieces.length > 1;
@@ -469,7 +476,10 @@ export class OutboundQueue {
       } else {
         // Large pieces (file data) are written where they lie: copying megabytes into
         // a new buffer (fresh memory to fault in, then garbage) would cost more than
-        // a system call per piece. Runs of small pieces between them still join.
+        // a system call per piece. Runs of small pieces between them still join, in
+        // pooled buffers of at most MAX_WRITE_BUFFER each: a backlog of small frames
+        // joined into one new array faulted in every byte it carried (a receiver that
+        // fell behind stayed behind: bench/write_cost.ts, 8 KiB frames).
         const taken = pieces.splice(0);
         let from = 0;
         for (let i = 0; i <= taken.length; i++) {
@@ -499,13 +509,30 @@ export class OutboundQueue {
     }
   }
 
-  /** Writes `pieces` laid out in one pooled buffer, given back once written. */
+  /**
+   * Writes `pieces` (each shorter than {@linkcode LARGE_PIECE_BYTES}) laid out in pooled
+   * buffers of at most {@linkcode MAX_WRITE_BUFFER}, each given back once written.
+   */
   async #writeJoined(pieces: readonly Uint8Array[]): Promise<void> {
-    const batch = writeBuffers.concat(pieces);
-    try {
-      await this.#writeAll(batch);
-    } finally {
-      writeBuffers.give(batch);
+    let from = 0;
+    while (from < pieces.length) {
+      let to = from + 1;
+      let bytes = pieces[from].length;
+      while (to < pieces.length && bytes + pieces[to].length <= MAX_WRITE_BUFFER) {
+        bytes += pieces[to++].length;
+      }
+      if (to - from === 1) await this.#writeAll(pieces[from]);
+      else {
+        const batch = writeBuffers.concat(
+          from === 0 && to === pieces.length ? pieces : pieces.slice(from, to),
+        );
+        try {
+          await this.#writeAll(batch);
+        } finally {
+          writeBuffers.give(batch);
+        }
+      }
+      from = to;
     }
   }
 

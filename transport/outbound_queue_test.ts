@@ -3,7 +3,7 @@ import { QueueOverflowError } from "./errors.ts";
 import { LineConnection } from "./line_connection.ts";
 import { dial, listen } from "./net.ts";
 import { type ByteChannel, LARGE_PIECE_BYTES, OutboundQueue } from "./outbound_queue.ts";
-import { writeBuffers } from "./write_buffers.ts";
+import { MAX_WRITE_BUFFER, writeBuffers } from "./write_buffers.ts";
 import { gatedChannel } from "../tests/helpers/gated_channel.ts";
 
 const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
@@ -272,4 +272,37 @@ Deno.test("OutboundQueue: copies dropped by replaceWith or stop are never writte
   third.pushCopy(text("gone"));
   third.stop();
   assert.equal(third.queuedBytes, 0);
+});
+
+Deno.test("OutboundQueue: a backlog of small pieces past the largest pooled buffer leaves in pooled buffers, in order", async () => {
+  writeBuffers.clear();
+  const written: Uint8Array[] = [];
+  const pooled: boolean[] = [];
+  const channel: ByteChannel = {
+    read: () => new Promise<number | null>(() => {}),
+    write: (p: Uint8Array) => {
+      // A pooled buffer is MAX_WRITE_BUFFER long at most; a fresh array for the whole
+      // backlog (fresh memory faulted in at every write) is longer.
+      pooled.push(p.buffer.byteLength <= MAX_WRITE_BUFFER);
+      written.push(p.slice());
+      return Promise.resolve(p.length);
+    },
+    close: () => {},
+  };
+  const piece = 8 * 1024;
+  const count = (3 * MAX_WRITE_BUFFER) / piece + 5; // 3 buffers and a bit, queued in one job
+  const { out } = queueOn(channel, 4 * MAX_WRITE_BUFFER);
+  for (let i = 0; i < count; i++) out.push(new Uint8Array(piece).fill(i % 251));
+  await out.flush();
+  assert.deepEqual(pooled, [true, true, true, true], `writes of ${written.map((w) => w.length)}`);
+  const all = new Uint8Array(count * piece);
+  let at = 0;
+  for (const w of written) {
+    all.set(w, at);
+    at += w.length;
+  }
+  assert.equal(at, count * piece);
+  for (let i = 0; i < count; i++) assert.equal(all[i * piece + piece - 1], i % 251, `piece ${i}`);
+  assert.equal(out.bytesOut, count * piece);
+  assert.equal(out.queuedBytes, 0);
 });
