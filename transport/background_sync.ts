@@ -16,6 +16,8 @@
  * @module
  */
 
+import { isSyncUnsupported } from "./sync_file.ts";
+
 /** Bytes written between two syncs started in the background, by default. */
 export const BACKGROUND_SYNC_BYTES: number = 16 * 1024 * 1024;
 
@@ -47,6 +49,8 @@ export class BackgroundSync {
   #handle: Deno.FsFile | null = null;
   #started = 0;
   #closed = false;
+  /** The first failure of a sync in the background, until settle reports it. */
+  #failure: unknown = null;
 
   /** Syncs `path` every `every` bytes written ({@linkcode BACKGROUND_SYNC_BYTES}). */
   constructor(path: string, every: number = BACKGROUND_SYNC_BYTES) {
@@ -74,11 +78,16 @@ export class BackgroundSync {
   async #sync(): Promise<void> {
     try {
       this.#handle ??= await Deno.open(this.path, { write: true });
-      // Closed while it was opening: no sync, and the handle goes at once.
-      if (this.#closed) return this.#closeHandle();
-      await this.#handle.syncData();
     } catch {
-      // not every file system syncs; the owner's final sync reports nothing either
+      // The file is gone (dropped meanwhile): nothing to sync; its owner finds out.
+      return;
+    }
+    // Closed while it was opening: no sync, and the handle goes at once.
+    if (this.#closed) return this.#closeHandle();
+    try {
+      await this.#handle.syncData();
+    } catch (err) {
+      if (!isSyncUnsupported(err)) this.#failure ??= err;
     }
   }
 
@@ -91,6 +100,9 @@ export class BackgroundSync {
     await this.#syncing;
     this.#unsynced = 0;
     this.#closeHandle();
+    const failure = this.#failure;
+    this.#failure = null;
+    if (failure !== null) throw failure;
   }
 
   /**

@@ -21,6 +21,7 @@ import {
 } from "../protocol/file_names.ts";
 import { encodedSize } from "../protocol/json_size.ts";
 import { BACKGROUND_SYNC_BYTES, BackgroundSync } from "./background_sync.ts";
+import { syncIfSupported } from "./sync_file.ts";
 
 /** Bytes read from disk at a time while hashing. */
 const HASH_BUFFER_BYTES = 256 * 1024;
@@ -614,11 +615,12 @@ export class IncomingFile {
           `SHA-256 mismatch: received ${digest}, announced ${expected}`,
         );
       }
-      await this.#syncs.settle();
       try {
-        await file.sync();
-      } catch {
-        // not every file system syncs; the rename below still orders the write
+        await this.#syncs.settle();
+        await syncIfSupported(() => file.sync());
+      } catch (err) {
+        // The bytes may not be on the disk: the file is not saved (the .part stays).
+        throw describeWriteError(err, this.partPath);
       }
       file.close();
       this.#file = null;
