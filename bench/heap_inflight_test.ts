@@ -8,8 +8,12 @@ Deno.test("a say waiting for its sync holds no suspended async function and few 
   // were plain functions; 0, 5 and ~1,480 after.
   assert.ok(countOf(result, "object Generator") < 0.5, table);
   assert.ok(countOf(result, "object Promise") < 6, table);
-  // Compiled code comes and goes with the JIT, not with the says.
-  const data = result.rows.filter((row) => !row.kind.startsWith("code "))
+  // Compiled code comes and goes with the JIT, not with the says; and a kind with far
+  // fewer objects than says is a container's backing store that grew (it doubles: one
+  // array of 130 KB grew between the snapshots in one CI run, 663 B "per say"), not
+  // something each say holds.
+  const data = result.rows
+    .filter((row) => !row.kind.startsWith("code ") && row.count >= 0.05)
     .reduce((sum, row) => sum + row.bytes, 0);
   assert.ok(data < 2_000, `${data.toFixed(0)} B per say: ${table}`);
 });
