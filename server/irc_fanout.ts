@@ -41,7 +41,9 @@ export class IrcFanoutCache {
   #failures: unknown[] = [];
   /** Per frame boundary i: how many of the frames before it are not of a shared type. */
   #unshared: number[] = [0];
-  /** Per run of frames and capability set: the bytes made. */
+  /** Per capability set: the bytes made of all the frames decoded. */
+  #wholeByCaps = new Map<string, Uint8Array | null>();
+  /** Per run of frames (a sender's view) and capability set: the bytes made. */
   #byKey = new Map<string, Uint8Array | null>();
   #expiryQueued = false;
   readonly #expire = () => {
@@ -74,11 +76,15 @@ export class IrcFanoutCache {
       if (this.#failures[i] !== undefined) onBadFrame(this.#failures[i]);
     }
     if (this.#unshared[to] - this.#unshared[from] > 0) return linesBytes(events, view, onBadFrame);
-    const key = `${from} ${to} ${capsKey(view.caps)}`;
-    let bytes = this.#byKey.get(key);
+    // The whole buffer (every receiver but the senders): keyed by the capabilities alone,
+    // no key string made per delivery.
+    const whole = from === 0 && to === this.#events.length;
+    const key = whole ? capsKey(view.caps) : `${from} ${to} ${capsKey(view.caps)}`;
+    const cache = whole ? this.#wholeByCaps : this.#byKey;
+    let bytes = cache.get(key);
     if (bytes === undefined) {
       bytes = linesBytes(events, view, onBadFrame);
-      this.#byKey.set(key, bytes);
+      cache.set(key, bytes);
     }
     return bytes;
   }
@@ -124,6 +130,7 @@ export class IrcFanoutCache {
     this.#events = [];
     this.#failures = [];
     this.#unshared = [0];
+    this.#wholeByCaps.clear();
     this.#byKey.clear();
   }
 }
