@@ -82,6 +82,12 @@ export class IrcConnection implements SessionPort, IrcClient {
   #captured: string[] | null = null;
   /** The label of the command whose replies are captured. */
   #label = "";
+  /** Told of an event that cannot be translated: one closure per connection, not per delivery. */
+  readonly #onBadEvent = (err: unknown): void =>
+    log.error("an event for IRC client {remote} could not be translated: {err}", {
+      remote: this.remote,
+      err,
+    });
 
   /** Wraps an accepted channel. */
   constructor(channel: ByteChannel, hub: ChatHub, options: IrcConnectionOptions) {
@@ -143,15 +149,7 @@ export class IrcConnection implements SessionPort, IrcClient {
    */
   send(frames: Uint8Array): boolean {
     if (this.#lines.closed) return false;
-    const bytes = ircFanout.bytesFor(
-      frames,
-      this,
-      (err) =>
-        log.error("an event for IRC client {remote} could not be translated: {err}", {
-          remote: this.remote,
-          err,
-        }),
-    );
+    const bytes = ircFanout.bytesFor(frames, this, this.#onBadEvent);
     if (bytes === null) return true;
     const sent = this.#queueBytes(bytes);
     if (sent) this.hub.metrics.counters.deliveries++;

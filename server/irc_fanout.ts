@@ -31,11 +31,27 @@ export const SHARED_EVENT_TYPES: ReadonlySet<string> = new Set(["msg", "member",
 
 /** Decodes each fan-out's frames once, and formats shared events once per capability set. */
 export class IrcFanoutCache {
-  #frames: Uint8Array | null = null;
-  #events: ServerMessage[] = [];
+  /** The buffer of the frames decoded (null: none), until the end of the current job. */
+  #buffer: ArrayBufferLike | null = null;
+  /** Byte offset (in `#buffer`) of each frame decoded -> its index; of each frame's end -> index + 1. */
+  #starts = new Map<number, number>();
+  #ends = new Map<number, number>();
+  /** Per frame: its event, or null when it did not decode (its error in `#failures`). */
+  #events: (ServerMessage | null)[] = [];
   #failures: unknown[] = [];
-  #shared = false;
-  #byCaps = new Map<string, Uint8Array | null>();
+  /** Per frame boundary i: how many of the frames before it are not of a shared type. */
+  #unshared: number[] = [0];
+  /** Per capability set: the bytes made of all the frames decoded. */
+  #wholeByCaps = new Map<string, Uint8Array | null>();
+  /** Per run of frames (a sender's view) and capability set: the bytes made. */
+  #byKey = new Map<string, Uint8Array | null>();
+  #expiryQueued = false;
+  readonly #expire = () => {
+    this.#expiryQueued = false;
+    this.#forget();
+  };
+  /** Frames decoded so far (what a test counts). */
+  decodes = 0;
 
   /**
    * The IRC bytes of `frames` (whole encoded frames) for `view`; null when none of the
@@ -47,35 +63,75 @@ export class IrcFanoutCache {
     view: IrcView,
     onBadFrame: (err: unknown) => void,
   ): Uint8Array | null {
-    if (frames !== this.#frames) this.#decode(frames);
-    for (const err of this.#failures) onBadFrame(err);
-    if (!this.#shared) return linesBytes(this.#events, view, onBadFrame);
-    const key = capsKey(view.caps);
-    let bytes = this.#byCaps.get(key);
+    let from = this.#buffer === frames.buffer ? this.#starts.get(frames.byteOffset) : undefined;
+    let to = from === undefined ? undefined : this.#ends.get(frames.byteOffset + frames.length);
+    if (from === undefined || to === undefined || to <= from) {
+      this.#decode(frames);
+      from = 0;
+      to = this.#events.length;
+    }
+    let events = this.#events;
+    if (from !== 0 || to !== events.length) events = events.slice(from, to);
+    for (let i = from; i < to; i++) {
+      if (this.#failures[i] !== undefined) onBadFrame(this.#failures[i]);
+    }
+    if (this.#unshared[to] - this.#unshared[from] > 0) return linesBytes(events, view, onBadFrame);
+    // The whole buffer (every receiver but the senders): keyed by the capabilities alone,
+    // no key string made per delivery.
+    const whole = from === 0 && to === this.#events.length;
+    const key = whole ? capsKey(view.caps) : `${from} ${to} ${capsKey(view.caps)}`;
+    const cache = whole ? this.#wholeByCaps : this.#byKey;
+    let bytes = cache.get(key);
     if (bytes === undefined) {
-      bytes = linesBytes(this.#events, view, onBadFrame);
-      this.#byCaps.set(key, bytes);
+      bytes = linesBytes(events, view, onBadFrame);
+      cache.set(key, bytes);
     }
     return bytes;
   }
 
+  /**
+   * Decodes `frames`, kept for the views of its buffer given until the end of the job: a
+   * fan-out hands its buffer to its receivers synchronously, one after the other, and its
+   * senders (never sent their own messages) views of the runs they take, in between.
+   */
   #decode(frames: Uint8Array): void {
-    this.#frames = frames;
-    this.#events = [];
-    this.#failures = [];
-    this.#byCaps.clear();
+    this.#forget();
+    this.#buffer = frames.buffer;
+    if (!this.#expiryQueued) {
+      this.#expiryQueued = true;
+      queueMicrotask(this.#expire);
+    }
     const view = new DataView(frames.buffer, frames.byteOffset, frames.byteLength);
+    let unshared = 0;
     for (let at = 0; at + LENGTH_PREFIX_BYTES <= frames.length;) {
       const length = view.getUint32(at);
       const start = at + LENGTH_PREFIX_BYTES;
+      const index = this.#events.length;
+      this.#starts.set(frames.byteOffset + at, index);
       at = start + length;
+      this.#ends.set(frames.byteOffset + at, index + 1);
+      this.decodes++;
+      let event: ServerMessage | null = null;
       try {
-        this.#events.push(decodePayload(frames.subarray(start, at)).header as ServerMessage);
+        event = decodePayload(frames.subarray(start, at)).header as ServerMessage;
       } catch (err) {
-        this.#failures.push(err);
+        this.#failures[index] = err;
       }
+      this.#events.push(event);
+      if (event === null || !SHARED_EVENT_TYPES.has(event.type)) unshared++;
+      this.#unshared.push(unshared);
     }
-    this.#shared = this.#events.every((event) => SHARED_EVENT_TYPES.has(event.type));
+  }
+
+  #forget(): void {
+    this.#buffer = null;
+    this.#starts.clear();
+    this.#ends.clear();
+    this.#events = [];
+    this.#failures = [];
+    this.#unshared = [0];
+    this.#wholeByCaps.clear();
+    this.#byKey.clear();
   }
 }
 
@@ -83,12 +139,13 @@ export class IrcFanoutCache {
 export const ircFanout: IrcFanoutCache = new IrcFanoutCache();
 
 function linesBytes(
-  events: readonly ServerMessage[],
+  events: readonly (ServerMessage | null)[],
   view: IrcView,
   onError: (err: unknown) => void,
 ): Uint8Array | null {
   const lines: string[] = [];
   for (const event of events) {
+    if (event === null) continue; // did not decode: told to `onError` already
     try {
       lines.push(...eventLines(view, event));
     } catch (err) {

@@ -99,3 +99,35 @@ Deno.test("IrcFanoutCache: capabilities that change no line (cap-notify, sasl) s
     assert.equal(cache.bytesFor(frames, { nick: "carol", caps }, fail), made);
   }
 });
+
+Deno.test("IrcFanoutCache: a batch's frames are decoded once though its senders get views of it between the other receivers", () => {
+  // The broker hands a batch's buffer to every receiver, and each sender (never sent its
+  // own message back) a view of the runs it takes: in the room's order, interleaved.
+  const cache = new IrcFanoutCache();
+  const fail = (err: unknown) => assert.fail(String(err));
+  const events = ["one", "two", "three"].map((t, i) => ({
+    type: "msg",
+    id: i + 1,
+    room: "rust",
+    from: ["alice", "bob", "carol"][i],
+    text: t,
+    ts: 1000,
+  })) as ServerMessage[];
+  const frames = events.map((e) => encodeFrame(e));
+  const bytes = concatBytes(frames);
+  const ends = frames.map((_, i) => frames.slice(0, i + 1).reduce((n, f) => n + f.length, 0));
+  const plain: IrcView = { nick: "dave", caps: new Set() };
+  const expect = (from: number, to: number) =>
+    events.slice(from, to).flatMap((e) => eventLines(plain, e)).join("\r\n") + "\r\n";
+  const decodesBefore = cache.decodes;
+  for (let round = 0; round < 3; round++) {
+    assert.equal(text(cache.bytesFor(bytes, plain, fail)), expect(0, 3));
+    // alice's view: the frames after her own.
+    assert.equal(text(cache.bytesFor(bytes.subarray(ends[0]), plain, fail)), expect(1, 3));
+    assert.equal(text(cache.bytesFor(bytes, plain, fail)), expect(0, 3));
+    // bob's views: before and after his own.
+    assert.equal(text(cache.bytesFor(bytes.subarray(0, ends[0]), plain, fail)), expect(0, 1));
+    assert.equal(text(cache.bytesFor(bytes.subarray(ends[1]), plain, fail)), expect(2, 3));
+  }
+  assert.equal(cache.decodes - decodesBefore, 3, "each frame decoded once");
+});
