@@ -586,29 +586,29 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
   ): Promise<void> {
     this.#awaiting++;
     return result.then(
-      (data) => {
-        this.#awaiting--;
-        try {
-          this.#replyOk(id, data);
-        } catch (err) {
-          this.#replyFailed(id, err, inFlight);
-        } finally {
-          inFlight?.settled();
-          if (ofType !== null) this.#settledOfType(ofType);
-        }
-      },
-      (err) => {
-        this.#awaiting--;
-        try {
-          this.#sendError(id, err);
-        } catch (err) {
-          this.#replyFailed(id, err, inFlight);
-        } finally {
-          inFlight?.settled();
-          if (ofType !== null) this.#settledOfType(ofType);
-        }
-      },
+      (data) => this.#answer(id, true, data, inFlight, ofType),
+      (err) => this.#answer(id, false, err, inFlight, ofType),
     );
+  }
+
+  /** Sends request `id`'s reply (`ok`) or error, then settles it where it is counted. */
+  #answer(
+    id: string,
+    ok: boolean,
+    outcome: unknown,
+    inFlight: InFlight | null,
+    ofType: TypeInFlight | null,
+  ): void {
+    this.#awaiting--;
+    try {
+      if (ok) this.#replyOk(id, outcome as object);
+      else this.#sendError(id, outcome);
+    } catch (err) {
+      this.#replyFailed(id, err, inFlight);
+    } finally {
+      inFlight?.settled();
+      if (ofType !== null) this.#settledOfType(ofType);
+    }
   }
 
   /**
