@@ -100,8 +100,10 @@ async function storeStats(c: Cluster): Promise<Record<string, number> | null> {
 }
 
 /**
- * Commits and WAL syncs over a level, and appends per commit: each commit's messages
- * reach the receivers together, so its count sets how often every receiver is written to.
+ * Commits and WAL syncs over a level, appends per commit, and how long an append waited
+ * for its commit on average (`heldMs`; not printed by servers older than it): each
+ * commit's messages reach the receivers together, so its count sets how often every
+ * receiver is written to.
  */
 export function formatStoreStats(
   before: Record<string, number> | null,
@@ -111,9 +113,12 @@ export function formatStoreStats(
   const appends = after.appends - before.appends;
   const commits = after.commits - before.commits;
   const syncs = after.walSyncs - before.walSyncs;
+  const held = after.heldMs === undefined
+    ? ""
+    : `, each held ${((after.heldMs - before.heldMs) / Math.max(appends, 1)).toFixed(3)} ms`;
   return `; store: ${appends} appends, ${commits} commits (${
     (appends / Math.max(commits, 1)).toFixed(1)
-  } each), ${syncs} WAL syncs`;
+  } each), ${syncs} WAL syncs${held}`;
 }
 
 /** Measures every target, round after round; resolves to each target's figures. */
