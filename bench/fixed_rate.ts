@@ -16,7 +16,9 @@
  * `relay` (this checkout's ceiling relay) or `inspircd` (InspIRCd 3 through this checkout's
  * IRC load clients); `DIR:FLAG,FLAG` runs that checkout's server with
  * these V8 flags (e.g. `.:--max-semi-space-size=16`); `DIR@irc` and `DIR@web` put the load
- * clients on that server's IRC or WebSocket listener (e.g. `.@irc:--max-semi-space-size=16`). Flags: `--sqlite` (the server on
+ * clients on that server's IRC or WebSocket listener (e.g. `.@irc:--max-semi-space-size=16`);
+ * `DIR+FLAG=VALUE,...` adds server flags for that target alone (e.g. `.+--commit-gap-us=600`,
+ * to compare settings in turn). Flags: `--sqlite` (the server on
  * SQLite in a temp dir, as the suite's fixed-load run; default the fan-out's memory
  * store), `--members` (room size, default 100), `--rates` (offered deliveries/s,
  * comma-separated, default 300000), `--ms` (per rate, default 2000), `--rounds` (default 3),
@@ -98,8 +100,10 @@ async function storeStats(c: Cluster): Promise<Record<string, number> | null> {
 }
 
 /**
- * Commits and WAL syncs over a level, and appends per commit: each commit's messages
- * reach the receivers together, so its count sets how often every receiver is written to.
+ * Commits and WAL syncs over a level, appends per commit, and how long an append waited
+ * for its commit on average (`heldMs`; not printed by servers older than it): each
+ * commit's messages reach the receivers together, so its count sets how often every
+ * receiver is written to.
  */
 export function formatStoreStats(
   before: Record<string, number> | null,
@@ -109,9 +113,12 @@ export function formatStoreStats(
   const appends = after.appends - before.appends;
   const commits = after.commits - before.commits;
   const syncs = after.walSyncs - before.walSyncs;
+  const held = after.heldMs === undefined
+    ? ""
+    : `, each held ${((after.heldMs - before.heldMs) / Math.max(appends, 1)).toFixed(3)} ms`;
   return `; store: ${appends} appends, ${commits} commits (${
     (appends / Math.max(commits, 1)).toFixed(1)
-  } each), ${syncs} WAL syncs`;
+  } each), ${syncs} WAL syncs${held}`;
 }
 
 /** Measures every target, round after round; resolves to each target's figures. */
@@ -125,9 +132,13 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
       // `DIR:FLAG,FLAG`: the server of checkout DIR with these V8 flags; `DIR@irc`,
       // `DIR@web`: its load clients on that listener.
       const dataDir = plan.sqlite ? await Deno.makeTempDir({ prefix: "chat-fixed-" }) : "";
+      // `DIR+FLAG=VALUE,...`: more flags for this target's chat server alone (e.g.
+      // `.+--commit-gap-us=600`), so settings compare in turn in one run.
+      const [spec, own = ""] = target.split("+");
+      const ownArgs = own === "" ? [] : own.split(",").flatMap((kv) => kv.split("="));
       const [where, v8] = relay || inspircd
         ? [".", ""]
-        : [target.split(":")[0], target.split(":")[1] ?? ""];
+        : [spec.split(":")[0], spec.split(":")[1] ?? ""];
       const [dir, over = ""] = where.split("@");
       if (over !== "" && over !== "irc" && over !== "web") {
         throw new Error(`${target}: unknown listener "${over}" (irc or web)`);
@@ -157,7 +168,12 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
       await run({
         target: relay ? "relay" : inspircd ? "inspircd" : "server",
         loads: plan.loads,
-        serverArgs: [...serverArgs, ...plan.serverArgs, ...(over === "" ? [] : [`--${over}`])],
+        serverArgs: [
+          ...serverArgs,
+          ...plan.serverArgs,
+          ...ownArgs,
+          ...(over === "" ? [] : [`--${over}`]),
+        ],
         ...(over === "" ? {} : { [over]: true }),
         ...(flags.length > 0 ? { v8Flags: flags } : {}),
         ...(gcLog ? { targetLog: gcLog } : {}),

@@ -163,6 +163,13 @@ export interface SqliteStoreStats {
   readonly commits: number;
   /** Most appends committed in one transaction. */
   readonly largestBatch: number;
+  /**
+   * Milliseconds each committed append waited from `appendMessage` to the start of its
+   * commit, summed (per append: `heldMs / appends`; the appends of one turn count from the
+   * turn's first): what the group commit, and a commit gap, add to a message's delivery
+   * before its round of writes.
+   */
+  readonly heldMs: number;
   /** Appends queued now, not committed yet. */
   readonly queued: number;
   /** Syncs of the WAL file (each covers every commit before it). */
@@ -630,6 +637,11 @@ export class SqliteStore implements Store {
   #messagesCommitted = 0;
   #commits = 0;
   #largestBatch = 0;
+  #heldMs = 0;
+  /** The `performance.now()` of each queued append, summed (see `heldMs`). */
+  #queuedAtSum = 0;
+  /** When the first append of the current turn came (see `appendMessage`). */
+  #turnAt = 0;
   /**
    * Writes made while a sync runs share one open transaction, committed when the sync
    * ends, right before the next one starts (see `#durably`).
@@ -789,6 +801,7 @@ export class SqliteStore implements Store {
       appends: this.#appends,
       commits: this.#commits,
       largestBatch: this.#largestBatch,
+      heldMs: this.#heldMs,
       queued: this.#queue.length,
       walSyncs: this.#barrier.syncs,
       checkpoints: this.#checkpointer?.checkpoints ?? 0,
@@ -924,6 +937,9 @@ export class SqliteStore implements Store {
     }
     const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
     this.#queue.push({ message: { ...message }, options, resolve, reject });
+    // One clock read per turn: the appends of a turn whose commit is due at its end count
+    // from its first (`#flushQueued` is set then), not one read each.
+    this.#queuedAtSum += this.#flushQueued ? this.#turnAt : (this.#turnAt = performance.now());
     // The appends of this turn's work share a commit, made once it is done (with a commit
     // gap, once it is done in the first turn past the gap); while a checkpoint runs, at its
     // end (#checkpointDue).
@@ -1445,6 +1461,9 @@ export class SqliteStore implements Store {
     if (batch.length === 0) return;
     this.#queue = [];
     this.#lastCommitAt = performance.now();
+    // Each waited from its append to now: the sum of the waits, with no time kept per append.
+    const held = batch.length * this.#lastCommitAt - this.#queuedAtSum;
+    this.#queuedAtSum = 0;
     // Writes grouped during a running sync are committed first: the appends' own commit
     // must not be a savepoint of a transaction still open.
     this.#commitGroup();
@@ -1470,6 +1489,7 @@ export class SqliteStore implements Store {
     this.#messagesCommitted = this.#committed();
     this.#commits++;
     this.#appends += batch.length;
+    this.#heldMs += held;
     this.#largestBatch = Math.max(this.#largestBatch, batch.length);
     let inserted = 0;
     for (const outcome of outcomes) {

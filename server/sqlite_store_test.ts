@@ -323,6 +323,39 @@ Deno.test("SqliteStore: with a commit gap, a lone append commits at once and the
   });
 });
 
+Deno.test("SqliteStore: heldMs sums how long each append waited for its commit", async () => {
+  await withTempDir(async (dir) => {
+    const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+    const store = await SqliteStore.open(dir, { commitGapMs: 60_000 });
+    try {
+      await store.createRoom(lobby);
+      // A lone append: held no longer than from its call to its result.
+      const lone = performance.now();
+      await within(store.appendMessage(say(1)), "the lone append");
+      const loneMs = performance.now() - lone;
+      assert.ok(store.stats.heldMs >= 0 && store.stats.heldMs <= loneMs, `${store.stats.heldMs}`);
+      // Two appends within the gap, kept while the test sleeps before a read commits them.
+      const HOLD_MS = 30;
+      const before = store.stats.heldMs;
+      const second = store.appendMessage(say(2));
+      await turn();
+      const third = store.appendMessage(say(3));
+      const held = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, HOLD_MS));
+      const slept = performance.now() - held;
+      assert.equal(store.stats.queued, 2);
+      assert.equal(await store.lastMessageId(), 3);
+      await within(Promise.all([second, third]), "the appends of the gap");
+      const added = store.stats.heldMs - before;
+      // Each waited at least as long as the test slept; neither longer than the test's span.
+      assert.ok(added >= 2 * slept, `held ${added} ms for two appends kept ${slept} ms`);
+      assert.ok(added <= 2 * (performance.now() - lone), `held ${added} ms`);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("SqliteStore: with a commit gap, appends no turn commits are committed by its timer", async () => {
   await withTempDir(async (dir) => {
     const store = await SqliteStore.open(dir, { commitGapMs: 20 });
