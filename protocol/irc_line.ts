@@ -222,18 +222,23 @@ export interface OutgoingIrcMessage {
  * ```
  */
 export function formatIrcMessage(message: OutgoingIrcMessage): string {
+  // Plain loops, no entries or closures: the fan-out formats every message it relays.
   let line = "";
-  const tags = Object.entries(message.tags ?? {});
-  if (tags.length > 0) {
-    line = "@" + tags.map(([key, value]) =>
-      value === undefined || value === "" ? key : `${key}=${escapeTagValue(value)}`
-    ).join(";") + " ";
+  const tags = message.tags;
+  if (tags !== undefined) {
+    for (const key in tags) {
+      const value = tags[key];
+      line += line === "" ? "@" : ";";
+      line += value === undefined || value === "" ? key : `${key}=${escapeTagValue(value)}`;
+    }
+    if (line !== "") line += " ";
   }
   if (message.source) line += `:${message.source} `;
   line += message.command;
   const params = message.params ?? [];
-  params.forEach((param, i) => {
-    if (/[\r\n\0]/.test(param)) {
+  for (let i = 0; i < params.length; i++) {
+    const param = params[i];
+    if (BREAK_OR_NUL.test(param)) {
       throw new IrcLineError("bad_param", "a parameter may not hold CR, LF or NUL");
     }
     const last = i === params.length - 1;
@@ -242,9 +247,11 @@ export function formatIrcMessage(message: OutgoingIrcMessage): string {
       throw new IrcLineError("bad_param", `middle parameter "${param}" needs a colon`);
     }
     line += plain ? ` ${param}` : ` :${param}`;
-  });
+  }
   return line;
 }
+
+const BREAK_OR_NUL = /[\r\n\0]/;
 
 /**
  * Serializes a message as {@linkcode formatIrcMessage} does, its last parameter cut (at a

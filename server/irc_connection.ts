@@ -21,7 +21,6 @@ import {
   utf8Length,
 } from "../protocol/irc_line.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
-import { newRequestId } from "../protocol/request_id.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
@@ -37,6 +36,7 @@ import { InFlight } from "./in_flight.ts";
 import { IrcNumericError } from "./irc_errors.ts";
 import { labeledLines, MAX_LABEL_BYTES } from "./irc_labels.ts";
 import { isupportGroups } from "./irc_isupport.ts";
+import { newIrcRequestId } from "./irc_request_id.ts";
 import { newSaslState, type SaslState } from "./irc_sasl.ts";
 import { IRC_SERVER_NAME, newBatchId, oneLine, serverNotice } from "./irc_events.ts";
 import { wholeMs } from "./whole_ms.ts";
@@ -235,7 +235,7 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   /** A request id in time order (a PRIVMSG's is its message's client id: see request_id.ts). */
   newId(): string {
-    return `irc-${newRequestId()}`;
+    return newIrcRequestId();
   }
 
   /**
