@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import v8 from "node:v8";
 import {
   formatIrcMessage,
   MAX_LINE_BYTES,
@@ -91,4 +92,29 @@ Deno.test("textLines gives the lines of splitting every text, one-line texts inc
       JSON.stringify(text),
     );
   }
+});
+
+Deno.test("a one-line room message is formatted with little garbage beside its line", () => {
+  const allocated = () =>
+    (v8.getHeapStatistics() as { total_allocated_bytes?: number }).total_allocated_bytes;
+  if (allocated() === undefined) {
+    console.log("skipped: this runtime does not count allocated bytes");
+    return;
+  }
+  const event = {
+    type: "msg",
+    id: 7,
+    room: "rust",
+    from: "alice",
+    text: "a message of about a hundred bytes, as the benchmarks send: " + "x".repeat(40),
+    ts: 0,
+  } as const;
+  let bytes = 0;
+  for (let i = 0; i < 10_000; i++) bytes += eventLines(plain, event)[0].length; // compiled
+  const n = 20_000;
+  const before = allocated()!;
+  for (let i = 0; i < n; i++) bytes += eventLines(plain, event)[0].length;
+  const perLine = (allocated()! - before) / n;
+  // Split and formatted through arrays, entries and closures: ~1,790 B per line; ~770 after.
+  assert.ok(perLine < 1_200, `${perLine.toFixed(0)} B per line (${bytes})`);
 });

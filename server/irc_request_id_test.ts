@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import v8 from "node:v8";
 import { newIrcRequestId } from "./irc_request_id.ts";
 
 const UUID_V7 = /^irc-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -21,4 +22,21 @@ Deno.test("IRC request ids: a clock that goes back keeps the order (the counter 
   const later = newIrcRequestId(Date.now());
   assert.ok(later > first, `${later} after ${first}`);
   assert.equal(later.slice(0, 17), first.slice(0, 17), "the same millisecond");
+});
+
+Deno.test("IRC request ids: one string per id, no garbage beside it", () => {
+  const allocated = () =>
+    (v8.getHeapStatistics() as { total_allocated_bytes?: number }).total_allocated_bytes;
+  if (allocated() === undefined) {
+    console.log("skipped: this runtime does not count allocated bytes");
+    return;
+  }
+  for (let i = 0; i < 10_000; i++) newIrcRequestId(); // compiled
+  const n = 50_000;
+  const ids = new Array<string>(n);
+  const before = allocated()!;
+  for (let i = 0; i < n; i++) ids[i] = newIrcRequestId();
+  const perId = (allocated()! - before - 8 * n) / n;
+  // `irc-${v7()}` (npm uuid): ~1,000 B per id; this: a 40-character string (~56 B).
+  assert.ok(perId < 160, `${perId.toFixed(0)} B per id`);
 });
