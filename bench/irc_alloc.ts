@@ -12,6 +12,7 @@
  * deno run -A bench/irc_alloc.ts                      # both listeners, 10 members
  * deno run -A bench/irc_alloc.ts --listener irc --profile --top 30
  * deno run -A bench/irc_alloc.ts --caps server-time,message-tags,account-tag
+ * deno run -A bench/irc_alloc.ts --survivors         # what outlived a scavenge, by site
  * ```
  *
  * @module
@@ -41,8 +42,11 @@ export interface AllocationOptions {
   rounds?: number;
   /** IRC capabilities each IRC client requests (`CAP REQ`). Default none, as the load clients. */
   caps?: readonly string[];
-  /** Take a sampling heap profile of the measured rounds. */
-  profile?: boolean;
+  /**
+   * Take a sampling heap profile of the measured rounds: of every allocation (true), or
+   * of those that outlived a scavenge (`"survivors"`: what the garbage collector promotes).
+   */
+  profile?: boolean | "survivors";
   /** Text bytes of each message (the first is the `~` the receivers count). Default 100. */
   textBytes?: number;
 }
@@ -301,7 +305,8 @@ export async function allocationPerMessage(options: AllocationOptions): Promise<
       await post(session, "HeapProfiler.startSampling", {
         samplingInterval: 256,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
+        // `--survivors`: only what outlived a scavenge (promoted, or still young at the end).
+        includeObjectsCollectedByMinorGC: options.profile !== "survivors",
       });
     }
     const { decodes, formats } = ircFanout;
@@ -353,7 +358,7 @@ if (import.meta.main) {
     const result = await allocationPerMessage({
       listener,
       caps,
-      profile: Deno.args.includes("--profile"),
+      profile: Deno.args.includes("--survivors") ? "survivors" : Deno.args.includes("--profile"),
       ...(flag("--members") ? { members: Number(flag("--members")) } : {}),
       ...(flag("--senders") ? { senders: Number(flag("--senders")) } : {}),
       ...(flag("--burst") ? { burst: Number(flag("--burst")) } : {}),
