@@ -214,7 +214,7 @@ function post<T>(session: Session, method: string, params: object = {}): Promise
 }
 
 /** Self bytes by function of a sampling heap profile, and the bytes under the clients' frames. */
-function sitesOf(
+export function sitesOf(
   root: SamplingNode,
   messages: number,
 ): { sites: AllocationSite[]; client: number } {

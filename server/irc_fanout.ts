@@ -64,11 +64,10 @@ export class IrcFanoutCache {
   /** The runs handed out: start offset -> end offset -> run. */
   #runs = new Map<number, Map<number, Run>>();
   /**
-   * Per capability set, per frame of a shared type: its lines, each with its CR LF ("":
-   * none, or it could not be translated). A frame is formatted once per set however many
-   * runs hold it.
+   * Per capability set: the lines of the frames of a shared type formatted so far, as
+   * bytes. A frame is formatted once per set however many runs hold it.
    */
-  #texts = new Map<CapsKey, string[]>();
+  #formatted = new Map<CapsKey, Formatted>();
   #expiryQueued = false;
   readonly #expire = () => {
     this.#expiryQueued = false;
@@ -166,25 +165,42 @@ export class IrcFanoutCache {
     return index;
   }
 
-  /** The bytes of a shared run for the capability set `key` (`view` has it). */
+  /**
+   * The bytes of a shared run for the capability set `key` (`view` has it): a view of the
+   * set's bytes when its frames were formatted in the run's order (the whole batch, or the
+   * first run asked for), else a copy of their lines.
+   */
   #format(
     run: Run,
     key: CapsKey,
     view: IrcView,
     onError: (err: unknown) => void,
   ): Uint8Array | null {
-    let texts = this.#texts.get(key);
-    if (texts === undefined) this.#texts.set(key, texts = []);
-    let all = "";
-    for (const index of run.indexes) {
-      let text = texts[index];
-      if (text === undefined) {
-        text = texts[index] = eventText(this.#events[index], view, onError);
+    let formatted = this.#formatted.get(key);
+    if (formatted === undefined) this.#formatted.set(key, formatted = new Formatted());
+    const { indexes } = run;
+    for (const index of indexes) {
+      if (formatted.start[index] === undefined) {
+        formatted.add(index, this.#events[index], view, onError);
         this.formats++;
       }
-      all += text;
     }
-    return all === "" ? null : encoder.encode(all);
+    const { start, end } = formatted;
+    let contiguous = true;
+    let total = 0;
+    for (let i = 0; i < indexes.length; i++) {
+      if (i > 0 && start[indexes[i]] !== end[indexes[i - 1]]) contiguous = false;
+      total += end[indexes[i]] - start[indexes[i]];
+    }
+    if (total === 0) return null;
+    if (contiguous) return formatted.bytes.subarray(start[indexes[0]], end[indexes.at(-1)!]);
+    const bytes = new Uint8Array(total);
+    let at = 0;
+    for (const index of indexes) {
+      bytes.set(formatted.bytes.subarray(start[index], end[index]), at);
+      at += end[index] - start[index];
+    }
+    return bytes;
   }
 
   #forget(): void {
@@ -194,26 +210,59 @@ export class IrcFanoutCache {
     this.#failures = [];
     this.#frameEnds = [];
     this.#runs.clear();
-    this.#texts.clear();
+    this.#formatted.clear();
   }
 }
 
 const encoder = new TextEncoder();
 
-/** An event's lines, each with its CR LF; "" when none (or it cannot be translated: told). */
-function eventText(
-  event: ServerMessage | null,
-  view: IrcView,
-  onError: (err: unknown) => void,
-): string {
-  if (event === null) return ""; // did not decode: told to each receiver already
-  try {
-    const lines = eventLines(view, event);
-    if (lines.length === 1) return lines[0] + "\r\n";
-    return lines.length === 0 ? "" : lines.join("\r\n") + "\r\n";
-  } catch (err) {
-    onError(err);
-    return "";
+/**
+ * One capability set's lines for the current job, as bytes written in place, appended to
+ * (never changed once written: runs handed out are views of them). Each line's string is
+ * garbage as soon as it is written: a job's working set is bytes outside the heap, not
+ * its lines, for a scavenge that comes in the middle of it to copy (the lines of a batch
+ * kept as strings until its end were most of what the IRC server promoted).
+ */
+class Formatted {
+  bytes: Uint8Array<ArrayBuffer> = new Uint8Array(4096);
+  fill = 0;
+  /** Per frame index: where its lines start and end in `bytes` (undefined: not formatted). */
+  readonly start: number[] = [];
+  readonly end: number[] = [];
+
+  /** Formats the frame `index` (its event; null: it did not decode) and appends its lines. */
+  add(
+    index: number,
+    event: ServerMessage | null,
+    view: IrcView,
+    onError: (err: unknown) => void,
+  ): void {
+    this.start[index] = this.fill;
+    // A frame that did not decode has no lines (told to each receiver already).
+    if (event !== null) {
+      let lines: string[] = [];
+      try {
+        lines = eventLines(view, event);
+      } catch (err) {
+        onError(err); // and no lines
+      }
+      for (const line of lines) this.#append(line);
+    }
+    this.end[index] = this.fill;
+  }
+
+  /** Appends `line` and its CR LF. */
+  #append(line: string): void {
+    const most = line.length * 3 + 2;
+    if (this.fill + most > this.bytes.length) {
+      // A new array: the views handed out keep the old one, unchanged.
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.fill + most));
+      grown.set(this.bytes.subarray(0, this.fill));
+      this.bytes = grown;
+    }
+    this.fill += encoder.encodeInto(line, this.bytes.subarray(this.fill)).written;
+    this.bytes[this.fill++] = 0x0d;
+    this.bytes[this.fill++] = 0x0a;
   }
 }
 
