@@ -181,3 +181,27 @@ Deno.test("IrcFanoutCache: a batch handed to its senders' views first is decoded
   assert.equal(cache.decodes - decodesBefore, 16, "each frame decoded once");
   assert.equal(cache.formats - formatsBefore, 32, "each event formatted once per capability set");
 });
+
+Deno.test("IrcFanoutCache: a batch's lines are written once into bytes that the runs handed out are views of", () => {
+  // No strings kept for a job's end: what a scavenge in mid-job would copy and promote.
+  const cache = new IrcFanoutCache();
+  const fail = (err: unknown) => assert.fail(String(err));
+  const events = Array.from({ length: 8 }, (_, i) => ({
+    type: "msg",
+    id: i + 1,
+    room: "rust",
+    from: i < 4 ? "alice" : "bob",
+    text: `text ${i}`,
+    ts: 1000,
+  })) as ServerMessage[];
+  const frames = events.map((e) => encodeFrame(e));
+  const bytes = concatBytes(frames);
+  const half = frames.slice(0, 4).reduce((n, f) => n + f.length, 0);
+  const plain: IrcView = { nick: "carol", caps: new Set() };
+  const whole = cache.bytesFor(bytes, plain, fail)!;
+  const bobs = cache.bytesFor(bytes.subarray(half), { nick: "alice", caps: new Set() }, fail)!;
+  const alices = cache.bytesFor(bytes.subarray(0, half), { nick: "bob", caps: new Set() }, fail)!;
+  assert.equal(`${text(alices)}${text(bobs)}`, text(whole));
+  assert.equal(bobs.buffer, whole.buffer, "bob's messages: a view of the batch's bytes");
+  assert.equal(alices.buffer, whole.buffer, "alice's messages: a view of the batch's bytes");
+});
