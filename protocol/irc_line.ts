@@ -412,8 +412,13 @@ export class IrcLineSplitter {
     for (; i < chunk.length; i++) {
       const byte = chunk[i];
       if (byte !== 0x0a && byte !== 0x0d) continue;
-      this.#append(chunk.subarray(start, i), out);
-      this.#finish(out);
+      if (this.#fill === 0 && !this.#skipping && i - start <= this.#maxBytes) {
+        // A whole line in the chunk (most are): decoded where it lies, not copied first.
+        if (i > start) this.#emit(chunk.subarray(start, i), out);
+      } else {
+        this.#append(chunk.subarray(start, i), out);
+        this.#finish(out);
+      }
       if (byte === 0x0d) {
         if (i + 1 < chunk.length) {
           if (chunk[i + 1] === 0x0a) i++;
@@ -421,7 +426,7 @@ export class IrcLineSplitter {
       }
       start = i + 1;
     }
-    this.#append(chunk.subarray(start), out);
+    if (start < chunk.length) this.#append(chunk.subarray(start), out);
     return out;
   }
 
@@ -456,6 +461,11 @@ export class IrcLineSplitter {
     if (this.#fill === 0) return;
     const bytes = this.#buffer.subarray(0, this.#fill);
     this.#fill = 0;
+    this.#emit(bytes, out);
+  }
+
+  /** A line's bytes (without its end) as a line, or a line error. */
+  #emit(bytes: Uint8Array, out: SplitLine[]): void {
     try {
       out.push({ ok: true, line: decoder.decode(bytes) });
     } catch {

@@ -260,9 +260,19 @@ class Formatted {
       grown.set(this.bytes.subarray(0, this.fill));
       this.bytes = grown;
     }
-    this.fill += encoder.encodeInto(line, this.bytes.subarray(this.fill)).written;
-    this.bytes[this.fill++] = 0x0d;
-    this.bytes[this.fill++] = 0x0a;
+    const bytes = this.bytes;
+    let at = this.fill;
+    // ASCII (most lines) copied as it is: no view and no result object per line.
+    let i = 0;
+    for (; i < line.length; i++) {
+      const code = line.charCodeAt(i);
+      if (code >= 0x80) break;
+      bytes[at + i] = code;
+    }
+    at += i === line.length ? i : encoder.encodeInto(line, bytes.subarray(at)).written;
+    bytes[at++] = 0x0d;
+    bytes[at++] = 0x0a;
+    this.fill = at;
   }
 }
 
