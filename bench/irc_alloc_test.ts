@@ -5,7 +5,7 @@ Deno.test("an IRC room message costs the server little more allocation than a ch
   // A room of 10 with 4 senders, over real sockets. Before: the fan-out cache decoded and
   // formatted each message once per sender's view (4 times), and the dispatch, the
   // request id and the line formatting made garbage chat messages do not: 19.5–21 KB per
-  // message against chat's 7–7.9 KB (2.5–2.8×); 8.4–9.2 KB after (1.14–1.19×).
+  // message against chat's 7–7.9 KB (2.5–2.8×); 7.9 KB after (1.10×).
   const chat = await allocationPerMessage({ listener: "chat", rounds: 200, warmupRounds: 200 });
   const irc = await allocationPerMessage({ listener: "irc", rounds: 200, warmupRounds: 200 });
   const figures = `IRC ${irc.bytesPerMessage.toFixed(0)} B, chat ${
