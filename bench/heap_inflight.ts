@@ -7,7 +7,7 @@
  * bytes and objects per say.
  *
  * ```sh
- * deno run -A bench/heap_inflight.ts [first 50] [more 200] [--top 25] [--retainers 0]
+ * deno run -A bench/heap_inflight.ts [first 50] [more 200] [--top 25] [--retainers 0] [--irc]
  * ```
  *
  * @module
@@ -17,6 +17,7 @@ import { writeHeapSnapshot } from "node:v8";
 import { type CensusDelta, censusOf, diffCensus, type HeapSnapshot } from "./heap_census.ts";
 import { Probe, testServer, until } from "../tests/helpers/harness.ts";
 import { HeldSync } from "../tests/helpers/held_sync.ts";
+import { ircPort, IrcProbe } from "../tests/helpers/irc_probe.ts";
 import { SqliteStore } from "../server/sqlite_store.ts";
 import { MAX_IN_FLIGHT } from "../server/connection.ts";
 
@@ -28,6 +29,8 @@ export interface HeapPerSayOptions {
   more?: number;
   /** Retainer levels in each kind (see {@linkcode censusOf}). Default 0. */
   retainers?: number;
+  /** The client's listener: `say` frames (default) or IRC PRIVMSG lines. */
+  listener?: "chat" | "irc";
 }
 
 /** Bytes and objects held per say in flight. */
@@ -56,7 +59,10 @@ export async function heapPerSay(options: HeapPerSayOptions = {}): Promise<HeapP
   const held = new HeldSync();
   const sqlite = await SqliteStore.open(dir, { syncWal: held.syncWal });
   held.commits = () => sqlite.stats.commits;
-  const server = await testServer({ dataDir: dir }, { store: sqlite });
+  const irc = options.listener === "irc";
+  const server = await testServer({ dataDir: dir, ...(irc ? { ircPort: 0 } : {}) }, {
+    store: sqlite,
+  });
   // Snapshots are read after the last one is written: a census read earlier would be in them.
   const snapshot = async (sent: number): Promise<string> => {
     await until(
@@ -77,8 +83,13 @@ export async function heapPerSay(options: HeapPerSayOptions = {}): Promise<HeapP
       retainers: options.retainers ?? 0,
     });
   try {
-    await using alice = await Probe.login(server, "alice");
-    await alice.ok("join", { room: "inflight" });
+    await using alice = irc ? null : await Probe.login(server, "alice");
+    await using ircAlice = irc ? await IrcProbe.register(ircPort(server), "alice") : null;
+    if (alice !== null) await alice.ok("join", { room: "inflight" });
+    if (ircAlice !== null) {
+      await ircAlice.send("JOIN #inflight");
+      await ircAlice.expectCommand("366", "alice", "#inflight");
+    }
     await until(
       () => held.started.length === sqlite.stats.walSyncs ? true : undefined,
       "the syncs of the login and join",
@@ -88,8 +99,13 @@ export async function heapPerSay(options: HeapPerSayOptions = {}): Promise<HeapP
     const text = "x".repeat(100);
     let sent = 0;
     const say = (n: number) => {
+      if (ircAlice !== null) {
+        ircAlice.send(...Array.from({ length: n }, () => `PRIVMSG #inflight :${text}`));
+        sent += n;
+        return;
+      }
       for (let i = 0; i < n; i++, sent++) {
-        alice.send({ type: "say", id: `s${sent}`, room: "inflight", text });
+        alice!.send({ type: "say", id: `s${sent}`, room: "inflight", text });
       }
     };
     say(first);
@@ -98,13 +114,18 @@ export async function heapPerSay(options: HeapPerSayOptions = {}): Promise<HeapP
     const before = await snapshot(sent);
     say(more);
     const after = await snapshot(sent);
-    if (alice.received.some((m) => m.type === "ok" && String(m.re).startsWith("s"))) {
+    if (alice?.received.some((m) => m.type === "ok" && String(m.re).startsWith("s"))) {
       throw new Error("a say was acknowledged while its sync was held");
     }
     const rows = diffCensus(await census(before), await census(after), more);
     held.release();
     await until(
-      () => alice.received.some((m) => m.re === `s${sent - 1}`) ? true : undefined,
+      () =>
+        (alice === null
+            ? sqlite.stats.appends >= sent
+            : alice.received.some((m) => m.re === `s${sent - 1}`))
+          ? true
+          : undefined,
       "the last say's reply",
       30_000,
     );
@@ -131,6 +152,7 @@ if (import.meta.main) {
     first,
     more,
     retainers: Number(flag("--retainers") ?? 0),
+    listener: Deno.args.includes("--irc") ? "irc" : "chat",
   });
   console.log(
     `per say in flight (${first + more} → ${first + 2 * more}): ${result.bytes.toFixed(0)} B`,

@@ -17,3 +17,16 @@ Deno.test("a say waiting for its sync holds no suspended async function and few 
     .reduce((sum, row) => sum + row.bytes, 0);
   assert.ok(data < 2_000, `${data.toFixed(0)} B per say: ${table}`);
 });
+
+Deno.test("an IRC PRIVMSG waiting for its sync holds no suspended async function and few promises", async () => {
+  const result = await heapPerSay({ listener: "irc" });
+  const table = JSON.stringify(result.rows.slice(0, 12));
+  // 3 generators, 9 promises and ~3,700 bytes per PRIVMSG when the dispatch, the text
+  // command and sendText were async functions; 0, 6 and ~1,700 after (a say: 0, 5, ~1,480).
+  assert.ok(countOf(result, "object Generator") < 0.5, table);
+  assert.ok(countOf(result, "object Promise") < 7.5, table);
+  const data = result.rows
+    .filter((row) => !row.kind.startsWith("code ") && row.count >= 0.05)
+    .reduce((sum, row) => sum + row.bytes, 0);
+  assert.ok(data < 2_600, `${data.toFixed(0)} B per PRIVMSG: ${table}`);
+});

@@ -222,18 +222,23 @@ export interface OutgoingIrcMessage {
  * ```
  */
 export function formatIrcMessage(message: OutgoingIrcMessage): string {
+  // Plain loops, no entries or closures: the fan-out formats every message it relays.
   let line = "";
-  const tags = Object.entries(message.tags ?? {});
-  if (tags.length > 0) {
-    line = "@" + tags.map(([key, value]) =>
-      value === undefined || value === "" ? key : `${key}=${escapeTagValue(value)}`
-    ).join(";") + " ";
+  const tags = message.tags;
+  if (tags !== undefined) {
+    for (const key in tags) {
+      const value = tags[key];
+      line += line === "" ? "@" : ";";
+      line += value === undefined || value === "" ? key : `${key}=${escapeTagValue(value)}`;
+    }
+    if (line !== "") line += " ";
   }
   if (message.source) line += `:${message.source} `;
   line += message.command;
   const params = message.params ?? [];
-  params.forEach((param, i) => {
-    if (/[\r\n\0]/.test(param)) {
+  for (let i = 0; i < params.length; i++) {
+    const param = params[i];
+    if (BREAK_OR_NUL.test(param)) {
       throw new IrcLineError("bad_param", "a parameter may not hold CR, LF or NUL");
     }
     const last = i === params.length - 1;
@@ -242,9 +247,11 @@ export function formatIrcMessage(message: OutgoingIrcMessage): string {
       throw new IrcLineError("bad_param", `middle parameter "${param}" needs a colon`);
     }
     line += plain ? ` ${param}` : ` :${param}`;
-  });
+  }
   return line;
 }
+
+const BREAK_OR_NUL = /[\r\n\0]/;
 
 /**
  * Serializes a message as {@linkcode formatIrcMessage} does, its last parameter cut (at a
@@ -405,8 +412,13 @@ export class IrcLineSplitter {
     for (; i < chunk.length; i++) {
       const byte = chunk[i];
       if (byte !== 0x0a && byte !== 0x0d) continue;
-      this.#append(chunk.subarray(start, i), out);
-      this.#finish(out);
+      if (this.#fill === 0 && !this.#skipping && i - start <= this.#maxBytes) {
+        // A whole line in the chunk (most are): decoded where it lies, not copied first.
+        if (i > start) this.#emit(chunk.subarray(start, i), out);
+      } else {
+        this.#append(chunk.subarray(start, i), out);
+        this.#finish(out);
+      }
       if (byte === 0x0d) {
         if (i + 1 < chunk.length) {
           if (chunk[i + 1] === 0x0a) i++;
@@ -414,7 +426,7 @@ export class IrcLineSplitter {
       }
       start = i + 1;
     }
-    this.#append(chunk.subarray(start), out);
+    if (start < chunk.length) this.#append(chunk.subarray(start), out);
     return out;
   }
 
@@ -449,6 +461,11 @@ export class IrcLineSplitter {
     if (this.#fill === 0) return;
     const bytes = this.#buffer.subarray(0, this.#fill);
     this.#fill = 0;
+    this.#emit(bytes, out);
+  }
+
+  /** A line's bytes (without its end) as a line, or a line error. */
+  #emit(bytes: Uint8Array, out: SplitLine[]): void {
     try {
       out.push({ ok: true, line: decoder.decode(bytes) });
     } catch {

@@ -79,7 +79,7 @@ export interface IrcCommandSpec {
   /** Counts as activity for the idle timeout. Default true. */
   activity?: boolean;
   /** Handles the command; may throw a {@linkcode CommandError}, turned into a numeric. */
-  run(client: IrcClient, message: IrcMessage): void | Promise<void>;
+  run(client: IrcClient, message: IrcMessage): void | Promise<unknown>;
 }
 
 /**
@@ -186,25 +186,41 @@ export async function joinRoom(client: IrcClient, room: string): Promise<void> {
   sendJoined(client, reply);
 }
 
-async function sendText(
+/**
+ * Sends a text to a channel or a nick. Not an async function: a message to a channel is
+ * appended synchronously (pipelined ones keep their order) and waits for its commit
+ * holding the store's promise alone, no suspended function per message.
+ */
+function sendText(
   client: IrcClient,
   command: "PRIVMSG" | "NOTICE",
   target: string,
   text: string,
-): Promise<void> {
+): Promise<unknown> {
   const ctx = chat(client);
   const id = client.newId();
-  if (target.startsWith("#")) {
-    const room = roomOfChannel(target);
-    if (room === null) throw new CommandError("unknown_room", `no such channel ${target}`);
-    const { msg } = await commands.say.run(ctx, { type: "say", id, room, text });
-    if (client.caps.has("echo-message")) {
-      client.sendLines(
-        textLines(command, userSource(client.nick), target, text, messageTags(client, msg)),
-      );
-    }
-    return;
+  if (!target.startsWith("#")) return sendDirectText(client, ctx, command, target, text, id);
+  const room = roomOfChannel(target);
+  if (room === null) {
+    return Promise.reject(new CommandError("unknown_room", `no such channel ${target}`));
   }
+  const said = commands.say.run(ctx, { type: "say", id, room, text });
+  if (!client.caps.has("echo-message")) return said;
+  return said.then(({ msg }) =>
+    client.sendLines(
+      textLines(command, userSource(client.nick), target, text, messageTags(client, msg)),
+    )
+  );
+}
+
+async function sendDirectText(
+  client: IrcClient,
+  ctx: CommandContext,
+  command: "PRIVMSG" | "NOTICE",
+  target: string,
+  text: string,
+  id: string,
+): Promise<void> {
   const { msg } = await commands.dm.run(ctx, { type: "dm", id, to: target, text });
   if (client.caps.has("echo-message")) {
     client.sendLines(
@@ -216,12 +232,35 @@ async function sendText(
   if (command === "PRIVMSG" && away !== null) client.reply("301", msg.to, away);
 }
 
+/**
+ * A text command's error as IRC tells it: a NOTICE never gets one back (RFC 2812 §3.3.2),
+ * a PRIVMSG the numeric of the chat error; anything else goes on (an internal error).
+ */
+function textFailed(
+  client: IrcClient,
+  command: "PRIVMSG" | "NOTICE",
+  target: string,
+  err: unknown,
+): void {
+  if (!(err instanceof CommandError)) throw err;
+  if (command === "NOTICE") return;
+  if (err.code === "unknown_user") {
+    client.reply("401", target, "No such nick");
+    return;
+  }
+  if (err.code === "not_member" || err.code === "blocked" || err.code === "bad_text") {
+    client.reply(target.startsWith("#") ? "404" : "401", target, err.message);
+    return;
+  }
+  throw err;
+}
+
 /** PRIVMSG and NOTICE: the same, but a NOTICE never gets an error back (RFC 2812 §3.3.2). */
 function textCommand(command: "PRIVMSG" | "NOTICE"): IrcCommandSpec {
   return {
     minParams: 0,
     message: true,
-    async run(client, { params }) {
+    run(client, { params }) {
       const quiet = command === "NOTICE";
       if (params.length === 0 || params[0] === "") {
         if (!quiet) client.reply("411", `No recipient given (${command})`);
@@ -231,29 +270,18 @@ function textCommand(command: "PRIVMSG" | "NOTICE"): IrcCommandSpec {
         if (!quiet) client.reply("412", "No text to send");
         return;
       }
-      const targets = params[0].split(",");
-      if (targets.length > 1) {
-        if (!quiet) client.reply("407", params[0], "Too many targets: one at a time");
+      const target = params[0];
+      if (target.includes(",")) {
+        if (!quiet) client.reply("407", target, "Too many targets: one at a time");
         return;
       }
-      const target = targets[0];
+      let sent: Promise<unknown>;
       try {
-        await sendText(client, command, target, params[1]);
+        sent = sendText(client, command, target, params[1]);
       } catch (err) {
-        if (quiet || !(err instanceof CommandError)) {
-          if (err instanceof CommandError) return;
-          throw err;
-        }
-        if (err.code === "unknown_user") {
-          client.reply("401", target, "No such nick");
-          return;
-        }
-        if (err.code === "not_member" || err.code === "blocked" || err.code === "bad_text") {
-          client.reply(target.startsWith("#") ? "404" : "401", target, err.message);
-          return;
-        }
-        throw err;
+        sent = Promise.reject(err);
       }
+      return sent.then(undefined, (err: unknown) => textFailed(client, command, target, err));
     },
   };
 }

@@ -21,7 +21,6 @@ import {
   utf8Length,
 } from "../protocol/irc_line.ts";
 import type { NoticeCode } from "../protocol/replies.ts";
-import { newRequestId } from "../protocol/request_id.ts";
 import type { OutboundProgress } from "../transport/buffer_pool.ts";
 import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
@@ -37,11 +36,18 @@ import { InFlight } from "./in_flight.ts";
 import { IrcNumericError } from "./irc_errors.ts";
 import { labeledLines, MAX_LABEL_BYTES } from "./irc_labels.ts";
 import { isupportGroups } from "./irc_isupport.ts";
+import { newIrcRequestId } from "./irc_request_id.ts";
 import { newSaslState, type SaslState } from "./irc_sasl.ts";
 import { IRC_SERVER_NAME, newBatchId, oneLine, serverNotice } from "./irc_events.ts";
 import { wholeMs } from "./whole_ms.ts";
 
 const log = getLogger(["chat", "server", "irc"]);
+
+/** Whether a message has no tags (no array made to count them). */
+function hasNoTags(tags: Record<string, string>): boolean {
+  for (const _ in tags) return false;
+  return true;
+}
 
 /** Login failures that end the registration (the client cannot fix them with another NICK). */
 const PASSWORD_FAILURES = new Set(["bad_password", "wrong_password", "locked", "no_account"]);
@@ -229,7 +235,7 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   /** A request id in time order (a PRIVMSG's is its message's client id: see request_id.ts). */
   newId(): string {
-    return `irc-${newRequestId()}`;
+    return newIrcRequestId();
   }
 
   /**
@@ -374,22 +380,59 @@ export class IrcConnection implements SessionPort, IrcClient {
     }
     if (registered && spec.activity !== false) this.#session!.lastCommandAt = wholeMs(now);
     if (registered && spec.message) this.hub.metrics.counters.messagesIn++;
-    // Called at once (an async function runs synchronously up to its first await), so a
-    // channel message is appended before the next line is read; a throw is a rejection.
-    const done = (async () => await spec.run(this, message!))().then(
-      () => this.#flood.succeeded(),
-      (err: unknown) => {
-        this.#replyError(command, err);
-        this.#failed();
-      },
-    );
+    // Called at once, so a channel message is appended before the next line is read; a
+    // throw is a rejection.
+    let result: void | Promise<unknown>;
+    try {
+      result = spec.run(this, message!);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
     const pipelined = spec.message === true && message!.params[0]?.startsWith("#") === true &&
-      Object.keys(message!.tags).length === 0;
-    if (!pipelined) return done;
+      hasNoTags(message!.tags);
+    if (!pipelined) {
+      return Promise.resolve(result).then(
+        () => this.#flood.succeeded(),
+        (err: unknown) => this.#commandFailed(command, err),
+      );
+    }
+    // Counted until settled, by its own reaction: one reaction per message, no closure.
     const inFlight = this.#inFlight ??= new InFlight();
-    inFlight.track(done);
+    inFlight.begin();
+    Promise.resolve(result).then(this.#messageDoneOnce(), this.#messageFailedOf(command));
     if (inFlight.size >= MAX_IN_FLIGHT) return inFlight.atMost(MAX_IN_FLIGHT - 1);
     return undefined;
+  }
+
+  /** A command failed: its error as a numeric, counted against the client. */
+  #commandFailed(command: string, err: unknown): void {
+    this.#replyError(command, err);
+    this.#failed();
+  }
+
+  /** A pipelined message's reaction when done; made once, on the first (an idle client has none). */
+  #messageDone: (() => void) | null = null;
+  /** Per command of the pipelined messages (PRIVMSG, NOTICE): its failure's reaction. */
+  #messageFailed: Map<string, (err: unknown) => void> | null = null;
+
+  #messageDoneOnce(): () => void {
+    return this.#messageDone ??= () => {
+      this.#flood.succeeded();
+      this.#inFlight!.settled();
+    };
+  }
+
+  #messageFailedOf(command: string): (err: unknown) => void {
+    const byCommand = this.#messageFailed ??= new Map();
+    let failed = byCommand.get(command);
+    if (failed === undefined) {
+      failed = (err: unknown) => {
+        this.#commandFailed(command, err);
+        this.#inFlight!.settled();
+      };
+      byCommand.set(command, failed);
+    }
+    return failed;
   }
 
   #replyError(command: string, err: unknown): void {

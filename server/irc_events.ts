@@ -122,12 +122,21 @@ export function textLines(
   text: string,
   tags: Record<string, string> = {},
 ): string[] {
-  const head = `:${source} ${command} ${target} :`;
-  const budget = MAX_LINE_BYTES - 2 - utf8Length(head);
-  return splitUtf8Lines(text.replace(/\0/g, ""), Math.max(16, budget)).map((piece) =>
+  // The line's head, `:source COMMAND target :`, and its CR LF take the rest.
+  const head = utf8Length(source) + command.length + utf8Length(target) + 5;
+  const budget = Math.max(16, MAX_LINE_BYTES - 2 - head);
+  // One line as it is (most texts): no pieces made to split it.
+  if (!BREAK_OR_NUL.test(text) && utf8Length(text) <= budget) {
+    return text.trim() === ""
+      ? []
+      : [formatIrcMessage({ tags, source, command, params: [target, text] })];
+  }
+  return splitUtf8Lines(text.replace(/\0/g, ""), budget).map((piece) =>
     formatIrcMessage({ tags, source, command, params: [target, piece] })
   );
 }
+
+const BREAK_OR_NUL = /[\r\n\0]/;
 
 /** A notice from the server to the client. */
 export function serverNotice(view: IrcView, text: string): string[] {

@@ -131,3 +131,77 @@ Deno.test("IrcFanoutCache: a batch's frames are decoded once though its senders 
   }
   assert.equal(cache.decodes - decodesBefore, 3, "each frame decoded once");
 });
+
+Deno.test("IrcFanoutCache: a batch handed to its senders' views first is decoded once and formatted once per capability set", () => {
+  // A room's senders are among its first members: the broker hands them their views (the
+  // runs of the batch their own messages leave) before the whole batch reaches the others.
+  const cache = new IrcFanoutCache();
+  const fail = (err: unknown) => assert.fail(String(err));
+  const senders = ["alice", "bob", "carol", "dave"];
+  const events = Array.from({ length: 16 }, (_, i) => ({
+    type: "msg",
+    id: i + 1,
+    room: "rust",
+    from: senders[Math.floor(i / 4)],
+    text: `text ${i}`,
+    ts: 1000,
+  })) as ServerMessage[];
+  const frames = events.map((e) => encodeFrame(e));
+  const bytes = concatBytes(frames);
+  const ends = frames.map((_, i) => frames.slice(0, i + 1).reduce((n, f) => n + f.length, 0));
+  const at = (i: number) => i === 0 ? 0 : ends[i - 1];
+  const plain = new Set<string>();
+  const tagged = new Set(["server-time", "message-tags"]);
+  const expect = (caps: Set<string>, from: number, to: number) =>
+    events.slice(from, to).flatMap((e) => eventLines({ nick: "x", caps }, e)).join("\r\n") +
+    "\r\n";
+  const decodesBefore = cache.decodes;
+  const formatsBefore = cache.formats;
+  for (const caps of [plain, tagged]) {
+    for (let s = 0; s < senders.length; s++) {
+      const view: IrcView = { nick: senders[s], caps };
+      // The runs before and after the sender's own four messages.
+      if (s > 0) {
+        assert.equal(
+          text(cache.bytesFor(bytes.subarray(0, at(4 * s)), view, fail)),
+          expect(caps, 0, 4 * s),
+        );
+      }
+      if (s < senders.length - 1) {
+        assert.equal(
+          text(cache.bytesFor(bytes.subarray(at(4 * s + 4)), view, fail)),
+          expect(caps, 4 * s + 4, 16),
+        );
+      }
+    }
+    for (const nick of ["erin", "frank"]) {
+      assert.equal(text(cache.bytesFor(bytes, { nick, caps }, fail)), expect(caps, 0, 16));
+    }
+  }
+  assert.equal(cache.decodes - decodesBefore, 16, "each frame decoded once");
+  assert.equal(cache.formats - formatsBefore, 32, "each event formatted once per capability set");
+});
+
+Deno.test("IrcFanoutCache: a batch's lines are written once into bytes that the runs handed out are views of", () => {
+  // No strings kept for a job's end: what a scavenge in mid-job would copy and promote.
+  const cache = new IrcFanoutCache();
+  const fail = (err: unknown) => assert.fail(String(err));
+  const events = Array.from({ length: 8 }, (_, i) => ({
+    type: "msg",
+    id: i + 1,
+    room: "rust",
+    from: i < 4 ? "alice" : "bob",
+    text: `text ${i}`,
+    ts: 1000,
+  })) as ServerMessage[];
+  const frames = events.map((e) => encodeFrame(e));
+  const bytes = concatBytes(frames);
+  const half = frames.slice(0, 4).reduce((n, f) => n + f.length, 0);
+  const plain: IrcView = { nick: "carol", caps: new Set() };
+  const whole = cache.bytesFor(bytes, plain, fail)!;
+  const bobs = cache.bytesFor(bytes.subarray(half), { nick: "alice", caps: new Set() }, fail)!;
+  const alices = cache.bytesFor(bytes.subarray(0, half), { nick: "bob", caps: new Set() }, fail)!;
+  assert.equal(`${text(alices)}${text(bobs)}`, text(whole));
+  assert.equal(bobs.buffer, whole.buffer, "bob's messages: a view of the batch's bytes");
+  assert.equal(alices.buffer, whole.buffer, "alice's messages: a view of the batch's bytes");
+});
