@@ -215,73 +215,6 @@ async function peerReceive(path: string): Promise<null> {
   return null;
 }
 
-/**
- * `peer-receive` with the records opened on another thread (`file_ceiling_worker.ts`):
- * the main thread reads record n + 1 from the socket while record n is opened, then
- * writes record n to the file. Ciphertexts and plaintexts in shared memory, two of each.
- */
-/** A record being opened by the worker: its slot, plaintext length and reply. */
-interface Opening {
-  slot: number;
-  split: number;
-  done: Promise<void>;
-}
-
-async function peerReceiveWorker(path: string): Promise<null> {
-  const worker = new Worker(new URL("./file_ceiling_worker.ts", import.meta.url), {
-    type: "module",
-  });
-  const shared = (n: number) => [new SharedArrayBuffer(n), new SharedArrayBuffer(n)];
-  const ciphertextBuffers = shared(RECORD + 16);
-  const plaintextBuffers = shared(RECORD);
-  worker.postMessage({ init: { ciphertexts: ciphertextBuffers, plaintexts: plaintextBuffers } });
-  const ciphertexts = ciphertextBuffers.map((b) => new Uint8Array(b));
-  const plaintexts = plaintextBuffers.map((b) => new Uint8Array(b));
-  let reply: PromiseWithResolvers<void> | null = null;
-  worker.onmessage = (event: MessageEvent) => {
-    const data = event.data as { ok: boolean; error?: string };
-    if (data.ok) reply?.resolve();
-    else reply?.reject(new Error(data.error));
-  };
-  const conn = await acceptOne();
-  using file = await SyncedFile.create(path);
-  const prefix = new Uint8Array(4);
-  let counter = 0;
-  /** The record being opened: its slot and plaintext length. */
-  let opening = null as Opening | null;
-  try {
-    while (true) {
-      const slot = counter % 2;
-      const ended = await readFull(conn, prefix) < 4;
-      let next: Opening | null = null;
-      if (!ended) {
-        const length = new DataView(prefix.buffer).getUint32(0);
-        if (
-          length < 16 || length > RECORD + 16 ||
-          await readFull(conn, ciphertexts[slot].subarray(0, length)) < length
-        ) {
-          throw new Error("a record was cut short");
-        }
-        // The one before is opened by now or soon: wait for it before asking again.
-        if (opening !== null) await opening.done;
-        reply = Promise.withResolvers<void>();
-        worker.postMessage({ slot, length, counter: counter++ });
-        next = { slot, split: length - 16, done: reply.promise };
-      } else if (opening !== null) {
-        await opening.done;
-      }
-      if (opening !== null) file.write(plaintexts[opening.slot].subarray(0, opening.split));
-      opening = next;
-      if (ended) break;
-    }
-  } finally {
-    worker.terminate();
-  }
-  await file.finish();
-  conn.close();
-  return null;
-}
-
 async function peerSend(port: number, path: string): Promise<null> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   console.log(JSON.stringify({ ready: true, port }));
@@ -326,7 +259,6 @@ if (import.meta.main) {
     else if (mode === "relay-hop" && a && b) sha256 = await relayHop(a, port(b));
     else if (mode === "relay-send" && a && b) sha256 = await relaySend(port(a), b);
     else if (mode === "peer-receive" && a) sha256 = await peerReceive(a);
-    else if (mode === "peer-receive-worker" && a) sha256 = await peerReceiveWorker(a);
     else if (mode === "peer-send" && a && b) sha256 = await peerSend(port(a), b);
     else {
       throw new Error(

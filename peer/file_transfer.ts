@@ -85,18 +85,13 @@ export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
 export const ACK_BYTES: number = 2 * 1024 * 1024;
 
 /**
- * What file transfers need of a peer session (`recycleFileData`, `encodeFileData`,
- * `sendEncodedFileData` and `prepareFileData` are optional: without them data goes
- * through `sendFileMessage`; `whenQueuedBelow` paces the sender on the connection).
+ * What file transfers need of a peer session (`recycleFileData`, `encodeFileData` and
+ * `sendEncodedFileData` are optional: without them data goes through `sendFileMessage`;
+ * `whenQueuedBelow` paces the sender on the connection).
  */
 export type PeerFileSession =
   & Pick<PeerSession, "sendFileMessage" | "remoteNick" | "closed" | "whenQueuedBelow">
-  & Partial<
-    Pick<
-      PeerSession,
-      "recycleFileData" | "encodeFileData" | "sendEncodedFileData" | "prepareFileData"
-    >
-  >;
+  & Partial<Pick<PeerSession, "recycleFileData" | "encodeFileData" | "sendEncodedFileData">>;
 
 /** Options of {@linkcode PeerFileTransfers}. */
 export interface PeerFileTransfersOptions {
@@ -632,8 +627,6 @@ export class PeerFileTransfers {
     };
     this.#offers.set(message.fid, offer);
     this.#offerKeys.set(message.fid, message.key);
-    // The chunks may come soon: the thread that decrypts them starts now.
-    this.#session.prepareFileData?.();
     this.#events.emit(offer);
     if (auto) this.accept(message.fid, this.#options.acceptDir!).catch(() => {});
   }

@@ -9,14 +9,13 @@ import { getLogger } from "@logtape/logtape";
 import { ProtocolError } from "../protocol/errors.ts";
 import { textProblem } from "../protocol/names.ts";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
-import { SentBufferPool } from "../transport/buffer_pool.ts";
+import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { FramedConnection } from "../transport/framed_connection.ts";
 import { ConnectionClosedError } from "../transport/errors.ts";
 import { findPeerError, PeerError } from "./errors.ts";
 import type { PeerRole } from "./handshake.ts";
 import { parsePeerMessage, type PeerFileMessage, type PeerText } from "./messages.ts";
 import type { SecureChannel } from "./secure_channel.ts";
-import { SharedPayloadPool } from "./shared_payload_pool.ts";
 
 const log = getLogger(["chat", "peer"]);
 
@@ -106,17 +105,13 @@ export interface PeerSessionInit {
  */
 export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   readonly #conn: FramedConnection;
-  readonly #channel: SecureChannel;
   readonly #role: PeerRole;
   readonly #localNick: string;
   readonly #remoteNick: string;
   readonly #sas: string;
   readonly #remoteAddr: Deno.Addr | undefined;
-  /**
-   * Buffers for file data frames, handed back once their bytes are written; shared
-   * memory, which the channel's opening thread decrypts file chunks into.
-   */
-  readonly #payloads = new SharedPayloadPool(FILE_DATA_PAYLOAD_BYTES, 4);
+  /** Buffers for file data frames, handed back once their bytes are written. */
+  readonly #payloads = new BufferPool(FILE_DATA_PAYLOAD_BYTES, 4);
   /** Buffers for outgoing file data frames, taken again once the frame is written. */
   readonly #outgoingFrames: SentBufferPool;
   #iterated = false;
@@ -139,7 +134,6 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
     this.#remoteNick = init.remoteNick;
     this.#sas = init.sas;
     this.#remoteAddr = init.remoteAddr;
-    this.#channel = init.channel;
   }
 
   /** The short authentication string; both sides must show the same one. */
@@ -258,16 +252,6 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
     if (frame.byteOffset === 0 && frame.buffer.byteLength === 4 + FILE_DATA_PAYLOAD_BYTES) {
       this.#outgoingFrames.queued(new Uint8Array(frame.buffer));
     }
-  }
-
-  /**
-   * Gets ready to receive a file: starts the thread that decrypts file chunks (see
-   * `SecureChannel.startOpener`), which takes tens of milliseconds, so that it is
-   * running by the time the chunks come. Sessions that never receive a file never start
-   * it.
-   */
-  prepareFileData(): void {
-    this.#channel.startOpener();
   }
 
   /**
