@@ -51,10 +51,10 @@ const CIPHER = "chacha20-poly1305";
  * cheapest: every 1 MiB output was fresh memory, faulted in page by page.)
  */
 const CRYPTO_SLICE_BYTES = 64 * 1024;
-/** Records up to this size are laid out in a buffer of their own, not the kept ones. */
+/** Records up to this size are laid out in a buffer of their own, not the kept one. */
 const SMALL_RECORD_BYTES = 64 * 1024;
 /**
- * Room before a large record in its kept buffer: a small record sealed just before it
+ * Room before a large record in the kept buffer: a small record sealed just before it
  * (a file chunk's frame header) is copied there and both go out in one write.
  */
 const SMALL_RECORD_ROOM = 4 + SMALL_RECORD_BYTES + TAG_BYTES;
@@ -138,15 +138,10 @@ export class SecureChannel implements ByteChannel {
   /** Where a large record is decrypted (its plaintext is read from there). */
   #plaintext: Uint8Array | null = null;
   /**
-   * Where large records are sealed and written from, after room for a small record that
-   * goes out with each: two, used in turn, so that the next record is sealed while one
-   * is written.
+   * Where a large record is sealed and written from, after room for a small record that
+   * goes out with it.
    */
-  readonly #sealed: Uint8Array[] = [];
-  /** Which of {@linkcode #sealed} the next large record is sealed into. */
-  #nextSealed = 0;
-  /** Records sealed while the write of the one before was under way. */
-  #recordsSealedAhead = 0;
+  #sealed: Uint8Array | null = null;
 
   private constructor(
     transport: ByteChannel,
@@ -203,14 +198,6 @@ export class SecureChannel implements ByteChannel {
   /** Records sent so far (the next send counter). */
   get recordsSent(): bigint {
     return this.#sendCounter;
-  }
-
-  /**
-   * Records sealed while the record before them was being written (the two overlap when
-   * one write carries several large records, as a file sender's does).
-   */
-  get recordsSealedAhead(): number {
-    return this.#recordsSealedAhead;
   }
 
   /** Records received and authenticated so far (the next receive counter). */
@@ -404,13 +391,10 @@ export class SecureChannel implements ByteChannel {
   }
 
   /**
-   * Seals `pieces` into records one after another and writes them in order; a large
-   * record is sealed while the one before it is written (two buffers, used in turn), so
-   * that the transport always has the next record ready when it takes the last (with
-   * one buffer the sender stood idle while the socket was full, then the socket while it
-   * sealed). Memory stays bounded by two records whatever the write's size; the pieces
-   * are sealed synchronously, so the caller may reuse them once this resolves. A piece
-   * of {@linkcode OWN_RECORD_BYTES} or more gets records of its own; the pieces between
+   * Seals `pieces` into records one after another, each written (its pieces sealed
+   * synchronously, so the caller may reuse them once this resolves) before the next is
+   * sealed: memory stays bounded by one record whatever the write's size. A piece of
+   * {@linkcode OWN_RECORD_BYTES} or more gets records of its own; the pieces between
    * such ones share records.
    */
   async #writeStream(pieces: Uint8Array[]): Promise<void> {
@@ -418,86 +402,68 @@ export class SecureChannel implements ByteChannel {
     let at = 0;
     /** A small record sealed and not yet written. */
     let pending: Uint8Array | null = null;
-    /** The write of the last large record, under way. */
-    let writing: Promise<void> | null = null;
-    try {
-      while (index < pieces.length) {
-        if (pieces[index].length === 0) {
-          index++;
-          continue;
-        }
-        if (this.#sendCounter >= this.#maxRecords) throw this.#limitError();
-        // A large piece (the rest of it) alone, else the small pieces up to the next large
-        // one, as far as a record takes them.
-        let length = 0;
-        let end = index;
-        if (pieces[index].length >= OWN_RECORD_BYTES) {
-          length = Math.min(pieces[index].length - at, MAX_RECORD_PLAINTEXT);
-        } else {
-          while (
-            end < pieces.length && pieces[end].length < OWN_RECORD_BYTES &&
-            length + pieces[end].length - (end === index ? at : 0) <= MAX_RECORD_PLAINTEXT
-          ) {
-            length += pieces[end].length - (end === index ? at : 0);
-            end++;
-          }
-        }
-        if (writing !== null && length > SMALL_RECORD_BYTES) this.#recordsSealedAhead++;
-        let record = this.#seal(pieces, index, at, length);
-        // Where the record ended in the pieces.
-        for (let need = length; need > 0;) {
-          const take = Math.min(need, pieces[index].length - at);
-          at += take;
-          need -= take;
-          if (at === pieces[index].length) {
-            index++;
-            at = 0;
-          }
-        }
-        if (length <= SMALL_RECORD_BYTES) {
-          // Held back a moment: a large record after it takes it along in its write.
-          if (pending !== null) {
-            await writing;
-            writing = null;
-            await this.#writeAll(pending);
-          }
-          pending = record;
-          continue;
-        }
-        if (pending !== null) {
-          const start = SMALL_RECORD_ROOM - pending.length;
-          const kept = new Uint8Array(record.buffer, 0, SMALL_RECORD_ROOM + record.length);
-          kept.set(pending, start);
-          record = kept.subarray(start);
-          pending = null;
-        }
-        // In order: this record goes out once the one before is written (whose buffer
-        // the record after this one is sealed into).
-        await writing;
-        writing = this.#writeAll(record);
+    while (index < pieces.length) {
+      if (pieces[index].length === 0) {
+        index++;
+        continue;
       }
-      await writing;
-      writing = null;
-      if (pending !== null) await this.#writeAll(pending);
-    } catch (err) {
-      // A write under way settles before the failure is reported (nothing unhandled).
-      await writing?.catch(() => {});
-      throw err;
+      if (this.#sendCounter >= this.#maxRecords) throw this.#limitError();
+      // A large piece (the rest of it) alone, else the small pieces up to the next large
+      // one, as far as a record takes them.
+      let length = 0;
+      let end = index;
+      if (pieces[index].length >= OWN_RECORD_BYTES) {
+        length = Math.min(pieces[index].length - at, MAX_RECORD_PLAINTEXT);
+      } else {
+        while (
+          end < pieces.length && pieces[end].length < OWN_RECORD_BYTES &&
+          length + pieces[end].length - (end === index ? at : 0) <= MAX_RECORD_PLAINTEXT
+        ) {
+          length += pieces[end].length - (end === index ? at : 0);
+          end++;
+        }
+      }
+      let record = this.#seal(pieces, index, at, length);
+      // Where the record ended in the pieces.
+      for (let need = length; need > 0;) {
+        const take = Math.min(need, pieces[index].length - at);
+        at += take;
+        need -= take;
+        if (at === pieces[index].length) {
+          index++;
+          at = 0;
+        }
+      }
+      if (length <= SMALL_RECORD_BYTES) {
+        // Held back a moment: a large record after it takes it along in its write.
+        if (pending !== null) await this.#writeAll(pending);
+        pending = record;
+        continue;
+      }
+      if (pending !== null) {
+        const start = SMALL_RECORD_ROOM - pending.length;
+        const kept = new Uint8Array(record.buffer, 0, SMALL_RECORD_ROOM + record.length);
+        kept.set(pending, start);
+        record = kept.subarray(start);
+        pending = null;
+      }
+      await this.#writeAll(record);
     }
+    if (pending !== null) await this.#writeAll(pending);
   }
 
   /**
    * Seals the record of the `length` bytes of `pieces` from `pieces[index]` at `at` (the
    * send counter's next number), {@linkcode CRYPTO_SLICE_BYTES} at a time, and lays it out
-   * whole: length prefix, ciphertext, tag. A large record is laid out in the next of the
-   * two buffers kept for them: its write must be over before the record after the next
-   * is sealed.
+   * whole: length prefix, ciphertext, tag. A large record is laid out in the buffer kept
+   * for them: write it before sealing the next.
    */
   #seal(pieces: Uint8Array[], index: number, at: number, length: number): Uint8Array {
     const counter = this.#sendCounter++;
     const total = 4 + length + TAG_BYTES;
     const record = length > SMALL_RECORD_BYTES
-      ? this.#sealedBuffer().subarray(SMALL_RECORD_ROOM, SMALL_RECORD_ROOM + total)
+      ? (this.#sealed ??= new Uint8Array(SMALL_RECORD_ROOM + 4 + MAX_RECORD_CIPHERTEXT))
+        .subarray(SMALL_RECORD_ROOM, SMALL_RECORD_ROOM + total)
       : new Uint8Array(total);
     new DataView(record.buffer, record.byteOffset, 4).setUint32(0, length + TAG_BYTES);
     const prefix = record.subarray(0, 4);
@@ -525,13 +491,6 @@ export class SecureChannel implements ByteChannel {
     cipher.final();
     record.set(cipher.getAuthTag(), out);
     return record;
-  }
-
-  /** The next of the two buffers large records are sealed into, in turn. */
-  #sealedBuffer(): Uint8Array {
-    const which = this.#nextSealed;
-    this.#nextSealed ^= 1;
-    return this.#sealed[which] ??= new Uint8Array(SMALL_RECORD_ROOM + 4 + MAX_RECORD_CIPHERTEXT);
   }
 
   #limitError(): PeerError {

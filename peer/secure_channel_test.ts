@@ -271,47 +271,6 @@ Deno.test("writeMany seals pieces as one stream: large pieces in records of thei
   assert.deepEqual(got, wireOf(pieces));
 });
 
-Deno.test("a large record is sealed while the one before it is written, and records still go out in order", async () => {
-  // A transport that holds every write until the test lets it finish.
-  const held: { bytes: Uint8Array; finish: () => void }[] = [];
-  let started = Promise.withResolvers<void>();
-  const slow: ByteChannel = {
-    read: () => Promise.resolve(null),
-    write: (p) =>
-      new Promise<number>((resolve) => {
-        held.push({ bytes: p.slice(), finish: () => resolve(p.length) });
-        started.resolve();
-      }),
-    close: () => {},
-  };
-  const [k1, k2] = keys();
-  const key = copy(k1);
-  const sender = SecureChannel.create(slow, k1, k2);
-  const chunk = MAX_RECORD_PLAINTEXT - 512;
-  const pieces = [0, 1, 2].map((n) => new Uint8Array(chunk).map((_, i) => (i * 7 + n) & 0xff));
-  const done = sender.writeMany(pieces);
-  for (let n = 1; n <= 3; n++) {
-    await started.promise;
-    started = Promise.withResolvers<void>();
-    await Promise.resolve(); // the sender's turn after its write started
-    assert.equal(held.length, n, "one write at a time, each after the one before is over");
-    // While write n is under way, record n + 1 is already sealed (none after the last).
-    assert.equal(sender.recordsSent, BigInt(Math.min(n + 1, 3)));
-    held[n - 1].finish();
-  }
-  await done;
-  assert.equal(sender.recordsSealedAhead, 2);
-  const [a, b] = memoryChannelPair();
-  await a.write(wireOf(held.map((w) => w.bytes)));
-  a.close();
-  const receiver = SecureChannel.create(b, direction(), key);
-  const got: Uint8Array[] = [];
-  for (let r = await receiver.readRecord(); r !== null; r = await receiver.readRecord()) {
-    got.push(r);
-  }
-  assert.deepEqual(got, pieces);
-});
-
 Deno.test("a flipped ciphertext byte fails with decrypt_failed and yields nothing", async () => {
   const { records, receive } = await sealed(["one", "two"]);
   for (const index of [4, 6, records[0].length - 1]) {
