@@ -40,7 +40,6 @@ import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
 import { BACKGROUND_SYNC_BYTES } from "../transport/background_sync.ts";
 import { readFull, writeFull } from "../transport/file_io.ts";
 import { MAX_FILE_FRAME_BYTES } from "../protocol/messages.ts";
-import { ByteReader } from "../peer/byte_reader.ts";
 
 /** Bytes per piece of the store-and-forward pipeline (the relay's chunk size). */
 const PIECE = MAX_FILE_FRAME_BYTES;
@@ -187,21 +186,16 @@ function nonce(counter: number): Uint8Array {
 async function peerReceive(path: string): Promise<null> {
   const conn = await acceptOne();
   using file = await SyncedFile.create(path);
-  // Records read as the session reads them (`peer/byte_reader.ts`): a 64 KiB buffer for
-  // the length and what follows it, the rest of a large record straight into its place.
-  // (Exact reads, a 4-byte read per length then the record, cost this receiver about
-  // half as much CPU again as the session's: it was no ceiling.)
-  const reader = new ByteReader(conn);
   const prefix = new Uint8Array(4);
   const ciphertext = new Uint8Array(RECORD + 16);
   const plaintext = new Uint8Array(RECORD);
   let counter = 0;
   while (true) {
-    if (await reader.readExact(4, prefix) === null) break;
+    if (await readFull(conn, prefix) < 4) break;
     const length = new DataView(prefix.buffer).getUint32(0);
     if (
       length < 16 || length > ciphertext.length ||
-      await reader.readExact(length, ciphertext) === null
+      await readFull(conn, ciphertext.subarray(0, length)) < length
     ) {
       throw new Error("a record was cut short");
     }
