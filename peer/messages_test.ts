@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { PeerError } from "./errors.ts";
-import { parseHandshakeMessage, parsePeerMessage } from "./messages.ts";
+import {
+  parseHandshakeMessage,
+  parsePeerMessage,
+  peerSchemas,
+  schemaValidations,
+} from "./messages.ts";
 
 const KEY = "A".repeat(43);
 
@@ -55,4 +60,45 @@ Deno.test("parseHandshakeMessage checks hello fields", () => {
   assert.equal(code(() => parseHandshakeMessage({ ...hello, role: "boss" })), "handshake_failed");
   assert.equal(code(() => parseHandshakeMessage({ ...hello, key: KEY + "=" })), "handshake_failed");
   assert.equal(code(() => parseHandshakeMessage({ type: "peer_text" })), "handshake_failed");
+});
+
+Deno.test("file chunk headers (data, ack) are checked without a schema, exactly as their schemas check them", () => {
+  const valid = (type: string) => [
+    { type, fid: 1, offset: 0 },
+    { type, fid: 7, offset: 1048064 },
+    { type, fid: Number.MAX_SAFE_INTEGER, offset: Number.MAX_SAFE_INTEGER },
+    { type, fid: 2, offset: 5, extra: "dropped", nested: { a: 1 } },
+  ];
+  const invalid = (type: string) => [
+    { type, fid: 0, offset: 0 },
+    { type, fid: -1, offset: 0 },
+    { type, fid: 1.5, offset: 0 },
+    { type, fid: "1", offset: 0 },
+    { type, fid: 1 },
+    { type, offset: 0 },
+    { type, fid: 1, offset: -1 },
+    { type, fid: 1, offset: 0.5 },
+    { type, fid: 1, offset: null },
+    { type, fid: 1, offset: 2 ** 53 },
+    { type, fid: 2 ** 53, offset: 0 },
+    { type, fid: 1, offset: Number.NaN },
+    { type, fid: 1, offset: Infinity },
+  ];
+  for (const type of ["peer_file_data", "peer_file_ack"] as const) {
+    const schema = peerSchemas[type];
+    const before = schemaValidations();
+    for (const header of valid(type)) {
+      assert.deepEqual(parsePeerMessage(header), schema.parse(header), JSON.stringify(header));
+    }
+    // The schema.parse calls above are the test's own, not parsePeerMessage's.
+    assert.equal(schemaValidations(), before, "no schema validation for a valid chunk header");
+    for (const header of invalid(type)) {
+      assert.equal(schema.safeParse(header).success, false, JSON.stringify(header));
+      assert.equal(code(() => parsePeerMessage(header)), "bad_message", JSON.stringify(header));
+    }
+  }
+  // Other messages still go through their schemas.
+  const before = schemaValidations();
+  parsePeerMessage({ type: "peer_file_end", fid: 1 });
+  assert.equal(schemaValidations(), before + 1);
 });
