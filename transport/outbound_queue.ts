@@ -353,6 +353,15 @@ export class OutboundQueue {
   /** The current lap (see {@linkcode WRITE_SLOTS}); a write remembers the lap it started in. */
   static #lap = 0;
   static #lapTimerSet = false;
+  static #writesStarted = 0;
+
+  /**
+   * Writes started from the line so far, by every queue of the process (a counter: what
+   * came before a moment, e.g. a WAL sync's start, is told by comparing it).
+   */
+  static get writesStarted(): number {
+    return OutboundQueue.#writesStarted;
+  }
 
   /**
    * Puts the writer in line; writers start after the current job (one microtask for all
@@ -383,6 +392,7 @@ export class OutboundQueue {
       const queue = line[OutboundQueue.#lineHead]!;
       line[OutboundQueue.#lineHead++] = null; // not held once out of line
       OutboundQueue.#inFlight++;
+      OutboundQueue.#writesStarted++;
       if (!OutboundQueue.#lapTimerSet) {
         OutboundQueue.#lapTimerSet = true;
         // Unref'd: a lap never keeps a process alive.
