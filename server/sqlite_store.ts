@@ -1822,7 +1822,6 @@ function startRun(
   return idFloor > lastId ? idFloor : 0;
 }
 
-/** This boot of the machine (Linux), or `null` where it cannot be read. */
 /**
  * Starts a WAL sync after the writes of the job that committed: a commit tells its
  * messages to the broker, which delivers them on a microtask, and the sockets' writers
@@ -1836,6 +1835,7 @@ function afterTheJobsWrites(start: () => void): void {
   queueMicrotask(() => queueMicrotask(start));
 }
 
+/** This boot of the machine (Linux), or `null` where it cannot be read. */
 async function readBootId(): Promise<string | null> {
   try {
     return (await Deno.readTextFile("/proc/sys/kernel/random/boot_id")).trim() || null;
