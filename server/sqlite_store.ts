@@ -44,6 +44,7 @@
  * @module
  */
 
+import { roundStages, Stage } from "../transport/round_stages.ts";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { getLogger } from "@logtape/logtape";
@@ -1467,6 +1468,7 @@ export class SqliteStore implements Store {
     // Writes grouped during a running sync are committed first: the appends' own commit
     // must not be a savepoint of a transaction still open.
     this.#commitGroup();
+    if (roundStages.on) roundStages.commitStart(batch.length);
     const outcomes: (AppendResult | StoreError)[] = new Array(batch.length);
     const idFloor = this.#idFloor;
     try {
@@ -1486,6 +1488,7 @@ export class SqliteStore implements Store {
       return;
     }
     for (const item of batch) item.message = null;
+    if (roundStages.on) roundStages.mark(Stage.CommitEnd);
     this.#messagesCommitted = this.#committed();
     this.#commits++;
     this.#appends += batch.length;

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { roundStages } from "./round_stages.ts";
 import { QueueOverflowError } from "./errors.ts";
 import { MAX_WRITE_BUFFER, writeBuffers } from "./write_buffers.ts";
 
@@ -398,6 +399,7 @@ export class OutboundQueue {
         // Unref'd: a lap never keeps a process alive.
         Deno.unrefTimer(setTimeout(OutboundQueue.#nextLap, 0));
       }
+      if (roundStages.on) roundStages.writeStart();
       queue.#writeOnce(OutboundQueue.#lap);
     }
     const head = OutboundQueue.#lineHead;
@@ -438,6 +440,7 @@ export class OutboundQueue {
         else listener.writeFailed(err);
       }
     } finally {
+      if (roundStages.on) roundStages.writeSettled();
       if (lap === OutboundQueue.#lap) OutboundQueue.#inFlight--;
       const more = !failed && !this.#stopped && this.#queue !== null && this.#queue.length > 0;
       if (more) OutboundQueue.#enterLine(this);
