@@ -49,6 +49,8 @@ export interface LevelResult {
   firstError: string;
   /** Latency percentiles in ms (receivers, same-process senders). */
   p50: number;
+  /** 10th percentile, ms: the floor, what the fastest tenth of deliveries took. */
+  p10: number;
   /** 99th percentile, ms. */
   p99: number;
   /** 99.9th percentile, ms. */
@@ -255,6 +257,7 @@ export async function runLevel(
     errors,
     firstError: String(counters.find((c) => c.firstError)?.firstError ?? ""),
     p50: round(histogram.percentile(0.5), 3),
+    p10: round(histogram.percentile(0.1), 3),
     p99: round(p99, 3),
     p999: round(histogram.percentile(0.999), 3),
     samples: histogram.count,

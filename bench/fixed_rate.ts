@@ -26,7 +26,9 @@
  * (each server run with `--trace-gc-nvp`, its trace kept under DIR and summarised: scavenges,
  * mark-compacts, their pauses, MB allocated and promoted; over the measured levels, the
  * mark-compacts and how fast the heap retained by scavenges grew between them), `--server-arg FLAG`
- * (repeated: more flags for every chat server, e.g. `--server-arg --commit-gap-us --server-arg 1500`). Pinned like the suite (target on CPU 1, load on
+ * (repeated: more flags for every chat server, e.g. `--server-arg --commit-gap-us --server-arg 1500`),
+ * `--stages` (each chat server's round stages: its reads, commit, fan-out and writes per
+ * group commit, `transport/round_stages.ts`; p10 is printed beside p50 and p99: the floor). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module
@@ -55,6 +57,8 @@ interface Plan {
   serverArgs: string[];
   /** Load processes (`--loads N`, default 2, as the suite). */
   loads: number;
+  /** Print each chat server's round stages (`--stages`: `transport/round_stages.ts`). */
+  stages: boolean;
 }
 
 function parse(args: string[]): Plan {
@@ -69,6 +73,7 @@ function parse(args: string[]): Plan {
     gcLog: "",
     serverArgs: [],
     loads: 2,
+    stages: false,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -86,6 +91,7 @@ function parse(args: string[]): Plan {
     else if (arg === "--gc-log") plan.gcLog = next();
     else if (arg === "--server-arg") plan.serverArgs.push(next());
     else if (arg === "--loads") plan.loads = Number(next());
+    else if (arg === "--stages") plan.stages = true;
     else plan.targets.push(arg);
   }
   if (plan.targets.length === 0) plan.targets.push(".");
@@ -119,6 +125,22 @@ export function formatStoreStats(
   return `; store: ${appends} appends, ${commits} commits (${
     (appends / Math.max(commits, 1)).toFixed(1)
   } each), ${syncs} WAL syncs${held}`;
+}
+
+/**
+ * A chat server's round stages over a level (`--stages`), one line: each stage's p10/p50/p90
+ * over the rounds, in ms (counts for reads, messages and writes per round).
+ */
+export function formatStages(target: string, stages: Record<string, unknown>): string {
+  const parts: string[] = [];
+  for (const [name, v] of Object.entries(stages)) {
+    if (typeof v === "number") parts.push(`${name} ${v}`);
+    else {
+      const f = v as { p10: number; p50: number; p90: number };
+      parts.push(`${name} ${f.p10}/${f.p50}/${f.p90}`);
+    }
+  }
+  return `${target} round stages (p10/p50/p90): ${parts.join(", ")}`;
 }
 
 /** Measures every target, round after round; resolves to each target's figures. */
@@ -195,6 +217,7 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         measuredFrom = Math.round(performance.now() - started);
         for (const rate of plan.rates) {
           const before = await storeStats(c);
+          if (plan.stages) await c.target.request("stats", { resetStages: true }).catch(() => null);
           const l = await level(c, room, plan.members, rate / (plan.members - 1), plan.ms, "fixed");
           const perCpu = l.deliveredPerSec / Math.max(l.cpu.target / 100, 0.001);
           const after = await storeStats(c);
@@ -202,12 +225,19 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
             `${target} ${rate}/s offered: ${l.deliveredPerSec}/s delivered, target CPU ${l.cpu.target}%` +
               `, load CPU ${l.cpu.loads.map((x) => `${x}%`).join(" + ")}` +
               ` (other programs ${l.cpu.other}%): ${Math.round(perCpu)} per CPU-second;` +
-              ` p50 ${l.p50} ms, p99 ${l.p99} ms` + formatStoreStats(before, after),
+              ` p10 ${l.p10 ?? "?"} ms, p50 ${l.p50} ms, p99 ${l.p99} ms` +
+              formatStoreStats(before, after),
           );
+          if (plan.stages && c.mode === "chat") {
+            const s = await c.target.request("stats").catch(() => null);
+            if (s?.stages) console.log(formatStages(target, s.stages as Record<string, unknown>));
+          }
           const key = `${target} at ${rate}/s`;
           if (!figures.has(key)) figures.set(key, []);
           figures.get(key)!.push(
-            `${Math.round(perCpu / 1000)}k (p50 ${l.p50}, p99 ${l.p99}, other ${l.cpu.other}%)`,
+            `${Math.round(perCpu / 1000)}k (p10 ${
+              l.p10 ?? "?"
+            }, p50 ${l.p50}, p99 ${l.p99}, other ${l.cpu.other}%)`,
           );
         }
       }).finally(() => dataDir && Deno.remove(dataDir, { recursive: true }).catch(() => {}));
@@ -233,6 +263,8 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
 
 if (import.meta.main) {
   const plan = parse(Deno.args);
+  // The servers it starts inherit it (`transport/round_stages.ts`).
+  if (plan.stages) Deno.env.set("CHAT_ROUND_STAGES", "1");
   const figures = await measure(plan);
   console.log(`deliveries per target CPU-second, room of ${plan.members}, round by round:`);
   for (const [key, values] of figures) console.log(`  ${key}: ${values.join(", ")}`);

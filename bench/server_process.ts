@@ -26,6 +26,7 @@
  * @module
  */
 
+import { roundStages } from "../transport/round_stages.ts";
 import { NO_LIMITS, resolveServerConfig, type ServerConfig } from "../server/config.ts";
 import { MemoryStore } from "../server/memory_store.ts";
 import { startServer } from "../server/server.ts";
@@ -139,7 +140,10 @@ if (import.meta.main) {
     store: store instanceof SqliteStore ? "sqlite" : "memory",
   }));
   await serveSideChannel({
-    stats: () => ({
+    stats: (request: Record<string, unknown>) => ({
+      // With CHAT_ROUND_STAGES set: the stages of the rounds since the last `resetStages`.
+      ...(roundStages.on ? { stages: roundStages.summary() } : {}),
+      ...(roundStages.on && request.resetStages ? (roundStages.reset(), {}) : {}),
       sessions: server.hub.sessionCount,
       queuedBytes: server.queuedBytes,
       ...(store instanceof SqliteStore ? { store: store.stats } : {}),

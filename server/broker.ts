@@ -9,6 +9,7 @@
  * @module
  */
 
+import { roundStages, Stage } from "../transport/round_stages.ts";
 import { encodeFrame, encodeFrames } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/messages.ts";
 
@@ -220,6 +221,7 @@ export class LocalBroker implements Broker {
   flush(): void {
     this.#flushQueued = false;
     if (this.#pending.size === 0) return;
+    if (roundStages.on) roundStages.markFirst(Stage.FanoutStart);
     const pending = this.#pending;
     this.#pending = new Map();
     for (const [subject, { publications, settle }] of pending) {
@@ -230,6 +232,7 @@ export class LocalBroker implements Broker {
       const counts = this.#deliverBatch(subject, publications);
       for (let i = 0; i < settle.length; i++) settle[i](counts[i]);
     }
+    if (roundStages.on) roundStages.mark(Stage.FanoutEnd);
   }
 
   /** The synchronous core of {@linkcode publish}, at once (without the job's others). */

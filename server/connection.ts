@@ -9,6 +9,7 @@
  * @module
  */
 
+import { roundStages } from "../transport/round_stages.ts";
 import { getLogger } from "@logtape/logtape";
 import { ProtocolError } from "../protocol/errors.ts";
 import type { Frame } from "../protocol/frame.ts";
@@ -200,6 +201,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
    * holds the rest back; the promise says when the next read may start.
    */
   receiveFrames(frames: Frame[]): Promise<void> | undefined {
+    if (roundStages.on) roundStages.read(performance.now());
     return this.#handleFrames(frames, 0);
   }
 
@@ -453,6 +455,7 @@ export class ClientConnection implements SessionPort, FrameReceiver, Timed {
       return;
     }
     if (MESSAGE_TYPES.has(message.type)) this.#hub.metrics.counters.messagesIn++;
+    if (roundStages.on && message.type === "say") roundStages.say(message.text);
     const spec = commands[message.type] as CommandSpec<typeof message.type>;
     if (spec.activity !== false) this.#session.lastCommandAt = wholeMs(now);
     const ctx: CommandContext = { hub: this.#hub, session: this.#session, body: frame.body };

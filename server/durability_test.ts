@@ -96,3 +96,34 @@ Deno.test("DurabilityBarrier: what onSyncEnd commits is covered by the very next
   await tick();
   assert.equal(calls.length, 3);
 });
+
+Deno.test("DurabilityBarrier: with a schedule, the sync that durable() asks for starts when the schedule says, once for several asks", async () => {
+  const { sync, calls } = manualSync();
+  const scheduled: (() => void)[] = [];
+  const barrier = new DurabilityBarrier(sync, { schedule: (start) => scheduled.push(start) });
+  barrier.committed();
+  const first = barrier.durable();
+  barrier.committed();
+  const second = barrier.durable();
+  assert.equal(calls.length, 0, "not started before the schedule's call");
+  assert.equal(scheduled.length, 1, "one start scheduled for both asks");
+  scheduled[0]();
+  assert.equal(calls.length, 1, "started by the schedule's call");
+  calls[0].resolve();
+  await Promise.all([first, second]);
+  assert.equal(barrier.syncs, 1, "both commits covered by the one sync");
+  // A commit made while a sync runs is synced as that one ends, without the schedule.
+  barrier.committed();
+  const third = barrier.durable();
+  scheduled[1]();
+  assert.equal(calls.length, 2);
+  barrier.committed();
+  const fourth = barrier.durable();
+  assert.equal(scheduled.length, 2, "nothing scheduled while a sync runs");
+  calls[1].resolve();
+  await third;
+  await tick();
+  assert.equal(calls.length, 3, "the next sync started as the last ended");
+  calls[2].resolve();
+  await fourth;
+});

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { roundStages } from "./round_stages.ts";
 import { QueueOverflowError } from "./errors.ts";
 import { MAX_WRITE_BUFFER, writeBuffers } from "./write_buffers.ts";
 
@@ -353,6 +354,15 @@ export class OutboundQueue {
   /** The current lap (see {@linkcode WRITE_SLOTS}); a write remembers the lap it started in. */
   static #lap = 0;
   static #lapTimerSet = false;
+  static #writesStarted = 0;
+
+  /**
+   * Writes started from the line so far, by every queue of the process (a counter: what
+   * came before a moment, e.g. a WAL sync's start, is told by comparing it).
+   */
+  static get writesStarted(): number {
+    return OutboundQueue.#writesStarted;
+  }
 
   /**
    * Puts the writer in line; writers start after the current job (one microtask for all
@@ -383,11 +393,13 @@ export class OutboundQueue {
       const queue = line[OutboundQueue.#lineHead]!;
       line[OutboundQueue.#lineHead++] = null; // not held once out of line
       OutboundQueue.#inFlight++;
+      OutboundQueue.#writesStarted++;
       if (!OutboundQueue.#lapTimerSet) {
         OutboundQueue.#lapTimerSet = true;
         // Unref'd: a lap never keeps a process alive.
         Deno.unrefTimer(setTimeout(OutboundQueue.#nextLap, 0));
       }
+      if (roundStages.on) roundStages.writeStart();
       queue.#writeOnce(OutboundQueue.#lap);
     }
     const head = OutboundQueue.#lineHead;
@@ -428,6 +440,7 @@ export class OutboundQueue {
         else listener.writeFailed(err);
       }
     } finally {
+      if (roundStages.on) roundStages.writeSettled();
       if (lap === OutboundQueue.#lap) OutboundQueue.#inFlight--;
       const more = !failed && !this.#stopped && this.#queue !== null && this.#queue.length > 0;
       if (more) OutboundQueue.#enterLine(this);
