@@ -395,6 +395,13 @@ export class FileService {
     return service;
   }
 
+  /** Chunks kept in memory for the readers of files being uploaded (see `RECENT_CHUNKS`). */
+  get keptChunks(): number {
+    let kept = 0;
+    for (const chunks of this.#recent.values()) kept += chunks.length;
+    return kept;
+  }
+
   /** Stops the sweep, lets go of open files and closes the metadata store. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -752,8 +759,9 @@ export class FileService {
         throw err;
       }
       this.#hub.metrics.counters.fileBytesStored += bytes.length;
-      // Written: kept a while for readers keeping up, else given back.
-      if (this.#readers.has(id)) {
+      // Written: kept a while for readers keeping up (reading, or between two reads),
+      // else given back.
+      if (this.#following(id)) {
         let recent = this.#recent.get(id);
         if (recent === undefined) this.#recent.set(id, recent = []);
         recent.push({ offset: current.offset, bytes });
@@ -830,7 +838,9 @@ export class FileService {
         } else {
           this.#readers.delete(id);
           this.#wakes.delete(id);
-          this.#dropRecent(id);
+          // A reader parked below is between two reads (writing what came before it
+          // asks again): the chunks written meanwhile are kept for its next read.
+          if (own.file === null) this.#dropRecent(id);
         }
       }
       // Kept open a while for the reader's next read (it asks again as soon as it has
@@ -852,8 +862,20 @@ export class FileService {
       if (this.#parked.get(key)?.file !== file) return;
       this.#parked.delete(key);
       file.close();
+      // Its reader read no more: the chunks kept for it go, unless another reads on.
+      if (!this.#following(id)) this.#dropRecent(id);
     }, PARKED_READER_MS);
     this.#parked.set(key, { id, file, timer });
+  }
+
+  /**
+   * Whether file `id` has a reader now, or one between two reads (its file parked): the
+   * chunks written are then kept for it ({@linkcode RECENT_CHUNKS}).
+   */
+  #following(id: number): boolean {
+    if (this.#readers.has(id)) return true;
+    for (const parked of this.#parked.values()) if (parked.id === id) return true;
+    return false;
   }
 
   /** The reader parked for `key` (taken back), or null. */
