@@ -286,6 +286,8 @@ export class FileService {
     string,
     { id: number; file: FileBytesReader; timer: ReturnType<typeof setTimeout> }
   >();
+  /** Per file, how many of its readers are parked (see {@linkcode FileService.#following}). */
+  readonly #parkedPerFile = new Map<number, number>();
   /**
    * Per file and account sending chunks of it (`<id>\n<account key>`), the last chunk's
    * turn: they run in the order they arrived (see {@linkcode FileService.chunk}).
@@ -860,12 +862,13 @@ export class FileService {
     this.#unpark(key)?.close();
     const timer = setTimeout(() => {
       if (this.#parked.get(key)?.file !== file) return;
-      this.#parked.delete(key);
+      this.#unpark(key);
       file.close();
       // Its reader read no more: the chunks kept for it go, unless another reads on.
       if (!this.#following(id)) this.#dropRecent(id);
     }, PARKED_READER_MS);
     this.#parked.set(key, { id, file, timer });
+    this.#parkedPerFile.set(id, (this.#parkedPerFile.get(id) ?? 0) + 1);
   }
 
   /**
@@ -873,9 +876,7 @@ export class FileService {
    * chunks written are then kept for it ({@linkcode RECENT_CHUNKS}).
    */
   #following(id: number): boolean {
-    if (this.#readers.has(id)) return true;
-    for (const parked of this.#parked.values()) if (parked.id === id) return true;
-    return false;
+    return this.#readers.has(id) || this.#parkedPerFile.has(id);
   }
 
   /** The reader parked for `key` (taken back), or null. */
@@ -884,6 +885,9 @@ export class FileService {
     if (parked === undefined) return null;
     this.#parked.delete(key);
     clearTimeout(parked.timer);
+    const left = (this.#parkedPerFile.get(parked.id) ?? 1) - 1;
+    if (left > 0) this.#parkedPerFile.set(parked.id, left);
+    else this.#parkedPerFile.delete(parked.id);
     return parked.file;
   }
 
