@@ -847,7 +847,7 @@ export class FileService {
       }
       // Kept open a while for the reader's next read (it asks again as soon as it has
       // written what came): not opened and positioned again for each of its reads.
-      if (own.file !== null) this.#park(key, id, own.file);
+      if (own.file !== null) this.#park(key, id, own.file, ctx.session.port);
       own.file = null;
     });
     return run;
@@ -858,14 +858,16 @@ export class FileService {
    * next read of the same key; closed after {@linkcode PARKED_READER_MS} unused, or when
    * the file is dropped or the service closes.
    */
-  #park(key: string, id: number, file: FileBytesReader): void {
+  #park(key: string, id: number, file: FileBytesReader, port: SessionPort): void {
     this.#unpark(key)?.close();
     const timer = setTimeout(() => {
       if (this.#parked.get(key)?.file !== file) return;
       this.#unpark(key);
       file.close();
-      // Its reader read no more: the chunks kept for it go, unless another reads on.
+      // Its reader read no more: the chunks kept for it go, unless another reads on, and
+      // the frame buffers its connection has written go back to the shared pool.
       if (!this.#following(id)) this.#dropRecent(id);
+      if (!this.#reads.has(key)) this.#framePools.get(port)?.release();
     }, PARKED_READER_MS);
     this.#parked.set(key, { id, file, timer });
     this.#parkedPerFile.set(id, (this.#parkedPerFile.get(id) ?? 0) + 1);
@@ -1600,7 +1602,9 @@ export class FileService {
     if (outbound === undefined) return null;
     let pool = this.#framePools.get(port);
     if (pool === undefined || pool.bufferSize < frameBytes + FRAME_ROOM) {
-      pool = new SentBufferPool(frameBytes + FRAME_ROOM, FRAME_BUFFERS, outbound);
+      // Its buffers come from the chunks' pool (the same size as a 512 KiB chunk's
+      // payload): warm memory, not new pages for every connection that reads a file.
+      pool = new SentBufferPool(frameBytes + FRAME_ROOM, FRAME_BUFFERS, outbound, CHUNK_PAYLOADS);
       this.#framePools.set(port, pool);
     }
     return pool;
