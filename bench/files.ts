@@ -64,6 +64,12 @@ export interface TransferFigure {
    * where /proc cannot be read.
    */
   cpuMs: Record<string, number>;
+  /**
+   * Through the server: of the bytes it sent the recipient, the share it took from the
+   * upload in memory (cut-through, `chat_file_bytes_sent_from_memory_total`) rather than
+   * reading them back from disk, 0 to 1; absent for the other kinds.
+   */
+  fromMemory?: number;
 }
 
 /** Result of a file-transfer run. */
@@ -269,6 +275,7 @@ async function timeTransfer(
     cpu.unshift(["sender", () => tx.cpuSeconds()]);
     if (server !== undefined) cpu.push(["server", () => cpuSecondsOf(server.pid)]);
     const cpuBefore = cpu.map(([, read]) => read());
+    const sentBefore = server === undefined ? null : await sentFrom(server);
     const start = performance.now();
     // Another end that fails ends the wait early with its error.
     const failed = ends.slice(1).map((e) => e.done.then(() => new Promise<never>(() => {})));
@@ -280,14 +287,35 @@ async function timeTransfer(
       const after = read();
       if (before !== null && after !== null) cpuMs[name] = Math.round((after - before) * 1000);
     });
+    let fromMemory: number | undefined;
+    if (server !== undefined && sentBefore !== null) {
+      const after = await sentFrom(server);
+      const memory = after.memory - sentBefore.memory;
+      const all = memory + after.disk - sentBefore.disk;
+      fromMemory = all > 0 ? round(memory / all, 3) : 0;
+    }
     const path = setup.receivedPath(done);
     const received = await sha256Of(path);
     if (received !== hash) throw new Error(`${what}: received file ${path} differs from the sent`);
     await Deno.remove(path).catch(() => {});
-    return { ms: round(ms, 1), mbPerSec: round(plan.sizeBytes / 1e6 / (ms / 1000), 1), cpuMs };
+    return {
+      ms: round(ms, 1),
+      mbPerSec: round(plan.sizeBytes / 1e6 / (ms / 1000), 1),
+      cpuMs,
+      ...(fromMemory !== undefined ? { fromMemory } : {}),
+    };
   } finally {
     await Promise.all(ends.map((e) => e.kill()));
   }
+}
+
+/** The bytes of held files the bench server sent readers so far, from memory and from disk. */
+async function sentFrom(server: Child): Promise<{ memory: number; disk: number }> {
+  const stats = await server.request("stats") as {
+    fileBytesSentFromMemory?: number;
+    fileBytesSentFromDisk?: number;
+  };
+  return { memory: stats.fileBytesSentFromMemory ?? 0, disk: stats.fileBytesSentFromDisk ?? 0 };
 }
 
 /** The kinds of transfer measured. */

@@ -17,6 +17,10 @@ Deno.test("files: raw, relay, peer-to-peer and ceiling transfers arrive intact a
   for (const runs of Object.values(result.runsMbPerSec)) {
     assert.equal(runs.length, 2);
   }
+  // Through the server, the share of the bytes sent from the upload's memory is known.
+  assert.ok(result.relay.fromMemory !== undefined);
+  assert.ok(result.relay.fromMemory >= 0 && result.relay.fromMemory <= 1);
+  assert.equal(result.raw.fromMemory, undefined);
   // The median of two runs is the slower one.
   assert.equal(result.relay.mbPerSec, Math.min(...result.runsMbPerSec.relay));
   assert.ok(result.relayRatio > 0 && result.peerRatio > 0);

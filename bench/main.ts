@@ -1481,6 +1481,13 @@ async function main(): Promise<void> {
       const total = Object.values(f.cpuMs).reduce((a, b) => a + b, 0);
       console.log(`  ${name}: ${parts.join(", ")}; ${total} of ${Math.round(f.ms)} ms wall`);
     }
+    if (v.relay.fromMemory !== undefined) {
+      console.log(
+        `  relay: ${
+          Math.round(v.relay.fromMemory * 100)
+        }% of the bytes sent to the recipient came from the upload in memory, the rest read back from disk`,
+      );
+    }
     if (v.byteCosts !== null) {
       const { sha256, seal, open } = v.byteCosts;
       console.log(

@@ -16,7 +16,8 @@
  *
  * - `{"id":1,"cmd":"mem"}` → `Deno.memoryUsage()` and VmRSS in KiB
  * - `{"id":2,"cmd":"gc"}` → a full garbage collection (needs `--v8-flags=--expose-gc`)
- * - `{"id":3,"cmd":"stats"}` → live sessions, bytes queued to clients and, for SQLite, the group-commit counters
+ * - `{"id":3,"cmd":"stats"}` → live sessions, bytes queued to clients, held files' bytes sent
+ *   from memory and from disk and, for SQLite, the group-commit counters
  * - `{"id":4,"cmd":"exit"}` → graceful shutdown, then the process ends (a CPU
  *   profile asked for with `--cpu-prof` is written then)
  *
@@ -146,6 +147,9 @@ if (import.meta.main) {
       ...(roundStages.on && request.resetStages ? (roundStages.reset(), {}) : {}),
       sessions: server.hub.sessionCount,
       queuedBytes: server.queuedBytes,
+      // Held files' bytes sent to readers so far: from the upload's memory, or read back.
+      fileBytesSentFromMemory: server.hub.metrics.counters.fileBytesSentFromMemory,
+      fileBytesSentFromDisk: server.hub.metrics.counters.fileBytesSentFromDisk,
       ...(store instanceof SqliteStore ? { store: store.stats } : {}),
     }),
     exit: () => server.shutdown("benchmark over"),

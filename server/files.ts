@@ -286,6 +286,8 @@ export class FileService {
     string,
     { id: number; file: FileBytesReader; timer: ReturnType<typeof setTimeout> }
   >();
+  /** Per file, how many of its readers are parked (see {@linkcode FileService.#following}). */
+  readonly #parkedPerFile = new Map<number, number>();
   /**
    * Per file and account sending chunks of it (`<id>\n<account key>`), the last chunk's
    * turn: they run in the order they arrived (see {@linkcode FileService.chunk}).
@@ -393,6 +395,13 @@ export class FileService {
     services.set(hub, service);
     log.debug("files in {dir}", { dir: service.bytes.where });
     return service;
+  }
+
+  /** Chunks kept in memory for the readers of files being uploaded (see `RECENT_CHUNKS`). */
+  get keptChunks(): number {
+    let kept = 0;
+    for (const chunks of this.#recent.values()) kept += chunks.length;
+    return kept;
   }
 
   /** Stops the sweep, lets go of open files and closes the metadata store. */
@@ -752,8 +761,9 @@ export class FileService {
         throw err;
       }
       this.#hub.metrics.counters.fileBytesStored += bytes.length;
-      // Written: kept a while for readers keeping up, else given back.
-      if (this.#readers.has(id)) {
+      // Written: kept a while for readers keeping up (reading, or between two reads),
+      // else given back.
+      if (this.#following(id)) {
         let recent = this.#recent.get(id);
         if (recent === undefined) this.#recent.set(id, recent = []);
         recent.push({ offset: current.offset, bytes });
@@ -830,12 +840,14 @@ export class FileService {
         } else {
           this.#readers.delete(id);
           this.#wakes.delete(id);
-          this.#dropRecent(id);
+          // A reader parked below is between two reads (writing what came before it
+          // asks again): the chunks written meanwhile are kept for its next read.
+          if (own.file === null) this.#dropRecent(id);
         }
       }
       // Kept open a while for the reader's next read (it asks again as soon as it has
       // written what came): not opened and positioned again for each of its reads.
-      if (own.file !== null) this.#park(key, id, own.file);
+      if (own.file !== null) this.#park(key, id, own.file, ctx.session.port);
       own.file = null;
     });
     return run;
@@ -846,14 +858,27 @@ export class FileService {
    * next read of the same key; closed after {@linkcode PARKED_READER_MS} unused, or when
    * the file is dropped or the service closes.
    */
-  #park(key: string, id: number, file: FileBytesReader): void {
+  #park(key: string, id: number, file: FileBytesReader, port: SessionPort): void {
     this.#unpark(key)?.close();
     const timer = setTimeout(() => {
       if (this.#parked.get(key)?.file !== file) return;
-      this.#parked.delete(key);
+      this.#unpark(key);
       file.close();
+      // Its reader read no more: the chunks kept for it go, unless another reads on, and
+      // the frame buffers its connection has written go back to the shared pool.
+      if (!this.#following(id)) this.#dropRecent(id);
+      if (!this.#reads.has(key)) this.#framePools.get(port)?.release();
     }, PARKED_READER_MS);
     this.#parked.set(key, { id, file, timer });
+    this.#parkedPerFile.set(id, (this.#parkedPerFile.get(id) ?? 0) + 1);
+  }
+
+  /**
+   * Whether file `id` has a reader now, or one between two reads (its file parked): the
+   * chunks written are then kept for it ({@linkcode RECENT_CHUNKS}).
+   */
+  #following(id: number): boolean {
+    return this.#readers.has(id) || this.#parkedPerFile.has(id);
   }
 
   /** The reader parked for `key` (taken back), or null. */
@@ -862,6 +887,9 @@ export class FileService {
     if (parked === undefined) return null;
     this.#parked.delete(key);
     clearTimeout(parked.timer);
+    const left = (this.#parkedPerFile.get(parked.id) ?? 1) - 1;
+    if (left > 0) this.#parkedPerFile.set(parked.id, left);
+    else this.#parkedPerFile.delete(parked.id);
     return parked.file;
   }
 
@@ -1574,7 +1602,9 @@ export class FileService {
     if (outbound === undefined) return null;
     let pool = this.#framePools.get(port);
     if (pool === undefined || pool.bufferSize < frameBytes + FRAME_ROOM) {
-      pool = new SentBufferPool(frameBytes + FRAME_ROOM, FRAME_BUFFERS, outbound);
+      // Its buffers come from the chunks' pool (the same size as a 512 KiB chunk's
+      // payload): warm memory, not new pages for every connection that reads a file.
+      pool = new SentBufferPool(frameBytes + FRAME_ROOM, FRAME_BUFFERS, outbound, CHUNK_PAYLOADS);
       this.#framePools.set(port, pool);
     }
     return pool;

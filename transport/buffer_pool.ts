@@ -92,6 +92,11 @@ export class BufferPools {
     this.#pools = [...sizes].sort((a, b) => a - b).map((size) => new BufferPool(size, maxFree));
   }
 
+  /** Buffers waiting in the pools, all sizes together. */
+  get freeCount(): number {
+    return this.#pools.reduce((sum, pool) => sum + pool.freeCount, 0);
+  }
+
   /** `length` bytes (see {@linkcode BufferPool.take}) from the smallest pool that holds them. */
   take(length: number): Uint8Array<ArrayBuffer> {
     for (const pool of this.#pools) if (length <= pool.bufferSize) return pool.take(length);
@@ -102,6 +107,14 @@ export class BufferPools {
   give(bytes: Uint8Array): void {
     for (const pool of this.#pools) pool.give(bytes);
   }
+}
+
+/** Where {@linkcode SentBufferPool} takes its buffers from and gives them back to. */
+export interface SpareBuffers {
+  /** A buffer of `length` bytes (see {@linkcode BufferPool.take}). */
+  take(length: number): Uint8Array<ArrayBuffer>;
+  /** Hands back a buffer from `take`; anything else is ignored. */
+  give(bytes: Uint8Array): void;
 }
 
 /** Where a connection's outbound stream stands, in bytes since it opened. */
@@ -136,24 +149,56 @@ export class SentBufferPool {
   /** Most buffers kept, written or not. */
   readonly maxBuffers: number;
   readonly #progress: () => OutboundProgress;
+  readonly #spares: SpareBuffers | null;
   readonly #free: Uint8Array<ArrayBuffer>[] = [];
   /** Buffers whose frame was queued, with where the stream is once it is written. */
   readonly #queued: { buffer: Uint8Array<ArrayBuffer>; end: number }[] = [];
 
-  /** A pool of `bufferSize`-byte buffers over a connection's `progress`. */
-  constructor(bufferSize: number, maxBuffers: number, progress: () => OutboundProgress) {
+  /**
+   * A pool of `bufferSize`-byte buffers over a connection's `progress`; new buffers come
+   * from `spares` when given (a pool shared by connections, whose memory is warm: on a
+   * virtual machine, memory touched for the first time costs a fault per 4 KiB page, ~15
+   * µs each here), and {@linkcode SentBufferPool.release} hands the written ones back.
+   */
+  constructor(
+    bufferSize: number,
+    maxBuffers: number,
+    progress: () => OutboundProgress,
+    spares?: SpareBuffers,
+  ) {
     this.bufferSize = bufferSize;
     this.maxBuffers = maxBuffers;
     this.#progress = progress;
+    this.#spares = spares ?? null;
   }
 
-  /** A buffer no queued frame uses: a written one, else a new one. */
+  /** A buffer no queued frame uses: a written one, else a spare or a new one. */
   take(): Uint8Array<ArrayBuffer> {
+    this.#collectWritten();
+    return this.#free.pop() ?? this.#spares?.take(this.bufferSize) ??
+      new Uint8Array(this.bufferSize);
+  }
+
+  /**
+   * Hands every buffer whose frame is written (and every unused one) back to the spares;
+   * those still queued stay until written. For a connection done sending for a while.
+   */
+  release(): void {
+    if (this.#spares === null) return;
+    this.#collectWritten();
+    for (const buffer of this.#free.splice(0)) this.#spares.give(buffer);
+  }
+
+  /** Buffers kept: free, or holding a queued frame. */
+  get size(): number {
+    return this.#free.length + this.#queued.length;
+  }
+
+  #collectWritten(): void {
     const { written } = this.#progress();
     while (this.#queued.length > 0 && this.#queued[0].end <= written) {
       this.#free.push(this.#queued.shift()!.buffer);
     }
-    return this.#free.pop() ?? new Uint8Array(this.bufferSize);
   }
 
   /**

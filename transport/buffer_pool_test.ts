@@ -54,3 +54,32 @@ Deno.test("BufferPools serve each length from the smallest pool that holds it an
   assert.equal(pools.take(300).buffer, small.buffer);
   assert.equal(pools.take(1000).buffer, large.buffer);
 });
+
+Deno.test("SentBufferPool takes new buffers from its spares and gives back only the written ones", () => {
+  const spares = new BufferPool(100, 8);
+  const stream = { written: 0, queued: 0 };
+  const pool = new SentBufferPool(100, 4, () => stream, spares);
+  // Two spares, warm: taken before anything new is made.
+  const warm = [spares.take(100), spares.take(100)];
+  for (const buffer of warm) spares.give(buffer);
+  assert.equal(spares.freeCount, 2);
+  const a = pool.take();
+  const b = pool.take();
+  assert.ok(warm.some((w) => w.buffer === a.buffer) && warm.some((w) => w.buffer === b.buffer));
+  assert.equal(spares.freeCount, 0);
+  stream.queued += 100;
+  pool.queued(a);
+  stream.queued += 100;
+  pool.queued(b);
+  // The first frame is written, the second not: only the first goes back.
+  stream.written += 100;
+  stream.queued -= 100;
+  pool.release();
+  assert.equal(spares.freeCount, 1);
+  assert.equal(pool.size, 1);
+  stream.written += 100;
+  stream.queued -= 100;
+  pool.release();
+  assert.equal(spares.freeCount, 2);
+  assert.equal(pool.size, 0);
+});
