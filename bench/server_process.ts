@@ -133,6 +133,8 @@ if (import.meta.main) {
       : {},
   );
   const store = server.hub.store;
+  // `bench/fixed_rate.ts --stages` sets it for the servers it starts.
+  if (Deno.env.get("CHAT_ROUND_STAGES") !== undefined) roundStages.enable();
   console.log(JSON.stringify({
     port: server.addr.port,
     webPort: server.webAddr?.port ?? null,

@@ -3,8 +3,10 @@
  * floor at a fixed load): each group commit starts a round, and the round's stages are
  * timed on the server's own clock: its reads, the commit, the hand-off to the broker and
  * its encoding, the writes started from the outbound line (the first, the last, their
- * count) and settled. Off unless the process has `CHAT_ROUND_STAGES` set in its
- * environment (or a test calls {@linkcode RoundStages.enable}); each hook is then one
+ * count) and settled. Off unless the process calls {@linkcode RoundStages.enable} (the
+ * bench's server process does when `CHAT_ROUND_STAGES` is set; the server itself reads no
+ * environment variable for it: a `chat serve` allowed only its own would stop at a
+ * permission prompt in a terminal); each hook is then one
  * `performance.now()` and a store into a preallocated table, and costs one branch when off.
  * The bench server reports {@linkcode RoundStages.summary} in its `stats`
  * (`bench/fixed_rate.ts --stages`).
@@ -62,7 +64,7 @@ export interface StageFigures {
 
 /** The stage timings of the rounds since the last reset (see the module's notes). */
 export class RoundStages {
-  #on = readEnabled();
+  #on = false;
   #rows: Float64Array | null = null;
   #rounds = 0;
   /** The round being gathered: its reads, before its commit. */
@@ -76,7 +78,7 @@ export class RoundStages {
     return this.#on;
   }
 
-  /** Starts recording (tests; the bench sets `CHAT_ROUND_STAGES`). */
+  /** Starts recording (tests, and the bench's server process). */
   enable(): void {
     this.#on = true;
   }
@@ -195,14 +197,6 @@ export class RoundStages {
       firstWriteToLastSettled: figures(between(Stage.FirstWrite, Stage.LastSettled)),
       readToFirstWrite: figures(between(Stage.FirstRead, Stage.FirstWrite)),
     };
-  }
-}
-
-function readEnabled(): boolean {
-  try {
-    return Deno.env.get("CHAT_ROUND_STAGES") !== undefined;
-  } catch {
-    return false; // no permission to read the environment: off
   }
 }
 
