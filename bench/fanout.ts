@@ -301,9 +301,11 @@ export async function measureFanout(
   };
   let deliveries = plan.startDeliveries;
   // A saturated level is run once more before the ramp stops, so that one disturbance
-  // (another program taking the CPU for a moment) does not end it early.
+  // (another program taking the CPU for a moment) does not end it early; the run again
+  // is not one of the `maxLevels`.
   let repeated = false;
-  for (let i = 0; i < plan.maxLevels + 1; i++) {
+  let rung = 0; // the offered levels run so far, less one
+  for (;;) {
     const level = await runLevel(
       cluster,
       room,
@@ -316,11 +318,11 @@ export async function measureFanout(
     result.maxDeliveries = Math.max(result.maxDeliveries, level.deliveredPerSec);
     result.failure = levelFailure(level);
     if (result.failure !== null) break;
-    if (level.saturated) {
-      if (repeated || i >= plan.maxLevels - 1) break;
-      repeated = true;
-    } else {
-      if (i >= plan.maxLevels - 1) break;
+    if (level.saturated && (repeated || rung >= plan.maxLevels - 1)) break;
+    if (level.saturated) repeated = true;
+    else {
+      if (rung >= plan.maxLevels - 1) break;
+      rung++;
       repeated = false;
       deliveries *= plan.step;
     }
