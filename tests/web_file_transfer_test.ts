@@ -126,7 +126,9 @@ Deno.test({
       onEvent: (e) => events.push(e),
       acceptDir: join(tmp, "bob"),
     });
-    const bytes = randomBytes(2 * 1024 * 1024 + 3, 5);
+    // Larger than the chunks the first page can have sent when it goes (its window, two
+    // large chunks, and the one sent on the first acknowledgement): never complete then.
+    const bytes = randomBytes(3 * LARGE_FILE_CHUNK_BYTES + 12_003, 5);
     const file = new File([bytes], "resume.bin");
     try {
       const first = await asPage(server, () => page(server, "alice"));
