@@ -47,20 +47,11 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest 
 const offeredName = z.string().min(1).max(MAX_OFFERED_NAME_LENGTH);
 /** Most bytes one `file_read` may ask for. */
 export const MAX_FILE_READ_BYTES: number = 4 * 1024 * 1024;
-/**
- * Most file bytes one frame carries: the body of a `file_chunk` or a `file_data`
- * (under the default frame size limit of 1 MiB with its header).
- */
-export const MAX_FILE_FRAME_BYTES: number = 512 * 1024;
-/**
- * Most file bytes a `file_chunk` carries to a server that shares the
- * {@linkcode LARGE_CHUNKS_FEATURE} (its header and length still fit a frame of 1 MiB):
- * half as many chunks and acknowledgements per file, each costing every side its
- * frame, promise and reply.
- */
-export const LARGE_FILE_CHUNK_BYTES: number = 1024 * 1024 - 4096;
-/** The `hello` feature of a server that takes `file_chunk` bodies of {@linkcode LARGE_FILE_CHUNK_BYTES}. */
-export const LARGE_CHUNKS_FEATURE = "large_chunks";
+export {
+  LARGE_CHUNKS_FEATURE,
+  LARGE_FILE_CHUNK_BYTES,
+  MAX_FILE_FRAME_BYTES,
+} from "./file_chunks.ts";
 
 function request<T extends string, S extends z.ZodRawShape>(type: T, shape: S) {
   return z.object({ type: z.literal(type), id: requestId, ...shape });

@@ -14,6 +14,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { FileTransfers } from "../client/file_transfer.ts";
+import {
+  LARGE_CHUNKS_FEATURE,
+  LARGE_FILE_CHUNK_BYTES,
+  MAX_FILE_FRAME_BYTES,
+} from "../protocol/file_chunks.ts";
+import { SERVER_FEATURES } from "../protocol/hello.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { formatBytes, freshBytes, type Transfer, uploadWindow } from "../web/file_transfer.ts";
 import { sha256Of } from "./helpers/files.ts";
@@ -120,7 +126,9 @@ Deno.test({
       onEvent: (e) => events.push(e),
       acceptDir: join(tmp, "bob"),
     });
-    const bytes = randomBytes(2 * 1024 * 1024 + 3, 5);
+    // Larger than the chunks the first page can have sent when it goes (its window, two
+    // large chunks, and the one sent on the first acknowledgement): never complete then.
+    const bytes = randomBytes(3 * LARGE_FILE_CHUNK_BYTES + 12_003, 5);
     const file = new File([bytes], "resume.bin");
     try {
       const first = await asPage(server, () => page(server, "alice"));
@@ -207,17 +215,52 @@ Deno.test({
 
 Deno.test("web file transfers: an upload's chunks fit the server's frame and queue bounds", () => {
   const KiB = 1024;
-  // The defaults (1 MiB frames, 4 MiB queue): 512 KiB chunks, four in flight.
-  assert.deepEqual(uploadWindow(1024 * KiB, 4096 * KiB), { chunkBytes: 512 * KiB, window: 4 });
-  // An older server, which does not say its queue bound.
-  assert.deepEqual(uploadWindow(1024 * KiB, null), { chunkBytes: 512 * KiB, window: 4 });
-  // Smaller frames: smaller chunks, each frame within the bound.
-  assert.deepEqual(uploadWindow(64 * KiB, 4096 * KiB), { chunkBytes: 63 * KiB, window: 4 });
+  const large = SERVER_FEATURES; // a server sharing `large_chunks`, as today's does
+  const older = SERVER_FEATURES.filter((f) => f !== LARGE_CHUNKS_FEATURE);
+  // The defaults (1 MiB frames, 4 MiB queue) to a server sharing `large_chunks`: chunks of
+  // 1 MiB less 4 KiB, two in flight (the same 2 MiB as four of 512 KiB).
+  assert.deepEqual(uploadWindow(1024 * KiB, 4096 * KiB, large), {
+    chunkBytes: LARGE_FILE_CHUNK_BYTES,
+    window: 2,
+  });
+  // A server that does not share it: 512 KiB chunks, four in flight.
+  assert.deepEqual(uploadWindow(1024 * KiB, 4096 * KiB, older), {
+    chunkBytes: MAX_FILE_FRAME_BYTES,
+    window: 4,
+  });
+  // An older server, which does not say its queue bound either.
+  assert.deepEqual(uploadWindow(1024 * KiB, null, older), { chunkBytes: 512 * KiB, window: 4 });
+  assert.deepEqual(uploadWindow(1024 * KiB, null, large), {
+    chunkBytes: LARGE_FILE_CHUNK_BYTES,
+    window: 2,
+  });
+  // Smaller frames (`--max-frame`): smaller chunks, each frame within the bound.
+  for (const features of [large, older]) {
+    assert.deepEqual(uploadWindow(64 * KiB, 4096 * KiB, features), {
+      chunkBytes: 63 * KiB,
+      window: 4,
+    });
+    assert.deepEqual(uploadWindow(768 * KiB, 4096 * KiB, features), {
+      chunkBytes: features === large ? 767 * KiB : 512 * KiB,
+      window: features === large ? 2 : 4,
+    });
+  }
+  // Never more than 2 MiB in flight, nor a frame over the server's largest.
+  for (const frame of [64, 256, 600, 1024, 2048, 4096].map((n) => n * KiB)) {
+    for (const features of [large, older]) {
+      const { chunkBytes, window } = uploadWindow(frame, null, features);
+      assert.ok(chunkBytes + KiB <= frame, `frame ${frame}`);
+      assert.ok(chunkBytes <= LARGE_FILE_CHUNK_BYTES);
+      assert.ok(window >= 1 && window * chunkBytes <= 2048 * KiB, `frame ${frame}`);
+    }
+  }
   // A small queue: what is in flight stays under three quarters of it.
   for (const queue of [64 * KiB, 256 * KiB, 1024 * KiB, 2048 * KiB]) {
-    const { chunkBytes, window } = uploadWindow(1024 * KiB, queue);
-    assert.ok(window >= 1);
-    assert.ok(window * (chunkBytes + KiB) <= queue * 3 / 4, `queue ${queue}`);
+    for (const features of [large, older]) {
+      const { chunkBytes, window } = uploadWindow(1024 * KiB, queue, features);
+      assert.ok(window >= 1);
+      assert.ok(window * (chunkBytes + KiB) <= queue * 3 / 4, `queue ${queue}`);
+    }
   }
 });
 

@@ -5,8 +5,9 @@
  * both sides (the browser's copy saved through its **Save** link, as a user would), a
  * file name with markup shows as text, bytes damaged on the server are caught by the page
  * (`corrupt`, the sender hears it), an upload is cancelled halfway, an offer declined, one
- * over the page's size limit refused with a reason, and transfers under way in the page
- * carry on after the server restarts.
+ * over the page's size limit refused with a reason, transfers under way in the page
+ * carry on after the server restarts, and the page uploads in the large chunks a server
+ * offers (`large_chunks`), smaller under a smaller `--max-frame`.
  * Takes docs/web-files.png (written there only by `deno task screenshots`).
  */
 
@@ -17,6 +18,9 @@ import type { ChatClient, ChatEvent } from "../client/chat_client.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
 import { safeFileName } from "../protocol/file_names.ts";
 import { MAX_RECEIVE_BYTES } from "../web/file_transfer.ts";
+import { LARGE_FILE_CHUNK_BYTES } from "../protocol/file_chunks.ts";
+import { DiskFileBytes } from "../server/disk_file_bytes.ts";
+import { MemoryFileStore } from "../server/file_store.ts";
 import { fileServiceOf } from "../server/files.ts";
 import type { ChatServer } from "../server/server.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
@@ -33,6 +37,7 @@ import {
 } from "./helpers/browser.ts";
 import type { PageDocument, TestPage } from "./helpers/browser.ts";
 import { sha256Of, writeRandomFile } from "./helpers/files.ts";
+import { GatedFileBytes } from "./helpers/gated_file_bytes.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { reservePorts } from "./helpers/ports.ts";
 
@@ -466,6 +471,61 @@ browserTest(
       await bob.close();
       await browser.close();
       await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);
+
+browserTest(
+  "web files: the page uploads in chunks of 1 MiB less 4 KiB to a server offering large_chunks, smaller under a small --max-frame",
+  async () => {
+    const tmp = await Deno.makeTempDir();
+    const browser = await launchBrowser();
+    try {
+      // Today's server shares `large_chunks`: the page's chunks are 1 MiB less 4 KiB, not
+      // 512 KiB; under `--max-frame 256 KiB` each chunk's frame fits it (255 KiB chunks).
+      for (const [maxFrameSize, chunk] of [[0, LARGE_FILE_CHUNK_BYTES], [256 * 1024, 255 * 1024]]) {
+        const dir = join(tmp, `server-${maxFrameSize}`);
+        await Deno.mkdir(dir);
+        // The server's file bytes note the size of every chunk it appends.
+        const bytes = new GatedFileBytes(new DiskFileBytes(dir));
+        const server = await testServer(
+          { webPort: 0, ...(maxFrameSize > 0 ? { maxFrameSize } : {}) },
+          { files: { store: new MemoryFileStore(), bytes } },
+        );
+        const accepts = maxFrameSize === 0;
+        const bob = await terminal(server, "bob", accepts ? { acceptDir: join(dir, "bob") } : {});
+        try {
+          const page = await openPage(browser, pageUrl(server));
+          await logInPage(page, "alice");
+          await openDm(page, "bob");
+          const size = 3 * 1024 * 1024 + 4321;
+          const path = join(tmp, `large-${maxFrameSize}.bin`);
+          const sha = await writeRandomFile(path, size, 30);
+          await sendFromPage(page, path);
+          if (accepts) {
+            // The file arrives whole, SHA-256 checked, and the page hears it.
+            const saved = await waitFor(bob.events, "file_saved") as Extract<
+              FileTransferEvent,
+              { type: "file_saved" }
+            >;
+            assert.equal(await sha256Of(saved.path), sha);
+            await waitForTransfer(page, `[data-file="${saved.file}"]`, "delivered");
+          } else {
+            await waitForTransfer(page, "", "uploaded");
+          }
+          const expected = [];
+          for (let at = 0; at < size; at += chunk) expected.push(Math.min(chunk, size - at));
+          assert.deepEqual(bytes.appends, expected, `--max-frame ${maxFrameSize || "default"}`);
+          assert.deepEqual(page.errors, []);
+          await page.close();
+        } finally {
+          await bob.close();
+          await server.shutdown();
+        }
+      }
+    } finally {
+      await browser.close();
       await Deno.remove(tmp, { recursive: true });
     }
   },

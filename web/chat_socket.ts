@@ -21,12 +21,13 @@
  */
 
 import { FATAL_LOGIN_CODES } from "../client/chat_error.ts";
+import { LARGE_CHUNKS_FEATURE } from "../protocol/file_chunks.ts";
 import { decodePayload, encodeFrame, type Frame, FrameDecoder } from "../protocol/frame.ts";
 import { newRequestId } from "../protocol/request_id.ts";
 
 /** The protocol version the page speaks. */
 const PROTOCOL_VERSION = 1;
-/** Features asked for in `hello`. */
+/** Features asked for in `hello` (`large_chunks`: file chunks of about 1 MiB). */
 const FEATURES = [
   "rooms",
   "dm",
@@ -36,6 +37,7 @@ const FEATURES = [
   "receipts",
   "contacts",
   "block",
+  LARGE_CHUNKS_FEATURE,
 ];
 /** Messages per `sync` page while catching up. */
 const SYNC_PAGE = 200;
@@ -170,6 +172,11 @@ export class ChatSocket {
    * flight stay under it.
    */
   maxQueue: number | null = null;
+  /**
+   * The features the server shares, from its hello (asked again after a reconnect, which
+   * may reach another server): with `large_chunks`, file chunks may be about 1 MiB.
+   */
+  features: readonly string[] = [];
 
   private constructor(
     url: string,
@@ -332,6 +339,9 @@ export class ChatSocket {
             phase = "login";
             if (typeof header.maxFrame === "number") this.maxFrame = header.maxFrame;
             if (typeof header.maxQueue === "number") this.maxQueue = header.maxQueue;
+            this.features = Array.isArray(header.features)
+              ? header.features.filter((f): f is string => typeof f === "string")
+              : [];
             socket.send(frameOf({
               type: "login",
               id: loginId,

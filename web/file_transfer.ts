@@ -6,11 +6,15 @@
  * - Sending a `File`: its SHA-256 is computed first (the offer carries it), slice by
  *   slice with an incremental SHA-256 (`@noble/hashes`: WebCrypto's digest needs the
  *   whole file in one buffer), then it is offered (`file_offer`) and uploaded in chunks
- *   of at most {@linkcode CHUNK_BYTES} carried as frame bodies, with
- *   {@linkcode WINDOW_CHUNKS} chunks waiting for their acknowledgement at most (fewer and
- *   smaller under a small frame or queue bound of the server: {@linkcode uploadWindow}). Across a reconnect the socket resends the chunks in flight
- *   (the server acknowledges again what it has); on a refusal such as `bad_offset` the
- *   file is offered again and the upload carries on from the server's offset.
+ *   carried as frame bodies: of 1 MiB less 4 KiB ({@linkcode LARGE_FILE_CHUNK_BYTES}) to
+ *   a server whose hello shares the `large_chunks` feature, as the terminal client
+ *   does (half the chunks and acknowledgements), else of {@linkcode CHUNK_BYTES}; with
+ *   {@linkcode WINDOW_BYTES} waiting for their acknowledgement at most (two large chunks
+ *   or four small ones; fewer and smaller under a small frame or queue bound of the
+ *   server: {@linkcode uploadWindow}). Across a reconnect the socket resends the chunks
+ *   in flight (the server acknowledges again what it has); on a refusal such as
+ *   `bad_offset` the file is offered again and the upload carries on from the server's
+ *   offset.
  * - Receiving: offers come live (`file_offer`) or, held while we were away, from
  *   `file_list` ({@linkcode WebFileTransfers.refresh}, at login and after a reconnect).
  *   Accepting reads the file with two `file_read`s in flight; each `file_data` body is
@@ -33,16 +37,27 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
+import {
+  LARGE_CHUNKS_FEATURE,
+  LARGE_FILE_CHUNK_BYTES,
+  MAX_FILE_FRAME_BYTES,
+} from "../protocol/file_chunks.ts";
 import { nameKey } from "../protocol/names.ts";
 import { MAX_UPLOAD_RESYNCS, UPLOAD_RESYNC_CODES } from "../protocol/upload_resync.ts";
 import { type Header, RequestError } from "./chat_socket.ts";
 
-/** Bytes of file data per `file_chunk` (the protocol's MAX_FILE_FRAME_BYTES). */
-export const CHUNK_BYTES = 512 * 1024;
+/**
+ * Bytes of file data per `file_chunk` to a server that does not share the
+ * `large_chunks` feature (the protocol's MAX_FILE_FRAME_BYTES, 512 KiB); to one that
+ * does, {@linkcode LARGE_FILE_CHUNK_BYTES}.
+ */
+export const CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
 /** Room for a chunk's frame header within the server's largest frame. */
 const FRAME_ROOM = 1024;
-/** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB. */
+/** Most chunks in flight (sent, not yet acknowledged) per upload. */
 export const WINDOW_CHUNKS = 4;
+/** Most file bytes in flight per upload, whatever the chunks' size: 2 MiB. */
+export const WINDOW_BYTES: number = WINDOW_CHUNKS * CHUNK_BYTES;
 /** Share of the server's queue bound (`maxQueue`) that chunks in flight may fill. */
 const QUEUE_SHARE = 3 / 4;
 /** Bytes read from the chosen file per step while hashing it. */
@@ -106,6 +121,8 @@ export interface FileSocket {
   onBody(listener: (header: Header, body: Uint8Array) => void): () => void;
   readonly maxFrame: number;
   readonly maxQueue: number | null;
+  /** The features the server's hello shares (`large_chunks`: larger file chunks). */
+  readonly features: readonly string[];
 }
 
 /** A transfer's end, with the code the view shows. */
@@ -445,7 +462,8 @@ export class WebFileTransfers {
   /** Uploads from `offset` to the end with a window of chunks in flight. */
   async #upload(transfer: Transfer, file: File, offset: number, running: Running): Promise<void> {
     const id = transfer.file!;
-    const { chunkBytes, window } = uploadWindow(this.#socket.maxFrame, this.#socket.maxQueue);
+    const socket = this.#socket;
+    const { chunkBytes, window } = uploadWindow(socket.maxFrame, socket.maxQueue, socket.features);
     const inflight: Promise<Header>[] = [];
     let next = offset;
     let acked = offset;
@@ -621,29 +639,40 @@ export function freshBytes(
 }
 
 /**
- * The size of an upload's chunks and how many may be in flight: each chunk's frame fits
- * the server's largest frame, and together they stay under
+ * The size of an upload's chunks and how many may be in flight, from the server's hello
+ * (its largest frame, its queue bound and the features it shares): chunks of
+ * {@linkcode LARGE_FILE_CHUNK_BYTES} to a server sharing `large_chunks`, else of
+ * {@linkcode CHUNK_BYTES}; each chunk's frame fits the server's largest frame; at most
+ * {@linkcode WINDOW_CHUNKS} and {@linkcode WINDOW_BYTES} in flight, and together under
  * {@linkcode QUEUE_SHARE} of its queue bound (a WebSocket cannot hold the page back as
  * TCP holds a terminal client: the server closes a socket whose unread bytes pass it).
  *
  * @example
  * ```ts ignore
- * uploadWindow(1024 * 1024, 4 * 1024 * 1024); // { chunkBytes: 524288, window: 4 }
- * uploadWindow(1024 * 1024, 64 * 1024); // 47 KiB chunks, one at a time
+ * const MiB = 1024 * 1024;
+ * uploadWindow(MiB, 4 * MiB, ["large_chunks"]); // { chunkBytes: 1044480, window: 2 }
+ * uploadWindow(MiB, 4 * MiB, []); // { chunkBytes: 524288, window: 4 }
+ * uploadWindow(MiB, 64 * 1024, ["large_chunks"]); // 47 KiB chunks, one at a time
  * ```
  */
 export function uploadWindow(
   maxFrame: number,
   maxQueue: number | null,
+  features: readonly string[],
 ): { chunkBytes: number; window: number } {
+  const most = features.includes(LARGE_CHUNKS_FEATURE) ? LARGE_FILE_CHUNK_BYTES : CHUNK_BYTES;
   const budget = maxQueue === null ? Infinity : Math.floor(maxQueue * QUEUE_SHARE);
   const chunkBytes = Math.max(
     1,
-    Math.min(CHUNK_BYTES, maxFrame - FRAME_ROOM, budget - FRAME_ROOM),
+    Math.min(most, maxFrame - FRAME_ROOM, budget - FRAME_ROOM),
   );
   const window = Math.max(
     1,
-    Math.min(WINDOW_CHUNKS, Math.floor(budget / (chunkBytes + FRAME_ROOM))),
+    Math.min(
+      WINDOW_CHUNKS,
+      Math.floor(WINDOW_BYTES / chunkBytes),
+      Math.floor(budget / (chunkBytes + FRAME_ROOM)),
+    ),
   );
   return { chunkBytes, window };
 }

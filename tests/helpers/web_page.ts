@@ -12,7 +12,7 @@
  * @module
  */
 
-import { ChatSocket } from "../../web/chat_socket.ts";
+import { ChatSocket, type Header } from "../../web/chat_socket.ts";
 import { type Transfer, WebFileTransfers } from "../../web/file_transfer.ts";
 
 /** A server with a web listener (a `ChatServer`), or the listener's port. */
@@ -48,14 +48,24 @@ export async function page(
   target: PageTarget,
   nick: string,
 ): Promise<{ chat: ChatSocket; files: WebFileTransfers; changes: Transfer[] }> {
+  // Events that come while the session opens (a file of ours ending, told at login) wait
+  // for the transfers, made once the socket is open.
+  let files: WebFileTransfers | null = null;
+  const early: Header[] = [];
   const { chat } = await ChatSocket.open(
     `ws://127.0.0.1:${webPortOf(target)}/ws`,
     nick,
     { password: "password123" },
     true,
-    { event: (header) => files.handleEvent(header), state: () => {}, resumed: () => {} },
+    {
+      event: (header) => files === null ? early.push(header) : files.handleEvent(header),
+      state: () => {},
+      resumed: () => {},
+    },
   );
   const changes: Transfer[] = [];
-  const files: WebFileTransfers = new WebFileTransfers(chat, (t) => changes.push({ ...t }));
-  return { chat, files, changes };
+  const made = new WebFileTransfers(chat, (t) => changes.push({ ...t }));
+  files = made;
+  for (const header of early.splice(0)) made.handleEvent(header);
+  return { chat, files: made, changes };
 }
