@@ -93,13 +93,20 @@ export class NodeSocketChannel implements ByteChannel {
     return n;
   }
 
-  /** Writes all of `p` (copied; encrypted on a TLS socket); resolves once it is handed to the socket. */
+  /**
+   * Writes all of `p` (encrypted on a TLS socket); resolves once the socket is done with
+   * it. `p` is not copied: the socket reads it where it lies (a `Buffer` view of the same
+   * memory), and Node calls a write's callback only once the bytes have left the buffer
+   * (handed to the kernel, or encrypted by the TLS layer), so the caller may reuse `p`
+   * when the promise settles, as the `ByteChannel` contract says (`OutboundQueue` gives
+   * its pooled buffers back then). Until then it must not touch `p`.
+   */
   write(p: Uint8Array): Promise<number> {
     if (this.#closed || this.#socket.destroyed) {
       return Promise.reject(new Deno.errors.BrokenPipe("the connection is closed"));
     }
     return new Promise((resolve, reject) => {
-      this.#socket.write(Buffer.from(p), (err) => {
+      this.#socket.write(Buffer.from(p.buffer, p.byteOffset, p.byteLength), (err) => {
         if (err) reject(new Deno.errors.BrokenPipe(err.message, { cause: err }));
         else resolve(p.length);
       });

@@ -144,7 +144,7 @@ export class ServerTlsConn implements ByteChannel {
     return this.#channel.read(p);
   }
 
-  /** Encrypts and writes all of `p` (copied); resolves once it is handed to the socket. */
+  /** Encrypts and writes all of `p` (not copied: see {@linkcode NodeSocketChannel.write}). */
   write(p: Uint8Array): Promise<number> {
     return this.#channel.write(p);
   }
