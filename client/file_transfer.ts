@@ -35,12 +35,8 @@ import type { Hash } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
-import {
-  LARGE_CHUNKS_FEATURE,
-  LARGE_FILE_CHUNK_BYTES,
-  MAX_FILE_FRAME_BYTES,
-  type ServerMessageMap,
-} from "../protocol/messages.ts";
+import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
+import { largestChunkBytes } from "../protocol/file_chunks.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
 import { MAX_UPLOAD_RESYNCS, UPLOAD_RESYNC_CODES } from "../protocol/upload_resync.ts";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
@@ -385,9 +381,7 @@ export class FileTransfers implements AsyncDisposable {
     // it takes large chunks).
     const server = this.#client.server;
     const maxFrame = server?.maxFrame ?? Infinity;
-    const most = server?.features.includes(LARGE_CHUNKS_FEATURE) === true
-      ? LARGE_FILE_CHUNK_BYTES
-      : CHUNK_BYTES;
+    const most = largestChunkBytes(server?.features ?? []);
     const chunkBytes = Math.max(1, Math.min(most, maxFrame - FRAME_ROOM));
     // The SHA-256 of the whole file, carried on as chunks are read (in order); resuming,
     // the bytes before `offset` first (reported as hashing when slow).

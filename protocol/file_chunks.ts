@@ -5,11 +5,9 @@
  *
  * @example
  * ```ts
- * import { LARGE_CHUNKS_FEATURE, LARGE_FILE_CHUNK_BYTES, MAX_FILE_FRAME_BYTES } from "./file_chunks.ts";
- * const serverFeatures = ["rooms", "dm", LARGE_CHUNKS_FEATURE]; // from the server's hello
- * const most = serverFeatures.includes(LARGE_CHUNKS_FEATURE)
- *   ? LARGE_FILE_CHUNK_BYTES // 1 MiB less 4 KiB
- *   : MAX_FILE_FRAME_BYTES; // 512 KiB
+ * import { LARGE_CHUNKS_FEATURE, largestChunkBytes } from "./file_chunks.ts";
+ * largestChunkBytes(["rooms", "dm", LARGE_CHUNKS_FEATURE]); // 1 MiB less 4 KiB
+ * largestChunkBytes(["rooms", "dm"]); // 512 KiB
  * ```
  *
  * @module
@@ -29,3 +27,12 @@ export const MAX_FILE_FRAME_BYTES: number = 512 * 1024;
 export const LARGE_FILE_CHUNK_BYTES: number = 1024 * 1024 - 4096;
 /** The `hello` feature of a server that takes `file_chunk` bodies of {@linkcode LARGE_FILE_CHUNK_BYTES}. */
 export const LARGE_CHUNKS_FEATURE = "large_chunks";
+
+/**
+ * Most file bytes a `file_chunk` may carry to a server whose `hello` shares `features`:
+ * {@linkcode LARGE_FILE_CHUNK_BYTES} when it takes large chunks, else
+ * {@linkcode MAX_FILE_FRAME_BYTES} (a smaller `--max-frame` lowers it further: the caller's).
+ */
+export function largestChunkBytes(features: readonly string[]): number {
+  return features.includes(LARGE_CHUNKS_FEATURE) ? LARGE_FILE_CHUNK_BYTES : MAX_FILE_FRAME_BYTES;
+}

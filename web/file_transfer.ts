@@ -37,11 +37,7 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
-import {
-  LARGE_CHUNKS_FEATURE,
-  LARGE_FILE_CHUNK_BYTES,
-  MAX_FILE_FRAME_BYTES,
-} from "../protocol/file_chunks.ts";
+import { largestChunkBytes, MAX_FILE_FRAME_BYTES } from "../protocol/file_chunks.ts";
 import { nameKey } from "../protocol/names.ts";
 import { MAX_UPLOAD_RESYNCS, UPLOAD_RESYNC_CODES } from "../protocol/upload_resync.ts";
 import { type Header, RequestError } from "./chat_socket.ts";
@@ -660,7 +656,7 @@ export function uploadWindow(
   maxQueue: number | null,
   features: readonly string[],
 ): { chunkBytes: number; window: number } {
-  const most = features.includes(LARGE_CHUNKS_FEATURE) ? LARGE_FILE_CHUNK_BYTES : CHUNK_BYTES;
+  const most = largestChunkBytes(features);
   const budget = maxQueue === null ? Infinity : Math.floor(maxQueue * QUEUE_SHARE);
   const chunkBytes = Math.max(
     1,
