@@ -152,39 +152,8 @@ export async function runServe(
   } catch (err) {
     throw new Error(describeStartError(err, config.host, config.port), { cause: err });
   }
-  const fingerprint = config.tls ? await certificateFingerprint(config.tls.cert) : null;
-  for (const line of listeningLines(server, fingerprint, listInterfaces(), launcher())) {
-    console.log(line);
-  }
-  for (const line of webLines(server, listInterfaces())) console.log(line);
-  for (const [addr, how] of [[server.ircAddr, "plain"], [server.ircTlsAddr, "TLS"]] as const) {
-    if (addr !== null) {
-      console.log(`  IRC clients: ${formatHostPort(addr.hostname, addr.port)} (${how})`);
-    }
-  }
-  if (server.metricsAddr !== null) {
-    console.log(
-      `  metrics at: http://${
-        formatHostPort(server.metricsAddr.hostname, server.metricsAddr.port)
-      }/metrics`,
-    );
-  }
-  if (config.postgres !== null && config.nats !== null) {
-    log.info(
-      "serving as a node of several: PostgreSQL at {postgres}, NATS at {nats}, auth {auth}",
-      {
-        postgres: config.postgres.url,
-        nats: config.nats.servers.join(","),
-        auth: config.auth,
-      },
-    );
-  } else {
-    log.info("serving with data folder {data}, auth {auth}", {
-      data: config.dataDir,
-      auth: config.auth,
-    });
-  }
-
+  // The signals are handled before the lines say the server is up: a Ctrl-C (or a
+  // supervisor's SIGTERM) sent as soon as they appear drains and exits 0, not 130.
   const actions = signalActions(Deno.build.os, Deno.stdin.isTerminal());
   let stopping = false;
   const stop = (signal: Deno.Signal): void => {
@@ -212,6 +181,38 @@ export async function runServe(
     return [signal, listener] as const;
   });
   try {
+    const fingerprint = config.tls ? await certificateFingerprint(config.tls.cert) : null;
+    for (const line of listeningLines(server, fingerprint, listInterfaces(), launcher())) {
+      console.log(line);
+    }
+    for (const line of webLines(server, listInterfaces())) console.log(line);
+    for (const [addr, how] of [[server.ircAddr, "plain"], [server.ircTlsAddr, "TLS"]] as const) {
+      if (addr !== null) {
+        console.log(`  IRC clients: ${formatHostPort(addr.hostname, addr.port)} (${how})`);
+      }
+    }
+    if (server.metricsAddr !== null) {
+      console.log(
+        `  metrics at: http://${
+          formatHostPort(server.metricsAddr.hostname, server.metricsAddr.port)
+        }/metrics`,
+      );
+    }
+    if (config.postgres !== null && config.nats !== null) {
+      log.info(
+        "serving as a node of several: PostgreSQL at {postgres}, NATS at {nats}, auth {auth}",
+        {
+          postgres: config.postgres.url,
+          nats: config.nats.servers.join(","),
+          auth: config.auth,
+        },
+      );
+    } else {
+      log.info("serving with data folder {data}, auth {auth}", {
+        data: config.dataDir,
+        auth: config.auth,
+      });
+    }
     await server.finished;
   } finally {
     for (const [signal, listener] of listeners) Deno.removeSignalListener(signal, listener);
