@@ -12,19 +12,10 @@ import { DiskFileBytes } from "../server/disk_file_bytes.ts";
 import { MemoryFileStore } from "../server/file_store.ts";
 import { CHUNKS_IN_FLIGHT } from "../server/files.ts";
 import { GatedFileBytes } from "./helpers/gated_file_bytes.ts";
-import { Probe, testServer } from "./helpers/harness.ts";
+import { Probe, testServer, until } from "./helpers/harness.ts";
 import { bytesOf, sha256 } from "./helpers/file_requests.ts";
 
 const PIECE = 64 * 1024;
-
-/** Polls `check` until it holds, or fails after `ms` saying `what`. */
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 Deno.test("the next chunk is read while one is written; two at most are held; written in order", async () => {
   const dir = await Deno.makeTempDir({ prefix: "chat-chunk-pipeline-" });
@@ -54,8 +45,9 @@ Deno.test("the next chunk is read while one is written; two at most are held; wr
     await write.reached;
     // The first chunk's write is held: the second is read meanwhile...
     await until(
-      () => counters.requests - before >= CHUNKS_IN_FLIGHT,
+      () => counters.requests - before >= CHUNKS_IN_FLIGHT || undefined,
       "the chunk after the one being written read",
+      20_000,
     );
     // ...and no more (no event tells that a frame was not read: the server is given a
     // while to read on, which it would have done at once).

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { DiskFileBytes } from "../server/disk_file_bytes.ts";
 import { MemoryFileStore } from "../server/file_store.ts";
 import { GatedFileBytes } from "./helpers/gated_file_bytes.ts";
-import { Probe, testServer } from "./helpers/harness.ts";
+import { Probe, testServer, until } from "./helpers/harness.ts";
 import { bytesOf, sha256 } from "./helpers/file_requests.ts";
 
 const PIECE = 64 * 1024;
@@ -25,15 +25,6 @@ interface Upload {
   ids: string[];
 }
 const CHUNKS = 4;
-
-/** Polls `check` until it holds, or fails after `ms` saying `what`. */
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** Gives the server a while to read on, which it would do at once (no event tells it did not). */
 async function aWhile(): Promise<void> {
@@ -78,7 +69,11 @@ Deno.test("a second uploader reads no chunk ahead once the server's read-ahead b
     const aliceWrite = bytes.holdNextAppend();
     send(uploads[0]);
     await aliceWrite.reached;
-    await until(() => counters.requests - before >= 2, "alice's chunk read ahead");
+    await until(
+      () => counters.requests - before >= 2 || undefined,
+      "alice's chunk read ahead",
+      20_000,
+    );
     // Carol's first write is held too: the budget has no room left for her read-ahead.
     const carolWrite = bytes.holdNextAppend();
     send(uploads[1]);
