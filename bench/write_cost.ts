@@ -19,7 +19,10 @@
  * (`node:net` `socket.write`, no callback), `node-write-cb` (with a callback, as
  * `NodeSocketChannel` uses it), `node-cork` (`cork()`, write, `uncork()`), `queue-deno`
  * (the whole `OutboundQueue` over `Deno.TcpConn`), `queue-node` (`OutboundQueue` over
- * `NodeSocketChannel`), `idle`.
+ * `NodeSocketChannel`), `deno-write-view` (`deno-write` of a view into a 1 MiB buffer, as the
+ * queue's pooled buffers are), `ffi-send` (libc `send` through FFI on the connection's own
+ * descriptor: the kernel's cost with none of the runtime's I/O path), `ffi-send-empty` (the
+ * same sending 0 bytes: a bare system call), `idle`.
  *
  * Measured with Deno 2.9.6 (2026-12-05, 2 shared cores, load 2-5; 100 receivers, 700
  * rounds/s, 3 s, 2 KiB, seven runs in turn): `Deno.TcpConn.write` 6.9-10.5 µs of process CPU
@@ -30,6 +33,15 @@
  * kernel: the runtime and JavaScript add ~2-2.5 µs to a write, no API here less. The whole
  * `OutboundQueue` over `Deno.TcpConn` costs less per write than either (5.1-8.0 µs): when a
  * round comes before the last write settled, it joins (0.3-0.5 `sendto` per write).
+ *
+ * The floor, 2026-12-06 (Deno 2.9.6, six turns over two runs, net of `idle`): `ffi-send`
+ * 4.8-7.9 µs a write, `deno-write` 1.01-1.76× it in the same turn (median 1.25×, 1.8 µs
+ * more); `ffi-send-empty` 1.6-2.6 µs (a system call in this PVM guest costs that much before
+ * any TCP work); `deno-write-view` 0.88-1.20× `deno-write` (median 1.04×): a view into a
+ * large buffer costs nothing more. Both runtime APIs make the system call in the event
+ * loop's next poll, not in the call (`strace` around a marker `statSync`), and neither
+ * offers a write that completes in the call. The breakdown is in `bench/README.md`
+ * ("What a socket write costs").
  *
  * @module
  */
@@ -231,6 +243,91 @@ const nodeCork: Opener = async (n, connect) => {
   };
 };
 
+/** A socket's file descriptor in this process, found by its ports (`/proc/net/tcp`, `/proc/self/fd`). */
+function socketFd(
+  conn: Deno.TcpConn,
+  inodeByPorts: Map<string, string>,
+  fdByInode: Map<string, number>,
+): number {
+  const local = (conn.localAddr as Deno.NetAddr).port;
+  const remote = (conn.remoteAddr as Deno.NetAddr).port;
+  const fd = fdByInode.get(inodeByPorts.get(`${local}:${remote}`) ?? "");
+  if (fd === undefined) throw new Error(`no descriptor for the connection ${local}:${remote}`);
+  return fd;
+}
+
+/** The descriptors of `conns`, in order (Linux). */
+function socketFds(conns: Deno.TcpConn[]): number[] {
+  const inodeByPorts = new Map<string, string>();
+  for (const line of Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 10) continue;
+    const port = (address: string) => parseInt(address.split(":")[1], 16);
+    inodeByPorts.set(`${port(fields[1])}:${port(fields[2])}`, fields[9]);
+  }
+  const fdByInode = new Map<string, number>();
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+      if (target.startsWith("socket:[")) fdByInode.set(target.slice(8, -1), Number(entry.name));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return conns.map((conn) => socketFd(conn, inodeByPorts, fdByInode));
+}
+
+/**
+ * libc's `send` called straight from JavaScript through FFI on each connection's
+ * descriptor (non-blocking, as the runtime made it): the kernel's cost and an FFI call,
+ * none of the runtime's I/O path: the floor a runtime API could reach. `bytes` 0 sends
+ * nothing (a system call that does no TCP work). Measurement only: a server cannot
+ * write behind the runtime's back like this.
+ */
+function ffiSend(empty: boolean): Opener {
+  return async (n, connect) => {
+    const conns = await acceptDeno(n, connect);
+    const fds = socketFds(conns);
+    const libc = Deno.dlopen("libc.so.6", {
+      send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+    });
+    const MSG_DONTWAIT = 0x40;
+    return {
+      writeRound(p) {
+        const length = empty ? 0 : p.length;
+        const lengthArg = BigInt(length);
+        for (const fd of fds) {
+          const sent = Number(libc.symbols.send(fd, p, lengthArg, MSG_DONTWAIT));
+          if (sent !== length) throw new Error(`send on ${fd}: ${sent} of ${length}`);
+        }
+      },
+      settled: () => Promise.resolve(),
+      close() {
+        conns.forEach((c) => c.close());
+        libc.close();
+      },
+    };
+  };
+}
+
+/**
+ * `Deno.TcpConn.write` with the payload a view into a large shared buffer (as the
+ * queue's pooled buffers are), not an array owning its buffer.
+ */
+const denoWriteView: Opener = async (n, connect) => {
+  const inner = await denoWrite(n, connect);
+  const big = new Uint8Array(1024 * 1024);
+  return {
+    writeRound(p) {
+      const view = big.subarray(4096, 4096 + p.length);
+      view.set(p);
+      inner.writeRound(view);
+    },
+    settled: () => inner.settled(),
+    close: () => inner.close(),
+  };
+};
+
 function queueSender(channels: { close(): void }[], queues: OutboundQueue[]): Sender {
   return {
     writeRound(p) {
@@ -281,6 +378,9 @@ const idle: Opener = async (n, connect) => {
 export const WAYS: Record<string, Opener> = {
   "idle": idle,
   "deno-write": denoWrite,
+  "deno-write-view": denoWriteView,
+  "ffi-send": ffiSend(false),
+  "ffi-send-empty": ffiSend(true),
   "deno-writable": denoWritable,
   "node-write": nodeWrite,
   "node-write-cb": nodeWriteCallback,
