@@ -22,7 +22,8 @@
  * `NodeSocketChannel`), `deno-write-view` (`deno-write` of a view into a 1 MiB buffer, as the
  * queue's pooled buffers are), `ffi-send` (libc `send` through FFI on the connection's own
  * descriptor: the kernel's cost with none of the runtime's I/O path), `ffi-send-empty` (the
- * same sending 0 bytes: a bare system call), `idle`.
+ * same sending 0 bytes: a bare system call), `node-handle` (`node:net`'s native handle,
+ * `socket._handle.writeBuffer`: the system call in the call), `idle`.
  *
  * Measured with Deno 2.9.6 (2026-12-05, 2 shared cores, load 2-5; 100 receivers, 700
  * rounds/s, 3 s, 2 KiB, seven runs in turn): `Deno.TcpConn.write` 6.9-10.5 µs of process CPU
@@ -34,20 +35,20 @@
  * `OutboundQueue` over `Deno.TcpConn` costs less per write than either (5.1-8.0 µs): when a
  * round comes before the last write settled, it joins (0.3-0.5 `sendto` per write).
  *
- * The floor, 2026-12-06 (Deno 2.9.6, six turns over two runs, net of `idle`): `ffi-send`
- * 4.8-7.9 µs a write, `deno-write` 1.01-1.76× it in the same turn (median 1.25×, 1.8 µs
- * more); `ffi-send-empty` 1.6-2.6 µs (a system call in this PVM guest costs that much before
- * any TCP work); `deno-write-view` 0.88-1.20× `deno-write` (median 1.04×): a view into a
- * large buffer costs nothing more. Both runtime APIs make the system call in the event
- * loop's next poll, not in the call (`strace` around a marker `statSync`), and neither
- * offers a write that completes in the call. The breakdown is in `bench/README.md`
- * ("What a socket write costs").
+ * The floor, 2026-12-06 (Deno 2.9.6, six turns on a quiet machine, net of `idle`, medians):
+ * `deno-write` 8.0 µs a write, `node-handle` 0.94× it in the same turn (0.80-1.06),
+ * `ffi-send` 0.85× (0.72-0.93; in nine turns on a busier machine 0.57-1.22, median 0.85),
+ * `ffi-send-empty` 1.6-2.6 µs (a system call in this PVM guest costs that much before any
+ * TCP work), `deno-write-view` 1.04× `deno-write`: a view into a large buffer costs nothing
+ * more. `Deno.TcpConn.write` makes its system call in the event loop's next poll, not in
+ * the call (`strace` around a marker `statSync`); the native `node:net` handle in the call.
+ * The breakdown is in `bench/README.md` ("What a socket write costs").
  *
  * @module
  */
 
 import net from "node:net";
-import { cpuUsage } from "node:process";
+import process, { cpuUsage } from "node:process";
 import { OutboundQueue } from "../transport/outbound_queue.ts";
 import { NodeSocketChannel } from "../transport/node_socket_channel.ts";
 
@@ -243,6 +244,58 @@ const nodeCork: Opener = async (n, connect) => {
   };
 };
 
+/** What `node:net`'s native stream handle says of its last write (Node's `streamBaseState`). */
+const streamBaseState = (process as unknown as {
+  binding(name: string): { streamBaseState: Int32Array };
+}).binding("stream_wrap").streamBaseState;
+/** Index in {@linkcode streamBaseState}: whether the last write went on after the call. */
+const LAST_WRITE_WAS_ASYNC = 3;
+
+/** The native handle under a `node:net` socket (Node's `_handle`: a `TCPWrap`). */
+interface StreamHandle {
+  writeBuffer(req: object, data: Uint8Array): number;
+}
+
+/**
+ * `node:net`'s native handle written directly (`socket._handle.writeBuffer`, what
+ * `socket.write` ends in): the system call is made in the call when the kernel takes it
+ * all (as libuv's `uv_try_write`), no promise, no event-loop turn; a write that could not
+ * finish completes later through `req.oncomplete`.
+ */
+const nodeHandle: Opener = async (n, connect) => {
+  const sockets = await acceptNode(n, connect);
+  const handles = sockets.map((s) => (s as unknown as { _handle: StreamHandle })._handle);
+  const pending = new Pending();
+  const failed = (status: number) => {
+    if (status < 0) throw new Error(`write failed: ${status}`);
+  };
+  return {
+    writeRound(p) {
+      for (const handle of handles) {
+        const req = {
+          handle,
+          async: false,
+          bytes: 0,
+          buffer: null as Uint8Array | null,
+          callback: null,
+          oncomplete(status: number) {
+            failed(status);
+            pending.done();
+          },
+        };
+        const err = handle.writeBuffer(req, p);
+        if (err !== 0) throw new Error(`writeBuffer: ${err}`);
+        if (streamBaseState[LAST_WRITE_WAS_ASYNC] !== 0) {
+          req.buffer = p;
+          pending.count++;
+        }
+      }
+    },
+    settled: () => pending.settled(),
+    close: () => sockets.forEach((s) => s.destroy()),
+  };
+};
+
 /** A socket's file descriptor in this process, found by its ports (`/proc/net/tcp`, `/proc/self/fd`). */
 function socketFd(
   conn: Deno.TcpConn,
@@ -385,6 +438,7 @@ export const WAYS: Record<string, Opener> = {
   "node-write": nodeWrite,
   "node-write-cb": nodeWriteCallback,
   "node-cork": nodeCork,
+  "node-handle": nodeHandle,
   "queue-deno": queueDeno,
   "queue-node": queueNode,
 };

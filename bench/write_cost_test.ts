@@ -16,11 +16,13 @@ Deno.test("write_cost: every way writes its fixed rounds to receivers in another
   }
 });
 
-Deno.test("write_cost: the FFI ways send on the connections' own descriptors, the empty one a call that carries nothing", async () => {
+Deno.test("write_cost: the floor ways (FFI send, node:net's native handle) write on the connections' own sockets, the empty send nothing", async () => {
   const settings = { receivers: 4, roundsPerSecond: 200, ms: 100, bytes: 300 };
-  const full = await runSender("ffi-send", settings);
-  assert.equal(full.writes, 80);
-  assert.equal(full.receivedBytes, 80 * 300, JSON.stringify(full));
+  for (const way of ["ffi-send", "node-handle"]) {
+    const full = await runSender(way, settings);
+    assert.equal(full.writes, 80, way);
+    assert.equal(full.receivedBytes, 80 * 300, JSON.stringify(full));
+  }
   const empty = await runSender("ffi-send-empty", settings);
   assert.equal(empty.writes, 80);
   assert.equal(empty.receivedBytes, 0, JSON.stringify(empty));
