@@ -19,7 +19,11 @@
  * (`node:net` `socket.write`, no callback), `node-write-cb` (with a callback, as
  * `NodeSocketChannel` uses it), `node-cork` (`cork()`, write, `uncork()`), `queue-deno`
  * (the whole `OutboundQueue` over `Deno.TcpConn`), `queue-node` (`OutboundQueue` over
- * `NodeSocketChannel`), `idle`.
+ * `NodeSocketChannel`), `deno-write-view` (`deno-write` of a view into a 1 MiB buffer, as the
+ * queue's pooled buffers are), `ffi-send` (libc `send` through FFI on the connection's own
+ * descriptor: the kernel's cost with none of the runtime's I/O path), `ffi-send-empty` (the
+ * same sending 0 bytes: a bare system call), `node-handle` (`node:net`'s native handle,
+ * `socket._handle.writeBuffer`: the system call in the call), `idle`.
  *
  * Measured with Deno 2.9.6 (2026-12-05, 2 shared cores, load 2-5; 100 receivers, 700
  * rounds/s, 3 s, 2 KiB, seven runs in turn): `Deno.TcpConn.write` 6.9-10.5 µs of process CPU
@@ -31,11 +35,20 @@
  * `OutboundQueue` over `Deno.TcpConn` costs less per write than either (5.1-8.0 µs): when a
  * round comes before the last write settled, it joins (0.3-0.5 `sendto` per write).
  *
+ * The floor, 2026-12-06 (Deno 2.9.6, six turns on a quiet machine, net of `idle`, medians):
+ * `deno-write` 8.0 µs a write, `node-handle` 0.94× it in the same turn (0.80-1.06),
+ * `ffi-send` 0.85× (0.72-0.93; in nine turns on a busier machine 0.57-1.22, median 0.85),
+ * `ffi-send-empty` 1.6-2.6 µs (a system call in this PVM guest costs that much before any
+ * TCP work), `deno-write-view` 1.04× `deno-write`: a view into a large buffer costs nothing
+ * more. `Deno.TcpConn.write` makes its system call in the event loop's next poll, not in
+ * the call (`strace` around a marker `statSync`); the native `node:net` handle in the call.
+ * The breakdown is in `bench/README.md` ("What a socket write costs").
+ *
  * @module
  */
 
 import net from "node:net";
-import { cpuUsage } from "node:process";
+import process, { cpuUsage } from "node:process";
 import { OutboundQueue } from "../transport/outbound_queue.ts";
 import { NodeSocketChannel } from "../transport/node_socket_channel.ts";
 
@@ -231,6 +244,143 @@ const nodeCork: Opener = async (n, connect) => {
   };
 };
 
+/** What `node:net`'s native stream handle says of its last write (Node's `streamBaseState`). */
+const streamBaseState = (process as unknown as {
+  binding(name: string): { streamBaseState: Int32Array };
+}).binding("stream_wrap").streamBaseState;
+/** Index in {@linkcode streamBaseState}: whether the last write went on after the call. */
+const LAST_WRITE_WAS_ASYNC = 3;
+
+/** The native handle under a `node:net` socket (Node's `_handle`: a `TCPWrap`). */
+interface StreamHandle {
+  writeBuffer(req: object, data: Uint8Array): number;
+}
+
+/**
+ * `node:net`'s native handle written directly (`socket._handle.writeBuffer`, what
+ * `socket.write` ends in): the system call is made in the call when the kernel takes it
+ * all (as libuv's `uv_try_write`), no promise, no event-loop turn; a write that could not
+ * finish completes later through `req.oncomplete`.
+ */
+const nodeHandle: Opener = async (n, connect) => {
+  const sockets = await acceptNode(n, connect);
+  const handles = sockets.map((s) => (s as unknown as { _handle: StreamHandle })._handle);
+  const pending = new Pending();
+  const failed = (status: number) => {
+    if (status < 0) throw new Error(`write failed: ${status}`);
+  };
+  return {
+    writeRound(p) {
+      for (const handle of handles) {
+        const req = {
+          handle,
+          async: false,
+          bytes: 0,
+          buffer: null as Uint8Array | null,
+          callback: null,
+          oncomplete(status: number) {
+            failed(status);
+            pending.done();
+          },
+        };
+        const err = handle.writeBuffer(req, p);
+        if (err !== 0) throw new Error(`writeBuffer: ${err}`);
+        if (streamBaseState[LAST_WRITE_WAS_ASYNC] !== 0) {
+          req.buffer = p;
+          pending.count++;
+        }
+      }
+    },
+    settled: () => pending.settled(),
+    close: () => sockets.forEach((s) => s.destroy()),
+  };
+};
+
+/** A socket's file descriptor in this process, found by its ports (`/proc/net/tcp`, `/proc/self/fd`). */
+function socketFd(
+  conn: Deno.TcpConn,
+  inodeByPorts: Map<string, string>,
+  fdByInode: Map<string, number>,
+): number {
+  const local = (conn.localAddr as Deno.NetAddr).port;
+  const remote = (conn.remoteAddr as Deno.NetAddr).port;
+  const fd = fdByInode.get(inodeByPorts.get(`${local}:${remote}`) ?? "");
+  if (fd === undefined) throw new Error(`no descriptor for the connection ${local}:${remote}`);
+  return fd;
+}
+
+/** The descriptors of `conns`, in order (Linux). */
+function socketFds(conns: Deno.TcpConn[]): number[] {
+  const inodeByPorts = new Map<string, string>();
+  for (const line of Deno.readTextFileSync("/proc/net/tcp").split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length < 10) continue;
+    const port = (address: string) => parseInt(address.split(":")[1], 16);
+    inodeByPorts.set(`${port(fields[1])}:${port(fields[2])}`, fields[9]);
+  }
+  const fdByInode = new Map<string, number>();
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const target = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+      if (target.startsWith("socket:[")) fdByInode.set(target.slice(8, -1), Number(entry.name));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return conns.map((conn) => socketFd(conn, inodeByPorts, fdByInode));
+}
+
+/**
+ * libc's `send` called straight from JavaScript through FFI on each connection's
+ * descriptor (non-blocking, as the runtime made it): the kernel's cost and an FFI call,
+ * none of the runtime's I/O path: the floor a runtime API could reach. `bytes` 0 sends
+ * nothing (a system call that does no TCP work). Measurement only: a server cannot
+ * write behind the runtime's back like this.
+ */
+function ffiSend(empty: boolean): Opener {
+  return async (n, connect) => {
+    const conns = await acceptDeno(n, connect);
+    const fds = socketFds(conns);
+    const libc = Deno.dlopen("libc.so.6", {
+      send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+    });
+    const MSG_DONTWAIT = 0x40;
+    return {
+      writeRound(p) {
+        const length = empty ? 0 : p.length;
+        const lengthArg = BigInt(length);
+        for (const fd of fds) {
+          const sent = Number(libc.symbols.send(fd, p, lengthArg, MSG_DONTWAIT));
+          if (sent !== length) throw new Error(`send on ${fd}: ${sent} of ${length}`);
+        }
+      },
+      settled: () => Promise.resolve(),
+      close() {
+        conns.forEach((c) => c.close());
+        libc.close();
+      },
+    };
+  };
+}
+
+/**
+ * `Deno.TcpConn.write` with the payload a view into a large shared buffer (as the
+ * queue's pooled buffers are), not an array owning its buffer.
+ */
+const denoWriteView: Opener = async (n, connect) => {
+  const inner = await denoWrite(n, connect);
+  const big = new Uint8Array(1024 * 1024);
+  return {
+    writeRound(p) {
+      const view = big.subarray(4096, 4096 + p.length);
+      view.set(p);
+      inner.writeRound(view);
+    },
+    settled: () => inner.settled(),
+    close: () => inner.close(),
+  };
+};
+
 function queueSender(channels: { close(): void }[], queues: OutboundQueue[]): Sender {
   return {
     writeRound(p) {
@@ -281,10 +431,14 @@ const idle: Opener = async (n, connect) => {
 export const WAYS: Record<string, Opener> = {
   "idle": idle,
   "deno-write": denoWrite,
+  "deno-write-view": denoWriteView,
+  "ffi-send": ffiSend(false),
+  "ffi-send-empty": ffiSend(true),
   "deno-writable": denoWritable,
   "node-write": nodeWrite,
   "node-write-cb": nodeWriteCallback,
   "node-cork": nodeCork,
+  "node-handle": nodeHandle,
   "queue-deno": queueDeno,
   "queue-node": queueNode,
 };
