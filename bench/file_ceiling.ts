@@ -8,7 +8,8 @@
  *   is read once), the next piece read and hashed while one is written; the hop writes
  *   every piece to disk once and forwards it from memory, without hashing it (the chat
  *   server checks no SHA-256 since integrity became end to end: the recipient's), and
- *   syncs the file once all is forwarded; the receiver writes (synchronously) and hashes,
+ *   syncs it as the server syncs an upload: in the background every 16 MiB and the rest
+ *   once all is forwarded; the receiver writes (synchronously) and hashes,
  *   syncs in the background every 16 MiB and at the end, as the chat receiver does.
  *   What the relay adds to this is the protocol: frames, requests and acknowledgements,
  *   reading back from disk, flow control, the metadata's commits.
@@ -30,14 +31,15 @@
  * Like `raw_copy.ts`, each prints `{"ready": true, "port": N}` when ready (a sender once
  * connected) and
  * `{"done": true, "sha256": HEX}` when its part is over (a receiver: the file written,
- * hashed and closed; the hop and the peer ends, which hash nothing: `null`); `{"error": ...}` and exit 1
- * on failure.
+ * hashed and closed; the hop and the peer ends, which hash nothing: `null`; the hop adds
+ * `"backgroundSyncs": N`, the syncs it started as it stored the file); `{"error": ...}` and
+ * exit 1 on failure.
  *
  * @module
  */
 
 import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
-import { BACKGROUND_SYNC_BYTES } from "../transport/background_sync.ts";
+import { BACKGROUND_SYNC_BYTES, BackgroundSync } from "../transport/background_sync.ts";
 import { readFull, writeFull } from "../transport/file_io.ts";
 import { MAX_FILE_FRAME_BYTES } from "../protocol/messages.ts";
 
@@ -114,10 +116,13 @@ async function relayReceive(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-async function relayHop(path: string, port: number): Promise<null> {
+async function relayHop(path: string, port: number): Promise<Done> {
   const down = await Deno.connect({ hostname: "127.0.0.1", port });
   const up = await acceptOne();
   using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  // Synced as the server's upload is (`DiskWriter`): in the background every
+  // BACKGROUND_SYNC_BYTES, through a second handle, and the rest at the end.
+  const syncs = new BackgroundSync(path);
   // Two buffers: one being forwarded while the next is read and stored.
   const buffers = [new Uint8Array(PIECE), new Uint8Array(PIECE)];
   let forwarding: Promise<void> = Promise.resolve();
@@ -126,14 +131,16 @@ async function relayHop(path: string, port: number): Promise<null> {
     if (n === 0) break;
     const piece = buffers[i].subarray(0, n);
     await writeFull(file, piece);
+    syncs.wrote(n);
     await forwarding;
     forwarding = writeFull(down, piece);
   }
   await forwarding;
   up.close();
   down.close();
+  await syncs.settle();
   await file.sync();
-  return null;
+  return { sha256: null, backgroundSyncs: syncs.started };
 }
 
 async function relaySend(port: number, path: string): Promise<string> {
@@ -251,22 +258,33 @@ function port(value: string | undefined): number {
   return n;
 }
 
+/** What a program says when its part is over (besides `done: true`). */
+interface Done {
+  /** The SHA-256 of the bytes, from the ends that hash them; else null. */
+  sha256: string | null;
+  /** The hop: the syncs it started in the background as it stored the file. */
+  backgroundSyncs?: number;
+}
+
 if (import.meta.main) {
   const [mode, a, b] = Deno.args;
+  const hashed = async (sha256: Promise<string | null>): Promise<Done> => ({
+    sha256: await sha256,
+  });
   try {
-    let sha256: string | null;
-    if (mode === "relay-receive" && a) sha256 = await relayReceive(a);
-    else if (mode === "relay-hop" && a && b) sha256 = await relayHop(a, port(b));
-    else if (mode === "relay-send" && a && b) sha256 = await relaySend(port(a), b);
-    else if (mode === "peer-receive" && a) sha256 = await peerReceive(a);
-    else if (mode === "peer-send" && a && b) sha256 = await peerSend(port(a), b);
+    let done: Done;
+    if (mode === "relay-receive" && a) done = await hashed(relayReceive(a));
+    else if (mode === "relay-hop" && a && b) done = await relayHop(a, port(b));
+    else if (mode === "relay-send" && a && b) done = await hashed(relaySend(port(a), b));
+    else if (mode === "peer-receive" && a) done = await hashed(peerReceive(a));
+    else if (mode === "peer-send" && a && b) done = await hashed(peerSend(port(a), b));
     else {
       throw new Error(
         "usage: file_ceiling.ts relay-receive PATH | relay-hop PATH PORT | relay-send PORT PATH" +
           " | peer-receive PATH | peer-send PORT PATH",
       );
     }
-    console.log(JSON.stringify({ done: true, sha256 }));
+    console.log(JSON.stringify({ done: true, ...done }));
     Deno.exit(0);
   } catch (err) {
     console.log(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }));
