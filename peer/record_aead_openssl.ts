@@ -75,8 +75,8 @@ function failed(call: string): PeerError {
   return new PeerError("crypto_failed", `OpenSSL's ${call} failed`);
 }
 
-/** Frees the contexts of ciphers no longer reachable. */
-let contexts: FinalizationRegistry<Deno.PointerObject> | null = null;
+/** Frees the context of a cipher no longer reachable (each held as the call freeing it). */
+const contexts = new FinalizationRegistry<() => void>((free) => free());
 
 /** One direction: a context initialised with the key once, a record at a time after. */
 class OpenSslCipher {
@@ -99,8 +99,7 @@ class OpenSslCipher {
     this.#encrypt = encrypt;
     const ctx = lib.EVP_CIPHER_CTX_new();
     if (ctx === null) throw failed("EVP_CIPHER_CTX_new");
-    (contexts ??= new FinalizationRegistry((held) => lib.EVP_CIPHER_CTX_free(held)))
-      .register(this, ctx);
+    contexts.register(this, () => lib.EVP_CIPHER_CTX_free(ctx));
     this.#ctx = ctx;
     // The key is set once; each record sets only its nonce.
     if (lib.EVP_CipherInit_ex(ctx, cipher, null, new Uint8Array(key), null, encrypt) !== 1) {

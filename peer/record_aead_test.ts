@@ -245,3 +245,37 @@ Deno.test("the process's choice: openssl with FFI granted, node without it, and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("openssl: a cipher's context is freed once the cipher is unreachable", async () => {
+  if (openssl === null) return;
+  const dir = await Deno.makeTempDir();
+  try {
+    const script = `${dir}/free.ts`;
+    const module = new URL("./record_aead_openssl.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { libcryptoNames, loadLibcrypto, openSslRecordAead } from "${module}";
+      const lib = loadLibcrypto(libcryptoNames(Deno.build.os));
+      let freed = 0;
+      const aead = openSslRecordAead({
+        ...lib,
+        EVP_CIPHER_CTX_free: (ctx) => { freed++; lib.EVP_CIPHER_CTX_free(ctx); },
+      });
+      for (let i = 0; i < 50; i++) aead.sealer(new Uint8Array(32));
+      for (let i = 0; i < 100 && freed === 0; i++) {
+        globalThis.gc();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      console.log(freed);`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--allow-ffi", "--v8-flags=--expose-gc", script],
+      stdin: "null",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const freed = Number(new TextDecoder().decode(out.stdout));
+    assert.ok(freed > 0 && freed <= 50, `freed ${freed}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
