@@ -14,8 +14,9 @@
  *   What the relay adds to this is the protocol: frames, requests and acknowledgements,
  *   reading back from disk, flow control, the metadata's commits.
  * - Encrypted peer to peer (two processes): the sender streams its file as
- *   ChaCha20-Poly1305 records of 1 MiB (`node:crypto` in 64 KiB calls, as the session
- *   does; the next record sealed while one is written); the receiver decrypts and
+ *   ChaCha20-Poly1305 records of 1 MiB (through the process's `recordAead`, as the
+ *   session does: OpenSSL through FFI when allowed and present, else `node:crypto`; the
+ *   next record sealed while one is written); the receiver decrypts and
  *   writes (synchronously, synced in the background and at the end, as the chat
  *   receiver does). Neither hashes (peer protocol version 5: the AEAD authenticates every byte;
  *   version 4 hashed the file on both sides). No handshake: a fixed key.
@@ -38,7 +39,8 @@
  * @module
  */
 
-import { createCipheriv, createDecipheriv, createHash } from "node:crypto";
+import { createHash } from "node:crypto";
+import { recordAead } from "../peer/record_aead_choice.ts";
 import { BACKGROUND_SYNC_BYTES, BackgroundSync } from "../transport/background_sync.ts";
 import { readFull, writeFull } from "../transport/file_io.ts";
 import { MAX_FILE_FRAME_BYTES } from "../protocol/messages.ts";
@@ -167,23 +169,6 @@ async function relaySend(port: number, path: string): Promise<string> {
 
 /** The fixed key of the ceiling's records (no handshake). */
 const KEY = new Uint8Array(32);
-/** Bytes per `node:crypto` call, as the peer session's (`peer/secure_channel.ts`). */
-const SLICE = 64 * 1024;
-
-/** Runs `bytes` through `cipher` a slice at a time, into `out` (as long as `bytes`). */
-function transform(
-  cipher: { update(data: Uint8Array): Uint8Array },
-  bytes: Uint8Array,
-  out: Uint8Array,
-): void {
-  for (let at = 0; at < bytes.length; at += SLICE) {
-    const piece = cipher.update(bytes.subarray(at, Math.min(bytes.length, at + SLICE)));
-    out.set(piece, at);
-    // Freed at once, as the session does (`peer/secure_channel.ts`, `release`).
-    (piece.buffer as ArrayBuffer).transfer(0);
-  }
-}
-
 function nonce(counter: number): Uint8Array {
   const iv = new Uint8Array(12);
   new DataView(iv.buffer).setUint32(8, counter);
@@ -196,6 +181,7 @@ async function peerReceive(path: string): Promise<null> {
   const prefix = new Uint8Array(4);
   const ciphertext = new Uint8Array(RECORD + 16);
   const plaintext = new Uint8Array(RECORD);
+  const opener = recordAead().opener(KEY);
   let counter = 0;
   while (true) {
     if (await readFull(conn, prefix) < 4) break;
@@ -206,14 +192,12 @@ async function peerReceive(path: string): Promise<null> {
     ) {
       throw new Error("a record was cut short");
     }
-    const decipher = createDecipheriv("chacha20-poly1305", KEY, nonce(counter++), {
-      authTagLength: 16,
-    });
-    decipher.setAAD(prefix, { plaintextLength: length - 16 });
-    decipher.setAuthTag(ciphertext.subarray(length - 16, length));
     const opened = plaintext.subarray(0, length - 16);
-    transform(decipher, ciphertext.subarray(0, length - 16), opened);
-    decipher.final();
+    opener.begin(nonce(counter++), prefix, opened.length);
+    opener.update(ciphertext.subarray(0, opened.length), opened);
+    if (!opener.finish(ciphertext.subarray(opened.length, length))) {
+      throw new Error(`record ${counter - 1} failed authentication`);
+    }
     // Written synchronously and synced as it goes, as the chat receiver does.
     file.write(opened);
   }
@@ -229,6 +213,7 @@ async function peerSend(port: number, path: string): Promise<null> {
   const buffer = new Uint8Array(RECORD);
   // Two record buffers: one being written while the next is read and sealed.
   const records = [new Uint8Array(4 + RECORD + 16), new Uint8Array(4 + RECORD + 16)];
+  const sealer = recordAead().sealer(KEY);
   let writing: Promise<void> = Promise.resolve();
   let counter = 0;
   while (true) {
@@ -236,13 +221,9 @@ async function peerSend(port: number, path: string): Promise<null> {
     if (n === 0) break;
     const record = records[counter % 2].subarray(0, 4 + n + 16);
     new DataView(record.buffer).setUint32(0, n + 16);
-    const cipher = createCipheriv("chacha20-poly1305", KEY, nonce(counter++), {
-      authTagLength: 16,
-    });
-    cipher.setAAD(record.subarray(0, 4), { plaintextLength: n });
-    transform(cipher, buffer.subarray(0, n), record.subarray(4, 4 + n));
-    cipher.final();
-    record.set(cipher.getAuthTag(), 4 + n);
+    sealer.begin(nonce(counter++), record.subarray(0, 4), n);
+    sealer.update(buffer.subarray(0, n), record.subarray(4, 4 + n));
+    sealer.finish(record.subarray(4 + n, 4 + n + 16));
     await writing;
     writing = writeFull(conn, record);
   }

@@ -8,6 +8,7 @@ import { nameProblem } from "../protocol/names.ts";
 import { dial } from "../transport/net.ts";
 import { PeerError } from "./errors.ts";
 import { performHandshake } from "./handshake.ts";
+import type { RecordAead } from "./record_aead.ts";
 import { normalizeCode } from "./code.ts";
 import { PeerSession } from "./session.ts";
 
@@ -30,6 +31,11 @@ export interface ConnectPeerOptions {
   code?: string;
   /** A secret the listening side must also have, mixed into the key schedule. */
   psk?: Uint8Array;
+  /**
+   * The records' ChaCha20-Poly1305 implementation. Default: the process's (`recordAead`:
+   * OpenSSL through FFI when allowed and present, else `node:crypto`; same bytes either way).
+   */
+  aead?: RecordAead;
 }
 
 /** Default bound on establishing the TCP connection of {@linkcode connectPeer}. */
@@ -70,6 +76,7 @@ export async function connectPeer(options: ConnectPeerOptions): Promise<PeerSess
     ...(options.handshakeTimeoutMs ? { timeoutMs: options.handshakeTimeoutMs } : {}),
     ...(options.code !== undefined ? { code: options.code } : {}),
     ...(options.psk !== undefined ? { psk: options.psk } : {}),
+    ...(options.aead !== undefined ? { aead: options.aead } : {}),
   });
   return new PeerSession({
     channel: result.channel,

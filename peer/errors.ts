@@ -30,6 +30,7 @@
  *   connections gave a wrong code (the code is burned: a new session needs a new one);
  *   also the refusal of an attempt while the last allowed ones are still under way.
  * - `listen_failed`: the listening address could not be bound (the port is in use, ...).
+ * - `crypto_failed`: the system's OpenSSL refused a call while sealing or opening a record.
  */
 export type PeerErrorCode =
   | "handshake_failed"
@@ -48,7 +49,8 @@ export type PeerErrorCode =
   | "pake_failed"
   | "invalid_code"
   | "too_many_attempts"
-  | "listen_failed";
+  | "listen_failed"
+  | "crypto_failed";
 
 /**
  * A failure of a peer session, with a stable {@linkcode PeerErrorCode}.

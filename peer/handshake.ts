@@ -102,6 +102,7 @@ import { normalizeCode } from "./code.ts";
 import { type CpaceState, finishCpace, startCpace } from "./cpace.ts";
 import { concatBytes } from "../protocol/bytes.ts";
 import { SecureChannel } from "./secure_channel.ts";
+import type { RecordAead } from "./record_aead.ts";
 
 const log = getLogger(["chat", "peer"]);
 
@@ -130,6 +131,8 @@ export interface HandshakeOptions {
   code?: string;
   /** Records allowed per direction (see {@linkcode SecureChannel}); for tests. */
   maxRecords?: bigint;
+  /** The records' ChaCha20-Poly1305 implementation. Default: the process's (`recordAead`). */
+  aead?: RecordAead;
   /**
    * Bound on waiting for the other side's hello, in milliseconds, within the whole
    * handshake's bound: a listener closes a silent connection after this. Default: the
@@ -310,7 +313,11 @@ async function run(
     transport,
     initiator ? i2r : r2i,
     initiator ? r2i : i2r,
-    { reader, ...(options.maxRecords ? { maxRecords: options.maxRecords } : {}) },
+    {
+      reader,
+      ...(options.maxRecords ? { maxRecords: options.maxRecords } : {}),
+      ...(options.aead ? { aead: options.aead } : {}),
+    },
   );
   const ownConfirmKey = initiator ? secrets.confirmInitiator : secrets.confirmResponder;
   const remoteConfirmKey = initiator ? secrets.confirmResponder : secrets.confirmInitiator;

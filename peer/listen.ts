@@ -9,6 +9,7 @@ import { nameProblem } from "../protocol/names.ts";
 import { listen, tuneAccepted } from "../transport/net.ts";
 import { PeerError } from "./errors.ts";
 import { performHandshake } from "./handshake.ts";
+import type { RecordAead } from "./record_aead.ts";
 import { normalizeCode } from "./code.ts";
 import { PeerSession } from "./session.ts";
 
@@ -75,6 +76,11 @@ export interface ListenPeerOptions {
   code?: string;
   /** A secret the dialling side must also have, mixed into the key schedule. */
   psk?: Uint8Array;
+  /**
+   * The records' ChaCha20-Poly1305 implementation. Default: the process's (`recordAead`:
+   * OpenSSL through FFI when allowed and present, else `node:crypto`; same bytes either way).
+   */
+  aead?: RecordAead;
 }
 
 /**
@@ -154,6 +160,7 @@ export async function listenPeer(options: ListenPeerOptions): Promise<PeerSessio
           ...(options.handshakeTimeoutMs ? { timeoutMs: options.handshakeTimeoutMs } : {}),
           ...(options.code !== undefined ? { code: options.code, onCodeAttempt } : {}),
           ...(options.psk !== undefined ? { psk: options.psk } : {}),
+          ...(options.aead !== undefined ? { aead: options.aead } : {}),
         });
         pending.delete(conn);
         if (triedCode) codeAttempts--;

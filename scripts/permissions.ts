@@ -9,6 +9,14 @@
 /** The deno.json tasks whose permissions the single binary needs. */
 export const MODE_TASKS: readonly string[] = ["serve", "connect", "peer"];
 
+/**
+ * Flags of a mode task never baked into the binary: `--allow-ffi` (the `peer` task's, for
+ * OpenSSL's ChaCha20-Poly1305) would let every mode of the one binary load native code,
+ * the server's too, lifting Deno's sandbox; the binary's peer mode uses `node:crypto`
+ * (the same bytes on the wire).
+ */
+export const NOT_IN_BINARY: readonly string[] = ["--allow-ffi"];
+
 /** Raised when a task's permission flags cannot be read. */
 export class PermissionFlagError extends Error {
   /** Stable error code. */
@@ -79,7 +87,7 @@ export function mergePermissionFlags(...lists: string[][]): string[] {
 export function binaryPermissionFlags(tasks: Record<string, unknown>): string[] {
   return mergePermissionFlags(
     ...MODE_TASKS.map((name) => permissionFlags(taskCommand(tasks, name))),
-  );
+  ).filter((flag) => !NOT_IN_BINARY.includes(flag.split("=")[0]!));
 }
 
 /**

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   binaryPermissionFlags,
   mergePermissionFlags,
+  NOT_IN_BINARY,
   PermissionFlagError,
   permissionFlags,
 } from "./permissions.ts";
@@ -33,6 +34,7 @@ Deno.test("binaryPermissionFlags covers every mode task of deno.json and never -
     const task = (denoJson.tasks as Record<string, string>)[mode]!;
     for (const flag of permissionFlags(task)) {
       const [name, list] = flag.split("=");
+      if (NOT_IN_BINARY.includes(name!)) continue;
       const merged = flags.find((f) => f === name || f.startsWith(`${name}=`));
       assert.ok(merged !== undefined, `${flag} of ${mode} is missing`);
       if (list !== undefined && merged.includes("=")) {
@@ -43,4 +45,17 @@ Deno.test("binaryPermissionFlags covers every mode task of deno.json and never -
   }
   assert.ok(!flags.includes("--allow-all"));
   assert.throws(() => binaryPermissionFlags({ serve: "deno run main.ts" }), /no "connect" task/);
+});
+
+Deno.test("the peer task may load OpenSSL (--allow-ffi), the binary and the other tasks may not", () => {
+  const tasks = denoJson.tasks as Record<string, string>;
+  assert.ok(permissionFlags(tasks.peer!).includes("--allow-ffi"));
+  for (const mode of ["serve", "connect"]) {
+    assert.ok(!permissionFlags(tasks[mode]!).some((f) => f.startsWith("--allow-ffi")), mode);
+  }
+  assert.ok(!binaryPermissionFlags(tasks).some((f) => f.startsWith("--allow-ffi")));
+  assert.deepEqual(
+    binaryPermissionFlags({ serve: "deno run --allow-ffi=x.so", connect: "deno run", peer: "" }),
+    [],
+  );
 });
