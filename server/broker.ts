@@ -69,8 +69,16 @@ export interface Subscriber {
   /**
    * Takes one or more whole encoded frames (`count` of them, default 1) of publications
    * it accepts; returns whether they were queued (false when it is gone or was cut off).
+   * `publications[first .. first + count)` are the publications the frames are of, when
+   * the caller has them (a broker's fan-out does): a receiver that reads events (an IRC
+   * connection) takes their `event` instead of decoding the frames.
    */
-  sendEncoded(frames: Uint8Array, count?: number): boolean;
+  sendEncoded(
+    frames: Uint8Array,
+    count?: number,
+    publications?: readonly Publication[],
+    first?: number,
+  ): boolean;
 }
 
 /** What the publications of a batch filter on, gathered once for all its subscribers. */
@@ -241,12 +249,12 @@ export class LocalBroker implements Broker {
     const subscribers = this.#subscribers(subject);
     if (subscribers === null) return 0;
     let frame: Uint8Array | undefined;
+    let alone: Publication[] | undefined;
     let accepted = 0;
     for (const subscriber of subscribers) {
       if (!subscriber.accepts(publication)) continue;
-      if (subscriber.sendEncoded(frame ??= publication.frame ?? encodeFrame(publication.event))) {
-        accepted++;
-      }
+      frame ??= publication.frame ?? encodeFrame(publication.event);
+      if (subscriber.sendEncoded(frame, 1, alone ??= [publication], 0)) accepted++;
     }
     return accepted;
   }
@@ -295,7 +303,7 @@ export class LocalBroker implements Broker {
           : filter.from.size === 0 && filter.exceptSessions.size === 0 &&
             !filter.except.has(subscriber.accountKey));
       if (whole) {
-        if (subscriber.sendEncoded(bytes, n)) {
+        if (subscriber.sendEncoded(bytes, n, publications, 0)) {
           all++;
           reached?.();
         }
@@ -310,7 +318,7 @@ export class LocalBroker implements Broker {
           const run = runStart === 0 && i === n
             ? bytes
             : bytes.subarray(runStart === 0 ? 0 : ends[runStart - 1], ends[i - 1]);
-          if (subscriber.sendEncoded(run, i - runStart)) {
+          if (subscriber.sendEncoded(run, i - runStart, publications, runStart)) {
             queued = true;
             for (let j = runStart; j < i; j++) counts[j]++;
           }

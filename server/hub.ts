@@ -72,9 +72,16 @@ export interface SessionPort {
   readonly ip: string;
   /**
    * Queues encoded frames (`count` of them, default 1); false when refused (the port
-   * then cuts the client off).
+   * then cuts the client off). `publications[first .. first + count)`, when given, are
+   * the publications the frames are of (see {@linkcode Subscriber.sendEncoded}): a port
+   * that reads events takes theirs instead of decoding the frames.
    */
-  send(frame: Uint8Array, count?: number): boolean;
+  send(
+    frame: Uint8Array,
+    count?: number,
+    publications?: readonly Publication[],
+    first?: number,
+  ): boolean;
   /**
    * Where the outbound stream stands (frames leave in the order queued), when the port
    * knows: file reads then reuse a frame's buffer once it is written.
@@ -197,15 +204,23 @@ export class Session implements Subscriber {
     return true;
   }
 
-  /** Queues encoded frames (`count` of them) unless the session has ended. */
-  sendEncoded(frames: Uint8Array, count = 1): boolean {
-    return !this.ended && this.port.send(frames, count);
+  /**
+   * Queues encoded frames (`count` of them) unless the session has ended; the
+   * publications they are of, when given, go with them (see {@linkcode SessionPort.send}).
+   */
+  sendEncoded(
+    frames: Uint8Array,
+    count = 1,
+    publications?: readonly Publication[],
+    first?: number,
+  ): boolean {
+    return !this.ended && this.port.send(frames, count, publications, first);
   }
 
   /** Sends one event to this session only. */
   send(event: ServerMessage): boolean {
     if (this.ended) return false;
-    return this.port.send(encodeFrame(event));
+    return this.port.send(encodeFrame(event), 1, [{ event }], 0);
   }
 }
 
