@@ -83,6 +83,12 @@ export interface SessionPort {
     first?: number,
   ): boolean;
   /**
+   * Whether it reads the publications handed with `send`, never the frames (see
+   * {@linkcode Subscriber.readsEvents}): it is then handed empty frames when a fan-out
+   * encoded none. Optional: default false.
+   */
+  readonly readsEvents?: boolean;
+  /**
    * Where the outbound stream stands (frames leave in the order queued), when the port
    * knows: file reads then reuse a frame's buffer once it is written.
    */
@@ -180,6 +186,11 @@ export class Session implements Subscriber {
   /** Its account's key. */
   get accountKey(): string {
     return this.account.key;
+  }
+
+  /** Whether its port reads the publications' events, never their frames (IRC's). */
+  get readsEvents(): boolean {
+    return this.port.readsEvents === true;
   }
 
   /** Whether a publication reaches this session (not ended, not filtered, not blocked). */

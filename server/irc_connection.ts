@@ -150,6 +150,9 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   // --- SessionPort ---
 
+  /** It formats the publications' events handed with a delivery, never their frames. */
+  readonly readsEvents = true;
+
   /**
    * Translates hub events to IRC lines and queues them: their publications' events when
    * given, else the encoded frames decoded; a fan-out's events are translated once for

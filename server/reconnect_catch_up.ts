@@ -287,6 +287,10 @@ class Wrapped implements Subscriber {
     return this.#subscriber.accountKey;
   }
 
+  get readsEvents(): boolean {
+    return this.#subscriber.readsEvents === true;
+  }
+
   accepts(publication: Publication): boolean {
     if (!this.#subscriber.accepts(publication)) return false;
     const id = storedId(publication);
