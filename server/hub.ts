@@ -228,12 +228,19 @@ export class Session implements Subscriber {
     return !this.ended && this.port.send(frames, count, publications, first);
   }
 
-  /** Sends one event to this session only. */
+  /**
+   * Sends one event to this session only: its frame, or to a port that reads events
+   * ({@linkcode SessionPort.readsEvents}) the event alone, no frame encoded.
+   */
   send(event: ServerMessage): boolean {
     if (this.ended) return false;
-    return this.port.send(encodeFrame(event), 1, [{ event }], 0);
+    if (this.port.readsEvents === true) return this.port.send(NO_FRAMES, 1, [{ event }], 0);
+    return this.port.send(encodeFrame(event));
   }
 }
+
+/** The frames {@linkcode Session.send} hands a port that reads events: none. */
+const NO_FRAMES: Uint8Array = new Uint8Array(0);
 
 /** What a successful login returns to the connection layer. */
 export interface LoginResult {
