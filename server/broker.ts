@@ -67,10 +67,25 @@ export interface Subscriber {
    */
   acceptsAll?(filter: BatchFilter): boolean;
   /**
+   * Whether it reads the publications' events handed with its deliveries, never their
+   * frames (an IRC connection): a broker then encodes no frame for a fan-out whose
+   * subscribers all read events, and hands such a subscriber empty `frames`. Optional:
+   * default false.
+   */
+  readonly readsEvents?: boolean;
+  /**
    * Takes one or more whole encoded frames (`count` of them, default 1) of publications
    * it accepts; returns whether they were queued (false when it is gone or was cut off).
+   * `publications[first .. first + count)` are the publications the frames are of, when
+   * the caller has them (a broker's fan-out does): a receiver that reads events (an IRC
+   * connection) takes their `event` instead of decoding the frames.
    */
-  sendEncoded(frames: Uint8Array, count?: number): boolean;
+  sendEncoded(
+    frames: Uint8Array,
+    count?: number,
+    publications?: readonly Publication[],
+    first?: number,
+  ): boolean;
 }
 
 /** What the publications of a batch filter on, gathered once for all its subscribers. */
@@ -241,12 +256,14 @@ export class LocalBroker implements Broker {
     const subscribers = this.#subscribers(subject);
     if (subscribers === null) return 0;
     let frame: Uint8Array | undefined;
+    let alone: Publication[] | undefined;
     let accepted = 0;
     for (const subscriber of subscribers) {
       if (!subscriber.accepts(publication)) continue;
-      if (subscriber.sendEncoded(frame ??= publication.frame ?? encodeFrame(publication.event))) {
-        accepted++;
-      }
+      const frames = subscriber.readsEvents === true
+        ? NO_FRAMES
+        : frame ??= publication.frame ?? encodeFrame(publication.event);
+      if (subscriber.sendEncoded(frames, 1, alone ??= [publication], 0)) accepted++;
     }
     return accepted;
   }
@@ -283,8 +300,10 @@ export class LocalBroker implements Broker {
     const counts = new Array<number>(publications.length).fill(0);
     const subscribers = this.#subscribers(subject);
     if (subscribers === null) return counts;
-    const { bytes, ends } = preEncoded(publications) ??
-      encodeFrames(publications.map((p) => p.event));
+    // Encoded when a subscriber that takes frames is first met (none: all read events).
+    let encoded: { bytes: Uint8Array; ends: number[] } | undefined;
+    const framesOf = () =>
+      encoded ??= preEncoded(publications) ?? encodeFrames(publications.map((p) => p.event));
     const filter = batchFilter(publications);
     const n = publications.length;
     let all = 0;
@@ -294,8 +313,11 @@ export class LocalBroker implements Broker {
           ? subscriber.acceptsAll(filter)
           : filter.from.size === 0 && filter.exceptSessions.size === 0 &&
             !filter.except.has(subscriber.accountKey));
+      const readsEvents = subscriber.readsEvents === true;
       if (whole) {
-        if (subscriber.sendEncoded(bytes, n)) {
+        if (
+          subscriber.sendEncoded(readsEvents ? NO_FRAMES : framesOf().bytes, n, publications, 0)
+        ) {
           all++;
           reached?.();
         }
@@ -307,10 +329,14 @@ export class LocalBroker implements Broker {
         const takes = i < n && subscriber.accepts(publications[i]);
         if (takes && runStart < 0) runStart = i;
         if (!takes && runStart >= 0) {
-          const run = runStart === 0 && i === n
-            ? bytes
-            : bytes.subarray(runStart === 0 ? 0 : ends[runStart - 1], ends[i - 1]);
-          if (subscriber.sendEncoded(run, i - runStart)) {
+          let run: Uint8Array = NO_FRAMES;
+          if (!readsEvents) {
+            const { bytes, ends } = framesOf();
+            run = runStart === 0 && i === n
+              ? bytes
+              : bytes.subarray(runStart === 0 ? 0 : ends[runStart - 1], ends[i - 1]);
+          }
+          if (subscriber.sendEncoded(run, i - runStart, publications, runStart)) {
             queued = true;
             for (let j = runStart; j < i; j++) counts[j]++;
           }
@@ -371,6 +397,9 @@ function batchFilter(publications: readonly Publication[]): BatchFilter | null {
 }
 
 const NONE: ReadonlySet<string> = new Set();
+
+/** The frames handed to a subscriber that reads events when none were encoded. */
+const NO_FRAMES: Uint8Array = new Uint8Array(0);
 
 /**
  * The frames of publications that all came encoded, back to back, and where each ends

@@ -218,3 +218,88 @@ Deno.test("publications with their frames encoded already are sent those bytes, 
   assert.equal(ann.buffers[1].buffer, both.bytes.buffer);
   assert.equal(bob.buffers[1].buffer, both.bytes.buffer);
 });
+
+Deno.test("every delivery hands its subscriber the publications its frames are of (a receiver that reads events decodes nothing)", async () => {
+  const broker = new LocalBroker();
+  /** Per delivery: the texts its frames decode to, and those of the publications handed. */
+  const seen = (accountKey: string) => {
+    const deliveries: { frames: unknown[]; publications: unknown[] }[] = [];
+    const subscriber: Subscriber = {
+      accountKey,
+      accepts: (p) => !(p.except?.has(accountKey) ?? false),
+      sendEncoded(frames, count = 1, publications, first = 0) {
+        assert.ok(publications !== undefined, "the publications are handed");
+        const decoded = new FrameDecoder().push(frames).map((p) => decodePayload(p).header.text);
+        assert.equal(decoded.length, count);
+        deliveries.push({
+          frames: decoded,
+          publications: publications.slice(first, first + count).map((p) =>
+            (p.event as { text: string }).text
+          ),
+        });
+        return true;
+      },
+    };
+    return { subscriber, deliveries };
+  };
+  const ann = seen("ann");
+  const bob = seen("bob");
+  for (const s of [ann, bob]) broker.subscribe("all", s.subscriber);
+  // A batch: ann takes it whole, bob the runs around the one he is excepted from.
+  await broker.publishBatch("all", [
+    { event: notice("1") },
+    { event: notice("2"), except: new Set(["bob"]) },
+    { event: notice("3") },
+  ]);
+  // One job's publications (a batch), and one alone (publishNow).
+  await Promise.all([
+    broker.publish("all", { event: notice("4") }),
+    broker.publish("all", { event: notice("5") }),
+  ]);
+  await broker.publish("all", { event: notice("6") });
+  for (const { deliveries } of [ann, bob]) {
+    for (const { frames, publications } of deliveries) assert.deepEqual(publications, frames);
+  }
+  assert.deepEqual(ann.deliveries.map((d) => d.frames), [["1", "2", "3"], ["4", "5"], ["6"]]);
+  assert.deepEqual(bob.deliveries.map((d) => d.frames), [["1"], ["3"], ["4", "5"], ["6"]]);
+});
+
+Deno.test("subscribers that read events are handed no frames: a fan-out to them alone encodes none", async () => {
+  const broker = new LocalBroker();
+  /** A subscriber that records the frames' lengths and the texts of the publications. */
+  const subscriber = (accountKey: string, readsEvents: boolean) => {
+    const got: { bytes: number; texts: unknown[] }[] = [];
+    const s: Subscriber = {
+      accountKey,
+      readsEvents,
+      accepts: (p) => !(p.except?.has(accountKey) ?? false),
+      sendEncoded(frames, count = 1, publications, first = 0) {
+        got.push({
+          bytes: frames.length,
+          texts: publications!.slice(first, first + count).map((p) =>
+            (p.event as { text: string }).text
+          ),
+        });
+        return true;
+      },
+    };
+    return { s, got };
+  };
+  const irc = subscriber("ann", true);
+  const ircToo = subscriber("bob", true);
+  for (const { s } of [irc, ircToo]) broker.subscribe("room.a", s);
+  await broker.publishBatch("room.a", [
+    { event: notice("1") },
+    { event: notice("2"), except: new Set(["bob"]) },
+  ]);
+  await broker.publish("room.a", { event: notice("3") });
+  assert.deepEqual(irc.got, [{ bytes: 0, texts: ["1", "2"] }, { bytes: 0, texts: ["3"] }]);
+  assert.deepEqual(ircToo.got, [{ bytes: 0, texts: ["1"] }, { bytes: 0, texts: ["3"] }]);
+
+  // With a subscriber that takes frames: it gets them; those that read events still none.
+  const chat = recorder("cat");
+  broker.subscribe("room.a", chat);
+  await broker.publishBatch("room.a", [{ event: notice("4") }, { event: notice("5") }]);
+  assert.deepEqual(chat.events().map((e) => e.text), ["4", "5"]);
+  assert.deepEqual(irc.got.at(-1), { bytes: 0, texts: ["4", "5"] });
+});

@@ -72,9 +72,22 @@ export interface SessionPort {
   readonly ip: string;
   /**
    * Queues encoded frames (`count` of them, default 1); false when refused (the port
-   * then cuts the client off).
+   * then cuts the client off). `publications[first .. first + count)`, when given, are
+   * the publications the frames are of (see {@linkcode Subscriber.sendEncoded}): a port
+   * that reads events takes theirs instead of decoding the frames.
    */
-  send(frame: Uint8Array, count?: number): boolean;
+  send(
+    frame: Uint8Array,
+    count?: number,
+    publications?: readonly Publication[],
+    first?: number,
+  ): boolean;
+  /**
+   * Whether it reads the publications handed with `send`, never the frames (see
+   * {@linkcode Subscriber.readsEvents}): it is then handed empty frames when a fan-out
+   * encoded none. Optional: default false.
+   */
+  readonly readsEvents?: boolean;
   /**
    * Where the outbound stream stands (frames leave in the order queued), when the port
    * knows: file reads then reuse a frame's buffer once it is written.
@@ -175,6 +188,11 @@ export class Session implements Subscriber {
     return this.account.key;
   }
 
+  /** Whether its port reads the publications' events, never their frames (IRC's). */
+  get readsEvents(): boolean {
+    return this.port.readsEvents === true;
+  }
+
   /** Whether a publication reaches this session (not ended, not filtered, not blocked). */
   accepts(publication: Publication): boolean {
     if (this.ended || publication.exceptSession === this.id) return false;
@@ -197,17 +215,32 @@ export class Session implements Subscriber {
     return true;
   }
 
-  /** Queues encoded frames (`count` of them) unless the session has ended. */
-  sendEncoded(frames: Uint8Array, count = 1): boolean {
-    return !this.ended && this.port.send(frames, count);
+  /**
+   * Queues encoded frames (`count` of them) unless the session has ended; the
+   * publications they are of, when given, go with them (see {@linkcode SessionPort.send}).
+   */
+  sendEncoded(
+    frames: Uint8Array,
+    count = 1,
+    publications?: readonly Publication[],
+    first?: number,
+  ): boolean {
+    return !this.ended && this.port.send(frames, count, publications, first);
   }
 
-  /** Sends one event to this session only. */
+  /**
+   * Sends one event to this session only: its frame, or to a port that reads events
+   * ({@linkcode SessionPort.readsEvents}) the event alone, no frame encoded.
+   */
   send(event: ServerMessage): boolean {
     if (this.ended) return false;
+    if (this.port.readsEvents === true) return this.port.send(NO_FRAMES, 1, [{ event }], 0);
     return this.port.send(encodeFrame(event));
   }
 }
+
+/** The frames {@linkcode Session.send} hands a port that reads events: none. */
+const NO_FRAMES: Uint8Array = new Uint8Array(0);
 
 /** What a successful login returns to the connection layer. */
 export interface LoginResult {

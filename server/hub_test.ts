@@ -51,3 +51,32 @@ Deno.test("Session.acceptsAll: true only when accepts takes every publication of
   session.ended = true;
   assert.equal(session.acceptsAll(filterOf(batches[0])), false);
 });
+
+Deno.test("Session.send: a port that reads events gets the event and no frame; another its frame", () => {
+  const account: OnlineAccount = {
+    key: "ann",
+    nick: "Ann",
+    sessions: [],
+    blocks: new Set(),
+    rooms: new Set(),
+    hidden: false,
+    away: null,
+  };
+  const event = { type: "notice" as const, code: "info" as const, text: "hi" };
+  const sent: { bytes: number; events: unknown[] }[] = [];
+  const recording = (readsEvents: boolean): SessionPort => ({
+    ...port,
+    readsEvents,
+    send(frames, count = 1, publications, first = 0) {
+      sent.push({
+        bytes: frames.length,
+        events: publications?.slice(first, first + count).map((p) => p.event) ?? [],
+      });
+      return true;
+    },
+  });
+  assert.ok(new Session(account, recording(true), "n:s1").send(event));
+  assert.deepEqual(sent, [{ bytes: 0, events: [event] }]);
+  assert.ok(new Session(account, recording(false), "n:s2").send(event));
+  assert.ok(sent[1].bytes > 0, "a frame for a port that reads frames");
+});

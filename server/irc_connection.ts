@@ -30,6 +30,7 @@ import { CommandError } from "./errors.ts";
 import { FloodControl, LOGIN_COST } from "./flood_control.ts";
 import type { ChatHub, Session, SessionPort } from "./hub.ts";
 import { type IrcClient, ircCommands, joinRoom } from "./irc_commands.ts";
+import type { Publication } from "./broker.ts";
 import { ircFanout } from "./irc_fanout.ts";
 import { MAX_IN_FLIGHT } from "./connection.ts";
 import { InFlight } from "./in_flight.ts";
@@ -149,13 +150,22 @@ export class IrcConnection implements SessionPort, IrcClient {
 
   // --- SessionPort ---
 
+  /** It formats the publications' events handed with a delivery, never their frames. */
+  readonly readsEvents = true;
+
   /**
-   * Translates encoded hub events (whole frames) to IRC lines and queues them; a
-   * fan-out's frames are translated once for all its IRC receivers ({@linkcode ircFanout}).
+   * Translates hub events to IRC lines and queues them: their publications' events when
+   * given, else the encoded frames decoded; a fan-out's events are translated once for
+   * all its IRC receivers ({@linkcode ircFanout}).
    */
-  send(frames: Uint8Array): boolean {
+  send(
+    frames: Uint8Array,
+    count = 1,
+    publications?: readonly Publication[],
+    first = 0,
+  ): boolean {
     if (this.#lines.closed) return false;
-    const bytes = ircFanout.bytesFor(frames, this, this.#onBadEvent);
+    const bytes = ircFanout.bytesFor(frames, this, this.#onBadEvent, count, publications, first);
     if (bytes === null) return true;
     const sent = this.#queueBytes(bytes);
     if (sent) this.hub.metrics.counters.deliveries++;

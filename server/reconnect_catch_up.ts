@@ -236,7 +236,8 @@ export class CatchUpBroker implements Broker {
           caughtUp.push(message.id);
           for (const session of sessions) {
             if (!session.accepts(publication)) continue;
-            if (session.sendEncoded(frame ??= encodeFrame(message))) sent++;
+            frame ??= encodeFrame(message);
+            if (session.sendEncoded(frame, 1, [publication], 0)) sent++;
           }
         }
         if (page.length < PAGE) break;
@@ -286,6 +287,10 @@ class Wrapped implements Subscriber {
     return this.#subscriber.accountKey;
   }
 
+  get readsEvents(): boolean {
+    return this.#subscriber.readsEvents === true;
+  }
+
   accepts(publication: Publication): boolean {
     if (!this.#subscriber.accepts(publication)) return false;
     const id = storedId(publication);
@@ -293,7 +298,12 @@ class Wrapped implements Subscriber {
     return true;
   }
 
-  sendEncoded(frames: Uint8Array, count?: number): boolean {
-    return this.#subscriber.sendEncoded(frames, count);
+  sendEncoded(
+    frames: Uint8Array,
+    count?: number,
+    publications?: readonly Publication[],
+    first?: number,
+  ): boolean {
+    return this.#subscriber.sendEncoded(frames, count, publications, first);
   }
 }
