@@ -58,17 +58,30 @@ const SET_TAG = 0x11;
 /** Largest `int` length of one call. */
 const MAX_CALL_BYTES = 0x7fffffff;
 
-/** The names libcrypto 3 goes by, per operating system. */
+/**
+ * Where libcrypto 3 lives on the systems chat is built for, by absolute path: the `peer`
+ * task's `--allow-ffi` lists exactly these (tested), so the binary, which bakes that
+ * permission in, may load libcrypto and no other native code, in any of its modes.
+ */
+export const LIBCRYPTO_PATHS: readonly string[] = [
+  "/usr/lib/x86_64-linux-gnu/libcrypto.so.3", // Debian, Ubuntu
+  "/usr/lib/aarch64-linux-gnu/libcrypto.so.3",
+  "/usr/lib64/libcrypto.so.3", // Fedora, RHEL, openSUSE
+  "/usr/lib/libcrypto.so.3", // Arch
+  "/opt/homebrew/lib/libcrypto.3.dylib", // Homebrew on Apple silicon
+  "/usr/local/lib/libcrypto.3.dylib", // Homebrew on Intel
+];
+
+/**
+ * The names libcrypto 3 is tried under, per operating system: its absolute paths
+ * ({@linkcode LIBCRYPTO_PATHS}), then the bare name the system's loader searches for,
+ * which only an unrestricted `--allow-ffi` (`deno run -A`) lets a program open.
+ */
 export function libcryptoNames(os: typeof Deno.build.os): string[] {
-  if (os === "darwin") {
-    return [
-      "libcrypto.3.dylib",
-      "/opt/homebrew/lib/libcrypto.3.dylib",
-      "/usr/local/lib/libcrypto.3.dylib",
-    ];
-  }
   if (os === "windows") return ["libcrypto-3-x64.dll"];
-  return ["libcrypto.so.3"];
+  const bare = os === "darwin" ? "libcrypto.3.dylib" : "libcrypto.so.3";
+  const suffix = os === "darwin" ? ".dylib" : ".so.3";
+  return [...LIBCRYPTO_PATHS.filter((path) => path.endsWith(suffix)), bare];
 }
 
 function failed(call: string): PeerError {
@@ -206,8 +219,8 @@ class OpenSslOpener extends OpenSslCipher implements RecordOpener {
 }
 
 /**
- * The OpenSSL backend, or `null` when it cannot be had: FFI not granted (the permission is
- * only queried, never requested), no libcrypto 3 under its names ({@linkcode libcryptoNames}),
+ * The OpenSSL backend, or `null` when it cannot be had: FFI not granted for any of the
+ * names tried (the permission is only queried, never requested), no libcrypto 3 under its names ({@linkcode libcryptoNames}),
  * or no ChaCha20-Poly1305 in it. Never throws, never prints.
  */
 export function loadOpenSslRecordAead(
@@ -218,20 +231,16 @@ export function loadOpenSslRecordAead(
 }
 
 /**
- * The functions of the first of `names` that opens as libcrypto, or `null` (FFI not
- * granted, none opens, or one lacks a function). Never throws, never prints.
+ * The functions of the first of `names` that FFI is granted for and that opens as
+ * libcrypto, or `null` (none is granted, none opens, or one lacks a function). Never throws, never prints.
  */
 export function loadLibcrypto(names: string[]): LibCrypto | null {
-  try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return null;
-  } catch {
-    return null;
-  }
   for (const name of names) {
     try {
+      if (Deno.permissions.querySync({ name: "ffi", path: name }).state !== "granted") continue;
       return Deno.dlopen(name, SYMBOLS).symbols;
     } catch {
-      // not under this name
+      // not allowed, or not there under this name
     }
   }
   return null;

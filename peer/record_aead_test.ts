@@ -5,11 +5,13 @@ import { recordAead } from "./record_aead_choice.ts";
 import { nodeRecordAead } from "./record_aead_node.ts";
 import {
   type LibCrypto,
+  LIBCRYPTO_PATHS,
   libcryptoNames,
   loadLibcrypto,
   loadOpenSslRecordAead,
   openSslRecordAead,
 } from "./record_aead_openssl.ts";
+import denoJson from "../deno.json" with { type: "json" };
 
 const openssl = loadOpenSslRecordAead();
 /** Both backends where libcrypto is present (this test runs with -A), else node's alone. */
@@ -216,8 +218,15 @@ Deno.test("openssl: every call libcrypto refuses is crypto_failed, and nothing i
 Deno.test("no libcrypto under the names tried: no backend, quietly", () => {
   assert.equal(loadOpenSslRecordAead(["libcrypto-does-not-exist.so.3"]), null);
   assert.deepEqual(libcryptoNames("windows"), ["libcrypto-3-x64.dll"]);
-  assert.equal(libcryptoNames("linux")[0], "libcrypto.so.3");
-  assert.equal(libcryptoNames("darwin")[0], "libcrypto.3.dylib");
+  assert.deepEqual(libcryptoNames("linux"), [
+    ...LIBCRYPTO_PATHS.filter((path) => path.endsWith(".so.3")),
+    "libcrypto.so.3",
+  ]);
+  assert.deepEqual(libcryptoNames("darwin"), [
+    "/opt/homebrew/lib/libcrypto.3.dylib",
+    "/usr/local/lib/libcrypto.3.dylib",
+    "libcrypto.3.dylib",
+  ]);
 });
 
 Deno.test("the process's choice: openssl with FFI granted, node without it, and no prompt", async () => {
@@ -231,7 +240,17 @@ Deno.test("the process's choice: openssl with FFI granted, node without it, and 
       script,
       `import { recordAead } from "${choice}"; console.log(recordAead().name);`,
     );
-    for (const [flags, expected] of [[[], "node"], [["--allow-ffi"], openssl?.name ?? "node"]]) {
+    const peerTask = (denoJson.tasks as Record<string, string>).peer!;
+    const peerFfi = peerTask.split(/\s+/).filter((word) => word.startsWith("--allow-ffi"));
+    const runs: [string[], string][] = [
+      [[], "node"],
+      [["--allow-ffi"], openssl?.name ?? "node"],
+      // The peer task's (and the binary's) permission: libcrypto's paths only.
+      [peerFfi, loadOpenSslRecordAead([...LIBCRYPTO_PATHS])?.name ?? "node"],
+      // A library elsewhere than those paths is not loaded under that permission.
+      [["--allow-ffi=/nonexistent/libcrypto.so.3"], "node"],
+    ];
+    for (const [flags, expected] of runs) {
       const out = await new Deno.Command(Deno.execPath(), {
         args: ["run", "--no-prompt", ...flags, script],
         stdin: "null",

@@ -10,12 +10,11 @@
 export const MODE_TASKS: readonly string[] = ["serve", "connect", "peer"];
 
 /**
- * Flags of a mode task never baked into the binary: `--allow-ffi` (the `peer` task's, for
- * OpenSSL's ChaCha20-Poly1305) would let every mode of the one binary load native code,
- * the server's too, lifting Deno's sandbox; the binary's peer mode uses `node:crypto`
- * (the same bytes on the wire).
+ * Flags the binary takes only with a list: `--allow-ffi` without one would let every mode
+ * of the one binary load any native code, the server's too, lifting Deno's sandbox; the
+ * `peer` task's lists libcrypto's paths only (the records' cipher), and so does the binary.
  */
-export const NOT_IN_BINARY: readonly string[] = ["--allow-ffi"];
+export const LIST_ONLY_IN_BINARY: readonly string[] = ["--allow-ffi"];
 
 /** Raised when a task's permission flags cannot be read. */
 export class PermissionFlagError extends Error {
@@ -82,12 +81,20 @@ export function mergePermissionFlags(...lists: string[][]): string[] {
 /**
  * The permission flags to bake into the binary, from the tasks of a parsed deno.json.
  *
- * @throws {PermissionFlagError} when a mode task is missing.
+ * @throws {PermissionFlagError} when a mode task is missing, or a mode task has a flag of
+ * {@linkcode LIST_ONLY_IN_BINARY} without a list.
  */
 export function binaryPermissionFlags(tasks: Record<string, unknown>): string[] {
-  return mergePermissionFlags(
+  const flags = mergePermissionFlags(
     ...MODE_TASKS.map((name) => permissionFlags(taskCommand(tasks, name))),
-  ).filter((flag) => !NOT_IN_BINARY.includes(flag.split("=")[0]!));
+  );
+  const unlisted = flags.find((flag) => LIST_ONLY_IN_BINARY.includes(flag));
+  if (unlisted !== undefined) {
+    throw new PermissionFlagError(
+      `${unlisted} without a list would let every mode of the binary load any native code`,
+    );
+  }
+  return flags;
 }
 
 /**

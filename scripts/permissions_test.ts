@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import {
   binaryPermissionFlags,
   mergePermissionFlags,
-  NOT_IN_BINARY,
   PermissionFlagError,
   permissionFlags,
 } from "./permissions.ts";
+import { LIBCRYPTO_PATHS } from "../peer/record_aead_openssl.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 Deno.test("permissionFlags picks the --allow-* words of a command", () => {
@@ -34,7 +34,6 @@ Deno.test("binaryPermissionFlags covers every mode task of deno.json and never -
     const task = (denoJson.tasks as Record<string, string>)[mode]!;
     for (const flag of permissionFlags(task)) {
       const [name, list] = flag.split("=");
-      if (NOT_IN_BINARY.includes(name!)) continue;
       const merged = flags.find((f) => f === name || f.startsWith(`${name}=`));
       assert.ok(merged !== undefined, `${flag} of ${mode} is missing`);
       if (list !== undefined && merged.includes("=")) {
@@ -47,15 +46,21 @@ Deno.test("binaryPermissionFlags covers every mode task of deno.json and never -
   assert.throws(() => binaryPermissionFlags({ serve: "deno run main.ts" }), /no "connect" task/);
 });
 
-Deno.test("the peer task may load OpenSSL (--allow-ffi), the binary and the other tasks may not", () => {
+Deno.test("the peer task and the binary may load libcrypto and nothing else; the other tasks nothing", () => {
   const tasks = denoJson.tasks as Record<string, string>;
-  assert.ok(permissionFlags(tasks.peer!).includes("--allow-ffi"));
+  const listed = (flags: string[]) =>
+    flags.filter((f) => f.startsWith("--allow-ffi")).map((f) => f.split("=")[1]?.split(",").sort());
+  assert.deepEqual(listed(permissionFlags(tasks.peer!)), [[...LIBCRYPTO_PATHS].sort()]);
+  assert.deepEqual(listed(binaryPermissionFlags(tasks)), [[...LIBCRYPTO_PATHS].sort()]);
   for (const mode of ["serve", "connect"]) {
-    assert.ok(!permissionFlags(tasks[mode]!).some((f) => f.startsWith("--allow-ffi")), mode);
+    assert.deepEqual(listed(permissionFlags(tasks[mode]!)), [], mode);
   }
-  assert.ok(!binaryPermissionFlags(tasks).some((f) => f.startsWith("--allow-ffi")));
-  assert.deepEqual(
-    binaryPermissionFlags({ serve: "deno run --allow-ffi=x.so", connect: "deno run", peer: "" }),
-    [],
-  );
+  for (const serve of ["deno run --allow-ffi", "deno run --allow-ffi=x.so --allow-ffi"]) {
+    assert.throws(
+      () =>
+        binaryPermissionFlags({ serve, connect: "deno run", peer: "deno run --allow-ffi=y.so" }),
+      (err: unknown) =>
+        err instanceof PermissionFlagError && /--allow-ffi without a list/.test(err.message),
+    );
+  }
 });

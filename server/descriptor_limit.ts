@@ -8,8 +8,9 @@
  * many descriptors it can still open, and keeps {@linkcode descriptorHeadroom} of them
  * for everything but connections.
  *
- * Without `--allow-ffi` (the `serve` task and the binary do not get it: it lifts the
- * sandbox) the limit cannot be raised, and `/proc/self/limits` cannot be read either
+ * Without an unrestricted `--allow-ffi` (the `serve` task does not get it, and the binary
+ * only for libcrypto's paths, the peer records' cipher: it lifts the sandbox) the limit
+ * cannot be raised, and `/proc/self/limits` cannot be read either
  * (Deno asks for every permission to read `/proc/self`), so the count is then measured
  * by opening `/dev/null` until it fails or enough are open, and closing them all.
  *
