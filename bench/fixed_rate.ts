@@ -28,7 +28,9 @@
  * mark-compacts and how fast the heap retained by scavenges grew between them), `--server-arg FLAG`
  * (repeated: more flags for every chat server, e.g. `--server-arg --commit-gap-us --server-arg 1500`),
  * `--stages` (each chat server's round stages: its reads, commit, fan-out and writes per
- * group commit, `transport/round_stages.ts`; p10 is printed beside p50 and p99: the floor). Pinned like the suite (target on CPU 1, load on
+ * group commit, `transport/round_stages.ts`; p10 is printed beside p50 and p99: the floor), `--threads`
+ * (each target's CPU by thread over each level, `thread_cpu.ts`: main, Deno's blocking pool,
+ * V8's worker...). Pinned like the suite (target on CPU 1, load on
  * CPU 0) where it can be. Prints a line per measurement, then each target's figures.
  *
  * @module
@@ -39,6 +41,7 @@ import type { openRoom, runLevel } from "./fanout.ts";
 import { canPin, FANOUT_SERVER_ARGS, fixedServerArgs } from "./main.ts";
 import { formatGcSummary, summariseGcTrace } from "./gc_trace.ts";
 import { formatProfile, summariseProfileDir } from "./profile_summary.ts";
+import { formatThreadCpu, readThreadTicks, threadCpuShares } from "./thread_cpu.ts";
 
 /** What to measure. */
 interface Plan {
@@ -59,6 +62,8 @@ interface Plan {
   loads: number;
   /** Print each chat server's round stages (`--stages`: `transport/round_stages.ts`). */
   stages: boolean;
+  /** Print each target's CPU by thread over each level (`--threads`: `thread_cpu.ts`). */
+  threads: boolean;
 }
 
 function parse(args: string[]): Plan {
@@ -74,6 +79,7 @@ function parse(args: string[]): Plan {
     serverArgs: [],
     loads: 2,
     stages: false,
+    threads: false,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -92,6 +98,7 @@ function parse(args: string[]): Plan {
     else if (arg === "--server-arg") plan.serverArgs.push(next());
     else if (arg === "--loads") plan.loads = Number(next());
     else if (arg === "--stages") plan.stages = true;
+    else if (arg === "--threads") plan.threads = true;
     else plan.targets.push(arg);
   }
   if (plan.targets.length === 0) plan.targets.push(".");
@@ -218,7 +225,11 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
         for (const rate of plan.rates) {
           const before = await storeStats(c);
           if (plan.stages) await c.target.request("stats", { resetStages: true }).catch(() => null);
+          const threadsBefore = plan.threads ? readThreadTicks(c.target.pid) : [];
+          const levelStarted = performance.now();
           const l = await level(c, room, plan.members, rate / (plan.members - 1), plan.ms, "fixed");
+          const threadsAfter = plan.threads ? readThreadTicks(c.target.pid) : [];
+          const levelSeconds = (performance.now() - levelStarted) / 1000;
           const perCpu = l.deliveredPerSec / Math.max(l.cpu.target / 100, 0.001);
           const after = await storeStats(c);
           console.log(
@@ -228,6 +239,10 @@ async function measure(plan: Plan): Promise<Map<string, string[]>> {
               ` p10 ${l.p10 ?? "?"} ms, p50 ${l.p50} ms, p99 ${l.p99} ms` +
               formatStoreStats(before, after),
           );
+          if (plan.threads) {
+            const shares = threadCpuShares(c.target.pid, threadsBefore, threadsAfter, levelSeconds);
+            console.log(`${target} threads over the level: ${formatThreadCpu(shares)}`);
+          }
           if (plan.stages && c.mode === "chat") {
             const s = await c.target.request("stats").catch(() => null);
             if (s?.stages) console.log(formatStages(target, s.stages as Record<string, unknown>));
