@@ -504,3 +504,39 @@ Deno.test("the fast checks of file_chunk, file_read and file_data give exactly w
   }
   assert.ok(compared > 20_000 && fastTaken > 400, `${compared} compared, ${fastTaken} taken`);
 });
+
+Deno.test("the fast check of ok gives exactly what its schema gives, and defers every refusal", () => {
+  const res: unknown[] = [undefined, "", "r", "a".repeat(64), "a".repeat(65), "😀".repeat(33), 5];
+  const rests: Record<string, unknown>[] = [
+    {},
+    { file: 1, offset: 2, complete: false },
+    { re: "moved" },
+    JSON.parse('{"__proto__":{"x":1}}'),
+  ];
+  let taken = 0;
+  let compared = 0;
+  for (const re of res) {
+    for (const rest of rests) {
+      for (const order of ["type-re", "re-type", "rest-first"]) {
+        const head = order === "re-type" ? { re, type: "ok" } : { type: "ok", re };
+        const header: Record<string, unknown> = order === "rest-first"
+          ? { ...rest, ...head }
+          : { ...head, ...rest };
+        if (re === undefined) delete header.re;
+        const expected = serverSchemas.ok.safeParse(header);
+        const got = fastServerParsers.ok(header);
+        if (got !== null) {
+          assert.ok(expected.success, `fast ok took ${JSON.stringify(header)}`);
+          assert.deepEqual(got, expected.data);
+          assert.deepEqual(Object.keys(got), Object.keys(expected.data));
+          assert.notEqual(got, header);
+          taken++;
+        }
+        if (expected.success) assert.deepEqual(parseServerMessage(header), expected.data);
+        else assert.throws(() => parseServerMessage(header), ProtocolError);
+        compared++;
+      }
+    }
+  }
+  assert.ok(taken >= 6 && compared === 84, `${taken} taken of ${compared}`);
+});
