@@ -3,7 +3,10 @@
  * (store-and-forward: uploaded to the server's data folder, then downloaded by the
  * recipient) and directly between two peers over the encrypted peer-to-peer session,
  * each against a raw loopback copy of the same bytes measured in the same run
- * (`raw_copy.ts`: disk → one TCP socket on 127.0.0.1 → disk, no protocol), and against
+ * (`raw_copy.ts`: disk → one TCP socket on 127.0.0.1 → disk, no protocol), against the
+ * same copy whose receiver makes its file durable as the chat recipient does (a sync in
+ * the background every 16 MiB and one at the end: the relay's files are durable, the
+ * plain copy's are not), and against
  * their ceilings (`file_ceiling.ts`: the work every byte needs, hashing, storing,
  * encrypting, done by bare programs without a protocol).
  *
@@ -35,7 +38,7 @@ const ENDPOINT = new URL("../tests/helpers/file_endpoint.ts", import.meta.url).p
 export interface FilesPlan {
   /** Bytes of the file sent (at most the server's 256 MiB file size limit). */
   sizeBytes: number;
-  /** Runs of each kind (raw, relay, peer, in turn). Default 3; 1 when profiling. */
+  /** Runs of each kind (raw, durable raw, relay, peer, ceilings, in turn). Default 3; 1 when profiling. */
   rounds?: number;
   /** Milliseconds one transfer may take before it counts as failed. Default 120 s. */
   timeoutMs?: number;
@@ -79,9 +82,14 @@ export interface FilesResult {
   /** Runs of each kind; each figure below is the median one. */
   rounds: number;
   /** Every run's MB/s, in order, by kind. */
-  runsMbPerSec: Record<"raw" | "relay" | "peer" | "relayCeiling" | "peerCeiling", number[]>;
+  runsMbPerSec: Record<FileTransferKind, number[]>;
   /** The raw loopback copy (the baseline). */
   raw: TransferFigure;
+  /**
+   * The raw loopback copy made durable: its receiver syncs as the chat recipient does
+   * (in the background every 16 MiB, the rest before its done line).
+   */
+  rawDurable: TransferFigure;
   /** Through the chat server (upload to its disk, then download). */
   relay: TransferFigure;
   /** Encrypted peer-to-peer. */
@@ -90,10 +98,16 @@ export interface FilesResult {
   relayCeiling: TransferFigure;
   /** The bare encrypted stream (`file_ceiling.ts`): the peer-to-peer ceiling. */
   peerCeiling: TransferFigure;
-  /** relay ÷ raw throughput. */
+  /** relay ÷ raw throughput (the goal's ratio, issue #16). */
   relayRatio: number;
-  /** peer ÷ raw throughput. */
+  /** peer ÷ raw throughput (the goal's ratio). */
   peerRatio: number;
+  /** Durable raw ÷ raw throughput: what making the file durable costs the bare copy. */
+  rawDurableRatio: number;
+  /** relay ÷ durable raw throughput. */
+  relayDurableRatio: number;
+  /** peer ÷ durable raw throughput. */
+  peerDurableRatio: number;
   /** Store-and-forward ceiling ÷ raw throughput. */
   relayCeilingRatio: number;
   /** Encrypted ceiling ÷ raw throughput. */
@@ -319,16 +333,24 @@ async function sentFrom(server: Child): Promise<{ memory: number; disk: number }
 }
 
 /** The kinds of transfer measured. */
-export const FILE_TRANSFER_KINDS = ["raw", "relay", "peer", "relayCeiling", "peerCeiling"] as const;
+export const FILE_TRANSFER_KINDS = [
+  "raw",
+  "rawDurable",
+  "relay",
+  "peer",
+  "relayCeiling",
+  "peerCeiling",
+] as const;
 const KINDS = FILE_TRANSFER_KINDS;
 /** A kind of transfer measured. */
 export type FileTransferKind = typeof FILE_TRANSFER_KINDS[number];
 type Kind = FileTransferKind;
 
 /**
- * Measures raw, relay and peer-to-peer transfers of one file of `plan.sizeBytes`, and
- * their ceilings (`file_ceiling.ts`), `plan.rounds` times each, in turn (raw, relay,
- * peer, ceilings, raw, ...: a disturbance of the machine falls on all alike); each
+ * Measures raw (plain and durable), relay and peer-to-peer transfers of one file of
+ * `plan.sizeBytes`, and their ceilings (`file_ceiling.ts`), `plan.rounds` times each, in
+ * turn (raw, durable raw, relay, peer, ceilings, raw, ...: a disturbance of the machine
+ * falls on all alike); each
  * figure is the median run.
  */
 export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
@@ -363,6 +385,24 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
         receiver: () => new Endpoint("raw receiver", HERE + "raw_copy.ts", ["receive", out], prof),
         sender: (ready) =>
           new Endpoint("raw sender", HERE + "raw_copy.ts", ["send", portOf(ready), source], prof),
+        receivedPath: () => out,
+      },
+      rawDurable: {
+        what: "raw copy made durable",
+        receiver: () =>
+          new Endpoint(
+            "raw durable receiver",
+            HERE + "raw_copy.ts",
+            ["receive-durable", out],
+            prof,
+          ),
+        sender: (ready) =>
+          new Endpoint(
+            "raw durable sender",
+            HERE + "raw_copy.ts",
+            ["send", portOf(ready), source],
+            prof,
+          ),
         receivedPath: () => out,
       },
       relay: {
@@ -414,7 +454,9 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
     }
     await server.stop();
     server = undefined;
-    const [raw, relay, peer, relayCeiling, peerCeiling] = KINDS.map((k) => median(runs[k]));
+    const [raw, rawDurable, relay, peer, relayCeiling, peerCeiling] = KINDS.map((k) =>
+      median(runs[k])
+    );
     // The bounds: the raw copy's measured work plus the hashing or encryption each adds.
     const byteCosts = raw.mbPerSec > 0
       ? measureByteCosts(Math.min(plan.sizeBytes, 64 * 1024 * 1024))
@@ -427,12 +469,16 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
         KINDS.map((k) => [k, runs[k].map((r) => r.mbPerSec)]),
       ) as Record<Kind, number[]>,
       raw,
+      rawDurable,
       relay,
       peer,
       relayCeiling,
       peerCeiling,
       relayRatio: ratio(relay, raw),
       peerRatio: ratio(peer, raw),
+      rawDurableRatio: ratio(rawDurable, raw),
+      relayDurableRatio: ratio(relay, rawDurable),
+      peerDurableRatio: ratio(peer, rawDurable),
       relayCeilingRatio: ratio(relayCeiling, raw),
       peerCeilingRatio: ratio(peerCeiling, raw),
       byteCosts,

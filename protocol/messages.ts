@@ -394,8 +394,22 @@ function isText(value: unknown, min: number, max: number): value is string {
   return typeof value === "string" && value.length >= min && value.length <= max;
 }
 
+/** Whether `value` is a file id as `fileId` takes it: a safe integer above 0. */
+function isFileId(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) > 0;
+}
+
+/** Whether `value` is a byte count or offset as `fileBytes` takes it: a safe integer ≥ 0. */
+function isFileBytes(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
+/** A SHA-256 digest in lowercase hex, as `sha256Hex` takes it. */
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
 /**
- * Fast checks of the hot client messages (`say`, `dm`), equal to their schemas
+ * Fast checks of the hot client messages (`say`, `dm`; a file's `file_chunk` and
+ * `file_read`, one per 128 KiB and per 1 MiB of it), equal to their schemas
  * (messages_test.ts compares them on every kind of input).
  */
 export const fastClientParsers: Record<string, FastParser> = {
@@ -407,6 +421,38 @@ export const fastClientParsers: Record<string, FastParser> = {
     isText(id, 1, REQUEST_ID_MAX) && isText(to, 0, SHORT_TEXT_MAX) && typeof text === "string"
       ? { type: "dm", id, to, text }
       : null,
+  file_chunk: (header) => {
+    const { id, file, offset, sha256 } = header;
+    if (!isText(id, 1, REQUEST_ID_MAX) || !isFileId(file) || !isFileBytes(offset)) return null;
+    if (!Object.hasOwn(header, "sha256")) return { type: "file_chunk", id, file, offset };
+    return typeof sha256 === "string" && SHA256_HEX.test(sha256)
+      ? { type: "file_chunk", id, file, offset, sha256 }
+      : null;
+  },
+  file_read: ({ id, file, offset, length }) =>
+    isText(id, 1, REQUEST_ID_MAX) && isFileId(file) && isFileBytes(offset) &&
+      Number.isSafeInteger(length) && (length as number) >= 1 &&
+      (length as number) <= MAX_FILE_READ_BYTES
+      ? { type: "file_read", id, file, offset, length }
+      : null,
+};
+
+/**
+ * Fast checks of the hot server messages (`file_data`: one per 128 KiB of a file
+ * received; `ok`: one per chunk sent), equal to their schemas (messages_test.ts compares
+ * them).
+ */
+export const fastServerParsers: Record<string, FastParser> = {
+  // A loose object: its own keys kept, `type` and `re` first (else the schema orders them).
+  ok: (header) => {
+    const keys = Object.keys(header);
+    return keys[0] === "type" && keys[1] === "re" && isText(header.re, 1, REQUEST_ID_MAX) &&
+        !keys.includes("__proto__")
+      ? { ...header }
+      : null;
+  },
+  file_data: ({ file, offset }) =>
+    isFileId(file) && isFileBytes(offset) ? { type: "file_data", file, offset } : null,
 };
 
 function makeParser<M>(
@@ -458,7 +504,7 @@ export const parseClientMessage: (header: Record<string, unknown>) => ClientMess
  */
 export const parseServerMessage: (header: Record<string, unknown>) => ServerMessage = makeParser<
   ServerMessage
->(serverSchemas, "server");
+>(serverSchemas, "server", fastServerParsers);
 
 /** The request id of a header, if it carries a plausible one (for error replies). */
 export function requestIdOf(header: Record<string, unknown>): string | undefined {

@@ -5,6 +5,8 @@ import {
   type ClientMessageMap,
   clientSchemas,
   fastClientParsers,
+  fastServerParsers,
+  MAX_FILE_READ_BYTES,
   parseClientMessage,
   parseServerMessage,
   PROTOCOL_VERSION,
@@ -440,4 +442,101 @@ Deno.test("the fast checks of say and dm give exactly what their schemas give, a
   }
   assert.ok(compared > 20_000);
   assert.ok(fastTaken > 0 && deferred > 0, `${fastTaken} taken, ${deferred} deferred`);
+});
+
+Deno.test("the fast checks of file_chunk, file_read and file_data give exactly what their schemas give, and defer every refusal", () => {
+  const ids: unknown[] = [undefined, "", "x", "a".repeat(64), "a".repeat(65), "😀".repeat(33), 1];
+  const numbers: unknown[] = [
+    undefined,
+    null,
+    0,
+    -0,
+    1,
+    -1,
+    1.5,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_SAFE_INTEGER + 1,
+    NaN,
+    Infinity,
+    "1",
+    true,
+    MAX_FILE_READ_BYTES,
+    MAX_FILE_READ_BYTES + 1,
+  ];
+  const digests: unknown[] = [undefined, "a".repeat(64), "A".repeat(64), "0".repeat(63), 5, null];
+  const cases: [string, Record<string, readonly unknown[]>][] = [
+    ["file_chunk", { id: ids, file: numbers, offset: numbers, sha256: digests }],
+    ["file_read", { id: ids, file: numbers, offset: numbers, length: numbers }],
+    ["file_data", { file: numbers, offset: numbers }],
+  ];
+  let compared = 0;
+  let fastTaken = 0;
+  for (const [type, fields] of cases) {
+    const client = type !== "file_data";
+    const fast = (client ? fastClientParsers : fastServerParsers)[type];
+    const schema = (client ? clientSchemas : serverSchemas)[
+      type as "file_chunk" & keyof typeof serverSchemas
+    ] as { safeParse(v: unknown): { success: boolean; data?: unknown } };
+    const parse = client ? parseClientMessage : parseServerMessage;
+    // Every combination of the fields' values (a field given undefined is left out).
+    let headers: Record<string, unknown>[] = [{ type }, { type, extra: 1 }];
+    for (const [field, values] of Object.entries(fields)) {
+      headers = headers.flatMap((h) =>
+        values.map((v) => (v === undefined ? { ...h } : { ...h, [field]: v }))
+      );
+    }
+    for (const header of headers) {
+      const expected = schema.safeParse(header);
+      const got = fast(header);
+      if (got !== null) {
+        assert.ok(expected.success, `fast ${type} took ${JSON.stringify(header)}`);
+        assert.deepEqual(got, expected.data);
+        assert.deepEqual(Object.keys(got), Object.keys(expected.data as object));
+        fastTaken++;
+      } else if (expected.success) {
+        // Beyond 64 UTF-16 units the schema counts code points: the fast check defers.
+        assert.ok(String(header.id).length > 64, `fast ${type} deferred ${JSON.stringify(header)}`);
+      }
+      if (expected.success) assert.deepEqual(parse(header), expected.data);
+      else assert.throws(() => parse(header), ProtocolError);
+      compared++;
+    }
+  }
+  assert.ok(compared > 20_000 && fastTaken > 400, `${compared} compared, ${fastTaken} taken`);
+});
+
+Deno.test("the fast check of ok gives exactly what its schema gives, and defers every refusal", () => {
+  const res: unknown[] = [undefined, "", "r", "a".repeat(64), "a".repeat(65), "😀".repeat(33), 5];
+  const rests: Record<string, unknown>[] = [
+    {},
+    { file: 1, offset: 2, complete: false },
+    { re: "moved" },
+    JSON.parse('{"__proto__":{"x":1}}'),
+  ];
+  let taken = 0;
+  let compared = 0;
+  for (const re of res) {
+    for (const rest of rests) {
+      for (const order of ["type-re", "re-type", "rest-first"]) {
+        const head = order === "re-type" ? { re, type: "ok" } : { type: "ok", re };
+        const header: Record<string, unknown> = order === "rest-first"
+          ? { ...rest, ...head }
+          : { ...head, ...rest };
+        if (re === undefined) delete header.re;
+        const expected = serverSchemas.ok.safeParse(header);
+        const got = fastServerParsers.ok(header);
+        if (got !== null) {
+          assert.ok(expected.success, `fast ok took ${JSON.stringify(header)}`);
+          assert.deepEqual(got, expected.data);
+          assert.deepEqual(Object.keys(got), Object.keys(expected.data));
+          assert.notEqual(got, header);
+          taken++;
+        }
+        if (expected.success) assert.deepEqual(parseServerMessage(header), expected.data);
+        else assert.throws(() => parseServerMessage(header), ProtocolError);
+        compared++;
+      }
+    }
+  }
+  assert.ok(taken >= 6 && compared === 84, `${taken} taken of ${compared}`);
 });
