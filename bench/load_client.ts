@@ -131,7 +131,11 @@ function frames(headers: object[]): Uint8Array {
   return out;
 }
 
-type Waiter = (header: Record<string, unknown>) => void;
+/** A reply awaited: settled with the reply's header, or failed when none can come. */
+interface Waiter {
+  settle: (header: Record<string, unknown>) => void;
+  fail: (error: LoadError) => void;
+}
 
 /**
  * A load client's connection: TCP (read by a loop into a buffer), or the browser
@@ -161,6 +165,8 @@ class LoadConn {
   #held: Uint8Array[] = [];
   readonly #stamp: Stamp = { tag: -1, ms: 0 };
   #waiters = new Map<string, Waiter>();
+  /** The last error or notice from the server that answered no request (for a failure's cause). */
+  #lastWord = "";
   #controlSeq = 0;
   #pending: Uint8Array[] = [];
   pendingBytes = 0;
@@ -196,6 +202,7 @@ class LoadConn {
     this.closed = false;
     this.#carry = null;
     this.#held = [];
+    this.#lastWord = "";
     if (target.web === true) {
       const socket = await LoadWebSocket.open(target.host, target.port, (bytes) => {
         if (this.paused) this.#held.push(bytes.slice()); // a view into a reused buffer
@@ -203,7 +210,9 @@ class LoadConn {
       }, this.options.bufferSize);
       this.conn = socket;
       this.ended = socket.ended.then(() => {
-        if (this.conn === socket) this.closed = true;
+        if (this.conn !== socket) return;
+        this.closed = true;
+        this.#failWaiters("ended");
       });
     } else {
       const conn = await dialTcp(this.options.port || target.port);
@@ -316,7 +325,7 @@ class LoadConn {
     const settle = (key: string, header: Record<string, unknown>) => {
       const waiter = this.#waiters.get(key);
       this.#waiters.delete(key);
-      waiter?.(header);
+      waiter?.settle(header);
     };
     if (command === "001") settle("001", { type: "ok" });
     else if (command === "366") settle(`366 ${params[1]?.toLowerCase()}`, { type: "ok" });
@@ -325,6 +334,7 @@ class LoadConn {
     else if (command === "ERROR") {
       counters.notices++;
       this.notice = "error";
+      this.#lastWord = line;
       noticeCodes.error = (noticeCodes.error ?? 0) + 1;
     } else if (/^(263|4\d\d|5\d\d)$/.test(command)) {
       counters.errors++;
@@ -333,7 +343,7 @@ class LoadConn {
       // Registration or a JOIN under way fails with it.
       for (const [key, waiter] of [...this.#waiters]) {
         this.#waiters.delete(key);
-        waiter({ type: "error", code: command, message });
+        waiter.settle({ type: "error", code: command, message });
       }
     } else counters.other++;
   }
@@ -346,6 +356,22 @@ class LoadConn {
     return reply;
   }
 
+  /**
+   * The connection ended: every reply still awaited fails now, saying how and what the
+   * server last said, instead of at its timeout as "no reply" (which reads like a reply
+   * held up somewhere when the server had in fact closed the connection).
+   */
+  #failWaiters(how: string): void {
+    if (this.#waiters.size === 0) return;
+    const said = this.#lastWord === "" ? "" : `; the server's last word: ${this.#lastWord}`;
+    for (const [id, waiter] of [...this.#waiters]) {
+      this.#waiters.delete(id);
+      waiter.fail(
+        new LoadError("closed", `${this.nick}: connection ${how} before the reply to ${id}${said}`),
+      );
+    }
+  }
+
   #nextControlId(): string {
     return `c${++this.#controlSeq}`;
   }
@@ -356,9 +382,15 @@ class LoadConn {
         this.#waiters.delete(id);
         reject(new LoadError("timeout", `${this.nick}: no reply to ${id}`));
       }, this.options.timeoutMs);
-      this.#waiters.set(id, (header) => {
-        clearTimeout(timer);
-        resolve(header);
+      this.#waiters.set(id, {
+        settle: (header) => {
+          clearTimeout(timer);
+          resolve(header);
+        },
+        fail: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
       });
     });
   }
@@ -421,6 +453,7 @@ class LoadConn {
   /** The TCP receive path: reads into one buffer, each read handed to {@linkcode #receive}. */
   async #readLoop(conn: Deno.TcpConn): Promise<void> {
     const buffer = new Uint8Array(this.options.bufferSize);
+    let how = "closed locally";
     try {
       while (!this.closed) {
         if (this.paused) {
@@ -428,13 +461,20 @@ class LoadConn {
           if (this.closed) break;
         }
         const n = await conn.read(buffer);
-        if (n === null) break;
+        if (n === null) {
+          how = "closed by the server";
+          break;
+        }
         this.#receive(buffer.subarray(0, n));
       }
-    } catch {
+    } catch (err) {
       // reset or closed locally: the connection is over
+      if (!this.closed) how = `failed (${err instanceof Error ? err.message : String(err)})`;
     } finally {
-      if (this.conn === conn) this.closed = true;
+      if (this.conn === conn) {
+        this.closed = true;
+        this.#failWaiters(how);
+      }
       try {
         conn.close();
       } catch {
@@ -495,11 +535,12 @@ class LoadConn {
       } else if (kind === FrameKind.Hello) {
         const waiter = this.#waiters.get("hello");
         this.#waiters.delete("hello");
-        waiter?.({ type: "hello" });
+        waiter?.settle({ type: "hello" });
       } else if (kind === FrameKind.Notice) {
         counters.notices++;
         const header = parseHeader(data, hs, he);
         this.notice = String(header?.code ?? "notice");
+        this.#lastWord = `${this.notice}: ${header?.text}`;
         noticeCodes[this.notice] = (noticeCodes[this.notice] ?? 0) + 1;
       } else {
         counters.other++;
@@ -514,15 +555,17 @@ class LoadConn {
       const waiter = this.#waiters.get(re);
       if (waiter !== undefined) {
         this.#waiters.delete(re);
-        waiter(parseHeader(data, hs, he) ?? { type: "error", code: "bad_json" });
+        waiter.settle(parseHeader(data, hs, he) ?? { type: "error", code: "bad_json" });
       }
       return;
     }
     if (kind === FrameKind.Error) {
       counters.errors++;
-      if (counters.firstError === "") {
+      // Parsed only when it may explain a failure: the first, or one while replies are awaited.
+      if (counters.firstError === "" || this.#waiters.size > 0) {
         const header = parseHeader(data, hs, he);
-        counters.firstError = `${header?.code}: ${header?.message}`;
+        this.#lastWord = `${header?.code}: ${header?.message}`;
+        if (counters.firstError === "") counters.firstError = this.#lastWord;
       }
     } else {
       counters.acks++;
