@@ -1,18 +1,8 @@
 import assert from "node:assert/strict";
+import { encodeFrame } from "../protocol/frame.ts";
 import { spawnChild } from "./child.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
-
-/** One frame of the chat protocol: length prefixes, then the JSON header. */
-function frame(header: object): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, json.length + 4);
-  view.setUint32(4, json.length);
-  out.set(json, 8);
-  return out;
-}
 
 /**
  * A server that takes one connection, reads what the client sends first, answers it with
@@ -52,7 +42,7 @@ async function openOne(port: number): Promise<Record<string, unknown>> {
 }
 
 Deno.test("load client: a connection closed before hello fails at once, with the server's last word", async () => {
-  const server = closingServer(frame({
+  const server = closingServer(encodeFrame({
     type: "error",
     code: "not_logged_in",
     message: "hello and login must complete within 10 s",
