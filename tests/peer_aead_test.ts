@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connectPeer } from "../peer/connect.ts";
 import { PeerFileTransfers } from "../peer/file_transfer.ts";
-import { listenPeer } from "../peer/listen.ts";
+import { listening } from "./helpers/peer_listener.ts";
 import type { RecordAead, RecordOpener, RecordSealer } from "../peer/record_aead.ts";
 import { nodeRecordAead } from "../peer/record_aead_node.ts";
 import { loadOpenSslRecordAead } from "../peer/record_aead_openssl.ts";
@@ -55,22 +55,14 @@ async function sendFile(dir: string, aliceAead: RecordAead, bobAead: RecordAead)
   const path = join(dir, "file.bin");
   const size = 5 * 1024 * 1024 + 77;
   const sha = await writeRandomFile(path, size, 31);
-  let bound!: (port: number) => void;
-  const port = new Promise<number>((resolve) => bound = resolve);
-  const listening = listenPeer({
-    host: "127.0.0.1",
-    port: 0,
-    nick: "bob",
-    aead: bobAead,
-    onListening: (addr) => bound(addr.port),
-  });
+  const bobListening = await listening("bob", { aead: bobAead });
   const alice = await connectPeer({
     host: "127.0.0.1",
-    port: await port,
+    port: bobListening.port,
     nick: "alice",
     aead: aliceAead,
   });
-  const bob = await listening;
+  const bob = await bobListening.session;
   const events: FileTransferEvent[] = [];
   const bobFiles = new PeerFileTransfers(bob, {
     acceptDir: join(dir, "dl"),
