@@ -279,6 +279,28 @@ export function levelFailure(level: LevelResult): string | null {
 }
 
 /**
+ * The level a target kept up with that delivered the most: its saturation point, where
+ * its p99 and its CPU per delivery at saturation are read. A level past saturation (one
+ * that fell behind, {@linkcode LevelResult.saturated}) builds a backlog for as long as it
+ * runs, so its latency measures the level's length, not the target: a target whose
+ * throughput still grows past that point would otherwise be judged by a queue that a
+ * target whose throughput falls there never reaches. Undefined when no ramp level kept up.
+ *
+ * @example
+ * ```ts
+ * const sat = saturationLevel(result); // p99 of the most delivered level that kept up
+ * ```
+ */
+export function saturationLevel(f: FanoutResult): LevelResult | undefined {
+  let best: LevelResult | undefined;
+  for (const l of f.levels) {
+    if (!l.kind.startsWith("ramp") || l.saturated) continue;
+    if (!best || l.deliveredPerSec > best.deliveredPerSec) best = l;
+  }
+  return best;
+}
+
+/**
  * Ramps the offered load until saturation (or `maxLevels`), then runs at half of
  * the highest delivered rate. `after` runs on the same room before the cluster stops.
  */

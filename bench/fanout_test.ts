@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { awaitDeliveries, cpuPerDelivery, levelFailure, type LevelResult } from "./fanout.ts";
+import {
+  awaitDeliveries,
+  cpuPerDelivery,
+  type FanoutResult,
+  levelFailure,
+  type LevelResult,
+  saturationLevel,
+} from "./fanout.ts";
 
 function level(kind: string, deliveredPerSec: number, target: number, loads: number[]) {
   return { kind, deliveredPerSec, cpu: { target, loads, other: 0 } } as LevelResult;
@@ -59,4 +66,44 @@ Deno.test("levelFailure: a level with deliveries missing failed, with what and w
     levelFailure({ ...base, undelivered: 1234 } as LevelResult),
     "ramp-repeat level at 3200000 deliveries/s offered: 1234 deliveries still missing 20 s after sending",
   );
+});
+
+/** A ramp as the full run of 2026-12-06 measured it: [kind, delivered/s, p99 ms, saturated]. */
+function ramp(levels: [string, number, number, boolean][]): FanoutResult {
+  const ls = levels.map(([kind, deliveredPerSec, p99, saturated]) =>
+    ({ kind, deliveredPerSec, p99, saturated }) as LevelResult
+  );
+  return {
+    levels: ls,
+    maxDeliveries: Math.max(...ls.map((l) => l.deliveredPerSec)),
+  } as FanoutResult;
+}
+
+Deno.test("saturationLevel: the most delivered ramp level kept up with, not a level past it", () => {
+  // The server's throughput still grew past its saturation point (8.16M delivered while
+  // falling behind, p99 842 ms); InspIRCd's fell past its own (2.69M, p99 55 s).
+  const server = ramp([
+    ["ramp", 3_189_391, 8.69, false],
+    ["ramp", 5_079_854, 578.25, true],
+    ["ramp-repeat", 6_377_631, 8.52, false],
+    ["ramp", 8_161_954, 842.4, true],
+    ["half", 4_074_674, 8.03, false],
+  ]);
+  const inspircd = ramp([
+    ["ramp", 1_591_976, 18.81, false],
+    ["ramp", 2_960_525, 166.07, false],
+    ["ramp", 2_688_380, 54_973.65, true],
+  ]);
+  assert.equal(saturationLevel(server)?.deliveredPerSec, 6_377_631);
+  assert.equal(saturationLevel(server)?.p99, 8.52);
+  assert.equal(saturationLevel(inspircd)?.deliveredPerSec, 2_960_525);
+  // The half-max run is not a ramp level, however much it delivered.
+  const halfMost = ramp([["ramp", 100, 1, false], ["ramp", 200, 900, true], [
+    "half",
+    150,
+    2,
+    false,
+  ]]);
+  assert.equal(saturationLevel(halfMost)?.deliveredPerSec, 100);
+  assert.equal(saturationLevel(ramp([["ramp", 200, 900, true]])), undefined);
 });

@@ -59,6 +59,7 @@ import {
   type LevelResult,
   measureFanout,
   measureFixed,
+  saturationLevel,
 } from "./fanout.ts";
 import { type FilesPlan, type FilesResult, measureFiles } from "./files.ts";
 import { type IdlePlan, type IdleResult, measureIdle } from "./idle.ts";
@@ -487,9 +488,21 @@ function noHalf(f: FanoutResult | null): string {
   return f?.failure ? "failed (below)" : "—";
 }
 
-/** The level of a fan-out that delivered the most (its saturation point). */
-function levelAtMax(f: FanoutResult): LevelResult | undefined {
-  return f.levels.find((l) => l.deliveredPerSec === f.maxDeliveries);
+/**
+ * `p99 X at N kept up with`, and when the most delivered level is another one (past
+ * saturation, its backlog growing), `; p99 Y at M past it` after it.
+ */
+export function pastSaturation(
+  f: FanoutResult,
+  sat: LevelResult,
+  mark: (cpu: CpuUse | undefined) => string = () => "",
+): string {
+  const text = `p99 ${fmtMs(sat.p99)}${mark(sat.cpu)} at ${
+    fmtCount(sat.deliveredPerSec)
+  } kept up with`;
+  const most = f.levels.find((l) => l.deliveredPerSec === f.maxDeliveries);
+  if (!most || most === sat) return text;
+  return `${text}; p99 ${fmtMs(most.p99)} at ${fmtCount(most.deliveredPerSec)} past it`;
 }
 
 async function main(): Promise<void> {
@@ -1592,9 +1605,11 @@ function inspircdFail(o: Outcome<unknown> | null | undefined): string {
 }
 
 /**
- * Goal 6 at saturation in the room of 100: the server's deliveries/s, p99 and deliveries
- * per target CPU-second at its most delivered level against InspIRCd's (the ceiling
- * relay's when InspIRCd did not run).
+ * Goal 6 at saturation in the room of 100: the server's deliveries/s against InspIRCd's
+ * (the most each delivered), and the p99 and deliveries per target CPU-second at each one's
+ * saturation point ({@linkcode saturationLevel}: the most delivered level it kept up with).
+ * The p99 of a level past that point, where the backlog grows for as long as the level
+ * runs, is shown beside it, not judged.
  */
 function saturationRows(
   pair: FanoutPair,
@@ -1607,30 +1622,33 @@ function saturationRows(
   if (pair.inspircd === null) return [{ measure, result: inspircdFail(null), ...empty }];
   const s = pair.server.ok ? pair.server.value : null;
   const i = pair.inspircd.ok ? pair.inspircd.value : null;
-  const sl = s ? levelAtMax(s) : undefined;
-  const il = i ? levelAtMax(i) : undefined;
+  const sl = s ? saturationLevel(s) : undefined;
+  const il = i ? saturationLevel(i) : undefined;
   const why = !sl
-    ? (pair.server.ok ? "no levels" : `ERROR: ${pair.server.error}`)
+    ? (pair.server.ok ? "no level kept up" : `ERROR: ${pair.server.error}`)
     : !il
-    ? inspircdFail(pair.inspircd)
+    ? (pair.inspircd.ok ? "no InspIRCd level kept up" : inspircdFail(pair.inspircd))
     : undefined;
   const rows: Row[] = [{
     measure,
     result: s && sl
-      ? `${fmtCount(s.maxDeliveries)}; ${fmtMs(sl.p99)}${mark(sl.cpu)}`
+      ? `${fmtCount(s.maxDeliveries)}; ${pastSaturation(s, sl, mark)}`
       : errorOf(pair.server),
     baseline: i && il
-      ? `${fmtCount(i.maxDeliveries)}; ${fmtMs(il.p99)}${mark(il.cpu)} (InspIRCd)`
+      ? `${fmtCount(i.maxDeliveries)}; ${pastSaturation(i, il, mark)} (InspIRCd)`
       : inspircdFail(pair.inspircd),
     ratio: fmtRatio(s?.maxDeliveries, i?.maxDeliveries),
     goal: "p99 ≤ InspIRCd's",
     status: verdict(
       `at saturation in a ${pair.members}-member room, a p99 no worse than InspIRCd's`,
       sl?.p99 ?? null,
-      "ms (p99 at the most delivered level)",
+      "ms (p99 at the most delivered level kept up with)",
       il?.p99 ?? null,
       sl && il ? sl.p99 <= il.p99 : null,
-      why ?? `${fmtCount(s?.maxDeliveries)} deliveries/s, InspIRCd ${fmtCount(i?.maxDeliveries)}`,
+      why ??
+        `${fmtCount(sl?.deliveredPerSec)} deliveries/s kept up with, InspIRCd ${
+          fmtCount(il?.deliveredPerSec)
+        }`,
     ),
   }, {
     measure: `  deliveries per target CPU-s at saturation`,
@@ -1652,7 +1670,7 @@ function saturationRows(
     ),
   }];
   const c = pair.ceiling.ok ? pair.ceiling.value : null;
-  const cl = c ? levelAtMax(c) : undefined;
+  const cl = c ? saturationLevel(c) : undefined;
   rows.push({
     measure: `  ceiling relay at saturation: deliveries/s; p99; per target CPU-s`,
     result: c && cl

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { medianRound } from "./main.ts";
-import type { FixedResult } from "./fanout.ts";
+import { medianRound, pastSaturation } from "./main.ts";
+import type { FanoutResult, FixedResult, LevelResult } from "./fanout.ts";
 
 /** A fixed-load outcome with only the figure `medianRound` ranks by. */
 function ran(deliveriesPerCpuSec: number) {
@@ -20,4 +20,16 @@ Deno.test("medianRound: failed rounds are left out; all failed gives the first f
   assert.equal(medianRound(rounds), rounds[2]);
   const none = [failed, { ok: false as const, error: "other" }];
   assert.equal(medianRound(none), failed);
+});
+
+Deno.test("pastSaturation: the p99 kept up with, and the most delivered level's when another", () => {
+  const kept = { deliveredPerSec: 6_377_631, p99: 8.52 } as LevelResult;
+  const past = { deliveredPerSec: 8_161_954, p99: 842.4 } as LevelResult;
+  const grew = { levels: [kept, past], maxDeliveries: 8_161_954 } as FanoutResult;
+  assert.equal(
+    pastSaturation(grew, kept),
+    "p99 8.52 ms at 6,377,631 kept up with; p99 842 ms at 8,161,954 past it",
+  );
+  const fell = { levels: [kept], maxDeliveries: 6_377_631 } as FanoutResult;
+  assert.equal(pastSaturation(fell, kept), "p99 8.52 ms at 6,377,631 kept up with");
 });
