@@ -288,7 +288,9 @@ export function levelFailure(level: LevelResult): string | null {
  *
  * @example
  * ```ts
- * const sat = saturationLevel(result); // p99 of the most delivered level that kept up
+ * import { type FanoutResult, saturationLevel } from "./fanout.ts";
+ * declare const result: FanoutResult; // a ramp measureFanout ran
+ * const p99 = saturationLevel(result)?.p99; // at the most delivered level kept up with
  * ```
  */
 export function saturationLevel(f: FanoutResult): LevelResult | undefined {
