@@ -13,11 +13,11 @@ import { type FileClient, FileTransfers } from "../client/file_transfer.ts";
 import { connectPeer } from "../peer/connect.ts";
 import { decodeFrame } from "../protocol/frame.ts";
 import { PeerFileTransfers } from "../peer/file_transfer.ts";
-import { listenPeer } from "../peer/listen.ts";
 import type { PeerSession } from "../peer/session.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { listDir, sha256Of, writeRandomFile } from "./helpers/files.ts";
+import { listening } from "./helpers/peer_listener.ts";
 import { reservePorts } from "./helpers/ports.ts";
 import { spawnScript } from "./helpers/process.ts";
 
@@ -242,16 +242,9 @@ Deno.test("a receiver that went away resumes from its .part file; so does a send
 
 /** A connected pair of peer sessions over loopback, bob listening. */
 async function peerPair(): Promise<{ alice: PeerSession; bob: PeerSession }> {
-  let bound!: (port: number) => void;
-  const port = new Promise<number>((resolve) => bound = resolve);
-  const listening = listenPeer({
-    host: "127.0.0.1",
-    port: 0,
-    nick: "bob",
-    onListening: (addr) => bound(addr.port),
-  });
-  const alice = await connectPeer({ host: "127.0.0.1", port: await port, nick: "alice" });
-  return { alice, bob: await listening };
+  const bob = await listening("bob");
+  const alice = await connectPeer({ host: "127.0.0.1", port: bob.port, nick: "alice" });
+  return { alice, bob: await bob.session };
 }
 
 function follow(session: PeerSession, files: PeerFileTransfers): Promise<void> {

@@ -10,8 +10,8 @@
  */
 
 import assert from "node:assert/strict";
-import { listenPeer } from "../peer/listen.ts";
 import type { PeerEvent, PeerSession } from "../peer/session.ts";
+import { listening } from "./helpers/peer_listener.ts";
 import { q, TMUX, Tmux, WAIT_MS } from "./helpers/tmux.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -54,28 +54,18 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "chat_peer_tty_" });
     const tmux = new Tmux();
-    const stop = new AbortController();
     let bob: PeerSession | null = null;
+    const listener = await listening("bob");
     try {
-      let bound!: (port: number) => void;
-      const port = new Promise<number>((resolve) => bound = resolve);
-      const listening = listenPeer({
-        host: "127.0.0.1",
-        port: 0,
-        nick: "bob",
-        signal: stop.signal,
-        onListening: (addr) => bound(addr.port),
-      });
-      listening.catch(() => {});
       const command = `while [ ! -e ${q(`${dir}/go`)} ]; do sleep 0.02; done; ` +
         `cd ${q(ROOT)} && env -u NO_COLOR ${q(Deno.execPath())} run -A ${q(MAIN)} peer ` +
-        `--connect 127.0.0.1:${await port} --nick alice; echo "[exit $?]"`;
+        `--connect 127.0.0.1:${listener.port} --nick alice; echo "[exit $?]"`;
       await tmux.start("alice", command, { columns: COLUMNS, rows: ROWS, keepPane: true });
       const rawFile = `${dir}/alice.raw`;
       await tmux.run("pipe-pane", "-t", "t:alice", "-o", `cat >> ${q(rawFile)}`);
       await Deno.writeTextFile(`${dir}/go`, "");
 
-      bob = await listening;
+      bob = await listener.session;
       const events = recorder(bob);
       const ready = await tmux.waitScreen("alice", (rows) => rows.at(-1) === "@bob>", "the prompt");
       assert.ok(ready.some((row) => row.startsWith("Compare with your peer: ")), ready.join("\n"));
@@ -177,7 +167,7 @@ Deno.test({
       }
       assert.ok(!raw.includes("pwned\x07"));
     } finally {
-      stop.abort();
+      listener.stop.abort();
       await bob?.close().catch(() => {});
       await tmux.kill();
       await Deno.remove(dir, { recursive: true });
