@@ -493,3 +493,42 @@ Deno.test("sealing and opening 48 MiB leaves no node:crypto outputs waiting for 
   }
   assert.equal(received, records * MAX_RECORD_PLAINTEXT);
 });
+
+Deno.test("a large record read into a buffer that holds it is read and decrypted there, in place, with no buffer of the channel's between", async () => {
+  const [a, b] = memoryChannelPair();
+  const [k1, k2] = keys();
+  const sender = SecureChannel.create(a, copy(k1), copy(k2));
+  const receiver = SecureChannel.create(b, k2, k1);
+  const data = new Uint8Array(MAX_RECORD_PLAINTEXT).map((_, i) => (i * 31) % 253);
+  await sender.writeRecord(data);
+  const into = new Uint8Array(MAX_RECORD_PLAINTEXT);
+  assert.equal(await receiver.read(into), MAX_RECORD_PLAINTEXT);
+  assert.deepEqual(into, data);
+  assert.equal(receiver.bytesReadCopied, 0);
+  assert.equal(receiver.keptBytes, 0, "no ciphertext buffer: the record went straight into `into`");
+  // Without a destination the ciphertext still has its kept buffer.
+  await sender.writeRecord(data);
+  assert.deepEqual(await receiver.readRecord(), data);
+  assert.ok(receiver.keptBytes >= MAX_RECORD_CIPHERTEXT);
+});
+
+Deno.test("a large record read in place with a flipped byte or tag fails with decrypt_failed", async () => {
+  const [k1, k2] = keys();
+  const sendKey = copy(k1);
+  const out = capture();
+  const sender = SecureChannel.create(out, k1, k2);
+  await sender.writeRecord(new Uint8Array(MAX_RECORD_PLAINTEXT).fill(7));
+  const record = wireOf(out.writes);
+  for (const index of [4, 4 + MAX_RECORD_PLAINTEXT / 2, record.length - 1]) {
+    const tampered = record.slice();
+    tampered[index] ^= 0x01;
+    const [a, b] = memoryChannelPair();
+    await a.write(tampered);
+    a.close();
+    const receiver = SecureChannel.create(b, direction(), copy(sendKey));
+    await assert.rejects(
+      receiver.read(new Uint8Array(MAX_RECORD_PLAINTEXT)),
+      (err) => err instanceof PeerError && err.code === "decrypt_failed",
+    );
+  }
+});

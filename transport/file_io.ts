@@ -156,7 +156,7 @@ export async function hashPrefix(
  * ```
  */
 export async function sha256File(path: string): Promise<{ sha256: string; size: number }> {
-  const file = await openToSend(path);
+  const file = openToSend(path);
   try {
     const hash = newSha256();
     const size = await hashPrefix(file, hash, Number.MAX_SAFE_INTEGER);
@@ -166,16 +166,21 @@ export async function sha256File(path: string): Promise<{ sha256: string; size: 
   }
 }
 
-async function openToSend(path: string): Promise<Deno.FsFile> {
+/**
+ * Opens a regular file to read. Synchronously: a file's metadata is in memory (or one
+ * disk read away), where an asynchronous call costs a hop to another thread and back,
+ * ~0.5-1 ms each on a virtual machine here, in the way of a transfer's start.
+ */
+function openToSend(path: string): Deno.FsFile {
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(path);
+    info = Deno.statSync(path);
   } catch (err) {
     throw describeReadError(err, path);
   }
   if (!info.isFile) throw new FileIoError("not_a_file", `${path} is not a file`);
   try {
-    return await Deno.open(path, { read: true });
+    return Deno.openSync(path, { read: true });
   } catch (err) {
     throw describeReadError(err, path);
   }
@@ -262,7 +267,7 @@ export class FileSource implements AsyncDisposable {
     path: string,
     onProgress?: (hashed: number, size: number) => void,
   ): Promise<HashedFileSource> {
-    const file = await openToSend(path);
+    const file = openToSend(path);
     try {
       const hash = newSha256();
       const expected = onProgress === undefined ? 0 : (await file.stat()).size;
@@ -288,13 +293,17 @@ export class FileSource implements AsyncDisposable {
    *
    * @throws {FileIoError} `not_a_file` or `unreadable`.
    */
-  static async openToStream(path: string): Promise<FileSource> {
-    const file = await openToSend(path);
+  static openToStream(path: string): Promise<FileSource> {
     try {
-      return new FileSource(path, file, (await file.stat()).size, null);
+      const file = openToSend(path);
+      try {
+        return Promise.resolve(new FileSource(path, file, file.statSync().size, null));
+      } catch (err) {
+        file.close();
+        throw err instanceof FileIoError ? err : describeReadError(err, path);
+      }
     } catch (err) {
-      file.close();
-      throw err instanceof FileIoError ? err : describeReadError(err, path);
+      return Promise.reject(err);
     }
   }
 
@@ -307,17 +316,21 @@ export class FileSource implements AsyncDisposable {
    *
    * @throws {FileIoError} `unreadable`, or `corrupt` when the file shrank.
    */
-  async resumeKey(): Promise<string> {
+  resumeKey(): Promise<string> {
     const hash = newSha256();
     const size = new Uint8Array(8);
     new DataView(size.buffer).setBigUint64(0, BigInt(this.size));
     hash.update("chat-file-resume-key/1");
     hash.update(size);
     const head = Math.min(this.size, RESUME_KEY_SAMPLE_BYTES);
-    hash.update(await this.read(0, head));
-    const tailFrom = Math.max(head, this.size - RESUME_KEY_SAMPLE_BYTES);
-    hash.update(await this.read(tailFrom, this.size - tailFrom));
-    return hash.digest("hex");
+    try {
+      hash.update(this.#readSync(0, head));
+      const tailFrom = Math.max(head, this.size - RESUME_KEY_SAMPLE_BYTES);
+      hash.update(this.#readSync(tailFrom, this.size - tailFrom));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return Promise.resolve(hash.digest("hex"));
   }
 
   /**
@@ -361,6 +374,30 @@ export class FileSource implements AsyncDisposable {
       const n = await readFull(this.#file, buffer);
       this.#position += n;
       if (n < want) {
+        throw new FileIoError("corrupt", `${this.path} changed while it was being sent`);
+      }
+      return buffer;
+    } catch (err) {
+      throw err instanceof FileIoError ? err : describeReadError(err, this.path);
+    }
+  }
+
+  /**
+   * Reads `length` bytes at `offset` synchronously (for the resume key's two samples of
+   * 64 KiB: an asynchronous read costs more in hops between threads than the read).
+   */
+  #readSync(offset: number, length: number): Uint8Array {
+    const buffer = new Uint8Array(length);
+    try {
+      this.#file.seekSync(offset, Deno.SeekMode.Start);
+      let n = 0;
+      while (n < length) {
+        const got = this.#file.readSync(buffer.subarray(n));
+        if (got === null) break;
+        n += got;
+      }
+      this.#position = offset + n;
+      if (n < length) {
         throw new FileIoError("corrupt", `${this.path} changed while it was being sent`);
       }
       return buffer;
@@ -488,26 +525,30 @@ export class IncomingFile {
     const safeName = safeFileName(init.offeredName, MAX_SAFE_NAME_BYTES);
     const partPath = join(dir, partFileName(safeName, partKey(init)));
     let file: Deno.FsFile;
+    // The folder, the `.part` file and its size synchronously: metadata, where each
+    // asynchronous call costs a hop to another thread and back (~0.5-1 ms on a virtual
+    // machine here), five of them between an offer and its accept. A resumed prefix is
+    // hashed asynchronously (it may be large).
     try {
-      await Deno.mkdir(dir, { recursive: true });
-      const existing = await lstatOrNull(partPath);
+      Deno.mkdirSync(dir, { recursive: true });
+      const existing = lstatOrNull(partPath);
       if (existing !== null && !existing.isFile) {
         throw new FileIoError("unwritable", `${partPath} exists and is not a regular file`);
       }
-      file = await Deno.open(partPath, { read: true, write: true, create: true });
+      file = Deno.openSync(partPath, { read: true, write: true, create: true });
     } catch (err) {
       throw describeWriteError(err, partPath);
     }
     const incoming = new IncomingFile(init, dir, safeName, file);
     try {
-      const have = (await file.stat()).size;
+      const have = file.statSync().size;
       if (have > init.size) {
-        await file.truncate(0);
+        file.truncateSync(0);
       } else if (have > 0) {
         incoming.#offset = await hashPrefix(file, incoming.#hash, have);
         if (incoming.#offset > 0) incoming.resumedSha256 = incoming.#hash.copy().digest("hex");
       }
-      await file.seek(incoming.#offset, Deno.SeekMode.Start);
+      file.seekSync(incoming.#offset, Deno.SeekMode.Start);
     } catch (err) {
       file.close();
       throw describeWriteError(err, partPath);
@@ -699,9 +740,9 @@ export async function claimFreeName(dir: string, name: string): Promise<string> 
   throw new FileIoError("no_free_name", `no free name for ${name} in ${dir}`);
 }
 
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+function lstatOrNull(path: string): Deno.FileInfo | null {
   try {
-    return await Deno.lstat(path);
+    return Deno.lstatSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;
