@@ -73,6 +73,12 @@ export interface TransferFigure {
    * reading them back from disk, 0 to 1; absent for the other kinds.
    */
   fromMemory?: number;
+  /**
+   * Through the server: of the bytes it read back from disk for the recipient, the share
+   * read synchronously as just written (in the page cache), 0 to 1; absent for the
+   * other kinds.
+   */
+  readSync?: number;
 }
 
 /** Result of a file-transfer run. */
@@ -302,11 +308,14 @@ async function timeTransfer(
       if (before !== null && after !== null) cpuMs[name] = Math.round((after - before) * 1000);
     });
     let fromMemory: number | undefined;
+    let readSync: number | undefined;
     if (server !== undefined && sentBefore !== null) {
       const after = await sentFrom(server);
       const memory = after.memory - sentBefore.memory;
-      const all = memory + after.disk - sentBefore.disk;
+      const disk = after.disk - sentBefore.disk;
+      const all = memory + disk;
       fromMemory = all > 0 ? round(memory / all, 3) : 0;
+      readSync = disk > 0 ? round((after.sync - sentBefore.sync) / disk, 3) : 0;
     }
     const path = setup.receivedPath(done);
     const received = await sha256Of(path);
@@ -317,19 +326,28 @@ async function timeTransfer(
       mbPerSec: round(plan.sizeBytes / 1e6 / (ms / 1000), 1),
       cpuMs,
       ...(fromMemory !== undefined ? { fromMemory } : {}),
+      ...(readSync !== undefined ? { readSync } : {}),
     };
   } finally {
     await Promise.all(ends.map((e) => e.kill()));
   }
 }
 
-/** The bytes of held files the bench server sent readers so far, from memory and from disk. */
-async function sentFrom(server: Child): Promise<{ memory: number; disk: number }> {
+/**
+ * The bytes of held files the bench server sent readers so far, from memory and from
+ * disk, and of the latter those read synchronously.
+ */
+async function sentFrom(server: Child): Promise<{ memory: number; disk: number; sync: number }> {
   const stats = await server.request("stats") as {
     fileBytesSentFromMemory?: number;
     fileBytesSentFromDisk?: number;
+    fileBytesReadSync?: number;
   };
-  return { memory: stats.fileBytesSentFromMemory ?? 0, disk: stats.fileBytesSentFromDisk ?? 0 };
+  return {
+    memory: stats.fileBytesSentFromMemory ?? 0,
+    disk: stats.fileBytesSentFromDisk ?? 0,
+    sync: stats.fileBytesReadSync ?? 0,
+  };
 }
 
 /** The kinds of transfer measured. */

@@ -43,6 +43,10 @@ Deno.test("files: raw (plain and durable), relay, peer-to-peer and ceiling trans
   assert.ok(result.relay.fromMemory !== undefined);
   assert.ok(result.relay.fromMemory >= 0 && result.relay.fromMemory <= 1);
   assert.equal(result.raw.fromMemory, undefined);
+  // And of the bytes read back, the share read synchronously (just written).
+  assert.ok(result.relay.readSync !== undefined);
+  assert.ok(result.relay.readSync >= 0 && result.relay.readSync <= 1);
+  assert.equal(result.raw.readSync, undefined);
   // The median of two runs is the slower one.
   assert.equal(result.relay.mbPerSec, Math.min(...result.runsMbPerSec.relay));
   assert.ok(result.relayRatio > 0 && result.peerRatio > 0);

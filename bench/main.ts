@@ -1512,7 +1512,11 @@ async function main(): Promise<void> {
       console.log(
         `  relay: ${
           Math.round(v.relay.fromMemory * 100)
-        }% of the bytes sent to the recipient came from the upload in memory, the rest read back from disk`,
+        }% of the bytes sent to the recipient came from the upload in memory, the rest read back from disk${
+          v.relay.readSync !== undefined
+            ? ` (${Math.round(v.relay.readSync * 100)}% of those synchronously, just written)`
+            : ""
+        }`,
       );
     }
     if (v.byteCosts !== null) {

@@ -31,6 +31,8 @@ import { roundStages } from "../transport/round_stages.ts";
 import { NO_LIMITS, resolveServerConfig, type ServerConfig } from "../server/config.ts";
 import { MemoryStore } from "../server/memory_store.ts";
 import { startServer } from "../server/server.ts";
+import { DiskFileBytes } from "../server/disk_file_bytes.ts";
+import { fileServiceOf } from "../server/files.ts";
 import { SqliteStore } from "../server/sqlite_store.ts";
 import { serveSideChannel } from "../tools/side_channel.ts";
 
@@ -152,9 +154,21 @@ if (import.meta.main) {
       // Held files' bytes sent to readers so far: from the upload's memory, or read back.
       fileBytesSentFromMemory: server.hub.metrics.counters.fileBytesSentFromMemory,
       fileBytesSentFromDisk: server.hub.metrics.counters.fileBytesSentFromDisk,
+      // Of those read back, the bytes read synchronously (just written: in the page cache).
+      fileBytesReadSync: syncReadBytes(server.hub),
       ...(store instanceof SqliteStore ? { store: store.stats } : {}),
     }),
     exit: () => server.shutdown("benchmark over"),
   });
   Deno.exit(0);
+}
+
+/** Bytes the server's held files' readers read synchronously so far (0 without a file folder). */
+function syncReadBytes(hub: Parameters<typeof fileServiceOf>[0]): number {
+  try {
+    const bytes = fileServiceOf(hub).bytes;
+    return bytes instanceof DiskFileBytes ? bytes.syncReadBytes : 0;
+  } catch {
+    return 0; // no file service
+  }
 }

@@ -68,14 +68,20 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { decodePayload, encodeFrame, type Frame, LENGTH_PREFIX_BYTES } from "../protocol/frame.ts";
+import {
+  decodePayload,
+  DEFAULT_MAX_FRAME_SIZE,
+  encodeFrame,
+  type Frame,
+  LENGTH_PREFIX_BYTES,
+} from "../protocol/frame.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { checkServerHello, clientHello, SERVER_FEATURES } from "../protocol/hello.ts";
 import {
   type ChatMessage,
   type ClientMessageMap,
   type ClientRequestType,
-  MAX_FILE_FRAME_BYTES,
+  LARGE_FILE_CHUNK_BYTES,
   parseClientMessage,
   parseServerMessage,
   type ServerMessage,
@@ -219,8 +225,11 @@ export interface RequestOptions {
   frame?: Uint8Array;
 }
 
-/** Pooled payload size: a `file_data` body and its header. */
-const FILE_DATA_PAYLOAD_BYTES = MAX_FILE_FRAME_BYTES + 1024;
+/**
+ * Pooled payload size: a large `file_data` body and its header (a body of 512 KiB, from a
+ * server that sends those, fits too: the pool serves from half its size up).
+ */
+const FILE_DATA_PAYLOAD_BYTES = LARGE_FILE_CHUNK_BYTES + 1024;
 
 /** Request types never resent after a reconnect: in flight, they fail with `connection_lost`. */
 const NOT_RESENT: ReadonlySet<string> = new Set(["broadcast", "relay"]);
@@ -489,6 +498,11 @@ export class ChatClient implements AsyncDisposable {
   get address(): ServerAddress {
     const { host, port } = this.#servers[this.#current]!;
     return { host, port };
+  }
+
+  /** The largest frame accepted from the server, in bytes (`maxFrameSize`). */
+  get maxFrameSize(): number {
+    return this.#options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
   }
 
   /** The server's `hello` of the current (or last) connection. */

@@ -20,8 +20,9 @@
  *   resumed from its size, the SHA-256 (the offer's when it had one, else the one the
  *   sender gave with its last chunk, in the reply of the read that reaches the end)
  *   checked before the rename, never an overwrite (the server does not check it:
- *   integrity is end to end). Reads are one at a time of {@linkcode READ_BYTES}; a
- *   SHA-256 mismatch starts over once, a second one cancels the file as `corrupt` (the
+ *   integrity is end to end). Two reads are in flight, each of a large chunk's
+ *   `file_data` frame (or of {@linkcode READ_BYTES} in frames that fit a smaller
+ *   largest frame: {@linkcode readShape}); a SHA-256 mismatch starts over once, a second one cancels the file as `corrupt` (the
  *   server drops it and tells the sender).
  *
  * Everything that happens is reported through `onEvent` as {@linkcode FileTransferEvent}s
@@ -36,7 +37,7 @@ import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
-import { largestChunkBytes } from "../protocol/file_chunks.ts";
+import { LARGE_FILE_CHUNK_BYTES, largestChunkBytes } from "../protocol/file_chunks.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
 import { MAX_UPLOAD_RESYNCS, UPLOAD_RESYNC_CODES } from "../protocol/upload_resync.ts";
 import { defaultDownloadDir, FileIoError, FileSource, IncomingFile } from "../transport/file_io.ts";
@@ -61,7 +62,10 @@ export const CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
 const FRAME_ROOM = 1024;
 /** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB (4 MiB of large chunks). */
 export const WINDOW_CHUNKS = 4;
-/** Bytes asked for per `file_read` (the server may send fewer). */
+/**
+ * Bytes asked for per `file_read` (the server may send fewer); a whole number of the
+ * `file_data` frames asked for (one large frame: {@linkcode readShape}).
+ */
 export const READ_BYTES: number = 1024 * 1024;
 /** A download without a new byte this long gives up (its `.part` file stays for later). */
 export const STALL_TIMEOUT_MS: number = 5 * 60 * 1000;
@@ -70,7 +74,26 @@ const DONE_WAIT_MS = 5000;
 /** What file transfers need of the chat client (`recycleFileData` and `server` are optional). */
 export type FileClient =
   & Pick<ChatClient, "request" | "onEvent" | "onFileData" | "nick">
-  & Partial<Pick<ChatClient, "recycleFileData" | "server">>;
+  & Partial<Pick<ChatClient, "recycleFileData" | "server" | "maxFrameSize">>;
+
+/**
+ * The `file_data` frames a download asks for (`frame`: the largest body, a large chunk's
+ * when the client takes frames that large, else what its largest frame holds; none from a
+ * client that does not say, which gets the server's default of 512 KiB) and the bytes per
+ * `file_read`: {@linkcode READ_BYTES} rounded down to whole frames.
+ *
+ * @example
+ * ```ts
+ * import { readShape } from "./file_transfer.ts";
+ * readShape(1024 * 1024); // { frame: 1044480, length: 1044480 }: one large frame per read
+ * readShape(undefined); // { length: 1048576 }
+ * ```
+ */
+export function readShape(maxFrameSize: number | undefined): { frame?: number; length: number } {
+  if (maxFrameSize === undefined) return { length: READ_BYTES };
+  const frame = Math.max(1, Math.min(LARGE_FILE_CHUNK_BYTES, maxFrameSize - FRAME_ROOM));
+  return { frame, length: frame * Math.max(1, Math.floor(READ_BYTES / frame)) };
+}
 
 /** Options of {@linkcode FileTransfers}. */
 export interface FileTransfersOptions {
@@ -508,9 +531,15 @@ export class FileTransfers implements AsyncDisposable {
         // Two reads in flight: the server sends bytes still being uploaded as they arrive.
         const reads: { reply: Promise<ReplyMap["file_read"]>; end: number }[] = [];
         let next = incoming.offset;
+        const shape = readShape(this.#client.maxFrameSize);
         const ask = () => {
-          const length = Math.min(READ_BYTES, accepted.size - next);
-          const reply = this.#client.request("file_read", { file: id, offset: next, length });
+          const length = Math.min(shape.length, accepted.size - next);
+          const reply = this.#client.request("file_read", {
+            file: id,
+            offset: next,
+            length,
+            ...(shape.frame !== undefined ? { frame: shape.frame } : {}),
+          });
           reply.catch(() => {});
           reads.push({ reply, end: next + length });
           next += length;

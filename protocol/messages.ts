@@ -15,6 +15,7 @@
 
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
+import { LARGE_FILE_CHUNK_BYTES } from "./file_chunks.ts";
 import { MAX_OFFERED_NAME_LENGTH } from "./file_names.ts";
 import { MAX_AWAY_LENGTH } from "./names.ts";
 
@@ -166,11 +167,18 @@ export const clientSchemas = {
   file_list: request("file_list", { after: fileId.optional() }),
   file_accept: request("file_accept", { file: fileId }),
   file_decline: request("file_decline", { file: fileId }),
-  /** Asks for up to `length` bytes from `offset`: `file_data` frames, then the reply. */
+  /**
+   * Asks for up to `length` bytes from `offset`: `file_data` frames, then the reply.
+   * `frame`: the largest `file_data` body the reader takes, at most
+   * {@linkcode LARGE_FILE_CHUNK_BYTES} (default {@linkcode MAX_FILE_FRAME_BYTES}): with
+   * large ones, half as many frames per file, each costing both sides its header, its
+   * dispatch and, at the recipient, a write and a hash call.
+   */
   file_read: request("file_read", {
     file: fileId,
     offset: fileBytes,
     length: z.number().int().min(1).max(MAX_FILE_READ_BYTES),
+    frame: z.number().int().min(1).max(LARGE_FILE_CHUNK_BYTES).optional(),
   }),
   /** The recipient has the whole file, its SHA-256 checked: the server lets it go. */
   file_done: request("file_done", { file: fileId }),
@@ -429,12 +437,21 @@ export const fastClientParsers: Record<string, FastParser> = {
       ? { type: "file_chunk", id, file, offset, sha256 }
       : null;
   },
-  file_read: ({ id, file, offset, length }) =>
-    isText(id, 1, REQUEST_ID_MAX) && isFileId(file) && isFileBytes(offset) &&
-      Number.isSafeInteger(length) && (length as number) >= 1 &&
-      (length as number) <= MAX_FILE_READ_BYTES
-      ? { type: "file_read", id, file, offset, length }
-      : null,
+  file_read: (header) => {
+    const { id, file, offset, length, frame } = header;
+    if (
+      !isText(id, 1, REQUEST_ID_MAX) || !isFileId(file) || !isFileBytes(offset) ||
+      !Number.isSafeInteger(length) || (length as number) < 1 ||
+      (length as number) > MAX_FILE_READ_BYTES
+    ) {
+      return null;
+    }
+    if (!Object.hasOwn(header, "frame")) return { type: "file_read", id, file, offset, length };
+    return Number.isSafeInteger(frame) && (frame as number) >= 1 &&
+        (frame as number) <= LARGE_FILE_CHUNK_BYTES
+      ? { type: "file_read", id, file, offset, length, frame }
+      : null;
+  },
 };
 
 /**

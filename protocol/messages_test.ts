@@ -6,6 +6,7 @@ import {
   clientSchemas,
   fastClientParsers,
   fastServerParsers,
+  LARGE_FILE_CHUNK_BYTES,
   MAX_FILE_READ_BYTES,
   parseClientMessage,
   parseServerMessage,
@@ -464,9 +465,19 @@ Deno.test("the fast checks of file_chunk, file_read and file_data give exactly w
     MAX_FILE_READ_BYTES + 1,
   ];
   const digests: unknown[] = [undefined, "a".repeat(64), "A".repeat(64), "0".repeat(63), 5, null];
+  const frames: unknown[] = [
+    undefined,
+    null,
+    0,
+    1,
+    1.5,
+    "1",
+    LARGE_FILE_CHUNK_BYTES,
+    LARGE_FILE_CHUNK_BYTES + 1,
+  ];
   const cases: [string, Record<string, readonly unknown[]>][] = [
     ["file_chunk", { id: ids, file: numbers, offset: numbers, sha256: digests }],
-    ["file_read", { id: ids, file: numbers, offset: numbers, length: numbers }],
+    ["file_read", { id: ids, file: numbers, offset: numbers, length: numbers, frame: frames }],
     ["file_data", { file: numbers, offset: numbers }],
   ];
   let compared = 0;

@@ -15,6 +15,14 @@
  * it durable before its last chunk is acknowledged has only the last bytes left: for
  * 128 MiB that sync took 150-200 ms, and the recipient's own final sync waited behind it.
  *
+ * A reader reading bytes that an upload open here wrote within its last
+ * {@linkcode CACHED_READ_BYTES} (a recipient a little behind the upload) reads them with a
+ * synchronous read: they were just written, so they are in the page cache, and the copy
+ * costs less than the asynchronous read's round trip to another thread (its handle
+ * duplicated, a buffer allocated there and copied again). Other bytes (an upload ended or
+ * written elsewhere, or long ago) are read asynchronously: a read from the disk itself
+ * must not stop the server's thread.
+ *
  * @module
  */
 
@@ -29,6 +37,12 @@ import { PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
 import { StoreError } from "./store.ts";
 
 const log = getLogger(["chat", "server", "files"]);
+
+/**
+ * How far behind the end an upload open here has written a reader may be and still read
+ * synchronously (see the module documentation): 64 MiB, four background syncs.
+ */
+export const CACHED_READ_BYTES: number = 64 * 1024 * 1024;
 
 /**
  * Held files' bytes in a folder.
@@ -57,15 +71,33 @@ export class DiskFileBytes implements FileBytes {
   readonly #syncEvery: number;
   /** Background syncs of writers closed while they ran: their handles close when they end. */
   readonly #closingSyncs = new Set<Promise<void>>();
+  /** The uploads open here, by file id: the bytes they wrote last are in the page cache. */
+  readonly #writers = new Map<number, DiskWriter>();
+  readonly #cachedReadBytes: number;
+  #syncReadBytes = 0;
 
   /**
    * Keeps bytes in `dir`, which must exist; an upload starts a sync in the background
-   * every `options.backgroundSyncBytes` it writes ({@linkcode BACKGROUND_SYNC_BYTES}).
+   * every `options.backgroundSyncBytes` it writes ({@linkcode BACKGROUND_SYNC_BYTES});
+   * a reader reads synchronously the bytes an upload open here wrote within its last
+   * `options.cachedReadBytes` ({@linkcode CACHED_READ_BYTES}).
    */
-  constructor(dir: string, options: { backgroundSyncBytes?: number } = {}) {
+  constructor(
+    dir: string,
+    options: { backgroundSyncBytes?: number; cachedReadBytes?: number } = {},
+  ) {
     this.dir = dir;
     this.free = new FreeSpace(dir);
     this.#syncEvery = options.backgroundSyncBytes ?? BACKGROUND_SYNC_BYTES;
+    this.#cachedReadBytes = options.cachedReadBytes ?? CACHED_READ_BYTES;
+  }
+
+  /**
+   * Bytes its readers read synchronously so far, as just written by an upload open here
+   * (the rest were read asynchronously).
+   */
+  get syncReadBytes(): number {
+    return this.#syncReadBytes;
   }
 
   get where(): string {
@@ -104,10 +136,18 @@ export class DiskFileBytes implements FileBytes {
         size = 0;
       }
       await file.seek(size, Deno.SeekMode.Start);
-      return new DiskWriter(file, size, new BackgroundSync(path, this.#syncEvery), (closing) => {
-        this.#closingSyncs.add(closing);
-        closing.finally(() => this.#closingSyncs.delete(closing));
-      });
+      const writer: DiskWriter = new DiskWriter(
+        file,
+        size,
+        new BackgroundSync(path, this.#syncEvery),
+        (closing) => {
+          if (this.#writers.get(id) === writer) this.#writers.delete(id);
+          this.#closingSyncs.add(closing);
+          closing.finally(() => this.#closingSyncs.delete(closing));
+        },
+      );
+      this.#writers.set(id, writer);
+      return writer;
     } catch (err) {
       file.close();
       throw err;
@@ -162,7 +202,13 @@ export class DiskFileBytes implements FileBytes {
     if (!complete) paths.push(this.path(id, true));
     for (const path of paths) {
       try {
-        return new DiskReader(await Deno.open(path, { read: true }));
+        return new DiskReader(await Deno.open(path, { read: true }), (offset, length) => {
+          const written = this.#writers.get(id)?.size;
+          const cached = written !== undefined && offset + length <= written &&
+            written - offset <= this.#cachedReadBytes;
+          if (cached) this.#syncReadBytes += length;
+          return cached;
+        });
       } catch (err) {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
       }
@@ -334,14 +380,36 @@ export class CompletedWriter implements FileBytesWriter {
 
 class DiskReader implements FileBytesReader {
   readonly #file: Deno.FsFile;
+  /** Whether `length` bytes at `offset` were just written here (counted as read so if so). */
+  readonly #cached: (offset: number, length: number) => boolean;
   /** Where the next read of the file starts (-1: unknown). */
   #position = -1;
 
-  constructor(file: Deno.FsFile) {
+  constructor(file: Deno.FsFile, cached: (offset: number, length: number) => boolean) {
     this.#file = file;
+    this.#cached = cached;
   }
 
-  async read(offset: number, into: Uint8Array): Promise<number> {
+  read(offset: number, into: Uint8Array): Promise<number> {
+    if (!this.#cached(offset, into.length)) return this.#readAsync(offset, into);
+    try {
+      if (this.#position !== offset) this.#file.seekSync(offset, Deno.SeekMode.Start);
+      this.#position = offset;
+      let n = 0;
+      while (n < into.length) {
+        const got = this.#file.readSync(into.subarray(n));
+        if (got === null) break;
+        n += got;
+      }
+      this.#position += n;
+      return Promise.resolve(n);
+    } catch (err) {
+      this.#position = -1;
+      return Promise.reject(err);
+    }
+  }
+
+  async #readAsync(offset: number, into: Uint8Array): Promise<number> {
     if (this.#position !== offset) await this.#file.seek(offset, Deno.SeekMode.Start);
     this.#position = offset;
     const n = await readFull(this.#file, into);

@@ -74,3 +74,46 @@ Deno.test("DiskFileBytes syncs an upload in the background as it is written", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("DiskFileBytes reads synchronously only the bytes an open upload wrote last", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const bytes = new DiskFileBytes(dir, { cachedReadBytes: 8 });
+    const writer = await bytes.openWriter(4, 32);
+    const written = Uint8Array.from({ length: 24 }, (_, i) => i);
+    await writer.append(written);
+    const reader = await bytes.openReader(4, false);
+    assert.ok(reader !== null);
+    const into = new Uint8Array(4);
+    // Within the last 8 bytes written: read synchronously, the same bytes.
+    assert.equal(await reader.read(18, into), 4);
+    assert.deepEqual(into, written.subarray(18, 22));
+    assert.equal(bytes.syncReadBytes, 4);
+    // Written longer ago: read asynchronously (it may have left the page cache).
+    assert.equal(await reader.read(4, into), 4);
+    assert.deepEqual(into, written.subarray(4, 8));
+    assert.equal(bytes.syncReadBytes, 4);
+    // Past the bytes written: not read synchronously.
+    assert.equal(await reader.read(22, into), 2);
+    assert.deepEqual(into.subarray(0, 2), written.subarray(22, 24));
+    assert.equal(bytes.syncReadBytes, 4);
+    // The upload no longer open here: every read is asynchronous.
+    writer.close();
+    assert.equal(await reader.read(20, into), 4);
+    assert.deepEqual(into, written.subarray(20, 24));
+    assert.equal(bytes.syncReadBytes, 4);
+    // A new upload of another file is followed on its own.
+    const other = await bytes.openWriter(5, 8);
+    await other.append(new Uint8Array([9, 8, 7]));
+    const otherReader = await bytes.openReader(5, false);
+    assert.equal(await otherReader!.read(0, into.subarray(0, 3)), 3);
+    assert.deepEqual(into.subarray(0, 3), new Uint8Array([9, 8, 7]));
+    assert.equal(bytes.syncReadBytes, 7);
+    other.close();
+    reader.close();
+    otherReader!.close();
+    await bytes.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

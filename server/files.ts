@@ -156,7 +156,11 @@ export const CHUNKS_IN_FLIGHT = 2;
 const FRAME_ROOM = 1024;
 /** Frame buffers kept per connection: two reads of four frames in flight, and spares. */
 const FRAME_BUFFERS = 12;
-/** Bytes of file data per `file_data` frame (at most a quarter of the outbound queue). */
+/**
+ * Bytes of file data per `file_data` frame for a reader that does not ask for another
+ * size (`file_read {frame}`, at most a large chunk's); at most a quarter of the outbound
+ * queue either way.
+ */
 export const DATA_FRAME_BYTES: number = MAX_FILE_FRAME_BYTES;
 /** Most bytes one `file_read` sends (also at most a quarter of the outbound queue). */
 export const MAX_READ_BYTES: number = 1024 * 1024;
@@ -813,11 +817,16 @@ export class FileService {
     return { file: id };
   }
 
+  /**
+   * Sends up to `length` bytes of file `id` from `offset` in `file_data` frames of at
+   * most `frame` bytes each (default {@linkcode DATA_FRAME_BYTES}), then replies.
+   */
   read(
     ctx: CommandContext,
     id: number,
     offset: number,
     length: number,
+    frame: number = DATA_FRAME_BYTES,
   ): Promise<FileReadReply> {
     const key = `${ctx.session.id}/${id}`;
     let state = this.#reads.get(key);
@@ -827,7 +836,7 @@ export class FileService {
       this.#readers.set(id, (this.#readers.get(id) ?? 0) + 1);
     }
     const own = state;
-    const run = own.chain.then(() => this.#read(ctx, id, offset, length, own));
+    const run = own.chain.then(() => this.#read(ctx, id, offset, length, frame, own));
     const settled = run.then(() => {}, () => {});
     own.chain = settled;
     settled.then(() => {
@@ -906,6 +915,7 @@ export class FileService {
     id: number,
     offset: number,
     length: number,
+    frame: number,
     state: ReadState,
   ): Promise<FileReadReply> {
     const session = ctx.session;
@@ -920,7 +930,7 @@ export class FileService {
     }
     // A reader keeps at most two reads in flight: together at most half the queue.
     const quarter = Math.max(1024, Math.floor(this.#hub.config.maxQueueBytes / 4));
-    const frameBytes = Math.min(DATA_FRAME_BYTES, quarter);
+    const frameBytes = Math.min(frame, quarter);
     const limit = Math.min(MAX_READ_BYTES, quarter);
     const want = Math.max(0, Math.min(length, limit, record.size - offset));
     let available = await this.#available(record);
@@ -1601,10 +1611,15 @@ export class FileService {
     const outbound = port.outbound?.bind(port);
     if (outbound === undefined) return null;
     let pool = this.#framePools.get(port);
-    if (pool === undefined || pool.bufferSize < frameBytes + FRAME_ROOM) {
-      // Its buffers come from the chunks' pool (the same size as a 512 KiB chunk's
-      // payload): warm memory, not new pages for every connection that reads a file.
-      pool = new SentBufferPool(frameBytes + FRAME_ROOM, FRAME_BUFFERS, outbound, CHUNK_PAYLOADS);
+    // Buffers of one of the chunks' two sizes: a 512 KiB chunk's payload, or a large
+    // one's for readers taking large frames.
+    const size = (frameBytes <= DATA_FRAME_BYTES ? DATA_FRAME_BYTES : MAX_CHUNK_BYTES) +
+      FRAME_ROOM;
+    if (pool === undefined || pool.bufferSize < size) {
+      // Its buffers come from the chunks' pool: warm memory, not new pages for every
+      // connection that reads a file. A smaller pool replaced gives its buffers back.
+      pool?.release();
+      pool = new SentBufferPool(size, FRAME_BUFFERS, outbound, CHUNK_PAYLOADS);
       this.#framePools.set(port, pool);
     }
     return pool;
@@ -1709,8 +1724,8 @@ export const fileCommands: {
   // Pipelined: a read waiting for bytes not yet uploaded holds up nothing else.
   file_read: {
     pipelined: true,
-    run: async (ctx, { file, offset, length }) =>
-      await fileServiceOf(ctx.hub).read(ctx, file, offset, length),
+    run: async (ctx, { file, offset, length, frame }) =>
+      await fileServiceOf(ctx.hub).read(ctx, file, offset, length, frame),
   },
   file_done: { run: async (ctx, { file }) => await fileServiceOf(ctx.hub).done(ctx, file) },
   file_cancel: {

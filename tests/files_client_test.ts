@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { ChatClient } from "../client/chat_client.ts";
 import { ChatError } from "../client/chat_error.ts";
 import { FileTransfers } from "../client/file_transfer.ts";
+import { LARGE_FILE_CHUNK_BYTES } from "../protocol/file_chunks.ts";
 import type { ChatServer } from "../server/server.ts";
 import { fileServiceOf } from "../server/files.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
@@ -27,8 +28,9 @@ async function side(
   server: ChatServer,
   nick: string,
   options: { downloadDir?: string; acceptDir?: string; progressIntervalMs?: number } = {},
+  clientOptions: { maxFrameSize?: number } = {},
 ): Promise<Side> {
-  const client = await connectClient(server, nick);
+  const client = await connectClient(server, nick, clientOptions);
   const events: FileTransferEvent[] = [];
   const chat: string[] = [];
   client.onEvent((event) => chat.push(event.type));
@@ -294,6 +296,41 @@ Deno.test("uploads fit a server's smaller largest frame: chunks shrink to it", a
     assert.equal(await sha256Of(saved.path), sha);
     assert.equal(alice.client.server?.maxFrame, 64 * 1024);
     await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("downloads come in large frames, or in frames that fit a client's smaller largest frame", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    const alice = await side(server, "alice");
+    const path = join(tmp, "big.bin");
+    const size = 2 * LARGE_FILE_CHUNK_BYTES + 5;
+    const sha = await writeRandomFile(path, size, 9);
+    for (
+      const [nick, maxFrameSize, largest] of [
+        ["bob", undefined, LARGE_FILE_CHUNK_BYTES],
+        ["carol", 64 * 1024, 63 * 1024],
+      ] as const
+    ) {
+      const reader = await side(server, nick, { downloadDir: join(tmp, nick) }, { maxFrameSize });
+      const bodies: number[] = [];
+      reader.client.onFileData((_data, body) => bodies.push(body.length));
+      // Uploaded whole before it is accepted: frames are cut by the reads alone.
+      await alice.files.send(nick, path);
+      const offered = await until(() => find(reader, "file_offered"), `${nick}'s offer`);
+      const saved = await reader.files.accept(offered.file);
+      assert.equal(await sha256Of(saved), sha);
+      assert.equal(bodies.reduce((a, b) => a + b, 0), size);
+      // A large chunk per frame by default; the smaller client's frames all fit it.
+      if (maxFrameSize === undefined) assert.deepEqual(bodies, [largest, largest, 5]);
+      else assert.ok(bodies.every((n) => n <= largest), String(bodies));
+      await close(reader);
+    }
+    await close(alice);
   } finally {
     await server.shutdown();
     await Deno.remove(tmp, { recursive: true });
