@@ -27,7 +27,12 @@ interface Side {
 async function side(
   server: ChatServer,
   nick: string,
-  options: { downloadDir?: string; acceptDir?: string; progressIntervalMs?: number } = {},
+  options: {
+    downloadDir?: string;
+    acceptDir?: string;
+    progressIntervalMs?: number;
+    uploadBuffersIdleMs?: number;
+  } = {},
   clientOptions: { maxFrameSize?: number } = {},
 ): Promise<Side> {
   const client = await connectClient(server, nick, clientOptions);
@@ -295,6 +300,51 @@ Deno.test("uploads fit a server's smaller largest frame: chunks shrink to it", a
     const saved = await until(() => find(bob, "file_saved"), "the file saved");
     assert.equal(await sha256Of(saved.path), sha);
     assert.equal(alice.client.server?.maxFrame, 64 * 1024);
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("an upload's chunk buffers serve the next upload, released once idle a while or on close", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    const alice = await side(server, "alice", { uploadBuffersIdleMs: 300 });
+    const bob = await side(server, "bob", { acceptDir: join(tmp, "in") });
+    const files = [];
+    for (const n of [1, 2, 3]) {
+      const path = join(tmp, `f${n}.bin`);
+      files.push({ path, sha: await writeRandomFile(path, 6 * LARGE_FILE_CHUNK_BYTES + n, n) });
+    }
+    assert.equal(alice.files.keptUploadBuffers, 0);
+    await alice.files.send("bob", files[0].path);
+    // A window of chunks and the one sent on an acknowledgement, kept for the next upload.
+    const kept = alice.files.keptUploadBuffers;
+    assert.ok(kept >= 2 && kept <= 5, `${kept} buffers kept`);
+    // The next upload takes them (and gives them back): no more kept than before.
+    await alice.files.send("bob", files[1].path);
+    assert.equal(alice.files.keptUploadBuffers, kept);
+    // Idle a while: released.
+    await until(
+      () => alice.files.keptUploadBuffers === 0 || undefined,
+      "the buffers released",
+    );
+    await alice.files.send("bob", files[2].path);
+    assert.ok(alice.files.keptUploadBuffers > 0);
+    await until(
+      () => bob.events.filter((e) => e.type === "file_saved").length === 3 || undefined,
+      "three files saved",
+    );
+    const got = [];
+    for (const event of bob.events) {
+      if (event.type === "file_saved") got.push(await sha256Of(event.path));
+    }
+    assert.deepEqual(got.sort(), files.map((f) => f.sha).sort());
+    // Closed: released at once.
+    await alice.files.close();
+    assert.equal(alice.files.keptUploadBuffers, 0);
     await close(alice, bob);
   } finally {
     await server.shutdown();

@@ -21,7 +21,13 @@ import {
 } from "../protocol/file_chunks.ts";
 import { SERVER_FEATURES } from "../protocol/hello.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
-import { formatBytes, freshBytes, type Transfer, uploadWindow } from "../web/file_transfer.ts";
+import {
+  formatBytes,
+  freshBytes,
+  readShape,
+  type Transfer,
+  uploadWindow,
+} from "../web/file_transfer.ts";
 import { sha256Of } from "./helpers/files.ts";
 import { connectClient, testServer, until } from "./helpers/harness.ts";
 import { asPage, page } from "./helpers/web_page.ts";
@@ -213,6 +219,49 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "web file transfers: the page downloads in file_data frames of a large chunk from a server sharing large_chunks",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const tmp = await Deno.makeTempDir();
+    const server = await testServer({ webPort: 0 });
+    const bob = await connectClient(server, "bob");
+    const bobFiles = new FileTransfers(bob, { onEvent: () => {} });
+    const alice = await asPage(server, () => page(server, "alice"));
+    try {
+      assert.ok(alice.chat.features.includes(LARGE_CHUNKS_FEATURE));
+      const frames: number[] = [];
+      alice.chat.onBody((header, body) => {
+        if (header.type === "file_data") frames.push(body.length);
+      });
+      const down = join(tmp, "down.bin");
+      const bytes = randomBytes(3 * LARGE_FILE_CHUNK_BYTES + 4321, 8);
+      await Deno.writeFile(down, bytes);
+      const offer = await bobFiles.send("alice", down);
+      await until(() => alice.files.get(`receive-${offer.file}`), "the offer", WAIT_MS);
+      const received = await within(alice.files.accept(offer.file), "the download");
+      assert.equal(received?.state, "saved", JSON.stringify(received?.error));
+      const copy = new Uint8Array(await received!.blob!.arrayBuffer());
+      assert.equal(sha256Hex(copy), sha256Hex(bytes));
+      // One large frame per read (not two of 512 KiB), the rest in the last.
+      assert.deepEqual(frames, [
+        LARGE_FILE_CHUNK_BYTES,
+        LARGE_FILE_CHUNK_BYTES,
+        LARGE_FILE_CHUNK_BYTES,
+        4321,
+      ]);
+    } finally {
+      alice.chat.close();
+      await bobFiles.close();
+      await bob.close();
+      await server.shutdown();
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
 Deno.test("web file transfers: an upload's chunks fit the server's frame and queue bounds", () => {
   const KiB = 1024;
   const large = SERVER_FEATURES; // a server sharing `large_chunks`, as today's does
@@ -262,6 +311,16 @@ Deno.test("web file transfers: an upload's chunks fit the server's frame and que
       assert.ok(window * (chunkBytes + KiB) <= queue * 3 / 4, `queue ${queue}`);
     }
   }
+});
+
+Deno.test("web file transfers: a download asks for a large chunk's frames from a server sharing large_chunks", () => {
+  const older = SERVER_FEATURES.filter((f) => f !== LARGE_CHUNKS_FEATURE);
+  assert.deepEqual(readShape(SERVER_FEATURES), {
+    frame: LARGE_FILE_CHUNK_BYTES,
+    length: LARGE_FILE_CHUNK_BYTES,
+  });
+  // A server that does not share it: 512 KiB frames, two a read, as before.
+  assert.deepEqual(readShape(older), { frame: MAX_FILE_FRAME_BYTES, length: 1024 * 1024 });
 });
 
 Deno.test("web file transfers: a data frame gives only the bytes that continue the download", () => {

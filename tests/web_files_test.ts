@@ -7,7 +7,8 @@
  * (`corrupt`, the sender hears it), an upload is cancelled halfway, an offer declined, one
  * over the page's size limit refused with a reason, transfers under way in the page
  * carry on after the server restarts, and the page uploads in the large chunks a server
- * offers (`large_chunks`), smaller under a smaller `--max-frame`.
+ * offers (`large_chunks`), smaller under a smaller `--max-frame`, and downloads in frames
+ * of a large chunk from such a server.
  * Takes docs/web-files.png (written there only by `deno task screenshots`).
  */
 
@@ -527,6 +528,67 @@ browserTest(
     } finally {
       await browser.close();
       await Deno.remove(tmp, { recursive: true });
+    }
+  },
+);
+
+/**
+ * The `file_data` bodies in what the page's WebSocket receives (`Network` events of the
+ * page's DevTools session), in order.
+ */
+async function fileDataFrames(page: Page): Promise<{ bodies: number[]; stop(): Promise<void> }> {
+  const session = await page.createCDPSession();
+  await session.send("Network.enable");
+  const bodies: number[] = [];
+  // A chat frame: its payload's length, its header's length, the JSON header, the body.
+  let pending = new Uint8Array(0);
+  session.on("Network.webSocketFrameReceived", (event) => {
+    if (event.response.opcode !== 2) return;
+    const data = Uint8Array.from(atob(event.response.payloadData), (c) => c.charCodeAt(0));
+    const bytes = new Uint8Array(pending.length + data.length);
+    bytes.set(pending);
+    bytes.set(data, pending.length);
+    const view = new DataView(bytes.buffer);
+    let at = 0;
+    while (bytes.length - at >= 8 && bytes.length - at - 4 >= view.getUint32(at)) {
+      const payload = view.getUint32(at);
+      const head = view.getUint32(at + 4);
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(at + 8, at + 8 + head)));
+      if (header.type === "file_data") bodies.push(payload - 4 - head);
+      at += 4 + payload;
+    }
+    pending = bytes.slice(at);
+  });
+  return { bodies, stop: () => session.detach() };
+}
+
+filesTest(
+  "web files: the page downloads in file_data frames of 1 MiB less 4 KiB from a server offering large_chunks",
+  { webPort: 0 },
+  false,
+  async ({ tmp, browser, bob, page }) => {
+    await openDm(page, "bob");
+    const frames = await fileDataFrames(page);
+    try {
+      const size = 3 * LARGE_FILE_CHUNK_BYTES + 4321;
+      const path = join(tmp, "large.bin");
+      const sha = await writeRandomFile(path, size, 31);
+      const offer = await bob.files.send("alice", path);
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "offered");
+      await page.click(`#file-list li[data-file="${offer.file}"] .accept`);
+      await waitForTransfer(page, `[data-file="${offer.file}"]`, "saved");
+      const downloaded = await saveFromPage(browser, page, offer.file, join(tmp, "browser"));
+      assert.equal(await sha256Of(downloaded), sha);
+      // One frame of a large chunk per read, not two of 512 KiB.
+      assert.deepEqual(frames.bodies, [
+        LARGE_FILE_CHUNK_BYTES,
+        LARGE_FILE_CHUNK_BYTES,
+        LARGE_FILE_CHUNK_BYTES,
+        4321,
+      ]);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await frames.stop();
     }
   },
 );

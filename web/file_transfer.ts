@@ -17,7 +17,9 @@
  *   offset.
  * - Receiving: offers come live (`file_offer`) or, held while we were away, from
  *   `file_list` ({@linkcode WebFileTransfers.refresh}, at login and after a reconnect).
- *   Accepting reads the file with two `file_read`s in flight; each `file_data` body is
+ *   Accepting reads the file with two `file_read`s in flight, each of one large chunk's
+ *   `file_data` frame from a server sharing `large_chunks` (half the frames of the
+ *   default 512 KiB: {@linkcode readShape}); each `file_data` body is
  *   hashed as it comes and kept as a part of a `Blob`, folded into it every
  *   {@linkcode FOLD_BYTES} (the page holds at most that much plus the reads in flight;
  *   the browser keeps the Blob, in memory or on disk as it sees fit). Once every byte is
@@ -550,10 +552,16 @@ export class WebFileTransfers {
     });
     try {
       const reads: { reply: Promise<Header>; end: number }[] = [];
+      const shape = readShape(this.#socket.features);
       let next = 0;
       const ask = () => {
-        const length = Math.min(READ_BYTES, size - next);
-        const reply = this.#socket.request("file_read", { file: id, offset: next, length });
+        const length = Math.min(shape.length, size - next);
+        const reply = this.#socket.request("file_read", {
+          file: id,
+          offset: next,
+          length,
+          frame: shape.frame,
+        });
         reply.catch(() => {});
         reads.push({ reply, end: next + length });
         next += length;
@@ -632,6 +640,23 @@ export function freshBytes(
 ): Uint8Array<ArrayBuffer> | null {
   if (offset > expected || offset + body.length <= expected) return null;
   return body.subarray(expected - offset) as Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * The `file_data` frames a download asks for (`frame`: a large chunk's,
+ * {@linkcode LARGE_FILE_CHUNK_BYTES}, from a server sharing `large_chunks`, else the
+ * protocol's 512 KiB; the page's frame decoder takes either) and the bytes per
+ * `file_read`: {@linkcode READ_BYTES} rounded down to whole frames, one large frame a read.
+ *
+ * @example
+ * ```ts ignore
+ * readShape(["large_chunks"]); // { frame: 1044480, length: 1044480 }
+ * readShape([]); // { frame: 524288, length: 1048576 }
+ * ```
+ */
+export function readShape(features: readonly string[]): { frame: number; length: number } {
+  const frame = largestChunkBytes(features);
+  return { frame, length: frame * Math.max(1, Math.floor(READ_BYTES / frame)) };
 }
 
 /**
