@@ -71,6 +71,25 @@ function assertSent(sent: Transfer): void {
   );
 }
 
+/**
+ * `bytes` written to `path`, offered by a terminal client's `files` to the page `alice`,
+ * accepted there: asserts the page saved them whole.
+ */
+async function pageDownloads(
+  alice: Awaited<ReturnType<typeof page>>,
+  files: FileTransfers,
+  path: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  await Deno.writeFile(path, bytes);
+  const offer = await files.send("alice", path);
+  await until(() => alice.files.get(`receive-${offer.file}`), "the offer", WAIT_MS);
+  const received = await within(alice.files.accept(offer.file), "the download");
+  assert.equal(received?.state, "saved", JSON.stringify(received?.error));
+  const copy = new Uint8Array(await received!.blob!.arrayBuffer());
+  assert.equal(sha256Hex(copy), sha256Hex(bytes));
+}
+
 function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
@@ -200,15 +219,7 @@ Deno.test({
       );
       assert.equal(await sha256Of((saved as { path: string }).path), sha256Hex(bytes));
 
-      const down = join(tmp, "down.bin");
-      const downBytes = randomBytes(1024 * 1024 + 13, 7);
-      await Deno.writeFile(down, downBytes);
-      const offer = await bobFiles.send("alice", down);
-      await until(() => alice.files.get(`receive-${offer.file}`), "the offer", WAIT_MS);
-      const received = await within(alice.files.accept(offer.file), "the download");
-      assert.equal(received?.state, "saved", JSON.stringify(received?.error));
-      const copy = new Uint8Array(await received!.blob!.arrayBuffer());
-      assert.equal(sha256Hex(copy), sha256Hex(downBytes));
+      await pageDownloads(alice, bobFiles, join(tmp, "down.bin"), randomBytes(1024 * 1024 + 13, 7));
     } finally {
       alice.chat.close();
       await bobFiles.close();
@@ -236,15 +247,8 @@ Deno.test({
       alice.chat.onBody((header, body) => {
         if (header.type === "file_data") frames.push(body.length);
       });
-      const down = join(tmp, "down.bin");
       const bytes = randomBytes(3 * LARGE_FILE_CHUNK_BYTES + 4321, 8);
-      await Deno.writeFile(down, bytes);
-      const offer = await bobFiles.send("alice", down);
-      await until(() => alice.files.get(`receive-${offer.file}`), "the offer", WAIT_MS);
-      const received = await within(alice.files.accept(offer.file), "the download");
-      assert.equal(received?.state, "saved", JSON.stringify(received?.error));
-      const copy = new Uint8Array(await received!.blob!.arrayBuffer());
-      assert.equal(sha256Hex(copy), sha256Hex(bytes));
+      await pageDownloads(alice, bobFiles, join(tmp, "down.bin"), bytes);
       // One large frame per read (not two of 512 KiB), the rest in the last.
       assert.deepEqual(frames, [
         LARGE_FILE_CHUNK_BYTES,
