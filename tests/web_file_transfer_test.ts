@@ -119,13 +119,7 @@ Deno.test({
       );
       assert.equal(await sha256Of((saved as { path: string }).path), sent.sha256);
 
-      const empty = join(tmp, "nothing.bin");
-      await Deno.writeFile(empty, new Uint8Array(0));
-      const offer = await bobFiles.send("alice", empty);
-      await until(() => alice.files.get(`receive-${offer.file}`), "the offer", WAIT_MS);
-      const received = await within(alice.files.accept(offer.file), "the download");
-      assert.equal(received?.state, "saved", JSON.stringify(received?.error));
-      assert.equal(received?.blob?.size, 0);
+      await pageDownloads(alice, bobFiles, join(tmp, "nothing.bin"), new Uint8Array(0));
     } finally {
       alice.chat.close();
       await bobFiles.close();
