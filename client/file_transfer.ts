@@ -39,7 +39,11 @@ import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
-import { LARGE_FILE_CHUNK_BYTES, largestChunkBytes } from "../protocol/file_chunks.ts";
+import {
+  LARGE_FILE_CHUNK_BYTES,
+  largestChunkBytes,
+  MIN_FILE_DATA_FRAME_BYTES,
+} from "../protocol/file_chunks.ts";
 import type { FileOffer, ReplyMap } from "../protocol/replies.ts";
 import { MAX_UPLOAD_RESYNCS, UPLOAD_RESYNC_CODES } from "../protocol/upload_resync.ts";
 import { BufferPool } from "../transport/buffer_pool.ts";
@@ -100,7 +104,10 @@ export type FileClient =
  */
 export function readShape(maxFrameSize: number | undefined): { frame?: number; length: number } {
   if (maxFrameSize === undefined) return { length: READ_BYTES };
-  const frame = Math.max(1, Math.min(LARGE_FILE_CHUNK_BYTES, maxFrameSize - FRAME_ROOM));
+  const frame = Math.max(
+    MIN_FILE_DATA_FRAME_BYTES,
+    Math.min(LARGE_FILE_CHUNK_BYTES, maxFrameSize - FRAME_ROOM),
+  );
   return { frame, length: frame * Math.max(1, Math.floor(READ_BYTES / frame)) };
 }
 

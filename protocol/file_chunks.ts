@@ -25,6 +25,13 @@ export const MAX_FILE_FRAME_BYTES: number = 512 * 1024;
  * frame, promise and reply.
  */
 export const LARGE_FILE_CHUNK_BYTES: number = 1024 * 1024 - 4096;
+/**
+ * Least `frame` a `file_read` may ask for (4 KiB): at most 256 `file_data` frames answer
+ * one read of 1 MiB. Frames of a byte would make a cheap request cost the server a
+ * million frames (their headers, their writes).
+ */
+export const MIN_FILE_DATA_FRAME_BYTES: number = 4096;
+
 /** The `hello` feature of a server that takes `file_chunk` bodies of {@linkcode LARGE_FILE_CHUNK_BYTES}. */
 export const LARGE_CHUNKS_FEATURE = "large_chunks";
 

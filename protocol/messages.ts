@@ -15,7 +15,7 @@
 
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
-import { LARGE_FILE_CHUNK_BYTES } from "./file_chunks.ts";
+import { LARGE_FILE_CHUNK_BYTES, MIN_FILE_DATA_FRAME_BYTES } from "./file_chunks.ts";
 import { MAX_OFFERED_NAME_LENGTH } from "./file_names.ts";
 import { MAX_AWAY_LENGTH } from "./names.ts";
 
@@ -169,8 +169,9 @@ export const clientSchemas = {
   file_decline: request("file_decline", { file: fileId }),
   /**
    * Asks for up to `length` bytes from `offset`: `file_data` frames, then the reply.
-   * `frame`: the largest `file_data` body the reader takes, at most
-   * {@linkcode LARGE_FILE_CHUNK_BYTES} (default {@linkcode MAX_FILE_FRAME_BYTES}): with
+   * `frame`: the largest `file_data` body the reader takes, from
+   * {@linkcode MIN_FILE_DATA_FRAME_BYTES} to {@linkcode LARGE_FILE_CHUNK_BYTES} (default
+   * {@linkcode MAX_FILE_FRAME_BYTES}): with
    * large ones, half as many frames per file, each costing both sides its header, its
    * dispatch and, at the recipient, a write and a hash call.
    */
@@ -178,7 +179,7 @@ export const clientSchemas = {
     file: fileId,
     offset: fileBytes,
     length: z.number().int().min(1).max(MAX_FILE_READ_BYTES),
-    frame: z.number().int().min(1).max(LARGE_FILE_CHUNK_BYTES).optional(),
+    frame: z.number().int().min(MIN_FILE_DATA_FRAME_BYTES).max(LARGE_FILE_CHUNK_BYTES).optional(),
   }),
   /** The recipient has the whole file, its SHA-256 checked: the server lets it go. */
   file_done: request("file_done", { file: fileId }),
@@ -447,7 +448,7 @@ export const fastClientParsers: Record<string, FastParser> = {
       return null;
     }
     if (!Object.hasOwn(header, "frame")) return { type: "file_read", id, file, offset, length };
-    return Number.isSafeInteger(frame) && (frame as number) >= 1 &&
+    return Number.isSafeInteger(frame) && (frame as number) >= MIN_FILE_DATA_FRAME_BYTES &&
         (frame as number) <= LARGE_FILE_CHUNK_BYTES
       ? { type: "file_read", id, file, offset, length, frame }
       : null;

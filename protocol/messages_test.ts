@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ProtocolError, type ProtocolErrorCode } from "./errors.ts";
 import { decodeFrame, encodeFrame } from "./frame.ts";
+import { MIN_FILE_DATA_FRAME_BYTES } from "./file_chunks.ts";
 import {
   type ClientMessageMap,
   clientSchemas,
@@ -472,6 +473,8 @@ Deno.test("the fast checks of file_chunk, file_read and file_data give exactly w
     1,
     1.5,
     "1",
+    MIN_FILE_DATA_FRAME_BYTES - 1,
+    MIN_FILE_DATA_FRAME_BYTES,
     LARGE_FILE_CHUNK_BYTES,
     LARGE_FILE_CHUNK_BYTES + 1,
   ];

@@ -3,11 +3,15 @@
  * chunk's 1 MiB less 4 KiB): half as many frames per file as the default 512 KiB, each
  * costing both sides its header and dispatch, and the recipient a write and a hash call.
  * A reader that does not ask gets 512 KiB frames as before; a reader whose frames must be
- * smaller gets those; a `frame` over a large chunk is refused.
+ * smaller gets those; a `frame` over a large chunk, or under 4 KiB, is refused.
  */
 
 import assert from "node:assert/strict";
-import { LARGE_FILE_CHUNK_BYTES, MAX_FILE_FRAME_BYTES } from "../protocol/file_chunks.ts";
+import {
+  LARGE_FILE_CHUNK_BYTES,
+  MAX_FILE_FRAME_BYTES,
+  MIN_FILE_DATA_FRAME_BYTES,
+} from "../protocol/file_chunks.ts";
 import { Probe, withServer } from "./helpers/harness.ts";
 import { bytesOf, chunkOk, offeredAndAccepted, sha256 } from "./helpers/file_requests.ts";
 
@@ -40,7 +44,7 @@ Deno.test("a reader asking for large file_data frames gets a large chunk's worth
   await withServer(async (server) => {
     await using alice = await Probe.login(server, "alice");
     await using bob = await Probe.login(server, "bob");
-    const content = bytesOf(2 * LARGE_FILE_CHUNK_BYTES + 1000, 31);
+    const content = bytesOf(2 * LARGE_FILE_CHUNK_BYTES + 3 * MIN_FILE_DATA_FRAME_BYTES + 100, 31);
     const file = await offeredAndAccepted(alice, bob, "bob", "large", content);
     for (let at = 0; at < content.length; at += LARGE_FILE_CHUNK_BYTES) {
       await chunkOk(alice, file, at, content.subarray(at, at + LARGE_FILE_CHUNK_BYTES));
@@ -56,8 +60,15 @@ Deno.test("a reader asking for large file_data frames gets a large chunk's worth
     ]);
     // Smaller frames for a reader that takes only those.
     const rest = content.length - 2 * LARGE_FILE_CHUNK_BYTES;
-    const small = await readFrames(bob, file, 2 * LARGE_FILE_CHUNK_BYTES, rest, 300);
-    assert.deepEqual(small.map((b) => b.length), [300, 300, 300, 100]);
+    const small = await readFrames(
+      bob,
+      file,
+      2 * LARGE_FILE_CHUNK_BYTES,
+      rest,
+      MIN_FILE_DATA_FRAME_BYTES,
+    );
+    const least = MIN_FILE_DATA_FRAME_BYTES;
+    assert.deepEqual(small.map((b) => b.length), [least, least, least, 100]);
     const got = new Uint8Array(content.length);
     let at = 0;
     for (const body of [...large, ...plain, ...small]) {
@@ -71,5 +82,10 @@ Deno.test("a reader asking for large file_data frames gets a large chunk's worth
       { file, offset: 0, length: 10, frame: LARGE_FILE_CHUNK_BYTES + 1 },
       "bad_message",
     );
+    // So is one under 4 KiB: a read of 1 MiB in frames of a byte would cost the server a
+    // million frames (their headers, their writes) for one cheap request.
+    for (const frame of [1, MIN_FILE_DATA_FRAME_BYTES - 1]) {
+      await bob.fails("file_read", { file, offset: 0, length: 1024 * 1024, frame }, "bad_message");
+    }
   });
 });
