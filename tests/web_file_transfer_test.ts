@@ -71,6 +71,45 @@ function assertSent(sent: Transfer): void {
   );
 }
 
+/** What {@linkcode withPageAndBob} gives its test. */
+interface PageAndBob {
+  tmp: string;
+  /** Bob's file events. */
+  events: FileTransferEvent[];
+  /** Bob's transfers: a terminal client's, accepting every offer into `tmp/bob`. */
+  bobFiles: FileTransfers;
+  /** Alice on the browser page. */
+  alice: Awaited<ReturnType<typeof page>>;
+}
+
+/**
+ * Runs `fn` with a server of `options`, bob on a terminal client and alice on the page,
+ * then closes them all and removes the temporary folder.
+ */
+async function withPageAndBob(
+  options: Parameters<typeof testServer>[0],
+  fn: (t: PageAndBob) => Promise<void>,
+): Promise<void> {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer(options);
+  const events: FileTransferEvent[] = [];
+  const bob = await connectClient(server, "bob");
+  const bobFiles = new FileTransfers(bob, {
+    onEvent: (e) => events.push(e),
+    acceptDir: join(tmp, "bob"),
+  });
+  const alice = await asPage(server, () => page(server, "alice"));
+  try {
+    await fn({ tmp, events, bobFiles, alice });
+  } finally {
+    alice.chat.close();
+    await bobFiles.close();
+    await bob.close();
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
 /**
  * `bytes` written to `path`, offered by a terminal client's `files` to the page `alice`,
  * accepted there: asserts the page saved them whole.
@@ -98,17 +137,8 @@ Deno.test({
   name: "web file transfers: a file of zero bytes goes page -> terminal and terminal -> page",
   sanitizeResources: false,
   sanitizeOps: false,
-  async fn() {
-    const tmp = await Deno.makeTempDir();
-    const server = await testServer({ webPort: 0 });
-    const events: FileTransferEvent[] = [];
-    const bob = await connectClient(server, "bob");
-    const bobFiles = new FileTransfers(bob, {
-      onEvent: (e) => events.push(e),
-      acceptDir: join(tmp, "bob"),
-    });
-    const alice = await asPage(server, () => page(server, "alice"));
-    try {
+  fn: () =>
+    withPageAndBob({ webPort: 0 }, async ({ tmp, events, bobFiles, alice }) => {
       const sent = await within(alice.files.send("bob", new File([], "empty.txt")), "the upload");
       assertSent(sent);
       assert.equal(sent.sha256, sha256Hex(new Uint8Array(0)));
@@ -120,14 +150,7 @@ Deno.test({
       assert.equal(await sha256Of((saved as { path: string }).path), sent.sha256);
 
       await pageDownloads(alice, bobFiles, join(tmp, "nothing.bin"), new Uint8Array(0));
-    } finally {
-      alice.chat.close();
-      await bobFiles.close();
-      await bob.close();
-      await server.shutdown();
-      await Deno.remove(tmp, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
@@ -186,42 +209,39 @@ Deno.test({
   },
 });
 
+/** The small `--max-queue` of the test below. */
+const SMALL_QUEUE_BYTES = 256 * 1024;
+
 Deno.test({
   name: "web file transfers: under a small --max-queue the page's chunks stay within it, both ways",
   sanitizeResources: false,
   sanitizeOps: false,
-  async fn() {
-    const tmp = await Deno.makeTempDir();
-    const maxQueueBytes = 256 * 1024;
-    const server = await testServer({ webPort: 0, maxQueueBytes });
-    const events: FileTransferEvent[] = [];
-    const bob = await connectClient(server, "bob");
-    const bobFiles = new FileTransfers(bob, {
-      onEvent: (e) => events.push(e),
-      acceptDir: join(tmp, "bob"),
-    });
-    const alice = await asPage(server, () => page(server, "alice"));
-    try {
-      assert.equal(alice.chat.maxQueue, maxQueueBytes, "the server's hello says its bound");
-      const bytes = randomBytes(1024 * 1024 + 11, 6);
-      const sent = await within(alice.files.send("bob", new File([bytes], "up.bin")), "the upload");
-      assertSent(sent);
-      const saved = await until(
-        () => events.find((e) => e.type === "file_saved"),
-        "bob's copy",
-        WAIT_MS,
-      );
-      assert.equal(await sha256Of((saved as { path: string }).path), sha256Hex(bytes));
+  fn: () =>
+    withPageAndBob(
+      { webPort: 0, maxQueueBytes: SMALL_QUEUE_BYTES },
+      async ({ tmp, events, bobFiles, alice }) => {
+        assert.equal(alice.chat.maxQueue, SMALL_QUEUE_BYTES, "the server's hello says its bound");
+        const bytes = randomBytes(1024 * 1024 + 11, 6);
+        const sent = await within(
+          alice.files.send("bob", new File([bytes], "up.bin")),
+          "the upload",
+        );
+        assertSent(sent);
+        const saved = await until(
+          () => events.find((e) => e.type === "file_saved"),
+          "bob's copy",
+          WAIT_MS,
+        );
+        assert.equal(await sha256Of((saved as { path: string }).path), sha256Hex(bytes));
 
-      await pageDownloads(alice, bobFiles, join(tmp, "down.bin"), randomBytes(1024 * 1024 + 13, 7));
-    } finally {
-      alice.chat.close();
-      await bobFiles.close();
-      await bob.close();
-      await server.shutdown();
-      await Deno.remove(tmp, { recursive: true });
-    }
-  },
+        await pageDownloads(
+          alice,
+          bobFiles,
+          join(tmp, "down.bin"),
+          randomBytes(1024 * 1024 + 13, 7),
+        );
+      },
+    ),
 });
 
 Deno.test({
@@ -229,13 +249,8 @@ Deno.test({
     "web file transfers: the page downloads in file_data frames of a large chunk from a server sharing large_chunks",
   sanitizeResources: false,
   sanitizeOps: false,
-  async fn() {
-    const tmp = await Deno.makeTempDir();
-    const server = await testServer({ webPort: 0 });
-    const bob = await connectClient(server, "bob");
-    const bobFiles = new FileTransfers(bob, { onEvent: () => {} });
-    const alice = await asPage(server, () => page(server, "alice"));
-    try {
+  fn: () =>
+    withPageAndBob({ webPort: 0 }, async ({ tmp, bobFiles, alice }) => {
       assert.ok(alice.chat.features.includes(LARGE_CHUNKS_FEATURE));
       const frames: number[] = [];
       alice.chat.onBody((header, body) => {
@@ -250,14 +265,7 @@ Deno.test({
         LARGE_FILE_CHUNK_BYTES,
         4321,
       ]);
-    } finally {
-      alice.chat.close();
-      await bobFiles.close();
-      await bob.close();
-      await server.shutdown();
-      await Deno.remove(tmp, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test("web file transfers: an upload's chunks fit the server's frame and queue bounds", () => {
