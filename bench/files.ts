@@ -379,6 +379,10 @@ export async function measureFiles(plan: FilesPlan): Promise<FilesResult> {
   try {
     const source = `${work}/source.bin`;
     const hash = await writeRandomFile(source, plan.sizeBytes, 7);
+    // On the disk before any run: left dirty, the kernel's flusher would write it out
+    // about 30 s later, in the middle of whichever run is timed then (its disk and a
+    // kernel thread's CPU taken from that run's syncs).
+    await syncFile(source);
     // Warm the page cache: every run then reads the source from memory.
     await sha256Of(source);
 
@@ -519,4 +523,10 @@ function median(runs: TransferFigure[]): TransferFigure {
   if (runs.length === 0) return { ms: 0, mbPerSec: 0, cpuMs: {} };
   const sorted = [...runs].sort((a, b) => a.mbPerSec - b.mbPerSec);
   return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+/** Syncs the file at `path` to the disk. */
+async function syncFile(path: string): Promise<void> {
+  using file = await Deno.open(path, { write: true });
+  await file.sync();
 }

@@ -45,11 +45,17 @@ function startMeasuring(): void {
   }, 50);
 }
 
-function finish(extra: Record<string, unknown>): never {
+/** Prints the done line. */
+function report(extra: Record<string, unknown>): void {
   clearInterval(sampler);
   gc();
   peak = Math.max(peak, Deno.memoryUsage().rss);
   console.log(JSON.stringify({ done: true, baseline, peak, ...extra }));
+}
+
+/** Prints the done line and ends the process. */
+function finish(extra: Record<string, unknown>): never {
+  report(extra);
   Deno.exit(0);
 }
 
@@ -136,8 +142,12 @@ try {
         acceptDir: dir,
         onEvent: (event) => {
           progress(event);
-          // The goodbye goes after the "done" that tells the sender the hash matched.
-          if (event.type === "file_saved") session.close().then(() => finish({ path: event.path }));
+          // Saved: the done line at once, as the relay's receiver prints it. The goodbye
+          // goes after the "done" that tells the sender the hash matched; then it ends.
+          if (event.type === "file_saved") {
+            report({ path: event.path });
+            session.close().then(() => Deno.exit(0));
+          }
           if (event.type === "file_failed") fail(event.reason);
         },
       });
