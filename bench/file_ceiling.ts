@@ -8,9 +8,9 @@
  *   is read once), the next piece read and hashed while one is written; the hop writes
  *   every piece to disk once and forwards it from memory, without hashing it (the chat
  *   server checks no SHA-256 since integrity became end to end: the recipient's), and
- *   syncs it as the server syncs an upload: in the background every 16 MiB and the rest
+ *   syncs it as the server syncs an upload: in the background as it writes and the rest
  *   once all is forwarded; the receiver writes (synchronously) and hashes,
- *   syncs in the background every 16 MiB and at the end, as the chat receiver does.
+ *   syncs in the background as it writes and at the end, as the chat receiver does.
  *   What the relay adds to this is the protocol: frames, requests and acknowledgements,
  *   reading back from disk, flow control, the metadata's commits.
  * - Encrypted peer to peer (two processes): the sender streams its file as

@@ -4,8 +4,8 @@
  * recipient) and directly between two peers over the encrypted peer-to-peer session,
  * each against a raw loopback copy of the same bytes measured in the same run
  * (`raw_copy.ts`: disk → one TCP socket on 127.0.0.1 → disk, no protocol), against the
- * same copy whose receiver makes its file durable as the chat recipient does (a sync in
- * the background every 16 MiB and one at the end: the relay's files are durable, the
+ * same copy whose receiver makes its file durable as the chat recipient does (syncs in
+ * the background as it writes and one at the end: the relay's files are durable, the
  * plain copy's are not), and against
  * their ceilings (`file_ceiling.ts`: the work every byte needs, hashing, storing,
  * encrypting, done by bare programs without a protocol).

@@ -52,12 +52,12 @@ async function copyThrough(mode: "receive" | "receive-durable"): Promise<Record<
   }
 }
 
-Deno.test("raw_copy: receive-durable syncs in the background every 16 MiB, the plain receiver not", async () => {
-  assert.deepEqual(await copyThrough("receive-durable"), {
-    done: true,
-    bytes: 20 * 1024 * 1024,
-    backgroundSyncs: 1,
-  });
+Deno.test("raw_copy: receive-durable syncs in the background as it writes, the plain receiver not", async () => {
+  const { backgroundSyncs, ...durable } = await copyThrough("receive-durable");
+  // One once 4 MiB are written, then back to back: at least one, at most one per 4 MiB.
+  const syncs = Number(backgroundSyncs);
+  assert.ok(syncs >= 1 && syncs <= 5, `${syncs} background syncs`);
+  assert.deepEqual(durable, { done: true, bytes: 20 * 1024 * 1024 });
   assert.deepEqual(await copyThrough("receive"), { done: true, bytes: 20 * 1024 * 1024 });
 });
 

@@ -6,20 +6,22 @@
  * A file written in one go and synced at its end leaves all of it to that last sync:
  * for 128 MiB here 150-200 ms, during which whoever waits for it (the recipient's
  * `file_saved`, the sender's last acknowledgement) waits, and another file's sync on the
- * same disk waits too (one journal on ext4). Every {@linkcode BACKGROUND_SYNC_BYTES}
+ * same disk waits too (one journal on ext4). Once {@linkcode BACKGROUND_SYNC_BYTES} are
  * written, a `syncData` starts instead, through a second handle of the file (one
  * handle's operations run one after another in Deno: a sync through the writing handle
- * would hold up the next write), while the writes go on. At most one runs at a time;
- * each is best effort (a failure is left to the final sync, which the owner makes
- * itself).
+ * would hold up the next write), while the writes go on; when it ends, the next starts
+ * at once if as many were written meanwhile. So the disk writes the file back from its
+ * first mebibytes on, without a pause between syncs, and a file that arrives as fast as
+ * the disk writes has a sync's worth left at its end. At most one runs at a time; each
+ * is best effort (a failure is left to the final sync, which the owner makes itself).
  *
  * @module
  */
 
 import { isSyncUnsupported } from "./sync_file.ts";
 
-/** Bytes written between two syncs started in the background, by default. */
-export const BACKGROUND_SYNC_BYTES: number = 16 * 1024 * 1024;
+/** Bytes written since the last sync started that start the next, by default. */
+export const BACKGROUND_SYNC_BYTES: number = 4 * 1024 * 1024;
 
 /**
  * Background syncs of one file being written (see the module documentation).
@@ -31,7 +33,7 @@ export const BACKGROUND_SYNC_BYTES: number = 16 * 1024 * 1024;
  * const syncs = new BackgroundSync("big.part");
  * for (const piece of pieces) {
  *   file.writeSync(piece);
- *   syncs.wrote(piece.length); // starts a sync every 16 MiB
+ *   syncs.wrote(piece.length); // starts a sync once 4 MiB are written, and so on
  * }
  * await syncs.settle(); // the one under way ends; its handle is closed
  * await file.sync(); // the last bytes
@@ -43,6 +45,8 @@ export class BackgroundSync {
   readonly #every: number;
   /** Bytes written since the last sync started. */
   #unsynced = 0;
+  /** While {@linkcode settle} waits: a sync that ends starts no next one. */
+  #settling = false;
   /** The sync under way (it never fails), or null. */
   #syncing: Promise<void> | null = null;
   /** The second handle, once opened. */
@@ -64,26 +68,35 @@ export class BackgroundSync {
   }
 
   /**
-   * Counts `n` bytes written to the file; starts a sync when {@linkcode every} are
-   * written since the last one started and none runs (else the next count starts it).
+   * Counts `n` bytes written to the file; starts a sync when `every` are written since
+   * the last one started and none runs (else the one running starts it as it ends).
    */
   wrote(n: number): void {
     this.#unsynced += n;
-    if (this.#unsynced < this.#every || this.#syncing !== null || this.#closed) return;
+    this.#startIfDue();
+  }
+
+  #startIfDue(): void {
+    if (
+      this.#unsynced < this.#every || this.#syncing !== null || this.#closed || this.#settling
+    ) return;
     this.#unsynced = 0;
     this.#started++;
-    this.#syncing = this.#sync().finally(() => this.#syncing = null);
+    this.#syncing = this.#sync().finally(() => {
+      this.#syncing = null;
+      this.#startIfDue();
+    });
   }
 
   async #sync(): Promise<void> {
     try {
-      this.#handle ??= await Deno.open(this.path, { write: true });
+      // Opened synchronously (once per file): an asynchronous open's answer waits for a
+      // turn of a busy event loop, tens of milliseconds here while a file streams in.
+      this.#handle ??= Deno.openSync(this.path, { write: true });
     } catch {
       // The file is gone (dropped meanwhile): nothing to sync; its owner finds out.
       return;
     }
-    // Closed while it was opening: no sync, and the handle goes at once.
-    if (this.#closed) return this.#closeHandle();
     try {
       await this.#handle.syncData();
     } catch (err) {
@@ -97,7 +110,12 @@ export class BackgroundSync {
    * let go.
    */
   async settle(): Promise<void> {
-    await this.#syncing;
+    this.#settling = true;
+    try {
+      await this.#syncing;
+    } finally {
+      this.#settling = false;
+    }
     this.#unsynced = 0;
     this.#closeHandle();
     const failure = this.#failure;

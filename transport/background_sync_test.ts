@@ -50,3 +50,30 @@ Deno.test("BackgroundSync of a file that is gone fails quietly; the owner's fina
     await syncs.close();
   });
 });
+
+Deno.test("BackgroundSync: a sync that ends starts the next at once when enough was written meanwhile", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "big.part");
+    using file = await Deno.open(path, { write: true, create: true });
+    const syncs = new BackgroundSync(path, 64 * 1024);
+    const piece = new Uint8Array(64 * 1024);
+    file.writeSync(piece);
+    syncs.wrote(piece.length);
+    assert.equal(syncs.started, 1);
+    // Written while the first runs: no second yet.
+    file.writeSync(piece);
+    syncs.wrote(piece.length);
+    assert.equal(syncs.started, 1);
+    // No further write: the first one's end starts the second (the disk never waits for
+    // the next write to be told).
+    const deadline = Date.now() + 10_000;
+    while (syncs.started < 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal(syncs.started, 2);
+    // Settling waits for it and starts none after it.
+    await syncs.settle();
+    assert.equal(syncs.started, 2);
+    await syncs.close();
+  });
+});
