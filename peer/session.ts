@@ -26,7 +26,7 @@ const FILE_DATA_PAYLOAD_BYTES = 1024 * 1024;
 export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
 
 /**
- * Bound of a session's outbound queue: a file sender keeps up to 3 MiB and a chunk
+ * Bound of a session's outbound queue: a file sender keeps up to 2 MiB and a chunk
  * queued (`QUEUE_BYTES` in `file_transfer.ts`), with room beside them for texts and
  * the other file messages.
  */
