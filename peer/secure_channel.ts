@@ -56,6 +56,12 @@ const SEALED_BYTES = SMALL_RECORD_ROOM + 4 + MAX_RECORD_CIPHERTEXT;
  * buffer it would copy them out of.
  */
 export const OWN_RECORD_BYTES: number = 64 * 1024;
+/**
+ * Bytes before the bytes of a {@linkcode SecureChannel.sealable} buffer that are the
+ * channel's: where a record sealed in place at the buffer's start lays its length out,
+ * with a small record sealed just before it (a frame header's) that goes in the same write.
+ */
+export const SEALABLE_ROOM = 1024;
 /** Default number of records per direction: the whole 64-bit counter space. */
 export const DEFAULT_MAX_RECORDS: bigint = 2n ** 64n - 1n;
 
@@ -143,6 +149,8 @@ export class SecureChannel implements ByteChannel {
    * goes out with it.
    */
   #sealed: Uint8Array | null = null;
+  /** The buffers of {@linkcode sealable}: their pieces may be sealed where they lie. */
+  readonly #sealable = new WeakSet<ArrayBufferLike>();
 
   private constructor(
     transport: ByteChannel,
@@ -401,6 +409,38 @@ export class SecureChannel implements ByteChannel {
   }
 
   /**
+   * A buffer of `length` bytes whose pieces this channel seals where they lie, for bytes
+   * laid out only to be written once (a file chunk's frame): no buffer of the channel's
+   * to seal them into, no second pass over them. Lay a run of bytes out in it from its
+   * start and write it ({@linkcode write}, {@linkcode writeMany}), in one write or in
+   * pieces in order. Writing a piece gives up that piece and every byte of the buffer
+   * before it. A piece of more than 64 KiB, up to {@linkcode MAX_RECORD_PLAINTEXT}, that
+   * is the last of its buffer in its write is encrypted in place: its record's length
+   * written over the 4 bytes before it (room kept before the buffer's start,
+   * {@linkcode SEALABLE_ROOM}, or bytes of pieces written already), its tag over the 16
+   * after it (room kept past the buffer's end: such a piece must end the bytes laid
+   * out, as a frame's body does), and a small record sealed just before it copied in
+   * front of them (one write for both). Other pieces are sealed as anywhere else. The
+   * bytes hold ciphertext once written: lay them out anew before writing them again.
+   *
+   * @example
+   * ```ts ignore
+   * const frame = channel.sealable(1024 * 1024);
+   * frame.set(header);
+   * await file.read(frame.subarray(header.length)); // the file straight into the frame
+   * await channel.writeMany([frame.subarray(0, header.length), frame.subarray(header.length)]);
+   * ```
+   */
+  sealable(length: number): Uint8Array<ArrayBuffer> {
+    if (!Number.isInteger(length) || length < 0) {
+      throw new RangeError("a sealable buffer's length is a non-negative integer");
+    }
+    const buffer = new ArrayBuffer(SEALABLE_ROOM + length + TAG_BYTES);
+    this.#sealable.add(buffer);
+    return new Uint8Array(buffer, SEALABLE_ROOM, length);
+  }
+
+  /**
    * Bytes of the buffers kept for large records, each allocated at the first record that
    * needs it: none for records read into their destination.
    */
@@ -458,7 +498,14 @@ export class SecureChannel implements ByteChannel {
           end++;
         }
       }
-      let record = this.#seal(pieces, index, at, length);
+      // A large piece of a sealable buffer, whole in one record and the last of its
+      // buffer in this write (the bytes after it are the channel's): sealed in place.
+      const piece = pieces[index];
+      const inPlace = at === 0 && length === piece.length && length > SMALL_RECORD_BYTES &&
+        this.#sealable.has(piece.buffer) && piece.byteOffset >= 4 &&
+        piece.byteOffset + length + TAG_BYTES <= piece.buffer.byteLength &&
+        pieces[index + 1]?.buffer !== piece.buffer;
+      let record = inPlace ? this.#sealInPlace(piece) : this.#seal(pieces, index, at, length);
       // Where the record ended in the pieces.
       for (let need = length; need > 0;) {
         const take = Math.min(need, pieces[index].length - at);
@@ -476,10 +523,12 @@ export class SecureChannel implements ByteChannel {
         continue;
       }
       if (pending !== null) {
-        const start = SMALL_RECORD_ROOM - pending.length;
-        const kept = new Uint8Array(record.buffer, 0, SMALL_RECORD_ROOM + record.length);
-        kept.set(pending, start);
-        record = kept.subarray(start);
+        // Copied in front of the record (into room kept for it), so both go in one write.
+        if (pending.length <= record.byteOffset) {
+          const start = record.byteOffset - pending.length;
+          record = new Uint8Array(record.buffer, start, pending.length + record.length);
+          record.set(pending);
+        } else await this.#writeAll(pending);
         pending = null;
       }
       await this.#writeAll(record);
@@ -519,6 +568,23 @@ export class SecureChannel implements ByteChannel {
       }
     }
     sealer.finish(record.subarray(out, out + TAG_BYTES));
+    return record;
+  }
+
+  /**
+   * Seals `piece` (of a {@linkcode sealable} buffer, with room around it) as the next
+   * record where it lies: its length written over the 4 bytes before it, its text
+   * encrypted in place, its tag written over the 16 bytes after it.
+   */
+  #sealInPlace(piece: Uint8Array): Uint8Array {
+    const counter = this.#sendCounter++;
+    const length = piece.length;
+    const record = new Uint8Array(piece.buffer, piece.byteOffset - 4, 4 + length + TAG_BYTES);
+    new DataView(record.buffer, record.byteOffset, 4).setUint32(0, length + TAG_BYTES);
+    const sealer = this.#sealer;
+    sealer.begin(recordNonce(this.#sendIv, counter), record.subarray(0, 4), length);
+    sealer.update(piece, piece);
+    sealer.finish(record.subarray(4 + length));
     return record;
   }
 

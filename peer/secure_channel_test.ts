@@ -532,3 +532,164 @@ Deno.test("a large record read in place with a flipped byte or tag fails with de
     );
   }
 });
+
+/** Every record on `wire`, opened under `key` one by one (counters from 0), with the channel. */
+async function openAll(
+  wire: Uint8Array,
+  key: RecordKeys,
+): Promise<{ records: Uint8Array[]; receiver: SecureChannel }> {
+  const [a, b] = memoryChannelPair();
+  await a.write(wire);
+  a.close();
+  const receiver = SecureChannel.create(b, direction(), copy(key));
+  const records: Uint8Array[] = [];
+  for (let r = await receiver.readRecord(); r !== null; r = await receiver.readRecord()) {
+    records.push(r.slice());
+  }
+  return { records, receiver };
+}
+
+/** `n` bytes of a pattern seeded with `seed`. */
+function pattern(n: number, seed: number): Uint8Array {
+  return new Uint8Array(n).map((_, i) => (i * 31 + seed) % 251);
+}
+
+Deno.test("a frame laid out in a sealable buffer is sealed where it lies: one write from the buffer, no seal buffer kept", async () => {
+  const writes: Uint8Array[] = [];
+  const out: ByteChannel = {
+    read: () => Promise.resolve(null),
+    write: (p) => {
+      writes.push(p); // not copied: where the channel wrote from
+      return Promise.resolve(p.length);
+    },
+    close: () => {},
+  };
+  const [k1, k2] = keys();
+  const key = copy(k1);
+  const sender = SecureChannel.create(out, k1, k2);
+  const frame = sender.sealable(MAX_RECORD_PLAINTEXT);
+  const header = pattern(100, 1);
+  const body = pattern(MAX_RECORD_PLAINTEXT - 200, 2);
+  frame.set(header);
+  frame.set(body, header.length);
+  await sender.writeMany([
+    frame.subarray(0, header.length),
+    frame.subarray(header.length, header.length + body.length),
+  ]);
+  assert.equal(sender.keptBytes, 0, "no buffer of the channel's: sealed in the frame's");
+  assert.equal(writes.length, 1, "the header's record and the body's go in one write");
+  const [write] = writes;
+  assert.equal(write.buffer, frame.buffer, "written from the frame's own buffer");
+  // The body's record ends 16 bytes past the body: its ciphertext where the body was.
+  assert.equal(
+    write.byteOffset + write.length,
+    frame.byteOffset + header.length + body.length + 16,
+  );
+  assert.equal(write.length, 4 + header.length + TAG_BYTES + 4 + body.length + TAG_BYTES);
+  assert.notDeepEqual(frame.subarray(header.length, header.length + 64), body.subarray(0, 64));
+  const { records } = await openAll(write.slice(), key);
+  assert.deepEqual(records, [header, body]);
+  assert.equal(sender.recordsSent, 2n);
+});
+
+Deno.test("records sealed in place and elsewhere, small and large, mixed in writes, keep their order and counters", async () => {
+  const out = capture();
+  const [k1, k2] = keys();
+  const key = copy(k1);
+  const sender = SecureChannel.create(out, k1, k2);
+  const laid = (length: number, seed: number) => {
+    const bytes = sender.sealable(length);
+    bytes.set(pattern(length, seed));
+    return bytes;
+  };
+  const expected: Uint8Array[] = [];
+  await sender.writeRecord(enc("first"));
+  expected.push(enc("first"));
+  // A frame's header (small) and body (in place), between other pieces.
+  const frame = laid(300 * 1024, 3);
+  const plain = pattern(200 * 1024, 4);
+  const [header, body] = [frame.subarray(0, 40), frame.subarray(40)];
+  expected.push(
+    new Uint8Array([...enc("ab"), ...header]),
+    body.slice(),
+    new Uint8Array([...enc("c")]),
+    plain.slice(),
+  );
+  await sender.writeMany([enc("a"), enc("b"), header, body, enc("c"), plain]);
+  // A whole frame alone (in place), then a sealable piece too long for one record
+  // (sealed as any other), then one followed by more of its buffer (not in place: its
+  // tag would fall on bytes still to be written).
+  const whole = laid(MAX_RECORD_PLAINTEXT, 5);
+  expected.push(whole.slice());
+  await sender.write(whole);
+  const long = laid(MAX_RECORD_PLAINTEXT + 10, 6);
+  expected.push(long.slice(0, MAX_RECORD_PLAINTEXT), long.slice(MAX_RECORD_PLAINTEXT));
+  await sender.write(long);
+  const split = laid(400 * 1024, 7);
+  const [front, back] = [split.subarray(0, 150 * 1024), split.subarray(150 * 1024)];
+  expected.push(front.slice(), back.slice());
+  await sender.writeMany([front, back]);
+  await sender.writeRecord(enc("last"));
+  expected.push(enc("last"));
+  const { records, receiver } = await openAll(wireOf(out.writes), key);
+  assert.equal(records.length, expected.length);
+  for (const [i, record] of records.entries()) assert.deepEqual(record, expected[i], `record ${i}`);
+  assert.equal(sender.recordsSent, BigInt(expected.length));
+  assert.equal(receiver.recordsReceived, BigInt(expected.length));
+});
+
+Deno.test("a small record too long for the room before an in-place record goes in a write of its own", async () => {
+  const out = capture();
+  const [k1, k2] = keys();
+  const key = copy(k1);
+  const sender = SecureChannel.create(out, k1, k2);
+  const small = pattern(OWN_RECORD_BYTES - 1, 8);
+  const body = sender.sealable(200 * 1024);
+  body.set(pattern(body.length, 9));
+  const plain = body.slice();
+  await sender.writeMany([small, body]);
+  assert.deepEqual(out.writes.map((w) => w.length), [
+    4 + small.length + TAG_BYTES,
+    4 + body.length + TAG_BYTES,
+  ]);
+  assert.equal(sender.keptBytes, 0);
+  assert.deepEqual((await openAll(wireOf(out.writes), key)).records, [small, plain]);
+});
+
+Deno.test("a record sealed in place with a flipped length, ciphertext or tag byte fails with decrypt_failed", async () => {
+  const [k1, k2] = keys();
+  const sendKey = copy(k1);
+  const out = capture();
+  const sender = SecureChannel.create(out, k1, k2);
+  const body = sender.sealable(MAX_RECORD_PLAINTEXT);
+  body.fill(7);
+  await sender.write(body);
+  assert.equal(sender.keptBytes, 0);
+  const record = wireOf(out.writes);
+  assert.equal(record.length, 4 + MAX_RECORD_PLAINTEXT + TAG_BYTES);
+  for (const index of [3, 4, 4 + MAX_RECORD_PLAINTEXT / 2, record.length - 1]) {
+    const tampered = record.slice();
+    tampered[index] ^= 0x01;
+    for (const into of [new Uint8Array(MAX_RECORD_PLAINTEXT), null]) {
+      const [a, b] = memoryChannelPair();
+      await a.write(tampered);
+      a.close();
+      const receiver = SecureChannel.create(b, direction(), copy(sendKey));
+      await assert.rejects(
+        into === null ? receiver.readRecord() : receiver.read(into),
+        (err) => err instanceof PeerError && ["decrypt_failed", "bad_record"].includes(err.code),
+        `byte ${index}`,
+      );
+    }
+  }
+  // Untouched, it opens.
+  const { records } = await openAll(record, sendKey);
+  assert.deepEqual(records, [new Uint8Array(MAX_RECORD_PLAINTEXT).fill(7)]);
+});
+
+Deno.test("a sealable buffer's length is checked", () => {
+  const sender = SecureChannel.create(capture(), direction(), direction());
+  for (const bad of [-1, 1.5, NaN]) assert.throws(() => sender.sealable(bad), RangeError);
+  const bytes = sender.sealable(10);
+  assert.equal(bytes.length, 10);
+});

@@ -15,7 +15,7 @@ import { ConnectionClosedError } from "../transport/errors.ts";
 import { findPeerError, PeerError } from "./errors.ts";
 import type { PeerRole } from "./handshake.ts";
 import { parsePeerMessage, type PeerFileMessage, type PeerText } from "./messages.ts";
-import type { SecureChannel } from "./secure_channel.ts";
+import { SEALABLE_ROOM, type SecureChannel, TAG_BYTES } from "./secure_channel.ts";
 
 const log = getLogger(["chat", "peer"]);
 
@@ -26,7 +26,7 @@ const FILE_DATA_PAYLOAD_BYTES = 1024 * 1024;
 export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
 
 /**
- * Bound of a session's outbound queue: a file sender keeps up to 3 MiB and a chunk
+ * Bound of a session's outbound queue: a file sender keeps up to 2 MiB and a chunk
  * queued (`QUEUE_BYTES` in `file_transfer.ts`), with room beside them for texts and
  * the other file messages.
  */
@@ -125,10 +125,16 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
       maxQueueBytes: PEER_MAX_QUEUE_BYTES,
       allocatePayload: (length) => this.#payloads.take(length),
     });
-    this.#outgoingFrames = new SentBufferPool(4 + FILE_DATA_PAYLOAD_BYTES, 6, () => ({
-      written: this.#conn.stats.bytesOut,
-      queued: this.#conn.queuedBytes,
-    }));
+    // Frames laid out where the channel seals them in place: no buffer of its own to seal
+    // a megabyte into (fresh memory to fault in), no second pass over the bytes. Never
+    // given back (the pool is not released): garbage with the session.
+    const channel = init.channel;
+    this.#outgoingFrames = new SentBufferPool(
+      4 + FILE_DATA_PAYLOAD_BYTES,
+      6,
+      () => ({ written: this.#conn.stats.bytesOut, queued: this.#conn.queuedBytes }),
+      { take: (length) => channel.sealable(length), give: () => {} },
+    );
     this.#role = init.role;
     this.#localNick = init.localNick;
     this.#remoteNick = init.remoteNick;
@@ -213,7 +219,8 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   /**
    * Lays out a `peer_file_data` frame for `message` with room for `length` body bytes,
    * in a buffer that no queued frame uses: read the file straight into `body`, then queue
-   * `frame` with {@linkcode sendEncodedFileData} (no copy of the bytes on the way).
+   * `frame` with {@linkcode sendEncodedFileData} (no copy of the bytes on the way; the
+   * channel seals them where they lie, so the frame holds ciphertext once written).
    */
   encodeFileData(
     message: PeerFileMessage,
@@ -249,8 +256,13 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
       }
       throw err;
     }
-    if (frame.byteOffset === 0 && frame.buffer.byteLength === 4 + FILE_DATA_PAYLOAD_BYTES) {
-      this.#outgoingFrames.queued(new Uint8Array(frame.buffer));
+    if (
+      frame.byteOffset === SEALABLE_ROOM &&
+      frame.buffer.byteLength === SEALABLE_ROOM + 4 + FILE_DATA_PAYLOAD_BYTES + TAG_BYTES
+    ) {
+      this.#outgoingFrames.queued(
+        new Uint8Array(frame.buffer, frame.byteOffset, 4 + FILE_DATA_PAYLOAD_BYTES),
+      );
     }
   }
 

@@ -148,8 +148,8 @@ Deno.test("a session can be iterated only once", async () => {
   assert.equal((await it.next()).done, true);
 });
 
-Deno.test("file data bodies are decrypted straight into their frames' payloads, not copied there", async () => {
-  const { sessions: [alice, bob], channels: [, bobChannel] } = await pairWithChannels();
+Deno.test("file data bodies are sealed where they are laid out and decrypted straight into their frames' payloads, never copied", async () => {
+  const { sessions: [alice, bob], channels: [aliceChannel, bobChannel] } = await pairWithChannels();
   const chunk = 1024 * 1024 - 512;
   const bodies = [0, 1, 2].map((n) => new Uint8Array(chunk).map((_, i) => (i * 7 + n) & 0xff));
   const received: Uint8Array[] = [];
@@ -177,6 +177,8 @@ Deno.test("file data bodies are decrypted straight into their frames' payloads, 
     bobChannel.bytesReadCopied < 64 * 1024,
     `${bobChannel.bytesReadCopied} bytes were decrypted aside and copied`,
   );
+  // And sealed where they were laid out: no buffer of alice's channel to seal them into.
+  assert.equal(aliceChannel.keptBytes, 0);
   await bob.close();
 });
 
