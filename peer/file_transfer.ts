@@ -17,13 +17,14 @@
  * - A receiver that accepts every offer (`acceptDir`, `--accept-files`) says so once,
  *   first thing (`peer_file_policy`): a sender that has heard it streams each file from
  *   byte 0 right after its offer, within its window, instead of waiting a round trip for
- *   the accept (peer protocol version 6). The receiver opens the `.part` file before it
- *   reads the next message, so no data of the file comes before it can be written. The
- *   accept still comes: from 0, the stream runs on; from further (a resume), the
- *   receiver has skipped the bytes it holds, and the sender stops, checks the prefix
- *   and goes on from there (or restarts it); a decline drops what follows and stops the
- *   sender (at most a window sent for nothing). An end sent before the accept is marked
- *   `early`: only a receiver that accepted from 0 saves on it.
+ *   the accept (peer protocol version 6). The receiver handles the file's next message
+ *   once its `.part` file is open (the session's reader waits: nothing queues), so no
+ *   data is dropped as unknown while the open is under way. The accept still comes:
+ *   from 0, the stream runs on; from further (a resume), the receiver has skipped the
+ *   bytes it holds, and the sender stops, checks the prefix and goes on from there (or
+ *   restarts it); a decline drops what follows and stops the sender (at most a window
+ *   sent for nothing). An end sent before the accept is marked `early`: only a receiver
+ *   that accepted from 0 saves on it.
  * - Integrity is the session's (peer protocol version 5 on): every record is authenticated
  *   by ChaCha20-Poly1305 under a counter nonce, so a byte modified, dropped, replayed or
  *   reordered on the way ends the session before it is written, and data frames must
