@@ -18,7 +18,7 @@
  *   session does: OpenSSL through FFI when allowed and present, else `node:crypto`; the
  *   next record sealed while one is written); the receiver decrypts and
  *   writes (synchronously, synced in the background and at the end, as the chat
- *   receiver does). Neither hashes (peer protocol version 5: the AEAD authenticates every byte;
+ *   receiver does). Neither hashes (peer protocol version 5 on: the AEAD authenticates every byte;
  *   version 4 hashed the file on both sides). No handshake: a fixed key.
  *
  * ```text

@@ -259,7 +259,7 @@ Deno.test("file transfer events: one line each, names sanitized, progress drawn 
     }, at),
     ["09:05 * saved r.pdf (#12) from bob as /home/a/Downloads/r (1).pdf (10 B, SHA-256 verified)"],
   );
-  // Peer to peer (protocol version 5) no SHA-256 is computed: none is claimed.
+  // Peer to peer (protocol version 5 on) no SHA-256 is computed: none is claimed.
   assert.deepEqual(
     formatItem({
       type: "file_saved",

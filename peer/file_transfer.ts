@@ -5,6 +5,7 @@
  *
  * ```text
  * sender                                       receiver
+ *                                           <- peer_file_policy {accept: "all"}  (--accept-files)
  * peer_file_offer {fid, name, size, key}    ->
  *                                           <- peer_file_accept {fid, offset, prefix?}  (or decline)
  * peer_file_data {fid, offset} + body ...   ->  written to NAME.<key>.part
@@ -13,7 +14,18 @@
  *                                           <- peer_file_done {fid, ok: true}   (saved)
  * ```
  *
- * - Integrity is the session's (peer protocol version 5): every record is authenticated
+ * - A receiver that accepts every offer (`acceptDir`, `--accept-files`) says so once,
+ *   first thing (`peer_file_policy`): a sender that has heard it streams each file from
+ *   byte 0 right after its offer, within its window, instead of waiting a round trip for
+ *   the accept (peer protocol version 6). The receiver handles the file's next message
+ *   once its `.part` file is open (the session's reader waits: nothing queues), so no
+ *   data is dropped as unknown while the open is under way. The accept still comes:
+ *   from 0, the stream runs on; from further (a resume), the receiver has skipped the
+ *   bytes it holds, and the sender stops, checks the prefix and goes on from there (or
+ *   restarts it); a decline drops what follows and stops the sender (at most a window
+ *   sent for nothing). An end sent before the accept is marked `early`: only a receiver
+ *   that accepted from 0 saves on it.
+ * - Integrity is the session's (peer protocol version 5 on): every record is authenticated
  *   by ChaCha20-Poly1305 under a counter nonce, so a byte modified, dropped, replayed or
  *   reordered on the way ends the session before it is written, and data frames must
  *   come in file order. Nobody hashes a whole file: the sender reads it once, the
@@ -128,8 +140,12 @@ export class PeerFileError extends Error {
 interface Outgoing {
   readonly fid: number;
   readonly source: FileSource;
-  /** Bumped at each accept: an older pump stops. */
+  /** Bumped at each accept (and at an early start): an older pump stops. */
   generation: number;
+  /** An accept came. */
+  accepted: boolean;
+  /** The running pump started before any accept (the receiver accepts every offer). */
+  early: boolean;
   acked: number;
   sent: number;
   /** The SHA-256 of the receiver's resumed prefix, from its latest accept. */
@@ -149,6 +165,8 @@ interface Incoming {
   ended: boolean;
   lastAck: number;
   restarted: boolean;
+  /** Accepted from further than 0 (a resume): an `early` end is not the sender's last word. */
+  readonly resumed: boolean;
   /** Bytes received and not yet written. */
   pendingBytes: number;
   /** The write of the latest chunk received (writes run in order). */
@@ -184,15 +202,25 @@ export class PeerFileTransfers {
   /** The resume key of each offer (it names the `.part` file). */
   readonly #offerKeys = new Map<number, string>();
   readonly #incoming = new Map<number, Incoming>();
+  /** The `.part` files being opened, by offer (the next messages of the file wait). */
+  readonly #opening = new Map<number, Promise<void>>();
   readonly #pending = new Set<Promise<unknown>>();
   #nextFid = 1;
   #closed = false;
+  /** The other side said it accepts every offer: files stream before the accept. */
+  #acceptsAll = false;
 
-  /** Transfers over `session`. */
+  /**
+   * Transfers over `session`. With {@linkcode PeerFileTransfersOptions.acceptDir} it
+   * tells the other side at once that every offer is accepted (`peer_file_policy`).
+   */
   constructor(session: PeerFileSession, options: PeerFileTransfersOptions) {
     this.#session = session;
     this.#options = options;
     this.#events = new FileEvents(options.onEvent, options.progressIntervalMs);
+    if (options.acceptDir !== undefined) {
+      this.#trySend({ type: "peer_file_policy", accept: "all" });
+    }
   }
 
   /** The download folder of {@linkcode accept}. */
@@ -242,6 +270,8 @@ export class PeerFileTransfers {
       fid,
       source,
       generation: 0,
+      accepted: false,
+      early: false,
       acked: 0,
       sent: 0,
       prefix: undefined,
@@ -266,6 +296,7 @@ export class PeerFileTransfers {
         size: source.size,
         key,
       });
+      if (this.#acceptsAll) this.#startEarly(outgoing);
     } catch (err) {
       reject(toFileError(err));
     }
@@ -345,6 +376,7 @@ export class PeerFileTransfers {
         ended: false,
         lastAck: file.offset,
         restarted: false,
+        resumed: file.offset > 0,
         pendingBytes: 0,
         lastWrite: Promise.resolve(),
         finishing: false,
@@ -368,8 +400,10 @@ export class PeerFileTransfers {
       });
       // Even a complete `.part` file waits for the end: the sender compares the prefix.
       this.#sendAccept(incoming);
-    })();
-    start.catch((err) => reject(toFileError(err)));
+    })().catch((err) => reject(toFileError(err)));
+    // The file's next messages (data streamed before the accept) wait for the open.
+    this.#opening.set(fid, start);
+    start.finally(() => this.#opening.delete(fid));
     const tracked = done.catch(async (err) => {
       const incoming = this.#incoming.get(fid);
       this.#incoming.delete(fid);
@@ -424,6 +458,20 @@ export class PeerFileTransfers {
     const message = event.message;
     try {
       switch (message.type) {
+        case "peer_file_data":
+        case "peer_file_end":
+        case "peer_file_restart":
+        case "peer_file_abort": {
+          // Sent right after the offer, before the accept: the `.part` is being opened.
+          const opening = this.#opening.get(message.fid);
+          if (opening !== undefined) await opening;
+        }
+      }
+      switch (message.type) {
+        case "peer_file_policy":
+          this.#acceptsAll = true;
+          for (const outgoing of this.#outgoing.values()) this.#startEarly(outgoing);
+          return;
         case "peer_file_offer":
           this.#onOffer(message);
           return;
@@ -433,6 +481,8 @@ export class PeerFileTransfers {
         case "peer_file_end": {
           const incoming = this.#incoming.get(message.fid);
           if (incoming === undefined || incoming.failed) return;
+          // Before the accept, the sender had not checked a resumed prefix: it ends again.
+          if (message.early === true && incoming.resumed) return;
           incoming.ended = true;
           await this.#finishWhenWhole(incoming);
           return;
@@ -482,7 +532,7 @@ export class PeerFileTransfers {
         case "peer_file_decline": {
           const outgoing = this.#outgoing.get(message.fid);
           if (outgoing === undefined) return;
-          const declined = outgoing.sent === 0 && outgoing.generation === 0;
+          const declined = !outgoing.accepted;
           outgoing.reject(
             new PeerFileError(
               declined ? "declined" : "cancelled",
@@ -505,6 +555,17 @@ export class PeerFileTransfers {
 
   // ----------------------------------------------------------------- sending
 
+  /**
+   * Streams `outgoing` from byte 0 before any accept, once the other side has said it
+   * accepts every offer (not after an accept: that started its own pump).
+   */
+  #startEarly(outgoing: Outgoing): void {
+    if (outgoing.finished || outgoing.accepted || outgoing.generation !== 0) return;
+    outgoing.early = true;
+    const generation = ++outgoing.generation;
+    this.#pump(outgoing, generation).catch((err) => outgoing.reject(toFileError(err)));
+  }
+
   #onAccept(message: PeerMessageMap["peer_file_accept"]): void {
     const outgoing = this.#outgoing.get(message.fid);
     if (outgoing === undefined || outgoing.finished) return;
@@ -513,13 +574,8 @@ export class PeerFileTransfers {
       outgoing.reject(new PeerFileError("bad_offset", "the receiver asked past the end"));
       return;
     }
-    const generation = ++outgoing.generation;
-    outgoing.sent = message.offset;
-    outgoing.acked = message.offset;
-    outgoing.prefix = message.prefix;
-    outgoing.meter = this.#events.meter(outgoing.source.size, message.offset);
-    outgoing.wake?.();
-    if (generation === 1) {
+    if (!outgoing.accepted) {
+      outgoing.accepted = true;
       this.#events.emit({
         type: "file_answer",
         file: outgoing.fid,
@@ -528,6 +584,17 @@ export class PeerFileTransfers {
         answer: "accepted",
       });
     }
+    if (outgoing.early) {
+      outgoing.early = false;
+      // From 0: the stream already running is what the receiver asks for.
+      if (message.offset === 0) return;
+    }
+    const generation = ++outgoing.generation;
+    outgoing.sent = message.offset;
+    outgoing.acked = message.offset;
+    outgoing.prefix = message.prefix;
+    outgoing.meter = this.#events.meter(outgoing.source.size, message.offset);
+    outgoing.wake?.();
     this.#pump(outgoing, generation).catch((err) => outgoing.reject(toFileError(err)));
   }
 
@@ -599,7 +666,11 @@ export class PeerFileTransfers {
       outgoing.sent = offset + bytes.length;
     }
     if (outgoing.generation !== generation || outgoing.finished) return;
-    this.#send({ type: "peer_file_end", fid: outgoing.fid });
+    this.#send({
+      type: "peer_file_end",
+      fid: outgoing.fid,
+      ...(outgoing.early ? { early: true as const } : {}),
+    });
     this.#events.emit({
       type: "file_sent",
       file: outgoing.fid,

@@ -470,3 +470,170 @@ Deno.test("peer files: a restart empties the .part and accepts from 0 without a 
     await bob.close();
   });
 });
+
+// ------------------------------------------------- streaming before the accept (v6)
+
+const policy = { type: "peer_file_policy", accept: "all" } as const;
+
+Deno.test("peer files: a receiver accepting every offer says so at once; one that asks does not", () => {
+  const auto = new FakeSession("alice");
+  new PeerFileTransfers(auto, { acceptDir: "/nonexistent", onEvent: () => {} });
+  assert.deepEqual(auto.sent.map((s) => s.message), [policy]);
+  const asking = new FakeSession("alice");
+  new PeerFileTransfers(asking, { onEvent: () => {} });
+  assert.deepEqual(asking.sent, []);
+});
+
+Deno.test("peer files: after the policy the sender streams from 0 before any accept, within its window; an accept from 0 changes nothing", async () => {
+  await withTempDir(async (dir) => {
+    const session = new FakeSession("bob");
+    const alice = new PeerFileTransfers(session, { onEvent: () => {} });
+    const bytes = new Uint8Array(WINDOW_BYTES + 3 * CHUNK_BYTES).map((_, i) => (i * 5) & 0xff);
+    const path = join(dir, "early.bin");
+    await Deno.writeFile(path, bytes);
+    await alice.handle({ message: policy, body: new Uint8Array() });
+    const sending = alice.send(path);
+    const data = () => session.sent.flatMap((s) => s.message.type === "peer_file_data" ? [s] : []);
+    const sentBytes = () => data().reduce((n, d) => n + d.body.length, 0);
+    // No accept, no ack: the window's worth goes, then the sender waits.
+    await until(() => sentBytes() >= WINDOW_BYTES - CHUNK_BYTES || undefined, "the window");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // (A chunk goes while the window has room: it may pass the window by less than one.)
+    assert.ok(sentBytes() < WINDOW_BYTES + CHUNK_BYTES, `${sentBytes()} bytes unacknowledged`);
+    assert.equal(session.sent[0].message.type, "peer_file_offer");
+    assert.deepEqual(data()[0].message, { type: "peer_file_data", fid: 1, offset: 0 });
+    const handle = (message: PeerFileMessage) => alice.handle({ message, body: new Uint8Array() });
+    await handle({ type: "peer_file_accept", fid: 1, offset: 0 });
+    await handle({ type: "peer_file_ack", fid: 1, offset: sentBytes() });
+    const end = await until(
+      () => session.sent.find((s) => s.message.type === "peer_file_end"),
+      "the end",
+    );
+    assert.deepEqual(end.message, { type: "peer_file_end", fid: 1 }, "after the accept: not early");
+    // One stream: every offset once, in order, the whole file.
+    const offsets = data().map((d) => d.message.type === "peer_file_data" ? d.message.offset : -1);
+    assert.deepEqual(offsets, offsets.map((_, i) => i * CHUNK_BYTES));
+    assert.deepEqual(concat(data().map((d) => d.body)), bytes);
+    await handle({ type: "peer_file_done", fid: 1, ok: true });
+    await sending;
+    await alice.close();
+  });
+});
+
+Deno.test("peer files: a policy heard after the offer starts the stream; the end before any accept is early", async () => {
+  await withTempDir(async (dir) => {
+    const session = new FakeSession("bob");
+    const alice = new PeerFileTransfers(session, { onEvent: () => {} });
+    const path = join(dir, "small.txt");
+    await Deno.writeTextFile(path, "small");
+    const sending = alice.send(path);
+    await until(() => session.sent[0], "the offer");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(session.sent.map((s) => s.message.type), ["peer_file_offer"]);
+    await alice.handle({ message: policy, body: new Uint8Array() });
+    await until(() => session.sent.find((s) => s.message.type === "peer_file_end"), "the end");
+    assert.deepEqual(session.sent.slice(1).map((s) => s.message), [
+      { type: "peer_file_data", fid: 1, offset: 0 },
+      { type: "peer_file_end", fid: 1, early: true },
+    ]);
+    await alice.handle({
+      message: { type: "peer_file_decline", fid: 1, reason: "no" },
+      body: new Uint8Array(),
+    });
+    await assert.rejects(sending, (err: unknown) => {
+      assert.ok(err instanceof PeerFileError && err.code === "declined", String(err));
+      return true;
+    });
+    await alice.close();
+  });
+});
+
+Deno.test("peer files: data right after the offer waits for the .part being opened (a resume hashing its prefix)", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(3 * 1024 * 1024 + 7).map((_, i) => (i * 29) & 0xff);
+    const path = join(dir, "resumed.bin");
+    await Deno.writeFile(path, bytes);
+    const held = 2 * 1024 * 1024 + 100;
+    await partOf(dir, path, bytes.subarray(0, held));
+    const source = await FileSource.openToStream(path);
+    const key = await source.resumeKey();
+    source.close();
+    const session = new FakeSession("alice");
+    const events: FileTransferEvent[] = [];
+    const bob = new PeerFileTransfers(session, {
+      acceptDir: join(dir, "dl"),
+      onEvent: (e) => events.push(e),
+    });
+    const handle = (message: PeerFileMessage, body = new Uint8Array()) =>
+      bob.handle({ message, body });
+    // The sender's stream from 0, right behind its offer; the early end is not enough
+    // for a receiver that resumes (nobody checked its prefix yet).
+    await handle({ type: "peer_file_offer", fid: 3, name: "resumed.bin", size: bytes.length, key });
+    for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
+      await handle(
+        { type: "peer_file_data", fid: 3, offset: at },
+        bytes.slice(at, at + CHUNK_BYTES),
+      );
+    }
+    await handle({ type: "peer_file_end", fid: 3, early: true });
+    const accepts = session.sent.flatMap((s) => s.message.type === "peer_file_accept" ? [s] : []);
+    assert.deepEqual(accepts.map((a) => a.message), [
+      { type: "peer_file_accept", fid: 3, offset: held, prefix: sha(bytes.subarray(0, held)) },
+    ]);
+    const acked = () =>
+      session.sent.flatMap((s) => s.message.type === "peer_file_ack" ? [s.message.offset] : [])
+        .at(-1);
+    await until(() => acked() === bytes.length || undefined, "every byte written");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.ok(!events.some((e) => e.type === "file_saved"), "not saved on an early end");
+    // The sender found the prefix its own: it goes on from `held` (bytes written already,
+    // skipped) and ends.
+    await handle({ type: "peer_file_data", fid: 3, offset: held }, bytes.slice(held));
+    await handle({ type: "peer_file_end", fid: 3 });
+    const saved = await until(() => events.find((e) => e.type === "file_saved"), "saved");
+    assert.ok(saved.type === "file_saved");
+    assert.deepEqual(await Deno.readFile(saved.path), bytes);
+    await bob.close();
+  });
+});
+
+Deno.test("peer files: an early end saves a file accepted from 0; data for files never offered or declined is dropped", async () => {
+  await withTempDir(async (dir) => {
+    const session = new FakeSession("mallory");
+    const events: FileTransferEvent[] = [];
+    const dl = join(dir, "dl");
+    const bob = new PeerFileTransfers(session, { acceptDir: dl, onEvent: (e) => events.push(e) });
+    const content = encoder.encode("0123456789");
+    const handle = (message: PeerFileMessage, body = new Uint8Array()) =>
+      bob.handle({ message, body });
+    await handle({ type: "peer_file_data", fid: 9, offset: 0 }, content);
+    await handle({ type: "peer_file_end", fid: 9, early: true });
+    await handle({ type: "peer_file_offer", fid: 1, name: "a.txt", size: 10, key: sha(content) });
+    await handle({ type: "peer_file_data", fid: 1, offset: 0 }, content);
+    await handle({ type: "peer_file_end", fid: 1, early: true });
+    const saved = await until(() => events.find((e) => e.type === "file_saved"), "saved");
+    assert.ok(saved.type === "file_saved" && saved.file === 1);
+    assert.deepEqual(await Deno.readFile(saved.path), content);
+    // An offer bob gives up: what follows is dropped, nothing more is written.
+    await handle({ type: "peer_file_offer", fid: 2, name: "b.txt", size: 10, key: sha(content) });
+    bob.decline(2);
+    await handle({ type: "peer_file_data", fid: 2, offset: 0 }, content);
+    await handle({ type: "peer_file_end", fid: 2, early: true });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(events.filter((e) => e.type === "file_saved").length, 1);
+    const left = (await Array.fromAsync(Deno.readDir(dl))).map((e) => e.name).sort();
+    assert.deepEqual(left, ["a.txt", partFileName("b.txt", sha(content))]);
+    assert.equal((await Deno.stat(join(dl, left[1]))).size, 0, "nothing written after the decline");
+    await bob.close();
+  });
+});
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

@@ -156,22 +156,53 @@ Deno.test("an initiator refuses a responder speaking another version", async () 
 const VERSION_2 = { v: 2, suite: "x25519-hkdf-sha256-aes256gcm" };
 
 Deno.test("a responder refuses a version 2 (AES-256-GCM) initiator, saying which versions", async () => {
-  assert.equal(PEER_PROTOCOL_VERSION, 5);
+  assert.equal(PEER_PROTOCOL_VERSION, 6);
   const [a, b] = memoryChannelPair();
   const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
   await a.write(fakeHello(VERSION_2));
   const reply = await readFrame(a);
   assert.equal(reply?.type, "peer_error");
   assert.equal(reply?.code, "version");
-  assert.equal(reply?.v, 5);
-  assert.match(String(reply?.message), /version 2; this side speaks 5/);
+  assert.equal(reply?.v, 6);
+  assert.match(String(reply?.message), /version 2; this side speaks 6/);
   const error = await responder;
   assert.ok(error instanceof PeerError && error.code === "version", String(error));
-  assert.match(error.message, /version 2; this side speaks 5/);
+  assert.match(error.message, /version 2; this side speaks 6/);
 });
 
 /**
- * A hello of peer protocol version 4: the same handshake and records as 5, but every
+ * A hello of peer protocol version 5: the same handshake, records and file messages as 6,
+ * but no sender streams a file before the receiver's accept (no `peer_file_policy`).
+ */
+const VERSION_5 = { v: 5, suite: "x25519-hkdf-sha256-chacha20poly1305" };
+
+Deno.test("a responder refuses a version 5 initiator (no file before its accept), saying which versions", async () => {
+  const [a, b] = memoryChannelPair();
+  const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
+  await a.write(fakeHello(VERSION_5));
+  const reply = await readFrame(a);
+  assert.equal(reply?.type, "peer_error");
+  assert.equal(reply?.code, "version");
+  assert.equal(reply?.v, 6);
+  assert.match(String(reply?.message), /version 5; this side speaks 6: run the same version/);
+  const error = await responder;
+  assert.ok(error instanceof PeerError && error.code === "version", String(error));
+});
+
+Deno.test("an initiator refuses a version 5 responder, saying which versions", async () => {
+  const [a, b] = memoryChannelPair();
+  const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
+  assert.equal((await readFrame(b))?.v, 6);
+  await b.write(fakeHello({ ...VERSION_5, role: "responder" }));
+  await assert.rejects(initiator, (err) => {
+    isPeerError("version")(err);
+    assert.match((err as Error).message, /version 5; this side speaks 6/);
+    return true;
+  });
+});
+
+/**
+ * A hello of peer protocol version 4: the same handshake and records as 5 and 6, but every
  * file hashed on both sides and its SHA-256 sent after the last byte.
  */
 const VERSION_4 = { v: 4, suite: "x25519-hkdf-sha256-chacha20poly1305" };
@@ -183,8 +214,8 @@ Deno.test("a responder refuses a version 4 initiator (files hashed on both sides
   const reply = await readFrame(a);
   assert.equal(reply?.type, "peer_error");
   assert.equal(reply?.code, "version");
-  assert.equal(reply?.v, 5);
-  assert.match(String(reply?.message), /version 4; this side speaks 5: run the same version/);
+  assert.equal(reply?.v, 6);
+  assert.match(String(reply?.message), /version 4; this side speaks 6: run the same version/);
   const error = await responder;
   assert.ok(error instanceof PeerError && error.code === "version", String(error));
 });
@@ -192,17 +223,17 @@ Deno.test("a responder refuses a version 4 initiator (files hashed on both sides
 Deno.test("an initiator refuses a version 4 responder, saying which versions", async () => {
   const [a, b] = memoryChannelPair();
   const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
-  assert.equal((await readFrame(b))?.v, 5);
+  assert.equal((await readFrame(b))?.v, 6);
   await b.write(fakeHello({ ...VERSION_4, role: "responder" }));
   await assert.rejects(initiator, (err) => {
     isPeerError("version")(err);
-    assert.match((err as Error).message, /version 4; this side speaks 5/);
+    assert.match((err as Error).message, /version 4; this side speaks 6/);
     return true;
   });
 });
 
 /**
- * A hello of peer protocol version 3: the same handshake and records as 4 and 5, but files
+ * A hello of peer protocol version 3: the same handshake and records as 4 to 6, but files
  * offered with their SHA-256 (hashed before the offer) and no `peer_file_end`.
  */
 const VERSION_3 = { v: 3, suite: "x25519-hkdf-sha256-chacha20poly1305" };
@@ -214,8 +245,8 @@ Deno.test("a responder refuses a version 3 initiator (files hashed before the of
   const reply = await readFrame(a);
   assert.equal(reply?.type, "peer_error");
   assert.equal(reply?.code, "version");
-  assert.equal(reply?.v, 5);
-  assert.match(String(reply?.message), /version 3; this side speaks 5: run the same version/);
+  assert.equal(reply?.v, 6);
+  assert.match(String(reply?.message), /version 3; this side speaks 6: run the same version/);
   const error = await responder;
   assert.ok(error instanceof PeerError && error.code === "version", String(error));
 });
@@ -223,11 +254,11 @@ Deno.test("a responder refuses a version 3 initiator (files hashed before the of
 Deno.test("an initiator refuses a version 3 responder, saying which versions", async () => {
   const [a, b] = memoryChannelPair();
   const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
-  assert.equal((await readFrame(b))?.v, 5);
+  assert.equal((await readFrame(b))?.v, 6);
   await b.write(fakeHello({ ...VERSION_3, role: "responder" }));
   await assert.rejects(initiator, (err) => {
     isPeerError("version")(err);
-    assert.match((err as Error).message, /version 3; this side speaks 5/);
+    assert.match((err as Error).message, /version 3; this side speaks 6/);
     return true;
   });
 });
@@ -236,17 +267,17 @@ Deno.test("an initiator refuses a version 2 (AES-256-GCM) responder, saying whic
   const [a, b] = memoryChannelPair();
   const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
   const hello = await readFrame(b);
-  assert.equal(hello?.v, 5);
+  assert.equal(hello?.v, 6);
   assert.equal(hello?.suite, "x25519-hkdf-sha256-chacha20poly1305");
   await b.write(fakeHello({ ...VERSION_2, role: "responder" }));
   await assert.rejects(initiator, (err) => {
     isPeerError("version")(err);
-    assert.match((err as Error).message, /version 2; this side speaks 5/);
+    assert.match((err as Error).message, /version 2; this side speaks 6/);
     return true;
   });
 });
 
-Deno.test("a version 5 hello with another suite is refused", async () => {
+Deno.test("a version 6 hello with another suite is refused", async () => {
   const [a, b] = memoryChannelPair();
   const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
   await a.write(fakeHello({ suite: VERSION_2.suite }));

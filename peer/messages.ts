@@ -21,18 +21,21 @@ import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
 
 /**
- * The peer protocol version this code speaks. Version 5 leaves a file's integrity to
- * the records' AEAD, which authenticates every byte of the session in order: nobody
- * hashes a whole file; a resumed transfer compares the SHA-256 of the bytes the
- * receiver already holds (`peer_file_accept {prefix}`) with the sender's, and starts
- * over from 0 on a mismatch (`peer_file_restart`). Version 4 sent a file's SHA-256
- * after its last byte (`peer_file_end {sha256}`: both sides hashed every byte); 3 hashed
- * it before the offer. 5 keeps the handshake and records of 3 and 4, which seal records
- * with ChaCha20-Poly1305 under per-direction keys and IVs (their labels, kept, say
- * `chat-peer/3`). Version 2 used AES-256-GCM (and carried up to 1 MiB per record, as 3
- * does; 64 KiB in version 1). Another version is refused at the first message.
+ * The peer protocol version this code speaks. Version 6 lets a sender stream a file
+ * right after its offer, without waiting a round trip for the accept, when the receiver
+ * said at the start of the session that it accepts every offer (`peer_file_policy`);
+ * a `peer_file_end` sent before the accept says so (`early`). Version 5 left a file's
+ * integrity to the records' AEAD, which authenticates every byte of the session in
+ * order: nobody hashes a whole file; a resumed transfer compares the SHA-256 of the
+ * bytes the receiver already holds (`peer_file_accept {prefix}`) with the sender's, and
+ * starts over from 0 on a mismatch (`peer_file_restart`). Version 4 sent a file's
+ * SHA-256 after its last byte (`peer_file_end {sha256}`: both sides hashed every byte);
+ * 3 hashed it before the offer. 4 to 6 keep the handshake and records of 3, which seal
+ * records with ChaCha20-Poly1305 under per-direction keys and IVs (their labels, kept,
+ * say `chat-peer/3`). Version 2 used AES-256-GCM (and carried up to 1 MiB per record,
+ * as 3 does; 64 KiB in version 1). Another version is refused at the first message.
  */
-export const PEER_PROTOCOL_VERSION = 5;
+export const PEER_PROTOCOL_VERSION = 6;
 
 /** The only cipher suite: X25519, HKDF-SHA256, ChaCha20-Poly1305. */
 export const PEER_SUITE = "x25519-hkdf-sha256-chacha20poly1305";
@@ -84,6 +87,13 @@ export const peerSchemas = {
   }),
   peer_bye: z.object({ type: z.literal("peer_bye") }),
   /**
+   * The receiver accepts every offer (`--accept-files DIR`), said once, first thing in
+   * the session: a sender that has heard it streams each file right after its offer,
+   * from byte 0, without waiting for the accept (the accept still comes, with a resume
+   * offset, or a decline).
+   */
+  peer_file_policy: z.object({ type: z.literal("peer_file_policy"), accept: z.literal("all") }),
+  /**
    * The sender offers a file (`fid`: the sender's number for it in this session). `key`
    * (the sender's `FileSource.resumeKey`) names the receiver's `.part` file, so that the
    * same file offered again resumes.
@@ -121,8 +131,15 @@ export const peerSchemas = {
   /**
    * The sender has sent every byte from the accepted offset on (and found the receiver's
    * resumed prefix equal to its own): the receiver saves the file once it is written.
+   * `early`: sent before the accept came (after a `peer_file_policy`): every byte from 0;
+   * a receiver that accepted from 0 saves on it, one that resumes from further ignores
+   * it (the sender checks the prefix first, then ends again or restarts).
    */
-  peer_file_end: z.object({ type: z.literal("peer_file_end"), fid: fileNumber }),
+  peer_file_end: z.object({
+    type: z.literal("peer_file_end"),
+    fid: fileNumber,
+    early: z.literal(true).optional(),
+  }),
   /**
    * The receiver's resumed prefix is not the sender's (its SHA-256 differs): the
    * receiver empties its `.part` file and accepts again from 0.
@@ -172,6 +189,8 @@ function isFileBytes(value: unknown): value is number {
  * `peer_file_ack` every few), exactly what their schemas check, and builds the same
  * message (unknown keys dropped): the message, or null to let the schema say what is
  * wrong. A schema validation per chunk cost a receiver more than its JSON header did.
+ * `peer_file_policy` too, though it comes once: a sender parses it between its offer and
+ * its first chunk, where zod's first parse of a schema (it compiles it) took 1.5 ms.
  */
 const chunkMessageChecks: {
   readonly [T in PeerMessage["type"]]?: (header: Record<string, unknown>) => PeerMessage | null;
@@ -180,6 +199,8 @@ const chunkMessageChecks: {
     isFileNumber(fid) && isFileBytes(offset) ? { type: "peer_file_data", fid, offset } : null,
   peer_file_ack: ({ fid, offset }) =>
     isFileNumber(fid) && isFileBytes(offset) ? { type: "peer_file_ack", fid, offset } : null,
+  peer_file_policy: ({ accept }) =>
+    accept === "all" ? { type: "peer_file_policy", accept: "all" } : null,
 };
 
 let validations = 0;

@@ -62,7 +62,7 @@ Deno.test("parseHandshakeMessage checks hello fields", () => {
   assert.equal(code(() => parseHandshakeMessage({ type: "peer_text" })), "handshake_failed");
 });
 
-Deno.test("file chunk headers (data, ack) are checked without a schema, exactly as their schemas check them", () => {
+Deno.test("file chunk headers (data, ack) and the policy are checked without a schema, exactly as their schemas check them", () => {
   const valid = (type: string) => [
     { type, fid: 1, offset: 0 },
     { type, fid: 7, offset: 1048064 },
@@ -96,6 +96,18 @@ Deno.test("file chunk headers (data, ack) are checked without a schema, exactly 
       assert.equal(schema.safeParse(header).success, false, JSON.stringify(header));
       assert.equal(code(() => parsePeerMessage(header)), "bad_message", JSON.stringify(header));
     }
+  }
+  // The policy, parsed between a sender's offer and its first chunk, by hand too.
+  const policy = peerSchemas.peer_file_policy;
+  const policyBefore = schemaValidations();
+  for (const header of [{ type: "peer_file_policy", accept: "all", extra: 1 }]) {
+    assert.deepEqual(parsePeerMessage(header), policy.parse(header));
+  }
+  assert.equal(schemaValidations(), policyBefore, "no schema validation for a valid policy");
+  for (const accept of ["ALL", "", null, undefined, 1, ["all"]]) {
+    const header = { type: "peer_file_policy", accept };
+    assert.equal(policy.safeParse(header).success, false, JSON.stringify(header));
+    assert.equal(code(() => parsePeerMessage(header)), "bad_message", JSON.stringify(header));
   }
   // Other messages still go through their schemas.
   const before = schemaValidations();

@@ -100,7 +100,7 @@ Deno.test("chat peer: --send and /send to a listener with --accept-files", async
     const events = out.trim().split("\n").map((l) => JSON.parse(l));
     const saved = events.filter((e) => e.type === "file_saved").map((e) => e.path).sort();
     assert.deepEqual(saved, [join(tmp, "in", "notes.txt"), join(tmp, "in", "photo.raw")]);
-    // Peer protocol version 5 computes no SHA-256 (the session authenticates every byte):
+    // Peer protocol version 5 on computes no SHA-256 (the session authenticates every byte):
     // none is claimed.
     assert.ok(events.every((e) => e.type !== "file_saved" || !("sha256" in e)), out);
     assert.equal(await sha256Of(join(tmp, "in", "photo.raw")), sha);

@@ -441,7 +441,7 @@ export interface IncomingFileInit {
   /**
    * Whether the bytes are hashed as they are written, for {@linkcode IncomingFile.finish}
    * to check. Default true. Without it (a channel that authenticates every byte in order,
-   * peer protocol version 5) only the bytes a `.part` file already holds are hashed, once,
+   * peer protocol version 5 on) only the bytes a `.part` file already holds are hashed, once,
    * at open: {@linkcode IncomingFile.resumedSha256}, for the sender to compare.
    */
   hashing?: boolean;

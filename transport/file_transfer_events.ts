@@ -154,7 +154,7 @@ export interface FileSavedEvent {
   /** Bytes. */
   size: number;
   /**
-   * SHA-256, checked; absent from a peer session (protocol version 5), whose records'
+   * SHA-256, checked; absent from a peer session (protocol version 5 on), whose records'
    * AEAD authenticates every byte instead: no whole-file hash was computed.
    */
   sha256?: string;
