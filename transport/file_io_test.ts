@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { withTempDir } from "../tests/helpers/files.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { claimFreeName, FileIoError, FileSource, IncomingFile, sha256File } from "./file_io.ts";
+import {
+  claimFreeName,
+  FileIoError,
+  FileSource,
+  IncomingFile,
+  sha256File,
+  sha256Started,
+} from "./file_io.ts";
 
 const encoder = new TextEncoder();
 
@@ -194,18 +201,22 @@ Deno.test("IncomingFile without hashing: the resumed prefix's SHA-256, no check 
       key: sha(bytes),
       hashing: false,
     };
+    const started = sha256Started();
     const first = await IncomingFile.open(init);
     assert.equal(first.resumedSha256, null, "nothing held yet");
     await first.write(0, bytes.subarray(0, 10));
     await first.close();
+    assert.equal(sha256Started(), started, "no SHA-256 without a resumed prefix");
     const second = await IncomingFile.open(init);
     assert.equal(second.offset, 10);
     assert.equal(second.resumedSha256, sha(bytes.subarray(0, 10)));
+    assert.equal(sha256Started(), started + 1, "one SHA-256, of the resumed prefix");
     await second.restart();
     assert.equal(second.resumedSha256, null);
     await second.write(0, bytes);
     const path = await second.finish(null);
     assert.equal(await Deno.readTextFile(path), "abcdefghijklmnopqrstuvwxyz");
+    assert.equal(sha256Started(), started + 1, "none after the restart");
   });
 });
 
