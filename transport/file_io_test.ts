@@ -136,6 +136,37 @@ Deno.test("IncomingFile: a .part file longer than announced starts over; a link 
   });
 });
 
+Deno.test("IncomingFile creates a new .part file exclusively, looking nothing up; an existing one is looked at", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = encoder.encode("0123456789");
+    const init = { dir, offeredName: "n.bin", size: bytes.length, sha256: sha(bytes) };
+    const lookups: string[] = [];
+    const { lstatSync, statSync } = Deno;
+    const fileStatSync = Deno.FsFile.prototype.statSync;
+    Deno.lstatSync = (path) => (lookups.push(`lstat ${path}`), lstatSync(path));
+    Deno.statSync = (path) => (lookups.push(`stat ${path}`), statSync(path));
+    Deno.FsFile.prototype.statSync = function (this: Deno.FsFile) {
+      lookups.push("fstat");
+      return fileStatSync.call(this);
+    };
+    try {
+      const first = await IncomingFile.open(init);
+      assert.deepEqual(lookups, [], "a new .part file: no lookup");
+      assert.equal(first.offset, 0);
+      await first.write(0, bytes.subarray(0, 4));
+      await first.close();
+      const second = await IncomingFile.open(init);
+      assert.ok(lookups.length >= 2, `an existing .part file is looked at: ${lookups}`);
+      assert.equal(second.offset, 4);
+      await second.write(4, bytes.subarray(4));
+      assert.equal(await Deno.readTextFile(await second.finish()), "0123456789");
+    } finally {
+      Object.assign(Deno, { lstatSync, statSync });
+      Deno.FsFile.prototype.statSync = fileStatSync;
+    }
+  });
+});
+
 Deno.test("claimFreeName takes the first free name and leaves existing files alone", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "r.pdf"), "1");
