@@ -189,7 +189,7 @@ function isOfferedName(value: unknown): value is string {
  * schema say what is wrong. A schema validation per chunk (`peer_file_data`, and
  * `peer_file_ack` every few) cost a receiver more than its JSON header did; the first
  * validation by each schema compiles it (zod builds a validator function with `new
- * Function`), 0.4-2.5 ms for the offer, accept, end and done that every transfer starts
+ * Function`), 0.4-2.9 ms for the offer, accept, end and done that every transfer starts
  * and ends with, in the way of its first byte and of its last.
  */
 const fileMessageChecks: {
