@@ -382,10 +382,7 @@ export class FileSource implements AsyncDisposable {
     const buffer = into === undefined ? new Uint8Array(want) : into.subarray(0, want);
     try {
       if (this.#position !== offset) {
-        // Synchronously: a seek is a number set in the kernel, where an asynchronous one
-        // costs a hop to another thread and back (0.4-1.3 ms here, before a sender's first
-        // chunk: the resume key's samples leave the file at its end).
-        this.#file.seekSync(offset, Deno.SeekMode.Start);
+        await this.#file.seek(offset, Deno.SeekMode.Start);
         this.#position = offset;
       }
       const n = await readFull(this.#file, buffer);

@@ -167,31 +167,6 @@ Deno.test("IncomingFile creates a new .part file exclusively, looking nothing up
   });
 });
 
-Deno.test("FileSource.read moves to its offset without an asynchronous seek (after the resume key, at 0)", async () => {
-  await withTempDir(async (dir) => {
-    const bytes = new Uint8Array(300 * 1024);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 0xff;
-    const path = join(dir, "s.bin");
-    await Deno.writeFile(path, bytes);
-    const seek = Deno.FsFile.prototype.seek;
-    let seeks = 0;
-    Deno.FsFile.prototype.seek = function (this: Deno.FsFile, offset, whence) {
-      seeks++;
-      return seek.call(this, offset, whence);
-    };
-    try {
-      await using source = await FileSource.openToStream(path);
-      await source.resumeKey();
-      assert.deepEqual(await source.read(0, 1000), bytes.subarray(0, 1000));
-      assert.deepEqual(await source.read(200_000, 1000), bytes.subarray(200_000, 201_000));
-      assert.deepEqual(await source.read(1000, 1000), bytes.subarray(1000, 2000));
-      assert.equal(seeks, 0, "no asynchronous seek");
-    } finally {
-      Deno.FsFile.prototype.seek = seek;
-    }
-  });
-});
-
 Deno.test("claimFreeName takes the first free name and leaves existing files alone", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "r.pdf"), "1");
