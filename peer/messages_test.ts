@@ -111,6 +111,85 @@ Deno.test("file chunk headers (data, ack) and the policy are checked without a s
   }
   // Other messages still go through their schemas.
   const before = schemaValidations();
-  parsePeerMessage({ type: "peer_file_end", fid: 1 });
+  parsePeerMessage({ type: "peer_file_restart", fid: 1 });
   assert.equal(schemaValidations(), before + 1);
+});
+
+Deno.test("the offer, accept, end and done of a file transfer are checked without a schema, exactly as their schemas check them", () => {
+  const KEY_HEX = "0123456789abcdef".repeat(4);
+  const cases: Record<
+    string,
+    { valid: Record<string, unknown>[]; invalid: Record<string, unknown>[] }
+  > = {
+    peer_file_offer: {
+      valid: [
+        { fid: 1, name: "a", size: 0, key: KEY_HEX },
+        { fid: 3, name: "../x\u001b[31m.txt", size: 2 ** 53 - 1, key: "f".repeat(64), extra: 1 },
+        { fid: 2, name: "é".repeat(16 * 1024), size: 5, key: KEY_HEX },
+      ],
+      invalid: [
+        { fid: 1, name: "", size: 0, key: KEY_HEX },
+        { fid: 1, name: "x".repeat(16 * 1024 + 1), size: 0, key: KEY_HEX },
+        { fid: 1, name: 5, size: 0, key: KEY_HEX },
+        { fid: 1, size: 0, key: KEY_HEX },
+        { fid: 0, name: "a", size: 0, key: KEY_HEX },
+        { fid: 1, name: "a", size: -1, key: KEY_HEX },
+        { fid: 1, name: "a", size: 1.5, key: KEY_HEX },
+        { fid: 1, name: "a", size: "1", key: KEY_HEX },
+        { fid: 1, name: "a", size: 0, key: KEY_HEX.toUpperCase() },
+        { fid: 1, name: "a", size: 0, key: KEY_HEX.slice(1) },
+        { fid: 1, name: "a", size: 0, key: KEY_HEX + "0" },
+        { fid: 1, name: "a", size: 0, key: KEY_HEX.slice(1) + "g" },
+        { fid: 1, name: "a", size: 0, key: KEY_HEX.slice(1) + "\n" },
+        { fid: 1, name: "a", size: 0 },
+      ],
+    },
+    peer_file_accept: {
+      valid: [
+        { fid: 1, offset: 0 },
+        { fid: 4, offset: 1048064, prefix: KEY_HEX },
+        { fid: 4, offset: 0, prefix: KEY_HEX, more: [1] },
+      ],
+      invalid: [
+        { fid: 1, offset: -1 },
+        { fid: 1, offset: 0.5 },
+        { fid: 1 },
+        { fid: 0, offset: 0 },
+        { fid: 1, offset: 0, prefix: null },
+        { fid: 1, offset: 0, prefix: "abc" },
+        { fid: 1, offset: 0, prefix: KEY_HEX.toUpperCase() },
+      ],
+    },
+    peer_file_end: {
+      valid: [{ fid: 1 }, { fid: Number.MAX_SAFE_INTEGER, offset: 3 }, { fid: 2, early: true }],
+      invalid: [
+        {},
+        { fid: 0 },
+        { fid: "1" },
+        { fid: 2 ** 53 },
+        { fid: Infinity },
+        { fid: 1, early: false },
+        { fid: 1, early: "true" },
+        { fid: 1, early: null },
+      ],
+    },
+    peer_file_done: {
+      valid: [{ fid: 1, ok: true }, { fid: 2, ok: false, sha256: "x" }],
+      invalid: [{ fid: 1 }, { fid: 1, ok: "true" }, { fid: 1, ok: 1 }, { fid: -1, ok: true }],
+    },
+  };
+  for (const [type, { valid, invalid }] of Object.entries(cases)) {
+    const schema = peerSchemas[type as keyof typeof peerSchemas];
+    const before = schemaValidations();
+    for (const fields of valid) {
+      const header = { type, ...fields };
+      assert.deepEqual(parsePeerMessage(header), schema.parse(header), JSON.stringify(header));
+    }
+    assert.equal(schemaValidations(), before, `no schema validation for a valid ${type}`);
+    for (const fields of invalid) {
+      const header = { type, ...fields };
+      assert.equal(schema.safeParse(header).success, false, JSON.stringify(header));
+      assert.equal(code(() => parsePeerMessage(header)), "bad_message", JSON.stringify(header));
+    }
+  }
 });

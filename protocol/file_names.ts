@@ -72,6 +72,7 @@ export function safeFileName(offered: string, maxBytes: number = MAX_SAFE_NAME_B
   if (!Number.isInteger(maxBytes) || maxBytes < 16) {
     throw new RangeError("maxBytes must be an integer of at least 16");
   }
+  if (isPlainFileName(offered, maxBytes)) return offered;
   // Escape sequences first: their parameters may contain separators or dots.
   let name = offered
     .replace(STRING_SEQUENCE, "")
@@ -89,6 +90,50 @@ export function safeFileName(offered: string, maxBytes: number = MAX_SAFE_NAME_B
   if (WINDOWS_DEVICE.test(name)) name = `_${name}`;
   name = fitBytes(name, maxBytes);
   return name === "" ? FALLBACK_FILE_NAME : name;
+}
+
+/** Lowercase starts of Windows device names (`con`, `conin$`, `com1`, `lpt1`...). */
+const DEVICE_STARTS = ["con", "prn", "aux", "nul", "com", "lpt", "clock"];
+
+/**
+ * Whether {@linkcode safeFileName} keeps `name` as it is, told without a regular
+ * expression: printable ASCII other than separators and the characters Windows refuses,
+ * neither starting nor ending with a dot or a space, not starting like a Windows device
+ * name (`con`, `com1`... whatever follows), at most `maxBytes` long. Most offered names
+ * are such; the first run of each of `safeFileName`'s regular expressions in a process
+ * compiles it (1.5 ms for all of them, between a peer's offer and its accept).
+ *
+ * @example
+ * ```ts
+ * import { isPlainFileName } from "./file_names.ts";
+ * isPlainFileName("report 2024 (final).pdf"); // true
+ * isPlainFileName(".bashrc"); // false: safeFileName drops the leading dot
+ * ```
+ */
+export function isPlainFileName(name: string, maxBytes: number = MAX_SAFE_NAME_BYTES): boolean {
+  const last = name.length - 1;
+  if (last < 0 || name.length > maxBytes) return false;
+  for (let i = 0; i <= last; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false; // controls, and anything not ASCII
+    switch (c) {
+      case 0x2f: // /
+      case 0x5c: // \
+      case 0x3c: // <
+      case 0x3e: // >
+      case 0x3a: // :
+      case 0x22: // "
+      case 0x7c: // |
+      case 0x3f: // ?
+      case 0x2a: // *
+        return false;
+      case 0x20: // space
+      case 0x2e: // .
+        if (i === 0 || i === last) return false;
+    }
+  }
+  const lower = name.slice(0, 5).toLowerCase();
+  return !DEVICE_STARTS.some((start) => lower.startsWith(start));
 }
 
 /**

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   byteLength,
   FALLBACK_FILE_NAME,
+  isPlainFileName,
   MAX_SAFE_NAME_BYTES,
   numberedFileName,
   partFileName,
@@ -144,4 +145,52 @@ Deno.test("safeFileName never gives a Windows device name, with spaces or $ devi
   assert.equal(safeFileName("conin$"), "_conin$");
   assert.equal(safeFileName("console .txt"), "console .txt");
   assert.equal(safeFileName("coin$.txt"), "coin$.txt");
+});
+
+Deno.test("isPlainFileName: ordinary names are plain, and safeFileName keeps them as the full cleaning would", () => {
+  for (const name of ["report.pdf", "notes 2024 (final).tar.gz", "IMG_0001 [2]~'#$%&+,;=@!.jpg"]) {
+    assert.ok(isPlainFileName(name), name);
+  }
+  for (
+    const name of [
+      "",
+      ".bashrc",
+      "x.",
+      " x",
+      "x ",
+      "a/b",
+      "a\\b",
+      "C:x",
+      "a?b",
+      "café.txt",
+      "a\tb",
+      "con.txt",
+      "COM1",
+      "Clock$",
+      "x".repeat(MAX_SAFE_NAME_BYTES + 1),
+    ]
+  ) {
+    assert.ok(!isPlainFileName(name), JSON.stringify(name));
+  }
+  assert.ok(isPlainFileName("x".repeat(MAX_SAFE_NAME_BYTES)));
+  assert.ok(!isPlainFileName("x".repeat(17), 16));
+  // A CSI sequence in front is removed before anything else: safeFileName of it runs
+  // the full cleaning of the rest, which must give what the plain path gives.
+  const full = (name: string, maxBytes?: number) => safeFileName(`\x1b[0m${name}`, maxBytes);
+  const alphabet = 'ab.. //\\:<>"|?*conCOMlpt1$-_()\t\u00e9\u200bK';
+  let seed = 1;
+  const random = () => (seed = (seed * 48271) % 0x7fffffff) / 0x7fffffff;
+  let plain = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const length = Math.floor(random() * 24);
+    let name = "";
+    for (let j = 0; j < length; j++) name += alphabet[Math.floor(random() * alphabet.length)];
+    const maxBytes = random() < 0.5 ? 16 : MAX_SAFE_NAME_BYTES;
+    assert.equal(safeFileName(name, maxBytes), full(name, maxBytes), JSON.stringify(name));
+    if (isPlainFileName(name, maxBytes)) {
+      plain++;
+      assert.equal(full(name, maxBytes), name, JSON.stringify(name));
+    }
+  }
+  assert.ok(plain > 100, `${plain} plain names among the random ones`);
 });

@@ -71,9 +71,20 @@ export class FileIoError extends Error {
 /** The SHA-256 of zero bytes, in hex. */
 export const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+let sha256Count = 0;
+
 /** A new incremental SHA-256. */
 export function newSha256(): Hash {
+  sha256Count++;
   return createHash("sha256");
+}
+
+/**
+ * Incremental SHA-256 started so far in this process by this module (a receiver that
+ * does not hash what it writes starts none: {@linkcode IncomingFileInit.hashing}).
+ */
+export function sha256Started(): number {
+  return sha256Count;
 }
 
 /** Something to read bytes from: a `Deno.FsFile`, a `Deno.Conn`. */
@@ -323,10 +334,13 @@ export class FileSource implements AsyncDisposable {
     hash.update("chat-file-resume-key/1");
     hash.update(size);
     const head = Math.min(this.size, RESUME_KEY_SAMPLE_BYTES);
+    // Both samples through one buffer (hashed before it is read into again): fresh
+    // memory costs more to touch than to hash here.
+    const sample = new Uint8Array(head);
     try {
-      hash.update(this.#readSync(0, head));
+      hash.update(this.#readSync(0, sample));
       const tailFrom = Math.max(head, this.size - RESUME_KEY_SAMPLE_BYTES);
-      hash.update(this.#readSync(tailFrom, this.size - tailFrom));
+      hash.update(this.#readSync(tailFrom, sample.subarray(0, this.size - tailFrom)));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -383,11 +397,11 @@ export class FileSource implements AsyncDisposable {
   }
 
   /**
-   * Reads `length` bytes at `offset` synchronously (for the resume key's two samples of
+   * Fills `buffer` from `offset` synchronously (for the resume key's two samples of
    * 64 KiB: an asynchronous read costs more in hops between threads than the read).
    */
-  #readSync(offset: number, length: number): Uint8Array {
-    const buffer = new Uint8Array(length);
+  #readSync(offset: number, buffer: Uint8Array): Uint8Array {
+    const length = buffer.length;
     try {
       this.#file.seekSync(offset, Deno.SeekMode.Start);
       let n = 0;
@@ -486,7 +500,12 @@ export class IncomingFile {
    */
   resumedSha256: string | null = null;
   #file: Deno.FsFile | null;
-  #hash: Hash;
+  /**
+   * The SHA-256 of the bytes written (with {@linkcode hashing}) or resumed; null until
+   * there are any to hash: the first `createHash` of a process loads its module (~0.5 ms
+   * on the receiver's way from an offer to its accept).
+   */
+  #hash: Hash | null;
   #offset: number;
   /** A write failed: the hash is ahead of the file, nothing more can be written. */
   #failure: FileIoError | null = null;
@@ -502,7 +521,7 @@ export class IncomingFile {
     this.sha256 = init.sha256;
     this.hashing = init.hashing ?? true;
     this.#file = file;
-    this.#hash = newSha256();
+    this.#hash = this.hashing ? newSha256() : null;
     this.#offset = 0;
     this.#syncs = new BackgroundSync(
       this.partPath,
@@ -525,28 +544,40 @@ export class IncomingFile {
     const safeName = safeFileName(init.offeredName, MAX_SAFE_NAME_BYTES);
     const partPath = join(dir, partFileName(safeName, partKey(init)));
     let file: Deno.FsFile;
+    let created: boolean;
     // The folder, the `.part` file and its size synchronously: metadata, where each
     // asynchronous call costs a hop to another thread and back (~0.5-1 ms on a virtual
     // machine here), five of them between an offer and its accept. A resumed prefix is
-    // hashed asynchronously (it may be large).
+    // hashed asynchronously (it may be large). A new `.part` file is created exclusively
+    // (which never follows a link) and is empty: nothing to look up before or after,
+    // where the first lookups of a process cost ~1 ms here (a missing file's error, the
+    // first file information built).
     try {
       Deno.mkdirSync(dir, { recursive: true });
-      const existing = lstatOrNull(partPath);
-      if (existing !== null && !existing.isFile) {
-        throw new FileIoError("unwritable", `${partPath} exists and is not a regular file`);
+      const fresh = createNewOrNull(partPath);
+      created = fresh !== null;
+      if (fresh !== null) {
+        file = fresh;
+      } else {
+        const existing = lstatOrNull(partPath);
+        if (existing !== null && !existing.isFile) {
+          throw new FileIoError("unwritable", `${partPath} exists and is not a regular file`);
+        }
+        file = Deno.openSync(partPath, { read: true, write: true, create: true });
       }
-      file = Deno.openSync(partPath, { read: true, write: true, create: true });
     } catch (err) {
       throw describeWriteError(err, partPath);
     }
     const incoming = new IncomingFile(init, dir, safeName, file);
+    if (created) return incoming;
     try {
       const have = file.statSync().size;
       if (have > init.size) {
         file.truncateSync(0);
       } else if (have > 0) {
-        incoming.#offset = await hashPrefix(file, incoming.#hash, have);
-        if (incoming.#offset > 0) incoming.resumedSha256 = incoming.#hash.copy().digest("hex");
+        const hash = incoming.#hash ??= newSha256();
+        incoming.#offset = await hashPrefix(file, hash, have);
+        if (incoming.#offset > 0) incoming.resumedSha256 = hash.copy().digest("hex");
       }
       file.seekSync(incoming.#offset, Deno.SeekMode.Start);
     } catch (err) {
@@ -602,7 +633,7 @@ export class IncomingFile {
         this.#failure = describeWriteError(err, this.partPath);
         throw this.#failure;
       }
-      if (this.hashing) this.#hash.update(fresh);
+      if (this.hashing) this.#hash!.update(fresh);
       this.#offset += fresh.length;
       this.#syncs.wrote(fresh.length);
     });
@@ -618,7 +649,7 @@ export class IncomingFile {
       } catch (err) {
         throw describeWriteError(err, this.partPath);
       }
-      this.#hash = newSha256();
+      this.#hash = this.hashing ? newSha256() : null;
       this.#offset = 0;
       this.resumedSha256 = null;
     });
@@ -645,11 +676,11 @@ export class IncomingFile {
       if (expected === null && this.hashing) {
         throw new RangeError("no SHA-256 to check the file against");
       }
-      const digest = expected === null ? null : this.#hash.copy().digest("hex");
+      const digest = expected === null ? null : (this.#hash ?? newSha256()).copy().digest("hex");
       if (digest !== expected) {
         await file.truncate(0);
         await file.seek(0, Deno.SeekMode.Start);
-        this.#hash = newSha256();
+        this.#hash = this.hashing ? newSha256() : null;
         this.#offset = 0;
         throw new FileIoError(
           "corrupt",
@@ -738,6 +769,16 @@ export async function claimFreeName(dir: string, name: string): Promise<string> 
     }
   }
   throw new FileIoError("no_free_name", `no free name for ${name} in ${dir}`);
+}
+
+/** Creates the file at `path` exclusively; null when something (a file, a link) is there. */
+function createNewOrNull(path: string): Deno.FsFile | null {
+  try {
+    return Deno.openSync(path, { read: true, write: true, createNew: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return null;
+    throw err;
+  }
 }
 
 function lstatOrNull(path: string): Deno.FileInfo | null {

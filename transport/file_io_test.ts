@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { withTempDir } from "../tests/helpers/files.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { claimFreeName, FileIoError, FileSource, IncomingFile, sha256File } from "./file_io.ts";
+import {
+  claimFreeName,
+  FileIoError,
+  FileSource,
+  IncomingFile,
+  sha256File,
+  sha256Started,
+} from "./file_io.ts";
 
 const encoder = new TextEncoder();
 
@@ -129,6 +136,37 @@ Deno.test("IncomingFile: a .part file longer than announced starts over; a link 
   });
 });
 
+Deno.test("IncomingFile creates a new .part file exclusively, looking nothing up; an existing one is looked at", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = encoder.encode("0123456789");
+    const init = { dir, offeredName: "n.bin", size: bytes.length, sha256: sha(bytes) };
+    const lookups: string[] = [];
+    const { lstatSync, statSync } = Deno;
+    const fileStatSync = Deno.FsFile.prototype.statSync;
+    Deno.lstatSync = (path) => (lookups.push(`lstat ${path}`), lstatSync(path));
+    Deno.statSync = (path) => (lookups.push(`stat ${path}`), statSync(path));
+    Deno.FsFile.prototype.statSync = function (this: Deno.FsFile) {
+      lookups.push("fstat");
+      return fileStatSync.call(this);
+    };
+    try {
+      const first = await IncomingFile.open(init);
+      assert.deepEqual(lookups, [], "a new .part file: no lookup");
+      assert.equal(first.offset, 0);
+      await first.write(0, bytes.subarray(0, 4));
+      await first.close();
+      const second = await IncomingFile.open(init);
+      assert.ok(lookups.length >= 2, `an existing .part file is looked at: ${lookups}`);
+      assert.equal(second.offset, 4);
+      await second.write(4, bytes.subarray(4));
+      assert.equal(await Deno.readTextFile(await second.finish()), "0123456789");
+    } finally {
+      Object.assign(Deno, { lstatSync, statSync });
+      Deno.FsFile.prototype.statSync = fileStatSync;
+    }
+  });
+});
+
 Deno.test("claimFreeName takes the first free name and leaves existing files alone", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "r.pdf"), "1");
@@ -194,18 +232,22 @@ Deno.test("IncomingFile without hashing: the resumed prefix's SHA-256, no check 
       key: sha(bytes),
       hashing: false,
     };
+    const started = sha256Started();
     const first = await IncomingFile.open(init);
     assert.equal(first.resumedSha256, null, "nothing held yet");
     await first.write(0, bytes.subarray(0, 10));
     await first.close();
+    assert.equal(sha256Started(), started, "no SHA-256 without a resumed prefix");
     const second = await IncomingFile.open(init);
     assert.equal(second.offset, 10);
     assert.equal(second.resumedSha256, sha(bytes.subarray(0, 10)));
+    assert.equal(sha256Started(), started + 1, "one SHA-256, of the resumed prefix");
     await second.restart();
     assert.equal(second.resumedSha256, null);
     await second.write(0, bytes);
     const path = await second.finish(null);
     assert.equal(await Deno.readTextFile(path), "abcdefghijklmnopqrstuvwxyz");
+    assert.equal(sha256Started(), started + 1, "none after the restart");
   });
 });
 

@@ -96,8 +96,9 @@ try {
       const [port, path, to] = args;
       const client = await login(Number(port), "alice");
       const files = new FileTransfers(client, { onEvent: progress });
-      console.log(JSON.stringify({ ready: true }));
+      // Measuring starts before the ready line: its first reading is not the transfer's.
       startMeasuring();
+      console.log(JSON.stringify({ ready: true }));
       await files.send(to, path);
       finish({ path });
       break;
@@ -121,9 +122,10 @@ try {
       const [port, path] = args;
       const session = await connectPeer({ host: "127.0.0.1", port: Number(port), nick: "alice" });
       const files = new PeerFileTransfers(session, { onEvent: progress });
+      // Measuring starts before the ready line: its first reading is not the transfer's.
+      startMeasuring();
       console.log(JSON.stringify({ ready: true }));
       void follow(session, files);
-      startMeasuring();
       await files.send(path);
       await session.close();
       finish({ path });
