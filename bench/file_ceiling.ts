@@ -140,8 +140,7 @@ async function relayHop(path: string, port: number): Promise<Done> {
   await forwarding;
   up.close();
   down.close();
-  await syncs.settle();
-  await file.sync();
+  await syncs.syncFinally(file);
   return { sha256: null, backgroundSyncs: syncs.started };
 }
 

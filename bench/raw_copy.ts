@@ -27,7 +27,6 @@
 
 import { BackgroundSync } from "../transport/background_sync.ts";
 import { type ByteSink, type ByteSource, writeFull } from "../transport/file_io.ts";
-import { syncIfSupported } from "../transport/sync_file.ts";
 
 const PIECE = 256 * 1024;
 
@@ -68,8 +67,7 @@ async function receive(
   try {
     const bytes = await copy(conn, file, syncs === null ? undefined : (n) => syncs.wrote(n));
     if (syncs !== null) {
-      await syncs.settle();
-      await syncIfSupported(() => file.sync());
+      await syncs.syncFinally(file);
       return { bytes, backgroundSyncs: syncs.started };
     }
     return { bytes };

@@ -30,7 +30,6 @@ import { join } from "node:path";
 import { getLogger } from "@logtape/logtape";
 import { BACKGROUND_SYNC_BYTES, BackgroundSync } from "../transport/background_sync.ts";
 import { readFull, writeFull } from "../transport/file_io.ts";
-import { syncIfSupported } from "../transport/sync_file.ts";
 import { FreeSpace } from "./disk_space.ts";
 import type { FileBytes, FileBytesReader, FileBytesWriter } from "./file_bytes.ts";
 import { PRIVATE_FILE_MODE, tighten } from "./file_modes.ts";
@@ -342,9 +341,8 @@ export class DiskWriter implements FileBytesWriter {
   }
 
   async sync(): Promise<void> {
-    await this.#syncs.settle();
     // A failed sync rejects: the upload's last chunk is not acknowledged as stored.
-    await syncIfSupported(() => this.#file.sync());
+    await this.#syncs.syncFinally(this.#file);
   }
 
   close(): void {

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { isSyncUnsupported } from "./sync_file.ts";
+import { isSyncUnsupported, syncIfSupported } from "./sync_file.ts";
 
 /** Bytes written since the last sync started that start the next, by default. */
 export const BACKGROUND_SYNC_BYTES: number = 4 * 1024 * 1024;
@@ -35,8 +35,7 @@ export const BACKGROUND_SYNC_BYTES: number = 4 * 1024 * 1024;
  *   file.writeSync(piece);
  *   syncs.wrote(piece.length); // starts a sync once 4 MiB are written, and so on
  * }
- * await syncs.settle(); // the one under way ends; its handle is closed
- * await file.sync(); // the last bytes
+ * await syncs.syncFinally(file); // the last bytes, beside the one under way
  * ```
  */
 export class BackgroundSync {
@@ -65,6 +64,11 @@ export class BackgroundSync {
   /** Syncs started so far. */
   get started(): number {
     return this.#started;
+  }
+
+  /** Whether a sync runs in the background now. */
+  get running(): boolean {
+    return this.#syncing !== null;
   }
 
   /**
@@ -121,6 +125,23 @@ export class BackgroundSync {
     const failure = this.#failure;
     this.#failure = null;
     if (failure !== null) throw failure;
+  }
+
+  /**
+   * Makes the file durable: the final sync through `file` (the writing handle; a file
+   * system that does not sync is not an error, {@linkcode syncIfSupported}) starts at
+   * once, beside the background sync under way rather than after it, so the disk gets
+   * the last bytes while it finishes the earlier ones (a sync returns once every byte
+   * written before it is stored, whoever started their writeback); then as
+   * {@linkcode settle}. Rejects with the final sync's failure, else a background one's.
+   */
+  async syncFinally(file: Deno.FsFile): Promise<void> {
+    const [settled, synced] = await Promise.allSettled([
+      this.settle(),
+      syncIfSupported(() => file.sync()),
+    ]);
+    if (synced.status === "rejected") throw synced.reason;
+    if (settled.status === "rejected") throw settled.reason;
   }
 
   /**

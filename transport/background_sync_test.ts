@@ -77,3 +77,34 @@ Deno.test("BackgroundSync: a sync that ends starts the next at once when enough 
     await syncs.close();
   });
 });
+
+Deno.test("BackgroundSync.syncFinally starts the final sync beside the one under way, and reports a failure of either", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "big.part");
+    using file = await Deno.open(path, { write: true, create: true });
+    const syncs = new BackgroundSync(path, 64 * 1024);
+    file.writeSync(new Uint8Array(64 * 1024));
+    syncs.wrote(64 * 1024);
+    assert.equal(syncs.running, true);
+    // The writing handle's sync, as syncFinally calls it: is the background one still on?
+    let beside: boolean | null = null;
+    const writing = {
+      sync: () => {
+        beside = syncs.running;
+        return file.sync();
+      },
+    } as unknown as Deno.FsFile;
+    await syncs.syncFinally(writing);
+    assert.equal(beside, true, "the final sync started while the background one ran");
+    assert.equal(syncs.running, false);
+    // A final sync that fails rejects with its error; one the file system does not do
+    // (EINVAL and the like) is not an error.
+    const failing = (code: string) =>
+      ({
+        sync: () => Promise.reject(Object.assign(new Error(code), { code })),
+      }) as unknown as Deno.FsFile;
+    await assert.rejects(syncs.syncFinally(failing("EIO")), /EIO/);
+    await syncs.syncFinally(failing("EINVAL"));
+    await syncs.close();
+  });
+});

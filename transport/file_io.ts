@@ -21,7 +21,6 @@ import {
 } from "../protocol/file_names.ts";
 import { encodedSize } from "../protocol/json_size.ts";
 import { BACKGROUND_SYNC_BYTES, BackgroundSync } from "./background_sync.ts";
-import { syncIfSupported } from "./sync_file.ts";
 
 /** Bytes read from disk at a time while hashing. */
 const HASH_BUFFER_BYTES = 256 * 1024;
@@ -688,8 +687,7 @@ export class IncomingFile {
         );
       }
       try {
-        await this.#syncs.settle();
-        await syncIfSupported(() => file.sync());
+        await this.#syncs.syncFinally(file);
       } catch (err) {
         // The bytes may not be on the disk: the file is not saved (the .part stays).
         throw describeWriteError(err, this.partPath);
