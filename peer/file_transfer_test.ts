@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { withTempDir } from "../tests/helpers/files.ts";
+import { withTempDir, writePartFile } from "../tests/helpers/files.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { partFileName, safeFileName } from "../protocol/file_names.ts";
+import { partFileName } from "../protocol/file_names.ts";
 import { FileSource } from "../transport/file_io.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
 import {
@@ -363,26 +363,12 @@ Deno.test("peer files: the sender queues at most QUEUE_BYTES ahead of the connec
   });
 });
 
-/** Writes `bytes` as bob's `.part` file of `path` (named by alice's resume key). */
-async function partOf(dir: string, path: string, bytes: Uint8Array): Promise<string> {
-  const source = await FileSource.openToStream(path);
-  try {
-    const dl = join(dir, "dl");
-    await Deno.mkdir(dl, { recursive: true });
-    const part = join(dl, partFileName(safeFileName(source.name), await source.resumeKey()));
-    await Deno.writeFile(part, bytes);
-    return part;
-  } finally {
-    source.close();
-  }
-}
-
 Deno.test("peer files: a complete .part from an earlier session: the sender compares its hash, sends only the end", async () => {
   await withTempDir(async (dir) => {
     const bytes = new Uint8Array(2 * 1024 * 1024 + 9).map((_, i) => (i * 3) & 0xff);
     const path = join(dir, "whole.bin");
     await Deno.writeFile(path, bytes);
-    await partOf(dir, path, bytes);
+    await writePartFile(join(dir, "dl"), path, bytes);
     const { alice, bob, aliceSession, bobSession, aliceEvents } = wired(dir, 0);
     const sending = alice.send(path);
     const saved = await bob.accept((await until(() => bob.offers[0], "the offer")).file);
@@ -408,7 +394,7 @@ Deno.test("peer files: a .part of other bytes under the same name: the sender's 
     // The first MiB on bob's side differs (the file changed since, in its middle).
     const stale = bytes.slice(0, 1024 * 1024);
     stale[1000] ^= 0xff;
-    await partOf(dir, path, stale);
+    await writePartFile(join(dir, "dl"), path, stale);
     const { alice, bob, aliceSession, bobSession } = wired(dir);
     const sending = alice.send(path);
     const saved = await bob.accept((await until(() => bob.offers[0], "the offer")).file);
@@ -437,7 +423,7 @@ Deno.test("peer files: a restart empties the .part and accepts from 0 without a 
     const bytes = new Uint8Array(300_000).map((_, i) => (i * 17) & 0xff);
     const path = join(dir, "held.bin");
     await Deno.writeFile(path, bytes);
-    const part = await partOf(dir, path, bytes.subarray(0, 100_000));
+    const part = await writePartFile(join(dir, "dl"), path, bytes.subarray(0, 100_000));
     const source = await FileSource.openToStream(path);
     const key = await source.resumeKey();
     source.close();
@@ -554,7 +540,7 @@ Deno.test("peer files: data right after the offer waits for the .part being open
     const path = join(dir, "resumed.bin");
     await Deno.writeFile(path, bytes);
     const held = 2 * 1024 * 1024 + 100;
-    await partOf(dir, path, bytes.subarray(0, held));
+    await writePartFile(join(dir, "dl"), path, bytes.subarray(0, held));
     const source = await FileSource.openToStream(path);
     const key = await source.resumeKey();
     source.close();

@@ -8,7 +8,6 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { partFileName, safeFileName } from "../protocol/file_names.ts";
 import { connectPeer } from "../peer/connect.ts";
 import {
   CHUNK_BYTES,
@@ -20,10 +19,10 @@ import {
 } from "../peer/file_transfer.ts";
 import type { PeerFileMessage } from "../peer/messages.ts";
 import type { PeerSession } from "../peer/session.ts";
-import { FileSource } from "../transport/file_io.ts";
 import type { FileTransferEvent } from "../transport/file_transfer_events.ts";
+import { until } from "./helpers/harness.ts";
 import { listening } from "./helpers/peer_listener.ts";
-import { sha256Of, withTempDir, writeRandomFile } from "./helpers/files.ts";
+import { sha256Of, withTempDir, writePartFile, writeRandomFile } from "./helpers/files.ts";
 
 /**
  * `session` for file transfers, with its file messages but the policy held (in order)
@@ -62,16 +61,6 @@ type Log = string[];
 
 function describe(message: PeerFileMessage): string {
   return message.type === "peer_file_end" && message.early ? "peer_file_end early" : message.type;
-}
-
-async function until<T>(find: () => T | undefined, what: string): Promise<T> {
-  const deadline = Date.now() + 5000;
-  while (true) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /**
@@ -165,19 +154,6 @@ async function withPeers(
   }
 }
 
-/** Bob's `.part` file of `path` in `dl`, holding `bytes`. */
-async function partOf(dl: string, path: string, bytes: Uint8Array): Promise<string> {
-  const source = await FileSource.openToStream(path);
-  try {
-    await Deno.mkdir(dl, { recursive: true });
-    const part = join(dl, partFileName(safeFileName(source.name), await source.resumeKey()));
-    await Deno.writeFile(part, bytes);
-    return part;
-  } finally {
-    source.close();
-  }
-}
-
 Deno.test("peer files: an auto-accepting receiver saves a file streamed before its accept reached the sender", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "early.bin");
@@ -236,7 +212,7 @@ Deno.test("peer files: a resume under the early stream: held bytes skipped, the 
     const bytes = await Deno.readFile(path);
     const dl = join(dir, "dl");
     const held = CHUNK_BYTES + 100;
-    await partOf(dl, path, bytes.subarray(0, held));
+    await writePartFile(dl, path, bytes.subarray(0, held));
     await withPeers(true, { acceptDir: dl }, async (p) => {
       const sending = p.aliceFiles.send(path);
       sending.catch(() => {}); // awaited below; a failure before that is the test's
@@ -263,7 +239,7 @@ Deno.test("peer files: a .part of other bytes under the early stream: not saved 
     const stale = (await Deno.readFile(path)).slice(0, 2 * CHUNK_BYTES + 7);
     stale[1000] ^= 0xff;
     const dl = join(dir, "dl");
-    await partOf(dl, path, stale);
+    await writePartFile(dl, path, stale);
     await withPeers(true, { acceptDir: dl }, async (p) => {
       const sending = p.aliceFiles.send(path);
       sending.catch(() => {}); // awaited below; a failure before that is the test's

@@ -6,6 +6,9 @@
  */
 
 import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { partFileName, safeFileName } from "../../protocol/file_names.ts";
+import { FileSource } from "../../transport/file_io.ts";
 
 const PIECE = 1024 * 1024;
 
@@ -76,5 +79,21 @@ export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<v
     await fn(dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * Writes `bytes` as the `.part` file a receiver saving into `dl` holds of the file at
+ * `path` (named by its resume key, as a peer or relay receiver names it); returns its path.
+ */
+export async function writePartFile(dl: string, path: string, bytes: Uint8Array): Promise<string> {
+  const source = await FileSource.openToStream(path);
+  try {
+    await Deno.mkdir(dl, { recursive: true });
+    const part = join(dl, partFileName(safeFileName(source.name), await source.resumeKey()));
+    await Deno.writeFile(part, bytes);
+    return part;
+  } finally {
+    source.close();
   }
 }
