@@ -63,6 +63,38 @@ function describe(message: PeerFileMessage): string {
   return message.type === "peer_file_end" && message.early ? "peer_file_end early" : message.type;
 }
 
+/** What {@linkcode withPeers} gives its test. */
+interface Peers {
+  aliceFiles: PeerFileTransfers;
+  bobFiles: PeerFileTransfers;
+  bobAnswers: ReturnType<typeof answersHeld> | null;
+  aliceEvents: FileTransferEvent[];
+  bobEvents: FileTransferEvent[];
+  /** What bob received and sent, in order. */
+  bobLog: Log;
+  /** Bytes of file data bob received. */
+  bobData: () => number;
+  alice: PeerSession;
+}
+
+/**
+ * Alice sends `path` to bob, whose answers are held: the whole file and an early end
+ * reach him, and he does not save it on that end (`unsaved` says why); his answers let
+ * go, the file is saved with the SHA-256 `sha`.
+ */
+async function savedOnceReleased(p: Peers, path: string, sha: string, unsaved: string) {
+  const sending = p.aliceFiles.send(path);
+  sending.catch(() => {}); // awaited below; a failure before that is the test's
+  await until(() => p.bobLog.includes("got peer_file_end early") || undefined, "early end");
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(!p.bobEvents.some((e) => e.type === "file_saved"), unsaved);
+  p.bobAnswers!.release();
+  await sending;
+  const saved = await until(() => p.bobEvents.find((e) => e.type === "file_saved"), "saved");
+  assert.ok(saved.type === "file_saved");
+  assert.equal(await sha256Of(saved.path), sha);
+}
+
 /**
  * Alice and bob over loopback; bob's file messages held when `hold`, his transfers made
  * with `bobOptions`. Runs `fn`, then ends both sides.
@@ -70,18 +102,7 @@ function describe(message: PeerFileMessage): string {
 async function withPeers(
   hold: boolean,
   bobOptions: Omit<PeerFileTransfersOptions, "onEvent">,
-  fn: (peers: {
-    aliceFiles: PeerFileTransfers;
-    bobFiles: PeerFileTransfers;
-    bobAnswers: ReturnType<typeof answersHeld> | null;
-    aliceEvents: FileTransferEvent[];
-    bobEvents: FileTransferEvent[];
-    /** What bob received and sent, in order. */
-    bobLog: Log;
-    /** Bytes of file data bob received. */
-    bobData: () => number;
-    alice: PeerSession;
-  }) => Promise<void>,
+  fn: (peers: Peers) => Promise<void>,
 ): Promise<void> {
   const bobListening = await listening("bob");
   const alice = await connectPeer({ host: "127.0.0.1", port: bobListening.port, nick: "alice" });
@@ -214,17 +235,8 @@ Deno.test("peer files: a resume under the early stream: held bytes skipped, the 
     const held = CHUNK_BYTES + 100;
     await writePartFile(dl, path, bytes.subarray(0, held));
     await withPeers(true, { acceptDir: dl }, async (p) => {
-      const sending = p.aliceFiles.send(path);
-      sending.catch(() => {}); // awaited below; a failure before that is the test's
       // The whole file and an early end arrive while bob's accept (from `held`) waits.
-      await until(() => p.bobLog.includes("got peer_file_end early") || undefined, "early end");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.ok(!p.bobEvents.some((e) => e.type === "file_saved"), "not saved on the early end");
-      p.bobAnswers!.release();
-      await sending;
-      const saved = await until(() => p.bobEvents.find((e) => e.type === "file_saved"), "saved");
-      assert.ok(saved.type === "file_saved");
-      assert.equal(await sha256Of(saved.path), sha);
+      await savedOnceReleased(p, path, sha, "not saved on the early end");
       assert.ok(p.bobLog.includes("got peer_file_end"), "the end after the prefix check");
       assert.ok(!p.bobLog.includes("got peer_file_restart"));
     });
@@ -241,16 +253,7 @@ Deno.test("peer files: a .part of other bytes under the early stream: not saved 
     const dl = join(dir, "dl");
     await writePartFile(dl, path, stale);
     await withPeers(true, { acceptDir: dl }, async (p) => {
-      const sending = p.aliceFiles.send(path);
-      sending.catch(() => {}); // awaited below; a failure before that is the test's
-      await until(() => p.bobLog.includes("got peer_file_end early") || undefined, "early end");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.ok(!p.bobEvents.some((e) => e.type === "file_saved"), "stale prefix not saved");
-      p.bobAnswers!.release();
-      await sending;
-      const saved = await until(() => p.bobEvents.find((e) => e.type === "file_saved"), "saved");
-      assert.ok(saved.type === "file_saved");
-      assert.equal(await sha256Of(saved.path), sha);
+      await savedOnceReleased(p, path, sha, "stale prefix not saved");
       const restart = p.bobLog.indexOf("got peer_file_restart");
       assert.ok(restart > 0, p.bobLog.join(", "));
       assert.ok(p.bobLog.indexOf("sent peer_file_accept", restart) > restart, "accepted from 0");
