@@ -16,6 +16,7 @@
  */
 
 import { z } from "zod";
+import { isFileBytes, isSha256Hex } from "../protocol/field_checks.ts";
 import { MAX_OFFERED_NAME_LENGTH } from "../protocol/file_names.ts";
 import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
@@ -177,21 +178,6 @@ export type PeerFileMessage = Extract<PeerMessage, { type: `peer_file_${string}`
 /** A file number as `fileNumber` checks it: a safe integer above 0. */
 function isFileNumber(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0;
-}
-
-/** A byte count or offset as `fileBytes` checks it: a safe integer of 0 or more. */
-function isFileBytes(value: unknown): value is number {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
-}
-
-/** Whether `value` is a SHA-256 digest as `sha256Hex` checks it: 64 lowercase hex digits. */
-function isSha256Hex(value: unknown): value is string {
-  if (typeof value !== "string" || value.length !== 64) return false;
-  for (let i = 0; i < 64; i++) {
-    const c = value.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
-  }
-  return true;
 }
 
 /** Whether `value` is an offered file name as the offer's schema checks it. */

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { isFileBytes, isSha256Hex } from "./field_checks.ts";
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
 import { LARGE_FILE_CHUNK_BYTES, MIN_FILE_DATA_FRAME_BYTES } from "./file_chunks.ts";
@@ -408,14 +409,6 @@ function isFileId(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) > 0;
 }
 
-/** Whether `value` is a byte count or offset as `fileBytes` takes it: a safe integer ≥ 0. */
-function isFileBytes(value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) >= 0;
-}
-
-/** A SHA-256 digest in lowercase hex, as `sha256Hex` takes it. */
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-
 /**
  * Fast checks of the hot client messages (`say`, `dm`; a file's `file_chunk` and
  * `file_read`, one per 128 KiB and per 1 MiB of it), equal to their schemas
@@ -434,9 +427,7 @@ export const fastClientParsers: Record<string, FastParser> = {
     const { id, file, offset, sha256 } = header;
     if (!isText(id, 1, REQUEST_ID_MAX) || !isFileId(file) || !isFileBytes(offset)) return null;
     if (!Object.hasOwn(header, "sha256")) return { type: "file_chunk", id, file, offset };
-    return typeof sha256 === "string" && SHA256_HEX.test(sha256)
-      ? { type: "file_chunk", id, file, offset, sha256 }
-      : null;
+    return isSha256Hex(sha256) ? { type: "file_chunk", id, file, offset, sha256 } : null;
   },
   file_read: (header) => {
     const { id, file, offset, length, frame } = header;
