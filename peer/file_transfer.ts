@@ -91,6 +91,13 @@ export const WINDOW_BYTES: number = 8 * 1024 * 1024;
  * run empty at the end of each batch while the next chunk was read.
  */
 export const QUEUE_BYTES: number = 2 * 1024 * 1024;
+/**
+ * Most files a receiver holds offered, being opened or being received from the other
+ * side at once: an offer past it is declined at once. Each holds an entry, and accepted
+ * (`--accept-files` accepts every offer) an open `.part` file: without a bound a peer's
+ * stream of offers would take the receiver's memory and file handles.
+ */
+export const MAX_FILES_AT_ONCE: number = 64;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */
 export const MAX_PENDING_WRITE_BYTES: number = 1024 * 1024;
 /**
@@ -688,6 +695,19 @@ export class PeerFileTransfers {
       log.warn("{nick} offered file {fid} twice", {
         nick: this.#session.remoteNick,
         fid: message.fid,
+      });
+      return;
+    }
+    if (this.#offers.size + this.#opening.size + this.#incoming.size >= MAX_FILES_AT_ONCE) {
+      log.warn("{nick} offered more than {max} files at once: file {fid} declined", {
+        nick: this.#session.remoteNick,
+        max: MAX_FILES_AT_ONCE,
+        fid: message.fid,
+      });
+      this.#trySend({
+        type: "peer_file_decline",
+        fid: message.fid,
+        reason: `too many files at once (at most ${MAX_FILES_AT_ONCE} offered or coming)`,
       });
       return;
     }

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { connectPeer } from "../peer/connect.ts";
 import {
   CHUNK_BYTES,
+  MAX_FILES_AT_ONCE,
   PeerFileError,
   type PeerFileSession,
   PeerFileTransfers,
@@ -283,6 +284,31 @@ Deno.test("peer files: a receiver that cannot write declines; the stream that fo
       assert.ok(p.bobData() < WINDOW_BYTES + CHUNK_BYTES, `${p.bobData()} bytes dropped`);
       assert.ok(!p.bobEvents.some((e) => e.type === "file_receiving"));
       assert.ok(!p.alice.closed, "the session goes on");
+    });
+  });
+});
+
+Deno.test("peer files: offers past MAX_FILES_AT_ONCE are declined at once, with a reason; the others are accepted", async () => {
+  await withTempDir(async (dir) => {
+    await withPeers(false, { acceptDir: join(dir, "dl") }, async (p) => {
+      const extra = 3;
+      // Offers straight on the session, as a peer of its own making would send them.
+      for (let fid = 1; fid <= MAX_FILES_AT_ONCE + extra; fid++) {
+        p.alice.sendFileMessage({
+          type: "peer_file_offer",
+          fid,
+          name: `f${fid}.bin`,
+          size: 10,
+          key: "0123456789abcdef".repeat(4),
+        });
+      }
+      const sent = (what: string) => p.bobLog.filter((entry) => entry === `sent ${what}`).length;
+      await until(() => sent("peer_file_accept") === MAX_FILES_AT_ONCE || undefined, "accepts");
+      await until(() => sent("peer_file_decline") === extra || undefined, "declines");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(sent("peer_file_accept"), MAX_FILES_AT_ONCE);
+      assert.equal(sent("peer_file_decline"), extra);
+      assert.equal(p.bobEvents.filter((e) => e.type === "file_offered").length, MAX_FILES_AT_ONCE);
     });
   });
 });
