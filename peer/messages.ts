@@ -16,7 +16,12 @@
  */
 
 import { z } from "zod";
-import { isFileBytes, isSha256Hex } from "../protocol/field_checks.ts";
+import {
+  fileBytesSchema as fileBytes,
+  isFileBytes,
+  isSha256Hex,
+  sha256HexSchema as sha256Hex,
+} from "../protocol/field_checks.ts";
 import { MAX_OFFERED_NAME_LENGTH } from "../protocol/file_names.ts";
 import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
@@ -46,10 +51,6 @@ export const PEER_PAKE = "cpace-ristretto255-sha512";
 
 /** A file's number in a session, chosen by its sender. */
 const fileNumber = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-/** A byte count or offset in a file. */
-const fileBytes = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-/** A SHA-256 digest in lowercase hex. */
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest in lowercase hex");
 
 /** A 32-byte value in unpadded base64url (43 characters). */
 const bytes32 = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "expected 32 bytes in base64url");

@@ -13,7 +13,12 @@
  * @module
  */
 
-import { isFileBytes, isSha256Hex } from "./field_checks.ts";
+import {
+  fileBytesSchema as fileBytes,
+  isFileBytes,
+  isSha256Hex,
+  sha256HexSchema as sha256Hex,
+} from "./field_checks.ts";
 import { z } from "zod";
 import { ProtocolError } from "./errors.ts";
 import { LARGE_FILE_CHUNK_BYTES, MIN_FILE_DATA_FRAME_BYTES } from "./file_chunks.ts";
@@ -41,10 +46,6 @@ const sessionToken = z.string().min(1).max(128);
 
 /** A file transfer's id, given by the server (shown to people as `#12`). */
 const fileId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-/** A byte count or offset in a file. */
-const fileBytes = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-/** A SHA-256 digest in lowercase hex. */
-const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "expected a SHA-256 digest in lowercase hex");
 /** A file name as offered (unsafe: receivers make it safe with `safeFileName`). */
 const offeredName = z.string().min(1).max(MAX_OFFERED_NAME_LENGTH);
 /** Most bytes one `file_read` may ask for. */
