@@ -597,6 +597,45 @@ Deno.test("peer files: data right after the offer is dropped while a resume's pr
   });
 });
 
+Deno.test("peer files: closing while a resume's prefix is hashed: no accept, the .part kept, close resolves", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(256 * 1024).map((_, i) => (i * 13) & 0xff);
+    const path = join(dir, "held.bin");
+    await Deno.writeFile(path, bytes);
+    const part = await writePartFile(join(dir, "dl"), path, bytes.subarray(0, 1000));
+    const source = await FileSource.openToStream(path);
+    const key = await source.resumeKey();
+    source.close();
+    const session = new FakeSession("alice");
+    const events: FileTransferEvent[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    let gated = 0;
+    const bob = new PeerFileTransfers(session, {
+      acceptDir: join(dir, "dl"),
+      onEvent: (e) => events.push(e),
+      resumeGate: () => {
+        gated++;
+        return released;
+      },
+    });
+    await bob.handle({
+      message: { type: "peer_file_offer", fid: 1, name: "held.bin", size: bytes.length, key },
+      body: new Uint8Array(),
+    });
+    await until(() => gated === 1 || undefined, "the prefix hashed, its accept held");
+    const closing = bob.close();
+    const failed = await until(() => events.find((e) => e.type === "file_failed"), "stopped");
+    assert.ok(failed.type === "file_failed" && failed.code === "closed", JSON.stringify(failed));
+    assert.ok(bob.busy, "counted until its hashing ends");
+    release();
+    await closing;
+    assert.ok(!bob.busy);
+    assert.deepEqual(session.sent.filter((s) => s.message.type === "peer_file_accept"), []);
+    assert.deepEqual(await Deno.readFile(part), bytes.subarray(0, 1000));
+  });
+});
+
 Deno.test("peer files: an early end saves a file accepted from 0; data for files never offered or declined is dropped", async () => {
   await withTempDir(async (dir) => {
     const session = new FakeSession("mallory");
