@@ -17,14 +17,19 @@
  * - A receiver that accepts every offer (`acceptDir`, `--accept-files`) says so once,
  *   first thing (`peer_file_policy`): a sender that has heard it streams each file from
  *   byte 0 right after its offer, within its window, instead of waiting a round trip for
- *   the accept (peer protocol version 6). The receiver handles the file's next message
- *   once its `.part` file is open (the session's reader waits: nothing queues), so no
- *   data is dropped as unknown while the open is under way. The accept still comes:
- *   from 0, the stream runs on; from further (a resume), the receiver has skipped the
- *   bytes it holds, and the sender stops, checks the prefix and goes on from there (or
- *   restarts it); a decline drops what follows and stops the sender (at most a window
- *   sent for nothing). An end sent before the accept is marked `early`: only a receiver
- *   that accepted from 0 saves on it.
+ *   the accept (peer protocol version 6). A new `.part` file is opened (created
+ *   exclusively) synchronously on the offer, so the file's next message finds it: the
+ *   stream is written as it comes. A `.part` file that holds bytes (a resume) has them
+ *   hashed first, which takes a while for a large one (~0.7 s per GB): the session reads
+ *   on meanwhile (texts and other files never wait behind it), dropping that file's
+ *   messages (of no use: the sender sends again from the offset accepted) but for an
+ *   abort, which stops it (no accept follows, the `.part` file stays); the rest of that
+ *   stream, past the gap, is dropped after the accept too, until data joins up. The
+ *   accept still comes: from 0, the stream runs on; from further (a resume), the sender
+ *   stops, checks the prefix and goes on from there (or restarts it); a decline drops
+ *   what follows and stops the sender (at most a window sent for nothing). An end sent
+ *   before the accept is marked `early`: only a receiver that accepted from 0 saves on
+ *   it.
  * - Integrity is the session's (peer protocol version 5 on): every record is authenticated
  *   by ChaCha20-Poly1305 under a counter nonce, so a byte modified, dropped, replayed or
  *   reordered on the way ends the session before it is written, and data frames must
@@ -92,8 +97,8 @@ export const WINDOW_BYTES: number = 8 * 1024 * 1024;
  */
 export const QUEUE_BYTES: number = 2 * 1024 * 1024;
 /**
- * Most files a receiver holds offered, being opened or being received from the other
- * side at once: an offer past it is declined at once. Each holds an entry, and accepted
+ * Most files a receiver holds offered, being opened (a resume's bytes hashed) or being
+ * received from the other side at once: an offer past it is declined at once. Each holds an entry, and accepted
  * (`--accept-files` accepts every offer) an open `.part` file: without a bound a peer's
  * stream of offers would take the receiver's memory and file handles.
  */
@@ -126,6 +131,11 @@ export interface PeerFileTransfersOptions {
   acceptDir?: string;
   /** Milliseconds between two progress events of a transfer. Default 250. */
   progressIntervalMs?: number;
+  /**
+   * Awaited once the bytes of a resumed `.part` file are hashed, before its accept goes
+   * out: a test holds a resume there as a long hashing would. None by default.
+   */
+  resumeGate?: (fid: number) => Promise<void>;
 }
 
 /**
@@ -174,6 +184,12 @@ interface Incoming {
   restarted: boolean;
   /** Accepted from further than 0 (a resume): an `early` end is not the sender's last word. */
   readonly resumed: boolean;
+  /**
+   * A resume whose first data may be missing (dropped while its prefix was hashed): data
+   * past what is written is the rest of the stream sent before the accept, dropped too,
+   * until data joins up (the sender's answer to the accept, or that stream itself).
+   */
+  joining: boolean;
   /** Bytes received and not yet written. */
   pendingBytes: number;
   /** The write of the latest chunk received (writes run in order). */
@@ -185,6 +201,14 @@ interface Incoming {
   meter: ProgressMeter;
   resolve: (path: string) => void;
   reject: (err: PeerFileError) => void;
+}
+
+/** A resumed `.part` file whose bytes are being hashed, before its accept. */
+interface Opening {
+  /** Stopped meanwhile (an abort, a decline, the end): no accept follows. */
+  stopped: boolean;
+  /** Stops it and settles its transfer with `err`. */
+  stop: (err: PeerFileError) => void;
 }
 
 /**
@@ -209,8 +233,11 @@ export class PeerFileTransfers {
   /** The resume key of each offer (it names the `.part` file). */
   readonly #offerKeys = new Map<number, string>();
   readonly #incoming = new Map<number, Incoming>();
-  /** The `.part` files being opened, by offer (the next messages of the file wait). */
-  readonly #opening = new Map<number, Promise<void>>();
+  /**
+   * The resumed `.part` files whose bytes are being hashed, by offer: each counts as a file
+   * coming; its messages meanwhile are dropped (an abort stops it).
+   */
+  readonly #opening = new Map<number, Opening>();
   readonly #pending = new Set<Promise<unknown>>();
   #nextFid = 1;
   #closed = false;
@@ -242,7 +269,7 @@ export class PeerFileTransfers {
 
   /** Whether any transfer is running or waiting for an answer. */
   get busy(): boolean {
-    return this.#outgoing.size > 0 || this.#incoming.size > 0;
+    return this.#outgoing.size > 0 || this.#opening.size > 0 || this.#incoming.size > 0;
   }
 
   /**
@@ -354,7 +381,9 @@ export class PeerFileTransfers {
       return Promise.reject(
         new PeerFileError(
           "no_file",
-          this.#incoming.has(fid) ? `file ${fid} is already being received` : `no offer ${fid}`,
+          this.#incoming.has(fid) || this.#opening.has(fid)
+            ? `file ${fid} is already being received`
+            : `no offer ${fid}`,
         ),
       );
     }
@@ -367,8 +396,18 @@ export class PeerFileTransfers {
       resolve = ok;
       reject = fail;
     });
-    const start = (async () => {
-      const file = await IncomingFile.open({
+    let file: IncomingFile | null = null;
+    const tracked = done.catch(async (err) => {
+      this.#incoming.delete(fid);
+      this.#trySend({ type: "peer_file_decline", fid, reason: toFileError(err).message });
+      // The `.part` file stays for a later resume (closed once a hashing under way ends).
+      await file?.close().catch(() => {});
+      this.#failed(fid, "receive", offer.name, toFileError(err), offer.from);
+      throw err;
+    }).finally(() => this.#incoming.delete(fid));
+    this.#track(tracked);
+    try {
+      file = IncomingFile.openNow({
         dir,
         offeredName: offer.name,
         size: offer.size,
@@ -376,26 +415,71 @@ export class PeerFileTransfers {
         key,
         hashing: false,
       });
-      const incoming: Incoming = {
-        fid,
-        offer,
-        file,
-        ended: false,
-        lastAck: file.offset,
-        restarted: false,
-        resumed: file.offset > 0,
-        pendingBytes: 0,
-        lastWrite: Promise.resolve(),
-        finishing: false,
-        failed: false,
-        meter: this.#events.meter(offer.size, file.offset),
-        resolve,
-        reject: (err) => {
-          incoming.failed = true;
-          reject(err);
-        },
-      };
-      this.#incoming.set(fid, incoming);
+    } catch (err) {
+      reject(toFileError(err));
+      return tracked;
+    }
+    if (!file.resuming) {
+      // A new `.part` file, opened synchronously: the file's next message (data streamed
+      // before the accept) finds it.
+      this.#receive(fid, offer, file, resolve, reject);
+      return tracked;
+    }
+    // A resume: its bytes are hashed while the session reads on. What the sender streams
+    // meanwhile is dropped (it sends again from the offset accepted).
+    const opened = file;
+    const opening: Opening = {
+      stopped: false,
+      stop: (err) => {
+        opening.stopped = true;
+        reject(err);
+      },
+    };
+    this.#opening.set(fid, opening);
+    const hashed = (async () => {
+      await opened.resume();
+      await this.#options.resumeGate?.(fid);
+    })().then(
+      () => {
+        if (!opening.stopped) this.#receive(fid, offer, opened, resolve, reject);
+      },
+      (err) => opening.stop(toFileError(err)),
+    ).finally(() => this.#opening.delete(fid));
+    this.#track(hashed);
+    return tracked;
+  }
+
+  /** Receives offer `fid` into `file`, open (and its bytes hashed): accepts it. */
+  #receive(
+    fid: number,
+    offer: FileOfferedEvent,
+    file: IncomingFile,
+    resolve: (path: string) => void,
+    reject: (err: PeerFileError) => void,
+  ): void {
+    const resumed = file.offset > 0;
+    const incoming: Incoming = {
+      fid,
+      offer,
+      file,
+      ended: false,
+      lastAck: file.offset,
+      restarted: false,
+      resumed,
+      joining: resumed,
+      pendingBytes: 0,
+      lastWrite: Promise.resolve(),
+      finishing: false,
+      failed: false,
+      meter: this.#events.meter(offer.size, file.offset),
+      resolve,
+      reject: (err) => {
+        incoming.failed = true;
+        reject(err);
+      },
+    };
+    this.#incoming.set(fid, incoming);
+    try {
       this.#events.emit({
         type: "file_receiving",
         file: fid,
@@ -407,20 +491,9 @@ export class PeerFileTransfers {
       });
       // Even a complete `.part` file waits for the end: the sender compares the prefix.
       this.#sendAccept(incoming);
-    })().catch((err) => reject(toFileError(err)));
-    // The file's next messages (data streamed before the accept) wait for the open.
-    this.#opening.set(fid, start);
-    start.finally(() => this.#opening.delete(fid));
-    const tracked = done.catch(async (err) => {
-      const incoming = this.#incoming.get(fid);
-      this.#incoming.delete(fid);
-      this.#trySend({ type: "peer_file_decline", fid, reason: toFileError(err).message });
-      await incoming?.file.close().catch(() => {});
-      this.#failed(fid, "receive", offer.name, toFileError(err), offer.from);
-      throw err;
-    }).finally(() => this.#incoming.delete(fid));
-    this.#track(tracked);
-    return tracked;
+    } catch (err) {
+      incoming.reject(toFileError(err));
+    }
   }
 
   /** Declines offer `fid`, or gives up receiving it. */
@@ -429,11 +502,14 @@ export class PeerFileTransfers {
     const offered = this.#offers.delete(fid);
     this.#offerKeys.delete(fid);
     const incoming = this.#incoming.get(fid);
-    if (!offered && incoming === undefined) {
+    const opening = this.#opening.get(fid);
+    if (!offered && incoming === undefined && opening === undefined) {
       throw new PeerFileError("no_file", `no offer ${fid}`);
     }
     this.#trySend({ type: "peer_file_decline", fid, reason });
-    incoming?.reject(new PeerFileError("cancelled", "given up here"));
+    const error = new PeerFileError("cancelled", "given up here");
+    incoming?.reject(error);
+    opening?.stop(error);
   }
 
   /** Resolves when no transfer runs (the end of a script waits for it). */
@@ -451,6 +527,7 @@ export class PeerFileTransfers {
     const error = new PeerFileError("closed", reason);
     for (const outgoing of this.#outgoing.values()) outgoing.reject(error);
     for (const incoming of this.#incoming.values()) incoming.reject(error);
+    for (const opening of this.#opening.values()) opening.stop(error);
     this.#offers.clear();
     this.#offerKeys.clear();
     await this.idle();
@@ -469,9 +546,13 @@ export class PeerFileTransfers {
         case "peer_file_end":
         case "peer_file_restart":
         case "peer_file_abort": {
-          // Sent right after the offer, before the accept: the `.part` is being opened.
+          // Sent right after the offer, before the accept, while the bytes of a resumed
+          // `.part` file are hashed: of no use (the sender sends again from the offset
+          // accepted), but an abort stops it. The session reads on meanwhile.
           const opening = this.#opening.get(message.fid);
-          if (opening !== undefined) await opening;
+          if (opening === undefined) break;
+          if (message.type === "peer_file_abort") opening.stop(this.#aborted(message.reason));
+          return;
         }
       }
       switch (message.type) {
@@ -503,13 +584,7 @@ export class PeerFileTransfers {
         case "peer_file_abort": {
           this.#offers.delete(message.fid);
           this.#offerKeys.delete(message.fid);
-          const incoming = this.#incoming.get(message.fid);
-          incoming?.reject(
-            new PeerFileError(
-              "cancelled",
-              `${this.#session.remoteNick} stopped: ${message.reason}`,
-            ),
-          );
+          this.#incoming.get(message.fid)?.reject(this.#aborted(message.reason));
           return;
         }
         case "peer_file_accept":
@@ -558,6 +633,10 @@ export class PeerFileTransfers {
         err: err instanceof Error ? err.message : String(err),
       });
     }
+  }
+
+  #aborted(reason: string): PeerFileError {
+    return new PeerFileError("cancelled", `${this.#session.remoteNick} stopped: ${reason}`);
   }
 
   // ----------------------------------------------------------------- sending
@@ -691,7 +770,10 @@ export class PeerFileTransfers {
   // --------------------------------------------------------------- receiving
 
   #onOffer(message: PeerMessageMap["peer_file_offer"]): void {
-    if (this.#offers.has(message.fid) || this.#incoming.has(message.fid)) {
+    if (
+      this.#offers.has(message.fid) || this.#opening.has(message.fid) ||
+      this.#incoming.has(message.fid)
+    ) {
       log.warn("{nick} offered file {fid} twice", {
         nick: this.#session.remoteNick,
         fid: message.fid,
@@ -736,6 +818,11 @@ export class PeerFileTransfers {
   async #onData(message: PeerMessageMap["peer_file_data"], body: Uint8Array): Promise<void> {
     const incoming = this.#incoming.get(message.fid);
     if (incoming === undefined || incoming.failed) return; // declined or done: late chunks
+    if (incoming.joining) {
+      // The stream sent before the accept, its start dropped while the prefix was hashed.
+      if (message.offset > incoming.file.offset) return;
+      incoming.joining = false;
+    }
     incoming.pendingBytes += body.length;
     const before = incoming.lastWrite;
     const written = incoming.file.write(message.offset, body).then(
@@ -821,6 +908,7 @@ export class PeerFileTransfers {
     });
     incoming.restarted = true;
     incoming.ended = false;
+    incoming.joining = false;
     try {
       await incoming.file.restart();
     } catch (err) {

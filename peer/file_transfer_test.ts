@@ -534,7 +534,7 @@ Deno.test("peer files: a policy heard after the offer starts the stream; the end
   });
 });
 
-Deno.test("peer files: data right after the offer waits for the .part being opened (a resume hashing its prefix)", async () => {
+Deno.test("peer files: data right after the offer is dropped while a resume's prefix is hashed, and after its accept until it joins up", async () => {
   await withTempDir(async (dir) => {
     const bytes = new Uint8Array(3 * 1024 * 1024 + 7).map((_, i) => (i * 29) & 0xff);
     const path = join(dir, "resumed.bin");
@@ -546,40 +546,93 @@ Deno.test("peer files: data right after the offer waits for the .part being open
     source.close();
     const session = new FakeSession("alice");
     const events: FileTransferEvent[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    let gated = 0;
     const bob = new PeerFileTransfers(session, {
       acceptDir: join(dir, "dl"),
       onEvent: (e) => events.push(e),
+      resumeGate: () => {
+        gated++;
+        return released;
+      },
     });
     const handle = (message: PeerFileMessage, body = new Uint8Array()) =>
       bob.handle({ message, body });
-    // The sender's stream from 0, right behind its offer; the early end is not enough
-    // for a receiver that resumes (nobody checked its prefix yet).
+    const sent = (type: string) => session.sent.filter((s) => s.message.type === type);
     await handle({ type: "peer_file_offer", fid: 3, name: "resumed.bin", size: bytes.length, key });
-    for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
+    await until(() => gated === 1 || undefined, "the prefix hashed, its accept held");
+    // The same offer again meanwhile is ignored (the `.part` is not opened twice).
+    await handle({ type: "peer_file_offer", fid: 3, name: "resumed.bin", size: bytes.length, key });
+    assert.equal(events.filter((e) => e.type === "file_offered").length, 1);
+    // The sender's stream from 0, right behind its offer, and its early end: dropped, each
+    // handled at once (no write, no ack), while the accept waits.
+    for (let at = 0; at < 2 * CHUNK_BYTES; at += CHUNK_BYTES) {
       await handle(
         { type: "peer_file_data", fid: 3, offset: at },
         bytes.slice(at, at + CHUNK_BYTES),
       );
     }
-    await handle({ type: "peer_file_end", fid: 3, early: true });
-    const accepts = session.sent.flatMap((s) => s.message.type === "peer_file_accept" ? [s] : []);
-    assert.deepEqual(accepts.map((a) => a.message), [
+    assert.deepEqual(sent("peer_file_accept"), []);
+    release();
+    await until(() => sent("peer_file_accept")[0], "the accept");
+    assert.deepEqual(sent("peer_file_accept").map((s) => s.message), [
       { type: "peer_file_accept", fid: 3, offset: held, prefix: sha(bytes.subarray(0, held)) },
     ]);
-    const acked = () =>
-      session.sent.flatMap((s) => s.message.type === "peer_file_ack" ? [s.message.offset] : [])
-        .at(-1);
-    await until(() => acked() === bytes.length || undefined, "every byte written");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.ok(!events.some((e) => e.type === "file_saved"), "not saved on an early end");
-    // The sender found the prefix its own: it goes on from `held` (bytes written already,
-    // skipped) and ends.
+    // The rest of that stream (its start dropped: past what is held) is dropped too, and
+    // so is its early end; no write fails on the gap.
+    const rest = 3 * CHUNK_BYTES;
+    await handle({ type: "peer_file_data", fid: 3, offset: rest }, bytes.slice(rest));
+    await handle({ type: "peer_file_end", fid: 3, early: true });
+    assert.deepEqual(sent("peer_file_ack"), []);
+    assert.deepEqual(sent("peer_file_decline"), []);
+    assert.equal((await Deno.stat(join(dir, "dl", partFileName("resumed.bin", key)))).size, held);
+    // The sender found the prefix its own: it goes on from `held` and ends.
     await handle({ type: "peer_file_data", fid: 3, offset: held }, bytes.slice(held));
     await handle({ type: "peer_file_end", fid: 3 });
     const saved = await until(() => events.find((e) => e.type === "file_saved"), "saved");
     assert.ok(saved.type === "file_saved");
     assert.deepEqual(await Deno.readFile(saved.path), bytes);
     await bob.close();
+  });
+});
+
+Deno.test("peer files: closing while a resume's prefix is hashed: no accept, the .part kept, close resolves", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(256 * 1024).map((_, i) => (i * 13) & 0xff);
+    const path = join(dir, "held.bin");
+    await Deno.writeFile(path, bytes);
+    const part = await writePartFile(join(dir, "dl"), path, bytes.subarray(0, 1000));
+    const source = await FileSource.openToStream(path);
+    const key = await source.resumeKey();
+    source.close();
+    const session = new FakeSession("alice");
+    const events: FileTransferEvent[] = [];
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => release = resolve);
+    let gated = 0;
+    const bob = new PeerFileTransfers(session, {
+      acceptDir: join(dir, "dl"),
+      onEvent: (e) => events.push(e),
+      resumeGate: () => {
+        gated++;
+        return released;
+      },
+    });
+    await bob.handle({
+      message: { type: "peer_file_offer", fid: 1, name: "held.bin", size: bytes.length, key },
+      body: new Uint8Array(),
+    });
+    await until(() => gated === 1 || undefined, "the prefix hashed, its accept held");
+    const closing = bob.close();
+    const failed = await until(() => events.find((e) => e.type === "file_failed"), "stopped");
+    assert.ok(failed.type === "file_failed" && failed.code === "closed", JSON.stringify(failed));
+    assert.ok(bob.busy, "counted until its hashing ends");
+    release();
+    await closing;
+    assert.ok(!bob.busy);
+    assert.deepEqual(session.sent.filter((s) => s.message.type === "peer_file_accept"), []);
+    assert.deepEqual(await Deno.readFile(part), bytes.subarray(0, 1000));
   });
 });
 

@@ -3,11 +3,13 @@
  * receiver started with an accept folder says so first thing (`peer_file_policy`), and
  * the sender streams each file right after its offer. The receiver's answers are held
  * back here (in order, released by the test) to show what crosses before the accept
- * does: a whole file, a resume checked only once the accept arrives, a decline.
+ * does: a whole file, a resume checked only once the accept arrives, a decline; and a
+ * resume whose bytes are being hashed (held by the test), which holds no message.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { partFileName } from "../protocol/file_names.ts";
 import { connectPeer } from "../peer/connect.ts";
 import {
   CHUNK_BYTES,
@@ -73,6 +75,8 @@ interface Peers {
   bobEvents: FileTransferEvent[];
   /** What bob received and sent, in order. */
   bobLog: Log;
+  /** What alice received, in order. */
+  aliceLog: Log;
   /** Bytes of file data bob received. */
   bobData: () => number;
   alice: PeerSession;
@@ -97,6 +101,24 @@ async function savedOnceReleased(p: Peers, path: string, sha: string, unsaved: s
 }
 
 /**
+ * A `resumeGate` that holds each resume (its prefix hashed) until `open`; `held` lists the
+ * files it holds.
+ */
+function resumeGate(): { held: number[]; open: () => void; gate: (fid: number) => Promise<void> } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => open = resolve);
+  const held: number[] = [];
+  return {
+    held,
+    open,
+    gate: (fid) => {
+      held.push(fid);
+      return opened;
+    },
+  };
+}
+
+/**
  * Alice and bob over loopback; bob's file messages held when `hold`, his transfers made
  * with `bobOptions`. Runs `fn`, then ends both sides.
  */
@@ -109,6 +131,7 @@ async function withPeers(
   const alice = await connectPeer({ host: "127.0.0.1", port: bobListening.port, nick: "alice" });
   const bob = await bobListening.session;
   const bobLog: Log = [];
+  const aliceLog: Log = [];
   const bobAnswers = hold ? answersHeld(bob) : null;
   const bobSession: PeerFileSession = bobAnswers ?? {
     get remoteNick() {
@@ -143,12 +166,13 @@ async function withPeers(
   });
   const aliceFiles = new PeerFileTransfers(alice, { onEvent: (e) => aliceEvents.push(e) });
   let dataBytes = 0;
-  const follow = async (session: PeerSession, files: PeerFileTransfers, log: Log | null) => {
+  const follow = async (session: PeerSession, files: PeerFileTransfers, log: Log) => {
     try {
       for await (const event of session) {
+        if (event.type === "text") log.push(`got text ${event.text}`);
         if (event.type !== "file") continue;
-        log?.push(`got ${describe(event.message)}`);
-        if (log !== null && event.message.type === "peer_file_data") {
+        log.push(`got ${describe(event.message)}`);
+        if (log === bobLog && event.message.type === "peer_file_data") {
           dataBytes += event.body.length;
         }
         await files.handle(event);
@@ -157,7 +181,7 @@ async function withPeers(
       await files.close();
     }
   };
-  const followed = [follow(alice, aliceFiles, null), follow(bob, bobFiles, bobLog)];
+  const followed = [follow(alice, aliceFiles, aliceLog), follow(bob, bobFiles, bobLog)];
   try {
     await fn({
       aliceFiles,
@@ -166,6 +190,7 @@ async function withPeers(
       aliceEvents,
       bobEvents,
       bobLog,
+      aliceLog,
       bobData: () => dataBytes,
       alice,
     });
@@ -309,6 +334,99 @@ Deno.test("peer files: offers past MAX_FILES_AT_ONCE are declined at once, with 
       assert.equal(sent("peer_file_accept"), MAX_FILES_AT_ONCE);
       assert.equal(sent("peer_file_decline"), extra);
       assert.equal(p.bobEvents.filter((e) => e.type === "file_offered").length, MAX_FILES_AT_ONCE);
+    });
+  });
+});
+
+Deno.test("peer files: a resume's prefix being hashed holds no message: a text sent after the offer and its stream arrives meanwhile, then the file resumes", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "resumed.bin");
+    const size = 5 * 1024 * 1024 + 21;
+    const sha = await writeRandomFile(path, size, 10);
+    const bytes = await Deno.readFile(path);
+    const dl = join(dir, "dl");
+    const held = CHUNK_BYTES + 100;
+    const part = await writePartFile(dl, path, bytes.subarray(0, held));
+    const hashing = resumeGate();
+    await withPeers(false, { acceptDir: dl, resumeGate: hashing.gate }, async (p) => {
+      try {
+        // Alice streams before the accept once she has heard bob's policy.
+        await until(() => p.aliceLog.includes("got peer_file_policy") || undefined, "the policy");
+        const sending = p.aliceFiles.send(path);
+        sending.catch(() => {}); // awaited below; a failure before that is the test's
+        await until(() => hashing.held.length > 0 || undefined, "the prefix hashed, held");
+        await until(() => p.bobLog.includes("got peer_file_data") || undefined, "the stream");
+        await p.alice.sendText("while the prefix is hashed");
+        await until(
+          () => p.bobLog.includes("got text while the prefix is hashed") || undefined,
+          "the text, the hashing held",
+        );
+        assert.ok(!p.bobLog.includes("sent peer_file_accept"), "no accept before the hashing ends");
+        hashing.open();
+        await sending;
+        const saved = await until(() => p.bobEvents.find((e) => e.type === "file_saved"), "saved");
+        assert.ok(saved.type === "file_saved");
+        assert.equal(await sha256Of(saved.path), sha);
+        const receiving = p.bobEvents.find((e) => e.type === "file_receiving");
+        assert.ok(receiving?.type === "file_receiving" && receiving.offset === held, "resumed");
+        assert.ok(!p.bobLog.includes("got peer_file_restart"));
+        await assert.rejects(Deno.stat(part), Deno.errors.NotFound);
+      } finally {
+        hashing.open(); // a failure above does not leave bob's reader held
+      }
+    });
+  });
+});
+
+Deno.test("peer files: an abort or a decline while a resume's prefix is hashed: no accept, the .part kept, the file no longer counted", async () => {
+  await withTempDir(async (dir) => {
+    const dl = join(dir, "dl");
+    await Deno.mkdir(dl);
+    const key = "0123456789abcdef".repeat(4);
+    const prefix = new Uint8Array(64 * 1024).map((_, i) => (i * 7) & 0xff);
+    const parts = ["a.bin", "b.bin"].map((name) => join(dl, partFileName(name, key)));
+    for (const part of parts) await Deno.writeFile(part, prefix);
+    const hashing = resumeGate();
+    await withPeers(false, { acceptDir: dl, resumeGate: hashing.gate }, async (p) => {
+      try {
+        // Offers straight on the session: a peer's own sender may abort whenever it likes.
+        for (const [fid, name] of [[1, "a.bin"], [2, "b.bin"]] as const) {
+          p.alice.sendFileMessage({ type: "peer_file_offer", fid, name, size: 1024 * 1024, key });
+        }
+        await until(() => hashing.held.length === 2 || undefined, "both prefixes hashed, held");
+        p.alice.sendFileMessage({ type: "peer_file_abort", fid: 1, reason: "changed my mind" });
+        await until(() => p.bobLog.includes("got peer_file_abort") || undefined, "the abort");
+        p.bobFiles.decline(2);
+        const failed = await until(() => {
+          const found = p.bobEvents.filter((e) => e.type === "file_failed");
+          return found.length === 2 ? found : undefined;
+        }, "both given up, the hashing held");
+        assert.deepEqual(
+          failed.map((e) => e.type === "file_failed" ? `${e.file} ${e.code}` : "").sort(),
+          ["1 cancelled", "2 cancelled"],
+        );
+        assert.ok(p.bobFiles.busy, "each counts until its hashing ends");
+        hashing.open();
+        await until(() => !p.bobFiles.busy || undefined, "released");
+        assert.ok(!p.bobLog.includes("sent peer_file_accept"), p.bobLog.join(", "));
+        for (const part of parts) assert.deepEqual(await Deno.readFile(part), prefix);
+        // Neither holds a place: MAX_FILES_AT_ONCE new offers are all accepted.
+        const declines = p.bobLog.filter((entry) => entry === "sent peer_file_decline").length;
+        for (let fid = 3; fid < 3 + MAX_FILES_AT_ONCE; fid++) {
+          p.alice.sendFileMessage({
+            type: "peer_file_offer",
+            fid,
+            name: `f${fid}.bin`,
+            size: 10,
+            key,
+          });
+        }
+        const sent = (what: string) => p.bobLog.filter((entry) => entry === `sent ${what}`).length;
+        await until(() => sent("peer_file_accept") === MAX_FILES_AT_ONCE || undefined, "accepts");
+        assert.equal(sent("peer_file_decline"), declines);
+      } finally {
+        hashing.open(); // a failure above does not leave bob's reader held
+      }
     });
   });
 });

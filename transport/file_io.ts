@@ -506,6 +506,8 @@ export class IncomingFile {
    */
   #hash: Hash | null;
   #offset: number;
+  /** Bytes the `.part` file held when opened, not hashed yet ({@linkcode resume}). */
+  #held = 0;
   /** A write failed: the hash is ahead of the file, nothing more can be written. */
   #failure: FileIoError | null = null;
   #chain: Promise<unknown> = Promise.resolve();
@@ -534,11 +536,32 @@ export class IncomingFile {
   }
 
   /**
-   * Opens (or resumes) the `.part` file of an offered file in `init.dir`.
+   * Opens (or resumes) the `.part` file of an offered file in `init.dir`: {@linkcode openNow},
+   * then {@linkcode resume} when the file holds bytes.
    *
    * @throws {FileIoError} `unwritable` when the folder or the file cannot be written.
    */
   static async open(init: IncomingFileInit): Promise<IncomingFile> {
+    const incoming = IncomingFile.openNow(init);
+    if (incoming.resuming) await incoming.resume();
+    return incoming;
+  }
+
+  /**
+   * Opens the `.part` file of an offered file in `init.dir` synchronously. A new one (or
+   * an empty one, or one longer than announced, emptied) is ready at once; the bytes of
+   * one that holds some are hashed by {@linkcode resume} first ({@linkcode resuming}
+   * until then: nothing can be written meanwhile), which may take a while.
+   *
+   * @example
+   * ```ts ignore
+   * const file = IncomingFile.openNow({ dir: "dl", offeredName: "a.bin", size: 3, sha256: null, key });
+   * if (file.resuming) await file.resume(); // file.offset: the bytes held, hashed
+   * ```
+   *
+   * @throws {FileIoError} `unwritable` when the folder or the file cannot be written.
+   */
+  static openNow(init: IncomingFileInit): IncomingFile {
     const dir = resolve(init.dir);
     const safeName = safeFileName(init.offeredName, MAX_SAFE_NAME_BYTES);
     const partPath = join(dir, partFileName(safeName, partKey(init)));
@@ -547,10 +570,10 @@ export class IncomingFile {
     // The folder, the `.part` file and its size synchronously: metadata, where each
     // asynchronous call costs a hop to another thread and back (~0.5-1 ms on a virtual
     // machine here), five of them between an offer and its accept. A resumed prefix is
-    // hashed asynchronously (it may be large). A new `.part` file is created exclusively
-    // (which never follows a link) and is empty: nothing to look up before or after,
-    // where the first lookups of a process cost ~1 ms here (a missing file's error, the
-    // first file information built).
+    // hashed asynchronously (it may be large: `resume`). A new `.part` file is created
+    // exclusively (which never follows a link) and is empty: nothing to look up before
+    // or after, where the first lookups of a process cost ~1 ms here (a missing file's
+    // error, the first file information built).
     try {
       Deno.mkdirSync(dir, { recursive: true });
       const fresh = createNewOrNull(partPath);
@@ -571,19 +594,48 @@ export class IncomingFile {
     if (created) return incoming;
     try {
       const have = file.statSync().size;
-      if (have > init.size) {
-        file.truncateSync(0);
-      } else if (have > 0) {
-        const hash = incoming.#hash ??= newSha256();
-        incoming.#offset = await hashPrefix(file, hash, have);
-        if (incoming.#offset > 0) incoming.resumedSha256 = hash.copy().digest("hex");
-      }
-      file.seekSync(incoming.#offset, Deno.SeekMode.Start);
+      if (have > init.size) file.truncateSync(0);
+      else incoming.#held = have;
     } catch (err) {
       file.close();
       throw describeWriteError(err, partPath);
     }
     return incoming;
+  }
+
+  /**
+   * Whether the bytes the `.part` file held when opened ({@linkcode openNow}) are still
+   * to be hashed by {@linkcode resume}.
+   */
+  get resuming(): boolean {
+    return this.#held > 0;
+  }
+
+  /**
+   * Hashes the bytes the `.part` file held when opened, to write on after them:
+   * {@linkcode offset} and {@linkcode resumedSha256} are theirs once it resolves. The
+   * file is closed when it fails.
+   *
+   * @throws {FileIoError} `unwritable` when the file cannot be read.
+   */
+  resume(): Promise<void> {
+    return this.#serial(async () => {
+      const have = this.#held;
+      if (have === 0) return;
+      const file = this.#file;
+      if (file === null) throw new FileIoError("unwritable", `${this.partPath} is closed`);
+      try {
+        const hash = this.#hash ??= newSha256();
+        this.#offset = await hashPrefix(file, hash, have);
+        if (this.#offset > 0) this.resumedSha256 = hash.copy().digest("hex");
+        file.seekSync(this.#offset, Deno.SeekMode.Start);
+        this.#held = 0;
+      } catch (err) {
+        file.close();
+        this.#file = null;
+        throw describeWriteError(err, this.partPath);
+      }
+    });
   }
 
   /** Bytes received and written so far: the offset to ask the sender for. */
@@ -727,6 +779,7 @@ export class IncomingFile {
 
   #open(): Deno.FsFile {
     if (this.#failure !== null) throw this.#failure;
+    if (this.#held > 0) throw new RangeError(`${this.partPath}: the bytes held are not hashed yet`);
     if (this.#file === null) {
       throw new FileIoError("unwritable", `${this.partPath} is closed`);
     }

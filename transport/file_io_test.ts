@@ -101,6 +101,34 @@ Deno.test("IncomingFile resumes from its .part file and never overwrites", async
   });
 });
 
+Deno.test("IncomingFile.openNow: a new .part is ready at once; one holding bytes waits for resume", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = encoder.encode("abcdefghijklmnopqrstuvwxyz");
+    const init = {
+      dir,
+      offeredName: "abc.txt",
+      size: bytes.length,
+      sha256: null,
+      key: "k".repeat(64),
+      hashing: false,
+    };
+    const fresh = IncomingFile.openNow(init);
+    assert.equal(fresh.resuming, false);
+    await fresh.write(0, bytes.subarray(0, 10));
+    await fresh.close();
+    const held = IncomingFile.openNow(init);
+    assert.equal(held.resuming, true);
+    assert.equal(held.offset, 0);
+    await assert.rejects(held.write(0, bytes), RangeError); // would write over the held bytes
+    await held.resume();
+    assert.equal(held.resuming, false);
+    assert.equal(held.offset, 10);
+    assert.equal(held.resumedSha256, sha(bytes.subarray(0, 10)));
+    await held.write(10, bytes.subarray(10));
+    assert.equal(await Deno.readTextFile(await held.finish(null)), "abcdefghijklmnopqrstuvwxyz");
+  });
+});
+
 Deno.test("IncomingFile: a SHA-256 mismatch empties the .part file for a new start", async () => {
   await withTempDir(async (dir) => {
     const bytes = encoder.encode("right bytes");
