@@ -490,7 +490,8 @@ export class FileTransfers implements AsyncDisposable {
             length,
             buffer,
           );
-          const bytes = await source.read(next, length, body);
+          // Read synchronously: no hop to another thread and back per chunk.
+          const bytes = source.readSync(next, length, body);
           hash!.update(bytes);
           if (next + bytes.length === source.size) {
             // The last chunk: its header gains the SHA-256, so it is laid out again.
@@ -598,7 +599,7 @@ export class FileTransfers implements AsyncDisposable {
             offset: next,
             length,
             ...(shape.frame !== undefined ? { frame: shape.frame } : {}),
-          });
+          }, { id: crypto.randomUUID() });
           reply.catch(() => {});
           reads.push({ reply, end: next + length });
           next += length;
