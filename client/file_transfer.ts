@@ -37,7 +37,7 @@
 import type { Hash } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
-import { encodeFrameWithBody } from "../protocol/frame.ts";
+import { encodeFrameAround } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
 import {
   LARGE_FILE_CHUNK_BYTES,
@@ -480,34 +480,27 @@ export class FileTransfers implements AsyncDisposable {
     try {
       while (acked < source.size) {
         while (next < source.size && inflight.length < WINDOW_CHUNKS) {
-          // Each chunk is read straight into its encoded request: never copied again.
+          // Each chunk is read straight into its request's buffer, after room for the
+          // header, which is laid out before it once read (the last one's carries the
+          // SHA-256): never copied again.
           const id = crypto.randomUUID();
           const length = Math.min(chunkBytes, source.size - next);
           const buffer = free.pop() ?? pool.take(chunkBytes + FRAME_ROOM);
-          let fields: { file: number; offset: number; sha256?: string } = { file, offset: next };
-          let { frame, body } = encodeFrameWithBody(
-            { ...fields, type: "file_chunk", id },
-            length,
-            buffer,
-          );
           // Read synchronously: no hop to another thread and back per chunk.
-          const bytes = source.readSync(next, length, body);
+          const bytes = source.readSync(next, length, buffer.subarray(FRAME_ROOM));
           hash!.update(bytes);
-          if (next + bytes.length === source.size) {
-            // The last chunk: its header gains the SHA-256, so it is laid out again.
-            const last = bytes.slice();
-            fields = { ...fields, sha256: hash!.digest("hex") };
-            ({ frame, body } = encodeFrameWithBody(
-              { ...fields, type: "file_chunk", id },
-              length,
-              buffer,
-            ));
-            body.set(last);
-          }
+          const last = next + bytes.length === source.size;
+          const fields: { file: number; offset: number; sha256?: string } = last
+            ? { file, offset: next, sha256: hash!.digest("hex") }
+            : { file, offset: next };
+          const frame = encodeFrameAround(
+            { ...fields, type: "file_chunk", id },
+            buffer,
+            FRAME_ROOM,
+            bytes.length,
+          );
           const reply = this.#client.request("file_chunk", fields, { id, frame });
-          reply.then(() => {
-            if (frame.buffer === buffer.buffer) free.push(buffer);
-          }, () => {});
+          reply.then(() => free.push(buffer), () => {});
           inflight.push(reply);
           next += bytes.length;
         }
