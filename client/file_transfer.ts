@@ -37,7 +37,7 @@
 import type { Hash } from "node:crypto";
 import { isAbsolute, resolve } from "node:path";
 import { getLogger } from "@logtape/logtape";
-import { encodeFrameWithBody } from "../protocol/frame.ts";
+import { encodeFrameAround } from "../protocol/frame.ts";
 import { MAX_FILE_FRAME_BYTES, type ServerMessageMap } from "../protocol/messages.ts";
 import {
   LARGE_FILE_CHUNK_BYTES,
@@ -67,7 +67,11 @@ const log = getLogger(["chat", "client", "files"]);
 export const CHUNK_BYTES: number = MAX_FILE_FRAME_BYTES;
 /** Room for a chunk's frame header in the buffers an upload reuses. */
 const FRAME_ROOM = 1024;
-/** Chunks in flight (sent, not yet acknowledged) per upload: 2 MiB (4 MiB of large chunks). */
+/**
+ * Chunks in flight (sent, not yet acknowledged), all uploads of a client together: 2 MiB
+ * (4 MiB of large chunks, as much as the connection's outbound queue holds: three uploads
+ * with four each had chunks refused `queue_full`, each such upload offered again).
+ */
 export const WINDOW_CHUNKS = 4;
 /**
  * Milliseconds a client with no upload running keeps its uploads' chunk buffers for the
@@ -167,6 +171,10 @@ export class FileTransfers implements AsyncDisposable {
   /** Uploads running (their buffers are released once none is, after a while). */
   #uploads = 0;
   #releaseTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Chunks of every upload in flight (at most {@linkcode WINDOW_CHUNKS}). */
+  #chunksInFlight = 0;
+  /** Settles once a chunk in flight is answered (an upload waiting for room then goes on). */
+  #chunkAnswered: { promise: Promise<void>; resolve: () => void } | null = null;
 
   /** Follows `client`'s events and asks for the files held for us. */
   constructor(client: FileClient, options: FileTransfersOptions) {
@@ -418,6 +426,24 @@ export class FileTransfers implements AsyncDisposable {
     return this.#uploadBuffers;
   }
 
+  /** Settles when the next chunk in flight, of any upload, is answered. */
+  #nextChunkAnswer(): Promise<void> {
+    if (this.#chunkAnswered === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => resolve = r);
+      this.#chunkAnswered = { promise, resolve };
+    }
+    return this.#chunkAnswered.promise;
+  }
+
+  /** A chunk in flight was answered (or failed): its room in the window is free. */
+  #chunkAnswerCame(): void {
+    this.#chunksInFlight--;
+    const waiting = this.#chunkAnswered;
+    this.#chunkAnswered = null;
+    waiting?.resolve();
+  }
+
   /** An upload ended: once none runs, its buffers go after a while. */
   #uploadEnded(): void {
     if (--this.#uploads > 0 || this.#closed) return;
@@ -480,33 +506,41 @@ export class FileTransfers implements AsyncDisposable {
     try {
       while (acked < source.size) {
         while (next < source.size && inflight.length < WINDOW_CHUNKS) {
-          // Each chunk is read straight into its encoded request: never copied again.
+          if (this.#chunksInFlight >= WINDOW_CHUNKS) {
+            // The window is taken by other uploads too: this one's next answer frees
+            // room, or, with none in flight, another's.
+            if (inflight.length > 0) break;
+            await Promise.race([this.#nextChunkAnswer(), stopSignal]);
+            const halt = stopped();
+            if (halt !== null) throw halt;
+            continue;
+          }
+          // Each chunk is read straight into its request's buffer, after room for the
+          // header, which is laid out before it once read (the last one's carries the
+          // SHA-256): never copied again.
           const id = crypto.randomUUID();
           const length = Math.min(chunkBytes, source.size - next);
           const buffer = free.pop() ?? pool.take(chunkBytes + FRAME_ROOM);
-          let fields: { file: number; offset: number; sha256?: string } = { file, offset: next };
-          let { frame, body } = encodeFrameWithBody(
-            { ...fields, type: "file_chunk", id },
-            length,
-            buffer,
-          );
-          const bytes = await source.read(next, length, body);
+          // Read synchronously: no hop to another thread and back per chunk.
+          const bytes = source.readSync(next, length, buffer.subarray(FRAME_ROOM));
           hash!.update(bytes);
-          if (next + bytes.length === source.size) {
-            // The last chunk: its header gains the SHA-256, so it is laid out again.
-            const last = bytes.slice();
-            fields = { ...fields, sha256: hash!.digest("hex") };
-            ({ frame, body } = encodeFrameWithBody(
-              { ...fields, type: "file_chunk", id },
-              length,
-              buffer,
-            ));
-            body.set(last);
-          }
+          const last = next + bytes.length === source.size;
+          const fields: { file: number; offset: number; sha256?: string } = last
+            ? { file, offset: next, sha256: hash!.digest("hex") }
+            : { file, offset: next };
+          const frame = encodeFrameAround(
+            { ...fields, type: "file_chunk", id },
+            buffer,
+            FRAME_ROOM,
+            bytes.length,
+          );
           const reply = this.#client.request("file_chunk", fields, { id, frame });
+          this.#chunksInFlight++;
+          // (Before this upload's own wait for the answer goes on: its room is free then.)
           reply.then(() => {
-            if (frame.buffer === buffer.buffer) free.push(buffer);
-          }, () => {});
+            free.push(buffer);
+            this.#chunkAnswerCame();
+          }, () => this.#chunkAnswerCame());
           inflight.push(reply);
           next += bytes.length;
         }
@@ -598,7 +632,7 @@ export class FileTransfers implements AsyncDisposable {
             offset: next,
             length,
             ...(shape.frame !== undefined ? { frame: shape.frame } : {}),
-          });
+          }, { id: crypto.randomUUID() });
           reply.catch(() => {});
           reads.push({ reply, end: next + length });
           next += length;

@@ -154,6 +154,44 @@ export function encodeFrameWithBody(
   return { frame, body: frame.subarray(bodyStart) };
 }
 
+/**
+ * Lays a frame out around a body already in place: its length prefix and header go just
+ * before the `bodyLength` bytes at `bodyStart` of `buffer`, and the frame (a view of
+ * `buffer`, ending with them) is returned. For a body read before its header is known
+ * (a file's last chunk carries the SHA-256 of every byte, this one's too): it is neither
+ * copied nor laid out twice.
+ *
+ * @throws {RangeError} when the header does not fit before `bodyStart`, or the body past
+ * the buffer's end.
+ * @example
+ * ```ts
+ * import { encodeFrameAround } from "./frame.ts";
+ * const buffer = new Uint8Array(64 + 3);
+ * buffer.set([1, 2, 3], 64);
+ * const frame = encodeFrameAround({ type: "file_chunk", file: 1 }, buffer, 64, 3);
+ * frame.at(-1); // 3: the frame ends with the body, where it was
+ * ```
+ */
+export function encodeFrameAround(
+  header: object,
+  buffer: Uint8Array<ArrayBuffer>,
+  bodyStart: number,
+  bodyLength: number,
+): Uint8Array<ArrayBuffer> {
+  const json = encodeText(JSON.stringify(header));
+  const start = bodyStart - json.length - HEADER_LENGTH_BYTES - LENGTH_PREFIX_BYTES;
+  if (start < 0) {
+    throw new RangeError(`a header of ${json.length} bytes does not fit before byte ${bodyStart}`);
+  }
+  if (bodyLength < 0 || bodyStart + bodyLength > buffer.length) {
+    throw new RangeError(`a body of ${bodyLength} bytes at ${bodyStart} is past the buffer's end`);
+  }
+  setUint32(buffer, start, HEADER_LENGTH_BYTES + json.length + bodyLength);
+  setUint32(buffer, start + LENGTH_PREFIX_BYTES, json.length);
+  buffer.set(json, start + LENGTH_PREFIX_BYTES + HEADER_LENGTH_BYTES);
+  return buffer.subarray(start, bodyStart + bodyLength);
+}
+
 /** Where {@linkcode encodeFrames} lays frames out before copying them into their array. */
 let batchScratch = new Uint8Array(64 * 1024);
 

@@ -6,6 +6,7 @@ import {
   decodePayload,
   DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
+  encodeFrameAround,
   encodeFrames,
   encodeFrameTransient,
   encodeFrameWithBody,
@@ -109,6 +110,21 @@ Deno.test("encodeFrameWithBody lays the frame out in a given buffer when it fits
   const big = encodeFrameWithBody(header, 500, into); // does not fit: a new array
   assert.notEqual(big.frame.buffer, into.buffer);
   assert.equal(decodeFrame(big.frame).body.length, 500);
+});
+
+Deno.test("encodeFrameAround lays the header out before a body already in place, which stays", () => {
+  const header = { type: "file_chunk", id: "c1", file: 3, offset: 0, sha256: "ab".repeat(32) };
+  const buffer = new Uint8Array(300 + 5).fill(0xee);
+  buffer.set([1, 2, 3, 4, 5], 300);
+  const frame = encodeFrameAround(header, buffer, 300, 4);
+  assert.equal(frame.buffer, buffer.buffer);
+  assert.equal(frame.byteOffset + frame.length, 304, "the frame ends with the body, in place");
+  assert.deepEqual(frame, encodeFrame(header, new Uint8Array([1, 2, 3, 4])));
+  assert.equal(buffer[304], 5, "nothing past the body is touched");
+  const empty = encodeFrameAround({ type: "ping" }, buffer, 300, 0);
+  assert.deepEqual(empty, encodeFrame({ type: "ping" }));
+  assert.throws(() => encodeFrameAround(header, buffer, 60, 4), RangeError);
+  assert.throws(() => encodeFrameAround(header, buffer, 300, 6), RangeError);
 });
 
 Deno.test("round trip: header only", () => {

@@ -446,3 +446,37 @@ Deno.test("a wrong SHA-256 given with the last chunk is caught by the recipient:
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("uploads at once share one window: no chunk is refused for a full outbound queue, none offered again", async () => {
+  const tmp = await Deno.makeTempDir();
+  const server = await testServer();
+  try {
+    const alice = await side(server, "alice");
+    const bob = await side(server, "bob", { acceptDir: join(tmp, "in") });
+    const asked: string[] = [];
+    const refused: string[] = [];
+    const request = alice.client.request.bind(alice.client);
+    alice.client.request = ((type, fields, options) => {
+      asked.push(type);
+      const reply = request(type, fields, options);
+      reply.catch((err) => refused.push(err instanceof ChatError ? err.code : String(err)));
+      return reply;
+    }) as ChatClient["request"];
+    const paths = [1, 2, 3].map((n) => join(tmp, `${n}.bin`));
+    const hashes = await Promise.all(
+      paths.map((path, i) => writeRandomFile(path, 8 * LARGE_FILE_CHUNK_BYTES + i, i + 1)),
+    );
+    await Promise.all(paths.map((path) => alice.files.send("bob", path)));
+    assert.deepEqual(refused, [], "no request refused (queue_full made an upload offer again)");
+    assert.equal(asked.filter((t) => t === "file_offer").length, 3, "each file offered once");
+    const saved = await until(() => {
+      const got = bob.events.flatMap((e) => e.type === "file_saved" ? [e.sha256] : []);
+      return got.length === 3 ? got : undefined;
+    }, "the three files saved");
+    assert.deepEqual(saved.sort(), [...hashes].sort());
+    await close(alice, bob);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

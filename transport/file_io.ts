@@ -396,13 +396,28 @@ export class FileSource implements AsyncDisposable {
   }
 
   /**
+   * {@linkcode FileSource.read}, synchronously: for a sender that reads chunk after chunk
+   * of a file, most often from the page cache, where an asynchronous read costs a hop to
+   * another thread and back per chunk (two wake-ups, ~0.3-0.5 ms of CPU here) for a copy
+   * of about as long (a cold read from a slow disk holds the caller's thread meanwhile).
+   *
+   * @throws {FileIoError} `unreadable`, or `corrupt` when the file shrank since it was
+   * opened.
+   */
+  readSync(offset: number, length: number, into?: Uint8Array): Uint8Array {
+    const want = Math.max(0, Math.min(length, this.size - offset, into?.length ?? Infinity));
+    const buffer = into === undefined ? new Uint8Array(want) : into.subarray(0, want);
+    return this.#readSync(offset, buffer);
+  }
+
+  /**
    * Fills `buffer` from `offset` synchronously (for the resume key's two samples of
    * 64 KiB: an asynchronous read costs more in hops between threads than the read).
    */
   #readSync(offset: number, buffer: Uint8Array): Uint8Array {
     const length = buffer.length;
     try {
-      this.#file.seekSync(offset, Deno.SeekMode.Start);
+      if (this.#position !== offset) this.#file.seekSync(offset, Deno.SeekMode.Start);
       let n = 0;
       while (n < length) {
         const got = this.#file.readSync(buffer.subarray(n));
@@ -415,6 +430,7 @@ export class FileSource implements AsyncDisposable {
       }
       return buffer;
     } catch (err) {
+      if (!(err instanceof FileIoError)) this.#position = -1; // where it stopped is unknown
       throw err instanceof FileIoError ? err : describeReadError(err, this.path);
     }
   }

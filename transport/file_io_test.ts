@@ -223,6 +223,31 @@ Deno.test("FileSource.openToStream reads nothing up front; hashPrefix hashes the
   });
 });
 
+Deno.test("FileSource.readSync reads in place, in order or not, after a resume key or a hashed prefix; a file that shrank is corrupt", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(400_000).map((_, i) => (i * 13) & 0xff);
+    const path = join(dir, "s.bin");
+    await Deno.writeFile(path, bytes);
+    await using source = await FileSource.openToStream(path);
+    const buffer = new Uint8Array(150_000);
+    const first = source.readSync(0, 150_000, buffer);
+    assert.equal(first.buffer, buffer.buffer);
+    assert.deepEqual(first, bytes.subarray(0, 150_000));
+    // Straight on (no seek needed), then back, then past a resume key's samples.
+    assert.deepEqual(source.readSync(150_000, 150_000, buffer), bytes.subarray(150_000, 300_000));
+    assert.deepEqual(source.readSync(10, 20), bytes.subarray(10, 30));
+    await source.resumeKey();
+    assert.deepEqual(source.readSync(300_000, 150_000, buffer), bytes.subarray(300_000));
+    await source.hashPrefix(123_456);
+    assert.deepEqual(source.readSync(123_456, 5), bytes.subarray(123_456, 123_461));
+    assert.equal(source.readSync(bytes.length, 10).length, 0);
+    await Deno.truncate(path, 200_000);
+    assert.throws(() => source.readSync(150_000, 100_000, buffer), isCode("corrupt"));
+    // Where the failed read left the file is not trusted: the next read seeks.
+    assert.deepEqual(source.readSync(0, 8), bytes.subarray(0, 8));
+  });
+});
+
 Deno.test("FileSource.resumeKey: the same for the same content, another for another size, head or tail", async () => {
   await withTempDir(async (dir) => {
     const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
