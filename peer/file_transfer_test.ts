@@ -537,31 +537,18 @@ Deno.test("peer files: a policy heard after the offer starts the stream; the end
 Deno.test("peer files: data right after the offer is dropped while a resume's prefix is hashed, and after its accept until it joins up", async () => {
   await withTempDir(async (dir) => {
     const bytes = new Uint8Array(3 * 1024 * 1024 + 7).map((_, i) => (i * 29) & 0xff);
-    const path = join(dir, "resumed.bin");
-    await Deno.writeFile(path, bytes);
     const held = 2 * 1024 * 1024 + 100;
-    await writePartFile(join(dir, "dl"), path, bytes.subarray(0, held));
-    const source = await FileSource.openToStream(path);
-    const key = await source.resumeKey();
-    source.close();
-    const session = new FakeSession("alice");
-    const events: FileTransferEvent[] = [];
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => release = resolve);
-    let gated = 0;
-    const bob = new PeerFileTransfers(session, {
-      acceptDir: join(dir, "dl"),
-      onEvent: (e) => events.push(e),
-      resumeGate: () => {
-        gated++;
-        return released;
-      },
-    });
+    const { key, session, events, bob, gated, release } = await heldResume(
+      dir,
+      "resumed.bin",
+      bytes,
+      held,
+    );
     const handle = (message: PeerFileMessage, body = new Uint8Array()) =>
       bob.handle({ message, body });
     const sent = (type: string) => session.sent.filter((s) => s.message.type === type);
     await handle({ type: "peer_file_offer", fid: 3, name: "resumed.bin", size: bytes.length, key });
-    await until(() => gated === 1 || undefined, "the prefix hashed, its accept held");
+    await until(() => gated() === 1 || undefined, "the prefix hashed, its accept held");
     // The same offer again meanwhile is ignored (the `.part` is not opened twice).
     await handle({ type: "peer_file_offer", fid: 3, name: "resumed.bin", size: bytes.length, key });
     assert.equal(events.filter((e) => e.type === "file_offered").length, 1);
@@ -600,30 +587,17 @@ Deno.test("peer files: data right after the offer is dropped while a resume's pr
 Deno.test("peer files: closing while a resume's prefix is hashed: no accept, the .part kept, close resolves", async () => {
   await withTempDir(async (dir) => {
     const bytes = new Uint8Array(256 * 1024).map((_, i) => (i * 13) & 0xff);
-    const path = join(dir, "held.bin");
-    await Deno.writeFile(path, bytes);
-    const part = await writePartFile(join(dir, "dl"), path, bytes.subarray(0, 1000));
-    const source = await FileSource.openToStream(path);
-    const key = await source.resumeKey();
-    source.close();
-    const session = new FakeSession("alice");
-    const events: FileTransferEvent[] = [];
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => release = resolve);
-    let gated = 0;
-    const bob = new PeerFileTransfers(session, {
-      acceptDir: join(dir, "dl"),
-      onEvent: (e) => events.push(e),
-      resumeGate: () => {
-        gated++;
-        return released;
-      },
-    });
+    const { key, part, session, events, bob, gated, release } = await heldResume(
+      dir,
+      "held.bin",
+      bytes,
+      1000,
+    );
     await bob.handle({
       message: { type: "peer_file_offer", fid: 1, name: "held.bin", size: bytes.length, key },
       body: new Uint8Array(),
     });
-    await until(() => gated === 1 || undefined, "the prefix hashed, its accept held");
+    await until(() => gated() === 1 || undefined, "the prefix hashed, its accept held");
     const closing = bob.close();
     const failed = await until(() => events.find((e) => e.type === "file_failed"), "stopped");
     assert.ok(failed.type === "file_failed" && failed.code === "closed", JSON.stringify(failed));
@@ -666,6 +640,34 @@ Deno.test("peer files: an early end saves a file accepted from 0; data for files
     await bob.close();
   });
 });
+
+/**
+ * `bytes` as file `name` in `dir`, its first `held` bytes in bob's `.part` file (under
+ * `dir/dl`), and bob accepting every offer, each resume held once its prefix is hashed
+ * until `release()` (`gated()`: how many were held).
+ */
+async function heldResume(dir: string, name: string, bytes: Uint8Array, held: number) {
+  const path = join(dir, name);
+  await Deno.writeFile(path, bytes);
+  const part = await writePartFile(join(dir, "dl"), path, bytes.subarray(0, held));
+  const source = await FileSource.openToStream(path);
+  const key = await source.resumeKey();
+  source.close();
+  const session = new FakeSession("alice");
+  const events: FileTransferEvent[] = [];
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  let gated = 0;
+  const bob = new PeerFileTransfers(session, {
+    acceptDir: join(dir, "dl"),
+    onEvent: (e) => events.push(e),
+    resumeGate: () => {
+      gated++;
+      return released;
+    },
+  });
+  return { key, part, session, events, bob, gated: () => gated, release };
+}
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
