@@ -133,9 +133,10 @@ export interface PeerFileTransfersOptions {
   progressIntervalMs?: number;
   /**
    * Awaited once the bytes of a resumed `.part` file are hashed, before its accept goes
-   * out: a test holds a resume there as a long hashing would. None by default.
+   * out: a test holds a resume there as a long hashing would (`signal` is aborted when the
+   * file is stopped meanwhile, as the hashing is). None by default.
    */
-  resumeGate?: (fid: number) => Promise<void>;
+  resumeGate?: (fid: number, signal: AbortSignal) => Promise<void>;
 }
 
 /**
@@ -207,6 +208,8 @@ interface Incoming {
 interface Opening {
   /** Stopped meanwhile (an abort, a decline, the end): no accept follows. */
   stopped: boolean;
+  /** Aborted when stopped: the hashing stops at its next block. */
+  readonly hashing: AbortController;
   /** Stops it and settles its transfer with `err`. */
   stop: (err: PeerFileError) => void;
 }
@@ -430,15 +433,17 @@ export class PeerFileTransfers {
     const opened = file;
     const opening: Opening = {
       stopped: false,
+      hashing: new AbortController(),
       stop: (err) => {
         opening.stopped = true;
+        opening.hashing.abort(err);
         reject(err);
       },
     };
     this.#opening.set(fid, opening);
     const hashed = (async () => {
-      await opened.resume();
-      await this.#options.resumeGate?.(fid);
+      await opened.resume(opening.hashing.signal);
+      await this.#options.resumeGate?.(fid, opening.hashing.signal);
     })().then(
       () => {
         if (!opening.stopped) this.#receive(fid, offer, opened, resolve, reject);

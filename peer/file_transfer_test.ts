@@ -610,6 +610,31 @@ Deno.test("peer files: closing while a resume's prefix is hashed: no accept, the
   });
 });
 
+Deno.test("peer files: a resume stopped while its prefix is hashed stops the hashing: close does not wait for it", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(256 * 1024).map((_, i) => (i * 17) & 0xff);
+    const { key, part, session, events, bob, gated } = await heldResume(
+      dir,
+      "long.bin",
+      bytes,
+      1000,
+      // A hashing as long as it is let run: it ends only when stopped.
+      (signal) => new Promise((resolve) => signal.addEventListener("abort", () => resolve())),
+    );
+    await bob.handle({
+      message: { type: "peer_file_offer", fid: 1, name: "long.bin", size: bytes.length, key },
+      body: new Uint8Array(),
+    });
+    await until(() => gated() === 1 || undefined, "the prefix being hashed");
+    await bob.close();
+    assert.ok(!bob.busy);
+    const failed = events.find((e) => e.type === "file_failed");
+    assert.ok(failed?.type === "file_failed" && failed.code === "closed", JSON.stringify(failed));
+    assert.deepEqual(session.sent.filter((s) => s.message.type === "peer_file_accept"), []);
+    assert.deepEqual(await Deno.readFile(part), bytes.subarray(0, 1000));
+  });
+});
+
 Deno.test("peer files: an early end saves a file accepted from 0; data for files never offered or declined is dropped", async () => {
   await withTempDir(async (dir) => {
     const session = new FakeSession("mallory");
@@ -644,9 +669,15 @@ Deno.test("peer files: an early end saves a file accepted from 0; data for files
 /**
  * `bytes` as file `name` in `dir`, its first `held` bytes in bob's `.part` file (under
  * `dir/dl`), and bob accepting every offer, each resume held once its prefix is hashed
- * until `release()` (`gated()`: how many were held).
+ * until `release()`, or as long as `gate` holds it (`gated()`: how many were held).
  */
-async function heldResume(dir: string, name: string, bytes: Uint8Array, held: number) {
+async function heldResume(
+  dir: string,
+  name: string,
+  bytes: Uint8Array,
+  held: number,
+  gate?: (signal: AbortSignal) => Promise<void>,
+) {
   const path = join(dir, name);
   await Deno.writeFile(path, bytes);
   const part = await writePartFile(join(dir, "dl"), path, bytes.subarray(0, held));
@@ -661,9 +692,9 @@ async function heldResume(dir: string, name: string, bytes: Uint8Array, held: nu
   const bob = new PeerFileTransfers(session, {
     acceptDir: join(dir, "dl"),
     onEvent: (e) => events.push(e),
-    resumeGate: () => {
+    resumeGate: (_fid, signal) => {
       gated++;
-      return released;
+      return gate?.(signal) ?? released;
     },
   });
   return { key, part, session, events, bob, gated: () => gated, release };

@@ -122,13 +122,16 @@ export async function writeFull(file: ByteSink, bytes: Uint8Array): Promise<void
  * Feeds the first `limit` bytes of an open file (from its start) into `hash`, through
  * two bounded buffers: the next block is read while the current one is hashed. Returns
  * the bytes hashed (fewer when the file is shorter) and leaves the file positioned
- * after them. `onBlock` hears the bytes hashed so far after each block.
+ * after them. `onBlock` hears the bytes hashed so far after each block. Once `signal`
+ * is aborted it stops before the next block, with the signal's reason, no read left
+ * running on the file.
  */
 export async function hashPrefix(
   file: Deno.FsFile,
   hash: Hash,
   limit: number,
   onBlock?: (hashed: number) => void,
+  signal?: AbortSignal,
 ): Promise<number> {
   await file.seek(0, Deno.SeekMode.Start);
   const buffers = [new Uint8Array(HASH_BUFFER_BYTES), new Uint8Array(HASH_BUFFER_BYTES)];
@@ -142,6 +145,7 @@ export async function hashPrefix(
   while (true) {
     const n = await reading;
     if (n === 0) break;
+    signal?.throwIfAborted();
     const block = buffers[current];
     const end = done + n;
     const full = n === Math.min(block.length, limit - done);
@@ -630,11 +634,12 @@ export class IncomingFile {
   /**
    * Hashes the bytes the `.part` file held when opened, to write on after them:
    * {@linkcode offset} and {@linkcode resumedSha256} are theirs once it resolves. The
-   * file is closed when it fails.
+   * file is closed when it fails, and when `signal` is aborted before the bytes are all
+   * hashed (rejected with the signal's reason; the `.part` file is left as it was).
    *
    * @throws {FileIoError} `unwritable` when the file cannot be read.
    */
-  resume(): Promise<void> {
+  resume(signal?: AbortSignal): Promise<void> {
     return this.#serial(async () => {
       const have = this.#held;
       if (have === 0) return;
@@ -642,13 +647,14 @@ export class IncomingFile {
       if (file === null) throw new FileIoError("unwritable", `${this.partPath} is closed`);
       try {
         const hash = this.#hash ??= newSha256();
-        this.#offset = await hashPrefix(file, hash, have);
+        this.#offset = await hashPrefix(file, hash, have, undefined, signal);
         if (this.#offset > 0) this.resumedSha256 = hash.copy().digest("hex");
         file.seekSync(this.#offset, Deno.SeekMode.Start);
         this.#held = 0;
       } catch (err) {
         file.close();
         this.#file = null;
+        if (signal?.aborted && err === signal.reason) throw err;
         throw describeWriteError(err, this.partPath);
       }
     });

@@ -6,6 +6,7 @@ import {
   claimFreeName,
   FileIoError,
   FileSource,
+  hashPrefix,
   IncomingFile,
   sha256File,
   sha256Started,
@@ -126,6 +127,36 @@ Deno.test("IncomingFile.openNow: a new .part is ready at once; one holding bytes
     assert.equal(held.resumedSha256, sha(bytes.subarray(0, 10)));
     await held.write(10, bytes.subarray(10));
     assert.equal(await Deno.readTextFile(await held.finish(null)), "abcdefghijklmnopqrstuvwxyz");
+  });
+});
+
+Deno.test("hashPrefix stops at the next block once its signal is aborted; resume(signal) leaves the .part as it was", async () => {
+  await withTempDir(async (dir) => {
+    const bytes = new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 7) & 0xff);
+    const path = join(dir, "big.bin");
+    await Deno.writeFile(path, bytes);
+    using file = await Deno.open(path, { read: true });
+    const stop = new AbortController();
+    const blocks: number[] = [];
+    const reason = new Error("stopped");
+    const hashing = hashPrefix(file, createHash("sha256"), bytes.length, (hashed) => {
+      blocks.push(hashed);
+      if (blocks.length === 2) stop.abort(reason);
+    }, stop.signal);
+    await assert.rejects(hashing, (err) => err === reason);
+    assert.equal(blocks.length, 2, "no block hashed after the abort");
+    assert.ok(blocks[1] < bytes.length);
+    // A resume stopped so: rejected with the reason, the .part file untouched.
+    const init = { dir, offeredName: "big.bin", size: bytes.length, sha256: null, key: sha(bytes) };
+    const fresh = IncomingFile.openNow(init);
+    await fresh.write(0, bytes.subarray(0, 3 * 1024 * 1024));
+    await fresh.close();
+    const held = IncomingFile.openNow(init);
+    assert.equal(held.resuming, true);
+    const aborted = new AbortController();
+    aborted.abort(reason);
+    await assert.rejects(held.resume(aborted.signal), (err) => err === reason);
+    assert.deepEqual(await Deno.readFile(held.partPath), bytes.subarray(0, 3 * 1024 * 1024));
   });
 });
 
