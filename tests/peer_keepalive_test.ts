@@ -20,7 +20,7 @@ import { sha256Of, withTempDir, writeRandomFile } from "./helpers/files.ts";
 
 const HOST = "127.0.0.1";
 /** Short enough for a test, long against the scheduling of a loaded machine. */
-const KEEPALIVE: PeerKeepaliveOptions = { intervalMs: 50, timeoutMs: 150 };
+const KEEPALIVE: PeerKeepaliveOptions = { intervalMs: 100, timeoutMs: 300 };
 /** Bound on every wait of these tests (a session on the code before 7 waits forever). */
 const BOUND_MS = 10_000;
 
@@ -271,9 +271,9 @@ Deno.test("peer keepalive: a peer that goes silent mid-transfer without closing 
         "timeout of either session",
       );
       assert.equal(aliceError?.code, "timeout", String(aliceError));
-      assert.equal(aliceError?.message, "bob stopped answering: nothing received for 150 ms");
+      assert.equal(aliceError?.message, "bob stopped answering: nothing received for 300 ms");
       assert.equal(bobError?.code, "timeout", String(bobError));
-      assert.equal(bobError?.message, "alice stopped answering: nothing received for 150 ms");
+      assert.equal(bobError?.message, "alice stopped answering: nothing received for 300 ms");
       assert.ok(alice.closed && bob.closed);
       await assert.rejects(alice.sendText("anyone?"), (err) => {
         assert.ok(err instanceof PeerError && err.code === "closed", String(err));
@@ -307,12 +307,11 @@ Deno.test("peer keepalive: a link slower than the timeout per record keeps the s
     const path = join(dir, "slow.bin");
     // Three records of about 1 MiB, each taking about 640 ms (over twice the timeout) to
     // pass; acks only every 2 MiB: the sender hears the receiver's pings meanwhile.
-    const keepalive = { intervalMs: 100, timeoutMs: 300 };
     const sha = await writeRandomFile(path, 2 * 1024 * 1024 + 300 * 1024, 3);
     const dl = join(dir, "dl");
     let proxy!: ReturnType<typeof tricklingProxy>;
     const { alice, bob } = await pair(
-      keepalive,
+      KEEPALIVE,
       (port) => proxy = tricklingProxy(port, 16 * 1024, 10),
     );
     const bobEvents: FileTransferEvent[] = [];
