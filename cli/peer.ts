@@ -39,8 +39,9 @@
  * The end of input waits for transfers under way before leaving.
  *
  * Exit codes: 0 when either side said goodbye, 1 when the session failed (the reason on
- * stderr, and as an `error` object with `--json`), 2 on a usage error, 130 when Ctrl-C
- * stops the wait for a peer.
+ * stderr, and as an `error` object with `--json`; `timeout` when the other side stopped
+ * answering: nothing received for 45 s, see the keepalive in `peer/session.ts`), 2 on a
+ * usage error, 130 when Ctrl-C stops the wait for a peer.
  *
  * @module
  */

@@ -34,11 +34,17 @@ export class ByteReader {
   readonly #buffer: Uint8Array;
   #start = 0;
   #end = 0;
+  #bytesRead = 0;
 
   /** Wraps `channel`; reads go through this reader from now on. */
   constructor(channel: ByteChannel, bufferSize: number = DEFAULT_READ_BUFFER_SIZE) {
     this.#channel = channel;
     this.#buffer = new Uint8Array(bufferSize);
+  }
+
+  /** Bytes read from the channel so far (returned or buffered). */
+  get bytesRead(): number {
+    return this.#bytesRead;
   }
 
   /** Bytes read from the channel and not yet returned. */
@@ -95,6 +101,7 @@ export class ByteReader {
             `the stream ended inside a record (${filled} of ${n} bytes received)`,
           );
         }
+        this.#bytesRead += count;
         if (target !== this.#buffer) {
           filled += count;
           continue;

@@ -27,6 +27,7 @@ Deno.test("ByteReader reads exact lengths across chunk boundaries and keeps read
   const reader = new ByteReader(chunked([[1], [2, 3, 4, 5, 6], [7, 8]]));
   assert.deepEqual(await reader.readExact(2), new Uint8Array([1, 2]));
   assert.equal(reader.bufferedBytes, 4);
+  assert.equal(reader.bytesRead, 6, "every byte read from the channel counts, buffered too");
   assert.deepEqual(await reader.readExact(5), new Uint8Array([3, 4, 5, 6, 7]));
   assert.deepEqual(await reader.readExact(1), new Uint8Array([8]));
   assert.equal(await reader.readExact(1), null);
@@ -37,6 +38,7 @@ Deno.test("ByteReader reads a length larger than its buffer straight into the re
   const reader = new ByteReader(chunked([data.slice(0, 3), data.slice(3)]), 16);
   assert.deepEqual(await reader.readExact(2), new Uint8Array([0, 1]));
   assert.deepEqual(await reader.readExact(98), new Uint8Array(data.slice(2)));
+  assert.equal(reader.bytesRead, 100, "bytes read straight into the result count too");
   assert.equal(await reader.readExact(4), null);
 });
 

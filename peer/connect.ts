@@ -10,7 +10,7 @@ import { PeerError } from "./errors.ts";
 import { performHandshake } from "./handshake.ts";
 import type { RecordAead } from "./record_aead.ts";
 import { normalizeCode } from "./code.ts";
-import { PeerSession } from "./session.ts";
+import { type PeerKeepaliveOptions, PeerSession } from "./session.ts";
 
 /** Options of {@linkcode connectPeer}. */
 export interface ConnectPeerOptions {
@@ -36,6 +36,8 @@ export interface ConnectPeerOptions {
    * OpenSSL through FFI when allowed and present, else `node:crypto`; same bytes either way).
    */
   aead?: RecordAead;
+  /** The session's keepalive (see `PeerSession`). Default: a ping after 15 s, the end at 45 s. */
+  keepalive?: PeerKeepaliveOptions;
 }
 
 /** Default bound on establishing the TCP connection of {@linkcode connectPeer}. */
@@ -85,6 +87,7 @@ export async function connectPeer(options: ConnectPeerOptions): Promise<PeerSess
     remoteNick: result.remoteNick,
     sas: result.sas,
     remoteAddr: conn.remoteAddr,
+    ...(options.keepalive !== undefined ? { keepalive: options.keepalive } : {}),
   });
 }
 

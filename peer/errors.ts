@@ -11,7 +11,9 @@
  *   unexpected handshake message, closed during the handshake, or key confirmation failed
  *   (the connection was tampered with, or the two sides derived different keys).
  * - `version`: the two sides speak different peer protocol versions.
- * - `timeout`: the handshake did not finish in time.
+ * - `timeout`: the handshake did not finish in time, or an established session received
+ *   nothing from the other side for its keepalive's timeout (the other machine went to
+ *   sleep or lost its network without closing the connection).
  * - `decrypt_failed`: an encrypted record failed authentication (modified, replayed, dropped
  *   or reordered on the way); nothing from it was delivered.
  * - `bad_record`: an encrypted record's length is out of bounds.

@@ -148,7 +148,7 @@ Deno.test("an initiator refuses a responder speaking another version", async () 
   const [a, b] = memoryChannelPair();
   const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
   await readFrame(b);
-  await b.write(fakeHello({ v: 7, role: "responder" }));
+  await b.write(fakeHello({ v: 8, role: "responder" }));
   await assert.rejects(initiator, isPeerError("version"));
 });
 
@@ -156,18 +156,52 @@ Deno.test("an initiator refuses a responder speaking another version", async () 
 const VERSION_2 = { v: 2, suite: "x25519-hkdf-sha256-aes256gcm" };
 
 Deno.test("a responder refuses a version 2 (AES-256-GCM) initiator, saying which versions", async () => {
-  assert.equal(PEER_PROTOCOL_VERSION, 6);
+  assert.equal(PEER_PROTOCOL_VERSION, 7);
   const [a, b] = memoryChannelPair();
   const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
   await a.write(fakeHello(VERSION_2));
   const reply = await readFrame(a);
   assert.equal(reply?.type, "peer_error");
   assert.equal(reply?.code, "version");
-  assert.equal(reply?.v, 6);
-  assert.match(String(reply?.message), /version 2; this side speaks 6/);
+  assert.equal(reply?.v, 7);
+  assert.match(String(reply?.message), /version 2; this side speaks 7/);
   const error = await responder;
   assert.ok(error instanceof PeerError && error.code === "version", String(error));
-  assert.match(error.message, /version 2; this side speaks 6/);
+  assert.match(error.message, /version 2; this side speaks 7/);
+});
+
+/**
+ * A hello of peer protocol version 6: the same handshake, records and file messages as 7,
+ * but no keepalive: a session with it would end at the first `peer_ping` (an unknown
+ * message), or wait forever on a peer that vanished silently.
+ */
+const VERSION_6 = { v: 6, suite: "x25519-hkdf-sha256-chacha20poly1305" };
+
+Deno.test("a responder refuses a version 6 initiator (no keepalive), saying which versions", async () => {
+  const [a, b] = memoryChannelPair();
+  const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
+  await a.write(fakeHello(VERSION_6));
+  const reply = await readFrame(a);
+  assert.equal(reply?.type, "peer_error");
+  assert.equal(reply?.code, "version");
+  assert.equal(reply?.v, 7);
+  assert.match(String(reply?.message), /version 6; this side speaks 7: run the same version/);
+  assert.equal(await readFrame(a), null, "the responder closed");
+  const error = await responder;
+  assert.ok(error instanceof PeerError && error.code === "version", String(error));
+  assert.match(error.message, /version 6; this side speaks 7/);
+});
+
+Deno.test("an initiator refuses a version 6 responder (no keepalive), saying which versions", async () => {
+  const [a, b] = memoryChannelPair();
+  const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
+  assert.equal((await readFrame(b))?.v, 7);
+  await b.write(fakeHello({ ...VERSION_6, role: "responder" }));
+  await assert.rejects(initiator, (err) => {
+    isPeerError("version")(err);
+    assert.match((err as Error).message, /version 6; this side speaks 7/);
+    return true;
+  });
 });
 
 /**
@@ -183,8 +217,8 @@ Deno.test("a responder refuses a version 5 initiator (no file before its accept)
   const reply = await readFrame(a);
   assert.equal(reply?.type, "peer_error");
   assert.equal(reply?.code, "version");
-  assert.equal(reply?.v, 6);
-  assert.match(String(reply?.message), /version 5; this side speaks 6: run the same version/);
+  assert.equal(reply?.v, 7);
+  assert.match(String(reply?.message), /version 5; this side speaks 7: run the same version/);
   const error = await responder;
   assert.ok(error instanceof PeerError && error.code === "version", String(error));
 });
@@ -192,17 +226,17 @@ Deno.test("a responder refuses a version 5 initiator (no file before its accept)
 Deno.test("an initiator refuses a version 5 responder, saying which versions", async () => {
   const [a, b] = memoryChannelPair();
   const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
-  assert.equal((await readFrame(b))?.v, 6);
+  assert.equal((await readFrame(b))?.v, 7);
   await b.write(fakeHello({ ...VERSION_5, role: "responder" }));
   await assert.rejects(initiator, (err) => {
     isPeerError("version")(err);
-    assert.match((err as Error).message, /version 5; this side speaks 6/);
+    assert.match((err as Error).message, /version 5; this side speaks 7/);
     return true;
   });
 });
 
 /**
- * A hello of peer protocol version 4: the same handshake and records as 5 and 6, but every
+ * A hello of peer protocol version 4: the same handshake and records as 5 to 7, but every
  * file hashed on both sides and its SHA-256 sent after the last byte.
  */
 const VERSION_4 = { v: 4, suite: "x25519-hkdf-sha256-chacha20poly1305" };
@@ -214,8 +248,8 @@ Deno.test("a responder refuses a version 4 initiator (files hashed on both sides
   const reply = await readFrame(a);
   assert.equal(reply?.type, "peer_error");
   assert.equal(reply?.code, "version");
-  assert.equal(reply?.v, 6);
-  assert.match(String(reply?.message), /version 4; this side speaks 6: run the same version/);
+  assert.equal(reply?.v, 7);
+  assert.match(String(reply?.message), /version 4; this side speaks 7: run the same version/);
   const error = await responder;
   assert.ok(error instanceof PeerError && error.code === "version", String(error));
 });
@@ -223,17 +257,17 @@ Deno.test("a responder refuses a version 4 initiator (files hashed on both sides
 Deno.test("an initiator refuses a version 4 responder, saying which versions", async () => {
   const [a, b] = memoryChannelPair();
   const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
-  assert.equal((await readFrame(b))?.v, 6);
+  assert.equal((await readFrame(b))?.v, 7);
   await b.write(fakeHello({ ...VERSION_4, role: "responder" }));
   await assert.rejects(initiator, (err) => {
     isPeerError("version")(err);
-    assert.match((err as Error).message, /version 4; this side speaks 6/);
+    assert.match((err as Error).message, /version 4; this side speaks 7/);
     return true;
   });
 });
 
 /**
- * A hello of peer protocol version 3: the same handshake and records as 4 to 6, but files
+ * A hello of peer protocol version 3: the same handshake and records as 4 to 7, but files
  * offered with their SHA-256 (hashed before the offer) and no `peer_file_end`.
  */
 const VERSION_3 = { v: 3, suite: "x25519-hkdf-sha256-chacha20poly1305" };
@@ -245,8 +279,8 @@ Deno.test("a responder refuses a version 3 initiator (files hashed before the of
   const reply = await readFrame(a);
   assert.equal(reply?.type, "peer_error");
   assert.equal(reply?.code, "version");
-  assert.equal(reply?.v, 6);
-  assert.match(String(reply?.message), /version 3; this side speaks 6: run the same version/);
+  assert.equal(reply?.v, 7);
+  assert.match(String(reply?.message), /version 3; this side speaks 7: run the same version/);
   const error = await responder;
   assert.ok(error instanceof PeerError && error.code === "version", String(error));
 });
@@ -254,11 +288,11 @@ Deno.test("a responder refuses a version 3 initiator (files hashed before the of
 Deno.test("an initiator refuses a version 3 responder, saying which versions", async () => {
   const [a, b] = memoryChannelPair();
   const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
-  assert.equal((await readFrame(b))?.v, 6);
+  assert.equal((await readFrame(b))?.v, 7);
   await b.write(fakeHello({ ...VERSION_3, role: "responder" }));
   await assert.rejects(initiator, (err) => {
     isPeerError("version")(err);
-    assert.match((err as Error).message, /version 3; this side speaks 6/);
+    assert.match((err as Error).message, /version 3; this side speaks 7/);
     return true;
   });
 });
@@ -267,17 +301,17 @@ Deno.test("an initiator refuses a version 2 (AES-256-GCM) responder, saying whic
   const [a, b] = memoryChannelPair();
   const initiator = performHandshake(a, { role: "initiator", nick: "alice" });
   const hello = await readFrame(b);
-  assert.equal(hello?.v, 6);
+  assert.equal(hello?.v, 7);
   assert.equal(hello?.suite, "x25519-hkdf-sha256-chacha20poly1305");
   await b.write(fakeHello({ ...VERSION_2, role: "responder" }));
   await assert.rejects(initiator, (err) => {
     isPeerError("version")(err);
-    assert.match((err as Error).message, /version 2; this side speaks 6/);
+    assert.match((err as Error).message, /version 2; this side speaks 7/);
     return true;
   });
 });
 
-Deno.test("a version 6 hello with another suite is refused", async () => {
+Deno.test("a version 7 hello with another suite is refused", async () => {
   const [a, b] = memoryChannelPair();
   const responder = settle(performHandshake(b, { role: "responder", nick: "bob" }));
   await a.write(fakeHello({ suite: VERSION_2.suite }));

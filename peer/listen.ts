@@ -11,7 +11,7 @@ import { PeerError } from "./errors.ts";
 import { performHandshake } from "./handshake.ts";
 import type { RecordAead } from "./record_aead.ts";
 import { normalizeCode } from "./code.ts";
-import { PeerSession } from "./session.ts";
+import { type PeerKeepaliveOptions, PeerSession } from "./session.ts";
 
 const log = getLogger(["chat", "peer"]);
 
@@ -81,6 +81,8 @@ export interface ListenPeerOptions {
    * OpenSSL through FFI when allowed and present, else `node:crypto`; same bytes either way).
    */
   aead?: RecordAead;
+  /** The session's keepalive (see `PeerSession`). Default: a ping after 15 s, the end at 45 s. */
+  keepalive?: PeerKeepaliveOptions;
 }
 
 /**
@@ -171,6 +173,7 @@ export async function listenPeer(options: ListenPeerOptions): Promise<PeerSessio
           remoteNick: result.remoteNick,
           sas: result.sas,
           remoteAddr: conn.remoteAddr,
+          ...(options.keepalive !== undefined ? { keepalive: options.keepalive } : {}),
         });
         if (settled) session.abort();
         else finish({ session });

@@ -6,8 +6,8 @@
  * - handshake messages, sent before any key exists: `peer_hello` and `peer_error` in
  *   plaintext, then `peer_confirm` as the first encrypted record in each direction;
  * - session messages, sent only inside the encrypted channel: `peer_text`, `peer_bye`,
- *   and the file transfer messages `peer_file_*` (see `file_transfer.ts`), whose data
- *   travels in frame bodies.
+ *   the keepalive `peer_ping` and `peer_pong` (see `session.ts`), and the file transfer
+ *   messages `peer_file_*` (see `file_transfer.ts`), whose data travels in frame bodies.
  *
  * Every header is validated on arrival; a failure is a `PeerError` with code
  * `handshake_failed` (handshake) or `bad_message` (session).
@@ -27,8 +27,10 @@ import { MAX_TEXT_LENGTH } from "../protocol/names.ts";
 import { PeerError } from "./errors.ts";
 
 /**
- * The peer protocol version this code speaks. Version 6 lets a sender stream a file
- * right after its offer, without waiting a round trip for the accept, when the receiver
+ * The peer protocol version this code speaks. Version 7 keeps a session alive: a side
+ * that has heard nothing, or said nothing, for a while sends `peer_ping`, answered by
+ * `peer_pong`, and a session that hears nothing for longer ends (see `session.ts`).
+ * Version 6 let a sender stream a file right after its offer, without waiting a round trip for the accept, when the receiver
  * said at the start of the session that it accepts every offer (`peer_file_policy`);
  * a `peer_file_end` sent before the accept says so (`early`). Version 5 left a file's
  * integrity to the records' AEAD, which authenticates every byte of the session in
@@ -36,12 +38,12 @@ import { PeerError } from "./errors.ts";
  * bytes the receiver already holds (`peer_file_accept {prefix}`) with the sender's, and
  * starts over from 0 on a mismatch (`peer_file_restart`). Version 4 sent a file's
  * SHA-256 after its last byte (`peer_file_end {sha256}`: both sides hashed every byte);
- * 3 hashed it before the offer. 4 to 6 keep the handshake and records of 3, which seal
+ * 3 hashed it before the offer. 4 to 7 keep the handshake and records of 3, which seal
  * records with ChaCha20-Poly1305 under per-direction keys and IVs (their labels, kept,
  * say `chat-peer/3`). Version 2 used AES-256-GCM (and carried up to 1 MiB per record,
  * as 3 does; 64 KiB in version 1). Another version is refused at the first message.
  */
-export const PEER_PROTOCOL_VERSION = 6;
+export const PEER_PROTOCOL_VERSION = 7;
 
 /** The only cipher suite: X25519, HKDF-SHA256, ChaCha20-Poly1305. */
 export const PEER_SUITE = "x25519-hkdf-sha256-chacha20poly1305";
@@ -88,6 +90,13 @@ export const peerSchemas = {
     text: z.string().max(MAX_TEXT_LENGTH),
   }),
   peer_bye: z.object({ type: z.literal("peer_bye") }),
+  /**
+   * Are you there? Sent by a side that has heard nothing, or said nothing, for the
+   * keepalive interval; answered by `peer_pong` (peer protocol version 7).
+   */
+  peer_ping: z.object({ type: z.literal("peer_ping") }),
+  /** The answer to `peer_ping`. */
+  peer_pong: z.object({ type: z.literal("peer_pong") }),
   /**
    * The receiver accepts every offer (`--accept-files DIR`), said once, first thing in
    * the session: a sender that has heard it streams each file right after its offer,

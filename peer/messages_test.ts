@@ -29,6 +29,11 @@ Deno.test("parsePeerMessage accepts text and bye", () => {
   assert.deepEqual(parsePeerMessage({ type: "peer_bye" }), { type: "peer_bye" });
 });
 
+Deno.test("parsePeerMessage accepts the keepalive's ping and pong (peer protocol version 7)", () => {
+  assert.deepEqual(parsePeerMessage({ type: "peer_ping" }), { type: "peer_ping" });
+  assert.deepEqual(parsePeerMessage({ type: "peer_pong", extra: 1 }), { type: "peer_pong" });
+});
+
 Deno.test("parsePeerMessage refuses bad shapes, unknown and handshake types as bad_message", () => {
   assert.equal(code(() => parsePeerMessage({ type: "peer_text", id: "m1", ts: 5 })), "bad_message");
   assert.equal(

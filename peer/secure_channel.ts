@@ -217,6 +217,14 @@ export class SecureChannel implements ByteChannel {
   }
 
   /**
+   * Bytes read from the transport so far (handshake, record lengths, ciphertexts and
+   * tags), counted as they arrive: a large record's bytes count before it is whole.
+   */
+  get bytesReceived(): number {
+    return this.#reader.bytesRead;
+  }
+
+  /**
    * Bytes {@linkcode read} handed out from records too large for the read that came for
    * them: decrypted aside, then copied into the reader's buffer (the rest went straight
    * there).

@@ -1,6 +1,6 @@
 /**
  * An established, end-to-end encrypted peer session: the shared frame codec carried
- * inside a {@linkcode SecureChannel}, with text messages and a goodbye.
+ * inside a {@linkcode SecureChannel}, with text messages, a keepalive and a goodbye.
  *
  * @module
  */
@@ -11,7 +11,7 @@ import { textProblem } from "../protocol/names.ts";
 import { encodeFrameWithBody } from "../protocol/frame.ts";
 import { BufferPool, SentBufferPool } from "../transport/buffer_pool.ts";
 import { FramedConnection } from "../transport/framed_connection.ts";
-import { ConnectionClosedError } from "../transport/errors.ts";
+import { ConnectionClosedError, QueueOverflowError } from "../transport/errors.ts";
 import { findPeerError, PeerError } from "./errors.ts";
 import type { PeerRole } from "./handshake.ts";
 import { parsePeerMessage, type PeerFileMessage, type PeerText } from "./messages.ts";
@@ -31,6 +31,37 @@ export const PEER_MAX_FRAME_SIZE: number = 1024 * 1024;
  * the other file messages.
  */
 export const PEER_MAX_QUEUE_BYTES: number = 8 * 1024 * 1024;
+
+/** Default keepalive interval: a ping after 15 s without a byte from, or to, the other side. */
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 15_000;
+
+/** Default keepalive timeout: the session ends after 45 s without a byte from the other side. */
+export const DEFAULT_KEEPALIVE_TIMEOUT_MS = 45_000;
+
+/** The keepalive of a session (see {@linkcode PeerSession}). */
+export interface PeerKeepaliveOptions {
+  /**
+   * A `peer_ping` goes out after this long without a byte received from the other side
+   * or written to it. Default {@linkcode DEFAULT_KEEPALIVE_INTERVAL_MS}.
+   */
+  intervalMs?: number;
+  /**
+   * The session ends with a `timeout` error after this long without a byte received
+   * from the other side (at least `intervalMs`). Default
+   * {@linkcode DEFAULT_KEEPALIVE_TIMEOUT_MS}.
+   */
+  timeoutMs?: number;
+}
+
+/** What a session's keepalive has done so far. */
+export interface PeerKeepaliveStats {
+  /** Pings this side sent. */
+  pingsSent: number;
+  /** Pings the other side sent (each answered with a pong). */
+  pingsReceived: number;
+  /** Pongs the other side sent. */
+  pongsReceived: number;
+}
 
 /** A text message from the other side. */
 export interface PeerTextEvent {
@@ -81,15 +112,31 @@ export interface PeerSessionInit {
   sas: string;
   /** The other side's address, when known. */
   remoteAddr?: Deno.Addr;
+  /** The keepalive's interval and timeout. Default: 15 s and 45 s. */
+  keepalive?: PeerKeepaliveOptions;
 }
 
 /**
  * A peer session. Iterate it (once) for the other side's messages: it yields `text`
  * events, then a `left` event when the other side says goodbye, and ends. It throws a
  * {@linkcode PeerError} when the session fails: `connection_lost` when the other side
- * vanished without a goodbye, `decrypt_failed` or `bad_record` when a record did not
- * authenticate, `bad_message` for an invalid message. Nothing is yielded from a record
- * that did not authenticate.
+ * vanished without a goodbye, `timeout` when nothing came from it for the keepalive's
+ * timeout, `decrypt_failed` or `bad_record` when a record did not authenticate,
+ * `bad_message` for an invalid message. Nothing is yielded from a record that did not
+ * authenticate.
+ *
+ * The keepalive (as SSH's `ServerAliveInterval` and `ServerAliveCountMax`): a side that
+ * has received no byte from the other, or written none to it, for the interval (15 s)
+ * sends a `peer_ping`, which the other answers with a `peer_pong`. Any byte received
+ * counts as life (a busy transfer sends no pings; a large record counts as its bytes
+ * arrive, not once whole), and a side that writes nothing for an interval pings too:
+ * the other side hears it even when its own ping waits behind a file's bytes on a slow
+ * link. A session that receives nothing for the timeout (45 s) while it is iterated and
+ * waiting for the network ends with `timeout` (the other machine went to sleep, lost its
+ * network, or a NAT dropped the mapping: nothing closes the connection, nothing arrives).
+ * The time the iteration's consumer holds an event, or the process does not run (its
+ * event loop blocked), is not the other side's silence and does not count. One timer per
+ * session, cleared when the session ends, never keeping the process alive.
  *
  * @example
  * ```ts ignore
@@ -117,9 +164,45 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   #iterated = false;
   #closedLocally = false;
   #ended = false;
+  readonly #channel: SecureChannel;
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+  /** The keepalive's timer; undefined once the session is over. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the keepalive's timer is due. */
+  #dueAt = 0;
+  /** The iteration waits for the network (not for its consumer): silence counts. */
+  #listening = false;
+  /** When the keepalive last saw a byte received (or started counting silence afresh). */
+  #heardAt: number;
+  #heardBytes: number;
+  /** When the keepalive last saw a byte written. */
+  #saidAt: number;
+  #saidBytes: number;
+  #pingedAt = -Infinity;
+  /** Why the session failed here (the keepalive's timeout), for the iteration to throw. */
+  #failure: PeerError | undefined;
+  readonly #keepaliveStats: PeerKeepaliveStats = {
+    pingsSent: 0,
+    pingsReceived: 0,
+    pongsReceived: 0,
+  };
 
-  /** Wraps an established channel; the session owns it from now on. */
+  /**
+   * Wraps an established channel; the session owns it from now on.
+   *
+   * @throws {RangeError} when the keepalive's interval is not a positive number of
+   * milliseconds, or its timeout is shorter than its interval.
+   */
   constructor(init: PeerSessionInit) {
+    const intervalMs = init.keepalive?.intervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
+    const timeoutMs = init.keepalive?.timeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
+    if (!Number.isFinite(intervalMs) || intervalMs <= 0) {
+      throw new RangeError(`the keepalive interval must be a positive number of ms`);
+    }
+    if (!Number.isFinite(timeoutMs) || timeoutMs < intervalMs) {
+      throw new RangeError(`the keepalive timeout must be at least its interval`);
+    }
     this.#conn = new FramedConnection(init.channel, {
       maxFrameSize: PEER_MAX_FRAME_SIZE,
       maxQueueBytes: PEER_MAX_QUEUE_BYTES,
@@ -140,6 +223,14 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
     this.#remoteNick = init.remoteNick;
     this.#sas = init.sas;
     this.#remoteAddr = init.remoteAddr;
+    this.#channel = channel;
+    this.#intervalMs = intervalMs;
+    this.#timeoutMs = timeoutMs;
+    this.#heardAt = this.#saidAt = performance.now();
+    this.#heardBytes = channel.bytesReceived;
+    this.#saidBytes = 0;
+    this.#schedule(intervalMs);
+    this.#conn.done.then(() => this.#stopKeepalive());
   }
 
   /** The short authentication string; both sides must show the same one. */
@@ -165,6 +256,11 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   /** The other side's address, when known. */
   get remoteAddr(): Deno.Addr | undefined {
     return this.#remoteAddr;
+  }
+
+  /** What the keepalive has done so far: pings sent and received, pongs received. */
+  get keepaliveStats(): PeerKeepaliveStats {
+    return { ...this.#keepaliveStats };
   }
 
   /** Whether the session is over (closed here, left, lost or failed). */
@@ -297,6 +393,7 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   async close(timeoutMs = 2000): Promise<void> {
     if (this.#closedLocally) return;
     this.#closedLocally = true;
+    this.#stopKeepalive();
     if (!this.#ended && !this.#conn.closed) {
       try {
         this.#conn.send({ type: "peer_bye" });
@@ -310,6 +407,7 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
   /** Closes at once without a goodbye (the other side reports a lost connection). */
   abort(): void {
     this.#closedLocally = true;
+    this.#stopKeepalive();
     this.#conn.abort();
   }
 
@@ -328,11 +426,15 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
     if (this.#iterated) throw new TypeError("a PeerSession can be iterated only once");
     this.#iterated = true;
     try {
+      this.#listening = true;
       for await (const frame of this.#conn) {
         const message = parsePeerMessage(frame.header);
         if (message.type.startsWith("peer_file_")) {
+          this.#listening = false;
           yield { type: "file", message: message as PeerFileMessage, body: frame.body };
+          this.#listening = true;
         } else if (message.type === "peer_text") {
+          this.#listening = false;
           yield {
             type: "text",
             id: message.id,
@@ -340,22 +442,32 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
             text: message.text,
             from: this.#remoteNick,
           };
+          this.#listening = true;
+        } else if (message.type === "peer_ping") {
+          this.#keepaliveStats.pingsReceived++;
+          this.#sendKeepalive({ type: "peer_pong" });
+        } else if (message.type === "peer_pong") {
+          this.#keepaliveStats.pongsReceived++;
         } else if (message.type === "peer_bye") {
           this.#ended = true;
+          this.#stopKeepalive();
           this.#conn.abort();
           log.debug("{nick} left", { nick: this.#remoteNick });
+          this.#listening = false;
           yield { type: "left", from: this.#remoteNick };
           return;
         }
       }
     } catch (err) {
       if (this.#closedLocally) return;
-      throw this.#fail(this.#toPeerError(err));
+      throw this.#fail(this.#failure ?? this.#toPeerError(err));
+    } finally {
+      this.#listening = false;
     }
     if (this.#closedLocally) return;
     const cause = this.#conn.error;
     throw this.#fail(
-      findPeerError(cause) ??
+      this.#failure ?? findPeerError(cause) ??
         new PeerError(
           "connection_lost",
           `connection to ${this.#remoteNick} lost (closed without saying goodbye)`,
@@ -377,9 +489,83 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
 
   #fail(error: PeerError): PeerError {
     this.#ended = true;
+    this.#stopKeepalive();
     log.debug("session with {nick} failed: {error}", { nick: this.#remoteNick, error });
     this.#conn.abort(error);
     return error;
+  }
+
+  /** Arms the keepalive's timer `delayMs` from now; it never keeps the process alive. */
+  #schedule(delayMs: number): void {
+    const delay = Math.max(1, Math.ceil(delayMs));
+    this.#dueAt = performance.now() + delay;
+    const timer = setTimeout(() => this.#keepalive(), delay);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
+  #stopKeepalive(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * The keepalive's timer: notes whether bytes came and went since it last ran, ends the
+   * session after the timeout of silence, pings after an interval of it, and arms itself
+   * for the next of these.
+   */
+  #keepalive(): void {
+    if (this.#timer === undefined || this.closed) return;
+    const now = performance.now();
+    const heard = this.#channel.bytesReceived;
+    // Silence counts only while the iteration waits for the network and the process
+    // runs: held by its consumer, or run late (the event loop blocked, the machine
+    // asleep), bytes may be waiting unread.
+    if (heard !== this.#heardBytes || !this.#listening || now - this.#dueAt > this.#intervalMs) {
+      this.#heardBytes = heard;
+      this.#heardAt = now;
+    }
+    const said = this.#conn.stats.bytesOut;
+    if (said !== this.#saidBytes) {
+      this.#saidBytes = said;
+      this.#saidAt = now;
+    }
+    if (now - this.#heardAt >= this.#timeoutMs) {
+      this.#timer = undefined;
+      const error = new PeerError(
+        "timeout",
+        `${this.#remoteNick} stopped answering: nothing received for ${
+          describeMs(this.#timeoutMs)
+        }`,
+      );
+      this.#failure = error;
+      this.#fail(error);
+      return;
+    }
+    const quietSince = Math.max(Math.min(this.#heardAt, this.#saidAt), this.#pingedAt);
+    if (now - quietSince >= this.#intervalMs) {
+      this.#pingedAt = now;
+      // Bytes still queued reach the other side before a ping would.
+      if (this.#conn.queuedBytes === 0 && this.#sendKeepalive({ type: "peer_ping" })) {
+        this.#keepaliveStats.pingsSent++;
+      }
+    }
+    const next = Math.min(
+      this.#heardAt + this.#timeoutMs,
+      Math.max(Math.min(this.#heardAt, this.#saidAt), this.#pingedAt) + this.#intervalMs,
+    );
+    this.#schedule(next - now);
+  }
+
+  /** Queues a ping or a pong; false when it could not be (closed, or the queue full). */
+  #sendKeepalive(message: { type: "peer_ping" | "peer_pong" }): boolean {
+    try {
+      this.#conn.send(message);
+      return true;
+    } catch (err) {
+      if (err instanceof ConnectionClosedError || err instanceof QueueOverflowError) return false;
+      throw err;
+    }
   }
 
   #toPeerError(err: unknown): PeerError {
@@ -403,4 +589,9 @@ export class PeerSession implements AsyncIterable<PeerEvent>, AsyncDisposable {
       { cause: err },
     );
   }
+}
+
+/** `ms` in words: `45 s`, or `150 ms` below a second or for a fraction of one. */
+function describeMs(ms: number): string {
+  return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }

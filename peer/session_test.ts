@@ -215,3 +215,29 @@ Deno.test("a file data frame the queue cannot take is refused whole, nothing of 
   assert.ok(refused instanceof QueueOverflowError, String(refused));
   session.abort();
 });
+
+Deno.test("a keepalive interval that is not positive, or a timeout shorter than it, is refused", async () => {
+  const [a, b] = memoryChannelPair();
+  const [x, y] = await Promise.all([
+    performHandshake(a, { role: "initiator", nick: "alice" }),
+    performHandshake(b, { role: "responder", nick: "bob" }),
+  ]);
+  const init = { ...x, role: "initiator" as const, localNick: "alice" };
+  for (
+    const [keepalive, problem] of [
+      [{ intervalMs: 0 }, /interval must be a positive number/],
+      [{ intervalMs: Number.NaN }, /interval must be a positive number/],
+      [{ intervalMs: 100, timeoutMs: 99 }, /timeout must be at least its interval/],
+      [{ timeoutMs: 1000 }, /timeout must be at least its interval/], // under the 15 s default
+    ] as const
+  ) {
+    assert.throws(() => new PeerSession({ ...init, keepalive }), (err) => {
+      assert.ok(err instanceof RangeError, String(err));
+      assert.match(err.message, problem);
+      return true;
+    });
+  }
+  const session = new PeerSession({ ...init, keepalive: { intervalMs: 100, timeoutMs: 100 } });
+  session.abort();
+  y.channel.close();
+});
