@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../protocol/bytes.ts";
 import { withTempDir, writePartFile } from "../tests/helpers/files.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -499,7 +500,7 @@ Deno.test("peer files: after the policy the sender streams from 0 before any acc
     // One stream: every offset once, in order, the whole file.
     const offsets = data().map((d) => d.message.type === "peer_file_data" ? d.message.offset : -1);
     assert.deepEqual(offsets, offsets.map((_, i) => i * CHUNK_BYTES));
-    assert.deepEqual(concat(data().map((d) => d.body)), bytes);
+    assert.deepEqual(concatBytes(data().map((d) => d.body)), bytes);
     await handle({ type: "peer_file_done", fid: 1, ok: true });
     await sending;
     await alice.close();
@@ -698,14 +699,4 @@ async function heldResume(
     },
   });
   return { key, part, session, events, bob, gated: () => gated, release };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../protocol/bytes.ts";
 import type { ByteChannel } from "../transport/framed_connection.ts";
 import { PeerError } from "./errors.ts";
 import { memoryChannelPair } from "./memory_channel.ts";
@@ -32,17 +33,6 @@ function keys(): [RecordKeys, RecordKeys] {
 /** A copy (the channel zeroes what it is given). */
 function copy(k: RecordKeys): RecordKeys {
   return { key: new Uint8Array(k.key), iv: new Uint8Array(k.iv) };
-}
-
-/** Every write of a capture, as one byte string. */
-function wireOf(writes: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(writes.reduce((n, w) => n + w.length, 0));
-  let at = 0;
-  for (const w of writes) {
-    out.set(w, at);
-    at += w.length;
-  }
-  return out;
 }
 
 /** A channel that keeps each write as one captured unit. */
@@ -195,7 +185,7 @@ Deno.test("a large write is split into bounded records and reassembled", async (
   const data = new Uint8Array(MAX_RECORD_PLAINTEXT * 2 + 100).map((_, i) => (i * 7919) % 251);
   assert.equal(await sender.write(data), data.length);
   assert.equal(sender.recordsSent, 3n);
-  const wire = wireOf(out.writes);
+  const wire = concatBytes(out.writes);
   assert.equal(wire.length, data.length + 3 * (4 + TAG_BYTES));
   const view = new DataView(wire.buffer);
   assert.equal(view.getUint32(0), MAX_RECORD_PLAINTEXT + TAG_BYTES);
@@ -218,7 +208,7 @@ Deno.test("reads of any size return the stream in order, and only authenticated 
   const sender = SecureChannel.create(out, k1, k2);
   const data = new Uint8Array(MAX_RECORD_PLAINTEXT * 3 - 5).map((_, i) => (i * 7919) % 251);
   await sender.write(data);
-  const wire = wireOf(out.writes);
+  const wire = concatBytes(out.writes);
   const sizes = [1, 700 * 1024, 2 * MAX_RECORD_PLAINTEXT, 4096, MAX_RECORD_PLAINTEXT];
   const readBack = async (bytes: Uint8Array) => {
     const [a, b] = memoryChannelPair();
@@ -230,11 +220,11 @@ Deno.test("reads of any size return the stream in order, and only authenticated 
       for (let i = 0;; i++) {
         const buffer = new Uint8Array(sizes[i % sizes.length]);
         const n = await receiver.read(buffer);
-        if (n === null) return { got: wireOf(got) };
+        if (n === null) return { got: concatBytes(got) };
         got.push(buffer.slice(0, n));
       }
     } catch (error) {
-      return { got: wireOf(got), error: error as PeerError };
+      return { got: concatBytes(got), error: error as PeerError };
     }
   };
   const intact = await readBack(wire);
@@ -265,7 +255,7 @@ Deno.test("writeMany seals pieces as one stream: large pieces in records of thei
   const pieces = sizes.map((n, p) => new Uint8Array(n).map((_, i) => (i * 31 + p) % 253));
   await sender.writeMany(pieces);
   const total = pieces.reduce((n, p) => n + p.length, 0);
-  const wire = wireOf(out.writes);
+  const wire = concatBytes(out.writes);
   const lengths: number[] = [];
   for (let at = 0; at < wire.length;) {
     const length = new DataView(wire.buffer, at).getUint32(0);
@@ -300,7 +290,7 @@ Deno.test("writeMany seals pieces as one stream: large pieces in records of thei
     at += r.length;
   }
   assert.equal(at, total);
-  assert.deepEqual(got, wireOf(pieces));
+  assert.deepEqual(got, concatBytes(pieces));
 });
 
 Deno.test("a flipped ciphertext byte fails with decrypt_failed and yields nothing", async () => {
@@ -518,7 +508,7 @@ Deno.test("a large record read in place with a flipped byte or tag fails with de
   const out = capture();
   const sender = SecureChannel.create(out, k1, k2);
   await sender.writeRecord(new Uint8Array(MAX_RECORD_PLAINTEXT).fill(7));
-  const record = wireOf(out.writes);
+  const record = concatBytes(out.writes);
   for (const index of [4, 4 + MAX_RECORD_PLAINTEXT / 2, record.length - 1]) {
     const tampered = record.slice();
     tampered[index] ^= 0x01;
@@ -631,7 +621,7 @@ Deno.test("records sealed in place and elsewhere, small and large, mixed in writ
   await sender.writeMany([front, back]);
   await sender.writeRecord(enc("last"));
   expected.push(enc("last"));
-  const { records, receiver } = await openAll(wireOf(out.writes), key);
+  const { records, receiver } = await openAll(concatBytes(out.writes), key);
   assert.equal(records.length, expected.length);
   for (const [i, record] of records.entries()) assert.deepEqual(record, expected[i], `record ${i}`);
   assert.equal(sender.recordsSent, BigInt(expected.length));
@@ -653,7 +643,7 @@ Deno.test("a small record too long for the room before an in-place record goes i
     4 + body.length + TAG_BYTES,
   ]);
   assert.equal(sender.keptBytes, 0);
-  assert.deepEqual((await openAll(wireOf(out.writes), key)).records, [small, plain]);
+  assert.deepEqual((await openAll(concatBytes(out.writes), key)).records, [small, plain]);
 });
 
 Deno.test("a record sealed in place with a flipped length, ciphertext or tag byte fails with decrypt_failed", async () => {
@@ -665,7 +655,7 @@ Deno.test("a record sealed in place with a flipped length, ciphertext or tag byt
   body.fill(7);
   await sender.write(body);
   assert.equal(sender.keptBytes, 0);
-  const record = wireOf(out.writes);
+  const record = concatBytes(out.writes);
   assert.equal(record.length, 4 + MAX_RECORD_PLAINTEXT + TAG_BYTES);
   for (const index of [3, 4, 4 + MAX_RECORD_PLAINTEXT / 2, record.length - 1]) {
     const tampered = record.slice();

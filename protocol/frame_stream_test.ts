@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "./bytes.ts";
 import { ProtocolError, type ProtocolErrorCode } from "./errors.ts";
 import { encodeFrame, type Frame } from "./frame.ts";
 import { FrameDecoderStream, FrameEncoderStream, type OutgoingFrame } from "./frame_stream.ts";
@@ -13,16 +14,6 @@ function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 function randomSplit(bytes: Uint8Array, rand: () => number): Uint8Array[] {
@@ -51,7 +42,7 @@ const FRAMES: OutgoingFrame[] = Array.from({ length: 30 }, (_, i) => ({
   header: { type: "n", i, text: "ü".repeat(i % 4) },
   ...(i % 3 === 0 ? {} : { body: Uint8Array.from({ length: i * 3 }, (_, k) => (k * i) & 0xff) }),
 }));
-const BYTES = concat(FRAMES.map((f) => encodeFrame(f.header, f.body)));
+const BYTES = concatBytes(FRAMES.map((f) => encodeFrame(f.header, f.body)));
 
 function assertFrames(actual: Frame[]): void {
   assert.equal(actual.length, FRAMES.length);
@@ -131,7 +122,7 @@ Deno.test("FrameEncoderStream encodes exactly as encodeFrame does", async () => 
     ReadableStream.from(FRAMES).pipeThrough(new FrameEncoderStream()),
   );
   assert.equal(chunks.length, FRAMES.length);
-  assert.deepEqual(concat(chunks), BYTES);
+  assert.deepEqual(concatBytes(chunks), BYTES);
 });
 
 Deno.test("FrameEncoderStream piped into FrameDecoderStream round-trips", async () => {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatBytes } from "../protocol/bytes.ts";
 import { setImmediate } from "node:timers";
 import { MAX_MESSAGE_BYTES, WebSocketChannel } from "./websocket_channel.ts";
 import { OutboundQueue } from "./outbound_queue.ts";
@@ -82,7 +83,7 @@ Deno.test("WebSocketChannel: what the outbound queue writes at once goes as mess
       "every byte",
     );
     // The stream is the frames, in order.
-    assert.deepEqual(concat(pair.messages), concat(frames));
+    assert.deepEqual(concatBytes(pair.messages), concatBytes(frames));
     // Each message is whole frames: its end falls on a frame's end.
     const ends = new Set<number>();
     let end = 0;
@@ -133,13 +134,3 @@ Deno.test("WebSocketChannel: reads of a large message's bytes let the event loop
     await pair.close();
   }
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
