@@ -98,9 +98,10 @@ export const WINDOW_BYTES: number = 8 * 1024 * 1024;
 export const QUEUE_BYTES: number = 2 * 1024 * 1024;
 /**
  * Most files a receiver holds offered, being opened (a resume's bytes hashed) or being
- * received from the other side at once: an offer past it is declined at once. Each holds an entry, and accepted
- * (`--accept-files` accepts every offer) an open `.part` file: without a bound a peer's
- * stream of offers would take the receiver's memory and file handles.
+ * received from the other side at once: an offer past it is declined at once. Each
+ * holds an entry, and accepted (`--accept-files` accepts every offer) an open `.part`
+ * file: without a bound a peer's stream of offers would take the receiver's memory and
+ * file handles.
  */
 export const MAX_FILES_AT_ONCE: number = 64;
 /** Bytes a receiver lets wait for the disk before it stops reading the session. */

@@ -30,9 +30,10 @@ import { PeerError } from "./errors.ts";
  * The peer protocol version this code speaks. Version 7 keeps a session alive: a side
  * that has heard nothing, or said nothing, for a while sends `peer_ping`, answered by
  * `peer_pong`, and a session that hears nothing for longer ends (see `session.ts`).
- * Version 6 let a sender stream a file right after its offer, without waiting a round trip for the accept, when the receiver
- * said at the start of the session that it accepts every offer (`peer_file_policy`);
- * a `peer_file_end` sent before the accept says so (`early`). Version 5 left a file's
+ * Version 6 let a sender stream a file right after its offer, without waiting a round
+ * trip for the accept, when the receiver said at the start of the session that it
+ * accepts every offer (`peer_file_policy`); a `peer_file_end` sent before the accept
+ * says so (`early`). Version 5 left a file's
  * integrity to the records' AEAD, which authenticates every byte of the session in
  * order: nobody hashes a whole file; a resumed transfer compares the SHA-256 of the
  * bytes the receiver already holds (`peer_file_accept {prefix}`) with the sender's, and
